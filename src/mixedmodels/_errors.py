@@ -1,0 +1,51 @@
+"""Exceptions and warnings raised by mixedmodels.
+
+Every error names what is wrong and what to do about it; the classes let callers catch
+our problems separately from bugs (``except mixedmodels.FormulaError``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "DroppedRowsWarning",
+    "FormulaError",
+    "MixedModelsError",
+    "MixedModelsWarning",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
+]
+
+
+class MixedModelsError(ValueError):
+    """Base class of the errors this package raises for bad input."""
+
+
+class FormulaError(MixedModelsError):
+    """The model formula cannot be parsed or does not describe a mixed model."""
+
+
+class DataError(MixedModelsError):
+    """The data do not fit the model: missing columns, wrong types, too few rows."""
+
+
+class MixedModelsWarning(UserWarning):
+    """Base class of this package's warnings."""
+
+
+class DroppedRowsWarning(MixedModelsWarning):
+    """Rows were dropped because of missing or non-finite values."""
+
+
+class RankDeficiencyWarning(MixedModelsWarning):
+    """Aliased fixed-effect columns were dropped, as lme4 does."""
+
+
+class SingularFitWarning(MixedModelsWarning):
+    """The fit is on the boundary of the parameter space (a variance is zero or a
+    correlation is +-1)."""
+
+
+class ConvergenceWarning(MixedModelsWarning):
+    """The optimizer stopped where the gradient says it could still improve."""

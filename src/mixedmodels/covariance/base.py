@@ -1,0 +1,49 @@
+"""Covariance structures of a random-effects term, parameterized by theta.
+
+The covariance of a term's p random effects (per level of its grouping factor) is
+``sigma^2 * Lambda Lambda'`` with ``Lambda`` a p x p matrix built from the term's slice of
+theta. A structure knows how many parameters it has, their bounds and starting values, and
+how to build ``Lambda`` (and, for the gradient and profiling code, the correlation view).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+__all__ = ["CovarianceStructure"]
+
+
+class CovarianceStructure(ABC):
+    """Abstract covariance structure for a term with ``p`` random effects per group."""
+
+    #: keyword used in formulas (``us``, ``diag``, ...)
+    keyword: str = ""
+
+    def __init__(self, p: int):
+        self.p = int(p)
+
+    @property
+    @abstractmethod
+    def n_theta(self) -> int:
+        """Number of parameters."""
+
+    @abstractmethod
+    def lower_bounds(self) -> np.ndarray:
+        """Lower bounds of the parameters (0 for Cholesky diagonals, -inf otherwise)."""
+
+    @abstractmethod
+    def theta0(self) -> np.ndarray:
+        """Starting values (lme4's: identity relative covariance)."""
+
+    @abstractmethod
+    def lambda_(self, theta: np.ndarray) -> np.ndarray:
+        """The p x p factor ``Lambda`` for this term's parameters."""
+
+    def boundary_mask(self) -> np.ndarray:
+        """Parameters whose lower bound is finite (a zero there means a singular fit)."""
+        return np.isfinite(self.lower_bounds())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p})"

@@ -1,0 +1,250 @@
+"""Parse lme4 / glmmTMB-style mixed-model formulas into a :class:`MixedModelSpec`.
+
+Grammar handled here (everything else in the fixed part is formulaic's job)::
+
+    response ~ fixed_terms + (expr | group) + (expr || group) + kw(expr | group) + offset(e)
+
+* ``(expr || g)`` expands as lme4 does: ``(1 | g) + (0 + t1 | g) + (0 + t2 | g) + ...`` for the
+  terms ``t1, t2, ...`` of ``expr`` (the ``(1 | g)`` only when ``expr`` has an intercept).
+* ``(expr | a/b)`` expands to ``(expr | b:a) + (expr | a)``; ``a/b/c`` to ``c:b:a``, ``b:a``,
+  ``a`` -- lme4's names and order.
+* ``kw(expr | g)`` with ``kw`` a glmmTMB covariance keyword records the structure.
+* ``factor(x)`` is R's spelling of formulaic's ``C(x)`` and is translated.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .._errors import FormulaError
+from .spec import MixedModelSpec, RandomTerm
+
+__all__ = ["COVARIANCE_KEYWORDS", "parse_formula"]
+
+#: glmmTMB's covariance-structure keywords accepted around a bar term.
+COVARIANCE_KEYWORDS = frozenset(
+    {"us", "diag", "homdiag", "cs", "homcs", "ar1", "hetar1", "ou", "exp", "gau", "mat", "toep"}
+)
+
+_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
+_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", re.DOTALL)
+_FACTOR_CALL = re.compile(r"\bfactor\s*\(")
+
+
+def _check_balanced(text: str) -> None:
+    depth = 0
+    for pos, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(
+                    f"unbalanced ')' at position {pos} in formula {text!r}"
+                )
+    if depth:
+        raise FormulaError(f"formula {text!r} has {depth} unclosed '('")
+
+
+def _split_top(text: str, seps: str) -> list[tuple[str, str]]:
+    """Split ``text`` at depth-0 characters in ``seps``; return (separator, piece) pairs.
+
+    The first piece gets separator ``""``. Parentheses protect their contents, so
+    ``I(x - 1)`` and ``(Days | Subject)`` stay whole.
+    """
+    pieces: list[tuple[str, str]] = []
+    depth, start, sep = 0, 0, ""
+    for pos, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and ch in seps:
+            # '**' and 'e-5' style exponents never appear at depth 0 in a sensible formula;
+            # a '-' right after another operator is a unary minus and stays with its term.
+            pieces.append((sep, text[start:pos]))
+            sep, start = ch, pos + 1
+    pieces.append((sep, text[start:]))
+    return pieces
+
+
+def _find_top(text: str, token: str) -> int:
+    depth = 0
+    for pos in range(len(text)):
+        ch = text[pos]
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and text.startswith(token, pos):
+            return pos
+    return -1
+
+
+def _enclosed(term: str) -> str | None:
+    """Inside of ``term`` when the whole term is one parenthesised group, else None."""
+    if not (term.startswith("(") and term.endswith(")")):
+        return None
+    depth = 0
+    for pos, ch in enumerate(term):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0 and pos != len(term) - 1:
+                return None
+    return term[1:-1]
+
+
+def _translate_r(expr: str) -> str:
+    """R spellings formulaic does not know: ``factor(x)`` -> ``C(x)``."""
+    return _FACTOR_CALL.sub("C(", expr)
+
+
+def _group_vars(group: str, source: str) -> list[tuple[str, ...]]:
+    """Expand a grouping expression into lme4's list of interaction terms."""
+    levels = [p.strip() for _, p in _split_top(group, "/")]
+    if any(not p for p in levels):
+        raise FormulaError(f"grouping expression {group!r} in {source!r} is incomplete")
+    parsed = []
+    for part in levels:
+        names = tuple(v.strip().strip("`") for _, v in _split_top(part.strip("()"), ":"))
+        for v in names:
+            if not v or not _IDENT.match(v) and not _IDENT.match(f"`{v}`"):
+                raise FormulaError(
+                    f"grouping variable {v!r} in {source!r} is not a column name; write the "
+                    "grouping factor as a column, an interaction a:b, or nesting a/b"
+                )
+        parsed.append(names)
+    # a/b/c -> c:b:a, b:a, a (innermost first, as lme4's expandSlash produces them)
+    out = []
+    for depth in range(len(parsed), 0, -1):
+        combined: tuple[str, ...] = ()
+        for names in reversed(parsed[:depth]):
+            combined += names
+        out.append(combined)
+    return out
+
+
+def _expand_double_bar(expr: str, source: str) -> list[str]:
+    from formulaic import Formula
+
+    try:
+        terms = [str(t) for t in Formula(expr)]
+    except Exception as exc:  # formulaic's own parse errors
+        raise FormulaError(f"cannot parse {expr!r} in random-effects term {source!r}: {exc}")
+    out = ["1"] if "1" in terms else []
+    out += [f"0 + {t}" for t in terms if t != "1"]
+    return out
+
+
+def _parse_bar(inner: str, structure: str, source: str) -> list[RandomTerm]:
+    pos = _find_top(inner, "||")
+    double = pos >= 0
+    if not double:
+        pos = _find_top(inner, "|")
+    expr, group = inner[:pos].strip(), inner[pos + (2 if double else 1):].strip()
+    if _find_top(group, "|") >= 0:
+        raise FormulaError(f"random-effects term {source!r} has more than one '|'")
+    if not group:
+        raise FormulaError(
+            f"random-effects term {source!r} has no grouping variable after '|'; "
+            "write it as (expr | group), e.g. (1 | Subject)"
+        )
+    if not expr:
+        raise FormulaError(
+            f"random-effects term {source!r} has nothing before '|'; write (1 | group) for a "
+            "random intercept"
+        )
+    if double and structure != "us":
+        raise FormulaError(f"'||' cannot be combined with {structure}() in {source!r}")
+    exprs = _expand_double_bar(_translate_r(expr), source) if double else [_translate_r(expr)]
+    terms = []
+    for e in exprs:
+        for gv in _group_vars(group, source):
+            terms.append(
+                RandomTerm(expr=e, group=":".join(gv), group_vars=gv, structure=structure,
+                           source=source)
+            )
+    return terms
+
+
+def parse_formula(formula: str) -> MixedModelSpec:
+    """Parse a mixed-model formula string.
+
+    Parameters
+    ----------
+    formula : str
+        For example ``"Reaction ~ Days + (Days | Subject)"``.
+
+    Returns
+    -------
+    MixedModelSpec
+
+    Raises
+    ------
+    FormulaError
+        For syntax errors (unbalanced parentheses, a missing ``~`` or response, a bar term
+        without a grouping variable, a subtracted random-effects term), naming the term.
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
+    text = " ".join(formula.split())
+    _check_balanced(text)
+    sides = _split_top(text, "~")
+    if len(sides) != 2:
+        raise FormulaError(
+            f"formula {formula!r} must have exactly one '~' separating response and predictors"
+        )
+    lhs, rhs = sides[0][1].strip(), sides[1][1].strip()
+    if not lhs:
+        raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    if not rhs:
+        raise FormulaError(f"formula {formula!r} has nothing on the right of '~'")
+
+    fixed: list[str] = []
+    offsets: list[str] = []
+    random: list[RandomTerm] = []
+    for sign, raw in _split_top(rhs, "+-"):
+        term = raw.strip()
+        if not term:
+            if sign == "-" or not fixed and not random:
+                continue  # leading sign or '- -'; formulaic sees the sign on the next term
+            raise FormulaError(f"empty term (a dangling '{sign}') in formula {formula!r}")
+        inner = _enclosed(term)
+        call = _CALL.match(term)
+        if inner is not None and _find_top(inner, "|") >= 0:
+            bar, structure = inner, "us"
+        elif call and call.group(1) in COVARIANCE_KEYWORDS and _find_top(call.group(2), "|") >= 0:
+            bar, structure = call.group(2), call.group(1)
+        elif call and call.group(1) == "offset":
+            if sign == "-":
+                raise FormulaError(f"an offset cannot be subtracted: '- {term}'")
+            offsets.append(_translate_r(call.group(2).strip()))
+            continue
+        else:
+            if _find_top(term, "|") >= 0:
+                raise FormulaError(
+                    f"term {term!r} contains '|' but is not a parenthesised random-effects "
+                    "term; write (expr | group)"
+                )
+            fixed.append(f"{sign} {_translate_r(term)}" if sign else _translate_r(term))
+            continue
+        if sign == "-":
+            raise FormulaError(f"a random-effects term cannot be subtracted: '- {term}'")
+        random.extend(_parse_bar(bar, structure, term))
+
+    fixed_text = " ".join(fixed).strip()
+    if fixed_text.startswith("+"):
+        fixed_text = fixed_text[1:].strip()
+    if not fixed_text:
+        fixed_text = "1"
+    elif fixed_text.startswith("-"):
+        fixed_text = "1 " + fixed_text
+    return MixedModelSpec(
+        formula=formula,
+        response=lhs,
+        fixed=fixed_text,
+        offsets=tuple(offsets),
+        random=tuple(random),
+    )

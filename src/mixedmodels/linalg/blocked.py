@@ -1,0 +1,240 @@
+r"""Blocked Cholesky factor of the penalized least-squares system of a mixed model.
+
+For relative covariance factor ``Lambda(theta)`` (block diagonal, one block per level of each
+term) and weights ``W`` the lower-triangular ``L`` with
+
+.. math::
+
+    L L' = \begin{bmatrix} \Lambda' Z' W Z \Lambda + I & \Lambda' Z' W [X\,y] \\
+                           [X\,y]' W Z \Lambda & [X\,y]' W [X\,y] \end{bmatrix}
+
+is computed block by block, with the random effects split into the first term (block 1) and
+the rest (block r)::
+
+    L11 = chol(Lambda1' A11 Lambda1 + I)                 (one p1 x p1 factor per level)
+    L21 = Lambdar' A21 Lambda1 L11^{-T}                  (sparse, pattern of A21)
+    L22 = chol(Lambdar' A22 Lambdar + I - L21 L21')       (dense)
+    L1X = L11^{-1} Lambda1' A1X
+    LrX = L22^{-1} (Lambdar' ArX - L21 L1X)
+    LXX = chol(AXX - L1X' L1X - LrX' LrX)                 ((p+1) x (p+1))
+
+``log det(L_Z)^2 = 2 sum log diag(L11) + 2 sum log diag(L22)``; the last diagonal element of
+``LXX`` is the square root of the penalized weighted residual sum of squares, and the leading
+p x p block of ``LXX`` is ``R_X'`` (used for REML and ``vcov``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .lapack import chol_inplace, solve_lower, solve_lower_t
+from .layout import CrossProductPattern, CrossProducts
+
+__all__ = ["BlockedFactor", "BlockedSystem"]
+
+
+@dataclass
+class BlockedFactor:
+    """Blocks of ``L`` for one theta (see the module docstring).
+
+    ``L11`` is (l1, p1, p1); ``L22`` keeps ``L`` in its lower triangle (the strict upper
+    triangle is scratch); ``LXX`` likewise.
+    """
+
+    L11: np.ndarray
+    L21: sp.csr_matrix | None
+    L22: np.ndarray | None
+    L1X: np.ndarray
+    LrX: np.ndarray | None
+    LXX: np.ndarray
+    logdet_Z: float
+    lam1: np.ndarray
+    lam_r: object
+
+    @property
+    def m(self) -> int:
+        return self.LXX.shape[0]
+
+    def logdet_X(self, p: int) -> float:
+        """``log det(R_X)^2`` over the first ``p`` columns of ``[X y]``."""
+        return 2.0 * float(np.sum(np.log(np.diagonal(self.LXX)[:p])))
+
+    def pwrss(self) -> float:
+        return float(self.LXX[-1, -1] ** 2)
+
+
+class BlockedSystem:
+    """Evaluates :class:`BlockedFactor` for any theta, cross-products fixed.
+
+    Parameters
+    ----------
+    pattern : CrossProductPattern
+    structures : sequence of CovarianceStructure
+        One per term, same order as the pattern's blocks.
+    """
+
+    def __init__(self, pattern: CrossProductPattern, structures):
+        self.pattern = pattern
+        self.structures = tuple(structures)
+        self.slices = []
+        start = 0
+        for s in self.structures:
+            self.slices.append(slice(start, start + s.n_theta))
+            start += s.n_theta
+        self.p1 = pattern.p1
+        self.l1 = pattern.l1
+        blocks = pattern.blocks
+        self.rest_scalar = all(b.p == 1 for b in blocks[1:])
+        self.A: CrossProducts | None = None
+        if pattern.has_rest:
+            self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
+            if not self.rest_scalar:
+                self._build_rest_lambda_pattern(blocks[1:])
+
+    # -- Lambda of the rest block -------------------------------------------------------
+    def _build_rest_lambda_pattern(self, rest) -> None:
+        rows, cols, off = [], [], 0
+        for b in rest:
+            p = b.p
+            base = off + np.arange(b.nlevels)[:, None, None] * p
+            r = base + np.arange(p)[None, :, None] + 0 * np.arange(p)[None, None, :]
+            c = base + 0 * np.arange(p)[None, :, None] + np.arange(p)[None, None, :]
+            rows.append(r.ravel())
+            cols.append(c.ravel())
+            off += b.q
+        rows = np.concatenate(rows)
+        cols = np.concatenate(cols)
+        q_r = self.pattern.q_r
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=q_r))])
+        self._lrT_indices = cols.astype(np.int32)
+        self._lrT_indptr = indptr.astype(np.int32)
+
+    def rest_lambda(self, theta: np.ndarray):
+        """Lambda of the rest block: a vector (all terms scalar) or a CSR of ``Lambda_r'``."""
+        lams = [s.lambda_(theta[sl]) for s, sl in zip(self.structures[1:], self.slices[1:],
+                                                       strict=True)]
+        if self.rest_scalar:
+            return np.repeat(np.array([lam[0, 0] for lam in lams]), self._rest_levels)
+        data = np.concatenate([np.tile(lam.T.ravel(), b.nlevels)
+                               for lam, b in zip(lams, self.pattern.blocks[1:], strict=True)])
+        q_r = self.pattern.q_r
+        return sp.csr_matrix((data, self._lrT_indices, self._lrT_indptr), shape=(q_r, q_r))
+
+    def set_cross_products(self, A: CrossProducts) -> None:
+        """Install the cross-products (recomputed by the caller when the weights change)."""
+        self.A = A
+        if A.A21 is not None:
+            self._rows21 = np.repeat(np.arange(A.A21.shape[0]), np.diff(A.A21.indptr))
+            self._cols21 = A.A21.indices
+
+    # -- factorization --------------------------------------------------------------------
+    def factorize(self, theta: np.ndarray) -> BlockedFactor | None:
+        """Factor for ``theta``; None if a block is not numerically positive definite."""
+        A = self.A
+        lam1 = self.structures[0].lambda_(theta[self.slices[0]])
+        p1 = self.p1
+        if p1 == 1:
+            l1v = lam1[0, 0]
+            d = np.sqrt(l1v * l1v * A.A11[:, 0, 0] + 1.0)
+            L11 = d.reshape(-1, 1, 1)
+            m1 = l1v / d                                  # Lambda1 L11^{-T}, diagonal
+            L1X = A.A1X * (l1v / d)[:, None, None]
+            logdet = 2.0 * float(np.sum(np.log(d)))
+        else:
+            B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
+            B[:, np.arange(p1), np.arange(p1)] += 1.0
+            try:
+                L11 = np.linalg.cholesky(B)
+            except np.linalg.LinAlgError:
+                return None
+            L11inv = np.linalg.inv(L11)
+            m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
+            L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
+            logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+        m = A.AXX.shape[0]
+        flat1X = L1X.reshape(-1, m)
+        LXX = A.AXX - flat1X.T @ flat1X
+        L21 = L22 = LrX = lam_r = None
+        if A.A21 is not None:
+            lam_r = self.rest_lambda(theta)
+            if self.rest_scalar and p1 == 1:
+                data = A.A21.data * lam_r[self._rows21] * m1[self._cols21]
+                L21 = sp.csr_matrix((data, A.A21.indices, A.A21.indptr), shape=A.A21.shape)
+            else:
+                left = A.A21.multiply(lam_r[:, None]).tocsr() if self.rest_scalar \
+                    else (lam_r @ A.A21)
+                if p1 == 1:
+                    L21 = left.multiply(m1[None, :]).tocsr()
+                else:
+                    M1 = sp.bsr_matrix((m1, np.arange(self.l1), np.arange(self.l1 + 1)),
+                                       shape=(A.A21.shape[1], A.A21.shape[1]))
+                    L21 = (left @ M1).tocsr()
+            if self.rest_scalar:
+                L22 = A.A22 * np.outer(lam_r, lam_r)
+                BrX = A.ArX * lam_r[:, None]
+            else:
+                L22 = np.ascontiguousarray((lam_r @ np.asarray(lam_r @ A.A22).T))
+                BrX = np.asarray(lam_r @ A.ArX)
+            L22 -= (L21 @ L21.T).toarray()
+            L22[np.diag_indices_from(L22)] += 1.0
+            if not chol_inplace(L22):
+                return None
+            logdet += 2.0 * float(np.sum(np.log(np.diagonal(L22))))
+            BrX -= L21 @ flat1X
+            LrX = solve_lower(L22, BrX)
+            LXX -= LrX.T @ LrX
+        LXX = np.ascontiguousarray(LXX)
+        if not chol_inplace(LXX):
+            return None
+        return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r)
+
+    # -- solutions at a factor ------------------------------------------------------------
+    def solve_u(self, f: BlockedFactor, beta: np.ndarray) -> np.ndarray:
+        """Spherical random effects ``u`` at fixed-effects ``beta`` (back-substitution)."""
+        p = beta.shape[0]
+        c1 = f.L1X[:, :, p] - f.L1X[:, :, :p] @ beta          # (l1, p1)
+        parts = []
+        if f.L22 is not None:
+            cr = f.LrX[:, p] - f.LrX[:, :p] @ beta
+            ur = solve_lower_t(f.L22, cr)
+            c1 = c1 - (f.L21.T @ ur).reshape(c1.shape)
+            parts.append(ur)
+        if self.p1 == 1:
+            u1 = c1[:, 0] / f.L11[:, 0, 0]
+        else:
+            u1 = np.linalg.solve(f.L11.transpose(0, 2, 1), c1[:, :, None])[:, :, 0]
+        return np.concatenate([u1.ravel(), *parts])
+
+    def cond_var_u(self, f: BlockedFactor, chunk: int = 2048) -> list[np.ndarray]:
+        r"""Diagonal blocks of ``(L_Z L_Z')^{-1}`` per term: list of (l_k, p_k, p_k).
+
+        Block 1 is ``L11^{-T} L11^{-1} + K' K`` with ``K = L22^{-1} L21 L11^{-1}``, computed
+        a chunk of columns at a time to bound memory; the rest blocks come from
+        ``L22^{-T} L22^{-1}``.
+        """
+        p1 = self.p1
+        L11inv = 1.0 / f.L11 if p1 == 1 else np.linalg.inv(f.L11)
+        out1 = np.matmul(L11inv.transpose(0, 2, 1), L11inv)
+        outs = []
+        if f.L22 is not None:
+            q1 = self.l1 * p1
+            step = max(p1, chunk - chunk % p1)   # whole levels per chunk
+            for start in range(0, q1, step):
+                stop = min(q1, start + step)
+                dense = f.L21[:, start:stop].toarray()
+                K = solve_lower(f.L22, dense)              # L22^{-1} L21 (columns chunk)
+                lv = slice(start // p1, stop // p1)
+                K = K.reshape(K.shape[0], -1, p1)          # (q_r, levels, p1)
+                K = np.matmul(K.transpose(1, 0, 2), L11inv[lv])   # (levels, q_r, p1)
+                out1[lv] += np.matmul(K.transpose(0, 2, 1), K)
+            Linv = solve_lower(f.L22, np.eye(f.L22.shape[0]))
+            Minv = Linv.T @ Linv
+            off = 0
+            for b in self.pattern.blocks[1:]:
+                idx = off + np.arange(b.q).reshape(b.nlevels, b.p)
+                outs.append(Minv[idx[:, :, None], idx[:, None, :]])
+                off += b.q
+        return [out1, *outs]

@@ -1,0 +1,149 @@
+"""Index layout of the random-effects vector and the cross-product blocks.
+
+The random-effects vector ``u`` (length q) is ordered term by term (lme4's order), and within
+a term level by level, the term's p columns consecutive for each level. The first term gets
+its own block (block-diagonal in ``Z'WZ``: one p1 x p1 block per level); all later terms form
+the "rest" block.
+
+:class:`CrossProducts` holds ``A = [Z X y]' W [Z X y]`` in that blocking. Index patterns are
+computed once (:class:`CrossProductPattern`) so that the blocks can be recomputed for new
+weights or a new working response in a few ``bincount`` / sparse products -- the PIRLS loop of
+a GLMM does exactly that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["CrossProductPattern", "CrossProducts", "TermBlock"]
+
+
+@dataclass(frozen=True)
+class TermBlock:
+    """Numeric view of one random-effects term: codes (n,), Z (n, p), number of levels."""
+
+    codes: np.ndarray
+    Z: np.ndarray
+    nlevels: int
+
+    @property
+    def p(self) -> int:
+        return self.Z.shape[1]
+
+    @property
+    def q(self) -> int:
+        return self.nlevels * self.p
+
+
+@dataclass
+class CrossProducts:
+    """The blocks of ``A = [Z X y]' W [Z X y]``.
+
+    Attributes
+    ----------
+    A11 : ndarray (l1, p1, p1)
+        Diagonal blocks of ``Z1' W Z1`` (the first term is block-diagonal).
+    A21 : scipy.sparse.csr_matrix (q_r, q1) or None
+        ``Zr' W Z1``; None when the model has one term.
+    A22 : ndarray (q_r, q_r) or None
+        ``Zr' W Zr``, dense.
+    A1X : ndarray (l1, p1, m)
+        ``Z1' W [X y]`` per level.
+    ArX : ndarray (q_r, m) or None
+        ``Zr' W [X y]``.
+    AXX : ndarray (m, m)
+        ``[X y]' W [X y]``.
+    """
+
+    A11: np.ndarray
+    A21: sp.csr_matrix | None
+    A22: np.ndarray | None
+    A1X: np.ndarray
+    ArX: np.ndarray | None
+    AXX: np.ndarray
+
+
+class CrossProductPattern:
+    """Precomputed indices that turn (weights, [X y]) into :class:`CrossProducts`.
+
+    Parameters
+    ----------
+    blocks : sequence of TermBlock
+        Terms in model order (the first one becomes the block-diagonal block).
+    """
+
+    def __init__(self, blocks):
+        self.blocks = tuple(blocks)
+        b1 = self.blocks[0]
+        self.n = b1.codes.shape[0]
+        self.p1, self.l1 = b1.p, b1.nlevels
+        self.q1 = b1.q
+        p1 = self.p1
+        # A11: flat index codes*p1^2 + a*p1 + b
+        self._idx11 = (b1.codes[:, None, None] * (p1 * p1)
+                       + np.arange(p1 * p1).reshape(p1, p1)[None]).ravel()
+        # S1: q1 x n incidence with Z1 values, for Z1' W [X y]
+        rows1 = (b1.codes[:, None] * p1 + np.arange(p1)[None]).ravel()
+        self._S1 = sp.csr_matrix(
+            (b1.Z.ravel(), (rows1, np.repeat(np.arange(self.n), p1))), shape=(self.q1, self.n)
+        )
+        rest = self.blocks[1:]
+        self.has_rest = bool(rest)
+        self.rest_q = [b.q for b in rest]
+        self.q_r = int(sum(self.rest_q))
+        if not rest:
+            return
+        # columns/values of every observation in the rest block: (n, pr_tot)
+        cols, vals, off = [], [], 0
+        for b in rest:
+            cols.append(off + b.codes[:, None] * b.p + np.arange(b.p)[None])
+            vals.append(b.Z)
+            off += b.q
+        self._rcols = np.hstack(cols)
+        self._rvals = np.hstack(vals)
+        pr = self._rcols.shape[1]
+        # A22 dense: flat index c_i * q_r + c_j over all (i, j) column pairs of a row
+        self._idx22 = (self._rcols[:, :, None] * self.q_r + self._rcols[:, None, :]).ravel()
+        # A21 sparse: keys (rest column, term-1 column) -> unique positions
+        c1 = b1.codes[:, None] * p1 + np.arange(p1)[None]
+        keys = (self._rcols[:, :, None].astype(np.int64) * self.q1 + c1[:, None, :]).ravel()
+        uniq, self._pos21 = np.unique(keys, return_inverse=True)
+        self._nnz21 = uniq.size
+        rows21 = uniq // self.q1
+        self._indices21 = (uniq % self.q1).astype(np.int32)
+        self._indptr21 = np.concatenate(
+            [[0], np.cumsum(np.bincount(rows21, minlength=self.q_r))]
+        ).astype(np.int32)
+        self._pr = pr
+        self._Sr = sp.csr_matrix(
+            (self._rvals.ravel(), (self._rcols.ravel(), np.repeat(np.arange(self.n), pr))),
+            shape=(self.q_r, self.n),
+        )
+
+    def compute(self, XY: np.ndarray, w: np.ndarray | None) -> CrossProducts:
+        """Cross-products for prior/working weights ``w`` (None = all ones) and ``[X y]``."""
+        b1 = self.blocks[0]
+        p1 = self.p1
+        Z1 = b1.Z
+        wz1 = Z1 if w is None else Z1 * w[:, None]
+        v11 = (wz1[:, :, None] * Z1[:, None, :]).ravel()
+        A11 = np.bincount(self._idx11, v11, minlength=self.l1 * p1 * p1).reshape(
+            self.l1, p1, p1)
+        wXY = XY if w is None else XY * w[:, None]
+        A1X = np.asarray(self._S1 @ wXY).reshape(self.l1, p1, XY.shape[1])
+        AXX = XY.T @ wXY
+        if not self.has_rest:
+            return CrossProducts(A11, None, None, A1X, None, AXX)
+        wr = self._rvals if w is None else self._rvals * w[:, None]
+        v22 = (wr[:, :, None] * self._rvals[:, None, :]).ravel()
+        A22 = np.bincount(self._idx22, v22, minlength=self.q_r * self.q_r).reshape(
+            self.q_r, self.q_r)
+        v21 = (wr[:, :, None] * Z1[:, None, :]).ravel()
+        data21 = np.bincount(self._pos21, v21, minlength=self._nnz21)
+        A21 = sp.csr_matrix((data21, self._indices21, self._indptr21),
+                            shape=(self.q_r, self.q1))
+        ArX = np.asarray(self._Sr @ wXY)
+        return CrossProducts(A11, A21, A22, A1X, ArX, AXX)

@@ -1,0 +1,163 @@
+r"""Profiled deviance and REML criterion of a linear mixed model.
+
+Model: ``y = X beta + Z b + e`` with ``b ~ N(0, sigma^2 Lambda Lambda')`` and
+``e ~ N(0, sigma^2 W^{-1})``, ``W`` the prior weights. With ``b = Lambda u`` the penalized
+weighted residual sum of squares
+
+.. math:: r^2(\theta) = \min_{u, \beta} \|W^{1/2}(y - X\beta - Z\Lambda u)\|^2 + \|u\|^2
+
+comes from the blocked Cholesky factor ``L`` (see :mod:`mixedmodels.linalg.blocked`).
+Profiling out ``beta`` and ``sigma`` gives lme4's objectives
+
+.. math::
+
+    d_{ML}(\theta) &= \log|L_Z|^2 - \log|W| + n\,[1 + \log(2\pi r^2 / n)] \\
+    d_{REML}(\theta) &= \log|L_Z|^2 + \log|R_X|^2 - \log|W|
+                        + (n-p)\,[1 + \log(2\pi r^2 / (n - p))]
+
+``-d/2`` is the (restricted) log-likelihood at the conditional optimum of ``beta`` and
+``sigma``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..design import Design
+from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, TermBlock
+
+__all__ = ["LMMObjective", "LMMSolution"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class LMMSolution:
+    """Everything determined by theta at the conditional optimum.
+
+    Attributes
+    ----------
+    theta : ndarray
+    objective : float
+        REML criterion or deviance.
+    beta : ndarray (p,)
+    u : ndarray (q,)
+        Spherical random effects.
+    b : list of ndarray (l_k, p_k)
+        Random effects per term (``Lambda_k u_k``), rows are levels.
+    sigma : float
+        Residual standard deviation (``sqrt(r^2 / n)`` for ML, ``/(n - p)`` for REML).
+    pwrss : float
+        Penalized weighted residual sum of squares ``r^2``.
+    logdet_Z, logdet_X : float
+        ``log|L_Z|^2`` and ``log|R_X|^2``.
+    RX_inv : ndarray (p, p)
+        Inverse of ``R_X`` (upper triangular): ``vcov(beta) = sigma^2 RX_inv RX_inv'``.
+    factor : BlockedFactor
+        The factor, for conditional variances.
+    """
+
+    theta: np.ndarray
+    objective: float
+    beta: np.ndarray
+    u: np.ndarray
+    b: list
+    sigma: float
+    pwrss: float
+    logdet_Z: float
+    logdet_X: float
+    RX_inv: np.ndarray
+    factor: BlockedFactor
+
+
+class LMMObjective:
+    """Callable ``theta -> objective`` for a :class:`Design`; built once, evaluated often.
+
+    Parameters
+    ----------
+    design : Design
+    reml : bool
+        REML criterion (True, lme4's default) or deviance (False).
+
+    Notes
+    -----
+    The cross-products ``[Z X y]' W [Z X y]`` are formed once here; each call only scales
+    them by ``Lambda(theta)`` and refactors. Calls have no side effect apart from the
+    evaluation counter ``n_evals``.
+    """
+
+    def __init__(self, design: Design, reml: bool = True):
+        self.design = design
+        self.reml = bool(reml)
+        self.n = design.nobs
+        self.p = design.p
+        blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
+        self.pattern = CrossProductPattern(blocks)
+        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
+        XY = np.column_stack([design.X, design.y - design.offset])
+        self.system.set_cross_products(self.pattern.compute(XY, design.weights))
+        self.log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+        self.n_evals = 0
+        self.lower = design.theta_lower()
+        self.theta0 = design.theta0()
+
+    def _from_factor(self, f: BlockedFactor) -> float:
+        r2 = f.pwrss()
+        if self.reml:
+            dof = self.n - self.p
+            return (f.logdet_Z + f.logdet_X(self.p) - self.log_det_w
+                    + dof * (1.0 + _LOG_2PI + np.log(r2 / dof)))
+        return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + np.log(r2 / self.n))
+
+    def __call__(self, theta) -> float:
+        self.n_evals += 1
+        f = self.system.factorize(np.asarray(theta, dtype=float))
+        if f is None:
+            return np.inf
+        return float(self._from_factor(f))
+
+    def solve(self, theta) -> LMMSolution:
+        """Conditional estimates (beta, u, b, sigma) and the factor at ``theta``."""
+        theta = np.asarray(theta, dtype=float)
+        f = self.system.factorize(theta)
+        if f is None:
+            raise np.linalg.LinAlgError(f"system not positive definite at theta={theta}")
+        p = self.p
+        LXX = np.tril(f.LXX)
+        Lxx = LXX[:p, :p]
+        lyx = LXX[p, :p]
+        if p:
+            beta = np.linalg.solve(Lxx.T, lyx)
+            RX_inv = np.linalg.inv(Lxx.T)
+        else:
+            beta, RX_inv = np.zeros(0), np.zeros((0, 0))
+        u = self.system.solve_u(f, beta)
+        b = self.b_from_u(theta, u)
+        r2 = f.pwrss()
+        sigma = float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
+        return LMMSolution(theta, float(self._from_factor(f)), beta, u, b, sigma, r2,
+                           f.logdet_Z, f.logdet_X(p), RX_inv, f)
+
+    def b_from_u(self, theta: np.ndarray, u: np.ndarray) -> list:
+        """Random effects per term, ``b_k = Lambda_k u_k`` level by level: (l_k, p_k)."""
+        out, off = [], 0
+        for t, sl in zip(self.design.terms, self.design.theta_slices(), strict=True):
+            lam = t.structure.lambda_(theta[sl])
+            uk = u[off:off + t.q].reshape(t.nlevels, t.p)
+            out.append(uk @ lam.T)
+            off += t.q
+        return out
+
+    def cond_var(self, sol: LMMSolution) -> list:
+        """Conditional covariance blocks of ``b`` per term: ``sigma^2 Lambda M^{-1} Lambda'``.
+
+        As lme4's ``condVar``, conditional on the fixed effects.
+        """
+        blocks = self.system.cond_var_u(sol.factor)
+        out = []
+        for t, sl, blk in zip(self.design.terms, self.design.theta_slices(), blocks, strict=True):
+            lam = t.structure.lambda_(sol.theta[sl])
+            out.append(sol.sigma ** 2 * np.matmul(np.matmul(lam, blk), lam.T))
+        return out

@@ -43,8 +43,8 @@ def _nlopt(fun, x0, lower, upper, settings, algorithm, log):
         return f if np.isfinite(f) else 1e300
 
     opt.set_min_objective(wrapped)
-    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -nlopt.HUGE_VAL))
-    opt.set_upper_bounds(np.where(np.isfinite(upper), upper, nlopt.HUGE_VAL))
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_upper_bounds(np.where(np.isfinite(upper), upper, np.inf))
     opt.set_xtol_abs(settings["xtol_abs"])
     opt.set_ftol_abs(settings["ftol_abs"])
     if "ftol_rel" in settings:

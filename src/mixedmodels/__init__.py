@@ -1,0 +1,60 @@
+"""mixedmodels: linear and generalized linear mixed models with lme4-style formulas.
+
+Quick start::
+
+    import mixedmodels as mm
+    df = mm.datasets.load("sleepstudy")
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    print(m.summary())
+
+Every step of the pipeline is public: :func:`parse_formula` (formula -> spec),
+:func:`materialize` (spec + data -> design), :class:`LMMObjective` (design -> objective),
+:func:`minimize` (objective -> optimum) and the result classes.
+"""
+
+from . import datasets
+from ._errors import (
+    ConvergenceWarning,
+    DataError,
+    DroppedRowsWarning,
+    FormulaError,
+    MixedModelsError,
+    MixedModelsWarning,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .design import Design, materialize
+from .fitting import fit_lmm, lmer
+from .formula import MixedModelSpec, RandomTerm, parse_formula
+from .objective import LMMObjective, LMMSolution
+from .optim import OptSummary, minimize
+from .results import LinearMixedModelResult, LMMSummary, VarCorr
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "Design",
+    "DroppedRowsWarning",
+    "FormulaError",
+    "LMMObjective",
+    "LMMSolution",
+    "LMMSummary",
+    "LinearMixedModelResult",
+    "MixedModelSpec",
+    "MixedModelsError",
+    "MixedModelsWarning",
+    "OptSummary",
+    "RandomTerm",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
+    "VarCorr",
+    "__version__",
+    "datasets",
+    "fit_lmm",
+    "lmer",
+    "materialize",
+    "minimize",
+    "parse_formula",
+]

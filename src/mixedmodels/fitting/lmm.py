@@ -1,0 +1,121 @@
+"""``lmer``: fit a linear mixed model by REML or maximum likelihood.
+
+Composes the public steps: :func:`parse_formula` -> :func:`materialize` ->
+:class:`LMMObjective` -> :func:`minimize` -> :class:`LinearMixedModelResult`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .._errors import ConvergenceWarning, SingularFitWarning
+from ..design import Design, check_lmm_identifiable, materialize
+from ..diagnostics import check_convergence, is_singular_theta, singular_message
+from ..formula import parse_formula
+from ..objective import LMMObjective
+from ..optim import minimize
+from ..results import LinearMixedModelResult
+from .common import collect_warnings, snap_to_boundary
+
+__all__ = ["fit_lmm", "lmer"]
+
+
+def fit_lmm(
+    design: Design,
+    *,
+    REML: bool = True,
+    optimizer: str = "bobyqa",
+    optimizer_settings: dict | None = None,
+    start: np.ndarray | None = None,
+    check_conv: bool = True,
+    messages: list[str] | None = None,
+) -> LinearMixedModelResult:
+    """Fit a linear mixed model to a materialized :class:`Design`.
+
+    Useful when the same design is refitted (bootstrap, simulation); :func:`lmer` is the
+    formula front door. Parameters are those of :func:`lmer`.
+    """
+    messages = [] if messages is None else messages
+    obj = LMMObjective(design, reml=REML)
+    lower = obj.lower
+    x0 = obj.theta0 if start is None else np.asarray(start, dtype=float)
+    if x0.shape != lower.shape:
+        raise ValueError(f"start has {x0.size} values; the model has {lower.size} theta "
+                         "parameters")
+    opt = minimize(obj, x0, lower, optimizer=optimizer, settings=optimizer_settings)
+    theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
+    conv = None
+    if check_conv:
+        conv = check_convergence(obj, theta, lower, fval)
+        if not conv.converged:
+            warnings.warn(conv.message, ConvergenceWarning, stacklevel=3)
+    if is_singular_theta(theta, lower):
+        groups = []
+        for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+            if is_singular_theta(theta[sl], t.structure.lower_bounds()) and \
+                    t.group not in groups:
+                groups.append(t.group)
+        warnings.warn(singular_message(groups), SingularFitWarning, stacklevel=3)
+    sol = obj.solve(theta)
+    return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj, tuple(messages))
+
+
+def lmer(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    REML: bool = True,
+    weights=None,
+    offset=None,
+    optimizer: str = "bobyqa",
+    optimizer_settings: dict | None = None,
+    start=None,
+    check_conv: bool = True,
+) -> LinearMixedModelResult:
+    """Fit a linear mixed model with an lme4-style formula.
+
+    Parameters
+    ----------
+    formula : str
+        ``"response ~ fixed + (expr | group) + ..."``; see the README for the syntax
+        (``(x || g)``, ``(1 | a/b)``, ``(1 | a:b)``, ``offset()``, formulaic transforms).
+    data : pandas.DataFrame
+        Not modified. Rows with missing or non-finite values in the columns the model uses
+        are dropped with a warning.
+    REML : bool
+        Restricted maximum likelihood (default, as lme4) or maximum likelihood.
+    weights : str or array-like, optional
+        Prior weights (column name or one per row): residual variance ``sigma^2 / w``.
+    offset : str or array-like, optional
+        Known term added to the linear predictor.
+    optimizer : str
+        ``"bobyqa"`` (NLopt, lme4's default), ``"nelder_mead"``, ``"cobyqa"``, ``"lbfgsb"``.
+    optimizer_settings : dict, optional
+        Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
+    start : array-like, optional
+        Starting theta (lme4's order).
+    check_conv : bool
+        Check the gradient at the optimum (a few extra evaluations).
+
+    Returns
+    -------
+    LinearMixedModelResult
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> m = mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"))
+    >>> round(m.objective, 2)
+    1743.63
+    """
+    messages: list[str] = []
+    with collect_warnings(messages):
+        spec = parse_formula(formula)
+        design = materialize(spec, data, weights=weights, offset=offset)
+        check_lmm_identifiable(design)
+        return fit_lmm(design, REML=REML, optimizer=optimizer,
+                       optimizer_settings=optimizer_settings, start=start,
+                       check_conv=check_conv, messages=messages)

@@ -1,0 +1,95 @@
+"""Text formatting of results in the layout lme4 prints.
+
+Numbers follow R's ``format(x, digits=)`` rule: each column gets one number of decimals,
+the smallest that shows every entry to ``digits`` significant digits (trailing zeros
+dropped), so the printed values are the ones an lme4 user compares against.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["format_table", "format_varcorr", "r_format"]
+
+#: R prints at most this many decimals when formatting a column.
+_MAX_DECIMALS = 15
+
+
+def _decimals_needed(x: float, digits: int) -> int:
+    if not np.isfinite(x) or x == 0:
+        return 0
+    mag = math.floor(math.log10(abs(x)))
+    dec = max(0, digits - 1 - mag)
+    text = f"{abs(x):.{dec}f}"
+    if "." in text:
+        frac = text.split(".")[1].rstrip("0")
+        dec = len(frac)
+    return min(dec, _MAX_DECIMALS)
+
+
+def r_format(values, digits: int = 4) -> list[str]:
+    """Format a column of numbers with a common number of decimals, R's way."""
+    vals = [float(v) for v in values]
+    dec = max((_decimals_needed(v, digits) for v in vals), default=0)
+    out = []
+    for v in vals:
+        if np.isnan(v):
+            out.append("NaN")
+        elif np.isinf(v):
+            out.append("Inf" if v > 0 else "-Inf")
+        else:
+            out.append(f"{v:.{dec}f}")
+    return out
+
+
+def format_table(header: list[str], rows: list[list[str]], left_cols: int = 1,
+                 indent: str = "") -> str:
+    """Align a table: the first ``left_cols`` columns left-justified, the rest right."""
+    ncol = len(header)
+    widths = [max(len(header[j]), *(len(r[j]) for r in rows)) if rows else len(header[j])
+              for j in range(ncol)]
+    lines = []
+    for r in [header, *rows]:
+        cells = []
+        for j in range(ncol):
+            cells.append(r[j].ljust(widths[j]) if j < left_cols else r[j].rjust(widths[j]))
+        lines.append(indent + " ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def format_varcorr(vc, digits: int = 4, variance: bool = False) -> str:
+    """lme4's random-effects table (Groups / Name / Variance / Std.Dev. / Corr)."""
+    groups, names, var, sd, corr_rows = [], [], [], [], []
+    max_p = max((len(t.names) for t in vc.terms), default=1)
+    for t in vc.terms:
+        c = t.corr
+        for i, n in enumerate(t.names):
+            groups.append(t.group if i == 0 else "")
+            names.append(n)
+            var.append(t.cov[i, i])
+            sd.append(math.sqrt(max(t.cov[i, i], 0.0)))
+            corr_rows.append([c[i, j] for j in range(i)])
+    if vc.sigma is not None:
+        groups.append("Residual")
+        names.append("")
+        var.append(vc.sigma ** 2)
+        sd.append(vc.sigma)
+        corr_rows.append([])
+    corr_digits = max(2, digits - 2)
+    var_s = r_format(var, digits)
+    sd_s = r_format(sd, digits)
+    header = ["Groups", "Name"] + (["Variance"] if variance else []) + ["Std.Dev."]
+    ncorr = max_p - 1
+    if ncorr > 0:
+        header += ["Corr"] + [""] * (ncorr - 1)
+    rows = []
+    for k in range(len(groups)):
+        row = [groups[k], names[k]] + ([var_s[k]] if variance else []) + [sd_s[k]]
+        if ncorr > 0:
+            cells = [f"{round(v, corr_digits):.{corr_digits}f}" for v in corr_rows[k]]
+            row += cells + [""] * (ncorr - len(cells))
+        rows.append(row)
+    left = 2
+    return format_table(header, rows, left_cols=left, indent=" ")

@@ -1,0 +1,149 @@
+"""lme4-style summary of a linear mixed-model fit: tables as DataFrames, text as lme4 prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .format import format_table, r_format
+from .varcorr import VarCorr
+
+__all__ = ["LMMSummary", "format_coef_table", "format_fit_header"]
+
+#: lme4 does not print the correlation of fixed effects above this many coefficients.
+MAX_CORR_PRINT = 12
+
+
+def _abbreviate(name: str, width: int = 6) -> str:
+    if name == "Intercept":
+        return "(Intr)"
+    return name[:width]
+
+
+def format_coef_table(table: pd.DataFrame, digits: int = 4) -> str:
+    """Fixed-effects table with estimate and standard error formatted together (R's rule)."""
+    est_se = r_format(np.concatenate([table.iloc[:, 0], table.iloc[:, 1]]), digits)
+    k = len(table)
+    cols = [est_se[:k], est_se[k:]]
+    for j in range(2, table.shape[1]):
+        name = table.columns[j]
+        vals = table.iloc[:, j].to_numpy(dtype=float)
+        if name.startswith("Pr("):
+            cols.append([_format_p(v) for v in vals])
+        elif name == "df":
+            cols.append(r_format(vals, digits))
+        else:
+            cols.append(r_format(np.round(vals, 3), digits))
+    rows = [[str(idx)] + [c[i] for c in cols] for i, idx in enumerate(table.index)]
+    return format_table([""] + list(table.columns), rows, left_cols=1)
+
+
+def _format_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "NA"
+    if p < 2e-16:
+        return "<2e-16"
+    if p < 1e-4:
+        return f"{p:.2e}"
+    return f"{p:.4f}" if p < 0.001 else f"{p:.3f}"
+
+
+def format_fit_header(stats: dict[str, float]) -> str:
+    """``AIC BIC logLik deviance df.resid`` line of an ML summary."""
+    names = list(stats)
+    vals = []
+    for n in names:
+        v = stats[n]
+        vals.append(f"{v:.0f}" if n == "df.resid" else f"{v:.1f}")
+    width = max(8, *(len(v) for v in vals))
+    head = " ".join(n.rjust(width) for n in names)
+    body = " ".join(v.rjust(width) for v in vals)
+    return head + "\n" + body
+
+
+def _resid_quantiles(r: np.ndarray) -> str:
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+    vals = r_format(np.round(q, 4), 4)
+    names = ["Min", "1Q", "Median", "3Q", "Max"]
+    width = max(len(v) for v in vals)
+    return " ".join(n.rjust(width) for n in names) + "\n" + " ".join(
+        v.rjust(width) for v in vals)
+
+
+@dataclass(frozen=True)
+class LMMSummary:
+    """Summary of a :class:`LinearMixedModelResult`.
+
+    Attributes
+    ----------
+    coefficients : DataFrame
+        Estimate, Std. Error, t value (one row per fixed effect).
+    varcorr : VarCorr
+    fixef_corr : DataFrame
+        Correlation of the fixed-effect estimates.
+    scaled_residuals : ndarray
+        Pearson residuals divided by sigma.
+    """
+
+    formula: str
+    reml: bool
+    objective: float
+    fit_stats: dict
+    coefficients: pd.DataFrame
+    varcorr: VarCorr
+    fixef_corr: pd.DataFrame
+    scaled_residuals: np.ndarray
+    nobs: int
+    ngroups: dict
+    messages: tuple
+
+    @classmethod
+    def from_result(cls, m) -> LMMSummary:
+        se = m.se
+        coefs = pd.DataFrame({"Estimate": m.fixef, "Std. Error": se,
+                              "t value": m.fixef / se})
+        v = m.vcov.to_numpy()
+        d = np.sqrt(np.diag(v))
+        corr = pd.DataFrame(v / np.outer(d, d), index=m.vcov.index, columns=m.vcov.columns)
+        stats = {"AIC": m.aic, "BIC": m.bic, "logLik": m.loglik, "deviance": m.deviance,
+                 "df.resid": m.df_resid}
+        return cls(m.design.spec.formula, m.reml, m.objective, stats, coefs, m.varcorr, corr,
+                   m.residuals("pearson", scaled=True).to_numpy(), m.nobs, m.ngroups,
+                   m.messages)
+
+    def __str__(self) -> str:
+        lines = [
+            f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}",
+            f"Formula: {self.formula}",
+            "",
+        ]
+        if self.reml:
+            lines.append(f"REML criterion at convergence: {self.objective:.1f}")
+        else:
+            lines.append(format_fit_header(self.fit_stats))
+        lines += ["", "Scaled residuals: ", _resid_quantiles(self.scaled_residuals), "",
+                  "Random effects:", self.varcorr.to_text(digits=4, variance=True)]
+        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
+        lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
+        lines += ["", "Fixed effects:", format_coef_table(self.coefficients)]
+        p = len(self.coefficients)
+        if 1 < p <= MAX_CORR_PRINT:
+            names = list(self.fixef_corr.index)
+            rows = []
+            for i in range(1, p):
+                cells = [f"{self.fixef_corr.iloc[i, j]:.3f}" for j in range(i)]
+                rows.append([names[i]] + cells + [""] * (p - 1 - i))
+            header = [""] + [_abbreviate(n) for n in names[:-1]]
+            lines += ["", "Correlation of Fixed Effects:",
+                      format_table(header, rows, left_cols=1)]
+        elif p > MAX_CORR_PRINT:
+            lines += ["", f"Correlation matrix not shown by default, as p = {p} > "
+                      f"{MAX_CORR_PRINT}."]
+        for msg in self.messages:
+            lines += ["", msg]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return "<pre>" + str(self).replace("&", "&amp;").replace("<", "&lt;") + "</pre>"

@@ -1,0 +1,98 @@
+"""Variance components: standard deviations and correlations of the random effects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["VarCorr", "VarCorrTerm", "term_group_labels"]
+
+
+@dataclass(frozen=True)
+class VarCorrTerm:
+    """Covariance of one random-effects term.
+
+    Attributes
+    ----------
+    group : str
+        lme4's label: the grouping factor, with ``.1``, ``.2`` appended to repeats
+        (``Subject``, ``Subject.1`` for ``(Days || Subject)``).
+    factor : str
+        The grouping factor itself.
+    names : tuple of str
+        Random-effect names (``Intercept``, ``Days``).
+    cov : ndarray (p, p)
+        ``sigma^2 Lambda Lambda'``.
+    """
+
+    group: str
+    factor: str
+    names: tuple[str, ...]
+    cov: np.ndarray
+
+    @property
+    def sd(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov))
+
+    @property
+    def corr(self) -> np.ndarray:
+        sd = self.sd
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = self.cov / np.outer(sd, sd)
+        out[~np.isfinite(out)] = 0.0
+        np.fill_diagonal(out, 1.0)
+        return out
+
+
+def term_group_labels(factors: list[str]) -> list[str]:
+    """lme4's VarCorr labels: repeats of a grouping factor get ``.1``, ``.2``, ..."""
+    seen: dict[str, int] = {}
+    out = []
+    for f in factors:
+        k = seen.get(f, 0)
+        out.append(f if k == 0 else f"{f}.{k}")
+        seen[f] = k + 1
+    return out
+
+
+@dataclass(frozen=True)
+class VarCorr:
+    """Estimated variance components (lme4's ``VarCorr``).
+
+    Attributes
+    ----------
+    terms : tuple of VarCorrTerm
+    sigma : float or None
+        Residual standard deviation (None for families without one).
+    """
+
+    terms: tuple[VarCorrTerm, ...]
+    sigma: float | None
+
+    def as_frame(self) -> pd.DataFrame:
+        """Long table like R's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for t in self.terms:
+            sd, corr = t.sd, t.corr
+            for i, n in enumerate(t.names):
+                rows.append((t.group, n, None, t.cov[i, i], sd[i]))
+            for j in range(len(t.names)):
+                for i in range(j + 1, len(t.names)):
+                    rows.append((t.group, t.names[i], t.names[j], t.cov[i, j], corr[i, j]))
+        if self.sigma is not None:
+            rows.append(("Residual", None, None, self.sigma ** 2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    def to_text(self, digits: int = 4, variance: bool = False) -> str:
+        """lme4-style table: Groups, Name, (Variance,) Std.Dev., Corr."""
+        from .format import format_varcorr
+
+        return format_varcorr(self, digits=digits, variance=variance)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        return self.as_frame().to_html(index=False)

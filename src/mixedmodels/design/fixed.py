@@ -87,7 +87,9 @@ def build_fixed(formula: str, frame: pd.DataFrame) -> FixedEffects:
     try:
         mm = model_matrix(formula, frame)
     except Exception as exc:
-        raise FormulaError(f"cannot build the fixed-effects model matrix for {formula!r}: {exc}")
+        raise FormulaError(
+            f"cannot build the fixed-effects model matrix for {formula!r}: {exc}"
+        ) from exc
     X = np.asarray(mm, dtype=float)
     names = tuple(str(c) for c in mm.columns)
     keep = drop_aliased_columns(X)

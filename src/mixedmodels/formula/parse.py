@@ -110,7 +110,7 @@ def _group_vars(group: str, source: str) -> list[tuple[str, ...]]:
     for part in levels:
         names = tuple(v.strip().strip("`") for _, v in _split_top(part.strip("()"), ":"))
         for v in names:
-            if not v or not _IDENT.match(v) and not _IDENT.match(f"`{v}`"):
+            if not v or (not _IDENT.match(v) and not _IDENT.match(f"`{v}`")):
                 raise FormulaError(
                     f"grouping variable {v!r} in {source!r} is not a column name; write the "
                     "grouping factor as a column, an interaction a:b, or nesting a/b"
@@ -132,7 +132,9 @@ def _expand_double_bar(expr: str, source: str) -> list[str]:
     try:
         terms = [str(t) for t in Formula(expr)]
     except Exception as exc:  # formulaic's own parse errors
-        raise FormulaError(f"cannot parse {expr!r} in random-effects term {source!r}: {exc}")
+        raise FormulaError(
+            f"cannot parse {expr!r} in random-effects term {source!r}: {exc}"
+        ) from exc
     out = ["1"] if "1" in terms else []
     out += [f"0 + {t}" for t in terms if t != "1"]
     return out
@@ -208,7 +210,7 @@ def parse_formula(formula: str) -> MixedModelSpec:
     for sign, raw in _split_top(rhs, "+-"):
         term = raw.strip()
         if not term:
-            if sign == "-" or not fixed and not random:
+            if sign == "-" or (not fixed and not random):
                 continue  # leading sign or '- -'; formulaic sees the sign on the next term
             raise FormulaError(f"empty term (a dangling '{sign}') in formula {formula!r}")
         inner = _enclosed(term)

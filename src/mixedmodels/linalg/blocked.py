@@ -176,7 +176,7 @@ class BlockedSystem:
                 L22 = A.A22 * np.outer(lam_r, lam_r)
                 BrX = A.ArX * lam_r[:, None]
             else:
-                L22 = np.ascontiguousarray((lam_r @ np.asarray(lam_r @ A.A22).T))
+                L22 = np.ascontiguousarray(lam_r @ np.asarray(lam_r @ A.A22).T)
                 BrX = np.asarray(lam_r @ A.ArX)
             L22 -= (L21 @ L21.T).toarray()
             L22[np.diag_indices_from(L22)] += 1.0

@@ -74,7 +74,8 @@ def _best_from(log, x0, fun):
 
 
 def _scipy(fun, x0, lower, upper, settings, method, log):
-    from scipy.optimize import Bounds, minimize as sp_min
+    from scipy.optimize import Bounds
+    from scipy.optimize import minimize as sp_min
 
     count = [0]
 
@@ -139,7 +140,7 @@ def minimize(
     x, fval, n_evals, code = OPTIMIZERS[optimizer](fun, x0, lower, upper, cfg, log)
     seconds = time.perf_counter() - t0
     return OptSummary(
-        optimizer=f"nlopt:LN_BOBYQA" if optimizer == "bobyqa" else optimizer,
+        optimizer="nlopt:LN_BOBYQA" if optimizer == "bobyqa" else optimizer,
         x0=x0, lower=lower, upper=upper, x=x, fval=fval, n_evals=n_evals, settings=cfg,
         return_code=code, seconds=seconds, log=tuple(log) if keep_log and log else (),
     )

@@ -179,7 +179,7 @@ class LinearMixedModelResult:
                     frame[f"{n}_condsd"] = sd[:, j]
             frame.index.name = t.group
             if t.group in out:
-                out[t.group] = out[t.group].join(frame, how="outer", rsuffix="_2")
+                out[t.group] = out[t.group].join(frame, how="outer")
             else:
                 out[t.group] = frame
         if cond_var:

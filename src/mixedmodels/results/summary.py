@@ -37,7 +37,7 @@ def format_coef_table(table: pd.DataFrame, digits: int = 4) -> str:
         else:
             cols.append(r_format(np.round(vals, 3), digits))
     rows = [[str(idx)] + [c[i] for c in cols] for i, idx in enumerate(table.index)]
-    return format_table([""] + list(table.columns), rows, left_cols=1)
+    return format_table(["", *list(table.columns)], rows, left_cols=1)
 
 
 def _format_p(p: float) -> str:

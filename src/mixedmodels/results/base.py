@@ -1,0 +1,164 @@
+"""Accessors shared by every mixed-model result (LMM, GLMM): lme4's verbs on a fit.
+
+A subclass provides the fitted quantities through a small interface:
+
+* ``design`` (:class:`~mixedmodels.design.Design`), ``theta``, ``beta``,
+  ``random_effects`` (list of (levels, p) arrays per term, ``b = Lambda u``),
+* ``_vcov_matrix()`` -- covariance of the fixed effects,
+* ``_cond_var_blocks()`` -- conditional covariance blocks of ``b`` per term,
+* ``_re_scale()`` -- the factor multiplying ``Lambda Lambda'`` in the random-effects
+  covariance (``sigma^2`` for an LMM, 1 for binomial/Poisson GLMMs),
+* ``residual_sd`` -- residual standard deviation shown in VarCorr (None when the family
+  has none),
+* ``objective``, ``df``, ``messages``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..diagnostics import SINGULAR_TOL, is_singular_theta
+from .predict import linear_predictor
+from .varcorr import VarCorr, VarCorrTerm, term_group_labels
+
+__all__ = ["MixedModelResultBase"]
+
+
+class MixedModelResultBase:
+    """Mixin with the accessors common to all mixed-model results (see module docstring)."""
+
+    # -- fixed effects ------------------------------------------------------------------
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates, named as formulaic names the columns."""
+        return pd.Series(self.beta, index=list(self.design.fixed.names), name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effect estimates (same order as ``fixef``)."""
+        names = list(self.design.fixed.names)
+        return pd.DataFrame(self._vcov_matrix(), index=names, columns=names)
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of the fixed effects."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
+                         name="se")
+
+    # -- sizes and information criteria --------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        return self.design.nobs
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.df
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels of each grouping factor (lme4's ``ngrps``)."""
+        out: dict[str, int] = {}
+        for t in self.design.terms:
+            out.setdefault(t.group, t.nlevels)
+        return out
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (restricted log-likelihood for REML fits, as lme4's logLik)."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + np.log(self.nobs) * self.df
+
+    # -- random effects -----------------------------------------------------------------
+    def _term_labels(self) -> list[str]:
+        return term_group_labels([t.group for t in self.design.terms])
+
+    @cached_property
+    def varcorr(self) -> VarCorr:
+        """Estimated variance components: sd and correlations per term, residual sd."""
+        scale = self._re_scale()
+        terms = []
+        for t, sl, lab in zip(self.design.terms, self.design.theta_slices(),
+                              self._term_labels(), strict=True):
+            lam = t.structure.lambda_(self.theta[sl])
+            terms.append(VarCorrTerm(lab, t.group, t.names, scale * lam @ lam.T))
+        return VarCorr(tuple(terms), self.residual_sd)
+
+    @cached_property
+    def _cond_var(self) -> list:
+        return self._cond_var_blocks()
+
+    def ranef_cond_var(self) -> dict[str, np.ndarray]:
+        """Conditional covariance matrices of the random effects per term label:
+        arrays (levels, p, p) (lme4's ``postVar``)."""
+        return dict(zip(self._term_labels(), self._cond_var, strict=True))
+
+    def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor.
+
+        Parameters
+        ----------
+        cond_var : bool
+            Also return conditional standard deviations, in columns named
+            ``"<effect>_condsd"`` (lme4's ``condVar``).
+
+        Returns
+        -------
+        dict of str -> DataFrame
+            Index: the grouping factor's levels; columns: the random effects (terms with
+            the same grouping factor are joined, as in lme4).
+        """
+        out: dict[str, pd.DataFrame] = {}
+        cv = self._cond_var if cond_var else None
+        for k, t in enumerate(self.design.terms):
+            frame = pd.DataFrame(self.random_effects[k], index=t.grouping.levels,
+                                 columns=list(t.names))
+            if cv is not None:
+                sd = np.sqrt(np.maximum(np.diagonal(cv[k], axis1=1, axis2=2), 0.0))
+                for j, n in enumerate(t.names):
+                    frame[f"{n}_condsd"] = sd[:, j]
+            frame.index.name = t.group
+            out[t.group] = frame if t.group not in out else out[t.group].join(frame,
+                                                                                how="outer")
+        if cond_var:
+            for g, frame in out.items():
+                modes = [c for c in frame.columns if not c.endswith("_condsd")]
+                out[g] = frame[modes + [c for c in frame.columns if c.endswith("_condsd")]]
+        return out
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-group coefficients: fixed effects plus the group's random effects."""
+        fe = self.fixef
+        out = {}
+        for g, re in self.ranef().items():
+            frame = pd.DataFrame(np.tile(fe.to_numpy(), (len(re), 1)), index=re.index,
+                                 columns=fe.index)
+            for c in re.columns:
+                if c in frame.columns:
+                    frame[c] = frame[c] + re[c].to_numpy()
+                else:
+                    frame[c] = re[c].to_numpy()
+            out[g] = frame
+        return out
+
+    # -- linear predictor ----------------------------------------------------------------
+    def _eta(self, newdata=None, re_form=None, allow_new_levels=False, offset=None):
+        return linear_predictor(self.design, self.beta, self.random_effects, newdata,
+                                re_form, allow_new_levels, offset)
+
+    def _index(self, newdata=None) -> pd.Index:
+        return self.design.frame.index if newdata is None else pd.DataFrame(newdata).index
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
+        """True when a variance is (nearly) zero or a correlation is +-1 (lme4's rule)."""
+        return is_singular_theta(self.theta, self.design.theta_lower(), tol)

@@ -1,0 +1,65 @@
+"""Run a command in a fresh subprocess and read its own peak memory back.
+
+``os.wait4`` returns the resource usage of exactly the child waited for, so each model's
+peak resident memory (``ru_maxrss``) is its own, never the maximum over earlier children
+(which ``RUSAGE_CHILDREN`` would give).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ChildResult", "run_child"]
+
+MB = 1024.0 ** 2
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    """Exit status, wall time, peak RSS (MB) and captured output of one subprocess."""
+
+    returncode: int
+    wall_s: float
+    maxrss_mb: float
+    timed_out: bool
+    stdout: str
+    stderr: str
+
+
+def run_child(cmd: list[str], *, timeout_s: float, cwd: Path | None = None,
+              env: dict | None = None) -> ChildResult:
+    """Run ``cmd``; kill its process group after ``timeout_s`` seconds."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err,
+                                start_new_session=True)
+        timed_out = threading.Event()
+
+        def _kill() -> None:
+            timed_out.set()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        timer = threading.Timer(timeout_s, _kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        scale = 1.0 if sys.platform == "darwin" else 1024.0
+        return ChildResult(proc.returncode, wall, usage.ru_maxrss * scale / MB,
+                           timed_out.is_set(), out.read().decode(errors="replace"),
+                           err.read().decode(errors="replace"))

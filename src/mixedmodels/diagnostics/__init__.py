@@ -1,12 +1,18 @@
 """Diagnostics: convergence checks, singular fits (residual diagnostics to come)."""
 
-from .convergence import ConvergenceReport, check_convergence, finite_difference_derivatives
+from .convergence import (
+    ConvergenceReport,
+    check_convergence,
+    check_convergence_gradient,
+    finite_difference_derivatives,
+)
 from .singular import SINGULAR_TOL, is_singular_theta, singular_message
 
 __all__ = [
     "SINGULAR_TOL",
     "ConvergenceReport",
     "check_convergence",
+    "check_convergence_gradient",
     "finite_difference_derivatives",
     "is_singular_theta",
     "singular_message",

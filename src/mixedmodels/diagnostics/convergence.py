@@ -20,6 +20,7 @@ __all__ = [
     "FD_STEP",
     "ConvergenceReport",
     "check_convergence",
+    "check_convergence_gradient",
     "finite_difference_derivatives",
 ]
 
@@ -154,3 +155,60 @@ def check_convergence(
                f"{np.max(np.abs(gf)):.3g}); try another optimizer, rescale predictors, or "
                "refit starting from this solution")
     return ConvergenceReport(g, H, active, dec, False, msg, evals)
+
+
+def _verdict(g, H, active, newton_tol, evals) -> ConvergenceReport:
+    free = ~active
+    Hf = H[np.ix_(free, free)]
+    gf = g[free]
+    try:
+        z = np.linalg.solve(np.linalg.cholesky(Hf), gf)
+        dec, pd = 0.5 * float(z @ z), True
+    except np.linalg.LinAlgError:
+        dec, pd = np.inf, False
+    if pd and dec <= newton_tol:
+        return ConvergenceReport(g, H, active, dec, True, "", evals)
+    if not pd:
+        msg = ("the Hessian of the objective at the optimum is not positive definite: the "
+               "fit may be at a saddle point or the model may be overparameterized; check "
+               "the variance components, simplify the random effects, or try another "
+               "optimizer")
+    else:
+        msg = (f"model may not have converged: a Newton step would still lower the objective "
+               f"by {dec:.3g} (tolerance {newton_tol:g}; max|gradient| = "
+               f"{np.max(np.abs(gf)):.3g}); try another optimizer, rescale predictors, or "
+               "refit starting from this solution")
+    return ConvergenceReport(g, H, active, dec, False, msg, evals)
+
+
+def check_convergence_gradient(
+    fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x: np.ndarray, lower: np.ndarray,
+    g: np.ndarray, hess_inv: np.ndarray | None = None,
+    grad_tol: float = CONV_GRAD_TOL, newton_tol: float = CONV_NEWTON_TOL,
+) -> ConvergenceReport:
+    """Convergence check with an analytic gradient ``g`` at ``x``.
+
+    Accepts a small gradient at once; otherwise estimates the Newton decrement with the
+    optimizer's inverse-Hessian approximation ``hess_inv`` when one is given, and only when
+    that does not settle it, with a Hessian from forward differences of the gradient
+    (one gradient evaluation per parameter).
+    """
+    at_bound = np.isfinite(lower) & (x - lower <= FD_STEP * np.maximum(np.abs(x), 1.0))
+    active = at_bound & (g > 0)
+    free = ~active
+    if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
+        return ConvergenceReport(g, None, active, 0.0, True, "", 0)
+    if hess_inv is not None and not active.any():
+        dec = 0.5 * float(g @ hess_inv @ g)
+        if 0.0 <= dec <= newton_tol:
+            return ConvergenceReport(g, None, active, dec, True, "", 0)
+    k = x.size
+    H = np.empty((k, k))
+    h = FD_STEP * np.maximum(np.abs(x), 1.0)
+    for i in range(k):
+        step = np.zeros(k)
+        step[i] = h[i]
+        _, gi = fg(x + step)
+        H[:, i] = (gi - g) / h[i]
+    H = 0.5 * (H + H.T)
+    return _verdict(g, H, active, newton_tol, k)

@@ -13,10 +13,15 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning, SingularFitWarning
 from ..design import Design, check_lmm_identifiable, materialize
-from ..diagnostics import check_convergence, is_singular_theta, singular_message
+from ..diagnostics import (
+    check_convergence,
+    check_convergence_gradient,
+    is_singular_theta,
+    singular_message,
+)
 from ..formula import parse_formula
 from ..objective import LMMObjective
-from ..optim import minimize
+from ..optim import minimize, minimize_with_gradient
 from ..results import LinearMixedModelResult
 from .common import collect_warnings, snap_to_boundary
 
@@ -27,7 +32,7 @@ def fit_lmm(
     design: Design,
     *,
     REML: bool = True,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     start: np.ndarray | None = None,
     check_conv: bool = True,
@@ -45,11 +50,24 @@ def fit_lmm(
     if x0.shape != lower.shape:
         raise ValueError(f"start has {x0.size} values; the model has {lower.size} theta "
                          "parameters")
-    opt = minimize(obj, x0, lower, optimizer=optimizer, settings=optimizer_settings)
+    if optimizer == "auto":
+        optimizer = "gradient" if obj.has_gradient else "bobyqa"
+    grad = hess_inv = None
+    if optimizer == "gradient":
+        opt, grad, hess_inv = minimize_with_gradient(obj.value_and_gradient, x0, lower)
+    else:
+        opt = minimize(obj, x0, lower, optimizer=optimizer, settings=optimizer_settings)
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     conv = None
     if check_conv:
-        conv = check_convergence(obj, theta, lower, fval)
+        if grad is not None:
+            if not np.array_equal(theta, opt.x):
+                fval, grad = obj.value_and_gradient(theta)
+                hess_inv = None
+            conv = check_convergence_gradient(obj.value_and_gradient, theta, lower, grad,
+                                              hess_inv)
+        else:
+            conv = check_convergence(obj, theta, lower, fval)
         if not conv.converged:
             warnings.warn(conv.message, ConvergenceWarning, stacklevel=3)
     if is_singular_theta(theta, lower):
@@ -70,7 +88,7 @@ def lmer(
     REML: bool = True,
     weights=None,
     offset=None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     start=None,
     check_conv: bool = True,
@@ -92,7 +110,9 @@ def lmer(
     offset : str or array-like, optional
         Known term added to the linear predictor.
     optimizer : str
-        ``"bobyqa"`` (NLopt, lme4's default), ``"nelder_mead"``, ``"cobyqa"``, ``"lbfgsb"``.
+        ``"auto"`` (default): ``"gradient"`` -- BFGS on log(theta) with the analytic
+        gradient -- when every random-effects term is scalar, else ``"bobyqa"`` (NLopt,
+        lme4's default). Also ``"nelder_mead"``, ``"cobyqa"``, ``"lbfgsb"``.
     optimizer_settings : dict, optional
         Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
     start : array-like, optional

@@ -32,6 +32,7 @@ import scipy.sparse as sp
 
 from .lapack import chol_inplace, solve_lower, solve_lower_t
 from .layout import CrossProductPattern, CrossProducts
+from .product import PRODUCT_PATTERN_MAX_NNZ, ProductPattern
 
 __all__ = ["BlockedFactor", "BlockedSystem"]
 
@@ -53,6 +54,7 @@ class BlockedFactor:
     logdet_Z: float
     lam1: np.ndarray
     lam_r: object
+    m1: np.ndarray | None = None
 
     @property
     def m(self) -> int:
@@ -89,6 +91,7 @@ class BlockedSystem:
         blocks = pattern.blocks
         self.rest_scalar = all(b.p == 1 for b in blocks[1:])
         self.A: CrossProducts | None = None
+        self._product: ProductPattern | None = None
         if pattern.has_rest:
             self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
             if not self.rest_scalar:
@@ -124,72 +127,113 @@ class BlockedSystem:
         return sp.csr_matrix((data, self._lrT_indices, self._lrT_indptr), shape=(q_r, q_r))
 
     def set_cross_products(self, A: CrossProducts) -> None:
-        """Install the cross-products (recomputed by the caller when the weights change)."""
+        """Install the cross-products (recomputed by the caller when the weights change).
+
+        The product pattern depends only on the sparsity of ``A21``, so it is built on the
+        first call and kept when new weights arrive (PIRLS).
+        """
         self.A = A
         if A.A21 is not None:
             self._rows21 = np.repeat(np.arange(A.A21.shape[0]), np.diff(A.A21.indptr))
             self._cols21 = A.A21.indices
+            self._diag22 = np.diag_indices(A.A22.shape[0])
+            if self._product is None and self._use_product_pattern(A):
+                self._product = ProductPattern(A.A21)
+                self._buf22 = np.empty_like(A.A22)
+            elif self._product is not None:
+                # same pattern (CrossProductPattern fixes it), new values
+                self._product.refresh(A.A21.data)
 
     # -- factorization --------------------------------------------------------------------
-    def factorize(self, theta: np.ndarray) -> BlockedFactor | None:
-        """Factor for ``theta``; None if a block is not numerically positive definite."""
+    def _use_product_pattern(self, A: CrossProducts) -> bool:
+        return (A.A21 is not None and self.rest_scalar and self.p1 == 1
+                and ProductPattern.n_pairs(A.A21) <= PRODUCT_PATTERN_MAX_NNZ)
+
+    def _term1(self, theta: np.ndarray):
+        """Block 1: ``L11``, ``m1 = Lambda1 L11^{-T}``, ``L1X`` and ``2 log det L11``."""
         A = self.A
         lam1 = self.structures[0].lambda_(theta[self.slices[0]])
         p1 = self.p1
         if p1 == 1:
             l1v = lam1[0, 0]
             d = np.sqrt(l1v * l1v * A.A11[:, 0, 0] + 1.0)
-            L11 = d.reshape(-1, 1, 1)
             m1 = l1v / d                                  # Lambda1 L11^{-T}, diagonal
-            L1X = A.A1X * (l1v / d)[:, None, None]
-            logdet = 2.0 * float(np.sum(np.log(d)))
-        else:
-            B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
-            B[:, np.arange(p1), np.arange(p1)] += 1.0
-            try:
-                L11 = np.linalg.cholesky(B)
-            except np.linalg.LinAlgError:
-                return None
-            L11inv = np.linalg.inv(L11)
-            m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
-            L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
-            logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+            L1X = A.A1X * m1[:, None, None]
+            return lam1, d.reshape(-1, 1, 1), m1, L1X, 2.0 * float(np.sum(np.log(d)))
+        B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
+        B[:, np.arange(p1), np.arange(p1)] += 1.0
+        L11 = np.linalg.cholesky(B)
+        L11inv = np.linalg.inv(L11)
+        m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
+        L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
+        logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+        return lam1, L11, m1, L1X, logdet
+
+    def _L21(self, m1: np.ndarray, lam_r) -> sp.csr_matrix:
+        """``Lambda_r' A21 Lambda_1 L11^{-T}`` as a sparse matrix."""
+        A = self.A
+        if self.rest_scalar and self.p1 == 1:
+            data = A.A21.data * lam_r[self._rows21] * m1[self._cols21]
+            return sp.csr_matrix((data, A.A21.indices, A.A21.indptr), shape=A.A21.shape)
+        left = A.A21.multiply(lam_r[:, None]).tocsr() if self.rest_scalar else (lam_r @ A.A21)
+        if self.p1 == 1:
+            return left.multiply(m1[None, :]).tocsr()
+        M1 = sp.bsr_matrix((m1, np.arange(self.l1), np.arange(self.l1 + 1)),
+                           shape=(A.A21.shape[1], A.A21.shape[1]))
+        return (left @ M1).tocsr()
+
+    def factorize(self, theta: np.ndarray, scratch: bool = False) -> BlockedFactor | None:
+        """Factor for ``theta``; None if a block is not numerically positive definite.
+
+        ``scratch=True`` reuses an internal buffer for the dense block (for objective
+        evaluations whose factor is discarded before the next call).
+        """
+        A = self.A
+        try:
+            lam1, L11, m1, L1X, logdet = self._term1(theta)
+        except np.linalg.LinAlgError:
+            return None
         m = A.AXX.shape[0]
         flat1X = L1X.reshape(-1, m)
         LXX = A.AXX - flat1X.T @ flat1X
         L21 = L22 = LrX = lam_r = None
         if A.A21 is not None:
             lam_r = self.rest_lambda(theta)
-            if self.rest_scalar and p1 == 1:
-                data = A.A21.data * lam_r[self._rows21] * m1[self._cols21]
-                L21 = sp.csr_matrix((data, A.A21.indices, A.A21.indptr), shape=A.A21.shape)
+            if self._product is not None:
+                # L22 = D_r (A22 - A21 diag(m1^2) A21') D_r + I, lower triangle only
+                L22 = self._buf22 if scratch else np.empty_like(A.A22)
+                np.copyto(L22, A.A22)
+                self._product.subtract_from(L22, m1 * m1)
+                L22 *= lam_r[:, None]
+                L22 *= lam_r[None, :]
+                BrX = A.ArX - A.A21 @ (m1[:, None] * flat1X)
+                BrX *= lam_r[:, None]
             else:
-                left = A.A21.multiply(lam_r[:, None]).tocsr() if self.rest_scalar \
-                    else (lam_r @ A.A21)
-                if p1 == 1:
-                    L21 = left.multiply(m1[None, :]).tocsr()
+                L21 = self._L21(m1, lam_r)
+                if self.rest_scalar:
+                    L22 = A.A22 * np.outer(lam_r, lam_r)
+                    BrX = A.ArX * lam_r[:, None]
                 else:
-                    M1 = sp.bsr_matrix((m1, np.arange(self.l1), np.arange(self.l1 + 1)),
-                                       shape=(A.A21.shape[1], A.A21.shape[1]))
-                    L21 = (left @ M1).tocsr()
-            if self.rest_scalar:
-                L22 = A.A22 * np.outer(lam_r, lam_r)
-                BrX = A.ArX * lam_r[:, None]
-            else:
-                L22 = np.ascontiguousarray(lam_r @ np.asarray(lam_r @ A.A22).T)
-                BrX = np.asarray(lam_r @ A.ArX)
-            L22 -= (L21 @ L21.T).toarray()
-            L22[np.diag_indices_from(L22)] += 1.0
+                    L22 = np.ascontiguousarray(lam_r @ np.asarray(lam_r @ A.A22).T)
+                    BrX = np.asarray(lam_r @ A.ArX)
+                L22 -= (L21 @ L21.T).toarray()
+                BrX -= L21 @ flat1X
+            L22[self._diag22] += 1.0
             if not chol_inplace(L22):
                 return None
             logdet += 2.0 * float(np.sum(np.log(np.diagonal(L22))))
-            BrX -= L21 @ flat1X
             LrX = solve_lower(L22, BrX)
             LXX -= LrX.T @ LrX
         LXX = np.ascontiguousarray(LXX)
         if not chol_inplace(LXX):
             return None
-        return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r)
+        return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r, m1)
+
+    def l21(self, f: BlockedFactor) -> sp.csr_matrix:
+        """``L21`` of a factor (built on demand when the fast path skipped it)."""
+        if f.L21 is None:
+            f.L21 = self._L21(f.m1, f.lam_r)
+        return f.L21
 
     # -- solutions at a factor ------------------------------------------------------------
     def solve_u(self, f: BlockedFactor, beta: np.ndarray) -> np.ndarray:
@@ -200,7 +244,7 @@ class BlockedSystem:
         if f.L22 is not None:
             cr = f.LrX[:, p] - f.LrX[:, :p] @ beta
             ur = solve_lower_t(f.L22, cr)
-            c1 = c1 - (f.L21.T @ ur).reshape(c1.shape)
+            c1 = c1 - (self.l21(f).T @ ur).reshape(c1.shape)
             parts.append(ur)
         if self.p1 == 1:
             u1 = c1[:, 0] / f.L11[:, 0, 0]
@@ -224,7 +268,7 @@ class BlockedSystem:
             step = max(p1, chunk - chunk % p1)   # whole levels per chunk
             for start in range(0, q1, step):
                 stop = min(q1, start + step)
-                dense = f.L21[:, start:stop].toarray()
+                dense = self.l21(f)[:, start:stop].toarray()
                 K = solve_lower(f.L22, dense)              # L22^{-1} L21 (columns chunk)
                 lv = slice(start // p1, stop // p1)
                 K = K.reshape(K.shape[0], -1, p1)          # (q_r, levels, p1)

@@ -44,3 +44,21 @@ def solve_lower_t(L: np.ndarray, b: np.ndarray) -> np.ndarray:
 def tril_copy(a: np.ndarray) -> np.ndarray:
     """Lower triangle of ``a`` with explicit zeros above the diagonal."""
     return np.tril(a)
+
+
+_dtrtri = lapack.dtrtri
+_dlauum = lapack.dlauum
+
+
+def inverse_crossprod_inplace(L: np.ndarray) -> bool:
+    """Overwrite the lower triangle of ``L`` (C order, lower Cholesky factor of ``S``) with
+    the lower triangle of ``S^{-1} = L^{-T} L^{-1}``.
+
+    Viewed as Fortran, the array holds ``U = L'`` in its upper triangle: ``dtrtri`` turns
+    it into ``U^{-1} = (L^{-1})'`` and ``dlauum`` into ``U^{-1} U^{-T} = S^{-1}``.
+    """
+    _, info = _dtrtri(L.T, lower=0, overwrite_c=1)
+    if info != 0:
+        return False
+    _, info = _dlauum(L.T, lower=0, overwrite_c=1)
+    return info == 0

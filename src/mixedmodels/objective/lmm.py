@@ -27,6 +27,7 @@ import numpy as np
 
 from ..design import Design
 from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, TermBlock
+from .lmm_gradient import scalar_terms_gradient, supports_gradient
 
 __all__ = ["LMMObjective", "LMMSolution"]
 
@@ -100,8 +101,11 @@ class LMMObjective:
         self.system.set_cross_products(self.pattern.compute(XY, design.weights))
         self.log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         self.n_evals = 0
+        self.n_grads = 0
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
+        #: analytic gradient available (all terms scalar); see :mod:`.lmm_gradient`
+        self.has_gradient = supports_gradient(self.system)
 
     def _from_factor(self, f: BlockedFactor) -> float:
         r2 = f.pwrss()
@@ -113,10 +117,37 @@ class LMMObjective:
 
     def __call__(self, theta) -> float:
         self.n_evals += 1
-        f = self.system.factorize(np.asarray(theta, dtype=float))
+        f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
         if f is None:
             return np.inf
         return float(self._from_factor(f))
+
+    def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+        """Objective and its analytic gradient (only when :attr:`has_gradient`)."""
+        if not self.has_gradient:
+            raise NotImplementedError("analytic gradient needs scalar random-effects terms")
+        self.n_evals += 1
+        self.n_grads += 1
+        theta = np.asarray(theta, dtype=float)
+        f = self.system.factorize(theta, scratch=True)
+        if f is None:
+            return np.inf, np.zeros_like(theta)
+        beta, RX_inv = self._beta(f)
+        u = self.system.solve_u(f, beta)
+        r2 = f.pwrss()
+        dof = self.n - self.p if self.reml else self.n
+        grad = scalar_terms_gradient(self.system, f, theta, beta, u, r2, dof, self.reml,
+                                     RX_inv)
+        return float(self._from_factor(f)), grad
+
+    def _beta(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
+        p = self.p
+        if not p:
+            return np.zeros(0), np.zeros((0, 0))
+        LXX = np.tril(f.LXX)
+        Lxx_t = LXX[:p, :p].T
+        beta = np.linalg.solve(Lxx_t, LXX[p, :p])
+        return beta, np.linalg.inv(Lxx_t)
 
     def solve(self, theta) -> LMMSolution:
         """Conditional estimates (beta, u, b, sigma) and the factor at ``theta``."""
@@ -125,14 +156,7 @@ class LMMObjective:
         if f is None:
             raise np.linalg.LinAlgError(f"system not positive definite at theta={theta}")
         p = self.p
-        LXX = np.tril(f.LXX)
-        Lxx = LXX[:p, :p]
-        lyx = LXX[p, :p]
-        if p:
-            beta = np.linalg.solve(Lxx.T, lyx)
-            RX_inv = np.linalg.inv(Lxx.T)
-        else:
-            beta, RX_inv = np.zeros(0), np.zeros((0, 0))
+        beta, RX_inv = self._beta(f)
         u = self.system.solve_u(f, beta)
         b = self.b_from_u(theta, u)
         r2 = f.pwrss()

@@ -1,6 +1,7 @@
 """Optimizers for the covariance parameters and the record of what they did."""
 
 from .backends import DEFAULT_SETTINGS, OPTIMIZERS, minimize
+from .gradient import minimize_with_gradient
 from .summary import OptSummary
 
-__all__ = ["DEFAULT_SETTINGS", "OPTIMIZERS", "OptSummary", "minimize"]
+__all__ = ["DEFAULT_SETTINGS", "OPTIMIZERS", "OptSummary", "minimize", "minimize_with_gradient"]

@@ -50,4 +50,5 @@ class OptSummary:
     def converged(self) -> bool:
         """True when the backend stopped on a tolerance, not on a limit or a failure."""
         return self.return_code in {"FTOL_REACHED", "XTOL_REACHED", "SUCCESS",
-                                    "STOPVAL_REACHED", "converged"}
+                                    "STOPVAL_REACHED", "converged",
+                                    "log phase left near a bound"}

@@ -1,0 +1,138 @@
+r"""Gradient-based optimization of theta for objectives with an analytic gradient.
+
+Two phases:
+
+1. BFGS on ``z = log(theta)``. Relative covariance parameters act multiplicatively, so the
+   objective is far better conditioned in ``log theta`` (on InstEval the Hessian in theta
+   spans a factor 14 and BFGS from theta = 1 needs ~13 gradient evaluations in log scale
+   against ~120 derivative-free evaluations in theta). The phase stops early when a
+   parameter heads for zero, which the log scale cannot reach.
+2. L-BFGS-B on theta itself with the lower bounds: polishes, and puts parameters whose
+   optimum is on the boundary (singular fits) exactly there. From a converged phase 1 it
+   takes one or two evaluations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from scipy.optimize import minimize as sp_minimize
+
+from .summary import OptSummary
+
+__all__ = ["LOG_PHASE_FLOOR", "minimize_with_gradient"]
+
+#: Leave the log-scale phase when a parameter falls below this (it may belong on the bound).
+LOG_PHASE_FLOOR = 1e-4
+#: Gradient tolerance (objective units per unit of log theta) of the log-scale phase, and
+#: its relative version: the objective's rounding noise grows with its size (a deviance of
+#: 2e5 carries noise of ~1e-10), and asking for less gradient than that noise supports only
+#: makes the line search fail repeatedly.
+LOG_PHASE_GTOL = 1e-5
+LOG_PHASE_GTOL_REL = 1e-8
+#: After the log phase, a parameter below this with a gradient pushing it down may belong on
+#: the bound (in log scale its gradient vanishes like theta^2): polish in theta.
+POLISH_CANDIDATE = 1e-2
+#: Projected-gradient tolerance of the bounded polish (objective units per unit of theta).
+POLISH_GTOL = 1e-5
+#: Relative objective reduction below which the polish stops (scipy's ``ftol``).
+POLISH_FTOL = 1e-14
+
+
+class _HeadingToBoundError(Exception):
+    pass
+
+
+def _polish(fg, track, best, lower, maxiter) -> None:
+    """Bounded L-BFGS-B in theta from the best point so far (updates ``best``)."""
+
+    def fg_plain(x):
+        f, g = fg(x)
+        track(x, f, g)
+        return (f, g) if np.isfinite(f) else (1e300, np.zeros_like(x))
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    # Start from the best point as it is: the profiled objective depends on a scalar
+    # term's theta only through theta^2, so its gradient vanishes at exactly zero and a
+    # start on the bound could never leave it.
+    sp_minimize(fg_plain, best["x"].copy(), jac=True, method="L-BFGS-B", bounds=bounds,
+                options={"gtol": POLISH_GTOL, "ftol": POLISH_FTOL, "maxiter": maxiter})
+
+
+def minimize_with_gradient(
+    fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    *,
+    maxiter: int = 500,
+) -> tuple[OptSummary, np.ndarray, np.ndarray | None]:
+    """Minimize ``fg`` (returning value and gradient) over ``x >= lower``.
+
+    Only parameters with lower bound 0 use the log scale; others stay as they are.
+
+    Returns
+    -------
+    OptSummary, ndarray, ndarray or None
+        The record, the gradient at the solution, and BFGS's approximation of the inverse
+        Hessian in theta (None when the bounded polish ran last).
+    """
+    x0 = np.asarray(x0, dtype=float)
+    lower = np.asarray(lower, dtype=float)
+    logp = lower == 0.0
+    n_evals = [0]
+    best = {"x": x0.copy(), "f": np.inf, "g": None}
+    t0 = time.perf_counter()
+
+    def track(x, f, g):
+        n_evals[0] += 1
+        if f < best["f"]:
+            best.update(x=x.copy(), f=f, g=g.copy())
+
+    def fg_log(z):
+        x = z.copy()
+        x[logp] = np.exp(z[logp])
+        f, g = fg(x)
+        track(x, f, g)
+        gz = g.copy()
+        gz[logp] = g[logp] * x[logp]
+        return (f, gz) if np.isfinite(f) else (1e300, np.zeros_like(z))
+
+    def stop_near_bound(intermediate_result):
+        z = intermediate_result.x
+        if np.any(z[logp] < np.log(LOG_PHASE_FLOOR)):
+            raise _HeadingToBoundError
+
+    start = np.where(logp, np.log(np.maximum(x0, LOG_PHASE_FLOOR)), x0)
+    f0, _ = fg_log(start)
+    gtol = max(LOG_PHASE_GTOL, LOG_PHASE_GTOL_REL * abs(f0))
+    code = "converged"
+    hess_inv = None
+    try:
+        res = sp_minimize(fg_log, start, jac=True, method="BFGS", callback=stop_near_bound,
+                          options={"gtol": gtol, "maxiter": maxiter})
+        # "precision loss" means the line search met rounding noise at the optimum; the
+        # convergence check after the fit judges the point on its merits.
+        if not res.success and "precision" not in str(res.message):
+            code = "log phase: " + str(res.message)
+        # d theta = theta dz on the log scale, so H_theta^{-1} = J H_z^{-1} J
+        jac = np.where(logp, best["x"], 1.0)
+        hess_inv = jac[:, None] * np.asarray(res.hess_inv) * jac[None, :]
+    except _HeadingToBoundError:
+        code = "log phase left near a bound"
+
+    small = logp & (best["x"] < POLISH_CANDIDATE) & (best["g"] > 0)
+    if code == "log phase left near a bound" or small.any():
+        _polish(fg, track, best, lower, maxiter)
+        hess_inv = None
+    seconds = time.perf_counter() - t0
+    summary = OptSummary(
+        optimizer="gradient:BFGS(log theta)+L-BFGS-B",
+        x0=x0, lower=lower, upper=np.full_like(x0, np.inf), x=best["x"], fval=best["f"],
+        n_evals=n_evals[0],
+        settings={"log_phase_gtol": LOG_PHASE_GTOL, "polish_gtol": POLISH_GTOL,
+                  "polish_ftol": POLISH_FTOL, "maxiter": maxiter},
+        return_code=code, seconds=seconds,
+    )
+    return summary, best["g"], hess_inv

@@ -133,6 +133,10 @@ class BlockedSystem:
         first call and kept when new weights arrive (PIRLS).
         """
         self.A = A
+        if self.p1 == 2:
+            self._a11_parts = (A.A11[:, 0, 0].copy(), A.A11[:, 0, 1].copy(),
+                               A.A11[:, 1, 1].copy())
+            self._a1x_parts = (A.A1X[:, 0, :].copy(), A.A1X[:, 1, :].copy())
         if A.A21 is not None:
             self._rows21 = np.repeat(np.arange(A.A21.shape[0]), np.diff(A.A21.indptr))
             self._cols21 = A.A21.indices
@@ -160,6 +164,8 @@ class BlockedSystem:
             m1 = l1v / d                                  # Lambda1 L11^{-T}, diagonal
             L1X = A.A1X * m1[:, None, None]
             return lam1, d.reshape(-1, 1, 1), m1, L1X, 2.0 * float(np.sum(np.log(d)))
+        if p1 == 2:
+            return self._term1_2x2(lam1)
         B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
         B[:, np.arange(p1), np.arange(p1)] += 1.0
         L11 = np.linalg.cholesky(B)
@@ -167,6 +173,41 @@ class BlockedSystem:
         m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
         L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
         logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+        return lam1, L11, m1, L1X, logdet
+
+    def _term1_2x2(self, lam1: np.ndarray):
+        """Block 1 for two effects per level (``(x | g)``) in closed form.
+
+        ``B = Lambda' A Lambda + I`` and its Cholesky factor are written out elementwise
+        over the levels: numpy's batched routines spend more time dispatching than
+        computing on 2 x 2 matrices, and this block is evaluated thousands of times in
+        small fits and bootstraps.
+        """
+        A = self.A
+        a00, a01, a11 = self._a11_parts
+        l00, l10, l11 = lam1[0, 0], lam1[1, 0], lam1[1, 1]
+        b00 = l00 * l00 * a00 + 2.0 * l00 * l10 * a01 + l10 * l10 * a11 + 1.0
+        b01 = l11 * (l00 * a01 + l10 * a11)
+        b11 = l11 * l11 * a11 + 1.0
+        c00 = np.sqrt(b00)
+        c10 = b01 / c00
+        c11 = np.sqrt(b11 - c10 * c10)
+        logdet = float(np.sum(np.log(b00)) + 2.0 * np.sum(np.log(c11)))
+        L11 = np.empty((self.l1, 2, 2))
+        L11[:, 0, 0], L11[:, 0, 1], L11[:, 1, 0], L11[:, 1, 1] = c00, 0.0, c10, c11
+        x0, x1 = self._a1x_parts
+        r0 = l00 * x0 + l10 * x1               # (Lambda' A1X) per level, rows 0 and 1
+        r1 = l11 * x1
+        y0 = r0 / c00[:, None]
+        y1 = (r1 - c10[:, None] * y0) / c11[:, None]
+        L1X = np.stack([y0, y1], axis=1)
+        m1 = None
+        if A.A21 is not None:
+            inv = np.zeros((self.l1, 2, 2))
+            inv[:, 0, 0] = 1.0 / c00
+            inv[:, 1, 1] = 1.0 / c11
+            inv[:, 1, 0] = -c10 / (c00 * c11)
+            m1 = np.matmul(lam1, inv.transpose(0, 2, 1))
         return lam1, L11, m1, L1X, logdet
 
     def _L21(self, m1: np.ndarray, lam_r) -> sp.csr_matrix:

@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..design import Design
-from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, TermBlock
+from ..linalg import (
+    DENSE_MAX_SIZE,
+    BlockedFactor,
+    BlockedSystem,
+    CrossProductPattern,
+    DenseSystem,
+    TermBlock,
+)
 from .lmm_gradient import scalar_terms_gradient, supports_gradient
 
 __all__ = ["LMMObjective", "LMMSolution"]
@@ -81,6 +88,10 @@ class LMMObjective:
     design : Design
     reml : bool
         REML criterion (True, lme4's default) or deviance (False).
+    method : {"auto", "dense", "blocked"}
+        Factorization: the whole system as one dense matrix (small models) or block by
+        block (:mod:`mixedmodels.linalg.blocked`). ``"auto"`` picks dense when
+        ``q + p + 1 <= DENSE_MAX_SIZE``.
 
     Notes
     -----
@@ -89,14 +100,22 @@ class LMMObjective:
     evaluation counter ``n_evals``.
     """
 
-    def __init__(self, design: Design, reml: bool = True):
+    def __init__(self, design: Design, reml: bool = True, method: str = "auto"):
         self.design = design
         self.reml = bool(reml)
         self.n = design.nobs
         self.p = design.p
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         self.pattern = CrossProductPattern(blocks)
-        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
+        structures = [t.structure for t in design.terms]
+        if method == "auto":
+            method = "dense" if design.q + design.p + 1 <= DENSE_MAX_SIZE else "blocked"
+        if method not in ("dense", "blocked"):
+            raise ValueError(f"method must be 'auto', 'dense' or 'blocked', not {method!r}")
+        #: ``"dense"`` (whole system, small models) or ``"blocked"`` factorization
+        self.method = method
+        self.system = (DenseSystem if method == "dense" else BlockedSystem)(
+            self.pattern, structures)
         XY = np.column_stack([design.X, design.y - design.offset])
         self.system.set_cross_products(self.pattern.compute(XY, design.weights))
         self.log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
@@ -105,7 +124,7 @@ class LMMObjective:
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
         #: analytic gradient available (all terms scalar); see :mod:`.lmm_gradient`
-        self.has_gradient = supports_gradient(self.system)
+        self.has_gradient = method == "blocked" and supports_gradient(self.system)
 
     def _from_factor(self, f: BlockedFactor) -> float:
         r2 = f.pwrss()

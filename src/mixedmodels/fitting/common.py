@@ -8,31 +8,40 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["BOUNDARY_TOL", "collect_warnings", "snap_to_boundary"]
+__all__ = ["BOUNDARY_TOL", "collect_warnings", "package_messages", "snap_to_boundary"]
 
 #: lme4's ``boundary.tol``: parameters this close to a bound are tried on the bound.
 BOUNDARY_TOL = 1e-5
 
 
 @contextmanager
-def collect_warnings(messages: list[str]):
-    """Record this package's warnings raised inside the block and re-emit them.
+def collect_warnings(messages: list[str] | None = None):
+    """Record the warnings raised inside the block, then re-emit them.
 
-    The messages are kept on the result (``m.messages``) as lme4 keeps them in
-    ``m@optinfo$conv$lme4$messages``.
+    Yields the live list of ``warnings.WarningMessage``; :func:`package_messages` turns it
+    into the messages a result keeps (``m.messages``, as lme4 keeps them in
+    ``m@optinfo$conv$lme4$messages``). When ``messages`` is given, this package's messages
+    are also appended to it on exit.
     """
-    from .._errors import MixedModelsWarning
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            pass
+        yield caught
+    if messages is not None:
+        messages.extend(m for m in package_messages(caught) if m not in messages)
     for w in caught:
-        if issubclass(w.category, MixedModelsWarning):
-            messages.append(str(w.message))
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def package_messages(caught) -> tuple[str, ...]:
+    """This package's warning messages among ``caught``, in order, without repeats."""
+    from .._errors import MixedModelsWarning
+
+    out: list[str] = []
+    for w in caught:
+        msg = str(w.message)
+        if issubclass(w.category, MixedModelsWarning) and msg not in out:
+            out.append(msg)
+    return tuple(out)
 
 
 def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: float,

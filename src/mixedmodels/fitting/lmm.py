@@ -7,6 +7,7 @@ Composes the public steps: :func:`parse_formula` -> :func:`materialize` ->
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from ..formula import parse_formula
 from ..objective import LMMObjective
 from ..optim import minimize, minimize_with_gradient
 from ..results import LinearMixedModelResult
-from .common import collect_warnings, snap_to_boundary
+from .common import collect_warnings, package_messages, snap_to_boundary
 
 __all__ = ["fit_lmm", "lmer"]
 
@@ -36,14 +37,18 @@ def fit_lmm(
     optimizer_settings: dict | None = None,
     start: np.ndarray | None = None,
     check_conv: bool = True,
-    messages: list[str] | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model to a materialized :class:`Design`.
 
     Useful when the same design is refitted (bootstrap, simulation); :func:`lmer` is the
     formula front door. Parameters are those of :func:`lmer`.
     """
-    messages = [] if messages is None else messages
+    with collect_warnings() as caught:
+        result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
+    return replace(result, messages=package_messages(caught))
+
+
+def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     obj = LMMObjective(design, reml=REML)
     lower = obj.lower
     x0 = obj.theta0 if start is None else np.asarray(start, dtype=float)
@@ -69,16 +74,16 @@ def fit_lmm(
         else:
             conv = check_convergence(obj, theta, lower, fval)
         if not conv.converged:
-            warnings.warn(conv.message, ConvergenceWarning, stacklevel=3)
+            warnings.warn(conv.message, ConvergenceWarning, stacklevel=4)
     if is_singular_theta(theta, lower):
         groups = []
         for t, sl in zip(design.terms, design.theta_slices(), strict=True):
             if is_singular_theta(theta[sl], t.structure.lower_bounds()) and \
                     t.group not in groups:
                 groups.append(t.group)
-        warnings.warn(singular_message(groups), SingularFitWarning, stacklevel=3)
+        warnings.warn(singular_message(groups), SingularFitWarning, stacklevel=4)
     sol = obj.solve(theta)
-    return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj, tuple(messages))
+    return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
 
 
 def lmer(
@@ -131,11 +136,11 @@ def lmer(
     >>> round(m.objective, 2)
     1743.63
     """
-    messages: list[str] = []
-    with collect_warnings(messages):
+    with collect_warnings() as caught:
         spec = parse_formula(formula)
         design = materialize(spec, data, weights=weights, offset=offset)
         check_lmm_identifiable(design)
-        return fit_lmm(design, REML=REML, optimizer=optimizer,
-                       optimizer_settings=optimizer_settings, start=start,
-                       check_conv=check_conv, messages=messages)
+        result = fit_lmm(design, REML=REML, optimizer=optimizer,
+                         optimizer_settings=optimizer_settings, start=start,
+                         check_conv=check_conv)
+    return replace(result, messages=package_messages(caught))

@@ -1,0 +1,73 @@
+"""Optimizers, boundary handling and the convergence check."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.diagnostics import check_convergence
+from mixedmodels.optim import minimize, minimize_with_gradient
+
+OBJECTIVE_ATOL = 1e-6
+
+
+@pytest.mark.parametrize("formula,data", [
+    ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin"),
+    ("strength ~ 1 + (1 | batch/cask)", "Pastes"),
+    ("Reaction ~ Days + (Days || Subject)", "sleepstudy"),
+])
+def test_gradient_and_bobyqa_agree(formula, data):
+    design = mm.materialize(mm.parse_formula(formula), mm.datasets.load(data))
+    obj = mm.LMMObjective(design, method="blocked")
+    grad_opt, _, _ = minimize_with_gradient(obj.value_and_gradient, obj.theta0, obj.lower)
+    bob = minimize(obj, obj.theta0, obj.lower)
+    assert grad_opt.fval == pytest.approx(bob.fval, abs=OBJECTIVE_ATOL)
+    np.testing.assert_allclose(grad_opt.x, bob.x, rtol=1e-3)
+    assert grad_opt.n_evals < bob.n_evals
+
+
+@pytest.mark.parametrize("optimizer", ["gradient", "bobyqa"])
+def test_singular_fit_lands_on_the_boundary(optimizer):
+    data = mm.datasets.load("Dyestuff2")
+    design = mm.materialize(mm.parse_formula("Yield ~ 1 + (1 | Batch)"), data)
+    with pytest.warns(mm.SingularFitWarning, match="Batch"):
+        m = mm.fit_lmm(design, optimizer=optimizer) if optimizer == "bobyqa" else \
+            mm.lmer("Yield ~ 1 + (1 | Batch)", data)
+    assert m.theta[0] == 0.0
+    assert m.is_singular()
+    assert any("singular" in msg for msg in m.messages) or optimizer == "bobyqa"
+
+
+def test_convergence_check_flags_an_early_stop():
+    data = mm.datasets.load("sleepstudy")
+    design = mm.materialize(mm.parse_formula("Reaction ~ Days + (Days | Subject)"), data)
+    with pytest.warns(mm.ConvergenceWarning, match="Newton step"):
+        m = mm.fit_lmm(design, optimizer="bobyqa", optimizer_settings={"maxeval": 8})
+    assert not m.converged
+    assert m.convergence.newton_decrement > 1e-3
+
+
+def test_convergence_check_accepts_the_optimum():
+    data = mm.datasets.load("sleepstudy")
+    design = mm.materialize(mm.parse_formula("Reaction ~ Days + (Days | Subject)"), data)
+    obj = mm.LMMObjective(design)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = mm.fit_lmm(design)
+    rep = check_convergence(obj, m.theta, obj.lower, m.objective)
+    assert rep.converged
+    assert np.max(np.abs(rep.gradient)) < 1e-2
+
+
+def test_user_start_and_optimizer_choice():
+    data = mm.datasets.load("Penicillin")
+    m1 = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, optimizer="bobyqa")
+    m2 = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, start=[1.5, 3.5])
+    assert m1.objective == pytest.approx(m2.objective, abs=OBJECTIVE_ATOL)
+    with pytest.raises(ValueError, match="theta"):
+        mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, start=[1.0])
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        mm.lmer("diameter ~ 1 + (1 | plate)", data, optimizer="newton")

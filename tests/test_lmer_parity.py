@@ -62,22 +62,39 @@ def test_devfun_at_fixed_theta(key):
         assert value == pytest.approx(entry["value"], rel=DEVFUN_RTOL)
 
 
+# Where our optimizer finds a lower objective than lme4 by more than this, lme4 stopped short
+# on a flat ridge (orthodont: 5.6e-6 lower); estimates are then compared at lme4's theta
+# at the full tolerance and at our optimum at the looser FLAT_RTOL.
+BETTER_OPTIMUM = 1e-6
+FLAT_RTOL = 1e-3
+
+
+def _compare_estimates(m, ref, rtol):
+    beta = {r_name(k): v for k, v in m.fixef.items()}
+    se = {r_name(k): v for k, v in m.se.items()}
+    assert set(beta) == set(ref["beta"])
+    for name, val in ref["beta"].items():
+        assert beta[name] == pytest.approx(val, rel=rtol, abs=1e-10), name
+        assert se[name] == pytest.approx(ref["se"][name], rel=rtol), name
+    assert m.sigma == pytest.approx(ref["sigma"], rel=rtol)
+    np.testing.assert_allclose(m.fitted().to_numpy()[:10], ref["fitted_head"], rtol=rtol)
+    np.testing.assert_allclose(m.predict(re_form="~0").to_numpy()[:10],
+                               ref["fitted_fixed_head"], rtol=rtol)
+
+
 @pytest.mark.parametrize("key", ALL)
 def test_optimized_fit(key, fits):
     ref = reference()[key]
     m = fits(key)
     assert m.objective <= ref["objective"] + OBJECTIVE_ATOL
     assert m.objective == pytest.approx(ref["objective"], abs=5e-2)
-    beta = {r_name(k): v for k, v in m.fixef.items()}
-    se = {r_name(k): v for k, v in m.se.items()}
-    assert set(beta) == set(ref["beta"])
-    for name, val in ref["beta"].items():
-        assert beta[name] == pytest.approx(val, rel=BETA_RTOL, abs=1e-10), name
-        assert se[name] == pytest.approx(ref["se"][name], rel=SE_RTOL), name
-    assert m.sigma == pytest.approx(ref["sigma"], rel=SIGMA_RTOL)
-    np.testing.assert_allclose(m.fitted().to_numpy()[:10], ref["fitted_head"], rtol=FITTED_RTOL)
-    np.testing.assert_allclose(m.predict(re_form="~0").to_numpy()[:10],
-                               ref["fitted_fixed_head"], rtol=FITTED_RTOL)
+    if m.objective < ref["objective"] - BETTER_OPTIMUM:
+        _compare_estimates(m, ref, FLAT_RTOL)
+        at_ref = mm.fit_lmm(m.design, REML=m.reml, fixed_theta=as_array(ref["theta"]))
+        assert at_ref.objective == pytest.approx(ref["objective"], rel=DEVFUN_RTOL)
+        _compare_estimates(at_ref, ref, BETA_RTOL)
+    else:
+        _compare_estimates(m, ref, BETA_RTOL)
     assert m.nobs == ref["nobs"]
     assert m.ngroups == ref["ngrps"]
     assert m.is_singular() == ref["singular"]
@@ -91,6 +108,8 @@ def test_optimized_fit(key, fits):
 def test_ranef_and_condsd(key, fits):
     ref = reference()[key]
     m = fits(key)
+    if m.objective < ref["objective"] - BETTER_OPTIMUM:
+        m = mm.fit_lmm(m.design, REML=m.reml, fixed_theta=as_array(ref["theta"]))
     head = ref["ranef_head"]
     re = m.ranef(cond_var=True)[head["group"]]
     for term, level, value, sd in zip(head["term"], head["level"], head["value"],
@@ -105,6 +124,8 @@ def test_ranef_and_condsd(key, fits):
 def test_varcorr(key, fits):
     ref = reference()[key]
     m = fits(key)
+    if m.objective < ref["objective"] - BETTER_OPTIMUM:
+        m = mm.fit_lmm(m.design, REML=m.reml, fixed_theta=as_array(ref["theta"]))
     vc = m.varcorr
     assert [t.group for t in vc.terms] == [v["group"] for v in ref["varcorr"]]
     for t, v in zip(vc.terms, ref["varcorr"], strict=True):

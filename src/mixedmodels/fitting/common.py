@@ -8,7 +8,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["BOUNDARY_TOL", "collect_warnings", "package_messages", "snap_to_boundary"]
+__all__ = [
+    "BOUNDARY_TOL",
+    "collect_warnings",
+    "newton_polish",
+    "package_messages",
+    "snap_to_boundary",
+]
 
 #: lme4's ``boundary.tol``: parameters this close to a bound are tried on the bound.
 BOUNDARY_TOL = 1e-5
@@ -57,3 +63,25 @@ def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: fl
         if f <= fval:
             x, fval = trial, f
     return x, fval
+
+
+def newton_polish(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: float,
+                  lower: np.ndarray, gradient: np.ndarray, hessian: np.ndarray | None,
+                  active: np.ndarray) -> tuple[np.ndarray, float]:
+    """One Newton step from the optimizer's answer, kept only if it lowers the objective.
+
+    Derivative-free optimizers stop on small *changes*; on flat objectives that can leave a
+    little on the table. The convergence check has already paid for the gradient and
+    Hessian, so one projected Newton step on the free parameters is almost free.
+    """
+    if hessian is None:
+        return x, fval
+    free = ~active
+    try:
+        step = np.linalg.solve(hessian[np.ix_(free, free)], gradient[free])
+    except np.linalg.LinAlgError:
+        return x, fval
+    trial = x.copy()
+    trial[free] = np.maximum(x[free] - step, lower[free])
+    f = fun(trial)
+    return (trial, f) if f < fval else (x, fval)

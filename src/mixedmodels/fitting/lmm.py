@@ -22,9 +22,9 @@ from ..diagnostics import (
 )
 from ..formula import parse_formula
 from ..objective import LMMObjective
-from ..optim import minimize, minimize_with_gradient
+from ..optim import OptSummary, minimize, minimize_with_gradient
 from ..results import LinearMixedModelResult
-from .common import collect_warnings, package_messages, snap_to_boundary
+from .common import collect_warnings, newton_polish, package_messages, snap_to_boundary
 
 __all__ = ["fit_lmm", "lmer"]
 
@@ -37,15 +37,35 @@ def fit_lmm(
     optimizer_settings: dict | None = None,
     start: np.ndarray | None = None,
     check_conv: bool = True,
+    fixed_theta: np.ndarray | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model to a materialized :class:`Design`.
 
     Useful when the same design is refitted (bootstrap, simulation); :func:`lmer` is the
-    formula front door. Parameters are those of :func:`lmer`.
+    formula front door. Parameters are those of :func:`lmer`, plus:
+
+    fixed_theta : array-like, optional
+        Skip the optimization and return the model at this theta (beta, sigma and the
+        random effects at their conditional optimum) -- lme4's ``devfun`` evaluated into a
+        full result, for profiling, comparisons and teaching.
     """
     with collect_warnings() as caught:
-        result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
+        if fixed_theta is not None:
+            result = _at_theta(design, REML, np.asarray(fixed_theta, dtype=float))
+        else:
+            result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
     return replace(result, messages=package_messages(caught))
+
+
+def _at_theta(design, REML, theta):
+    obj = LMMObjective(design, reml=REML)
+    if theta.shape != obj.lower.shape or np.any(theta < obj.lower):
+        raise ValueError(f"fixed_theta must have {obj.lower.size} values within the bounds "
+                         f"{obj.lower.tolist()}")
+    sol = obj.solve(theta)
+    opt = OptSummary("none (fixed theta)", theta, obj.lower, np.full_like(theta, np.inf),
+                     theta, sol.objective, 0, {}, "fixed", 0.0)
+    return LinearMixedModelResult(design, bool(REML), sol, opt, None, obj)
 
 
 def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
@@ -65,14 +85,12 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     conv = None
     if check_conv:
-        if grad is not None:
-            if not np.array_equal(theta, opt.x):
-                fval, grad = obj.value_and_gradient(theta)
-                hess_inv = None
-            conv = check_convergence_gradient(obj.value_and_gradient, theta, lower, grad,
-                                              hess_inv)
-        else:
-            conv = check_convergence(obj, theta, lower, fval)
+        conv = _check(obj, theta, fval, lower, grad, hess_inv, opt.x)
+        polished, fnew = newton_polish(obj, theta, fval, lower, conv.gradient, conv.hessian,
+                                       conv.active)
+        if fnew < fval:
+            theta, fval = polished, fnew
+            conv = _check(obj, theta, fval, lower, None, None, None)
         if not conv.converged:
             warnings.warn(conv.message, ConvergenceWarning, stacklevel=4)
     if is_singular_theta(theta, lower):
@@ -84,6 +102,17 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
         warnings.warn(singular_message(groups), SingularFitWarning, stacklevel=4)
     sol = obj.solve(theta)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
+
+
+def _check(obj, theta, fval, lower, grad, hess_inv, x_opt):
+    """Convergence report at ``theta``, with the analytic gradient when there is one."""
+    if obj.has_gradient:
+        if grad is None or not np.array_equal(theta, x_opt):
+            fval, grad = obj.value_and_gradient(theta)
+            hess_inv = None
+        return check_convergence_gradient(obj.value_and_gradient, theta, lower, grad,
+                                          hess_inv)
+    return check_convergence(obj, theta, lower, fval)
 
 
 def lmer(

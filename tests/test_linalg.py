@@ -137,7 +137,7 @@ def test_product_pattern_matches_sparse_product():
     rng = np.random.default_rng(0)
     A = sp.random(30, 50, density=0.15, random_state=1, format="csr")
     c = rng.uniform(0.1, 2.0, 50)
-    pat = ProductPattern(A)
+    pat = ProductPattern(A, keep_refresh=True)
     dense = np.zeros((30, 30))
     pat.subtract_from(dense, c)
     expected = -np.tril((A @ sp.diags(c) @ A.T).toarray())
@@ -150,3 +150,17 @@ def test_product_pattern_matches_sparse_product():
     pat.subtract_from(dense, c)
     expected = -np.tril((A2 @ sp.diags(c) @ A2.T).toarray())
     np.testing.assert_allclose(np.tril(dense), expected, atol=1e-13)
+
+
+def test_product_pattern_built_in_chunks(monkeypatch):
+    import mixedmodels.linalg.product as product
+
+    monkeypatch.setattr(product, "PAIRS_PER_CHUNK", 7)
+    A = sp.random(40, 60, density=0.2, random_state=2, format="csr")
+    c = np.random.default_rng(0).uniform(size=60)
+    pat = product.ProductPattern(A)
+    assert len(pat._chunks) > 10
+    dense = np.zeros((40, 40))
+    pat.subtract_from(dense, c)
+    np.testing.assert_allclose(np.tril(dense), -np.tril((A @ sp.diags(c) @ A.T).toarray()),
+                               atol=1e-14)

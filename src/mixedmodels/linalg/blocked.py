@@ -145,8 +145,12 @@ class BlockedSystem:
                 self._product = ProductPattern(A.A21)
                 self._buf22 = np.empty_like(A.A22)
             elif self._product is not None:
-                # same pattern (CrossProductPattern fixes it), new values
-                self._product.refresh(A.A21.data)
+                # same pattern (CrossProductPattern fixes it), new values: from the second
+                # set of weights on (PIRLS), keep what refresh() needs
+                if self._product.can_refresh:
+                    self._product.refresh(A.A21.data)
+                else:
+                    self._product = ProductPattern(A.A21, keep_refresh=True)
 
     # -- factorization --------------------------------------------------------------------
     def _use_product_pattern(self, A: CrossProducts) -> bool:

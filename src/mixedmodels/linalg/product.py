@@ -10,78 +10,125 @@ with ``P`` a sparse matrix (one row per structurally non-zero ``(a, b)``, ``a >=
 once. Each evaluation is then one sparse mat-vec and a scatter into the dense block, instead
 of a general sparse-sparse product and a sparse-to-dense conversion. When the values of
 ``A21`` change but not its pattern (new PIRLS weights), :meth:`refresh` recomputes ``P``'s
-values with one ``bincount``.
+values from the stored pair positions.
+
+Construction runs over chunks of columns so that its temporary arrays stay bounded
+(:data:`PAIRS_PER_CHUNK`) even for millions of observations.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["PRODUCT_PATTERN_MAX_NNZ", "ProductPattern"]
+__all__ = ["PAIRS_PER_CHUNK", "PRODUCT_PATTERN_MAX_NNZ", "ProductPattern"]
 
 #: Above this many pair products the pattern costs more memory than it saves time; the
 #: caller falls back to a general sparse product.
 PRODUCT_PATTERN_MAX_NNZ = 40_000_000
+#: Pairs processed at a time while building the pattern (bounds temporary memory).
+PAIRS_PER_CHUNK = 4_000_000
 
 
 class ProductPattern:
     """Linear map ``c -> lower triangle of A diag(c) A'`` for a fixed CSR pattern ``A``.
 
+    Parameters
+    ----------
+    A : scipy.sparse.csr_matrix
+    keep_refresh : bool
+        Keep the positions needed by :meth:`refresh` (8 bytes per pair).
+
     Attributes
     ----------
     flat : ndarray
         Flat (row-major) indices of the lower-triangle positions in the dense
-        ``n_rows x n_rows`` result.
+        ``n_rows x n_rows`` result; ``rows`` and ``cols`` are their coordinates.
     P : scipy.sparse.csr_matrix
         ``(n_positions, n_cols)``: ``values = P @ c``.
     """
 
-    def __init__(self, A: sp.csr_matrix):
+    def __init__(self, A: sp.csr_matrix, keep_refresh: bool = False):
         n_rows, n_cols = A.shape
+        self.n_rows = n_rows
         # CSC view whose data are the positions of the entries in A's CSR data
         pos = sp.csr_matrix((np.arange(A.nnz, dtype=float) + 1.0, A.indices, A.indptr),
                             shape=A.shape).tocsc()
         pos.sort_indices()
-        csr_pos = pos.data.astype(np.int64) - 1
-        counts = np.diff(pos.indptr)
-        col_of = np.repeat(np.arange(n_cols), counts)
-        pos_in_col = np.arange(pos.nnz) - np.repeat(pos.indptr[:-1], counts)
-        # pair every entry e with the entries e' <= e of its column (rows sorted, so
-        # row(e') <= row(e): the lower triangle, diagonal included)
-        n_pairs = pos_in_col + 1
-        e = np.repeat(np.arange(pos.nnz), n_pairs)
-        offsets = np.arange(e.size) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
-        e2 = np.repeat(pos.indptr[col_of], n_pairs) + offsets
-        ra, rb = pos.indices[e].astype(np.int64), pos.indices[e2].astype(np.int64)
-        flat = ra * n_rows + rb
-        # unique output positions through a dense lookup table: the dense block this
-        # pattern feeds is n_rows^2 anyway, and a table is much faster than sorting pairs
+        self._csc_to_csr = pos.data.astype(np.int64) - 1
+        self._csc_rows = pos.indices.astype(np.int64)
+        self._indptr_c = pos.indptr.astype(np.int64)
+        counts = np.diff(self._indptr_c)
+        pairs = counts * (counts + 1) // 2
+        # column ranges holding about PAIRS_PER_CHUNK pairs each
+        cum = np.cumsum(pairs)
+        cuts = np.searchsorted(cum, np.arange(PAIRS_PER_CHUNK, cum[-1] if cum.size else 0,
+                                              PAIRS_PER_CHUNK))
+        bounds = np.unique(np.concatenate([[0], cuts + 1, [n_cols]])).clip(0, n_cols)
+        self._chunks = [(int(a), int(b)) for a, b in pairwise(bounds) if b > a]
+        # pass 1: which output positions occur (dense lookup table: the dense block this
+        # pattern feeds is n_rows^2 anyway, and a table is much faster than sorting pairs)
         table = np.zeros(n_rows * n_rows, dtype=np.int64)
-        table[flat] = 1
+        for a, b in self._chunks:
+            ea, eb, _ = self._pairs(a, b)
+            table[self._csc_rows[ea] * n_rows + self._csc_rows[eb]] = 1
         self.flat = np.flatnonzero(table)
         table[self.flat] = np.arange(self.flat.size)
-        out_row = table[flat]
-        del table
         self.rows = (self.flat // n_rows).astype(np.intp)
         self.cols = (self.flat % n_rows).astype(np.intp)
-        # Within a column each row appears once, so every pair is its own entry of P (no
-        # duplicates). Build P's CSR structure with entry numbers as data to learn where
-        # each pair lands, then store the pair factors in CSR order for refresh().
-        order = sp.csr_matrix((np.arange(1, e.size + 1, dtype=float), (out_row, col_of[e])),
-                              shape=(self.flat.size, n_cols))
-        order.sort_indices()
+        # pass 2: P's entries. Within a column each row appears once, so every pair is its
+        # own entry of P (no duplicates to sum).
+        out_rows, out_cols, left, right = [], [], [], []
+        for a, b in self._chunks:
+            ea, eb, col = self._pairs(a, b)
+            out_rows.append(table[self._csc_rows[ea] * n_rows + self._csc_rows[eb]]
+                            .astype(np.int32))
+            out_cols.append(col.astype(np.int32))
+            left.append(self._csc_to_csr[ea].astype(np.int32))
+            right.append(self._csc_to_csr[eb].astype(np.int32))
+        del table
+        out_row = np.concatenate(out_rows) if out_rows else np.zeros(0, np.int32)
+        out_col = np.concatenate(out_cols) if out_cols else np.zeros(0, np.int32)
+        ea = np.concatenate(left) if left else np.zeros(0, np.int32)
+        eb = np.concatenate(right) if right else np.zeros(0, np.int32)
+        del out_rows, out_cols, left, right
+        # CSR structure with entry numbers as data tells where each pair lands; pairs are
+        # generated column by column, so within a row the columns are already increasing
+        order = sp.csr_matrix((np.arange(1, out_row.size + 1, dtype=float),
+                               (out_row, out_col)), shape=(self.flat.size, n_cols))
         perm = order.data.astype(np.int64) - 1
         self._indices, self._indptr = order.indices, order.indptr
-        self._ea, self._eb = csr_pos[e][perm], csr_pos[e2][perm]
         self._shape = (self.flat.size, n_cols)
-        self.n_rows = n_rows
-        self.refresh(A.data)
+        ea, eb = ea[perm], eb[perm]
+        self._ea, self._eb = (ea, eb) if keep_refresh else (None, None)
+        self.P = sp.csr_matrix((A.data[ea] * A.data[eb], self._indices, self._indptr),
+                               shape=self._shape)
+
+    def _pairs(self, first: int, stop: int):
+        """CSC positions (e, e') of the pairs e' <= e within columns [first, stop)."""
+        indptr = self._indptr_c
+        counts = np.diff(indptr[first:stop + 1])
+        cols = np.repeat(np.arange(first, stop), counts)
+        ent = np.arange(indptr[first], indptr[stop])
+        pos_in_col = ent - np.repeat(indptr[first:stop], counts)
+        n_pairs = pos_in_col + 1
+        e = np.repeat(ent, n_pairs)
+        offsets = np.arange(e.size) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
+        e2 = np.repeat(indptr[cols], n_pairs) + offsets
+        return e, e2, np.repeat(cols, n_pairs)
+
+    @property
+    def can_refresh(self) -> bool:
+        return self._ea is not None
 
     def refresh(self, data: np.ndarray) -> None:
         """Recompute ``P`` for new values of ``A`` (same pattern, CSR data order)."""
-        vals = data[self._ea] * data[self._eb]
-        self.P = sp.csr_matrix((vals, self._indices, self._indptr), shape=self._shape)
+        if self._ea is None:
+            raise RuntimeError("pattern built without keep_refresh=True")
+        self.P = sp.csr_matrix((data[self._ea] * data[self._eb], self._indices, self._indptr),
+                               shape=self._shape)
 
     @staticmethod
     def n_pairs(A: sp.csr_matrix) -> int:

@@ -63,9 +63,27 @@ def format_fit_header(stats: dict[str, float]) -> str:
     return head + "\n" + body
 
 
-def _resid_quantiles(r: np.ndarray) -> str:
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
-    vals = r_format(np.round(q, 4), 4)
+def _zapsmall(x: np.ndarray, digits: int) -> np.ndarray:
+    """R's ``zapsmall``: round to ``digits - log10(max |x|)`` decimals (R rounds the
+    fractional number of decimals to the nearest integer)."""
+    mx = float(np.max(np.abs(x)))
+    if mx <= 0:
+        return np.round(x, digits)
+    return np.round(x, max(0, int(np.floor(digits - np.log10(mx) + 0.5))))
+
+
+def _r_number(x: float) -> str:
+    """R's default ``format`` of one number (up to 7 significant digits, no trailing .0)."""
+    text = f"{x:.7g}" if abs(x) < 1e15 else repr(x)
+    if "e" not in text and "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _resid_quantiles(r: np.ndarray, digits: int = 4) -> str:
+    # lme4 prints zapsmall(quantile(r), digits + 1) with print(digits = digits)
+    q = _zapsmall(np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0]), digits + 1)
+    vals = r_format(q, digits)
     names = ["Min", "1Q", "Median", "3Q", "Max"]
     width = max(len(v) for v in vals)
     return " ".join(n.rjust(width) for n in names) + "\n" + " ".join(
@@ -120,12 +138,12 @@ class LMMSummary:
             "",
         ]
         if self.reml:
-            lines.append(f"REML criterion at convergence: {self.objective:.1f}")
+            lines.append(f"REML criterion at convergence: {_r_number(round(self.objective, 1))}")
         else:
             lines.append(format_fit_header(self.fit_stats))
         lines += ["", "Scaled residuals: ", _resid_quantiles(self.scaled_residuals), "",
                   "Random effects:", self.varcorr.to_text(digits=4, variance=True)]
-        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
+        groups = "; ".join(f"{g}, {n}" for g, n in self.ngroups.items())
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         lines += ["", "Fixed effects:", format_coef_table(self.coefficients)]
         p = len(self.coefficients)

@@ -51,7 +51,7 @@ def fit_lmm(
     """
     with collect_warnings() as caught:
         if fixed_theta is not None:
-            result = _at_theta(design, REML, np.asarray(fixed_theta, dtype=float))
+            result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
         else:
             result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
     return replace(result, messages=package_messages(caught))

@@ -271,7 +271,8 @@ def test_zero_weights_drop_rows_with_warning():
     w = np.asarray(fx["weights"]).copy()
     zero = np.arange(len(w)) % 17 == 3
     w[zero] = 0.0
-    with pytest.warns(mm.DroppedRowsWarning, match=rf"{int(zero.sum())} rows with zero"):
+    with pytest.warns(mm.DroppedRowsWarning,
+                      match=rf"{int(zero.sum())} of {len(w)} rows dropped: zero prior weight"):
         m = mm.lmer(fx["python"]["formula"], data, weights=w)
     sub = mm.lmer(fx["python"]["formula"], data.loc[~zero], weights=w[~zero])
     assert m.nobs == len(w) - zero.sum()

@@ -6,6 +6,8 @@ our problems separately from bugs (``except mixedmodels.FormulaError``).
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConvergenceWarning",
     "DataError",
@@ -15,6 +17,7 @@ __all__ = [
     "MixedModelsWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "plain_message",
 ]
 
 
@@ -49,3 +52,12 @@ class SingularFitWarning(MixedModelsWarning):
 
 class ConvergenceWarning(MixedModelsWarning):
     """The optimizer stopped where the gradient says it could still improve."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def plain_message(exc: BaseException) -> str:
+    """``str(exc)`` without terminal colour codes (formulaic colours the offending operator
+    in its syntax errors; the ``⧛ ⧚`` markers around it stay)."""
+    return _ANSI.sub("", str(exc)).strip()

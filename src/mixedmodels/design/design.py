@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, DroppedRowsWarning, FormulaError
+from .._errors import DataError, FormulaError
 from ..formula.spec import MixedModelSpec
 from .fixed import FixedEffects, build_fixed
-from .frame import DroppedRows, build_model_frame
+from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
 from .random import RandomEffectsTerm, build_random_term
-from .response import evaluate_numeric, numeric_response, per_row_argument
+from .response import evaluate_numeric, numeric_response, per_row_values
 from .variables import expression_variables
 
 __all__ = ["Design", "check_lmm_identifiable", "materialize", "model_columns"]
@@ -117,10 +116,57 @@ def model_columns(spec: MixedModelSpec, response_vars: list[str] | None = None) 
     return roles
 
 
-def _prior_weights(w: np.ndarray) -> np.ndarray:
-    if np.any(w < 0):
-        raise DataError(f"weights must be non-negative; {int(np.sum(w < 0))} are negative")
-    return w
+def _check_weights(label: str, w: np.ndarray) -> None:
+    """Prior weights must be non-negative (lme4 refuses negative weights too)."""
+    negative = np.flatnonzero(w < 0)
+    if negative.size:
+        first = ", ".join(str(i) for i in negative[:5])
+        raise DataError(
+            f"{label}: prior weights must be non-negative; {negative.size} are negative "
+            f"(at row positions {first}{'...' if negative.size > 5 else ''})"
+        )
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """Everything evaluated on the model frame, before the check for non-finite values."""
+
+    y: np.ndarray
+    extra: dict
+    fixed: FixedEffects
+    formula_offset: np.ndarray
+    terms: list
+
+
+def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response) -> _Parts:
+    out = response(spec.response, frame)
+    y, extra = out if isinstance(out, tuple) else (out, {})
+    fixed = build_fixed(spec.fixed, frame)
+    off = np.zeros(len(frame))
+    for expr in spec.offsets:
+        off = off + evaluate_numeric(expr, frame, "offset")
+    terms = [build_random_term(t, frame) for t in spec.random]
+    return _Parts(np.asarray(y, dtype=float), extra, fixed, off, terms)
+
+
+def _nonfinite(spec: MixedModelSpec, parts: _Parts) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows where a transformation produced a missing or infinite value, by expression."""
+    checks = [(spec.response, ~np.isfinite(parts.y))]
+    X = parts.fixed.X
+    if X.shape[1]:
+        bad_cols = ~np.isfinite(X)
+        checks += [(name, bad_cols[:, j]) for j, name in enumerate(parts.fixed.names)]
+    if spec.offsets:
+        label = " + ".join(f"offset({e})" for e in spec.offsets)
+        checks.append((label, ~np.isfinite(parts.formula_offset)))
+    checks += [(t.term.source, ~np.isfinite(t.Z).all(axis=1)) for t in parts.terms]
+    bad = np.zeros(parts.y.shape[0], dtype=bool)
+    reasons: dict[str, int] = {}
+    for label, mask in checks:
+        if mask.any():
+            reasons[label] = reasons.get(label, 0) + int(mask.sum())
+            bad |= mask
+    return bad, reasons
 
 
 def materialize(
@@ -134,6 +180,14 @@ def materialize(
     require_random: bool = True,
 ) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
+
+    Rows are used when every value the model reads is present and finite: first the data
+    columns (and ``weights``/``offset`` values), then what transformations make of them
+    (``log(x)`` of a non-positive ``x``). Left-out rows are reported with a
+    :class:`~mixedmodels.DroppedRowsWarning` giving the count per column or expression;
+    rows with zero prior weight are left out too (they carry no information; lme4 returns
+    an infinite criterion for them instead). Stateful transforms (``scale(x)``,
+    ``center(x)``) use the rows that are fitted.
 
     Parameters
     ----------
@@ -150,66 +204,66 @@ def materialize(
         (``cbind(...)``).
     require_random : bool
         Raise when the formula has no random-effects term.
+
+    Raises
+    ------
+    FormulaError, DataError
+        Naming the term, column or argument at fault.
     """
     if require_random and not spec.random:
         raise FormulaError(
             f"formula {spec.formula!r} has no random-effects term such as (1 | group); for "
-            "a model without random effects use mm.lm() (or mm.glm())"
+            "a model without random effects use mm.lm() (an ordinary linear model)"
         )
+    data = as_data_frame(data)
     columns = model_columns(spec, response_vars)
-    w_col, w_arr = per_row_argument(weights, data, "weights")
-    o_col, o_arr = per_row_argument(offset, data, "offset")
-    if w_col:
-        columns.setdefault(w_col, "weights")
-    if o_col:
-        columns.setdefault(o_col, "offset")
-    extra_rows = {}
-    if w_arr is not None:
-        extra_rows["weights"] = w_arr
-    if o_arr is not None:
-        extra_rows["offset"] = o_arr
-    mf = build_model_frame(data, columns, extra_rows)
-    frame = mf.frame
-    keep = mf.mask.copy()
+    per_row = {}
+    for name, value in (("weights", weights), ("offset", offset)):
+        resolved = per_row_values(value, data, name)
+        if resolved is not None:
+            per_row[name] = resolved
+    if "weights" in per_row:
+        _check_weights(*per_row["weights"])
+    mf = build_model_frame(data, columns, {label: v for label, v in per_row.values()})
+    frame, dropped = mf.frame, mf.dropped
+    rows = np.flatnonzero(mf.mask)  # positions in data of the rows in frame
 
-    w = None
-    if w_col or w_arr is not None:
-        w = frame[w_col].to_numpy(dtype=float) if w_col else w_arr[keep]
-        w = _prior_weights(w)
+    w = per_row["weights"][1][rows] if "weights" in per_row else None
+    if w is not None and np.any(w == 0):
         zero = w == 0
-        if zero.any():
-            # A zero prior weight removes the observation from the likelihood (lme4 returns
-            # an infinite criterion instead); fit the remaining rows and say so.
-            warnings.warn(
-                f"{int(zero.sum())} rows with zero prior weight dropped", DroppedRowsWarning,
-                stacklevel=3,
-            )
-            frame = frame.loc[~zero]
-            w = w[~zero]
-            for name in columns:
-                if isinstance(frame[name].dtype, pd.CategoricalDtype):
-                    frame[name] = frame[name].cat.remove_unused_categories()
-            idx = np.flatnonzero(keep)
-            keep[idx[zero]] = False
-        if np.all(w == 1.0):
-            w = None
+        frame, dropped = drop_more_rows(dropped, frame, zero,
+                                        {"zero prior weight": int(zero.sum())},
+                                        "zero prior weight")
+        rows, w = rows[~zero], w[~zero]
 
-    out = response(spec.response, frame)
-    y, extra = out if isinstance(out, tuple) else (out, {})
-    fixed: FixedEffects = build_fixed(spec.fixed, frame)
-    off = np.zeros(len(frame))
-    for expr in spec.offsets:
-        off = off + evaluate_numeric(expr, frame, "offset")
-    if o_col:
-        off = off + frame[o_col].to_numpy(dtype=float)
-    elif o_arr is not None:
-        off = off + o_arr[keep]
-    terms = [build_random_term(t, frame) for t in spec.random]
+    parts = _evaluate(spec, frame, response)
+    bad, reasons = _nonfinite(spec, parts)
+    if bad.any():
+        frame, dropped = drop_more_rows(
+            dropped, frame, bad, reasons,
+            "a transformation gave a missing or infinite value")
+        rows = rows[~bad]
+        w = None if w is None else w[~bad]
+        # re-evaluate on the rows kept: stateful transforms (scale) must not see the others
+        parts = _evaluate(spec, frame, response)
+        still, reasons = _nonfinite(spec, parts)
+        if still.any():
+            raise DataError(
+                "transformations give missing or infinite values on the rows kept: "
+                + ", ".join(f"{k!r}: {v} rows" for k, v in reasons.items())
+                + "; check them (for example scale() of a constant column)"
+            )
+
+    off = parts.formula_offset
+    if "offset" in per_row:
+        off = off + per_row["offset"][1][rows]
+    if w is not None and np.all(w == 1.0):
+        w = None  # unit weights: the unweighted code path gives identical numbers
     # lme4 order: decreasing number of levels, stable for ties
+    terms = parts.terms
     order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
-    terms = tuple(terms[i] for i in order)
-    return Design(spec, np.ascontiguousarray(y, dtype=float), fixed, terms, w, off, frame,
-                  mf.dropped, extra)
+    return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
+                  tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra)
 
 
 def check_lmm_identifiable(design: Design) -> None:
@@ -242,3 +296,11 @@ def check_lmm_identifiable(design: Design) -> None:
             )
     if design.p >= n:
         raise DataError(f"{design.p} fixed effects for {n} observations: too few observations")
+    shifted = design.y - design.offset
+    if np.ptp(shifted) == 0.0:
+        raise DataError(
+            f"the response {design.spec.response!r} is constant"
+            f"{' after subtracting the offset' if np.any(design.offset) else ''} (every value "
+            f"is {shifted[0]:g}): with no variation the residual variance is zero and the "
+            "likelihood has no maximum"
+        )

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import FormulaError, RankDeficiencyWarning
+from .._errors import DataError, FormulaError, RankDeficiencyWarning, plain_message
+from .simple import simple_matrix
 
 __all__ = ["RANK_TOL", "FixedEffects", "build_fixed", "drop_aliased_columns"]
 
@@ -38,20 +39,57 @@ class FixedEffects:
         Names of the aliased columns that were removed.
     model_spec : formulaic ModelSpec or None
         Recipe that rebuilds the full matrix for new data (stateful transforms such as
-        ``scale()`` keep their training centre and scale).
+        ``scale()`` keep their training centre and scale). None when the formula was simple
+        enough to build without formulaic (see :mod:`.simple`).
+    formula : str
+        The fixed-effects right-hand side, rebuilt directly for new data when
+        ``model_spec`` is None.
     """
 
     X: np.ndarray
     names: tuple[str, ...]
     dropped: tuple[str, ...]
     model_spec: Any
+    formula: str = "1"
 
     def new_matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """Model matrix for new data, with the same columns as ``X``."""
+        """Model matrix for new data, with the same columns as ``X``.
+
+        Raises
+        ------
+        DataError
+            When a categorical predictor has a level the fit did not see.
+        """
         if self.model_spec is None:
-            return np.ones((len(frame), len(self.names)))
-        mm = self.model_spec.get_model_matrix(frame)
+            simple = simple_matrix(self.formula, frame)
+            if simple is None:  # columns changed type since the fit; formulaic decides
+                return _formulaic_new(self.formula, frame, self.names)
+            X, names = simple
+            return X[:, [names.index(n) for n in self.names]]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mm = self.model_spec.get_model_matrix(frame)
+        _raise_on_unseen_levels(caught)
         return np.asarray(mm.loc[:, list(self.names)], dtype=float)
+
+
+def _raise_on_unseen_levels(caught) -> None:
+    """formulaic casts unseen levels to all-zero dummy rows with a warning; we refuse."""
+    for w in caught:
+        if "categories outside of the nominated levels" in str(w.message) or \
+                "not seen in original dataset" in str(w.message):
+            raise DataError(
+                "newdata has levels of a categorical predictor that the fit did not see: "
+                f"{str(w.message).split(':', 1)[-1].split('.')[0].strip()}; predictions need "
+                "the fitted levels"
+            )
+
+
+def _formulaic_new(formula: str, frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    from formulaic import model_matrix
+
+    mm = model_matrix(formula, frame, na_action="ignore")
+    return np.asarray(mm.loc[:, list(names)], dtype=float)
 
 
 def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
@@ -79,19 +117,38 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
 
 def build_fixed(formula: str, frame: pd.DataFrame) -> FixedEffects:
     """Evaluate the fixed-effects right-hand side on the (complete-case) model frame."""
-    if formula.strip() == "1":
-        # fast path: an intercept-only model needs no formulaic round trip
-        return FixedEffects(np.ones((len(frame), 1)), ("Intercept",), (), None)
+    simple = simple_matrix(formula, frame)
+    if simple is not None:
+        X, names = simple
+        return _checked(X, names, None, formula)
     from formulaic import model_matrix
 
     try:
-        mm = model_matrix(formula, frame)
+        with warnings.catch_warnings():
+            # log(0), sqrt(-1): materialize() drops and reports those rows
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mm = model_matrix(formula, frame, na_action="ignore")
     except Exception as exc:
         raise FormulaError(
-            f"cannot build the fixed-effects model matrix for {formula!r}: {exc}"
+            f"cannot build the fixed-effects model matrix for {formula!r}: "
+            f"{plain_message(exc)}"
         ) from exc
     X = np.asarray(mm, dtype=float)
     names = tuple(str(c) for c in mm.columns)
+    if X.shape[0] != len(frame):
+        raise FormulaError(
+            f"the fixed-effects model matrix for {formula!r} has {X.shape[0]} rows for "
+            f"{len(frame)} rows of data; a term must give one value per row"
+        )
+    return _checked(X, names, mm.model_spec, formula)
+
+
+def _checked(X: np.ndarray, names: tuple[str, ...], model_spec, formula: str) -> FixedEffects:
+    """Drop aliased columns (with lme4's message) and wrap up."""
+    if not np.isfinite(X).all():
+        # materialize() drops the rows with missing/infinite values and evaluates again;
+        # the rank check is only meaningful on the rows that are fitted
+        return FixedEffects(X, names, (), model_spec, formula)
     keep = drop_aliased_columns(X)
     dropped = tuple(n for n, k in zip(names, keep, strict=True) if not k)
     if dropped:
@@ -104,4 +161,4 @@ def build_fixed(formula: str, frame: pd.DataFrame) -> FixedEffects:
         )
         X = X[:, keep]
         names = tuple(n for n, k in zip(names, keep, strict=True) if k)
-    return FixedEffects(np.ascontiguousarray(X), names, dropped, mm.model_spec)
+    return FixedEffects(np.ascontiguousarray(X), names, dropped, model_spec, formula)

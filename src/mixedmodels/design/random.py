@@ -10,21 +10,19 @@ order of (a, b) -- R's ``a:b`` factor.
 
 from __future__ import annotations
 
-import re
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, FormulaError
+from .._errors import FormulaError, plain_message
 from ..covariance import CovarianceStructure, make_structure
 from ..formula.spec import RandomTerm
+from .simple import simple_matrix
 
 __all__ = ["GroupingFactor", "RandomEffectsTerm", "build_grouping", "build_random_term"]
-
-_SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
 
 @dataclass(frozen=True)
 class GroupingFactor:
@@ -41,49 +39,78 @@ class GroupingFactor:
         return len(self.levels)
 
     def code_new(self, frame: pd.DataFrame, variables: tuple[str, ...]) -> np.ndarray:
-        """Codes for new data; -1 for combinations not seen in the fit."""
-        labels = _labels(frame, variables)
-        return self.levels.get_indexer(labels)
+        """Codes for new data; -1 for combinations not seen in the fit and for missing
+        values (lme4 treats both as new levels)."""
+        parts = [_text(frame[v]) for v in variables]  # None where missing
+        missing = np.zeros(len(frame), dtype=bool)
+        for p in parts:
+            missing |= pd.isna(p)
+        out = parts[0].astype(object)
+        for p in parts[1:]:
+            out = out + ":" + p.astype(object)
+        codes = self.levels.get_indexer(pd.Index(np.where(missing, "", out)))
+        codes[missing] = -1
+        return codes
+
+
+def _text(values) -> np.ndarray:
+    """String labels of grouping values, NA as None. Integral floats print as integers, so a
+    grouping column read as 308.0 (a float column because of a missing value) matches the
+    level 308 of an integer column."""
+    col = pd.Series(values) if not isinstance(values, pd.Series) else values
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = _category_text(col.dtype.categories)
+        codes = col.array.codes
+        return np.where(codes >= 0, cats[np.maximum(codes, 0)], None).astype(object)
+    if pd.api.types.is_float_dtype(col.dtype):
+        arr = col.to_numpy(dtype=float, na_value=np.nan)
+        finite = np.isfinite(arr)
+        if np.all(arr[finite] == np.round(arr[finite])):
+            out = np.full(arr.shape, None, dtype=object)
+            out[finite] = arr[finite].astype(np.int64).astype(str)
+            return out
+    out = col.astype(object).to_numpy()
+    na = pd.isna(out)
+    return np.where(na, None, out.astype(str)).astype(object)
+
+
+def _category_text(categories: pd.Index) -> np.ndarray:
+    """Labels of a categorical's categories (the common string case without a round trip)."""
+    if categories.dtype == object or pd.api.types.is_string_dtype(categories.dtype):
+        return np.asarray(categories.astype(str), dtype=object)
+    return _text(pd.Series(categories))
 
 
 def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Codes and string labels of one grouping variable in R's level order."""
+    """Codes and string labels of one grouping variable in R's level order: a categorical's
+    categories as ordered (unused ones dropped), sorted values otherwise."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        cat = col.cat.remove_unused_categories()
-        return cat.cat.codes.to_numpy(np.int64), pd.Index(cat.cat.categories.astype(str))
+        codes = col.array.codes.astype(np.int64)
+        labels = _category_text(col.dtype.categories)
+        used = np.bincount(codes, minlength=len(labels)) > 0
+        if not used.all():
+            codes = (np.cumsum(used) - 1)[codes]
+            labels = labels[used]
+        return codes, pd.Index(labels)
     codes, uniques = pd.factorize(col, sort=True)
-    return codes.astype(np.int64), pd.Index(pd.Index(uniques).astype(str))
-
-
-def _labels(frame: pd.DataFrame, variables: tuple[str, ...]) -> pd.Index:
-    parts = [frame[v].astype(str).to_numpy() for v in variables]
-    out = parts[0].astype(object)
-    for p in parts[1:]:
-        out = out + ":" + p.astype(object)
-    return pd.Index(out)
+    return codes.astype(np.int64), pd.Index(_text(pd.Series(uniques)))
 
 
 def build_grouping(name: str, variables: tuple[str, ...], frame: pd.DataFrame) -> GroupingFactor:
-    """Code the grouping factor ``name`` (an interaction of ``variables``) on ``frame``."""
+    """Code the grouping factor ``name`` (an interaction of ``variables``) on ``frame``.
+
+    For ``a:b`` the levels are the observed combinations, ordered with ``a`` varying slowest
+    (R's ``a:b`` factor with unused levels dropped, which lme4 uses).
+    """
     codes_list, level_list = zip(*(_as_str_labels(frame[v]) for v in variables), strict=True)
-    if len(variables) == 1:
-        codes, levels = codes_list[0], level_list[0]
-    else:
-        # lexicographic combination (first variable slowest), then keep observed combos
-        combined = np.zeros(len(frame), dtype=np.int64)
-        for c, lev in zip(codes_list, level_list, strict=True):
-            combined = combined * len(lev) + c
-        uniq, codes = np.unique(combined, return_inverse=True)
-        labels = []
-        rem = uniq.copy()
-        for lev in reversed(level_list):
-            labels.append(np.asarray(lev, dtype=object)[rem % len(lev)])
-            rem //= len(lev)
-        labels = labels[::-1]
-        text = labels[0]
-        for lab in labels[1:]:
-            text = text + ":" + lab
-        levels = pd.Index(text.astype(str))
+    codes = codes_list[0]
+    labels = np.asarray(level_list[0], dtype=object)
+    for c, lev in zip(codes_list[1:], level_list[1:], strict=True):
+        # key < (observed levels so far) * len(lev) <= n^2: no overflow below n ~ 3e9
+        key = codes * len(lev) + c
+        uniq, codes = np.unique(key, return_inverse=True)
+        labels = labels[uniq // len(lev)] + ":" + np.asarray(lev, dtype=object)[uniq % len(lev)]
+    levels = pd.Index(labels.astype(str)) if len(variables) > 1 else level_list[0]
     return GroupingFactor(name, np.ascontiguousarray(codes, dtype=np.int64), levels,
                           tuple(level_list))
 
@@ -134,49 +161,15 @@ class RandomEffectsTerm:
     def new_Z(self, frame: pd.DataFrame) -> np.ndarray:
         """The term's model matrix evaluated on new data."""
         if self.model_spec is None:
-            return _simple_matrix(self.term.expr, frame)[0]
+            return simple_matrix(self.term.expr, frame)[0]
         mm = self.model_spec.get_model_matrix(frame)
         return np.asarray(mm.loc[:, list(self.names)], dtype=float)
-
-
-def _simple_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
-    """Fast path for ``1``, ``x``, ``1 + x``, ``0 + x`` with numeric columns (no formulaic).
-
-    Returns None when the expression needs formulaic.
-    """
-    tokens = [t.strip() for t in expr.replace("-", "+-").split("+") if t.strip()]
-    intercept, cols = True, []
-    for tok in tokens:
-        if tok == "1":
-            continue
-        if tok in ("0", "-1"):
-            intercept = False
-        elif _SIMPLE.match(tok) and tok in frame.columns and \
-                pd.api.types.is_numeric_dtype(frame[tok].dtype) and \
-                not pd.api.types.is_bool_dtype(frame[tok].dtype):
-            if tok in cols:
-                return None
-            cols.append(tok)
-        else:
-            return None
-    names = (["Intercept"] if intercept else []) + cols
-    if not names:
-        return None
-    out = np.empty((len(frame), len(names)))
-    j = 0
-    if intercept:
-        out[:, 0] = 1.0
-        j = 1
-    for c in cols:
-        out[:, j] = frame[c].to_numpy(dtype=float)
-        j += 1
-    return out, tuple(names)
 
 
 def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTerm:
     """Materialize ``term`` on the complete-case model frame."""
     grouping = build_grouping(term.group, term.group_vars, frame)
-    simple = _simple_matrix(term.expr, frame)
+    simple = simple_matrix(term.expr, frame)
     spec = None
     if simple is not None:
         Z, names = simple
@@ -184,17 +177,22 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTer
         from formulaic import model_matrix
 
         try:
-            mm = model_matrix(term.expr, frame)
+            with warnings.catch_warnings():
+                # non-finite values are reported per row by materialize()
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mm = model_matrix(term.expr, frame, na_action="ignore")
         except Exception as exc:
             raise FormulaError(
-                f"cannot build the model matrix of random-effects term {term.source!r}: {exc}"
+                f"cannot build the model matrix of random-effects term {term.source!r}: "
+                f"{plain_message(exc)}"
             ) from exc
         Z = np.asarray(mm, dtype=float)
         names = tuple(str(c) for c in mm.columns)
         spec = mm.model_spec
     if Z.shape[1] == 0:
-        raise FormulaError(f"random-effects term {term.source!r} has no columns")
-    if not np.all(np.isfinite(Z)):
-        raise DataError(f"random-effects term {term.source!r} has non-finite values")
+        raise FormulaError(
+            f"random-effects term {term.source!r} has no columns: it removes the intercept and "
+            "names no variable; write (1 | group) for a random intercept"
+        )
     structure = make_structure(term.structure, Z.shape[1])
     return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), names, structure, spec)

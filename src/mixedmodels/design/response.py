@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import re
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, FormulaError
+from .._errors import DataError, FormulaError, plain_message
 
-__all__ = ["evaluate_numeric", "numeric_response", "per_row_argument"]
+__all__ = ["evaluate_numeric", "is_numeric_column", "numeric_response", "per_row_values"]
 
-_SIMPLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+def is_numeric_column(col: pd.Series) -> bool:
+    """Numbers (booleans included), not categories or text."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return False
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
 
 
 def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
     """Evaluate a numeric expression (a column name, ``log(y)``, ``size - incidence``).
+
+    Missing or non-finite results are returned as they are (NaN, inf): the caller decides
+    whether rows are dropped (:func:`~mixedmodels.design.materialize` drops and reports them)
+    or predictions are missing.
 
     Parameters
     ----------
@@ -29,24 +39,24 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
     expr = expr.strip()
     if expr in frame.columns:
         col = frame[expr]
-        if isinstance(col.dtype, pd.CategoricalDtype) or not (
-            pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)
-        ):
+        if not is_numeric_column(col):
             raise DataError(
                 f"the {role} {expr!r} is not numeric (dtype {col.dtype}); convert it with "
                 f"pd.to_numeric or choose a numeric column"
             )
-        return col.to_numpy(dtype=float)
+        return col.to_numpy(dtype=float, na_value=np.nan)
     from formulaic import model_matrix
 
     try:
-        mm = model_matrix(f"0 + I({expr})", frame)
+        with warnings.catch_warnings():
+            # log(0), sqrt(-1): the non-finite values are reported by the caller, per row
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore")
     except Exception as exc:
-        raise FormulaError(f"cannot evaluate the {role} {expr!r}: {exc}") from exc
+        raise FormulaError(f"cannot evaluate the {role} {expr!r}: {plain_message(exc)}") from exc
     if mm.shape[1] != 1:
         raise DataError(f"the {role} {expr!r} must evaluate to one numeric column")
-    out = np.asarray(mm, dtype=float)[:, 0]
-    return out
+    return np.asarray(mm, dtype=float)[:, 0]
 
 
 def numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
@@ -56,24 +66,59 @@ def numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
             f"the response {expr!r} is boolean; for a binary response fit a binomial GLMM "
             "with mm.glmer(..., family='binomial')"
         )
-    y = evaluate_numeric(expr, frame, "response")
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"the response {expr!r} has non-finite values after transformation")
-    return y
+    return evaluate_numeric(expr, frame, "response")
 
 
-def per_row_argument(value, data: pd.DataFrame, name: str) -> tuple[str | None, np.ndarray | None]:
-    """Split a ``weights=``/``offset=`` argument into (column name, array)."""
+def per_row_values(value, data: pd.DataFrame, name: str) -> tuple[str, np.ndarray] | None:
+    """Resolve a ``weights=``/``offset=`` argument to (label, one float per row of data).
+
+    Parameters
+    ----------
+    value : None, str or array-like
+        A column name of ``data`` or one number per row (a list, array or Series, taken in
+        row order). Missing values are kept as NaN; the rows are dropped later, with a count.
+    data : pandas.DataFrame
+    name : str
+        ``"weights"`` or ``"offset"``, for messages.
+
+    Returns
+    -------
+    (label, values) or None
+        ``label`` is the column name, or ``name`` for an array.
+    """
     if value is None:
-        return None, None
+        return None
     if isinstance(value, str):
         if value not in data.columns:
-            raise DataError(f"{name} column {value!r} not found in data")
-        return value, None
-    arr = np.asarray(value, dtype=float)
+            raise DataError(
+                f"{name} column {value!r} not found in data; available columns: "
+                f"{', '.join(map(str, data.columns))}"
+            )
+        col = data[value]
+        if not is_numeric_column(col):
+            raise DataError(
+                f"{name} column {value!r} is not numeric (dtype {col.dtype}); {name} must be "
+                "numbers"
+            )
+        return value, col.to_numpy(dtype=float, na_value=np.nan)
+    if np.ndim(value) == 0:
+        raise DataError(
+            f"{name} must be a column name or one number per row of data, got the single "
+            f"value {value!r}"
+        )
+    if isinstance(value, pd.Series) and not is_numeric_column(value):
+        raise DataError(f"{name} must be numeric, got a Series of dtype {value.dtype}")
+    try:
+        arr = np.asarray(pd.array(value, dtype="Float64").to_numpy(dtype=float,
+                                                                   na_value=np.nan))
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"{name} must be a column name or one number per row of data; could not read "
+            f"it as numbers ({plain_message(exc)})"
+        ) from exc
     if arr.ndim != 1 or arr.shape[0] != len(data):
         raise DataError(
-            f"{name} must be a column name or one number per row of data ({len(data)}), got "
-            f"shape {arr.shape}"
+            f"{name} must be a column name or one number per row of data ({len(data)} rows), "
+            f"got {arr.size} values"
         )
-    return None, arr
+    return name, arr

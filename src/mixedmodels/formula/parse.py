@@ -29,6 +29,7 @@ COVARIANCE_KEYWORDS = frozenset(
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", re.DOTALL)
 _FACTOR_CALL = re.compile(r"\bfactor\s*\(")
+_NAME_CHAR = re.compile(r"[A-Za-z0-9_.]")
 
 
 def _check_balanced(text: str) -> None:
@@ -96,26 +97,64 @@ def _enclosed(term: str) -> str | None:
     return term[1:-1]
 
 
+def _has_nested_bar(term: str) -> bool:
+    """True when ``term`` holds a bare ``( ... | ... )`` group inside it (``I(x + (1 | g))``);
+    a call's own parentheses (``I(a | b)``, a boolean or) do not count."""
+    for start, ch in enumerate(term):
+        if ch != "(":
+            continue
+        before = term[:start].rstrip()
+        if before and _NAME_CHAR.match(before[-1]):
+            continue  # a call's own parentheses
+        depth = 0
+        for pos in range(start, len(term)):
+            depth += {"(": 1, ")": -1}.get(term[pos], 0)
+            if depth == 0:
+                if _find_top(term[start + 1:pos], "|") >= 0:
+                    return True
+                break
+    return False
+
+
 def _translate_r(expr: str) -> str:
     """R spellings formulaic does not know: ``factor(x)`` -> ``C(x)``."""
     return _FACTOR_CALL.sub("C(", expr)
+
+
+def _group_name(text: str, source: str) -> str:
+    """One grouping variable: a column name (``Subject``, ``my.var``) or a backticked one."""
+    name = text.strip()
+    while (inner := _enclosed(name)) is not None:
+        name = inner.strip()
+    if _IDENT.match(name):
+        return name.strip("`")
+    if not name:
+        raise FormulaError(f"grouping expression in {source!r} has an empty part around ':'")
+    if _find_top(name, "+") >= 0 or _find_top(name, "*") >= 0:
+        hint = ("for crossed factors write separate terms, (1 | a) + (1 | b); for their "
+                "combinations write (1 | a:b)")
+    else:
+        hint = ("compute it as a column of the data first (data['g'] = ...) and write "
+                "(... | g)")
+    raise FormulaError(
+        f"grouping factor {name!r} in random-effects term {source!r} is not a column name; "
+        f"{hint}"
+    )
 
 
 def _group_vars(group: str, source: str) -> list[tuple[str, ...]]:
     """Expand a grouping expression into lme4's list of interaction terms."""
     levels = [p.strip() for _, p in _split_top(group, "/")]
     if any(not p for p in levels):
-        raise FormulaError(f"grouping expression {group!r} in {source!r} is incomplete")
+        raise FormulaError(
+            f"grouping expression {group!r} in {source!r} is incomplete: '/' needs a factor "
+            "on each side, as in (1 | a/b)"
+        )
     parsed = []
     for part in levels:
-        names = tuple(v.strip().strip("`") for _, v in _split_top(part.strip("()"), ":"))
-        for v in names:
-            if not v or (not _IDENT.match(v) and not _IDENT.match(f"`{v}`")):
-                raise FormulaError(
-                    f"grouping variable {v!r} in {source!r} is not a column name; write the "
-                    "grouping factor as a column, an interaction a:b, or nesting a/b"
-                )
-        parsed.append(names)
+        inner = _enclosed(part)
+        part = inner if inner is not None else part
+        parsed.append(tuple(_group_name(v, source) for _, v in _split_top(part, ":")))
     # a/b/c -> c:b:a, b:a, a (innermost first, as lme4's expandSlash produces them)
     out = []
     for depth in range(len(parsed), 0, -1):
@@ -124,6 +163,24 @@ def _group_vars(group: str, source: str) -> list[tuple[str, ...]]:
             combined += names
         out.append(combined)
     return out
+
+
+def _check_terms(expr: str, where: str) -> None:
+    """Refuse a dangling ``+`` or ``-`` (``x +``, ``+ + x``) with a message naming ``where``.
+
+    A leading sign (``-1 + x``) is fine; formulaic would accept some of these silently
+    (``x + + z``) and refuse others with a message about operators, not about the term.
+    """
+    pieces = _split_top(expr, "+-")
+    for k, (sign, piece) in enumerate(pieces):
+        if piece.strip() or (k == 0 and len(pieces) > 1):
+            continue
+        before = pieces[k - 1][1].strip() if k else ""
+        after = f" after {before!r}" if before else ""
+        raise FormulaError(
+            f"{where} has a '{sign}' with nothing next to it{after}; "
+            "remove it or add the missing term"
+        )
 
 
 def _expand_double_bar(expr: str, source: str) -> list[str]:
@@ -160,6 +217,7 @@ def _parse_bar(inner: str, structure: str, source: str) -> list[RandomTerm]:
         )
     if double and structure != "us":
         raise FormulaError(f"'||' cannot be combined with {structure}() in {source!r}")
+    _check_terms(expr, f"random-effects term {source!r}")
     exprs = _expand_double_bar(_translate_r(expr), source) if double else [_translate_r(expr)]
     terms = []
     for e in exprs:
@@ -207,13 +265,23 @@ def parse_formula(formula: str) -> MixedModelSpec:
     fixed: list[str] = []
     offsets: list[str] = []
     random: list[RandomTerm] = []
+    previous = ""
     for sign, raw in _split_top(rhs, "+-"):
         term = raw.strip()
         if not term:
-            if sign == "-" or (not fixed and not random):
+            if sign == "-" or (not fixed and not random and not offsets):
                 continue  # leading sign or '- -'; formulaic sees the sign on the next term
-            raise FormulaError(f"empty term (a dangling '{sign}') in formula {formula!r}")
+            after = f" after {previous!r}" if previous else ""
+            raise FormulaError(
+                f"formula {formula!r} has a '{sign}' with nothing next to it{after}; remove "
+                "it or add the missing term"
+            )
+        previous = term
         inner = _enclosed(term)
+        # ((1 | g)) is (1 | g), as in lme4's findbars
+        while inner is not None and _find_top(inner, "|") < 0 and \
+                _enclosed(inner.strip()) is not None:
+            inner = _enclosed(inner.strip())
         call = _CALL.match(term)
         if inner is not None and _find_top(inner, "|") >= 0:
             bar, structure = inner, "us"
@@ -222,6 +290,11 @@ def parse_formula(formula: str) -> MixedModelSpec:
         elif call and call.group(1) == "offset":
             if sign == "-":
                 raise FormulaError(f"an offset cannot be subtracted: '- {term}'")
+            if not call.group(2).strip():
+                raise FormulaError(
+                    f"{term!r} in formula {formula!r} is empty; write the offset's expression "
+                    "inside, e.g. offset(log(exposure))"
+                )
             offsets.append(_translate_r(call.group(2).strip()))
             continue
         else:
@@ -229,6 +302,11 @@ def parse_formula(formula: str) -> MixedModelSpec:
                 raise FormulaError(
                     f"term {term!r} contains '|' but is not a parenthesised random-effects "
                     "term; write (expr | group)"
+                )
+            if _has_nested_bar(term):
+                raise FormulaError(
+                    f"term {term!r} has a random-effects term inside a function call; write "
+                    "random-effects terms at the top level of the formula, (expr | group)"
                 )
             fixed.append(f"{sign} {_translate_r(term)}" if sign else _translate_r(term))
             continue

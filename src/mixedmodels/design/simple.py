@@ -1,0 +1,62 @@
+"""Model matrices of simple formulas without formulaic: intercept and numeric columns.
+
+``1``, ``x``, ``1 + x + z``, ``0 + x``, ``x - 1``: the formulas of most mixed models. Building
+these directly costs microseconds, where a formulaic round trip costs about a millisecond --
+which matters for small models refitted thousands of times (bootstrap, simulation). Column
+names and order are formulaic's (``Intercept`` first, then the columns as written), so both
+paths give the same design. Anything else returns None and goes through formulaic.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["simple_matrix"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _plain_numeric(frame: pd.DataFrame, name: str) -> bool:
+    if not _NAME.match(name) or name not in frame.columns:
+        return False
+    dtype = frame[name].dtype
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not isinstance(dtype, pd.CategoricalDtype))
+
+
+def simple_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """Model matrix and column names of ``expr`` on ``frame``, or None if it is not simple.
+
+    Parameters
+    ----------
+    expr : str
+        A formula right-hand side, e.g. ``"1 + Days"``.
+    frame : pandas.DataFrame
+        Data; a numeric column with missing values gives NaN rows (the caller drops them).
+    """
+    tokens = [t.strip() for t in expr.replace("-", "+-").split("+") if t.strip()]
+    intercept, cols = True, []
+    for tok in tokens:
+        if tok == "1":
+            continue
+        if tok in ("0", "-1"):
+            intercept = False
+        elif _plain_numeric(frame, tok) and tok not in cols:
+            cols.append(tok)
+        else:
+            return None
+    names = (["Intercept"] if intercept else []) + cols
+    if not names:
+        return None
+    out = np.empty((len(frame), len(names)))
+    j = 0
+    if intercept:
+        out[:, 0] = 1.0
+        j = 1
+    for c in cols:
+        out[:, j] = frame[c].to_numpy(dtype=float, na_value=np.nan)
+        j += 1
+    return out, tuple(names)

@@ -68,32 +68,35 @@ class ProductPattern:
                                               PAIRS_PER_CHUNK))
         bounds = np.unique(np.concatenate([[0], cuts + 1, [n_cols]])).clip(0, n_cols)
         self._chunks = [(int(a), int(b)) for a, b in pairwise(bounds) if b > a]
-        # pass 1: which output positions occur (dense lookup table: the dense block this
-        # pattern feeds is n_rows^2 anyway, and a table is much faster than sorting pairs)
+        # pass 1: enumerate the pairs once, keeping their output position (int32 when it
+        # fits) and CSR data positions; mark the positions that occur in a dense lookup table
+        # (the dense block this pattern feeds is n_rows^2 anyway, and a table is much faster
+        # than sorting pairs)
+        flat_dtype = np.int32 if n_rows * n_rows < 2**31 else np.int64
         table = np.zeros(n_rows * n_rows, dtype=np.int64)
+        flats, out_cols, left, right = [], [], [], []
         for a, b in self._chunks:
-            ea, eb, _ = self._pairs(a, b)
-            table[self._csc_rows[ea] * n_rows + self._csc_rows[eb]] = 1
+            ea, eb, col = self._pairs(a, b)
+            flat = (self._csc_rows[ea] * n_rows + self._csc_rows[eb]).astype(flat_dtype)
+            table[flat] = 1
+            flats.append(flat)
+            out_cols.append(col.astype(np.int32))
+            left.append(self._csc_to_csr[ea].astype(np.int32))
+            right.append(self._csc_to_csr[eb].astype(np.int32))
         self.flat = np.flatnonzero(table)
         table[self.flat] = np.arange(self.flat.size)
         self.rows = (self.flat // n_rows).astype(np.intp)
         self.cols = (self.flat % n_rows).astype(np.intp)
-        # pass 2: P's entries. Within a column each row appears once, so every pair is its
-        # own entry of P (no duplicates to sum).
-        out_rows, out_cols, left, right = [], [], [], []
-        for a, b in self._chunks:
-            ea, eb, col = self._pairs(a, b)
-            out_rows.append(table[self._csc_rows[ea] * n_rows + self._csc_rows[eb]]
-                            .astype(np.int32))
-            out_cols.append(col.astype(np.int32))
-            left.append(self._csc_to_csr[ea].astype(np.int32))
-            right.append(self._csc_to_csr[eb].astype(np.int32))
+        # pass 2: output row of every pair. Within a column each row appears once, so every
+        # pair is its own entry of P (no duplicates to sum).
+        for i, flat in enumerate(flats):
+            flats[i] = table[flat].astype(np.int32)
         del table
-        out_row = np.concatenate(out_rows) if out_rows else np.zeros(0, np.int32)
+        out_row = np.concatenate(flats) if flats else np.zeros(0, np.int32)
         out_col = np.concatenate(out_cols) if out_cols else np.zeros(0, np.int32)
         ea = np.concatenate(left) if left else np.zeros(0, np.int32)
         eb = np.concatenate(right) if right else np.zeros(0, np.int32)
-        del out_rows, out_cols, left, right
+        del flats, out_cols, left, right
         # CSR structure with entry numbers as data tells where each pair lands; pairs are
         # generated column by column, so within a row the columns are already increasing
         order = sp.csr_matrix((np.arange(1, out_row.size + 1, dtype=float),

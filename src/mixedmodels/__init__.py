@@ -26,6 +26,19 @@ from ._errors import (
 from .design import Design, materialize
 from .fitting import fit_lmm, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
+from .inference import (
+    AnovaResult,
+    BootstrapResult,
+    LikelihoodProfile,
+    LinearModelResult,
+    NotNestedError,
+    PBTestResult,
+    RLRTResult,
+    anova,
+    lm,
+    pb_test,
+    rlrt,
+)
 from .objective import LMMObjective, LMMSolution
 from .optim import OptSummary, minimize
 from .results import LinearMixedModelResult, LMMSummary, VarCorr
@@ -57,4 +70,15 @@ __all__ = [
     "materialize",
     "minimize",
     "parse_formula",
+    "AnovaResult",  # inference
+    "BootstrapResult",  # inference
+    "LikelihoodProfile",  # inference
+    "LinearModelResult",  # inference
+    "NotNestedError",  # inference
+    "PBTestResult",  # inference
+    "RLRTResult",  # inference
+    "anova",  # inference
+    "lm",  # inference
+    "pb_test",  # inference
+    "rlrt",  # inference
 ]

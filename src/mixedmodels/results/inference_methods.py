@@ -2,12 +2,181 @@
 
 Kept apart from the result classes so that the inference code can grow in
 :mod:`mixedmodels.inference` without touching them; the result classes inherit this mixin.
+Every method delegates to :mod:`mixedmodels.inference`; the expensive pieces (the deviance
+Hessian of Satterthwaite's method, the Kenward-Roger matrices) are computed once per fit.
 """
 
 from __future__ import annotations
+
+from functools import cached_property
+
+import pandas as pd
 
 __all__ = ["InferenceMixin"]
 
 
 class InferenceMixin:
-    """Methods that delegate to :mod:`mixedmodels.inference` (filled in as it grows)."""
+    """Tests, intervals, simulation and refitting for a fitted mixed model."""
+
+    # -- cached machinery ---------------------------------------------------------------
+    @cached_property
+    def _satterthwaite(self):
+        from ..inference.satterthwaite import satterthwaite_state
+
+        return satterthwaite_state(self)
+
+    @cached_property
+    def _kenward_roger(self):
+        from ..inference.kenward_roger import kenward_roger_state
+
+        return kenward_roger_state(self)
+
+    @cached_property
+    def _containment(self):
+        from ..inference.containment import containment_df
+
+        return containment_df(self.design)
+
+    # -- tests of fixed effects -----------------------------------------------------------
+    def coef_table(self, ddf="auto") -> pd.DataFrame:
+        """Fixed-effects table with t tests: Estimate, Std. Error, df, t value, Pr(>|t|).
+
+        Parameters
+        ----------
+        ddf : {"auto", "satterthwaite", "kenward-roger", "containment", None}
+            Denominator degrees of freedom: Satterthwaite's (lmerTest's default),
+            Kenward-Roger's (which also adjusts the standard errors; REML fits only), the
+            inner-outer containment rule of ``nlme::lme`` (nested grouping factors), or
+            None for lme4's table without df and p-values. ``"auto"``: Satterthwaite for
+            linear mixed models; z tests (Pr(>|z|)) for GLMMs, as glmer's summary.
+        """
+        from ..inference.fixed_tests import coef_table
+
+        return coef_table(self, ddf)
+
+    def anova_table(self, type=3, ddf="auto") -> pd.DataFrame:
+        """F tests of the fixed-effect terms (lmerTest's ``anova``).
+
+        Parameters
+        ----------
+        type : {3, 2, 1}
+            Type III (default, SAS's), type II or type I (sequential) hypotheses.
+        ddf : {"auto", "satterthwaite", "kenward-roger", "containment"}
+            ``"auto"`` is Satterthwaite's.
+        """
+        from ..inference.fixed_tests import anova_table
+
+        return anova_table(self, type, ddf)
+
+    # -- intervals and profiles ---------------------------------------------------------
+    def confint(self, parm=None, level: float = 0.95, method: str = "profile",
+                nsim: int = 500, seed=None, n_jobs: int = 1) -> pd.DataFrame:
+        """Confidence intervals: DataFrame with columns ``lower`` and ``upper``.
+
+        Parameters
+        ----------
+        parm : str or list of str, optional
+            Parameters (default: all). Names as lme4's ``oldNames = FALSE``:
+            ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``, ``sigma``, then
+            the fixed effects as in :attr:`fixef`.
+        level : float
+        method : {"profile", "wald", "boot"}
+            Profile likelihood (lme4's default), Wald (fixed effects only, normal
+            quantiles) or parametric-bootstrap percentile intervals.
+        nsim, seed, n_jobs
+            Bootstrap replicates, seed and worker processes (``method="boot"``).
+
+        Notes
+        -----
+        Profile intervals that reach a bound of the parameter space (a standard deviation
+        at 0, a correlation at +-1) are truncated there, and a ``note`` column says so.
+        """
+        from ..inference.confint import confint
+
+        return confint(self, parm, level, method, nsim, seed, n_jobs)
+
+    def profile(self, which=None, alphamax: float = 0.01):
+        """Likelihood profiles of the parameters (lme4's ``profile``).
+
+        Returns a :class:`~mixedmodels.inference.LikelihoodProfile`: ``.curves`` (zeta
+        against each parameter), ``.confint(level)``, ``.as_frame()``, ``.plot()``.
+        REML fits are profiled on the ML deviance after an ML refit, as in lme4.
+        """
+        from ..inference.profile import profile_lmm
+
+        return profile_lmm(self, which=which, alphamax=alphamax)
+
+    def varcorr_se(self) -> pd.DataFrame:
+        """Delta-method standard errors of the standard deviations, correlations and
+        sigma (GLMM FAQ), from the Hessian of the ML deviance on that scale.
+
+        Warns that such symmetric standard errors describe the skewed uncertainty of
+        variance components poorly; prefer ``confint(method="profile")``.
+        """
+        from ..inference.varcorr_se import varcorr_se
+
+        return varcorr_se(self)
+
+    # -- simulation, refitting, bootstrap ------------------------------------------------
+    def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> pd.DataFrame:
+        """Responses simulated from the fitted model, one column per replicate.
+
+        Parameters
+        ----------
+        nsim : int
+        seed : int, optional
+            Replicate ``i`` draws from stream ``i`` of ``SeedSequence(seed)``: the same
+            replicate whatever ``nsim``, and the same as replicate ``i`` of
+            :meth:`bootstrap` with that seed.
+        re_form : str or None
+            Random effects to condition on. ``"~0"`` (default, lme4's ``re.form = NA``):
+            none, every random effect is drawn anew; None: all, only the residuals are
+            new (lme4's ``re.form = NULL``); or a formula listing terms to keep.
+        """
+        from ..inference.simulate import simulate_frame, simulate_lmm_one
+        from .predict import select_terms
+
+        if getattr(self, "family", None) is not None:
+            raise NotImplementedError("simulate() is implemented for linear mixed models")
+        keep = select_terms(self.design, re_form)
+        return simulate_frame(self, nsim, seed, lambda rng: simulate_lmm_one(self, rng, keep))
+
+    def refit(self, y, check_conv: bool = True):
+        """The same model fitted to a new response (same rows, design, REML setting and
+        optimizer settings; starts from this fit's theta, as lme4's ``refit``)."""
+        from ..inference.simulate import refit_lmm
+
+        if getattr(self, "family", None) is not None:
+            raise NotImplementedError("refit() is implemented for linear mixed models")
+        return refit_lmm(self, y, check_conv=check_conv)
+
+    def bootstrap(self, func=None, nsim: int = 1000, seed=None, n_jobs: int = 1,
+                  re_form="~0", progress=None):
+        """Parametric bootstrap of ``func(fit)`` (lme4's ``bootMer``).
+
+        Parameters
+        ----------
+        func : callable, optional
+            Statistic of a fitted model: a number, an array or a pandas Series. Default:
+            all parameters (sd/cor, sigma, fixed effects) on lme4's profile scale.
+        nsim : int
+            Replicates.
+        seed : int, optional
+            Makes the run reproducible, whatever ``n_jobs``.
+        n_jobs : int
+            Worker processes (forked; -1 for every core).
+        re_form : str or None
+            Random effects kept at their fitted values in the simulation (default none:
+            lme4's ``use.u = FALSE``).
+        progress : bool or None
+            Progress on stderr (None: for long runs on a terminal).
+
+        Returns
+        -------
+        BootstrapResult
+            ``.replicates`` (DataFrame), ``.t0``, ``.confint()``, ``.summary()``; failed
+            replicates are counted in ``.failures`` and left out.
+        """
+        from ..inference.bootstrap import bootstrap
+
+        return bootstrap(self, func, nsim, seed, n_jobs, re_form, progress)

@@ -1,0 +1,161 @@
+r"""Parametric bootstrap of a fitted model (lme4's ``bootMer``).
+
+Each replicate simulates a response from the fitted model (new random effects and residuals
+by default: lme4's ``use.u = FALSE``), refits the model to it with the same design and
+settings, and evaluates a statistic on the refit. The replicates estimate the sampling
+distribution of the statistic; percentile intervals of the parameters are
+``confint(method="boot")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .replicates import run_replicates, stack_values
+from .simulate import (
+    SIMULATE_NONE,
+    refit_lmm,
+    replicate_rng,
+    replicate_seed_root,
+    simulate_lm_one,
+    simulate_lmm_one,
+)
+from .varpar import SdCorMap
+
+__all__ = ["BootstrapResult", "bootstrap", "parameter_vector", "replicate_task"]
+
+
+def parameter_vector(m) -> pd.Series:
+    """All parameters on lme4's profile scale: sd/cor per term, sigma, fixed effects."""
+    has_sigma = getattr(m, "residual_sd", None) is not None
+    smap = SdCorMap(m.design, has_sigma=has_sigma)
+    var = smap.from_theta(np.asarray(m.theta, float), float(m.sigma) if has_sigma else 1.0)
+    return pd.Series(np.concatenate([var, np.asarray(m.beta, float)]),
+                     index=list(smap.names) + list(m.fixef.index))
+
+
+def _simulator_and_refitter(m):
+    """(simulate one response from stream rng, refit to a response) for the model kind."""
+    from .lm import LinearModelResult
+
+    if isinstance(m, LinearModelResult):
+        return (lambda rng, keep: simulate_lm_one(m, rng)), m.refit
+    if hasattr(m, "objective_function") and getattr(m, "family", None) is None:
+        return (lambda rng, keep: simulate_lmm_one(m, rng, keep),
+                lambda y: refit_lmm(m, y, check_conv=False))
+    raise NotImplementedError(
+        f"simulation and refitting are implemented for linear mixed models and linear "
+        f"models; {type(m).__name__} is not supported yet")
+
+
+def replicate_task(m, seed, re_form, work):
+    """``i -> work(refit of m to simulated response i, response)`` as a picklable-free
+    closure for :func:`run_replicates`."""
+    from ..results.predict import select_terms
+
+    one, refit = _simulator_and_refitter(m)
+    keep = select_terms(m.design, re_form) if getattr(m.design, "terms", ()) else []
+    root = replicate_seed_root(seed)
+
+    def task(i: int):
+        y = one(replicate_rng(root, i), keep)
+        return work(refit(y), y)
+
+    return task
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Replicates of a statistic under the parametric bootstrap.
+
+    Attributes
+    ----------
+    t0 : pandas.Series
+        The statistic on the original fit.
+    replicates : pandas.DataFrame
+        One row per successful replicate (index: replicate number), one column per
+        component of the statistic.
+    nsim : int
+        Replicates requested.
+    failures : tuple of (int, str)
+        Replicates whose refit or statistic failed, with the error; they are left out.
+    warnings : dict of str -> int
+        Replicates that raised each warning category (e.g. ``SingularFitWarning``).
+    seconds : float
+    """
+
+    t0: pd.Series
+    replicates: pd.DataFrame
+    nsim: int
+    failures: tuple
+    warnings: dict
+    seconds: float
+
+    @property
+    def n_failed(self) -> int:
+        return len(self.failures)
+
+    def summary(self) -> pd.DataFrame:
+        """original, bias (mean of replicates minus original) and std. error."""
+        r = self.replicates
+        return pd.DataFrame({"original": self.t0, "bias": r.mean() - self.t0,
+                             "std. error": r.std(ddof=1)})
+
+    def confint(self, level: float = 0.95, type: str = "perc") -> pd.DataFrame:
+        """Bootstrap intervals: ``"perc"`` (percentile, lme4's default), ``"basic"`` or
+        ``"norm"`` (normal with bootstrap bias and standard error)."""
+        a = (1.0 - level) / 2.0
+        r = self.replicates
+        if type == "perc":
+            lo, hi = r.quantile(a), r.quantile(1.0 - a)
+        elif type == "basic":
+            lo, hi = 2 * self.t0 - r.quantile(1.0 - a), 2 * self.t0 - r.quantile(a)
+        elif type == "norm":
+            z = stats.norm.ppf(1.0 - a)
+            centre = 2 * self.t0 - r.mean()
+            lo, hi = centre - z * r.std(ddof=1), centre + z * r.std(ddof=1)
+        else:
+            raise ValueError(f"type must be 'perc', 'basic' or 'norm', got {type!r}")
+        return pd.DataFrame({"lower": lo, "upper": hi})
+
+    def __str__(self) -> str:
+        head = (f"Parametric bootstrap: {self.nsim} replicates, {self.n_failed} failed, "
+                f"{self.seconds:.1f} s")
+        if self.warnings:
+            head += "\nwarnings in replicates: " + ", ".join(
+                f"{k} ({v})" for k, v in sorted(self.warnings.items()))
+        return head + "\n" + self.summary().to_string()
+
+
+def _as_series(value, names=None) -> pd.Series:
+    if isinstance(value, pd.Series):
+        return value.astype(float)
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    if names is None:
+        names = [f"t{i + 1}" for i in range(arr.size)] if arr.size > 1 else ["t1"]
+    return pd.Series(arr, index=names)
+
+
+def bootstrap(m, func=None, nsim: int = 1000, seed=None, n_jobs: int = 1,
+              re_form=SIMULATE_NONE, progress=None) -> BootstrapResult:
+    """Parametric bootstrap of ``func(fit)`` (see :meth:`InferenceMixin.bootstrap`)."""
+    func = parameter_vector if func is None else func
+    t0 = _as_series(func(m))
+    names = list(t0.index)
+
+    def work(fit, y):
+        return _as_series(func(fit), names).to_numpy()
+
+    run = run_replicates(replicate_task(m, seed, re_form, work), nsim, n_jobs, progress,
+                         label="bootstrap")
+    mat, idx = stack_values(run.values)
+    if mat.shape[0] and mat.shape[1] != len(names):
+        raise ValueError(f"func returned {mat.shape[1]} values on replicates but "
+                         f"{len(names)} on the fit")
+    reps = pd.DataFrame(mat if mat.size else np.zeros((0, len(names))), columns=names,
+                        index=pd.Index(idx, name="replicate"))
+    return BootstrapResult(t0, reps, nsim, run.failures, run.warnings, run.seconds)

@@ -1,0 +1,68 @@
+"""The terms of the fixed-effects formula: which columns of X each term owns, its variables,
+and which terms contain which (for type II/III hypotheses and the containment df)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FixedTerm", "contained_in", "fixed_terms", "has_intercept"]
+
+
+@dataclass(frozen=True)
+class FixedTerm:
+    """One term of the fixed-effects formula.
+
+    Attributes
+    ----------
+    label : str
+        As R labels it (``age``, ``Sex``, ``age:Sex``).
+    columns : tuple of int
+        Indices of its columns in ``design.X`` (aliased columns, dropped from X, are left
+        out).
+    variables : frozenset of str
+        The factors (variables) the term multiplies.
+    numeric : frozenset of str
+        Those of ``variables`` that are numeric (the others are categorical).
+    """
+
+    label: str
+    columns: tuple[int, ...]
+    variables: frozenset[str]
+    numeric: frozenset[str]
+
+    @property
+    def order(self) -> int:
+        return len(self.variables)
+
+
+def has_intercept(design) -> bool:
+    return "Intercept" in design.fixed.names
+
+
+def fixed_terms(design) -> list[FixedTerm]:
+    """Non-intercept terms of the fixed-effects formula, in formula order."""
+    spec = design.fixed.model_spec
+    if spec is None:
+        # built without formulaic: an intercept and plain numeric columns, one term each
+        return [FixedTerm(n, (j,), frozenset([n]), frozenset([n]))
+                for j, n in enumerate(design.fixed.names) if n != "Intercept"]
+    categorical = {str(f) for f in spec.factor_contrasts}
+    index = {n: i for i, n in enumerate(design.fixed.names)}
+    out = []
+    for struct in spec.structure:
+        factors = [str(f) for f in struct.term.factors]
+        if factors == ["1"]:
+            continue
+        cols = tuple(index[c] for c in struct.columns if c in index)
+        variables = frozenset(factors)
+        out.append(FixedTerm(str(struct.term), cols, variables,
+                             frozenset(v for v in variables if v not in categorical)))
+    return out
+
+
+def contained_in(term: FixedTerm, terms: list[FixedTerm]) -> list[FixedTerm]:
+    """Terms that contain ``term`` (lmerTest's ``containment``): their variables include
+    all of ``term``'s and more, and they have the same numeric variables (so ``x:f``
+    contains ``x`` and ``f:g`` contains ``f``, but ``x:f`` does not contain ``f``)."""
+    return [t for t in terms
+            if term.variables < t.variables and t.numeric == term.numeric]

@@ -31,9 +31,17 @@ load_data <- function(name) {
   df
 }
 
-# mixedmodels' center(): formulaic's stateful centring transform. Defined here so the R
-# coefficient is named "center(age)" like the Python one.
-center <- function(x) x - mean(x)
+# mixedmodels' center() is formulaic's stateful centring transform: new data are centred at
+# the fitting data's mean. The R twin below names its coefficient "center(age)" like the
+# Python one, and its makepredictcall method records the mean (as R does for scale()), so
+# that predict() on new data centres at the fitting mean too rather than recomputing it.
+center <- function(x, at = mean(x)) structure(x - at, class = c("centered", "numeric"), center = at)
+makepredictcall.centered <- function(var, call) {
+  if (as.character(call)[1L] == "center") call$at <- attr(var, "center")
+  call
+}
+registerS3method("makepredictcall", "centered", makepredictcall.centered,
+                 envir = asNamespace("stats"))
 
 # ---------------------------------------------------------------------------------------------
 # Data sets
@@ -90,6 +98,9 @@ datasets <- list(sleepstudy = sleep, Orthodont = orth, Pastes = pastes, cake = c
 # New data for predictions: known and new levels, new covariate values, factors as strings.
 nd_sleep <- data.frame(Days = c(0, 4.5, 9, 2, 12, 3),
                        Subject = c("308", "309", "372", "999", "999", "350"))
+# missing values: a missing predictor gives a missing prediction; a missing grouping level is
+# a new level (population prediction with allow.new.levels = TRUE)
+nd_sleep_na <- data.frame(Days = c(1, NA, 3, 5), Subject = c(NA, "308", "308", "331"))
 nd_orth <- data.frame(age = c(8, 9, 11, 14, 16, 10, 12),
                       Sex = c("Male", "Male", "Female", "Female", "Male", "Female", "Male"),
                       Subject = c("M01", "M05", "F02", "F11", "M99", "F99", "M16"))
@@ -112,7 +123,8 @@ models <- list(
   M("sleep_corr", "sleepstudy", "Reaction ~ Days + (Days | Subject)",
     "Reaction ~ Days + (Days | Subject)",
     predict = list(P(nd_sleep, "NULL", TRUE), P(nd_sleep, "NA", FALSE, "~0"),
-                   P(nd_sleep[nd_sleep$Subject != "999", ], "NULL", FALSE))),
+                   P(nd_sleep[nd_sleep$Subject != "999", ], "NULL", FALSE),
+                   P(nd_sleep, "~(1 | Subject)", TRUE), P(nd_sleep_na, "NULL", TRUE))),
   M("sleep_corr_explicit", "sleepstudy", "Reaction ~ Days + (1 + Days | Subject)",
     "Reaction ~ 1 + Days + (1 + Days | Subject)"),
   M("sleep_slope", "sleepstudy", "Reaction ~ Days + (0 + Days | Subject)",
@@ -122,7 +134,8 @@ models <- list(
   M("sleep_uncorr_explicit", "sleepstudy", "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
     "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
     predict = list(P(nd_sleep, "~(1 | Subject)", TRUE),
-                   P(nd_sleep, "~(0 + Days | Subject)", TRUE))),
+                   P(nd_sleep, "~(0 + Days | Subject)", TRUE),
+                   P(nd_sleep, "~(Days || Subject)", TRUE))),
   M("sleep_uncorr_ml", "sleepstudy", "Reaction ~ Days + (Days || Subject)",
     "Reaction ~ Days + (Days || Subject)", REML = FALSE),
   M("sleep_factor_days", "sleepstudy", "Reaction ~ factor(Days) + (1 | Subject)",
@@ -256,7 +269,8 @@ for (m in models) {
   )
   out <- Filter(Negate(is.null), out)
   path <- file.path(out_dir, paste0(m$id, ".json"))
-  writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"), path)
+  writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null",
+                    na = "null"), path)
   cat(sprintf("%-28s objective %.6f  theta %s\n", m$id, out$objective,
               paste(sprintf("%.5f", theta), collapse = " ")))
 }

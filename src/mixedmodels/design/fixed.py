@@ -19,7 +19,13 @@ import pandas as pd
 from .._errors import DataError, FormulaError, RankDeficiencyWarning, plain_message
 from .simple import simple_matrix
 
-__all__ = ["RANK_TOL", "FixedEffects", "build_fixed", "drop_aliased_columns"]
+__all__ = [
+    "RANK_TOL",
+    "FixedEffects",
+    "build_fixed",
+    "drop_aliased_columns",
+    "raise_on_unseen_levels",
+]
 
 #: Relative tolerance for declaring a fixed-effect column aliased (R's ``qr(tol = 1e-7)``).
 RANK_TOL = 1e-7
@@ -69,20 +75,23 @@ class FixedEffects:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             mm = self.model_spec.get_model_matrix(frame)
-        _raise_on_unseen_levels(caught)
+        raise_on_unseen_levels(caught)
         return np.asarray(mm.loc[:, list(self.names)], dtype=float)
 
 
-def _raise_on_unseen_levels(caught) -> None:
-    """formulaic casts unseen levels to all-zero dummy rows with a warning; we refuse."""
+def raise_on_unseen_levels(caught) -> None:
+    """Turn formulaic's warning about unseen levels (it codes them as all-zero dummy rows,
+    i.e. silently as the reference level) into an error; re-emit any other warning."""
     for w in caught:
-        if "categories outside of the nominated levels" in str(w.message) or \
-                "not seen in original dataset" in str(w.message):
+        text = str(w.message)
+        if "categories outside of the nominated levels" in text or \
+                "not seen in original dataset" in text:
             raise DataError(
                 "newdata has levels of a categorical predictor that the fit did not see: "
-                f"{str(w.message).split(':', 1)[-1].split('.')[0].strip()}; predictions need "
-                "the fitted levels"
+                f"{text.split(':', 1)[-1].split('.')[0].strip()}; predictions need the "
+                "fitted levels"
             )
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _formulaic_new(formula: str, frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:

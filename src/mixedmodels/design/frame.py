@@ -22,6 +22,7 @@ __all__ = [
     "as_data_frame",
     "build_model_frame",
     "drop_more_rows",
+    "missing_mask",
     "subset_rows",
 ]
 
@@ -82,7 +83,7 @@ def _missing_column_error(missing: list[str], data: pd.DataFrame, role: dict[str
     )
 
 
-def _bad_mask(col: pd.Series) -> np.ndarray:
+def missing_mask(col: pd.Series) -> np.ndarray:
     """Missing or non-finite entries of a column (vectorized per dtype)."""
     dtype = col.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -158,7 +159,7 @@ def build_model_frame(
     by_column = {}
     bad = np.zeros(len(frame), dtype=bool)
     for name in columns:
-        col_bad = _bad_mask(frame[name])
+        col_bad = missing_mask(frame[name])
         by_column[name] = int(col_bad.sum())
         bad |= col_bad
     for name, values in (extra or {}).items():

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import FormulaError, plain_message
+from .._errors import DataError, FormulaError, plain_message
 from ..covariance import CovarianceStructure, make_structure
 from ..formula.spec import RandomTerm
+from .fixed import raise_on_unseen_levels
 from .simple import simple_matrix
 
 __all__ = ["GroupingFactor", "RandomEffectsTerm", "build_grouping", "build_random_term"]
@@ -161,8 +162,17 @@ class RandomEffectsTerm:
     def new_Z(self, frame: pd.DataFrame) -> np.ndarray:
         """The term's model matrix evaluated on new data."""
         if self.model_spec is None:
-            return simple_matrix(self.term.expr, frame)[0]
-        mm = self.model_spec.get_model_matrix(frame)
+            simple = simple_matrix(self.term.expr, frame)
+            if simple is None:
+                raise DataError(
+                    f"newdata columns of random-effects term {self.term.source!r} must be "
+                    "numeric, as in the fit"
+                )
+            return simple[0]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            mm = self.model_spec.get_model_matrix(frame)
+        raise_on_unseen_levels(caught)
         return np.asarray(mm.loc[:, list(self.names)], dtype=float)
 
 

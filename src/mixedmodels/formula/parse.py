@@ -33,18 +33,25 @@ _NAME_CHAR = re.compile(r"[A-Za-z0-9_.]")
 
 
 def _check_balanced(text: str) -> None:
-    depth = 0
+    """Refuse unbalanced parentheses, pointing at the offending one (1-based character)."""
+    open_at: list[int] = []
     for pos, ch in enumerate(text):
         if ch == "(":
-            depth += 1
+            open_at.append(pos)
         elif ch == ")":
-            depth -= 1
-            if depth < 0:
+            if not open_at:
                 raise FormulaError(
-                    f"unbalanced ')' at position {pos} in formula {text!r}"
+                    f"unbalanced ')' at character {pos + 1} of formula {text!r}: "
+                    f"{text[:pos + 1]!r} closes a '(' that was never opened"
                 )
-    if depth:
-        raise FormulaError(f"formula {text!r} has {depth} unclosed '('")
+            open_at.pop()
+    if open_at:
+        pos = open_at[0] if len(open_at) > 1 else open_at[-1]
+        raise FormulaError(
+            f"formula {text!r} has {len(open_at)} unclosed '(' (the "
+            f"{'first ' if len(open_at) > 1 else ''}one at character {pos + 1}: "
+            f"{text[pos:pos + 20]!r})"
+        )
 
 
 def _split_top(text: str, seps: str) -> list[tuple[str, str]]:

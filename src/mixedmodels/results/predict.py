@@ -1,4 +1,23 @@
-"""Linear predictors for the fitting data or new data, with or without random effects."""
+r"""Linear predictors for the fitting data or new data, with or without random effects.
+
+.. math:: \eta = X\beta + \textstyle\sum_{k \in \text{re\_form}} Z_k b_k + \text{offset}
+
+as lme4's ``predict(..., re.form=)``:
+
+* ``re_form=None`` conditions on every random-effects term; ``"~0"``, ``"NA"``, ``False``
+  or NaN on none (population level);
+* a formula such as ``"~(1 | Subject)"`` conditions on the listed terms. A listed term picks
+  the columns it names from the model's terms with the same grouping factor, so
+  ``"~(1 | Subject)"`` on a ``(Days | Subject)`` fit uses the random intercepts only, as in
+  lme4.
+
+On new data, stateful transforms (``scale(x)``, ``center(x)``) use the fitting data's centre
+and scale; categorical predictors are coded with the fit's levels (a level the fit did not see
+is an error naming the column); rows with a missing predictor get a missing prediction
+(lme4's ``na.pass``); a grouping level the fit did not see -- or a missing one -- contributes
+nothing when ``allow_new_levels=True`` (the population-level prediction) and is an error
+otherwise.
+"""
 
 from __future__ import annotations
 
@@ -9,43 +28,101 @@ import pandas as pd
 
 from .._errors import DataError, FormulaError
 from ..design import Design
-from ..design.response import evaluate_numeric
+from ..design.frame import as_data_frame, missing_mask
+from ..design.response import evaluate_numeric, is_numeric_column
+from ..design.simple import simple_matrix
+from ..design.variables import expression_variables
 
-__all__ = ["linear_predictor", "select_terms"]
+__all__ = ["linear_predictor", "select_term_columns", "select_terms"]
 
-_NONE_FORMS = {"~0", "0", "~ 0", "NA", "~NA"}
+_NONE_FORMS = {"0", "NA", "-1"}
+
+
+def _is_population(re_form) -> bool:
+    if re_form is False:
+        return True
+    if isinstance(re_form, float) and np.isnan(re_form):
+        return True
+    if isinstance(re_form, str):
+        text = re.sub(r"\s+", "", re_form).lstrip("~")
+        return text in _NONE_FORMS
+    return False
+
+
+def _expr_columns(expr: str, design: Design) -> tuple[str, ...]:
+    """Column names formulaic gives ``expr`` on the fitting data."""
+    simple = simple_matrix(expr, design.frame)
+    if simple is not None:
+        return simple[1]
+    from formulaic import model_matrix
+
+    try:
+        return tuple(str(c) for c in model_matrix(expr, design.frame,
+                                                  na_action="ignore").columns)
+    except Exception as exc:
+        raise FormulaError(f"cannot evaluate re_form term expression {expr!r}: {exc}") from exc
+
+
+def select_term_columns(design: Design, re_form) -> dict[int, np.ndarray]:
+    """Which random effects ``re_form`` keeps: term index -> boolean mask over its columns.
+
+    Parameters
+    ----------
+    design : Design
+    re_form : None, False, NaN or str
+        None keeps everything; ``"~0"``, ``"0"``, ``"NA"``, ``False`` or NaN keep nothing; a
+        formula of random-effects terms keeps, for each listed term ``(expr | g)``, the
+        columns ``expr`` names in the model's terms grouped by ``g``.
+
+    Raises
+    ------
+    FormulaError
+        When ``re_form`` lists a grouping factor or a column the model does not have.
+    """
+    if re_form is None or re_form is True:
+        return {k: np.ones(t.p, dtype=bool) for k, t in enumerate(design.terms)}
+    if _is_population(re_form):
+        return {}
+    if not isinstance(re_form, str):
+        raise FormulaError(
+            f"re_form must be None (all random effects), '~0' (none) or a formula of "
+            f"random-effects terms such as '~(1 | Subject)', got {re_form!r}"
+        )
+    from ..formula import parse_formula
+
+    text = re_form.strip()
+    spec = parse_formula("y " + (text if text.startswith("~") else "~ " + text))
+    if not spec.random or spec.fixed.replace(" ", "") not in ("1", "0", "-1", "1-1"):
+        raise FormulaError(
+            f"re_form {re_form!r} must list random-effects terms only, e.g. "
+            "'~(1 | Subject)', or be '~0' for none"
+        )
+    out: dict[int, np.ndarray] = {}
+    for term in spec.random:
+        wanted = set(_expr_columns(term.expr, design))
+        found: set[str] = set()
+        for k, t in enumerate(design.terms):
+            if t.group != term.group:
+                continue
+            mask = np.array([n in wanted for n in t.names], dtype=bool)
+            if mask.any():
+                out[k] = out.get(k, np.zeros(t.p, dtype=bool)) | mask
+                found.update(n for n in t.names if n in wanted)
+        if wanted - found:
+            model_terms = ", ".join(f"({' + '.join(t.names)} | {t.group})"
+                                    for t in design.terms)
+            raise FormulaError(
+                f"re_form term {term.source!r} asks for random effects the model does not "
+                f"have ({', '.join(sorted(wanted - found))} for {term.group!r}); the model's "
+                f"random effects are {model_terms}"
+            )
+    return out
 
 
 def select_terms(design: Design, re_form) -> list[int]:
-    """Indices of the random-effects terms ``re_form`` keeps.
-
-    ``None`` keeps every term (lme4's default); ``"~0"``, ``"0"``, ``"NA"`` or ``False``
-    keep none (population-level prediction); a formula such as ``"~(1 | Subject)"`` keeps
-    the terms it lists.
-    """
-    if re_form is None or re_form is True:
-        return list(range(len(design.terms)))
-    if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
-        return []
-    if not isinstance(re_form, str):
-        raise FormulaError(f"re_form must be None, '~0' or a formula string, got {re_form!r}")
-    text = re_form.strip()
-    if text in _NONE_FORMS or re.fullmatch(r"~\s*0", text):
-        return []
-    from ..formula import parse_formula
-
-    spec = parse_formula("y " + (text if text.startswith("~") else "~ " + text))
-    wanted = {(t.expr.replace(" ", ""), t.group) for t in spec.random}
-    keep = [i for i, t in enumerate(design.terms)
-            if (t.term.expr.replace(" ", ""), t.group) in wanted]
-    found = {(design.terms[i].term.expr.replace(" ", ""), design.terms[i].group) for i in keep}
-    missing = wanted - found
-    if missing:
-        raise FormulaError(
-            f"re_form {re_form!r} lists terms not in the model: "
-            + ", ".join(f"({e} | {g})" for e, g in missing)
-        )
-    return keep
+    """Indices of the random-effects terms ``re_form`` uses (all or some of their columns);
+    see :func:`select_term_columns`."""
+    return sorted(select_term_columns(design, re_form))
 
 
 def linear_predictor(
@@ -59,64 +136,160 @@ def linear_predictor(
 ) -> np.ndarray:
     """``X beta + sum_k Z_k b_k + offset`` on the fitting data or on ``newdata``.
 
-    New levels of a grouping factor contribute zero (the population mean) when
-    ``allow_new_levels`` is True, and raise a :class:`DataError` naming them otherwise.
+    Parameters
+    ----------
+    design : Design
+        The fit's design.
+    beta : ndarray (p,)
+    b : list of ndarray (levels_k, p_k)
+        Conditional modes per term.
+    newdata : DataFrame or dict, optional
+        Data to predict for (default: the fitting rows). Not modified.
+    re_form : None, str, False
+        Random effects to condition on (module docstring).
+    allow_new_levels : bool
+        Predict unseen or missing grouping levels at the population level instead of
+        raising.
+    offset : str or array-like, optional
+        Offset for ``newdata`` (a column or one value per row), added to the offsets written
+        in the formula, which are evaluated on ``newdata``.
+
+    Returns
+    -------
+    ndarray
+        One value per row of ``newdata`` (NaN where a predictor is missing).
     """
-    keep = select_terms(design, re_form)
+    keep = select_term_columns(design, re_form)
     if newdata is None:
         eta = design.X @ beta + design.offset
-        for k in keep:
+        for k, mask in keep.items():
             t = design.terms[k]
-            eta += np.einsum("ij,ij->i", t.Z, b[k][t.grouping.codes])
+            eta += np.einsum("ij,ij->i", t.Z[:, mask], b[k][t.grouping.codes][:, mask])
         return eta
-    if not isinstance(newdata, pd.DataFrame):
-        newdata = pd.DataFrame(newdata)
-    frame = _prepare_newdata(design, newdata)
-    X = design.fixed.new_matrix(frame)
-    eta = X @ beta
+    newdata = as_data_frame(newdata) if not isinstance(newdata, pd.DataFrame) else newdata
+    n = len(newdata)
+    if n == 0:
+        return np.zeros(0)
+    off_arg = _offset_values(offset, newdata)
+    value_cols, group_cols = _needed_columns(design, keep, offset)
+    frame = _prepare_newdata(design, newdata, value_cols, group_cols)
+    complete = np.ones(n, dtype=bool)
+    for col in value_cols:
+        complete &= ~missing_mask(frame[col])
+    if off_arg is not None:
+        complete &= np.isfinite(off_arg)
+    eta = np.full(n, np.nan)
+    if not complete.any():
+        return eta
+    sub = frame.loc[complete] if not complete.all() else frame
+    part = design.fixed.new_matrix(sub) @ beta
     for expr in design.spec.offsets:
-        eta = eta + evaluate_numeric(expr, frame, "offset")
-    if offset is not None:
-        eta = eta + (frame[offset].to_numpy(float) if isinstance(offset, str)
-                     else np.asarray(offset, float))
-    for k in keep:
-        t = design.terms[k]
-        codes = t.grouping.code_new(frame, t.term.group_vars)
-        new = codes < 0
-        if new.any() and not allow_new_levels:
-            labels = sorted(set(pd.Index(frame.index)[new].map(str)))[:5]
-            raise DataError(
-                f"newdata has {int(new.sum())} rows with levels of {t.group!r} not seen in the "
-                f"fit (rows {', '.join(labels)}...); pass allow_new_levels=True to predict "
-                "them at the population level, or re_form='~0' to drop random effects"
-            )
-        Z = t.new_Z(frame)
-        contrib = np.einsum("ij,ij->i", Z, b[k][np.where(new, 0, codes)])
-        eta = eta + np.where(new, 0.0, contrib)
+        part = part + evaluate_numeric(expr, sub, "offset")
+    if off_arg is not None:
+        part = part + off_arg[complete]
+    for k, mask in keep.items():
+        part = part + _term_contribution(design, k, mask, b[k], sub, allow_new_levels)
+    eta[complete] = part
     return eta
 
 
-def _prepare_newdata(design: Design, newdata: pd.DataFrame) -> pd.DataFrame:
-    """Cast categorical columns to the fitting data's categories so contrasts line up."""
-    frame = newdata.copy()
-    for col in design.frame.columns:
-        if col not in frame.columns:
+def _term_contribution(design: Design, k: int, mask: np.ndarray, bk: np.ndarray,
+                       frame: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
+    t = design.terms[k]
+    codes = t.grouping.code_new(frame, t.term.group_vars)
+    new = codes < 0
+    if new.any() and not allow_new_levels:
+        parts = [frame[v].to_numpy(dtype=object)[new] for v in t.term.group_vars]
+        labels = [":".join("<missing>" if pd.isna(x) else str(x) for x in row)
+                  for row in zip(*parts, strict=True)]
+        unique = list(dict.fromkeys(labels))
+        shown = ", ".join(repr(v) for v in unique[:5])
+        raise DataError(
+            f"newdata has {int(new.sum())} rows with levels of {t.group!r} not seen in the fit "
+            f"(or missing): {shown}{'...' if len(unique) > 5 else ''}; pass "
+            "allow_new_levels=True to predict them at the population level, or re_form='~0' "
+            "to leave out the random effects"
+        )
+    Z = t.new_Z(frame)[:, mask]
+    contrib = np.einsum("ij,ij->i", Z, bk[np.where(new, 0, codes)][:, mask])
+    return np.where(new, 0.0, contrib)
+
+
+def _offset_values(offset, newdata: pd.DataFrame) -> np.ndarray | None:
+    if offset is None:
+        return None
+    from ..design.response import per_row_values
+
+    return per_row_values(offset, newdata, "offset")[1]
+
+
+def _needed_columns(design: Design, keep: dict, offset) -> tuple[list[str], list[str]]:
+    """Columns of newdata the prediction reads: values (fixed effects, offsets, the kept
+    random-effect terms' expressions) and grouping variables."""
+    values: list[str] = []
+    groups: list[str] = []
+
+    def add(target, names):
+        for name in names:
+            if name not in target:
+                target.append(name)
+
+    add(values, expression_variables(design.spec.fixed))
+    for expr in design.spec.offsets:
+        add(values, expression_variables(expr))
+    for k in keep:
+        t = design.terms[k]
+        add(values, expression_variables(t.term.expr))
+        add(groups, t.term.group_vars)
+    return values, groups
+
+
+def _prepare_newdata(design: Design, newdata: pd.DataFrame, value_cols: list[str],
+                     group_cols: list[str]) -> pd.DataFrame:
+    """The columns the prediction needs, categorical ones coded with the fit's levels."""
+    missing = [c for c in value_cols + group_cols if c not in newdata.columns]
+    if missing:
+        raise DataError(
+            f"newdata lacks column(s) {', '.join(map(repr, missing))} that the prediction "
+            f"needs; it has: {', '.join(map(str, newdata.columns))}"
+        )
+    frame = newdata.loc[:, list(dict.fromkeys(value_cols + group_cols))].copy()
+    for col in value_cols:
+        if col not in design.frame.columns:
             continue
-        dtype = design.frame[col].dtype
-        if isinstance(dtype, pd.CategoricalDtype) and not isinstance(
-                frame[col].dtype, pd.CategoricalDtype):
-            vals = frame[col].astype(str)
-            cats = dtype.categories.astype(str)
-            unknown = set(vals.unique()) - set(cats)
-            if unknown:
-                if col in _grouping_columns(design):
-                    continue  # new groups are handled by allow_new_levels
+        fitted = design.frame[col]
+        if is_numeric_column(fitted):
+            if not is_numeric_column(frame[col]):
                 raise DataError(
-                    f"newdata column {col!r} has levels not in the fit: {sorted(unknown)[:5]}"
+                    f"newdata column {col!r} has dtype {frame[col].dtype} but the fit used "
+                    "numbers; convert it with pd.to_numeric"
                 )
-            frame[col] = pd.Categorical(vals, categories=cats)
+            continue
+        frame[col] = _as_fitted_levels(col, fitted, frame[col])
     return frame
 
 
-def _grouping_columns(design: Design) -> set[str]:
-    return {v for t in design.terms for v in t.term.group_vars}
+def _as_fitted_levels(col: str, fitted: pd.Series, values: pd.Series) -> pd.Series:
+    """Code a categorical predictor of newdata with the fit's levels, refusing new ones."""
+    if isinstance(fitted.dtype, pd.CategoricalDtype):
+        levels = fitted.dtype.categories
+    else:
+        levels = pd.Index(pd.unique(fitted.dropna()))
+    text_levels = pd.Index(levels.astype(str))
+    present = values.notna().to_numpy()
+    text = values.astype(object).where(values.notna(), None).astype(str).to_numpy()
+    codes = text_levels.get_indexer(text)
+    unknown = present & (codes < 0)
+    if unknown.any():
+        shown = ", ".join(repr(v) for v in pd.unique(text[unknown])[:5])
+        raise DataError(
+            f"newdata column {col!r} has levels the fit did not see: {shown}; a categorical "
+            f"predictor can only take the fitted levels ({', '.join(map(str, levels[:10]))}"
+            f"{'...' if len(levels) > 10 else ''})"
+        )
+    codes[~present] = -1
+    if isinstance(fitted.dtype, pd.CategoricalDtype):
+        return pd.Series(pd.Categorical.from_codes(codes, dtype=fitted.dtype),
+                         index=values.index)
+    return pd.Series(np.where(present, np.asarray(levels, dtype=object)[np.maximum(codes, 0)],
+                              None), index=values.index, dtype=object)

@@ -205,7 +205,8 @@ def _term_contribution(design: Design, k: int, mask: np.ndarray, bk: np.ndarray,
         unique = list(dict.fromkeys(labels))
         shown = ", ".join(repr(v) for v in unique[:5])
         raise DataError(
-            f"newdata has {int(new.sum())} rows with levels of {t.group!r} not seen in the fit "
+            f"newdata has {int(new.sum())} row{'s' if new.sum() > 1 else ''} with levels of "
+            f"{t.group!r} not seen in the fit "
             f"(or missing): {shown}{'...' if len(unique) > 5 else ''}; pass "
             "allow_new_levels=True to predict them at the population level, or re_form='~0' "
             "to leave out the random effects"

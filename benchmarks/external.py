@@ -28,7 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.child import run_child
+from benchmarks.child import child_env, run_child, thread_settings
 from benchmarks.simulate import generate
 from benchmarks.table import TABLE_PATH, BenchmarkCase, BenchmarkTable, load_table
 
@@ -92,7 +92,7 @@ def _command(tool: str, python: str, job: Path, out: Path) -> list[str]:
 
 
 def run_tool(tool: str, cases: list[BenchmarkCase], table: BenchmarkTable, repeat: int,
-             python: str) -> dict:
+             python: str, blas_threads: int | None = None) -> dict:
     """``{name: record}`` for the rows the tool could fit (errors are recorded too)."""
     records = {}
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -106,7 +106,7 @@ def run_tool(tool: str, cases: list[BenchmarkCase], table: BenchmarkTable, repea
             out = tmp / f"{case.name}.out.json"
             print(f"[{tool}] {case.name} ...", end=" ", flush=True)
             res = run_child(_command(tool, python, job, out), timeout_s=case.timeout_seconds
-                            * max(2, n + 1))
+                            * max(2, n + 1), env=child_env(blas_threads))
             if res.returncode == 0 and out.exists():
                 rec = json.loads(out.read_text())
                 rec["status"] = "ok"
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--python", default="/tmp/peer-venv/bin/python",
                     help="interpreter of the peer's virtual environment (--tool mixedlm)")
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--blas-threads", type=int, default=None, metavar="N",
+                    help="pin BLAS/OpenMP threads in the tool's process (default: as is)")
     ap.add_argument("--table", type=Path, default=TABLE_PATH)
     args = ap.parse_args(argv)
     only = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     cases = table.select(only, quick=args.quick)
     out_path = args.out or TOOLS[args.tool]["out"]
     loadavg_start = os.getloadavg()[0]
-    records = run_tool(args.tool, cases, table, args.repeat, args.python)
+    records = run_tool(args.tool, cases, table, args.repeat, args.python, args.blas_threads)
     doc = {"meta": {}, "models": {}}
     if out_path.exists():
         doc = json.loads(out_path.read_text())
@@ -151,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/external.py " + " ".join(map(shlex.quote, argv)),
         "loadavg_start": loadavg_start, "loadavg_end": os.getloadavg()[0],
         "protocol": "fresh process per row, 1 untimed warm-up fit, median of repeats",
+        "blas_threads": args.blas_threads if args.blas_threads is not None else
+        f"default ({thread_settings()})",
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, indent=1) + "\n")

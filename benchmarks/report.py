@@ -140,6 +140,7 @@ def markdown(doc: dict) -> str:
         f"- machine: {meta['cpu']}, {meta['cpus']} CPUs, {meta['memory_gb']:.0f} GB; "
         f"load average {meta['loadavg_start']:.2f} at start, {meta['loadavg_end']:.2f} at "
         "end (other jobs share this machine: timings are noisy)",
+        f"- BLAS threads: {meta.get('blas_threads', 'default')}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
     ]
     lme4_meta = doc.get("lme4_local_meta") or {}

@@ -10,6 +10,8 @@ Options
 --repeat N      timed fits per row, the median is reported (capped by a row's max_repeat)
 --quick         skip the "large" rows (InstEval, the 1M-row design): for CI budgets
 --merge         keep the rows of an existing --out that this run did not redo
+--blas-threads N  pin BLAS/OpenMP threads in the subprocesses (default: leave as is)
+--lme4, --peer FILE  lme4 / mixedlm timings to compare with (default results/*.json)
 --list          print the table and exit
 """
 
@@ -30,7 +32,7 @@ if __package__ in (None, ""):
     # Run as a script (`python benchmarks/run.py`): make the `benchmarks` package importable.
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.child import run_child
+from benchmarks.child import child_env, run_child, thread_settings
 from benchmarks.report import enrich, load_external, markdown
 from benchmarks.table import ROOT, TABLE_PATH, load_table
 
@@ -82,15 +84,13 @@ def machine_meta(argv: list[str]) -> dict:
     }
 
 
-def run_case(case, repeat: int, table_path: Path) -> dict:
+def run_case(case, repeat: int, table_path: Path, blas_threads: int | None = None) -> dict:
     """Fit one row in a fresh subprocess; the row's record (status "ok" or why not)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
         cmd = [sys.executable, "-m", "benchmarks.worker", "--case", case.name,
                "--repeat", str(repeat), "--table", str(table_path), "--out", str(out)]
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
-                                                          env.get("PYTHONPATH")]))
+        env = child_env(blas_threads, extra_path=str(ROOT))
         res = run_child(cmd, timeout_s=case.timeout_seconds, cwd=ROOT, env=env)
         if res.returncode == 0 and out.exists():
             record = json.loads(out.read_text())
@@ -119,6 +119,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--merge", action="store_true")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--blas-threads", type=int, default=None, metavar="N")
+    ap.add_argument("--lme4", type=Path, default=LME4_LOCAL, help="lme4 timings (JSON)")
+    ap.add_argument("--peer", type=Path, default=PEER, help="mixedlm timings (JSON)")
     ap.add_argument("--table", type=Path, default=TABLE_PATH)
     args = ap.parse_args(argv)
     args.only = [n.strip() for item in args.only for n in item.split(",") if n.strip()]
@@ -137,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.name:22s} {c.engine:6s} {c.size:7s} {c.data:14s} {c.formula}")
         return 0
     meta = machine_meta(argv)
-    lme4_local, peer = load_external(LME4_LOCAL), load_external(PEER)
+    meta["blas_threads"] = args.blas_threads if args.blas_threads is not None else \
+        f"default ({thread_settings()})"
+    lme4_local, peer = load_external(args.lme4), load_external(args.peer)
     records = []
     for case in cases:
         print(f"[bench] {case.name} ...", end=" ", flush=True)
-        record = enrich(run_case(case, case.repeats(args.repeat), args.table), case,
-                        lme4_local, peer)
+        record = enrich(run_case(case, case.repeats(args.repeat), args.table,
+                                 args.blas_threads), case, lme4_local, peer)
         records.append(record)
         if record.get("status") == "ok":
             print(f"{record['fit_s'] * 1e3:.1f} ms, {record['n_evals']} evals, peak "

@@ -80,7 +80,7 @@ MODELS = [
 
 
 @pytest.mark.parametrize("formula,weights", MODELS)
-@pytest.mark.parametrize("method", ["dense", "blocked"])
+@pytest.mark.parametrize("method", ["dense", "blocked", "sparse"])
 @pytest.mark.parametrize("reml", [True, False])
 def test_objective_matches_oracle(formula, weights, method, reml):
     data = _simulated()
@@ -95,12 +95,13 @@ def test_objective_matches_oracle(formula, weights, method, reml):
 
 
 @pytest.mark.parametrize("formula,weights", MODELS)
-def test_dense_and_blocked_solutions_agree(formula, weights):
+@pytest.mark.parametrize("other", ["blocked", "sparse"])
+def test_solutions_agree_across_methods(formula, weights, other):
     data = _simulated()
     design = mm.materialize(mm.parse_formula(formula), data, weights=weights)
     theta = design.theta0() * 0.7 + 0.05
     a = mm.LMMObjective(design, method="dense")
-    b = mm.LMMObjective(design, method="blocked")
+    b = mm.LMMObjective(design, method=other)
     sa, sb = a.solve(theta), b.solve(theta)
     np.testing.assert_allclose(sa.beta, sb.beta, rtol=1e-10)
     np.testing.assert_allclose(sa.u, sb.u, rtol=1e-8, atol=1e-10)

@@ -3,14 +3,18 @@
 from .blocked import BlockedFactor, BlockedSystem
 from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem
 from .layout import CrossProductPattern, CrossProducts, TermBlock
+from .sparse import SPARSE_MIN_REST, SparseFactor, SparseSystem
 
 __all__ = [
     "DENSE_MAX_SIZE",
+    "SPARSE_MIN_REST",
     "BlockedFactor",
     "BlockedSystem",
     "CrossProductPattern",
     "CrossProducts",
     "DenseFactor",
     "DenseSystem",
+    "SparseFactor",
+    "SparseSystem",
     "TermBlock",
 ]

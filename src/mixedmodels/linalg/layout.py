@@ -48,8 +48,9 @@ class CrossProducts:
         Diagonal blocks of ``Z1' W Z1`` (the first term is block-diagonal).
     A21 : scipy.sparse.csr_matrix (q_r, q1) or None
         ``Zr' W Z1``; None when the model has one term.
-    A22 : ndarray (q_r, q_r) or None
-        ``Zr' W Zr``, dense.
+    A22 : ndarray (q_r, q_r), scipy.sparse.csr_matrix, or None
+        ``Zr' W Zr``: dense, or sparse when the pattern was built with
+        ``dense_rest=False`` (the sparse fallback for very large rest blocks).
     A1X : ndarray (l1, p1, m)
         ``Z1' W [X y]`` per level.
     ArX : ndarray (q_r, m) or None
@@ -60,7 +61,7 @@ class CrossProducts:
 
     A11: np.ndarray
     A21: sp.csr_matrix | None
-    A22: np.ndarray | None
+    A22: np.ndarray | sp.csr_matrix | None
     A1X: np.ndarray
     ArX: np.ndarray | None
     AXX: np.ndarray
@@ -73,10 +74,13 @@ class CrossProductPattern:
     ----------
     blocks : sequence of TermBlock
         Terms in model order (the first one becomes the block-diagonal block).
+    dense_rest : bool
+        Store ``A22`` as a dense array (default) or as a sparse matrix.
     """
 
-    def __init__(self, blocks):
+    def __init__(self, blocks, dense_rest: bool = True):
         self.blocks = tuple(blocks)
+        self.dense_rest = bool(dense_rest)
         b1 = self.blocks[0]
         self.n = b1.codes.shape[0]
         self.p1, self.l1 = b1.p, b1.nlevels
@@ -105,8 +109,19 @@ class CrossProductPattern:
         self._rcols = np.hstack(cols)
         self._rvals = np.hstack(vals)
         pr = self._rcols.shape[1]
-        # A22 dense: flat index c_i * q_r + c_j over all (i, j) column pairs of a row
-        self._idx22 = (self._rcols[:, :, None] * self.q_r + self._rcols[:, None, :]).ravel()
+        # A22: flat index c_i * q_r + c_j over all (i, j) column pairs of a row; dense, or
+        # compressed to the pairs that occur
+        keys22 = (self._rcols[:, :, None].astype(np.int64) * self.q_r
+                  + self._rcols[:, None, :]).ravel()
+        if self.dense_rest:
+            self._idx22 = keys22
+        else:
+            uniq22, self._idx22 = np.unique(keys22, return_inverse=True)
+            self._nnz22 = uniq22.size
+            self._indices22 = (uniq22 % self.q_r).astype(np.int32)
+            self._indptr22 = np.concatenate(
+                [[0], np.cumsum(np.bincount(uniq22 // self.q_r, minlength=self.q_r))]
+            ).astype(np.int64)
         # A21 sparse: keys (rest column, term-1 column) -> unique positions
         c1 = b1.codes[:, None] * p1 + np.arange(p1)[None]
         keys = (self._rcols[:, :, None].astype(np.int64) * self.q1 + c1[:, None, :]).ravel()
@@ -139,8 +154,12 @@ class CrossProductPattern:
             return CrossProducts(A11, None, None, A1X, None, AXX)
         wr = self._rvals if w is None else self._rvals * w[:, None]
         v22 = (wr[:, :, None] * self._rvals[:, None, :]).ravel()
-        A22 = np.bincount(self._idx22, v22, minlength=self.q_r * self.q_r).reshape(
-            self.q_r, self.q_r)
+        if self.dense_rest:
+            A22 = np.bincount(self._idx22, v22, minlength=self.q_r * self.q_r).reshape(
+                self.q_r, self.q_r)
+        else:
+            A22 = sp.csr_matrix((np.bincount(self._idx22, v22, minlength=self._nnz22),
+                                 self._indices22, self._indptr22), shape=(self.q_r, self.q_r))
         v21 = (wr[:, :, None] * Z1[:, None, :]).ravel()
         data21 = np.bincount(self._pos21, v21, minlength=self._nnz21)
         A21 = sp.csr_matrix((data21, self._indices21, self._indptr21),

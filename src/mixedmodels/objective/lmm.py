@@ -28,10 +28,12 @@ import numpy as np
 from ..design import Design
 from ..linalg import (
     DENSE_MAX_SIZE,
+    SPARSE_MIN_REST,
     BlockedFactor,
     BlockedSystem,
     CrossProductPattern,
     DenseSystem,
+    SparseSystem,
     TermBlock,
 )
 from .lmm_gradient import scalar_terms_gradient, supports_gradient
@@ -88,10 +90,12 @@ class LMMObjective:
     design : Design
     reml : bool
         REML criterion (True, lme4's default) or deviance (False).
-    method : {"auto", "dense", "blocked"}
-        Factorization: the whole system as one dense matrix (small models) or block by
-        block (:mod:`mixedmodels.linalg.blocked`). ``"auto"`` picks dense when
-        ``q + p + 1 <= DENSE_MAX_SIZE``.
+    method : {"auto", "dense", "blocked", "sparse"}
+        Factorization: the whole system as one dense matrix (small models), block by block
+        (:mod:`mixedmodels.linalg.blocked`), or sparse LU (:mod:`mixedmodels.linalg.sparse`,
+        for rest blocks too large to hold dense). ``"auto"`` picks dense when
+        ``q + p + 1 <= DENSE_MAX_SIZE``, sparse when the rest block exceeds
+        ``SPARSE_MIN_REST`` columns, blocked otherwise.
 
     Notes
     -----
@@ -106,16 +110,23 @@ class LMMObjective:
         self.n = design.nobs
         self.p = design.p
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
-        self.pattern = CrossProductPattern(blocks)
         structures = [t.structure for t in design.terms]
         if method == "auto":
-            method = "dense" if design.q + design.p + 1 <= DENSE_MAX_SIZE else "blocked"
-        if method not in ("dense", "blocked"):
-            raise ValueError(f"method must be 'auto', 'dense' or 'blocked', not {method!r}")
-        #: ``"dense"`` (whole system, small models) or ``"blocked"`` factorization
+            q_rest = design.q - design.terms[0].q
+            if design.q + design.p + 1 <= DENSE_MAX_SIZE:
+                method = "dense"
+            elif q_rest > SPARSE_MIN_REST:
+                method = "sparse"
+            else:
+                method = "blocked"
+        systems = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
+        if method not in systems:
+            raise ValueError(f"method must be 'auto' or one of {sorted(systems)}, not "
+                             f"{method!r}")
+        #: ``"dense"`` (whole system, small models), ``"blocked"`` or ``"sparse"``
         self.method = method
-        self.system = (DenseSystem if method == "dense" else BlockedSystem)(
-            self.pattern, structures)
+        self.pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
+        self.system = systems[method](self.pattern, structures)
         XY = np.column_stack([design.X, design.y - design.offset])
         self.system.set_cross_products(self.pattern.compute(XY, design.weights))
         self.log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))

@@ -195,3 +195,26 @@ write_fixture(list(
 ), "pbmodcomp.json")
 
 cat("fixtures written to", out_dir, "\n")
+
+# ---- RLRT (RLRsim's formulas, written out: RLRsim itself is not installable on R 4.2) ------
+# exactRLRT(m) for one random effect: 2 * (restricted logLik(m) - restricted logLik(lm)),
+# with RLRsim's reml.H0; and the eigenvalues mu of Z'(I - P_X)Z that drive the null
+# distribution (RLRTSim: squared singular values of t(qr.resid(qr(X), Z)), scaled by max).
+lm0 <- lm(Reaction ~ Days, sleep)
+X <- model.matrix(lm0)
+n <- nrow(X)
+p <- ncol(X)
+res <- resid(lm0)
+detXtX <- det(crossprod(qr.R(qr(X))))
+reml_H0 <- -((n - p) * log(2 * pi) + (n - p) * log(sum(res^2)) + log(detXtX) + (n - p) -
+               (n - p) * log(n - p))
+m_int <- lme4::lmer(Reaction ~ Days + (1 | Subject), sleep)
+m_slope <- lme4::lmer(Reaction ~ Days + (0 + Days | Subject), sleep)
+Z_slope <- as.matrix(getME(m_slope, "Z"))
+mu <- svd(t(qr.resid(qr(X), Z_slope)), nu = 0, nv = 0)$d^2
+write_fixture(list(
+  reml_H0_half = reml_H0 / 2,
+  rlrt_intercept_vs_lm = 2 * c(logLik(m_int)) - reml_H0,
+  rlrt_slope_m2_vs_m1 = 2 * (c(logLik(m2r)) - c(logLik(m1r))),
+  mu_slope = mu / max(mu)
+), "rlrt.json")

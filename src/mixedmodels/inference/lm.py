@@ -87,6 +87,18 @@ class LinearModelResult:
         sum_log_w = 0.0 if w is None else float(np.sum(np.log(w)))
         return 0.5 * (sum_log_w - n * (_LOG_2PI + 1.0 - np.log(n) + np.log(self.rss)))
 
+    @cached_property
+    def restricted_loglik(self) -> float:
+        r"""REML log-likelihood at ``sigma^2 = RSS / (n - p)``:
+        ``-[(n-p)(1 + log(2 pi RSS/(n-p))) + log|X'WX| - log|W|] / 2`` (the null model of an
+        RLRT; RLRsim's ``reml.H0 / 2``)."""
+        n, p = self.nobs, self.p
+        w = self.design.weights
+        sum_log_w = 0.0 if w is None else float(np.sum(np.log(w)))
+        logdet_xtx = -2.0 * float(np.sum(np.log(np.abs(np.diag(self.RX_inv)))))
+        dof = n - p
+        return -0.5 * (dof * (1.0 + _LOG_2PI + np.log(self.rss / dof)) + logdet_xtx - sum_log_w)
+
     @property
     def deviance(self) -> float:
         """-2 log-likelihood (the column lme4's ``anova`` shows; R's ``deviance(lm)`` is the

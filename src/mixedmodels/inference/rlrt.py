@@ -32,6 +32,7 @@ import numpy as np
 
 from .._errors import MixedModelsError
 from .anova import RefitNote
+from .lm import LinearModelResult
 from .nesting import check_comparable, fixed_effects_differ
 from .simulate import refit_reml
 
@@ -146,14 +147,24 @@ def rlrt_null_sample(mu: np.ndarray, n: int, p: int, nsim: int,
     return out
 
 
+def _reml_fit(m):
+    return m if isinstance(m, LinearModelResult) else refit_reml(m)
+
+
+def _restricted_loglik(m) -> float:
+    return m.restricted_loglik if isinstance(m, LinearModelResult) else m.loglik
+
+
 def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
     """Exact RLRT that the variance of the one term ``m_full`` adds is zero (RLRsim).
 
     Parameters
     ----------
-    m_full, m_reduced : LinearMixedModelResult
+    m_full, m_reduced : LinearMixedModelResult (m_reduced may be a LinearModelResult)
         The same fixed effects; ``m_full`` has one more scalar random-effects term.
-        ML fits are refitted by REML (with a note).
+        ML fits are refitted by REML (with a note). With ``m_reduced`` a linear model
+        (:func:`~mixedmodels.lm`) the test is RLRsim's test of a model with one random
+        effect, whose null distribution is exact.
     nsim : int
         Draws from the null distribution.
     seed : int, optional
@@ -168,12 +179,13 @@ def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
         raise MixedModelsError("m_full and m_reduced have different fixed effects: "
                                "restricted likelihoods are only comparable with the same "
                                "fixed effects")
-    if not (getattr(m_full, "reml", False) and getattr(m_reduced, "reml", False)):
+    mixed = [m for m in (m_full, m_reduced) if not isinstance(m, LinearModelResult)]
+    if not all(getattr(m, "reml", False) for m in mixed):
         warnings.warn("refitting model(s) with REML (the RLRT compares restricted "
                       "likelihoods)", RefitNote, stacklevel=2)
-    full, reduced = refit_reml(m_full), refit_reml(m_reduced)
+    full, reduced = refit_reml(m_full), _reml_fit(m_reduced)
     t = _tested_term(full, reduced)
-    stat = max(0.0, 2.0 * (full.loglik - reduced.loglik))
+    stat = max(0.0, 2.0 * (full.loglik - _restricted_loglik(reduced)))
     d = full.design
     mu = _eigenvalues(d, t)
     sample = rlrt_null_sample(mu, d.nobs, d.p, nsim, np.random.default_rng(seed))

@@ -121,6 +121,20 @@ def test_constant_response(sleep):
         _fit(FORMULA, sleep)
 
 
+def test_dates_are_not_numbers(sleep):
+    sleep["t"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(sleep["Days"], unit="D")
+    with pytest.raises(mm.DataError, match=r"column 't' used in the fixed effects holds dates"):
+        _fit("Reaction ~ t + (1 | Subject)", sleep)
+    # as a grouping factor a date is just a label
+    assert _fit("Reaction ~ Days + (1 | t)", sleep).ngroups == {"t": 10}
+
+
+def test_values_whose_squares_overflow(sleep):
+    sleep["Reaction"] = sleep["Reaction"] * 1e200
+    with pytest.raises(mm.DataError, match=r"response 'Reaction' are too large"):
+        _fit(FORMULA, sleep)
+
+
 def test_data_type_and_empty_data(sleep):
     with pytest.raises(mm.DataError, match=r"must be a pandas DataFrame .* got list"):
         _fit(FORMULA, [1, 2, 3])
@@ -142,9 +156,14 @@ def test_grouping_factor_with_as_many_levels_as_observations(sleep):
 
 def test_more_random_effects_than_observations(sleep):
     few = sleep.groupby("Subject", observed=True).head(2).iloc[:12]  # 6 subjects x 2 days
-    with pytest.raises(mm.DataError, match=r"'\(Days \| Subject\)' has 12 random effects for "
+    with pytest.raises(mm.DataError, match=r"'\(Days \| Subject\)' has 12 random effects "
+                                           r"\(6 levels x 2 columns: Intercept, Days\) for "
                                            r"12 observations"):
         _fit(FORMULA, few)
+    # a categorical slope has one column per level: the message shows them
+    sleep["Day"] = pd.Categorical(sleep["Days"])
+    with pytest.raises(mm.DataError, match=r"18 levels x 10 columns: Intercept, Day\[T\.1\]"):
+        _fit("Reaction ~ 1 + (Day | Subject)", sleep)
 
 
 def test_grouping_factor_with_one_level(sleep):

@@ -194,6 +194,7 @@ SAME_MODEL = [
     ("sleep_factor_days", "Reaction ~ factor(Days) + (1 | Subject)"),
     ("pastes_slash", "strength ~ (1 | batch/cask)"),
     ("sim_nested_vector", "y ~ 1 + x + (1 + x | a/b)"),
+    ("orth_center_poly", "distance ~ center(age) + I(age^2) + Sex + (1 | Subject)"),  # R's ^
 ]
 
 
@@ -232,6 +233,18 @@ def test_integer_nested_grouping():
     data = fixture_data(fx)
     data["b"] = data["b"].astype(str).astype(np.int64)
     assert_matches_lme4(fit_fixture(fx, data=data), fx)
+
+
+def test_dotted_column_names():
+    """R-style names such as ``Reaction.time`` work in every part of the formula."""
+    fx = fixture("sleep_offset_formula")
+    data = fixture_data(fx).rename(columns={"Reaction": "Reaction.ms", "Days": "days.n",
+                                            "Subject": "subject.id"})
+    m = fit_fixture(fx, "Reaction.ms ~ days.n + offset(days.n**2 / 2) + (days.n | subject.id)",
+                    data=data)
+    assert list(m.fixef.index) == ["Intercept", "days.n"]
+    assert m.objective == pytest.approx(fx["objective"], abs=OBJECTIVE_ATOL)
+    assert m.fixef["days.n"] == pytest.approx(fx["beta"][1], rel=BETA_RTOL)
 
 
 def test_string_predictor_reference_level():

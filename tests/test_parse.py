@@ -101,6 +101,19 @@ def test_factor_is_translated_to_formulaic_C():
     assert spec.random[0].expr == "0 + C(x)"
 
 
+def test_r_spellings_translated():
+    """``^`` inside a call is R's power (Python's ``^`` is xor); dotted R column names."""
+    spec = parse_formula("log(y.obs) ~ I(x^2) + (a + b)^2 + my.var + offset(log(n.i)) "
+                         "+ (1 + my.var | grp.id)")
+    assert spec.fixed == "I(x**2) + (a + b)^2 + `my.var`"
+    assert spec.response == "log(`y.obs`)"
+    assert spec.offsets == ("log(`n.i`)",)
+    assert _terms(spec.formula) == [("1 + `my.var`", "grp.id", ("grp.id",), "us")]
+    # module references and numbers are left alone
+    assert parse_formula("y ~ np.log(x) + I(x * 1.5) + (1 | g)").fixed == \
+        "np.log(x) + I(x * 1.5)"
+
+
 def test_offsets_are_collected():
     spec = parse_formula("y ~ x + offset(log(n)) + offset(t) + (1 | g)")
     assert spec.offsets == ("log(n)", "t")

@@ -266,13 +266,34 @@ def materialize(
                   tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra)
 
 
+def _check_magnitudes(design: Design) -> None:
+    """Sums of squares must be finite: the cross-products are built from them."""
+    blocks = [(f"response {design.spec.response!r}", [""], (design.y - design.offset)[:, None]),
+              ("fixed effect", list(design.fixed.names), design.X)]
+    blocks += [(f"random-effects term {t.term.source!r}", list(t.names), t.Z)
+               for t in design.terms]
+    for label, names, block in blocks:
+        with np.errstate(over="ignore"):
+            bad = ~np.isfinite(np.einsum("ij,ij->j", block, block))
+        if bad.any():
+            column = names[int(np.argmax(bad))]
+            raise DataError(
+                f"the values of the {label}{f' {column!r}' if column else ''} are too large: "
+                "their squares overflow double precision; rescale them (e.g. divide by a "
+                "power of 10)"
+            )
+
+
 def check_lmm_identifiable(design: Design) -> None:
     """lme4's checks for linear mixed models (``lmerControl`` defaults that stop).
 
     * every grouping factor needs at least 2 levels;
     * fewer levels than observations (otherwise the random effect is confounded with the
       residual);
-    * more observations than random effects in each term.
+    * more observations than random effects in each term;
+
+    and two of ours, where lme4 would return NaN or a degenerate fit: the response must vary
+    (after subtracting the offset), and sums of squares must not overflow.
     """
     n = design.nobs
     for t in design.terms:
@@ -288,14 +309,17 @@ def check_lmm_identifiable(design: Design) -> None:
                 "observations, or the random effect cannot be told apart from the residual"
             )
         if t.q >= n:
+            shown = ", ".join(t.names[:4]) + (", ..." if t.p > 4 else "")
             raise DataError(
-                f"term {t.term.source!r} has {t.q} random effects for {n} observations; the "
+                f"term {t.term.source!r} has {t.q} random effects ({t.nlevels} levels x "
+                f"{t.p} column{'s' if t.p > 1 else ''}: {shown}) for {n} observations; the "
                 "random-effects parameters and the residual variance are probably "
                 "unidentifiable (number of observations must exceed the number of random "
                 "effects)"
             )
     if design.p >= n:
         raise DataError(f"{design.p} fixed effects for {n} observations: too few observations")
+    _check_magnitudes(design)
     shifted = design.y - design.offset
     if np.ptp(shifted) == 0.0:
         raise DataError(

@@ -98,6 +98,21 @@ def missing_mask(col: pd.Series) -> np.ndarray:
     return bad
 
 
+def _check_no_dates(data: pd.DataFrame, columns: dict[str, str]) -> None:
+    """Dates and durations are fine as grouping factors but not as numbers in a formula."""
+    for name, role in columns.items():
+        if role.startswith("grouping factor"):
+            continue
+        dtype = data[name].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or \
+                pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
+            raise DataError(
+                f"column {name!r} used in the {role} holds dates or durations (dtype {dtype}); "
+                "convert it to numbers first, e.g. days since the first date: "
+                f"(data[{name!r}] - data[{name!r}].min()).dt.days"
+            )
+
+
 def _has_unused_categories(col: pd.Series) -> bool:
     codes = col.array.codes  # Categorical.codes: no accessor/Series overhead
     k = len(col.dtype.categories)
@@ -150,6 +165,7 @@ def build_model_frame(
                 f"data has more than one column named {', '.join(map(repr, duplicated))}; "
                 "rename them so the formula is unambiguous"
             )
+    _check_no_dates(data, columns)
     # A new frame object over the caller's columns; nothing is ever written into it in place
     # (subset_rows and _drop_unused make new frames), so the caller's data stays untouched.
     if list(data.columns) == list(columns):

@@ -17,6 +17,7 @@ import tokenize
 __all__ = ["expression_variables"]
 
 _BACKTICK = re.compile(r"`([^`]+)`")
+_DOTTED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)+$")
 # Names formulaic evaluates in its own context rather than from the data.
 _CONTEXT_NAMES = frozenset({"np", "numpy", "pi", "e", "inf", "nan", "True", "False", "None"})
 
@@ -29,6 +30,8 @@ def expression_variables(expr: str) -> list[str]:
     expr : str
         A formula fragment such as ``"log(y) + I(x**2) + scale(z) + a:b"``.
     """
+    if _DOTTED_NAME.match(expr.strip()):
+        return [expr.strip()]  # a bare R-style column name such as Reaction.time
     found: list[str] = []
     quoted = _BACKTICK.findall(expr)
     found.extend(q for q in quoted if q not in found)

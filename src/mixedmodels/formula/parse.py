@@ -9,7 +9,9 @@ Grammar handled here (everything else in the fixed part is formulaic's job)::
 * ``(expr | a/b)`` expands to ``(expr | b:a) + (expr | a)``; ``a/b/c`` to ``c:b:a``, ``b:a``,
   ``a`` -- lme4's names and order.
 * ``kw(expr | g)`` with ``kw`` a glmmTMB covariance keyword records the structure.
-* ``factor(x)`` is R's spelling of formulaic's ``C(x)`` and is translated.
+* R spellings are translated for formulaic: ``factor(x)`` -> ``C(x)``, ``^`` inside a
+  function call -> ``**`` (``I(x^2)``; Python's ``^`` would be a bitwise xor), dotted column
+  names such as ``my.var`` -> ```my.var```.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 _CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", re.DOTALL)
 _FACTOR_CALL = re.compile(r"\bfactor\s*\(")
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_.]")
+# an R-style dotted name (my.var, x.1) that is not a call (np.log(...)) nor inside a number
+_DOTTED = re.compile(
+    r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+(?![A-Za-z0-9_(])"
+)
+_MODULES = frozenset({"np", "numpy", "math", "scipy"})
 
 
 def _check_balanced(text: str) -> None:
@@ -123,9 +130,49 @@ def _has_nested_bar(term: str) -> bool:
     return False
 
 
+def _power_inside_calls(expr: str) -> str:
+    """``^`` inside a function call is R's power: ``I(x^2)`` -> ``I(x**2)``.
+
+    Inside a call formulaic evaluates Python, where ``^`` is a bitwise xor -- silently wrong
+    numbers for an R user's ``I(x^2)``. At the formula level ``(a + b)^2`` keeps its meaning
+    (all interactions up to order 2), in R and in formulaic alike.
+    """
+    if "^" not in expr:
+        return expr
+    out, calls = [], []  # calls: for each open parenthesis, whether it is a call's
+    for pos, ch in enumerate(expr):
+        if ch == "(":
+            before = expr[:pos].rstrip()
+            calls.append(bool(before) and bool(_NAME_CHAR.match(before[-1])))
+        elif ch == ")" and calls:
+            calls.pop()
+        elif ch == "^" and any(calls):
+            out.append("**")
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
+def _quote_dotted(expr: str) -> str:
+    """Backtick R-style dotted column names (``my.var`` -> ```my.var```) for formulaic, which
+    would read them as attribute access; module references (``np.log``) are left alone."""
+
+    def quote(m: re.Match) -> str:
+        name = m.group(0)
+        if name.split(".", 1)[0] in _MODULES:
+            return name
+        return f"`{name}`"
+
+    pieces = expr.split("`")  # odd pieces are already backticked
+    for i in range(0, len(pieces), 2):
+        pieces[i] = _DOTTED.sub(quote, pieces[i])
+    return "`".join(pieces)
+
+
 def _translate_r(expr: str) -> str:
-    """R spellings formulaic does not know: ``factor(x)`` -> ``C(x)``."""
-    return _FACTOR_CALL.sub("C(", expr)
+    """R spellings formulaic does not know: ``factor(x)`` -> ``C(x)``, ``I(x^2)`` ->
+    ``I(x**2)``, dotted column names."""
+    return _quote_dotted(_power_inside_calls(_FACTOR_CALL.sub("C(", expr)))
 
 
 def _group_name(text: str, source: str) -> str:
@@ -328,6 +375,8 @@ def parse_formula(formula: str) -> MixedModelSpec:
         fixed_text = "1"
     elif fixed_text.startswith("-"):
         fixed_text = "1 " + fixed_text
+    if not _IDENT.match(lhs):
+        lhs = _translate_r(lhs)
     return MixedModelSpec(
         formula=formula,
         response=lhs,

@@ -13,6 +13,7 @@ import keyword
 import re
 import token
 import tokenize
+from functools import lru_cache
 
 __all__ = ["expression_variables"]
 
@@ -30,8 +31,14 @@ def expression_variables(expr: str) -> list[str]:
     expr : str
         A formula fragment such as ``"log(y) + I(x**2) + scale(z) + a:b"``.
     """
+    # cached: the same few expressions are tokenized on every fit of a refitting loop
+    return list(_variables(expr))
+
+
+@lru_cache(maxsize=1024)
+def _variables(expr: str) -> tuple[str, ...]:
     if _DOTTED_NAME.match(expr.strip()):
-        return [expr.strip()]  # a bare R-style column name such as Reaction.time
+        return (expr.strip(),)  # a bare R-style column name such as Reaction.time
     found: list[str] = []
     quoted = _BACKTICK.findall(expr)
     found.extend(q for q in quoted if q not in found)
@@ -53,4 +60,4 @@ def expression_variables(expr: str) -> list[str]:
             continue
         if tok.string not in found:
             found.append(tok.string)
-    return found
+    return tuple(found)

@@ -12,7 +12,7 @@ Every step of the pipeline is public: :func:`parse_formula` (formula -> spec),
 :func:`minimize` (objective -> optimum) and the result classes.
 """
 
-from . import datasets
+from . import datasets, families
 from ._errors import (
     ConvergenceWarning,
     DataError,
@@ -24,7 +24,7 @@ from ._errors import (
     SingularFitWarning,
 )
 from .design import Design, materialize
-from .fitting import fit_lmm, lmer
+from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .inference import (
     AnovaResult,
@@ -39,9 +39,15 @@ from .inference import (
     pb_test,
     rlrt,
 )
-from .objective import LMMObjective, LMMSolution
+from .objective import GLMMObjective, GLMMSolution, LMMObjective, LMMSolution
 from .optim import OptSummary, minimize
-from .results import LinearMixedModelResult, LMMSummary, VarCorr
+from .results import (
+    GeneralizedLinearMixedModelResult,
+    GLMMSummary,
+    LinearMixedModelResult,
+    LMMSummary,
+    VarCorr,
+)
 
 __version__ = "0.1.0"
 
@@ -81,4 +87,12 @@ __all__ = [
     "lm",  # inference
     "pb_test",  # inference
     "rlrt",  # inference
+    "GLMMObjective",  # glmm
+    "GLMMSolution",  # glmm
+    "GLMMSummary",  # glmm
+    "GeneralizedLinearMixedModelResult",  # glmm
+    "families",  # glmm
+    "fit_glmm",  # glmm
+    "glmer",  # glmm
+    "glmer_nb",  # glmm
 ]

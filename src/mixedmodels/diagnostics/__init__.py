@@ -6,14 +6,17 @@ from .convergence import (
     check_convergence_gradient,
     finite_difference_derivatives,
 )
+from .overdispersion import OverdispersionTest, overdispersion_test
 from .singular import SINGULAR_TOL, is_singular_theta, singular_message
 
 __all__ = [
     "SINGULAR_TOL",
     "ConvergenceReport",
+    "OverdispersionTest",
     "check_convergence",
     "check_convergence_gradient",
     "finite_difference_derivatives",
     "is_singular_theta",
+    "overdispersion_test",
     "singular_message",
 ]

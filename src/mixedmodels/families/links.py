@@ -1,0 +1,300 @@
+r"""Link functions ``eta = g(mu)`` of generalized linear (mixed) models.
+
+A :class:`Link` maps the mean ``mu`` to the linear predictor ``eta`` and back, and supplies
+the derivatives the fitting code needs:
+
+* ``mu_eta(eta)`` is ``d mu / d eta``; the Fisher (expected-information) working weights of
+  PIRLS are ``w * mu_eta^2 / V(mu)``;
+* ``mu_eta2(eta)`` is ``d^2 mu / d eta^2``; it enters the observed information used by the
+  Laplace approximation of dispersion families (see :mod:`mixedmodels.families.family`).
+
+Inverse links that map onto a bounded interval (probabilities) are kept strictly inside it
+with the thresholds R's ``make.link`` and lme4's ``glmFamily`` use, so that ``log(mu)`` and
+``log(1 - mu)`` stay finite: ``mu`` in ``[EPS, 1 - EPS]`` and ``mu_eta >= EPS`` with ``EPS``
+the machine epsilon.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "LINKS",
+    "Cauchit",
+    "Cloglog",
+    "Identity",
+    "InverseLink",
+    "InverseSquare",
+    "Link",
+    "LogLink",
+    "Logit",
+    "Probit",
+    "Sqrt",
+    "make_link",
+]
+
+#: Smallest probability (and slope) the bounded inverse links return: R's ``DBL_EPSILON``.
+EPS = float(np.finfo(float).eps)
+#: |eta| beyond which the probit inverse link is flat at EPS / 1 - EPS (R: ``-qnorm(EPS)``).
+PROBIT_THRESH = float(-special.ndtri(EPS))
+#: Largest eta fed to ``exp`` in cloglog / log links (keeps ``exp(eta)`` finite).
+EXP_THRESH = 700.0
+
+
+class Link:
+    """Abstract link function; subclasses implement every method."""
+
+    #: name as R spells it (``"logit"``, ``"log"``, ``"1/mu^2"``)
+    name: str = ""
+
+    def link(self, mu: np.ndarray) -> np.ndarray:
+        """``eta = g(mu)``."""
+        raise NotImplementedError
+
+    def linkinv(self, eta: np.ndarray) -> np.ndarray:
+        """``mu = g^{-1}(eta)``."""
+        raise NotImplementedError
+
+    def mu_eta(self, eta: np.ndarray) -> np.ndarray:
+        """``d mu / d eta``."""
+        raise NotImplementedError
+
+    def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
+        """``d^2 mu / d eta^2``."""
+        raise NotImplementedError
+
+    def inverse_and_slope(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(linkinv(eta), mu_eta(eta))`` in one pass (PIRLS needs both every step)."""
+        return self.linkinv(eta), self.mu_eta(eta)
+
+    def valid_eta(self, eta: np.ndarray) -> bool:
+        """Whether every ``eta`` maps to a mean (e.g. ``eta > 0`` for the inverse link)."""
+        return bool(np.all(np.isfinite(eta)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+
+class Logit(Link):
+    r"""``eta = log(mu / (1 - mu))``; ``mu_eta = mu (1 - mu)``."""
+
+    name = "logit"
+
+    def link(self, mu):
+        return np.log(mu / (1.0 - mu))
+
+    def linkinv(self, eta):
+        return np.clip(special.expit(eta), EPS, 1.0 - EPS)
+
+    def mu_eta(self, eta):
+        p = special.expit(eta)
+        return np.maximum(p * (1.0 - p), EPS)
+
+    def inverse_and_slope(self, eta):
+        p = special.expit(eta)
+        return np.clip(p, EPS, 1.0 - EPS), np.maximum(p * (1.0 - p), EPS)
+
+    def mu_eta2(self, eta):
+        p = special.expit(eta)
+        return p * (1.0 - p) * (1.0 - 2.0 * p)
+
+
+class Probit(Link):
+    r"""``eta = Phi^{-1}(mu)``; ``mu_eta = phi(eta)``."""
+
+    name = "probit"
+
+    def link(self, mu):
+        return special.ndtri(mu)
+
+    def linkinv(self, eta):
+        e = np.clip(eta, -PROBIT_THRESH, PROBIT_THRESH)
+        return special.ndtr(e)
+
+    def mu_eta(self, eta):
+        return np.maximum(np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi), EPS)
+
+    def mu_eta2(self, eta):
+        return -eta * np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi)
+
+
+class Cauchit(Link):
+    r"""``eta = tan(pi (mu - 1/2))``, the Cauchy quantile function."""
+
+    name = "cauchit"
+
+    def link(self, mu):
+        return np.tan(np.pi * (mu - 0.5))
+
+    def linkinv(self, eta):
+        # R clamps eta at +-tan(pi/2 - EPS) style bounds; clipping mu is equivalent
+        return np.clip(0.5 + np.arctan(eta) / np.pi, EPS, 1.0 - EPS)
+
+    def mu_eta(self, eta):
+        return np.maximum(1.0 / (np.pi * (1.0 + eta * eta)), EPS)
+
+    def mu_eta2(self, eta):
+        return -2.0 * eta / (np.pi * (1.0 + eta * eta) ** 2)
+
+
+class Cloglog(Link):
+    r"""``eta = log(-log(1 - mu))``; ``mu = 1 - exp(-exp(eta))``."""
+
+    name = "cloglog"
+
+    def link(self, mu):
+        return np.log(-np.log1p(-mu))
+
+    def linkinv(self, eta):
+        return np.clip(-np.expm1(-np.exp(np.minimum(eta, EXP_THRESH))), EPS, 1.0 - EPS)
+
+    def mu_eta(self, eta):
+        e = np.exp(np.minimum(eta, EXP_THRESH))
+        return np.maximum(e * np.exp(-e), EPS)
+
+    def mu_eta2(self, eta):
+        e = np.exp(np.minimum(eta, EXP_THRESH))
+        return e * np.exp(-e) * (1.0 - e)
+
+
+class LogLink(Link):
+    r"""``eta = log(mu)``; ``mu_eta = mu``."""
+
+    name = "log"
+
+    def link(self, mu):
+        return np.log(mu)
+
+    def linkinv(self, eta):
+        return np.maximum(np.exp(np.minimum(eta, EXP_THRESH)), EPS)
+
+    def mu_eta(self, eta):
+        return np.maximum(np.exp(np.minimum(eta, EXP_THRESH)), EPS)
+
+    def inverse_and_slope(self, eta):
+        mu = np.maximum(np.exp(np.minimum(eta, EXP_THRESH)), EPS)
+        return mu, mu
+
+    def mu_eta2(self, eta):
+        return np.exp(np.minimum(eta, EXP_THRESH))
+
+
+class Identity(Link):
+    r"""``eta = mu``."""
+
+    name = "identity"
+
+    def link(self, mu):
+        return np.asarray(mu, dtype=float)
+
+    def linkinv(self, eta):
+        return np.asarray(eta, dtype=float)
+
+    def mu_eta(self, eta):
+        return np.ones_like(eta, dtype=float)
+
+    def mu_eta2(self, eta):
+        return np.zeros_like(eta, dtype=float)
+
+
+class Sqrt(Link):
+    r"""``eta = sqrt(mu)``; ``mu = eta^2``.
+
+    As in lme4, any finite eta is accepted (``mu = eta^2`` is a valid mean for every eta), so
+    PIRLS may pass through negative eta on its way to the estimate.
+    """
+
+    name = "sqrt"
+
+    def link(self, mu):
+        return np.sqrt(mu)
+
+    def linkinv(self, eta):
+        return eta * eta
+
+    def mu_eta(self, eta):
+        return 2.0 * eta
+
+    def mu_eta2(self, eta):
+        return np.full_like(eta, 2.0, dtype=float)
+
+
+class InverseLink(Link):
+    r"""``eta = 1 / mu`` (canonical for Gamma); eta must be nonzero and, for positive
+    means, positive."""
+
+    name = "inverse"
+
+    def link(self, mu):
+        return 1.0 / mu
+
+    def linkinv(self, eta):
+        return 1.0 / eta
+
+    def mu_eta(self, eta):
+        return -1.0 / (eta * eta)
+
+    def mu_eta2(self, eta):
+        return 2.0 / (eta * eta * eta)
+
+    def valid_eta(self, eta):
+        return bool(np.all(np.isfinite(eta)) and np.all(eta != 0))
+
+
+class InverseSquare(Link):
+    r"""``eta = 1 / mu^2`` (canonical for the inverse Gaussian); eta must be positive."""
+
+    name = "1/mu^2"
+
+    def link(self, mu):
+        return 1.0 / (mu * mu)
+
+    def linkinv(self, eta):
+        return 1.0 / np.sqrt(eta)
+
+    def mu_eta(self, eta):
+        return -0.5 * eta ** -1.5
+
+    def mu_eta2(self, eta):
+        return 0.75 * eta ** -2.5
+
+    def valid_eta(self, eta):
+        return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
+
+
+#: Link classes by the names R accepts (``"mu^-2"`` is an alias of ``"1/mu^2"``).
+LINKS: dict[str, type[Link]] = {
+    "logit": Logit,
+    "probit": Probit,
+    "cauchit": Cauchit,
+    "cloglog": Cloglog,
+    "log": LogLink,
+    "identity": Identity,
+    "sqrt": Sqrt,
+    "inverse": InverseLink,
+    "1/mu^2": InverseSquare,
+}
+
+
+def make_link(link) -> Link:
+    """A :class:`Link` from a name (``"probit"``) or an instance (returned as is)."""
+    if isinstance(link, Link):
+        return link
+    if isinstance(link, str):
+        key = link.strip()
+        if key in ("mu^-2", "1/mu**2"):
+            key = "1/mu^2"
+        if key in LINKS:
+            return LINKS[key]()
+    from .._errors import FormulaError
+
+    raise FormulaError(
+        f"unknown link {link!r}; choose one of {', '.join(sorted(LINKS))}"
+    )

@@ -1,0 +1,121 @@
+"""Left-hand sides of GLMM formulas: ``cbind(successes, failures)``, factors, booleans.
+
+These are the response forms R's ``binomial()`` accepts. The functions here are handed to
+:func:`mixedmodels.design.materialize` as its ``response=`` callable; they return the
+response (proportions for the binomial) and, in ``extra["trials"]``, the numbers of trials
+that become prior weights (multiplied with any ``weights=`` the user gave, as R does).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataError, FormulaError
+from ..design.response import evaluate_numeric
+from ..design.variables import expression_variables
+from .family import Binomial, Family
+
+__all__ = ["make_response", "response_variables", "split_cbind"]
+
+_CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
+
+
+def split_cbind(expr: str) -> tuple[str, str] | None:
+    """``("s", "n - s")`` for ``"cbind(s, n - s)"``; None when ``expr`` is not a cbind."""
+    m = _CBIND.match(expr)
+    if not m:
+        return None
+    inner, depth, parts, start = m.group(1), 0, [], 0
+    for pos, ch in enumerate(inner):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:pos])
+            start = pos + 1
+    parts.append(inner[start:])
+    parts = [p.strip() for p in parts]
+    if len(parts) != 2 or not all(parts):
+        raise FormulaError(
+            f"cbind() on the left of the formula needs exactly two columns, successes and "
+            f"failures: cbind(successes, failures); got {expr!r}"
+        )
+    return parts[0], parts[1]
+
+
+def response_variables(expr: str) -> list[str]:
+    """Data columns the response reads (both sides of a cbind)."""
+    pair = split_cbind(expr)
+    if pair is None:
+        return expression_variables(expr)
+    out: list[str] = []
+    for p in pair:
+        out += [v for v in expression_variables(p) if v not in out]
+    return out
+
+
+def _binomial_response(expr: str, frame: pd.DataFrame):
+    pair = split_cbind(expr)
+    if pair is not None:
+        succ = evaluate_numeric(pair[0], frame, "number of successes")
+        fail = evaluate_numeric(pair[1], frame, "number of failures")
+        for name, v in ((pair[0], succ), (pair[1], fail)):
+            if np.any(v < 0):
+                raise DataError(
+                    f"cbind({pair[0]}, {pair[1]}): {name!r} has {int(np.sum(v < 0))} "
+                    f"negative values (smallest {np.min(v):g}); successes and failures are "
+                    "counts and must be >= 0 (the second column is the number of failures, "
+                    "not of trials)"
+                )
+        trials = succ + fail
+        y = np.divide(succ, trials, out=np.zeros_like(succ), where=trials > 0)
+        return y, {"trials": trials, "response_kind": "cbind"}
+    col = frame[expr] if expr in frame.columns else None
+    if col is not None and pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy(dtype=float), {"response_kind": "boolean"}
+    if col is not None and (isinstance(col.dtype, pd.CategoricalDtype)
+                            or pd.api.types.is_object_dtype(col.dtype)
+                            or pd.api.types.is_string_dtype(col.dtype)):
+        cat = col if isinstance(col.dtype, pd.CategoricalDtype) else col.astype("category")
+        levels = list(cat.cat.categories)
+        if len(levels) < 2:
+            raise DataError(
+                f"the binomial response {expr!r} is a factor with only {len(levels)} level "
+                f"({levels}); it needs two (the first is failure, the others success)"
+            )
+        # R: the first level denotes failure and all others success
+        return (cat.cat.codes.to_numpy() > 0).astype(float), {
+            "response_kind": "factor", "levels": (levels[0], tuple(levels[1:]))}
+    return evaluate_numeric(expr, frame, "response"), {"response_kind": "numeric"}
+
+
+def _numeric_response(family: Family):
+    def response(expr: str, frame: pd.DataFrame):
+        if split_cbind(expr) is not None:
+            raise FormulaError(
+                f"cbind(successes, failures) responses are for the binomial family, not "
+                f"{family.name}"
+            )
+        if expr in frame.columns:
+            col = frame[expr]
+            if pd.api.types.is_bool_dtype(col.dtype) or isinstance(
+                    col.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(col.dtype):
+                raise DataError(
+                    f"the response {expr!r} ({col.dtype}) is not numeric; a {family.name} "
+                    "model needs numbers (binary or factor responses go with "
+                    "family='binomial')"
+                )
+        return evaluate_numeric(expr, frame, "response"), {"response_kind": "numeric"}
+
+    return response
+
+
+def make_response(family: Family):
+    """The ``response=`` callable for :func:`~mixedmodels.design.materialize`."""
+    if isinstance(family, Binomial):
+        return _binomial_response
+    return _numeric_response(family)

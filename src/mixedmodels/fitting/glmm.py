@@ -1,0 +1,444 @@
+"""``glmer`` and ``glmer_nb``: fit generalized linear mixed models as lme4 does.
+
+The fit runs in lme4's two stages:
+
+1. **nAGQ = 0.** ``theta`` (and the negative binomial shape, when estimated) is optimized
+   with ``beta`` and ``u`` estimated jointly by PIRLS at every evaluation. With ``nAGQ=0``
+   this is the fit.
+2. **Laplace / quadrature.** ``[theta, beta]`` (plus ``log phi`` for dispersion families
+   under quadrature and the log shape of ``glmer_nb``) are optimized jointly from stage 1's
+   estimates, PIRLS now finding ``u`` at fixed ``beta``. ``beta`` is optimized in units of
+   its stage-1 standard errors so that the derivative-free optimizer sees a well-scaled
+   problem (lme4 optimizes raw ``beta``; the optimum is the same).
+
+Standard errors come from the finite-difference Hessian of the deviance in ``(theta, beta)``
+(:mod:`~mixedmodels.fitting.glmm_vcov`), as lme4's default, with lme4's fallback to ``R_X``
+when that Hessian is not positive definite.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
+from ..design import Design, materialize
+from ..diagnostics import is_singular_theta, singular_message
+from ..families import (
+    Family,
+    NegativeBinomial,
+    Poisson,
+    make_family,
+    make_response,
+    nb_theta_ml,
+    response_variables,
+)
+from ..formula import parse_formula
+from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
+from ..objective.pirls import PIRLSError, prior_weights
+from ..optim import OptSummary, minimize
+from ..results.glmm import GeneralizedLinearMixedModelResult
+from .common import collect_warnings, snap_to_boundary
+from .glmm_vcov import (
+    FD_STEP_WHITENED,
+    convergence_report,
+    deviance_derivatives,
+    vcov_from_hessian,
+)
+
+__all__ = ["fit_glmm", "glmer", "glmer_nb", "glmm_design"]
+
+#: Optimizer settings of the Laplace stage, in whitened coordinates (units of approximate
+#: standard errors), where absolute tolerances mean the same for every parameter.
+STAGE2_SETTINGS = {"xtol_abs": 1e-6, "ftol_abs": 1e-8, "initial_step": 0.5}
+#: Tolerances of the nAGQ = 0 stage when it only provides starting values: the Laplace
+#: stage corrects theta anyway, and optimizing the start to 1e-8 costs a third more
+#: evaluations of the (more expensive) joint PIRLS without changing the result.
+STAGE0_START_SETTINGS = {"xtol_abs": 1e-3, "ftol_abs": 1e-3}
+#: Step of the finite differences that scale theta for the Laplace stage.
+STAGE0_FD_STEP = 1e-3
+#: Up to this many stage-0 parameters the scaling uses the full Hessian (else its diagonal).
+STAGE0_FULL_HESSIAN_MAX = 4
+#: Scale of a coordinate whose curvature cannot be estimated (log dispersion, a theta on
+#: its bound), and the range allowed for the estimated ones.
+DEFAULT_SCALE = 0.1
+MIN_SCALE, MAX_SCALE = 1e-4, 1.0
+
+
+class HessianWarning(MixedModelsWarning):
+    """The finite-difference Hessian could not be used for the standard errors."""
+
+
+def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=None,
+                offset=None) -> Design:
+    """Parse ``formula``, materialize it on ``data`` with the family's response rules and
+    check the response and grouping factors."""
+    spec = parse_formula(formula)
+    design = materialize(spec, data, weights=weights, offset=offset,
+                         response=make_response(family),
+                         response_vars=response_variables(spec.response))
+    family.check_response(design.y, prior_weights(design), repr(spec.response))
+    for t in design.terms:
+        if t.nlevels < 2:
+            raise DataError(
+                f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
+                "needs at least 2 groups (drop the term or use a fixed effect)"
+            )
+        if t.nlevels > design.nobs:
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.nlevels} levels for {design.nobs} "
+                "observations; a grouping factor cannot have more levels than observations"
+            )
+    if design.p >= design.nobs:
+        raise DataError(f"{design.p} fixed effects for {design.nobs} observations: too few "
+                        "observations")
+    return design
+
+
+class _Stage0:
+    """The nAGQ = 0 criterion as a function of ``v = [theta, (log NB shape)]``."""
+
+    def __init__(self, obj: GLMMObjective):
+        self.obj = obj
+        self.fam = obj.family
+        self.lower = obj.theta_lower
+        if obj.estimate_shape:
+            self.lower = np.append(self.lower, -np.inf)
+
+    def family(self, v) -> Family:
+        return self.fam.with_theta(float(np.exp(v[-1]))) if self.obj.estimate_shape \
+            else self.fam
+
+    def theta(self, v) -> np.ndarray:
+        return np.asarray(v[:self.obj.n_theta], dtype=float)
+
+    def start(self, theta0) -> np.ndarray:
+        theta0 = np.asarray(theta0, float)
+        return np.append(theta0, np.log(self.fam.theta)) if self.obj.estimate_shape \
+            else theta0
+
+    def __call__(self, v) -> float:
+        return self.obj.stage0(self.theta(v), self.family(v))
+
+
+def _stage0(obj: GLMMObjective, theta0, optimizer, settings
+            ) -> tuple[OptSummary, np.ndarray, _Stage0]:
+    """Optimize the nAGQ = 0 criterion over theta (and the NB log-shape); returns the
+    optimizer's record, the optimum ``v`` and the criterion."""
+    fun = _Stage0(obj)
+    v0 = fun.start(theta0)
+    if not np.isfinite(fun(v0)):
+        # re-raise the PIRLS failure at the start with its explanation
+        obj.solve0(fun.theta(v0), fun.family(v0))
+    opt = minimize(fun, v0, fun.lower, optimizer=optimizer, settings=settings)
+    v, _ = snap_to_boundary(fun, opt.x, opt.fval, fun.lower)
+    return opt, v, fun
+
+
+def _stage0_scales(fun: _Stage0, v: np.ndarray) -> np.ndarray:
+    """Approximate standard errors of ``v`` from the stage-0 criterion's Hessian: the scale
+    of the whitened coordinates of the Laplace stage (derivative-free optimizers converge
+    several times faster when every coordinate has unit curvature)."""
+    d = deviance_derivatives(fun, v, fun(v), np.full(v.size, STAGE0_FD_STEP), fun.lower,
+                             pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX else None)
+    scale = np.full(v.size, DEFAULT_SCALE)
+    H = d.hessian
+    diag = np.diag(H)
+    ok = diag > 0
+    if ok.all():
+        try:
+            scale[d.free] = np.sqrt(np.diag(2.0 * np.linalg.inv(H)))
+        except np.linalg.LinAlgError:
+            scale[d.free] = np.sqrt(2.0 / diag)
+    else:
+        free_idx = np.flatnonzero(d.free)
+        scale[free_idx[ok]] = np.sqrt(2.0 / diag[ok])
+    scale = np.where(np.isfinite(scale), scale, DEFAULT_SCALE)
+    return np.clip(scale, MIN_SCALE, MAX_SCALE)
+
+
+class _StageLog:
+    """Evaluations, PIRLS iterations and time of each fitting stage (for benchmarks)."""
+
+    def __init__(self, obj: GLMMObjective):
+        self.obj = obj
+        self.rows: list[dict] = []
+        self._mark()
+
+    def _mark(self) -> None:
+        self._t = time.perf_counter()
+        self._evals = self.obj.n_evals
+        self._iters = self.obj.pirls.n_iter_total
+
+    def stage(self, name: str) -> None:
+        self.rows.append({
+            "stage": name,
+            "evaluations": self.obj.n_evals - self._evals,
+            "pirls_iterations": self.obj.pirls.n_iter_total - self._iters,
+            "seconds": time.perf_counter() - self._t,
+        })
+        self._mark()
+
+
+def _singular_groups(design: Design, theta: np.ndarray) -> list[str]:
+    groups = []
+    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+        if is_singular_theta(theta[sl], t.structure.lower_bounds()) and t.group not in groups:
+            groups.append(t.group)
+    return groups
+
+
+def fit_glmm(
+    design: Design,
+    family: Family,
+    *,
+    nAGQ: int = 1,
+    estimate_shape: bool = False,
+    start: dict | None = None,
+    optimizer: str = "bobyqa",
+    optimizer_settings: dict | None = None,
+    calc_derivs: bool = True,
+    check_conv: bool = True,
+    messages: list[str] | None = None,
+) -> GeneralizedLinearMixedModelResult:
+    """Fit a GLMM to a materialized :class:`Design` (see :func:`glmer` for the arguments).
+
+    ``start`` may hold ``"theta"`` (and ``"beta"``, which skips stage 1's estimate of it).
+    """
+    messages = [] if messages is None else messages
+    start = dict(start or {})
+    obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
+    theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
+    if theta0.shape != obj.theta_lower.shape:
+        raise ValueError(f"start['theta'] has {theta0.size} values; the model has "
+                         f"{obj.theta_lower.size}")
+    log = _StageLog(obj)
+    settings0 = optimizer_settings
+    if obj.nAGQ > 0 and optimizer_settings is None:
+        settings0 = STAGE0_START_SETTINGS       # only the start of the Laplace stage
+    opt0, v, stage0 = _stage0(obj, theta0, optimizer, settings0)
+    theta, fam = stage0.theta(v), stage0.family(v)
+    sol0 = obj.solve0(theta, fam)
+    Rinv0 = obj.pirls.rx_inverse(theta, sol0.eta, sol0.mu)
+    vcov0 = sol0.phi * Rinv0 @ Rinv0.T
+    log.stage("nAGQ=0")
+    if obj.nAGQ == 0:
+        return _result(design, obj, sol0, fam, opt0, opt0, None, vcov0, "RX", None, messages,
+                       log)
+
+    # -- stage 2: [theta, beta, extra] in whitened coordinates x = x0 + T z ---------------
+    if estimate_shape:
+        obj.family = fam
+    k, p = obj.n_theta, obj.p
+    beta0 = np.asarray(start.get("beta", sol0.beta), dtype=float)
+    x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
+    T = np.eye(x0.size) * DEFAULT_SCALE
+    scales = _stage0_scales(stage0, v)
+    log.stage("scaling")
+    T[:k, :k] = np.diag(scales[:k])
+    T[k:k + p, k:k + p] = np.linalg.cholesky(vcov0)
+    if estimate_shape:
+        T[-1, -1] = scales[-1]
+    tdiag = np.diag(T)
+
+    def fz(z):
+        return obj(x0 + T @ z)
+
+    # T is diagonal in the bounded (theta) coordinates, so the bounds stay a box
+    lower_z = np.where(np.isfinite(obj.lower), (obj.lower - x0) / tdiag, -np.inf)
+    settings = dict(STAGE2_SETTINGS)
+    settings.update(optimizer_settings or {})
+    opt = minimize(fz, np.zeros_like(x0), lower_z, optimizer=optimizer, settings=settings)
+    x = x0 + T @ opt.x
+    x, _ = snap_to_boundary(obj, x, obj(x), obj.lower)
+    sol = obj.solve(x)
+    fam = sol.family
+    log.stage("Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})")
+
+    vcov, how, derivs, conv = sol.phi * _rx_vcov(obj, sol), "RX", None, None
+    if calc_derivs:
+        n_diff = k + p + int(obj.explicit_phi)     # the NB shape is held fixed, as lme4
+        Td = T[:n_diff, :n_diff]
+        xs = x.copy()
+
+        def sub(z):
+            out = xs.copy()
+            out[:n_diff] += Td @ z
+            return obj(out)
+
+        lower_d = np.where(np.isfinite(obj.lower[:n_diff]),
+                           (obj.lower[:n_diff] - x[:n_diff]) / tdiag[:n_diff], -np.inf)
+        derivs = deviance_derivatives(sub, np.zeros(n_diff), sol.objective,
+                                      np.full(n_diff, FD_STEP_WHITENED), lower_d,
+                                      pairs="forward")
+        obj.solve(x)    # leave the workspace at the optimum
+        V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
+        if V is not None and np.all(np.linalg.eigvalsh(V) > 0):
+            vcov, how = V, "hessian"
+        else:
+            warnings.warn(
+                "the finite-difference Hessian of the deviance is not positive definite; "
+                "standard errors are computed from R_X (conditional on theta), as lme4 "
+                "falls back to",
+                HessianWarning, stacklevel=3,
+            )
+        if check_conv:
+            conv = convergence_report(derivs, np.zeros(n_diff), lower_d)
+            if not conv.converged:
+                warnings.warn(conv.message, ConvergenceWarning, stacklevel=3)
+        log.stage("Hessian")
+    return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
+
+
+def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
+    Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
+    return Ri @ Ri.T
+
+
+def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):
+    groups = _singular_groups(design, sol.theta)
+    if groups:
+        warnings.warn(singular_message(groups), SingularFitWarning, stacklevel=4)
+    return GeneralizedLinearMixedModelResult(
+        design=design, family=fam, nAGQ=obj.nAGQ, solution=sol, opt=opt, opt_stage0=opt0,
+        convergence=conv, vcov_beta=vcov, vcov_method=how, derivatives=derivs,
+        objective_function=obj, shape_estimated=obj.estimate_shape,
+        fit_log=tuple(log.rows),
+        messages=tuple(messages),
+    )
+
+
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family="binomial",
+    *,
+    link: str | None = None,
+    nAGQ: int = 1,
+    weights=None,
+    offset=None,
+    start: dict | None = None,
+    optimizer: str = "bobyqa",
+    optimizer_settings: dict | None = None,
+    calc_derivs: bool = True,
+    check_conv: bool = True,
+) -> GeneralizedLinearMixedModelResult:
+    """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
+
+    Parameters
+    ----------
+    formula : str
+        ``"response ~ fixed + (expr | group) + ..."``. Binomial responses may be 0/1
+        numbers, booleans, two-level factors (first level = failure, as in R),
+        ``cbind(successes, failures)``, or proportions with the numbers of trials as
+        ``weights=``. ``offset(...)`` terms are allowed.
+    data : pandas.DataFrame
+    family : str or Family
+        ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``,
+        ``"gaussian"``, ``"negative_binomial"`` (fixed shape; see :func:`glmer_nb`) or a
+        family object such as ``mm.families.Binomial(link="probit")``.
+    link : str, optional
+        Overrides the family's default link (``"probit"``, ``"cloglog"``, ``"log"``, ...).
+    nAGQ : int
+        1: Laplace approximation (default). 0: fast mode, beta estimated inside PIRLS.
+        2 to 25: adaptive Gauss-Hermite quadrature (a single scalar random-effects term).
+        The log-likelihood is on the same scale for every nAGQ.
+    weights : str or array-like, optional
+        Prior weights: numbers of trials for binomial proportions; for Gamma, inverse
+        Gaussian and Gaussian families they divide the dispersion.
+    offset : str or array-like, optional
+        Known term added to the linear predictor.
+    start : dict, optional
+        ``{"theta": ..., "beta": ...}`` starting values.
+    optimizer, optimizer_settings
+        As for :func:`~mixedmodels.lmer`.
+    calc_derivs : bool
+        Compute the Hessian of the deviance for the standard errors (lme4's default);
+        False uses ``R_X`` (conditional on theta) and skips the convergence check.
+    check_conv : bool
+        Check the gradient at the optimum.
+
+    Returns
+    -------
+    GeneralizedLinearMixedModelResult
+
+    Notes
+    -----
+    Families with a dispersion parameter (Gamma, inverse Gaussian, Gaussian with a
+    non-identity link) maximize the Laplace likelihood over the dispersion too (glmmTMB's
+    fit), unlike lme4, whose Gamma GLMMs estimate it from the residuals.
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...              mm.datasets.load("cbpp"), family="binomial")
+    >>> round(m.objective, 1)
+    184.1
+    """
+    messages: list[str] = []
+    with collect_warnings(messages):
+        fam = make_family(family, link)
+        design = glmm_design(formula, data, fam, weights=weights, offset=offset)
+        check_nagq(design, nAGQ)
+        try:
+            return fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,
+                            optimizer_settings=optimizer_settings, calc_derivs=calc_derivs,
+                            check_conv=check_conv, messages=messages)
+        except PIRLSError as exc:
+            raise PIRLSError(f"glmer({formula!r}, family={fam.name}({fam.link.name})): "
+                             f"{exc}") from None
+
+
+def glmer_nb(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    link: str = "log",
+    nAGQ: int = 1,
+    weights=None,
+    offset=None,
+    start: dict | None = None,
+    optimizer: str = "bobyqa",
+    optimizer_settings: dict | None = None,
+    calc_derivs: bool = True,
+    check_conv: bool = True,
+) -> GeneralizedLinearMixedModelResult:
+    """Negative binomial (NB2) GLMM with the shape estimated (lme4's ``glmer.nb``).
+
+    As lme4, the shape starts from its maximum-likelihood estimate given the fitted means of
+    a Poisson GLMM; it is then estimated jointly with theta and beta by maximizing the
+    Laplace likelihood (lme4 alternates a one-dimensional search over the shape with
+    refits; the maximum is the same). Standard errors of beta treat the shape as known, as
+    lme4's do. ``start`` may hold ``"nb_theta"``. Other arguments as :func:`glmer`.
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> m = mm.glmer_nb("TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)",
+    ...                 mm.datasets.load("grouseticks"))
+    >>> round(m.family.theta, 2)
+    2.05
+    """
+    messages: list[str] = []
+    start = dict(start or {})
+    with collect_warnings(messages):
+        nb = NegativeBinomial(1.0, link)
+        design = glmm_design(formula, data, nb, weights=weights, offset=offset)
+        check_nagq(design, nAGQ)
+        try:
+            k0 = start.pop("nb_theta", None)
+            if k0 is None:
+                pois = GLMMObjective(design, Poisson(link), 0)
+                _, th, _ = _stage0(pois, design.theta0(), optimizer, optimizer_settings)
+                s = pois.solve0(th)
+                k0 = nb_theta_ml(design.y, s.mu, prior_weights(design))
+            return fit_glmm(design, nb.with_theta(k0), nAGQ=nAGQ, estimate_shape=True,
+                            start=start, optimizer=optimizer,
+                            optimizer_settings=optimizer_settings, calc_derivs=calc_derivs,
+                            check_conv=check_conv, messages=messages)
+        except PIRLSError as exc:
+            raise PIRLSError(f"glmer_nb({formula!r}): {exc}") from None

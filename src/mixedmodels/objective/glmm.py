@@ -1,0 +1,277 @@
+r"""Laplace and adaptive-quadrature deviance of a generalized linear mixed model.
+
+With ``b = Lambda(theta) u``, ``u ~ N(0, phi I)`` and conditional modes ``u*`` from
+:mod:`~mixedmodels.objective.pirls`, the Laplace approximation of minus twice the
+log-likelihood is
+
+.. math::
+
+    -2 \log L(\theta, \beta, \phi) \approx \sum_i -2 \log p(y_i \mid \mu_i(u^*), \phi)
+        + \|u^*\|^2 / \phi + \log |L|^2,
+    \qquad L L' = \Lambda' Z' W Z \Lambda + I,
+
+with ``phi = 1`` for the binomial, Poisson and negative binomial families. ``W`` holds the
+Fisher weights for those families (as lme4) and the observed-information weights for
+families with a dispersion parameter (as glmmTMB's exact Laplace); the two coincide for
+canonical links. Because ``Lambda`` is relative to ``sqrt(phi)`` (lme4's parameterization),
+``u*`` and ``L`` do not depend on ``phi``, and for the Laplace approximation ``phi`` is
+profiled out exactly (:meth:`~mixedmodels.families.Family.profile_dispersion`).
+
+:class:`GLMMObjective` evaluates
+
+* the nAGQ = 0 criterion of ``theta`` (``beta`` and ``u`` estimated jointly by PIRLS), used
+  alone by ``nAGQ=0`` and as the start of the other fits;
+* the Laplace (nAGQ = 1) or adaptive Gauss-Hermite (nAGQ > 1) deviance of the parameter
+  vector ``x = [theta, beta, extra]``, where ``extra`` is ``log phi`` for dispersion families
+  under quadrature and ``log`` of the negative binomial shape when it is estimated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._errors import FormulaError
+from ..design import Design
+from ..families import Family, NegativeBinomial
+from ..linalg import BlockedFactor
+from .agq import MAX_NAGQ, agq_deviance
+from .pirls import PIRLS, PIRLSError, PIRLSResult
+
+__all__ = ["GLMMObjective", "GLMMSolution", "check_nagq"]
+
+#: Saturated log-likelihood sums kept (one per family/dispersion value seen).
+SATURATED_CACHE_SIZE = 64
+
+
+def check_nagq(design: Design, nAGQ: int) -> int:
+    """Validate ``nAGQ`` for ``design``: 0, 1, or up to :data:`MAX_NAGQ` for a single scalar
+    random-effects term."""
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer):
+        raise FormulaError(f"nAGQ must be an integer, got {nAGQ!r}")
+    nAGQ = int(nAGQ)
+    if nAGQ < 0:
+        raise FormulaError(f"nAGQ must be >= 0, got {nAGQ}")
+    if nAGQ > 1:
+        if len(design.terms) != 1 or design.terms[0].p != 1:
+            terms = ", ".join(t.term.source or str(t.term) for t in design.terms)
+            raise FormulaError(
+                f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar "
+                f"random-effects term such as (1 | group); this model has {terms}. Use "
+                "nAGQ=1 (Laplace approximation) for it"
+            )
+        if nAGQ > MAX_NAGQ:
+            raise FormulaError(f"nAGQ must be at most {MAX_NAGQ}, got {nAGQ}")
+    return nAGQ
+
+
+@dataclass(frozen=True)
+class GLMMSolution:
+    """Everything determined by the parameters at the conditional modes.
+
+    Attributes
+    ----------
+    theta, beta : ndarray
+    phi : float
+        Dispersion (1 for families without one).
+    family : Family
+        The family at the solution (carries the negative binomial shape).
+    objective : float
+        ``-2 log L`` (Laplace or quadrature).
+    u : ndarray
+        Conditional modes of PIRLS's ``u`` (``b = Lambda u``; a priori ``N(0, phi I)``, so
+        lme4's spherical random effects are ``u / sqrt(phi)``).
+    b : list of ndarray (levels, p)
+        Conditional modes of the random effects per term.
+    eta, mu : ndarray
+    logdet : float
+        ``log|L|^2`` of the Laplace approximation.
+    factor : BlockedFactor
+        Factor with the Laplace weights (conditional variances).
+    pirls : PIRLSResult
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    phi: float
+    family: Family
+    objective: float
+    u: np.ndarray
+    b: list
+    eta: np.ndarray
+    mu: np.ndarray
+    logdet: float
+    factor: BlockedFactor
+    pirls: PIRLSResult
+
+
+class GLMMObjective:
+    """Deviance functions of a GLMM (see the module docstring).
+
+    Parameters
+    ----------
+    design : Design
+    family : Family
+    nAGQ : int
+        0 (fast mode), 1 (Laplace) or up to 25 (quadrature, single scalar term).
+    estimate_shape : bool
+        Negative binomial only: estimate the shape as the last parameter of ``x``.
+    hessian : {"expected", "observed"}, optional
+        Override the family's choice of Laplace weights.
+
+    Notes
+    -----
+    Evaluations start PIRLS from the previous modes (a private workspace); results do not
+    depend on that beyond the PIRLS tolerance. ``n_evals`` counts evaluations.
+    """
+
+    def __init__(self, design: Design, family: Family, nAGQ: int = 1, *,
+                 estimate_shape: bool = False, hessian: str | None = None):
+        self.design = design
+        self.family = family
+        self.nAGQ = check_nagq(design, nAGQ)
+        if estimate_shape and not isinstance(family, NegativeBinomial):
+            raise ValueError("estimate_shape is only for the negative binomial family")
+        self.estimate_shape = bool(estimate_shape)
+        self.hessian = hessian
+        self.pirls = PIRLS(design, family)
+        self.n_theta, self.p = design.n_theta, design.p
+        self.explicit_phi = family.has_dispersion and self.nAGQ > 1
+        self.n_extra = int(self.explicit_phi) + int(self.estimate_shape)
+        self.theta_lower = design.theta_lower()
+        self.lower = np.concatenate([self.theta_lower, np.full(self.p + self.n_extra, -np.inf)])
+        self.n_evals = 0
+        self._sat_cache: dict = {}
+
+    # -- parameter vector ---------------------------------------------------------------
+    def split(self, x) -> tuple[np.ndarray, np.ndarray, float | None, Family]:
+        """``x -> (theta, beta, phi or None (profiled), family)``."""
+        x = np.asarray(x, dtype=float)
+        k = self.n_theta
+        theta, beta = x[:k], x[k:k + self.p]
+        pos = k + self.p
+        phi = None
+        if self.explicit_phi:
+            phi = float(np.exp(x[pos]))
+            pos += 1
+        fam = self.family
+        if self.estimate_shape:
+            fam = fam.with_theta(float(np.exp(x[pos])))
+        return theta, beta, phi, fam
+
+    def join(self, theta, beta, phi: float | None = None, nb_theta: float | None = None
+             ) -> np.ndarray:
+        parts = [np.atleast_1d(np.asarray(theta, float)), np.atleast_1d(np.asarray(beta, float))]
+        if self.explicit_phi:
+            parts.append(np.array([np.log(phi if phi is not None else 1.0)]))
+        if self.estimate_shape:
+            nb = nb_theta if nb_theta is not None else self.family.theta
+            parts.append(np.array([np.log(nb)]))
+        return np.concatenate(parts)
+
+    def _use_family(self, fam: Family) -> None:
+        self.family_now = fam
+        self.pirls.family = fam
+
+    # -- deviances -----------------------------------------------------------------------
+    def _laplace_logdet(self, pr: PIRLSResult, fam: Family) -> tuple[float, np.ndarray,
+                                                                      np.ndarray | None]:
+        """``(log|L|^2, L11, weights)`` of the Laplace approximation at the modes ``pr``;
+        weights None when they are PIRLS's Fisher weights."""
+        kind = fam.laplace_hessian if self.hessian is None else self.hessian
+        if kind == "expected" or fam.link.name == fam.canonical_link:
+            return pr.logdet, pr.L11, None
+        w = fam.laplace_weights(self.design.y, pr.eta, pr.mu, self.pirls.prior, kind)
+        logdet, L11 = self.pirls.logdet_at(pr.theta, w)
+        return logdet, L11, w
+
+    def _saturated(self, fam: Family, phi: float) -> float:
+        """``sum_i s_i(phi)``, cached: it depends on the data only through y and w."""
+        key = (fam, phi if fam.has_dispersion else 1.0)
+        if key not in self._sat_cache:
+            if len(self._sat_cache) > SATURATED_CACHE_SIZE:
+                self._sat_cache.clear()
+            self._sat_cache[key] = float(np.sum(fam.saturated(self.design.y,
+                                                              self.pirls.prior, phi)))
+        return self._sat_cache[key]
+
+    def _value(self, pr: PIRLSResult, fam: Family, phi: float | None, nagq: int
+               ) -> tuple[float, float, float]:
+        """(deviance, phi, log|L|^2) at the modes ``pr``."""
+        y, prior = self.design.y, self.pirls.prior
+        logdet, L11, _ = self._laplace_logdet(pr, fam)
+        if fam.has_dispersion and phi is None:
+            phi = fam.profile_dispersion(y, prior, pr.dev + pr.sqr_u)
+        phi = 1.0 if phi is None else phi
+        if nagq <= 1:
+            value = (pr.dev + pr.sqr_u) / phi + self._saturated(fam, phi) + logdet
+            return float(value), phi, logdet
+        term = self.design.terms[0]
+        lam = float(term.structure.lambda_(pr.theta)[0, 0])
+
+        def m2ll(eta):
+            mu = fam.link.linkinv(eta)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = fam.dev_resids(y, mu, prior) / phi + fam.saturated(y, prior, phi)
+            return np.where(np.isfinite(out), out, np.inf)
+
+        value = agq_deviance(nagq, eta=pr.eta, u=pr.u, codes=term.grouping.codes,
+                             zcol=term.Z[:, 0], lam=lam, L_diag=L11[:, 0, 0], m2ll=m2ll,
+                             phi=phi)
+        return value, phi, logdet
+
+    def __call__(self, x) -> float:
+        """Laplace / quadrature deviance of ``x = [theta, beta, extra]`` (inf where the
+        conditional modes cannot be found)."""
+        self.n_evals += 1
+        theta, beta, phi, fam = self.split(x)
+        self._use_family(fam)
+        try:
+            pr = self.pirls.fit(theta, beta)
+            value, _, _ = self._value(pr, fam, phi, max(self.nAGQ, 1))
+        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        return value if np.isfinite(value) else np.inf
+
+    def stage0(self, theta, family: Family | None = None) -> float:
+        """nAGQ = 0 criterion: Laplace deviance at the joint PIRLS estimates of beta and u."""
+        self.n_evals += 1
+        fam = self.family if family is None else family
+        self._use_family(fam)
+        try:
+            pr = self.pirls.fit(np.asarray(theta, float), None)
+            value, _, _ = self._value(pr, fam, None, 1)
+        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        return value if np.isfinite(value) else np.inf
+
+    # -- solutions -------------------------------------------------------------------------
+    def _solution(self, pr: PIRLSResult, fam: Family, phi, nagq: int) -> GLMMSolution:
+        value, phi, logdet = self._value(pr, fam, phi, nagq)
+        _, _, w = self._laplace_logdet(pr, fam)
+        if w is None:
+            w = self.pirls._weights(pr.mu, fam.link.mu_eta(pr.eta))
+        f = self.pirls.factor_at(pr.theta, w)
+        lams = self.pirls.lambdas(pr.theta)
+        b, off = [], 0
+        for t, lam in zip(self.design.terms, lams, strict=True):
+            uk = pr.u[off:off + t.q].reshape(t.nlevels, t.p)
+            b.append(uk @ lam.T)
+            off += t.q
+        return GLMMSolution(pr.theta, pr.beta, phi, fam, value, pr.u, b, pr.eta, pr.mu,
+                            logdet, f, pr)
+
+    def solve(self, x) -> GLMMSolution:
+        """Conditional modes and the deviance at ``x`` (raises :class:`PIRLSError`)."""
+        theta, beta, phi, fam = self.split(x)
+        self._use_family(fam)
+        pr = self.pirls.fit(theta, beta)
+        return self._solution(pr, fam, phi, max(self.nAGQ, 1))
+
+    def solve0(self, theta, family: Family | None = None) -> GLMMSolution:
+        """Joint PIRLS estimates (nAGQ = 0) at ``theta``."""
+        fam = self.family if family is None else family
+        self._use_family(fam)
+        pr = self.pirls.fit(np.asarray(theta, float), None)
+        return self._solution(pr, fam, None, 1)

@@ -1,0 +1,470 @@
+r"""Penalized iteratively reweighted least squares (PIRLS) for the conditional modes.
+
+For covariance parameters ``theta`` (relative factor ``Lambda``) and fixed effects ``beta``
+the conditional mode of the spherical random effects ``u`` minimizes the penalized deviance
+
+.. math:: PD(u) = \sum_i d_i\bigl(y_i, \mu_i(u)\bigr) + \|u\|^2,
+          \qquad \eta = X\beta + Z\Lambda u + \text{offset},\ \mu = g^{-1}(\eta).
+
+Each PIRLS step is a penalized weighted least-squares solve with the Fisher working weights
+``W = diag(w mu_eta^2 / V(mu))`` and the working response ``z = eta + (y - mu) / mu_eta``,
+
+.. math:: (\Lambda' Z' W Z \Lambda + I)\, u_{new} = \Lambda' Z' W (z - X\beta - \text{offset}),
+
+done with the blocked Cholesky factor of :mod:`mixedmodels.linalg` (the cross-products are
+recomputed for the new weights, the index patterns are built once). With ``beta`` free
+(nAGQ = 0, lme4's fast mode) the same system with the ``X`` columns gives ``beta`` and ``u``
+jointly. A step that raises the penalized deviance, or leaves the family's parameter space
+(a probability above 1 under a log link, a negative mean under an identity link), is halved
+until it does not; when halving cannot reduce the deviance, PIRLS stops with a
+:class:`PIRLSError` that says what to try.
+
+Convergence is judged on the size of the step in ``u`` and ``eta``: both are on unit scales
+(``u`` is standard normal a priori, ``eta`` is the link scale), and Newton's quadratic
+convergence makes a tight tolerance cheap. The factor returned is the one of the last step,
+computed within ``PIRLS_TOL`` of the mode, so ``log|L|^2`` is accurate to that order -- what
+finite-difference Hessians of the Laplace deviance need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .._errors import MixedModelsError
+from ..design import Design
+from ..families import Family
+from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, TermBlock
+from .pirls_system import PIRLSSystem
+
+__all__ = [
+    "PIRLS",
+    "PIRLS_MAXIT",
+    "PIRLS_MAX_HALVINGS",
+    "PIRLS_TOL",
+    "PIRLSError",
+    "PIRLSResult",
+    "prior_weights",
+]
+
+#: Largest change of any ``u`` or ``eta`` in the last step at convergence.
+PIRLS_TOL = 1e-10
+#: Iteration limit (lme4's ``maxit``).
+PIRLS_MAXIT = 100
+#: Step halvings tried before giving up (lme4's ``maxstephalfit``).
+PIRLS_MAX_HALVINGS = 20
+#: PIRLS iterations expected from a good predicted start (see ``PIRLS._sensitivity``).
+PREDICTED_ITERATIONS = 2
+#: Relative rounding slack allowed when comparing penalized deviances.
+PDEV_ROUNDING = 1e-12
+
+
+class PIRLSError(MixedModelsError):
+    """PIRLS could not find the conditional modes (step-halving failed or a weight/mean
+    left the family's parameter space)."""
+
+
+def prior_weights(design: Design) -> np.ndarray:
+    """Prior weights of a GLMM: ``weights=`` times binomial trial counts (ones if none)."""
+    w = np.ones(design.nobs) if design.weights is None else np.asarray(design.weights, float)
+    trials = design.extra.get("trials")
+    if trials is not None:
+        w = w * trials
+    return w
+
+
+@dataclass(frozen=True)
+class PIRLSResult:
+    """Conditional modes at given parameters.
+
+    Attributes
+    ----------
+    theta, beta : ndarray
+        Parameters (``beta`` estimated jointly when PIRLS ran in nAGQ = 0 mode).
+    u : ndarray (q,)
+        Conditional modes (``b = Lambda u``).
+    eta, mu : ndarray (n,)
+        Linear predictor and mean at the modes.
+    dev : float
+        Sum of prior-weighted unit deviances.
+    sqr_u : float
+        ``||u||^2``.
+    logdet : float
+        ``log|L|^2`` with the Fisher weights of the last step.
+    L11 : ndarray (l1, p1, p1)
+        First term's diagonal blocks of that factor (adaptive quadrature uses them).
+    factor : PIRLSFactor or BlockedFactor
+        The factor of the last step.
+    n_iter : int
+        PIRLS iterations used.
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    dev: float
+    sqr_u: float
+    logdet: float
+    L11: np.ndarray
+    factor: object
+    n_iter: int
+
+    @property
+    def pdev(self) -> float:
+        """Penalized deviance ``dev + ||u||^2``."""
+        return self.dev + self.sqr_u
+
+
+class PIRLS:
+    """PIRLS workspace for one design and family (mutable: it remembers the last modes to
+    start the next solve from them).
+
+    Parameters
+    ----------
+    design : Design
+    family : Family
+    tol, maxit, max_halvings
+        See the module constants.
+    """
+
+    def __init__(self, design: Design, family: Family, *, tol: float = PIRLS_TOL,
+                 maxit: int = PIRLS_MAXIT, max_halvings: int = PIRLS_MAX_HALVINGS):
+        self.design = design
+        self.tol, self.maxit, self.max_halvings = float(tol), int(maxit), int(max_halvings)
+        self.y = design.y
+        self.X = design.X
+        self.offset = design.offset
+        self.prior = prior_weights(design)
+        self.n, self.p, self.q = design.nobs, design.p, design.q
+        blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
+        self.pattern = CrossProductPattern(blocks)
+        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
+        self.psystem = PIRLSSystem(self.pattern, self.system)
+        self.slices = design.theta_slices()
+        self.Zs = self._sparse_z(design)
+        self.ZsT = self.Zs.T.tocsr()
+        self.n_iter_total = 0
+        self.u_start = np.zeros(self.q)
+        self.beta_start: np.ndarray | None = None
+        self._no_beta = np.zeros(0)
+        self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the Laplace stage
+        self._ref0 = None    # (theta, [u, beta], d[u, beta]/dtheta) of the nAGQ = 0 stage
+        self.predict = True
+        self.family = family
+
+    @property
+    def family(self) -> Family:
+        return self._family
+
+    @family.setter
+    def family(self, fam: Family) -> None:
+        self._family = fam
+        self._deviance = fam.deviance_function(self.y, self.prior)
+
+    @staticmethod
+    def _sparse_z(design: Design) -> sp.csr_matrix:
+        """``Z`` (n x q) in the layout of ``u`` (term by term, level by level)."""
+        rows, cols, vals, off = [], [], [], 0
+        n = design.nobs
+        for t in design.terms:
+            p = t.p
+            rows.append(np.repeat(np.arange(n), p))
+            cols.append((off + t.grouping.codes[:, None] * p + np.arange(p)[None]).ravel())
+            vals.append(t.Z.ravel())
+            off += t.q
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                     np.concatenate(cols))),
+                             shape=(n, design.q))
+
+    # -- pieces -------------------------------------------------------------------------
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        return [t.structure.lambda_(theta[sl])
+                for t, sl in zip(self.design.terms, self.slices, strict=True)]
+
+    def b_from_u(self, lams: list[np.ndarray], u: np.ndarray) -> np.ndarray:
+        """``Lambda u`` as one vector in ``u``'s layout."""
+        out, off = [], 0
+        for t, lam in zip(self.design.terms, lams, strict=True):
+            uk = u[off:off + t.q]
+            if t.p == 1:
+                out.append(lam[0, 0] * uk)
+            else:
+                out.append((uk.reshape(t.nlevels, t.p) @ lam.T).ravel())
+            off += t.q
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _state(self, fixed: np.ndarray, lams, u):
+        """eta, (mu, mu_eta) and the deviance at ``u`` given the fixed part of eta;
+        ``mu`` is None (deviance inf) outside the family's parameter space."""
+        eta = fixed + self.Zs @ self.b_from_u(lams, u)
+        fam = self._family
+        if not fam.link.valid_eta(eta):
+            return eta, None, None, np.inf
+        mu, me = fam.link.inverse_and_slope(eta)
+        if not fam.valid_mu(mu):
+            return eta, None, None, np.inf
+        dev = self._deviance(mu)
+        return eta, mu, me, dev if np.isfinite(dev) else np.inf
+
+    def lambda_t(self, lams: list[np.ndarray], v: np.ndarray) -> np.ndarray:
+        """``Lambda' v`` for ``v`` (q,) or (q, m) in ``u``'s layout."""
+        v2 = v.reshape(v.shape[0], -1)
+        out, off = [], 0
+        for t, lam in zip(self.design.terms, lams, strict=True):
+            blk = v2[off:off + t.q]
+            if t.p == 1:
+                out.append(lam[0, 0] * blk)
+            else:
+                m = blk.shape[1]
+                r = np.einsum("ji,ljm->lim", lam, blk.reshape(t.nlevels, t.p, m))
+                out.append(r.reshape(t.q, m))
+            off += t.q
+        res = np.vstack(out)
+        return res.reshape(v.shape)
+
+    def _theta_rhs(self, lams, u, w, g) -> tuple[np.ndarray, np.ndarray]:
+        """Derivatives in theta of the PIRLS stationarity conditions at fixed (u, beta):
+        (q, n_theta) for the u-block, (p, n_theta) for the beta-block; columns of
+        vector-valued terms are left at zero (their modes are simply not predicted)."""
+        Zs, ZsT = self.Zs, self.ZsT
+        k = sum(t.structure.n_theta for t in self.design.terms)
+        Ru, Rb = np.zeros((self.q, k)), np.zeros((self.p, k))
+        Zg = ZsT @ g
+        off = 0
+        for t, sl in zip(self.design.terms, self.slices, strict=True):
+            if t.p == 1:
+                v = np.zeros(self.q)
+                v[off:off + t.q] = u[off:off + t.q]
+                wt = w * (Zs @ v)
+                Ru[:, sl.start] = self.lambda_t(lams, ZsT @ wt)
+                Ru[off:off + t.q, sl.start] += Zg[off:off + t.q]
+                Rb[:, sl.start] = self.X.T @ wt
+            off += t.q
+        return Ru, Rb
+
+    def _joint_sensitivity(self, lams, u, mu, me, w, f) -> np.ndarray:
+        """``d [u, beta] / d theta`` at the joint modes (nAGQ = 0), to predict them at the
+        next theta; the joint system matrix is the factor's (Fisher weights)."""
+        g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
+        Ru, Rb = self._theta_rhs(lams, u, w, g)
+        xu, xb = self.psystem.solve_joint(f, Ru, Rb, self.p)
+        return -np.vstack([xu, xb])
+
+    def _sensitivity(self, theta, beta, lams, u, eta, mu, me, w, f) -> np.ndarray:
+        """``d u / d [theta, beta]`` at the modes, to predict the modes at nearby
+        parameters (a warm start only: PIRLS then needs one iteration less).
+
+        With ``M = Lambda' Z' W Z Lambda + I`` (Fisher weights, exact for canonical links)
+        and ``g = d(dev/2)/d eta``: ``du/dbeta = -M^{-1} Lambda' Z' W X`` and, for a scalar
+        term k (``dLambda/dtheta_k = E_k``), ``du/dtheta_k = -M^{-1} (E_k Z' g +
+        Lambda' Z' W Z E_k u)``. Columns of vector-valued terms are left at zero.
+        """
+        Jb = self.lambda_t(lams, self.ZsT @ (w[:, None] * self.X))
+        g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
+        Ru, _ = self._theta_rhs(lams, u, w, g)
+        return -self.psystem.solve_M(f, np.hstack([Ru, Jb]))
+
+    def _predict_u(self, theta, beta) -> np.ndarray | None:
+        ref = self._ref
+        if ref is None or ref[0].shape != theta.shape:
+            return None
+        th0, b0, u0, J = ref
+        return u0 + J @ np.concatenate([theta - th0, beta - b0])
+
+    def _weights(self, mu, me) -> np.ndarray:
+        return self.prior * me * me / self._family.variance(mu)
+
+    def factor_at(self, theta: np.ndarray, weights: np.ndarray) -> BlockedFactor:
+        """Blocked factor of ``Lambda' Z' W Z Lambda + I`` for given weights (log
+        determinant and conditional variances; the X block holds ``R_X``)."""
+        self.system.set_cross_products(self.pattern.compute(self.X, weights))
+        f = self.system.factorize(theta)
+        if f is None:
+            raise PIRLSError(
+                "the penalized least-squares system is not positive definite at "
+                f"theta={np.round(theta, 6).tolist()}"
+            )
+        return f
+
+    def logdet_at(self, theta: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
+        """``(log|L|^2, L11)`` for given weights (observed-information Laplace)."""
+        A = self.pattern.compute(np.ones((self.n, 1)), weights)
+        zf = self.psystem.factor(theta, A)
+        if zf is None:
+            raise PIRLSError(
+                "the Hessian of the penalized deviance is not positive definite at the "
+                f"conditional modes (theta={np.round(theta, 6).tolist()}); the Laplace "
+                "approximation does not exist there"
+            )
+        return self.psystem.logdet(zf), zf.L11
+
+    def rx_inverse(self, theta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``R_X^{-1}`` of the penalized least-squares system with the Fisher weights at
+        ``eta``: ``phi R_X^{-1} R_X^{-T}`` is the covariance of beta conditional on theta
+        (lme4's ``vcov`` without the Hessian)."""
+        w = self._weights(mu, self._family.link.mu_eta(eta))
+        # X alone (no response column): the factor's last block is then R_X' itself
+        f = self.factor_at(theta, w)
+        Lxx = np.tril(f.LXX)[:self.p, :self.p]
+        return np.linalg.inv(Lxx.T)
+
+    # -- the iteration ------------------------------------------------------------------
+    def fit(self, theta, beta=None, *, u0=None, beta0=None) -> PIRLSResult:
+        """Conditional modes at ``theta`` and ``beta`` (or, with ``beta=None``, the joint
+        penalized estimates of ``beta`` and ``u``: lme4's nAGQ = 0).
+
+        ``u0``/``beta0`` start the iteration (default: the previous solution).
+        """
+        theta = np.asarray(theta, dtype=float)
+        joint = beta is None
+        y, X, off = self.y, self.X, self.offset
+        lams = self.lambdas(theta)
+        u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
+        if joint:
+            b = beta0 if beta0 is not None else self.beta_start
+            if b is None:
+                b = self._initial_beta()
+                u = np.zeros(self.q)
+            beta = np.asarray(b, dtype=float).copy()
+            ref = self._ref0
+            if u0 is None and beta0 is None and self.predict and ref is not None \
+                    and self.beta_start is not None:
+                guess = ref[1] + ref[2] @ (theta - ref[0])
+                u, beta = guess[:self.q], guess[self.q:]
+        else:
+            beta = np.asarray(beta, dtype=float)
+            if u0 is None and self.predict:
+                guess = self._predict_u(theta, beta)
+                if guess is not None:
+                    u = guess
+        fixed = X @ beta + off
+        eta, mu, me, dev = self._state(fixed, lams, u)
+        if mu is None:
+            # the previous modes are not valid here: restart from u = 0
+            u = np.zeros(self.q)
+            eta, mu, me, dev = self._state(fixed, lams, u)
+            if mu is None:
+                raise PIRLSError(self._invalid_message(beta))
+        pdev = dev + float(u @ u)
+        p = self.p
+        f = None
+        it = 0
+        while it < self.maxit:
+            it += 1
+            w = self._weights(mu, me)
+            wres = (y - mu) / me
+            if joint:
+                XY = np.empty((self.n, p + 1))
+                XY[:, :p] = X
+                XY[:, p] = eta - off + wres
+            else:
+                XY = (eta - fixed + wres)[:, None]
+            f = self.psystem.factor(theta, self.pattern.compute(XY, w))
+            if f is None:
+                raise PIRLSError(self._not_pd_message(theta))
+            if joint:
+                Lxx = np.tril(f.LXX)
+                beta_new = np.linalg.solve(Lxx[:p, :p].T, Lxx[p, :p])
+            else:
+                beta_new = beta
+            u_new = self.psystem.solve_u(f, beta_new if joint else self._no_beta)
+            logdet, L11 = self.psystem.logdet(f), f.L11
+            du = u_new - u
+            dbeta = beta_new - beta
+            step = 1.0
+            for _ in range(self.max_halvings + 1):
+                u_try = u + step * du
+                beta_try = beta + step * dbeta if joint else beta
+                fixed_try = X @ beta_try + off if joint else fixed
+                eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
+                pdev_try = dev_try + float(u_try @ u_try)
+                if mu_try is not None and pdev_try <= pdev + PDEV_ROUNDING * abs(pdev):
+                    break
+                step *= 0.5
+            else:
+                if np.max(np.abs(du), initial=0.0) < self.tol:
+                    break  # rounding noise at the mode, not a failure
+                raise PIRLSError(self._halving_message(theta))
+            change = max(np.max(np.abs(eta_try - eta), initial=0.0),
+                         np.max(np.abs(u_try - u), initial=0.0))
+            u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
+                                               dev_try, pdev_try)
+            fixed = fixed_try
+            if change < self.tol:
+                break
+        else:
+            # (while-else: the iteration limit was reached without convergence)
+            self.n_iter_total += it
+            raise PIRLSError(
+                f"PIRLS did not converge in {self.maxit} iterations at "
+                f"theta={np.round(theta, 6).tolist()} (last change {change:.2g}); the "
+                "conditional modes are poorly determined -- check the link function, or "
+                "simplify the random effects"
+            )
+        self.n_iter_total += it
+        self.u_start = u
+        if joint:
+            self.beta_start = beta
+            self._ref = None
+            if self.predict:
+                J = self._ref0[2] if self._ref0 is not None and it <= PREDICTED_ITERATIONS \
+                    else self._joint_sensitivity(lams, u, mu, me, self._weights(mu, me), f)
+                self._ref0 = (theta, np.concatenate([u, beta]), J)
+        elif self.predict:
+            # the sensitivity is refreshed only when the prediction has gone stale (more
+            # than PREDICTED_ITERATIONS steps needed): an older one still predicts the
+            # modes at the next point to second order from this one
+            J = self._ref[3] if self._ref is not None and it <= PREDICTED_ITERATIONS \
+                else self._sensitivity(theta, beta, lams, u, eta, mu, me,
+                                       self._weights(mu, me), f)
+            self._ref = (theta, beta, u, J)
+        return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it)
+
+    def _initial_beta(self) -> np.ndarray:
+        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``."""
+        fam = self._family
+        mu0 = fam.mustart(self.y, self.prior)
+        eta0 = fam.link.link(mu0)
+        if not np.all(np.isfinite(eta0)):
+            raise PIRLSError(
+                f"cannot find valid starting values: the {fam.link.name} link of the "
+                f"starting means of the {fam.name} family is not finite; check the response "
+                "or choose another link"
+            )
+        me = fam.link.mu_eta(eta0)
+        w = fam.fisher_weights(eta0, mu0, self.prior)
+        z = eta0 - self.offset + (self.y - mu0) / me
+        sw = np.sqrt(w)
+        beta, *_ = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)
+        return beta
+
+    @staticmethod
+    def _not_pd_message(theta) -> str:
+        return ("the penalized least-squares system of PIRLS is not positive definite at "
+                f"theta={np.round(theta, 6).tolist()}")
+
+    def _invalid_message(self, beta) -> str:
+        fam = self.family
+        return (
+            f"the linear predictor at beta={np.round(beta, 6).tolist()} gives means outside "
+            f"the {fam.name} family's range under the {fam.link.name} link; use a link that "
+            f"keeps the mean in range (the default {fam.default_link!r}) or other starting "
+            "values"
+        )
+
+    def _halving_message(self, theta) -> str:
+        fam = self.family
+        hint = ""
+        if fam.link.name != fam.default_link:
+            hint = (f" The {fam.link.name!r} link does not keep the mean of the {fam.name} "
+                    f"family in range (e.g. probabilities above 1 under a log link); try the "
+                    f"{fam.default_link!r} link, which constrains the mean.")
+        return (
+            "PIRLS step-halvings failed to reduce the deviance: the conditional modes cannot "
+            f"be found at theta={np.round(theta, 6).tolist()}.{hint} Rescaling predictors "
+            "or simplifying the model can also help."
+        )

@@ -1,0 +1,235 @@
+r"""The penalized least-squares system of PIRLS, refactored at every PIRLS iteration.
+
+Each PIRLS step factors, for new working weights ``W``,
+
+.. math::
+
+    L L' = \begin{bmatrix} \Lambda' Z' W Z \Lambda + I & \Lambda' Z' W [X\,r] \\
+                           [X\,r]' W Z \Lambda & [X\,r]' W [X\,r] \end{bmatrix}
+
+(with ``beta`` fixed, the Laplace stage, ``[X r]`` is just the working residual ``r``). The
+cross-products come from :class:`~mixedmodels.linalg.CrossProductPattern` (bincounts over
+precomputed indices) and the factor is blocked as in
+:class:`~mixedmodels.linalg.BlockedSystem` -- the first term block diagonal, the other
+(scalar) terms dense::
+
+    L11 = chol(Lambda1' A11 Lambda1 + I)                 per level of term 1
+    L21 = Lambdar' A21 Lambda1 L11^{-T}                  q_r x q_1, dense here
+    L22 = chol(Lambdar' A22 Lambdar + I - L21 L21')
+    L1X = L11^{-1} Lambda1' A1X,  LrX = L22^{-1} (Lambdar' ArX - L21 L1X)
+    LXX = chol(AXX - L1X' L1X - LrX' LrX)
+
+but ``L21`` is formed densely when that is cheap. ``BlockedSystem`` keeps ``L21`` sparse and
+precomputes the products of its pattern, which pays off when the weights stay fixed while
+theta changes (linear mixed models); in PIRLS the weights change at every call and the
+pattern must be refreshed each time. A dense ``q_r x q_1`` product costs ``q_r^2 q_1`` flops
+at BLAS speed, the refreshed sparse product about one gather-multiply per pair of entries in
+a column of ``A21`` plus a fixed overhead; :func:`dense_is_cheaper` compares the two (crossed
+factors with many observations per pair of levels, such as VerbAgg's subjects x items, go
+dense; observation-level or nested factors, whose ``A21`` is very sparse, stay sparse).
+Vector-valued terms after the first also use :class:`~mixedmodels.linalg.BlockedSystem`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..linalg import BlockedSystem, CrossProductPattern, CrossProducts
+from ..linalg.lapack import chol_inplace, solve_lower, solve_lower_t
+
+__all__ = ["DENSE_L21_MAX_ENTRIES", "PIRLSFactor", "PIRLSSystem", "dense_is_cheaper"]
+
+#: Largest ``q_r * q_1`` for which ``L21`` is formed densely (16 MB of doubles).
+DENSE_L21_MAX_ENTRIES = 2_000_000
+#: Relative cost of one sparse pair product (gather, multiply, scatter) and one dense flop.
+SPARSE_PAIR_COST = 25.0
+#: Fixed overhead of refreshing the sparse product pattern, in dense flops.
+SPARSE_OVERHEAD = 5e5
+
+
+def dense_is_cheaper(q_r: int, q1: int, pairs: int) -> bool:
+    """Whether forming ``L21 L21'`` densely beats the refreshed sparse product (module
+    docstring); ``pairs`` is the number of entry pairs within the columns of ``A21``."""
+    if q_r * q1 > DENSE_L21_MAX_ENTRIES:
+        return False
+    return q_r * q_r * q1 <= SPARSE_PAIR_COST * pairs + SPARSE_OVERHEAD
+
+
+@dataclass
+class PIRLSFactor:
+    """Blocks of ``L`` (see the module docstring); ``L21`` dense (None without a rest
+    block), ``logdet = log|Lambda' Z' W Z Lambda + I|``."""
+
+    L11: np.ndarray
+    L21: np.ndarray | None
+    L22: np.ndarray | None
+    L1X: np.ndarray
+    LrX: np.ndarray | None
+    LXX: np.ndarray
+    logdet: float
+
+
+class PIRLSSystem:
+    """Factor-and-solve of the PIRLS system for one design (see the module docstring).
+
+    Parameters
+    ----------
+    pattern : CrossProductPattern
+    system : BlockedSystem
+        Same pattern; used when the dense path does not apply.
+    """
+
+    def __init__(self, pattern: CrossProductPattern, system: BlockedSystem):
+        self.pattern = pattern
+        self.system = system
+        self.p1, self.l1, self.q1 = pattern.p1, pattern.l1, pattern.q1
+        self.q_r = pattern.q_r
+        rest = pattern.blocks[1:]
+        self.dense: bool | None = None if all(b.p == 1 for b in rest) else False
+        self._flat21 = None
+        self._rest_levels = np.array([b.nlevels for b in rest], dtype=np.int64)
+        self._diag_r = np.diag_indices(self.q_r)
+
+    def _dense_a21(self, A21) -> np.ndarray:
+        if self._flat21 is None:
+            rows = np.repeat(np.arange(self.q_r), np.diff(A21.indptr))
+            self._flat21 = rows * self.q1 + A21.indices
+        out = np.zeros(self.q_r * self.q1)
+        out[self._flat21] = A21.data
+        return out.reshape(self.q_r, self.q1)
+
+    def factor(self, theta: np.ndarray, A: CrossProducts):
+        """Factor for ``theta`` and the cross-products ``A``: a :class:`PIRLSFactor` (or a
+        :class:`~mixedmodels.linalg.BlockedFactor` on the fallback path); None when a block
+        is not numerically positive definite."""
+        sysm = self.system
+        if self.dense is None:     # decided once the pattern of A21 is known
+            if A.A21 is None:
+                self.dense = True
+            else:
+                counts = np.bincount(A.A21.indices, minlength=self.q1).astype(np.int64)
+                pairs = int(np.sum(counts * (counts + 1) // 2))
+                self.dense = dense_is_cheaper(self.q_r, self.q1, pairs)
+        if not self.dense:
+            sysm.set_cross_products(A)
+            return sysm.factorize(theta)
+        lam1 = sysm.structures[0].lambda_(theta[sysm.slices[0]])
+        p1 = self.p1
+        m = A.AXX.shape[0]
+        if p1 == 1:
+            lv = lam1[0, 0]
+            d = np.sqrt(lv * lv * A.A11[:, 0, 0] + 1.0)
+            L11 = d.reshape(-1, 1, 1)
+            m1 = lv / d                                       # Lambda1 L11^{-T}
+            L1X = A.A1X * m1[:, None, None]
+            logdet = 2.0 * float(np.sum(np.log(d)))
+        else:
+            B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
+            B[:, np.arange(p1), np.arange(p1)] += 1.0
+            try:
+                L11 = np.linalg.cholesky(B)
+            except np.linalg.LinAlgError:
+                return None
+            L11inv = np.linalg.inv(L11)
+            m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
+            L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
+            logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+        flat1X = L1X.reshape(-1, m)
+        LXX = A.AXX - flat1X.T @ flat1X
+        L21 = L22 = LrX = None
+        if A.A21 is not None:
+            lam_r = np.repeat(
+                np.array([s.lambda_(theta[sl])[0, 0] for s, sl in
+                          zip(sysm.structures[1:], sysm.slices[1:], strict=True)]),
+                self._rest_levels)
+            A21 = self._dense_a21(A.A21)
+            if p1 == 1:
+                L21 = A21 * np.outer(lam_r, m1)
+            else:
+                L21 = np.einsum("rla,lab->rlb", A21.reshape(self.q_r, self.l1, p1), m1)
+                L21 = L21.reshape(self.q_r, self.q1) * lam_r[:, None]
+            L22 = A.A22 * np.outer(lam_r, lam_r)
+            L22 -= L21 @ L21.T
+            L22[self._diag_r] += 1.0
+            if not chol_inplace(L22):
+                return None
+            logdet += 2.0 * float(np.sum(np.log(np.diagonal(L22))))
+            LrX = solve_lower(L22, A.ArX * lam_r[:, None] - L21 @ flat1X)
+            LXX -= LrX.T @ LrX
+        LXX = np.ascontiguousarray(LXX)
+        if not chol_inplace(LXX):
+            return None
+        return PIRLSFactor(L11, L21, L22, L1X, LrX, LXX, logdet)
+
+    def solve_u(self, f, beta: np.ndarray) -> np.ndarray:
+        """Random effects ``u`` at fixed ``beta`` by back-substitution (the last column of
+        ``[X r]`` is the response)."""
+        if not isinstance(f, PIRLSFactor):
+            return self.system.solve_u(f, beta)
+        p = beta.shape[0]
+        c1 = f.L1X[:, :, p] - f.L1X[:, :, :p] @ beta              # (l1, p1)
+        parts = []
+        if f.L22 is not None:
+            ur = solve_lower_t(f.L22, f.LrX[:, p] - f.LrX[:, :p] @ beta)
+            c1 = c1 - (f.L21.T @ ur).reshape(c1.shape)
+            parts.append(ur)
+        if self.p1 == 1:
+            u1 = c1[:, 0] / f.L11[:, 0, 0]
+        else:
+            u1 = np.linalg.solve(f.L11.transpose(0, 2, 1), c1[:, :, None])[:, :, 0]
+        return np.concatenate([u1.ravel(), *parts])
+
+    def _l21(self, f):
+        if isinstance(f, PIRLSFactor):
+            return f.L21
+        return self.system.l21(f) if f.L22 is not None else None
+
+    def forward(self, f, B: np.ndarray) -> np.ndarray:
+        """``L_Z^{-1} B`` for a (q, m) matrix (``L_Z`` the random-effects block of L)."""
+        L21 = self._l21(f)
+        m, p1 = B.shape[1], self.p1
+        B1 = B[:self.q1].reshape(self.l1, p1, m)
+        c1 = B1[:, 0, :] / f.L11[:, 0, :] if p1 == 1 else np.linalg.solve(f.L11, B1)
+        c1 = c1.reshape(self.q1, m)
+        if L21 is None:
+            return c1
+        return np.vstack([c1, solve_lower(f.L22, B[self.q1:] - L21 @ c1)])
+
+    def backward(self, f, C: np.ndarray) -> np.ndarray:
+        """``L_Z^{-T} C`` for a (q, m) matrix."""
+        L21 = self._l21(f)
+        m, p1 = C.shape[1], self.p1
+        c1 = C[:self.q1]
+        parts = []
+        if L21 is not None:
+            ur = solve_lower_t(f.L22, C[self.q1:])
+            c1 = c1 - L21.T @ ur
+            parts.append(ur)
+        if p1 == 1:
+            u1 = c1 / f.L11[:, 0, :]
+        else:
+            u1 = np.linalg.solve(f.L11.transpose(0, 2, 1), c1.reshape(self.l1, p1, m))
+        return np.vstack([u1.reshape(self.q1, m), *parts])
+
+    def solve_M(self, f, B: np.ndarray) -> np.ndarray:
+        """``(Lambda' Z' W Z Lambda + I)^{-1} B`` for a (q, m) matrix ``B``."""
+        return self.backward(f, self.forward(f, B))
+
+    def solve_joint(self, f, Bu: np.ndarray, Bb: np.ndarray, p: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Solve the joint system in ``(u, beta)`` (the first ``p`` columns of ``[X r]``)
+        for right-hand sides ``Bu`` (q, m) and ``Bb`` (p, m)."""
+        LXZ = np.vstack([f.L1X[:, :, :p].reshape(-1, p),
+                         *([f.LrX[:, :p]] if f.LrX is not None else [])]).T   # (p, q)
+        Lxx = f.LXX[:p, :p]
+        cu = self.forward(f, Bu)
+        cb = solve_lower(np.ascontiguousarray(Lxx), Bb - LXZ @ cu)
+        xb = solve_lower_t(np.ascontiguousarray(Lxx), cb)
+        xu = self.backward(f, cu - LXZ.T @ xb)
+        return xu, xb
+
+    @staticmethod
+    def logdet(f) -> float:
+        return f.logdet if isinstance(f, PIRLSFactor) else f.logdet_Z

@@ -1,0 +1,217 @@
+"""The frozen result of a generalized linear mixed-model fit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..design import Design
+from ..diagnostics import ConvergenceReport
+from ..families import Family
+from ..objective.glmm import GLMMObjective, GLMMSolution
+from ..optim import OptSummary
+from .base import MixedModelResultBase
+from .inference_methods import InferenceMixin
+
+__all__ = ["RESIDUAL_TYPES", "GeneralizedLinearMixedModelResult"]
+
+#: Residual types of :meth:`GeneralizedLinearMixedModelResult.residuals`.
+RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+@dataclass(frozen=True, eq=False)
+class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
+    """A fitted GLMM (what :func:`mixedmodels.glmer` and :func:`mixedmodels.glmer_nb`
+    return).
+
+    Attributes
+    ----------
+    design : Design
+    family : Family
+        The family at the estimate (for ``glmer_nb`` it carries the estimated shape).
+    nAGQ : int
+        0 (fast mode), 1 (Laplace) or the number of quadrature nodes.
+    solution : GLMMSolution
+        theta, beta, dispersion, conditional modes and the Cholesky factor at the optimum.
+    opt : OptSummary
+        The final optimization (the Laplace/quadrature stage; stage 1 for nAGQ = 0).
+    opt_stage0 : OptSummary
+        The nAGQ = 0 stage that provided the starting values.
+    convergence : ConvergenceReport or None
+    vcov_beta : ndarray
+        Covariance of the fixed effects.
+    vcov_method : str
+        ``"hessian"`` (from the deviance's Hessian in theta and beta, lme4's default) or
+        ``"RX"`` (conditional on theta).
+    derivatives : DevianceDerivatives or None
+        Gradient and Hessian of the deviance at the optimum.
+    objective_function : GLMMObjective
+        Reusable for profiling and refitting.
+    shape_estimated : bool
+        The negative binomial shape was estimated (``glmer_nb``); it counts as a parameter.
+    fit_log : tuple of dict
+        Per fitting stage: evaluations, PIRLS iterations and seconds.
+    messages : tuple of str
+    """
+
+    design: Design
+    family: Family
+    nAGQ: int
+    solution: GLMMSolution
+    opt: OptSummary
+    opt_stage0: OptSummary
+    convergence: ConvergenceReport | None
+    vcov_beta: np.ndarray
+    vcov_method: str
+    derivatives: object = field(repr=False)
+    objective_function: GLMMObjective = field(repr=False)
+    shape_estimated: bool = False
+    fit_log: tuple = ()
+    messages: tuple[str, ...] = ()
+
+    # -- the interface MixedModelResultBase needs ----------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters (lme4's theta: relative to sigma for dispersion
+        families)."""
+        return self.solution.theta
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.solution.beta
+
+    @property
+    def random_effects(self) -> list:
+        return self.solution.b
+
+    @property
+    def phi(self) -> float:
+        """Dispersion parameter (1 for binomial, Poisson and negative binomial)."""
+        return self.solution.phi
+
+    @property
+    def sigma(self) -> float:
+        """``sqrt(phi)``: lme4's ``sigma()`` (1 for binomial / Poisson, the coefficient of
+        variation for Gamma, the residual sd for Gaussian)."""
+        return float(np.sqrt(self.solution.phi))
+
+    @property
+    def residual_sd(self) -> float | None:
+        return self.sigma if self.family.has_dispersion else None
+
+    def _re_scale(self) -> float:
+        return self.solution.phi
+
+    def _vcov_matrix(self) -> np.ndarray:
+        return self.vcov_beta
+
+    def _cond_var_blocks(self) -> list:
+        """``phi Lambda (L L')^{-1} Lambda'`` per term, with the Laplace factor."""
+        sol = self.solution
+        blocks = self.objective_function.pirls.system.cond_var_u(sol.factor)
+        out = []
+        for t, sl, blk in zip(self.design.terms, self.design.theta_slices(), blocks,
+                              strict=True):
+            lam = t.structure.lambda_(sol.theta[sl])
+            out.append(sol.phi * np.matmul(np.matmul(lam, blk), lam.T))
+        return out
+
+    # -- likelihood ---------------------------------------------------------------------
+    @property
+    def objective(self) -> float:
+        """``-2 log L`` (Laplace or quadrature; the same scale for every nAGQ)."""
+        return self.solution.objective
+
+    @property
+    def deviance(self) -> float:
+        """``-2 log L`` (what lme4's glmer summary prints as deviance)."""
+        return self.solution.objective
+
+    @property
+    def df(self) -> int:
+        """Parameters: fixed effects, theta, dispersion, negative binomial shape."""
+        return (self.design.p + self.design.n_theta + int(self.family.has_dispersion)
+                + int(self.shape_estimated))
+
+    @property
+    def converged(self) -> bool:
+        return self.convergence is None or self.convergence.converged
+
+    # -- fitted values, residuals, prediction --------------------------------------------
+    def fitted(self) -> pd.Series:
+        """Fitted means ``mu`` (response scale, with random effects), as lme4's fitted()."""
+        return pd.Series(self.solution.mu, index=self._index(), name="fitted")
+
+    def _prior(self) -> np.ndarray:
+        return self.objective_function.pirls.prior
+
+    def residuals(self, type: str = "deviance", scaled: bool = False) -> pd.Series:
+        """Residuals of the fit, as R's ``residuals.glmerMod``.
+
+        Parameters
+        ----------
+        type : {"deviance", "pearson", "response", "working"}
+            ``deviance``: ``sign(y - mu) sqrt(d_i)`` (lme4's default);
+            ``pearson``: ``(y - mu) sqrt(w / V(mu))``; ``response``: ``y - mu``;
+            ``working``: ``(y - mu) / mu_eta``.
+        scaled : bool
+            Divide by ``sigma`` (the summary's scaled residuals).
+        """
+        y, mu, eta, fam, w = (self.design.y, self.solution.mu, self.solution.eta,
+                              self.family, self._prior())
+        if type == "response":
+            r = y - mu
+        elif type == "pearson":
+            r = (y - mu) * np.sqrt(w / fam.variance(mu))
+        elif type == "deviance":
+            r = np.sign(y - mu) * np.sqrt(np.maximum(fam.dev_resids(y, mu, w), 0.0))
+        elif type == "working":
+            r = (y - mu) / fam.link.mu_eta(eta)
+        else:
+            raise ValueError(f"unknown residual type {type!r}; use one of "
+                             f"{', '.join(RESIDUAL_TYPES)}")
+        if scaled:
+            r = r / self.sigma
+        return pd.Series(r, index=self._index(), name="residuals")
+
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None,
+                allow_new_levels: bool = False, offset=None) -> pd.Series:
+        """Predictions on the link (``type="link"``, lme4's default) or response scale.
+
+        ``re_form``: None (all random effects), ``"~0"`` (none) or a formula listing terms;
+        ``allow_new_levels`` predicts unseen levels at the population level.
+        """
+        if type not in ("link", "response"):
+            raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        eta = self._eta(newdata, re_form, allow_new_levels, offset)
+        out = eta if type == "link" else self.family.link.linkinv(eta)
+        return pd.Series(out, index=self._index(newdata), name="prediction")
+
+    # -- diagnostics and display ----------------------------------------------------------
+    def overdispersion(self):
+        """The GLMM FAQ's Pearson chi-square test of overdispersion
+        (:func:`mixedmodels.diagnostics.overdispersion_test`)."""
+        from ..diagnostics.overdispersion import overdispersion_test
+
+        return overdispersion_test(self)
+
+    @cached_property
+    def _summary(self):
+        from .glmm_summary import GLMMSummary
+
+        return GLMMSummary.from_result(self)
+
+    def summary(self):
+        """lme4-style summary (print it, or use its tables)."""
+        return self._summary
+
+    def __repr__(self) -> str:
+        return (f"<GeneralizedLinearMixedModelResult {self.design.spec.formula!r} "
+                f"({self.family.label()}, nAGQ={self.nAGQ}), nobs={self.nobs}, "
+                f"objective={self.objective:.4f}>")
+
+    def __str__(self) -> str:
+        return str(self.summary())

@@ -204,8 +204,8 @@ def test_nullable_dtypes_missing_values(sleep):
 
 def test_rows_dropped_when_a_transformation_is_not_finite(sleep):
     with pytest.warns(mm.DroppedRowsWarning,
-                      match=r"102 of 180 rows dropped: a transformation gave a missing or "
-                            r"infinite value \('log\(Reaction - 300\)': 102\)"):
+                      match=r"102 of 180 rows dropped: a missing or infinite value from a "
+                            r"transformation \('log\(Reaction - 300\)': 102\)"):
         m = _fit("log(Reaction - 300) ~ Days + (1 | Subject)", sleep)
     kept = sleep[sleep["Reaction"] > 300]
     ref = _fit("log(Reaction - 300) ~ Days + (1 | Subject)", kept)
@@ -234,8 +234,12 @@ def test_all_rows_dropped(sleep):
 
 
 def test_all_rows_dropped_by_a_transformation(sleep):
-    with pytest.raises(mm.DataError, match=r"all 180 remaining rows have a transformation"):
+    with pytest.raises(mm.DataError, match=r"all 180 remaining rows have a missing or infinite "
+                                           r"value from a transformation"):
         _fit("log(Reaction - 1000) ~ Days + (1 | Subject)", sleep)
+    sleep["c"] = 1.0
+    with pytest.raises(mm.DataError, match=r"\('scale\(c\)': 180\)"):
+        _fit("Reaction ~ scale(c) + (1 | Subject)", sleep)
 
 
 # -- weights and offsets --------------------------------------------------------------------------

@@ -241,7 +241,7 @@ def materialize(
     if bad.any():
         frame, dropped = drop_more_rows(
             dropped, frame, bad, reasons,
-            "a transformation gave a missing or infinite value")
+            "a missing or infinite value from a transformation")
         rows = rows[~bad]
         w = None if w is None else w[~bad]
         # re-evaluate on the rows kept: stateful transforms (scale) must not see the others

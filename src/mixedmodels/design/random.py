@@ -23,7 +23,13 @@ from ..formula.spec import RandomTerm
 from .fixed import raise_on_unseen_levels
 from .simple import simple_matrix
 
-__all__ = ["GroupingFactor", "RandomEffectsTerm", "build_grouping", "build_random_term"]
+__all__ = [
+    "GroupingFactor",
+    "RandomEffectsTerm",
+    "build_grouping",
+    "build_random_term",
+    "level_text",
+]
 
 @dataclass(frozen=True)
 class GroupingFactor:
@@ -42,7 +48,7 @@ class GroupingFactor:
     def code_new(self, frame: pd.DataFrame, variables: tuple[str, ...]) -> np.ndarray:
         """Codes for new data; -1 for combinations not seen in the fit and for missing
         values (lme4 treats both as new levels)."""
-        parts = [_text(frame[v]) for v in variables]  # None where missing
+        parts = [level_text(frame[v]) for v in variables]  # None where missing
         missing = np.zeros(len(frame), dtype=bool)
         for p in parts:
             missing |= pd.isna(p)
@@ -54,32 +60,36 @@ class GroupingFactor:
         return codes
 
 
-def _text(values) -> np.ndarray:
-    """String labels of grouping values, NA as None. Integral floats print as integers, so a
-    grouping column read as 308.0 (a float column because of a missing value) matches the
-    level 308 of an integer column."""
+def _one_label(value) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def level_text(values) -> np.ndarray:
+    """String labels of grouping (or categorical) values, NA as None.
+
+    A number prints the same whatever its type -- ``308``, ``308.0`` and ``'308'`` are one
+    level -- so a grouping column read as float (because it has a missing value) or as text
+    in new data still finds the fitted levels. Only the distinct values are formatted.
+    """
     col = pd.Series(values) if not isinstance(values, pd.Series) else values
     if isinstance(col.dtype, pd.CategoricalDtype):
         cats = _category_text(col.dtype.categories)
         codes = col.array.codes
-        return np.where(codes >= 0, cats[np.maximum(codes, 0)], None).astype(object)
-    if pd.api.types.is_float_dtype(col.dtype):
-        arr = col.to_numpy(dtype=float, na_value=np.nan)
-        finite = np.isfinite(arr)
-        if np.all(arr[finite] == np.round(arr[finite])):
-            out = np.full(arr.shape, None, dtype=object)
-            out[finite] = arr[finite].astype(np.int64).astype(str)
-            return out
-    out = col.astype(object).to_numpy()
-    na = pd.isna(out)
-    return np.where(na, None, out.astype(str)).astype(object)
+    else:
+        codes, uniques = pd.factorize(col, use_na_sentinel=True)
+        cats = np.array([_one_label(u) for u in uniques], dtype=object)
+    if not len(cats):
+        return np.full(len(col), None, dtype=object)
+    return np.where(codes >= 0, cats[np.maximum(codes, 0)], None).astype(object)
 
 
 def _category_text(categories: pd.Index) -> np.ndarray:
     """Labels of a categorical's categories (the common string case without a round trip)."""
-    if categories.dtype == object or pd.api.types.is_string_dtype(categories.dtype):
-        return np.asarray(categories.astype(str), dtype=object)
-    return _text(pd.Series(categories))
+    if pd.api.types.is_string_dtype(categories.dtype) and categories.inferred_type == "string":
+        return np.asarray(categories, dtype=object)
+    return np.array([_one_label(c) for c in categories], dtype=object)
 
 
 def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
@@ -94,7 +104,7 @@ def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
             labels = labels[used]
         return codes, pd.Index(labels)
     codes, uniques = pd.factorize(col, sort=True)
-    return codes.astype(np.int64), pd.Index(_text(pd.Series(uniques)))
+    return codes.astype(np.int64), pd.Index(level_text(pd.Series(uniques)))
 
 
 def build_grouping(name: str, variables: tuple[str, ...], frame: pd.DataFrame) -> GroupingFactor:

@@ -29,6 +29,7 @@ import pandas as pd
 from .._errors import DataError, FormulaError
 from ..design import Design
 from ..design.frame import as_data_frame, missing_mask
+from ..design.random import level_text
 from ..design.response import evaluate_numeric, is_numeric_column
 from ..design.simple import simple_matrix
 from ..design.variables import expression_variables
@@ -276,10 +277,11 @@ def _as_fitted_levels(col: str, fitted: pd.Series, values: pd.Series) -> pd.Seri
         levels = fitted.dtype.categories
     else:
         levels = pd.Index(pd.unique(fitted.dropna()))
-    text_levels = pd.Index(levels.astype(str))
-    present = values.notna().to_numpy()
-    text = values.astype(object).where(values.notna(), None).astype(str).to_numpy()
-    codes = text_levels.get_indexer(text)
+    # compare as text, so '1', 1 and 1.0 name the same level
+    text_levels = pd.Index(level_text(pd.Series(levels)))
+    text = level_text(values)
+    present = ~pd.isna(text)
+    codes = text_levels.get_indexer(np.where(present, text, ""))
     unknown = present & (codes < 0)
     if unknown.any():
         shown = ", ".join(repr(v) for v in pd.unique(text[unknown])[:5])

@@ -29,12 +29,14 @@ from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .inference import (
     AnovaResult,
     BootstrapResult,
+    GeneralizedLinearModelResult,
     LikelihoodProfile,
     LinearModelResult,
     NotNestedError,
     PBTestResult,
     RLRTResult,
     anova,
+    glm,
     lm,
     pb_test,
     rlrt,
@@ -78,12 +80,14 @@ __all__ = [
     "parse_formula",
     "AnovaResult",  # inference
     "BootstrapResult",  # inference
+    "GeneralizedLinearModelResult",  # inference
     "LikelihoodProfile",  # inference
     "LinearModelResult",  # inference
     "NotNestedError",  # inference
     "PBTestResult",  # inference
     "RLRTResult",  # inference
     "anova",  # inference
+    "glm",  # inference
     "lm",  # inference
     "pb_test",  # inference
     "rlrt",  # inference

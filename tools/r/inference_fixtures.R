@@ -218,3 +218,34 @@ write_fixture(list(
   rlrt_slope_m2_vs_m1 = 2 * (c(logLik(m2r)) - c(logLik(m1r))),
   mu_slope = mu / max(mu)
 ), "rlrt.json")
+
+# ---- GLMMs and GLMs: likelihood-ratio tests, profile and Wald intervals --------------------
+cbpp_d <- load_data("cbpp")
+gm1 <- lme4::glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp_d, binomial)
+gm0 <- lme4::glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), cbpp_d, binomial)
+g0 <- glm(cbind(incidence, size - incidence) ~ period, cbpp_d, family = binomial)
+grouse <- load_data("grouseticks")
+gp <- glm(TICKS ~ YEAR + cHEIGHT, grouse, family = poisson)
+glm_tab <- function(fm) list(coef = unname(coef(fm)),
+                             se = unname(sqrt(diag(vcov(fm)))),
+                             logLik = c(logLik(fm)), df = attr(logLik(fm), "df"),
+                             deviance = deviance(fm))
+pr_g <- profile(gm1, signames = FALSE)
+ci_g <- confint(pr_g)
+pdf_g <- as.data.frame(pr_g)
+wald_g <- confint(gm1, method = "Wald", oldNames = FALSE)
+write_fixture(list(
+  anova_gm1_gm0 = tab(anova(gm1, gm0)),
+  anova_gm1_glm = tab(anova(gm1, g0)),
+  glm_binomial = glm_tab(g0),
+  glm_poisson = glm_tab(gp),
+  gm1_theta = unname(getME(gm1, "theta")), gm1_beta = unname(fixef(gm1)),
+  gm1_deviance = -2 * c(logLik(gm1)),
+  profile = list(names = rownames(ci_g), lower = unname(ci_g[, 1]), upper = unname(ci_g[, 2]),
+                 curves = lapply(setNames(levels(pdf_g$.par), levels(pdf_g$.par)), function(p) {
+                   rows <- pdf_g[pdf_g$.par == p, ]
+                   list(value = unname(rows[[p]]), zeta = unname(rows$.zeta))
+                 })),
+  wald = list(names = rownames(wald_g), lower = unname(wald_g[, 1]),
+              upper = unname(wald_g[, 2]))
+), "glmm.json")

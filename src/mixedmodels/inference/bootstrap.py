@@ -16,14 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from .replicates import run_replicates, stack_values
-from .simulate import (
-    SIMULATE_NONE,
-    refit_lmm,
-    replicate_rng,
-    replicate_seed_root,
-    simulate_lm_one,
-    simulate_lmm_one,
-)
+from .simulate import SIMULATE_NONE, refitter, replicate_rng, replicate_seed_root, simulator
 from .varpar import SdCorMap
 
 __all__ = ["BootstrapResult", "bootstrap", "parameter_vector", "replicate_task"]
@@ -38,31 +31,14 @@ def parameter_vector(m) -> pd.Series:
                      index=list(smap.names) + list(m.fixef.index))
 
 
-def _simulator_and_refitter(m):
-    """(simulate one response from stream rng, refit to a response) for the model kind."""
-    from .lm import LinearModelResult
-
-    if isinstance(m, LinearModelResult):
-        return (lambda rng, keep: simulate_lm_one(m, rng)), m.refit
-    if hasattr(m, "objective_function") and getattr(m, "family", None) is None:
-        return (lambda rng, keep: simulate_lmm_one(m, rng, keep),
-                lambda y: refit_lmm(m, y, check_conv=False))
-    raise NotImplementedError(
-        f"simulation and refitting are implemented for linear mixed models and linear "
-        f"models; {type(m).__name__} is not supported yet")
-
-
-def replicate_task(m, seed, re_form, work):
-    """``i -> work(refit of m to simulated response i, response)`` as a picklable-free
-    closure for :func:`run_replicates`."""
-    from ..results.predict import select_terms
-
-    one, refit = _simulator_and_refitter(m)
-    keep = select_terms(m.design, re_form) if getattr(m.design, "terms", ()) else []
+def replicate_task(m, seed, re_form, work, light: bool = False):
+    """``i -> work(refit of m to simulated response i, response)``, a closure for
+    :func:`run_replicates` (forked workers inherit it; nothing is pickled)."""
+    one, refit = simulator(m, re_form), refitter(m, light=light)
     root = replicate_seed_root(seed)
 
     def task(i: int):
-        y = one(replicate_rng(root, i), keep)
+        y = one(replicate_rng(root, i))
         return work(refit(y), y)
 
     return task

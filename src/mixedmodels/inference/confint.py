@@ -46,12 +46,12 @@ def confint(m, parm=None, level: float = 0.95, method: str = "profile", nsim: in
     if method == "wald":
         return _select(wald_confint(m, level), parm)
     if method == "profile":
-        from .profile import profile_lmm
+        from .profile import profile_model
 
         z = stats.norm.ppf(0.5 + level / 2.0)
         # profile just beyond the critical value: the end points are then bracketed
         which = None if parm is None else ([parm] if isinstance(parm, str) else list(parm))
-        pr = profile_lmm(m, which=which, cutoff=float(np.sqrt(z * z + 1.0)))
+        pr = profile_model(m, which=which, cutoff=float(np.sqrt(z * z + 1.0)))
         return _select(pr.confint(level), parm)
     if method == "boot":
         from .bootstrap import bootstrap

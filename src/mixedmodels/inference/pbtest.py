@@ -28,7 +28,7 @@ from scipy import stats
 from .anova import RefitNote
 from .nesting import check_comparable, check_nested
 from .replicates import run_replicates, stack_values
-from .simulate import SIMULATE_NONE, refit_ml
+from .simulate import SIMULATE_NONE, refit_ml, refitter
 
 __all__ = ["LRT_ZERO_TOL", "PBTestResult", "pb_test"]
 
@@ -121,8 +121,9 @@ def pb_test(large, small, nsim: int = 1000, seed=None, n_jobs: int = 1,
     Parameters
     ----------
     large, small : fitted models
-        LMMs or linear models (:func:`~mixedmodels.lm`) of the same response on the same
-        rows; REML fits are refitted by maximum likelihood.
+        LMMs, GLMMs, linear models (:func:`~mixedmodels.lm`) or GLMs
+        (:func:`~mixedmodels.glm`) of the same response on the same rows; REML fits are
+        refitted by maximum likelihood.
     nsim : int
         Bootstrap replicates.
     seed : int, optional
@@ -148,17 +149,12 @@ def pb_test(large, small, nsim: int = 1000, seed=None, n_jobs: int = 1,
                          f"{large.df}: pass the larger model first")
     check_nested(small, large, "small", "large")
     lrt = 2.0 * (large.loglik - small.loglik)
-    from .simulate import refit_lmm
-
-    def refit_large(y):
-        if hasattr(large, "objective_function"):
-            return refit_lmm(large, y, check_conv=False)
-        return large.refit(y)
+    refit_large = refitter(large, light=True)
 
     def work(small_fit, y):
         return 2.0 * (refit_large(y).loglik - small_fit.loglik)
 
-    task = replicate_task(small, seed, SIMULATE_NONE, work)
+    task = replicate_task(small, seed, SIMULATE_NONE, work, light=True)
     run = run_replicates(task, nsim, n_jobs, progress, label="PB test")
     mat, _ = stack_values(run.values)
     ref = mat[:, 0] if mat.size else np.zeros(0)

@@ -40,7 +40,7 @@ from ..optim import minimize
 from .simulate import refit_ml
 from .varpar import SdCorMap, factor_summary
 
-__all__ = ["LikelihoodProfile", "ProfileCurve", "profile_lmm"]
+__all__ = ["LikelihoodProfile", "ProfileCurve", "profile_lmm", "profile_model"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -400,3 +400,14 @@ def _curve(name, kind, pts, est, bounds, point, base) -> ProfileCurve:
         return float(np.sign(x - est) * np.sqrt(max(fval - base, 0.0)))
 
     return ProfileCurve(name, kind, values, zeta, params, est, bounds, zeta_fun)
+
+
+def profile_model(m, which=None, alphamax: float = ALPHA_MAX, cutoff: float | None = None,
+                  delta: float | None = None) -> LikelihoodProfile:
+    """Profile an LMM (:func:`profile_lmm`) or a GLMM
+    (:func:`~mixedmodels.inference.profile_glmm.profile_glmm`)."""
+    if getattr(m, "family", None) is not None:
+        from .profile_glmm import profile_glmm
+
+        return profile_glmm(m, which, alphamax, cutoff, delta)
+    return profile_lmm(m, which, alphamax, cutoff, delta)

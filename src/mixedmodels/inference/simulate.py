@@ -16,9 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SIMULATE_NONE", "refit_lmm", "refit_ml", "refit_reml", "replicate_rng",
-           "replicate_rngs", "replicate_seed_root", "simulate_frame", "simulate_lm_one",
-           "simulate_lmm_one"]
+from ..results.predict import select_terms
+
+__all__ = ["SIMULATE_NONE", "refit_glmm", "refit_lmm", "refit_ml", "refit_reml",
+           "refitter", "replicate_rng", "replicate_rngs", "replicate_seed_root",
+           "simulate_family", "simulate_frame", "simulate_glmm_one", "simulate_lm_one",
+           "simulate_lmm_one", "simulator"]
 
 #: ``re_form`` that conditions on no random effect (all are drawn anew): lme4's default
 #: ``re.form = NA`` for ``simulate``.
@@ -74,6 +77,86 @@ def simulate_lm_one(m, rng: np.random.Generator) -> np.ndarray:
     if d.weights is not None:
         noise /= np.sqrt(d.weights)
     return mu + m.sigma * noise
+
+
+def simulate_family(family, mu: np.ndarray, design, phi: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Responses drawn from ``family`` at means ``mu`` (binomial: proportions of the trial
+    counts held in the prior weights)."""
+    from ..objective.pirls import prior_weights
+
+    w = prior_weights(design)
+    name = family.name
+    if name == "binomial":
+        trials = np.rint(w).astype(np.int64)
+        return rng.binomial(trials, np.clip(mu, 0.0, 1.0)) / np.maximum(trials, 1)
+    if name == "poisson":
+        return rng.poisson(mu).astype(float)
+    if name == "negative_binomial":
+        th = family.theta
+        return rng.negative_binomial(th, th / (th + mu)).astype(float)
+    if name == "Gamma":
+        shape = w / phi
+        return rng.gamma(shape, mu / shape)
+    if name == "gaussian":
+        return mu + np.sqrt(phi / w) * rng.standard_normal(mu.shape[0])
+    raise NotImplementedError(f"simulation from the {name} family is not available")
+
+
+def simulate_glmm_one(m, rng: np.random.Generator, keep: list[int]) -> np.ndarray:
+    """One response simulated from the GLMM ``m``: new random effects
+    ``b* = sqrt(phi) Lambda z`` for the terms not in ``keep``, then the family's draw."""
+    d = m.design
+    eta = d.X @ m.beta + d.offset
+    scale = float(np.sqrt(m.phi))
+    for k, (t, sl) in enumerate(zip(d.terms, d.theta_slices(), strict=True)):
+        if k in keep:
+            b = m.random_effects[k]
+        else:
+            lam = t.structure.lambda_(m.theta[sl])
+            b = scale * (rng.standard_normal((t.nlevels, t.p)) @ lam.T)
+        eta = eta + np.einsum("ij,ij->i", t.Z, b[t.grouping.codes])
+    mu = m.family.link.linkinv(eta)
+    return simulate_family(m.family, mu, d, m.phi, rng)
+
+
+def refit_glmm(m, y, light: bool = False):
+    """Fit the GLMM ``m`` to the response ``y`` with its design, family and nAGQ, starting
+    from its estimates. ``light`` skips the Hessian and convergence checks (bootstrap
+    replicates that need only the estimates and the likelihood)."""
+    from ..fitting.glmm import fit_glmm
+
+    design = m.design.with_response(np.asarray(y, dtype=float))
+    return fit_glmm(design, m.family, nAGQ=m.nAGQ, estimate_shape=m.shape_estimated,
+                    start={"theta": m.theta, "beta": m.beta},
+                    calc_derivs=not light, check_conv=not light)
+
+
+def simulator(m, re_form=SIMULATE_NONE):
+    """``rng -> simulated response`` for any supported fit."""
+    from .glm import GeneralizedLinearModelResult
+    from .lm import LinearModelResult
+
+    if isinstance(m, LinearModelResult):
+        return lambda rng: simulate_lm_one(m, rng)
+    if isinstance(m, GeneralizedLinearModelResult):
+        return lambda rng: simulate_family(m.family, m.mu, m.design, m.phi, rng)
+    keep = select_terms(m.design, re_form)
+    if getattr(m, "family", None) is not None:
+        return lambda rng: simulate_glmm_one(m, rng, keep)
+    return lambda rng: simulate_lmm_one(m, rng, keep)
+
+
+def refitter(m, light: bool = True):
+    """``y -> refit`` for any supported fit (``light``: skip derivative checks)."""
+    from .glm import GeneralizedLinearModelResult
+    from .lm import LinearModelResult
+
+    if isinstance(m, LinearModelResult | GeneralizedLinearModelResult):
+        return m.refit
+    if getattr(m, "family", None) is not None:
+        return lambda y: refit_glmm(m, y, light=light)
+    return lambda y: refit_lmm(m, y, check_conv=not light)
 
 
 def simulate_frame(m, nsim: int, seed, one) -> pd.DataFrame:

@@ -100,11 +100,13 @@ class InferenceMixin:
 
         Returns a :class:`~mixedmodels.inference.LikelihoodProfile`: ``.curves`` (zeta
         against each parameter), ``.confint(level)``, ``.as_frame()``, ``.plot()``.
-        REML fits are profiled on the ML deviance after an ML refit, as in lme4.
+        REML fits are profiled on the ML deviance after an ML refit, as in lme4; GLMMs
+        (families without a dispersion parameter) on their Laplace / quadrature deviance,
+        every other parameter, fixed effects included, optimized at each point.
         """
-        from ..inference.profile import profile_lmm
+        from ..inference.profile import profile_model
 
-        return profile_lmm(self, which=which, alphamax=alphamax)
+        return profile_model(self, which=which, alphamax=alphamax)
 
     def varcorr_se(self) -> pd.DataFrame:
         """Delta-method standard errors of the standard deviations, correlations and
@@ -132,23 +134,20 @@ class InferenceMixin:
             Random effects to condition on. ``"~0"`` (default, lme4's ``re.form = NA``):
             none, every random effect is drawn anew; None: all, only the residuals are
             new (lme4's ``re.form = NULL``); or a formula listing terms to keep.
-        """
-        from ..inference.simulate import simulate_frame, simulate_lmm_one
-        from .predict import select_terms
 
-        if getattr(self, "family", None) is not None:
-            raise NotImplementedError("simulate() is implemented for linear mixed models")
-        keep = select_terms(self.design, re_form)
-        return simulate_frame(self, nsim, seed, lambda rng: simulate_lmm_one(self, rng, keep))
+        For GLMMs the response is drawn from the family at the simulated means (binomial:
+        proportions of the trial counts; Poisson; negative binomial; Gamma; Gaussian).
+        """
+        from ..inference.simulate import simulate_frame, simulator
+
+        return simulate_frame(self, nsim, seed, simulator(self, re_form))
 
     def refit(self, y, check_conv: bool = True):
         """The same model fitted to a new response (same rows, design, REML setting and
         optimizer settings; starts from this fit's theta, as lme4's ``refit``)."""
-        from ..inference.simulate import refit_lmm
+        from ..inference.simulate import refitter
 
-        if getattr(self, "family", None) is not None:
-            raise NotImplementedError("refit() is implemented for linear mixed models")
-        return refit_lmm(self, y, check_conv=check_conv)
+        return refitter(self, light=not check_conv)(y)
 
     def bootstrap(self, func=None, nsim: int = 1000, seed=None, n_jobs: int = 1,
                   re_form="~0", progress=None):

@@ -145,3 +145,19 @@ def test_pb_test_of_glmm_against_glm(gm1, g0):
     # the GLM null model's simulations are binomial proportions of the same trials
     sims = g0.simulate(2, seed=1).to_numpy() * gm1.design.extra["trials"][:, None]
     np.testing.assert_allclose(sims, np.rint(sims), atol=1e-9)
+
+
+def test_glmm_varcorr_se_is_consistent_with_the_fit(gm1):
+    """The delta-method Hessian covers theta and beta; its fixed-effect block must give the
+    fit's own Hessian-based standard errors (an independent finite-difference scheme)."""
+    from mixedmodels.inference.profile_glmm import _GLMMProfiler
+    from mixedmodels.inference.varcorr_se import _delta_se
+
+    pr = _GLMMProfiler(gm1)
+    full = _delta_se(pr.dev, pr.opt, pr.lower, pr.upper,
+                     list(pr.map.names) + list(gm1.fixef.index))
+    np.testing.assert_allclose(full["se"].iloc[1:], gm1.se, rtol=1e-3)
+    with pytest.warns(mm.inference.VarCorrSEWarning):
+        tab = gm1.varcorr_se()
+    assert list(tab.index) == ["sd_(Intercept)|herd"]
+    assert tab["se"].iloc[0] == pytest.approx(full["se"].iloc[0], rel=1e-12)

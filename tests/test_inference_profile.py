@@ -154,3 +154,23 @@ def test_profile_object_frame_and_parm_selection():
     assert np.all(np.diff(frame["zeta"] if "zeta" in frame else frame[".zeta"]) > 0)
     with pytest.raises(KeyError, match="no parameter"):
         m.confint(parm="nope")
+
+
+@pytest.mark.filterwarnings("ignore::mixedmodels.MixedModelsWarning")
+def test_correlation_estimated_at_one_is_truncated():
+    """A fit with a correlation of +1 (on the boundary): the first profile step turns back
+    inside [-1, 1] and the interval ends at 1 with a note."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(12), 6)
+    x = np.tile(np.arange(6.0), 12)
+    b0 = rng.normal(size=12)
+    y = 1 + 0.5 * x + b0[g] + 0.3 * b0[g] * x + rng.normal(size=g.size)
+    df = pd.DataFrame({"y": y, "x": x, "g": pd.Categorical(g)})
+    m = mm.lmer("y ~ x + (x | g)", df)
+    assert m.varcorr.terms[0].corr[1, 0] == pytest.approx(1.0)
+    ci = m.confint()
+    row = ci.loc["cor_x.(Intercept)|g"]
+    assert row["upper"] == 1.0 and "boundary" in row["note"]
+    assert -1.0 < row["lower"] < 1.0

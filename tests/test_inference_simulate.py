@@ -178,3 +178,16 @@ def test_pb_test_rejects_wrong_order(pb):
     _, m2, m1 = pb
     with pytest.raises(ValueError, match="larger model first"):
         mm.pb_test(m1, m2, nsim=5)
+
+
+def test_progress_is_reported_on_request(capsys):
+    from mixedmodels.inference.replicates import run_replicates
+
+    run = run_replicates(lambda i: [i, i * i], 5, progress=True, label="demo")
+    assert [v[1] for v in run.values] == [0, 1, 4, 9, 16]
+    err = capsys.readouterr().err
+    assert "demo: 5/5 replicates" in err
+    quiet = run_replicates(lambda i: i, 3, progress=False)
+    assert quiet.failures == () and capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="nsim"):
+        run_replicates(lambda i: i, 0)

@@ -363,12 +363,21 @@ def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
     return LikelihoodProfile(curves, pr.base, tuple(names))
 
 
+def first_shift(est: float, lo: float, hi: float) -> float:
+    """lme4's first profile point: 1% away from the estimate (0.001 when it is 0), turned
+    back inside the parameter space when that step would leave it (a correlation estimated
+    at +-1)."""
+    shift = FIRST_SHIFT_AT_ZERO if est == 0 else est * (1.0 + FIRST_SHIFT)
+    if not lo <= shift <= hi:
+        shift = est - (shift - est)
+    return float(shift)
+
+
 def _var_curve(pr, w, name, base_params, cutoff, delta) -> ProfileCurve:
     k = pr.map.size
     est = float(pr.opt[w])
     lo, hi = float(pr.map.lower[w]), float(pr.map.upper[w])
-    shift = FIRST_SHIFT_AT_ZERO if est == 0 else est * (1.0 + FIRST_SHIFT)
-    shift = min(shift, hi)
+    shift = first_shift(est, lo, hi)
     free = np.arange(k) != w
 
     def point(x, start):

@@ -22,12 +22,11 @@ from .._errors import MixedModelsError
 from .profile import (
     ALPHA_MAX,
     DELTA_CUTOFF,
-    FIRST_SHIFT,
-    FIRST_SHIFT_AT_ZERO,
     LikelihoodProfile,
     _curve,
     _inner_minimize,
     _walk,
+    first_shift,
 )
 from .varpar import SdCorMap
 
@@ -98,7 +97,7 @@ def profile_glmm(m, which=None, alphamax: float = ALPHA_MAX, cutoff: float | Non
         est = float(pr.opt[w])
         lo, hi = float(pr.lower[w]), float(pr.upper[w])
         # lme4's first step for every GLMM parameter: 1% away from the estimate
-        shift = min(FIRST_SHIFT_AT_ZERO if est == 0 else est * (1.0 + FIRST_SHIFT), hi)
+        shift = first_shift(est, lo, hi)
 
         def point(x, start, w=w):
             return pr.point(w, x, start)

@@ -66,14 +66,34 @@ def varcorr_se(m, warn: bool = True) -> pd.DataFrame:
     DataFrame
         Index: lme4's parameter names (``sd_(Intercept)|Subject``, ...); columns
         ``estimate`` (ML) and ``se``. Parameters on a bound (a zero sd, a correlation of
-        +-1) get NaN: the Hessian there is not an information matrix.
+        +-1) get NaN: the Hessian there is not an information matrix. For GLMMs (families
+        without a dispersion parameter) the Hessian covers the fixed effects too.
     """
     if warn:
         warnings.warn(VARCORR_SE_NOTE, VarCorrSEWarning, stacklevel=3)
+    if getattr(m, "family", None) is not None:
+        return _glmm_varcorr_se(m)
     ml = refit_ml(m)
     dev, smap = sdcor_deviance(ml)
     est = smap.from_theta(ml.theta, ml.sigma)
-    on_bound = np.isclose(est, smap.lower) | np.isclose(est, smap.upper)
+    return _delta_se(dev, est, smap.lower, smap.upper, list(smap.names))
+
+
+def _glmm_varcorr_se(m) -> pd.DataFrame:
+    """GLMMs: the Hessian is over all parameters (sd/cor and fixed effects), whose deviance
+    is the fit's Laplace / quadrature one (lme4's devfun2 for glmer fits); the rows of the
+    variance parameters are reported."""
+    from .profile_glmm import _GLMMProfiler
+
+    pr = _GLMMProfiler(m)
+    out = _delta_se(pr.dev, pr.opt, pr.lower, pr.upper,
+                    list(pr.map.names) + list(m.fixef.index))
+    return out.iloc[:pr.k]
+
+
+def _delta_se(dev, est, lower, upper, names) -> pd.DataFrame:
+    """``sqrt(diag(2 H^{-1}))`` of ``dev`` at ``est`` over the parameters not on a bound."""
+    on_bound = np.isclose(est, lower) | np.isclose(est, upper)
     free = ~on_bound
     se = np.full(est.size, np.nan)
     if free.any():
@@ -87,4 +107,4 @@ def varcorr_se(m, warn: bool = True) -> pd.DataFrame:
         if evals.min() > HESSIAN_RCOND * evals.max():
             cov = 2.0 * (evecs / evals) @ evecs.T
             se[free] = np.sqrt(np.diag(cov))
-    return pd.DataFrame({"estimate": est, "se": se}, index=list(smap.names))
+    return pd.DataFrame({"estimate": est, "se": se}, index=names)

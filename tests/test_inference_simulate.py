@@ -191,3 +191,12 @@ def test_progress_is_reported_on_request(capsys):
     assert quiet.failures == () and capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="nsim"):
         run_replicates(lambda i: i, 0)
+
+
+def test_unpicklable_task_without_fork_runs_in_one_process(monkeypatch):
+    import mixedmodels.inference.replicates as rep
+
+    monkeypatch.setattr(rep, "_fork_available", lambda: False)
+    with pytest.warns(rep.ParallelWarning, match="one process"):
+        run = rep.run_replicates(lambda i: 2 * i, 4, n_jobs=2)
+    assert run.values == [0, 2, 4, 6]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import pickle
 import sys
 import time
 import warnings
@@ -24,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PROGRESS_AFTER_SECONDS", "ReplicateRun", "run_replicates"]
+from .._errors import MixedModelsWarning
+
+__all__ = ["PROGRESS_AFTER_SECONDS", "ParallelWarning", "ReplicateRun", "run_replicates"]
 
 #: With ``progress=None``, show progress once a run has taken this long (and stderr is a
 #: terminal).
@@ -32,6 +35,10 @@ PROGRESS_AFTER_SECONDS = 2.0
 #: Chunks per worker: small enough to balance load and report progress, large enough that
 #: the per-chunk overhead (a few ms) does not matter.
 CHUNKS_PER_JOB = 8
+
+class ParallelWarning(MixedModelsWarning):
+    """Replicates could not be run in worker processes and ran in one process."""
+
 
 #: The task of the run in progress, read by forked workers (set only around a run).
 _TASK = None
@@ -98,6 +105,14 @@ class _Progress:
             sys.stderr.flush()
 
 
+def _picklable(obj) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:
+        return False
+    return True
+
+
 def _fork_available() -> bool:
     return "fork" in mp.get_all_start_methods() and sys.platform != "darwin"
 
@@ -126,6 +141,13 @@ def run_replicates(task, nsim: int, n_jobs: int = 1, progress=None,
     bar = _Progress(nsim, progress, label)
     t0 = time.perf_counter()
     results = []
+    if n_jobs > 1 and not _fork_available() and not _picklable(task):
+        warnings.warn(
+            "worker processes cannot be forked on this platform and the task (the fitted "
+            "model and statistic) cannot be pickled for them: running in one process; pass "
+            "a module-level function as the statistic to use n_jobs > 1 here",
+            ParallelWarning, stacklevel=3)
+        n_jobs = 1
     if n_jobs == 1 or nsim == 1:
         step = max(1, nsim // 100)
         for start in range(0, nsim, step):

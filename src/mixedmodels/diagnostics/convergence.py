@@ -132,32 +132,11 @@ def check_convergence(
     if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
         return ConvergenceReport(g, None, active, 0.0, True, "", evals)
     _, H, more = finite_difference_derivatives(fun, x, lower, f0, hessian=True)
-    evals += more
-    Hf = H[np.ix_(free, free)]
-    gf = g[free]
-    try:
-        chol = np.linalg.cholesky(Hf)
-        z = np.linalg.solve(chol, gf)
-        dec = 0.5 * float(z @ z)
-        pd = True
-    except np.linalg.LinAlgError:
-        dec, pd = np.inf, False
-    if pd and dec <= newton_tol:
-        return ConvergenceReport(g, H, active, dec, True, "", evals)
-    if not pd:
-        msg = ("the Hessian of the objective at the optimum is not positive definite: the "
-               "fit may be at a saddle point or the model may be overparameterized; check "
-               "the variance components, simplify the random effects, or try another "
-               "optimizer")
-    else:
-        msg = (f"model may not have converged: a Newton step would still lower the objective "
-               f"by {dec:.3g} (tolerance {newton_tol:g}; max|gradient| = "
-               f"{np.max(np.abs(gf)):.3g}); try another optimizer, rescale predictors, or "
-               "refit starting from this solution")
-    return ConvergenceReport(g, H, active, dec, False, msg, evals)
+    return _verdict(g, H, active, newton_tol, evals + more)
 
 
 def _verdict(g, H, active, newton_tol, evals) -> ConvergenceReport:
+    """Judge the Newton decrement over the free parameters (see module docstring)."""
     free = ~active
     Hf = H[np.ix_(free, free)]
     gf = g[free]

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .lapack import chol_inplace, solve_lower, solve_lower_t
-from .layout import CrossProductPattern, CrossProducts
+from .layout import CrossProductPattern, CrossProducts, theta_slices
 from .product import PRODUCT_PATTERN_MAX_NNZ, ProductPattern
 
 __all__ = ["BlockedFactor", "BlockedSystem"]
@@ -81,11 +81,7 @@ class BlockedSystem:
     def __init__(self, pattern: CrossProductPattern, structures):
         self.pattern = pattern
         self.structures = tuple(structures)
-        self.slices = []
-        start = 0
-        for s in self.structures:
-            self.slices.append(slice(start, start + s.n_theta))
-            start += s.n_theta
+        self.slices = theta_slices(self.structures)
         self.p1 = pattern.p1
         self.l1 = pattern.l1
         blocks = pattern.blocks

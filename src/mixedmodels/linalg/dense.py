@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .lapack import chol_inplace, solve_lower, solve_lower_t
-from .layout import CrossProductPattern, CrossProducts
+from .layout import CrossProductPattern, CrossProducts, lambda_layout, theta_slices
 
 __all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem"]
 
@@ -56,25 +56,9 @@ class DenseSystem:
     def __init__(self, pattern: CrossProductPattern, structures):
         self.pattern = pattern
         self.structures = tuple(structures)
-        self.slices, start = [], 0
-        for s in self.structures:
-            self.slices.append(slice(start, start + s.n_theta))
-            start += s.n_theta
-        blocks = pattern.blocks
-        self.q = int(sum(b.q for b in blocks))
-        rows, cols, src, off, lam_off = [], [], [], 0, 0
-        for b in blocks:
-            p = b.p
-            a, c = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-            base = off + np.arange(b.nlevels)[:, None] * p
-            rows.append((base + a.ravel()[None, :]).ravel())
-            cols.append((base + c.ravel()[None, :]).ravel())
-            src.append(np.tile(lam_off + a.ravel() * p + c.ravel(), b.nlevels))
-            off += b.q
-            lam_off += p * p
-        self._rows = np.concatenate(rows)
-        self._cols = np.concatenate(cols)
-        self._src = np.concatenate(src)
+        self.slices = theta_slices(self.structures)
+        self.q = int(sum(b.q for b in pattern.blocks))
+        self._rows, self._cols, self._src = lambda_layout(pattern.blocks)
         self.A: CrossProducts | None = None
 
     def set_cross_products(self, A: CrossProducts) -> None:

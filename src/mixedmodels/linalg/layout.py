@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CrossProductPattern", "CrossProducts", "TermBlock"]
+__all__ = ["CrossProductPattern", "CrossProducts", "TermBlock", "lambda_layout", "theta_slices"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,32 @@ class CrossProductPattern:
                             shape=(self.q_r, self.q1))
         ArX = np.asarray(self._Sr @ wXY)
         return CrossProducts(A11, A21, A22, A1X, ArX, AXX)
+
+
+def theta_slices(structures) -> list[slice]:
+    """Slices of theta belonging to each covariance structure, in order."""
+    out, start = [], 0
+    for s in structures:
+        out.append(slice(start, start + s.n_theta))
+        start += s.n_theta
+    return out
+
+
+def lambda_layout(blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the entries of the block-diagonal ``Lambda`` go.
+
+    Returns ``(rows, cols, src)``: entry ``i`` of ``Lambda`` (q x q) sits at
+    ``(rows[i], cols[i])`` and equals element ``src[i]`` of the concatenation of the terms'
+    ``Lambda_k.ravel()`` (every p_k x p_k block is laid out in full, zeros included).
+    """
+    rows, cols, src, off, lam_off = [], [], [], 0, 0
+    for b in blocks:
+        p = b.p
+        a, c = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
+        base = off + np.arange(b.nlevels)[:, None] * p
+        rows.append((base + a.ravel()[None, :]).ravel())
+        cols.append((base + c.ravel()[None, :]).ravel())
+        src.append(np.tile(lam_off + a.ravel() * p + c.ravel(), b.nlevels))
+        off += b.q
+        lam_off += p * p
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(src)

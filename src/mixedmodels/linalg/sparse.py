@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
 from .lapack import chol_inplace
-from .layout import CrossProductPattern, CrossProducts
+from .layout import CrossProductPattern, CrossProducts, lambda_layout, theta_slices
 
 __all__ = ["SPARSE_MIN_REST", "SparseFactor", "SparseSystem"]
 
@@ -54,27 +54,13 @@ class SparseSystem:
     def __init__(self, pattern: CrossProductPattern, structures):
         self.pattern = pattern
         self.structures = tuple(structures)
-        self.slices, start = [], 0
-        for s in self.structures:
-            self.slices.append(slice(start, start + s.n_theta))
-            start += s.n_theta
-        blocks = pattern.blocks
-        self.q = int(sum(b.q for b in blocks))
-        rows, cols, src, off, lam_off = [], [], [], 0, 0
-        for b in blocks:
-            p = b.p
-            a, c = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-            base = off + np.arange(b.nlevels)[:, None] * p
-            rows.append((base + a.ravel()[None, :]).ravel())
-            cols.append((base + c.ravel()[None, :]).ravel())
-            src.append(np.tile(lam_off + a.ravel() * p + c.ravel(), b.nlevels))
-            off += b.q
-            lam_off += p * p
+        self.slices = theta_slices(self.structures)
+        self.q = int(sum(b.q for b in pattern.blocks))
+        rows, cols, src = lambda_layout(pattern.blocks)
         # Lambda as CSR with a fixed pattern; data filled from theta on each call
-        lam = sp.csr_matrix((np.arange(1, sum(r.size for r in rows) + 1, dtype=float),
-                            (np.concatenate(rows), np.concatenate(cols))), shape=(self.q, self.q))
-        order = lam.data.astype(np.int64) - 1
-        self._src = np.concatenate(src)[order]
+        lam = sp.csr_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)),
+                            shape=(self.q, self.q))
+        self._src = src[lam.data.astype(np.int64) - 1]
         self._lam_indices, self._lam_indptr = lam.indices, lam.indptr
         self.A: CrossProducts | None = None
 

@@ -54,49 +54,49 @@ from .results import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AnovaResult",  # inference
+    "BootstrapResult",  # inference
     "ConvergenceWarning",
     "DataError",
     "Design",
     "DroppedRowsWarning",
     "FormulaError",
+    "GLMMObjective",  # glmm
+    "GLMMSolution",  # glmm
+    "GLMMSummary",  # glmm
+    "GeneralizedLinearMixedModelResult",  # glmm
+    "GeneralizedLinearModelResult",  # inference
     "LMMObjective",
     "LMMSolution",
     "LMMSummary",
+    "LikelihoodProfile",  # inference
     "LinearMixedModelResult",
+    "LinearModelResult",  # inference
     "MixedModelSpec",
     "MixedModelsError",
     "MixedModelsWarning",
+    "NotNestedError",  # inference
     "OptSummary",
+    "PBTestResult",  # inference
+    "RLRTResult",  # inference
     "RandomTerm",
     "RankDeficiencyWarning",
     "SingularFitWarning",
     "VarCorr",
     "__version__",
+    "anova",  # inference
     "datasets",
+    "families",  # glmm
+    "fit_glmm",  # glmm
     "fit_lmm",
+    "glm",  # inference
+    "glmer",  # glmm
+    "glmer_nb",  # glmm
+    "lm",  # inference
     "lmer",
     "materialize",
     "minimize",
     "parse_formula",
-    "AnovaResult",  # inference
-    "BootstrapResult",  # inference
-    "GeneralizedLinearModelResult",  # inference
-    "LikelihoodProfile",  # inference
-    "LinearModelResult",  # inference
-    "NotNestedError",  # inference
-    "PBTestResult",  # inference
-    "RLRTResult",  # inference
-    "anova",  # inference
-    "glm",  # inference
-    "lm",  # inference
     "pb_test",  # inference
     "rlrt",  # inference
-    "GLMMObjective",  # glmm
-    "GLMMSolution",  # glmm
-    "GLMMSummary",  # glmm
-    "GeneralizedLinearMixedModelResult",  # glmm
-    "families",  # glmm
-    "fit_glmm",  # glmm
-    "glmer",  # glmm
-    "glmer_nb",  # glmm
 ]

@@ -21,8 +21,10 @@ from pathlib import Path
 __all__ = ["THREAD_VARIABLES", "ChildResult", "child_env", "run_child", "thread_settings"]
 
 MB = 1024.0 ** 2
-#: Environment variables that set the thread count of BLAS / OpenMP libraries.
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: Environment variables that set the thread count of BLAS / OpenMP libraries (and of
+#: rayon, the thread pool of Rust cores such as the peer mixedlm's).
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "RAYON_NUM_THREADS")
 
 
 def child_env(blas_threads: int | None, extra_path: str | None = None) -> dict:

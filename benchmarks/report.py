@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from .table import BenchmarkCase, reference_entry
@@ -20,6 +21,9 @@ __all__ = ["OBJECTIVE_TOL", "enrich", "load_external", "markdown"]
 #: A fit counts as matching lme4 when its objective is at most this much above lme4's
 #: (issue 2's parity tolerance; lower is better, so any amount below passes).
 OBJECTIVE_TOL = 1e-3
+#: A row started while the 1-minute load average exceeded this per CPU is flagged: other
+#: jobs then compete for the cores and the timings overstate the cost.
+BUSY_LOAD_PER_CPU = 0.75
 
 
 def load_external(path: Path) -> dict:
@@ -60,6 +64,10 @@ def enrich(record: dict, case: BenchmarkCase, lme4_local: dict, peer: dict) -> d
         record["objective_diff"] = diff
         record["objective_ok"] = bool(diff <= OBJECTIVE_TOL)
     warnings = record.setdefault("warnings", [])
+    load, cpus = record.get("loadavg_1min"), os.cpu_count() or 1
+    if load is not None and load > cpus * BUSY_LOAD_PER_CPU:
+        warnings.append(f"machine busy (load average {load:.1f} on {cpus} CPUs when the row "
+                        "started): timings inflated")
     if case.warn_seconds and ours is not None and ours > case.warn_seconds:
         warnings.append(f"fit took {ours:.1f} s, over the {case.warn_seconds:g} s budget")
     peak = record.get("child_maxrss_mb")

@@ -86,6 +86,7 @@ def machine_meta(argv: list[str]) -> dict:
 
 def run_case(case, repeat: int, table_path: Path, blas_threads: int | None = None) -> dict:
     """Fit one row in a fresh subprocess; the row's record (status "ok" or why not)."""
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "record.json"
         cmd = [sys.executable, "-m", "benchmarks.worker", "--case", case.name,
@@ -102,6 +103,7 @@ def run_case(case, repeat: int, table_path: Path, blas_threads: int | None = Non
                       "formula": case.formula, "status": "timeout" if res.timed_out
                       else "error", "reason": why + (": " + " / ".join(tail) if tail
                                                      else "")}
+    record["loadavg_1min"] = load_at_start
     record["child_wall_s"] = res.wall_s
     record["child_maxrss_mb"] = res.maxrss_mb
     if record.get("status") != "ok":

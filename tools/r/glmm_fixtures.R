@@ -51,6 +51,15 @@ saturated_m2ll <- function(m) {
   stop("saturated log-likelihood not implemented for ", fam)
 }
 
+# The GLMM FAQ's overdispersion test
+overdisp_fun <- function(model) {
+  rdf <- df.residual(model)
+  rp <- residuals(model, type = "pearson")
+  chisq <- sum(rp^2)
+  list(chisq = chisq, ratio = chisq / rdf, rdf = rdf,
+       p = pchisq(chisq, df = rdf, lower.tail = FALSE))
+}
+
 ranef_head <- function(m, k = 5) {
   re <- ranef(m, condVar = TRUE)
   g <- names(re)[1]
@@ -73,7 +82,8 @@ glmer_entry <- function(m, python, data, extra = list()) {
     se = as.list(sqrt(diag(as.matrix(vcov(m))))), sigma = sigma(m),
     ranef_head = ranef_head(m),
     fitted_head = unname(fitted(m)[1:10]),
-    singular = isSingular(m)
+    singular = isSingular(m),
+    overdispersion = overdisp_fun(m)
   )
   modifyList(out, extra)
 }

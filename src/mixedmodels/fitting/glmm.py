@@ -18,6 +18,7 @@ when that Hessian is not positive definite.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 
@@ -385,12 +386,14 @@ def glmer(
         design = glmm_design(formula, data, fam, weights=weights, offset=offset)
         check_nagq(design, nAGQ)
         try:
-            return fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,
-                            optimizer_settings=optimizer_settings, calc_derivs=calc_derivs,
-                            check_conv=check_conv, messages=messages)
+            result = fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,
+                              optimizer_settings=optimizer_settings,
+                              calc_derivs=calc_derivs, check_conv=check_conv)
         except PIRLSError as exc:
             raise PIRLSError(f"glmer({formula!r}, family={fam.name}({fam.link.name})): "
                              f"{exc}") from None
+    # the warnings are collected when the block exits
+    return dataclasses.replace(result, messages=tuple(messages))
 
 
 def glmer_nb(
@@ -436,9 +439,10 @@ def glmer_nb(
                 _, th, _ = _stage0(pois, design.theta0(), optimizer, optimizer_settings)
                 s = pois.solve0(th)
                 k0 = nb_theta_ml(design.y, s.mu, prior_weights(design))
-            return fit_glmm(design, nb.with_theta(k0), nAGQ=nAGQ, estimate_shape=True,
-                            start=start, optimizer=optimizer,
-                            optimizer_settings=optimizer_settings, calc_derivs=calc_derivs,
-                            check_conv=check_conv, messages=messages)
+            result = fit_glmm(design, nb.with_theta(k0), nAGQ=nAGQ, estimate_shape=True,
+                              start=start, optimizer=optimizer,
+                              optimizer_settings=optimizer_settings,
+                              calc_derivs=calc_derivs, check_conv=check_conv)
         except PIRLSError as exc:
             raise PIRLSError(f"glmer_nb({formula!r}): {exc}") from None
+    return dataclasses.replace(result, messages=tuple(messages))

@@ -425,7 +425,12 @@ class PIRLS:
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it)
 
     def _initial_beta(self) -> np.ndarray:
-        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``."""
+        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``.
+
+        When that step leaves the family's range (a log link for the binomial can put a
+        probability above 1), it is halved towards the constant fit (the mean of the starting
+        linear predictor, always valid) until it is inside, as PIRLS's step-halving would.
+        """
         fam = self._family
         mu0 = fam.mustart(self.y, self.prior)
         eta0 = fam.link.link(mu0)
@@ -440,7 +445,18 @@ class PIRLS:
         z = eta0 - self.offset + (self.y - mu0) / me
         sw = np.sqrt(w)
         beta, *_ = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)
-        return beta
+        ones = np.flatnonzero(np.all(self.X == 1.0, axis=0))
+        base = np.zeros_like(beta)
+        if ones.size:
+            base[ones[0]] = float(np.average(eta0 - self.offset, weights=w))
+        step = 1.0
+        for _ in range(self.max_halvings + 1):
+            trial = base + step * (beta - base)
+            eta = self.X @ trial + self.offset
+            if fam.link.valid_eta(eta) and fam.valid_mu(fam.link.linkinv(eta)):
+                return trial
+            step *= 0.5
+        raise PIRLSError(self._invalid_message(beta))
 
     @staticmethod
     def _not_pd_message(theta) -> str:

@@ -59,6 +59,9 @@ STAGE2_SETTINGS = {"xtol_abs": 1e-6, "ftol_abs": 1e-8, "initial_step": 0.5}
 #: stage corrects theta anyway, and optimizing the start to 1e-8 costs a third more
 #: evaluations of the (more expensive) joint PIRLS without changing the result.
 STAGE0_START_SETTINGS = {"xtol_abs": 1e-3, "ftol_abs": 1e-3}
+#: PIRLS tolerance of that stage: a step below 1e-6 leaves the modes ~1e-12 from the mode
+#: (quadratic convergence) and the log-determinant ~1e-4 off, far below what a start needs.
+STAGE0_START_PIRLS_TOL = 1e-6
 #: Step of the finite differences that scale theta for the Laplace stage.
 STAGE0_FD_STEP = 1e-3
 #: Up to this many stage-0 parameters the scaling uses the full Hessian (else its diagonal).
@@ -220,7 +223,9 @@ def fit_glmm(
     settings0 = optimizer_settings
     if obj.nAGQ > 0 and optimizer_settings is None:
         settings0 = STAGE0_START_SETTINGS       # only the start of the Laplace stage
+        obj.stage0_tol = STAGE0_START_PIRLS_TOL
     opt0, v, stage0 = _stage0(obj, theta0, optimizer, settings0)
+    obj.stage0_tol = None
     theta, fam = stage0.theta(v), stage0.family(v)
     sol0 = obj.solve0(theta, fam)
     Rinv0 = obj.pirls.rx_inverse(theta, sol0.eta, sol0.mu)

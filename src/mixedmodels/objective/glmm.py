@@ -142,6 +142,7 @@ class GLMMObjective:
         self.theta_lower = design.theta_lower()
         self.lower = np.concatenate([self.theta_lower, np.full(self.p + self.n_extra, -np.inf)])
         self.n_evals = 0
+        self.stage0_tol: float | None = None     # None: PIRLS's own tolerance
         self._sat_cache: dict = {}
 
     # -- parameter vector ---------------------------------------------------------------
@@ -235,12 +236,13 @@ class GLMMObjective:
         return value if np.isfinite(value) else np.inf
 
     def stage0(self, theta, family: Family | None = None) -> float:
-        """nAGQ = 0 criterion: Laplace deviance at the joint PIRLS estimates of beta and u."""
+        """nAGQ = 0 criterion: Laplace deviance at the joint PIRLS estimates of beta and u
+        (PIRLS to ``stage0_tol``, looser when this stage only provides starting values)."""
         self.n_evals += 1
         fam = self.family if family is None else family
         self._use_family(fam)
         try:
-            pr = self.pirls.fit(np.asarray(theta, float), None)
+            pr = self.pirls.fit(np.asarray(theta, float), None, tol=self.stage0_tol)
             value, _, _ = self._value(pr, fam, None, 1)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf

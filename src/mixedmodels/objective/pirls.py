@@ -151,9 +151,9 @@ class PIRLS:
         self.u_start = np.zeros(self.q)
         self.beta_start: np.ndarray | None = None
         self._no_beta = np.zeros(0)
-        self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the Laplace stage
-        self._ref0 = None    # (theta, [u, beta], d[u, beta]/dtheta) of the nAGQ = 0 stage
+        self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
         self.predict = True
+        self._XY = None      # [X, working response] buffer of the joint solves
         self.family = family
 
     @property
@@ -226,33 +226,23 @@ class PIRLS:
         res = np.vstack(out)
         return res.reshape(v.shape)
 
-    def _theta_rhs(self, lams, u, w, g) -> tuple[np.ndarray, np.ndarray]:
-        """Derivatives in theta of the PIRLS stationarity conditions at fixed (u, beta):
-        (q, n_theta) for the u-block, (p, n_theta) for the beta-block; columns of
-        vector-valued terms are left at zero (their modes are simply not predicted)."""
+    def _theta_rhs(self, lams, u, w, g) -> np.ndarray:
+        """Derivatives in theta of the PIRLS stationarity conditions at fixed u, (q,
+        n_theta); columns of vector-valued terms are left at zero (their modes are simply
+        not predicted)."""
         Zs, ZsT = self.Zs, self.ZsT
         k = sum(t.structure.n_theta for t in self.design.terms)
-        Ru, Rb = np.zeros((self.q, k)), np.zeros((self.p, k))
+        Ru = np.zeros((self.q, k))
         Zg = ZsT @ g
         off = 0
         for t, sl in zip(self.design.terms, self.slices, strict=True):
             if t.p == 1:
                 v = np.zeros(self.q)
                 v[off:off + t.q] = u[off:off + t.q]
-                wt = w * (Zs @ v)
-                Ru[:, sl.start] = self.lambda_t(lams, ZsT @ wt)
+                Ru[:, sl.start] = self.lambda_t(lams, ZsT @ (w * (Zs @ v)))
                 Ru[off:off + t.q, sl.start] += Zg[off:off + t.q]
-                Rb[:, sl.start] = self.X.T @ wt
             off += t.q
-        return Ru, Rb
-
-    def _joint_sensitivity(self, lams, u, mu, me, w, f) -> np.ndarray:
-        """``d [u, beta] / d theta`` at the joint modes (nAGQ = 0), to predict them at the
-        next theta; the joint system matrix is the factor's (Fisher weights)."""
-        g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
-        Ru, Rb = self._theta_rhs(lams, u, w, g)
-        xu, xb = self.psystem.solve_joint(f, Ru, Rb, self.p)
-        return -np.vstack([xu, xb])
+        return Ru
 
     def _sensitivity(self, theta, beta, lams, u, eta, mu, me, w, f) -> np.ndarray:
         """``d u / d [theta, beta]`` at the modes, to predict the modes at nearby
@@ -265,7 +255,7 @@ class PIRLS:
         """
         Jb = self.lambda_t(lams, self.ZsT @ (w[:, None] * self.X))
         g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
-        Ru, _ = self._theta_rhs(lams, u, w, g)
+        Ru = self._theta_rhs(lams, u, w, g)
         return -self.psystem.solve_M(f, np.hstack([Ru, Jb]))
 
     def _predict_u(self, theta, beta) -> np.ndarray | None:
@@ -313,12 +303,15 @@ class PIRLS:
         return np.linalg.inv(Lxx.T)
 
     # -- the iteration ------------------------------------------------------------------
-    def fit(self, theta, beta=None, *, u0=None, beta0=None) -> PIRLSResult:
+    def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
+            ) -> PIRLSResult:
         """Conditional modes at ``theta`` and ``beta`` (or, with ``beta=None``, the joint
         penalized estimates of ``beta`` and ``u``: lme4's nAGQ = 0).
 
-        ``u0``/``beta0`` start the iteration (default: the previous solution).
+        ``u0``/``beta0`` start the iteration (default: the previous solution); ``tol``
+        overrides the convergence tolerance for this call.
         """
+        tol = self.tol if tol is None else float(tol)
         theta = np.asarray(theta, dtype=float)
         joint = beta is None
         y, X, off = self.y, self.X, self.offset
@@ -330,11 +323,6 @@ class PIRLS:
                 b = self._initial_beta()
                 u = np.zeros(self.q)
             beta = np.asarray(b, dtype=float).copy()
-            ref = self._ref0
-            if u0 is None and beta0 is None and self.predict and ref is not None \
-                    and self.beta_start is not None:
-                guess = ref[1] + ref[2] @ (theta - ref[0])
-                u, beta = guess[:self.q], guess[self.q:]
         else:
             beta = np.asarray(beta, dtype=float)
             if u0 is None and self.predict:
@@ -358,9 +346,11 @@ class PIRLS:
             w = self._weights(mu, me)
             wres = (y - mu) / me
             if joint:
-                XY = np.empty((self.n, p + 1))
-                XY[:, :p] = X
-                XY[:, p] = eta - off + wres
+                if self._XY is None:
+                    self._XY = np.empty((self.n, p + 1))
+                    self._XY[:, :p] = X
+                XY = self._XY
+                np.add(eta - off, wres, out=XY[:, p])
             else:
                 XY = (eta - fixed + wres)[:, None]
             f = self.psystem.factor(theta, self.pattern.compute(XY, w))
@@ -386,7 +376,7 @@ class PIRLS:
                     break
                 step *= 0.5
             else:
-                if np.max(np.abs(du), initial=0.0) < self.tol:
+                if np.max(np.abs(du), initial=0.0) < tol:
                     break  # rounding noise at the mode, not a failure
                 raise PIRLSError(self._halving_message(theta))
             change = max(np.max(np.abs(eta_try - eta), initial=0.0),
@@ -394,7 +384,7 @@ class PIRLS:
             u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
                                                dev_try, pdev_try)
             fixed = fixed_try
-            if change < self.tol:
+            if change < tol:
                 break
         else:
             # (while-else: the iteration limit was reached without convergence)
@@ -410,10 +400,6 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
-            if self.predict:
-                J = self._ref0[2] if self._ref0 is not None and it <= PREDICTED_ITERATIONS \
-                    else self._joint_sensitivity(lams, u, mu, me, self._weights(mu, me), f)
-                self._ref0 = (theta, np.concatenate([u, beta]), J)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more
             # than PREDICTED_ITERATIONS steps needed): an older one still predicts the

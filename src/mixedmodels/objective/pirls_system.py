@@ -217,19 +217,6 @@ class PIRLSSystem:
         """``(Lambda' Z' W Z Lambda + I)^{-1} B`` for a (q, m) matrix ``B``."""
         return self.backward(f, self.forward(f, B))
 
-    def solve_joint(self, f, Bu: np.ndarray, Bb: np.ndarray, p: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Solve the joint system in ``(u, beta)`` (the first ``p`` columns of ``[X r]``)
-        for right-hand sides ``Bu`` (q, m) and ``Bb`` (p, m)."""
-        LXZ = np.vstack([f.L1X[:, :, :p].reshape(-1, p),
-                         *([f.LrX[:, :p]] if f.LrX is not None else [])]).T   # (p, q)
-        Lxx = f.LXX[:p, :p]
-        cu = self.forward(f, Bu)
-        cb = solve_lower(np.ascontiguousarray(Lxx), Bb - LXZ @ cu)
-        xb = solve_lower_t(np.ascontiguousarray(Lxx), cb)
-        xu = self.backward(f, cu - LXZ.T @ xb)
-        return xu, xb
-
     @staticmethod
     def logdet(f) -> float:
         return f.logdet if isinstance(f, PIRLSFactor) else f.logdet_Z

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
+from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..diagnostics import is_singular_theta, singular_message
 from ..families import (
@@ -142,26 +143,48 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     return opt, v, fun
 
 
-def _stage0_scales(fun: _Stage0, v: np.ndarray) -> np.ndarray:
-    """Approximate standard errors of ``v`` from the stage-0 criterion's Hessian: the scale
-    of the whitened coordinates of the Laplace stage (derivative-free optimizers converge
-    several times faster when every coordinate has unit curvature)."""
+def _stage0_covariance(fun: _Stage0, v: np.ndarray) -> np.ndarray:
+    """Approximate covariance of ``v`` (theta and the NB log-shape) from the stage-0
+    criterion's Hessian, ``2 H^{-1}``: it sets the whitened coordinates of the Laplace stage
+    (derivative-free optimizers converge several times faster when every direction has unit
+    curvature). Falls back to a diagonal, and to :data:`DEFAULT_SCALE`, where the curvature
+    cannot be estimated (a parameter on its bound, a flat direction)."""
     d = deviance_derivatives(fun, v, fun(v), np.full(v.size, STAGE0_FD_STEP), fun.lower,
                              pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX else None)
-    scale = np.full(v.size, DEFAULT_SCALE)
     H = d.hessian
-    diag = np.diag(H)
-    ok = diag > 0
-    if ok.all():
+    free = np.flatnonzero(d.free)
+    if free.size == v.size and np.all(np.isfinite(H)):
         try:
-            scale[d.free] = np.sqrt(np.diag(2.0 * np.linalg.inv(H)))
+            cov = 2.0 * np.linalg.inv(H)
+            np.linalg.cholesky(cov)          # positive definite?
+            sd = np.sqrt(np.diag(cov))
+            if np.all((sd >= MIN_SCALE) & (sd <= MAX_SCALE)):
+                return cov
         except np.linalg.LinAlgError:
-            scale[d.free] = np.sqrt(2.0 / diag)
-    else:
-        free_idx = np.flatnonzero(d.free)
-        scale[free_idx[ok]] = np.sqrt(2.0 / diag[ok])
-    scale = np.where(np.isfinite(scale), scale, DEFAULT_SCALE)
-    return np.clip(scale, MIN_SCALE, MAX_SCALE)
+            pass
+    sd = np.full(v.size, DEFAULT_SCALE)
+    diag = np.diag(H)
+    ok = np.isfinite(diag) & (diag > 0)
+    sd[free[ok]] = np.sqrt(2.0 / diag[ok])
+    return np.diag(np.clip(sd, MIN_SCALE, MAX_SCALE) ** 2)
+
+
+def _sign_symmetric(design: Design) -> bool:
+    """Whether the deviance is unchanged by flipping the sign of any column of any term's
+    Lambda (true of lme4's Cholesky parameterization: b = Lambda u and Lambda D u, D = diag
+    of +-1, have the same distribution), so theta may be optimized without bounds."""
+    return all(isinstance(t.structure, Unstructured) for t in design.terms)
+
+
+def _canonical_theta(design: Design, theta: np.ndarray) -> np.ndarray:
+    """The same model with every Cholesky diagonal >= 0 (flip the negative columns)."""
+    out = np.array(theta, dtype=float)
+    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+        s = t.structure
+        lam = s.lambda_(out[sl])
+        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
+        out[sl] = (lam * signs[None, :])[s.rows, s.cols]
+    return out
 
 
 class _StageLog:
@@ -241,24 +264,31 @@ def fit_glmm(
     k, p = obj.n_theta, obj.p
     beta0 = np.asarray(start.get("beta", sol0.beta), dtype=float)
     x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
-    T = np.eye(x0.size) * DEFAULT_SCALE
-    scales = _stage0_scales(stage0, v)
+    cov_v = _stage0_covariance(stage0, v)
     log.stage("scaling")
-    T[:k, :k] = np.diag(scales[:k])
+    v_index = np.arange(k) if not estimate_shape else np.r_[np.arange(k), x0.size - 1]
+    T = np.eye(x0.size) * DEFAULT_SCALE
     T[k:k + p, k:k + p] = np.linalg.cholesky(vcov0)
-    if estimate_shape:
-        T[-1, -1] = scales[-1]
-    tdiag = np.diag(T)
+    unbounded = _sign_symmetric(design)
+    if unbounded:
+        # theta may cross zero (the deviance is even in each column of Lambda), so it can
+        # be whitened with its full covariance; signs are made canonical afterwards
+        T[np.ix_(v_index, v_index)] = np.linalg.cholesky(cov_v)
+        lower_z = np.full(x0.size, -np.inf)
+    else:
+        # a diagonal T keeps the bounds of theta a box
+        T[v_index, v_index] = np.sqrt(np.diag(cov_v))
+        lower_z = np.where(np.isfinite(obj.lower), (obj.lower - x0) / np.diag(T), -np.inf)
 
     def fz(z):
         return obj(x0 + T @ z)
 
-    # T is diagonal in the bounded (theta) coordinates, so the bounds stay a box
-    lower_z = np.where(np.isfinite(obj.lower), (obj.lower - x0) / tdiag, -np.inf)
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     opt = minimize(fz, np.zeros_like(x0), lower_z, optimizer=optimizer, settings=settings)
     x = x0 + T @ opt.x
+    if unbounded:
+        x[:k] = _canonical_theta(design, x[:k])
     x, _ = snap_to_boundary(obj, x, obj(x), obj.lower)
     sol = obj.solve(x)
     fam = sol.family
@@ -275,8 +305,11 @@ def fit_glmm(
             out[:n_diff] += Td @ z
             return obj(out)
 
-        lower_d = np.where(np.isfinite(obj.lower[:n_diff]),
-                           (obj.lower[:n_diff] - x[:n_diff]) / tdiag[:n_diff], -np.inf)
+        if unbounded:
+            lower_d = np.full(n_diff, -np.inf)
+        else:
+            lower_d = np.where(np.isfinite(obj.lower[:n_diff]),
+                               (obj.lower[:n_diff] - x[:n_diff]) / np.diag(Td), -np.inf)
         derivs = deviance_derivatives(sub, np.zeros(n_diff), sol.objective,
                                       np.full(n_diff, FD_STEP_WHITENED), lower_d,
                                       pairs="forward")

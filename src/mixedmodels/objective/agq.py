@@ -51,7 +51,7 @@ def agq_deviance(nodes: int, *, eta: np.ndarray, u: np.ndarray, codes: np.ndarra
     eta : ndarray (n,)
         Linear predictor at the conditional modes.
     u : ndarray (levels,)
-        Conditional modes (spherical scale: ``b = lam * u``).
+        Conditional modes (``b = lam * u``).
     codes : ndarray (n,)
         Level of each observation.
     zcol : ndarray (n,)
@@ -61,24 +61,25 @@ def agq_deviance(nodes: int, *, eta: np.ndarray, u: np.ndarray, codes: np.ndarra
     L_diag : ndarray (levels,)
         Diagonal of the Cholesky factor at the modes.
     m2ll : callable
-        ``eta -> -2 log p(y_i | eta_i)`` per observation (at the current phi).
+        ``eta -> -2 log p(y_i | eta_i)`` for an array of linear predictors whose last axis
+        runs over the observations (at the current phi; inf outside the family's range).
     phi : float
         Dispersion (1 for binomial / Poisson).
     """
     nlev = u.shape[0]
     z, w = gauss_hermite(int(nodes))
-    g0 = np.bincount(codes, m2ll(eta), minlength=nlev) + u * u / phi
     scale = np.sqrt(phi) / L_diag
-    # terms of the sum over nodes, (nodes, levels); node 0 of an odd rule is the mode
-    terms = np.empty((z.size, nlev))
+    # all nodes at once: (nodes, n) linear predictors; node 0 of an odd rule is the mode
     shift_obs = lam * zcol * scale[codes]
-    for k, zk in enumerate(z):    # loop over <= 25 nodes, vectorized over observations
-        if zk == 0.0:
-            terms[k] = np.log(w[k])
-            continue
-        uk = u + zk * scale
-        gk = np.bincount(codes, m2ll(eta + zk * shift_obs), minlength=nlev) + uk * uk / phi
-        terms[k] = np.log(w[k]) + 0.5 * zk * zk - 0.5 * (gk - g0)
+    etas = eta[None, :] + z[:, None] * shift_obs[None, :]
+    per_obs = m2ll(np.vstack([eta[None, :], etas]))
+    flat_codes = (np.arange(z.size + 1)[:, None] * nlev + codes[None, :]).ravel()
+    sums = np.bincount(flat_codes, per_obs.ravel(), minlength=(z.size + 1) * nlev)
+    sums = sums.reshape(z.size + 1, nlev)
+    g0 = sums[0] + u * u / phi
+    uk = u[None, :] + z[:, None] * scale[None, :]
+    gk = sums[1:] + uk * uk / phi
+    terms = np.log(w)[:, None] + 0.5 * (z * z)[:, None] - 0.5 * (gk - g0[None, :])
     top = terms.max(axis=0)
     log_sum = top + np.log(np.exp(terms - top).sum(axis=0))
     return float(np.sum(g0) + 2.0 * np.sum(np.log(L_diag)) - 2.0 * np.sum(log_sum))

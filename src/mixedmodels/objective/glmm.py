@@ -211,10 +211,12 @@ class GLMMObjective:
         term = self.design.terms[0]
         lam = float(term.structure.lambda_(pr.theta)[0, 0])
 
+        sat = fam.saturated(y, prior, phi)      # does not depend on eta
+
         def m2ll(eta):
             mu = fam.link.linkinv(eta)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = fam.dev_resids(y, mu, prior) / phi + fam.saturated(y, prior, phi)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                out = fam.dev_resids(y, mu, prior) / phi + sat
             return np.where(np.isfinite(out), out, np.inf)
 
         value = agq_deviance(nagq, eta=pr.eta, u=pr.u, codes=term.grouping.codes,

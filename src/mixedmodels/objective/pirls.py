@@ -162,6 +162,8 @@ class PIRLS:
 
     @family.setter
     def family(self, fam: Family) -> None:
+        if fam is getattr(self, "_family", None):
+            return          # its deviance function (with its constant terms) is current
         self._family = fam
         self._deviance = fam.deviance_function(self.y, self.prior)
 

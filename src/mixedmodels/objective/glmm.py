@@ -181,8 +181,8 @@ class GLMMObjective:
         """``(log|L|^2, L11, weights)`` of the Laplace approximation at the modes ``pr``;
         weights None when they are PIRLS's Fisher weights."""
         kind = fam.laplace_hessian if self.hessian is None else self.hessian
-        if kind == "expected" or fam.link.name == fam.canonical_link:
-            return pr.logdet, pr.L11, None
+        if fam.link.name == fam.canonical_link or (kind == "observed") == pr.observed:
+            return pr.logdet, pr.L11, None     # PIRLS's last factor has these weights
         w = fam.laplace_weights(self.design.y, pr.eta, pr.mu, self.pirls.prior, kind)
         logdet, L11 = self.pirls.logdet_at(pr.theta, w)
         return logdet, L11, w
@@ -253,9 +253,8 @@ class GLMMObjective:
     # -- solutions -------------------------------------------------------------------------
     def _solution(self, pr: PIRLSResult, fam: Family, phi, nagq: int) -> GLMMSolution:
         value, phi, logdet = self._value(pr, fam, phi, nagq)
-        _, _, w = self._laplace_logdet(pr, fam)
-        if w is None:
-            w = self.pirls._weights(pr.mu, fam.link.mu_eta(pr.eta))
+        kind = fam.laplace_hessian if self.hessian is None else self.hessian
+        w = fam.laplace_weights(self.design.y, pr.eta, pr.mu, self.pirls.prior, kind)
         f = self.pirls.factor_at(pr.theta, w)
         lams = self.pirls.lambdas(pr.theta)
         b, off = [], 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .lapack import chol_inplace, solve_lower, solve_lower_t
-from .layout import CrossProductPattern, CrossProducts, lambda_layout, theta_slices
+from .layout import lambda_layout, theta_slices
 
 __all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem"]
 
@@ -51,33 +51,39 @@ class DenseFactor:
 
 
 class DenseSystem:
-    """Evaluates :class:`DenseFactor` for any theta (interface of ``BlockedSystem``)."""
+    """Evaluates :class:`DenseFactor` for any theta (interface of ``BlockedSystem``).
 
-    def __init__(self, pattern: CrossProductPattern, structures):
-        self.pattern = pattern
+    Parameters
+    ----------
+    blocks : sequence of TermBlock
+        The random-effects terms in model order.
+    structures : sequence of CovarianceStructure
+    """
+
+    def __init__(self, blocks, structures):
+        self.blocks = tuple(blocks)
         self.structures = tuple(structures)
         self.slices = theta_slices(self.structures)
-        self.q = int(sum(b.q for b in pattern.blocks))
-        self._rows, self._cols, self._src = lambda_layout(pattern.blocks)
-        self.A: CrossProducts | None = None
+        self.q = int(sum(b.q for b in self.blocks))
+        self._rows, self._cols, self._src = lambda_layout(self.blocks)
 
-    def set_cross_products(self, A: CrossProducts) -> None:
-        """Assemble the dense ``[Z X y]' W [Z X y]`` from the blocks."""
-        q, m = self.q, A.AXX.shape[0]
-        full = np.zeros((q + m, q + m))
-        p1, l1 = self.pattern.p1, self.pattern.l1
-        q1 = p1 * l1
-        idx = np.arange(q1).reshape(l1, p1)
-        full[idx[:, :, None], idx[:, None, :]] = A.A11
-        full[:q1, q:] = A.A1X.reshape(q1, m)
-        if A.A21 is not None:
-            full[q1:q, :q1] = A.A21.toarray()
-            full[:q1, q1:q] = full[q1:q, :q1].T
-            full[q1:q, q1:q] = A.A22
-            full[q1:q, q:] = A.ArX
-        full[q:, :q] = full[:q, q:].T
-        full[q:, q:] = A.AXX
-        self.A = A
+    def set_data(self, XY: np.ndarray, w: np.ndarray | None) -> None:
+        """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
+        one BLAS product, no sparse bookkeeping."""
+        n, q = XY.shape[0], self.q
+        ZXY = np.zeros((n, q + XY.shape[1]))
+        off = 0
+        rows = np.arange(n)
+        for b in self.blocks:
+            for a in range(b.p):
+                ZXY[rows, off + b.codes * b.p + a] = b.Z[:, a]
+            off += b.q
+        ZXY[:, q:] = XY
+        wZXY = ZXY if w is None else ZXY * w[:, None]
+        self._install(ZXY.T @ wZXY, XY.shape[1])
+
+    def _install(self, full: np.ndarray, m: int) -> None:
+        q = self.q
         self.full = full
         self._T = np.eye(q + m)
         self._diag_flat = np.arange(q + m) * (q + m + 1)
@@ -109,7 +115,7 @@ class DenseSystem:
         Linv = solve_lower(np.ascontiguousarray(f.L[:q, :q]), np.eye(q))
         Minv = Linv.T @ Linv
         out, off = [], 0
-        for b in self.pattern.blocks:
+        for b in self.blocks:
             idx = off + np.arange(b.q).reshape(b.nlevels, b.p)
             out.append(Minv[idx[:, :, None], idx[:, None, :]])
             off += b.q

@@ -125,10 +125,16 @@ class LMMObjective:
                              f"{method!r}")
         #: ``"dense"`` (whole system, small models), ``"blocked"`` or ``"sparse"``
         self.method = method
-        self.pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
-        self.system = systems[method](self.pattern, structures)
         XY = np.column_stack([design.X, design.y - design.offset])
-        self.system.set_cross_products(self.pattern.compute(XY, design.weights))
+        if method == "dense":
+            # small model: dense Z and one product, no sparse pattern to build
+            self.pattern = None
+            self.system = DenseSystem(blocks, structures)
+            self.system.set_data(XY, design.weights)
+        else:
+            self.pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
+            self.system = systems[method](self.pattern, structures)
+            self.system.set_cross_products(self.pattern.compute(XY, design.weights))
         self.log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         self.n_evals = 0
         self.n_grads = 0

@@ -47,6 +47,10 @@ class Link:
 
     #: name as R spells it (``"logit"``, ``"log"``, ``"1/mu^2"``)
     name: str = ""
+    #: some finite eta have no mean (``valid_eta`` must be checked)
+    restricted_eta: bool = False
+    #: the inverse link maps every eta strictly inside (0, 1)
+    bounded: bool = False
 
     def link(self, mu: np.ndarray) -> np.ndarray:
         """``eta = g(mu)``."""
@@ -86,6 +90,7 @@ class Logit(Link):
     r"""``eta = log(mu / (1 - mu))``; ``mu_eta = mu (1 - mu)``."""
 
     name = "logit"
+    bounded = True
 
     def link(self, mu):
         return np.log(mu / (1.0 - mu))
@@ -110,6 +115,7 @@ class Probit(Link):
     r"""``eta = Phi^{-1}(mu)``; ``mu_eta = phi(eta)``."""
 
     name = "probit"
+    bounded = True
 
     def link(self, mu):
         return special.ndtri(mu)
@@ -129,6 +135,7 @@ class Cauchit(Link):
     r"""``eta = tan(pi (mu - 1/2))``, the Cauchy quantile function."""
 
     name = "cauchit"
+    bounded = True
 
     def link(self, mu):
         return np.tan(np.pi * (mu - 0.5))
@@ -148,6 +155,7 @@ class Cloglog(Link):
     r"""``eta = log(-log(1 - mu))``; ``mu = 1 - exp(-exp(eta))``."""
 
     name = "cloglog"
+    bounded = True
 
     def link(self, mu):
         return np.log(-np.log1p(-mu))
@@ -231,6 +239,7 @@ class InverseLink(Link):
     means, positive."""
 
     name = "inverse"
+    restricted_eta = True
 
     def link(self, mu):
         return 1.0 / mu
@@ -252,6 +261,7 @@ class InverseSquare(Link):
     r"""``eta = 1 / mu^2`` (canonical for the inverse Gaussian); eta must be positive."""
 
     name = "1/mu^2"
+    restricted_eta = True
 
     def link(self, mu):
         return 1.0 / (mu * mu)

@@ -150,6 +150,14 @@ class PIRLS:
         self.psystem = PIRLSSystem(self.pattern, self.system)
         self.slices = design.theta_slices()
         self.Zs = self._sparse_z(design)
+        self._blocks, off = [], 0
+        for t in design.terms:          # (offset in u, q, levels, p) per term
+            self._blocks.append((off, t.q, t.nlevels, t.p))
+            off += t.q
+        self._scalar_terms = all(t.p == 1 for t in design.terms)
+        self._codes = [t.grouping.codes for t in design.terms]
+        self._zcols = [None if np.all(t.Z[:, 0] == 1.0) else t.Z[:, 0].copy()
+                       for t in design.terms]
         self.ZsT = self.Zs.T.tocsr()
         self.n_iter_total = 0
         self.u_start = np.zeros(self.q)
@@ -194,25 +202,39 @@ class PIRLS:
 
     def b_from_u(self, lams: list[np.ndarray], u: np.ndarray) -> np.ndarray:
         """``Lambda u`` as one vector in ``u``'s layout."""
-        out, off = [], 0
-        for t, lam in zip(self.design.terms, lams, strict=True):
-            uk = u[off:off + t.q]
-            if t.p == 1:
+        out = []
+        for (off, q, nlev, p), lam in zip(self._blocks, lams, strict=True):
+            uk = u[off:off + q]
+            if p == 1:
                 out.append(lam[0, 0] * uk)
             else:
-                out.append((uk.reshape(t.nlevels, t.p) @ lam.T).ravel())
-            off += t.q
-        return np.concatenate(out) if out else np.zeros(0)
+                out.append((uk.reshape(nlev, p) @ lam.T).ravel())
+        return np.concatenate(out) if len(out) > 1 else out[0]
+
+    def _random_part(self, lams, u) -> np.ndarray:
+        """``Z Lambda u``: per scalar term one gather (cheaper than a sparse product for
+        the one or two terms of most models), else the sparse ``Z``."""
+        if not self._scalar_terms:
+            return self.Zs @ self.b_from_u(lams, u)
+        out = None
+        for (off, q, _, _), lam, codes, z in zip(self._blocks, lams, self._codes, self._zcols,
+                                                 strict=True):
+            part = (lam[0, 0] * u[off:off + q])[codes]
+            if z is not None:
+                part *= z
+            out = part if out is None else out + part
+        return out
 
     def _state(self, fixed: np.ndarray, lams, u):
         """eta, (mu, mu_eta) and the deviance at ``u`` given the fixed part of eta;
         ``mu`` is None (deviance inf) outside the family's parameter space."""
-        eta = fixed + self.Zs @ self.b_from_u(lams, u)
+        eta = fixed + self._random_part(lams, u)
         fam = self._family
-        if not fam.link.valid_eta(eta):
+        link = fam.link
+        if link.restricted_eta and not link.valid_eta(eta):
             return eta, None, None, np.inf
-        mu, me = fam.link.inverse_and_slope(eta)
-        if not fam.valid_mu(mu):
+        mu, me = link.inverse_and_slope(eta)
+        if not (fam.name == "binomial" and link.bounded) and not fam.valid_mu(mu):
             return eta, None, None, np.inf
         dev = self._deviance(mu)
         return eta, mu, me, dev if np.isfinite(dev) else np.inf
@@ -383,7 +405,7 @@ class PIRLS:
                 np.add(eta - off, wres, out=XY[:, p])
             else:
                 XY = (eta - fixed + wres)[:, None]
-            f = self.psystem.factor(theta, self.pattern.compute(XY, w))
+            f = self.psystem.factor(theta, self.pattern.compute(XY, w), need_xx=joint)
             if f is None:
                 raise PIRLSError(self._not_pd_message(theta))
             if joint:

@@ -19,15 +19,16 @@ precomputed indices) and the factor is blocked as in
     L1X = L11^{-1} Lambda1' A1X,  LrX = L22^{-1} (Lambdar' ArX - L21 L1X)
     LXX = chol(AXX - L1X' L1X - LrX' LrX)
 
-but ``L21`` is formed densely when that is cheap. ``BlockedSystem`` keeps ``L21`` sparse and
-precomputes the products of its pattern, which pays off when the weights stay fixed while
-theta changes (linear mixed models); in PIRLS the weights change at every call and the
-pattern must be refreshed each time. A dense ``q_r x q_1`` product costs ``q_r^2 q_1`` flops
-at BLAS speed, the refreshed sparse product about one gather-multiply per pair of entries in
-a column of ``A21`` plus a fixed overhead; :func:`dense_is_cheaper` compares the two (crossed
+where ``L21`` takes the cheaper of two forms. ``BlockedSystem`` keeps ``L21`` as a scipy
+sparse matrix and precomputes the products of its pattern, which pays off when the weights
+stay fixed while theta changes (linear mixed models); in PIRLS the weights change at every
+call, and scipy's per-call overheads dominate small systems. Here ``L21`` is either dense
+(``q_r^2 q_1`` flops for ``L21 L21'`` at BLAS speed) or kept as values on ``A21``'s fixed
+pattern, with ``L21 L21'`` summed over the pairs of entries of each column by one
+``bincount`` (:class:`PatternMatrix`); :func:`dense_is_cheaper` compares the two (crossed
 factors with many observations per pair of levels, such as VerbAgg's subjects x items, go
-dense; observation-level or nested factors, whose ``A21`` is very sparse, stay sparse).
-Vector-valued terms after the first also use :class:`~mixedmodels.linalg.BlockedSystem`.
+dense; observation-level or nested factors, whose ``A21`` is very sparse, use the pattern).
+Vector-valued terms use :class:`~mixedmodels.linalg.BlockedSystem`.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ import numpy as np
 from ..linalg import BlockedSystem, CrossProductPattern, CrossProducts
 from ..linalg.lapack import chol_inplace, solve_lower, solve_lower_t
 
-__all__ = ["DENSE_L21_MAX_ENTRIES", "PIRLSFactor", "PIRLSSystem", "dense_is_cheaper"]
+__all__ = ["DENSE_L21_MAX_ENTRIES", "PIRLSFactor", "PIRLSSystem", "PatternMatrix",
+           "dense_is_cheaper"]
 
 #: Largest ``q_r * q_1`` for which ``L21`` is formed densely (16 MB of doubles).
 DENSE_L21_MAX_ENTRIES = 2_000_000
@@ -57,17 +59,37 @@ def dense_is_cheaper(q_r: int, q1: int, pairs: int) -> bool:
     return q_r * q_r * q1 <= SPARSE_PAIR_COST * pairs + SPARSE_OVERHEAD
 
 
+class PatternMatrix:
+    """A ``(rows, cols)`` matrix stored as values on a fixed sparsity pattern.
+
+    Products with vectors and (few-column) matrices are ``bincount`` sums, free of the
+    per-call costs of scipy's sparse classes.
+    """
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, data: np.ndarray, shape):
+        self.rows, self.cols, self.data, self.shape = rows, cols, data, shape
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim == 1:
+            return np.bincount(self.rows, self.data * x[self.cols], minlength=self.shape[0])
+        return np.column_stack([self @ x[:, j] for j in range(x.shape[1])])
+
+    @property
+    def T(self) -> PatternMatrix:
+        return PatternMatrix(self.cols, self.rows, self.data, self.shape[::-1])
+
+
 @dataclass
 class PIRLSFactor:
     """Blocks of ``L`` (see the module docstring); ``L21`` dense (None without a rest
     block), ``logdet = log|Lambda' Z' W Z Lambda + I|``."""
 
     L11: np.ndarray
-    L21: np.ndarray | None
+    L21: np.ndarray | PatternMatrix | None
     L22: np.ndarray | None
     L1X: np.ndarray
     LrX: np.ndarray | None
-    LXX: np.ndarray
+    LXX: np.ndarray | None
     logdet: float
 
 
@@ -87,10 +109,38 @@ class PIRLSSystem:
         self.p1, self.l1, self.q1 = pattern.p1, pattern.l1, pattern.q1
         self.q_r = pattern.q_r
         rest = pattern.blocks[1:]
-        self.dense: bool | None = None if all(b.p == 1 for b in rest) else False
+        # "dense" | "pattern" | "blocked"; decided when A21's pattern is first seen
+        self.mode: str | None = None if all(b.p == 1 for b in rest) else "blocked"
         self._flat21 = None
         self._rest_levels = np.array([b.nlevels for b in rest], dtype=np.int64)
         self._diag_r = np.diag_indices(self.q_r)
+
+    def _choose_mode(self, A21) -> str:
+        if A21 is None:
+            return "dense"
+        rows = np.repeat(np.arange(self.q_r), np.diff(A21.indptr))
+        cols = A21.indices.astype(np.int64)
+        counts = np.bincount(cols, minlength=self.q1).astype(np.int64)
+        pairs = int(np.sum(counts * (counts + 1) // 2))
+        if dense_is_cheaper(self.q_r, self.q1, pairs):
+            return "dense"
+        if self.p1 != 1:
+            return "blocked"
+        # pairs of entries within each column of A21: (ea, eb), eb at or before ea
+        order = np.argsort(cols, kind="stable")
+        starts = np.cumsum(counts) - counts
+        col_of = cols[order]
+        pos = np.arange(order.size) - starts[col_of]
+        n_per = pos + 1
+        ea = np.repeat(np.arange(order.size), n_per)
+        offs = np.arange(ea.size) - np.repeat(np.cumsum(n_per) - n_per, n_per)
+        eb = starts[col_of][ea] + offs
+        ea, eb = order[ea], order[eb]
+        ra, rb = rows[ea], rows[eb]
+        self._rows21, self._cols21 = rows, cols
+        self._pair_a, self._pair_b = ea, eb
+        self._pair_flat = np.maximum(ra, rb) * self.q_r + np.minimum(ra, rb)
+        return "pattern"
 
     def _dense_a21(self, A21) -> np.ndarray:
         if self._flat21 is None:
@@ -100,19 +150,15 @@ class PIRLSSystem:
         out[self._flat21] = A21.data
         return out.reshape(self.q_r, self.q1)
 
-    def factor(self, theta: np.ndarray, A: CrossProducts):
+    def factor(self, theta: np.ndarray, A: CrossProducts, need_xx: bool = True):
         """Factor for ``theta`` and the cross-products ``A``: a :class:`PIRLSFactor` (or a
         :class:`~mixedmodels.linalg.BlockedFactor` on the fallback path); None when a block
-        is not numerically positive definite."""
+        is not numerically positive definite. ``need_xx=False`` skips ``LXX`` (the solve
+        for ``u`` at fixed beta does not use it)."""
         sysm = self.system
-        if self.dense is None:     # decided once the pattern of A21 is known
-            if A.A21 is None:
-                self.dense = True
-            else:
-                counts = np.bincount(A.A21.indices, minlength=self.q1).astype(np.int64)
-                pairs = int(np.sum(counts * (counts + 1) // 2))
-                self.dense = dense_is_cheaper(self.q_r, self.q1, pairs)
-        if not self.dense:
+        if self.mode is None:
+            self.mode = self._choose_mode(A.A21)
+        if self.mode == "blocked":
             sysm.set_cross_products(A)
             return sysm.factorize(theta)
         lam1 = sysm.structures[0].lambda_(theta[sysm.slices[0]])
@@ -137,30 +183,39 @@ class PIRLSSystem:
             L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
             logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
         flat1X = L1X.reshape(-1, m)
-        LXX = A.AXX - flat1X.T @ flat1X
+        LXX = A.AXX - flat1X.T @ flat1X if need_xx else None
         L21 = L22 = LrX = None
         if A.A21 is not None:
             lam_r = np.repeat(
                 np.array([s.lambda_(theta[sl])[0, 0] for s, sl in
                           zip(sysm.structures[1:], sysm.slices[1:], strict=True)]),
                 self._rest_levels)
-            A21 = self._dense_a21(A.A21)
-            if p1 == 1:
-                L21 = A21 * np.outer(lam_r, m1)
-            else:
-                L21 = np.einsum("rla,lab->rlb", A21.reshape(self.q_r, self.l1, p1), m1)
-                L21 = L21.reshape(self.q_r, self.q1) * lam_r[:, None]
             L22 = A.A22 * np.outer(lam_r, lam_r)
-            L22 -= L21 @ L21.T
+            if self.mode == "pattern":
+                data = A.A21.data * lam_r[self._rows21] * m1[self._cols21]
+                L21 = PatternMatrix(self._rows21, self._cols21, data, (self.q_r, self.q1))
+                prod = np.bincount(self._pair_flat, data[self._pair_a] * data[self._pair_b],
+                                   minlength=self.q_r * self.q_r)
+                L22 -= prod.reshape(self.q_r, self.q_r)      # lower triangle, as chol reads
+            else:
+                A21 = self._dense_a21(A.A21)
+                if p1 == 1:
+                    L21 = A21 * np.outer(lam_r, m1)
+                else:
+                    L21 = np.einsum("rla,lab->rlb", A21.reshape(self.q_r, self.l1, p1), m1)
+                    L21 = L21.reshape(self.q_r, self.q1) * lam_r[:, None]
+                L22 -= L21 @ L21.T
             L22[self._diag_r] += 1.0
             if not chol_inplace(L22):
                 return None
             logdet += 2.0 * float(np.sum(np.log(np.diagonal(L22))))
             LrX = solve_lower(L22, A.ArX * lam_r[:, None] - L21 @ flat1X)
-            LXX -= LrX.T @ LrX
-        LXX = np.ascontiguousarray(LXX)
-        if not chol_inplace(LXX):
-            return None
+            if need_xx:
+                LXX -= LrX.T @ LrX
+        if need_xx:
+            LXX = np.ascontiguousarray(LXX)
+            if not chol_inplace(LXX):
+                return None
         return PIRLSFactor(L11, L21, L22, L1X, LrX, LXX, logdet)
 
     def solve_u(self, f, beta: np.ndarray) -> np.ndarray:

@@ -41,6 +41,13 @@ class CovarianceStructure(ABC):
     def lambda_(self, theta: np.ndarray) -> np.ndarray:
         """The p x p factor ``Lambda`` for this term's parameters."""
 
+    def direct_map(self) -> np.ndarray | None:
+        """When every entry of ``Lambda`` is either 0 or one element of theta: for each of the
+        p x p entries (row-major) the index into theta, or -1 for a structural zero. None for
+        structures whose ``Lambda`` is a nonlinear function of theta. Lets hot loops fill
+        ``Lambda`` with one gather instead of a Python call per term."""
+        return None
+
     def boundary_mask(self) -> np.ndarray:
         """Parameters whose lower bound is finite (a zero there means a singular fit)."""
         return np.isfinite(self.lower_bounds())

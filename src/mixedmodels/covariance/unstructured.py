@@ -36,6 +36,11 @@ class Unstructured(CovarianceStructure):
     def theta0(self) -> np.ndarray:
         return self._diag.astype(float)
 
+    def direct_map(self) -> np.ndarray:
+        out = np.full((self.p, self.p), -1, dtype=np.intp)
+        out[self.rows, self.cols] = np.arange(self.n_theta)
+        return out.ravel()
+
     def lambda_(self, theta: np.ndarray) -> np.ndarray:
         out = np.zeros((self.p, self.p))
         out[self.rows, self.cols] = theta

@@ -66,6 +66,17 @@ class DenseSystem:
         self.slices = theta_slices(self.structures)
         self.q = int(sum(b.q for b in self.blocks))
         self._rows, self._cols, self._src = lambda_layout(self.blocks)
+        maps = [s.direct_map() for s in self.structures]
+        self._theta_map = None
+        if all(mp is not None for mp in maps):
+            # Lambda's entries are theta's: fill T with one gather from [theta, 0]
+            n_theta = sum(s.n_theta for s in self.structures)
+            full_map = np.concatenate([np.where(mp >= 0, mp + sl.start, n_theta)
+                                       for mp, sl in zip(maps, self.slices, strict=True)])
+            entry_map = full_map[self._src]
+            keep = entry_map < n_theta
+            self._rows, self._cols = self._rows[keep], self._cols[keep]
+            self._theta_map = entry_map[keep]
 
     def set_data(self, XY: np.ndarray, w: np.ndarray | None) -> None:
         """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
@@ -90,10 +101,13 @@ class DenseSystem:
         self._zdiag_flat = self._diag_flat[:q]
 
     def factorize(self, theta: np.ndarray, scratch: bool = False) -> DenseFactor | None:
-        lam = np.concatenate([s.lambda_(theta[sl]).ravel()
-                              for s, sl in zip(self.structures, self.slices, strict=True)])
         T = self._T
-        T[self._rows, self._cols] = lam[self._src]
+        if self._theta_map is not None:
+            T[self._rows, self._cols] = theta[self._theta_map]
+        else:
+            lam = np.concatenate([s.lambda_(theta[sl]).ravel()
+                                  for s, sl in zip(self.structures, self.slices, strict=True)])
+            T[self._rows, self._cols] = lam[self._src]
         L = T.T @ (self.full @ T)
         flat = L.reshape(-1)
         flat[self._zdiag_flat] += 1.0

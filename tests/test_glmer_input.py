@@ -175,3 +175,17 @@ def test_warnings_are_kept_on_the_result(cbpp):
         m = mm.glmer(CBPP, d, family="binomial")
     assert m.nobs == len(cbpp) - 1
     assert any("dropped" in msg.lower() or "missing" in msg.lower() for msg in m.messages)
+
+
+def test_cbind_arithmetic_forms(cbpp):
+    """``a - b`` and ``n - a`` with a number are read without formulaic; other expressions
+    go through formulaic: all give the same response."""
+    d = cbpp.assign(fail=cbpp["size"] - cbpp["incidence"], twenty=20)
+    a = mm.glmer(CBPP, cbpp, family="binomial")
+    _same(a, mm.glmer("cbind(incidence, fail) ~ period + (1 | herd)", d, family="binomial"))
+    _same(a, mm.glmer("cbind(incidence, (size - incidence) * 1) ~ period + (1 | herd)", d,
+                      family="binomial"))
+    b = mm.glmer("cbind(incidence, 20 - incidence) ~ period + (1 | herd)", d,
+                 family="binomial")
+    _same(b, mm.glmer("cbind(incidence, twenty - incidence) ~ period + (1 | herd)", d,
+                      family="binomial"))

@@ -47,6 +47,32 @@ def split_cbind(expr: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+_ARITH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?)\s*([-+*/])\s*"
+                    r"([A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?)\s*$")
+_OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
+
+
+def _numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
+    """A column, or ``a op b`` of two numeric columns / numbers (``size - incidence``,
+    the usual failure count), without a formulaic round trip; anything else goes to
+    :func:`~mixedmodels.design.response.evaluate_numeric`."""
+    m = _ARITH.match(expr)
+    if m:
+        a, op, b = m.groups()
+        vals = []
+        for tok in (a, b):
+            if tok in frame.columns and pd.api.types.is_numeric_dtype(frame[tok].dtype) \
+                    and not pd.api.types.is_bool_dtype(frame[tok].dtype):
+                vals.append(frame[tok].to_numpy(dtype=float))
+            elif tok[0].isdigit():
+                vals.append(float(tok))
+            else:
+                break
+        else:
+            return np.asarray(_OPS[op](vals[0], vals[1]), dtype=float) * np.ones(len(frame))
+    return evaluate_numeric(expr, frame, role)
+
+
 def response_variables(expr: str) -> list[str]:
     """Data columns the response reads (both sides of a cbind)."""
     pair = split_cbind(expr)
@@ -61,8 +87,8 @@ def response_variables(expr: str) -> list[str]:
 def _binomial_response(expr: str, frame: pd.DataFrame):
     pair = split_cbind(expr)
     if pair is not None:
-        succ = evaluate_numeric(pair[0], frame, "number of successes")
-        fail = evaluate_numeric(pair[1], frame, "number of failures")
+        succ = _numeric(pair[0], frame, "number of successes")
+        fail = _numeric(pair[1], frame, "number of failures")
         for name, v in ((pair[0], succ), (pair[1], fail)):
             if np.any(v < 0):
                 raise DataError(

@@ -367,7 +367,7 @@ class PIRLS:
         tol = self.tol if tol is None else float(tol)
         theta = np.asarray(theta, dtype=float)
         joint = beta is None
-        y, X, off = self.y, self.X, self.offset
+        X, off = self.X, self.offset
         lams = self.lambdas(theta)
         u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
         if joint:

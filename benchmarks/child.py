@@ -44,9 +44,9 @@ def child_env(blas_threads: int | None, extra_path: str | None = None) -> dict:
     return env
 
 
-def thread_settings() -> dict:
+def thread_settings() -> str:
     """The thread variables in force, for the record."""
-    return {var: os.environ.get(var, "unset") for var in THREAD_VARIABLES}
+    return ", ".join(f"{var}={os.environ.get(var, 'unset')}" for var in THREAD_VARIABLES)
 
 
 @dataclass(frozen=True)

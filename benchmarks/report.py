@@ -63,7 +63,8 @@ def enrich(record: dict, case: BenchmarkCase, lme4_local: dict, peer: dict) -> d
         diff = record["objective"] - record["objective_ref"]
         record["objective_diff"] = diff
         record["objective_ok"] = bool(diff <= OBJECTIVE_TOL)
-    warnings = record.setdefault("warnings", [])
+    # recomputed from scratch, so enriching a row again (--render-only) repeats nothing
+    warnings = record["warnings"] = list(record.get("run_warnings", []))
     load, cpus = record.get("loadavg_1min"), os.cpu_count() or 1
     if load is not None and load > cpus * BUSY_LOAD_PER_CPU:
         warnings.append(f"machine busy (load average {load:.1f} on {cpus} CPUs when the row "
@@ -148,13 +149,18 @@ def markdown(doc: dict) -> str:
         f"- machine: {meta['cpu']}, {meta['cpus']} CPUs, {meta['memory_gb']:.0f} GB; "
         f"load average {meta['loadavg_start']:.2f} at start, {meta['loadavg_end']:.2f} at "
         "end (other jobs share this machine: timings are noisy)",
-        f"- BLAS threads: {meta.get('blas_threads', 'default')}",
+        f"- BLAS threads: {meta.get('blas_threads', 'default')} (see benchmarks/README.md, "
+        "*Threads and a shared machine*)",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items()),
     ]
     lme4_meta = doc.get("lme4_local_meta") or {}
     if lme4_meta:
-        lines.append("- lme4 here: " + ", ".join(f"{k} {v}" for k, v in lme4_meta.items()
-                                                 if k != "command"))
+        lines.append(
+            f"- lme4 here (`results/lme4_local.json`): R {lme4_meta.get('R')}, lme4 "
+            f"{lme4_meta.get('lme4')}, Matrix {lme4_meta.get('Matrix')}, BLAS "
+            f"{Path(str(lme4_meta.get('blas', '?'))).name} (R's reference BLAS is "
+            f"single-threaded); last run {lme4_meta.get('timestamp')}, load average "
+            f"{lme4_meta.get('loadavg_start', float('nan')):.2f} at start")
     lines += [
         "",
         "Fit = formula string to result object (`mm.lmer`), median of `reps` runs after one "
@@ -180,7 +186,10 @@ def markdown(doc: dict) -> str:
     if peer:
         pm = doc.get("peer_meta") or {}
         lines += ["", f"## Peer: mixedlm {pm.get('mixedlm', '')} (compiled core, separate "
-                  "venv, same machine, median of its runs)", "",
+                  "venv, same machine, same protocol)", "",
+                  f"Threads: {pm.get('blas_threads', 'default')}; run "
+                  f"{pm.get('timestamp')}, load average "
+                  f"{pm.get('loadavg_start', float('nan')):.2f} at start.", "",
                   "| model | mixedlm | ours | speedup |", "|---|---|---|---|"]
         lines += [f"| {r['name']} | {_t(r['peer_mixedlm_s'])} | {_t(r['fit_s'])} | "
                   f"{_x(r['speedup_vs_peer'])} |" for r in peer]

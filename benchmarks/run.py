@@ -13,6 +13,8 @@ Options
 --blas-threads N  pin BLAS/OpenMP threads in the subprocesses (default: leave as is)
 --lme4, --peer FILE  lme4 / mixedlm timings to compare with (default results/*.json)
 --list          print the table and exit
+--render-only   recompute speedups and the Markdown from --out's JSON (after new lme4 or
+                mixedlm timings) without fitting anything
 """
 
 from __future__ import annotations
@@ -107,10 +109,30 @@ def run_case(case, repeat: int, table_path: Path, blas_threads: int | None = Non
     record["child_wall_s"] = res.wall_s
     record["child_maxrss_mb"] = res.maxrss_mb
     if record.get("status") != "ok":
-        record.setdefault("warnings", []).append(
+        record.setdefault("run_warnings", []).append(
             f"{record['status']}: {record.get('reason', '')} (wall {res.wall_s:.0f} s, "
             f"peak {res.maxrss_mb:.0f} MB)")
     return record
+
+
+def _write(doc: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(doc))
+    print(f"[bench] wrote {out} and {out.with_suffix('.md')}")
+
+
+def render_only(args: argparse.Namespace, table) -> int:
+    """Re-enrich the rows of an existing results file with the current lme4/peer files."""
+    doc = json.loads(args.out.read_text())
+    lme4_local, peer = load_external(args.lme4), load_external(args.peer)
+    names = {c.name for c in table.cases}
+    doc["models"] = [enrich(r, table.get(r["name"]), lme4_local, peer)
+                     if r["name"] in names else r for r in doc["models"]]
+    doc["lme4_local_meta"], doc["peer_meta"] = lme4_local.get("meta", {}), \
+        peer.get("meta", {})
+    _write(doc, args.out)
+    return 0
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -121,6 +143,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--merge", action="store_true")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--blas-threads", type=int, default=None, metavar="N")
     ap.add_argument("--lme4", type=Path, default=LME4_LOCAL, help="lme4 timings (JSON)")
     ap.add_argument("--peer", type=Path, default=PEER, help="mixedlm timings (JSON)")
@@ -141,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in table.cases:
             print(f"{c.name:22s} {c.engine:6s} {c.size:7s} {c.data:14s} {c.formula}")
         return 0
+    if args.render_only:
+        return render_only(args, table)
     meta = machine_meta(argv)
     meta["blas_threads"] = args.blas_threads if args.blas_threads is not None else \
         f"default ({thread_settings()})"
@@ -167,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                          else len(order))
     doc = {"meta": meta, "lme4_local_meta": lme4_local.get("meta", {}),
            "peer_meta": peer.get("meta", {}), "models": records}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(doc))
-    print(f"[bench] wrote {args.out} and {args.out.with_suffix('.md')}")
+    _write(doc, args.out)
     failed = [r["name"] for r in records if r.get("status") in ("error", "timeout")]
     return 1 if failed else 0
 

@@ -66,7 +66,7 @@ def enrich(record: dict, case: BenchmarkCase, lme4_local: dict, peer: dict) -> d
     # recomputed from scratch, so enriching a row again (--render-only) repeats nothing
     warnings = record["warnings"] = list(record.get("run_warnings", []))
     load, cpus = record.get("loadavg_1min"), os.cpu_count() or 1
-    if load is not None and load > cpus * BUSY_LOAD_PER_CPU:
+    if record.get("status") == "ok" and load is not None and load > cpus * BUSY_LOAD_PER_CPU:
         warnings.append(f"machine busy (load average {load:.1f} on {cpus} CPUs when the row "
                         "started): timings inflated")
     if case.warn_seconds and ours is not None and ours > case.warn_seconds:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,24 @@ def _format_p(p: float) -> str:
     return f"{p:.{_P_DIGITS}g}"
 
 
+_VOWELS = set("aeiou")
+
+
 def _abbreviate(name: str, width: int = 6) -> str:
-    return "(Intr)" if name == "Intercept" else name[:width]
+    """Column labels of the correlation table as lme4 prints them (R's ``abbreviate``:
+    formulaic's ``period[T.2]`` -> ``period2`` -> drop lower-case vowels from the right,
+    then lower-case letters, then truncate: ``perid2``)."""
+    if name == "Intercept":
+        return "(Intr)"
+    r_name = re.sub(r"\[T\.([^\]]*)\]", r"\1", name).replace("**", "^")
+    chars = list(r_name.replace(" ", ""))
+    for drop in (lambda c: c in _VOWELS, str.islower):
+        i = len(chars) - 1
+        while len(chars) > width and i > 0:
+            if drop(chars[i]):
+                del chars[i]
+            i -= 1
+    return "".join(chars[:width])
 
 
 def format_z_table(table: pd.DataFrame, digits: int = 4) -> str:

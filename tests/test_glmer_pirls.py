@@ -305,3 +305,28 @@ def test_log_link_binomial_inside_the_range_fits():
     m = mm.glmer(CBPP, _cbpp(), family="binomial", link="log")
     assert np.max(m.fitted()) < 1
     assert np.isfinite(m.objective)
+
+
+@pytest.mark.parametrize("formula", [
+    "use ~ age + urban + (1 + urban | district) + (1 | livch)",
+    "use ~ age + (1 | district) + (1 | district:urban) + (1 | livch)",
+    "use ~ age + (1 | woman) + (1 | district)",
+])
+def test_factorization_paths_agree(formula, monkeypatch):
+    """The dense and pattern forms of L21 (objective.pirls_system) and linalg's
+    BlockedSystem give the same deviances."""
+    import mixedmodels.objective.pirls_system as ps
+
+    data = mm.datasets.load("Contraception")
+    fam = make_family("binomial")
+    design = glmm_design(formula, data, fam)
+    x = np.r_[design.theta0() * 0.7, -0.5, np.zeros(design.p - 1)]
+    values = []
+    for choice in (True, False, "blocked"):
+        monkeypatch.setattr(ps, "dense_is_cheaper", lambda *a, c=choice: c is True)
+        obj = GLMMObjective(design, fam, 1)
+        if choice == "blocked":
+            obj.pirls.psystem.mode = "blocked"
+        values.append((obj(x), obj.stage0(design.theta0() * 0.7)))
+    for v in values[1:]:
+        np.testing.assert_allclose(v, values[0], rtol=1e-11)

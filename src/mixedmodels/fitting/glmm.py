@@ -7,9 +7,17 @@ The fit runs in lme4's two stages:
    this is the fit.
 2. **Laplace / quadrature.** ``[theta, beta]`` (plus ``log phi`` for dispersion families
    under quadrature and the log shape of ``glmer_nb``) are optimized jointly from stage 1's
-   estimates, PIRLS now finding ``u`` at fixed ``beta``. ``beta`` is optimized in units of
-   its stage-1 standard errors so that the derivative-free optimizer sees a well-scaled
-   problem (lme4 optimizes raw ``beta``; the optimum is the same).
+   estimates, PIRLS now finding ``u`` at fixed ``beta``.
+
+lme4 hands the raw ``[theta, beta]`` to its optimizer. Here the optimizer (BOBYQA, as
+lme4's) works in whitened coordinates ``x = x0 + T z``: ``T``'s beta block is the Cholesky
+factor of stage 1's covariance of beta (``R_X``), its theta block that of the covariance
+estimated from the stage-1 criterion's Hessian in theta. Every direction then has curvature
+near one and BOBYQA's quadratic models fit from the start: on VerbAgg it needs ~50
+evaluations instead of ~500, to a tighter optimum than lme4's. Because the deviance is
+unchanged when a column of a term's Lambda changes sign, theta needs no bounds in these
+coordinates (so ``T`` may mix the thetas); the signs are made canonical (Cholesky diagonals
+>= 0) at the end. The optimum is lme4's (the tests compare with lme4 refitted tightly).
 
 Standard errors come from the finite-difference Hessian of the deviance in ``(theta, beta)``
 (:mod:`~mixedmodels.fitting.glmm_vcov`), as lme4's default, with lme4's fallback to ``R_X``

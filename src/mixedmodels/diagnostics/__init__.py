@@ -1,6 +1,7 @@
 """Diagnostics: convergence checks, singular fits (residual diagnostics to come)."""
 
 from .convergence import (
+    CONV_GRAD_TOL,
     ConvergenceReport,
     check_convergence,
     check_convergence_gradient,
@@ -10,6 +11,7 @@ from .overdispersion import OverdispersionTest, overdispersion_test
 from .singular import SINGULAR_TOL, is_singular_theta, singular_message
 
 __all__ = [
+    "CONV_GRAD_TOL",
     "SINGULAR_TOL",
     "ConvergenceReport",
     "OverdispersionTest",

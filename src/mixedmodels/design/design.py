@@ -88,6 +88,15 @@ class Design:
             start += t.structure.n_theta
         return out
 
+    def scale_spherical(self, theta: np.ndarray, blocks: list, scale: float) -> list:
+        """``scale * Lambda_k B_k Lambda_k'`` for per-level blocks ``B_k`` (l_k, p_k, p_k) of
+        the spherical random effects ``u``: their covariance on the scale of ``b``."""
+        out = []
+        for t, sl, blk in zip(self.terms, self.theta_slices(), blocks, strict=True):
+            lam = t.structure.lambda_(theta[sl])
+            out.append(scale * np.matmul(np.matmul(lam, blk), lam.T))
+        return out
+
     def with_response(self, y: np.ndarray) -> Design:
         """Same design, new response (for simulation and refitting)."""
         y = np.asarray(y, dtype=float)

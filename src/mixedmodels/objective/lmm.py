@@ -215,9 +215,5 @@ class LMMObjective:
 
         As lme4's ``condVar``, conditional on the fixed effects.
         """
-        blocks = self.system.cond_var_u(sol.factor)
-        out = []
-        for t, sl, blk in zip(self.design.terms, self.design.theta_slices(), blocks, strict=True):
-            lam = t.structure.lambda_(sol.theta[sl])
-            out.append(sol.sigma ** 2 * np.matmul(np.matmul(lam, blk), lam.T))
-        return out
+        return self.design.scale_spherical(sol.theta, self.system.cond_var_u(sol.factor),
+                                           sol.sigma ** 2)

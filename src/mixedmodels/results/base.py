@@ -2,8 +2,8 @@
 
 A subclass provides the fitted quantities through a small interface:
 
-* ``design`` (:class:`~mixedmodels.design.Design`), ``theta``, ``beta``,
-  ``random_effects`` (list of (levels, p) arrays per term, ``b = Lambda u``),
+* ``design`` (:class:`~mixedmodels.design.Design`) and ``solution`` (with ``theta``,
+  ``beta`` and ``b``, the random effects per term as (levels, p) arrays, ``b = Lambda u``),
 * ``_vcov_matrix()`` -- covariance of the fixed effects,
 * ``_cond_var_blocks()`` -- conditional covariance blocks of ``b`` per term,
 * ``_re_scale()`` -- the factor multiplying ``Lambda Lambda'`` in the random-effects
@@ -29,6 +29,22 @@ __all__ = ["MixedModelResultBase"]
 
 class MixedModelResultBase:
     """Mixin with the accessors common to all mixed-model results (see module docstring)."""
+
+    # -- estimates held by the solution at the optimum ------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """Relative covariance parameters (lme4's ``getME(m, "theta")``, lme4's order)."""
+        return self.solution.theta
+
+    @property
+    def beta(self) -> np.ndarray:
+        """Fixed effects as an array (see :attr:`fixef` for the named version)."""
+        return self.solution.beta
+
+    @property
+    def random_effects(self) -> list:
+        """Conditional modes per term, arrays (levels, p) in lme4's term order."""
+        return self.solution.b
 
     # -- fixed effects ------------------------------------------------------------------
     @property

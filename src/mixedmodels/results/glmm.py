@@ -74,20 +74,6 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     # -- the interface MixedModelResultBase needs ----------------------------------------
     @property
-    def theta(self) -> np.ndarray:
-        """Relative covariance parameters (lme4's theta: relative to sigma for dispersion
-        families)."""
-        return self.solution.theta
-
-    @property
-    def beta(self) -> np.ndarray:
-        return self.solution.beta
-
-    @property
-    def random_effects(self) -> list:
-        return self.solution.b
-
-    @property
     def phi(self) -> float:
         """Dispersion parameter (1 for binomial, Poisson and negative binomial)."""
         return self.solution.phi
@@ -111,13 +97,8 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     def _cond_var_blocks(self) -> list:
         """``phi Lambda (L L')^{-1} Lambda'`` per term, with the Laplace factor."""
         sol = self.solution
-        blocks = self.objective_function.pirls.system.cond_var_u(sol.factor)
-        out = []
-        for t, sl, blk in zip(self.design.terms, self.design.theta_slices(), blocks,
-                              strict=True):
-            lam = t.structure.lambda_(sol.theta[sl])
-            out.append(sol.phi * np.matmul(np.matmul(lam, blk), lam.T))
-        return out
+        return self.design.scale_spherical(
+            sol.theta, self.objective_function.pirls.system.cond_var_u(sol.factor), sol.phi)
 
     # -- likelihood ---------------------------------------------------------------------
     @property

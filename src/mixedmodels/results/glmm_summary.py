@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from .format import format_table, r_format
-from .summary import MAX_CORR_PRINT, format_fit_header
+from .summary import format_fit_header, format_fixef_corr, format_groups_line
 from .varcorr import VarCorr
 
 __all__ = ["GLMMSummary", "format_z_table", "significance_stars"]
@@ -40,26 +39,6 @@ def _format_p(p: float) -> str:
     if p < _P_SCI:
         return f"{p:.{_P_DIGITS - 1}e}"
     return f"{p:.{_P_DIGITS}g}"
-
-
-_VOWELS = set("aeiou")
-
-
-def _abbreviate(name: str, width: int = 6) -> str:
-    """Column labels of the correlation table as lme4 prints them (R's ``abbreviate``:
-    formulaic's ``period[T.2]`` -> ``period2`` -> drop lower-case vowels from the right,
-    then lower-case letters, then truncate: ``perid2``)."""
-    if name == "Intercept":
-        return "(Intr)"
-    r_name = re.sub(r"\[T\.([^\]]*)\]", r"\1", name).replace("**", "^")
-    chars = list(r_name.replace(" ", ""))
-    for drop in (lambda c: c in _VOWELS, str.islower):
-        i = len(chars) - 1
-        while len(chars) > width and i > 0:
-            if drop(chars[i]):
-                del chars[i]
-            i -= 1
-    return "".join(chars[:width])
 
 
 def format_z_table(table: pd.DataFrame, digits: int = 4) -> str:
@@ -140,23 +119,10 @@ class GLMMSummary:
                  f"Formula: {self.formula}", "", format_fit_header(self.fit_stats), "",
                  "Scaled residuals: ", self._resid_block(), "", "Random effects:",
                  self.varcorr.to_text(digits=4, variance=True)]
-        groups = ", ".join(f"{g}, {n}" for g, n in self.ngroups.items())
-        lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
+        lines.append(format_groups_line(self.nobs, self.ngroups))
         lines += ["", "Fixed effects:", format_z_table(self.coefficients), "---",
                   "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
-        p = len(self.coefficients)
-        if 1 < p <= MAX_CORR_PRINT:
-            names = list(self.fixef_corr.index)
-            rows = []
-            for i in range(1, p):
-                cells = [f"{self.fixef_corr.iloc[i, j]:.3f}" for j in range(i)]
-                rows.append([names[i]] + cells + [""] * (p - 1 - i))
-            header = [""] + [_abbreviate(n) for n in names[:-1]]
-            lines += ["", "Correlation of Fixed Effects:",
-                      format_table(header, rows, left_cols=1)]
-        elif p > MAX_CORR_PRINT:
-            lines += ["", f"Correlation matrix not shown by default, as p = {p} > "
-                      f"{MAX_CORR_PRINT}."]
+        lines += format_fixef_corr(self.fixef_corr)
         for msg in self.messages:
             lines += ["", msg]
         return "\n".join(lines)

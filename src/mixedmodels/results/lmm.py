@@ -50,21 +50,6 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     # -- the interface MixedModelResultBase needs ----------------------------------------
     @property
-    def theta(self) -> np.ndarray:
-        """Relative covariance parameters (lme4's ``getME(m, "theta")``, lme4's order)."""
-        return self.solution.theta
-
-    @property
-    def beta(self) -> np.ndarray:
-        """Fixed effects as an array (see :attr:`fixef` for the named version)."""
-        return self.solution.beta
-
-    @property
-    def random_effects(self) -> list:
-        """Conditional modes per term, arrays (levels, p) in lme4's term order."""
-        return self.solution.b
-
-    @property
     def sigma(self) -> float:
         """Residual standard deviation."""
         return self.solution.sigma
@@ -82,6 +67,8 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
         return self.sigma ** 2 * (Ri @ Ri.T)
 
     def _cond_var_blocks(self) -> list:
+        """``sigma^2 Lambda (L_Z L_Z')^{-1} Lambda'`` per term (lme4's ``condVar``,
+        conditional on the fixed effects)."""
         return self.objective_function.cond_var(self.solution)
 
     # -- likelihood ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,16 +11,60 @@ import pandas as pd
 from .format import format_table, r_format
 from .varcorr import VarCorr
 
-__all__ = ["LMMSummary", "format_coef_table", "format_fit_header"]
+__all__ = [
+    "LMMSummary",
+    "format_coef_table",
+    "format_fit_header",
+    "format_fixef_corr",
+    "format_groups_line",
+]
 
 #: lme4 does not print the correlation of fixed effects above this many coefficients.
 MAX_CORR_PRINT = 12
 
 
+_VOWELS = set("aeiou")
+
+
 def _abbreviate(name: str, width: int = 6) -> str:
+    """Column labels of the correlation table as lme4 prints them (R's ``abbreviate``:
+    formulaic's ``period[T.2]`` -> ``period2`` -> drop lower-case vowels from the right,
+    then lower-case letters, then truncate: ``perid2``)."""
     if name == "Intercept":
         return "(Intr)"
-    return name[:width]
+    r_name = re.sub(r"\[T\.([^\]]*)\]", r"\1", name).replace("**", "^")
+    chars = list(r_name.replace(" ", ""))
+    for drop in (lambda c: c in _VOWELS, str.islower):
+        i = len(chars) - 1
+        while len(chars) > width and i > 0:
+            if drop(chars[i]):
+                del chars[i]
+            i -= 1
+    return "".join(chars[:width])
+
+
+def format_groups_line(nobs: int, ngroups: dict) -> str:
+    """``Number of obs: 180, groups:  Subject, 18`` (lme4 separates factors by ``; ``)."""
+    groups = "; ".join(f"{g}, {n}" for g, n in ngroups.items())
+    return f"Number of obs: {nobs}, groups:  {groups}"
+
+
+def format_fixef_corr(corr: pd.DataFrame) -> list[str]:
+    """lme4's "Correlation of Fixed Effects" block (lines, possibly empty): the lower
+    triangle to 3 decimals with abbreviated column labels, or a note above
+    ``MAX_CORR_PRINT`` coefficients."""
+    p = len(corr)
+    if p > MAX_CORR_PRINT:
+        return ["", f"Correlation matrix not shown by default, as p = {p} > {MAX_CORR_PRINT}."]
+    if p <= 1:
+        return []
+    names = list(corr.index)
+    rows = []
+    for i in range(1, p):
+        cells = [f"{corr.iloc[i, j]:.3f}" for j in range(i)]
+        rows.append([names[i]] + cells + [""] * (p - 1 - i))
+    header = [""] + [_abbreviate(n) for n in names[:-1]]
+    return ["", "Correlation of Fixed Effects:", format_table(header, rows, left_cols=1)]
 
 
 def format_coef_table(table: pd.DataFrame, digits: int = 4) -> str:
@@ -143,22 +188,9 @@ class LMMSummary:
             lines.append(format_fit_header(self.fit_stats))
         lines += ["", "Scaled residuals: ", _resid_quantiles(self.scaled_residuals), "",
                   "Random effects:", self.varcorr.to_text(digits=4, variance=True)]
-        groups = "; ".join(f"{g}, {n}" for g, n in self.ngroups.items())
-        lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
+        lines.append(format_groups_line(self.nobs, self.ngroups))
         lines += ["", "Fixed effects:", format_coef_table(self.coefficients)]
-        p = len(self.coefficients)
-        if 1 < p <= MAX_CORR_PRINT:
-            names = list(self.fixef_corr.index)
-            rows = []
-            for i in range(1, p):
-                cells = [f"{self.fixef_corr.iloc[i, j]:.3f}" for j in range(i)]
-                rows.append([names[i]] + cells + [""] * (p - 1 - i))
-            header = [""] + [_abbreviate(n) for n in names[:-1]]
-            lines += ["", "Correlation of Fixed Effects:",
-                      format_table(header, rows, left_cols=1)]
-        elif p > MAX_CORR_PRINT:
-            lines += ["", f"Correlation matrix not shown by default, as p = {p} > "
-                      f"{MAX_CORR_PRINT}."]
+        lines += format_fixef_corr(self.fixef_corr)
         for msg in self.messages:
             lines += ["", msg]
         return "\n".join(lines)

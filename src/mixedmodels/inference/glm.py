@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import ConvergenceWarning, DataError, FormulaError
+from ..results.fit_stats import FitStatsMixin
 
 __all__ = ["GeneralizedLinearModelResult", "fit_glm", "glm"]
 
@@ -39,7 +40,9 @@ MAX_HALVINGS = 30
 
 
 @dataclass(frozen=True, eq=False)
-class GeneralizedLinearModelResult:
+
+
+class GeneralizedLinearModelResult(FitStatsMixin):
     """A fitted GLM (what :func:`glm` returns).
 
     Attributes
@@ -71,10 +74,6 @@ class GeneralizedLinearModelResult:
         return np.zeros(0)
 
     @property
-    def nobs(self) -> int:
-        return self.design.nobs
-
-    @property
     def prior(self) -> np.ndarray:
         from ..objective.pirls import prior_weights
 
@@ -97,6 +96,11 @@ class GeneralizedLinearModelResult:
     def df(self) -> int:
         return self.design.p + int(self.family.has_dispersion)
 
+    @property
+    def df_resid(self) -> int:
+        """Residual degrees of freedom ``n - p``, as R's ``df.residual(glm)``."""
+        return self.nobs - self.design.p
+
     @cached_property
     def loglik(self) -> float:
         return -0.5 * self.family.minus2_loglik(self.design.y, self.mu, self.prior, self.phi)
@@ -111,35 +115,17 @@ class GeneralizedLinearModelResult:
     def objective(self) -> float:
         return self.deviance
 
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.df
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     @property
     def sigma(self) -> float:
         return float(np.sqrt(self.phi))
 
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.design.fixed.names), name="fixef")
-
-    @cached_property
-    def vcov(self) -> pd.DataFrame:
+    def _vcov_matrix(self) -> np.ndarray:
         scale = 1.0
         if self.family.has_dispersion:
             pearson = (self.design.y - self.mu) ** 2 * self.prior / self.family.variance(self.mu)
             scale = float(np.sum(pearson) / (self.nobs - self.design.p))
-        names = list(self.design.fixed.names)
-        return pd.DataFrame(scale * self.RX_inv @ self.RX_inv.T, index=names, columns=names)
-
-    @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
-                         name="se")
+        return scale * self.RX_inv @ self.RX_inv.T
 
     def coef_table(self) -> pd.DataFrame:
         """Wald z tests (t tests with ``n - p`` df for dispersion families, as R)."""

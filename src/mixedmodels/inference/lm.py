@@ -26,6 +26,7 @@ from scipy import stats
 from .._errors import DataError, FormulaError
 from ..design import Design, materialize
 from ..formula import parse_formula
+from ..results.fit_stats import FitStatsMixin
 
 __all__ = ["LinearModelResult", "fit_lm", "lm"]
 
@@ -33,7 +34,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @dataclass(frozen=True, eq=False)
-class LinearModelResult:
+class LinearModelResult(FitStatsMixin):
     """A fitted linear model without random effects (what :func:`lm` returns).
 
     Attributes
@@ -57,10 +58,6 @@ class LinearModelResult:
     reml = False
 
     # -- sizes and likelihood ------------------------------------------------------------
-    @property
-    def nobs(self) -> int:
-        return self.design.nobs
-
     @property
     def p(self) -> int:
         return self.design.p
@@ -109,13 +106,6 @@ class LinearModelResult:
     def objective(self) -> float:
         return self.deviance
 
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.df
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     # -- coefficients --------------------------------------------------------------------
     @property
@@ -123,20 +113,8 @@ class LinearModelResult:
         """Residual standard error ``sqrt(RSS / (n - p))``."""
         return float(np.sqrt(self.rss / self.df_resid))
 
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.design.fixed.names), name="fixef")
-
-    @cached_property
-    def vcov(self) -> pd.DataFrame:
-        names = list(self.design.fixed.names)
-        v = self.sigma ** 2 * (self.RX_inv @ self.RX_inv.T)
-        return pd.DataFrame(v, index=names, columns=names)
-
-    @property
-    def se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
-                         name="se")
+    def _vcov_matrix(self) -> np.ndarray:
+        return self.sigma ** 2 * (self.RX_inv @ self.RX_inv.T)
 
     def coef_table(self) -> pd.DataFrame:
         """Estimate, Std. Error, df, t value, Pr(>|t|) with ``n - p`` residual df."""

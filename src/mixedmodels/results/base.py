@@ -21,13 +21,14 @@ import numpy as np
 import pandas as pd
 
 from ..diagnostics import SINGULAR_TOL, is_singular_theta
+from .fit_stats import FitStatsMixin
 from .predict import linear_predictor
 from .varcorr import VarCorr, VarCorrTerm, term_group_labels
 
 __all__ = ["MixedModelResultBase"]
 
 
-class MixedModelResultBase:
+class MixedModelResultBase(FitStatsMixin):
     """Mixin with the accessors common to all mixed-model results (see module docstring)."""
 
     # -- estimates held by the solution at the optimum ------------------------------------
@@ -46,33 +47,7 @@ class MixedModelResultBase:
         """Conditional modes per term, arrays (levels, p) in lme4's term order."""
         return self.solution.b
 
-    # -- fixed effects ------------------------------------------------------------------
-    @property
-    def fixef(self) -> pd.Series:
-        """Fixed-effect estimates, named as formulaic names the columns."""
-        return pd.Series(self.beta, index=list(self.design.fixed.names), name="fixef")
-
-    @cached_property
-    def vcov(self) -> pd.DataFrame:
-        """Covariance matrix of the fixed-effect estimates (same order as ``fixef``)."""
-        names = list(self.design.fixed.names)
-        return pd.DataFrame(self._vcov_matrix(), index=names, columns=names)
-
-    @property
-    def se(self) -> pd.Series:
-        """Standard errors of the fixed effects."""
-        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.vcov.index,
-                         name="se")
-
     # -- sizes and information criteria --------------------------------------------------
-    @property
-    def nobs(self) -> int:
-        return self.design.nobs
-
-    @property
-    def df_resid(self) -> int:
-        return self.nobs - self.df
-
     @property
     def ngroups(self) -> dict[str, int]:
         """Number of levels of each grouping factor (lme4's ``ngrps``)."""
@@ -86,13 +61,6 @@ class MixedModelResultBase:
         """Log-likelihood (restricted log-likelihood for REML fits, as lme4's logLik)."""
         return -0.5 * self.objective
 
-    @property
-    def aic(self) -> float:
-        return -2.0 * self.loglik + 2.0 * self.df
-
-    @property
-    def bic(self) -> float:
-        return -2.0 * self.loglik + np.log(self.nobs) * self.df
 
     # -- random effects -----------------------------------------------------------------
     def _term_labels(self) -> list[str]:

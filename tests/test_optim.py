@@ -71,3 +71,14 @@ def test_user_start_and_optimizer_choice():
         mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data, start=[1.0])
     with pytest.raises(ValueError, match="unknown optimizer"):
         mm.lmer("diameter ~ 1 + (1 | plate)", data, optimizer="newton")
+
+
+def test_gradient_optimizer_choice():
+    dye = mm.datasets.load("Dyestuff")
+    m = mm.lmer("Yield ~ 1 + (1 | Batch)", dye, optimizer="gradient")   # small: dense by default
+    assert m.objective_function.method == "blocked"
+    assert m.objective == pytest.approx(mm.lmer("Yield ~ 1 + (1 | Batch)", dye).objective,
+                                        abs=OBJECTIVE_ATOL)
+    with pytest.raises(ValueError, match="scalar"):
+        mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"),
+                optimizer="gradient")

@@ -9,7 +9,13 @@ import pandas as pd
 from scipy import stats
 
 from .format import format_table, r_format
-from .summary import format_fit_header, format_fixef_corr, format_groups_line
+from .summary import (
+    fit_statistics,
+    fixef_correlation,
+    format_fit_header,
+    format_fixef_corr,
+    format_groups_line,
+)
 from .varcorr import VarCorr
 
 __all__ = ["GLMMSummary", "format_z_table", "significance_stars"]
@@ -97,11 +103,8 @@ class GLMMSummary:
         z = m.fixef / se
         coefs = pd.DataFrame({"Estimate": m.fixef, "Std. Error": se, "z value": z,
                               "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z.to_numpy()))})
-        v = m.vcov.to_numpy()
-        d = np.sqrt(np.diag(v))
-        corr = pd.DataFrame(v / np.outer(d, d), index=m.vcov.index, columns=m.vcov.columns)
-        fit = {"AIC": m.aic, "BIC": m.bic, "logLik": m.loglik, "deviance": m.deviance,
-               "df.resid": m.df_resid}
+        corr = fixef_correlation(m.vcov)
+        fit = fit_statistics(m)
         return cls(m.design.spec.formula, m.family.label(), m.nAGQ, fit, coefs, m.varcorr,
                    corr, m.residuals("pearson", scaled=True).to_numpy(), m.nobs, m.ngroups,
                    m.messages)

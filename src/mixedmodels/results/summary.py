@@ -13,6 +13,8 @@ from .varcorr import VarCorr
 
 __all__ = [
     "LMMSummary",
+    "fit_statistics",
+    "fixef_correlation",
     "format_coef_table",
     "format_fit_header",
     "format_fixef_corr",
@@ -41,6 +43,19 @@ def _abbreviate(name: str, width: int = 6) -> str:
                 del chars[i]
             i -= 1
     return "".join(chars[:width])
+
+
+def fit_statistics(m) -> dict[str, float]:
+    """The ``AIC BIC logLik deviance df.resid`` line's values for a fit."""
+    return {"AIC": m.aic, "BIC": m.bic, "logLik": m.loglik, "deviance": m.deviance,
+            "df.resid": m.df_resid}
+
+
+def fixef_correlation(vcov: pd.DataFrame) -> pd.DataFrame:
+    """Correlation matrix of the fixed-effect estimates from their covariance."""
+    v = vcov.to_numpy()
+    d = np.sqrt(np.diag(v))
+    return pd.DataFrame(v / np.outer(d, d), index=vcov.index, columns=vcov.columns)
 
 
 def format_groups_line(nobs: int, ngroups: dict) -> str:
@@ -167,11 +182,8 @@ class LMMSummary:
         se = m.se
         coefs = pd.DataFrame({"Estimate": m.fixef, "Std. Error": se,
                               "t value": m.fixef / se})
-        v = m.vcov.to_numpy()
-        d = np.sqrt(np.diag(v))
-        corr = pd.DataFrame(v / np.outer(d, d), index=m.vcov.index, columns=m.vcov.columns)
-        stats = {"AIC": m.aic, "BIC": m.bic, "logLik": m.loglik, "deviance": m.deviance,
-                 "df.resid": m.df_resid}
+        corr = fixef_correlation(m.vcov)
+        stats = fit_statistics(m)
         return cls(m.design.spec.formula, m.reml, m.objective, stats, coefs, m.varcorr, corr,
                    m.residuals("pearson", scaled=True).to_numpy(), m.nobs, m.ngroups,
                    m.messages)

@@ -115,7 +115,6 @@ class GeneralizedLinearModelResult(FitStatsMixin):
     def objective(self) -> float:
         return self.deviance
 
-
     @property
     def sigma(self) -> float:
         return float(np.sqrt(self.phi))

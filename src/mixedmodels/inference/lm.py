@@ -106,7 +106,6 @@ class LinearModelResult(FitStatsMixin):
     def objective(self) -> float:
         return self.deviance
 
-
     # -- coefficients --------------------------------------------------------------------
     @property
     def sigma(self) -> float:

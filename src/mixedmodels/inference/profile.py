@@ -322,6 +322,21 @@ def _walk(point, est: float, shift: float, base_params: np.ndarray, lo: float, h
     return out
 
 
+def profile_settings(names: list[str], which, alphamax: float, cutoff: float | None,
+                     delta: float | None) -> tuple[list[str], float, float]:
+    """Parameters to profile, the zeta cutoff and the step target (lme4's defaults: the
+    cutoff at which all ``len(names)`` parameters' joint ``1 - alphamax`` region ends, steps
+    of 1/8 of it)."""
+    full_cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, len(names))))
+    cutoff = full_cutoff if cutoff is None else float(cutoff)
+    delta = full_cutoff * DELTA_CUTOFF if delta is None else float(delta)
+    wanted = names if which is None else list(which)
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        raise KeyError(f"no parameter named {unknown}; parameters are {names}")
+    return wanted, cutoff, delta
+
+
 def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
                 cutoff: float | None = None, delta: float | None = None) -> LikelihoodProfile:
     """Profile the parameters of the LMM ``m`` (see the module docstring).
@@ -343,14 +358,7 @@ def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
     pr = _LMMProfiler(ml)
     k = pr.map.size
     names = list(pr.map.names) + list(ml.fixef.index)
-    n_all = len(names)
-    full_cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, n_all)))
-    cutoff = full_cutoff if cutoff is None else float(cutoff)
-    delta = full_cutoff * DELTA_CUTOFF if delta is None else float(delta)
-    wanted = names if which is None else list(which)
-    unknown = [w for w in wanted if w not in names]
-    if unknown:
-        raise KeyError(f"no parameter named {unknown}; parameters are {names}")
+    wanted, cutoff, delta = profile_settings(names, which, alphamax, cutoff, delta)
     base_params = np.concatenate([pr.opt, pr.beta])
     curves = {}
     for idx, name in enumerate(names):

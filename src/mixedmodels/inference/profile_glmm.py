@@ -16,17 +16,16 @@ deviance here profiles out.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from .._errors import MixedModelsError
 from .profile import (
     ALPHA_MAX,
-    DELTA_CUTOFF,
     LikelihoodProfile,
     _curve,
     _inner_minimize,
     _walk,
     first_shift,
+    profile_settings,
 )
 from .varpar import SdCorMap
 
@@ -83,13 +82,7 @@ def profile_glmm(m, which=None, alphamax: float = ALPHA_MAX, cutoff: float | Non
     :func:`~mixedmodels.inference.profile.profile_lmm`)."""
     pr = _GLMMProfiler(m)
     names = list(pr.map.names) + list(m.fixef.index)
-    full_cutoff = float(np.sqrt(stats.chi2.ppf(1.0 - alphamax, len(names))))
-    cutoff = full_cutoff if cutoff is None else float(cutoff)
-    delta = full_cutoff * DELTA_CUTOFF if delta is None else float(delta)
-    wanted = names if which is None else list(which)
-    unknown = [w for w in wanted if w not in names]
-    if unknown:
-        raise KeyError(f"no parameter named {unknown}; parameters are {names}")
+    wanted, cutoff, delta = profile_settings(names, which, alphamax, cutoff, delta)
     curves = {}
     for w, name in enumerate(names):
         if name not in wanted:

@@ -50,7 +50,13 @@ def _files() -> dict[str, str]:
 
 
 def names() -> list[str]:
-    """Names of the bundled data sets, sorted case-insensitively."""
+    """Names of the bundled data sets, sorted case-insensitively.
+
+    Returns
+    -------
+    list of str
+        The names :func:`load` accepts.
+    """
     return sorted(_files(), key=str.lower)
 
 

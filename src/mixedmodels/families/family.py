@@ -109,23 +109,86 @@ class Family:
 
     # -- distribution -----------------------------------------------------------------
     def variance(self, mu: np.ndarray) -> np.ndarray:
-        """Variance function ``V(mu)``."""
+        """Variance function ``V(mu)``: ``Var(y_i) = phi V(mu_i) / w_i``.
+
+        Parameters
+        ----------
+        mu : ndarray (n,)
+            Means.
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         raise NotImplementedError
 
     def variance_deriv(self, mu: np.ndarray) -> np.ndarray:
-        """``dV / dmu``."""
+        """Derivative of the variance function, ``dV / dmu`` (enters the observed
+        information, see the module docstring).
+
+        Parameters
+        ----------
+        mu : ndarray (n,)
+            Means.
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         raise NotImplementedError
 
     def dev_resids(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Prior-weighted unit deviances ``d_i`` (R's ``family$dev.resids``)."""
+        """Prior-weighted unit deviances ``d_i`` (R's ``family$dev.resids``).
+
+        ``d_i = 2 w_i [log p(y_i | mu = y_i) - log p(y_i | mu_i)]`` at ``phi = 1``: zero when
+        ``mu_i = y_i``, and ``-2 log p = d_i / phi + s_i``.
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses (binomial: proportions of the trials).
+        mu : ndarray (n,)
+            Means.
+        w : ndarray (n,)
+            Prior weights (binomial: numbers of trials).
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         raise NotImplementedError
 
     def saturated(self, y: np.ndarray, w: np.ndarray, phi: float = 1.0) -> np.ndarray:
-        """``s_i = -2 log p(y_i | mu_i = y_i, phi)`` (see the module docstring)."""
+        """Saturated terms ``s_i = -2 log p(y_i | mu_i = y_i, phi)`` (module docstring).
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses (binomial: proportions of the trials).
+        w : ndarray (n,)
+            Prior weights (binomial: numbers of trials).
+        phi : float
+            Dispersion (1 for families without one).
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         raise NotImplementedError
 
     def valid_mu(self, mu: np.ndarray) -> bool:
-        """Whether the means are inside the family's parameter space."""
+        """Whether the means are inside the family's parameter space (finite; positive
+        for counts and positive responses; inside (0, 1) for the binomial).
+
+        Parameters
+        ----------
+        mu : ndarray (n,)
+            Means.
+
+        Returns
+        -------
+        bool
+        """
         return bool(np.all(np.isfinite(mu)))
 
     def deviance_function(self, y: np.ndarray, w: np.ndarray):
@@ -133,38 +196,120 @@ class Family:
 
         PIRLS evaluates the deviance several times per step; families override this with
         the terms that do not depend on ``mu`` summed once.
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses (binomial: proportions of the trials).
+        w : ndarray (n,)
+            Prior weights (binomial: numbers of trials).
+
+        Returns
+        -------
+        callable
+            ``f(mu) -> float``, the total deviance.
         """
         return lambda mu: float(np.sum(self.dev_resids(y, mu, w)))
 
     def mustart(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Starting means (R's ``family$initialize``)."""
+        """Starting means (R's ``family$initialize``), inside the parameter space.
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses (binomial: proportions of the trials).
+        w : ndarray (n,)
+            Prior weights (binomial: numbers of trials).
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         return np.asarray(y, dtype=float).copy()
 
     def check_response(self, y: np.ndarray, w: np.ndarray, what: str) -> None:
-        """Raise a :class:`DataError` for responses outside the support; ``what`` names the
-        response in messages."""
+        """Raise a :class:`DataError` for responses outside the support (and warn about
+        non-integer counts).
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses (binomial: proportions of the trials).
+        w : ndarray (n,)
+            Prior weights (binomial: numbers of trials).
+        what : str
+            Names the response in the messages.
+        """
 
     # -- derived quantities -----------------------------------------------------------
     def minus2_loglik(self, y, mu, w, phi: float = 1.0) -> float:
-        """``-2 sum_i log p(y_i | mu_i, phi)``."""
+        """Minus twice the log-likelihood, ``-2 sum_i log p(y_i | mu_i, phi) =
+        sum_i d_i / phi + sum_i s_i``.
+
+        Parameters
+        ----------
+        y, mu, w : ndarray (n,)
+            Responses, means and prior weights.
+        phi : float
+            Dispersion (1 for families without one).
+
+        Returns
+        -------
+        float
+        """
         return float(np.sum(self.dev_resids(y, mu, w)) / phi
                      + np.sum(self.saturated(y, w, phi)))
 
     def fisher_weights(self, eta, mu, w) -> np.ndarray:
-        """``w mu_eta^2 / V(mu)``: PIRLS working weights."""
+        """Fisher (expected-information) weights ``w mu'(eta)^2 / V(mu)``: the PIRLS
+        working weights.
+
+        Parameters
+        ----------
+        eta, mu, w : ndarray (n,)
+            Linear predictor, means and prior weights.
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         me = self.link.mu_eta(eta)
         return w * me * me / self.variance(mu)
 
     def observed_weights(self, y, eta, mu, w) -> np.ndarray:
-        """Observed information of ``d_i / 2`` with respect to ``eta_i`` (module docstring)."""
+        """Observed information of ``d_i / 2`` with respect to ``eta_i`` (module
+        docstring): the Fisher weight minus ``w (y - mu) [mu'' / V - mu'^2 V' / V^2]``.
+
+        Parameters
+        ----------
+        y, eta, mu, w : ndarray (n,)
+            Responses, linear predictor, means and prior weights.
+
+        Returns
+        -------
+        ndarray (n,)
+            Equal to :meth:`fisher_weights` for the canonical link.
+        """
         me = self.link.mu_eta(eta)
         v = self.variance(mu)
         curv = self.link.mu_eta2(eta) / v - me * me * self.variance_deriv(mu) / (v * v)
         return w * me * me / v - w * (y - mu) * curv
 
     def laplace_weights(self, y, eta, mu, w, hessian: str | None = None) -> np.ndarray:
-        """Weights of the Laplace approximation's Hessian (``hessian`` overrides the
-        family's default, ``"expected"`` or ``"observed"``)."""
+        """Weights ``W`` of the Laplace approximation's Hessian ``Lambda' Z' W Z Lambda + I``.
+
+        Parameters
+        ----------
+        y, eta, mu, w : ndarray (n,)
+            Responses, linear predictor, means and prior weights.
+        hessian : {"expected", "observed"}, optional
+            Overrides the family's default (:attr:`laplace_hessian`): lme4's expected
+            information, or glmmTMB's observed information.
+
+        Returns
+        -------
+        ndarray (n,)
+        """
         kind = self.laplace_hessian if hessian is None else hessian
         if kind == "expected" or self.link.name == self.canonical_link:
             return self.fisher_weights(eta, mu, w)
@@ -178,6 +323,20 @@ class Family:
         ``total`` is the sum of deviances plus the squared length of the spherical random
         effects at the conditional modes; only families with a dispersion parameter have
         one.
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses (binomial: proportions of the trials).
+        w : ndarray (n,)
+            Prior weights (binomial: numbers of trials).
+        total : float
+            ``sum_i d_i + |u|^2`` at the conditional modes.
+
+        Returns
+        -------
+        float
+            The minimizing ``phi``.
         """
         raise NotImplementedError(f"the {self.name} family has no dispersion parameter")
 
@@ -188,7 +347,13 @@ class Family:
         return 0
 
     def label(self) -> str:
-        """``"binomial  ( logit )"`` as lme4's summary prints it."""
+        """The family line of lme4's summary.
+
+        Returns
+        -------
+        str
+            ``"binomial  ( logit )"``; the negative binomial shows its shape.
+        """
         return f"{self.name}  ( {self.link.name} )"
 
     def __repr__(self) -> str:
@@ -307,6 +472,13 @@ class NegativeBinomial(Family):
 
     ``theta`` is R's (``MASS::negative.binomial(theta)``); :func:`mixedmodels.glmer_nb`
     estimates it, ``glmer(family=NegativeBinomial(theta=...))`` holds it fixed.
+
+    Parameters
+    ----------
+    theta : float
+        Shape, positive; the variance tends to the Poisson's as it grows.
+    link : str or Link, optional
+        ``"log"`` (default), ``"sqrt"`` or ``"identity"``.
     """
 
     name = "negative_binomial"
@@ -322,6 +494,17 @@ class NegativeBinomial(Family):
         self.theta = theta
 
     def with_theta(self, theta: float) -> NegativeBinomial:
+        """The same family and link with another shape.
+
+        Parameters
+        ----------
+        theta : float
+            New shape.
+
+        Returns
+        -------
+        NegativeBinomial
+        """
         return NegativeBinomial(theta, self.link)
 
     def variance(self, mu):
@@ -384,6 +567,15 @@ class _DispersionFamily(Family):
         return float(total) / y.shape[0]
 
     def check_positive(self, y, what):
+        """Raise a :class:`DataError` unless every response is positive.
+
+        Parameters
+        ----------
+        y : ndarray (n,)
+            Responses.
+        what : str
+            Names the response in the message.
+        """
         if np.any(y <= 0):
             raise DataError(
                 f"the {self.name} response {what} must be positive; {int(np.sum(y <= 0))} "
@@ -511,7 +703,23 @@ def nb_theta_ml(y: np.ndarray, mu: np.ndarray, w: np.ndarray | None = None) -> f
     r"""Maximum-likelihood negative binomial shape for fixed means (``MASS::theta.ml``).
 
     Maximizes ``sum_i w_i log p(y_i | mu_i, theta)`` over ``log theta``; lme4's
-    ``glmer.nb`` starts from this estimate on the fitted means of a Poisson GLMM.
+    ``glmer.nb`` starts from this estimate on the fitted means of a Poisson GLMM. The score
+    in ``theta`` is ``sum_i w_i [psi(theta + y_i) - psi(theta) + log theta + 1
+    - log(theta + mu_i) - (y_i + theta) / (mu_i + theta)]``; its root is found on
+    ``LOG_NB_THETA_BRACKET``, whose ends are returned when the score keeps its sign (no
+    overdispersion: the upper end).
+
+    Parameters
+    ----------
+    y, mu : array-like (n,)
+        Counts and their (fixed) means.
+    w : array-like (n,), optional
+        Prior weights (default 1).
+
+    Returns
+    -------
+    float
+        The shape ``theta``.
     """
     y = np.asarray(y, dtype=float)
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
@@ -546,7 +754,25 @@ FAMILIES: dict[str, type[Family]] = {
 
 def make_family(family, link=None) -> Family:
     """A :class:`Family` from a name (``"binomial"``, ``"Gamma"``), a family instance or a
-    family class; ``link`` overrides the link."""
+    family class.
+
+    Parameters
+    ----------
+    family : str, Family or Family subclass
+        A name of :data:`FAMILIES` (case-insensitive; R's spellings such as
+        ``"inverse.gaussian"`` too), a family object, or a family class.
+    link : str or Link, optional
+        Overrides the family's link (a negative binomial keeps its shape).
+
+    Returns
+    -------
+    Family
+
+    Raises
+    ------
+    FormulaError
+        Unknown family name, or a link the family does not support.
+    """
     if isinstance(family, Family):
         if link is None:
             return family

@@ -53,27 +53,95 @@ class Link:
     bounded: bool = False
 
     def link(self, mu: np.ndarray) -> np.ndarray:
-        """``eta = g(mu)``."""
+        """The link, ``eta = g(mu)``.
+
+        Parameters
+        ----------
+        mu : ndarray
+            Means.
+
+        Returns
+        -------
+        ndarray
+            Linear predictor, elementwise.
+        """
         raise NotImplementedError
 
     def linkinv(self, eta: np.ndarray) -> np.ndarray:
-        """``mu = g^{-1}(eta)``."""
+        """The inverse link, ``mu = g^{-1}(eta)`` (bounded links stay inside
+        ``[EPS, 1 - EPS]``).
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor.
+
+        Returns
+        -------
+        ndarray
+            Means, elementwise.
+        """
         raise NotImplementedError
 
     def mu_eta(self, eta: np.ndarray) -> np.ndarray:
-        """``d mu / d eta``."""
+        """Slope of the inverse link, ``d mu / d eta`` (in PIRLS' weights
+        ``w mu_eta^2 / V(mu)``).
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor.
+
+        Returns
+        -------
+        ndarray
+            Elementwise (bounded links: at least ``EPS``).
+        """
         raise NotImplementedError
 
     def mu_eta2(self, eta: np.ndarray) -> np.ndarray:
-        """``d^2 mu / d eta^2``."""
+        """Curvature of the inverse link, ``d^2 mu / d eta^2`` (in the observed
+        information of dispersion families).
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor.
+
+        Returns
+        -------
+        ndarray
+            Elementwise.
+        """
         raise NotImplementedError
 
     def inverse_and_slope(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(linkinv(eta), mu_eta(eta))`` in one pass (PIRLS needs both every step)."""
+        """``(linkinv(eta), mu_eta(eta))`` in one pass (PIRLS needs both every step).
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor.
+
+        Returns
+        -------
+        tuple of ndarray
+            Means and slopes.
+        """
         return self.linkinv(eta), self.mu_eta(eta)
 
     def valid_eta(self, eta: np.ndarray) -> bool:
-        """Whether every ``eta`` maps to a mean (e.g. ``eta > 0`` for the inverse link)."""
+        """Whether every ``eta`` maps to a mean (e.g. ``eta > 0`` for the inverse link).
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor.
+
+        Returns
+        -------
+        bool
+        """
         return bool(np.all(np.isfinite(eta)))
 
     def __repr__(self) -> str:
@@ -294,7 +362,22 @@ LINKS: dict[str, type[Link]] = {
 
 
 def make_link(link) -> Link:
-    """A :class:`Link` from a name (``"probit"``) or an instance (returned as is)."""
+    """A :class:`Link` from a name (``"probit"``) or an instance (returned as is).
+
+    Parameters
+    ----------
+    link : str or Link
+        A name of :data:`LINKS` (R's spelling: ``"logit"``, ``"1/mu^2"``, ...).
+
+    Returns
+    -------
+    Link
+
+    Raises
+    ------
+    FormulaError
+        Unknown link name.
+    """
     if isinstance(link, Link):
         return link
     if isinstance(link, str):

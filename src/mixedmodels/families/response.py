@@ -24,7 +24,20 @@ _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
 
 
 def split_cbind(expr: str) -> tuple[str, str] | None:
-    """``("s", "n - s")`` for ``"cbind(s, n - s)"``; None when ``expr`` is not a cbind."""
+    """Split a ``cbind(successes, failures)`` response into its two expressions.
+
+    Commas inside parentheses do not split (``cbind(f(a, b), n - f(a, b))``).
+
+    Parameters
+    ----------
+    expr : str
+        The left-hand side of a formula.
+
+    Returns
+    -------
+    tuple of str or None
+        ``("s", "n - s")`` for ``"cbind(s, n - s)"``; None when ``expr`` is not a cbind.
+    """
     m = _CBIND.match(expr)
     if not m:
         return None
@@ -74,7 +87,18 @@ def _numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
 
 
 def response_variables(expr: str) -> list[str]:
-    """Data columns the response reads (both sides of a cbind)."""
+    """Data columns the response reads (both sides of a cbind).
+
+    Parameters
+    ----------
+    expr : str
+        The left-hand side of a formula.
+
+    Returns
+    -------
+    list of str
+        Column names in order of appearance, without repeats.
+    """
     pair = split_cbind(expr)
     if pair is None:
         return expression_variables(expr)
@@ -141,7 +165,21 @@ def _numeric_response(family: Family):
 
 
 def make_response(family: Family):
-    """The ``response=`` callable for :func:`~mixedmodels.design.materialize`."""
+    """The ``response=`` callable for :func:`~mixedmodels.design.materialize`.
+
+    Parameters
+    ----------
+    family : Family
+        Binomial families accept ``cbind(successes, failures)`` (``y`` becomes the
+        proportion, the trials go to ``extra["trials"]``), booleans and two-level factors
+        (the first level is failure, as in R); other families need a numeric response.
+
+    Returns
+    -------
+    callable
+        ``response(expr, frame) -> (y, extra)`` with ``y`` a float array and ``extra`` a
+        dict (``response_kind``, and ``trials`` / ``levels`` where they apply).
+    """
     if isinstance(family, Binomial):
         return _binomial_response
     return _numeric_response(family)

@@ -43,12 +43,22 @@ def fit_lmm(
     """Fit a linear mixed model to a materialized :class:`Design`.
 
     Useful when the same design is refitted (bootstrap, simulation); :func:`lmer` is the
-    formula front door. Parameters are those of :func:`lmer`, plus:
+    formula front door.
 
+    Parameters
+    ----------
+    design : Design
+        From :func:`~mixedmodels.materialize`.
+    REML, optimizer, optimizer_settings, start, check_conv
+        As for :func:`~mixedmodels.lmer`.
     fixed_theta : array-like, optional
         Skip the optimization and return the model at this theta (beta, sigma and the
         random effects at their conditional optimum) -- lme4's ``devfun`` evaluated into a
         full result, for profiling, comparisons and teaching.
+
+    Returns
+    -------
+    LinearMixedModelResult
     """
     with collect_warnings() as caught:
         if fixed_theta is not None:

@@ -73,17 +73,43 @@ class BootstrapResult:
 
     @property
     def n_failed(self) -> int:
+        """Number of replicates whose refit or statistic failed (left out)."""
         return len(self.failures)
 
     def summary(self) -> pd.DataFrame:
-        """original, bias (mean of replicates minus original) and std. error."""
+        """boot's print: the statistic, its bootstrap bias and standard error.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per component of the statistic; columns ``original`` (on the data),
+            ``bias`` (mean of the replicates minus original) and ``std. error`` (standard
+            deviation of the replicates).
+        """
         r = self.replicates
         return pd.DataFrame({"original": self.t0, "bias": r.mean() - self.t0,
                              "std. error": r.std(ddof=1)})
 
     def confint(self, level: float = 0.95, type: str = "perc") -> pd.DataFrame:
-        """Bootstrap intervals: ``"perc"`` (percentile, lme4's default), ``"basic"`` or
-        ``"norm"`` (normal with bootstrap bias and standard error)."""
+        """Bootstrap intervals (boot's ``boot.ci`` types).
+
+        With replicates ``t*``, original ``t0`` and ``a = (1 - level) / 2``: ``"perc"``
+        (lme4's default) is ``[q_a(t*), q_{1-a}(t*)]``; ``"basic"`` is
+        ``[2 t0 - q_{1-a}(t*), 2 t0 - q_a(t*)]``; ``"norm"`` is
+        ``2 t0 - mean(t*) +- z_{1-a} sd(t*)``.
+
+        Parameters
+        ----------
+        level : float
+            Coverage probability.
+        type : {"perc", "basic", "norm"}
+            Interval type.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``lower`` and ``upper``, one row per component of the statistic.
+        """
         a = (1.0 - level) / 2.0
         r = self.replicates
         if type == "perc":

@@ -71,10 +71,12 @@ class GeneralizedLinearModelResult(FitStatsMixin):
 
     @property
     def theta(self) -> np.ndarray:
+        """No random effects: an empty theta (lets generic inference code treat fits alike)."""
         return np.zeros(0)
 
     @property
     def prior(self) -> np.ndarray:
+        """Prior weights per row (binomial: the numbers of trials; 1 without weights)."""
         from ..objective.pirls import prior_weights
 
         return prior_weights(self.design)
@@ -94,6 +96,8 @@ class GeneralizedLinearModelResult(FitStatsMixin):
 
     @property
     def df(self) -> int:
+        """Number of parameters: the coefficients, plus the dispersion when the family has
+        one (as R's ``logLik(glm)``)."""
         return self.design.p + int(self.family.has_dispersion)
 
     @property
@@ -103,6 +107,8 @@ class GeneralizedLinearModelResult(FitStatsMixin):
 
     @cached_property
     def loglik(self) -> float:
+        """Log-likelihood at the estimates, ``-(sum of deviance residuals / phi + saturated
+        terms) / 2`` (comparable with a GLMM's ``loglik``)."""
         return -0.5 * self.family.minus2_loglik(self.design.y, self.mu, self.prior, self.phi)
 
     @property
@@ -113,10 +119,13 @@ class GeneralizedLinearModelResult(FitStatsMixin):
 
     @property
     def objective(self) -> float:
+        """The deviance ``-2 log L`` (compared with a GLMM's ``objective`` by ``anova``)."""
         return self.deviance
 
     @property
     def sigma(self) -> float:
+        """``sqrt(phi)``: the residual standard deviation for the Gaussian family, 1 for
+        families without a dispersion parameter."""
         return float(np.sqrt(self.phi))
 
     def _vcov_matrix(self) -> np.ndarray:
@@ -127,7 +136,15 @@ class GeneralizedLinearModelResult(FitStatsMixin):
         return scale * self.RX_inv @ self.RX_inv.T
 
     def coef_table(self) -> pd.DataFrame:
-        """Wald z tests (t tests with ``n - p`` df for dispersion families, as R)."""
+        """Wald tests of the coefficients, as R's ``summary.glm``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``Estimate``, ``Std. Error``, ``z value``, ``Pr(>|z|)`` (normal reference); for
+            families with a dispersion parameter ``t value`` and ``Pr(>|t|)`` on ``n - p``
+            degrees of freedom instead.
+        """
         est, se = self.fixef, self.se
         stat = est / se
         if self.family.has_dispersion:
@@ -138,7 +155,23 @@ class GeneralizedLinearModelResult(FitStatsMixin):
                              "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(stat))})
 
     def simulate(self, nsim: int = 1, seed=None, re_form=None) -> pd.DataFrame:
-        """Responses drawn from the fitted family at the fitted means."""
+        """Responses drawn from the fitted family at the fitted means.
+
+        Parameters
+        ----------
+        nsim : int
+            Number of simulated responses.
+        seed : int or numpy.random.SeedSequence, optional
+            Seed of the per-replicate random streams (replicate ``i`` does not depend on
+            ``nsim``); None draws fresh entropy.
+        re_form : None
+            Accepted for the mixed-model signature; a GLM has no random effects.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``sim_1 ... sim_nsim`` (binomial: proportions of the trials).
+        """
         from .simulate import simulate_family, simulate_frame
 
         del re_form
@@ -146,6 +179,17 @@ class GeneralizedLinearModelResult(FitStatsMixin):
             self.family, self.mu, self.design, self.phi, rng))
 
     def refit(self, y) -> GeneralizedLinearModelResult:
+        """The same model (rows, model matrix, family, weights) fitted to a new response.
+
+        Parameters
+        ----------
+        y : array-like (n,)
+            New response on the scale :meth:`simulate` returns.
+
+        Returns
+        -------
+        GeneralizedLinearModelResult
+        """
         return fit_glm(self.design.with_response(np.asarray(y, dtype=float)), self.family)
 
     def __repr__(self) -> str:
@@ -221,7 +265,14 @@ def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"gaussian"``, ... as for ``glmer``.
     link : str, optional
+        Overrides the family's default link.
     weights, offset : str or array-like, optional
+        Prior weights (binomial proportions: the numbers of trials) and offset, as for
+        ``glmer``.
+
+    Returns
+    -------
+    GeneralizedLinearModelResult
 
     Examples
     --------

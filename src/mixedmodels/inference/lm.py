@@ -60,6 +60,7 @@ class LinearModelResult(FitStatsMixin):
     # -- sizes and likelihood ------------------------------------------------------------
     @property
     def p(self) -> int:
+        """Number of coefficients (columns of ``X`` after dropping aliased ones)."""
         return self.design.p
 
     @property
@@ -69,6 +70,7 @@ class LinearModelResult(FitStatsMixin):
 
     @property
     def df_resid(self) -> int:
+        """Residual degrees of freedom ``n - p`` (R's ``df.residual``)."""
         return self.nobs - self.p
 
     @property
@@ -104,6 +106,8 @@ class LinearModelResult(FitStatsMixin):
 
     @property
     def objective(self) -> float:
+        """The deviance, ``-2 log L``: the criterion a mixed model's ``objective`` is
+        compared with in likelihood-ratio tests."""
         return self.deviance
 
     # -- coefficients --------------------------------------------------------------------
@@ -116,7 +120,14 @@ class LinearModelResult(FitStatsMixin):
         return self.sigma ** 2 * (self.RX_inv @ self.RX_inv.T)
 
     def coef_table(self) -> pd.DataFrame:
-        """Estimate, Std. Error, df, t value, Pr(>|t|) with ``n - p`` residual df."""
+        """t tests of the coefficients, as R's ``summary.lm``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per coefficient; columns ``Estimate``, ``Std. Error``, ``df`` (``n - p``),
+            ``t value`` (estimate / SE) and ``Pr(>|t|)`` (two-sided, Student's t on ``df``).
+        """
         est, se = self.fixef, self.se
         t = est / se
         df = float(self.df_resid)
@@ -124,17 +135,44 @@ class LinearModelResult(FitStatsMixin):
                              "Pr(>|t|)": 2.0 * stats.t.sf(np.abs(t), df)})
 
     def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """t-based intervals for the coefficients (R's ``confint.lm``)."""
+        """t-based intervals for the coefficients (R's ``confint.lm``).
+
+        ``estimate +- t_{(1 + level)/2, n - p} * SE``.
+
+        Parameters
+        ----------
+        level : float
+            Coverage probability.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``lower`` and ``upper``, one row per coefficient.
+        """
         q = stats.t.ppf(0.5 + level / 2.0, self.df_resid)
         est, se = self.fixef, self.se
         return pd.DataFrame({"lower": est - q * se, "upper": est + q * se})
 
     # -- fitted values, simulation, refitting -------------------------------------------
     def fitted(self) -> pd.Series:
+        """Fitted values ``X beta + offset``.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like the rows of the data the model used.
+        """
         return pd.Series(self.design.X @ self.beta + self.design.offset,
                          index=self.design.frame.index, name="fitted")
 
     def residuals(self) -> pd.Series:
+        """Response residuals ``y - X beta - offset`` (unweighted).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like the rows of the data the model used.
+        """
         return pd.Series(self.design.y - self.fitted().to_numpy(),
                          index=self.design.frame.index, name="residuals")
 
@@ -143,6 +181,20 @@ class LinearModelResult(FitStatsMixin):
 
         Uses the same per-replicate random streams as the mixed-model ``simulate``, so
         replicate ``i`` of a seed is the same whatever ``nsim`` is.
+
+        Parameters
+        ----------
+        nsim : int
+            Number of simulated responses.
+        seed : int or numpy.random.SeedSequence, optional
+            Seed of the replicate streams; None draws fresh entropy.
+        re_form : None
+            Accepted for the mixed-model signature; a linear model has no random effects.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``sim_1 ... sim_nsim``, rows as the fitting data.
         """
         from .simulate import simulate_frame, simulate_lm_one
 
@@ -150,7 +202,17 @@ class LinearModelResult(FitStatsMixin):
         return simulate_frame(self, nsim, seed, lambda rng: simulate_lm_one(self, rng))
 
     def refit(self, y) -> LinearModelResult:
-        """The same model fitted to a new response (same rows, same model matrix)."""
+        """The same model fitted to a new response (same rows, same model matrix).
+
+        Parameters
+        ----------
+        y : array-like (n,)
+            New response, one value per row the model used.
+
+        Returns
+        -------
+        LinearModelResult
+        """
         return fit_lm(self.design.with_response(np.asarray(y, dtype=float)))
 
     def __repr__(self) -> str:
@@ -159,7 +221,17 @@ class LinearModelResult(FitStatsMixin):
 
 
 def fit_lm(design: Design) -> LinearModelResult:
-    """Least-squares fit of a materialized design (QR of ``W^{1/2} X``)."""
+    """Least-squares fit of a materialized design (QR of ``W^{1/2} X``).
+
+    Parameters
+    ----------
+    design : Design
+        A design without random-effects terms (``materialize(..., require_random=False)``).
+
+    Returns
+    -------
+    LinearModelResult
+    """
     X, y = design.X, design.y - design.offset
     w = design.weights
     if w is not None:

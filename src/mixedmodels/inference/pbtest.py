@@ -71,6 +71,7 @@ class PBTestResult:
 
     @property
     def n_extreme(self) -> int:
+        """Number of positive simulated statistics larger than the observed LRT."""
         return int(np.sum(self._positive > self.lrt))
 
     @property
@@ -86,7 +87,18 @@ class PBTestResult:
                             index=["LRT", "PBtest"])
 
     def summary(self) -> pd.DataFrame:
-        """PBmodcomp's summary table: LRT, PBtest, Gamma, Bartlett and F rows."""
+        """PBmodcomp's summary table: LRT, PBtest, Gamma, Bartlett and F rows.
+
+        With ``E`` and ``V`` the mean and variance of the positive simulated statistics:
+        ``Gamma`` matches a Gamma distribution to ``E`` and ``V``; ``Bartlett`` rescales the
+        LRT to ``df * LRT / E`` (chi-square on ``df``); ``F`` refers ``LRT / df`` to an F
+        distribution with ``df`` and ``2 E / (E - 1)`` degrees of freedom.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``LRT, PBtest, Gamma, Bartlett, F``; columns ``stat, df, ddf, p.value``.
+        """
         pos = self._positive
         E, V = float(np.mean(pos)), float(np.var(pos, ddof=1))
         bartlett = self.df * self.lrt / E

@@ -120,14 +120,37 @@ class LikelihoodProfile:
     param_names: tuple
 
     def as_frame(self) -> pd.DataFrame:
-        """Long table like lme4's ``as.data.frame(profile)``: ``.par``, ``.zeta``, value."""
+        """Long table like lme4's ``as.data.frame(profile)``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``.par`` (parameter name), ``.zeta`` (signed square root of the deviance
+            increase) and ``value`` (the parameter), the curves one after another.
+        """
         frames = [pd.DataFrame({".par": c.name, ".zeta": c.zeta, "value": c.values})
                   for c in self.curves.values()]
         return pd.concat(frames, ignore_index=True)
 
     def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Profile-likelihood intervals: DataFrame with ``lower``, ``upper`` (and ``note``
-        where an interval is truncated at a bound of the parameter space)."""
+        """Profile-likelihood intervals.
+
+        The ends are where ``zeta`` (the signed root of the deviance increase) crosses
+        ``-+ z_{(1 + level)/2}``: a root of the profile between the two grid points that
+        bracket it (linear interpolation where the curve keeps no profile function).
+
+        Parameters
+        ----------
+        level : float
+            Coverage probability.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``lower`` and ``upper`` per parameter, and a ``note`` column when an interval is
+            truncated at a bound of the parameter space (a standard deviation at 0, a
+            correlation at +-1).
+        """
         z = stats.norm.ppf(0.5 + level / 2.0)
         rows, notes = [], []
         for c in self.curves.values():
@@ -143,7 +166,18 @@ class LikelihoodProfile:
     def plot(self, params=None, ax=None):
         """Plot ``zeta`` against each parameter (lme4's ``xyplot`` of a profile).
 
-        Needs matplotlib (``pip install mixedmodels[plot]``); returns the figure.
+        Needs matplotlib (``pip install mixedmodels[plot]``).
+
+        Parameters
+        ----------
+        params : sequence of str, optional
+            Parameter names to plot (default: every curve).
+        ax : matplotlib Axes or array of Axes, optional
+            Where to draw, one axes per parameter; default: a new figure.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
         """
         try:
             import matplotlib.pyplot as plt

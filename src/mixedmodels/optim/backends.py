@@ -127,6 +127,12 @@ def minimize(
         Overrides of :data:`DEFAULT_SETTINGS`.
     keep_log : bool
         Record every evaluation in the summary's ``log``.
+
+    Returns
+    -------
+    OptSummary
+        The optimum ``x`` and ``fval``, the number of evaluations, the return code and
+        the settings used.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)}")

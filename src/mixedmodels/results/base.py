@@ -82,8 +82,18 @@ class MixedModelResultBase(FitStatsMixin):
         return self._cond_var_blocks()
 
     def ranef_cond_var(self) -> dict[str, np.ndarray]:
-        """Conditional covariance matrices of the random effects per term label:
-        arrays (levels, p, p) (lme4's ``postVar``)."""
+        """Conditional covariance matrices of the random effects (lme4's ``postVar``).
+
+        For term ``k`` and level ``j`` the covariance of ``b_kj`` given the data at the
+        estimates and the fixed effects: ``sigma^2 Lambda (L L')^{-1} Lambda'`` restricted to
+        that level's block, with ``L L' = Lambda' Z' Z Lambda + I`` for an LMM (lme4's
+        ``condVar``) and the PIRLS-weighted factor for a GLMM.
+
+        Returns
+        -------
+        dict of str -> ndarray (levels, p, p)
+            Keyed by the term labels of :attr:`varcorr` (``Subject``, ``Subject.1``).
+        """
         return dict(zip(self._term_labels(), self._cond_var, strict=True))
 
     def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
@@ -120,7 +130,15 @@ class MixedModelResultBase(FitStatsMixin):
         return out
 
     def coef(self) -> dict[str, pd.DataFrame]:
-        """Per-group coefficients: fixed effects plus the group's random effects."""
+        """Per-group coefficients: fixed effects plus the group's random effects (lme4's
+        ``coef``).
+
+        Returns
+        -------
+        dict of str -> DataFrame
+            One frame per grouping factor, a row per level; every fixed effect is a column,
+            with the level's random effect added where the factor has one of that name.
+        """
         fe = self.fixef
         out = {}
         for g, re in self.ranef().items():
@@ -144,5 +162,18 @@ class MixedModelResultBase(FitStatsMixin):
 
     # -- diagnostics ----------------------------------------------------------------------
     def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
-        """True when a variance is (nearly) zero or a correlation is +-1 (lme4's rule)."""
+        """True when a variance is (nearly) zero or a correlation is +-1 (lme4's rule).
+
+        lme4's ``isSingular``: some element of ``theta`` whose lower bound is 0 (a
+        diagonal element of a relative covariance factor) is below ``tol``.
+
+        Parameters
+        ----------
+        tol : float
+            Threshold on those elements of ``theta``.
+
+        Returns
+        -------
+        bool
+        """
         return is_singular_theta(self.theta, self.design.theta_lower(), tol)

@@ -38,16 +38,22 @@ class FitStatsMixin:
 
     @property
     def nobs(self) -> int:
+        """Number of observations the fit used (rows left after dropping missing values)."""
         return self.design.nobs
 
     @property
     def df_resid(self) -> int:
+        """Residual degrees of freedom: observations minus estimated parameters
+        (``nobs - df``, as lme4's ``df.residual``)."""
         return self.nobs - self.df
 
     @property
     def aic(self) -> float:
+        """Akaike's criterion ``-2 loglik + 2 df`` (for a REML fit, of the REML criterion,
+        as lme4)."""
         return -2.0 * self.loglik + 2.0 * self.df
 
     @property
     def bic(self) -> float:
+        """Schwarz's criterion ``-2 loglik + log(nobs) df``."""
         return -2.0 * self.loglik + np.log(self.nobs) * self.df

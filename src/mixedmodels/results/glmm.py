@@ -86,6 +86,8 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     @property
     def residual_sd(self) -> float | None:
+        """The residual line of VarCorr: ``sigma`` for families with a dispersion
+        parameter, None for the others."""
         return self.sigma if self.family.has_dispersion else None
 
     def _re_scale(self) -> float:
@@ -119,11 +121,19 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     @property
     def converged(self) -> bool:
+        """The convergence check at the optimum passed (True when it was skipped)."""
         return self.convergence is None or self.convergence.converged
 
     # -- fitted values, residuals, prediction --------------------------------------------
     def fitted(self) -> pd.Series:
-        """Fitted means ``mu`` (response scale, with random effects), as lme4's fitted()."""
+        """Fitted means ``mu = g^{-1}(X beta + Z b + offset)`` (response scale, with the
+        random effects), as lme4's ``fitted()``.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like the rows used in the fit (binomial: probabilities).
+        """
         return pd.Series(self.solution.mu, index=self._index(), name="fitted")
 
     def _prior(self) -> np.ndarray:
@@ -140,6 +150,11 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
             ``working``: ``(y - mu) / mu_eta``.
         scaled : bool
             Divide by ``sigma`` (the summary's scaled residuals).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like the rows used in the fit.
         """
         y, mu, eta, fam, w = (self.design.y, self.solution.mu, self.solution.eta,
                               self.family, self._prior())
@@ -162,8 +177,25 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
                 allow_new_levels: bool = False, offset=None) -> pd.Series:
         """Predictions on the link (``type="link"``, lme4's default) or response scale.
 
-        ``re_form``: None (all random effects), ``"~0"`` (none) or a formula listing terms;
-        ``allow_new_levels`` predicts unseen levels at the population level.
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Data to predict for (default: the fitting data; the response columns are not
+            needed).
+        type : {"link", "response"}
+            ``eta = X beta + Z b + offset``, or ``mu = g^{-1}(eta)``.
+        re_form : None, str or False
+            Which random effects to include: None (all), ``"~0"`` (population level) or a
+            formula listing terms.
+        allow_new_levels : bool
+            Predict levels not seen in the fit at the population level instead of raising.
+        offset : str or array-like, optional
+            Offset for ``newdata`` when the fit used an ``offset=`` argument.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like ``newdata``.
         """
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
@@ -174,7 +206,17 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     # -- diagnostics and display ----------------------------------------------------------
     def overdispersion(self):
         """The GLMM FAQ's Pearson chi-square test of overdispersion
-        (:func:`mixedmodels.diagnostics.overdispersion_test`)."""
+        (:func:`mixedmodels.diagnostics.overdispersion_test`).
+
+        ``chisq = sum_i r_i^2`` over the Pearson residuals, compared with a chi-square on
+        ``df_resid = nobs - df`` degrees of freedom.
+
+        Returns
+        -------
+        OverdispersionTest
+            ``chisq``, ``ratio = chisq / rdf`` (about 1 without overdispersion), ``rdf``
+            and the upper-tail ``p``.
+        """
         from ..diagnostics.overdispersion import overdispersion_test
 
         return overdispersion_test(self)
@@ -186,7 +228,12 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
         return GLMMSummary.from_result(self)
 
     def summary(self):
-        """lme4-style summary (print it, or use its tables)."""
+        """lme4-style summary (print it, or use its tables).
+
+        Returns
+        -------
+        GLMMSummary
+        """
         return self._summary
 
     def __repr__(self) -> str:

@@ -99,6 +99,17 @@ class GLMMSummary:
 
     @classmethod
     def from_result(cls, m) -> GLMMSummary:
+        """The summary of a fit (what ``m.summary()`` returns).
+
+        Parameters
+        ----------
+        m : GeneralizedLinearMixedModelResult
+            A fitted model.
+
+        Returns
+        -------
+        GLMMSummary
+        """
         se = m.se
         z = m.fixef / se
         coefs = pd.DataFrame({"Estimate": m.fixef, "Std. Error": se, "z value": z,

@@ -49,6 +49,13 @@ class InferenceMixin:
             inner-outer containment rule of ``nlme::lme`` (nested grouping factors), or
             None for lme4's table without df and p-values. ``"auto"``: Satterthwaite for
             linear mixed models; z tests (Pr(>|z|)) for GLMMs, as glmer's summary.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per fixed effect; ``Estimate``, ``Std. Error``, ``df``, ``t value``,
+            ``Pr(>|t|)`` (lmerTest's columns; without ``df`` and the p-value for
+            ``ddf=None``; ``z value``, ``Pr(>|z|)`` for GLMMs).
         """
         from ..inference.fixed_tests import coef_table
 
@@ -63,6 +70,12 @@ class InferenceMixin:
             Type III (default, SAS's), type II or type I (sequential) hypotheses.
         ddf : {"auto", "satterthwaite", "kenward-roger", "containment"}
             ``"auto"`` is Satterthwaite's.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per term; lmerTest's columns ``Sum Sq``, ``Mean Sq``, ``NumDF``,
+            ``DenDF``, ``F value``, ``Pr(>F)``.
         """
         from ..inference.fixed_tests import anova_table
 
@@ -80,11 +93,18 @@ class InferenceMixin:
             ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``, ``sigma``, then
             the fixed effects as in :attr:`fixef`.
         level : float
+            Coverage probability.
         method : {"profile", "wald", "boot"}
             Profile likelihood (lme4's default), Wald (fixed effects only, normal
             quantiles) or parametric-bootstrap percentile intervals.
         nsim, seed, n_jobs
             Bootstrap replicates, seed and worker processes (``method="boot"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``lower`` and ``upper`` per parameter (and ``note`` where an interval is
+            truncated).
 
         Notes
         -----
@@ -98,11 +118,25 @@ class InferenceMixin:
     def profile(self, which=None, alphamax: float = 0.01):
         """Likelihood profiles of the parameters (lme4's ``profile``).
 
-        Returns a :class:`~mixedmodels.inference.LikelihoodProfile`: ``.curves`` (zeta
-        against each parameter), ``.confint(level)``, ``.as_frame()``, ``.plot()``.
-        REML fits are profiled on the ML deviance after an ML refit, as in lme4; GLMMs
-        (families without a dispersion parameter) on their Laplace / quadrature deviance,
-        every other parameter, fixed effects included, optimized at each point.
+        For each parameter on a grid, ``zeta = sign(p - p_hat) sqrt(D(p) - D(p_hat))`` with
+        ``D`` the deviance minimized over every other parameter. REML fits are profiled on
+        the ML deviance after an ML refit, as in lme4; GLMMs (families without a dispersion
+        parameter) on their Laplace / quadrature deviance, every other parameter, fixed
+        effects included, optimized at each point.
+
+        Parameters
+        ----------
+        which : str or list of str, optional
+            Parameters to profile (names as in :meth:`confint`); default: all.
+        alphamax : float
+            The grid extends until ``|zeta|`` reaches ``sqrt(chi2_{1 - alphamax}(k))``, ``k``
+            the number of parameters (lme4's cutoff), or a bound of the parameter space.
+
+        Returns
+        -------
+        LikelihoodProfile
+            ``.curves`` (zeta against each parameter), ``.confint(level)``,
+            ``.as_frame()``, ``.plot()``.
         """
         from ..inference.profile import profile_model
 
@@ -114,6 +148,12 @@ class InferenceMixin:
 
         Warns that such symmetric standard errors describe the skewed uncertainty of
         variance components poorly; prefer ``confint(method="profile")``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``estimate`` and ``se`` per variance parameter (names as in :meth:`confint`),
+            at the ML estimates.
         """
         from ..inference.varcorr_se import varcorr_se
 
@@ -126,6 +166,7 @@ class InferenceMixin:
         Parameters
         ----------
         nsim : int
+            Number of simulated responses.
         seed : int, optional
             Replicate ``i`` draws from stream ``i`` of ``SeedSequence(seed)``: the same
             replicate whatever ``nsim``, and the same as replicate ``i`` of
@@ -137,6 +178,11 @@ class InferenceMixin:
 
         For GLMMs the response is drawn from the family at the simulated means (binomial:
         proportions of the trial counts; Poisson; negative binomial; Gamma; Gaussian).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``sim_1 ... sim_nsim``, rows as the fitting data.
         """
         from ..inference.simulate import simulate_frame, simulator
 
@@ -144,7 +190,20 @@ class InferenceMixin:
 
     def refit(self, y, check_conv: bool = True):
         """The same model fitted to a new response (same rows, design, REML setting and
-        optimizer settings; starts from this fit's theta, as lme4's ``refit``)."""
+        optimizer settings; starts from this fit's theta, as lme4's ``refit``).
+
+        Parameters
+        ----------
+        y : array-like (n,)
+            New response, one value per row the model used (binomial: proportions).
+        check_conv : bool
+            Run the convergence check of the new fit (False: faster, for bootstraps).
+
+        Returns
+        -------
+        LinearMixedModelResult or GeneralizedLinearMixedModelResult
+            Of the same kind as this fit.
+        """
         from ..inference.simulate import refitter
 
         return refitter(self, light=not check_conv)(y)

@@ -56,6 +56,7 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     @property
     def residual_sd(self) -> float:
+        """The residual standard deviation VarCorr shows (``sigma``)."""
         return self.solution.sigma
 
     def _re_scale(self) -> float:
@@ -92,13 +93,29 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     # -- fitted values, residuals, prediction --------------------------------------------
     def fitted(self) -> pd.Series:
-        """Fitted values with random effects, indexed like the rows used in the fit."""
+        """Fitted values ``X beta + Z b + offset``, with the random effects.
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like the rows used in the fit.
+        """
         return pd.Series(self._eta(), index=self._index(), name="fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
-        """Residuals: ``"response"`` (y - fitted) or ``"pearson"`` (times sqrt(weights)).
+        """Residuals ``y - fitted``, conditional on the random effects.
 
-        ``scaled=True`` divides by sigma (the "scaled residuals" of the summary).
+        Parameters
+        ----------
+        type : {"response", "pearson"}
+            ``"response"``: ``y - fitted``; ``"pearson"``: times ``sqrt(weights)``.
+        scaled : bool
+            Divide by sigma (the "scaled residuals" of the summary).
+
+        Returns
+        -------
+        pandas.Series
+            Indexed like the rows used in the fit.
         """
         r = self.design.y - self._eta()
         if type == "pearson":
@@ -125,17 +142,29 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
             Predict levels not seen in the fit at the population level instead of raising.
         offset : str or array-like, optional
             Offset for ``newdata`` when the fit used an ``offset=`` argument.
+
+        Returns
+        -------
+        pandas.Series
+            ``X beta + Z b + offset`` per row of ``newdata``, indexed like it (missing
+            predictors give a missing prediction).
         """
         eta = self._eta(newdata, re_form, allow_new_levels, offset)
         return pd.Series(eta, index=self._index(newdata), name="prediction")
 
     @property
     def converged(self) -> bool:
+        """The convergence check at the optimum passed (True when it was skipped)."""
         return self.convergence is None or self.convergence.converged
 
     # -- display --------------------------------------------------------------------------
     def summary(self):
-        """lme4-style summary (print it, or use its tables)."""
+        """lme4-style summary (print it, or use its tables).
+
+        Returns
+        -------
+        LMMSummary
+        """
         from .summary import LMMSummary
 
         return LMMSummary.from_result(self)

@@ -179,6 +179,17 @@ class LMMSummary:
 
     @classmethod
     def from_result(cls, m) -> LMMSummary:
+        """The summary of a fit (what ``m.summary()`` returns).
+
+        Parameters
+        ----------
+        m : LinearMixedModelResult
+            A fitted model.
+
+        Returns
+        -------
+        LMMSummary
+        """
         se = m.se
         coefs = pd.DataFrame({"Estimate": m.fixef, "Std. Error": se,
                               "t value": m.fixef / se})

@@ -34,10 +34,12 @@ class VarCorrTerm:
 
     @property
     def sd(self) -> np.ndarray:
+        """Standard deviations, the square roots of ``diag(cov)``."""
         return np.sqrt(np.diag(self.cov))
 
     @property
     def corr(self) -> np.ndarray:
+        """Correlation matrix ``cov / (sd sd')`` (0 where a standard deviation is 0)."""
         sd = self.sd
         with np.errstate(invalid="ignore", divide="ignore"):
             out = self.cov / np.outer(sd, sd)
@@ -72,7 +74,15 @@ class VarCorr:
     sigma: float | None
 
     def as_frame(self) -> pd.DataFrame:
-        """Long table like R's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
+        """Long table like R's ``as.data.frame(VarCorr(m))``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``grp, var1, var2, vcov, sdcor``: a row per variance (``var2`` None,
+            ``sdcor`` the standard deviation), then a row per covariance (``sdcor`` the
+            correlation), per term; last the residual row when the family has one.
+        """
         rows = []
         for t in self.terms:
             sd, corr = t.sd, t.corr
@@ -86,7 +96,19 @@ class VarCorr:
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     def to_text(self, digits: int = 4, variance: bool = False) -> str:
-        """lme4-style table: Groups, Name, (Variance,) Std.Dev., Corr."""
+        """lme4's printed table: Groups, Name, (Variance,) Std.Dev., Corr.
+
+        Parameters
+        ----------
+        digits : int
+            Significant digits, as lme4's ``print(VarCorr(m), digits=)``.
+        variance : bool
+            Add the Variance column (lme4's ``comp = c("Variance", "Std.Dev.")``).
+
+        Returns
+        -------
+        str
+        """
         from .format import format_varcorr
 
         return format_varcorr(self, digits=digits, variance=variance)

@@ -4,8 +4,13 @@
 >>> fam = mm.families.Binomial(link="probit")
 >>> fam.link.name
 'probit'
+
+Density-based families (glmmTMB's model class) are built by name with
+:func:`make_response_family`; :class:`ModelDensity` evaluates their log-densities with
+exact derivatives with respect to every channel's linear predictor.
 """
 
+from .density import ModelDensity, Parameter, ResponseFamily, binomial_response
 from .family import (
     FAMILIES,
     Binomial,
@@ -19,8 +24,10 @@ from .family import (
     make_family,
     nb_theta_ml,
 )
+from .jet import Jet
 from .links import (
     LINKS,
+    BoundedLogit,
     Cauchit,
     Cloglog,
     Identity,
@@ -33,12 +40,16 @@ from .links import (
     Sqrt,
     make_link,
 )
+from .registry import RESPONSE_FAMILIES, make_response_family
 from .response import make_response, response_variables, split_cbind
+from .wrappers import Truncated, ZeroInflated, hurdle
 
 __all__ = [
     "FAMILIES",
     "LINKS",
+    "RESPONSE_FAMILIES",
     "Binomial",
+    "BoundedLogit",
     "Cauchit",
     "Cloglog",
     "Family",
@@ -48,17 +59,26 @@ __all__ = [
     "InverseGaussian",
     "InverseLink",
     "InverseSquare",
+    "Jet",
     "Link",
     "LogLink",
     "Logit",
+    "ModelDensity",
     "NegativeBinomial",
     "NonIntegerCountWarning",
+    "Parameter",
     "Poisson",
     "Probit",
+    "ResponseFamily",
     "Sqrt",
+    "Truncated",
+    "ZeroInflated",
+    "binomial_response",
+    "hurdle",
     "make_family",
     "make_link",
     "make_response",
+    "make_response_family",
     "nb_theta_ml",
     "response_variables",
     "split_cbind",

@@ -8,6 +8,12 @@ the derivatives the fitting code needs:
 * ``mu_eta2(eta)`` is ``d^2 mu / d eta^2``; it enters the observed information used by the
   Laplace approximation of dispersion families (see :mod:`mixedmodels.families.family`).
 
+* ``inverse_derivatives(eta, order)`` gives the unclipped inverse link and its derivatives
+  up to third order, and the ``*_jet`` methods map a :class:`~mixedmodels.families.jet.Jet`
+  of linear predictors to jets of ``mu``, ``log mu``, ``log(1 - mu)`` and ``1 - mu`` in
+  forms that stay accurate where ``mu`` is near 0 or 1 (``log mu = eta`` for the log link,
+  ``log(1 - mu) = -softplus(eta)`` for the logit); the density-based families use them.
+
 Inverse links that map onto a bounded interval (probabilities) are kept strictly inside it
 with the thresholds R's ``make.link`` and lme4's ``glmFamily`` use, so that ``log(mu)`` and
 ``log(1 - mu)`` stay finite: ``mu`` in ``[EPS, 1 - EPS]`` and ``mu_eta >= EPS`` with ``EPS``
@@ -19,8 +25,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from . import jet as jt
+
 __all__ = [
     "LINKS",
+    "BoundedLogit",
     "Cauchit",
     "Cloglog",
     "Identity",
@@ -130,6 +139,39 @@ class Link:
         """
         return self.linkinv(eta), self.mu_eta(eta)
 
+    def inverse_derivatives(self, eta: np.ndarray, order: int = 3) -> tuple:
+        """The inverse link and its first three derivatives at ``eta``, unclipped."""
+        raise NotImplementedError
+
+    def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
+        """Third derivative of the inverse link."""
+        return self.inverse_derivatives(np.asarray(eta, dtype=float), 3)[3]
+
+    def inverse_jet(self, eta: jt.Jet) -> jt.Jet:
+        """``mu = g^{-1}(eta)`` as a jet."""
+        d = self.inverse_derivatives(eta.v, eta.order)
+        return eta.chain(d[1], d[2], d[3], f0=d[0])
+
+    def log_inverse_jet(self, eta: jt.Jet) -> jt.Jet:
+        """``log mu`` as a jet (links with a closed form override this)."""
+        return self.inverse_jet(eta).log()
+
+    def log1m_inverse_jet(self, eta: jt.Jet) -> jt.Jet:
+        """``log(1 - mu)`` as a jet."""
+        return self.inverse_jet(eta).log1m()
+
+    def complement_jet(self, eta: jt.Jet) -> jt.Jet:
+        """``1 - mu`` as a jet."""
+        return 1.0 - self.inverse_jet(eta)
+
+    def above_jet(self, eta: jt.Jet, lower: float) -> jt.Jet:
+        """``mu - lower`` as a jet."""
+        return self.inverse_jet(eta) - lower
+
+    def below_jet(self, eta: jt.Jet, upper: float) -> jt.Jet:
+        """``upper - mu`` as a jet."""
+        return upper - self.inverse_jet(eta)
+
     def valid_eta(self, eta: np.ndarray) -> bool:
         """Whether every ``eta`` maps to a mean (e.g. ``eta > 0`` for the inverse link).
 
@@ -178,6 +220,20 @@ class Logit(Link):
         p = special.expit(eta)
         return p * (1.0 - p) * (1.0 - 2.0 * p)
 
+    def inverse_derivatives(self, eta, order=3):
+        s, sm = special.expit(eta), special.expit(-eta)
+        f1 = s * sm
+        return s, f1, f1 * (sm - s), f1 * (1.0 - 6.0 * f1)
+
+    def log_inverse_jet(self, eta):
+        return jt.log_sigmoid(eta)
+
+    def log1m_inverse_jet(self, eta):
+        return jt.log_sigmoid(-eta)
+
+    def complement_jet(self, eta):
+        return jt.sigmoid(-eta)
+
 
 class Probit(Link):
     r"""``eta = Phi^{-1}(mu)``; ``mu_eta = phi(eta)``."""
@@ -197,6 +253,19 @@ class Probit(Link):
 
     def mu_eta2(self, eta):
         return -eta * np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi)
+
+    def inverse_derivatives(self, eta, order=3):
+        d = np.exp(-0.5 * eta * eta) / np.sqrt(2.0 * np.pi)
+        return special.ndtr(eta), d, -eta * d, (eta * eta - 1.0) * d
+
+    def log_inverse_jet(self, eta):
+        return jt.log_ndtr(eta)
+
+    def log1m_inverse_jet(self, eta):
+        return jt.log_ndtr(-eta)
+
+    def complement_jet(self, eta):
+        return jt.ndtr(-eta)
 
 
 class Cauchit(Link):
@@ -218,6 +287,11 @@ class Cauchit(Link):
     def mu_eta2(self, eta):
         return -2.0 * eta / (np.pi * (1.0 + eta * eta) ** 2)
 
+    def inverse_derivatives(self, eta, order=3):
+        q = 1.0 / (1.0 + eta * eta)
+        return (0.5 + np.arctan(eta) / np.pi, q / np.pi, -2.0 * eta * q * q / np.pi,
+                (6.0 * eta * eta - 2.0) * q * q * q / np.pi)
+
 
 class Cloglog(Link):
     r"""``eta = log(-log(1 - mu))``; ``mu = 1 - exp(-exp(eta))``."""
@@ -238,6 +312,23 @@ class Cloglog(Link):
     def mu_eta2(self, eta):
         e = np.exp(np.minimum(eta, EXP_THRESH))
         return e * np.exp(-e) * (1.0 - e)
+
+    def inverse_derivatives(self, eta, order=3):
+        # mu = 1 - exp(-e), e = exp(eta); with t = e exp(-e) the derivatives are t, t (1 - e)
+        # and t ((1 - e)^2 - e)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(eta)
+            t = np.where(np.isfinite(e), e * np.exp(-e), 0.0)
+            return -np.expm1(-e), t, t * (1.0 - e), t * ((1.0 - e) ** 2 - e)
+
+    def log_inverse_jet(self, eta):
+        return jt.log1mexp(-jt.exp(eta))
+
+    def log1m_inverse_jet(self, eta):
+        return -jt.exp(eta)
+
+    def complement_jet(self, eta):
+        return jt.exp(-jt.exp(eta))
 
 
 class LogLink(Link):
@@ -261,6 +352,17 @@ class LogLink(Link):
     def mu_eta2(self, eta):
         return np.exp(np.minimum(eta, EXP_THRESH))
 
+    def inverse_derivatives(self, eta, order=3):
+        with np.errstate(over="ignore"):
+            mu = np.exp(eta)
+        return mu, mu, mu, mu
+
+    def inverse_jet(self, eta):
+        return jt.exp(eta)
+
+    def log_inverse_jet(self, eta):
+        return eta
+
 
 class Identity(Link):
     r"""``eta = mu``."""
@@ -278,6 +380,13 @@ class Identity(Link):
 
     def mu_eta2(self, eta):
         return np.zeros_like(eta, dtype=float)
+
+    def inverse_derivatives(self, eta, order=3):
+        eta = np.asarray(eta, dtype=float)
+        return eta, np.ones_like(eta), np.zeros_like(eta), np.zeros_like(eta)
+
+    def inverse_jet(self, eta):
+        return eta
 
 
 class Sqrt(Link):
@@ -300,6 +409,10 @@ class Sqrt(Link):
 
     def mu_eta2(self, eta):
         return np.full_like(eta, 2.0, dtype=float)
+
+    def inverse_derivatives(self, eta, order=3):
+        eta = np.asarray(eta, dtype=float)
+        return eta * eta, 2.0 * eta, np.full_like(eta, 2.0), np.zeros_like(eta)
 
 
 class InverseLink(Link):
@@ -324,6 +437,15 @@ class InverseLink(Link):
     def valid_eta(self, eta):
         return bool(np.all(np.isfinite(eta)) and np.all(eta != 0))
 
+    def inverse_derivatives(self, eta, order=3):
+        with np.errstate(divide="ignore"):
+            r = 1.0 / np.asarray(eta, dtype=float)
+        r2 = r * r
+        return r, -r2, 2.0 * r2 * r, -6.0 * r2 * r2
+
+    def log_inverse_jet(self, eta):
+        return -jt.log(eta)
+
 
 class InverseSquare(Link):
     r"""``eta = 1 / mu^2`` (canonical for the inverse Gaussian); eta must be positive."""
@@ -345,6 +467,64 @@ class InverseSquare(Link):
 
     def valid_eta(self, eta):
         return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
+
+    def inverse_derivatives(self, eta, order=3):
+        with np.errstate(all="ignore"):
+            r = 1.0 / np.sqrt(np.asarray(eta, dtype=float))
+            r2 = r * r
+        return r, -0.5 * r * r2, 0.75 * r * r2 * r2, -1.875 * r * r2 * r2 * r2
+
+
+class BoundedLogit(Link):
+    r"""``mu = lower + (upper - lower) expit(eta)``: a parameter confined to an interval.
+
+    glmmTMB's Tweedie power is ``1 + expit(psi)`` (``lower = 1, upper = 2``). The distances
+    to the bounds, ``(upper - lower) expit(+-eta)``, are available without cancellation
+    (:meth:`above_jet`, :meth:`below_jet`). Not an R link: it is not in :data:`LINKS`.
+    """
+
+    def __init__(self, lower: float = 0.0, upper: float = 1.0):
+        self.lower, self.upper = float(lower), float(upper)
+        self.name = f"logit({self.lower:g}, {self.upper:g})"
+
+    def link(self, mu):
+        x = (np.asarray(mu, dtype=float) - self.lower) / (self.upper - self.lower)
+        return np.log(x / (1.0 - x))
+
+    def linkinv(self, eta):
+        return self.lower + (self.upper - self.lower) * special.expit(eta)
+
+    def inverse_derivatives(self, eta, order=3):
+        w = self.upper - self.lower
+        s, sm = special.expit(eta), special.expit(-eta)
+        f1 = s * sm
+        return self.lower + w * s, w * f1, w * f1 * (sm - s), w * f1 * (1.0 - 6.0 * f1)
+
+    def mu_eta(self, eta):
+        return self.inverse_derivatives(np.asarray(eta, dtype=float))[1]
+
+    def mu_eta2(self, eta):
+        return self.inverse_derivatives(np.asarray(eta, dtype=float))[2]
+
+    def above_jet(self, eta, lower):
+        if lower == self.lower:
+            return jt.sigmoid(eta) * (self.upper - self.lower)
+        return super().above_jet(eta, lower)
+
+    def below_jet(self, eta, upper):
+        if upper == self.upper:
+            return jt.sigmoid(-eta) * (self.upper - self.lower)
+        return super().below_jet(eta, upper)
+
+    def __repr__(self) -> str:
+        return f"BoundedLogit({self.lower:g}, {self.upper:g})"
+
+    def __eq__(self, other) -> bool:
+        return (type(self) is type(other) and self.lower == other.lower
+                and self.upper == other.upper)
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.lower, self.upper))
 
 
 #: Link classes by the names R accepts (``"mu^-2"`` is an alias of ``"1/mu^2"``).

@@ -1,0 +1,414 @@
+r"""Response families as densities: the contract of glmmTMB's model class.
+
+A model has several linear predictors, its **channels**: ``mu`` (the conditional mean,
+through the family's link), ``zi`` (zero-inflation probability, logit link), ``phi``
+(dispersion, log link: glmmTMB's ``dispformula``) and the family's extra parameters
+(Tweedie ``power``, Student-t ``df``, nbinom12's ``psi``), which glmmTMB estimates as
+scalars. A :class:`ResponseFamily` gives, per observation ``i``, the log-density
+``l_i(y_i | mu_i, phi_i, ...)`` as a :class:`~mixedmodels.families.jet.Jet` of the
+natural parameters; :class:`ModelDensity` maps the channels' linear predictors through
+their links and returns ``l_i`` with its exact first, second and third derivatives with
+respect to every channel's linear predictor (mixed partials included), which the general
+Laplace engine needs.
+
+Conventions
+-----------
+* ``y`` is the response as glmmTMB's C++ code sees it: counts for the count families, the
+  number of successes for ``binomial`` and ``betabinomial`` with the numbers of trials in
+  ``size`` (see :func:`binomial_response` for proportions with weights and
+  ``cbind(successes, failures)``).
+* Prior ``weights`` multiply the log-likelihood of every family (glmmTMB:
+  ``tmp_loglik *= weights(i)``); for the binomial with proportions glmmTMB first turns
+  ``(proportion, weights)`` into ``(successes, size)`` with unit weights.
+* Natural parameters outside their range give NaN or ``-inf`` (as TMB's densities do);
+  responses outside the support are rejected beforehand by :meth:`check_response`.
+* Non-jet methods (``mean``, ``variance``, ``sample``, ``cdf``) take the natural
+  parameters as arrays that broadcast together (a leading axis gives several draws).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from .._errors import DataError, FormulaError
+from . import jet as jt
+from .links import BoundedLogit, Link, make_link
+
+__all__ = [
+    "INTEGER_TOL",
+    "ModelDensity",
+    "Parameter",
+    "ResponseFamily",
+    "binomial_response",
+    "make_param_link",
+    "param_links",
+]
+
+#: Relative distance from a whole number below which a count counts as an integer.
+INTEGER_TOL = 1e-8
+#: Canonical order of the channels; extras follow in the family's order.
+CHANNEL_ORDER = ("mu", "zi", "phi")
+
+
+def param_links(**links: str) -> Mapping[str, str]:
+    """A read-only ``parameter -> link name`` table (families' ``default_links``)."""
+    return MappingProxyType(dict(links))
+
+
+def make_param_link(link) -> Link:
+    """A link from a name or instance; ``"tweedie_power"`` is glmmTMB's ``1 + expit``."""
+    if isinstance(link, str) and link == "tweedie_power":
+        return BoundedLogit(1.0, 2.0)
+    return make_link(link)
+
+
+class Parameter(jt.Jet):
+    """The jet of a natural parameter ``g^{-1}(eta)`` of one channel, which remembers its
+    link so that ``log``, ``log1m``, ``complement``, ``above`` and ``below`` use the link's
+    accurate forms (``log mu = eta`` for the log link, ``1 - mu = expit(-eta)`` for the
+    logit) instead of transforming the rounded ``mu``."""
+
+    __slots__ = ("_eta", "index", "link")
+
+    def __init__(self, link: Link, eta, index: int, m: int, order: int):
+        eta = np.asarray(eta, dtype=float)
+        with np.errstate(all="ignore"):
+            d = link.inverse_derivatives(eta, order)
+        base = jt.Jet.univariate(d[0], d[1:], index, m, order)
+        super().__init__(base.v, base.g1, base.g2, base.g3, m=m, order=order)
+        self.link = link
+        self.index = index
+        self._eta = eta
+
+    @property
+    def eta(self) -> jt.Jet:
+        """The channel's linear predictor as an independent variable."""
+        return jt.Jet.variable(self._eta, self.index, self.m, self.order)
+
+    def log(self):
+        return self.link.log_inverse_jet(self.eta)
+
+    def log1m(self):
+        return self.link.log1m_inverse_jet(self.eta)
+
+    def complement(self):
+        return self.link.complement_jet(self.eta)
+
+    def above(self, lower):
+        return self.link.above_jet(self.eta, lower)
+
+    def below(self, upper):
+        return self.link.below_jet(self.eta, upper)
+
+
+def weighted_mean(x, w=None) -> float:
+    """``sum w x / sum w`` (plain mean without weights); for moment-based starts."""
+    x = np.asarray(x, dtype=float)
+    w = np.ones_like(x) if w is None else np.broadcast_to(np.asarray(w, dtype=float), x.shape)
+    return float(np.sum(w * x) / max(np.sum(w), 1e-300))
+
+
+def _fail(what: str, name: str, mask: np.ndarray, y: np.ndarray, advice: str) -> None:
+    bad = y[mask]
+    raise DataError(
+        f"the response {name!r} has {bad.size} {what} (e.g. {bad.flat[0]:g}); {advice}")
+
+
+def check_finite(y: np.ndarray, name: str) -> None:
+    """Raise a :class:`DataError` for NaN or infinite responses."""
+    bad = ~np.isfinite(y)
+    if np.any(bad):
+        raise DataError(
+            f"the response {name!r} has {int(bad.sum())} missing or infinite values; drop "
+            "those rows (na_action) or fix the data")
+
+
+def check_counts(y: np.ndarray, name: str, family: str, non_integer: str = "error") -> None:
+    """Counts: finite, ``>= 0`` and whole (``non_integer="warn"`` only warns, as glmmTMB
+    does)."""
+    check_finite(y, name)
+    if np.any(y < 0):
+        _fail("negative values", name, y < 0, y,
+              f"the {family} family models counts, which must be >= 0")
+    frac = np.abs(y - np.round(y)) > INTEGER_TOL * np.maximum(1.0, np.abs(y))
+    if np.any(frac):
+        msg = (f"the response {name!r} has {int(frac.sum())} non-integer values (e.g. "
+               f"{y[frac].flat[0]:g}) but the {family} family models counts; round them, "
+               "or use a continuous family (tweedie, Gamma, lognormal)")
+        if non_integer == "error":
+            raise DataError(msg)
+        import warnings
+
+        from .family import NonIntegerCountWarning
+        warnings.warn(msg, NonIntegerCountWarning, stacklevel=3)
+
+
+def binomial_response(y, weights=None, failures=None):
+    r"""``(successes, size, weights)`` as glmmTMB builds them for binomial-type families.
+
+    * ``failures`` given (``cbind(successes, failures)``): ``size = y + failures``;
+    * ``y`` all 0/1 (or boolean): ``size = 1``;
+    * otherwise ``y`` is a proportion of ``weights`` trials: ``successes = weights * y``,
+      ``size = weights`` and the weights become 1.
+    """
+    y = np.asarray(y, dtype=float)
+    w = np.ones_like(y) if weights is None else np.broadcast_to(
+        np.asarray(weights, dtype=float), y.shape).copy()
+    if failures is not None:
+        return y, y + np.asarray(failures, dtype=float), w
+    if np.all((y == 0) | (y == 1)):
+        return y, np.ones_like(y), w
+    return w * y, w, np.ones_like(y)
+
+
+class ResponseFamily:
+    r"""A conditional distribution of the response given its natural parameters.
+
+    Subclasses set the class attributes and implement :meth:`_log_density` with jets,
+    plus the distribution's moments, sampler, cdf and response checks.
+
+    Parameters
+    ----------
+    link : str or Link, optional
+        Link of ``mu`` (the family's default when omitted).
+    """
+
+    #: glmmTMB's name of the family
+    name: str = ""
+    #: natural parameters, ``"mu"`` first, then ``"phi"`` (if any) and the extras
+    parameters: tuple[str, ...] = ("mu",)
+    #: default link of every parameter (``mu``'s is the family's default link)
+    default_links: Mapping[str, str] = MappingProxyType({"mu": "log"})
+    #: links accepted for ``mu``
+    mu_links: tuple[str, ...] = ("log",)
+    #: the response takes whole values (counts, successes)
+    discrete: bool = False
+    #: ``P(Y = 0) > 0`` is the density's value at ``y = 0`` (counts, Tweedie)
+    point_mass_at_zero: bool = False
+    #: ``y`` are successes out of ``size`` trials
+    needs_size: bool = False
+
+    def __init__(self, link: str | Link | None = None):
+        lk = make_param_link(self.default_links["mu"] if link is None else link)
+        if lk.name not in self.mu_links:
+            raise FormulaError(
+                f"the {self.name} family does not support the {lk.name!r} link for the mean; "
+                f"choose one of {', '.join(repr(x) for x in self.mu_links)}")
+        self.link: Link = lk
+
+    # -- description --------------------------------------------------------------------
+    @property
+    def has_dispersion(self) -> bool:
+        """Whether the family has a dispersion parameter ``phi``."""
+        return "phi" in self.parameters
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """Extra (scalar) family parameters besides ``mu``, ``zi`` and ``phi``."""
+        return tuple(p for p in self.parameters if p not in CHANNEL_ORDER)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Parameters in the canonical channel order (``mu, zi, phi``, then extras)."""
+        fixed = [c for c in CHANNEL_ORDER if c in self.parameters]
+        return (*fixed, *self.extras)
+
+    def parameter_link(self, name: str) -> Link:
+        """Default link of parameter ``name`` (the family's ``link`` for ``mu``)."""
+        if name == "mu":
+            return self.link
+        return make_param_link(self.default_links[name])
+
+    def label(self) -> str:
+        return f"{self.name}({self.link.name})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(link={self.link.name!r})"
+
+    def __eq__(self, other) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.link))
+
+    # -- density ----------------------------------------------------------------------
+    def log_density(self, y, params: Mapping[str, jt.Jet], weights=None, size=None) -> jt.Jet:
+        """Per-observation log-density ``w_i l_i`` as a jet of the parameters' jets.
+
+        Parameters
+        ----------
+        y : ndarray
+            Responses (successes for binomial-type families).
+        params : mapping
+            Natural parameters (``"mu"``, ``"phi"``, extras) as jets over the same
+            variables; :class:`ModelDensity` builds them from linear predictors.
+        weights : ndarray, optional
+            Prior weights multiplying the log-density.
+        size : ndarray, optional
+            Numbers of trials (binomial, betabinomial).
+        """
+        y = np.asarray(y, dtype=float)
+        with np.errstate(all="ignore"):
+            out = self._log_density(y, params, self._size(y, size))
+            if weights is not None:
+                out = _weighted(out, np.asarray(weights, dtype=float))
+        return out
+
+    def _log_density(self, y, params, size) -> jt.Jet:
+        raise NotImplementedError
+
+    def log_density_with_zero(self, y, params, size=None) -> tuple[jt.Jet, jt.Jet]:
+        """``(l(y), l(0))``: the log-density at ``y`` and at zero (shared work where a
+        family has some, e.g. a normalizing constant)."""
+        return (self._log_density(y, params, size),
+                self._log_density(np.zeros_like(y), params, size))
+
+    def _size(self, y, size):
+        if not self.needs_size:
+            return None
+        if size is None:
+            raise ValueError(f"the {self.name} family needs size= (numbers of trials)")
+        return np.broadcast_to(np.asarray(size, dtype=float), y.shape)
+
+    # -- distribution -----------------------------------------------------------------
+    def mean(self, params, size=None) -> np.ndarray:
+        """``E[Y]``."""
+        raise NotImplementedError
+
+    def variance(self, mu, phi=None, extras=None, size=None) -> np.ndarray:
+        """``Var[Y]`` from the natural parameters (``extras`` a mapping)."""
+        raise NotImplementedError
+
+    def variance_of(self, params, size=None) -> np.ndarray:
+        """:meth:`variance` from a parameter mapping."""
+        extras = {k: v for k, v in params.items() if k not in ("mu", "phi")}
+        return self.variance(params["mu"], params.get("phi"), extras, size=size)
+
+    def sample(self, rng: np.random.Generator, params, size=None) -> np.ndarray:
+        """One random draw per element of the (broadcast) parameters."""
+        raise NotImplementedError
+
+    def cdf(self, y, params, size=None) -> np.ndarray:
+        """``P(Y <= y)``."""
+        raise NotImplementedError
+
+    def cdf_lower(self, y, params, size=None) -> np.ndarray:
+        """``P(Y < y)``: ``cdf(y - 1)`` for discrete families, ``cdf(y)`` for continuous
+        ones without atoms. Randomized quantile residuals draw between the two."""
+        y = np.asarray(y, dtype=float)
+        if self.discrete:
+            return self.cdf(y - 1.0, params, size)
+        return self.cdf(y, params, size)
+
+    def sigma(self, phi) -> np.ndarray | float:
+        """What glmmTMB's ``sigma()`` reports for dispersion ``phi``."""
+        return np.asarray(phi, dtype=float) if self.has_dispersion else 1.0
+
+    # -- data -------------------------------------------------------------------------
+    def check_response(self, y, name: str = "y", size=None, weights=None,
+                       non_integer: str = "error") -> None:
+        """Raise a :class:`DataError` naming the response ``name`` when ``y`` is outside
+        the family's support."""
+        check_finite(np.asarray(y, dtype=float), name)
+
+    def start_mu(self, y, weights=None, size=None) -> np.ndarray:
+        """Starting means (R's ``family$initialize``)."""
+        return np.asarray(y, dtype=float).copy()
+
+    def start_phi(self, y, mu, weights=None, size=None) -> float:
+        """A moment-based starting dispersion (natural scale)."""
+        return 1.0
+
+    def start_extras(self, y) -> dict[str, float]:
+        """Starting values of the extra parameters (natural scale)."""
+        return {}
+
+
+def _weighted(out: jt.Jet, w: np.ndarray) -> jt.Jet:
+    """``w * out`` with zero-weight observations contributing exactly 0 (even where their
+    log-density is not finite)."""
+    res = out * w
+    zero = w == 0
+    if np.any(zero):
+        res = jt.where(zero, 0.0, res)
+    return res
+
+
+class ModelDensity:
+    """A family with a link per channel: log-densities as jets of the linear predictors.
+
+    Parameters
+    ----------
+    family : ResponseFamily
+        Possibly wrapped (:class:`~mixedmodels.families.wrappers.ZeroInflated`,
+        :class:`~mixedmodels.families.wrappers.Truncated`).
+    links : mapping, optional
+        Link per channel overriding the defaults (``mu``: the family's link; ``zi``:
+        logit; ``phi``: log; extras: glmmTMB's transforms).
+
+    Attributes
+    ----------
+    channels : tuple of str
+        Order of the derivative axes of :meth:`evaluate`'s jets.
+    """
+
+    def __init__(self, family: ResponseFamily, links: Mapping | None = None):
+        links = dict(links or {})
+        unknown = set(links) - set(family.channels)
+        if unknown:
+            raise FormulaError(
+                f"links given for {sorted(unknown)}, which the {family.name} family does "
+                f"not have; its channels are {list(family.channels)}")
+        self.family = family
+        self.channels: tuple[str, ...] = family.channels
+        self.links: dict[str, Link] = {
+            c: make_param_link(links[c]) if c in links else family.parameter_link(c)
+            for c in self.channels}
+
+    def parameters(self, etas: Mapping, n: int, order: int) -> dict[str, jt.Jet]:
+        """Natural parameters as :class:`Parameter` jets over the channels."""
+        m = len(self.channels)
+        missing = [c for c in self.channels if c not in etas]
+        if missing:
+            raise ValueError(f"linear predictors missing for channels {missing}")
+        return {c: Parameter(self.links[c],
+                             np.broadcast_to(np.asarray(etas[c], dtype=float), (n,)),
+                             i, m, order)
+                for i, c in enumerate(self.channels)}
+
+    def natural_parameters(self, etas: Mapping, n: int | None = None) -> dict[str, np.ndarray]:
+        """Natural parameters as arrays (for ``mean``, ``sample``, ``cdf``)."""
+        out = {}
+        for c in self.channels:
+            eta = np.asarray(etas[c], dtype=float)
+            if n is not None:
+                eta = np.broadcast_to(eta, (n,))
+            with np.errstate(all="ignore"):
+                out[c] = self.links[c].inverse_derivatives(eta, 0)[0]
+        return out
+
+    def evaluate(self, y, etas: Mapping, weights=None, size=None, order: int = 2) -> jt.Jet:
+        """``w_i l_i`` and its derivatives up to ``order`` with respect to the channels'
+        linear predictors, in :attr:`channels` order (``d2[i, a, b]`` is
+        ``d^2 l_i / d eta_a d eta_b``)."""
+        if not 0 <= order <= jt.MAX_ORDER:
+            raise ValueError(f"order must be 0..{jt.MAX_ORDER}, got {order}")
+        y = np.asarray(y, dtype=float)
+        params = self.parameters(etas, y.shape[0], order)
+        return self.family.log_density(y, params, weights=weights, size=size)
+
+    def log_density_value(self, y, etas: Mapping, weights=None, size=None) -> np.ndarray:
+        """``w_i l_i`` without derivatives."""
+        return self.evaluate(y, etas, weights=weights, size=size, order=0).v
+
+    def check_response(self, y, name: str = "y", size=None, weights=None,
+                       non_integer: str = "error") -> None:
+        self.family.check_response(y, name, size=size, weights=weights,
+                                   non_integer=non_integer)
+
+    def __repr__(self) -> str:
+        links = ", ".join(f"{c}={lk.name}" for c, lk in self.links.items())
+        return f"ModelDensity({self.family!r}, {links})"

@@ -1,0 +1,642 @@
+r"""Forward-mode "jets": values with their derivatives up to third order, vectorized.
+
+A :class:`Jet` holds a batch of values ``v`` (any shape ``B``, usually ``(n,)``: one value
+per observation) and their first, second and third derivatives with respect to ``m``
+variables (the linear predictors of a model's channels). Arithmetic and the elementary
+functions below propagate all of them by the chain rule, so a log-density written once in
+terms of jets yields its exact gradient, Hessian and third-derivative tensor per
+observation.
+
+For a univariate ``f`` applied to a jet ``g`` (derivatives ``g_a, g_ab, g_abc``):
+
+.. math::
+
+    (f \circ g)_a &= f' g_a, \\
+    (f \circ g)_{ab} &= f'' g_a g_b + f' g_{ab}, \\
+    (f \circ g)_{abc} &= f''' g_a g_b g_c
+        + f'' (g_a g_{bc} + g_b g_{ac} + g_c g_{ab}) + f' g_{abc};
+
+products follow Leibniz's rule and :func:`compose` the multivariate chain rule
+(Faà di Bruno to third order). Every operation computes derivatives only up to the jet's
+``order``, so order 0/1/2 evaluations never pay for order 3.
+
+Storage is variable-first: ``g1`` is ``(m, *B)``, ``g2`` ``(m, m, *B)``, ``g3``
+``(m, m, m, *B)``, so that every elementwise operation runs over contiguous batch rows
+(``m`` is at most a handful). The properties ``d1`` ``(*B, m)``, ``d2`` ``(*B, m, m)`` and
+``d3`` ``(*B, m, m, m)`` are views in observation-first order. Jets are immutable: the
+arrays may be shared between jets (adding a constant reuses the derivative arrays), so
+nothing may write into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import special
+
+from ._special import LOG_2PI, STIRLING_SERIES_MIN, polygamma_fast, stirling_remainder
+
+__all__ = [
+    "Jet",
+    "compose",
+    "expm1",
+    "gammaln",
+    "lgamma_diff",
+    "log1mexp",
+    "log_ndtr",
+    "log_sigmoid",
+    "logaddexp",
+    "logsumexp",
+    "logsumexp_affine",
+    "ndtr",
+    "sigmoid",
+    "softplus",
+    "stirling_rem",
+    "where",
+    "xlog1py",
+    "xlogy",
+]
+
+MAX_ORDER = 3
+_LOG_SQRT_2PI = 0.5 * LOG_2PI
+
+
+def _arr(x) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _expand(a: np.ndarray | None, nvar: int, batch: tuple[int, ...]) -> np.ndarray | None:
+    """Broadcast a derivative array with ``nvar`` leading variable axes to ``batch``."""
+    if a is None:
+        return None
+    shape = a.shape[:nvar] + batch
+    if a.shape == shape:
+        return a
+    old = a.shape[nvar:]
+    a = a.reshape(a.shape[:nvar] + (1,) * (len(batch) - len(old)) + old)
+    return np.broadcast_to(a, shape)
+
+
+def _sym3(x2: np.ndarray, y1: np.ndarray) -> np.ndarray:
+    r"""``y_a x_bc + y_b x_ac + y_c x_ab`` (a symmetric ``x2`` and a vector ``y1``)."""
+    t = y1[:, None, None] * x2[None, :, :]
+    rest = tuple(range(3, t.ndim))
+    return t + t.transpose((1, 0, 2, *rest)) + t.transpose((1, 2, 0, *rest))
+
+
+class Jet:
+    """Values and derivatives up to ``order`` with respect to ``m`` variables.
+
+    Parameters
+    ----------
+    v : array_like
+        Values, batch shape ``B``.
+    g1, g2, g3 : ndarray or None
+        Derivatives in variable-first layout ``(m, *B)``, ``(m, m, *B)``,
+        ``(m, m, m, *B)``; None above ``order``.
+    m : int
+        Number of variables.
+    order : int
+        Highest derivative order carried (0 to 3).
+    """
+
+    __slots__ = ("g1", "g2", "g3", "m", "order", "v")
+    #: numpy defers binary operations with a Jet to the Jet's reflected methods
+    __array_ufunc__ = None
+
+    def __init__(self, v, g1=None, g2=None, g3=None, *, m: int, order: int):
+        self.v = _arr(v)
+        self.m = int(m)
+        self.order = int(order)
+        self.g1 = g1 if order >= 1 else None
+        self.g2 = g2 if order >= 2 else None
+        self.g3 = g3 if order >= 3 else None
+
+    # -- constructors -----------------------------------------------------------------
+    @classmethod
+    def variable(cls, values, index: int, m: int, order: int) -> Jet:
+        """The independent variable number ``index`` of ``m``, at ``values``."""
+        return cls.univariate(values, (1.0, 0.0, 0.0), index, m, order)
+
+    @classmethod
+    def constant(cls, values, m: int, order: int) -> Jet:
+        """A jet with zero derivatives."""
+        v = _arr(values)
+        z = [np.zeros((m,) * k + v.shape) if order >= k else None for k in (1, 2, 3)]
+        return cls(v, *z, m=m, order=order)
+
+    @classmethod
+    def univariate(cls, f0, derivs: Sequence, index: int, m: int, order: int) -> Jet:
+        """``f(x_index)`` from its value ``f0`` and derivatives ``(f', f'', f''')``.
+
+        Cheaper than composing with a variable: only the diagonal entries are set.
+        """
+        v = _arr(f0)
+        out = [None, None, None]
+        for k in range(1, order + 1):
+            g = np.zeros((m,) * k + v.shape)
+            g[(index,) * k] = derivs[k - 1]
+            out[k - 1] = g
+        return cls(v, *out, m=m, order=order)
+
+    # -- observation-first views ------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.v.shape
+
+    @property
+    def d1(self) -> np.ndarray | None:
+        """First derivatives, shape ``(*B, m)`` (a view)."""
+        return None if self.g1 is None else np.moveaxis(self.g1, 0, -1)
+
+    @property
+    def d2(self) -> np.ndarray | None:
+        """Second derivatives, shape ``(*B, m, m)`` (a view)."""
+        return None if self.g2 is None else np.moveaxis(self.g2, (0, 1), (-2, -1))
+
+    @property
+    def d3(self) -> np.ndarray | None:
+        """Third derivatives, shape ``(*B, m, m, m)`` (a view)."""
+        return None if self.g3 is None else np.moveaxis(self.g3, (0, 1, 2), (-3, -2, -1))
+
+    def derivatives(self) -> list[np.ndarray]:
+        """``[g1, g2, g3]`` up to the jet's order (variable-first layout)."""
+        return [g for g in (self.g1, self.g2, self.g3) if g is not None]
+
+    def __repr__(self) -> str:
+        return f"Jet(shape={self.shape}, m={self.m}, order={self.order})"
+
+    # -- batch manipulation -----------------------------------------------------------
+    def broadcast_to(self, batch: tuple[int, ...]) -> Jet:
+        """The jet broadcast to batch shape ``batch`` (views, no copies)."""
+        batch = tuple(batch)
+        if batch == self.shape:
+            return self
+        return Jet(np.broadcast_to(self.v, batch),
+                   *[_expand(g, k, batch) for k, g in ((1, self.g1), (2, self.g2),
+                                                          (3, self.g3))],
+                   m=self.m, order=self.order)
+
+    def __getitem__(self, idx) -> Jet:
+        """Index the batch (numpy indexing on the batch axes only)."""
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        out = [None if g is None else g[(slice(None),) * k + idx]
+               for k, g in ((1, self.g1), (2, self.g2), (3, self.g3))]
+        return Jet(self.v[idx], *out, m=self.m, order=self.order)
+
+    # -- helpers ----------------------------------------------------------------------
+    def _other(self, other):
+        """(other as Jet-compatible, joint batch shape, joint order)."""
+        if isinstance(other, Jet):
+            if other.m != self.m:
+                raise ValueError(f"jets over {self.m} and {other.m} variables do not mix")
+            return other, np.broadcast_shapes(self.shape, other.shape), \
+                min(self.order, other.order)
+        c = _arr(other)
+        return c, np.broadcast_shapes(self.shape, c.shape), self.order
+
+    def chain(self, f1, f2=None, f3=None, f0=None) -> Jet:
+        """``f(self)`` from ``f`` 's derivatives at ``self.v`` (``f0`` the value)."""
+        k = self.order
+        v = f0
+        g1 = g2 = g3 = None
+        if k >= 1:
+            g1 = f1 * self.g1
+        if k >= 2:
+            o11 = self.g1[:, None] * self.g1[None, :]
+            g2 = f2 * o11 + f1 * self.g2
+        if k >= 3:
+            g3 = (f3 * (o11[:, :, None] * self.g1[None, None, :])
+                  + f2 * _sym3(self.g2, self.g1) + f1 * self.g3)
+        return Jet(v, g1, g2, g3, m=self.m, order=k)
+
+    # -- arithmetic -------------------------------------------------------------------
+    def __neg__(self) -> Jet:
+        return Jet(-self.v, *[None if g is None else -g for g in (self.g1, self.g2, self.g3)],
+                   m=self.m, order=self.order)
+
+    def __pos__(self) -> Jet:
+        return self
+
+    def __add__(self, other) -> Jet:
+        o, batch, k = self._other(other)
+        if not isinstance(o, Jet):
+            return Jet(self.v + o, *[_expand(g, i, batch) for i, g in
+                                     ((1, self.g1), (2, self.g2), (3, self.g3))],
+                       m=self.m, order=k)
+        a, b = self.broadcast_to(batch), o.broadcast_to(batch)
+        gs = [a.g1 + b.g1 if k >= 1 else None, a.g2 + b.g2 if k >= 2 else None,
+              a.g3 + b.g3 if k >= 3 else None]
+        return Jet(self.v + o.v, *gs, m=self.m, order=k)
+
+    __radd__ = __add__
+
+    def __sub__(self, other) -> Jet:
+        return self + (-other)
+
+    def __rsub__(self, other) -> Jet:
+        return (-self) + other
+
+    def __mul__(self, other) -> Jet:
+        o, batch, k = self._other(other)
+        if not isinstance(o, Jet):
+            a = self.broadcast_to(batch) if o.ndim > self.v.ndim else self
+            return Jet(self.v * o, *[None if g is None else g * o
+                                     for g in (a.g1, a.g2, a.g3)],
+                       m=self.m, order=k)
+        f, g = self.broadcast_to(batch), o.broadcast_to(batch)
+        v = f.v * g.v
+        g1 = g2 = g3 = None
+        if k >= 1:
+            g1 = f.g1 * g.v + f.v * g.g1
+        if k >= 2:
+            c = f.g1[:, None] * g.g1[None, :]
+            g2 = f.g2 * g.v + f.v * g.g2 + c + np.swapaxes(c, 0, 1)
+        if k >= 3:
+            g3 = (f.g3 * g.v + f.v * g.g3 + _sym3(f.g2, g.g1) + _sym3(g.g2, f.g1))
+        return Jet(v, g1, g2, g3, m=self.m, order=k)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other) -> Jet:
+        if isinstance(other, Jet):
+            return self * other.reciprocal()
+        return self * (1.0 / _arr(other))
+
+    def __rtruediv__(self, other) -> Jet:
+        return self.reciprocal() * other
+
+    def __pow__(self, p) -> Jet:
+        if isinstance(p, Jet):
+            return exp(p * self.log())
+        p = float(p)
+        if p == 1.0:
+            return self
+        if p == 2.0:
+            return self.square()
+        if p == -1.0:
+            return self.reciprocal()
+        if p == 0.5:
+            return self.sqrt()
+        x = self.v
+        with np.errstate(all="ignore"):
+            return self.chain(p * x ** (p - 1.0), p * (p - 1.0) * x ** (p - 2.0),
+                              p * (p - 1.0) * (p - 2.0) * x ** (p - 3.0), f0=x ** p)
+
+    def __rpow__(self, base) -> Jet:
+        return exp(self * np.log(_arr(base)))
+
+    # -- elementary functions as methods --------------------------------------------
+    def square(self) -> Jet:
+        x = self.v
+        return self.chain(2.0 * x, 2.0, 0.0, f0=x * x)
+
+    def reciprocal(self) -> Jet:
+        with np.errstate(all="ignore"):
+            r = 1.0 / self.v
+            r2 = r * r
+        return self.chain(-r2, 2.0 * r2 * r, -6.0 * r2 * r2, f0=r)
+
+    def exp(self) -> Jet:
+        return exp(self)
+
+    def log(self) -> Jet:
+        return log(self)
+
+    def log1p(self) -> Jet:
+        return log1p(self)
+
+    def sqrt(self) -> Jet:
+        return sqrt(self)
+
+    def log1m(self) -> Jet:
+        """``log(1 - x)``; linked parameters override it with a stable form."""
+        return log1p(-self)
+
+    def complement(self) -> Jet:
+        """``1 - x``; linked parameters override it with a stable form."""
+        return 1.0 - self
+
+    def logit(self) -> Jet:
+        """``log(x / (1 - x))``."""
+        return self.log() - self.log1m()
+
+    def above(self, lower: float) -> Jet:
+        """``x - lower`` (linked parameters with that bound override it)."""
+        return self - lower
+
+    def below(self, upper: float) -> Jet:
+        """``upper - x`` (linked parameters with that bound override it)."""
+        return upper - self
+
+
+# -- univariate elementary functions ------------------------------------------------
+def _chain(x: Jet, f0, f1, f2=None, f3=None) -> Jet:
+    return x.chain(f1, f2, f3, f0=f0)
+
+
+def exp(x: Jet) -> Jet:
+    """``exp(x)``."""
+    with np.errstate(over="ignore"):
+        e = np.exp(x.v)
+    return _chain(x, e, e, e, e)
+
+
+def expm1(x: Jet) -> Jet:
+    """``exp(x) - 1`` (accurate near 0)."""
+    with np.errstate(over="ignore"):
+        e = np.exp(x.v)
+        return _chain(x, np.expm1(x.v), e, e, e)
+
+
+def log(x: Jet) -> Jet:
+    """``log(x)``."""
+    with np.errstate(all="ignore"):
+        r = 1.0 / x.v
+        return _chain(x, np.log(x.v), r, -r * r, 2.0 * r * r * r)
+
+
+def log1p(x: Jet) -> Jet:
+    """``log(1 + x)`` (accurate near 0)."""
+    with np.errstate(all="ignore"):
+        r = 1.0 / (1.0 + x.v)
+        return _chain(x, np.log1p(x.v), r, -r * r, 2.0 * r * r * r)
+
+
+def sqrt(x: Jet) -> Jet:
+    """``sqrt(x)``."""
+    with np.errstate(all="ignore"):
+        s = np.sqrt(x.v)
+        r = 1.0 / s
+        r2 = r * r
+        return _chain(x, s, 0.5 * r, -0.25 * r * r2, 0.375 * r * r2 * r2)
+
+
+def gammaln(x: Jet) -> Jet:
+    """``log Gamma(x)``, ``x > 0``; derivatives digamma, trigamma, tetragamma."""
+    v = x.v
+    k = x.order
+    with np.errstate(all="ignore"):
+        return _chain(x, special.gammaln(v), special.psi(v) if k >= 1 else None,
+                      polygamma_fast(1, v) if k >= 2 else None,
+                      polygamma_fast(2, v) if k >= 3 else None)
+
+
+def stirling_rem(x: Jet) -> Jet:
+    r"""Stirling remainder ``log Gamma(x) - (x - 1/2) log x + x - log(2 pi)/2`` (small for
+    large ``x``; see :mod:`mixedmodels.families._special`)."""
+    k = x.order
+    with np.errstate(all="ignore"):
+        d = [stirling_remainder(x.v, i) if i <= k else None for i in range(4)]
+    return _chain(x, *d)
+
+
+def softplus(x: Jet) -> Jet:
+    r"""``log(1 + exp(x))``, stable for all ``x``; derivatives ``s, s(1-s), ...`` with
+    ``s = expit(x)`` and ``1 - s`` computed as ``expit(-x)`` (no cancellation)."""
+    v = x.v
+    s, sm = special.expit(v), special.expit(-v)
+    f2 = s * sm
+    return _chain(x, np.logaddexp(0.0, v), s, f2, f2 * (sm - s))
+
+
+def log_sigmoid(x: Jet) -> Jet:
+    """``log(expit(x)) = -softplus(-x)``."""
+    return -softplus(-x)
+
+
+def sigmoid(x: Jet) -> Jet:
+    """``expit(x) = 1 / (1 + exp(-x))``."""
+    v = x.v
+    s, sm = special.expit(v), special.expit(-v)
+    f1 = s * sm
+    return _chain(x, s, f1, f1 * (sm - s), f1 * (1.0 - 6.0 * f1))
+
+
+def log1mexp(x: Jet) -> Jet:
+    r"""``log(1 - exp(x))`` for ``x <= 0`` (Mächler's two-branch rule); with
+    ``q = 1 / expm1(-x)`` the derivatives are ``-q, -q(1+q), -q(1+q)(1+2q)``."""
+    v = x.v
+    with np.errstate(all="ignore"):
+        f0 = np.where(v > -np.log(2.0), np.log(-np.expm1(v)), np.log1p(-np.exp(v)))
+        q = 1.0 / np.expm1(-v)
+        f2 = -q * (1.0 + q)
+        return _chain(x, f0, -q, f2, f2 * (1.0 + 2.0 * q))
+
+
+def ndtr(x: Jet) -> Jet:
+    """Standard normal cdf ``Phi(x)``."""
+    v = x.v
+    d = np.exp(-0.5 * v * v - _LOG_SQRT_2PI)
+    return _chain(x, special.ndtr(v), d, -v * d, (v * v - 1.0) * d)
+
+
+def log_ndtr(x: Jet) -> Jet:
+    r"""``log Phi(x)``, accurate far in the lower tail; with the inverse Mills ratio
+    ``r = phi(x) / Phi(x)``: ``f' = r``, ``f'' = -r (x + r)``,
+    ``f''' = -f'' (x + r) - r (1 + f'')``."""
+    v = x.v
+    f0 = special.log_ndtr(v)
+    r = np.exp(-0.5 * v * v - _LOG_SQRT_2PI - f0)
+    f2 = -r * (v + r)
+    return _chain(x, f0, r, f2, -f2 * (v + r) - r * (1.0 + f2))
+
+
+# -- combinations -------------------------------------------------------------------
+def _value(x):
+    return x.v if isinstance(x, Jet) else _arr(x)
+
+
+def where(mask, a, b) -> Jet:
+    """Elementwise ``a`` where ``mask`` else ``b`` (jets or arrays; at least one jet)."""
+    jet = a if isinstance(a, Jet) else b
+    if not isinstance(jet, Jet):
+        raise TypeError("where() needs at least one Jet")
+    mask = np.asarray(mask, dtype=bool)
+    k = min(x.order for x in (a, b) if isinstance(x, Jet))
+    batch = np.broadcast_shapes(mask.shape, _value(a).shape, _value(b).shape)
+    out = [np.where(mask, _value(a), _value(b))]
+    for i in range(1, k + 1):
+        ga = a.derivatives()[i - 1] if isinstance(a, Jet) else 0.0
+        gb = b.derivatives()[i - 1] if isinstance(b, Jet) else 0.0
+        g = np.where(mask, ga, gb)
+        out.append(_expand(g, i, batch) if g.ndim else np.zeros((jet.m,) * i + batch))
+    return Jet(out[0], *out[1:], m=jet.m, order=k)
+
+
+def logaddexp(a, b) -> Jet:
+    """``log(exp(a) + exp(b))`` without overflow (jets or arrays)."""
+    av, bv = _value(a), _value(b)
+    first = av >= bv
+    hi, lo = where(first, a, b), where(first, b, a)
+    with np.errstate(invalid="ignore"):
+        d = lo - hi
+    # both -inf: the sum is -inf; keep the softplus argument finite
+    both_inf = ~np.isfinite(hi.v) & (hi.v < 0)
+    if np.any(both_inf):
+        d = where(both_inf, np.full(d.shape, -np.inf), d)
+    return hi + softplus(d)
+
+
+def xlogy(x, y: Jet) -> Jet:
+    """``x log(y)`` with the value 0 (and zero derivatives) where the constant ``x`` is 0."""
+    x = _arr(x)
+    zero = x == 0
+    if np.any(zero):
+        y = where(zero, 1.0, y)
+    return log(y) * x
+
+
+def xlog1py(x, y: Jet) -> Jet:
+    """``x log(1 + y)``, 0 where the constant ``x`` is 0."""
+    x = _arr(x)
+    zero = x == 0
+    if np.any(zero):
+        y = where(zero, 0.0, y)
+    return log1p(y) * x
+
+
+def lgamma_diff(a: Jet, y) -> Jet:
+    r"""``log Gamma(a + y) - log Gamma(a)`` for a jet ``a > 0`` and constants ``y >= 0``.
+
+    For large ``a`` the two log-gammas nearly cancel (negative binomial sizes in the
+    Poisson limit); there the difference is rewritten as
+
+    .. math::
+
+        (a - \tfrac12)\,\mathrm{log1p}(y/a) + y \log(a + y) - y + r(a + y) - r(a),
+
+    with ``r`` the Stirling remainder, whose derivatives stay accurate too.
+    """
+    y = _arr(y)
+    big = a.v >= STIRLING_SERIES_MIN
+    has_big, has_small = bool(np.any(big)), not bool(np.all(big))
+    parts = []
+    if has_big:
+        aa = where(big, a, STIRLING_SERIES_MIN) if has_small else a
+        ay = aa + y
+        parts.append((aa - 0.5) * log1p(y * aa.reciprocal()) + xlogy(y, ay) - y
+                     + stirling_rem(ay) - stirling_rem(aa))
+    if has_small:
+        aa = where(big, 1.0, a) if has_big else a
+        parts.append(gammaln(aa + y) - gammaln(aa))
+    return parts[0] if len(parts) == 1 else where(big, parts[0], parts[1])
+
+
+# -- series and compositions ----------------------------------------------------------
+def logsumexp(x: Jet, axis: int = -1, mask=None) -> Jet:
+    r"""``log sum_j exp(x_j)`` over a batch axis, with exact derivatives.
+
+    With weights ``p_j = exp(x_j - L)`` and centred gradients ``c_j = x_j' - L'``:
+    ``L_a = sum p x_a``, ``L_ab = sum p (x_ab + c_a c_b)``,
+    ``L_abc = sum p (x_abc + c_a x_bc + c_b x_ac + c_c x_ab + c_a c_b c_c)``.
+    Terms where ``mask`` is False are left out (they must still be finite).
+    """
+    ax = axis if axis < 0 else axis - x.v.ndim
+    v = x.v
+    if mask is not None:
+        v = np.where(mask, v, -np.inf)
+    vmax = np.max(v, axis=ax, keepdims=True)
+    vmax = np.where(np.isfinite(vmax), vmax, 0.0)
+    with np.errstate(under="ignore"):
+        w = np.exp(v - vmax)
+    s = np.sum(w, axis=ax, keepdims=True)
+    with np.errstate(divide="ignore"):
+        val = np.squeeze(vmax + np.log(s), axis=ax)
+    k = x.order
+    if k == 0:
+        return Jet(val, m=x.m, order=0)
+    p = w / s
+    l1 = np.sum(p * x.g1, axis=ax, keepdims=True)
+    out = [np.squeeze(l1, axis=ax)]
+    if k >= 2:
+        c = x.g1 - l1
+        cc = c[:, None] * c[None, :]
+        out.append(np.sum(p * (x.g2 + cc), axis=ax))
+    if k >= 3:
+        out.append(np.sum(p * (x.g3 + _sym3(x.g2, c) + cc[:, :, None] * c[None, None]),
+                          axis=ax))
+    return Jet(val, *out, m=x.m, order=k)
+
+
+def logsumexp_affine(values: np.ndarray, slopes: np.ndarray, order: int,
+                     mask=None) -> Jet:
+    r"""``L(u) = log sum_j exp(values_j + sum_p slopes_pj u_p)`` and its derivatives at
+    ``u = 0``: the cumulants of the slopes under ``p_j = exp(values_j - L)``.
+
+    ``values`` has shape ``(*B, J)`` (series along the last axis), ``slopes``
+    ``(k, *B, J)``; the result is a jet over the ``k`` variables ``u`` with batch ``B``.
+    Cheaper than :func:`logsumexp` when the terms are affine in the variables.
+    """
+    v = values if mask is None else np.where(mask, values, -np.inf)
+    vmax = np.max(v, axis=-1, keepdims=True)
+    vmax = np.where(np.isfinite(vmax), vmax, 0.0)
+    with np.errstate(under="ignore"):
+        w = np.exp(v - vmax)
+    s = np.sum(w, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        val = (vmax + np.log(s))[..., 0]
+    k = slopes.shape[0]
+    if order == 0:
+        return Jet(val, m=k, order=0)
+    p = w / s
+    mean = np.sum(p * slopes, axis=-1, keepdims=True)
+    out = [mean[..., 0]]
+    if order >= 2:
+        c = slopes - mean
+        pc = p * c
+        out.append(np.einsum("a...j,b...j->ab...", pc, c))
+    if order >= 3:
+        out.append(np.einsum("a...j,b...j,c...j->abc...", pc, c, c))
+    return Jet(val, *out, m=k, order=order)
+
+
+def compose(value, f1, f2, f3, inner: Sequence[Jet]) -> Jet:
+    r"""``F(u_1, ..., u_k)`` for jets ``u_p`` from ``F`` 's derivatives at their values.
+
+    ``f1`` ``(k, *B)``, ``f2`` ``(k, k, *B)``, ``f3`` ``(k, k, k, *B)`` (None above the
+    order needed):
+
+    .. math::
+
+        F_a &= F_p u_{p,a}, \qquad
+        F_{ab} = F_{pq} u_{p,a} u_{q,b} + F_p u_{p,ab}, \\
+        F_{abc} &= F_{pqr} u_{p,a} u_{q,b} u_{r,c}
+            + \mathrm{sym}_3(F_{pq} u_{p,ab} u_{q,c}) + F_p u_{p,abc}
+
+    (sums over repeated ``p, q, r``).
+    """
+    k = min(u.order for u in inner)
+    m = inner[0].m
+    batch = np.broadcast_shapes(*(u.shape for u in inner), np.shape(value))
+    us = [u.broadcast_to(batch) for u in inner]
+    out = [None, None, None]
+    if k >= 1:
+        u1 = np.stack([u.g1 for u in us])
+        out[0] = np.einsum("p...,pa...->a...", f1, u1)
+    if k >= 2:
+        u2 = np.stack([u.g2 for u in us])
+        out[1] = (np.einsum("pq...,pa...,qb...->ab...", f2, u1, u1)
+                  + np.einsum("p...,pab...->ab...", f1, u2))
+    if k >= 3:
+        u3 = np.stack([u.g3 for u in us])
+        w = np.einsum("pq...,pab...,qc...->abc...", f2, u2, u1)
+        rest = tuple(range(3, w.ndim))
+        out[2] = (np.einsum("pqr...,pa...,qb...,rc...->abc...", f3, u1, u1, u1)
+                  + w + w.transpose((0, 2, 1, *rest)) + w.transpose((1, 2, 0, *rest))
+                  + np.einsum("p...,pabc...->abc...", f1, u3))
+    return Jet(np.broadcast_to(value, batch), *out, m=m, order=k)
+
+
+def compose_jet(outer: Jet, inner: Sequence[Jet]) -> Jet:
+    """:func:`compose` with ``F`` given as a jet over ``k`` variables (its ``g`` arrays
+    are ``F`` 's derivatives at the inner jets' values)."""
+    k = min(outer.order, *(u.order for u in inner))
+    gs = outer.derivatives() + [None] * 3
+    inner = [u if u.order == k else _truncate(u, k) for u in inner]
+    return compose(outer.v, gs[0], gs[1], gs[2], inner)
+
+
+def _truncate(u: Jet, k: int) -> Jet:
+    return Jet(u.v, u.g1, u.g2, u.g3, m=u.m, order=k)

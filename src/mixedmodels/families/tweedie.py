@@ -1,0 +1,236 @@
+r"""Tweedie (compound Poisson-gamma) density by Dunn & Smyth's series, as TMB evaluates it.
+
+For power ``1 < p < 2``, mean ``mu`` and dispersion ``phi`` (``Var = phi mu^p``), ``Y`` is a
+sum of ``N ~ Poisson(lambda)`` gamma variables, ``lambda = mu^{2-p} / (phi (2-p))``, so
+``P(Y = 0) = exp(-lambda)``; for ``y > 0``
+
+.. math::
+
+    \log f(y) = \log W(y, \phi, p) - \log y - \frac{y}{\phi (p-1) \mu^{p-1}}
+        - \frac{\mu^{2-p}}{\phi (2-p)}, \qquad
+    W = \sum_{j \ge 1} \exp\{ j \log z - \log j! - \log\Gamma(b j) \},
+
+with ``b = (2-p)/(p-1)`` and ``log z = b log y - log(phi)/(p-1) - b log(p-1) - log(2-p)``
+(TMB's ``tweedie_logW``, from the cplm package). The terms peak near
+``j_max = y^{2-p} / (phi (2-p))`` with spread ``sqrt(j_max (p-1))``; the window summed
+keeps every term within :data:`TWEEDIE_DROP` (in log) of the largest, checked and widened
+per observation.
+
+Derivatives: ``log W`` is a log-sum-exp of terms linear in ``log z`` and nonlinear in ``b``
+only through ``log Gamma(b j)``, so its derivatives in ``(log z, b)`` are weighted moments of
+``j`` and ``-j psi^{(k)}(b j)`` (see :func:`_logw_inner`); they are then composed with the
+jets of ``log z`` and ``b`` in the channels. glmmTMB's power is ``p = 1 + expit(eta)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from . import jet as jt
+from . import series
+from ._special import polygamma_fast
+from .density import ResponseFamily, _fail, check_finite, param_links
+
+__all__ = ["TWEEDIE_DROP", "Tweedie"]
+
+#: Terms more than this below the largest (log scale) are dropped (TMB's value, 37:
+#: ``exp(-37) ~ 1e-16``).
+TWEEDIE_DROP = 37.0
+#: Initial half-width of the series window in standard deviations of ``j``.
+TWEEDIE_SDS = 12.0
+#: Extra terms on each side of the window.
+TWEEDIE_PAD = 5
+#: Most terms summed for one observation (TMB: 20000); beyond, accuracy degrades.
+TWEEDIE_NTERM = 20000
+#: Grid cells per chunk of the series.
+CHUNK_ELEMENTS = 2 ** 17
+
+
+def _terms(j, logz, b):
+    return j * logz - special.gammaln(1.0 + j) - special.gammaln(b * j)
+
+
+def _window(jmax, p1, scale):
+    h = np.ceil(scale * TWEEDIE_SDS * np.sqrt(jmax * p1)) + TWEEDIE_PAD
+    centre = np.floor(jmax)
+    jl = np.maximum(1.0, centre - h)
+    jh = np.minimum(centre + h, jl + TWEEDIE_NTERM - 1)
+    return jl, jh
+
+
+def _logw_inner(logz, b, jl, jh, order):
+    r"""``log W`` and its derivatives in ``(log z, b)`` per row: value ``(n,)`` and
+    ``g1 (2, n)``, ``g2 (2, 2, n)``, ``g3 (2, 2, 2, n)`` (None above ``order``), plus the
+    rows whose window was too narrow.
+
+    With ``p_j`` the normalized terms, ``s_j = -j psi(b j)`` (``d x_j / d b``),
+    ``s2_j = -j^2 psi_1(b j)``, ``s3_j = -j^3 psi_2(b j)`` and centred ``c0 = j - E j``,
+    ``c1 = s - E s``, the log-sum-exp formulas of :func:`~mixedmodels.families.jet.logsumexp`
+    reduce to moments because ``x_j`` is linear in ``log z``.
+    """
+    n = logz.shape[0]
+    val = np.zeros(n)
+    g = [np.zeros((2,) * k + (n,)) for k in (1, 2, 3)]
+    narrow = np.zeros(n, dtype=bool)
+    widths = (jh - jl + 1).astype(np.int64)
+    for rows, w in series.row_chunks(widths, CHUNK_ELEMENTS):
+        j = jl[rows, None] + np.arange(w)
+        ok = j <= jh[rows, None]
+        j = np.where(ok, j, jl[rows, None])
+        lz, bb = logz[rows, None], b[rows, None]
+        x = np.where(ok, _terms(j, lz, bb), -np.inf)
+        xmax = np.max(x, axis=1, keepdims=True)
+        last = np.take_along_axis(x, (ok.sum(axis=1) - 1)[:, None], axis=1)
+        narrow[rows] = ((last[:, 0] > xmax[:, 0] - TWEEDIE_DROP)
+                        | ((x[:, 0] > xmax[:, 0] - TWEEDIE_DROP) & (jl[rows] > 1)))
+        e = np.exp(x - xmax)
+        s = np.sum(e, axis=1, keepdims=True)
+        val[rows] = (xmax + np.log(s))[:, 0]
+        if order == 0:
+            continue
+        p = e / s
+        bj = bb * j
+        d1 = [j, -j * special.psi(bj)]
+        m1 = [np.sum(p * d, axis=1) for d in d1]
+        for a in range(2):
+            g[0][a, rows] = m1[a]
+        if order == 1:
+            continue
+        c = [d1[a] - m1[a][:, None] for a in range(2)]
+        x11 = -j * j * polygamma_fast(1, bj)
+        pc = [p * c[0], p * c[1]]
+        g[1][0, 0, rows] = np.sum(pc[0] * c[0], axis=1)
+        g[1][0, 1, rows] = g[1][1, 0, rows] = np.sum(pc[0] * c[1], axis=1)
+        g[1][1, 1, rows] = np.sum(p * x11 + pc[1] * c[1], axis=1)
+        if order == 2:
+            continue
+        x111 = -j * j * j * polygamma_fast(2, bj)
+        t000 = np.sum(pc[0] * c[0] * c[0], axis=1)
+        t001 = np.sum(pc[0] * c[0] * c[1], axis=1)
+        t011 = np.sum(pc[0] * c[1] * c[1] + p * x11 * c[0], axis=1)
+        t111 = np.sum(p * x111 + 3.0 * p * x11 * c[1] + pc[1] * c[1] * c[1], axis=1)
+        perms = {(0, 0, 0): t000, (0, 0, 1): t001, (0, 1, 0): t001, (1, 0, 0): t001,
+                 (0, 1, 1): t011, (1, 0, 1): t011, (1, 1, 0): t011, (1, 1, 1): t111}
+        for (a, bq, cq), t in perms.items():
+            g[2][a, bq, cq, rows] = t
+    return val, g[0] if order >= 1 else None, g[1] if order >= 2 else None, \
+        g[2] if order >= 3 else None, narrow
+
+
+def tweedie_logw(logz, b, jmax, p1, order):
+    """``log W`` and its ``(log z, b)`` derivatives, widening narrow windows."""
+    n = logz.shape[0]
+    out = None
+    todo = np.arange(n)
+    scale = 1.0
+    while todo.size:
+        jl, jh = _window(jmax[todo], p1[todo], scale)
+        res = _logw_inner(logz[todo], b[todo], jl, jh, order)
+        if out is None:
+            out = [res[0]] + [None if r is None else r for r in res[1:4]]
+        else:
+            out[0][todo] = res[0]
+            for k in range(1, order + 1):
+                out[k][..., todo] = res[k]
+        narrow = res[4] & (jh - jl + 1 < TWEEDIE_NTERM)
+        todo, scale = todo[narrow], scale * 2.0
+    return out
+
+
+class Tweedie(ResponseFamily):
+    r"""Tweedie with power ``1 < p < 2`` (module docstring): ``E = mu``,
+    ``Var = phi mu^p``, ``sigma() = phi``; the power is glmmTMB's ``1 + expit(psi)``,
+    a scalar extra parameter (channel ``"power"``)."""
+
+    name = "tweedie"
+    parameters = ("mu", "phi", "power")
+    default_links = param_links(mu="log", phi="log", power="tweedie_power")
+    mu_links = ("log", "identity", "sqrt")
+    discrete = False
+    point_mass_at_zero = True
+
+    def _log_density(self, y, params, size):
+        log_mu, log_phi = params["mu"].log(), params["phi"].log()
+        power = params["power"]
+        p1, p2 = power.above(1.0), power.below(2.0)
+        log_p1, log_p2 = p1.log(), p2.log()
+        lam = jt.exp(log_mu * p2 - log_phi - log_p2)             # mu^(2-p) / (phi (2-p))
+        pos = y > 0
+        if not np.any(pos):
+            return -lam
+        ys = np.where(pos, y, 1.0)
+        log_y = np.log(ys)
+        b = p2 / p1
+        logz = b * log_y - log_phi / p1 - b * log_p1 - log_p2
+        with np.errstate(all="ignore"):
+            jmax = np.maximum(1.0, np.exp(p2.v * log_y - log_phi.v - log_p2.v))
+        lw = tweedie_logw(logz.v, b.v, jmax, p1.v, logz.order)
+        inner = jt.Jet(lw[0], *lw[1:], m=2, order=logz.order)
+        logw = jt.compose_jet(inner, [logz, b])
+        rate = jt.exp(-log_phi - log_p1 - log_mu * p1) * ys          # y / (phi p1 mu^p1)
+        ans = logw - rate - lam - log_y
+        return jt.where(pos, ans, -lam)
+
+    def mean(self, params, size=None):
+        return np.asarray(params["mu"], dtype=float)
+
+    def variance(self, mu, phi=None, extras=None, size=None):
+        mu = np.asarray(mu, dtype=float)
+        return np.asarray(phi, dtype=float) * mu ** np.asarray(extras["power"], dtype=float)
+
+    def _poisson_gamma(self, params):
+        mu = np.asarray(params["mu"], dtype=float)
+        phi = np.asarray(params["phi"], dtype=float)
+        p = np.asarray(params["power"], dtype=float)
+        p1, p2 = p - 1.0, 2.0 - p
+        lam = mu ** p2 / (phi * p2)
+        return lam, p2 / p1, phi * p1 * mu ** p1        # rate, gamma shape, gamma scale
+
+    def sample(self, rng, params, size=None):
+        lam, shape, scale = self._poisson_gamma(params)
+        shape_all = np.broadcast_shapes(lam.shape, shape.shape, scale.shape)
+        n = rng.poisson(np.broadcast_to(lam, shape_all))
+        return np.where(n > 0, rng.gamma(np.maximum(n, 1) * shape, scale), 0.0)
+
+    def cdf(self, y, params, size=None):
+        y = np.asarray(y, dtype=float)
+        lam, shape, scale = self._poisson_gamma(params)
+        full = np.broadcast_shapes(y.shape, lam.shape, shape.shape, scale.shape)
+        y, lam, shape, scale = (np.broadcast_to(a, full).ravel() for a in (y, lam, shape,
+                                                                             scale))
+        lo, hi = series.count_window(lam, np.sqrt(lam))
+        lo = np.maximum(lo, 1.0)
+        ypos = np.maximum(y, 0.0)
+
+        def logterm(k, rows):
+            lp = k * np.log(lam[rows, None]) - lam[rows, None] - special.gammaln(k + 1.0)
+            with np.errstate(divide="ignore"):
+                return lp + np.log(special.gammainc(k * shape[rows, None],
+                                                    ypos[rows, None] / scale[rows, None]))
+
+        out = np.exp(-lam) + series.window_sum(logterm, lo, hi)
+        return np.where(y < 0, 0.0, np.minimum(out, 1.0)).reshape(full)
+
+    def cdf_lower(self, y, params, size=None):
+        y = np.asarray(y, dtype=float)
+        c = self.cdf(y, params, size)
+        return np.where(y <= 0, 0.0, c)     # the atom at 0 belongs to P(Y <= 0) only
+
+    def check_response(self, y, name="y", size=None, weights=None, non_integer="error"):
+        y = np.asarray(y, dtype=float)
+        check_finite(y, name)
+        if np.any(y < 0):
+            _fail("negative values", name, y < 0, y, "Tweedie responses must be >= 0")
+
+    def start_mu(self, y, weights=None, size=None):
+        return np.asarray(y, dtype=float) + 0.1
+
+    def start_phi(self, y, mu, weights=None, size=None):
+        r = np.asarray(y, dtype=float) - mu
+        w = np.ones_like(r) if weights is None else np.asarray(weights, dtype=float)
+        v = float(np.sum(w * r * r) / max(np.sum(w * mu ** 1.5), 1e-300))
+        return float(np.clip(v, 1e-3, 1e4))
+
+    def start_extras(self, y):
+        return {"power": 1.5}       # glmmTMB's start psi = 0

@@ -624,7 +624,7 @@ def compose(value, f1, f2, f3, inner: Sequence[Jet]) -> Jet:
         w = np.einsum("pq...,pab...,qc...->abc...", f2, u2, u1)
         rest = tuple(range(3, w.ndim))
         out[2] = (np.einsum("pqr...,pa...,qb...,rc...->abc...", f3, u1, u1, u1)
-                  + w + w.transpose((0, 2, 1, *rest)) + w.transpose((1, 2, 0, *rest))
+                  + w + w.transpose((0, 2, 1, *rest)) + w.transpose((2, 0, 1, *rest))
                   + np.einsum("p...,pabc...->abc...", f1, u3))
     return Jet(np.broadcast_to(value, batch), *out, m=m, order=k)
 

@@ -46,7 +46,7 @@ def fd_check(build, x0, h=H, rtol=FD_RTOL):
     # symmetry of the Hessian and third-derivative tensors
     np.testing.assert_allclose(f.g2, np.swapaxes(f.g2, 0, 1), atol=1e-12)
     for perm in ((1, 0, 2), (0, 2, 1), (2, 1, 0)):
-        np.testing.assert_allclose(f.g3, np.transpose(f.g3, perm + (3,)), atol=1e-12)
+        np.testing.assert_allclose(f.g3, np.transpose(f.g3, (*perm, 3)), atol=1e-12)
     # lower orders are the same numbers without the higher arrays
     for k in range(3):
         g = build(_vars(x0, k))

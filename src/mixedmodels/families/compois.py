@@ -30,6 +30,7 @@ import numpy as np
 
 from . import jet as jt
 from . import series
+from ._special import log_factorial_int
 from .counts import _CountFamily, lfactorial
 from .density import param_links, weighted_mean
 
@@ -38,7 +39,7 @@ __all__ = ["COMPOIS_DROP", "ComPois", "compois_loglambda"]
 #: Terms more than this below the largest (log scale) are dropped.
 COMPOIS_DROP = 40.0
 #: Initial half-width of the window in (approximate) standard deviations.
-COMPOIS_SDS = 12.0
+COMPOIS_SDS = 10.0
 COMPOIS_PAD = 8
 #: Most terms per observation.
 COMPOIS_NTERM = 200000
@@ -62,7 +63,7 @@ def _grid(lo, hi, ell, nu, rows, w):
     k = lo[rows, None] + np.arange(w)
     ok = k <= hi[rows, None]
     k = np.where(ok, k, lo[rows, None])
-    lf = lfactorial(k)
+    lf = log_factorial_int(k)
     x = np.where(ok, k * ell[rows, None] - nu[rows, None] * lf, -np.inf)
     return k, lf, x, ok
 

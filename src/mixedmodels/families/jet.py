@@ -35,7 +35,14 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
-from ._special import LOG_2PI, STIRLING_SERIES_MIN, polygamma_fast, stirling_remainder
+from ._special import (
+    LOG_2PI,
+    STIRLING_SERIES_MIN,
+    expit_pair,
+    polygamma_fast,
+    softplus_value,
+    stirling_remainder,
+)
 
 __all__ = [
     "Jet",
@@ -396,9 +403,11 @@ def softplus(x: Jet) -> Jet:
     r"""``log(1 + exp(x))``, stable for all ``x``; derivatives ``s, s(1-s), ...`` with
     ``s = expit(x)`` and ``1 - s`` computed as ``expit(-x)`` (no cancellation)."""
     v = x.v
-    s, sm = special.expit(v), special.expit(-v)
+    if x.order == 0:
+        return Jet(softplus_value(v), m=x.m, order=0)
+    s, sm = expit_pair(v)
     f2 = s * sm
-    return _chain(x, np.logaddexp(0.0, v), s, f2, f2 * (sm - s))
+    return _chain(x, softplus_value(v), s, f2, f2 * (sm - s))
 
 
 def log_sigmoid(x: Jet) -> Jet:
@@ -408,8 +417,7 @@ def log_sigmoid(x: Jet) -> Jet:
 
 def sigmoid(x: Jet) -> Jet:
     """``expit(x) = 1 / (1 + exp(-x))``."""
-    v = x.v
-    s, sm = special.expit(v), special.expit(-v)
+    s, sm = expit_pair(x.v)
     f1 = s * sm
     return _chain(x, s, f1, f1 * (sm - s), f1 * (1.0 - 6.0 * f1))
 

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import special
 
 from . import jet as jt
+from ._special import expit_pair
 
 __all__ = [
     "LINKS",
@@ -221,7 +222,7 @@ class Logit(Link):
         return p * (1.0 - p) * (1.0 - 2.0 * p)
 
     def inverse_derivatives(self, eta, order=3):
-        s, sm = special.expit(eta), special.expit(-eta)
+        s, sm = expit_pair(eta)
         f1 = s * sm
         return s, f1, f1 * (sm - s), f1 * (1.0 - 6.0 * f1)
 
@@ -496,7 +497,7 @@ class BoundedLogit(Link):
 
     def inverse_derivatives(self, eta, order=3):
         w = self.upper - self.lower
-        s, sm = special.expit(eta), special.expit(-eta)
+        s, sm = expit_pair(eta)
         f1 = s * sm
         return self.lower + w * s, w * f1, w * f1 * (sm - s), w * f1 * (1.0 - 6.0 * f1)
 

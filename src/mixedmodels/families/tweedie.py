@@ -29,7 +29,7 @@ from scipy import special
 
 from . import jet as jt
 from . import series
-from ._special import polygamma_fast
+from ._special import log_factorial_int, polygamma_fast
 from .density import ResponseFamily, _fail, check_finite, param_links
 
 __all__ = ["TWEEDIE_DROP", "Tweedie"]
@@ -38,7 +38,7 @@ __all__ = ["TWEEDIE_DROP", "Tweedie"]
 #: ``exp(-37) ~ 1e-16``).
 TWEEDIE_DROP = 37.0
 #: Initial half-width of the series window in standard deviations of ``j``.
-TWEEDIE_SDS = 12.0
+TWEEDIE_SDS = 10.0
 #: Extra terms on each side of the window.
 TWEEDIE_PAD = 5
 #: Most terms summed for one observation (TMB: 20000); beyond, accuracy degrades.
@@ -48,7 +48,7 @@ CHUNK_ELEMENTS = 2 ** 17
 
 
 def _terms(j, logz, b):
-    return j * logz - special.gammaln(1.0 + j) - special.gammaln(b * j)
+    return j * logz - log_factorial_int(j) - special.gammaln(b * j)
 
 
 def _window(jmax, p1, scale):

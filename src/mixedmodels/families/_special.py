@@ -93,6 +93,8 @@ def softplus_value(v) -> np.ndarray:
     return np.maximum(v, 0.0) + np.log1p(np.exp(-np.abs(v)))
 
 
+#: Largest table of log-factorials kept (8 MB); larger arguments use gammaln.
+LOG_FACTORIAL_TABLE_MAX = 2 ** 20
 _LOG_FACTORIAL = special.gammaln(np.arange(1.0, 4097.0))
 
 
@@ -102,9 +104,12 @@ def log_factorial_int(k: np.ndarray) -> np.ndarray:
     (exact ``gammaln`` values) grows on demand."""
     global _LOG_FACTORIAL
     k = np.asarray(k, dtype=float)
-    top = int(np.max(k, initial=0.0))
+    top = float(np.max(k, initial=0.0))
+    if top >= LOG_FACTORIAL_TABLE_MAX:
+        return special.gammaln(k + 1.0)
     if top >= _LOG_FACTORIAL.size:
-        _LOG_FACTORIAL = special.gammaln(np.arange(1.0, 2.0 * top + 2.0))
+        _LOG_FACTORIAL = special.gammaln(np.arange(1.0, min(2.0 * top + 2.0,
+                                                            LOG_FACTORIAL_TABLE_MAX + 1.0)))
     return _LOG_FACTORIAL[k.astype(np.int64)]
 
 

@@ -519,7 +519,8 @@ def lgamma_diff(a: Jet, y) -> Jet:
     """
     y = _arr(y)
     big = a.v >= STIRLING_SERIES_MIN
-    has_big, has_small = bool(np.any(big)), not bool(np.all(big))
+    has_big = bool(np.any(big))
+    has_small = not has_big or not bool(np.all(big))
     parts = []
     if has_big:
         aa = where(big, a, STIRLING_SERIES_MIN) if has_small else a

@@ -43,6 +43,9 @@ TWEEDIE_SDS = 10.0
 TWEEDIE_PAD = 5
 #: Most terms summed for one observation (TMB: 20000); beyond, accuracy degrades.
 TWEEDIE_NTERM = 20000
+#: Largest term index the window is centred on (dispersions so small that the mode lies
+#: beyond are outside what the series can sum).
+TWEEDIE_JMAX = 1e12
 #: Grid cells per chunk of the series.
 CHUNK_ELEMENTS = 2 ** 17
 
@@ -52,7 +55,9 @@ def _terms(j, logz, b):
 
 
 def _window(jmax, p1, scale):
+    jmax = np.where(np.isfinite(jmax), np.minimum(jmax, TWEEDIE_JMAX), TWEEDIE_JMAX)
     h = np.ceil(scale * TWEEDIE_SDS * np.sqrt(jmax * p1)) + TWEEDIE_PAD
+    h = np.where(np.isfinite(h), np.minimum(h, TWEEDIE_NTERM), TWEEDIE_NTERM)
     centre = np.floor(jmax)
     jl = np.maximum(1.0, centre - h)
     jh = np.minimum(centre + h, jl + TWEEDIE_NTERM - 1)

@@ -74,24 +74,31 @@ def _narrow(x, ok, lo, rows):
     return (last > xmax - COMPOIS_DROP) | ((x[:, 0] > xmax - COMPOIS_DROP) & (lo[rows] > 0))
 
 
-def _mean_var(ell, nu):
-    """``E[Y]`` and ``Var[Y]`` at ``(ell, nu)`` (windows widened until wide enough)."""
-    n = ell.shape[0]
-    mean, var = np.zeros(n), np.zeros(n)
-    todo, scale = np.arange(n), 1.0
+def _series_chunks(ell, nu):
+    """Yield ``(rows, k, log k!, terms, valid)`` grids covering every row's window; rows
+    whose window proved too narrow come again with a doubled one (later yields of a row
+    supersede earlier ones)."""
+    todo, scale = np.arange(ell.shape[0]), 1.0
     while todo.size:
         lo, hi = _window(ell[todo], nu[todo], scale)
         narrow = np.zeros(todo.size, dtype=bool)
         for rows, w in series.row_chunks((hi - lo + 1).astype(np.int64), CHUNK_ELEMENTS):
-            k, _, x, ok = _grid(lo, hi, ell[todo], nu[todo], rows, w)
+            k, lf, x, ok = _grid(lo, hi, ell[todo], nu[todo], rows, w)
             narrow[rows] = _narrow(x, ok, lo, rows)
-            p = np.exp(x - np.max(x, axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-            m = np.sum(p * k, axis=1)
-            mean[todo[rows]] = m
-            var[todo[rows]] = np.sum(p * (k - m[:, None]) ** 2, axis=1)
+            yield todo[rows], k, lf, x, ok
         narrow &= (hi - lo + 1) < COMPOIS_NTERM
         todo, scale = todo[narrow], scale * 2.0
+
+
+def _mean_var(ell, nu):
+    """``E[Y]`` and ``Var[Y]`` at ``(ell, nu)``."""
+    mean, var = np.zeros(ell.shape[0]), np.zeros(ell.shape[0])
+    for rows, k, _, x, _ in _series_chunks(ell, nu):
+        p = np.exp(x - np.max(x, axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        m = np.sum(p * k, axis=1)
+        mean[rows] = m
+        var[rows] = np.sum(p * (k - m[:, None]) ** 2, axis=1)
     return mean, var
 
 
@@ -135,25 +142,16 @@ def _cumulant_jets(ell, nu, order, with_mean: bool):
     n = ell.shape[0]
     acc = {key: [np.zeros(n)] + [np.zeros((2,) * r + (n,)) for r in range(1, order + 1)]
            for key in (("G", "M") if with_mean else ("G",))}
-    todo, scale = np.arange(n), 1.0
-    while todo.size:
-        lo, hi = _window(ell[todo], nu[todo], scale)
-        narrow = np.zeros(todo.size, dtype=bool)
-        for rows, w in series.row_chunks((hi - lo + 1).astype(np.int64), CHUNK_ELEMENTS):
-            k, lf, x, ok = _grid(lo, hi, ell[todo], nu[todo], rows, w)
-            narrow[rows] = _narrow(x, ok, lo, rows)
-            slopes = np.stack([k, -lf])
-            jets = {"G": jt.logsumexp_affine(x, slopes, order, mask=ok)}
-            if with_mean:
-                with np.errstate(divide="ignore"):
-                    h = jt.logsumexp_affine(x + np.log(k), slopes, order, mask=ok & (k > 0))
-                jets["M"] = h - jets["G"]
-            for key, jet in jets.items():
-                arrs = [jet.v, *jet.derivatives()]
-                for r, a in enumerate(arrs):
-                    acc[key][r][..., todo[rows]] = a
-        narrow &= (hi - lo + 1) < COMPOIS_NTERM
-        todo, scale = todo[narrow], scale * 2.0
+    for rows, k, lf, x, ok in _series_chunks(ell, nu):
+        slopes = np.stack([k, -lf])
+        jets = {"G": jt.logsumexp_affine(x, slopes, order, mask=ok)}
+        if with_mean:
+            with np.errstate(divide="ignore"):
+                h = jt.logsumexp_affine(x + np.log(k), slopes, order, mask=ok & (k > 0))
+            jets["M"] = h - jets["G"]
+        for key, jet in jets.items():
+            for r, a in enumerate([jet.v, *jet.derivatives()]):
+                acc[key][r][..., rows] = a
     return {key: jt.Jet(a[0], *a[1:], m=2, order=order) for key, a in acc.items()}
 
 

@@ -487,22 +487,24 @@ def logaddexp(a, b) -> Jet:
     return hi + softplus(d)
 
 
-def xlogy(x, y: Jet) -> Jet:
-    """``x log(y)`` with the value 0 (and zero derivatives) where the constant ``x`` is 0."""
+def _x_times(f, x, y: Jet, neutral: float) -> Jet:
+    """``x f(y)`` with 0 where the constant ``x`` is 0 (``y`` replaced there by a point
+    where ``f`` is finite, so no ``0 * inf``)."""
     x = _arr(x)
     zero = x == 0
     if np.any(zero):
-        y = where(zero, 1.0, y)
-    return log(y) * x
+        y = where(zero, neutral, y)
+    return f(y) * x
+
+
+def xlogy(x, y: Jet) -> Jet:
+    """``x log(y)`` with the value 0 (and zero derivatives) where the constant ``x`` is 0."""
+    return _x_times(log, x, y, 1.0)
 
 
 def xlog1py(x, y: Jet) -> Jet:
     """``x log(1 + y)``, 0 where the constant ``x`` is 0."""
-    x = _arr(x)
-    zero = x == 0
-    if np.any(zero):
-        y = where(zero, 0.0, y)
-    return log1p(y) * x
+    return _x_times(log1p, x, y, 0.0)
 
 
 def lgamma_diff(a: Jet, y) -> Jet:

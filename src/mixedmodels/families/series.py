@@ -58,6 +58,14 @@ def count_window(mean, sd) -> tuple[np.ndarray, np.ndarray]:
 LogPmf = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def _window_logpmf(logpmf: LogPmf, lo, hi, rows, w) -> np.ndarray:
+    """Log-probabilities on the ``(rows, w)`` grid from ``lo``; ``-inf`` beyond ``hi``."""
+    k = lo[rows, None] + np.arange(w)
+    ok = k <= hi[rows, None]
+    with np.errstate(all="ignore"):
+        return np.where(ok, logpmf(np.where(ok, k, lo[rows, None]), rows), -np.inf)
+
+
 def window_sum(logpmf: LogPmf, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """``sum_{k=lo_i}^{hi_i} exp(logpmf(k, i))`` per row (empty windows give 0).
 
@@ -69,11 +77,7 @@ def window_sum(logpmf: LogPmf, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     out = np.zeros(lo.shape)
     widths = np.maximum(hi - lo + 1.0, 0.0).astype(np.int64)
     for rows, w in row_chunks(widths):
-        k = lo[rows, None] + np.arange(w)
-        ok = k <= hi[rows, None]
-        with np.errstate(all="ignore"):
-            lp = np.where(ok, logpmf(np.where(ok, k, lo[rows, None]), rows), -np.inf)
-            out[rows] = np.sum(np.exp(lp), axis=1)
+        out[rows] = np.sum(np.exp(_window_logpmf(logpmf, lo, hi, rows, w)), axis=1)
     return out
 
 
@@ -88,10 +92,7 @@ def window_quantile(logpmf: LogPmf, lo: np.ndarray, hi: np.ndarray, u: np.ndarra
     out = hi.copy()
     widths = np.maximum(hi - lo + 1.0, 1.0).astype(np.int64)
     for rows, w in row_chunks(widths):
-        k = lo[rows, None] + np.arange(w)
-        ok = k <= hi[rows, None]
-        with np.errstate(all="ignore"):
-            lp = np.where(ok, logpmf(np.where(ok, k, lo[rows, None]), rows), -np.inf)
+        lp = _window_logpmf(logpmf, lo, hi, rows, w)
         cum = base[rows, None] + np.cumsum(np.exp(lp), axis=1)
         hit = cum >= u[rows, None]
         first = np.argmax(hit, axis=1)

@@ -28,6 +28,7 @@ Conventions
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -35,6 +36,7 @@ import numpy as np
 
 from .._errors import DataError, FormulaError
 from . import jet as jt
+from .family import NonIntegerCountWarning
 from .links import BoundedLogit, Link, make_link
 
 __all__ = [
@@ -140,9 +142,6 @@ def check_counts(y: np.ndarray, name: str, family: str, non_integer: str = "erro
                "or use a continuous family (tweedie, Gamma, lognormal)")
         if non_integer == "error":
             raise DataError(msg)
-        import warnings
-
-        from .family import NonIntegerCountWarning
         warnings.warn(msg, NonIntegerCountWarning, stacklevel=3)
 
 

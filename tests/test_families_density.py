@@ -368,7 +368,7 @@ MOMENT_CASES = {**{k: v for k, v in DISCRETE.items()},
 def test_sample_moments(name):
     fam = make_response_family(name)
     p = MOMENT_CASES[name]
-    n = 30000
+    n = 20000
     size = 12.0 if fam.needs_size else None
     draws = fam.sample(np.random.default_rng(5), {k: np.full(n, v) for k, v in p.items()},
                        size=size)

@@ -102,11 +102,26 @@ def _mean_var(ell, nu):
     return mean, var
 
 
+def _unique_pairs(a, b):
+    """Distinct ``(a_i, b_i)`` pairs and the map back (observations often share their
+    parameters, e.g. with categorical predictors or in simulation)."""
+    pairs, inverse = np.unique(np.stack([a, b]), axis=1, return_inverse=True)
+    return pairs[0], pairs[1], inverse.reshape(-1)
+
+
 def compois_loglambda(mu, nu) -> np.ndarray:
     """``log lambda`` with ``E[Y] = mu`` for CMP(``lambda``, ``nu``) (vectorized Newton on
     ``log E[Y]``, with a bracket and step limits; ``E`` is increasing in ``log lambda``)."""
     mu = np.asarray(mu, dtype=float)
     nu = np.asarray(nu, dtype=float)
+    if mu.ndim == 1 and mu.shape == nu.shape and mu.size > 1:
+        um, un, inv = _unique_pairs(mu, nu)
+        if um.size < mu.size:
+            return _solve_loglambda(um, un)[inv]
+    return _solve_loglambda(mu, nu)
+
+
+def _solve_loglambda(mu, nu) -> np.ndarray:
     target = np.log(mu)
     big = mu + (nu - 1.0) / (2.0 * nu)
     # large means: E ~ lambda^(1/nu) - (nu - 1) / (2 nu); small means: E ~ lambda
@@ -139,6 +154,11 @@ def compois_loglambda(mu, nu) -> np.ndarray:
 
 def _cumulant_jets(ell, nu, order, with_mean: bool):
     """Jets over ``(ell, nu)`` of ``G`` and (``with_mean``) ``M = log E[Y]``."""
+    if ell.size > 1:
+        ue, un, inv = _unique_pairs(ell, nu)
+        if ue.size < ell.size:
+            jets = _cumulant_jets(ue, un, order, with_mean)
+            return {key: j[inv] for key, j in jets.items()}
     n = ell.shape[0]
     acc = {key: [np.zeros(n)] + [np.zeros((2,) * r + (n,)) for r in range(1, order + 1)]
            for key in (("G", "M") if with_mean else ("G",))}

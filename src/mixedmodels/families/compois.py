@@ -38,24 +38,52 @@ __all__ = ["COMPOIS_DROP", "ComPois", "compois_loglambda"]
 
 #: Terms more than this below the largest (log scale) are dropped.
 COMPOIS_DROP = 40.0
-#: Initial half-width of the window in (approximate) standard deviations.
-COMPOIS_SDS = 10.0
-COMPOIS_PAD = 8
+#: Margin (log scale and terms) added to the window edges.
+COMPOIS_PAD = 5
+#: Newton steps locating the window edges.
+DROP_NEWTON_STEPS = 6
 #: Most terms per observation.
 COMPOIS_NTERM = 200000
 #: Newton tolerance on log E[Y] and the largest step in the log-mode ``ell / nu``.
 LOGLAMBDA_TOL = 1e-13
 MAX_LOGMODE_STEP = 5.0
 MAX_NEWTON = 200
-CHUNK_ELEMENTS = 2 ** 17
+CHUNK_ELEMENTS = 2 ** 15
+
+
+def _poisson_drop(y, m):
+    """``y log(y/m) - (y - m)``: Stirling's form of ``log Pois(m; m) - log Pois(y; m)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, y * np.log(y / m), 0.0) - (y - m)
+
+
+def _drop_edges(m, target):
+    """``y_lo <= m <= y_hi`` where the Poisson(``m``) log-terms have dropped by
+    ``target`` (Newton from the outside: the drop is convex with a minimum at ``m``)."""
+    t = np.sqrt(2.0 * m * target)
+    hi = m + t + 2.0 * target           # drop(hi) >= target, since drop >= (y-m)^2/(2y)
+    lo = np.maximum(m - t, 0.0)         # drop(lo) >= target, since drop >= (y-m)^2/(2m)
+    for _ in range(DROP_NEWTON_STEPS):
+        hi = hi - (_poisson_drop(hi, m) - target) / np.log(hi / m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (_poisson_drop(lo, m) - target) / np.log(lo / m)
+        lo = np.where(lo > 0, np.maximum(lo - np.nan_to_num(step), 0.0), 0.0)
+    return lo, hi
 
 
 def _window(ell, nu, scale):
+    r"""Summation window of the CMP series around its mode ``m = exp(ell / nu)``.
+
+    The terms are exactly ``nu`` times Poisson(``m``) log-terms,
+    ``k ell - nu log k! = nu (k log m - log k!)``, so the window edges are where the
+    Poisson log-terms have dropped by ``COMPOIS_DROP / nu`` (plus a margin for Stirling's
+    error); ``scale`` widens it for rows found too narrow.
+    """
     with np.errstate(over="ignore"):
         mode = np.exp(np.minimum(ell / nu, np.log(COMPOIS_NTERM)))
-    h = np.ceil(scale * COMPOIS_SDS * np.sqrt((mode + 1.0) / nu)) + COMPOIS_PAD
-    lo = np.maximum(0.0, np.floor(mode) - h)
-    hi = np.minimum(np.floor(mode) + h, lo + COMPOIS_NTERM - 1)
+    lo, hi = _drop_edges(mode, scale * (COMPOIS_DROP / nu + COMPOIS_PAD))
+    lo = np.maximum(0.0, np.floor(lo) - COMPOIS_PAD)
+    hi = np.minimum(np.ceil(hi) + COMPOIS_PAD, lo + COMPOIS_NTERM - 1)
     return lo, hi
 
 
@@ -162,12 +190,18 @@ def _cumulant_jets(ell, nu, order, with_mean: bool):
     n = ell.shape[0]
     acc = {key: [np.zeros(n)] + [np.zeros((2,) * r + (n,)) for r in range(1, order + 1)]
            for key in (("G", "M") if with_mean else ("G",))}
-    for rows, k, lf, x, ok in _series_chunks(ell, nu):
+    for rows, k, lf, x, _ok in _series_chunks(ell, nu):
         slopes = np.stack([k, -lf])
-        jets = {"G": jt.logsumexp_affine(x, slopes, order, mask=ok)}
+        xmax = np.max(x, axis=1, keepdims=True)
+        w = np.exp(x - xmax)            # x is -inf outside the window
+        s = np.sum(w, axis=1, keepdims=True)
+        p = w / s
+        log_z = (xmax + np.log(s))[:, 0]
+        jets = {"G": jt.cumulant_jet(log_z, p, slopes, order)}
         if with_mean:
-            with np.errstate(divide="ignore"):
-                h = jt.logsumexp_affine(x + np.log(k), slopes, order, mask=ok & (k > 0))
+            # M = log E[Y]; its terms are G's times k, so its weights are p k / E[Y]
+            mean = np.sum(p * k, axis=1, keepdims=True)
+            h = jt.cumulant_jet(log_z + np.log(mean[:, 0]), p * k / mean, slopes, order)
             jets["M"] = h - jets["G"]
         for key, jet in jets.items():
             for r, a in enumerate([jet.v, *jet.derivatives()]):

@@ -47,6 +47,7 @@ from ._special import (
 __all__ = [
     "Jet",
     "compose",
+    "cumulant_jet",
     "expm1",
     "gammaln",
     "lgamma_diff",
@@ -588,19 +589,38 @@ def logsumexp_affine(values: np.ndarray, slopes: np.ndarray, order: int,
     s = np.sum(w, axis=-1, keepdims=True)
     with np.errstate(divide="ignore"):
         val = (vmax + np.log(s))[..., 0]
+    return cumulant_jet(val, w / s, slopes, order)
+
+
+def cumulant_jet(value: np.ndarray, p: np.ndarray, slopes: np.ndarray, order: int) -> Jet:
+    """The jet of a log-sum-exp of affine terms from its value and normalized weights
+    ``p`` ``(*B, J)``: mean, covariance and third central moments of ``slopes``."""
     k = slopes.shape[0]
     if order == 0:
-        return Jet(val, m=k, order=0)
-    p = w / s
+        return Jet(value, m=k, order=0)
     mean = np.sum(p * slopes, axis=-1, keepdims=True)
     out = [mean[..., 0]]
     if order >= 2:
         c = slopes - mean
         pc = p * c
-        out.append(np.einsum("a...j,b...j->ab...", pc, c))
+        # symmetric moments, each distinct entry once (k is 2 or 3: loops beat einsum here)
+        g2 = np.empty((k, k, *value.shape))
+        for a in range(k):
+            for b in range(a, k):
+                g2[a, b] = g2[b, a] = np.sum(pc[a] * c[b], axis=-1)
+        out.append(g2)
     if order >= 3:
-        out.append(np.einsum("a...j,b...j,c...j->abc...", pc, c, c))
-    return Jet(val, *out, m=k, order=order)
+        g3 = np.empty((k, k, k, *value.shape))
+        for a in range(k):
+            for b in range(a, k):
+                pcc = pc[a] * c[b]
+                for d in range(b, k):
+                    t = np.sum(pcc * c[d], axis=-1)
+                    for idx in {(a, b, d), (a, d, b), (b, a, d), (b, d, a), (d, a, b),
+                                (d, b, a)}:
+                        g3[idx] = t
+        out.append(g3)
+    return Jet(value, *out, m=k, order=order)
 
 
 def compose(value, f1, f2, f3, inner: Sequence[Jet]) -> Jet:

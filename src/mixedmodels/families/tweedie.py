@@ -47,7 +47,7 @@ TWEEDIE_NTERM = 20000
 #: beyond are outside what the series can sum).
 TWEEDIE_JMAX = 1e12
 #: Grid cells per chunk of the series.
-CHUNK_ELEMENTS = 2 ** 17
+CHUNK_ELEMENTS = 2 ** 15
 
 
 def _terms(j, logz, b):

@@ -15,11 +15,12 @@ Evaluation: ``G`` and ``M`` are log-sums of terms affine in ``(ell, nu)`` (slope
 ``-log k!``), so their derivatives are cumulants of ``(k, -log k!)`` under the
 normalized terms (:func:`~mixedmodels.families.jet.logsumexp_affine`), summed over a window
 around the mode ``exp(ell / nu)`` that keeps every term within :data:`COMPOIS_DROP` of the
-largest. ``log lambda`` is solved by a safeguarded Newton iteration on ``M``
-(slope ``Var / E``). Its derivatives with respect to the channels are exact: starting from
-the solved value, each chord step ``L <- L - (M(L, nu) - log mu) / M_ell`` in jet
-arithmetic makes one more derivative order exact (the residual's value is already 0), so
-``order`` steps give ``log lambda`` to third order; ``log f`` is then composed from ``G``'s
+largest. ``log lambda`` is solved by a safeguarded Halley iteration on ``M`` (slope
+``Var / E``, curvature from the third central moment). Its derivatives with respect to the
+channels are exact: starting from the solved value, each chord step
+``L <- L - (M(L, nu) - log mu) / M_ell`` in jet arithmetic makes one more derivative order
+exact (the residual's value is already 0), so ``order`` steps give ``log lambda`` to third
+order; ``log f`` is then composed from ``G``'s
 derivatives. TMB sums the same series (and switches to a Laplace approximation of ``G`` for
 large modes, ``mu > 100, mu nu > 200``); here the series is exact for every mean.
 """
@@ -44,10 +45,12 @@ COMPOIS_PAD = 5
 DROP_NEWTON_STEPS = 6
 #: Most terms per observation.
 COMPOIS_NTERM = 200000
-#: Newton tolerance on log E[Y] and the largest step in the log-mode ``ell / nu``.
+#: Tolerance on log E[Y], and the largest step in the log-mode ``ell / nu``.
 LOGLAMBDA_TOL = 1e-13
 MAX_LOGMODE_STEP = 5.0
-MAX_NEWTON = 200
+#: A Halley step smaller than this (in log-mode units) is taken as the last one.
+HALLEY_ACCEPT = 1e-5
+MAX_ITER = 200
 CHUNK_ELEMENTS = 2 ** 15
 
 
@@ -118,28 +121,43 @@ def _series_chunks(ell, nu):
         todo, scale = todo[narrow], scale * 2.0
 
 
-def _mean_var(ell, nu):
-    """``E[Y]`` and ``Var[Y]`` at ``(ell, nu)``."""
-    mean, var = np.zeros(ell.shape[0]), np.zeros(ell.shape[0])
+def _moments(ell, nu, third: bool = False):
+    """``E[Y]``, ``Var[Y]`` (and the third central moment) at ``(ell, nu)``."""
+    out = [np.zeros(ell.shape[0]) for _ in range(3 if third else 2)]
     for rows, k, _, x, _ in _series_chunks(ell, nu):
         p = np.exp(x - np.max(x, axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         m = np.sum(p * k, axis=1)
-        mean[rows] = m
-        var[rows] = np.sum(p * (k - m[:, None]) ** 2, axis=1)
-    return mean, var
+        c = k - m[:, None]
+        pc2 = p * c * c
+        out[0][rows] = m
+        out[1][rows] = np.sum(pc2, axis=1)
+        if third:
+            out[2][rows] = np.sum(pc2 * c, axis=1)
+    return out
+
+
+def _mean_var(ell, nu):
+    """``E[Y]`` and ``Var[Y]`` at ``(ell, nu)``."""
+    return _moments(ell, nu)
 
 
 def _unique_pairs(a, b):
     """Distinct ``(a_i, b_i)`` pairs and the map back (observations often share their
     parameters, e.g. with categorical predictors or in simulation)."""
-    pairs, inverse = np.unique(np.stack([a, b]), axis=1, return_inverse=True)
-    return pairs[0], pairs[1], inverse.reshape(-1)
+    order = np.lexsort((b, a))
+    sa, sb = a[order], b[order]
+    new = np.ones(a.size, dtype=bool)
+    new[1:] = (sa[1:] != sa[:-1]) | (sb[1:] != sb[:-1])
+    inverse = np.empty(a.size, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return sa[new], sb[new], inverse
 
 
 def compois_loglambda(mu, nu) -> np.ndarray:
-    """``log lambda`` with ``E[Y] = mu`` for CMP(``lambda``, ``nu``) (vectorized Newton on
-    ``log E[Y]``, with a bracket and step limits; ``E`` is increasing in ``log lambda``)."""
+    """``log lambda`` with ``E[Y] = mu`` for CMP(``lambda``, ``nu``) (vectorized Halley
+    iteration on ``log E[Y]``, with a bracket and step limits; ``E`` is increasing in
+    ``log lambda``)."""
     mu = np.asarray(mu, dtype=float)
     nu = np.asarray(nu, dtype=float)
     if mu.ndim == 1 and mu.shape == nu.shape and mu.size > 1:
@@ -157,14 +175,17 @@ def _solve_loglambda(mu, nu) -> np.ndarray:
     lo = np.full(mu.shape, -np.inf)
     hi = np.full(mu.shape, np.inf)
     active = np.isfinite(ell) & (nu > 0)
-    for _ in range(MAX_NEWTON):
+    for _ in range(MAX_ITER):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        e, v = _mean_var(ell[idx], nu[idx])
+        e, v, k3 = _moments(ell[idx], nu[idx], third=True)
         with np.errstate(divide="ignore", invalid="ignore"):
+            # Halley on f = log E - log mu: f' = V/E, f'' = K3/E - (V/E)^2
             f = np.log(e) - target[idx]
-            step = -f * e / v
+            d1 = v / e
+            d2 = k3 / e - d1 * d1
+            step = -f / d1 / np.clip(1.0 - 0.5 * f * d2 / (d1 * d1), 0.5, 2.0)
         hi[idx] = np.where(f > 0, ell[idx], hi[idx])
         lo[idx] = np.where(f <= 0, ell[idx], lo[idx])
         lim = MAX_LOGMODE_STEP * nu[idx]
@@ -173,10 +194,11 @@ def _solve_loglambda(mu, nu) -> np.ndarray:
         outside = (new <= lo[idx]) | (new >= hi[idx])
         both = np.isfinite(lo[idx]) & np.isfinite(hi[idx])
         new = np.where(outside & both, 0.5 * (lo[idx] + hi[idx]), new)
-        done = (np.abs(f) < LOGLAMBDA_TOL) | (np.abs(new - ell[idx])
-                                               <= LOGLAMBDA_TOL * (1.0 + np.abs(ell[idx])))
-        ell[idx] = np.where(done, ell[idx], new)
-        active[idx[done]] = False
+        converged = np.abs(f) < LOGLAMBDA_TOL
+        # a Halley step of size s leaves an error ~ s^3 (in log-mode units ell / nu)
+        final = ~converged & ~(outside & both) & (np.abs(step) < HALLEY_ACCEPT * nu[idx])
+        ell[idx] = np.where(converged, ell[idx], new)
+        active[idx[converged | final]] = False
     return ell
 
 

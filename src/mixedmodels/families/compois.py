@@ -41,8 +41,6 @@ __all__ = ["COMPOIS_DROP", "ComPois", "compois_loglambda"]
 COMPOIS_DROP = 40.0
 #: Margin (log scale and terms) added to the window edges.
 COMPOIS_PAD = 5
-#: Newton steps locating the window edges.
-DROP_NEWTON_STEPS = 6
 #: Most terms per observation.
 COMPOIS_NTERM = 200000
 #: Tolerance on log E[Y], and the largest step in the log-mode ``ell / nu``.
@@ -52,26 +50,6 @@ MAX_LOGMODE_STEP = 5.0
 HALLEY_ACCEPT = 1e-5
 MAX_ITER = 200
 CHUNK_ELEMENTS = 2 ** 15
-
-
-def _poisson_drop(y, m):
-    """``y log(y/m) - (y - m)``: Stirling's form of ``log Pois(m; m) - log Pois(y; m)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(y / m), 0.0) - (y - m)
-
-
-def _drop_edges(m, target):
-    """``y_lo <= m <= y_hi`` where the Poisson(``m``) log-terms have dropped by
-    ``target`` (Newton from the outside: the drop is convex with a minimum at ``m``)."""
-    t = np.sqrt(2.0 * m * target)
-    hi = m + t + 2.0 * target           # drop(hi) >= target, since drop >= (y-m)^2/(2y)
-    lo = np.maximum(m - t, 0.0)         # drop(lo) >= target, since drop >= (y-m)^2/(2m)
-    for _ in range(DROP_NEWTON_STEPS):
-        hi = hi - (_poisson_drop(hi, m) - target) / np.log(hi / m)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            step = (_poisson_drop(lo, m) - target) / np.log(lo / m)
-        lo = np.where(lo > 0, np.maximum(lo - np.nan_to_num(step), 0.0), 0.0)
-    return lo, hi
 
 
 def _window(ell, nu, scale):
@@ -84,7 +62,7 @@ def _window(ell, nu, scale):
     """
     with np.errstate(over="ignore"):
         mode = np.exp(np.minimum(ell / nu, np.log(COMPOIS_NTERM)))
-    lo, hi = _drop_edges(mode, scale * (COMPOIS_DROP / nu + COMPOIS_PAD))
+    lo, hi = series.poisson_drop_edges(mode, scale * (COMPOIS_DROP / nu + COMPOIS_PAD))
     lo = np.maximum(0.0, np.floor(lo) - COMPOIS_PAD)
     hi = np.minimum(np.ceil(hi) + COMPOIS_PAD, lo + COMPOIS_NTERM - 1)
     return lo, hi

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_CHUNK_ELEMENTS",
     "TAIL_SDS",
     "count_window",
+    "poisson_drop_edges",
     "row_chunks",
     "window_quantile",
     "window_sum",
@@ -28,6 +29,9 @@ MAX_CHUNK_ELEMENTS = 2 ** 18
 TAIL_SDS = 40.0
 #: Extra cells beyond the standard-deviation window (small means).
 TAIL_PAD = 50
+#: Newton steps locating the edges in :func:`poisson_drop_edges` (from starting points
+#: within a factor ~2 of the edges; converged to well under one term).
+DROP_NEWTON_STEPS = 6
 
 
 def row_chunks(widths: np.ndarray, max_elements: int = MAX_CHUNK_ELEMENTS
@@ -52,6 +56,29 @@ def count_window(mean, sd) -> tuple[np.ndarray, np.ndarray]:
     sd = np.asarray(sd, dtype=float)
     lo = np.maximum(0.0, np.floor(mean - TAIL_SDS * sd))
     hi = np.ceil(mean + TAIL_SDS * sd) + TAIL_PAD
+    return lo, hi
+
+
+def _poisson_drop(y, m):
+    """``y log(y/m) - (y - m)``: Stirling's form of ``log Pois(m; m) - log Pois(y; m)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, y * np.log(y / m), 0.0) - (y - m)
+
+
+def poisson_drop_edges(m, target):
+    """``y_lo <= m <= y_hi`` where the Poisson(``m``) log-terms have dropped by
+    ``target`` below their peak (Newton from the outside: the drop is convex with its
+    minimum at ``m``). Series whose log-terms are ``nu`` times Poisson log-terms up to
+    slowly varying corrections (Conway-Maxwell-Poisson, Tweedie's W) are summed over
+    ``[y_lo, y_hi]`` with ``target = drop / nu``."""
+    t = np.sqrt(2.0 * m * target)
+    hi = m + t + 2.0 * target           # drop(hi) >= target, since drop >= (y-m)^2/(2y)
+    lo = np.maximum(m - t, 0.0)         # drop(lo) >= target, since drop >= (y-m)^2/(2m)
+    for _ in range(DROP_NEWTON_STEPS):
+        hi = hi - (_poisson_drop(hi, m) - target) / np.log(hi / m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (_poisson_drop(lo, m) - target) / np.log(lo / m)
+        lo = np.where(lo > 0, np.maximum(lo - np.nan_to_num(step), 0.0), 0.0)
     return lo, hi
 
 

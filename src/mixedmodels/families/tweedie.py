@@ -13,8 +13,8 @@ sum of ``N ~ Poisson(lambda)`` gamma variables, ``lambda = mu^{2-p} / (phi (2-p)
 with ``b = (2-p)/(p-1)`` and ``log z = b log y - log(phi)/(p-1) - b log(p-1) - log(2-p)``
 (TMB's ``tweedie_logW``, from the cplm package). The terms peak near
 ``j_max = y^{2-p} / (phi (2-p))`` with spread ``sqrt(j_max (p-1))``; the window summed
-keeps every term within :data:`TWEEDIE_DROP` (in log) of the largest, checked and widened
-per observation.
+(:func:`_window`) keeps every term within :data:`TWEEDIE_DROP` (in log) of the largest,
+checked and widened per observation.
 
 Derivatives: ``log W`` is a log-sum-exp of terms linear in ``log z`` and nonlinear in ``b``
 only through ``log Gamma(b j)``, so its derivatives in ``(log z, b)`` are weighted moments of
@@ -37,9 +37,7 @@ __all__ = ["TWEEDIE_DROP", "Tweedie"]
 #: Terms more than this below the largest (log scale) are dropped (TMB's value, 37:
 #: ``exp(-37) ~ 1e-16``).
 TWEEDIE_DROP = 37.0
-#: Initial half-width of the series window in standard deviations of ``j``.
-TWEEDIE_SDS = 10.0
-#: Extra terms on each side of the window.
+#: Margin (log scale and terms) on each side of the window.
 TWEEDIE_PAD = 5
 #: Most terms summed for one observation (TMB: 20000); beyond, accuracy degrades.
 TWEEDIE_NTERM = 20000
@@ -55,12 +53,14 @@ def _terms(j, logz, b):
 
 
 def _window(jmax, p1, scale):
+    r"""Terms to sum: by Stirling, ``log j! + log Gamma(b j) ~ (1 + b) j log j + ...`` with
+    ``1 + b = 1/(p-1)``, so the terms behave like ``1/(p-1)`` times Poisson(``j_max``)
+    log-terms; the edges are where those have dropped by ``(p-1) TWEEDIE_DROP`` (plus a
+    margin); ``scale`` widens windows found too narrow."""
     jmax = np.where(np.isfinite(jmax), np.minimum(jmax, TWEEDIE_JMAX), TWEEDIE_JMAX)
-    h = np.ceil(scale * TWEEDIE_SDS * np.sqrt(jmax * p1)) + TWEEDIE_PAD
-    h = np.where(np.isfinite(h), np.minimum(h, TWEEDIE_NTERM), TWEEDIE_NTERM)
-    centre = np.floor(jmax)
-    jl = np.maximum(1.0, centre - h)
-    jh = np.minimum(centre + h, jl + TWEEDIE_NTERM - 1)
+    lo, hi = series.poisson_drop_edges(jmax, scale * (TWEEDIE_DROP * p1 + TWEEDIE_PAD))
+    jl = np.maximum(1.0, np.floor(lo) - TWEEDIE_PAD)
+    jh = np.minimum(np.ceil(hi) + TWEEDIE_PAD, jl + TWEEDIE_NTERM - 1)
     return jl, jh
 
 
@@ -170,8 +170,14 @@ class Tweedie(ResponseFamily):
         logz = b * log_y - log_phi / p1 - b * log_p1 - log_p2
         with np.errstate(all="ignore"):
             jmax = np.maximum(1.0, np.exp(p2.v * log_y - log_phi.v - log_p2.v))
-        lw = tweedie_logw(logz.v, b.v, jmax, p1.v, logz.order)
-        inner = jt.Jet(lw[0], *lw[1:], m=2, order=logz.order)
+        # log W only where y > 0 (zeros keep log W = 0, masked below)
+        rows = np.flatnonzero(pos)
+        lw = tweedie_logw(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows], logz.order)
+        lw = lw[:logz.order + 1]
+        full = [np.zeros(g.shape[:-1] + y.shape) for g in lw]
+        for f, g in zip(full, lw, strict=True):
+            f[..., rows] = g
+        inner = jt.Jet(full[0], *full[1:], m=2, order=logz.order)
         logw = jt.compose_jet(inner, [logz, b])
         rate = jt.exp(-log_phi - log_p1 - log_mu * p1) * ys          # y / (phi p1 mu^p1)
         ans = logw - rate - lam - log_y

@@ -522,3 +522,17 @@ def test_start_values_are_sensible():
     yg = rng.gamma(3.0, 5.0 / 3.0, size=4000)
     assert 2.5 < g.start_phi(yg, np.full(4000, 5.0)) < 3.5
     assert make_response_family("tweedie").start_extras(y) == {"power": 1.5}
+
+
+def test_model_density_links_override_and_natural_parameters():
+    md = ModelDensity(make_response_family("nbinom2"), links={"mu": "sqrt", "phi": "identity"})
+    assert [lk.name for lk in md.links.values()] == ["sqrt", "identity"]
+    y = np.array([0.0, 4.0, 9.0])
+    etas = {"mu": np.array([1.0, 2.0, 3.5]), "phi": 2.5}
+    nat = md.natural_parameters(etas, n=3)
+    np.testing.assert_allclose(nat["mu"], [1.0, 4.0, 12.25])
+    np.testing.assert_allclose(md.log_density_value(y, etas), nb_ref(y, 2.5, nat["mu"]),
+                               rtol=1e-12)
+    fd_check(md, y, {"mu": etas["mu"], "phi": np.full(3, 2.5)})
+    with pytest.raises(ValueError, match="missing for channels"):
+        md.evaluate(y, {"mu": etas["mu"]})

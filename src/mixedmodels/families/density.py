@@ -73,7 +73,7 @@ class Parameter(jt.Jet):
     accurate forms (``log mu = eta`` for the log link, ``1 - mu = expit(-eta)`` for the
     logit) instead of transforming the rounded ``mu``."""
 
-    __slots__ = ("_eta", "index", "link")
+    __slots__ = ("_cache", "_eta", "index", "link")
 
     def __init__(self, link: Link, eta, index: int, m: int, order: int):
         eta = np.asarray(eta, dtype=float)
@@ -84,20 +84,28 @@ class Parameter(jt.Jet):
         self.link = link
         self.index = index
         self._eta = eta
+        self._cache: dict = {}
+
+    def _cached(self, key, make):
+        # jets are immutable, so each transform is computed once per parameter
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
 
     @property
     def eta(self) -> jt.Jet:
         """The channel's linear predictor as an independent variable."""
-        return jt.Jet.variable(self._eta, self.index, self.m, self.order)
+        return self._cached("eta", lambda: jt.Jet.variable(self._eta, self.index, self.m,
+                                                           self.order))
 
     def log(self):
-        return self.link.log_inverse_jet(self.eta)
+        return self._cached("log", lambda: self.link.log_inverse_jet(self.eta))
 
     def log1m(self):
-        return self.link.log1m_inverse_jet(self.eta)
+        return self._cached("log1m", lambda: self.link.log1m_inverse_jet(self.eta))
 
     def complement(self):
-        return self.link.complement_jet(self.eta)
+        return self._cached("complement", lambda: self.link.complement_jet(self.eta))
 
     def above(self, lower):
         return self.link.above_jet(self.eta, lower)

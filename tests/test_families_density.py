@@ -186,6 +186,18 @@ EXTREMES = {
                                                     "power": np.array([1.5, 1.05, 1.95, 1.3])}),
     "compois": (np.array([0, 0, 150, 3]), {"mu": np.array([1e-3, 20.0, 140.0, 3.0]),
                                            "phi": np.array([3.0, 0.1, 2.5, 1.0])}),
+    "genpois": (np.array([0, 50, 3, 0]), {"mu": np.array([1e-6, 40.0, 3.0, 30.0]),
+                                          "phi": np.array([1.0 + 1e-9, 50.0, 1.0, 200.0])}),
+    "betabinomial": (np.array([0, 30, 5, 30]), {"mu": np.array([1e-6, 0.999, 0.3, 0.5]),
+                                                "phi": np.array([1e6, 0.01, 3.0, 1e-3])}),
+    "nbinom12": (np.array([0, 40, 7]), {"mu": np.array([1e-5, 30.0, 6.0]),
+                                        "phi": np.array([1e-8, 1e-6, 30.0]),
+                                        "psi": np.array([1e8, 1e-3, 1.0])}),
+    "t": (np.array([0.0, 1e3, -2.0]), {"mu": np.array([0.0, 0.0, 1.0]),
+                                       "phi": np.array([1e-4, 1e3, 1.0]),
+                                       "df": np.array([1e6, 0.5, 3.0])}),
+    "lognormal": (np.array([1.0, 1e-5, 50.0]), {"mu": np.array([1.0, 1e-5, 20.0]),
+                                                "phi": np.array([1e-6, 1e-2, 2e3])}),
 }
 
 
@@ -193,7 +205,7 @@ EXTREMES = {
 def test_log_density_extreme_parameters(name):
     y, p = EXTREMES[name]
     y = np.asarray(y, dtype=float)
-    size = np.full(y.shape, 30.0) if name == "binomial" else None
+    size = np.full(y.shape, 30.0) if name in ("binomial", "betabinomial") else None
     md = ModelDensity(make_response_family(name))
     jet = md.evaluate(y, etas_of(md, p), size=size, order=3)
     ref = REFS[name](y, p, size)

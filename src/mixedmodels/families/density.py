@@ -71,7 +71,21 @@ class Parameter(jt.Jet):
     """The jet of a natural parameter ``g^{-1}(eta)`` of one channel, which remembers its
     link so that ``log``, ``log1m``, ``complement``, ``above`` and ``below`` use the link's
     accurate forms (``log mu = eta`` for the log link, ``1 - mu = expit(-eta)`` for the
-    logit) instead of transforming the rounded ``mu``."""
+    logit) instead of transforming the rounded ``mu``.
+
+    Parameters
+    ----------
+    link : Link
+        The channel's link.
+    eta : array_like
+        The channel's linear predictor values.
+    index : int
+        The channel's position among the ``m`` variables.
+    m : int
+        Number of channels.
+    order : int
+        Derivative order carried.
+    """
 
     __slots__ = ("_cache", "_eta", "index", "link")
 
@@ -160,6 +174,20 @@ def binomial_response(y, weights=None, failures=None):
     * ``y`` all 0/1 (or boolean): ``size = 1``;
     * otherwise ``y`` is a proportion of ``weights`` trials: ``successes = weights * y``,
       ``size = weights`` and the weights become 1.
+
+    Parameters
+    ----------
+    y : array_like
+        Successes, 0/1 values or proportions.
+    weights : array_like, optional
+        Prior weights (trials for proportions).
+    failures : array_like, optional
+        Failures, for ``cbind(successes, failures)``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(successes, size, weights)``.
     """
     y = np.asarray(y, dtype=float)
     w = np.ones_like(y) if weights is None else np.broadcast_to(
@@ -224,12 +252,28 @@ class ResponseFamily:
         return (*fixed, *self.extras)
 
     def parameter_link(self, name: str) -> Link:
-        """Default link of parameter ``name`` (the family's ``link`` for ``mu``)."""
+        """Default link of a natural parameter.
+
+        Parameters
+        ----------
+        name : str
+            ``"mu"`` (the family's ``link``), ``"zi"``, ``"phi"`` or an extra.
+
+        Returns
+        -------
+        Link
+        """
         if name == "mu":
             return self.link
         return make_param_link(self.default_links[name])
 
     def label(self) -> str:
+        """Short description, e.g. ``"nbinom2(log)"``.
+
+        Returns
+        -------
+        str
+        """
         return f"{self.name}({self.link.name})"
 
     def __repr__(self) -> str:
@@ -256,6 +300,11 @@ class ResponseFamily:
             Prior weights multiplying the log-density.
         size : ndarray, optional
             Numbers of trials (binomial, betabinomial).
+
+        Returns
+        -------
+        Jet
+            Batch shape ``y.shape``, derivatives over the parameters' variables.
         """
         y = np.asarray(y, dtype=float)
         with np.errstate(all="ignore"):
@@ -268,8 +317,23 @@ class ResponseFamily:
         raise NotImplementedError
 
     def log_density_with_zero(self, y, params, size=None) -> tuple[jt.Jet, jt.Jet]:
-        """``(l(y), l(0))``: the log-density at ``y`` and at zero (shared work where a
-        family has some, e.g. a normalizing constant)."""
+        """The log-density at ``y`` and at zero, unweighted (zero-truncation needs both;
+        families with a normalizing constant share its computation).
+
+        Parameters
+        ----------
+        y : ndarray
+            Responses.
+        params : mapping
+            Natural parameters as jets.
+        size : ndarray, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        tuple of Jet
+            ``(l(y), l(0))``.
+        """
         return (self._log_density(y, params, size),
                 self._log_density(np.zeros_like(y), params, size))
 
@@ -282,55 +346,206 @@ class ResponseFamily:
 
     # -- distribution -----------------------------------------------------------------
     def mean(self, params, size=None) -> np.ndarray:
-        """``E[Y]``."""
+        """``E[Y]``.
+
+        Parameters
+        ----------
+        params : mapping
+            Natural parameters (arrays that broadcast together).
+        size : array_like, optional
+            Numbers of trials (binomial-type families).
+
+        Returns
+        -------
+        ndarray
+        """
         raise NotImplementedError
 
     def variance(self, mu, phi=None, extras=None, size=None) -> np.ndarray:
-        """``Var[Y]`` from the natural parameters (``extras`` a mapping)."""
+        """``Var[Y]`` from the natural parameters.
+
+        Parameters
+        ----------
+        mu : array_like
+            Means (the family's ``mu``; for wrappers the base family's).
+        phi : array_like, optional
+            Dispersion.
+        extras : mapping, optional
+            Other parameters (``zi``, ``power``, ``df``, ``psi``).
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        ndarray
+        """
         raise NotImplementedError
 
     def variance_of(self, params, size=None) -> np.ndarray:
-        """:meth:`variance` from a parameter mapping."""
+        """:meth:`variance` from a parameter mapping.
+
+        Parameters
+        ----------
+        params : mapping
+            Natural parameters.
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        ndarray
+        """
         extras = {k: v for k, v in params.items() if k not in ("mu", "phi")}
         return self.variance(params["mu"], params.get("phi"), extras, size=size)
 
     def sample(self, rng: np.random.Generator, params, size=None) -> np.ndarray:
-        """One random draw per element of the (broadcast) parameters."""
+        """Random draws, one per element of the (broadcast) parameters.
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            Source of randomness.
+        params : mapping
+            Natural parameters; give them a leading axis for several draws per
+            observation.
+        size : array_like, optional
+            Numbers of trials (binomial-type families).
+
+        Returns
+        -------
+        ndarray
+        """
         raise NotImplementedError
 
     def cdf(self, y, params, size=None) -> np.ndarray:
-        """``P(Y <= y)``."""
+        """``P(Y <= y)``.
+
+        Parameters
+        ----------
+        y : array_like
+            Points.
+        params : mapping
+            Natural parameters.
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        ndarray
+        """
         raise NotImplementedError
 
     def cdf_lower(self, y, params, size=None) -> np.ndarray:
         """``P(Y < y)``: ``cdf(y - 1)`` for discrete families, ``cdf(y)`` for continuous
-        ones without atoms. Randomized quantile residuals draw between the two."""
+        ones without atoms. Randomized quantile residuals draw between the two.
+
+        Parameters
+        ----------
+        y : array_like
+            Points.
+        params : mapping
+            Natural parameters.
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        ndarray
+        """
         y = np.asarray(y, dtype=float)
         if self.discrete:
             return self.cdf(y - 1.0, params, size)
         return self.cdf(y, params, size)
 
     def sigma(self, phi) -> np.ndarray | float:
-        """What glmmTMB's ``sigma()`` reports for dispersion ``phi``."""
+        """What glmmTMB's ``sigma()`` reports.
+
+        Parameters
+        ----------
+        phi : array_like
+            Dispersion (natural scale).
+
+        Returns
+        -------
+        ndarray or float
+            1 for families without dispersion.
+        """
         return np.asarray(phi, dtype=float) if self.has_dispersion else 1.0
 
     # -- data -------------------------------------------------------------------------
     def check_response(self, y, name: str = "y", size=None, weights=None,
                        non_integer: str = "error") -> None:
-        """Raise a :class:`DataError` naming the response ``name`` when ``y`` is outside
-        the family's support."""
+        """Raise a :class:`DataError` naming the response when ``y`` is outside the
+        family's support.
+
+        Parameters
+        ----------
+        y : array_like
+            Responses.
+        name : str
+            The response's name in messages.
+        size : array_like, optional
+            Numbers of trials (binomial-type families).
+        weights : array_like, optional
+            Prior weights (unused by most families).
+        non_integer : {"error", "warn"}
+            What non-integer counts give (glmmTMB warns).
+        """
         check_finite(np.asarray(y, dtype=float), name)
 
     def start_mu(self, y, weights=None, size=None) -> np.ndarray:
-        """Starting means (R's ``family$initialize``)."""
+        """Starting means (R's ``family$initialize``).
+
+        Parameters
+        ----------
+        y : array_like
+            Responses.
+        weights : array_like, optional
+            Prior weights.
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        ndarray
+            Means (probabilities for binomial-type families).
+        """
         return np.asarray(y, dtype=float).copy()
 
     def start_phi(self, y, mu, weights=None, size=None) -> float:
-        """A moment-based starting dispersion (natural scale)."""
+        """A moment-based starting dispersion.
+
+        Parameters
+        ----------
+        y : array_like
+            Responses.
+        mu : array_like
+            Means (e.g. :meth:`start_mu` or a GLM fit's).
+        weights : array_like, optional
+            Prior weights.
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        float
+            ``phi`` on the natural scale.
+        """
         return 1.0
 
     def start_extras(self, y) -> dict[str, float]:
-        """Starting values of the extra parameters (natural scale)."""
+        """Starting values of the extra parameters.
+
+        Parameters
+        ----------
+        y : array_like
+            Responses.
+
+        Returns
+        -------
+        dict
+            Natural-scale values by parameter name.
+        """
         return {}
 
 
@@ -376,7 +591,21 @@ class ModelDensity:
             for c in self.channels}
 
     def parameters(self, etas: Mapping, n: int, order: int) -> dict[str, jt.Jet]:
-        """Natural parameters as :class:`Parameter` jets over the channels."""
+        """Natural parameters as :class:`Parameter` jets over the channels.
+
+        Parameters
+        ----------
+        etas : mapping
+            Linear predictor per channel (arrays of length ``n`` or scalars).
+        n : int
+            Number of observations.
+        order : int
+            Derivative order.
+
+        Returns
+        -------
+        dict of Parameter
+        """
         m = len(self.channels)
         missing = [c for c in self.channels if c not in etas]
         if missing:
@@ -387,7 +616,19 @@ class ModelDensity:
                 for i, c in enumerate(self.channels)}
 
     def natural_parameters(self, etas: Mapping, n: int | None = None) -> dict[str, np.ndarray]:
-        """Natural parameters as arrays (for ``mean``, ``sample``, ``cdf``)."""
+        """Natural parameters as arrays (for ``mean``, ``sample``, ``cdf``).
+
+        Parameters
+        ----------
+        etas : mapping
+            Linear predictor per channel.
+        n : int, optional
+            Broadcast every channel to this length.
+
+        Returns
+        -------
+        dict of ndarray
+        """
         out = {}
         for c in self.channels:
             eta = np.asarray(etas[c], dtype=float)
@@ -398,9 +639,28 @@ class ModelDensity:
         return out
 
     def evaluate(self, y, etas: Mapping, weights=None, size=None, order: int = 2) -> jt.Jet:
-        """``w_i l_i`` and its derivatives up to ``order`` with respect to the channels'
-        linear predictors, in :attr:`channels` order (``d2[i, a, b]`` is
-        ``d^2 l_i / d eta_a d eta_b``)."""
+        """``w_i l_i`` and its derivatives with respect to the channels' linear
+        predictors.
+
+        Parameters
+        ----------
+        y : array_like
+            Responses, shape ``(n,)``.
+        etas : mapping
+            Linear predictor per channel (arrays of length ``n`` or scalars).
+        weights : array_like, optional
+            Prior weights (multiplying the log-density).
+        size : array_like, optional
+            Numbers of trials (binomial-type families).
+        order : int
+            Highest derivative order, 0 to 3; lower orders cost less.
+
+        Returns
+        -------
+        Jet
+            Derivative axes in :attr:`channels` order: ``d2[i, a, b]`` is
+            ``d^2 w_i l_i / d eta_a d eta_b``.
+        """
         if not 0 <= order <= jt.MAX_ORDER:
             raise ValueError(f"order must be 0..{jt.MAX_ORDER}, got {order}")
         y = np.asarray(y, dtype=float)
@@ -408,11 +668,42 @@ class ModelDensity:
         return self.family.log_density(y, params, weights=weights, size=size)
 
     def log_density_value(self, y, etas: Mapping, weights=None, size=None) -> np.ndarray:
-        """``w_i l_i`` without derivatives."""
+        """``w_i l_i`` without derivatives.
+
+        Parameters
+        ----------
+        y : array_like
+            Responses.
+        etas : mapping
+            Linear predictor per channel.
+        weights : array_like, optional
+            Prior weights.
+        size : array_like, optional
+            Numbers of trials.
+
+        Returns
+        -------
+        ndarray
+        """
         return self.evaluate(y, etas, weights=weights, size=size, order=0).v
 
     def check_response(self, y, name: str = "y", size=None, weights=None,
                        non_integer: str = "error") -> None:
+        """The family's :meth:`ResponseFamily.check_response`.
+
+        Parameters
+        ----------
+        y : array_like
+            Responses.
+        name : str
+            The response's name in messages.
+        size : array_like, optional
+            Numbers of trials.
+        weights : array_like, optional
+            Prior weights.
+        non_integer : {"error", "warn"}
+            What non-integer counts give.
+        """
         self.family.check_response(y, name, size=size, weights=weights,
                                    non_integer=non_integer)
 

@@ -124,12 +124,43 @@ class Jet:
     # -- constructors -----------------------------------------------------------------
     @classmethod
     def variable(cls, values, index: int, m: int, order: int) -> Jet:
-        """The independent variable number ``index`` of ``m``, at ``values``."""
+        """The independent variable number ``index`` of ``m``, at ``values``.
+
+        Parameters
+        ----------
+        values : array_like
+            Values of the variable (batch shape ``B``).
+        index : int
+            Which of the ``m`` variables it is.
+        m : int
+            Number of variables.
+        order : int
+            Derivative order carried (0 to 3).
+
+        Returns
+        -------
+        Jet
+            First derivative ``e_index``, higher derivatives zero.
+        """
         return cls.univariate(values, (1.0, 0.0, 0.0), index, m, order)
 
     @classmethod
     def constant(cls, values, m: int, order: int) -> Jet:
-        """A jet with zero derivatives."""
+        """A jet with zero derivatives.
+
+        Parameters
+        ----------
+        values : array_like
+            Its values.
+        m : int
+            Number of variables.
+        order : int
+            Derivative order carried.
+
+        Returns
+        -------
+        Jet
+        """
         v = _arr(values)
         z = [np.zeros((m,) * k + v.shape) if order >= k else None for k in (1, 2, 3)]
         return cls(v, *z, m=m, order=order)
@@ -139,6 +170,24 @@ class Jet:
         """``f(x_index)`` from its value ``f0`` and derivatives ``(f', f'', f''')``.
 
         Cheaper than composing with a variable: only the diagonal entries are set.
+
+        Parameters
+        ----------
+        f0 : array_like
+            ``f`` at the variable's values.
+        derivs : sequence of array_like
+            Its first, second and third derivatives there (those above ``order`` are
+            ignored).
+        index : int
+            The variable ``f`` depends on.
+        m : int
+            Number of variables.
+        order : int
+            Derivative order carried.
+
+        Returns
+        -------
+        Jet
         """
         v = _arr(f0)
         out = [None, None, None]
@@ -151,6 +200,7 @@ class Jet:
     # -- observation-first views ------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
+        """Batch shape ``B`` (the shape of ``v``)."""
         return self.v.shape
 
     @property
@@ -169,7 +219,13 @@ class Jet:
         return None if self.g3 is None else np.moveaxis(self.g3, (0, 1, 2), (-3, -2, -1))
 
     def derivatives(self) -> list[np.ndarray]:
-        """``[g1, g2, g3]`` up to the jet's order (variable-first layout)."""
+        """The derivative arrays carried.
+
+        Returns
+        -------
+        list of ndarray
+            ``[g1, g2, g3]`` up to the jet's order (variable-first layout).
+        """
         return [g for g in (self.g1, self.g2, self.g3) if g is not None]
 
     def __repr__(self) -> str:
@@ -177,7 +233,17 @@ class Jet:
 
     # -- batch manipulation -----------------------------------------------------------
     def broadcast_to(self, batch: tuple[int, ...]) -> Jet:
-        """The jet broadcast to batch shape ``batch`` (views, no copies)."""
+        """The jet broadcast to another batch shape (views, no copies).
+
+        Parameters
+        ----------
+        batch : tuple of int
+            Target batch shape (numpy broadcasting rules).
+
+        Returns
+        -------
+        Jet
+        """
         batch = tuple(batch)
         if batch == self.shape:
             return self
@@ -205,7 +271,20 @@ class Jet:
         return c, np.broadcast_shapes(self.shape, c.shape), self.order
 
     def chain(self, f1, f2=None, f3=None, f0=None) -> Jet:
-        """``f(self)`` from ``f`` 's derivatives at ``self.v`` (``f0`` the value)."""
+        """``f(self)`` for a univariate ``f`` (the chain rule of the module docstring).
+
+        Parameters
+        ----------
+        f1, f2, f3 : array_like
+            First, second and third derivatives of ``f`` at ``self.v`` (those above the
+            jet's order may be None).
+        f0 : array_like
+            ``f(self.v)``.
+
+        Returns
+        -------
+        Jet
+        """
         k = self.order
         v = f0
         g1 = g2 = g3 = None
@@ -297,45 +376,116 @@ class Jet:
 
     # -- elementary functions as methods --------------------------------------------
     def square(self) -> Jet:
+        """``x^2``.
+
+        Returns
+        -------
+        Jet
+        """
         x = self.v
         return self.chain(2.0 * x, 2.0, 0.0, f0=x * x)
 
     def reciprocal(self) -> Jet:
+        """``1 / x``.
+
+        Returns
+        -------
+        Jet
+        """
         with np.errstate(all="ignore"):
             r = 1.0 / self.v
             r2 = r * r
         return self.chain(-r2, 2.0 * r2 * r, -6.0 * r2 * r2, f0=r)
 
     def exp(self) -> Jet:
+        """``exp(x)``.
+
+        Returns
+        -------
+        Jet
+        """
         return exp(self)
 
     def log(self) -> Jet:
+        """``log(x)`` (linked parameters override it with the link's accurate form).
+
+        Returns
+        -------
+        Jet
+        """
         return log(self)
 
     def log1p(self) -> Jet:
+        """``log(1 + x)``.
+
+        Returns
+        -------
+        Jet
+        """
         return log1p(self)
 
     def sqrt(self) -> Jet:
+        """``sqrt(x)``.
+
+        Returns
+        -------
+        Jet
+        """
         return sqrt(self)
 
     def log1m(self) -> Jet:
-        """``log(1 - x)``; linked parameters override it with a stable form."""
+        """``log(1 - x)`` (linked parameters override it with a stable form).
+
+        Returns
+        -------
+        Jet
+        """
         return log1p(-self)
 
     def complement(self) -> Jet:
-        """``1 - x``; linked parameters override it with a stable form."""
+        """``1 - x`` (linked parameters override it with a stable form).
+
+        Returns
+        -------
+        Jet
+        """
         return 1.0 - self
 
     def logit(self) -> Jet:
-        """``log(x / (1 - x))``."""
+        """``log(x / (1 - x))``.
+
+        Returns
+        -------
+        Jet
+        """
         return self.log() - self.log1m()
 
     def above(self, lower: float) -> Jet:
-        """``x - lower`` (linked parameters with that bound override it)."""
+        """``x - lower`` (linked parameters with that bound override it).
+
+        Parameters
+        ----------
+        lower : float
+            The bound.
+
+        Returns
+        -------
+        Jet
+        """
         return self - lower
 
     def below(self, upper: float) -> Jet:
-        """``upper - x`` (linked parameters with that bound override it)."""
+        """``upper - x`` (linked parameters with that bound override it).
+
+        Parameters
+        ----------
+        upper : float
+            The bound.
+
+        Returns
+        -------
+        Jet
+        """
         return upper - self
 
 

@@ -141,36 +141,124 @@ class Link:
         return self.linkinv(eta), self.mu_eta(eta)
 
     def inverse_derivatives(self, eta: np.ndarray, order: int = 3) -> tuple:
-        """The inverse link and its first three derivatives at ``eta``, unclipped."""
+        """The inverse link and its first three derivatives, unclipped.
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor values.
+        order : int
+            Highest derivative needed (links may compute all three anyway).
+
+        Returns
+        -------
+        tuple of ndarray
+            ``(mu, d mu/d eta, d^2 mu/d eta^2, d^3 mu/d eta^3)``.
+        """
         raise NotImplementedError
 
     def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
-        """Third derivative of the inverse link."""
+        """Third derivative of the inverse link.
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor values.
+
+        Returns
+        -------
+        ndarray
+            ``d^3 mu / d eta^3``.
+        """
         return self.inverse_derivatives(np.asarray(eta, dtype=float), 3)[3]
 
     def inverse_jet(self, eta: jt.Jet) -> jt.Jet:
-        """``mu = g^{-1}(eta)`` as a jet."""
+        """``mu = g^{-1}(eta)`` as a jet.
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+
+        Returns
+        -------
+        Jet
+        """
         d = self.inverse_derivatives(eta.v, eta.order)
         return eta.chain(d[1], d[2], d[3], f0=d[0])
 
     def log_inverse_jet(self, eta: jt.Jet) -> jt.Jet:
-        """``log mu`` as a jet (links with a closed form override this)."""
+        """``log mu`` as a jet (links with an accurate closed form override this).
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+
+        Returns
+        -------
+        Jet
+        """
         return self.inverse_jet(eta).log()
 
     def log1m_inverse_jet(self, eta: jt.Jet) -> jt.Jet:
-        """``log(1 - mu)`` as a jet."""
+        """``log(1 - mu)`` as a jet.
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+
+        Returns
+        -------
+        Jet
+        """
         return self.inverse_jet(eta).log1m()
 
     def complement_jet(self, eta: jt.Jet) -> jt.Jet:
-        """``1 - mu`` as a jet."""
+        """``1 - mu`` as a jet.
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+
+        Returns
+        -------
+        Jet
+        """
         return 1.0 - self.inverse_jet(eta)
 
     def above_jet(self, eta: jt.Jet, lower: float) -> jt.Jet:
-        """``mu - lower`` as a jet."""
+        """``mu - lower`` as a jet.
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+        lower : float
+            The bound.
+
+        Returns
+        -------
+        Jet
+        """
         return self.inverse_jet(eta) - lower
 
     def below_jet(self, eta: jt.Jet, upper: float) -> jt.Jet:
-        """``upper - mu`` as a jet."""
+        """``upper - mu`` as a jet.
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+        upper : float
+            The bound.
+
+        Returns
+        -------
+        Jet
+        """
         return upper - self.inverse_jet(eta)
 
     def valid_eta(self, eta: np.ndarray) -> bool:
@@ -482,6 +570,11 @@ class BoundedLogit(Link):
     glmmTMB's Tweedie power is ``1 + expit(psi)`` (``lower = 1, upper = 2``). The distances
     to the bounds, ``(upper - lower) expit(+-eta)``, are available without cancellation
     (:meth:`above_jet`, :meth:`below_jet`). Not an R link: it is not in :data:`LINKS`.
+
+    Parameters
+    ----------
+    lower, upper : float
+        The interval.
     """
 
     def __init__(self, lower: float = 0.0, upper: float = 1.0):

@@ -81,8 +81,24 @@ def make_response_family(family, link=None, **options) -> ResponseFamily:
     (returned, or rebuilt with ``link``) or a deviance-based
     :class:`~mixedmodels.families.family.Family` (its density counterpart).
 
-    ``options`` go to the family's constructor (e.g. ``dispersion="sd"`` for the
-    gaussian).
+    Parameters
+    ----------
+    family : str, ResponseFamily or Family
+        The family.
+    link : str or Link, optional
+        Link of the mean (the family's default when omitted).
+    **options
+        Passed to the family's constructor (e.g. ``dispersion="sd"`` for the gaussian).
+
+    Returns
+    -------
+    ResponseFamily
+
+    Raises
+    ------
+    FormulaError
+        For an unknown name (the message lists the choices) or a link the family does
+        not accept.
     """
     if isinstance(family, ResponseFamily):
         if link is None and not options:

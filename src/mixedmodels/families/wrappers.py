@@ -66,7 +66,13 @@ class _Wrapper(ResponseFamily):
 
 
 class ZeroInflated(_Wrapper):
-    """``base`` with extra zeros of probability ``zi`` (module docstring)."""
+    """``base`` with extra zeros of probability ``zi`` (module docstring).
+
+    Parameters
+    ----------
+    base : ResponseFamily
+        Any family (a truncated or positive continuous one gives a hurdle model).
+    """
 
     point_mass_at_zero = True
 
@@ -128,7 +134,13 @@ class ZeroInflated(_Wrapper):
 
 
 class Truncated(_Wrapper):
-    """``base`` conditioned on ``Y >= 1``: ``f(y) / (1 - f(0))``, ``y >= 1``."""
+    """``base`` conditioned on ``Y >= 1``: ``f(y) / (1 - f(0))``, ``y >= 1``.
+
+    Parameters
+    ----------
+    base : ResponseFamily
+        A count family.
+    """
 
     point_mass_at_zero = False
 
@@ -168,6 +180,19 @@ class Truncated(_Wrapper):
         return np.maximum(self.base.quantile(u, params), 1.0)
 
     def quantile(self, u, params):
+        """Smallest ``k >= 1`` with ``P(Y <= k) >= u``.
+
+        Parameters
+        ----------
+        u : array_like
+            Probabilities.
+        params : mapping
+            Natural parameters of the base family.
+
+        Returns
+        -------
+        ndarray
+        """
         p0 = self._p0(params, None)
         return np.maximum(self.base.quantile(p0 + (1.0 - p0) * np.asarray(u), params), 1.0)
 
@@ -194,7 +219,17 @@ class Truncated(_Wrapper):
 
 def hurdle(base: ResponseFamily) -> ZeroInflated:
     """Hurdle model: zeros with probability ``zi``, positive values from the truncated
-    base (counts) or from the base itself (positive continuous families)."""
+    base (counts) or from the base itself (positive continuous families).
+
+    Parameters
+    ----------
+    base : ResponseFamily
+        A count family, or a continuous family without an atom at zero.
+
+    Returns
+    -------
+    ZeroInflated
+    """
     if base.discrete:
         return ZeroInflated(base if isinstance(base, Truncated) else Truncated(base))
     if base.point_mass_at_zero:

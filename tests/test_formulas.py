@@ -141,6 +141,8 @@ def assert_modes_match(m, ref: dict, rtol: float, sd_floor: float) -> None:
                                              ref["value"], ref["condsd"], strict=True):
         col = "Intercept" if term == "(Intercept)" else term
         frame = re[group]
+        # R's level labels are strings; a numeric grouping column keeps its values
+        level = frame.index[list(frame.index.astype(str)).index(str(level))]
         scale = max(abs(value), sd_floor * sd)
         assert frame.loc[level, col] == pytest.approx(value, abs=rtol * scale), \
             (group, term, level)

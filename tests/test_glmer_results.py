@@ -122,7 +122,7 @@ def test_summary(m):
     assert "Residual" not in text
     assert f"{m.aic:.1f}" in text
     assert "***" in text             # the intercept is far from zero
-    assert "<pre>" in s._repr_html_()
+    assert "<table" in s._repr_html_() and "<td" in s._repr_html_()
     assert "GeneralizedLinearMixedModelResult" in repr(m)
 
 

@@ -34,7 +34,18 @@ class DataError(MixedModelsError):
 
 
 class MixedModelsWarning(UserWarning):
-    """Base class of this package's warnings."""
+    """Base class of this package's warnings.
+
+    An instance reports itself to the per-fit collectors of the current context when it is
+    created (:mod:`mixedmodels._messages`): that is how a fit's ``messages`` hold its own
+    warnings, and only those, even when fits run in several threads at once.
+    """
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        from ._messages import report
+
+        report(self)
 
 
 class DroppedRowsWarning(MixedModelsWarning):

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
 
 import numpy as np
 
+from .._messages import collecting
+
 __all__ = [
     "BOUNDARY_TOL",
+    "check_flag",
+    "check_optimizer",
     "collect_warnings",
     "newton_polish",
     "package_messages",
+    "resolve_reml",
     "snap_to_boundary",
 ]
 
@@ -22,20 +26,20 @@ BOUNDARY_TOL = 1e-5
 
 @contextmanager
 def collect_warnings(messages: list[str] | None = None):
-    """Record the warnings raised inside the block, then re-emit them.
+    """Record this package's warnings raised inside the block, in this thread only.
 
-    Yields the live list of ``warnings.WarningMessage``; :func:`package_messages` turns it
-    into the messages a result keeps (``m.messages``, as lme4 keeps them in
-    ``m@optinfo$conv$lme4$messages``). When ``messages`` is given, this package's messages
-    are also appended to it on exit.
+    Yields the live :class:`~mixedmodels._messages.MessageLog`; :func:`package_messages`
+    turns it into the messages a result keeps (``m.messages``, as lme4 keeps them in
+    ``m@optinfo$conv$lme4$messages``). When ``messages`` is given, the messages are also
+    appended to it on exit. The warnings reach the user through Python's ``warnings`` as
+    they happen; collection uses a context variable rather than
+    ``warnings.catch_warnings`` (process-global), so fits running in other threads neither
+    add to nor take from this block's messages.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield caught
+    with collecting() as log:
+        yield log
     if messages is not None:
-        messages.extend(m for m in package_messages(caught) if m not in messages)
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        messages.extend(m for m in package_messages(log) if m not in messages)
 
 
 def package_messages(caught) -> tuple[str, ...]:
@@ -48,6 +52,37 @@ def package_messages(caught) -> tuple[str, ...]:
         if issubclass(w.category, MixedModelsWarning) and msg not in out:
             out.append(msg)
     return tuple(out)
+
+
+def check_flag(name: str, value) -> bool:
+    """A yes/no argument: a bool (numpy's too) or the integers 0 and 1 -- never a string
+    (``REML="False"`` is truthy in Python and would silently fit by REML)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r} "
+                    f"({type(value).__name__})")
+
+
+def resolve_reml(REML, reml) -> bool:
+    """``REML=`` with ``reml=`` accepted as its lower-case alias (what a Python user types);
+    contradicting values are refused."""
+    REML = check_flag("REML", REML)
+    if reml is None:
+        return REML
+    reml = check_flag("reml", reml)
+    if not REML and reml:
+        raise TypeError("REML=False and reml=True contradict each other; pass one of them")
+    return reml
+
+
+def check_optimizer(optimizer, accepted: tuple[str, ...], fitter: str) -> str:
+    """The optimizer name, or a ValueError listing every accepted value."""
+    if not isinstance(optimizer, str) or optimizer not in accepted:
+        raise ValueError(f"unknown optimizer {optimizer!r} for {fitter}(); choose one of "
+                         f"{', '.join(repr(a) for a in accepted)}")
+    return optimizer
 
 
 def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: float,

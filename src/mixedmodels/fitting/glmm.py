@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 
 import numpy as np
 import pandas as pd
 
 from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
+from .._messages import emit_warning
 from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..diagnostics import is_singular_theta, singular_message
@@ -49,17 +49,23 @@ from ..families import (
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
 from ..objective.pirls import PIRLSError, prior_weights
-from ..optim import OptSummary, minimize
+from ..optim import OPTIMIZERS, OptSummary, minimize
 from ..results.glmm import GeneralizedLinearMixedModelResult
-from .common import collect_warnings, snap_to_boundary
+from ..results.recipe import FitRecipe
+from .common import check_flag, check_optimizer, collect_warnings, snap_to_boundary
 from .glmm_vcov import (
     FD_STEP_WHITENED,
     convergence_report,
     deviance_derivatives,
     vcov_from_hessian,
 )
+from .trace import check_verbose, log_stage, traced, verbose_output
 
-__all__ = ["fit_glmm", "glmer", "glmer_nb", "glmm_design"]
+__all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
+
+#: Every ``optimizer=`` value the GLMM fitters accept (``"auto"`` is BOBYQA: the whitened
+#: coordinates of the Laplace stage are built for it, and there is no analytic gradient).
+GLMM_OPTIMIZERS = ("auto", *OPTIMIZERS)
 
 #: Optimizer settings of the Laplace stage, in whitened coordinates (units of approximate
 #: standard errors), where absolute tolerances mean the same for every parameter.
@@ -146,9 +152,28 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     if not np.isfinite(fun(v0)):
         # re-raise the PIRLS failure at the start with its explanation
         obj.solve0(fun.theta(v0), fun.family(v0))
-    opt = minimize(fun, v0, fun.lower, optimizer=optimizer, settings=settings)
+    opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
+                   optimizer=_backend(optimizer), settings=settings)
+    log_stage("glmer", "nAGQ=0", opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     v, _ = snap_to_boundary(fun, opt.x, opt.fval, fun.lower)
     return opt, v, fun
+
+
+def _backend(optimizer: str) -> str:
+    return "bobyqa" if optimizer == "auto" else optimizer
+
+
+def _pirls_note(obj: GLMMObjective):
+    """``() -> "k PIRLS iterations"`` since the previous call (the verbose=2 trace)."""
+    seen = [obj.pirls.n_iter_total]
+
+    def note() -> str:
+        now = obj.pirls.n_iter_total
+        text = f"{now - seen[0]} PIRLS iterations"
+        seen[0] = now
+        return text
+
+    return note
 
 
 def _stage0_covariance(fun: _Stage0, v: np.ndarray) -> np.ndarray:
@@ -243,7 +268,29 @@ def fit_glmm(
 
     ``start`` may hold ``"theta"`` (and ``"beta"``, which skips stage 1's estimate of it).
     """
-    messages = [] if messages is None else messages
+    check_optimizer(optimizer, GLMM_OPTIMIZERS, "fit_glmm")
+    options = {"family": family, "nAGQ": nAGQ, "estimate_shape": estimate_shape,
+               "start": start, "optimizer": optimizer,
+               "optimizer_settings": optimizer_settings,
+               "calc_derivs": check_flag("calc_derivs", calc_derivs),
+               "check_conv": check_flag("check_conv", check_conv)}
+    with collect_warnings(messages) as caught:
+        result = _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer,
+                           optimizer_settings, calc_derivs, check_conv)
+    recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmm, options)
+    msgs = tuple(messages) if messages is not None else _messages(caught)
+    return dataclasses.replace(result, recipe=recipe, messages=msgs)
+
+
+def _messages(caught) -> tuple[str, ...]:
+    from .common import package_messages
+
+    return package_messages(caught)
+
+
+def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_settings,
+              calc_derivs, check_conv) -> GeneralizedLinearMixedModelResult:
+    messages: list[str] = []
     start = dict(start or {})
     obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
     theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
@@ -293,7 +340,10 @@ def fit_glmm(
 
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
-    opt = minimize(fz, np.zeros_like(x0), lower_z, optimizer=optimizer, settings=settings)
+    stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
+    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros_like(x0), lower_z,
+                   optimizer=_backend(optimizer), settings=settings)
+    log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     x = x0 + T @ opt.x
     if unbounded:
         x[:k] = _canonical_theta(design, x[:k])
@@ -326,7 +376,7 @@ def fit_glmm(
         if V is not None and np.all(np.linalg.eigvalsh(V) > 0):
             vcov, how = V, "hessian"
         else:
-            warnings.warn(
+            emit_warning(
                 "the finite-difference Hessian of the deviance is not positive definite; "
                 "standard errors are computed from R_X (conditional on theta), as lme4 "
                 "falls back to",
@@ -335,7 +385,7 @@ def fit_glmm(
         if check_conv:
             conv = convergence_report(derivs, np.zeros(n_diff), lower_d)
             if not conv.converged:
-                warnings.warn(conv.message, ConvergenceWarning, stacklevel=3)
+                emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
     return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
 
@@ -348,7 +398,7 @@ def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):
     groups = _singular_groups(design, sol.theta)
     if groups:
-        warnings.warn(singular_message(groups), SingularFitWarning, stacklevel=4)
+        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
     return GeneralizedLinearMixedModelResult(
         design=design, family=fam, nAGQ=obj.nAGQ, solution=sol, opt=opt, opt_stage0=opt0,
         convergence=conv, vcov_beta=vcov, vcov_method=how, derivatives=derivs,
@@ -372,6 +422,7 @@ def glmer(
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
+    verbose: int = 0,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -400,13 +451,21 @@ def glmer(
         Known term added to the linear predictor.
     start : dict, optional
         ``{"theta": ..., "beta": ...}`` starting values.
-    optimizer, optimizer_settings
-        As for :func:`~mixedmodels.lmer`.
+    optimizer : str
+        ``"bobyqa"`` (default, NLopt, lme4's), ``"auto"`` (the same), ``"nelder_mead"``,
+        ``"cobyqa"`` or ``"lbfgsb"``.
+    optimizer_settings : dict, optional
+        Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``).
     calc_derivs : bool
         Compute the Hessian of the deviance for the standard errors (lme4's default);
         False uses ``R_X`` (conditional on theta) and skips the convergence check.
     check_conv : bool
         Check the gradient at the optimum.
+    verbose : int
+        0: quiet; 1: one line per deviance evaluation and per stage on stderr; 2: also
+        the PIRLS iterations of each evaluation (lme4's ``verbose``). The lines go to the
+        ``logging`` loggers ``"mixedmodels.optim"``, ``"mixedmodels.pirls"`` (DEBUG) and
+        ``"mixedmodels.fit"`` (INFO) whenever those are enabled.
 
     Returns
     -------
@@ -426,8 +485,15 @@ def glmer(
     >>> round(m.objective, 1)
     184.1
     """
+    verbose = check_verbose(verbose)
+    check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer")
+    options = {"family": family, "link": link, "nAGQ": nAGQ, "weights": weights,
+               "offset": offset, "start": start, "optimizer": optimizer,
+               "optimizer_settings": optimizer_settings,
+               "calc_derivs": check_flag("calc_derivs", calc_derivs),
+               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose}
     messages: list[str] = []
-    with collect_warnings(messages):
+    with verbose_output(verbose), collect_warnings(messages):
         fam = make_family(family, link)
         design = glmm_design(formula, data, fam, weights=weights, offset=offset)
         check_nagq(design, nAGQ)
@@ -439,7 +505,9 @@ def glmer(
             raise PIRLSError(f"glmer({formula!r}, family={fam.name}({fam.link.name})): "
                              f"{exc}") from None
     # the warnings are collected when the block exits
-    return dataclasses.replace(result, messages=tuple(messages))
+    recipe = FitRecipe.make(glmer, formula, data, options, fit_glmm,
+                            result.recipe.design_kwargs)
+    return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)
 
 
 def glmer_nb(
@@ -455,6 +523,7 @@ def glmer_nb(
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
+    verbose: int = 0,
 ) -> GeneralizedLinearMixedModelResult:
     """Negative binomial (NB2) GLMM with the shape estimated (lme4's ``glmer.nb``).
 
@@ -472,9 +541,16 @@ def glmer_nb(
     >>> round(m.family.theta, 2)
     2.05
     """
+    verbose = check_verbose(verbose)
+    check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer_nb")
+    options = {"link": link, "nAGQ": nAGQ, "weights": weights, "offset": offset,
+               "start": start, "optimizer": optimizer,
+               "optimizer_settings": optimizer_settings,
+               "calc_derivs": check_flag("calc_derivs", calc_derivs),
+               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose}
     messages: list[str] = []
     start = dict(start or {})
-    with collect_warnings(messages):
+    with verbose_output(verbose), collect_warnings(messages):
         nb = NegativeBinomial(1.0, link)
         design = glmm_design(formula, data, nb, weights=weights, offset=offset)
         check_nagq(design, nAGQ)
@@ -491,4 +567,6 @@ def glmer_nb(
                               calc_derivs=calc_derivs, check_conv=check_conv)
         except PIRLSError as exc:
             raise PIRLSError(f"glmer_nb({formula!r}): {exc}") from None
-    return dataclasses.replace(result, messages=tuple(messages))
+    recipe = FitRecipe.make(glmer_nb, formula, data, options, fit_glmm,
+                            result.recipe.design_kwargs)
+    return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)

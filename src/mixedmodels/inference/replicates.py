@@ -26,12 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import MixedModelsWarning
+from .._messages import collecting, quiet
+from ..display.progress import PROGRESS_AFTER_SECONDS, progress_bar
 
 __all__ = ["PROGRESS_AFTER_SECONDS", "ParallelWarning", "ReplicateRun", "run_replicates"]
-
-#: With ``progress=None``, show progress once a run has taken this long (and stderr is a
-#: terminal).
-PROGRESS_AFTER_SECONDS = 2.0
 #: Chunks per worker: small enough to balance load and report progress, large enough that
 #: the per-chunk overhead (a few ms) does not matter.
 CHUNKS_PER_JOB = 8
@@ -66,43 +64,21 @@ class ReplicateRun:
 
 
 def _run_one(task, i: int):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    # the replicate's own warnings: counted per category, not printed (a thousand
+    # singular-fit warnings would bury the result); a collector and a quiet flag in the
+    # context rather than warnings.catch_warnings, which is process-global and would mix
+    # up replicates (or user fits) running in other threads
+    with collecting() as caught, quiet():
         try:
             value, err = task(i), None
         except Exception as exc:  # a failed replicate is data, not a crash
             value, err = None, f"{type(exc).__name__}: {exc}"
-    cats = sorted({w.category.__name__ for w in caught})
-    return i, value, err, cats
+    return i, value, err, caught.categories()
 
 
 def _run_chunk(indices, task=None):
     task = _TASK if task is None else task
     return [_run_one(task, i) for i in indices]
-
-
-class _Progress:
-    def __init__(self, total: int, mode, label: str):
-        self.total, self.mode, self.label = total, mode, label
-        self.t0 = time.perf_counter()
-        self.shown = False
-
-    def update(self, done: int) -> None:
-        elapsed = time.perf_counter() - self.t0
-        show = self.mode is True or (self.mode is None and sys.stderr.isatty()
-                                     and elapsed > PROGRESS_AFTER_SECONDS)
-        if not show:
-            return
-        self.shown = True
-        eta = elapsed / max(done, 1) * (self.total - done)
-        sys.stderr.write(f"\r{self.label}: {done}/{self.total} replicates, "
-                         f"{elapsed:.1f} s elapsed, ~{eta:.1f} s left ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
 
 
 def _picklable(obj) -> bool:
@@ -129,8 +105,8 @@ def run_replicates(task, nsim: int, n_jobs: int = 1, progress=None,
     n_jobs : int
         Worker processes; 1 runs in this process, -1 uses every core.
     progress : bool or None
-        Print progress on stderr: always (True), never (False), or when the run is long
-        and stderr is a terminal (None).
+        Progress bar (:mod:`mixedmodels.display.progress`: tqdm when installed): always
+        (True), never (False), or for long runs that someone watches (None).
     """
     global _TASK
     if nsim < 1:
@@ -138,7 +114,7 @@ def run_replicates(task, nsim: int, n_jobs: int = 1, progress=None,
     n_jobs = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be >= 1 (or -1 for every core), got {n_jobs}")
-    bar = _Progress(nsim, progress, label)
+    bar = progress_bar(nsim, progress, label)
     t0 = time.perf_counter()
     results = []
     if n_jobs > 1 and not _fork_available() and not _picklable(task):

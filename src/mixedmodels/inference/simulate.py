@@ -120,16 +120,23 @@ def simulate_glmm_one(m, rng: np.random.Generator, keep: list[int]) -> np.ndarra
     return simulate_family(m.family, mu, d, m.phi, rng)
 
 
-def refit_glmm(m, y, light: bool = False):
-    """Fit the GLMM ``m`` to the response ``y`` with its design, family and nAGQ, starting
-    from its estimates. ``light`` skips the Hessian and convergence checks (bootstrap
-    replicates that need only the estimates and the likelihood)."""
-    from ..fitting.glmm import fit_glmm
+def _recipe(m):
+    recipe = getattr(m, "recipe", None)
+    if recipe is None:
+        raise TypeError(f"this {type(m).__name__} carries no FitRecipe (it was not made by "
+                        "a fitting function), so it cannot be refitted")
+    return recipe
 
+
+def refit_glmm(m, y, light: bool = False):
+    """Fit the GLMM ``m`` to the response ``y`` with its design and the exact settings of
+    its fit (its :class:`~mixedmodels.results.FitRecipe`), starting from its estimates
+    (and, for ``glmer_nb``, its shape). ``light`` skips the Hessian and convergence checks
+    (bootstrap replicates that need only the estimates and the likelihood)."""
     design = m.design.with_response(np.asarray(y, dtype=float))
-    return fit_glmm(design, m.family, nAGQ=m.nAGQ, estimate_shape=m.shape_estimated,
-                    start={"theta": m.theta, "beta": m.beta},
-                    calc_derivs=not light, check_conv=not light)
+    return _recipe(m).fit_design(design, family=m.family,
+                                 start={"theta": m.theta, "beta": m.beta},
+                                 calc_derivs=not light, check_conv=not light)
 
 
 def simulator(m, re_form=SIMULATE_NONE):
@@ -166,18 +173,12 @@ def simulate_frame(m, nsim: int, seed, one) -> pd.DataFrame:
     return pd.DataFrame(cols, index=m.design.frame.index)
 
 
-def _optimizer_name(opt) -> str:
-    return "bobyqa" if opt.optimizer == "nlopt:LN_BOBYQA" else opt.optimizer
-
-
 def refit_lmm(m, y, check_conv: bool = True):
-    """Fit the LMM ``m`` to the response ``y``, reusing its design, REML setting and
-    optimizer settings, starting from its theta (as lme4's ``refit``)."""
-    from ..fitting import fit_lmm
-
+    """Fit the LMM ``m`` to the response ``y`` with its design and the exact settings of
+    its fit (REML, optimizer, tolerances: its recipe), starting from its theta (as lme4's
+    ``refit``)."""
     design = m.design.with_response(np.asarray(y, dtype=float))
-    return fit_lmm(design, REML=m.reml, optimizer=_optimizer_name(m.opt),
-                   optimizer_settings=m.opt.settings, start=m.theta, check_conv=check_conv)
+    return _recipe(m).fit_design(design, start=m.theta, check_conv=check_conv)
 
 
 def refit_ml(m):
@@ -185,17 +186,11 @@ def refit_ml(m):
     already is an ML fit or has no REML variant."""
     if not getattr(m, "reml", False):
         return m
-    from ..fitting import fit_lmm
-
-    return fit_lmm(m.design, REML=False, optimizer=_optimizer_name(m.opt),
-                   optimizer_settings=m.opt.settings, start=m.theta, check_conv=True)
+    return _recipe(m).fit_design(m.design, REML=False, start=m.theta, check_conv=True)
 
 
 def refit_reml(m):
     """The same LMM fitted by REML (Kenward-Roger and the RLRT need REML fits)."""
     if getattr(m, "reml", True):
         return m
-    from ..fitting import fit_lmm
-
-    return fit_lmm(m.design, REML=True, optimizer=_optimizer_name(m.opt),
-                   optimizer_settings=m.opt.settings, start=m.theta, check_conv=True)
+    return _recipe(m).fit_design(m.design, REML=True, start=m.theta, check_conv=True)

@@ -3,14 +3,17 @@
 from .glmm import GeneralizedLinearMixedModelResult
 from .glmm_summary import GLMMSummary
 from .lmm import LinearMixedModelResult
+from .recipe import FitRecipe, RecipeMixin
 from .summary import LMMSummary
 from .varcorr import VarCorr, VarCorrTerm
 
 __all__ = [
+    "FitRecipe",
     "GLMMSummary",
     "GeneralizedLinearMixedModelResult",
     "LMMSummary",
     "LinearMixedModelResult",
+    "RecipeMixin",
     "VarCorr",
     "VarCorrTerm",
 ]

@@ -15,6 +15,7 @@ A subclass provides the fitted quantities through a small interface:
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cached_property
 
 import numpy as np
@@ -22,14 +23,40 @@ import pandas as pd
 
 from ..diagnostics import SINGULAR_TOL, is_singular_theta
 from .fit_stats import FitStatsMixin
+from .levels import level_index
 from .predict import linear_predictor
+from .recipe import RecipeMixin
 from .varcorr import VarCorr, VarCorrTerm, term_group_labels
 
 __all__ = ["MixedModelResultBase"]
 
+#: Field holding the objective: a mutable workspace (factor scratch space, warm starts,
+#: cached closures), so it is not pickled but rebuilt from the design on unpickling.
+_WORKSPACE = "objective_function"
 
-class MixedModelResultBase(FitStatsMixin):
-    """Mixin with the accessors common to all mixed-model results (see module docstring)."""
+
+class MixedModelResultBase(FitStatsMixin, RecipeMixin):
+    """Mixin with the accessors common to all mixed-model results (see module docstring).
+
+    Pickling keeps the dataclass fields (the design, the solution, the recipe ...) and
+    drops the objective (a workspace) and the cached derived quantities; the objective is
+    rebuilt from the design when the result is loaded, so a loaded result predicts,
+    summarizes and refits exactly as the original.
+    """
+
+    # -- pickling ---------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        state = {f.name: self.__dict__[f.name] for f in dataclasses.fields(self)
+                 if f.name != _WORKSPACE}
+        state["_objective_method"] = getattr(self.__dict__.get(_WORKSPACE), "method", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        method = state.pop("_objective_method", None)
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, _WORKSPACE, self._rebuild_objective(method))
 
     # -- estimates held by the solution at the optimum ------------------------------------
     @property
@@ -108,13 +135,14 @@ class MixedModelResultBase(FitStatsMixin):
         Returns
         -------
         dict of str -> DataFrame
-            Index: the grouping factor's levels; columns: the random effects (terms with
-            the same grouping factor are joined, as in lme4).
+            Index: the grouping factor's levels -- the original values when the factor is
+            one numeric column (``.loc[308]``), else their labels; columns: the random
+            effects (terms with the same grouping factor are joined, as in lme4).
         """
         out: dict[str, pd.DataFrame] = {}
         cv = self._cond_var if cond_var else None
         for k, t in enumerate(self.design.terms):
-            frame = pd.DataFrame(self.random_effects[k], index=t.grouping.levels,
+            frame = pd.DataFrame(self.random_effects[k], index=level_index(self.design, t),
                                  columns=list(t.names))
             if cv is not None:
                 sd = np.sqrt(np.maximum(np.diagonal(cv[k], axis1=1, axis2=2), 0.0))
@@ -177,3 +205,72 @@ class MixedModelResultBase(FitStatsMixin):
         bool
         """
         return is_singular_theta(self.theta, self.design.theta_lower(), tol)
+
+    # -- data out -------------------------------------------------------------------------
+    def get_matrix(self, name: str):
+        """A matrix or vector of the fit by name, as lme4's ``getME``: ``"X"``, ``"Z"``,
+        ``"Zt"``, ``"Lambda"``, ``"Lambdat"`` (sparse), ``"theta"``, ``"beta"``, ``"u"``,
+        ``"b"``, ``"y"``, ``"mu"``, ``"eta"``, ``"offset"``, ``"weights"``, ``"sigma"``,
+        ``"lower"``, ``"Gp"``, ``"cnms"``, ``"n"``, ``"p"``, ``"q"``
+        (:mod:`mixedmodels.results.matrices`)."""
+        from .matrices import get_matrix
+
+        return get_matrix(self, name)
+
+    def tidy(self, effects=("fixed", "ran_pars"), conf_int: bool = False,
+             conf_level: float = 0.95, conf_method: str = "wald",
+             ddf: str | None = "satterthwaite", scales: str = "sdcor",
+             names: str = "r") -> pd.DataFrame:
+        """One row per parameter, as broom.mixed's ``tidy``
+        (:func:`mixedmodels.results.tidy.tidy` has the details).
+
+        Columns ``effect, component, group, [level,] term, estimate, std_error, statistic,
+        [df,] p_value`` and, with ``conf_int=True``, ``conf_low, conf_high``.
+        ``effects``: ``"fixed"``, ``"ran_pars"`` (``sd__(Intercept)``,
+        ``cor__(Intercept).Days``, ``sd__Observation``), ``"ran_vals"`` (conditional modes)
+        or ``"ran_coefs"``, or several. ``conf_method``: ``"wald"``, ``"profile"`` or
+        ``"boot"``. ``ddf``: the LMM's denominator df (``"lme4"``: none).
+        """
+        from .tidy import tidy
+
+        return tidy(self, effects, conf_int, conf_level, conf_method, ddf, scales, names)
+
+    def glance(self) -> pd.DataFrame:
+        """One row of fit statistics, as broom.mixed's ``glance``: ``nobs, sigma, logLik,
+        AIC, BIC, REMLcrit`` (REML fits) or ``deviance``, ``df_residual``."""
+        from .tidy import glance
+
+        return glance(self)
+
+    def to_dict(self, names: str = "python", ranef: bool = False) -> dict:
+        """The fit as JSON-serializable Python objects (``json.dumps(m.to_dict())``):
+        formula, family, estimates, standard errors, variance components, fit statistics,
+        convergence, messages (:func:`mixedmodels.results.tidy.to_dict`)."""
+        from .tidy import to_dict
+
+        return to_dict(self, names, ranef)
+
+    # -- display ----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        flags = []
+        if not self.converged:
+            flags.append("not converged")
+        if self.is_singular():
+            flags.append("singular")
+        groups = ", ".join(f"{g}: {n}" for g, n in self.ngroups.items())
+        extra = f" [{', '.join(flags)}]" if flags else ""
+        return (f"<{type(self).__name__} {self.design.spec.formula!r} ({self._kind()}), "
+                f"nobs={self.nobs}, groups=({groups}), objective={self.objective:.4f}"
+                f"{extra}>")
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def to_markdown(self) -> str:
+        """The summary as Markdown (needs no extra package)."""
+        return self.summary().to_markdown()
+
+    def to_latex(self) -> str:
+        """The summary's tables as LaTeX ``tabular`` environments (needs no extra
+        package)."""
+        return self.summary().to_latex()

@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 
-__all__ = ["format_table", "format_varcorr", "r_format"]
+from ..display.tables import Table
+
+__all__ = ["cell_table", "format_table", "format_varcorr", "r_format", "varcorr_table"]
 
 #: R prints at most this many decimals when formatting a column.
 _MAX_DECIMALS = 15
@@ -44,23 +46,28 @@ def r_format(values, digits: int = 4) -> list[str]:
     return out
 
 
+def cell_table(header: list[str], rows: list[list[str]], left_cols: int = 1,
+               indent: str = "", title: str = "") -> Table:
+    """A :class:`~mixedmodels.display.Table` of formatted cells, the first ``left_cols``
+    columns left-aligned and the rest right-aligned (R's layout)."""
+    ncol = len(header)
+    align = "l" * min(left_cols, ncol) + "r" * max(ncol - left_cols, 0)
+    return Table(tuple(header), tuple(tuple(r) for r in rows), align, title, indent)
+
+
 def format_table(header: list[str], rows: list[list[str]], left_cols: int = 1,
                  indent: str = "") -> str:
     """Align a table: the first ``left_cols`` columns left-justified, the rest right."""
-    ncol = len(header)
-    widths = [max(len(header[j]), *(len(r[j]) for r in rows)) if rows else len(header[j])
-              for j in range(ncol)]
-    lines = []
-    for r in [header, *rows]:
-        cells = []
-        for j in range(ncol):
-            cells.append(r[j].ljust(widths[j]) if j < left_cols else r[j].rjust(widths[j]))
-        lines.append(indent + " ".join(cells).rstrip())
-    return "\n".join(lines)
+    return cell_table(header, rows, left_cols, indent).to_text()
 
 
 def format_varcorr(vc, digits: int = 4, variance: bool = False) -> str:
     """lme4's random-effects table (Groups / Name / Variance / Std.Dev. / Corr)."""
+    return varcorr_table(vc, digits, variance).to_text()
+
+
+def varcorr_table(vc, digits: int = 4, variance: bool = False) -> Table:
+    """The cells of lme4's random-effects table (see :func:`format_varcorr`)."""
     groups, names, var, sd, corr_rows = [], [], [], [], []
     max_p = max((len(t.names) for t in vc.terms), default=1)
     for t in vc.terms:
@@ -91,5 +98,4 @@ def format_varcorr(vc, digits: int = 4, variance: bool = False) -> str:
             cells = [f"{round(v, corr_digits):.{corr_digits}f}" for v in corr_rows[k]]
             row += cells + [""] * (ncorr - len(cells))
         rows.append(row)
-    left = 2
-    return format_table(header, rows, left_cols=left, indent=" ")
+    return cell_table(header, rows, left_cols=2, indent=" ", title="Random effects")

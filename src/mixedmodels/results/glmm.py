@@ -15,6 +15,7 @@ from ..objective.glmm import GLMMObjective, GLMMSolution
 from ..optim import OptSummary
 from .base import MixedModelResultBase
 from .inference_methods import InferenceMixin
+from .recipe import FitRecipe
 
 __all__ = ["RESIDUAL_TYPES", "GeneralizedLinearMixedModelResult"]
 
@@ -22,7 +23,7 @@ __all__ = ["RESIDUAL_TYPES", "GeneralizedLinearMixedModelResult"]
 RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     """A fitted GLMM (what :func:`mixedmodels.glmer` and :func:`mixedmodels.glmer_nb`
     return).
@@ -55,6 +56,9 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     fit_log : tuple of dict
         Per fitting stage: evaluations, PIRLS iterations and seconds.
     messages : tuple of str
+    recipe : FitRecipe or None
+        The fitting function and its exact arguments (``update``, ``refit`` and the
+        bootstrap refit with it).
     """
 
     design: Design
@@ -71,6 +75,7 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     shape_estimated: bool = False
     fit_log: tuple = ()
     messages: tuple[str, ...] = ()
+    recipe: FitRecipe | None = field(default=None, repr=False)
 
     # -- the interface MixedModelResultBase needs ----------------------------------------
     @property
@@ -95,6 +100,11 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
     def _vcov_matrix(self) -> np.ndarray:
         return self.vcov_beta
+
+    def _rebuild_objective(self, method: str | None) -> GLMMObjective:
+        del method  # one factorization for GLMMs
+        return GLMMObjective(self.design, self.family, self.nAGQ,
+                             estimate_shape=self.shape_estimated)
 
     def _cond_var_blocks(self) -> list:
         """``phi Lambda (L L')^{-1} Lambda'`` per term, with the Laplace factor."""
@@ -227,19 +237,28 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
         return GLMMSummary.from_result(self)
 
-    def summary(self):
-        """lme4-style summary (print it, or use its tables).
+    def summary(self, ddf: str | None = "lme4"):
+        """lme4-style summary (print it, or use its tables): Wald z tests of the fixed
+        effects, as glmer's.
+
+        Parameters
+        ----------
+        ddf : {"lme4", None}
+            Accepted for symmetry with the LMM summary; GLMMs have no denominator degrees
+            of freedom, so only ``"lme4"`` (or None) is valid.
 
         Returns
         -------
         GLMMSummary
         """
+        if ddf not in ("lme4", None, "auto"):
+            raise ValueError(f"summary(ddf={ddf!r}): GLMM coefficients are tested with z "
+                             "statistics; denominator degrees of freedom apply to linear "
+                             "mixed models only (use ddf='lme4')")
         return self._summary
 
-    def __repr__(self) -> str:
-        return (f"<GeneralizedLinearMixedModelResult {self.design.spec.formula!r} "
-                f"({self.family.label()}, nAGQ={self.nAGQ}), nobs={self.nobs}, "
-                f"objective={self.objective:.4f}>")
+    def _kind(self) -> str:
+        return f"{self.family.label()}, nAGQ={self.nAGQ}"
 
     def __str__(self) -> str:
         return str(self.summary())

@@ -8,55 +8,28 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .format import format_table, r_format
+from ..display.tables import Report
+from .format import r_format
 from .summary import (
+    SIGNIF_LEGEND,
+    SummaryDisplay,
+    _corr_blocks,
+    coef_table_cells,
+    fit_header_table,
     fit_statistics,
     fixef_correlation,
-    format_fit_header,
-    format_fixef_corr,
     format_groups_line,
+    resid_table,
+    significance_stars,
 )
 from .varcorr import VarCorr
 
 __all__ = ["GLMMSummary", "format_z_table", "significance_stars"]
 
-#: R's significance codes: (upper p-value bound, symbol).
-_STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."), (1.0, " "))
-#: Smallest p-value R prints as a number (``.Machine$double.eps``).
-_P_FLOOR = 2.2e-16
-#: Significant digits of printed p-values (R's ``format.pval(digits = 3)``).
-_P_DIGITS = 3
-#: Below this R switches p-values to scientific notation.
-_P_SCI = 1e-4
-
-
-def significance_stars(p: float) -> str:
-    for bound, sym in _STARS:
-        if p < bound:
-            return sym
-    return " "
-
-
-def _format_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "NA"
-    if p < _P_FLOOR:
-        return "<2e-16"
-    if p < _P_SCI:
-        return f"{p:.{_P_DIGITS - 1}e}"
-    return f"{p:.{_P_DIGITS}g}"
-
 
 def format_z_table(table: pd.DataFrame, digits: int = 4) -> str:
     """Estimate / Std. Error / z value / Pr(>|z|) with significance stars."""
-    k = len(table)
-    est_se = r_format(np.concatenate([table["Estimate"], table["Std. Error"]]), digits)
-    z = r_format(np.round(table["z value"].to_numpy(float), 3), digits)
-    p = table["Pr(>|z|)"].to_numpy(float)
-    rows = [[str(idx), est_se[i], est_se[k + i], z[i], _format_p(p[i]),
-             significance_stars(p[i])] for i, idx in enumerate(table.index)]
-    return format_table(["", "Estimate", "Std. Error", "z value", "Pr(>|z|)", ""], rows,
-                        left_cols=1)
+    return coef_table_cells(table, digits).to_text()
 
 
 def _method_title(nagq: int) -> str:
@@ -68,8 +41,8 @@ def _method_title(nagq: int) -> str:
     return base + " (nAGQ = 0: fixed effects estimated in PIRLS)"
 
 
-@dataclass(frozen=True)
-class GLMMSummary:
+@dataclass(frozen=True, repr=False)
+class GLMMSummary(SummaryDisplay):
     """Summary of a :class:`~mixedmodels.results.glmm.GeneralizedLinearMixedModelResult`.
 
     Attributes
@@ -120,26 +93,15 @@ class GLMMSummary:
                    corr, m.residuals("pearson", scaled=True).to_numpy(), m.nobs, m.ngroups,
                    m.messages)
 
-    def _resid_block(self) -> str:
+    def report(self) -> Report:
         q = np.quantile(self.scaled_residuals, [0, 0.25, 0.5, 0.75, 1.0])
-        vals = r_format(np.round(q, 4), 4)
-        names = ["Min", "1Q", "Median", "3Q", "Max"]
-        width = max(len(v) for v in vals)
-        return " ".join(n.rjust(width) for n in names) + "\n" + " ".join(
-            v.rjust(width) for v in vals)
-
-    def __str__(self) -> str:
-        lines = [_method_title(self.nagq), f" Family: {self.family}",
-                 f"Formula: {self.formula}", "", format_fit_header(self.fit_stats), "",
-                 "Scaled residuals: ", self._resid_block(), "", "Random effects:",
-                 self.varcorr.to_text(digits=4, variance=True)]
-        lines.append(format_groups_line(self.nobs, self.ngroups))
-        lines += ["", "Fixed effects:", format_z_table(self.coefficients), "---",
-                  "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
-        lines += format_fixef_corr(self.fixef_corr)
+        blocks = [_method_title(self.nagq), f" Family: {self.family}",
+                  f"Formula: {self.formula}", "", fit_header_table(self.fit_stats), "",
+                  "Scaled residuals: ", resid_table(r_format(np.round(q, 4), 4)), "",
+                  "Random effects:", self.varcorr.table(digits=4, variance=True),
+                  format_groups_line(self.nobs, self.ngroups), "", "Fixed effects:",
+                  coef_table_cells(self.coefficients), "---", SIGNIF_LEGEND]
+        blocks += _corr_blocks(self.fixef_corr)
         for msg in self.messages:
-            lines += ["", msg]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        return "<pre>" + str(self).replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
+            blocks += ["", msg]
+        return Report(tuple(blocks))

@@ -14,11 +14,12 @@ from ..objective.lmm import LMMObjective, LMMSolution
 from ..optim import OptSummary
 from .base import MixedModelResultBase
 from .inference_methods import InferenceMixin
+from .recipe import FitRecipe
 
 __all__ = ["LinearMixedModelResult"]
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     """A fitted linear mixed model (what :func:`mixedmodels.lmer` returns).
 
@@ -38,6 +39,9 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
         The objective, reusable for profiling and refitting.
     messages : tuple of str
         Warnings raised during the fit (singular fit, convergence, dropped rows).
+    recipe : FitRecipe or None
+        The fitting function and its exact arguments (``update``, ``refit`` and the
+        bootstrap refit with it).
     """
 
     design: Design
@@ -47,6 +51,7 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
     convergence: ConvergenceReport | None
     objective_function: LMMObjective = field(repr=False)
     messages: tuple[str, ...] = ()
+    recipe: FitRecipe | None = field(default=None, repr=False)
 
     # -- the interface MixedModelResultBase needs ----------------------------------------
     @property
@@ -71,6 +76,9 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
         """``sigma^2 Lambda (L_Z L_Z')^{-1} Lambda'`` per term (lme4's ``condVar``,
         conditional on the fixed effects)."""
         return self.objective_function.cond_var(self.solution)
+
+    def _rebuild_objective(self, method: str | None) -> LMMObjective:
+        return LMMObjective(self.design, reml=self.reml, method=method or "auto")
 
     # -- likelihood ---------------------------------------------------------------------
     @property
@@ -158,8 +166,16 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
         return self.convergence is None or self.convergence.converged
 
     # -- display --------------------------------------------------------------------------
-    def summary(self):
+    def summary(self, ddf: str | None = "lme4"):
         """lme4-style summary (print it, or use its tables).
+
+        Parameters
+        ----------
+        ddf : {"lme4", "satterthwaite", "kenward-roger", "containment"}
+            ``"lme4"`` (default): lme4's fixed-effects table (estimate, standard error,
+            t value). The others add lmerTest's ``df`` and ``Pr(>|t|)`` columns with that
+            method's denominator degrees of freedom (Kenward-Roger also adjusts the
+            standard errors), as ``summary()`` of an lmerTest fit.
 
         Returns
         -------
@@ -167,12 +183,10 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
         """
         from .summary import LMMSummary
 
-        return LMMSummary.from_result(self)
+        return LMMSummary.from_result(self, ddf=ddf)
 
-    def __repr__(self) -> str:
-        kind = "REML" if self.reml else "ML"
-        return (f"<LinearMixedModelResult {self.design.spec.formula!r} ({kind}), "
-                f"nobs={self.nobs}, objective={self.objective:.4f}>")
+    def _kind(self) -> str:
+        return "REML" if self.reml else "ML"
 
     def __str__(self) -> str:
         return str(self.summary())

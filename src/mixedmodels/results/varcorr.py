@@ -32,6 +32,10 @@ class VarCorrTerm:
     names: tuple[str, ...]
     cov: np.ndarray
 
+    def __repr__(self) -> str:
+        sds = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.names, self.sd, strict=True))
+        return f"<VarCorrTerm {self.group}: sd {sds}>"
+
     @property
     def sd(self) -> np.ndarray:
         """Standard deviations, the square roots of ``diag(cov)``."""
@@ -113,8 +117,26 @@ class VarCorr:
 
         return format_varcorr(self, digits=digits, variance=variance)
 
+    def table(self, digits: int = 4, variance: bool = True):
+        """The lme4 table as a :class:`~mixedmodels.display.Table` (text, HTML, Markdown,
+        LaTeX)."""
+        from .format import varcorr_table
+
+        return varcorr_table(self, digits=digits, variance=variance)
+
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        return self.to_text()
+
     def _repr_html_(self) -> str:
-        return self.as_frame().to_html(index=False)
+        return self.table().to_html()
+
+    def to_markdown(self) -> str:
+        """The lme4 table as a Markdown pipe table."""
+        return self.table().to_markdown()
+
+    def to_latex(self) -> str:
+        """The lme4 table as a LaTeX ``tabular``."""
+        return self.table().to_latex()

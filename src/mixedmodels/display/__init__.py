@@ -6,6 +6,6 @@ progress when installed).
 """
 
 from .progress import Progress, progress_bar
-from .tables import Report, Table, frame_table
+from .tables import Report, ReportDisplay, Table, frame_table
 
-__all__ = ["Progress", "Report", "Table", "frame_table", "progress_bar"]
+__all__ = ["Progress", "Report", "ReportDisplay", "Table", "frame_table", "progress_bar"]

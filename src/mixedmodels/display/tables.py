@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-__all__ = ["Report", "Table", "frame_table", "latex_escape"]
+__all__ = ["Report", "ReportDisplay", "Table", "frame_table", "latex_escape"]
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -215,3 +215,31 @@ class Report:
         for b in self._rich_blocks():
             out += [b.to_latex(), ""] if isinstance(b, Table) else [latex_escape(b) + r" \\"]
         return "\n".join(out).strip() + "\n"
+
+
+class ReportDisplay:
+    """Mixin: text, HTML, Markdown and LaTeX of a result from its ``report()``.
+
+    ``repr()`` is the text too -- what a user typing the name at a prompt wants to see, the
+    same as ``print()`` (never a dump of the dataclass fields and their arrays).
+    """
+
+    def report(self) -> Report:  # pragma: no cover - each result defines it
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.report().to_text()
+
+    def __repr__(self) -> str:
+        return self.report().to_text()
+
+    def _repr_html_(self) -> str:
+        return self.report().to_html()
+
+    def to_markdown(self) -> str:
+        """As Markdown: text lines and pipe tables (no extra package needed)."""
+        return self.report().to_markdown()
+
+    def to_latex(self) -> str:
+        """As LaTeX: text lines and ``tabular`` environments (no extra package needed)."""
+        return self.report().to_latex()

@@ -105,10 +105,11 @@ def _factor_text(factor) -> str:
 
 
 def _substitute_lhs(new_lhs: str, old_lhs: str) -> str:
-    if not new_lhs:
+    if not new_lhs or new_lhs.strip() == ".":
         return old_lhs
-    simple = re.match(r"^[\w.`]+$", old_lhs) is not None
-    return _DOT.sub(lambda _: old_lhs if simple else f"({old_lhs})", new_lhs)
+    # parentheses only where the old response has a top-level operator (a + b)
+    atomic = len(_split_top(old_lhs, "+-*/^:")) == 1
+    return _DOT.sub(lambda _: old_lhs if atomic else f"({old_lhs})", new_lhs)
 
 
 def _expand_dots(new_rhs: str, old_terms: list[tuple[str, str]]) -> list[tuple[str, str]]:

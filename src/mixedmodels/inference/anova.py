@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import MixedModelsError, MixedModelsWarning
+from ..display.tables import Report, ReportDisplay
 from .nesting import check_comparable, check_nested, fixed_effects_differ
 from .simulate import refit_ml
 
@@ -44,8 +45,8 @@ def boundary_pvalue(chisq: float, df: int) -> float:
     return float(0.5 * (upper + lower))
 
 
-@dataclass(frozen=True)
-class AnovaResult:
+@dataclass(frozen=True, repr=False)
+class AnovaResult(ReportDisplay):
     """Table of a likelihood-ratio comparison (lme4's ``anova`` output).
 
     Attributes
@@ -71,20 +72,21 @@ class AnovaResult:
     def __getitem__(self, key):
         return self.table[key]
 
-    def __str__(self) -> str:
-        from .format import format_anova
+    def report(self) -> Report:
+        from .format import SIGNIF_LEGEND, frame_cells, has_stars
 
-        lines = ["Data: same rows for all models", "Models:"]
-        lines += [f"{name}: {f}" for name, f in zip(self.table.index, self.formulas,
-                                                      strict=True)]
-        lines.append(format_anova(self.table))
+        blocks: list = ["Data: same rows for all models", "Models:"]
+        blocks += [f"{name}: {f}" for name, f in zip(self.table.index, self.formulas,
+                                                       strict=True)]
+        blocks.append(frame_cells(self.table, digits=5, title="Likelihood-ratio tests"))
+        if has_stars(self.table):
+            blocks += ["---", SIGNIF_LEGEND]
         if self.boundary:
-            lines.append("p-values: 50:50 mixture of chi-square(Df - 1) and chi-square(Df) "
-                         "(test of a variance on the boundary)")
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        return self.table.to_html()
+            blocks.append("p-values: 50:50 mixture of chi-square(Df - 1) and chi-square(Df) "
+                          "(test of a variance on the boundary)")
+        if self.refitted:
+            blocks.append("(REML fits refitted by maximum likelihood)")
+        return Report(tuple(blocks))
 
 
 def _labels(models, names) -> list[str]:

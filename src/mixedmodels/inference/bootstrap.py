@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..display.tables import Report, ReportDisplay
 from .replicates import run_replicates, stack_values
 from .simulate import SIMULATE_NONE, refitter, replicate_rng, replicate_seed_root, simulator
 from .varpar import SdCorMap
@@ -44,8 +45,8 @@ def replicate_task(m, seed, re_form, work, light: bool = False):
     return task
 
 
-@dataclass(frozen=True)
-class BootstrapResult:
+@dataclass(frozen=True, repr=False)
+class BootstrapResult(ReportDisplay):
     """Replicates of a statistic under the parametric bootstrap.
 
     Attributes
@@ -124,13 +125,17 @@ class BootstrapResult:
             raise ValueError(f"type must be 'perc', 'basic' or 'norm', got {type!r}")
         return pd.DataFrame({"lower": lo, "upper": hi})
 
-    def __str__(self) -> str:
-        head = (f"Parametric bootstrap: {self.nsim} replicates, {self.n_failed} failed, "
-                f"{self.seconds:.1f} s")
+    def report(self) -> Report:
+        from .format import frame_cells
+
+        blocks: list = [f"Parametric bootstrap: {self.nsim} replicates, {self.n_failed} "
+                        f"failed, {self.seconds:.1f} s"]
         if self.warnings:
-            head += "\nwarnings in replicates: " + ", ".join(
-                f"{k} ({v})" for k, v in sorted(self.warnings.items()))
-        return head + "\n" + self.summary().to_string()
+            blocks.append("warnings in replicates: " + ", ".join(
+                f"{k} ({v})" for k, v in sorted(self.warnings.items())))
+        blocks.append(frame_cells(self.summary(), digits=5, stars=False,
+                                  title="Bootstrap statistics"))
+        return Report(tuple(blocks))
 
 
 def _as_series(value, names=None) -> pd.Series:

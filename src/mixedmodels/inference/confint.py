@@ -38,7 +38,8 @@ def _select(frame: pd.DataFrame, parm) -> pd.DataFrame:
 
 
 def confint(m, parm=None, level: float = 0.95, method: str = "profile", nsim: int = 500,
-            seed=None, n_jobs: int = 1, boot_type: str = "perc") -> pd.DataFrame:
+            seed=None, n_jobs: int = 1, boot_type: str = "perc",
+            progress=None) -> pd.DataFrame:
     """Intervals for the parameters of ``m`` (see the module docstring)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1, got {level}")
@@ -51,12 +52,13 @@ def confint(m, parm=None, level: float = 0.95, method: str = "profile", nsim: in
         z = stats.norm.ppf(0.5 + level / 2.0)
         # profile just beyond the critical value: the end points are then bracketed
         which = None if parm is None else ([parm] if isinstance(parm, str) else list(parm))
-        pr = profile_model(m, which=which, cutoff=float(np.sqrt(z * z + 1.0)))
+        pr = profile_model(m, which=which, cutoff=float(np.sqrt(z * z + 1.0)),
+                           progress=progress)
         return _select(pr.confint(level), parm)
     if method == "boot":
         from .bootstrap import bootstrap
 
-        res = bootstrap(m, nsim=nsim, seed=seed, n_jobs=n_jobs)
+        res = bootstrap(m, nsim=nsim, seed=seed, n_jobs=n_jobs, progress=progress)
         out = res.confint(level, type=boot_type)
         if res.n_failed:
             out.attrs["failed_replicates"] = res.n_failed

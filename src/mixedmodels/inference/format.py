@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..results.format import format_table, r_format
+from ..display.tables import Table
+from ..results.format import cell_table, r_format
 
-__all__ = ["format_anova", "format_frame", "format_pvalue", "signif_stars"]
+__all__ = ["SIGNIF_LEGEND", "format_anova", "format_frame", "format_pvalue", "frame_cells",
+           "signif_stars"]
 
 #: R's ``format.pval`` prints p-values below this as ``< 2.2e-16`` (machine epsilon).
 P_FLOOR = 2.2e-16
 #: significance codes of R's ``printCoefmat``
 _STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
+SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
 def format_pvalue(p: float, digits: int = 4) -> str:
@@ -48,8 +51,10 @@ def _column(values: np.ndarray, name: str, digits: int) -> list[str]:
     return out
 
 
-def format_frame(table: pd.DataFrame, digits: int = 5, stars: bool = True) -> str:
-    """Right-aligned table with R-like number formatting and significance stars."""
+def frame_cells(table: pd.DataFrame, digits: int = 5, stars: bool = True,
+                title: str = "") -> Table:
+    """A test table with R-like number formatting (and significance stars when it has a
+    p-value column) as a :class:`~mixedmodels.display.Table`."""
     cols = [_column(table[c].to_numpy(), c, digits) for c in table.columns]
     header = ["", *[str(c) for c in table.columns]]
     pcol = next((c for c in table.columns if str(c).startswith("Pr(")), None)
@@ -61,9 +66,18 @@ def format_frame(table: pd.DataFrame, digits: int = 5, stars: bool = True) -> st
         rows.append(row)
     if stars and pcol is not None:
         header.append("")
-    text = format_table(header, rows, left_cols=1)
-    if stars and pcol is not None:
-        text += "\n---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
+    return cell_table(header, rows, left_cols=1, title=title)
+
+
+def has_stars(table: pd.DataFrame, stars: bool = True) -> bool:
+    return stars and any(str(c).startswith("Pr(") for c in table.columns)
+
+
+def format_frame(table: pd.DataFrame, digits: int = 5, stars: bool = True) -> str:
+    """Right-aligned table with R-like number formatting and significance stars."""
+    text = frame_cells(table, digits, stars).to_text()
+    if has_stars(table, stars):
+        text += "\n---\n" + SIGNIF_LEGEND
     return text
 
 

@@ -20,7 +20,7 @@ families with a dispersion parameter ``phi`` is its maximum-likelihood value giv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -29,6 +29,7 @@ from scipy import stats
 
 from .._errors import ConvergenceWarning, DataError, FormulaError
 from ..results.fit_stats import FitStatsMixin
+from ..results.recipe import FitRecipe, RecipeMixin
 
 __all__ = ["GeneralizedLinearModelResult", "fit_glm", "glm"]
 
@@ -40,9 +41,7 @@ MAX_HALVINGS = 30
 
 
 @dataclass(frozen=True, eq=False)
-
-
-class GeneralizedLinearModelResult(FitStatsMixin):
+class GeneralizedLinearModelResult(FitStatsMixin, RecipeMixin):
     """A fitted GLM (what :func:`glm` returns).
 
     Attributes
@@ -56,6 +55,8 @@ class GeneralizedLinearModelResult(FitStatsMixin):
         ``(X' W X)^{-1} = RX_inv RX_inv'`` at convergence (IRLS weights).
     iterations : int
     converged : bool
+    recipe : FitRecipe or None
+        ``glm`` and its arguments (for :meth:`update`).
     """
 
     design: object
@@ -66,6 +67,7 @@ class GeneralizedLinearModelResult(FitStatsMixin):
     RX_inv: np.ndarray
     iterations: int
     converged: bool
+    recipe: FitRecipe | None = field(default=None, repr=False)
 
     reml = False
 
@@ -190,11 +192,20 @@ class GeneralizedLinearModelResult(FitStatsMixin):
         -------
         GeneralizedLinearModelResult
         """
-        return fit_glm(self.design.with_response(np.asarray(y, dtype=float)), self.family)
+        return self._require_recipe().fit_design(
+            self.design.with_response(np.asarray(y, dtype=float)))
 
     def __repr__(self) -> str:
         return (f"<GeneralizedLinearModelResult {self.design.spec.formula!r} "
                 f"({self.family.label()}), nobs={self.nobs}, logLik={self.loglik:.4f}>")
+
+    def _repr_html_(self) -> str:
+        import html
+
+        from .format import frame_cells
+
+        return (f"<p>{html.escape(repr(self))}</p>"
+                + frame_cells(self.coef_table(), digits=4, title="Coefficients").to_html())
 
 
 def _wls(X, z, w):
@@ -247,8 +258,10 @@ def fit_glm(design, family) -> GeneralizedLinearModelResult:
                       ConvergenceWarning, stacklevel=3)
     me = link.mu_eta(eta)
     _, R = _wls(X, np.zeros_like(y), prior * me * me / family.variance(mu))
-    return GeneralizedLinearModelResult(design, family, beta, eta, mu, np.linalg.inv(R),
-                                        iterations, converged)
+    return GeneralizedLinearModelResult(
+        design, family, beta, eta, mu, np.linalg.inv(R), iterations, converged,
+        recipe=FitRecipe.make(None, design.spec.formula, None, {}, fit_glm,
+                              {"family": family}))
 
 
 def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None = None,
@@ -299,4 +312,7 @@ def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None
     if design.p >= design.nobs:
         raise DataError(f"{design.p} coefficients for {design.nobs} observations: too few "
                         "observations")
-    return fit_glm(design, fam)
+    recipe = FitRecipe.make(glm, formula, data, {"family": family, "link": link,
+                                                 "weights": weights, "offset": offset},
+                            fit_glm, {"family": fam})
+    return fit_glm(design, fam).with_recipe(recipe)

@@ -16,7 +16,8 @@ while ``sigma`` and ``vcov`` use the unbiased ``RSS / (n - p)`` as ``summary.lm`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -27,6 +28,7 @@ from .._errors import DataError, FormulaError
 from ..design import Design, materialize
 from ..formula import parse_formula
 from ..results.fit_stats import FitStatsMixin
+from ..results.recipe import FitRecipe, RecipeMixin
 
 __all__ = ["LinearModelResult", "fit_lm", "lm"]
 
@@ -34,7 +36,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @dataclass(frozen=True, eq=False)
-class LinearModelResult(FitStatsMixin):
+class LinearModelResult(FitStatsMixin, RecipeMixin):
     """A fitted linear model without random effects (what :func:`lm` returns).
 
     Attributes
@@ -48,12 +50,15 @@ class LinearModelResult(FitStatsMixin):
     RX_inv : ndarray (p, p)
         Inverse of the triangular factor ``R`` of ``W^{1/2} X = Q R``:
         ``(X'WX)^{-1} = RX_inv RX_inv'``.
+    recipe : FitRecipe or None
+        ``lm`` and its arguments (for :meth:`update`).
     """
 
     design: Design
     beta: np.ndarray
     rss: float
     RX_inv: np.ndarray
+    recipe: FitRecipe | None = field(default=None, repr=False)
 
     reml = False
 
@@ -213,11 +218,18 @@ class LinearModelResult(FitStatsMixin):
         -------
         LinearModelResult
         """
-        return fit_lm(self.design.with_response(np.asarray(y, dtype=float)))
+        return self._require_recipe().fit_design(
+            self.design.with_response(np.asarray(y, dtype=float)))
 
     def __repr__(self) -> str:
         return (f"<LinearModelResult {self.design.spec.formula!r}, nobs={self.nobs}, "
                 f"logLik={self.loglik:.4f}>")
+
+    def _repr_html_(self) -> str:
+        from .format import frame_cells
+
+        return (f"<p>{html.escape(repr(self))}</p>"
+                + frame_cells(self.coef_table(), digits=4, title="Coefficients").to_html())
 
 
 def fit_lm(design: Design) -> LinearModelResult:
@@ -243,7 +255,9 @@ def fit_lm(design: Design) -> LinearModelResult:
     beta = np.linalg.solve(R, Q.T @ y)
     resid = y - X @ beta
     RX_inv = np.linalg.inv(R)
-    return LinearModelResult(design, beta, float(resid @ resid), RX_inv)
+    return LinearModelResult(design, beta, float(resid @ resid), RX_inv,
+                             recipe=FitRecipe.make(None, design.spec.formula, None, {},
+                                                   fit_lm, {}))
 
 
 def lm(formula: str, data: pd.DataFrame, *, weights=None, offset=None) -> LinearModelResult:
@@ -279,4 +293,6 @@ def lm(formula: str, data: pd.DataFrame, *, weights=None, offset=None) -> Linear
     if design.p >= design.nobs:
         raise DataError(f"{design.p} coefficients for {design.nobs} observations: too few "
                         "observations for a least-squares fit")
-    return fit_lm(design)
+    recipe = FitRecipe.make(lm, formula, data, {"weights": weights, "offset": offset},
+                            fit_lm, {})
+    return fit_lm(design).with_recipe(recipe)

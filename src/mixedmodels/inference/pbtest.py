@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..display.tables import Report, ReportDisplay
 from .anova import RefitNote
 from .nesting import check_comparable, check_nested
 from .replicates import run_replicates, stack_values
@@ -38,8 +39,8 @@ __all__ = ["LRT_ZERO_TOL", "PBTestResult", "pb_test"]
 LRT_ZERO_TOL = 1e-6
 
 
-@dataclass(frozen=True)
-class PBTestResult:
+@dataclass(frozen=True, repr=False)
+class PBTestResult(ReportDisplay):
     """Outcome of :func:`pb_test`.
 
     Attributes
@@ -116,14 +117,19 @@ class PBTestResult:
         return pd.DataFrame.from_dict(rows, orient="index",
                                       columns=["stat", "df", "ddf", "p.value"])
 
-    def __str__(self) -> str:
-        from .format import format_frame
+    def report(self) -> Report:
+        from .format import frame_cells
 
         head = (f"Parametric bootstrap test; time: {self.seconds:.2f} sec; samples: "
                 f"{self.nsim}; extremes: {self.n_extreme};")
         if self.failures:
             head += f" failed replicates: {len(self.failures)}"
-        return head + "\n" + format_frame(self.table, digits=5, stars=False)
+        blocks: list = [head, frame_cells(self.table, digits=5, stars=False,
+                                          title="Parametric bootstrap LRT")]
+        if self.warnings:
+            blocks.append("warnings in replicates: " + ", ".join(
+                f"{k} ({v})" for k, v in sorted(self.warnings.items())))
+        return Report(tuple(blocks))
 
 
 def pb_test(large, small, nsim: int = 1000, seed=None, n_jobs: int = 1,
@@ -143,7 +149,7 @@ def pb_test(large, small, nsim: int = 1000, seed=None, n_jobs: int = 1,
     n_jobs : int
         Worker processes.
     progress : bool or None
-        Progress on stderr (None: only for long runs on a terminal).
+        Progress bar (tqdm when installed; None: for long runs someone watches).
 
     Returns
     -------

@@ -35,6 +35,8 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._errors import MixedModelsWarning
+from ..display.progress import progress_bar
+from ..display.tables import Report, ReportDisplay, Table
 from ..objective import LMMObjective
 from ..optim import minimize
 from .simulate import refit_ml
@@ -72,7 +74,7 @@ class ProfileWarning(MixedModelsWarning):
     """Something unexpected while profiling (a lower deviance than the fit's)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ProfileCurve:
     """Profile of one parameter.
 
@@ -100,9 +102,14 @@ class ProfileCurve:
     bounds: tuple
     zeta_fun: object = field(repr=False, compare=False, default=None)
 
+    def __repr__(self) -> str:
+        return (f"<ProfileCurve {self.name!r} ({self.kind}): {self.values.size} points over "
+                f"[{self.values.min():.4g}, {self.values.max():.4g}], estimate "
+                f"{self.estimate:.4g}>")
 
-@dataclass(frozen=True)
-class LikelihoodProfile:
+
+@dataclass(frozen=True, repr=False)
+class LikelihoodProfile(ReportDisplay):
     """Profiles of all parameters of a fit (lme4's ``thpr`` object).
 
     Attributes
@@ -118,6 +125,21 @@ class LikelihoodProfile:
     curves: dict
     base_deviance: float
     param_names: tuple
+
+    def report(self, level: float = 0.95) -> Report:
+        ci = self.confint(level)
+        rows = []
+        for name, c in self.curves.items():
+            rows.append((name, c.kind, str(c.values.size), f"{c.estimate:.6g}",
+                         f"{ci.loc[name, 'lower']:.6g}", f"{ci.loc[name, 'upper']:.6g}"))
+        pct = f"{100 * level:g}%"
+        table = Table(("parameter", "kind", "points", "estimate", f"{pct} lower",
+                       f"{pct} upper"), tuple(rows), "llrrrr", "Profile intervals")
+        blocks: list = [f"Likelihood profile of {len(self.curves)} parameter(s); ML "
+                        f"deviance at the estimates {self.base_deviance:.4f}", table]
+        if "note" in ci.columns:
+            blocks += [f"{n}: {note}" for n, note in ci["note"].items() if note]
+        return Report(tuple(blocks))
 
     def as_frame(self) -> pd.DataFrame:
         """Long table like lme4's ``as.data.frame(profile)``.
@@ -239,6 +261,17 @@ class _LMMProfiler:
         self.opt = self.map.from_theta(m.theta, m.sigma)
         self.beta = np.asarray(m.beta, float)
         self.se = m.se.to_numpy()
+
+    # pickling (a profile keeps its curves' zeta functions, which evaluate through this
+    # profiler): the objective is a workspace, rebuilt from the design
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["obj"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.obj = LMMObjective(self.design, reml=False)
 
     # -- deviance on the sd/cor scale (lme4's devfun2) --------------------------------
     def dev_sdcor(self, pars: np.ndarray) -> float:
@@ -372,7 +405,8 @@ def profile_settings(names: list[str], which, alphamax: float, cutoff: float | N
 
 
 def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
-                cutoff: float | None = None, delta: float | None = None) -> LikelihoodProfile:
+                cutoff: float | None = None, delta: float | None = None,
+                progress=None) -> LikelihoodProfile:
     """Profile the parameters of the LMM ``m`` (see the module docstring).
 
     Parameters
@@ -387,6 +421,9 @@ def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
     delta : float, optional
         Target increase of ``|zeta|`` per step (default: lme4's ``cutoff / 8`` with the
         ``alphamax`` cutoff).
+    progress : bool or None
+        Progress bar over the parameters (:mod:`mixedmodels.display.progress`; None: for
+        long runs someone watches).
     """
     ml = refit_ml(m)
     pr = _LMMProfiler(ml)
@@ -395,13 +432,15 @@ def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
     wanted, cutoff, delta = profile_settings(names, which, alphamax, cutoff, delta)
     base_params = np.concatenate([pr.opt, pr.beta])
     curves = {}
-    for idx, name in enumerate(names):
-        if name not in wanted:
-            continue
-        if idx < k:
-            curves[name] = _var_curve(pr, idx, name, base_params, cutoff, delta)
-        else:
-            curves[name] = _fixef_curve(pr, idx - k, name, base_params, cutoff, delta)
+    with progress_bar(len(wanted), progress, "profile", unit="parameters") as bar:
+        for idx, name in enumerate(names):
+            if name not in wanted:
+                continue
+            if idx < k:
+                curves[name] = _var_curve(pr, idx, name, base_params, cutoff, delta)
+            else:
+                curves[name] = _fixef_curve(pr, idx - k, name, base_params, cutoff, delta)
+            bar.update(len(curves))
     return LikelihoodProfile(curves, pr.base, tuple(names))
 
 
@@ -415,16 +454,28 @@ def first_shift(est: float, lo: float, hi: float) -> float:
     return float(shift)
 
 
+class _Point:
+    """``(x, start) -> (deviance, parameters)`` of one parameter's profile: the profiler's
+    method ``kind`` at index ``index`` (a class, not a closure, so profiles pickle)."""
+
+    def __init__(self, pr, kind: str, index: int):
+        self.pr, self.kind, self.index = pr, kind, index
+
+    def __call__(self, x, start):
+        pr, w = self.pr, self.index
+        if self.kind == "var":
+            free = np.arange(pr.map.size) != w
+            return pr.var_point(w, x, start[:pr.map.size][free])
+        if self.kind == "fixef":
+            return pr.fixef_point(w, x, start)
+        return pr.point(w, x, start)
+
+
 def _var_curve(pr, w, name, base_params, cutoff, delta) -> ProfileCurve:
-    k = pr.map.size
     est = float(pr.opt[w])
     lo, hi = float(pr.map.lower[w]), float(pr.map.upper[w])
     shift = first_shift(est, lo, hi)
-    free = np.arange(k) != w
-
-    def point(x, start):
-        return pr.var_point(w, x, start[:k][free])
-
+    point = _Point(pr, "var", w)
     pts = _walk(point, est, shift, base_params, lo, hi, cutoff, delta, pr.base)
     return _curve(name, pr.map.kinds[w], pts, est, (lo, hi), point, pr.base)
 
@@ -432,33 +483,38 @@ def _var_curve(pr, w, name, base_params, cutoff, delta) -> ProfileCurve:
 def _fixef_curve(pr, j, name, base_params, cutoff, delta) -> ProfileCurve:
     est = float(pr.beta[j])
     shift = est + delta * pr.se[j]
-
-    def point(x, start):
-        return pr.fixef_point(j, x, start)
-
+    point = _Point(pr, "fixef", j)
     pts = _walk(point, est, shift, base_params, -np.inf, np.inf, cutoff, delta, pr.base)
     return _curve(name, "fixef", pts, est, (-np.inf, np.inf), point, pr.base)
+
+
+class _ZetaFunction:
+    """Exact ``zeta(x)`` of a curve, started from the nearest profiled point."""
+
+    def __init__(self, point, values, params, est, base):
+        self.point, self.values, self.params = point, values, params
+        self.est, self.base = est, base
+
+    def __call__(self, x: float) -> float:
+        near = int(np.argmin(np.abs(self.values - x)))
+        fval, _ = self.point(x, self.params[near])
+        return float(np.sign(x - self.est) * np.sqrt(max(fval - self.base, 0.0)))
 
 
 def _curve(name, kind, pts, est, bounds, point, base) -> ProfileCurve:
     values = np.array([p[0] for p in pts])
     zeta = np.array([p[1] for p in pts])
     params = np.vstack([p[2] for p in pts])
-
-    def zeta_fun(x: float) -> float:
-        near = int(np.argmin(np.abs(values - x)))
-        fval, _ = point(x, params[near])
-        return float(np.sign(x - est) * np.sqrt(max(fval - base, 0.0)))
-
-    return ProfileCurve(name, kind, values, zeta, params, est, bounds, zeta_fun)
+    return ProfileCurve(name, kind, values, zeta, params, est, bounds,
+                        _ZetaFunction(point, values, params, est, base))
 
 
 def profile_model(m, which=None, alphamax: float = ALPHA_MAX, cutoff: float | None = None,
-                  delta: float | None = None) -> LikelihoodProfile:
+                  delta: float | None = None, progress=None) -> LikelihoodProfile:
     """Profile an LMM (:func:`profile_lmm`) or a GLMM
     (:func:`~mixedmodels.inference.profile_glmm.profile_glmm`)."""
     if getattr(m, "family", None) is not None:
         from .profile_glmm import profile_glmm
 
-        return profile_glmm(m, which, alphamax, cutoff, delta)
-    return profile_lmm(m, which, alphamax, cutoff, delta)
+        return profile_glmm(m, which, alphamax, cutoff, delta, progress)
+    return profile_lmm(m, which, alphamax, cutoff, delta, progress)

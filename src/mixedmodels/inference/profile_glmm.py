@@ -18,11 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import MixedModelsError
+from ..display.progress import progress_bar
 from .profile import (
     ALPHA_MAX,
     LikelihoodProfile,
     _curve,
     _inner_minimize,
+    _Point,
     _walk,
     first_shift,
     profile_settings,
@@ -43,7 +45,8 @@ class _GLMMProfiler:
                 f"profiles of GLMMs with a dispersion parameter or an estimated shape "
                 f"({m.family.name}) are not available (lme4 does not profile them either); "
                 "use confint(method='wald') or confint(method='boot')")
-        self.obj = GLMMObjective(m.design, m.family, max(m.nAGQ, 1))
+        self._spec = (m.design, m.family, max(m.nAGQ, 1))
+        self.obj = GLMMObjective(*self._spec)
         self.map = SdCorMap(m.design, has_sigma=False)
         self.k = self.map.size
         self.opt = np.concatenate([self.map.from_theta(m.theta), np.asarray(m.beta, float)])
@@ -55,6 +58,18 @@ class _GLMMProfiler:
             raise MixedModelsError(
                 f"the deviance at the estimates ({self.base:.6f}) differs from the fit's "
                 f"({m.objective:.6f}); the fit may not have converged")
+
+    # pickling: the objective is a workspace (and holds the family's closures), rebuilt
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["obj"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from ..objective.glmm import GLMMObjective
+
+        self.__dict__.update(state)
+        self.obj = GLMMObjective(*self._spec)
 
     def dev(self, omega: np.ndarray) -> float:
         theta, _ = self.map.to_theta(omega[:self.k])
@@ -77,13 +92,14 @@ class _GLMMProfiler:
 
 
 def profile_glmm(m, which=None, alphamax: float = ALPHA_MAX, cutoff: float | None = None,
-                 delta: float | None = None) -> LikelihoodProfile:
+                 delta: float | None = None, progress=None) -> LikelihoodProfile:
     """Profile the parameters of the GLMM ``m`` (arguments as
     :func:`~mixedmodels.inference.profile.profile_lmm`)."""
     pr = _GLMMProfiler(m)
     names = list(pr.map.names) + list(m.fixef.index)
     wanted, cutoff, delta = profile_settings(names, which, alphamax, cutoff, delta)
     curves = {}
+    bar = progress_bar(len(wanted), progress, "profile", unit="parameters")
     for w, name in enumerate(names):
         if name not in wanted:
             continue
@@ -92,9 +108,9 @@ def profile_glmm(m, which=None, alphamax: float = ALPHA_MAX, cutoff: float | Non
         # lme4's first step for every GLMM parameter: 1% away from the estimate
         shift = first_shift(est, lo, hi)
 
-        def point(x, start, w=w):
-            return pr.point(w, x, start)
-
+        point = _Point(pr, "glmm", w)
         pts = _walk(point, est, shift, pr.opt, lo, hi, cutoff, delta, pr.base)
         curves[name] = _curve(name, pr.kinds[w], pts, est, (lo, hi), point, pr.base)
+        bar.update(len(curves))
+    bar.close()
     return LikelihoodProfile(curves, pr.base, tuple(names))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import MixedModelsError
+from ..display.tables import Report, ReportDisplay, Table
 from .anova import RefitNote
 from .lm import LinearModelResult
 from .nesting import check_comparable, fixed_effects_differ
@@ -47,8 +48,8 @@ GRID_LENGTH = 200
 SIM_CHUNK = 2000
 
 
-@dataclass(frozen=True)
-class RLRTResult:
+@dataclass(frozen=True, repr=False)
+class RLRTResult(ReportDisplay):
     """Outcome of :func:`rlrt`.
 
     Attributes
@@ -67,11 +68,14 @@ class RLRTResult:
     term: str
     null_sample: np.ndarray
 
-    def __str__(self) -> str:
-        return (f"simulated finite sample distribution of RLRT (p-value based on "
-                f"{self.null_sample.size} simulated values)\n"
-                f"term tested: {self.term}\nRLRT = {self.statistic:.4f}, "
-                f"p-value = {self.p_value:.4g}")
+    def report(self) -> Report:
+        from .format import format_pvalue
+
+        table = Table(("term", "RLRT", "p-value", "null draws"),
+                      ((self.term, f"{self.statistic:.4f}", format_pvalue(self.p_value),
+                        str(self.null_sample.size)),), "lrrr", "Exact restricted LRT")
+        return Report((f"simulated finite sample distribution of RLRT (p-value based on "
+                       f"{self.null_sample.size} simulated values)", table))
 
 
 def _label(t) -> str:

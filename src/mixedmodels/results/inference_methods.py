@@ -83,7 +83,7 @@ class InferenceMixin:
 
     # -- intervals and profiles ---------------------------------------------------------
     def confint(self, parm=None, level: float = 0.95, method: str = "profile",
-                nsim: int = 500, seed=None, n_jobs: int = 1) -> pd.DataFrame:
+                nsim: int = 500, seed=None, n_jobs: int = 1, progress=None) -> pd.DataFrame:
         """Confidence intervals: DataFrame with columns ``lower`` and ``upper``.
 
         Parameters
@@ -99,6 +99,9 @@ class InferenceMixin:
             quantiles) or parametric-bootstrap percentile intervals.
         nsim, seed, n_jobs
             Bootstrap replicates, seed and worker processes (``method="boot"``).
+        progress : bool or None
+            Progress bar of the profile or bootstrap (None: for long runs someone
+            watches; tqdm when installed).
 
         Returns
         -------
@@ -113,9 +116,9 @@ class InferenceMixin:
         """
         from ..inference.confint import confint
 
-        return confint(self, parm, level, method, nsim, seed, n_jobs)
+        return confint(self, parm, level, method, nsim, seed, n_jobs, progress=progress)
 
-    def profile(self, which=None, alphamax: float = 0.01):
+    def profile(self, which=None, alphamax: float = 0.01, progress=None):
         """Likelihood profiles of the parameters (lme4's ``profile``).
 
         For each parameter on a grid, ``zeta = sign(p - p_hat) sqrt(D(p) - D(p_hat))`` with
@@ -131,6 +134,9 @@ class InferenceMixin:
         alphamax : float
             The grid extends until ``|zeta|`` reaches ``sqrt(chi2_{1 - alphamax}(k))``, ``k``
             the number of parameters (lme4's cutoff), or a bound of the parameter space.
+        progress : bool or None
+            Progress bar over the parameters (None: for long runs someone watches; tqdm
+            when installed).
 
         Returns
         -------
@@ -140,7 +146,7 @@ class InferenceMixin:
         """
         from ..inference.profile import profile_model
 
-        return profile_model(self, which=which, alphamax=alphamax)
+        return profile_model(self, which=which, alphamax=alphamax, progress=progress)
 
     def varcorr_se(self) -> pd.DataFrame:
         """Delta-method standard errors of the standard deviations, correlations and
@@ -227,7 +233,8 @@ class InferenceMixin:
             Random effects kept at their fitted values in the simulation (default none:
             lme4's ``use.u = FALSE``).
         progress : bool or None
-            Progress on stderr (None: for long runs on a terminal).
+            Progress bar: tqdm's (a widget in notebooks) when installed, else one
+            throttled stderr line; None shows it for long runs someone watches.
 
         Returns
         -------

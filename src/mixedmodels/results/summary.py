@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..display.tables import Report, Table
+from ..display.tables import Report, ReportDisplay, Table
 from .format import cell_table, r_format
 from .varcorr import VarCorr
 
@@ -217,29 +217,8 @@ def fit_header_table(stats: dict[str, float]) -> Table:
                  "r" * len(vals), "Fit statistics")
 
 
-class SummaryDisplay:
-    """Text, HTML, Markdown and LaTeX of a summary, from its :meth:`report`."""
-
-    def report(self) -> Report:  # pragma: no cover - each summary defines it
-        raise NotImplementedError
-
-    def __str__(self) -> str:
-        return self.report().to_text()
-
-    def __repr__(self) -> str:
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        return self.report().to_html()
-
-    def to_markdown(self) -> str:
-        """The summary as Markdown: text lines and pipe tables (no extra package)."""
-        return self.report().to_markdown()
-
-    def to_latex(self) -> str:
-        """The summary as LaTeX: text lines and ``tabular`` environments (no extra
-        package)."""
-        return self.report().to_latex()
+#: Text, HTML, Markdown and LaTeX of a summary from its ``report()``.
+SummaryDisplay = ReportDisplay
 
 
 @dataclass(frozen=True, repr=False)

@@ -186,7 +186,7 @@ def test_progress_is_reported_on_request(capsys):
     run = run_replicates(lambda i: [i, i * i], 5, progress=True, label="demo")
     assert [v[1] for v in run.values] == [0, 1, 4, 9, 16]
     err = capsys.readouterr().err
-    assert "demo: 5/5 replicates" in err
+    assert "demo" in err and "5/5" in err      # tqdm's bar or the plain fallback
     quiet = run_replicates(lambda i: i, 3, progress=False)
     assert quiet.failures == () and capsys.readouterr().err == ""
     with pytest.raises(ValueError, match="nsim"):

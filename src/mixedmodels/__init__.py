@@ -26,6 +26,7 @@ from ._errors import (
 from .design import Design, materialize
 from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
+from .formula.update import update_formula
 from .inference import (
     AnovaResult,
     BootstrapResult,
@@ -44,6 +45,7 @@ from .inference import (
 from .objective import GLMMObjective, GLMMSolution, LMMObjective, LMMSolution
 from .optim import OptSummary, minimize
 from .results import (
+    FitRecipe,
     GeneralizedLinearMixedModelResult,
     GLMMSummary,
     LinearMixedModelResult,
@@ -60,6 +62,7 @@ __all__ = [
     "DataError",
     "Design",
     "DroppedRowsWarning",
+    "FitRecipe",
     "FormulaError",
     "GLMMObjective",  # glmm
     "GLMMSolution",  # glmm
@@ -99,4 +102,5 @@ __all__ = [
     "parse_formula",
     "pb_test",  # inference
     "rlrt",  # inference
+    "update_formula",
 ]

@@ -32,7 +32,7 @@ CONV_GRAD_TOL = 1e-3
 CONV_NEWTON_TOL = 1e-3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ConvergenceReport:
     """Derivatives at the optimum and the verdict.
 
@@ -58,6 +58,12 @@ class ConvergenceReport:
     converged: bool
     message: str
     n_evals: int
+
+    def __repr__(self) -> str:
+        grad = float(np.max(np.abs(self.gradient))) if np.size(self.gradient) else 0.0
+        verdict = "converged" if self.converged else "NOT converged"
+        return (f"<ConvergenceReport {verdict}: max |gradient| {grad:.3g}, Newton decrement "
+                f"{self.newton_decrement:.3g}, {self.n_evals} evaluations>")
 
 
 def finite_difference_derivatives(

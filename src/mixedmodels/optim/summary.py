@@ -9,7 +9,7 @@ import numpy as np
 __all__ = ["OptSummary"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class OptSummary:
     """Record of one optimization.
 
@@ -45,6 +45,10 @@ class OptSummary:
     return_code: str
     seconds: float
     log: tuple = field(default=(), repr=False)
+
+    def __repr__(self) -> str:
+        return (f"<OptSummary {self.optimizer}: {self.n_evals} evaluations, "
+                f"{self.return_code}, fval={self.fval:.10g}, {self.seconds:.3g} s>")
 
     @property
     def converged(self) -> bool:

@@ -6,7 +6,8 @@ level by level, the term's ``p`` effects together (level 1: ``(Intercept), Days`
 ...), which is lme4's layout of ``Zt``'s rows. ``Lambda`` (q x q) is block diagonal,
 ``I_levels (x) Lambda_k`` per term, so ``Lambda Lambda'`` times ``sigma^2`` (LMM) or the
 dispersion (GLMM) is the covariance of ``b``. ``u`` is lme4's spherical random-effects vector
-(``b = Lambda u``), ``b`` the conditional modes in the same order.
+(``b = Lambda u``, a priori ``N(0, sigma^2 I)`` -- ``sigma^2`` the dispersion of a GLMM, 1
+for binomial and Poisson), ``b`` the conditional modes in the same order.
 
 ``Z``, ``Zt``, ``Lambda`` and ``Lambdat`` are ``scipy.sparse`` CSC matrices (``Z`` has ``p_k``
 nonzeros per row and term); the others are numpy arrays or numbers.
@@ -71,13 +72,6 @@ def lambda_matrix(design, theta: np.ndarray) -> sp.csc_matrix:
     return sp.block_diag(blocks, format="csc")
 
 
-def _spherical_u(m) -> np.ndarray:
-    u = np.asarray(m.solution.u, float)
-    # a GLMM's PIRLS modes have prior N(0, phi I); lme4's u is the standardized version
-    phi = getattr(m.solution, "phi", None)
-    return u if phi is None else u / np.sqrt(phi)
-
-
 def get_matrix(m, name: str):
     """``name`` of the fitted model ``m`` (see :data:`MATRIX_NAMES`)."""
     d = m.design
@@ -92,7 +86,7 @@ def get_matrix(m, name: str):
     simple = {
         "theta": lambda: np.asarray(m.theta, float).copy(),
         "beta": lambda: np.asarray(m.beta, float).copy(),
-        "u": lambda: _spherical_u(m),
+        "u": lambda: np.asarray(m.solution.u, float).copy(),
         "b": lambda: np.concatenate([np.asarray(b, float).ravel() for b in m.random_effects]),
         "y": lambda: d.y.copy(),
         "mu": lambda: m.fitted().to_numpy(),

@@ -78,8 +78,10 @@ def coef_table(m, ddf="auto") -> pd.DataFrame:
     else:
         df = m._containment.columns
     t = est.to_numpy() / se
-    return pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
-                         "Pr(>|t|)": 2.0 * stats.t.sf(np.abs(t), df)}, index=est.index)
+    out = pd.DataFrame({"Estimate": est, "Std. Error": se, "df": df, "t value": t,
+                        "Pr(>|t|)": 2.0 * stats.t.sf(np.abs(t), df)}, index=est.index)
+    out.attrs["ddf"] = ddf      # the canonical method name, for summaries' titles
+    return out
 
 
 def _f_row(m, L: np.ndarray, ddf: str, term: str) -> tuple:

@@ -267,13 +267,14 @@ class LMMSummary(SummaryDisplay):
         -------
         LMMSummary
         """
-        method = _ddf_method(ddf)
-        if method is None:
+        method = None
+        if ddf is None or (isinstance(ddf, str) and ddf.lower() == "lme4"):
             se = m.se
             coefs = pd.DataFrame({"Estimate": m.fixef, "Std. Error": se,
                                   "t value": m.fixef / se})
         else:
-            coefs = m.coef_table(ddf=method)
+            coefs = m.coef_table(ddf=ddf)          # validates ddf; names the method
+            method = coefs.attrs.get("ddf")
         corr = fixef_correlation(m.vcov)
         stats = fit_statistics(m)
         return cls(m.design.spec.formula, m.reml, m.objective, stats, coefs, m.varcorr, corr,
@@ -283,7 +284,7 @@ class LMMSummary(SummaryDisplay):
     def report(self) -> Report:
         title = f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
         if self.ddf is not None:
-            title += f". t-tests use {DDF_TITLES[self.ddf]}"
+            title += f". t-tests use {DDF_TITLES.get(self.ddf, self.ddf)}"
         blocks: list = [title, f"Formula: {self.formula}", ""]
         if self.reml:
             blocks.append(f"REML criterion at convergence: {_r_number(round(self.objective, 1))}")
@@ -299,12 +300,3 @@ class LMMSummary(SummaryDisplay):
         for msg in self.messages:
             blocks += ["", msg]
         return Report(tuple(blocks))
-
-
-def _ddf_method(ddf) -> str | None:
-    """None for lme4's table; else the canonical df method name."""
-    if ddf is None or (isinstance(ddf, str) and ddf.lower() == "lme4"):
-        return None
-    from ..inference.fixed_tests import normalize_ddf
-
-    return normalize_ddf(ddf)

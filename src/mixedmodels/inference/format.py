@@ -7,15 +7,13 @@ import pandas as pd
 
 from ..display.tables import Table
 from ..results.format import cell_table, r_format
+from ..results.summary import SIGNIF_LEGEND, significance_stars
 
 __all__ = ["SIGNIF_LEGEND", "format_anova", "format_frame", "format_pvalue", "frame_cells",
            "signif_stars"]
 
 #: R's ``format.pval`` prints p-values below this as ``< 2.2e-16`` (machine epsilon).
 P_FLOOR = 2.2e-16
-#: significance codes of R's ``printCoefmat``
-_STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
-SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
 def format_pvalue(p: float, digits: int = 4) -> str:
@@ -29,12 +27,8 @@ def format_pvalue(p: float, digits: int = 4) -> str:
 
 
 def signif_stars(p: float) -> str:
-    if not np.isfinite(p):
-        return ""
-    for cut, star in _STARS:
-        if p < cut:
-            return star
-    return ""
+    """R's significance code of ``p`` (empty above 0.1 and for NaN)."""
+    return significance_stars(p).strip()
 
 
 def _column(values: np.ndarray, name: str, digits: int) -> list[str]:

@@ -247,7 +247,22 @@ def _end_point(c: ProfileCurve, target: float) -> tuple[float, str]:
     return float(root), ""
 
 
-class _LMMProfiler:
+class RebuildsObjective:
+    """Pickling of a profiler: its objective (``obj``) is a workspace, dropped and rebuilt
+    by ``_new_objective()`` (a profile keeps its curves' zeta functions, which evaluate
+    through the profiler)."""
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["obj"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.obj = self._new_objective()
+
+
+class _LMMProfiler(RebuildsObjective):
     """Deviance evaluations for profiling an ML-fitted LMM."""
 
     def __init__(self, m):
@@ -262,16 +277,8 @@ class _LMMProfiler:
         self.beta = np.asarray(m.beta, float)
         self.se = m.se.to_numpy()
 
-    # pickling (a profile keeps its curves' zeta functions, which evaluate through this
-    # profiler): the objective is a workspace, rebuilt from the design
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["obj"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.obj = LMMObjective(self.design, reml=False)
+    def _new_objective(self) -> LMMObjective:
+        return LMMObjective(self.design, reml=False)
 
     # -- deviance on the sd/cor scale (lme4's devfun2) --------------------------------
     def dev_sdcor(self, pars: np.ndarray) -> float:

@@ -22,6 +22,7 @@ from ..display.progress import progress_bar
 from .profile import (
     ALPHA_MAX,
     LikelihoodProfile,
+    RebuildsObjective,
     _curve,
     _inner_minimize,
     _Point,
@@ -34,7 +35,7 @@ from .varpar import SdCorMap
 __all__ = ["profile_glmm"]
 
 
-class _GLMMProfiler:
+class _GLMMProfiler(RebuildsObjective):
     """Deviance of ``omega = [sd/cor..., beta]`` for a fitted GLMM."""
 
     def __init__(self, m):
@@ -59,17 +60,10 @@ class _GLMMProfiler:
                 f"the deviance at the estimates ({self.base:.6f}) differs from the fit's "
                 f"({m.objective:.6f}); the fit may not have converged")
 
-    # pickling: the objective is a workspace (and holds the family's closures), rebuilt
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        del state["obj"]
-        return state
-
-    def __setstate__(self, state: dict) -> None:
+    def _new_objective(self):
         from ..objective.glmm import GLMMObjective
 
-        self.__dict__.update(state)
-        self.obj = GLMMObjective(*self._spec)
+        return GLMMObjective(*self._spec)
 
     def dev(self, omega: np.ndarray) -> float:
         theta, _ = self.map.to_theta(omega[:self.k])

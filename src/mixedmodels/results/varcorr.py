@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..display.tables import Report, ReportDisplay
+
 __all__ = ["VarCorr", "VarCorrTerm", "term_group_labels"]
 
 
@@ -63,8 +65,8 @@ def term_group_labels(factors: list[str]) -> list[str]:
     return out
 
 
-@dataclass(frozen=True)
-class VarCorr:
+@dataclass(frozen=True, repr=False)
+class VarCorr(ReportDisplay):
     """Estimated variance components (lme4's ``VarCorr``).
 
     Attributes
@@ -124,19 +126,12 @@ class VarCorr:
 
         return varcorr_table(self, digits=digits, variance=variance)
 
+    def report(self) -> Report:
+        """The table with variances, for HTML, Markdown and LaTeX."""
+        return Report((self.table(),))
+
     def __str__(self) -> str:
         return self.to_text()
 
     def __repr__(self) -> str:
         return self.to_text()
-
-    def _repr_html_(self) -> str:
-        return self.table().to_html()
-
-    def to_markdown(self) -> str:
-        """The lme4 table as a Markdown pipe table."""
-        return self.table().to_markdown()
-
-    def to_latex(self) -> str:
-        """The lme4 table as a LaTeX ``tabular``."""
-        return self.table().to_latex()

@@ -39,6 +39,11 @@ class MixedModelsWarning(UserWarning):
     An instance reports itself to the per-fit collectors of the current context when it is
     created (:mod:`mixedmodels._messages`): that is how a fit's ``messages`` hold its own
     warnings, and only those, even when fits run in several threads at once.
+
+    Parameters
+    ----------
+    *args
+        The message (as for any warning).
     """
 
     def __init__(self, *args):

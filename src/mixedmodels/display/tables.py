@@ -225,6 +225,12 @@ class ReportDisplay:
     """
 
     def report(self) -> Report:  # pragma: no cover - each result defines it
+        """The blocks (text lines and tables) every output format renders.
+
+        Returns
+        -------
+        Report
+        """
         raise NotImplementedError
 
     def __str__(self) -> str:
@@ -237,9 +243,19 @@ class ReportDisplay:
         return self.report().to_html()
 
     def to_markdown(self) -> str:
-        """As Markdown: text lines and pipe tables (no extra package needed)."""
+        """As Markdown: text lines and pipe tables (no extra package needed).
+
+        Returns
+        -------
+        str
+        """
         return self.report().to_markdown()
 
     def to_latex(self) -> str:
-        """As LaTeX: text lines and ``tabular`` environments (no extra package needed)."""
+        """As LaTeX: text lines and ``tabular`` environments (no extra package needed).
+
+        Returns
+        -------
+        str
+        """
         return self.report().to_latex()

@@ -172,8 +172,26 @@ def _simplify(pieces: list[tuple[str, str]], new: str) -> tuple[list[str], bool]
 
 
 def update_formula(old: str, new: str) -> str:
-    """The formula ``new`` with ``.`` standing for the parts of ``old`` (see the module
-    docstring).
+    """The formula ``new`` with ``.`` standing for the parts of ``old`` (R's
+    ``update.formula``; see the module docstring).
+
+    Parameters
+    ----------
+    old : str
+        The formula of the fit.
+    new : str
+        The update: ``". ~ . + x"``, ``". ~ . - (Days | Subject)"``, ``"log(.) ~ ."``,
+        ``"~ . + z"`` (keeps the response), or a formula without ``.``.
+
+    Returns
+    -------
+    str
+        The new formula, terms added and removed.
+
+    Raises
+    ------
+    FormulaError
+        A removed term the model does not have, or an empty right-hand side.
 
     Examples
     --------

@@ -73,6 +73,7 @@ class AnovaResult(ReportDisplay):
         return self.table[key]
 
     def report(self) -> Report:
+        """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         from .format import SIGNIF_LEGEND, frame_cells, has_stars
 
         blocks: list = ["Data: same rows for all models", "Models:"]

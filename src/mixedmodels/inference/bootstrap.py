@@ -126,6 +126,7 @@ class BootstrapResult(ReportDisplay):
         return pd.DataFrame({"lower": lo, "upper": hi})
 
     def report(self) -> Report:
+        """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         from .format import frame_cells
 
         blocks: list = [f"Parametric bootstrap: {self.nsim} replicates, {self.n_failed} "

@@ -118,6 +118,7 @@ class PBTestResult(ReportDisplay):
                                       columns=["stat", "df", "ddf", "p.value"])
 
     def report(self) -> Report:
+        """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         from .format import frame_cells
 
         head = (f"Parametric bootstrap test; time: {self.seconds:.2f} sec; samples: "

@@ -127,6 +127,17 @@ class LikelihoodProfile(ReportDisplay):
     param_names: tuple
 
     def report(self, level: float = 0.95) -> Report:
+        """Parameters, points, estimates and profile intervals as a table.
+
+        Parameters
+        ----------
+        level : float
+            Confidence level of the intervals shown.
+
+        Returns
+        -------
+        Report
+        """
         ci = self.confint(level)
         rows = []
         for name, c in self.curves.items():

@@ -69,6 +69,7 @@ class RLRTResult(ReportDisplay):
     null_sample: np.ndarray
 
     def report(self) -> Report:
+        """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         from .format import format_pvalue
 
         table = Table(("term", "RLRT", "p-value", "null draws"),

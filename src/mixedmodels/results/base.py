@@ -212,7 +212,17 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         ``"Zt"``, ``"Lambda"``, ``"Lambdat"`` (sparse), ``"theta"``, ``"beta"``, ``"u"``,
         ``"b"``, ``"y"``, ``"mu"``, ``"eta"``, ``"offset"``, ``"weights"``, ``"sigma"``,
         ``"lower"``, ``"Gp"``, ``"cnms"``, ``"n"``, ``"p"``, ``"q"``
-        (:mod:`mixedmodels.results.matrices`)."""
+        (:mod:`mixedmodels.results.matrices`).
+
+        Parameters
+        ----------
+        name : str
+            One of the names above.
+
+        Returns
+        -------
+        ndarray, scipy.sparse matrix, number or dict
+        """
         from .matrices import get_matrix
 
         return get_matrix(self, name)
@@ -230,6 +240,24 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         ``cor__(Intercept).Days``, ``sd__Observation``), ``"ran_vals"`` (conditional modes)
         or ``"ran_coefs"``, or several. ``conf_method``: ``"wald"``, ``"profile"`` or
         ``"boot"``. ``ddf``: the LMM's denominator df (``"lme4"``: none).
+
+        Parameters
+        ----------
+        effects : str or sequence of str
+            ``"fixed"``, ``"ran_pars"``, ``"ran_vals"``, ``"ran_coefs"``.
+        conf_int : bool
+            Add confidence intervals.
+        conf_level : float
+        conf_method : {"wald", "profile", "boot"}
+        ddf : {"satterthwaite", "kenward-roger", "containment", "lme4"}
+        scales : {"sdcor", "vcov"}
+            Random-effects parameters as sd/correlations or variances/covariances.
+        names : {"r", "python"}
+            R's coefficient names (broom.mixed's) or this package's.
+
+        Returns
+        -------
+        pandas.DataFrame
         """
         from .tidy import tidy
 
@@ -237,7 +265,12 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
 
     def glance(self) -> pd.DataFrame:
         """One row of fit statistics, as broom.mixed's ``glance``: ``nobs, sigma, logLik,
-        AIC, BIC, REMLcrit`` (REML fits) or ``deviance``, ``df_residual``."""
+        AIC, BIC, REMLcrit`` (REML fits) or ``deviance``, ``df_residual``.
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
         from .tidy import glance
 
         return glance(self)
@@ -245,7 +278,19 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
     def to_dict(self, names: str = "python", ranef: bool = False) -> dict:
         """The fit as JSON-serializable Python objects (``json.dumps(m.to_dict())``):
         formula, family, estimates, standard errors, variance components, fit statistics,
-        convergence, messages (:func:`mixedmodels.results.tidy.to_dict`)."""
+        convergence, messages (:func:`mixedmodels.results.tidy.to_dict`).
+
+        Parameters
+        ----------
+        names : {"python", "r"}
+            Coefficient names: those of :attr:`fixef` or R's.
+        ranef : bool
+            Also the conditional modes and their sds per grouping factor.
+
+        Returns
+        -------
+        dict
+        """
         from .tidy import to_dict
 
         return to_dict(self, names, ranef)
@@ -267,10 +312,20 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         return self.summary()._repr_html_()
 
     def to_markdown(self) -> str:
-        """The summary as Markdown (needs no extra package)."""
+        """The summary as Markdown (needs no extra package).
+
+        Returns
+        -------
+        str
+        """
         return self.summary().to_markdown()
 
     def to_latex(self) -> str:
         """The summary's tables as LaTeX ``tabular`` environments (needs no extra
-        package)."""
+        package).
+
+        Returns
+        -------
+        str
+        """
         return self.summary().to_latex()

@@ -94,6 +94,7 @@ class GLMMSummary(SummaryDisplay):
                    m.messages)
 
     def report(self) -> Report:
+        """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         q = np.quantile(self.scaled_residuals, [0, 0.25, 0.5, 0.75, 1.0])
         blocks = [_method_title(self.nagq), f" Family: {self.family}",
                   f"Formula: {self.formula}", "", fit_header_table(self.fit_stats), "",

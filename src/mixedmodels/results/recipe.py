@@ -67,6 +67,19 @@ class FitRecipe:
     @classmethod
     def make(cls, fitter, formula, data, options: Mapping, design_fitter,
              design_options: Mapping) -> FitRecipe:
+        """A recipe from the options as dicts (stored as tuples: the recipe is frozen).
+
+        Parameters
+        ----------
+        fitter, formula, data, design_fitter
+            As the attributes.
+        options, design_options : mapping
+            Keyword arguments of the front door and of the design fitter.
+
+        Returns
+        -------
+        FitRecipe
+        """
         return cls(fitter, formula, data, _frozen(options), design_fitter,
                    _frozen(design_options))
 
@@ -82,12 +95,27 @@ class FitRecipe:
 
     @property
     def fitter_name(self) -> str:
+        """Name of the front door (or of the design fitter when there is none)."""
         fn = self.fitter if self.fitter is not None else self.design_fitter
         return getattr(fn, "__name__", repr(fn))
 
     def fit(self, formula: str | None = None, data=None, **changes):
         """Call the front door again: same arguments, with ``formula``, ``data`` and the
-        keyword ``changes`` replacing the recorded ones."""
+        keyword ``changes`` replacing the recorded ones.
+
+        Parameters
+        ----------
+        formula : str, optional
+            A complete new formula (``update`` resolves R's ``.`` first).
+        data : DataFrame, optional
+            New data (default: the recorded data reference).
+        **changes
+            Keyword arguments of the front door.
+
+        Returns
+        -------
+        The new fit.
+        """
         if self.fitter is None:
             raise TypeError(
                 f"this fit was made by {self.fitter_name}() from a Design, not by a formula "
@@ -105,13 +133,35 @@ class FitRecipe:
     def fit_design(self, design, **changes):
         """Fit ``design`` with the recorded design-fitter arguments, ``changes`` replacing
         some; the new result carries this recipe with the changes recorded (``REML``,
-        ``nAGQ`` ... also in the front door's options, so that ``update`` keeps them)."""
+        ``nAGQ`` ... also in the front door's options, so that ``update`` keeps them).
+
+        Parameters
+        ----------
+        design : Design
+            The same model on another response (or the same design).
+        **changes
+            Design-fitter arguments to change (``REML=False``, ``start=...``).
+
+        Returns
+        -------
+        The new fit.
+        """
         result = self.design_fitter(design, **{**self.design_kwargs, **changes})
         return result.with_recipe(self.with_changes(**changes))
 
     def with_changes(self, **changes) -> FitRecipe:
         """This recipe with ``changes`` applied to the design options and, for the
-        :data:`MODEL_SETTINGS`, to the front door's options too."""
+        :data:`MODEL_SETTINGS`, to the front door's options too.
+
+        Parameters
+        ----------
+        **changes
+            Design-fitter arguments.
+
+        Returns
+        -------
+        FitRecipe
+        """
         design = {**self.design_kwargs, **changes}
         front = self.kwargs
         for key, value in changes.items():
@@ -137,7 +187,16 @@ class RecipeMixin:
     """``update`` and ``with_recipe`` for results that carry a ``recipe`` field."""
 
     def with_recipe(self, recipe: FitRecipe):
-        """This result with another recipe (the fitting code attaches its own)."""
+        """This result with another recipe (the fitting code attaches its own).
+
+        Parameters
+        ----------
+        recipe : FitRecipe
+
+        Returns
+        -------
+        A copy of the result.
+        """
         return replace(self, recipe=recipe)
 
     def _require_recipe(self) -> FitRecipe:

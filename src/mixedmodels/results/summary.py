@@ -282,6 +282,7 @@ class LMMSummary(SummaryDisplay):
                    m.messages, method)
 
     def report(self) -> Report:
+        """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         title = f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
         if self.ddf is not None:
             title += f". t-tests use {DDF_TITLES.get(self.ddf, self.ddf)}"

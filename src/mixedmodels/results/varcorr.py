@@ -121,13 +121,30 @@ class VarCorr(ReportDisplay):
 
     def table(self, digits: int = 4, variance: bool = True):
         """The lme4 table as a :class:`~mixedmodels.display.Table` (text, HTML, Markdown,
-        LaTeX)."""
+        LaTeX).
+
+        Parameters
+        ----------
+        digits : int
+            Significant digits of the standard deviations and variances.
+        variance : bool
+            Include the Variance column.
+
+        Returns
+        -------
+        Table
+        """
         from .format import varcorr_table
 
         return varcorr_table(self, digits=digits, variance=variance)
 
     def report(self) -> Report:
-        """The table with variances, for HTML, Markdown and LaTeX."""
+        """The table with variances, for HTML, Markdown and LaTeX.
+
+        Returns
+        -------
+        Report
+        """
         return Report((self.table(),))
 
     def __str__(self) -> str:

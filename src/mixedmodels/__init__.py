@@ -16,8 +16,10 @@ from . import datasets, families
 from ._errors import (
     ConvergenceWarning,
     DataError,
+    DataWarning,
     DroppedRowsWarning,
     FormulaError,
+    FormulaWarning,
     MixedModelsError,
     MixedModelsWarning,
     RankDeficiencyWarning,
@@ -58,9 +60,11 @@ __all__ = [
     "BootstrapResult",  # inference
     "ConvergenceWarning",
     "DataError",
+    "DataWarning",
     "Design",
     "DroppedRowsWarning",
     "FormulaError",
+    "FormulaWarning",
     "GLMMObjective",  # glmm
     "GLMMSolution",  # glmm
     "GLMMSummary",  # glmm

@@ -122,6 +122,8 @@ def model_columns(spec: MixedModelSpec, response_vars: list[str] | None = None,
     ``columns`` (the data's column names) decides names formulaic also knows (``np``,
     ``Sum``): columns when the data has them (see :mod:`.variables`)."""
     roles: dict[str, str] = {}
+    if columns is not None and not isinstance(columns, set | frozenset):
+        columns = frozenset(columns)
 
     def add(names, role):
         for n in names:

@@ -85,7 +85,8 @@ def _object_column(col: pd.Series, name: str, role: str) -> pd.Series | None:
     return None
 
 
-def normalize_frame(frame: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
+def normalize_frame(frame: pd.DataFrame, roles: dict[str, str],
+                    dtypes: dict | None = None) -> pd.DataFrame:
     """``frame`` with each column of ``roles`` in its numpy spelling (module docstring); the
     same object when nothing changes.
 
@@ -96,6 +97,9 @@ def normalize_frame(frame: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
     roles : dict
         Column name -> role (``"response"``, ``"fixed effects"``, ``"grouping factor of
         ..."``), for the rules on object columns and for messages.
+    dtypes : dict, optional
+        Column name -> dtype when the caller knows them (skips a column lookup per column
+        already in its numpy spelling, the common case).
 
     Raises
     ------
@@ -104,6 +108,9 @@ def normalize_frame(frame: pd.DataFrame, roles: dict[str, str]) -> pd.DataFrame:
     """
     changed = {}
     for name, role in roles.items():
+        dtype = None if dtypes is None else dtypes.get(name)
+        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
+            continue
         if name not in frame.columns:
             continue
         new = _normalize(frame[name], str(name), role)

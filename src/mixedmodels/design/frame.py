@@ -193,7 +193,7 @@ def build_model_frame(
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=4)
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
-    frame = normalize_frame(frame, columns)
+    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()})
     return ModelFrame(frame=frame, dropped=dropped, mask=~bad)
 
 

@@ -7,6 +7,9 @@ formulaic's pandas materializer with three changes, all about how a name is reso
   appears bare (``x``, ``x:z``); an explicit ``C(x, ...)`` keeps its own contrasts, as in R.
 * **Ordered categoricals** get polynomial contrasts (R's default ``contr.poly`` for ordered
   factors) unless ``contrasts`` says otherwise.
+* **Booleans are factors** with levels False, True, as R's logicals in a model matrix
+  (``bTRUE``; with no intercept both ``bFALSE`` and ``bTRUE``); formulaic alone would use
+  them as 0/1 numbers.
 * **Functions are not shadowed by columns**: formulaic looks names up in the data first, so a
   column named ``I`` or ``np`` would replace ``I()`` or ``np.log()``. Names a Python term only
   *calls* are resolved as functions, as R resolves them.
@@ -63,6 +66,8 @@ class ModelMaterializer(PandasMaterializer):
             contrasts = PolyContrasts()
         if contrasts is not None:
             values = C(values, contrasts)
+        elif dtype is not None and pd.api.types.is_bool_dtype(dtype):
+            values = C(values, levels=[False, True])
         return values, variables
 
     @override

@@ -162,7 +162,7 @@ def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
             rank[order] = np.arange(len(order))
             codes, uniques = rank[codes], np.asarray(uniques, dtype=object)[order]
         codes = codes.astype(np.int64)
-        labels = level_text(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
+        labels = np.array([_one_label(u) for u in uniques], dtype=object)  # unique, no NA
     if len(labels) > 1 and len(set(labels)) < len(labels):
         return _merge_equal_labels(codes, np.asarray(labels, dtype=object))
     return codes, pd.Index(labels)

@@ -46,7 +46,7 @@ def expression_variables(expr: str, columns: Iterable | None = None) -> list[str
     names = _names(expr)
     if columns is None:
         return [n for n, kind in names if kind == DATA]
-    present = set(columns)
+    present = columns if isinstance(columns, set | frozenset) else set(columns)
     return [n for n, kind in names if kind == DATA or (kind == CONTEXT and n in present)]
 
 

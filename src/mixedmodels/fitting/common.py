@@ -10,6 +10,7 @@ import numpy as np
 
 __all__ = [
     "BOUNDARY_TOL",
+    "check_flags",
     "collect_warnings",
     "newton_polish",
     "package_messages",
@@ -18,6 +19,23 @@ __all__ = [
 
 #: lme4's ``boundary.tol``: parameters this close to a bound are tried on the bound.
 BOUNDARY_TOL = 1e-5
+
+
+def check_flags(**flags) -> None:
+    """Refuse a non-boolean value for a yes/no argument (``REML="False"`` is a non-empty
+    string, hence true: it would silently fit by REML).
+
+    Raises
+    ------
+    TypeError
+        Naming the argument and the value given.
+    """
+    for name, value in flags.items():
+        if not isinstance(value, bool | np.bool_):
+            raise TypeError(
+                f"{name} must be True or False, got {value!r} ({type(value).__name__})"
+                + ("; write it without quotes" if isinstance(value, str) else "")
+            )
 
 
 @contextmanager

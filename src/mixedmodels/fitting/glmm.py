@@ -51,7 +51,7 @@ from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
 from ..objective.pirls import PIRLSError, prior_weights
 from ..optim import OptSummary, minimize
 from ..results.glmm import GeneralizedLinearMixedModelResult
-from .common import collect_warnings, snap_to_boundary
+from .common import check_flags, collect_warnings, snap_to_boundary
 from .glmm_vcov import (
     FD_STEP_WHITENED,
     convergence_report,
@@ -86,13 +86,14 @@ class HessianWarning(MixedModelsWarning):
 
 
 def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=None,
-                offset=None) -> Design:
+                offset=None, contrasts: dict | None = None) -> Design:
     """Parse ``formula``, materialize it on ``data`` with the family's response rules and
     check the response and grouping factors."""
     spec = parse_formula(formula)
     design = materialize(spec, data, weights=weights, offset=offset,
                          response=make_response(family),
-                         response_vars=response_variables(spec.response))
+                         response_vars=response_variables(spec.response),
+                         contrasts=contrasts)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
     for t in design.terms:
         if t.nlevels < 2:
@@ -372,6 +373,7 @@ def glmer(
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
+    contrasts: dict | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -407,6 +409,8 @@ def glmer(
         False uses ``R_X`` (conditional on theta) and skips the convergence check.
     check_conv : bool
         Check the gradient at the optimum.
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`.
 
     Returns
     -------
@@ -426,10 +430,12 @@ def glmer(
     >>> round(m.objective, 1)
     184.1
     """
+    check_flags(calc_derivs=calc_derivs, check_conv=check_conv)
     messages: list[str] = []
     with collect_warnings(messages):
         fam = make_family(family, link)
-        design = glmm_design(formula, data, fam, weights=weights, offset=offset)
+        design = glmm_design(formula, data, fam, weights=weights, offset=offset,
+                             contrasts=contrasts)
         check_nagq(design, nAGQ)
         try:
             result = fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,
@@ -455,6 +461,7 @@ def glmer_nb(
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
+    contrasts: dict | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Negative binomial (NB2) GLMM with the shape estimated (lme4's ``glmer.nb``).
 
@@ -472,11 +479,13 @@ def glmer_nb(
     >>> round(m.family.theta, 2)
     2.05
     """
+    check_flags(calc_derivs=calc_derivs, check_conv=check_conv)
     messages: list[str] = []
     start = dict(start or {})
     with collect_warnings(messages):
         nb = NegativeBinomial(1.0, link)
-        design = glmm_design(formula, data, nb, weights=weights, offset=offset)
+        design = glmm_design(formula, data, nb, weights=weights, offset=offset,
+                             contrasts=contrasts)
         check_nagq(design, nAGQ)
         try:
             k0 = start.pop("nb_theta", None)

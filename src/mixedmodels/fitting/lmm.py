@@ -25,7 +25,13 @@ from ..formula import parse_formula
 from ..objective import LMMObjective
 from ..optim import OptSummary, minimize, minimize_with_gradient
 from ..results import LinearMixedModelResult
-from .common import collect_warnings, newton_polish, package_messages, snap_to_boundary
+from .common import (
+    check_flags,
+    collect_warnings,
+    newton_polish,
+    package_messages,
+    snap_to_boundary,
+)
 
 __all__ = ["fit_lmm", "lmer"]
 
@@ -60,6 +66,7 @@ def fit_lmm(
     -------
     LinearMixedModelResult
     """
+    check_flags(REML=REML, check_conv=check_conv)
     with collect_warnings() as caught:
         if fixed_theta is not None:
             result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
@@ -151,6 +158,7 @@ def lmer(
     optimizer_settings: dict | None = None,
     start=None,
     check_conv: bool = True,
+    contrasts: dict | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
 
@@ -178,6 +186,11 @@ def lmer(
         Starting theta (lme4's order).
     check_conv : bool
         Check the gradient at the optimum (a few extra evaluations).
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, lme4's ``contrasts=``:
+        ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
+        ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
+        coding matrix). Ordered categoricals default to ``"poly"``, as in R.
 
     Returns
     -------
@@ -190,9 +203,10 @@ def lmer(
     >>> round(m.objective, 2)
     1743.63
     """
+    check_flags(REML=REML, check_conv=check_conv)
     with collect_warnings() as caught:
         spec = parse_formula(formula)
-        design = materialize(spec, data, weights=weights, offset=offset)
+        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)
         check_lmm_identifiable(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,
                          optimizer_settings=optimizer_settings, start=start,

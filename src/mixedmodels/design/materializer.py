@@ -10,6 +10,9 @@ formulaic's pandas materializer with three changes, all about how a name is reso
 * **Booleans are factors** with levels False, True, as R's logicals in a model matrix
   (``bTRUE``; with no intercept both ``bFALSE`` and ``bTRUE``); formulaic alone would use
   them as 0/1 numbers.
+* **Column names may repeat**: a data column named ``Intercept`` next to formulaic's
+  intercept gives two columns of that name (formulaic's pandas output would merge them into
+  one, silently); the design layer then tells them apart.
 * **Functions are not shadowed by columns**: formulaic looks names up in the data first, so a
   column named ``I`` or ``np`` would replace ``I()`` or ``np.log()``. Names a Python term only
   *calls* are resolved as functions, as R resolves them.
@@ -69,6 +72,16 @@ class ModelMaterializer(PandasMaterializer):
         elif dtype is not None and pd.api.types.is_bool_dtype(dtype):
             values = C(values, levels=[False, True])
         return values, variables
+
+    @override
+    def _combine_columns(self, cols, spec, drop_rows):
+        names = [name for name, _ in cols]
+        if spec.output != "pandas" or len(set(names)) == len(names):
+            return super()._combine_columns(cols, spec, drop_rows)
+        frame = super()._combine_columns([(str(j), values) for j, (_, values) in
+                                          enumerate(cols)], spec, drop_rows)
+        frame.columns = names
+        return frame
 
     @override
     def _evaluate(self, expr: str, metadata: Any, spec) -> tuple[Any, set]:

@@ -153,15 +153,19 @@ def _factor(scoped):
     return getattr(factor, "factor", factor)
 
 
-def _factor_parts(scoped, encoder_state) -> list[tuple[str, str]] | None:
-    """(formulaic column part, R part) of each column one scoped factor contributes; None for
-    a numeric factor with several columns (``poly(x, 2)``), which is named from the
-    columns."""
+def _factor_parts(scoped, encoder_state, columns: list[str]) -> list[tuple[str, str]] | None:
+    """(formulaic column part, R part) of each column one scoped factor contributes to a
+    term whose formulaic column names are ``columns``; None when that cannot be told."""
     factor = _factor(scoped)
     name = str(factor)
     r_name = factor_r_name(factor)
     kind, state = encoder_state.get(factor.expr, (None, {}))
     if getattr(kind, "value", kind) != "categorical":
+        # a numeric factor with several columns (poly(x, 2), bs(x)): formulaic appends
+        # [key] to the factor's name, R appends the key
+        keys = re.findall(re.escape(name) + r"\[([^\]]*)\]", "\n".join(columns))
+        if keys:
+            return [(f"{name}[{k}]", r_name + k) for k in dict.fromkeys(keys)]
         return [(name, r_name)]
     info = state.get("contrasts")
     if info is None:
@@ -178,25 +182,20 @@ def _factor_parts(scoped, encoder_state) -> list[tuple[str, str]] | None:
 def _term_names(struct, encoder_state) -> list[str] | None:
     """R names of one term's columns, or None when they cannot be derived part by part."""
     out: list[tuple[str, str]] = []
+    columns = list(struct.columns)
     for scoped_term in struct.scoped_terms:
         factors = list(scoped_term.factors)
         if not factors:
             out.append(("Intercept", INTERCEPT))
             continue
-        parts = [_factor_parts(sf, encoder_state) for sf in factors]
+        parts = [_factor_parts(sf, encoder_state, columns) for sf in factors]
         if any(p is None for p in parts):
-            if len(factors) != 1:
-                return None
-            prefix = str(_factor(factors[0]))
-            r_prefix = factor_r_name(_factor(factors[0]))
-            cols = [c for c in struct.columns if c.startswith(prefix + "[")]
-            out += [(c, r_prefix + c[len(prefix) + 1:-1]) for c in cols]
-            continue
+            return None
         # formulaic's column order: the first factor varies fastest
         for combo in itertools.product(*reversed(parts)):
             combo = combo[::-1]
             out.append((":".join(p[0] for p in combo), ":".join(p[1] for p in combo)))
-    if [c for c, _ in out] != list(struct.columns):
+    if [c for c, _ in out] != columns:
         return None
     return [r for _, r in out]
 

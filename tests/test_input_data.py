@@ -134,7 +134,8 @@ def test_dot_detection():
 # -- R's names --------------------------------------------------------------------------------
 def test_r_names_of_unusual_terms():
     rng = np.random.default_rng(4)
-    df = pd.DataFrame({"x": np.linspace(0.1, 2, 30), "f": list("abc") * 10,
+    df = pd.DataFrame({"x": np.linspace(0.1, 2, 30),
+                       "f": np.array(list("abc") * 10, dtype=object),  # as in a model frame
                        "b c": rng.normal(size=30), "t": rng.normal(size=30) > 0})
     cases = {
         "poly(x, 2) + f": ("(Intercept)", "poly(x, 2)1", "poly(x, 2)2", "fb", "fc"),
@@ -148,6 +149,11 @@ def test_r_names_of_unusual_terms():
                                              'C(f, contr.treatment(base = "b"))a',
                                              'C(f, contr.treatment(base = "b"))c'),
     }
+    import formulaic
+
+    if tuple(int(v) for v in formulaic.__version__.split(".")[:3]) < (1, 2, 2):
+        # formulaic 1.2.0/1.2.1 cannot multiply poly()'s columns with a factor's (pandas 3)
+        cases = {k: v for k, v in cases.items() if not k.startswith("poly")}
     for formula, expected in cases.items():
         fx = build_fixed(formula, df)
         assert fx.r_names == expected, formula

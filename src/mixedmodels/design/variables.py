@@ -150,8 +150,11 @@ def _delegated(func: ast.Name, call: ast.Call, known: frozenset[str]) -> list[st
         kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
     except ValueError:
         return None
+    if func.id == "Q" and len(args) == 1 and isinstance(args[0], str) and not kwargs:
+        return [args[0]]  # patsy's quoting (formulaic < 1.2 cannot say so itself)
+    asker = getattr(transform, "get_required_variables", None)
     try:
-        names = [str(v) for v in transform.get_required_variables(*args, **kwargs)]
+        names = [str(v) for v in asker(*args, **kwargs)] if asker is not None else []
     except Exception:  # the transform cannot say: walk the arguments instead
         return None
     return names or None

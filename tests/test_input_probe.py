@@ -306,3 +306,27 @@ def test_column_named_i_does_not_shadow_i(d):
     ref = mm.lmer("y2 ~ x + z + x2 + (1 | g)", data.assign(y2=d.y / 2, z=data.I, x2=d.x ** 2))
     np.testing.assert_allclose(halves.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-8)
     assert halves.design.fixed.r_names == ("(Intercept)", "x", "I", "I(x^2)")
+
+
+def test_object_numbers_as_weights_agree_with_formula(d):
+    rng = np.random.default_rng(12)
+    w = rng.uniform(1, 2, 96)
+    ref = mm.lmer("y ~ x + (1 | g)", d.assign(w=w), weights="w")
+    with pytest.warns(mm.DataWarning, match="column 'w'"):
+        m = mm.lmer("y ~ x + (1 | g)", d.assign(w=pd.Series(w, dtype=object)), weights="w")
+    assert_same(m, ref)
+    m = mm.lmer("y ~ x + (1 | g)", d, weights=pd.Series(w, dtype="Float64"))
+    assert_same(m, ref)
+
+
+def test_fits_with_contrasts_pickle_and_predict(d):
+    import pickle
+
+    levels = np.random.default_rng(13).choice(["lo", "mid", "hi"], 96)
+    data = d.assign(o=pd.Categorical(levels, categories=["lo", "mid", "hi"], ordered=True),
+                    t=d.x > 0)
+    m = mm.lmer("y ~ x + f + o + t + (1 | g)", data, contrasts={"f": "helmert"})
+    back = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(back.predict(data), m.predict(data))
+    np.testing.assert_allclose(back.predict(data), m.fitted(), rtol=1e-12)
+    assert back.design.fixed.r_names == m.design.fixed.r_names

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .._errors import DataError, DataWarning
 
-__all__ = ["normalize_frame"]
+__all__ = ["normalize_frame", "numbers_of"]
 
 _NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float", "decimal"})
 
@@ -83,6 +83,14 @@ def _object_column(col: pd.Series, name: str, role: str) -> pd.Series | None:
                 f"a factor data[{name!r}].astype(str)"
             )
     return None
+
+
+def numbers_of(col: pd.Series, name: str, role: str) -> pd.Series:
+    """``col`` in its numpy spelling when it holds numbers in another one (``Int64``, numbers
+    stored as objects -- with the same warning as in a formula), else ``col`` unchanged;
+    for ``weights=``/``offset=``, so they read columns as the formula does."""
+    new = _normalize(col, name, role)
+    return col if new is None else new
 
 
 def normalize_frame(frame: pd.DataFrame, roles: dict[str, str],

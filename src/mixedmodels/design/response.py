@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError, plain_message
+from .dtypes import numbers_of
 
 __all__ = ["evaluate_numeric", "is_numeric_column", "numeric_response", "per_row_values"]
 
@@ -117,7 +118,7 @@ def per_row_values(value, data: pd.DataFrame, name: str) -> tuple[str, np.ndarra
                 f"{name} column {value!r} not found in data; available columns: "
                 f"{', '.join(map(str, data.columns))}"
             )
-        col = data[value]
+        col = numbers_of(data[value], value, name)
         if not is_numeric_column(col):
             raise DataError(
                 f"{name} column {value!r} is not numeric (dtype {col.dtype}); {name} must be "
@@ -130,6 +131,7 @@ def per_row_values(value, data: pd.DataFrame, name: str) -> tuple[str, np.ndarra
             f"value {value!r}"
         )
     if isinstance(value, pd.Series):
+        value = numbers_of(value, str(value.name), name)
         if not is_numeric_column(value):
             raise DataError(f"{name} must be numeric, got a Series of dtype {value.dtype}")
         value = _aligned(value, data, name)

@@ -101,6 +101,9 @@ def test_column_named_intercept(d, clean):
         assert len(set(names)) == len(names) and "`Intercept`" in names
         assert m.design.fixed.r_names[:3] == ("(Intercept)", "x", "Intercept")
         np.testing.assert_allclose(m.predict(data), m.fitted(), rtol=1e-12)
+    m = mm.lmer("y ~ x + Intercept + (Intercept | g)", data)
+    assert list(m.ranef()["g"].columns) == ["Intercept", "`Intercept`"]
+    np.testing.assert_allclose(m.predict(data), m.fitted(), rtol=1e-12)
     with pytest.warns(mm.RankDeficiencyWarning, match="`Intercept`"):
         m = mm.lmer("y ~ x + Intercept + (1 | g)", d.assign(Intercept=1.0))
     assert_same(m, clean)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,7 @@ from .._errors import (
     plain_message,
 )
 from .materializer import build_matrix
-from .names import INTERCEPT, r_coefficient_names, simple_r_names
+from .names import r_coefficient_names, simple_r_names
 from .simple import simple_has_intercept, simple_matrix
 
 __all__ = [
@@ -37,6 +36,7 @@ __all__ = [
     "drop_aliased_columns",
     "new_model_matrix",
     "raise_on_unseen_levels",
+    "unique_names",
 ]
 
 #: Relative tolerance for declaring a fixed-effect column aliased (R's ``qr(tol = 1e-7)``).
@@ -246,26 +246,27 @@ def _warn_single_levels(model_spec) -> None:
             )
 
 
-def _unique(names: tuple[str, ...], r_names: tuple[str, ...]) -> tuple[str, ...]:
-    """``names`` made unique: a repeated name that is not the intercept is backticked (a data
-    column called ``Intercept``), then numbered if it still repeats."""
+def unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` made unique: a repeat of an earlier name is backticked (a data column called
+    ``Intercept`` after formulaic's intercept, which always comes first), then numbered if
+    it still repeats."""
     if len(set(names)) == len(names):
         return names
-    counts = Counter(names)
-    out = [f"`{n}`" if counts[n] > 1 and r != INTERCEPT else n
-           for n, r in zip(names, r_names, strict=True)]
-    seen: Counter = Counter()
-    for j, n in enumerate(out):
-        seen[n] += 1
-        if seen[n] > 1:
-            out[j] = f"{n}.{seen[n] - 1}"
+    out, seen = [], set()
+    for n in names:
+        candidate, k = (f"`{n}`" if n in seen else n), 0
+        while candidate in seen:
+            k += 1
+            candidate = f"`{n}`.{k}"
+        seen.add(candidate)
+        out.append(candidate)
     return tuple(out)
 
 
 def _checked(X: np.ndarray, names: tuple[str, ...], r_names: tuple[str, ...], model_spec,
              formula: str) -> FixedEffects:
     """Make names unique, drop aliased columns (with lme4's message) and wrap up."""
-    names = _unique(names, r_names)
+    names = unique_names(names)
     if not np.isfinite(X).all():
         # materialize() drops the rows with missing/infinite values and evaluates again;
         # the rank check is only meaningful on the rows that are fitted

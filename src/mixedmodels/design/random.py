@@ -20,7 +20,7 @@ import pandas as pd
 from .._errors import DataError, FormulaError, plain_message
 from ..covariance import CovarianceStructure, make_structure
 from ..formula.spec import RandomTerm
-from .fixed import new_model_matrix
+from .fixed import new_model_matrix, unique_names
 from .materializer import build_matrix
 from .simple import simple_matrix
 
@@ -293,4 +293,5 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTer
             "names no variable; write (1 | group) for a random intercept"
         )
     structure = make_structure(term.structure, Z.shape[1])
-    return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), names, structure, spec)
+    return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), unique_names(names),
+                             structure, spec)

@@ -16,8 +16,10 @@ from . import datasets, families
 from ._errors import (
     ConvergenceWarning,
     DataError,
+    DataWarning,
     DroppedRowsWarning,
     FormulaError,
+    FormulaWarning,
     MixedModelsError,
     MixedModelsWarning,
     RankDeficiencyWarning,
@@ -60,10 +62,12 @@ __all__ = [
     "BootstrapResult",  # inference
     "ConvergenceWarning",
     "DataError",
+    "DataWarning",
     "Design",
     "DroppedRowsWarning",
     "FitRecipe",
     "FormulaError",
+    "FormulaWarning",
     "GLMMObjective",  # glmm
     "GLMMSolution",  # glmm
     "GLMMSummary",  # glmm

@@ -11,8 +11,10 @@ import re
 __all__ = [
     "ConvergenceWarning",
     "DataError",
+    "DataWarning",
     "DroppedRowsWarning",
     "FormulaError",
+    "FormulaWarning",
     "MixedModelsError",
     "MixedModelsWarning",
     "RankDeficiencyWarning",
@@ -51,6 +53,16 @@ class MixedModelsWarning(UserWarning):
         from ._messages import report
 
         report(self)
+
+
+class FormulaWarning(MixedModelsWarning):
+    """The formula was read differently from how it is written, as R reads it (the response
+    dropped from the right-hand side, a one-level factor left out)."""
+
+
+class DataWarning(MixedModelsWarning):
+    """A column was converted to be usable (numbers stored as text objects), or an argument
+    cannot be carried over to new data."""
 
 
 class DroppedRowsWarning(MixedModelsWarning):

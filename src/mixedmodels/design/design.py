@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, FormulaError
+from .._errors import DataError, FormulaError, FormulaWarning
 from ..formula.spec import MixedModelSpec
+from .contrasts import resolve_contrasts
+from .dot import expand_dot
 from .fixed import FixedEffects, build_fixed
 from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
 from .random import RandomEffectsTerm, build_random_term
-from .response import evaluate_numeric, numeric_response, per_row_values
+from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
 from .variables import expression_variables
 
 __all__ = ["Design", "check_lmm_identifiable", "materialize", "model_columns"]
@@ -42,6 +45,11 @@ class Design:
         Rows left out and why.
     extra : dict
         Family-specific response information (binomial trial counts, ...).
+    offset_column : str or None
+        The column ``offset=`` named, which prediction on new data reads again.
+    offset_array : bool
+        True when ``offset=`` was given as values (an array or Series): prediction on new
+        data cannot recompute it.
     """
 
     spec: MixedModelSpec
@@ -53,6 +61,8 @@ class Design:
     frame: pd.DataFrame
     dropped: DroppedRows
     extra: dict = field(default_factory=dict)
+    offset_column: str | None = None
+    offset_array: bool = False
 
     @property
     def X(self) -> np.ndarray:
@@ -102,25 +112,30 @@ class Design:
         y = np.asarray(y, dtype=float)
         if y.shape != self.y.shape:
             raise DataError(f"new response has shape {y.shape}, expected {self.y.shape}")
-        return Design(self.spec, y, self.fixed, self.terms, self.weights, self.offset,
-                      self.frame, self.dropped, self.extra)
+        return replace(self, y=y)
 
 
-def model_columns(spec: MixedModelSpec, response_vars: list[str] | None = None) -> dict:
-    """Data columns the model reads, each with its role (for errors and NA handling)."""
+def model_columns(spec: MixedModelSpec, response_vars: list[str] | None = None,
+                  columns=None) -> dict:
+    """Data columns the model reads, each with its role (for errors and NA handling).
+
+    ``columns`` (the data's column names) decides names formulaic also knows (``np``,
+    ``Sum``): columns when the data has them (see :mod:`.variables`)."""
     roles: dict[str, str] = {}
+    if columns is not None and not isinstance(columns, set | frozenset):
+        columns = frozenset(columns)
 
     def add(names, role):
         for n in names:
             roles.setdefault(n, role)
 
-    add(response_vars if response_vars is not None else expression_variables(spec.response),
-        "response")
-    add(expression_variables(spec.fixed), "fixed effects")
+    add(response_vars if response_vars is not None
+        else expression_variables(spec.response, columns), "response")
+    add(expression_variables(spec.fixed, columns), "fixed effects")
     for off in spec.offsets:
-        add(expression_variables(off), "offset")
+        add(expression_variables(off, columns), "offset")
     for term in spec.random:
-        add(expression_variables(term.expr), f"random-effects term {term.source}")
+        add(expression_variables(term.expr, columns), f"random-effects term {term.source}")
         add(term.group_vars, f"grouping factor of {term.source}")
     return roles
 
@@ -147,10 +162,10 @@ class _Parts:
     terms: list
 
 
-def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response) -> _Parts:
+def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response, contrasts) -> _Parts:
     out = response(spec.response, frame)
     y, extra = out if isinstance(out, tuple) else (out, {})
-    fixed = build_fixed(spec.fixed, frame)
+    fixed = build_fixed(spec.fixed, frame, contrasts)
     off = np.zeros(len(frame))
     for expr in spec.offsets:
         off = off + evaluate_numeric(expr, frame, "offset")
@@ -187,6 +202,7 @@ def materialize(
     response=numeric_response,
     response_vars: list[str] | None = None,
     require_random: bool = True,
+    contrasts: dict | None = None,
 ) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
 
@@ -213,6 +229,17 @@ def materialize(
         (``cbind(...)``).
     require_random : bool
         Raise when the formula has no random-effects term.
+    contrasts : dict, optional
+        Column name -> contrasts for that categorical predictor of the fixed part:
+        ``"treatment"``, ``"sum"``, ``"helmert"``, ``"poly"``, ``"SAS"``, ``"diff"`` (R's
+        ``"contr.sum"`` spelling too), a formulaic ``Contrasts`` object or a coding matrix
+        (lme4's ``contrasts = list(x = "contr.sum")``). Ordered categoricals default to
+        ``"poly"``, others to ``"treatment"``, as in R.
+
+    Notes
+    -----
+    ``.`` in the fixed part stands for every column of ``data`` that the response does not
+    read, grouping columns included (lme4's rule; see :mod:`.dot`).
 
     Raises
     ------
@@ -225,7 +252,11 @@ def materialize(
             "a model without random effects use mm.lm() (an ordinary linear model)"
         )
     data = as_data_frame(data)
-    columns = model_columns(spec, response_vars)
+    spec = expand_dot(spec, data.columns,
+                      response_vars if response_vars is not None
+                      else expression_variables(spec.response, data.columns))
+    columns = model_columns(spec, response_vars, data.columns)
+    contrasts = _checked_contrasts(resolve_contrasts(contrasts), columns, data)
     per_row = {}
     for name, value in (("weights", weights), ("offset", offset)):
         resolved = per_row_values(value, data, name)
@@ -245,7 +276,7 @@ def materialize(
                                         "zero prior weight")
         rows, w = rows[~zero], w[~zero]
 
-    parts = _evaluate(spec, frame, response)
+    parts = _evaluate(spec, frame, response, contrasts)
     bad, reasons = _nonfinite(spec, parts)
     if bad.any():
         frame, dropped = drop_more_rows(
@@ -254,7 +285,7 @@ def materialize(
         rows = rows[~bad]
         w = None if w is None else w[~bad]
         # re-evaluate on the rows kept: stateful transforms (scale) must not see the others
-        parts = _evaluate(spec, frame, response)
+        parts = _evaluate(spec, frame, response, contrasts)
         still, reasons = _nonfinite(spec, parts)
         if still.any():
             raise DataError(
@@ -272,7 +303,30 @@ def materialize(
     terms = parts.terms
     order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
-                  tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra)
+                  tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra,
+                  offset_column=offset if isinstance(offset, str) else None,
+                  offset_array=offset is not None and not isinstance(offset, str))
+
+
+def _checked_contrasts(contrasts: dict | None, columns: dict, data: pd.DataFrame):
+    """Contrasts for columns the fixed part uses as factors; a numeric column is refused
+    (R: contrasts apply only to factors), one the model does not use is reported."""
+    if not contrasts:
+        return None
+    for name in contrasts:
+        if name not in columns:
+            warnings.warn(
+                f"contrasts names {name!r}, which the model does not use; it is ignored "
+                f"(the model's columns: {', '.join(map(repr, columns))})",
+                FormulaWarning, stacklevel=4)
+        elif is_numeric_column(data[name]) and not pd.api.types.is_bool_dtype(
+                data[name].dtype):
+            raise DataError(
+                f"contrasts[{name!r}]: column {name!r} is numeric; contrasts apply to "
+                f"categorical predictors only -- write C({name}) in the formula, or convert "
+                f"the column with .astype('category'), to use it as a factor"
+            )
+    return contrasts
 
 
 def _check_magnitudes(design: Design) -> None:

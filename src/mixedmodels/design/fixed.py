@@ -9,6 +9,7 @@ same columns are dropped as in R.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -16,15 +17,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, FormulaError, RankDeficiencyWarning, plain_message
-from .simple import simple_matrix
+from .._errors import (
+    DataError,
+    FormulaError,
+    FormulaWarning,
+    RankDeficiencyWarning,
+    plain_message,
+)
+from .materializer import build_matrix
+from .names import r_coefficient_names, simple_r_names
+from .simple import simple_has_intercept, simple_matrix
 
 __all__ = [
     "RANK_TOL",
     "FixedEffects",
     "build_fixed",
+    "check_new_levels",
     "drop_aliased_columns",
+    "new_model_matrix",
     "raise_on_unseen_levels",
+    "unique_names",
 ]
 
 #: Relative tolerance for declaring a fixed-effect column aliased (R's ``qr(tol = 1e-7)``).
@@ -40,16 +52,26 @@ class FixedEffects:
     X : ndarray (n, p)
         Model matrix with aliased columns removed.
     names : tuple of str
-        Column names as formulaic spells them (``"Intercept"``, ``"Sex[T.Female]"``).
+        Column names as formulaic spells them (``"Intercept"``, ``"Sex[T.Female]"``), made
+        unique: a data column that formulaic would name like another column (a column
+        called ``Intercept``) is written in backticks (```Intercept```).
     dropped : tuple of str
         Names of the aliased columns that were removed.
     model_spec : formulaic ModelSpec or None
         Recipe that rebuilds the full matrix for new data (stateful transforms such as
-        ``scale()`` keep their training centre and scale). None when the formula was simple
-        enough to build without formulaic (see :mod:`.simple`).
+        ``scale()`` keep their training centre and scale; contrasts and levels are kept).
+        None when the formula was simple enough to build without formulaic (see
+        :mod:`.simple`).
     formula : str
         The fixed-effects right-hand side, rebuilt directly for new data when
         ``model_spec`` is None.
+    r_names : tuple of str
+        R's names of the columns of ``X`` (``"(Intercept)"``, ``"SexFemale"``,
+        ``"age:SexFemale"``, ``"I(age^2)"``, ``"x.L"``), as lme4 reports them; see
+        :mod:`.names`.
+    columns : tuple of int or None
+        Positions of ``X``'s columns in the full model matrix (before aliased columns were
+        dropped); None when ``X`` has them all.
     """
 
     X: np.ndarray
@@ -57,6 +79,8 @@ class FixedEffects:
     dropped: tuple[str, ...]
     model_spec: Any
     formula: str = "1"
+    r_names: tuple[str, ...] = ()
+    columns: tuple[int, ...] | None = None
 
     def new_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """Model matrix for new data, with the same columns as ``X``.
@@ -69,14 +93,61 @@ class FixedEffects:
         if self.model_spec is None:
             simple = simple_matrix(self.formula, frame)
             if simple is None:  # columns changed type since the fit; formulaic decides
-                return _formulaic_new(self.formula, frame, self.names)
-            X, names = simple
-            return X[:, [names.index(n) for n in self.names]]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            mm = self.model_spec.get_model_matrix(frame)
-        raise_on_unseen_levels(caught)
-        return np.asarray(mm.loc[:, list(self.names)], dtype=float)
+                full = np.asarray(build_matrix(self.formula, frame), dtype=float)
+            else:
+                full = simple[0]
+        else:
+            full = new_model_matrix(self.model_spec, frame)
+        return full if self.columns is None else full[:, list(self.columns)]
+
+
+def new_model_matrix(model_spec, frame: pd.DataFrame) -> np.ndarray:
+    """``model_spec``'s matrix on new data, refusing levels the fit did not see."""
+    check_new_levels(model_spec, frame)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mm = model_spec.get_model_matrix(frame)
+    raise_on_unseen_levels(caught)
+    return np.asarray(mm, dtype=float)
+
+
+_NUMPY_SCALAR = re.compile(r"np\.\w+\(([^()]*)\)")
+
+
+def check_new_levels(model_spec, frame: pd.DataFrame) -> None:
+    """Refuse new data with levels of a categorical factor the fit did not see, naming the
+    factor and its column (formulaic would code them as all-zero rows, silently the
+    reference level).
+
+    A factor that is a column (``f``) or a call on one column (``C(k)``, R's
+    ``factor(k)``; ``C(k, Sum)``) is checked here value by value; other factors are left to
+    formulaic's warning, which :func:`raise_on_unseen_levels` turns into an error.
+    """
+    from .random import level_text
+    from .variables import expression_variables
+
+    for expr, (kind, state) in model_spec.encoder_state.items():
+        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
+            continue
+        variables = expression_variables(expr, frame.columns)
+        if len(variables) != 1 or variables[0] not in frame.columns:
+            continue
+        column = variables[0]
+        if expr != column and not re.match(r"^C\(\s*`?" + re.escape(column) + r"`?\s*[,)]",
+                                           expr):
+            continue
+        known = set(level_text(pd.Series(list(state["categories"]), dtype=object)))
+        text = level_text(frame[column])
+        present = ~pd.isna(text)
+        new = [v for v in pd.unique(text[present]) if v not in known]
+        if new:
+            shown = ", ".join(repr(v) for v in new[:5]) + ("..." if len(new) > 5 else "")
+            what = f"column {column!r}" if expr == column else f"{expr} (column {column!r})"
+            raise DataError(
+                f"newdata {what} has levels the fit did not see: {shown}; predictions need "
+                f"the fitted levels ({', '.join(map(str, list(state['categories'])[:10]))}"
+                f"{'...' if len(state['categories']) > 10 else ''})"
+            )
 
 
 def raise_on_unseen_levels(caught) -> None:
@@ -86,19 +157,15 @@ def raise_on_unseen_levels(caught) -> None:
         text = str(w.message)
         if "categories outside of the nominated levels" in text or \
                 "not seen in original dataset" in text:
+            found = re.search(r"\{(.*)\}", text)
+            levels = _NUMPY_SCALAR.sub(r"\1", found.group(1)) if found else "?"
             raise DataError(
                 "newdata has levels of a categorical predictor that the fit did not see: "
-                f"{text.split(':', 1)[-1].split('.')[0].strip()}; predictions need the "
-                "fitted levels"
+                f"{levels}; predictions need the fitted levels"
             )
+        if "Constructing a Categorical with a dtype and values containing non-null" in text:
+            continue  # pandas' companion of the warning above
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
-def _formulaic_new(formula: str, frame: pd.DataFrame, names: tuple[str, ...]) -> np.ndarray:
-    from formulaic import model_matrix
-
-    mm = model_matrix(formula, frame, na_action="ignore")
-    return np.asarray(mm.loc[:, list(names)], dtype=float)
 
 
 def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
@@ -124,19 +191,29 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     return keep
 
 
-def build_fixed(formula: str, frame: pd.DataFrame) -> FixedEffects:
-    """Evaluate the fixed-effects right-hand side on the (complete-case) model frame."""
+def build_fixed(formula: str, frame: pd.DataFrame,
+                contrasts: dict | None = None) -> FixedEffects:
+    """Evaluate the fixed-effects right-hand side on the (complete-case) model frame.
+
+    Parameters
+    ----------
+    formula : str
+        Right-hand side in formulaic's syntax.
+    frame : pandas.DataFrame
+        The model frame.
+    contrasts : dict, optional
+        Column name -> formulaic ``Contrasts`` (see :mod:`.contrasts`).
+    """
     simple = simple_matrix(formula, frame)
     if simple is not None:
         X, names = simple
-        return _checked(X, names, None, formula)
-    from formulaic import model_matrix
-
+        r_names = simple_r_names(names, simple_has_intercept(formula))
+        return _checked(X, names, r_names, None, formula)
     try:
         with warnings.catch_warnings():
             # log(0), sqrt(-1): materialize() drops and reports those rows
             warnings.simplefilter("ignore", RuntimeWarning)
-            mm = model_matrix(formula, frame, na_action="ignore")
+            mm = build_matrix(formula, frame, contrasts)
     except Exception as exc:
         raise FormulaError(
             f"cannot build the fixed-effects model matrix for {formula!r}: "
@@ -149,17 +226,54 @@ def build_fixed(formula: str, frame: pd.DataFrame) -> FixedEffects:
             f"the fixed-effects model matrix for {formula!r} has {X.shape[0]} rows for "
             f"{len(frame)} rows of data; a term must give one value per row"
         )
-    return _checked(X, names, mm.model_spec, formula)
+    _warn_single_levels(mm.model_spec)
+    r_names = r_coefficient_names(mm.model_spec, list(names))
+    return _checked(X, names, r_names, mm.model_spec, formula)
 
 
-def _checked(X: np.ndarray, names: tuple[str, ...], model_spec, formula: str) -> FixedEffects:
-    """Drop aliased columns (with lme4's message) and wrap up."""
+def _warn_single_levels(model_spec) -> None:
+    """A factor with one level has no contrast: it vanishes from X (R stops instead)."""
+    for expr, (kind, state) in model_spec.encoder_state.items():
+        levels = list(state.get("categories", ()))
+        if getattr(kind, "value", kind) == "categorical" and len(levels) == 1:
+            warnings.warn(
+                f"the factor {expr!r} has a single level ({levels[0]!r}) in the rows used, so "
+                "it has no contrast and is left out of the fixed effects (R stops here: "
+                "'contrasts can be applied only to factors with 2 or more levels'); drop it "
+                "from the formula or check the data",
+                FormulaWarning,
+                stacklevel=5,
+            )
+
+
+def unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names`` made unique: a repeat of an earlier name is backticked (a data column called
+    ``Intercept`` after formulaic's intercept, which always comes first), then numbered if
+    it still repeats."""
+    if len(set(names)) == len(names):
+        return names
+    out, seen = [], set()
+    for n in names:
+        candidate, k = (f"`{n}`" if n in seen else n), 0
+        while candidate in seen:
+            k += 1
+            candidate = f"`{n}`.{k}"
+        seen.add(candidate)
+        out.append(candidate)
+    return tuple(out)
+
+
+def _checked(X: np.ndarray, names: tuple[str, ...], r_names: tuple[str, ...], model_spec,
+             formula: str) -> FixedEffects:
+    """Make names unique, drop aliased columns (with lme4's message) and wrap up."""
+    names = unique_names(names)
     if not np.isfinite(X).all():
         # materialize() drops the rows with missing/infinite values and evaluates again;
         # the rank check is only meaningful on the rows that are fitted
-        return FixedEffects(X, names, (), model_spec, formula)
+        return FixedEffects(X, names, (), model_spec, formula, r_names)
     keep = drop_aliased_columns(X)
     dropped = tuple(n for n, k in zip(names, keep, strict=True) if not k)
+    columns = None
     if dropped:
         warnings.warn(
             f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
@@ -169,5 +283,8 @@ def _checked(X: np.ndarray, names: tuple[str, ...], model_spec, formula: str) ->
             stacklevel=4,
         )
         X = X[:, keep]
-        names = tuple(n for n, k in zip(names, keep, strict=True) if k)
-    return FixedEffects(np.ascontiguousarray(X), names, dropped, model_spec, formula)
+        columns = tuple(int(j) for j in np.flatnonzero(keep))
+        names = tuple(names[j] for j in columns)
+        r_names = tuple(r_names[j] for j in columns)
+    return FixedEffects(np.ascontiguousarray(X), names, dropped, model_spec, formula,
+                        r_names, columns)

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, DroppedRowsWarning
+from .adapter import as_pandas
+from .dtypes import normalize_frame
 
 __all__ = [
     "DroppedRows",
@@ -119,21 +121,12 @@ def _has_unused_categories(col: pd.Series) -> bool:
     return bool(k) and bool(np.any(np.bincount(codes[codes >= 0], minlength=k) == 0))
 
 
-def as_data_frame(data) -> pd.DataFrame:
-    """The caller's data as a DataFrame (a dict of columns is accepted); never copied here."""
-    if isinstance(data, pd.DataFrame):
-        frame = data
-    elif isinstance(data, dict):
-        try:
-            frame = pd.DataFrame(data)
-        except ValueError as exc:
-            raise DataError(f"data: cannot make a DataFrame of the dict given ({exc})") from exc
-    else:
-        raise DataError(
-            f"data must be a pandas DataFrame (or a dict of columns), got {type(data).__name__}"
-        )
+def as_data_frame(data, what: str = "data") -> pd.DataFrame:
+    """The caller's data as a pandas DataFrame (see :mod:`.adapter`: pandas as it is, dicts,
+    polars, pyarrow and other narwhals tables converted); never copied for pandas."""
+    frame = as_pandas(data, what)
     if len(frame) == 0:
-        raise DataError("data has no rows")
+        raise DataError(f"{what} has no rows")
     return frame
 
 
@@ -172,7 +165,8 @@ def build_model_frame(
     if list(data.columns) == list(columns):
         frame = data.copy(deep=False)  # ~10 us instead of ~150 us for a column selection
     else:
-        frame = data.take(data.columns.get_indexer(list(columns)), axis=1)
+        # positions, not get_indexer: unused columns may share a name
+        frame = data.take([data.columns.get_loc(c) for c in columns], axis=1)
     by_column = {}
     bad = np.zeros(len(frame), dtype=bool)
     for name in columns:
@@ -199,6 +193,7 @@ def build_model_frame(
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=4)
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
+    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()})
     return ModelFrame(frame=frame, dropped=dropped, mask=~bad)
 
 

@@ -20,7 +20,8 @@ import pandas as pd
 from .._errors import DataError, FormulaError, plain_message
 from ..covariance import CovarianceStructure, make_structure
 from ..formula.spec import RandomTerm
-from .fixed import raise_on_unseen_levels
+from .fixed import new_model_matrix, unique_names
+from .materializer import build_matrix
 from .simple import simple_matrix
 
 __all__ = [
@@ -33,13 +34,32 @@ __all__ = [
 
 @dataclass(frozen=True)
 class GroupingFactor:
-    """Integer codes of a (possibly interacted) grouping factor and its level labels."""
+    """Integer codes of a (possibly interacted) grouping factor and its level labels.
+
+    Attributes
+    ----------
+    name : str
+        ``"Subject"`` or ``"cask:batch"``.
+    codes : ndarray of int64 (n,)
+        Level of each row.
+    levels : pandas.Index
+        Level labels (unique): the variable's labels, or for an interaction the parts joined
+        by ``:`` -- with parts that themselves contain ``:`` put in parentheses when plain
+        joining would give two combinations one label (``('1:2', '3')`` and
+        ``('1', '2:3')``).
+    var_levels : tuple of pandas.Index
+        Per variable, the labels of its own levels (to code new data the same way).
+    steps : tuple of ndarray
+        For an interaction, the sorted combination keys observed after each variable is
+        added (``key = code_so_far * n_levels(next variable) + code(next variable)``): new
+        data is coded by the same steps, never by comparing joined labels.
+    """
 
     name: str
     codes: np.ndarray
     levels: pd.Index
-    #: per variable, the labels of its own levels (to code new data the same way)
     var_levels: tuple[pd.Index, ...]
+    steps: tuple[np.ndarray, ...] = ()
 
     @property
     def nlevels(self) -> int:
@@ -48,16 +68,24 @@ class GroupingFactor:
     def code_new(self, frame: pd.DataFrame, variables: tuple[str, ...]) -> np.ndarray:
         """Codes for new data; -1 for combinations not seen in the fit and for missing
         values (lme4 treats both as new levels)."""
-        parts = [level_text(frame[v]) for v in variables]  # None where missing
-        missing = np.zeros(len(frame), dtype=bool)
-        for p in parts:
-            missing |= pd.isna(p)
-        out = parts[0].astype(object)
-        for p in parts[1:]:
-            out = out + ":" + p.astype(object)
-        codes = self.levels.get_indexer(pd.Index(np.where(missing, "", out)))
-        codes[missing] = -1
-        return codes
+        parts = []
+        for v, lev in zip(variables, self.var_levels, strict=True):
+            text = level_text(frame[v])  # None where missing
+            missing = pd.isna(text)
+            part = np.asarray(lev.get_indexer(pd.Index(np.where(missing, "", text))),
+                              dtype=np.int64)
+            part[missing] = -1
+            parts.append(part)
+        codes = np.asarray(parts[0], dtype=np.int64)
+        bad = codes < 0
+        for c, lev, uniq in zip(parts[1:], self.var_levels[1:], self.steps, strict=True):
+            bad |= c < 0
+            key = np.where(bad, -1, codes * len(lev) + c)
+            pos = np.clip(np.searchsorted(uniq, key), 0, max(len(uniq) - 1, 0))
+            found = (uniq[pos] == key) if len(uniq) else np.zeros(len(key), dtype=bool)
+            bad |= ~found
+            codes = pos
+        return np.where(bad, -1, codes).astype(np.int64)
 
 
 def _one_label(value) -> str:
@@ -92,9 +120,31 @@ def _category_text(categories: pd.Index) -> np.ndarray:
     return np.array([_one_label(c) for c in categories], dtype=object)
 
 
+def _merge_equal_labels(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, pd.Index]:
+    """Levels whose labels coincide (``3`` and ``'3'``, ``3`` and ``3.0`` in one object
+    column) become one level, at the position of its first occurrence."""
+    uniq, first, inverse = np.unique(labels.astype(str), return_index=True,
+                                     return_inverse=True)
+    if len(uniq) == len(labels):
+        return codes, pd.Index(labels)
+    order = np.argsort(first, kind="stable")          # merged levels in first-seen order
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[inverse][codes], pd.Index(uniq[order].astype(object))
+
+
+def _mixed_sort_key(value) -> tuple:
+    """Order of the values of a column that mixes numbers and text: numbers first, by value,
+    then text, alphabetically (numbers and their text form then share one level)."""
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
 def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Codes and string labels of one grouping variable in R's level order: a categorical's
-    categories as ordered (unused ones dropped), sorted values otherwise."""
+    categories as ordered (unused ones dropped), sorted values otherwise. Values that print
+    alike (``3``, ``3.0``, ``'3'``) are one level, as :func:`level_text` codes new data."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.array.codes.astype(np.int64)
         labels = _category_text(col.dtype.categories)
@@ -102,28 +152,62 @@ def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
         if not used.all():
             codes = (np.cumsum(used) - 1)[codes]
             labels = labels[used]
-        return codes, pd.Index(labels)
-    codes, uniques = pd.factorize(col, sort=True)
-    return codes.astype(np.int64), pd.Index(level_text(pd.Series(uniques)))
+    else:
+        try:
+            codes, uniques = pd.factorize(col, sort=True)
+        except TypeError:  # numbers and text in one object column
+            codes, uniques = pd.factorize(col)
+            order = sorted(range(len(uniques)), key=lambda i: _mixed_sort_key(uniques[i]))
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            codes, uniques = rank[codes], np.asarray(uniques, dtype=object)[order]
+        codes = codes.astype(np.int64)
+        labels = np.array([_one_label(u) for u in uniques], dtype=object)  # unique, no NA
+    if len(labels) > 1 and len(set(labels)) < len(labels):
+        return _merge_equal_labels(codes, np.asarray(labels, dtype=object))
+    return codes, pd.Index(labels)
+
+
+def _joined(parts: list[np.ndarray], bracket: bool) -> np.ndarray:
+    if bracket:
+        parts = [np.array([f"({p})" if ":" in p else p for p in col], dtype=object)
+                 for col in parts]
+    out = parts[0]
+    for col in parts[1:]:
+        out = out + ":" + col
+    return out
 
 
 def build_grouping(name: str, variables: tuple[str, ...], frame: pd.DataFrame) -> GroupingFactor:
     """Code the grouping factor ``name`` (an interaction of ``variables``) on ``frame``.
 
     For ``a:b`` the levels are the observed combinations, ordered with ``a`` varying slowest
-    (R's ``a:b`` factor with unused levels dropped, which lme4 uses).
+    (R's ``a:b`` factor with unused levels dropped, which lme4 uses). Combinations are
+    distinct by their codes, so labels containing ``:`` cannot merge two of them (R's
+    ``interaction()`` would).
     """
     codes_list, level_list = zip(*(_as_str_labels(frame[v]) for v in variables), strict=True)
     codes = codes_list[0]
-    labels = np.asarray(level_list[0], dtype=object)
+    # per observed combination, the code of each variable (columns added step by step)
+    combo = np.arange(len(level_list[0]))[:, None]
+    steps = []
     for c, lev in zip(codes_list[1:], level_list[1:], strict=True):
         # key < (observed levels so far) * len(lev) <= n^2: no overflow below n ~ 3e9
         key = codes * len(lev) + c
         uniq, codes = np.unique(key, return_inverse=True)
-        labels = labels[uniq // len(lev)] + ":" + np.asarray(lev, dtype=object)[uniq % len(lev)]
-    levels = pd.Index(labels.astype(str)) if len(variables) > 1 else level_list[0]
+        combo = np.column_stack([combo[uniq // len(lev)], uniq % len(lev)])
+        steps.append(uniq)
+    if len(variables) == 1:
+        levels = level_list[0]
+    else:
+        parts = [np.asarray(lev, dtype=object)[combo[:, k]].astype(str).astype(object)
+                 for k, lev in enumerate(level_list)]
+        labels = _joined(parts, bracket=False)
+        if len(set(labels)) < len(labels):
+            labels = _joined(parts, bracket=True)
+        levels = pd.Index(labels.astype(str))
     return GroupingFactor(name, np.ascontiguousarray(codes, dtype=np.int64), levels,
-                          tuple(level_list))
+                          tuple(level_list), tuple(steps))
 
 
 @dataclass(frozen=True)
@@ -179,11 +263,7 @@ class RandomEffectsTerm:
                     "numeric, as in the fit"
                 )
             return simple[0]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            mm = self.model_spec.get_model_matrix(frame)
-        raise_on_unseen_levels(caught)
-        return np.asarray(mm.loc[:, list(self.names)], dtype=float)
+        return new_model_matrix(self.model_spec, frame)
 
 
 def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTerm:
@@ -194,13 +274,11 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTer
     if simple is not None:
         Z, names = simple
     else:
-        from formulaic import model_matrix
-
         try:
             with warnings.catch_warnings():
                 # non-finite values are reported per row by materialize()
                 warnings.simplefilter("ignore", RuntimeWarning)
-                mm = model_matrix(term.expr, frame, na_action="ignore")
+                mm = build_matrix(term.expr, frame)
         except Exception as exc:
             raise FormulaError(
                 f"cannot build the model matrix of random-effects term {term.source!r}: "
@@ -215,4 +293,5 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTer
             "names no variable; write (1 | group) for a random intercept"
         )
     structure = make_structure(term.structure, Z.shape[1])
-    return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), names, structure, spec)
+    return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), unique_names(names),
+                             structure, spec)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError, plain_message
+from .dtypes import numbers_of
 
 __all__ = ["evaluate_numeric", "is_numeric_column", "numeric_response", "per_row_values"]
 
@@ -45,13 +46,13 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
                 f"pd.to_numeric or choose a numeric column"
             )
         return col.to_numpy(dtype=float, na_value=np.nan)
-    from formulaic import model_matrix
+    from .materializer import build_matrix
 
     try:
         with warnings.catch_warnings():
             # log(0), sqrt(-1): the non-finite values are reported by the caller, per row
             warnings.simplefilter("ignore", RuntimeWarning)
-            mm = model_matrix(f"0 + I({expr})", frame, na_action="ignore")
+            mm = build_matrix(f"0 + I({expr})", frame)
     except Exception as exc:
         raise FormulaError(f"cannot evaluate the {role} {expr!r}: {plain_message(exc)}") from exc
     if mm.shape[1] != 1:
@@ -69,14 +70,37 @@ def numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
     return evaluate_numeric(expr, frame, "response")
 
 
+def _aligned(series: pd.Series, data: pd.DataFrame, name: str) -> pd.Series:
+    """``series`` in the row order of ``data``, matched by index labels."""
+    if series.index.equals(data.index):
+        return series
+    if len(series) == len(data) and series.index.is_unique and data.index.is_unique:
+        missing = data.index.difference(series.index)
+        if not len(missing):
+            return series.reindex(data.index)
+    else:
+        missing = data.index.difference(series.index) if series.index.is_unique else ()
+    shown = ", ".join(repr(v) for v in list(missing)[:3])
+    detail = (f"{len(missing)} row labels of data are not in it ({shown}"
+              f"{'...' if len(missing) > 3 else ''})" if len(missing)
+              else "its labels are not unique or do not match data's one to one")
+    raise DataError(
+        f"the {name} Series has an index that does not match data's: {detail}. A Series is "
+        f"matched to the rows of data by its index; pass {name}.to_numpy() to use it in row "
+        f"order, or add it to data as a column and pass the column name"
+    )
+
+
 def per_row_values(value, data: pd.DataFrame, name: str) -> tuple[str, np.ndarray] | None:
     """Resolve a ``weights=``/``offset=`` argument to (label, one float per row of data).
 
     Parameters
     ----------
     value : None, str or array-like
-        A column name of ``data`` or one number per row (a list, array or Series, taken in
-        row order). Missing values are kept as NaN; the rows are dropped later, with a count.
+        A column name of ``data`` or one number per row: a list or array in row order, or a
+        pandas Series aligned with ``data`` by its index (as pandas aligns; a Series whose
+        index does not match ``data``'s is refused rather than taken by position). Missing
+        values are kept as NaN; the rows are dropped later, with a count.
     data : pandas.DataFrame
     name : str
         ``"weights"`` or ``"offset"``, for messages.
@@ -94,7 +118,7 @@ def per_row_values(value, data: pd.DataFrame, name: str) -> tuple[str, np.ndarra
                 f"{name} column {value!r} not found in data; available columns: "
                 f"{', '.join(map(str, data.columns))}"
             )
-        col = data[value]
+        col = numbers_of(data[value], value, name)
         if not is_numeric_column(col):
             raise DataError(
                 f"{name} column {value!r} is not numeric (dtype {col.dtype}); {name} must be "
@@ -106,8 +130,11 @@ def per_row_values(value, data: pd.DataFrame, name: str) -> tuple[str, np.ndarra
             f"{name} must be a column name or one number per row of data, got the single "
             f"value {value!r}"
         )
-    if isinstance(value, pd.Series) and not is_numeric_column(value):
-        raise DataError(f"{name} must be numeric, got a Series of dtype {value.dtype}")
+    if isinstance(value, pd.Series):
+        value = numbers_of(value, str(value.name), name)
+        if not is_numeric_column(value):
+            raise DataError(f"{name} must be numeric, got a Series of dtype {value.dtype}")
+        value = _aligned(value, data, name)
     try:
         arr = np.asarray(pd.array(value, dtype="Float64").to_numpy(dtype=float,
                                                                    na_value=np.nan))

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["simple_matrix"]
+__all__ = ["simple_has_intercept", "simple_matrix"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -27,6 +27,15 @@ def _plain_numeric(frame: pd.DataFrame, name: str) -> bool:
             and not isinstance(dtype, pd.CategoricalDtype))
 
 
+def _tokens(expr: str) -> list[str]:
+    return [t.strip() for t in expr.replace("-", "+-").split("+") if t.strip()]
+
+
+def simple_has_intercept(expr: str) -> bool:
+    """Whether a simple formula keeps its intercept (no ``0`` or ``- 1`` term)."""
+    return not any(tok in ("0", "-1") for tok in _tokens(expr))
+
+
 def simple_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]] | None:
     """Model matrix and column names of ``expr`` on ``frame``, or None if it is not simple.
 
@@ -37,7 +46,7 @@ def simple_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     frame : pandas.DataFrame
         Data; a numeric column with missing values gives NaN rows (the caller drops them).
     """
-    tokens = [t.strip() for t in expr.replace("-", "+-").split("+") if t.strip()]
+    tokens = _tokens(expr)
     intercept, cols = True, []
     for tok in tokens:
         if tok == "1":

@@ -62,7 +62,8 @@ def check_flag(name: str, value) -> bool:
     if isinstance(value, int | np.integer) and value in (0, 1):
         return bool(value)
     raise TypeError(f"{name} must be True or False, got {value!r} "
-                    f"({type(value).__name__})")
+                    f"({type(value).__name__})"
+                    + ("; write it without quotes" if isinstance(value, str) else ""))
 
 
 def resolve_reml(REML, reml) -> bool:

@@ -92,13 +92,14 @@ class HessianWarning(MixedModelsWarning):
 
 
 def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=None,
-                offset=None) -> Design:
+                offset=None, contrasts: dict | None = None) -> Design:
     """Parse ``formula``, materialize it on ``data`` with the family's response rules and
     check the response and grouping factors."""
     spec = parse_formula(formula)
     design = materialize(spec, data, weights=weights, offset=offset,
                          response=make_response(family),
-                         response_vars=response_variables(spec.response))
+                         response_vars=response_variables(spec.response),
+                         contrasts=contrasts)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
     for t in design.terms:
         if t.nlevels < 2:
@@ -423,6 +424,7 @@ def glmer(
     calc_derivs: bool = True,
     check_conv: bool = True,
     verbose: int = 0,
+    contrasts: dict | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -466,6 +468,8 @@ def glmer(
         the PIRLS iterations of each evaluation (lme4's ``verbose``). The lines go to the
         ``logging`` loggers ``"mixedmodels.optim"``, ``"mixedmodels.pirls"`` (DEBUG) and
         ``"mixedmodels.fit"`` (INFO) whenever those are enabled.
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`.
 
     Returns
     -------
@@ -491,11 +495,13 @@ def glmer(
                "offset": offset, "start": start, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
-               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose}
+               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
+               "contrasts": contrasts}
     messages: list[str] = []
     with verbose_output(verbose), collect_warnings(messages):
         fam = make_family(family, link)
-        design = glmm_design(formula, data, fam, weights=weights, offset=offset)
+        design = glmm_design(formula, data, fam, weights=weights, offset=offset,
+                             contrasts=contrasts)
         check_nagq(design, nAGQ)
         try:
             result = fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,
@@ -524,6 +530,7 @@ def glmer_nb(
     calc_derivs: bool = True,
     check_conv: bool = True,
     verbose: int = 0,
+    contrasts: dict | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Negative binomial (NB2) GLMM with the shape estimated (lme4's ``glmer.nb``).
 
@@ -547,12 +554,14 @@ def glmer_nb(
                "start": start, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
-               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose}
+               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
+               "contrasts": contrasts}
     messages: list[str] = []
     start = dict(start or {})
     with verbose_output(verbose), collect_warnings(messages):
         nb = NegativeBinomial(1.0, link)
-        design = glmm_design(formula, data, nb, weights=weights, offset=offset)
+        design = glmm_design(formula, data, nb, weights=weights, offset=offset,
+                             contrasts=contrasts)
         check_nagq(design, nAGQ)
         try:
             k0 = start.pop("nb_theta", None)

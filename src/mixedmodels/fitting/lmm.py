@@ -184,6 +184,7 @@ def lmer(
     check_conv: bool = True,
     verbose: int = 0,
     reml: bool | None = None,
+    contrasts: dict | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
 
@@ -222,6 +223,11 @@ def lmer(
         are enabled.
     reml : bool, optional
         Lower-case alias of ``REML``.
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, lme4's ``contrasts=``:
+        ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
+        ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
+        coding matrix). Ordered categoricals default to ``"poly"``, as in R.
 
     Returns
     -------
@@ -239,10 +245,11 @@ def lmer(
     check_optimizer(optimizer, LMM_OPTIMIZERS, "lmer")
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
-               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose}
+               "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
+               "contrasts": contrasts}
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
-        design = materialize(spec, data, weights=weights, offset=offset)
+        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)
         check_lmm_identifiable(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,
                          optimizer_settings=optimizer_settings, start=start,

@@ -17,8 +17,11 @@ Grammar handled here (everything else in the fixed part is formulaic's job)::
 from __future__ import annotations
 
 import re
+import warnings
+from functools import lru_cache
 
-from .._errors import FormulaError
+from .._errors import FormulaError, FormulaWarning
+from .checks import check_python_calls, drop_response
 from .spec import MixedModelSpec, RandomTerm
 
 __all__ = ["COVARIANCE_KEYWORDS", "parse_formula"]
@@ -28,15 +31,19 @@ COVARIANCE_KEYWORDS = frozenset(
     {"us", "diag", "homdiag", "cs", "homcs", "ar1", "hetar1", "ou", "exp", "gau", "mat", "toep"}
 )
 
-_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
-_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)$", re.DOTALL)
-_FACTOR_CALL = re.compile(r"\bfactor\s*\(")
-_NAME_CHAR = re.compile(r"[A-Za-z0-9_.]")
+# R names: letters (any script: ``sujét``), digits, '_' and '.', not starting with a digit or
+# with '.' and a digit; or anything between backticks.
+_IDENT = re.compile(r"^(?!\d|\.\d)[\w.]+$|^`[^`]+`$")
+_CALL = re.compile(r"^((?!\d)\w+)\s*\((.*)\)$", re.DOTALL)
+_FACTOR_CALL = re.compile(r"(?<![\w.])factor\s*\(")
+_NAME_CHAR = re.compile(r"[\w.]")
 # an R-style dotted name (my.var, x.1) that is not a call (np.log(...)) nor inside a number
-_DOTTED = re.compile(
-    r"(?<![A-Za-z0-9_.])[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+(?![A-Za-z0-9_(])"
-)
-_MODULES = frozenset({"np", "numpy", "math", "scipy"})
+_DOTTED = re.compile(r"(?<![\w.])(?!\d)\w+(?:\.\w+)+(?![\w(])")
+# attribute access that is not a dotted column name: modules and formulaic's contrasts
+# registry (``C(x, contr.sum)``)
+_MODULES = frozenset({"np", "numpy", "math", "scipy", "contr"})
+# pieces of an expression that are already quoted: backticked names and string literals
+_QUOTED = re.compile(r"(`[^`]*`|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")")
 
 
 def _check_balanced(text: str) -> None:
@@ -163,10 +170,10 @@ def _quote_dotted(expr: str) -> str:
             return name
         return f"`{name}`"
 
-    pieces = expr.split("`")  # odd pieces are already backticked
+    pieces = _QUOTED.split(expr)  # odd pieces are backticked names or string literals
     for i in range(0, len(pieces), 2):
         pieces[i] = _DOTTED.sub(quote, pieces[i])
-    return "`".join(pieces)
+    return "".join(pieces)
 
 
 def _translate_r(expr: str) -> str:
@@ -283,8 +290,22 @@ def _parse_bar(inner: str, structure: str, source: str) -> list[RandomTerm]:
     return terms
 
 
+def _join_fixed(fixed: list[str]) -> str:
+    """The fixed-effects right-hand side from its signed pieces (``"1"`` when empty)."""
+    text = " ".join(fixed).strip()
+    if text.startswith("+"):
+        text = text[1:].strip()
+    if not text:
+        return "1"
+    return "1 " + text if text.startswith("-") else text
+
+
 def parse_formula(formula: str) -> MixedModelSpec:
     """Parse a mixed-model formula string.
+
+    As R does, a term equal to the response (``y ~ y + x``) is dropped from the right-hand
+    side with a :class:`~mixedmodels.FormulaWarning`. Parsing is cached: refitting loops
+    parse each formula once.
 
     Parameters
     ----------
@@ -303,6 +324,15 @@ def parse_formula(formula: str) -> MixedModelSpec:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
+    spec, notes = _parse(formula)
+    for note in notes:
+        warnings.warn(note, FormulaWarning, stacklevel=3)
+    return spec
+
+
+@lru_cache(maxsize=512)
+def _parse(formula: str) -> tuple[MixedModelSpec, tuple[str, ...]]:
+    """:func:`parse_formula` without its warnings, which are returned as messages."""
     text = " ".join(formula.split())
     _check_balanced(text)
     sides = _split_top(text, "~")
@@ -368,19 +398,25 @@ def parse_formula(formula: str) -> MixedModelSpec:
             raise FormulaError(f"a random-effects term cannot be subtracted: '- {term}'")
         random.extend(_parse_bar(bar, structure, term))
 
-    fixed_text = " ".join(fixed).strip()
-    if fixed_text.startswith("+"):
-        fixed_text = fixed_text[1:].strip()
-    if not fixed_text:
-        fixed_text = "1"
-    elif fixed_text.startswith("-"):
-        fixed_text = "1 " + fixed_text
+    fixed_text = _join_fixed(fixed)
+    check_python_calls(text, f"formula {formula!r}")
+    notes = []
+    response = _translate_r(lhs)
+    fixed_text, dropped = drop_response(response, fixed_text)
+    if dropped:
+        # a plain '+ y' piece is simply left out; 'x*y' keeps formulaic's '- y'
+        plain = _join_fixed([f for f in fixed if f.lstrip("+ ") != response])
+        if not drop_response(response, plain)[1]:
+            fixed_text = plain
+        notes.append(f"the response {lhs!r} appeared on the right-hand side of {formula!r} and "
+                     "was dropped (as R does); remove it from the predictors")
     if not _IDENT.match(lhs):
         lhs = _translate_r(lhs)
-    return MixedModelSpec(
+    spec = MixedModelSpec(
         formula=formula,
         response=lhs,
         fixed=fixed_text,
         offsets=tuple(offsets),
         random=tuple(random),
     )
+    return spec, tuple(notes)

@@ -265,7 +265,7 @@ def fit_glm(design, family) -> GeneralizedLinearModelResult:
 
 
 def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None = None,
-        weights=None, offset=None) -> GeneralizedLinearModelResult:
+        weights=None, offset=None, contrasts: dict | None = None) -> GeneralizedLinearModelResult:
     """Fit a generalized linear model without random effects (R's ``glm``).
 
     Parameters
@@ -282,6 +282,8 @@ def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None
     weights, offset : str or array-like, optional
         Prior weights (binomial proportions: the numbers of trials) and offset, as for
         ``glmer``.
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, as in :func:`mixedmodels.lmer`.
 
     Returns
     -------
@@ -307,7 +309,8 @@ def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None
             "the (... | group) terms for a generalized linear model")
     design = materialize(spec, data, weights=weights, offset=offset,
                          response=make_response(fam),
-                         response_vars=response_variables(spec.response), require_random=False)
+                         response_vars=response_variables(spec.response), require_random=False,
+                         contrasts=contrasts)
     fam.check_response(design.y, prior_weights(design), repr(spec.response))
     if design.p >= design.nobs:
         raise DataError(f"{design.p} coefficients for {design.nobs} observations: too few "

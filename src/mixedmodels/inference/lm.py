@@ -260,7 +260,8 @@ def fit_lm(design: Design) -> LinearModelResult:
                                                    fit_lm, {}))
 
 
-def lm(formula: str, data: pd.DataFrame, *, weights=None, offset=None) -> LinearModelResult:
+def lm(formula: str, data: pd.DataFrame, *, weights=None, offset=None,
+       contrasts: dict | None = None) -> LinearModelResult:
     """Fit a linear model without random effects (R's ``lm``).
 
     Parameters
@@ -271,6 +272,8 @@ def lm(formula: str, data: pd.DataFrame, *, weights=None, offset=None) -> Linear
     data : pandas.DataFrame
     weights, offset : str or array-like, optional
         Prior weights / offset, as in :func:`mixedmodels.lmer`.
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, as in :func:`mixedmodels.lmer`.
 
     Returns
     -------
@@ -289,7 +292,8 @@ def lm(formula: str, data: pd.DataFrame, *, weights=None, offset=None) -> Linear
             f"formula {formula!r} has random-effects terms; fit it with mm.lmer(), or drop "
             "the (... | group) terms for an ordinary linear model"
         )
-    design = materialize(spec, data, weights=weights, offset=offset, require_random=False)
+    design = materialize(spec, data, weights=weights, offset=offset, require_random=False,
+                         contrasts=contrasts)
     if design.p >= design.nobs:
         raise DataError(f"{design.p} coefficients for {design.nobs} observations: too few "
                         "observations for a least-squares fit")

@@ -169,6 +169,8 @@ def refitter(m, light: bool = True):
 def simulate_frame(m, nsim: int, seed, one) -> pd.DataFrame:
     """``nsim`` simulated responses as a DataFrame (rows: observations, columns: sim_i);
     ``one(rng)`` draws one response."""
+    if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 0:
+        raise ValueError(f"nsim must be a whole number of simulations (>= 0), got {nsim!r}")
     cols = {f"sim_{i + 1}": one(rng) for i, rng in enumerate(replicate_rngs(seed, nsim))}
     return pd.DataFrame(cols, index=m.design.frame.index)
 

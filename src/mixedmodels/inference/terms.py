@@ -47,13 +47,20 @@ def fixed_terms(design) -> list[FixedTerm]:
         return [FixedTerm(n, (j,), frozenset([n]), frozenset([n]))
                 for j, n in enumerate(design.fixed.names) if n != "Intercept"]
     categorical = {str(f) for f in spec.factor_contrasts}
-    index = {n: i for i, n in enumerate(design.fixed.names)}
+    # position in the full model matrix -> column of X (aliased columns are not in X); by
+    # position, since names may repeat in formulaic's spelling (a column named Intercept)
+    kept = design.fixed.columns
+    index = {j: i for i, j in enumerate(kept if kept is not None
+                                        else range(len(design.fixed.names)))}
     out = []
+    start = 0
     for struct in spec.structure:
         factors = [str(f) for f in struct.term.factors]
+        positions = range(start, start + len(struct.columns))
+        start += len(struct.columns)
         if factors == ["1"]:
             continue
-        cols = tuple(index[c] for c in struct.columns if c in index)
+        cols = tuple(index[j] for j in positions if j in index)
         variables = frozenset(factors)
         out.append(FixedTerm(str(struct.term), cols, variables,
                              frozenset(v for v in variables if v not in categorical)))

@@ -22,12 +22,14 @@ otherwise.
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
 
-from .._errors import DataError, FormulaError
+from .._errors import DataError, DataWarning, FormulaError
 from ..design import Design
+from ..design.dtypes import normalize_frame
 from ..design.frame import as_data_frame, missing_mask
 from ..design.random import level_text
 from ..design.response import evaluate_numeric, is_numeric_column
@@ -153,7 +155,10 @@ def linear_predictor(
         raising.
     offset : str or array-like, optional
         Offset for ``newdata`` (a column or one value per row), added to the offsets written
-        in the formula, which are evaluated on ``newdata``.
+        in the formula, which are evaluated on ``newdata``. When not given, the fit's
+        ``offset=`` is carried over if it named a column (read from ``newdata``, which must
+        have it); an offset the fit was given as values cannot be recomputed and is left out,
+        with a :class:`~mixedmodels.DataWarning` (lme4 leaves it out silently).
 
     Returns
     -------
@@ -167,11 +172,13 @@ def linear_predictor(
             t = design.terms[k]
             eta += np.einsum("ij,ij->i", t.Z[:, mask], b[k][t.grouping.codes][:, mask])
         return eta
-    newdata = as_data_frame(newdata) if not isinstance(newdata, pd.DataFrame) else newdata
+    newdata = as_data_frame(newdata, "newdata") if not isinstance(newdata, pd.DataFrame) \
+        else newdata
     n = len(newdata)
     if n == 0:
         return np.zeros(0)
-    off_arg = _offset_values(offset, newdata)
+    off_arg = _offset_values(_fit_offset(design, newdata) if offset is None else offset,
+                             newdata)
     value_cols, group_cols = _needed_columns(design, keep, offset)
     frame = _prepare_newdata(design, newdata, value_cols, group_cols)
     complete = np.ones(n, dtype=bool)
@@ -217,9 +224,33 @@ def _term_contribution(design: Design, k: int, mask: np.ndarray, bk: np.ndarray,
     return np.where(new, 0.0, contrib)
 
 
+def _fit_offset(design: Design, newdata: pd.DataFrame):
+    """The fit's ``offset=`` for new data: its column name, or None (with a warning when it
+    was given as values)."""
+    column = getattr(design, "offset_column", None)
+    if column is not None:
+        if column not in newdata.columns:
+            raise DataError(
+                f"the model was fitted with offset={column!r}, but newdata has no column "
+                f"{column!r}; add it, or pass offset= to predict (offset=0 for none)"
+            )
+        return column
+    if getattr(design, "offset_array", False):
+        warnings.warn(
+            "the model's offset= was given as values, which cannot be recomputed for newdata: "
+            "these predictions leave it out. Pass offset= to predict for newdata's rows, or "
+            "fit with offset= naming a column so that predict reads it from newdata",
+            DataWarning,
+            stacklevel=5,
+        )
+    return None
+
+
 def _offset_values(offset, newdata: pd.DataFrame) -> np.ndarray | None:
     if offset is None:
         return None
+    if np.ndim(offset) == 0 and not isinstance(offset, str):
+        return np.full(len(newdata), float(offset))  # a constant (offset=0: none)
     from ..design.response import per_row_values
 
     return per_row_values(offset, newdata, "offset")[1]
@@ -236,12 +267,13 @@ def _needed_columns(design: Design, keep: dict, offset) -> tuple[list[str], list
             if name not in target:
                 target.append(name)
 
-    add(values, expression_variables(design.spec.fixed))
+    fitted = design.frame.columns  # names formulaic also knows are columns if they were
+    add(values, expression_variables(design.spec.fixed, fitted))
     for expr in design.spec.offsets:
-        add(values, expression_variables(expr))
+        add(values, expression_variables(expr, fitted))
     for k in keep:
         t = design.terms[k]
-        add(values, expression_variables(t.term.expr))
+        add(values, expression_variables(t.term.expr, fitted))
         add(groups, t.term.group_vars)
     return values, groups
 
@@ -255,7 +287,12 @@ def _prepare_newdata(design: Design, newdata: pd.DataFrame, value_cols: list[str
             f"newdata lacks column(s) {', '.join(map(repr, missing))} that the prediction "
             f"needs; it has: {', '.join(map(str, newdata.columns))}"
         )
-    frame = newdata.loc[:, list(dict.fromkeys(value_cols + group_cols))].copy()
+    used = list(dict.fromkeys(value_cols + group_cols))
+    # positions: unused columns of newdata may share a name
+    frame = newdata.take([newdata.columns.get_loc(c) for c in used], axis=1)
+    roles = {c: "fixed effects" for c in value_cols}
+    roles.update({c: "grouping factor" for c in group_cols if c not in roles})
+    frame = normalize_frame(frame, roles).copy()  # one dtype per kind, as in the fit
     for col in value_cols:
         if col not in design.frame.columns:
             continue

@@ -20,6 +20,10 @@ class CovarianceStructure(ABC):
 
     #: keyword used in formulas (``us``, ``diag``, ...)
     keyword: str = ""
+    #: Flipping the sign of a column of ``Lambda`` leaves ``Lambda Lambda'`` unchanged and
+    #: maps parameters to parameters (:meth:`canonical` picks the representative), so an
+    #: optimizer may ignore the lower bounds.
+    sign_symmetric: bool = False
 
     def __init__(self, p: int):
         self.p = int(p)
@@ -47,6 +51,26 @@ class CovarianceStructure(ABC):
         structures whose ``Lambda`` is a nonlinear function of theta. Lets hot loops fill
         ``Lambda`` with one gather instead of a Python call per term."""
         return None
+
+    def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        """``d Lambda / d theta_j`` for every parameter: (n_theta, p, p).
+
+        Exact for structures whose entries are parameters (:meth:`direct_map`); structures
+        with a nonlinear ``Lambda(theta)`` override it.
+        """
+        mp = self.direct_map()
+        if mp is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement lambda_jacobian")
+        out = np.zeros((self.n_theta, self.p * self.p))
+        pos = np.flatnonzero(mp >= 0)
+        out[mp[pos], pos] = 1.0
+        return out.reshape(self.n_theta, self.p, self.p)
+
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """The parameters of the same covariance in canonical form (for sign-symmetric
+        structures: the one within the lower bounds)."""
+        return np.asarray(theta, dtype=float)
 
     def boundary_mask(self) -> np.ndarray:
         """Parameters whose lower bound is finite (a zero there means a singular fit)."""

@@ -18,6 +18,7 @@ class Unstructured(CovarianceStructure):
     """
 
     keyword = "us"
+    sign_symmetric = True
 
     def __init__(self, p: int):
         super().__init__(p)
@@ -45,3 +46,9 @@ class Unstructured(CovarianceStructure):
         out = np.zeros((self.p, self.p))
         out[self.rows, self.cols] = theta
         return out
+
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """Flip the columns of ``Lambda`` whose diagonal is negative (same covariance)."""
+        lam = self.lambda_(theta)
+        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
+        return (lam * signs[None, :])[self.rows, self.cols]

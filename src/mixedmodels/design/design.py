@@ -12,6 +12,7 @@ from .._errors import DataError, FormulaError, FormulaWarning
 from ..formula.spec import MixedModelSpec
 from .contrasts import resolve_contrasts
 from .dot import expand_dot
+from .components import LinearPredictor, build_component, cond_predictor
 from .fixed import FixedEffects, build_fixed
 from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
 from .random import RandomEffectsTerm, build_random_term
@@ -50,6 +51,8 @@ class Design:
     offset_array : bool
         True when ``offset=`` was given as values (an array or Series): prediction on new
         data cannot recompute it.
+    extra_components : tuple of LinearPredictor
+        Linear predictors besides the conditional one (``zi``, ``disp``), on the same rows.
     """
 
     spec: MixedModelSpec
@@ -63,6 +66,14 @@ class Design:
     extra: dict = field(default_factory=dict)
     offset_column: str | None = None
     offset_array: bool = False
+    extra_components: tuple[LinearPredictor, ...] = ()
+
+    @property
+    def components(self) -> dict[str, LinearPredictor]:
+        """Every linear predictor by name, ``cond`` (``X``, ``terms``, ``offset``) first."""
+        out = {"cond": cond_predictor(self.fixed, self.terms, self.offset)}
+        out.update((c.name, c) for c in self.extra_components)
+        return out
 
     @property
     def X(self) -> np.ndarray:
@@ -137,6 +148,15 @@ def model_columns(spec: MixedModelSpec, response_vars: list[str] | None = None,
     for term in spec.random:
         add(expression_variables(term.expr, columns), f"random-effects term {term.source}")
         add(term.group_vars, f"grouping factor of {term.source}")
+    for comp in spec.extra_components:
+        what = {"zi": "ziformula", "disp": "dispformula"}.get(comp.name, comp.name)
+        add(expression_variables(comp.fixed, columns), what)
+        for off in comp.offsets:
+            add(expression_variables(off, columns), f"offset of the {what}")
+        for term in comp.random:
+            add(expression_variables(term.expr, columns),
+                f"random-effects term {term.source} of the {what}")
+            add(term.group_vars, f"grouping factor of {term.source} in the {what}")
     return roles
 
 
@@ -302,10 +322,12 @@ def materialize(
     # lme4 order: decreasing number of levels, stable for ties
     terms = parts.terms
     order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+    extra = tuple(build_component(c, frame, contrasts) for c in spec.extra_components)
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
                   tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra,
                   offset_column=offset if isinstance(offset, str) else None,
-                  offset_array=offset is not None and not isinstance(offset, str))
+                  offset_array=offset is not None and not isinstance(offset, str),
+                  extra_components=extra)
 
 
 def _checked_contrasts(contrasts: dict | None, columns: dict, data: pd.DataFrame):

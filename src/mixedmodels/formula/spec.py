@@ -9,6 +9,10 @@ into ``a`` and ``b:a``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .components import ComponentSpec
 
 __all__ = ["MixedModelSpec", "RandomTerm"]
 
@@ -65,6 +69,9 @@ class MixedModelSpec:
     random : tuple of RandomTerm
         Random-effects terms in the order written (lme4's reordering by number of levels
         happens when the design is built, because it depends on the data).
+    extra_components : tuple of ComponentSpec
+        Linear predictors besides the conditional one (``zi``, ``disp``; see
+        :mod:`mixedmodels.formula.components`); empty for lme4's models.
     """
 
     formula: str
@@ -72,6 +79,16 @@ class MixedModelSpec:
     fixed: str
     offsets: tuple[str, ...]
     random: tuple[RandomTerm, ...]
+    extra_components: tuple[ComponentSpec, ...] = ()
+
+    @property
+    def components(self) -> dict[str, ComponentSpec]:
+        """Every linear predictor by name, ``cond`` first."""
+        from .components import cond_component
+
+        out = {"cond": cond_component(self)}
+        out.update((c.name, c) for c in self.extra_components)
+        return out
 
     def __str__(self) -> str:
         parts = [self.fixed] + [f"offset({o})" for o in self.offsets]

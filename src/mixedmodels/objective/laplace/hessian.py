@@ -1,0 +1,160 @@
+r"""Factorizations of the Laplace engine's Hessian in the random effects.
+
+.. math:: H = I_q + \sum_i A_i' W_i A_i, \qquad W_i = -\partial^2 \ell_i / \partial\eta\,
+          \partial\eta' \ \ (\text{random-effects channels}),
+
+assembled from the per-observation slot products of
+:meth:`~.random_structure.RandomStructure.slot_products`. Two kernels share one interface
+(``factor``, ``logdet``, ``solve``, ``slot_inverse``, ``term_inverse``):
+
+* :class:`BlockDiagonalHessian` -- every term has the same grouping factor (one term; or
+  ``(1 | site)`` in the conditional and the zero-inflation model): ``H`` is block diagonal,
+  one P x P block per level, factored and inverted in batches;
+* :class:`DenseHessian` -- crossed or nested terms: ``H`` as one dense q x q matrix (the
+  models of glmmTMB's class seldom have more than a few thousand random effects).
+
+``slot_inverse`` gives, per observation, ``H^{-1}`` restricted to the observation's slots --
+the only part of the inverse that the gradient of ``log det H`` needs (see
+:mod:`.objective`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import lapack
+
+from ...linalg.lapack import chol_inplace
+
+__all__ = ["BlockDiagonalHessian", "DenseHessian", "make_hessian"]
+
+
+class DenseHessian:
+    """``H`` as a dense matrix (crossed designs)."""
+
+    def __init__(self, structure):
+        self.s = structure
+        q, J = structure.q, structure.J
+        self.q = q
+        self._keys = (J[:, :, None] * q + J[:, None, :]).ravel()
+        self._diag = np.arange(q) * (q + 1)
+        self.L: np.ndarray | None = None
+        self._inv: np.ndarray | None = None
+        self.logdet = np.nan
+
+    def factor(self, slot_products: np.ndarray) -> bool:
+        """Assemble and factor ``H``; False when it is not positive definite."""
+        q = self.q
+        H = np.bincount(self._keys, slot_products.ravel(), minlength=q * q)
+        H[self._diag] += 1.0
+        H = H.reshape(q, q)
+        self._inv = None
+        if not chol_inplace(H):
+            self.L = None
+            return False
+        self.L = H
+        self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(H))))
+        return True
+
+    def solve(self, v: np.ndarray) -> np.ndarray:
+        """``H^{-1} v``."""
+        x, info = lapack.dpotrs(self.L.T, v, lower=0)
+        if info != 0:  # pragma: no cover - the factor exists
+            raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
+        return x
+
+    def inverse(self) -> np.ndarray:
+        """``H^{-1}`` (dense, cached until the next factorization)."""
+        if self._inv is None:
+            inv, info = lapack.dpotri(self.L.T, lower=0)
+            if info != 0:  # pragma: no cover
+                raise np.linalg.LinAlgError("inverting the Laplace Hessian failed")
+            inv = np.triu(inv) + np.triu(inv, 1).T     # dpotri fills the upper triangle
+            self._inv = inv
+        return self._inv
+
+    def slot_inverse(self) -> np.ndarray:
+        """``H^{-1}[J_i, J_i]`` per observation: (n, P, P)."""
+        J = self.s.J
+        return self.inverse()[J[:, :, None], J[:, None, :]]
+
+    def term_inverse(self, ts) -> np.ndarray:
+        """Diagonal blocks of ``H^{-1}`` for one term: (levels, p, p)."""
+        t = ts.term
+        idx = ts.u_offset + np.arange(t.q).reshape(t.nlevels, t.p)
+        return self.inverse()[idx[:, :, None], idx[:, None, :]]
+
+
+class BlockDiagonalHessian:
+    """``H`` block diagonal by the levels of the one grouping factor of all terms."""
+
+    def __init__(self, structure):
+        self.s = structure
+        P = structure.P
+        codes = structure.terms[0].term.grouping.codes
+        self.levels = structure.terms[0].term.nlevels
+        self.codes = codes
+        slot = np.arange(P)
+        self._keys = (codes[:, None, None] * (P * P) + slot[:, None] * P + slot[None, :]) \
+            .ravel()
+        # u index of every (level, slot)
+        idx = np.empty((self.levels, P), dtype=np.intp)
+        for ts in structure.terms:
+            t = ts.term
+            idx[:, ts.slots] = ts.u_offset + np.arange(t.nlevels)[:, None] * t.p \
+                + np.arange(t.p)[None, :]
+        self.index = idx
+        self.P = P
+        self.H: np.ndarray | None = None
+        self._inv: np.ndarray | None = None
+        self.logdet = np.nan
+
+    def factor(self, slot_products: np.ndarray) -> bool:
+        L, P = self.levels, self.P
+        H = np.bincount(self._keys, slot_products.ravel(), minlength=L * P * P) \
+            .reshape(L, P, P)
+        H[:, np.arange(P), np.arange(P)] += 1.0
+        self._inv = None
+        if P == 1:
+            d = H[:, 0, 0]
+            if not np.all(d > 0):
+                self.H = None
+                return False
+            self.logdet = float(np.sum(np.log(d)))
+        else:
+            try:
+                C = np.linalg.cholesky(H)
+            except np.linalg.LinAlgError:
+                self.H = None
+                return False
+            self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(C, axis1=1, axis2=2))))
+        self.H = H
+        return True
+
+    def solve(self, v: np.ndarray) -> np.ndarray:
+        vb = v[self.index]
+        if self.P == 1:
+            xb = vb / self.H[:, :, 0]
+        else:
+            xb = np.linalg.solve(self.H, vb[:, :, None])[:, :, 0]
+        out = np.empty_like(v)
+        out[self.index] = xb
+        return out
+
+    def inverse_blocks(self) -> np.ndarray:
+        """Per level ``H^{-1}`` block (levels, P, P)."""
+        if self._inv is None:
+            self._inv = 1.0 / self.H if self.P == 1 else np.linalg.inv(self.H)
+        return self._inv
+
+    def slot_inverse(self) -> np.ndarray:
+        return self.inverse_blocks()[self.codes]
+
+    def term_inverse(self, ts) -> np.ndarray:
+        inv = self.inverse_blocks()
+        return inv[:, ts.slots, ts.slots]
+
+
+def make_hessian(structure):
+    """The kernel for ``structure``: block diagonal when all terms share a grouping factor."""
+    return BlockDiagonalHessian(structure) if structure.block_diagonal \
+        else DenseHessian(structure)

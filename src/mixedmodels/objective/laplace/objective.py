@@ -1,0 +1,369 @@
+r"""The general Laplace objective: any density, several linear predictors, exact gradient.
+
+Model. Channels ``c`` of a response density (``mu``, ``zi``, ``phi``, family parameters)
+have linear predictors ``eta_c = X_c beta_c + offset_c + [A u]_c`` (family parameters: a
+scalar). The random effects ``u ~ N(0, I_q)`` enter the channels of the components that
+have random-effects terms through ``A`` (:mod:`.random_structure`; ``b_t = Lambda_t u_t``,
+``Lambda_t`` from the term's ``theta``, so ``Var(b_t) = Lambda_t Lambda_t'`` -- absolute,
+not relative to a residual variance as in lme4). With ``l_i`` the log-density of
+observation ``i`` (prior weights included) the Laplace approximation of minus twice the
+log-likelihood is
+
+.. math::
+
+    F(x) = -2 \sum_i l_i(\hat\eta_i) + \|\hat u\|^2 + \log\det H, \qquad
+    H = I + \sum_i A_i' W_i A_i, \quad W_i = -\frac{\partial^2 l_i}{\partial\eta\,\partial\eta'},
+
+at the conditional mode ``\hat u`` of ``f(u) = -\sum_i l_i + \|u\|^2/2`` (found by a damped
+Newton iteration, :meth:`LaplaceObjective.modes`).
+
+Gradient (as TMB: the envelope theorem plus the derivative of ``log det H``, which needs the
+third derivatives of ``l`` along the implicit path ``d\hat u/dx = -H^{-1}
+\partial^2 f/\partial u\,\partial x``). Per observation, with ``B_i = H^{-1}[J_i, J_i]`` (the
+inverse on the observation's slots), ``S_i = A_i B_i A_i'``, ``T_i = -\partial^3 l_i`` and
+
+.. math::
+
+    r_{im} = \sum_{kl} S_{i,kl} T_{i,klm}, \qquad g_u = \sum_i A_i' r_{i,\cdot},
+    \qquad z = H^{-1} g_u, \qquad \gamma_{ic} = -2\,l'_{ic} + r_{ic}
+        + \sum_k (A_i z)_k\, l''_{i,kc},
+
+the derivative with respect to a fixed effect of channel ``c`` is ``X_c' \gamma_c``, with
+respect to a scalar family parameter ``\sum_i \gamma_{ic}``, and with respect to a
+parameter of term ``t`` (channel ``k``, columns ``a``)
+``\langle \partial\Lambda_t/\partial\theta_j, Z_t' V_t \rangle`` with
+
+.. math::
+
+    V_{t,ia} = \gamma_{ik}\, \hat u_{t,\ell(i),a} + l'_{ik}\, z_{t,\ell(i),a}
+        + 2\,[B_i A_i' W_i]_{s_t(a), k}.
+
+Each evaluation is one Newton solve of the modes, one factorization of ``H`` at the mode
+and, for the gradient, one selected inverse and one solve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..._errors import MixedModelsError
+from .hessian import make_hessian
+from .random_structure import RandomStructure
+
+__all__ = [
+    "CHANNEL_OF_COMPONENT",
+    "INNER_MAXIT",
+    "INNER_MAX_HALVINGS",
+    "INNER_TOL",
+    "LaplaceObjective",
+    "LaplaceSolution",
+    "ModesError",
+]
+
+#: Density channel fed by each linear-predictor component.
+CHANNEL_OF_COMPONENT = {"cond": "mu", "zi": "zi", "disp": "phi"}
+#: Largest Newton step (in u, which is standard normal a priori) at convergence.
+INNER_TOL = 1e-10
+#: Newton iterations allowed for the conditional modes.
+INNER_MAXIT = 100
+#: Step halvings allowed per Newton iteration.
+INNER_MAX_HALVINGS = 30
+#: Relative slack when comparing penalized objectives (rounding in sums of n terms).
+INNER_ROUNDING = 1e-13
+#: Smallest curvature kept when a Newton Hessian must be made positive definite.
+MIN_CURVATURE = 1e-10
+
+
+class ModesError(MixedModelsError):
+    """The conditional modes of the random effects could not be found."""
+
+
+@dataclass(frozen=True)
+class LaplaceSolution:
+    """Everything determined by the parameters at the conditional modes.
+
+    Attributes
+    ----------
+    x : ndarray
+        Full parameter vector (layout order).
+    objective : float
+        ``F(x)``, minus twice the Laplace log-likelihood.
+    u : ndarray (q,)
+        Conditional modes of the spherical random effects.
+    b : list of ndarray
+        Random effects per term (``Lambda_t u_t``, levels x p), in the structure's order.
+    eta : ndarray (n, m)
+        Linear predictors of every density channel at the modes.
+    logdet : float
+        ``log det H``.
+    loglik_terms : ndarray (n,)
+        ``l_i`` at the modes.
+    n_iter : int
+        Newton iterations used.
+    """
+
+    x: np.ndarray
+    objective: float
+    u: np.ndarray
+    b: list
+    eta: np.ndarray
+    logdet: float
+    loglik_terms: np.ndarray
+    n_iter: int
+
+
+class LaplaceObjective:
+    """``x -> F(x)`` and its gradient for a density and its linear predictors.
+
+    Parameters
+    ----------
+    density : ModelDensity
+        Log-density with derivatives per channel (:mod:`mixedmodels.families.density`);
+        ``density.channels`` names the channels in the order of its derivatives.
+    y : ndarray (n,)
+    components : dict
+        ``{component name: LinearPredictor}`` (``cond``, ``zi``, ``disp``).
+    layout : ParameterLayout
+        Blocks ``beta.<component>``, ``theta.<component>`` (components with random
+        effects) and ``family.<channel>`` (scalar family parameters).
+    weights, size : ndarray, optional
+        Prior weights (multiplying the log-density) and binomial trials.
+    """
+
+    def __init__(self, density, y, components: dict, layout, *, weights=None, size=None):
+        self.density = density
+        self.y = np.asarray(y, dtype=float)
+        self.n = self.y.shape[0]
+        self.weights = weights
+        self.size = size
+        self.layout = layout
+        self.channels: tuple[str, ...] = tuple(density.channels)
+        self.m = len(self.channels)
+        index = {c: j for j, c in enumerate(self.channels)}
+        # fixed parts: (channel index, X, offset, beta block name)
+        self._linear = []
+        for name, lp in components.items():
+            ch = CHANNEL_OF_COMPONENT[name]
+            if ch not in index:
+                raise ValueError(f"component {name!r} has no channel {ch!r} in the density "
+                                 f"(channels {self.channels})")
+            self._linear.append((index[ch], lp.X, lp.offset, f"beta.{name}"))
+        self._scalar = [(index[c], f"family.{c}") for c in self.channels
+                        if f"family.{c}" in layout]
+        fed = {j for j, *_ in self._linear} | {j for j, _ in self._scalar}
+        missing = [self.channels[j] for j in range(self.m) if j not in fed]
+        if missing:
+            raise ValueError(f"density channels {missing} have no linear predictor or "
+                             "family parameter")
+        re_comps = [(name, lp) for name, lp in components.items() if lp.terms]
+        self.structure = RandomStructure(re_comps)
+        self.re = np.array([index[CHANNEL_OF_COMPONENT[name]] for name, _ in re_comps],
+                           dtype=np.intp)
+        self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
+        self.q = self.structure.q
+        self.hessian = make_hessian(self.structure) if self.q else None
+        self.u_start = np.zeros(self.q)
+        self.n_evals = 0
+        self.n_grads = 0
+        self.n_newton = 0
+
+    # -- parameters -> linear predictors ------------------------------------------------
+    def theta(self, x: np.ndarray) -> np.ndarray:
+        """Flat theta of all components with random effects (structure order)."""
+        parts = [self.layout.get(x, b) for b in self._theta_blocks]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def fixed_eta(self, x: np.ndarray) -> np.ndarray:
+        """``X_c beta_c + offset_c`` (and the family parameters) per channel: (n, m)."""
+        eta = np.zeros((self.n, self.m))
+        for j, X, off, block in self._linear:
+            eta[:, j] = off + (X @ self.layout.get(x, block) if X.shape[1] else 0.0)
+        for j, block in self._scalar:
+            eta[:, j] = self.layout.get(x, block)[0]
+        return eta
+
+    def _evaluate(self, eta: np.ndarray, order: int):
+        etas = {c: eta[:, j] for j, c in enumerate(self.channels)}
+        return self.density.evaluate(self.y, etas, weights=self.weights, size=self.size,
+                                     order=order)
+
+    def _penalized(self, eta0, a, u) -> tuple[float, np.ndarray]:
+        eta = eta0.copy()
+        if self.q:
+            eta[:, self.re] += self.structure.eta(a, u)
+        with np.errstate(all="ignore"):
+            v = self._evaluate(eta, 0).v
+        total = float(np.sum(v))
+        f = -total + 0.5 * float(u @ u)
+        return (f if np.isfinite(f) else np.inf), eta
+
+    # -- conditional modes ---------------------------------------------------------------
+    def _factor_at(self, a: np.ndarray, jet, clamp: bool) -> bool:
+        re = self.re
+        W = -jet.d2[:, re][:, :, re]
+        if clamp:
+            W = _psd(W)
+        return self.hessian.factor(self.structure.slot_products(a, W))
+
+    def modes(self, x: np.ndarray, a: np.ndarray, u0: np.ndarray | None = None):
+        """Conditional modes at ``x`` by damped Newton; returns ``(u, eta, f, n_iter)``.
+
+        Steps use the Hessian of ``f``; where it is not positive definite (densities that
+        are not log-concave, far from the mode) the per-observation curvatures are made
+        positive semi-definite for that step only. A step that does not lower ``f`` is
+        halved.
+
+        Raises
+        ------
+        ModesError
+            When step halving cannot lower ``f`` or the iteration limit is reached.
+        """
+        S, re = self.structure, self.re
+        eta0 = self.fixed_eta(x)
+        u = (self.u_start if u0 is None else u0).copy()
+        f, eta = self._penalized(eta0, a, u)
+        if not np.isfinite(f):
+            u = np.zeros(self.q)
+            f, eta = self._penalized(eta0, a, u)
+            if not np.isfinite(f):
+                raise ModesError("the log-density is not finite at the starting values "
+                                 "(zero random effects)")
+        for it in range(1, INNER_MAXIT + 1):
+            with np.errstate(all="ignore"):
+                jet = self._evaluate(eta, 2)
+            g = u - S.scatter(a, jet.d1[:, re])
+            if not self._factor_at(a, jet, clamp=False) and \
+                    not self._factor_at(a, jet, clamp=True):
+                raise ModesError("the Hessian of the penalized log-density is not positive "
+                                 "definite")
+            step = self.hessian.solve(g)
+            t = 1.0
+            for _ in range(INNER_MAX_HALVINGS):
+                u_new = u - t * step
+                f_new, eta_new = self._penalized(eta0, a, u_new)
+                if f_new <= f + INNER_ROUNDING * max(1.0, abs(f)):
+                    break
+                t *= 0.5
+            else:
+                raise ModesError("step halving failed to lower the penalized log-density "
+                                 "of the random effects")
+            self.n_newton += 1
+            u, f, eta = u_new, f_new, eta_new
+            if t * float(np.max(np.abs(step))) < INNER_TOL:
+                return u, eta, f, it
+        raise ModesError(f"the conditional modes did not converge in {INNER_MAXIT} "
+                         "Newton iterations")
+
+    # -- objective and gradient ----------------------------------------------------------
+    def solve(self, x, order: int = 2) -> tuple[LaplaceSolution, object, np.ndarray]:
+        """Modes, ``F`` and the density's jet at the modes (order 3 for the gradient)."""
+        x = np.asarray(x, dtype=float)
+        S = self.structure
+        theta = self.theta(x)
+        lams = S.lambdas(theta) if self.q else []
+        a = S.slot_values(lams) if self.q else np.zeros((self.n, 0))
+        if self.q:
+            u, eta, _, n_iter = self.modes(x, a)
+        else:
+            u, eta, n_iter = np.zeros(0), self.fixed_eta(x), 0
+        with np.errstate(all="ignore"):
+            jet = self._evaluate(eta, order)
+        logdet = 0.0
+        if self.q:
+            if not self._factor_at(a, jet, clamp=False):
+                raise ModesError("the Hessian of the penalized log-density is not positive "
+                                 "definite at the conditional modes")
+            logdet = self.hessian.logdet
+            self.u_start = u
+        value = -2.0 * float(np.sum(jet.v)) + float(u @ u) + logdet
+        b = S.b_from_u(lams, u) if self.q else []
+        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter)
+        return sol, jet, a
+
+    def __call__(self, x) -> float:
+        """``F(x)`` (inf where the modes cannot be found)."""
+        self.n_evals += 1
+        try:
+            sol, _, _ = self.solve(x, order=0 if not self.q else 2)
+        except (ModesError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        return sol.objective if np.isfinite(sol.objective) else np.inf
+
+    def value_and_gradient(self, x) -> tuple[float, np.ndarray]:
+        """``F(x)`` and ``dF/dx`` (the full layout vector; see the module docstring)."""
+        self.n_evals += 1
+        self.n_grads += 1
+        x = np.asarray(x, dtype=float)
+        try:
+            sol, jet, a = self.solve(x, order=3)
+        except (ModesError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.full(x.shape, np.nan)
+        if not np.isfinite(sol.objective):
+            return np.inf, np.full(x.shape, np.nan)
+        return sol.objective, self._gradient(x, sol, jet, a)
+
+    def _gradient(self, x, sol: LaplaceSolution, jet, a) -> np.ndarray:
+        S, re = self.structure, self.re
+        d1, d2 = jet.d1, jet.d2
+        gamma = -2.0 * d1
+        grad = np.zeros(self.layout.size)
+        if self.q:
+            B = self.hessian.slot_inverse()                         # (n, P, P)
+            Sblk = S.channel_blocks(a, B)                           # (n, C, C)
+            T = -jet.d3[:, re][:, :, re, :]                          # (n, C, C, m)
+            n, C = Sblk.shape[:2]
+            r = (Sblk.reshape(n, 1, C * C) @ T.reshape(n, C * C, self.m))[:, 0, :]  # (n, m)
+            z = self.hessian.solve(S.scatter(a, r[:, re]))
+            Az = S.apply(a, z)                                       # (n, C)
+            gamma += r + (Az[:, None, :] @ d2[:, re, :])[:, 0, :]
+            W = -d2[:, re][:, :, re]
+            # [B_i A_i' W_i]_{s, k}: (n, P, C)
+            AtW = a[:, :, None] * W[:, S.slot_channel, :]
+            BAW = B @ AtW
+            u = sol.u
+            for ts in S.terms:
+                t, k = ts.term, ts.channel
+                kk = re[k]
+                lev = t.grouping.codes
+                ut = u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[lev]
+                zt = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[lev]
+                V = (gamma[:, kk, None] * ut + d1[:, kk, None] * zt
+                     + 2.0 * BAW[:, ts.slots, k])
+                K = t.Z.T @ V                                         # (p, p): [b, a]
+                dlam = t.structure.lambda_jacobian(self.layout.get(
+                    x, self._theta_block_of(ts))[self._local_theta(ts)])
+                g_t = dlam.reshape(dlam.shape[0], -1) @ K.ravel()
+                grad[self.theta_index(ts)] = g_t
+        for j, X, _, block in self._linear:
+            if block in self.layout and X.shape[1]:
+                grad[self.layout.slice(block)] = X.T @ gamma[:, j]
+        for j, block in self._scalar:
+            grad[self.layout.slice(block)] = float(np.sum(gamma[:, j]))
+        return grad
+
+    # -- theta bookkeeping per term -----------------------------------------------------
+    def _theta_block_of(self, ts) -> str:
+        return f"theta.{ts.component}"
+
+    def _local_theta(self, ts) -> slice:
+        """The term's entries within its component's theta block."""
+        start = sum(o.term.structure.n_theta for o in self.structure.terms
+                    if o.component == ts.component and o.u_offset < ts.u_offset)
+        return slice(start, start + ts.term.structure.n_theta)
+
+    def theta_index(self, ts) -> slice:
+        sl = self.layout.slice(self._theta_block_of(ts))
+        loc = self._local_theta(ts)
+        return slice(sl.start + loc.start, sl.start + loc.stop)
+
+
+def _psd(W: np.ndarray) -> np.ndarray:
+    """Per-observation curvature matrices made positive semi-definite (eigenvalues clipped
+    at :data:`MIN_CURVATURE`; the scalar case is a clip)."""
+    if W.shape[1] == 1:
+        return np.maximum(W, MIN_CURVATURE)
+    vals, vecs = np.linalg.eigh(W)
+    vals = np.maximum(vals, MIN_CURVATURE)
+    return np.einsum("nij,nj,nkj->nik", vecs, vals, vecs)

@@ -1,0 +1,147 @@
+r"""How the random effects of every component enter the linear predictors.
+
+The spherical random effects ``u`` (length q) of all components are laid out component by
+component (``cond``, then ``zi``), term by term, level by level, the p columns of a term
+consecutive -- the layout of the lme4 code. With ``b_t = Lambda_t u_t`` the random part of
+the linear predictor of channel ``c`` (the density channel a component feeds: ``mu`` for
+``cond``, ``zi`` for ``zi``) is
+
+.. math:: \eta_{ic} \mathrel{+}= \sum_{t \in c} Z_t[i] \Lambda_t u_{t, \ell_t(i)}
+          = \sum_{s \in \mathcal{S}(c)} a_{is}\, u_{J_{is}},
+
+over the *slots* ``s`` of observation ``i``: one per column of every term (``P = sum_t p_t``
+slots), with ``J_{is}`` the index in ``u`` of that term's column at the observation's level
+and ``a_{is} = (Z_t \Lambda_t)_{i, col(s)}``. Each slot belongs to one channel, so the
+Jacobian ``A_i = d eta_i / d u`` (channels x q) has the non-zeros ``a_{is}`` at
+``(c_s, J_{is})``. Everything the Laplace engine needs is a gather or a ``bincount`` over
+these (n, P) arrays -- no loop over observations or levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["RandomStructure", "RandomTermSlot"]
+
+
+@dataclass(frozen=True)
+class RandomTermSlot:
+    """One random-effects term of one component, placed in ``u`` and among the slots.
+
+    Attributes
+    ----------
+    component : str
+    channel : int
+        Index of the component's channel among the random-effects channels.
+    term : RandomEffectsTerm
+    u_offset : int
+        Start of the term's effects in ``u``.
+    slots : slice
+        The term's columns among the P slots.
+    theta : slice
+        The term's parameters within the flat theta vector of all components.
+    """
+
+    component: str
+    channel: int
+    term: object
+    u_offset: int
+    slots: slice
+    theta: slice
+
+
+class RandomStructure:
+    """Random-effects terms of all components (see the module docstring).
+
+    Parameters
+    ----------
+    components : sequence of (name, LinearPredictor)
+        The components that have random-effects terms, in layout order.
+    """
+
+    def __init__(self, components):
+        self.channels: tuple[str, ...] = tuple(name for name, _ in components)
+        slots: list[RandomTermSlot] = []
+        u_off = s_off = th_off = 0
+        for k, (name, lp) in enumerate(components):
+            for t in lp.terms:
+                n_th = t.structure.n_theta
+                slots.append(RandomTermSlot(name, k, t, u_off, slice(s_off, s_off + t.p),
+                                            slice(th_off, th_off + n_th)))
+                u_off += t.q
+                s_off += t.p
+                th_off += n_th
+        self.terms: tuple[RandomTermSlot, ...] = tuple(slots)
+        self.q, self.P, self.n_theta = u_off, s_off, th_off
+        self.n_channels = len(self.channels)
+        n = slots[0].term.Z.shape[0] if slots else 0
+        self.n = n
+        self.J = np.empty((n, self.P), dtype=np.intp)
+        self.slot_channel = np.empty(self.P, dtype=np.intp)
+        for ts in self.terms:
+            t = ts.term
+            self.J[:, ts.slots] = (ts.u_offset + t.grouping.codes[:, None] * t.p
+                                   + np.arange(t.p)[None, :])
+            self.slot_channel[ts.slots] = ts.channel
+        #: (C, P) one-hot map of slots to channels
+        self.E = (self.slot_channel[None, :] == np.arange(self.n_channels)[:, None]) \
+            .astype(float)
+        self._J_flat = self.J.ravel()
+        self.block_diagonal = self._single_grouping()
+
+    def _single_grouping(self) -> bool:
+        """Whether every term has the same grouping codes: then ``H`` is block diagonal,
+        one P x P block per level (the observation's slots are its level's block)."""
+        if not self.terms:
+            return False
+        first = self.terms[0].term.grouping.codes
+        return all(ts.term.grouping.codes is first
+                   or np.array_equal(ts.term.grouping.codes, first) for ts in self.terms)
+
+    # -- theta -> Lambda -> slot values -------------------------------------------------
+    def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per term ``Lambda_t`` (p x p) from the flat theta of all components."""
+        return [ts.term.structure.lambda_(theta[ts.theta]) for ts in self.terms]
+
+    def slot_values(self, lams: list[np.ndarray]) -> np.ndarray:
+        """``a`` (n, P): ``Z_t Lambda_t`` in each term's slots."""
+        a = np.empty((self.n, self.P))
+        for ts, lam in zip(self.terms, lams, strict=True):
+            a[:, ts.slots] = ts.term.Z @ lam
+        return a
+
+    def b_from_u(self, lams: list[np.ndarray], u: np.ndarray) -> list[np.ndarray]:
+        """Random effects per term, ``b_t = Lambda_t u_t`` (levels, p)."""
+        out = []
+        for ts, lam in zip(self.terms, lams, strict=True):
+            t = ts.term
+            out.append(u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p) @ lam.T)
+        return out
+
+    # -- products with the Jacobian A --------------------------------------------------
+    def eta(self, a: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Random part of every random-effects channel's linear predictor: (n, C)."""
+        return (a * u[self.J]) @ self.E.T
+
+    def apply(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """``A v`` per observation and channel: (n, C)."""
+        return self.eta(a, v)
+
+    def scatter(self, a: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """``A' g`` for per-observation channel values ``g`` (n, C): a q-vector."""
+        vals = a * g[:, self.slot_channel]
+        return np.bincount(self._J_flat, vals.ravel(), minlength=self.q)
+
+    def slot_products(self, a: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """Per observation ``A_i' W_i A_i`` on its slots: (n, P, P) from ``W`` (n, C, C)."""
+        Ws = W[:, self.slot_channel[:, None], self.slot_channel[None, :]]
+        return a[:, :, None] * Ws * a[:, None, :]
+
+    def channel_blocks(self, a: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """``A_i B_i A_i'`` (n, C, C) for per-observation slot matrices ``B`` (n, P, P)."""
+        M = a[:, :, None] * B * a[:, None, :]
+        if self.n_channels == 1:
+            return M.sum(axis=(1, 2))[:, None, None]
+        return self.E @ M @ self.E.T

@@ -135,3 +135,20 @@ def test_no_random_effects_is_the_plain_likelihood(counts):
     assert obj(x) == pytest.approx(expected, rel=1e-12)
     _f, g = obj.value_and_gradient(x)
     np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL)
+
+
+def test_reml_equals_lmer_reml_criterion():
+    """glmmTMB's REML (fixed effects integrated with a flat prior) is lme4's criterion."""
+    df = mm.datasets.load("sleepstudy")
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", df)
+    design = _design("Reaction ~ Days + (Days | Subject)", df, disp="~1")
+    comps = design.components
+    layout = make_layout(comps, reml=True)
+    obj = LaplaceObjective(GaussianLogVar(), design.y, comps, layout, reml=True)
+    x = layout.pack({"beta.disp": [2 * np.log(m.sigma)], "theta.cond": m.theta * m.sigma})
+    sol, _, _ = obj.solve(x)
+    assert sol.objective == pytest.approx(m.objective, rel=DEVIANCE_RTOL)
+    np.testing.assert_allclose(sol.inner_beta, m.beta, rtol=1e-8)
+    f, g = obj.value_and_gradient(x)
+    np.testing.assert_allclose(g, 0.0, atol=1e-3)
+    np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL, rtol=1e-5)

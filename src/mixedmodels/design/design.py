@@ -75,6 +75,23 @@ class Design:
         out.update((c.name, c) for c in self.extra_components)
         return out
 
+    def component_design(self, name: str) -> Design:
+        """This design with component ``name`` (``"zi"``, ``"disp"``) in the place of the
+        conditional one: its ``X``, terms, offset and formula parts, the same rows and
+        response. Lets code written for one linear predictor (prediction on new data,
+        varcorr, ranef) serve every component."""
+        if name == "cond":
+            return self
+        comps = self.components
+        if name not in comps:
+            raise KeyError(f"the model has no {name!r} component; components: "
+                           f"{', '.join(comps)}")
+        lp, cs = comps[name], self.spec.components[name]
+        spec = replace(self.spec, fixed=cs.fixed, offsets=cs.offsets, random=cs.random,
+                       extra_components=())
+        return replace(self, spec=spec, fixed=lp.fixed, terms=lp.terms, offset=lp.offset,
+                       extra_components=())
+
     @property
     def X(self) -> np.ndarray:
         return self.fixed.X

@@ -36,7 +36,7 @@ class DenseHessian:
         q, J = structure.q, structure.J
         self.q = q
         self._keys = (J[:, :, None] * q + J[:, None, :]).ravel()
-        self._diag = np.arange(q) * (q + 1)
+        self._diag = np.flatnonzero(structure.penalty) * (q + 1)
         self.L: np.ndarray | None = None
         self._inv: np.ndarray | None = None
         self.logdet = np.nan

@@ -40,6 +40,10 @@ parameter of term ``t`` (channel ``k``, columns ``a``)
 
 Each evaluation is one Newton solve of the modes, one factorization of ``H`` at the mode
 and, for the gradient, one selected inverse and one solve.
+
+REML (``reml=True``, glmmTMB's): the conditional fixed effects join the inner vector with a
+flat prior (:mod:`.random_structure`), and ``F`` gains ``-p log(2 pi)`` -- for a Gaussian
+response exactly lme4's REML criterion.
 """
 
 from __future__ import annotations
@@ -102,6 +106,8 @@ class LaplaceSolution:
         ``l_i`` at the modes.
     n_iter : int
         Newton iterations used.
+    inner_beta : ndarray
+        REML: the conditional modes of the integrated fixed effects (empty otherwise).
     """
 
     x: np.ndarray
@@ -112,6 +118,7 @@ class LaplaceSolution:
     logdet: float
     loglik_terms: np.ndarray
     n_iter: int
+    inner_beta: np.ndarray
 
 
 class LaplaceObjective:
@@ -130,9 +137,12 @@ class LaplaceObjective:
         effects) and ``family.<channel>`` (scalar family parameters).
     weights, size : ndarray, optional
         Prior weights (multiplying the log-density) and binomial trials.
+    reml : bool
+        Integrate the conditional fixed effects out (then the layout has no ``beta.cond``).
     """
 
-    def __init__(self, density, y, components: dict, layout, *, weights=None, size=None):
+    def __init__(self, density, y, components: dict, layout, *, weights=None, size=None,
+                 reml: bool = False):
         self.density = density
         self.y = np.asarray(y, dtype=float)
         self.n = self.y.shape[0]
@@ -158,9 +168,17 @@ class LaplaceObjective:
             raise ValueError(f"density channels {missing} have no linear predictor or "
                              "family parameter")
         re_comps = [(name, lp) for name, lp in components.items() if lp.terms]
-        self.structure = RandomStructure(re_comps)
-        self.re = np.array([index[CHANNEL_OF_COMPONENT[name]] for name, _ in re_comps],
-                           dtype=np.intp)
+        self.reml = bool(reml)
+        if self.reml and "beta.cond" in layout:
+            raise ValueError("with reml=True the conditional fixed effects are integrated "
+                             "out: the layout must not have a 'beta.cond' block")
+        integrated = ("cond", components["cond"]) if self.reml else None
+        self.structure = RandomStructure(re_comps, integrated)
+        self.re = np.array([index[CHANNEL_OF_COMPONENT[name]]
+                            for name in self.structure.channels], dtype=np.intp)
+        self._penalty = self.structure.penalty
+        self._reml_const = (-self.structure.X_int.shape[1] * np.log(2.0 * np.pi)
+                            if self.reml else 0.0)
         self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
         self.q = self.structure.q
         self.hessian = make_hessian(self.structure) if self.q else None
@@ -179,7 +197,8 @@ class LaplaceObjective:
         """``X_c beta_c + offset_c`` (and the family parameters) per channel: (n, m)."""
         eta = np.zeros((self.n, self.m))
         for j, X, off, block in self._linear:
-            eta[:, j] = off + (X @ self.layout.get(x, block) if X.shape[1] else 0.0)
+            fixed = X.shape[1] and block in self.layout
+            eta[:, j] = off + (X @ self.layout.get(x, block) if fixed else 0.0)
         for j, block in self._scalar:
             eta[:, j] = self.layout.get(x, block)[0]
         return eta
@@ -196,7 +215,7 @@ class LaplaceObjective:
         with np.errstate(all="ignore"):
             v = self._evaluate(eta, 0).v
         total = float(np.sum(v))
-        f = -total + 0.5 * float(u @ u)
+        f = -total + 0.5 * float(self._penalty @ (u * u))
         return (f if np.isfinite(f) else np.inf), eta
 
     # -- conditional modes ---------------------------------------------------------------
@@ -233,7 +252,7 @@ class LaplaceObjective:
         for it in range(1, INNER_MAXIT + 1):
             with np.errstate(all="ignore"):
                 jet = self._evaluate(eta, 2)
-            g = u - S.scatter(a, jet.d1[:, re])
+            g = self._penalty * u - S.scatter(a, jet.d1[:, re])
             if not self._factor_at(a, jet, clamp=False) and \
                     not self._factor_at(a, jet, clamp=True):
                 raise ModesError("the Hessian of the penalized log-density is not positive "
@@ -277,9 +296,10 @@ class LaplaceObjective:
                                  "definite at the conditional modes")
             logdet = self.hessian.logdet
             self.u_start = u
-        value = -2.0 * float(np.sum(jet.v)) + float(u @ u) + logdet
+        value = (-2.0 * float(np.sum(jet.v)) + float(self._penalty @ (u * u)) + logdet
+                 + self._reml_const)
         b = S.b_from_u(lams, u) if self.q else []
-        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter)
+        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter, u[S.q_u:])
         return sol, jet, a
 
     def __call__(self, x) -> float:

@@ -66,8 +66,8 @@ def _theta_lower(terms, bounded: bool) -> np.ndarray:
 
 
 def make_layout(components: dict, family_params=(), *, beta_start: dict | None = None,
-                fixed_beta: dict | None = None, bounded_theta: bool = False
-                ) -> ParameterLayout:
+                fixed_beta: dict | None = None, bounded_theta: bool = False,
+                reml: bool = False) -> ParameterLayout:
     """Layout for ``components`` (``{name: LinearPredictor}``) and family parameters.
 
     Parameters
@@ -82,6 +82,8 @@ def make_layout(components: dict, family_params=(), *, beta_start: dict | None =
     bounded_theta : bool
         Keep lme4's lower bound 0 on Cholesky diagonals; by default theta is unbounded
         (the objective is even in the sign of each column of Lambda).
+    reml : bool
+        The conditional fixed effects are integrated out: no ``beta.cond`` block.
     """
     beta_start = beta_start or {}
     fixed_beta = fixed_beta or {}
@@ -90,7 +92,7 @@ def make_layout(components: dict, family_params=(), *, beta_start: dict | None =
         [c for c in components if c not in COMPONENT_ORDER]
     for name in names:
         lp = components[name]
-        if lp.p:
+        if lp.p and not (reml and name == "cond"):
             start = beta_start.get(name, np.zeros(lp.p))
             blocks.append(ParameterBlock(f"beta.{name}", "beta", name,
                                          tuple(f"{name}~{c}" for c in lp.fixed.names),

@@ -15,6 +15,10 @@ and ``a_{is} = (Z_t \Lambda_t)_{i, col(s)}``. Each slot belongs to one channel, 
 Jacobian ``A_i = d eta_i / d u`` (channels x q) has the non-zeros ``a_{is}`` at
 ``(c_s, J_{is})``. Everything the Laplace engine needs is a gather or a ``bincount`` over
 these (n, P) arrays -- no loop over observations or levels.
+
+For REML (glmmTMB's ``REML = TRUE``: the conditional fixed effects integrated out with a
+flat prior) the fixed effects of one component join the inner vector, ``v = [u, beta]``:
+``p`` more slots per observation, with ``a_{is} = X_{i,j}`` and no penalty.
 """
 
 from __future__ import annotations
@@ -59,10 +63,15 @@ class RandomStructure:
     ----------
     components : sequence of (name, LinearPredictor)
         The components that have random-effects terms, in layout order.
+    integrated : (name, LinearPredictor), optional
+        A component whose fixed effects are integrated out (REML).
     """
 
-    def __init__(self, components):
-        self.channels: tuple[str, ...] = tuple(name for name, _ in components)
+    def __init__(self, components, integrated=None):
+        names = [name for name, _ in components]
+        if integrated is not None and integrated[0] not in names:
+            names.append(integrated[0])
+        self.channels: tuple[str, ...] = tuple(names)
         slots: list[RandomTermSlot] = []
         u_off = s_off = th_off = 0
         for k, (name, lp) in enumerate(components):
@@ -74,9 +83,17 @@ class RandomStructure:
                 s_off += t.p
                 th_off += n_th
         self.terms: tuple[RandomTermSlot, ...] = tuple(slots)
-        self.q, self.P, self.n_theta = u_off, s_off, th_off
+        self.q_u, self.P_u, self.n_theta = u_off, s_off, th_off
+        self.X_int = None if integrated is None else integrated[1].X
+        p_int = 0 if self.X_int is None else self.X_int.shape[1]
+        self.q, self.P = u_off + p_int, s_off + p_int
+        #: 1 for the penalized (random) entries of the inner vector, 0 for integrated beta
+        self.penalty = np.r_[np.ones(u_off), np.zeros(p_int)]
         self.n_channels = len(self.channels)
-        n = slots[0].term.Z.shape[0] if slots else 0
+        if slots:
+            n = slots[0].term.Z.shape[0]
+        else:
+            n = 0 if self.X_int is None else self.X_int.shape[0]
         self.n = n
         self.J = np.empty((n, self.P), dtype=np.intp)
         self.slot_channel = np.empty(self.P, dtype=np.intp)
@@ -85,6 +102,9 @@ class RandomStructure:
             self.J[:, ts.slots] = (ts.u_offset + t.grouping.codes[:, None] * t.p
                                    + np.arange(t.p)[None, :])
             self.slot_channel[ts.slots] = ts.channel
+        if p_int:
+            self.J[:, s_off:] = u_off + np.arange(p_int)[None, :]
+            self.slot_channel[s_off:] = names.index(integrated[0])
         #: (C, P) one-hot map of slots to channels
         self.E = (self.slot_channel[None, :] == np.arange(self.n_channels)[:, None]) \
             .astype(float)
@@ -94,7 +114,7 @@ class RandomStructure:
     def _single_grouping(self) -> bool:
         """Whether every term has the same grouping codes: then ``H`` is block diagonal,
         one P x P block per level (the observation's slots are its level's block)."""
-        if not self.terms:
+        if not self.terms or self.X_int is not None:
             return False
         first = self.terms[0].term.grouping.codes
         return all(ts.term.grouping.codes is first
@@ -110,6 +130,8 @@ class RandomStructure:
         a = np.empty((self.n, self.P))
         for ts, lam in zip(self.terms, lams, strict=True):
             a[:, ts.slots] = ts.term.Z @ lam
+        if self.X_int is not None:
+            a[:, self.P_u:] = self.X_int
         return a
 
     def b_from_u(self, lams: list[np.ndarray], u: np.ndarray) -> list[np.ndarray]:

@@ -1,0 +1,74 @@
+"""One linear-predictor component of a fit, seen as an lme4-style result.
+
+:class:`ComponentView` gives a component (``cond``, ``zi``) of a multi-component fit the
+accessors every mixed-model result has -- ``fixef``, ``vcov``, ``varcorr``, ``ranef``,
+``coef``, ``is_singular``, linear predictors on new data -- by presenting the component's
+own design, estimates and conditional variances to :class:`MixedModelResultBase`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import MixedModelResultBase
+
+__all__ = ["ComponentSolution", "ComponentView"]
+
+
+@dataclass(frozen=True)
+class ComponentSolution:
+    """What :class:`MixedModelResultBase` reads from a solution: theta, beta and the random
+    effects per term (levels x p)."""
+
+    theta: np.ndarray
+    beta: np.ndarray
+    b: list
+
+
+class ComponentView(MixedModelResultBase):
+    """A component of a fit as a result (see the module docstring).
+
+    Parameters
+    ----------
+    design : Design
+        The component's design (``Design.component_design(name)``).
+    solution : ComponentSolution
+    vcov : ndarray (p, p)
+        Covariance of the component's fixed effects.
+    cond_var : list of ndarray
+        Conditional covariance blocks of the random effects per term (levels, p, p).
+    objective, df : float, int
+        Of the whole fit (for the shared information-criterion accessors).
+    """
+
+    def __init__(self, design, solution: ComponentSolution, vcov: np.ndarray, cond_var: list,
+                 objective: float, df: int, messages: tuple = ()):
+        self.design = design
+        self.solution = solution
+        self._vcov = vcov
+        self._cv = cond_var
+        self.objective = objective
+        self.df = df
+        self.messages = messages
+
+    residual_sd = None
+
+    def _re_scale(self) -> float:
+        return 1.0          # glmmTMB's Lambda is absolute
+
+    def _vcov_matrix(self) -> np.ndarray:
+        return self._vcov
+
+    def _cond_var_blocks(self) -> list:
+        return self._cv
+
+    def is_singular(self, tol: float | None = None) -> bool:
+        """A variance (nearly) zero or a correlation +-1 in this component."""
+        from ..diagnostics import SINGULAR_TOL, is_singular_theta
+
+        if not self.design.terms:
+            return False
+        lower = self.design.theta_lower()
+        return is_singular_theta(self.theta, lower, SINGULAR_TOL if tol is None else tol)

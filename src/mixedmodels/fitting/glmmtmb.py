@@ -1,0 +1,327 @@
+r"""``glmmtmb``: glmmTMB's model class -- any family, zero-inflation, hurdles, dispersion
+models -- fitted by the general Laplace engine.
+
+The model (glmmTMB's): for observation ``i``
+
+.. math::
+
+    y_i \sim f(\,\cdot \mid \mu_i, \phi_i, \psi), \qquad
+    g(\mu_i) = X_i\beta + Z_i b + o_i, \qquad
+    \mathrm{logit}\,\pi_i = X^{zi}_i\beta_{zi} + Z^{zi}_i b_{zi}, \qquad
+    \log\phi_i = X^{d}_i\beta_d,
+
+with zero-inflation ``P(y = 0) = pi + (1 - pi) f(0)`` (for a zero-truncated family this is a
+hurdle model: zeros with probability ``pi``, positive counts from the truncated family),
+random effects ``b ~ N(0, Sigma(theta))`` per term and family parameters ``psi`` (Tweedie
+power, Student-t df). Minus twice the log-likelihood is approximated by Laplace's method
+(:mod:`mixedmodels.objective.laplace`) and minimized over the parameter layout
+(:mod:`mixedmodels.fitting.laplace_fit`): quasi-Newton with the exact gradient, Newton steps
+with the Hessian of that gradient, which also gives the standard errors (``2 H^{-1}``).
+``REML=True`` integrates the conditional fixed effects out (glmmTMB's REML).
+
+Fitting runs in two stages: the model without random effects from moment starting values
+(cheap: no inner problem), then the full model from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .._errors import DataError, FormulaError, MixedModelsWarning
+from .._threads import blas_threads
+from ..design import Design, materialize
+from ..families import Binomial as DevianceBinomial
+from ..families import make_response, response_variables
+from ..families.density import ModelDensity
+from ..families.registry import make_response_family
+from ..families.wrappers import ZeroInflated
+from ..formula import parse_formula
+from ..formula.components import parse_component
+from ..objective.laplace import LaplaceObjective
+from ..objective.laplace.parameters import FamilyParameter, make_layout
+from ..results.glmmtmb import GlmmTMBResult
+from .common import collect_warnings
+from .laplace_fit import optimize_laplace
+
+__all__ = ["FIXED_GAUSSIAN_LOG_VARIANCE", "GlmmTMBWarning", "glmmtmb"]
+
+#: ``dispformula = ~0`` for a Gaussian model: glmmTMB fixes ``log sigma^2`` at
+#: ``log(sqrt(.Machine$double.eps))``, so the residual sd is about 1.2e-4 (the random
+#: effects then carry all the variation).
+FIXED_GAUSSIAN_LOG_VARIANCE = 0.5 * float(np.log(np.finfo(float).eps))
+#: Standard deviation of the random effects at the start, relative to the scale of the
+#: linear predictor's residual (link scale).
+THETA_START_SCALE = 1.0
+#: Zero-inflation probabilities beyond these are reported (glmmTMB's diagnose()).
+ZI_EXTREME = (1e-6, 1.0 - 1e-6)
+
+
+class GlmmTMBWarning(MixedModelsWarning):
+    """A fit of glmmTMB's class converged to a doubtful point (an extreme zero-inflation
+    probability, a non-positive-definite Hessian)."""
+
+
+def _components(spec, ziformula, dispformula, fam):
+    zi = parse_component(ziformula, "zi", spec)
+    disp = parse_component(dispformula, "disp", spec)
+    base = fam
+    if not zi.is_empty:
+        if not (base.discrete or base.point_mass_at_zero or base.name == "ziGamma"):
+            hint = " (for zeros in positive continuous data use family='ziGamma')" \
+                if base.name == "Gamma" else ""
+            raise FormulaError(
+                f"ziformula {ziformula!r} is for families that can be zero; the {base.name} "
+                f"family cannot{hint}")
+    elif base.name == "ziGamma":
+        raise FormulaError("family='ziGamma' is a hurdle model: give the zero model as "
+                           "ziformula (e.g. ziformula='~1')")
+    fixed_disp = False
+    if not base.has_dispersion:
+        if not disp.is_empty and disp.fixed.replace(" ", "") != "1" or disp.random:
+            raise FormulaError(
+                f"the {base.name} family has no dispersion parameter; remove dispformula "
+                f"{dispformula!r}")
+        disp = None
+    elif disp.is_empty:
+        if base.name != "gaussian":
+            raise FormulaError(
+                f"dispformula '~0' (a fixed, tiny dispersion) is only for the gaussian "
+                f"family, not {base.name}")
+        disp = dataclasses.replace(disp, fixed="1")
+        fixed_disp = True
+    extra = tuple(c for c in (None if zi.is_empty else zi, disp) if c is not None)
+    return dataclasses.replace(spec, extra_components=extra), fixed_disp
+
+
+def _response(fam):
+    """materialize()'s response callable and how y/size/weights are formed."""
+    if fam.needs_size:
+        return make_response(DevianceBinomial())
+    return make_response(_NumericFamily(fam.name))
+
+
+class _NumericFamily:
+    """The name the numeric response parser needs for its messages."""
+
+    def __init__(self, name):
+        self.name = name
+
+
+def _binomial_parts(design: Design):
+    """``(successes, size, weights)`` from the binomial response forms glmer accepts."""
+    w = np.ones(design.nobs) if design.weights is None else np.asarray(design.weights)
+    trials = design.extra.get("trials")
+    y = design.y
+    if trials is not None:                      # cbind(successes, failures)
+        return y * trials, trials, w
+    if np.all((y == 0) | (y == 1)):
+        return y.copy(), np.ones_like(y), w
+    # proportions: the weights are the numbers of trials (R's binomial convention)
+    return w * y, w.copy(), np.ones_like(y)
+
+
+def _start(density, fam, design: Design, y, size, w, comps):
+    """Moment start of the fixed effects: least squares of the link of the family's
+    starting means on X; dispersion from the family's moment estimate."""
+    mu0 = fam.start_mu(y, weights=w, size=size)
+    if fam.needs_size:
+        mu0 = (y + 0.5) / (size + 1.0)
+    with np.errstate(all="ignore"):
+        eta0 = density.links["mu"].link(mu0)
+    eta0 = np.where(np.isfinite(eta0), eta0, 0.0)
+    starts = {}
+    X = comps["cond"].X
+    if X.shape[1]:
+        beta, *_ = np.linalg.lstsq(X, eta0 - comps["cond"].offset, rcond=None)
+        starts["cond"] = beta
+    if "disp" in comps and comps["disp"].p:
+        with np.errstate(all="ignore"):
+            mu_hat = density.links["mu"].linkinv(X @ starts.get("cond", np.zeros(0))
+                                                  + comps["cond"].offset)
+        phi0 = fam.start_phi(y, mu_hat, weights=w, size=size)
+        b = np.zeros(comps["disp"].p)
+        names = comps["disp"].fixed.names
+        if "Intercept" in names:
+            b[list(names).index("Intercept")] = np.log(max(float(phi0), 1e-8))
+        starts["disp"] = b
+    return starts
+
+
+def _family_parameters(fam, y) -> list[FamilyParameter]:
+    extras = fam.start_extras(y)
+    out = []
+    for name in fam.extras:
+        link = fam.parameter_link(name)
+        start = float(link.link(np.asarray(extras.get(name, 1.0), dtype=float)))
+        out.append(FamilyParameter(name, start, label=name))
+    return out
+
+
+def _strip_random(comps: dict) -> dict:
+    return {k: dataclasses.replace(v, terms=()) for k, v in comps.items()}
+
+
+def _theta_scale(density, design, y, starts) -> float:
+    """Start sd of the random effects on the link scale: 1 for non-identity links (one
+    unit of the link), the residual sd for identity links (the response's own scale)."""
+    if density.links["mu"].name != "identity":
+        return THETA_START_SCALE
+    X = design.X
+    fitted = X @ starts.get("cond", np.zeros(X.shape[1])) + design.offset
+    return THETA_START_SCALE * max(float(np.std(y - fitted)), 1e-8)
+
+
+def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = False,
+                start: dict | None = None) -> GlmmTMBResult:
+    """Fit a materialized design (see :func:`glmmtmb` for the arguments)."""
+    comps = design.components
+    if "zi" in comps:
+        fam_model = ZeroInflated(fam)
+    else:
+        fam_model = fam
+    density = ModelDensity(fam_model)
+    if fam.needs_size:
+        y, size, w = _binomial_parts(design)
+    else:
+        y, size = design.y, None
+        w = None if design.weights is None else np.asarray(design.weights)
+    density.check_response(y, repr(design.spec.response), size=size, weights=w)
+    starts = _start(density, fam, design, y, size, w, comps)
+    if fixed_disp:
+        starts["disp"] = np.array([FIXED_GAUSSIAN_LOG_VARIANCE])
+    fparams = _family_parameters(fam, y)
+    # stage 1: no random effects (and, for REML, the fixed effects still estimated)
+    bare = _strip_random(comps)
+    layout0 = make_layout(bare, fparams, beta_start=starts, fixed_beta={"disp": fixed_disp})
+    obj0 = LaplaceObjective(density, y, bare, layout0, weights=w, size=size)
+    fit0 = optimize_laplace(obj0, layout0.start, hessian=False)
+    x0 = fit0.x
+    starts = {name: layout0.get(x0, f"beta.{name}") for name in bare
+              if f"beta.{name}" in layout0}
+    fparams = [dataclasses.replace(fp, start=float(layout0.get(x0, f"family.{fp.channel}")[0]))
+               for fp in fparams]
+    # stage 2: the full model
+    layout = make_layout(comps, fparams, beta_start=starts,
+                         fixed_beta={"disp": fixed_disp}, reml=REML)
+    scale = _theta_scale(density, design, y, starts)
+    theta0 = {}
+    for name, lp in comps.items():
+        if lp.terms:
+            theta0[f"theta.{name}"] = layout.block(f"theta.{name}").start * \
+                (scale if name == "cond" else THETA_START_SCALE)
+    if start:
+        theta0.update({k: np.asarray(v, float) for k, v in start.items()})
+    x_start = layout.pack(theta0)
+    obj = LaplaceObjective(density, y, comps, layout, weights=w, size=size, reml=REML)
+    fit = optimize_laplace(obj, x_start)
+    if fit.message:
+        warnings.warn(fit.message, GlmmTMBWarning, stacklevel=3)
+    _check_zero_inflation(fit, obj, density)
+    return GlmmTMBResult(design, density, fam.name, layout, fit, bool(REML), obj)
+
+
+def _check_zero_inflation(fit, obj, density) -> None:
+    if "zi" not in density.channels:
+        return
+    j = density.channels.index("zi")
+    with np.errstate(over="ignore"):
+        pz = 1.0 / (1.0 + np.exp(-fit.solution.eta[:, j]))
+    lo, hi = ZI_EXTREME
+    if np.all(pz < lo):
+        warnings.warn(
+            f"the zero-inflation probability is below {lo:g} for every observation: the "
+            "data show no excess zeros and the ziformula is probably unnecessary (its "
+            "coefficients and standard errors are not meaningful)", GlmmTMBWarning,
+            stacklevel=4)
+    elif np.any((pz < lo) | (pz > hi)):
+        warnings.warn(
+            "the zero-inflation probability is driven to 0 or 1 for some observations "
+            f"(range {pz.min():.3g} to {pz.max():.3g}); a zero-inflation coefficient may be "
+            "at infinity (complete separation of the zeros)", GlmmTMBWarning, stacklevel=4)
+
+
+def glmmtmb(
+    formula: str,
+    data: pd.DataFrame,
+    family="gaussian",
+    *,
+    link: str | None = None,
+    ziformula: str = "~0",
+    dispformula: str = "~1",
+    REML: bool = False,
+    weights=None,
+    offset=None,
+    start: dict | None = None,
+) -> GlmmTMBResult:
+    """Fit a model of glmmTMB's class (zero-inflation, hurdles, dispersion models).
+
+    Parameters
+    ----------
+    formula : str
+        Conditional model, ``"response ~ fixed + (expr | group)"`` as in :func:`lmer`.
+        Binomial-type responses as in :func:`glmer` (0/1, proportions with ``weights=``
+        as trials, ``cbind(successes, failures)``).
+    data : pandas.DataFrame
+    family : str or ResponseFamily
+        glmmTMB's families: ``gaussian``, ``binomial``, ``betabinomial``, ``poisson``,
+        ``genpois``, ``compois``, ``nbinom1``, ``nbinom2``, ``nbinom12``,
+        ``truncated_poisson``, ``truncated_genpois``, ``truncated_nbinom1``,
+        ``truncated_nbinom2``, ``Gamma``, ``ziGamma``, ``beta`` (``beta_family``),
+        ``tweedie``, ``lognormal``, ``t``.
+    link : str, optional
+        Link of the conditional mean (the family's default otherwise).
+    ziformula : str
+        One-sided formula of the zero-inflation probability (logit scale), random effects
+        allowed: ``"~1"``, ``"~ x + (1 | g)"``, ``"~."`` (the conditional model's right-hand
+        side); ``"~0"`` (default) for none. With a truncated family it is the hurdle.
+    dispformula : str
+        One-sided formula of the dispersion (log scale; glmmTMB 1.1.5's parameterization:
+        for the gaussian ``log sigma^2``). ``"~0"`` for a gaussian fixes the residual
+        variance near zero.
+    REML : bool
+        Integrate out the conditional fixed effects (glmmTMB's REML).
+    weights : str or array-like, optional
+        Prior weights multiplying each observation's log-likelihood (binomial
+        proportions: the numbers of trials).
+    offset : str or array-like, optional
+        Offset of the conditional model.
+    start : dict, optional
+        Starting values of blocks of the parameter layout (``{"theta.cond": [...]}``).
+
+    Returns
+    -------
+    GlmmTMBResult
+
+    Examples
+    --------
+    >>> import mixedmodels as mm
+    >>> m = mm.glmmtmb("count ~ spp + mined + (1 | site)", mm.datasets.load("Salamanders"),
+    ...                family="nbinom2", ziformula="~ spp + mined")
+    >>> round(m.objective, 2)
+    1634.3
+    """
+    if not isinstance(REML, bool | np.bool_):
+        raise TypeError(f"REML must be True or False, got {REML!r}")
+    messages: list[str] = []
+    with collect_warnings(messages):
+        fam = make_response_family(family, link)
+        spec, fixed_disp = _components(parse_formula(formula), ziformula, dispformula, fam)
+        design = materialize(spec, data, weights=weights, offset=offset,
+                             response=_response(fam),
+                             response_vars=response_variables(spec.response),
+                             require_random=False)
+        for lp in design.components.values():
+            for t in lp.terms:
+                if t.nlevels < 2:
+                    raise DataError(
+                        f"grouping factor {t.group!r} has only {t.nlevels} level; a random "
+                        "effect needs at least 2 groups")
+        dense = max((lp.q for lp in design.components.values()), default=0)
+        with blas_threads(dense):
+            result = fit_glmmtmb(design, fam, REML=REML, fixed_disp=fixed_disp,
+                                 start=start)
+    return dataclasses.replace(result, messages=tuple(messages))

@@ -53,9 +53,11 @@ __all__ = ["FIXED_GAUSSIAN_LOG_VARIANCE", "GlmmTMBWarning", "glmmtmb"]
 #: ``log(sqrt(.Machine$double.eps))``, so the residual sd is about 1.2e-4 (the random
 #: effects then carry all the variation).
 FIXED_GAUSSIAN_LOG_VARIANCE = 0.5 * float(np.log(np.finfo(float).eps))
-#: Standard deviation of the random effects at the start, relative to the scale of the
-#: linear predictor's residual (link scale).
-THETA_START_SCALE = 1.0
+#: Standard deviation of the random effects at the start, relative to the residual sd of
+#: the linked starting means (link scale).
+THETA_START_SCALE = 0.5
+#: Families whose support is the real line: no zero-inflation or hurdle.
+REAL_LINE_FAMILIES = frozenset({"gaussian", "t"})
 #: Zero-inflation probabilities beyond these are reported (glmmTMB's diagnose()).
 ZI_EXTREME = (1e-6, 1.0 - 1e-6)
 
@@ -69,14 +71,13 @@ def _components(spec, ziformula, dispformula, fam):
     zi = parse_component(ziformula, "zi", spec)
     disp = parse_component(dispformula, "disp", spec)
     base = fam
-    if not zi.is_empty:
-        if not (base.discrete or base.point_mass_at_zero or base.name == "ziGamma"):
-            hint = " (for zeros in positive continuous data use family='ziGamma')" \
-                if base.name == "Gamma" else ""
-            raise FormulaError(
-                f"ziformula {ziformula!r} is for families that can be zero; the {base.name} "
-                f"family cannot{hint}")
-    elif base.name == "ziGamma":
+    if not zi.is_empty and base.name in REAL_LINE_FAMILIES:
+        raise FormulaError(
+            f"ziformula {ziformula!r} adds a probability mass at zero; the {base.name} "
+            "family's response ranges over the whole real line, so a zero is not special "
+            "(zero-inflation is for counts, and a hurdle for positive responses such as "
+            "Gamma, beta or lognormal)")
+    if zi.is_empty and base.name == "ziGamma":
         raise FormulaError("family='ziGamma' is a hurdle model: give the zero model as "
                            "ziformula (e.g. ziformula='~1')")
     fixed_disp = False
@@ -165,14 +166,19 @@ def _strip_random(comps: dict) -> dict:
     return {k: dataclasses.replace(v, terms=()) for k, v in comps.items()}
 
 
-def _theta_scale(density, design, y, starts) -> float:
-    """Start sd of the random effects on the link scale: 1 for non-identity links (one
-    unit of the link), the residual sd for identity links (the response's own scale)."""
-    if density.links["mu"].name != "identity":
-        return THETA_START_SCALE
-    X = design.X
-    fitted = X @ starts.get("cond", np.zeros(X.shape[1])) + design.offset
-    return THETA_START_SCALE * max(float(np.std(y - fitted)), 1e-8)
+def _theta_scale(density, fam, design, y, size, w, starts) -> float:
+    """Start sd of the random effects: :data:`THETA_START_SCALE` times the residual sd of
+    the link of the family's starting means about the fixed-effects start -- the scale of
+    variation the random effects can explain, on the link scale (the response's own scale
+    for an identity link)."""
+    mu0 = (y + 0.5) / (size + 1.0) if fam.needs_size else fam.start_mu(y, weights=w,
+                                                                      size=size)
+    with np.errstate(all="ignore"):
+        eta0 = density.links["mu"].link(mu0)
+    fitted = design.X @ starts.get("cond", np.zeros(design.p)) + design.offset
+    r = (eta0 - fitted)[np.isfinite(eta0)]
+    sd = float(np.std(r)) if r.size else 1.0
+    return THETA_START_SCALE * (sd if np.isfinite(sd) and sd > 0 else 1.0)
 
 
 def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = False,
@@ -207,7 +213,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     # stage 2: the full model
     layout = make_layout(comps, fparams, beta_start=starts,
                          fixed_beta={"disp": fixed_disp}, reml=REML)
-    scale = _theta_scale(density, design, y, starts)
+    scale = _theta_scale(density, fam, design, y, size, w, starts)
     theta0 = {}
     for name, lp in comps.items():
         if lp.terms:

@@ -260,6 +260,221 @@ class GlmmTMBResult:
     def converged(self) -> bool:
         return bool(self.fit.converged)
 
+    # -- family quantities ---------------------------------------------------------------
+    @property
+    def family(self):
+        """The response family (with its zero-inflation wrapper when there is one)."""
+        return self.density.family
+
+    @property
+    def family_params(self) -> dict[str, float]:
+        """The family's own parameters on their natural scale (Tweedie ``power``, Student-t
+        ``df``, nbinom12's ``psi``); empty for families without any."""
+        out = {}
+        for c in self.density.channels:
+            block = f"family.{c}"
+            if block in self.layout:
+                eta = self.layout.get(self.x, block)
+                out[c] = float(self.density.links[c].linkinv(eta)[0])
+        return out
+
+    @property
+    def sigma(self) -> float | None:
+        """glmmTMB's ``sigma()``: the family's dispersion as glmmTMB reports it (residual
+        sd for the gaussian, the size for nbinom2, ...); 1 for families without one; None
+        when the dispersion depends on covariates (see ``predict(type="disp")``)."""
+        if "phi" not in self.density.channels:
+            return 1.0
+        disp = self.design.components.get("disp")
+        if disp is None or disp.p != 1 or disp.terms:
+            return None
+        phi = float(self.density.links["phi"].linkinv(self._beta("disp"))[0])
+        return float(self.family.sigma(phi))
+
+    def _size(self) -> np.ndarray | None:
+        obj = self.objective_function
+        return None if obj.size is None else np.asarray(obj.size)
+
+    def _natural(self, etas: dict) -> dict:
+        return self.density.natural_parameters(etas)
+
+    def _fit_etas(self) -> dict:
+        eta = self.solution.eta
+        return {c: eta[:, j] for j, c in enumerate(self.density.channels)}
+
+    # -- prediction ----------------------------------------------------------------------
+    def _etas(self, newdata, re_form, allow_new_levels, offset) -> dict:
+        """Linear predictor of every channel, on the fitting data or ``newdata``."""
+        if newdata is None and re_form is None:
+            return self._fit_etas()
+        from ..objective.laplace import CHANNEL_OF_COMPONENT
+        from .predict import linear_predictor
+
+        out = {}
+        failures = []
+        for name, view in self._views.items():
+            form = re_form
+            if isinstance(re_form, str) and not view.design.terms:
+                form = "~0"
+            try:
+                out[CHANNEL_OF_COMPONENT[name]] = linear_predictor(
+                    view.design, view.beta, view.random_effects, newdata, form,
+                    allow_new_levels, offset if name == "cond" else None)
+            except Exception as exc:     # a re_form term this component does not have
+                if not isinstance(re_form, str):
+                    raise
+                failures.append(exc)
+                out[CHANNEL_OF_COMPONENT[name]] = linear_predictor(
+                    view.design, view.beta, view.random_effects, newdata, "~0",
+                    allow_new_levels, offset if name == "cond" else None)
+        if failures and len(failures) == len(self._views):
+            raise failures[0]
+        n = len(next(iter(out.values())))
+        for c in self.density.channels:
+            if c not in out:
+                out[c] = np.full(n, self.layout.get(self.x, f"family.{c}")[0])
+        return out
+
+    def predict(self, newdata=None, type: str = "link", re_form=None,
+                allow_new_levels: bool = False, offset=None) -> pd.Series:
+        """Predictions, glmmTMB's ``predict``.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict (the fitting rows by default).
+        type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
+            ``link``: the conditional model's linear predictor; ``conditional``: its mean
+            ``mu``; ``response``: the mean of the response, ``E[y]`` (``(1 - pi) mu`` with
+            zero-inflation; the truncated mean in hurdle models); ``zprob`` / ``zlink``:
+            the zero-inflation probability and its logit; ``disp``: the dispersion as
+            ``sigma()`` reports it.
+        re_form : None, "~0" or a formula of random-effects terms
+            Random effects to condition on (every component), as lme4's ``re.form``.
+        allow_new_levels : bool
+        offset : str or array-like, optional
+            Offset of the conditional model for ``newdata``.
+        """
+        if type not in PREDICT_TYPES:
+            raise ValueError(f"type must be one of {', '.join(PREDICT_TYPES)}, got {type!r}")
+        etas = self._etas(newdata, re_form, allow_new_levels, offset)
+        nat = self._natural(etas)
+        if type == "link":
+            out = etas["mu"]
+        elif type == "conditional":
+            out = nat["mu"]
+        elif type == "zlink":
+            out = etas["zi"] if "zi" in etas else np.full(len(etas["mu"]), -np.inf)
+        elif type == "zprob":
+            out = nat["zi"] if "zi" in nat else np.zeros(len(etas["mu"]))
+        elif type == "disp":
+            out = np.asarray(self.family.sigma(nat["phi"])) * np.ones(len(etas["mu"])) \
+                if "phi" in nat else np.ones(len(etas["mu"]))
+        else:
+            out = self.family.mean(nat)
+        index = self.design.frame.index if newdata is None else pd.DataFrame(newdata).index
+        return pd.Series(np.asarray(out, dtype=float), index=index, name="prediction")
+
+    def fitted(self) -> pd.Series:
+        """Fitted means of the response (``predict(type="response")``)."""
+        return self.predict(type="response").rename("fitted")
+
+    def _observed(self) -> np.ndarray:
+        """The response on the scale of the fitted means (proportions for binomials)."""
+        size = self._size()
+        y = self.objective_function.y
+        return y / size if size is not None else y
+
+    def residuals(self, type: str = "response") -> pd.Series:
+        """Residuals: ``response`` (``y - E[y]``), ``pearson`` (divided by
+        ``sd(y)``), ``working`` (``(y - mu) / (d mu / d eta)``, link scale), ``deviance``
+        (``sign(y - E[y]) sqrt(2 (l_sat - l_i))`` where the saturated log-density is
+        available, else an error)."""
+        nat = self._natural(self._fit_etas())
+        mean = np.asarray(self.family.mean(nat), dtype=float)
+        y = self._observed()
+        if type == "response":
+            r = y - mean
+        elif type == "pearson":
+            size = self._size()
+            var = np.asarray(self.family.variance_of(nat, size=size), dtype=float)
+            if size is not None:
+                var = var / (size * size)
+            r = (y - mean) / np.sqrt(var)
+        elif type == "working":
+            link = self.density.links["mu"]
+            eta = self.solution.eta[:, 0]
+            r = (y - nat["mu"]) / link.mu_eta(eta)
+        else:
+            raise ValueError(f"residual type must be 'response', 'pearson' or 'working', "
+                             f"got {type!r}")
+        return pd.Series(r, index=self.design.frame.index, name="residuals")
+
+    # -- simulation -----------------------------------------------------------------------
+    def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> pd.DataFrame:
+        """Responses simulated from the fitted model, one column per simulation.
+
+        ``re_form="~0"`` (default, glmmTMB's) draws new random effects from their fitted
+        distribution; ``re_form=None`` conditions on the estimated random effects.
+        """
+        if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
+            raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
+        rng = np.random.default_rng(seed)
+        obj = self.objective_function
+        S = obj.structure
+        base = obj.fixed_eta(self.x)
+        theta = obj.theta(self.x)
+        lams = S.lambdas(theta) if S.terms else []
+        a = S.slot_values(lams) if S.terms else None
+        cols = {}
+        size = self._size()
+        for k in range(int(nsim)):
+            eta = base.copy()
+            if S.terms:
+                if re_form is None:
+                    u = self.solution.u
+                else:
+                    u = np.r_[rng.standard_normal(S.q_u), self.solution.inner_beta]
+                eta[:, obj.re] += S.eta(a, u)
+            nat = self._natural({c: eta[:, j] for j, c in enumerate(self.density.channels)})
+            y = self.family.sample(rng, nat, size=size)
+            cols[f"sim_{k + 1}"] = y / size if size is not None else y
+        return pd.DataFrame(cols, index=self.design.frame.index)
+
+    # -- inference ------------------------------------------------------------------------
+    def confint(self, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
+        """Wald intervals for every free parameter (named as :attr:`vcov_full`), and for
+        the standard deviations of scalar random effects on their own scale."""
+        if method != "wald":
+            raise NotImplementedError("profile intervals for glmmtmb fits are not available "
+                                      "yet; use method='wald'")
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        zq = stats.norm.ppf(0.5 + level / 2)
+        est = self.layout.free(self.x)
+        se = np.sqrt(np.diag(self.vcov_full.to_numpy()))
+        lo, hi = f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"
+        return pd.DataFrame({lo: est - zq * se, hi: est + zq * se, "Estimate": est},
+                            index=list(self.layout.free_labels()))
+
+    def overdispersion(self) -> dict:
+        """The GLMM FAQ's overdispersion check: Pearson chi-square, its ratio to the
+        residual df and the p-value of the chi-square test."""
+        r = self.residuals("pearson").to_numpy()
+        chisq = float(np.sum(r * r))
+        rdf = self.df_resid
+        return {"chisq": chisq, "ratio": chisq / rdf, "rdf": rdf,
+                "p": float(stats.chi2.sf(chisq, rdf))}
+
+    def summary(self):
+        """glmmTMB-style summary (print it, or use its tables)."""
+        from .glmmtmb_summary import GlmmTMBSummary
+
+        return GlmmTMBSummary.from_result(self)
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
     def __repr__(self) -> str:
         return (f"<GlmmTMBResult {self.design.spec.formula!r} ({self.family_name}), "
                 f"nobs={self.nobs}, objective={self.objective:.4f}>")

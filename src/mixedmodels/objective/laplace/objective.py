@@ -183,6 +183,8 @@ class LaplaceObjective:
         self._reml_const = (-self.structure.X_int.shape[1] * np.log(2.0 * np.pi)
                             if self.reml else 0.0)
         self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
+        links = getattr(density, "links", {})
+        self._links = [(j, links[c]) for j, c in enumerate(self.channels) if c in links]
         self.q = self.structure.q
         self.hessian = make_hessian(self.structure) if self.q else None
         self.u_start = np.zeros(self.q)
@@ -210,6 +212,12 @@ class LaplaceObjective:
             eta[:, j] = self.layout.get(x, block)[0]
         return eta
 
+    def _valid(self, eta: np.ndarray) -> bool:
+        """Every channel's linear predictor inside its link's domain (R's ``valideta``:
+        ``eta > 0`` for the sqrt and inverse links, whose inverses would otherwise fold
+        negative values onto positive means and create spurious optima)."""
+        return all(lk.valid_eta(eta[:, j]) for j, lk in self._links)
+
     def _evaluate(self, eta: np.ndarray, order: int):
         etas = {c: eta[:, j] for j, c in enumerate(self.channels)}
         return self.density.evaluate(self.y, etas, weights=self.weights, size=self.size,
@@ -228,6 +236,8 @@ class LaplaceObjective:
         eta = eta0.copy()
         if self.q:
             eta[:, self.re] += self.structure.eta(a, u)
+        if not self._valid(eta):
+            return eta, None, np.inf
         with np.errstate(all="ignore"):
             jet = self._evaluate(eta, order)
         f = -float(np.sum(jet.v)) + 0.5 * float(self._penalty @ (u * u))
@@ -338,6 +348,8 @@ class LaplaceObjective:
                     jet = self._evaluate(eta, order)
         else:
             u, eta, n_iter = np.zeros(0), self.fixed_eta(x), 0
+            if not self._valid(eta):
+                raise ModesError("a linear predictor is outside its link's domain")
             with np.errstate(all="ignore"):
                 jet = self._evaluate(eta, order)
         logdet = 0.0

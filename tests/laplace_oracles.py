@@ -13,12 +13,26 @@ import numpy as np
 from scipy import special
 
 
+def _restrict(out, channels, wrt):
+    """The derivatives with respect to the channels ``wrt`` only."""
+    if wrt is None or tuple(wrt) == tuple(channels):
+        return out
+    idx = [channels.index(c) for c in wrt]
+    for k, name in enumerate(("d1", "d2", "d3"), start=1):
+        arr = getattr(out, name)
+        if arr is not None:
+            for axis in range(1, k + 1):
+                arr = np.take(arr, idx, axis=axis)
+            setattr(out, name, arr)
+    return out
+
+
 class PoissonLog:
     """Poisson with a log link: l = y eta - exp(eta) - log y!."""
 
     channels = ("mu",)
 
-    def evaluate(self, y, etas, weights=None, size=None, order=2):
+    def evaluate(self, y, etas, weights=None, size=None, order=2, wrt=None):
         eta = etas["mu"]
         mu = np.exp(eta)
         w = 1.0 if weights is None else weights
@@ -38,7 +52,10 @@ class GaussianLogVar:
 
     channels = ("mu", "phi")
 
-    def evaluate(self, y, etas, weights=None, size=None, order=2):
+    def evaluate(self, y, etas, weights=None, size=None, order=2, wrt=None):
+        return _restrict(self._evaluate(y, etas, weights, order), self.channels, wrt)
+
+    def _evaluate(self, y, etas, weights, order):
         em, ep = np.broadcast_arrays(etas["mu"], etas["phi"])
         r = y - em
         s = np.exp(-ep)

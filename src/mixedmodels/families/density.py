@@ -85,15 +85,20 @@ class Parameter(jt.Jet):
         Number of channels.
     order : int
         Derivative order carried.
+    constant : bool
+        The channel is held fixed (not differentiated): its jet has zero derivatives.
     """
 
-    __slots__ = ("_cache", "_eta", "index", "link")
+    __slots__ = ("_cache", "_eta", "constant", "index", "link")
 
-    def __init__(self, link: Link, eta, index: int, m: int, order: int):
+    def __init__(self, link: Link, eta, index: int, m: int, order: int,
+                 constant: bool = False):
         eta = np.asarray(eta, dtype=float)
+        self.constant = bool(constant)
         with np.errstate(all="ignore"):
-            d = link.inverse_derivatives(eta, order)
-        base = jt.Jet.univariate(d[0], d[1:], index, m, order)
+            d = link.inverse_derivatives(eta, 0 if constant else order)
+        base = jt.Jet.constant(d[0], m, order) if constant else \
+            jt.Jet.univariate(d[0], d[1:], index, m, order)
         super().__init__(base.v, base.g1, base.g2, base.g3, m=m, order=order)
         self.link = link
         self.index = index
@@ -109,6 +114,9 @@ class Parameter(jt.Jet):
     @property
     def eta(self) -> jt.Jet:
         """The channel's linear predictor as an independent variable."""
+        if self.constant:
+            return self._cached("eta", lambda: jt.Jet.constant(self._eta, self.m,
+                                                               self.order))
         return self._cached("eta", lambda: jt.Jet.variable(self._eta, self.index, self.m,
                                                            self.order))
 
@@ -590,8 +598,9 @@ class ModelDensity:
             c: make_param_link(links[c]) if c in links else family.parameter_link(c)
             for c in self.channels}
 
-    def parameters(self, etas: Mapping, n: int, order: int) -> dict[str, jt.Jet]:
-        """Natural parameters as :class:`Parameter` jets over the channels.
+    def parameters(self, etas: Mapping, n: int, order: int, wrt=None) -> dict[str, jt.Jet]:
+        """Natural parameters as :class:`Parameter` jets over the channels (or over the
+        channels ``wrt`` only, the others held constant).
 
         Parameters
         ----------
@@ -601,19 +610,23 @@ class ModelDensity:
             Number of observations.
         order : int
             Derivative order.
+        wrt : sequence of str, optional
+            The channels to differentiate (default: all, in :attr:`channels` order).
 
         Returns
         -------
         dict of Parameter
         """
-        m = len(self.channels)
+        wrt = self.channels if wrt is None else tuple(wrt)
+        m = len(wrt)
         missing = [c for c in self.channels if c not in etas]
         if missing:
             raise ValueError(f"linear predictors missing for channels {missing}")
         return {c: Parameter(self.links[c],
                              np.broadcast_to(np.asarray(etas[c], dtype=float), (n,)),
-                             i, m, order)
-                for i, c in enumerate(self.channels)}
+                             wrt.index(c) if c in wrt else 0, m, order,
+                             constant=c not in wrt)
+                for c in self.channels}
 
     def natural_parameters(self, etas: Mapping, n: int | None = None) -> dict[str, np.ndarray]:
         """Natural parameters as arrays (for ``mean``, ``sample``, ``cdf``).
@@ -638,7 +651,8 @@ class ModelDensity:
                 out[c] = self.links[c].inverse_derivatives(eta, 0)[0]
         return out
 
-    def evaluate(self, y, etas: Mapping, weights=None, size=None, order: int = 2) -> jt.Jet:
+    def evaluate(self, y, etas: Mapping, weights=None, size=None, order: int = 2,
+                 wrt=None) -> jt.Jet:
         """``w_i l_i`` and its derivatives with respect to the channels' linear
         predictors.
 
@@ -654,17 +668,21 @@ class ModelDensity:
             Numbers of trials (binomial-type families).
         order : int
             Highest derivative order, 0 to 3; lower orders cost less.
+        wrt : sequence of str, optional
+            Differentiate with respect to these channels only (fewer variables cost
+            less: the inner problem of the Laplace engine needs only the channels with
+            random effects).
 
         Returns
         -------
         Jet
-            Derivative axes in :attr:`channels` order: ``d2[i, a, b]`` is
+            Derivative axes in :attr:`channels` order (or ``wrt``'s): ``d2[i, a, b]`` is
             ``d^2 w_i l_i / d eta_a d eta_b``.
         """
         if not 0 <= order <= jt.MAX_ORDER:
             raise ValueError(f"order must be 0..{jt.MAX_ORDER}, got {order}")
         y = np.asarray(y, dtype=float)
-        params = self.parameters(etas, y.shape[0], order)
+        params = self.parameters(etas, y.shape[0], order, wrt)
         return self.family.log_density(y, params, weights=weights, size=size)
 
     def log_density_value(self, y, etas: Mapping, weights=None, size=None) -> np.ndarray:

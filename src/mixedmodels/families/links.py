@@ -487,6 +487,11 @@ class Sqrt(Link):
 
     name = "sqrt"
 
+    def valid_eta(self, eta):
+        """R's ``valideta``: ``eta > 0`` (``mu = eta^2`` folds negative ``eta`` onto the
+        same means, a mirror image of the model with spurious optima)."""
+        return bool(np.all(np.isfinite(eta)) and np.all(eta > 0))
+
     def link(self, mu):
         return np.sqrt(mu)
 

@@ -183,6 +183,8 @@ class LaplaceObjective:
         self._reml_const = (-self.structure.X_int.shape[1] * np.log(2.0 * np.pi)
                             if self.reml else 0.0)
         self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
+        #: names of the channels with random effects (the inner problem's variables)
+        self._re_names = tuple(self.channels[j] for j in self.re)
         links = getattr(density, "links", {})
         self._links = [(j, links[c]) for j, c in enumerate(self.channels) if c in links]
         self.q = self.structure.q
@@ -218,15 +220,21 @@ class LaplaceObjective:
         negative values onto positive means and create spurious optima)."""
         return all(lk.valid_eta(eta[:, j]) for j, lk in self._links)
 
-    def _evaluate(self, eta: np.ndarray, order: int):
+    def _evaluate(self, eta: np.ndarray, order: int, wrt=None):
         etas = {c: eta[:, j] for j, c in enumerate(self.channels)}
         return self.density.evaluate(self.y, etas, weights=self.weights, size=self.size,
-                                     order=order)
+                                     order=order, wrt=wrt)
+
+    def _curvature(self, jet, partial: bool) -> np.ndarray:
+        """``W = -d^2 l / d eta d eta'`` over the random-effects channels, from a jet over
+        those channels only (``partial``) or over all."""
+        if partial:
+            return -jet.d2
+        re = self.re
+        return -jet.d2[:, re][:, :, re]
 
     # -- conditional modes ---------------------------------------------------------------
-    def _factor_at(self, a: np.ndarray, jet, clamp: bool) -> bool:
-        re = self.re
-        W = -jet.d2[:, re][:, :, re]
+    def _factor_at(self, a: np.ndarray, W: np.ndarray, clamp: bool) -> bool:
         if clamp:
             W = _psd(W)
         return self.hessian.factor(self.structure.slot_products(a, W))
@@ -239,7 +247,7 @@ class LaplaceObjective:
         if not self._valid(eta):
             return eta, None, np.inf
         with np.errstate(all="ignore"):
-            jet = self._evaluate(eta, order)
+            jet = self._evaluate(eta, order, wrt=self._re_names)
         f = -float(np.sum(jet.v)) + 0.5 * float(self._penalty @ (u * u))
         return eta, jet, (f if np.isfinite(f) else np.inf)
 
@@ -271,9 +279,10 @@ class LaplaceObjective:
                 raise ModesError("the log-density is not finite at the starting values "
                                  "(zero random effects)")
         for it in range(1, INNER_MAXIT + 1):
-            g = self._penalty * u - S.scatter(a, jet.d1[:, re])
-            if not self._factor_at(a, jet, clamp=False) and \
-                    not self._factor_at(a, jet, clamp=True):
+            g = self._penalty * u - S.scatter(a, jet.d1)
+            W = -jet.d2
+            if not self._factor_at(a, W, clamp=False) and \
+                    not self._factor_at(a, W, clamp=True):
                 raise ModesError("the Hessian of the penalized log-density is not positive "
                                  "definite")
             step = self.hessian.solve(g)
@@ -304,7 +313,7 @@ class LaplaceObjective:
         ref = self._ref
         if ref is None:
             return None
-        x_last, u, jet, a_last, lams = ref
+        x_last, u, d1_re, d2_re, a_last, lams = ref
         dx = x - x_last
         if not np.any(dx):
             return u.copy()
@@ -321,14 +330,20 @@ class LaplaceObjective:
                 if S.X_int is not None:
                     da[:, S.P_u:] = 0.0
                 d_eta[:, re] += S.eta(da, u)
-                rhs += S.scatter(da, jet.d1[:, re])
-        d2 = jet.d2[:, re, :]                                   # (n, C, m)
-        rhs += S.scatter(a_last, (d2 @ d_eta[:, :, None])[:, :, 0])
+                rhs += S.scatter(da, d1_re)
+        # d2_re: (n, C, m) over all channels, or (n, C, C) over the random-effects ones
+        # (then the effect of the other channels' changes on the modes is left out)
+        d_use = d_eta if d2_re.shape[2] == self.m else d_eta[:, re]
+        rhs += S.scatter(a_last, (d2_re @ d_use[:, :, None])[:, :, 0])
         return u + self.hessian.solve(rhs)
 
     # -- objective and gradient ----------------------------------------------------------
-    def solve(self, x, order: int = 2) -> tuple[LaplaceSolution, object, np.ndarray]:
-        """Modes, ``F`` and the density's jet at the modes (order 3 for the gradient)."""
+    def solve(self, x, order: int = 2, full: bool = False
+              ) -> tuple[LaplaceSolution, object, np.ndarray]:
+        """Modes, ``F`` and the density's jet at the modes (order 3 for the gradient).
+
+        With random effects and ``order <= 2`` the jet is over the random-effects channels
+        only unless ``full=True``."""
         x = np.asarray(x, dtype=float)
         S = self.structure
         theta = self.theta(x)
@@ -343,9 +358,10 @@ class LaplaceObjective:
                 if u0 is None:
                     raise
                 u, eta, jet, n_iter = self.modes(x, a)     # from the last modes
-            if order > 2:
+            partial = not (order > 2 or full)
+            if not partial:
                 with np.errstate(all="ignore"):
-                    jet = self._evaluate(eta, order)
+                    jet = self._evaluate(eta, max(order, 2))
         else:
             u, eta, n_iter = np.zeros(0), self.fixed_eta(x), 0
             if not self._valid(eta):
@@ -354,12 +370,16 @@ class LaplaceObjective:
                 jet = self._evaluate(eta, order)
         logdet = 0.0
         if self.q:
-            if not self._factor_at(a, jet, clamp=False):
+            if not self._factor_at(a, self._curvature(jet, partial), clamp=False):
                 raise ModesError("the Hessian of the penalized log-density is not positive "
                                  "definite at the conditional modes")
             logdet = self.hessian.logdet
             self.u_start = u
-            self._ref = (x.copy(), u, jet, a, lams)
+            if partial:
+                d1_re, d2_re = jet.d1, jet.d2
+            else:
+                d1_re, d2_re = jet.d1[:, self.re], jet.d2[:, self.re, :]
+            self._ref = (x.copy(), u, d1_re, d2_re, a, lams)
         value = (-2.0 * float(np.sum(jet.v)) + float(self._penalty @ (u * u)) + logdet
                  + self._reml_const)
         b = S.b_from_u(lams, u) if self.q else []
@@ -397,7 +417,7 @@ class LaplaceObjective:
         x = np.asarray(x, dtype=float)
         if jet is None:
             if self.q:
-                sol, jet, _ = self.solve(x, order=2)
+                sol, jet, _ = self.solve(x, order=2, full=True)
             else:
                 with np.errstate(all="ignore"):
                     jet = self._evaluate(self.fixed_eta(x), 2)

@@ -75,6 +75,8 @@ INNER_MAXIT = 100
 #: A full Newton step shorter than this ends the iteration (quadratic convergence leaves
 #: the modes ~its square, 1e-14, from the exact ones).
 INNER_STEP_DONE = 1e-7
+#: Longest Newton step (largest change of any spherical random effect) taken at once.
+INNER_MAX_STEP = 4.0
 #: Step halvings allowed per Newton iteration.
 INNER_MAX_HALVINGS = 30
 #: Relative slack when comparing penalized objectives (rounding in sums of n terms).
@@ -289,7 +291,9 @@ class LaplaceObjective:
             size = float(np.max(np.abs(step))) if step.size else 0.0
             if size < INNER_TOL:
                 return u, eta, jet, it
-            t = 1.0
+            # u is standard normal a priori: a longer step is far outside the model's
+            # range and can cost a lot to evaluate (series densities at huge means)
+            t = min(1.0, INNER_MAX_STEP / size)
             for _ in range(INNER_MAX_HALVINGS):
                 u_new = u - t * step
                 eta_new, jet_new, f_new = self._jet_at(eta0, a, u_new, 2)

@@ -35,6 +35,9 @@ HESSIAN_STEP = 1e-4
 #: FORWARD_STEP the standard errors of the reference models move by < 5e-5 relative
 #: against central differences, and the gradient's ~1e-9 rounding costs < 1e-4.
 HESSIAN_CENTRAL = False
+#: Relative asymmetry of the forward-difference Hessian above which central differences
+#: are used instead.
+HESSIAN_SYMMETRY_TOL = 1e-4
 #: Relative step of the forward differences.
 FORWARD_STEP = 2e-5
 #: Newton steps tried after the quasi-Newton phase.
@@ -143,6 +146,33 @@ def gradient_hessian(fg, z: np.ndarray, step: float = HESSIAN_STEP, g0=None,
             H[:, j] = (fg(z + e)[1] - fg(z - e)[1]) / (2.0 * h)
         else:
             H[:, j] = (fg(z + e)[1] - g0) / h
+    return 0.5 * (H + H.T)
+
+
+def _asymmetry(H: np.ndarray) -> float:
+    """Largest ``|H_ij - H_ji|`` relative to ``sqrt(|H_ii H_jj|)``."""
+    d = np.sqrt(np.abs(np.outer(np.diag(H), np.diag(H))))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.abs(H - H.T) / d
+    return float(np.nanmax(r)) if r.size else 0.0
+
+
+def hessian_at(fg, z: np.ndarray, g0: np.ndarray) -> np.ndarray:
+    """The Hessian by forward differences of the gradient, or by central differences
+    when the forward one is not symmetric to :data:`HESSIAN_SYMMETRY_TOL` (its
+    asymmetry is its truncation error showing: a near-flat or strongly curved direction,
+    such as a zero-inflation coefficient heading for separation)."""
+    if HESSIAN_CENTRAL:
+        return gradient_hessian(fg, z, HESSIAN_STEP, central=True)
+    k = z.size
+    H = np.empty((k, k))
+    for j in range(k):
+        h = FORWARD_STEP * max(1.0, abs(z[j]))
+        e = np.zeros(k)
+        e[j] = h
+        H[:, j] = (fg(z + e)[1] - g0) / h
+    if _asymmetry(H) > HESSIAN_SYMMETRY_TOL:
+        return gradient_hessian(fg, z, HESSIAN_STEP, central=True)
     return 0.5 * (H + H.T)
 
 
@@ -278,7 +308,7 @@ def optimize_laplace(obj: LaplaceObjective, x0: np.ndarray, *, hessian: bool = T
     decrement = np.nan
     if hessian and z.size:
         for _ in range(NEWTON_POLISH_STEPS + 1):
-            H = gradient_hessian(fg, z, FORWARD_STEP, g0=g, central=HESSIAN_CENTRAL)
+            H = hessian_at(fg, z, g)
             newton = _newton_step(H, g)
             if newton is None:
                 break

@@ -26,7 +26,7 @@ from ._errors import (
     SingularFitWarning,
 )
 from .design import Design, materialize
-from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, lmer
+from .fitting import fit_glmm, fit_glmmtmb, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
 from .inference import (
@@ -50,6 +50,7 @@ from .results import (
     FitRecipe,
     GeneralizedLinearMixedModelResult,
     GLMMSummary,
+    GlmmTMBResult,
     LinearMixedModelResult,
     LMMSummary,
     VarCorr,
@@ -73,6 +74,7 @@ __all__ = [
     "GLMMSummary",  # glmm
     "GeneralizedLinearMixedModelResult",  # glmm
     "GeneralizedLinearModelResult",  # inference
+    "GlmmTMBResult",  # glmmTMB class
     "LMMObjective",
     "LMMSolution",
     "LMMSummary",
@@ -99,6 +101,7 @@ __all__ = [
     "glm",  # inference
     "glmer",  # glmm
     "glmer_nb",  # glmm
+    "glmmtmb",  # glmmTMB class
     "lm",  # inference
     "lmer",
     "materialize",

@@ -10,9 +10,9 @@ import pandas as pd
 
 from .._errors import DataError, FormulaError, FormulaWarning
 from ..formula.spec import MixedModelSpec
+from .components import LinearPredictor, build_component, cond_predictor
 from .contrasts import resolve_contrasts
 from .dot import expand_dot
-from .components import LinearPredictor, build_component, cond_predictor
 from .fixed import FixedEffects, build_fixed
 from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
 from .random import RandomEffectsTerm, build_random_term

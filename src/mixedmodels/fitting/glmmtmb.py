@@ -82,7 +82,7 @@ def _components(spec, ziformula, dispformula, fam):
                            "ziformula (e.g. ziformula='~1')")
     fixed_disp = False
     if not base.has_dispersion:
-        if not disp.is_empty and disp.fixed.replace(" ", "") != "1" or disp.random:
+        if (not disp.is_empty and disp.fixed.replace(" ", "") != "1") or disp.random:
             raise FormulaError(
                 f"the {base.name} family has no dispersion parameter; remove dispformula "
                 f"{dispformula!r}")

@@ -2,6 +2,7 @@
 
 from .glmm import GeneralizedLinearMixedModelResult
 from .glmm_summary import GLMMSummary
+from .glmmtmb import GlmmTMBResult
 from .lmm import LinearMixedModelResult
 from .recipe import FitRecipe, RecipeMixin
 from .summary import LMMSummary
@@ -11,6 +12,7 @@ __all__ = [
     "FitRecipe",
     "GLMMSummary",
     "GeneralizedLinearMixedModelResult",
+    "GlmmTMBResult",
     "LMMSummary",
     "LinearMixedModelResult",
     "RecipeMixin",

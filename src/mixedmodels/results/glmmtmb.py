@@ -22,7 +22,7 @@ from scipy import stats
 from ..design import Design
 from .components import ComponentSolution, ComponentView
 
-__all__ = ["GlmmTMBResult", "PREDICT_TYPES"]
+__all__ = ["PREDICT_TYPES", "GlmmTMBResult"]
 
 #: ``predict(type=...)`` values, glmmTMB's names.
 PREDICT_TYPES = ("link", "response", "conditional", "zprob", "zlink", "disp")

@@ -149,6 +149,6 @@ def test_reml_equals_lmer_reml_criterion():
     sol, _, _ = obj.solve(x)
     assert sol.objective == pytest.approx(m.objective, rel=DEVIANCE_RTOL)
     np.testing.assert_allclose(sol.inner_beta, m.beta, rtol=1e-8)
-    f, g = obj.value_and_gradient(x)
+    _f, g = obj.value_and_gradient(x)
     np.testing.assert_allclose(g, 0.0, atol=1e-3)
     np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL, rtol=1e-5)

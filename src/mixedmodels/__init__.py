@@ -26,7 +26,7 @@ from ._errors import (
     SingularFitWarning,
 )
 from .design import Design, materialize
-from .fitting import fit_glmm, fit_glmmtmb, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
+from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
 from .inference import (

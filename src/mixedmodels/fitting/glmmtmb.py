@@ -185,10 +185,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
                 start: dict | None = None) -> GlmmTMBResult:
     """Fit a materialized design (see :func:`glmmtmb` for the arguments)."""
     comps = design.components
-    if "zi" in comps:
-        fam_model = ZeroInflated(fam)
-    else:
-        fam_model = fam
+    fam_model = ZeroInflated(fam) if "zi" in comps else fam
     density = ModelDensity(fam_model)
     if fam.needs_size:
         y, size, w = _binomial_parts(design)

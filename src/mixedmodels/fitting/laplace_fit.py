@@ -3,7 +3,8 @@ Newton steps with the finite-difference Hessian of that gradient.
 
 1. BFGS over the free parameters of the layout (L-BFGS-B when some are bounded; glmmTMB's
    ``nlminb`` plays this role; a model without random effects uses Newton's method with its
-   exact Hessian instead), with the analytic gradient of :class:`~mixedmodels.objective.laplace.LaplaceObjective`.
+   exact Hessian instead), with the analytic gradient of
+   :class:`~mixedmodels.objective.laplace.LaplaceObjective`.
    Covariance parameters are unbounded when their structure is sign-symmetric (the
    objective is even in each column of ``Lambda``); they are put in canonical form after.
 2. The Hessian ``H`` of ``F`` by central differences of the gradient (``2k`` gradient

@@ -270,7 +270,7 @@ class LaplaceObjective:
         ModesError
             When step halving cannot lower ``f`` or the iteration limit is reached.
         """
-        S, re = self.structure, self.re
+        S = self.structure
         eta0 = self.fixed_eta(x)
         u = (self.u_start if u0 is None else u0).copy()
         eta, jet, f = self._jet_at(eta0, a, u, 2)
@@ -421,7 +421,7 @@ class LaplaceObjective:
         x = np.asarray(x, dtype=float)
         if jet is None:
             if self.q:
-                sol, jet, _ = self.solve(x, order=2, full=True)
+                _, jet, _ = self.solve(x, order=2, full=True)
             else:
                 with np.errstate(all="ignore"):
                     jet = self._evaluate(self.fixed_eta(x), 2)

@@ -90,10 +90,8 @@ class RandomStructure:
         #: 1 for the penalized (random) entries of the inner vector, 0 for integrated beta
         self.penalty = np.r_[np.ones(u_off), np.zeros(p_int)]
         self.n_channels = len(self.channels)
-        if slots:
-            n = slots[0].term.Z.shape[0]
-        else:
-            n = 0 if self.X_int is None else self.X_int.shape[0]
+        n = slots[0].term.Z.shape[0] if slots else \
+            (0 if self.X_int is None else self.X_int.shape[0])
         self.n = n
         self.J = np.empty((n, self.P), dtype=np.intp)
         self.slot_channel = np.empty(self.P, dtype=np.intp)

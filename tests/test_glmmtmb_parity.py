@@ -40,6 +40,15 @@ SE_RTOL = 1e-3
 SD_RTOL = 1e-3
 #: A variance at zero is flat in the likelihood: absolute slack for sds near zero.
 SD_ATOL = 1e-3
+#: Predictions, fitted values, residuals and conditional modes (relative; absolute slack
+#: for values near zero).
+PRED_RTOL = 1e-3
+PRED_ATOL = 1e-6
+#: Families whose glmmTMB 1.1.5 Pearson residuals divide by the full sd of the response as
+#: ours do (for the others glmmTMB leaves the dispersion out of the variance, e.g. it
+#: divides a gaussian residual by 1 and a Gamma one by mu; tests/test_glmmtmb_results.py
+#: checks our definition directly).
+PEARSON_AS_OURS = {"poisson", "binomial", "nbinom1", "nbinom2", "genpois"}
 #: Families too slow for the default tier (series densities with an inner solve).
 SLOW_FAMILIES = {"compois", "truncated_compois"}
 
@@ -193,6 +202,33 @@ def test_glmmtmb_corpus(fid):
                                strict=True):
             np.testing.assert_allclose(by_term[id(t)].sd, ref_term["sd"], rtol=SD_RTOL,
                                        atol=SD_ATOL)
+    _check_predictions(m, fx)
+
+
+def _check_predictions(m, fx):
+    """Heads of predict(type=...), fitted, residuals and ranef against glmmTMB's."""
+    def close(ours, ref, what):
+        ref = np.asarray(ref, dtype=float)
+        # values near zero (a residual, a mode) get the slack of the vector's scale
+        atol = max(PRED_ATOL, PRED_RTOL * float(np.max(np.abs(ref))))
+        np.testing.assert_allclose(np.asarray(ours)[:ref.size], ref, rtol=PRED_RTOL,
+                                   atol=atol, err_msg=what)
+
+    for typ, ref in (fx.get("predict_head") or {}).items():
+        if ref is not None:
+            close(m.predict(type=typ), ref, f"predict(type={typ!r})")
+    if fx.get("fitted_head") is not None:
+        close(m.fitted(), fx["fitted_head"], "fitted")
+    for typ, ref in (fx.get("residuals_head") or {}).items():
+        if ref is not None and (typ != "pearson" or m.family_name in PEARSON_AS_OURS):
+            close(m.residuals(typ), ref, f"residuals({typ!r})")
+    for comp, heads in (fx.get("ranef_head") or {}).items():
+        for head in heads or []:
+            frame = m.ranef(comp, cond_var=True)[re.sub(r"\.\d+$", "", head["group"])]
+            for term, ref in head["value"].items():
+                col = "Intercept" if term == "(Intercept)" else term
+                if col in frame.columns:
+                    close(frame[col].to_numpy(), ref, f"ranef {comp} {term}")
 
 
 VISIBLE = json.loads((ROOT / "reference" / "visible.json").read_text())

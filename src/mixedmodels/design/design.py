@@ -76,10 +76,21 @@ class Design:
         return out
 
     def component_design(self, name: str) -> Design:
-        """This design with component ``name`` (``"zi"``, ``"disp"``) in the place of the
-        conditional one: its ``X``, terms, offset and formula parts, the same rows and
-        response. Lets code written for one linear predictor (prediction on new data,
-        varcorr, ranef) serve every component."""
+        """This design with another component in the place of the conditional one.
+
+        Lets code written for one linear predictor (prediction on new data, varcorr,
+        ranef) serve every component.
+
+        Parameters
+        ----------
+        name : {"cond", "zi", "disp"}
+
+        Returns
+        -------
+        Design
+            The component's ``X``, terms, offset and formula parts, with the same rows
+            and response.
+        """
         if name == "cond":
             return self
         comps = self.components

@@ -69,6 +69,8 @@ class GlmmTMBResult:
 
     @property
     def solution(self):
+        """The Laplace solution at the optimum: conditional modes, linear predictors,
+        ``log det H`` (:class:`~mixedmodels.objective.laplace.LaplaceSolution`)."""
         return self.fit.solution
 
     def _beta(self, component: str) -> np.ndarray:
@@ -143,7 +145,18 @@ class GlmmTMBResult:
         return pd.DataFrame(self._vcov_block("cond"), index=names, columns=names)
 
     def coef_table(self, component: str = "cond") -> pd.DataFrame:
-        """Wald table of a component: Estimate, Std. Error, z value, Pr(>|z|)."""
+        """Wald table of a component's fixed effects (glmmTMB's ``summary`` tables).
+
+        Parameters
+        ----------
+        component : {"cond", "zi", "disp"}
+
+        Returns
+        -------
+        DataFrame
+            Estimate, Std. Error, z value (``estimate / SE``) and Pr(>|z|) (two-sided
+            normal), one row per fixed effect (empty when the component is absent).
+        """
         if component not in COMPONENT_TITLES:
             raise ValueError(f"component must be one of {list(COMPONENT_TITLES)}, got "
                              f"{component!r}")
@@ -162,8 +175,18 @@ class GlmmTMBResult:
 
     # -- components as lme4-style views ----------------------------------------------------
     def component(self, name: str = "cond") -> ComponentView:
-        """Component ``name`` as a result with ``fixef``, ``varcorr``, ``ranef``,
-        ``coef``, ``is_singular`` (see :class:`~.components.ComponentView`)."""
+        """One linear-predictor component as an lme4-style result.
+
+        Parameters
+        ----------
+        name : {"cond", "zi", "disp"}
+
+        Returns
+        -------
+        ComponentView
+            With ``fixef``, ``vcov``, ``varcorr``, ``ranef``, ``coef``, ``is_singular``
+            for that component (:class:`~mixedmodels.results.components.ComponentView`).
+        """
         return self._views[name]
 
     @cached_property
@@ -195,23 +218,63 @@ class GlmmTMBResult:
         return self.component("cond").varcorr
 
     def varcorr_of(self, component: str = "cond"):
-        """Variance components of one component (``"cond"`` or ``"zi"``)."""
+        """Variance components of one component.
+
+        Parameters
+        ----------
+        component : {"cond", "zi"}
+
+        Returns
+        -------
+        VarCorr
+            Standard deviations and correlations of its random effects (absolute: glmmTMB
+            has no residual-variance scaling).
+        """
         return self.component(component).varcorr
 
     def ranef(self, component: str = "cond", cond_var: bool = False) -> dict:
-        """Conditional modes of a component's random effects, per grouping factor."""
+        """Conditional modes of a component's random effects.
+
+        Parameters
+        ----------
+        component : {"cond", "zi"}
+        cond_var : bool
+            Add the conditional standard deviations (``<effect>_condsd`` columns) from the
+            Laplace Hessian ``H^{-1}``.
+
+        Returns
+        -------
+        dict of str -> DataFrame
+            One frame per grouping factor, levels as index.
+        """
         return self.component(component).ranef(cond_var=cond_var)
 
     def coef(self, component: str = "cond") -> dict:
-        """Per-group coefficients of a component (fixed plus random effects)."""
+        """Per-group coefficients of a component: fixed plus random effects.
+
+        Parameters
+        ----------
+        component : {"cond", "zi"}
+
+        Returns
+        -------
+        dict of str -> DataFrame
+            One frame per grouping factor.
+        """
         return self.component(component).coef()
 
     def is_singular(self) -> bool:
-        """A variance (nearly) zero or a correlation +-1 in any component."""
+        """Whether a variance is (nearly) zero or a correlation +-1 in any component.
+
+        Returns
+        -------
+        bool
+        """
         return any(v.is_singular() for v in self._views.values())
 
     @property
     def ngroups(self) -> dict[str, int]:
+        """Number of levels of each grouping factor (all components)."""
         out: dict[str, int] = {}
         for lp in self.design.components.values():
             for t in lp.terms:
@@ -231,6 +294,7 @@ class GlmmTMBResult:
 
     @property
     def loglik(self) -> float:
+        """Log-likelihood, ``-objective / 2`` (Laplace; restricted for REML)."""
         return -0.5 * self.objective
 
     @property
@@ -242,22 +306,28 @@ class GlmmTMBResult:
 
     @property
     def nobs(self) -> int:
+        """Number of observations used."""
         return self.design.nobs
 
     @property
     def df_resid(self) -> int:
+        """Residual degrees of freedom, ``nobs - df``."""
         return self.nobs - self.df
 
     @property
     def aic(self) -> float:
+        """Akaike's criterion, ``-2 log L + 2 df``."""
         return self.objective + 2.0 * self.df
 
     @property
     def bic(self) -> float:
+        """Schwarz's criterion, ``-2 log L + log(nobs) df``."""
         return self.objective + np.log(self.nobs) * self.df
 
     @property
     def converged(self) -> bool:
+        """Whether the optimizer converged: a Newton step from the estimate would lower
+        the objective by less than 1e-3 (see ``fit.message`` otherwise)."""
         return bool(self.fit.converged)
 
     # -- family quantities ---------------------------------------------------------------
@@ -344,8 +414,9 @@ class GlmmTMBResult:
         newdata : DataFrame, optional
             Rows to predict (the fitting rows by default).
         type : {"link", "response", "conditional", "zprob", "zlink", "disp"}
-            ``link``: the conditional model's linear predictor; ``conditional``: its mean
-            ``mu``; ``response``: the mean of the response, ``E[y]`` (``(1 - pi) mu`` with
+            ``link``: the conditional model's linear predictor; ``conditional``: the mean
+            without zero-inflation (``mu``; the truncated mean in hurdle models);
+            ``response``: the mean of the response, ``E[y]`` (``(1 - pi) mu`` with
             zero-inflation; the truncated mean in hurdle models); ``zprob`` / ``zlink``:
             the zero-inflation probability and its logit; ``disp``: the dispersion as
             ``sigma()`` reports it.
@@ -354,6 +425,11 @@ class GlmmTMBResult:
         allow_new_levels : bool
         offset : str or array-like, optional
             Offset of the conditional model for ``newdata``.
+
+        Returns
+        -------
+        Series
+            One prediction per row, indexed like ``newdata`` (or the fitting rows).
         """
         if type not in PREDICT_TYPES:
             raise ValueError(f"type must be one of {', '.join(PREDICT_TYPES)}, got {type!r}")
@@ -362,7 +438,9 @@ class GlmmTMBResult:
         if type == "link":
             out = etas["mu"]
         elif type == "conditional":
-            out = nat["mu"]
+            # the mean without zero-inflation: for a hurdle, the truncated family's mean
+            fam = self.family
+            out = (fam.base if "zi" in nat else fam).mean(nat)
         elif type == "zlink":
             out = etas["zi"] if "zi" in etas else np.full(len(etas["mu"]), -np.inf)
         elif type == "zprob":
@@ -376,7 +454,13 @@ class GlmmTMBResult:
         return pd.Series(np.asarray(out, dtype=float), index=index, name="prediction")
 
     def fitted(self) -> pd.Series:
-        """Fitted means of the response (``predict(type="response")``)."""
+        """Fitted means of the response, ``predict(type="response")``.
+
+        Returns
+        -------
+        Series
+            ``E[y]`` per fitting row (proportions for binomial responses).
+        """
         return self.predict(type="response").rename("fitted")
 
     def _observed(self) -> np.ndarray:
@@ -386,10 +470,22 @@ class GlmmTMBResult:
         return y / size if size is not None else y
 
     def residuals(self, type: str = "response") -> pd.Series:
-        """Residuals: ``response`` (``y - E[y]``), ``pearson`` (divided by
-        ``sd(y)``), ``working`` (``(y - mu) / (d mu / d eta)``, link scale), ``deviance``
-        (``sign(y - E[y]) sqrt(2 (l_sat - l_i))`` where the saturated log-density is
-        available, else an error)."""
+        """Residuals of the fit, glmmTMB's ``residuals``.
+
+        Parameters
+        ----------
+        type : {"response", "pearson", "working"}
+            ``response``: ``y - E[y]``; ``pearson``: divided by ``sd(y) / sqrt(w)``, the
+            family's full variance (dispersion and zero-inflation included; glmmTMB's own
+            Pearson residuals leave the dispersion out for some families and versions);
+            ``working``:
+            ``(y - mu) / (d mu / d eta)`` on the conditional model's link scale.
+
+        Returns
+        -------
+        Series
+            One residual per fitting row.
+        """
         nat = self._natural(self._fit_etas())
         mean = np.asarray(self.family.mean(nat), dtype=float)
         y = self._observed()
@@ -400,6 +496,9 @@ class GlmmTMBResult:
             var = np.asarray(self.family.variance_of(nat, size=size), dtype=float)
             if size is not None:
                 var = var / (size * size)
+            w = self.objective_function.weights
+            if w is not None:
+                var = var / np.asarray(w, dtype=float)   # weights act as precisions
             r = (y - mean) / np.sqrt(var)
         elif type == "working":
             link = self.density.links["mu"]
@@ -412,10 +511,22 @@ class GlmmTMBResult:
 
     # -- simulation -----------------------------------------------------------------------
     def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> pd.DataFrame:
-        """Responses simulated from the fitted model, one column per simulation.
+        """Responses simulated from the fitted model.
 
-        ``re_form="~0"`` (default, glmmTMB's) draws new random effects from their fitted
-        distribution; ``re_form=None`` conditions on the estimated random effects.
+        Parameters
+        ----------
+        nsim : int
+            Number of simulated responses.
+        seed : int or numpy Generator, optional
+        re_form : "~0" or None
+            ``"~0"`` (default, glmmTMB's) draws new random effects from their fitted
+            distribution; None conditions on the estimated random effects.
+
+        Returns
+        -------
+        DataFrame
+            One column per simulation (``sim_1``, ...), rows as the fitting data
+            (proportions for binomial responses).
         """
         if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
             raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
@@ -443,8 +554,21 @@ class GlmmTMBResult:
 
     # -- inference ------------------------------------------------------------------------
     def confint(self, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
-        """Wald intervals for every free parameter (named as :attr:`vcov_full`), and for
-        the standard deviations of scalar random effects on their own scale."""
+        """Wald intervals for every free parameter, ``estimate +- z SE``.
+
+        Parameters
+        ----------
+        level : float
+            Coverage.
+        method : {"wald"}
+            Profile intervals are not available for this class yet.
+
+        Returns
+        -------
+        DataFrame
+            Lower and upper bounds and the estimate, one row per free parameter named as
+            :attr:`vcov_full` (covariance parameters on the optimizer's scale).
+        """
         if method != "wald":
             raise NotImplementedError("profile intervals for glmmtmb fits are not available "
                                       "yet; use method='wald'")
@@ -458,8 +582,14 @@ class GlmmTMBResult:
                             index=list(self.layout.free_labels()))
 
     def overdispersion(self) -> dict:
-        """The GLMM FAQ's overdispersion check: Pearson chi-square, its ratio to the
-        residual df and the p-value of the chi-square test."""
+        """The GLMM FAQ's overdispersion check on the Pearson residuals.
+
+        Returns
+        -------
+        dict
+            ``chisq`` (sum of squared Pearson residuals), ``ratio`` (to the residual df),
+            ``rdf`` and ``p`` (upper tail of the chi-square distribution).
+        """
         r = self.residuals("pearson").to_numpy()
         chisq = float(np.sum(r * r))
         rdf = self.df_resid
@@ -467,7 +597,13 @@ class GlmmTMBResult:
                 "p": float(stats.chi2.sf(chisq, rdf))}
 
     def summary(self):
-        """glmmTMB-style summary (print it, or use its tables)."""
+        """glmmTMB-style summary.
+
+        Returns
+        -------
+        GlmmTMBSummary
+            Printable; its ``coefficients`` and ``varcorr`` hold the tables by component.
+        """
         from .glmmtmb_summary import GlmmTMBSummary
 
         return GlmmTMBSummary.from_result(self)

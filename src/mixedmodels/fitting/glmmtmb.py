@@ -44,6 +44,7 @@ from ..formula.components import parse_component
 from ..objective.laplace import LaplaceObjective
 from ..objective.laplace.parameters import FamilyParameter, make_layout
 from ..results.glmmtmb import GlmmTMBResult
+from ..results.recipe import FitRecipe
 from .common import collect_warnings
 from .laplace_fit import optimize_laplace
 
@@ -182,8 +183,31 @@ def _theta_scale(density, fam, design, y, size, w, starts) -> float:
 
 
 def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = False,
-                start: dict | None = None) -> GlmmTMBResult:
-    """Fit a materialized design (see :func:`glmmtmb` for the arguments)."""
+                start=None, check_conv: bool = True) -> GlmmTMBResult:
+    """Fit a materialized design of glmmTMB's class.
+
+    Parameters
+    ----------
+    design : Design
+        With the ``zi`` / ``disp`` components of the model.
+    fam : ResponseFamily
+        The response family (without its zero-inflation wrapper).
+    REML : bool
+        Integrate the conditional fixed effects out.
+    fixed_disp : bool
+        Hold a gaussian's log residual variance at :data:`FIXED_GAUSSIAN_LOG_VARIANCE`.
+    start : dict or array-like, optional
+        ``{block name: values}`` of the layout, or the conditional model's theta.
+    check_conv : bool
+        Accepted for the refitting interface; the convergence check (the Newton decrement
+        at the optimum) is always made, it costs nothing beyond the Hessian.
+
+    Returns
+    -------
+    GlmmTMBResult
+    """
+    if start is not None and not isinstance(start, dict):
+        start = {"theta.cond": np.asarray(start, dtype=float)}
     comps = design.components
     fam_model = ZeroInflated(fam) if "zi" in comps else fam
     density = ModelDensity(fam_model)
@@ -217,14 +241,18 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
             theta0[f"theta.{name}"] = layout.block(f"theta.{name}").start * \
                 (scale if name == "cond" else THETA_START_SCALE)
     if start:
-        theta0.update({k: np.asarray(v, float) for k, v in start.items()})
+        theta0.update({k: np.asarray(v, float) for k, v in start.items()
+                       if k in layout and np.size(v) == layout.block(k).size})
     x_start = layout.pack(theta0)
     obj = LaplaceObjective(density, y, comps, layout, weights=w, size=size, reml=REML)
     fit = optimize_laplace(obj, x_start)
     if fit.message:
         warnings.warn(fit.message, GlmmTMBWarning, stacklevel=3)
     _check_zero_inflation(fit, obj, density)
-    return GlmmTMBResult(design, density, fam.name, layout, fit, bool(REML), obj)
+    result = GlmmTMBResult(design, density, fam.name, layout, fit, bool(REML), obj)
+    recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmmtmb,
+                            {"fam": fam, "REML": bool(REML), "fixed_disp": fixed_disp})
+    return dataclasses.replace(result, recipe=recipe)
 
 
 def _check_zero_inflation(fit, obj, density) -> None:
@@ -259,6 +287,7 @@ def glmmtmb(
     weights=None,
     offset=None,
     start: dict | None = None,
+    contrasts: dict | None = None,
 ) -> GlmmTMBResult:
     """Fit a model of glmmTMB's class (zero-inflation, hurdles, dispersion models).
 
@@ -294,6 +323,9 @@ def glmmtmb(
         Offset of the conditional model.
     start : dict, optional
         Starting values of blocks of the parameter layout (``{"theta.cond": [...]}``).
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`
+        (every component uses them).
 
     Returns
     -------
@@ -316,7 +348,7 @@ def glmmtmb(
         design = materialize(spec, data, weights=weights, offset=offset,
                              response=_response(fam),
                              response_vars=response_variables(spec.response),
-                             require_random=False)
+                             require_random=False, contrasts=contrasts)
         for lp in design.components.values():
             for t in lp.terms:
                 if t.nlevels < 2:
@@ -327,4 +359,9 @@ def glmmtmb(
         with blas_threads(dense):
             result = fit_glmmtmb(design, fam, REML=REML, fixed_disp=fixed_disp,
                                  start=start)
-    return dataclasses.replace(result, messages=tuple(messages))
+    options = {"family": family, "link": link, "ziformula": ziformula,
+               "dispformula": dispformula, "REML": REML, "weights": weights,
+               "offset": offset, "start": start, "contrasts": contrasts}
+    recipe = FitRecipe.make(glmmtmb, formula, data, options, fit_glmmtmb,
+                            result.recipe.design_kwargs)
+    return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)

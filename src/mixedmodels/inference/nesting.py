@@ -26,6 +26,37 @@ class NotNestedError(MixedModelsError):
     """The models are not nested, or were fitted to different data."""
 
 
+#: Families that contain another as a limit, by glmmTMB's names: an LRT of the smaller
+#: against the larger is a test of the extra parameter (on its boundary: a dispersion
+#: going to infinity or a zero-inflation probability to zero).
+FAMILY_NESTS = {
+    "poisson": {"nbinom1", "nbinom2", "nbinom12", "genpois", "compois"},
+    "nbinom1": {"nbinom12"},
+    "nbinom2": {"nbinom12"},
+    "binomial": {"betabinomial"},
+}
+#: Spellings of the same family in the lme4 and glmmTMB classes.
+_SAME_FAMILY = {"negative_binomial": "nbinom2"}
+
+
+def _family_parts(m) -> tuple[str, str]:
+    """``(family name, link)`` in glmmTMB's spelling (a zero-inflated family has its
+    base's name: a model is nested in its zero-inflated version)."""
+    name, _, link = family_label(m).partition("(")
+    return _SAME_FAMILY.get(name, name), link.rstrip(")")
+
+
+def families_nest(a, b) -> bool:
+    """Whether fits ``a`` and ``b`` have the same family, or one's is a limit of the
+    other's (:data:`FAMILY_NESTS`; any family within its zero-inflated version)."""
+    (na, la), (nb, lb) = _family_parts(a), _family_parts(b)
+    if la != lb:
+        return False
+    if na == nb:
+        return True
+    return nb in FAMILY_NESTS.get(na, ()) or na in FAMILY_NESTS.get(nb, ())
+
+
 def family_label(m) -> str:
     """``"gaussian(identity)"`` for LMMs and linear models; the family of a GLMM."""
     fam = getattr(m, "family", None)
@@ -100,7 +131,7 @@ def check_comparable(models, labels) -> None:
                 f"{ref_label} and {lab} have different responses; likelihood-ratio tests "
                 "compare models of the same response on the same rows"
             )
-        if family_label(m) != family_label(ref):
+        if not families_nest(m, ref):
             raise NotNestedError(
                 f"{ref_label} is {family_label(ref)} and {lab} is {family_label(m)}: models "
                 "of different families are not nested"

@@ -21,18 +21,21 @@ from scipy import stats
 
 from ..design import Design
 from .components import ComponentSolution, ComponentView
+from .recipe import FitRecipe, RecipeMixin
 
 __all__ = ["PREDICT_TYPES", "GlmmTMBResult"]
 
 #: ``predict(type=...)`` values, glmmTMB's names.
 PREDICT_TYPES = ("link", "response", "conditional", "zprob", "zlink", "disp")
+#: Cached properties left out of pickles.
+_CACHED = frozenset({"_views", "vcov", "vcov_full"})
 #: Component titles in summaries, glmmTMB's wording.
 COMPONENT_TITLES = {"cond": "Conditional model", "zi": "Zero-inflation model",
                     "disp": "Dispersion model"}
 
 
 @dataclass(frozen=True, eq=False)
-class GlmmTMBResult:
+class GlmmTMBResult(RecipeMixin):
     """A fitted model of glmmTMB's class.
 
     Attributes
@@ -50,6 +53,8 @@ class GlmmTMBResult:
     objective_function : LaplaceObjective
         Reusable for profiles and refits (not part of the result's value).
     messages : tuple of str
+    recipe : FitRecipe or None
+        The front door and its exact arguments (``update``, refits).
     """
 
     design: Design
@@ -60,12 +65,28 @@ class GlmmTMBResult:
     reml: bool
     objective_function: object = field(repr=False)
     messages: tuple[str, ...] = ()
+    recipe: FitRecipe | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict:
+        # cached views and tables are rebuilt on demand (they hold lme4-style result
+        # objects that are not part of the fit's value)
+        return {k: v for k, v in self.__dict__.items() if k not in _CACHED}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     # -- parameters ------------------------------------------------------------------------
     @property
     def x(self) -> np.ndarray:
         """Full parameter vector at the optimum (layout order)."""
         return self.fit.x
+
+    @property
+    def theta(self) -> np.ndarray:
+        """Covariance parameters of every component (``theta.cond`` then ``theta.zi``):
+        the lower triangles of the terms' absolute Cholesky factors ``Lambda``."""
+        parts = [self.layout.get(self.x, b) for b in self.layout.names_of("theta")]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     @property
     def solution(self):

@@ -75,6 +75,12 @@ INNER_MAXIT = 100
 #: A full Newton step shorter than this ends the iteration (quadratic convergence leaves
 #: the modes ~its square, 1e-14, from the exact ones).
 INNER_STEP_DONE = 1e-7
+#: A full Newton step shorter than this is taken as the last: the point it reaches is
+#: ~its square (1e-10) from the mode, well inside the accuracy the gradient needs.
+INNER_STEP_FINAL = 1e-5
+#: Predicted starts closer than this (largest parameter change) are evaluated over every
+#: channel at once: they are usually already the mode.
+PREDICT_FULL_DX = 1e-3
 #: Longest Newton step (largest change of any spherical random effect) taken at once.
 INNER_MAX_STEP = 4.0
 #: Step halvings allowed per Newton iteration.
@@ -241,21 +247,30 @@ class LaplaceObjective:
             W = _psd(W)
         return self.hessian.factor(self.structure.slot_products(a, W))
 
-    def _jet_at(self, eta0, a, u, order: int):
-        """Linear predictors, the density's jet and ``f(u)`` at ``u``."""
+    def _jet_at(self, eta0, a, u, order: int, full: bool = False):
+        """Linear predictors, the density's jet and ``f(u)`` at ``u``: over the
+        random-effects channels only, or over every channel (``full``)."""
         eta = eta0.copy()
         if self.q:
             eta[:, self.re] += self.structure.eta(a, u)
         if not self._valid(eta):
             return eta, None, np.inf
         with np.errstate(all="ignore"):
-            jet = self._evaluate(eta, order, wrt=self._re_names)
+            jet = self._evaluate(eta, order, wrt=None if full else self._re_names)
         f = -float(np.sum(jet.v)) + 0.5 * float(self._penalty @ (u * u))
         return eta, jet, (f if np.isfinite(f) else np.inf)
 
-    def modes(self, x: np.ndarray, a: np.ndarray, u0: np.ndarray | None = None):
-        """Conditional modes at ``x`` by damped Newton; returns ``(u, eta, jet, n_iter)``
-        with the density's order-2 jet at the modes.
+    def _re_derivatives(self, jet, full: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(d l / d eta, W)`` over the random-effects channels."""
+        if full:
+            return jet.d1[:, self.re], self._curvature(jet, partial=False)
+        return jet.d1, -jet.d2
+
+    def modes(self, x: np.ndarray, a: np.ndarray, u0: np.ndarray | None = None,
+              final_order: int = 2, start_full: bool = False):
+        """Conditional modes at ``x`` by damped Newton; returns ``(u, eta, jet, n_iter,
+        full)``: the density's jet at the modes, over every channel to ``final_order``
+        when ``full`` is True, else over the random-effects channels to order 2.
 
         Steps use the Hessian of ``f``; where it is not positive definite (densities that
         are not log-concave, far from the mode) the per-observation curvatures are made
@@ -263,7 +278,10 @@ class LaplaceObjective:
         halved. Each trial point is evaluated to second order, so an accepted point's
         derivatives serve the next step. The iteration stops after a full step shorter
         than :data:`INNER_STEP_DONE`: Newton's quadratic convergence leaves the modes
-        within about its square of the exact ones.
+        within about its square of the exact ones. A full step shorter than
+        :data:`INNER_STEP_FINAL` is expected to be the last, so its point is evaluated
+        over every channel to ``final_order`` at once (what the gradient needs), and so is
+        the start when ``start_full`` (a predicted start, usually already the mode).
 
         Raises
         ------
@@ -273,16 +291,17 @@ class LaplaceObjective:
         S = self.structure
         eta0 = self.fixed_eta(x)
         u = (self.u_start if u0 is None else u0).copy()
-        eta, jet, f = self._jet_at(eta0, a, u, 2)
+        full = start_full and final_order > 2
+        eta, jet, f = self._jet_at(eta0, a, u, final_order if full else 2, full)
         if not np.isfinite(f):
-            u = np.zeros(self.q)
+            u, full = np.zeros(self.q), False
             eta, jet, f = self._jet_at(eta0, a, u, 2)
             if not np.isfinite(f):
                 raise ModesError("the log-density is not finite at the starting values "
                                  "(zero random effects)")
         for it in range(1, INNER_MAXIT + 1):
-            g = self._penalty * u - S.scatter(a, jet.d1)
-            W = -jet.d2
+            d1, W = self._re_derivatives(jet, full)
+            g = self._penalty * u - S.scatter(a, d1)
             if not self._factor_at(a, W, clamp=False) and \
                     not self._factor_at(a, W, clamp=True):
                 raise ModesError("the Hessian of the penalized log-density is not positive "
@@ -290,23 +309,26 @@ class LaplaceObjective:
             step = self.hessian.solve(g)
             size = float(np.max(np.abs(step))) if step.size else 0.0
             if size < INNER_TOL:
-                return u, eta, jet, it
+                return u, eta, jet, it, full
             # u is standard normal a priori: a longer step is far outside the model's
             # range and can cost a lot to evaluate (series densities at huge means)
             t = min(1.0, INNER_MAX_STEP / size)
+            last = t == 1.0 and size < INNER_STEP_FINAL and final_order > 2
             for _ in range(INNER_MAX_HALVINGS):
                 u_new = u - t * step
-                eta_new, jet_new, f_new = self._jet_at(eta0, a, u_new, 2)
+                eta_new, jet_new, f_new = self._jet_at(
+                    eta0, a, u_new, final_order if last else 2, last)
                 if f_new <= f + INNER_ROUNDING * max(1.0, abs(f)):
                     break
                 t *= 0.5
+                last = False
             else:
                 raise ModesError("step halving failed to lower the penalized log-density "
                                  "of the random effects")
             self.n_newton += 1
-            u, f, eta, jet = u_new, f_new, eta_new, jet_new
-            if t == 1.0 and size < INNER_STEP_DONE:
-                return u, eta, jet, it
+            u, f, eta, jet, full = u_new, f_new, eta_new, jet_new, last
+            if t == 1.0 and size < (INNER_STEP_FINAL if last else INNER_STEP_DONE):
+                return u, eta, jet, it, full
         raise ModesError(f"the conditional modes did not converge in {INNER_MAXIT} "
                          "Newton iterations")
 
@@ -355,15 +377,19 @@ class LaplaceObjective:
         a = S.slot_values(lams) if self.q else np.zeros((self.n, 0))
         if self.q:
             u0 = self._predict_modes(x, a) if self.predict else None
+            near = u0 is not None and float(np.max(np.abs(x - self._ref[0]))) < \
+                PREDICT_FULL_DX
+            final = max(order, 2) if (order > 2 or full) else 2
             self._ref = None          # the workspace's factor is about to change
             try:
-                u, eta, jet, n_iter = self.modes(x, a, u0)
+                u, eta, jet, n_iter, got_full = self.modes(x, a, u0, final, near)
             except ModesError:
                 if u0 is None:
                     raise
-                u, eta, jet, n_iter = self.modes(x, a)     # from the last modes
+                # from the last modes
+                u, eta, jet, n_iter, got_full = self.modes(x, a, None, final)
             partial = not (order > 2 or full)
-            if not partial:
+            if not partial and not got_full:
                 with np.errstate(all="ignore"):
                     jet = self._evaluate(eta, max(order, 2))
         else:

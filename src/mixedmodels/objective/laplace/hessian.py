@@ -25,7 +25,10 @@ from scipy.linalg import lapack
 
 from ...linalg.lapack import chol_inplace
 
-__all__ = ["BlockDiagonalHessian", "DenseHessian", "make_hessian"]
+__all__ = ["DENSE_MAX_Q", "BlockDiagonalHessian", "DenseHessian", "make_hessian"]
+
+#: Up to this many random effects a crossed design is factored as one dense matrix.
+DENSE_MAX_Q = 150
 
 
 class DenseHessian:
@@ -155,6 +158,13 @@ class BlockDiagonalHessian:
 
 
 def make_hessian(structure):
-    """The kernel for ``structure``: block diagonal when all terms share a grouping factor."""
-    return BlockDiagonalHessian(structure) if structure.block_diagonal \
-        else DenseHessian(structure)
+    """The kernel for ``structure``: block diagonal when all terms share a grouping factor;
+    for crossed or nested terms blocked (:mod:`.blocked`) unless ``q`` is small enough
+    for one dense factorization to be cheaper (:data:`DENSE_MAX_Q`), or the fixed effects
+    are integrated (REML couples every random effect)."""
+    from .blocked import BlockedHessian, first_block
+
+    if structure.block_diagonal:
+        return BlockDiagonalHessian(structure)
+    first = first_block(structure) if structure.q > DENSE_MAX_Q else None
+    return BlockedHessian(structure, first) if first else DenseHessian(structure)

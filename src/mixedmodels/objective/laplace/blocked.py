@@ -1,0 +1,222 @@
+r"""The Laplace Hessian of crossed and nested designs, blocked as lme4 blocks ``L``.
+
+The random effects split into block 1 -- every term of the grouping factor with the most
+levels (one ``P1 x P1`` block per level: an observation touches one level) -- and the rest
+(dense, ``q_r`` columns):
+
+.. math::
+
+    H = \begin{bmatrix} H_{11} & H_{12} \\ H_{21} & H_{22} \end{bmatrix}, \qquad
+    S = H_{22} - H_{21} H_{11}^{-1} H_{12}, \qquad
+    \log\det H = \log\det H_{11} + \log\det S,
+
+with ``H11`` block diagonal (factored level by level), ``H12`` sparse (the pairs of levels
+observations share) and ``S`` dense. With ``C = H11^{-1} H12`` and ``T = C S^{-1}``,
+
+.. math::
+
+    H^{-1} = \begin{bmatrix} H_{11}^{-1} + T C' & -T \\ -T' & S^{-1} \end{bmatrix},
+
+so the inverse on an observation's slots -- what the gradient of ``log det H`` needs -- is a
+gather from ``S^{-1}`` and ``T`` plus, for its block-1 level, ``H11^{-1} + T C'`` on that
+level's rows; ``T`` is formed a chunk of levels at a time (:data:`CHUNK_ENTRIES`), so memory
+stays bounded when block 1 has many levels. An observation-level random effect (one level
+per row, the usual device for overdispersion) lands in block 1 and costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...linalg.lapack import chol_inplace, solve_lower, solve_lower_t
+
+__all__ = ["CHUNK_ENTRIES", "BlockedHessian", "first_block"]
+
+#: Entries of ``T = C S^{-1}`` formed at a time (80 MB of doubles).
+CHUNK_ENTRIES = 10_000_000
+
+
+def first_block(structure):
+    """Terms of block 1: those whose grouping factor has the most levels (with the same
+    codes), or None when there is no proper rest block."""
+    if not structure.terms or structure.X_int is not None:
+        return None
+    lead = max(structure.terms, key=lambda ts: ts.term.nlevels)
+    codes = lead.term.grouping.codes
+    first = [ts for ts in structure.terms if ts.term.grouping.codes is codes
+             or np.array_equal(ts.term.grouping.codes, codes)]
+    if len(first) == len(structure.terms):
+        return None
+    return first
+
+
+class BlockedHessian:
+    """``H`` blocked into a block-diagonal first block and a dense rest (module docstring).
+
+    Parameters
+    ----------
+    structure : RandomStructure
+    first : list of RandomTermSlot
+        The terms of block 1 (:func:`first_block`).
+    """
+
+    def __init__(self, structure, first):
+        self.s = structure
+        n, P = structure.J.shape
+        s1 = np.concatenate([np.arange(ts.slots.start, ts.slots.stop) for ts in first])
+        s_r = np.setdiff1d(np.arange(P), s1)
+        self.s1, self.s_r = s1, s_r
+        self.P1, self.Pr = s1.size, s_r.size
+        self.levels = first[0].term.nlevels
+        self.codes = first[0].term.grouping.codes
+        # u index of each (level, block-1 slot); the rest's u indices, compacted
+        idx1 = np.empty((self.levels, self.P1), dtype=np.intp)
+        pos = 0
+        for ts in first:
+            t = ts.term
+            idx1[:, pos:pos + t.p] = ts.u_offset + np.arange(t.nlevels)[:, None] * t.p \
+                + np.arange(t.p)[None, :]
+            pos += t.p
+        self.idx1 = idx1
+        in1 = np.zeros(structure.q, dtype=bool)
+        in1[idx1.ravel()] = True
+        self.rest_u = np.flatnonzero(~in1)                  # rest position -> u index
+        self.q_r = self.rest_u.size
+        to_rest = np.full(structure.q, -1, dtype=np.intp)
+        to_rest[self.rest_u] = np.arange(self.q_r)
+        J = structure.J
+        self.Jr = to_rest[J[:, s_r]]                        # (n, Pr) rest positions
+        P1, q_r = self.P1, self.q_r
+        a1 = np.arange(P1)
+        self._keys11 = (self.codes[:, None, None] * (P1 * P1) + a1[:, None] * P1
+                        + a1[None, :]).ravel()
+        self._keys22 = (self.Jr[:, :, None] * q_r + self.Jr[:, None, :]).ravel()
+        # H12: rows (level, block-1 slot), cols rest positions; fixed pattern
+        rows = (self.codes[:, None] * P1 + a1[None, :])[:, :, None] + 0 * self.Jr[:, None, :]
+        cols = self.Jr[:, None, :] + 0 * a1[None, :, None]
+        keys = (rows.astype(np.int64) * q_r + cols).ravel()
+        uniq, self._pos12 = np.unique(keys, return_inverse=True)
+        self._nnz12 = uniq.size
+        self._rows12 = (uniq // q_r).astype(np.intp)
+        self._cols12 = (uniq % q_r).astype(np.intp)
+        self._diag_r = np.arange(q_r) * (q_r + 1)
+        self._ix11 = np.ix_(np.arange(n), s1, s1)
+        self.logdet = np.nan
+        self._Sinv = None
+        self._T = None
+
+    # -- factorization ---------------------------------------------------------------------
+    def factor(self, slot_products: np.ndarray) -> bool:
+        """Assemble and factor the blocks; False when ``H`` is not positive definite."""
+        L1, P1, q_r = self.levels, self.P1, self.q_r
+        sp_ = slot_products
+        H11 = np.bincount(self._keys11, sp_[:, self.s1][:, :, self.s1].ravel(),
+                          minlength=L1 * P1 * P1).reshape(L1, P1, P1)
+        H11[:, np.arange(P1), np.arange(P1)] += 1.0
+        H22 = np.bincount(self._keys22, sp_[:, self.s_r][:, :, self.s_r].ravel(),
+                          minlength=q_r * q_r)
+        H22[self._diag_r] += 1.0
+        H22 = H22.reshape(q_r, q_r)
+        data12 = np.bincount(self._pos12, sp_[:, self.s1][:, :, self.s_r].ravel(),
+                             minlength=self._nnz12)
+        self._Sinv = self._T = None
+        try:
+            C1 = np.linalg.cholesky(H11) if P1 > 1 else None
+        except np.linalg.LinAlgError:
+            return False
+        if P1 == 1:
+            d = H11[:, 0, 0]
+            if not np.all(d > 0):
+                return False
+            H11inv = (1.0 / d)[:, None, None]
+            logdet1 = float(np.sum(np.log(d)))
+        else:
+            H11inv = np.linalg.inv(H11)
+            logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(C1, axis1=1, axis2=2))))
+        H12 = sp.csr_matrix((data12, (self._rows12, self._cols12)), shape=(L1 * P1, q_r))
+        # C = H11^{-1} H12: block-diagonal times sparse, same pattern
+        Binv = sp.bsr_matrix((H11inv, np.arange(L1), np.arange(L1 + 1)),
+                             shape=(L1 * P1, L1 * P1))
+        C = (Binv @ H12).tocsr()
+        S = H22 - (H12.T @ C).toarray()
+        S = np.ascontiguousarray(0.5 * (S + S.T))
+        if not chol_inplace(S):
+            return False
+        self.logdet = logdet1 + 2.0 * float(np.sum(np.log(np.diagonal(S))))
+        self._H11inv, self._H12, self._C, self._LS = H11inv, H12, C, S
+        return True
+
+    # -- solves --------------------------------------------------------------------------
+    def _s_solve(self, b: np.ndarray) -> np.ndarray:
+        return solve_lower_t(self._LS, solve_lower(self._LS, b))
+
+    def solve(self, v: np.ndarray) -> np.ndarray:
+        """``H^{-1} v`` by block elimination."""
+        v1 = v[self.idx1]                                      # (L1, P1)
+        y1 = np.matmul(self._H11inv, v1[:, :, None])[:, :, 0].ravel()
+        v2 = v[self.rest_u]
+        x2 = self._s_solve(v2 - self._H12.T @ y1)
+        x1 = y1 - self._C @ x2
+        out = np.empty_like(v)
+        out[self.idx1.ravel()] = x1
+        out[self.rest_u] = x2
+        return out
+
+    def _s_inverse(self) -> np.ndarray:
+        if self._Sinv is None:
+            Linv = solve_lower(self._LS, np.eye(self.q_r))
+            self._Sinv = Linv.T @ Linv
+        return self._Sinv
+
+    def _t_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (block-1 positions) of ``T = C S^{-1}``."""
+        return np.asarray(self._C[start:stop] @ self._s_inverse())
+
+    def _chunks(self):
+        per_level = self.P1 * self.q_r
+        step = max(1, CHUNK_ENTRIES // max(per_level, 1))
+        for lo in range(0, self.levels, step):
+            hi = min(self.levels, lo + step)
+            yield lo, hi, self._t_rows(lo * self.P1, hi * self.P1).reshape(
+                hi - lo, self.P1, self.q_r)
+
+    def _block1_inverse(self, lo: int, hi: int, T: np.ndarray) -> np.ndarray:
+        """``(H^{-1})_{11}`` diagonal blocks of levels ``lo:hi``: ``H11^{-1} + T C'``."""
+        C = self._C[lo * self.P1:hi * self.P1].toarray().reshape(hi - lo, self.P1, self.q_r)
+        return self._H11inv[lo:hi] + np.matmul(T, C.transpose(0, 2, 1))
+
+    def slot_inverse(self) -> np.ndarray:
+        """``H^{-1}[J_i, J_i]`` per observation: (n, P, P)."""
+        n, P = self.s.J.shape
+        out = np.empty((n, P, P))
+        Sinv = self._s_inverse()
+        out[:, self.s_r[:, None], self.s_r[None, :]] = \
+            Sinv[self.Jr[:, :, None], self.Jr[:, None, :]]
+        order = np.argsort(self.codes, kind="stable")
+        bounds = np.searchsorted(self.codes[order], np.arange(self.levels + 1))
+        for lo, hi, T in self._chunks():
+            obs = order[bounds[lo]:bounds[hi]]
+            lev = self.codes[obs] - lo
+            B11 = self._block1_inverse(lo, hi, T)[lev]                 # (m, P1, P1)
+            out[obs[:, None, None], self.s1[None, :, None], self.s1[None, None, :]] = B11
+            B12 = -T[lev[:, None, None], np.arange(self.P1)[None, :, None],
+                     self.Jr[obs][:, None, :]]                           # (m, P1, Pr)
+            out[obs[:, None, None], self.s1[None, :, None], self.s_r[None, None, :]] = B12
+            out[obs[:, None, None], self.s_r[None, :, None], self.s1[None, None, :]] = \
+                B12.transpose(0, 2, 1)
+        return out
+
+    def term_inverse(self, ts) -> np.ndarray:
+        """Diagonal blocks of ``H^{-1}`` for one term: (levels, p, p)."""
+        t = ts.term
+        cols = np.arange(ts.slots.start, ts.slots.stop)
+        if np.isin(cols, self.s1).all():
+            pos = np.searchsorted(self.s1, cols)
+            blocks = np.concatenate([self._block1_inverse(lo, hi, T)
+                                     for lo, hi, T in self._chunks()])
+            return blocks[:, pos[:, None], pos[None, :]]
+        to_rest = np.full(self.s.q, -1, dtype=np.intp)
+        to_rest[self.rest_u] = np.arange(self.q_r)
+        idx = to_rest[ts.u_offset + np.arange(t.q).reshape(t.nlevels, t.p)]
+        return self._s_inverse()[idx[:, :, None], idx[:, None, :]]

@@ -324,7 +324,12 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     log.stage("scaling")
     v_index = np.arange(k) if not estimate_shape else np.r_[np.arange(k), x0.size - 1]
     T = np.eye(x0.size) * DEFAULT_SCALE
-    T[k:k + p, k:k + p] = np.linalg.cholesky(vcov0)
+    # the beta block is a square root of vcov0: sqrt(phi) R_X^{-1} rather than a Cholesky
+    # factor of vcov0, which would have to be recomputed from a product that can be nearly
+    # singular (a predictor around 1e5 correlates its coefficient with the intercept's to
+    # 1 - 1e-10) and which would make the coordinates depend on how predictors are shifted
+    # or scaled; R_X^{-1} maps exactly with the predictors, so the optimizer's path does not
+    T[k:k + p, k:k + p] = np.sqrt(sol0.phi) * Rinv0
     unbounded = _sign_symmetric(design)
     if unbounded:
         # theta may cross zero (the deviance is even in each column of Lambda), so it can

@@ -19,6 +19,13 @@ jointly. A step that raises the penalized deviance, or leaves the family's param
 until it does not; when halving cannot reduce the deviance, PIRLS stops with a
 :class:`PIRLSError` that says what to try.
 
+The fixed-effects columns enter every least-squares system in the well-conditioned basis
+``X~ = X R^{-1}`` of :class:`~mixedmodels.linalg.FixedBasis` (``R`` from the QR decomposition
+of the prior-weighted ``X``): a predictor around 1e5 would otherwise make ``X' W X`` nearly
+singular and the joint (nAGQ = 0) solve for ``beta`` lose most of its digits. The joint
+iteration runs on the coefficients of ``X~``; ``beta`` and ``R_X^{-1}`` are returned for the
+user's ``X``.
+
 Convergence is judged on the size of the step in ``u`` and ``eta``: both are on unit scales
 (``u`` is standard normal a priori, ``eta`` is the link scale), and Newton's quadratic
 convergence makes a tight tolerance cheap. The factor returned is the one of the last step,
@@ -36,7 +43,7 @@ import scipy.sparse as sp
 from .._errors import MixedModelsError
 from ..design import Design
 from ..families import Family
-from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, TermBlock
+from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, FixedBasis, TermBlock
 from .pirls_system import PIRLSSystem
 
 __all__ = [
@@ -143,6 +150,9 @@ class PIRLS:
         self.X = design.X
         self.offset = design.offset
         self.prior = prior_weights(design)
+        #: well-conditioned basis of the fixed effects for the least-squares solves
+        self.basis = FixedBasis.of(design.X, self.prior)
+        self.Xt = self.basis.X
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         self.pattern = CrossProductPattern(blocks)
@@ -161,7 +171,7 @@ class PIRLS:
         self.ZsT = self.Zs.T.tocsr()
         self.n_iter_total = 0
         self.u_start = np.zeros(self.q)
-        self.beta_start: np.ndarray | None = None
+        self.beta_start: np.ndarray | None = None   # joint mode: coefficients of X~
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
         self.predict = True
@@ -324,7 +334,7 @@ class PIRLS:
     def factor_at(self, theta: np.ndarray, weights: np.ndarray) -> BlockedFactor:
         """Blocked factor of ``Lambda' Z' W Z Lambda + I`` for given weights (log
         determinant and conditional variances; the X block holds ``R_X``)."""
-        self.system.set_cross_products(self.pattern.compute(self.X, weights))
+        self.system.set_cross_products(self.pattern.compute(self.Xt, weights))
         f = self.system.factorize(theta)
         if f is None:
             raise PIRLSError(
@@ -353,7 +363,7 @@ class PIRLS:
         # X alone (no response column): the factor's last block is then R_X' itself
         f = self.factor_at(theta, w)
         Lxx = np.tril(f.LXX)[:self.p, :self.p]
-        return np.linalg.inv(Lxx.T)
+        return self.basis.rx_inv_to_user(np.linalg.inv(Lxx.T))
 
     # -- the iteration ------------------------------------------------------------------
     def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
@@ -362,16 +372,20 @@ class PIRLS:
         penalized estimates of ``beta`` and ``u``: lme4's nAGQ = 0).
 
         ``u0``/``beta0`` start the iteration (default: the previous solution); ``tol``
-        overrides the convergence tolerance for this call.
+        overrides the convergence tolerance for this call. In joint mode ``beta`` is
+        iterated as the coefficients of the internal basis ``X~`` (module docstring).
         """
         tol = self.tol if tol is None else float(tol)
         theta = np.asarray(theta, dtype=float)
         joint = beta is None
-        X, off = self.X, self.offset
+        X, off = (self.Xt if joint else self.X), self.offset
         lams = self.lambdas(theta)
         u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
         if joint:
-            b = beta0 if beta0 is not None else self.beta_start
+            if beta0 is not None:
+                b = self.basis.from_user(np.asarray(beta0, dtype=float))
+            else:
+                b = self.beta_start
             if b is None:
                 b = self._initial_beta()
                 u = np.zeros(self.q)
@@ -389,7 +403,7 @@ class PIRLS:
             u = np.zeros(self.q)
             eta, mu, me, dev = self._state(fixed, lams, u)
             if mu is None:
-                raise PIRLSError(self._invalid_message(beta))
+                raise PIRLSError(self._invalid_message(self._user_beta(beta, joint)))
         pdev = dev + float(u @ u)
         p = self.p
         f = None
@@ -452,6 +466,7 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
+            beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more
             # than PREDICTED_ITERATIONS steps needed): an older one still predicts the
@@ -462,8 +477,12 @@ class PIRLS:
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
                            observed)
 
+    def _user_beta(self, beta: np.ndarray, internal: bool) -> np.ndarray:
+        return self.basis.to_user(beta) if internal else beta
+
     def _initial_beta(self) -> np.ndarray:
-        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``.
+        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``
+        (coefficients of the internal basis ``X~``).
 
         When that step leaves the family's range (a log link for the binomial can put a
         probability above 1), it is halved towards the constant fit (the mean of the starting
@@ -482,19 +501,20 @@ class PIRLS:
         w = fam.fisher_weights(eta0, mu0, self.prior)
         z = eta0 - self.offset + (self.y - mu0) / me
         sw = np.sqrt(w)
-        beta, *_ = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)
+        beta, *_ = np.linalg.lstsq(self.Xt * sw[:, None], z * sw, rcond=None)
         ones = np.flatnonzero(np.all(self.X == 1.0, axis=0))
-        base = np.zeros_like(beta)
+        base = np.zeros(self.p)
         if ones.size:
             base[ones[0]] = float(np.average(eta0 - self.offset, weights=w))
+        base = self.basis.from_user(base)
         step = 1.0
         for _ in range(self.max_halvings + 1):
             trial = base + step * (beta - base)
-            eta = self.X @ trial + self.offset
+            eta = self.Xt @ trial + self.offset
             if fam.link.valid_eta(eta) and fam.valid_mu(fam.link.linkinv(eta)):
                 return trial
             step *= 0.5
-        raise PIRLSError(self._invalid_message(beta))
+        raise PIRLSError(self._invalid_message(self.basis.to_user(beta)))
 
     @staticmethod
     def _not_pd_message(theta) -> str:

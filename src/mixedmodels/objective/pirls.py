@@ -16,8 +16,13 @@ recomputed for the new weights, the index patterns are built once). With ``beta`
 (nAGQ = 0, lme4's fast mode) the same system with the ``X`` columns gives ``beta`` and ``u``
 jointly. A step that raises the penalized deviance, or leaves the family's parameter space
 (a probability above 1 under a log link, a negative mean under an identity link), is halved
-until it does not; when halving cannot reduce the deviance, PIRLS stops with a
-:class:`PIRLSError` that says what to try.
+until it does not. Newton steps (the observed information, for non-canonical links) can be
+useless far from the mode: with a log link and very skewed Gamma responses (shape 0.1) the
+observed weight ``y / mu`` is nearly zero for the many tiny ``y`` and the step overshoots by
+orders of magnitude that halving cannot undo; such a step is replaced by a Fisher-scoring
+step, whose weights are bounded away from zero, until PIRLS is close to the mode
+(:data:`NEWTON_RESUME_CHANGE`). When halving cannot reduce the deviance even then, PIRLS
+stops with a :class:`PIRLSError` that says what to try.
 
 The fixed-effects columns enter every least-squares system in the well-conditioned basis
 ``X~ = X R^{-1}`` of :class:`~mixedmodels.linalg.FixedBasis` (``R`` from the QR decomposition
@@ -66,11 +71,31 @@ PIRLS_MAX_HALVINGS = 20
 PREDICTED_ITERATIONS = 2
 #: Relative rounding slack allowed when comparing penalized deviances.
 PDEV_ROUNDING = 1e-12
+#: Linear predictors probed to decide whether a link keeps the family's mean in range.
+RANGE_PROBES = np.concatenate([-np.logspace(-3, 2.5, 12), [0.0], np.logspace(-3, 2.5, 12)])
+#: After a Newton (observed-information) step fails, Fisher scoring takes over until a step
+#: changes ``u`` and ``eta`` by less than this; Newton then resumes for the fast finish.
+NEWTON_RESUME_CHANGE = 1e-2
 
 
 class PIRLSError(MixedModelsError):
     """PIRLS could not find the conditional modes (step-halving failed or a weight/mean
     left the family's parameter space)."""
+
+
+def link_keeps_range(family: Family) -> bool:
+    """Whether every linear predictor maps to a valid mean of ``family`` (logit for the
+    binomial, log for counts and Gamma), judged on :data:`RANGE_PROBES`; False for links with
+    a feasible edge (a log link for probabilities, identity or inverse for positive
+    means)."""
+    link = family.link
+    for e in RANGE_PROBES:
+        eta = np.array([e])
+        if not link.valid_eta(eta):
+            return False
+        if not link.bounded and not family.valid_mu(link.linkinv(eta)):
+            return False
+    return True
 
 
 def prior_weights(design: Design) -> np.ndarray:
@@ -189,6 +214,7 @@ class PIRLS:
         self._family = fam
         self._deviance = fam.deviance_function(self.y, self.prior)
         self._canonical = fam.link.name == fam.canonical_link
+        self.link_keeps_range = link_keeps_range(fam)
 
     @staticmethod
     def _sparse_z(design: Design) -> sp.csr_matrix:
@@ -304,7 +330,8 @@ class PIRLS:
         th0, b0, u0, J = ref
         return u0 + J @ np.concatenate([theta - th0, beta - b0])
 
-    def _step_weights(self, eta, mu, me) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _step_weights(self, eta, mu, me, fisher: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Weights and working residual of one PIRLS step: ``(W, -g / W, observed)``.
 
         With ``g = d(dev/2)/d eta`` any positive ``W`` gives a step whose fixed point is the
@@ -314,16 +341,17 @@ class PIRLS:
         the reference models), Newton quadratically, so the observed weights are used when
         they are all positive (always, for the log-concave densities: NB and Gamma with log
         link, probit, cloglog), Fisher's otherwise (mixing the two converged worse than
-        either on the cauchit model).
+        either on the cauchit model). ``fisher=True`` forces Fisher scoring (after a failed
+        Newton step).
         """
         fam = self._family
         if self._canonical:
             w = self.prior * me * me / fam.variance(mu)
             return w, (self.y - mu) / me, False
         v = fam.variance(mu)
-        w_obs = fam.observed_weights(self.y, eta, mu, self.prior)
         g = -self.prior * (self.y - mu) * me / v
-        if np.min(w_obs) > 0:
+        w_obs = None if fisher else fam.observed_weights(self.y, eta, mu, self.prior)
+        if w_obs is not None and np.min(w_obs) > 0:
             return w_obs, -g / w_obs, True
         w = self.prior * me * me / v
         return w, -g / w, False
@@ -408,9 +436,10 @@ class PIRLS:
         p = self.p
         f = None
         it = 0
+        fisher = False      # Newton failed: Fisher scoring until close to the mode
         while it < self.maxit:
             it += 1
-            w, wres, observed = self._step_weights(eta, mu, me)
+            w, wres, observed = self._step_weights(eta, mu, me, fisher)
             if joint:
                 if self._XY is None:
                     self._XY = np.empty((self.n, p + 1))
@@ -421,7 +450,9 @@ class PIRLS:
                 XY = (eta - fixed + wres)[:, None]
             f = self.psystem.factor(theta, self.pattern.compute(XY, w), need_xx=joint)
             if f is None:
-                raise PIRLSError(self._not_pd_message(theta))
+                # after a failed Newton step the Newton failure is the news
+                raise PIRLSError(self._halving_message(theta) if fisher
+                                 else self._not_pd_message(theta))
             if joint:
                 Lxx = np.tril(f.LXX)
                 beta_new = np.linalg.solve(Lxx[:p, :p].T, Lxx[p, :p])
@@ -444,9 +475,14 @@ class PIRLS:
             else:
                 if np.max(np.abs(du), initial=0.0) < tol:
                     break  # rounding noise at the mode, not a failure
+                if observed:
+                    fisher = True   # retry this step by Fisher scoring
+                    continue
                 raise PIRLSError(self._halving_message(theta))
             change = max(np.max(np.abs(eta_try - eta), initial=0.0),
                          np.max(np.abs(u_try - u), initial=0.0))
+            if fisher and change < NEWTON_RESUME_CHANGE:
+                fisher = False
             u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
                                                dev_try, pdev_try)
             fixed = fixed_try
@@ -512,9 +548,41 @@ class PIRLS:
             trial = base + step * (beta - base)
             eta = self.Xt @ trial + self.offset
             if fam.link.valid_eta(eta) and fam.valid_mu(fam.link.linkinv(eta)):
-                return trial
+                return self._better_start(trial, ones)
             step *= 0.5
         raise PIRLSError(self._invalid_message(self.basis.to_user(beta)))
+
+    def _better_start(self, trial: np.ndarray, ones: np.ndarray) -> np.ndarray:
+        """lme4's start or the constant mean ``g(mean y)``, whichever has the lower deviance
+        (at ``u = 0``).
+
+        lme4's step regresses ``g(y)`` on ``X``; with a log link and very skewed responses
+        (Gamma shape 0.1: ``y`` down to 1e-36) ``log y`` is dominated by the tiny values and
+        the start lies tens of units below every mean, where no PIRLS step can recover.
+        The constant fit is always a sensible point; for well-behaved data lme4's start
+        has the lower deviance and is kept.
+        """
+        if not ones.size or not self.link_keeps_range:
+            # under a link that can leave the family's range, lme4's start is kept: where it
+            # fails, its failure (and the advice to change the link) is the right message
+            return trial
+        fam = self._family
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = fam.link.link(np.atleast_1d(np.average(self.y, weights=self.prior)))[0]
+        if not np.isfinite(level):
+            return trial
+        const = np.zeros(self.p)
+        const[ones[0]] = level - float(np.average(self.offset, weights=self.prior))
+        const = self.basis.from_user(const)
+        devs = []
+        for cand in (trial, const):
+            eta = self.Xt @ cand + self.offset
+            mu = fam.link.linkinv(eta) if fam.link.valid_eta(eta) else None
+            ok = mu is not None and fam.valid_mu(mu)
+            with np.errstate(all="ignore"):
+                dev = self._deviance(mu) if ok else np.inf
+            devs.append(dev if np.isfinite(dev) else np.inf)
+        return const if devs[1] < devs[0] else trial
 
     @staticmethod
     def _not_pd_message(theta) -> str:
@@ -533,7 +601,7 @@ class PIRLS:
     def _halving_message(self, theta) -> str:
         fam = self.family
         hint = ""
-        if fam.link.name != fam.default_link:
+        if not self.link_keeps_range:
             hint = (f" The {fam.link.name!r} link does not keep the mean of the {fam.name} "
                     f"family in range (e.g. probabilities above 1 under a log link); try the "
                     f"{fam.default_link!r} link, which constrains the mean.")

@@ -37,6 +37,7 @@ from .._messages import emit_warning
 from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..diagnostics import is_singular_theta, singular_message
+from ..diagnostics.separation import SeparationWarning, separated_columns, separation_message
 from ..families import (
     Family,
     NegativeBinomial,
@@ -309,6 +310,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     sol0 = obj.solve0(theta, fam)
     Rinv0 = obj.pirls.rx_inverse(theta, sol0.eta, sol0.mu)
     vcov0 = sol0.phi * Rinv0 @ Rinv0.T
+    sep = _separation(design, obj, sol0)
     log.stage("nAGQ=0")
     if obj.nAGQ == 0:
         return _result(design, obj, sol0, fam, opt0, opt0, None, vcov0, "RX", None, messages,
@@ -329,7 +331,9 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     # singular (a predictor around 1e5 correlates its coefficient with the intercept's to
     # 1 - 1e-10) and which would make the coordinates depend on how predictors are shifted
     # or scaled; R_X^{-1} maps exactly with the predictors, so the optimizer's path does not
-    T[k:k + p, k:k + p] = np.sqrt(sol0.phi) * Rinv0
+    T[k:k + p, k:k + p] = _beta_root(obj, theta, sol0, Rinv0, sep)
+    # separated coefficients are held at their stage-1 values: no coordinate moves them
+    keep = np.setdiff1d(np.arange(x0.size), k + sep)
     unbounded = _sign_symmetric(design)
     if unbounded:
         # theta may cross zero (the deviance is even in each column of Lambda), so it can
@@ -340,6 +344,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         # a diagonal T keeps the bounds of theta a box
         T[v_index, v_index] = np.sqrt(np.diag(cov_v))
         lower_z = np.where(np.isfinite(obj.lower), (obj.lower - x0) / np.diag(T), -np.inf)
+    T, lower_z = T[:, keep], lower_z[keep]
 
     def fz(z):
         return obj(x0 + T @ z)
@@ -347,7 +352,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
-    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros_like(x0), lower_z,
+    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
                    optimizer=_backend(optimizer), settings=settings)
     log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     x = x0 + T @ opt.x
@@ -361,7 +366,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     vcov, how, derivs, conv = sol.phi * _rx_vcov(obj, sol), "RX", None, None
     if calc_derivs:
         n_diff = k + p + int(obj.explicit_phi)     # the NB shape is held fixed, as lme4
-        Td = T[:n_diff, :n_diff]
+        keep_d = keep[keep < n_diff]
+        Td = T[:n_diff, :keep_d.size]
         xs = x.copy()
 
         def sub(z):
@@ -370,15 +376,20 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             return obj(out)
 
         if unbounded:
-            lower_d = np.full(n_diff, -np.inf)
+            lower_d = np.full(keep_d.size, -np.inf)
         else:
-            lower_d = np.where(np.isfinite(obj.lower[:n_diff]),
-                               (obj.lower[:n_diff] - x[:n_diff]) / np.diag(Td), -np.inf)
-        derivs = deviance_derivatives(sub, np.zeros(n_diff), sol.objective,
-                                      np.full(n_diff, FD_STEP_WHITENED), lower_d,
+            lower_d = np.where(np.isfinite(obj.lower[keep_d]),
+                               (obj.lower[keep_d] - x[keep_d])
+                               / Td[keep_d, np.arange(keep_d.size)], -np.inf)
+        derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
+                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_d,
                                       pairs="forward")
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
+        if V is not None and sep.size:
+            # no curvature along a separated coefficient: report R_X's (enormous)
+            # conditional variance for it, as lme4 does, uncorrelated with the rest
+            V[sep, sep] = vcov[sep, sep]
         if V is not None and np.all(np.linalg.eigvalsh(V) > 0):
             vcov, how = V, "hessian"
         else:
@@ -389,11 +400,39 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 HessianWarning, stacklevel=3,
             )
         if check_conv:
-            conv = convergence_report(derivs, np.zeros(n_diff), lower_d)
+            conv = convergence_report(derivs, np.zeros(keep_d.size), lower_d)
             if not conv.converged:
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
     return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
+
+
+def _separation(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> np.ndarray:
+    """Separated fixed effects at the stage-1 fit (warned about here), as indices."""
+    pirls = obj.pirls
+    sep = separated_columns(pirls.basis, design.X, pirls.fisher_weights_at(sol0.eta, sol0.mu),
+                            pirls.prior)
+    if sep.size:
+        names = [design.fixed.names[j] for j in sep]
+        warnings.warn(separation_message(names, sol0.beta[sep], obj.family.name),
+                      SeparationWarning, stacklevel=4)
+    return sep
+
+
+def _beta_root(obj: GLMMObjective, theta, sol0: GLMMSolution, Rinv0: np.ndarray,
+               sep: np.ndarray) -> np.ndarray:
+    """Square root of stage 1's covariance of beta for the whitened coordinates; with
+    separated columns, of the covariance of the others given them (their information is
+    nil, so the joint covariance would be dominated by them), zero rows for them."""
+    if not sep.size:
+        return np.sqrt(sol0.phi) * Rinv0
+    p = Rinv0.shape[0]
+    free = np.setdiff1d(np.arange(p), sep)
+    Rx = obj.pirls.rx_factor(theta, sol0.eta, sol0.mu)
+    Rf = np.linalg.qr(Rx[:, free], mode="r")
+    root = np.zeros((p, p))
+    root[np.ix_(free, free)] = np.sqrt(sol0.phi) * np.linalg.inv(Rf)
+    return root
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:

@@ -71,6 +71,11 @@ PIRLS_MAX_HALVINGS = 20
 PREDICTED_ITERATIONS = 2
 #: Relative rounding slack allowed when comparing penalized deviances.
 PDEV_ROUNDING = 1e-12
+#: Fisher weights below this fraction of the largest belong to fitted means at the edge of
+#: the family's range (probabilities 0 or 1 under complete separation, counts fitted as 0):
+#: their linear predictors run off without changing the deviance, so PIRLS judges
+#: convergence on the other observations (lme4 stops on the deviance instead).
+SEPARATED_WEIGHT = 1e-8
 #: Linear predictors probed to decide whether a link keeps the family's mean in range.
 RANGE_PROBES = np.concatenate([-np.logspace(-3, 2.5, 12), [0.0], np.logspace(-3, 2.5, 12)])
 #: After a Newton (observed-information) step fails, Fisher scoring takes over until a step
@@ -393,6 +398,17 @@ class PIRLS:
         Lxx = np.tril(f.LXX)[:self.p, :self.p]
         return self.basis.rx_inv_to_user(np.linalg.inv(Lxx.T))
 
+    def rx_factor(self, theta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``R_X`` itself (upper triangular, the user's ``X``): ``R~_X R`` from the factor in
+        the internal basis, without inverting anything."""
+        w = self._weights(mu, self._family.link.mu_eta(eta))
+        f = self.factor_at(theta, w)
+        return np.tril(f.LXX)[:self.p, :self.p].T @ self.basis.R
+
+    def fisher_weights_at(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """PIRLS's Fisher working weights (prior weights included) at ``eta``."""
+        return self._weights(mu, self._family.link.mu_eta(eta))
+
     # -- the iteration ------------------------------------------------------------------
     def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
             ) -> PIRLSResult:
@@ -481,6 +497,8 @@ class PIRLS:
                 raise PIRLSError(self._halving_message(theta))
             change = max(np.max(np.abs(eta_try - eta), initial=0.0),
                          np.max(np.abs(u_try - u), initial=0.0))
+            if change >= tol and joint:
+                change = self._change_off_edge(eta_try, eta, u_try - u, mu_try, me_try, tol)
             if fisher and change < NEWTON_RESUME_CHANGE:
                 fisher = False
             u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
@@ -512,6 +530,25 @@ class PIRLS:
             self._ref = (theta, beta, u, J)
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
                            observed)
+
+    def _change_off_edge(self, eta_new, eta, du, mu, me, tol: float) -> float:
+        """The step's change over the observations whose fitted means are not at the edge of
+        the family's range (weights above ``SEPARATED_WEIGHT`` of the largest), or the full
+        change when such observations moved by ``tol`` or more.
+
+        Under complete separation a coefficient runs to infinity: each step moves the linear
+        predictor of its observations by about one unit while their weights, and their
+        contribution to the deviance, shrink geometrically. Those steps change nothing
+        else, so they do not hold up convergence; the coefficient stays where the
+        deviance stopped changing (lme4 behaves alike) and the fit reports it.
+        """
+        w = self._weights(mu, me)
+        edge = w <= SEPARATED_WEIGHT * np.max(w)
+        d_eta = np.abs(eta_new - eta)
+        full = max(np.max(d_eta, initial=0.0), np.max(np.abs(du), initial=0.0))
+        if not edge.any() or edge.all():
+            return full
+        return max(np.max(d_eta[~edge], initial=0.0), np.max(np.abs(du), initial=0.0))
 
     def _user_beta(self, beta: np.ndarray, internal: bool) -> np.ndarray:
         return self.basis.to_user(beta) if internal else beta

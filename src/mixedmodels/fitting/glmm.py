@@ -86,6 +86,14 @@ STAGE0_FULL_HESSIAN_MAX = 4
 #: its bound), and the range allowed for the estimated ones.
 DEFAULT_SCALE = 0.1
 MIN_SCALE, MAX_SCALE = 1e-4, 1.0
+#: The scale of a theta is at most DEFAULT_SCALE, and need not exceed the larger of
+#: ``1 / sqrt(W)`` (``W`` the median total working weight of its term's levels: there the
+#: random effects start to move the deviance by O(1) per level) and the sampling spread of a
+#: variance estimated from ``l`` levels, ``|theta| / sqrt(2 l)``. It falls below
+#: DEFAULT_SCALE only for heavy data with a small variance (counts around 1e9: ``W`` ~ 1e10,
+#: theta ~ 1e-5), where a fixed scale would leave the optimizer badly scaled. MIN_SCALE and
+#: the finite-difference step shrink with it (the step by STAGE0_FD_REL).
+STAGE0_FD_REL = 1e-2
 
 
 class HessianWarning(MixedModelsWarning):
@@ -102,6 +110,7 @@ def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=Non
                          response_vars=response_variables(spec.response),
                          contrasts=contrasts)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
+    _check_not_constant(design, family)
     for t in design.terms:
         if t.nlevels < 2:
             raise DataError(
@@ -117,6 +126,36 @@ def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=Non
         raise DataError(f"{design.p} fixed effects for {design.nobs} observations: too few "
                         "observations")
     return design
+
+
+def _check_not_constant(design: Design, family: Family) -> None:
+    """A constant response (lme4: "Response is constant") has no GLMM fit: all-zero counts
+    or all-0 / all-1 binomial data put the mean on the edge of the family's range (the
+    intercept runs off to infinity), and a constant positive response leaves no variation
+    for a dispersion or the random effects. Binomial proportions that are all equal but
+    strictly between 0 and 1 are estimable and pass."""
+    prior = prior_weights(design)
+    y = design.y[prior > 0]
+    if y.size == 0 or np.ptp(y) > 0.0:
+        return
+    value = float(y[0])
+    if family.name == "binomial" and 0.0 < value < 1.0:
+        return
+    if family.name == "binomial":
+        why = (f"every trial a {'success' if value == 1.0 else 'failure'}: the probability "
+               f"is {value:g} in every row, on the edge of its range, and the fixed effects "
+               "have no finite estimate")
+    elif value == 0.0:
+        why = ("all counts are zero: the mean is 0, on the edge of its range, and the fixed "
+               "effects have no finite estimate")
+    else:
+        why = ("with no variation the dispersion and the random-effects variances are not "
+               "estimable")
+    raise DataError(
+        f"the response {design.spec.response!r} is constant (every value is {value:g}; "
+        f"{why}). A {family.name} GLMM needs variation in the response; check the response "
+        "column and any subset of rows the data came from"
+    )
 
 
 class _Stage0:
@@ -178,13 +217,33 @@ def _pirls_note(obj: GLMMObjective):
     return note
 
 
-def _stage0_covariance(fun: _Stage0, v: np.ndarray) -> np.ndarray:
+def _theta_scales(design: Design, obj: GLMMObjective, sol0: GLMMSolution, size: int
+                  ) -> np.ndarray:
+    """Natural scale of each coordinate of ``v`` (see :data:`STAGE0_FD_REL`) for the
+    thetas, DEFAULT_SCALE for the NB log-shape."""
+    scales = np.full(size, DEFAULT_SCALE)
+    w = obj.pirls.fisher_weights_at(sol0.eta, sol0.mu)
+    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+        z2 = np.sum(t.Z * t.Z, axis=1)
+        W = np.bincount(t.grouping.codes, w * z2, minlength=t.nlevels)
+        med = float(np.median(W))
+        if med > 0:
+            spread = np.abs(sol0.theta[sl]) / np.sqrt(2.0 * t.nlevels)
+            scales[sl] = np.minimum(DEFAULT_SCALE, np.maximum(1.0 / np.sqrt(med), spread))
+    return scales
+
+
+def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = None
+                       ) -> np.ndarray:
     """Approximate covariance of ``v`` (theta and the NB log-shape) from the stage-0
     criterion's Hessian, ``2 H^{-1}``: it sets the whitened coordinates of the Laplace stage
     (derivative-free optimizers converge several times faster when every direction has unit
     curvature). Falls back to a diagonal, and to :data:`DEFAULT_SCALE`, where the curvature
     cannot be estimated (a parameter on its bound, a flat direction)."""
-    d = deviance_derivatives(fun, v, fun(v), np.full(v.size, STAGE0_FD_STEP), fun.lower,
+    scales = np.full(v.size, DEFAULT_SCALE) if scales is None else scales
+    rel = scales / DEFAULT_SCALE          # 1 except for heavy data (see _theta_scales)
+    steps = np.minimum(STAGE0_FD_STEP, STAGE0_FD_REL * scales)
+    d = deviance_derivatives(fun, v, fun(v), steps, fun.lower,
                              pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX else None)
     H = d.hessian
     free = np.flatnonzero(d.free)
@@ -193,15 +252,15 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray) -> np.ndarray:
             cov = 2.0 * np.linalg.inv(H)
             np.linalg.cholesky(cov)          # positive definite?
             sd = np.sqrt(np.diag(cov))
-            if np.all((sd >= MIN_SCALE) & (sd <= MAX_SCALE)):
+            if np.all((sd >= MIN_SCALE * rel) & (sd <= MAX_SCALE)):
                 return cov
         except np.linalg.LinAlgError:
             pass
-    sd = np.full(v.size, DEFAULT_SCALE)
+    sd = scales.copy()
     diag = np.diag(H)
     ok = np.isfinite(diag) & (diag > 0)
     sd[free[ok]] = np.sqrt(2.0 / diag[ok])
-    return np.diag(np.clip(sd, MIN_SCALE, MAX_SCALE) ** 2)
+    return np.diag(np.clip(sd, MIN_SCALE * rel, MAX_SCALE) ** 2)
 
 
 def _sign_symmetric(design: Design) -> bool:
@@ -322,7 +381,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     k, p = obj.n_theta, obj.p
     beta0 = np.asarray(start.get("beta", sol0.beta), dtype=float)
     x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
-    cov_v = _stage0_covariance(stage0, v)
+    cov_v = _stage0_covariance(stage0, v, _theta_scales(design, obj, sol0, v.size))
     log.stage("scaling")
     v_index = np.arange(k) if not estimate_shape else np.r_[np.arange(k), x0.size - 1]
     T = np.eye(x0.size) * DEFAULT_SCALE

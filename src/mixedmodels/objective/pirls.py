@@ -69,8 +69,29 @@ PIRLS_MAXIT = 100
 PIRLS_MAX_HALVINGS = 20
 #: PIRLS iterations expected from a good predicted start (see ``PIRLS._sensitivity``).
 PREDICTED_ITERATIONS = 2
+#: A predicted start (first-order in theta and beta) that moves some linear predictor by
+#: more than this is outside the linear regime and is not used: near theta = 0 the modes
+#: ``u = b / theta`` are huge and their sensitivity predicts absurd jumps (eta ~ 600, with
+#: overflowing weights, seen on Poisson counts around 1e9 with a zero variance).
+PREDICT_MAX_DETA = 1.0
 #: Relative rounding slack allowed when comparing penalized deviances.
 PDEV_ROUNDING = 1e-12
+#: The deviance also inherits the rounding of ``eta`` itself (``eps |eta|``), times its
+#: slope ``|d dev / d eta|``: for counts around 1e9 (``eta`` ~ 21, slopes ~ 1e4 per row)
+#: that noise is ~1e-10 relative, above ``PDEV_ROUNDING``, and step-halving would chase
+#: it. Steps are accepted within this multiple of ``eps sum |eta| |d dev / d eta|``
+#: (2 for the deviance's factor 2, 2 for the rounding of ``mu`` as well as ``eta``).
+ETA_ROUNDING_FACTOR = 4.0
+#: Stagnation: after this many consecutive steps that change the penalized deviance by no
+#: more than its rounding noise, are smaller than ``STAGNATION_CHANGE`` and do not beat the
+#: smallest change seen so far, PIRLS has reached the precision the linear algebra allows
+#: and stops. With huge weights (counts around 1e9) the joint solve for beta and u is
+#: ill-conditioned (condition ~ weight x group size) along the intercept-versus-mean-of-u
+#: direction, which only the penalty determines; its steps then wander at ~1e-4 while the
+#: deviance cannot tell them apart. A converging iteration (Newton's, or Fisher scoring's
+#: linear one) makes every step smaller than the last, so this never cuts it short.
+STAGNATION_STEPS = 3
+STAGNATION_CHANGE = 1e-3
 #: Fisher weights below this fraction of the largest belong to fitted means at the edge of
 #: the family's range (probabilities 0 or 1 under complete separation, counts fitted as 0):
 #: their linear predictors run off without changing the deviance, so PIRLS judges
@@ -81,6 +102,9 @@ RANGE_PROBES = np.concatenate([-np.logspace(-3, 2.5, 12), [0.0], np.logspace(-3,
 #: After a Newton (observed-information) step fails, Fisher scoring takes over until a step
 #: changes ``u`` and ``eta`` by less than this; Newton then resumes for the fast finish.
 NEWTON_RESUME_CHANGE = 1e-2
+
+
+_EPS = float(np.finfo(float).eps)
 
 
 class PIRLSError(MixedModelsError):
@@ -438,7 +462,8 @@ class PIRLS:
             beta = np.asarray(beta, dtype=float)
             if u0 is None and self.predict:
                 guess = self._predict_u(theta, beta)
-                if guess is not None:
+                if guess is not None and np.max(np.abs(self._random_part(lams, guess - u)),
+                                                initial=0.0) <= PREDICT_MAX_DETA:
                     u = guess
         fixed = X @ beta + off
         eta, mu, me, dev = self._state(fixed, lams, u)
@@ -453,9 +478,15 @@ class PIRLS:
         f = None
         it = 0
         fisher = False      # Newton failed: Fisher scoring until close to the mode
+        flat = 0            # consecutive steps within the deviance's noise (stagnation)
+        best = np.inf       # smallest change so far
         while it < self.maxit:
             it += 1
             w, wres, observed = self._step_weights(eta, mu, me, fisher)
+            # rounding noise of the deviance (see ETA_ROUNDING_FACTOR): |d(dev/2)/d eta| is
+            # |w * wres|
+            slack = PDEV_ROUNDING * abs(pdev) + ETA_ROUNDING_FACTOR * _EPS * float(
+                np.abs(eta) @ np.abs(w * wres))
             if joint:
                 if self._XY is None:
                     self._XY = np.empty((self.n, p + 1))
@@ -485,7 +516,7 @@ class PIRLS:
                 fixed_try = X @ beta_try + off if joint else fixed
                 eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
                 pdev_try = dev_try + float(u_try @ u_try)
-                if mu_try is not None and pdev_try <= pdev + PDEV_ROUNDING * abs(pdev):
+                if mu_try is not None and pdev_try <= pdev + slack:
                     break
                 step *= 0.5
             else:
@@ -501,10 +532,16 @@ class PIRLS:
                 change = self._change_off_edge(eta_try, eta, u_try - u, mu_try, me_try, tol)
             if fisher and change < NEWTON_RESUME_CHANGE:
                 fisher = False
+            if change < best:
+                best, flat = change, 0
+            elif abs(pdev_try - pdev) <= slack and change < STAGNATION_CHANGE:
+                flat += 1
+            else:
+                flat = 0
             u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
                                                dev_try, pdev_try)
             fixed = fixed_try
-            if change < tol:
+            if change < tol or flat >= STAGNATION_STEPS:
                 break
         else:
             # (while-else: the iteration limit was reached without convergence)

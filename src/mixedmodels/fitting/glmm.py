@@ -37,6 +37,7 @@ from .._messages import emit_warning
 from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..diagnostics import is_singular_theta, singular_message
+from ..diagnostics.link_edge import LinkEdgeWarning, link_edge_message
 from ..diagnostics.separation import SeparationWarning, separated_columns, separation_message
 from ..families import (
     Family,
@@ -500,6 +501,11 @@ def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
 
 
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):
+    edge = link_edge_message(fam, sol.eta)
+    if edge is not None:
+        warnings.warn(edge, LinkEdgeWarning, stacklevel=4)
+        if conv is not None and conv.converged:
+            conv = dataclasses.replace(conv, converged=False, message=edge)
     groups = _singular_groups(design, sol.theta)
     if groups:
         emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)

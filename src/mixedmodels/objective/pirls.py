@@ -47,6 +47,7 @@ import scipy.sparse as sp
 
 from .._errors import MixedModelsError
 from ..design import Design
+from ..diagnostics.link_edge import range_keeping_link
 from ..families import Family
 from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, FixedBasis, TermBlock
 from .pirls_system import PIRLSSystem
@@ -658,10 +659,20 @@ class PIRLS:
             devs.append(dev if np.isfinite(dev) else np.inf)
         return const if devs[1] < devs[0] else trial
 
-    @staticmethod
-    def _not_pd_message(theta) -> str:
+    def _not_pd_message(self, theta) -> str:
         return ("the penalized least-squares system of PIRLS is not positive definite at "
-                f"theta={np.round(theta, 6).tolist()}")
+                f"theta={np.round(theta, 6).tolist()}.{self._link_hint()}")
+
+    def _link_hint(self) -> str:
+        fam = self.family
+        if self.link_keeps_range:
+            return ""
+        better = range_keeping_link(fam)
+        fix = f"; try the {better!r} link, which constrains the mean." if better else "."
+        example = "probabilities above 1" if fam.link.bounded is False and \
+            fam.name == "binomial" else "means at or below 0"
+        return (f" The {fam.link.name!r} link does not keep the mean of the {fam.name} "
+                f"family in range ({example} are possible){fix}")
 
     def _invalid_message(self, beta) -> str:
         fam = self.family
@@ -673,12 +684,7 @@ class PIRLS:
         )
 
     def _halving_message(self, theta) -> str:
-        fam = self.family
-        hint = ""
-        if not self.link_keeps_range:
-            hint = (f" The {fam.link.name!r} link does not keep the mean of the {fam.name} "
-                    f"family in range (e.g. probabilities above 1 under a log link); try the "
-                    f"{fam.default_link!r} link, which constrains the mean.")
+        hint = self._link_hint()
         return (
             "PIRLS step-halvings failed to reduce the deviance: the conditional modes cannot "
             f"be found at theta={np.round(theta, 6).tolist()}.{hint} Rescaling predictors "

@@ -48,7 +48,7 @@ def test_saddle_on_the_bound_is_not_converged(seed):
     assert "saddle point" in rep.message
     # the same verdict from the analytic gradient
     grad_obj = LMMObjective(obj.design, method="blocked")
-    f, g = grad_obj.value_and_gradient(x)
+    _, g = grad_obj.value_and_gradient(x)
     rep_g = check_convergence_gradient(grad_obj.value_and_gradient, x, grad_obj.lower, g)
     assert not rep_g.converged and rep_g.saddle.tolist() == [False, True]
 

@@ -224,7 +224,6 @@ def check_convergence_gradient(
     """
     at_bound = np.isfinite(lower) & (x - lower <= FD_STEP * np.maximum(np.abs(x), 1.0))
     active = at_bound & (g > 0)
-    free = ~active
     stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
     h = FD_STEP * np.maximum(np.abs(x), 1.0)
     curv = np.full(x.size, np.nan)

@@ -180,3 +180,21 @@ def test_glmer_deviance_at_fixed_parameters_is_invariant():
     # the nAGQ = 0 criterion estimates beta inside PIRLS: the joint solve is where an
     # ill-conditioned X'WX lost its digits
     assert o1.stage0(np.array([0.9])) == pytest.approx(o0.stage0(np.array([0.9])), rel=1e-9)
+
+
+def test_glmer_binomial_proportions_with_weights_shifted_predictor():
+    """Prior weights (numbers of trials) enter the basis: proportions with trials."""
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(30), 6)
+    x = rng.normal(size=g.size)
+    trials = rng.integers(1, 12, g.size)
+    p = 1 / (1 + np.exp(-(-0.3 + 0.6 * x + 0.5 * rng.normal(size=30)[g])))
+    d = pd.DataFrame({"prop": rng.binomial(trials, p) / trials, "n": trials, "x": x,
+                      "g": g.astype(str)})
+    for nagq in (0, 1):
+        m0 = mm.glmer("prop ~ x + (1|g)", d, family="binomial", weights="n", nAGQ=nagq)
+        m1 = mm.glmer("prop ~ x + (1|g)", d.assign(x=d.x * 1e3 + 1e5), family="binomial",
+                      weights="n", nAGQ=nagq)
+        assert m1.objective == pytest.approx(m0.objective, rel=CRIT_RTOL)
+        np.testing.assert_allclose(m1.theta, m0.theta, atol=GLMM_THETA_ATOL)
+        assert m1.beta[1] * 1e3 == pytest.approx(m0.beta[1], rel=GLMM_BETA_RTOL)

@@ -26,6 +26,8 @@ from ._errors import (
     SingularFitWarning,
 )
 from .design import Design, materialize
+from .diagnostics.link_edge import LinkEdgeWarning
+from .diagnostics.separation import SeparationWarning
 from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
@@ -79,6 +81,7 @@ __all__ = [
     "LikelihoodProfile",  # inference
     "LinearMixedModelResult",
     "LinearModelResult",  # inference
+    "LinkEdgeWarning",  # glmm diagnostics
     "MixedModelSpec",
     "MixedModelsError",
     "MixedModelsWarning",
@@ -88,6 +91,7 @@ __all__ = [
     "RLRTResult",  # inference
     "RandomTerm",
     "RankDeficiencyWarning",
+    "SeparationWarning",  # glmm diagnostics
     "SingularFitWarning",
     "VarCorr",
     "__version__",

@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg import lapack
 
 __all__ = ["MIN_RELATIVE_PIVOT", "FixedBasis"]
 
@@ -72,16 +72,24 @@ class FixedBasis:
         if p == 0:
             return cls(np.zeros((0, 0)), np.zeros((0, 0)), X, 0.0)
         Xw = X if weights is None else X * np.sqrt(weights)[:, None]
-        R = np.linalg.qr(Xw, mode="r")
-        d = np.diag(R)
-        if not np.all(np.isfinite(R)) or np.min(np.abs(d)) <= \
-                MIN_RELATIVE_PIVOT * np.max(np.abs(d)):
+        if Xw.shape[0] < p or not np.all(np.isfinite(Xw)):
+            return cls(np.eye(p), np.eye(p), X, 0.0)
+        # LAPACK directly: small models are fitted thousands of times (bootstrap), and the
+        # numpy/scipy wrappers cost several times the factorization itself
+        qr, _, _, info = lapack.dgeqrf(Xw)
+        R = qr[:p].copy()
+        for i in range(1, p):              # below the diagonal: Householder vectors
+            R[i, :i] = 0.0
+        d = R.diagonal().copy()
+        if info != 0 or np.min(np.abs(d)) <= MIN_RELATIVE_PIVOT * np.max(np.abs(d)):
             return cls(np.eye(p), np.eye(p), X, 0.0)
         R = R * np.sign(d)[:, None]          # positive diagonal: R_X = R~_X R is Cholesky's
-        Xt = solve_triangular(R, X.T, trans="T", lower=False).T
-        R_inv = solve_triangular(R, np.eye(p), lower=False)
-        return cls(R, R_inv, np.ascontiguousarray(Xt),
-                   2.0 * float(np.sum(np.log(np.diag(R)))))
+        Xt, info_t = lapack.dtrtrs(R, X.T, lower=0, trans=1)       # R^{-T} X'
+        R_inv, info_i = lapack.dtrtri(R, lower=0)
+        if info_t != 0 or info_i != 0:
+            return cls(np.eye(p), np.eye(p), X, 0.0)
+        # (dtrtri leaves the zero lower triangle of R in place)
+        return cls(R, R_inv, np.ascontiguousarray(Xt.T), 2.0 * float(np.sum(np.log(np.abs(d)))))
 
     @property
     def p(self) -> int:

@@ -98,6 +98,16 @@ STAGNATION_CHANGE = 1e-3
 #: their linear predictors run off without changing the deviance, so PIRLS judges
 #: convergence on the other observations (lme4 stops on the deviance instead).
 SEPARATED_WEIGHT = 1e-8
+#: ... checked only from this iteration on (separation takes tens of steps; PIRLS's Newton
+#: steps converge in a handful, which then pay nothing for the check)
+SEPARATION_CHECK_AFTER = 6
+#: Ridge on the fixed-effects block of PIRLS's systems, relative to the largest working weight
+#: per unit of prior weight (``X~' diag(prior) X~ = I`` in the internal basis, so the block's
+#: eigenvalues are at most that weight), used only when the factorization without it fails:
+#: under complete separation the information along the separated coefficient vanishes as
+#: it runs off, until the Cholesky factorization of the fixed-effects block breaks down; the
+#: ridge then keeps it positive definite and stops that coefficient there.
+XX_RIDGE = 1e-10
 #: Linear predictors probed to decide whether a link keeps the family's mean in range.
 RANGE_PROBES = np.concatenate([-np.logspace(-3, 2.5, 12), [0.0], np.logspace(-3, 2.5, 12)])
 #: After a Newton (observed-information) step fails, Fisher scoring takes over until a step
@@ -220,6 +230,9 @@ class PIRLS:
             self._blocks.append((off, t.q, t.nlevels, t.p))
             off += t.q
         self._scalar_terms = all(t.p == 1 for t in design.terms)
+        #: per term, p times the largest |Z| row sum (bounds how far u moves eta)
+        self._zmax = [t.p * float(np.max(np.sum(np.abs(t.Z), axis=1), initial=0.0))
+                      for t in design.terms]
         self._codes = [t.grouping.codes for t in design.terms]
         self._zcols = [None if np.all(t.Z[:, 0] == 1.0) else t.Z[:, 0].copy()
                        for t in design.terms]
@@ -231,6 +244,7 @@ class PIRLS:
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
+        self._edge_seen = False  # a joint solve has met separated observations
         self.family = family
 
     @property
@@ -392,8 +406,12 @@ class PIRLS:
     def factor_at(self, theta: np.ndarray, weights: np.ndarray) -> BlockedFactor:
         """Blocked factor of ``Lambda' Z' W Z Lambda + I`` for given weights (log
         determinant and conditional variances; the X block holds ``R_X``)."""
-        self.system.set_cross_products(self.pattern.compute(self.Xt, weights))
+        A = self.pattern.compute(self.Xt, weights)
+        self.system.set_cross_products(A)
         f = self.system.factorize(theta)
+        if f is None and self.p:
+            self.system.set_cross_products(self._ridged(A, weights))
+            f = self.system.factorize(theta)
         if f is None:
             raise PIRLSError(
                 "the penalized least-squares system is not positive definite at "
@@ -463,8 +481,7 @@ class PIRLS:
             beta = np.asarray(beta, dtype=float)
             if u0 is None and self.predict:
                 guess = self._predict_u(theta, beta)
-                if guess is not None and np.max(np.abs(self._random_part(lams, guess - u)),
-                                                initial=0.0) <= PREDICT_MAX_DETA:
+                if guess is not None and self._small_move(lams, guess - u):
                     u = guess
         fixed = X @ beta + off
         eta, mu, me, dev = self._state(fixed, lams, u)
@@ -496,7 +513,10 @@ class PIRLS:
                 np.add(eta - off, wres, out=XY[:, p])
             else:
                 XY = (eta - fixed + wres)[:, None]
-            f = self.psystem.factor(theta, self.pattern.compute(XY, w), need_xx=joint)
+            A = self.pattern.compute(XY, w)
+            f = self.psystem.factor(theta, A, need_xx=joint)
+            if f is None and joint and self.p:
+                f = self.psystem.factor(theta, self._ridged(A, w), need_xx=joint)
             if f is None:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
@@ -529,7 +549,7 @@ class PIRLS:
                 raise PIRLSError(self._halving_message(theta))
             change = max(np.max(np.abs(eta_try - eta), initial=0.0),
                          np.max(np.abs(u_try - u), initial=0.0))
-            if change >= tol and joint:
+            if change >= tol and joint and (it >= SEPARATION_CHECK_AFTER or self._edge_seen):
                 change = self._change_off_edge(eta_try, eta, u_try - u, mu_try, me_try, tol)
             if fisher and change < NEWTON_RESUME_CHANGE:
                 fisher = False
@@ -569,6 +589,29 @@ class PIRLS:
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
                            observed)
 
+    def _ridged(self, A, w: np.ndarray):
+        """``A`` with ``XX_RIDGE`` times the largest weight (per unit of prior weight) added
+        to the diagonal of its fixed-effects block (see :data:`XX_RIDGE`)."""
+        p = self.p
+        if p:
+            pos = self.prior > 0
+            top = float(np.max(w[pos] / self.prior[pos])) if pos.any() else 0.0
+            idx = np.arange(p)
+            A.AXX[idx, idx] += XX_RIDGE * top
+        return A
+
+    def _small_move(self, lams, du: np.ndarray) -> bool:
+        """Whether ``Z Lambda du`` stays within ``PREDICT_MAX_DETA`` everywhere: first by the
+        bound ``sum_k |Lambda_k|_max |Z_k|_max max|du|`` (no pass over the data), exactly
+        only when the bound does not settle it."""
+        step = float(np.max(np.abs(du), initial=0.0))
+        bound = step * sum(float(np.max(np.abs(lam))) * zmax
+                           for lam, zmax in zip(lams, self._zmax, strict=True))
+        if bound <= PREDICT_MAX_DETA:
+            return True
+        return float(np.max(np.abs(self._random_part(lams, du)), initial=0.0)) <= \
+            PREDICT_MAX_DETA
+
     def _change_off_edge(self, eta_new, eta, du, mu, me, tol: float) -> float:
         """The step's change over the observations whose fitted means are not at the edge of
         the family's range (weights above ``SEPARATED_WEIGHT`` of the largest), or the full
@@ -586,6 +629,7 @@ class PIRLS:
         full = max(np.max(d_eta, initial=0.0), np.max(np.abs(du), initial=0.0))
         if not edge.any() or edge.all():
             return full
+        self._edge_seen = True     # later solves start near the edge: check at once
         return max(np.max(d_eta[~edge], initial=0.0), np.max(np.abs(du), initial=0.0))
 
     def _user_beta(self, beta: np.ndarray, internal: bool) -> np.ndarray:

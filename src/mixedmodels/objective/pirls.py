@@ -501,10 +501,7 @@ class PIRLS:
         while it < self.maxit:
             it += 1
             w, wres, observed = self._step_weights(eta, mu, me, fisher)
-            # rounding noise of the deviance (see ETA_ROUNDING_FACTOR): |d(dev/2)/d eta| is
-            # |w * wres|
-            slack = PDEV_ROUNDING * abs(pdev) + ETA_ROUNDING_FACTOR * _EPS * float(
-                np.abs(eta) @ np.abs(w * wres))
+            slack = None    # the deviance's rounding noise, computed when first needed
             if joint:
                 if self._XY is None:
                     self._XY = np.empty((self.n, p + 1))
@@ -537,7 +534,11 @@ class PIRLS:
                 fixed_try = X @ beta_try + off if joint else fixed
                 eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
                 pdev_try = dev_try + float(u_try @ u_try)
-                if mu_try is not None and pdev_try <= pdev + slack:
+                if mu_try is not None and pdev_try > pdev + PDEV_ROUNDING * abs(pdev):
+                    if slack is None:
+                        slack = self._slack(pdev, eta, w, wres)
+                if mu_try is not None and pdev_try <= pdev + (slack or PDEV_ROUNDING
+                                                              * abs(pdev)):
                     break
                 step *= 0.5
             else:
@@ -555,7 +556,8 @@ class PIRLS:
                 fisher = False
             if change < best:
                 best, flat = change, 0
-            elif abs(pdev_try - pdev) <= slack and change < STAGNATION_CHANGE:
+            elif change < STAGNATION_CHANGE and abs(pdev_try - pdev) <= (
+                    slack if slack is not None else self._slack(pdev, eta, w, wres)):
                 flat += 1
             else:
                 flat = 0
@@ -588,6 +590,13 @@ class PIRLS:
             self._ref = (theta, beta, u, J)
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
                            observed)
+
+    @staticmethod
+    def _slack(pdev: float, eta, w, wres) -> float:
+        """Rounding noise of the penalized deviance (see ETA_ROUNDING_FACTOR); the slope
+        ``|d(dev/2)/d eta|`` is ``|w * wres|``."""
+        return PDEV_ROUNDING * abs(pdev) + ETA_ROUNDING_FACTOR * _EPS * float(
+            np.abs(eta) @ np.abs(w * wres))
 
     def _ridged(self, A, w: np.ndarray):
         """``A`` with ``XX_RIDGE`` times the largest weight (per unit of prior weight) added

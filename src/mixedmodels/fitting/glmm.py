@@ -386,11 +386,9 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     log.stage("scaling")
     v_index = np.arange(k) if not estimate_shape else np.r_[np.arange(k), x0.size - 1]
     T = np.eye(x0.size) * DEFAULT_SCALE
-    # the beta block is a square root of vcov0: sqrt(phi) R_X^{-1} rather than a Cholesky
-    # factor of vcov0, which would have to be recomputed from a product that can be nearly
-    # singular (a predictor around 1e5 correlates its coefficient with the intercept's to
-    # 1 - 1e-10) and which would make the coordinates depend on how predictors are shifted
-    # or scaled; R_X^{-1} maps exactly with the predictors, so the optimizer's path does not
+    # the beta block is the lower Cholesky factor of vcov0, computed from R_X^{-1} by a QR
+    # decomposition rather than from vcov0 itself, which can be nearly singular (a predictor
+    # around 1e5 correlates its coefficient with the intercept's to 1 - 1e-10)
     T[k:k + p, k:k + p] = _beta_root(obj, theta, sol0, Rinv0, sep)
     # separated coefficients are held at their stage-1 values: no coordinate moves them
     keep = np.setdiff1d(np.arange(x0.size), k + sep)
@@ -485,14 +483,25 @@ def _beta_root(obj: GLMMObjective, theta, sol0: GLMMSolution, Rinv0: np.ndarray,
     separated columns, of the covariance of the others given them (their information is
     nil, so the joint covariance would be dominated by them), zero rows for them."""
     if not sep.size:
-        return np.sqrt(sol0.phi) * Rinv0
+        return np.sqrt(sol0.phi) * _lower_root(Rinv0)
     p = Rinv0.shape[0]
     free = np.setdiff1d(np.arange(p), sep)
     Rx = obj.pirls.rx_factor(theta, sol0.eta, sol0.mu)
     Rf = np.linalg.qr(Rx[:, free], mode="r")
     root = np.zeros((p, p))
-    root[np.ix_(free, free)] = np.sqrt(sol0.phi) * np.linalg.inv(Rf)
+    root[np.ix_(free, free)] = np.sqrt(sol0.phi) * _lower_root(np.linalg.inv(Rf))
     return root
+
+
+def _lower_root(B: np.ndarray) -> np.ndarray:
+    """The lower-triangular ``L`` (positive diagonal) with ``L L' = B B'``, from the QR
+    decomposition ``B' = Q R`` (``L = R'``): the Cholesky factor of ``B B'`` without forming
+    that product, whose condition number is the square of ``B``'s."""
+    if B.size == 0:
+        return B
+    R = np.linalg.qr(B.T, mode="r")
+    L = R.T * np.sign(np.diag(R))[None, :]
+    return L
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:

@@ -534,11 +534,10 @@ class PIRLS:
                 fixed_try = X @ beta_try + off if joint else fixed
                 eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
                 pdev_try = dev_try + float(u_try @ u_try)
-                if mu_try is not None and pdev_try > pdev + PDEV_ROUNDING * abs(pdev):
-                    if slack is None:
-                        slack = self._slack(pdev, eta, w, wres)
-                if mu_try is not None and pdev_try <= pdev + (slack or PDEV_ROUNDING
-                                                              * abs(pdev)):
+                strict = pdev + PDEV_ROUNDING * abs(pdev)
+                if mu_try is not None and pdev_try > strict and slack is None:
+                    slack = self._slack(pdev, eta, w, wres)
+                if mu_try is not None and pdev_try <= max(strict, pdev + (slack or 0.0)):
                     break
                 step *= 0.5
             else:

@@ -612,10 +612,12 @@ class PIRLS:
         """Whether ``Z Lambda du`` stays within ``PREDICT_MAX_DETA`` everywhere: first by the
         bound ``sum_k |Lambda_k|_max |Z_k|_max max|du|`` (no pass over the data), exactly
         only when the bound does not settle it."""
-        step = float(np.max(np.abs(du), initial=0.0))
-        bound = step * sum(float(np.max(np.abs(lam))) * zmax
-                           for lam, zmax in zip(lams, self._zmax, strict=True))
-        if bound <= PREDICT_MAX_DETA:
+        if not du.size:
+            return True
+        bound = 0.0
+        for lam, zmax in zip(lams, self._zmax, strict=True):
+            bound += (abs(lam[0, 0]) if lam.size == 1 else np.abs(lam).max()) * zmax
+        if bound * np.abs(du).max() <= PREDICT_MAX_DETA:
             return True
         return float(np.max(np.abs(self._random_part(lams, du)), initial=0.0)) <= \
             PREDICT_MAX_DETA

@@ -26,19 +26,14 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-
-#: the issue's tolerances (criterion relative, theta absolute)
-CRIT_RTOL = 1e-8
-THETA_ATOL = 1e-6
-#: sigma and beta of an LMM follow theta to about the same order
-LMM_RTOL = 1e-6
-#: GLMM fits are compared at tight optimizer tolerances: the whitened coordinates of the
-#: Laplace stage (a Cholesky factor of stage 1's covariance) are not equivariant, so the
-#: optimizer's path differs with the predictor's scale and the default tolerances leave
-#: ~1e-5 differences in flat directions
-GLMM_TIGHT = {"xtol_abs": 1e-9, "ftol_abs": 1e-12}
-GLMM_THETA_ATOL = 1e-6
-GLMM_BETA_RTOL = 1e-6
+from test_precision import (
+    CRIT_RTOL,
+    GLMM_BETA_RTOL,
+    GLMM_THETA_ATOL,
+    GLMM_TIGHT,
+    LMM_RTOL,
+    THETA_ATOL,
+)
 
 
 def _data(seed: int, n_groups: int = 10, per: int = 8) -> pd.DataFrame:

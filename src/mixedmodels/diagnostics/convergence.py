@@ -148,24 +148,32 @@ def check_convergence(
 ) -> ConvergenceReport:
     """Check that ``x`` is a (bound-constrained) minimum of ``fun``; see module docstring."""
     g, _, evals = finite_difference_derivatives(fun, x, lower, f0, hessian=False)
-    at_bound = np.isfinite(lower) & (x - lower <= FD_STEP * np.maximum(np.abs(x), 1.0))
-    active = at_bound & (g > 0)
+    active, stationary, curv = _bound_curvatures(
+        x, lower, g, lambda i, e: (f0 - 2.0 * fun(x + e) + fun(x + 2.0 * e)) / e[i] ** 2)
+    evals += 2 * int(stationary.sum())
     free = ~active
-    stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
-    h = FD_STEP * np.maximum(np.abs(x), 1.0)
-    curv = np.full(x.size, np.nan)
-    for i in np.flatnonzero(stationary):
-        e = np.zeros(x.size)
-        e[i] = h[i]
-        curv[i] = (f0 - 2.0 * fun(x + e) + fun(x + 2.0 * e)) / h[i] ** 2
-        evals += 2
-    report = None
     if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
         report = ConvergenceReport(g, None, active, 0.0, True, "", evals)
     else:
         _, H, more = finite_difference_derivatives(fun, x, lower, f0, hessian=True)
         report = _verdict(g, H, active, newton_tol, evals + more)
     return _with_saddle(report, stationary, curv)
+
+
+def _bound_curvatures(x, lower, g, second) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(active, bound-stationary, curvature)``: parameters at a bound with the gradient
+    pushing outward, those at a bound with a small gradient, and ``second(i, e)`` -- the
+    second derivative along the step ``e`` into the region -- for the latter (NaN
+    elsewhere)."""
+    h = FD_STEP * np.maximum(np.abs(x), 1.0)
+    at_bound = np.isfinite(lower) & (x - lower <= h)
+    stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
+    curv = np.full(x.size, np.nan)
+    for i in np.flatnonzero(stationary):
+        e = np.zeros(x.size)
+        e[i] = h[i]
+        curv[i] = second(i, e)
+    return at_bound & (g > 0), stationary, curv
 
 
 def _with_saddle(report: ConvergenceReport, stationary: np.ndarray, curv: np.ndarray
@@ -222,15 +230,8 @@ def check_convergence_gradient(
     that does not settle it, with a Hessian from forward differences of the gradient
     (one gradient evaluation per parameter).
     """
-    at_bound = np.isfinite(lower) & (x - lower <= FD_STEP * np.maximum(np.abs(x), 1.0))
-    active = at_bound & (g > 0)
-    stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
-    h = FD_STEP * np.maximum(np.abs(x), 1.0)
-    curv = np.full(x.size, np.nan)
-    for i in np.flatnonzero(stationary):
-        e = np.zeros(x.size)
-        e[i] = h[i]
-        curv[i] = (fg(x + e)[1][i] - g[i]) / h[i]
+    active, stationary, curv = _bound_curvatures(
+        x, lower, g, lambda i, e: (fg(x + e)[1][i] - g[i]) / e[i])
     report = _gradient_verdict(fg, x, g, active, hess_inv, grad_tol, newton_tol)
     return _with_saddle(report, stationary, curv)
 

@@ -58,7 +58,8 @@ def test_true_boundary_optimum_is_converged():
     rng = np.random.default_rng(4)
     d = crossed(4)
     d["b"] = rng.permutation(d["b"].to_numpy())      # b carries no signal now
-    m = mm.lmer(FORMULA, d)
+    with pytest.warns(mm.SingularFitWarning):
+        m = mm.lmer(FORMULA, d)
     assert m.theta[1] == 0.0                          # a singular fit, at its optimum
     obj = m.objective_function
     rep = check_convergence(obj, m.theta, obj.lower, m.objective)

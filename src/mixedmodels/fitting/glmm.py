@@ -472,8 +472,8 @@ def _separation(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> np.nd
                             pirls.prior)
     if sep.size:
         names = [design.fixed.names[j] for j in sep]
-        warnings.warn(separation_message(names, sol0.beta[sep], obj.family.name),
-                      SeparationWarning, stacklevel=4)
+        emit_warning(separation_message(names, sol0.beta[sep], obj.family.name),
+                     SeparationWarning, stacklevel=4)
     return sep
 
 
@@ -512,7 +512,7 @@ def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):
     edge = link_edge_message(fam, sol.eta)
     if edge is not None:
-        warnings.warn(edge, LinkEdgeWarning, stacklevel=4)
+        emit_warning(edge, LinkEdgeWarning, stacklevel=4)
         if conv is not None and conv.converged:
             conv = dataclasses.replace(conv, converged=False, message=edge)
     groups = _singular_groups(design, sol.theta)

@@ -202,8 +202,22 @@ class LMMObjective:
         return RXt_inv @ LXX[p, :p], RXt_inv
 
     def fixed_part(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(beta, R_X^{-1}, log|R_X|^2)`` for the user's ``X`` from a factor of
-        :attr:`system` (``vcov(beta) = sigma^2 R_X^{-1} R_X^{-T}``)."""
+        """The fixed-effects quantities of a factor, mapped back to the user's ``X``.
+
+        Parameters
+        ----------
+        f : BlockedFactor
+            A factor from :attr:`system` (in the internal basis of :attr:`basis`).
+
+        Returns
+        -------
+        beta : ndarray (p,)
+            Conditional estimate of the fixed effects.
+        RX_inv : ndarray (p, p)
+            ``R_X^{-1}`` (upper triangular): ``vcov(beta) = sigma^2 R_X^{-1} R_X^{-T}``.
+        logdet_X : float
+            ``log|R_X|^2`` of the user's ``X`` (internal value plus ``log|R|^2``).
+        """
         beta_t, RXt_inv = self._internal_fixed(f)
         basis = self.basis
         return (basis.to_user(beta_t + self._coef0), basis.rx_inv_to_user(RXt_inv),

@@ -83,6 +83,11 @@ PDEV_ROUNDING = 1e-12
 #: it. Steps are accepted within this multiple of ``eps sum |eta| |d dev / d eta|``
 #: (2 for the deviance's factor 2, 2 for the rounding of ``mu`` as well as ``eta``).
 ETA_ROUNDING_FACTOR = 4.0
+#: ... but never more than this fraction of the penalized deviance: near the edge of a
+#: link's range (a probability within eps of 1 under a log link) the slopes explode and the
+#: "noise" would let steps that raise the deviance through, so PIRLS crept along the edge
+#: instead of reporting that the mean wants out of the range.
+SLACK_MAX = 1e-9
 #: Stagnation: after this many consecutive steps that change the penalized deviance by no
 #: more than its rounding noise, are smaller than ``STAGNATION_CHANGE`` and do not beat the
 #: smallest change seen so far, PIRLS has reached the precision the linear algebra allows
@@ -543,8 +548,11 @@ class PIRLS:
             else:
                 if np.max(np.abs(du), initial=0.0) < tol:
                     break  # rounding noise at the mode, not a failure
-                if observed:
-                    fisher = True   # retry this step by Fisher scoring
+                if observed and self.link_keeps_range:
+                    # retry this step by Fisher scoring (where the link can leave the
+                    # family's range, a failed step means the mean wants out of it: that
+                    # is reported at once, as lme4 does)
+                    fisher = True
                     continue
                 raise PIRLSError(self._halving_message(theta))
             change = max(np.max(np.abs(eta_try - eta), initial=0.0),
@@ -572,7 +580,7 @@ class PIRLS:
                 f"PIRLS did not converge in {self.maxit} iterations at "
                 f"theta={np.round(theta, 6).tolist()} (last change {change:.2g}); the "
                 "conditional modes are poorly determined -- check the link function, or "
-                "simplify the random effects"
+                f"simplify the random effects.{self._link_hint()}"
             )
         self.n_iter_total += it
         self.u_start = u
@@ -594,8 +602,8 @@ class PIRLS:
     def _slack(pdev: float, eta, w, wres) -> float:
         """Rounding noise of the penalized deviance (see ETA_ROUNDING_FACTOR); the slope
         ``|d(dev/2)/d eta|`` is ``|w * wres|``."""
-        return PDEV_ROUNDING * abs(pdev) + ETA_ROUNDING_FACTOR * _EPS * float(
-            np.abs(eta) @ np.abs(w * wres))
+        noise = ETA_ROUNDING_FACTOR * _EPS * float(np.abs(eta) @ np.abs(w * wres))
+        return PDEV_ROUNDING * abs(pdev) + min(noise, SLACK_MAX * abs(pdev))
 
     def _ridged(self, A, w: np.ndarray):
         """``A`` with ``XX_RIDGE`` times the largest weight (per unit of prior weight) added

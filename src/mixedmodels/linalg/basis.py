@@ -29,6 +29,7 @@ lme4's numbers exactly). The covariance factor maps as ``R_X^{-1} = R^{-1} \tild
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,24 +73,34 @@ class FixedBasis:
         if p == 0:
             return cls(np.zeros((0, 0)), np.zeros((0, 0)), X, 0.0)
         Xw = X if weights is None else X * np.sqrt(weights)[:, None]
-        if Xw.shape[0] < p or not np.all(np.isfinite(Xw)):
-            return cls(np.eye(p), np.eye(p), X, 0.0)
-        # LAPACK directly: small models are fitted thousands of times (bootstrap), and the
-        # numpy/scipy wrappers cost several times the factorization itself
+        if Xw.shape[0] < p:
+            return cls._identity(X)
+        # LAPACK directly, and array methods rather than numpy functions: small models are
+        # fitted thousands of times (bootstrap), and wrappers cost more than the work
         qr, _, _, info = lapack.dgeqrf(Xw)
-        R = qr[:p].copy()
-        for i in range(1, p):              # below the diagonal: Householder vectors
-            R[i, :i] = 0.0
-        d = R.diagonal().copy()
-        if info != 0 or np.min(np.abs(d)) <= MIN_RELATIVE_PIVOT * np.max(np.abs(d)):
-            return cls(np.eye(p), np.eye(p), X, 0.0)
-        R = R * np.sign(d)[:, None]          # positive diagonal: R_X = R~_X R is Cholesky's
+        R = np.triu(qr[:p]) if p > 8 else qr[:p].copy()
+        if p <= 8:
+            for i in range(1, p):          # below the diagonal: Householder vectors
+                R[i, :i] = 0.0
+        d = R.diagonal().tolist()          # p numbers: Python floats beat array calls
+        ad = [abs(v) for v in d]
+        if info != 0 or not min(ad) > MIN_RELATIVE_PIVOT * max(ad):   # NaN fails too
+            return cls._identity(X)
+        if min(d) < 0:
+            R *= np.sign(d)[:, None]       # positive diagonal: R_X = R~_X R is Cholesky's
         Xt, info_t = lapack.dtrtrs(R, X.T, lower=0, trans=1)       # R^{-T} X'
         R_inv, info_i = lapack.dtrtri(R, lower=0)
         if info_t != 0 or info_i != 0:
-            return cls(np.eye(p), np.eye(p), X, 0.0)
+            return cls._identity(X)
         # (dtrtri leaves the zero lower triangle of R in place)
-        return cls(R, R_inv, np.ascontiguousarray(Xt.T), 2.0 * float(np.sum(np.log(np.abs(d)))))
+        return cls(R, R_inv, np.ascontiguousarray(Xt.T), 2.0 * sum(map(math.log, ad)))
+
+    @classmethod
+    def _identity(cls, X: np.ndarray) -> FixedBasis:
+        """The trivial basis (``X`` degenerate or not finite: the design's checks report
+        such columns; the factorization then sees the user's ``X`` as before)."""
+        p = X.shape[1]
+        return cls(np.eye(p), np.eye(p), X, 0.0)
 
     @property
     def p(self) -> int:

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import glmmtmb_fixtures as gf  # noqa: E402
-
 import mixedmodels as mm  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "glmmtmb.json"

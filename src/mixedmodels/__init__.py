@@ -26,6 +26,8 @@ from ._errors import (
     SingularFitWarning,
 )
 from .design import Design, materialize
+from .diagnostics.link_edge import LinkEdgeWarning
+from .diagnostics.separation import SeparationWarning
 from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
@@ -81,6 +83,7 @@ __all__ = [
     "LikelihoodProfile",  # inference
     "LinearMixedModelResult",
     "LinearModelResult",  # inference
+    "LinkEdgeWarning",  # glmm diagnostics
     "MixedModelSpec",
     "MixedModelsError",
     "MixedModelsWarning",
@@ -90,6 +93,7 @@ __all__ = [
     "RLRTResult",  # inference
     "RandomTerm",
     "RankDeficiencyWarning",
+    "SeparationWarning",  # glmm diagnostics
     "SingularFitWarning",
     "VarCorr",
     "__version__",

@@ -2,6 +2,7 @@
 
 from .convergence import (
     CONV_GRAD_TOL,
+    NEGATIVE_CURVATURE_TOL,
     ConvergenceReport,
     check_convergence,
     check_convergence_gradient,
@@ -12,6 +13,7 @@ from .singular import SINGULAR_TOL, is_singular_theta, singular_message
 
 __all__ = [
     "CONV_GRAD_TOL",
+    "NEGATIVE_CURVATURE_TOL",
     "SINGULAR_TOL",
     "ConvergenceReport",
     "OverdispersionTest",

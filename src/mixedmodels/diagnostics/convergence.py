@@ -5,12 +5,20 @@ lme4 warns when ``max |H^{-1/2} g|`` exceeds 0.002. That quantity grows like
 judge convergence by what matters for inference: the decrease in the objective that a Newton
 step would still achieve, ``g' H^{-1} g / 2`` (deviance units, the scale of likelihood-ratio
 statistics), over the parameters not held at a bound.
+
+A small gradient is not enough at a bound. The profiled deviance is even in the theta of a
+scalar term, so at ``theta_k = 0`` its derivative vanishes whether that point is a minimum
+or a saddle: a gradient-based optimizer started there (or reaching it) stops with a zero
+gradient while the objective still *decreases* into the feasible region (issue 9: L-BFGS-B
+0.22 deviance units short of the optimum). Parameters at a bound with a small gradient
+("bound-stationary") therefore get a one-sided second difference into the region; a
+curvature below ``-NEGATIVE_CURVATURE_TOL`` makes the point a saddle, not converged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +26,7 @@ __all__ = [
     "CONV_GRAD_TOL",
     "CONV_NEWTON_TOL",
     "FD_STEP",
+    "NEGATIVE_CURVATURE_TOL",
     "ConvergenceReport",
     "check_convergence",
     "check_convergence_gradient",
@@ -30,6 +39,11 @@ FD_STEP = 1e-4
 CONV_GRAD_TOL = 1e-3
 #: Largest predicted improvement of the objective (deviance units) still called converged.
 CONV_NEWTON_TOL = 1e-3
+#: A second derivative (deviance units per unit of the parameter squared) below minus this
+#: into the feasible region makes a bound-stationary point a saddle. Rounding noise of the
+#: second difference at FD_STEP is ~1e-5 for objectives of a few hundred units; a saddle
+#: worth CONV_NEWTON_TOL of deviance within 0.1 of the bound has curvature ~0.2.
+NEGATIVE_CURVATURE_TOL = 1e-2
 
 
 @dataclass(frozen=True, repr=False)
@@ -49,6 +63,11 @@ class ConvergenceReport:
     message : str
     n_evals : int
         Objective evaluations the check used.
+    saddle : ndarray of bool or None
+        Bound-stationary parameters whose curvature into the feasible region is negative
+        (module docstring); None when no parameter was bound-stationary.
+    note : str
+        What the fitting function did about a failed check (e.g. escaped a saddle).
     """
 
     gradient: np.ndarray
@@ -58,6 +77,8 @@ class ConvergenceReport:
     converged: bool
     message: str
     n_evals: int
+    saddle: np.ndarray | None = None
+    note: str = ""
 
     def __repr__(self) -> str:
         grad = float(np.max(np.abs(self.gradient))) if np.size(self.gradient) else 0.0
@@ -127,13 +148,49 @@ def check_convergence(
 ) -> ConvergenceReport:
     """Check that ``x`` is a (bound-constrained) minimum of ``fun``; see module docstring."""
     g, _, evals = finite_difference_derivatives(fun, x, lower, f0, hessian=False)
-    at_bound = np.isfinite(lower) & (x - lower <= FD_STEP * np.maximum(np.abs(x), 1.0))
-    active = at_bound & (g > 0)
+    active, stationary, curv = _bound_curvatures(
+        x, lower, g, lambda i, e: (f0 - 2.0 * fun(x + e) + fun(x + 2.0 * e)) / e[i] ** 2)
+    evals += 2 * int(stationary.sum())
     free = ~active
     if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
-        return ConvergenceReport(g, None, active, 0.0, True, "", evals)
-    _, H, more = finite_difference_derivatives(fun, x, lower, f0, hessian=True)
-    return _verdict(g, H, active, newton_tol, evals + more)
+        report = ConvergenceReport(g, None, active, 0.0, True, "", evals)
+    else:
+        _, H, more = finite_difference_derivatives(fun, x, lower, f0, hessian=True)
+        report = _verdict(g, H, active, newton_tol, evals + more)
+    return _with_saddle(report, stationary, curv)
+
+
+def _bound_curvatures(x, lower, g, second) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(active, bound-stationary, curvature)``: parameters at a bound with the gradient
+    pushing outward, those at a bound with a small gradient, and ``second(i, e)`` -- the
+    second derivative along the step ``e`` into the region -- for the latter (NaN
+    elsewhere)."""
+    h = FD_STEP * np.maximum(np.abs(x), 1.0)
+    at_bound = np.isfinite(lower) & (x - lower <= h)
+    stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
+    curv = np.full(x.size, np.nan)
+    for i in np.flatnonzero(stationary):
+        e = np.zeros(x.size)
+        e[i] = h[i]
+        curv[i] = second(i, e)
+    return at_bound & (g > 0), stationary, curv
+
+
+def _with_saddle(report: ConvergenceReport, stationary: np.ndarray, curv: np.ndarray
+                 ) -> ConvergenceReport:
+    """Mark bound-stationary parameters with negative curvature (module docstring)."""
+    if not stationary.any():
+        return report
+    saddle = stationary & (curv < -NEGATIVE_CURVATURE_TOL)
+    if not saddle.any():
+        return replace(report, saddle=saddle)
+    which = ", ".join(f"parameter {i + 1} (curvature {curv[i]:.3g})"
+                      for i in np.flatnonzero(saddle))
+    msg = ("the optimizer stopped at a saddle point, not a minimum: " + which + " sits on "
+           "its bound with a zero gradient, but the objective decreases into the feasible "
+           "region (a variance set to zero that the data support). Refit with "
+           "optimizer='bobyqa' or from a start with that parameter away from its bound")
+    return replace(report, converged=False, message=msg, saddle=saddle)
 
 
 def _verdict(g, H, active, newton_tol, evals) -> ConvergenceReport:
@@ -173,8 +230,13 @@ def check_convergence_gradient(
     that does not settle it, with a Hessian from forward differences of the gradient
     (one gradient evaluation per parameter).
     """
-    at_bound = np.isfinite(lower) & (x - lower <= FD_STEP * np.maximum(np.abs(x), 1.0))
-    active = at_bound & (g > 0)
+    active, stationary, curv = _bound_curvatures(
+        x, lower, g, lambda i, e: (fg(x + e)[1][i] - g[i]) / e[i])
+    report = _gradient_verdict(fg, x, g, active, hess_inv, grad_tol, newton_tol)
+    return _with_saddle(report, stationary, curv)
+
+
+def _gradient_verdict(fg, x, g, active, hess_inv, grad_tol, newton_tol) -> ConvergenceReport:
     free = ~active
     if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
         return ConvergenceReport(g, None, active, 0.0, True, "", 0)

@@ -37,6 +37,8 @@ from .._messages import emit_warning
 from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..diagnostics import is_singular_theta, singular_message
+from ..diagnostics.link_edge import LinkEdgeWarning, link_edge_message
+from ..diagnostics.separation import SeparationWarning, separated_columns, separation_message
 from ..families import (
     Family,
     NegativeBinomial,
@@ -85,6 +87,14 @@ STAGE0_FULL_HESSIAN_MAX = 4
 #: its bound), and the range allowed for the estimated ones.
 DEFAULT_SCALE = 0.1
 MIN_SCALE, MAX_SCALE = 1e-4, 1.0
+#: The scale of a theta is at most DEFAULT_SCALE, and need not exceed the larger of
+#: ``1 / sqrt(W)`` (``W`` the median total working weight of its term's levels: there the
+#: random effects start to move the deviance by O(1) per level) and the sampling spread of a
+#: variance estimated from ``l`` levels, ``|theta| / sqrt(2 l)``. It falls below
+#: DEFAULT_SCALE only for heavy data with a small variance (counts around 1e9: ``W`` ~ 1e10,
+#: theta ~ 1e-5), where a fixed scale would leave the optimizer badly scaled. MIN_SCALE and
+#: the finite-difference step shrink with it (the step by STAGE0_FD_REL).
+STAGE0_FD_REL = 1e-2
 
 
 class HessianWarning(MixedModelsWarning):
@@ -101,6 +111,7 @@ def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=Non
                          response_vars=response_variables(spec.response),
                          contrasts=contrasts)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
+    _check_not_constant(design, family)
     for t in design.terms:
         if t.nlevels < 2:
             raise DataError(
@@ -116,6 +127,36 @@ def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=Non
         raise DataError(f"{design.p} fixed effects for {design.nobs} observations: too few "
                         "observations")
     return design
+
+
+def _check_not_constant(design: Design, family: Family) -> None:
+    """A constant response (lme4: "Response is constant") has no GLMM fit: all-zero counts
+    or all-0 / all-1 binomial data put the mean on the edge of the family's range (the
+    intercept runs off to infinity), and a constant positive response leaves no variation
+    for a dispersion or the random effects. Binomial proportions that are all equal but
+    strictly between 0 and 1 are estimable and pass."""
+    prior = prior_weights(design)
+    y = design.y[prior > 0]
+    if y.size == 0 or np.ptp(y) > 0.0:
+        return
+    value = float(y[0])
+    if family.name == "binomial" and 0.0 < value < 1.0:
+        return
+    if family.name == "binomial":
+        why = (f"every trial a {'success' if value == 1.0 else 'failure'}: the probability "
+               f"is {value:g} in every row, on the edge of its range, and the fixed effects "
+               "have no finite estimate")
+    elif value == 0.0:
+        why = ("all counts are zero: the mean is 0, on the edge of its range, and the fixed "
+               "effects have no finite estimate")
+    else:
+        why = ("with no variation the dispersion and the random-effects variances are not "
+               "estimable")
+    raise DataError(
+        f"the response {design.spec.response!r} is constant (every value is {value:g}; "
+        f"{why}). A {family.name} GLMM needs variation in the response; check the response "
+        "column and any subset of rows the data came from"
+    )
 
 
 class _Stage0:
@@ -177,13 +218,33 @@ def _pirls_note(obj: GLMMObjective):
     return note
 
 
-def _stage0_covariance(fun: _Stage0, v: np.ndarray) -> np.ndarray:
+def _theta_scales(design: Design, obj: GLMMObjective, sol0: GLMMSolution, size: int
+                  ) -> np.ndarray:
+    """Natural scale of each coordinate of ``v`` (see :data:`STAGE0_FD_REL`) for the
+    thetas, DEFAULT_SCALE for the NB log-shape."""
+    scales = np.full(size, DEFAULT_SCALE)
+    w = obj.pirls.fisher_weights_at(sol0.eta, sol0.mu)
+    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+        z2 = np.sum(t.Z * t.Z, axis=1)
+        W = np.bincount(t.grouping.codes, w * z2, minlength=t.nlevels)
+        med = float(np.median(W))
+        if med > 0:
+            spread = np.abs(sol0.theta[sl]) / np.sqrt(2.0 * t.nlevels)
+            scales[sl] = np.minimum(DEFAULT_SCALE, np.maximum(1.0 / np.sqrt(med), spread))
+    return scales
+
+
+def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = None
+                       ) -> np.ndarray:
     """Approximate covariance of ``v`` (theta and the NB log-shape) from the stage-0
     criterion's Hessian, ``2 H^{-1}``: it sets the whitened coordinates of the Laplace stage
     (derivative-free optimizers converge several times faster when every direction has unit
     curvature). Falls back to a diagonal, and to :data:`DEFAULT_SCALE`, where the curvature
     cannot be estimated (a parameter on its bound, a flat direction)."""
-    d = deviance_derivatives(fun, v, fun(v), np.full(v.size, STAGE0_FD_STEP), fun.lower,
+    scales = np.full(v.size, DEFAULT_SCALE) if scales is None else scales
+    rel = scales / DEFAULT_SCALE          # 1 except for heavy data (see _theta_scales)
+    steps = np.minimum(STAGE0_FD_STEP, STAGE0_FD_REL * scales)
+    d = deviance_derivatives(fun, v, fun(v), steps, fun.lower,
                              pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX else None)
     H = d.hessian
     free = np.flatnonzero(d.free)
@@ -192,15 +253,15 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray) -> np.ndarray:
             cov = 2.0 * np.linalg.inv(H)
             np.linalg.cholesky(cov)          # positive definite?
             sd = np.sqrt(np.diag(cov))
-            if np.all((sd >= MIN_SCALE) & (sd <= MAX_SCALE)):
+            if np.all((sd >= MIN_SCALE * rel) & (sd <= MAX_SCALE)):
                 return cov
         except np.linalg.LinAlgError:
             pass
-    sd = np.full(v.size, DEFAULT_SCALE)
+    sd = scales.copy()
     diag = np.diag(H)
     ok = np.isfinite(diag) & (diag > 0)
     sd[free[ok]] = np.sqrt(2.0 / diag[ok])
-    return np.diag(np.clip(sd, MIN_SCALE, MAX_SCALE) ** 2)
+    return np.diag(np.clip(sd, MIN_SCALE * rel, MAX_SCALE) ** 2)
 
 
 def _sign_symmetric(design: Design) -> bool:
@@ -309,6 +370,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     sol0 = obj.solve0(theta, fam)
     Rinv0 = obj.pirls.rx_inverse(theta, sol0.eta, sol0.mu)
     vcov0 = sol0.phi * Rinv0 @ Rinv0.T
+    sep = _separation(design, obj, sol0)
     log.stage("nAGQ=0")
     if obj.nAGQ == 0:
         return _result(design, obj, sol0, fam, opt0, opt0, None, vcov0, "RX", None, messages,
@@ -320,11 +382,16 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     k, p = obj.n_theta, obj.p
     beta0 = np.asarray(start.get("beta", sol0.beta), dtype=float)
     x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
-    cov_v = _stage0_covariance(stage0, v)
+    cov_v = _stage0_covariance(stage0, v, _theta_scales(design, obj, sol0, v.size))
     log.stage("scaling")
     v_index = np.arange(k) if not estimate_shape else np.r_[np.arange(k), x0.size - 1]
     T = np.eye(x0.size) * DEFAULT_SCALE
-    T[k:k + p, k:k + p] = np.linalg.cholesky(vcov0)
+    # the beta block is the lower Cholesky factor of vcov0, computed from R_X^{-1} by a QR
+    # decomposition rather than from vcov0 itself, which can be nearly singular (a predictor
+    # around 1e5 correlates its coefficient with the intercept's to 1 - 1e-10)
+    T[k:k + p, k:k + p] = _beta_root(obj, theta, sol0, Rinv0, sep)
+    # separated coefficients are held at their stage-1 values: no coordinate moves them
+    keep = np.setdiff1d(np.arange(x0.size), k + sep)
     unbounded = _sign_symmetric(design)
     if unbounded:
         # theta may cross zero (the deviance is even in each column of Lambda), so it can
@@ -335,6 +402,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         # a diagonal T keeps the bounds of theta a box
         T[v_index, v_index] = np.sqrt(np.diag(cov_v))
         lower_z = np.where(np.isfinite(obj.lower), (obj.lower - x0) / np.diag(T), -np.inf)
+    T, lower_z = T[:, keep], lower_z[keep]
 
     def fz(z):
         return obj(x0 + T @ z)
@@ -342,7 +410,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
-    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros_like(x0), lower_z,
+    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
                    optimizer=_backend(optimizer), settings=settings)
     log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     x = x0 + T @ opt.x
@@ -356,7 +424,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     vcov, how, derivs, conv = sol.phi * _rx_vcov(obj, sol), "RX", None, None
     if calc_derivs:
         n_diff = k + p + int(obj.explicit_phi)     # the NB shape is held fixed, as lme4
-        Td = T[:n_diff, :n_diff]
+        keep_d = keep[keep < n_diff]
+        Td = T[:n_diff, :keep_d.size]
         xs = x.copy()
 
         def sub(z):
@@ -365,15 +434,20 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             return obj(out)
 
         if unbounded:
-            lower_d = np.full(n_diff, -np.inf)
+            lower_d = np.full(keep_d.size, -np.inf)
         else:
-            lower_d = np.where(np.isfinite(obj.lower[:n_diff]),
-                               (obj.lower[:n_diff] - x[:n_diff]) / np.diag(Td), -np.inf)
-        derivs = deviance_derivatives(sub, np.zeros(n_diff), sol.objective,
-                                      np.full(n_diff, FD_STEP_WHITENED), lower_d,
+            lower_d = np.where(np.isfinite(obj.lower[keep_d]),
+                               (obj.lower[keep_d] - x[keep_d])
+                               / Td[keep_d, np.arange(keep_d.size)], -np.inf)
+        derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
+                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_d,
                                       pairs="forward")
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
+        if V is not None and sep.size:
+            # no curvature along a separated coefficient: report R_X's (enormous)
+            # conditional variance for it, as lme4 does, uncorrelated with the rest
+            V[sep, sep] = vcov[sep, sep]
         if V is not None and np.all(np.linalg.eigvalsh(V) > 0):
             vcov, how = V, "hessian"
         else:
@@ -384,11 +458,50 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 HessianWarning, stacklevel=3,
             )
         if check_conv:
-            conv = convergence_report(derivs, np.zeros(n_diff), lower_d)
+            conv = convergence_report(derivs, np.zeros(keep_d.size), lower_d)
             if not conv.converged:
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
     return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
+
+
+def _separation(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> np.ndarray:
+    """Separated fixed effects at the stage-1 fit (warned about here), as indices."""
+    pirls = obj.pirls
+    sep = separated_columns(pirls.basis, design.X, pirls.fisher_weights_at(sol0.eta, sol0.mu),
+                            pirls.prior)
+    if sep.size:
+        names = [design.fixed.names[j] for j in sep]
+        emit_warning(separation_message(names, sol0.beta[sep], obj.family.name),
+                     SeparationWarning, stacklevel=4)
+    return sep
+
+
+def _beta_root(obj: GLMMObjective, theta, sol0: GLMMSolution, Rinv0: np.ndarray,
+               sep: np.ndarray) -> np.ndarray:
+    """Square root of stage 1's covariance of beta for the whitened coordinates; with
+    separated columns, of the covariance of the others given them (their information is
+    nil, so the joint covariance would be dominated by them), zero rows for them."""
+    if not sep.size:
+        return np.sqrt(sol0.phi) * _lower_root(Rinv0)
+    p = Rinv0.shape[0]
+    free = np.setdiff1d(np.arange(p), sep)
+    Rx = obj.pirls.rx_factor(theta, sol0.eta, sol0.mu)
+    Rf = np.linalg.qr(Rx[:, free], mode="r")
+    root = np.zeros((p, p))
+    root[np.ix_(free, free)] = np.sqrt(sol0.phi) * _lower_root(np.linalg.inv(Rf))
+    return root
+
+
+def _lower_root(B: np.ndarray) -> np.ndarray:
+    """The lower-triangular ``L`` (positive diagonal) with ``L L' = B B'``, from the QR
+    decomposition ``B' = Q R`` (``L = R'``): the Cholesky factor of ``B B'`` without forming
+    that product, whose condition number is the square of ``B``'s."""
+    if B.size == 0:
+        return B
+    R = np.linalg.qr(B.T, mode="r")
+    L = R.T * np.sign(np.diag(R))[None, :]
+    return L
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
@@ -397,6 +510,11 @@ def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
 
 
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):
+    edge = link_edge_message(fam, sol.eta)
+    if edge is not None:
+        emit_warning(edge, LinkEdgeWarning, stacklevel=4)
+        if conv is not None and conv.converged:
+            conv = dataclasses.replace(conv, converged=False, message=edge)
     groups = _singular_groups(design, sol.theta)
     if groups:
         emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)

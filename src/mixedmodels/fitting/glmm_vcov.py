@@ -25,7 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..diagnostics.convergence import CONV_GRAD_TOL, CONV_NEWTON_TOL, ConvergenceReport
+from ..diagnostics.convergence import (
+    CONV_GRAD_TOL,
+    CONV_NEWTON_TOL,
+    NEGATIVE_CURVATURE_TOL,
+    ConvergenceReport,
+)
 
 __all__ = ["FD_STEP_WHITENED", "DevianceDerivatives", "convergence_report",
            "deviance_derivatives", "vcov_from_hessian"]
@@ -111,6 +116,15 @@ def convergence_report(d: DevianceDerivatives, x: np.ndarray, lower: np.ndarray,
     g = d.gradient
     active = ~d.free & (g > 0)
     gf = g[d.free]
+    if gf.size and d.hessian.size and np.all(np.isfinite(d.hessian)):
+        low = float(np.linalg.eigvalsh(0.5 * (d.hessian + d.hessian.T))[0])
+        if low < -NEGATIVE_CURVATURE_TOL:
+            # a small gradient does not make a saddle a minimum (see
+            # mixedmodels.diagnostics.convergence)
+            msg = (f"the deviance has negative curvature ({low:.3g} in units of approximate "
+                   "standard errors) at the optimum: the fit stopped at a saddle point, not "
+                   "a minimum; try another optimizer or refit from a perturbed start")
+            return ConvergenceReport(g, d.hessian, active, np.inf, False, msg, d.n_evals)
     if gf.size == 0 or np.max(np.abs(gf)) <= grad_tol:
         return ConvergenceReport(g, d.hessian, active, 0.0, True, "", d.n_evals)
     try:

@@ -17,6 +17,7 @@ from .._messages import emit_warning
 from ..design import Design, check_lmm_identifiable, materialize
 from ..diagnostics import (
     CONV_GRAD_TOL,
+    NEGATIVE_CURVATURE_TOL,
     check_convergence,
     check_convergence_gradient,
     is_singular_theta,
@@ -139,6 +140,10 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
         if fnew < fval:
             theta, fval = polished, fnew
             conv = _check(obj, theta, fval, lower, None, None, None, polish=False)
+        direction = _descent_direction(conv, lower, theta)
+        if direction is not None:
+            theta, fval, conv, opt = _escape_saddle(obj, theta, fval, conv, lower, opt,
+                                                    direction)
         if not conv.converged:
             emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
     if is_singular_theta(theta, lower):
@@ -150,6 +155,49 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
         emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
     sol = obj.solve(theta)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
+
+
+#: Where a saddle's bound-stationary parameters restart, away from their bound (theta is a
+#: relative standard deviation: 0.1 is inside the region of every variance worth having).
+SADDLE_RESTART_STEP = 0.1
+
+
+def _descent_direction(conv, lower, theta) -> np.ndarray | None:
+    """A direction of negative curvature at a failed optimum, or None.
+
+    Either the bound-stationary parameters with negative curvature into the region (see
+    :mod:`mixedmodels.diagnostics.convergence`), or the eigenvector of the most negative
+    eigenvalue of the Hessian over the free parameters, turned so that it points into the
+    region at the bounds."""
+    if conv.saddle is not None and conv.saddle.any():
+        return conv.saddle.astype(float)
+    if conv.converged or conv.hessian is None:
+        return None
+    free = ~conv.active
+    evals, evecs = np.linalg.eigh(conv.hessian[np.ix_(free, free)])
+    if evals[0] >= -NEGATIVE_CURVATURE_TOL:
+        return None
+    v = np.zeros(theta.size)
+    v[free] = evecs[:, 0]
+    at_bound = np.isfinite(lower) & (theta - lower < SADDLE_RESTART_STEP)
+    if np.sum(v[at_bound]) < 0 or (not at_bound.any() and v[np.argmax(np.abs(v))] < 0):
+        v = -v
+    return v / np.max(np.abs(v))
+
+
+def _escape_saddle(obj, theta, fval, conv, lower, opt, direction):
+    """Leave a saddle (see :func:`_descent_direction`): restart BOBYQA a step along the
+    direction of negative curvature and keep the better point."""
+    start = np.maximum(np.asarray(theta, float) + SADDLE_RESTART_STEP * direction, lower)
+    retry = minimize(obj, start, lower, optimizer="bobyqa")
+    x, f = snap_to_boundary(obj, retry.x, retry.fval, lower)
+    if not f < fval:
+        return theta, fval, conv, opt
+    new = _check(obj, x, f, lower, None, None, None, polish=False)
+    note = (f"{opt.optimizer} stopped at a saddle point {fval - f:.3g} deviance units above "
+            "this optimum (a variance on its bound with negative curvature); refitted with "
+            "BOBYQA from a start away from the bound")
+    return x, f, replace(new, note=note), retry
 
 
 def _check(obj, theta, fval, lower, grad, hess_inv, x_opt, polish):

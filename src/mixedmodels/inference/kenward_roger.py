@@ -27,6 +27,12 @@ Lambda' Z')`` (after scaling rows by ``sqrt(w)``), ``Sigma^{-1} = sigma^{-2} N``
 
 so the cost grows with ``q^2`` rather than ``n^2``. The denominator df of a contrast
 ``L`` come from pbkrtest's ``Lb_ddf`` (and ``.KR_adjust`` for F tests).
+
+The algebra runs in the ``W``-orthonormal basis ``X~ = X R^{-1}`` of
+:class:`~mixedmodels.linalg.FixedBasis` (a predictor around 1e5 would make ``U'NU`` lose
+its digits to cancellation) and is mapped back exactly: everything above is equivariant
+under ``X -> X A`` (``Phi -> A^{-1} Phi A^{-T}``, ``P_i -> A' P_i A``; the information
+and ``W`` are invariant).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from .._errors import MixedModelsError
+from ..linalg import FixedBasis
 
 __all__ = ["KR_MAX_Q", "KenwardRogerState", "kenward_roger_state"]
 
@@ -171,7 +178,8 @@ def kenward_roger_state(m) -> KenwardRogerState:
             f"Kenward-Roger needs dense {d.q} x {d.q} matrices here (more than {KR_MAX_Q} "
             "random effects); use ddf='satterthwaite', which scales to large models")
     sw = np.ones(d.nobs) if d.weights is None else np.sqrt(d.weights)
-    X = d.X * sw[:, None]
+    basis = FixedBasis.of(d.X, d.weights)
+    X = basis.X * sw[:, None]
     Z = sp.diags(sw) @ _z_matrix(d)
     p, q, n = d.p, d.q, d.nobs
     S = np.asarray((Z.T @ Z).todense())
@@ -194,7 +202,16 @@ def kenward_roger_state(m) -> KenwardRogerState:
     s2 = m.sigma ** 2
     Phi = s2 * np.linalg.inv(F1[:p, :p])
     Phi = 0.5 * (Phi + Phi.T)
-    return _assemble(d, m.beta, Phi, s2, F1, F2, F3xx, trN2)
+    st = _assemble(d, m.beta, Phi, s2, F1, F2, F3xx, trN2)
+    Ri = basis.R_inv
+    return KenwardRogerState(st.beta, _sym_product(Ri, st.Phi), _sym_product(Ri, st.PhiA),
+                             np.matmul(np.matmul(basis.R.T, st.P), basis.R), st.W)
+
+
+def _sym_product(A: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``A S A'``, symmetrized."""
+    out = A @ S @ A.T
+    return 0.5 * (out + out.T)
 
 
 def _assemble(d, beta, Phi, s2, F1, F2, F3xx, trN2) -> KenwardRogerState:

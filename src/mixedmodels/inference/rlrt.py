@@ -152,6 +152,22 @@ def rlrt_null_sample(mu: np.ndarray, n: int, p: int, nsim: int,
     return out
 
 
+def _require_linear(m, label: str) -> None:
+    """The RLRT's null distribution is that of a Gaussian linear model: refuse GLMs and
+    GLMMs before anything is refitted, saying what tests their variance components."""
+    family = getattr(m, "family", None)
+    if family is None:
+        return
+    kind = type(m).__name__
+    raise MixedModelsError(
+        f"rlrt is the exact restricted likelihood-ratio test of linear mixed models "
+        f"(RLRsim's exactRLRT); {label} is a {family.name} model ({kind}), which has no "
+        "restricted likelihood. For a variance component of a GLMM use the parametric "
+        "bootstrap mm.pb_test(m_full, m_reduced), or the likelihood-ratio test "
+        "mm.anova(m_reduced, m_full), whose chi-square p-value is conservative for a "
+        "variance on its boundary (halve it when one variance is tested)")
+
+
 def _reml_fit(m):
     return m if isinstance(m, LinearModelResult) else refit_reml(m)
 
@@ -179,6 +195,8 @@ def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
     RLRTResult
         ``statistic``, ``p_value``, ``term``.
     """
+    for m, label in ((m_full, "m_full"), (m_reduced, "m_reduced")):
+        _require_linear(m, label)
     check_comparable([m_full, m_reduced], ["m_full", "m_reduced"])
     if fixed_effects_differ(m_full, m_reduced):
         raise MixedModelsError("m_full and m_reduced have different fixed effects: "

@@ -170,22 +170,15 @@ def factor_summary(obj: LMMObjective, theta: np.ndarray) -> FactorSummary | None
     Uses the objective's factorization (``obj.system.factorize``) directly: profiling and
     numerical derivatives evaluate thousands of thetas and need neither the random
     effects nor the conditional variances that :meth:`LMMObjective.solve` also computes.
-    The leading p x p block of ``LXX`` is ``R_X'`` and its last row holds ``R_X' beta``
-    and ``sqrt(r^2)``. None when the system is not positive definite.
+    The factor is in the objective's internal fixed-effects basis;
+    :meth:`LMMObjective.fixed_part` maps ``beta``, ``R_X^{-1}`` and ``log|R_X|^2`` back to
+    the user's ``X``. None when the system is not positive definite.
     """
     f = obj.system.factorize(np.asarray(theta, dtype=float))
     if f is None:
         return None
-    p = obj.p
-    LXX = np.tril(f.LXX)
-    Rt = LXX[:p, :p]
-    if p:
-        RX_inv = np.linalg.inv(Rt.T)    # p x p: inv beats a scipy triangular-solve call
-        beta = RX_inv @ LXX[p, :p]
-    else:
-        RX_inv, beta = np.zeros((0, 0)), np.zeros(0)
-    return FactorSummary(float(f.logdet_Z), float(LXX[p, p] ** 2),
-                         2.0 * float(np.sum(np.log(np.diag(Rt)))), beta, RX_inv)
+    beta, RX_inv, logdet_X = obj.fixed_part(f)
+    return FactorSummary(float(f.logdet_Z), f.pwrss(), logdet_X, beta, RX_inv)
 
 
 def varpar_deviance(obj: LMMObjective, reml: bool):

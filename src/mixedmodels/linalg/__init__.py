@@ -1,5 +1,6 @@
 """Linear algebra of the penalized least-squares system: layouts, blocked Cholesky."""
 
+from .basis import FixedBasis
 from .blocked import BlockedFactor, BlockedSystem
 from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem
 from .layout import CrossProductPattern, CrossProducts, TermBlock
@@ -14,6 +15,7 @@ __all__ = [
     "CrossProducts",
     "DenseFactor",
     "DenseSystem",
+    "FixedBasis",
     "SparseFactor",
     "SparseSystem",
     "TermBlock",

@@ -17,6 +17,14 @@ Profiling out ``beta`` and ``sigma`` gives lme4's objectives
 
 ``-d/2`` is the (restricted) log-likelihood at the conditional optimum of ``beta`` and
 ``sigma``.
+
+Precision: the system is factored in the basis ``X~ = X R^{-1}`` of
+:class:`~mixedmodels.linalg.FixedBasis` with the response replaced by its weighted
+least-squares residual ``y~``, so a large constant in ``y`` or in a predictor never enters
+the cross-products (``y'y - ...`` would cancel). The criterion is unchanged except
+``log|R_X|^2``, to which ``log|R|^2`` is added back; ``beta`` and ``R_X^{-1}`` are mapped
+back to the user's ``X`` before they leave this module (the factor itself stays in the
+internal basis: only its random-effects blocks are used outside).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from ..linalg import (
     BlockedSystem,
     CrossProductPattern,
     DenseSystem,
+    FixedBasis,
     SparseSystem,
     TermBlock,
 )
@@ -66,7 +75,8 @@ class LMMSolution:
     RX_inv : ndarray (p, p)
         Inverse of ``R_X`` (upper triangular): ``vcov(beta) = sigma^2 RX_inv RX_inv'``.
     factor : BlockedFactor
-        The factor, for conditional variances.
+        The factor, for conditional variances (its fixed-effects blocks are in the
+        internal basis ``X~`` of :attr:`LMMObjective.basis`, not the user's ``X``).
     """
 
     theta: np.ndarray
@@ -99,9 +109,10 @@ class LMMObjective:
 
     Notes
     -----
-    The cross-products ``[Z X y]' W [Z X y]`` are formed once here; each call only scales
-    them by ``Lambda(theta)`` and refactors. Calls have no side effect apart from the
-    evaluation counter ``n_evals``.
+    The cross-products ``[Z X~ y~]' W [Z X~ y~]`` (module docstring: the well-conditioned
+    basis of the fixed effects and the residualized response) are formed once here; each
+    call only scales them by ``Lambda(theta)`` and refactors. Calls have no side effect
+    apart from the evaluation counter ``n_evals``.
     """
 
     def __init__(self, design: Design, reml: bool = True, method: str = "auto"):
@@ -125,7 +136,10 @@ class LMMObjective:
                              f"{method!r}")
         #: ``"dense"`` (whole system, small models), ``"blocked"`` or ``"sparse"``
         self.method = method
-        XY = np.column_stack([design.X, design.y - design.offset])
+        #: the internal basis of the fixed effects (module docstring)
+        self.basis = FixedBasis.of(design.X, design.weights)
+        y_res, self._coef0 = self.basis.residualize(design.y - design.offset, design.weights)
+        XY = np.column_stack([self.basis.X, y_res])
         if method == "dense":
             # small model: dense Z and one product, no sparse pattern to build
             self.pattern = None
@@ -147,7 +161,7 @@ class LMMObjective:
         r2 = f.pwrss()
         if self.reml:
             dof = self.n - self.p
-            return (f.logdet_Z + f.logdet_X(self.p) - self.log_det_w
+            return (f.logdet_Z + f.logdet_X(self.p) + self.basis.log_det_R2 - self.log_det_w
                     + dof * (1.0 + _LOG_2PI + np.log(r2 / dof)))
         return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + np.log(r2 / self.n))
 
@@ -168,22 +182,46 @@ class LMMObjective:
         f = self.system.factorize(theta, scratch=True)
         if f is None:
             return np.inf, np.zeros_like(theta)
-        beta, RX_inv = self._beta(f)
-        u = self.system.solve_u(f, beta)
+        # the gradient works in the internal basis, like the factor (the criterion differs
+        # from the user basis's by a constant, so the gradient is the same)
+        beta_t, RXt_inv = self._internal_fixed(f)
+        u = self.system.solve_u(f, beta_t)
         r2 = f.pwrss()
         dof = self.n - self.p if self.reml else self.n
-        grad = scalar_terms_gradient(self.system, f, theta, beta, u, r2, dof, self.reml,
-                                     RX_inv)
+        grad = scalar_terms_gradient(self.system, f, theta, beta_t, u, r2, dof, self.reml,
+                                     RXt_inv)
         return float(self._from_factor(f)), grad
 
-    def _beta(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
+    def _internal_fixed(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
+        """Conditional coefficients of ``y~`` on ``X~`` and ``R~_X^{-1}`` from the factor."""
         p = self.p
         if not p:
             return np.zeros(0), np.zeros((0, 0))
         LXX = np.tril(f.LXX)
-        Lxx_t = LXX[:p, :p].T
-        beta = np.linalg.solve(Lxx_t, LXX[p, :p])
-        return beta, np.linalg.inv(Lxx_t)
+        RXt_inv = np.linalg.inv(LXX[:p, :p].T)   # p x p: inv beats a triangular-solve call
+        return RXt_inv @ LXX[p, :p], RXt_inv
+
+    def fixed_part(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray, float]:
+        """The fixed-effects quantities of a factor, mapped back to the user's ``X``.
+
+        Parameters
+        ----------
+        f : BlockedFactor
+            A factor from :attr:`system` (in the internal basis of :attr:`basis`).
+
+        Returns
+        -------
+        beta : ndarray (p,)
+            Conditional estimate of the fixed effects.
+        RX_inv : ndarray (p, p)
+            ``R_X^{-1}`` (upper triangular): ``vcov(beta) = sigma^2 R_X^{-1} R_X^{-T}``.
+        logdet_X : float
+            ``log|R_X|^2`` of the user's ``X`` (internal value plus ``log|R|^2``).
+        """
+        beta_t, RXt_inv = self._internal_fixed(f)
+        basis = self.basis
+        return (basis.to_user(beta_t + self._coef0), basis.rx_inv_to_user(RXt_inv),
+                f.logdet_X(self.p) + basis.log_det_R2)
 
     def solve(self, theta) -> LMMSolution:
         """Conditional estimates (beta, u, b, sigma) and the factor at ``theta``."""
@@ -192,13 +230,14 @@ class LMMObjective:
         if f is None:
             raise np.linalg.LinAlgError(f"system not positive definite at theta={theta}")
         p = self.p
-        beta, RX_inv = self._beta(f)
-        u = self.system.solve_u(f, beta)
+        beta_t, _ = self._internal_fixed(f)
+        u = self.system.solve_u(f, beta_t)
+        beta, RX_inv, logdet_X = self.fixed_part(f)
         b = self.b_from_u(theta, u)
         r2 = f.pwrss()
         sigma = float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
         return LMMSolution(theta, float(self._from_factor(f)), beta, u, b, sigma, r2,
-                           f.logdet_Z, f.logdet_X(p), RX_inv, f)
+                           f.logdet_Z, logdet_X, RX_inv, f)
 
     def b_from_u(self, theta: np.ndarray, u: np.ndarray) -> list:
         """Random effects per term, ``b_k = Lambda_k u_k`` level by level: (l_k, p_k)."""

@@ -16,8 +16,20 @@ recomputed for the new weights, the index patterns are built once). With ``beta`
 (nAGQ = 0, lme4's fast mode) the same system with the ``X`` columns gives ``beta`` and ``u``
 jointly. A step that raises the penalized deviance, or leaves the family's parameter space
 (a probability above 1 under a log link, a negative mean under an identity link), is halved
-until it does not; when halving cannot reduce the deviance, PIRLS stops with a
-:class:`PIRLSError` that says what to try.
+until it does not. Newton steps (the observed information, for non-canonical links) can be
+useless far from the mode: with a log link and very skewed Gamma responses (shape 0.1) the
+observed weight ``y / mu`` is nearly zero for the many tiny ``y`` and the step overshoots by
+orders of magnitude that halving cannot undo; such a step is replaced by a Fisher-scoring
+step, whose weights are bounded away from zero, until PIRLS is close to the mode
+(:data:`NEWTON_RESUME_CHANGE`). When halving cannot reduce the deviance even then, PIRLS
+stops with a :class:`PIRLSError` that says what to try.
+
+The fixed-effects columns enter every least-squares system in the well-conditioned basis
+``X~ = X R^{-1}`` of :class:`~mixedmodels.linalg.FixedBasis` (``R`` from the QR decomposition
+of the prior-weighted ``X``): a predictor around 1e5 would otherwise make ``X' W X`` nearly
+singular and the joint (nAGQ = 0) solve for ``beta`` lose most of its digits. The joint
+iteration runs on the coefficients of ``X~``; ``beta`` and ``R_X^{-1}`` are returned for the
+user's ``X``.
 
 Convergence is judged on the size of the step in ``u`` and ``eta``: both are on unit scales
 (``u`` is standard normal a priori, ``eta`` is the link scale), and Newton's quadratic
@@ -35,8 +47,9 @@ import scipy.sparse as sp
 
 from .._errors import MixedModelsError
 from ..design import Design
+from ..diagnostics.link_edge import range_keeping_link
 from ..families import Family
-from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, TermBlock
+from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, FixedBasis, TermBlock
 from .pirls_system import PIRLSSystem
 
 __all__ = [
@@ -57,13 +70,77 @@ PIRLS_MAXIT = 100
 PIRLS_MAX_HALVINGS = 20
 #: PIRLS iterations expected from a good predicted start (see ``PIRLS._sensitivity``).
 PREDICTED_ITERATIONS = 2
+#: A predicted start (first-order in theta and beta) that moves some linear predictor by
+#: more than this is outside the linear regime and is not used: near theta = 0 the modes
+#: ``u = b / theta`` are huge and their sensitivity predicts absurd jumps (eta ~ 600, with
+#: overflowing weights, seen on Poisson counts around 1e9 with a zero variance).
+PREDICT_MAX_DETA = 1.0
 #: Relative rounding slack allowed when comparing penalized deviances.
 PDEV_ROUNDING = 1e-12
+#: The deviance also inherits the rounding of ``eta`` itself (``eps |eta|``), times its
+#: slope ``|d dev / d eta|``: for counts around 1e9 (``eta`` ~ 21, slopes ~ 1e4 per row)
+#: that noise is ~1e-10 relative, above ``PDEV_ROUNDING``, and step-halving would chase
+#: it. Steps are accepted within this multiple of ``eps sum |eta| |d dev / d eta|``
+#: (2 for the deviance's factor 2, 2 for the rounding of ``mu`` as well as ``eta``).
+ETA_ROUNDING_FACTOR = 4.0
+#: ... but never more than this fraction of the penalized deviance: near the edge of a
+#: link's range (a probability within eps of 1 under a log link) the slopes explode and the
+#: "noise" would let steps that raise the deviance through, so PIRLS crept along the edge
+#: instead of reporting that the mean wants out of the range.
+SLACK_MAX = 1e-9
+#: Stagnation: after this many consecutive steps that change the penalized deviance by no
+#: more than its rounding noise, are smaller than ``STAGNATION_CHANGE`` and do not beat the
+#: smallest change seen so far, PIRLS has reached the precision the linear algebra allows
+#: and stops. With huge weights (counts around 1e9) the joint solve for beta and u is
+#: ill-conditioned (condition ~ weight x group size) along the intercept-versus-mean-of-u
+#: direction, which only the penalty determines; its steps then wander at ~1e-4 while the
+#: deviance cannot tell them apart. A converging iteration (Newton's, or Fisher scoring's
+#: linear one) makes every step smaller than the last, so this never cuts it short.
+STAGNATION_STEPS = 3
+STAGNATION_CHANGE = 1e-3
+#: Fisher weights below this fraction of the largest belong to fitted means at the edge of
+#: the family's range (probabilities 0 or 1 under complete separation, counts fitted as 0):
+#: their linear predictors run off without changing the deviance, so PIRLS judges
+#: convergence on the other observations (lme4 stops on the deviance instead).
+SEPARATED_WEIGHT = 1e-8
+#: ... checked only from this iteration on (separation takes tens of steps; PIRLS's Newton
+#: steps converge in a handful, which then pay nothing for the check)
+SEPARATION_CHECK_AFTER = 6
+#: Ridge on the fixed-effects block of PIRLS's systems, relative to the largest working weight
+#: per unit of prior weight (``X~' diag(prior) X~ = I`` in the internal basis, so the block's
+#: eigenvalues are at most that weight), used only when the factorization without it fails:
+#: under complete separation the information along the separated coefficient vanishes as
+#: it runs off, until the Cholesky factorization of the fixed-effects block breaks down; the
+#: ridge then keeps it positive definite and stops that coefficient there.
+XX_RIDGE = 1e-10
+#: Linear predictors probed to decide whether a link keeps the family's mean in range.
+RANGE_PROBES = np.concatenate([-np.logspace(-3, 2.5, 12), [0.0], np.logspace(-3, 2.5, 12)])
+#: After a Newton (observed-information) step fails, Fisher scoring takes over until a step
+#: changes ``u`` and ``eta`` by less than this; Newton then resumes for the fast finish.
+NEWTON_RESUME_CHANGE = 1e-2
+
+
+_EPS = float(np.finfo(float).eps)
 
 
 class PIRLSError(MixedModelsError):
     """PIRLS could not find the conditional modes (step-halving failed or a weight/mean
     left the family's parameter space)."""
+
+
+def link_keeps_range(family: Family) -> bool:
+    """Whether every linear predictor maps to a valid mean of ``family`` (logit for the
+    binomial, log for counts and Gamma), judged on :data:`RANGE_PROBES`; False for links with
+    a feasible edge (a log link for probabilities, identity or inverse for positive
+    means)."""
+    link = family.link
+    for e in RANGE_PROBES:
+        eta = np.array([e])
+        if not link.valid_eta(eta):
+            return False
+        if not link.bounded and not family.valid_mu(link.linkinv(eta)):
+            return False
+    return True
 
 
 def prior_weights(design: Design) -> np.ndarray:
@@ -143,6 +220,9 @@ class PIRLS:
         self.X = design.X
         self.offset = design.offset
         self.prior = prior_weights(design)
+        #: well-conditioned basis of the fixed effects for the least-squares solves
+        self.basis = FixedBasis.of(design.X, self.prior)
+        self.Xt = self.basis.X
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         self.pattern = CrossProductPattern(blocks)
@@ -155,17 +235,21 @@ class PIRLS:
             self._blocks.append((off, t.q, t.nlevels, t.p))
             off += t.q
         self._scalar_terms = all(t.p == 1 for t in design.terms)
+        #: per term, p times the largest |Z| row sum (bounds how far u moves eta)
+        self._zmax = [t.p * float(np.max(np.sum(np.abs(t.Z), axis=1), initial=0.0))
+                      for t in design.terms]
         self._codes = [t.grouping.codes for t in design.terms]
         self._zcols = [None if np.all(t.Z[:, 0] == 1.0) else t.Z[:, 0].copy()
                        for t in design.terms]
         self.ZsT = self.Zs.T.tocsr()
         self.n_iter_total = 0
         self.u_start = np.zeros(self.q)
-        self.beta_start: np.ndarray | None = None
+        self.beta_start: np.ndarray | None = None   # joint mode: coefficients of X~
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
+        self._edge_seen = False  # a joint solve has met separated observations
         self.family = family
 
     @property
@@ -179,6 +263,7 @@ class PIRLS:
         self._family = fam
         self._deviance = fam.deviance_function(self.y, self.prior)
         self._canonical = fam.link.name == fam.canonical_link
+        self.link_keeps_range = link_keeps_range(fam)
 
     @staticmethod
     def _sparse_z(design: Design) -> sp.csr_matrix:
@@ -294,7 +379,8 @@ class PIRLS:
         th0, b0, u0, J = ref
         return u0 + J @ np.concatenate([theta - th0, beta - b0])
 
-    def _step_weights(self, eta, mu, me) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _step_weights(self, eta, mu, me, fisher: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Weights and working residual of one PIRLS step: ``(W, -g / W, observed)``.
 
         With ``g = d(dev/2)/d eta`` any positive ``W`` gives a step whose fixed point is the
@@ -304,16 +390,17 @@ class PIRLS:
         the reference models), Newton quadratically, so the observed weights are used when
         they are all positive (always, for the log-concave densities: NB and Gamma with log
         link, probit, cloglog), Fisher's otherwise (mixing the two converged worse than
-        either on the cauchit model).
+        either on the cauchit model). ``fisher=True`` forces Fisher scoring (after a failed
+        Newton step).
         """
         fam = self._family
         if self._canonical:
             w = self.prior * me * me / fam.variance(mu)
             return w, (self.y - mu) / me, False
         v = fam.variance(mu)
-        w_obs = fam.observed_weights(self.y, eta, mu, self.prior)
         g = -self.prior * (self.y - mu) * me / v
-        if np.min(w_obs) > 0:
+        w_obs = None if fisher else fam.observed_weights(self.y, eta, mu, self.prior)
+        if w_obs is not None and np.min(w_obs) > 0:
             return w_obs, -g / w_obs, True
         w = self.prior * me * me / v
         return w, -g / w, False
@@ -324,8 +411,12 @@ class PIRLS:
     def factor_at(self, theta: np.ndarray, weights: np.ndarray) -> BlockedFactor:
         """Blocked factor of ``Lambda' Z' W Z Lambda + I`` for given weights (log
         determinant and conditional variances; the X block holds ``R_X``)."""
-        self.system.set_cross_products(self.pattern.compute(self.X, weights))
+        A = self.pattern.compute(self.Xt, weights)
+        self.system.set_cross_products(A)
         f = self.system.factorize(theta)
+        if f is None and self.p:
+            self.system.set_cross_products(self._ridged(A, weights))
+            f = self.system.factorize(theta)
         if f is None:
             raise PIRLSError(
                 "the penalized least-squares system is not positive definite at "
@@ -353,7 +444,18 @@ class PIRLS:
         # X alone (no response column): the factor's last block is then R_X' itself
         f = self.factor_at(theta, w)
         Lxx = np.tril(f.LXX)[:self.p, :self.p]
-        return np.linalg.inv(Lxx.T)
+        return self.basis.rx_inv_to_user(np.linalg.inv(Lxx.T))
+
+    def rx_factor(self, theta: np.ndarray, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """``R_X`` itself (upper triangular, the user's ``X``): ``R~_X R`` from the factor in
+        the internal basis, without inverting anything."""
+        w = self._weights(mu, self._family.link.mu_eta(eta))
+        f = self.factor_at(theta, w)
+        return np.tril(f.LXX)[:self.p, :self.p].T @ self.basis.R
+
+    def fisher_weights_at(self, eta: np.ndarray, mu: np.ndarray) -> np.ndarray:
+        """PIRLS's Fisher working weights (prior weights included) at ``eta``."""
+        return self._weights(mu, self._family.link.mu_eta(eta))
 
     # -- the iteration ------------------------------------------------------------------
     def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
@@ -362,16 +464,20 @@ class PIRLS:
         penalized estimates of ``beta`` and ``u``: lme4's nAGQ = 0).
 
         ``u0``/``beta0`` start the iteration (default: the previous solution); ``tol``
-        overrides the convergence tolerance for this call.
+        overrides the convergence tolerance for this call. In joint mode ``beta`` is
+        iterated as the coefficients of the internal basis ``X~`` (module docstring).
         """
         tol = self.tol if tol is None else float(tol)
         theta = np.asarray(theta, dtype=float)
         joint = beta is None
-        X, off = self.X, self.offset
+        X, off = (self.Xt if joint else self.X), self.offset
         lams = self.lambdas(theta)
         u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
         if joint:
-            b = beta0 if beta0 is not None else self.beta_start
+            if beta0 is not None:
+                b = self.basis.from_user(np.asarray(beta0, dtype=float))
+            else:
+                b = self.beta_start
             if b is None:
                 b = self._initial_beta()
                 u = np.zeros(self.q)
@@ -380,7 +486,7 @@ class PIRLS:
             beta = np.asarray(beta, dtype=float)
             if u0 is None and self.predict:
                 guess = self._predict_u(theta, beta)
-                if guess is not None:
+                if guess is not None and self._small_move(lams, guess - u):
                     u = guess
         fixed = X @ beta + off
         eta, mu, me, dev = self._state(fixed, lams, u)
@@ -389,14 +495,18 @@ class PIRLS:
             u = np.zeros(self.q)
             eta, mu, me, dev = self._state(fixed, lams, u)
             if mu is None:
-                raise PIRLSError(self._invalid_message(beta))
+                raise PIRLSError(self._invalid_message(self._user_beta(beta, joint)))
         pdev = dev + float(u @ u)
         p = self.p
         f = None
         it = 0
+        fisher = False      # Newton failed: Fisher scoring until close to the mode
+        flat = 0            # consecutive steps within the deviance's noise (stagnation)
+        best = np.inf       # smallest change so far
         while it < self.maxit:
             it += 1
-            w, wres, observed = self._step_weights(eta, mu, me)
+            w, wres, observed = self._step_weights(eta, mu, me, fisher)
+            slack = None    # the deviance's rounding noise, computed when first needed
             if joint:
                 if self._XY is None:
                     self._XY = np.empty((self.n, p + 1))
@@ -405,9 +515,14 @@ class PIRLS:
                 np.add(eta - off, wres, out=XY[:, p])
             else:
                 XY = (eta - fixed + wres)[:, None]
-            f = self.psystem.factor(theta, self.pattern.compute(XY, w), need_xx=joint)
+            A = self.pattern.compute(XY, w)
+            f = self.psystem.factor(theta, A, need_xx=joint)
+            if f is None and joint and self.p:
+                f = self.psystem.factor(theta, self._ridged(A, w), need_xx=joint)
             if f is None:
-                raise PIRLSError(self._not_pd_message(theta))
+                # after a failed Newton step the Newton failure is the news
+                raise PIRLSError(self._halving_message(theta) if fisher
+                                 else self._not_pd_message(theta))
             if joint:
                 Lxx = np.tril(f.LXX)
                 beta_new = np.linalg.solve(Lxx[:p, :p].T, Lxx[p, :p])
@@ -424,19 +539,39 @@ class PIRLS:
                 fixed_try = X @ beta_try + off if joint else fixed
                 eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
                 pdev_try = dev_try + float(u_try @ u_try)
-                if mu_try is not None and pdev_try <= pdev + PDEV_ROUNDING * abs(pdev):
+                strict = pdev + PDEV_ROUNDING * abs(pdev)
+                if mu_try is not None and pdev_try > strict and slack is None:
+                    slack = self._slack(pdev, eta, w, wres)
+                if mu_try is not None and pdev_try <= max(strict, pdev + (slack or 0.0)):
                     break
                 step *= 0.5
             else:
                 if np.max(np.abs(du), initial=0.0) < tol:
                     break  # rounding noise at the mode, not a failure
+                if observed and self.link_keeps_range:
+                    # retry this step by Fisher scoring (where the link can leave the
+                    # family's range, a failed step means the mean wants out of it: that
+                    # is reported at once, as lme4 does)
+                    fisher = True
+                    continue
                 raise PIRLSError(self._halving_message(theta))
             change = max(np.max(np.abs(eta_try - eta), initial=0.0),
                          np.max(np.abs(u_try - u), initial=0.0))
+            if change >= tol and joint and (it >= SEPARATION_CHECK_AFTER or self._edge_seen):
+                change = self._change_off_edge(eta_try, eta, u_try - u, mu_try, me_try, tol)
+            if fisher and change < NEWTON_RESUME_CHANGE:
+                fisher = False
+            if change < best:
+                best, flat = change, 0
+            elif change < STAGNATION_CHANGE and abs(pdev_try - pdev) <= (
+                    slack if slack is not None else self._slack(pdev, eta, w, wres)):
+                flat += 1
+            else:
+                flat = 0
             u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
                                                dev_try, pdev_try)
             fixed = fixed_try
-            if change < tol:
+            if change < tol or flat >= STAGNATION_STEPS:
                 break
         else:
             # (while-else: the iteration limit was reached without convergence)
@@ -445,13 +580,14 @@ class PIRLS:
                 f"PIRLS did not converge in {self.maxit} iterations at "
                 f"theta={np.round(theta, 6).tolist()} (last change {change:.2g}); the "
                 "conditional modes are poorly determined -- check the link function, or "
-                "simplify the random effects"
+                f"simplify the random effects.{self._link_hint()}"
             )
         self.n_iter_total += it
         self.u_start = u
         if joint:
             self.beta_start = beta
             self._ref = None
+            beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more
             # than PREDICTED_ITERATIONS steps needed): an older one still predicts the
@@ -462,8 +598,64 @@ class PIRLS:
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
                            observed)
 
+    @staticmethod
+    def _slack(pdev: float, eta, w, wres) -> float:
+        """Rounding noise of the penalized deviance (see ETA_ROUNDING_FACTOR); the slope
+        ``|d(dev/2)/d eta|`` is ``|w * wres|``."""
+        noise = ETA_ROUNDING_FACTOR * _EPS * float(np.abs(eta) @ np.abs(w * wres))
+        return PDEV_ROUNDING * abs(pdev) + min(noise, SLACK_MAX * abs(pdev))
+
+    def _ridged(self, A, w: np.ndarray):
+        """``A`` with ``XX_RIDGE`` times the largest weight (per unit of prior weight) added
+        to the diagonal of its fixed-effects block (see :data:`XX_RIDGE`)."""
+        p = self.p
+        if p:
+            pos = self.prior > 0
+            top = float(np.max(w[pos] / self.prior[pos])) if pos.any() else 0.0
+            idx = np.arange(p)
+            A.AXX[idx, idx] += XX_RIDGE * top
+        return A
+
+    def _small_move(self, lams, du: np.ndarray) -> bool:
+        """Whether ``Z Lambda du`` stays within ``PREDICT_MAX_DETA`` everywhere: first by the
+        bound ``sum_k |Lambda_k|_max |Z_k|_max max|du|`` (no pass over the data), exactly
+        only when the bound does not settle it."""
+        if not du.size:
+            return True
+        bound = 0.0
+        for lam, zmax in zip(lams, self._zmax, strict=True):
+            bound += (abs(lam[0, 0]) if lam.size == 1 else np.abs(lam).max()) * zmax
+        if bound * np.abs(du).max() <= PREDICT_MAX_DETA:
+            return True
+        return float(np.max(np.abs(self._random_part(lams, du)), initial=0.0)) <= \
+            PREDICT_MAX_DETA
+
+    def _change_off_edge(self, eta_new, eta, du, mu, me, tol: float) -> float:
+        """The step's change over the observations whose fitted means are not at the edge of
+        the family's range (weights above ``SEPARATED_WEIGHT`` of the largest), or the full
+        change when such observations moved by ``tol`` or more.
+
+        Under complete separation a coefficient runs to infinity: each step moves the linear
+        predictor of its observations by about one unit while their weights, and their
+        contribution to the deviance, shrink geometrically. Those steps change nothing
+        else, so they do not hold up convergence; the coefficient stays where the
+        deviance stopped changing (lme4 behaves alike) and the fit reports it.
+        """
+        w = self._weights(mu, me)
+        edge = w <= SEPARATED_WEIGHT * np.max(w)
+        d_eta = np.abs(eta_new - eta)
+        full = max(np.max(d_eta, initial=0.0), np.max(np.abs(du), initial=0.0))
+        if not edge.any() or edge.all():
+            return full
+        self._edge_seen = True     # later solves start near the edge: check at once
+        return max(np.max(d_eta[~edge], initial=0.0), np.max(np.abs(du), initial=0.0))
+
+    def _user_beta(self, beta: np.ndarray, internal: bool) -> np.ndarray:
+        return self.basis.to_user(beta) if internal else beta
+
     def _initial_beta(self) -> np.ndarray:
-        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``.
+        """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``
+        (coefficients of the internal basis ``X~``).
 
         When that step leaves the family's range (a log link for the binomial can put a
         probability above 1), it is halved towards the constant fit (the mean of the starting
@@ -482,24 +674,67 @@ class PIRLS:
         w = fam.fisher_weights(eta0, mu0, self.prior)
         z = eta0 - self.offset + (self.y - mu0) / me
         sw = np.sqrt(w)
-        beta, *_ = np.linalg.lstsq(self.X * sw[:, None], z * sw, rcond=None)
+        beta, *_ = np.linalg.lstsq(self.Xt * sw[:, None], z * sw, rcond=None)
         ones = np.flatnonzero(np.all(self.X == 1.0, axis=0))
-        base = np.zeros_like(beta)
+        base = np.zeros(self.p)
         if ones.size:
             base[ones[0]] = float(np.average(eta0 - self.offset, weights=w))
+        base = self.basis.from_user(base)
         step = 1.0
         for _ in range(self.max_halvings + 1):
             trial = base + step * (beta - base)
-            eta = self.X @ trial + self.offset
+            eta = self.Xt @ trial + self.offset
             if fam.link.valid_eta(eta) and fam.valid_mu(fam.link.linkinv(eta)):
-                return trial
+                return self._better_start(trial, ones)
             step *= 0.5
-        raise PIRLSError(self._invalid_message(beta))
+        raise PIRLSError(self._invalid_message(self.basis.to_user(beta)))
 
-    @staticmethod
-    def _not_pd_message(theta) -> str:
+    def _better_start(self, trial: np.ndarray, ones: np.ndarray) -> np.ndarray:
+        """lme4's start or the constant mean ``g(mean y)``, whichever has the lower deviance
+        (at ``u = 0``).
+
+        lme4's step regresses ``g(y)`` on ``X``; with a log link and very skewed responses
+        (Gamma shape 0.1: ``y`` down to 1e-36) ``log y`` is dominated by the tiny values and
+        the start lies tens of units below every mean, where no PIRLS step can recover.
+        The constant fit is always a sensible point; for well-behaved data lme4's start
+        has the lower deviance and is kept.
+        """
+        if not ones.size or not self.link_keeps_range:
+            # under a link that can leave the family's range, lme4's start is kept: where it
+            # fails, its failure (and the advice to change the link) is the right message
+            return trial
+        fam = self._family
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = fam.link.link(np.atleast_1d(np.average(self.y, weights=self.prior)))[0]
+        if not np.isfinite(level):
+            return trial
+        const = np.zeros(self.p)
+        const[ones[0]] = level - float(np.average(self.offset, weights=self.prior))
+        const = self.basis.from_user(const)
+        devs = []
+        for cand in (trial, const):
+            eta = self.Xt @ cand + self.offset
+            mu = fam.link.linkinv(eta) if fam.link.valid_eta(eta) else None
+            ok = mu is not None and fam.valid_mu(mu)
+            with np.errstate(all="ignore"):
+                dev = self._deviance(mu) if ok else np.inf
+            devs.append(dev if np.isfinite(dev) else np.inf)
+        return const if devs[1] < devs[0] else trial
+
+    def _not_pd_message(self, theta) -> str:
         return ("the penalized least-squares system of PIRLS is not positive definite at "
-                f"theta={np.round(theta, 6).tolist()}")
+                f"theta={np.round(theta, 6).tolist()}.{self._link_hint()}")
+
+    def _link_hint(self) -> str:
+        fam = self.family
+        if self.link_keeps_range:
+            return ""
+        better = range_keeping_link(fam)
+        fix = f"; try the {better!r} link, which constrains the mean." if better else "."
+        example = "probabilities above 1" if fam.link.bounded is False and \
+            fam.name == "binomial" else "means at or below 0"
+        return (f" The {fam.link.name!r} link does not keep the mean of the {fam.name} "
+                f"family in range ({example} are possible){fix}")
 
     def _invalid_message(self, beta) -> str:
         fam = self.family
@@ -511,12 +746,7 @@ class PIRLS:
         )
 
     def _halving_message(self, theta) -> str:
-        fam = self.family
-        hint = ""
-        if fam.link.name != fam.default_link:
-            hint = (f" The {fam.link.name!r} link does not keep the mean of the {fam.name} "
-                    f"family in range (e.g. probabilities above 1 under a log link); try the "
-                    f"{fam.default_link!r} link, which constrains the mean.")
+        hint = self._link_hint()
         return (
             "PIRLS step-halvings failed to reduce the deviance: the conditional modes cannot "
             f"be found at theta={np.round(theta, 6).tolist()}.{hint} Rescaling predictors "

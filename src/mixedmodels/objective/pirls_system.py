@@ -214,6 +214,11 @@ class PIRLSSystem:
                 LXX -= LrX.T @ LrX
         if need_xx:
             LXX = np.ascontiguousarray(LXX)
+            # the last pivot (the working response's residual) is never used -- beta comes
+            # from the rows above it -- but is zero when the working response is fitted
+            # exactly (a constant proportion: z = 0), which would fail the Cholesky; raising
+            # that one diagonal entry changes nothing else in the factor
+            LXX[-1, -1] += abs(LXX[-1, -1]) + 1.0
             if not chol_inplace(LXX):
                 return None
         return PIRLSFactor(L11, L21, L22, L1X, LrX, LXX, logdet)

@@ -34,7 +34,48 @@ from .lapack import chol_inplace, solve_lower, solve_lower_t
 from .layout import CrossProductPattern, CrossProducts, theta_slices
 from .product import PRODUCT_PATTERN_MAX_NNZ, ProductPattern
 
-__all__ = ["BlockedFactor", "BlockedSystem"]
+__all__ = ["BlockedFactor", "BlockedSystem", "first_block_factor"]
+
+
+def first_block_factor(lam1: np.ndarray, A11: np.ndarray, A1X: np.ndarray):
+    r"""Block 1 of the factor, level by level:
+    ``L11 = chol(Lambda1' A11 Lambda1 + I)``, ``m1 = Lambda1 L11^{-T}``,
+    ``L1X = L11^{-1} Lambda1' A1X`` and ``2 log det L11``.
+
+    Shared by :class:`BlockedSystem` (for theta) and the PIRLS system (for new weights).
+
+    Parameters
+    ----------
+    lam1 : ndarray (p1, p1)
+    A11 : ndarray (l1, p1, p1)
+    A1X : ndarray (l1, p1, m)
+
+    Returns
+    -------
+    L11, m1, L1X, logdet
+        ``L11`` (l1, p1, p1) -- for p1 = 1 the diagonal as (l1, 1, 1) --, ``m1`` ((l1,)
+        for p1 = 1, else (l1, p1, p1)), ``L1X`` (l1, p1, m), ``logdet`` float.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When a level's block is not positive definite.
+    """
+    p1 = lam1.shape[0]
+    if p1 == 1:
+        lv = lam1[0, 0]
+        d = np.sqrt(lv * lv * A11[:, 0, 0] + 1.0)
+        m1 = lv / d                                   # Lambda1 L11^{-T}, diagonal
+        return d.reshape(-1, 1, 1), m1, A1X * m1[:, None, None], \
+            2.0 * float(np.sum(np.log(d)))
+    B = np.matmul(np.matmul(lam1.T, A11), lam1)
+    B[:, np.arange(p1), np.arange(p1)] += 1.0
+    L11 = np.linalg.cholesky(B)
+    L11inv = np.linalg.inv(L11)
+    m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
+    L1X = np.matmul(L11inv, np.matmul(lam1.T, A1X))
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+    return L11, m1, L1X, logdet
 
 
 @dataclass
@@ -155,25 +196,10 @@ class BlockedSystem:
 
     def _term1(self, theta: np.ndarray):
         """Block 1: ``L11``, ``m1 = Lambda1 L11^{-T}``, ``L1X`` and ``2 log det L11``."""
-        A = self.A
         lam1 = self.structures[0].lambda_(theta[self.slices[0]])
-        p1 = self.p1
-        if p1 == 1:
-            l1v = lam1[0, 0]
-            d = np.sqrt(l1v * l1v * A.A11[:, 0, 0] + 1.0)
-            m1 = l1v / d                                  # Lambda1 L11^{-T}, diagonal
-            L1X = A.A1X * m1[:, None, None]
-            return lam1, d.reshape(-1, 1, 1), m1, L1X, 2.0 * float(np.sum(np.log(d)))
-        if p1 == 2:
+        if self.p1 == 2:
             return self._term1_2x2(lam1)
-        B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
-        B[:, np.arange(p1), np.arange(p1)] += 1.0
-        L11 = np.linalg.cholesky(B)
-        L11inv = np.linalg.inv(L11)
-        m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
-        L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
-        logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
-        return lam1, L11, m1, L1X, logdet
+        return (lam1, *first_block_factor(lam1, self.A.A11, self.A.A1X))
 
     def _term1_2x2(self, lam1: np.ndarray):
         """Block 1 for two effects per level (``(x | g)``) in closed form.

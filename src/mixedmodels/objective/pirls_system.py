@@ -28,7 +28,8 @@ pattern, with ``L21 L21'`` summed over the pairs of entries of each column by on
 ``bincount`` (:class:`PatternMatrix`); :func:`dense_is_cheaper` compares the two (crossed
 factors with many observations per pair of levels, such as VerbAgg's subjects x items, go
 dense; observation-level or nested factors, whose ``A21`` is very sparse, use the pattern).
-Vector-valued terms use :class:`~mixedmodels.linalg.BlockedSystem`.
+Vector-valued terms use :class:`~mixedmodels.linalg.BlockedSystem`. Block 1 is
+:func:`~mixedmodels.linalg.blocked.first_block_factor`, shared with ``BlockedSystem``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..linalg import BlockedSystem, CrossProductPattern, CrossProducts
+from ..linalg.blocked import first_block_factor
 from ..linalg.lapack import chol_inplace, solve_lower, solve_lower_t
 
 __all__ = ["DENSE_L21_MAX_ENTRIES", "PIRLSFactor", "PIRLSSystem", "PatternMatrix",
@@ -164,24 +166,10 @@ class PIRLSSystem:
         lam1 = sysm.structures[0].lambda_(theta[sysm.slices[0]])
         p1 = self.p1
         m = A.AXX.shape[0]
-        if p1 == 1:
-            lv = lam1[0, 0]
-            d = np.sqrt(lv * lv * A.A11[:, 0, 0] + 1.0)
-            L11 = d.reshape(-1, 1, 1)
-            m1 = lv / d                                       # Lambda1 L11^{-T}
-            L1X = A.A1X * m1[:, None, None]
-            logdet = 2.0 * float(np.sum(np.log(d)))
-        else:
-            B = np.matmul(np.matmul(lam1.T, A.A11), lam1)
-            B[:, np.arange(p1), np.arange(p1)] += 1.0
-            try:
-                L11 = np.linalg.cholesky(B)
-            except np.linalg.LinAlgError:
-                return None
-            L11inv = np.linalg.inv(L11)
-            m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))
-            L1X = np.matmul(L11inv, np.matmul(lam1.T, A.A1X))
-            logdet = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+        try:
+            L11, m1, L1X, logdet = first_block_factor(lam1, A.A11, A.A1X)
+        except np.linalg.LinAlgError:
+            return None
         flat1X = L1X.reshape(-1, m)
         LXX = A.AXX - flat1X.T @ flat1X if need_xx else None
         L21 = L22 = LrX = None

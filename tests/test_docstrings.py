@@ -30,31 +30,7 @@ _CONTESTED = {
 }
 #: Members whose docstrings are not complete yet (module.qualname). The test fails when a
 #: listed member becomes complete, so the list only shrinks.
-# TODO: document these once h/core and h/glmmfix are merged, then empty this set.
-ALLOWED_INCOMPLETE: frozenset[str] = frozenset({
-    "mixedmodels.design.design.Design.X",
-    "mixedmodels.design.design.Design.n_theta",
-    "mixedmodels.design.design.Design.nobs",
-    "mixedmodels.design.design.Design.p",
-    "mixedmodels.design.design.Design.q",
-    "mixedmodels.design.design.Design.scale_spherical",
-    "mixedmodels.design.design.Design.theta0",
-    "mixedmodels.design.design.Design.theta_lower",
-    "mixedmodels.design.design.Design.theta_slices",
-    "mixedmodels.design.design.Design.with_response",
-    "mixedmodels.design.design.materialize",
-    "mixedmodels.fitting.glmm.fit_glmm",
-    "mixedmodels.fitting.glmm.glmer_nb",
-    "mixedmodels.objective.glmm.GLMMObjective.join",
-    "mixedmodels.objective.glmm.GLMMObjective.solve",
-    "mixedmodels.objective.glmm.GLMMObjective.solve0",
-    "mixedmodels.objective.glmm.GLMMObjective.split",
-    "mixedmodels.objective.glmm.GLMMObjective.stage0",
-    "mixedmodels.objective.lmm.LMMObjective.b_from_u",
-    "mixedmodels.objective.lmm.LMMObjective.cond_var",
-    "mixedmodels.objective.lmm.LMMObjective.solve",
-    "mixedmodels.objective.lmm.LMMObjective.value_and_gradient",
-})
+ALLOWED_INCOMPLETE: frozenset[str] = frozenset()
 
 _SECTION = re.compile(r"^(?P<name>[A-Z][A-Za-z ]+)\n-{3,}\s*$", re.MULTILINE)
 _PARAM_LINE = re.compile(r"^(\*{0,2}[A-Za-z_][\w]*(?:\s*,\s*\*{0,2}[A-Za-z_]\w*)*)\s*(?::|$)")

@@ -105,32 +105,58 @@ class Design:
 
     @property
     def X(self) -> np.ndarray:
+        """The conditional model's fixed-effects matrix (n x p)."""
         return self.fixed.X
 
     @property
     def nobs(self) -> int:
+        """Number of observations used."""
         return self.y.shape[0]
 
     @property
     def p(self) -> int:
+        """Number of fixed effects of the conditional model."""
         return self.fixed.X.shape[1]
 
     @property
     def q(self) -> int:
+        """Number of random effects of the conditional model (levels x columns, summed
+        over terms)."""
         return sum(t.q for t in self.terms)
 
     @property
     def n_theta(self) -> int:
+        """Number of covariance parameters of the conditional model's terms."""
         return sum(t.structure.n_theta for t in self.terms)
 
     def theta0(self) -> np.ndarray:
-        """lme4's starting point (identity relative covariance for every term)."""
+        """lme4's starting point of theta.
+
+        Returns
+        -------
+        ndarray
+            The identity relative covariance for every term, in the terms' order.
+        """
         return np.concatenate([t.structure.theta0() for t in self.terms])
 
     def theta_lower(self) -> np.ndarray:
+        """Lower bounds of theta.
+
+        Returns
+        -------
+        ndarray
+            0 for Cholesky diagonals, ``-inf`` for the other entries (lme4's bounds).
+        """
         return np.concatenate([t.structure.lower_bounds() for t in self.terms])
 
     def theta_slices(self) -> list[slice]:
+        """Position of each term's parameters in theta.
+
+        Returns
+        -------
+        list of slice
+            One per term, in the terms' order.
+        """
         out, start = [], 0
         for t in self.terms:
             out.append(slice(start, start + t.structure.n_theta))
@@ -138,8 +164,21 @@ class Design:
         return out
 
     def scale_spherical(self, theta: np.ndarray, blocks: list, scale: float) -> list:
-        """``scale * Lambda_k B_k Lambda_k'`` for per-level blocks ``B_k`` (l_k, p_k, p_k) of
-        the spherical random effects ``u``: their covariance on the scale of ``b``."""
+        """Covariances of the spherical random effects ``u`` on the scale of ``b``.
+
+        Parameters
+        ----------
+        theta : ndarray
+        blocks : list of ndarray
+            Per term, per-level blocks ``B_k`` (l_k, p_k, p_k) of ``u``'s covariance.
+        scale : float
+            ``sigma^2`` for an LMM, the dispersion for a GLMM.
+
+        Returns
+        -------
+        list of ndarray
+            ``scale * Lambda_k B_k Lambda_k'`` per term.
+        """
         out = []
         for t, sl, blk in zip(self.terms, self.theta_slices(), blocks, strict=True):
             lam = t.structure.lambda_(theta[sl])
@@ -147,7 +186,22 @@ class Design:
         return out
 
     def with_response(self, y: np.ndarray) -> Design:
-        """Same design, new response (for simulation and refitting)."""
+        """The same design with a new response (for simulation and refitting).
+
+        Parameters
+        ----------
+        y : array-like
+            One value per observation.
+
+        Returns
+        -------
+        Design
+
+        Raises
+        ------
+        DataError
+            When ``y`` has another length.
+        """
         y = np.asarray(y, dtype=float)
         if y.shape != self.y.shape:
             raise DataError(f"new response has shape {y.shape}, expected {self.y.shape}")
@@ -283,6 +337,12 @@ def materialize(
         ``"contr.sum"`` spelling too), a formulaic ``Contrasts`` object or a coding matrix
         (lme4's ``contrasts = list(x = "contr.sum")``). Ordered categoricals default to
         ``"poly"``, others to ``"treatment"``, as in R.
+
+    Returns
+    -------
+    Design
+        Every component's linear predictor on the complete-case rows, the response, the
+        weights and offset, and the report of dropped rows.
 
     Notes
     -----

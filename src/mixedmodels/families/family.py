@@ -376,12 +376,6 @@ class Family:
         """
         raise NotImplementedError(f"the {self.name} family has no dispersion parameter")
 
-    @property
-    def n_extra(self) -> int:
-        """Number of family parameters estimated besides beta and theta (not counting a
-        profiled dispersion)."""
-        return 0
-
     def label(self) -> str:
         """The family line of lme4's summary.
 

@@ -326,9 +326,28 @@ def fit_glmm(
     check_conv: bool = True,
     messages: list[str] | None = None,
 ) -> GeneralizedLinearMixedModelResult:
-    """Fit a GLMM to a materialized :class:`Design` (see :func:`glmer` for the arguments).
+    """Fit a GLMM to a materialized :class:`Design` (lme4's two stages; see the module
+    docstring).
 
-    ``start`` may hold ``"theta"`` (and ``"beta"``, which skips stage 1's estimate of it).
+    Parameters
+    ----------
+    design : Design
+    family : Family
+        With the negative binomial shape to start from when ``estimate_shape``.
+    nAGQ : int
+        0, 1 (Laplace) or the number of adaptive quadrature nodes.
+    estimate_shape : bool
+        Estimate the negative binomial shape (:func:`glmer_nb`).
+    start : dict, optional
+        ``"theta"`` (and ``"beta"``, which skips stage 1's estimate of it).
+    optimizer, optimizer_settings, calc_derivs, check_conv
+        As for :func:`glmer`.
+    messages : list of str, optional
+        Collects the fit's messages (the caller's list).
+
+    Returns
+    -------
+    GeneralizedLinearMixedModelResult
     """
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "fit_glmm")
     options = {"family": family, "nAGQ": nAGQ, "estimate_shape": estimate_shape,
@@ -384,7 +403,9 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
     cov_v = _stage0_covariance(stage0, v, _theta_scales(design, obj, sol0, v.size))
     log.stage("scaling")
-    v_index = np.arange(k) if not estimate_shape else np.r_[np.arange(k), x0.size - 1]
+    L = obj.layout
+    v_index = np.r_[np.arange(k), np.arange(x0.size)[L.slice("family.nb_shape")]] \
+        if obj.estimate_shape else np.arange(k)
     T = np.eye(x0.size) * DEFAULT_SCALE
     # the beta block is the lower Cholesky factor of vcov0, computed from R_X^{-1} by a QR
     # decomposition rather than from vcov0 itself, which can be nearly singular (a predictor
@@ -423,7 +444,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
 
     vcov, how, derivs, conv = sol.phi * _rx_vcov(obj, sol), "RX", None, None
     if calc_derivs:
-        n_diff = k + p + int(obj.explicit_phi)     # the NB shape is held fixed, as lme4
+        # the NB shape is held fixed, as lme4 (its block comes last in the layout)
+        n_diff = L.slice("family.nb_shape").start if obj.estimate_shape else L.size
         keep_d = keep[keep < n_diff]
         Td = T[:n_diff, :keep_d.size]
         xs = x.copy()
@@ -656,7 +678,26 @@ def glmer_nb(
     a Poisson GLMM; it is then estimated jointly with theta and beta by maximizing the
     Laplace likelihood (lme4 alternates a one-dimensional search over the shape with
     refits; the maximum is the same). Standard errors of beta treat the shape as known, as
-    lme4's do. ``start`` may hold ``"nb_theta"``. Other arguments as :func:`glmer`.
+    lme4's do.
+
+    Parameters
+    ----------
+    formula : str
+        Count response on the left.
+    data : DataFrame
+    link : str
+        Link of the mean (log).
+    nAGQ, weights, offset, optimizer, optimizer_settings, calc_derivs, check_conv, verbose
+        As for :func:`glmer`.
+    start : dict, optional
+        ``"theta"``, ``"beta"`` and ``"nb_theta"`` (the shape) to start from.
+    contrasts : dict, optional
+        Contrasts of categorical predictors by column, as for :func:`lmer`.
+
+    Returns
+    -------
+    GeneralizedLinearMixedModelResult
+        Its ``family.theta`` is the estimated shape.
 
     Examples
     --------

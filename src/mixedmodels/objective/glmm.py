@@ -36,10 +36,11 @@ from .._errors import FormulaError
 from ..design import Design
 from ..families import Family, NegativeBinomial
 from ..linalg import BlockedFactor
+from ..parameters import ParameterBlock, ParameterLayout
 from .agq import MAX_NAGQ, agq_deviance
 from .pirls import PIRLS, PIRLSError, PIRLSResult
 
-__all__ = ["GLMMObjective", "GLMMSolution", "check_nagq"]
+__all__ = ["GLMMObjective", "GLMMSolution", "check_nagq", "glmm_layout"]
 
 #: Saturated log-likelihood sums kept (one per family/dispersion value seen).
 SATURATED_CACHE_SIZE = 64
@@ -64,6 +65,40 @@ def check_nagq(design: Design, nAGQ: int) -> int:
         if nAGQ > MAX_NAGQ:
             raise FormulaError(f"nAGQ must be at most {MAX_NAGQ}, got {nAGQ}")
     return nAGQ
+
+
+def glmm_layout(design: Design, family: Family, nAGQ: int, estimate_shape: bool
+                ) -> ParameterLayout:
+    """The parameter layout of a glmer fit: ``theta.cond`` (lme4's order and bounds),
+    ``beta.cond``, and the family parameters that are optimized rather than profiled.
+
+    Parameters
+    ----------
+    design : Design
+    family : Family
+    nAGQ : int
+    estimate_shape : bool
+        A negative binomial shape block.
+
+    Returns
+    -------
+    ParameterLayout
+    """
+    from ..objective.laplace.parameters import theta_labels
+
+    terms = design.terms
+    blocks = [ParameterBlock("theta.cond", "theta", "cond", tuple(theta_labels("cond", terms)),
+                             design.theta0(), lower=design.theta_lower()),
+              ParameterBlock("beta.cond", "beta", "cond",
+                             tuple(f"cond~{n}" for n in design.fixed.names),
+                             np.zeros(design.p))]
+    if family.has_dispersion and nAGQ > 1:
+        blocks.append(ParameterBlock("family.phi", "family", None, ("log(phi)",), [0.0],
+                                     transform="log"))
+    if estimate_shape:
+        blocks.append(ParameterBlock("family.nb_shape", "family", None, ("log(nb_shape)",),
+                                     [np.log(family.theta)], transform="log"))
+    return ParameterLayout(blocks)
 
 
 @dataclass(frozen=True)
@@ -116,9 +151,17 @@ class GLMMObjective:
     nAGQ : int
         0 (fast mode), 1 (Laplace) or up to 25 (quadrature, single scalar term).
     estimate_shape : bool
-        Negative binomial only: estimate the shape as the last parameter of ``x``.
+        Negative binomial only: estimate the shape (a ``family.nb_shape`` block).
     hessian : {"expected", "observed"}, optional
         Override the family's choice of Laplace weights.
+
+    Attributes
+    ----------
+    layout : ParameterLayout
+        The parameter vector ``x``: blocks ``theta.cond``, ``beta.cond``, then
+        ``family.phi`` (log dispersion: families with one under quadrature, where it cannot
+        be profiled) and ``family.nb_shape`` (log negative binomial shape, when
+        estimated). Code asks the layout for blocks by name.
 
     Notes
     -----
@@ -133,43 +176,72 @@ class GLMMObjective:
         self.nAGQ = check_nagq(design, nAGQ)
         if estimate_shape and not isinstance(family, NegativeBinomial):
             raise ValueError("estimate_shape is only for the negative binomial family")
-        self.estimate_shape = bool(estimate_shape)
         self.hessian = hessian
         self.pirls = PIRLS(design, family)
         self.n_theta, self.p = design.n_theta, design.p
-        self.explicit_phi = family.has_dispersion and self.nAGQ > 1
-        self.n_extra = int(self.explicit_phi) + int(self.estimate_shape)
         self.theta_lower = design.theta_lower()
-        self.lower = np.concatenate([self.theta_lower, np.full(self.p + self.n_extra, -np.inf)])
+        self.layout = glmm_layout(design, family, self.nAGQ, bool(estimate_shape))
+        self.lower = self.layout.lower
         self.n_evals = 0
         self.stage0_tol: float | None = None     # None: PIRLS's own tolerance
         self._sat_cache: dict = {}
 
     # -- parameter vector ---------------------------------------------------------------
+    @property
+    def phi_block(self) -> bool:
+        """The dispersion is a parameter of ``x`` (quadrature) rather than profiled."""
+        return "family.phi" in self.layout
+
+    @property
+    def estimate_shape(self) -> bool:
+        """The negative binomial shape is a parameter of ``x``."""
+        return "family.nb_shape" in self.layout
+
     def split(self, x) -> tuple[np.ndarray, np.ndarray, float | None, Family]:
-        """``x -> (theta, beta, phi or None (profiled), family)``."""
+        """The parameter vector's blocks.
+
+        Parameters
+        ----------
+        x : array-like
+            A vector of :attr:`layout`.
+
+        Returns
+        -------
+        theta, beta, phi, family
+            ``phi`` None when profiled; ``family`` carries the shape of ``x`` when it is
+            estimated.
+        """
         x = np.asarray(x, dtype=float)
-        k = self.n_theta
-        theta, beta = x[:k], x[k:k + self.p]
-        pos = k + self.p
-        phi = None
-        if self.explicit_phi:
-            phi = float(np.exp(x[pos]))
-            pos += 1
+        L = self.layout
+        phi = float(np.exp(L.get(x, "family.phi")[0])) if self.phi_block else None
         fam = self.family
         if self.estimate_shape:
-            fam = fam.with_theta(float(np.exp(x[pos])))
-        return theta, beta, phi, fam
+            fam = fam.with_theta(float(np.exp(L.get(x, "family.nb_shape")[0])))
+        return L.get(x, "theta.cond"), L.get(x, "beta.cond"), phi, fam
 
     def join(self, theta, beta, phi: float | None = None, nb_theta: float | None = None
              ) -> np.ndarray:
-        parts = [np.atleast_1d(np.asarray(theta, float)), np.atleast_1d(np.asarray(beta, float))]
-        if self.explicit_phi:
-            parts.append(np.array([np.log(phi if phi is not None else 1.0)]))
+        """The parameter vector of blocks (inverse of :meth:`split`).
+
+        Parameters
+        ----------
+        theta, beta : array-like
+        phi : float, optional
+            Dispersion (used when it is a parameter; default 1).
+        nb_theta : float, optional
+            Negative binomial shape (used when estimated; default the family's).
+
+        Returns
+        -------
+        ndarray
+        """
+        blocks = {"theta.cond": theta, "beta.cond": beta}
+        if self.phi_block:
+            blocks["family.phi"] = [np.log(phi if phi is not None else 1.0)]
         if self.estimate_shape:
             nb = nb_theta if nb_theta is not None else self.family.theta
-            parts.append(np.array([np.log(nb)]))
-        return np.concatenate(parts)
+            blocks["family.nb_shape"] = [np.log(nb)]
+        return self.layout.pack({k: v for k, v in blocks.items() if k in self.layout})
 
     def _use_family(self, fam: Family) -> None:
         self.family_now = fam
@@ -238,8 +310,21 @@ class GLMMObjective:
         return value if np.isfinite(value) else np.inf
 
     def stage0(self, theta, family: Family | None = None) -> float:
-        """nAGQ = 0 criterion: Laplace deviance at the joint PIRLS estimates of beta and u
-        (PIRLS to ``stage0_tol``, looser when this stage only provides starting values)."""
+        """The nAGQ = 0 criterion: the Laplace deviance at the joint PIRLS estimates of
+        beta and u (PIRLS to ``stage0_tol``, looser when this stage only provides starting
+        values).
+
+        Parameters
+        ----------
+        theta : array-like
+        family : Family, optional
+            The family to use (a negative binomial with another shape).
+
+        Returns
+        -------
+        float
+            The deviance, inf where the modes cannot be found.
+        """
         self.n_evals += 1
         fam = self.family if family is None else family
         self._use_family(fam)
@@ -266,14 +351,39 @@ class GLMMObjective:
                             logdet, f, pr)
 
     def solve(self, x) -> GLMMSolution:
-        """Conditional modes and the deviance at ``x`` (raises :class:`PIRLSError`)."""
+        """Conditional modes and the deviance at ``x``.
+
+        Parameters
+        ----------
+        x : array-like
+            A vector of :attr:`layout`.
+
+        Returns
+        -------
+        GLMMSolution
+
+        Raises
+        ------
+        PIRLSError
+            When the conditional modes cannot be found.
+        """
         theta, beta, phi, fam = self.split(x)
         self._use_family(fam)
         pr = self.pirls.fit(theta, beta)
         return self._solution(pr, fam, phi, max(self.nAGQ, 1))
 
     def solve0(self, theta, family: Family | None = None) -> GLMMSolution:
-        """Joint PIRLS estimates (nAGQ = 0) at ``theta``."""
+        """Joint PIRLS estimates of beta and u (nAGQ = 0) at ``theta``.
+
+        Parameters
+        ----------
+        theta : array-like
+        family : Family, optional
+
+        Returns
+        -------
+        GLMMSolution
+        """
         fam = self.family if family is None else family
         self._use_family(fam)
         pr = self.pirls.fit(np.asarray(theta, float), None)

@@ -173,7 +173,17 @@ class LMMObjective:
         return float(self._from_factor(f))
 
     def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
-        """Objective and its analytic gradient (only when :attr:`has_gradient`)."""
+        """The objective and its analytic gradient (only when :attr:`has_gradient`).
+
+        Parameters
+        ----------
+        theta : array-like
+
+        Returns
+        -------
+        float, ndarray
+            The REML criterion or deviance, and its gradient in theta.
+        """
         if not self.has_gradient:
             raise NotImplementedError("analytic gradient needs scalar random-effects terms")
         self.n_evals += 1
@@ -224,7 +234,21 @@ class LMMObjective:
                 f.logdet_X(self.p) + basis.log_det_R2)
 
     def solve(self, theta) -> LMMSolution:
-        """Conditional estimates (beta, u, b, sigma) and the factor at ``theta``."""
+        """Conditional estimates (beta, u, b, sigma) and the factor at ``theta``.
+
+        Parameters
+        ----------
+        theta : array-like
+
+        Returns
+        -------
+        LMMSolution
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When the system is not positive definite at ``theta``.
+        """
         theta = np.asarray(theta, dtype=float)
         f = self.system.factorize(theta)
         if f is None:
@@ -240,7 +264,18 @@ class LMMObjective:
                            f.logdet_Z, logdet_X, RX_inv, f)
 
     def b_from_u(self, theta: np.ndarray, u: np.ndarray) -> list:
-        """Random effects per term, ``b_k = Lambda_k u_k`` level by level: (l_k, p_k)."""
+        """Random effects per term from the spherical ones.
+
+        Parameters
+        ----------
+        theta : ndarray
+        u : ndarray (q,)
+
+        Returns
+        -------
+        list of ndarray
+            ``b_k = Lambda_k u_k`` level by level, (l_k, p_k) per term.
+        """
         out, off = [], 0
         for t, sl in zip(self.design.terms, self.design.theta_slices(), strict=True):
             lam = t.structure.lambda_(theta[sl])
@@ -250,9 +285,17 @@ class LMMObjective:
         return out
 
     def cond_var(self, sol: LMMSolution) -> list:
-        """Conditional covariance blocks of ``b`` per term: ``sigma^2 Lambda M^{-1} Lambda'``.
+        """Conditional covariance blocks of ``b`` per term (lme4's ``condVar``,
+        conditional on the fixed effects).
 
-        As lme4's ``condVar``, conditional on the fixed effects.
+        Parameters
+        ----------
+        sol : LMMSolution
+
+        Returns
+        -------
+        list of ndarray
+            ``sigma^2 Lambda M^{-1} Lambda'`` per term, (l_k, p_k, p_k).
         """
         return self.design.scale_spherical(sol.theta, self.system.cond_var_u(sol.factor),
                                            sol.sigma ** 2)

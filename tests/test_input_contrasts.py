@@ -152,7 +152,8 @@ def test_contrasts_on_glmer_and_lm():
 def test_r_names_of_reference_models():
     """R's names, in R's order, for every formula of visible.json (its beta keys)."""
     from mixedmodels.design import materialize
-    from mixedmodels.families import make_family, make_response, response_variables
+    from mixedmodels.design.lhs import make_response, response_variables
+    from mixedmodels.families import make_family
 
     checked = 0
     for key, ref in reference().items():

@@ -41,7 +41,6 @@ from .links import (
     make_link,
 )
 from .registry import RESPONSE_FAMILIES, make_response_family
-from .response import make_response, response_variables, split_cbind
 from .wrappers import Truncated, ZeroInflated, hurdle
 
 __all__ = [
@@ -77,9 +76,6 @@ __all__ = [
     "hurdle",
     "make_family",
     "make_link",
-    "make_response",
     "make_response_family",
     "nb_theta_ml",
-    "response_variables",
-    "split_cbind",
 ]

@@ -36,6 +36,7 @@ from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, Singula
 from .._messages import emit_warning
 from ..covariance import Unstructured
 from ..design import Design, materialize
+from ..design.lhs import make_response, response_variables
 from ..diagnostics import is_singular_theta, singular_message
 from ..diagnostics.link_edge import LinkEdgeWarning, link_edge_message
 from ..diagnostics.separation import SeparationWarning, separated_columns, separation_message
@@ -44,9 +45,7 @@ from ..families import (
     NegativeBinomial,
     Poisson,
     make_family,
-    make_response,
     nb_theta_ml,
-    response_variables,
 )
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq

@@ -34,8 +34,8 @@ import pandas as pd
 from .._errors import DataError, FormulaError, MixedModelsWarning
 from .._threads import blas_threads
 from ..design import Design, materialize
+from ..design.lhs import make_response, response_variables
 from ..families import Binomial as DevianceBinomial
-from ..families import make_response, response_variables
 from ..families.density import ModelDensity
 from ..families.registry import make_response_family
 from ..families.wrappers import ZeroInflated

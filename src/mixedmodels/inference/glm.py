@@ -297,7 +297,8 @@ def glm(formula: str, data: pd.DataFrame, family="binomial", *, link: str | None
     -99.029
     """
     from ..design import materialize
-    from ..families import make_family, make_response, response_variables
+    from ..design.lhs import make_response, response_variables
+    from ..families import make_family
     from ..formula import parse_formula
     from ..objective.pirls import prior_weights
 

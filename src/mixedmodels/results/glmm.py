@@ -11,10 +11,10 @@ import pandas as pd
 from ..design import Design
 from ..diagnostics import ConvergenceReport
 from ..families import Family
+from ..methods import InferenceMixin
 from ..objective.glmm import GLMMObjective, GLMMSolution
 from ..optim import OptSummary
 from .base import MixedModelResultBase
-from .inference_methods import InferenceMixin
 from .recipe import FitRecipe
 
 __all__ = ["RESIDUAL_TYPES", "GeneralizedLinearMixedModelResult"]

@@ -10,10 +10,10 @@ import pandas as pd
 
 from ..design import Design
 from ..diagnostics import ConvergenceReport
+from ..methods import InferenceMixin
 from ..objective.lmm import LMMObjective, LMMSolution
 from ..optim import OptSummary
 from .base import MixedModelResultBase
-from .inference_methods import InferenceMixin
 from .recipe import FitRecipe
 
 __all__ = ["LinearMixedModelResult"]

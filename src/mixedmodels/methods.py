@@ -1,7 +1,9 @@
 """Inference methods of a fitted model (likelihood-ratio tests, intervals, df methods).
 
-Kept apart from the result classes so that the inference code can grow in
-:mod:`mixedmodels.inference` without touching them; the result classes inherit this mixin.
+The facade above results/ and inference/ (the layering rule: results/ imports neither
+inference/ nor fitting/): the result classes inherit this mixin, whose methods import
+:mod:`mixedmodels.inference` when called, so the inference code can grow without touching
+the results.
 Every method delegates to :mod:`mixedmodels.inference`; the expensive pieces (the deviance
 Hessian of Satterthwaite's method, the Kenward-Roger matrices) are computed once per fit.
 """
@@ -21,19 +23,19 @@ class InferenceMixin:
     # -- cached machinery ---------------------------------------------------------------
     @cached_property
     def _satterthwaite(self):
-        from ..inference.satterthwaite import satterthwaite_state
+        from .inference.satterthwaite import satterthwaite_state
 
         return satterthwaite_state(self)
 
     @cached_property
     def _kenward_roger(self):
-        from ..inference.kenward_roger import kenward_roger_state
+        from .inference.kenward_roger import kenward_roger_state
 
         return kenward_roger_state(self)
 
     @cached_property
     def _containment(self):
-        from ..inference.containment import containment_df
+        from .inference.containment import containment_df
 
         return containment_df(self.design)
 
@@ -57,7 +59,7 @@ class InferenceMixin:
             ``Pr(>|t|)`` (lmerTest's columns; without ``df`` and the p-value for
             ``ddf=None``; ``z value``, ``Pr(>|z|)`` for GLMMs).
         """
-        from ..inference.fixed_tests import coef_table
+        from .inference.fixed_tests import coef_table
 
         return coef_table(self, ddf)
 
@@ -77,7 +79,7 @@ class InferenceMixin:
             One row per term; lmerTest's columns ``Sum Sq``, ``Mean Sq``, ``NumDF``,
             ``DenDF``, ``F value``, ``Pr(>F)``.
         """
-        from ..inference.fixed_tests import anova_table
+        from .inference.fixed_tests import anova_table
 
         return anova_table(self, type, ddf)
 
@@ -114,7 +116,7 @@ class InferenceMixin:
         Profile intervals that reach a bound of the parameter space (a standard deviation
         at 0, a correlation at +-1) are truncated there, and a ``note`` column says so.
         """
-        from ..inference.confint import confint
+        from .inference.confint import confint
 
         return confint(self, parm, level, method, nsim, seed, n_jobs, progress=progress)
 
@@ -144,7 +146,7 @@ class InferenceMixin:
             ``.curves`` (zeta against each parameter), ``.confint(level)``,
             ``.as_frame()``, ``.plot()``.
         """
-        from ..inference.profile import profile_model
+        from .inference.profile import profile_model
 
         return profile_model(self, which=which, alphamax=alphamax, progress=progress)
 
@@ -161,7 +163,7 @@ class InferenceMixin:
             ``estimate`` and ``se`` per variance parameter (names as in :meth:`confint`),
             at the ML estimates.
         """
-        from ..inference.varcorr_se import varcorr_se
+        from .inference.varcorr_se import varcorr_se
 
         return varcorr_se(self)
 
@@ -190,7 +192,7 @@ class InferenceMixin:
         pandas.DataFrame
             Columns ``sim_1 ... sim_nsim``, rows as the fitting data.
         """
-        from ..inference.simulate import simulate_frame, simulator
+        from .inference.simulate import simulate_frame, simulator
 
         return simulate_frame(self, nsim, seed, simulator(self, re_form))
 
@@ -210,7 +212,7 @@ class InferenceMixin:
         LinearMixedModelResult or GeneralizedLinearMixedModelResult
             Of the same kind as this fit.
         """
-        from ..inference.simulate import refitter
+        from .inference.simulate import refitter
 
         return refitter(self, light=not check_conv)(y)
 
@@ -242,6 +244,6 @@ class InferenceMixin:
             ``.replicates`` (DataFrame), ``.t0``, ``.confint()``, ``.summary()``; failed
             replicates are counted in ``.failures`` and left out.
         """
-        from ..inference.bootstrap import bootstrap
+        from .inference.bootstrap import bootstrap
 
         return bootstrap(self, func, nsim, seed, n_jobs, re_form, progress)

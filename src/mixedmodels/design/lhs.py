@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError
-from ..design.response import evaluate_numeric
-from ..design.variables import expression_variables
-from .family import Binomial, Family
+from ..families.family import Binomial, Family
+from .response import evaluate_numeric
+from .variables import expression_variables
 
 __all__ = ["make_response", "response_variables", "split_cbind"]
 

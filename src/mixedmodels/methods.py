@@ -14,7 +14,26 @@ from functools import cached_property
 
 import pandas as pd
 
-__all__ = ["InferenceMixin"]
+__all__ = ["InferenceMixin", "profile_laplace_confint"]
+
+
+def profile_laplace_confint(m, level, parm):
+    """Profile intervals of a fit of glmmTMB's class (the facade's door to
+    :func:`mixedmodels.inference.profile_laplace.profile_confint`).
+
+    Parameters
+    ----------
+    m : GlmmTMBResult
+    level : float
+    parm : sequence of str or None
+
+    Returns
+    -------
+    DataFrame
+    """
+    from .inference.profile_laplace import profile_confint
+
+    return profile_confint(m, level, parm)
 
 
 class InferenceMixin:

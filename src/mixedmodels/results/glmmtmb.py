@@ -574,25 +574,34 @@ class GlmmTMBResult(RecipeMixin):
         return pd.DataFrame(cols, index=self.design.frame.index)
 
     # -- inference ------------------------------------------------------------------------
-    def confint(self, level: float = 0.95, method: str = "wald") -> pd.DataFrame:
-        """Wald intervals for every free parameter, ``estimate +- z SE``.
+    def confint(self, level: float = 0.95, method: str = "wald", parm=None
+                ) -> pd.DataFrame:
+        """Confidence intervals: Wald (``estimate +- z SE``) or profile likelihood.
 
         Parameters
         ----------
         level : float
             Coverage.
-        method : {"wald"}
-            Profile intervals are not available for this class yet.
+        method : {"wald", "profile"}
+            ``profile`` inverts the likelihood-ratio test for each fixed effect, family
+            parameter and scalar random-effect sd
+            (:func:`mixedmodels.inference.profile_laplace.profile_confint`).
+        parm : sequence of str, optional
+            Profile only these parameters (labels as in the returned table).
 
         Returns
         -------
         DataFrame
-            Lower and upper bounds and the estimate, one row per free parameter named as
-            :attr:`vcov_full` (covariance parameters on the optimizer's scale).
+            Lower and upper bounds and the estimate, one row per parameter: Wald intervals
+            for every free parameter named as :attr:`vcov_full` (covariance parameters on
+            the optimizer's scale); profile intervals as described there.
         """
+        if method == "profile":
+            from ..methods import profile_laplace_confint
+
+            return profile_laplace_confint(self, level, parm)
         if method != "wald":
-            raise NotImplementedError("profile intervals for glmmtmb fits are not available "
-                                      "yet; use method='wald'")
+            raise ValueError(f"method must be 'wald' or 'profile', got {method!r}")
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
         zq = stats.norm.ppf(0.5 + level / 2)

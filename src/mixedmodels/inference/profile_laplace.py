@@ -1,0 +1,173 @@
+r"""Profile-likelihood intervals for fits of glmmTMB's class (``confint(method="profile")``).
+
+For a parameter ``v`` (a fixed effect of any component, a family parameter, or the standard
+deviation of a scalar random-effects term) the profile is
+
+.. math:: \zeta(v) = \operatorname{sign}(v - \hat v) \sqrt{F_{\min}(v) - F(\hat x)},
+
+with ``F_min(v)`` the Laplace objective minimized over every other free parameter with ``v``
+held fixed (BFGS with the exact gradient, warm-started from the neighbouring profile
+point). The interval's ends solve ``zeta(v) = +-z_{(1+level)/2}`` (Brent's method, bracketed
+from the Wald interval outwards). For a scalar term's sd the profiled parameter is its
+``theta`` (the sd is ``|theta|``; the objective is even in it), so the lower end is 0 when
+the profile never reaches the cut on the way down -- a variance whose interval includes
+zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+__all__ = ["PROFILE_BRACKET_SE", "profile_confint"]
+
+#: The root search starts this many Wald standard errors from the estimate, and widens by
+#: doubling up to PROFILE_MAX_SE.
+PROFILE_BRACKET_SE = 2.5
+PROFILE_MAX_SE = 64.0
+#: Absolute tolerance of the interval ends (in units of the parameter's SE).
+PROFILE_XTOL_SE = 1e-4
+#: Gradient tolerance of the inner optimizations.
+PROFILE_GTOL = 1e-6
+
+
+class _Profile:
+    """``zeta(v)`` for one free parameter of a fit (module docstring)."""
+
+    def __init__(self, m, index: int):
+        self.m = m
+        self.obj = m.objective_function
+        self.layout = m.layout
+        self.index = index                      # position in the full vector
+        self.free = np.setdiff1d(self.layout.free_index, [index])
+        self.x_hat = m.x.copy()
+        self.f_hat = m.objective
+        self._warm = {}
+
+    def minimum(self, v: float) -> float:
+        """``F_min(v)``: the objective minimized over the other free parameters."""
+        x = self.x_hat.copy()
+        x[self.index] = v
+        # warm start from the nearest point computed so far on the same side of the
+        # estimate (points across it sit in another part of the profile's valley)
+        v_hat = self.x_hat[self.index]
+        side = [w for w in self._warm if (w - v_hat) * (v - v_hat) > 0]
+        if side:
+            x[self.free] = self._warm[min(side, key=lambda w: abs(w - v))]
+        obj, free = self.obj, self.free
+
+        def fg(z):
+            xx = x.copy()
+            xx[free] = z
+            f, g = obj.value_and_gradient(xx)
+            if not np.isfinite(f):
+                return 1e300, np.zeros_like(z)
+            return f, g[free]
+
+        res = optimize.minimize(fg, x[free], jac=True, method="BFGS",
+                                options={"gtol": PROFILE_GTOL})
+        self._warm[v] = res.x
+        return float(res.fun)
+
+    def zeta(self, v: float) -> float:
+        d = max(self.minimum(v) - self.f_hat, 0.0)
+        return float(np.sign(v - self.x_hat[self.index]) * np.sqrt(d))
+
+
+def _end(prof: _Profile, se: float, cut: float, direction: int, floor=None) -> float:
+    """The end of the interval on one side: the root of ``zeta(v) = direction * cut``."""
+    v_hat = prof.x_hat[prof.index]
+    width = PROFILE_BRACKET_SE * se
+    while True:
+        v = v_hat + direction * width
+        if floor is not None and direction < 0 and v <= floor:
+            v = floor
+        z = prof.zeta(v)
+        if direction * z >= cut:
+            break
+        if floor is not None and v == floor:
+            return floor                     # the profile stays under the cut down to 0
+        width *= 2.0
+        if width > PROFILE_MAX_SE * se:
+            return direction * np.inf
+    lo, hi = sorted((v_hat, v))
+    return float(optimize.brentq(lambda w: prof.zeta(w) - direction * cut, lo, hi,
+                                 xtol=PROFILE_XTOL_SE * se))
+
+
+def _profiled_parameters(m):
+    """``(label, index in x, scalar-term sd?)`` for every parameter profile can do: free
+    fixed effects and family parameters, and the theta of scalar random-effects terms."""
+    layout, obj = m.layout, m.objective_function
+    out = []
+    for block in layout.blocks:
+        sl = layout.slice(block.name)
+        if block.role in ("beta", "family"):
+            for k in range(sl.start, sl.stop):
+                if not layout.fixed[k]:
+                    out.append((layout.labels[k], k, False))
+    for ts in obj.structure.terms:
+        if ts.term.p == 1:
+            k = obj.theta_index(ts).start
+            lab = ("" if ts.component == "cond" else f"{ts.component}~") + \
+                f"sd_{ts.term.names[0]}|{ts.term.group}"
+            out.append((lab, k, True))
+    return out
+
+
+def profile_confint(m, level: float = 0.95, parm=None) -> pd.DataFrame:
+    """Profile-likelihood intervals for a :class:`~mixedmodels.results.glmmtmb.GlmmTMBResult`.
+
+    Parameters
+    ----------
+    m : GlmmTMBResult
+    level : float
+        Coverage.
+    parm : sequence of str, optional
+        Labels to profile (default: every fixed effect and family parameter, and the sd of
+        every scalar random-effects term).
+
+    Returns
+    -------
+    DataFrame
+        Lower and upper ends and the estimate per parameter; fixed effects on their linear
+        predictor's scale, family parameters on the optimizer's scale, random-effect sds
+        on the sd scale.
+
+    Raises
+    ------
+    ValueError
+        For an unknown label in ``parm``.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    cut = float(stats.norm.ppf(0.5 + level / 2))
+    params = _profiled_parameters(m)
+    if parm is not None:
+        known = {lab for lab, _, _ in params}
+        unknown = [p for p in parm if p not in known]
+        if unknown:
+            raise ValueError(f"cannot profile {unknown}; profiled parameters: "
+                             f"{sorted(known)}")
+        params = [p for p in params if p[0] in parm]
+    V = m.vcov_full.to_numpy()
+    free = list(m.layout.free_index)
+    rows = {}
+    for label, k, is_sd in params:
+        se = float(np.sqrt(V[free.index(k), free.index(k)])) if k in free else np.nan
+        se = se if np.isfinite(se) and se > 0 else max(abs(m.x[k]), 1.0)
+        prof = _Profile(m, k)
+        est = float(m.x[k])
+        if is_sd:
+            est = abs(est)
+            prof.x_hat[k] = est           # the objective is even in a scalar term's theta
+            lo = _end(prof, se, cut, -1, floor=0.0)
+            hi = _end(prof, se, cut, +1)
+        else:
+            lo, hi = _end(prof, se, cut, -1), _end(prof, se, cut, +1)
+        rows[label] = (lo, hi, est)
+    lo_name, hi_name = f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"
+    out = pd.DataFrame.from_dict(rows, orient="index", columns=[lo_name, hi_name, "Estimate"])
+    m.objective_function.solve(m.x)      # leave the workspace at the optimum
+    return out

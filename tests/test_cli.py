@@ -146,27 +146,28 @@ def test_negative_binomial_family_selects_glmer_nb():
         "REML": False}
 
 
-def test_a_new_front_door_is_two_table_rows(monkeypatch, capsys):
-    """The glmmTMB door will be an Option per new flag and one FrontDoor row."""
-    seen = {}
+def test_glmmtmb_door(capsys):
+    """--zi / --disp / a glmmTMB-only family select mm.glmmtmb; its options are refused
+    elsewhere, naming the door that takes them."""
+    import json
 
-    def fake_glmmtmb(formula, data, **kw):
-        seen.update(kw)
-        return mm.lmer(formula, data)
-
-    monkeypatch.setattr(mm, "glmmtmb", fake_glmmtmb, raising=False)
-    zi = cli_doors.Option("zi", "--zi", "ziformula", "zero-inflation formula",
-                          metavar="FORMULA")
-    monkeypatch.setitem(cli_doors.OPTIONS, "zi", zi)
-    monkeypatch.setitem(cli_doors.FRONT_DOORS, "glmmtmb",
-                        cli_doors.FrontDoor("glmmtmb", "glmmTMB", ("family", "zi")))
-    assert main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--model",
-                 "glmmtmb", "--zi", "~1", "--family", "gaussian"]) == 0
-    assert seen == {"ziformula": "~1", "family": "gaussian"}
-    capsys.readouterr()
-    err = _error(capsys, ["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--zi",
-                          "~1"])
+    assert main(["fit", "count ~ mined + (1 | site)", "--data", "Salamanders", "--family",
+                 "nbinom2", "--zi", "~ mined", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ref = mm.glmmtmb("count ~ mined + (1 | site)", mm.datasets.load("Salamanders"),
+                     family="nbinom2", ziformula="~ mined")
+    assert out["model"] == "glmmtmb" and out["family"] == "nbinom2"
+    assert out["fit"]["objective"] == pytest.approx(ref.objective, rel=1e-10)
+    assert out["fixed_effects_zi"]["Intercept"] == pytest.approx(ref.fixef_zi.iloc[0])
+    assert main(["fit", "count ~ mined + (1 | site)", "--data", "Salamanders", "--family",
+                 "nbinom1"]) == 0
+    assert "Family: nbinom1" in capsys.readouterr().out
+    err = _error(capsys, ["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--model",
+                          "lmer", "--zi", "~1"])
     assert "--zi does not apply to --model lmer; it is an option of --model glmmtmb" in err
+    err = _error(capsys, ["fit", "y ~ 1 + (1 | g)", "--data", "Dyestuff", "--model",
+                          "glmmtmb", "--family", "nosuch"])
+    assert "unknown family 'nosuch' for --model glmmtmb" in err
 
 
 # -- input formats ----------------------------------------------------------------------

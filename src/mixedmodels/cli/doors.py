@@ -139,6 +139,14 @@ OPTIONS: dict[str, Option] = {o.dest: o for o in (
     Option("weights", "--weights", "weights", "column of prior weights", metavar="COLUMN"),
     Option("offset", "--offset", "offset", "column added to the linear predictor",
            metavar="COLUMN"),
+    Option("zi", "--zi", "ziformula",
+           "zero-inflation formula of glmmTMB's class, e.g. '~ 1' or '~ x + (1 | g)'",
+           metavar="FORMULA"),
+    Option("disp", "--disp", "dispformula",
+           "dispersion formula of glmmTMB's class, e.g. '~ x' ('~ 0': fixed for gaussian)",
+           metavar="FORMULA"),
+    Option("reml", "--reml", "REML", "REML for glmmtmb (integrates the fixed effects)",
+           to_keyword=lambda given: bool(given)),
 )}
 
 #: ``--family`` spellings that mean a negative binomial with its shape to be estimated.
@@ -152,16 +160,42 @@ FRONT_DOORS: dict[str, FrontDoor] = {d.name: d for d in (
     FrontDoor("glmer_nb", "negative binomial GLMM with the shape estimated (glmer.nb)",
               ("family", "link", "nagq", "weights", "offset"),
               families=NEGATIVE_BINOMIAL_NAMES),
+    FrontDoor("glmmtmb", "glmmTMB's class: zero-inflation, hurdles, dispersion models and "
+              "its families (nbinom1, tweedie, beta, truncated_*, ...)",
+              ("family", "link", "zi", "disp", "reml", "weights", "offset")),
 )}
+
+#: The options that make ``--model`` default to glmmtmb.
+_GLMMTMB_OPTIONS = ("zi", "disp", "reml")
 
 #: The options that make ``--model`` default to a GLMM front door.
 _GLMM_OPTIONS = ("family", "link", "nagq")
 
 
-def check_family(name: str) -> str:
+def _glmmtmb_family(name: str) -> bool:
+    """Whether ``name`` is one of glmmTMB's families (which :func:`mixedmodels.glmmtmb`
+    fits)."""
+    from .._errors import FormulaError
+    from ..families import make_response_family
+
+    try:
+        make_response_family(name)
+    except FormulaError:
+        return False
+    return True
+
+
+def check_family(name: str, door: str = "glmer") -> str:
     """The family name, or a :class:`CLIError` listing the accepted ones."""
     from ..families import FAMILIES
 
+    if door == "glmmtmb":
+        if _glmmtmb_family(name):
+            return name
+        from ..families import RESPONSE_FAMILIES
+
+        raise CLIError(f"unknown family {name!r} for --model glmmtmb; choose one of "
+                       f"{', '.join(sorted(RESPONSE_FAMILIES))}")
     if name.strip().lower() in FAMILIES:
         return name
     close = difflib.get_close_matches(name.lower(), list(FAMILIES), n=1)
@@ -172,12 +206,20 @@ def check_family(name: str) -> str:
 def choose_door(model: str | None, given: dict[str, Any]) -> FrontDoor:
     """The front door for ``--model`` (None: chosen from the options given).
 
-    Without ``--model``: ``glmer_nb`` for a negative binomial family, ``glmer`` when a
-    GLMM option (``--family``, ``--link``, ``--nagq``) is given, else ``lmer``.
+    Without ``--model``: ``glmmtmb`` when ``--zi``, ``--disp`` or ``--reml`` is given or
+    the family is one only glmmTMB's class has (``nbinom1``, ``tweedie``, ...),
+    ``glmer_nb`` for a negative binomial family, ``glmer`` when a GLMM option
+    (``--family``, ``--link``, ``--nagq``) is given, else ``lmer``.
     """
+    from ..families import FAMILIES
+
     if model is not None:
         return FRONT_DOORS[model]
     family = given.get("family")
+    if any(k in given for k in _GLMMTMB_OPTIONS) or (
+            family is not None and family.strip().lower() not in FAMILIES
+            and _glmmtmb_family(family)):
+        return FRONT_DOORS["glmmtmb"]
     if family is not None and family.strip().lower() in NEGATIVE_BINOMIAL_NAMES:
         return FRONT_DOORS["glmer_nb"]
     if any(k in given for k in _GLMM_OPTIONS):
@@ -207,7 +249,7 @@ def fit_keywords(door: FrontDoor, given: dict[str, Any]) -> dict[str, Any]:
     passed = dict(given)
     family = passed.get("family")
     if family is not None and door.families is None:
-        check_family(family)
+        check_family(family, door.name)
     elif family is not None:
         if family.strip().lower() not in door.families:
             raise CLIError(f"--model {door.name} fits {', '.join(sorted(door.families))} "

@@ -57,6 +57,15 @@ def _variance_components(model) -> list[dict[str, Any]]:
 
 
 def _method(model) -> dict[str, Any]:
+    density = getattr(model, "density", None)
+    if density is not None:                      # glmmTMB's class
+        out = {"method": "Laplace" + (" (REML)" if model.reml else ""),
+               "family": model.family_name, "link": density.links["mu"].name,
+               "objective_name": "REML criterion" if model.reml else "-2 log-likelihood"}
+        out["fixed_effects_zi"] = _named_numbers(model.fixef_zi)
+        out["fixed_effects_disp"] = _named_numbers(model.fixef_disp)
+        out["family_params"] = {k: _number(v) for k, v in model.family_params.items()}
+        return out
     if hasattr(model, "reml"):
         return {"method": "REML" if model.reml else "ML", "family": "gaussian",
                 "link": "identity", "objective_name": "REML criterion" if model.reml
@@ -69,6 +78,10 @@ def _method(model) -> dict[str, Any]:
     if shape is not None:
         out["nb_theta"] = _number(shape)
     return out
+
+
+def _named_numbers(series) -> dict[str, Any]:
+    return {str(k): _number(v) for k, v in series.items()}
 
 
 def fit_report(model, *, formula: str, front_door: str, data: str) -> dict[str, Any]:
@@ -114,7 +127,8 @@ def fit_report(model, *, formula: str, front_door: str, data: str) -> dict[str, 
         "variance_components": _variance_components(model),
         "fit": {"objective": _number(model.objective), "objective_name": objective_name,
                 "loglik": _number(model.loglik), "aic": _number(model.aic),
-                "bic": _number(model.bic), "sigma": _number(model.sigma),
+                "bic": _number(model.bic),
+                "sigma": None if model.sigma is None else _number(model.sigma),
                 "converged": bool(model.converged)},
         "messages": [str(m) for m in model.messages],
     }

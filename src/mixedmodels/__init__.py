@@ -25,6 +25,7 @@ from ._errors import (
     RankDeficiencyWarning,
     SingularFitWarning,
 )
+from ._options import get_options, options, set_options
 from .design import Design, materialize
 from .diagnostics.link_edge import LinkEdgeWarning
 from .diagnostics.separation import SeparationWarning
@@ -102,6 +103,7 @@ __all__ = [
     "families",  # glmm
     "fit_glmm",  # glmm
     "fit_lmm",
+    "get_options",
     "glm",  # inference
     "glmer",  # glmm
     "glmer_nb",  # glmm
@@ -110,8 +112,10 @@ __all__ = [
     "lmer",
     "materialize",
     "minimize",
+    "options",
     "parse_formula",
     "pb_test",  # inference
     "rlrt",  # inference
+    "set_options",
     "update_formula",
 ]

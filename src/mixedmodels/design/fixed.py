@@ -82,6 +82,20 @@ class FixedEffects:
     r_names: tuple[str, ...] = ()
     columns: tuple[int, ...] | None = None
 
+    def labels(self) -> tuple[str, ...]:
+        """The columns' names as results present them: formulaic's, or R's under the
+        option ``coef_names="r"`` (:func:`mixedmodels.options`).
+
+        Returns
+        -------
+        tuple of str
+        """
+        from .._options import get_options
+
+        if get_options()["coef_names"] == "r" and len(self.r_names) == len(self.names):
+            return self.r_names
+        return self.names
+
     def new_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """Model matrix for new data, with the same columns as ``X``.
 

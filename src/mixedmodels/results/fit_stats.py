@@ -21,14 +21,19 @@ class FitStatsMixin:
 
     @property
     def fixef(self) -> pd.Series:
-        """Fixed-effect estimates, named as formulaic names the columns."""
-        return pd.Series(self.beta, index=list(self.design.fixed.names), name="fixef")
+        """Fixed-effect estimates, named as formulaic names the columns (R's names under
+        ``mm.options(coef_names="r")``)."""
+        return pd.Series(self.beta, index=list(self.design.fixed.labels()), name="fixef")
 
     @cached_property
+    def _vcov_values(self) -> np.ndarray:
+        return self._vcov_matrix()
+
+    @property
     def vcov(self) -> pd.DataFrame:
         """Covariance matrix of the fixed-effect estimates (same order as ``fixef``)."""
-        names = list(self.design.fixed.names)
-        return pd.DataFrame(self._vcov_matrix(), index=names, columns=names)
+        names = list(self.design.fixed.labels())
+        return pd.DataFrame(self._vcov_values, index=names, columns=names)
 
     @property
     def se(self) -> pd.Series:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -231,12 +230,6 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
 
         return overdispersion_test(self)
 
-    @cached_property
-    def _summary(self):
-        from .glmm_summary import GLMMSummary
-
-        return GLMMSummary.from_result(self)
-
     def summary(self, ddf: str | None = "lme4"):
         """lme4-style summary (print it, or use its tables): Wald z tests of the fixed
         effects, as glmer's.
@@ -255,7 +248,9 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
             raise ValueError(f"summary(ddf={ddf!r}): GLMM coefficients are tested with z "
                              "statistics; denominator degrees of freedom apply to linear "
                              "mixed models only (use ddf='lme4')")
-        return self._summary
+        from .glmm_summary import GLMMSummary
+
+        return GLMMSummary.from_result(self)
 
     def _kind(self) -> str:
         return f"{self.family.label()}, nAGQ={self.nAGQ}"

@@ -28,7 +28,7 @@ __all__ = ["PREDICT_TYPES", "GlmmTMBResult"]
 #: ``predict(type=...)`` values, glmmTMB's names.
 PREDICT_TYPES = ("link", "response", "conditional", "zprob", "zlink", "disp")
 #: Cached properties left out of pickles.
-_CACHED = frozenset({"_views", "vcov", "vcov_full"})
+_CACHED = frozenset({"_views", "vcov_full"})
 #: Component titles in summaries, glmmTMB's wording.
 COMPONENT_TITLES = {"cond": "Conditional model", "zi": "Zero-inflation model",
                     "disp": "Dispersion model"}
@@ -101,7 +101,7 @@ class GlmmTMBResult(RecipeMixin):
 
     def _names(self, component: str) -> list[str]:
         comps = self.design.components
-        return list(comps[component].fixed.names) if component in comps else []
+        return list(comps[component].fixed.labels()) if component in comps else []
 
     def _series(self, component: str) -> pd.Series:
         return pd.Series(self._beta(component), index=self._names(component),
@@ -159,7 +159,7 @@ class GlmmTMBResult(RecipeMixin):
             return obj.hessian.inverse()[q_u:, q_u:].copy()
         raise NotImplementedError  # pragma: no cover - REML always uses the dense kernel
 
-    @cached_property
+    @property
     def vcov(self) -> pd.DataFrame:
         """Covariance of the conditional fixed effects."""
         names = self._names("cond")

@@ -1,0 +1,58 @@
+"""mm.options(coef_names="r"): R's coefficient names everywhere results label fixed
+effects, in this thread only."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import pytest
+
+import mixedmodels as mm
+
+R_NAMES = ["(Intercept)", "period2", "period3", "period4"]
+
+
+@pytest.fixture(scope="module")
+def fits():
+    cbpp = mm.datasets.load("cbpp")
+    f = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (mm.glmer(f, cbpp, family="binomial"),
+                mm.glmmtmb(f, cbpp, family="binomial"),
+                mm.lmer("incidence ~ period + (1 | herd)", cbpp))
+
+
+def test_r_names_in_every_table(fits):
+    for m in fits:
+        assert list(m.fixef.index)[1] == "period[T.2]"
+        with mm.options(coef_names="r"):
+            assert list(m.fixef.index) == R_NAMES
+            assert list(m.vcov.index) == R_NAMES and list(m.se.index) == R_NAMES
+            assert "period2" in str(m.summary()) and "period[T.2]" not in str(m.summary())
+            assert list(m.coef_table().index) == R_NAMES
+        assert list(m.fixef.index)[1] == "period[T.2]"      # back after the block
+
+
+def test_options_are_per_thread(fits):
+    m = fits[0]
+    seen = {}
+
+    def other():
+        seen["names"] = list(m.fixef.index)
+
+    with mm.options(coef_names="r"):
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert list(m.fixef.index) == R_NAMES
+    assert seen["names"][0] == "Intercept"
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="unknown option"):
+        mm.set_options(names="r")
+    with pytest.raises(ValueError, match="coef_names"):
+        mm.set_options(coef_names="R style")
+    assert mm.get_options()["coef_names"] == "python"

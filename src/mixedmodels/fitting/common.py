@@ -7,13 +7,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._messages import collecting
+from .._messages import collecting, emit_warning
 
 __all__ = [
     "BOUNDARY_TOL",
     "check_flag",
     "check_optimizer",
     "collect_warnings",
+    "warn_if_poorly_scaled",
     "newton_polish",
     "package_messages",
     "resolve_reml",
@@ -121,3 +122,13 @@ def newton_polish(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: float
     trial[free] = np.maximum(x[free] - step, lower[free])
     f = fun(trial)
     return (trial, f) if f < fval else (x, fval)
+
+
+def warn_if_poorly_scaled(design) -> None:
+    """lme4's ``checkScaleX`` warning (with the columns' standard deviations) when the
+    fixed-effects predictors differ in scale by orders of magnitude."""
+    from ..diagnostics.scaling import ScalingWarning, scale_advice
+
+    advice = scale_advice(design.X, list(design.fixed.names))
+    if advice is not None:
+        emit_warning(advice, ScalingWarning, stacklevel=4)

@@ -53,7 +53,13 @@ from ..objective.pirls import PIRLSError, prior_weights
 from ..optim import OPTIMIZERS, OptSummary, minimize
 from ..results.glmm import GeneralizedLinearMixedModelResult
 from ..results.recipe import FitRecipe
-from .common import check_flag, check_optimizer, collect_warnings, snap_to_boundary
+from .common import (
+    check_flag,
+    check_optimizer,
+    collect_warnings,
+    snap_to_boundary,
+    warn_if_poorly_scaled,
+)
 from .glmm_vcov import (
     FD_STEP_WHITENED,
     convergence_report,
@@ -125,6 +131,7 @@ def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=Non
     if design.p >= design.nobs:
         raise DataError(f"{design.p} fixed effects for {design.nobs} observations: too few "
                         "observations")
+    warn_if_poorly_scaled(design)
     return design
 
 
@@ -737,3 +744,9 @@ def glmer_nb(
     recipe = FitRecipe.make(glmer_nb, formula, data, options, fit_glmm,
                             result.recipe.design_kwargs)
     return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)
+
+
+#: The ``optimizer=`` values the front doors accept (read by ``FitRecipe.optimizers``:
+#: ``mm.allfit`` refits with each).
+glmer.optimizers = GLMM_OPTIMIZERS
+glmer_nb.optimizers = GLMM_OPTIMIZERS

@@ -35,6 +35,7 @@ from .common import (
     package_messages,
     resolve_reml,
     snap_to_boundary,
+    warn_if_poorly_scaled,
 )
 from .trace import check_verbose, log_stage, traced, verbose_output
 
@@ -299,9 +300,15 @@ def lmer(
         spec = parse_formula(formula)
         design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)
         check_lmm_identifiable(design)
+        warn_if_poorly_scaled(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,
                          optimizer_settings=optimizer_settings, start=start,
                          check_conv=check_conv)
     recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm,
                             result.recipe.design_kwargs)
     return replace(result, messages=package_messages(caught), recipe=recipe)
+
+
+#: The ``optimizer=`` values the front door accepts (read by ``FitRecipe.optimizers``:
+#: ``mm.allfit`` refits with each).
+lmer.optimizers = LMM_OPTIMIZERS

@@ -46,7 +46,7 @@ from scipy import stats
 from .._errors import MixedModelsError
 from ..linalg import FixedBasis
 
-__all__ = ["KR_MAX_Q", "KenwardRogerState", "kenward_roger_state"]
+__all__ = ["KR_MAX_Q", "KenwardRogerState", "kenward_roger_state", "kr_state"]
 
 #: Largest number of random effects for which the dense q x q algebra is attempted.
 KR_MAX_Q = 6000
@@ -173,18 +173,45 @@ def kenward_roger_state(m) -> KenwardRogerState:
             "Kenward-Roger's method is only available for REML fits (as in lmerTest and "
             "pbkrtest); refit with REML=True, or use ddf='satterthwaite'")
     d = m.design
+    return kr_state(d, d.weights, m.theta, m.sigma ** 2, m.beta)
+
+
+def kr_state(d, weights, theta: np.ndarray, s2: float, beta: np.ndarray,
+             estimate_scale: bool = True) -> KenwardRogerState:
+    """Kenward-Roger quantities of the LMM ``y = X beta + Z b + e`` with ``Var(e) = s2
+    W^{-1}``, ``Var(b) = s2 Lambda(theta) Lambda(theta)'`` at the given parameters.
+
+    Parameters
+    ----------
+    d : Design
+        ``X``, ``Z`` and the random-effects terms.
+    weights : ndarray (n,) or None
+        ``W`` (prior weights of an LMM; the working weights of a GLMM's working model).
+    theta : ndarray
+        Relative covariance parameters.
+    s2 : float
+        The scale ``sigma^2`` (a GLMM's dispersion ``phi``).
+    beta : ndarray (p,)
+    estimate_scale : bool
+        ``s2`` is an estimated variance parameter (False for binomial and Poisson working
+        models, whose scale is known to be 1: it is then left out of the information).
+
+    Returns
+    -------
+    KenwardRogerState
+    """
     if d.q > KR_MAX_Q:
         raise MixedModelsError(
             f"Kenward-Roger needs dense {d.q} x {d.q} matrices here (more than {KR_MAX_Q} "
             "random effects); use ddf='satterthwaite', which scales to large models")
-    sw = np.ones(d.nobs) if d.weights is None else np.sqrt(d.weights)
-    basis = FixedBasis.of(d.X, d.weights)
+    sw = np.ones(d.nobs) if weights is None else np.sqrt(weights)
+    basis = FixedBasis.of(d.X, weights)
     X = basis.X * sw[:, None]
     Z = sp.diags(sw) @ _z_matrix(d)
     p, q, n = d.p, d.q, d.nobs
     S = np.asarray((Z.T @ Z).todense())
     ZX = np.asarray(Z.T @ X)
-    Lam = _lambda_matrix(d, m.theta)
+    Lam = _lambda_matrix(d, theta)
     M = Lam.T @ S @ Lam + np.eye(q)
     K = Lam @ np.linalg.solve(M, Lam.T)
     K = 0.5 * (K + K.T)
@@ -199,10 +226,9 @@ def kenward_roger_state(m) -> KenwardRogerState:
     # X' N^3 X = X'X - 3 X'ZKZ'X + 3 X'ZKSKZ'X - X'ZKSKSKZ'X
     F3xx = (G[:p, :p] - 3.0 * ZX.T @ KZX + 3.0 * KZX.T @ SKZX - SKZX.T @ K @ SKZX)
     trN2 = n - 2.0 * np.trace(KS) + float(np.sum(KS * KS.T))
-    s2 = m.sigma ** 2
     Phi = s2 * np.linalg.inv(F1[:p, :p])
     Phi = 0.5 * (Phi + Phi.T)
-    st = _assemble(d, m.beta, Phi, s2, F1, F2, F3xx, trN2)
+    st = _assemble(d, beta, Phi, s2, F1, F2, F3xx, trN2, estimate_scale)
     Ri = basis.R_inv
     return KenwardRogerState(st.beta, _sym_product(Ri, st.Phi), _sym_product(Ri, st.PhiA),
                              np.matmul(np.matmul(basis.R.T, st.P), basis.R), st.W)
@@ -214,8 +240,10 @@ def _sym_product(A: np.ndarray, S: np.ndarray) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
-def _assemble(d, beta, Phi, s2, F1, F2, F3xx, trN2) -> KenwardRogerState:
-    """P, Q and the trace terms per pair of variance parameters, then W and PhiA."""
+def _assemble(d, beta, Phi, s2, F1, F2, F3xx, trN2,
+              estimate_scale: bool = True) -> KenwardRogerState:
+    """P, Q and the trace terms per pair of variance parameters, then W and PhiA (the
+    residual scale, the last parameter, left out when it is known)."""
     p = Phi.shape[0]
     FXZ, FZZ = F1[:p, p:], F1[p:, p:]
     F2XZ, F2ZZ = F2[:p, p:], F2[p:, p:]
@@ -255,6 +283,8 @@ def _assemble(d, beta, Phi, s2, F1, F2, F3xx, trN2) -> KenwardRogerState:
     P[-1] = -F2[:p, :p] / s2 ** 2
     Q[-1, -1] = F3xx / s2 ** 3
     Kt[-1, -1] = trN2 / s2 ** 2
+    if not estimate_scale:
+        P, Q, Kt = P[:-1], Q[:-1, :-1], Kt[:-1, :-1]
     PhiP = np.matmul(Phi, P)                                        # (g, p, p)
     info = (Kt - 2.0 * np.einsum("ab,ijba->ij", Phi, Q)
             + np.einsum("iab,jba->ij", PhiP, PhiP))

@@ -37,7 +37,8 @@ from .lm import LinearModelResult
 from .nesting import check_comparable, fixed_effects_differ
 from .simulate import refit_reml
 
-__all__ = ["RLRTResult", "rlrt", "rlrt_null_sample"]
+__all__ = ["RLRTResult", "gram_eigenvalues", "lr_null_sample", "residual_eigenvalues", "rlrt",
+           "rlrt_null_sample"]
 
 #: RLRsim's lambda grid: 0 and ``GRID_LENGTH - 1`` log-spaced values in
 #: ``[exp(LOG_GRID_LO), exp(LOG_GRID_HI)]``.
@@ -105,37 +106,88 @@ def _tested_term(full, reduced):
     return t
 
 
-def _eigenvalues(design, t) -> np.ndarray:
-    """``mu``: eigenvalues of ``Z' (I - P_X) Z`` for the tested term, normalized, with
-    ``K = min(n, q)`` entries (zeros included, as RLRsim).
+def _scaled_z(design, t) -> tuple[np.ndarray, np.ndarray]:
+    """The tested term's single column of ``Z`` and the columns of ``X``, rows scaled by
+    ``sqrt(w)`` for prior weights (RLRsim has none)."""
+    sw = np.ones(design.nobs) if design.weights is None else np.sqrt(design.weights)
+    return t.Z[:, 0] * sw, design.X * sw[:, None]
+
+
+def residual_eigenvalues(design, t) -> np.ndarray:
+    """Eigenvalues of ``Z' (I - P_X) Z`` for the scalar term ``t``, largest first, with
+    ``K = min(n, q)`` entries (zeros included, as RLRsim), not normalized.
 
     ``Z'Z`` is diagonal for a scalar term and ``Z'Q`` (``Q`` an orthonormal basis of X)
-    is a sum per level, so the q x q matrix is formed without the n x q ``Z``. Rows are
-    scaled by ``sqrt(w)`` for prior weights (RLRsim has none).
+    is a sum per level, so the q x q matrix is formed without the n x q ``Z``.
     """
     n, q = design.nobs, t.nlevels
-    sw = np.ones(n) if design.weights is None else np.sqrt(design.weights)
-    z = t.Z[:, 0] * sw
-    Q, _ = np.linalg.qr(design.X * sw[:, None])
+    z, X = _scaled_z(design, t)
+    Q, _ = np.linalg.qr(X)
     codes = t.grouping.codes
     ZtZ = np.bincount(codes, z * z, minlength=q)
     ZtQ = np.stack([np.bincount(codes, z * Q[:, j], minlength=q) for j in range(Q.shape[1])],
                    axis=1)
     M = np.diag(ZtZ) - ZtQ @ ZtQ.T
-    mu = np.maximum(np.linalg.eigvalsh(M)[::-1], 0.0)[:min(n, q)]
+    return np.maximum(np.linalg.eigvalsh(M)[::-1], 0.0)[:min(n, q)]
+
+
+def gram_eigenvalues(design, t) -> np.ndarray:
+    """Eigenvalues of ``Z'Z`` for the scalar term ``t`` (its diagonal), largest first,
+    ``min(n, q)`` entries."""
+    z, _ = _scaled_z(design, t)
+    ZtZ = np.bincount(t.grouping.codes, z * z, minlength=t.nlevels)
+    return np.sort(ZtZ)[::-1][:min(design.nobs, t.nlevels)]
+
+
+def _eigenvalues(design, t) -> np.ndarray:
+    """``mu`` of the RLRT: :func:`residual_eigenvalues` normalized by the largest."""
+    mu = residual_eigenvalues(design, t)
     return mu / mu[0]
 
 
-def rlrt_null_sample(mu: np.ndarray, n: int, p: int, nsim: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """Simulate the null distribution of the RLRT (see the module docstring)."""
+def lr_null_sample(mu: np.ndarray, n: int, p: int, nsim: int, rng: np.random.Generator,
+                   xi: np.ndarray | None = None, q: int = 0) -> np.ndarray:
+    r"""Simulate the null distribution of the RLRT (``xi`` None) or of the LRT.
+
+    The RLRT's representation is in the module docstring. For the LRT of maximum-likelihood
+    fits (Crainiceanu & Ruppert 2004; RLRsim's ``LRTSim``), with ``xi_s`` the eigenvalues
+    of ``Z'Z`` and ``q`` fixed effects also removed under the null,
+
+    .. math::
+
+        LRT \overset{d}{=} \sup_{\lambda \ge 0} \Big[n \log\Big(1 + \frac{N(\lambda)}
+            {D(\lambda)}\Big) - \sum_{s=1}^{K} \log(1 + \lambda \xi_s)\Big]
+            + n \log\Big(1 + \frac{u_q}{\sum_s w_s + w_0}\Big),
+
+    ``u_q ~ chi2(q)`` independent of the rest (absent for ``q = 0``). The supremum is taken
+    on RLRsim's grid, climbing from ``lambda = 0`` while the statistic does not decrease.
+
+    Parameters
+    ----------
+    mu : ndarray (K,)
+        Normalized eigenvalues of ``Z' (I - P_X) Z``.
+    n, p : int
+        Observations and fixed effects of the larger model.
+    nsim : int
+    rng : numpy.random.Generator
+    xi : ndarray (K,), optional
+        Normalized eigenvalues of ``Z'Z``: the LRT (None: the RLRT).
+    q : int
+        Fixed effects the null model drops (LRT only).
+
+    Returns
+    -------
+    ndarray (nsim,)
+    """
     K = mu.size
-    lam = np.concatenate([[0.0], np.exp(np.linspace(LOG_GRID_LO, LOG_GRID_HI,
-                                                     GRID_LENGTH - 1))])[1:]
+    reml = xi is None
+    xi = mu if reml else xi
+    lam = np.exp(np.linspace(LOG_GRID_LO, LOG_GRID_HI, GRID_LENGTH - 1))
     lm = lam[:, None] * mu[None, :]                        # (grid, K)
     fN = lm / (1.0 + lm)
     fD = 1.0 / (1.0 + lm)
-    sumlog = np.sum(np.log1p(lm), axis=1)                  # (grid,)
+    sumlog = np.sum(np.log1p(lam[:, None] * xi[None, :]), axis=1)   # (grid,)
+    n0 = n - p if reml else n
     df0 = max(0, n - p - K)
     out = np.empty(nsim)
     for start in range(0, nsim, SIM_CHUNK):
@@ -144,12 +196,21 @@ def rlrt_null_sample(mu: np.ndarray, n: int, p: int, nsim: int,
         w0 = rng.chisquare(df0, size=m) if df0 > 0 else np.zeros(m)
         N = w @ fN.T
         D = w @ fD.T + w0[:, None]
-        lr = (n - p) * np.log1p(N / D) - sumlog[None, :]   # (m, grid)
+        lr = n0 * np.log1p(N / D) - sumlog[None, :]        # (m, grid)
         # climb the grid from lambda = 0 (value 0) while the statistic does not decrease
         prev = np.concatenate([np.zeros((m, 1)), lr[:, :-1]], axis=1)
         climbing = np.cumprod(lr >= prev, axis=1).astype(bool)
-        out[start:start + m] = np.max(np.where(climbing, lr, 0.0), axis=1, initial=0.0)
+        best = np.max(np.where(climbing, lr, 0.0), axis=1, initial=0.0)
+        if not reml and q > 0:
+            best = best + n * np.log1p(rng.chisquare(q, size=m) / (w.sum(axis=1) + w0))
+        out[start:start + m] = best
     return out
+
+
+def rlrt_null_sample(mu: np.ndarray, n: int, p: int, nsim: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Simulate the null distribution of the RLRT (see the module docstring)."""
+    return lr_null_sample(mu, n, p, nsim, rng)
 
 
 def _require_linear(m, label: str) -> None:
@@ -199,13 +260,18 @@ def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
         _require_linear(m, label)
     check_comparable([m_full, m_reduced], ["m_full", "m_reduced"])
     if fixed_effects_differ(m_full, m_reduced):
-        raise MixedModelsError("m_full and m_reduced have different fixed effects: "
-                               "restricted likelihoods are only comparable with the same "
-                               "fixed effects")
+        raise MixedModelsError(
+            "m_full and m_reduced have different fixed effects: restricted likelihoods "
+            "are only comparable with the same fixed effects. To test fixed effects and a "
+            "variance together, fit by ML and use mm.exact_lrt(m_full, m_null) (RLRsim's "
+            "exactLRT; m_null a linear model, mm.lm) or mm.pb_test")
     mixed = [m for m in (m_full, m_reduced) if not isinstance(m, LinearModelResult)]
     if not all(getattr(m, "reml", False) for m in mixed):
-        warnings.warn("refitting model(s) with REML (the RLRT compares restricted "
-                      "likelihoods)", RefitNote, stacklevel=2)
+        warnings.warn(
+            "refitting model(s) with REML: the RLRT compares restricted likelihoods. For "
+            "the likelihood-ratio test of ML fits as they are, use mm.exact_lrt(m_full, "
+            "m_null) (RLRsim's exactLRT, exact for one random effect against a linear "
+            "model) or mm.pb_test(m_full, m_reduced)", RefitNote, stacklevel=2)
     full, reduced = refit_reml(m_full), _reml_fit(m_reduced)
     t = _tested_term(full, reduced)
     stat = max(0.0, 2.0 * (full.loglik - _restricted_loglik(reduced)))

@@ -39,8 +39,36 @@ def has_intercept(design) -> bool:
     return "Intercept" in design.fixed.names
 
 
+def _variable_order(design) -> dict[str, int]:
+    """Position of each variable's first appearance in the fixed-effects formula as written
+    (R orders the factors of an interaction's label that way: ``urban:livch`` in
+    ``age * urban + livch * urban``); empty when the text cannot be read back."""
+    from formulaic import Formula
+
+    text = getattr(getattr(design, "spec", None), "fixed", None)
+    if not text:
+        return {}
+    try:
+        terms = list(Formula(str(text), _ordering="none"))
+    except Exception:       # noqa: BLE001 - a label in formulaic's order is still valid
+        return {}
+    order: dict[str, int] = {}
+    for term in terms:
+        for f in term.factors:
+            order.setdefault(str(f), len(order))
+    return order
+
+
+def _r_label(factors: list[str], order: dict[str, int]) -> str:
+    if len(factors) < 2 or not all(f in order for f in factors):
+        return ":".join(factors)
+    return ":".join(sorted(factors, key=order.__getitem__))
+
+
 def fixed_terms(design) -> list[FixedTerm]:
-    """Non-intercept terms of the fixed-effects formula, in formula order."""
+    """Non-intercept terms of the fixed-effects formula, in formula order, labelled as R
+    labels them (an interaction's variables in their order of appearance in the
+    formula)."""
     spec = design.fixed.model_spec
     if spec is None:
         # built without formulaic: an intercept and plain numeric columns, one term each
@@ -52,6 +80,7 @@ def fixed_terms(design) -> list[FixedTerm]:
     kept = design.fixed.columns
     index = {j: i for i, j in enumerate(kept if kept is not None
                                         else range(len(design.fixed.names)))}
+    order = _variable_order(design)
     out = []
     start = 0
     for struct in spec.structure:
@@ -62,7 +91,7 @@ def fixed_terms(design) -> list[FixedTerm]:
             continue
         cols = tuple(index[j] for j in positions if j in index)
         variables = frozenset(factors)
-        out.append(FixedTerm(str(struct.term), cols, variables,
+        out.append(FixedTerm(_r_label(factors, order), cols, variables,
                              frozenset(v for v in variables if v not in categorical)))
     return out
 

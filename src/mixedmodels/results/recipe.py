@@ -94,6 +94,12 @@ class FitRecipe:
         return dict(self.design_options)
 
     @property
+    def optimizers(self) -> tuple[str, ...]:
+        """The ``optimizer=`` values the front door accepts (its ``optimizers``
+        attribute; empty for a front door without that argument, or no front door)."""
+        return tuple(getattr(self.fitter, "optimizers", ()))
+
+    @property
     def fitter_name(self) -> str:
         """Name of the front door (or of the design fitter when there is none)."""
         fn = self.fitter if self.fitter is not None else self.design_fitter

@@ -1,0 +1,150 @@
+r"""Single-term deletions: lme4's ``drop1(m, test = "Chisq")``.
+
+Each fixed-effect term that marginality allows to drop -- a term no other term contains
+(R's ``drop.scope``: ``x`` cannot go while ``x:f`` stays) -- is removed and the model refitted
+through the fit's recipe (``m.update(". ~ . - term")``, so the refit parses the formula
+again: a factor's coding follows the new formula, as in R). Per row
+
+.. math:: \text{npar} = df_{\text{full}} - df_{\text{reduced}}, \qquad
+          \text{AIC} = -2\ell + k\,df, \qquad
+          \text{LRT} = 2\,(\ell_{\text{full}} - \ell_{\text{reduced}}),
+
+with ``Pr(Chi)`` the chi-square(npar) tail of the LRT. Likelihoods are maximum-likelihood
+ones: REML fits are refitted by ML first (lme4's ``extractAIC`` calls ``refitML``; for
+glmmTMB's REML fits this package does the same, where glmmTMB would compare REML criteria
+of different fixed effects, which are not comparable).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._errors import DataError, MixedModelsError
+from .anova import RefitNote
+from .simulate import refit_ml
+from .terms import FixedTerm, fixed_terms
+
+__all__ = ["DROP1_COLUMNS", "drop1", "droppable_terms"]
+
+#: Columns of the table, lme4's names (``Pr(Chi)`` only with ``test="Chisq"``).
+DROP1_COLUMNS = ("npar", "AIC", "LRT", "Pr(Chi)")
+_TESTS = {"none": "none", "chisq": "Chisq", "lrt": "Chisq", "chi2": "Chisq"}
+
+
+def cond_design(m):
+    """The design whose fixed effects are the model's terms (the conditional component of a
+    multi-component fit)."""
+    return m.component("cond").design if _multi_component(m) else m.design
+
+
+def droppable_terms(terms: list[FixedTerm]) -> list[FixedTerm]:
+    """Terms that no other term contains (R's ``drop.scope``): each can be dropped alone
+    without leaving an interaction without its margins."""
+    return [t for t in terms
+            if not any(u is not t and t.variables <= u.variables for u in terms)]
+
+
+def _ml_changes(m) -> dict:
+    """Front-door arguments that make a refit a maximum-likelihood one."""
+    return {"REML": False} if getattr(m, "reml", False) else {}
+
+
+def _multi_component(m) -> bool:
+    return callable(getattr(m, "component", None))
+
+
+def _ml_base(m):
+    if not getattr(m, "reml", False):
+        return m
+    # lme4's refitML (the same design, from the REML theta); glmmTMB's class refits by
+    # its front door (its design fitter takes no theta start)
+    return m.update(REML=False) if _multi_component(m) else refit_ml(m)
+
+
+def _scope(m, terms: list[FixedTerm], scope) -> list[str]:
+    allowed = [t.label for t in droppable_terms(terms)]
+    if scope is None:
+        return allowed
+    scope = [scope] if isinstance(scope, str) else [str(s) for s in scope]
+    labels = {t.label.replace(" ", ""): t.label for t in terms}
+    out = []
+    for s in scope:
+        label = labels.get(s.replace(" ", ""))
+        if label is None:
+            raise MixedModelsError(
+                f"drop1 scope names {s!r}, which is not a fixed-effect term of the model; "
+                f"its terms are {', '.join(t.label for t in terms) or 'none'}")
+        out.append(label)
+    return out
+
+
+def drop1(m, scope=None, test: str = "none", k: float = 2.0) -> pd.DataFrame:
+    """Refit without each droppable fixed-effect term (lme4's ``drop1``).
+
+    Parameters
+    ----------
+    m : fitted model
+        An ``lmer``, ``glmer``, ``glmer_nb`` or ``glmmtmb`` fit made by a front door (it
+        carries the recipe the refits use).
+    scope : str or list of str, optional
+        Terms to drop, one at a time (default: every term not contained in another).
+    test : {"none", "Chisq"}
+        ``"Chisq"`` adds the likelihood-ratio statistic and its chi-square p-value.
+    k : float
+        Penalty per parameter in the AIC column (2: Akaike's; ``log(n)`` gives BIC).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``<none>`` and the dropped terms; columns ``npar`` (parameters removed),
+        ``AIC`` and, with ``test="Chisq"``, ``LRT`` and ``Pr(Chi)``.
+
+    Raises
+    ------
+    DataError
+        A refit uses a different number of rows (the dropped term's variables had missing
+        values): drop those rows from the data first, as lme4 asks.
+    """
+    key = _TESTS.get(str(test).lower())
+    if key is None:
+        raise ValueError(f"test must be 'none' or 'Chisq', got {test!r}")
+    terms = fixed_terms(cond_design(m))
+    labels = _scope(m, terms, scope)
+    changes = _ml_changes(m)
+    if changes:
+        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote, stacklevel=3)
+    base = _ml_base(m)
+    fits = [("<none>", base)]
+    for label in labels:
+        fit = m.update(f". ~ . - {label}", **changes)
+        if fit.nobs != base.nobs:
+            raise DataError(
+                f"dropping {label!r} changes the rows the model uses ({base.nobs} -> "
+                f"{fit.nobs}): its variables have missing values. Fit the model to the "
+                "complete cases of every variable first (as lme4: 'number of rows in use "
+                "has changed: remove missing values?')")
+        fits.append((label, fit))
+    return _table(fits, key == "Chisq", k, m)
+
+
+def _table(fits, chisq: bool, k: float, m) -> pd.DataFrame:
+    df = np.array([f.df for _, f in fits], dtype=float)
+    dev = np.array([-2.0 * f.loglik for _, f in fits])
+    npar = df[0] - df
+    npar[0] = np.nan
+    out = pd.DataFrame({"npar": npar, "AIC": dev + k * df},
+                       index=pd.Index([lab for lab, _ in fits], name="term"))
+    if chisq:
+        lrt = dev - dev[0]
+        lrt[0] = np.nan
+        p = np.full(len(fits), np.nan)
+        ok = npar[1:] > 0
+        p[1:][ok] = stats.chi2.sf(lrt[1:][ok], npar[1:][ok])
+        out["LRT"] = lrt
+        out["Pr(Chi)"] = p
+    out.attrs["heading"] = ("Single term deletions", f"Model: {m.design.spec.formula}")
+    return out

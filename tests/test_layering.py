@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mixedmodels"
-ABOVE_MODEL = {"objective", "fitting", "results", "inference", "methods", "cli"}
+ABOVE_MODEL = {"objective", "fitting", "results", "inference", "methods", "term_methods", "cli"}
 FORBIDDEN = {
     "results": {"inference", "fitting", "cli"},
     "inference": {"fitting", "cli"},
@@ -26,7 +26,7 @@ FORBIDDEN = {
     "parameters": {"design"} | ABOVE_MODEL,
     "design": ABOVE_MODEL,
     "formula": {"design"} | ABOVE_MODEL,
-    "objective": {"fitting", "results", "inference", "methods", "cli"},
+    "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli"},
 }
 
 

@@ -27,6 +27,7 @@ from ._errors import (
 )
 from ._options import get_options, options, set_options
 from .design import Design, materialize
+from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.link_edge import LinkEdgeWarning
 from .diagnostics.separation import SeparationWarning
 from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
@@ -35,13 +36,20 @@ from .formula.update import update_formula
 from .inference import (
     AnovaResult,
     BootstrapResult,
+    ContrastsWarning,
+    ExactLRTResult,
     GeneralizedLinearModelResult,
+    ICCResult,
     LikelihoodProfile,
     LinearModelResult,
     NotNestedError,
     PBTestResult,
+    R2Result,
+    R2Warning,
     RLRTResult,
+    VarianceDecomposition,
     anova,
+    exact_lrt,
     glm,
     lm,
     pb_test,
@@ -62,13 +70,16 @@ from .results import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
     "BootstrapResult",  # inference
+    "ContrastsWarning",  # inference
     "ConvergenceWarning",
     "DataError",
     "DataWarning",
     "Design",
     "DroppedRowsWarning",
+    "ExactLRTResult",  # inference
     "FitRecipe",
     "FormulaError",
     "FormulaWarning",
@@ -78,6 +89,7 @@ __all__ = [
     "GeneralizedLinearMixedModelResult",  # glmm
     "GeneralizedLinearModelResult",  # inference
     "GlmmTMBResult",  # glmmTMB class
+    "ICCResult",  # inference
     "LMMObjective",
     "LMMSolution",
     "LMMSummary",
@@ -91,15 +103,22 @@ __all__ = [
     "NotNestedError",  # inference
     "OptSummary",
     "PBTestResult",  # inference
+    "R2Result",  # inference
+    "R2Warning",  # inference
     "RLRTResult",  # inference
     "RandomTerm",
     "RankDeficiencyWarning",
+    "RePCA",  # diagnostics
+    "ScalingWarning",  # diagnostics
     "SeparationWarning",  # glmm diagnostics
     "SingularFitWarning",
     "VarCorr",
+    "VarianceDecomposition",  # inference
     "__version__",
+    "allfit",  # diagnostics
     "anova",  # inference
     "datasets",
+    "exact_lrt",  # inference
     "families",  # glmm
     "fit_glmm",  # glmm
     "fit_lmm",

@@ -48,6 +48,10 @@ class InferenceMixin:
 
     @cached_property
     def _kenward_roger(self):
+        if getattr(self, "family", None) is not None:
+            from .inference.kenward_roger_glmm import glmm_kenward_roger_state
+
+            return glmm_kenward_roger_state(self)
         from .inference.kenward_roger import kenward_roger_state
 
         return kenward_roger_state(self)
@@ -82,25 +86,44 @@ class InferenceMixin:
 
         return coef_table(self, ddf)
 
-    def anova_table(self, type=3, ddf="auto") -> pd.DataFrame:
-        """F tests of the fixed-effect terms (lmerTest's ``anova``).
+    def anova_table(self, type=None, ddf="auto", test="auto") -> pd.DataFrame:
+        """Tests of the fixed-effect terms: F tests (lmerTest's ``anova``) or Wald
+        chi-square tests (``car::Anova``).
 
         Parameters
         ----------
-        type : {3, 2, 1}
-            Type III (default, SAS's), type II or type I (sequential) hypotheses.
+        type : {None, 3, 2, 1}
+            Type III (SAS's), type II (marginality respected) or type I (sequential, F
+            tests only) hypotheses. None: 3 for F tests (lmerTest's default), 2 for Wald
+            tests (car's default).
         ddf : {"auto", "satterthwaite", "kenward-roger", "containment"}
-            ``"auto"`` is Satterthwaite's.
+            Denominator df of the F tests. ``"auto"`` is Satterthwaite's for linear mixed
+            models; GLMMs have Kenward-Roger's on their working model
+            (:mod:`mixedmodels.inference.kenward_roger_glmm`).
+        test : {"auto", "F", "wald"}
+            ``"auto"``: F tests for linear mixed models and for GLMMs given
+            ``ddf="kenward-roger"``, else Wald chi-square tests (car's default for
+            GLMMs). ``"wald"`` (or car's ``"Chisq"``) for either class.
 
         Returns
         -------
         pandas.DataFrame
-            One row per term; lmerTest's columns ``Sum Sq``, ``Mean Sq``, ``NumDF``,
-            ``DenDF``, ``F value``, ``Pr(>F)``.
+            One row per term. F tests: lmerTest's columns ``Sum Sq``, ``Mean Sq``,
+            ``NumDF``, ``DenDF``, ``F value``, ``Pr(>F)``. Wald tests: car's ``Chisq``,
+            ``Df``, ``Pr(>Chisq)`` (type III with an ``(Intercept)`` row).
         """
         from .inference.fixed_tests import anova_table
+        from .inference.wald_anova import normalize_test, wald_anova
 
-        return anova_table(self, type, ddf)
+        test = normalize_test(test)
+        glmm = getattr(self, "family", None) is not None
+        if test == "auto":
+            test = "F" if not glmm or str(ddf).lower() != "auto" else "wald"
+        if test == "wald":
+            return wald_anova(self, type=2 if type is None else type)
+        if glmm and str(ddf).lower() == "auto":
+            ddf = "kenward-roger"          # the one df method GLMMs have
+        return anova_table(self, 3 if type is None else type, ddf)
 
     # -- intervals and profiles ---------------------------------------------------------
     def confint(self, parm=None, level: float = 0.95, method: str = "profile",

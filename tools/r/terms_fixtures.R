@@ -44,6 +44,7 @@ datasets <- list(
   Penicillin = load_data("Penicillin"),
   Pastes = load_data("Pastes"),
   Dyestuff = load_data("Dyestuff"),
+  Dyestuff2 = load_data("Dyestuff2"),
   cbpp = load_data("cbpp"),
   grouseticks = load_data("grouseticks"),
   Contraception = load_data("Contraception"),
@@ -237,7 +238,13 @@ r2_models <- list(
   tmb_zip = list(fitter = "glmmTMB", data = "Salamanders", family = "poisson", link = "log",
                  formula = "count ~ mined + cover + (1 | site)", zi = "~ mined"),
   tmb_binom = list(fitter = "glmmTMB", data = "cbpp", family = "binomial", link = "logit",
-                   formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)")
+                   formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"),
+  tmb_zinb2 = list(fitter = "glmmTMB", data = "Salamanders", family = "nbinom2", link = "log",
+                   formula = "count ~ mined + spp + (1 | site)", zi = "~ mined"),
+  ticks_sqrt = list(fitter = "glmer", data = "grouseticks", family = "poisson", link = "sqrt",
+                    formula = "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)"),
+  dyes2_singular = list(fitter = "lmer", data = "Dyestuff2", REML = TRUE,
+                        formula = "Yield ~ 1 + (1 | Batch)")
 )
 r2_out <- lapply(r2_models, function(spec) {
   m <- fit_model(spec)
@@ -295,7 +302,10 @@ scale_cases <- list(
   two_scales = list(data = "Orthodont",
                     formula = "distance ~ I(age * 40) + I((age - 11)^2 / 40) + (1 | Subject)"),
   binary_big = list(data = "Orthodont",
-                    formula = "distance ~ Sex + I(age * 300) + (1 | Subject)")
+                    formula = "distance ~ Sex + I(age * 300) + (1 | Subject)"),
+  days_tiny = list(data = "sleepstudy", formula = "Reaction ~ I(Days / 20000) + (1 | Subject)"),
+  ratio_big = list(data = "Orthodont",
+                   formula = "distance ~ I(age * 20) + I((age - 11)^2 / 200) + (1 | Subject)")
 )
 scale_out <- lapply(scale_cases, function(spec) {
   d <- datasets[[spec$data]]
@@ -341,7 +351,7 @@ kr_out <- lapply(kr_models, function(spec) {
     list(ndf = num(st$ndf), ddf = num(st$ddf), Fstat = num(st$Fstat),
          F_scaling = num(st$F.scaling), p_value = num(st$p.value))
   })
-  list(spec = spec, names = colnames(X), PhiA = unname(as.matrix(PhiA)), Phi = unname(Phi),
+  list(spec = spec, names = colnames(X), beta = num(fixef(m)), PhiA = unname(as.matrix(PhiA)), Phi = unname(Phi),
        ddf = num(ddf), ftests = ftests, theta = num(getME(m, "theta")),
        sigma = num(sigma(m)))
 })

@@ -104,6 +104,11 @@ class AllFitResult(ReportDisplay):
 
 def _accepted(m) -> tuple[str, ...]:
     recipe = m._require_recipe()
+    if recipe.fitter is None:
+        raise MixedModelsError(
+            f"this fit was made by {recipe.fitter_name}() from a Design, not by a formula "
+            "front door, so it cannot be refitted with other optimizers; fit it with "
+            "mm.lmer()/mm.glmer() first")
     accepted = tuple(recipe.optimizers)
     if not accepted:
         raise MixedModelsError(

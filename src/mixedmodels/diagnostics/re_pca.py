@@ -54,6 +54,7 @@ class RePCA(ReportDisplay):
             shown = frame.T.rename(index={"sd": "Standard deviation",
                                           "proportion": "Proportion of Variance",
                                           "cumulative": "Cumulative Proportion"})
+            blocks.append(f"Grouping factor {group}:")
             blocks.append(frame_table(shown, float_format="{:.5g}",
                                       title=f"Grouping factor {group}"))
         return Report(tuple(blocks))

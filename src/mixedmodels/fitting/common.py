@@ -14,11 +14,11 @@ __all__ = [
     "check_flag",
     "check_optimizer",
     "collect_warnings",
-    "warn_if_poorly_scaled",
     "newton_polish",
     "package_messages",
     "resolve_reml",
     "snap_to_boundary",
+    "warn_if_poorly_scaled",
 ]
 
 #: lme4's ``boundary.tol``: parameters this close to a bound are tried on the bound.

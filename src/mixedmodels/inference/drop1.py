@@ -13,6 +13,11 @@ with ``Pr(Chi)`` the chi-square(npar) tail of the LRT. Likelihoods are maximum-l
 ones: REML fits are refitted by ML first (lme4's ``extractAIC`` calls ``refitML``; for
 glmmTMB's REML fits this package does the same, where glmmTMB would compare REML criteria
 of different fixed effects, which are not comparable).
+
+For ``glmer_nb`` fits each reduced model estimates its own negative binomial shape, so the
+statistic is a likelihood ratio of two maxima. lme4's ``drop1`` refits them with the full
+model's shape held fixed (its ``update`` of a ``glmer.nb`` fit is a ``glmer`` with that
+family), which gives a larger statistic.
 """
 
 from __future__ import annotations
@@ -65,15 +70,20 @@ def _ml_base(m):
     return m.update(REML=False) if _multi_component(m) else refit_ml(m)
 
 
+def _term_key(label: str) -> str:
+    """A term compared whatever its spacing and the order of an interaction's factors."""
+    return ":".join(sorted(p.strip() for p in label.replace(" ", "").split(":")))
+
+
 def _scope(m, terms: list[FixedTerm], scope) -> list[str]:
     allowed = [t.label for t in droppable_terms(terms)]
     if scope is None:
         return allowed
     scope = [scope] if isinstance(scope, str) else [str(s) for s in scope]
-    labels = {t.label.replace(" ", ""): t.label for t in terms}
+    labels = {_term_key(t.label): t.label for t in terms}
     out = []
     for s in scope:
-        label = labels.get(s.replace(" ", ""))
+        label = labels.get(_term_key(s))
         if label is None:
             raise MixedModelsError(
                 f"drop1 scope names {s!r}, which is not a fixed-effect term of the model; "

@@ -66,9 +66,12 @@ class ExactLRTResult(ReportDisplay):
         """The printed layout as text lines and tables (see ``ReportDisplay``)."""
         from .format import format_pvalue
 
+        n = self.null_sample.size
+        # a simulated p-value of 0 means below one in n draws, not below 2.2e-16
+        shown = f"< {1.0 / n:.1g}" if self.p_value == 0 and n else format_pvalue(self.p_value)
         table = Table(("term", "LRT", "q", "p-value", "null draws"),
                       ((self.term, f"{self.statistic:.4f}", str(self.restrictions),
-                        format_pvalue(self.p_value), str(self.null_sample.size)),),
+                        shown, str(n)),),
                       "lrrrr", "Exact likelihood-ratio test")
         return Report((f"simulated finite sample distribution of LRT (p-value based on "
                        f"{self.null_sample.size} simulated values)", table))

@@ -46,11 +46,16 @@ def normalize_ddf(ddf, m=None) -> str | None:
     return key
 
 
-def _require_lmm(m, what: str) -> None:
-    if _is_glmm(m):
-        raise MixedModelsError(
-            f"{what} apply to linear mixed models; GLMM coefficients are tested with z "
-            "statistics (ddf=None) or by likelihood-ratio tests (mm.anova)")
+def _require_lmm(m, what: str, ddf: str | None = None) -> None:
+    """LMMs only, except Kenward-Roger's method, which GLMMs fitted by glmer have on their
+    working model (``inference/kenward_roger_glmm.py``)."""
+    if not _is_glmm(m) or ddf == "kenward-roger":
+        return
+    raise MixedModelsError(
+        f"{what} apply to linear mixed models; GLMM coefficients are tested with z "
+        "statistics (ddf=None), Kenward-Roger F tests on the working model "
+        "(ddf='kenward-roger'), Wald chi-square tests (anova_table(test='wald')) or by "
+        "likelihood-ratio tests (drop1, mm.anova)")
 
 
 def coef_table(m, ddf="auto") -> pd.DataFrame:
@@ -66,7 +71,7 @@ def coef_table(m, ddf="auto") -> pd.DataFrame:
             return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
                                  "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))})
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se})
-    _require_lmm(m, "denominator degrees of freedom")
+    _require_lmm(m, "denominator degrees of freedom", ddf)
     if ddf == "satterthwaite":
         st = m._satterthwaite
         df = np.array([st.contrast_df(row)[1] for row in np.eye(p)])
@@ -120,7 +125,7 @@ def anova_table(m, type=3, ddf="auto") -> pd.DataFrame:
     if ddf is None:
         raise ValueError("anova_table needs a df method: 'satterthwaite', 'kenward-roger' "
                          "or 'containment'")
-    _require_lmm(m, "F tests with denominator degrees of freedom")
+    _require_lmm(m, "F tests with denominator degrees of freedom", ddf)
     rows = {}
     for term, L in term_contrasts(m.design, type).items():
         rows[term] = _f_row(m, np.atleast_2d(L), ddf, term) if L.size else (np.nan,) * 6

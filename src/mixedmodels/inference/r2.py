@@ -16,9 +16,9 @@ r"""Nakagawa-Schielzeth R² and the intraclass correlation, as ``performance`` c
   ``mu0 = exp(beta_0)`` the intercept of the *null model* (the same model with the fixed
   effects replaced by an intercept, random effects, offsets and zero-inflation kept; refitted
   here through the recipe; for ``glmer_nb`` with the full model's shape held fixed, as
-  lme4's ``update`` of a ``glmer.nb`` fit does), ``V`` the family's variance function (Poisson ``mu``, NB2
-  ``mu (1 + mu / theta)``, NB1 ``mu (1 + phi)``; zero-inflated: the mean over the rows of
-  the full model's ``(1 - p)(mu + p mu^2)`` for Poisson and ``(1 - p) V(mu) + mu^2 (p^2 +
+  lme4's ``update`` of a ``glmer.nb`` fit does), ``V`` the family's variance function
+  (Poisson ``mu``, NB2 ``mu (1 + mu / theta)``, NB1 ``mu (1 + phi)``; zero-inflated: the
+  mean over the rows of the full model's ``(1 - p)(mu + p mu^2)`` for Poisson and ``(1 - p) V(mu) + mu^2 (p^2 +
   p)`` for negative binomials, divided by ``mu0^2``); 0.25 for a square-root link; and
   ``sigma^2`` for Gamma families. ``dispersion`` is the variance of observation-level random
   effects (a grouping factor with one level per row) in GLMMs (0 for linear models).
@@ -89,7 +89,7 @@ class VarianceDecomposition(ReportDisplay):
 
     def report(self) -> Report:
         """The printed layout (see ``ReportDisplay``)."""
-        lines = [f"{k:<13} {getattr(self, k):.6g}" for k in
+        lines = [f"{k:<13} {getattr(self, k):.5g}" for k in
                  ("fixed", "random", "residual", "distribution", "dispersion")]
         return Report(("Variance components (link scale)", *lines,
                        f"distribution-specific variance: {self.method}"))
@@ -306,7 +306,7 @@ def variance_decomposition(m) -> VarianceDecomposition:
     -------
     VarianceDecomposition
     """
-    if not hasattr(m, "design") or not getattr(m.design, "terms", None) and not _is_tmb(m):
+    if not hasattr(m, "design") or (not getattr(m.design, "terms", None) and not _is_tmb(m)):
         raise MixedModelsError("r2/icc need a mixed model (a fit with random effects)")
     view = _cond(m)
     if not view.design.terms:

@@ -50,7 +50,7 @@ def _variable_order(design) -> dict[str, int]:
         return {}
     try:
         terms = list(Formula(str(text), _ordering="none"))
-    except Exception:       # noqa: BLE001 - a label in formulaic's order is still valid
+    except Exception:
         return {}
     order: dict[str, int] = {}
     for term in terms:

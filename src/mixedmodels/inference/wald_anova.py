@@ -37,7 +37,7 @@ from scipy import stats
 from .._errors import MixedModelsError, MixedModelsWarning
 from .terms import FixedTerm, fixed_terms, has_intercept
 
-__all__ = ["WALD_COLUMNS", "ContrastsWarning", "wald_anova", "wald_table"]
+__all__ = ["WALD_COLUMNS", "ContrastsWarning", "normalize_test", "wald_anova", "wald_table"]
 
 #: Columns of the table, car's names.
 WALD_COLUMNS = ("Chisq", "Df", "Pr(>Chisq)")
@@ -47,8 +47,20 @@ QR_RANK_TOL = 1e-7
 SUM_TO_ZERO_TOL = 1e-10
 
 
+_TESTS = {"auto": "auto", "f": "F", "wald": "wald", "chisq": "wald", "chi2": "wald",
+          "wald-chisq": "wald"}
+
+
 class ContrastsWarning(MixedModelsWarning):
     """Type III tests asked for with contrasts under which they test odd hypotheses."""
+
+
+def normalize_test(test) -> str:
+    """``"auto"``, ``"F"`` or ``"wald"`` (``"Chisq"`` is car's name for the Wald test)."""
+    key = _TESTS.get(str(test).lower())
+    if key is None:
+        raise ValueError(f"test must be 'auto', 'F' or 'wald' ('Chisq'), got {test!r}")
+    return key
 
 
 def _parts(m, component: str):

@@ -13,6 +13,7 @@ from ..families import Family
 from ..methods import InferenceMixin
 from ..objective.glmm import GLMMObjective, GLMMSolution
 from ..optim import OptSummary
+from ..term_methods import TermsMixin
 from .base import MixedModelResultBase
 from .recipe import FitRecipe
 
@@ -23,7 +24,7 @@ RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin):
+class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
     """A fitted GLMM (what :func:`mixedmodels.glmer` and :func:`mixedmodels.glmer_nb`
     return).
 

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from ..design import Design
+from ..term_methods import TermsMixin
 from .components import ComponentSolution, ComponentView
 from .recipe import FitRecipe, RecipeMixin
 
@@ -35,7 +36,7 @@ COMPONENT_TITLES = {"cond": "Conditional model", "zi": "Zero-inflation model",
 
 
 @dataclass(frozen=True, eq=False)
-class GlmmTMBResult(RecipeMixin):
+class GlmmTMBResult(RecipeMixin, TermsMixin):
     """A fitted model of glmmTMB's class.
 
     Attributes
@@ -187,6 +188,30 @@ class GlmmTMBResult(RecipeMixin):
         return pd.DataFrame({"Estimate": est, "Std. Error": se, "z value": z,
                              "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
                             index=self._names(component))
+
+    def anova_table(self, type=2, test: str = "wald", component: str = "cond") -> pd.DataFrame:
+        """Wald chi-square tests of a component's fixed-effect terms (glmmTMB's
+        ``car::Anova`` method; :mod:`mixedmodels.inference.wald_anova`).
+
+        Parameters
+        ----------
+        type : {2, 3, "II", "III"}
+            Type II (marginality respected, car's default) or type III (each term given
+            all others; meaningful for terms in interactions only with sum-to-zero
+            contrasts).
+        test : {"wald"}
+            Wald chi-square tests (glmmTMB's ``Anova`` has no F tests).
+        component : {"cond", "zi", "disp"}
+            The linear predictor tested.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per term; columns ``Chisq``, ``Df``, ``Pr(>Chisq)``.
+        """
+        from ..term_methods import glmmtmb_anova_table
+
+        return glmmtmb_anova_table(self, type, test, component)
 
     @property
     def se(self) -> pd.Series:

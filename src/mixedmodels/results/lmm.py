@@ -13,6 +13,7 @@ from ..diagnostics import ConvergenceReport
 from ..methods import InferenceMixin
 from ..objective.lmm import LMMObjective, LMMSolution
 from ..optim import OptSummary
+from ..term_methods import TermsMixin
 from .base import MixedModelResultBase
 from .recipe import FitRecipe
 
@@ -20,7 +21,7 @@ __all__ = ["LinearMixedModelResult"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class LinearMixedModelResult(MixedModelResultBase, InferenceMixin):
+class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
     """A fitted linear mixed model (what :func:`mixedmodels.lmer` returns).
 
     Attributes

@@ -18,10 +18,11 @@ r"""Nakagawa-Schielzeth R² and the intraclass correlation, as ``performance`` c
   here through the recipe; for ``glmer_nb`` with the full model's shape held fixed, as
   lme4's ``update`` of a ``glmer.nb`` fit does), ``V`` the family's variance function
   (Poisson ``mu``, NB2 ``mu (1 + mu / theta)``, NB1 ``mu (1 + phi)``; zero-inflated: the
-  mean over the rows of the full model's ``(1 - p)(mu + p mu^2)`` for Poisson and ``(1 - p) V(mu) + mu^2 (p^2 +
-  p)`` for negative binomials, divided by ``mu0^2``); 0.25 for a square-root link; and
-  ``sigma^2`` for Gamma families. ``dispersion`` is the variance of observation-level random
-  effects (a grouping factor with one level per row) in GLMMs (0 for linear models).
+  mean over the rows of the full model's ``(1 - p)(mu + p mu^2)`` for Poisson and
+  ``(1 - p) V(mu) + mu^2 (p^2 + p)`` for negative binomials, divided by ``mu0^2``); 0.25 for
+  a square-root link; and ``sigma^2`` for Gamma families. ``dispersion`` is the variance
+  of observation-level random effects (a grouping factor with one level per row) in GLMMs
+  (0 for linear models).
 
 Then
 

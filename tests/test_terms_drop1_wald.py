@@ -244,6 +244,8 @@ def test_anova_table_defaults_and_errors():
     tmb = fit(WALD["sal_zip"]["spec"])
     with pytest.raises(ValueError, match="Wald"):
         tmb.anova_table(test="F")
+    with pytest.raises(mm.MixedModelsError, match="glmer fits"):
+        tmb.anova_table(ddf="kenward-roger")
     sal = mm.datasets.load("Salamanders")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -181,6 +181,22 @@ def test_allfit_lmer():
     np.testing.assert_allclose(res.table.loc["bobyqa", names].to_numpy(dtype=float),
                                m.update(optimizer="bobyqa").theta, rtol=1e-12)
     assert "bobyqa" in str(res) and "gradient: ValueError" in str(res)
+    np.testing.assert_allclose(res.table.loc[res.ok, "sigma"].to_numpy(dtype=float),
+                               [res.fits[k].sigma for k in res.ok], rtol=1e-12)
+    assert res.spread["sigma"] < 1e-4
+
+
+def test_allfit_reports_the_negative_binomial_shape():
+    ticks = mm.datasets.load("grouseticks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nb = mm.glmer_nb("TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", ticks)
+        res = mm.allfit(nb, optimizers=["bobyqa", "nelder_mead"])
+    assert "sigma" not in res.table.columns             # no dispersion besides the shape
+    np.testing.assert_allclose(res.table["nb_theta"].to_numpy(dtype=float),
+                               [res.fits[k].family.theta for k in res.ok], rtol=1e-12)
+    assert res.table.loc["bobyqa", "nb_theta"] == pytest.approx(nb.family.theta, rel=1e-3)
+    assert res.spread["nb_theta"] < 1e-2 * nb.family.theta
 
 
 def test_allfit_glmer_and_errors():
@@ -190,8 +206,11 @@ def test_allfit_glmer_and_errors():
     res = mm.allfit(g, optimizers=["bobyqa", "nelder_mead"])
     assert list(res.table.index) == ["bobyqa", "nelder_mead"]
     assert res.spread["objective"] < 1e-4
+    assert "sigma" not in res.table.columns             # binomial: no scale estimated
     with pytest.raises(ValueError, match="unknown optimizer"):
         mm.allfit(g, optimizers=["newton"])
+    with pytest.raises(TypeError, match="needs a fitted model"):
+        mm.allfit("Reaction ~ Days + (1 | Subject)")
     assert g.recipe.optimizers[0] == "auto"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

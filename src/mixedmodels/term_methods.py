@@ -102,12 +102,18 @@ class TermsMixin:
         return re_pca(view.design, view.theta)
 
 
-def glmmtmb_anova_table(fit, type, test: str, component: str) -> pd.DataFrame:
+def glmmtmb_anova_table(fit, type, test: str, component: str, ddf=None) -> pd.DataFrame:
     """Wald chi-square tests of one component of a fit of glmmTMB's class (the facade's
     door to :func:`mixedmodels.inference.wald_anova.wald_anova` for
     :meth:`GlmmTMBResult.anova_table <mixedmodels.results.glmmtmb.GlmmTMBResult.anova_table>`)."""
     from .inference.wald_anova import normalize_test, wald_anova
 
+    if ddf is not None:
+        raise MixedModelsError(
+            f"ddf={ddf!r}: glmmtmb fits have Wald chi-square tests only (glmmTMB's Anova). "
+            "F tests with Satterthwaite or Kenward-Roger df are for mm.lmer fits, and "
+            "Kenward-Roger F tests on the working model for mm.glmer fits "
+            "(gm.anova_table(ddf='kenward-roger'))")
     if normalize_test(test) != "wald":
         raise ValueError("glmmtmb fits have Wald chi-square tests only (test='wald'), as "
                          "glmmTMB's Anova; for likelihood-ratio tests use drop1 or mm.anova")

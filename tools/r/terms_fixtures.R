@@ -49,7 +49,8 @@ datasets <- list(
   grouseticks = load_data("grouseticks"),
   Contraception = load_data("Contraception"),
   Salamanders = load_data("Salamanders"),
-  Owls = load_data("Owls")
+  Owls = load_data("Owls"),
+  gammasim = load_data("gammasim")
 )
 
 # A model: fitter ("lmer", "glmer", "glmer.nb", "glmmTMB"), data set, formula (the same
@@ -241,6 +242,10 @@ r2_models <- list(
                    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"),
   tmb_zinb2 = list(fitter = "glmmTMB", data = "Salamanders", family = "nbinom2", link = "log",
                    formula = "count ~ mined + spp + (1 | site)", zi = "~ mined"),
+  tmb_gamma_log = list(fitter = "glmmTMB", data = "gammasim", family = "Gamma", link = "log",
+                       formula = "y ~ x + (1 | g)"),
+  tmb_gamma_inverse = list(fitter = "glmmTMB", data = "gammasim", family = "Gamma",
+                           link = "inverse", formula = "y ~ x + (1 | g)"),
   ticks_sqrt = list(fitter = "glmer", data = "grouseticks", family = "poisson", link = "sqrt",
                     formula = "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)"),
   dyes2_singular = list(fitter = "lmer", data = "Dyestuff2", REML = TRUE,

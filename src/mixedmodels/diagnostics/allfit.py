@@ -58,11 +58,12 @@ class AllFitResult(ReportDisplay):
     ----------
     table : pandas.DataFrame
         A row per optimizer: ``objective``, ``theta[<name>]`` (lme4's theta names),
-        ``beta[<name>]``, ``time`` (seconds), ``n_evals``, ``converged``, ``warnings``
-        (the fit's messages or the error, joined by ``"; "``).
+        ``beta[<name>]``, ``sigma`` (where the model estimates a scale), ``nb_theta``
+        (``glmer_nb``: the negative binomial's shape), ``time`` (seconds), ``n_evals``,
+        ``converged``, ``warnings`` (the fit's messages or the error, joined by ``"; "``).
     spread : pandas.Series
-        For each numeric column of ``table`` (objective, theta, beta), the range (max -
-        min) over the optimizers whose fits succeeded.
+        For each estimate column of ``table`` (objective, theta, beta, sigma, nb_theta),
+        the range (max - min) over the optimizers whose fits succeeded.
     fits : dict of str -> fit or None
         The refitted models (None where the optimizer failed).
     """
@@ -103,6 +104,9 @@ class AllFitResult(ReportDisplay):
 
 
 def _accepted(m) -> tuple[str, ...]:
+    if not callable(getattr(m, "_require_recipe", None)):
+        raise TypeError(f"allfit needs a fitted model (an mm.lmer, mm.glmer or mm.glmer_nb "
+                        f"result), got {type(m).__name__}")
     recipe = m._require_recipe()
     if recipe.fitter is None:
         raise MixedModelsError(
@@ -133,6 +137,22 @@ def _refit(m, name: str):
     return fit, error, notes, elapsed
 
 
+def _family_parameters(fit) -> dict[str, float]:
+    """The estimated parameters besides theta and beta, as lme4's ``allFit`` summary
+    reports them in ``sdcor``: the residual sd ``sigma`` where the model estimates a scale
+    (linear models; GLMM families with a dispersion parameter), the negative binomial's
+    shape ``theta`` for ``glmer_nb`` fits."""
+    family = getattr(fit, "family", None)
+    if family is None:
+        return {"sigma": float(fit.sigma)}
+    out = {}
+    if getattr(family, "has_dispersion", False):
+        out["sigma"] = float(fit.sigma)
+    if getattr(fit, "shape_estimated", False):
+        out["nb_theta"] = float(family.theta)
+    return out
+
+
 def allfit(m, optimizers=None) -> AllFitResult:
     """Refit ``m`` with each optimizer (lme4's ``allFit``; module docstring).
 
@@ -159,15 +179,17 @@ def allfit(m, optimizers=None) -> AllFitResult:
         raise ValueError("optimizers is empty: name at least one")
     tnames = [f"theta[{n}]" for n in theta_names(m.design)]
     bnames = [f"beta[{n}]" for n in m.fixef.index]
+    fnames = list(_family_parameters(m))
     rows, fits = {}, {}
     for name in names:
         fit, error, notes, elapsed = _refit(m, name)
         fits[name] = fit
-        row = dict.fromkeys(["objective", *tnames, *bnames], np.nan)
+        row = dict.fromkeys(["objective", *tnames, *bnames, *fnames], np.nan)
         if fit is not None:
             row["objective"] = float(fit.objective)
             row.update(zip(tnames, np.asarray(fit.theta, float), strict=True))
             row.update(zip(bnames, np.asarray(fit.beta, float), strict=True))
+            row.update({k: v for k, v in _family_parameters(fit).items() if k in fnames})
         opt = getattr(fit, "opt", None)
         row.update({"time": elapsed,
                     "n_evals": np.nan if opt is None else float(opt.n_evals),
@@ -177,6 +199,6 @@ def allfit(m, optimizers=None) -> AllFitResult:
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "optimizer"
     numeric = table.loc[[k for k, f in fits.items() if f is not None],
-                        ["objective", *tnames, *bnames]]
+                        ["objective", *tnames, *bnames, *fnames]]
     spread = (numeric.max() - numeric.min()).rename("range")
     return AllFitResult(table, spread, fits)

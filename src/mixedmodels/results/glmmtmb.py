@@ -189,7 +189,8 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
                              "Pr(>|z|)": 2.0 * stats.norm.sf(np.abs(z))},
                             index=self._names(component))
 
-    def anova_table(self, type=2, test: str = "wald", component: str = "cond") -> pd.DataFrame:
+    def anova_table(self, type=2, test: str = "wald", component: str = "cond",
+                    ddf=None) -> pd.DataFrame:
         """Wald chi-square tests of a component's fixed-effect terms (glmmTMB's
         ``car::Anova`` method; :mod:`mixedmodels.inference.wald_anova`).
 
@@ -203,6 +204,10 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             Wald chi-square tests (glmmTMB's ``Anova`` has no F tests).
         component : {"cond", "zi", "disp"}
             The linear predictor tested.
+        ddf : None
+            Accepted for symmetry with the lme4-class results only: a fit of glmmTMB's
+            class has no denominator-df method (any other value is an error that says
+            where such F tests exist).
 
         Returns
         -------
@@ -211,7 +216,7 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         """
         from ..term_methods import glmmtmb_anova_table
 
-        return glmmtmb_anova_table(self, type, test, component)
+        return glmmtmb_anova_table(self, type, test, component, ddf)
 
     @property
     def se(self) -> pd.Series:

@@ -105,6 +105,11 @@ def test_drop1_refits_reml_fits_by_ml_and_checks_scope():
         ml.drop1(scope="weight")
     # the interaction, with its factors in either order, is the same term
     assert list(ml.drop1(scope=["Sex:age"]).index) == ["<none>", "age:Sex"]
+    # R's formula scope: '*' expands, the intercept is no term
+    assert list(ml.drop1(scope="~ Sex:age + 1").index) == ["<none>", "age:Sex"]
+    assert list(ml.drop1(scope="~ age * Sex").index) == ["<none>", "age", "Sex", "age:Sex"]
+    with pytest.raises(mm.MixedModelsError, match="no term"):
+        ml.drop1(scope="~ 1")
 
 
 def test_drop1_respects_marginality():

@@ -24,7 +24,7 @@ import re
 from .._errors import FormulaError
 from .parse import _check_balanced, _enclosed, _find_top, _split_top
 
-__all__ = ["update_formula"]
+__all__ = ["rhs_terms", "update_formula"]
 
 #: A ``.`` that stands alone: not part of a name (``my.var``), a number (``0.5``) or ``..``.
 _DOT = re.compile(r"(?<![A-Za-z0-9_.`])\.(?![A-Za-z0-9_.`])")
@@ -169,6 +169,27 @@ def _simplify(pieces: list[tuple[str, str]], new: str) -> tuple[list[str], bool]
                     f"update formula {new!r} removes {t!r}, which the model does not have; "
                     f"its terms are {', '.join(kept) or 'none'}")
     return kept, intercept
+
+
+def rhs_terms(rhs: str) -> list[str]:
+    """The single fixed-effect terms a one-sided formula's right-hand side adds
+    (``"~ a * b + c"`` -> ``a``, ``b``, ``a:b``, ``c``), the way R's ``terms`` labels a
+    ``scope``; the intercept and subtracted terms are left out.
+
+    Parameters
+    ----------
+    rhs : str
+        ``"~ ..."`` or the right-hand side alone.
+
+    Returns
+    -------
+    list of str
+    """
+    text = rhs.strip()
+    if text.startswith("~"):
+        text = text[1:]
+    added = [t for sign, t in _signed_terms(text) if sign == "+" and t not in ("0", "1")]
+    return list(dict.fromkeys(_expand_fixed(added)))
 
 
 def update_formula(old: str, new: str) -> str:

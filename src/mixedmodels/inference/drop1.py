@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import DataError, MixedModelsError
+from ..formula.update import rhs_terms
 from .anova import RefitNote
 from .simulate import refit_ml
 from .terms import FixedTerm, fixed_terms
@@ -79,7 +80,14 @@ def _scope(m, terms: list[FixedTerm], scope) -> list[str]:
     allowed = [t.label for t in droppable_terms(terms)]
     if scope is None:
         return allowed
-    scope = [scope] if isinstance(scope, str) else [str(s) for s in scope]
+    if isinstance(scope, str):
+        # a one-sided formula, as R's scope ("~ a + b:c"), or a single term label
+        scope = rhs_terms(scope) if "~" in scope or "+" in scope else [scope]
+    else:
+        scope = [str(s) for s in scope]
+    if not scope:
+        raise MixedModelsError("drop1 scope names no term: give term labels or a formula "
+                               "such as '~ x + f'")
     labels = {_term_key(t.label): t.label for t in terms}
     out = []
     for s in scope:
@@ -101,7 +109,8 @@ def drop1(m, scope=None, test: str = "none", k: float = 2.0) -> pd.DataFrame:
         An ``lmer``, ``glmer``, ``glmer_nb`` or ``glmmtmb`` fit made by a front door (it
         carries the recipe the refits use).
     scope : str or list of str, optional
-        Terms to drop, one at a time (default: every term not contained in another).
+        Terms to drop, one at a time: labels, or a one-sided formula as R's ``scope``
+        (``"~ x + f:g"``; ``*`` expands). Default: every term not contained in another.
     test : {"none", "Chisq"}
         ``"Chisq"`` adds the likelihood-ratio statistic and its chi-square p-value.
     k : float

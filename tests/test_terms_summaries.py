@@ -11,7 +11,7 @@ import pytest
 import mixedmodels as mm
 from mixedmodels.diagnostics import re_pca, scale_advice
 from mixedmodels.diagnostics.allfit import theta_names
-from mixedmodels.inference.r2 import R2Warning
+from mixedmodels.inference.r2 import R2Warning, intercept_variances
 from terms_fixtures import arr, fit, load, num
 
 #: Variance components from fits that agree with R's to the optimizer's tolerance
@@ -56,6 +56,48 @@ def test_r2_and_icc_match_performance(name):
             assert np.isnan(ours), key
         else:
             assert ours == pytest.approx(want, abs=R2_ATOL), key
+
+
+#: Models whose ICC by group is performance's (random intercepts only, or slopes whose
+#: variance insight also counts: its by-group values then carry its warning, not ours).
+BY_GROUP = sorted(k for k, ref in R2.items()
+                  if isinstance(ref.get("icc_by_group"), dict) and k not in DIFFERENT)
+
+
+@pytest.mark.parametrize("name", BY_GROUP)
+def test_icc_by_group_matches_performance(name):
+    ref = R2[name]
+    m = fit(ref["spec"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab = m.icc(by_group=True)
+    assert list(tab.columns) == ["ICC"] and tab.index.name == "group"
+    want = {g: num(v) for g, v in ref["icc_by_group"].items()}
+    assert sorted(tab.index) == sorted(want)
+    # an intercept variance is an extrapolation to x = 0 (Orthodont: age 0), as sensitive to
+    # the optimizer's tolerance as the variances: their relative tolerance applies
+    for g, v in want.items():
+        assert tab.loc[g, "ICC"] == pytest.approx(v, rel=VAR_RTOL, abs=R2_ATOL), g
+    for g, v in intercept_variances(m).items():
+        assert v == pytest.approx(num(ref["var_intercept"][g]), rel=VAR_RTOL), g
+
+
+def test_icc_by_group_sums_to_the_adjusted_icc_without_slopes():
+    """With random intercepts only, the factors' ICCs add up to the adjusted ICC (their
+    variances are the random variance); a slope model warns, as performance."""
+    m = fit(R2["pastes"]["spec"])
+    tab = m.icc(by_group=True)
+    assert tab["ICC"].sum() == pytest.approx(m.icc().adjusted, rel=1e-12)
+    with pytest.warns(R2Warning, match="random slopes"):
+        fit(R2["ss_slope"]["spec"]).icc(by_group=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nointercept = mm.lmer("Reaction ~ Days + (0 + Days | Subject)",
+                              mm.datasets.load("sleepstudy"))
+    with pytest.raises(mm.MixedModelsError, match="random intercepts"), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nointercept.icc(by_group=True)
 
 
 def test_every_term_counts_unlike_insight():

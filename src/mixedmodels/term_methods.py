@@ -67,18 +67,25 @@ class TermsMixin:
 
         return r2_nakagawa(self)
 
-    def icc(self):
+    def icc(self, by_group: bool = False):
         """Adjusted and unadjusted intraclass correlation, as ``performance::icc``
         (:mod:`mixedmodels.inference.r2`).
 
+        Parameters
+        ----------
+        by_group : bool
+            The ICC of each grouping factor instead (performance's ``by_group = TRUE``;
+            :func:`mixedmodels.inference.r2.icc_by_group`).
+
         Returns
         -------
-        ICCResult
-            ``adjusted``, ``unadjusted`` and the ``variances`` behind them.
+        ICCResult or pandas.DataFrame
+            ``adjusted``, ``unadjusted`` and the ``variances`` behind them; with
+            ``by_group=True`` a DataFrame indexed by ``group`` with a column ``ICC``.
         """
-        from .inference.r2 import icc
+        from .inference.r2 import icc, icc_by_group
 
-        return icc(self)
+        return icc_by_group(self) if by_group else icc(self)
 
     def re_pca(self, component: str = "cond"):
         """Principal components of the random-effects covariance per grouping factor

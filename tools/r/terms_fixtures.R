@@ -258,12 +258,18 @@ r2_out <- lapply(r2_models, function(spec) {
   ic <- suppressWarnings(icc(m))
   icc_adj <- if (is.data.frame(ic)) ic$ICC_adjusted else NA
   icc_unadj <- if (is.data.frame(ic)) ic$ICC_unadjusted else NA
+  # icc(by_group = TRUE): the ICC of each grouping factor (random intercepts)
+  ibg <- tryCatch(suppressWarnings(icc(m, by_group = TRUE)), error = function(e) NULL)
+  by_group <- if (is.data.frame(ibg)) as.list(setNames(ibg$ICC, ibg$Group)) else NA
+  vi <- v$var.intercept
+  var_intercept <- if (is.null(vi)) NA else as.list(vi)
   list(spec = spec,
        var_fixed = num(v$var.fixed), var_random = num(v$var.random),
        var_residual = num(v$var.residual), var_distribution = num(v$var.distribution),
        var_dispersion = num(v$var.dispersion),
        r2_conditional = num(r2$R2_conditional), r2_marginal = num(r2$R2_marginal),
        icc_adjusted = num(icc_adj), icc_unadjusted = num(icc_unadj),
+       icc_by_group = by_group, var_intercept = var_intercept,
        sigma = num(sigma(m)), loglik = num(logLik(m)))
 })
 write_fixture(r2_out, "r2_icc.json")

@@ -48,13 +48,14 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from .._errors import MixedModelsError, MixedModelsWarning
 from ..display.tables import Report, ReportDisplay
 from .terms import fixed_terms, has_intercept
 
-__all__ = ["ICCResult", "R2Result", "VarianceDecomposition", "icc", "r2_nakagawa",
-           "variance_decomposition"]
+__all__ = ["ICCResult", "R2Result", "VarianceDecomposition", "icc", "icc_by_group",
+           "intercept_variances", "r2_nakagawa", "variance_decomposition"]
 
 #: performance's ``tolerance``: theta (lme4) or variances (glmmTMB) below it are zero.
 SINGULAR_TOL = 1e-5
@@ -348,6 +349,58 @@ def r2_nakagawa(m) -> R2Result:
         return R2Result(float("nan"), v.fixed / (v.fixed + v.residual), v)
     total = v.fixed + v.random + v.residual
     return R2Result((v.fixed + v.random) / total, v.fixed / total, v)
+
+
+def intercept_variances(m) -> dict[str, float]:
+    """insight's ``var.intercept``: per grouping factor, the variance of its random
+    intercept (from the factor's first term that has one; observation-level factors
+    included), in the order of the model's terms (the conditional model of a glmmtmb
+    fit)."""
+    view = _cond(m)
+    out: dict[str, float] = {}
+    for t, vt in zip(view.design.terms, view.varcorr.terms, strict=True):
+        if t.group in out or "Intercept" not in t.names:
+            continue
+        j = list(t.names).index("Intercept")
+        out[t.group] = float(np.atleast_2d(np.asarray(vt.cov, float))[j, j])
+    return out
+
+
+def icc_by_group(m) -> pd.DataFrame:
+    r"""The intraclass correlation of each grouping factor (performance's
+    ``icc(by_group = TRUE)``):
+
+    .. math:: ICC_g = \frac{\sigma^2_{0g}}{\sigma^2_r + \sigma^2_\epsilon},
+
+    ``sigma_0g^2`` the variance of the factor's random intercept, ``sigma_r^2`` and
+    ``sigma_eps^2`` the random and residual variances of :func:`variance_decomposition`
+    (with the variance of every term in ``sigma_r^2``: see the module docstring). With
+    random slopes the ICC of a factor depends on the covariate, so the values are only
+    indicative (a warning, as performance's).
+
+    Parameters
+    ----------
+    m : fitted model
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``group``, one column ``ICC`` (NaN for a singular fit).
+    """
+    v = variance_decomposition(m)
+    view = _cond(m)
+    if any(nm != "Intercept" for t in view.design.terms for nm in t.names):
+        warnings.warn("the model has random slopes: ICCs by grouping factor are not "
+                      "accurate (performance's warning)", R2Warning, stacklevel=3)
+    groups = intercept_variances(m)
+    if not groups:
+        raise MixedModelsError("icc(by_group=True) needs random intercepts: no grouping "
+                               "factor of the model has one")
+    denom = v.random + v.residual
+    out = pd.DataFrame({"ICC": [g / denom for g in groups.values()]},
+                       index=pd.Index(list(groups), name="group"))
+    out.attrs["heading"] = ("ICC by Group",)
+    return out
 
 
 def icc(m) -> ICCResult:

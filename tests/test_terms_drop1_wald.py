@@ -32,7 +32,10 @@ GLMM_WALD_RTOL = 3e-2
 TMB_WALD_RTOL = 1e-3
 
 DROP1 = load("drop1")
+DROP1_F = load("drop1_f")
 WALD = load("anova_wald")
+#: lmerTest's columns of its drop1 (F tests).
+F_COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
 
 
 @pytest.mark.parametrize("name", sorted(set(DROP1) - {"ticks_nb"}))
@@ -57,6 +60,59 @@ def test_drop1_matches_r(name):
         # the p-value through the chi-square tail at R's statistic and ours
         assert got["Pr(Chi)"] == pytest.approx(stats.chi2.sf(got["LRT"], npar), rel=1e-12)
         assert stats.chi2.sf(row["LRT"], npar) == pytest.approx(p, rel=1e-8)
+
+
+@pytest.mark.parametrize("ddf", ["satterthwaite", "kenward-roger"])
+@pytest.mark.parametrize("name", sorted(DROP1_F))
+def test_drop1_f_tests_match_lmertest(name, ddf):
+    ref = DROP1_F[name]
+    want = ref["tables"][ddf]
+    if want == "NA":               # lmerTest: Kenward-Roger for REML fits only
+        assert not ref["spec"]["REML"]
+        return
+    m = fit(ref["spec"])
+    tab = m.drop1(test="F", ddf=ddf)
+    tab.index = [_r_term(t) for t in tab.index]
+    assert list(tab.index) == list(want) and list(tab.columns) == F_COLUMNS
+    assert tab.attrs["heading"][0].startswith("Single term deletions using")
+    for term, row in want.items():
+        assert tab.loc[term, "NumDF"] == row["NumDF"]
+        for col in ("Sum Sq", "DenDF", "F value"):
+            assert tab.loc[term, col] == pytest.approx(row[col], rel=LMM_WALD_RTOL), col
+        assert tab.loc[term, "Pr(>F)"] == pytest.approx(row["Pr(>F)"], rel=LMM_WALD_RTOL,
+                                                        abs=1e-12)
+
+
+def _r_term(label: str) -> str:
+    """A term label as R writes it (``I(Days^2)`` for our ``I(Days ** 2)``)."""
+    return label.replace(" ", "").replace("**", "^")
+
+
+def test_drop1_f_of_a_single_coefficient_is_the_squared_t():
+    """F = t^2 with the t test's df (coef_table's contrast code, not the anova table's)."""
+    spec = dict(DROP1_F["ss_quad_ml"]["spec"])
+    for reml, methods in ((False, ("satterthwaite",)),
+                          (True, ("satterthwaite", "kenward-roger"))):
+        m = fit({**spec, "REML": reml})
+        for ddf in methods:
+            tab = m.drop1(test="F", ddf=ddf)
+            coefs = m.coef_table(ddf)
+            coefs.index = [_r_term(c) for c in coefs.index]
+            for label in tab.index:
+                t = coefs.loc[_r_term(label)]
+                assert tab.loc[label, "F value"] == pytest.approx(t["t value"] ** 2,
+                                                                  rel=1e-8)
+                assert tab.loc[label, "DenDF"] == pytest.approx(t["df"], rel=1e-6)
+    with pytest.raises(mm.MixedModelsError, match="REML"):      # as lmerTest
+        m = fit(spec)
+        m.drop1(test="F", ddf="kenward-roger")
+    g = fit(DROP1["cbpp"]["spec"])                    # glmer: Kenward-Roger by default
+    assert g.drop1(test="F").loc["period", "F value"] == pytest.approx(
+        g.anova_table(ddf="kenward-roger").loc["period", "F value"], rel=1e-12)
+    with pytest.raises(ValueError, match="test='F' only"):
+        m.drop1(test="Chisq", ddf="satterthwaite")
+    with pytest.raises(mm.MixedModelsError, match="glmmtmb"):
+        fit(DROP1["sal_zip"]["spec"]).drop1(test="F")
 
 
 def test_drop1_of_glmer_nb_reestimates_the_shape():

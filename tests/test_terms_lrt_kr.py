@@ -12,6 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 import mixedmodels as mm
+from kr_oracle import dense_kenward_roger, dense_z
 from mixedmodels.inference.kenward_roger import _pairs, kr_state
 from mixedmodels.inference.kenward_roger_glmm import glmm_kenward_roger_state, working_weights
 from terms_fixtures import arr, load
@@ -157,22 +158,11 @@ def test_glmm_kr_reduces_to_pbkrtest_for_gaussian_identity(name):
         assert pval == pytest.approx(want["p_value"], rel=1e-6)
 
 
-def _dense_z(design) -> np.ndarray:
-    blocks = []
-    for t in design.terms:
-        Z = np.zeros((design.nobs, t.q))
-        rows = np.arange(design.nobs)
-        for j in range(t.p):
-            Z[rows, t.grouping.codes * t.p + j] = t.Z[:, j]
-        blocks.append(Z)
-    return np.hstack(blocks)
-
-
 def _dense_kr(m, estimate_scale):
     """pbkrtest's formulas with n x n matrices (module docstring of kenward_roger.py) for
     the working model Sigma = phi (W^-1 + Z Lambda Lambda' Z')."""
     d = m.design
-    X, Z = d.X, _dense_z(d)
+    X, Z = d.X, dense_z(d)
     w = working_weights(m)
     phi = float(m.phi)
     G, off = [], 0
@@ -188,16 +178,7 @@ def _dense_kr(m, estimate_scale):
     lam = sp.block_diag([sp.kron(sp.eye(t.nlevels), t.structure.lambda_(m.theta[sl]))
                          for t, sl in zip(d.terms, d.theta_slices(), strict=True)]).toarray()
     Sigma = phi * (np.diag(1.0 / w) + Z @ lam @ lam.T @ Z.T)
-    Si = np.linalg.inv(Sigma)
-    Phi = np.linalg.inv(X.T @ Si @ X)
-    P = [-X.T @ Si @ Gi @ Si @ X for Gi in G]
-    Q = [[X.T @ Si @ Gi @ Si @ Gj @ Si @ X for Gj in G] for Gi in G]
-    g = len(G)
-    info = np.array([[np.trace(Si @ G[i] @ Si @ G[j]) - 2 * np.trace(Phi @ Q[i][j])
-                      + np.trace(Phi @ P[i] @ Phi @ P[j]) for j in range(g)] for i in range(g)])
-    W = 2 * np.linalg.inv(info)
-    U = sum(W[i, j] * (Q[i][j] - P[i] @ Phi @ P[j]) for i in range(g) for j in range(g))
-    return Phi, Phi + 2 * Phi @ U @ Phi, P, W
+    return dense_kenward_roger(Sigma, X, G)
 
 
 def _ddf_scalar(Phi, P, W, L):

@@ -30,7 +30,8 @@ class TermsMixin:
                                    "conditional ('cond') component")
         return self
 
-    def drop1(self, scope=None, test: str = "none", k: float = 2.0) -> pd.DataFrame:
+    def drop1(self, scope=None, test: str = "none", k: float = 2.0, ddf=None
+              ) -> pd.DataFrame:
         """Refit without each fixed-effect term that marginality allows to drop (lme4's
         ``drop1``; :mod:`mixedmodels.inference.drop1`).
 
@@ -38,21 +39,25 @@ class TermsMixin:
         ----------
         scope : str or list of str, optional
             Terms to drop one at a time (default: every term no other term contains).
-        test : {"none", "Chisq"}
+        test : {"none", "Chisq", "F"}
             ``"Chisq"`` adds the likelihood-ratio statistic ``LRT`` and ``Pr(Chi)``.
+            ``"F"``: lmerTest's ``drop1`` (F tests of each term, no refits).
         k : float
             Penalty per parameter of the ``AIC`` column.
+        ddf : {None, "satterthwaite", "kenward-roger", "containment"}
+            Denominator df of ``test="F"`` (None: Satterthwaite's for ``lmer`` fits,
+            Kenward-Roger's on the working model for ``glmer`` fits).
 
         Returns
         -------
         pandas.DataFrame
             Index ``<none>`` then the terms; columns ``npar``, ``AIC`` (and ``LRT``,
             ``Pr(Chi)``). Maximum-likelihood fits throughout (REML fits are refitted by
-            ML, as lme4 does).
+            ML, as lme4 does). With ``test="F"``: a row per term, lmerTest's columns.
         """
         from .inference.drop1 import drop1
 
-        return drop1(self, scope=scope, test=test, k=k)
+        return drop1(self, scope=scope, test=test, k=k, ddf=ddf)
 
     def r2(self):
         """Nakagawa & Schielzeth's marginal and conditional R², as

@@ -20,20 +20,7 @@ suppressPackageStartupMessages({
 
 data_dir <- "src/mixedmodels/datasets/data"
 out_dir <- "tests/fixtures/terms"
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
-levels_json <- fromJSON(file.path(data_dir, "factor_levels.json"))
-
-load_data <- function(name) {
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), stringsAsFactors = FALSE)
-  lv <- levels_json[[name]]
-  for (col in names(lv)) d[[col]] <- factor(as.character(d[[col]]), levels = lv[[col]])
-  d
-}
-
-write_fixture <- function(x, file) {
-  write_json(x, file.path(out_dir, file), digits = NA, auto_unbox = TRUE, pretty = TRUE,
-             na = "string")
-}
+source("tools/r/fixture_io.R")   # load_data(), write_fixture()
 
 num <- function(x) { x <- unname(x); if (length(x) == 0 || is.null(x)) NA else as.numeric(x) }
 
@@ -112,6 +99,27 @@ drop1_out <- lapply(drop1_models, function(spec) {
   list(spec = spec, table = frame_rows(tab), columns = names(tab))
 })
 write_fixture(drop1_out, "drop1.json")
+
+# ---------------------------------------------------------------------------------------
+# lmerTest's drop1 (F tests of the droppable terms, Satterthwaite or Kenward-Roger df; no
+# refits). lmerTest is not attached (its lmer would replace lme4's above): the fits are
+# converted with as_lmerModLmerTest, whose S3 drop1 method the loaded namespace registers.
+drop1_f_models <- list(
+  ortho_int = list(fitter = "lmer", data = "Orthodont", REML = TRUE,
+                   formula = "distance ~ age * Sex + (age | Subject)"),
+  cake_add = list(fitter = "lmer", data = "cake", REML = TRUE,
+                  formula = "angle ~ recipe + temp + (1 | recipe:replicate)"),
+  ss_quad_ml = list(fitter = "lmer", data = "sleepstudy", REML = FALSE,
+                    formula = "Reaction ~ Days + I(Days^2) + (Days | Subject)")
+)
+drop1_f_out <- lapply(drop1_f_models, function(spec) {
+  m <- lmerTest::as_lmerModLmerTest(fit_model(spec))
+  tabs <- lapply(c(satterthwaite = "Satterthwaite", `kenward-roger` = "Kenward-Roger"),
+                 function(ddf) tryCatch(frame_rows(as.data.frame(drop1(m, ddf = ddf))),
+                                        error = function(e) NA))   # KR: REML fits only
+  list(spec = spec, tables = tabs)
+})
+write_fixture(drop1_f_out, "drop1_f.json")
 
 # ---------------------------------------------------------------------------------------
 # car::Anova(m, type = 2 | 3): Wald chi-square tests (glmmTMB's Anova.glmmTMB for glmmTMB,
@@ -277,19 +285,7 @@ write_fixture(r2_out, "r2_icc.json")
 # ---------------------------------------------------------------------------------------
 # lme4::rePCA: per grouping factor, the singular values of the block-diagonal relative
 # covariance factor and summary(prcomp)'s importance rows.
-pca_models <- list(
-  ss_slope = list(fitter = "lmer", data = "sleepstudy", REML = TRUE,
-                  formula = "Reaction ~ Days + (Days | Subject)"),
-  ss_uncorr = list(fitter = "lmer", data = "sleepstudy", REML = TRUE,
-                   formula = "Reaction ~ Days + (Days || Subject)"),
-  ortho = list(fitter = "lmer", data = "Orthodont", REML = TRUE,
-               formula = "distance ~ age * Sex + (age | Subject)"),
-  pen = list(fitter = "lmer", data = "Penicillin", REML = TRUE,
-             formula = "diameter ~ 1 + (1 | plate) + (1 | sample)"),
-  contra_slope = list(fitter = "glmer", data = "Contraception", family = "binomial",
-                      link = "logit",
-                      formula = "use ~ age + urban + livch + (urban | district)")
-)
+pca_models <- r2_models[c("ss_slope", "ss_uncorr", "ortho", "pen", "contra_slope")]
 pca_out <- lapply(pca_models, function(spec) {
   m <- fit_model(spec)
   p <- rePCA(m)

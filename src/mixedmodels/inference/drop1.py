@@ -30,7 +30,9 @@ from scipy import stats
 
 from .._errors import DataError, MixedModelsError
 from ..formula.update import rhs_terms
+from ..results.summary import DDF_TITLES
 from .anova import RefitNote
+from .fixed_tests import normalize_ddf
 from .simulate import refit_ml
 from .terms import FixedTerm, fixed_terms
 
@@ -38,7 +40,7 @@ __all__ = ["DROP1_COLUMNS", "drop1", "droppable_terms"]
 
 #: Columns of the table, lme4's names (``Pr(Chi)`` only with ``test="Chisq"``).
 DROP1_COLUMNS = ("npar", "AIC", "LRT", "Pr(Chi)")
-_TESTS = {"none": "none", "chisq": "Chisq", "lrt": "Chisq", "chi2": "Chisq"}
+_TESTS = {"none": "none", "chisq": "Chisq", "lrt": "Chisq", "chi2": "Chisq", "f": "F"}
 
 
 def cond_design(m):
@@ -100,7 +102,32 @@ def _scope(m, terms: list[FixedTerm], scope) -> list[str]:
     return out
 
 
-def drop1(m, scope=None, test: str = "none", k: float = 2.0) -> pd.DataFrame:
+def _f_tests(m, labels: list[str], ddf) -> pd.DataFrame:
+    """lmerTest's ``drop1``: the F test of each droppable term, no refits.
+
+    For a term that no other term contains, the type II hypothesis (the term after every
+    term not containing it) is the hypothesis "the term's coefficients are zero given all
+    other terms", so the rows are those of the type II table.
+    """
+    if _multi_component(m):
+        raise MixedModelsError(
+            "drop1(test='F') is for lmer and glmer fits (lmerTest's F tests; glmer: "
+            "Kenward-Roger on the working model); glmmtmb fits have likelihood-ratio "
+            "tests, drop1(test='Chisq'), and Wald tests, anova_table()")
+    glmm = getattr(m, "family", None) is not None
+    method = normalize_ddf(("kenward-roger" if glmm else "satterthwaite")
+                           if ddf is None else ddf, m)
+    if method is None:
+        raise ValueError("drop1(test='F') needs a df method: ddf='satterthwaite', "
+                         "'kenward-roger' or 'containment'")
+    out = m.anova_table(type=2, ddf=method, test="F").loc[labels].copy()
+    out.index.name = "term"
+    out.attrs["heading"] = (f"Single term deletions using {DDF_TITLES[method]}:",
+                            f"Model: {m.design.spec.formula}")
+    return out
+
+
+def drop1(m, scope=None, test: str = "none", k: float = 2.0, ddf=None) -> pd.DataFrame:
     """Refit without each droppable fixed-effect term (lme4's ``drop1``).
 
     Parameters
@@ -111,16 +138,24 @@ def drop1(m, scope=None, test: str = "none", k: float = 2.0) -> pd.DataFrame:
     scope : str or list of str, optional
         Terms to drop, one at a time: labels, or a one-sided formula as R's ``scope``
         (``"~ x + f:g"``; ``*`` expands). Default: every term not contained in another.
-    test : {"none", "Chisq"}
+    test : {"none", "Chisq", "F"}
         ``"Chisq"`` adds the likelihood-ratio statistic and its chi-square p-value.
+        ``"F"`` is lmerTest's ``drop1`` instead: no refits, an F test of each term (the
+        term's rows of the type II table, :meth:`anova_table`) with ``ddf``'s
+        denominator df.
     k : float
         Penalty per parameter in the AIC column (2: Akaike's; ``log(n)`` gives BIC).
+    ddf : {None, "satterthwaite", "kenward-roger", "containment"}
+        Denominator df of ``test="F"`` (None: Satterthwaite's for linear mixed models,
+        as lmerTest; Kenward-Roger's on the working model for GLMMs).
 
     Returns
     -------
     pandas.DataFrame
         Index ``<none>`` and the dropped terms; columns ``npar`` (parameters removed),
-        ``AIC`` and, with ``test="Chisq"``, ``LRT`` and ``Pr(Chi)``.
+        ``AIC`` and, with ``test="Chisq"``, ``LRT`` and ``Pr(Chi)``. With ``test="F"``
+        one row per term and lmerTest's columns ``Sum Sq``, ``Mean Sq``, ``NumDF``,
+        ``DenDF``, ``F value``, ``Pr(>F)``.
 
     Raises
     ------
@@ -130,9 +165,14 @@ def drop1(m, scope=None, test: str = "none", k: float = 2.0) -> pd.DataFrame:
     """
     key = _TESTS.get(str(test).lower())
     if key is None:
-        raise ValueError(f"test must be 'none' or 'Chisq', got {test!r}")
+        raise ValueError(f"test must be 'none', 'Chisq' or 'F', got {test!r}")
+    if ddf is not None and key != "F":
+        raise ValueError(f"ddf={ddf!r} applies to test='F' only (the likelihood-ratio "
+                         "tests of drop1 have no denominator df)")
     terms = fixed_terms(cond_design(m))
     labels = _scope(m, terms, scope)
+    if key == "F":
+        return _f_tests(m, labels, ddf)
     changes = _ml_changes(m)
     if changes:
         warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote, stacklevel=3)

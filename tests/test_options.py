@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import warnings
 
+import numpy as np
 import pytest
 
 import mixedmodels as mm
@@ -56,3 +57,22 @@ def test_bad_options():
     with pytest.raises(ValueError, match="coef_names"):
         mm.set_options(coef_names="R style")
     assert mm.get_options()["coef_names"] == "python"
+
+
+def test_r_names_keep_the_values(fits):
+    """Only the labels change: the covariances (looked up by the layout's own names) and the
+    tables built on them are the same numbers, also for a fit made under the option."""
+    for m in fits:
+        se, vcov = m.se.to_numpy(), m.vcov.to_numpy()
+        with mm.options(coef_names="r"):
+            np.testing.assert_array_equal(m.se.to_numpy(), se)
+            np.testing.assert_array_equal(m.vcov.to_numpy(), vcov)
+    sal = mm.datasets.load("Salamanders")
+    with warnings.catch_warnings(), mm.options(coef_names="r"):
+        warnings.simplefilter("ignore")
+        z = mm.glmmtmb("count ~ mined + (1 | site)", sal, family="poisson",
+                       ziformula="~ mined")
+        zi_se = z.coef_table("zi")["Std. Error"].to_numpy()
+        chisq = z.anova_table(component="zi")["Chisq"].to_numpy()
+    assert np.all(np.isfinite(zi_se)) and np.all(np.isfinite(chisq))
+    np.testing.assert_allclose(chisq, (z.fixef_zi.to_numpy()[1] / zi_se[1]) ** 2, rtol=1e-10)

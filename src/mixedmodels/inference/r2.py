@@ -232,7 +232,9 @@ def _null_mu(m) -> float:
                 # negative binomial shape held fixed; performance's null model is that one
                 null = null.recipe.fit_design(null.design, family=m.family,
                                               estimate_shape=False)
-    beta0 = float(_cond(null).fixef["Intercept"])
+    view = _cond(null)
+    # by position in the design, not by label (labels follow mm.options(coef_names=...))
+    beta0 = float(np.asarray(view.beta, float)[list(view.design.fixed.names).index("Intercept")])
     return float(np.exp(beta0))
 
 

@@ -140,7 +140,10 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         return pd.DataFrame(V, index=labels, columns=labels)
 
     def _vcov_block(self, component: str) -> np.ndarray:
-        names = self._names(component)
+        # vcov_full is labelled by the layout (formulaic's names), whatever the
+        # coef_names option makes of the labels shown
+        comps = self.design.components
+        names = list(comps[component].fixed.names) if component in comps else []
         if component == "cond" and self.reml:
             return self._reml_vcov()
         labels = [f"{component}~{n}" for n in names]

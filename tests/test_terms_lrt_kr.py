@@ -106,6 +106,21 @@ def test_rlrt_on_ml_fits_points_to_exact_lrt():
         mm.rlrt(m1, mm.lm("Reaction ~ 1", sleep), nsim=50)
 
 
+def test_rlrt_of_a_single_term_defaults_to_the_linear_model():
+    """RLRsim's exactRLRT(m): without m_reduced the null is the linear model with m's fixed
+    effects (and prior weights)."""
+    sleep = mm.datasets.load("sleepstudy").assign(w=lambda d: 1 + d["Days"] / 10)
+    m = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="w")
+    alone = mm.rlrt(m, nsim=500, seed=3)
+    given = mm.rlrt(m, mm.lm("Reaction ~ Days", sleep, weights="w"), nsim=500, seed=3)
+    assert alone.statistic == pytest.approx(given.statistic, rel=1e-12)
+    assert alone.p_value == given.p_value and alone.term == given.term
+    np.testing.assert_array_equal(alone.null_sample, given.null_sample)
+    two = mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep)
+    with pytest.raises(mm.MixedModelsError, match="only random-effects term"):
+        mm.rlrt(two)
+
+
 @pytest.mark.slow
 def test_exact_lrt_null_distribution_by_brute_force():
     """The simulated distribution against LRTs of ML refits to responses drawn under the

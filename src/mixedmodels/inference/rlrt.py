@@ -25,6 +25,7 @@ exact when the tested effect is the only one, a good approximation otherwise
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ import numpy as np
 from .._errors import MixedModelsError
 from ..display.tables import Report, ReportDisplay, Table
 from .anova import RefitNote
-from .lm import LinearModelResult
+from .lm import LinearModelResult, fit_lm
 from .nesting import check_comparable, fixed_effects_differ
 from .simulate import refit_reml
 
@@ -237,7 +238,20 @@ def _restricted_loglik(m) -> float:
     return m.restricted_loglik if isinstance(m, LinearModelResult) else m.loglik
 
 
-def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
+def _linear_null(m):
+    """RLRsim's ``exactRLRT(m)`` with ``m`` alone: its null is the linear model with the
+    same fixed effects (the design without its one random-effects term)."""
+    terms = getattr(getattr(m, "design", None), "terms", None)
+    if terms is None or len(terms) != 1:
+        found = "none" if not terms else ", ".join(_label(t) for t in terms)
+        raise MixedModelsError(
+            "rlrt(m) without m_reduced tests the only random-effects term of m against "
+            f"the linear model (RLRsim's exactRLRT(m)); m has {found}. Give the model "
+            "without the tested term as m_reduced")
+    return fit_lm(dataclasses.replace(m.design, terms=()))
+
+
+def rlrt(m_full, m_reduced=None, nsim: int = 10000, seed=None) -> RLRTResult:
     """Exact RLRT that the variance of the one term ``m_full`` adds is zero (RLRsim).
 
     Parameters
@@ -246,7 +260,8 @@ def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
         The same fixed effects; ``m_full`` has one more scalar random-effects term.
         ML fits are refitted by REML (with a note). With ``m_reduced`` a linear model
         (:func:`~mixedmodels.lm`) the test is RLRsim's test of a model with one random
-        effect, whose null distribution is exact.
+        effect, whose null distribution is exact; ``m_reduced=None`` is that linear model
+        for an ``m_full`` with a single random-effects term (RLRsim's ``exactRLRT(m)``).
     nsim : int
         Draws from the null distribution.
     seed : int, optional
@@ -256,8 +271,10 @@ def rlrt(m_full, m_reduced, nsim: int = 10000, seed=None) -> RLRTResult:
     RLRTResult
         ``statistic``, ``p_value``, ``term``.
     """
-    for m, label in ((m_full, "m_full"), (m_reduced, "m_reduced")):
-        _require_linear(m, label)
+    _require_linear(m_full, "m_full")
+    if m_reduced is None:
+        m_reduced = _linear_null(m_full)
+    _require_linear(m_reduced, "m_reduced")
     check_comparable([m_full, m_reduced], ["m_full", "m_reduced"])
     if fixed_effects_differ(m_full, m_reduced):
         raise MixedModelsError(

@@ -166,6 +166,12 @@ def test_drop1_refits_reml_fits_by_ml_and_checks_scope():
     assert list(ml.drop1(scope="~ age * Sex").index) == ["<none>", "age", "Sex", "age:Sex"]
     with pytest.raises(mm.MixedModelsError, match="no term"):
         ml.drop1(scope="~ 1")
+    with pytest.raises(TypeError, match="scope must be"):
+        ml.drop1(scope=5)
+    with pytest.raises(ValueError, match="finite number"):
+        ml.drop1(k="2")
+    bic = ml.drop1(k=np.log(ml.nobs))                       # R's k = log(n): BIC
+    assert bic.loc["<none>", "AIC"] == pytest.approx(ml.bic, rel=1e-12)
 
 
 def test_drop1_respects_marginality():

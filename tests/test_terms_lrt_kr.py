@@ -119,6 +119,12 @@ def test_rlrt_of_a_single_term_defaults_to_the_linear_model():
     two = mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep)
     with pytest.raises(mm.MixedModelsError, match="only random-effects term"):
         mm.rlrt(two)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="nsim must be"):
+            mm.rlrt(m, nsim=bad)
+    with pytest.raises(ValueError, match="nsim must be"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mm.exact_lrt(m, mm.lm("Reaction ~ 1", sleep, weights="w"), nsim=0)
 
 
 @pytest.mark.slow

@@ -247,6 +247,7 @@ def test_allfit_glmer_and_errors():
                  family="binomial")
     res = mm.allfit(g, optimizers=["bobyqa", "nelder_mead"])
     assert list(res.table.index) == ["bobyqa", "nelder_mead"]
+    assert list(mm.allfit(g, optimizers="cobyqa").table.index) == ["cobyqa"]  # one name
     assert res.spread["objective"] < 1e-4
     assert "sigma" not in res.table.columns             # binomial: no scale estimated
     with pytest.raises(ValueError, match="unknown optimizer"):

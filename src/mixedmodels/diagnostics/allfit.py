@@ -160,7 +160,7 @@ def allfit(m, optimizers=None) -> AllFitResult:
     ----------
     m : fitted model
         An ``lmer``, ``glmer`` or ``glmer_nb`` fit made by a front door.
-    optimizers : sequence of str, optional
+    optimizers : str or sequence of str, optional
         Optimizer names (default: every one the front door accepts, ``"auto"`` left out:
         it is one of the others).
 
@@ -170,6 +170,8 @@ def allfit(m, optimizers=None) -> AllFitResult:
         ``.table``, ``.spread``, ``.fits``, ``.best()``.
     """
     accepted = _accepted(m)
+    if isinstance(optimizers, str):
+        optimizers = [optimizers]
     names = [o for o in accepted if o != "auto"] if optimizers is None else list(optimizers)
     unknown = [o for o in names if o not in accepted]
     if unknown:

@@ -82,11 +82,15 @@ def _scope(m, terms: list[FixedTerm], scope) -> list[str]:
     allowed = [t.label for t in droppable_terms(terms)]
     if scope is None:
         return allowed
+    if not isinstance(scope, str) and not (isinstance(scope, list | tuple | pd.Index)
+                                           and all(isinstance(x, str) for x in scope)):
+        raise TypeError(f"drop1 scope must be a term label, a list of labels or a formula "
+                        f"such as '~ x + f', got {scope!r}")
     if isinstance(scope, str):
         # a one-sided formula, as R's scope ("~ a + b:c"), or a single term label
         scope = rhs_terms(scope) if "~" in scope or "+" in scope else [scope]
     else:
-        scope = [str(s) for s in scope]
+        scope = list(scope)
     if not scope:
         raise MixedModelsError("drop1 scope names no term: give term labels or a formula "
                                "such as '~ x + f'")
@@ -166,6 +170,10 @@ def drop1(m, scope=None, test: str = "none", k: float = 2.0, ddf=None) -> pd.Dat
     key = _TESTS.get(str(test).lower())
     if key is None:
         raise ValueError(f"test must be 'none', 'Chisq' or 'F', got {test!r}")
+    if isinstance(k, bool) or not isinstance(k, int | float | np.integer | np.floating) \
+            or not np.isfinite(k):
+        raise ValueError(f"k (the AIC penalty per parameter) must be a finite number, got "
+                         f"{k!r}")
     if ddf is not None and key != "F":
         raise ValueError(f"ddf={ddf!r} applies to test='F' only (the likelihood-ratio "
                          "tests of drop1 have no denominator df)")

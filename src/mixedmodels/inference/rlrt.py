@@ -180,6 +180,9 @@ def lr_null_sample(mu: np.ndarray, n: int, p: int, nsim: int, rng: np.random.Gen
     -------
     ndarray (nsim,)
     """
+    if isinstance(nsim, bool) or not isinstance(nsim, int | np.integer) or nsim < 1:
+        raise ValueError(f"nsim must be a positive whole number of draws from the null "
+                         f"distribution, got {nsim!r}")
     K = mu.size
     reml = xi is None
     xi = mu if reml else xi

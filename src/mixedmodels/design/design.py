@@ -19,7 +19,15 @@ from .random import RandomEffectsTerm, build_random_term
 from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
 from .variables import expression_variables
 
-__all__ = ["Design", "check_lmm_identifiable", "materialize", "model_columns"]
+__all__ = [
+    "Design",
+    "check_lmm_identifiable",
+    "check_lmm_sizes",
+    "constant_response_message",
+    "materialize",
+    "model_columns",
+    "nonfinite_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -275,8 +283,11 @@ def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response, contrasts) ->
     return _Parts(np.asarray(y, dtype=float), extra, fixed, off, terms)
 
 
-def _nonfinite(spec: MixedModelSpec, parts: _Parts) -> tuple[np.ndarray, dict[str, int]]:
-    """Rows where a transformation produced a missing or infinite value, by expression."""
+def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, int]]:
+    """Rows where a transformation produced a missing or infinite value, by expression.
+
+    ``parts`` has ``y``, ``fixed`` (``X``, ``names``), ``formula_offset`` and ``terms``
+    (``Z`` and ``term.source`` each). Returns the mask and the count per expression."""
     checks = [(spec.response, ~np.isfinite(parts.y))]
     X = parts.fixed.X
     if X.shape[1]:
@@ -385,7 +396,7 @@ def materialize(
         rows, w = rows[~zero], w[~zero]
 
     parts = _evaluate(spec, frame, response, contrasts)
-    bad, reasons = _nonfinite(spec, parts)
+    bad, reasons = nonfinite_rows(spec, parts)
     if bad.any():
         frame, dropped = drop_more_rows(
             dropped, frame, bad, reasons,
@@ -394,7 +405,7 @@ def materialize(
         w = None if w is None else w[~bad]
         # re-evaluate on the rows kept: stateful transforms (scale) must not see the others
         parts = _evaluate(spec, frame, response, contrasts)
-        still, reasons = _nonfinite(spec, parts)
+        still, reasons = nonfinite_rows(spec, parts)
         if still.any():
             raise DataError(
                 "transformations give missing or infinite values on the rows kept: "
@@ -468,8 +479,35 @@ def check_lmm_identifiable(design: Design) -> None:
     and two of ours, where lme4 would return NaN or a degenerate fit: the response must vary
     (after subtracting the offset), and sums of squares must not overflow.
     """
-    n = design.nobs
-    for t in design.terms:
+    check_lmm_sizes(design.terms, design.nobs, design.p)
+    _check_magnitudes(design)
+    shifted = design.y - design.offset
+    if np.ptp(shifted) == 0.0:
+        raise DataError(constant_response_message(design.spec.response, shifted[0],
+                                                  bool(np.any(design.offset))))
+
+
+def constant_response_message(response: str, value: float, offset: bool) -> str:
+    """The error text for a response without variation."""
+    return (f"the response {response!r} is constant"
+            f"{' after subtracting the offset' if offset else ''} (every value "
+            f"is {value:g}): with no variation the residual variance is zero and the "
+            "likelihood has no maximum")
+
+
+def check_lmm_sizes(terms, n: int, p: int) -> None:
+    """lme4's size checks of :func:`check_lmm_identifiable`, from sizes alone.
+
+    Parameters
+    ----------
+    terms : sequence of RandomEffectsTerm
+        Only ``group``, ``nlevels``, ``q``, ``p``, ``names`` and ``term.source`` are read.
+    n : int
+        Observations used.
+    p : int
+        Fixed effects.
+    """
+    for t in terms:
         if t.nlevels < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
@@ -490,14 +528,5 @@ def check_lmm_identifiable(design: Design) -> None:
                 "unidentifiable (number of observations must exceed the number of random "
                 "effects)"
             )
-    if design.p >= n:
-        raise DataError(f"{design.p} fixed effects for {n} observations: too few observations")
-    _check_magnitudes(design)
-    shifted = design.y - design.offset
-    if np.ptp(shifted) == 0.0:
-        raise DataError(
-            f"the response {design.spec.response!r} is constant"
-            f"{' after subtracting the offset' if np.any(design.offset) else ''} (every value "
-            f"is {shifted[0]:g}): with no variation the residual variance is zero and the "
-            "likelihood has no maximum"
-        )
+    if p >= n:
+        raise DataError(f"{p} fixed effects for {n} observations: too few observations")

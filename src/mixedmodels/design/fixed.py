@@ -34,6 +34,8 @@ __all__ = [
     "build_fixed",
     "check_new_levels",
     "drop_aliased_columns",
+    "keep_columns",
+    "keep_from_triangular",
     "new_model_matrix",
     "raise_on_unseen_levels",
     "unique_names",
@@ -190,8 +192,7 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     norms = np.linalg.norm(X, axis=0)
     keep = norms > 0
     if n >= p:
-        r = np.linalg.qr(X, mode="r")
-        diag = np.abs(np.diag(r))
+        return keep_from_triangular(np.linalg.qr(X, mode="r"), tol)
     else:
         # more columns than rows: fall back to sequential projection
         diag = np.zeros(p)
@@ -205,8 +206,17 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     return keep
 
 
+def keep_from_triangular(R: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
+    """The rank rule of :func:`drop_aliased_columns` read off the triangular factor ``R``
+    of ``X`` (p x p; ``X = QR``): the column norms of ``X`` are those of ``R``, so the rule
+    needs only ``R``, which a chunked backend reduces without holding ``X``."""
+    norms = np.linalg.norm(R, axis=0)
+    diag = np.abs(np.diag(R))
+    return (norms > 0) & (diag > tol * np.where(norms > 0, norms, 1.0))
+
+
 def build_fixed(formula: str, frame: pd.DataFrame,
-                contrasts: dict | None = None) -> FixedEffects:
+                contrasts: dict | None = None, check_rank: bool = True) -> FixedEffects:
     """Evaluate the fixed-effects right-hand side on the (complete-case) model frame.
 
     Parameters
@@ -217,12 +227,16 @@ def build_fixed(formula: str, frame: pd.DataFrame,
         The model frame.
     contrasts : dict, optional
         Column name -> formulaic ``Contrasts`` (see :mod:`.contrasts`).
+    check_rank : bool
+        Drop aliased columns (default). False keeps every column and skips the checks on
+        the rows of ``frame``: for a template frame standing for data held elsewhere,
+        whose rank is checked on the reduced cross-products instead.
     """
     simple = simple_matrix(formula, frame)
     if simple is not None:
         X, names = simple
         r_names = simple_r_names(names, simple_has_intercept(formula))
-        return _checked(X, names, r_names, None, formula)
+        return _checked(X, names, r_names, None, formula, check_rank)
     try:
         with warnings.catch_warnings():
             # log(0), sqrt(-1): materialize() drops and reports those rows
@@ -240,9 +254,10 @@ def build_fixed(formula: str, frame: pd.DataFrame,
             f"the fixed-effects model matrix for {formula!r} has {X.shape[0]} rows for "
             f"{len(frame)} rows of data; a term must give one value per row"
         )
-    _warn_single_levels(mm.model_spec)
+    if check_rank:
+        _warn_single_levels(mm.model_spec)
     r_names = r_coefficient_names(mm.model_spec, list(names))
-    return _checked(X, names, r_names, mm.model_spec, formula)
+    return _checked(X, names, r_names, mm.model_spec, formula, check_rank)
 
 
 def _warn_single_levels(model_spec) -> None:
@@ -278,27 +293,43 @@ def unique_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _checked(X: np.ndarray, names: tuple[str, ...], r_names: tuple[str, ...], model_spec,
-             formula: str) -> FixedEffects:
+             formula: str, check_rank: bool = True) -> FixedEffects:
     """Make names unique, drop aliased columns (with lme4's message) and wrap up."""
     names = unique_names(names)
-    if not np.isfinite(X).all():
+    if not check_rank or not np.isfinite(X).all():
         # materialize() drops the rows with missing/infinite values and evaluates again;
         # the rank check is only meaningful on the rows that are fitted
         return FixedEffects(X, names, (), model_spec, formula, r_names)
-    keep = drop_aliased_columns(X)
+    fixed = FixedEffects(np.ascontiguousarray(X), names, (), model_spec, formula, r_names)
+    return keep_columns(fixed, drop_aliased_columns(X), stacklevel=4)
+
+
+def keep_columns(fixed: FixedEffects, keep: np.ndarray, stacklevel: int = 2) -> FixedEffects:
+    """``fixed`` without the aliased columns (``keep`` False), with lme4's warning.
+
+    Parameters
+    ----------
+    fixed : FixedEffects
+        With every column of the model matrix (``columns`` None).
+    keep : ndarray of bool (p,)
+
+    Returns
+    -------
+    FixedEffects
+        The same object when every column is kept.
+    """
+    names = fixed.names
     dropped = tuple(n for n, k in zip(names, keep, strict=True) if not k)
-    columns = None
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
-            f"column{'s' if len(dropped) > 1 else ''} / coefficient"
-            f"{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=4,
-        )
-        X = X[:, keep]
-        columns = tuple(int(j) for j in np.flatnonzero(keep))
-        names = tuple(names[j] for j in columns)
-        r_names = tuple(r_names[j] for j in columns)
-    return FixedEffects(np.ascontiguousarray(X), names, dropped, model_spec, formula,
-                        r_names, columns)
+    if not dropped:
+        return fixed
+    warnings.warn(
+        f"fixed-effect model matrix is rank deficient so dropping {len(dropped)} "
+        f"column{'s' if len(dropped) > 1 else ''} / coefficient"
+        f"{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
+        RankDeficiencyWarning,
+        stacklevel=stacklevel + 1,
+    )
+    columns = tuple(int(j) for j in np.flatnonzero(keep))
+    return FixedEffects(np.ascontiguousarray(fixed.X[:, keep]), tuple(names[j] for j in columns),
+                        dropped, fixed.model_spec, fixed.formula,
+                        tuple(fixed.r_names[j] for j in columns), columns)

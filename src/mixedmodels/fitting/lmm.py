@@ -14,6 +14,7 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning, SingularFitWarning
 from .._messages import emit_warning
+from ..backends.dask import is_dask_input
 from ..design import Design, check_lmm_identifiable, materialize
 from ..diagnostics import (
     CONV_GRAD_TOL,
@@ -39,7 +40,7 @@ from .common import (
 )
 from .trace import check_verbose, log_stage, traced, verbose_output
 
-__all__ = ["LMM_OPTIMIZERS", "fit_lmm", "lmer"]
+__all__ = ["LMM_OPTIMIZERS", "fit_lmm", "lmer", "optimize_lmm"]
 
 #: Every ``optimizer=`` value :func:`lmer` and :func:`fit_lmm` accept.
 LMM_OPTIMIZERS = ("auto", "gradient", *OPTIMIZERS)
@@ -110,6 +111,32 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
             raise ValueError("optimizer='gradient' needs every random-effects term to be "
                              "scalar, e.g. (1 | g) or (0 + x | g); use 'bobyqa' otherwise")
         obj = LMMObjective(design, reml=REML, method="blocked")
+    sol, opt, conv = optimize_lmm(obj, optimizer, optimizer_settings, start, check_conv)
+    return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
+
+
+def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
+                 optimizer_settings: dict | None = None, start=None,
+                 check_conv: bool = True):
+    """Minimize an LMM objective over theta: lmer's optimization, for any objective.
+
+    The objective may come from a :class:`Design` or from cross-products summed
+    elsewhere (:meth:`LMMObjective.from_cross_products`); only ``obj.design``'s terms are
+    read (for the singular-fit message).
+
+    Parameters
+    ----------
+    obj : LMMObjective
+    optimizer, optimizer_settings, start, check_conv
+        As for :func:`lmer` (``"gradient"`` needs ``obj.has_gradient``).
+
+    Returns
+    -------
+    solution : LMMSolution
+    opt : OptSummary
+    convergence : ConvergenceReport or None
+    """
+    design = obj.design
     lower = obj.lower
     x0 = obj.theta0 if start is None else np.asarray(start, dtype=float)
     if x0.shape != lower.shape:
@@ -130,7 +157,7 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     else:
         opt = minimize(traced(obj, "lmer"), x0, lower, optimizer=optimizer,
                        settings=optimizer_settings)
-    log_stage("lmer", "REML" if REML else "ML", opt.optimizer, opt.n_evals,
+    log_stage("lmer", "REML" if obj.reml else "ML", opt.optimizer, opt.n_evals,
               time.perf_counter() - t0, opt.fval)
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     conv = None
@@ -154,8 +181,7 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
                     t.group not in groups:
                 groups.append(t.group)
         emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
-    sol = obj.solve(theta)
-    return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
+    return obj.solve(theta), opt, conv
 
 
 #: Where a saddle's bound-stationary parameters restart, away from their bound (theta is a
@@ -234,6 +260,7 @@ def lmer(
     verbose: int = 0,
     reml: bool | None = None,
     contrasts: dict | None = None,
+    scheduler=None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
 
@@ -277,10 +304,17 @@ def lmer(
         ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
         ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
         coding matrix). Ordered categoricals default to ``"poly"``, as in R.
+    scheduler : None, str or distributed.Client
+        For Dask input only (``data`` a ``dask.dataframe.DataFrame`` or a parquet path or
+        glob, with ``pip install "mixedmodels[dask]"``): where the per-partition
+        reductions run -- None for Dask's default (the active ``distributed.Client``, if
+        any), a scheduler address, or a client. See docs/scale.md.
 
     Returns
     -------
     LinearMixedModelResult
+        On Dask input a :class:`~mixedmodels.backends.dask.result.DaskLinearMixedModelResult`
+        whose ``fitted``, ``residuals`` and ``predict`` are lazy Dask series.
 
     Examples
     --------
@@ -296,6 +330,20 @@ def lmer(
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
                "contrasts": contrasts}
+    if is_dask_input(data):
+        with verbose_output(verbose), collect_warnings() as caught:
+            from ..backends.dask.lmm import fit_lmer_dask
+
+            result = fit_lmer_dask(formula, data, REML=REML, weights=weights, offset=offset,
+                                   optimizer=optimizer, optimizer_settings=optimizer_settings,
+                                   start=start, check_conv=options["check_conv"],
+                                   contrasts=contrasts, scheduler=scheduler)
+        recipe = FitRecipe.make(lmer, formula, data, {**options, "scheduler": scheduler},
+                                None, {})
+        return replace(result, messages=package_messages(caught), recipe=recipe)
+    if scheduler is not None:
+        raise ValueError("scheduler= applies to Dask input only (a dask.dataframe or a "
+                         "parquet path); data is in memory")
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
         design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)

@@ -2,13 +2,14 @@
 
 from .basis import FixedBasis
 from .blocked import BlockedFactor, BlockedSystem
-from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem
-from .layout import CrossProductPattern, CrossProducts, TermBlock
+from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem, dense_cross_product
+from .layout import BlockLayout, CrossProductPattern, CrossProducts, TermBlock, add_cross_products
 from .sparse import SPARSE_MIN_REST, SparseFactor, SparseSystem
 
 __all__ = [
     "DENSE_MAX_SIZE",
     "SPARSE_MIN_REST",
+    "BlockLayout",
     "BlockedFactor",
     "BlockedSystem",
     "CrossProductPattern",
@@ -19,4 +20,6 @@ __all__ = [
     "SparseFactor",
     "SparseSystem",
     "TermBlock",
+    "add_cross_products",
+    "dense_cross_product",
 ]

@@ -82,13 +82,44 @@ class FixedBasis:
         if p <= 8:
             for i in range(1, p):          # below the diagonal: Householder vectors
                 R[i, :i] = 0.0
+        return cls._from_r(R, X, info)
+
+    @classmethod
+    def from_triangular(cls, R: np.ndarray) -> FixedBasis:
+        """Basis from the triangular factor ``R`` of ``W^{1/2} X`` computed elsewhere.
+
+        For rows that are never in memory together: the ``R`` of a tall matrix is the
+        ``R`` of the stacked ``R``'s of its row chunks (a tall-skinny QR), so chunks can
+        be reduced one by one. The basis then holds no rows (``X`` has shape (0, p));
+        :meth:`transform` maps each chunk's ``X`` to ``X~``.
+
+        Parameters
+        ----------
+        R : ndarray (p, p)
+            Upper triangular (any signs on the diagonal).
+
+        Returns
+        -------
+        FixedBasis
+        """
+        R = np.triu(np.asarray(R, dtype=float))
+        if R.shape[0] == 0:
+            return cls(np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), 0.0)
+        return cls._from_r(R, np.zeros((0, R.shape[0])), 0)
+
+    @classmethod
+    def _from_r(cls, R: np.ndarray, X: np.ndarray, info: int) -> FixedBasis:
+        """The basis of the triangular factor ``R`` (checks, signs, ``X~``)."""
         d = R.diagonal().tolist()          # p numbers: Python floats beat array calls
         ad = [abs(v) for v in d]
         if info != 0 or not min(ad) > MIN_RELATIVE_PIVOT * max(ad):   # NaN fails too
             return cls._identity(X)
         if min(d) < 0:
             R *= np.sign(d)[:, None]       # positive diagonal: R_X = R~_X R is Cholesky's
-        Xt, info_t = lapack.dtrtrs(R, X.T, lower=0, trans=1)       # R^{-T} X'
+        if X.shape[0]:
+            Xt, info_t = lapack.dtrtrs(R, X.T, lower=0, trans=1)   # R^{-T} X'
+        else:
+            Xt, info_t = X.T, 0                                    # no rows held here
         R_inv, info_i = lapack.dtrtri(R, lower=0)
         if info_t != 0 or info_i != 0:
             return cls._identity(X)
@@ -105,6 +136,21 @@ class FixedBasis:
     @property
     def p(self) -> int:
         return self.R.shape[0]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """``X R^{-1}`` for rows of the user's ``X`` (a chunk of the rows of the fit).
+
+        Parameters
+        ----------
+        X : ndarray (n, p)
+
+        Returns
+        -------
+        ndarray (n, p)
+        """
+        if not self.p:
+            return np.asarray(X, dtype=float)
+        return np.asarray(X, dtype=float) @ self.R_inv
 
     def residualize(self, y: np.ndarray, weights: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:

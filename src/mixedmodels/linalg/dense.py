@@ -22,7 +22,7 @@ import numpy as np
 from .lapack import chol_inplace, solve_lower, solve_lower_t
 from .layout import lambda_layout, theta_slices
 
-__all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem"]
+__all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product"]
 
 #: Largest q + p + 1 for which the dense path is used (two (q+m)^3 products per evaluation
 #: stay cheaper than the blocked algorithm's overhead up to about this size).
@@ -48,6 +48,34 @@ class DenseFactor:
 
     def pwrss(self) -> float:
         return float(self.L[-1, -1] ** 2)
+
+
+def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    """``[Z X y]' W [Z X y]`` with a dense ``Z`` built from the terms' codes and values.
+
+    Parameters
+    ----------
+    blocks : sequence of TermBlock
+        The terms on the rows of ``XY`` (codes index the terms' full level sets).
+    XY : ndarray (n, m)
+    w : ndarray (n,) or None
+
+    Returns
+    -------
+    ndarray (q + m, q + m)
+    """
+    n = XY.shape[0]
+    q = int(sum(b.q for b in blocks))
+    ZXY = np.zeros((n, q + XY.shape[1]))
+    off = 0
+    rows = np.arange(n)
+    for b in blocks:
+        for a in range(b.p):
+            ZXY[rows, off + b.codes * b.p + a] = b.Z[:, a]
+        off += b.q
+    ZXY[:, q:] = XY
+    wZXY = ZXY if w is None else ZXY * w[:, None]
+    return ZXY.T @ wZXY
 
 
 class DenseSystem:
@@ -81,17 +109,12 @@ class DenseSystem:
     def set_data(self, XY: np.ndarray, w: np.ndarray | None) -> None:
         """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
         one BLAS product, no sparse bookkeeping."""
-        n, q = XY.shape[0], self.q
-        ZXY = np.zeros((n, q + XY.shape[1]))
-        off = 0
-        rows = np.arange(n)
-        for b in self.blocks:
-            for a in range(b.p):
-                ZXY[rows, off + b.codes * b.p + a] = b.Z[:, a]
-            off += b.q
-        ZXY[:, q:] = XY
-        wZXY = ZXY if w is None else ZXY * w[:, None]
-        self._install(ZXY.T @ wZXY, XY.shape[1])
+        self.set_cross_product(dense_cross_product(self.blocks, XY, w), XY.shape[1])
+
+    def set_cross_product(self, full: np.ndarray, m: int) -> None:
+        """Install ``[Z X y]' W [Z X y]`` ((q + m) x (q + m), ``m`` columns of ``[X y]``),
+        for instance summed over chunks of rows by :func:`dense_cross_product`."""
+        self._install(np.asarray(full, dtype=float), m)
 
     def _install(self, full: np.ndarray, m: int) -> None:
         q = self.q

@@ -18,7 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["CrossProductPattern", "CrossProducts", "TermBlock", "lambda_layout", "theta_slices"]
+__all__ = [
+    "BlockLayout",
+    "CrossProductPattern",
+    "CrossProducts",
+    "TermBlock",
+    "add_cross_products",
+    "lambda_layout",
+    "theta_slices",
+]
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,57 @@ class CrossProducts:
     AXX: np.ndarray
 
 
-class CrossProductPattern:
+def add_cross_products(a: CrossProducts, b: CrossProducts) -> CrossProducts:
+    """Sum of the cross-products of two disjoint sets of rows (same blocks and sizes).
+
+    ``[Z X y]' W [Z X y]`` is a sum over rows, so the blocks of a data set split into
+    chunks are the sums of the chunks' blocks: this is the reduction step of a chunked or
+    distributed data backend. Sparse blocks come back in canonical CSR form (sorted
+    indices, no duplicates), the form :class:`CrossProductPattern` produces.
+    """
+    def plus(x, y):
+        if x is None:
+            return None
+        if sp.issparse(x):
+            out = (x + y).tocsr()
+            out.sum_duplicates()
+            out.sort_indices()
+            return out
+        return x + y
+
+    return CrossProducts(*(plus(getattr(a, f), getattr(b, f))
+                           for f in ("A11", "A21", "A22", "A1X", "ArX", "AXX")))
+
+
+class BlockLayout:
+    """Sizes of the random-effects blocks: what a factorization needs to know of the terms.
+
+    The first term is block 1 (block-diagonal in ``Z'WZ``), the others form the rest
+    block. Built from the terms' sizes alone (``TermBlock`` with any number of rows,
+    zero included), so a system can be set up from cross-products summed over chunks of
+    rows that never sit in memory together.
+
+    Parameters
+    ----------
+    blocks : sequence of TermBlock
+        Terms in model order.
+    dense_rest : bool
+        ``A22`` is dense (default) or sparse.
+    """
+
+    def __init__(self, blocks, dense_rest: bool = True):
+        self.blocks = tuple(blocks)
+        self.dense_rest = bool(dense_rest)
+        b1 = self.blocks[0]
+        self.p1, self.l1 = b1.p, b1.nlevels
+        self.q1 = b1.q
+        rest = self.blocks[1:]
+        self.has_rest = bool(rest)
+        self.rest_q = [b.q for b in rest]
+        self.q_r = int(sum(self.rest_q))
+
+
+class CrossProductPattern(BlockLayout):
     """Precomputed indices that turn (weights, [X y]) into :class:`CrossProducts`.
 
     Parameters
@@ -79,12 +137,9 @@ class CrossProductPattern:
     """
 
     def __init__(self, blocks, dense_rest: bool = True):
-        self.blocks = tuple(blocks)
-        self.dense_rest = bool(dense_rest)
+        super().__init__(blocks, dense_rest)
         b1 = self.blocks[0]
         self.n = b1.codes.shape[0]
-        self.p1, self.l1 = b1.p, b1.nlevels
-        self.q1 = b1.q
         p1 = self.p1
         # A11: flat index codes*p1^2 + a*p1 + b
         self._idx11 = (b1.codes[:, None, None] * (p1 * p1)
@@ -95,9 +150,6 @@ class CrossProductPattern:
             (b1.Z.ravel(), (rows1, np.repeat(np.arange(self.n), p1))), shape=(self.q1, self.n)
         )
         rest = self.blocks[1:]
-        self.has_rest = bool(rest)
-        self.rest_q = [b.q for b in rest]
-        self.q_r = int(sum(self.rest_q))
         if not rest:
             return
         # columns/values of every observation in the rest block: (n, pr_tot)

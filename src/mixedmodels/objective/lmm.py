@@ -39,6 +39,7 @@ from ..linalg import (
     SPARSE_MIN_REST,
     BlockedFactor,
     BlockedSystem,
+    BlockLayout,
     CrossProductPattern,
     DenseSystem,
     FixedBasis,
@@ -47,9 +48,37 @@ from ..linalg import (
 )
 from .lmm_gradient import scalar_terms_gradient, supports_gradient
 
-__all__ = ["LMMObjective", "LMMSolution"]
+__all__ = ["LMMObjective", "LMMSolution", "choose_method"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+_SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
+
+
+def choose_method(design, method: str = "auto") -> str:
+    """The factorization :class:`LMMObjective` uses for a design's sizes.
+
+    ``"auto"``: the whole system dense when ``q + p + 1 <= DENSE_MAX_SIZE``, sparse when
+    the rest block (every term after the first) has more than ``SPARSE_MIN_REST`` columns,
+    blocked otherwise. Only sizes are read (``q``, ``p``, the first term's ``q``).
+
+    Parameters
+    ----------
+    design : Design or a sizes-only design
+    method : {"auto", "dense", "blocked", "sparse"}
+
+    Returns
+    -------
+    str
+    """
+    if method == "auto":
+        q_rest = design.q - design.terms[0].q
+        if design.q + design.p + 1 <= DENSE_MAX_SIZE:
+            return "dense"
+        return "sparse" if q_rest > SPARSE_MIN_REST else "blocked"
+    if method not in _SYSTEMS:
+        raise ValueError(f"method must be 'auto' or one of {sorted(_SYSTEMS)}, not "
+                         f"{method!r}")
+    return method
 
 
 @dataclass(frozen=True)
@@ -116,40 +145,83 @@ class LMMObjective:
     """
 
     def __init__(self, design: Design, reml: bool = True, method: str = "auto"):
+        blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
+        structures = [t.structure for t in design.terms]
+        method = choose_method(design, method)
+        basis = FixedBasis.of(design.X, design.weights)
+        y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
+        XY = np.column_stack([basis.X, y_res])
+        if method == "dense":
+            # small model: dense Z and one product, no sparse pattern to build
+            pattern = None
+            system = DenseSystem(blocks, structures)
+            system.set_data(XY, design.weights)
+        else:
+            pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
+            system = _SYSTEMS[method](pattern, structures)
+            system.set_cross_products(pattern.compute(XY, design.weights))
+        log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+        self._setup(design, reml, method, pattern, system, basis, coef0, log_det_w)
+
+    @classmethod
+    def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
+                            log_det_w: float, reml: bool = True,
+                            method: str = "auto") -> LMMObjective:
+        """The objective of cross-products formed elsewhere (summed over chunks of rows).
+
+        Parameters
+        ----------
+        design : Design or a sizes-only design
+            Provides ``terms`` (structures, levels, ``p`` per term), ``p``, ``nobs``,
+            ``theta0()``, ``theta_lower()``, ``theta_slices()`` and ``scale_spherical``;
+            no row-level array is read.
+        cross : CrossProducts or ndarray
+            ``[Z X~ y~]' W [Z X~ y~]`` in the internal basis: blocks for the ``"blocked"``
+            and ``"sparse"`` methods, the full (q + p + 1) square matrix for ``"dense"``.
+        basis : FixedBasis
+            From :meth:`FixedBasis.from_triangular`.
+        coef0 : ndarray (p,)
+            The coefficients of ``y`` on ``X~`` that made ``y~``
+            (:meth:`FixedBasis.residualize`).
+        log_det_w : float
+            ``sum(log w)`` of the prior weights (0 without weights).
+        reml : bool
+        method : {"auto", "dense", "blocked", "sparse"}
+            Must be the method ``cross`` was formed for (:func:`choose_method`).
+
+        Returns
+        -------
+        LMMObjective
+        """
+        method = choose_method(design, method)
+        structures = [t.structure for t in design.terms]
+        blocks = [TermBlock(np.zeros(0, np.int64), np.zeros((0, t.p)), t.nlevels)
+                  for t in design.terms]
+        obj = cls.__new__(cls)
+        if method == "dense":
+            pattern = None
+            system = DenseSystem(blocks, structures)
+            system.set_cross_product(cross, design.p + 1)
+        else:
+            pattern = BlockLayout(blocks, dense_rest=method != "sparse")
+            system = _SYSTEMS[method](pattern, structures)
+            system.set_cross_products(cross)
+        obj._setup(design, reml, method, pattern, system, basis, coef0, log_det_w)
+        return obj
+
+    def _setup(self, design, reml, method, pattern, system, basis, coef0, log_det_w):
         self.design = design
         self.reml = bool(reml)
         self.n = design.nobs
         self.p = design.p
-        blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
-        structures = [t.structure for t in design.terms]
-        if method == "auto":
-            q_rest = design.q - design.terms[0].q
-            if design.q + design.p + 1 <= DENSE_MAX_SIZE:
-                method = "dense"
-            elif q_rest > SPARSE_MIN_REST:
-                method = "sparse"
-            else:
-                method = "blocked"
-        systems = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
-        if method not in systems:
-            raise ValueError(f"method must be 'auto' or one of {sorted(systems)}, not "
-                             f"{method!r}")
         #: ``"dense"`` (whole system, small models), ``"blocked"`` or ``"sparse"``
         self.method = method
+        self.pattern = pattern
+        self.system = system
         #: the internal basis of the fixed effects (module docstring)
-        self.basis = FixedBasis.of(design.X, design.weights)
-        y_res, self._coef0 = self.basis.residualize(design.y - design.offset, design.weights)
-        XY = np.column_stack([self.basis.X, y_res])
-        if method == "dense":
-            # small model: dense Z and one product, no sparse pattern to build
-            self.pattern = None
-            self.system = DenseSystem(blocks, structures)
-            self.system.set_data(XY, design.weights)
-        else:
-            self.pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
-            self.system = systems[method](self.pattern, structures)
-            self.system.set_cross_products(self.pattern.compute(XY, design.weights))
-        self.log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+        self.basis = basis
+        self._coef0 = coef0
+        self.log_det_w = log_det_w
         self.n_evals = 0
         self.n_grads = 0
         self.lower = design.theta_lower()

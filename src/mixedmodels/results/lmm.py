@@ -136,6 +136,15 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
             r = r / self.sigma
         return pd.Series(r, index=self._index(), name="residuals")
 
+    def summary_residuals(self) -> np.ndarray:
+        """The scaled Pearson residuals whose quantiles the summary prints.
+
+        Returns
+        -------
+        ndarray
+        """
+        return self.residuals("pearson", scaled=True).to_numpy()
+
     def predict(self, newdata: pd.DataFrame | None = None, re_form=None,
                 allow_new_levels: bool = False, offset=None) -> pd.Series:
         """Predictions with the random effects in ``re_form`` (None: all, ``"~0"``: none).

@@ -278,7 +278,7 @@ class LMMSummary(SummaryDisplay):
         corr = fixef_correlation(m.vcov)
         stats = fit_statistics(m)
         return cls(m.design.spec.formula, m.reml, m.objective, stats, coefs, m.varcorr, corr,
-                   m.residuals("pearson", scaled=True).to_numpy(), m.nobs, m.ngroups,
+                   m.summary_residuals(), m.nobs, m.ngroups,
                    m.messages, method)
 
     def report(self) -> Report:

@@ -1,0 +1,154 @@
+"""The result of an LMM fitted on Dask input: the in-memory result, rows left out.
+
+Estimates, ``varcorr``, ``vcov``, ``ranef`` (with conditional variances), information
+criteria and the summary come from the reduced system exactly as in memory. What needs
+the rows is lazy: ``fitted()``, ``residuals()`` and ``predict()`` return Dask series
+computed partition by partition (``X beta + Z b``, the other seam), and the summary's
+residual quantiles are Dask's approximate quantiles of those series. Matrices of length n
+(``get_matrix("X")``, ``design.y``) raise a :class:`~mixedmodels.DataError` saying where
+the rows are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ...objective import LMMObjective
+from ...results import LinearMixedModelResult
+from ...results.predict import linear_predictor, select_term_columns
+from .plan import PartitionPlan
+
+__all__ = ["DaskLinearMixedModelResult"]
+
+#: Quantiles of the scaled residuals that the summary prints.
+_SUMMARY_QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _partition_values(part, plan: PartitionPlan, beta, b, keep, what: str, scale: float):
+    """Fitted values or residuals of one partition's fitted rows."""
+    a = plan.arrays(part)
+    eta = a.X @ beta + a.offset
+    for k, mask in keep.items():
+        eta += np.einsum("ij,ij->i", a.Z[k][:, mask], b[k][a.codes[k]][:, mask])
+    if what == "fitted":
+        return pd.Series(eta, index=a.index, name="fitted")
+    r = a.y - eta
+    if what == "pearson" and a.weights is not None:
+        r = r * np.sqrt(a.weights)
+    return pd.Series(r / scale, index=a.index, name="residuals")
+
+
+def _predict_partition(part, design, beta, b, re_form, allow_new_levels, offset):
+    eta = linear_predictor(design, beta, b, part, re_form, allow_new_levels, offset)
+    return pd.Series(eta, index=part.index, name="prediction")
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class DaskLinearMixedModelResult(LinearMixedModelResult):
+    """A linear mixed model fitted on a Dask DataFrame (module docstring).
+
+    Attributes
+    ----------
+    data : dask.dataframe.DataFrame
+        The data fitted (lazy; read again by ``fitted``, ``residuals``, ``predict``).
+    plan : PartitionPlan
+        How each partition is materialized.
+    reduced : ReducedLMM
+        The summed cross-products (what the objective is rebuilt from).
+    """
+
+    data: object = field(default=None, repr=False)
+    plan: PartitionPlan | None = field(default=None, repr=False)
+    reduced: object = field(default=None, repr=False)
+
+    def _rebuild_objective(self, method: str | None) -> LMMObjective:
+        return self.reduced.objective(self.reml)
+
+    @cached_property
+    def deviance(self) -> float:
+        """-2 log-likelihood (for REML fits at the REML estimates, as lme4's
+        ``deviance(m, REML = FALSE)``), from the reduced system."""
+        if not self.reml:
+            return self.objective
+        return self.reduced.objective(False)(self.theta)
+
+    def _lazy(self, what: str, keep: dict, scale: float = 1.0):
+        meta = pd.Series(dtype=float, name="fitted" if what == "fitted" else "residuals")
+        return self.data.map_partitions(_partition_values, self.plan, self.beta,
+                                        self.random_effects, keep, what, scale, meta=meta)
+
+    def fitted(self):
+        """Fitted values ``X beta + Z b + offset`` of the rows used, lazily.
+
+        Returns
+        -------
+        dask.dataframe.Series
+            Indexed like the rows used (rows dropped for missing values are absent).
+        """
+        return self._lazy("fitted", select_term_columns(self.design, None))
+
+    def residuals(self, type: str = "response", scaled: bool = False):
+        """Residuals ``y - fitted`` of the rows used, lazily.
+
+        Parameters
+        ----------
+        type : {"response", "pearson"}
+        scaled : bool
+            Divide by sigma.
+
+        Returns
+        -------
+        dask.dataframe.Series
+        """
+        if type not in ("response", "pearson"):
+            raise ValueError(f"unknown residual type {type!r}; use 'response' or 'pearson'")
+        return self._lazy(type, select_term_columns(self.design, None),
+                          self.sigma if scaled else 1.0)
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False,
+                offset=None):
+        """Predictions ``X beta + Z b + offset`` with the random effects of ``re_form``.
+
+        Parameters
+        ----------
+        newdata : pandas or Dask DataFrame, optional
+            Default: the rows fitted (lazily). A pandas frame gives a pandas Series, a
+            Dask frame a lazy Dask series.
+        re_form, allow_new_levels, offset
+            As for the in-memory :meth:`LinearMixedModelResult.predict`.
+
+        Returns
+        -------
+        pandas.Series or dask.dataframe.Series
+        """
+        if newdata is None:
+            if offset is not None:
+                raise ValueError("offset= applies to newdata only")
+            return self._lazy("fitted", select_term_columns(self.design, re_form)).rename(
+                "prediction")
+        if hasattr(newdata, "map_partitions"):
+            return newdata.map_partitions(
+                _predict_partition, self.design, self.beta, self.random_effects, re_form,
+                allow_new_levels, offset, meta=pd.Series(dtype=float, name="prediction"))
+        return super().predict(newdata, re_form, allow_new_levels, offset)
+
+    def summary_residuals(self) -> np.ndarray:
+        """Approximate quantiles (Dask's) of the scaled Pearson residuals: the five
+        numbers the summary prints, never all n residuals."""
+        r = self.residuals("pearson", scaled=True)
+        return np.asarray(r.quantile(list(_SUMMARY_QUANTILES)).compute(), dtype=float)
+
+    def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor, indexed by the factor's values when it
+        is one numeric column (as in memory). See
+        :meth:`LinearMixedModelResult.ranef`."""
+        out = super().ranef(cond_var)
+        for t, index in zip(self.design.terms, self.design.level_indexes, strict=True):
+            frame = out[t.group]
+            if len(index) == len(frame) and not frame.index.equals(index):
+                frame.index = index.rename(t.group)
+        return out

@@ -1,0 +1,166 @@
+"""Scale benchmarks: lmer on millions of rows, in memory and on a Dask LocalCluster.
+
+``python benchmarks/scale_bench.py --rows 1e6 --mode dask --workers 2``
+
+Each measurement runs in a fresh subprocess (``--child``) so that peaks of memory never mix.
+Designs are simulated (MovieLens-like crossed ratings ``y ~ 1 + x + (1 | user) +
+(1 | item)``, or a random intercept ``y ~ x + (1 | g)`` with ``--design intercept``).
+Reported per run: wall time of the fit (data generation excluded; for Dask the parquet
+files are written beforehand and read by the fit), the client's peak resident memory, the
+workers' peak resident memory (sampled), objective evaluations, and the objective.
+
+Results are appended to ``benchmarks/results/scale.json`` (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = RESULTS / "scale.json"
+#: Rows per parquet file / Dask partition.
+ROWS_PER_PARTITION = 500_000
+#: Seconds between samples of the workers' memory.
+MEMORY_SAMPLE_S = 0.5
+
+
+def simulate(n: int, design: str, seed: int = 7):
+    """The simulated data as a pandas DataFrame (see the module docstring)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    if design == "intercept":
+        n_g = max(n // 100, 10)
+        g = rng.integers(0, n_g, n)
+        y = 2.0 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + rng.normal(0, 1.0, n)
+        return pd.DataFrame({"y": y, "x": x, "g": g})
+    n_user = max(n // 100, 10)
+    n_item = max(min(n // 1000, 5000), 10)
+    # skewed item popularity, as in ratings data
+    item = np.minimum(rng.zipf(1.3, n) - 1, n_item - 1) if n_item > 1 else np.zeros(n, int)
+    user = rng.integers(0, n_user, n)
+    y = (3.5 + 0.2 * x + rng.normal(0, 0.5, n_user)[user] + rng.normal(0, 0.4, n_item)[item]
+         + rng.normal(0, 0.9, n))
+    return pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
+
+
+FORMULAS = {"intercept": "y ~ x + (1 | g)", "crossed": "y ~ x + (1 | user) + (1 | item)"}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def child(args) -> dict:
+    import mixedmodels as mm
+
+    formula = FORMULAS[args.design]
+    if args.mode == "memory":
+        df = simulate(args.rows, args.design)
+        base = _peak_rss_mb()
+        t0 = time.perf_counter()
+        m = mm.lmer(formula, df)
+        wall = time.perf_counter() - t0
+        return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "data_mb": base,
+                "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None}
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None, memory_limit=0) as cluster, \
+            Client(cluster) as client:
+        client.submit(lambda: __import__("mixedmodels")).result()
+        client.run(lambda: __import__("mixedmodels"))
+        peaks = {}
+        stop = threading.Event()
+
+        def sample():
+            import psutil
+            while not stop.is_set():
+                try:
+                    mem = client.run(lambda: psutil.Process().memory_info().rss)
+                except Exception:
+                    break
+                for k, v in mem.items():
+                    peaks[k] = max(peaks.get(k, 0), v)
+                stop.wait(MEMORY_SAMPLE_S)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        base = _peak_rss_mb()
+        t0 = time.perf_counter()
+        m = mm.lmer(formula, dd.read_parquet(args.path))
+        wall = time.perf_counter() - t0
+        stop.set()
+        thread.join()
+    return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
+            "evals": m.opt.n_evals, "objective": m.objective,
+            "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
+
+
+def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path) -> dict:
+    path = ""
+    if mode == "dask":
+        path = str(tmp / f"{design}_{rows}")
+        if not Path(path).exists():
+            import dask.dataframe as dd
+
+            df = simulate(rows, design)
+            nparts = max(1, rows // ROWS_PER_PARTITION)
+            dd.from_pandas(df, npartitions=nparts).to_parquet(path)
+            del df
+    cmd = [sys.executable, __file__, "--child", "--rows", str(rows), "--mode", mode,
+           "--workers", str(workers), "--design", design, "--path", path]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    rec.update({"rows": rows, "mode": mode, "workers": workers if mode == "dask" else 0,
+                "design": design, "formula": FORMULAS[design],
+                "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg": os.getloadavg()[0]})
+    return rec
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=float, action="append", help="rows (repeatable)")
+    ap.add_argument("--mode", choices=["memory", "dask"], default="memory")
+    ap.add_argument("--workers", type=int, action="append", help="Dask workers (repeatable)")
+    ap.add_argument("--design", choices=sorted(FORMULAS), default="crossed")
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--path", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        args.rows = int(args.rows[0])
+        args.workers = args.workers[0]
+        print(json.dumps(child(args)))
+        return
+    rows = [int(r) for r in (args.rows or [1e6])]
+    workers = args.workers or [1]
+    out = Path(args.out)
+    records = json.loads(out.read_text()) if out.exists() else []
+    with tempfile.TemporaryDirectory(prefix="mm_scale_") as tmp:
+        for n in rows:
+            for k in (workers if args.mode == "dask" else [0]):
+                rec = run_one(n, args.mode, k, args.design, Path(tmp))
+                print(json.dumps(rec), flush=True)
+                records.append(rec)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(records, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

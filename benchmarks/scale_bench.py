@@ -106,7 +106,7 @@ def child(args) -> dict:
         stop.set()
         thread.join()
     return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
-            "evals": m.opt.n_evals, "objective": m.objective,
+            "evals": m.opt.n_evals, "objective": m.objective, **m.timings,
             "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
 
 

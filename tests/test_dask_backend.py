@@ -120,7 +120,7 @@ def test_level_in_one_partition_only(sync):
 def test_blocked_system(sync, optimizer):
     """More than 80 random effects: the blocked factorization (and BFGS with the
     analytic gradient) on summed block cross-products."""
-    df = crossed(n=2500, n_a=150, n_b=20, seed=3, missing=False)
+    df = crossed(n=1200, n_a=90, n_b=10, seed=3, missing=False)
     formula = "y ~ x + f + (1 | a) + (1 | b)"
     m_mem = mm.lmer(formula, df, optimizer=optimizer)
     m = mm.lmer(formula, dd.from_pandas(df, npartitions=4), optimizer=optimizer)
@@ -200,3 +200,10 @@ def test_n_length_arrays_not_on_client(sync):
         m.get_matrix("X")
     with pytest.raises(DataError, match="stay on the cluster"):
         _ = m.design.y
+
+
+def test_glmer_on_dask_input_refused(sync):
+    df = mm.datasets.load("cbpp")
+    with pytest.raises(DataError, match=r"only lmer\(\) fits Dask input"):
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 dd.from_pandas(df, npartitions=2), family="binomial")

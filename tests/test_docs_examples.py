@@ -3,6 +3,10 @@
 Blocks of one file run in order in one namespace, as a reader would type them. A block
 followed directly by an output block (```` ```text title="Output" ````) must print exactly
 that text (trailing blanks aside): outputs shown in the docs are the package's own.
+
+A page about an optional extra starts with ``<!-- requires: dask, distributed -->``: its
+examples run when those modules are installed and are skipped otherwise (the default test
+install leaves the extras out).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r'```python\n(.*?)```(?:[ \t]*\n(?:[ \t]*\n)*```text title="Output"\n(.*?)```)?',
                    re.DOTALL)
 
+REQUIRES = re.compile(r"<!--\s*requires:\s*([\w., ]+?)\s*-->")
+
 
 def _normalized(text: str) -> str:
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
@@ -27,9 +33,14 @@ def _normalized(text: str) -> str:
 
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_examples_run(path):
-    blocks = BLOCK.findall(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    blocks = BLOCK.findall(text)
     if not blocks:
         pytest.skip(f"{path.name} has no python examples")
+    required = REQUIRES.search(text)
+    if required:
+        for module in required.group(1).split(","):
+            pytest.importorskip(module.strip())
     namespace: dict = {"__name__": "__docs__"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -5,7 +5,9 @@
 * inference/ imports no fitting/ (it refits through the results' FitRecipe);
 * families/ import no design/, objective/, fitting/ (pure densities);
 * linalg/, covariance/ and parameters/ know no objective/ (nor anything above);
-* design/ knows no objective/; formula/ knows no data (no design/ and above).
+* design/ knows no objective/; formula/ knows no data (no design/ and above);
+* backends/ (the Dask data backend) sits beside fitting/: only the front doors and the
+  package's namespace import it; it imports no inference/ or cli/.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mixedmodels"
-ABOVE_MODEL = {"objective", "fitting", "results", "inference", "methods", "term_methods", "cli"}
+ABOVE_MODEL = {"objective", "fitting", "results", "inference", "methods", "term_methods", "cli", "backends"}
 FORBIDDEN = {
-    "results": {"inference", "fitting", "cli"},
-    "inference": {"fitting", "cli"},
+    "results": {"inference", "fitting", "cli", "backends"},
+    "inference": {"fitting", "cli", "backends"},
+    "backends": {"inference", "cli"},
     "families": {"design"} | ABOVE_MODEL,
     "linalg": {"design"} | ABOVE_MODEL,
     "covariance": {"design"} | ABOVE_MODEL,
     "parameters": {"design"} | ABOVE_MODEL,
     "design": ABOVE_MODEL,
     "formula": {"design"} | ABOVE_MODEL,
-    "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli"},
+    "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli", "backends"},
 }
 
 

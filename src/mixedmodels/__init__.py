@@ -26,6 +26,8 @@ from ._errors import (
     SingularFitWarning,
 )
 from ._options import get_options, options, set_options
+from .backends.dask.result import DaskLinearMixedModelResult
+from .backends.dask.source import ClusterUnreachableError
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.link_edge import LinkEdgeWarning
@@ -73,8 +75,10 @@ __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
     "BootstrapResult",  # inference
+    "ClusterUnreachableError",  # dask backend
     "ContrastsWarning",  # inference
     "ConvergenceWarning",
+    "DaskLinearMixedModelResult",  # dask backend
     "DataError",
     "DataWarning",
     "Design",

@@ -10,6 +10,7 @@ client holds the reduced system only.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -77,6 +78,7 @@ def fit_lmer_dask(formula: str, data, *, REML: bool, weights, offset, optimizer:
     from ...fitting.lmm import optimize_lmm
 
     frame = as_dask_frame(data)
+    t0 = time.perf_counter()
     with scheduler_context(scheduler):
         prepared = prepare(formula, frame, weights=weights, offset=offset,
                            contrasts=contrasts, response=numeric_response)
@@ -90,8 +92,12 @@ def fit_lmer_dask(formula: str, data, *, REML: bool, weights, offset, optimizer:
             method = "blocked"
         else:
             method = choose_method(design)
+        t1 = time.perf_counter()
         reduced = reduce_lmm(frame, prepared, method)
+    t2 = time.perf_counter()
     obj = reduced.objective(REML)
     sol, opt, conv = optimize_lmm(obj, optimizer, optimizer_settings, start, check_conv)
+    timings = {"scan_and_qr_s": t1 - t0, "cross_products_s": t2 - t1,
+               "optimize_s": time.perf_counter() - t2}
     result = DaskLinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
-    return replace(result, data=frame, plan=prepared.plan, reduced=reduced)
+    return replace(result, data=frame, plan=prepared.plan, reduced=reduced, timings=timings)

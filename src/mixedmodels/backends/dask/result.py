@@ -59,11 +59,15 @@ class DaskLinearMixedModelResult(LinearMixedModelResult):
         How each partition is materialized.
     reduced : ReducedLMM
         The summed cross-products (what the objective is rebuilt from).
+    timings : dict
+        Seconds spent in the distributed passes (``scan_and_qr_s``,
+        ``cross_products_s``) and in the optimization on the client (``optimize_s``).
     """
 
     data: object = field(default=None, repr=False)
     plan: PartitionPlan | None = field(default=None, repr=False)
     reduced: object = field(default=None, repr=False)
+    timings: dict = field(default_factory=dict, repr=False)
 
     def _rebuild_objective(self, method: str | None) -> LMMObjective:
         return self.reduced.objective(self.reml)

@@ -207,3 +207,43 @@ def test_glmer_on_dask_input_refused(sync):
     with pytest.raises(DataError, match=r"only lmer\(\) fits Dask input"):
         mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  dd.from_pandas(df, npartitions=2), family="binomial")
+
+
+def test_sparse_system(sync, monkeypatch):
+    """The sparse factorization (large rest blocks: here made 'large' by lowering the
+    threshold for both fits) on summed sparse blocks."""
+    import mixedmodels.objective.lmm as lmm_objective
+
+    monkeypatch.setattr(lmm_objective, "SPARSE_MIN_REST", 5)
+    df = crossed(n=1200, n_a=90, n_b=10, seed=5, missing=False)
+    formula = "y ~ x + (1 | a) + (1 | b)"
+    m_mem = mm.lmer(formula, df)
+    m = mm.lmer(formula, dd.from_pandas(df, npartitions=3))
+    assert m.objective_function.method == m_mem.objective_function.method == "sparse"
+    assert_same_fit(m, m_mem)
+
+
+def _load_or_die(i, path, marker):
+    """Partition loader whose worker dies the first time partition 1 is read."""
+    import os
+    from pathlib import Path
+
+    if i == 1 and not Path(marker).exists():
+        Path(marker).write_text("died once")
+        os._exit(1)
+    return pd.read_parquet(Path(path) / f"part.{i}.parquet")
+
+
+@pytest.mark.slow
+def test_worker_dies_mid_fit(cluster_client, tmp_path):
+    """A worker killed while it reads a partition: Dask retries the task elsewhere and the
+    fit still equals the in-memory one."""
+    df = crossed(missing=False)
+    dd.from_pandas(df, npartitions=3).to_parquet(tmp_path / "data")
+    marker = tmp_path / "marker"
+    ddf = dd.from_map(_load_or_die, [0, 1, 2], path=str(tmp_path / "data"),
+                      marker=str(marker), meta=df.iloc[:0])
+    formula = "y ~ x + f + (1 | a) + (1 | b)"
+    m = mm.lmer(formula, ddf)
+    assert marker.exists()                                 # the worker did die
+    assert_same_fit(m, mm.lmer(formula, df))

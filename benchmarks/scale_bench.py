@@ -4,7 +4,7 @@
 
 Each measurement runs in a fresh subprocess (``--child``) so that peaks of memory never mix.
 Designs are simulated (MovieLens-like crossed ratings ``y ~ 1 + x + (1 | user) +
-(1 | item)``, or a random intercept ``y ~ x + (1 | g)`` with ``--design intercept``).
+(1 | item)`` with n/100 users and min(n/1000, 2000) items, or a random intercept ``y ~ x + (1 | g)`` with ``--design intercept``).
 Reported per run: wall time of the fit (data generation excluded; for Dask the parquet
 files are written beforehand and read by the fit), the client's peak resident memory, the
 workers' peak resident memory (sampled), objective evaluations, and the objective.
@@ -31,6 +31,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS / "scale.json"
 #: Rows per parquet file / Dask partition.
 ROWS_PER_PARTITION = 500_000
+#: Items of the crossed design at most (the dense rest block of the optimization grows as
+#: its square; beyond ~6,000 the sparse factorization takes over).
+MAX_ITEMS = 2000
 #: Seconds between samples of the workers' memory.
 MEMORY_SAMPLE_S = 0.5
 
@@ -47,7 +50,7 @@ def simulate(n: int, design: str, seed: int = 7):
         y = 2.0 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + rng.normal(0, 1.0, n)
         return pd.DataFrame({"y": y, "x": x, "g": g})
     n_user = max(n // 100, 10)
-    n_item = max(min(n // 1000, 5000), 10)
+    n_item = max(min(n // 1000, MAX_ITEMS), 10)
     # skewed item popularity, as in ratings data
     item = np.minimum(rng.zipf(1.3, n) - 1, n_item - 1) if n_item > 1 else np.zeros(n, int)
     user = rng.integers(0, n_user, n)

@@ -93,6 +93,7 @@ def fit_lmer_dask(formula: str, data, *, REML: bool, weights, offset, optimizer:
         else:
             method = choose_method(design)
         t1 = time.perf_counter()
+        frame = prepared.frame
         reduced = reduce_lmm(frame, prepared, method)
     t2 = time.perf_counter()
     obj = reduced.objective(REML)

@@ -217,14 +217,6 @@ class PartitionPlan:
             w = frame[d.weights_column].to_numpy(dtype=float)
         return PartitionArrays(frame.index, y, X, off, w, codes, Zs, reasons)
 
-    def eta(self, arrays: PartitionArrays, beta: np.ndarray, b: list) -> np.ndarray:
-        r"""``X beta + sum_k Z_k b_k + offset`` on a partition's fitted rows (the ``Z b``
-        seam)."""
-        eta = arrays.X @ beta + arrays.offset
-        for Z, c, bk in zip(arrays.Z, arrays.codes, b, strict=True):
-            eta += np.einsum("ij,ij->i", Z, bk[c])
-        return eta
-
 
 def check_stateful(spec: MixedModelSpec) -> None:
     exprs = [("fixed effects", spec.fixed), ("response", spec.response)]

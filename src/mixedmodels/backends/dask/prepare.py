@@ -44,12 +44,15 @@ class Prepared:
         ``X~ = X R^{-1}`` (no rows held).
     coef0 : ndarray (p,)
         ``X~' W (y - o)``: ``y~ = y - o - X~ coef0``.
+    frame : dask.dataframe.DataFrame
+        The data restricted to the model's columns (parquet reads only those).
     """
 
     plan: PartitionPlan
     qr: QRPart
     basis: FixedBasis
     coef0: np.ndarray
+    frame: object
 
 
 def _roles(spec, frame, weights, offset) -> dict:
@@ -155,6 +158,7 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
                       else expression_variables(spec.response, data.columns))
     roles = _roles(spec, data, weights, offset)
     check_stateful(spec)
+    data = data[list(roles)]          # column projection: parquet reads only these
     kinds = {c: column_kind(data.dtypes[c]) for c in roles}
     factors = level_columns(spec, roles, kinds)
     scan = map_reduce(data, scan_partition, combine_scans, tuple(roles),
@@ -169,4 +173,4 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
     plan = _apply_nonfinite(plan, qr)
     plan, qr = _apply_rank(plan, qr)
     basis, coef0 = _basis(qr, plan.design.p)
-    return Prepared(plan, qr, basis, coef0)
+    return Prepared(plan, qr, basis, coef0, data)

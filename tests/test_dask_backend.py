@@ -247,3 +247,18 @@ def test_worker_dies_mid_fit(cluster_client, tmp_path):
     m = mm.lmer(formula, ddf)
     assert marker.exists()                                 # the worker did die
     assert_same_fit(m, mm.lmer(formula, df))
+
+
+def test_update_pickle_and_refit_limits(sync):
+    import pickle
+
+    df = mm.datasets.load("sleepstudy")
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", dd.from_pandas(df, npartitions=3))
+    m2 = m.update("Reaction ~ Days + (1 | Subject)")        # refits on the Dask data
+    assert type(m2).__name__ == "DaskLinearMixedModelResult"
+    assert_same_fit(m2, mm.lmer("Reaction ~ Days + (1 | Subject)", df))
+    loaded = pickle.loads(pickle.dumps(m))                  # rebuilt from the reduced system
+    assert loaded.objective == m.objective
+    _close(loaded.deviance, mm.lmer("Reaction ~ Days + (Days | Subject)", df).deviance)
+    with pytest.raises(NotImplementedError, match="rows of the data"):
+        m.confint(method="profile")

@@ -332,14 +332,14 @@ def lmer(
                "contrasts": contrasts}
     if is_dask_input(data):
         with verbose_output(verbose), collect_warnings() as caught:
-            from ..backends.dask.lmm import fit_lmer_dask
+            from ..backends.dask.lmm import fit_lmer_dask, refit_needs_rows
 
             result = fit_lmer_dask(formula, data, REML=REML, weights=weights, offset=offset,
                                    optimizer=optimizer, optimizer_settings=optimizer_settings,
                                    start=start, check_conv=options["check_conv"],
                                    contrasts=contrasts, scheduler=scheduler)
         recipe = FitRecipe.make(lmer, formula, data, {**options, "scheduler": scheduler},
-                                None, {})
+                                refit_needs_rows, {})
         return replace(result, messages=package_messages(caught), recipe=recipe)
     if scheduler is not None:
         raise ValueError("scheduler= applies to Dask input only (a dask.dataframe or a "

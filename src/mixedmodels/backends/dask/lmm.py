@@ -26,7 +26,28 @@ from .reduce_tree import map_reduce
 from .result import DaskLinearMixedModelResult
 from .source import as_dask_frame, scheduler_context
 
-__all__ = ["ReducedLMM", "fit_lmer_dask"]
+__all__ = ["ReducedLMM", "fit_lmer_dask", "refit_needs_rows"]
+
+
+def refit_needs_rows(design, **changes):
+    """The design fitter of a Dask fit's recipe: refits on a changed design (profiles,
+    bootstrap, simulation) need the rows, which stay on the cluster.
+
+    Parameters
+    ----------
+    design : ReducedDesign
+    **changes
+        The refit's arguments.
+
+    Raises
+    ------
+    NotImplementedError
+        Always, with what works instead.
+    """
+    raise NotImplementedError(
+        "this needs refits on the rows of the data, which a Dask fit leaves on the cluster "
+        "(profile intervals, bootstrap, simulation-based tests); use Wald intervals "
+        "(confint(method='wald')), or refit with m.update(...) / mm.lmer on the Dask data")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 
 Each measurement runs in a fresh subprocess (``--child``) so that peaks of memory never mix.
 Designs are simulated (MovieLens-like crossed ratings ``y ~ 1 + x + (1 | user) +
-(1 | item)`` with n/100 users and min(n/1000, 2000) items, or a random intercept ``y ~ x + (1 | g)`` with ``--design intercept``).
+(1 | item)`` with n/100 users and min(n/1000, 2000) items, or a random intercept
+``y ~ x + (1 | g)`` with ``--design intercept``).
 Reported per run: wall time of the fit (data generation excluded; for Dask the parquet
 files are written beforehand and read by the fit), the client's peak resident memory, the
 workers' peak resident memory (sampled), objective evaluations, and the objective.
@@ -136,6 +137,27 @@ def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path) -> dict:
     return rec
 
 
+def markdown(records: list[dict]) -> str:
+    """The table of ``records`` (one row per run, newest last)."""
+    head = ("| design | rows | where | wall (s) | passes (s) | optimize (s) | evals | "
+            "client peak (MB) | worker peak (MB) | load avg |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for r in records:
+        where = "in memory" if r["mode"] == "memory" else f"Dask, {r['workers']} worker(s)"
+        passes = r.get("scan_and_qr_s", 0.0) + r.get("cross_products_s", 0.0)
+        opt = r.get("optimize_s")
+        worker = r.get("workers_peak_mb")
+        formula = r["formula"].replace("|", "\\|")      # a pipe inside a table cell
+        lines.append(
+            f"| `{formula}` | {r['rows']:,} | {where} | {r['wall_s']:.1f} | "
+            f"{passes:.1f} | {'' if opt is None else f'{opt:.1f}'} | {r['evals']} | "
+            f"{r['client_peak_mb']:.0f} | "
+            f"{'' if worker is None else f'{worker:.0f}'} | "
+            f"{r['load_avg']:.0f} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=float, action="append", help="rows (repeatable)")
@@ -143,6 +165,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, action="append", help="Dask workers (repeatable)")
     ap.add_argument("--design", choices=sorted(FORMULAS), default="crossed")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--render", action="store_true",
+                    help="only write the Markdown table of --out (beside it, .md)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--path", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -151,10 +175,13 @@ def main(argv=None) -> None:
         args.workers = args.workers[0]
         print(json.dumps(child(args)))
         return
-    rows = [int(r) for r in (args.rows or [1e6])]
-    workers = args.workers or [1]
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.exists() else []
+    if args.render:
+        out.with_suffix(".md").write_text(markdown(records))
+        return
+    rows = [int(r) for r in (args.rows or [1e6])]
+    workers = args.workers or [1]
     with tempfile.TemporaryDirectory(prefix="mm_scale_") as tmp:
         for n in rows:
             for k in (workers if args.mode == "dask" else [0]):

@@ -262,3 +262,18 @@ def test_update_pickle_and_refit_limits(sync):
     _close(loaded.deviance, mm.lmer("Reaction ~ Days + (Days | Subject)", df).deviance)
     with pytest.raises(NotImplementedError, match="rows of the data"):
         m.confint(method="profile")
+
+
+def test_categorical_bool_interaction_grouping(sync):
+    """A categorical predictor with an unused category, a boolean predictor, an
+    interaction grouping factor and a numeric grouping column (ranef indexed by its
+    values, as in memory)."""
+    df = crossed(missing=False, seed=11)
+    df["f"] = pd.Categorical(df["f"], categories=["lo", "mid", "hi", "never"])
+    df["flag"] = df["x"] > 100.0
+    df["b"] = df["b"].astype(int)
+    formula = "y ~ f + flag + (1 | b) + (1 | a:b)"
+    m_mem = mm.lmer(formula, df)
+    m = mm.lmer(formula, dd.from_pandas(df, npartitions=4))
+    assert_same_fit(m, m_mem)
+    assert m.ranef()["b"].index.dtype == m_mem.ranef()["b"].index.dtype

@@ -30,6 +30,8 @@ from .scan import check_scan, column_kind, combine_scans, scan_partition
 
 __all__ = ["Prepared", "prepare"]
 
+_ZERO_WEIGHT = "zero prior weight"
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -145,6 +147,20 @@ def _basis(qr: QRPart, p: int) -> tuple[FixedBasis, np.ndarray]:
     return basis, RM[:p, p].copy()
 
 
+def _warn_dropped(scan) -> None:
+    """The in-memory warnings: rows with missing values first, then rows of zero prior
+    weight among the others (a second warning, as :func:`materialize` gives)."""
+    zero = scan.by_column.get(_ZERO_WEIGHT, 0)
+    missing = scan.n_dropped - zero
+    if missing:
+        by_column = {k: v for k, v in scan.by_column.items() if k != _ZERO_WEIGHT}
+        warnings.warn(str(DroppedRows(scan.n_rows, missing, by_column, pd.Index([]))),
+                      DroppedRowsWarning, stacklevel=5)
+    if zero:
+        warnings.warn(f"{zero} of {scan.n_rows} rows dropped: {_ZERO_WEIGHT}",
+                      DroppedRowsWarning, stacklevel=5)
+
+
 def prepare(formula: str, data, *, weights, offset, contrasts, response,
             response_vars=None) -> Prepared:
     """Passes 1 and 2 (module docstring) of ``formula`` on the Dask frame ``data``."""
@@ -164,9 +180,7 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
     scan = map_reduce(data, scan_partition, combine_scans, tuple(roles),
                       scan_level_sets(spec, factors), weights)
     check_scan(scan, roles)
-    if scan.n_dropped:
-        dropped = DroppedRows(scan.n_rows, scan.n_dropped, scan.by_column, pd.Index([]))
-        warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=4)
+    _warn_dropped(scan)
     plan = build_plan(spec, scan, roles, factors, response, weights=weights, offset=offset,
                       contrasts=contrasts)
     qr = map_reduce(data, qr_partition, combine_qr, plan)

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mixedmodels"
-ABOVE_MODEL = {"objective", "fitting", "results", "inference", "methods", "term_methods", "cli", "backends"}
+ABOVE_MODEL = {"objective", "fitting", "results", "inference", "methods", "term_methods", "cli",
+               "backends"}
 FORBIDDEN = {
     "results": {"inference", "fitting", "cli", "backends"},
     "inference": {"fitting", "cli", "backends"},
@@ -29,7 +30,8 @@ FORBIDDEN = {
     "parameters": {"design"} | ABOVE_MODEL,
     "design": ABOVE_MODEL,
     "formula": {"design"} | ABOVE_MODEL,
-    "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli", "backends"},
+    "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli",
+                  "backends"},
 }
 
 

@@ -27,6 +27,7 @@ from ..formula import parse_formula
 from ..objective import LMMObjective
 from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results import FitRecipe, LinearMixedModelResult
+from ..rside.residual import ResidualSpec, residual_columns
 from .common import (
     check_flag,
     check_optimizer,
@@ -37,6 +38,7 @@ from .common import (
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
+from .rside import fit_rside_lmm
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["LMM_OPTIMIZERS", "fit_lmm", "lmer"]
@@ -54,6 +56,9 @@ def fit_lmm(
     start: np.ndarray | None = None,
     check_conv: bool = True,
     fixed_theta: np.ndarray | None = None,
+    correlation=None,
+    variance=None,
+    sigma: float | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model to a materialized :class:`Design`.
 
@@ -70,6 +75,9 @@ def fit_lmm(
         Skip the optimization and return the model at this theta (beta, sigma and the
         random effects at their conditional optimum) -- lme4's ``devfun`` evaluated into a
         full result, for profiling, comparisons and teaching.
+    correlation, variance, sigma
+        A residual correlation structure, variance function(s) and a known residual
+        standard deviation, as for :func:`~mixedmodels.lmer`.
 
     Returns
     -------
@@ -82,8 +90,18 @@ def fit_lmm(
                "start": start, "check_conv": check_conv}
     if fixed_theta is not None:
         options["fixed_theta"] = fixed_theta
-    with collect_warnings() as caught:
+    residual = ResidualSpec.make(correlation, variance, sigma)
+    if not residual.empty:
+        options.update(correlation=residual.correlation, variance=residual.variance,
+                       sigma=residual.sigma)
         if fixed_theta is not None:
+            raise ValueError("fixed_theta cannot be combined with a residual structure or "
+                             "a known sigma")
+    with collect_warnings() as caught:
+        if not residual.empty:
+            result = fit_rside_lmm(design, residual, REML, optimizer, optimizer_settings,
+                                   start, check_conv)
+        elif fixed_theta is not None:
             result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
         else:
             result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
@@ -234,6 +252,9 @@ def lmer(
     verbose: int = 0,
     reml: bool | None = None,
     contrasts: dict | None = None,
+    correlation=None,
+    variance=None,
+    sigma: float | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
 
@@ -277,10 +298,27 @@ def lmer(
         ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
         ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
         coding matrix). Ordered categoricals default to ``"poly"``, as in R.
+    correlation : correlation structure, optional
+        A residual correlation within groups, nlme's ``correlation=``:
+        ``mm.cor_ar1(form="~ time | Subject")``, ``mm.cor_exp(form="~ x + y | site")``
+        ... (:mod:`mixedmodels.rside`). Without ``| group`` in the form the innermost
+        random-effects grouping is used, as ``lme`` does. The fit is exact: the data are
+        whitened within groups, no observation-level random effect is involved.
+    variance : variance function or list of them, optional
+        Heteroscedastic residuals, nlme's ``weights=``: ``mm.var_ident(form="~ 1 | Sex")``,
+        ``mm.var_power(form="~ age")`` ...; a list multiplies them (``varComb``).
+    sigma : float, optional
+        A known residual standard deviation (MixedModels.jl's ``σ=``): not estimated, and
+        the criterion is the (restricted) deviance at that value. With ``weights`` the
+        inverse known sampling variances and ``sigma=1`` this is the random-effects
+        meta-analysis model (one observation per level is then allowed).
 
     Returns
     -------
     LinearMixedModelResult
+        A :class:`~mixedmodels.rside.results.RSideLMMResult` when ``correlation``,
+        ``variance`` or ``sigma`` is given (with ``cor_params``, ``var_params`` and
+        ``intervals()``).
 
     Examples
     --------
@@ -295,15 +333,19 @@ def lmer(
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts}
+               "contrasts": contrasts, "correlation": correlation, "variance": variance,
+               "sigma": sigma}
+    residual = ResidualSpec.make(correlation, variance, sigma)
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
-        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)
-        check_lmm_identifiable(design)
+        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts,
+                             extra_columns=residual_columns(residual))
+        check_lmm_identifiable(design, sigma_fixed=residual.sigma is not None)
         warn_if_poorly_scaled(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,
                          optimizer_settings=optimizer_settings, start=start,
-                         check_conv=check_conv)
+                         check_conv=check_conv, correlation=residual.correlation,
+                         variance=residual.variance, sigma=residual.sigma)
     recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm,
                             result.recipe.design_kwargs)
     return replace(result, messages=package_messages(caught), recipe=recipe)

@@ -100,6 +100,10 @@ class LMMObjective:
     design : Design
     reml : bool
         REML criterion (True, lme4's default) or deviance (False).
+    sigma : float, optional
+        A known residual standard deviation: the criterion is then the (restricted)
+        deviance at that sigma, ``log|L_Z|^2 [+ log|R_X|^2] - log|W| + d log(2 pi sigma^2)
+        + r^2 / sigma^2`` with ``d = n`` (ML) or ``n - p`` (REML), instead of its profile.
     method : {"auto", "dense", "blocked", "sparse"}
         Factorization: the whole system as one dense matrix (small models), block by block
         (:mod:`mixedmodels.linalg.blocked`), or sparse LU (:mod:`mixedmodels.linalg.sparse`,
@@ -115,9 +119,12 @@ class LMMObjective:
     apart from the evaluation counter ``n_evals``.
     """
 
-    def __init__(self, design: Design, reml: bool = True, method: str = "auto"):
+    def __init__(self, design: Design, reml: bool = True, method: str = "auto",
+                 sigma: float | None = None):
         self.design = design
         self.reml = bool(reml)
+        #: the residual standard deviation when it is fixed (not profiled), else None
+        self.sigma = None if sigma is None else float(sigma)
         self.n = design.nobs
         self.p = design.p
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
@@ -155,10 +162,17 @@ class LMMObjective:
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
         #: analytic gradient available (all terms scalar); see :mod:`.lmm_gradient`
-        self.has_gradient = method == "blocked" and supports_gradient(self.system)
+        self.has_gradient = (method == "blocked" and self.sigma is None
+                             and supports_gradient(self.system))
 
     def _from_factor(self, f: BlockedFactor) -> float:
         r2 = f.pwrss()
+        if self.sigma is not None:
+            # sigma known: the criterion is not profiled over it (MixedModels.jl's sigma=)
+            dof = self.n - self.p if self.reml else self.n
+            logdet = f.logdet_Z + (f.logdet_X(self.p) if self.reml else 0.0)
+            s2 = self.sigma * self.sigma
+            return (logdet - self.log_det_w + dof * (_LOG_2PI + np.log(s2)) + r2 / s2)
         if self.reml:
             dof = self.n - self.p
             return (f.logdet_Z + f.logdet_X(self.p) + self.basis.log_det_R2 - self.log_det_w
@@ -259,7 +273,8 @@ class LMMObjective:
         beta, RX_inv, logdet_X = self.fixed_part(f)
         b = self.b_from_u(theta, u)
         r2 = f.pwrss()
-        sigma = float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
+        sigma = self.sigma if self.sigma is not None else \
+            float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
         return LMMSolution(theta, float(self._from_factor(f)), beta, u, b, sigma, r2,
                            f.logdet_Z, logdet_X, RX_inv, f)
 

@@ -165,14 +165,62 @@ class LMMObjective:
         self.has_gradient = (method == "blocked" and self.sigma is None
                              and supports_gradient(self.system))
 
+    def set_data(self, X: np.ndarray, y: np.ndarray, Z: list[np.ndarray],
+                 log_det_w: float) -> None:
+        """Replace the data by transformed ones (same grouping, unit weights): the
+        whitened ``W X``, ``W y`` and ``W Z_k`` of a model with correlated residuals, whose
+        Jacobian ``log|W|^2`` enters the criterion as ``log_det_w``.
+
+        The internal basis of the fixed effects is rebuilt for the new ``X`` (module
+        docstring), and the cross-products formed again.
+
+        Parameters
+        ----------
+        X : ndarray (n, p)
+        y : ndarray (n,)
+            Response minus offset, transformed.
+        Z : list of ndarray
+            One (n, p_k) array per term, the terms' values transformed.
+        log_det_w : float
+        """
+        self.basis = FixedBasis.of(X, None)
+        y_res, self._coef0 = self.basis.residualize(y, None)
+        XY = np.column_stack([self.basis.X, y_res])
+        if self.method == "dense":
+            self.system.set_data(XY, None, Z=Z)
+        else:
+            self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
+        self.log_det_w = float(log_det_w)
+
+    def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
+        """The (restricted) deviance of a factor at an explicit residual standard
+        deviation (not profiled over it): the criterion when sigma is known, and the
+        function whose Hessian gives nlme's approximate covariance of the variance
+        parameters.
+
+        Parameters
+        ----------
+        f : BlockedFactor
+        sigma : float
+
+        Returns
+        -------
+        float
+            ``log|L_Z|^2 [+ log|R_X|^2] - log|W| + d log(2 pi sigma^2) + r^2 / sigma^2``,
+            ``d = n`` (ML) or ``n - p`` (REML).
+        """
+        dof = self.n - self.p if self.reml else self.n
+        logdet = f.logdet_Z + (f.logdet_X(self.p) + self.basis.log_det_R2
+                               if self.reml else 0.0)
+        s2 = sigma * sigma
+        return float(logdet - self.log_det_w + dof * (_LOG_2PI + np.log(s2))
+                     + f.pwrss() / s2)
+
     def _from_factor(self, f: BlockedFactor) -> float:
-        r2 = f.pwrss()
         if self.sigma is not None:
             # sigma known: the criterion is not profiled over it (MixedModels.jl's sigma=)
-            dof = self.n - self.p if self.reml else self.n
-            logdet = f.logdet_Z + (f.logdet_X(self.p) if self.reml else 0.0)
-            s2 = self.sigma * self.sigma
-            return (logdet - self.log_det_w + dof * (_LOG_2PI + np.log(s2)) + r2 / s2)
+            return self.criterion_at_sigma(f, self.sigma)
+        r2 = f.pwrss()
         if self.reml:
             dof = self.n - self.p
             return (f.logdet_Z + f.logdet_X(self.p) + self.basis.log_det_R2 - self.log_det_w

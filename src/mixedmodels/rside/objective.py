@@ -92,14 +92,8 @@ class RSideLMMObjective:
             return False
         Mw, logdet = res
         p = self.design.p
-        XY = np.ascontiguousarray(Mw[:, -(p + 1):])
         Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
-        lmm = self.lmm
-        if lmm.method == "dense":
-            lmm.system.set_data(XY, None, Z=Z)
-        else:
-            lmm.system.set_cross_products(lmm.pattern.compute(XY, None, Z=Z))
-        lmm.log_det_w = -logdet
+        self.lmm.set_data(Mw[:, -(p + 1):-1], Mw[:, -1], Z, -logdet)
         self._loaded = phi.copy()
         return True
 
@@ -130,14 +124,7 @@ class RSideLMMObjective:
         if not self.load(phi):
             return np.inf
         f = self.lmm.system.factorize(np.asarray(theta, dtype=float), scratch=True)
-        if f is None:
-            return np.inf
-        r2 = f.pwrss()
-        n, p = self.lmm.n, self.lmm.p
-        dof = n - p if self.reml else n
-        logdet = f.logdet_Z + (f.logdet_X(p) if self.reml else 0.0)
-        s2 = sigma * sigma
-        return float(logdet - self.lmm.log_det_w + dof * (_LOG_2PI + np.log(s2)) + r2 / s2)
+        return np.inf if f is None else self.lmm.criterion_at_sigma(f, sigma)
 
 
 class GLSSolution:

@@ -147,6 +147,9 @@ class LMMObjective:
         self.basis = FixedBasis.of(design.X, design.weights)
         y_res, self._coef0 = self.basis.residualize(design.y - design.offset, design.weights)
         XY = np.column_stack([self.basis.X, y_res])
+        #: ``[X~ y~]``: the fixed-effects columns in the internal basis and the residualized
+        #: response, as the cross-products see them (:meth:`set_data`)
+        self.internal_XY = XY
         if method == "dense":
             # small model: dense Z and one product, no sparse pattern to build
             self.pattern = None
@@ -165,27 +168,24 @@ class LMMObjective:
         self.has_gradient = (method == "blocked" and self.sigma is None
                              and supports_gradient(self.system))
 
-    def set_data(self, X: np.ndarray, y: np.ndarray, Z: list[np.ndarray],
-                 log_det_w: float) -> None:
+    def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
-        whitened ``W X``, ``W y`` and ``W Z_k`` of a model with correlated residuals, whose
-        Jacobian ``log|W|^2`` enters the criterion as ``log_det_w``.
+        whitened data of a model with correlated residuals, whose Jacobian ``log|W|^2``
+        enters the criterion as ``log_det_w``.
 
-        The internal basis of the fixed effects is rebuilt for the new ``X`` (module
-        docstring), and the cross-products formed again.
+        ``XY`` is :attr:`internal_XY` (the internal basis ``X~`` and the residualized
+        response, module docstring) transformed: any linear map of the rows keeps
+        ``X beta - y = X~ (R beta - c) - y~``, so the basis, its ``log|R|^2`` and the
+        mapping back to the user's coefficients stay as they are, and no factorization of
+        ``X`` is repeated.
 
         Parameters
         ----------
-        X : ndarray (n, p)
-        y : ndarray (n,)
-            Response minus offset, transformed.
+        XY : ndarray (n, p + 1)
         Z : list of ndarray
             One (n, p_k) array per term, the terms' values transformed.
         log_det_w : float
         """
-        self.basis = FixedBasis.of(X, None)
-        y_res, self._coef0 = self.basis.residualize(y, None)
-        XY = np.column_stack([self.basis.X, y_res])
         if self.method == "dense":
             self.system.set_data(XY, None, Z=Z)
         else:

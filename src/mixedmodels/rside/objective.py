@@ -13,8 +13,9 @@ takes the place of ``-log|W_prior|``:
                               + (n-p)\,[1 + \log(2\pi r^2 / (n - p))]
 
 (with a known sigma, the unprofiled forms of ``LMMObjective``). Every evaluation whitens the
-compact arrays ``[Z_1 .. Z_K, X, y]`` (n rows, a few columns) and rebuilds the
-cross-products; the factorization is the LMM's. Without random effects (``gls``) the
+compact arrays ``[Z_1 .. Z_K, X~, y~]`` (n rows, a few columns; ``X~`` the LMM's
+well-conditioned basis of the fixed effects, ``y~`` the residualized response) and rebuilds
+the cross-products; the factorization is the LMM's. Without random effects (``gls``) the
 criterion is that of the whitened linear model, from the QR factor of ``W [X y]``.
 """
 
@@ -31,14 +32,15 @@ __all__ = ["GLSObjective", "GLSSolution", "RSideLMMObjective"]
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def _compact(design: Design) -> tuple[np.ndarray, list[slice]]:
-    """``[Z_1 .. Z_K, X, y - offset]`` and the column slices of the terms."""
+def _compact(design: Design, XY: np.ndarray) -> tuple[np.ndarray, list[slice]]:
+    """``[Z_1 .. Z_K, X~, y~]`` (``XY``: the LMM's internal basis of the fixed effects and
+    residualized response) and the column slices of the terms."""
     cols, slices, off = [], [], 0
     for t in design.terms:
         cols.append(t.Z)
         slices.append(slice(off, off + t.p))
         off += t.p
-    cols += [design.X, (design.y - design.offset)[:, None]]
+    cols.append(XY)
     return np.ascontiguousarray(np.column_stack(cols)), slices
 
 
@@ -69,7 +71,7 @@ class RSideLMMObjective:
         self.reml = bool(reml)
         self.method = self.lmm.method
         self.n_theta = design.n_theta
-        self._M, self._zslices = _compact(design)
+        self._M, self._zslices = _compact(design, self.lmm.internal_XY)
         self.lower = np.concatenate([self.lmm.lower, np.full(residual.n_par, -np.inf)])
         self.x0 = np.concatenate([self.lmm.theta0, residual.start])
         self.n_evals = 0
@@ -93,7 +95,7 @@ class RSideLMMObjective:
         Mw, logdet = res
         p = self.design.p
         Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
-        self.lmm.set_data(Mw[:, -(p + 1):-1], Mw[:, -1], Z, -logdet)
+        self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
         self._loaded = phi.copy()
         return True
 

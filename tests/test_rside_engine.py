@@ -219,3 +219,31 @@ def test_lmer_without_structures_is_unchanged():
     assert type(m) is mm.LinearMixedModelResult
     assert m.objective == pytest.approx(1743.628, abs=1e-3)
     assert not isinstance(m.objective_function, RSideLMMObjective)
+
+
+# -- the same model as glmmTMB's G-side AR(1) ------------------------------------------------
+#: visible.json's ar1sim_ar1: glmmTMB 1.1.5, ``y ~ time + (1 | subject) +
+#: ar1(0 + factor(time) | subject)``, ``dispformula = ~0`` (ML). With the residual variance
+#: switched off, the AR(1) term is the residual: the marginal model is ours with
+#: ``cor_ar1(form="~ time | subject")``.
+AR1SIM = {"objective": 957.667691264848, "beta": [2.20925713400752, 0.430192720786491],
+          "phi": 0.638416616222635, "sd_ar1": 0.750990663768718,
+          "sd_subject": 0.881030328449815}
+#: the issue's tolerances for ar1sim_ar1
+AR1SIM_OBJ_TOL, AR1SIM_COEF_TOL, AR1SIM_PHI_TOL = 1e-4, 1e-4, 1e-3
+
+
+def test_rside_ar1_equals_glmmtmbs_gside_ar1_without_residual():
+    m = mm.lmer("y ~ time + (1 | subject)", mm.datasets.load("ar1sim"), REML=False,
+                correlation=mm.cor_ar1(form="~ time | subject"))
+    ref = AR1SIM
+    assert m.objective <= ref["objective"] + AR1SIM_OBJ_TOL
+    assert m.objective == pytest.approx(ref["objective"], abs=AR1SIM_OBJ_TOL)
+    np.testing.assert_allclose(m.fixef.to_numpy(), ref["beta"], rtol=AR1SIM_COEF_TOL)
+    assert m.cor_params["phi"] == pytest.approx(ref["phi"], abs=AR1SIM_PHI_TOL)
+    assert m.sigma == pytest.approx(ref["sd_ar1"], rel=AR1SIM_PHI_TOL)
+    sd = float(np.sqrt(m.varcorr.terms[0].cov[0, 0]))
+    assert sd == pytest.approx(ref["sd_subject"], rel=AR1SIM_PHI_TOL)
+    # the missing AR(1) term is worth an LRT of about 120 (the number)
+    m0 = mm.lmer("y ~ time + (1 | subject)", mm.datasets.load("ar1sim"), REML=False)
+    assert 115.0 < m0.objective - m.objective < 125.0

@@ -247,3 +247,32 @@ def test_rside_ar1_equals_glmmtmbs_gside_ar1_without_residual():
     # the missing AR(1) term is worth an LRT of about 120 (the issue's number)
     m0 = mm.lmer("y ~ time + (1 | subject)", mm.datasets.load("ar1sim"), REML=False)
     assert 115.0 < m0.objective - m.objective < 125.0
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_gls_with_known_sigma_equals_dense_likelihood(reml):
+    """sigma fixed: the (restricted) deviance at that sigma, not profiled; beta is the GLS
+    estimate and its covariance sigma^2 (X' V^-1 X)^-1."""
+    d = _panel(seed=4)
+    s = 0.8
+    m = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | sub"), sigma=s,
+               method="REML" if reml else "ML")
+    n = len(d)
+    X = np.column_stack([np.ones(n), d.x])
+    y = d.y.to_numpy()
+    t = d.t.to_numpy()
+    same = d["sub"].to_numpy()[:, None] == d["sub"].to_numpy()[None, :]
+    phi = m.cor_params["phi"]
+    V = s * s * np.where(same, phi ** np.abs(t[:, None] - t[None, :]), 0.0)
+    Vi = np.linalg.inv(V)
+    XtViX = X.T @ Vi @ X
+    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+    r = y - X @ beta
+    want = np.linalg.slogdet(V)[1] + n * np.log(2 * np.pi) + r @ Vi @ r
+    if reml:
+        want += np.linalg.slogdet(XtViX)[1] - X.shape[1] * np.log(2 * np.pi)
+    assert m.sigma == s
+    assert -2 * m.loglik == pytest.approx(want, rel=1e-10)
+    np.testing.assert_allclose(m.fixef.to_numpy(), beta, rtol=1e-8)
+    np.testing.assert_allclose(m.se.to_numpy(), np.sqrt(np.diag(np.linalg.inv(XtViX))),
+                               rtol=1e-8)

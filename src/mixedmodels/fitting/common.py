@@ -7,7 +7,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .._errors import SingularFitWarning
 from .._messages import collecting, emit_warning
+from ..diagnostics import is_singular_theta, singular_message
 
 __all__ = [
     "BOUNDARY_TOL",
@@ -132,3 +134,14 @@ def warn_if_poorly_scaled(design) -> None:
     advice = scale_advice(design.X, list(design.fixed.names))
     if advice is not None:
         emit_warning(advice, ScalingWarning, stacklevel=4)
+
+
+def warn_if_singular(design, theta: np.ndarray, stacklevel: int = 5) -> None:
+    """Emit lme4's boundary (singular) fit warning naming the grouping factors whose
+    random-effects covariance is singular at ``theta`` (nothing when none is)."""
+    groups = []
+    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+        if is_singular_theta(theta[sl], t.structure.lower_bounds()) and t.group not in groups:
+            groups.append(t.group)
+    if groups:
+        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=stacklevel)

@@ -33,6 +33,7 @@ def gls(
     correlation=None,
     variance=None,
     method: str = "REML",
+    sigma: float | None = None,
     weights=None,
     offset=None,
     optimizer: str = "auto",
@@ -60,6 +61,9 @@ def gls(
         ``mm.var_ident(form="~ 1 | Sex")``, ``mm.var_power(form="~ age")`` ... (nlme's
         ``weights=`` argument).
     method : {"REML", "ML"}
+    sigma : float, optional
+        A known residual standard deviation (nlme's ``glsControl(sigma = )``): not
+        estimated; the criterion is the (restricted) deviance at that value.
     weights : str or array-like, optional
         Prior weights: residual variance ``sigma^2 / w`` times the variance function.
     offset : str or array-like, optional
@@ -86,8 +90,9 @@ def gls(
     check_conv = check_flag("check_conv", check_conv)
     if optimizer == "gradient":
         raise ValueError("optimizer='gradient' is not available for gls; use 'auto'/'bobyqa'")
-    residual = ResidualSpec.make(correlation, variance)
+    residual = ResidualSpec.make(correlation, variance, sigma)
     options = {"correlation": correlation, "variance": variance, "method": method,
+               "sigma": sigma,
                "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_conv, "contrasts": contrasts}

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .._errors import ConvergenceWarning, SingularFitWarning
+from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from ..design import Design, check_lmm_identifiable, materialize
 from ..diagnostics import (
@@ -20,8 +20,6 @@ from ..diagnostics import (
     NEGATIVE_CURVATURE_TOL,
     check_convergence,
     check_convergence_gradient,
-    is_singular_theta,
-    singular_message,
 )
 from ..formula import parse_formula
 from ..objective import LMMObjective
@@ -37,6 +35,7 @@ from .common import (
     resolve_reml,
     snap_to_boundary,
     warn_if_poorly_scaled,
+    warn_if_singular,
 )
 from .rside import fit_rside_lmm
 from .trace import check_verbose, log_stage, traced, verbose_output
@@ -165,13 +164,7 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
                                                     direction)
         if not conv.converged:
             emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
-    if is_singular_theta(theta, lower):
-        groups = []
-        for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-            if is_singular_theta(theta[sl], t.structure.lower_bounds()) and \
-                    t.group not in groups:
-                groups.append(t.group)
-        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
+    warn_if_singular(design, theta)
     sol = obj.solve(theta)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
 

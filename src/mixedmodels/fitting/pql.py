@@ -28,6 +28,7 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning
 from .._messages import emit_warning
+from .._threads import blas_threads
 from ..families import make_family
 from ..inference.glm import fit_glm
 from ..objective.pirls import prior_weights
@@ -91,7 +92,8 @@ def glmm_pql(formula: str, data: pd.DataFrame, family="binomial", *, link: str |
     with collect_warnings() as caught:
         design = glmm_design(formula, data, fam, weights=weights, offset=offset,
                              contrasts=contrasts, extra_columns=residual_columns(residual))
-        result, iterations, converged = _iterate(design, fam, residual, niter)
+        with blas_threads(design.q):
+            result, iterations, converged = _iterate(design, fam, residual, niter)
     recipe = FitRecipe.make(glmm_pql, formula, data, options, _iterate_design,
                             {"family": fam, "residual": residual, "niter": niter})
     return PQLResult(design, fam, result, iterations, converged,

@@ -276,3 +276,25 @@ def test_gls_with_known_sigma_equals_dense_likelihood(reml):
     np.testing.assert_allclose(m.fixef.to_numpy(), beta, rtol=1e-8)
     np.testing.assert_allclose(m.se.to_numpy(), np.sqrt(np.diag(np.linalg.inv(XtViX))),
                                rtol=1e-8)
+
+
+def test_r_coefficient_names_under_the_option():
+    """mm.options(coef_names="r") reaches the R-side result classes too."""
+    cbpp = mm.datasets.load("cbpp")
+    want = ["(Intercept)", "period2", "period3", "period4"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [mm.gls("incidence ~ period", cbpp,
+                       correlation=mm.cor_comp_symm(form="~ 1 | herd")),
+                mm.lmer("incidence ~ period + (1 | herd)", cbpp,
+                        variance=mm.var_ident(form="~ 1 | period")),
+                mm.glmm_pql("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                            cbpp)]
+    for m in fits:
+        with mm.options(coef_names="r"):
+            assert list(m.fixef.index) == want and list(m.se.index) == want
+            assert list(m.coef_table().index) == want
+            assert "period2" in str(m.summary())
+        assert list(m.fixef.index)[1] == "period[T.2]"
+    with mm.options(coef_names="r"):
+        assert list(fits[0].intervals()["fixed"].index) == want

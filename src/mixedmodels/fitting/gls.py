@@ -83,7 +83,7 @@ def gls(
     >>> df = mm.datasets.load("Orthodont")
     >>> m = mm.gls("distance ~ age", df, correlation=mm.cor_comp_symm(form="~ 1 | Subject"))
     >>> round(m.cor_params["rho"], 4)
-    0.6245
+    0.6857
     """
     REML = _method(method)
     check_optimizer(optimizer, LMM_OPTIMIZERS, "gls")

@@ -80,7 +80,7 @@ def glmm_pql(formula: str, data: pd.DataFrame, family="binomial", *, link: str |
     >>> cbpp = mm.datasets.load("cbpp")
     >>> m = mm.glmm_pql("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp)
     >>> round(float(m.fixef.iloc[0]), 4)
-    -1.3268
+    -1.3274
     """
     if isinstance(niter, bool) or not isinstance(niter, int | np.integer) or niter < 1:
         raise ValueError(f"niter must be a whole number >= 1, not {niter!r}")

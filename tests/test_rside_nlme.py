@@ -137,7 +137,7 @@ def test_intervals_hessian_is_step_invariant():
     differences at steps 1e-4 .. 1e-2 give the same standard errors as the intervals (at
     larger steps the deviance is no longer quadratic: power and log sigma are correlated
     at -0.99 here, and a step of 3e-2 moves the standard error by 6%)."""
-    from mixedmodels.rside.intervals import _Packing
+    from mixedmodels.inference.rside_intervals import _Packing
 
     fx = next(f for f in NLME if f["name"] == "bw_gls_power_fitted")
     m = _fit(fx)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..design import Design
 from ..diagnostics import ConvergenceReport
+from ..methods import containment_df_columns, residual_model_intervals
 from ..optim import OptSummary
 from ..results.fit_stats import FitStatsMixin
 from ..results.lmm import LinearMixedModelResult
@@ -97,7 +98,7 @@ class _ResidualModelMixin:
         Wald intervals on nlme's transformed scale (log standard deviations, Fisher-z
         correlations, the structures' unconstrained scales, log sigma) with the covariance
         from the Hessian of the (restricted) log-likelihood there, mapped back to the
-        natural scale (:mod:`mixedmodels.rside.intervals`).
+        natural scale (:mod:`mixedmodels.inference.rside_intervals`).
 
         Parameters
         ----------
@@ -110,9 +111,7 @@ class _ResidualModelMixin:
             ``"fixed"``, ``"random"`` (lmer fits), ``"correlation"``, ``"variance"``,
             ``"sigma"``: each with columns ``lower``, ``est.``, ``upper``.
         """
-        from .intervals import intervals
-
-        return intervals(self, level)
+        return residual_model_intervals(self, level)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -595,9 +594,7 @@ class PQLResult(RecipeMixin):
         """
         from scipy import stats
 
-        from ..inference.containment import containment_df
-
-        df = containment_df(self.lmm.design).columns
+        df = containment_df_columns(self.lmm.design)
         t = self.fixef / self.se
         return pd.DataFrame({"Value": self.fixef, "Std.Error": self.se, "DF": df,
                              "t-value": t, "p-value": 2.0 * stats.t.sf(np.abs(t), df)})

@@ -25,8 +25,8 @@ import pandas as pd
 from scipy import stats
 
 from ..covariance import Unstructured
-from ..inference.numderiv import hessian
-from ..inference.varpar import SdCorMap
+from .numderiv import hessian
+from .varpar import SdCorMap
 
 __all__ = ["intervals"]
 
@@ -115,7 +115,7 @@ def _fixed(m, level: float) -> pd.DataFrame:
     est = m.fixef.to_numpy()
     se = m.se.to_numpy()
     if getattr(m.design, "terms", ()):
-        from ..inference.containment import containment_df
+        from .containment import containment_df
 
         df = containment_df(m.design).columns
     else:

@@ -25,7 +25,9 @@ __all__ = [
     "STIRLING_SERIES_MIN",
     "expit_pair",
     "lgamma_derivatives",
+    "lgamma_diff_counts",
     "log_factorial_int",
+    "logistic_parts",
     "polygamma_fast",
     "softplus_value",
     "stirling_derivatives",
@@ -67,6 +69,8 @@ POLYGAMMA_SERIES_MIN = 10.0
 _BERNOULLI = np.array([1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6])
 _ODD = 2 * np.arange(1, 8) + 1            # 2k + 1
 _ODD_BERNOULLI = _ODD * _BERNOULLI
+#: the recurrence shifts 0, 1, ..., as a column
+_STEPS = np.arange(np.ceil(POLYGAMMA_SERIES_MIN) + 1.0).reshape(-1, 1)
 
 
 def _trigamma_tetragamma(x: np.ndarray, n: int) -> np.ndarray:
@@ -76,22 +80,28 @@ def _trigamma_tetragamma(x: np.ndarray, n: int) -> np.ndarray:
 def _polygammas(x: np.ndarray, top: int) -> list[np.ndarray]:
     """``[psi_1(x), ..., psi_top(x)]`` (``top`` 1 or 2) sharing the recurrence shift and
     the powers of ``1/z`` between trigamma and tetragamma."""
+    shape = x.shape
+    x = x.reshape(-1)
     small = x < POLYGAMMA_SERIES_MIN
+    n_small = np.count_nonzero(small)
     z = x
     acc = [0.0, 0.0]
-    if np.any(small):
+    if n_small:
         # shift every small argument by the same number of steps, in one 2-D pass laid out
         # (steps, n) so that the sums over the steps run along contiguous rows
-        every = bool(np.all(small))
+        every = n_small == x.size
         xs = x if every else x[small]
-        steps = int(np.ceil(POLYGAMMA_SERIES_MIN - np.min(xs)))
-        inv = 1.0 / (xs + np.arange(steps).reshape((steps,) + (1,) * xs.ndim))
+        lowest = xs.min()
+        # (arguments <= 0 or NaN are outside the domain: any shift gives NaN or garbage)
+        steps = int(np.ceil(POLYGAMMA_SERIES_MIN - lowest)) if lowest > 0 else \
+            _STEPS.shape[0] - 1
+        inv = 1.0 / (xs + _STEPS[:steps])
         inv2 = inv * inv
-        parts = [np.sum(inv2, axis=0)]
+        parts = [inv2.sum(axis=0)]
         if top >= 2:
-            parts.append(-2.0 * np.sum(inv2 * inv, axis=0))
+            parts.append(-2.0 * (inv2 * inv).sum(axis=0))
         if every:
-            z = x + steps
+            z = x + float(steps)
             acc = [*parts, 0.0]
         else:
             z = x.copy()
@@ -106,13 +116,13 @@ def _polygammas(x: np.ndarray, top: int) -> list[np.ndarray]:
     series = _BERNOULLI[-1] * inv2
     for b in _BERNOULLI[-2::-1]:
         series = (series + b) * inv2
-    out = [acc[0] + inv + 0.5 * inv2 + series * inv]
+    out = [(acc[0] + inv + 0.5 * inv2 + series * inv).reshape(shape)]
     if top >= 2:
         # tetragamma: -1/z^2 - 1/z^3 - sum (2k+1) B_2k / z^(2k+2)
         series = _ODD_BERNOULLI[-1] * inv2
         for c in _ODD_BERNOULLI[-2::-1]:
             series = (series + c) * inv2
-        out.append(acc[1] - inv2 - inv2 * inv - series * inv2)
+        out.append((acc[1] - inv2 - inv2 * inv - series * inv2).reshape(shape))
     return out
 
 
@@ -123,6 +133,17 @@ def expit_pair(v) -> tuple[np.ndarray, np.ndarray]:
     r = 1.0 / (1.0 + e)
     pos = v >= 0
     return np.where(pos, r, e * r), np.where(pos, e * r, r)
+
+
+def logistic_parts(v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(expit(v), expit(-v), log1p(exp(-|v|)))`` from one exponential: the pair of
+    :func:`expit_pair` and the tail of ``softplus(v) = max(v, 0) + log1p(exp(-|v|))``."""
+    v = np.asarray(v, dtype=float)
+    e = np.exp(-np.abs(v))
+    r = 1.0 / (1.0 + e)
+    er = e * r
+    pos = v >= 0
+    return np.where(pos, r, er), np.where(pos, er, r), np.log1p(e)
 
 
 def softplus_value(v) -> np.ndarray:
@@ -216,6 +237,48 @@ def stirling_derivatives(x, order: int) -> list[np.ndarray]:
         ser = _series(np.where(big, x, STIRLING_SERIES_MIN), order)
         dir_ = _direct(np.where(big, 1.0, x), order)
     return [np.where(big, a, b) for a, b in zip(ser, dir_, strict=True)]
+
+
+#: Largest count for which :func:`lgamma_diff_counts` sums its terms (rounding of the
+#: cumulative sums grows with their length; beyond, the log-gamma forms are used).
+COUNT_SUM_MAX = 2048
+
+
+def lgamma_diff_counts(a: float, y: np.ndarray, order: int) -> list[np.ndarray] | None:
+    r"""``log Gamma(a + y) - log Gamma(a)`` and its ``a``-derivatives for one value ``a > 0``
+    and whole numbers ``0 <= y <= COUNT_SUM_MAX`` as finite sums,
+
+    .. math::
+
+        \sum_{j < y} \log(a + j), \quad \sum_{j < y} (a + j)^{-1}, \quad
+        -\sum_{j < y} (a + j)^{-2}, \quad 2 \sum_{j < y} (a + j)^{-3},
+
+    read from cumulative sums over ``j < max(y)`` (a negative binomial's size or a
+    beta-binomial's precision without a dispersion model: a few operations on ``max(y)``
+    terms instead of polygammas of every ``a + y``). Exact up to the rounding of the sums
+    (``<= max(y)`` ulps). None when ``y`` is not of that kind.
+    """
+    if y.size == 0:
+        return None
+    top = y.max()
+    if not y.min() >= 0.0 or not top <= COUNT_SUM_MAX or not (y == np.floor(y)).all():
+        return None
+    idx = y.astype(np.intp)
+    t = a + np.arange(int(top))
+    inv = 1.0 / t
+    terms = [np.log(t), inv]
+    if order >= 2:
+        inv2 = inv * inv
+        terms.append(-inv2)
+    if order >= 3:
+        terms.append(2.0 * inv2 * inv)
+    out = []
+    for term in terms[:order + 1]:
+        c = np.empty(t.size + 1)
+        c[0] = 0.0
+        np.cumsum(term, out=c[1:])
+        out.append(c[idx])
+    return out
 
 
 def stirling_remainder(x, k: int = 0) -> np.ndarray:

@@ -57,15 +57,19 @@ def _clip_phi(x: float) -> float:
     return float(np.clip(x, lo, hi)) if np.isfinite(x) else 1.0
 
 
-def nb_log_density(y: np.ndarray, log_mu: jt.Jet, t: jt.Jet) -> jt.Jet:
+def nb_log_density(y: np.ndarray, log_mu: jt.Jet, t: jt.Jet, k: jt.Jet | None = None
+                   ) -> jt.Jet:
     r"""Negative binomial log-pmf from ``log mu`` and ``t = log((Var - mu)/mu)`` (module
-    docstring)."""
-    k = jt.exp(log_mu - t)
+    docstring); the size ``k = mu exp(-t)`` may be given when it is a parameter itself
+    (``nbinom2``: ``k = phi``, a single value without a dispersion model)."""
+    if k is None:
+        k = jt.exp(log_mu - t)
     return jt.lgamma_diff(k, y) - lfactorial(y) - (k + y) * jt.softplus(t) + t * y
 
 
 class _CountFamily(ResponseFamily):
     discrete = True
+    supports_sparse = True
     point_mass_at_zero = True
     mu_links = _COUNT_LINKS
 
@@ -167,6 +171,10 @@ class _NegBin(_CountFamily):
     def _t(self, params) -> jt.Jet:
         raise NotImplementedError
 
+    def _k(self, params) -> jt.Jet | None:
+        """The size ``k`` when it is a parameter (None: computed from ``t``)."""
+        return None
+
     def _size_prob(self, params):
         """Plain-array size ``k`` and success probability ``k / (k + mu)``."""
         mu = np.asarray(params["mu"], dtype=float)
@@ -175,7 +183,7 @@ class _NegBin(_CountFamily):
         return k, k / (k + mu)
 
     def _log_density(self, y, params, size):
-        return nb_log_density(y, params["mu"].log(), self._t(params))
+        return nb_log_density(y, params["mu"].log(), self._t(params), self._k(params))
 
     def mean(self, params, size=None):
         return np.asarray(params["mu"], dtype=float)
@@ -207,6 +215,9 @@ class NBinom2(_NegBin):
 
     def _t(self, params):
         return params["mu"].log() - params["phi"].log()
+
+    def _k(self, params):
+        return params["phi"]
 
     def variance(self, mu, phi=None, extras=None, size=None):
         mu = np.asarray(mu, dtype=float)
@@ -306,6 +317,7 @@ class Binomial(ResponseFamily):
     discrete = True
     point_mass_at_zero = True
     needs_size = True
+    supports_sparse = True
 
     def _log_density(self, y, params, size):
         mu = params["mu"]

@@ -40,6 +40,8 @@ from ._special import (
     STIRLING_SERIES_MIN,
     expit_pair,
     lgamma_derivatives,
+    lgamma_diff_counts,
+    logistic_parts,
     softplus_value,
     stirling_derivatives,
 )
@@ -118,6 +120,13 @@ class JetBase:
     def shape(self) -> tuple[int, ...]:
         """Batch shape ``B`` (the shape of ``v``)."""
         return self.v.shape
+
+    @property
+    def active_order(self) -> int:
+        """The derivative order of ``f`` that :meth:`chain` needs for ``f(self)``:
+        ``order``, or 0 for a jet known to have no derivatives (expensive ``f`` 's skip
+        their derivatives then)."""
+        return self.order
 
     def __pos__(self):
         return self
@@ -574,33 +583,46 @@ def sqrt(x: Jet) -> Jet:
 
 def gammaln(x: Jet) -> Jet:
     """``log Gamma(x)``, ``x > 0``; derivatives digamma, trigamma, tetragamma."""
+    return _chain(x, *_once(lgamma_derivatives, x.v, x.active_order))
+
+
+def _once(fn, v: np.ndarray, order: int) -> list:
+    """``fn(v, order)``, evaluated at one element when ``v`` repeats one value (the
+    derivatives then stay of shape (1,), which broadcasts; the value gets ``v`` 's
+    shape)."""
     with np.errstate(all="ignore"):
-        d = lgamma_derivatives(x.v, x.order)
-    return _chain(x, *d)
+        if not _repeats_one_value(v):
+            return fn(v, order)
+        res = fn(v.reshape(-1)[:1], order)
+    return [np.full(v.shape, res[0][0]), *res[1:]]
 
 
 def stirling_rem(x: Jet) -> Jet:
     r"""Stirling remainder ``log Gamma(x) - (x - 1/2) log x + x - log(2 pi)/2`` (small for
     large ``x``; see :mod:`mixedmodels.families._special`)."""
-    with np.errstate(all="ignore"):
-        d = stirling_derivatives(x.v, x.order)
-    return _chain(x, *d)
+    return _chain(x, *_once(stirling_derivatives, x.v, x.active_order))
 
 
 def softplus(x: Jet) -> Jet:
     r"""``log(1 + exp(x))``, stable for all ``x``; derivatives ``s, s(1-s), ...`` with
     ``s = expit(x)`` and ``1 - s`` computed as ``expit(-x)`` (no cancellation)."""
     v = x.v
-    if x.order == 0:
+    if x.active_order == 0:
         return _chain(x, softplus_value(v), None)
-    s, sm = expit_pair(v)
+    s, sm, tail = logistic_parts(v)
     f2 = s * sm
-    return _chain(x, softplus_value(v), s, f2, f2 * (sm - s))
+    return _chain(x, np.maximum(v, 0.0) + tail, s, f2, f2 * (sm - s))
 
 
 def log_sigmoid(x: Jet) -> Jet:
-    """``log(expit(x)) = -softplus(-x)``."""
-    return -softplus(-x)
+    r"""``log(expit(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|))``; derivatives
+    ``1 - s``, ``-s(1 - s)``, ``s(1 - s)(2s - 1)`` with ``s = expit(x)``."""
+    v = x.v
+    if x.active_order == 0:
+        return _chain(x, -softplus_value(-v), None)
+    s, sm, tail = logistic_parts(v)
+    f2 = sm * s
+    return _chain(x, np.minimum(v, 0.0) - tail, sm, -f2, f2 * (s - sm))
 
 
 def sigmoid(x: Jet) -> Jet:
@@ -656,24 +678,46 @@ def where(mask, a, b) -> JetBase:
     return type(jet)._where(np.asarray(mask, dtype=bool), a, b)
 
 
-def logaddexp(a, b) -> JetBase:
-    r"""``log(exp(a) + exp(b))`` without overflow (jets or arrays).
+def logaddexp(a, b, diff=None) -> JetBase:
+    r"""``L = log(exp(a) + exp(b))`` without overflow (jets or arrays).
 
-    The derivatives are those of ``a + softplus(b - a)`` (the softplus derivatives come
-    from ``expit`` without cancellation on either side); the value is taken as
-    ``max(a, b) + softplus(-|b - a|)``, which loses no digits when one term dominates.
+    With ``d = b - a`` and the weights ``p_a = expit(-d)``, ``p_b = expit(d)`` (each
+    computed without cancellation), the derivatives are those of ``a + softplus(d)``
+    arranged as
+
+    .. math::
+
+        L_K = p_a a_K + p_b b_K + [\text{the } f'' \text{ and } f''' \text{ terms of }
+        \mathrm{softplus}(d)]_K, \qquad f'' = p_a p_b, \quad f''' = p_a p_b (p_a - p_b),
+
+    a weighted mean of the two terms' derivatives (no cancellation whichever dominates);
+    the value is ``max(a, b) + softplus(-|d|)``.
+
+    Parameters
+    ----------
+    a, b : Jet or array_like
+        The terms (at least one a jet).
+    diff : Jet, optional
+        ``b - a`` when a form of it is known that is exact or cheaper (e.g.
+        ``log(1 - pi) - log(pi) = -eta`` for the logit link).
+
+    Returns
+    -------
+    Jet
     """
     av, bv = _value(a), _value(b)
     with np.errstate(invalid="ignore"):
-        d = b - a
+        d = b - a if diff is None else diff
         hi = np.maximum(av, bv)
-    # both -inf: the sum is -inf; keep the softplus argument finite
-    both_inf = ~np.isfinite(hi) & (hi < 0)
-    if np.any(both_inf):
-        d = where(both_inf, np.full(d.shape, -np.inf), d)
-    out = a + softplus(d)
-    with np.errstate(invalid="ignore"):
-        return out._with_value(hi + softplus_value(-np.abs(d.v)))
+        if not np.isfinite(hi).all():
+            # both -inf: the sum is -inf; keep the softplus argument finite
+            both_inf = ~np.isfinite(hi) & (hi < 0)
+            if both_inf.any():
+                d = where(both_inf, np.full(d.shape, -np.inf), d)
+        pb, pa, tail = logistic_parts(d.v)
+        f2 = pa * pb
+        out = a * pa + b * pb + d.chain(0.0, f2, f2 * (pa - pb), f0=0.0)
+        return out._with_value(hi + tail)
 
 
 def _x_times(f, x, y: Jet, neutral: float) -> Jet:
@@ -709,23 +753,57 @@ def lgamma_diff(a: Jet, y) -> Jet:
     with ``r`` the Stirling remainder, whose derivatives stay accurate too.
     """
     y = _arr(y)
-    k = a.order
-    big = a.v >= STIRLING_SERIES_MIN
-    has_big = bool(np.any(big))
-    has_small = not has_big or not bool(np.all(big))
-    parts = []
+    k = a.active_order
+    av = a.v
     with np.errstate(all="ignore"):
-        if has_big:
-            parts.append(_lgamma_diff_stirling(
-                np.where(big, a.v, STIRLING_SERIES_MIN) if has_small else a.v, y, k))
-        if has_small:
-            x = np.where(big, 1.0, a.v) if has_big else a.v
-            hi, lo = lgamma_derivatives(x + y, k), lgamma_derivatives(x, k)
-            parts.append([p - q for p, q in zip(hi, lo, strict=True)])
-    d = parts[0] if len(parts) == 1 else [np.where(big, p, q)
-                                          for p, q in zip(*parts, strict=True)]
+        d = None
+        if _repeats_one_value(av) and y.shape == av.shape:
+            # a single size (no dispersion model) and counts: finite sums
+            d = lgamma_diff_counts(float(av.flat[0]), y, k)
+        if d is None:
+            d = _lgamma_diff_values(av, y, k)
     d += [None] * (4 - len(d))
     return a.chain(d[1], d[2], d[3], f0=d[0])
+
+
+#: Arrays at least this long are checked for repeating one value (a size or precision
+#: without a dispersion model), whose special functions are then evaluated once.
+UNIFORM_CHECK_MIN = 16
+
+
+def _repeats_one_value(x: np.ndarray) -> bool:
+    return x.size >= UNIFORM_CHECK_MIN and bool((x == x.flat[0]).all())
+
+
+def _both(fn, hi: np.ndarray, lo: np.ndarray, order: int):
+    """``fn(hi, order)`` and ``fn(lo, order)`` from one vectorized call (``lo`` evaluated
+    at one element when it repeats one value; its results then broadcast)."""
+    if _repeats_one_value(lo):
+        lo = lo.reshape(-1)[:1]
+        shape = (1,)
+    else:
+        shape = lo.shape
+    res = fn(np.concatenate([hi.reshape(-1), lo.reshape(-1)]), order)
+    cut = hi.size
+    return ([r[:cut].reshape(hi.shape) for r in res],
+            [r[cut:].reshape(shape) for r in res])
+
+
+def _lgamma_diff_values(av: np.ndarray, y: np.ndarray, k: int) -> list[np.ndarray]:
+    """Value and derivative coefficients of :func:`lgamma_diff` at ``a = av``."""
+    big = av >= STIRLING_SERIES_MIN
+    n_big = np.count_nonzero(big)
+    parts = []
+    if n_big:
+        p = np.where(big, av, STIRLING_SERIES_MIN) if n_big < av.size else av
+        parts.append(_lgamma_diff_stirling(p, y, k))
+    if n_big < av.size:
+        x = np.where(big, 1.0, av) if n_big else av
+        hi, lo = _both(lgamma_derivatives, x + y, x, k)
+        parts.append([u - w for u, w in zip(hi, lo, strict=True)])
+    if len(parts) == 1:
+        return parts[0]
+    return [np.where(big, u, w) for u, w in zip(*parts, strict=True)]
 
 
 def _lgamma_diff_stirling(p: np.ndarray, y: np.ndarray, order: int) -> list[np.ndarray]:
@@ -744,7 +822,7 @@ def _lgamma_diff_stirling(p: np.ndarray, y: np.ndarray, order: int) -> list[np.n
     """
     q = p + y
     lp = np.log1p(y * (1.0 / p))
-    rq, rp = stirling_derivatives(q, order), stirling_derivatives(p, order)
+    rq, rp = _both(stirling_derivatives, q, p, order)
     out = [(p - 0.5) * lp + special.xlogy(y, q) - y + rq[0] - rp[0]]
     if order >= 1:
         pq = p * q

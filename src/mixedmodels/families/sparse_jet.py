@@ -1,0 +1,378 @@
+r"""Sparse symmetric jets: the derivatives of :class:`~mixedmodels.families.jet.Jet`, each
+distinct entry stored once and structural zeros not at all.
+
+A log-density over a handful of channels is built from quantities that depend on one or
+two of them (``log mu`` on ``eta_mu`` alone, the negative binomial's ``t`` on
+``eta_mu`` and ``eta_phi``, ``log pi`` on ``eta_zi``), so most entries of the dense
+``(m, m, m, n)`` tensors are zero or repeat by symmetry. A :class:`SparseJet` keeps a
+dictionary from sorted index tuples to entries: ``(a,)`` for ``d/d x_a``, ``(a, b)``
+with ``a <= b`` for ``d^2/d x_a d x_b``, ``(a, b, c)`` for the third derivatives. An
+entry is an array of the batch shape or a Python float (the variables' unit slopes stay
+floats, so composing a univariate function with a variable costs no array operation);
+missing keys are zero. The rules are those of the dense jets -- for ``f(u)``
+
+.. math::
+
+    (f \circ u)_{abc} = f''' u_a u_b u_c
+        + f'' \sum_{x \in K} n_K(x)\, u_x u_{K \setminus x} + f' u_{abc}
+
+(``K = (a, b, c)``, ``n_K(x)`` the multiplicity of ``x`` in ``K``), and Leibniz's rule
+``(fg)_K = \sum_{S \subseteq K} f_S g_{K \setminus S}`` for products, the sum over
+sub-multisets with binomial multiplicities -- applied only to the entries present. Which
+products each rule needs depends only on the keys present, so the plan of a rule is
+computed once per pattern of keys and cached.
+
+:meth:`SparseJet.to_jet` expands the result into a dense :class:`Jet` (one gather of
+rows per order). Family code written with
+the generic jet operations (``+``, ``*``, ``chain`` and the functions of
+:mod:`~mixedmodels.families.jet` built on them) runs unchanged on either storage;
+:class:`~mixedmodels.families.density.ModelDensity` uses this one where the family allows
+it and the dense jets are the reference it is tested against.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from itertools import combinations_with_replacement
+from math import comb
+
+import numpy as np
+
+from .jet import Jet, JetBase
+
+__all__ = ["SparseJet"]
+
+Key = tuple[int, ...]
+
+
+def _arr(x) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+def _is_float(x) -> bool:
+    return x.__class__ is float
+
+
+def _mul(x, y):
+    """``x * y`` for entries (arrays or floats), skipping unit and zero floats."""
+    if x.__class__ is float:
+        if x == 1.0:
+            return y
+        if x == 0.0:
+            return 0.0
+        if x == -1.0:
+            return -y
+    if y.__class__ is float:
+        if y == 1.0:
+            return x
+        if y == 0.0:
+            return 0.0
+        if y == -1.0:
+            return -x
+    return x * y
+
+
+def _add(x, y):
+    if x is None:
+        return y
+    if y.__class__ is float and y == 0.0:
+        return x
+    return x + y
+
+
+def _prune(d: dict) -> dict:
+    """Drop entries that are the float 0 (exact structural cancellations)."""
+    return {k: e for k, e in d.items() if not (e.__class__ is float and e == 0.0)}
+
+
+# -- plans: which products each rule needs, per pattern of keys ------------------------
+_CHAIN_PLANS: dict = {}
+_PRODUCT_PLANS: dict = {}
+_LAYOUTS: dict = {}
+
+
+def _chain_plan(keys: tuple[Key, ...], order: int):
+    """``[(out_key, [(f_index, coef, factor_keys), ...]), ...]`` for ``f(u)``."""
+    plan = _CHAIN_PLANS.get((keys, order))
+    if plan is not None:
+        return plan
+    ones = [k for k in keys if len(k) == 1]
+    twos = [k for k in keys if len(k) == 2]
+    out: dict[Key, list] = {}
+    for k in ones:
+        out.setdefault(k, []).append((1, 1, (k,)))
+    if order >= 2:
+        for i, ka in enumerate(ones):
+            for kb in ones[i:]:
+                key = tuple(sorted(ka + kb))
+                out.setdefault(key, []).append((2, 1, tuple(sorted((ka, kb)))))
+        for k in twos:
+            out.setdefault(k, []).append((1, 1, (k,)))
+    if order >= 3:
+        for i, ka in enumerate(ones):
+            for j in range(i, len(ones)):
+                for kc in ones[j:]:
+                    key = tuple(sorted(ka + ones[j] + kc))
+                    out.setdefault(key, []).append(
+                        (3, 1, tuple(sorted((ka, ones[j], kc)))))
+        for kx in ones:
+            for kyz in twos:
+                key = tuple(sorted(kx + kyz))
+                out.setdefault(key, []).append((2, key.count(kx[0]), (kx, kyz)))
+        for k in keys:
+            if len(k) == 3:
+                out.setdefault(k, []).append((1, 1, (k,)))
+    plan = [(key, terms) for key, terms in sorted(out.items(), key=lambda t: (len(t[0]),
+                                                                               t[0]))]
+    _CHAIN_PLANS[(keys, order)] = plan
+    return plan
+
+
+def _product_plan(fkeys: tuple[Key, ...], gkeys: tuple[Key, ...], order: int):
+    """``{out_key: [(coef, f_key, g_key), ...]}`` of Leibniz's rule (``()`` is the
+    value)."""
+    plan = _PRODUCT_PLANS.get((fkeys, gkeys, order))
+    if plan is not None:
+        return plan
+    out: dict[Key, list] = {}
+    for fk in ((), *fkeys):
+        for gk in ((), *gkeys):
+            n = len(fk) + len(gk)
+            if n == 0 or n > order:
+                continue
+            key = tuple(sorted(fk + gk))
+            cnt_k, cnt_f = Counter(key), Counter(fk)
+            coef = 1
+            for x, c in cnt_f.items():
+                coef *= comb(cnt_k[x], c)
+            out.setdefault(key, []).append((coef, fk, gk))
+    plan = list(out.items())
+    _PRODUCT_PLANS[(fkeys, gkeys, order)] = plan
+    return plan
+
+
+def _layout(keys: tuple[Key, ...], m: int, order: int):
+    """Index maps from the dense tensors' entries into the stacked distinct entries
+    (position ``len(keys)`` is a zero column)."""
+    lay = _LAYOUTS.get((keys, m, order))
+    if lay is not None:
+        return lay
+    pos = {k: i for i, k in enumerate(keys)}
+    zero = len(keys)
+    maps = []
+    for k in range(1, order + 1):
+        idx = np.full((m,) * k, zero, dtype=np.intp)
+        for full in np.ndindex(*idx.shape):
+            idx[full] = pos.get(tuple(sorted(full)), zero)
+        maps.append(idx)
+    _LAYOUTS[(keys, m, order)] = maps
+    return maps
+
+
+class SparseJet(JetBase):
+    """Values and the distinct nonzero derivatives up to ``order`` over ``m`` variables.
+
+    Parameters
+    ----------
+    v : array_like
+        Values, batch shape ``B``.
+    d : dict
+        Sorted index tuple -> entry (array broadcasting to ``B``, or float); missing keys
+        are zero. Never modified after construction (jets share entries).
+    m : int
+        Number of variables.
+    order : int
+        Highest derivative order carried (0 to 3).
+    """
+
+    __slots__ = ("d", "m", "order", "v")
+
+    def __init__(self, v, d: dict, m: int, order: int):
+        self.v = _arr(v)
+        self.d = d
+        self.m = m
+        self.order = order
+
+    # -- constructors -----------------------------------------------------------------
+    @classmethod
+    def variable(cls, values, index: int, m: int, order: int) -> SparseJet:
+        """The independent variable number ``index`` of ``m`` (see :meth:`Jet.variable`)."""
+        return cls(values, {(index,): 1.0} if order >= 1 else {}, m, order)
+
+    @classmethod
+    def constant(cls, values, m: int, order: int) -> SparseJet:
+        """A jet without derivatives."""
+        return cls(values, {}, m, order)
+
+    @classmethod
+    def univariate(cls, f0, derivs, index: int, m: int, order: int) -> SparseJet:
+        """``f(x_index)`` from its value and derivatives (see :meth:`Jet.univariate`)."""
+        d = {(index,) * k: _arr(derivs[k - 1]) for k in range(1, order + 1)}
+        return cls(f0, d, m, order)
+
+    def __repr__(self) -> str:
+        return f"SparseJet(shape={self.shape}, m={self.m}, order={self.order}, " \
+               f"entries={len(self.d)})"
+
+    @property
+    def active_order(self) -> int:
+        """``order``, or 0 without derivative entries (see :attr:`JetBase.active_order`)."""
+        return self.order if self.d else 0
+
+    def _with_value(self, v) -> SparseJet:
+        return SparseJet(v, self.d, self.m, self.order)
+
+    def _same(self, other: SparseJet) -> int:
+        if other.m != self.m:
+            raise ValueError(f"jets over {self.m} and {other.m} variables do not mix")
+        return min(self.order, other.order)
+
+    # -- rules ------------------------------------------------------------------------
+    def chain(self, f1, f2=None, f3=None, f0=None) -> SparseJet:
+        """``f(self)`` from ``f`` 's derivatives at ``self.v`` (see :meth:`Jet.chain`).
+
+        Parameters
+        ----------
+        f1, f2, f3 : array_like or float
+            First, second and third derivatives of ``f`` (those above the order may be
+            None).
+        f0 : array_like
+            ``f(self.v)``.
+
+        Returns
+        -------
+        SparseJet
+        """
+        d = self.d
+        if not d:
+            return SparseJet(f0, {}, self.m, self.order)
+        fs = (None, f1, f2, f3)
+        prods: dict = {}
+        out = {}
+        for key, terms in _chain_plan(tuple(d), self.order):
+            acc = None
+            for fi, coef, ks in terms:
+                if len(ks) == 1:
+                    p = d[ks[0]]
+                else:
+                    p = prods.get(ks)
+                    if p is None:
+                        # triples extend the pair already formed for the second order
+                        head = prods.get(ks[:-1]) if len(ks) == 3 else None
+                        if head is None:
+                            head = d[ks[0]]
+                            for j in range(1, len(ks) - 1):
+                                head = _mul(head, d[ks[j]])
+                        p = prods[ks] = _mul(head, d[ks[-1]])
+                t = _mul(fs[fi], p)
+                if coef != 1:
+                    t = _mul(float(coef), t)
+                acc = _add(acc, t)
+            out[key] = acc
+        return SparseJet(f0, _prune(out), self.m, self.order)
+
+    def __neg__(self) -> SparseJet:
+        return SparseJet(-self.v, {k: -e for k, e in self.d.items()}, self.m, self.order)
+
+    def __add__(self, other) -> SparseJet:
+        if isinstance(other, SparseJet):
+            k = self._same(other)
+            d = self.d if k == self.order else {key: e for key, e in self.d.items()
+                                                 if len(key) <= k}
+            d = dict(d)
+            for key, e in other.d.items():
+                if len(key) > k:
+                    continue
+                if key in d:
+                    s = d[key] + e
+                    if s.__class__ is float and s == 0.0:
+                        del d[key]
+                    else:
+                        d[key] = s
+                else:
+                    d[key] = e
+            return SparseJet(self.v + other.v, d, self.m, k)
+        if isinstance(other, JetBase):
+            raise TypeError(f"a SparseJet and a {type(other).__name__} do not mix")
+        return SparseJet(self.v + _arr(other), self.d, self.m, self.order)
+
+    def __mul__(self, other) -> SparseJet:
+        if isinstance(other, SparseJet):
+            k = self._same(other)
+            F, G = self.d, other.d
+            fv, gv = self.v, other.v
+            out = {}
+            for key, terms in _product_plan(tuple(F), tuple(G), k):
+                acc = None
+                for coef, fk, gk in terms:
+                    t = _mul(F[fk] if fk else fv, G[gk] if gk else gv)
+                    if coef != 1:
+                        t = _mul(float(coef), t)
+                    acc = _add(acc, t)
+                out[key] = acc
+            return SparseJet(fv * gv, _prune(out), self.m, k)
+        if isinstance(other, JetBase):
+            raise TypeError(f"a SparseJet and a {type(other).__name__} do not mix")
+        c = other if other.__class__ is float else _arr(other)
+        return SparseJet(self.v * c, _prune({k: _mul(e, c) for k, e in self.d.items()}),
+                         self.m, self.order)
+
+    @classmethod
+    def _where(cls, mask, a, b) -> SparseJet:
+        jets = [x for x in (a, b) if isinstance(x, SparseJet)]
+        k = min(x.order for x in jets)
+        m = jets[0].m
+        da = a.d if isinstance(a, SparseJet) else {}
+        db = b.d if isinstance(b, SparseJet) else {}
+        va = a.v if isinstance(a, SparseJet) else _arr(a)
+        vb = b.v if isinstance(b, SparseJet) else _arr(b)
+        out = {}
+        for key in {**da, **db}:
+            if len(key) > k:
+                continue
+            ea, eb = da.get(key, 0.0), db.get(key, 0.0)
+            if ea is eb or (_is_float(ea) and _is_float(eb) and ea == eb):
+                out[key] = ea
+            else:
+                out[key] = np.where(mask, ea, eb)
+        return cls(np.where(mask, va, vb), _prune(out), m, k)
+
+    # -- dense form -------------------------------------------------------------------
+    def to_jet(self) -> Jet:
+        """The dense :class:`Jet` of the same derivatives.
+
+        Returns
+        -------
+        Jet
+        """
+        k, m = self.order, self.m
+        batch = self.v.shape
+        if k == 0:
+            return Jet(self.v, m=m, order=0)
+        d = self.d
+        keys = tuple(d)
+        stacked = np.empty((len(keys) + 1, *batch))
+        for i, key in enumerate(keys):
+            stacked[i] = d[key]
+        stacked[-1] = 0.0
+        # the dense tensors gather rows of the distinct entries (variable-first, as the
+        # dense jets store them)
+        return Jet(self.v, *[stacked[idx] for idx in _layout(keys, m, k)], m=m, order=k)
+
+    @classmethod
+    def from_jet(cls, jet: Jet) -> SparseJet:
+        """The sparse form of a dense jet (every entry kept; for tests and mixing).
+
+        Parameters
+        ----------
+        jet : Jet
+
+        Returns
+        -------
+        SparseJet
+        """
+        d = {}
+        for lvl, g in enumerate(jet.derivatives(), start=1):
+            for key in combinations_with_replacement(range(jet.m), lvl):
+                d[key] = np.array(g[key])
+        return cls(jet.v, d, jet.m, jet.order)

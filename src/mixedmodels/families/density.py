@@ -118,21 +118,67 @@ class _Linked:
                                                              self.m, self.order))
 
     def log(self):
+        """``log mu`` in the link's accurate form (``eta`` itself for the log link).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
         return self._cached("log", lambda: self.link.log_inverse_jet(self.eta))
 
     def log1m(self):
+        """``log(1 - mu)`` in the link's accurate form (``-softplus(eta)`` for the logit).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
         return self._cached("log1m", lambda: self.link.log1m_inverse_jet(self.eta))
 
     def complement(self):
+        """``1 - mu`` in the link's accurate form (``expit(-eta)`` for the logit).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
         return self._cached("complement", lambda: self.link.complement_jet(self.eta))
 
     def logit(self):
+        """``log(mu / (1 - mu))`` (``eta`` itself for the logit link).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
         return self._cached("logit", lambda: self.link.logit_inverse_jet(self.eta))
 
     def above(self, lower):
+        """``mu - lower``, accurate near the bound for links confined above it.
+
+        Parameters
+        ----------
+        lower : float
+            The bound.
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
         return self.link.above_jet(self.eta, lower)
 
     def below(self, upper):
+        """``upper - mu``, accurate near the bound for links confined below it.
+
+        Parameters
+        ----------
+        upper : float
+            The bound.
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
         return self.link.below_jet(self.eta, upper)
 
 

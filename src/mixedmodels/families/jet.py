@@ -110,6 +110,22 @@ class JetBase:
     order: int
 
     def chain(self, f1, f2=None, f3=None, f0=None):
+        """``f(self)`` for a univariate ``f`` from its derivatives at ``self.v`` (the chain
+        rule of the module docstring); each storage implements it.
+
+        Parameters
+        ----------
+        f1, f2, f3 : array_like
+            First, second and third derivatives of ``f`` at ``self.v`` (those above the
+            jet's order may be None).
+        f0 : array_like
+            ``f(self.v)``.
+
+        Returns
+        -------
+        JetBase
+            A jet of the same storage.
+        """
         raise NotImplementedError
 
     @classmethod

@@ -89,6 +89,13 @@ def _expand(a: np.ndarray | None, nvar: int, batch: tuple[int, ...]) -> np.ndarr
     return np.broadcast_to(a, shape)
 
 
+def _variables_last(g: np.ndarray, k: int) -> np.ndarray:
+    """The view of ``g`` with its ``k`` leading variable axes moved last (``moveaxis``
+    without its argument checks: the engine reads these views many times per fit)."""
+    nd = g.ndim
+    return g.transpose((*range(k, nd), *range(k)))
+
+
 def _sym3(x2: np.ndarray, y1: np.ndarray) -> np.ndarray:
     r"""``y_a x_bc + y_b x_ac + y_c x_ab`` (a symmetric ``x2`` and a vector ``y1``)."""
     t = y1[:, None, None] * x2[None, :, :]
@@ -408,17 +415,17 @@ class Jet(JetBase):
     @property
     def d1(self) -> np.ndarray | None:
         """First derivatives, shape ``(*B, m)`` (a view)."""
-        return None if self.g1 is None else np.moveaxis(self.g1, 0, -1)
+        return None if self.g1 is None else _variables_last(self.g1, 1)
 
     @property
     def d2(self) -> np.ndarray | None:
         """Second derivatives, shape ``(*B, m, m)`` (a view)."""
-        return None if self.g2 is None else np.moveaxis(self.g2, (0, 1), (-2, -1))
+        return None if self.g2 is None else _variables_last(self.g2, 2)
 
     @property
     def d3(self) -> np.ndarray | None:
         """Third derivatives, shape ``(*B, m, m, m)`` (a view)."""
-        return None if self.g3 is None else np.moveaxis(self.g3, (0, 1, 2), (-3, -2, -1))
+        return None if self.g3 is None else _variables_last(self.g3, 3)
 
     def derivatives(self) -> list[np.ndarray]:
         """The derivative arrays carried.

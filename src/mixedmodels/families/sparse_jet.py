@@ -45,8 +45,20 @@ __all__ = ["SparseJet"]
 Key = tuple[int, ...]
 
 
+_F64 = np.dtype(float)
+
+
 def _arr(x) -> np.ndarray:
+    if x.__class__ is np.ndarray and x.dtype is _F64:
+        return x
     return np.asarray(x, dtype=float)
+
+
+def _new(v: np.ndarray, d: dict, m: int, order: int) -> SparseJet:
+    """A :class:`SparseJet` from an array of values without conversion (internal)."""
+    jet = object.__new__(SparseJet)
+    jet.v, jet.d, jet.m, jet.order = v, d, m, order
+    return jet
 
 
 def _is_float(x) -> bool:
@@ -92,7 +104,10 @@ _LAYOUTS: dict = {}
 
 
 def _chain_plan(keys: tuple[Key, ...], order: int):
-    """``[(out_key, [(f_index, coef, factor_keys), ...]), ...]`` for ``f(u)``."""
+    """``[(out_key, [(head, tail, coef), ...]), ...]`` for ``f(u)``: each term is
+    ``coef * H * u_tail`` with the head ``H`` equal to ``f1`` (head ``()``), ``f2 u_x``
+    (head ``(x,)``) or ``f3 u_a u_b`` (head ``(a, b)``), ``f1, f2, f3`` the derivatives
+    of ``f``; heads are formed once and shared between the output entries."""
     plan = _CHAIN_PLANS.get((keys, order))
     if plan is not None:
         return plan
@@ -100,30 +115,27 @@ def _chain_plan(keys: tuple[Key, ...], order: int):
     twos = [k for k in keys if len(k) == 2]
     out: dict[Key, list] = {}
     for k in ones:
-        out.setdefault(k, []).append((1, 1, (k,)))
+        out.setdefault(k, []).append(((), k, 1))
     if order >= 2:
         for i, ka in enumerate(ones):
             for kb in ones[i:]:
-                key = tuple(sorted(ka + kb))
-                out.setdefault(key, []).append((2, 1, tuple(sorted((ka, kb)))))
+                out.setdefault(tuple(sorted(ka + kb)), []).append(((ka,), kb, 1))
         for k in twos:
-            out.setdefault(k, []).append((1, 1, (k,)))
+            out.setdefault(k, []).append(((), k, 1))
     if order >= 3:
         for i, ka in enumerate(ones):
             for j in range(i, len(ones)):
+                kb = ones[j]
                 for kc in ones[j:]:
-                    key = tuple(sorted(ka + ones[j] + kc))
-                    out.setdefault(key, []).append(
-                        (3, 1, tuple(sorted((ka, ones[j], kc)))))
+                    out.setdefault(tuple(sorted(ka + kb + kc)), []).append(((ka, kb), kc, 1))
         for kx in ones:
             for kyz in twos:
                 key = tuple(sorted(kx + kyz))
-                out.setdefault(key, []).append((2, key.count(kx[0]), (kx, kyz)))
+                out.setdefault(key, []).append(((kx,), kyz, key.count(kx[0])))
         for k in keys:
             if len(k) == 3:
-                out.setdefault(k, []).append((1, 1, (k,)))
-    plan = [(key, terms) for key, terms in sorted(out.items(), key=lambda t: (len(t[0]),
-                                                                               t[0]))]
+                out.setdefault(k, []).append(((), k, 1))
+    plan = sorted(out.items(), key=lambda t: (len(t[0]), t[0]))
     _CHAIN_PLANS[(keys, order)] = plan
     return plan
 
@@ -246,37 +258,48 @@ class SparseJet(JetBase):
         d = self.d
         if not d:
             return SparseJet(f0, {}, self.m, self.order)
-        fs = (None, f1, f2, f3)
-        prods: dict = {}
+        heads: dict = {(): f1}
         out = {}
         for key, terms in _chain_plan(tuple(d), self.order):
             acc = None
-            for fi, coef, ks in terms:
-                if len(ks) == 1:
-                    p = d[ks[0]]
-                else:
-                    p = prods.get(ks)
-                    if p is None:
-                        # triples extend the pair already formed for the second order
-                        head = prods.get(ks[:-1]) if len(ks) == 3 else None
-                        if head is None:
-                            head = d[ks[0]]
-                            for j in range(1, len(ks) - 1):
-                                head = _mul(head, d[ks[j]])
-                        p = prods[ks] = _mul(head, d[ks[-1]])
-                t = _mul(fs[fi], p)
-                if coef != 1:
-                    t = _mul(float(coef), t)
-                acc = _add(acc, t)
+            for head, tail, coef in terms:
+                h = heads.get(head) if coef == 1 else heads.get((head, coef))
+                if h is None:
+                    h = heads.get(head)
+                    if h is None:
+                        if len(head) == 1:
+                            h = _mul(f2, d[head[0]])
+                        else:
+                            first = heads.get((head[0], None))
+                            if first is None:
+                                first = heads[(head[0], None)] = _mul(f3, d[head[0]])
+                            h = _mul(first, d[head[1]])
+                        heads[head] = h
+                    if coef != 1:
+                        h = heads[(head, coef)] = _mul(float(coef), h)
+                acc = _add(acc, _mul(h, d[tail]))
             out[key] = acc
         return SparseJet(f0, _prune(out), self.m, self.order)
 
     def __neg__(self) -> SparseJet:
-        return SparseJet(-self.v, {k: -e for k, e in self.d.items()}, self.m, self.order)
+        return _new(-self.v, {k: -e for k, e in self.d.items()}, self.m, self.order)
+
+    def _scaled(self, c) -> SparseJet:
+        """``self * c`` for a constant array or float ``c``."""
+        if c.__class__ is float:
+            if c == 0.0:
+                return _new(self.v * c, {}, self.m, self.order)
+            return _new(self.v * c, {k: _mul(e, c) for k, e in self.d.items()}, self.m,
+                        self.order)
+        return _new(self.v * c, {k: e * c for k, e in self.d.items()}, self.m, self.order)
 
     def __add__(self, other) -> SparseJet:
         if isinstance(other, SparseJet):
             k = self._same(other)
+            if not other.d:
+                return _new(self.v + other.v, self._truncated(k), self.m, k)
+            if not self.d:
+                return _new(self.v + other.v, other._truncated(k), self.m, k)
             d = self.d if k == self.order else {key: e for key, e in self.d.items()
                                                  if len(key) <= k}
             d = dict(d)
@@ -291,14 +314,26 @@ class SparseJet(JetBase):
                         d[key] = s
                 else:
                     d[key] = e
-            return SparseJet(self.v + other.v, d, self.m, k)
+            return _new(self.v + other.v, d, self.m, k)
         if isinstance(other, JetBase):
             raise TypeError(f"a SparseJet and a {type(other).__name__} do not mix")
-        return SparseJet(self.v + _arr(other), self.d, self.m, self.order)
+        c = other if other.__class__ is float else _arr(other)
+        return _new(self.v + c, self.d, self.m, self.order)
+
+    def _truncated(self, k: int) -> dict:
+        if k == self.order:
+            return self.d
+        return {key: e for key, e in self.d.items() if len(key) <= k}
 
     def __mul__(self, other) -> SparseJet:
         if isinstance(other, SparseJet):
             k = self._same(other)
+            if not other.d:
+                out = self._scaled(other.v)
+                return _new(out.v, out._truncated(k) if k < out.order else out.d, self.m, k)
+            if not self.d:
+                out = other._scaled(self.v)
+                return _new(out.v, out._truncated(k) if k < out.order else out.d, self.m, k)
             F, G = self.d, other.d
             fv, gv = self.v, other.v
             out = {}
@@ -310,12 +345,10 @@ class SparseJet(JetBase):
                         t = _mul(float(coef), t)
                     acc = _add(acc, t)
                 out[key] = acc
-            return SparseJet(fv * gv, _prune(out), self.m, k)
+            return _new(fv * gv, _prune(out), self.m, k)
         if isinstance(other, JetBase):
             raise TypeError(f"a SparseJet and a {type(other).__name__} do not mix")
-        c = other if other.__class__ is float else _arr(other)
-        return SparseJet(self.v * c, _prune({k: _mul(e, c) for k, e in self.d.items()}),
-                         self.m, self.order)
+        return self._scaled(other if other.__class__ is float else _arr(other))
 
     @classmethod
     def _where(cls, mask, a, b) -> SparseJet:

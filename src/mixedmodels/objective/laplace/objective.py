@@ -461,6 +461,43 @@ class LaplaceObjective:
                 H[sa, sb] = -2.0 * (Xa * d2[:, ja, jb][:, None]).T @ Xb
         return H
 
+    def marginal_fixed_hessian(self, x) -> np.ndarray:
+        r"""Gauss-Newton approximation of the Hessian of ``F`` in the fixed effects and
+        family parameters: that of ``2 f(\hat u(x), x)`` with the modes following the
+        parameters,
+
+        .. math:: 2\,(f_{xx} - f_{xu} H^{-1} f_{ux}), \qquad
+            f_{u x_j} = A' (W_{\cdot c_j} x_j)
+
+        (``x_j`` the column of parameter ``j`` in channel ``c_j``, ``W = -l''``), leaving
+        out the derivatives of ``log det H``; positive semi-definite where the penalized
+        log-density is jointly concave. A preconditioner for the quasi-Newton method: the
+        random effects absorb much of the curvature that :meth:`fixed_hessian` sees in
+        the fixed effects of their channels. Entries for the covariance parameters are
+        zero."""
+        x = np.asarray(x, dtype=float)
+        if not self.q:
+            return self.fixed_hessian(x)
+        _, jet, a = self.solve(x, order=2, full=True)
+        H = self.fixed_hessian(x, jet)
+        d2 = jet.d2
+        S, re = self.structure, self.re
+        cols, index = [], []
+        blocks = [(j, X, self.layout.slice(b)) for j, X, _, b in self._linear
+                  if b in self.layout and X.shape[1]]
+        blocks += [(j, np.ones((self.n, 1)), self.layout.slice(b)) for j, b in self._scalar]
+        for j, X, sl in blocks:
+            w = -d2[:, re, j]                                        # (n, C)
+            for col, pos in enumerate(range(sl.start, sl.stop)):
+                cols.append(S.scatter(a, w * X[:, col:col + 1]))
+                index.append(pos)
+        if cols:
+            G = np.column_stack(cols)                               # f_ux: (q, k)
+            HG = np.column_stack([self.hessian.solve(G[:, i]) for i in range(G.shape[1])])
+            idx = np.array(index)
+            H[np.ix_(idx, idx)] -= 2.0 * (G.T @ HG)
+        return H
+
     def _gradient(self, x, sol: LaplaceSolution, jet, a) -> np.ndarray:
         S, re = self.structure, self.re
         d1, d2 = jet.d1, jet.d2

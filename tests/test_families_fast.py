@@ -165,6 +165,49 @@ def test_hurdle_and_large_sizes():
     compare_engines(md, y, dict(etas, phi=np.full(N, 13.0)))
 
 
+def _focus_mask(m, focus, k):
+    """Entries of a k-th derivative tensor with at most one index outside ``focus``."""
+    return np.array([sum(i not in focus for i in idx) <= 1
+                     for idx in itertools.product(range(m), repeat=k)]).reshape((m,) * k)
+
+
+@pytest.mark.parametrize(("kind", "base"), [("zi", "nbinom2"), ("zi", "nbinom1"),
+                                            ("zi", "poisson"), ("plain", "beta"),
+                                            ("plain", "nbinom2"), ("hurdle", "nbinom2"),
+                                            ("plain", "tweedie")])
+def test_focus_keeps_the_entries_in_focus_exactly(kind, base):
+    """Under ``focus`` the entries with at most one index outside it equal those of the
+    full dense evaluation (both engines) and the others are zero; orders 2 and 3, every
+    focus of one or two channels."""
+    rng = np.random.default_rng(11)
+    if kind == "plain":
+        y, p, size = draw_case(base, n=N, rng=rng)
+        md = ModelDensity(make_response_family(base))
+    else:
+        y, p, size = _wrapped_case(kind if kind == "zi" else "hurdle", base, rng)
+        md = ModelDensity(_wrapped(kind if kind == "zi" else "hurdle", base))
+    etas = etas_of(md, p)
+    engines = ["dense", "sparse"] if md.sparse else ["dense"]
+    m = len(md.channels)
+    foci = [c for r in (1, 2) for c in itertools.combinations(md.channels, r) if r < m]
+    for order, foc, engine in itertools.product((2, 3), foci, engines):
+        with np.errstate(all="ignore"):
+            full = md.evaluate(y, etas, size=size, order=order, engine="dense")
+            got = md.evaluate(y, etas, size=size, order=order, engine=engine, focus=foc)
+        idx = [md.channels.index(c) for c in foc]
+        for k, (a, b) in enumerate([(got.d2, full.d2), (got.d3, full.d3)][:order - 1],
+                                   start=2):
+            keep = _focus_mask(m, idx, k)
+            a, b = np.moveaxis(a, 0, -1), np.moveaxis(b, 0, -1)
+            np.testing.assert_allclose(a[keep], b[keep], rtol=RTOL,
+                                       atol=ATOL_SCALE * (1 + np.nanmax(np.abs(b))),
+                                       err_msg=f"{engine}, order {order}, focus {foc}")
+            assert not np.any(a[~keep]), (engine, order, foc)
+        np.testing.assert_allclose(got.d1, full.d1, rtol=RTOL, atol=1e-300)
+    with pytest.raises(ValueError, match="focus names channels"):
+        md.evaluate(y, etas, size=size, order=3, wrt=("mu",), focus=md.channels[-1:])
+
+
 def test_unsupported_families_use_the_dense_jets():
     for name in ("tweedie", "compois"):
         md = ModelDensity(make_response_family(name))

@@ -33,6 +33,9 @@ it and the dense jets are the reference it is tested against.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import combinations_with_replacement
 from math import comb
 
@@ -40,9 +43,45 @@ import numpy as np
 
 from .jet import Jet, JetBase
 
-__all__ = ["SparseJet"]
+__all__ = ["SparseJet", "focus", "in_focus"]
 
 Key = tuple[int, ...]
+
+#: The variables of :func:`focus` (None: every entry is formed).
+_FOCUS: ContextVar[frozenset | None] = ContextVar("sparse_jet_focus", default=None)
+
+
+@contextmanager
+def focus(variables) -> Iterator[None]:
+    """Within the block, jets form only the derivative entries with at most one index
+    outside ``variables`` (the others are zero in their results).
+
+    The entries kept are closed under the rules (an entry needs only entries of sub-keys,
+    which have no more indices outside), so they are exact. The Laplace gradient needs the
+    third derivatives with two or three indices among the random-effects channels only: for
+    a zero-inflated negative binomial with random effects in the mean, 9 of the 19 entries.
+
+    Parameters
+    ----------
+    variables : iterable of int or None
+        Indices of the variables in focus; None forms every entry.
+    """
+    token = _FOCUS.set(None if variables is None else frozenset(variables))
+    try:
+        yield
+    finally:
+        _FOCUS.reset(token)
+
+
+def in_focus(key: Key, variables: frozenset | None) -> bool:
+    """Whether the entry ``key`` is formed under :func:`focus` of ``variables``."""
+    if variables is None:
+        return True
+    outside = 0
+    for i in key:
+        if i not in variables:
+            outside += 1
+    return outside <= 1
 
 
 _F64 = np.dtype(float)
@@ -108,7 +147,8 @@ def _chain_plan(keys: tuple[Key, ...], order: int):
     ``coef * H * u_tail`` with the head ``H`` equal to ``f1`` (head ``()``), ``f2 u_x``
     (head ``(x,)``) or ``f3 u_a u_b`` (head ``(a, b)``), ``f1, f2, f3`` the derivatives
     of ``f``; heads are formed once and shared between the output entries."""
-    plan = _CHAIN_PLANS.get((keys, order))
+    variables = _FOCUS.get()
+    plan = _CHAIN_PLANS.get((keys, order, variables))
     if plan is not None:
         return plan
     ones = [k for k in keys if len(k) == 1]
@@ -135,15 +175,17 @@ def _chain_plan(keys: tuple[Key, ...], order: int):
         for k in keys:
             if len(k) == 3:
                 out.setdefault(k, []).append(((), k, 1))
-    plan = sorted(out.items(), key=lambda t: (len(t[0]), t[0]))
-    _CHAIN_PLANS[(keys, order)] = plan
+    plan = sorted(((k, t) for k, t in out.items() if in_focus(k, variables)),
+                  key=lambda t: (len(t[0]), t[0]))
+    _CHAIN_PLANS[(keys, order, variables)] = plan
     return plan
 
 
 def _product_plan(fkeys: tuple[Key, ...], gkeys: tuple[Key, ...], order: int):
     """``{out_key: [(coef, f_key, g_key), ...]}`` of Leibniz's rule (``()`` is the
     value)."""
-    plan = _PRODUCT_PLANS.get((fkeys, gkeys, order))
+    variables = _FOCUS.get()
+    plan = _PRODUCT_PLANS.get((fkeys, gkeys, order, variables))
     if plan is not None:
         return plan
     out: dict[Key, list] = {}
@@ -153,13 +195,15 @@ def _product_plan(fkeys: tuple[Key, ...], gkeys: tuple[Key, ...], order: int):
             if n == 0 or n > order:
                 continue
             key = tuple(sorted(fk + gk))
+            if not in_focus(key, variables):
+                continue
             cnt_k, cnt_f = Counter(key), Counter(fk)
             coef = 1
             for x, c in cnt_f.items():
                 coef *= comb(cnt_k[x], c)
             out.setdefault(key, []).append((coef, fk, gk))
     plan = list(out.items())
-    _PRODUCT_PLANS[(fkeys, gkeys, order)] = plan
+    _PRODUCT_PLANS[(fkeys, gkeys, order, variables)] = plan
     return plan
 
 
@@ -219,7 +263,9 @@ class SparseJet(JetBase):
     @classmethod
     def univariate(cls, f0, derivs, index: int, m: int, order: int) -> SparseJet:
         """``f(x_index)`` from its value and derivatives (see :meth:`Jet.univariate`)."""
-        d = {(index,) * k: _arr(derivs[k - 1]) for k in range(1, order + 1)}
+        variables = _FOCUS.get()
+        top = order if variables is None or index in variables else min(order, 1)
+        d = {(index,) * k: _arr(derivs[k - 1]) for k in range(1, top + 1)}
         return cls(f0, d, m, order)
 
     def __repr__(self) -> str:

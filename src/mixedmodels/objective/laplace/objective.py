@@ -48,6 +48,7 @@ response exactly lme4's REML criterion.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,6 +197,8 @@ class LaplaceObjective:
         links = getattr(density, "links", {})
         self._links = [(j, links[c]) for j, c in enumerate(self.channels) if c in links]
         self.q = self.structure.q
+        #: the density can leave out derivatives outside the random-effects channels
+        self._takes_focus = "focus" in inspect.signature(density.evaluate).parameters
         self.hessian = make_hessian(self.structure) if self.q else None
         self.u_start = np.zeros(self.q)
         #: (x, u, jet, slot values, Lambdas) of the last solution, for predicted starts
@@ -230,6 +233,11 @@ class LaplaceObjective:
 
     def _evaluate(self, eta: np.ndarray, order: int, wrt=None):
         etas = {c: eta[:, j] for j, c in enumerate(self.channels)}
+        # third order is for the gradient, which reads only the derivatives with at most
+        # one index outside the random-effects channels (d2[:, re, :], d3[:, re, re, :])
+        if order == 3 and wrt is None and self.q and self._takes_focus:
+            return self.density.evaluate(self.y, etas, weights=self.weights,
+                                         size=self.size, order=3, focus=self._re_names)
         return self.density.evaluate(self.y, etas, weights=self.weights, size=self.size,
                                      order=order, wrt=wrt)
 

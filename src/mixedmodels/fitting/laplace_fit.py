@@ -214,12 +214,12 @@ def _newton_fixed(obj: LaplaceObjective, x0: np.ndarray, maxiter: int = 100):
     free = layout.free_index
     lower, upper = layout.free(layout.lower), layout.free(layout.upper)
     x = x0.copy()
-    f, g = obj.value_and_gradient(x)
+    # each iterate's value, gradient and Hessian come from one evaluation of the density
+    f, g, H = obj.value_gradient_hessian(x)
     if not np.isfinite(f):
         return None
     for _ in range(maxiter):
-        H = obj.fixed_hessian(x)[np.ix_(free, free)]
-        newton = _modified_newton_step(H, layout.free(g))
+        newton = _modified_newton_step(H[np.ix_(free, free)], layout.free(g))
         if newton is None:
             return None
         step, dec = newton
@@ -228,13 +228,13 @@ def _newton_fixed(obj: LaplaceObjective, x0: np.ndarray, maxiter: int = 100):
         t = 1.0
         for _ in range(60):
             trial = layout.expand(np.clip(layout.free(x) + t * step, lower, upper), x)
-            f_new, g_new = obj.value_and_gradient(trial)
+            f_new, g_new, H_new = obj.value_gradient_hessian(trial)
             if f_new <= f:
                 break
             t *= 0.5
         else:
             return x
-        x, f, g = trial, f_new, g_new
+        x, f, g, H = trial, f_new, g_new, H_new
     return x
 
 

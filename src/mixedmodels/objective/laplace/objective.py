@@ -447,6 +447,24 @@ class LaplaceObjective:
             return np.inf, np.full(x.shape, np.nan)
         return sol.objective, self._gradient(x, sol, jet, a)
 
+    def value_gradient_hessian(self, x) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """``F(x)``, ``dF/dx`` and :meth:`fixed_hessian` from one second-order evaluation
+        of the density (a model without random effects, where that Hessian is exact:
+        Newton's method needs all three at every iterate). ``(inf, nan, None)`` where
+        ``F`` is not finite."""
+        if self.q:
+            raise ValueError("value_gradient_hessian is for a model without random effects")
+        self.n_evals += 1
+        self.n_grads += 1
+        x = np.asarray(x, dtype=float)
+        try:
+            sol, jet, a = self.solve(x, order=2)
+        except (ModesError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.full(x.shape, np.nan), None
+        if not np.isfinite(sol.objective):
+            return np.inf, np.full(x.shape, np.nan), None
+        return sol.objective, self._gradient(x, sol, jet, a), self.fixed_hessian(x, jet)
+
     def fixed_hessian(self, x, jet=None) -> np.ndarray:
         """Hessian of ``-2 sum_i l_i`` in the fixed effects and family parameters at fixed
         random effects (the last modes): ``-2 J' l'' J`` with ``J`` the map of parameters to

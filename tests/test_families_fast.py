@@ -324,3 +324,21 @@ def test_lgamma_diff_one_size_equals_per_observation_sizes(a):
     for u, w in zip([one.v, *one.derivatives()], [each.v, *each.derivatives()],
                     strict=True):
         np.testing.assert_allclose(u[..., 1:], w[..., 1:], rtol=1e-12, atol=1e-300)
+
+
+def test_remembered_log_factorials_follow_the_values():
+    """The log-factorials remembered per response vector are recomputed when the values
+    change (same shape, same object mutated, another array), and are read-only."""
+    from mixedmodels.families.counts import LFACTORIAL_MEMORY, lfactorial
+
+    y = np.arange(12.0)
+    first = lfactorial(y)
+    np.testing.assert_allclose(first, special.gammaln(y + 1.0), rtol=1e-15)
+    assert not first.flags.writeable
+    y[3] = 40.0                                 # mutated in place: not the stale value
+    np.testing.assert_allclose(lfactorial(y), special.gammaln(y + 1.0), rtol=1e-15)
+    for k in range(LFACTORIAL_MEMORY + 2):      # more vectors than remembered
+        z = np.full(5, float(k))
+        np.testing.assert_allclose(lfactorial(z), special.gammaln(z + 1.0), rtol=1e-15)
+    grid = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(lfactorial(grid), special.gammaln(grid + 1.0), rtol=1e-15)

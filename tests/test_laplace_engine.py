@@ -154,6 +154,18 @@ def test_reml_equals_lmer_reml_criterion():
     np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL, rtol=1e-5)
 
 
+def _assert_same_kernel(blocked, dense, S, prods, rng):
+    """Log-determinant, solves, selected inverse and term inverses of two kernels."""
+    assert dense.factor(prods) and blocked.factor(prods)
+    assert blocked.logdet == pytest.approx(dense.logdet, rel=1e-12)
+    v = rng.normal(size=S.q)
+    np.testing.assert_allclose(blocked.solve(v), dense.solve(v), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(blocked.slot_inverse(), dense.slot_inverse(), atol=1e-12)
+    for ts in S.terms:
+        np.testing.assert_allclose(blocked.term_inverse(ts), dense.term_inverse(ts),
+                                   atol=1e-12)
+
+
 @pytest.mark.parametrize("mode", ["dense", "pairs", "sparse"])
 def test_blocked_hessian_vector_first_block_equals_dense(counts, mode, monkeypatch):
     """Block 1 a vector-valued term ((x | g), the factor with the most levels) crossed with
@@ -183,14 +195,7 @@ def test_blocked_hessian_vector_first_block_equals_dense(counts, mode, monkeypat
     dense, blocked = DenseHessian(S), blk.BlockedHessian(S, first)
     assert blocked._plan.dense == (mode == "dense")
     assert (blocked._plan.keys is not None) == (mode == "pairs")
-    assert dense.factor(prods) and blocked.factor(prods)
-    assert blocked.logdet == pytest.approx(dense.logdet, rel=1e-12)
-    v = rng.normal(size=S.q)
-    np.testing.assert_allclose(blocked.solve(v), dense.solve(v), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(blocked.slot_inverse(), dense.slot_inverse(), atol=1e-12)
-    for ts in S.terms:
-        np.testing.assert_allclose(blocked.term_inverse(ts), dense.term_inverse(ts),
-                                   atol=1e-12)
+    _assert_same_kernel(blocked, dense, S, prods, rng)
 
 
 def test_blocked_hessian_equals_dense(counts):
@@ -212,14 +217,7 @@ def test_blocked_hessian_equals_dense(counts):
     W = rng.uniform(0.2, 3.0, (S.n, 1, 1))
     prods = S.slot_products(a, W)
     dense, blocked = DenseHessian(S), BlockedHessian(S, first_block(S))
-    assert dense.factor(prods) and blocked.factor(prods)
-    assert blocked.logdet == pytest.approx(dense.logdet, rel=1e-12)
-    v = rng.normal(size=S.q)
-    np.testing.assert_allclose(blocked.solve(v), dense.solve(v), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(blocked.slot_inverse(), dense.slot_inverse(), atol=1e-12)
-    for ts in S.terms:
-        np.testing.assert_allclose(blocked.term_inverse(ts), dense.term_inverse(ts),
-                                   atol=1e-12)
+    _assert_same_kernel(blocked, dense, S, prods, rng)
     _, g = obj.value_and_gradient(x)
     assert isinstance(obj.hessian, BlockedHessian)
     np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL, rtol=1e-5)

@@ -213,3 +213,106 @@ write_fixture(list(
                     cond = list(fit = as.vector(ssr_p$fit), se_fit = as.vector(ssr_p$se.fit)),
                     pop = list(fit = as.vector(ssr_pop$fit), se_fit = as.vector(ssr_pop$se.fit)))
 ), "predict_glmmtmb.json")
+
+# ---------------------------------------------------------------------------------------
+# The R functions behind DHARMa's tests, on fixed residual vectors (set.seed: the vectors
+# are stored, so Python recomputes the tests on the same numbers)
+set.seed(20240901)
+u50 <- runif(50)
+u300 <- rbeta(300, 1.2, 1)                       # slightly non-uniform
+ks <- function(x, alt) {
+  t <- suppressWarnings(ks.test(x, "punif", alternative = alt))
+  list(statistic = unname(t$statistic), p_value = t$p.value)
+}
+ar <- as.numeric(arima.sim(list(ar = 0.4), n = 150))
+ar_u <- pnorm(ar / sd(ar))
+dw <- function(x, alt) {
+  t <- dwtest(x ~ 1, order.by = seq_along(x), alternative = alt)
+  list(statistic = unname(t$statistic), p_value = t$p.value)
+}
+xy <- cbind(runif(60), runif(60))
+mor_x <- runif(60) + 0.5 * xy[, 1]
+W <- 1 / as.matrix(dist(xy)); diag(W) <- 0
+mor <- Moran.I(mor_x, W)
+grp <- factor(rep(c("a", "b", "c", "d"), times = c(20, 25, 30, 25)))
+lev_y <- runif(100) * c(1, 1, 1.6, 1)[as.integer(grp)]
+lev <- leveneTest(lev_y ~ grp)
+bt <- binom.test(7, 300, p = 2 / 251)
+# PIT bounds of DHARMa's getQuantile on an integer simulation matrix
+sims <- matrix(rpois(20 * 30, 3), 20, 30)
+obs <- rpois(20, 3.3)
+cont_sims <- matrix(rnorm(15 * 40), 15, 40)
+cont_obs <- rnorm(15)
+# DHARMa's ecdf (its definition restated: the step heights cumsum(counts)/(n + 1) at the
+# distinct values, linear in between, 0 below and 1 above)
+trad <- sapply(1:15, function(i) {
+  x <- sort(cont_sims[i, ]); v <- unique(x)
+  f <- approxfun(v, cumsum(tabulate(match(x, v))) / (length(x) + 1), method = "linear",
+                 yleft = 0, yright = 1, ties = "ordered")
+  f(cont_obs[i])
+})
+write_fixture(list(
+  versions = list(R = R.version.string, lmtest = as.character(packageVersion("lmtest")),
+                  ape = as.character(packageVersion("ape")),
+                  car = as.character(packageVersion("car"))),
+  ks = list(u50 = u50, u300 = u300,
+            u50_two = ks(u50, "two.sided"), u50_less = ks(u50, "less"),
+            u50_greater = ks(u50, "greater"), u300_two = ks(u300, "two.sided"),
+            u300_greater = ks(u300, "greater")),
+  dw = list(x150 = ar_u, x40 = ar_u[1:40], x150_two = dw(ar_u, "two.sided"),
+            x150_greater = dw(ar_u, "greater"), x40_two = dw(ar_u[1:40], "two.sided"),
+            x40_greater = dw(ar_u[1:40], "greater"), x40_less = dw(ar_u[1:40], "less"),
+            u50_two = dw(u50, "two.sided")),
+  moran = list(x = mor_x, coords = xy, observed = mor$observed, expected = mor$expected,
+               sd = mor$sd, p_value = mor$p.value),
+  levene = list(y = lev_y, group = as.character(grp), F = lev$`F value`[1],
+                p_value = lev$`Pr(>F)`[1]),
+  binom = list(k = 7, n = 300, p0 = 2 / 251, p_value = bt$p.value),
+  pit = list(simulated = sims, observed = obs,
+             lower = rowMeans(sims < obs), upper = rowMeans(sims <= obs)),
+  traditional = list(simulated = cont_sims, observed = cont_obs, residuals = trad)
+), "dharma_tests.json")
+
+# ---------------------------------------------------------------------------------------
+# Zero-inflation and model comparison (Salamanders)
+pois_glm <- glm(count ~ spp + mined, family = poisson, data = sal)
+zip_glm <- zeroinfl(count ~ spp + mined | spp + mined, dist = "poisson", data = sal)
+vu <- capture.output(vres <- pscl::vuong(pois_glm, zip_glm))
+# pscl prints its table; recompute the statistics it prints from its own definition
+p1 <- dpois(sal$count, fitted(pois_glm))
+p2 <- predprob(zip_glm)[cbind(seq_len(nrow(sal)), sal$count + 1)]
+mdiff <- log(p1) - log(p2)
+k1 <- length(coef(pois_glm)); k2 <- length(coef(zip_glm)); n <- length(mdiff)
+vz <- c(raw = sum(mdiff) / (sd(mdiff) * sqrt(n)),
+        aic = sum(mdiff - (k1 - k2) / n) / (sd(mdiff) * sqrt(n)),
+        bic = sum(mdiff - (k1 - k2) * log(n) / (2 * n)) / (sd(mdiff) * sqrt(n)))
+g_pois <- glmmTMB(count ~ spp + mined + (1 | site), family = poisson, data = sal)
+g_zip <- glmmTMB(count ~ spp + mined + (1 | site), zi = ~ spp + mined, family = poisson,
+                 data = sal)
+g_nb <- glmmTMB(count ~ spp + mined + (1 | site), family = nbinom2, data = sal)
+tab <- AICctab(g_pois, g_zip, g_nb, zinb, weights = TRUE, base = TRUE, logLik = TRUE,
+               nobs = nrow(sal), mnames = c("pois", "zip", "nb", "zinb"))
+tab_names <- attr(tab, "row.names")
+tab <- as.data.frame(unclass(tab))
+an <- anova(g_pois, g_zip)
+zip_p0 <- predict(g_zip, type = "zprob") +
+  (1 - predict(g_zip, type = "zprob")) * dpois(0, predict(g_zip, type = "conditional"))
+write_fixture(list(
+  versions = list(R = R.version.string, pscl = as.character(packageVersion("pscl")),
+                  bbmle = as.character(packageVersion("bbmle")),
+                  glmmTMB = as.character(packageVersion("glmmTMB"))),
+  vuong = list(models = c("glm(count ~ spp + mined, poisson)",
+                          "zeroinfl(count ~ spp + mined | spp + mined)"),
+               z = as.list(vz), p_raw = pnorm(vz[["raw"]]), printed = vu,
+               logLik = c(as.numeric(logLik(pois_glm)), as.numeric(logLik(zip_glm)))),
+  aictab = list(names = tab_names, columns = as.list(tab),
+                logLik = list(pois = as.numeric(logLik(g_pois)), zip = as.numeric(logLik(g_zip)),
+                           nb = as.numeric(logLik(g_nb)), zinb = as.numeric(logLik(zinb)))),
+  zi_lrt = list(chisq = an$Chisq[2], df = an$`Chi Df`[2], p_naive = an$`Pr(>Chisq)`[2]),
+  expected_zeros = list(
+    observed = sum(sal$count == 0),
+    pois = sum(dpois(0, fitted(g_pois))),
+    nb = sum(dnbinom(0, size = sigma(g_nb), mu = fitted(g_nb))),
+    zip = sum(zip_p0),
+    zip_var = sum(zip_p0 * (1 - zip_p0)))
+), "zero_inflation.json")

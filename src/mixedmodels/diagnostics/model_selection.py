@@ -53,7 +53,7 @@ def aic_table(*models, names=None, criterion: str = "AICc") -> pd.DataFrame:
         Fitted to the same observations (maximum likelihood for models that differ in
         their fixed effects).
     names : sequence of str, optional
-        Row labels (default: the formulas, or ``model i``).
+        Row labels (default: the formulas; ``model i`` when two formulas are the same).
     criterion : {"AICc", "AIC", "BIC"}
         The criterion of the differences, the weights and the order.
 
@@ -74,6 +74,8 @@ def aic_table(*models, names=None, criterion: str = "AICc") -> pd.DataFrame:
     n = nobs.pop()
     if names is None:
         names = [_name(m, i) for i, m in enumerate(models)]
+        if len(set(names)) != len(names):           # the same formula, other families
+            names = [f"model {i + 1}" for i in range(len(models))]
     if len(names) != len(models) or len(set(names)) != len(names):
         raise ValueError("names must give one distinct label per model")
     if len({bool(getattr(m, "reml", False)) for m in models}) > 1:

@@ -72,12 +72,12 @@ def ecdf_residuals(simulated: np.ndarray, observed: np.ndarray, integer: bool,
         S = S + rng.uniform(-0.5, 0.5, size=S.shape)
         obs = obs + rng.uniform(-0.5, 0.5, size=n)
     S.sort(axis=1)
-    k = np.sum(S <= obs[:, None], axis=1)                 # values <= obs
+    k = np.sum(obs[:, None] >= S, axis=1)                 # values <= obs
     rows = np.arange(n)
     a = S[rows, np.clip(k - 1, 0, s - 1)]                 # largest value <= obs
     b = S[rows, np.clip(k, 0, s - 1)]                     # smallest value > obs
     Fa = k / (s + 1.0)
-    Fb = np.sum(S <= b[:, None], axis=1) / (s + 1.0)
+    Fb = np.sum(b[:, None] >= S, axis=1) / (s + 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(b > a, (obs - a) / (b - a), 0.0)
     inside = Fa + np.where(obs > a, frac, 0.0) * (Fb - Fa)

@@ -164,7 +164,9 @@ class SimulatedResiduals:
         sims = np.array([summary(self.simulated[:, j]) for j in range(self.n_sim)],
                         dtype=float)
         p = simulation_p_value(sims, obs, alternative)
-        return ResidualTest(name, obs / float(np.mean(sims)), p, alternative,
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = float(np.divide(obs, np.mean(sims)))   # inf / nan: no simulated mass
+        return ResidualTest(name, ratio, p, alternative,
                             f"Simulation test of the {name} statistic: observed vs "
                             f"{self.n_sim} simulations from the fitted model",
                             {"observed": obs, "simulated": sims})
@@ -433,14 +435,20 @@ class SimulatedResiduals:
         return None if self.model is None else self.model.design.frame
 
     def _column(self, value, what: str):
-        """A column of the model frame by name, or values (one per residual)."""
+        """A column of the model frame (or of the data the model was fitted to) by name,
+        or values (one per residual)."""
         if isinstance(value, str):
             frame = self._frame
-            if frame is None or value not in frame.columns:
-                have = [] if frame is None else list(frame.columns)
-                raise KeyError(f"{what} {value!r} is not a column of the model frame "
-                               f"({', '.join(map(str, have))}); pass one value per residual")
-            return frame[value].to_numpy()
+            if frame is not None and value in frame.columns:
+                return frame[value].to_numpy()
+            data = getattr(getattr(self.model, "recipe", None), "data", None)
+            if isinstance(data, pd.DataFrame) and value in data.columns \
+                    and self.index.isin(data.index).all():
+                return data.loc[self.index, value].to_numpy()
+            have = [] if frame is None else list(frame.columns)
+            raise KeyError(f"{what} {value!r} is not a column of the model frame "
+                           f"({', '.join(map(str, have))}) or of the fitted data; pass one "
+                           "value per residual")
         if isinstance(value, pd.Series) and self.index.isin(value.index).all() \
                 and not value.index.has_duplicates:
             return value.reindex(self.index).to_numpy()

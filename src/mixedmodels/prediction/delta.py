@@ -32,7 +32,7 @@ import pandas as pd
 
 from .output import PredictionParts, check_request, prediction_frame
 
-__all__ = ["DERIVATIVE_STEP", "prediction_variance", "predict_glmmtmb"]
+__all__ = ["DERIVATIVE_STEP", "predict_glmmtmb", "prediction_variance"]
 
 #: Relative step of the central differences of a prediction in the linear predictors.
 DERIVATIVE_STEP = 1e-6

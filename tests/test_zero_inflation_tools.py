@@ -1,0 +1,162 @@
+"""The FAQ's zero-inflation tests and model comparison, against R
+(tests/fixtures/diag/zero_inflation.json: pscl::vuong, bbmle::AICctab, glmmTMB's anova,
+expected zeros from the fitted means) and independent computations (a dynamic-programming
+Poisson-binomial, multivariate normal densities per group, the Laplace sum)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import mixedmodels as mm
+from mixedmodels.diagnostics.zero_inflation import poisson_binomial_pmf
+
+FIX = json.loads((Path(__file__).parent / "fixtures" / "diag" / "zero_inflation.json")
+                 .read_text())
+#: Our optimum vs glmmTMB's / pscl's (log-likelihoods agree to ~1e-6).
+FIT_RTOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def fits():
+    sal = mm.datasets.load("Salamanders")
+    f = "count ~ spp + mined + (1 | site)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "pois": mm.glmmtmb(f, sal, family="poisson"),
+            "zip": mm.glmmtmb(f, sal, ziformula="~spp + mined", family="poisson"),
+            "nb": mm.glmmtmb(f, sal, family="nbinom2"),
+            "zinb": mm.glmmtmb(f, sal, ziformula="~spp + mined", family="nbinom2"),
+            "glm": mm.glmmtmb("count ~ spp + mined", sal, family="poisson"),
+            "zip_glm": mm.glmmtmb("count ~ spp + mined", sal, ziformula="~spp + mined",
+                                  family="poisson"),
+        }
+
+
+def test_poisson_binomial_against_dynamic_programming():
+    p = np.random.default_rng(2).uniform(size=137)
+    dp = np.array([1.0])
+    for pi in p:                                   # the textbook recursion (test only)
+        dp = np.convolve(dp, [1 - pi, pi])
+    np.testing.assert_allclose(poisson_binomial_pmf(p), dp, atol=1e-14)
+    assert poisson_binomial_pmf(np.zeros(5))[0] == pytest.approx(1.0)
+
+
+def test_expected_zeros_against_r(fits):
+    ref = FIX["expected_zeros"]
+    for key in ("pois", "nb", "zip"):
+        ez = mm.expected_zeros(fits[key])
+        assert ez.observed == ref["observed"]
+        assert ez.expected == pytest.approx(ref[key], rel=FIT_RTOL)
+        assert ez.lower <= ez.expected <= ez.upper
+    zip_ = mm.expected_zeros(fits["zip"])
+    assert zip_.sd == pytest.approx(np.sqrt(ref["zip_var"]), rel=FIT_RTOL)
+    assert mm.expected_zeros(fits["pois"]).p_value < 1e-10 < zip_.p_value
+
+
+def test_expected_zeros_interval_by_simulation(fits):
+    ez = mm.expected_zeros(fits["nb"], level=0.9)
+    from mixedmodels.diagnostics.fitted_distribution import fitted_distribution
+
+    p = fitted_distribution(fits["nb"]).prob_zero()
+    draws = (np.random.default_rng(3).uniform(size=(20000, p.size)) < p).sum(axis=1)
+    assert np.quantile(draws, 0.05) == pytest.approx(ez.lower, abs=1)
+    assert np.quantile(draws, 0.95) == pytest.approx(ez.upper, abs=1)
+
+
+def test_zero_inflation_lrt(fits):
+    ref = FIX["zi_lrt"]
+    t = mm.zero_inflation_lrt(fits["pois"], fits["zip"])
+    assert t.df == ref["df"]
+    assert t.statistic == pytest.approx(ref["chisq"], rel=FIT_RTOL)
+    assert t.p_value_naive == pytest.approx(ref["p_naive"], rel=1e-3)
+    assert t.p_value == pytest.approx(0.5 * stats.chi2.sf(t.statistic, 8)
+                                      + 0.5 * stats.chi2.sf(t.statistic, 7))
+    sal = mm.datasets.load("Salamanders")
+    one = mm.glmmtmb("count ~ spp + mined + (1 | site)", sal, ziformula="~1",
+                     family="poisson")
+    t1 = mm.zero_inflation_lrt(fits["pois"], one)
+    assert t1.df == 1 and t1.p_value == pytest.approx(0.5 * t1.p_value_naive)
+    with pytest.raises(ValueError, match="no zero-inflation component"):
+        mm.zero_inflation_lrt(fits["pois"], fits["nb"])
+    with pytest.raises(ValueError, match="zero-inflated already"):
+        mm.zero_inflation_lrt(fits["zip"], fits["zinb"])
+
+
+def test_aic_table_against_bbmle(fits):
+    ref = FIX["aictab"]
+    tab = mm.aic_table(*(fits[k] for k in ("pois", "zip", "nb", "zinb")),
+                       names=["pois", "zip", "nb", "zinb"])
+    assert list(tab.index) == ref["names"]
+    cols = ref["columns"]
+    np.testing.assert_allclose(tab["logLik"], cols["logLik"], rtol=FIT_RTOL)
+    np.testing.assert_allclose(tab["AICc"], cols["AICc"], rtol=FIT_RTOL)
+    np.testing.assert_allclose(tab["dAICc"], cols["dAICc"], atol=1e-3)
+    np.testing.assert_allclose(tab["weight"], cols["weight"], rtol=1e-3, atol=1e-12)
+    np.testing.assert_array_equal(tab["df"], cols["df"])
+    assert mm.aic_table(fits["pois"], criterion="BIC")["weight"].iloc[0] == 1.0
+    with pytest.raises(ValueError, match="criterion"):
+        mm.aic_table(fits["pois"], criterion="DIC")
+
+
+def test_vuong_against_pscl(fits):
+    ref = FIX["vuong"]
+    v = mm.vuong(fits["glm"], fits["zip_glm"])
+    assert v.unit == "observation" and v.n_units == 644
+    np.testing.assert_allclose(v.table["z"], [ref["z"]["raw"], ref["z"]["aic"],
+                                              ref["z"]["bic"]], rtol=1e-4)
+    assert v.p_value == pytest.approx(ref["p_raw"], rel=1e-3)
+    assert v.table.loc["Raw", "favours"] == "model 2"
+
+
+def test_glmm_contributions_are_the_laplace_likelihood_by_group(fits):
+    for key in ("pois", "zinb", "glm"):
+        c = mm.loglik_contributions(fits[key])
+        assert c.sum() == pytest.approx(fits[key].loglik, rel=1e-10)
+    c = mm.loglik_contributions(fits["zinb"])
+    assert c.name == "site" and len(c) == 23
+    v = mm.vuong(fits["zip"], fits["zinb"])
+    assert v.unit == "site" and v.n_units == 23 and v.statistic < 0
+
+
+def test_lmm_contributions_are_group_normal_densities():
+    sleep = mm.datasets.load("sleepstudy")
+    m = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=False)
+    c = mm.loglik_contributions(m)
+    assert c.sum() == pytest.approx(m.loglik, rel=1e-10)
+    V = m.varcorr.terms[0].cov
+    X = m.design.X
+    for subj in ("308", "335"):
+        rows = (sleep["Subject"] == subj).to_numpy()
+        Z = X[rows]                                  # (1, Days) is also Z here
+        cov = Z @ V @ Z.T + m.sigma ** 2 * np.eye(rows.sum())
+        ref = stats.multivariate_normal(X[rows] @ m.beta, cov).logpdf(sleep["Reaction"][rows])
+        assert c[subj] == pytest.approx(ref, rel=1e-10)
+    tmb = mm.glmmtmb("Reaction ~ Days + (Days | Subject)", sleep)
+    # the Laplace approximation is exact for a Gaussian LMM: the same contributions
+    np.testing.assert_allclose(mm.loglik_contributions(tmb).to_numpy(), c.to_numpy(),
+                               rtol=1e-5)
+
+
+def test_vuong_refuses_what_it_cannot_do(fits):
+    pen = mm.datasets.load("Penicillin")
+    m = mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen, REML=False)
+    with pytest.raises(NotImplementedError, match="independent units"):
+        mm.loglik_contributions(m)
+    sleep = mm.datasets.load("sleepstudy")
+    with pytest.raises(ValueError, match="maximum-likelihood"):
+        mm.loglik_contributions(mm.lmer("Reaction ~ Days + (1 | Subject)", sleep))
+    with pytest.raises(ValueError, match="same independent units"):
+        mm.vuong(fits["glm"], fits["zip"])
+    g = mm.glmer("count ~ mined + (1 | site)", mm.datasets.load("Salamanders"),
+                 family="poisson")
+    with pytest.raises(NotImplementedError, match="glmmtmb"):
+        mm.loglik_contributions(g)
+    assert isinstance(mm.aic_table(fits["glm"], fits["zip_glm"]), pd.DataFrame)

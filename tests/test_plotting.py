@@ -135,3 +135,42 @@ def test_plots_into_given_axes(sleep_fit):
         plotting.residual_panel(sleep_fit, ax=axes[:2])
     with pytest.raises(KeyError, match="not a column"):
         plotting.effect_plot(sleep_fit, "age")
+
+
+def test_residuals_is_the_residual_panel(sleep_fit):
+    fig = plotting.residuals(sleep_fit)
+    render(fig)
+    np.testing.assert_allclose(fig.axes[0].collections[0].get_offsets()[:, 1],
+                               sleep_fit.residuals("pearson", scaled=True).to_numpy())
+
+
+def test_allfit_plot_draws_differences_from_the_best_fit(sleep_fit):
+    import pandas as pd
+
+    rows = {}
+    for name in ("bobyqa", "nelder_mead", "lbfgsb"):
+        f = sleep_fit.update(optimizer=name)
+        rows[name] = {"objective": f.objective,
+                      **{f"theta[{i}]": t for i, t in enumerate(f.theta)},
+                      **{f"beta[{k}]": v for k, v in f.fixef.items()}, "converged": True}
+    rows["broken"] = {"objective": np.nan, "converged": False}
+    table = pd.DataFrame(rows).T
+    fig = plotting.allfit_plot(table)
+    render(fig)
+    titles = [a.get_title() for a in fig.axes if a.get_visible()]
+    assert titles == ["objective", "theta[0]", "theta[1]", "theta[2]", "beta[Intercept]",
+                      "beta[Days]"]
+    best = pd.to_numeric(table["objective"]).idxmin()
+    ax = fig.axes[1]
+    ok = ax.collections[0].get_offsets()
+    expected = (pd.to_numeric(table["theta[0]"]) - table.loc[best, "theta[0]"])[:3]
+    np.testing.assert_allclose(ok[:, 0], expected.to_numpy(dtype=float))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(table.index)
+    one = plotting.allfit_plot(table, params=["beta[Days]"])
+    assert len([a for a in one.axes if a.get_visible()]) == 1
+    with pytest.raises(KeyError, match="no allfit column"):
+        plotting.allfit_plot(table, params=["gamma"])
+    with pytest.raises(TypeError, match="needs the result of mm"):
+        plotting.allfit_plot(sleep_fit)
+    with pytest.raises(ValueError, match="no optimizer produced a fit"):
+        plotting.allfit_plot(table.loc[["broken"]])

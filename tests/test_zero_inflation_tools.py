@@ -155,8 +155,62 @@ def test_vuong_refuses_what_it_cannot_do(fits):
         mm.loglik_contributions(mm.lmer("Reaction ~ Days + (1 | Subject)", sleep))
     with pytest.raises(ValueError, match="same independent units"):
         mm.vuong(fits["glm"], fits["zip"])
+    with pytest.raises(TypeError, match="got int"):
+        mm.vuong(fits["glm"], 3)
     g = mm.glmer("count ~ mined + (1 | site)", mm.datasets.load("Salamanders"),
-                 family="poisson")
-    with pytest.raises(NotImplementedError, match="glmmtmb"):
+                 family="poisson", nAGQ=5)
+    with pytest.raises(NotImplementedError, match="nAGQ=1"):
         mm.loglik_contributions(g)
     assert isinstance(mm.aic_table(fits["glm"], fits["zip_glm"]), pd.DataFrame)
+    with pytest.raises(TypeError, match="argument 2 is a str"):
+        mm.aic_table(fits["glm"], "zip")
+
+
+@pytest.mark.parametrize(("formula", "family", "data"), [
+    ("cbind(incidence, size - incidence) ~ period + (1 | herd)", "binomial", "cbpp"),
+    ("count ~ mined + (1 + mined | site)", "poisson", "Salamanders"),
+    ("Reaction ~ Days + (Days | Subject)", "Gamma_log", "sleepstudy"),
+])
+def test_glmer_contributions_match_the_laplace_engine(formula, family, data):
+    """glmer's per-group Laplace log-likelihoods (lme4's weights, PIRLS modes) against
+    glmmtmb's (the general Laplace engine, an independent computation of the same
+    likelihood), and their sum against the fit's log-likelihood."""
+    df = mm.datasets.load(data)
+    fam = mm.families.Gamma(link="log") if family == "Gamma_log" else family
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = mm.glmer(formula, df, family=fam)
+        t = mm.glmmtmb(formula, df, family=fam)
+    cg, ct = mm.loglik_contributions(g), mm.loglik_contributions(t)
+    assert cg.sum() == pytest.approx(g.loglik, rel=1e-10)
+    assert list(cg.index) == list(ct.index)
+    # the two engines' optima differ at optimizer tolerance (~1e-6 in the loglik)
+    np.testing.assert_allclose(cg.to_numpy(), ct.to_numpy(), rtol=0, atol=1e-4)
+    assert abs(mm.vuong(g, t).statistic) < 1e-3
+
+
+def test_zero_inflation_lrt_needs_the_same_family_and_response(fits):
+    sal = mm.datasets.load("Salamanders")
+    with pytest.raises(ValueError, match="different families"):
+        mm.zero_inflation_lrt(fits["pois"], fits["zinb"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        other = mm.glmmtmb("count ~ spp + mined + (1 | site)",
+                           sal.assign(count=sal["count"][::-1].to_numpy()), ziformula="~1",
+                           family="poisson")
+    with pytest.raises(ValueError, match="different responses"):
+        mm.zero_inflation_lrt(fits["pois"], other)
+    g = mm.glmer("count ~ spp + mined + (1 | site)", sal, family="poisson")
+    t = mm.zero_inflation_lrt(g, fits["zip"])        # lme4's class against glmmTMB's
+    assert t.statistic == pytest.approx(mm.zero_inflation_lrt(fits["pois"], fits["zip"])
+                                        .statistic, rel=1e-4)
+    with pytest.raises(ValueError, match="a number in"):
+        mm.expected_zeros(fits["pois"], level="0.9")
+
+
+def test_vuong_needs_the_same_response():
+    sleep = mm.datasets.load("sleepstudy")
+    a = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, REML=False)
+    b = mm.lmer("log(Reaction) ~ Days + (1 | Subject)", sleep, REML=False)
+    with pytest.raises(ValueError, match="different responses"):
+        mm.vuong(a, b)

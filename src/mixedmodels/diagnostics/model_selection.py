@@ -19,7 +19,9 @@ the same grouping factor, the marginal (Laplace) log-likelihood is a sum over it
 .. math:: \ell_g = \sum_{i \in g} l_i(\hat\eta_i) - \tfrac12 \|\hat u_g\|^2
           - \tfrac12 \log\det H_g,
 
-(for an LMM the exact Gaussian log-density of the group's responses), and the test uses
+(for an LMM the exact Gaussian log-density of the group's responses; for glmer the same
+terms with lme4's Laplace weights in ``H_g`` and the dispersion ``phi`` scaling the
+deviance and ``u``), and the test uses
 these ``N`` = number of groups contributions. Per-observation log-densities at the
 conditional modes -- the naive choice -- are not used: they are conditional on estimates
 fitted to the same data, and ignore the random effects' penalty. Models without random
@@ -34,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from .fitted_distribution import fitted_distribution
 
 __all__ = ["VuongTest", "aic_table", "loglik_contributions", "vuong"]
 
@@ -67,6 +71,10 @@ def aic_table(*models, names=None, criterion: str = "AICc") -> pd.DataFrame:
         raise ValueError("aic_table needs at least one fitted model")
     if criterion not in ("AICc", "AIC", "BIC"):
         raise ValueError(f"criterion must be 'AICc', 'AIC' or 'BIC', got {criterion!r}")
+    for i, m in enumerate(models):
+        if not all(hasattr(m, a) for a in ("loglik", "nobs", "df")):
+            raise TypeError(f"aic_table takes fitted models (with loglik, nobs and df); "
+                            f"argument {i + 1} is a {type(m).__name__}")
     nobs = {int(m.nobs) for m in models}
     if len(nobs) > 1:
         raise ValueError(f"the models were fitted to different numbers of observations "
@@ -149,20 +157,67 @@ def _lmm_contributions(m) -> tuple[np.ndarray, np.ndarray | None]:
     if grouping is None:
         return stats.norm.logpdf(r, scale=np.sqrt(s2 / w)), None
     codes, L = grouping.codes, grouping.nlevels
-    ZL = np.hstack([t.Z @ t.structure.lambda_(m.theta[sl])
-                    for t, sl in zip(d.terms, d.theta_slices(), strict=True)])   # (n, P)
-    P = ZL.shape[1]
-    M = np.zeros((L, P, P))
-    np.add.at(M, codes, (w[:, None, None] * ZL[:, :, None] * ZL[:, None, :]))
-    M[:, np.arange(P), np.arange(P)] += 1.0
-    v = np.zeros((L, P))
-    np.add.at(v, codes, (w * r)[:, None] * ZL)
+    M, v = _group_blocks(d, m.theta, codes, L, w, rhs=w * r)
     rr = np.bincount(codes, w * r * r, minlength=L)
     ni = np.bincount(codes, minlength=L)
     logw = np.bincount(codes, np.log(w), minlength=L)
     quad = rr - np.einsum("lp,lp->l", v, np.linalg.solve(M, v[:, :, None])[:, :, 0])
     logdet = np.linalg.slogdet(M)[1] - logw + ni * np.log(s2)
     return -0.5 * (ni * np.log(2 * np.pi) + logdet + quad / s2), codes
+
+
+#: Relative agreement required between the summed contributions and the fit's
+#: log-likelihood (a safety net: a mismatch means the decomposition does not apply).
+CONTRIBUTION_RTOL = 1e-6
+
+
+def _group_blocks(design, theta, codes, L, ZL_weights, rhs=None):
+    """Per level ``M_g = I + sum_{i in g} w_i (Z Lambda)_i' (Z Lambda)_i`` and, with
+    ``rhs``, ``v_g = sum_{i in g} rhs_i (Z Lambda)_i``."""
+    ZL = np.hstack([t.Z @ t.structure.lambda_(theta[sl])
+                    for t, sl in zip(design.terms, design.theta_slices(), strict=True)])
+    P = ZL.shape[1]
+    M = np.zeros((L, P, P))
+    np.add.at(M, codes, ZL_weights[:, None, None] * ZL[:, :, None] * ZL[:, None, :])
+    M[:, np.arange(P), np.arange(P)] += 1.0
+    if rhs is None:
+        return M, None
+    v = np.zeros((L, P))
+    np.add.at(v, codes, rhs[:, None] * ZL)
+    return M, v
+
+
+def _glmer_contributions(m) -> tuple[np.ndarray, np.ndarray | None]:
+    r"""Laplace log-likelihood of each group of a glmer fit (one grouping factor):
+    ``-(sum_{i in g} (d_i / phi + s_i) + |u_g|^2 / phi + log det M_g) / 2`` with ``M_g``
+    the group's block of ``Lambda' Z' W Z Lambda + I`` at the modes (W: the Laplace
+    weights lme4 uses), which sum to lme4's Laplace deviance."""
+    if int(getattr(m, "nAGQ", 1)) > 1:
+        raise NotImplementedError(
+            "log-likelihood contributions of glmer fits use the Laplace approximation; "
+            "refit with nAGQ=1 for Vuong's test")
+    obj = m.objective_function
+    sol = m.solution
+    fam, phi = sol.family, float(sol.phi)
+    y, prior = obj.design.y, obj.pirls.prior
+    dev_i = fam.dev_resids(y, sol.mu, prior) / phi + fam.saturated(y, prior, phi)
+    grouping, _ = _single_grouping(m)
+    if grouping is None:
+        return -0.5 * dev_i, None
+    codes, L = grouping.codes, grouping.nlevels
+    kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
+    w = fam.laplace_weights(y, sol.eta, sol.mu, prior, kind)
+    M, _ = _group_blocks(m.design, sol.theta, codes, L, w)
+    # u per level: each term's modes are stored level by level (p values per level)
+    u_sq = np.zeros(L)
+    offset = 0
+    for t in m.design.terms:
+        block = np.asarray(sol.u[offset:offset + t.q]).reshape(L, t.p)
+        u_sq += np.sum(block * block, axis=1)
+        offset += t.q
+    out = -0.5 * (np.bincount(codes, dev_i, minlength=L) + u_sq / phi
+                  + np.linalg.slogdet(M)[1])
+    return out, codes
 
 
 def loglik_contributions(m) -> pd.Series:
@@ -172,8 +227,8 @@ def loglik_contributions(m) -> pd.Series:
 
     Parameters
     ----------
-    m : LinearMixedModelResult or GlmmTMBResult
-        Maximum-likelihood fits.
+    m : LinearMixedModelResult, GeneralizedLinearMixedModelResult or GlmmTMBResult
+        Maximum-likelihood fits (glmer: Laplace, ``nAGQ=1``).
 
     Returns
     -------
@@ -186,12 +241,20 @@ def loglik_contributions(m) -> pd.Series:
         raise ValueError("Vuong's test needs maximum-likelihood fits: refit with REML=False")
     if isinstance(m, GlmmTMBResult):
         values, codes = _glmmtmb_contributions(m)
-    elif getattr(m, "family", None) is None and hasattr(m, "sigma"):
+    elif getattr(m, "family", None) is None and hasattr(m, "sigma") and hasattr(m, "design"):
         values, codes = _lmm_contributions(m)
+    elif hasattr(m, "solution") and hasattr(m, "objective_function"):
+        values, codes = _glmer_contributions(m)
     else:
+        raise TypeError(
+            "log-likelihood contributions (Vuong's test) are available for fitted lmer (ML), "
+            f"glmer and glmmtmb models, got {type(m).__name__}")
+    total = float(np.sum(values))
+    if not np.isclose(total, float(m.loglik), rtol=CONTRIBUTION_RTOL, atol=0.0):
         raise NotImplementedError(
-            "log-likelihood contributions are available for lmer (ML) and glmmtmb fits; "
-            "fit the GLMM with mm.glmmtmb (the same likelihood) for Vuong's test")
+            f"the log-likelihood of this {type(m).__name__} fit does not split into "
+            f"independent contributions (they sum to {total:.6g}, the fit's is "
+            f"{float(m.loglik):.6g})")
     if codes is None:
         return pd.Series(values, index=m.design.frame.index, name="observation")
     grouping, group = _single_grouping(m)
@@ -232,7 +295,7 @@ def vuong(m1, m2) -> VuongTest:
 
     Parameters
     ----------
-    m1, m2 : LinearMixedModelResult or GlmmTMBResult
+    m1, m2 : LinearMixedModelResult, GeneralizedLinearMixedModelResult or GlmmTMBResult
         Maximum-likelihood fits to the same rows, with the same grouping factor (or none).
 
     Returns
@@ -245,6 +308,10 @@ def vuong(m1, m2) -> VuongTest:
             f"the models must have the same independent units: model 1 has {len(c1)} "
             f"({c1.name}), model 2 {len(c2)} ({c2.name}) -- fit both to the same data, with "
             "the same grouping factor or none")
+    if not np.allclose(fitted_distribution(m1).observed, fitted_distribution(m2).observed,
+                       rtol=0.0, atol=0.0, equal_nan=True):
+        raise ValueError("the models were fitted to different responses (or transformations "
+                         "of it): their log-likelihoods are not comparable")
     d = (c1.to_numpy() - c2.to_numpy())
     ok = np.isfinite(d)
     d = d[ok]

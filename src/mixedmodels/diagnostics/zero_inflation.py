@@ -111,8 +111,9 @@ def expected_zeros(m, level: float = 0.95) -> ExpectedZeros:
     -------
     ExpectedZeros
     """
-    if not 0.0 < level < 1.0:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) \
+            or not 0.0 < level < 1.0:
+        raise ValueError(f"level must be a number in (0, 1), e.g. 0.95, got {level!r}")
     dist = fitted_distribution(m)
     p = dist.prob_zero()
     if not np.any(p > 0):
@@ -157,6 +158,14 @@ class ZeroInflationLRT:
                 f"p = {self.p_value:.4g} (boundary-corrected; naive {self.p_value_naive:.4g})")
 
 
+def _family_name(m) -> str:
+    """The family's name: glmmtmb's ``family_name``, lme4-class fits' ``family.name``."""
+    name = getattr(m, "family_name", None)
+    if name is None:
+        name = getattr(getattr(m, "family", None), "name", None)
+    return str(name)
+
+
 def _has_zi(m) -> bool:
     density = getattr(m, "density", None)
     return density is not None and "zi" in density.channels
@@ -189,6 +198,17 @@ def zero_inflation_lrt(model, zi_model) -> ZeroInflationLRT:
     if model.nobs != zi_model.nobs:
         raise ValueError(f"the models were fitted to different rows ({model.nobs} and "
                          f"{zi_model.nobs} observations)")
+    families = (_family_name(model), _family_name(zi_model))
+    if families[0] != families[1]:
+        # another family changes more than the zero-inflation: not the nested pair the
+        # boundary-corrected test is about (compare such models with aic_table or vuong)
+        raise ValueError(f"the models have different families ({families[0]} and "
+                         f"{families[1]}): the test compares a model with its "
+                         "zero-inflated version; use mm.aic_table or mm.vuong for others")
+    if not np.array_equal(fitted_distribution(model).observed,
+                          fitted_distribution(zi_model).observed):
+        raise ValueError("the models were fitted to different responses: fit both to the "
+                         "same data and response")
     df = int(zi_model.df - model.df)
     if df < 1:
         raise ValueError(f"the zero-inflated model must have more parameters ({zi_model.df}) "

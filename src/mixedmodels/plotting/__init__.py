@@ -9,19 +9,21 @@ the cell's value) and scripts do not accumulate open figures. Save one with
 
 * :func:`caterpillar` -- conditional modes with their conditional intervals (lme4's
   ``dotplot(ranef(m, condVar = TRUE))``);
-* :func:`residual_panel` -- residuals against fitted values, normal QQ plot,
-  scale-location;
+* :func:`residual_panel` (also :func:`residuals`) -- residuals against fitted values,
+  normal QQ plot, scale-location;
 * :func:`simulated_residuals_panel` -- DHARMa's plot of simulated residuals
   (``SimulatedResiduals.plot()``);
 * :func:`profile_plot` -- likelihood-profile zeta plots with the interval marks
   (``LikelihoodProfile.plot()``);
-* :func:`effect_plot` -- predictions over one predictor with a confidence band.
+* :func:`effect_plot` -- predictions over one predictor with a confidence band;
+* :func:`allfit_plot` -- the refits of ``mm.allfit`` against the best one.
 """
 
+from .allfit import allfit_plot
 from .effects import effect_grid, effect_plot
-from .model_plots import caterpillar, residual_panel
+from .model_plots import caterpillar, residual_panel, residuals
 from .profile import profile_plot
 from .simulated import simulated_residuals_panel
 
-__all__ = ["caterpillar", "effect_grid", "effect_plot", "profile_plot", "residual_panel",
-           "simulated_residuals_panel"]
+__all__ = ["allfit_plot", "caterpillar", "effect_grid", "effect_plot", "profile_plot",
+           "residual_panel", "residuals", "simulated_residuals_panel"]

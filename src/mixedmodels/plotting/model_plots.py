@@ -7,7 +7,7 @@ from scipy import stats
 
 from ._base import SIGNAL, given_axes, grid_shape, new_figure
 
-__all__ = ["caterpillar", "residual_panel"]
+__all__ = ["caterpillar", "residual_panel", "residuals"]
 
 #: Above this many levels the level labels are left off the caterpillar plot.
 MAX_LABELLED_LEVELS = 40
@@ -136,3 +136,19 @@ def residual_panel(m, ax=None):
     a.scatter(f, np.sqrt(np.abs(r)), s=8, alpha=0.6)
     a.set(xlabel="fitted values", ylabel=f"sqrt(|{label}|)", title="Scale-location")
     return fig
+
+
+def residuals(m, ax=None):
+    """The residual panel of a fit (the issue's and R's name; :func:`residual_panel`).
+
+    Parameters
+    ----------
+    m : fitted model
+        lmer, glmer or glmmtmb.
+    ax : array of 3 matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    return residual_panel(m, ax=ax)

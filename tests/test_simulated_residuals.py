@@ -265,3 +265,48 @@ def test_bad_input(sal_fits):
         r.test_uniformity("bigger")
     with pytest.raises(ValueError, match="margin"):
         r.test_outliers(margin="left")
+
+
+def test_calibrated_rank_is_uniform_for_exchangeable_p_values():
+    """Ties broken at random: with B + 1 exchangeable (discrete, tied) p-values the rank is
+    uniform on {1, .., B + 1} / (B + 1)."""
+    from mixedmodels.diagnostics.calibration import calibrated_rank
+
+    rng = np.random.default_rng(3)
+    B, reps = 9, 20000
+    values = rng.integers(0, 4, size=(reps, B + 1)) / 4.0      # heavy ties
+    ranks = np.array([calibrated_rank(v[0], v[1:], rng) for v in values])
+    freq = np.bincount(np.rint(ranks * (B + 1)).astype(int), minlength=B + 2)[1:]
+    expected = reps / (B + 1)
+    assert stats.chisquare(freq, np.full(B + 1, expected)).pvalue > 1e-3
+    assert np.isnan(calibrated_rank(0.5, np.array([np.nan]), rng))
+
+
+def test_calibrate_reruns_the_tests_on_bootstrap_refits():
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(12), 6)
+    x = rng.normal(size=g.size)
+    df = pd.DataFrame({"y": rng.poisson(np.exp(0.2 + 0.4 * x + rng.normal(0, .5, 12)[g])),
+                       "x": x, "g": np.char.add("s", g.astype(str))})
+    m = mm.glmer("y ~ x + (1 | g)", df, family="poisson")
+    r = mm.simulate_residuals(m, n_sim=40, seed=2)
+    c = r.calibrate(n_boot=6, tests={"dispersion": {"alternative": "greater"},
+                                     "uniformity": {}}, seed=5)
+    assert list(c.table.index) == ["dispersion", "uniformity"] and c.n_boot == 6
+    assert c.table.loc["uniformity", "p_value"] == r.test_uniformity().p_value
+    assert c.table.loc["dispersion", "statistic"] == r.test_dispersion("greater").statistic
+    # the calibrated p-value is the observed p-value's rank among the bootstrap ones
+    for name in c.table.index:
+        p, boot = c.table.loc[name, "p_value"], c.bootstrap[name].to_numpy()
+        lo = (1 + np.sum(boot < p)) / 7
+        hi = (1 + np.sum(boot <= p)) / 7
+        assert lo <= c.table.loc[name, "p_calibrated"] <= hi
+    again = r.calibrate(n_boot=6, tests=["dispersion", "uniformity"], seed=5)
+    np.testing.assert_array_equal(again.bootstrap["uniformity"], c.bootstrap["uniformity"])
+    assert "calibrated by 6" in str(c)
+    with pytest.raises(ValueError, match="tests must name"):
+        r.calibrate(n_boot=2, tests=["normality"])
+    with pytest.raises(ValueError, match="n_boot"):
+        r.calibrate(n_boot=0)
+    with pytest.raises(ValueError, match="no model"):
+        r.recalculate("g").calibrate(n_boot=2)

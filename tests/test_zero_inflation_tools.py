@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from mixedmodels.diagnostics.zero_inflation import poisson_binomial_pmf
+from mixedmodels.diagnostics.zero_inflation import poisson_binomial_pmf, poisson_binomial_tail
 
 FIX = json.loads((Path(__file__).parent / "fixtures" / "diag" / "zero_inflation.json")
                  .read_text())
@@ -214,3 +214,20 @@ def test_vuong_needs_the_same_response():
     b = mm.lmer("log(Reaction) ~ Days + (1 | Subject)", sleep, REML=False)
     with pytest.raises(ValueError, match="different responses"):
         mm.vuong(a, b)
+
+
+def test_poisson_binomial_tails_keep_their_relative_accuracy():
+    """Tails against the float recursion (sums of nonnegative terms: relative accuracy
+    near machine precision), down to 1e-25 where the FFT pmf is noise; certain and
+    impossible trials included."""
+    rng = np.random.default_rng(1)
+    p = np.r_[rng.uniform(0.2, 0.7, size=60), 0.0, 1.0, 1.0]
+    dp = np.zeros(p.size + 1)
+    dp[0] = 1.0
+    for pi in p:
+        dp[1:] = dp[1:] * (1 - pi) + dp[:-1] * pi
+        dp[0] *= 1 - pi
+    for k in (0, 1, 2, 3, 12, 29, 52, 60, 61, 62, 63):
+        up, lo = dp[k:].sum(), dp[: k + 1].sum()
+        assert poisson_binomial_tail(p, k, upper=True) == pytest.approx(up, rel=1e-9, abs=0)
+        assert poisson_binomial_tail(p, k, upper=False) == pytest.approx(lo, rel=1e-9, abs=0)

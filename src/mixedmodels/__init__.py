@@ -28,6 +28,7 @@ from ._errors import (
 from ._options import get_options, options, set_options
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
+from .diagnostics.calibration import CalibratedTests
 from .diagnostics.link_edge import LinkEdgeWarning
 from .diagnostics.model_selection import VuongTest, aic_table, loglik_contributions, vuong
 from .diagnostics.residual_tests import ResidualTest
@@ -103,6 +104,7 @@ __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
     "BootstrapResult",  # inference
+    "CalibratedTests",  # diagnostics
     "ContrastsWarning",  # inference
     "ConvergenceWarning",
     "DataError",

@@ -38,11 +38,19 @@ BASIS_DF = 5
 QR_MAX_N = 5000
 #: Bins of the binned quantile curves.
 QR_BINS = 20
+#: Relative digits kept before ranking a predictor (ties up to rounding noise).
+TIE_DIGITS = 10
 
 
 def rank_transform(x) -> np.ndarray:
     """Average ranks divided by the largest rank (DHARMa's ``rankTransform``): in (0, 1]."""
-    r = stats.rankdata(np.asarray(x, dtype=float), method="average")
+    x = np.asarray(x, dtype=float)
+    scale = float(np.max(np.abs(x[np.isfinite(x)]), initial=0.0))
+    if scale > 0.0:
+        # values equal up to rounding noise are ties (fitted values of one design cell
+        # differ in their last bits, and their order would depend on the optimizer's)
+        x = np.round(x / scale, TIE_DIGITS)
+    r = stats.rankdata(x, method="average")
     return r / r.max()
 
 

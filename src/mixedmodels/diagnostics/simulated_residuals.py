@@ -473,6 +473,35 @@ class SimulatedResiduals:
                              "method": [t.method for t in tests]},
                             index=[t.name for t in tests])
 
+    def calibrate(self, n_boot: int = 99, tests=None, seed: int | None = None,
+                  n_jobs: int = 1, progress=None):
+        """The tests' p-values calibrated by the parametric bootstrap: refits to ``n_boot``
+        data sets simulated from the model, residuals and tests of each
+        (:func:`mixedmodels.diagnostics.calibration.calibrate_tests`). Uniform under a
+        correct model, unlike the plain p-values (conservative, or for the two-sided
+        dispersion test anti-conservative).
+
+        Parameters
+        ----------
+        n_boot : int
+            Bootstrap data sets (refits).
+        tests : sequence of str or dict, optional
+            ``"uniformity"``, ``"dispersion"``, ``"zero_inflation"``, ``"outliers"``,
+            ``"quantiles"`` (default: all), or a dict of them to their keyword arguments.
+        seed : int, optional
+        n_jobs, progress
+            Worker processes and progress bar of the refits.
+
+        Returns
+        -------
+        CalibratedTests
+            ``.table`` with ``statistic``, ``p_value``, ``p_calibrated`` per test.
+        """
+        from .calibration import calibrate_tests
+
+        return calibrate_tests(self, n_boot=n_boot, tests=tests, seed=seed, n_jobs=n_jobs,
+                               progress=progress)
+
     def plot(self, quantiles=(0.25, 0.5, 0.75)):
         """DHARMa's residual plot: a uniform QQ plot with the KS, dispersion and outlier
         tests, and the residuals against the rank-transformed predictions with quantile

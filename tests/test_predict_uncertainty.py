@@ -294,3 +294,33 @@ def test_mode_jacobian_against_finite_differences(salamanders):
         fd = (obj.solve(up)[0].u - obj.solve(dn)[0].u) / (2 * h)
         close(J[:, j], fd, FD_RTOL, atol=FD_RTOL * np.abs(fd).max())
     obj.solve(x)
+
+
+@pytest.fixture(scope="module")
+def salamanders_disp():
+    fx = fixture("predict_glmmtmb_disp.json")
+    sal = mm.datasets.load("Salamanders")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmmtmb(fx["formula"], sal, ziformula=fx["ziformula"],
+                       dispformula=fx["dispformula"], family=fx["family"])
+    return m, fx
+
+
+#: The model's likelihood is flat along a ridge (the mined sites' dispersion and
+#: zero-inflation are weakly determined): at objectives equal to 1e-8 our estimates and
+#: glmmTMB's differ by ~1e-4 relative, and the predictions' SEs (curvatures there) by up to
+#: ~8e-4.
+DISP_RTOL = 2e-3
+
+
+@pytest.mark.parametrize("which", ["cond", "pop"])
+@pytest.mark.parametrize("tp", ["link", "response", "conditional", "zprob", "zlink", "disp"])
+def test_glmmtmb_se_fit_of_every_type_with_a_dispersion_model(salamanders_disp, which, tp):
+    m, fx = salamanders_disp
+    assert -2 * m.loglik == pytest.approx(fx["objective"], rel=1e-7)
+    close(m.fixef, list(fx["fixef"]["cond"].values()), 3e-4)
+    new = pd.DataFrame(fx["newdata"])
+    out = m.predict(new, type=tp, re_form=None if which == "cond" else "~0", se_fit=True)
+    close(out["fit"], fx[which][tp]["fit"], DISP_RTOL)
+    close(out["se_fit"], fx[which][tp]["se_fit"], DISP_RTOL)

@@ -316,3 +316,23 @@ write_fixture(list(
     zip = sum(zip_p0),
     zip_var = sum(zip_p0 * (1 - zip_p0)))
 ), "zero_inflation.json")
+
+# ---------------------------------------------------------------------------------------
+# glmmTMB's se.fit for every predict type of a model with zero-inflation and dispersion
+# formulas (the "disp" type included)
+zinbd <- glmmTMB(count ~ mined + (1 | site), zi = ~ mined, disp = ~ mined, family = nbinom2,
+                 sal)
+tmb_pred_all <- function(fit, newdata, re.form) {
+  out <- list()
+  for (tp in c("link", "response", "conditional", "zprob", "zlink", "disp")) {
+    p <- predict(fit, newdata = newdata, re.form = re.form, type = tp, se.fit = TRUE)
+    out[[tp]] <- list(fit = as.vector(p$fit), se_fit = as.vector(p$se.fit))
+  }
+  out
+}
+write_fixture(list(
+  formula = "count ~ mined + (1 | site)", ziformula = "~mined", dispformula = "~mined",
+  family = "nbinom2", objective = -2 * as.numeric(logLik(zinbd)), newdata = sal_new,
+  fixef = lapply(fixef(zinbd), function(b) as.list(b)),
+  cond = tmb_pred_all(zinbd, sal_new, NULL), pop = tmb_pred_all(zinbd, sal_new, NA)
+), "predict_glmmtmb_disp.json")

@@ -138,17 +138,6 @@ def residual_panel(m, ax=None):
     return fig
 
 
-def residuals(m, ax=None):
-    """The residual panel of a fit (the issue's and R's name; :func:`residual_panel`).
 
-    Parameters
-    ----------
-    m : fitted model
-        lmer, glmer or glmmtmb.
-    ax : array of 3 matplotlib Axes, optional
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    return residual_panel(m, ax=ax)
+#: The issue's and R's name of the residual panel (the same function).
+residuals = residual_panel

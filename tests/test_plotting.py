@@ -165,7 +165,8 @@ def test_allfit_plot_draws_differences_from_the_best_fit(sleep_fit):
     ok = ax.collections[0].get_offsets()
     expected = (pd.to_numeric(table["theta[0]"]) - table.loc[best, "theta[0]"])[:3]
     np.testing.assert_allclose(ok[:, 0], expected.to_numpy(dtype=float))
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(table.index)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == \
+        [*table.index[:3], "broken (failed)"]
     one = plotting.allfit_plot(table, params=["beta[Days]"])
     assert len([a for a in one.axes if a.get_visible()]) == 1
     with pytest.raises(KeyError, match="no allfit column"):
@@ -174,3 +175,16 @@ def test_allfit_plot_draws_differences_from_the_best_fit(sleep_fit):
         plotting.allfit_plot(sleep_fit)
     with pytest.raises(ValueError, match="no optimizer produced a fit"):
         plotting.allfit_plot(table.loc[["broken"]])
+
+
+def test_allfit_result_plot(sleep_fit):
+    res = mm.allfit(sleep_fit, optimizers=["bobyqa", "nelder_mead"])
+    fig = res.plot()
+    render(fig)
+    titles = [a.get_title() for a in fig.axes if a.get_visible()]
+    assert titles[0] == "objective" and "sigma" in titles
+    assert len(titles) == 1 + len(sleep_fit.theta) + len(sleep_fit.fixef) + 1
+    ax = fig.axes[titles.index("sigma")]
+    best = res.best()
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0],
+                               res.table["sigma"] - res.table.loc[best, "sigma"])

@@ -31,20 +31,7 @@ suppressPackageStartupMessages({
 
 data_dir <- "src/mixedmodels/datasets/data"
 out_dir <- "tests/fixtures/diag"
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
-levels_json <- fromJSON(file.path(data_dir, "factor_levels.json"))
-
-load_data <- function(name) {
-  d <- read.csv(file.path(data_dir, paste0(name, ".csv")), stringsAsFactors = FALSE)
-  lv <- levels_json[[name]]
-  for (col in names(lv)) d[[col]] <- factor(as.character(d[[col]]), levels = lv[[col]])
-  d
-}
-
-write_fixture <- function(x, file) {
-  write_json(x, file.path(out_dir, file), digits = NA, auto_unbox = TRUE, pretty = TRUE,
-             na = "string")
-}
+source("tools/r/fixture_io.R")   # load_data(), write_fixture()
 
 versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                  nlme = as.character(packageVersion("nlme")),

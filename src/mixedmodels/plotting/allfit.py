@@ -9,8 +9,9 @@ from ._base import SIGNAL, given_axes, grid_shape, new_figure
 
 __all__ = ["allfit_plot"]
 
-#: Columns of an allfit table that are estimates (one panel each), by prefix.
+#: Columns of an allfit table that are estimates (one panel each), by prefix or name.
 ESTIMATE_PREFIXES = ("theta[", "beta[")
+ESTIMATE_NAMES = ("sigma", "nb_theta")
 
 
 def _table(result) -> pd.DataFrame:
@@ -29,15 +30,16 @@ def allfit_plot(result, params=None, ax=None):
     lowest objective), one panel per quantity (lme4's ``summary(allFit(m))`` drawn).
 
     Optimizers that agree sit on the zero line; a fit that stopped elsewhere stands out in
-    every panel it differs in. Optimizers whose fit failed or did not converge
-    (``converged`` False) are drawn as red crosses; failed fits (missing objective) are
-    listed but have no point.
+    every panel it differs in. Optimizers whose fit did not converge (``converged`` False)
+    are drawn as red crosses; failed fits (missing objective) are labelled "(failed)" and
+    have no point.
 
     Parameters
     ----------
     result : AllFitResult or pandas.DataFrame
         ``mm.allfit(m)`` or its ``.table``: a row per optimizer with ``objective`` and
-        estimate columns ``theta[...]``, ``beta[...]``, optionally ``converged``.
+        estimate columns ``theta[...]``, ``beta[...]`` (and ``sigma``, ``nb_theta`` where
+        present), optionally ``converged``.
     params : sequence of str, optional
         Columns to draw (default: ``objective`` and every estimate column).
     ax : matplotlib Axes or array of Axes, optional
@@ -50,7 +52,8 @@ def allfit_plot(result, params=None, ax=None):
     table = _table(result)
     if params is None:
         names = ["objective", *[c for c in table.columns
-                                if str(c).startswith(ESTIMATE_PREFIXES)]]
+                                if str(c).startswith(ESTIMATE_PREFIXES)
+                                or c in ESTIMATE_NAMES]]
     else:
         names = list(params)
         unknown = [n for n in names if n not in table.columns]
@@ -82,6 +85,8 @@ def allfit_plot(result, params=None, ax=None):
         a.set_xlabel(f"difference from {best}", fontsize=7)
         a.tick_params(labelsize=7)
         a.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
-    axes[0].set_yticks(y, [str(i) for i in table.index])
+    failed = objective.isna().to_numpy()
+    axes[0].set_yticks(y, [f"{i} (failed)" if bad else str(i)
+                           for i, bad in zip(table.index, failed, strict=True)])
     axes[0].invert_yaxis()
     return fig

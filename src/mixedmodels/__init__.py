@@ -12,7 +12,7 @@ Every step of the pipeline is public: :func:`parse_formula` (formula -> spec),
 :func:`minimize` (objective -> optimum) and the result classes.
 """
 
-from . import datasets, families
+from . import datasets, families, plotting
 from ._errors import (
     ConvergenceWarning,
     DataError,
@@ -28,8 +28,18 @@ from ._errors import (
 from ._options import get_options, options, set_options
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
+from .diagnostics.calibration import CalibratedTests
 from .diagnostics.link_edge import LinkEdgeWarning
+from .diagnostics.model_selection import VuongTest, aic_table, loglik_contributions, vuong
+from .diagnostics.residual_tests import ResidualTest
 from .diagnostics.separation import SeparationWarning
+from .diagnostics.simulated_residuals import SimulatedResiduals, simulate_residuals
+from .diagnostics.zero_inflation import (
+    ExpectedZeros,
+    ZeroInflationLRT,
+    expected_zeros,
+    zero_inflation_lrt,
+)
 from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmm_pql, glmmtmb, gls, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
@@ -94,6 +104,7 @@ __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
     "BootstrapResult",  # inference
+    "CalibratedTests",  # diagnostics
     "ContrastsWarning",  # inference
     "ConvergenceWarning",
     "DataError",
@@ -101,6 +112,7 @@ __all__ = [
     "Design",
     "DroppedRowsWarning",
     "ExactLRTResult",  # inference
+    "ExpectedZeros",  # diagnostics
     "FitRecipe",
     "FormulaError",
     "FormulaWarning",
@@ -133,12 +145,17 @@ __all__ = [
     "RandomTerm",
     "RankDeficiencyWarning",
     "RePCA",  # diagnostics
+    "ResidualTest",  # diagnostics
     "ScalingWarning",  # diagnostics
     "SeparationWarning",  # glmm diagnostics
+    "SimulatedResiduals",  # diagnostics
     "SingularFitWarning",
     "VarCorr",
     "VarianceDecomposition",  # inference
+    "VuongTest",  # diagnostics
+    "ZeroInflationLRT",  # diagnostics
     "__version__",
+    "aic_table",  # diagnostics
     "allfit",  # diagnostics
     "anova",  # inference
     "cor_ar1",  # rside
@@ -153,6 +170,7 @@ __all__ = [
     "cor_symm",  # rside
     "datasets",
     "exact_lrt",  # inference
+    "expected_zeros",  # diagnostics
     "families",  # glmm
     "fit_glmm",  # glmm
     "fit_lmm",
@@ -165,13 +183,16 @@ __all__ = [
     "gls",  # rside
     "lm",  # inference
     "lmer",
+    "loglik_contributions",  # diagnostics
     "materialize",
     "minimize",
     "options",
     "parse_formula",
     "pb_test",  # inference
+    "plotting",
     "rlrt",  # inference
     "set_options",
+    "simulate_residuals",  # diagnostics
     "update_formula",
     "var_comb",  # rside
     "var_const_power",  # rside
@@ -179,4 +200,6 @@ __all__ = [
     "var_fixed",  # rside
     "var_ident",  # rside
     "var_power",  # rside
+    "vuong",  # diagnostics
+    "zero_inflation_lrt",  # diagnostics
 ]

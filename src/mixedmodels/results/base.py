@@ -188,6 +188,55 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
     def _index(self, newdata=None) -> pd.Index:
         return self.design.frame.index if newdata is None else pd.DataFrame(newdata).index
 
+    @cached_property
+    def _joint_covariance(self):
+        from ..prediction.joint import joint_covariance
+
+        return joint_covariance(self)
+
+    def model_matrix(self, newdata=None) -> pd.DataFrame:
+        """The fixed-effects model matrix ``X`` of ``newdata`` (default: the fitting rows),
+        with the fit's columns (the FAQ's ``model.matrix(formula(fm1)[-2], newdat)``).
+
+        Stateful transforms and categorical codings are those of the fit; the response is
+        not needed.
+
+        Parameters
+        ----------
+        newdata : DataFrame or dict, optional
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns named as :attr:`fixef`, rows indexed like ``newdata`` (NaN where a
+            predictor is missing).
+        """
+        from ..prediction.matrices import model_matrix
+
+        return model_matrix(self.design, newdata)
+
+    def random_matrix(self, newdata=None, re_form=None, allow_new_levels: bool = False):
+        """The random-effects model matrix ``Z`` of ``newdata`` (default: the fitting rows),
+        sparse, in the fit's column layout (that of ``get_matrix("Z")``: term by term,
+        level by level).
+
+        Parameters
+        ----------
+        newdata : DataFrame or dict, optional
+        re_form : None or str
+            Terms to include (the others' columns are zero), as in :meth:`predict`.
+        allow_new_levels : bool
+            Rows of levels the fit did not see get zero rows instead of an error.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix (rows, q)
+            Rows with a missing predictor are zero.
+        """
+        from ..prediction.matrices import random_matrix
+
+        return random_matrix(self.design, newdata, re_form, allow_new_levels)
+
     # -- diagnostics ----------------------------------------------------------------------
     def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
         """True when a variance is (nearly) zero or a correlation is +-1 (lme4's rule).

@@ -79,6 +79,10 @@ def test_gradient_optimizer_choice():
     assert m.objective_function.method == "blocked"
     assert m.objective == pytest.approx(mm.lmer("Yield ~ 1 + (1 | Batch)", dye).objective,
                                         abs=OBJECTIVE_ATOL)
-    with pytest.raises(ValueError, match="scalar"):
-        mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"),
-                optimizer="gradient")
+    # vector-valued terms have the general gradient (any Lambda(theta))
+    sleep = mm.datasets.load("sleepstudy")
+    g = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, optimizer="gradient")
+    b = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, optimizer="bobyqa")
+    assert g.objective_function.method == "blocked"
+    assert g.objective == pytest.approx(b.objective, abs=OBJECTIVE_ATOL)
+    np.testing.assert_allclose(g.theta, b.theta, rtol=1e-3)

@@ -122,11 +122,11 @@ def _at_theta(design, REML, theta):
 def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     obj = LMMObjective(design, reml=REML)
     if optimizer == "gradient" and not obj.has_gradient:
-        # the analytic gradient lives in the blocked factorization (scalar terms only)
-        if not all(t.p == 1 for t in design.terms):
-            raise ValueError("optimizer='gradient' needs every random-effects term to be "
-                             "scalar, e.g. (1 | g) or (0 + x | g); use 'bobyqa' otherwise")
+        # the analytic gradient lives in the blocked factorization
         obj = LMMObjective(design, reml=REML, method="blocked")
+        if not obj.has_gradient:
+            raise ValueError("optimizer='gradient' needs covariance structures that give "
+                             "d Lambda / d theta (lambda_jacobian); use 'bobyqa'")
     lower = obj.lower
     x0 = obj.theta0 if start is None else np.asarray(start, dtype=float)
     if x0.shape != lower.shape:

@@ -45,7 +45,12 @@ from ..linalg import (
     SparseSystem,
     TermBlock,
 )
-from .lmm_gradient import scalar_terms_gradient, supports_gradient
+from .lmm_gradient import (
+    general_gradient,
+    has_jacobian,
+    scalar_terms_gradient,
+    supports_gradient,
+)
 
 __all__ = ["LMMObjective", "LMMSolution"]
 
@@ -164,9 +169,11 @@ class LMMObjective:
         self.n_grads = 0
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
-        #: analytic gradient available (all terms scalar); see :mod:`.lmm_gradient`
+        #: analytic gradient available (blocked factorization, profiled sigma, every
+        #: structure with ``lambda_jacobian``); see :mod:`.lmm_gradient`
         self.has_gradient = (method == "blocked" and self.sigma is None
-                             and supports_gradient(self.system))
+                             and has_jacobian(structures))
+        self._scalar_gradient = self.has_gradient and supports_gradient(self.system)
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
@@ -247,7 +254,8 @@ class LMMObjective:
             The REML criterion or deviance, and its gradient in theta.
         """
         if not self.has_gradient:
-            raise NotImplementedError("analytic gradient needs scalar random-effects terms")
+            raise NotImplementedError("the analytic gradient needs the blocked factorization "
+                                      "(method='blocked')")
         self.n_evals += 1
         self.n_grads += 1
         theta = np.asarray(theta, dtype=float)
@@ -257,11 +265,15 @@ class LMMObjective:
         # the gradient works in the internal basis, like the factor (the criterion differs
         # from the user basis's by a constant, so the gradient is the same)
         beta_t, RXt_inv = self._internal_fixed(f)
-        u = self.system.solve_u(f, beta_t)
         r2 = f.pwrss()
         dof = self.n - self.p if self.reml else self.n
-        grad = scalar_terms_gradient(self.system, f, theta, beta_t, u, r2, dof, self.reml,
-                                     RXt_inv)
+        if self._scalar_gradient:
+            u = self.system.solve_u(f, beta_t)
+            grad = scalar_terms_gradient(self.system, f, theta, beta_t, u, r2, dof,
+                                         self.reml, RXt_inv)
+        else:
+            grad = general_gradient(self.system, f, theta, beta_t, r2, dof, self.reml,
+                                    RXt_inv)
         return float(self._from_factor(f)), grad
 
     def _internal_fixed(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
 from .._messages import emit_warning
+from .._threads import blas_threads, dense_block_size
 from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..design.lhs import make_response, response_variables
@@ -363,7 +364,7 @@ def fit_glmm(
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
                "check_conv": check_flag("check_conv", check_conv)}
-    with collect_warnings(messages) as caught:
+    with collect_warnings(messages) as caught, blas_threads(dense_block_size(design.terms)):
         result = _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer,
                            optimizer_settings, calc_derivs, check_conv)
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmm, options)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning
 from .._messages import emit_warning
+from .._threads import blas_threads, dense_block_size
 from ..design import Design, check_lmm_identifiable, materialize
 from ..diagnostics import (
     CONV_GRAD_TOL,
@@ -96,7 +97,9 @@ def fit_lmm(
         if fixed_theta is not None:
             raise ValueError("fixed_theta cannot be combined with a residual structure or "
                              "a known sigma")
-    with collect_warnings() as caught:
+    # one BLAS thread unless the dense block is large (see mixedmodels._threads): under
+    # load, OpenBLAS's spinning threads made InstEval and sleepstudy 3-6x slower
+    with collect_warnings() as caught, blas_threads(dense_block_size(design.terms)):
         if not residual.empty:
             result = fit_rside_lmm(design, residual, REML, optimizer, optimizer_settings,
                                    start, check_conv)

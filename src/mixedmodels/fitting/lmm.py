@@ -271,11 +271,13 @@ def lmer(
         Known term added to the linear predictor.
     optimizer : str
         ``"auto"`` (default): ``"gradient"`` -- BFGS on log(theta) with the analytic
-        gradient -- when every random-effects term is scalar and the model is too large for
-        the dense factorization of small models (``q + p + 1 > 80``), else ``"bobyqa"``
+        gradient, for scalar and vector-valued terms alike -- when the model uses the
+        blocked factorization (too large for the dense one of small models,
+        ``q + p + 1 > 80``, and a dense block of at most 6000 columns), else ``"bobyqa"``
         (NLopt, lme4's default): on small models the dense factorization has no gradient
         and its evaluations are cheap enough that BOBYQA is the faster choice. Also
-        ``"gradient"`` (scalar terms only), ``"nelder_mead"``, ``"cobyqa"``, ``"lbfgsb"``.
+        ``"gradient"`` (forces the blocked factorization), ``"nelder_mead"``, ``"cobyqa"``,
+        ``"lbfgsb"``.
     optimizer_settings : dict, optional
         Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
     start : array-like, optional

@@ -96,11 +96,11 @@ def minimize_with_gradient(
         # BFGS starts by evaluating the start point, which the tolerance below already
         # needed: answer repeated points from the last call
         key = z.tobytes()
-        if key in memo:
-            return memo[key]
-        memo.clear()
-        memo[key] = out = _fg_log(z)
-        return out
+        if key not in memo:
+            memo.clear()
+            memo[key] = _fg_log(z)
+        f, g = memo[key]
+        return f, g.copy()     # the caller may keep (or change) the gradient it gets
 
     def _fg_log(z):
         x = z.copy()

@@ -162,7 +162,7 @@ class BlockedSystem:
         return [s.lambda_(theta[sl]) for s, sl in zip(self.structures[1:], self.slices[1:],
                                                       strict=True)]
 
-    def rest_lambda(self, theta: np.ndarray, lams: list | None = None):
+    def rest_lambda(self, theta: np.ndarray | None, lams: list | None = None):
         """Lambda of the rest block: a vector (all terms scalar) or a CSR of ``Lambda_r'``."""
         if lams is None:
             lams = self.rest_lambdas(theta)
@@ -299,7 +299,10 @@ class BlockedSystem:
         L21 = L22 = LrX = lam_r = lams = None
         if A.A21 is not None:
             lams = self.rest_lambdas(theta)
-            lam_r = self.rest_lambda(theta, lams)
+            # the CSR of a vector-valued Lambda_r only serves L21, which the product path
+            # builds on demand (l21)
+            if self.rest_scalar or self._product is None:
+                lam_r = self.rest_lambda(theta, lams)
             if self._product is not None:
                 # L22 = Lambda_r' (A22 - A21 C A21') Lambda_r + I, lower triangle only
                 L22 = self._buf22 if scratch else np.empty_like(A.A22)
@@ -337,6 +340,8 @@ class BlockedSystem:
     def l21(self, f: BlockedFactor) -> sp.csr_matrix:
         """``L21`` of a factor (built on demand when the fast path skipped it)."""
         if f.L21 is None:
+            if f.lam_r is None:
+                f.lam_r = self.rest_lambda(None, f.lam_rest)
             f.L21 = self._L21(f.m1, f.lam_r)
         return f.L21
 

@@ -212,7 +212,7 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     Fr = None
     if has_rest:
         flatLV1 = LV1.reshape(-1, m)
-        F1 = F1 - (A.A21.T @ LVr).reshape(l1, p1, m)
+        F1 = F1 - corr                                        # A21' Lambda_r Vr again
         Fr = A.ArX - A.A21 @ flatLV1 - A.A22 @ LVr
     w_beta = np.concatenate([-beta, [1.0]])
     # per term: (G, H) sums over levels; rows of term 1 are (l1, p1, .)

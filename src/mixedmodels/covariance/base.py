@@ -181,6 +181,8 @@ class CovarianceStructure(ABC):
         mask = self.boundary_mask()
         if np.any(np.abs(theta[mask]) < tol):
             return True
+        if self.direct:
+            return False        # lme4's rule: a Cholesky diagonal at its bound of zero
         sd, cor = self.sd_cor(theta)
         if not sd.size:
             return False

@@ -65,7 +65,8 @@ class LinearPredictor:
         return out
 
 
-def build_component(component, frame: pd.DataFrame, contrasts=None) -> LinearPredictor:
+def build_component(component, frame: pd.DataFrame, contrasts=None,
+                    matrices=None) -> LinearPredictor:
     """Materialize a :class:`~mixedmodels.formula.components.ComponentSpec` on the
     complete-case model frame.
 
@@ -80,7 +81,7 @@ def build_component(component, frame: pd.DataFrame, contrasts=None) -> LinearPre
     offset = np.zeros(len(frame))
     for expr in component.offsets:
         offset = offset + evaluate_numeric(expr, frame, f"offset of the {what}")
-    terms = [build_random_term(t, frame) for t in component.random]
+    terms = [build_random_term(t, frame, matrices) for t in component.random]
     bad = {}
     if fixed.X.shape[1]:
         cols = ~np.isfinite(fixed.X).all(axis=0)

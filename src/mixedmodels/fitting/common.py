@@ -7,12 +7,14 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .._errors import FormulaError
 from .._messages import collecting, emit_warning
 
 __all__ = [
     "BOUNDARY_TOL",
     "check_flag",
     "check_optimizer",
+    "check_relative_structures",
     "collect_warnings",
     "newton_polish",
     "package_messages",
@@ -132,3 +134,18 @@ def warn_if_poorly_scaled(design) -> None:
     advice = scale_advice(design.X, list(design.fixed.names))
     if advice is not None:
         emit_warning(advice, ScalingWarning, stacklevel=4)
+
+
+def check_relative_structures(design, door: str, scaled: bool = True) -> None:
+    """Refuse ``equalto`` where covariances are relative to a residual variance: a known
+    covariance on the absolute scale cannot be held when ``Sigma = sigma^2 Lambda
+    Lambda'`` with ``sigma`` estimated."""
+    if not scaled:
+        return
+    for t in design.terms:
+        if t.structure.keyword == "equalto":
+            raise FormulaError(
+                f"{t.term.source!r}: equalto() fixes the covariance on the absolute scale, "
+                f"but {door}'s covariances are relative to the residual variance; use "
+                "propto() (Sigma = lambda K, lambda estimated) or mm.glmmtmb(), whose "
+                "covariances are absolute")

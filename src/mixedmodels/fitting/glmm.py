@@ -34,10 +34,9 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
 from .._messages import emit_warning
-from ..covariance import Unstructured
 from ..design import Design, materialize
 from ..design.lhs import make_response, response_variables
-from ..diagnostics import is_singular_theta, singular_message
+from ..diagnostics import singular_groups, singular_message
 from ..diagnostics.link_edge import LinkEdgeWarning, link_edge_message
 from ..diagnostics.separation import SeparationWarning, separated_columns, separation_message
 from ..families import (
@@ -56,6 +55,7 @@ from ..results.recipe import FitRecipe
 from .common import (
     check_flag,
     check_optimizer,
+    check_relative_structures,
     collect_warnings,
     snap_to_boundary,
     warn_if_poorly_scaled,
@@ -107,17 +107,21 @@ class HessianWarning(MixedModelsWarning):
 
 
 def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=None,
-                offset=None, contrasts: dict | None = None) -> Design:
+                offset=None, contrasts: dict | None = None,
+                covariance_matrices: dict | None = None) -> Design:
     """Parse ``formula``, materialize it on ``data`` with the family's response rules and
     check the response and grouping factors."""
     spec = parse_formula(formula)
     design = materialize(spec, data, weights=weights, offset=offset,
                          response=make_response(family),
                          response_vars=response_variables(spec.response),
-                         contrasts=contrasts)
+                         contrasts=contrasts, covariance_matrices=covariance_matrices)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
     _check_not_constant(design, family)
+    check_relative_structures(design, "glmer", family.has_dispersion)
     for t in design.terms:
+        if t.structured:
+            continue
         if t.nlevels < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
@@ -271,20 +275,20 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
 
 
 def _sign_symmetric(design: Design) -> bool:
-    """Whether the deviance is unchanged by flipping the sign of any column of any term's
-    Lambda (true of lme4's Cholesky parameterization: b = Lambda u and Lambda D u, D = diag
-    of +-1, have the same distribution), so theta may be optimized without bounds."""
-    return all(isinstance(t.structure, Unstructured) for t in design.terms)
+    """Whether theta may be optimized without its bounds: every bounded structure is
+    sign-symmetric (the deviance is unchanged by flipping the sign of a column of Lambda,
+    as for lme4's Cholesky parameterization: b = Lambda u and Lambda D u, D = diag of +-1,
+    have the same distribution; the canonical form is within the bounds), and the others
+    are unbounded anyway (log standard deviations)."""
+    return all(t.structure.sign_symmetric or not np.any(t.structure.boundary_mask())
+               for t in design.terms)
 
 
 def _canonical_theta(design: Design, theta: np.ndarray) -> np.ndarray:
-    """The same model with every Cholesky diagonal >= 0 (flip the negative columns)."""
+    """The same model in every structure's canonical form (Cholesky diagonals >= 0)."""
     out = np.array(theta, dtype=float)
     for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-        s = t.structure
-        lam = s.lambda_(out[sl])
-        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
-        out[sl] = (lam * signs[None, :])[s.rows, s.cols]
+        out[sl] = t.structure.canonical(out[sl])
     return out
 
 
@@ -312,11 +316,7 @@ class _StageLog:
 
 
 def _singular_groups(design: Design, theta: np.ndarray) -> list[str]:
-    groups = []
-    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-        if is_singular_theta(theta[sl], t.structure.lower_bounds()) and t.group not in groups:
-            groups.append(t.group)
-    return groups
+    return singular_groups(design.terms, design.theta_slices(), theta)
 
 
 def fit_glmm(
@@ -571,6 +571,7 @@ def glmer(
     check_conv: bool = True,
     verbose: int = 0,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -616,6 +617,10 @@ def glmer(
         ``"mixedmodels.fit"`` (INFO) whenever those are enabled.
     contrasts : dict, optional
         Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`.
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` and ``equalto`` terms, as for
+        :func:`~mixedmodels.lmer` (``equalto`` only for families without a dispersion
+        parameter, whose covariances are absolute).
 
     Returns
     -------
@@ -642,12 +647,12 @@ def glmer(
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts}
+               "contrasts": contrasts, "covariance_matrices": covariance_matrices}
     messages: list[str] = []
     with verbose_output(verbose), collect_warnings(messages):
         fam = make_family(family, link)
         design = glmm_design(formula, data, fam, weights=weights, offset=offset,
-                             contrasts=contrasts)
+                             contrasts=contrasts, covariance_matrices=covariance_matrices)
         check_nagq(design, nAGQ)
         try:
             result = fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,

@@ -288,6 +288,7 @@ def glmmtmb(
     offset=None,
     start: dict | None = None,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
 ) -> GlmmTMBResult:
     """Fit a model of glmmTMB's class (zero-inflation, hurdles, dispersion models).
 
@@ -326,6 +327,10 @@ def glmmtmb(
     contrasts : dict, optional
         Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`
         (every component uses them).
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` and ``equalto`` terms by the name the formula gives
+        them (``propto(0 + sp | g, K)``, ``equalto(1 | species, K)`` with
+        ``{"K": K}``); see docs/structures.md for the covariance structures.
 
     Returns
     -------
@@ -348,10 +353,11 @@ def glmmtmb(
         design = materialize(spec, data, weights=weights, offset=offset,
                              response=_response(fam),
                              response_vars=response_variables(spec.response),
-                             require_random=False, contrasts=contrasts)
+                             require_random=False, contrasts=contrasts,
+                             covariance_matrices=covariance_matrices)
         for lp in design.components.values():
             for t in lp.terms:
-                if t.nlevels < 2:
+                if t.nlevels < 2 and not t.structured:
                     raise DataError(
                         f"grouping factor {t.group!r} has only {t.nlevels} level; a random "
                         "effect needs at least 2 groups")
@@ -361,7 +367,8 @@ def glmmtmb(
                                  start=start)
     options = {"family": family, "link": link, "ziformula": ziformula,
                "dispformula": dispformula, "REML": REML, "weights": weights,
-               "offset": offset, "start": start, "contrasts": contrasts}
+               "offset": offset, "start": start, "contrasts": contrasts,
+               "covariance_matrices": covariance_matrices}
     recipe = FitRecipe.make(glmmtmb, formula, data, options, fit_glmmtmb,
                             result.recipe.design_kwargs)
     return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)

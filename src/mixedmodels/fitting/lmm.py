@@ -20,7 +20,7 @@ from ..diagnostics import (
     NEGATIVE_CURVATURE_TOL,
     check_convergence,
     check_convergence_gradient,
-    is_singular_theta,
+    singular_groups,
     singular_message,
 )
 from ..formula import parse_formula
@@ -30,6 +30,7 @@ from ..results import FitRecipe, LinearMixedModelResult
 from .common import (
     check_flag,
     check_optimizer,
+    check_relative_structures,
     collect_warnings,
     newton_polish,
     package_messages,
@@ -147,12 +148,8 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
                                                     direction)
         if not conv.converged:
             emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
-    if is_singular_theta(theta, lower):
-        groups = []
-        for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-            if is_singular_theta(theta[sl], t.structure.lower_bounds()) and \
-                    t.group not in groups:
-                groups.append(t.group)
+    groups = singular_groups(design.terms, design.theta_slices(), theta)
+    if groups:
         emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
     sol = obj.solve(theta)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
@@ -234,6 +231,7 @@ def lmer(
     verbose: int = 0,
     reml: bool | None = None,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
 
@@ -277,6 +275,11 @@ def lmer(
         ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
         ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
         coding matrix). Ordered categoricals default to ``"poly"``, as in R.
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` terms by the name the formula gives them:
+        ``propto(1 | species, K)`` with ``covariance_matrices={"K": K}`` (an array, or a
+        DataFrame whose index and columns name the levels). See docs/structures.md for
+        every covariance structure a term may have (``ar1``, ``cs``, ``exp``, ``rr``, ...).
 
     Returns
     -------
@@ -295,10 +298,12 @@ def lmer(
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts}
+               "contrasts": contrasts, "covariance_matrices": covariance_matrices}
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
-        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)
+        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts,
+                             covariance_matrices=covariance_matrices)
+        check_relative_structures(design, "lmer")
         check_lmm_identifiable(design)
         warn_if_poorly_scaled(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,

@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..diagnostics import SINGULAR_TOL, is_singular_theta
+from ..diagnostics import SINGULAR_TOL, singular_groups
 from .fit_stats import FitStatsMixin
 from .levels import level_index
 from .predict import linear_predictor
@@ -204,7 +204,8 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         -------
         bool
         """
-        return is_singular_theta(self.theta, self.design.theta_lower(), tol)
+        return bool(singular_groups(self.design.terms, self.design.theta_slices(),
+                                    self.theta, tol))
 
     # -- data out -------------------------------------------------------------------------
     def get_matrix(self, name: str):

@@ -14,7 +14,7 @@ import pandas as pd
 
 from .._errors import DataError
 from .fixed import FixedEffects, build_fixed
-from .random import RandomEffectsTerm, build_random_term
+from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric
 
 __all__ = ["LinearPredictor", "build_component"]
@@ -97,7 +97,7 @@ def build_component(component, frame: pd.DataFrame, contrasts=None,
         raise DataError(
             f"the {what} {component.formula!r} gives missing or infinite values ({detail}); "
             "remove those rows from the data or change the transformation")
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+    order = term_order(terms)
     return LinearPredictor(component.name, fixed, tuple(terms[i] for i in order),
                            np.ascontiguousarray(offset))
 

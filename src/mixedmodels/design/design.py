@@ -15,7 +15,7 @@ from .contrasts import resolve_contrasts
 from .dot import expand_dot
 from .fixed import FixedEffects, build_fixed
 from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
-from .random import RandomEffectsTerm, build_random_term
+from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
 from .variables import expression_variables
 
@@ -420,7 +420,7 @@ def materialize(
         w = None  # unit weights: the unweighted code path gives identical numbers
     # lme4 order: decreasing number of levels, stable for ties
     terms = parts.terms
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+    order = term_order(terms)
     extra = tuple(build_component(c, frame, contrasts, covariance_matrices)
                   for c in spec.extra_components)
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,

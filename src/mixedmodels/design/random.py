@@ -40,6 +40,7 @@ __all__ = [
     "build_grouping",
     "build_random_term",
     "level_text",
+    "term_order",
 ]
 
 @dataclass(frozen=True)
@@ -328,6 +329,15 @@ class RandomEffectsTerm:
                 )
             return simple[0]
         return new_model_matrix(self.model_spec, frame)
+
+
+def term_order(terms) -> list[int]:
+    """lme4's order of the terms: decreasing number of levels, stable for ties -- except
+    that among terms with as many levels a structured term with more columns goes first
+    (lme4 has none; the blocked factorization keeps the first term's per-level blocks
+    diagonal, the cheap place for a wide block)."""
+    return sorted(range(len(terms)),
+                  key=lambda i: (-terms[i].nlevels, -terms[i].p if terms[i].structured else 0))
 
 
 def _model_matrix(term: RandomTerm, frame: pd.DataFrame):

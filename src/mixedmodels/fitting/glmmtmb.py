@@ -46,6 +46,7 @@ from ..objective.laplace.parameters import FamilyParameter, make_layout
 from ..results.glmmtmb import GlmmTMBResult
 from ..results.recipe import FitRecipe
 from .common import collect_warnings
+from .glmmtmb_gaussian import gaussian_profiled_start
 from .laplace_fit import optimize_laplace
 
 __all__ = ["FIXED_GAUSSIAN_LOG_VARIANCE", "GlmmTMBWarning", "glmmtmb"]
@@ -221,6 +222,15 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     if fixed_disp:
         starts["disp"] = np.array([FIXED_GAUSSIAN_LOG_VARIANCE])
     fparams = _family_parameters(fam, y)
+    # (not with sigma fixed near zero: the profiled deviance would subtract cross-products
+    # ~1e8 times larger than the residual sum of squares it needs)
+    profiled = None if (start or fixed_disp) else gaussian_profiled_start(
+        design, fam, comps, reml=bool(REML), weights=w, fixed_log_variance=None)
+    if profiled is not None:
+        # a Gaussian LMM: the profiled deviance's optimum is the start, the general
+        # engine adds its exact gradient, Hessian and Newton polish
+        return _finish(design, density, fam, y, size, w, comps, fparams, starts,
+                       profiled, REML, fixed_disp)
     # stage 1: no random effects (and, for REML, the fixed effects still estimated)
     bare = _strip_random(comps)
     layout0 = make_layout(bare, fparams, beta_start=starts, fixed_beta={"disp": fixed_disp})
@@ -238,12 +248,22 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     theta0 = {}
     for name, lp in comps.items():
         if lp.terms:
-            theta0[f"theta.{name}"] = layout.block(f"theta.{name}").start * \
-                (scale if name == "cond" else THETA_START_SCALE)
+            sd = scale if name == "cond" else THETA_START_SCALE
+            theta0[f"theta.{name}"] = np.concatenate([t.structure.start(sd)
+                                                      for t in lp.terms])
     if start:
         theta0.update({k: np.asarray(v, float) for k, v in start.items()
                        if k in layout and np.size(v) == layout.block(k).size})
-    x_start = layout.pack(theta0)
+    return _finish(design, density, fam, y, size, w, comps, fparams, starts, theta0,
+                   REML, fixed_disp)
+
+
+def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, REML,
+            fixed_disp) -> GlmmTMBResult:
+    """Stage 2: the full model from ``blocks`` (starting values by layout block)."""
+    layout = make_layout(comps, fparams, beta_start=starts,
+                         fixed_beta={"disp": fixed_disp}, reml=REML)
+    x_start = layout.pack({k: v for k, v in blocks.items() if k in layout})
     obj = LaplaceObjective(density, y, comps, layout, weights=w, size=size, reml=REML)
     fit = optimize_laplace(obj, x_start)
     if fit.message:

@@ -33,9 +33,10 @@ __all__ = ["scalar_terms_gradient", "supports_gradient"]
 
 
 def supports_gradient(system: BlockedSystem) -> bool:
-    """True when every term is scalar with the unstructured (``Lambda = theta``) structure."""
+    """True when every term is scalar with ``Lambda = theta`` (lme4's unstructured
+    structure, or ``diag`` of one effect): the formulas of the module docstring."""
     return all(b.p == 1 for b in system.pattern.blocks) and all(
-        s.keyword == "us" for s in system.structures)
+        s.direct and s.n_theta == 1 for s in system.structures)
 
 
 def _z_we(system: BlockedSystem, beta: np.ndarray, b1: np.ndarray, br) -> tuple:

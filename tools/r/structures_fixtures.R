@@ -58,11 +58,12 @@ e[, 1] <- rnorm(n_sub, sd = sd_ar)
 for (k in 2:6) e[, k] <- phi * e[, k - 1] + rnorm(n_sub, sd = sd_ar * sqrt(1 - phi^2))
 sub_i <- as.integer(long$subject); ar <- e[cbind(sub_i, long$time + 1)]
 hetsd <- c(0.6, 0.8, 1.0, 1.2, 1.4, 1.6)[long$time + 1]
-u0 <- rnorm(n_sub, sd = 0.5)
-long$y <- r6(2 + 0.5 * long$x + u0[sub_i] + ar + rnorm(n, sd = 0.4))
+u0 <- rnorm(n_sub, sd = 1.0); u1 <- rnorm(n_sub, sd = 0.6)
+long$y <- r6(2 + 0.5 * long$x + u0[sub_i] + u1[sub_i] * long$x + ar + rnorm(n, sd = 0.4))
 long$yh <- r6(1 + 0.5 * long$x + ar * hetsd + rnorm(n, sd = 0.3))
 long$yc <- rpois(n, exp(0.5 + 0.4 * long$x + 0.7 * ar))
 long$yb <- rbinom(n, 1, plogis(-0.2 + 0.8 * long$x + 1.2 * ar))
+long$yk <- rbinom(n, 8, plogis(-0.2 + 0.8 * long$x + 1.0 * ar))
 long <- long[-c(3, 17, 58, 101, 202), ]          # a few missed visits
 long <- save_csv("long", long)
 
@@ -120,8 +121,8 @@ vc_json <- function(fit) {
   vc <- VarCorr(fit)$cond
   lapply(names(vc), function(g) {
     m <- vc[[g]]
-    list(group = g, terms = colnames(m), sd = unname(r6(attr(m, "stddev"))),
-         cov = unname(lapply(seq_len(nrow(m)), function(i) unname(as.numeric(m[i, ])))))
+    list(group = g, terms = I(colnames(m)), sd = I(unname(attr(m, "stddev"))),
+         cov = unname(lapply(seq_len(nrow(m)), function(i) I(unname(as.numeric(m[i, ]))))))
   })
 }
 
@@ -131,9 +132,12 @@ fit_one <- function(id, data, formula_r, formula, family = gaussian(), REML = FA
   args <- c(list(formula = as.formula(formula_r), data = data, family = family,
                  REML = REML, dispformula = dispformula), extra)
   warn <- character()
-  fit <- withCallingHandlers(do.call(glmmTMB, args),
-                             warning = function(w) {warn <<- c(warn, conditionMessage(w)); invokeRestart("muffleWarning")})
-  secs <- replicate(3, system.time(suppressWarnings(do.call(glmmTMB, args)))[["elapsed"]])
+  fit <- tryCatch(withCallingHandlers(do.call(glmmTMB, args),
+                             warning = function(w) {warn <<- c(warn, conditionMessage(w)); invokeRestart("muffleWarning")}),
+                  error = function(e) {message(id, ": glmmTMB failed: ", conditionMessage(e)); NULL})
+  if (is.null(fit)) return(invisible(NULL))
+  secs <- replicate(3, system.time(try(suppressWarnings(do.call(glmmTMB, args)),
+                                       silent = TRUE))[["elapsed"]])
   par <- fit$fit$par
   V <- tryCatch(vcov(fit)$cond, error = function(e) NULL)
   se <- if (is.null(V)) NULL else as.list(sqrt(diag(V)))
@@ -147,7 +151,7 @@ fit_one <- function(id, data, formula_r, formula, family = gaussian(), REML = FA
     beta = as.list(fixef(fit)$cond), se = se,
     beta_disp = if (length(fixef(fit)$disp)) as.list(fixef(fit)$disp) else NULL,
     sigma = tryCatch(sigma(fit), error = function(e) NULL),
-    theta = unname(par[names(par) == "theta"]),
+    theta = I(unname(par[names(par) == "theta"])),
     varcorr = vc_json(fit), seconds = median(secs), note = note)
   writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, null = "null", pretty = FALSE),
              file.path(out_dir, paste0(id, ".json")))
@@ -165,14 +169,15 @@ if (!is.na(only)) {
 }
 if (fit_set == "main") {
   fit_one("us_gauss_ml", L, "y ~ x + (1 + x | subject)", "y ~ x + us(1 + x | subject)", doors = lmm)
-  fit_one("diag_gauss_reml", L, "y ~ x + diag(0 + ftime | subject)",
-          "y ~ x + diag(0 + factor(time) | subject)", REML = TRUE, doors = lmm)
+  fit_one("diag_gauss_reml", L, "y ~ x + diag(1 + x | subject)",
+          "y ~ x + diag(1 + x | subject)", REML = TRUE, doors = lmm)
   fit_one("diag_pois", L, "yc ~ x + diag(1 + x | subject)", "yc ~ x + diag(1 + x | subject)",
           family = poisson(), doors = glm_doors)
   fit_one("cs_gauss_ml", L, "y ~ x + cs(0 + ftime | subject)",
           "y ~ x + cs(0 + factor(time) | subject)", doors = lmm)
-  fit_one("cs_binom", L, "yb ~ x + cs(0 + ftime | subject)",
-          "yb ~ x + cs(0 + factor(time) | subject)", family = binomial(), doors = glm_doors)
+  fit_one("cs_binom", L, "cbind(yk, 8 - yk) ~ x + cs(0 + ftime | subject)",
+          "cbind(yk, 8 - yk) ~ x + cs(0 + factor(time) | subject)", family = binomial(),
+          doors = glm_doors)
   fit_one("ar1_gauss_ml", L, "y ~ x + (1 | subject) + ar1(0 + ftime | subject)",
           "y ~ x + (1 | subject) + ar1(0 + factor(time) | subject)", doors = lmm)
   fit_one("ar1_gauss_reml", L, "y ~ x + ar1(0 + ftime | subject)",
@@ -182,8 +187,9 @@ if (fit_set == "main") {
   fit_one("ar1_disp0", L, "y ~ x + (1 | subject) + ar1(0 + ftime | subject)",
           "y ~ x + (1 | subject) + ar1(0 + factor(time) | subject)", dispformula = ~0,
           note = "R-side AR(1) through a G-side term: residual variance fixed near zero")
-  fit_one("toep_gauss_ml", L, "yh ~ x + toep(0 + ftime | subject)",
-          "yh ~ x + toep(0 + factor(time) | subject)", doors = lmm)
+  fit_one("toep_disp0", L, "yh ~ x + toep(0 + ftime | subject)",
+          "yh ~ x + toep(0 + factor(time) | subject)", dispformula = ~0,
+          note = "with a free residual glmmTMB 1.1.5 fails here (non-finite Hessian)")
   fit_one("ou_gauss_ml", L, "y ~ x + (1 | subject) + ou(0 + tpos | subject)",
           "y ~ x + (1 | subject) + ou(0 + pos(tt) | subject)", doors = lmm)
   fit_one("ou_pois", L, "yc ~ x + ou(0 + tpos | subject)", "yc ~ x + ou(0 + pos(tt) | subject)",
@@ -192,7 +198,7 @@ if (fit_set == "main") {
           "count ~ x1 + exp(0 + pos(x, y) | obs)", family = poisson(), doors = glm_doors,
           note = "the GLMM FAQ's spatial Poisson model: eta ~ MVN(a + b x, s^2 exp(-d/r))")
   fit_one("gau_gauss_ml", S, "yg ~ x1 + gau(0 + pos | one)", "yg ~ x1 + gau(0 + pos(x, y) | obs)",
-          doors = lmm)
+          doors = lmm, extra = list(start = list(theta = c(0, 1))))
   fit_one("mat_gauss_ml", S, "yg ~ x1 + mat(0 + pos | one)", "yg ~ x1 + mat(0 + pos(x, y) | one)",
           doors = lmm, extra = list(start = list(theta = c(0, 1, 0))),
           note = "started at range e, smoothness 1 (glmmTMB's default start fails here)")
@@ -205,8 +211,9 @@ if (fit_set == "main") {
   fit_one("homdiag_pois", L, "yc ~ x + homdiag(0 + ftime | subject)",
           "yc ~ x + diag(0 + factor(time) | subject, hom = TRUE)", family = poisson(),
           doors = glm_doors)
-  fit_one("homcs_binom", L, "yb ~ x + homcs(0 + ftime | subject)",
-          "yb ~ x + homcs(0 + factor(time) | subject)", family = binomial(), doors = glm_doors)
+  fit_one("homcs_binom", L, "cbind(yk, 8 - yk) ~ x + homcs(0 + ftime | subject)",
+          "cbind(yk, 8 - yk) ~ x + cs(0 + factor(time) | subject, hom = TRUE)",
+          family = binomial(), doors = glm_doors)
   fit_one("hetar1_pois", L, "yc ~ x + hetar1(0 + ftime | subject)",
           "yc ~ x + ar1(0 + factor(time) | subject, hom = FALSE)", family = poisson(),
           doors = glm_doors)

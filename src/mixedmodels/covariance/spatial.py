@@ -64,11 +64,12 @@ class _Positional(ScaledCorrelation):
     def __init__(self, p: int, coordinates: np.ndarray | None = None, hom: bool = True):
         self.keywords = (self.keyword_name, self.keyword_name)
         self.codes = (self.code, self.code)
-        super().__init__(p, hom=True)
         if coordinates is None:
+            kw = self.keyword_name
             raise FormulaError(
-                f"{self.keyword}() needs the positions of its columns: write them in the "
-                f"term, e.g. {self.keyword}(0 + pos(x, y) | g)")
+                f"{kw}() needs the positions of its columns: write them in the term, e.g. "
+                f"{kw}(0 + pos(x, y) | g) ({kw}(0 + pos(time) | g) for times)")
+        super().__init__(p, hom=True)
         coords = np.asarray(coordinates, dtype=float)
         if coords.ndim == 1:
             coords = coords[:, None]

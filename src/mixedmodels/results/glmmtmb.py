@@ -286,6 +286,23 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         """
         return self.component(component).varcorr
 
+    def cov_params(self, component: str = "cond") -> pd.DataFrame:
+        """Covariance parameters of a component's terms on their natural scale.
+
+        Parameters
+        ----------
+        component : {"cond", "zi"}
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``(group, structure, parameter)``, column ``estimate``: standard
+            deviations, correlations and each structure's own parameters (``phi`` of
+            ``ar1``, ``range`` of ``exp``; see
+            :meth:`~mixedmodels.results.base.MixedModelResultBase.cov_params`).
+        """
+        return self.component(component).cov_params()
+
     def ranef(self, component: str = "cond", cond_var: bool = False) -> dict:
         """Conditional modes of a component's random effects.
 

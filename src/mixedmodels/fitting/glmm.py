@@ -102,6 +102,14 @@ MIN_SCALE, MAX_SCALE = 1e-4, 1.0
 STAGE0_FD_REL = 1e-2
 
 
+#: Newton steps after the Laplace stage for models with structured covariance terms, and
+#: the predicted decrease of the deviance below which they stop.
+STRUCTURED_NEWTON_STEPS = 3
+STRUCTURED_NEWTON_DONE = 1e-9
+#: Restarts of the derivative-free Laplace stage for such models.
+STRUCTURED_RESTARTS = 4
+
+
 class HessianWarning(MixedModelsWarning):
     """The finite-difference Hessian could not be used for the standard errors."""
 
@@ -439,6 +447,16 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
     opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
                    optimizer=_backend(optimizer), settings=settings)
+    if any(t.structured for t in design.terms):
+        # a structured covariance can be undefined (a Toeplitz correlation that is not
+        # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
+        # it from where it stopped while that still helps
+        for _ in range(STRUCTURED_RESTARTS):
+            again = minimize(fz, opt.x, lower_z, optimizer=_backend(optimizer),
+                             settings=settings)
+            if not again.fval < opt.fval - STRUCTURED_NEWTON_DONE:
+                break
+            opt = again
     log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     x = x0 + T @ opt.x
     if unbounded:
@@ -461,15 +479,34 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             out[:n_diff] += Td @ z
             return obj(out)
 
-        if unbounded:
-            lower_d = np.full(keep_d.size, -np.inf)
-        else:
-            lower_d = np.where(np.isfinite(obj.lower[keep_d]),
-                               (obj.lower[keep_d] - x[keep_d])
-                               / Td[keep_d, np.arange(keep_d.size)], -np.inf)
+        def lower_at(x):
+            if unbounded:
+                return np.full(keep_d.size, -np.inf)
+            return np.where(np.isfinite(obj.lower[keep_d]),
+                            (obj.lower[keep_d] - x[keep_d])
+                            / Td[keep_d, np.arange(keep_d.size)], -np.inf)
+
         derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
-                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_d,
+                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_at(x),
                                       pairs="forward")
+        if any(t.structured for t in design.terms):
+            # structured terms (lme4 has none, so no lme4 stopping point to reproduce):
+            # Newton steps with the finite-difference derivatives finish what the
+            # derivative-free search left
+            for _ in range(STRUCTURED_NEWTON_STEPS):
+                step = _newton_step(derivs, keep_d.size)
+                if step is None:
+                    break
+                trial = x.copy()
+                trial[:n_diff] += Td @ step
+                f_trial = obj(trial)
+                if not f_trial < sol.objective:
+                    break
+                x, xs[:] = trial, trial
+                sol = obj.solve(x)
+                derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
+                                              np.full(keep_d.size, FD_STEP_WHITENED),
+                                              lower_at(x), pairs="forward")
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:
@@ -486,7 +523,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 HessianWarning, stacklevel=3,
             )
         if check_conv:
-            conv = convergence_report(derivs, np.zeros(keep_d.size), lower_d)
+            conv = convergence_report(derivs, np.zeros(keep_d.size), lower_at(x))
             if not conv.converged:
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
@@ -530,6 +567,21 @@ def _lower_root(B: np.ndarray) -> np.ndarray:
     R = np.linalg.qr(B.T, mode="r")
     L = R.T * np.sign(np.diag(R))[None, :]
     return L
+
+
+def _newton_step(derivs, n: int) -> np.ndarray | None:
+    """``-H^{-1} g`` in the whitened coordinates, or None when ``H`` is not positive
+    definite, a parameter is on its bound, or the predicted decrease is negligible."""
+    if derivs.hessian.shape != (n, n):
+        return None
+    try:
+        C = np.linalg.cholesky(derivs.hessian)
+    except np.linalg.LinAlgError:
+        return None
+    step = -np.linalg.solve(C.T, np.linalg.solve(C, derivs.gradient))
+    if -0.5 * float(derivs.gradient @ step) < STRUCTURED_NEWTON_DONE:
+        return None
+    return step
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:

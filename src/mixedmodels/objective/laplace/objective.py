@@ -501,7 +501,7 @@ class LaplaceObjective:
                 K = t.Z.T @ V                                         # (p, p): [b, a]
                 dlam = t.structure.lambda_jacobian(self.layout.get(
                     x, self._theta_block_of(ts))[self._local_theta(ts)])
-                g_t = dlam.reshape(dlam.shape[0], -1) @ K.ravel()
+                g_t = dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
                 grad[self.theta_index(ts)] = g_t
         for j, X, _, block in self._linear:
             if block in self.layout and X.shape[1]:

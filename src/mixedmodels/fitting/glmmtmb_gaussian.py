@@ -36,10 +36,9 @@ def _eligible(design, fam, comps, weights) -> bool:
     if weights is not None or "zi" in comps or not comps["cond"].terms:
         return False
     disp = comps.get("disp")
-    if disp is not None and (disp.terms or disp.p != 1 or np.any(disp.offset)
-                             or not np.all(disp.X == 1.0)):
-        return False
-    return True
+    constant = disp is None or (not disp.terms and disp.p == 1 and not np.any(disp.offset)
+                                and bool(np.all(disp.X == 1.0)))
+    return bool(constant)
 
 
 def _absolute(design, theta_rel: np.ndarray, sigma: float) -> np.ndarray:

@@ -47,3 +47,14 @@ def known_matrices() -> dict:
 
     K = pd.read_csv(DATA / "phylo_K.csv", index_col=0)
     return {"K": K, "K05": 0.25 * K}
+
+
+def dense_Z(t, n: int):
+    """The dense ``n x q`` model matrix of a random-effects term (columns level-major:
+    level ``l``'s ``p`` columns at ``l p .. l p + p - 1``)."""
+    import numpy as np
+
+    Z = np.zeros((n, t.q))
+    cols = t.grouping.codes[:, None] * t.p + np.arange(t.p)[None, :]
+    Z[np.arange(n)[:, None], cols] = t.Z
+    return Z

@@ -16,6 +16,10 @@
 # REML in glmmTMB is lmer's model, a GLMM by Laplace glmer's), the objective (-2 logLik),
 # fixed effects and their standard errors, glmmTMB's theta, the covariance matrices of
 # every term (VarCorr), sigma, and the fit time (median of 3).
+#
+# Timing mode (benchmarks/structures_bench.py): --time=OUT.json [--repeat=N] writes nothing
+# under tests/ (the committed CSVs are read back, not rewritten) and records, per fixture,
+# the median elapsed time of N fits after one untimed warm-up and the objective.
 suppressPackageStartupMessages(library(jsonlite))
 
 args <- commandArgs(trailingOnly = TRUE)
@@ -28,6 +32,9 @@ lib <- opt("lib", NA)
 if (!is.na(lib)) .libPaths(c(lib, .libPaths()))
 suppressPackageStartupMessages(library(glmmTMB))
 if (fit_set == "newer" && packageVersion("glmmTMB") < "1.1.10") stop("--set=newer needs glmmTMB >= 1.1.10")
+time_out <- opt("time", NA)
+n_repeat <- as.integer(opt("repeat", "3"))
+timings <- list()
 
 out_dir <- file.path("tests", "fixtures", "structures")
 data_dir <- file.path(out_dir, "data")
@@ -38,7 +45,7 @@ lv <- function(prefix, n) sprintf(paste0(prefix, "%02d"), seq_len(n))
 save_csv <- function(name, df) {
   out <- df
   for (col in names(df)) if (is.factor(df[[col]])) out[[col]] <- as.character(df[[col]])
-  write.csv(out, file.path(data_dir, paste0(name, ".csv")), row.names = FALSE)
+  if (is.na(time_out)) write.csv(out, file.path(data_dir, paste0(name, ".csv")), row.names = FALSE)
   back <- read.csv(file.path(data_dir, paste0(name, ".csv")), stringsAsFactors = FALSE)
   for (col in names(df)) if (is.factor(df[[col]])) back[[col]] <- factor(back[[col]], levels = levels(df[[col]]))
   back
@@ -106,7 +113,7 @@ ph$y <- r6(1 + 0.5 * ph$x + b[as.integer(ph$sp)] + rnorm(nrow(ph), sd = 0.6))
 ph$yc <- rpois(nrow(ph), exp(0.3 + 0.5 * ph$x + b[as.integer(ph$sp)]))
 ph$dummy <- factor(rep("a", nrow(ph)))
 ph <- save_csv("phylo", ph)
-write.csv(K, file.path(data_dir, "phylo_K.csv"))
+if (is.na(time_out)) write.csv(K, file.path(data_dir, "phylo_K.csv"))
 K05 <- 0.25 * K
 
 data_sets <- list(long = long, spatial = sp, traits = tr, phylo = ph)
@@ -131,6 +138,14 @@ fit_one <- function(id, data, formula_r, formula, family = gaussian(), REML = FA
   cat(id, "\n")
   args <- c(list(formula = as.formula(formula_r), data = data, family = family,
                  REML = REML, dispformula = dispformula), extra)
+  if (!is.na(time_out)) {
+    fit <- try(suppressWarnings(do.call(glmmTMB, args)), silent = TRUE)     # warm-up
+    if (inherits(fit, "try-error")) return(invisible(NULL))
+    secs <- replicate(n_repeat, system.time(suppressWarnings(do.call(glmmTMB, args)))[["elapsed"]])
+    timings[[id]] <<- list(id = id, seconds = median(secs), objective = 2 * fit$fit$objective,
+                           glmmTMB = as.character(packageVersion("glmmTMB")))
+    return(invisible(NULL))
+  }
   warn <- character()
   fit <- tryCatch(withCallingHandlers(do.call(glmmTMB, args),
                              warning = function(w) {warn <<- c(warn, conditionMessage(w)); invokeRestart("muffleWarning")}),
@@ -228,4 +243,7 @@ if (fit_set == "main") {
   fit_one("equalto_pois", P, "yc ~ x + equalto(0 + sp | dummy, K05)",
           "yc ~ x + equalto(1 | sp, K05)", family = poisson(), doors = glm_doors,
           note = "K05 = 0.5^2 K, the known covariance itself")
+}
+if (!is.na(time_out)) {
+  writeLines(toJSON(unname(timings), auto_unbox = TRUE, digits = NA, pretty = FALSE), time_out)
 }

@@ -57,6 +57,7 @@ from .common import (
     check_optimizer,
     check_relative_structures,
     collect_warnings,
+    restart_while_improving,
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
@@ -106,8 +107,6 @@ STAGE0_FD_REL = 1e-2
 #: the predicted decrease of the deviance below which they stop.
 STRUCTURED_NEWTON_STEPS = 3
 STRUCTURED_NEWTON_DONE = 1e-9
-#: Restarts of the derivative-free Laplace stage for such models.
-STRUCTURED_RESTARTS = 4
 
 
 class HessianWarning(MixedModelsWarning):
@@ -451,12 +450,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         # a structured covariance can be undefined (a Toeplitz correlation that is not
         # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
         # it from where it stopped while that still helps
-        for _ in range(STRUCTURED_RESTARTS):
-            again = minimize(fz, opt.x, lower_z, optimizer=_backend(optimizer),
-                             settings=settings)
-            if not again.fval < opt.fval - STRUCTURED_NEWTON_DONE:
-                break
-            opt = again
+        opt = restart_while_improving(fz, opt, lower_z, optimizer=_backend(optimizer),
+                                      settings=settings)
     log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     x = x0 + T @ opt.x
     if unbounded:

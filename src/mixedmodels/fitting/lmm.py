@@ -35,6 +35,7 @@ from .common import (
     newton_polish,
     package_messages,
     resolve_reml,
+    restart_while_improving,
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
@@ -131,6 +132,9 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     else:
         opt = minimize(traced(obj, "lmer"), x0, lower, optimizer=optimizer,
                        settings=optimizer_settings)
+        if any(t.structured for t in design.terms):
+            opt = restart_while_improving(obj, opt, lower, optimizer=optimizer,
+                                          settings=optimizer_settings)
     log_stage("lmer", "REML" if REML else "ML", opt.optimizer, opt.n_evals,
               time.perf_counter() - t0, opt.fval)
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)

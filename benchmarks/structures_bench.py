@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,26 +39,14 @@ R_SCRIPT = ROOT / "tools" / "r" / "structures_fixtures.R"
 NEWER_LIB = "/work/rlib_glmmtmb_new"
 
 
-def _fit(fx, door, data):
-    kw = {"covariance_matrices": sf.known_matrices()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if door == "glmmtmb":
-            return mm.glmmtmb(fx["formula"], data, family=fx["family"], REML=fx["REML"],
-                              dispformula=fx["dispformula"], **kw)
-        if door == "lmer":
-            return mm.lmer(fx["formula"], data, REML=fx["REML"], **kw)
-        return mm.glmer(fx["formula"], data, family=fx["family"], **kw)
-
-
 def time_ours(fid: str, door: str, repeat: int) -> dict:
     fx = sf.load(fid)
     data = sf.load_data(fx)
-    m = _fit(fx, door, data)                      # warm-up
+    m = sf.fit_fixture(fx, door, data)                      # warm-up
     walls = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        m = _fit(fx, door, data)
+        m = sf.fit_fixture(fx, door, data)
         walls.append(time.perf_counter() - t0)
     return {"id": fid, "door": door, "family": fx["family"], "nobs": m.nobs,
             "seconds": statistics.median(walls), "objective": float(m.objective),

@@ -58,3 +58,22 @@ def dense_Z(t, n: int):
     cols = t.grouping.codes[:, None] * t.p + np.arange(t.p)[None, :]
     Z[np.arange(n)[:, None], cols] = t.Z
     return Z
+
+
+def fit_fixture(fx: dict, door: str, data=None):
+    """The fixture's model fitted by one front door (``glmmtmb``, ``lmer`` or ``glmer``),
+    warnings silenced."""
+    import warnings
+
+    import mixedmodels as mm
+
+    data = load_data(fx) if data is None else data
+    kw = {"covariance_matrices": known_matrices()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if door == "glmmtmb":
+            return mm.glmmtmb(fx["formula"], data, family=fx["family"], REML=fx["REML"],
+                              dispformula=fx["dispformula"], **kw)
+        if door == "lmer":
+            return mm.lmer(fx["formula"], data, REML=fx["REML"], **kw)
+        return mm.glmer(fx["formula"], data, family=fx["family"], **kw)

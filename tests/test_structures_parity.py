@@ -25,14 +25,12 @@ Checks, per fixture and front door:
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
 import mixedmodels as mm
 from glmmtmb_fixtures import newton_corrected
-from structures_fixtures import dense_Z, ids, known_matrices, load, load_data
+from structures_fixtures import dense_Z, fit_fixture, ids, load
 
 #: Our objective at glmmTMB's estimates vs glmmTMB's objective (relative).
 LIKELIHOOD_RTOL = 1e-7
@@ -66,19 +64,6 @@ def _doors(fx) -> list[str]:
 
 
 CASES = [_param(fid, door) for fid in ids() for door in _doors(load(fid))]
-
-
-def _fit(fx, door):
-    data = load_data(fx)
-    kw = {"covariance_matrices": known_matrices()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if door == "glmmtmb":
-            return mm.glmmtmb(fx["formula"], data, family=fx["family"], REML=fx["REML"],
-                              dispformula=fx["dispformula"], **kw)
-        if door == "lmer":
-            return mm.lmer(fx["formula"], data, REML=fx["REML"], **kw)
-        return mm.glmer(fx["formula"], data, family=fx["family"], **kw)
 
 
 def _terms_in_formula_order(design):
@@ -141,7 +126,7 @@ def _conditional_se(m, fx) -> np.ndarray:
 @pytest.mark.parametrize(("fid", "door"), CASES)
 def test_structure_against_glmmtmb(fid, door):
     fx = load(fid)
-    m = _fit(fx, door)
+    m = fit_fixture(fx, door)
     ref = fx["objective"]
     x_ref = None
     if door == "glmmtmb":

@@ -218,7 +218,22 @@ class CompoundSymmetry(ScaledCorrelation):
         return np.array([-self._a]), np.array([1.0])
 
 
-class AR1(ScaledCorrelation):
+class _SqrtTransformed(ScaledCorrelation):
+    """Correlations ``c = t / sqrt(1 + t^2)`` in (-1, 1), one per correlation parameter
+    (AR(1)'s phi, Toeplitz's lag correlations)."""
+
+    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
+        return _sqrt_transform(np.asarray(t, dtype=float))
+
+    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return _sqrt_transform_inverse(np.asarray(values, dtype=float))
+
+    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(self.n_cor, -1.0), np.full(self.n_cor, 1.0)
+
+
+class AR1(_SqrtTransformed):
     r"""First-order autoregressive correlation over the term's columns in order:
     ``R_ij = phi^|i - j|`` (``ar1``, one standard deviation; ``hetar1`` with one per
     column). The columns are equally spaced times -- ``ar1(0 + factor(time) | g)`` --
@@ -253,18 +268,8 @@ class AR1(ScaledCorrelation):
     def cor_names(self) -> tuple[str, ...]:
         return ("phi",)
 
-    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
-        return _sqrt_transform(np.asarray(t, dtype=float))
 
-    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return _sqrt_transform_inverse(np.asarray(values, dtype=float))
-
-    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.array([-1.0]), np.array([1.0])
-
-
-class Toeplitz(ScaledCorrelation):
+class Toeplitz(_SqrtTransformed):
     r"""Toeplitz correlation: one correlation per lag, ``R_ij = c_{|i-j|}``
     (``toep``; ``homtoep`` with one standard deviation), ``c_k = t_k / sqrt(1 + t_k^2)``.
     Not every set of lag correlations is a correlation matrix: where ``R`` is not positive
@@ -293,13 +298,3 @@ class Toeplitz(ScaledCorrelation):
 
     def cor_names(self) -> tuple[str, ...]:
         return tuple(f"cor_lag{k}" for k in range(1, self.p))
-
-    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
-        return _sqrt_transform(np.asarray(t, dtype=float))
-
-    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return _sqrt_transform_inverse(np.asarray(values, dtype=float))
-
-    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.full(self.n_cor, -1.0), np.full(self.n_cor, 1.0)

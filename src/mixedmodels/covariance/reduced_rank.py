@@ -15,12 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import FormulaError
-from .base import CovarianceStructure
+from .unstructured import LowerFactorEntries
 
 __all__ = ["ReducedRank"]
 
 
-class ReducedRank(CovarianceStructure):
+class ReducedRank(LowerFactorEntries):
     """Factor-analytic covariance of rank ``d``.
 
     Parameters
@@ -55,30 +55,12 @@ class ReducedRank(CovarianceStructure):
     def n_theta(self) -> int:
         return self.p * self.d - self.d * (self.d - 1) // 2
 
-    def lower_bounds(self) -> np.ndarray:
-        return np.where(self._diag, 0.0, -np.inf)
-
     def theta0(self) -> np.ndarray:
         return np.ones(self.n_theta)
-
-    def direct_map(self) -> np.ndarray:
-        out = np.full((self.p, self.p), -1, dtype=np.intp)
-        out[self.rows, self.cols] = np.arange(self.n_theta)
-        return out.ravel()
-
-    def lambda_(self, theta: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.p, self.p))
-        out[self.rows, self.cols] = theta
-        return out
 
     def loadings(self, theta: np.ndarray) -> np.ndarray:
         """The p x d matrix of factor loadings (canonical signs)."""
         return self.lambda_(self.canonical(theta))[:, :self.d]
-
-    def canonical(self, theta: np.ndarray) -> np.ndarray:
-        lam = self.lambda_(theta)
-        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
-        return (lam * signs[None, :])[self.rows, self.cols]
 
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(f"loading_{r + 1}.{c + 1}" for r, c in

@@ -156,46 +156,44 @@ class _Range(_Positional):
         return np.zeros(self.n_cor), np.full(self.n_cor, np.inf)
 
 
-class Exponential(_Range):
+class _PoweredExponential(_Range):
+    """``exp(-(d / range)^k)``, ``range = exp(t)``: the exponential (k = 1) and Gaussian
+    (k = 2) correlations. With ``a = (d / range)^k``, ``d rho / d t = k a exp(-a)``."""
+
+    power = 1
+
+    @property
+    def n_cor(self) -> int:
+        return 1
+
+    def _scaled(self, t: np.ndarray) -> np.ndarray:
+        return (self.dist * np.exp(-t[0])) ** self.power
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(-self._scaled(t))
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        a = self._scaled(t)
+        return (self.power * a * np.exp(-a))[None]
+
+    def cor_names(self) -> tuple[str, ...]:
+        return ("range",)
+
+
+class Exponential(_PoweredExponential):
     """Exponential spatial correlation ``exp(-d / range)``."""
 
     keyword_name = "exp"
     code = 5
-
-    @property
-    def n_cor(self) -> int:
-        return 1
-
-    def correlation(self, t: np.ndarray) -> np.ndarray:
-        return np.exp(-self.dist * np.exp(-t[0]))
-
-    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
-        a = self.dist * np.exp(-t[0])
-        return (a * np.exp(-a))[None]
-
-    def cor_names(self) -> tuple[str, ...]:
-        return ("range",)
+    power = 1
 
 
-class Gaussian(_Range):
+class Gaussian(_PoweredExponential):
     """Gaussian spatial correlation ``exp(-d^2 / range^2)``."""
 
     keyword_name = "gau"
     code = 6
-
-    @property
-    def n_cor(self) -> int:
-        return 1
-
-    def correlation(self, t: np.ndarray) -> np.ndarray:
-        return np.exp(-self.dist ** 2 * np.exp(-2.0 * t[0]))
-
-    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
-        a = self.dist ** 2 * np.exp(-2.0 * t[0])
-        return (2.0 * a * np.exp(-a))[None]
-
-    def cor_names(self) -> tuple[str, ...]:
-        return ("range",)
+    power = 2
 
 
 class Matern(_Range):

@@ -6,7 +6,8 @@ import numpy as np
 
 from .base import CovarianceStructure
 
-__all__ = ["Unstructured", "correlation_to_glmmtmb", "glmmtmb_correlation", "psd_cholesky"]
+__all__ = ["LowerFactorEntries", "Unstructured", "correlation_to_glmmtmb", "glmmtmb_correlation",
+           "psd_cholesky"]
 
 
 def psd_cholesky(C: np.ndarray) -> np.ndarray:
@@ -49,7 +50,37 @@ def correlation_to_glmmtmb(C: np.ndarray) -> np.ndarray:
     return L[np.tril_indices(C.shape[0], -1)]
 
 
-class Unstructured(CovarianceStructure):
+class LowerFactorEntries(CovarianceStructure):
+    """A structure whose theta are entries of ``Lambda`` itself, at ``(rows, cols)``
+    (set by the subclass, with ``_diag`` marking the diagonal ones): lme4's Cholesky
+    factor, glmmTMB's reduced-rank loadings. The diagonal entries are bounded below by
+    zero and flipping a column's sign leaves ``Lambda Lambda'`` unchanged."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    _diag: np.ndarray
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.where(self._diag, 0.0, -np.inf)
+
+    def direct_map(self) -> np.ndarray:
+        out = np.full((self.p, self.p), -1, dtype=np.intp)
+        out[self.rows, self.cols] = np.arange(self.n_theta)
+        return out.ravel()
+
+    def lambda_(self, theta: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.p, self.p))
+        out[self.rows, self.cols] = theta
+        return out
+
+    def canonical(self, theta: np.ndarray) -> np.ndarray:
+        """Flip the columns of ``Lambda`` whose diagonal is negative (same covariance)."""
+        lam = self.lambda_(theta)
+        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
+        return (lam * signs[None, :])[self.rows, self.cols]
+
+
+class Unstructured(LowerFactorEntries):
     """General positive semi-definite covariance ``Lambda Lambda'``.
 
     ``Lambda`` is lower triangular; theta holds its lower triangle column by column (lme4's
@@ -75,27 +106,8 @@ class Unstructured(CovarianceStructure):
     def n_theta(self) -> int:
         return self.p * (self.p + 1) // 2
 
-    def lower_bounds(self) -> np.ndarray:
-        return np.where(self._diag, 0.0, -np.inf)
-
     def theta0(self) -> np.ndarray:
         return self._diag.astype(float)
-
-    def direct_map(self) -> np.ndarray:
-        out = np.full((self.p, self.p), -1, dtype=np.intp)
-        out[self.rows, self.cols] = np.arange(self.n_theta)
-        return out.ravel()
-
-    def lambda_(self, theta: np.ndarray) -> np.ndarray:
-        out = np.zeros((self.p, self.p))
-        out[self.rows, self.cols] = theta
-        return out
-
-    def canonical(self, theta: np.ndarray) -> np.ndarray:
-        """Flip the columns of ``Lambda`` whose diagonal is negative (same covariance)."""
-        lam = self.lambda_(theta)
-        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
-        return (lam * signs[None, :])[self.rows, self.cols]
 
     # -- natural parameters: sds and correlations ----------------------------------------
     def parameter_names(self) -> tuple[str, ...]:

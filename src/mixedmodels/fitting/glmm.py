@@ -59,6 +59,7 @@ from .common import (
     collect_warnings,
     restart_while_improving,
     snap_to_boundary,
+    structured_threads,
     warn_if_poorly_scaled,
 )
 from .glmm_vcov import (
@@ -368,7 +369,7 @@ def fit_glmm(
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
                "check_conv": check_flag("check_conv", check_conv)}
-    with collect_warnings(messages) as caught:
+    with collect_warnings(messages) as caught, structured_threads(design):
         result = _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer,
                            optimizer_settings, calc_derivs, check_conv)
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmm, options)

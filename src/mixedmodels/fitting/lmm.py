@@ -37,6 +37,7 @@ from .common import (
     resolve_reml,
     restart_while_improving,
     snap_to_boundary,
+    structured_threads,
     warn_if_poorly_scaled,
 )
 from .trace import check_verbose, log_stage, traced, verbose_output
@@ -84,7 +85,7 @@ def fit_lmm(
                "start": start, "check_conv": check_conv}
     if fixed_theta is not None:
         options["fixed_theta"] = fixed_theta
-    with collect_warnings() as caught:
+    with collect_warnings() as caught, structured_threads(design):
         if fixed_theta is not None:
             result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
         else:

@@ -156,6 +156,12 @@ def _lambda_matrix(design, theta: np.ndarray) -> np.ndarray:
     return out
 
 
+def _pairs(p: int) -> list[tuple[int, int]]:
+    """Elements (a, b), a <= b, of a p x p covariance, in pbkrtest's (upper triangle,
+    column by column) order: the order of an unstructured term's basis below."""
+    return [(a, b) for b in range(p) for a in range(b + 1)]
+
+
 def _basis(t) -> list[list[tuple[int, int, float]]]:
     """The term's covariance basis ``E_i`` as sparse entries ``(a, b, value)``: for lme4's
     unstructured terms the elements (a, b), a <= b, in pbkrtest's (upper triangle, column

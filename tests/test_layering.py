@@ -27,6 +27,9 @@ FORBIDDEN = {
     "design": ABOVE_MODEL,
     "formula": {"design"} | ABOVE_MODEL,
     "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli"},
+    # residual structures: specs, their criterion and their results (a results-level
+    # package: inference through the methods facade)
+    "rside": {"fitting", "inference", "cli"},
 }
 
 

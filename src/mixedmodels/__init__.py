@@ -30,7 +30,7 @@ from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.link_edge import LinkEdgeWarning
 from .diagnostics.separation import SeparationWarning
-from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
+from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmm_pql, glmmtmb, gls, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
 from .inference import (
@@ -66,6 +66,27 @@ from .results import (
     LMMSummary,
     VarCorr,
 )
+from .rside import (
+    GLSResult,
+    PQLResult,
+    RSideLMMResult,
+    cor_ar1,
+    cor_arma,
+    cor_car1,
+    cor_comp_symm,
+    cor_exp,
+    cor_gaus,
+    cor_lin,
+    cor_ratio,
+    cor_spher,
+    cor_symm,
+    var_comb,
+    var_const_power,
+    var_exp,
+    var_fixed,
+    var_ident,
+    var_power,
+)
 
 __version__ = "0.1.0"
 
@@ -86,6 +107,7 @@ __all__ = [
     "GLMMObjective",  # glmm
     "GLMMSolution",  # glmm
     "GLMMSummary",  # glmm
+    "GLSResult",  # rside
     "GeneralizedLinearMixedModelResult",  # glmm
     "GeneralizedLinearModelResult",  # inference
     "GlmmTMBResult",  # glmmTMB class
@@ -103,9 +125,11 @@ __all__ = [
     "NotNestedError",  # inference
     "OptSummary",
     "PBTestResult",  # inference
+    "PQLResult",  # rside
     "R2Result",  # inference
     "R2Warning",  # inference
     "RLRTResult",  # inference
+    "RSideLMMResult",  # rside
     "RandomTerm",
     "RankDeficiencyWarning",
     "RePCA",  # diagnostics
@@ -117,6 +141,16 @@ __all__ = [
     "__version__",
     "allfit",  # diagnostics
     "anova",  # inference
+    "cor_ar1",  # rside
+    "cor_arma",  # rside
+    "cor_car1",  # rside
+    "cor_comp_symm",  # rside
+    "cor_exp",  # rside
+    "cor_gaus",  # rside
+    "cor_lin",  # rside
+    "cor_ratio",  # rside
+    "cor_spher",  # rside
+    "cor_symm",  # rside
     "datasets",
     "exact_lrt",  # inference
     "families",  # glmm
@@ -126,7 +160,9 @@ __all__ = [
     "glm",  # inference
     "glmer",  # glmm
     "glmer_nb",  # glmm
+    "glmm_pql",  # rside
     "glmmtmb",  # glmmTMB class
+    "gls",  # rside
     "lm",  # inference
     "lmer",
     "materialize",
@@ -137,4 +173,10 @@ __all__ = [
     "rlrt",  # inference
     "set_options",
     "update_formula",
+    "var_comb",  # rside
+    "var_const_power",  # rside
+    "var_exp",  # rside
+    "var_fixed",  # rside
+    "var_ident",  # rside
+    "var_power",  # rside
 ]

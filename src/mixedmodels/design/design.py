@@ -307,6 +307,7 @@ def materialize(
     require_random: bool = True,
     contrasts: dict | None = None,
     covariance_matrices: dict | None = None,
+    extra_columns: dict[str, str] | None = None,
 ) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
 
@@ -344,6 +345,11 @@ def materialize(
         them (``propto(1 | species, K)`` with ``{"K": K}``): numpy arrays, or DataFrames
         whose index and columns name the levels they belong to (see
         :mod:`mixedmodels.design.structured`).
+    extra_columns : dict, optional
+        Further columns the model reads outside the formula (the covariates and groups of
+        a residual correlation or variance structure), each with its role for error
+        messages: they are part of the model frame, and rows where they are missing are
+        dropped with the others.
 
     Returns
     -------
@@ -371,6 +377,8 @@ def materialize(
                       response_vars if response_vars is not None
                       else expression_variables(spec.response, data.columns))
     columns = model_columns(spec, response_vars, data.columns)
+    for name, role in (extra_columns or {}).items():
+        columns.setdefault(name, role)
     contrasts = _checked_contrasts(resolve_contrasts(contrasts), columns, data)
     per_row = {}
     for name, value in (("weights", weights), ("offset", offset)):
@@ -469,13 +477,14 @@ def _check_magnitudes(design: Design) -> None:
             )
 
 
-def check_lmm_identifiable(design: Design) -> None:
+def check_lmm_identifiable(design: Design, sigma_fixed: bool = False) -> None:
     """lme4's checks for linear mixed models (``lmerControl`` defaults that stop).
 
     * every grouping factor needs at least 2 levels;
     * fewer levels than observations (otherwise the random effect is confounded with the
-      residual);
-    * more observations than random effects in each term;
+      residual) -- unless the residual standard deviation is known (``sigma_fixed``: the
+      meta-analysis model, one observation per study);
+    * more observations than random effects in each term (same exception);
 
     and two of ours, where lme4 would return NaN or a degenerate fit: the response must vary
     (after subtracting the offset), and sums of squares must not overflow.
@@ -489,6 +498,8 @@ def check_lmm_identifiable(design: Design) -> None:
                 f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
                 "needs at least 2 groups (drop the term or use a fixed effect)"
             )
+        if sigma_fixed:
+            continue
         if t.nlevels >= n:
             raise DataError(
                 f"grouping factor {t.group!r} has {t.nlevels} levels for {n} observations; "

@@ -7,9 +7,10 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
-from .._errors import FormulaError
+from .._errors import FormulaError, SingularFitWarning
 from .._messages import collecting, emit_warning
 from .._threads import blas_threads
+from ..diagnostics import singular_groups, singular_message
 from ..optim import minimize
 
 __all__ = [
@@ -190,3 +191,12 @@ def check_relative_structures(design, door: str, scaled: bool = True) -> None:
                 f"but {door}'s covariances are relative to the residual variance; use "
                 "propto() (Sigma = lambda K, lambda estimated) or mm.glmmtmb(), whose "
                 "covariances are absolute")
+
+
+def warn_if_singular(design, theta: np.ndarray, stacklevel: int = 5) -> None:
+    """Emit lme4's boundary (singular) fit warning naming the grouping factors whose
+    random-effects covariance is singular at ``theta`` (each structure's ``is_singular``;
+    nothing when none is)."""
+    groups = singular_groups(design.terms, design.theta_slices(), np.asarray(theta, float))
+    if groups:
+        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=stacklevel)

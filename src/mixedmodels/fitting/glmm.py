@@ -116,14 +116,17 @@ class HessianWarning(MixedModelsWarning):
 
 def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=None,
                 offset=None, contrasts: dict | None = None,
-                covariance_matrices: dict | None = None) -> Design:
+                covariance_matrices: dict | None = None,
+                extra_columns: dict | None = None) -> Design:
     """Parse ``formula``, materialize it on ``data`` with the family's response rules and
-    check the response and grouping factors."""
+    check the response and grouping factors (``extra_columns``: columns a residual
+    structure reads, see :func:`~mixedmodels.materialize`)."""
     spec = parse_formula(formula)
     design = materialize(spec, data, weights=weights, offset=offset,
                          response=make_response(family),
                          response_vars=response_variables(spec.response),
-                         contrasts=contrasts, covariance_matrices=covariance_matrices)
+                         contrasts=contrasts, covariance_matrices=covariance_matrices,
+                         extra_columns=extra_columns)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
     _check_not_constant(design, family)
     check_relative_structures(design, "glmer", family.has_dispersion)
@@ -620,6 +623,7 @@ def glmer(
     verbose: int = 0,
     contrasts: dict | None = None,
     covariance_matrices: dict | None = None,
+    sigma: float | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -669,6 +673,9 @@ def glmer(
         Known matrices of ``propto`` and ``equalto`` terms, as for
         :func:`~mixedmodels.lmer` (``equalto`` only for families without a dispersion
         parameter, whose covariances are absolute).
+    sigma : None
+        Not available: a known residual standard deviation belongs to Gaussian models,
+        ``mm.lmer(..., sigma=)``; any value raises an error saying so.
 
     Returns
     -------
@@ -690,6 +697,16 @@ def glmer(
     """
     verbose = check_verbose(verbose)
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer")
+    if sigma is not None:
+        fam = make_family(family, link)
+        why = ("glmer estimates the Gaussian dispersion and cannot hold it fixed"
+               if fam.name == "gaussian" else
+               f"the {fam.name} family has no residual standard deviation (its variance "
+               "is a function of the mean)")
+        raise ValueError(
+            f"glmer(sigma={sigma!r}): sigma= fixes the residual standard deviation of a "
+            f"Gaussian linear mixed model, and {why}; use mm.lmer(..., sigma=...) for a "
+            "Gaussian model with a known residual standard deviation")
     options = {"family": family, "link": link, "nAGQ": nAGQ, "weights": weights,
                "offset": offset, "start": start, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings,

@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .._errors import ConvergenceWarning, SingularFitWarning
+from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from ..design import Design, check_lmm_identifiable, materialize
 from ..diagnostics import (
@@ -20,13 +20,12 @@ from ..diagnostics import (
     NEGATIVE_CURVATURE_TOL,
     check_convergence,
     check_convergence_gradient,
-    singular_groups,
-    singular_message,
 )
 from ..formula import parse_formula
 from ..objective import LMMObjective
 from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results import FitRecipe, LinearMixedModelResult
+from ..rside.residual import ResidualSpec, residual_columns
 from .common import (
     check_flag,
     check_optimizer,
@@ -39,7 +38,9 @@ from .common import (
     snap_to_boundary,
     structured_threads,
     warn_if_poorly_scaled,
+    warn_if_singular,
 )
+from .rside import fit_rside_lmm
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["LMM_OPTIMIZERS", "fit_lmm", "lmer"]
@@ -57,6 +58,9 @@ def fit_lmm(
     start: np.ndarray | None = None,
     check_conv: bool = True,
     fixed_theta: np.ndarray | None = None,
+    correlation=None,
+    variance=None,
+    sigma: float | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model to a materialized :class:`Design`.
 
@@ -73,6 +77,9 @@ def fit_lmm(
         Skip the optimization and return the model at this theta (beta, sigma and the
         random effects at their conditional optimum) -- lme4's ``devfun`` evaluated into a
         full result, for profiling, comparisons and teaching.
+    correlation, variance, sigma
+        A residual correlation structure, variance function(s) and a known residual
+        standard deviation, as for :func:`~mixedmodels.lmer`.
 
     Returns
     -------
@@ -85,8 +92,18 @@ def fit_lmm(
                "start": start, "check_conv": check_conv}
     if fixed_theta is not None:
         options["fixed_theta"] = fixed_theta
-    with collect_warnings() as caught, structured_threads(design):
+    residual = ResidualSpec.make(correlation, variance, sigma)
+    if not residual.empty:
+        options.update(correlation=residual.correlation, variance=residual.variance,
+                       sigma=residual.sigma)
         if fixed_theta is not None:
+            raise ValueError("fixed_theta cannot be combined with a residual structure or "
+                             "a known sigma")
+    with collect_warnings() as caught, structured_threads(design):
+        if not residual.empty:
+            result = fit_rside_lmm(design, residual, REML, optimizer, optimizer_settings,
+                                   start, check_conv)
+        elif fixed_theta is not None:
             result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
         else:
             result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
@@ -153,9 +170,7 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
                                                     direction)
         if not conv.converged:
             emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
-    groups = singular_groups(design.terms, design.theta_slices(), theta)
-    if groups:
-        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
+    warn_if_singular(design, theta)
     sol = obj.solve(theta)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
 
@@ -237,6 +252,9 @@ def lmer(
     reml: bool | None = None,
     contrasts: dict | None = None,
     covariance_matrices: dict | None = None,
+    correlation=None,
+    variance=None,
+    sigma: float | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
 
@@ -285,10 +303,27 @@ def lmer(
         ``propto(1 | species, K)`` with ``covariance_matrices={"K": K}`` (an array, or a
         DataFrame whose index and columns name the levels). See docs/structures.md for
         every covariance structure a term may have (``ar1``, ``cs``, ``exp``, ``rr``, ...).
+    correlation : correlation structure, optional
+        A residual correlation within groups, nlme's ``correlation=``:
+        ``mm.cor_ar1(form="~ time | Subject")``, ``mm.cor_exp(form="~ x + y | site")``
+        ... (:mod:`mixedmodels.rside`). Without ``| group`` in the form the innermost
+        random-effects grouping is used, as ``lme`` does. The fit is exact: the data are
+        whitened within groups, no observation-level random effect is involved.
+    variance : variance function or list of them, optional
+        Heteroscedastic residuals, nlme's ``weights=``: ``mm.var_ident(form="~ 1 | Sex")``,
+        ``mm.var_power(form="~ age")`` ...; a list multiplies them (``varComb``).
+    sigma : float, optional
+        A known residual standard deviation (MixedModels.jl's ``σ=``): not estimated, and
+        the criterion is the (restricted) deviance at that value. With ``weights`` the
+        inverse known sampling variances and ``sigma=1`` this is the random-effects
+        meta-analysis model (one observation per level is then allowed).
 
     Returns
     -------
     LinearMixedModelResult
+        A :class:`~mixedmodels.rside.results.RSideLMMResult` when ``correlation``,
+        ``variance`` or ``sigma`` is given (with ``cor_params``, ``var_params`` and
+        ``intervals()``).
 
     Examples
     --------
@@ -303,17 +338,21 @@ def lmer(
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts, "covariance_matrices": covariance_matrices}
+               "contrasts": contrasts, "covariance_matrices": covariance_matrices,
+               "correlation": correlation, "variance": variance, "sigma": sigma}
+    residual = ResidualSpec.make(correlation, variance, sigma)
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
         design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts,
-                             covariance_matrices=covariance_matrices)
+                             covariance_matrices=covariance_matrices,
+                             extra_columns=residual_columns(residual))
         check_relative_structures(design, "lmer")
-        check_lmm_identifiable(design)
+        check_lmm_identifiable(design, sigma_fixed=residual.sigma is not None)
         warn_if_poorly_scaled(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,
                          optimizer_settings=optimizer_settings, start=start,
-                         check_conv=check_conv)
+                         check_conv=check_conv, correlation=residual.correlation,
+                         variance=residual.variance, sigma=residual.sigma)
     recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm,
                             result.recipe.design_kwargs)
     return replace(result, messages=package_messages(caught), recipe=recipe)

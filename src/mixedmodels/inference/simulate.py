@@ -63,10 +63,7 @@ def simulate_lmm_one(m, rng: np.random.Generator, keep: list[int]) -> np.ndarray
             lam = t.structure.lambda_(m.theta[sl])
             b = sigma * (rng.standard_normal((t.nlevels, t.p)) @ lam.T)
         y += np.einsum("ij,ij->i", t.Z, b[t.grouping.codes])
-    noise = rng.standard_normal(d.nobs)
-    if d.weights is not None:
-        noise /= np.sqrt(d.weights)
-    return y + sigma * noise
+    return y + m._draw_residuals(rng)
 
 
 def simulate_lm_one(m, rng: np.random.Generator) -> np.ndarray:

@@ -78,16 +78,20 @@ class DenseSystem:
             self._rows, self._cols = self._rows[keep], self._cols[keep]
             self._theta_map = entry_map[keep]
 
-    def set_data(self, XY: np.ndarray, w: np.ndarray | None) -> None:
+    def set_data(self, XY: np.ndarray, w: np.ndarray | None, Z=None) -> None:
         """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
-        one BLAS product, no sparse bookkeeping."""
+        one BLAS product, no sparse bookkeeping.
+
+        ``Z``, when given, replaces the terms' values (one (n, p_k) array per term, same
+        level codes): the whitened design of a model with correlated residuals."""
         n, q = XY.shape[0], self.q
         ZXY = np.zeros((n, q + XY.shape[1]))
         off = 0
         rows = np.arange(n)
-        for b in self.blocks:
+        values = [b.Z for b in self.blocks] if Z is None else Z
+        for b, zk in zip(self.blocks, values, strict=True):
             for a in range(b.p):
-                ZXY[rows, off + b.codes * b.p + a] = b.Z[:, a]
+                ZXY[rows, off + b.codes * b.p + a] = zk[:, a]
             off += b.q
         ZXY[:, q:] = XY
         wZXY = ZXY if w is None else ZXY * w[:, None]

@@ -100,6 +100,10 @@ class LMMObjective:
     design : Design
     reml : bool
         REML criterion (True, lme4's default) or deviance (False).
+    sigma : float, optional
+        A known residual standard deviation: the criterion is then the (restricted)
+        deviance at that sigma, ``log|L_Z|^2 [+ log|R_X|^2] - log|W| + d log(2 pi sigma^2)
+        + r^2 / sigma^2`` with ``d = n`` (ML) or ``n - p`` (REML), instead of its profile.
     method : {"auto", "dense", "blocked", "sparse"}
         Factorization: the whole system as one dense matrix (small models), block by block
         (:mod:`mixedmodels.linalg.blocked`), or sparse LU (:mod:`mixedmodels.linalg.sparse`,
@@ -115,9 +119,12 @@ class LMMObjective:
     apart from the evaluation counter ``n_evals``.
     """
 
-    def __init__(self, design: Design, reml: bool = True, method: str = "auto"):
+    def __init__(self, design: Design, reml: bool = True, method: str = "auto",
+                 sigma: float | None = None):
         self.design = design
         self.reml = bool(reml)
+        #: the residual standard deviation when it is fixed (not profiled), else None
+        self.sigma = None if sigma is None else float(sigma)
         self.n = design.nobs
         self.p = design.p
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
@@ -140,6 +147,9 @@ class LMMObjective:
         self.basis = FixedBasis.of(design.X, design.weights)
         y_res, self._coef0 = self.basis.residualize(design.y - design.offset, design.weights)
         XY = np.column_stack([self.basis.X, y_res])
+        #: ``[X~ y~]``: the fixed-effects columns in the internal basis and the residualized
+        #: response, as the cross-products see them (:meth:`set_data`)
+        self.internal_XY = XY
         if method == "dense":
             # small model: dense Z and one product, no sparse pattern to build
             self.pattern = None
@@ -155,9 +165,61 @@ class LMMObjective:
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
         #: analytic gradient available (all terms scalar); see :mod:`.lmm_gradient`
-        self.has_gradient = method == "blocked" and supports_gradient(self.system)
+        self.has_gradient = (method == "blocked" and self.sigma is None
+                             and supports_gradient(self.system))
+
+    def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
+        """Replace the data by transformed ones (same grouping, unit weights): the
+        whitened data of a model with correlated residuals, whose Jacobian ``log|W|^2``
+        enters the criterion as ``log_det_w``.
+
+        ``XY`` is :attr:`internal_XY` (the internal basis ``X~`` and the residualized
+        response, module docstring) transformed: any linear map of the rows keeps
+        ``X beta - y = X~ (R beta - c) - y~``, so the basis, its ``log|R|^2`` and the
+        mapping back to the user's coefficients stay as they are, and no factorization of
+        ``X`` is repeated.
+
+        Parameters
+        ----------
+        XY : ndarray (n, p + 1)
+        Z : list of ndarray
+            One (n, p_k) array per term, the terms' values transformed.
+        log_det_w : float
+        """
+        if self.method == "dense":
+            self.system.set_data(XY, None, Z=Z)
+        else:
+            self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
+        self.log_det_w = float(log_det_w)
+
+    def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
+        """The (restricted) deviance of a factor at an explicit residual standard
+        deviation (not profiled over it): the criterion when sigma is known, and the
+        function whose Hessian gives nlme's approximate covariance of the variance
+        parameters.
+
+        Parameters
+        ----------
+        f : BlockedFactor
+        sigma : float
+
+        Returns
+        -------
+        float
+            ``log|L_Z|^2 [+ log|R_X|^2] - log|W| + d log(2 pi sigma^2) + r^2 / sigma^2``,
+            ``d = n`` (ML) or ``n - p`` (REML).
+        """
+        dof = self.n - self.p if self.reml else self.n
+        logdet = f.logdet_Z + (f.logdet_X(self.p) + self.basis.log_det_R2
+                               if self.reml else 0.0)
+        s2 = sigma * sigma
+        return float(logdet - self.log_det_w + dof * (_LOG_2PI + np.log(s2))
+                     + f.pwrss() / s2)
 
     def _from_factor(self, f: BlockedFactor) -> float:
+        if self.sigma is not None:
+            # sigma known: the criterion is not profiled over it (MixedModels.jl's sigma=)
+            return self.criterion_at_sigma(f, self.sigma)
         r2 = f.pwrss()
         if self.reml:
             dof = self.n - self.p
@@ -262,7 +324,8 @@ class LMMObjective:
         beta, RX_inv, logdet_X = self.fixed_part(f)
         b = self.b_from_u(theta, u)
         r2 = f.pwrss()
-        sigma = float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
+        sigma = self.sigma if self.sigma is not None else \
+            float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
         return LMMSolution(theta, float(self._from_factor(f)), beta, u, b, sigma, r2,
                            f.logdet_Z, logdet_X, RX_inv, f)
 

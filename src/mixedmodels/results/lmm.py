@@ -78,6 +78,14 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
         conditional on the fixed effects)."""
         return self.objective_function.cond_var(self.solution)
 
+    def _draw_residuals(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw of the residuals, ``sigma e / sqrt(w)`` (what ``simulate`` adds to the
+        linear predictor; a residual structure overrides it)."""
+        noise = rng.standard_normal(self.design.nobs)
+        if self.design.weights is not None:
+            noise /= np.sqrt(self.design.weights)
+        return self.sigma * noise
+
     def _rebuild_objective(self, method: str | None) -> LMMObjective:
         return LMMObjective(self.design, reml=self.reml, method=method or "auto")
 

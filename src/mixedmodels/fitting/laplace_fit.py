@@ -176,9 +176,23 @@ def hessian_at(fg, z: np.ndarray, g0: np.ndarray) -> np.ndarray:
         e = np.zeros(k)
         e[j] = h
         H[:, j] = (fg(z + e)[1] - g0) / h
-    if _asymmetry(H) > HESSIAN_SYMMETRY_TOL:
-        return gradient_hessian(fg, z, HESSIAN_STEP, central=True)
-    return 0.5 * (H + H.T)
+    H = 0.5 * (H + H.T) if _asymmetry(H) <= HESSIAN_SYMMETRY_TOL else None
+    if H is None or not _positive_definite(H):
+        # the forward differences' truncation error shows as asymmetry, or (gradients
+        # noisy at the step's scale: a nearly singular inner Hessian) as a spurious
+        # negative curvature: central differences with a longer step
+        central = gradient_hessian(fg, z, HESSIAN_STEP, central=True)
+        if H is None or _positive_definite(central):
+            return central
+    return H
+
+
+def _positive_definite(H: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _newton_step(H: np.ndarray, g: np.ndarray):

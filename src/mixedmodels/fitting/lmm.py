@@ -30,10 +30,12 @@ from ..rside.residual import ResidualSpec, residual_columns
 from .common import (
     check_flag,
     check_optimizer,
+    check_relative_structures,
     collect_warnings,
     newton_polish,
     package_messages,
     resolve_reml,
+    restart_while_improving,
     snap_to_boundary,
     warn_if_poorly_scaled,
     warn_if_singular,
@@ -150,6 +152,9 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     else:
         opt = minimize(traced(obj, "lmer"), x0, lower, optimizer=optimizer,
                        settings=optimizer_settings)
+        if any(t.structured for t in design.terms):
+            opt = restart_while_improving(obj, opt, lower, optimizer=optimizer,
+                                          settings=optimizer_settings)
     log_stage("lmer", "REML" if REML else "ML", opt.optimizer, opt.n_evals,
               time.perf_counter() - t0, opt.fval)
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
@@ -248,6 +253,7 @@ def lmer(
     verbose: int = 0,
     reml: bool | None = None,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
     correlation=None,
     variance=None,
     sigma: float | None = None,
@@ -296,6 +302,11 @@ def lmer(
         ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
         ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
         coding matrix). Ordered categoricals default to ``"poly"``, as in R.
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` terms by the name the formula gives them:
+        ``propto(1 | species, K)`` with ``covariance_matrices={"K": K}`` (an array, or a
+        DataFrame whose index and columns name the levels). See docs/structures.md for
+        every covariance structure a term may have (``ar1``, ``cs``, ``exp``, ``rr``, ...).
     correlation : correlation structure, optional
         A residual correlation within groups, nlme's ``correlation=``:
         ``mm.cor_ar1(form="~ time | Subject")``, ``mm.cor_exp(form="~ x + y | site")``
@@ -331,13 +342,15 @@ def lmer(
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts, "correlation": correlation, "variance": variance,
-               "sigma": sigma}
+               "contrasts": contrasts, "covariance_matrices": covariance_matrices,
+               "correlation": correlation, "variance": variance, "sigma": sigma}
     residual = ResidualSpec.make(correlation, variance, sigma)
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
         design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts,
+                             covariance_matrices=covariance_matrices,
                              extra_columns=residual_columns(residual))
+        check_relative_structures(design, "lmer")
         check_lmm_identifiable(design, sigma_fixed=residual.sigma is not None)
         warn_if_poorly_scaled(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,

@@ -236,7 +236,10 @@ class LMMObjective:
 
     def __call__(self, theta) -> float:
         self.n_evals += 1
-        f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
+        try:
+            f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
+        except np.linalg.LinAlgError:       # a structure with no covariance at theta
+            return np.inf
         if f is None:
             return np.inf
         return float(self._from_factor(f))

@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..diagnostics import SINGULAR_TOL, is_singular_theta
+from ..diagnostics import SINGULAR_TOL, singular_groups
 from .fit_stats import FitStatsMixin
 from .levels import level_index
 from .predict import linear_predictor
@@ -100,9 +100,40 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         terms = []
         for t, sl, lab in zip(self.design.terms, self.design.theta_slices(),
                               self._term_labels(), strict=True):
-            lam = t.structure.lambda_(self.theta[sl])
-            terms.append(VarCorrTerm(lab, t.group, t.names, scale * lam @ lam.T))
+            s = t.structure
+            th = self.theta[sl]
+            pars = tuple((k, v) for k, v, sd in zip(s.parameter_names(), s.parameters(th),
+                                                    s.parameter_scales(), strict=True)
+                         if not sd)
+            terms.append(VarCorrTerm(lab, t.group, t.names, scale * s.covariance(th),
+                                     s.keyword, pars))
         return VarCorr(tuple(terms), self.residual_sd)
+
+    def cov_params(self) -> pd.DataFrame:
+        """The covariance parameters of every term on their natural scale.
+
+        Standard deviations (multiplied by sigma in an LMM, whose covariances are
+        relative to the residual variance), correlations, and each structure's own
+        parameters: ``phi`` of ``ar1``, ``rho`` of ``cs``, ``range`` of ``exp``, the
+        loadings of ``rr``, the ``scale`` of ``propto`` (see
+        :mod:`mixedmodels.covariance`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``(group, structure, parameter)`` (lme4's term labels: ``Subject``,
+            ``Subject.1``), column ``estimate``.
+        """
+        sigma = float(np.sqrt(self._re_scale()))
+        rows, index = [], []
+        for t, sl, lab in zip(self.design.terms, self.design.theta_slices(),
+                              self._term_labels(), strict=True):
+            s = t.structure
+            for name, value in s.parameter_dict(self.theta[sl], sigma).items():
+                index.append((lab, s.keyword, name))
+                rows.append(value)
+        idx = pd.MultiIndex.from_tuples(index, names=["group", "structure", "parameter"])
+        return pd.DataFrame({"estimate": rows}, index=idx)
 
     @cached_property
     def _cond_var(self) -> list:
@@ -253,7 +284,8 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         -------
         bool
         """
-        return is_singular_theta(self.theta, self.design.theta_lower(), tol)
+        return bool(singular_groups(self.design.terms, self.design.theta_slices(),
+                                    self.theta, tol))
 
     # -- data out -------------------------------------------------------------------------
     def get_matrix(self, name: str):

@@ -28,6 +28,8 @@ __all__ = ["PREDICT_TYPES", "GlmmTMBResult"]
 
 #: ``predict(type=...)`` values, glmmTMB's names.
 PREDICT_TYPES = ("link", "response", "conditional", "zprob", "zlink", "disp")
+#: Relative step of the central differences of the REML modes of beta.
+REML_MODE_STEP = 1e-5
 #: Cached properties left out of pickles.
 _CACHED = frozenset({"_views", "vcov_full"})
 #: Component titles in summaries, glmmTMB's wording.
@@ -155,13 +157,38 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         return out
 
     def _reml_vcov(self) -> np.ndarray:
-        """REML: the conditional fixed effects' block of the inner Hessian's inverse."""
+        r"""REML: the fixed effects' block of the inverse of TMB's joint precision.
+
+        The fixed effects are inner (random) variables; glmmTMB takes their covariance
+        from ``sdreport``'s joint precision of the inner variables and the parameters,
+        whose inverse has the block
+
+        .. math:: H_{\beta\beta}^{-1}\big|_{\text{inner}}
+                  + D\, V_x\, D', \qquad D = d\hat\beta / dx,
+
+        the conditional covariance plus the uncertainty of the covariance parameters
+        ``x`` (``V_x = vcov_full``) carried through the modes. ``D`` is taken by central
+        differences of the modes.
+        """
         obj = self.objective_function
         obj.solve(self.x)
         q_u = obj.structure.q_u
-        if hasattr(obj.hessian, "inverse"):
-            return obj.hessian.inverse()[q_u:, q_u:].copy()
-        raise NotImplementedError  # pragma: no cover - REML always uses the dense kernel
+        if not hasattr(obj.hessian, "inverse"):  # pragma: no cover - REML is dense
+            raise NotImplementedError
+        V = obj.hessian.inverse()[q_u:, q_u:].copy()
+        Vx = self.fit.vcov
+        if Vx is None:
+            return V
+        layout = self.layout
+        D = np.empty((V.shape[0], layout.n_free))
+        for k, i in enumerate(layout.free_index):
+            h = REML_MODE_STEP * max(1.0, abs(self.x[i]))
+            xp, xm = self.x.copy(), self.x.copy()
+            xp[i] += h
+            xm[i] -= h
+            D[:, k] = (obj.solve(xp)[0].inner_beta - obj.solve(xm)[0].inner_beta) / (2 * h)
+        obj.solve(self.x)          # the workspace back at the optimum
+        return V + D @ Vx @ D.T
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -285,6 +312,23 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             has no residual-variance scaling).
         """
         return self.component(component).varcorr
+
+    def cov_params(self, component: str = "cond") -> pd.DataFrame:
+        """Covariance parameters of a component's terms on their natural scale.
+
+        Parameters
+        ----------
+        component : {"cond", "zi"}
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``(group, structure, parameter)``, column ``estimate``: standard
+            deviations, correlations and each structure's own parameters (``phi`` of
+            ``ar1``, ``range`` of ``exp``; see
+            :meth:`~mixedmodels.results.base.MixedModelResultBase.cov_params`).
+        """
+        return self.component(component).cov_params()
 
     def ranef(self, component: str = "cond", cond_var: bool = False) -> dict:
         """Conditional modes of a component's random effects.

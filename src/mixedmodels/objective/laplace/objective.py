@@ -196,6 +196,13 @@ class LaplaceObjective:
         self._re_names = tuple(self.channels[j] for j in self.re)
         links = getattr(density, "links", {})
         self._links = [(j, links[c]) for j, c in enumerate(self.channels) if c in links]
+        #: the penalized log-density is quadratic in u (a Gaussian mean with the identity
+        #: link carries every random effect): one full Newton step lands on the modes
+        fam = getattr(density, "family", None)
+        mu_link = links.get("mu")
+        self._quadratic = (getattr(fam, "name", "") == "gaussian"
+                           and getattr(mu_link, "name", "") == "identity"
+                           and self._re_names == ("mu",))
         self.q = self.structure.q
         #: the density can leave out derivatives outside the random-effects channels
         self._takes_focus = "focus" in inspect.signature(density.evaluate).parameters
@@ -321,7 +328,9 @@ class LaplaceObjective:
             # u is standard normal a priori: a longer step is far outside the model's
             # range and can cost a lot to evaluate (series densities at huge means)
             t = min(1.0, INNER_MAX_STEP / size)
-            last = t == 1.0 and size < INNER_STEP_FINAL and final_order > 2
+            # a Gaussian density with the identity link: one full step is exact
+            last = t == 1.0 and (size < INNER_STEP_FINAL or self._quadratic) \
+                and final_order > 2
             for _ in range(INNER_MAX_HALVINGS):
                 u_new = u - t * step
                 eta_new, jet_new, f_new = self._jet_at(
@@ -335,7 +344,8 @@ class LaplaceObjective:
                                  "of the random effects")
             self.n_newton += 1
             u, f, eta, jet, full = u_new, f_new, eta_new, jet_new, last
-            if t == 1.0 and size < (INNER_STEP_FINAL if last else INNER_STEP_DONE):
+            if t == 1.0 and (size < (INNER_STEP_FINAL if last else INNER_STEP_DONE)
+                             or self._quadratic):
                 return u, eta, jet, it, full
         raise ModesError(f"the conditional modes did not converge in {INNER_MAXIT} "
                          "Newton iterations")
@@ -554,7 +564,7 @@ class LaplaceObjective:
                 K = t.Z.T @ V                                         # (p, p): [b, a]
                 dlam = t.structure.lambda_jacobian(self.layout.get(
                     x, self._theta_block_of(ts))[self._local_theta(ts)])
-                g_t = dlam.reshape(dlam.shape[0], -1) @ K.ravel()
+                g_t = dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
                 grad[self.theta_index(ts)] = g_t
         for j, X, _, block in self._linear:
             if block in self.layout and X.shape[1]:

@@ -7,7 +7,8 @@ hurdles, dispersion models, crossed terms). For each: our fit time (median of ``
 after one untimed warm-up, formula to result, wall and CPU), gradient evaluations, time per
 gradient, peak Python memory of one fit (tracemalloc), the objective next to glmmTMB's; with
 ``--with-r`` glmmTMB is timed on this machine in the same run (benchmarks/r/time_glmmtmb.R,
-median of the same number of fits after a warm-up) and the ratio reported. Default BLAS
+median of the same number of fits after a warm-up) and the ratios of wall and CPU time
+reported (CPU time: user + system, which other work on the machine distorts least). Default BLAS
 threads, as a user runs it (the package picks one thread for small dense work itself).
 
 Writes benchmarks/results/glmmtmb.json and a Markdown table next to it.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import subprocess
@@ -95,22 +97,28 @@ def _markdown(rows, meta) -> str:
              f"{meta['repeat']} timed fits after a warm-up; glmmTMB timed in the same run: "
              f"{meta['with_r']}.", "",
              "| model | family | zi | disp | n | ours (s) | glmmTMB (s) | ratio | "
-             "gradients | ms/gradient | peak MB | objective - glmmTMB's |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "ours CPU (s) | glmmTMB CPU (s) | CPU ratio | gradients | glmmTMB evals "
+             "(fn/gr) | ms/gradient | peak MB | objective - glmmTMB's |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        tmb = r.get("glmmtmb_seconds")
+        tmb, tmb_cpu = r.get("glmmtmb_seconds"), r.get("glmmtmb_cpu_seconds")
         ratio = f"{tmb / r['seconds']:.1f}x" if tmb else ""
+        cpu_ratio = f"{tmb_cpu / r['cpu_seconds']:.1f}x" if tmb_cpu else ""
+        evals = (f"{r['glmmtmb_evals']}/{r['glmmtmb_gradient_evals']}"
+                 if r.get("glmmtmb_evals") is not None else "")
         lines.append(
             f"| {r['id']} | {r['family']} | {r['zi']} | {r['disp']} | {r['nobs']} | "
             f"{r['seconds']:.3f} | {'' if tmb is None else f'{tmb:.3f}'} | {ratio} | "
-            f"{r['gradients']} | {r['ms_per_gradient']:.2f} | {r['peak_mb']:.1f} | "
-            f"{r['objective'] - r['objective_glmmtmb']:+.1e} |")
-    with_ratio = [r["glmmtmb_seconds"] / r["seconds"] for r in rows
-                  if r.get("glmmtmb_seconds")]
-    if with_ratio:
-        import math
-        gm = math.exp(sum(math.log(x) for x in with_ratio) / len(with_ratio))
-        lines += ["", f"Geometric mean speed-up: {gm:.1f}x; smallest {min(with_ratio):.1f}x."]
+            f"{r['cpu_seconds']:.3f} | {'' if tmb_cpu is None else f'{tmb_cpu:.3f}'} | "
+            f"{cpu_ratio} | {r['gradients']} | {evals} | {r['ms_per_gradient']:.2f} | "
+            f"{r['peak_mb']:.1f} | {r['objective'] - r['objective_glmmtmb']:+.1e} |")
+    for label, key, ours in (("wall", "glmmtmb_seconds", "seconds"),
+                             ("CPU", "glmmtmb_cpu_seconds", "cpu_seconds")):
+        ratios = [r[key] / r[ours] for r in rows if r.get(key)]
+        if ratios:
+            gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+            lines += ["", f"Geometric mean speed-up ({label} time): {gm:.1f}x; smallest "
+                      f"{min(ratios):.1f}x."]
     return "\n".join(lines) + "\n"
 
 
@@ -133,11 +141,15 @@ def main(argv=None) -> int:
         for r in rows:
             t = tmb.get(r["id"], {})
             r["glmmtmb_seconds"] = t.get("seconds")
+            r["glmmtmb_cpu_seconds"] = t.get("cpu_seconds")
+            r["glmmtmb_evals"] = t.get("n_evals")
+            r["glmmtmb_gradient_evals"] = t.get("n_gradient_evals")
             r["glmmtmb_objective_here"] = t.get("objective")
     for r in rows:
         print(f"{r['id']:20s} {r['seconds']:.3f}s  glmmTMB "
-              f"{r.get('glmmtmb_seconds') or float('nan'):.3f}s  grads {r['gradients']}",
-              flush=True)
+              f"{r.get('glmmtmb_seconds') or float('nan'):.3f}s  CPU {r['cpu_seconds']:.3f}s "
+              f"glmmTMB {r.get('glmmtmb_cpu_seconds') or float('nan'):.3f}s  "
+              f"grads {r['gradients']}", flush=True)
     out = Path(args.out)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     out.with_suffix(".md").write_text(_markdown(rows, meta))

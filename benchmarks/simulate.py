@@ -64,8 +64,10 @@ def crossed(
     beta: Sequence[float] = DEFAULT_BETA,
     group_sd: Sequence[float] | None = None,
     sigma: float = DEFAULT_SIGMA,
+    slope_sd: Sequence[float] | None = None,
 ) -> SimulatedData:
-    """Crossed random-intercept design (see the module docstring).
+    """Crossed random-intercept design (see the module docstring), optionally with random
+    slopes of ``x``.
 
     Parameters
     ----------
@@ -82,6 +84,9 @@ def crossed(
         Standard deviation of each factor's intercepts (default: 0.8, 0.4, 0.2, ...).
     sigma : float
         Residual standard deviation.
+    slope_sd : sequence of float, optional
+        Standard deviation of each factor's random slopes of ``x`` (0: none; default none).
+        A factor with slopes supports ``(x | g)`` terms.
     """
     levels = [int(k) for k in levels]
     if not levels:
@@ -95,16 +100,22 @@ def crossed(
                     for j in range(len(levels))]
     if len(group_sd) != len(levels):
         raise ValueError(f"group_sd has {len(group_sd)} entries for {len(levels)} factors")
+    slope_sd = [0.0] * len(levels) if slope_sd is None else [float(v) for v in slope_sd]
+    if len(slope_sd) != len(levels):
+        raise ValueError(f"slope_sd has {len(slope_sd)} entries for {len(levels)} factors")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n_obs)
     y = beta[0] + beta[1] * x + sigma * rng.standard_normal(n_obs)
     columns: dict[str, np.ndarray] = {}
-    for j, (k, sd) in enumerate(zip(levels, group_sd, strict=True), start=1):
+    for j, (k, sd, ssd) in enumerate(zip(levels, group_sd, slope_sd, strict=True), start=1):
         codes = _balanced_codes(rng, n_obs, k)
         y += sd * rng.standard_normal(k)[codes]
+        if ssd:
+            y += ssd * rng.standard_normal(k)[codes] * x
         columns[f"g{j}"] = codes
     columns = {"y": y, "x": x, **columns}
-    truth = {"beta": list(beta), "group_sd": list(group_sd), "sigma": sigma}
+    truth = {"beta": list(beta), "group_sd": list(group_sd), "sigma": sigma,
+             "slope_sd": slope_sd}
     return SimulatedData(columns, {f"g{j}": k for j, k in enumerate(levels, start=1)}, truth)
 
 

@@ -31,6 +31,8 @@ import json
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_DIR = ROOT / "tests" / "fixtures" / "glmmtmb"
 DATA_DIR = FIXTURE_DIR / "data"
@@ -149,3 +151,12 @@ def load_data(fixture: dict):
     for col, lev in levels.items():
         df[col] = pd.Categorical(df[col], categories=lev)
     return df
+
+
+def newton_corrected(m, x: np.ndarray) -> np.ndarray:
+    """``x`` after one Newton step with our Hessian at the optimum: where glmmTMB stopped
+    short of the optimum, this lands on it (quadratic convergence)."""
+    layout = m.layout
+    _, g = m.objective_function.value_and_gradient(x)
+    step = np.linalg.solve(m.fit.hessian, layout.free(g))
+    return layout.expand(layout.free(x) - step, x)

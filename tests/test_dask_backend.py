@@ -278,3 +278,62 @@ def test_categorical_bool_interaction_grouping(sync):
     m = mm.lmer(formula, dd.from_pandas(df, npartitions=4))
     assert_same_fit(m, m_mem)
     assert m.ranef()["b"].index.dtype == m_mem.ranef()["b"].index.dtype
+
+
+def _panel(n_subj=60, n_time=5, seed=11):
+    """Subjects measured at a few times, a random intercept and slope per subject."""
+    rng = np.random.default_rng(seed)
+    s = np.repeat(np.arange(n_subj), n_time)
+    t = np.tile(np.arange(n_time), n_subj)
+    b0, b1 = rng.normal(0, 1.0, n_subj), rng.normal(0, 0.4, n_subj)
+    y = 2.0 + 0.3 * t + b0[s] + b1[s] * t + rng.normal(0, 0.8, s.size)
+    return pd.DataFrame({"y": y, "t": t.astype(float), "tf": [f"t{v}" for v in t],
+                         "s": [f"id{v:03d}" for v in s]})
+
+
+def test_vector_term_gradient(sync):
+    """optimizer='gradient' on a vector-valued term: the blocked factorization's
+    gradient for (t | s), as in memory."""
+    df = _panel()
+    formula = "y ~ t + (t | s)"
+    m_mem = mm.lmer(formula, df, optimizer="gradient")
+    m = mm.lmer(formula, dd.from_pandas(df, npartitions=3), optimizer="gradient")
+    assert m.objective_function.method == m_mem.objective_function.method == "blocked"
+    assert_same_fit(m, m_mem)
+
+
+@pytest.mark.parametrize("term", ["diag(t | s)", "ar1(0 + tf | s)", "homcs(0 + tf | s)",
+                                  "rr(0 + tf | s, d = 1)"])
+def test_covariance_structure_over_columns(sync, term):
+    """A G-side structure over the columns of a term fits as in memory."""
+    df = _panel()
+    formula = f"y ~ t + {term}"
+    m_mem = mm.lmer(formula, df)
+    m = mm.lmer(formula, dd.from_pandas(df, npartitions=3))
+    assert_same_fit(m, m_mem)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"correlation": mm.cor_ar1(form="~ t | s")}, "correlation="),
+    ({"variance": mm.var_power(form="~ t")}, "variance="),
+    ({"sigma": 1.0}, "sigma="),
+    ({"covariance_matrices": {"K": np.eye(3)}}, "covariance_matrices="),
+])
+def test_in_memory_only_arguments_refused(sync, kwargs, name):
+    """Residual structures, a known sigma and known matrices need the rows in memory:
+    a clear error naming the argument, before any pass over the data."""
+    ddf = dd.from_pandas(_panel(), npartitions=2)
+    with pytest.raises(NotImplementedError, match=f"{name} is not supported on Dask input"):
+        mm.lmer("y ~ t + (1 | s)", ddf, **kwargs)
+
+
+@pytest.mark.parametrize("term, needs", [("ou(pos(t) + 0 | s)", "positions"),
+                                         ("propto(1 | s, K)", "a known matrix")])
+def test_structures_needing_all_rows_refused(sync, term, needs):
+    """Positions and known matrices belong to the whole data, not to a partition."""
+    ddf = dd.from_pandas(_panel(), npartitions=2)
+    keyword = term.split("(")[0]
+    with pytest.raises(NotImplementedError,
+                       match=rf"{keyword}\(\) in .* not supported on Dask input: it needs "
+                             f"{needs}"):
+        mm.lmer(f"y ~ t + {term}", ddf)

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from glmmtmb_fixtures import ids, load, load_data
+from glmmtmb_fixtures import ids, load, load_data, newton_corrected
 
 #: Our objective at glmmTMB's estimates vs glmmTMB's objective (relative).
 LIKELIHOOD_RTOL = 1e-7
@@ -127,15 +127,6 @@ def reference_point(m, fx) -> np.ndarray:
     if "psi" in by:
         blocks[layout.names_of("family")[0]] = by["psi"]
     return layout.pack(blocks, base=m.x)
-
-
-def newton_corrected(m, x: np.ndarray) -> np.ndarray:
-    """``x`` after one Newton step with our Hessian at the optimum: where glmmTMB stopped
-    short of the optimum, this lands on it (quadratic convergence)."""
-    layout = m.layout
-    _, g = m.objective_function.value_and_gradient(x)
-    step = np.linalg.solve(m.fit.hessian, layout.free(g))
-    return layout.expand(layout.free(x) - step, x)
 
 
 def _beta_close(m, x_ref: np.ndarray) -> list[str]:

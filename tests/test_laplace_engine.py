@@ -154,6 +154,50 @@ def test_reml_equals_lmer_reml_criterion():
     np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL, rtol=1e-5)
 
 
+def _assert_same_kernel(blocked, dense, S, prods, rng):
+    """Log-determinant, solves, selected inverse and term inverses of two kernels."""
+    assert dense.factor(prods) and blocked.factor(prods)
+    assert blocked.logdet == pytest.approx(dense.logdet, rel=1e-12)
+    v = rng.normal(size=S.q)
+    np.testing.assert_allclose(blocked.solve(v), dense.solve(v), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(blocked.slot_inverse(), dense.slot_inverse(), atol=1e-12)
+    for ts in S.terms:
+        np.testing.assert_allclose(blocked.term_inverse(ts), dense.term_inverse(ts),
+                                   atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["dense", "pairs", "sparse"])
+def test_blocked_hessian_vector_first_block_equals_dense(counts, mode, monkeypatch):
+    """Block 1 a vector-valued term ((x | g), the factor with the most levels) crossed with
+    two others: the blocked kernel equals the dense one with each way of forming
+    ``H12' C`` (a dense product, the precomputed pair products, scipy's sparse product)."""
+    from mixedmodels.objective.laplace import blocked as blk
+    from mixedmodels.objective.laplace.hessian import DenseHessian
+
+    if mode == "dense":
+        monkeypatch.setattr(blk, "DENSE_FLOP_RATIO", 1e9)
+    else:
+        monkeypatch.setattr(blk, "DENSE_H12_MAX", 0)
+    if mode == "sparse":
+        monkeypatch.setattr(blk, "PAIR_PRODUCTS_MAX", 0)
+    rng = np.random.default_rng(7)
+    data = counts.assign(k=[f"k{i}" for i in rng.integers(0, 4, len(counts))])
+    design = _design("y ~ x + (x | g) + (1 | h) + (1 | k)", data)
+    comps = design.components
+    obj = LaplaceObjective(PoissonLog(), design.y, comps, make_layout(comps))
+    S = obj.structure
+    first = blk.first_block(S)
+    assert [ts.term.p for ts in first] == [2]
+    lams = S.lambdas(design.theta0() * 0.7 + 0.1)
+    a = S.slot_values(lams)
+    W = rng.uniform(0.2, 3.0, (S.n, 1, 1))
+    prods = S.slot_products(a, W)
+    dense, blocked = DenseHessian(S), blk.BlockedHessian(S, first)
+    assert blocked._plan.dense == (mode == "dense")
+    assert (blocked._plan.keys is not None) == (mode == "pairs")
+    _assert_same_kernel(blocked, dense, S, prods, rng)
+
+
 def test_blocked_hessian_equals_dense(counts):
     """Crossed terms with an observation-level effect: the blocked kernel's log-determinant,
     solves, selected inverse and gradient equal the dense kernel's."""
@@ -173,14 +217,28 @@ def test_blocked_hessian_equals_dense(counts):
     W = rng.uniform(0.2, 3.0, (S.n, 1, 1))
     prods = S.slot_products(a, W)
     dense, blocked = DenseHessian(S), BlockedHessian(S, first_block(S))
-    assert dense.factor(prods) and blocked.factor(prods)
-    assert blocked.logdet == pytest.approx(dense.logdet, rel=1e-12)
-    v = rng.normal(size=S.q)
-    np.testing.assert_allclose(blocked.solve(v), dense.solve(v), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(blocked.slot_inverse(), dense.slot_inverse(), atol=1e-12)
-    for ts in S.terms:
-        np.testing.assert_allclose(blocked.term_inverse(ts), dense.term_inverse(ts),
-                                   atol=1e-12)
+    _assert_same_kernel(blocked, dense, S, prods, rng)
     _, g = obj.value_and_gradient(x)
     assert isinstance(obj.hessian, BlockedHessian)
     np.testing.assert_allclose(g, _fd_grad(obj, x), atol=GRAD_ATOL, rtol=1e-5)
+
+
+def test_marginal_fixed_hessian_is_exact_for_a_gaussian_mean():
+    """With a Gaussian response and fixed variances the Laplace objective is quadratic in
+    the fixed effects and log det H does not depend on them, so the Gauss-Newton Hessian
+    with the modes following the parameters is F's exact Hessian in beta (checked against
+    central differences of the exact gradient); the conditional Hessian is larger."""
+    df = mm.datasets.load("sleepstudy")
+    design = _design("Reaction ~ Days + (Days | Subject)", df, disp="~1")
+    comps = design.components
+    layout = make_layout(comps)
+    obj = LaplaceObjective(GaussianLogVar(), design.y, comps, layout)
+    x = layout.pack({"beta.cond": [240.0, 9.0], "beta.disp": [np.log(650.0)],
+                     "theta.cond": [24.0, 0.1, 5.9]})
+    sl = layout.slice("beta.cond")
+    H = obj.marginal_fixed_hessian(x)[sl, sl]
+    fd = np.column_stack([_fd_grad(lambda z, j=j: obj.value_and_gradient(z)[1][sl][j], x)
+                          for j in range(2)])[sl]
+    np.testing.assert_allclose(H, 0.5 * (fd + fd.T), rtol=1e-6)
+    cond = obj.fixed_hessian(x)[sl, sl]
+    assert np.all(np.linalg.eigvalsh(cond - H) > 0)

@@ -32,6 +32,9 @@ FORBIDDEN = {
     "formula": {"design"} | ABOVE_MODEL,
     "objective": {"fitting", "results", "inference", "methods", "term_methods", "cli",
                   "backends"},
+    # residual structures: specs, their criterion and their results (a results-level
+    # package: inference through the methods facade)
+    "rside": {"fitting", "inference", "cli", "backends"},
 }
 
 

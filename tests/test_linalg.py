@@ -14,7 +14,8 @@ import pytest
 import scipy.sparse as sp
 
 import mixedmodels as mm
-from mixedmodels.linalg.product import ProductPattern
+from mixedmodels.linalg.blockdiag import BlockDiagonal
+from mixedmodels.linalg.product import BlockProductPattern, ProductPattern
 
 ORACLE_RTOL = 1e-9
 GRAD_RTOL = 1e-5
@@ -109,20 +110,56 @@ def test_solutions_agree_across_methods(formula, weights, other):
         np.testing.assert_allclose(ca, cb, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("formula,weights", [m for m in MODELS if "x |" not in m[0]])
+def _central_differences(obj, theta, h=1e-6):
+    return np.array([(obj(theta + h * e) - obj(theta - h * e)) / (2 * h)
+                     for e in np.eye(theta.size)])
+
+
+@pytest.mark.parametrize("formula,weights", MODELS)
 @pytest.mark.parametrize("reml", [True, False])
 def test_analytic_gradient_matches_finite_differences(formula, weights, reml):
+    # scalar terms take the fast path, vector-valued ones the general gradient (any Lambda)
     data = _simulated()
     design = mm.materialize(mm.parse_formula(formula), data, weights=weights)
     obj = mm.LMMObjective(design, reml=reml, method="blocked")
     assert obj.has_gradient
-    theta = np.linspace(0.4, 1.3, design.n_theta)
+    # off-diagonal (correlation) parameters of negative sign too
+    theta = np.linspace(0.4, 1.3, design.n_theta) * np.where(design.theta_lower() == 0, 1, -1)
     f, g = obj.value_and_gradient(theta)
     assert f == pytest.approx(obj(theta), rel=1e-14)
+    np.testing.assert_allclose(g, _central_differences(obj, theta), rtol=GRAD_RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (x | g1) + (1 | g2)",
+                                     "y ~ x + (1 | g1) + (x | g2)",
+                                     "y ~ x + (x | g1) + (x | g2)"])
+def test_general_gradient_without_product_pattern(formula, monkeypatch):
+    # designs whose pair count exceeds the pattern's memory cap take the chunked path
+    import mixedmodels.linalg.blocked as blocked
+
+    monkeypatch.setattr(blocked, "PRODUCT_PATTERN_MAX_NNZ", 0)
+    data = _simulated(seed=3)
+    design = mm.materialize(mm.parse_formula(formula), data, weights="w")
+    obj = mm.LMMObjective(design, method="blocked")
+    theta = np.linspace(0.3, 1.1, design.n_theta)
+    _, g = obj.value_and_gradient(theta)
+    assert obj.system._product is None
+    np.testing.assert_allclose(g, _central_differences(obj, theta), rtol=GRAD_RTOL, atol=1e-6)
+
+
+def test_general_gradient_at_a_singular_vector_term():
+    # lambda's diagonal entry at 0 (a singular fit): the factor is never inverted, so the
+    # gradient stays exact; one-sided differences into the feasible region
+    data = _simulated(seed=4)
+    design = mm.materialize(mm.parse_formula("y ~ x + (x | g1) + (x | g2)"), data)
+    obj = mm.LMMObjective(design, method="blocked")
+    theta = np.array([0.7, 0.2, 0.0, 0.5, -0.3, 0.4])
+    _, g = obj.value_and_gradient(theta)
     h = 1e-6
-    fd = np.array([(obj(theta + h * e) - obj(theta - h * e)) / (2 * h)
-                   for e in np.eye(theta.size)])
-    np.testing.assert_allclose(g, fd, rtol=GRAD_RTOL, atol=1e-6)
+    fd = np.array([(obj(theta + h * e) - obj(theta)) / h if theta[i] == 0.0
+                   else (obj(theta + h * e) - obj(theta - h * e)) / (2 * h)
+                   for i, e in enumerate(np.eye(theta.size))])
+    np.testing.assert_allclose(g, fd, rtol=1e-4, atol=1e-4)
 
 
 def test_gradient_is_zero_on_the_boundary():
@@ -165,3 +202,77 @@ def test_product_pattern_built_in_chunks(monkeypatch):
     pat.subtract_from(dense, c)
     np.testing.assert_allclose(np.tril(dense), -np.tril((A @ sp.diags(c) @ A.T).toarray()),
                                atol=1e-14)
+
+
+def _block_complete(n_rows, n_blocks, p, density, seed):
+    """A CSR whose rows fill whole blocks of p columns (like a vector term's cross-products)."""
+    rng = np.random.default_rng(seed)
+    mask = rng.uniform(size=(n_rows, n_blocks)) < density
+    dense = np.repeat(mask, p, axis=1) * rng.normal(size=(n_rows, n_blocks * p))
+    dense[dense == 0.0] = 0.0
+    return sp.csr_matrix(np.where(np.repeat(mask, p, axis=1), dense + 1e-3, 0.0))
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_block_product_pattern_matches_sparse_product(p):
+    rng = np.random.default_rng(5)
+    A = _block_complete(25, 12, p, 0.3, seed=p)
+    W = rng.normal(size=(12, p, p))
+    blocks = sp.block_diag(list(W), format="csr")
+    expected = np.tril((A @ blocks @ A.T).toarray())
+    pat = BlockProductPattern(A, p, keep_refresh=True)
+    dense = np.zeros((25, 25))
+    pat.subtract_from(dense, W)
+    np.testing.assert_allclose(np.tril(dense), -expected, atol=1e-12)
+    # refresh with new values, and the adjoint: Y_c = A_c' S A_c for a symmetric S
+    A2 = A.copy()
+    A2.data = rng.normal(size=A2.nnz)
+    pat.refresh(A2.data)
+    dense[:] = 0.0
+    pat.subtract_from(dense, W)
+    np.testing.assert_allclose(np.tril(dense), -np.tril((A2 @ blocks @ A2.T).toarray()),
+                               atol=1e-12)
+    S = rng.normal(size=(25, 25))
+    S = S + S.T
+    Y = pat.block_quadratic(S.reshape(-1)[pat.flat])
+    Ad = A2.toarray()
+    for c in range(12):
+        Ac = Ad[:, c * p:(c + 1) * p]
+        np.testing.assert_allclose(Y[c], Ac.T @ S @ Ac, atol=1e-12)
+
+
+def test_block_product_pattern_rejects_incomplete_blocks():
+    A = sp.csr_matrix(np.array([[1.0, 0.0, 2.0, 3.0], [0.0, 1.0, 0.0, 0.0]]))
+    with pytest.raises(ValueError, match="block-complete"):
+        BlockProductPattern(A, 2)
+    with pytest.raises(ValueError, match="blocks of 3"):
+        BlockProductPattern(A, 3)
+
+
+def test_block_diagonal_products_match_dense():
+    from scipy.linalg import block_diag
+
+    rng = np.random.default_rng(6)
+    shapes = [(4, 1), (3, 2), (2, 3)]
+    lams = [np.tril(rng.normal(size=(p, p))) for _, p in shapes]
+    Lam = block_diag(*[np.kron(np.eye(nl), lam) for (nl, _), lam in
+                         zip(shapes, lams, strict=True)])
+    bd = BlockDiagonal(shapes)
+    q = Lam.shape[0]
+    X = rng.normal(size=(q, q))
+    S = X + X.T
+    np.testing.assert_allclose(bd.left(lams, X), Lam @ X, atol=1e-12)
+    np.testing.assert_allclose(bd.left(lams, X, transpose=True), Lam.T @ X, atol=1e-12)
+    np.testing.assert_allclose(bd.right(lams, X), X @ Lam, atol=1e-12)
+    lower = np.tril(S)             # only the lower triangle is read
+    np.testing.assert_allclose(np.tril(bd.sandwich_lower(lams, lower)),
+                               np.tril(Lam.T @ S @ Lam), atol=1e-12)
+    Y = rng.normal(size=(q, 5))
+    Z = rng.normal(size=(q, 5))
+    sums = bd.diag_block_sums(Y, Z)
+    off = 0
+    for (nl, p), got in zip(shapes, sums, strict=True):
+        want = sum(Y[off + i * p:off + (i + 1) * p] @ Z[off + i * p:off + (i + 1) * p].T
+                   for i in range(nl))
+        np.testing.assert_allclose(got, want, atol=1e-12)
+        off += nl * p

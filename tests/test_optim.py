@@ -79,6 +79,47 @@ def test_gradient_optimizer_choice():
     assert m.objective_function.method == "blocked"
     assert m.objective == pytest.approx(mm.lmer("Yield ~ 1 + (1 | Batch)", dye).objective,
                                         abs=OBJECTIVE_ATOL)
-    with pytest.raises(ValueError, match="scalar"):
-        mm.lmer("Reaction ~ Days + (Days | Subject)", mm.datasets.load("sleepstudy"),
-                optimizer="gradient")
+    # vector-valued terms have the general gradient (any Lambda(theta))
+    sleep = mm.datasets.load("sleepstudy")
+    g = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, optimizer="gradient")
+    b = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep, optimizer="bobyqa")
+    assert g.objective_function.method == "blocked"
+    assert g.objective == pytest.approx(b.objective, abs=OBJECTIVE_ATOL)
+    np.testing.assert_allclose(g.theta, b.theta, rtol=1e-3)
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+
+def test_lme4_class_fits_run_with_one_blas_thread(monkeypatch):
+    # OpenBLAS's spinning threads make small and medium fits several times slower on a
+    # busy machine: lmer and glmer evaluate their objectives with one BLAS thread unless
+    # the dense block reaches PARALLEL_MIN_SIZE columns
+    from threadpoolctl import threadpool_limits
+
+    import mixedmodels._threads as threads
+    from mixedmodels.objective import GLMMObjective, LMMObjective
+
+    seen = []
+    for cls in (LMMObjective, GLMMObjective):
+        original = cls.__call__
+
+        def spy(self, *args, _original=original, **kwargs):
+            seen.append(_blas_threads())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__call__", spy)
+    sleep = mm.datasets.load("sleepstudy")
+    with threadpool_limits(limits=2, user_api="blas"):
+        mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, check_conv=False)
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 mm.datasets.load("cbpp"), family="binomial")
+        assert _blas_threads() == 2              # restored after the fits
+        with threads.blas_threads(threads.PARALLEL_MIN_SIZE):   # large blocks: as they are
+            assert _blas_threads() == 2
+    assert seen and set(seen) == {1}
+    design = mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep).design
+    assert threads.dense_block_size(design.terms) == 18

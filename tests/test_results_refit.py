@@ -178,14 +178,17 @@ def test_auto_optimizer_does_what_the_docstring_says(sleep):
     assert small.objective_function.method == "dense"
     assert small.opt.optimizer == "nlopt:LN_BOBYQA"
     assert "too large for" in mm.lmer.__doc__
-    # vector terms -> BOBYQA whatever the size
+    # beyond the dense size, scalar and vector-valued terms alike -> the gradient method
     rng = np.random.default_rng(4)
     n, g = 3000, 150
     d = pd.DataFrame({"x": rng.normal(size=n), "g": rng.integers(0, g, n)})
     d["y"] = (d.x + rng.normal(size=g)[d.g] + 0.5 * rng.normal(size=g)[d.g] * d.x
               + rng.normal(size=n))
-    assert mm.lmer("y ~ x + (x | g)", d).opt.optimizer == "nlopt:LN_BOBYQA"
-    # scalar terms beyond the dense size -> the gradient method
+    vec = mm.lmer("y ~ x + (x | g)", d)
+    assert vec.objective_function.method == "blocked"
+    assert vec.opt.optimizer.startswith("gradient")
+    assert vec.objective == pytest.approx(
+        mm.lmer("y ~ x + (x | g)", d, optimizer="bobyqa").objective, abs=1e-6)
     big = mm.lmer("y ~ x + (1 | g)", d)
     assert big.objective_function.has_gradient and big.opt.optimizer.startswith("gradient")
 

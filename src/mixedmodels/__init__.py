@@ -12,7 +12,7 @@ Every step of the pipeline is public: :func:`parse_formula` (formula -> spec),
 :func:`minimize` (objective -> optimum) and the result classes.
 """
 
-from . import datasets, families
+from . import datasets, families, plotting
 from ._errors import (
     ConvergenceWarning,
     DataError,
@@ -30,9 +30,19 @@ from .backends.dask.result import DaskLinearMixedModelResult
 from .backends.dask.source import ClusterUnreachableError
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
+from .diagnostics.calibration import CalibratedTests
 from .diagnostics.link_edge import LinkEdgeWarning
+from .diagnostics.model_selection import VuongTest, aic_table, loglik_contributions, vuong
+from .diagnostics.residual_tests import ResidualTest
 from .diagnostics.separation import SeparationWarning
-from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmmtmb, lmer
+from .diagnostics.simulated_residuals import SimulatedResiduals, simulate_residuals
+from .diagnostics.zero_inflation import (
+    ExpectedZeros,
+    ZeroInflationLRT,
+    expected_zeros,
+    zero_inflation_lrt,
+)
+from .fitting import fit_glmm, fit_lmm, glmer, glmer_nb, glmm_pql, glmmtmb, gls, lmer
 from .formula import MixedModelSpec, RandomTerm, parse_formula
 from .formula.update import update_formula
 from .inference import (
@@ -68,6 +78,27 @@ from .results import (
     LMMSummary,
     VarCorr,
 )
+from .rside import (
+    GLSResult,
+    PQLResult,
+    RSideLMMResult,
+    cor_ar1,
+    cor_arma,
+    cor_car1,
+    cor_comp_symm,
+    cor_exp,
+    cor_gaus,
+    cor_lin,
+    cor_ratio,
+    cor_spher,
+    cor_symm,
+    var_comb,
+    var_const_power,
+    var_exp,
+    var_fixed,
+    var_ident,
+    var_power,
+)
 
 __version__ = "0.1.0"
 
@@ -75,6 +106,7 @@ __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
     "BootstrapResult",  # inference
+    "CalibratedTests",  # diagnostics
     "ClusterUnreachableError",  # dask backend
     "ContrastsWarning",  # inference
     "ConvergenceWarning",
@@ -84,12 +116,14 @@ __all__ = [
     "Design",
     "DroppedRowsWarning",
     "ExactLRTResult",  # inference
+    "ExpectedZeros",  # diagnostics
     "FitRecipe",
     "FormulaError",
     "FormulaWarning",
     "GLMMObjective",  # glmm
     "GLMMSolution",  # glmm
     "GLMMSummary",  # glmm
+    "GLSResult",  # rside
     "GeneralizedLinearMixedModelResult",  # glmm
     "GeneralizedLinearModelResult",  # inference
     "GlmmTMBResult",  # glmmTMB class
@@ -107,22 +141,40 @@ __all__ = [
     "NotNestedError",  # inference
     "OptSummary",
     "PBTestResult",  # inference
+    "PQLResult",  # rside
     "R2Result",  # inference
     "R2Warning",  # inference
     "RLRTResult",  # inference
+    "RSideLMMResult",  # rside
     "RandomTerm",
     "RankDeficiencyWarning",
     "RePCA",  # diagnostics
+    "ResidualTest",  # diagnostics
     "ScalingWarning",  # diagnostics
     "SeparationWarning",  # glmm diagnostics
+    "SimulatedResiduals",  # diagnostics
     "SingularFitWarning",
     "VarCorr",
     "VarianceDecomposition",  # inference
+    "VuongTest",  # diagnostics
+    "ZeroInflationLRT",  # diagnostics
     "__version__",
+    "aic_table",  # diagnostics
     "allfit",  # diagnostics
     "anova",  # inference
+    "cor_ar1",  # rside
+    "cor_arma",  # rside
+    "cor_car1",  # rside
+    "cor_comp_symm",  # rside
+    "cor_exp",  # rside
+    "cor_gaus",  # rside
+    "cor_lin",  # rside
+    "cor_ratio",  # rside
+    "cor_spher",  # rside
+    "cor_symm",  # rside
     "datasets",
     "exact_lrt",  # inference
+    "expected_zeros",  # diagnostics
     "families",  # glmm
     "fit_glmm",  # glmm
     "fit_lmm",
@@ -130,15 +182,28 @@ __all__ = [
     "glm",  # inference
     "glmer",  # glmm
     "glmer_nb",  # glmm
+    "glmm_pql",  # rside
     "glmmtmb",  # glmmTMB class
+    "gls",  # rside
     "lm",  # inference
     "lmer",
+    "loglik_contributions",  # diagnostics
     "materialize",
     "minimize",
     "options",
     "parse_formula",
     "pb_test",  # inference
+    "plotting",
     "rlrt",  # inference
     "set_options",
+    "simulate_residuals",  # diagnostics
     "update_formula",
+    "var_comb",  # rside
+    "var_const_power",  # rside
+    "var_exp",  # rside
+    "var_fixed",  # rside
+    "var_ident",  # rside
+    "var_power",  # rside
+    "vuong",  # diagnostics
+    "zero_inflation_lrt",  # diagnostics
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["PARALLEL_MIN_SIZE", "blas_threads"]
+__all__ = ["PARALLEL_MIN_SIZE", "blas_threads", "dense_block_size"]
 
 #: Dense factorizations at least this many columns wide get the library's default threads.
 PARALLEL_MIN_SIZE = 4000
@@ -31,6 +31,17 @@ def _get_controller():
         else:
             _controller = ThreadpoolController()
     return _controller
+
+
+def dense_block_size(terms) -> int:
+    """Columns of the largest dense matrix an lme4-class fit factors: the rest block of the
+    blocked factorization (every term but the first, whose levels factor one by one).
+
+    Parameters
+    ----------
+    terms : sequence of random-effects terms (with ``q``), first term first
+    """
+    return int(sum(t.q for t in terms[1:]))
 
 
 @contextmanager

@@ -14,7 +14,8 @@ from functools import cached_property
 
 import pandas as pd
 
-__all__ = ["InferenceMixin", "profile_laplace_confint"]
+__all__ = ["InferenceMixin", "containment_df_columns", "profile_laplace_confint",
+           "residual_model_intervals"]
 
 
 def profile_laplace_confint(m, level, parm):
@@ -34,6 +35,41 @@ def profile_laplace_confint(m, level, parm):
     from .inference.profile_laplace import profile_confint
 
     return profile_confint(m, level, parm)
+
+
+def residual_model_intervals(m, level: float):
+    """nlme's ``intervals()`` of a fit with a residual structure (the facade's door to
+    :func:`mixedmodels.inference.rside_intervals.intervals`).
+
+    Parameters
+    ----------
+    m : GLSResult or RSideLMMResult
+    level : float
+
+    Returns
+    -------
+    dict of str -> DataFrame
+    """
+    from .inference.rside_intervals import intervals
+
+    return intervals(m, level)
+
+
+def containment_df_columns(design):
+    """nlme's containment denominator df of each fixed effect (the facade's door to
+    :func:`mixedmodels.inference.containment.containment_df`).
+
+    Parameters
+    ----------
+    design : Design
+
+    Returns
+    -------
+    ndarray
+    """
+    from .inference.containment import containment_df
+
+    return containment_df(design).columns
 
 
 class InferenceMixin:

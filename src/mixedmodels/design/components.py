@@ -14,7 +14,7 @@ import pandas as pd
 
 from .._errors import DataError
 from .fixed import FixedEffects, build_fixed
-from .random import RandomEffectsTerm, build_random_term
+from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric
 
 __all__ = ["LinearPredictor", "build_component"]
@@ -65,7 +65,8 @@ class LinearPredictor:
         return out
 
 
-def build_component(component, frame: pd.DataFrame, contrasts=None) -> LinearPredictor:
+def build_component(component, frame: pd.DataFrame, contrasts=None,
+                    matrices=None) -> LinearPredictor:
     """Materialize a :class:`~mixedmodels.formula.components.ComponentSpec` on the
     complete-case model frame.
 
@@ -80,7 +81,7 @@ def build_component(component, frame: pd.DataFrame, contrasts=None) -> LinearPre
     offset = np.zeros(len(frame))
     for expr in component.offsets:
         offset = offset + evaluate_numeric(expr, frame, f"offset of the {what}")
-    terms = [build_random_term(t, frame) for t in component.random]
+    terms = [build_random_term(t, frame, matrices) for t in component.random]
     bad = {}
     if fixed.X.shape[1]:
         cols = ~np.isfinite(fixed.X).all(axis=0)
@@ -96,7 +97,7 @@ def build_component(component, frame: pd.DataFrame, contrasts=None) -> LinearPre
         raise DataError(
             f"the {what} {component.formula!r} gives missing or infinite values ({detail}); "
             "remove those rows from the data or change the transformation")
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+    order = term_order(terms)
     return LinearPredictor(component.name, fixed, tuple(terms[i] for i in order),
                            np.ascontiguousarray(offset))
 

@@ -15,7 +15,7 @@ from .contrasts import resolve_contrasts
 from .dot import expand_dot
 from .fixed import FixedEffects, build_fixed
 from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
-from .random import RandomEffectsTerm, build_random_term
+from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
 from .variables import expression_variables
 
@@ -272,14 +272,15 @@ class _Parts:
     terms: list
 
 
-def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response, contrasts) -> _Parts:
+def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response, contrasts,
+              matrices=None) -> _Parts:
     out = response(spec.response, frame)
     y, extra = out if isinstance(out, tuple) else (out, {})
     fixed = build_fixed(spec.fixed, frame, contrasts)
     off = np.zeros(len(frame))
     for expr in spec.offsets:
         off = off + evaluate_numeric(expr, frame, "offset")
-    terms = [build_random_term(t, frame) for t in spec.random]
+    terms = [build_random_term(t, frame, matrices) for t in spec.random]
     return _Parts(np.asarray(y, dtype=float), extra, fixed, off, terms)
 
 
@@ -316,6 +317,8 @@ def materialize(
     response_vars: list[str] | None = None,
     require_random: bool = True,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
+    extra_columns: dict[str, str] | None = None,
 ) -> Design:
     """Build the :class:`Design` of ``spec`` on ``data``.
 
@@ -348,6 +351,16 @@ def materialize(
         ``"contr.sum"`` spelling too), a formulaic ``Contrasts`` object or a coding matrix
         (lme4's ``contrasts = list(x = "contr.sum")``). Ordered categoricals default to
         ``"poly"``, others to ``"treatment"``, as in R.
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` and ``equalto`` terms by the name the formula gives
+        them (``propto(1 | species, K)`` with ``{"K": K}``): numpy arrays, or DataFrames
+        whose index and columns name the levels they belong to (see
+        :mod:`mixedmodels.design.structured`).
+    extra_columns : dict, optional
+        Further columns the model reads outside the formula (the covariates and groups of
+        a residual correlation or variance structure), each with its role for error
+        messages: they are part of the model frame, and rows where they are missing are
+        dropped with the others.
 
     Returns
     -------
@@ -375,6 +388,8 @@ def materialize(
                       response_vars if response_vars is not None
                       else expression_variables(spec.response, data.columns))
     columns = model_columns(spec, response_vars, data.columns)
+    for name, role in (extra_columns or {}).items():
+        columns.setdefault(name, role)
     contrasts = _checked_contrasts(resolve_contrasts(contrasts), columns, data)
     per_row = {}
     for name, value in (("weights", weights), ("offset", offset)):
@@ -395,7 +410,11 @@ def materialize(
                                         "zero prior weight")
         rows, w = rows[~zero], w[~zero]
 
-    parts = _evaluate(spec, frame, response, contrasts)
+    if covariance_matrices is not None and not isinstance(covariance_matrices, dict):
+        raise DataError("covariance_matrices must be a dict mapping the names used in the "
+                        "formula (propto(... , K)) to matrices, e.g. {'K': K}; got "
+                        f"{type(covariance_matrices).__name__}")
+    parts = _evaluate(spec, frame, response, contrasts, covariance_matrices)
     bad, reasons = nonfinite_rows(spec, parts)
     if bad.any():
         frame, dropped = drop_more_rows(
@@ -404,7 +423,7 @@ def materialize(
         rows = rows[~bad]
         w = None if w is None else w[~bad]
         # re-evaluate on the rows kept: stateful transforms (scale) must not see the others
-        parts = _evaluate(spec, frame, response, contrasts)
+        parts = _evaluate(spec, frame, response, contrasts, covariance_matrices)
         still, reasons = nonfinite_rows(spec, parts)
         if still.any():
             raise DataError(
@@ -420,8 +439,9 @@ def materialize(
         w = None  # unit weights: the unweighted code path gives identical numbers
     # lme4 order: decreasing number of levels, stable for ties
     terms = parts.terms
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
-    extra = tuple(build_component(c, frame, contrasts) for c in spec.extra_components)
+    order = term_order(terms)
+    extra = tuple(build_component(c, frame, contrasts, covariance_matrices)
+                  for c in spec.extra_components)
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
                   tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra,
                   offset_column=offset if isinstance(offset, str) else None,
@@ -468,18 +488,19 @@ def _check_magnitudes(design: Design) -> None:
             )
 
 
-def check_lmm_identifiable(design: Design) -> None:
+def check_lmm_identifiable(design: Design, sigma_fixed: bool = False) -> None:
     """lme4's checks for linear mixed models (``lmerControl`` defaults that stop).
 
     * every grouping factor needs at least 2 levels;
     * fewer levels than observations (otherwise the random effect is confounded with the
-      residual);
-    * more observations than random effects in each term;
+      residual) -- unless the residual standard deviation is known (``sigma_fixed``: the
+      meta-analysis model, one observation per study);
+    * more observations than random effects in each term (same exception);
 
     and two of ours, where lme4 would return NaN or a degenerate fit: the response must vary
     (after subtracting the offset), and sums of squares must not overflow.
     """
-    check_lmm_sizes(design.terms, design.nobs, design.p)
+    check_lmm_sizes(design.terms, design.nobs, design.p, sigma_fixed)
     _check_magnitudes(design)
     shifted = design.y - design.offset
     if np.ptp(shifted) == 0.0:
@@ -495,24 +516,32 @@ def constant_response_message(response: str, value: float, offset: bool) -> str:
             "likelihood has no maximum")
 
 
-def check_lmm_sizes(terms, n: int, p: int) -> None:
+def check_lmm_sizes(terms, n: int, p: int, sigma_fixed: bool = False) -> None:
     """lme4's size checks of :func:`check_lmm_identifiable`, from sizes alone.
 
     Parameters
     ----------
     terms : sequence of RandomEffectsTerm
-        Only ``group``, ``nlevels``, ``q``, ``p``, ``names`` and ``term.source`` are read.
+        Only ``structured``, ``group``, ``nlevels``, ``q``, ``p``, ``names`` and
+        ``term.source`` are read.
     n : int
         Observations used.
     p : int
         Fixed effects.
+    sigma_fixed : bool
+        The residual standard deviation is known: the level and size checks against ``n``
+        are skipped (see :func:`check_lmm_identifiable`).
     """
     for t in terms:
+        if t.structured:
+            continue      # a structured covariance is identified by its structure
         if t.nlevels < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
                 "needs at least 2 groups (drop the term or use a fixed effect)"
             )
+        if sigma_fixed:
+            continue
         if t.nlevels >= n:
             raise DataError(
                 f"grouping factor {t.group!r} has {t.nlevels} levels for {n} observations; "

@@ -18,18 +18,29 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError, plain_message
-from ..covariance import CovarianceStructure, make_structure
+from ..covariance import REGISTRY, CovarianceStructure, StructureData, make_structure
 from ..formula.spec import RandomTerm
 from .fixed import new_model_matrix, unique_names
 from .materializer import build_matrix
 from .simple import simple_matrix
+from .structured import (
+    check_time_columns,
+    known_matrix,
+    parse_positions,
+    position_columns,
+    single_position_levels,
+)
 
 __all__ = [
     "GroupingFactor",
+    "LevelCoder",
+    "PositionCoder",
     "RandomEffectsTerm",
+    "SingleGroup",
     "build_grouping",
     "build_random_term",
     "level_text",
+    "term_order",
 ]
 
 @dataclass(frozen=True)
@@ -86,6 +97,49 @@ class GroupingFactor:
             bad |= ~found
             codes = pos
         return np.where(bad, -1, codes).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SingleGroup(GroupingFactor):
+    """One group holding every row: the grouping of a term whose covariance spans the
+    levels of its factor (a known matrix over species, a spatial process over sites).
+    New data always belongs to the one group."""
+
+    def code_new(self, frame: pd.DataFrame, variables: tuple[str, ...]) -> np.ndarray:
+        return np.zeros(len(frame), dtype=np.int64)
+
+
+def single_group(name: str, n: int) -> SingleGroup:
+    """A :class:`SingleGroup` named ``name`` for ``n`` rows."""
+    return SingleGroup(name, np.zeros(n, dtype=np.int64), pd.Index(["(all)"]), ())
+
+
+@dataclass(frozen=True)
+class PositionCoder:
+    """New-data columns of a ``pos()`` term: indicators of the fitted positions (a position
+    the fit did not see gets no column: its random effect is the prior mean, zero)."""
+
+    positions: Any
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.positions.indicators(self.positions.code_new(frame))
+
+
+@dataclass(frozen=True)
+class LevelCoder:
+    """New-data columns of a term spanning the levels of ``grouping``: indicators of the
+    fitted levels (new levels get none)."""
+
+    grouping: GroupingFactor
+    variables: tuple[str, ...]
+    zcol: str | None = None
+
+    def __call__(self, frame: pd.DataFrame) -> np.ndarray:
+        codes = self.grouping.code_new(frame, self.variables)
+        Z = np.zeros((len(frame), self.grouping.nlevels))
+        ok = codes >= 0
+        Z[np.flatnonzero(ok), codes[ok]] = 1.0
+        return Z
 
 
 def _one_label(value) -> str:
@@ -236,6 +290,15 @@ class RandomEffectsTerm:
     names: tuple[str, ...]
     structure: CovarianceStructure
     model_spec: Any = None
+    coder: Any = None
+
+    @property
+    def structured(self) -> bool:
+        """Whether the covariance has fewer free parameters than the columns' variances
+        and correlations would (every structure but ``us`` and ``diag``): lme4's checks of
+        levels against observations do not apply to it (an AR(1) of one long series, a
+        spatial process with one effect per observation are identifiable)."""
+        return self.structure.keyword not in ("us", "diag")
 
     @property
     def group(self) -> str:
@@ -255,6 +318,8 @@ class RandomEffectsTerm:
 
     def new_Z(self, frame: pd.DataFrame) -> np.ndarray:
         """The term's model matrix evaluated on new data."""
+        if self.coder is not None:
+            return self.coder(frame)
         if self.model_spec is None:
             simple = simple_matrix(self.term.expr, frame)
             if simple is None:
@@ -266,32 +331,84 @@ class RandomEffectsTerm:
         return new_model_matrix(self.model_spec, frame)
 
 
-def build_random_term(term: RandomTerm, frame: pd.DataFrame) -> RandomEffectsTerm:
-    """Materialize ``term`` on the complete-case model frame."""
-    grouping = build_grouping(term.group, term.group_vars, frame)
+def term_order(terms) -> list[int]:
+    """lme4's order of the terms: decreasing number of levels, stable for ties -- except
+    that among terms with as many levels a structured term with more columns goes first
+    (lme4 has none; the blocked factorization keeps the first term's per-level blocks
+    diagonal, the cheap place for a wide block)."""
+    return sorted(range(len(terms)),
+                  key=lambda i: (-terms[i].nlevels, -terms[i].p if terms[i].structured else 0))
+
+
+def _model_matrix(term: RandomTerm, frame: pd.DataFrame):
+    """``(Z, names, formulaic spec or None)`` of the term's own expression."""
     simple = simple_matrix(term.expr, frame)
-    spec = None
     if simple is not None:
-        Z, names = simple
+        return simple[0], simple[1], None
+    try:
+        with warnings.catch_warnings():
+            # non-finite values are reported per row by materialize()
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mm = build_matrix(term.expr, frame)
+    except Exception as exc:
+        raise FormulaError(
+            f"cannot build the model matrix of random-effects term {term.source!r}: "
+            f"{plain_message(exc)}"
+        ) from exc
+    return np.asarray(mm, dtype=float), tuple(str(c) for c in mm.columns), mm.model_spec
+
+
+def build_random_term(term: RandomTerm, frame: pd.DataFrame,
+                      matrices: dict | None = None) -> RandomEffectsTerm:
+    """Materialize ``term`` on the complete-case model frame.
+
+    Parameters
+    ----------
+    term : RandomTerm
+    frame : DataFrame
+    matrices : dict, optional
+        The front doors' ``covariance_matrices`` (known matrices of ``propto`` and
+        ``equalto`` terms, by name).
+    """
+    grouping = build_grouping(term.group, term.group_vars, frame)
+    entry = REGISTRY[term.structure]
+    spec = coder = None
+    coords = matrix = None
+    positions = parse_positions(term.expr, term.source)
+    if positions is not None:
+        pos = position_columns(positions, frame, term.source)
+        Z, names, coords = pos.indicators(pos.index), pos.names, pos.coordinates
+        coder = PositionCoder(pos)
+        if grouping.nlevels > 1 and single_position_levels(grouping.codes, pos.index,
+                                                           grouping.nlevels):
+            # every level sits at one position: the levels are the process's units
+            grouping = single_group(term.group, len(frame))
     else:
-        try:
-            with warnings.catch_warnings():
-                # non-finite values are reported per row by materialize()
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mm = build_matrix(term.expr, frame)
-        except Exception as exc:
-            raise FormulaError(
-                f"cannot build the model matrix of random-effects term {term.source!r}: "
-                f"{plain_message(exc)}"
-            ) from exc
-        Z = np.asarray(mm, dtype=float)
-        names = tuple(str(c) for c in mm.columns)
-        spec = mm.model_spec
+        Z, names, spec = _model_matrix(term, frame)
     if Z.shape[1] == 0:
         raise FormulaError(
             f"random-effects term {term.source!r} has no columns: it removes the intercept and "
             "names no variable; write (1 | group) for a random intercept"
         )
-    structure = make_structure(term.structure, Z.shape[1])
+    if entry.needs == "matrix":
+        key = dict(term.options)["matrix"]
+        matrix, spans = known_matrix(key, matrices, tuple(names), grouping.levels,
+                                     term.source)
+        if spans:
+            # Cov(b_level) = lambda K across the levels: one block over all of them
+            zcol = Z[:, 0]
+            coder = LevelCoder(grouping, term.group_vars)
+            Z = np.zeros((len(frame), grouping.nlevels))
+            Z[np.arange(len(frame)), grouping.codes] = zcol
+            names = tuple(str(v) for v in grouping.levels)
+            grouping = single_group(term.group, len(frame))
+            spec = None
+    check_time_columns(term.structure, Z, grouping.codes, grouping.levels, tuple(names),
+                       term.source, frame.index)
+    data = StructureData(tuple(names), coords, matrix, term.source)
+    try:
+        structure = make_structure(term.structure, Z.shape[1], term.options, data)
+    except ValueError as exc:
+        raise FormulaError(f"random-effects term {term.source!r}: {exc}") from exc
     return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), unique_names(names),
-                             structure, spec)
+                             structure, spec, coder)

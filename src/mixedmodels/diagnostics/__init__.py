@@ -13,7 +13,7 @@ from .convergence import (
 from .overdispersion import OverdispersionTest, overdispersion_test
 from .re_pca import RePCA, re_pca
 from .scaling import SCALE_TOL, ScalingWarning, scale_advice
-from .singular import SINGULAR_TOL, is_singular_theta, singular_message
+from .singular import SINGULAR_TOL, is_singular_theta, singular_groups, singular_message
 
 __all__ = [
     "CONV_GRAD_TOL",
@@ -33,5 +33,6 @@ __all__ = [
     "overdispersion_test",
     "re_pca",
     "scale_advice",
+    "singular_groups",
     "singular_message",
 ]

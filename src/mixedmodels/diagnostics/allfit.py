@@ -89,6 +89,24 @@ class AllFitResult(ReportDisplay):
             raise MixedModelsError("no optimizer produced a fit")
         return str(ok.idxmin())
 
+    def plot(self, params=None, ax=None):
+        """Each optimizer's objective and estimates against the best fit's
+        (:func:`mixedmodels.plotting.allfit_plot`; needs matplotlib).
+
+        Parameters
+        ----------
+        params : sequence of str, optional
+            Columns of :attr:`table` to draw (default: objective and every estimate).
+        ax : matplotlib Axes or array of Axes, optional
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from ..plotting import allfit_plot
+
+        return allfit_plot(self, params=params, ax=ax)
+
     def report(self) -> Report:
         """The printed layout (see ``ReportDisplay``)."""
         numeric = [c for c in self.table.columns if c not in ("warnings",)]

@@ -215,6 +215,7 @@ class ComPois(_CountFamily):
 
     name = "compois"
     parameters = ("mu", "phi")
+    supports_sparse = False         # its series are composed with dense jets
     default_links = param_links(mu="log", phi="log")
 
     def _parts(self, y, params):

@@ -24,6 +24,7 @@ __all__ = ["Beta", "Gamma", "Gaussian", "Lognormal", "StudentT", "ZiGamma"]
 
 class _Continuous(ResponseFamily):
     parameters = ("mu", "phi")
+    supports_sparse = True
     discrete = False
     point_mass_at_zero = False
 

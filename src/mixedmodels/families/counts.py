@@ -48,8 +48,28 @@ def ylog(y: np.ndarray, logp: jt.Jet) -> jt.Jet:
     return out
 
 
+#: Response arrays whose log-factorials are remembered (a fit evaluates the log-density
+#: of the same responses hundreds of times; gammaln is the costly part of a Poisson's or
+#: binomial's value).
+LFACTORIAL_MEMORY = 4
+_LFACTORIALS: list[tuple[np.ndarray, np.ndarray]] = []
+
+
 def lfactorial(y: np.ndarray) -> np.ndarray:
-    return special.gammaln(y + 1.0)
+    """``log y!`` (``gammaln(y + 1)``), remembered for the last :data:`LFACTORIAL_MEMORY`
+    vectors of values (compared entry by entry: far cheaper than gammaln; grids of series
+    densities, 2-D, are not remembered)."""
+    y = np.asarray(y, dtype=float)
+    if y.ndim != 1:
+        return special.gammaln(y + 1.0)
+    for seen, value in _LFACTORIALS:
+        if seen.shape == y.shape and np.array_equal(seen, y):
+            return value
+    value = special.gammaln(y + 1.0)
+    value.flags.writeable = False
+    _LFACTORIALS.insert(0, (y.copy(), value))
+    del _LFACTORIALS[LFACTORIAL_MEMORY:]
+    return value
 
 
 def _clip_phi(x: float) -> float:
@@ -57,15 +77,19 @@ def _clip_phi(x: float) -> float:
     return float(np.clip(x, lo, hi)) if np.isfinite(x) else 1.0
 
 
-def nb_log_density(y: np.ndarray, log_mu: jt.Jet, t: jt.Jet) -> jt.Jet:
+def nb_log_density(y: np.ndarray, log_mu: jt.Jet, t: jt.Jet, k: jt.Jet | None = None
+                   ) -> jt.Jet:
     r"""Negative binomial log-pmf from ``log mu`` and ``t = log((Var - mu)/mu)`` (module
-    docstring)."""
-    k = jt.exp(log_mu - t)
+    docstring); the size ``k = mu exp(-t)`` may be given when it is a parameter itself
+    (``nbinom2``: ``k = phi``, a single value without a dispersion model)."""
+    if k is None:
+        k = jt.exp(log_mu - t)
     return jt.lgamma_diff(k, y) - lfactorial(y) - (k + y) * jt.softplus(t) + t * y
 
 
 class _CountFamily(ResponseFamily):
     discrete = True
+    supports_sparse = True
     point_mass_at_zero = True
     mu_links = _COUNT_LINKS
 
@@ -167,6 +191,10 @@ class _NegBin(_CountFamily):
     def _t(self, params) -> jt.Jet:
         raise NotImplementedError
 
+    def _k(self, params) -> jt.Jet | None:
+        """The size ``k`` when it is a parameter (None: computed from ``t``)."""
+        return None
+
     def _size_prob(self, params):
         """Plain-array size ``k`` and success probability ``k / (k + mu)``."""
         mu = np.asarray(params["mu"], dtype=float)
@@ -175,7 +203,7 @@ class _NegBin(_CountFamily):
         return k, k / (k + mu)
 
     def _log_density(self, y, params, size):
-        return nb_log_density(y, params["mu"].log(), self._t(params))
+        return nb_log_density(y, params["mu"].log(), self._t(params), self._k(params))
 
     def mean(self, params, size=None):
         return np.asarray(params["mu"], dtype=float)
@@ -207,6 +235,9 @@ class NBinom2(_NegBin):
 
     def _t(self, params):
         return params["mu"].log() - params["phi"].log()
+
+    def _k(self, params):
+        return params["phi"]
 
     def variance(self, mu, phi=None, extras=None, size=None):
         mu = np.asarray(mu, dtype=float)
@@ -306,6 +337,7 @@ class Binomial(ResponseFamily):
     discrete = True
     point_mass_at_zero = True
     needs_size = True
+    supports_sparse = True
 
     def _log_density(self, y, params, size):
         mu = params["mu"]

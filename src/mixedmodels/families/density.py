@@ -38,12 +38,15 @@ from .._errors import DataError, FormulaError
 from . import jet as jt
 from .family import NonIntegerCountWarning
 from .links import BoundedLogit, Link, make_link
+from .sparse_jet import SparseJet
+from .sparse_jet import focus as sparse_focus
 
 __all__ = [
     "INTEGER_TOL",
     "ModelDensity",
     "Parameter",
     "ResponseFamily",
+    "SparseParameter",
     "binomial_response",
     "make_param_link",
     "param_links",
@@ -67,7 +70,120 @@ def make_param_link(link) -> Link:
     return make_link(link)
 
 
-class Parameter(jt.Jet):
+class _Linked:
+    """What :class:`Parameter` and :class:`SparseParameter` share: the natural parameter
+    of one channel as a jet of its linear predictor, with the link's accurate forms of
+    its transforms. ``_jet_type`` is the storage (:class:`~mixedmodels.families.jet.Jet`
+    or :class:`~mixedmodels.families.sparse_jet.SparseJet`)."""
+
+    __slots__ = ()
+    _jet_type: type
+
+    def __init__(self, link: Link, eta, index: int, m: int, order: int,
+                 constant: bool = False):
+        self.constant = bool(constant)
+        self.link = link
+        self.index = index
+        self._eta = np.asarray(eta, dtype=float)
+        self._cache: dict = {}
+        self._set_base(m, order)
+
+    def _make_base(self, m: int, order: int):
+        """``g^{-1}(eta)`` as a jet of the storage type (zero derivatives if constant)."""
+        jet_type, eta = self._jet_type, self._eta
+        with np.errstate(all="ignore"):
+            d = self.link.inverse_derivatives(eta, 0 if self.constant else order)
+        if self.constant:
+            return jet_type.constant(d[0], m, order)
+        return jet_type.univariate(d[0], d[1:], self.index, m, order)
+
+    def _set_base(self, m: int, order: int) -> None:
+        base = self._make_base(m, order)
+        for name in self._jet_type.__slots__:
+            setattr(self, name, getattr(base, name))
+
+    def _cached(self, key, make):
+        # jets are immutable, so each transform is computed once per parameter
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    @property
+    def eta(self) -> jt.JetBase:
+        """The channel's linear predictor as an independent variable."""
+        jet_type = self._jet_type
+        if self.constant:
+            return self._cached("eta", lambda: jet_type.constant(self._eta, self.m,
+                                                                 self.order))
+        return self._cached("eta", lambda: jet_type.variable(self._eta, self.index,
+                                                             self.m, self.order))
+
+    def log(self):
+        """``log mu`` in the link's accurate form (``eta`` itself for the log link).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
+        return self._cached("log", lambda: self.link.log_inverse_jet(self.eta))
+
+    def log1m(self):
+        """``log(1 - mu)`` in the link's accurate form (``-softplus(eta)`` for the logit).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
+        return self._cached("log1m", lambda: self.link.log1m_inverse_jet(self.eta))
+
+    def complement(self):
+        """``1 - mu`` in the link's accurate form (``expit(-eta)`` for the logit).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
+        return self._cached("complement", lambda: self.link.complement_jet(self.eta))
+
+    def logit(self):
+        """``log(mu / (1 - mu))`` (``eta`` itself for the logit link).
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
+        return self._cached("logit", lambda: self.link.logit_inverse_jet(self.eta))
+
+    def above(self, lower):
+        """``mu - lower``, accurate near the bound for links confined above it.
+
+        Parameters
+        ----------
+        lower : float
+            The bound.
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
+        return self.link.above_jet(self.eta, lower)
+
+    def below(self, upper):
+        """``upper - mu``, accurate near the bound for links confined below it.
+
+        Parameters
+        ----------
+        upper : float
+            The bound.
+
+        Returns
+        -------
+        Jet or SparseJet
+        """
+        return self.link.below_jet(self.eta, upper)
+
+
+class Parameter(_Linked, jt.Jet):
     """The jet of a natural parameter ``g^{-1}(eta)`` of one channel, which remembers its
     link so that ``log``, ``log1m``, ``complement``, ``above`` and ``below`` use the link's
     accurate forms (``log mu = eta`` for the log link, ``1 - mu = expit(-eta)`` for the
@@ -90,50 +206,37 @@ class Parameter(jt.Jet):
     """
 
     __slots__ = ("_cache", "_eta", "constant", "index", "link")
+    _jet_type = jt.Jet
 
-    def __init__(self, link: Link, eta, index: int, m: int, order: int,
-                 constant: bool = False):
-        eta = np.asarray(eta, dtype=float)
-        self.constant = bool(constant)
-        with np.errstate(all="ignore"):
-            d = link.inverse_derivatives(eta, 0 if constant else order)
-        base = jt.Jet.constant(d[0], m, order) if constant else \
-            jt.Jet.univariate(d[0], d[1:], index, m, order)
-        super().__init__(base.v, base.g1, base.g2, base.g3, m=m, order=order)
-        self.link = link
-        self.index = index
-        self._eta = eta
-        self._cache: dict = {}
 
-    def _cached(self, key, make):
-        # jets are immutable, so each transform is computed once per parameter
-        if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
+class SparseParameter(_Linked, SparseJet):
+    """:class:`Parameter` stored as a :class:`~mixedmodels.families.sparse_jet.SparseJet`
+    (same parameters)."""
+
+    __slots__ = ("_cache", "_eta", "_vd", "constant", "index", "link")
+    _jet_type = SparseJet
+
+    # the parameter's own value and derivatives are computed when first used (many
+    # densities use only transforms such as ``log mu = eta``, ``log pi``)
+    def _set_base(self, m: int, order: int) -> None:
+        self.m, self.order = m, order
+        self._vd = None
+
+    def _value_entries(self):
+        if self._vd is None:
+            base = self._make_base(self.m, self.order)
+            self._vd = (base.v, base.d)
+        return self._vd
 
     @property
-    def eta(self) -> jt.Jet:
-        """The channel's linear predictor as an independent variable."""
-        if self.constant:
-            return self._cached("eta", lambda: jt.Jet.constant(self._eta, self.m,
-                                                               self.order))
-        return self._cached("eta", lambda: jt.Jet.variable(self._eta, self.index, self.m,
-                                                           self.order))
+    def v(self) -> np.ndarray:
+        """Values ``g^{-1}(eta)``."""
+        return self._value_entries()[0]
 
-    def log(self):
-        return self._cached("log", lambda: self.link.log_inverse_jet(self.eta))
-
-    def log1m(self):
-        return self._cached("log1m", lambda: self.link.log1m_inverse_jet(self.eta))
-
-    def complement(self):
-        return self._cached("complement", lambda: self.link.complement_jet(self.eta))
-
-    def above(self, lower):
-        return self.link.above_jet(self.eta, lower)
-
-    def below(self, upper):
-        return self.link.below_jet(self.eta, upper)
+    @property
+    def d(self) -> dict:
+        """Derivative entries of ``g^{-1}(eta)``."""
+        return self._value_entries()[1]
 
 
 def weighted_mean(x, w=None) -> float:
@@ -233,6 +336,10 @@ class ResponseFamily:
     point_mass_at_zero: bool = False
     #: ``y`` are successes out of ``size`` trials
     needs_size: bool = False
+    #: :meth:`_log_density` uses only the generic jet operations (arithmetic, ``chain``
+    #: and the functions of :mod:`~mixedmodels.families.jet` built on them), so it runs
+    #: on sparse jets too (:meth:`ModelDensity.evaluate`'s fast path)
+    supports_sparse: bool = False
 
     def __init__(self, link: str | Link | None = None):
         lk = make_param_link(self.default_links["mu"] if link is None else link)
@@ -598,9 +705,17 @@ class ModelDensity:
             c: make_param_link(links[c]) if c in links else family.parameter_link(c)
             for c in self.channels}
 
-    def parameters(self, etas: Mapping, n: int, order: int, wrt=None) -> dict[str, jt.Jet]:
+    @property
+    def sparse(self) -> bool:
+        """Whether :meth:`evaluate` uses sparse jets by default (the family's
+        ``supports_sparse``)."""
+        return bool(getattr(self.family, "supports_sparse", False))
+
+    def parameters(self, etas: Mapping, n: int, order: int, wrt=None,
+                   sparse: bool = False) -> dict[str, jt.JetBase]:
         """Natural parameters as :class:`Parameter` jets over the channels (or over the
-        channels ``wrt`` only, the others held constant).
+        channels ``wrt`` only, the others held constant); :class:`SparseParameter` jets
+        with ``sparse=True``.
 
         Parameters
         ----------
@@ -612,21 +727,32 @@ class ModelDensity:
             Derivative order.
         wrt : sequence of str, optional
             The channels to differentiate (default: all, in :attr:`channels` order).
+        sparse : bool
+            Sparse jets instead of dense ones.
 
         Returns
         -------
-        dict of Parameter
+        dict of Parameter or SparseParameter
         """
         wrt = self.channels if wrt is None else tuple(wrt)
         m = len(wrt)
         missing = [c for c in self.channels if c not in etas]
         if missing:
             raise ValueError(f"linear predictors missing for channels {missing}")
-        return {c: Parameter(self.links[c],
-                             np.broadcast_to(np.asarray(etas[c], dtype=float), (n,)),
-                             wrt.index(c) if c in wrt else 0, m, order,
-                             constant=c not in wrt)
-                for c in self.channels}
+        unknown = [c for c in wrt if c not in self.channels]
+        if unknown:
+            raise ValueError(f"wrt names channels {unknown} that the {self.family.name} "
+                             f"family does not have; its channels are "
+                             f"{list(self.channels)}")
+        kind = SparseParameter if sparse else Parameter
+        out = {}
+        for c in self.channels:
+            eta = np.asarray(etas[c], dtype=float)
+            if eta.shape != (n,):
+                eta = np.broadcast_to(eta, (n,))
+            out[c] = kind(self.links[c], eta, wrt.index(c) if c in wrt else 0, m, order,
+                          constant=c not in wrt)
+        return out
 
     def natural_parameters(self, etas: Mapping, n: int | None = None) -> dict[str, np.ndarray]:
         """Natural parameters as arrays (for ``mean``, ``sample``, ``cdf``).
@@ -652,7 +778,7 @@ class ModelDensity:
         return out
 
     def evaluate(self, y, etas: Mapping, weights=None, size=None, order: int = 2,
-                 wrt=None) -> jt.Jet:
+                 wrt=None, engine: str = "auto", focus=None) -> jt.Jet:
         """``w_i l_i`` and its derivatives with respect to the channels' linear
         predictors.
 
@@ -672,6 +798,17 @@ class ModelDensity:
             Differentiate with respect to these channels only (fewer variables cost
             less: the inner problem of the Laplace engine needs only the channels with
             random effects).
+        engine : {"auto", "sparse", "dense"}
+            Jet storage: ``"sparse"`` (:class:`~mixedmodels.families.sparse_jet.SparseJet`,
+            several times faster: only the distinct nonzero derivative entries are
+            computed) or ``"dense"`` (:class:`~mixedmodels.families.jet.Jet`, every
+            family). ``"auto"`` is sparse for the families that support it
+            (:attr:`sparse`). Both give the same numbers up to rounding.
+        focus : sequence of str, optional
+            Channels (among those differentiated) in focus: only the derivatives with at
+            most one index outside them are computed, the others are returned as zeros
+            (the Laplace gradient needs the third derivatives along the random-effects
+            channels only; fewer entries cost less with the sparse engine).
 
         Returns
         -------
@@ -681,9 +818,27 @@ class ModelDensity:
         """
         if not 0 <= order <= jt.MAX_ORDER:
             raise ValueError(f"order must be 0..{jt.MAX_ORDER}, got {order}")
+        if engine not in ("auto", "sparse", "dense"):
+            raise ValueError(f"engine must be 'auto', 'sparse' or 'dense', got {engine!r}")
+        sparse = self.sparse if engine == "auto" else engine == "sparse"
+        if sparse and not self.sparse:
+            raise ValueError(f"the {self.family.label()} family has no sparse-jet "
+                             "log-density; use engine='dense' or 'auto'")
         y = np.asarray(y, dtype=float)
-        params = self.parameters(etas, y.shape[0], order, wrt)
-        return self.family.log_density(y, params, weights=weights, size=size)
+        names = self.channels if wrt is None else tuple(wrt)
+        if focus is not None:
+            unknown = [c for c in focus if c not in names]
+            if unknown:
+                raise ValueError(f"focus names channels {unknown} that are not "
+                                 f"differentiated; they are {list(names)}")
+            focus = [names.index(c) for c in focus]
+        params = self.parameters(etas, y.shape[0], order, wrt, sparse=sparse)
+        if not sparse:
+            out = self.family.log_density(y, params, weights=weights, size=size)
+            return out if focus is None else _outside_focus_zeroed(out, focus)
+        with sparse_focus(focus):
+            out = self.family.log_density(y, params, weights=weights, size=size)
+        return out.to_jet()
 
     def log_density_value(self, y, etas: Mapping, weights=None, size=None) -> np.ndarray:
         """``w_i l_i`` without derivatives.
@@ -728,3 +883,21 @@ class ModelDensity:
     def __repr__(self) -> str:
         links = ", ".join(f"{c}={lk.name}" for c, lk in self.links.items())
         return f"ModelDensity({self.family!r}, {links})"
+
+
+def _outside_focus_zeroed(jet: jt.Jet, focus) -> jt.Jet:
+    """``jet`` with its derivative entries of more than one index outside ``focus`` set to
+    zero (what the sparse engine leaves out under a focus)."""
+    inside = np.zeros(jet.m, dtype=int)
+    inside[list(focus)] = 1
+    outside = 1 - inside
+    arrays = [jet.g1]
+    for k, g in ((2, jet.g2), (3, jet.g3)):
+        if g is None:
+            arrays.append(None)
+            continue
+        count = sum(np.expand_dims(outside, tuple(j for j in range(k) if j != ax))
+                    for ax in range(k))
+        keep = (count <= 1).reshape(count.shape + (1,) * (g.ndim - k))
+        arrays.append(g * keep)
+    return jt.Jet(jet.v, *arrays[:jet.order], m=jet.m, order=jet.order)

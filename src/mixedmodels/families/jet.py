@@ -39,13 +39,16 @@ from ._special import (
     LOG_2PI,
     STIRLING_SERIES_MIN,
     expit_pair,
-    polygamma_fast,
+    lgamma_derivatives,
+    lgamma_diff_counts,
+    logistic_parts,
     softplus_value,
-    stirling_remainder,
+    stirling_derivatives,
 )
 
 __all__ = [
     "Jet",
+    "JetBase",
     "compose",
     "cumulant_jet",
     "expm1",
@@ -86,6 +89,13 @@ def _expand(a: np.ndarray | None, nvar: int, batch: tuple[int, ...]) -> np.ndarr
     return np.broadcast_to(a, shape)
 
 
+def _variables_last(g: np.ndarray, k: int) -> np.ndarray:
+    """The view of ``g`` with its ``k`` leading variable axes moved last (``moveaxis``
+    without its argument checks: the engine reads these views many times per fit)."""
+    nd = g.ndim
+    return g.transpose((*range(k, nd), *range(k)))
+
+
 def _sym3(x2: np.ndarray, y1: np.ndarray) -> np.ndarray:
     r"""``y_a x_bc + y_b x_ac + y_c x_ab`` (a symmetric ``x2`` and a vector ``y1``)."""
     t = y1[:, None, None] * x2[None, :, :]
@@ -93,7 +103,213 @@ def _sym3(x2: np.ndarray, y1: np.ndarray) -> np.ndarray:
     return t + t.transpose((1, 0, 2, *rest)) + t.transpose((1, 2, 0, *rest))
 
 
-class Jet:
+class JetBase:
+    """What every jet type shares: the operators and elementary functions written in
+    terms of :meth:`chain`, ``+``, ``*`` and unary ``-``, which each storage implements
+    (:class:`Jet` dense; :class:`~mixedmodels.families.sparse_jet.SparseJet` symmetric and
+    sparse). Module functions (``exp``, ``where``, ``lgamma_diff``...) accept either."""
+
+    __slots__ = ()
+    #: numpy defers binary operations with a jet to the jet's reflected methods
+    __array_ufunc__ = None
+    v: np.ndarray
+    m: int
+    order: int
+
+    def chain(self, f1, f2=None, f3=None, f0=None):
+        """``f(self)`` for a univariate ``f`` from its derivatives at ``self.v`` (the chain
+        rule of the module docstring); each storage implements it.
+
+        Parameters
+        ----------
+        f1, f2, f3 : array_like
+            First, second and third derivatives of ``f`` at ``self.v`` (those above the
+            jet's order may be None).
+        f0 : array_like
+            ``f(self.v)``.
+
+        Returns
+        -------
+        JetBase
+            A jet of the same storage.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def _where(cls, mask, a, b):
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Batch shape ``B`` (the shape of ``v``)."""
+        return self.v.shape
+
+    @property
+    def active_order(self) -> int:
+        """The derivative order of ``f`` that :meth:`chain` needs for ``f(self)``:
+        ``order``, or 0 for a jet known to have no derivatives (expensive ``f`` 's skip
+        their derivatives then)."""
+        return self.order
+
+    def __pos__(self):
+        return self
+
+    def __radd__(self, other):
+        return self + other
+
+    def __rmul__(self, other):
+        return self * other
+
+    def __sub__(self, other):
+        return self + (-other)
+
+    def __rsub__(self, other):
+        return (-self) + other
+
+    def __truediv__(self, other):
+        if isinstance(other, JetBase):
+            return self * other.reciprocal()
+        return self * (1.0 / _arr(other))
+
+    def __rtruediv__(self, other):
+        return self.reciprocal() * other
+
+    def __pow__(self, p):
+        if isinstance(p, JetBase):
+            return exp(p * self.log())
+        p = float(p)
+        if p == 1.0:
+            return self
+        if p == 2.0:
+            return self.square()
+        if p == -1.0:
+            return self.reciprocal()
+        if p == 0.5:
+            return self.sqrt()
+        x = self.v
+        with np.errstate(all="ignore"):
+            return self.chain(p * x ** (p - 1.0), p * (p - 1.0) * x ** (p - 2.0),
+                              p * (p - 1.0) * (p - 2.0) * x ** (p - 3.0), f0=x ** p)
+
+    def __rpow__(self, base):
+        return exp(self * np.log(_arr(base)))
+
+    # -- elementary functions as methods --------------------------------------------
+    def square(self):
+        """``x^2``.
+
+        Returns
+        -------
+        JetBase
+        """
+        x = self.v
+        return self.chain(2.0 * x, 2.0, 0.0, f0=x * x)
+
+    def reciprocal(self):
+        """``1 / x``.
+
+        Returns
+        -------
+        JetBase
+        """
+        with np.errstate(all="ignore"):
+            r = 1.0 / self.v
+            r2 = r * r
+        return self.chain(-r2, 2.0 * r2 * r, -6.0 * r2 * r2, f0=r)
+
+    def exp(self):
+        """``exp(x)``.
+
+        Returns
+        -------
+        JetBase
+        """
+        return exp(self)
+
+    def log(self):
+        """``log(x)`` (linked parameters override it with the link's accurate form).
+
+        Returns
+        -------
+        JetBase
+        """
+        return log(self)
+
+    def log1p(self):
+        """``log(1 + x)``.
+
+        Returns
+        -------
+        JetBase
+        """
+        return log1p(self)
+
+    def sqrt(self):
+        """``sqrt(x)``.
+
+        Returns
+        -------
+        JetBase
+        """
+        return sqrt(self)
+
+    def log1m(self):
+        """``log(1 - x)`` (linked parameters override it with a stable form).
+
+        Returns
+        -------
+        JetBase
+        """
+        return log1p(-self)
+
+    def complement(self):
+        """``1 - x`` (linked parameters override it with a stable form).
+
+        Returns
+        -------
+        JetBase
+        """
+        return 1.0 - self
+
+    def logit(self):
+        """``log(x / (1 - x))``.
+
+        Returns
+        -------
+        JetBase
+        """
+        return self.log() - self.log1m()
+
+    def above(self, lower: float):
+        """``x - lower`` (linked parameters with that bound override it).
+
+        Parameters
+        ----------
+        lower : float
+            The bound.
+
+        Returns
+        -------
+        JetBase
+        """
+        return self - lower
+
+    def below(self, upper: float):
+        """``upper - x`` (linked parameters with that bound override it).
+
+        Parameters
+        ----------
+        upper : float
+            The bound.
+
+        Returns
+        -------
+        JetBase
+        """
+        return upper - self
+
+
+class Jet(JetBase):
     """Values and derivatives up to ``order`` with respect to ``m`` variables.
 
     Parameters
@@ -110,8 +326,6 @@ class Jet:
     """
 
     __slots__ = ("g1", "g2", "g3", "m", "order", "v")
-    #: numpy defers binary operations with a Jet to the Jet's reflected methods
-    __array_ufunc__ = None
 
     def __init__(self, v, g1=None, g2=None, g3=None, *, m: int, order: int):
         self.v = _arr(v)
@@ -199,24 +413,19 @@ class Jet:
 
     # -- observation-first views ------------------------------------------------------
     @property
-    def shape(self) -> tuple[int, ...]:
-        """Batch shape ``B`` (the shape of ``v``)."""
-        return self.v.shape
-
-    @property
     def d1(self) -> np.ndarray | None:
         """First derivatives, shape ``(*B, m)`` (a view)."""
-        return None if self.g1 is None else np.moveaxis(self.g1, 0, -1)
+        return None if self.g1 is None else _variables_last(self.g1, 1)
 
     @property
     def d2(self) -> np.ndarray | None:
         """Second derivatives, shape ``(*B, m, m)`` (a view)."""
-        return None if self.g2 is None else np.moveaxis(self.g2, (0, 1), (-2, -1))
+        return None if self.g2 is None else _variables_last(self.g2, 2)
 
     @property
     def d3(self) -> np.ndarray | None:
         """Third derivatives, shape ``(*B, m, m, m)`` (a view)."""
-        return None if self.g3 is None else np.moveaxis(self.g3, (0, 1, 2), (-3, -2, -1))
+        return None if self.g3 is None else _variables_last(self.g3, 3)
 
     def derivatives(self) -> list[np.ndarray]:
         """The derivative arrays carried.
@@ -260,8 +469,14 @@ class Jet:
         return Jet(self.v[idx], *out, m=self.m, order=self.order)
 
     # -- helpers ----------------------------------------------------------------------
+    def _with_value(self, v) -> Jet:
+        """The same derivatives with other values (a more accurate form of the value)."""
+        return Jet(v, self.g1, self.g2, self.g3, m=self.m, order=self.order)
+
     def _other(self, other):
         """(other as Jet-compatible, joint batch shape, joint order)."""
+        if isinstance(other, JetBase) and not isinstance(other, Jet):
+            raise TypeError(f"a Jet and a {type(other).__name__} do not mix")
         if isinstance(other, Jet):
             if other.m != self.m:
                 raise ValueError(f"jets over {self.m} and {other.m} variables do not mix")
@@ -303,9 +518,6 @@ class Jet:
         return Jet(-self.v, *[None if g is None else -g for g in (self.g1, self.g2, self.g3)],
                    m=self.m, order=self.order)
 
-    def __pos__(self) -> Jet:
-        return self
-
     def __add__(self, other) -> Jet:
         o, batch, k = self._other(other)
         if not isinstance(o, Jet):
@@ -316,14 +528,6 @@ class Jet:
         gs = [a.g1 + b.g1 if k >= 1 else None, a.g2 + b.g2 if k >= 2 else None,
               a.g3 + b.g3 if k >= 3 else None]
         return Jet(self.v + o.v, *gs, m=self.m, order=k)
-
-    __radd__ = __add__
-
-    def __sub__(self, other) -> Jet:
-        return self + (-other)
-
-    def __rsub__(self, other) -> Jet:
-        return (-self) + other
 
     def __mul__(self, other) -> Jet:
         o, batch, k = self._other(other)
@@ -344,153 +548,22 @@ class Jet:
             g3 = (f.g3 * g.v + f.v * g.g3 + _sym3(f.g2, g.g1) + _sym3(g.g2, f.g1))
         return Jet(v, g1, g2, g3, m=self.m, order=k)
 
-    __rmul__ = __mul__
-
-    def __truediv__(self, other) -> Jet:
-        if isinstance(other, Jet):
-            return self * other.reciprocal()
-        return self * (1.0 / _arr(other))
-
-    def __rtruediv__(self, other) -> Jet:
-        return self.reciprocal() * other
-
-    def __pow__(self, p) -> Jet:
-        if isinstance(p, Jet):
-            return exp(p * self.log())
-        p = float(p)
-        if p == 1.0:
-            return self
-        if p == 2.0:
-            return self.square()
-        if p == -1.0:
-            return self.reciprocal()
-        if p == 0.5:
-            return self.sqrt()
-        x = self.v
-        with np.errstate(all="ignore"):
-            return self.chain(p * x ** (p - 1.0), p * (p - 1.0) * x ** (p - 2.0),
-                              p * (p - 1.0) * (p - 2.0) * x ** (p - 3.0), f0=x ** p)
-
-    def __rpow__(self, base) -> Jet:
-        return exp(self * np.log(_arr(base)))
-
-    # -- elementary functions as methods --------------------------------------------
-    def square(self) -> Jet:
-        """``x^2``.
-
-        Returns
-        -------
-        Jet
-        """
-        x = self.v
-        return self.chain(2.0 * x, 2.0, 0.0, f0=x * x)
-
-    def reciprocal(self) -> Jet:
-        """``1 / x``.
-
-        Returns
-        -------
-        Jet
-        """
-        with np.errstate(all="ignore"):
-            r = 1.0 / self.v
-            r2 = r * r
-        return self.chain(-r2, 2.0 * r2 * r, -6.0 * r2 * r2, f0=r)
-
-    def exp(self) -> Jet:
-        """``exp(x)``.
-
-        Returns
-        -------
-        Jet
-        """
-        return exp(self)
-
-    def log(self) -> Jet:
-        """``log(x)`` (linked parameters override it with the link's accurate form).
-
-        Returns
-        -------
-        Jet
-        """
-        return log(self)
-
-    def log1p(self) -> Jet:
-        """``log(1 + x)``.
-
-        Returns
-        -------
-        Jet
-        """
-        return log1p(self)
-
-    def sqrt(self) -> Jet:
-        """``sqrt(x)``.
-
-        Returns
-        -------
-        Jet
-        """
-        return sqrt(self)
-
-    def log1m(self) -> Jet:
-        """``log(1 - x)`` (linked parameters override it with a stable form).
-
-        Returns
-        -------
-        Jet
-        """
-        return log1p(-self)
-
-    def complement(self) -> Jet:
-        """``1 - x`` (linked parameters override it with a stable form).
-
-        Returns
-        -------
-        Jet
-        """
-        return 1.0 - self
-
-    def logit(self) -> Jet:
-        """``log(x / (1 - x))``.
-
-        Returns
-        -------
-        Jet
-        """
-        return self.log() - self.log1m()
-
-    def above(self, lower: float) -> Jet:
-        """``x - lower`` (linked parameters with that bound override it).
-
-        Parameters
-        ----------
-        lower : float
-            The bound.
-
-        Returns
-        -------
-        Jet
-        """
-        return self - lower
-
-    def below(self, upper: float) -> Jet:
-        """``upper - x`` (linked parameters with that bound override it).
-
-        Parameters
-        ----------
-        upper : float
-            The bound.
-
-        Returns
-        -------
-        Jet
-        """
-        return upper - self
+    @classmethod
+    def _where(cls, mask, a, b) -> Jet:
+        k = min(x.order for x in (a, b) if isinstance(x, Jet))
+        jet = a if isinstance(a, Jet) else b
+        batch = np.broadcast_shapes(mask.shape, _value(a).shape, _value(b).shape)
+        out = [np.where(mask, _value(a), _value(b))]
+        for i in range(1, k + 1):
+            ga = a.derivatives()[i - 1] if isinstance(a, Jet) else 0.0
+            gb = b.derivatives()[i - 1] if isinstance(b, Jet) else 0.0
+            g = np.where(mask, ga, gb)
+            out.append(_expand(g, i, batch) if g.ndim else np.zeros((jet.m,) * i + batch))
+        return Jet(out[0], *out[1:], m=jet.m, order=k)
 
 
 # -- univariate elementary functions ------------------------------------------------
-def _chain(x: Jet, f0, f1, f2=None, f3=None) -> Jet:
+def _chain(x: JetBase, f0, f1=None, f2=None, f3=None) -> JetBase:
     return x.chain(f1, f2, f3, f0=f0)
 
 
@@ -533,37 +606,46 @@ def sqrt(x: Jet) -> Jet:
 
 def gammaln(x: Jet) -> Jet:
     """``log Gamma(x)``, ``x > 0``; derivatives digamma, trigamma, tetragamma."""
-    v = x.v
-    k = x.order
+    return _chain(x, *_once(lgamma_derivatives, x.v, x.active_order))
+
+
+def _once(fn, v: np.ndarray, order: int) -> list:
+    """``fn(v, order)``, evaluated at one element when ``v`` repeats one value (the
+    derivatives then stay of shape (1,), which broadcasts; the value gets ``v`` 's
+    shape)."""
     with np.errstate(all="ignore"):
-        return _chain(x, special.gammaln(v), special.psi(v) if k >= 1 else None,
-                      polygamma_fast(1, v) if k >= 2 else None,
-                      polygamma_fast(2, v) if k >= 3 else None)
+        if not _repeats_one_value(v):
+            return fn(v, order)
+        res = fn(v.reshape(-1)[:1], order)
+    return [np.full(v.shape, res[0][0]), *res[1:]]
 
 
 def stirling_rem(x: Jet) -> Jet:
     r"""Stirling remainder ``log Gamma(x) - (x - 1/2) log x + x - log(2 pi)/2`` (small for
     large ``x``; see :mod:`mixedmodels.families._special`)."""
-    k = x.order
-    with np.errstate(all="ignore"):
-        d = [stirling_remainder(x.v, i) if i <= k else None for i in range(4)]
-    return _chain(x, *d)
+    return _chain(x, *_once(stirling_derivatives, x.v, x.active_order))
 
 
 def softplus(x: Jet) -> Jet:
     r"""``log(1 + exp(x))``, stable for all ``x``; derivatives ``s, s(1-s), ...`` with
     ``s = expit(x)`` and ``1 - s`` computed as ``expit(-x)`` (no cancellation)."""
     v = x.v
-    if x.order == 0:
-        return Jet(softplus_value(v), m=x.m, order=0)
-    s, sm = expit_pair(v)
+    if x.active_order == 0:
+        return _chain(x, softplus_value(v), None)
+    s, sm, tail = logistic_parts(v)
     f2 = s * sm
-    return _chain(x, softplus_value(v), s, f2, f2 * (sm - s))
+    return _chain(x, np.maximum(v, 0.0) + tail, s, f2, f2 * (sm - s))
 
 
 def log_sigmoid(x: Jet) -> Jet:
-    """``log(expit(x)) = -softplus(-x)``."""
-    return -softplus(-x)
+    r"""``log(expit(x)) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|))``; derivatives
+    ``1 - s``, ``-s(1 - s)``, ``s(1 - s)(2s - 1)`` with ``s = expit(x)``."""
+    v = x.v
+    if x.active_order == 0:
+        return _chain(x, -softplus_value(-v), None)
+    s, sm, tail = logistic_parts(v)
+    f2 = sm * s
+    return _chain(x, np.minimum(v, 0.0) - tail, sm, -f2, f2 * (s - sm))
 
 
 def sigmoid(x: Jet) -> Jet:
@@ -604,38 +686,61 @@ def log_ndtr(x: Jet) -> Jet:
 
 # -- combinations -------------------------------------------------------------------
 def _value(x):
-    return x.v if isinstance(x, Jet) else _arr(x)
+    return x.v if isinstance(x, JetBase) else _arr(x)
 
 
-def where(mask, a, b) -> Jet:
-    """Elementwise ``a`` where ``mask`` else ``b`` (jets or arrays; at least one jet)."""
-    jet = a if isinstance(a, Jet) else b
-    if not isinstance(jet, Jet):
+def where(mask, a, b) -> JetBase:
+    """Elementwise ``a`` where ``mask`` else ``b`` (jets or arrays; at least one jet, and
+    jets of one storage type)."""
+    jet = a if isinstance(a, JetBase) else b
+    if not isinstance(jet, JetBase):
         raise TypeError("where() needs at least one Jet")
-    mask = np.asarray(mask, dtype=bool)
-    k = min(x.order for x in (a, b) if isinstance(x, Jet))
-    batch = np.broadcast_shapes(mask.shape, _value(a).shape, _value(b).shape)
-    out = [np.where(mask, _value(a), _value(b))]
-    for i in range(1, k + 1):
-        ga = a.derivatives()[i - 1] if isinstance(a, Jet) else 0.0
-        gb = b.derivatives()[i - 1] if isinstance(b, Jet) else 0.0
-        g = np.where(mask, ga, gb)
-        out.append(_expand(g, i, batch) if g.ndim else np.zeros((jet.m,) * i + batch))
-    return Jet(out[0], *out[1:], m=jet.m, order=k)
+    other = b if jet is a else a
+    if isinstance(other, JetBase) and type(other)._where != type(jet)._where:
+        raise TypeError(f"where() of a {type(a).__name__} and a {type(b).__name__}")
+    return type(jet)._where(np.asarray(mask, dtype=bool), a, b)
 
 
-def logaddexp(a, b) -> Jet:
-    """``log(exp(a) + exp(b))`` without overflow (jets or arrays)."""
+def logaddexp(a, b, diff=None) -> JetBase:
+    r"""``L = log(exp(a) + exp(b))`` without overflow (jets or arrays).
+
+    With ``d = b - a`` and the weights ``p_a = expit(-d)``, ``p_b = expit(d)`` (each
+    computed without cancellation), the derivatives are those of ``a + softplus(d)``
+    arranged as
+
+    .. math::
+
+        L_K = p_a a_K + p_b b_K + [\text{the } f'' \text{ and } f''' \text{ terms of }
+        \mathrm{softplus}(d)]_K, \qquad f'' = p_a p_b, \quad f''' = p_a p_b (p_a - p_b),
+
+    a weighted mean of the two terms' derivatives (no cancellation whichever dominates);
+    the value is ``max(a, b) + softplus(-|d|)``.
+
+    Parameters
+    ----------
+    a, b : Jet or array_like
+        The terms (at least one a jet).
+    diff : Jet, optional
+        ``b - a`` when a form of it is known that is exact or cheaper (e.g.
+        ``log(1 - pi) - log(pi) = -eta`` for the logit link).
+
+    Returns
+    -------
+    Jet
+    """
     av, bv = _value(a), _value(b)
-    first = av >= bv
-    hi, lo = where(first, a, b), where(first, b, a)
     with np.errstate(invalid="ignore"):
-        d = lo - hi
-    # both -inf: the sum is -inf; keep the softplus argument finite
-    both_inf = ~np.isfinite(hi.v) & (hi.v < 0)
-    if np.any(both_inf):
-        d = where(both_inf, np.full(d.shape, -np.inf), d)
-    return hi + softplus(d)
+        d = b - a if diff is None else diff
+        hi = np.maximum(av, bv)
+        if not np.isfinite(hi).all():
+            # both -inf: the sum is -inf; keep the softplus argument finite
+            both_inf = ~np.isfinite(hi) & (hi < 0)
+            if both_inf.any():
+                d = where(both_inf, np.full(d.shape, -np.inf), d)
+        pb, pa, tail = logistic_parts(d.v)
+        f2 = pa * pb
+        out = a * pa + b * pb + d.chain(0.0, f2, f2 * (pa - pb), f0=0.0)
+        return out._with_value(hi + tail)
 
 
 def _x_times(f, x, y: Jet, neutral: float) -> Jet:
@@ -671,19 +776,88 @@ def lgamma_diff(a: Jet, y) -> Jet:
     with ``r`` the Stirling remainder, whose derivatives stay accurate too.
     """
     y = _arr(y)
-    big = a.v >= STIRLING_SERIES_MIN
-    has_big = bool(np.any(big))
-    has_small = not has_big or not bool(np.all(big))
+    k = a.active_order
+    av = a.v
+    with np.errstate(all="ignore"):
+        d = None
+        if _repeats_one_value(av) and y.shape == av.shape:
+            # a single size (no dispersion model) and counts: finite sums
+            d = lgamma_diff_counts(float(av.flat[0]), y, k)
+        if d is None:
+            d = _lgamma_diff_values(av, y, k)
+    d += [None] * (4 - len(d))
+    return a.chain(d[1], d[2], d[3], f0=d[0])
+
+
+#: Arrays at least this long are checked for repeating one value (a size or precision
+#: without a dispersion model), whose special functions are then evaluated once.
+UNIFORM_CHECK_MIN = 16
+
+
+def _repeats_one_value(x: np.ndarray) -> bool:
+    return x.size >= UNIFORM_CHECK_MIN and bool((x == x.flat[0]).all())
+
+
+def _both(fn, hi: np.ndarray, lo: np.ndarray, order: int):
+    """``fn(hi, order)`` and ``fn(lo, order)`` from one vectorized call (``lo`` evaluated
+    at one element when it repeats one value; its results then broadcast)."""
+    if _repeats_one_value(lo):
+        lo = lo.reshape(-1)[:1]
+        shape = (1,)
+    else:
+        shape = lo.shape
+    res = fn(np.concatenate([hi.reshape(-1), lo.reshape(-1)]), order)
+    cut = hi.size
+    return ([r[:cut].reshape(hi.shape) for r in res],
+            [r[cut:].reshape(shape) for r in res])
+
+
+def _lgamma_diff_values(av: np.ndarray, y: np.ndarray, k: int) -> list[np.ndarray]:
+    """Value and derivative coefficients of :func:`lgamma_diff` at ``a = av``."""
+    big = av >= STIRLING_SERIES_MIN
+    n_big = np.count_nonzero(big)
     parts = []
-    if has_big:
-        aa = where(big, a, STIRLING_SERIES_MIN) if has_small else a
-        ay = aa + y
-        parts.append((aa - 0.5) * log1p(y * aa.reciprocal()) + xlogy(y, ay) - y
-                     + stirling_rem(ay) - stirling_rem(aa))
-    if has_small:
-        aa = where(big, 1.0, a) if has_big else a
-        parts.append(gammaln(aa + y) - gammaln(aa))
-    return parts[0] if len(parts) == 1 else where(big, parts[0], parts[1])
+    if n_big:
+        p = np.where(big, av, STIRLING_SERIES_MIN) if n_big < av.size else av
+        parts.append(_lgamma_diff_stirling(p, y, k))
+    if n_big < av.size:
+        x = np.where(big, 1.0, av) if n_big else av
+        hi, lo = _both(lgamma_derivatives, x + y, x, k)
+        parts.append([u - w for u, w in zip(hi, lo, strict=True)])
+    if len(parts) == 1:
+        return parts[0]
+    return [np.where(big, u, w) for u, w in zip(*parts, strict=True)]
+
+
+def _lgamma_diff_stirling(p: np.ndarray, y: np.ndarray, order: int) -> list[np.ndarray]:
+    r"""Value and ``p``-derivatives of ``log Gamma(p + y) - log Gamma(p)`` for ``p >= 10``
+    through the Stirling remainder ``r`` (:func:`lgamma_diff`); with ``q = p + y``:
+
+    .. math::
+
+        D_1 &= \mathrm{log1p}(y/p) + \frac{y}{2pq} + r'(q) - r'(p), \\
+        D_2 &= -\frac{y}{pq} - \frac{y (p + q)}{2 (pq)^2} + r''(q) - r''(p), \\
+        D_3 &= \frac{y (p + q - 1)}{(pq)^2} + \frac{y (p + q)^2}{(pq)^3}
+            + r'''(q) - r'''(p):
+
+    the derivatives of the rewritten difference with its rational terms collected (the
+    term-by-term derivatives cancel to these).
+    """
+    q = p + y
+    lp = np.log1p(y * (1.0 / p))
+    rq, rp = _both(stirling_derivatives, q, p, order)
+    out = [(p - 0.5) * lp + special.xlogy(y, q) - y + rq[0] - rp[0]]
+    if order >= 1:
+        pq = p * q
+        out.append(lp + 0.5 * y / pq + rq[1] - rp[1])
+    if order >= 2:
+        s = p + q
+        ipq = 1.0 / pq
+        ipq2 = ipq * ipq
+        out.append(-y * ipq - 0.5 * y * s * ipq2 + rq[2] - rp[2])
+    if order >= 3:
+        out.append(y * (s - 1.0) * ipq2 + y * s * s * ipq2 * ipq + rq[3] - rp[3])
+    return out
 
 
 # -- series and compositions ----------------------------------------------------------

@@ -229,6 +229,20 @@ class Link:
         """
         return 1.0 - self.inverse_jet(eta)
 
+    def logit_inverse_jet(self, eta: jt.Jet) -> jt.Jet:
+        """``log(mu / (1 - mu))`` as a jet (the logit link: ``eta`` itself).
+
+        Parameters
+        ----------
+        eta : Jet
+            Linear predictor.
+
+        Returns
+        -------
+        Jet
+        """
+        return self.log_inverse_jet(eta) - self.log1m_inverse_jet(eta)
+
     def above_jet(self, eta: jt.Jet, lower: float) -> jt.Jet:
         """``mu - lower`` as a jet.
 
@@ -322,6 +336,9 @@ class Logit(Link):
 
     def complement_jet(self, eta):
         return jt.sigmoid(-eta)
+
+    def logit_inverse_jet(self, eta):
+        return eta
 
 
 class Probit(Link):

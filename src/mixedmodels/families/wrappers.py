@@ -43,6 +43,12 @@ class _Wrapper(ResponseFamily):
         self.discrete = base.discrete
         self.needs_size = base.needs_size
 
+    @property
+    def supports_sparse(self) -> bool:
+        """Sparse jets work where they work for the base (the wrappers' own operations
+        are generic)."""
+        return bool(self.base.supports_sparse)
+
     def _base_params(self, params):
         return {k: v for k, v in params.items() if k in self.base.parameters}
 
@@ -92,7 +98,11 @@ class ZeroInflated(_Wrapper):
         nonzero = log_1mpz + lf
         if not np.any(zero):
             return nonzero
-        at_zero = jt.logaddexp(log_pz, nonzero) if self.base.point_mass_at_zero else log_pz
+        if self.base.point_mass_at_zero:
+            # log(1 - pi) + lf - log(pi) = lf - logit(pi): exact (lf - eta) for the logit
+            at_zero = jt.logaddexp(log_pz, nonzero, diff=lf - zi.logit())
+        else:
+            at_zero = log_pz
         return jt.where(zero, at_zero, nonzero)
 
     def mean(self, params, size=None):

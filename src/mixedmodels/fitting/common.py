@@ -7,22 +7,31 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .._errors import FormulaError, SingularFitWarning
 from .._messages import collecting, emit_warning
+from ..diagnostics import singular_groups, singular_message
+from ..optim import minimize
 
 __all__ = [
     "BOUNDARY_TOL",
     "check_flag",
     "check_optimizer",
+    "check_relative_structures",
     "collect_warnings",
     "newton_polish",
     "package_messages",
     "resolve_reml",
+    "restart_while_improving",
     "snap_to_boundary",
     "warn_if_poorly_scaled",
 ]
 
 #: lme4's ``boundary.tol``: parameters this close to a bound are tried on the bound.
 BOUNDARY_TOL = 1e-5
+#: Restarts of a derivative-free search for models with structured covariance terms, and
+#: the decrease of the objective below which another restart is not worth it.
+STRUCTURED_RESTARTS = 4
+STRUCTURED_RESTART_GAIN = 1e-9
 
 
 @contextmanager
@@ -132,3 +141,49 @@ def warn_if_poorly_scaled(design) -> None:
     advice = scale_advice(design.X, list(design.fixed.names))
     if advice is not None:
         emit_warning(advice, ScalingWarning, stacklevel=4)
+
+
+def restart_while_improving(fun: Callable[[np.ndarray], float], opt, lower: np.ndarray, *,
+                            optimizer: str, settings: dict | None = None,
+                            restarts: int = STRUCTURED_RESTARTS,
+                            gain: float = STRUCTURED_RESTART_GAIN):
+    """Restart a derivative-free search from where it stopped while that lowers the
+    objective by more than ``gain`` (at most ``restarts`` times); returns the best summary.
+
+    Why: a structured covariance's transformed parameters run off towards a limit on a
+    flat ridge (a compound-symmetry correlation tending to one: ``logit`` scale 11 when
+    the optimum's is above 20) and BOBYQA stops on small changes with its trust region
+    shrunk; a fresh trust region carries on. Parameterizations without such limits
+    (lme4's Cholesky factor) are fitted without restarts, so lme4's stopping points are
+    kept.
+    """
+    for _ in range(restarts):
+        again = minimize(fun, opt.x, lower, optimizer=optimizer, settings=settings)
+        if not again.fval < opt.fval - gain:
+            break
+        opt = again
+    return opt
+
+
+def check_relative_structures(design, door: str, scaled: bool = True) -> None:
+    """Refuse ``equalto`` where covariances are relative to a residual variance: a known
+    covariance on the absolute scale cannot be held when ``Sigma = sigma^2 Lambda
+    Lambda'`` with ``sigma`` estimated."""
+    if not scaled:
+        return
+    for t in design.terms:
+        if t.structure.keyword == "equalto":
+            raise FormulaError(
+                f"{t.term.source!r}: equalto() fixes the covariance on the absolute scale, "
+                f"but {door}'s covariances are relative to the residual variance; use "
+                "propto() (Sigma = lambda K, lambda estimated) or mm.glmmtmb(), whose "
+                "covariances are absolute")
+
+
+def warn_if_singular(design, theta: np.ndarray, stacklevel: int = 5) -> None:
+    """Emit lme4's boundary (singular) fit warning naming the grouping factors whose
+    random-effects covariance is singular at ``theta`` (each structure's ``is_singular``;
+    nothing when none is)."""
+    groups = singular_groups(design.terms, design.theta_slices(), np.asarray(theta, float))
+    if groups:
+        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=stacklevel)

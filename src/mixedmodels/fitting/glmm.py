@@ -34,10 +34,10 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
 from .._messages import emit_warning
-from ..covariance import Unstructured
+from .._threads import blas_threads, dense_block_size
 from ..design import Design, materialize
 from ..design.lhs import make_response, response_variables
-from ..diagnostics import is_singular_theta, singular_message
+from ..diagnostics import singular_groups, singular_message
 from ..diagnostics.link_edge import LinkEdgeWarning, link_edge_message
 from ..diagnostics.separation import SeparationWarning, separated_columns, separation_message
 from ..families import (
@@ -56,7 +56,9 @@ from ..results.recipe import FitRecipe
 from .common import (
     check_flag,
     check_optimizer,
+    check_relative_structures,
     collect_warnings,
+    restart_while_improving,
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
@@ -102,22 +104,35 @@ MIN_SCALE, MAX_SCALE = 1e-4, 1.0
 STAGE0_FD_REL = 1e-2
 
 
+#: Newton steps after the Laplace stage for models with structured covariance terms, and
+#: the predicted decrease of the deviance below which they stop.
+STRUCTURED_NEWTON_STEPS = 3
+STRUCTURED_NEWTON_DONE = 1e-9
+
+
 class HessianWarning(MixedModelsWarning):
     """The finite-difference Hessian could not be used for the standard errors."""
 
 
 def glmm_design(formula: str, data: pd.DataFrame, family: Family, *, weights=None,
-                offset=None, contrasts: dict | None = None) -> Design:
+                offset=None, contrasts: dict | None = None,
+                covariance_matrices: dict | None = None,
+                extra_columns: dict | None = None) -> Design:
     """Parse ``formula``, materialize it on ``data`` with the family's response rules and
-    check the response and grouping factors."""
+    check the response and grouping factors (``extra_columns``: columns a residual
+    structure reads, see :func:`~mixedmodels.materialize`)."""
     spec = parse_formula(formula)
     design = materialize(spec, data, weights=weights, offset=offset,
                          response=make_response(family),
                          response_vars=response_variables(spec.response),
-                         contrasts=contrasts)
+                         contrasts=contrasts, covariance_matrices=covariance_matrices,
+                         extra_columns=extra_columns)
     family.check_response(design.y, prior_weights(design), repr(spec.response))
     _check_not_constant(design, family)
+    check_relative_structures(design, "glmer", family.has_dispersion)
     for t in design.terms:
+        if t.structured:
+            continue
         if t.nlevels < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
@@ -271,20 +286,20 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
 
 
 def _sign_symmetric(design: Design) -> bool:
-    """Whether the deviance is unchanged by flipping the sign of any column of any term's
-    Lambda (true of lme4's Cholesky parameterization: b = Lambda u and Lambda D u, D = diag
-    of +-1, have the same distribution), so theta may be optimized without bounds."""
-    return all(isinstance(t.structure, Unstructured) for t in design.terms)
+    """Whether theta may be optimized without its bounds: every bounded structure is
+    sign-symmetric (the deviance is unchanged by flipping the sign of a column of Lambda,
+    as for lme4's Cholesky parameterization: b = Lambda u and Lambda D u, D = diag of +-1,
+    have the same distribution; the canonical form is within the bounds), and the others
+    are unbounded anyway (log standard deviations)."""
+    return all(t.structure.sign_symmetric or not np.any(t.structure.boundary_mask())
+               for t in design.terms)
 
 
 def _canonical_theta(design: Design, theta: np.ndarray) -> np.ndarray:
-    """The same model with every Cholesky diagonal >= 0 (flip the negative columns)."""
+    """The same model in every structure's canonical form (Cholesky diagonals >= 0)."""
     out = np.array(theta, dtype=float)
     for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-        s = t.structure
-        lam = s.lambda_(out[sl])
-        signs = np.where(np.diag(lam) < 0, -1.0, 1.0)
-        out[sl] = (lam * signs[None, :])[s.rows, s.cols]
+        out[sl] = t.structure.canonical(out[sl])
     return out
 
 
@@ -312,11 +327,7 @@ class _StageLog:
 
 
 def _singular_groups(design: Design, theta: np.ndarray) -> list[str]:
-    groups = []
-    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-        if is_singular_theta(theta[sl], t.structure.lower_bounds()) and t.group not in groups:
-            groups.append(t.group)
-    return groups
+    return singular_groups(design.terms, design.theta_slices(), theta)
 
 
 def fit_glmm(
@@ -361,7 +372,7 @@ def fit_glmm(
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
                "check_conv": check_flag("check_conv", check_conv)}
-    with collect_warnings(messages) as caught:
+    with collect_warnings(messages) as caught, blas_threads(dense_block_size(design.terms)):
         result = _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer,
                            optimizer_settings, calc_derivs, check_conv)
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmm, options)
@@ -439,6 +450,12 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
     opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
                    optimizer=_backend(optimizer), settings=settings)
+    if any(t.structured for t in design.terms):
+        # a structured covariance can be undefined (a Toeplitz correlation that is not
+        # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
+        # it from where it stopped while that still helps
+        opt = restart_while_improving(fz, opt, lower_z, optimizer=_backend(optimizer),
+                                      settings=settings)
     log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     x = x0 + T @ opt.x
     if unbounded:
@@ -461,15 +478,34 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             out[:n_diff] += Td @ z
             return obj(out)
 
-        if unbounded:
-            lower_d = np.full(keep_d.size, -np.inf)
-        else:
-            lower_d = np.where(np.isfinite(obj.lower[keep_d]),
-                               (obj.lower[keep_d] - x[keep_d])
-                               / Td[keep_d, np.arange(keep_d.size)], -np.inf)
+        def lower_at(x):
+            if unbounded:
+                return np.full(keep_d.size, -np.inf)
+            return np.where(np.isfinite(obj.lower[keep_d]),
+                            (obj.lower[keep_d] - x[keep_d])
+                            / Td[keep_d, np.arange(keep_d.size)], -np.inf)
+
         derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
-                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_d,
+                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_at(x),
                                       pairs="forward")
+        if any(t.structured for t in design.terms):
+            # structured terms (lme4 has none, so no lme4 stopping point to reproduce):
+            # Newton steps with the finite-difference derivatives finish what the
+            # derivative-free search left
+            for _ in range(STRUCTURED_NEWTON_STEPS):
+                step = _newton_step(derivs, keep_d.size)
+                if step is None:
+                    break
+                trial = x.copy()
+                trial[:n_diff] += Td @ step
+                f_trial = obj(trial)
+                if not f_trial < sol.objective:
+                    break
+                x, xs[:] = trial, trial
+                sol = obj.solve(x)
+                derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
+                                              np.full(keep_d.size, FD_STEP_WHITENED),
+                                              lower_at(x), pairs="forward")
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:
@@ -486,7 +522,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 HessianWarning, stacklevel=3,
             )
         if check_conv:
-            conv = convergence_report(derivs, np.zeros(keep_d.size), lower_d)
+            conv = convergence_report(derivs, np.zeros(keep_d.size), lower_at(x))
             if not conv.converged:
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
@@ -532,6 +568,21 @@ def _lower_root(B: np.ndarray) -> np.ndarray:
     return L
 
 
+def _newton_step(derivs, n: int) -> np.ndarray | None:
+    """``-H^{-1} g`` in the whitened coordinates, or None when ``H`` is not positive
+    definite, a parameter is on its bound, or the predicted decrease is negligible."""
+    if derivs.hessian.shape != (n, n):
+        return None
+    try:
+        C = np.linalg.cholesky(derivs.hessian)
+    except np.linalg.LinAlgError:
+        return None
+    step = -np.linalg.solve(C.T, np.linalg.solve(C, derivs.gradient))
+    if -0.5 * float(derivs.gradient @ step) < STRUCTURED_NEWTON_DONE:
+        return None
+    return step
+
+
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
     Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
     return Ri @ Ri.T
@@ -571,6 +622,8 @@ def glmer(
     check_conv: bool = True,
     verbose: int = 0,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
+    sigma: float | None = None,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -616,6 +669,13 @@ def glmer(
         ``"mixedmodels.fit"`` (INFO) whenever those are enabled.
     contrasts : dict, optional
         Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`.
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` and ``equalto`` terms, as for
+        :func:`~mixedmodels.lmer` (``equalto`` only for families without a dispersion
+        parameter, whose covariances are absolute).
+    sigma : None
+        Not available: a known residual standard deviation belongs to Gaussian models,
+        ``mm.lmer(..., sigma=)``; any value raises an error saying so.
 
     Returns
     -------
@@ -637,17 +697,27 @@ def glmer(
     """
     verbose = check_verbose(verbose)
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer")
+    if sigma is not None:
+        fam = make_family(family, link)
+        why = ("glmer estimates the Gaussian dispersion and cannot hold it fixed"
+               if fam.name == "gaussian" else
+               f"the {fam.name} family has no residual standard deviation (its variance "
+               "is a function of the mean)")
+        raise ValueError(
+            f"glmer(sigma={sigma!r}): sigma= fixes the residual standard deviation of a "
+            f"Gaussian linear mixed model, and {why}; use mm.lmer(..., sigma=...) for a "
+            "Gaussian model with a known residual standard deviation")
     options = {"family": family, "link": link, "nAGQ": nAGQ, "weights": weights,
                "offset": offset, "start": start, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings,
                "calc_derivs": check_flag("calc_derivs", calc_derivs),
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts}
+               "contrasts": contrasts, "covariance_matrices": covariance_matrices}
     messages: list[str] = []
     with verbose_output(verbose), collect_warnings(messages):
         fam = make_family(family, link)
         design = glmm_design(formula, data, fam, weights=weights, offset=offset,
-                             contrasts=contrasts)
+                             contrasts=contrasts, covariance_matrices=covariance_matrices)
         check_nagq(design, nAGQ)
         try:
             result = fit_glmm(design, fam, nAGQ=nAGQ, start=start, optimizer=optimizer,

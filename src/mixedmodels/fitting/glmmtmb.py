@@ -46,6 +46,7 @@ from ..objective.laplace.parameters import FamilyParameter, make_layout
 from ..results.glmmtmb import GlmmTMBResult
 from ..results.recipe import FitRecipe
 from .common import collect_warnings
+from .glmmtmb_gaussian import gaussian_profiled_start
 from .laplace_fit import optimize_laplace
 
 __all__ = ["FIXED_GAUSSIAN_LOG_VARIANCE", "GlmmTMBWarning", "glmmtmb"]
@@ -221,6 +222,15 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     if fixed_disp:
         starts["disp"] = np.array([FIXED_GAUSSIAN_LOG_VARIANCE])
     fparams = _family_parameters(fam, y)
+    # (not with sigma fixed near zero: the profiled deviance would subtract cross-products
+    # ~1e8 times larger than the residual sum of squares it needs)
+    profiled = None if (start or fixed_disp) else gaussian_profiled_start(
+        design, fam, comps, reml=bool(REML), weights=w, fixed_log_variance=None)
+    if profiled is not None:
+        # a Gaussian LMM: the profiled deviance's optimum is the start, the general
+        # engine adds its exact gradient, Hessian and Newton polish
+        return _finish(design, density, fam, y, size, w, comps, fparams, starts,
+                       profiled, REML, fixed_disp)
     # stage 1: no random effects (and, for REML, the fixed effects still estimated)
     bare = _strip_random(comps)
     layout0 = make_layout(bare, fparams, beta_start=starts, fixed_beta={"disp": fixed_disp})
@@ -238,12 +248,22 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     theta0 = {}
     for name, lp in comps.items():
         if lp.terms:
-            theta0[f"theta.{name}"] = layout.block(f"theta.{name}").start * \
-                (scale if name == "cond" else THETA_START_SCALE)
+            sd = scale if name == "cond" else THETA_START_SCALE
+            theta0[f"theta.{name}"] = np.concatenate([t.structure.start(sd)
+                                                      for t in lp.terms])
     if start:
         theta0.update({k: np.asarray(v, float) for k, v in start.items()
                        if k in layout and np.size(v) == layout.block(k).size})
-    x_start = layout.pack(theta0)
+    return _finish(design, density, fam, y, size, w, comps, fparams, starts, theta0,
+                   REML, fixed_disp)
+
+
+def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, REML,
+            fixed_disp) -> GlmmTMBResult:
+    """Stage 2: the full model from ``blocks`` (starting values by layout block)."""
+    layout = make_layout(comps, fparams, beta_start=starts,
+                         fixed_beta={"disp": fixed_disp}, reml=REML)
+    x_start = layout.pack({k: v for k, v in blocks.items() if k in layout})
     obj = LaplaceObjective(density, y, comps, layout, weights=w, size=size, reml=REML)
     fit = optimize_laplace(obj, x_start)
     if fit.message:
@@ -288,6 +308,7 @@ def glmmtmb(
     offset=None,
     start: dict | None = None,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
 ) -> GlmmTMBResult:
     """Fit a model of glmmTMB's class (zero-inflation, hurdles, dispersion models).
 
@@ -326,6 +347,10 @@ def glmmtmb(
     contrasts : dict, optional
         Contrasts of categorical predictors by column, as for :func:`~mixedmodels.lmer`
         (every component uses them).
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` and ``equalto`` terms by the name the formula gives
+        them (``propto(0 + sp | g, K)``, ``equalto(1 | species, K)`` with
+        ``{"K": K}``); see docs/structures.md for the covariance structures.
 
     Returns
     -------
@@ -348,10 +373,11 @@ def glmmtmb(
         design = materialize(spec, data, weights=weights, offset=offset,
                              response=_response(fam),
                              response_vars=response_variables(spec.response),
-                             require_random=False, contrasts=contrasts)
+                             require_random=False, contrasts=contrasts,
+                             covariance_matrices=covariance_matrices)
         for lp in design.components.values():
             for t in lp.terms:
-                if t.nlevels < 2:
+                if t.nlevels < 2 and not t.structured:
                     raise DataError(
                         f"grouping factor {t.group!r} has only {t.nlevels} level; a random "
                         "effect needs at least 2 groups")
@@ -361,7 +387,8 @@ def glmmtmb(
                                  start=start)
     options = {"family": family, "link": link, "ziformula": ziformula,
                "dispformula": dispformula, "REML": REML, "weights": weights,
-               "offset": offset, "start": start, "contrasts": contrasts}
+               "offset": offset, "start": start, "contrasts": contrasts,
+               "covariance_matrices": covariance_matrices}
     recipe = FitRecipe.make(glmmtmb, formula, data, options, fit_glmmtmb,
                             result.recipe.design_kwargs)
     return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)

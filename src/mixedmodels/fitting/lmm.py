@@ -12,8 +12,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from .._errors import ConvergenceWarning, SingularFitWarning
+from .._errors import ConvergenceWarning
 from .._messages import emit_warning
+from .._threads import blas_threads, dense_block_size
 from ..backends.dask import is_dask_input
 from ..design import Design, check_lmm_identifiable, materialize
 from ..diagnostics import (
@@ -21,23 +22,26 @@ from ..diagnostics import (
     NEGATIVE_CURVATURE_TOL,
     check_convergence,
     check_convergence_gradient,
-    is_singular_theta,
-    singular_message,
 )
 from ..formula import parse_formula
 from ..objective import LMMObjective
 from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results import FitRecipe, LinearMixedModelResult
+from ..rside.residual import ResidualSpec, residual_columns
 from .common import (
     check_flag,
     check_optimizer,
+    check_relative_structures,
     collect_warnings,
     newton_polish,
     package_messages,
     resolve_reml,
+    restart_while_improving,
     snap_to_boundary,
     warn_if_poorly_scaled,
+    warn_if_singular,
 )
+from .rside import fit_rside_lmm
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["LMM_OPTIMIZERS", "fit_lmm", "lmer", "optimize_lmm"]
@@ -55,6 +59,9 @@ def fit_lmm(
     start: np.ndarray | None = None,
     check_conv: bool = True,
     fixed_theta: np.ndarray | None = None,
+    correlation=None,
+    variance=None,
+    sigma: float | None = None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model to a materialized :class:`Design`.
 
@@ -71,6 +78,9 @@ def fit_lmm(
         Skip the optimization and return the model at this theta (beta, sigma and the
         random effects at their conditional optimum) -- lme4's ``devfun`` evaluated into a
         full result, for profiling, comparisons and teaching.
+    correlation, variance, sigma
+        A residual correlation structure, variance function(s) and a known residual
+        standard deviation, as for :func:`~mixedmodels.lmer`.
 
     Returns
     -------
@@ -83,8 +93,20 @@ def fit_lmm(
                "start": start, "check_conv": check_conv}
     if fixed_theta is not None:
         options["fixed_theta"] = fixed_theta
-    with collect_warnings() as caught:
+    residual = ResidualSpec.make(correlation, variance, sigma)
+    if not residual.empty:
+        options.update(correlation=residual.correlation, variance=residual.variance,
+                       sigma=residual.sigma)
         if fixed_theta is not None:
+            raise ValueError("fixed_theta cannot be combined with a residual structure or "
+                             "a known sigma")
+    # one BLAS thread unless the dense block is large (see mixedmodels._threads): under
+    # load, OpenBLAS's spinning threads made InstEval and sleepstudy 3-6x slower
+    with collect_warnings() as caught, blas_threads(dense_block_size(design.terms)):
+        if not residual.empty:
+            result = fit_rside_lmm(design, residual, REML, optimizer, optimizer_settings,
+                                   start, check_conv)
+        elif fixed_theta is not None:
             result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
         else:
             result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
@@ -106,10 +128,7 @@ def _at_theta(design, REML, theta):
 def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     obj = LMMObjective(design, reml=REML)
     if optimizer == "gradient" and not obj.has_gradient:
-        # the analytic gradient lives in the blocked factorization (scalar terms only)
-        if not all(t.p == 1 for t in design.terms):
-            raise ValueError("optimizer='gradient' needs every random-effects term to be "
-                             "scalar, e.g. (1 | g) or (0 + x | g); use 'bobyqa' otherwise")
+        # the analytic gradient lives in the blocked factorization
         obj = LMMObjective(design, reml=REML, method="blocked")
     sol, opt, conv = optimize_lmm(obj, optimizer, optimizer_settings, start, check_conv)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
@@ -137,6 +156,9 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     convergence : ConvergenceReport or None
     """
     design = obj.design
+    if optimizer == "gradient" and not obj.has_gradient:
+        raise ValueError("optimizer='gradient' needs covariance structures that give "
+                         "d Lambda / d theta (lambda_jacobian); use 'bobyqa'")
     lower = obj.lower
     x0 = obj.theta0 if start is None else np.asarray(start, dtype=float)
     if x0.shape != lower.shape:
@@ -157,6 +179,9 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     else:
         opt = minimize(traced(obj, "lmer"), x0, lower, optimizer=optimizer,
                        settings=optimizer_settings)
+        if any(t.structured for t in design.terms):
+            opt = restart_while_improving(obj, opt, lower, optimizer=optimizer,
+                                          settings=optimizer_settings)
     log_stage("lmer", "REML" if obj.reml else "ML", opt.optimizer, opt.n_evals,
               time.perf_counter() - t0, opt.fval)
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
@@ -174,13 +199,7 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
                                                     direction)
         if not conv.converged:
             emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
-    if is_singular_theta(theta, lower):
-        groups = []
-        for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-            if is_singular_theta(theta[sl], t.structure.lower_bounds()) and \
-                    t.group not in groups:
-                groups.append(t.group)
-        emit_warning(singular_message(groups), SingularFitWarning, stacklevel=4)
+    warn_if_singular(design, theta)
     return obj.solve(theta), opt, conv
 
 
@@ -260,6 +279,10 @@ def lmer(
     verbose: int = 0,
     reml: bool | None = None,
     contrasts: dict | None = None,
+    covariance_matrices: dict | None = None,
+    correlation=None,
+    variance=None,
+    sigma: float | None = None,
     scheduler=None,
 ) -> LinearMixedModelResult:
     """Fit a linear mixed model with an lme4-style formula.
@@ -281,11 +304,13 @@ def lmer(
         Known term added to the linear predictor.
     optimizer : str
         ``"auto"`` (default): ``"gradient"`` -- BFGS on log(theta) with the analytic
-        gradient -- when every random-effects term is scalar and the model is too large for
-        the dense factorization of small models (``q + p + 1 > 80``), else ``"bobyqa"``
+        gradient, for scalar and vector-valued terms alike -- when the model uses the
+        blocked factorization (too large for the dense one of small models,
+        ``q + p + 1 > 80``, and a dense block of at most 6000 columns), else ``"bobyqa"``
         (NLopt, lme4's default): on small models the dense factorization has no gradient
         and its evaluations are cheap enough that BOBYQA is the faster choice. Also
-        ``"gradient"`` (scalar terms only), ``"nelder_mead"``, ``"cobyqa"``, ``"lbfgsb"``.
+        ``"gradient"`` (forces the blocked factorization), ``"nelder_mead"``, ``"cobyqa"``,
+        ``"lbfgsb"``.
     optimizer_settings : dict, optional
         Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
     start : array-like, optional
@@ -304,6 +329,25 @@ def lmer(
         ``{"x": "sum"}`` (also ``"treatment"``, ``"helmert"``, ``"poly"``, ``"SAS"``,
         ``"diff"``, R's ``"contr.sum"`` spelling, a formulaic ``Contrasts`` object or a
         coding matrix). Ordered categoricals default to ``"poly"``, as in R.
+    covariance_matrices : dict, optional
+        Known matrices of ``propto`` terms by the name the formula gives them:
+        ``propto(1 | species, K)`` with ``covariance_matrices={"K": K}`` (an array, or a
+        DataFrame whose index and columns name the levels). See docs/structures.md for
+        every covariance structure a term may have (``ar1``, ``cs``, ``exp``, ``rr``, ...).
+    correlation : correlation structure, optional
+        A residual correlation within groups, nlme's ``correlation=``:
+        ``mm.cor_ar1(form="~ time | Subject")``, ``mm.cor_exp(form="~ x + y | site")``
+        ... (:mod:`mixedmodels.rside`). Without ``| group`` in the form the innermost
+        random-effects grouping is used, as ``lme`` does. The fit is exact: the data are
+        whitened within groups, no observation-level random effect is involved.
+    variance : variance function or list of them, optional
+        Heteroscedastic residuals, nlme's ``weights=``: ``mm.var_ident(form="~ 1 | Sex")``,
+        ``mm.var_power(form="~ age")`` ...; a list multiplies them (``varComb``).
+    sigma : float, optional
+        A known residual standard deviation (MixedModels.jl's ``σ=``): not estimated, and
+        the criterion is the (restricted) deviance at that value. With ``weights`` the
+        inverse known sampling variances and ``sigma=1`` this is the random-effects
+        meta-analysis model (one observation per level is then allowed).
     scheduler : None, str or distributed.Client
         For Dask input only (``data`` a ``dask.dataframe.DataFrame`` or a parquet path or
         glob, with ``pip install "mixedmodels[dask]"``): where the per-partition
@@ -313,8 +357,11 @@ def lmer(
     Returns
     -------
     LinearMixedModelResult
-        On Dask input a :class:`~mixedmodels.backends.dask.result.DaskLinearMixedModelResult`
-        whose ``fitted``, ``residuals`` and ``predict`` are lazy Dask series.
+        A :class:`~mixedmodels.rside.results.RSideLMMResult` when ``correlation``,
+        ``variance`` or ``sigma`` is given (with ``cor_params``, ``var_params`` and
+        ``intervals()``). On Dask input a
+        :class:`~mixedmodels.backends.dask.result.DaskLinearMixedModelResult` whose
+        ``fitted``, ``residuals`` and ``predict`` are lazy Dask series.
 
     Examples
     --------
@@ -329,8 +376,10 @@ def lmer(
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
-               "contrasts": contrasts}
+               "contrasts": contrasts, "covariance_matrices": covariance_matrices,
+               "correlation": correlation, "variance": variance, "sigma": sigma}
     if is_dask_input(data):
+        _check_dask_options(covariance_matrices, correlation, variance, sigma)
         with verbose_output(verbose), collect_warnings() as caught:
             from ..backends.dask.lmm import fit_lmer_dask, refit_needs_rows
 
@@ -344,17 +393,37 @@ def lmer(
     if scheduler is not None:
         raise ValueError("scheduler= applies to Dask input only (a dask.dataframe or a "
                          "parquet path); data is in memory")
+    residual = ResidualSpec.make(correlation, variance, sigma)
     with verbose_output(verbose), collect_warnings() as caught:
         spec = parse_formula(formula)
-        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts)
-        check_lmm_identifiable(design)
+        design = materialize(spec, data, weights=weights, offset=offset, contrasts=contrasts,
+                             covariance_matrices=covariance_matrices,
+                             extra_columns=residual_columns(residual))
+        check_relative_structures(design, "lmer")
+        check_lmm_identifiable(design, sigma_fixed=residual.sigma is not None)
         warn_if_poorly_scaled(design)
         result = fit_lmm(design, REML=REML, optimizer=optimizer,
                          optimizer_settings=optimizer_settings, start=start,
-                         check_conv=check_conv)
+                         check_conv=check_conv, correlation=residual.correlation,
+                         variance=residual.variance, sigma=residual.sigma)
     recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm,
                             result.recipe.design_kwargs)
     return replace(result, messages=package_messages(caught), recipe=recipe)
+
+
+def _check_dask_options(covariance_matrices, correlation, variance, sigma) -> None:
+    """Refuse the in-memory-only arguments of :func:`lmer` on Dask input, by name."""
+    given = [name for name, value in (("correlation", correlation), ("variance", variance),
+                                      ("sigma", sigma),
+                                      ("covariance_matrices", covariance_matrices))
+             if value is not None]
+    if given:
+        raise NotImplementedError(
+            f"{', '.join(f'{g}=' for g in given)} {'is' if len(given) == 1 else 'are'} "
+            "not supported on Dask input: residual "
+            "correlation and variance structures, a known sigma and known covariance "
+            "matrices (propto) need the rows in memory; fit on a pandas DataFrame "
+            "(e.g. ddf.compute()) or drop the argument")
 
 
 #: The ``optimizer=`` values the front door accepts (read by ``FitRecipe.optimizers``:

@@ -21,15 +21,17 @@ import warnings
 from functools import lru_cache
 
 from .._errors import FormulaError, FormulaWarning
+from ..covariance.registry import KEYWORDS, normalize_options
 from .checks import check_python_calls, drop_response
 from .spec import MixedModelSpec, RandomTerm
 
 __all__ = ["COVARIANCE_KEYWORDS", "parse_formula"]
 
-#: glmmTMB's covariance-structure keywords accepted around a bar term.
-COVARIANCE_KEYWORDS = frozenset(
-    {"us", "diag", "homdiag", "cs", "homcs", "ar1", "hetar1", "ou", "exp", "gau", "mat", "toep"}
-)
+#: glmmTMB's covariance-structure keywords accepted around a bar term: the covariance
+#: registry's (:data:`mixedmodels.covariance.REGISTRY`), not a copy.
+COVARIANCE_KEYWORDS = KEYWORDS
+#: ``name = value`` argument of a structure call (``hom = FALSE``, ``d = 2``)
+_NAMED_ARG = re.compile(r"^\s*([A-Za-z_]\w*)\s*=(?!=)\s*(.*?)\s*$", re.DOTALL)
 
 # R names: letters (any script: ``sujét``), digits, '_' and '.', not starting with a digit or
 # with '.' and a digit; or anything between backticks.
@@ -258,7 +260,28 @@ def _expand_double_bar(expr: str, source: str) -> list[str]:
     return out
 
 
-def _parse_bar(inner: str, structure: str, source: str) -> list[RandomTerm]:
+def _structure_call(args: str, keyword: str, source: str):
+    """``kw(bar, arg, name = value)``: the bar term and the structure's options."""
+    pieces = [piece for _, piece in _split_top(args, ",")]
+    bar, rest = pieces[0], pieces[1:]
+    if _find_top(bar, "|") < 0:
+        raise FormulaError(f"{source!r}: the first argument of {keyword}() must be the "
+                           f"random-effects term, e.g. {keyword}(0 + factor(time) | g)")
+    positional, named = [], {}
+    for piece in rest:
+        if not piece.strip():
+            raise FormulaError(f"{source!r} has an empty argument after a ','")
+        m = _NAMED_ARG.match(piece)
+        if m:
+            named[m.group(1)] = m.group(2)
+        elif named:
+            raise FormulaError(f"{source!r}: a positional argument follows a named one")
+        else:
+            positional.append(piece.strip())
+    return bar, normalize_options(keyword, positional, named, source)
+
+
+def _parse_bar(inner: str, structure: str, source: str, options=()) -> list[RandomTerm]:
     pos = _find_top(inner, "||")
     double = pos >= 0
     if not double:
@@ -285,7 +308,7 @@ def _parse_bar(inner: str, structure: str, source: str) -> list[RandomTerm]:
         for gv in _group_vars(group, source):
             terms.append(
                 RandomTerm(expr=e, group=":".join(gv), group_vars=gv, structure=structure,
-                           source=source)
+                           source=source, options=options)
             )
     return terms
 
@@ -367,10 +390,12 @@ def _parse(formula: str) -> tuple[MixedModelSpec, tuple[str, ...]]:
                 _enclosed(inner.strip()) is not None:
             inner = _enclosed(inner.strip())
         call = _CALL.match(term)
+        options = ()
         if inner is not None and _find_top(inner, "|") >= 0:
             bar, structure = inner, "us"
         elif call and call.group(1) in COVARIANCE_KEYWORDS and _find_top(call.group(2), "|") >= 0:
-            bar, structure = call.group(2), call.group(1)
+            structure = call.group(1)
+            bar, options = _structure_call(call.group(2), structure, term)
         elif call and call.group(1) == "offset":
             if sign == "-":
                 raise FormulaError(f"an offset cannot be subtracted: '- {term}'")
@@ -396,7 +421,7 @@ def _parse(formula: str) -> tuple[MixedModelSpec, tuple[str, ...]]:
             continue
         if sign == "-":
             raise FormulaError(f"a random-effects term cannot be subtracted: '- {term}'")
-        random.extend(_parse_bar(bar, structure, term))
+        random.extend(_parse_bar(bar, structure, term, options))
 
     fixed_text = _join_fixed(fixed)
     check_python_calls(text, f"formula {formula!r}")

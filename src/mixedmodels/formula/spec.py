@@ -37,6 +37,10 @@ class RandomTerm:
         glmmTMB's (``"diag"``, ``"cs"``, ``"ar1"``, ...).
     source : str
         The term as the user wrote it, for error messages.
+    options : tuple of (str, object)
+        The structure's arguments, sorted by name: ``(("d", 2),)`` for ``rr(... , d = 2)``,
+        ``(("hom", False),)`` for lme4 2.0's ``ar1(..., hom = FALSE)``, ``(("matrix",
+        "K"),)`` for ``propto(... , K)`` (a name of the front doors' ``covariance_matrices``).
     """
 
     expr: str
@@ -44,10 +48,14 @@ class RandomTerm:
     group_vars: tuple[str, ...]
     structure: str = "us"
     source: str = ""
+    options: tuple[tuple[str, object], ...] = ()
 
     def __str__(self) -> str:
         inner = f"{self.expr} | {self.group}"
-        return f"({inner})" if self.structure == "us" else f"{self.structure}({inner})"
+        if self.structure == "us":
+            return f"({inner})"
+        args = "".join(f", {k} = {v}" for k, v in self.options)
+        return f"{self.structure}({inner}{args})"
 
 
 @dataclass(frozen=True)

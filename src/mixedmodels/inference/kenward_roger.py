@@ -158,12 +158,26 @@ def _lambda_matrix(design, theta: np.ndarray) -> np.ndarray:
 
 def _pairs(p: int) -> list[tuple[int, int]]:
     """Elements (a, b), a <= b, of a p x p covariance, in pbkrtest's (upper triangle,
-    column by column) order."""
+    column by column) order: the order of an unstructured term's basis below."""
     return [(a, b) for b in range(p) for a in range(b + 1)]
 
 
-def _sym(a: int, b: int) -> list[tuple[int, int]]:
-    return [(a, b)] if a == b else [(a, b), (b, a)]
+def _basis(t) -> list[list[tuple[int, int, float]]]:
+    """The term's covariance basis ``E_i`` as sparse entries ``(a, b, value)``: for lme4's
+    unstructured terms the elements (a, b), a <= b, in pbkrtest's (upper triangle, column
+    by column) order; for ``diag``, ``homdiag`` and ``propto`` their variance parameters
+    (the covariance is linear in them)."""
+    basis = t.structure.linear_basis()
+    if basis is None:
+        raise MixedModelsError(
+            f"Kenward-Roger's method assumes a covariance linear in its parameters; the "
+            f"{t.structure.keyword}() structure of {t.term.source!r} is not (use "
+            "ddf='satterthwaite', which works for every structure)")
+    out = []
+    for E in basis:
+        a, b = np.nonzero(E)
+        out.append([(int(i), int(j), float(E[i, j])) for i, j in zip(a, b, strict=True)])
+    return out
 
 
 def kenward_roger_state(m) -> KenwardRogerState:
@@ -251,35 +265,35 @@ def _assemble(d, beta, Phi, s2, F1, F2, F3xx, trN2,
     for t in d.terms:
         blocks.append((off, t.nlevels, t.p))
         off += t.q
-    params = [(k, a, b) for k, (_, _, pk) in enumerate(blocks) for a, b in _pairs(pk)]
+    params = [(k, e) for k, t in enumerate(d.terms) for e in _basis(t)]
     A = [FXZ[:, o:o + lv * pk].reshape(p, lv, pk) for o, lv, pk in blocks]
     A2 = [F2XZ[:, o:o + lv * pk].reshape(p, lv, pk) for o, lv, pk in blocks]
     g = len(params) + 1
     P = np.zeros((g, p, p))
     Q = np.zeros((g, g, p, p))
     Kt = np.zeros((g, g))
-    for i, (k, a, b) in enumerate(params):
-        P[i] = -sum(A[k][:, :, x] @ A[k][:, :, y].T for x, y in _sym(a, b)) / s2 ** 2
-        QiR = sum(A[k][:, :, x] @ A2[k][:, :, y].T for x, y in _sym(a, b)) / s2 ** 3
+    for i, (k, e) in enumerate(params):
+        P[i] = -sum(v * A[k][:, :, x] @ A[k][:, :, y].T for x, y, v in e) / s2 ** 2
+        QiR = sum(v * A[k][:, :, x] @ A2[k][:, :, y].T for x, y, v in e) / s2 ** 3
         Q[i, -1], Q[-1, i] = QiR, QiR.T
         o, lv, pk = blocks[k]
         diag2 = F2ZZ[o:o + lv * pk, o:o + lv * pk].reshape(lv, pk, lv, pk)
-        Kt[i, -1] = Kt[-1, i] = sum(np.trace(diag2[:, y, :, x]) for x, y in _sym(a, b)) / s2 ** 2
+        Kt[i, -1] = Kt[-1, i] = sum(v * np.trace(diag2[:, y, :, x]) for x, y, v in e) / s2 ** 2
     for k1, (o1, l1, p1) in enumerate(blocks):
         for k2, (o2, l2, p2) in enumerate(blocks):
             B = FZZ[o1:o1 + l1 * p1, o2:o2 + l2 * p2].reshape(l1, p1, l2, p2)
             Wq = np.einsum("xga,gehc,yhf->aecfxy", A[k1], B, A[k2], optimize=True)
             V = np.einsum("gehc,gahf->aecf", B, B, optimize=True)
-            for i, (ki, a, b) in enumerate(params):
+            for i, (ki, ei) in enumerate(params):
                 if ki != k1:
                     continue
-                for j, (kj, c, e) in enumerate(params):
+                for j, (kj, ej) in enumerate(params):
                     if kj != k2:
                         continue
-                    Q[i, j] = sum(Wq[x, y, u, v] for x, y in _sym(a, b)
-                                  for u, v in _sym(c, e)) / s2 ** 3
-                    Kt[i, j] = sum(V[x, y, u, v] for x, y in _sym(a, b)
-                                   for u, v in _sym(c, e)) / s2 ** 2
+                    Q[i, j] = sum(vi * vj * Wq[x, y, u, v] for x, y, vi in ei
+                                  for u, v, vj in ej) / s2 ** 3
+                    Kt[i, j] = sum(vi * vj * V[x, y, u, v] for x, y, vi in ei
+                                   for u, v, vj in ej) / s2 ** 2
     P[-1] = -F2[:p, :p] / s2 ** 2
     Q[-1, -1] = F3xx / s2 ** 3
     Kt[-1, -1] = trN2 / s2 ** 2

@@ -196,10 +196,12 @@ class LikelihoodProfile(ReportDisplay):
             out["note"] = notes
         return out
 
-    def plot(self, params=None, ax=None):
-        """Plot ``zeta`` against each parameter (lme4's ``xyplot`` of a profile).
+    def plot(self, params=None, ax=None, level: float = 0.95):
+        """Plot ``zeta`` against each parameter with the profile interval marked (lme4's
+        ``xyplot`` of a profile; :func:`mixedmodels.plotting.profile_plot`).
 
-        Needs matplotlib (``pip install mixedmodels[plot]``).
+        Needs matplotlib (``pip install mixedmodels[plot]``). The figure is not
+        registered with pyplot: a notebook shows it once; save it with ``savefig``.
 
         Parameters
         ----------
@@ -207,29 +209,17 @@ class LikelihoodProfile(ReportDisplay):
             Parameter names to plot (default: every curve).
         ax : matplotlib Axes or array of Axes, optional
             Where to draw, one axes per parameter; default: a new figure.
+        level : float
+            The interval marked (vertical lines at its ends, horizontal ones at
+            ``-+ z``).
 
         Returns
         -------
         matplotlib.figure.Figure
         """
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError as exc:  # pragma: no cover - optional dependency
-            raise ImportError("plotting a profile needs matplotlib: pip install "
-                              "'mixedmodels[plot]'") from exc
-        names = list(self.curves) if params is None else list(params)
-        if ax is None:
-            fig, axes = plt.subplots(1, len(names), figsize=(3 * len(names), 3), squeeze=False)
-            axes = axes[0]
-        else:
-            axes, fig = np.atleast_1d(ax), np.atleast_1d(ax)[0].figure
-        for a, n in zip(axes, names, strict=True):
-            c = self.curves[n]
-            a.plot(c.values, c.zeta, "-o", ms=2)
-            a.axhline(0.0, color="grey", lw=0.5)
-            a.set_xlabel(n)
-            a.set_ylabel("zeta")
-        return fig
+        from ..plotting import profile_plot
+
+        return profile_plot(self, params=params, level=level, ax=ax)
 
 
 def _end_point(c: ProfileCurve, target: float) -> tuple[float, str]:

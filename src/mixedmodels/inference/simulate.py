@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..results.predict import select_terms
 
-__all__ = ["SIMULATE_NONE", "refit_glmm", "refit_lmm", "refit_ml", "refit_reml",
+__all__ = ["SIMULATE_NONE", "refit_glmm", "refit_glmmtmb", "refit_lmm", "refit_ml", "refit_reml",
            "refitter", "replicate_rng", "replicate_rngs", "replicate_seed_root",
            "simulate_family", "simulate_frame", "simulate_glmm_one", "simulate_lm_one",
            "simulate_lmm_one", "simulator"]
@@ -63,10 +63,7 @@ def simulate_lmm_one(m, rng: np.random.Generator, keep: list[int]) -> np.ndarray
             lam = t.structure.lambda_(m.theta[sl])
             b = sigma * (rng.standard_normal((t.nlevels, t.p)) @ lam.T)
         y += np.einsum("ij,ij->i", t.Z, b[t.grouping.codes])
-    noise = rng.standard_normal(d.nobs)
-    if d.weights is not None:
-        noise /= np.sqrt(d.weights)
-    return y + sigma * noise
+    return y + m._draw_residuals(rng)
 
 
 def simulate_lm_one(m, rng: np.random.Generator) -> np.ndarray:
@@ -141,9 +138,13 @@ def refit_glmm(m, y, light: bool = False):
 
 def simulator(m, re_form=SIMULATE_NONE):
     """``rng -> simulated response`` for any supported fit."""
+    from ..results.glmmtmb import GlmmTMBResult
     from .glm import GeneralizedLinearModelResult
     from .lm import LinearModelResult
 
+    if isinstance(m, GlmmTMBResult):
+        form = None if re_form is None else SIMULATE_NONE
+        return lambda rng: m.simulate(1, seed=rng, re_form=form).to_numpy()[:, 0]
     if isinstance(m, LinearModelResult):
         return lambda rng: simulate_lm_one(m, rng)
     if isinstance(m, GeneralizedLinearModelResult):
@@ -154,11 +155,22 @@ def simulator(m, re_form=SIMULATE_NONE):
     return lambda rng: simulate_lmm_one(m, rng, keep)
 
 
+def refit_glmmtmb(m, y):
+    """Fit the glmmtmb model ``m`` to the response ``y`` (the scale of its fitted values:
+    proportions for binomial responses) with its recipe, from its covariance parameters."""
+    design = m.design.with_response(np.asarray(y, dtype=float))
+    start = {b: m.layout.get(m.x, b) for b in m.layout.names_of("theta")}
+    return _recipe(m).fit_design(design, start=start)
+
+
 def refitter(m, light: bool = True):
     """``y -> refit`` for any supported fit (``light``: skip derivative checks)."""
+    from ..results.glmmtmb import GlmmTMBResult
     from .glm import GeneralizedLinearModelResult
     from .lm import LinearModelResult
 
+    if isinstance(m, GlmmTMBResult):
+        return lambda y: refit_glmmtmb(m, y)
     if isinstance(m, LinearModelResult | GeneralizedLinearModelResult):
         return m.refit
     if getattr(m, "family", None) is not None:

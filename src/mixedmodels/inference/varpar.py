@@ -16,15 +16,19 @@ deviations and correlations of the random effects in the order of theta (lower t
 column by column: diagonal entries become sds, off-diagonal ones correlations), then
 ``sigma``; named as lme4's ``oldNames = FALSE``: ``sd_(Intercept)|Subject``,
 ``cor_Days.(Intercept)|Subject``, ``sigma``. A term's covariance is ``D C D`` with ``D`` the
-sds and ``C`` the correlations, and ``Lambda = D chol(C) / sigma``.
+sds and ``C`` the correlations, and ``Lambda = D chol(C) / sigma``. Structured terms
+contribute their natural parameters instead (``sd_ftime0|subject`` ...,
+``ar1_phi|subject``; see :mod:`mixedmodels.covariance`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..covariance.unstructured import psd_cholesky
 from ..objective import LMMObjective
 
 __all__ = ["FactorSummary", "SdCorMap", "factor_summary", "psd_cholesky", "r_effect_name",
@@ -38,29 +42,38 @@ def r_effect_name(name: str) -> str:
     return "(Intercept)" if name == "Intercept" else name
 
 
-def psd_cholesky(C: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a positive *semi*-definite matrix (zero pivots allowed).
-
-    A correlation of +-1 makes ``C`` singular; the factor then has a zero on its diagonal
-    (the boundary of lme4's parameter space), which ``numpy.linalg.cholesky`` refuses.
-    The loop is over the p effects of one term, never over data.
-    """
-    p = C.shape[0]
-    try:
-        return np.linalg.cholesky(C)
-    except np.linalg.LinAlgError:
-        pass
-    L = np.zeros_like(C, dtype=float)
-    for j in range(p):
-        d = C[j, j] - L[j, :j] @ L[j, :j]
-        L[j, j] = np.sqrt(max(d, 0.0))
-        if L[j, j] > 0.0:
-            L[j + 1:, j] = (C[j + 1:, j] - L[j + 1:, :j] @ L[j, :j]) / L[j, j]
-    return L
+def _term_parameter_names(t) -> tuple[list[str], list[str]]:
+    """lme4's names of a term's natural parameters (``sd_(Intercept)|Subject``,
+    ``cor_Days.(Intercept)|Subject``) and their kinds; structured terms prefix their own
+    parameters with the keyword (``ar1_phi|subject``, ``exp_range|site``)."""
+    s = t.structure
+    eff = [r_effect_name(n) for n in t.names]
+    names, kinds = [], []
+    lo, hi = s.parameter_bounds()
+    scales = s.parameter_scales()
+    for k, nat in enumerate(s.parameter_names()):
+        sd = re.fullmatch(r"sd_(\d+)", nat)
+        cor = re.fullmatch(r"cor_(\d+)\.(\d+)", nat)
+        if sd:
+            label = f"sd_{eff[int(sd.group(1)) - 1]}"
+        elif cor:
+            label = f"cor_{eff[int(cor.group(1)) - 1]}.{eff[int(cor.group(2)) - 1]}"
+        else:
+            label = f"{s.keyword}_{nat}"
+        names.append(f"{label}|{t.group}")
+        kinds.append("sd" if scales[k] else
+                     ("cor" if lo[k] == -1.0 and hi[k] == 1.0 else "par"))
+    return names, kinds
 
 
 class SdCorMap:
-    """Converts between theta (with sigma) and the sd/cor parameters of a design.
+    """Converts between theta (with sigma) and the natural parameters of a design.
+
+    Per term the structure's natural parameters (:meth:`~mixedmodels.covariance.
+    CovarianceStructure.parameters`): for lme4's unstructured terms the standard deviations
+    and correlations in theta's order; for structured terms their standard deviations and
+    correlation parameters (an AR(1) coefficient, a range). Standard deviations (and factor
+    loadings) are multiplied by sigma.
 
     Parameters
     ----------
@@ -72,29 +85,27 @@ class SdCorMap:
     def __init__(self, design, has_sigma: bool = True):
         self.design = design
         self.has_sigma = has_sigma
-        names, kinds, bounds = [], [], []
-        for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-            eff = [r_effect_name(n) for n in t.names]
-            rows, cols = _lower_indices(t.p)
-            for r, c in zip(rows, cols, strict=True):
-                if r == c:
-                    names.append(f"sd_{eff[r]}|{t.group}")
-                    kinds.append("sd")
-                    bounds.append((0.0, np.inf))
-                else:
-                    names.append(f"cor_{eff[r]}.{eff[c]}|{t.group}")
-                    kinds.append("cor")
-                    bounds.append((-1.0, 1.0))
-            del sl
+        names, kinds, lower, upper, scales = [], [], [], [], []
+        for t in design.terms:
+            n, k = _term_parameter_names(t)
+            lo, hi = t.structure.parameter_bounds()
+            names += n
+            kinds += k
+            lower.append(lo)
+            upper.append(hi)
+            scales.append(t.structure.parameter_scales())
         if has_sigma:
             names.append("sigma")
             kinds.append("sigma")
-            bounds.append((0.0, np.inf))
+            lower.append(np.zeros(1))
+            upper.append(np.full(1, np.inf))
         self.names = tuple(names)
         self.kinds = tuple(kinds)
-        self.lower = np.array([b[0] for b in bounds])
-        self.upper = np.array([b[1] for b in bounds])
-        self._all_scalar = all(t.p == 1 for t in design.terms)
+        self.lower = np.concatenate(lower) if lower else np.zeros(0)
+        self.upper = np.concatenate(upper) if upper else np.zeros(0)
+        self._scales = [sc.astype(bool) for sc in scales]
+        self._all_scalar = all(t.p == 1 and t.structure.keyword == "us"
+                               for t in design.terms)
         self._n_theta = design.n_theta
 
     @property
@@ -102,51 +113,31 @@ class SdCorMap:
         return len(self.names)
 
     def from_theta(self, theta: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-        """sd/cor vector (and sigma) from theta and sigma."""
+        """Natural parameters (and sigma) from theta and sigma."""
         out = []
         s = sigma if self.has_sigma else 1.0
-        for t, sl in zip(self.design.terms, self.design.theta_slices(), strict=True):
-            lam = t.structure.lambda_(theta[sl])
-            cov = (s * s) * (lam @ lam.T)
-            sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
-            rows, cols = _lower_indices(t.p)
-            for r, c in zip(rows, cols, strict=True):
-                if r == c:
-                    out.append(sd[r])
-                else:
-                    den = sd[r] * sd[c]
-                    out.append(cov[r, c] / den if den > 0 else 0.0)
+        for t, sl, sc in zip(self.design.terms, self.design.theta_slices(), self._scales,
+                             strict=True):
+            nat = t.structure.parameters(theta[sl])
+            out.append(np.where(sc, nat * s, nat))
         if self.has_sigma:
-            out.append(sigma)
-        return np.asarray(out, dtype=float)
+            out.append(np.array([sigma]))
+        return np.concatenate(out) if out else np.zeros(0)
 
     def to_theta(self, pars: np.ndarray) -> tuple[np.ndarray, float]:
-        """theta and sigma from an sd/cor vector (lme4's ``Sv_to_Cv``)."""
+        """theta and sigma from natural parameters (lme4's ``Sv_to_Cv`` for ``us``)."""
         pars = np.asarray(pars, dtype=float)
         sigma = float(pars[-1]) if self.has_sigma else 1.0
         if self._all_scalar:
             # every term has one effect: theta is sd / sigma (the common, fast case)
             return pars[:self._n_theta] / sigma, sigma
         thetas, pos = [], 0
-        for t in self.design.terms:
-            rows, cols = _lower_indices(t.p)
-            k = rows.size
+        for t, sc in zip(self.design.terms, self._scales, strict=True):
+            k = sc.size
             vals = pars[pos:pos + k]
             pos += k
-            diag = rows == cols
-            sd = vals[diag]
-            C = np.eye(t.p)
-            C[rows[~diag], cols[~diag]] = vals[~diag]
-            C[cols[~diag], rows[~diag]] = vals[~diag]
-            lam = (sd[:, None] * psd_cholesky(C)) / sigma
-            thetas.append(lam[rows, cols])
+            thetas.append(t.structure.theta_from_parameters(np.where(sc, vals / sigma, vals)))
         return np.concatenate(thetas) if thetas else np.zeros(0), sigma
-
-
-def _lower_indices(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """Lower-triangle (row, col) pairs column by column: theta's order."""
-    cols, rows = np.triu_indices(p)
-    return rows, cols
 
 
 @dataclass(frozen=True)

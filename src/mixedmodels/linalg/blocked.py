@@ -30,9 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from .blockdiag import BlockDiagonal
 from .lapack import chol_inplace, solve_lower, solve_lower_t
 from .layout import CrossProductPattern, CrossProducts, theta_slices
-from .product import PRODUCT_PATTERN_MAX_NNZ, ProductPattern
+from .product import PRODUCT_PATTERN_MAX_NNZ, BlockProductPattern, ProductPattern
 
 __all__ = ["BlockedFactor", "BlockedSystem", "first_block_factor"]
 
@@ -96,6 +97,8 @@ class BlockedFactor:
     lam1: np.ndarray
     lam_r: object
     m1: np.ndarray | None = None
+    #: ``lambda_k`` of the rest terms (p_k x p_k each), in order
+    lam_rest: list | None = None
 
     @property
     def m(self) -> int:
@@ -128,9 +131,11 @@ class BlockedSystem:
         blocks = pattern.blocks
         self.rest_scalar = all(b.p == 1 for b in blocks[1:])
         self.A: CrossProducts | None = None
-        self._product: ProductPattern | None = None
+        self._product: ProductPattern | BlockProductPattern | None = None
+        self.rest_diag: BlockDiagonal | None = None
         if pattern.has_rest:
             self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
+            self.rest_diag = BlockDiagonal([(b.nlevels, b.p) for b in blocks[1:]])
             if not self.rest_scalar:
                 self._build_rest_lambda_pattern(blocks[1:])
 
@@ -152,10 +157,15 @@ class BlockedSystem:
         self._lrT_indices = cols.astype(np.int32)
         self._lrT_indptr = indptr.astype(np.int32)
 
-    def rest_lambda(self, theta: np.ndarray):
+    def rest_lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
+        """``lambda_k`` of every rest term."""
+        return [s.lambda_(theta[sl]) for s, sl in zip(self.structures[1:], self.slices[1:],
+                                                      strict=True)]
+
+    def rest_lambda(self, theta: np.ndarray | None, lams: list | None = None):
         """Lambda of the rest block: a vector (all terms scalar) or a CSR of ``Lambda_r'``."""
-        lams = [s.lambda_(theta[sl]) for s, sl in zip(self.structures[1:], self.slices[1:],
-                                                       strict=True)]
+        if lams is None:
+            lams = self.rest_lambdas(theta)
         if self.rest_scalar:
             return np.repeat(np.array([lam[0, 0] for lam in lams]), self._rest_levels)
         data = np.concatenate([np.tile(lam.T.ravel(), b.nlevels)
@@ -179,7 +189,7 @@ class BlockedSystem:
             self._cols21 = A.A21.indices
             self._diag22 = np.diag_indices(A.A22.shape[0])
             if self._product is None and self._use_product_pattern(A):
-                self._product = ProductPattern(A.A21)
+                self._product = self._new_product(A.A21, keep_refresh=False)
                 self._buf22 = np.empty_like(A.A22)
             elif self._product is not None:
                 # same pattern (CrossProductPattern fixes it), new values: from the second
@@ -187,12 +197,35 @@ class BlockedSystem:
                 if self._product.can_refresh:
                     self._product.refresh(A.A21.data)
                 else:
-                    self._product = ProductPattern(A.A21, keep_refresh=True)
+                    self._product = self._new_product(A.A21, keep_refresh=True)
+
+    def _new_product(self, A21: sp.csr_matrix, keep_refresh: bool):
+        if self.p1 == 1:
+            return ProductPattern(A21, keep_refresh=keep_refresh)
+        return BlockProductPattern(A21, self.p1, keep_refresh=keep_refresh)
 
     # -- factorization --------------------------------------------------------------------
     def _use_product_pattern(self, A: CrossProducts) -> bool:
-        return (A.A21 is not None and self.rest_scalar and self.p1 == 1
-                and ProductPattern.n_pairs(A.A21) <= PRODUCT_PATTERN_MAX_NNZ)
+        # vector-valued terms too (BlockProductPattern): the general sparse product
+        # L21 L21' and its dense conversion cost ~10x the pattern's mat-vec
+        if A.A21 is None:
+            return False
+        n = (ProductPattern.n_pairs(A.A21) if self.p1 == 1
+             else BlockProductPattern.n_pairs(A.A21, self.p1))
+        return n <= PRODUCT_PATTERN_MAX_NNZ
+
+    def _first_weights(self, m1: np.ndarray) -> np.ndarray:
+        """``C_c = m1_c m1_c'`` per level (``Lambda1 M11^{-1} Lambda1'``)."""
+        if self.p1 == 1:
+            return m1 * m1
+        return np.matmul(m1, m1.transpose(0, 2, 1))
+
+    def _m1_times(self, m1: np.ndarray, L1X: np.ndarray) -> np.ndarray:
+        """``m1_c L1X_c`` per level, flattened to (q1, m): ``Lambda1 L11^{-T} L1X``."""
+        m = L1X.shape[-1]
+        if self.p1 == 1:
+            return m1[:, None] * L1X.reshape(-1, m)
+        return np.matmul(m1, L1X).reshape(-1, m)
 
     def _term1(self, theta: np.ndarray):
         """Block 1: ``L11``, ``m1 = Lambda1 L11^{-T}``, ``L1X`` and ``2 log det L11``."""
@@ -263,18 +296,26 @@ class BlockedSystem:
         m = A.AXX.shape[0]
         flat1X = L1X.reshape(-1, m)
         LXX = A.AXX - flat1X.T @ flat1X
-        L21 = L22 = LrX = lam_r = None
+        L21 = L22 = LrX = lam_r = lams = None
         if A.A21 is not None:
-            lam_r = self.rest_lambda(theta)
+            lams = self.rest_lambdas(theta)
+            # the CSR of a vector-valued Lambda_r only serves L21, which the product path
+            # builds on demand (l21)
+            if self.rest_scalar or self._product is None:
+                lam_r = self.rest_lambda(theta, lams)
             if self._product is not None:
-                # L22 = D_r (A22 - A21 diag(m1^2) A21') D_r + I, lower triangle only
+                # L22 = Lambda_r' (A22 - A21 C A21') Lambda_r + I, lower triangle only
                 L22 = self._buf22 if scratch else np.empty_like(A.A22)
                 np.copyto(L22, A.A22)
-                self._product.subtract_from(L22, m1 * m1)
-                L22 *= lam_r[:, None]
-                L22 *= lam_r[None, :]
-                BrX = A.ArX - A.A21 @ (m1[:, None] * flat1X)
-                BrX *= lam_r[:, None]
+                self._product.subtract_from(L22, self._first_weights(m1))
+                BrX = A.ArX - A.A21 @ self._m1_times(m1, L1X)
+                if self.rest_scalar:
+                    L22 *= lam_r[:, None]
+                    L22 *= lam_r[None, :]
+                    BrX *= lam_r[:, None]
+                else:
+                    self.rest_diag.sandwich_lower(lams, L22)
+                    BrX = self.rest_diag.left(lams, BrX, transpose=True)
             else:
                 L21 = self._L21(m1, lam_r)
                 if self.rest_scalar:
@@ -294,11 +335,13 @@ class BlockedSystem:
         LXX = np.ascontiguousarray(LXX)
         if not chol_inplace(LXX):
             return None
-        return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r, m1)
+        return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r, m1, lams)
 
     def l21(self, f: BlockedFactor) -> sp.csr_matrix:
         """``L21`` of a factor (built on demand when the fast path skipped it)."""
         if f.L21 is None:
+            if f.lam_r is None:
+                f.lam_r = self.rest_lambda(None, f.lam_rest)
             f.L21 = self._L21(f.m1, f.lam_r)
         return f.L21
 

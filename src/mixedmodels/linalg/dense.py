@@ -50,7 +50,8 @@ class DenseFactor:
         return float(self.L[-1, -1] ** 2)
 
 
-def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None,
+                        Z=None) -> np.ndarray:
     """``[Z X y]' W [Z X y]`` with a dense ``Z`` built from the terms' codes and values.
 
     Parameters
@@ -59,6 +60,9 @@ def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None) -> np.ndar
         The terms on the rows of ``XY`` (codes index the terms' full level sets).
     XY : ndarray (n, m)
     w : ndarray (n,) or None
+    Z : sequence of ndarray, optional
+        Values replacing the terms' own (one (n, p_k) array per term, same level codes):
+        the whitened design of a model with correlated residuals.
 
     Returns
     -------
@@ -69,9 +73,10 @@ def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None) -> np.ndar
     ZXY = np.zeros((n, q + XY.shape[1]))
     off = 0
     rows = np.arange(n)
-    for b in blocks:
+    values = [b.Z for b in blocks] if Z is None else Z
+    for b, zk in zip(blocks, values, strict=True):
         for a in range(b.p):
-            ZXY[rows, off + b.codes * b.p + a] = b.Z[:, a]
+            ZXY[rows, off + b.codes * b.p + a] = zk[:, a]
         off += b.q
     ZXY[:, q:] = XY
     wZXY = ZXY if w is None else ZXY * w[:, None]
@@ -106,10 +111,13 @@ class DenseSystem:
             self._rows, self._cols = self._rows[keep], self._cols[keep]
             self._theta_map = entry_map[keep]
 
-    def set_data(self, XY: np.ndarray, w: np.ndarray | None) -> None:
+    def set_data(self, XY: np.ndarray, w: np.ndarray | None, Z=None) -> None:
         """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
-        one BLAS product, no sparse bookkeeping."""
-        self.set_cross_product(dense_cross_product(self.blocks, XY, w), XY.shape[1])
+        one BLAS product, no sparse bookkeeping.
+
+        ``Z``, when given, replaces the terms' values (one (n, p_k) array per term, same
+        level codes): the whitened design of a model with correlated residuals."""
+        self.set_cross_product(dense_cross_product(self.blocks, XY, w, Z), XY.shape[1])
 
     def set_cross_product(self, full: np.ndarray, m: int) -> None:
         """Install ``[Z X y]' W [Z X y]`` ((q + m) x (q + m), ``m`` columns of ``[X y]``),

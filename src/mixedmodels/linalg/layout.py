@@ -146,6 +146,8 @@ class CrossProductPattern(BlockLayout):
                        + np.arange(p1 * p1).reshape(p1, p1)[None]).ravel()
         # S1: q1 x n incidence with Z1 values, for Z1' W [X y]
         rows1 = (b1.codes[:, None] * p1 + np.arange(p1)[None]).ravel()
+        self._rows1 = rows1
+        self._perms: dict[str, np.ndarray] = {}
         self._S1 = sp.csr_matrix(
             (b1.Z.ravel(), (rows1, np.repeat(np.arange(self.n), p1))), shape=(self.q1, self.n)
         )
@@ -190,22 +192,46 @@ class CrossProductPattern(BlockLayout):
             shape=(self.q_r, self.n),
         )
 
-    def compute(self, XY: np.ndarray, w: np.ndarray | None) -> CrossProducts:
-        """Cross-products for prior/working weights ``w`` (None = all ones) and ``[X y]``."""
+    def _values_like(self, which: str, values: np.ndarray) -> sp.csr_matrix:
+        """The incidence matrix ``which`` (``"S1"`` or ``"Sr"``: rows = random effects, one
+        entry per observation and column of the terms) with another ``Z``'s values.
+
+        Where each value lands in the CSR data is found once, on first use, by building
+        the matrix again with entry numbers as data (plain fits never pay for it)."""
+        S = self._S1 if which == "S1" else self._Sr
+        perm = self._perms.get(which)
+        if perm is None:
+            rows = self._rows1 if which == "S1" else self._rcols.ravel()
+            k = values.shape[1]
+            numbered = sp.csr_matrix(
+                (np.arange(1, rows.size + 1, dtype=float),
+                 (rows, np.repeat(np.arange(self.n), k))), shape=S.shape)
+            perm = numbered.data.astype(np.int64) - 1
+            self._perms[which] = perm
+        return sp.csr_matrix((values.ravel()[perm], S.indices, S.indptr), shape=S.shape)
+
+    def compute(self, XY: np.ndarray, w: np.ndarray | None, Z=None) -> CrossProducts:
+        """Cross-products for prior/working weights ``w`` (None = all ones) and ``[X y]``.
+
+        ``Z``, when given, replaces the terms' values (one (n, p_k) array per term with the
+        same level codes: the whitened design of a model with correlated residuals)."""
         b1 = self.blocks[0]
         p1 = self.p1
-        Z1 = b1.Z
+        Z1 = b1.Z if Z is None else Z[0]
+        S1 = self._S1 if Z is None else self._values_like("S1", Z1)
         wz1 = Z1 if w is None else Z1 * w[:, None]
         v11 = (wz1[:, :, None] * Z1[:, None, :]).ravel()
         A11 = np.bincount(self._idx11, v11, minlength=self.l1 * p1 * p1).reshape(
             self.l1, p1, p1)
         wXY = XY if w is None else XY * w[:, None]
-        A1X = np.asarray(self._S1 @ wXY).reshape(self.l1, p1, XY.shape[1])
+        A1X = np.asarray(S1 @ wXY).reshape(self.l1, p1, XY.shape[1])
         AXX = XY.T @ wXY
         if not self.has_rest:
             return CrossProducts(A11, None, None, A1X, None, AXX)
-        wr = self._rvals if w is None else self._rvals * w[:, None]
-        v22 = (wr[:, :, None] * self._rvals[:, None, :]).ravel()
+        rvals = self._rvals if Z is None else np.hstack(Z[1:])
+        Sr = self._Sr if Z is None else self._values_like("Sr", rvals)
+        wr = rvals if w is None else rvals * w[:, None]
+        v22 = (wr[:, :, None] * rvals[:, None, :]).ravel()
         if self.dense_rest:
             A22 = np.bincount(self._idx22, v22, minlength=self.q_r * self.q_r).reshape(
                 self.q_r, self.q_r)
@@ -216,7 +242,7 @@ class CrossProductPattern(BlockLayout):
         data21 = np.bincount(self._pos21, v21, minlength=self._nnz21)
         A21 = sp.csr_matrix((data21, self._indices21, self._indptr21),
                             shape=(self.q_r, self.q1))
-        ArX = np.asarray(self._Sr @ wXY)
+        ArX = np.asarray(Sr @ wXY)
         return CrossProducts(A11, A21, A22, A1X, ArX, AXX)
 
 

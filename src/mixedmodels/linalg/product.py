@@ -23,7 +23,7 @@ from itertools import pairwise
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["PAIRS_PER_CHUNK", "PRODUCT_PATTERN_MAX_NNZ", "ProductPattern"]
+__all__ = ["PAIRS_PER_CHUNK", "PRODUCT_PATTERN_MAX_NNZ", "BlockProductPattern", "ProductPattern"]
 
 #: Above this many pair products the pattern costs more memory than it saves time; the
 #: caller falls back to a general sparse product.
@@ -146,3 +146,119 @@ class ProductPattern:
     def subtract_from(self, dense: np.ndarray, c: np.ndarray) -> None:
         """``dense -= A diag(c) A'`` on the lower triangle (upper triangle untouched)."""
         dense.reshape(-1)[self.flat] -= self.P @ c
+
+
+def _block_complete(A: sp.csr_matrix, starts: np.ndarray, p: int) -> bool:
+    """Every block's ``p`` entries present, consecutive and in the same row (sorted CSR)."""
+    if starts.size * p != A.nnz or (starts.size and starts[-1] + p > A.nnz):
+        return False
+    pos = starts[:, None] + np.arange(p)[None, :]
+    if not np.array_equal(A.indices[pos], A.indices[starts][:, None] + np.arange(p)[None, :]):
+        return False
+    row = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+    return bool(np.all(row[pos] == row[starts][:, None]))
+
+
+class BlockProductPattern:
+    r"""Linear map ``W -> lower triangle of sum_c A_c W_c A_c'`` for a CSR ``A`` whose columns
+    come in blocks of ``p`` (one block per level of a vector-valued term).
+
+    ``A_c`` is the (n_rows x p) block of columns of level ``c`` and ``W_c`` a p x p matrix per
+    level. In the blocked Cholesky ``L21 L21' = Lambda_r' A21 C A21' Lambda_r`` with
+    ``C_c = m_c m_c'`` for vector-valued first terms; with this pattern it is one sparse
+    mat-vec, like :class:`ProductPattern` for scalar terms, instead of a sparse-sparse
+    product and a dense conversion. The pattern of ``A`` must be block-complete (every row
+    that has an entry in a level's block has all ``p`` of them), which the cross-products of
+    a random-effects term always are.
+
+    Built from a :class:`ProductPattern` on the collapsed ``n_rows x n_blocks`` pattern: every
+    pair of entries of a column becomes ``p^2`` products.
+
+    Parameters
+    ----------
+    A : scipy.sparse.csr_matrix
+        Sorted indices, block-complete pattern.
+    p : int
+        Columns per block.
+    keep_refresh : bool
+        Keep what :meth:`refresh` needs.
+
+    Attributes
+    ----------
+    flat, rows, cols : ndarray
+        As in :class:`ProductPattern`.
+    P : scipy.sparse.csr_matrix
+        ``(n_positions, n_blocks * p * p)``: ``values = P @ W.ravel()``.
+    """
+
+    def __init__(self, A: sp.csr_matrix, p: int, keep_refresh: bool = False):
+        p = int(p)
+        n_rows, n_cols = A.shape
+        if n_cols % p:
+            raise ValueError(f"{n_cols} columns do not split into blocks of {p}")
+        A = A.tocsr()
+        A.sort_indices()
+        starts = np.flatnonzero(A.indices % p == 0)           # first entry of each block
+        if not _block_complete(A, starts, p):
+            raise ValueError("the pattern of A is not block-complete: a row has some but "
+                             f"not all of the {p} columns of a block")
+        self.p = p
+        self.n_blocks = n_cols // p
+        counts = np.diff(A.indptr) // p                        # blocks per row
+        collapsed = sp.csr_matrix(
+            (np.ones(starts.size), A.indices[starts] // p,
+             np.concatenate([[0], np.cumsum(counts)])), shape=(n_rows, self.n_blocks))
+        base = ProductPattern(collapsed, keep_refresh=True)
+        self.flat, self.rows, self.cols, self.n_rows = base.flat, base.rows, base.cols, n_rows
+        pp = p * p
+        self._starts_a = starts[base._ea]
+        self._starts_b = starts[base._eb]
+        self._indices = (base._indices.astype(np.int64)[:, None] * pp
+                         + np.arange(pp)[None, :]).ravel().astype(np.int32)
+        self._indptr = (base._indptr.astype(np.int64) * pp)
+        self._shape = (base._shape[0], self.n_blocks * pp)
+        self.P = self._build(A.data)
+        if not keep_refresh:
+            self._starts_a = self._starts_b = None
+
+    def _build(self, data: np.ndarray) -> sp.csr_matrix:
+        ar = np.arange(self.p)
+        da = data[self._starts_a[:, None] + ar[None, :]]
+        db = data[self._starts_b[:, None] + ar[None, :]]
+        vals = (da[:, :, None] * db[:, None, :]).ravel()
+        return sp.csr_matrix((vals, self._indices, self._indptr), shape=self._shape)
+
+    @property
+    def can_refresh(self) -> bool:
+        return self._starts_a is not None
+
+    def refresh(self, data: np.ndarray) -> None:
+        """Recompute ``P`` for new values of ``A`` (same pattern, sorted CSR data order)."""
+        if self._starts_a is None:
+            raise RuntimeError("pattern built without keep_refresh=True")
+        self.P = self._build(data)
+
+    @staticmethod
+    def n_pairs(A: sp.csr_matrix, p: int) -> int:
+        """Pair products the pattern would store (``p^2`` per pair of block entries)."""
+        cols = A.indices[A.indices % p == 0] // p
+        counts = np.bincount(cols, minlength=A.shape[1] // p).astype(np.int64)
+        return int(np.sum(counts * (counts + 1) // 2)) * p * p
+
+    def values(self, W: np.ndarray) -> np.ndarray:
+        """Lower-triangle values of ``sum_c A_c W_c A_c'`` (``W``: (n_blocks, p, p))."""
+        return self.P @ W.reshape(-1)
+
+    def subtract_from(self, dense: np.ndarray, W: np.ndarray) -> None:
+        """``dense -= sum_c A_c W_c A_c'`` on the lower triangle."""
+        dense.reshape(-1)[self.flat] -= self.P @ W.reshape(-1)
+
+    def block_quadratic(self, S_lower: np.ndarray) -> np.ndarray:
+        r"""``Y_c = A_c' S A_c`` for every block, ``S`` symmetric given by its values at the
+        pattern positions (lower triangle): the adjoint of :meth:`values`, symmetrized.
+
+        Returns (n_blocks, p, p).
+        """
+        weights = np.where(self.rows == self.cols, 1.0, 2.0)
+        Y = (self.P.T @ (S_lower * weights)).reshape(self.n_blocks, self.p, self.p)
+        return 0.5 * (Y + Y.transpose(0, 2, 1))

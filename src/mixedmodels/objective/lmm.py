@@ -46,7 +46,12 @@ from ..linalg import (
     SparseSystem,
     TermBlock,
 )
-from .lmm_gradient import scalar_terms_gradient, supports_gradient
+from .lmm_gradient import (
+    general_gradient,
+    has_jacobian,
+    scalar_terms_gradient,
+    supports_gradient,
+)
 
 __all__ = ["LMMObjective", "LMMSolution", "choose_method"]
 
@@ -129,6 +134,10 @@ class LMMObjective:
     design : Design
     reml : bool
         REML criterion (True, lme4's default) or deviance (False).
+    sigma : float, optional
+        A known residual standard deviation: the criterion is then the (restricted)
+        deviance at that sigma, ``log|L_Z|^2 [+ log|R_X|^2] - log|W| + d log(2 pi sigma^2)
+        + r^2 / sigma^2`` with ``d = n`` (ML) or ``n - p`` (REML), instead of its profile.
     method : {"auto", "dense", "blocked", "sparse"}
         Factorization: the whole system as one dense matrix (small models), block by block
         (:mod:`mixedmodels.linalg.blocked`), or sparse LU (:mod:`mixedmodels.linalg.sparse`,
@@ -144,13 +153,17 @@ class LMMObjective:
     apart from the evaluation counter ``n_evals``.
     """
 
-    def __init__(self, design: Design, reml: bool = True, method: str = "auto"):
+    def __init__(self, design: Design, reml: bool = True, method: str = "auto",
+                 sigma: float | None = None):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
         method = choose_method(design, method)
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
         XY = np.column_stack([basis.X, y_res])
+        #: ``[X~ y~]``: the fixed-effects columns in the internal basis and the residualized
+        #: response, as the cross-products see them (:meth:`set_data`)
+        self.internal_XY = XY
         if method == "dense":
             # small model: dense Z and one product, no sparse pattern to build
             pattern = None
@@ -161,7 +174,7 @@ class LMMObjective:
             system = _SYSTEMS[method](pattern, structures)
             system.set_cross_products(pattern.compute(XY, design.weights))
         log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
-        self._setup(design, reml, method, pattern, system, basis, coef0, log_det_w)
+        self._setup(design, reml, sigma, method, pattern, system, basis, coef0, log_det_w)
 
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
@@ -198,6 +211,7 @@ class LMMObjective:
         blocks = [TermBlock(np.zeros(0, np.int64), np.zeros((0, t.p)), t.nlevels)
                   for t in design.terms]
         obj = cls.__new__(cls)
+        obj.internal_XY = None      # no rows here: :meth:`set_data` does not apply
         if method == "dense":
             pattern = None
             system = DenseSystem(blocks, structures)
@@ -206,12 +220,14 @@ class LMMObjective:
             pattern = BlockLayout(blocks, dense_rest=method != "sparse")
             system = _SYSTEMS[method](pattern, structures)
             system.set_cross_products(cross)
-        obj._setup(design, reml, method, pattern, system, basis, coef0, log_det_w)
+        obj._setup(design, reml, None, method, pattern, system, basis, coef0, log_det_w)
         return obj
 
-    def _setup(self, design, reml, method, pattern, system, basis, coef0, log_det_w):
+    def _setup(self, design, reml, sigma, method, pattern, system, basis, coef0, log_det_w):
         self.design = design
         self.reml = bool(reml)
+        #: the residual standard deviation when it is fixed (not profiled), else None
+        self.sigma = None if sigma is None else float(sigma)
         self.n = design.nobs
         self.p = design.p
         #: ``"dense"`` (whole system, small models), ``"blocked"`` or ``"sparse"``
@@ -226,10 +242,64 @@ class LMMObjective:
         self.n_grads = 0
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
-        #: analytic gradient available (all terms scalar); see :mod:`.lmm_gradient`
-        self.has_gradient = method == "blocked" and supports_gradient(self.system)
+        #: analytic gradient available (blocked factorization, profiled sigma, every
+        #: structure with ``lambda_jacobian``); see :mod:`.lmm_gradient`
+        self.has_gradient = (method == "blocked" and self.sigma is None
+                             and has_jacobian([t.structure for t in design.terms]))
+        self._scalar_gradient = self.has_gradient and supports_gradient(self.system)
+
+    def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
+        """Replace the data by transformed ones (same grouping, unit weights): the
+        whitened data of a model with correlated residuals, whose Jacobian ``log|W|^2``
+        enters the criterion as ``log_det_w``.
+
+        ``XY`` is :attr:`internal_XY` (the internal basis ``X~`` and the residualized
+        response, module docstring) transformed: any linear map of the rows keeps
+        ``X beta - y = X~ (R beta - c) - y~``, so the basis, its ``log|R|^2`` and the
+        mapping back to the user's coefficients stay as they are, and no factorization of
+        ``X`` is repeated.
+
+        Parameters
+        ----------
+        XY : ndarray (n, p + 1)
+        Z : list of ndarray
+            One (n, p_k) array per term, the terms' values transformed.
+        log_det_w : float
+        """
+        if self.method == "dense":
+            self.system.set_data(XY, None, Z=Z)
+        else:
+            self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
+        self.log_det_w = float(log_det_w)
+
+    def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
+        """The (restricted) deviance of a factor at an explicit residual standard
+        deviation (not profiled over it): the criterion when sigma is known, and the
+        function whose Hessian gives nlme's approximate covariance of the variance
+        parameters.
+
+        Parameters
+        ----------
+        f : BlockedFactor
+        sigma : float
+
+        Returns
+        -------
+        float
+            ``log|L_Z|^2 [+ log|R_X|^2] - log|W| + d log(2 pi sigma^2) + r^2 / sigma^2``,
+            ``d = n`` (ML) or ``n - p`` (REML).
+        """
+        dof = self.n - self.p if self.reml else self.n
+        logdet = f.logdet_Z + (f.logdet_X(self.p) + self.basis.log_det_R2
+                               if self.reml else 0.0)
+        s2 = sigma * sigma
+        return float(logdet - self.log_det_w + dof * (_LOG_2PI + np.log(s2))
+                     + f.pwrss() / s2)
 
     def _from_factor(self, f: BlockedFactor) -> float:
+        if self.sigma is not None:
+            # sigma known: the criterion is not profiled over it (MixedModels.jl's sigma=)
+            return self.criterion_at_sigma(f, self.sigma)
         r2 = f.pwrss()
         if self.reml:
             dof = self.n - self.p
@@ -239,7 +309,10 @@ class LMMObjective:
 
     def __call__(self, theta) -> float:
         self.n_evals += 1
-        f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
+        try:
+            f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
+        except np.linalg.LinAlgError:       # a structure with no covariance at theta
+            return np.inf
         if f is None:
             return np.inf
         return float(self._from_factor(f))
@@ -257,7 +330,8 @@ class LMMObjective:
             The REML criterion or deviance, and its gradient in theta.
         """
         if not self.has_gradient:
-            raise NotImplementedError("analytic gradient needs scalar random-effects terms")
+            raise NotImplementedError("the analytic gradient needs the blocked factorization "
+                                      "(method='blocked')")
         self.n_evals += 1
         self.n_grads += 1
         theta = np.asarray(theta, dtype=float)
@@ -267,11 +341,15 @@ class LMMObjective:
         # the gradient works in the internal basis, like the factor (the criterion differs
         # from the user basis's by a constant, so the gradient is the same)
         beta_t, RXt_inv = self._internal_fixed(f)
-        u = self.system.solve_u(f, beta_t)
         r2 = f.pwrss()
         dof = self.n - self.p if self.reml else self.n
-        grad = scalar_terms_gradient(self.system, f, theta, beta_t, u, r2, dof, self.reml,
-                                     RXt_inv)
+        if self._scalar_gradient:
+            u = self.system.solve_u(f, beta_t)
+            grad = scalar_terms_gradient(self.system, f, theta, beta_t, u, r2, dof,
+                                         self.reml, RXt_inv)
+        else:
+            grad = general_gradient(self.system, f, theta, beta_t, r2, dof, self.reml,
+                                    RXt_inv)
         return float(self._from_factor(f)), grad
 
     def _internal_fixed(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
@@ -331,7 +409,8 @@ class LMMObjective:
         beta, RX_inv, logdet_X = self.fixed_part(f)
         b = self.b_from_u(theta, u)
         r2 = f.pwrss()
-        sigma = float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
+        sigma = self.sigma if self.sigma is not None else \
+            float(np.sqrt(r2 / (self.n - p if self.reml else self.n)))
         return LMMSolution(theta, float(self._from_factor(f)), beta, u, b, sigma, r2,
                            f.logdet_Z, logdet_X, RX_inv, f)
 

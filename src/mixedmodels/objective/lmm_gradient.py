@@ -1,8 +1,14 @@
-r"""Analytic gradient of the profiled LMM objective for scalar random-effects terms.
+r"""Analytic gradient of the profiled LMM objective.
 
-For terms with one random effect each (random intercepts, ``(0 + x | g)``), ``Lambda`` is
-diagonal with ``theta_k`` on the columns of term k, and with ``M = Lambda A Lambda + I``
-(``A = Z'WZ``), ``C = R_X' R_X`` and ``r^2`` the penalized residual sum of squares:
+Two implementations on the blocked factor (:mod:`mixedmodels.linalg.blocked`):
+:func:`scalar_terms_gradient` for models whose terms are all scalar (below), and
+:func:`general_gradient` for any ``Lambda(theta)`` -- vector-valued terms and every
+covariance structure with ``lambda_jacobian`` (its docstring has the maths).
+
+Scalar terms: for terms with one random effect each (random intercepts, ``(0 + x | g)``),
+``Lambda`` is diagonal with ``theta_k`` on the columns of term k, and with
+``M = Lambda A Lambda + I`` (``A = Z'WZ``), ``C = R_X' R_X`` and ``r^2`` the penalized
+residual sum of squares:
 
 .. math::
 
@@ -25,17 +31,28 @@ and the optimizer needs several times fewer of them than a derivative-free metho
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..linalg.blocked import BlockedFactor, BlockedSystem
 from ..linalg.lapack import inverse_crossprod_inplace, solve_lower_t
 
-__all__ = ["scalar_terms_gradient", "supports_gradient"]
+__all__ = ["general_gradient", "has_jacobian", "scalar_terms_gradient", "supports_gradient"]
 
 
 def supports_gradient(system: BlockedSystem) -> bool:
-    """True when every term is scalar with the unstructured (``Lambda = theta``) structure."""
+    """True when every term is scalar with ``Lambda = theta`` (the scalar fast path)."""
     return all(b.p == 1 for b in system.pattern.blocks) and all(
-        s.keyword == "us" for s in system.structures)
+        s.direct_map() is not None and s.n_theta == 1 for s in system.structures)
+
+
+def has_jacobian(structures) -> bool:
+    """True when every structure gives ``d Lambda / d theta`` (:func:`general_gradient`)."""
+    for s in structures:
+        try:
+            s.lambda_jacobian(s.theta0())
+        except NotImplementedError:
+            return False
+    return True
 
 
 def _z_we(system: BlockedSystem, beta: np.ndarray, b1: np.ndarray, br) -> tuple:
@@ -128,3 +145,207 @@ def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.nda
                                  minlength=k_terms - 1)
         grad += -2.0 * theta * ss
     return grad
+
+
+def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
+                     beta: np.ndarray, r2: float, dof: float, reml: bool,
+                     RX_inv: np.ndarray) -> np.ndarray:
+    r"""Gradient of the profiled objective for any ``Lambda(theta)``.
+
+    With ``A = Z'WZ``, ``M = Lambda' A Lambda + I``, ``F_0 = Z'W[X y]`` and ``D_j =
+    d lambda_k / d theta_j`` (one p_k x p_k block per level of term k, from the structure's
+    ``lambda_jacobian``), each part of the criterion is a sum over the levels of the term:
+
+    .. math::
+
+        \frac{\partial \log|M|}{\partial\theta_j} &= 2 \langle T_k, D_j\rangle, \qquad
+            T_k = \sum_i \big[(M^{-1}\Lambda' A)_{ii}\big]' \\
+        \frac{\partial r^2}{\partial\theta_j} &= -2 \langle \textstyle\sum_i g_i u_i',
+            D_j\rangle, \qquad g = Z'W(y - X\beta - Z\Lambda u) \\
+        \frac{\partial \log|C|}{\partial\theta_j} &= -2 \langle \textstyle\sum_i F_i C^{-1}
+            V_i', D_j\rangle, \qquad V = M^{-1}\Lambda' F_0,\ F = F_0 - A\Lambda V
+
+    (envelope theorem for ``r^2``; ``C = R_X' R_X``; ``u`` and ``g`` are the last column of
+    ``V`` and ``F`` less ``beta`` times the others). The diagonal blocks of
+    ``M^{-1}\Lambda'A`` come from the blocks of the factor without inverting ``Lambda`` (so
+    singular fits are exact too): with ``S = L22 L22'``, ``m_c = lambda_1 L_c^{-T}`` and
+    ``Y_c = A_{21,c}' \Lambda_r S^{-1} \Lambda_r' A_{21,c}`` (one sparse adjoint mat-vec of
+    the product pattern),
+
+    .. math::
+
+        (M^{-1}\Lambda'A)_{cc} &= L_c^{-T}\big[(I + m_c' Y_c m_c) L_c^{-1} \lambda_1' A_{11,c}
+            - m_c' Y_c\big] \quad \text{(first term, level c)} \\
+        (M^{-1}\Lambda'A)_{rr} &= S^{-1} \Lambda_r' \tilde A_{22}, \qquad
+            \tilde A_{22} = A_{22} - A_{21} C A_{21}', \ C_c = m_c m_c'
+            \quad \text{(rest block)}.
+
+    For scalar rest terms ``(M^{-1}\Lambda'A)_{aa} \lambda_a = 1 - (S^{-1})_{aa}`` is used
+    instead (and 0 at ``lambda_a = 0``, where the objective is even in ``lambda_a``).
+    A gradient costs about three objective evaluations (``S^{-1}`` is the dominant part).
+    """
+    A = system.A
+    structures, slices = system.structures, system.slices
+    blocks = system.pattern.blocks
+    p = beta.shape[0]
+    l1, p1 = system.l1, system.p1
+    m = A.AXX.shape[0]
+    lam1 = f.lam1
+    L11 = f.L11
+    L11inv = 1.0 / L11 if p1 == 1 else np.linalg.inv(L11)     # (l1, p1, p1)
+    m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))          # lambda_1 L_c^{-T}
+    has_rest = A.A21 is not None
+    rd = system.rest_diag
+    lams = f.lam_rest
+    # -- V = M^{-1} Lambda' F_0 (all m columns, y last) by back-substitution -------------
+    Vr = None
+    c1 = f.L1X
+    if has_rest:
+        Vr = solve_lower_t(f.L22, f.LrX)
+        LVr = rd.left(lams, Vr)                                # Lambda_r Vr
+        corr = (A.A21.T @ LVr).reshape(l1, p1, m)             # A21' Lambda_r Vr
+        c1 = c1 - np.matmul(m1.transpose(0, 2, 1), corr)      # L21' Vr = m1' A21' ...
+    V1 = np.matmul(L11inv.transpose(0, 2, 1), c1)             # L_c^{-T} (...)
+    LV1 = np.matmul(lam1, V1)                                 # Lambda_1 V1, (l1, p1, m)
+    # -- F = F_0 - A Lambda V ----------------------------------------------------------
+    F1 = A.A1X - np.matmul(A.A11, LV1)
+    Fr = None
+    if has_rest:
+        flatLV1 = LV1.reshape(-1, m)
+        F1 = F1 - corr                                        # A21' Lambda_r Vr again
+        Fr = A.ArX - A.A21 @ flatLV1 - A.A22 @ LVr
+    w_beta = np.concatenate([-beta, [1.0]])
+    # per term: (G, H) sums over levels; rows of term 1 are (l1, p1, .)
+    scale_r2 = dof / r2
+    RXe = None
+    if reml and p:
+        RXe = RX_inv
+    parts = [_term_parts(F1.reshape(l1 * p1, m), V1.reshape(l1 * p1, m), l1, p1, w_beta,
+                         RXe, p)]
+    if has_rest:
+        for sl, nl, pk in rd.terms():
+            parts.append(_term_parts(Fr[sl], Vr[sl], nl, pk, w_beta, RXe, p))
+    # -- log |M| ---------------------------------------------------------------------
+    T = [None] * len(blocks)
+    Y = np.zeros((l1, p1, p1))
+    if has_rest:
+        Sinv = f.L22.copy()
+        if not inverse_crossprod_inplace(Sinv):
+            raise np.linalg.LinAlgError("inverse of the dense block failed")
+        if not system.rest_scalar:
+            Sinv = _symmetrize_lower(Sinv)   # block products read whole rows
+        Y = _first_block_quadratic(system, f, Sinv, lams)
+        T[1:] = _rest_logdet_parts(system, f, Sinv, lams, m1)
+    B11 = np.matmul(lam1.T, A.A11)                            # lambda_1' A11_c
+    inner = np.matmul(np.matmul(m1.transpose(0, 2, 1), Y), m1)
+    inner[:, np.arange(p1), np.arange(p1)] += 1.0
+    X11 = np.matmul(L11inv.transpose(0, 2, 1),
+                    np.matmul(np.matmul(inner, L11inv), B11)
+                    - np.matmul(m1.transpose(0, 2, 1), Y))
+    T[0] = X11.sum(axis=0).T
+    # -- contract with d lambda / d theta ----------------------------------------------
+    grad = np.zeros(theta.shape[0])
+    for k, (s, sl) in enumerate(zip(structures, slices, strict=True)):
+        G, H = parts[k]
+        total = 2.0 * T[k] - 2.0 * scale_r2 * G
+        if H is not None:
+            total = total - 2.0 * H
+        jac = s.lambda_jacobian(theta[sl])
+        grad[sl] = np.tensordot(jac, total, axes=([1, 2], [0, 1]))
+    return grad
+
+
+def _term_parts(F: np.ndarray, V: np.ndarray, nl: int, pk: int, w_beta: np.ndarray,
+                RX_inv: np.ndarray | None, p: int):
+    """``sum_i g_i u_i'`` and (REML) ``sum_i F_i C^{-1} V_i'`` over a term's levels."""
+    g = (F @ w_beta).reshape(nl, pk)
+    u = (V @ w_beta).reshape(nl, pk)
+    G = g.T @ u
+    H = None
+    if RX_inv is not None:
+        Ft = (F[:, :p] @ RX_inv).reshape(nl, pk, p)
+        Vt = (V[:, :p] @ RX_inv).reshape(nl, pk, p)
+        H = np.tensordot(Ft, Vt, axes=([0, 2], [0, 2]))
+    return G, H
+
+
+def _symmetrize_lower(S: np.ndarray) -> np.ndarray:
+    """Full symmetric matrix from the lower triangle of ``S`` (C order)."""
+    lower = np.tril(S)
+    lower += np.tril(S, -1).T
+    return lower
+
+
+def _first_block_quadratic(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray,
+                           lams) -> np.ndarray:
+    r"""``Y_c = A_{21,c}' \Lambda_r S^{-1} \Lambda_r' A_{21,c}`` per level of term 1."""
+    A = system.A
+    l1, p1 = system.l1, system.p1
+    product = system._product
+    if system.rest_scalar:
+        lam_r = f.lam_r
+        S_lam = None
+    else:
+        S_lam = _sandwich_full(system.rest_diag, lams, Sinv)
+    if product is not None:
+        if S_lam is None:
+            vals = Sinv.reshape(-1)[product.flat] * lam_r[product.rows] * lam_r[product.cols]
+        else:
+            vals = S_lam.reshape(-1)[product.flat]
+        if p1 == 1:
+            weights = np.where(product.rows == product.cols, 1.0, 2.0)
+            return (product.P.T @ (vals * weights)).reshape(l1, 1, 1)
+        return product.block_quadratic(vals)
+    # no pattern (too many pairs): the same quadratic forms through chunks of columns
+    S_full = S_lam if S_lam is not None else \
+        _symmetrize_lower(Sinv) * lam_r[:, None] * lam_r[None, :]
+    A21T = A.A21.T.tocsr()
+    out = np.empty((l1, p1, p1))
+    step = max(p1, 2048 - 2048 % p1)
+    for start in range(0, l1 * p1, step):
+        stop = min(l1 * p1, start + step)
+        blk = A21T[start:stop]                                  # (cols, q_r)
+        left = np.asarray(blk @ S_full)                         # (cols, q_r)
+        quad = np.asarray(blk.multiply(left).sum(axis=1)).ravel() if p1 == 1 else None
+        if p1 == 1:
+            out[start:stop, 0, 0] = quad
+        else:
+            dense = blk.toarray().reshape(-1, p1, blk.shape[1])
+            out[start // p1:stop // p1] = np.matmul(left.reshape(-1, p1, blk.shape[1]),
+                                                    dense.transpose(0, 2, 1))
+    return out
+
+
+def _sandwich_full(rd, lams, S: np.ndarray) -> np.ndarray:
+    r"""``Lambda_r S Lambda_r'`` for a full symmetric ``S``."""
+    left = rd.left(lams, S)                                     # Lambda_r S
+    return rd.right([lam.T for lam in lams], left, inplace=True)
+
+
+def _rest_logdet_parts(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray, lams,
+                       m1: np.ndarray) -> list[np.ndarray]:
+    r"""``T_k`` of the rest terms: ``sum_i [(S^{-1}\Lambda_r'\tilde A_{22})_{ii}]'``."""
+    rd = system.rest_diag
+    out = []
+    if system.rest_scalar:
+        diag = np.diagonal(Sinv)
+        for (sl, _, _), lam in zip(rd.terms(), lams, strict=True):
+            lv = float(lam[0, 0])
+            val = 0.0 if lv == 0.0 else float(np.sum(1.0 - diag[sl])) / lv
+            out.append(np.array([[val]]))
+        return out
+    A = system.A
+    At = np.array(A.A22, dtype=float, copy=True)
+    C = system._first_weights(m1[:, 0, 0] if system.p1 == 1 else m1)
+    if system._product is not None:
+        system._product.subtract_from(At, C)
+        At = _symmetrize_lower(At)
+    else:
+        # no product pattern (too many pairs): A21 C A21' as a sparse product
+        l1, p1 = system.l1, system.p1
+        Cb = sp.bsr_matrix((C.reshape(l1, p1, p1), np.arange(l1), np.arange(l1 + 1)),
+                           shape=(l1 * p1, l1 * p1))
+        At -= (A.A21 @ Cb @ A.A21.T).toarray()
+    E = rd.right(lams, At)                                      # A~22 Lambda_r
+    sums = rd.diag_block_sums(Sinv, E)                          # sum_i X_ii
+    return [s.T for s in sums]

@@ -342,15 +342,16 @@ class PIRLS:
 
     def _theta_rhs(self, lams, u, w, g) -> np.ndarray:
         """Derivatives in theta of the PIRLS stationarity conditions at fixed u, (q,
-        n_theta); columns of vector-valued terms are left at zero (their modes are simply
-        not predicted)."""
+        n_theta), for scalar terms whose ``Lambda`` is theta itself (``dLambda/dtheta =
+        E_k``); columns of other terms are left at zero (their modes are simply not
+        predicted)."""
         Zs, ZsT = self.Zs, self.ZsT
         k = sum(t.structure.n_theta for t in self.design.terms)
         Ru = np.zeros((self.q, k))
         Zg = ZsT @ g
         off = 0
         for t, sl in zip(self.design.terms, self.slices, strict=True):
-            if t.p == 1:
+            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
                 v = np.zeros(self.q)
                 v[off:off + t.q] = u[off:off + t.q]
                 Ru[:, sl.start] = self.lambda_t(lams, ZsT @ (w * (Zs @ v)))

@@ -143,7 +143,11 @@ def minimize(
     cfg.update(settings or {})
     log: list | None = [] if keep_log or optimizer == "bobyqa" else None
     t0 = time.perf_counter()
-    x, fval, n_evals, code = OPTIMIZERS[optimizer](fun, x0, lower, upper, cfg, log)
+    if x0.size == 0:
+        # nothing to optimize (a model whose covariances are all known: equalto)
+        x, fval, n_evals, code = x0.copy(), float(fun(x0)), 1, "no parameters"
+    else:
+        x, fval, n_evals, code = OPTIMIZERS[optimizer](fun, x0, lower, upper, cfg, log)
     seconds = time.perf_counter() - t0
     return OptSummary(
         optimizer="nlopt:LN_BOBYQA" if optimizer == "bobyqa" else optimizer,

@@ -90,7 +90,19 @@ def minimize_with_gradient(
         if f < best["f"]:
             best.update(x=x.copy(), f=f, g=g.copy())
 
+    memo = {}
+
     def fg_log(z):
+        # BFGS starts by evaluating the start point, which the tolerance below already
+        # needed: answer repeated points from the last call
+        key = z.tobytes()
+        if key not in memo:
+            memo.clear()
+            memo[key] = _fg_log(z)
+        f, g = memo[key]
+        return f, g.copy()     # the caller may keep (or change) the gradient it gets
+
+    def _fg_log(z):
         x = z.copy()
         x[logp] = np.exp(z[logp])
         f, g = fg(x)

@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..diagnostics import SINGULAR_TOL, is_singular_theta
+from ..diagnostics import SINGULAR_TOL, singular_groups
 from .fit_stats import FitStatsMixin
 from .levels import level_index
 from .predict import linear_predictor
@@ -100,9 +100,40 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         terms = []
         for t, sl, lab in zip(self.design.terms, self.design.theta_slices(),
                               self._term_labels(), strict=True):
-            lam = t.structure.lambda_(self.theta[sl])
-            terms.append(VarCorrTerm(lab, t.group, t.names, scale * lam @ lam.T))
+            s = t.structure
+            th = self.theta[sl]
+            pars = tuple((k, v) for k, v, sd in zip(s.parameter_names(), s.parameters(th),
+                                                    s.parameter_scales(), strict=True)
+                         if not sd)
+            terms.append(VarCorrTerm(lab, t.group, t.names, scale * s.covariance(th),
+                                     s.keyword, pars))
         return VarCorr(tuple(terms), self.residual_sd)
+
+    def cov_params(self) -> pd.DataFrame:
+        """The covariance parameters of every term on their natural scale.
+
+        Standard deviations (multiplied by sigma in an LMM, whose covariances are
+        relative to the residual variance), correlations, and each structure's own
+        parameters: ``phi`` of ``ar1``, ``rho`` of ``cs``, ``range`` of ``exp``, the
+        loadings of ``rr``, the ``scale`` of ``propto`` (see
+        :mod:`mixedmodels.covariance`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``(group, structure, parameter)`` (lme4's term labels: ``Subject``,
+            ``Subject.1``), column ``estimate``.
+        """
+        sigma = float(np.sqrt(self._re_scale()))
+        rows, index = [], []
+        for t, sl, lab in zip(self.design.terms, self.design.theta_slices(),
+                              self._term_labels(), strict=True):
+            s = t.structure
+            for name, value in s.parameter_dict(self.theta[sl], sigma).items():
+                index.append((lab, s.keyword, name))
+                rows.append(value)
+        idx = pd.MultiIndex.from_tuples(index, names=["group", "structure", "parameter"])
+        return pd.DataFrame({"estimate": rows}, index=idx)
 
     @cached_property
     def _cond_var(self) -> list:
@@ -188,6 +219,55 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
     def _index(self, newdata=None) -> pd.Index:
         return self.design.frame.index if newdata is None else pd.DataFrame(newdata).index
 
+    @cached_property
+    def _joint_covariance(self):
+        from ..prediction.joint import joint_covariance
+
+        return joint_covariance(self)
+
+    def model_matrix(self, newdata=None) -> pd.DataFrame:
+        """The fixed-effects model matrix ``X`` of ``newdata`` (default: the fitting rows),
+        with the fit's columns (the FAQ's ``model.matrix(formula(fm1)[-2], newdat)``).
+
+        Stateful transforms and categorical codings are those of the fit; the response is
+        not needed.
+
+        Parameters
+        ----------
+        newdata : DataFrame or dict, optional
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns named as :attr:`fixef`, rows indexed like ``newdata`` (NaN where a
+            predictor is missing).
+        """
+        from ..prediction.matrices import model_matrix
+
+        return model_matrix(self.design, newdata)
+
+    def random_matrix(self, newdata=None, re_form=None, allow_new_levels: bool = False):
+        """The random-effects model matrix ``Z`` of ``newdata`` (default: the fitting rows),
+        sparse, in the fit's column layout (that of ``get_matrix("Z")``: term by term,
+        level by level).
+
+        Parameters
+        ----------
+        newdata : DataFrame or dict, optional
+        re_form : None or str
+            Terms to include (the others' columns are zero), as in :meth:`predict`.
+        allow_new_levels : bool
+            Rows of levels the fit did not see get zero rows instead of an error.
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix (rows, q)
+            Rows with a missing predictor are zero.
+        """
+        from ..prediction.matrices import random_matrix
+
+        return random_matrix(self.design, newdata, re_form, allow_new_levels)
+
     # -- diagnostics ----------------------------------------------------------------------
     def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
         """True when a variance is (nearly) zero or a correlation is +-1 (lme4's rule).
@@ -204,7 +284,8 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         -------
         bool
         """
-        return is_singular_theta(self.theta, self.design.theta_lower(), tol)
+        return bool(singular_groups(self.design.terms, self.design.theta_slices(),
+                                    self.theta, tol))
 
     # -- data out -------------------------------------------------------------------------
     def get_matrix(self, name: str):

@@ -66,9 +66,9 @@ class ComponentView(MixedModelResultBase):
 
     def is_singular(self, tol: float | None = None) -> bool:
         """A variance (nearly) zero or a correlation +-1 in this component."""
-        from ..diagnostics import SINGULAR_TOL, is_singular_theta
+        from ..diagnostics import SINGULAR_TOL, singular_groups
 
         if not self.design.terms:
             return False
-        lower = self.design.theta_lower()
-        return is_singular_theta(self.theta, lower, SINGULAR_TOL if tol is None else tol)
+        return bool(singular_groups(self.design.terms, self.design.theta_slices(),
+                                    self.theta, SINGULAR_TOL if tol is None else tol))

@@ -61,6 +61,10 @@ def format_table(header: list[str], rows: list[list[str]], left_cols: int = 1,
     return cell_table(header, rows, left_cols, indent).to_text()
 
 
+#: Columns of a structured term listed in the table (its parameters say the rest).
+STRUCTURED_ROWS = 4
+
+
 def format_varcorr(vc, digits: int = 4, variance: bool = False) -> str:
     """lme4's random-effects table (Groups / Name / Variance / Std.Dev. / Corr)."""
     return varcorr_table(vc, digits, variance).to_text()
@@ -69,15 +73,26 @@ def format_varcorr(vc, digits: int = 4, variance: bool = False) -> str:
 def varcorr_table(vc, digits: int = 4, variance: bool = False) -> Table:
     """The cells of lme4's random-effects table (see :func:`format_varcorr`)."""
     groups, names, var, sd, corr_rows = [], [], [], [], []
-    max_p = max((len(t.names) for t in vc.terms), default=1)
+    max_p = max((1 if t.structured else len(t.names) for t in vc.terms), default=1)
+    notes = {}
     for t in vc.terms:
         c = t.corr
-        for i, n in enumerate(t.names):
+        shown = t.names[:STRUCTURED_ROWS] if t.structured else t.names
+        for i, n in enumerate(shown):
             groups.append(t.group if i == 0 else "")
             names.append(n)
             var.append(t.cov[i, i])
             sd.append(math.sqrt(max(t.cov[i, i], 0.0)))
-            corr_rows.append([c[i, j] for j in range(i)])
+            corr_rows.append([] if t.structured else [c[i, j] for j in range(i)])
+            if t.structured and i == 0:
+                pars = " ".join(f"{k}={v:.{max(2, digits - 1)}g}" for k, v in t.parameters)
+                notes[len(groups) - 1] = f"{pars} ({t.structure})".strip()
+        if t.structured and len(t.names) > len(shown):
+            groups.append("")
+            names.append(f"... ({len(t.names)} columns)")
+            var.append(float("nan"))
+            sd.append(float("nan"))
+            corr_rows.append([])
     if vc.sigma is not None:
         groups.append("Residual")
         names.append("")
@@ -85,10 +100,10 @@ def varcorr_table(vc, digits: int = 4, variance: bool = False) -> Table:
         sd.append(vc.sigma)
         corr_rows.append([])
     corr_digits = max(2, digits - 2)
-    var_s = r_format(var, digits)
-    sd_s = r_format(sd, digits)
+    var_s = [s if v == v else "" for s, v in zip(r_format(var, digits), var, strict=True)]
+    sd_s = [s if v == v else "" for s, v in zip(r_format(sd, digits), sd, strict=True)]
     header = ["Groups", "Name"] + (["Variance"] if variance else []) + ["Std.Dev."]
-    ncorr = max_p - 1
+    ncorr = max(max_p - 1, 1 if notes else 0)
     if ncorr > 0:
         header += ["Corr"] + [""] * (ncorr - 1)
     rows = []
@@ -96,6 +111,8 @@ def varcorr_table(vc, digits: int = 4, variance: bool = False) -> Table:
         row = [groups[k], names[k]] + ([var_s[k]] if variance else []) + [sd_s[k]]
         if ncorr > 0:
             cells = [f"{round(v, corr_digits):.{corr_digits}f}" for v in corr_rows[k]]
+            if k in notes:
+                cells = [notes[k]]
             row += cells + [""] * (ncorr - len(cells))
         rows.append(row)
     return cell_table(header, rows, left_cols=2, indent=" ", title="Random effects")

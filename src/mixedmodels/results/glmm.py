@@ -184,8 +184,12 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin, Te
         return pd.Series(r, index=self._index(), name="residuals")
 
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", re_form=None,
-                allow_new_levels: bool = False, offset=None) -> pd.Series:
-        """Predictions on the link (``type="link"``, lme4's default) or response scale.
+                allow_new_levels: bool = False, offset=None, *, se_fit: bool = False,
+                interval: str | None = None, level: float = 0.95, method: str = "wald",
+                nsim: int = 500, seed=None, n_jobs: int = 1, progress=None):
+        """Predictions on the link (``type="link"``, lme4's default) or response scale,
+        optionally with standard errors and confidence intervals
+        (:mod:`mixedmodels.prediction.joint` has the maths).
 
         Parameters
         ----------
@@ -201,17 +205,35 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin, Te
             Predict levels not seen in the fit at the population level instead of raising.
         offset : str or array-like, optional
             Offset for ``newdata`` when the fit used an ``offset=`` argument.
+        se_fit : bool
+            Add standard errors: on the link scale ``sqrt(x V x')`` at the population level
+            (the FAQ's recipe, ``V`` = :attr:`vcov`) or from the joint covariance of the
+            fixed and random effects (lme4's ``vcov(full = TRUE)``); on the response scale
+            times ``|d mu / d eta|`` (the delta method, as lme4).
+        interval : {None, "confidence", "prediction"}
+            Add ``lower`` and ``upper``: the link-scale interval ``eta -+ z se``, its ends
+            through the inverse link for ``type="response"`` (the FAQ: the ends, not the
+            standard error). Prediction intervals need a Gaussian response.
+        level : float
+            Coverage of the intervals.
+        method : {"wald", "boot"}
+            Normal approximation at the estimated variance parameters, or the parametric
+            bootstrap (percentile intervals of ``nsim`` refits).
+        nsim, seed, n_jobs, progress
+            Bootstrap settings (``method="boot"``).
 
         Returns
         -------
-        pandas.Series
-            Indexed like ``newdata``.
+        pandas.Series or pandas.DataFrame
+            Indexed like ``newdata``; with ``se_fit`` or ``interval`` a DataFrame with
+            columns ``fit``, ``se_fit`` and/or ``lower``, ``upper``.
         """
-        if type not in ("link", "response"):
-            raise ValueError(f"type must be 'link' or 'response', got {type!r}")
-        eta = self._eta(newdata, re_form, allow_new_levels, offset)
-        out = eta if type == "link" else self.family.link.linkinv(eta)
-        return pd.Series(out, index=self._index(newdata), name="prediction")
+        from ..prediction.lme4 import predict_lme4
+
+        return predict_lme4(self, newdata, re_form, type, se_fit=se_fit, interval=interval,
+                            level=level, allow_new_levels=allow_new_levels, offset=offset,
+                            method=method, nsim=nsim, seed=seed, n_jobs=n_jobs,
+                            progress=progress)
 
     # -- diagnostics and display ----------------------------------------------------------
     def overdispersion(self):

@@ -28,6 +28,8 @@ __all__ = ["PREDICT_TYPES", "GlmmTMBResult"]
 
 #: ``predict(type=...)`` values, glmmTMB's names.
 PREDICT_TYPES = ("link", "response", "conditional", "zprob", "zlink", "disp")
+#: Relative step of the central differences of the REML modes of beta.
+REML_MODE_STEP = 1e-5
 #: Cached properties left out of pickles.
 _CACHED = frozenset({"_views", "vcov_full"})
 #: Component titles in summaries, glmmTMB's wording.
@@ -155,13 +157,38 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         return out
 
     def _reml_vcov(self) -> np.ndarray:
-        """REML: the conditional fixed effects' block of the inner Hessian's inverse."""
+        r"""REML: the fixed effects' block of the inverse of TMB's joint precision.
+
+        The fixed effects are inner (random) variables; glmmTMB takes their covariance
+        from ``sdreport``'s joint precision of the inner variables and the parameters,
+        whose inverse has the block
+
+        .. math:: H_{\beta\beta}^{-1}\big|_{\text{inner}}
+                  + D\, V_x\, D', \qquad D = d\hat\beta / dx,
+
+        the conditional covariance plus the uncertainty of the covariance parameters
+        ``x`` (``V_x = vcov_full``) carried through the modes. ``D`` is taken by central
+        differences of the modes.
+        """
         obj = self.objective_function
         obj.solve(self.x)
         q_u = obj.structure.q_u
-        if hasattr(obj.hessian, "inverse"):
-            return obj.hessian.inverse()[q_u:, q_u:].copy()
-        raise NotImplementedError  # pragma: no cover - REML always uses the dense kernel
+        if not hasattr(obj.hessian, "inverse"):  # pragma: no cover - REML is dense
+            raise NotImplementedError
+        V = obj.hessian.inverse()[q_u:, q_u:].copy()
+        Vx = self.fit.vcov
+        if Vx is None:
+            return V
+        layout = self.layout
+        D = np.empty((V.shape[0], layout.n_free))
+        for k, i in enumerate(layout.free_index):
+            h = REML_MODE_STEP * max(1.0, abs(self.x[i]))
+            xp, xm = self.x.copy(), self.x.copy()
+            xp[i] += h
+            xm[i] -= h
+            D[:, k] = (obj.solve(xp)[0].inner_beta - obj.solve(xm)[0].inner_beta) / (2 * h)
+        obj.solve(self.x)          # the workspace back at the optimum
+        return V + D @ Vx @ D.T
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -285,6 +312,23 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             has no residual-variance scaling).
         """
         return self.component(component).varcorr
+
+    def cov_params(self, component: str = "cond") -> pd.DataFrame:
+        """Covariance parameters of a component's terms on their natural scale.
+
+        Parameters
+        ----------
+        component : {"cond", "zi"}
+
+        Returns
+        -------
+        pandas.DataFrame
+            Index ``(group, structure, parameter)``, column ``estimate``: standard
+            deviations, correlations and each structure's own parameters (``phi`` of
+            ``ar1``, ``range`` of ``exp``; see
+            :meth:`~mixedmodels.results.base.MixedModelResultBase.cov_params`).
+        """
+        return self.component(component).cov_params()
 
     def ranef(self, component: str = "cond", cond_var: bool = False) -> dict:
         """Conditional modes of a component's random effects.
@@ -427,12 +471,11 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         return {c: eta[:, j] for j, c in enumerate(self.density.channels)}
 
     # -- prediction ----------------------------------------------------------------------
-    def _etas(self, newdata, re_form, allow_new_levels, offset) -> dict:
-        """Linear predictor of every channel, on the fitting data or ``newdata``."""
-        if newdata is None and re_form is None:
-            return self._fit_etas()
-        from ..objective.laplace import CHANNEL_OF_COMPONENT
-        from .predict import linear_predictor
+    def _component_rows(self, newdata, re_form, allow_new_levels, offset) -> dict:
+        """Per component, its matrices on the rows to predict
+        (:class:`~mixedmodels.results.predict.NewRows`): ``re_form``'s terms where the
+        component has them, none where it has not."""
+        from .predict import new_rows
 
         out = {}
         failures = []
@@ -440,28 +483,61 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             form = re_form
             if isinstance(re_form, str) and not view.design.terms:
                 form = "~0"
+            off = offset if name == "cond" else None
             try:
-                out[CHANNEL_OF_COMPONENT[name]] = linear_predictor(
-                    view.design, view.beta, view.random_effects, newdata, form,
-                    allow_new_levels, offset if name == "cond" else None)
+                out[name] = new_rows(view.design, newdata, form, allow_new_levels, off)
             except Exception as exc:     # a re_form term this component does not have
                 if not isinstance(re_form, str):
                     raise
                 failures.append(exc)
-                out[CHANNEL_OF_COMPONENT[name]] = linear_predictor(
-                    view.design, view.beta, view.random_effects, newdata, "~0",
-                    allow_new_levels, offset if name == "cond" else None)
+                out[name] = new_rows(view.design, newdata, "~0", allow_new_levels, off)
         if failures and len(failures) == len(self._views):
             raise failures[0]
+        return out
+
+    def _etas(self, newdata, re_form, allow_new_levels, offset) -> dict:
+        """Linear predictor of every channel, on the fitting data or ``newdata``."""
+        if newdata is None and re_form is None:
+            return self._fit_etas()
+        from ..objective.laplace import CHANNEL_OF_COMPONENT
+
+        rows = self._component_rows(newdata, re_form, allow_new_levels, offset)
+        out = {CHANNEL_OF_COMPONENT[name]: r.eta(self._views[name].beta,
+                                                 self._views[name].random_effects)
+               for name, r in rows.items()}
         n = len(next(iter(out.values())))
         for c in self.density.channels:
             if c not in out:
                 out[c] = np.full(n, self.layout.get(self.x, f"family.{c}")[0])
         return out
 
+    def _values(self, etas: dict, type: str) -> np.ndarray:
+        """The prediction of ``type`` from every channel's linear predictor."""
+        nat = self._natural(etas)
+        n = len(etas["mu"])
+        if type == "link":
+            out = etas["mu"]
+        elif type == "conditional":
+            # the mean without zero-inflation: for a hurdle, the truncated family's mean
+            fam = self.family
+            out = (fam.base if "zi" in nat else fam).mean(nat)
+        elif type == "zlink":
+            out = etas["zi"] if "zi" in etas else np.full(n, -np.inf)
+        elif type == "zprob":
+            out = nat["zi"] if "zi" in nat else np.zeros(n)
+        elif type == "disp":
+            out = np.asarray(self.family.sigma(nat["phi"])) * np.ones(n) \
+                if "phi" in nat else np.ones(n)
+        else:
+            out = self.family.mean(nat)
+        return np.asarray(out, dtype=float)
+
     def predict(self, newdata=None, type: str = "link", re_form=None,
-                allow_new_levels: bool = False, offset=None) -> pd.Series:
-        """Predictions, glmmTMB's ``predict``.
+                allow_new_levels: bool = False, offset=None, *, se_fit: bool = False,
+                interval: str | None = None, level: float = 0.95, method: str = "wald",
+                nsim: int = 500, seed=None, n_jobs: int = 1, progress=None):
+        """Predictions, glmmTMB's ``predict``, optionally with standard errors and
+        confidence intervals (:mod:`mixedmodels.prediction.delta` has the maths).
 
         Parameters
         ----------
@@ -479,33 +555,43 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         allow_new_levels : bool
         offset : str or array-like, optional
             Offset of the conditional model for ``newdata``.
+        se_fit : bool
+            Add standard errors by TMB's delta method (glmmTMB's ``se.fit``): the
+            uncertainty of every parameter and, for conditional predictions, of the random
+            effects given the parameters.
+        interval : {None, "confidence", "prediction"}
+            Add ``lower`` and ``upper``. For a type that is a monotone function of one
+            linear predictor (``link``, ``zprob``, ``response`` of a model without
+            zero-inflation or truncation, ...) the interval's ends on that linear
+            predictor's scale are transformed (the FAQ's rule); otherwise ``fit -+ z se``.
+            Prediction intervals: Gaussian responses only (``sigma^2`` added).
+        level : float
+            Coverage.
+        method : {"wald", "boot"}
+            Delta method, or the parametric bootstrap (``nsim`` refits).
+        nsim, seed, n_jobs, progress
+            Bootstrap settings (``method="boot"``).
 
         Returns
         -------
-        Series
-            One prediction per row, indexed like ``newdata`` (or the fitting rows).
+        Series or DataFrame
+            One prediction per row, indexed like ``newdata`` (or the fitting rows); with
+            ``se_fit`` or ``interval`` a DataFrame with ``fit``, ``se_fit`` and/or
+            ``lower``, ``upper``.
         """
         if type not in PREDICT_TYPES:
             raise ValueError(f"type must be one of {', '.join(PREDICT_TYPES)}, got {type!r}")
-        etas = self._etas(newdata, re_form, allow_new_levels, offset)
-        nat = self._natural(etas)
-        if type == "link":
-            out = etas["mu"]
-        elif type == "conditional":
-            # the mean without zero-inflation: for a hurdle, the truncated family's mean
-            fam = self.family
-            out = (fam.base if "zi" in nat else fam).mean(nat)
-        elif type == "zlink":
-            out = etas["zi"] if "zi" in etas else np.full(len(etas["mu"]), -np.inf)
-        elif type == "zprob":
-            out = nat["zi"] if "zi" in nat else np.zeros(len(etas["mu"]))
-        elif type == "disp":
-            out = np.asarray(self.family.sigma(nat["phi"])) * np.ones(len(etas["mu"])) \
-                if "phi" in nat else np.ones(len(etas["mu"]))
-        else:
-            out = self.family.mean(nat)
         index = self.design.frame.index if newdata is None else pd.DataFrame(newdata).index
-        return pd.Series(np.asarray(out, dtype=float), index=index, name="prediction")
+        if se_fit or interval is not None:
+            from ..prediction.delta import predict_glmmtmb
+
+            return predict_glmmtmb(self, newdata, re_form, type, se_fit=se_fit,
+                                   interval=interval, level=level,
+                                   allow_new_levels=allow_new_levels, offset=offset,
+                                   method=method, nsim=nsim, seed=seed, n_jobs=n_jobs,
+                                   progress=progress)
+        etas = self._etas(newdata, re_form, allow_new_levels, offset)
+        return pd.Series(self._values(etas, type), index=index, name="prediction")
 
     def fitted(self) -> pd.Series:
         """Fitted means of the response, ``predict(type="response")``.

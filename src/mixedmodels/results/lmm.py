@@ -78,6 +78,14 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
         conditional on the fixed effects)."""
         return self.objective_function.cond_var(self.solution)
 
+    def _draw_residuals(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw of the residuals, ``sigma e / sqrt(w)`` (what ``simulate`` adds to the
+        linear predictor; a residual structure overrides it)."""
+        noise = rng.standard_normal(self.design.nobs)
+        if self.design.weights is not None:
+            noise /= np.sqrt(self.design.weights)
+        return self.sigma * noise
+
     def _rebuild_objective(self, method: str | None) -> LMMObjective:
         return LMMObjective(self.design, reml=self.reml, method=method or "auto")
 
@@ -146,8 +154,13 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
         return self.residuals("pearson", scaled=True).to_numpy()
 
     def predict(self, newdata: pd.DataFrame | None = None, re_form=None,
-                allow_new_levels: bool = False, offset=None) -> pd.Series:
-        """Predictions with the random effects in ``re_form`` (None: all, ``"~0"``: none).
+                allow_new_levels: bool = False, offset=None, *, type: str = "response",
+                se_fit: bool = False, interval: str | None = None, level: float = 0.95,
+                method: str = "wald", nsim: int = 500, seed=None, n_jobs: int = 1,
+                progress=None):
+        """Predictions with the random effects in ``re_form`` (None: all, ``"~0"``: none),
+        optionally with standard errors and intervals
+        (:mod:`mixedmodels.prediction.joint` has the maths).
 
         Parameters
         ----------
@@ -160,15 +173,38 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
             Predict levels not seen in the fit at the population level instead of raising.
         offset : str or array-like, optional
             Offset for ``newdata`` when the fit used an ``offset=`` argument.
+        type : {"response", "link"}
+            The same for a linear mixed model (accepted for symmetry with GLMMs).
+        se_fit : bool
+            Add the standard errors: ``sqrt(x V x')`` at the population level (the GLMM
+            FAQ's recipe), and from the joint covariance of the fixed and random effects
+            (lme4's ``vcov(full = TRUE)``) when random effects are included.
+        interval : {None, "confidence", "prediction"}
+            Add ``lower`` and ``upper``: ``fit -+ z se`` (confidence) or
+            ``fit -+ z sqrt(se^2 + sigma^2)`` (prediction, the FAQ's ``SE2``).
+        level : float
+            Coverage of the intervals.
+        method : {"wald", "boot"}
+            Normal-approximation standard errors and intervals at the estimated variance
+            parameters, or the parametric bootstrap (percentile intervals, ``nsim``
+            replicates; carries the variance parameters' uncertainty too).
+        nsim, seed, n_jobs, progress
+            Bootstrap replicates, seed, worker processes and progress bar
+            (``method="boot"``).
 
         Returns
         -------
-        pandas.Series
+        pandas.Series or pandas.DataFrame
             ``X beta + Z b + offset`` per row of ``newdata``, indexed like it (missing
-            predictors give a missing prediction).
+            predictors give a missing prediction); with ``se_fit`` or ``interval`` a
+            DataFrame with columns ``fit``, ``se_fit`` and/or ``lower``, ``upper``.
         """
-        eta = self._eta(newdata, re_form, allow_new_levels, offset)
-        return pd.Series(eta, index=self._index(newdata), name="prediction")
+        from ..prediction.lme4 import predict_lme4
+
+        return predict_lme4(self, newdata, re_form, type, se_fit=se_fit, interval=interval,
+                            level=level, allow_new_levels=allow_new_levels, offset=offset,
+                            method=method, nsim=nsim, seed=seed, n_jobs=n_jobs,
+                            progress=progress)
 
     @property
     def converged(self) -> bool:

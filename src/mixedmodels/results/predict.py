@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ from ..design.response import evaluate_numeric, is_numeric_column
 from ..design.simple import simple_matrix
 from ..design.variables import expression_variables
 
-__all__ = ["linear_predictor", "select_term_columns", "select_terms"]
+__all__ = ["NewRows", "linear_predictor", "new_rows", "select_term_columns", "select_terms"]
 
 _NONE_FORMS = {"0", "NA", "-1"}
 
@@ -128,6 +129,100 @@ def select_terms(design: Design, re_form) -> list[int]:
     return sorted(select_term_columns(design, re_form))
 
 
+@dataclass(frozen=True)
+class NewRows:
+    """The model's matrices on the rows to predict (the fitting rows or new data).
+
+    Attributes
+    ----------
+    n : int
+        Rows of ``newdata`` (or of the fit).
+    complete : ndarray of bool (n,)
+        Rows with every predictor the prediction needs (the others predict NaN).
+    X : ndarray (n_complete, p)
+        Fixed-effects model matrix of the complete rows, the fit's columns.
+    offset : ndarray (n_complete,)
+        Offsets: those written in the formula plus the ``offset=`` argument.
+    terms : tuple of (int, ndarray, ndarray, ndarray)
+        Per random-effects term kept by ``re_form``: its index ``k`` in the design, the
+        mask of its kept columns, its model matrix ``Z_k`` (n_complete, p_k) and the level
+        codes (-1 for a level the fit did not see: it contributes nothing).
+    """
+
+    n: int
+    complete: np.ndarray
+    X: np.ndarray
+    offset: np.ndarray
+    terms: tuple
+
+    def eta(self, beta: np.ndarray, b: list) -> np.ndarray:
+        """``X beta + offset + sum_k Z_k b_k`` on every row (NaN where incomplete)."""
+        part = self.X @ beta + self.offset
+        for k, mask, Z, codes in self.terms:
+            new = codes < 0
+            contrib = np.einsum("ij,ij->i", Z[:, mask], b[k][np.where(new, 0, codes)][:, mask])
+            part = part + np.where(new, 0.0, contrib)
+        out = np.full(self.n, np.nan)
+        out[self.complete] = part
+        return out
+
+
+def new_rows(design: Design, newdata=None, re_form=None, allow_new_levels: bool = False,
+             offset=None) -> NewRows:
+    """The fixed and random-effects matrices of ``newdata`` (default: the fitting rows);
+    the arguments are those of :func:`linear_predictor`.
+
+    Parameters
+    ----------
+    design : Design
+    newdata : DataFrame or dict, optional
+    re_form : None, str or False
+    allow_new_levels : bool
+    offset : str or array-like, optional
+
+    Returns
+    -------
+    NewRows
+    """
+    keep = select_term_columns(design, re_form)
+    if newdata is None:
+        terms = tuple((k, mask, design.terms[k].Z, design.terms[k].grouping.codes)
+                      for k, mask in keep.items())
+        return NewRows(design.nobs, np.ones(design.nobs, dtype=bool), design.X,
+                       design.offset, terms)
+    newdata = as_data_frame(newdata, "newdata") if not isinstance(newdata, pd.DataFrame) \
+        else newdata
+    n = len(newdata)
+    if n == 0:
+        return NewRows(0, np.zeros(0, dtype=bool), np.zeros((0, design.p)), np.zeros(0),
+                       tuple((k, mask, np.zeros((0, design.terms[k].p)),
+                              np.zeros(0, dtype=np.int64)) for k, mask in keep.items()))
+    off_arg = _offset_values(_fit_offset(design, newdata) if offset is None else offset,
+                             newdata)
+    value_cols, group_cols = _needed_columns(design, keep, offset)
+    frame = _prepare_newdata(design, newdata, value_cols, group_cols)
+    complete = np.ones(n, dtype=bool)
+    for col in value_cols:
+        complete &= ~missing_mask(frame[col])
+    if off_arg is not None:
+        complete &= np.isfinite(off_arg)
+    sub = frame.loc[complete] if not complete.all() else frame
+    if not complete.any():
+        return NewRows(n, complete, np.zeros((0, design.p)), np.zeros(0),
+                       tuple((k, mask, np.zeros((0, design.terms[k].p)),
+                              np.zeros(0, dtype=np.int64)) for k, mask in keep.items()))
+    X = design.fixed.new_matrix(sub)
+    off = np.zeros(X.shape[0])
+    for expr in design.spec.offsets:
+        off = off + evaluate_numeric(expr, sub, "offset")
+    if off_arg is not None:
+        off = off + off_arg[complete]
+    terms = tuple((k, mask, design.terms[k].new_Z(sub),
+                   _new_codes(design, k, sub, allow_new_levels))
+                  for k, mask in keep.items())
+    return NewRows(n, complete, X, off, terms)
+
+
 def linear_predictor(
     design: Design,
     beta: np.ndarray,
@@ -165,44 +260,13 @@ def linear_predictor(
     ndarray
         One value per row of ``newdata`` (NaN where a predictor is missing).
     """
-    keep = select_term_columns(design, re_form)
-    if newdata is None:
-        eta = design.X @ beta + design.offset
-        for k, mask in keep.items():
-            t = design.terms[k]
-            eta += np.einsum("ij,ij->i", t.Z[:, mask], b[k][t.grouping.codes][:, mask])
-        return eta
-    newdata = as_data_frame(newdata, "newdata") if not isinstance(newdata, pd.DataFrame) \
-        else newdata
-    n = len(newdata)
-    if n == 0:
-        return np.zeros(0)
-    off_arg = _offset_values(_fit_offset(design, newdata) if offset is None else offset,
-                             newdata)
-    value_cols, group_cols = _needed_columns(design, keep, offset)
-    frame = _prepare_newdata(design, newdata, value_cols, group_cols)
-    complete = np.ones(n, dtype=bool)
-    for col in value_cols:
-        complete &= ~missing_mask(frame[col])
-    if off_arg is not None:
-        complete &= np.isfinite(off_arg)
-    eta = np.full(n, np.nan)
-    if not complete.any():
-        return eta
-    sub = frame.loc[complete] if not complete.all() else frame
-    part = design.fixed.new_matrix(sub) @ beta
-    for expr in design.spec.offsets:
-        part = part + evaluate_numeric(expr, sub, "offset")
-    if off_arg is not None:
-        part = part + off_arg[complete]
-    for k, mask in keep.items():
-        part = part + _term_contribution(design, k, mask, b[k], sub, allow_new_levels)
-    eta[complete] = part
-    return eta
+    return new_rows(design, newdata, re_form, allow_new_levels, offset).eta(beta, b)
 
 
-def _term_contribution(design: Design, k: int, mask: np.ndarray, bk: np.ndarray,
-                       frame: pd.DataFrame, allow_new_levels: bool) -> np.ndarray:
+def _new_codes(design: Design, k: int, frame: pd.DataFrame,
+               allow_new_levels: bool) -> np.ndarray:
+    """Level codes of term ``k`` on new data (-1: new or missing), refusing new levels
+    unless ``allow_new_levels``."""
     t = design.terms[k]
     codes = t.grouping.code_new(frame, t.term.group_vars)
     new = codes < 0
@@ -219,9 +283,7 @@ def _term_contribution(design: Design, k: int, mask: np.ndarray, bk: np.ndarray,
             "allow_new_levels=True to predict them at the population level, or re_form='~0' "
             "to leave out the random effects"
         )
-    Z = t.new_Z(frame)[:, mask]
-    contrib = np.einsum("ij,ij->i", Z, bk[np.where(new, 0, codes)][:, mask])
-    return np.where(new, 0.0, contrib)
+    return codes
 
 
 def _fit_offset(design: Design, newdata: pd.DataFrame):

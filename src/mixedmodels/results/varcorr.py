@@ -27,12 +27,25 @@ class VarCorrTerm:
         Random-effect names (``Intercept``, ``Days``).
     cov : ndarray (p, p)
         ``sigma^2 Lambda Lambda'``.
+    structure : str
+        Covariance structure keyword (``us``, ``ar1``, ``exp``, ...).
+    parameters : tuple of (str, float)
+        The structure's parameters other than standard deviations (``("phi", 0.64)``
+        for ``ar1``, ``("range", 2.4)`` for ``exp``): what the table prints instead of
+        a correlation matrix for structured terms.
     """
 
     group: str
     factor: str
     names: tuple[str, ...]
     cov: np.ndarray
+    structure: str = "us"
+    parameters: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def structured(self) -> bool:
+        """Printed by its parameters rather than its correlation matrix."""
+        return self.structure not in ("us", "diag")
 
     def __repr__(self) -> str:
         sds = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.names, self.sd, strict=True))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..._errors import DataError
+from ..._threads import blas_threads, dense_block_size
 from ...design import check_lmm_sizes, constant_response_message
 from ...design.response import numeric_response
 from ...objective import LMMObjective
@@ -105,20 +106,17 @@ def fit_lmer_dask(formula: str, data, *, REML: bool, weights, offset, optimizer:
                            contrasts=contrasts, response=numeric_response)
         _check_sizes(prepared)
         design = prepared.plan.design
-        if optimizer == "gradient":
-            if not all(t.p == 1 for t in design.terms):
-                raise ValueError("optimizer='gradient' needs every random-effects term to "
-                                 "be scalar, e.g. (1 | g) or (0 + x | g); use 'bobyqa' "
-                                 "otherwise")
-            method = "blocked"
-        else:
-            method = choose_method(design)
+        # the analytic gradient lives in the blocked factorization (optimize_lmm refuses
+        # structures without lambda_jacobian)
+        method = "blocked" if optimizer == "gradient" else choose_method(design)
         t1 = time.perf_counter()
         frame = prepared.frame
         reduced = reduce_lmm(frame, prepared, method)
     t2 = time.perf_counter()
     obj = reduced.objective(REML)
-    sol, opt, conv = optimize_lmm(obj, optimizer, optimizer_settings, start, check_conv)
+    # one BLAS thread unless the dense block is large, as in memory (mixedmodels._threads)
+    with blas_threads(dense_block_size(design.terms)):
+        sol, opt, conv = optimize_lmm(obj, optimizer, optimizer_settings, start, check_conv)
     timings = {"scan_and_qr_s": t1 - t0, "cross_products_s": t2 - t1,
                "optimize_s": time.perf_counter() - t2}
     result = DaskLinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)

@@ -30,9 +30,11 @@ import numpy as np
 import pandas as pd
 
 from ..._errors import DataError, FormulaError
+from ...covariance.registry import REGISTRY
 from ...design import Design, build_fixed, build_grouping, build_random_term, nonfinite_rows
 from ...design.dtypes import normalize_frame
 from ...design.frame import DroppedRows, missing_mask
+from ...design.random import term_order
 from ...design.response import evaluate_numeric
 from ...design.variables import called_names
 from ...formula.spec import MixedModelSpec
@@ -218,6 +220,22 @@ class PartitionPlan:
         return PartitionArrays(frame.index, y, X, off, w, codes, Zs, reasons)
 
 
+def check_structures(spec: MixedModelSpec) -> None:
+    """Refuse covariance structures that need more than a partition's rows give: the
+    coordinates of ``ou``/``exp``/``gau``/``mat`` (``pos(...)``: one effect per distinct
+    position, all of them) and the known matrix of ``propto``/``equalto``."""
+    for t in spec.random:
+        needs = REGISTRY[t.structure].needs
+        if needs is not None:
+            what = ("positions pos(...)" if needs == "coordinates"
+                    else "a known matrix (covariance_matrices=)")
+            raise NotImplementedError(
+                f"{t.structure}() in {t.source!r} is not supported on Dask input: it needs "
+                f"{what} of the whole data; fit on a pandas DataFrame (e.g. ddf.compute()), "
+                "or use a structure over the columns of the term (us, diag, cs, ar1, toep, "
+                "rr)")
+
+
 def check_stateful(spec: MixedModelSpec) -> None:
     exprs = [("fixed effects", spec.fixed), ("response", spec.response)]
     exprs += [("offset", e) for e in spec.offsets]
@@ -278,7 +296,7 @@ def _grouping_terms(spec: MixedModelSpec, scan: ScanResult, roles: dict, templat
                                    replace(t, grouping=grouping)))
         grouping = replace(grouping, codes=np.zeros(0, dtype=np.int64))
         terms.append(replace(t, grouping=grouping, Z=np.zeros((0, t.p))))
-    order = sorted(range(len(terms)), key=lambda i: -terms[i].nlevels)
+    order = term_order(terms)
     return tuple(terms[i] for i in order), tuple(indexes[i] for i in order)
 
 

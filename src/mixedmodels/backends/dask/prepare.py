@@ -23,7 +23,14 @@ from ...design.frame import DroppedRows
 from ...design.variables import expression_variables
 from ...formula import parse_formula
 from ...linalg import FixedBasis
-from .plan import PartitionPlan, build_plan, check_stateful, level_columns, scan_level_sets
+from .plan import (
+    PartitionPlan,
+    build_plan,
+    check_stateful,
+    check_structures,
+    level_columns,
+    scan_level_sets,
+)
 from .reduce import QRPart, _r_of, combine_qr, qr_partition
 from .reduce_tree import map_reduce
 from .scan import check_scan, column_kind, combine_scans, scan_partition
@@ -174,6 +181,7 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
                       else expression_variables(spec.response, data.columns))
     roles = _roles(spec, data, weights, offset)
     check_stateful(spec)
+    check_structures(spec)
     data = data[list(roles)]          # column projection: parquet reads only these
     kinds = {c: column_kind(data.dtypes[c]) for c in roles}
     factors = level_columns(spec, roles, kinds)

@@ -31,10 +31,22 @@ import scipy.sparse as sp
 
 from ...linalg.lapack import chol_inplace, solve_lower, solve_lower_t
 
-__all__ = ["CHUNK_ENTRIES", "BlockedHessian", "first_block"]
+__all__ = ["CHUNK_ENTRIES", "DENSE_FLOP_RATIO", "DENSE_H12_MAX", "PAIR_PRODUCTS_MAX",
+           "BlockedHessian", "first_block"]
 
 #: Entries of ``T = C S^{-1}`` formed at a time (80 MB of doubles).
 CHUNK_ENTRIES = 10_000_000
+#: Largest number of products of pairs of ``H12``'s non-zeros (one row each) formed by the
+#: precomputed gather of :class:`_ProductPlan` (24 MB of indices); beyond, ``H12' C`` is a
+#: sparse matrix product.
+PAIR_PRODUCTS_MAX = 1_000_000
+#: ``H12`` is formed as a dense array (and ``H12' C`` by one matrix product) when it has
+#: at most this many entries and the product's multiply-adds are at most
+#: :data:`DENSE_FLOP_RATIO` times the pair products (a matrix product's multiply-add costs
+#: a small fraction of a gathered one: crossed designs whose levels meet most levels of
+#: the other factors).
+DENSE_H12_MAX = 4_000_000
+DENSE_FLOP_RATIO = 10
 
 
 def first_block(structure):
@@ -49,6 +61,93 @@ def first_block(structure):
     if len(first) == len(structure.terms):
         return None
     return first
+
+
+class _ProductPlan:
+    r"""The products of ``H12``'s fixed sparsity pattern, as gathers and ``bincount``\ s.
+
+    ``H12`` has rows ``(level, block-1 slot)`` and the rest's columns; every row of one level
+    has the same columns (those of the level's observations), so ``C = H11^{-1} H12``
+    (block-diagonal times sparse) has ``H12``'s pattern with
+
+    .. math:: C_{(\ell a), j} = \sum_b (H_{11}^{-1})_{\ell, ab}\, H_{12, (\ell b), j},
+
+    and ``H12' C`` sums the products of pairs of non-zeros in one row. The index arrays
+    are formed once per design: each factorization is then a few gathers (scipy's sparse
+    products spend most of their time checking and converting their arguments, at every one
+    of the hundreds of factorizations of a fit).
+
+    Parameters
+    ----------
+    rows, cols : ndarray of intp
+        The non-zeros of ``H12``, sorted by row and then column.
+    levels, P1, q_r : int
+        Levels and slots of block 1, columns of the rest.
+    """
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, levels: int, P1: int, q_r: int):
+        n_rows = levels * P1
+        self.rows, self.cols, self.shape, self.q_r = rows, cols, (n_rows, q_r), q_r
+        counts = np.bincount(rows, minlength=n_rows)
+        ptr = np.zeros(n_rows + 1, dtype=np.intp)
+        np.cumsum(counts, out=ptr[1:])
+        self.ptr = ptr
+        level, a = rows // P1, rows % P1
+        within = np.arange(rows.size) - ptr[rows]
+        #: partner[e, b]: the non-zero in e's column of the row (e's level, slot b)
+        self.partner = ptr[level[:, None] * P1 + np.arange(P1)[None, :]] + within[:, None]
+        if not np.array_equal(cols[self.partner], np.broadcast_to(cols[:, None],
+                                                                  self.partner.shape)):
+            raise AssertionError("rows of one block-1 level with different patterns")
+        self.h_row = level * P1 + a                       # row of H11^{-1} as (L P1, P1)
+        k = counts[rows]                                  # non-zeros in each one's row
+        n_pairs = int(np.sum(k, dtype=np.int64))
+        self.e1 = self.e2 = self.keys = None
+        #: form H12 densely when a matrix product costs less than the pair products
+        self.dense = n_rows * q_r <= DENSE_H12_MAX and \
+            n_rows * q_r * q_r <= DENSE_FLOP_RATIO * n_pairs
+        if not self.dense and n_pairs <= PAIR_PRODUCTS_MAX:
+            e1 = np.repeat(np.arange(rows.size), k)
+            first = np.cumsum(k) - k                      # where each e1's run starts
+            e2 = ptr[rows[e1]] + (np.arange(n_pairs) - first[e1])
+            self.e1, self.e2 = e1, e2
+            self.keys = cols[e1] * q_r + cols[e2]
+
+    def csr(self, data: np.ndarray) -> sp.csr_matrix:
+        """The matrix with this pattern and non-zeros ``data``."""
+        return sp.csr_matrix((data, self.cols, self.ptr), shape=self.shape)
+
+    def dense_matrix(self, data: np.ndarray) -> np.ndarray:
+        """The matrix with this pattern and non-zeros ``data`` as a dense array."""
+        M = np.zeros(self.shape)
+        M[self.rows, self.cols] = data
+        return M
+
+    def c_data(self, H11inv: np.ndarray, data12: np.ndarray) -> np.ndarray:
+        """Non-zeros of ``C = H11^{-1} H12`` (``H11inv``: (levels, P1, P1))."""
+        L, P1, _ = H11inv.shape
+        if P1 == 1:
+            return H11inv.reshape(-1)[self.rows] * data12
+        rows_inv = H11inv.reshape(L * P1, P1)[self.h_row]           # (nnz, P1)
+        return np.einsum("eb,eb->e", rows_inv, data12[self.partner])
+
+    def cross(self, data12: np.ndarray, c_data: np.ndarray) -> np.ndarray:
+        """``H12' C`` as a dense (q_r, q_r) array."""
+        q_r = self.q_r
+        if self.dense:
+            return self.dense_matrix(data12).T @ self.dense_matrix(c_data)
+        if self.keys is None:
+            return (self.csr(data12).T @ self.csr(c_data)).toarray()
+        return np.bincount(self.keys, data12[self.e1] * c_data[self.e2],
+                           minlength=q_r * q_r).reshape(q_r, q_r)
+
+    def apply(self, data: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``M x`` for the matrix ``M`` with this pattern and non-zeros ``data``."""
+        return np.bincount(self.rows, data * x[self.cols], minlength=self.shape[0])
+
+    def t_apply(self, data: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``M' y`` for the matrix ``M`` with this pattern and non-zeros ``data``."""
+        return np.bincount(self.cols, data * y[self.rows], minlength=self.q_r)
 
 
 class BlockedHessian:
@@ -100,11 +199,13 @@ class BlockedHessian:
         self._nnz12 = uniq.size
         self._rows12 = (uniq // q_r).astype(np.intp)
         self._cols12 = (uniq % q_r).astype(np.intp)
+        self._plan = _ProductPlan(self._rows12, self._cols12, self.levels, P1, q_r)
         self._diag_r = np.arange(q_r) * (q_r + 1)
         self._ix11 = np.ix_(np.arange(n), s1, s1)
         self.logdet = np.nan
         self._Sinv = None
         self._T = None
+        self._C_csr = None
 
     # -- factorization ---------------------------------------------------------------------
     def factor(self, slot_products: np.ndarray) -> bool:
@@ -134,18 +235,23 @@ class BlockedHessian:
         else:
             H11inv = np.linalg.inv(H11)
             logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(C1, axis1=1, axis2=2))))
-        H12 = sp.csr_matrix((data12, (self._rows12, self._cols12)), shape=(L1 * P1, q_r))
-        # C = H11^{-1} H12: block-diagonal times sparse, same pattern
-        Binv = sp.bsr_matrix((H11inv, np.arange(L1), np.arange(L1 + 1)),
-                             shape=(L1 * P1, L1 * P1))
-        C = (Binv @ H12).tocsr()
-        S = H22 - (H12.T @ C).toarray()
+        plan = self._plan
+        C_data = plan.c_data(H11inv, data12)
+        S = H22 - plan.cross(data12, C_data)
         S = np.ascontiguousarray(0.5 * (S + S.T))
         if not chol_inplace(S):
             return False
         self.logdet = logdet1 + 2.0 * float(np.sum(np.log(np.diagonal(S))))
-        self._H11inv, self._H12, self._C, self._LS = H11inv, H12, C, S
+        self._H11inv, self._data12, self._C_data, self._LS = H11inv, data12, C_data, S
+        self._C_csr = None
         return True
+
+    @property
+    def _C(self) -> sp.csr_matrix:
+        """``C = H11^{-1} H12`` as a sparse matrix (for the selected inverse)."""
+        if self._C_csr is None:
+            self._C_csr = self._plan.csr(self._C_data)
+        return self._C_csr
 
     # -- solves --------------------------------------------------------------------------
     def _s_solve(self, b: np.ndarray) -> np.ndarray:
@@ -156,8 +262,9 @@ class BlockedHessian:
         v1 = v[self.idx1]                                      # (L1, P1)
         y1 = np.matmul(self._H11inv, v1[:, :, None])[:, :, 0].ravel()
         v2 = v[self.rest_u]
-        x2 = self._s_solve(v2 - self._H12.T @ y1)
-        x1 = y1 - self._C @ x2
+        plan = self._plan
+        x2 = self._s_solve(v2 - plan.t_apply(self._data12, y1))
+        x1 = y1 - plan.apply(self._C_data, x2)
         out = np.empty_like(v)
         out[self.idx1.ravel()] = x1
         out[self.rest_u] = x2

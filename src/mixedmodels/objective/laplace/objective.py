@@ -48,6 +48,7 @@ response exactly lme4's REML criterion.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,7 +196,16 @@ class LaplaceObjective:
         self._re_names = tuple(self.channels[j] for j in self.re)
         links = getattr(density, "links", {})
         self._links = [(j, links[c]) for j, c in enumerate(self.channels) if c in links]
+        #: the penalized log-density is quadratic in u (a Gaussian mean with the identity
+        #: link carries every random effect): one full Newton step lands on the modes
+        fam = getattr(density, "family", None)
+        mu_link = links.get("mu")
+        self._quadratic = (getattr(fam, "name", "") == "gaussian"
+                           and getattr(mu_link, "name", "") == "identity"
+                           and self._re_names == ("mu",))
         self.q = self.structure.q
+        #: the density can leave out derivatives outside the random-effects channels
+        self._takes_focus = "focus" in inspect.signature(density.evaluate).parameters
         self.hessian = make_hessian(self.structure) if self.q else None
         self.u_start = np.zeros(self.q)
         #: (x, u, jet, slot values, Lambdas) of the last solution, for predicted starts
@@ -230,6 +240,11 @@ class LaplaceObjective:
 
     def _evaluate(self, eta: np.ndarray, order: int, wrt=None):
         etas = {c: eta[:, j] for j, c in enumerate(self.channels)}
+        # third order is for the gradient, which reads only the derivatives with at most
+        # one index outside the random-effects channels (d2[:, re, :], d3[:, re, re, :])
+        if order == 3 and wrt is None and self.q and self._takes_focus:
+            return self.density.evaluate(self.y, etas, weights=self.weights,
+                                         size=self.size, order=3, focus=self._re_names)
         return self.density.evaluate(self.y, etas, weights=self.weights, size=self.size,
                                      order=order, wrt=wrt)
 
@@ -313,7 +328,9 @@ class LaplaceObjective:
             # u is standard normal a priori: a longer step is far outside the model's
             # range and can cost a lot to evaluate (series densities at huge means)
             t = min(1.0, INNER_MAX_STEP / size)
-            last = t == 1.0 and size < INNER_STEP_FINAL and final_order > 2
+            # a Gaussian density with the identity link: one full step is exact
+            last = t == 1.0 and (size < INNER_STEP_FINAL or self._quadratic) \
+                and final_order > 2
             for _ in range(INNER_MAX_HALVINGS):
                 u_new = u - t * step
                 eta_new, jet_new, f_new = self._jet_at(
@@ -327,7 +344,8 @@ class LaplaceObjective:
                                  "of the random effects")
             self.n_newton += 1
             u, f, eta, jet, full = u_new, f_new, eta_new, jet_new, last
-            if t == 1.0 and size < (INNER_STEP_FINAL if last else INNER_STEP_DONE):
+            if t == 1.0 and (size < (INNER_STEP_FINAL if last else INNER_STEP_DONE)
+                             or self._quadratic):
                 return u, eta, jet, it, full
         raise ModesError(f"the conditional modes did not converge in {INNER_MAXIT} "
                          "Newton iterations")
@@ -439,6 +457,24 @@ class LaplaceObjective:
             return np.inf, np.full(x.shape, np.nan)
         return sol.objective, self._gradient(x, sol, jet, a)
 
+    def value_gradient_hessian(self, x) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """``F(x)``, ``dF/dx`` and :meth:`fixed_hessian` from one second-order evaluation
+        of the density (a model without random effects, where that Hessian is exact:
+        Newton's method needs all three at every iterate). ``(inf, nan, None)`` where
+        ``F`` is not finite."""
+        if self.q:
+            raise ValueError("value_gradient_hessian is for a model without random effects")
+        self.n_evals += 1
+        self.n_grads += 1
+        x = np.asarray(x, dtype=float)
+        try:
+            sol, jet, a = self.solve(x, order=2)
+        except (ModesError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.full(x.shape, np.nan), None
+        if not np.isfinite(sol.objective):
+            return np.inf, np.full(x.shape, np.nan), None
+        return sol.objective, self._gradient(x, sol, jet, a), self.fixed_hessian(x, jet)
+
     def fixed_hessian(self, x, jet=None) -> np.ndarray:
         """Hessian of ``-2 sum_i l_i`` in the fixed effects and family parameters at fixed
         random effects (the last modes): ``-2 J' l'' J`` with ``J`` the map of parameters to
@@ -459,6 +495,43 @@ class LaplaceObjective:
         for ja, Xa, sa in blocks:
             for jb, Xb, sb in blocks:
                 H[sa, sb] = -2.0 * (Xa * d2[:, ja, jb][:, None]).T @ Xb
+        return H
+
+    def marginal_fixed_hessian(self, x) -> np.ndarray:
+        r"""Gauss-Newton approximation of the Hessian of ``F`` in the fixed effects and
+        family parameters: that of ``2 f(\hat u(x), x)`` with the modes following the
+        parameters,
+
+        .. math:: 2\,(f_{xx} - f_{xu} H^{-1} f_{ux}), \qquad
+            f_{u x_j} = A' (W_{\cdot c_j} x_j)
+
+        (``x_j`` the column of parameter ``j`` in channel ``c_j``, ``W = -l''``), leaving
+        out the derivatives of ``log det H``; positive semi-definite where the penalized
+        log-density is jointly concave. A preconditioner for the quasi-Newton method: the
+        random effects absorb much of the curvature that :meth:`fixed_hessian` sees in
+        the fixed effects of their channels. Entries for the covariance parameters are
+        zero."""
+        x = np.asarray(x, dtype=float)
+        if not self.q:
+            return self.fixed_hessian(x)
+        _, jet, a = self.solve(x, order=2, full=True)
+        H = self.fixed_hessian(x, jet)
+        d2 = jet.d2
+        S, re = self.structure, self.re
+        cols, index = [], []
+        blocks = [(j, X, self.layout.slice(b)) for j, X, _, b in self._linear
+                  if b in self.layout and X.shape[1]]
+        blocks += [(j, np.ones((self.n, 1)), self.layout.slice(b)) for j, b in self._scalar]
+        for j, X, sl in blocks:
+            w = -d2[:, re, j]                                        # (n, C)
+            for col, pos in enumerate(range(sl.start, sl.stop)):
+                cols.append(S.scatter(a, w * X[:, col:col + 1]))
+                index.append(pos)
+        if cols:
+            G = np.column_stack(cols)                               # f_ux: (q, k)
+            HG = np.column_stack([self.hessian.solve(G[:, i]) for i in range(G.shape[1])])
+            idx = np.array(index)
+            H[np.ix_(idx, idx)] -= 2.0 * (G.T @ HG)
         return H
 
     def _gradient(self, x, sol: LaplaceSolution, jet, a) -> np.ndarray:
@@ -491,7 +564,7 @@ class LaplaceObjective:
                 K = t.Z.T @ V                                         # (p, p): [b, a]
                 dlam = t.structure.lambda_jacobian(self.layout.get(
                     x, self._theta_block_of(ts))[self._local_theta(ts)])
-                g_t = dlam.reshape(dlam.shape[0], -1) @ K.ravel()
+                g_t = dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
                 grad[self.theta_index(ts)] = g_t
         for j, X, _, block in self._linear:
             if block in self.layout and X.shape[1]:

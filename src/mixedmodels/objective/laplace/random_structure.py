@@ -156,6 +156,9 @@ class RandomStructure:
 
     def slot_products(self, a: np.ndarray, W: np.ndarray) -> np.ndarray:
         """Per observation ``A_i' W_i A_i`` on its slots: (n, P, P) from ``W`` (n, C, C)."""
+        if self.n_channels == 1:
+            # one channel: W is (n, 1, 1) and broadcasts over the slots
+            return (a[:, :, None] * a[:, None, :]) * W
         Ws = W[:, self.slot_channel[:, None], self.slot_channel[None, :]]
         return a[:, :, None] * Ws * a[:, None, :]
 

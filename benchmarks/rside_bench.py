@@ -1,0 +1,133 @@
+"""Timings of R-side models (``gls``, ``lmer(correlation=, variance=)``, ``glmm_pql``)
+against nlme / MASS::glmmPQL in the same run:
+``python benchmarks/rside_bench.py [--with-r] [--repeat N] [--only a,b]``.
+
+Models: every fixture of tests/fixtures/rside (tools/r/rside_fixtures.R) of kind ``gls``,
+``lme`` and ``pql``. For each: our fit time (median of ``--repeat`` after one untimed
+warm-up, formula to result), the optimizer's evaluations, the log-likelihood next to nlme's;
+with ``--with-r`` nlme is timed on this machine in the same run (benchmarks/r/time_nlme.R,
+median of as many fits after a warm-up) and the ratio reported. Without ``--with-r`` the
+nlme times recorded when the fixtures were made are shown instead (another run: marked).
+
+Writes benchmarks/results/rside.json and a Markdown table next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import mixedmodels as mm  # noqa: E402
+import rside_fixtures as rf  # noqa: E402
+
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rside.json"
+KINDS = ("gls", "lme", "pql")
+#: Factor columns of each fixture data set, as tools/r/rside_fixtures.R reads them.
+FACTORS = {"ovary": ["Mare"], "orthodont": ["Subject", "Sex"], "bodyweight": ["Rat", "Diet"],
+           "serial": ["subj.id", "arm"], "spatial": ["site.id"], "field": [],
+           "counts": ["unit"], "hetero": ["grp"], "bacteria": ["trt", "ID"]}
+
+
+def _fit(fx):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return rf.fit(fx)
+
+
+def time_ours(fx: dict, repeat: int) -> dict:
+    m = _fit(fx)                                   # warm-up
+    walls = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        m = _fit(fx)
+        walls.append(time.perf_counter() - t0)
+    opt = getattr(m, "opt", None) or getattr(getattr(m, "lmm", None), "opt", None)
+    return {"id": fx["name"], "kind": fx["kind"], "nobs": m.nobs,
+            "seconds": statistics.median(walls),
+            "evaluations": getattr(opt, "n_evals", None),
+            "loglik": None if fx["kind"] == "pql" else m.loglik,
+            "loglik_nlme": fx.get("logLik"), "nlme_recorded_seconds": fx["nlme_ms"] / 1000}
+
+
+def time_nlme(fixtures, repeat: int) -> dict:
+    job = {"repeat_n": repeat,
+           "models": [{"name": f["name"], "data": f["data"], "factors": FACTORS[f["data"]],
+                       "r_call": f["r_call"]} for f in fixtures]}
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
+        spec.write_text(json.dumps(job))
+        subprocess.run(["Rscript", str(ROOT / "benchmarks" / "r" / "time_nlme.R"),
+                        str(spec), str(out)], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+        res = json.loads(out.read_text())
+    return {r["name"]: r for r in res["results"]}
+
+
+def _markdown(rows, meta) -> str:
+    same = meta["with_r"]
+    lines = [f"# R-side models: mixedmodels vs nlme / glmmPQL ({meta['date']})", "",
+             f"Machine: {meta['machine']}; load average at start {meta['load']}; "
+             f"{meta['repeat']} timed fits after a warm-up; nlme timed "
+             f"{'in the same run' if same else 'when the fixtures were made (another run)'}.",
+             "", "| model | kind | n | ours (s) | nlme (s) | ratio | evaluations | "
+             "logLik - nlme's |", "|---|---|---|---|---|---|---|---|"]
+    ratios = []
+    for r in rows:
+        ref = r.get("nlme_seconds") if same else r["nlme_recorded_seconds"]
+        ratio = ref / r["seconds"] if ref else None
+        if ratio:
+            ratios.append(ratio)
+        gap = "" if r["loglik"] is None else f"{r['loglik'] - r['loglik_nlme']:+.1e}"
+        lines.append(f"| {r['id']} | {r['kind']} | {r['nobs']} | {r['seconds']:.4f} | "
+                     f"{'' if ref is None else f'{ref:.4f}'} | "
+                     f"{'' if ratio is None else f'{ratio:.1f}x'} | "
+                     f"{r['evaluations'] if r['evaluations'] is not None else ''} | {gap} |")
+    if ratios:
+        gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        lines += ["", f"Geometric mean speed-up: {gm:.1f}x; smallest {min(ratios):.1f}x; "
+                  f"{sum(x >= 5 for x in ratios)} of {len(ratios)} models at least 5x."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--with-r", action="store_true")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    args = ap.parse_args(argv)
+    only = set(filter(None, args.only.split(",")))
+    fixtures = [f for f in rf.models(*KINDS) if not only or f["name"] in only]
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "repeat": args.repeat,
+            "with_r": args.with_r, "python": platform.python_version(),
+            "mixedmodels": mm.__version__}
+    rows = [time_ours(f, args.repeat) for f in fixtures]
+    if args.with_r:
+        ref = time_nlme(fixtures, args.repeat)
+        for r in rows:
+            r["nlme_seconds"] = ref.get(r["id"], {}).get("seconds")
+    for r in rows:
+        print(f"{r['id']:28s} {r['seconds']:.4f}s  nlme "
+              f"{r.get('nlme_seconds') or r['nlme_recorded_seconds']:.4f}s", flush=True)
+    out = Path(args.out)
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    out.with_suffix(".md").write_text(_markdown(rows, meta))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+r"""Structures ``Sigma = D R(t) D``: standard deviations times a parametric correlation.
+
+``D = diag(s_1, ..., s_p)`` with ``s_k = exp(theta_k)`` (heterogeneous: p standard
+deviations) or ``s = exp(theta_0)`` for every effect (homogeneous), followed by the
+correlation's own parameters ``t`` -- glmmTMB 1.1.5's parameterization
+(``termwise_nll`` in ``src/glmmTMB.cpp``), so theta *is* glmmTMB's theta. ``Lambda = D L``
+with ``L L' = R``, and
+
+.. math:: \frac{\partial\Lambda}{\partial\log s_k} = E_{kk}\Lambda, \qquad
+          \frac{\partial\Lambda}{\partial t_j} = D\, \frac{\partial L}{\partial t_j},
+
+the last from the derivative of the Cholesky factor (:mod:`._factor`). Subclasses give the
+correlation matrix and its derivatives. This module holds the classes whose correlation
+depends on the column order only: compound symmetry, AR(1) and Toeplitz; the ones that read
+coordinates are in :mod:`.spatial`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._errors import FormulaError
+from ._factor import chol_derivatives
+from .base import CovarianceStructure
+
+__all__ = ["AR1", "CompoundSymmetry", "ScaledCorrelation", "Toeplitz"]
+
+
+def _sqrt_transform(t: np.ndarray) -> np.ndarray:
+    """glmmTMB's map of the real line onto (-1, 1): ``t / sqrt(1 + t^2)``."""
+    return t / np.sqrt(1.0 + t * t)
+
+
+def _sqrt_transform_slope(t: np.ndarray) -> np.ndarray:
+    return (1.0 + t * t) ** -1.5
+
+
+def _sqrt_transform_inverse(r: np.ndarray) -> np.ndarray:
+    return r / np.sqrt(1.0 - r * r)
+
+
+class ScaledCorrelation(CovarianceStructure):
+    """``Sigma = D R D`` with log standard deviations first (see the module docstring).
+
+    Parameters
+    ----------
+    p : int
+    hom : bool
+        One standard deviation for all effects.
+    """
+
+    #: keywords (heterogeneous, homogeneous) and glmmTMB codes
+    keywords: tuple[str, str] = ("", "")
+    codes: tuple[int, int] = (-1, -1)
+    #: smallest p the correlation is defined for
+    min_p: int = 2
+
+    def __init__(self, p: int, hom: bool = False):
+        super().__init__(p)
+        self.hom = bool(hom)
+        self.keyword = self.keywords[int(self.hom)]
+        self.glmmtmb_code = self.codes[int(self.hom)]
+        if self.p < self.min_p:
+            raise FormulaError(
+                f"{self.keyword}() needs at least {self.min_p} random effects per group (it "
+                f"describes their correlation); this term has {self.p}: write (1 | g) for a "
+                "single effect, or give the term one column per time or position, e.g. "
+                f"{self.keyword}(0 + factor(time) | g)")
+
+    # -- to be given by subclasses ----------------------------------------------------------
+    @property
+    def n_cor(self) -> int:
+        """Number of correlation parameters."""
+        raise NotImplementedError
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        """``R(t)``: p x p."""
+        raise NotImplementedError
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        """``dR/dt_j``: (n_cor, p, p)."""
+        raise NotImplementedError
+
+    def cor_names(self) -> tuple[str, ...]:
+        """Names of the natural correlation parameters."""
+        raise NotImplementedError
+
+    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
+        """Natural correlation parameters from ``t``."""
+        raise NotImplementedError
+
+    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        """``t`` from the natural correlation parameters."""
+        raise NotImplementedError
+
+    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bounds of the natural correlation parameters."""
+        raise NotImplementedError
+
+    # -- the contract -----------------------------------------------------------------------
+    @property
+    def n_sd(self) -> int:
+        return 1 if self.hom else self.p
+
+    @property
+    def n_theta(self) -> int:
+        return self.n_sd + self.n_cor
+
+    def theta0(self) -> np.ndarray:
+        return np.zeros(self.n_theta)
+
+    def start(self, sd: float) -> np.ndarray:
+        out = np.zeros(self.n_theta)
+        out[:self.n_sd] = np.log(sd)
+        return out
+
+    def _split(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        theta = np.asarray(theta, dtype=float)
+        sd = np.exp(theta[:self.n_sd])
+        return (np.full(self.p, sd[0]) if self.hom else sd), theta[self.n_sd:]
+
+    def lambda_(self, theta: np.ndarray) -> np.ndarray:
+        sd, t = self._split(theta)
+        return sd[:, None] * np.linalg.cholesky(self.correlation(t))
+
+    def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        sd, t = self._split(theta)
+        L = np.linalg.cholesky(self.correlation(t))
+        lam = sd[:, None] * L
+        out = np.empty((self.n_theta, self.p, self.p))
+        if self.hom:
+            out[0] = lam
+        else:
+            out[:self.p] = 0.0
+            idx = np.arange(self.p)
+            out[idx, idx, :] = lam
+        out[self.n_sd:] = sd[None, :, None] * chol_derivatives(L, self.correlation_jacobian(t))
+        return out
+
+    def covariance(self, theta: np.ndarray) -> np.ndarray:
+        sd, t = self._split(theta)
+        return self.correlation(t) * np.outer(sd, sd)
+
+    def sd_cor(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sd, t = self._split(theta)
+        return sd, self.correlation(t)
+
+    def parameter_names(self) -> tuple[str, ...]:
+        sds = ("sd",) if self.hom else tuple(f"sd_{k + 1}" for k in range(self.p))
+        return sds + self.cor_names()
+
+    def parameter_scales(self) -> np.ndarray:
+        return np.arange(self.n_theta) < self.n_sd
+
+    def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.cor_bounds()
+        return (np.concatenate([np.zeros(self.n_sd), lo]),
+                np.concatenate([np.full(self.n_sd, np.inf), hi]))
+
+    def parameters(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float)
+        return np.concatenate([np.exp(theta[:self.n_sd]),
+                               self.cor_parameters(theta[self.n_sd:])])
+
+    def theta_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        with np.errstate(divide="ignore"):
+            return np.concatenate([np.log(values[:self.n_sd]),
+                                   self.cor_from_parameters(values[self.n_sd:])])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(p={self.p}, hom={self.hom})"
+
+
+class CompoundSymmetry(ScaledCorrelation):
+    r"""Compound symmetry: one correlation ``rho`` between every pair of effects
+    (``cs``; ``homcs`` with one standard deviation).
+
+    glmmTMB's transform keeps ``R`` positive definite:
+    ``rho = plogis(t) (1 + a) - a`` with ``a = 1/(p - 1)``, so ``-1/(p-1) < rho < 1``.
+    """
+
+    keywords = ("cs", "homcs")
+    codes = (2, 13)
+
+    @property
+    def n_cor(self) -> int:
+        return 1
+
+    @property
+    def _a(self) -> float:
+        return 1.0 / (self.p - 1.0)
+
+    def _rho(self, t: np.ndarray) -> float:
+        return float(1.0 / (1.0 + np.exp(-t[0])) * (1.0 + self._a) - self._a)
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        rho = self._rho(t)
+        return np.full((self.p, self.p), rho) + (1.0 - rho) * np.eye(self.p)
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        s = 1.0 / (1.0 + np.exp(-t[0]))
+        drho = s * (1.0 - s) * (1.0 + self._a)
+        return (drho * (np.ones((self.p, self.p)) - np.eye(self.p)))[None]
+
+    def cor_names(self) -> tuple[str, ...]:
+        return ("rho",)
+
+    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
+        return np.array([self._rho(t)])
+
+    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        s = (values[0] + self._a) / (1.0 + self._a)
+        with np.errstate(divide="ignore"):
+            return np.array([np.log(s / (1.0 - s))])
+
+    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([-self._a]), np.array([1.0])
+
+
+class _SqrtTransformed(ScaledCorrelation):
+    """Correlations ``c = t / sqrt(1 + t^2)`` in (-1, 1), one per correlation parameter
+    (AR(1)'s phi, Toeplitz's lag correlations)."""
+
+    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
+        return _sqrt_transform(np.asarray(t, dtype=float))
+
+    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return _sqrt_transform_inverse(np.asarray(values, dtype=float))
+
+    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(self.n_cor, -1.0), np.full(self.n_cor, 1.0)
+
+
+class AR1(_SqrtTransformed):
+    r"""First-order autoregressive correlation over the term's columns in order:
+    ``R_ij = phi^|i - j|`` (``ar1``, one standard deviation; ``hetar1`` with one per
+    column). The columns are equally spaced times -- ``ar1(0 + factor(time) | g)`` --
+    as in glmmTMB, which ignores the values of the times. ``phi = t / sqrt(1 + t^2)``.
+    """
+
+    keywords = ("hetar1", "ar1")
+    codes = (12, 3)
+
+    def __init__(self, p: int, hom: bool = True):
+        super().__init__(p, hom)
+
+    @property
+    def n_cor(self) -> int:
+        return 1
+
+    def _lags(self) -> np.ndarray:
+        k = np.arange(self.p)
+        return np.abs(k[:, None] - k[None, :])
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        phi = float(_sqrt_transform(t[0]))
+        return phi ** self._lags()
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        phi = float(_sqrt_transform(t[0]))
+        lag = self._lags()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(lag > 0, lag * phi ** np.maximum(lag - 1, 0), 0.0)
+        return (d * float(_sqrt_transform_slope(t[0])))[None]
+
+    def cor_names(self) -> tuple[str, ...]:
+        return ("phi",)
+
+
+class Toeplitz(_SqrtTransformed):
+    r"""Toeplitz correlation: one correlation per lag, ``R_ij = c_{|i-j|}``
+    (``toep``; ``homtoep`` with one standard deviation), ``c_k = t_k / sqrt(1 + t_k^2)``.
+    Not every set of lag correlations is a correlation matrix: where ``R`` is not positive
+    definite the deviance is infinite (glmmTMB's is not a number)."""
+
+    keywords = ("toep", "homtoep")
+    codes = (8, 14)
+
+    @property
+    def n_cor(self) -> int:
+        return self.p - 1
+
+    def _lags(self) -> np.ndarray:
+        k = np.arange(self.p)
+        return np.abs(k[:, None] - k[None, :])
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[1.0], _sqrt_transform(np.asarray(t, dtype=float))])
+        return c[self._lags()]
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        lag = self._lags()
+        slope = _sqrt_transform_slope(np.asarray(t, dtype=float))
+        k = np.arange(1, self.p)[:, None, None]
+        return np.where(lag[None] == k, slope[:, None, None], 0.0)
+
+    def cor_names(self) -> tuple[str, ...]:
+        return tuple(f"cor_lag{k}" for k in range(1, self.p))

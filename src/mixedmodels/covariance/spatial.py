@@ -1,0 +1,237 @@
+r"""Correlations that read the coordinates of the term's columns: ``ou``, ``exp``, ``gau``,
+``mat`` (glmmTMB 1.1.5's spatial and continuous-time structures).
+
+The columns of such a term are positions -- ``exp(0 + pos(x, y) | g)`` gives one column
+per distinct ``(x, y)`` -- and ``d_ij`` is the Euclidean distance between the positions of
+columns i and j (glmmTMB: ``dist(parseNumLevels(...))``). One standard deviation
+``s = exp(theta_0)``; the correlation (``t = theta_1, ...``):
+
+=======  ============================================  ==========================
+keyword  ``R_ij``                                      natural parameters
+=======  ============================================  ==========================
+ou       ``exp(-exp(t) |tau_i - tau_j|)`` (1-D times)  ``rate = exp(t)``
+exp      ``exp(-d_ij / exp(t))``                       ``range = exp(t)``
+gau      ``exp(-d_ij^2 / exp(2 t))``                   ``range = exp(t)``
+mat      Matern(d_ij; range ``exp(t_1)``,              ``range``, ``smoothness``
+         smoothness ``nu = exp(t_2)``)
+=======  ============================================  ==========================
+
+with TMB's Matern ``x^nu K_nu(x) / (Gamma(nu) 2^(nu - 1))``, ``x = d / range``. Its
+derivative in ``nu`` needs ``dK_nu/dnu``, which scipy does not provide: it is computed from
+``K_nu(x) = int_0^inf exp(-x cosh s) cosh(nu s) ds`` by the trapezoidal rule, which
+converges geometrically for this even, analytic, doubly exponentially decaying integrand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+
+from .._errors import FormulaError
+from .correlated import ScaledCorrelation
+
+__all__ = ["BESSEL_STEP", "Exponential", "Gaussian", "Matern", "OrnsteinUhlenbeck",
+           "bessel_k_order_derivative"]
+
+#: Step of the trapezoidal rule for ``dK_nu/dnu`` (error ~ exp(-pi^2 / step) relative).
+BESSEL_STEP = 0.05
+#: The integrand is cut where ``x cosh(s) - nu s`` exceeds this (``e^-60`` is negligible).
+BESSEL_CUTOFF = 60.0
+
+
+def bessel_k_order_derivative(nu: float, x: np.ndarray) -> np.ndarray:
+    r"""``dK_nu(x) / dnu`` for ``x > 0`` by the trapezoidal rule on
+    ``int_0^inf s sinh(nu s) exp(-x cosh s) ds`` (see the module docstring)."""
+    x = np.asarray(x, dtype=float)
+    xm = float(np.min(x)) if x.size else 1.0
+    upper = 1.0
+    for _ in range(50):             # fixed point of x cosh(S) = cutoff + nu S
+        upper = float(np.arccosh(max((BESSEL_CUTOFF + nu * upper) / xm, 1.0)))
+    s = np.arange(0.0, upper + BESSEL_STEP, BESSEL_STEP)
+    w = np.full(s.size, BESSEL_STEP)
+    w[0] *= 0.5
+    # log of the integrand's factors, to stay finite where sinh(nu s) is huge
+    with np.errstate(over="ignore", divide="ignore"):
+        logf = np.log(s * np.sinh(nu * s))[None, :] - np.outer(x.ravel(), np.cosh(s))
+        vals = np.exp(logf)
+    vals[:, 0] = 0.0
+    return (vals @ w).reshape(x.shape)
+
+
+class _Positional(ScaledCorrelation):
+    """One standard deviation and a correlation that depends on distances."""
+
+    def __init__(self, p: int, coordinates: np.ndarray | None = None, hom: bool = True):
+        self.keywords = (self.keyword_name, self.keyword_name)
+        self.codes = (self.code, self.code)
+        if coordinates is None:
+            kw = self.keyword_name
+            raise FormulaError(
+                f"{kw}() needs the positions of its columns: write them in the term, e.g. "
+                f"{kw}(0 + pos(x, y) | g) ({kw}(0 + pos(time) | g) for times)")
+        super().__init__(p, hom=True)
+        coords = np.asarray(coordinates, dtype=float)
+        if coords.ndim == 1:
+            coords = coords[:, None]
+        if coords.shape[0] != self.p:
+            raise FormulaError(f"{self.keyword}(): {coords.shape[0]} positions for {self.p} "
+                               "columns")
+        self.coordinates = coords
+        diff = coords[:, None, :] - coords[None, :, :]
+        self.dist = np.sqrt(np.sum(diff * diff, axis=2))
+        pos = self.dist[self.dist > 0]
+        #: a typical distance: the start of a range (glmmTMB starts at 1 whatever the
+        #: units of the coordinates)
+        self.scale = float(np.median(pos)) if pos.size else 1.0
+
+    keyword_name = ""
+    code = -1
+
+    def _cor_start(self) -> np.ndarray:
+        """Correlation parameters at the start: a range equal to the median distance."""
+        out = np.zeros(self.n_cor)
+        out[0] = np.log(self.scale)
+        return out
+
+    def theta0(self) -> np.ndarray:
+        return np.concatenate([[0.0], self._cor_start()])
+
+    def start(self, sd: float) -> np.ndarray:
+        return np.concatenate([[np.log(sd)], self._cor_start()])
+
+
+class OrnsteinUhlenbeck(_Positional):
+    """Ornstein-Uhlenbeck (continuous-time AR(1)) correlation ``exp(-rate |tau_i - tau_j|)``
+    over one-dimensional times (``ou(0 + pos(t) | g)``)."""
+
+    keyword_name = "ou"
+    code = 4
+
+    def __init__(self, p: int, coordinates: np.ndarray | None = None, hom: bool = True):
+        super().__init__(p, coordinates, hom)
+        if self.coordinates.shape[1] != 1:
+            raise FormulaError(
+                f"ou() is for one-dimensional times; pos() gave {self.coordinates.shape[1]} "
+                "coordinates: use exp() for a spatial exponential correlation")
+
+    @property
+    def n_cor(self) -> int:
+        return 1
+
+    def _cor_start(self) -> np.ndarray:
+        return np.array([-np.log(self.scale)])
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(-np.exp(t[0]) * self.dist)
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        rate = np.exp(t[0])
+        return (-rate * self.dist * np.exp(-rate * self.dist))[None]
+
+    def cor_names(self) -> tuple[str, ...]:
+        return ("rate",)
+
+    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(np.asarray(t, dtype=float))
+
+    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(values, dtype=float))
+
+    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(1), np.full(1, np.inf)
+
+
+class _Range(_Positional):
+    """Correlations with a positive range parameter ``exp(t)`` (and possibly more)."""
+
+    def cor_parameters(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(np.asarray(t, dtype=float))
+
+    def cor_from_parameters(self, values: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.log(np.asarray(values, dtype=float))
+
+    def cor_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(self.n_cor), np.full(self.n_cor, np.inf)
+
+
+class _PoweredExponential(_Range):
+    """``exp(-(d / range)^k)``, ``range = exp(t)``: the exponential (k = 1) and Gaussian
+    (k = 2) correlations. With ``a = (d / range)^k``, ``d rho / d t = k a exp(-a)``."""
+
+    power = 1
+
+    @property
+    def n_cor(self) -> int:
+        return 1
+
+    def _scaled(self, t: np.ndarray) -> np.ndarray:
+        return (self.dist * np.exp(-t[0])) ** self.power
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        return np.exp(-self._scaled(t))
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        a = self._scaled(t)
+        return (self.power * a * np.exp(-a))[None]
+
+    def cor_names(self) -> tuple[str, ...]:
+        return ("range",)
+
+
+class Exponential(_PoweredExponential):
+    """Exponential spatial correlation ``exp(-d / range)``."""
+
+    keyword_name = "exp"
+    code = 5
+    power = 1
+
+
+class Gaussian(_PoweredExponential):
+    """Gaussian spatial correlation ``exp(-d^2 / range^2)``."""
+
+    keyword_name = "gau"
+    code = 6
+    power = 2
+
+
+class Matern(_Range):
+    """Matern spatial correlation with range ``exp(t_1)`` and smoothness ``exp(t_2)``
+    (TMB's ``matern``; smoothness 1/2 is the exponential correlation)."""
+
+    keyword_name = "mat"
+    code = 7
+
+    @property
+    def n_cor(self) -> int:
+        return 2
+
+    def _parts(self, t: np.ndarray):
+        rng, nu = float(np.exp(t[0])), float(np.exp(t[1]))
+        off = self.dist > 0
+        x = self.dist[off] / rng
+        c = 1.0 / (special.gamma(nu) * 2.0 ** (nu - 1.0))
+        return rng, nu, off, x, c
+
+    def correlation(self, t: np.ndarray) -> np.ndarray:
+        _, nu, off, x, c = self._parts(t)
+        R = np.ones((self.p, self.p))
+        R[off] = c * x ** nu * special.kv(nu, x)
+        return R
+
+    def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
+        _, nu, off, x, c = self._parts(t)
+        out = np.zeros((2, self.p, self.p))
+        xnu = x ** nu
+        # d/dt1 (x = d e^{-t1}, dx/dt1 = -x; d[x^nu K_nu(x)]/dx = -x^nu K_{nu-1}(x))
+        out[0][off] = c * xnu * x * special.kv(nu - 1.0, x)
+        # d/dt2 = nu d/dnu of c(nu) x^nu K_nu(x)
+        val = c * xnu * special.kv(nu, x)
+        dnu = val * (np.log(x) - special.digamma(nu) - np.log(2.0)) \
+            + c * xnu * bessel_k_order_derivative(nu, x)
+        out[1][off] = nu * dnu
+        return out
+
+    def cor_names(self) -> tuple[str, ...]:
+        return ("range", "smoothness")

@@ -1,0 +1,247 @@
+"""Fitting linear models with a residual structure: ``lmer(correlation=, variance=,
+sigma=)`` and ``gls``.
+
+The criterion of :mod:`mixedmodels.rside.objective` is minimized jointly over ``theta`` and
+the residual parameters ``phi`` (nlme's unconstrained scale) by BOBYQA, then checked and
+polished by a Newton step from finite differences, as lmer's small models are. A variance
+covariate ``fitted(.)`` is handled as nlme does: optimize with the covariate fixed,
+recompute it from the fitted values, and repeat until the estimates stop changing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from .._errors import ConvergenceWarning
+from .._messages import emit_warning
+from .._threads import blas_threads
+from ..design import Design
+from ..diagnostics import check_convergence
+from ..optim import OptSummary, minimize
+from ..rside.objective import GLSObjective, RSideLMMObjective
+from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
+from ..rside.results import GLSResult, RSideLMMResult
+from .common import newton_polish, snap_to_boundary, warn_if_singular
+from .trace import traced
+
+__all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "fit_gls_design", "fit_rside_lmm"]
+
+#: nlme's ``tolerance`` of the outer iterations that update a ``fitted(.)`` covariate:
+#: the largest relative change of the coefficients and variance parameters.
+FITTED_TOL = 1e-6
+#: nlme's ``maxIter`` of those iterations.
+FITTED_MAX_ITER = 50
+#: Restarts of a piecewise-smooth criterion (:func:`_restart_on_kinks`): stop when a round
+#: of Nelder-Mead + BOBYQA lowers the deviance by less than this ...
+KINK_GAIN_TOL = 1e-8
+#: ... or after this many rounds.
+KINK_MAX_ROUNDS = 10
+#: Above this many parameters the Newton polish's Hessian (k^2 / 2 evaluations) is only
+#: computed when the gradient is not already small.
+POLISH_MAX_PARAMS = 8
+
+
+def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
+    """``start`` as theta only (the residual parameters from their defaults) or as
+    ``[theta, phi]``."""
+    if start is None:
+        return x0
+    start = np.atleast_1d(np.asarray(start, dtype=float))
+    if start.shape == (n_theta,):
+        return np.concatenate([start, x0[n_theta:]])
+    if start.shape != x0.shape:
+        raise ValueError(f"start has {start.size} values; the model has {n_theta} theta "
+                         f"parameters and {x0.size - n_theta} residual parameters")
+    return start
+
+
+def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage):
+    """BOBYQA (or ``optimizer``), boundary snap, convergence check and Newton polish."""
+    if x0.size == 0:
+        fval = obj(x0)
+        return x0, fval, OptSummary("none (no parameters)", x0, lower, lower, x0, fval, 1,
+                                    {}, "none", 0.0), None
+    opt = minimize(traced(obj, stage), x0, lower,
+                   optimizer="bobyqa" if optimizer == "auto" else optimizer,
+                   settings=settings)
+    if optimizer == "auto" and obj.residual.kinked:
+        opt = _restart_on_kinks(traced(obj, stage), opt, lower, settings)
+    x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
+    conv = None
+    if check_conv:
+        grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
+        kw = {} if grad_tol is None else {"grad_tol": grad_tol}
+        conv = check_convergence(obj, x, lower, fval, **kw)
+        polished, fnew = newton_polish(obj, x, fval, lower, conv.gradient, conv.hessian,
+                                       conv.active)
+        if fnew < fval:
+            x, fval = polished, fnew
+            conv = check_convergence(obj, x, lower, fval)
+        if not conv.converged:
+            emit_warning(conv.message, ConvergenceWarning, stacklevel=5)
+    return x, fval, opt, conv
+
+
+def _restart_on_kinks(fun, opt, lower, settings):
+    """Restart a stalled fit of a piecewise-smooth criterion (a linear spatial
+    correlation): alternate Nelder-Mead, which does not model the curvature and so walks
+    over a kink, and BOBYQA from the best point so far, until a round gains less than
+    :data:`KINK_GAIN_TOL` (at most :data:`KINK_MAX_ROUNDS` rounds)."""
+    best = opt
+    n_evals = opt.n_evals
+    for _ in range(KINK_MAX_ROUNDS):
+        start = best.fval
+        for method in ("nelder_mead", "bobyqa"):
+            trial = minimize(fun, best.x, lower, optimizer=method, settings=settings)
+            n_evals += trial.n_evals
+            if trial.fval < best.fval:
+                best = trial
+        if start - best.fval < KINK_GAIN_TOL:
+            break
+    return replace(best, x0=opt.x0, n_evals=n_evals)
+
+
+def _changed(old: np.ndarray, new: np.ndarray) -> float:
+    """nlme's convergence measure: largest ``|old - new| / |new|`` (``/1`` at zero)."""
+    den = np.where(new == 0.0, 1.0, np.abs(new))
+    return float(np.max(np.abs(old - new) / den)) if new.size else 0.0
+
+
+def _with_fitted_loop(bound: BoundResidual, fit_once, fitted_of):
+    """nlme's outer iterations for a ``fitted(.)`` covariate (module docstring)."""
+    if not bound.needs_fitted:
+        return fit_once(bound, None)
+    # nlme starts from the fit at the initial variance parameters (the covariate unused)
+    result = fit_once(bound.with_fitted(np.ones(bound.n)), None, initial=True)
+    previous = None
+    for _ in range(FITTED_MAX_ITER):
+        bound = bound.with_fitted(fitted_of(result))
+        start = None if previous is None else np.concatenate([result.theta, result.phi])
+        result = fit_once(bound, start)
+        current = np.concatenate([result.beta, result.phi])
+        if previous is not None and _changed(previous, current) <= FITTED_TOL:
+            return result
+        previous = current
+    emit_warning(f"the fitted(.) covariate of the variance function did not settle in "
+                 f"{FITTED_MAX_ITER} iterations (nlme's maxIter)", ConvergenceWarning,
+                 stacklevel=4)
+    return result
+
+
+class _RelativeTheta:
+    """The criterion in ``[theta / c(phi), phi]``, ``c(phi)`` the geometric mean of the
+    variance function's standard-deviation factors ``g_j``: an exact reparameterization
+    for the optimizer.
+
+    ``theta`` is relative to sigma, and a variance function rescales the residual standard
+    deviation by ``c(phi)`` as its parameters move (a power of fitted values near 300
+    by a factor 20): in ``theta`` the optimum then lies along a curved valley (BOBYQA took
+    3900 evaluations on BodyWeight with a power of fitted values), while ``theta / c``
+    -- the random effects relative to the typical residual standard deviation -- barely
+    moves. Without a variance function ``c = 1``.
+    """
+
+    def __init__(self, obj: RSideLMMObjective):
+        self.obj = obj
+        self.residual = obj.residual
+        self.n_theta = obj.n_theta
+        self.lower = obj.lower
+
+    def scale(self, phi: np.ndarray) -> float:
+        if self.residual.variance is None:
+            return 1.0
+        _, uv = self.residual.split(phi)
+        return float(np.exp(np.mean(self.residual.variance.log_sd(uv))))
+
+    def to_model(self, x: np.ndarray) -> np.ndarray:
+        x = np.array(x, dtype=float)
+        x[:self.n_theta] *= self.scale(x[self.n_theta:])
+        return x
+
+    def from_model(self, x: np.ndarray) -> np.ndarray:
+        x = np.array(x, dtype=float)
+        x[:self.n_theta] /= self.scale(x[self.n_theta:])
+        return x
+
+    def __call__(self, x) -> float:
+        return self.obj(self.to_model(x))
+
+
+def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str,
+                  optimizer_settings: dict | None, start, check_conv: bool
+                  ) -> RSideLMMResult:
+    """Fit an LMM with the residual model ``spec`` (see the module docstring).
+
+    Parameters
+    ----------
+    design : Design
+    spec : ResidualSpec
+    REML, optimizer, optimizer_settings, start, check_conv
+        As for :func:`~mixedmodels.fit_lmm`; ``start`` may be theta or ``[theta, phi]``.
+
+    Returns
+    -------
+    RSideLMMResult
+    """
+    bound0 = bind_residual(spec, design)
+    n_theta = design.n_theta
+
+    def fit_once(bound, warm, initial=False):
+        obj = RSideLMMObjective(design, bound, reml=REML)
+        if initial:
+            x = obj.x0
+            sol = obj.solve(x)
+            return RSideLMMResult(design, bool(REML), sol, None, None, obj, residual=bound,
+                                  phi=x[n_theta:])
+        x0 = _start(start if warm is None else warm, n_theta, obj.x0)
+        rel = _RelativeTheta(obj)
+        xr, _, opt, conv = _optimize(rel, rel.from_model(x0), obj.lower, optimizer,
+                                     optimizer_settings, check_conv, "lmer")
+        x = rel.to_model(xr)
+        if opt.x.size:   # report the optimum as the model's [theta, phi]
+            opt = replace(opt, x=x, x0=x0)
+        sol = obj.solve(x)
+        return RSideLMMResult(design, bool(REML), sol, opt, conv, obj, residual=bound,
+                              phi=x[n_theta:])
+
+    # one BLAS thread for the small dense work of every evaluation (see _threads)
+    with blas_threads(design.q):
+        result = _with_fitted_loop(bound0, fit_once, lambda r: r.fitted().to_numpy())
+    warn_if_singular(design, result.theta)
+    return result
+
+
+def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: str,
+                   optimizer_settings: dict | None, start, check_conv: bool) -> GLSResult:
+    """Fit a linear model by generalized least squares with the residual model ``spec``.
+
+    Parameters
+    ----------
+    design : Design
+        Without random effects.
+    spec : ResidualSpec
+    REML, optimizer, optimizer_settings, start, check_conv
+        As for :func:`~mixedmodels.gls`.
+
+    Returns
+    -------
+    GLSResult
+    """
+    bound0 = bind_residual(spec, design)
+    y = design.y - design.offset
+
+    def fit_once(bound, warm, initial=False):
+        obj = GLSObjective(design.X, y, bound, reml=REML)
+        if initial:
+            x = obj.x0
+            return GLSResult(design, bool(REML), obj.solve(x), bound, x, None, None, obj)
+        x0 = obj.x0 if warm is None and start is None else \
+            _start(warm if warm is not None else start, 0, obj.x0)
+        x, _, opt, conv = _optimize(obj, x0, obj.lower, optimizer, optimizer_settings,
+                                    check_conv, "gls")
+        return GLSResult(design, bool(REML), obj.solve(x), bound, x, opt, conv, obj)
+
+    with blas_threads():
+        return _with_fitted_loop(bound0, fit_once, lambda r: r.fitted().to_numpy())

@@ -1,0 +1,129 @@
+r"""ARMA(p, q) autocorrelations and nlme's unconstrained parameterization of them.
+
+The process is ``x_t = sum_j phi_j x_{t-j} + e_t + sum_j theta_j e_{t-j}`` (R's sign
+convention for the moving-average part). nlme optimizes unconstrained values: the
+coefficients are mapped to partial autocorrelations ``r_k`` by the Durbin-Levinson
+recursion run backwards, then ``u_k = log((1 + r_k) / (1 - r_k))``; every ``u`` gives a
+stationary (AR) / invertible (MA) polynomial. The autocorrelation function follows from the
+``psi`` weights of the MA(infinity) representation and the Yule-Walker equations of the AR
+part.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["arma_acf", "arma_constrained", "arma_unconstrained"]
+
+
+def _to_coefficients(u: np.ndarray, sign: float) -> np.ndarray:
+    """Partial autocorrelations ``tanh(u/2)`` -> polynomial coefficients (Durbin-Levinson).
+
+    ``sign = -1`` for the AR part (``phi_kj = phi_{k-1,j} - r_k phi_{k-1,k-j}``), ``+1`` for
+    the MA part, whose polynomial ``1 + theta B`` has the opposite sign convention.
+    """
+    coef = np.zeros(0)
+    for uk in u:
+        r = np.tanh(0.5 * uk)
+        coef = np.append(coef + sign * r * coef[::-1], r)
+    return coef
+
+
+def _to_partials(coef: np.ndarray, sign: float) -> np.ndarray:
+    """Inverse of :func:`_to_coefficients`: coefficients -> unconstrained ``u``."""
+    coef = np.asarray(coef, dtype=float).copy()
+    u = np.zeros(coef.size)
+    for k in range(coef.size - 1, -1, -1):
+        r = coef[k]
+        if abs(r) >= 1.0:
+            raise ValueError("ARMA coefficients must define a stationary and invertible "
+                             "process (every partial autocorrelation below 1 in absolute "
+                             "value)")
+        u[k] = np.log((1.0 + r) / (1.0 - r))
+        prev = coef[:k]
+        coef = (prev - sign * r * prev[::-1]) / (1.0 - r * r)
+    return u
+
+
+def arma_constrained(u: np.ndarray, p: int) -> np.ndarray:
+    """``[phi_1..p, theta_1..q]`` from nlme's unconstrained values.
+
+    Parameters
+    ----------
+    u : ndarray (p + q,)
+    p : int
+        Autoregressive order.
+
+    Returns
+    -------
+    ndarray (p + q,)
+    """
+    u = np.asarray(u, dtype=float)
+    return np.concatenate([_to_coefficients(u[:p], -1.0), _to_coefficients(u[p:], 1.0)])
+
+
+def arma_unconstrained(coef: np.ndarray, p: int) -> np.ndarray:
+    """nlme's unconstrained values from ``[phi_1..p, theta_1..q]``.
+
+    Parameters
+    ----------
+    coef : ndarray (p + q,)
+    p : int
+
+    Returns
+    -------
+    ndarray (p + q,)
+    """
+    coef = np.asarray(coef, dtype=float)
+    return np.concatenate([_to_partials(coef[:p], -1.0), _to_partials(coef[p:], 1.0)])
+
+
+def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
+    r"""Autocorrelations ``rho_0 = 1, rho_1, ..., rho_max_lag`` of an ARMA(p, q) process.
+
+    With ``psi`` the MA(infinity) weights (``psi_0 = 1``,
+    ``psi_j = theta_j + sum_i phi_i psi_{j-i}``) the autocovariances satisfy
+
+    .. math:: \gamma_k - \sum_i \phi_i \gamma_{|k-i|} = \sum_{j \ge k} \theta_j \psi_{j-k}
+              \quad (k = 0..p), \qquad \theta_0 = 1,
+
+    a (p + 1)-dimensional linear system; beyond ``p`` the right-hand side adds the MA terms
+    up to lag ``q`` and then the AR recursion continues.
+
+    Parameters
+    ----------
+    phi, theta : ndarray
+        AR and MA coefficients.
+    max_lag : int
+
+    Returns
+    -------
+    ndarray (max_lag + 1,)
+    """
+    phi = np.asarray(phi, dtype=float)
+    theta_full = np.concatenate([[1.0], np.asarray(theta, dtype=float)])
+    p, q = phi.size, theta_full.size - 1
+    n_psi = q + 1
+    psi = np.zeros(n_psi)
+    psi[0] = 1.0
+    for j in range(1, n_psi):
+        psi[j] = theta_full[j] + sum(phi[i - 1] * psi[j - i] for i in range(1, min(p, j) + 1))
+    # right-hand side c_k = sum_{j=k}^{q} theta_j psi_{j-k}
+    n = max(max_lag, p, q) + 1
+    c = np.zeros(n)
+    for k in range(q + 1):
+        c[k] = float(np.dot(theta_full[k:], psi[:q + 1 - k]))
+    gamma = np.zeros(n)
+    if p:
+        A = np.eye(p + 1)
+        for k in range(p + 1):
+            for i in range(1, p + 1):
+                A[k, abs(k - i)] -= phi[i - 1]
+        gamma[:p + 1] = np.linalg.solve(A, c[:p + 1])
+    else:
+        gamma[0] = c[0]
+    for k in range(p + 1, n):
+        gamma[k] = c[k] + sum(phi[i - 1] * gamma[k - i] for i in range(1, p + 1))
+    if not p:
+        gamma[1:q + 1] = c[1:q + 1]
+    return gamma[:max_lag + 1] / gamma[0]

@@ -1,0 +1,602 @@
+r"""Residual correlation structures, nlme's ``corStruct`` classes.
+
+Each structure is a small frozen spec (what the user writes: ``cor_ar1(form="~ time |
+Subject")``) and, once bound to the rows of a fit, a :class:`BoundCorrelation` that turns
+its unconstrained parameters ``u`` into the within-group correlation matrices ``C_i`` and
+whitens data with them:
+
+.. math:: \tilde M_i = L_i^{-1} M_i, \qquad L_i L_i' = C_i, \qquad
+          \log|C| = \sum_i 2 \sum_k \log (L_i)_{kk}.
+
+The generic path computes ``C_i`` for every batch of equally sized groups and factors them
+with one batched Cholesky. AR(1) and continuous-time AR(1) are Markov, so their whitening
+is closed form (a difference with the previous observation in time, Prais-Winsten), and
+compound symmetry has the closed-form inverse square root
+``(1 - rho)^{-1/2} (I - c J / n_i)``, ``c = 1 - sqrt((1 - rho) / (1 - rho + n_i rho))``;
+these cost O(n) per evaluation. Any square root ``W_i`` with ``W_i' W_i = C_i^{-1}`` gives
+the same likelihood; the Cholesky one is kept for residuals and simulation.
+
+The unconstrained scales are nlme's (``coef(cs, unconstrained = TRUE)``), so that its
+optimizer and ours see the same surface and ``intervals()`` are built on the same scale:
+AR(1) ``log((1 + phi) / (1 - phi))``; CAR(1) ``log(phi / (1 - phi))``; compound symmetry
+``log((rho + 1/(m - 1)) / (1 - rho))`` with ``m`` the largest group; ARMA the partial
+autocorrelations of :mod:`.arma`; the general correlation matrix nlme's spherical
+parameterization of its Cholesky factor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .._errors import DataError, FormulaError
+from ..design.response import evaluate_numeric
+from .arma import arma_acf, arma_constrained, arma_unconstrained
+from .blocks import RowBlocks
+from .form import StructureForm, parse_form
+
+__all__ = [
+    "BoundCorrelation",
+    "CorAR1",
+    "CorARMA",
+    "CorCAR1",
+    "CorCompSymm",
+    "CorSymm",
+    "CorrelationStructure",
+    "covariate_values",
+]
+
+#: Values closer than this to an integer count as integers (times read from text).
+INTEGER_TOL = 1e-8
+#: Largest absolute unconstrained value: beyond it a correlation is within ~1e-13 of its
+#: bound and the correlation matrices lose definiteness in double precision.
+UNCONSTRAINED_MAX = 30.0
+
+
+def covariate_values(expr: str, frame: pd.DataFrame, what: str) -> np.ndarray:
+    """A covariate of a structure's form, as floats, with the structure named in errors.
+
+    Parameters
+    ----------
+    expr : str
+        Column name or numeric expression.
+    frame : pandas.DataFrame
+        The model frame.
+    what : str
+        The structure (``"cor_ar1(form='~ time | Subject')"``).
+
+    Returns
+    -------
+    ndarray (n,)
+    """
+    values = evaluate_numeric(expr, frame, f"covariate of {what}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(f"{what}: the covariate {expr!r} has {int(bad.sum())} missing or "
+                        f"infinite values (first at row {frame.index[np.argmax(bad)]!r})")
+    return values
+
+
+@dataclass(frozen=True)
+class CorrelationStructure:
+    """Base of the correlation specs: a ``form`` and optional start / fixed values.
+
+    Attributes
+    ----------
+    form : str
+        nlme's ``form``: ``"~ time | Subject"``, ``"~ x + y"``, ``"~ 1 | g"``.
+    value : tuple of float or None
+        Starting values on the natural scale (nlme's ``value``); None for nlme's defaults.
+    fixed : bool
+        Hold the parameters at ``value`` instead of estimating them.
+    """
+
+    form: str = "~ 1"
+    value: tuple[float, ...] | None = None
+    fixed: bool = False
+
+    #: nlme's class name, for display
+    nlme_name: ClassVar[str] = ""
+    #: our spelling, for error messages
+    label: ClassVar[str] = ""
+    #: the correlation has kinks in its parameters (``1 - d / range`` changes slope as the
+    #: range passes each distance): the criterion is only piecewise smooth, and a
+    #: quadratic-model optimizer can stall on a kink (the fit then restarts, see
+    #: :func:`mixedmodels.fitting.rside._optimize`)
+    kinked: ClassVar[bool] = False
+
+    def parsed_form(self) -> StructureForm:
+        """The form, read (see :func:`~mixedmodels.rside.form.parse_form`)."""
+        parsed = parse_form(self.form, self.describe())
+        if parsed.fitted:
+            raise FormulaError(f"{self.describe()}: fitted(.) is not a covariate of a "
+                               "correlation structure; name a time or position column")
+        return parsed
+
+    def describe(self) -> str:
+        """``cor_ar1(form='~ time | Subject')``: how the user wrote it."""
+        return f"{self.label}(form={self.form!r})"
+
+    def bind(self, frame: pd.DataFrame, blocks: RowBlocks,
+             form: StructureForm) -> BoundCorrelation:
+        """The structure on the rows of ``frame`` grouped by ``blocks``.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            The model frame.
+        blocks : RowBlocks
+            The groups of ``form``.
+        form : StructureForm
+            The form actually used (lmer fills in the grouping when none is written).
+
+        Returns
+        -------
+        BoundCorrelation
+        """
+        raise NotImplementedError
+
+
+class BoundCorrelation:
+    """A correlation structure on data (see the module docstring).
+
+    Subclasses set ``names`` (natural-scale parameter names), ``start`` (unconstrained) and
+    implement :meth:`natural`, :meth:`unconstrained` and :meth:`batch_matrices`; they may
+    override :meth:`whiten` with a closed form.
+    """
+
+    def __init__(self, spec: CorrelationStructure, blocks: RowBlocks, form: StructureForm,
+                 names: tuple[str, ...], start: np.ndarray):
+        self.spec = spec
+        self.blocks = blocks
+        self.form = form
+        self.names = tuple(names)
+        self.start = np.asarray(start, dtype=float)
+        if spec.value is not None:
+            value = np.atleast_1d(np.asarray(spec.value, dtype=float))
+            if value.shape != (len(self.names),):
+                raise ValueError(f"{spec.describe()}: value has {value.size} numbers; the "
+                                 f"structure has {len(self.names)} ({', '.join(self.names)})")
+            self.start = self.unconstrained(value)
+
+    @property
+    def n_par(self) -> int:
+        """Number of estimated parameters (0 when ``fixed``)."""
+        return 0 if self.spec.fixed else len(self.names)
+
+    def full(self, u: np.ndarray) -> np.ndarray:
+        """All unconstrained parameters: the estimated ones, or the fixed start."""
+        return self.start if self.spec.fixed else np.asarray(u, dtype=float)
+
+    def natural(self, u: np.ndarray) -> np.ndarray:
+        """Natural-scale values (``phi``, ``rho``, ``range``) from unconstrained ``u``.
+
+        Parameters
+        ----------
+        u : ndarray
+
+        Returns
+        -------
+        ndarray
+        """
+        raise NotImplementedError
+
+    def unconstrained(self, nat: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`natural`.
+
+        Parameters
+        ----------
+        nat : ndarray
+
+        Returns
+        -------
+        ndarray
+        """
+        raise NotImplementedError
+
+    # nlme's intervals use the unconstrained scale except for the general correlation
+    # matrix, whose apVar uses each correlation's Fisher z (corNatural); see CorSymm.
+    def to_interval_scale(self, u: np.ndarray) -> np.ndarray:
+        """Parameters on the scale of nlme's approximate covariance (``apVar``)."""
+        return np.asarray(u, dtype=float)
+
+    def from_interval_scale(self, v: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_interval_scale`."""
+        return np.asarray(v, dtype=float)
+
+    def natural_from_interval_scale(self, v: np.ndarray) -> np.ndarray:
+        """Natural values at a point of the interval scale (interval end points)."""
+        return self.natural(self.from_interval_scale(v))
+
+    def batch_matrices(self, u: np.ndarray) -> list[np.ndarray]:
+        """``C_i`` for every batch of groups: ``(G_s, s, s)`` arrays."""
+        raise NotImplementedError
+
+    def cholesky(self, u: np.ndarray) -> list[np.ndarray] | None:
+        """Lower Cholesky factors of :meth:`batch_matrices` (None when one is not
+        positive definite)."""
+        try:
+            return [np.linalg.cholesky(C) for C in self.batch_matrices(self.full(u))]
+        except np.linalg.LinAlgError:
+            return None
+
+    def whiten(self, u: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """``(L^{-1} M, log|C|)`` with rows in their original positions, or None when a
+        ``C_i`` is not positive definite.
+
+        Parameters
+        ----------
+        u : ndarray
+            Unconstrained parameters.
+        M : ndarray (n, k)
+
+        Returns
+        -------
+        tuple or None
+        """
+        factors = self.cholesky(u)
+        if factors is None:
+            return None
+        out = np.empty_like(M)
+        logdet = 0.0
+        for rows, L in zip(self.blocks.batches, factors, strict=True):
+            if rows.shape[1] == 1:
+                out[rows[:, 0]] = M[rows[:, 0]]
+                continue
+            out[rows] = np.linalg.solve(L, M[rows])
+            logdet += 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        return out, logdet
+
+
+# -- helpers for the serial structures -----------------------------------------------------
+def _positions(spec: CorrelationStructure, frame: pd.DataFrame, blocks: RowBlocks,
+               form: StructureForm, integer: bool) -> np.ndarray:
+    """The time covariate (or 1..n_i in data order), checked for duplicates in a group."""
+    if len(form.covariates) > 1:
+        raise FormulaError(f"{spec.describe()}: a serial correlation has one time "
+                           f"covariate; the form names {len(form.covariates)}")
+    if not form.covariates:
+        return blocks.position.astype(float) + 1.0
+    expr = form.covariates[0]
+    t = covariate_values(expr, frame, spec.describe())
+    if integer:
+        off = np.abs(t - np.round(t))
+        if np.any(off > INTEGER_TOL):
+            i = int(np.argmax(off))
+            raise DataError(
+                f"{spec.describe()}: the time covariate {expr!r} must hold whole numbers "
+                f"(positions in a sequence, gaps allowed); row {frame.index[i]!r} has "
+                f"{t[i]:g}. Use cor_car1 for continuous times")
+        t = np.round(t)
+    key = pd.DataFrame({"g": blocks.codes, "t": t})
+    dup = key.duplicated(keep=False).to_numpy()
+    if dup.any():
+        i = int(np.argmax(dup))
+        where = (f" within group {_group_label(frame, form, i)!r}" if form.groups else "")
+        raise DataError(
+            f"{spec.describe()}: the time covariate {expr!r} has the value {t[i]:g} more "
+            f"than once{where} ({int(dup.sum())} rows share a time with another row of "
+            "their group); times must be unique within each group -- add the grouping "
+            "factor after '|' if the series are separate")
+    return t
+
+
+def _group_label(frame: pd.DataFrame, form: StructureForm, row: int) -> str:
+    return ":".join(str(frame[g].iloc[row]) for g in form.groups)
+
+
+def _lag_batches(blocks: RowBlocks, t: np.ndarray) -> list[np.ndarray]:
+    return [np.abs(t[rows][:, :, None] - t[rows][:, None, :]) for rows in blocks.batches]
+
+
+class _MarkovMixin:
+    """Closed-form whitening of a Markov correlation ``corr(t, t') = phi^{|t - t'|}``.
+
+    Sorted by time within a group, row ``k`` becomes
+    ``(m_k - r_k m_{k-1}) / sqrt(1 - r_k^2)`` with ``r_k = phi^{t_k - t_{k-1}}``, the first
+    row of each group unchanged; ``log|C| = sum log(1 - r_k^2)``.
+    """
+
+    def _init_markov(self, t: np.ndarray) -> None:
+        order = np.lexsort((t, self.blocks.codes))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = self.blocks.codes[order[1:]] != self.blocks.codes[order[:-1]]
+        self._rows = order[~first]
+        self._prev = order[np.flatnonzero(~first) - 1]
+        self._lag = t[self._rows] - t[self._prev]
+
+    def _markov_whiten(self, phi: float, M: np.ndarray):
+        r = phi ** self._lag
+        one_minus = 1.0 - r * r
+        if np.any(one_minus <= 0.0):
+            return None
+        out = M.copy()
+        out[self._rows] = (M[self._rows] - r[:, None] * M[self._prev]) \
+            / np.sqrt(one_minus)[:, None]
+        return out, float(np.sum(np.log(one_minus)))
+
+
+# -- AR(1) -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorAR1(CorrelationStructure):
+    """Autoregressive of order 1 at integer times: ``corr = phi^{|t - t'|}``
+    (nlme's ``corAR1``; gaps in the times are allowed)."""
+
+    nlme_name: ClassVar[str] = "corAR1"
+    label: ClassVar[str] = "cor_ar1"
+
+    def bind(self, frame, blocks, form):
+        return _BoundAR1(self, frame, blocks, form)
+
+
+class _BoundAR1(_MarkovMixin, BoundCorrelation):
+    def __init__(self, spec, frame, blocks, form):
+        self.blocks = blocks
+        t = _positions(spec, frame, blocks, form, integer=True)
+        self._lags = _lag_batches(blocks, t)
+        self._init_markov(t)
+        super().__init__(spec, blocks, form, ("phi",), np.zeros(1))
+
+    def natural(self, u):
+        return np.tanh(0.5 * np.asarray(u, dtype=float))
+
+    def unconstrained(self, nat):
+        nat = np.asarray(nat, dtype=float)
+        if np.any(np.abs(nat) >= 1.0):
+            raise ValueError(f"{self.spec.describe()}: phi must lie in (-1, 1)")
+        return np.log((1.0 + nat) / (1.0 - nat))
+
+    def batch_matrices(self, u):
+        phi = float(self.natural(u)[0])
+        return [phi ** lag for lag in self._lags]
+
+    def whiten(self, u, M):
+        return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
+
+
+# -- continuous-time AR(1) -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorCAR1(CorrelationStructure):
+    """Continuous-time AR(1): ``corr = phi^{|t - t'|}``, ``0 < phi < 1``, any real times
+    (nlme's ``corCAR1``)."""
+
+    nlme_name: ClassVar[str] = "corCAR1"
+    label: ClassVar[str] = "cor_car1"
+
+    def bind(self, frame, blocks, form):
+        return _BoundCAR1(self, frame, blocks, form)
+
+
+class _BoundCAR1(_MarkovMixin, BoundCorrelation):
+    def __init__(self, spec, frame, blocks, form):
+        self.blocks = blocks
+        t = _positions(spec, frame, blocks, form, integer=False)
+        self._lags = _lag_batches(blocks, t)
+        self._init_markov(t)
+        # nlme's default start: phi = 0.2
+        super().__init__(spec, blocks, form, ("phi",), np.array([np.log(0.2 / 0.8)]))
+
+    def natural(self, u):
+        return 1.0 / (1.0 + np.exp(-np.asarray(u, dtype=float)))
+
+    def unconstrained(self, nat):
+        nat = np.asarray(nat, dtype=float)
+        if np.any((nat <= 0.0) | (nat >= 1.0)):
+            raise ValueError(f"{self.spec.describe()}: phi must lie in (0, 1)")
+        return np.log(nat / (1.0 - nat))
+
+    def batch_matrices(self, u):
+        phi = float(self.natural(u)[0])
+        return [phi ** lag for lag in self._lags]
+
+    def whiten(self, u, M):
+        return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
+
+
+# -- ARMA(p, q) ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorARMA(CorrelationStructure):
+    """ARMA(p, q) at integer times (nlme's ``corARMA``).
+
+    Attributes
+    ----------
+    p, q : int
+        Autoregressive and moving-average orders.
+    """
+
+    p: int = 0
+    q: int = 0
+
+    nlme_name: ClassVar[str] = "corARMA"
+    label: ClassVar[str] = "cor_arma"
+
+    def describe(self) -> str:
+        return f"cor_arma(p={self.p}, q={self.q}, form={self.form!r})"
+
+    def bind(self, frame, blocks, form):
+        for name, k in (("p", self.p), ("q", self.q)):
+            if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+                raise ValueError(f"{self.describe()}: {name} must be a whole number >= 0")
+        if self.p + self.q == 0:
+            raise ValueError(f"{self.describe()}: at least one of p and q must be > 0 "
+                             "(cor_arma(p=1) is AR(1))")
+        return _BoundARMA(self, frame, blocks, form)
+
+
+class _BoundARMA(BoundCorrelation):
+    def __init__(self, spec, frame, blocks, form):
+        self.blocks = blocks
+        t = _positions(spec, frame, blocks, form, integer=True)
+        self._lags = [lag.astype(np.int64) for lag in _lag_batches(blocks, t)]
+        self.max_lag = int(max((lag.max() for lag in self._lags), default=0))
+        if max(spec.p, spec.q) > self.max_lag:
+            raise DataError(f"{spec.describe()}: the order exceeds the largest lag in the "
+                            f"data ({self.max_lag})")
+        names = tuple(f"phi{i + 1}" for i in range(spec.p)) + \
+            tuple(f"theta{i + 1}" for i in range(spec.q))
+        super().__init__(spec, blocks, form, names, np.zeros(spec.p + spec.q))
+
+    def natural(self, u):
+        return arma_constrained(np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX),
+                                self.spec.p)
+
+    def unconstrained(self, nat):
+        return arma_unconstrained(nat, self.spec.p)
+
+    def batch_matrices(self, u):
+        coef = self.natural(u)
+        acf = arma_acf(coef[:self.spec.p], coef[self.spec.p:], self.max_lag)
+        return [acf[lag] for lag in self._lags]
+
+
+# -- compound symmetry -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorCompSymm(CorrelationStructure):
+    """Compound symmetry: one correlation ``rho`` between any two rows of a group
+    (nlme's ``corCompSymm``); ``rho > -1 / (m - 1)`` for the largest group size ``m``."""
+
+    nlme_name: ClassVar[str] = "corCompSymm"
+    label: ClassVar[str] = "cor_comp_symm"
+
+    def bind(self, frame, blocks, form):
+        if form.covariates:
+            raise FormulaError(f"{self.describe()}: compound symmetry has no covariate; "
+                               "write '~ 1 | group'")
+        return _BoundCompSymm(self, blocks, form)
+
+
+class _BoundCompSymm(BoundCorrelation):
+    def __init__(self, spec, blocks, form):
+        self.spec, self.blocks = spec, blocks
+        m = blocks.max_size
+        self._inf = -1.0 / (m - 1) if m > 1 else -1.0
+        n = blocks.n
+        self._indicator = sp.csr_matrix((np.ones(n), (blocks.codes, np.arange(n))),
+                                        shape=(blocks.n_groups, n))
+        self._sizes = blocks.sizes.astype(float)
+        super().__init__(spec, blocks, form, ("rho",), self._start())
+
+    def _start(self):
+        return self.unconstrained(np.zeros(1))
+
+    def natural(self, u):
+        e = np.exp(np.clip(np.asarray(u, dtype=float), -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))
+        return (e + self._inf) / (e + 1.0)
+
+    def unconstrained(self, nat):
+        nat = np.asarray(nat, dtype=float)
+        if np.any((nat <= self._inf) | (nat >= 1.0)):
+            raise ValueError(f"{self.spec.describe()}: rho must lie in "
+                             f"({self._inf:g}, 1) for groups of up to "
+                             f"{self.blocks.max_size} rows")
+        return np.log((nat - self._inf) / (1.0 - nat))
+
+    def batch_matrices(self, u):
+        rho = float(self.natural(u)[0])
+        return [np.broadcast_to((1.0 - rho) * np.eye(r.shape[1]) + rho,
+                                (r.shape[0], r.shape[1], r.shape[1])).copy()
+                for r in self.blocks.batches]
+
+    def whiten(self, u, M):
+        rho = float(self.natural(self.full(u))[0])
+        n_g = self._sizes
+        big = 1.0 - rho + n_g * rho
+        if rho >= 1.0 or np.any(big <= 0.0):
+            return None
+        c = 1.0 - np.sqrt((1.0 - rho) / big)
+        means = (self._indicator @ M) / n_g[:, None]
+        out = (M - (c[:, None] * means)[self.blocks.codes]) / np.sqrt(1.0 - rho)
+        logdet = float(np.sum((n_g - 1.0) * np.log1p(-rho) + np.log(big)))
+        return out, logdet
+
+
+# -- general correlation matrix --------------------------------------------------------------
+@dataclass(frozen=True)
+class CorSymm(CorrelationStructure):
+    """General (unstructured) correlation matrix over the positions ``1..m`` of the time
+    covariate (nlme's ``corSymm``); ``m (m - 1) / 2`` correlations."""
+
+    nlme_name: ClassVar[str] = "corSymm"
+    label: ClassVar[str] = "cor_symm"
+
+    def bind(self, frame, blocks, form):
+        return _BoundSymm(self, frame, blocks, form)
+
+
+def _spherical_factor(u: np.ndarray, m: int) -> np.ndarray:
+    """nlme's spherical parameterization: column ``i`` of the upper Cholesky factor is a
+    unit vector with angles ``pi e^u / (1 + e^u)``."""
+    U = np.zeros((m, m))
+    angles = np.pi / (1.0 + np.exp(-np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX)))
+    k = 0
+    for i in range(m):
+        rest = 1.0
+        for j in range(i):
+            U[j, i] = rest * np.cos(angles[k])
+            rest *= np.sin(angles[k])
+            k += 1
+        U[i, i] = rest
+    return U
+
+
+class _BoundSymm(BoundCorrelation):
+    def __init__(self, spec, frame, blocks, form):
+        self.blocks = blocks
+        t = _positions(spec, frame, blocks, form, integer=True)
+        values = np.unique(t)
+        if values.size != values[-1] - values[0] + 1 or values[0] != 1:
+            raise DataError(
+                f"{spec.describe()}: the positions must be the consecutive whole numbers "
+                f"1, 2, ..., m (found {values.size} distinct values from {values[0]:g} to "
+                f"{values[-1]:g}); recode them, e.g. with a rank within the series")
+        self.m = int(values[-1])
+        self._pos = [(t[rows] - 1).astype(np.int64) for rows in blocks.batches]
+        iu = np.triu_indices(self.m, 1)
+        self._iu = iu
+        names = tuple(f"cor({i + 1},{j + 1})" for i, j in zip(*iu, strict=True))
+        super().__init__(spec, blocks, form, names, np.zeros(len(names)))
+
+    def _full_matrix(self, u):
+        U = _spherical_factor(np.asarray(u, dtype=float), self.m)
+        return U.T @ U
+
+    def natural(self, u):
+        C = self._full_matrix(u)
+        return C[self._iu]
+
+    def unconstrained(self, nat):
+        C = np.eye(self.m)
+        C[self._iu] = nat
+        C = C + np.triu(C, 1).T
+        try:
+            U = np.linalg.cholesky(C).T
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{self.spec.describe()}: the values do not form a positive "
+                             "definite correlation matrix") from None
+        u = []
+        for i in range(1, self.m):
+            col = U[:i + 1, i]
+            # angle_j from cos(angle_j) = U[j, i] / (norm of entries j..i)
+            tail = np.sqrt(np.cumsum(col[::-1] ** 2)[::-1])
+            ang = np.arccos(np.clip(col[:i] / tail[:i], -1.0, 1.0))
+            u.extend(np.log(ang / (np.pi - ang)))
+        return np.asarray(u, dtype=float)
+
+    def to_interval_scale(self, u):
+        r = self.natural(u)
+        return np.log((1.0 + r) / (1.0 - r))
+
+    def from_interval_scale(self, v):
+        return self.unconstrained(np.tanh(0.5 * np.asarray(v, dtype=float)))
+
+    def natural_from_interval_scale(self, v):
+        # nlme's corNatural: each correlation's own Fisher z, mapped back one by one
+        return np.tanh(0.5 * np.asarray(v, dtype=float))
+
+    def batch_matrices(self, u):
+        C = self._full_matrix(u)
+        return [C[pos[:, :, None], pos[:, None, :]] for pos in self._pos]

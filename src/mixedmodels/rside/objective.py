@@ -1,0 +1,231 @@
+r"""(RE)ML criteria of linear models with structured residuals, by whitening.
+
+With ``W`` the whitening of :mod:`.residual` (``W' W = V^{-1}``), the model
+``y = X beta + Z b + e``, ``e ~ N(0, sigma^2 V)`` becomes ``W y = W X beta + W Z b + e*``
+with independent ``e*`` of variance ``sigma^2``. Its profiled criterion is the ordinary one
+of :class:`~mixedmodels.objective.LMMObjective` on the whitened data, in which ``log|V|``
+takes the place of ``-log|W_prior|``:
+
+.. math::
+
+    d_{ML}(\theta, \phi) &= \log|L_Z|^2 + \log|V| + n\,[1 + \log(2\pi r^2 / n)] \\
+    d_{REML}(\theta, \phi) &= \log|L_Z|^2 + \log|R_X|^2 + \log|V|
+                              + (n-p)\,[1 + \log(2\pi r^2 / (n - p))]
+
+(with a known sigma, the unprofiled forms of ``LMMObjective``). Every evaluation whitens the
+compact arrays ``[Z_1 .. Z_K, X~, y~]`` (n rows, a few columns; ``X~`` the LMM's
+well-conditioned basis of the fixed effects, ``y~`` the residualized response) and rebuilds
+the cross-products; the factorization is the LMM's. Without random effects (``gls``) the
+criterion is that of the whitened linear model, from the QR factor of ``W [X y]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..design import Design
+from ..objective.lmm import LMMObjective, LMMSolution
+from .residual import BoundResidual
+
+__all__ = ["GLSObjective", "GLSSolution", "RSideLMMObjective"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _compact(design: Design, XY: np.ndarray) -> tuple[np.ndarray, list[slice]]:
+    """``[Z_1 .. Z_K, X~, y~]`` (``XY``: the LMM's internal basis of the fixed effects and
+    residualized response) and the column slices of the terms."""
+    cols, slices, off = [], [], 0
+    for t in design.terms:
+        cols.append(t.Z)
+        slices.append(slice(off, off + t.p))
+        off += t.p
+    cols.append(XY)
+    return np.ascontiguousarray(np.column_stack(cols)), slices
+
+
+class RSideLMMObjective:
+    """``x = [theta, phi] -> criterion`` of an LMM with a residual model (module docstring).
+
+    Parameters
+    ----------
+    design : Design
+    residual : BoundResidual
+    reml : bool
+    method : str
+        Factorization of the LMM (see :class:`~mixedmodels.objective.LMMObjective`).
+
+    Attributes
+    ----------
+    lmm : LMMObjective
+        The LMM whose data are replaced by the whitened data at every evaluation (its
+        private workspace).
+    """
+
+    def __init__(self, design: Design, residual: BoundResidual, reml: bool = True,
+                 method: str = "auto"):
+        # prior weights live in the residual model (its log|V|), not in the LMM
+        self.lmm = LMMObjective(design, reml=reml, method=method, sigma=residual.spec.sigma)
+        self.design = design
+        self.residual = residual
+        self.reml = bool(reml)
+        self.method = self.lmm.method
+        self.n_theta = design.n_theta
+        self._M, self._zslices = _compact(design, self.lmm.internal_XY)
+        self.lower = np.concatenate([self.lmm.lower, np.full(residual.n_par, -np.inf)])
+        self.x0 = np.concatenate([self.lmm.theta0, residual.start])
+        self.n_evals = 0
+        self._loaded: np.ndarray | None = None
+
+    def split(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """``(theta, phi)`` from the optimizer's vector."""
+        x = np.asarray(x, dtype=float)
+        return x[:self.n_theta], x[self.n_theta:]
+
+    def load(self, phi: np.ndarray) -> bool:
+        """Whiten the data for ``phi`` and install them in the LMM (False when ``phi``
+        gives a correlation matrix that is not positive definite)."""
+        phi = np.asarray(phi, dtype=float)
+        if self._loaded is not None and np.array_equal(phi, self._loaded):
+            return True
+        res = self.residual.whiten(phi, self._M)
+        if res is None:
+            self._loaded = None
+            return False
+        Mw, logdet = res
+        p = self.design.p
+        Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
+        self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
+        self._loaded = phi.copy()
+        return True
+
+    def __call__(self, x) -> float:
+        self.n_evals += 1
+        theta, phi = self.split(x)
+        if not self.load(phi):
+            return np.inf
+        return self.lmm(theta)
+
+    def solve(self, x) -> LMMSolution:
+        """The LMM's solution at ``x`` (beta, b, sigma on the original scale)."""
+        theta, phi = self.split(x)
+        if not self.load(phi):
+            raise np.linalg.LinAlgError(f"residual correlation not positive definite at "
+                                        f"{phi}")
+        return self.lmm.solve(theta)
+
+    def cond_var(self, sol: LMMSolution, phi: np.ndarray) -> list:
+        """Conditional covariance blocks of the random effects at ``phi``."""
+        self.load(phi)
+        return self.lmm.cond_var(sol)
+
+    def full_deviance(self, theta, phi, sigma: float) -> float:
+        """-2 (restricted) log-likelihood at an explicit ``sigma`` (not profiled): the
+        function whose Hessian gives nlme's approximate covariance of the variance
+        parameters."""
+        if not self.load(phi):
+            return np.inf
+        f = self.lmm.system.factorize(np.asarray(theta, dtype=float), scratch=True)
+        return np.inf if f is None else self.lmm.criterion_at_sigma(f, sigma)
+
+
+class GLSSolution:
+    """Estimates of a whitened linear model at ``phi``.
+
+    Attributes
+    ----------
+    objective, beta, sigma, pwrss, logdet_X, logdet_V
+    RX_inv : ndarray (p, p)
+        ``vcov(beta) = sigma^2 RX_inv RX_inv'``.
+    """
+
+    def __init__(self, objective, beta, sigma, pwrss, logdet_X, logdet_V, RX_inv):
+        self.objective = float(objective)
+        self.beta = beta
+        self.sigma = float(sigma)
+        self.pwrss = float(pwrss)
+        self.logdet_X = float(logdet_X)
+        self.logdet_V = float(logdet_V)
+        self.RX_inv = RX_inv
+
+
+class GLSObjective:
+    """``phi -> criterion`` of a linear model with a residual model (nlme's ``gls``).
+
+    Parameters
+    ----------
+    X : ndarray (n, p)
+    y : ndarray (n,)
+        Response minus offset.
+    residual : BoundResidual
+    reml : bool
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, residual: BoundResidual,
+                 reml: bool = True):
+        self.residual = residual
+        self.reml = bool(reml)
+        self.n, self.p = X.shape
+        self._M = np.ascontiguousarray(np.column_stack([X, y]))
+        self.sigma = residual.spec.sigma
+        self.lower = np.full(residual.n_par, -np.inf)
+        self.x0 = residual.start
+        self.n_evals = 0
+
+    def _factor(self, phi):
+        res = self.residual.whiten(phi, self._M)
+        if res is None:
+            return None
+        Mw, logdet = res
+        # QR of the whitened [X y], not a Cholesky factor of its cross-products: a
+        # response far from zero (y + 1e5) would lose its residual sum of squares to
+        # cancellation in y'V^{-1}y
+        R = np.linalg.qr(Mw, mode="r")
+        if R.shape[0] < R.shape[1]:
+            return None
+        d = np.diagonal(R)
+        if not np.all(np.isfinite(d)) or np.any(d[:self.p] == 0.0):
+            return None
+        L = (R * np.where(d < 0.0, -1.0, 1.0)[:, None]).T
+        return L, logdet
+
+    def _criterion(self, L, logdet, sigma=None) -> float:
+        p = self.p
+        r2 = L[p, p] ** 2
+        logdet_X = 2.0 * float(np.sum(np.log(np.diagonal(L)[:p])))
+        dof = self.n - p if self.reml else self.n
+        extra = logdet_X if self.reml else 0.0
+        sigma = self.sigma if sigma is None else sigma
+        if sigma is not None:
+            s2 = sigma * sigma
+            return float(extra + logdet + dof * (_LOG_2PI + np.log(s2)) + r2 / s2)
+        return float(extra + logdet + dof * (1.0 + _LOG_2PI + np.log(r2 / dof)))
+
+    def __call__(self, phi) -> float:
+        self.n_evals += 1
+        f = self._factor(phi)
+        if f is None or f[0][self.p, self.p] <= 0.0:
+            return np.inf
+        return self._criterion(*f)
+
+    def full_deviance(self, phi, sigma: float) -> float:
+        """-2 (restricted) log-likelihood at an explicit ``sigma``."""
+        f = self._factor(phi)
+        return np.inf if f is None else self._criterion(*f, sigma=sigma)
+
+    def solve(self, phi) -> GLSSolution:
+        """Estimates at ``phi``."""
+        f = self._factor(phi)
+        if f is None:
+            raise np.linalg.LinAlgError(f"residual correlation not positive definite at "
+                                        f"{phi}")
+        L, logdet = f
+        p = self.p
+        Lxx_t = L[:p, :p].T
+        beta = np.linalg.solve(Lxx_t, L[p, :p])
+        r2 = L[p, p] ** 2
+        dof = self.n - p if self.reml else self.n
+        sigma = self.sigma if self.sigma is not None else float(np.sqrt(r2 / dof))
+        return GLSSolution(self._criterion(L, logdet), beta, sigma, r2,
+                           2.0 * float(np.sum(np.log(np.diagonal(L)[:p]))), logdet,
+                           np.linalg.inv(Lxx_t))

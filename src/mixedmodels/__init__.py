@@ -26,6 +26,7 @@ from ._errors import (
     SingularFitWarning,
 )
 from ._options import get_options, options, set_options
+from .bayes import BglmerResult, BlmerResult, bglmer, blmer, priors
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.link_edge import LinkEdgeWarning
@@ -93,6 +94,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
+    "BglmerResult",  # bayes
+    "BlmerResult",  # bayes
     "BootstrapResult",  # inference
     "ContrastsWarning",  # inference
     "ConvergenceWarning",
@@ -141,6 +144,8 @@ __all__ = [
     "__version__",
     "allfit",  # diagnostics
     "anova",  # inference
+    "bglmer",  # bayes
+    "blmer",  # bayes
     "cor_ar1",  # rside
     "cor_arma",  # rside
     "cor_car1",  # rside
@@ -170,6 +175,7 @@ __all__ = [
     "options",
     "parse_formula",
     "pb_test",  # inference
+    "priors",  # bayes
     "rlrt",  # inference
     "set_options",
     "update_formula",

@@ -1,0 +1,197 @@
+r"""Log posterior densities of fitted models in the sampler's coordinates.
+
+A *target* knows a fit's posterior ``log p(z | y)`` (up to a constant) with its exact
+gradient, the point ``z`` of the fit's estimates, and how draws of ``z`` become the
+reported parameters (named as ``confint``'s rows: ``sd_(Intercept)|Subject``,
+``cor_Days.(Intercept)|Subject``, ``sigma``, then the fixed effects).
+
+* LMM (lmer, blmer): ``z = [theta, beta, log sigma]``, the random effects integrated out
+  exactly (:mod:`.lmm_density`).
+* GLMM (glmer, bglmer; families without a dispersion parameter): ``z = [theta, beta]``,
+  the random effects integrated out by the Laplace approximation of the general Laplace
+  engine (:class:`~mixedmodels.objective.laplace.LaplaceObjective`, whose gradient is
+  exact for that approximation). For lme4's families the engine's ``theta`` is lme4's:
+  ``b = Lambda(theta) u``.
+
+The priors are the fit's, with blme's prior deviance read as ``-2 log`` of a density in
+lme4's parameters ``(theta, beta, sigma)``: the posterior mode (flat priors: the maximum
+likelihood estimate) is then the blmer / bglmer ML estimate. Parameters without a prior
+have a flat one on that scale (flat in ``theta``, ``beta`` and ``sigma``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..design.lhs import binomial_parts
+from ..families.density import ModelDensity
+from ..families.registry import make_response_family
+from ..inference.varpar import SdCorMap
+from ..objective.laplace import LaplaceObjective
+from ..objective.laplace.parameters import make_layout
+from .lmm_density import LMMLogDensity
+from .prior_gradient import prior_deviance_gradient
+
+__all__ = ["GLMMTarget", "LMMTarget", "SamplingError", "target_of"]
+
+
+class SamplingError(ValueError):
+    """A fit that cannot be sampled (what is unsupported and what to do instead)."""
+
+
+class LMMTarget:
+    """Posterior of an LMM fit: ``z = [theta, beta, log sigma]``."""
+
+    approximation = "exact"
+
+    def __init__(self, m):
+        self.design = m.design
+        self.priors = getattr(m, "priors", None)
+        self.density = LMMLogDensity(m.design, self.priors)
+        self.dim = self.density.dim
+        self.k, self.p = m.design.n_theta, m.design.p
+        self.has_sigma = self.density.fixed_sigma is None
+        self.coords = (tuple(f"theta[{j}]" for j in range(self.k)) + tuple(m.fixef.index)
+                       + (("log_sigma",) if self.has_sigma else ()))
+        self.sdcor = SdCorMap(m.design, has_sigma=True)
+        self.param_names = self.sdcor.names + tuple(m.fixef.index)
+        self.z_hat = self.density.join(np.asarray(m.theta, float), np.asarray(m.beta, float),
+                                       float(m.sigma))
+
+    def __call__(self, z) -> tuple[float, np.ndarray]:
+        return self.density(z)
+
+    @property
+    def n_evals(self) -> int:
+        return self.density.n_evals
+
+    def parameters(self, Z: np.ndarray) -> np.ndarray:
+        """Reported parameters (rows of ``Z`` are draws of ``z``)."""
+        out = np.empty((Z.shape[0], len(self.param_names)))
+        for i, z in enumerate(Z):       # a loop over draws, after sampling
+            theta, beta, sigma = self.density.split(z)
+            out[i] = np.r_[self.sdcor.from_theta(theta, sigma), beta]
+        return out
+
+    def relative_sd(self, Z: np.ndarray) -> np.ndarray:
+        """Random-effect sds relative to sigma (the scale of lme4's singularity check)."""
+        return self._sd_columns(Z, relative=True)
+
+    def _sd_columns(self, Z, relative):
+        mask = np.array([k == "sd" for k in self.sdcor.kinds])
+        P = self.parameters(Z)[:, :len(self.sdcor.names)]
+        sd = P[:, mask]
+        return sd / P[:, -1:] if relative else sd
+
+    def sd_names(self) -> tuple[str, ...]:
+        return tuple(n for n, k in zip(self.sdcor.names, self.sdcor.kinds, strict=True)
+                     if k == "sd")
+
+    def ranef(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One draw of ``b | theta, beta, sigma, y``: ``u ~ N(M^{-1} c, sigma^2 M^{-1})``."""
+        d = self.density
+        theta, beta, sigma = d.split(z)
+        lam = d._lambda(theta)
+        M = lam.T @ d.A @ lam + np.eye(d.q)
+        L = np.linalg.cholesky(M)
+        c = lam.T @ (d.ZWy - d.ZWX @ beta)
+        mean = np.linalg.solve(L.T, np.linalg.solve(L, c))
+        u = mean + sigma * np.linalg.solve(L.T, rng.standard_normal(d.q))
+        return lam @ u
+
+
+class GLMMTarget:
+    """Laplace posterior of a GLMM fit without a dispersion parameter: ``z = [theta, beta]``."""
+
+    approximation = "laplace"
+
+    def __init__(self, m):
+        design = m.design
+        fam = make_response_family(m.family)
+        if fam.extras or m.family.has_dispersion:
+            raise SamplingError(
+                f"sampling a {m.family.name} GLMM is not supported: only families without "
+                "a dispersion or shape parameter (binomial, poisson) can be sampled; fit "
+                "the model with mm.glmmtmb and use profile or bootstrap intervals instead")
+        if getattr(m, "nAGQ", 1) != 1:
+            raise SamplingError(f"the fit used nAGQ={m.nAGQ}; the sampler integrates the "
+                                "random effects by the Laplace approximation (nAGQ=1): "
+                                "refit with nAGQ=1 to sample")
+        self.design = design
+        self.priors = getattr(m, "priors", None)
+        if self.priors is not None and not self.priors.any:
+            self.priors = None
+        comps = design.components
+        self.density = ModelDensity(fam)
+        y, size, w = _response_parts(design, fam)
+        self.layout = make_layout(comps)
+        self.objective = LaplaceObjective(self.density, y, comps, self.layout, weights=w,
+                                          size=size)
+        self.k, self.p = design.n_theta, design.p
+        self.dim = self.k + self.p
+        self.coords = tuple(f"theta[{j}]" for j in range(self.k)) + tuple(m.fixef.index)
+        self.sdcor = SdCorMap(design, has_sigma=False)
+        self.param_names = self.sdcor.names + tuple(m.fixef.index)
+        self.z_hat = np.r_[np.asarray(m.theta, float), np.asarray(m.beta, float)]
+
+    def _x(self, z):
+        return self.layout.pack({"theta.cond": z[:self.k], "beta.cond": z[self.k:]})
+
+    def __call__(self, z) -> tuple[float, np.ndarray]:
+        z = np.asarray(z, dtype=float)
+        x = self._x(z)
+        F, g = self.objective.value_and_gradient(x)
+        if not math.isfinite(F) or not np.all(np.isfinite(g)):
+            return -math.inf, np.zeros(self.dim)
+        gt = self.layout.get(g, "theta.cond")
+        gb = self.layout.get(g, "beta.cond")
+        lp = -0.5 * F
+        grad = -0.5 * np.r_[gt, gb]
+        if self.priors is not None:
+            D, pt, pb, _ = prior_deviance_gradient(self.priors, self.design, z[:self.k],
+                                                   z[self.k:], 1.0)
+            if not math.isfinite(D):
+                return -math.inf, np.zeros(self.dim)
+            lp -= 0.5 * D
+            grad = grad - 0.5 * np.r_[pt, pb]
+        return float(lp), grad
+
+    @property
+    def n_evals(self) -> int:
+        return self.objective.n_evals
+
+    def parameters(self, Z: np.ndarray) -> np.ndarray:
+        out = np.empty((Z.shape[0], len(self.param_names)))
+        for i, z in enumerate(Z):
+            out[i] = np.r_[self.sdcor.from_theta(z[:self.k], 1.0), z[self.k:]]
+        return out
+
+    def relative_sd(self, Z: np.ndarray) -> np.ndarray:
+        mask = np.array([k == "sd" for k in self.sdcor.kinds])
+        return self.parameters(Z)[:, :len(self.sdcor.names)][:, mask]
+
+    def sd_names(self) -> tuple[str, ...]:
+        return tuple(n for n, k in zip(self.sdcor.names, self.sdcor.kinds, strict=True)
+                     if k == "sd")
+
+    ranef = None
+
+
+def _response_parts(design, fam):
+    """``(y, size, weights)`` for the Laplace engine from a glmer design."""
+    if fam.needs_size:
+        return binomial_parts(design)
+    return design.y, None, (None if design.weights is None
+                            else np.asarray(design.weights, float))
+
+
+def target_of(m):
+    """The sampler's target for a fit (lmer, blmer, glmer, bglmer)."""
+    if hasattr(m, "family") and m.family is not None:
+        return GLMMTarget(m)
+    if hasattr(m, "sigma") and hasattr(m, "reml"):
+        return LMMTarget(m)
+    raise SamplingError(f"cannot sample a {type(m).__name__}: m.sample() supports lmer, "
+                        "blmer, glmer and bglmer fits")

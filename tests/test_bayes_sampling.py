@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from bayes_oracles import OneThetaPosterior, importance_means
 from mixedmodels._threads import blas_threads
 from mixedmodels.bayes import convergence as cv
 from mixedmodels.bayes.nuts import NutsSettings, run_chain
 from mixedmodels.bayes.sample import SamplingWarning
 from mixedmodels.bayes.targets import SamplingError, target_of
-
-from bayes_oracles import OneThetaPosterior, importance_means
 
 #: Relative agreement of the analytic gradient with central differences.
 GRAD_RTOL = 1e-4

@@ -26,7 +26,8 @@ from ._errors import (
     SingularFitWarning,
 )
 from ._options import get_options, options, set_options
-from .bayes import BglmerResult, BlmerResult, bglmer, blmer, priors
+from .bayes import (BglmerResult, BlmerResult, PosteriorSamples, SamplingWarning, bglmer,
+                    blmer, priors)
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.link_edge import LinkEdgeWarning
@@ -129,6 +130,7 @@ __all__ = [
     "OptSummary",
     "PBTestResult",  # inference
     "PQLResult",  # rside
+    "PosteriorSamples",  # bayes
     "R2Result",  # inference
     "R2Warning",  # inference
     "RLRTResult",  # inference
@@ -136,6 +138,7 @@ __all__ = [
     "RandomTerm",
     "RankDeficiencyWarning",
     "RePCA",  # diagnostics
+    "SamplingWarning",  # bayes
     "ScalingWarning",  # diagnostics
     "SeparationWarning",  # glmm diagnostics
     "SingularFitWarning",

@@ -69,6 +69,7 @@ class PosteriorSamples:
 
     @property
     def nchains(self) -> int:
+        """Number of chains."""
         return int(self.draws["chain"].nunique())
 
     @property
@@ -77,7 +78,17 @@ class PosteriorSamples:
         return int(len(self.draws) // max(self.nchains, 1))
 
     def array(self, name: str) -> np.ndarray:
-        """Draws of one parameter as ``(chains, draws)``."""
+        """Draws of one parameter as an array ``(chains, draws)``.
+
+        Parameters
+        ----------
+        name : str
+            A parameter name (:attr:`parameters`).
+
+        Returns
+        -------
+        ndarray
+        """
         if name not in self.draws.columns or name in ("chain", "draw"):
             raise KeyError(f"no parameter {name!r}; the parameters are {list(self._names)}")
         return self.draws[name].to_numpy().reshape(self.nchains, self.ndraws)
@@ -108,7 +119,18 @@ class PosteriorSamples:
         return pd.DataFrame(rows, index=list(self._names))
 
     def confint(self, level: float = 0.95) -> pd.DataFrame:
-        """Equal-tailed posterior intervals, ``lower`` and ``upper`` (as ``m.confint``)."""
+        """Equal-tailed posterior (credible) intervals, laid out as ``m.confint()``.
+
+        Parameters
+        ----------
+        level : float
+            Posterior probability of each interval.
+
+        Returns
+        -------
+        DataFrame
+            ``lower`` and ``upper`` per parameter.
+        """
         lo, hi = _tails(level)
         v = self.draws[list(self._names)]
         return pd.DataFrame({"lower": v.quantile(lo), "upper": v.quantile(hi)})
@@ -137,8 +159,15 @@ class PosteriorSamples:
         return int(self.sampler_stats["diverging"].sum())
 
     def to_arviz(self):
-        """An ``arviz.InferenceData`` (posterior and sample stats; arviz must be installed:
-        ``pip install mixedmodels[bayes]``)."""
+        """The draws as ArviZ data (arviz must be installed: ``pip install
+        'mixedmodels[bayes]'``).
+
+        Returns
+        -------
+        arviz.InferenceData
+            ``posterior`` (one variable per parameter, dims chain x draw) and
+            ``sample_stats`` (acceptance_rate, n_leapfrog, tree_depth, diverging, energy).
+        """
         try:
             import arviz as az
         except ImportError as exc:

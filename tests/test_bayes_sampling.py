@@ -136,6 +136,21 @@ def test_bad_arguments(dyestuff_fit, kw, match):
         dyestuff_fit.sample(**kw)
 
 
+def test_ranef_draws_given_parameters(sleep):
+    """At the estimates, draws of b | theta, beta, sigma, y have the conditional modes as
+    mean and lme4's conditional sds (condVar) as sds."""
+    m = mm.lmer("Reaction ~ Days + (Days|Subject)", sleep)
+    t = target_of(m)
+    rng = np.random.default_rng(0)
+    nsim = 2000
+    B = np.array([t.ranef(t.z_hat, rng) for _ in range(nsim)])
+    re = m.ranef(cond_var=True)["Subject"]
+    modes = re[["Intercept", "Days"]].to_numpy().ravel()
+    sds = re[["Intercept_condsd", "Days_condsd"]].to_numpy().ravel()
+    np.testing.assert_allclose(B.mean(axis=0), modes, atol=MC_SIGMAS * sds.max() / np.sqrt(nsim))
+    np.testing.assert_allclose(B.std(axis=0), sds, rtol=0.1)
+
+
 # -- the sampler on known targets -------------------------------------------------------
 def test_nuts_correlated_gaussian():
     """A correlated 3-d Gaussian on very different scales: means and covariance to Monte

@@ -26,8 +26,15 @@ from ._errors import (
     SingularFitWarning,
 )
 from ._options import get_options, options, set_options
-from .bayes import (BglmerResult, BlmerResult, PosteriorSamples, SamplingWarning, bglmer,
-                    blmer, priors)
+from .bayes import (
+    BglmerResult,
+    BlmerResult,
+    PosteriorSamples,
+    SamplingWarning,
+    bglmer,
+    blmer,
+    priors,
+)
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.link_edge import LinkEdgeWarning

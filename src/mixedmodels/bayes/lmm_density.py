@@ -37,9 +37,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dpotrs as _potrs
-import scipy.sparse as sp
 
 from ..design import Design
 from .model_priors import ModelPriors

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from .._errors import MixedModelsError
 from ..design.lhs import binomial_parts
 from ..families.density import ModelDensity
 from ..families.registry import make_response_family
@@ -37,14 +38,33 @@ from .prior_gradient import prior_deviance_gradient
 __all__ = ["GLMMTarget", "LMMTarget", "SamplingError", "target_of"]
 
 
-class SamplingError(ValueError):
+class SamplingError(MixedModelsError):
     """A fit that cannot be sampled (what is unsupported and what to do instead)."""
 
 
-class LMMTarget:
+class _Target:
+    """What both targets share: the sd columns of the reported parameters."""
+
+    sdcor = None
+    has_sigma_scale = False     # sds reported relative to sigma (LMM)
+
+    def sd_names(self) -> tuple[str, ...]:
+        return tuple(n for n, k in zip(self.sdcor.names, self.sdcor.kinds, strict=True)
+                     if k == "sd")
+
+    def relative_sd(self, Z: np.ndarray) -> np.ndarray:
+        """Random-effect sds per draw: relative to sigma for an LMM (the scale of lme4's
+        singularity check), on the link scale for a GLMM."""
+        mask = np.array([k == "sd" for k in self.sdcor.kinds])
+        P = self.parameters(Z)[:, :len(self.sdcor.names)]
+        return P[:, mask] / P[:, -1:] if self.has_sigma_scale else P[:, mask]
+
+
+class LMMTarget(_Target):
     """Posterior of an LMM fit: ``z = [theta, beta, log sigma]``."""
 
     approximation = "exact"
+    has_sigma_scale = True
 
     def __init__(self, m):
         self.design = m.design
@@ -75,20 +95,6 @@ class LMMTarget:
             out[i] = np.r_[self.sdcor.from_theta(theta, sigma), beta]
         return out
 
-    def relative_sd(self, Z: np.ndarray) -> np.ndarray:
-        """Random-effect sds relative to sigma (the scale of lme4's singularity check)."""
-        return self._sd_columns(Z, relative=True)
-
-    def _sd_columns(self, Z, relative):
-        mask = np.array([k == "sd" for k in self.sdcor.kinds])
-        P = self.parameters(Z)[:, :len(self.sdcor.names)]
-        sd = P[:, mask]
-        return sd / P[:, -1:] if relative else sd
-
-    def sd_names(self) -> tuple[str, ...]:
-        return tuple(n for n, k in zip(self.sdcor.names, self.sdcor.kinds, strict=True)
-                     if k == "sd")
-
     def ranef(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One draw of ``b | theta, beta, sigma, y``: ``u ~ N(M^{-1} c, sigma^2 M^{-1})``."""
         d = self.density
@@ -102,7 +108,7 @@ class LMMTarget:
         return lam @ u
 
 
-class GLMMTarget:
+class GLMMTarget(_Target):
     """Laplace posterior of a GLMM fit without a dispersion parameter: ``z = [theta, beta]``."""
 
     approximation = "laplace"
@@ -167,14 +173,6 @@ class GLMMTarget:
         for i, z in enumerate(Z):
             out[i] = np.r_[self.sdcor.from_theta(z[:self.k], 1.0), z[self.k:]]
         return out
-
-    def relative_sd(self, Z: np.ndarray) -> np.ndarray:
-        mask = np.array([k == "sd" for k in self.sdcor.kinds])
-        return self.parameters(Z)[:, :len(self.sdcor.names)][:, mask]
-
-    def sd_names(self) -> tuple[str, ...]:
-        return tuple(n for n, k in zip(self.sdcor.names, self.sdcor.kinds, strict=True)
-                     if k == "sd")
 
     ranef = None
 

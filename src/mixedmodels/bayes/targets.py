@@ -185,11 +185,84 @@ def _response_parts(design, fam):
                             else np.asarray(design.weights, float))
 
 
+class LogDiagonal:
+    """A target with some theta coordinates (Cholesky diagonals) sampled as ``log|theta|``.
+
+    Used where a covariance prior is zero at a zero sd (blme's Wishart and gamma defaults):
+    near zero such a density behaves like ``|theta|^k``, a cusp whose gradient ``k/theta``
+    the leapfrog integrator cannot follow (divergences). With ``theta = exp(eta)`` the
+    density gains the Jacobian ``|theta|`` and decays smoothly as ``eta -> -inf``:
+    ``log p(eta) = log p(theta) + eta``, ``d/d eta = theta d/d theta + 1``.
+    """
+
+    def __init__(self, inner, mask: np.ndarray):
+        self.inner = inner
+        self.mask = np.zeros(inner.dim, dtype=bool)
+        self.mask[:mask.size] = mask
+        self.dim = inner.dim
+        self.k = inner.k
+        self.coords = tuple(f"log_abs_{c}" if m else c
+                            for c, m in zip(inner.coords, self.mask, strict=True))
+        z = np.asarray(inner.z_hat, dtype=float).copy()
+        # an estimate exactly at zero (impossible under such a prior, but be safe)
+        z[self.mask] = np.log(np.maximum(np.abs(z[self.mask]), 1e-8))
+        self.z_hat = z
+        for name in ("approximation", "param_names", "sdcor", "has_sigma_scale", "ranef"):
+            setattr(self, name, getattr(inner, name))
+        if self.ranef is not None:
+            self.ranef = lambda z, rng: inner.ranef(self.to_inner(z[None, :])[0], rng)
+
+    def to_inner(self, Z: np.ndarray) -> np.ndarray:
+        Z = np.array(Z, dtype=float, copy=True)
+        Z[:, self.mask] = np.exp(Z[:, self.mask])
+        return Z
+
+    def __call__(self, z) -> tuple[float, np.ndarray]:
+        z = np.asarray(z, dtype=float)
+        x = self.to_inner(z[None, :])[0]
+        lp, g = self.inner(x)
+        if not math.isfinite(lp):
+            return lp, g
+        g = g.copy()
+        g[self.mask] = g[self.mask] * x[self.mask] + 1.0
+        return lp + float(np.sum(z[self.mask])), g
+
+    @property
+    def n_evals(self) -> int:
+        return self.inner.n_evals
+
+    def parameters(self, Z):
+        return self.inner.parameters(self.to_inner(Z))
+
+    def relative_sd(self, Z):
+        return self.inner.relative_sd(self.to_inner(Z))
+
+    def sd_names(self):
+        return self.inner.sd_names()
+
+
+def _log_mask(target) -> np.ndarray | None:
+    """Theta entries to sample on the log scale: the Cholesky diagonals of the terms whose
+    covariance prior is zero at a zero sd (None: none)."""
+    pri = target.priors
+    if pri is None:
+        return None
+    mask = np.zeros(target.k, dtype=bool)
+    for prior, t, sl in zip(pri.cov, target.design.terms, target.design.theta_slices(),
+                            strict=True):
+        if prior is not None and prior.infinite_at_zero():
+            mask[sl] = t.structure.boundary_mask()
+    return mask if mask.any() else None
+
+
 def target_of(m):
     """The sampler's target for a fit (lmer, blmer, glmer, bglmer)."""
     if hasattr(m, "family") and m.family is not None:
-        return GLMMTarget(m)
-    if hasattr(m, "sigma") and hasattr(m, "reml"):
-        return LMMTarget(m)
-    raise SamplingError(f"cannot sample a {type(m).__name__}: m.sample() supports lmer, "
-                        "blmer, glmer and bglmer fits")
+        target = GLMMTarget(m)
+    elif hasattr(m, "sigma") and hasattr(m, "reml"):
+        target = LMMTarget(m)
+    else:
+        raise SamplingError(f"cannot sample a {type(m).__name__}: m.sample() supports lmer, "
+                            "blmer, glmer and bglmer fits")
+    mask = _log_mask(target)
+    return target if mask is None else LogDiagonal(target, mask)

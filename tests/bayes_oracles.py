@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 from scipy.optimize import minimize
-from scipy.special import gammainc, gammaincc, gammaln
+from scipy.special import gammaincc, gammaln
 
 from mixedmodels.inference.varpar import factor_summary
 from mixedmodels.objective import LMMObjective
@@ -114,4 +114,4 @@ def importance_means(target, fold, mirrors, nsim: int = 20000, df: float = 4.0,
     return mean, se, float(1.0 / np.sum(w ** 2))
 
 
-__all__ = ["OneThetaPosterior", "gammainc", "importance_means"]
+__all__ = ["OneThetaPosterior", "importance_means"]

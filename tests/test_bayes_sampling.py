@@ -142,9 +142,17 @@ def test_unsupported_fits_say_why(sleep):
         m.sample(draws=10, warmup=10, chains=1)
 
 
+def test_glmm_ranef_draws_refused():
+    cbpp = mm.datasets.load("cbpp")
+    m = mm.glmer("cbind(incidence, size - incidence) ~ 1 + (1|herd)", cbpp, family="binomial")
+    with pytest.raises(ValueError, match="LMM fits only"):
+        m.sample(draws=5, warmup=5, chains=1, ranef=True)
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(draws=0), "draws"), (dict(chains=1.5), "chains"), (dict(warmup=-1), "warmup"),
     (dict(target_accept=1.2), "target_accept"), (dict(draws=True), "draws"),
+    (dict(seed="abc"), "seed"), (dict(seed=-3), "seed"),
 ])
 def test_bad_arguments(dyestuff_fit, kw, match):
     with pytest.raises(ValueError, match=match):

@@ -75,6 +75,16 @@ def _start_point(target, z_hat, cov, rng) -> np.ndarray:
     return z_hat.copy()
 
 
+def _seed_sequence(seed) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int(seed.integers(2**63)))
+    if seed is None or (isinstance(seed, int | np.integer) and not isinstance(seed, bool)
+                        and seed >= 0):
+        return np.random.SeedSequence(seed)
+    raise ValueError(f"seed must be a non-negative integer, a numpy Generator or None; "
+                     f"got {seed!r}")
+
+
 def _check_args(draws, chains, warmup):
     for name, v, least in (("draws", draws, 1), ("chains", chains, 1), ("warmup", warmup, 0)):
         if isinstance(v, bool) or int(v) != v or v < least:
@@ -118,8 +128,7 @@ def sample(m, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000,
         # move the variance parameters off zero
         z_hat = z_hat.copy()
         z_hat[:target.k] = np.where(z_hat[:target.k] == 0.0, 1e-3, z_hat[:target.k])
-    root = np.random.SeedSequence(seed if not isinstance(seed, np.random.Generator)
-                                  else seed.integers(2**63))
+    root = _seed_sequence(seed)
     t0 = time.perf_counter()
     outs, ranefs = [], []
     # thousands of small dense solves: one BLAS thread (threads only cost here)

@@ -26,6 +26,15 @@ from ._errors import (
     SingularFitWarning,
 )
 from ._options import get_options, options, set_options
+from .bayes import (
+    BglmerResult,
+    BlmerResult,
+    PosteriorSamples,
+    SamplingWarning,
+    bglmer,
+    blmer,
+    priors,
+)
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.calibration import CalibratedTests
@@ -103,6 +112,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
+    "BglmerResult",  # bayes
+    "BlmerResult",  # bayes
     "BootstrapResult",  # inference
     "CalibratedTests",  # diagnostics
     "ContrastsWarning",  # inference
@@ -138,6 +149,7 @@ __all__ = [
     "OptSummary",
     "PBTestResult",  # inference
     "PQLResult",  # rside
+    "PosteriorSamples",  # bayes
     "R2Result",  # inference
     "R2Warning",  # inference
     "RLRTResult",  # inference
@@ -146,6 +158,7 @@ __all__ = [
     "RankDeficiencyWarning",
     "RePCA",  # diagnostics
     "ResidualTest",  # diagnostics
+    "SamplingWarning",  # bayes
     "ScalingWarning",  # diagnostics
     "SeparationWarning",  # glmm diagnostics
     "SimulatedResiduals",  # diagnostics
@@ -158,6 +171,8 @@ __all__ = [
     "aic_table",  # diagnostics
     "allfit",  # diagnostics
     "anova",  # inference
+    "bglmer",  # bayes
+    "blmer",  # bayes
     "cor_ar1",  # rside
     "cor_arma",  # rside
     "cor_car1",  # rside
@@ -190,6 +205,7 @@ __all__ = [
     "parse_formula",
     "pb_test",  # inference
     "plotting",
+    "priors",  # bayes
     "rlrt",  # inference
     "set_options",
     "simulate_residuals",  # diagnostics

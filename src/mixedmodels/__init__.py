@@ -28,6 +28,15 @@ from ._errors import (
 from ._options import get_options, options, set_options
 from .backends.dask.result import DaskLinearMixedModelResult
 from .backends.dask.source import ClusterUnreachableError
+from .bayes import (
+    BglmerResult,
+    BlmerResult,
+    PosteriorSamples,
+    SamplingWarning,
+    bglmer,
+    blmer,
+    priors,
+)
 from .design import Design, materialize
 from .diagnostics import AllFitResult, RePCA, ScalingWarning, allfit
 from .diagnostics.calibration import CalibratedTests
@@ -105,6 +114,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AllFitResult",  # diagnostics
     "AnovaResult",  # inference
+    "BglmerResult",  # bayes
+    "BlmerResult",  # bayes
     "BootstrapResult",  # inference
     "CalibratedTests",  # diagnostics
     "ClusterUnreachableError",  # dask backend
@@ -142,6 +153,7 @@ __all__ = [
     "OptSummary",
     "PBTestResult",  # inference
     "PQLResult",  # rside
+    "PosteriorSamples",  # bayes
     "R2Result",  # inference
     "R2Warning",  # inference
     "RLRTResult",  # inference
@@ -150,6 +162,7 @@ __all__ = [
     "RankDeficiencyWarning",
     "RePCA",  # diagnostics
     "ResidualTest",  # diagnostics
+    "SamplingWarning",  # bayes
     "ScalingWarning",  # diagnostics
     "SeparationWarning",  # glmm diagnostics
     "SimulatedResiduals",  # diagnostics
@@ -162,6 +175,8 @@ __all__ = [
     "aic_table",  # diagnostics
     "allfit",  # diagnostics
     "anova",  # inference
+    "bglmer",  # bayes
+    "blmer",  # bayes
     "cor_ar1",  # rside
     "cor_arma",  # rside
     "cor_car1",  # rside
@@ -194,6 +209,7 @@ __all__ = [
     "parse_formula",
     "pb_test",  # inference
     "plotting",
+    "priors",  # bayes
     "rlrt",  # inference
     "set_options",
     "simulate_residuals",  # diagnostics

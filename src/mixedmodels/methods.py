@@ -246,6 +246,42 @@ class InferenceMixin:
         return varcorr_se(self)
 
     # -- simulation, refitting, bootstrap ------------------------------------------------
+    def sample(self, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000, *,
+               ranef: bool = False, target_accept: float = 0.8, max_depth: int = 10,
+               warn: bool = True):
+        """MCMC draws from the posterior of ``(theta, beta, sigma)`` (NUTS).
+
+        The random effects are integrated out: exactly for LMMs, by the Laplace
+        approximation for GLMMs (binomial, poisson). The priors are the fit's (blmer /
+        bglmer; blme's prior deviance read as a density in ``theta, beta, sigma``), flat
+        where there is none. Variances are sampled as ``theta`` on the whole real line, so
+        chains pass through a zero variance instead of sticking at it.
+
+        Parameters
+        ----------
+        draws, chains, warmup : int
+            Kept draws per chain, chains, warmup iterations per chain.
+        seed : int or numpy.random.Generator, optional
+        ranef : bool
+            Also draw the random effects given each draw (LMMs).
+        target_accept, max_depth : float, int
+            NUTS tuning (Stan's ``adapt_delta`` and ``max_treedepth``).
+        warn : bool
+            Warn about divergences and R-hat above 1.01.
+
+        Returns
+        -------
+        PosteriorSamples
+            ``.draws`` (DataFrame: ``chain``, ``draw``, one column per parameter named as
+            :meth:`confint`'s rows), ``.summary()`` (mean, sd, 2.5% and 97.5% quantiles,
+            R-hat, bulk and tail ESS), ``.confint()``, ``.boundary_mass()``,
+            ``.to_arviz()``.
+        """
+        from .bayes.sample import sample
+
+        return sample(self, draws, chains, seed, warmup, ranef=ranef,
+                      target_accept=target_accept, max_depth=max_depth, warn=warn)
+
     def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> pd.DataFrame:
         """Responses simulated from the fitted model, one column per replicate.
 

@@ -18,7 +18,7 @@ from ..families.family import Binomial, Family
 from .response import evaluate_numeric
 from .variables import expression_variables
 
-__all__ = ["make_response", "response_variables", "split_cbind"]
+__all__ = ["binomial_parts", "make_response", "response_variables", "split_cbind"]
 
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
 
@@ -183,3 +183,17 @@ def make_response(family: Family):
     if isinstance(family, Binomial):
         return _binomial_response
     return _numeric_response(family)
+
+
+def binomial_parts(design):
+    """``(successes, size, weights)`` from the binomial response forms glmer accepts
+    (a materialized :class:`~mixedmodels.design.Design`), for the density-based engines."""
+    w = np.ones(design.nobs) if design.weights is None else np.asarray(design.weights)
+    trials = design.extra.get("trials")
+    y = design.y
+    if trials is not None:                      # cbind(successes, failures)
+        return y * trials, trials, w
+    if np.all((y == 0) | (y == 1)):
+        return y.copy(), np.ones_like(y), w
+    # proportions: the weights are the numbers of trials (R's binomial convention)
+    return w * y, w.copy(), np.ones_like(y)

@@ -387,10 +387,14 @@ def _messages(caught) -> tuple[str, ...]:
 
 
 def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_settings,
-              calc_derivs, check_conv) -> GeneralizedLinearMixedModelResult:
+              calc_derivs, check_conv, obj: GLMMObjective | None = None
+              ) -> GeneralizedLinearMixedModelResult:
+    """The two-stage fit; ``obj`` replaces the objective (bglmer passes one that adds its
+    priors' deviance to every criterion it evaluates)."""
     messages: list[str] = []
     start = dict(start or {})
-    obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
+    if obj is None:
+        obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
     theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
     if theta0.shape != obj.theta_lower.shape:
         raise ValueError(f"start['theta'] has {theta0.size} values; the model has "

@@ -34,7 +34,7 @@ import pandas as pd
 from .._errors import DataError, FormulaError, MixedModelsWarning
 from .._threads import blas_threads
 from ..design import Design, materialize
-from ..design.lhs import make_response, response_variables
+from ..design.lhs import binomial_parts, make_response, response_variables
 from ..families import Binomial as DevianceBinomial
 from ..families.density import ModelDensity
 from ..families.registry import make_response_family
@@ -112,19 +112,6 @@ class _NumericFamily:
 
     def __init__(self, name):
         self.name = name
-
-
-def _binomial_parts(design: Design):
-    """``(successes, size, weights)`` from the binomial response forms glmer accepts."""
-    w = np.ones(design.nobs) if design.weights is None else np.asarray(design.weights)
-    trials = design.extra.get("trials")
-    y = design.y
-    if trials is not None:                      # cbind(successes, failures)
-        return y * trials, trials, w
-    if np.all((y == 0) | (y == 1)):
-        return y.copy(), np.ones_like(y), w
-    # proportions: the weights are the numbers of trials (R's binomial convention)
-    return w * y, w.copy(), np.ones_like(y)
 
 
 def _start(density, fam, design: Design, y, size, w, comps):
@@ -213,7 +200,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     fam_model = ZeroInflated(fam) if "zi" in comps else fam
     density = ModelDensity(fam_model)
     if fam.needs_size:
-        y, size, w = _binomial_parts(design)
+        y, size, w = binomial_parts(design)
     else:
         y, size = design.y, None
         w = None if design.weights is None else np.asarray(design.weights)

@@ -61,6 +61,9 @@ class AnovaResult(ReportDisplay):
         REML fits were refitted by maximum likelihood.
     boundary : bool
         p-values use the boundary (50:50 mixture) correction.
+    notes : tuple of str
+        What the table's numbers mean for these fits (fits with priors: the log-likelihood
+        at the posterior mode, without the prior).
     """
 
     table: pd.DataFrame
@@ -68,6 +71,7 @@ class AnovaResult(ReportDisplay):
     formulas: tuple
     refitted: bool
     boundary: bool
+    notes: tuple = ()
 
     def __getitem__(self, key):
         return self.table[key]
@@ -87,6 +91,7 @@ class AnovaResult(ReportDisplay):
                           "(test of a variance on the boundary)")
         if self.refitted:
             blocks.append("(REML fits refitted by maximum likelihood)")
+        blocks += list(self.notes)
         return Report(tuple(blocks))
 
 
@@ -153,7 +158,14 @@ def anova(*models, refit: bool = True, boundary: bool = False,
                 "criteria are not comparable; use refit=True", RefitNote, stacklevel=2)
     table = _lrt_table(fits, labels, boundary)
     formulas = tuple(m.design.spec.formula for m in fits)
-    return AnovaResult(table, tuple(fits), formulas, bool(any(reml) and refit), boundary)
+    with_priors = [lab for lab, m in zip(labels, fits, strict=True)
+                   if getattr(m, "prior_note", None)]
+    notes = ()
+    if with_priors:
+        note = next(m.prior_note for m in fits if getattr(m, "prior_note", None))
+        notes = (f"{', '.join(with_priors)}: {note}",)
+    return AnovaResult(table, tuple(fits), formulas, bool(any(reml) and refit), boundary,
+                       notes)
 
 
 def _lrt_table(fits, labels, boundary: bool) -> pd.DataFrame:

@@ -434,7 +434,8 @@ def profile_lmm(m, which=None, alphamax: float = ALPHA_MAX,
         long runs someone watches).
     """
     ml = refit_ml(m)
-    pr = _LMMProfiler(ml)
+    # a fit with priors (blmer) profiles the objective it minimized
+    pr = ml.profiler() if hasattr(ml, "profiler") else _LMMProfiler(ml)
     k = pr.map.size
     names = list(pr.map.names) + list(ml.fixef.index)
     wanted, cutoff, delta = profile_settings(names, which, alphamax, cutoff, delta)

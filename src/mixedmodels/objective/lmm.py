@@ -361,6 +361,13 @@ class LMMObjective:
         RXt_inv = np.linalg.inv(LXX[:p, :p].T)   # p x p: inv beats a triangular-solve call
         return RXt_inv @ LXX[p, :p], RXt_inv
 
+    @property
+    def response_coef(self) -> np.ndarray:
+        """Coefficients on ``X~`` of the response taken out by the residualization
+        (``y - offset = y~ + X~ c``): the user's ``beta`` is ``R^{-1}(b + c)`` for the
+        factor's internal coefficients ``b``."""
+        return self._coef0
+
     def fixed_part(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray, float]:
         """The fixed-effects quantities of a factor, mapped back to the user's ``X``.
 

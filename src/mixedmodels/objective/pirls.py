@@ -250,6 +250,10 @@ class PIRLS:
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
         self._edge_seen = False  # a joint solve has met separated observations
+        #: ``G`` of a normal prior on beta (precision ``G G'``) that the joint (nAGQ = 0)
+        #: solve adds to the penalized deviance as ``||G' beta||^2`` (bglmer's fixed-effect
+        #: prior; None: none). Under complete separation it keeps beta finite.
+        self.beta_prior_root: np.ndarray | None = None
         self.family = family
 
     @property
@@ -497,7 +501,7 @@ class PIRLS:
             eta, mu, me, dev = self._state(fixed, lams, u)
             if mu is None:
                 raise PIRLSError(self._invalid_message(self._user_beta(beta, joint)))
-        pdev = dev + float(u @ u)
+        pdev = dev + float(u @ u) + self._beta_penalty(beta, joint)
         p = self.p
         f = None
         it = 0
@@ -524,11 +528,7 @@ class PIRLS:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
                                  else self._not_pd_message(theta))
-            if joint:
-                Lxx = np.tril(f.LXX)
-                beta_new = np.linalg.solve(Lxx[:p, :p].T, Lxx[p, :p])
-            else:
-                beta_new = beta
+            beta_new = self._joint_beta(np.tril(f.LXX)) if joint else beta
             u_new = self.psystem.solve_u(f, beta_new if joint else self._no_beta)
             logdet, L11 = self.psystem.logdet(f), f.L11
             du = u_new - u
@@ -539,7 +539,7 @@ class PIRLS:
                 beta_try = beta + step * dbeta if joint else beta
                 fixed_try = X @ beta_try + off if joint else fixed
                 eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
-                pdev_try = dev_try + float(u_try @ u_try)
+                pdev_try = dev_try + float(u_try @ u_try) + self._beta_penalty(beta_try, joint)
                 strict = pdev + PDEV_ROUNDING * abs(pdev)
                 if mu_try is not None and pdev_try > strict and slack is None:
                     slack = self._slack(pdev, eta, w, wres)
@@ -653,6 +653,30 @@ class PIRLS:
 
     def _user_beta(self, beta: np.ndarray, internal: bool) -> np.ndarray:
         return self.basis.to_user(beta) if internal else beta
+
+    def _prior_root_internal(self) -> np.ndarray:
+        """The prior root for the coefficients of ``X~``: ``||G' beta||^2`` with
+        ``beta = R^{-1} c`` is ``||(R^{-T} G)' c||^2``."""
+        return self.basis.R_inv.T @ self.beta_prior_root
+
+    def _joint_beta(self, Lxx: np.ndarray) -> np.ndarray:
+        """Coefficients (of ``X~``) of the joint step from the factor's ``[X y]`` block
+        ``[[R, 0], [c', s]]``: ``R' b = c``, or with a prior root ``G`` the least-squares
+        solution of ``[R'; G~'] b ~ [c; 0]`` (a QR factorization, no normal equations)."""
+        p = self.p
+        R, c = Lxx[:p, :p], Lxx[p, :p]
+        if self.beta_prior_root is None:
+            return np.linalg.solve(R.T, c)
+        G = self._prior_root_internal()
+        b, *_ = np.linalg.lstsq(np.vstack([R.T, G.T]), np.r_[c, np.zeros(G.shape[1])],
+                                rcond=None)
+        return b
+
+    def _beta_penalty(self, beta: np.ndarray, joint: bool) -> float:
+        """``||G' beta||^2`` of the prior for internal coefficients ``beta`` (joint solves)."""
+        if not joint or self.beta_prior_root is None:
+            return 0.0
+        return float(np.sum((beta @ self._prior_root_internal()) ** 2))
 
     def _initial_beta(self) -> np.ndarray:
         """lme4's start: one weighted least-squares step from ``mustart`` with ``u = 0``

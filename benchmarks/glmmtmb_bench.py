@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import subprocess
@@ -116,7 +115,7 @@ def _markdown(rows, meta) -> str:
                              ("CPU", "glmmtmb_cpu_seconds", "cpu_seconds")):
         ratios = [r[key] / r[ours] for r in rows if r.get(key)]
         if ratios:
-            gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+            gm = statistics.geometric_mean(ratios)
             lines += ["", f"Geometric mean speed-up ({label} time): {gm:.1f}x; smallest "
                       f"{min(ratios):.1f}x."]
     return "\n".join(lines) + "\n"

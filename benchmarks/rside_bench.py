@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -96,7 +95,7 @@ def _markdown(rows, meta) -> str:
                      f"{'' if ratio is None else f'{ratio:.1f}x'} | "
                      f"{r['evaluations'] if r['evaluations'] is not None else ''} | {gap} |")
     if ratios:
-        gm = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        gm = statistics.geometric_mean(ratios)
         lines += ["", f"Geometric mean speed-up: {gm:.1f}x; smallest {min(ratios):.1f}x; "
                   f"{sum(x >= 5 for x in ratios)} of {len(ratios)} models at least 5x."]
     return "\n".join(lines) + "\n"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -90,7 +89,7 @@ def _markdown(rows, meta) -> str:
     ratios = [r["glmmtmb_seconds"] / r["seconds"] for r in rows
               if r.get("glmmtmb_seconds") and r["door"] == "glmmtmb"]
     if ratios:
-        gm = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+        gm = statistics.geometric_mean(ratios)
         lines += ["", f"glmmtmb against glmmTMB: geometric mean speed-up {gm:.1f}x; "
                       f"smallest {min(ratios):.1f}x; {sum(x >= 5 for x in ratios)} of "
                       f"{len(ratios)} at least 5x."]

@@ -13,6 +13,12 @@ Newton steps with the finite-difference Hessian of that gradient.
    while they lower ``F``: quadratic convergence from where the quasi-Newton method stopped,
    so the reported optimum does not depend on its tolerances.
 3. ``vcov_full = 2 H^{-1}`` (``F`` is minus twice the log-likelihood).
+
+All three work on the fixed effects of the well-conditioned basis of
+:mod:`mixedmodels.objective.laplace.basis` (``X~ = sqrt(N) X R^{-1}``, orthogonal columns):
+a predictor far from zero leaves the optimizer's path, the finite-difference steps and the
+inversion of ``H`` unaffected, and the results are mapped back to the user's ``beta``
+exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 from scipy.optimize import minimize as sp_minimize
 
 from ..objective.laplace import LaplaceObjective, LaplaceSolution, ModesError
+from ..objective.laplace.basis import LayoutBasis, fixed_effects_basis, objective_in_basis
 from ..optim import OptSummary
 
 __all__ = ["HESSIAN_STEP", "NEWTON_POLISH_STEPS", "LaplaceFit", "optimize_laplace"]
@@ -288,11 +295,71 @@ def start_inverse_hessian(obj: LaplaceObjective, x0: np.ndarray, fg, z0: np.ndar
 
 
 def optimize_laplace(obj: LaplaceObjective, x0: np.ndarray, *, hessian: bool = True,
-                     maxiter: int = LBFGS_MAXITER) -> LaplaceFit:
-    """Minimize ``obj`` from ``x0`` (a full layout vector; see the module docstring)."""
-    layout = obj.layout
+                     maxiter: int = LBFGS_MAXITER, basis: bool = True) -> LaplaceFit:
+    """Minimize ``obj`` from ``x0`` (a full layout vector; see the module docstring).
+
+    With ``basis`` (the default) the optimizer and the Hessian work on the fixed effects
+    of the well-conditioned basis of :mod:`~mixedmodels.objective.laplace.basis`, and the
+    optimum, gradient, Hessian and ``vcov`` are mapped back to the user's coordinates
+    exactly (``vcov`` is inverted in the basis, where the Hessian is well conditioned)."""
     x0 = np.asarray(x0, dtype=float)
     t0 = time.perf_counter()
+    grads0 = obj.n_grads
+    B = fixed_effects_basis(obj) if basis else LayoutBasis(obj.layout.size, ())
+    work = obj if B.is_identity else objective_in_basis(obj, B)
+    xt, g, H, decrement, res, code = _optimize(work, B.from_user(x0), hessian, maxiter)
+    if work is not obj:
+        obj.n_evals += work.n_evals
+        obj.n_grads += work.n_grads
+        obj.n_newton += work.n_newton
+        obj.u_start = work.u_start
+    x = B.to_user(xt)
+    sol, _, _ = obj.solve(x)
+    vcov = None
+    if H is not None:
+        try:
+            vcov = 2.0 * np.linalg.inv(H)
+            if not np.all(np.linalg.eigvalsh(vcov) > 0):
+                vcov = None
+        except np.linalg.LinAlgError:
+            vcov = None
+    if not B.is_identity:
+        free = obj.layout.free_index
+        T = B.matrix()[np.ix_(free, free)]
+        T_inv = B.inverse_matrix()[np.ix_(free, free)]
+        g = T_inv.T @ g
+        if H is not None:
+            H = T_inv.T @ H @ T_inv
+            H = 0.5 * (H + H.T)
+        if vcov is not None:
+            vcov = T @ vcov @ T.T
+            vcov = 0.5 * (vcov + vcov.T)
+    converged = bool(np.isfinite(sol.objective)) and (
+        (np.isfinite(decrement) and decrement < CONVERGENCE_TOL)
+        or (H is None and res.success))
+    if H is not None and vcov is None:
+        message = ("the Hessian of the objective is not positive definite at the optimum "
+                   "(glmmTMB's 'non-positive-definite Hessian'): standard errors are not "
+                   "available; the model may be overparameterized or a variance is at zero")
+    elif not converged:
+        message = (f"the optimizer stopped ({code}) where a Newton step would still lower "
+                   f"the objective by {decrement:.2g}")
+    else:
+        message = ""
+    opt = OptSummary(
+        optimizer="BFGS (exact gradient) + Newton", x0=x0, lower=obj.layout.lower,
+        upper=obj.layout.upper, x=x, fval=sol.objective, n_evals=int(res.nfev),
+        settings={"gtol": LBFGS_GTOL, "ftol": LBFGS_FTOL, "maxiter": maxiter,
+                  "hessian_step": HESSIAN_STEP, "fixed_basis": not B.is_identity},
+        return_code=code, seconds=time.perf_counter() - t0)
+    return LaplaceFit(x, sol, g, H, vcov, float(decrement), converged, message, opt,
+                      obj.n_grads - grads0)
+
+
+def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int):
+    """The quasi-Newton phase and the Newton polish in ``obj``'s coordinates: ``(x, g, H,
+    decrement, scipy-like result, return code)`` at the optimum."""
+    layout = obj.layout
     grads0 = obj.n_grads
     fg = _free_fg(obj, x0)
     z0 = layout.free(x0)
@@ -351,32 +418,4 @@ def optimize_laplace(obj: LaplaceObjective, x0: np.ndarray, *, hessian: bool = T
                 decrement = newton[1] if newton is not None else decrement
                 break
         x = canonical_parameters(obj, layout.expand(z, x))
-    sol, _, _ = obj.solve(x)
-    vcov = None
-    if H is not None:
-        try:
-            vcov = 2.0 * np.linalg.inv(H)
-            if not np.all(np.linalg.eigvalsh(vcov) > 0):
-                vcov = None
-        except np.linalg.LinAlgError:
-            vcov = None
-    converged = bool(np.isfinite(sol.objective)) and (
-        (np.isfinite(decrement) and decrement < CONVERGENCE_TOL)
-        or (H is None and res.success))
-    if H is not None and vcov is None:
-        message = ("the Hessian of the objective is not positive definite at the optimum "
-                   "(glmmTMB's 'non-positive-definite Hessian'): standard errors are not "
-                   "available; the model may be overparameterized or a variance is at zero")
-    elif not converged:
-        message = (f"the optimizer stopped ({code}) where a Newton step would still lower "
-                   f"the objective by {decrement:.2g}")
-    else:
-        message = ""
-    opt = OptSummary(
-        optimizer="BFGS (exact gradient) + Newton", x0=x0, lower=layout.lower,
-        upper=layout.upper, x=x, fval=sol.objective, n_evals=int(res.nfev),
-        settings={"gtol": LBFGS_GTOL, "ftol": LBFGS_FTOL, "maxiter": maxiter,
-                  "hessian_step": HESSIAN_STEP}, return_code=code,
-        seconds=time.perf_counter() - t0)
-    return LaplaceFit(x, sol, g, H, vcov, float(decrement), converged, message, opt,
-                      obj.n_grads - grads0)
+    return x, g, H, decrement, res, code

@@ -248,6 +248,26 @@ mu <- exp(1.2 + 0.6 * d$x + b[d$grp])
 d$y <- rnbinom(n, mu = mu, size = mu / (1 + mu / 3))
 datasets$sim_nb12 <- save_sim("sim_nb12", d)
 
+# Predictors far from zero (the fixed-effects basis of the Laplace fit): Contraception with
+# age shifted by +50 (the same model as with the centred age, a different parameterization)
+d <- datasets$Contraception[, c("district", "use", "livch", "age", "urban")]
+d$age_s <- d$age + 50
+datasets$contra_shift <- save_sim("contra_shift", d)
+# zero-inflated NB2 with a year (2000..2020) in the conditional and zero model and an
+# elevation in metres (1000..3000) in the conditional and dispersion model
+set.seed(113)
+n_g <- 25
+d <- data.frame(g = factor(rep(lv("g", n_g), each = 16), levels = lv("g", n_g)))
+n <- nrow(d)
+d$year <- 2000 + sample(0:20, n, replace = TRUE)
+d$elev <- round(runif(n, 1000, 3000))
+b <- rnorm(n_g, sd = 0.5)
+eta <- 1 + 0.05 * (d$year - 2010) - 0.5 * (d$elev - 2000) / 1000 + b[d$g]
+size <- exp(0.5 + 0.8 * (d$elev - 2000) / 1000)
+pz <- plogis(-1 + 0.1 * (d$year - 2010))
+d$y <- ifelse(runif(n) < pz, 0, rnbinom(n, mu = exp(eta), size = size))
+datasets$sim_shift <- save_sim("sim_shift", d)
+
 writeLines(toJSON(sim_levels, pretty = TRUE, auto_unbox = FALSE),
            file.path(data_dir, "factor_levels.json"))
 
@@ -367,6 +387,12 @@ M("contra_binom", "Contraception", "use ~ age + I(age^2) + urban + livch + (1 | 
   'binomial(link = "logit")')
 M("contra_urban_slope", "Contraception", "use ~ age + urban + livch + (urban | district)",
   'binomial(link = "logit")', note = "correlated random intercept and factor slope")
+M("contra_shift", "contra_shift", "use ~ age_s + I(age_s^2) + urban + livch + (urban | district)",
+  'binomial(link = "logit")', note = "age + 50: X'WX badly conditioned (the fixed-effects basis)")
+M("contra_unshift", "contra_shift", "use ~ age + I(age^2) + urban + livch + (urban | district)",
+  'binomial(link = "logit")', note = "contra_shift with the centred age: same fit, other beta")
+M("zinb2_shift", "sim_shift", "y ~ year + elev + (1 | g)", 'nbinom2(link = "log")',
+  zi = "~year", disp = "~elev", note = "predictors in the thousands in all three components")
 
 # --- gammasim: Gamma links and dispersion ----------------------------------------------------
 M("gammasim_log", "gammasim", "y ~ x + (1 | g)", 'Gamma(link = "log")', se_fit = TRUE,

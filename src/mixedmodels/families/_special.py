@@ -29,6 +29,7 @@ __all__ = [
     "log_factorial_int",
     "logistic_parts",
     "polygamma_fast",
+    "polygammas",
     "softplus_value",
     "stirling_derivatives",
     "stirling_remainder",
@@ -75,6 +76,12 @@ _STEPS = np.arange(np.ceil(POLYGAMMA_SERIES_MIN) + 1.0).reshape(-1, 1)
 
 def _trigamma_tetragamma(x: np.ndarray, n: int) -> np.ndarray:
     return _polygammas(np.asarray(x, dtype=float), n)[n - 1]
+
+
+def polygammas(x: np.ndarray, top: int) -> list[np.ndarray]:
+    """``[psi_1(x), ..., psi_top(x)]`` (``top`` 1 or 2) in one pass, ``x > 0``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _polygammas(np.asarray(x, dtype=float), top)
 
 
 def _polygammas(x: np.ndarray, top: int) -> list[np.ndarray]:

@@ -24,12 +24,14 @@ jets of ``log z`` and ``b`` in the channels. glmmTMB's power is ``p = 1 + expit(
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy import special
 
 from . import jet as jt
 from . import series
-from ._special import log_factorial_int, polygamma_fast
+from ._special import log_factorial_int, polygamma_fast, polygammas
 from .density import ResponseFamily, _fail, check_finite, param_links
 
 __all__ = ["TWEEDIE_DROP", "Tweedie"]
@@ -103,14 +105,19 @@ def _logw_inner(logz, b, jl, jh, order):
         if order == 1:
             continue
         c = [d1[a] - m1[a][:, None] for a in range(2)]
-        x11 = -j * j * polygamma_fast(1, bj)
+        if order == 2:
+            x11 = -j * j * polygamma_fast(1, bj)
+        else:
+            # trigamma and tetragamma share the recurrence shift: one pass for both
+            tri, tetra = polygammas(bj, 2)
+            x11 = -j * j * tri
         pc = [p * c[0], p * c[1]]
         g[1][0, 0, rows] = np.sum(pc[0] * c[0], axis=1)
         g[1][0, 1, rows] = g[1][1, 0, rows] = np.sum(pc[0] * c[1], axis=1)
         g[1][1, 1, rows] = np.sum(p * x11 + pc[1] * c[1], axis=1)
         if order == 2:
             continue
-        x111 = -j * j * j * polygamma_fast(2, bj)
+        x111 = -j * j * j * tetra
         t000 = np.sum(pc[0] * c[0] * c[0], axis=1)
         t001 = np.sum(pc[0] * c[0] * c[1], axis=1)
         t011 = np.sum(pc[0] * c[1] * c[1] + p * x11 * c[0], axis=1)
@@ -121,6 +128,24 @@ def _logw_inner(logz, b, jl, jh, order):
             g[2][a, bq, cq, rows] = t
     return val, g[0] if order >= 1 else None, g[1] if order >= 2 else None, \
         g[2] if order >= 3 else None, narrow
+
+
+#: The last value-only series per thread: the Laplace engine's inner Newton iterations
+#: move only ``mu``, and ``log W`` does not depend on ``mu``, so its value is the same at
+#: every iteration of one outer evaluation.
+_LAST_VALUE = threading.local()
+
+
+def tweedie_logw_value(logz, b, jmax, p1):
+    """``log W`` alone (order 0), reused while its arguments repeat exactly."""
+    key = (logz, b, jmax, p1)
+    last = getattr(_LAST_VALUE, "entry", None)
+    if last is not None and all(a.shape == k.shape and np.array_equal(a, k)
+                                for a, k in zip(last[0], key, strict=True)):
+        return [last[1]]
+    val = tweedie_logw(logz, b, jmax, p1, 0)[0]
+    _LAST_VALUE.entry = (tuple(a.copy() for a in key), val)
+    return [val]
 
 
 def tweedie_logw(logz, b, jmax, p1, order):
@@ -172,13 +197,21 @@ class Tweedie(ResponseFamily):
             jmax = np.maximum(1.0, np.exp(p2.v * log_y - log_phi.v - log_p2.v))
         # log W only where y > 0 (zeros keep log W = 0, masked below)
         rows = np.flatnonzero(pos)
-        lw = tweedie_logw(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows], logz.order)
-        lw = lw[:logz.order + 1]
-        full = [np.zeros(g.shape[:-1] + y.shape) for g in lw]
-        for f, g in zip(full, lw, strict=True):
-            f[..., rows] = g
-        inner = jt.Jet(full[0], *full[1:], m=2, order=logz.order)
-        logw = jt.compose_jet(inner, [logz, b])
+        if params["phi"].constant and params["power"].constant:
+            # log W depends on phi and p only: a jet in the mean alone (the inner
+            # Newton iterations) needs its value, not its derivatives
+            value = tweedie_logw_value(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows])[0]
+            full = np.zeros(y.shape)
+            full[rows] = value
+            logw = logz * 0.0 + full
+        else:
+            lw = tweedie_logw(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows], logz.order)
+            lw = lw[:logz.order + 1]
+            full = [np.zeros(g.shape[:-1] + y.shape) for g in lw]
+            for f, g in zip(full, lw, strict=True):
+                f[..., rows] = g
+            inner = jt.Jet(full[0], *full[1:], m=2, order=logz.order)
+            logw = jt.compose_jet(inner, [logz, b])
         rate = jt.exp(-log_phi - log_p1 - log_mu * p1) * ys          # y / (phi p1 mu^p1)
         ans = logw - rate - lam - log_y
         return jt.where(pos, ans, -lam)

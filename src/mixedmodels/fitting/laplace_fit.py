@@ -169,20 +169,29 @@ def _asymmetry(H: np.ndarray) -> float:
     return float(np.nanmax(r)) if r.size else 0.0
 
 
-def hessian_at(fg, z: np.ndarray, g0: np.ndarray) -> np.ndarray:
+def hessian_at(fg, z: np.ndarray, g0: np.ndarray, central=None) -> np.ndarray:
     """The Hessian by forward differences of the gradient, or by central differences
     when the forward one is not symmetric to :data:`HESSIAN_SYMMETRY_TOL` (its
     asymmetry is its truncation error showing: a near-flat or strongly curved direction,
-    such as a zero-inflation coefficient heading for separation)."""
+    such as a zero-inflation coefficient heading for separation).
+
+    ``central`` (a boolean mask) marks the columns taken by central differences in any
+    case: the covariance parameters, along which ``F`` is even about zero and its
+    curvature changes fastest when a variance is small (Salamanders' hurdle NB2, sd
+    0.07: forward differences put its SE 1.7e-4 off, central ones 1e-6)."""
     if HESSIAN_CENTRAL:
         return gradient_hessian(fg, z, HESSIAN_STEP, central=True)
     k = z.size
+    central = np.zeros(k, dtype=bool) if central is None else central
     H = np.empty((k, k))
     for j in range(k):
         h = FORWARD_STEP * max(1.0, abs(z[j]))
         e = np.zeros(k)
         e[j] = h
-        H[:, j] = (fg(z + e)[1] - g0) / h
+        if central[j]:
+            H[:, j] = (fg(z + e)[1] - fg(z - e)[1]) / (2.0 * h)
+        else:
+            H[:, j] = (fg(z + e)[1] - g0) / h
     H = 0.5 * (H + H.T) if _asymmetry(H) <= HESSIAN_SYMMETRY_TOL else None
     if H is None or not _positive_definite(H):
         # the forward differences' truncation error shows as asymmetry, or (gradients
@@ -399,8 +408,10 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
     H = None
     decrement = np.nan
     if hessian and z.size:
+        roles = np.array([b.role for b in layout.blocks for _ in range(b.size)])
+        central = roles[layout.free_index] == "theta"
         for _ in range(NEWTON_POLISH_STEPS + 1):
-            H = hessian_at(fg, z, g)
+            H = hessian_at(fg, z, g, central)
             newton = _newton_step(H, g)
             if newton is None:
                 break

@@ -142,3 +142,23 @@ def test_basis_identity_for_fixed_and_bounded_blocks():
     B = fixed_effects_basis(m.objective_function)
     names = [m.layout.labels[sl.start] for sl, *_ in B.blocks]
     assert names == ["cond~Intercept"]          # disp~0 is held fixed: no basis
+
+
+#: REML integrates the conditional fixed effects in the inner problem, which is not yet in
+#: the basis: a shifted predictor there costs some accuracy (measured 4.6e-5 on the
+#: criterion, 2.3e-5 relative on the SEs).
+REML_SHIFT_OBJECTIVE_ATOL = 1e-3
+REML_SHIFT_SE_RTOL = 1e-3
+
+
+def test_reml_shifted_quadratic_converges():
+    """A predictor around 1000 and its square in a REML fit: the integrated fixed effects
+    are on the user's scale, so the inner Newton steps must not be capped as the random
+    effects' are (before: 'the conditional modes did not converge')."""
+    data = mm.datasets.load("sleepstudy").assign(D2=lambda d: d["Days"] + 1000.0)
+    fits = [_fit(f"Reaction ~ {v} + I({v}**2) + (Days | Subject)", data, REML=True)
+            for v in ("Days", "D2")]
+    # shifting leaves the REML criterion unchanged (unit-triangular map of the columns)
+    assert fits[1].objective == pytest.approx(fits[0].objective,
+                                              abs=REML_SHIFT_OBJECTIVE_ATOL)
+    assert fits[1].se.iloc[2] == pytest.approx(fits[0].se.iloc[2], rel=REML_SHIFT_SE_RTOL)

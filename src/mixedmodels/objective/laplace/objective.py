@@ -189,6 +189,8 @@ class LaplaceObjective:
         self.re = np.array([index[CHANNEL_OF_COMPONENT[name]]
                             for name in self.structure.channels], dtype=np.intp)
         self._penalty = self.structure.penalty
+        self._penalized = self._penalty > 0
+        self._all_penalized = bool(np.all(self._penalized))
         self._reml_const = (-self.structure.X_int.shape[1] * np.log(2.0 * np.pi)
                             if self.reml else 0.0)
         self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
@@ -326,8 +328,13 @@ class LaplaceObjective:
             if size < INNER_TOL:
                 return u, eta, jet, it, full
             # u is standard normal a priori: a longer step is far outside the model's
-            # range and can cost a lot to evaluate (series densities at huge means)
-            t = min(1.0, INNER_MAX_STEP / size)
+            # range and can cost a lot to evaluate (series densities at huge means).
+            # REML's integrated fixed effects are on the user's scale (an intercept in
+            # the thousands, the coefficient of a shifted predictor): they are not capped
+            # (step halving still guards them)
+            cap = size if self._all_penalized else \
+                float(np.max(np.abs(step[self._penalized]), initial=0.0))
+            t = min(1.0, INNER_MAX_STEP / cap) if cap > 0 else 1.0
             # a Gaussian density with the identity link: one full step is exact
             last = t == 1.0 and (size < INNER_STEP_FINAL or self._quadratic) \
                 and final_order > 2

@@ -64,8 +64,9 @@ def _simulated(seed=1, n=300):
     g3 = rng.integers(0, 4, n)
     x = rng.normal(size=n)
     y = 1 + 0.5 * x + rng.normal(size=25)[g1] + rng.normal(size=8)[g2] + rng.normal(size=n)
-    return pd.DataFrame({"y": y, "x": x, "g1": g1, "g2": g2, "g3": g3,
-                         "w": rng.uniform(0.5, 2.0, n)})
+    w = rng.uniform(0.5, 2.0, n)
+    z = rng.normal(size=n)
+    return pd.DataFrame({"y": y, "x": x, "z": z, "g1": g1, "g2": g2, "g3": g3, "w": w})
 
 
 MODELS = [
@@ -77,6 +78,13 @@ MODELS = [
     ("y ~ x + (1 | g1) + (x | g2)", "w"),
     ("y ~ x + (x | g1) + (x | g2)", None),
     ("y ~ x + (1 | g2/g3)", None),
+    # terms sharing a grouping factor: one merged block (linalg.merged) in blocked/sparse
+    ("y ~ x + (x || g1)", None),
+    ("y ~ x + (1 | g1) + (0 + x | g1) + (0 + z | g1) + (x || g2)", "w"),
+    ("y ~ x + (0 + x | g1) + (1 | g2) + (1 | g1)", None),
+    ("y ~ x + (1 | g2) + (0 + x | g2) + (1 | g1)", None),
+    ("y ~ x + (1 | g1) + diag(0 + x + z | g1)", None),
+    ("y ~ x + (1 | g1) + cs(0 + x + z | g1) + (1 | g2)", "w"),
 ]
 
 

@@ -4,11 +4,13 @@ from .basis import FixedBasis
 from .blocked import BlockedFactor, BlockedSystem
 from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem, dense_cross_product
 from .layout import BlockLayout, CrossProductPattern, CrossProducts, TermBlock, add_cross_products
+from .merged import BlockDiagonalStructure, MergedSystem, TermMerge
 from .sparse import SPARSE_MIN_REST, SparseFactor, SparseSystem
 
 __all__ = [
     "DENSE_MAX_SIZE",
     "SPARSE_MIN_REST",
+    "BlockDiagonalStructure",
     "BlockLayout",
     "BlockedFactor",
     "BlockedSystem",
@@ -17,9 +19,11 @@ __all__ = [
     "DenseFactor",
     "DenseSystem",
     "FixedBasis",
+    "MergedSystem",
     "SparseFactor",
     "SparseSystem",
     "TermBlock",
+    "TermMerge",
     "add_cross_products",
     "dense_cross_product",
 ]

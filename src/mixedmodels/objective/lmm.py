@@ -43,8 +43,10 @@ from ..linalg import (
     CrossProductPattern,
     DenseSystem,
     FixedBasis,
+    MergedSystem,
     SparseSystem,
     TermBlock,
+    TermMerge,
 )
 from .lmm_gradient import (
     general_gradient,
@@ -59,7 +61,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
 
 
-def choose_method(design, method: str = "auto") -> str:
+def choose_method(design, method: str = "auto", first_q: int | None = None) -> str:
     """The factorization :class:`LMMObjective` uses for a design's sizes.
 
     ``"auto"``: the whole system dense when ``q + p + 1 <= DENSE_MAX_SIZE``, sparse when
@@ -70,13 +72,16 @@ def choose_method(design, method: str = "auto") -> str:
     ----------
     design : Design or a sizes-only design
     method : {"auto", "dense", "blocked", "sparse"}
+    first_q : int, optional
+        Columns of the first block when it is not the first term alone (the terms on the
+        first term's grouping factor merged, :class:`~mixedmodels.linalg.TermMerge`).
 
     Returns
     -------
     str
     """
     if method == "auto":
-        q_rest = design.q - design.terms[0].q
+        q_rest = design.q - (design.terms[0].q if first_q is None else first_q)
         if design.q + design.p + 1 <= DENSE_MAX_SIZE:
             return "dense"
         return "sparse" if q_rest > SPARSE_MIN_REST else "blocked"
@@ -144,6 +149,10 @@ class LMMObjective:
         for rest blocks too large to hold dense). ``"auto"`` picks dense when
         ``q + p + 1 <= DENSE_MAX_SIZE``, sparse when the rest block exceeds
         ``SPARSE_MIN_REST`` columns, blocked otherwise.
+    merge_terms : bool
+        Factor terms on the same grouping factor as one block (default; blocked and sparse
+        methods, :mod:`mixedmodels.linalg.merged`). The criterion is the same either way;
+        False keeps one block per term (for comparisons).
 
     Notes
     -----
@@ -154,10 +163,16 @@ class LMMObjective:
     """
 
     def __init__(self, design: Design, reml: bool = True, method: str = "auto",
-                 sigma: float | None = None):
+                 sigma: float | None = None, merge_terms: bool = True):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
-        method = choose_method(design, method)
+        # terms on one grouping factor ((x || g)) factor as one block, not as a dense rest
+        merge = TermMerge.of(blocks, structures, [t.grouping.name for t in design.terms])
+        merge = merge if merge.merges and merge_terms else None
+        first_q = None if merge is None else merge.blocks[0].q
+        method = choose_method(design, method, first_q=first_q)
+        if method == "dense":
+            merge = None       # the dense system holds all of Z: nothing to gain
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
         XY = np.column_stack([basis.X, y_res])
@@ -169,12 +184,18 @@ class LMMObjective:
             pattern = None
             system = DenseSystem(blocks, structures)
             system.set_data(XY, design.weights)
-        else:
+        elif merge is None:
             pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
             system = _SYSTEMS[method](pattern, structures)
             system.set_cross_products(pattern.compute(XY, design.weights))
+        else:
+            pattern = CrossProductPattern(merge.blocks, dense_rest=method != "sparse")
+            system = MergedSystem(_SYSTEMS[method](pattern, merge.structures), merge,
+                                  [t.p for t in design.terms])
+            system.set_cross_products(pattern.compute(XY, design.weights))
         log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
-        self._setup(design, reml, sigma, method, pattern, system, basis, coef0, log_det_w)
+        self._setup(design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
+                    merge)
 
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
@@ -223,7 +244,8 @@ class LMMObjective:
         obj._setup(design, reml, None, method, pattern, system, basis, coef0, log_det_w)
         return obj
 
-    def _setup(self, design, reml, sigma, method, pattern, system, basis, coef0, log_det_w):
+    def _setup(self, design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
+               merge=None):
         self.design = design
         self.reml = bool(reml)
         #: the residual standard deviation when it is fixed (not profiled), else None
@@ -233,7 +255,14 @@ class LMMObjective:
         #: ``"dense"`` (whole system, small models), ``"blocked"`` or ``"sparse"``
         self.method = method
         self.pattern = pattern
+        #: the factorization; a :class:`~mixedmodels.linalg.MergedSystem` (theta, ``u`` and
+        #: conditional variances in the terms' order) when terms share a grouping factor
         self.system = system
+        #: the :class:`~mixedmodels.linalg.TermMerge` of the terms sharing a grouping
+        #: factor, or None (each term its own block)
+        self.merge = merge
+        #: the system the factors come from, in the merged blocks' order
+        self._core = system if merge is None else system.inner
         #: the internal basis of the fixed effects (module docstring)
         self.basis = basis
         self._coef0 = coef0
@@ -246,7 +275,7 @@ class LMMObjective:
         #: structure with ``lambda_jacobian``); see :mod:`.lmm_gradient`
         self.has_gradient = (method == "blocked" and self.sigma is None
                              and has_jacobian([t.structure for t in design.terms]))
-        self._scalar_gradient = self.has_gradient and supports_gradient(self.system)
+        self._scalar_gradient = self.has_gradient and supports_gradient(self._core)
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
@@ -269,6 +298,8 @@ class LMMObjective:
         if self.method == "dense":
             self.system.set_data(XY, None, Z=Z)
         else:
+            if self.merge is not None:
+                Z = self.merge.merge_z(Z)
             self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
         self.log_det_w = float(log_det_w)
 
@@ -334,8 +365,9 @@ class LMMObjective:
                                       "(method='blocked')")
         self.n_evals += 1
         self.n_grads += 1
-        theta = np.asarray(theta, dtype=float)
-        f = self.system.factorize(theta, scratch=True)
+        theta_user = np.asarray(theta, dtype=float)
+        theta = theta_user if self.merge is None else theta_user[self.merge.theta_index]
+        f = self._core.factorize(theta, scratch=True)
         if f is None:
             return np.inf, np.zeros_like(theta)
         # the gradient works in the internal basis, like the factor (the criterion differs
@@ -344,12 +376,14 @@ class LMMObjective:
         r2 = f.pwrss()
         dof = self.n - self.p if self.reml else self.n
         if self._scalar_gradient:
-            u = self.system.solve_u(f, beta_t)
-            grad = scalar_terms_gradient(self.system, f, theta, beta_t, u, r2, dof,
+            u = self._core.solve_u(f, beta_t)
+            grad = scalar_terms_gradient(self._core, f, theta, beta_t, u, r2, dof,
                                          self.reml, RXt_inv)
         else:
-            grad = general_gradient(self.system, f, theta, beta_t, r2, dof, self.reml,
+            grad = general_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
                                     RXt_inv)
+        if self.merge is not None:
+            grad = self.merge.theta_to_terms(grad)
         return float(self._from_factor(f)), grad
 
     def _internal_fixed(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:

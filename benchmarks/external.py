@@ -1,8 +1,10 @@
 """Time other tools on the same table rows, on this machine, for same-machine ratios.
 
 ``python benchmarks/external.py --tool lme4 [--only NAME] [--repeat 5] [--quick]`` runs
-``benchmarks/r/time_lme4.R`` (Rscript) once per row in a fresh R process and merges the
-results into ``benchmarks/results/lme4_local.json``. ``--tool mixedlm --python
+``benchmarks/r/time_lme4.R`` (Rscript) once per row in a fresh R process -- lme4's lmer,
+glmer, glmer.nb, or glmmTMB for glmmtmb rows -- and merges the results into
+``benchmarks/results/lme4_local.json``. ``run.py --with-r`` uses the same code
+(:func:`time_row`) row by row in its own run. ``--tool mixedlm --python
 /tmp/peer-venv/bin/python`` does the same with the peer library mixedlm
 (``benchmarks/peer_mixedlm.py``, its own virtual environment, never a project dependency)
 into ``results/peer_mixedlm.json``. ``run.py`` reads both files to compute speedups.
@@ -41,7 +43,7 @@ TOOLS = {
 #: lme4's own timing protocol in visible.json is a median of 5 runs.
 DEFAULT_REPEAT = 5
 #: Options of a row that the R script understands.
-_R_OPTIONS = {"REML"}
+_R_OPTIONS = {"REML", "nAGQ", "link", "ziformula", "dispformula"}
 
 
 def _bundled_csv(name: str) -> tuple[Path, dict]:
@@ -76,8 +78,12 @@ def write_job(case: BenchmarkCase, table: BenchmarkTable, repeat: int, tmp: Path
     job = {
         "name": case.name, "engine": case.engine, "csv": str(csv), "factor_levels": levels,
         "formula": case.lme4_formula, "python_formula": case.formula,
-        "REML": bool(case.options.get("REML", True)), "repeat_n": repeat,
-        "warmup": case.warmup,
+        # lmer's REML default is TRUE, glmmTMB's FALSE (glmer ignores it)
+        "REML": bool(case.options.get("REML", case.engine == "lmer")), "repeat_n": repeat,
+        "warmup": case.warmup, "family": case.r_family_call,
+        "nAGQ": int(case.options.get("nAGQ", 1)),
+        "ziformula": case.options.get("ziformula", "~0"),
+        "dispformula": case.options.get("dispformula", "~1"),
     }
     path = tmp / f"{case.name}.job.json"
     path.write_text(json.dumps(job))
@@ -95,31 +101,44 @@ def run_tool(tool: str, cases: list[BenchmarkCase], table: BenchmarkTable, repea
              python: str, blas_threads: int | None = None) -> dict:
     """``{name: record}`` for the rows the tool could fit (errors are recorded too)."""
     records = {}
+    for case in cases:
+        if tool == "mixedlm" and case.engine != "lmer":
+            print(f"[{tool}] {case.name}: mixedlm fits lmer rows only, skipped")
+            continue
+        print(f"[{tool}] {case.name} ...", end=" ", flush=True)
+        rec = time_row(tool, case, table, repeat, python, blas_threads)
+        if rec["status"] == "ok":
+            print(f"{rec['seconds'] * 1e3:.1f} ms, {rec['n_evals']} evals", flush=True)
+        else:
+            print(rec["status"], rec.get("reason", ""), flush=True)
+        records[case.name] = rec
+    return records
+
+
+def time_row(tool: str, case: BenchmarkCase, table: BenchmarkTable, repeat: int,
+             python: str = "", blas_threads: int | None = None) -> dict:
+    """Time one row with ``tool`` in a fresh process: the record (status "ok" or why not).
+
+    ``run.py --with-r`` calls this right after timing mixedmodels on the same row, so both
+    tools see the same load (same-run ratios)."""
+    n = case.repeats(repeat)
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        for case in cases:
-            if case.engine != "lmer":
-                print(f"[{tool}] {case.name}: engine {case.engine} not wired, skipped")
-                continue
-            n = case.repeats(repeat)
-            job = write_job(case, table, n, tmp)
-            out = tmp / f"{case.name}.out.json"
-            print(f"[{tool}] {case.name} ...", end=" ", flush=True)
-            res = run_child(_command(tool, python, job, out), timeout_s=case.timeout_seconds
-                            * max(2, n + 1), env=child_env(blas_threads))
-            if res.returncode == 0 and out.exists():
-                rec = json.loads(out.read_text())
-                rec["status"] = "ok"
-                print(f"{rec['seconds'] * 1e3:.1f} ms, {rec['n_evals']} evals", flush=True)
-            else:
-                tail = " / ".join(res.stderr.strip().splitlines()[-3:])
-                rec = {"name": case.name, "status": "timeout" if res.timed_out else "error",
-                       "reason": tail}
-                print(rec["status"], tail, flush=True)
-            rec["maxrss_mb"] = res.maxrss_mb
-            rec["child_wall_s"] = res.wall_s
-            records[case.name] = rec
-    return records
+        job = write_job(case, table, n, tmp)
+        out = tmp / f"{case.name}.out.json"
+        res = run_child(_command(tool, python, job, out), timeout_s=case.timeout_seconds
+                        * max(2, n + 1), env=child_env(blas_threads))
+        if res.returncode == 0 and out.exists():
+            rec = json.loads(out.read_text())
+            rec["status"] = "ok"
+        else:
+            tail = " / ".join(res.stderr.strip().splitlines()[-3:])
+            rec = {"name": case.name, "status": "timeout" if res.timed_out else "error",
+                   "reason": tail}
+    rec["tool"] = case.reference_tool if tool == "lme4" else tool
+    rec["maxrss_mb"] = res.maxrss_mb
+    rec["child_wall_s"] = res.wall_s
+    return rec
 
 
 def main(argv: list[str] | None = None) -> int:

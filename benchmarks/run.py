@@ -11,6 +11,11 @@ Options
 --quick         skip the "large" rows (InstEval, the 1M-row design): for CI budgets
 --merge         keep the rows of an existing --out that this run did not redo
 --blas-threads N  pin BLAS/OpenMP threads in the subprocesses (default: leave as is)
+--with-r        time the row's R counterpart (lme4, or glmmTMB for glmmtmb rows) right after
+                it in the same run (benchmarks/external.py's protocol), instead of
+                reading --lme4's file: same-load ratios
+--one-thread    also fit every row with BLAS pinned to one thread (a second column; the
+                headline stays the default threads unless --blas-threads is given)
 --lme4, --peer FILE  lme4 / mixedlm timings to compare with (default results/*.json)
 --list          print the table and exit
 --render-only   recompute speedups and the Markdown from --out's JSON (after new lme4 or
@@ -35,6 +40,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.child import child_env, run_child, thread_settings
+from benchmarks.external import time_row
 from benchmarks.report import enrich, load_external, markdown
 from benchmarks.table import ROOT, TABLE_PATH, load_table
 
@@ -145,6 +151,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--render-only", action="store_true")
     ap.add_argument("--blas-threads", type=int, default=None, metavar="N")
+    ap.add_argument("--with-r", action="store_true")
+    ap.add_argument("--one-thread", action="store_true")
     ap.add_argument("--lme4", type=Path, default=LME4_LOCAL, help="lme4 timings (JSON)")
     ap.add_argument("--peer", type=Path, default=PEER, help="mixedlm timings (JSON)")
     ap.add_argument("--table", type=Path, default=TABLE_PATH)
@@ -171,14 +179,33 @@ def main(argv: list[str] | None = None) -> int:
         f"default ({thread_settings()})"
     lme4_local, peer = load_external(args.lme4), load_external(args.peer)
     records = []
+    same_run: dict = {"meta": {"protocol": "same run as mixedmodels, row by row"},
+                      "models": {}}
     for case in cases:
         print(f"[bench] {case.name} ...", end=" ", flush=True)
-        record = enrich(run_case(case, case.repeats(args.repeat), args.table,
-                                 args.blas_threads), case, lme4_local, peer)
+        record = run_case(case, case.repeats(args.repeat), args.table, args.blas_threads)
+        if args.one_thread and record.get("status") == "ok":
+            one = run_case(case, case.repeats(args.repeat), args.table, 1)
+            record["fit_s_1thread"] = one.get("fit_s")
+            record["n_evals_1thread"] = one.get("n_evals")
+        if args.with_r:
+            r_rec = time_row("lme4", case, table, args.repeat, "", args.blas_threads)
+            record["r_tool"] = r_rec.get("tool")
+            record["r_status"] = r_rec.get("status")
+            record["r_reason"] = r_rec.get("reason")
+            record["r_cpu_s"] = r_rec.get("cpu_seconds")
+            record["r_maxrss_mb"] = r_rec.get("maxrss_mb")
+            same_run["models"][case.name] = r_rec
+            record = enrich(record, case, same_run, peer)
+        else:
+            record = enrich(record, case, lme4_local, peer)
         records.append(record)
         if record.get("status") == "ok":
+            vs = record.get("speedup_vs_local")
             print(f"{record['fit_s'] * 1e3:.1f} ms, {record['n_evals']} evals, peak "
-                  f"{record['child_maxrss_mb']:.0f} MB", flush=True)
+                  f"{record['child_maxrss_mb']:.0f} MB"
+                  + (f", {vs:.2f}x {record.get('r_tool', 'lme4')}" if vs else ""),
+                  flush=True)
         else:
             print(record.get("status"), record.get("reason", ""), flush=True)
     meta["loadavg_end"] = os.getloadavg()[0]
@@ -190,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         records = sorted([r for r in old if r["name"] not in redone] + records,
                          key=lambda r: order.index(r["name"]) if r["name"] in order
                          else len(order))
+    if args.with_r:
+        lme4_local = same_run
     doc = {"meta": meta, "lme4_local_meta": lme4_local.get("meta", {}),
            "peer_meta": peer.get("meta", {}), "models": records}
     _write(doc, args.out)

@@ -25,6 +25,8 @@ __all__ = ["GENERATORS", "SimulatedData", "crossed", "generate"]
 DEFAULT_BETA = (0.5, 1.0)
 DEFAULT_GROUP_SD = (0.8, 0.4, 0.2)
 DEFAULT_SIGMA = 1.0
+#: Response distributions :func:`crossed` draws.
+RESPONSES = ("gaussian", "binomial", "poisson")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def crossed(
     group_sd: Sequence[float] | None = None,
     sigma: float = DEFAULT_SIGMA,
     slope_sd: Sequence[float] | None = None,
+    response: str = "gaussian",
+    covariates: int = 0,
 ) -> SimulatedData:
     """Crossed random-intercept design (see the module docstring), optionally with random
     slopes of ``x``.
@@ -87,6 +91,15 @@ def crossed(
     slope_sd : sequence of float, optional
         Standard deviation of each factor's random slopes of ``x`` (0: none; default none).
         A factor with slopes supports ``(x | g)`` terms.
+    response : {"gaussian", "binomial", "poisson"}
+        ``y`` as drawn (gaussian), or drawn from the GLMM with the linear predictor
+        ``eta = y - sigma eps`` (the same draws without the residual): Bernoulli with
+        ``logit^{-1}(eta)``, or Poisson with mean ``exp(eta / 2)`` (halved to keep counts
+        moderate).
+    covariates : int
+        Extra standard-normal columns ``z1, z2, ...`` (no effect on ``y``; for terms such
+        as ``(0 + z1 | g1)``), drawn after everything else so the other columns do not
+        change.
     """
     levels = [int(k) for k in levels]
     if not levels:
@@ -103,9 +116,12 @@ def crossed(
     slope_sd = [0.0] * len(levels) if slope_sd is None else [float(v) for v in slope_sd]
     if len(slope_sd) != len(levels):
         raise ValueError(f"slope_sd has {len(slope_sd)} entries for {len(levels)} factors")
+    if response not in RESPONSES:
+        raise ValueError(f"response must be one of {RESPONSES}, not {response!r}")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n_obs)
-    y = beta[0] + beta[1] * x + sigma * rng.standard_normal(n_obs)
+    eps = sigma * rng.standard_normal(n_obs)
+    y = beta[0] + beta[1] * x + eps
     columns: dict[str, np.ndarray] = {}
     for j, (k, sd, ssd) in enumerate(zip(levels, group_sd, slope_sd, strict=True), start=1):
         codes = _balanced_codes(rng, n_obs, k)
@@ -113,7 +129,12 @@ def crossed(
         if ssd:
             y += ssd * rng.standard_normal(k)[codes] * x
         columns[f"g{j}"] = codes
-    columns = {"y": y, "x": x, **columns}
+    if response == "binomial":
+        y = rng.binomial(1, 1.0 / (1.0 + np.exp(-(y - eps)))).astype(float)
+    elif response == "poisson":
+        y = rng.poisson(np.exp(0.5 * (y - eps))).astype(float)
+    extra = {f"z{j}": rng.standard_normal(n_obs) for j in range(1, covariates + 1)}
+    columns = {"y": y, "x": x, **extra, **columns}
     truth = {"beta": list(beta), "group_sd": list(group_sd), "sigma": sigma,
              "slope_sd": slope_sd}
     return SimulatedData(columns, {f"g{j}": k for j, k in enumerate(levels, start=1)}, truth)

@@ -28,7 +28,7 @@ TABLE_PATH = HERE / "models.toml"
 REFERENCE_PATH = ROOT / "tests" / "reference" / "visible.json"
 
 #: Engines a row may name; the runner wires those in ``engines.ENGINES``.
-ENGINES_KNOWN = ("lmer", "glmer")
+ENGINES_KNOWN = ("lmer", "glmer", "glmer_nb", "glmmtmb")
 #: Size classes, cheapest first; ``--quick`` runs all but "large".
 SIZES = ("small", "medium", "large")
 #: A row's subprocess is stopped after this many seconds unless the row says otherwise.
@@ -37,7 +37,7 @@ DEFAULT_TIMEOUT_S = 1800.0
 _ROW_KEYS = {
     "name", "engine", "data", "formula", "r_formula", "family", "options", "reference",
     "size", "max_repeat", "warmup", "traced_memory", "warn_seconds", "warn_memory_mb",
-    "timeout_seconds",
+    "timeout_seconds", "r_family",
 }
 
 
@@ -60,11 +60,28 @@ class BenchmarkCase:
     warn_seconds: float | None = None
     warn_memory_mb: float | None = None
     timeout_seconds: float = DEFAULT_TIMEOUT_S
+    #: the family as an R call where ``family`` + ``options.link`` do not spell it
+    r_family: str | None = None
 
     @property
     def lme4_formula(self) -> str:
         """The formula in lme4's syntax."""
         return self.r_formula or self.formula
+
+    @property
+    def r_family_call(self) -> str | None:
+        """The family as an R expression (``Gamma(link = "log")``)."""
+        if self.r_family:
+            return self.r_family
+        if not self.family:
+            return None
+        link = self.options.get("link")
+        return f'{self.family}(link = "{link}")' if link else f"{self.family}()"
+
+    @property
+    def reference_tool(self) -> str:
+        """The R package the row is timed against: glmmTMB for glmmtmb rows, else lme4."""
+        return "glmmTMB" if self.engine == "glmmtmb" else "lme4"
 
     def repeats(self, requested: int) -> int:
         """``requested`` capped by the row's ``max_repeat``."""
@@ -104,10 +121,10 @@ def _case(row: dict, simulated: dict, where: str) -> BenchmarkCase:
     if case.engine not in ENGINES_KNOWN:
         raise ValueError(f"{where} ({case.name}): engine {case.engine!r} is not one of "
                          f"{ENGINES_KNOWN}")
-    if case.engine == "glmer" and not case.family:
+    if case.engine in ("glmer", "glmmtmb") and not case.family:
         raise ValueError(f"{where} ({case.name}): a glmer row needs a `family`")
-    if case.engine == "lmer" and case.family:
-        raise ValueError(f"{where} ({case.name}): an lmer row takes no `family` "
+    if case.engine in ("lmer", "glmer_nb") and case.family:
+        raise ValueError(f"{where} ({case.name}): an {case.engine} row takes no `family` "
                          "(use engine = \"glmer\")")
     if case.size not in SIZES:
         raise ValueError(f"{where} ({case.name}): size {case.size!r} is not one of {SIZES}")

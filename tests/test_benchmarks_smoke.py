@@ -20,6 +20,7 @@ from reference_models import models, parse_python_field, reference
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.engines import load_data  # noqa: E402
 from benchmarks.report import OBJECTIVE_TOL, enrich, markdown  # noqa: E402
 from benchmarks.simulate import crossed, generate  # noqa: E402
 from benchmarks.table import load_table  # noqa: E402
@@ -75,7 +76,8 @@ def test_table_format_takes_glmer_rows_and_rejects_bad_ones(tmp_path):
     assert (case.engine, case.family, case.options) == ("glmer", "binomial", {"nAGQ": 1})
     bad = {
         "needs a `family`": GLMER_ROW.replace('family = "binomial"\n', ""),
-        "engine 'glmmtmb'": GLMER_ROW.replace('"glmer"', '"glmmtmb"'),
+        "engine 'nlme'": GLMER_ROW.replace('"glmer"', '"nlme"'),
+        "takes no `family`": GLMER_ROW.replace('"glmer"', '"glmer_nb"'),
         "unknown field": GLMER_ROW + 'colour = "red"\n',
         "not an id": GLMER_ROW.replace("cbpp_laplace", "no_such_model"),
     }
@@ -146,3 +148,63 @@ def test_quick_runner_end_to_end(tmp_path):
     assert md == markdown(doc)
     for name in SMOKE_MODELS:
         assert f"| {name} |" in md
+
+
+def test_corpus_rows_name_their_r_family_and_tool():
+    table = load_table()
+    assert len(table.cases) >= 40
+    assert {c.engine for c in table.cases} == {"lmer", "glmer", "glmer_nb", "glmmtmb"}
+    gamma = table.get("gammasim_gamma")
+    assert gamma.r_family_call == 'Gamma(link = "log")' and gamma.reference_tool == "lme4"
+    tmb = table.get("tmb_sal_zinb2")
+    assert tmb.r_family_call == "nbinom2()" and tmb.reference_tool == "glmmTMB"
+    assert table.get("cbpp_laplace").r_family_call == "binomial()"
+    # nAGQ 0, 1 and > 1 all present
+    assert {c.options.get("nAGQ", 1) for c in table.cases if c.engine == "glmer"} >= {0, 1, 25}
+
+
+def test_simulated_glmm_responses_keep_the_other_columns():
+    base = crossed(2_000, [40, 8], seed=3)
+    for response in ("binomial", "poisson"):
+        sim = crossed(2_000, [40, 8], seed=3, response=response, covariates=2)
+        for k in ("x", "g1", "g2"):
+            assert np.array_equal(sim.columns[k], base.columns[k])
+        y = sim.columns["y"]
+        assert np.all(y == np.round(y)) and y.min() >= 0
+        assert set(sim.columns) >= {"z1", "z2"}
+    assert set(np.unique(crossed(500, [10], seed=1, response="binomial").columns["y"])) \
+        <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="response"):
+        crossed(100, [5], seed=1, response="gamma")
+
+
+def test_glmm_engines_fit_and_report_their_optimizer():
+    from benchmarks.engines import ENGINES, opt_summary
+
+    table = load_table()
+    data = load_data(table, "cbpp")
+    for name in ("cbpp_laplace", "tmb_cbpp_binom"):
+        case = table.get(name)
+        res = ENGINES[case.engine](case, data)
+        opt = opt_summary(res)
+        assert opt.n_evals > 0 and opt.seconds > 0
+        assert res.objective == pytest.approx(reference()["cbpp_laplace"]["objective"],
+                                              abs=OBJECTIVE_TOL)
+
+
+def test_corpus_report_geometric_mean_and_slow_models():
+    from benchmarks.corpus import corpus_markdown
+
+    rows = [{"name": "a", "engine": "lmer", "formula": "y ~ 1 + (1 | g)", "status": "ok",
+             "n_obs": 10, "fit_s": 0.1, "optimizer_s": 0.02, "n_evals": 10,
+             "lme4_local_n_evals": 10, "lme4_local_s": 0.15, "speedup_vs_local": 1.5,
+             "fit_s_1thread": 0.1},
+            {"name": "b", "engine": "glmer", "formula": "y ~ 1 + (1 | g)", "status": "ok",
+             "n_obs": 10, "fit_s": 0.1, "optimizer_s": 0.09, "n_evals": 40,
+             "lme4_local_n_evals": 10, "lme4_local_s": 0.6, "speedup_vs_local": 6.0,
+             "fit_s_1thread": 0.1}]
+    md = corpus_markdown({"meta": {"loadavg_start": 1.0, "loadavg_end": 1.0},
+                          "models": rows})
+    assert "Geometric mean speedup: 3.00×" in md          # sqrt(1.5 * 6)
+    slow = md.split("and why")[1]
+    assert "**a**" in slow and "**b**" not in slow and "setup-dominated" in slow

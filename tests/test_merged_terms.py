@@ -103,6 +103,22 @@ def test_block_diagonal_structure_jacobian_matches_differences():
     assert s.lambda_(theta)[0, 1:].tolist() == [0.0, 0.0]      # block diagonal
 
 
+def test_block_diagonal_structure_of_selections_is_a_gather():
+    design = mm.materialize(
+        mm.parse_formula("resp ~ x + (1 | gr.1) + (0 + x | gr.1) + (z | h)"), _data())
+    s = BlockDiagonalStructure([t.structure for t in design.terms])
+    theta = np.array([0.7, 0.4, 0.9, -0.2, 0.5])
+    dense = np.zeros((4, 4))
+    dense[0, 0], dense[1, 1] = 0.7, 0.4
+    dense[2:, 2:] = design.terms[2].structure.lambda_(theta[2:])
+    np.testing.assert_array_equal(s.lambda_(theta), dense)
+    h = 1e-6
+    num = np.stack([(s.lambda_(theta + h * e) - s.lambda_(theta - h * e)) / (2 * h)
+                    for e in np.eye(5)])
+    np.testing.assert_allclose(s.lambda_jacobian(theta), num, atol=1e-8)
+    assert not s.lambda_jacobian(theta).flags.writeable      # shared constant
+
+
 def test_lmer_fit_unchanged_by_merging():
     data = _data()
     fit = mm.lmer("resp ~ x + (x || gr.1) + (1 | h)", data)

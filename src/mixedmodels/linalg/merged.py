@@ -48,6 +48,17 @@ class BlockDiagonalStructure:
         self.p = int(sum(s.p for s in self.parts))
         self._cols = np.concatenate([[0], np.cumsum([s.p for s in self.parts])])
         self._slices = theta_slices(self.parts)
+        # parts whose lambda is a selection of theta (scalar and unstructured terms, diag):
+        # lambda is one gather and its Jacobian a constant, computed once
+        mp = self.direct_map()
+        self._gather = None
+        if mp is not None:
+            pos = np.flatnonzero(mp >= 0)
+            self._gather = (pos, mp[pos])
+            jac = np.zeros((self.n_theta, self.p * self.p))
+            jac[mp[pos], pos] = 1.0
+            self._jac = jac.reshape(self.n_theta, self.p, self.p)
+            self._jac.flags.writeable = False
 
     @property
     def n_theta(self) -> int:
@@ -59,6 +70,10 @@ class BlockDiagonalStructure:
     def lambda_(self, theta: np.ndarray) -> np.ndarray:
         """``diag(lambda_k(theta_k))``, P x P."""
         out = np.zeros((self.p, self.p))
+        if self._gather is not None:
+            pos, src = self._gather
+            out.reshape(-1)[pos] = np.asarray(theta, dtype=float)[src]
+            return out
         for s, sl, a, b in zip(self.parts, self._slices, self._cols[:-1], self._cols[1:],
                                strict=True):
             out[a:b, a:b] = s.lambda_(theta[sl])
@@ -66,7 +81,9 @@ class BlockDiagonalStructure:
 
     def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
         """``d lambda / d theta_j``: each term's Jacobian on its diagonal block,
-        (n_theta, P, P)."""
+        (n_theta, P, P); read-only and shared when every part is a selection of theta."""
+        if self._gather is not None:
+            return self._jac
         out = np.zeros((self.n_theta, self.p, self.p))
         for s, sl, a, b in zip(self.parts, self._slices, self._cols[:-1], self._cols[1:],
                                strict=True):

@@ -1,6 +1,10 @@
-"""m.sample(): the NUTS sampler, its convergence diagnostics, the log posteriors and their
-gradients, checked against independent computations (quadrature over theta, importance
-sampling from the Laplace approximation, numerical derivatives, ArviZ, AR(1) theory)."""
+"""m.sample(): the samplers (nutpie's NUTS, the default, and the builtin numpy NUTS), their
+convergence diagnostics, the log posteriors and their gradients, checked against independent
+computations (quadrature over theta, importance sampling from the Laplace approximation,
+numerical derivatives, ArviZ, AR(1) theory).
+
+nutpie is in the ``test`` extra, so the default sampler runs here (and in CI); the slow
+posterior checks run with both samplers."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from bayes_oracles import OneThetaPosterior, importance_means
 from mixedmodels._threads import blas_threads
 from mixedmodels.bayes import convergence as cv
 from mixedmodels.bayes.nuts import NutsSettings, run_chain
-from mixedmodels.bayes.sample import SamplingWarning
+from mixedmodels.bayes.sample import BACKENDS, SamplingWarning
 from mixedmodels.bayes.targets import SamplingError, target_of
 
 #: Relative agreement of the analytic gradient with central differences.
@@ -247,10 +251,13 @@ def test_diagnostics_match_arviz():
 
 
 # -- m.sample() end to end (small) ----------------------------------------------------------
-def test_sample_result(dyestuff_fit):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sample_result(dyestuff_fit, backend):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        s = dyestuff_fit.sample(draws=60, chains=2, warmup=60, seed=5, ranef=True)
+        s = dyestuff_fit.sample(draws=60, chains=2, warmup=60, seed=5, ranef=True,
+                                backend=backend)
+    assert s.backend == backend
     names = ["sd_(Intercept)|Batch", "sigma", "Intercept"]
     assert list(s.draws.columns) == ["chain", "draw", *names]
     assert list(dyestuff_fit.confint(method="wald").index)[-1] == names[-1]
@@ -269,13 +276,37 @@ def test_sample_result(dyestuff_fit):
     # same seed, same draws
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        s2 = dyestuff_fit.sample(draws=60, chains=2, warmup=60, seed=5)
+        s2 = dyestuff_fit.sample(draws=60, chains=2, warmup=60, seed=5, backend=backend)
+        s3 = dyestuff_fit.sample(draws=60, chains=2, warmup=60, seed=6, backend=backend)
     pd.testing.assert_frame_equal(s.draws, s2.draws)
+    assert not np.allclose(s.draws["sigma"], s3.draws["sigma"])
+    # the chains start apart (dispersed starting points) and are different chains
+    a = s.array("sigma")
+    assert not np.allclose(a[0], a[1])
     assert "PosteriorSamples" in repr(s)
     with pytest.raises(KeyError, match="no parameter"):
         s.array("nope")
     with pytest.raises(ValueError, match="level"):
         s.summary(level=1.5)
+
+
+def test_missing_nutpie_says_how_to_install(dyestuff_fit, monkeypatch):
+    """Without the bayes extra the default sampler is refused with the pip line and the
+    builtin alternative, before any work; backend='builtin' still samples."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "nutpie", None)      # import nutpie -> ImportError
+    with pytest.raises(ImportError, match=r"mixedmodels\[bayes\].*backend='builtin'"):
+        dyestuff_fit.sample(draws=10, chains=1, warmup=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        s = dyestuff_fit.sample(draws=10, chains=1, warmup=10, seed=1, backend="builtin")
+    assert s.draws.shape == (10, 5)
+
+
+def test_unknown_backend(dyestuff_fit):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        dyestuff_fit.sample(draws=10, backend="stan")
 
 
 def test_to_arviz(dyestuff_fit):
@@ -302,20 +333,22 @@ def _check_one_theta(s, oracle, sd_name):
 
 
 @pytest.mark.slow
-def test_dyestuff_posterior_matches_quadrature(dyestuff_fit):
-    s = dyestuff_fit.sample(draws=1000, chains=4, warmup=1000, seed=2024)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dyestuff_posterior_matches_quadrature(dyestuff_fit, backend):
+    s = dyestuff_fit.sample(draws=1000, chains=4, warmup=1000, seed=2024, backend=backend)
     _check_one_theta(s, OneThetaPosterior(dyestuff_fit.design), "sd_(Intercept)|Batch")
     assert s.divergences == 0
 
 
 @pytest.mark.slow
-def test_dyestuff2_chains_cross_zero():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dyestuff2_chains_cross_zero(backend):
     """Dyestuff2's ML variance is exactly 0: the chains pass through theta = 0 (both signs
     are visited), and the posterior mass near zero is the quadrature's."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = mm.lmer("Yield ~ 1 + (1|Batch)", mm.datasets.load("Dyestuff2"), REML=False)
-    s = m.sample(draws=1000, chains=4, warmup=1000, seed=7)
+    s = m.sample(draws=1000, chains=4, warmup=1000, seed=7, backend=backend)
     oracle = OneThetaPosterior(m.design)
     _check_one_theta(s, oracle, "sd_(Intercept)|Batch")
     theta = s.unconstrained["theta[0]"].to_numpy().reshape(4, -1)
@@ -345,9 +378,10 @@ def _fold(Z):
 
 
 @pytest.mark.slow
-def test_sleepstudy_posterior_matches_importance_sampling(sleep):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sleepstudy_posterior_matches_importance_sampling(sleep, backend):
     m = mm.lmer("Reaction ~ Days + (Days|Subject)", sleep)
-    s = m.sample(draws=1000, chains=4, warmup=1000, seed=11)
+    s = m.sample(draws=1000, chains=4, warmup=1000, seed=11, backend=backend)
     t = target_of(m)
     with blas_threads():
         mean, se, ess = importance_means(
@@ -384,13 +418,14 @@ def _flip_first(sign):
 
 
 @pytest.mark.slow
-def test_cbpp_laplace_posterior_matches_importance_sampling():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cbpp_laplace_posterior_matches_importance_sampling(backend):
     """GLMM: the draws of the Laplace posterior (binomial, one scalar term) against
     importance sampling from the same density."""
     cbpp = mm.datasets.load("cbpp")
     m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1|herd)", cbpp,
                  family="binomial")
-    s = m.sample(draws=1000, chains=4, warmup=1000, seed=5)
+    s = m.sample(draws=1000, chains=4, warmup=1000, seed=5, backend=backend)
     t = target_of(m)
 
     def fold(Z):

@@ -248,7 +248,7 @@ class InferenceMixin:
     # -- simulation, refitting, bootstrap ------------------------------------------------
     def sample(self, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000, *,
                ranef: bool = False, target_accept: float = 0.8, max_depth: int = 10,
-               warn: bool = True):
+               warn: bool = True, backend: str = "nutpie"):
         """MCMC draws from the posterior of ``(theta, beta, sigma)`` (NUTS).
 
         The random effects are integrated out: exactly for LMMs, by the Laplace
@@ -268,6 +268,9 @@ class InferenceMixin:
             NUTS tuning (Stan's ``adapt_delta`` and ``max_treedepth``).
         warn : bool
             Warn about divergences and R-hat above 1.01.
+        backend : {"nutpie", "builtin"}
+            nutpie's NUTS (default; ``pip install 'mixedmodels[bayes]'``) or the
+            package's own numpy NUTS (no extra; slower).
 
         Returns
         -------
@@ -280,7 +283,8 @@ class InferenceMixin:
         from .bayes.sample import sample
 
         return sample(self, draws, chains, seed, warmup, ranef=ranef,
-                      target_accept=target_accept, max_depth=max_depth, warn=warn)
+                      target_accept=target_accept, max_depth=max_depth, warn=warn,
+                      backend=backend)
 
     def simulate(self, nsim: int = 1, seed=None, re_form="~0") -> pd.DataFrame:
         """Responses simulated from the fitted model, one column per replicate.

@@ -162,9 +162,12 @@ class _Sampler:
         p = z.p + 0.5 * eps * z.g
         x = z.x + eps * self.metric.velocity(p)
         lp, g = self._eval(x)
-        if not math.isfinite(lp):
-            return _Point(x, p, g, lp, p)
-        return self.point(x, p + 0.5 * eps * g, g, lp)
+        p_new = p + 0.5 * eps * g
+        if not (math.isfinite(lp) and np.all(np.isfinite(p_new))):
+            # outside the support, or a step so large the momentum overflowed (a far too
+            # large trial step in warmup): a point of zero density, the trajectory diverges
+            return _Point(x, p, np.zeros_like(x), -math.inf, p)
+        return self.point(x, p_new, g, lp)
 
     @staticmethod
     def _no_uturn(minus: _Point, plus: _Point, rho: np.ndarray) -> bool:

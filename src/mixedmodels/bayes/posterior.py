@@ -48,6 +48,8 @@ class PosteriorSamples:
         Wall time of the sampling (warmup included).
     n_evals : int
         Log-density evaluations (each with its gradient).
+    backend : str
+        The sampler that drew them: ``"nutpie"`` or ``"builtin"``.
     """
 
     draws: pd.DataFrame
@@ -60,6 +62,7 @@ class PosteriorSamples:
     step_size: tuple = ()
     seconds: float = float("nan")
     n_evals: int = 0
+    backend: str = "nutpie"
     _names: tuple = field(default=(), repr=False)
 
     @property
@@ -183,7 +186,7 @@ class PosteriorSamples:
     def __repr__(self) -> str:
         return (f"<PosteriorSamples: {self.nchains} chains x {self.ndraws} draws of "
                 f"{len(self._names)} parameters ({self.approximation}), "
-                f"{self.divergences} divergences, {self.seconds:.1f}s>")
+                f"{self.divergences} divergences, {self.seconds:.1f}s, {self.backend}>")
 
 
 def _tails(level: float) -> tuple[float, float]:

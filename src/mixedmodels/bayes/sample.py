@@ -1,12 +1,13 @@
 r"""``m.sample()``: MCMC draws from the posterior of a fit's parameters.
 
-The chains run the No-U-Turn sampler of :mod:`.nuts` on the target of :mod:`.targets`
-(the random effects integrated out: exactly for LMMs, by the Laplace approximation for
-GLMMs). Starting values and the first metric come from the fit: with ``H`` the Hessian of
-``-log p`` at the estimates (central differences of the exact gradient; ``d`` is small),
-the first inverse metric is ``H^{-1}`` and each chain starts at a draw from
-``N(z_hat, H^{-1})`` -- dispersed around the mode, as R-hat needs. Warmup then re-estimates
-the metric from the chains' own draws.
+The chains run a No-U-Turn sampler on the target of :mod:`.targets` (the random effects
+integrated out: exactly for LMMs, by the Laplace approximation for GLMMs): by default
+nutpie's (:mod:`.nutpie_backend`, the ``bayes`` extra), with ``backend="builtin"`` the
+numpy NUTS of :mod:`.nuts` (no extra needed; slower). Starting values come from the fit:
+with ``H`` the Hessian of ``-log p`` at the estimates (central differences of the exact
+gradient; ``d`` is small), each chain starts at a draw from ``N(z_hat, H^{-1})`` --
+dispersed around the mode, as R-hat needs. The builtin sampler also takes ``H^{-1}`` as
+its first inverse metric; both re-estimate the metric from the chains' draws in warmup.
 
 The variance parameters are sampled as ``theta`` on the whole real line: the likelihood is
 even in the sign of each column of ``Lambda``, so the density is smooth through
@@ -26,11 +27,12 @@ import pandas as pd
 
 from .._errors import MixedModelsWarning
 from .._threads import blas_threads
+from .nutpie_backend import import_nutpie, run_nutpie
 from .nuts import NutsSettings, run_chain
 from .posterior import PosteriorSamples
 from .targets import target_of
 
-__all__ = ["SamplingWarning", "sample"]
+__all__ = ["BACKENDS", "SamplingWarning", "sample"]
 
 #: Relative step of the central differences of the gradient giving the start Hessian.
 HESSIAN_STEP = 1e-5
@@ -40,6 +42,8 @@ HESSIAN_FLOOR = 1e-8
 RHAT_WARN = 1.01
 #: Start draws outside the support are pulled halfway back to the mode this often.
 START_TRIES = 20
+#: The samplers ``backend=`` names: nutpie's NUTS (default) and the numpy NUTS of .nuts.
+BACKENDS = ("nutpie", "builtin")
 
 
 class SamplingWarning(MixedModelsWarning):
@@ -93,7 +97,7 @@ def _check_args(draws, chains, warmup):
 
 def sample(m, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000, *,
            ranef: bool = False, target_accept: float = 0.8, max_depth: int = 10,
-           warn: bool = True) -> PosteriorSamples:
+           warn: bool = True, backend: str = "nutpie") -> PosteriorSamples:
     """Posterior draws of ``(theta, beta, sigma)`` of a fit (see :meth:`sample` of the
     results).
 
@@ -111,12 +115,21 @@ def sample(m, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000,
         NUTS tuning (:class:`~mixedmodels.bayes.nuts.NutsSettings`).
     warn : bool
         Warn about divergences and R-hat above :data:`RHAT_WARN`.
+    backend : {"nutpie", "builtin"}
+        The sampler: nutpie's NUTS (Rust, diagonal mass matrix adapted from draws and
+        gradients; needs ``pip install 'mixedmodels[bayes]'``), or ``"builtin"``, the
+        package's numpy NUTS with Stan's warmup and a dense metric (no extra needed,
+        about 1.5 to 3 times fewer effective draws per CPU second).
 
     Returns
     -------
     PosteriorSamples
     """
     _check_args(draws, chains, warmup)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    if backend == "nutpie":
+        import_nutpie()                 # before any work: say how to install it
     settings = NutsSettings(target_accept=target_accept, max_depth=max_depth)
     target = target_of(m)
     if ranef and target.ranef is None:
@@ -134,14 +147,27 @@ def sample(m, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000,
     # thousands of small dense solves: one BLAS thread (threads only cost here)
     with blas_threads(getattr(target, "dense_size", 0)):
         cov = _start_covariance(target, z_hat)
-        for ss in root.spawn(chains):
-            rng = np.random.default_rng(ss)
-            z0 = _start_point(target, z_hat, cov, rng)
-            outs.append(run_chain(target, z0, draws, warmup, rng, settings, inv_metric=cov))
-            if ranef:
-                ranefs.append(np.array([target.ranef(z, rng) for z in outs[-1].x]))
+        if backend == "nutpie":
+            def start(s):
+                return _start_point(target, z_hat, cov, np.random.default_rng(s))
+
+            outs = run_nutpie(target, start, draws, warmup, chains,
+                              int(root.generate_state(1, np.uint64)[0]), settings)
+            rngs = [np.random.default_rng(ss) for ss in root.spawn(chains)]
+        else:
+            rngs = []
+            for ss in root.spawn(chains):
+                rng = np.random.default_rng(ss)
+                z0 = _start_point(target, z_hat, cov, rng)
+                outs.append(run_chain(target, z0, draws, warmup, rng, settings,
+                                      inv_metric=cov))
+                rngs.append(rng)
+        if ranef:
+            ranefs = [np.array([target.ranef(z, rng) for z in o.x])
+                      for o, rng in zip(outs, rngs, strict=True)]
     seconds = time.perf_counter() - t0
-    return _assemble(m, target, outs, ranefs if ranef else None, seconds, warn)
+    return _assemble(m, target, outs, ranefs if ranef else None, seconds, warn,
+                     backend)
 
 
 def _index(chains: int, draws: int) -> dict:
@@ -157,7 +183,7 @@ def _ranef_names(design) -> list[str]:
     return names
 
 
-def _assemble(m, target, outs, ranefs, seconds, warn) -> PosteriorSamples:
+def _assemble(m, target, outs, ranefs, seconds, warn, backend) -> PosteriorSamples:
     chains, draws = len(outs), outs[0].x.shape[0]
     Z = np.vstack([o.x for o in outs])
     idx = _index(chains, draws)
@@ -179,7 +205,7 @@ def _assemble(m, target, outs, ranefs, seconds, warn) -> PosteriorSamples:
     res = PosteriorSamples(frame, unc, stats, ranef_frame, rel, target.approximation,
                            tuple(pri.describe()) if pri is not None and pri.any else (),
                            tuple(o.step_size for o in outs), seconds, int(target.n_evals),
-                           _names=tuple(names))
+                           backend=backend, _names=tuple(names))
     if warn:
         _warn(res)
     return res

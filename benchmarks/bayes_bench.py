@@ -1,7 +1,9 @@
-"""Wall time of ``m.sample()`` (4 chains x 1000 draws after 1000 warmup):
-``python benchmarks/bayes_bench.py [--rstanarm FILE] [--emcee] [--only a,b]``.
+"""Speed of ``m.sample()`` (4 chains x 1000 draws after 1000 warmup):
+``python benchmarks/bayes_bench.py [--rstanarm FILE] [--emcee] [--only a,b]
+[--backends nutpie,builtin]``.
 
-For each model: wall and CPU seconds, log-density evaluations, the smallest bulk ESS and
+For each model and each sampler (``backend="nutpie"``, the default, and ``"builtin"``, the
+numpy NUTS): wall and CPU seconds, log-density evaluations, the smallest bulk ESS and
 largest R-hat over the parameters, and ESS per CPU second. ``--rstanarm`` reads the timings
 of rstanarm's ``stan_lmer`` on the same models from benchmarks/r/time_rstanarm.R (Stan's
 NUTS, precompiled; same chains, draws and warmup). ``--emcee`` also runs emcee's
@@ -34,7 +36,10 @@ MODELS = {
     "Dyestuff": ("Yield ~ 1 + (1|Batch)", "Dyestuff"),
     "Dyestuff2": ("Yield ~ 1 + (1|Batch)", "Dyestuff2"),
     "sleepstudy": ("Reaction ~ Days + (Days|Subject)", "sleepstudy"),
+    "cbpp": ("cbind(incidence, size - incidence) ~ period + (1|herd)", "cbpp"),
 }
+#: Models fitted by glmer (the rest by lmer), with their family.
+GLMM_FAMILY = {"cbpp": "binomial"}
 #: emcee's walkers (at least twice the dimension of every model here).
 EMCEE_WALKERS = 32
 
@@ -43,13 +48,15 @@ def _fit(name):
     formula, data = MODELS[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if name in GLMM_FAMILY:
+            return mm.glmer(formula, mm.datasets.load(data), family=GLMM_FAMILY[name])
         return mm.lmer(formula, mm.datasets.load(data))
 
 
-def time_sample(name: str, seed: int = 1) -> dict:
+def time_sample(name: str, backend: str = "nutpie", seed: int = 1) -> dict:
     m = _fit(name)
     c0, w0 = time.process_time(), time.perf_counter()
-    s = m.sample(draws=1000, chains=4, warmup=1000, seed=seed, warn=False)
+    s = m.sample(draws=1000, chains=4, warmup=1000, seed=seed, warn=False, backend=backend)
     cpu, wall = time.process_time() - c0, time.perf_counter() - w0
     summ = s.summary()
     ess = float(summ["ess_bulk"].min())
@@ -83,22 +90,36 @@ def time_emcee(name: str, seed: int = 1) -> dict | None:
 
 
 def markdown(res: dict) -> str:
+    nan = float("nan")
     lines = ["# Posterior sampling: m.sample() timings", "",
              "4 chains x 1000 draws after 1000 warmup, chains one after the other. "
              f"Machine: {res['machine']}. CPU seconds are the figures to compare on a "
-             "shared machine (wall time also counts the waiting for a core).", "",
-             "| model | wall s | CPU s | evals | min ESS bulk | max R-hat | ESS / CPU s "
-             "| rstanarm wall s | rstanarm CPU s | rstanarm min n_eff | emcee ESS / CPU s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in res["models"].items():
-        rs = (res.get("rstanarm") or {}).get(name, {})
-        em = r.get("emcee") or {}
-        lines.append(
-            f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['n_evals']} | "
-            f"{r['min_ess_bulk']:.0f} | {r['max_r_hat']:.3f} | {r['ess_per_cpu_s']:.0f} | "
-            f"{rs.get('wall_s', float('nan')):.1f} | {rs.get('cpu_s', float('nan')):.1f} | "
-            f"{rs.get('min_n_eff', float('nan')):.0f}"
-            f" | {em.get('ess_per_cpu_s', float('nan')):.0f} |")
+             "shared machine (wall time also counts the waiting for a core). One row per "
+             "model and sampler: `nutpie` (the default backend), `builtin` (the numpy "
+             "NUTS), `emcee` (32 walkers x 1000 kept steps; ESS from its integrated "
+             "autocorrelation time) and rstanarm's `stan_lmer` (recorded timings; it "
+             "samples the random effects too).", "",
+             "| model | sampler | wall s | CPU s | evals | min ESS | max R-hat "
+             "| ESS / CPU s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, rows in res["models"].items():
+        for backend, r in rows.items():
+            if backend == "emcee":
+                if r:
+                    lines.append(f"| {name} | emcee {r['emcee']} | | {r['cpu_s']:.1f} | | "
+                                 f"{r['min_ess']:.0f} | | {r['ess_per_cpu_s']:.0f} |")
+                continue
+            lines.append(
+                f"| {name} | {backend} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+                f"{r['n_evals']} | {r['min_ess_bulk']:.0f} | {r['max_r_hat']:.3f} | "
+                f"{r['ess_per_cpu_s']:.0f} |")
+        rs = (res.get("rstanarm") or {}).get(name)
+        if rs:
+            cpu = rs.get("cpu_s", nan)
+            lines.append(f"| {name} | rstanarm {rs.get('rstanarm', '')} | "
+                         f"{rs.get('wall_s', nan):.1f} | {cpu:.1f} | | "
+                         f"{rs.get('min_n_eff', nan):.0f} | | "
+                         f"{rs.get('min_n_eff', nan) / cpu:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,6 +128,8 @@ def main(argv=None):
     ap.add_argument("--rstanarm", type=Path, help="JSON of benchmarks/r/time_rstanarm.R")
     ap.add_argument("--emcee", action="store_true", help="also time emcee")
     ap.add_argument("--only", default="", help="comma-separated model names")
+    ap.add_argument("--backends", default="nutpie,builtin",
+                    help="comma-separated m.sample() backends to time")
     ap.add_argument("--out", type=Path, default=OUT / "bayes.json")
     ap.add_argument("--render-only", action="store_true",
                     help="re-render the Markdown of --out (adding --rstanarm) without running")
@@ -122,7 +145,7 @@ def main(argv=None):
     res = {"machine": f"{platform.machine()}, Python {platform.python_version()}",
            "models": {}}
     for name in names:
-        r = time_sample(name)
+        r = {b: time_sample(name, b) for b in args.backends.split(",")}
         if args.emcee:
             r["emcee"] = time_emcee(name)
         res["models"][name] = r

@@ -17,6 +17,9 @@ The priors are the fit's, with blme's prior deviance read as ``-2 log`` of a den
 lme4's parameters ``(theta, beta, sigma)``: the posterior mode (flat priors: the maximum
 likelihood estimate) is then the blmer / bglmer ML estimate. Parameters without a prior
 have a flat one on that scale (flat in ``theta``, ``beta`` and ``sigma``).
+
+* GLMM with a dispersion or shape parameter (glmer's Gamma, glmer_nb):
+  ``z = [theta, beta, log s]`` (:mod:`.dispersion_target`), flat priors only.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from ..families.registry import make_response_family
 from ..inference.varpar import SdCorMap
 from ..objective.laplace import LaplaceObjective
 from ..objective.laplace.parameters import make_layout
+from .dispersion_target import DispersionGLMMTarget
 from .lmm_density import LMMLogDensity
 from .prior_gradient import prior_deviance_gradient
 
@@ -116,15 +120,7 @@ class GLMMTarget(_Target):
     def __init__(self, m):
         design = m.design
         fam = make_response_family(m.family)
-        if fam.extras or m.family.has_dispersion:
-            raise SamplingError(
-                f"sampling a {m.family.name} GLMM is not supported: only families without "
-                "a dispersion or shape parameter (binomial, poisson) can be sampled; fit "
-                "the model with mm.glmmtmb and use profile or bootstrap intervals instead")
-        if getattr(m, "nAGQ", 1) != 1:
-            raise SamplingError(f"the fit used nAGQ={m.nAGQ}; the sampler integrates the "
-                                "random effects by the Laplace approximation (nAGQ=1): "
-                                "refit with nAGQ=1 to sample")
+        _check_glmm(m, fam)
         self.design = design
         self.priors = getattr(m, "priors", None)
         if self.priors is not None and not self.priors.any:
@@ -175,6 +171,40 @@ class GLMMTarget(_Target):
         return out
 
     ranef = None
+
+
+#: glmer families with a dispersion or shape parameter that the sampler handles
+#: (:mod:`.dispersion_target`).
+DISPERSION_FAMILIES = ("Gamma", "negative_binomial")
+
+
+def _check_glmm(m, fam) -> None:
+    """Refuse, with the reason and the alternative, the GLMM fits the sampler cannot
+    represent: nAGQ > 1, priors together with a dispersion parameter, and families with a
+    dispersion parameter other than the Gamma and negative binomial."""
+    name = m.family.name
+    if getattr(m, "nAGQ", 1) > 1:
+        raise SamplingError(
+            f"the fit used nAGQ={m.nAGQ}: the sampler's log density is the Laplace "
+            "approximation (nAGQ=1), the one with an exact gradient here (adaptive "
+            "Gauss-Hermite quadrature has none, and NUTS needs one); refit with nAGQ=1 "
+            "to sample, or use confint(method='profile') or confint(method='boot') on "
+            "the quadrature fit")
+    dispersion = m.family.has_dispersion or name in DISPERSION_FAMILIES or fam.extras
+    if not dispersion:
+        return
+    if name not in DISPERSION_FAMILIES:
+        raise SamplingError(
+            f"sampling a {name} GLMM is not supported: of the families with a dispersion "
+            "parameter only the Gamma and the negative binomial (glmer_nb) can be "
+            "sampled; fit the model with mm.glmmtmb and use profile or bootstrap "
+            "intervals instead")
+    pri = getattr(m, "priors", None)
+    if pri is not None and pri.any:
+        raise SamplingError(
+            f"sampling a bglmer fit of the {name} family is not supported: blme's priors "
+            "are read here for families without a dispersion parameter only; sample the "
+            "glmer fit (flat priors) or use a binomial or poisson model")
 
 
 def _response_parts(design, fam):
@@ -258,6 +288,10 @@ def _log_mask(target) -> np.ndarray | None:
 def target_of(m):
     """The sampler's target for a fit (lmer, blmer, glmer, bglmer)."""
     if hasattr(m, "family") and m.family is not None:
+        fam = make_response_family(m.family)
+        _check_glmm(m, fam)
+        if m.family.name in DISPERSION_FAMILIES:
+            return DispersionGLMMTarget(m, SamplingError, _response_parts)
         target = GLMMTarget(m)
     elif hasattr(m, "sigma") and hasattr(m, "reml"):
         target = LMMTarget(m)

@@ -486,13 +486,16 @@ def test_bayes_benchmark_table_renders():
            "max_r_hat": 1.001, "ess_per_cpu_s": 500.0}
     emcee = {"cpu_s": 4.0, "min_ess": 200.0, "ess_per_cpu_s": 50.0, "emcee": "3.1"}
     md = markdown({"machine": "x",
-                   "models": {"Dyestuff": {"nutpie": row, "builtin": row, "emcee": emcee}},
+                   "models": {"Dyestuff": {"nutpie": row, "builtin": row, "emcee": emcee,
+                                           "blackjax": {**emcee, "blackjax": "1.7",
+                                                        "max_r_hat": 1.002}}},
                    "rstanarm": {"Dyestuff": {"wall_s": 3.0, "cpu_s": 2.5, "min_n_eff": 900,
                                              "rstanarm": "2.21"}}})
-    assert "| Dyestuff | nutpie | 2.0 | 1.0 | 10 | 500 | 1.001 | 500 |" in md
-    assert "| Dyestuff | builtin | 2.0 | 1.0 | 10 | 500 | 1.001 | 500 |" in md
-    assert "| Dyestuff | emcee 3.1 | | 4.0 | | 200 | | 50 |" in md
-    assert "| Dyestuff | rstanarm 2.21 | 3.0 | 2.5 | | 900 | | 360 |" in md
+    assert "| Dyestuff | nutpie | 2.0 | 1.0 | 10 | 500 | 1.001 | 500 | 50000 |" in md
+    assert "| Dyestuff | builtin | 2.0 | 1.0 | 10 | 500 | 1.001 | 500 | 50000 |" in md
+    assert "| Dyestuff | emcee 3.1 |  | 4.0 |  | 200 |  | 50 |  |" in md
+    assert "| Dyestuff | blackjax 1.7 |  | 4.0 |  | 200 | 1.002 | 50 |  |" in md
+    assert "| Dyestuff | rstanarm 2.21 | 3.0 | 2.5 |  | 900 |  | 360 |  |" in md
 
 
 def _flip_first(sign):
@@ -503,6 +506,28 @@ def _flip_first(sign):
     return f
 
 
+def _check_one_scalar_term(m, s):
+    """The draws ``s`` of a GLMM with one scalar random-effects term (theta[0]) against
+    self-normalized importance sampling from the Laplace approximation of the same
+    density, folded over the sign of theta[0]."""
+    t = target_of(m)
+
+    def fold(Z):
+        Z = Z.copy()
+        Z[:, 0] = np.abs(Z[:, 0])
+        return Z
+
+    with blas_threads():
+        mean, se, ess = importance_means(t, fold, [_flip_first(1), _flip_first(-1)],
+                                         nsim=6000)
+    assert ess > 1000
+    summ = s.summary()
+    for j, name in enumerate(t.param_names):
+        row = summ.loc[name]
+        assert abs(row["mean"] - mean[j]) < MC_SIGMAS * np.hypot(row["mcse_mean"], se[j]), name
+        assert row["r_hat"] < 1.01 and row["ess_bulk"] > 400, name
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cbpp_laplace_posterior_matches_importance_sampling(backend):
@@ -511,23 +536,8 @@ def test_cbpp_laplace_posterior_matches_importance_sampling(backend):
     cbpp = mm.datasets.load("cbpp")
     m = mm.glmer("cbind(incidence, size - incidence) ~ period + (1|herd)", cbpp,
                  family="binomial")
-    s = m.sample(draws=1000, chains=4, warmup=1000, seed=5, backend=backend)
-    t = target_of(m)
-
-    def fold(Z):
-        Z = Z.copy()
-        Z[:, 0] = np.abs(Z[:, 0])
-        return Z
-
-    with blas_threads():
-        mean, se, ess = importance_means(t, fold, [_flip_first(1), _flip_first(-1)],
-                                         nsim=6000)
-    assert ess > 1000
-    summ = s.summary()
-    for j, name in enumerate(t.param_names):
-        row = summ.loc[name]
-        assert abs(row["mean"] - mean[j]) < MC_SIGMAS * np.hypot(row["mcse_mean"], se[j]), name
-        assert row["r_hat"] < 1.01 and row["ess_bulk"] > 400, name
+    _check_one_scalar_term(m, m.sample(draws=1000, chains=4, warmup=1000, seed=5,
+                                       backend=backend))
 
 
 @pytest.mark.slow
@@ -536,20 +546,4 @@ def test_dispersion_glmm_posterior_matches_importance_sampling(case, gamma_fit, 
     """Gamma and negative binomial GLMMs: the draws (nutpie) of the Laplace posterior in
     (theta, beta, log scale) against importance sampling from the same density."""
     m = gamma_fit if case == "gamma" else nb_fit
-    s = m.sample(draws=1000, chains=4, warmup=1000, seed=3)
-    t = target_of(m)
-
-    def fold(Z):
-        Z = Z.copy()
-        Z[:, 0] = np.abs(Z[:, 0])
-        return Z
-
-    with blas_threads():
-        mean, se, ess = importance_means(t, fold, [_flip_first(1), _flip_first(-1)],
-                                         nsim=6000)
-    assert ess > 1000
-    summ = s.summary()
-    for j, name in enumerate(t.param_names):
-        row = summ.loc[name]
-        assert abs(row["mean"] - mean[j]) < MC_SIGMAS * np.hypot(row["mcse_mean"], se[j]), name
-        assert row["r_hat"] < 1.01 and row["ess_bulk"] > 400, name
+    _check_one_scalar_term(m, m.sample(draws=1000, chains=4, warmup=1000, seed=3))

@@ -270,7 +270,7 @@ class InferenceMixin:
             Warn about divergences and R-hat above 1.01.
         backend : {"nutpie", "builtin"}
             nutpie's NUTS (default; ``pip install 'mixedmodels[bayes]'``) or the
-            package's own numpy NUTS (no extra; slower).
+            package's own numpy NUTS (no extra; usually slower).
 
         Returns
         -------

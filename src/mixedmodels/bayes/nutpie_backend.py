@@ -28,7 +28,7 @@ __all__ = ["NUTPIE_HINT", "import_nutpie", "run_nutpie"]
 
 NUTPIE_HINT = ("m.sample() draws with nutpie by default, which is not installed: "
                "pip install 'mixedmodels[bayes]' (or pip install nutpie), or pass "
-               "backend='builtin' for the package's own numpy NUTS (slower, no extra)")
+               "backend='builtin' for the package's own numpy NUTS (no extra)")
 
 def import_nutpie():
     """The nutpie module, or an ImportError that says how to get it."""

@@ -3,7 +3,7 @@ r"""``m.sample()``: MCMC draws from the posterior of a fit's parameters.
 The chains run a No-U-Turn sampler on the target of :mod:`.targets` (the random effects
 integrated out: exactly for LMMs, by the Laplace approximation for GLMMs): by default
 nutpie's (:mod:`.nutpie_backend`, the ``bayes`` extra), with ``backend="builtin"`` the
-numpy NUTS of :mod:`.nuts` (no extra needed; slower). Starting values come from the fit:
+numpy NUTS of :mod:`.nuts` (no extra needed; usually slower). Starting values come from the fit:
 with ``H`` the Hessian of ``-log p`` at the estimates (central differences of the exact
 gradient; ``d`` is small), each chain starts at a draw from ``N(z_hat, H^{-1})`` --
 dispersed around the mode, as R-hat needs. The builtin sampler also takes ``H^{-1}`` as
@@ -118,8 +118,9 @@ def sample(m, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000,
     backend : {"nutpie", "builtin"}
         The sampler: nutpie's NUTS (Rust, diagonal mass matrix adapted from draws and
         gradients; needs ``pip install 'mixedmodels[bayes]'``), or ``"builtin"``, the
-        package's numpy NUTS with Stan's warmup and a dense metric (no extra needed,
-        about 1.5 to 3 times fewer effective draws per CPU second).
+        package's numpy NUTS with Stan's warmup and a dense metric (no extra needed;
+        measured: 1.1 to 1.6 times fewer effective draws per CPU second on LMMs, 15%
+        more on cbpp's correlated fixed effects; benchmarks/results/bayes.md).
 
     Returns
     -------

@@ -119,7 +119,7 @@ def sample(m, draws: int = 1000, chains: int = 4, seed=None, warmup: int = 1000,
         The sampler: nutpie's NUTS (Rust, diagonal mass matrix adapted from draws and
         gradients; needs ``pip install 'mixedmodels[bayes]'``), or ``"builtin"``, the
         package's numpy NUTS with Stan's warmup and a dense metric (no extra needed;
-        measured: 1.1 to 1.6 times fewer effective draws per CPU second on LMMs, 15%
+        measured: 1.1 to 1.7 times fewer effective draws per CPU second on LMMs, 15%
         more on cbpp's correlated fixed effects; benchmarks/results/bayes.md).
 
     Returns

@@ -43,14 +43,6 @@ SAME_OPTIMUM = 1e-4
 COEF_RTOL = 1e-4
 SE_RTOL = 1e-3
 COV_RTOL = 1e-3
-#: Standard errors of models with ``dispformula = ~0`` (glmmTMB fixes sigma^2 at 1.5e-8):
-#: the exact gradient of the Laplace objective loses ~1e-2 deviance units to rounding
-#: there (the inverse of a Hessian with 1/sigma^2 ~ 7e7 entries), so the finite-difference
-#: Hessian's standard errors are good to about 1e-2 and move with where the optimizer stops
-#: inside the 1e-5 flat region (ar1_disp0: 0.10229 or 0.10353 against glmmTMB's 0.10249,
-#: which a dense marginal-likelihood oracle confirms). A known limitation of the engine
-#: (issue 8): the fix is a gradient that does not go through 1/sigma^2.
-SE_RTOL_DISP0 = 2e-2
 #: Fixtures too slow for the default tier (a 70 x 70 spatial block, fitted several times).
 SLOW = {"mat_gauss_ml", "mat_pois", "gau_pois"}
 
@@ -151,8 +143,7 @@ def test_structure_against_glmmtmb(fid, door):
         np.testing.assert_array_less(np.abs(est - ref_beta), COEF_RTOL * scale + 1e-12)
     if ref_se is not None and fx["pdHess"]:
         expected = _conditional_se(m, fx) if door == "lmer" else ref_se
-        rtol = SE_RTOL_DISP0 if fx["dispformula"] == "~0" else SE_RTOL
-        np.testing.assert_allclose(_se(m), expected, rtol=rtol)
+        np.testing.assert_allclose(_se(m), expected, rtol=SE_RTOL)
     # a variance near zero is flat in the likelihood: the slack is relative to the
     # model's largest variance
     scale = max(float(np.max(np.abs(np.asarray(vc["cov"], dtype=float))))

@@ -30,7 +30,7 @@ import pytest
 
 import mixedmodels as mm
 from glmmtmb_fixtures import newton_corrected
-from structures_fixtures import dense_Z, fit_fixture, ids, load
+from structures_fixtures import dense_Z, fit_fixture, ids, load, load_data
 
 #: Our objective at glmmTMB's estimates vs glmmTMB's objective (relative).
 LIKELIHOOD_RTOL = 1e-7
@@ -180,3 +180,45 @@ def test_ar1sim_visible_reference():
                                                                            rel=1e-3)
     sd_ref = ref["varcorr"][1]["sd"][0]
     assert pars.loc[(ar1.group, "ar1", "sd"), "estimate"] == pytest.approx(sd_ref, rel=1e-3)
+
+
+#: glmmTMB's ``dispformula = ~0`` keeps a residual variance of 1.5e-8: its deviance is
+#: above the exact R-side model's by about ``sigma^2 tr(V^{-1})`` (~1e-6 here).
+DISP0_NUGGET_ATOL = 1e-5
+#: Correlation and standard deviation of the two spellings (relative).
+DISP0_PARAM_RTOL = 1e-4
+
+
+@pytest.mark.parametrize("intercept", [True, False], ids=["lmer", "gls"])
+def test_disp0_agrees_with_the_rside_model(intercept):
+    """``ar1(0 + factor(time) | subject)`` with ``dispformula = ~0`` is nlme's AR(1)
+    residual correlation (lmer's ``correlation=`` with a random intercept, gls
+    without): the same deviance, fixed effects, phi and sd; and glmmTMB's standard errors
+    conditional on the covariance parameters (``2 H_beta^{-1}``, from our Hessian of all
+    parameters) are lmer's/gls's ``sigma^2 (X' V^{-1} X)^{-1}``."""
+    fx = load("ar1_disp0")
+    data = load_data(fx)
+    re = "(1 | subject) + " if intercept else ""
+    g = mm.glmmtmb(f"y ~ x + {re}ar1(0 + factor(time) | subject)", data, dispformula="~0")
+    cor = mm.cor_ar1(form="~ time | subject")
+    if intercept:
+        r = mm.lmer("y ~ x + (1 | subject)", data, REML=False, correlation=cor)
+    else:
+        r = mm.gls("y ~ x", data, correlation=cor, method="ML")
+    assert abs(g.objective - r.objective) < DISP0_NUGGET_ATOL
+    beta_g, beta_r = np.asarray(g.fixef, float), np.asarray(r.fixef, float)
+    se_r = np.asarray(r.se, float)
+    np.testing.assert_array_less(np.abs(beta_g - beta_r), COEF_RTOL * np.abs(beta_r))
+    ar1 = next(t for t in g.design.terms if t.structure.keyword == "ar1")
+    pars = g.cov_params()
+    assert pars.loc[(ar1.group, "ar1", "phi"), "estimate"] == pytest.approx(
+        r.cor_params["phi"], rel=DISP0_PARAM_RTOL)
+    assert pars.loc[(ar1.group, "ar1", "sd"), "estimate"] == pytest.approx(
+        r.sigma, rel=DISP0_PARAM_RTOL)
+    k = beta_g.size
+    if not intercept:
+        # nlme's gls scales its ML standard errors by sqrt(n / (n - p)), as REML's sigma
+        n = g.design.nobs
+        se_r = se_r * np.sqrt((n - k) / n)
+    conditional = np.sqrt(np.diag(2.0 * np.linalg.inv(g.fit.hessian[:k, :k])))
+    np.testing.assert_allclose(conditional, se_r, rtol=SE_RTOL)

@@ -25,7 +25,8 @@ from scipy.linalg import lapack
 
 from ...linalg.lapack import chol_inplace
 
-__all__ = ["DENSE_MAX_Q", "BlockDiagonalHessian", "DenseHessian", "make_hessian"]
+__all__ = ["DENSE_MAX_Q", "BlockDiagonalHessian", "DenseHessian", "factor_at", "make_hessian",
+           "slot_quadratics", "slot_weighted_inverse"]
 
 #: Up to this many random effects a crossed design is factored as one dense matrix.
 DENSE_MAX_Q = 150
@@ -115,6 +116,11 @@ class BlockDiagonalHessian:
         L, P = self.levels, self.P
         H = np.bincount(self._keys, slot_products.ravel(), minlength=L * P * P) \
             .reshape(L, P, P)
+        return self._factor_blocks(H)
+
+    def _factor_blocks(self, H: np.ndarray) -> bool:
+        """Add the prior's identity to the assembled ``A'WA`` blocks and factor them."""
+        P = self.P
         H[:, np.arange(P), np.arange(P)] += 1.0
         self._inv = None
         if P == 1:
@@ -155,6 +161,41 @@ class BlockDiagonalHessian:
     def term_inverse(self, ts) -> np.ndarray:
         inv = self.inverse_blocks()
         return inv[:, ts.slots, ts.slots]
+
+
+def _one_block(kernel, structure) -> bool:
+    """One level of one grouping factor and one channel: ``H`` is a single P x P block
+    (a known matrix over all levels, a spatial process over all sites), whose products
+    with ``A`` are matrix products rather than per-observation P x P arrays."""
+    return (isinstance(kernel, BlockDiagonalHessian) and kernel.levels == 1
+            and structure.n_channels == 1)
+
+
+def factor_at(kernel, structure, a: np.ndarray, W: np.ndarray) -> bool:
+    """Assemble ``H = I + sum_i A_i' W_i A_i`` at slot values ``a`` (n, P) and curvatures
+    ``W`` (n, C, C) and factor it; False when it is not positive definite.
+
+    With one block (:func:`_one_block`) ``A'WA = a' diag(w) a`` is one matrix product
+    (``n P^2`` flops, no ``n x P x P`` array)."""
+    if _one_block(kernel, structure):
+        return kernel._factor_blocks(((a.T * W[:, 0, 0]) @ a)[None])
+    return kernel.factor(structure.slot_products(a, W))
+
+
+def slot_quadratics(kernel, structure, a: np.ndarray) -> np.ndarray:
+    """``A_i H^{-1} A_i'`` per observation (n, C, C), at the kernel's factorization."""
+    if _one_block(kernel, structure):
+        aH = a @ kernel.inverse_blocks()[0]
+        return np.einsum("ns,ns->n", aH, a)[:, None, None]
+    return structure.channel_blocks(a, kernel.slot_inverse())
+
+
+def slot_weighted_inverse(kernel, structure, a: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``[H^{-1} A_i' W_i]`` on each observation's slots: (n, P, C)."""
+    if _one_block(kernel, structure):
+        return ((a @ kernel.inverse_blocks()[0]) * W[:, 0, 0, None])[:, :, None]
+    AtW = a[:, :, None] * W[:, structure.slot_channel, :]
+    return kernel.slot_inverse() @ AtW
 
 
 def make_hessian(structure):

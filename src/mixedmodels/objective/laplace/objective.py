@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._errors import MixedModelsError
-from .hessian import make_hessian
+from .hessian import factor_at, make_hessian, slot_quadratics, slot_weighted_inverse
 from .random_structure import RandomStructure
 
 __all__ = [
@@ -266,7 +266,7 @@ class LaplaceObjective:
     def _factor_at(self, a: np.ndarray, W: np.ndarray, clamp: bool) -> bool:
         if clamp:
             W = _psd(W)
-        return self.hessian.factor(self.structure.slot_products(a, W))
+        return factor_at(self.hessian, self.structure, a, W)
 
     def _jet_at(self, eta0, a, u, order: int, full: bool = False):
         """Linear predictors, the density's jet and ``f(u)`` at ``u``: over the
@@ -551,8 +551,7 @@ class LaplaceObjective:
         gamma = -2.0 * d1
         grad = np.zeros(self.layout.size)
         if self.q:
-            B = self.hessian.slot_inverse()                         # (n, P, P)
-            Sblk = S.channel_blocks(a, B)                           # (n, C, C)
+            Sblk = slot_quadratics(self.hessian, S, a)               # (n, C, C)
             T = -jet.d3[:, re][:, :, re, :]                          # (n, C, C, m)
             n, C = Sblk.shape[:2]
             r = (Sblk.reshape(n, 1, C * C) @ T.reshape(n, C * C, self.m))[:, 0, :]  # (n, m)
@@ -577,9 +576,8 @@ class LaplaceObjective:
                         ts, rel, dlam, u_lev, z_lev, gamma[:, kk] + 2.0 * d1[:, kk])
                     continue
                 if BAW is None:
-                    W = -d2[:, re][:, :, re]
                     # [B_i A_i' W_i]_{s, k}: (n, P, C)
-                    BAW = B @ (a[:, :, None] * W[:, S.slot_channel, :])
+                    BAW = slot_weighted_inverse(self.hessian, S, a, -d2[:, re][:, :, re])
                 V = (gamma[:, kk, None] * u_lev[lev] + d1[:, kk, None] * z_lev[lev]
                      + 2.0 * BAW[:, ts.slots, k])
                 K = t.Z.T @ V                                         # (p, p): [b, a]

@@ -25,6 +25,9 @@ Checks, per fixture and front door:
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -222,3 +225,63 @@ def test_disp0_agrees_with_the_rside_model(intercept):
         se_r = se_r * np.sqrt((n - k) / n)
     conditional = np.sqrt(np.diag(2.0 * np.linalg.inv(g.fit.hessian[:k, :k])))
     np.testing.assert_allclose(conditional, se_r, rtol=SE_RTOL)
+
+
+PROFILES = json.loads((Path(__file__).parent / "fixtures" / "structures_profile" /
+                       "profiles.json").read_text())
+#: glmmTMB interpolates its profile with a spline through a few points: on ar1_pois its
+#: lower end of phi (0.24550) sits 0.0299 deviance units beyond the cut, ours (0.24684) on
+#: it; ends agree to this fraction of the interval's width.
+PROFILE_END_RTOL = 5e-3
+#: Our ends: the profiled deviance there, recomputed by an independent minimization
+#: (Nelder-Mead over the other parameters), equals the cut to this (deviance units).
+PROFILE_CUT_ATOL = 2e-3
+
+
+@pytest.mark.parametrize("fid", [pytest.param(f, marks=[pytest.mark.slow] if f != "ar1_pois"
+                                               else []) for f in sorted(PROFILES)])
+def test_structure_profile_intervals(fid):
+    """confint(method="profile") of covariance-structure parameters on the natural scale:
+    glmmTMB's profile of its theta (tools/r/structures_profile_fixtures.R) mapped through
+    each structure's parameters; and the profiled deviance at our ends."""
+    from scipy import optimize, stats
+
+    ref = PROFILES[fid]
+    m = fit_fixture(load(fid), "glmmtmb")
+    assert m.objective == pytest.approx(ref["objective"], abs=OBJECTIVE_ATOL)
+    obj = m.objective_function
+    (ts,) = obj.structure.terms
+    s, sl = ts.term.structure, obj.theta_index(ts)
+    labels = [f"{s.keyword}:{n}|{ts.term.group}" for n in s.parameter_names()]
+    ci = m.confint(method="profile", parm=labels)
+    theta_hat = m.x[sl]
+    cut = stats.norm.ppf(0.975) ** 2
+    for j, label in enumerate(labels):
+        lo, hi, est = ci.loc[label].to_numpy()
+        assert est == pytest.approx(s.parameters(theta_hat)[j], rel=1e-12)
+        if ref["lower"][j] != "NA":           # glmmTMB's own profile failed (NaN)
+            ends = []
+            for v in (ref["lower"][j], ref["upper"][j]):
+                th = s.to_glmmtmb(theta_hat)
+                th[j] = v
+                ends.append(s.parameters(s.from_glmmtmb(th))[j])
+            ends = sorted(ends)
+            tol = PROFILE_END_RTOL * (ends[1] - ends[0])
+            assert abs(lo - ends[0]) < tol and abs(hi - ends[1]) < tol, (label, lo, hi, ends)
+        # independent check of our ends on theta's scale: the natural map is monotone
+        k = sl.start + j
+        others = [i for i in m.layout.free_index if i != k]
+        for end in (lo, hi):
+            vals = s.parameters(theta_hat)
+            vals[j] = end
+            x = m.x.copy()
+            x[k] = s.theta_from_parameters(vals)[j]
+
+            def f(z, x=x):
+                xx = x.copy()
+                xx[others] = z
+                return obj(xx)
+
+            r = optimize.minimize(f, m.x[others], method="Nelder-Mead",
+                                  options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+            assert abs(r.fun - m.objective - cut) < PROFILE_CUT_ATOL, (label, end, r.fun)

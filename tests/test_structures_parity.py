@@ -277,7 +277,7 @@ def test_structure_profile_intervals(fid):
             x = m.x.copy()
             x[k] = s.theta_from_parameters(vals)[j]
 
-            def f(z, x=x):
+            def f(z, x=x, others=others):
                 xx = x.copy()
                 xx[others] = z
                 return obj(xx)

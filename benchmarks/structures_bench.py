@@ -4,7 +4,9 @@
 Models: the glmmTMB fits of tests/fixtures/structures (one per structure, made by
 tools/r/structures_fixtures.R), fitted through each front door the fixture is a reference
 for (glmmtmb always; lmer or glmer where glmmTMB's model is theirs). Our time is the median
-of ``--repeat`` fits after one untimed warm-up (formula to result). With ``--with-r``
+of ``--repeat`` fits after one untimed warm-up (formula to result), by CPU time (``--clock
+cpu``, the default: user + system time, which a shared machine distorts least) or wall
+time. With ``--with-r``
 glmmTMB is timed on this machine in the same run by the fixture script's timing mode
 (median of the same number of fits after a warm-up; glmmTMB 1.1.5, and the newer glmmTMB
 of ``--newer-lib`` for the structures 1.1.5 lacks), and the ratio is reported against our
@@ -38,21 +40,27 @@ R_SCRIPT = ROOT / "tools" / "r" / "structures_fixtures.R"
 NEWER_LIB = "/work/rlib_glmmtmb_new"
 
 
-def time_ours(fid: str, door: str, repeat: int) -> dict:
+#: Clocks of ``--clock``: wall time, or the process's CPU time (user + system), which the
+#: other jobs of a shared machine distort least.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def time_ours(fid: str, door: str, repeat: int, clock: str = "cpu") -> dict:
     fx = sf.load(fid)
     data = sf.load_data(fx)
     m = sf.fit_fixture(fx, door, data)                      # warm-up
+    now = CLOCKS[clock]
     walls = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = now()
         m = sf.fit_fixture(fx, door, data)
-        walls.append(time.perf_counter() - t0)
+        walls.append(now() - t0)
     return {"id": fid, "door": door, "family": fx["family"], "nobs": m.nobs,
             "seconds": statistics.median(walls), "objective": float(m.objective),
             "objective_glmmtmb": fx["objective"], "set": fx["set"]}
 
 
-def time_glmmtmb(ids_by_set: dict, repeat: int, newer_lib: str) -> dict:
+def time_glmmtmb(ids_by_set: dict, repeat: int, newer_lib: str, clock: str = "cpu") -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for fit_set, ids in ids_by_set.items():
@@ -60,7 +68,8 @@ def time_glmmtmb(ids_by_set: dict, repeat: int, newer_lib: str) -> dict:
                 continue
             path = Path(tmp) / f"{fit_set}.json"
             cmd = ["Rscript", str(R_SCRIPT), f"--set={fit_set}", f"--time={path}",
-                   f"--repeat={repeat}", f"--only={','.join(ids)}"]
+                   f"--repeat={repeat}", f"--only={','.join(ids)}",
+                   f"--clock={'cpu' if clock == 'cpu' else 'elapsed'}"]
             if fit_set == "newer":
                 if not Path(newer_lib).is_dir():
                     print(f"no glmmTMB >= 1.1.10 at {newer_lib}: {ids} not timed in R")
@@ -75,7 +84,10 @@ def _markdown(rows, meta) -> str:
     lines = [f"# G-side covariance structures: mixedmodels vs glmmTMB ({meta['date']})", "",
              f"Machine: {meta['machine']}; load average at start {meta['load']}; "
              f"{meta['repeat']} timed fits after a warm-up; glmmTMB timed in the same run: "
-             f"{meta['with_r']}. The ratio is glmmTMB's time over our glmmtmb fit's.", "",
+             f"{meta['with_r']}; clock: {meta.get('clock', 'wall')} time "
+             "(cpu: user + system time of each process, which the other jobs of a shared "
+             "machine distort least). The ratio is glmmTMB's time over our glmmtmb "
+             "fit's.", "",
              "| model | door | family | n | ours (s) | glmmTMB (s) | ratio | "
              "objective - glmmTMB's |",
              "|---|---|---|---|---|---|---|---|"]
@@ -103,20 +115,23 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated fixture ids")
     ap.add_argument("--newer-lib", default=NEWER_LIB)
     ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
+                    help="time fits by CPU time (default; ours and R's process) or wall time")
     args = ap.parse_args(argv)
     ids = [i for i in sf.ids() if not args.only or i in args.only.split(",")]
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
             "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "repeat": args.repeat,
-            "with_r": args.with_r, "python": platform.python_version(),
+            "with_r": args.with_r, "clock": args.clock,
+            "python": platform.python_version(),
             "mixedmodels": mm.__version__}
     rows = []
     for fid in ids:
         fx = sf.load(fid)
         doors = [fx["doors"]] if isinstance(fx["doors"], str) else fx["doors"]
-        rows += [time_ours(fid, door, args.repeat) for door in doors]
+        rows += [time_ours(fid, door, args.repeat, args.clock) for door in doors]
     if args.with_r:
         by_set = {s: [i for i in ids if sf.load(i)["set"] == s] for s in ("main", "newer")}
-        tmb = time_glmmtmb(by_set, args.repeat, args.newer_lib)
+        tmb = time_glmmtmb(by_set, args.repeat, args.newer_lib, args.clock)
         for r in rows:
             t = tmb.get(r["id"], {})
             r["glmmtmb_seconds"] = t.get("seconds")

@@ -42,7 +42,13 @@ def load_data(fx: dict):
 
 
 def known_matrices() -> dict:
-    """The known matrices the fixtures' ``propto``/``equalto`` terms use, by name."""
+    """The known matrices the fixtures' ``propto``/``equalto`` terms use, by name (read
+    once: the benchmark times the fits, not the CSV reader)."""
+    return {k: v.copy() for k, v in _known_matrices().items()}
+
+
+@cache
+def _known_matrices() -> dict:
     import pandas as pd
 
     K = pd.read_csv(DATA / "phylo_K.csv", index_col=0)

@@ -12,9 +12,19 @@ from the Wald interval outwards). For a scalar term's sd the profiled parameter 
 ``theta`` (the sd is ``|theta|``; the objective is even in it), so the lower end is 0 when
 the profile never reaches the cut on the way down -- a variance whose interval includes
 zero.
+
+A covariance structure's parameters (``ar1``'s ``phi`` and ``sd``, ``cs``'s correlation, a
+spatial ``range``, ``rr``'s loadings, ``propto``'s scale) are profiled on the theta entry
+they are a monotone function of and reported on the natural scale: the likelihood-ratio
+interval is invariant under such a reparameterization, so the ends are the map's values at
+theta's ends (an end at infinity maps to the parameter's limit, e.g. a correlation of 1).
+Parameters that mix several theta entries (the sds and correlations of ``us``) are not
+profiled.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -30,6 +40,10 @@ PROFILE_MAX_SE = 64.0
 PROFILE_XTOL_SE = 1e-4
 #: Gradient tolerance of the inner optimizations.
 PROFILE_GTOL = 1e-6
+#: Relative change of one theta entry, and the largest relative change of the other
+#: natural parameters, by which a structure's parameter is found to depend on one entry.
+COMPONENTWISE_STEP = 1e-3
+COMPONENTWISE_TOL = 1e-12
 
 
 class _Profile:
@@ -96,9 +110,48 @@ def _end(prof: _Profile, se: float, cut: float, direction: int, floor=None) -> f
                                  xtol=PROFILE_XTOL_SE * se))
 
 
+@dataclass(frozen=True)
+class _Natural:
+    """A structure's natural parameter ``j`` as a function of its own theta entry alone:
+    the map from the profiled theta to the reported scale."""
+
+    structure: object
+    theta: np.ndarray
+    j: int
+
+    def __call__(self, value: float) -> float:
+        th = self.theta.copy()
+        th[self.j] = value
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            return float(self.structure.parameters(th)[self.j])
+
+
+def _componentwise(structure, theta: np.ndarray) -> list[int]:
+    """The theta entries whose natural parameter depends on that entry alone (at
+    ``theta``, by a finite change of each): ``log sd`` and the transformed correlation of
+    ar1/cs/toep, a spatial range, a loading -- not the Cholesky entries of ``us``, whose
+    sds and correlations mix several."""
+    names = structure.parameter_names()
+    if len(names) != theta.size:
+        return []
+    base = structure.parameters(theta)
+    out = []
+    for j in range(theta.size):
+        th = theta.copy()
+        th[j] += COMPONENTWISE_STEP * max(1.0, abs(th[j]))
+        d = structure.parameters(th) - base
+        others = np.delete(np.abs(d), j)
+        if d[j] != 0.0 and np.all(others <= COMPONENTWISE_TOL * abs(d[j])):
+            out.append(j)
+    return out
+
+
 def _profiled_parameters(m):
-    """``(label, index in x, scalar-term sd?)`` for every parameter profile can do: free
-    fixed effects and family parameters, and the theta of scalar random-effects terms."""
+    """``(label, index in x, kind, natural map)`` for every parameter profile can do: free
+    fixed effects and family parameters (kind ``"beta"``), the theta of scalar
+    unstructured terms (``"sd"``: the sd is ``|theta|``), and each parameter of a
+    covariance structure that is a monotone function of one theta entry (``"structure"``,
+    reported through the map on the natural scale)."""
     layout, obj = m.layout, m.objective_function
     out = []
     for block in layout.blocks:
@@ -106,13 +159,22 @@ def _profiled_parameters(m):
         if block.role in ("beta", "family"):
             for k in range(sl.start, sl.stop):
                 if not layout.fixed[k]:
-                    out.append((layout.labels[k], k, False))
+                    out.append((layout.labels[k], k, "beta", None))
     for ts in obj.structure.terms:
-        if ts.term.p == 1:
-            k = obj.theta_index(ts).start
-            lab = ("" if ts.component == "cond" else f"{ts.component}~") + \
-                f"sd_{ts.term.names[0]}|{ts.term.group}"
-            out.append((lab, k, True))
+        t, s = ts.term, ts.term.structure
+        prefix = "" if ts.component == "cond" else f"{ts.component}~"
+        sl = obj.theta_index(ts)
+        if t.p == 1 and s.keyword == "us":
+            out.append((f"{prefix}sd_{t.names[0]}|{t.group}", sl.start, "sd", None))
+            continue
+        theta = np.asarray(m.x[sl], dtype=float)
+        names = s.parameter_names()
+        for j in _componentwise(s, theta):
+            k = sl.start + j
+            if layout.fixed[k]:
+                continue
+            out.append((f"{prefix}{s.keyword}:{names[j]}|{t.group}", k, "structure",
+                        _Natural(s, theta, j)))
     return out
 
 
@@ -145,7 +207,7 @@ def profile_confint(m, level: float = 0.95, parm=None) -> pd.DataFrame:
     cut = float(stats.norm.ppf(0.5 + level / 2))
     params = _profiled_parameters(m)
     if parm is not None:
-        known = {lab for lab, _, _ in params}
+        known = {lab for lab, *_ in params}
         unknown = [p for p in parm if p not in known]
         if unknown:
             raise ValueError(f"cannot profile {unknown}; profiled parameters: "
@@ -154,18 +216,23 @@ def profile_confint(m, level: float = 0.95, parm=None) -> pd.DataFrame:
     V = m.vcov_full.to_numpy()
     free = list(m.layout.free_index)
     rows = {}
-    for label, k, is_sd in params:
+    for label, k, kind, natural in params:
         se = float(np.sqrt(V[free.index(k), free.index(k)])) if k in free else np.nan
         se = se if np.isfinite(se) and se > 0 else max(abs(m.x[k]), 1.0)
         prof = _Profile(m, k)
         est = float(m.x[k])
-        if is_sd:
+        if kind == "sd":
             est = abs(est)
             prof.x_hat[k] = est           # the objective is even in a scalar term's theta
             lo = _end(prof, se, cut, -1, floor=0.0)
             hi = _end(prof, se, cut, +1)
         else:
             lo, hi = _end(prof, se, cut, -1), _end(prof, se, cut, +1)
+        if natural is not None:
+            # the profile of a monotone function of theta_j is the profile of theta_j
+            # mapped through it (decreasing maps swap the ends)
+            lo, hi = sorted((natural(lo), natural(hi)))
+            est = natural(est)
         rows[label] = (lo, hi, est)
     lo_name, hi_name = f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"
     out = pd.DataFrame.from_dict(rows, orient="index", columns=[lo_name, hi_name, "Estimate"])

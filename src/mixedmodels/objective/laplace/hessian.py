@@ -25,7 +25,8 @@ from scipy.linalg import lapack
 
 from ...linalg.lapack import chol_inplace
 
-__all__ = ["DENSE_MAX_Q", "BlockDiagonalHessian", "DenseHessian", "make_hessian"]
+__all__ = ["DENSE_MAX_Q", "BlockDiagonalHessian", "DenseHessian", "factor_at", "make_hessian",
+           "slot_quadratics", "slot_weighted_inverse"]
 
 #: Up to this many random effects a crossed design is factored as one dense matrix.
 DENSE_MAX_Q = 150
@@ -36,20 +37,32 @@ class DenseHessian:
 
     def __init__(self, structure):
         self.s = structure
-        q, J = structure.q, structure.J
+        q = structure.q
         self.q = q
-        self._keys = (J[:, :, None] * q + J[:, None, :]).ravel()
+        self._keys_cache: np.ndarray | None = None
         self._diag = np.flatnonzero(structure.penalty) * (q + 1)
         self.L: np.ndarray | None = None
         self._inv: np.ndarray | None = None
         self.logdet = np.nan
 
+    @property
+    def _keys(self) -> np.ndarray:
+        """Flat (row, column) of every slot product in ``H`` (made on first use: the
+        matrix-product assembly of :func:`factor_at` does without it)."""
+        if self._keys_cache is None:
+            J, q = self.s.J, self.q
+            self._keys_cache = (J[:, :, None] * q + J[:, None, :]).ravel()
+        return self._keys_cache
+
     def factor(self, slot_products: np.ndarray) -> bool:
         """Assemble and factor ``H``; False when it is not positive definite."""
         q = self.q
         H = np.bincount(self._keys, slot_products.ravel(), minlength=q * q)
-        H[self._diag] += 1.0
-        H = H.reshape(q, q)
+        return self._factor_matrix(H.reshape(q, q))
+
+    def _factor_matrix(self, H: np.ndarray) -> bool:
+        """Add the prior's identity to the assembled ``A'WA`` (q x q) and factor it."""
+        H.ravel()[self._diag] += 1.0
         self._inv = None
         if not chol_inplace(H):
             self.L = None
@@ -96,9 +109,7 @@ class BlockDiagonalHessian:
         codes = structure.terms[0].term.grouping.codes
         self.levels = structure.terms[0].term.nlevels
         self.codes = codes
-        slot = np.arange(P)
-        self._keys = (codes[:, None, None] * (P * P) + slot[:, None] * P + slot[None, :]) \
-            .ravel()
+        self._keys_cache: np.ndarray | None = None
         # u index of every (level, slot)
         idx = np.empty((self.levels, P), dtype=np.intp)
         for ts in structure.terms:
@@ -111,10 +122,24 @@ class BlockDiagonalHessian:
         self._inv: np.ndarray | None = None
         self.logdet = np.nan
 
+    @property
+    def _keys(self) -> np.ndarray:
+        """Flat (level, slot, slot) of every slot product (made on first use)."""
+        if self._keys_cache is None:
+            P, slot = self.P, np.arange(self.P)
+            self._keys_cache = (self.codes[:, None, None] * (P * P) + slot[:, None] * P
+                                + slot[None, :]).ravel()
+        return self._keys_cache
+
     def factor(self, slot_products: np.ndarray) -> bool:
         L, P = self.levels, self.P
         H = np.bincount(self._keys, slot_products.ravel(), minlength=L * P * P) \
             .reshape(L, P, P)
+        return self._factor_blocks(H)
+
+    def _factor_blocks(self, H: np.ndarray) -> bool:
+        """Add the prior's identity to the assembled ``A'WA`` blocks and factor them."""
+        P = self.P
         H[:, np.arange(P), np.arange(P)] += 1.0
         self._inv = None
         if P == 1:
@@ -155,6 +180,72 @@ class BlockDiagonalHessian:
     def term_inverse(self, ts) -> np.ndarray:
         inv = self.inverse_blocks()
         return inv[:, ts.slots, ts.slots]
+
+
+def _one_block(kernel, structure) -> bool:
+    """One level of one grouping factor and one channel: ``H`` is a single P x P block
+    (a known matrix over all levels, a spatial process over all sites), whose products
+    with ``A`` are matrix products rather than per-observation P x P arrays."""
+    return (isinstance(kernel, BlockDiagonalHessian) and kernel.levels == 1
+            and structure.n_channels == 1)
+
+
+def _wide_dense(kernel, structure) -> bool:
+    """A dense ``H`` of one channel whose observations have about as many slots as there
+    are random effects (``q <= P^2``: a known matrix or spatial term with REML's
+    integrated fixed effects): ``A`` as a dense n x q matrix is no larger than the
+    per-observation P x P products."""
+    return (isinstance(kernel, DenseHessian) and structure.n_channels == 1
+            and structure.q <= structure.P * structure.P)
+
+
+def _dense_A(structure, a: np.ndarray) -> np.ndarray:
+    """``A`` (n, q) from the slot values (each observation's slots are distinct)."""
+    A = np.zeros((structure.n, structure.q))
+    A[np.arange(structure.n)[:, None], structure.J] = a
+    return A
+
+
+def factor_at(kernel, structure, a: np.ndarray, W: np.ndarray) -> bool:
+    """Assemble ``H = I + sum_i A_i' W_i A_i`` at slot values ``a`` (n, P) and curvatures
+    ``W`` (n, C, C) and factor it; False when it is not positive definite.
+
+    With one block (:func:`_one_block`) ``A'WA = a' diag(w) a`` is one matrix product
+    (``n P^2`` flops, no ``n x P x P`` array); likewise ``A' diag(w) A`` with a dense
+    ``A`` (:func:`_wide_dense`)."""
+    if _one_block(kernel, structure):
+        return kernel._factor_blocks(((a.T * W[:, 0, 0]) @ a)[None])
+    if _wide_dense(kernel, structure):
+        A = _dense_A(structure, a)
+        return kernel._factor_matrix((A.T * W[:, 0, 0]) @ A)
+    return kernel.factor(structure.slot_products(a, W))
+
+
+def _inverse_rows(kernel, structure, a: np.ndarray) -> np.ndarray | None:
+    """``A_i H^{-1}`` on each observation's slots (n, P), where a kernel above applies."""
+    if _one_block(kernel, structure):
+        return a @ kernel.inverse_blocks()[0]
+    if _wide_dense(kernel, structure):
+        AH = _dense_A(structure, a) @ kernel.inverse()
+        return AH[np.arange(structure.n)[:, None], structure.J]
+    return None
+
+
+def slot_quadratics(kernel, structure, a: np.ndarray) -> np.ndarray:
+    """``A_i H^{-1} A_i'`` per observation (n, C, C), at the kernel's factorization."""
+    aH = _inverse_rows(kernel, structure, a)
+    if aH is not None:
+        return np.einsum("ns,ns->n", aH, a)[:, None, None]
+    return structure.channel_blocks(a, kernel.slot_inverse())
+
+
+def slot_weighted_inverse(kernel, structure, a: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``[H^{-1} A_i' W_i]`` on each observation's slots: (n, P, C)."""
+    aH = _inverse_rows(kernel, structure, a)
+    if aH is not None:
+        return (aH * W[:, 0, 0, None])[:, :, None]
+    AtW = a[:, :, None] * W[:, structure.slot_channel, :]
+    return kernel.slot_inverse() @ AtW
 
 
 def make_hessian(structure):

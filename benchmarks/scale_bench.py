@@ -4,8 +4,12 @@
 
 Each measurement runs in a fresh subprocess (``--child``) so that peaks of memory never mix.
 Designs are simulated (MovieLens-like crossed ratings ``y ~ 1 + x + (1 | user) +
-(1 | item)`` with n/100 users and min(n/1000, 2000) items, or a random intercept
-``y ~ x + (1 | g)`` with ``--design intercept``).
+(1 | item)`` with n/100 users and min(n/1000, 2000) items, or with ``--users`` and
+``--items`` given -- 50,000 x 10,000 is MovieLens-like in its second factor -- or a random
+intercept ``y ~ x + (1 | g)`` with ``--design intercept``). ``--sparse-min-rest`` moves
+the size of the second factor above which the sparse factorization replaces the dense
+block (``mixedmodels.linalg.sparse.SPARSE_MIN_REST``): 0 forces it, a huge value forbids
+it, so the two can be compared on one case.
 Reported per run: wall time of the fit (data generation excluded; for Dask the parquet
 files are written beforehand and read by the fit), the client's peak resident memory, the
 workers' peak resident memory (sampled), objective evaluations, and the objective.
@@ -39,7 +43,7 @@ MAX_ITEMS = 2000
 MEMORY_SAMPLE_S = 0.5
 
 
-def simulate(n: int, design: str, seed: int = 7):
+def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0):
     """The simulated data as a pandas DataFrame (see the module docstring)."""
     import pandas as pd
 
@@ -50,8 +54,8 @@ def simulate(n: int, design: str, seed: int = 7):
         g = rng.integers(0, n_g, n)
         y = 2.0 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + rng.normal(0, 1.0, n)
         return pd.DataFrame({"y": y, "x": x, "g": g})
-    n_user = max(n // 100, 10)
-    n_item = max(min(n // 1000, MAX_ITEMS), 10)
+    n_user = users or max(n // 100, 10)
+    n_item = items or max(min(n // 1000, MAX_ITEMS), 10)
     # skewed item popularity, as in ratings data
     item = np.minimum(rng.zipf(1.3, n) - 1, n_item - 1) if n_item > 1 else np.zeros(n, int)
     user = rng.integers(0, n_user, n)
@@ -71,14 +75,22 @@ def child(args) -> dict:
     import mixedmodels as mm
 
     formula = FORMULAS[args.design]
+    if args.sparse_min_rest is not None:
+        import mixedmodels.objective.lmm as lmm_objective
+
+        lmm_objective.SPARSE_MIN_REST = args.sparse_min_rest
     if args.mode == "memory":
-        df = simulate(args.rows, args.design)
+        df = simulate(args.rows, args.design, users=args.users, items=args.items)
         base = _peak_rss_mb()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         m = mm.lmer(formula, df)
         wall = time.perf_counter() - t0
-        return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "data_mb": base,
-                "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None}
+        return {"wall_s": wall, "cpu_s": time.process_time() - c0,
+                "client_peak_mb": _peak_rss_mb(), "data_mb": base,
+                "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None,
+                "method": m.objective_function.method, "theta": m.theta.tolist(),
+                "beta": m.beta.tolist(), "sigma": m.sigma}
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -114,7 +126,8 @@ def child(args) -> dict:
             "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
 
 
-def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path) -> dict:
+def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
+            extra: tuple = ()) -> dict:
     path = ""
     if mode == "dask":
         path = str(tmp / f"{design}_{rows}")
@@ -126,7 +139,7 @@ def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path) -> dict:
             dd.from_pandas(df, npartitions=nparts).to_parquet(path)
             del df
     cmd = [sys.executable, __file__, "--child", "--rows", str(rows), "--mode", mode,
-           "--workers", str(workers), "--design", design, "--path", path]
+           "--workers", str(workers), "--design", design, "--path", path, *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -164,6 +177,10 @@ def main(argv=None) -> None:
     ap.add_argument("--mode", choices=["memory", "dask"], default="memory")
     ap.add_argument("--workers", type=int, action="append", help="Dask workers (repeatable)")
     ap.add_argument("--design", choices=sorted(FORMULAS), default="crossed")
+    ap.add_argument("--users", type=int, default=0, help="levels of the first factor")
+    ap.add_argument("--items", type=int, default=0, help="levels of the second factor")
+    ap.add_argument("--sparse-min-rest", type=int, default=None,
+                    help="second-factor size above which the sparse factorization is used")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--render", action="store_true",
                     help="only write the Markdown table of --out (beside it, .md)")
@@ -185,7 +202,12 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="mm_scale_") as tmp:
         for n in rows:
             for k in (workers if args.mode == "dask" else [0]):
-                rec = run_one(n, args.mode, k, args.design, Path(tmp))
+                extra = ["--users", str(args.users), "--items", str(args.items)]
+                if args.sparse_min_rest is not None:
+                    extra += ["--sparse-min-rest", str(args.sparse_min_rest)]
+                rec = run_one(n, args.mode, k, args.design, Path(tmp), tuple(extra))
+                rec.update({"users": args.users, "items": args.items,
+                            "sparse_min_rest": args.sparse_min_rest})
                 print(json.dumps(rec), flush=True)
                 records.append(rec)
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,9 @@ from ...linalg import CrossProductPattern, TermBlock, add_cross_products
 from ...objective.pirls import PIRLS
 from .plan import PartitionArrays, PartitionPlan
 
-__all__ = ["PassPart", "RowState", "RowWeights", "StartPart", "combine_start",
-           "combine_state", "combine_sums", "combine_weights", "saturated_partition",
+__all__ = ["PartitionRows", "PassPart", "RowState", "RowWeights", "StartPart", "combine_start",
+           "combine_state", "combine_sums", "combine_weights", "materialize_partition",
+           "saturated_partition",
            "start_partition", "state_partition", "weights_partition"]
 
 
@@ -52,6 +53,8 @@ class RowState:
 
     beta: np.ndarray
     b: tuple
+    #: the offset is part of ``eta`` (False: ``X beta + Z b`` alone, a change of eta)
+    offset: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,30 @@ def _blocks(plan: PartitionPlan, a: PartitionArrays) -> list[TermBlock]:
             for c, Z, t in zip(a.codes, a.Z, plan.design.terms, strict=True)]
 
 
+@dataclass
+class PartitionRows:
+    """A partition materialized once per fit and kept on its worker (``dask.persist``):
+    its arrays, ``X~ = X R^{-1}`` and the index pattern of its cross-products, which every
+    PIRLS pass would otherwise rebuild from the raw columns."""
+
+    a: PartitionArrays
+    Xt: np.ndarray
+    pattern: CrossProductPattern | None
+
+
+def materialize_partition(part, index: int, plan: PartitionPlan,
+                          R_inv: np.ndarray) -> PartitionRows:
+    """:class:`PartitionRows` of one partition."""
+    a = plan.arrays(part)
+    pattern = CrossProductPattern(_blocks(plan, a)) if len(a.y) else None
+    return PartitionRows(a, a.X @ R_inv, pattern)
+
+
+def _rows(part, plan: PartitionPlan, R_inv: np.ndarray) -> PartitionRows:
+    return part if isinstance(part, PartitionRows) else \
+        materialize_partition(part, 0, plan, R_inv)
+
+
 def _random_part(a: PartitionArrays, b) -> np.ndarray:
     out = np.zeros(len(a.y))
     for Z, codes, bk in zip(a.Z, a.codes, b, strict=True):
@@ -145,9 +172,8 @@ def _mean(family, eta: np.ndarray):
     return mu, me
 
 
-def _xy(a: PartitionArrays, R_inv: np.ndarray, column: np.ndarray | None,
-        with_x: bool) -> np.ndarray:
-    cols = [a.X @ R_inv] if with_x else []
+def _xy(Xt: np.ndarray, column: np.ndarray | None, with_x: bool) -> np.ndarray:
+    cols = [Xt] if with_x else []
     if column is not None:
         cols.append(column[:, None])
     return np.hstack(cols) if len(cols) > 1 else cols[0]
@@ -170,14 +196,18 @@ def state_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.nda
     laplace : {None, "expected", "observed"}
         Also the Laplace cross-products of that kind.
     """
-    a = plan.arrays(part)
+    rows = _rows(part, plan, R_inv)
+    a = rows.a
     out = PassPart(n=len(a.y))
     if not len(a.y):
         return out
     prior = _prior(a)
     zb = _random_part(a, state.b)
-    fixed = a.X @ state.beta + a.offset
+    fixed = a.X @ state.beta + a.offset if state.offset else a.X @ state.beta
     eta = fixed + zb
+    if not state.offset:            # a change of eta, not a point: its size only
+        out.max_deta = float(np.max(np.abs(eta)))
+        return out
     out.eta_min, out.eta_max = float(eta.min()), float(eta.max())
     if ref is not None:
         eta_ref = a.X @ ref.beta + a.offset + _random_part(a, ref.b)
@@ -189,20 +219,20 @@ def state_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.nda
         return out
     out.dev = float(dev)
     mu, me = means
-    blocks = _blocks(plan, a)
     if mode is not None:
         w, wres, observed = PIRLS._step_weights(_workspace(a, family, prior), eta, mu, me,
                                                 fisher)
         out.observed = out.any_observed = observed
+        # with X~ also for u at fixed beta: Z' W X~ gives the modes' sensitivity to beta
         column = (eta - a.offset + wres) if mode == "joint" else zb + wres
-        XY = _xy(a, R_inv, column, mode == "joint")
-        out.cross = CrossProductPattern(blocks).compute(XY, w)
+        XY = _xy(rows.Xt, column, True)
+        out.cross = rows.pattern.compute(XY, w)
         out.slack = float(np.abs(eta) @ np.abs(w * wres))
         pos = prior > 0
         out.top = float(np.max(w[pos] / prior[pos])) if pos.any() else 0.0
     if laplace is not None:
         wl = family.laplace_weights(a.y, eta, mu, prior, laplace)
-        out.laplace = CrossProductPattern(blocks).compute(np.ones((len(a.y), 1)), wl)
+        out.laplace = rows.pattern.compute(np.ones((len(a.y), 1)), wl)
     return out
 
 
@@ -261,7 +291,8 @@ def weights_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.n
                       weights: RowWeights, columns: str) -> WeightsPart:
     """Cross-products of ``[X~]`` (``columns="X"``) or of a column of ones
     (``columns="ones"``) with the weights ``weights``; also the per-level information."""
-    a = plan.arrays(part)
+    rows = _rows(part, plan, R_inv)
+    a = rows.a
     terms = plan.design.terms
     out = WeightsPart(levels=[np.zeros(t.nlevels) for t in terms])
     if not len(a.y):
@@ -270,8 +301,8 @@ def weights_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.n
     s = weights.state
     eta = a.X @ s.beta + a.offset + _random_part(a, s.b)
     w = _weights_of(family, a, prior, eta, weights.kind)
-    XY = _xy(a, R_inv, None, True) if columns == "X" else np.ones((len(a.y), 1))
-    out.cross = CrossProductPattern(_blocks(plan, a)).compute(XY, w)
+    XY = rows.Xt if columns == "X" else np.ones((len(a.y), 1))
+    out.cross = rows.pattern.compute(XY, w)
     pos = prior > 0
     out.top = float(np.max(w[pos] / prior[pos])) if pos.any() else 0.0
     out.levels = [np.bincount(c, w * np.sum(Z * Z, axis=1), minlength=t.nlevels)
@@ -312,7 +343,8 @@ class StartPart:
 def start_partition(part, index: int, plan: PartitionPlan, family,
                     R_inv: np.ndarray) -> StartPart:
     """One partition's :class:`StartPart`."""
-    a = plan.arrays(part)
+    rows = _rows(part, plan, R_inv)
+    a = rows.a
     p = plan.design.p
     out = StartPart(np.zeros((p, p)), np.zeros(p), ones=np.ones(p, dtype=bool))
     if not len(a.y):
@@ -326,7 +358,7 @@ def start_partition(part, index: int, plan: PartitionPlan, family,
     me = family.link.mu_eta(eta0)
     w = family.fisher_weights(eta0, mu0, prior)
     z = eta0 - a.offset + (a.y - mu0) / me
-    Xt = a.X @ R_inv
+    Xt = rows.Xt
     out.XtWX = Xt.T @ (w[:, None] * Xt)
     out.XtWz = Xt.T @ (w * z)
     out.sum_w, out.sum_w_eta = float(w.sum()), float(w @ (eta0 - a.offset))
@@ -352,14 +384,22 @@ def combine_start(parts: list) -> StartPart:
     return out
 
 
-def saturated_partition(part, index: int, plan: PartitionPlan, family) -> float:
-    """``sum_i s_i`` of the saturated model (families without a dispersion: ``phi = 1``)."""
-    a = plan.arrays(part)
+def saturated_partition(part, index: int, plan: PartitionPlan, family,
+                        R_inv: np.ndarray) -> np.ndarray:
+    """``[sum_i s_i, max_i sum_j |Z_ij|]`` per term: the saturated log-likelihood sum
+    (families without a dispersion: ``phi = 1``) and the row-sum bounds of ``Z`` that
+    PIRLS's predicted start checks its moves with."""
+    a = _rows(part, plan, R_inv).a
+    zmax = [float(np.max(np.sum(np.abs(Z), axis=1), initial=0.0)) for Z in a.Z]
     if not len(a.y):
-        return 0.0
-    return float(np.sum(family.saturated(a.y, _prior(a), 1.0)))
+        return np.array([0.0, *zmax])
+    return np.array([float(np.sum(family.saturated(a.y, _prior(a), 1.0))), *zmax])
 
 
-def combine_sums(parts: list) -> float:
-    """Sum of floats."""
-    return float(sum(parts))
+def combine_sums(parts: list) -> np.ndarray:
+    """The sum of the first entries and the maxima of the others."""
+    out = np.array(parts[0], dtype=float)
+    for p in parts[1:]:
+        out[0] += p[0]
+        out[1:] = np.maximum(out[1:], p[1:])
+    return out

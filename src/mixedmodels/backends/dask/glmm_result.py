@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ...results.glmm import GeneralizedLinearMixedModelResult, check_residual_type, \
-    glmm_residuals
+from ...results.glmm import GeneralizedLinearMixedModelResult, check_residual_type, glmm_residuals
 from ...results.predict import linear_predictor, select_term_columns
 from .plan import PartitionPlan
 from .result import _SUMMARY_QUANTILES, DaskRanefMixin, partition_eta
@@ -26,13 +25,13 @@ __all__ = ["DaskGLMMResult"]
 
 def _glmm_values(part, plan: PartitionPlan, family, beta, b, keep, what: str,
                  scale: float):
-    """``what`` ("link", "response" or a residual type) of one partition's fitted rows."""
+    """``what`` ("link", "mean" or a residual type) of one partition's fitted rows."""
     a = plan.arrays(part)
     eta = partition_eta(a, beta, b, keep)
     if what == "link":
         return pd.Series(eta, index=a.index, name="prediction")
     mu = family.link.linkinv(eta)
-    if what == "response":
+    if what == "mean":
         return pd.Series(mu, index=a.index, name="fitted")
     prior = np.ones(len(a.y)) if a.prior is None else a.prior
     r = glmm_residuals(what, a.y, mu, eta, family, prior)
@@ -70,7 +69,7 @@ class DaskGLMMResult(DaskRanefMixin, GeneralizedLinearMixedModelResult):
         return self.objective_function
 
     def _lazy(self, what: str, keep: dict, scale: float = 1.0):
-        name = {"link": "prediction", "response": "fitted"}.get(what, "residuals")
+        name = {"link": "prediction", "mean": "fitted"}.get(what, "residuals")
         sol = self.solution
         return self.data.map_partitions(_glmm_values, self.plan, self.family, sol.beta,
                                         list(sol.b), keep, what, scale,
@@ -83,7 +82,7 @@ class DaskGLMMResult(DaskRanefMixin, GeneralizedLinearMixedModelResult):
         -------
         dask.dataframe.Series
         """
-        return self._lazy("response", select_term_columns(self.design, None))
+        return self._lazy("mean", select_term_columns(self.design, None))
 
     def residuals(self, type: str = "deviance", scaled: bool = False):
         """Residuals of the rows used, lazily (types as
@@ -130,7 +129,9 @@ class DaskGLMMResult(DaskRanefMixin, GeneralizedLinearMixedModelResult):
         if newdata is None:
             if offset is not None:
                 raise ValueError("offset= applies to newdata only")
-            return self._lazy(type, select_term_columns(self.design, re_form))
+            what = "mean" if type == "response" else "link"
+            return self._lazy(what, select_term_columns(self.design, re_form)).rename(
+                "prediction")
         sol = self.solution
         if hasattr(newdata, "map_partitions"):
             return newdata.map_partitions(

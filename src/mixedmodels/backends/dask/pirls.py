@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from ...linalg import BlockedSystem, BlockLayout, TermBlock
+from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
 from ...objective.pirls import (
     NEWTON_RESUME_CHANGE,
     PDEV_ROUNDING,
@@ -30,6 +31,7 @@ from ...objective.pirls import (
     PIRLS_MAX_HALVINGS,
     PIRLS_MAXIT,
     PIRLS_TOL,
+    PREDICTED_ITERATIONS,
     SLACK_MAX,
     STAGNATION_CHANGE,
     STAGNATION_STEPS,
@@ -38,7 +40,6 @@ from ...objective.pirls import (
     PIRLSResult,
     link_keeps_range,
 )
-from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
 from ...objective.pirls_system import PIRLSSystem
 from .glmm_pass import (
     RowState,
@@ -47,16 +48,42 @@ from .glmm_pass import (
     combine_state,
     combine_sums,
     combine_weights,
+    materialize_partition,
     saturated_partition,
     start_partition,
     state_partition,
     weights_partition,
 )
 from .reduce_tree import map_reduce
+from .source import require_dask
 
 __all__ = ["DaskPIRLS"]
 
 _EPS = float(np.finfo(float).eps)
+
+
+class _ChangeOfEta:
+    """``Z Lambda du`` on the workers, for ``np.max(np.abs(...))`` only (one pass)."""
+
+    def __init__(self, pirls, state: RowState):
+        self.pirls, self.state = pirls, state
+
+    def __abs__(self):
+        return self
+
+    def max(self, *args, **kwargs) -> float:
+        del args, kwargs
+        return self.pirls._pass(self.state, None, None, False).max_deta
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func is np.max:
+            return self.max()
+        return NotImplemented
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc is np.absolute and method == "__call__":
+            return self
+        return NotImplemented
 
 
 class DaskPIRLS(PIRLS):
@@ -101,7 +128,8 @@ class DaskPIRLS(PIRLS):
         self.u_start = np.zeros(self.q)
         self.beta_start: np.ndarray | None = None
         self._no_beta = np.zeros(0)
-        self.predict = False
+        self.predict = True
+        self._ref = None
         self.beta_prior_root = None
         #: Laplace weights kind the state passes also form cross-products for (set by the
         #: objective when they differ from PIRLS's last weights), and the last of them
@@ -109,6 +137,8 @@ class DaskPIRLS(PIRLS):
         self.last_laplace: tuple | None = None
         self._saturated_sum: float | None = None
         self._weights_memo: tuple | None = None
+        self._rows: list | None = None
+        self._consts: tuple | None = None
         self.family = family
 
     @property
@@ -129,16 +159,40 @@ class DaskPIRLS(PIRLS):
         raise AttributeError("the prior weights of a Dask fit stay on the cluster")
 
     # -- passes -----------------------------------------------------------------------
+    def _persisted(self):
+        """The partitions materialized once (:class:`~.glmm_pass.PartitionRows`) and kept
+        where they were computed: on the workers under dask.distributed."""
+        if self._rows is None:
+            dask, _ = require_dask()
+            from dask import delayed
+
+            parts = [delayed(materialize_partition)(part, i, self.plan, self.basis.R_inv)
+                     for i, part in enumerate(self.frame.to_delayed())]
+            self._rows = list(dask.persist(*parts))
+        return self._rows
+
+    def _constants(self, family):
+        """The plan, the family and ``R^{-1}`` sent to the cluster once (persisted), not
+        serialized into the graph of every pass."""
+        if self._consts is None or self._consts[0] is not family:
+            dask, _ = require_dask()
+            from dask import delayed
+
+            self._consts = (family, *dask.persist(delayed(self.plan), delayed(family)))
+        return self._consts[1:]
+
     def _reduce(self, chunk, combine, *args):
         self.n_passes += 1
-        return map_reduce(self.frame, chunk, combine, self.plan, self._family, *args)
+        return map_reduce(self._persisted(), chunk, combine,
+                          *self._constants(self._family), *args)
 
-    def state(self, beta_user: np.ndarray, lams, u: np.ndarray) -> RowState:
+    def state(self, beta_user: np.ndarray, lams, u: np.ndarray,
+              offset: bool = True) -> RowState:
         """The handle of ``eta = X beta + offset + Z Lambda u``."""
         b = []
         for (off, q, nlev, p), lam in zip(self._blocks, lams, strict=True):
             b.append(u[off:off + q].reshape(nlev, p) @ lam.T)
-        return RowState(np.asarray(beta_user, dtype=float), tuple(b))
+        return RowState(np.asarray(beta_user, dtype=float), tuple(b), offset)
 
     def _pass(self, s: RowState, ref: RowState | None, mode: str | None, fisher: bool):
         laplace = self.laplace_kind if mode is not None else None
@@ -154,11 +208,65 @@ class DaskPIRLS(PIRLS):
             self.last_laplace = (s, laplace, out.laplace)
         return out
 
-    def saturated_sum(self) -> float:
-        """``sum_i s_i`` (one pass per family)."""
+    def _sums(self) -> np.ndarray:
+        """:func:`~.glmm_pass.saturated_partition` over all rows (one pass per family)."""
         if self._saturated_sum is None:
-            self._saturated_sum = self._reduce(saturated_partition, combine_sums)
+            self._saturated_sum = self._reduce(saturated_partition, combine_sums,
+                                               self.basis.R_inv)
         return self._saturated_sum
+
+    def saturated_sum(self) -> float:
+        """``sum_i s_i`` of the saturated model."""
+        return float(self._sums()[0])
+
+    @property
+    def _zmax(self) -> list:
+        """Per term, p times the largest ``|Z|`` row sum (PIRLS's bound on how far a
+        change of u moves eta)."""
+        return [p * float(z) for (_, _, _, p), z in zip(self._blocks, self._sums()[1:],
+                                                        strict=True)]
+
+    def _random_part(self, lams, u) -> _ChangeOfEta:
+        """``Z Lambda u`` as the workers see it; :meth:`PIRLS._small_move` takes only its
+        largest absolute value."""
+        return _ChangeOfEta(self, self.state(np.zeros(self.p), lams, u, offset=False))
+
+    # -- the modes' sensitivity (the predicted start of the next solve) ---------------------
+    def _zwz(self, A, v: np.ndarray) -> np.ndarray:
+        """``Z' W Z v`` from the blocks of the cross-products ``A``."""
+        pat = self.pattern
+        q1 = pat.q1
+        out1 = np.einsum("lab,lb->la", A.A11, v[:q1].reshape(pat.l1, pat.p1)).ravel()
+        if A.A21 is None:
+            return out1
+        vr = v[q1:]
+        out1 = out1 + A.A21.T @ vr
+        return np.concatenate([out1, A.A21 @ v[:q1] + A.A22 @ vr])
+
+    def _z_columns(self, A, k: int) -> np.ndarray:
+        """``Z' W XY[:, k]`` (q,) or, for a slice ``k``, (q, len) from ``A``."""
+        c1 = A.A1X[:, :, k]
+        c1 = c1.reshape(self.pattern.q1, -1) if c1.ndim == 3 else c1.ravel()
+        return c1 if A.ArX is None else np.concatenate([c1, A.ArX[:, k]])
+
+    def _sensitivity_from(self, theta, lams, u, A_step, A_final, f) -> np.ndarray:
+        """:meth:`PIRLS._sensitivity` from cross-products: ``Z' W X~`` and ``Z' W Z`` of
+        the last step's weights (``A_step``) and ``Z' g`` at the modes from ``A_final``
+        (``w r = -g``, so ``Z' g = Z' W Z b - Z' W (Z b + r)``)."""
+        p = self.p
+        Jb = self.lambda_t(lams, self._z_columns(A_step, slice(0, p)) @ self.basis.R)
+        b = self.b_from_u(lams, u)
+        Zg = self._zwz(A_final, b) - self._z_columns(A_final, p)
+        Ru = np.zeros((self.q, sum(t.structure.n_theta for t in self.design.terms)))
+        off = 0
+        for t, sl in zip(self.design.terms, self.slices, strict=True):
+            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
+                v = np.zeros(self.q)
+                v[off:off + t.q] = u[off:off + t.q]
+                Ru[:, sl.start] = self.lambda_t(lams, self._zwz(A_step, v))
+                Ru[off:off + t.q, sl.start] += Zg[off:off + t.q]
+            off += t.q
+        return -self.psystem.solve_M(f, np.hstack([Ru, Jb]))
 
     def weights_cross(self, weights: RowWeights, columns: str):
         """:class:`~.glmm_pass.WeightsPart` at ``weights`` (one pass; the last one is kept:
@@ -291,6 +399,10 @@ class DaskPIRLS(PIRLS):
             beta = np.asarray(b, dtype=float).copy()
         else:
             beta = np.asarray(beta, dtype=float)
+            if u0 is None and self.predict:
+                guess = self._predict_u(theta, beta)
+                if guess is not None and self._small_move(lams, guess - u):
+                    u = guess
 
         def user(bb):
             return self.basis.to_user(bb) if joint else bb
@@ -324,7 +436,8 @@ class DaskPIRLS(PIRLS):
                 raise PIRLSError(self._halving_message(theta) if fisher
                                  else self._not_pd_message(theta))
             beta_new = self._joint_beta(np.tril(f.LXX)) if joint else beta
-            u_new = self.psystem.solve_u(f, beta_new if joint else self._no_beta)
+            # (at fixed beta the system carries X~ too: beta = 0 picks the response)
+            u_new = self.psystem.solve_u(f, beta_new if joint else np.zeros(self.p))
             logdet, L11 = self.psystem.logdet(f), f.L11
             du, dbeta = u_new - u, beta_new - beta
             step = 1.0
@@ -373,6 +486,12 @@ class DaskPIRLS(PIRLS):
         self.u_start = u
         if joint:
             self.beta_start = beta
+            self._ref = None
             beta = self.basis.to_user(beta)
+        elif self.predict:
+            # refreshed only when the prediction has gone stale, as in memory
+            J = self._ref[3] if self._ref is not None and it <= PREDICTED_ITERATIONS \
+                else self._sensitivity_from(theta, lams, u, A, cur.cross, f)
+            self._ref = (theta, beta, u, J)
         return PIRLSResult(theta, beta, u, s, s, cur.dev, float(u @ u), logdet, L11, f, it,
                            observed)

@@ -205,7 +205,7 @@ def test_n_length_arrays_not_on_client(sync):
 
 def test_glmer_nb_on_dask_input_refused(sync):
     df = mm.datasets.load("grouseticks")
-    with pytest.raises(DataError, match=r"lmer\(\) and glmer\(\) fit Dask input"):
+    with pytest.raises(NotImplementedError, match=r"glmer_nb does not fit Dask input"):
         mm.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", dd.from_pandas(df, npartitions=2))
 
 

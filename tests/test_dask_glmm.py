@@ -205,10 +205,17 @@ def test_refused_with_reason(sync, kw, match):
 
 def test_glmer_nb_and_glmmtmb_refused(sync):
     ddf = dd.from_pandas(sim(), npartitions=2)
-    with pytest.raises(DataError, match=r"glmer_nb.*need in-memory data"):
+    with pytest.raises(NotImplementedError, match=r"glmer_nb does not fit Dask.*theta=k"):
         mm.glmer_nb("cnt ~ x + (1 | a)", ddf)
-    with pytest.raises(DataError, match=r"glmmtmb.*need in-memory data"):
+    with pytest.raises(NotImplementedError, match=r"glmmtmb does not fit Dask.*mm.glmer"):
         mm.glmmtmb("cnt ~ x + (1 | a)", ddf, family="poisson")
+
+
+def test_negative_binomial_fixed_shape(sync):
+    """glmer with a fixed-shape negative binomial family (no dispersion parameter)."""
+    fam = mm.families.NegativeBinomial(theta=2.0)
+    m, m_mem = _fits("cnt ~ x + (1 | a)", sim(), family=fam, nAGQ=0)
+    assert_same_glmm(m, m_mem)
 
 
 def test_nothing_of_length_n_on_the_client(sync):

@@ -839,6 +839,12 @@ def glmer_nb(
     2.05
     """
     verbose = check_verbose(verbose)
+    if is_dask_input(data):
+        raise NotImplementedError(
+            "glmer_nb does not fit Dask input: it estimates the shape by alternating "
+            "Poisson and negative binomial refits with a profile of the shape, hundreds "
+            "of passes over the rows; fix the shape, mm.glmer(formula, ddf, "
+            "family=mm.families.NegativeBinomial(theta=k)), or fit on ddf.compute()")
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer_nb")
     options = {"link": link, "nAGQ": nAGQ, "weights": weights, "offset": offset,
                "start": start, "optimizer": optimizer,

@@ -43,7 +43,8 @@ MAX_ITEMS = 2000
 MEMORY_SAMPLE_S = 0.5
 
 
-def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0):
+def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0,
+             family: str = "gaussian"):
     """The simulated data as a pandas DataFrame (see the module docstring)."""
     import pandas as pd
 
@@ -59,8 +60,11 @@ def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0)
     # skewed item popularity, as in ratings data
     item = np.minimum(rng.zipf(1.3, n) - 1, n_item - 1) if n_item > 1 else np.zeros(n, int)
     user = rng.integers(0, n_user, n)
-    y = (3.5 + 0.2 * x + rng.normal(0, 0.5, n_user)[user] + rng.normal(0, 0.4, n_item)[item]
-         + rng.normal(0, 0.9, n))
+    re = rng.normal(0, 0.5, n_user)[user] + rng.normal(0, 0.4, n_item)[item]
+    if family == "poisson":            # counts (glmer): log mean around 0.5
+        y = rng.poisson(np.exp(0.5 + 0.2 * x + re)).astype(float)
+    else:
+        y = 3.5 + 0.2 * x + re + rng.normal(0, 0.9, n)
     return pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
 
 
@@ -79,17 +83,24 @@ def child(args) -> dict:
         import mixedmodels.objective.lmm as lmm_objective
 
         lmm_objective.SPARSE_MIN_REST = args.sparse_min_rest
+    def fit(data):
+        if args.family == "gaussian":
+            return mm.lmer(formula, data)
+        return mm.glmer(formula, data, family=args.family, nAGQ=args.nagq)
+
     if args.mode == "memory":
-        df = simulate(args.rows, args.design, users=args.users, items=args.items)
+        df = simulate(args.rows, args.design, users=args.users, items=args.items,
+                      family=args.family)
         base = _peak_rss_mb()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        m = mm.lmer(formula, df)
+        m = fit(df)
         wall = time.perf_counter() - t0
         return {"wall_s": wall, "cpu_s": time.process_time() - c0,
                 "client_peak_mb": _peak_rss_mb(), "data_mb": base,
                 "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None,
-                "method": m.objective_function.method, "theta": m.theta.tolist(),
+                "method": getattr(m.objective_function, "method", "pirls"),
+                "theta": m.theta.tolist(),
                 "beta": m.beta.tolist(), "sigma": m.sigma}
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
@@ -117,24 +128,28 @@ def child(args) -> dict:
         thread.start()
         base = _peak_rss_mb()
         t0 = time.perf_counter()
-        m = mm.lmer(formula, dd.read_parquet(args.path))
+        c0 = time.process_time()
+        m = fit(dd.read_parquet(args.path))
         wall = time.perf_counter() - t0
         stop.set()
         thread.join()
-    return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
+    return {"wall_s": wall, "client_cpu_s": time.process_time() - c0,
+            "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
             "evals": m.opt.n_evals, "objective": m.objective, **m.timings,
+            "theta": m.theta.tolist(), "beta": m.beta.tolist(),
             "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
 
 
 def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
-            extra: tuple = ()) -> dict:
+            extra: tuple = (), family: str = "gaussian", users: int = 0,
+            items: int = 0) -> dict:
     path = ""
     if mode == "dask":
-        path = str(tmp / f"{design}_{rows}")
+        path = str(tmp / f"{design}_{rows}_{family}_{users}_{items}")
         if not Path(path).exists():
             import dask.dataframe as dd
 
-            df = simulate(rows, design)
+            df = simulate(rows, design, users=users, items=items, family=family)
             nparts = max(1, rows // ROWS_PER_PARTITION)
             dd.from_pandas(df, npartitions=nparts).to_parquet(path)
             del df
@@ -181,6 +196,9 @@ def main(argv=None) -> None:
     ap.add_argument("--items", type=int, default=0, help="levels of the second factor")
     ap.add_argument("--sparse-min-rest", type=int, default=None,
                     help="second-factor size above which the sparse factorization is used")
+    ap.add_argument("--family", choices=["gaussian", "poisson"], default="gaussian",
+                    help="gaussian: lmer; poisson: glmer on simulated counts")
+    ap.add_argument("--nagq", type=int, default=1, help="glmer's nAGQ")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--render", action="store_true",
                     help="only write the Markdown table of --out (beside it, .md)")
@@ -202,12 +220,17 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="mm_scale_") as tmp:
         for n in rows:
             for k in (workers if args.mode == "dask" else [0]):
-                extra = ["--users", str(args.users), "--items", str(args.items)]
+                extra = ["--users", str(args.users), "--items", str(args.items),
+                         "--family", args.family, "--nagq", str(args.nagq)]
                 if args.sparse_min_rest is not None:
                     extra += ["--sparse-min-rest", str(args.sparse_min_rest)]
-                rec = run_one(n, args.mode, k, args.design, Path(tmp), tuple(extra))
+                rec = run_one(n, args.mode, k, args.design, Path(tmp), tuple(extra),
+                              args.family, args.users, args.items)
                 rec.update({"users": args.users, "items": args.items,
-                            "sparse_min_rest": args.sparse_min_rest})
+                            "sparse_min_rest": args.sparse_min_rest,
+                            "family": args.family, "nagq": args.nagq})
+                if args.family != "gaussian":
+                    rec["formula"] += f", glmer {args.family} nAGQ={args.nagq}"
                 print(json.dumps(rec), flush=True)
                 records.append(rec)
                 out.parent.mkdir(parents=True, exist_ok=True)

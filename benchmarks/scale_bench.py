@@ -174,7 +174,7 @@ def markdown(records: list[dict]) -> str:
     for r in records:
         where = "in memory" if r["mode"] == "memory" else f"Dask, {r['workers']} worker(s)"
         passes = r.get("scan_and_qr_s", 0.0) + r.get("cross_products_s", 0.0)
-        opt = r.get("optimize_s")
+        opt = r.get("optimize_s", r.get("fit_s"))      # glmer: passes inside the fit
         worker = r.get("workers_peak_mb")
         formula = r["formula"].replace("|", "\\|")      # a pipe inside a table cell
         lines.append(
@@ -213,7 +213,13 @@ def main(argv=None) -> None:
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.exists() else []
     if args.render:
-        out.with_suffix(".md").write_text(markdown(records))
+        text = markdown(records)
+        for name, title in (("glmm_scale.json", "glmer (passes inside the fit)"),
+                            ("sparse.json", "Second factor: dense block vs sparse LU")):
+            extra = out.parent / name
+            if extra.exists():
+                text += f"\n## {title}\n\n" + markdown(json.loads(extra.read_text()))
+        out.with_suffix(".md").write_text(text)
         return
     rows = [int(r) for r in (args.rows or [1e6])]
     workers = args.workers or [1]

@@ -173,6 +173,8 @@ def markdown(records: list[dict]) -> str:
     lines = []
     for r in records:
         where = "in memory" if r["mode"] == "memory" else f"Dask, {r['workers']} worker(s)"
+        if r.get("sparse_min_rest") is not None:        # a forced factorization
+            where += f", {r.get('method')}"
         passes = r.get("scan_and_qr_s", 0.0) + r.get("cross_products_s", 0.0)
         opt = r.get("optimize_s", r.get("fit_s"))      # glmer: passes inside the fit
         worker = r.get("workers_peak_mb")

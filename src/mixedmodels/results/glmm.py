@@ -247,7 +247,12 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin, Te
 
     # -- diagnostics and display ----------------------------------------------------------
     def summary_residuals(self) -> np.ndarray:
-        """The scaled Pearson residuals whose quantiles the summary prints."""
+        """The scaled Pearson residuals whose quantiles the summary prints.
+
+        Returns
+        -------
+        ndarray
+        """
         return self.residuals("pearson", scaled=True).to_numpy()
 
     def overdispersion(self):

@@ -142,7 +142,12 @@ class DaskGLMMResult(DaskRanefMixin, GeneralizedLinearMixedModelResult):
 
     def summary_residuals(self) -> np.ndarray:
         """Dask's approximate quantiles of the scaled Pearson residuals (the five numbers
-        the summary prints)."""
+        the summary prints).
+
+        Returns
+        -------
+        ndarray (5,)
+        """
         r = self.residuals("pearson", scaled=True)
         return np.asarray(r.quantile(list(_SUMMARY_QUANTILES)).compute(), dtype=float)
 

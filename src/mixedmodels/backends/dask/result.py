@@ -43,7 +43,17 @@ class DaskRanefMixin:
     def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes per grouping factor, indexed by the factor's values when it
         is one numeric column (as in memory). See
-        :meth:`LinearMixedModelResult.ranef`."""
+        :meth:`LinearMixedModelResult.ranef`.
+
+        Parameters
+        ----------
+        cond_var : bool
+            Add the conditional variances.
+
+        Returns
+        -------
+        dict of str -> pandas.DataFrame
+        """
         out = super().ranef(cond_var)
         for t, index in zip(self.design.terms, self.design.level_indexes, strict=True):
             frame = out[t.group]

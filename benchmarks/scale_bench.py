@@ -4,8 +4,12 @@
 
 Each measurement runs in a fresh subprocess (``--child``) so that peaks of memory never mix.
 Designs are simulated (MovieLens-like crossed ratings ``y ~ 1 + x + (1 | user) +
-(1 | item)`` with n/100 users and min(n/1000, 2000) items, or a random intercept
-``y ~ x + (1 | g)`` with ``--design intercept``).
+(1 | item)`` with n/100 users and min(n/1000, 2000) items, or with ``--users`` and
+``--items`` given -- 50,000 x 10,000 is MovieLens-like in its second factor -- or a random
+intercept ``y ~ x + (1 | g)`` with ``--design intercept``). ``--sparse-min-rest`` moves
+the size of the second factor above which the sparse factorization replaces the dense
+block (``mixedmodels.linalg.sparse.SPARSE_MIN_REST``): 0 forces it, a huge value forbids
+it, so the two can be compared on one case.
 Reported per run: wall time of the fit (data generation excluded; for Dask the parquet
 files are written beforehand and read by the fit), the client's peak resident memory, the
 workers' peak resident memory (sampled), objective evaluations, and the objective.
@@ -39,7 +43,8 @@ MAX_ITEMS = 2000
 MEMORY_SAMPLE_S = 0.5
 
 
-def simulate(n: int, design: str, seed: int = 7):
+def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0,
+             family: str = "gaussian"):
     """The simulated data as a pandas DataFrame (see the module docstring)."""
     import pandas as pd
 
@@ -50,13 +55,16 @@ def simulate(n: int, design: str, seed: int = 7):
         g = rng.integers(0, n_g, n)
         y = 2.0 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + rng.normal(0, 1.0, n)
         return pd.DataFrame({"y": y, "x": x, "g": g})
-    n_user = max(n // 100, 10)
-    n_item = max(min(n // 1000, MAX_ITEMS), 10)
+    n_user = users or max(n // 100, 10)
+    n_item = items or max(min(n // 1000, MAX_ITEMS), 10)
     # skewed item popularity, as in ratings data
     item = np.minimum(rng.zipf(1.3, n) - 1, n_item - 1) if n_item > 1 else np.zeros(n, int)
     user = rng.integers(0, n_user, n)
-    y = (3.5 + 0.2 * x + rng.normal(0, 0.5, n_user)[user] + rng.normal(0, 0.4, n_item)[item]
-         + rng.normal(0, 0.9, n))
+    re = rng.normal(0, 0.5, n_user)[user] + rng.normal(0, 0.4, n_item)[item]
+    if family == "poisson":            # counts (glmer): log mean around 0.5
+        y = rng.poisson(np.exp(0.5 + 0.2 * x + re)).astype(float)
+    else:
+        y = 3.5 + 0.2 * x + re + rng.normal(0, 0.9, n)
     return pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
 
 
@@ -71,14 +79,29 @@ def child(args) -> dict:
     import mixedmodels as mm
 
     formula = FORMULAS[args.design]
+    if args.sparse_min_rest is not None:
+        import mixedmodels.objective.lmm as lmm_objective
+
+        lmm_objective.SPARSE_MIN_REST = args.sparse_min_rest
+    def fit(data):
+        if args.family == "gaussian":
+            return mm.lmer(formula, data)
+        return mm.glmer(formula, data, family=args.family, nAGQ=args.nagq)
+
     if args.mode == "memory":
-        df = simulate(args.rows, args.design)
+        df = simulate(args.rows, args.design, users=args.users, items=args.items,
+                      family=args.family)
         base = _peak_rss_mb()
         t0 = time.perf_counter()
-        m = mm.lmer(formula, df)
+        c0 = time.process_time()
+        m = fit(df)
         wall = time.perf_counter() - t0
-        return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "data_mb": base,
-                "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None}
+        return {"wall_s": wall, "cpu_s": time.process_time() - c0,
+                "client_peak_mb": _peak_rss_mb(), "data_mb": base,
+                "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None,
+                "method": getattr(m.objective_function, "method", "pirls"),
+                "theta": m.theta.tolist(),
+                "beta": m.beta.tolist(), "sigma": m.sigma}
     import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
@@ -105,28 +128,33 @@ def child(args) -> dict:
         thread.start()
         base = _peak_rss_mb()
         t0 = time.perf_counter()
-        m = mm.lmer(formula, dd.read_parquet(args.path))
+        c0 = time.process_time()
+        m = fit(dd.read_parquet(args.path))
         wall = time.perf_counter() - t0
         stop.set()
         thread.join()
-    return {"wall_s": wall, "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
+    return {"wall_s": wall, "client_cpu_s": time.process_time() - c0,
+            "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
             "evals": m.opt.n_evals, "objective": m.objective, **m.timings,
+            "theta": m.theta.tolist(), "beta": m.beta.tolist(),
             "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
 
 
-def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path) -> dict:
+def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
+            extra: tuple = (), family: str = "gaussian", users: int = 0,
+            items: int = 0) -> dict:
     path = ""
     if mode == "dask":
-        path = str(tmp / f"{design}_{rows}")
+        path = str(tmp / f"{design}_{rows}_{family}_{users}_{items}")
         if not Path(path).exists():
             import dask.dataframe as dd
 
-            df = simulate(rows, design)
+            df = simulate(rows, design, users=users, items=items, family=family)
             nparts = max(1, rows // ROWS_PER_PARTITION)
             dd.from_pandas(df, npartitions=nparts).to_parquet(path)
             del df
     cmd = [sys.executable, __file__, "--child", "--rows", str(rows), "--mode", mode,
-           "--workers", str(workers), "--design", design, "--path", path]
+           "--workers", str(workers), "--design", design, "--path", path, *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -145,8 +173,10 @@ def markdown(records: list[dict]) -> str:
     lines = []
     for r in records:
         where = "in memory" if r["mode"] == "memory" else f"Dask, {r['workers']} worker(s)"
+        if r.get("sparse_min_rest") is not None:        # a forced factorization
+            where += f", {r.get('method')}"
         passes = r.get("scan_and_qr_s", 0.0) + r.get("cross_products_s", 0.0)
-        opt = r.get("optimize_s")
+        opt = r.get("optimize_s", r.get("fit_s"))      # glmer: passes inside the fit
         worker = r.get("workers_peak_mb")
         formula = r["formula"].replace("|", "\\|")      # a pipe inside a table cell
         lines.append(
@@ -164,6 +194,13 @@ def main(argv=None) -> None:
     ap.add_argument("--mode", choices=["memory", "dask"], default="memory")
     ap.add_argument("--workers", type=int, action="append", help="Dask workers (repeatable)")
     ap.add_argument("--design", choices=sorted(FORMULAS), default="crossed")
+    ap.add_argument("--users", type=int, default=0, help="levels of the first factor")
+    ap.add_argument("--items", type=int, default=0, help="levels of the second factor")
+    ap.add_argument("--sparse-min-rest", type=int, default=None,
+                    help="second-factor size above which the sparse factorization is used")
+    ap.add_argument("--family", choices=["gaussian", "poisson"], default="gaussian",
+                    help="gaussian: lmer; poisson: glmer on simulated counts")
+    ap.add_argument("--nagq", type=int, default=1, help="glmer's nAGQ")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--render", action="store_true",
                     help="only write the Markdown table of --out (beside it, .md)")
@@ -178,14 +215,30 @@ def main(argv=None) -> None:
     out = Path(args.out)
     records = json.loads(out.read_text()) if out.exists() else []
     if args.render:
-        out.with_suffix(".md").write_text(markdown(records))
+        text = markdown(records)
+        for name, title in (("glmm_scale.json", "glmer (passes inside the fit)"),
+                            ("sparse.json", "Second factor: dense block vs sparse LU")):
+            extra = out.parent / name
+            if extra.exists():
+                text += f"\n## {title}\n\n" + markdown(json.loads(extra.read_text()))
+        out.with_suffix(".md").write_text(text)
         return
     rows = [int(r) for r in (args.rows or [1e6])]
     workers = args.workers or [1]
     with tempfile.TemporaryDirectory(prefix="mm_scale_") as tmp:
         for n in rows:
             for k in (workers if args.mode == "dask" else [0]):
-                rec = run_one(n, args.mode, k, args.design, Path(tmp))
+                extra = ["--users", str(args.users), "--items", str(args.items),
+                         "--family", args.family, "--nagq", str(args.nagq)]
+                if args.sparse_min_rest is not None:
+                    extra += ["--sparse-min-rest", str(args.sparse_min_rest)]
+                rec = run_one(n, args.mode, k, args.design, Path(tmp), tuple(extra),
+                              args.family, args.users, args.items)
+                rec.update({"users": args.users, "items": args.items,
+                            "sparse_min_rest": args.sparse_min_rest,
+                            "family": args.family, "nagq": args.nagq})
+                if args.family != "gaussian":
+                    rec["formula"] += f", glmer {args.family} nAGQ={args.nagq}"
                 print(json.dumps(rec), flush=True)
                 records.append(rec)
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -203,11 +203,10 @@ def test_n_length_arrays_not_on_client(sync):
         _ = m.design.y
 
 
-def test_glmer_on_dask_input_refused(sync):
-    df = mm.datasets.load("cbpp")
-    with pytest.raises(DataError, match=r"only lmer\(\) fits Dask input"):
-        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                 dd.from_pandas(df, npartitions=2), family="binomial")
+def test_glmer_nb_on_dask_input_refused(sync):
+    df = mm.datasets.load("grouseticks")
+    with pytest.raises(NotImplementedError, match=r"glmer_nb does not fit Dask input"):
+        mm.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", dd.from_pandas(df, npartitions=2))
 
 
 def test_sparse_system(sync, monkeypatch):

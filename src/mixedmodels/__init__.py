@@ -26,6 +26,7 @@ from ._errors import (
     SingularFitWarning,
 )
 from ._options import get_options, options, set_options
+from .backends.dask.glmm_result import DaskGLMMResult
 from .backends.dask.result import DaskLinearMixedModelResult
 from .backends.dask.source import ClusterUnreachableError
 from .bayes import (
@@ -121,6 +122,7 @@ __all__ = [
     "ClusterUnreachableError",  # dask backend
     "ContrastsWarning",  # inference
     "ConvergenceWarning",
+    "DaskGLMMResult",  # dask backend
     "DaskLinearMixedModelResult",  # dask backend
     "DataError",
     "DataWarning",

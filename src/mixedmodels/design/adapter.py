@@ -46,9 +46,9 @@ def as_pandas(data, what: str = "data") -> pd.DataFrame:
     if (type(data).__module__ or "").split(".")[0] in ("dask", "dask_expr"):
         # decided by the module name: the in-memory path never imports dask
         raise DataError(
-            f"{what} is a Dask object: only lmer() fits Dask input (its rows stay on the "
-            "workers, docs/scale.md); glmer, glmer_nb and glmmtmb need in-memory data -- "
-            f"use {what}.compute() when it fits in memory"
+            f"{what} is a Dask object: lmer() and glmer() fit Dask input (its rows stay "
+            "on the workers, docs/scale.md); glmer_nb, glmmtmb and the other fitters need "
+            f"in-memory data -- use {what}.compute() when it fits in memory"
         )
     if isinstance(data, dict):
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["OverdispersionTest", "overdispersion_test"]
+__all__ = ["OverdispersionTest", "overdispersion_from_chisq", "overdispersion_test"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,12 @@ class OverdispersionTest:
 def overdispersion_test(model) -> OverdispersionTest:
     """Pearson chi-square test of overdispersion for a fitted GLMM."""
     rp = model.residuals("pearson").to_numpy()
-    chisq = float(np.sum(rp * rp))
+    return overdispersion_from_chisq(model, float(np.sum(rp * rp)))
+
+
+def overdispersion_from_chisq(model, chisq: float) -> OverdispersionTest:
+    """The test of :func:`overdispersion_test` from the Pearson chi-square (summed where
+    the rows are, by a chunked or distributed backend)."""
     rdf = int(model.df_resid)
     if rdf <= 0:
         raise ValueError(f"no residual degrees of freedom ({model.nobs} observations, "

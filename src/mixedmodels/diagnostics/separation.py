@@ -25,6 +25,7 @@ from .._errors import MixedModelsWarning
 from ..linalg import FixedBasis
 
 __all__ = ["SEPARATION_INFO_TOL", "SeparationWarning", "separated_columns",
+           "separated_from_information",
            "separation_message"]
 
 #: Information along a direction of beta, relative to the largest working weight per unit
@@ -56,18 +57,37 @@ def separated_columns(basis: FixedBasis, X: np.ndarray, weights: np.ndarray,
     prior : ndarray (n,)
         Prior weights.
     """
-    p = X.shape[1]
-    if p == 0:
+    if X.shape[1] == 0:
         return np.zeros(0, dtype=int)
     info = basis.X.T @ (weights[:, None] * basis.X)
-    evals, evecs = np.linalg.eigh(0.5 * (info + info.T))
     pos = prior > 0
     scale = float(np.max(weights[pos] / prior[pos])) if pos.any() else 0.0
+    return separated_from_information(basis, info, scale, np.linalg.norm(X, axis=0))
+
+
+def separated_from_information(basis: FixedBasis, info: np.ndarray, scale: float,
+                               column_norms: np.ndarray) -> np.ndarray:
+    """:func:`separated_columns` from its reductions of the rows (what a chunked or
+    distributed backend sums).
+
+    Parameters
+    ----------
+    basis : FixedBasis
+    info : ndarray (p, p)
+        ``X~' W X~`` with the working weights.
+    scale : float
+        The largest working weight per unit of prior weight.
+    column_norms : ndarray (p,)
+        Euclidean norms of the user's columns of ``X``.
+    """
+    if info.shape[0] == 0:
+        return np.zeros(0, dtype=int)
+    evals, evecs = np.linalg.eigh(0.5 * (info + info.T))
     small = evals < SEPARATION_INFO_TOL * scale
     if not small.any() or scale <= 0:
         return np.zeros(0, dtype=int)
     directions = basis.R_inv @ evecs[:, small]             # in beta, one per column
-    share = np.abs(directions) * np.linalg.norm(X, axis=0)[:, None]
+    share = np.abs(directions) * column_norms[:, None]
     share = share / np.max(share, axis=0, keepdims=True)
     return np.flatnonzero(np.any(share >= SEPARATION_SHARE, axis=1))
 

@@ -35,6 +35,7 @@ import pandas as pd
 from .._errors import ConvergenceWarning, DataError, MixedModelsWarning, SingularFitWarning
 from .._messages import emit_warning
 from .._threads import blas_threads, dense_block_size
+from ..backends.dask import is_dask_input
 from ..design import Design, materialize
 from ..design.lhs import make_response, response_variables
 from ..diagnostics import singular_groups, singular_message
@@ -157,7 +158,12 @@ def _check_not_constant(design: Design, family: Family) -> None:
     for a dispersion or the random effects. Binomial proportions that are all equal but
     strictly between 0 and 1 are estimable and pass."""
     prior = prior_weights(design)
-    y = design.y[prior > 0]
+    check_response_varies(design.y[prior > 0], family, design.spec.response)
+
+
+def check_response_varies(y: np.ndarray, family: Family, response: str) -> None:
+    """The check of :func:`_check_not_constant` on the responses of positive prior weight
+    ``y`` (their smallest and largest suffice)."""
     if y.size == 0 or np.ptp(y) > 0.0:
         return
     value = float(y[0])
@@ -174,7 +180,7 @@ def _check_not_constant(design: Design, family: Family) -> None:
         why = ("with no variation the dispersion and the random-effects variances are not "
                "estimable")
     raise DataError(
-        f"the response {design.spec.response!r} is constant (every value is {value:g}; "
+        f"the response {response!r} is constant (every value is {value:g}; "
         f"{why}). A {family.name} GLMM needs variation in the response; check the response "
         "column and any subset of rows the data came from"
     )
@@ -244,15 +250,24 @@ def _theta_scales(design: Design, obj: GLMMObjective, sol0: GLMMSolution, size: 
     """Natural scale of each coordinate of ``v`` (see :data:`STAGE0_FD_REL`) for the
     thetas, DEFAULT_SCALE for the NB log-shape."""
     scales = np.full(size, DEFAULT_SCALE)
-    w = obj.pirls.fisher_weights_at(sol0.eta, sol0.mu)
-    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
-        z2 = np.sum(t.Z * t.Z, axis=1)
-        W = np.bincount(t.grouping.codes, w * z2, minlength=t.nlevels)
+    for t, sl, W in zip(design.terms, design.theta_slices(),
+                        _level_information(design, obj, sol0), strict=True):
         med = float(np.median(W))
         if med > 0:
             spread = np.abs(sol0.theta[sl]) / np.sqrt(2.0 * t.nlevels)
             scales[sl] = np.minimum(DEFAULT_SCALE, np.maximum(1.0 / np.sqrt(med), spread))
     return scales
+
+
+def _level_information(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> list:
+    """Per term, ``sum_i w_i |z_i|^2`` over each level's rows with the Fisher weights at
+    ``sol0``; an objective whose rows are elsewhere (the Dask backend) sums them itself
+    (its ``level_information``)."""
+    if hasattr(obj, "level_information"):
+        return obj.level_information(sol0)
+    w = obj.pirls.fisher_weights_at(sol0.eta, sol0.mu)
+    return [np.bincount(t.grouping.codes, w * np.sum(t.Z * t.Z, axis=1),
+                        minlength=t.nlevels) for t in design.terms]
 
 
 def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = None
@@ -536,8 +551,11 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
 def _separation(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> np.ndarray:
     """Separated fixed effects at the stage-1 fit (warned about here), as indices."""
     pirls = obj.pirls
-    sep = separated_columns(pirls.basis, design.X, pirls.fisher_weights_at(sol0.eta, sol0.mu),
-                            pirls.prior)
+    if hasattr(obj, "separated_columns"):       # rows elsewhere (the Dask backend)
+        sep = obj.separated_columns(sol0)
+    else:
+        sep = separated_columns(pirls.basis, design.X,
+                                pirls.fisher_weights_at(sol0.eta, sol0.mu), pirls.prior)
     if sep.size:
         names = [design.fixed.names[j] for j in sep]
         emit_warning(separation_message(names, sol0.beta[sep], obj.family.name),
@@ -593,7 +611,9 @@ def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
 
 
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):
-    edge = link_edge_message(fam, sol.eta)
+    # (an objective whose rows are elsewhere gives the range of eta, all the check reads)
+    edge = link_edge_message(fam, obj.eta_range(sol) if hasattr(obj, "eta_range")
+                             else sol.eta)
     if edge is not None:
         emit_warning(edge, LinkEdgeWarning, stacklevel=4)
         if conv is not None and conv.converged:
@@ -628,6 +648,7 @@ def glmer(
     contrasts: dict | None = None,
     covariance_matrices: dict | None = None,
     sigma: float | None = None,
+    scheduler=None,
 ) -> GeneralizedLinearMixedModelResult:
     """Fit a generalized linear mixed model by maximum likelihood (lme4's ``glmer``).
 
@@ -638,7 +659,11 @@ def glmer(
         numbers, booleans, two-level factors (first level = failure, as in R),
         ``cbind(successes, failures)``, or proportions with the numbers of trials as
         ``weights=``. ``offset(...)`` terms are allowed.
-    data : pandas.DataFrame
+    data : pandas.DataFrame, dask.dataframe.DataFrame or parquet path
+        A Dask frame (or a parquet path or glob, read with Dask; ``pip install
+        "mixedmodels[dask]"``) is fitted with its rows on the workers: each PIRLS step is
+        one distributed reduction (docs/scale.md); families without a dispersion
+        parameter, nAGQ 0 or 1.
     family : str or Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse_gaussian"``,
         ``"gaussian"``, ``"negative_binomial"`` (fixed shape; see :func:`glmer_nb`) or a
@@ -680,10 +705,15 @@ def glmer(
     sigma : None
         Not available: a known residual standard deviation belongs to Gaussian models,
         ``mm.lmer(..., sigma=)``; any value raises an error saying so.
+    scheduler : None, str or distributed.Client
+        Dask input only: where the passes run, as for :func:`~mixedmodels.lmer`.
 
     Returns
     -------
     GeneralizedLinearMixedModelResult
+        On Dask input a
+        :class:`~mixedmodels.backends.dask.glmm_result.DaskGLMMResult` whose ``fitted``,
+        ``residuals`` and ``predict`` are lazy Dask series.
 
     Notes
     -----
@@ -718,6 +748,27 @@ def glmer(
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
                "contrasts": contrasts, "covariance_matrices": covariance_matrices}
     messages: list[str] = []
+    if is_dask_input(data):
+        with verbose_output(verbose), collect_warnings(messages):
+            from ..backends.dask.glmm import fit_glmer_dask
+            from ..backends.dask.lmm import refit_needs_rows
+
+            fam = make_family(family, link)
+            try:
+                result = fit_glmer_dask(
+                    formula, data, fam, nAGQ=nAGQ, weights=weights, offset=offset,
+                    start=start, optimizer=optimizer, optimizer_settings=optimizer_settings,
+                    calc_derivs=calc_derivs, check_conv=check_conv, contrasts=contrasts,
+                    covariance_matrices=covariance_matrices, scheduler=scheduler)
+            except PIRLSError as exc:
+                raise PIRLSError(f"glmer({formula!r}, family={fam.name}({fam.link.name})): "
+                                 f"{exc}") from None
+        recipe = FitRecipe.make(glmer, formula, data, {**options, "scheduler": scheduler},
+                                refit_needs_rows, {})
+        return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)
+    if scheduler is not None:
+        raise ValueError("scheduler= applies to Dask input only (a dask.dataframe or a "
+                         "parquet path); data is in memory")
     with verbose_output(verbose), collect_warnings(messages):
         fam = make_family(family, link)
         design = glmm_design(formula, data, fam, weights=weights, offset=offset,
@@ -788,6 +839,12 @@ def glmer_nb(
     2.05
     """
     verbose = check_verbose(verbose)
+    if is_dask_input(data):
+        raise NotImplementedError(
+            "glmer_nb does not fit Dask input: it estimates the shape by alternating "
+            "Poisson and negative binomial refits with a profile of the shape, hundreds "
+            "of passes over the rows; fix the shape, mm.glmer(formula, ddf, "
+            "family=mm.families.NegativeBinomial(theta=k)), or fit on ddf.compute()")
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer_nb")
     options = {"link": link, "nAGQ": nAGQ, "weights": weights, "offset": offset,
                "start": start, "optimizer": optimizer,

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .._errors import DataError, FormulaError, MixedModelsWarning
 from .._threads import blas_threads
+from ..backends.dask import is_dask_input
 from ..design import Design, materialize
 from ..design.lhs import binomial_parts, make_response, response_variables
 from ..families import Binomial as DevianceBinomial
@@ -353,6 +354,14 @@ def glmmtmb(
     """
     if not isinstance(REML, bool | np.bool_):
         raise TypeError(f"REML must be True or False, got {REML!r}")
+    if is_dask_input(data):
+        raise NotImplementedError(
+            "glmmtmb does not fit Dask input: its Laplace engine evaluates per-row "
+            "densities and their derivatives (zero-inflation, dispersion and conditional "
+            "models together) at every inner Newton step and for every gradient, which is "
+            "not one cross-product reduction per step; for a binomial or Poisson model "
+            "without ziformula/dispformula use mm.glmer(formula, ddf, family=...), which "
+            "fits Dask input, or fit on ddf.compute() when it fits in memory")
     messages: list[str] = []
     with collect_warnings(messages):
         fam = make_response_family(family, link)

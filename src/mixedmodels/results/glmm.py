@@ -17,10 +17,30 @@ from ..term_methods import TermsMixin
 from .base import MixedModelResultBase
 from .recipe import FitRecipe
 
-__all__ = ["RESIDUAL_TYPES", "GeneralizedLinearMixedModelResult"]
+__all__ = ["RESIDUAL_TYPES", "GeneralizedLinearMixedModelResult", "check_residual_type",
+           "glmm_residuals"]
 
 #: Residual types of :meth:`GeneralizedLinearMixedModelResult.residuals`.
 RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+def check_residual_type(type: str) -> None:
+    """Raise a ValueError naming the valid residual types."""
+    if type not in RESIDUAL_TYPES:
+        raise ValueError(f"unknown residual type {type!r}; use one of "
+                         f"{', '.join(RESIDUAL_TYPES)}")
+
+
+def glmm_residuals(type: str, y, mu, eta, family: Family, w) -> np.ndarray:
+    """Residuals of ``type`` (:data:`RESIDUAL_TYPES`; see
+    :meth:`GeneralizedLinearMixedModelResult.residuals`) from the rows' arrays."""
+    if type == "response":
+        return y - mu
+    if type == "pearson":
+        return (y - mu) * np.sqrt(w / family.variance(mu))
+    if type == "deviance":
+        return np.sign(y - mu) * np.sqrt(np.maximum(family.dev_resids(y, mu, w), 0.0))
+    return (y - mu) / family.link.mu_eta(eta)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -166,19 +186,9 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin, Te
         pandas.Series
             Indexed like the rows used in the fit.
         """
-        y, mu, eta, fam, w = (self.design.y, self.solution.mu, self.solution.eta,
-                              self.family, self._prior())
-        if type == "response":
-            r = y - mu
-        elif type == "pearson":
-            r = (y - mu) * np.sqrt(w / fam.variance(mu))
-        elif type == "deviance":
-            r = np.sign(y - mu) * np.sqrt(np.maximum(fam.dev_resids(y, mu, w), 0.0))
-        elif type == "working":
-            r = (y - mu) / fam.link.mu_eta(eta)
-        else:
-            raise ValueError(f"unknown residual type {type!r}; use one of "
-                             f"{', '.join(RESIDUAL_TYPES)}")
+        check_residual_type(type)
+        r = glmm_residuals(type, self.design.y, self.solution.mu, self.solution.eta,
+                           self.family, self._prior())
         if scaled:
             r = r / self.sigma
         return pd.Series(r, index=self._index(), name="residuals")
@@ -236,6 +246,15 @@ class GeneralizedLinearMixedModelResult(MixedModelResultBase, InferenceMixin, Te
                             progress=progress)
 
     # -- diagnostics and display ----------------------------------------------------------
+    def summary_residuals(self) -> np.ndarray:
+        """The scaled Pearson residuals whose quantiles the summary prints.
+
+        Returns
+        -------
+        ndarray
+        """
+        return self.residuals("pearson", scaled=True).to_numpy()
+
     def overdispersion(self):
         """The GLMM FAQ's Pearson chi-square test of overdispersion
         (:func:`mixedmodels.diagnostics.overdispersion_test`).

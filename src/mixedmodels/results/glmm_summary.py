@@ -90,7 +90,7 @@ class GLMMSummary(SummaryDisplay):
         corr = fixef_correlation(m.vcov)
         fit = fit_statistics(m)
         return cls(m.design.spec.formula, m.family.label(), m.nAGQ, fit, coefs, m.varcorr,
-                   corr, m.residuals("pearson", scaled=True).to_numpy(), m.nobs, m.ngroups,
+                   corr, m.summary_residuals(), m.nobs, m.ngroups,
                    m.messages)
 
     def report(self) -> Report:

@@ -140,6 +140,8 @@ class PartitionArrays:
         Per term: global level codes (n_k,) and values (n_k, p_t).
     reasons : dict
         Rows a transformation made non-finite, per expression.
+    trials : ndarray (n_k,) or None
+        Binomial numbers of trials of a ``cbind(successes, failures)`` response.
     """
 
     index: pd.Index
@@ -150,6 +152,15 @@ class PartitionArrays:
     codes: list
     Z: list
     reasons: dict
+    trials: np.ndarray | None = None
+
+    @property
+    def prior(self) -> np.ndarray | None:
+        """Prior weights: ``weights=`` times binomial trials (None when both are absent),
+        as :func:`~mixedmodels.objective.pirls.prior_weights` in memory."""
+        if self.trials is None:
+            return self.weights
+        return self.trials if self.weights is None else self.weights * self.trials
 
 
 @dataclass(frozen=True)
@@ -162,16 +173,25 @@ class PartitionPlan:
     roles : dict
         Every data column the model reads -> its role.
     response : callable
-        ``response(expr, frame) -> y`` (the LMM's numeric response).
+        ``response(expr, frame) -> y`` (the LMM's numeric response) or ``-> (y, extra)``
+        (a GLMM family's, :func:`~mixedmodels.design.lhs.make_response`).
     code_maps : tuple
         Per term, None or an array mapping scanned codes to the codes of the levels that
         are left once transformations dropped rows (-1: gone).
+    check : callable or None
+        ``check(y, prior)``: the family's response check (pass 2 runs it per partition).
+    response_levels : tuple or None
+        The global levels of a text or categorical response column (a binomial factor
+        response: its first level is failure in every partition, whichever levels the
+        partition holds).
     """
 
     design: ReducedDesign
     roles: dict
     response: object
     code_maps: tuple = ()
+    check: object = None
+    response_levels: tuple | None = None
 
     def complete_rows(self, part: pd.DataFrame) -> pd.DataFrame:
         """The complete rows of the model's columns, in the numpy spelling of each kind."""
@@ -189,7 +209,14 @@ class PartitionPlan:
         """:class:`PartitionArrays` of ``part``'s fitted rows."""
         d = self.design
         frame = self.complete_rows(part)
-        y = np.asarray(self.response(d.spec.response, frame), dtype=float)
+        if self.response_levels is not None:
+            col = d.spec.response
+            frame = frame.assign(**{col: pd.Categorical(frame[col],
+                                                        categories=self.response_levels)})
+        out = self.response(d.spec.response, frame)
+        y, extra = out if isinstance(out, tuple) else (out, {})
+        y = np.asarray(y, dtype=float)
+        trials = extra.get("trials")
         X = d.fixed.new_matrix(frame) if len(frame) else np.zeros((0, d.p))
         off = np.zeros(len(frame))
         for expr in d.spec.offsets:
@@ -206,6 +233,7 @@ class PartitionPlan:
             keep = ~bad
             frame, y, X, off = frame.loc[keep], y[keep], X[keep], off[keep]
             Zs = [Z[keep] for Z in Zs]
+            trials = None if trials is None else trials[keep]
         codes = [t.grouping.code_new(frame, t.term.group_vars) for t in d.terms]
         if self.code_maps:
             codes = [c if mp is None else mp[c] for c, mp in zip(codes, self.code_maps,
@@ -217,7 +245,8 @@ class PartitionPlan:
         w = None
         if d.weights_column is not None:
             w = frame[d.weights_column].to_numpy(dtype=float)
-        return PartitionArrays(frame.index, y, X, off, w, codes, Zs, reasons)
+        return PartitionArrays(frame.index, y, X, off, w, codes, Zs, reasons,
+                               None if trials is None else np.asarray(trials, dtype=float))
 
 
 def check_structures(spec: MixedModelSpec) -> None:

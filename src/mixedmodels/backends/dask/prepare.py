@@ -64,13 +64,13 @@ class Prepared:
     frame: object
 
 
-def _roles(spec, frame, weights, offset) -> dict:
+def _roles(spec, frame, weights, offset, response_vars=None) -> dict:
     for name, value in (("weights", weights), ("offset", offset)):
         if value is not None and not isinstance(value, str):
             raise DataError(
                 f"{name}= must name a column of the Dask frame (values given as an array "
                 f"cannot be split into its partitions); add them as a column first")
-    roles = model_columns(spec, None, frame.columns)
+    roles = model_columns(spec, response_vars, frame.columns)
     for name, value in (("weights", weights), ("offset", offset)):
         if value is not None:
             roles.setdefault(value, name)
@@ -168,9 +168,22 @@ def _warn_dropped(scan) -> None:
                       DroppedRowsWarning, stacklevel=5)
 
 
+def _response_levels(spec, scan, kinds) -> tuple | None:
+    """The global levels of a text or categorical response column (sorted, as pandas
+    orders the categories of text; a categorical's own order), else None."""
+    col = spec.response
+    if kinds.get(col) not in ("text", "categorical") or (col,) not in scan.levels:
+        return None
+    dtype = scan.dtypes.get(col)
+    if isinstance(dtype, pd.CategoricalDtype) and dtype.categories is not None:
+        return tuple(dtype.categories)
+    return tuple(sorted(scan.levels[(col,)][col].dropna().unique()))
+
+
 def prepare(formula: str, data, *, weights, offset, contrasts, response,
-            response_vars=None) -> Prepared:
-    """Passes 1 and 2 (module docstring) of ``formula`` on the Dask frame ``data``."""
+            response_vars=None, check=None) -> Prepared:
+    """Passes 1 and 2 (module docstring) of ``formula`` on the Dask frame ``data``
+    (``check(y, prior)``: a GLMM family's response check, run on every partition)."""
     spec = parse_formula(formula)
     if not spec.random:
         from ..._errors import FormulaError
@@ -179,7 +192,7 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
     spec = expand_dot(spec, data.columns,
                       response_vars if response_vars is not None
                       else expression_variables(spec.response, data.columns))
-    roles = _roles(spec, data, weights, offset)
+    roles = _roles(spec, data, weights, offset, response_vars)
     check_stateful(spec)
     check_structures(spec)
     data = data[list(roles)]          # column projection: parquet reads only these
@@ -191,7 +204,10 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
     _warn_dropped(scan)
     plan = build_plan(spec, scan, roles, factors, response, weights=weights, offset=offset,
                       contrasts=contrasts)
+    plan = replace(plan, check=check, response_levels=_response_levels(spec, scan, kinds))
     qr = map_reduce(data, qr_partition, combine_qr, plan)
+    for category, message in qr.messages:
+        warnings.warn(message, category, stacklevel=5)
     plan = _apply_nonfinite(plan, qr)
     plan, qr = _apply_rank(plan, qr)
     basis, coef0 = _basis(qr, plan.design.p)

@@ -21,6 +21,7 @@ on the global level codes, and sums the blocks
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,23 +51,40 @@ class QRPart:
     y_min: float = np.inf
     y_max: float = -np.inf
     sum_log_w: float = 0.0
+    #: range of the response itself over the rows of positive prior weight (a GLMM's
+    #: constant-response check; ``y_min``/``y_max`` are of ``y - offset``)
+    resp_min: float = np.inf
+    resp_max: float = -np.inf
+    #: (category, text) of the warnings of the plan's response check (non-integer counts),
+    #: re-emitted on the client
+    messages: tuple = ()
 
 
 def qr_partition(part, index: int, plan: PartitionPlan) -> QRPart:
-    """Pass 2 on one partition."""
+    """Pass 2 on one partition (``W``: the prior weights, binomial trials included)."""
     a = plan.arrays(part)
+    prior = a.prior
+    messages: tuple = ()
+    if plan.check is not None and len(a.y):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan.check(a.y, np.ones(len(a.y)) if prior is None else prior)
+        messages = tuple(dict.fromkeys((w.category, str(w.message)) for w in caught))
     yo = a.y - a.offset
     M = np.column_stack([a.X, yo])
-    Mw = M if a.weights is None else M * np.sqrt(a.weights)[:, None]
+    Mw = M if prior is None else M * np.sqrt(prior)[:, None]
     counts = [np.bincount(c, minlength=t.nlevels) for c, t in zip(a.codes, plan.design.terms,
                                                                   strict=True)]
+    y_pos = a.y if prior is None else a.y[prior > 0]
     return QRPart(
         R=_r_of(Mw),
-        R_unweighted=None if a.weights is None else _r_of(a.X),
+        R_unweighted=None if prior is None else _r_of(a.X),
         n=len(yo), level_counts=counts, reasons=dict(a.reasons),
         y_min=float(yo.min()) if len(yo) else np.inf,
         y_max=float(yo.max()) if len(yo) else -np.inf,
-        sum_log_w=0.0 if a.weights is None else float(np.sum(np.log(a.weights))))
+        sum_log_w=0.0 if a.weights is None else float(np.sum(np.log(a.weights))),
+        resp_min=float(y_pos.min()) if len(y_pos) else np.inf,
+        resp_max=float(y_pos.max()) if len(y_pos) else -np.inf, messages=messages)
 
 
 def combine_qr(parts: list[QRPart]) -> QRPart:
@@ -85,7 +103,9 @@ def combine_qr(parts: list[QRPart]) -> QRPart:
         n=sum(p.n for p in parts),
         level_counts=[sum(c) for c in zip(*(p.level_counts for p in parts), strict=True)],
         reasons=reasons, y_min=min(p.y_min for p in parts),
-        y_max=max(p.y_max for p in parts), sum_log_w=sum(p.sum_log_w for p in parts))
+        y_max=max(p.y_max for p in parts), sum_log_w=sum(p.sum_log_w for p in parts),
+        resp_min=min(p.resp_min for p in parts), resp_max=max(p.resp_max for p in parts),
+        messages=tuple(dict.fromkeys(m for p in parts for m in p.messages)))
 
 
 def cross_partition(part, index: int, plan: PartitionPlan, R_inv: np.ndarray,

@@ -20,12 +20,16 @@ SPLIT_EVERY = 8
 
 def map_reduce(frame, chunk, combine, *args, split_every: int = SPLIT_EVERY):
     """``combine`` over ``chunk(partition, index, *args)`` of every partition of ``frame``
-    (``index``: the partition's position); ``combine([x])`` must equal ``x``."""
+    (``index``: the partition's position); ``combine([x])`` must equal ``x``. ``frame``
+    may also be a list of delayed objects (partitions persisted in another form)."""
     dask, _ = require_dask()
     from dask import delayed
+    from dask.delayed import Delayed
 
-    shared = [delayed(a) if not isinstance(a, str | int | float | bool) else a for a in args]
-    level = [delayed(chunk)(part, i, *shared) for i, part in enumerate(frame.to_delayed())]
+    shared = [a if isinstance(a, Delayed | str | int | float | bool | None) else delayed(a)
+              for a in args]
+    parts = frame.to_delayed() if hasattr(frame, "to_delayed") else frame
+    level = [delayed(chunk)(part, i, *shared) for i, part in enumerate(parts)]
     while len(level) > 1:
         level = [delayed(combine)(level[i:i + split_every])
                  for i in range(0, len(level), split_every)]

@@ -22,18 +22,50 @@ from ...results import LinearMixedModelResult
 from ...results.predict import linear_predictor, select_term_columns
 from .plan import PartitionPlan
 
-__all__ = ["DaskLinearMixedModelResult"]
+__all__ = ["DaskLinearMixedModelResult", "DaskRanefMixin", "partition_eta"]
 
 #: Quantiles of the scaled residuals that the summary prints.
 _SUMMARY_QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _partition_values(part, plan: PartitionPlan, beta, b, keep, what: str, scale: float):
-    """Fitted values or residuals of one partition's fitted rows."""
-    a = plan.arrays(part)
+def partition_eta(a, beta, b, keep: dict) -> np.ndarray:
+    """``X beta + offset + Z b`` of a partition's arrays with the random-effects columns
+    ``keep`` (term index -> boolean mask of its columns)."""
     eta = a.X @ beta + a.offset
     for k, mask in keep.items():
         eta += np.einsum("ij,ij->i", a.Z[k][:, mask], b[k][a.codes[k]][:, mask])
+    return eta
+
+
+class DaskRanefMixin:
+    """``ranef`` indexed by the factor's own values (the scan's level sets)."""
+
+    def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes per grouping factor, indexed by the factor's values when it
+        is one numeric column (as in memory). See
+        :meth:`LinearMixedModelResult.ranef`.
+
+        Parameters
+        ----------
+        cond_var : bool
+            Add the conditional variances.
+
+        Returns
+        -------
+        dict of str -> pandas.DataFrame
+        """
+        out = super().ranef(cond_var)
+        for t, index in zip(self.design.terms, self.design.level_indexes, strict=True):
+            frame = out[t.group]
+            if len(index) == len(frame) and not frame.index.equals(index):
+                frame.index = index.rename(t.group)
+        return out
+
+
+def _partition_values(part, plan: PartitionPlan, beta, b, keep, what: str, scale: float):
+    """Fitted values or residuals of one partition's fitted rows."""
+    a = plan.arrays(part)
+    eta = partition_eta(a, beta, b, keep)
     if what == "fitted":
         return pd.Series(eta, index=a.index, name="fitted")
     r = a.y - eta
@@ -48,7 +80,7 @@ def _predict_partition(part, design, beta, b, re_form, allow_new_levels, offset)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class DaskLinearMixedModelResult(LinearMixedModelResult):
+class DaskLinearMixedModelResult(DaskRanefMixin, LinearMixedModelResult):
     """A linear mixed model fitted on a Dask DataFrame (module docstring).
 
     Attributes
@@ -146,13 +178,3 @@ class DaskLinearMixedModelResult(LinearMixedModelResult):
         r = self.residuals("pearson", scaled=True)
         return np.asarray(r.quantile(list(_SUMMARY_QUANTILES)).compute(), dtype=float)
 
-    def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes per grouping factor, indexed by the factor's values when it
-        is one numeric column (as in memory). See
-        :meth:`LinearMixedModelResult.ranef`."""
-        out = super().ranef(cond_var)
-        for t, index in zip(self.design.terms, self.design.level_indexes, strict=True):
-            frame = out[t.group]
-            if len(index) == len(frame) and not frame.index.equals(index):
-                frame.index = index.rename(t.group)
-        return out

@@ -1,0 +1,209 @@
+"""``glmer`` on Dask input: lme4's two-stage fit, each PIRLS step one distributed pass.
+
+After :func:`~.prepare.prepare` (scan, and the tall-skinny QR of the prior-weighted ``X``
+that gives the fixed-effects basis), :class:`DaskGLMMObjective` is glmer's
+:class:`~mixedmodels.objective.glmm.GLMMObjective` with :class:`~.pirls.DaskPIRLS` inside:
+the nAGQ = 0 criterion, the Laplace deviance, the solutions and ``R_X`` come from the same
+formulas on the summed cross-products. The optimization is glmer's own
+(:func:`~mixedmodels.fitting.glmm._fit_glmm`: the same stages, whitening, optimizer
+settings and finite-difference Hessian), so the result equals the in-memory fit to the
+PIRLS and optimizer tolerances. The client holds the reduced systems only.
+
+What is refused, and why: families with a dispersion parameter (Gamma, inverse Gaussian,
+Gaussian with a link) profile it through the per-row saturated likelihood at every value
+tried (:meth:`~mixedmodels.families.Family.profile_dispersion`), one pass per trial value;
+adaptive quadrature (nAGQ > 1) needs per-row quadrature sums per evaluation; known
+covariance matrices are the data's. Each message says what to do instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import fields
+
+import numpy as np
+
+from ..._errors import DataError, FormulaError
+from ..._threads import blas_threads, dense_block_size
+from ...design.lhs import make_response, response_variables
+from ...diagnostics.separation import separated_from_information
+from ...formula import parse_formula
+from ...objective.glmm import GLMMObjective, GLMMSolution, check_nagq, glmm_layout
+from .glmm_pass import RowWeights, combine_state, state_partition
+from .glmm_result import DaskGLMMResult
+from .prepare import Prepared, prepare
+from .source import as_dask_frame, scheduler_context
+
+__all__ = ["DaskGLMMObjective", "fit_glmer_dask"]
+
+
+def _check_response(family, what: str, y: np.ndarray, prior: np.ndarray) -> None:
+    """The family's response check on one partition (run by pass 2)."""
+    family.check_response(y, prior, what)
+
+
+class DaskGLMMObjective(GLMMObjective):
+    """glmer's deviance functions on Dask input (module docstring).
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+    prepared : Prepared
+    family : Family
+        Without a dispersion parameter.
+    nAGQ : {0, 1}
+    """
+
+    def __init__(self, frame, prepared: Prepared, family, nAGQ: int = 1):
+        from .pirls import DaskPIRLS
+
+        design = prepared.plan.design
+        self.design = design
+        self.family = family
+        self.nAGQ = check_nagq(design, nAGQ)
+        self.hessian = None
+        self.pirls = DaskPIRLS(frame, prepared, family)
+        self.n_theta, self.p = design.n_theta, design.p
+        self.theta_lower = design.theta_lower()
+        self.layout = glmm_layout(design, family, self.nAGQ, False)
+        self.lower = self.layout.lower
+        self.n_evals = 0
+        self.stage0_tol = None
+        self._sat_cache = {}
+        self._prepared = prepared
+        if family.link.name != family.canonical_link:
+            # the Laplace weights differ from PIRLS's Newton weights: the state passes form
+            # their cross-products too, so the Laplace determinant costs no pass of its own
+            self.pirls.laplace_kind = family.laplace_hessian
+
+    # -- what the in-memory objective reads from the rows --------------------------------
+    def _saturated(self, fam, phi: float) -> float:
+        del phi           # families without a dispersion parameter only
+        return self.pirls.saturated_sum()
+
+    def _value(self, pr, fam, phi, nagq: int):
+        """The Laplace deviance (``phi = 1``: families without a dispersion parameter,
+        nAGQ <= 1; see :meth:`GLMMObjective._value`)."""
+        del phi, nagq
+        logdet, _, _ = self._laplace_logdet(pr, fam)
+        return float(pr.dev + pr.sqr_u + self._saturated(fam, 1.0) + logdet), 1.0, logdet
+
+    def _laplace_logdet(self, pr, fam):
+        kind = fam.laplace_hessian if self.hessian is None else self.hessian
+        if fam.link.name == fam.canonical_link or (kind == "observed") == pr.observed:
+            return pr.logdet, pr.L11, None
+        w = RowWeights(pr.eta, kind)
+        logdet, L11 = self.pirls.logdet_at(pr.theta, w)
+        return logdet, L11, w
+
+    def _solution(self, pr, fam, phi, nagq: int) -> GLMMSolution:
+        value, phi, logdet = self._value(pr, fam, phi, nagq)
+        kind = fam.laplace_hessian if self.hessian is None else self.hessian
+        f = self.pirls.factor_at(pr.theta, RowWeights(pr.eta, kind))
+        b = list(pr.eta.b)
+        return GLMMSolution(pr.theta, pr.beta, phi, fam, value, pr.u, b, pr.eta, pr.mu,
+                            logdet, f, pr)
+
+    # -- the hooks of glmer's fit (fitting/glmm.py) -------------------------------------
+    def level_information(self, sol0: GLMMSolution) -> list:
+        """Per term, ``sum_i w_i |z_i|^2`` of each level at the Fisher weights of ``sol0``."""
+        return self.pirls.weights_cross(RowWeights(sol0.eta, "fisher"), "X").levels
+
+    def separated_columns(self, sol0: GLMMSolution) -> np.ndarray:
+        """:func:`~mixedmodels.diagnostics.separation.separated_columns` from the summed
+        information ``X~' W X~`` and the column norms of ``X`` (from pass 2's ``R``)."""
+        part = self.pirls.weights_cross(RowWeights(sol0.eta, "fisher"), "X")
+        p = self.p
+        qr = self._prepared.qr
+        R_x = qr.R_unweighted if qr.R_unweighted is not None else qr.R[:, :p]
+        norms = np.linalg.norm(R_x[:, :p], axis=0)
+        return separated_from_information(self.pirls.basis, part.cross.AXX[:p, :p],
+                                          part.top, norms)
+
+    def eta_range(self, sol: GLMMSolution) -> np.ndarray:
+        """``[min eta, max eta]`` at the solution (what the link-edge check reads)."""
+        pr = self.pirls
+        out = pr._reduce(state_partition, combine_state, pr.basis.R_inv, sol.eta, None, None,
+                         False, None)
+        return np.array([out.eta_min, out.eta_max])
+
+
+def _check_supported(family, nAGQ, covariance_matrices) -> None:
+    if family.has_dispersion:
+        raise NotImplementedError(
+            f"glmer on Dask input does not fit the {family.name} family: its dispersion is "
+            "profiled through the saturated likelihood of every row at each value tried "
+            "(one pass over the data per trial value); fit it in memory (ddf.compute()), "
+            "or use glmmtmb on a pandas frame")
+    if not isinstance(nAGQ, bool) and isinstance(nAGQ, int | np.integer) and nAGQ > 1:
+        raise NotImplementedError(
+            f"nAGQ={nAGQ} on Dask input: adaptive quadrature sums per-row likelihoods at "
+            "every node for every evaluation; use nAGQ=1 (Laplace) or nAGQ=0, or fit in "
+            "memory")
+    if covariance_matrices is not None:
+        raise NotImplementedError(
+            "covariance_matrices= is not supported on Dask input (known matrices of "
+            "propto/equalto terms are the data's); fit on a pandas DataFrame")
+
+
+def _check_design(prepared: Prepared, family) -> None:
+    """glmer's design checks (:func:`~mixedmodels.fitting.glmm.glmm_design`) on the
+    reduced design."""
+    from ...fitting.glmm import check_response_varies
+
+    d = prepared.plan.design
+    qr = prepared.qr
+    check_response_varies(np.array([qr.resp_min, qr.resp_max]) if qr.resp_min <= qr.resp_max
+                          else np.zeros(0), family, d.spec.response)
+    for t in d.terms:
+        if t.nlevels < 2:
+            raise DataError(
+                f"grouping factor {t.group!r} has only {t.nlevels} level; a random effect "
+                "needs at least 2 groups (drop the term or use a fixed effect)")
+        if t.nlevels > d.nobs:
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.nlevels} levels for {d.nobs} "
+                "observations; a grouping factor cannot have more levels than observations")
+    if d.p >= d.nobs:
+        raise DataError(f"{d.p} fixed effects for {d.nobs} observations: too few "
+                        "observations")
+
+
+def fit_glmer_dask(formula: str, data, family, *, nAGQ: int, weights, offset, start,
+                   optimizer: str, optimizer_settings, calc_derivs: bool, check_conv: bool,
+                   contrasts, covariance_matrices=None, scheduler=None) -> DaskGLMMResult:
+    """:func:`~mixedmodels.glmer` on a Dask DataFrame or parquet path (module docstring).
+
+    Returns
+    -------
+    DaskGLMMResult
+        The fit; ``fitted``, ``residuals`` and ``predict`` on Dask data are lazy.
+    """
+    from ...fitting.glmm import _fit_glmm
+
+    _check_supported(family, nAGQ, covariance_matrices)
+    frame = as_dask_frame(data)
+    spec = parse_formula(formula)
+    if not spec.random:
+        raise FormulaError(f"formula {spec.formula!r} has no random-effects term such as "
+                           "(1 | group)")
+    t0 = time.perf_counter()
+    with scheduler_context(scheduler):
+        check = functools.partial(_check_response, family, repr(spec.response))
+        prepared = prepare(formula, frame, weights=weights, offset=offset,
+                           contrasts=contrasts, response=make_response(family),
+                           response_vars=response_variables(spec.response), check=check)
+        _check_design(prepared, family)
+        design = prepared.plan.design
+        check_nagq(design, nAGQ)
+        t1 = time.perf_counter()
+        obj = DaskGLMMObjective(prepared.frame, prepared, family, nAGQ)
+        with blas_threads(dense_block_size(design.terms)):
+            result = _fit_glmm(design, family, nAGQ, False, start, optimizer,
+                               optimizer_settings, calc_derivs, check_conv, obj=obj)
+    timings = {"scan_and_qr_s": t1 - t0, "fit_s": time.perf_counter() - t1,
+               "passes": obj.pirls.n_passes}
+    values = {f.name: getattr(result, f.name) for f in fields(result) if f.init}
+    return DaskGLMMResult(**values, data=prepared.frame, plan=prepared.plan,
+                          timings=timings)

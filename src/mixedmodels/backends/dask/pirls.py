@@ -1,0 +1,497 @@
+"""PIRLS with the rows on the workers: the in-memory iteration, one reduction per step.
+
+:class:`DaskPIRLS` keeps PIRLS's algorithm (:class:`~mixedmodels.objective.pirls.PIRLS`:
+the same least-squares systems, factorization, step-halving rule with its rounding slack,
+Newton steps with the Fisher-scoring fallback, convergence test and stagnation stop) and
+replaces what reads the rows by the passes of :mod:`.glmm_pass`. Each iteration is one
+pass: the pass that evaluates the trial step also returns the cross-products of the next
+step at the trial point. ``eta`` and ``mu`` of its results are :class:`~.glmm_pass.RowState`
+handles; the factor, the modes and the sums are exactly what the in-memory PIRLS has.
+
+Two in-memory refinements are left out, as they would cost passes of their own: the
+first-order prediction of the modes at a new ``theta`` (a warm start only: PIRLS starts
+from the previous modes instead, one or two iterations more, same modes to PIRLS's
+tolerance) and the convergence test that ignores observations at the edge of the
+family's range under complete separation (the iteration then runs until the deviance
+stagnates, which it also stops at).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ...linalg import BlockedSystem, BlockLayout, TermBlock
+from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
+from ...objective.pirls import (
+    NEWTON_RESUME_CHANGE,
+    PDEV_ROUNDING,
+    PIRLS,
+    PIRLS_MAX_HALVINGS,
+    PIRLS_MAXIT,
+    PIRLS_TOL,
+    PREDICTED_ITERATIONS,
+    SLACK_MAX,
+    STAGNATION_CHANGE,
+    STAGNATION_STEPS,
+    XX_RIDGE,
+    PIRLSError,
+    PIRLSResult,
+    link_keeps_range,
+)
+from ...objective.pirls_system import PIRLSSystem
+from .glmm_pass import (
+    RowState,
+    RowWeights,
+    combine_start,
+    combine_state,
+    combine_sums,
+    combine_weights,
+    materialize_partition,
+    saturated_partition,
+    start_partition,
+    state_partition,
+    weights_partition,
+)
+from .reduce_tree import map_reduce
+from .source import require_dask
+
+__all__ = ["DaskPIRLS"]
+
+_EPS = float(np.finfo(float).eps)
+
+
+class _ChangeOfEta:
+    """``Z Lambda du`` on the workers, for ``np.max(np.abs(...))`` only (one pass)."""
+
+    def __init__(self, pirls, state: RowState):
+        self.pirls, self.state = pirls, state
+
+    def __abs__(self):
+        return self
+
+    def max(self, *args, **kwargs) -> float:
+        del args, kwargs
+        return self.pirls._pass(self.state, None, None, False).max_deta
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func is np.max:
+            return self.max()
+        return NotImplemented
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if ufunc is np.absolute and method == "__call__":
+            return self
+        return NotImplemented
+
+
+class DaskPIRLS(PIRLS):
+    """PIRLS on a Dask frame (module docstring).
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+        The model's columns.
+    prepared : Prepared
+        Plan and fixed-effects basis (:func:`~.prepare.prepare`, prior weights with the
+        binomial trials).
+    family : Family
+    tol, maxit, max_halvings
+        As for the in-memory PIRLS.
+
+    Attributes
+    ----------
+    n_passes : int
+        Distributed passes made so far.
+    """
+
+    def __init__(self, frame, prepared, family, *, tol: float = PIRLS_TOL,
+                 maxit: int = PIRLS_MAXIT, max_halvings: int = PIRLS_MAX_HALVINGS):
+        design = prepared.plan.design
+        self.frame, self.plan, self.design = frame, prepared.plan, design
+        self.tol, self.maxit, self.max_halvings = float(tol), int(maxit), int(max_halvings)
+        self.basis = prepared.basis
+        self.n, self.p, self.q = design.nobs, design.p, design.q
+        blocks = [TermBlock(np.zeros(0, np.int64), np.zeros((0, t.p)), t.nlevels)
+                  for t in design.terms]
+        self.pattern = BlockLayout(blocks)
+        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
+        self.psystem = PIRLSSystem(self.pattern, self.system)
+        self.slices = design.theta_slices()
+        self._blocks, off = [], 0
+        for t in design.terms:
+            self._blocks.append((off, t.q, t.nlevels, t.p))
+            off += t.q
+        self.n_iter_total = 0
+        self.n_passes = 0
+        self.u_start = np.zeros(self.q)
+        self.beta_start: np.ndarray | None = None
+        self._no_beta = np.zeros(0)
+        self.predict = True
+        self._ref = None
+        self.beta_prior_root = None
+        #: Laplace weights kind the state passes also form cross-products for (set by the
+        #: objective when they differ from PIRLS's last weights), and the last of them
+        self.laplace_kind: str | None = None
+        self.last_laplace: tuple | None = None
+        self._saturated_sum: float | None = None
+        self._weights_memo: tuple | None = None
+        self._rows: list | None = None
+        self._consts: tuple | None = None
+        self.family = family
+
+    @property
+    def family(self):
+        return self._family
+
+    @family.setter
+    def family(self, fam) -> None:
+        if fam is getattr(self, "_family", None):
+            return
+        self._family = fam
+        self._canonical = fam.link.name == fam.canonical_link
+        self.link_keeps_range = link_keeps_range(fam)
+        self._saturated_sum = None
+
+    @property
+    def prior(self):
+        raise AttributeError("the prior weights of a Dask fit stay on the cluster")
+
+    # -- passes -----------------------------------------------------------------------
+    def _persisted(self):
+        """The partitions materialized once (:class:`~.glmm_pass.PartitionRows`) and kept
+        where they were computed: on the workers under dask.distributed."""
+        if self._rows is None:
+            dask, _ = require_dask()
+            from dask import delayed
+
+            parts = [delayed(materialize_partition)(part, i, self.plan, self.basis.R_inv)
+                     for i, part in enumerate(self.frame.to_delayed())]
+            self._rows = list(dask.persist(*parts))
+        return self._rows
+
+    def _constants(self, family):
+        """The plan, the family and ``R^{-1}`` sent to the cluster once (persisted), not
+        serialized into the graph of every pass."""
+        if self._consts is None or self._consts[0] is not family:
+            dask, _ = require_dask()
+            from dask import delayed
+
+            self._consts = (family, *dask.persist(delayed(self.plan), delayed(family)))
+        return self._consts[1:]
+
+    def _reduce(self, chunk, combine, *args):
+        self.n_passes += 1
+        return map_reduce(self._persisted(), chunk, combine,
+                          *self._constants(self._family), *args)
+
+    def state(self, beta_user: np.ndarray, lams, u: np.ndarray,
+              offset: bool = True) -> RowState:
+        """The handle of ``eta = X beta + offset + Z Lambda u``."""
+        b = []
+        for (off, q, nlev, p), lam in zip(self._blocks, lams, strict=True):
+            b.append(u[off:off + q].reshape(nlev, p) @ lam.T)
+        return RowState(np.asarray(beta_user, dtype=float), tuple(b), offset)
+
+    def _pass(self, s: RowState, ref: RowState | None, mode: str | None, fisher: bool):
+        laplace = self.laplace_kind if mode is not None else None
+        out = self._reduce(state_partition, combine_state, self.basis.R_inv, s, ref, mode,
+                           fisher, laplace)
+        if out.valid and out.mixed:
+            # partitions disagreed on Newton vs Fisher weights: Fisher's everywhere, as
+            # the in-memory rule decides on all rows at once
+            out = self._reduce(state_partition, combine_state, self.basis.R_inv, s, ref,
+                               mode, True, laplace)
+            out.observed = False
+        if laplace is not None and out.valid:
+            self.last_laplace = (s, laplace, out.laplace)
+        return out
+
+    def _sums(self) -> np.ndarray:
+        """:func:`~.glmm_pass.saturated_partition` over all rows (one pass per family)."""
+        if self._saturated_sum is None:
+            self._saturated_sum = self._reduce(saturated_partition, combine_sums,
+                                               self.basis.R_inv)
+        return self._saturated_sum
+
+    def saturated_sum(self) -> float:
+        """``sum_i s_i`` of the saturated model."""
+        return float(self._sums()[0])
+
+    @property
+    def _zmax(self) -> list:
+        """Per term, p times the largest ``|Z|`` row sum (PIRLS's bound on how far a
+        change of u moves eta)."""
+        return [p * float(z) for (_, _, _, p), z in zip(self._blocks, self._sums()[1:],
+                                                        strict=True)]
+
+    def _random_part(self, lams, u) -> _ChangeOfEta:
+        """``Z Lambda u`` as the workers see it; :meth:`PIRLS._small_move` takes only its
+        largest absolute value."""
+        return _ChangeOfEta(self, self.state(np.zeros(self.p), lams, u, offset=False))
+
+    # -- the modes' sensitivity (the predicted start of the next solve) ---------------------
+    def _zwz(self, A, v: np.ndarray) -> np.ndarray:
+        """``Z' W Z v`` from the blocks of the cross-products ``A``."""
+        pat = self.pattern
+        q1 = pat.q1
+        out1 = np.einsum("lab,lb->la", A.A11, v[:q1].reshape(pat.l1, pat.p1)).ravel()
+        if A.A21 is None:
+            return out1
+        vr = v[q1:]
+        out1 = out1 + A.A21.T @ vr
+        return np.concatenate([out1, A.A21 @ v[:q1] + A.A22 @ vr])
+
+    def _z_columns(self, A, k: int) -> np.ndarray:
+        """``Z' W XY[:, k]`` (q,) or, for a slice ``k``, (q, len) from ``A``."""
+        c1 = A.A1X[:, :, k]
+        c1 = c1.reshape(self.pattern.q1, -1) if c1.ndim == 3 else c1.ravel()
+        return c1 if A.ArX is None else np.concatenate([c1, A.ArX[:, k]])
+
+    def _sensitivity_from(self, theta, lams, u, A_step, A_final, f) -> np.ndarray:
+        """:meth:`PIRLS._sensitivity` from cross-products: ``Z' W X~`` and ``Z' W Z`` of
+        the last step's weights (``A_step``) and ``Z' g`` at the modes from ``A_final``
+        (``w r = -g``, so ``Z' g = Z' W Z b - Z' W (Z b + r)``)."""
+        p = self.p
+        Jb = self.lambda_t(lams, self._z_columns(A_step, slice(0, p)) @ self.basis.R)
+        b = self.b_from_u(lams, u)
+        Zg = self._zwz(A_final, b) - self._z_columns(A_final, p)
+        Ru = np.zeros((self.q, sum(t.structure.n_theta for t in self.design.terms)))
+        off = 0
+        for t, sl in zip(self.design.terms, self.slices, strict=True):
+            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
+                v = np.zeros(self.q)
+                v[off:off + t.q] = u[off:off + t.q]
+                Ru[:, sl.start] = self.lambda_t(lams, self._zwz(A_step, v))
+                Ru[off:off + t.q, sl.start] += Zg[off:off + t.q]
+            off += t.q
+        return -self.psystem.solve_M(f, np.hstack([Ru, Jb]))
+
+    def weights_cross(self, weights: RowWeights, columns: str):
+        """:class:`~.glmm_pass.WeightsPart` at ``weights`` (one pass; the last one is kept:
+        the fit asks for the Fisher weights of its stage-1 solution several times)."""
+        key = (weights.state, weights.kind, columns)
+        last = self._weights_memo
+        if last is not None and last[0][0] is key[0] and last[0][1:] == key[1:]:
+            return last[1]
+        out = self._reduce(weights_partition, combine_weights, self.basis.R_inv, weights,
+                           columns)
+        self._weights_memo = (key, out)
+        return out
+
+    # -- what the in-memory methods computed from the rows ---------------------------------
+    def fisher_weights_at(self, eta, mu) -> RowWeights:
+        del mu
+        return RowWeights(eta, "fisher")
+
+    def factor_at(self, theta, weights: RowWeights):
+        part = self.weights_cross(weights, "X")
+        A = part.cross
+        self.system.set_cross_products(A)
+        f = self.system.factorize(theta)
+        if f is None and self.p:
+            self.system.set_cross_products(self._ridge(A, part.top))
+            f = self.system.factorize(theta)
+        if f is None:
+            raise PIRLSError("the penalized least-squares system is not positive definite "
+                             f"at theta={np.round(theta, 6).tolist()}")
+        return f
+
+    def logdet_at(self, theta, weights: RowWeights):
+        last = self.last_laplace
+        if last is not None and last[0] is weights.state and last[1] == weights.kind:
+            A = last[2]
+        else:
+            A = self.weights_cross(weights, "ones").cross
+        zf = self.psystem.factor(theta, A)
+        if zf is None:
+            raise PIRLSError(
+                "the Hessian of the penalized deviance is not positive definite at the "
+                f"conditional modes (theta={np.round(theta, 6).tolist()}); the Laplace "
+                "approximation does not exist there")
+        return self.psystem.logdet(zf), zf.L11
+
+    def rx_inverse(self, theta, eta, mu):
+        f = self.factor_at(theta, self.fisher_weights_at(eta, mu))
+        Lxx = np.tril(f.LXX)[:self.p, :self.p]
+        return self.basis.rx_inv_to_user(np.linalg.inv(Lxx.T))
+
+    def rx_factor(self, theta, eta, mu):
+        f = self.factor_at(theta, self.fisher_weights_at(eta, mu))
+        return np.tril(f.LXX)[:self.p, :self.p].T @ self.basis.R
+
+    def _ridge(self, A, top: float):
+        """``A`` (a copy) with PIRLS's ridge on the fixed-effects block (``XX_RIDGE``)."""
+        if self.p:
+            idx = np.arange(self.p)
+            A = dataclasses.replace(A, AXX=A.AXX.copy())
+            A.AXX[idx, idx] += XX_RIDGE * top
+        return A
+
+    @staticmethod
+    def _slack_of(pdev: float, stat: float) -> float:
+        noise = _ETA_ROUNDING * _EPS * stat
+        return PDEV_ROUNDING * abs(pdev) + min(noise, SLACK_MAX * abs(pdev))
+
+    # -- starting values ---------------------------------------------------------------
+    def _initial_beta(self) -> np.ndarray:
+        """lme4's start (see :meth:`PIRLS._initial_beta`) from one pass of sums, then the
+        deviance of each candidate (one pass each)."""
+        fam = self._family
+        st = self._reduce(start_partition, combine_start, self.basis.R_inv)
+        if not st.finite:
+            raise PIRLSError(
+                f"cannot find valid starting values: the {fam.link.name} link of the "
+                f"starting means of the {fam.name} family is not finite; check the response "
+                "or choose another link")
+        beta = np.linalg.solve(st.XtWX, st.XtWz) if self.p else np.zeros(0)
+        ones = np.flatnonzero(st.ones)
+        base = np.zeros(self.p)
+        if ones.size:
+            base[ones[0]] = st.sum_w_eta / st.sum_w
+        base = self.basis.from_user(base)
+        lams0 = [np.zeros((p, p)) for (_, _, _, p) in self._blocks]
+        u0 = np.zeros(self.q)
+        step = 1.0
+        for _ in range(self.max_halvings + 1):
+            trial = base + step * (beta - base)
+            out = self._pass(self.state(self.basis.to_user(trial), lams0, u0), None, None,
+                             False)
+            if out.valid:
+                return self._better_start_dask(trial, ones, out.dev, st, lams0, u0)
+            step *= 0.5
+        raise PIRLSError(self._invalid_message(self.basis.to_user(beta)))
+
+    def _better_start_dask(self, trial, ones, dev_trial, st, lams0, u0) -> np.ndarray:
+        if not ones.size or not self.link_keeps_range:
+            return trial
+        fam = self._family
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = fam.link.link(np.atleast_1d(st.sum_prior_y / st.sum_prior))[0]
+        if not np.isfinite(level):
+            return trial
+        const = np.zeros(self.p)
+        const[ones[0]] = level - st.sum_prior_off / st.sum_prior
+        const = self.basis.from_user(const)
+        out = self._pass(self.state(self.basis.to_user(const), lams0, u0), None, None, False)
+        dev_const = out.dev if out.valid and np.isfinite(out.dev) else np.inf
+        return const if dev_const < dev_trial else trial
+
+    # -- the iteration ------------------------------------------------------------------
+    def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
+            ) -> PIRLSResult:
+        """Conditional modes at ``theta`` and ``beta`` (``beta=None``: jointly with beta,
+        nAGQ = 0), as :meth:`PIRLS.fit`; ``eta`` and ``mu`` of the result are the
+        :class:`~.glmm_pass.RowState` of the modes."""
+        tol = self.tol if tol is None else float(tol)
+        theta = np.asarray(theta, dtype=float)
+        joint = beta is None
+        mode = "joint" if joint else "u"
+        lams = self.lambdas(theta)
+        u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
+        if joint:
+            b = self.basis.from_user(np.asarray(beta0, float)) if beta0 is not None \
+                else self.beta_start
+            if b is None:
+                b = self._initial_beta()
+                u = np.zeros(self.q)
+            beta = np.asarray(b, dtype=float).copy()
+        else:
+            beta = np.asarray(beta, dtype=float)
+            if u0 is None and self.predict:
+                guess = self._predict_u(theta, beta)
+                if guess is not None and self._small_move(lams, guess - u):
+                    u = guess
+
+        def user(bb):
+            return self.basis.to_user(bb) if joint else bb
+
+        s = self.state(user(beta), lams, u)
+        cur = self._pass(s, None, mode, False)
+        if not cur.valid:
+            u = np.zeros(self.q)
+            s = self.state(user(beta), lams, u)
+            cur = self._pass(s, None, mode, False)
+            if not cur.valid:
+                raise PIRLSError(self._invalid_message(user(beta)))
+        pdev = cur.dev + float(u @ u)
+        cur_fisher = False
+        it = 0
+        fisher = False
+        flat = 0
+        best = np.inf
+        change = np.inf
+        while it < self.maxit:
+            it += 1
+            if cur.cross is None or cur_fisher != fisher:
+                cur = self._pass(s, None, mode, fisher)
+                cur_fisher = fisher
+            A, observed = cur.cross, cur.observed
+            slack = None
+            f = self.psystem.factor(theta, A, need_xx=joint)
+            if f is None and joint and self.p:
+                f = self.psystem.factor(theta, self._ridge(A, cur.top), need_xx=joint)
+            if f is None:
+                raise PIRLSError(self._halving_message(theta) if fisher
+                                 else self._not_pd_message(theta))
+            beta_new = self._joint_beta(np.tril(f.LXX)) if joint else beta
+            # (at fixed beta the system carries X~ too: beta = 0 picks the response)
+            u_new = self.psystem.solve_u(f, beta_new if joint else np.zeros(self.p))
+            logdet, L11 = self.psystem.logdet(f), f.L11
+            du, dbeta = u_new - u, beta_new - beta
+            step = 1.0
+            pass_fisher = fisher      # the weights the trial passes form the next step with
+            for _ in range(self.max_halvings + 1):
+                u_try = u + step * du
+                beta_try = beta + step * dbeta if joint else beta
+                s_try = self.state(user(beta_try), lams, u_try)
+                trial = self._pass(s_try, s, mode, fisher)
+                pdev_try = trial.dev + float(u_try @ u_try)
+                strict = pdev + PDEV_ROUNDING * abs(pdev)
+                if trial.valid and pdev_try > strict and slack is None:
+                    slack = self._slack_of(pdev, cur.slack)
+                if trial.valid and pdev_try <= max(strict, pdev + (slack or 0.0)):
+                    break
+                step *= 0.5
+            else:
+                if np.max(np.abs(du), initial=0.0) < tol:
+                    break
+                if observed and self.link_keeps_range:
+                    fisher = True
+                    continue
+                raise PIRLSError(self._halving_message(theta))
+            change = max(trial.max_deta, np.max(np.abs(u_try - u), initial=0.0))
+            if fisher and change < NEWTON_RESUME_CHANGE:
+                fisher = False
+            if change < best:
+                best, flat = change, 0
+            elif change < STAGNATION_CHANGE and abs(pdev_try - pdev) <= (
+                    slack if slack is not None else self._slack_of(pdev, cur.slack)):
+                flat += 1
+            else:
+                flat = 0
+            u, beta, s, cur, pdev = u_try, beta_try, s_try, trial, pdev_try
+            cur_fisher = pass_fisher
+            if change < tol or flat >= STAGNATION_STEPS:
+                break
+        else:
+            self.n_iter_total += it
+            raise PIRLSError(
+                f"PIRLS did not converge in {self.maxit} iterations at "
+                f"theta={np.round(theta, 6).tolist()} (last change {change:.2g}); the "
+                "conditional modes are poorly determined -- check the link function, or "
+                f"simplify the random effects.{self._link_hint()}")
+        self.n_iter_total += it
+        self.u_start = u
+        if joint:
+            self.beta_start = beta
+            self._ref = None
+            beta = self.basis.to_user(beta)
+        elif self.predict:
+            # refreshed only when the prediction has gone stale, as in memory
+            J = self._ref[3] if self._ref is not None and it <= PREDICTED_ITERATIONS \
+                else self._sensitivity_from(theta, lams, u, A, cur.cross, f)
+            self._ref = (theta, beta, u, J)
+        return PIRLSResult(theta, beta, u, s, s, cur.dev, float(u @ u), logdet, L11, f, it,
+                           observed)

@@ -329,9 +329,12 @@ def _positions(spec: CorrelationStructure, frame: pd.DataFrame, blocks: RowBlock
                 f"(positions in a sequence, gaps allowed); row {frame.index[i]!r} has "
                 f"{t[i]:g}. Use cor_car1 for continuous times")
         t = np.round(t)
-    key = pd.DataFrame({"g": blocks.codes, "t": t})
-    dup = key.duplicated(keep=False).to_numpy()
-    if dup.any():
+    order = np.lexsort((t, blocks.codes))
+    same = (np.diff(blocks.codes[order]) == 0) & (np.diff(t[order]) == 0)
+    if same.any():
+        dup = np.zeros(t.size, dtype=bool)
+        dup[order[1:][same]] = True
+        dup[order[:-1][same]] = True
         i = int(np.argmax(dup))
         where = (f" within group {_group_label(frame, form, i)!r}" if form.groups else "")
         raise DataError(

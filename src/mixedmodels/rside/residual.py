@@ -312,8 +312,15 @@ def _innermost(design) -> tuple[str, ...] | None:
 
 def _constant_within(blocks: np.ndarray, codes: np.ndarray) -> bool:
     """``codes`` takes one value within each block."""
-    pairs = np.unique(np.column_stack([blocks, codes]), axis=0)
-    return pairs.shape[0] == np.unique(blocks).size
+    blocks = np.asarray(blocks, dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    if blocks.size == 0:
+        return True
+    # one integer per (block, code) pair: fewer distinct pairs than the 1-D unique of an
+    # (n, 2) array costs (np.unique with axis=0 sorts rows as structured records)
+    lo = int(codes.min())
+    pairs = (blocks - int(blocks.min())) * (int(codes.max()) - lo + 1) + (codes - lo)
+    return np.unique(pairs).size == np.unique(blocks).size
 
 
 def _correlation_form(spec: ResidualSpec, design) -> StructureForm:

@@ -245,6 +245,15 @@ class BoundResidual:
         log_d = self.log_sd(phi)
         return z if log_d is None else z * np.exp(log_d)
 
+    def with_weights(self, weights: np.ndarray | None) -> BoundResidual:
+        """The same residual model with other prior weights (the binding -- groups,
+        positions, strata -- depends on the rows only, not on the weights: PQL refits its
+        working model with new weights at every iteration)."""
+        new = object.__new__(BoundResidual)
+        new.__dict__.update(self.__dict__)
+        new.log_w = None if weights is None else np.log(np.asarray(weights, dtype=float))
+        return new
+
     def with_fitted(self, fitted: np.ndarray) -> BoundResidual:
         """The same residual model with ``fitted(.)`` covariates set to ``fitted``."""
         if self.variance is None or not self.variance.needs_fitted:

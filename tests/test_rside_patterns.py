@@ -95,3 +95,26 @@ def test_patterns_of_prefixes_and_fallback():
     assert shared_patterns(RowBlocks.from_codes(codes), xy) is None
     # one group alone: nothing to share
     assert shared_patterns(RowBlocks.single(4), np.arange(4.0)) is None
+
+
+def test_rebinding_weights_equals_binding_afresh():
+    # PQL reuses one binding with each iteration's weights: the same whitening as a new
+    # binding of the reweighted design
+    import dataclasses
+
+    from mixedmodels.rside.residual import ResidualSpec, bind_residual
+
+    d = _dropout_panel(seed=5)
+    fit = mm.gls("y ~ x", d, correlation=mm.cor_arma(p=1, form="~ t | subj"),
+                 variance=mm.var_exp(form="~ x"))
+    design = fit.design
+    spec = ResidualSpec.make(mm.cor_arma(p=1, form="~ t | subj"), mm.var_exp(form="~ x"))
+    w = np.random.default_rng(2).uniform(0.5, 2.0, design.nobs)
+    reweighted = dataclasses.replace(design, weights=w)
+    afresh = bind_residual(spec, reweighted)
+    reused = bind_residual(spec, design).with_weights(w)
+    M = np.random.default_rng(3).standard_normal((design.nobs, 2))
+    phi = np.array([0.4, 0.3])
+    (a, la), (b, lb) = afresh.whiten(phi, M), reused.whiten(phi, M)
+    np.testing.assert_allclose(a, b, rtol=ORACLE_TOL, atol=ORACLE_TOL)
+    assert la == pytest.approx(lb, abs=ORACLE_TOL)

@@ -1,11 +1,15 @@
 # Time nlme (gls / lme) and MASS::glmmPQL on the R-side fixture models, for
 # benchmarks/rside_bench.py: Rscript benchmarks/r/time_nlme.R JOB.json OUT.json
 #
-# JOB.json: {"repeat_n": 5, "models": [{"name": ..., "data": ..., "factors": [...],
-#            "r_call": "gls(...)"}]}; the data are tests/fixtures/rside/<data>.csv with the
-# listed columns as factors (as tools/r/rside_fixtures.R reads them). Reading the data is not
-# timed; one untimed warm-up fit, then repeat_n timed fits, the median elapsed seconds
-# reported with the log-likelihood. Run from the repository root.
+# JOB.json: {"repeat_n": 5, "min_batch_s": 0.05, "models": [{"name": ..., "data": ...,
+#            "factors": [...], "r_call": "gls(...)"}]}; the data are
+# tests/fixtures/rside/<data>.csv with the listed columns as factors (as
+# tools/r/rside_fixtures.R reads them). Reading the data is not timed. One untimed warm-up
+# fit sizes a batch of k fits lasting at least min_batch_s of CPU time (proc.time's
+# resolution is a millisecond, and small gls fits take a few); then repeat_n batches are
+# timed and the fastest one's CPU seconds (user + system) per fit reported with the
+# log-likelihood. CPU time, not elapsed: on a shared machine the elapsed time of a fit
+# mostly measures the other processes. Run from the repository root.
 suppressPackageStartupMessages({
   library(nlme)
   library(MASS)
@@ -22,9 +26,14 @@ results <- lapply(job$models, function(spec) {
   for (f in unlist(spec$factors)) d[[f]] <- factor(d[[f]])
   env <- list2env(list(d = d), parent = globalenv())
   fit <- function() eval(parse(text = spec$r_call), env)
-  m <- fit()
-  times <- replicate(job$repeat_n, system.time(fit())[["elapsed"]])
+  cpu <- function(expr) {
+    t <- system.time(expr)
+    t[["user.self"]] + t[["sys.self"]]
+  }
+  first <- cpu(m <- fit())
+  k <- max(1L, as.integer(ceiling(job$min_batch_s / max(first, 1e-3))))
+  times <- replicate(job$repeat_n, cpu(for (i in seq_len(k)) fit()) / k)
   ll <- tryCatch(as.numeric(logLik(m)), error = function(e) NA_real_)
-  list(name = spec$name, seconds = median(times), logLik = ll)
+  list(name = spec$name, seconds = min(times), batch = k, logLik = ll)
 })
 write_json(list(results = results), args[[2]], auto_unbox = TRUE, digits = NA)

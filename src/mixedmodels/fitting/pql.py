@@ -33,11 +33,12 @@ from ..families import make_family
 from ..inference.glm import fit_glm
 from ..objective.pirls import prior_weights
 from ..results.recipe import FitRecipe
-from ..rside.residual import ResidualSpec, residual_columns
+from ..rside.residual import ResidualSpec, bind_residual, residual_columns
 from ..rside.results import PQLResult
 from .common import collect_warnings, package_messages
 from .glmm import glmm_design
 from .lmm import fit_lmm
+from .rside import fit_rside_lmm
 
 __all__ = ["PQL_TOL", "glmm_pql"]
 
@@ -106,6 +107,24 @@ def _iterate_design(design, *, family, residual, niter):
     return PQLResult(design, family, result, iterations, converged, (), None)
 
 
+def _working_fit(lmm_design, residual, start, bound):
+    """ML fit of the working LMM; with a residual structure, bound to the rows once and
+    reused with each iteration's weights (every iteration has the same rows)."""
+    if residual.empty:
+        return fit_lmm(lmm_design, REML=False, start=start), None
+    if bound is None:
+        bound = bind_residual(residual, lmm_design)
+    with collect_warnings() as caught:
+        result = fit_rside_lmm(lmm_design, residual, False, "auto", None, start, True,
+                               bound=bound)
+    options = {"REML": False, "optimizer": "auto", "optimizer_settings": None,
+               "start": start, "check_conv": True, "correlation": residual.correlation,
+               "variance": residual.variance, "sigma": residual.sigma}
+    recipe = FitRecipe.make(None, lmm_design.spec.formula, None, {}, fit_lmm, options)
+    return dataclasses.replace(result, messages=package_messages(caught),
+                               recipe=recipe), bound
+
+
 def _iterate(design, fam, residual, niter):
     link = fam.link
     prior = prior_weights(design)
@@ -118,11 +137,10 @@ def _iterate(design, fam, residual, niter):
     start = None
     result = None
     converged = False
-    kw = {} if residual.empty else {"correlation": residual.correlation,
-                                    "variance": residual.variance}
+    bound = None
     for i in range(niter):
         lmm_design = dataclasses.replace(design, y=z, weights=w, offset=zero, extra={})
-        result = fit_lmm(lmm_design, REML=False, start=start, **kw)
+        result, bound = _working_fit(lmm_design, residual, start, bound)
         start = result.theta if residual.empty else \
             np.concatenate([result.theta, result.phi])
         eta_old = eta

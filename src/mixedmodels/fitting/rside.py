@@ -170,8 +170,8 @@ class _RelativeTheta:
 
 
 def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str,
-                  optimizer_settings: dict | None, start, check_conv: bool
-                  ) -> RSideLMMResult:
+                  optimizer_settings: dict | None, start, check_conv: bool,
+                  bound: BoundResidual | None = None) -> RSideLMMResult:
     """Fit an LMM with the residual model ``spec`` (see the module docstring).
 
     Parameters
@@ -180,12 +180,16 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
     spec : ResidualSpec
     REML, optimizer, optimizer_settings, start, check_conv
         As for :func:`~mixedmodels.fit_lmm`; ``start`` may be theta or ``[theta, phi]``.
+    bound : BoundResidual, optional
+        ``spec`` already bound to rows of the same frame (another fit of the same rows):
+        reused with ``design``'s weights instead of binding again.
 
     Returns
     -------
     RSideLMMResult
     """
-    bound0 = bind_residual(spec, design)
+    bound0 = bind_residual(spec, design) if bound is None else \
+        bound.with_weights(design.weights)
     n_theta = design.n_theta
 
     def fit_once(bound, warm, initial=False):

@@ -12,6 +12,7 @@ part.
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import lfilter, lfiltic
 
 __all__ = ["arma_acf", "arma_constrained", "arma_unconstrained"]
 
@@ -122,8 +123,12 @@ def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
         gamma[:p + 1] = np.linalg.solve(A, c[:p + 1])
     else:
         gamma[0] = c[0]
-    for k in range(p + 1, n):
-        gamma[k] = c[k] + sum(phi[i - 1] * gamma[k - i] for i in range(1, p + 1))
+    if p and n > p + 1:
+        # gamma_k = c_k + sum_i phi_i gamma_{k-i} for k > p: an all-pole filter of c started
+        # from gamma_p .. gamma_1 (one C loop instead of a Python one over the lags)
+        a = np.concatenate([[1.0], -phi])
+        zi = lfiltic([1.0], a, gamma[p:0:-1])
+        gamma[p + 1:n] = lfilter([1.0], a, c[p + 1:n], zi=zi)[0]
     if not p:
         gamma[1:q + 1] = c[1:q + 1]
     return gamma[:max_lag + 1] / gamma[0]

@@ -32,12 +32,14 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.linalg import solve_triangular
 
 from .._errors import DataError, FormulaError
 from ..design.response import evaluate_numeric
 from .arma import arma_acf, arma_constrained, arma_unconstrained
 from .blocks import RowBlocks
 from .form import StructureForm, parse_form
+from .patterns import shared_patterns
 
 __all__ = [
     "BoundCorrelation",
@@ -238,6 +240,9 @@ class BoundCorrelation:
         -------
         tuple or None
         """
+        shared = self._shared()
+        if shared is not None:
+            return self._whiten_shared(self.full(u), M, *shared)
         factors = self.cholesky(u)
         if factors is None:
             return None
@@ -247,8 +252,60 @@ class BoundCorrelation:
             if rows.shape[1] == 1:
                 out[rows[:, 0]] = M[rows[:, 0]]
                 continue
-            out[rows] = np.linalg.solve(L, M[rows])
+            if L.shape[0] == 1:      # one group (one block): a triangular solve, not an LU
+                out[rows[0]] = solve_triangular(L[0], M[rows[0]], lower=True,
+                                                check_finite=False)
+            else:
+                out[rows] = np.linalg.solve(L, M[rows])
             logdet += 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+        return out, logdet
+
+    # -- shared factors of groups at the same positions (see .patterns) ------------------
+    def pattern_key(self) -> np.ndarray | None:
+        """The covariate values ``C_i`` depends on, ``(n,)`` or ``(n, d)``; None when the
+        structure has no such key (closed-form whitening, no shared factors)."""
+        return None
+
+    def geometry(self, rows: np.ndarray) -> np.ndarray:
+        """What :meth:`matrices` needs of a ``(G, s)`` batch of rows (lags, distances)."""
+        raise NotImplementedError
+
+    def matrices(self, u: np.ndarray, geometries: list[np.ndarray]) -> list[np.ndarray]:
+        """``C`` of each batch described by :meth:`geometry`, at full ``u``."""
+        raise NotImplementedError
+
+    def _shared(self):
+        """``(classes, geometries)`` of :func:`~.patterns.shared_patterns`, computed once;
+        None when the groups have too many distinct patterns."""
+        if "_shared_plan" not in self.__dict__:
+            key = self.pattern_key()
+            plan = None if key is None else shared_patterns(self.blocks, key)
+            self._shared_plan = None if plan is None else \
+                (plan, [self.geometry(c.rep_rows) for c in plan])
+        return self._shared_plan
+
+    def _whiten_shared(self, u, M, classes, geometries):
+        """:meth:`whiten` by one factor per pattern (module docstring of .patterns)."""
+        out = np.empty_like(M)
+        logdet = 0.0
+        for cls, C in zip(classes, self.matrices(u, geometries), strict=True):
+            try:
+                L = np.linalg.cholesky(C)
+            except np.linalg.LinAlgError:
+                return None
+            # T = L^{-1}; tril drops the rounding an LU leaves above the diagonal, so the
+            # padding slots of shorter groups never mix into their valid rows
+            T = np.linalg.inv(L) * cls.lower
+            Mb = M[cls.rows]                                   # (G, m, k)
+            if T.shape[0] == 1:                                # one pattern: one product
+                g, m, k = Mb.shape
+                X = (T[0] @ Mb.transpose(1, 0, 2).reshape(m, g * k)) \
+                    .reshape(m, g, k).transpose(1, 0, 2)
+            else:
+                X = np.matmul(T[cls.pattern], Mb)
+            out[cls.rows[cls.valid]] = X[cls.valid]
+            log_diag = np.cumsum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+            logdet += 2.0 * float(np.sum(log_diag[cls.pattern, cls.last]))
         return out, logdet
 
 
@@ -272,9 +329,12 @@ def _positions(spec: CorrelationStructure, frame: pd.DataFrame, blocks: RowBlock
                 f"(positions in a sequence, gaps allowed); row {frame.index[i]!r} has "
                 f"{t[i]:g}. Use cor_car1 for continuous times")
         t = np.round(t)
-    key = pd.DataFrame({"g": blocks.codes, "t": t})
-    dup = key.duplicated(keep=False).to_numpy()
-    if dup.any():
+    order = np.lexsort((t, blocks.codes))
+    same = (np.diff(blocks.codes[order]) == 0) & (np.diff(t[order]) == 0)
+    if same.any():
+        dup = np.zeros(t.size, dtype=bool)
+        dup[order[1:][same]] = True
+        dup[order[:-1][same]] = True
         i = int(np.argmax(dup))
         where = (f" within group {_group_label(frame, form, i)!r}" if form.groups else "")
         raise DataError(
@@ -431,7 +491,8 @@ class _BoundARMA(BoundCorrelation):
     def __init__(self, spec, frame, blocks, form):
         self.blocks = blocks
         t = _positions(spec, frame, blocks, form, integer=True)
-        self._lags = [lag.astype(np.int64) for lag in _lag_batches(blocks, t)]
+        self._t = t
+        self._lags = [self.geometry(rows) for rows in blocks.batches]
         self.max_lag = int(max((lag.max() for lag in self._lags), default=0))
         if max(spec.p, spec.q) > self.max_lag:
             raise DataError(f"{spec.describe()}: the order exceeds the largest lag in the "
@@ -447,10 +508,20 @@ class _BoundARMA(BoundCorrelation):
     def unconstrained(self, nat):
         return arma_unconstrained(nat, self.spec.p)
 
-    def batch_matrices(self, u):
+    def pattern_key(self):
+        return self._t
+
+    def geometry(self, rows):
+        t = self._t[rows]
+        return np.abs(t[:, :, None] - t[:, None, :]).astype(np.int64)
+
+    def matrices(self, u, geometries):
         coef = self.natural(u)
         acf = arma_acf(coef[:self.spec.p], coef[self.spec.p:], self.max_lag)
-        return [acf[lag] for lag in self._lags]
+        return [acf[lag] for lag in geometries]
+
+    def batch_matrices(self, u):
+        return self.matrices(u, self._lags)
 
 
 # -- compound symmetry -----------------------------------------------------------------------
@@ -554,7 +625,8 @@ class _BoundSymm(BoundCorrelation):
                 f"1, 2, ..., m (found {values.size} distinct values from {values[0]:g} to "
                 f"{values[-1]:g}); recode them, e.g. with a rank within the series")
         self.m = int(values[-1])
-        self._pos = [(t[rows] - 1).astype(np.int64) for rows in blocks.batches]
+        self._t = t
+        self._pos = [self.geometry(rows) for rows in blocks.batches]
         iu = np.triu_indices(self.m, 1)
         self._iu = iu
         names = tuple(f"cor({i + 1},{j + 1})" for i, j in zip(*iu, strict=True))
@@ -597,6 +669,15 @@ class _BoundSymm(BoundCorrelation):
         # nlme's corNatural: each correlation's own Fisher z, mapped back one by one
         return np.tanh(0.5 * np.asarray(v, dtype=float))
 
-    def batch_matrices(self, u):
+    def pattern_key(self):
+        return self._t
+
+    def geometry(self, rows):
+        return (self._t[rows] - 1).astype(np.int64)
+
+    def matrices(self, u, geometries):
         C = self._full_matrix(u)
-        return [C[pos[:, :, None], pos[:, None, :]] for pos in self._pos]
+        return [C[pos[:, :, None], pos[:, None, :]] for pos in geometries]
+
+    def batch_matrices(self, u):
+        return self.matrices(u, self._pos)

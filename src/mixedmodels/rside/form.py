@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .._errors import FormulaError
 
@@ -100,6 +101,13 @@ def parse_form(form: str, what: str) -> StructureForm:
     if not isinstance(form, str):
         raise FormulaError(f"{what}: form must be a string such as '~ time | Subject', not "
                            f"{type(form).__name__}")
+    return _parse(form, what)
+
+
+@lru_cache(maxsize=256)
+def _parse(form: str, what: str) -> StructureForm:
+    """:func:`parse_form` on a string (cached: a fit reads its forms several times, and
+    the result is a frozen value)."""
     text = form.strip()
     if not text.startswith("~"):
         raise FormulaError(f"{what}: form {form!r} must be a one-sided formula starting with "

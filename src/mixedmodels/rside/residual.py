@@ -245,6 +245,15 @@ class BoundResidual:
         log_d = self.log_sd(phi)
         return z if log_d is None else z * np.exp(log_d)
 
+    def with_weights(self, weights: np.ndarray | None) -> BoundResidual:
+        """The same residual model with other prior weights (the binding -- groups,
+        positions, strata -- depends on the rows only, not on the weights: PQL refits its
+        working model with new weights at every iteration)."""
+        new = object.__new__(BoundResidual)
+        new.__dict__.update(self.__dict__)
+        new.log_w = None if weights is None else np.log(np.asarray(weights, dtype=float))
+        return new
+
     def with_fitted(self, fitted: np.ndarray) -> BoundResidual:
         """The same residual model with ``fitted(.)`` covariates set to ``fitted``."""
         if self.variance is None or not self.variance.needs_fitted:
@@ -312,8 +321,15 @@ def _innermost(design) -> tuple[str, ...] | None:
 
 def _constant_within(blocks: np.ndarray, codes: np.ndarray) -> bool:
     """``codes`` takes one value within each block."""
-    pairs = np.unique(np.column_stack([blocks, codes]), axis=0)
-    return pairs.shape[0] == np.unique(blocks).size
+    blocks = np.asarray(blocks, dtype=np.int64)
+    codes = np.asarray(codes, dtype=np.int64)
+    if blocks.size == 0:
+        return True
+    # one integer per (block, code) pair: fewer distinct pairs than the 1-D unique of an
+    # (n, 2) array costs (np.unique with axis=0 sorts rows as structured records)
+    lo = int(codes.min())
+    pairs = (blocks - int(blocks.min())) * (int(codes.max()) - lo + 1) + (codes - lo)
+    return np.unique(pairs).size == np.unique(blocks).size
 
 
 def _correlation_form(spec: ResidualSpec, design) -> StructureForm:

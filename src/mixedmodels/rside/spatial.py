@@ -92,6 +92,7 @@ class _BoundSpatial(BoundCorrelation):
                                       for c in form.covariates])
         else:
             coords = blocks.position.astype(float)[:, None] + 1.0
+        self._coords = coords
         self._dist = [_distances(coords[rows], spec.metric) for rows in blocks.batches]
         off = [d[:, ~np.eye(d.shape[1], dtype=bool)] for d in self._dist if d.shape[1] > 1]
         if not off:
@@ -146,15 +147,25 @@ class _BoundSpatial(BoundCorrelation):
             out.append(np.log(nat[1] / (1.0 - nat[1])))
         return np.asarray(out)
 
-    def batch_matrices(self, u):
+    def pattern_key(self):
+        return self._coords
+
+    def geometry(self, rows):
+        d = _distances(self._coords[rows], self.spec.metric)
+        return d, np.eye(d.shape[1], dtype=bool)
+
+    def matrices(self, u, geometries):
         nat = self.natural(u)
         scale = 1.0 - nat[1] if self.spec.nugget else 1.0
         out = []
-        for d, eye in zip(self._dist, self._eye, strict=True):
+        for d, eye in geometries:
             C = scale * self.spec.shape(d / nat[0])
             C[:, eye] = 1.0
             out.append(C)
         return out
+
+    def batch_matrices(self, u):
+        return self.matrices(u, list(zip(self._dist, self._eye, strict=True)))
 
 
 def _with_value(spec, value):

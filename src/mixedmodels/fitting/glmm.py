@@ -49,6 +49,7 @@ from ..families import (
 )
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
+from ..objective.glmm_gradient import LaplaceGradient, gradient_supported
 from ..objective.pirls import PIRLSError, prior_weights
 from ..optim import OPTIMIZERS, OptSummary, minimize
 from ..results.glmm import GeneralizedLinearMixedModelResult
@@ -62,6 +63,7 @@ from .common import (
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
+from .glmm_gradient import hessian_from_gradient, minimize_whitened
 from .glmm_vcov import (
     FD_STEP_WHITENED,
     convergence_report,
@@ -74,7 +76,7 @@ __all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
 
 #: Every ``optimizer=`` value the GLMM fitters accept (``"auto"`` is BOBYQA: the whitened
 #: coordinates of the Laplace stage are built for it, and there is no analytic gradient).
-GLMM_OPTIMIZERS = ("auto", *OPTIMIZERS)
+GLMM_OPTIMIZERS = ("auto", "gradient", *OPTIMIZERS)
 
 #: Optimizer settings of the Laplace stage, in whitened coordinates (units of approximate
 #: standard errors), where absolute tolerances mean the same for every parameter.
@@ -223,7 +225,7 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
 
 
 def _backend(optimizer: str) -> str:
-    return "bobyqa" if optimizer == "auto" else optimizer
+    return "bobyqa" if optimizer in ("auto", "gradient") else optimizer
 
 
 def _pirls_note(obj: GLMMObjective):
@@ -337,7 +339,7 @@ def fit_glmm(
     nAGQ: int = 1,
     estimate_shape: bool = False,
     start: dict | None = None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
@@ -452,9 +454,25 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
-    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
-                   optimizer=_backend(optimizer), settings=settings)
-    if any(t.structured for t in design.terms):
+    grad = _laplace_gradient(obj, optimizer, optimizer_settings)
+
+    def fgz(z):
+        f, g = grad(x0 + T @ z)
+        return f, T.T @ g
+
+    opt = None
+    if grad is not None:
+        opt, best = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
+                                      keep.size, lower_z)
+        if opt.return_code != "converged":
+            # the gradient path failed: BOBYQA from the best point it found
+            opt = minimize(traced(fz, stage, _pirls_note(obj)), best["x"], lower_z,
+                           optimizer="bobyqa", settings=settings)
+            grad = None
+    if opt is None:
+        opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
+                       optimizer=_backend(optimizer), settings=settings)
+    if grad is None and any(t.structured for t in design.terms):
         # a structured covariance can be undefined (a Toeplitz correlation that is not
         # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
         # it from where it stopped while that still helps
@@ -489,9 +507,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                             (obj.lower[keep_d] - x[keep_d])
                             / Td[keep_d, np.arange(keep_d.size)], -np.inf)
 
-        derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
-                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_at(x),
-                                      pairs="forward")
+        derivs = _derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                              lower_at(x))
         if any(t.structured for t in design.terms):
             # structured terms (lme4 has none, so no lme4 stopping point to reproduce):
             # Newton steps with the finite-difference derivatives finish what the
@@ -507,9 +524,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                     break
                 x, xs[:] = trial, trial
                 sol = obj.solve(x)
-                derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
-                                              np.full(keep_d.size, FD_STEP_WHITENED),
-                                              lower_at(x), pairs="forward")
+                derivs = _derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                                      lower_at(x))
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:
@@ -531,6 +547,48 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
     return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
+
+
+def _laplace_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
+                      ) -> LaplaceGradient | None:
+    """The exact gradient of the Laplace stage when the optimizer is ``"auto"`` or
+    ``"gradient"`` and the model has one (nAGQ = 1, no estimated NB shape, glmer's own
+    objective); ``"gradient"`` without one is an error. Optimizer settings (tolerances of a
+    derivative-free search) keep the derivative-free path under ``"auto"``."""
+    if optimizer not in ("auto", "gradient"):
+        return None
+    if not gradient_supported(obj):
+        if optimizer == "gradient":
+            raise ValueError(
+                "optimizer='gradient' needs the Laplace approximation (nAGQ=1) of glmer's "
+                "deviance with theta and beta as the only parameters (not glmer_nb's "
+                "estimated shape, quadrature or a penalized objective); use 'auto' or "
+                "'bobyqa'")
+        return None
+    if settings and optimizer == "auto":
+        return None
+    return LaplaceGradient(obj)
+
+
+def _derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower):
+    """Gradient and Hessian of the deviance in the whitened coordinates at ``xs``: central
+    differences of the exact gradient when there is one, else finite differences of the
+    deviance (lme4's approach)."""
+    steps = np.full(keep_d.size, FD_STEP_WHITENED)
+    if grad is not None:
+        def fg(z):
+            out = xs.copy()
+            out[:n_diff] += Td @ z
+            f, g = grad(out)
+            return f, Td.T @ g[:n_diff]
+
+        _, g0 = fg(np.zeros(keep_d.size))
+        if np.all(np.isfinite(g0)):
+            d = hessian_from_gradient(fg, np.zeros(keep_d.size), g0, steps, lower)
+            if d is not None:
+                return d
+    return deviance_derivatives(sub, np.zeros(keep_d.size), f0, steps, lower,
+                                pairs="forward")
 
 
 def _separation(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> np.ndarray:
@@ -620,7 +678,7 @@ def glmer(
     weights=None,
     offset=None,
     start: dict | None = None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
@@ -745,7 +803,7 @@ def glmer_nb(
     weights=None,
     offset=None,
     start: dict | None = None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,

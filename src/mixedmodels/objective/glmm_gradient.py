@@ -67,6 +67,11 @@ def gradient_supported(obj) -> bool:
     Laplace approximation (nAGQ = 1) with every parameter in ``(theta, beta)`` (no
     estimated negative binomial shape), a family with ``variance_deriv2``, and terms whose
     structures give ``lambda_jacobian``."""
+    from .glmm import GLMMObjective
+
+    # a subclass (bglmer's penalized objective) adds terms this gradient does not know
+    if type(obj) is not GLMMObjective:
+        return False
     if obj.nAGQ != 1 or obj.estimate_shape or obj.phi_block:
         return False
     try:
@@ -175,7 +180,6 @@ class LaplaceGradient:
         Az = S.apply(a, z)[:, 0]
         gamma = 2.0 * g / phi + r - w * Az                       # coefficient of d eta
         grad = np.zeros(x.size)
-        k = theta.size
         grad[self.obj.layout.slice("beta.cond")] = design.X.T @ gamma
         u = pr.u
         for ts, sl in zip(S.terms, self.slices, strict=True):

@@ -49,9 +49,14 @@ from ..families import (
 )
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
-from ..objective.glmm_gradient import LaplaceGradient, gradient_supported
+from ..objective.glmm_gradient import (
+    LaplaceGradient,
+    Stage0Gradient,
+    gradient_supported,
+    stage0_supported,
+)
 from ..objective.pirls import PIRLSError, prior_weights
-from ..optim import OPTIMIZERS, OptSummary, minimize
+from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results.glmm import GeneralizedLinearMixedModelResult
 from ..results.recipe import FitRecipe
 from .common import (
@@ -63,7 +68,11 @@ from .common import (
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
-from .glmm_gradient import hessian_from_gradient, minimize_whitened
+from .glmm_gradient import (
+    GRADIENT_HESSIAN_MIN_PARAMS,
+    hessian_from_gradient,
+    minimize_whitened,
+)
 from .glmm_vcov import (
     FD_STEP_WHITENED,
     convergence_report,
@@ -85,6 +94,10 @@ STAGE2_SETTINGS = {"xtol_abs": 1e-6, "ftol_abs": 1e-8, "initial_step": 0.5}
 #: stage corrects theta anyway, and optimizing the start to 1e-8 costs a third more
 #: evaluations of the (more expensive) joint PIRLS without changing the result.
 STAGE0_START_SETTINGS = {"xtol_abs": 1e-3, "ftol_abs": 1e-3}
+#: Gradient tolerance (deviance per unit of log theta) of that stage on the gradient path:
+#: the deviance is then within ~1e-6 of the stage's optimum, far closer than the Laplace
+#: stage's optimum is to it.
+STAGE0_START_GTOL = 1e-3
 #: PIRLS tolerance of that stage: a step below 1e-6 leaves the modes ~1e-12 from the mode
 #: (quadratic convergence) and the log-determinant ~1e-4 off, far below what a start needs.
 STAGE0_START_PIRLS_TOL = 1e-6
@@ -187,6 +200,8 @@ class _Stage0:
 
     def __init__(self, obj: GLMMObjective):
         self.obj = obj
+        #: ``v -> (value, gradient)`` when the criterion has an exact gradient
+        self.gradient: Stage0Gradient | None = None
         self.fam = obj.family
         self.lower = obj.theta_lower
         if obj.estimate_shape:
@@ -217,11 +232,49 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     if not np.isfinite(fun(v0)):
         # re-raise the PIRLS failure at the start with its explanation
         obj.solve0(fun.theta(v0), fun.family(v0))
-    opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
-                   optimizer=_backend(optimizer), settings=settings)
+    fun.gradient = _stage0_gradient(obj, optimizer, settings)
+    opt = None
+    if fun.gradient is not None:
+        # quasi-Newton on lme4's scale of theta (lmer's fast path: BFGS in log theta, a
+        # bounded polish for parameters heading to zero); PIRLS at its full tolerance, so
+        # that the criterion is smooth to the line search's resolution
+        tol, obj.stage0_tol = obj.stage0_tol, None
+        gtol = STAGE0_START_GTOL if settings is STAGE0_START_SETTINGS else None
+        opt, _, _ = minimize_with_gradient(
+            traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0, fun.lower,
+            gtol=gtol)
+        obj.stage0_tol = tol
+        if not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:"):
+            # the gradient path failed: BOBYQA from the best point it found
+            start = opt.x if np.isfinite(opt.fval) else v0
+            fun.gradient = None
+            opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), start, fun.lower,
+                           optimizer="bobyqa", settings=settings)
+    if opt is None:
+        opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
+                       optimizer=_backend(optimizer), settings=settings)
     log_stage("glmer", "nAGQ=0", opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     v, _ = snap_to_boundary(fun, opt.x, opt.fval, fun.lower)
     return opt, v, fun
+
+
+def _stage0_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
+                     ) -> Stage0Gradient | None:
+    """The exact gradient of the nAGQ = 0 criterion for ``"auto"`` (unless settings for a
+    derivative-free search are given; the stage-1 start settings are not the user's) and
+    ``"gradient"``; None where the model has none (``"gradient"``: an error)."""
+    if optimizer not in ("auto", "gradient"):
+        return None
+    if not stage0_supported(obj):
+        if optimizer == "gradient":
+            raise ValueError(
+                "optimizer='gradient' needs glmer's own deviance with theta (and beta) as "
+                "the only parameters (not glmer_nb's estimated shape or a penalized "
+                "objective); use 'auto' or 'bobyqa'")
+        return None
+    if optimizer == "auto" and settings and settings is not STAGE0_START_SETTINGS:
+        return None
+    return Stage0Gradient(obj)
 
 
 def _backend(optimizer: str) -> str:
@@ -267,8 +320,16 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
     scales = np.full(v.size, DEFAULT_SCALE) if scales is None else scales
     rel = scales / DEFAULT_SCALE          # 1 except for heavy data (see _theta_scales)
     steps = np.minimum(STAGE0_FD_STEP, STAGE0_FD_REL * scales)
-    d = deviance_derivatives(fun, v, fun(v), steps, fun.lower,
-                             pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX else None)
+    d = None
+    if fun.gradient is not None:
+        # central differences of the exact gradient (2 evaluations per parameter)
+        f0, g0 = fun.gradient(v)
+        if np.isfinite(f0):
+            d = hessian_from_gradient(fun.gradient, v, g0, steps, fun.lower, central=False)
+    if d is None:
+        d = deviance_derivatives(fun, v, fun(v), steps, fun.lower,
+                                 pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX
+                                 else None)
     H = d.hessian
     free = np.flatnonzero(d.free)
     if free.size == v.size and np.all(np.isfinite(H)):
@@ -575,7 +636,7 @@ def _derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower):
     differences of the exact gradient when there is one, else finite differences of the
     deviance (lme4's approach)."""
     steps = np.full(keep_d.size, FD_STEP_WHITENED)
-    if grad is not None:
+    if grad is not None and keep_d.size >= GRADIENT_HESSIAN_MIN_PARAMS:
         def fg(z):
             out = xs.copy()
             out[:n_diff] += Td @ z

@@ -57,9 +57,10 @@ import numpy as np
 from ..families import Family
 from .laplace.hessian import make_hessian
 from .laplace.random_structure import RandomStructure
+from .laplace.sensitivity import solve_columns
 from .pirls import PIRLSError
 
-__all__ = ["LaplaceGradient", "gradient_supported"]
+__all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "stage0_supported"]
 
 
 def gradient_supported(obj) -> bool:
@@ -74,6 +75,21 @@ def gradient_supported(obj) -> bool:
         return False
     if obj.nAGQ != 1 or obj.estimate_shape or obj.phi_block:
         return False
+    return _derivatives_available(obj)
+
+
+def stage0_supported(obj) -> bool:
+    """Whether :class:`Stage0Gradient` applies: glmer's own objective (not a penalized
+    subclass, whose prior also enters PIRLS), no estimated negative binomial shape, a
+    family with ``variance_deriv2`` and terms with ``lambda_jacobian``."""
+    from .glmm import GLMMObjective
+
+    if type(obj) is not GLMMObjective or obj.estimate_shape:
+        return False
+    return _derivatives_available(obj)
+
+
+def _derivatives_available(obj) -> bool:
     try:
         obj.family.variance_deriv2(np.ones(1) * 0.5)
         for t, sl in zip(obj.design.terms, obj.design.theta_slices(), strict=True):
@@ -157,7 +173,10 @@ class LaplaceGradient:
             return np.inf, np.full(x.shape, np.nan)
         return float(value), grad
 
-    def _gradient(self, x, pr, fam: Family, phi: float) -> np.ndarray:
+    def _gradient(self, x, pr, fam: Family, phi: float, joint: bool = False) -> np.ndarray:
+        """``dF/dx`` at the modes ``pr`` (module docstring); ``joint``: beta is PIRLS's
+        joint estimate too (the nAGQ = 0 criterion), so ``z`` solves the joint system and
+        only the theta entries are filled."""
         S = self.structure
         design = self.design
         theta = pr.theta
@@ -176,11 +195,15 @@ class LaplaceGradient:
                 self._H = make_hessian(S)
             H = self._H
             self._factor(H, a, w)
-        z = H.solve(S.scatter(a, r[:, None]))
-        Az = S.apply(a, z)[:, 0]
-        gamma = 2.0 * g / phi + r - w * Az                       # coefficient of d eta
+        if joint:
+            z, d_eta = self._joint_solve(H, a, w, r)
+        else:
+            z = H.solve(S.scatter(a, r[:, None]))
+            d_eta = S.apply(a, z)[:, 0]
+        gamma = 2.0 * g / phi + r - w * d_eta                    # coefficient of d eta
         grad = np.zeros(x.size)
-        grad[self.obj.layout.slice("beta.cond")] = design.X.T @ gamma
+        if not joint:
+            grad[self.obj.layout.slice("beta.cond")] = design.X.T @ gamma
         u = pr.u
         for ts, sl in zip(S.terms, self.slices, strict=True):
             t = ts.term
@@ -192,3 +215,52 @@ class LaplaceGradient:
             dlam = t.structure.lambda_jacobian(theta[sl])
             grad[sl] = dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
         return grad
+
+    def _joint_solve(self, H, a: np.ndarray, w: np.ndarray, r: np.ndarray):
+        r"""``[z_u; z_beta] = H_J^{-1} [Lambda' Z' r; X' r]`` for the joint system
+        ``H_J = [[H, Lambda' Z' W X], [X' W Z Lambda, X' W X]]`` of the nAGQ = 0 criterion
+        (PIRLS estimates ``beta`` with ``u``), by block elimination through ``H``:
+        ``C = H^{-1} Lambda' Z' W X``, ``S = X' W X - (Lambda' Z' W X)' C``. Returns
+        ``z_u`` and ``Z Lambda z_u + X z_beta`` (the change of ``eta``)."""
+        S, X = self.structure, self.design.X
+        p = X.shape[1]
+        G = np.column_stack([S.scatter(a, (w * X[:, j])[:, None]) for j in range(p)]) \
+            if p else np.zeros((S.q, 0))
+        C = solve_columns(H, G)
+        schur = X.T @ (w[:, None] * X) - G.T @ C
+        hu = H.solve(S.scatter(a, r[:, None]))
+        zb = np.linalg.solve(schur, X.T @ r - G.T @ hu) if p else np.zeros(0)
+        zu = hu - C @ zb
+        return zu, S.apply(a, zu)[:, 0] + X @ zb
+
+
+class Stage0Gradient(LaplaceGradient):
+    """``theta -> (F_0(theta), dF_0/dtheta)`` of the nAGQ = 0 criterion: the Laplace
+    deviance at PIRLS's joint estimates of ``beta`` and ``u`` (the same formulas with the
+    implicit path through both; :meth:`LaplaceGradient._joint_solve`).
+
+    Parameters
+    ----------
+    obj : GLMMObjective
+        Any nAGQ; no estimated negative binomial shape (see :func:`stage0_supported`).
+    """
+
+    def __call__(self, theta) -> tuple[float, np.ndarray]:
+        obj = self.obj
+        theta = np.asarray(theta, dtype=float)
+        obj.n_evals += 1
+        self.n_grads += 1
+        fam = obj.family
+        obj._use_family(fam)
+        try:
+            pr = obj.pirls.fit(theta, None, tol=obj.stage0_tol)
+            value, phi, _ = obj._value(pr, fam, None, 1)
+            if not np.isfinite(value):
+                raise FloatingPointError
+            with np.errstate(all="raise"):
+                grad = self._gradient(theta, pr, fam, phi, joint=True)
+        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.full(theta.shape, np.nan)
+        if not np.all(np.isfinite(grad)):
+            return np.inf, np.full(theta.shape, np.nan)
+        return float(value), grad

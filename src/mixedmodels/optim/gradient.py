@@ -138,7 +138,12 @@ def minimize_with_gradient(
     except _HeadingToBoundError:
         code = "log phase left near a bound"
 
-    small = logp & (best["x"] < POLISH_CANDIDATE) & (best["g"] > 0)
+    if best["g"] is None:
+        # no finite value anywhere: nothing to polish (the caller sees fval = inf)
+        small = np.zeros_like(logp)
+        code = "no finite objective value"
+    else:
+        small = logp & (best["x"] < POLISH_CANDIDATE) & (best["g"] > 0)
     if code == "log phase left near a bound" or small.any():
         _polish(fg, track, best, lower, maxiter)
         hess_inv = None

@@ -123,6 +123,7 @@ class LaplaceGradient:
         self._M = make_hessian(self.structure)
         self._H = None
         self.slices = design.theta_slices()
+        self._jac: dict[int, np.ndarray] = {}
         self.n_grads = 0
 
     # -- per-observation derivatives ---------------------------------------------------
@@ -212,9 +213,19 @@ class LaplaceGradient:
             zt = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[codes]
             V = gamma[:, None] * ut - g[:, None] * zt + 2.0 * wl[:, None] * Ba[:, ts.slots]
             K = t.Z.T @ V                                         # (p, p): [row, column]
-            dlam = t.structure.lambda_jacobian(theta[sl])
-            grad[sl] = dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
+            grad[sl] = self._jacobian(ts.u_offset, t.structure, theta[sl]) @ K.ravel()
         return grad
+
+    def _jacobian(self, key: int, structure, theta_t: np.ndarray) -> np.ndarray:
+        """``d vec(Lambda) / d theta`` of one term, (n_theta, p*p): constant (and cached)
+        for structures whose entries are the parameters themselves."""
+        if structure.direct and key in self._jac:
+            return self._jac[key]
+        dlam = structure.lambda_jacobian(theta_t)
+        out = dlam.reshape(dlam.shape[0], -1)
+        if structure.direct:
+            self._jac[key] = out
+        return out
 
     def _joint_solve(self, H, a: np.ndarray, w: np.ndarray, r: np.ndarray):
         r"""``[z_u; z_beta] = H_J^{-1} [Lambda' Z' r; X' r]`` for the joint system

@@ -9,6 +9,12 @@ The fit runs in lme4's two stages:
    under quadrature and the log shape of ``glmer_nb``) are optimized jointly from stage 1's
    estimates, PIRLS now finding ``u`` at fixed ``beta``.
 
+With ``optimizer="auto"`` (the default) both stages use the exact gradients of
+:mod:`~mixedmodels.objective.glmm_gradient` (implicit differentiation through the PIRLS
+modes): stage 1 by BFGS on ``log theta`` (lmer's fast path), stage 2 by BFGS in the
+whitened coordinates below (:mod:`~mixedmodels.fitting.glmm_gradient`), with BOBYQA as
+the fallback; ``"bobyqa"`` is lme4's derivative-free fit throughout.
+
 lme4 hands the raw ``[theta, beta]`` to its optimizer. Here the optimizer (BOBYQA, as
 lme4's) works in whitened coordinates ``x = x0 + T z``: ``T``'s beta block is the Cholesky
 factor of stage 1's covariance of beta (``R_X``), its theta block that of the covariance
@@ -83,8 +89,8 @@ from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
 
-#: Every ``optimizer=`` value the GLMM fitters accept (``"auto"`` is BOBYQA: the whitened
-#: coordinates of the Laplace stage are built for it, and there is no analytic gradient).
+#: Every ``optimizer=`` value the GLMM fitters accept (``"auto"``: the exact gradient
+#: where the model has one, else BOBYQA; ``"gradient"``: the exact gradient or an error).
 GLMM_OPTIMIZERS = ("auto", "gradient", *OPTIMIZERS)
 
 #: Optimizer settings of the Laplace stage, in whitened coordinates (units of approximate
@@ -776,10 +782,16 @@ def glmer(
     start : dict, optional
         ``{"theta": ..., "beta": ...}`` starting values.
     optimizer : str
-        ``"bobyqa"`` (default, NLopt, lme4's), ``"auto"`` (the same), ``"nelder_mead"``,
-        ``"cobyqa"`` or ``"lbfgsb"``.
+        ``"auto"`` (default): quasi-Newton with the exact gradient of the nAGQ = 0
+        criterion (BFGS on log theta) and of the Laplace deviance (BFGS in the whitened
+        coordinates below), falling back to BOBYQA where a gradient step fails; BOBYQA
+        where there is no exact gradient (quadrature, an estimated negative binomial
+        shape) or when ``optimizer_settings`` are given. ``"gradient"``: the same, an
+        error without a gradient. ``"bobyqa"`` (NLopt, lme4's, derivative-free in both
+        stages), ``"nelder_mead"``, ``"cobyqa"`` or ``"lbfgsb"``.
     optimizer_settings : dict, optional
-        Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``).
+        Tolerances of the derivative-free optimizers (``xtol_abs``, ``ftol_abs``,
+        ``maxeval``).
     calc_derivs : bool
         Compute the Hessian of the deviance for the standard errors (lme4's default);
         False uses ``R_X`` (conditional on theta) and skips the convergence check.

@@ -56,6 +56,8 @@ GRADIENT_GTOL_REL = 1e-9
 #: difference of deviances (``k (k + 3) / 2``): the break-even point, with the more
 #: accurate method above it.
 GRADIENT_HESSIAN_MIN_PARAMS = 10
+#: Curvature of the deviance in whitened coordinates (``T`` is the root of ``2 H^{-1}``).
+WHITENED_CURVATURE = 2.0
 #: Iteration limit of the quasi-Newton phases.
 GRADIENT_MAXITER = 200
 #: Value handed to scipy where the deviance is not finite (a failed line-search trial).
@@ -108,8 +110,10 @@ def minimize_whitened(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], n: i
             # optimum; the convergence check after the fit judges the point on its merits
             warnings.simplefilter("ignore", RuntimeWarning)
             if not bounded:
+                # the whitened Hessian is ~2 I: start BFGS's inverse-Hessian model there
                 res = sp_minimize(fun, np.zeros(n), jac=True, method="BFGS",
-                                  options={"gtol": gtol, "maxiter": GRADIENT_MAXITER})
+                                  options={"gtol": gtol, "maxiter": GRADIENT_MAXITER,
+                                           "hess_inv0": np.eye(n) / WHITENED_CURVATURE})
                 converged = bool(res.success) or "precision" in str(res.message)
                 method = "BFGS"
             if bounded or not converged:

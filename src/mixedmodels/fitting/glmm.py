@@ -9,11 +9,13 @@ The fit runs in lme4's two stages:
    under quadrature and the log shape of ``glmer_nb``) are optimized jointly from stage 1's
    estimates, PIRLS now finding ``u`` at fixed ``beta``.
 
-With ``optimizer="auto"`` (the default) both stages use the exact gradients of
+With ``optimizer="auto"`` (the default) the exact gradients of
 :mod:`~mixedmodels.objective.glmm_gradient` (implicit differentiation through the PIRLS
-modes): stage 1 by BFGS on ``log theta`` (lmer's fast path), stage 2 by BFGS in the
-whitened coordinates below (:mod:`~mixedmodels.fitting.glmm_gradient`), with BOBYQA as
-the fallback; ``"bobyqa"`` is lme4's derivative-free fit throughout.
+modes) drive stage 2, by BFGS in the whitened coordinates below
+(:mod:`~mixedmodels.fitting.glmm_gradient`), and stage 1 of an ``nAGQ=0`` fit, by BFGS on
+``log theta`` (lmer's fast path), with BOBYQA as the fallback; the loose stage 1 that only
+starts stage 2 stays derivative-free; ``"bobyqa"`` is lme4's derivative-free fit
+throughout.
 
 lme4 hands the raw ``[theta, beta]`` to its optimizer. Here the optimizer (BOBYQA, as
 lme4's) works in whitened coordinates ``x = x0 + T z``: ``T``'s beta block is the Cholesky
@@ -266,26 +268,32 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
 
 def _stage0_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
                      ) -> Stage0Gradient | None:
-    """The exact gradient of the nAGQ = 0 criterion for ``"auto"`` (unless settings for a
-    derivative-free search are given; the stage-1 start settings are not the user's) and
-    ``"gradient"``; None where the model has none (``"gradient"``: an error)."""
+    """The exact gradient of the nAGQ = 0 criterion for ``"auto"`` and ``"gradient"``
+    (None where the model has none; ``"gradient"``: an error). Under ``"auto"`` any
+    settings keep BOBYQA: the user's for a derivative-free search, or the loose settings of
+    a stage that only starts the Laplace fit, where BOBYQA with a loose PIRLS tolerance is
+    measured as fast as the gradient (VerbAgg: 27 evaluations at ~2.5 ms against 11
+    gradients at ~9 ms; a gradient needs PIRLS at full tolerance and a solve with the joint
+    system) and leaves the start exactly lme4's."""
+    use = _use_gradient(optimizer, stage0_supported(obj), bool(settings),
+                        "glmer's own deviance with theta (and beta) as the only parameters "
+                        "(not glmer_nb's estimated shape, structured covariance terms or a "
+                        "penalized objective)")
+    return Stage0Gradient(obj) if use else None
+
+
+def _use_gradient(optimizer: str, supported: bool, settings_given: bool, needs: str
+                  ) -> bool:
+    """Whether a stage uses its exact gradient: ``"gradient"`` (an error when the model
+    has none: ``needs`` says what it takes) or ``"auto"`` without derivative-free
+    settings."""
     if optimizer not in ("auto", "gradient"):
-        return None
-    if not stage0_supported(obj):
+        return False
+    if not supported:
         if optimizer == "gradient":
-            raise ValueError(
-                "optimizer='gradient' needs glmer's own deviance with theta (and beta) as "
-                "the only parameters (not glmer_nb's estimated shape or a penalized "
-                "objective); use 'auto' or 'bobyqa'")
-        return None
-    if optimizer == "auto" and settings:
-        # user settings for a derivative-free search; or the loose settings of a stage
-        # that only starts the Laplace fit, where BOBYQA with a loose PIRLS tolerance is
-        # measured as fast as the gradient (VerbAgg: 27 evaluations at ~2.5 ms against 11
-        # gradients at ~9 ms; a gradient here needs PIRLS at full tolerance and a solve
-        # with the joint system) and leaves the start exactly lme4's
-        return None
-    return Stage0Gradient(obj)
+            raise ValueError(f"optimizer='gradient' needs {needs}; use 'auto' or 'bobyqa'")
+        return False
+    return optimizer == "gradient" or not settings_given
 
 
 def _backend(optimizer: str) -> str:
@@ -623,23 +631,12 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
 
 def _laplace_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
                       ) -> LaplaceGradient | None:
-    """The exact gradient of the Laplace stage when the optimizer is ``"auto"`` or
-    ``"gradient"`` and the model has one (nAGQ = 1, no estimated NB shape, glmer's own
-    objective); ``"gradient"`` without one is an error. Optimizer settings (tolerances of a
-    derivative-free search) keep the derivative-free path under ``"auto"``."""
-    if optimizer not in ("auto", "gradient"):
-        return None
-    if not gradient_supported(obj):
-        if optimizer == "gradient":
-            raise ValueError(
-                "optimizer='gradient' needs the Laplace approximation (nAGQ=1) of glmer's "
-                "deviance with theta and beta as the only parameters (not glmer_nb's "
-                "estimated shape, quadrature or a penalized objective); use 'auto' or "
-                "'bobyqa'")
-        return None
-    if settings and optimizer == "auto":
-        return None
-    return LaplaceGradient(obj)
+    """The exact gradient of the Laplace stage (see :func:`_use_gradient`)."""
+    use = _use_gradient(optimizer, gradient_supported(obj), bool(settings),
+                        "the Laplace approximation (nAGQ=1) of glmer's deviance with theta "
+                        "and beta as the only parameters (not glmer_nb's estimated shape, "
+                        "quadrature, structured covariance terms or a penalized objective)")
+    return LaplaceGradient(obj) if use else None
 
 
 def _derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower):
@@ -787,13 +784,15 @@ def glmer(
     start : dict, optional
         ``{"theta": ..., "beta": ...}`` starting values.
     optimizer : str
-        ``"auto"`` (default): quasi-Newton with the exact gradient of the nAGQ = 0
-        criterion (BFGS on log theta) and of the Laplace deviance (BFGS in the whitened
-        coordinates below), falling back to BOBYQA where a gradient step fails; BOBYQA
-        where there is no exact gradient (quadrature, an estimated negative binomial
-        shape) or when ``optimizer_settings`` are given. ``"gradient"``: the same, an
-        error without a gradient. ``"bobyqa"`` (NLopt, lme4's, derivative-free in both
-        stages), ``"nelder_mead"``, ``"cobyqa"`` or ``"lbfgsb"``.
+        ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace
+        deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of the nAGQ = 0
+        criterion (BFGS on log theta), falling back to BOBYQA where a gradient step
+        fails; BOBYQA for the loose nAGQ = 0 stage that starts a Laplace fit, and where
+        there is no exact gradient (quadrature, an estimated negative binomial shape,
+        structured covariance terms) or ``optimizer_settings`` are given.
+        ``"gradient"``: the same, an error without a gradient. ``"bobyqa"`` (NLopt,
+        lme4's, derivative-free in both stages), ``"nelder_mead"``, ``"cobyqa"`` or
+        ``"lbfgsb"``.
     optimizer_settings : dict, optional
         Tolerances of the derivative-free optimizers (``xtol_abs``, ``ftol_abs``,
         ``maxeval``).

@@ -77,7 +77,7 @@ from .common import (
     warn_if_poorly_scaled,
 )
 from .glmm_gradient import (
-    GRADIENT_HESSIAN_MIN_PARAMS,
+    GRADIENT_FD_STEP,
     hessian_from_gradient,
     minimize_whitened,
 )
@@ -643,8 +643,7 @@ def _derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower):
     """Gradient and Hessian of the deviance in the whitened coordinates at ``xs``: central
     differences of the exact gradient when there is one, else finite differences of the
     deviance (lme4's approach)."""
-    steps = np.full(keep_d.size, FD_STEP_WHITENED)
-    if grad is not None and keep_d.size >= GRADIENT_HESSIAN_MIN_PARAMS:
+    if grad is not None:
         def fg(z):
             out = xs.copy()
             out[:n_diff] += Td @ z
@@ -653,10 +652,13 @@ def _derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower):
 
         _, g0 = fg(np.zeros(keep_d.size))
         if np.all(np.isfinite(g0)):
-            d = hessian_from_gradient(fg, np.zeros(keep_d.size), g0, steps, lower)
+            d = hessian_from_gradient(fg, np.zeros(keep_d.size), g0,
+                                      np.full(keep_d.size, GRADIENT_FD_STEP), lower,
+                                      central=False)
             if d is not None:
                 return d
-    return deviance_derivatives(sub, np.zeros(keep_d.size), f0, steps, lower,
+    return deviance_derivatives(sub, np.zeros(keep_d.size), f0,
+                                np.full(keep_d.size, FD_STEP_WHITENED), lower,
                                 pairs="forward")
 
 

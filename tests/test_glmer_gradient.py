@@ -178,7 +178,34 @@ def test_gradient_is_refused_where_it_does_not_apply():
     nb = _objective("TICKS ~ YEAR + (1 | LOCATION)", mm.datasets.load("grouseticks"),
                     NegativeBinomial(2.0))
     nb_shape = GLMMObjective(nb.design, NegativeBinomial(2.0), 1, estimate_shape=True)
-    assert not gradient_supported(nb_shape) and not stage0_supported(nb_shape)
+    # the Laplace deviance has a gradient in the log shape too; the nAGQ = 0 stage has not
+    assert gradient_supported(nb_shape) and not stage0_supported(nb_shape)
+    with pytest.raises(ValueError, match="optimizer='gradient' needs"):
+        _quiet(mm.glmer, CBPP, cbpp, nAGQ=3, optimizer="gradient")
+
+
+def test_negative_binomial_estimated_shape_gradient():
+    g = mm.datasets.load("grouseticks")
+    for formula in ("TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)",
+                    "TICKS ~ YEAR + (1 | BROOD) + (1 | LOCATION)"):
+        design = _quiet(glmm_design, formula, g, NegativeBinomial(1.0))
+        obj = GLMMObjective(design, NegativeBinomial(1.7), 1, estimate_shape=True)
+        s0 = obj.solve0(design.theta0())
+        x = obj.join(s0.theta, s0.beta, nb_theta=1.7) + 0.05
+        _, grad = LaplaceGradient(obj)(x)
+        assert _rel_error(grad, _fd(obj, x)) < GRAD_RTOL
+
+
+def test_glmer_nb_gradient_fit():
+    g = mm.datasets.load("grouseticks")
+    f = "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)"
+    fast = _quiet(mm.glmer_nb, f, g)
+    slow = _quiet(mm.glmer_nb, f, g, optimizer="bobyqa")
+    assert fast.opt.optimizer.startswith("gradient:")
+    assert fast.objective <= slow.objective + OBJECTIVE_SLACK
+    assert fast.family.theta == pytest.approx(slow.family.theta, rel=1e-4)
+    evals = {r["stage"]: r["evaluations"] for r in fast.fit_log}
+    assert evals["Laplace"] < {r["stage"]: r["evaluations"] for r in slow.fit_log}["Laplace"]
 
 
 @pytest.mark.parametrize("model", ["cbpp", "sim probit", "gamma"])

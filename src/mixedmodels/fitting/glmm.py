@@ -633,8 +633,7 @@ def _laplace_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
                       ) -> LaplaceGradient | None:
     """The exact gradient of the Laplace stage (see :func:`_use_gradient`)."""
     use = _use_gradient(optimizer, gradient_supported(obj), bool(settings),
-                        "the Laplace approximation (nAGQ=1) of glmer's deviance with theta "
-                        "and beta as the only parameters (not glmer_nb's estimated shape, "
+                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
                         "quadrature, structured covariance terms or a penalized objective)")
     return LaplaceGradient(obj) if use else None
 
@@ -790,8 +789,8 @@ def glmer(
         deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of the nAGQ = 0
         criterion (BFGS on log theta), falling back to BOBYQA where a gradient step
         fails; BOBYQA for the loose nAGQ = 0 stage that starts a Laplace fit, and where
-        there is no exact gradient (quadrature, an estimated negative binomial shape,
-        structured covariance terms) or ``optimizer_settings`` are given.
+        there is no exact gradient (quadrature, structured covariance terms) or
+        ``optimizer_settings`` are given.
         ``"gradient"``: the same, an error without a gradient. ``"bobyqa"`` (NLopt,
         lme4's, derivative-free in both stages), ``"nelder_mead"``, ``"cobyqa"`` or
         ``"lbfgsb"``.

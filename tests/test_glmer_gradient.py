@@ -252,3 +252,19 @@ def test_nagq0_crossed_binomial_with_gradient_matches_bobyqa():
     assert fast.objective <= slow.objective + OBJECTIVE_SLACK
     np.testing.assert_allclose(fast.theta, slow.theta, atol=1e-3)
     assert fast.opt.n_evals < slow.opt.n_evals
+
+
+def test_link_edge_keeps_the_better_of_gradient_and_bobyqa():
+    """Gamma data whose inverse-link line wants to cross eta = 0: the criteria are not
+    smooth at the edge and have several local minima; BFGS alone stopped 26 units above
+    BOBYQA's optimum, so at the edge the derivative-free fit is run too."""
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(15), 20)
+    x = rng.uniform(0, 1, g.size)
+    eta = np.maximum(1.02 - x + 0.05 * rng.normal(size=15)[g], 0.001)
+    d = pd.DataFrame({"y": rng.gamma(2.0, 1.0 / eta / 2.0), "x": x, "g": g.astype(str)})
+    for nagq in (0, 1):
+        fast = _quiet(mm.glmer, "y ~ x + (1 | g)", d, family="Gamma", nAGQ=nagq)
+        slow = _quiet(mm.glmer, "y ~ x + (1 | g)", d, family="Gamma", nAGQ=nagq,
+                      optimizer="bobyqa")
+        assert fast.objective <= slow.objective + OBJECTIVE_SLACK

@@ -251,18 +251,44 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
             traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0, fun.lower,
             gtol=gtol)
         obj.stage0_tol = tol
-        if not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:"):
-            # the gradient path failed: BOBYQA from the best point it found
-            start = opt.x if np.isfinite(opt.fval) else v0
-            fun.gradient = None
-            opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), start, fun.lower,
-                           optimizer="bobyqa", settings=settings)
+        failed = not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:")
+        if failed or _at_link_edge(obj, fun, opt.x):
+            # the gradient path failed, or stopped where the mean meets the edge of the
+            # link's range (the criterion is not smooth there and can have several local
+            # minima: a Gamma inverse-link fit stopped 26 units above BOBYQA's): BOBYQA
+            # from the start and a fresh PIRLS workspace (near the edge the joint modes
+            # depend on where PIRLS starts), keeping the better of the two
+            _reset_pirls(obj)
+            other = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
+                             optimizer="bobyqa", settings=settings)
+            if failed or other.fval < opt.fval:
+                fun.gradient, opt = None, other
     if opt is None:
         opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
                        optimizer=_backend(optimizer), settings=settings)
     log_stage("glmer", "nAGQ=0", opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     v, _ = snap_to_boundary(fun, opt.x, opt.fval, fun.lower)
     return opt, v, fun
+
+
+def _reset_pirls(obj: GLMMObjective) -> None:
+    """Start PIRLS afresh (lme4's start), forgetting the modes of earlier solves."""
+    pirls = obj.pirls
+    pirls.u_start = np.zeros(pirls.q)
+    pirls.beta_start = None
+    pirls._ref = None
+
+
+def _at_link_edge(obj: GLMMObjective, fun: _Stage0, v: np.ndarray) -> bool:
+    """Whether the nAGQ = 0 estimates at ``v`` put the mean at the edge of the link's
+    range (:func:`~mixedmodels.diagnostics.link_edge.link_edge_message`)."""
+    if obj.pirls.link_keeps_range:
+        return False
+    try:
+        sol = obj.solve0(fun.theta(v), fun.family(v))
+    except PIRLSError:
+        return True
+    return link_edge_message(sol.family, sol.eta) is not None
 
 
 def _stage0_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
@@ -541,13 +567,21 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
 
     opt = None
     if grad is not None:
-        opt, best = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
-                                      keep.size, lower_z)
-        if opt.return_code != "converged":
-            # the gradient path failed: BOBYQA from the best point it found
-            opt = minimize(traced(fz, stage, _pirls_note(obj)), best["x"], lower_z,
-                           optimizer="bobyqa", settings=settings)
-            grad = None
+        opt, _ = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
+                                   keep.size, lower_z)
+        failed = opt.return_code != "converged"
+        edge = not failed and not obj.pirls.link_keeps_range and \
+            link_edge_message(fam, obj.solve(x0 + T @ opt.x).eta) is not None
+        if failed or edge:
+            # the gradient path failed, or stopped at the edge of the link's range (not
+            # smooth there): BOBYQA as without the gradient, from the whitened start (the
+            # best point of a failed line search can sit at the edge, where BOBYQA
+            # stalls), keeping the better
+            _reset_pirls(obj)
+            other = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size),
+                             lower_z, optimizer="bobyqa", settings=settings)
+            if failed or other.fval < opt.fval:
+                opt, grad = other, None
     if opt is None:
         opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
                        optimizer=_backend(optimizer), settings=settings)

@@ -56,12 +56,7 @@ from ..families import (
 )
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
-from ..objective.glmm_gradient import (
-    LaplaceGradient,
-    Stage0Gradient,
-    gradient_supported,
-    stage0_supported,
-)
+from ..objective.glmm_gradient import Stage0Gradient
 from ..objective.pirls import PIRLSError, prior_weights
 from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results.glmm import GeneralizedLinearMixedModelResult
@@ -76,12 +71,15 @@ from .common import (
     warn_if_poorly_scaled,
 )
 from .glmm_gradient import (
-    GRADIENT_FD_STEP,
+    at_link_edge,
     hessian_from_gradient,
+    laplace_gradient,
     minimize_whitened,
+    reset_pirls,
+    stage0_gradient,
+    whitened_derivatives,
 )
 from .glmm_vcov import (
-    FD_STEP_WHITENED,
     convergence_report,
     deviance_derivatives,
     vcov_from_hessian,
@@ -239,7 +237,8 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     if not np.isfinite(fun(v0)):
         # re-raise the PIRLS failure at the start with its explanation
         obj.solve0(fun.theta(v0), fun.family(v0))
-    fun.gradient = _stage0_gradient(obj, optimizer, settings)
+    fun.gradient = stage0_gradient(
+        obj, optimizer, bool(settings) and settings is not STAGE0_START_SETTINGS)
     opt = None
     if fun.gradient is not None:
         # quasi-Newton on lme4's scale of theta (lmer's fast path: BFGS in log theta, a
@@ -252,13 +251,13 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
             gtol=gtol)
         obj.stage0_tol = tol
         failed = not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:")
-        if failed or _at_link_edge(obj, fun, opt.x):
+        if failed or at_link_edge(obj, fun.theta(opt.x), fun.family(opt.x)):
             # the gradient path failed, or stopped where the mean meets the edge of the
             # link's range (the criterion is not smooth there and can have several local
             # minima: a Gamma inverse-link fit stopped 26 units above BOBYQA's): BOBYQA
             # from the start and a fresh PIRLS workspace (near the edge the joint modes
             # depend on where PIRLS starts), keeping the better of the two
-            _reset_pirls(obj)
+            reset_pirls(obj)
             other = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
                              optimizer="bobyqa", settings=settings)
             if failed or other.fval < opt.fval:
@@ -269,56 +268,6 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     log_stage("glmer", "nAGQ=0", opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     v, _ = snap_to_boundary(fun, opt.x, opt.fval, fun.lower)
     return opt, v, fun
-
-
-def _reset_pirls(obj: GLMMObjective) -> None:
-    """Start PIRLS afresh (lme4's start), forgetting the modes of earlier solves."""
-    pirls = obj.pirls
-    pirls.u_start = np.zeros(pirls.q)
-    pirls.beta_start = None
-    pirls._ref = None
-
-
-def _at_link_edge(obj: GLMMObjective, fun: _Stage0, v: np.ndarray) -> bool:
-    """Whether the nAGQ = 0 estimates at ``v`` put the mean at the edge of the link's
-    range (:func:`~mixedmodels.diagnostics.link_edge.link_edge_message`)."""
-    if obj.pirls.link_keeps_range:
-        return False
-    try:
-        sol = obj.solve0(fun.theta(v), fun.family(v))
-    except PIRLSError:
-        return True
-    return link_edge_message(sol.family, sol.eta) is not None
-
-
-def _stage0_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
-                     ) -> Stage0Gradient | None:
-    """The exact gradient of the nAGQ = 0 criterion for ``"auto"`` and ``"gradient"``
-    (None where the model has none; ``"gradient"``: an error). The loose settings of a
-    stage that only starts the Laplace fit are not the user's: that stage uses the gradient
-    too, with a loose gradient tolerance (:data:`STAGE0_START_GTOL`; measured faster than
-    BOBYQA with a loose PIRLS tolerance: VerbAgg 11 gradients against 27 evaluations,
-    the 625-row crossed Poisson 12 against 45)."""
-    user = bool(settings) and settings is not STAGE0_START_SETTINGS
-    use = _use_gradient(optimizer, stage0_supported(obj), user,
-                        "glmer's own deviance with theta (and beta) as the only parameters "
-                        "(not glmer_nb's estimated shape, structured covariance terms or a "
-                        "penalized objective)")
-    return Stage0Gradient(obj) if use else None
-
-
-def _use_gradient(optimizer: str, supported: bool, settings_given: bool, needs: str
-                  ) -> bool:
-    """Whether a stage uses its exact gradient: ``"gradient"`` (an error when the model
-    has none: ``needs`` says what it takes) or ``"auto"`` without derivative-free
-    settings."""
-    if optimizer not in ("auto", "gradient"):
-        return False
-    if not supported:
-        if optimizer == "gradient":
-            raise ValueError(f"optimizer='gradient' needs {needs}; use 'auto' or 'bobyqa'")
-        return False
-    return optimizer == "gradient" or not settings_given
 
 
 def _backend(optimizer: str) -> str:
@@ -559,7 +508,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
-    grad = _laplace_gradient(obj, optimizer, optimizer_settings)
+    grad = laplace_gradient(obj, optimizer, bool(optimizer_settings))
 
     def fgz(z):
         f, g = grad(x0 + T @ z)
@@ -577,7 +526,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             # smooth there): BOBYQA as without the gradient, from the whitened start (the
             # best point of a failed line search can sit at the edge, where BOBYQA
             # stalls), keeping the better
-            _reset_pirls(obj)
+            reset_pirls(obj)
             other = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size),
                              lower_z, optimizer="bobyqa", settings=settings)
             if failed or other.fval < opt.fval:
@@ -620,7 +569,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                             (obj.lower[keep_d] - x[keep_d])
                             / Td[keep_d, np.arange(keep_d.size)], -np.inf)
 
-        derivs = _derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+        derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                               lower_at(x))
         if any(t.structured for t in design.terms):
             # structured terms (lme4 has none, so no lme4 stopping point to reproduce):
@@ -637,7 +586,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                     break
                 x, xs[:] = trial, trial
                 sol = obj.solve(x)
-                derivs = _derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                                       lower_at(x))
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
@@ -660,38 +609,6 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
     return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
-
-
-def _laplace_gradient(obj: GLMMObjective, optimizer: str, settings: dict | None
-                      ) -> LaplaceGradient | None:
-    """The exact gradient of the Laplace stage (see :func:`_use_gradient`)."""
-    use = _use_gradient(optimizer, gradient_supported(obj), bool(settings),
-                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
-                        "quadrature, structured covariance terms or a penalized objective)")
-    return LaplaceGradient(obj) if use else None
-
-
-def _derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower):
-    """Gradient and Hessian of the deviance in the whitened coordinates at ``xs``: central
-    differences of the exact gradient when there is one, else finite differences of the
-    deviance (lme4's approach)."""
-    if grad is not None:
-        def fg(z):
-            out = xs.copy()
-            out[:n_diff] += Td @ z
-            f, g = grad(out)
-            return f, Td.T @ g[:n_diff]
-
-        _, g0 = fg(np.zeros(keep_d.size))
-        if np.all(np.isfinite(g0)):
-            d = hessian_from_gradient(fg, np.zeros(keep_d.size), g0,
-                                      np.full(keep_d.size, GRADIENT_FD_STEP), lower,
-                                      central=False)
-            if d is not None:
-                return d
-    return deviance_derivatives(sub, np.zeros(keep_d.size), f0,
-                                np.full(keep_d.size, FD_STEP_WHITENED), lower,
-                                pairs="forward")
 
 
 def _separation(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> np.ndarray:

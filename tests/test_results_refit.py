@@ -164,12 +164,20 @@ def test_unknown_optimizer_lists_every_accepted_value(sleep):
     for name in ("'auto'", "'gradient'", "'bobyqa'", "'nelder_mead'", "'cobyqa'",
                  "'lbfgsb'"):
         assert name in str(err.value)
-    with pytest.raises(ValueError, match=r"'auto'.*'bobyqa'"):
+    with pytest.raises(ValueError, match=r"'auto'.*'gradient'.*'bobyqa'"):
         mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                 mm.datasets.load("cbpp"), optimizer="gradient")
+                 mm.datasets.load("cbpp"), optimizer="bobyka")
+    # glmer's "auto": the exact gradient of the Laplace deviance (quasi-Newton), BOBYQA
+    # where there is none (quadrature)
     g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  mm.datasets.load("cbpp"), optimizer="auto")
-    assert g.opt.optimizer == "nlopt:LN_BOBYQA"
+    assert g.opt.optimizer.startswith("gradient:")
+    q = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 mm.datasets.load("cbpp"), optimizer="auto", nAGQ=3)
+    assert q.opt.optimizer == "nlopt:LN_BOBYQA"
+    with pytest.raises(ValueError, match="optimizer='gradient' needs the Laplace"):
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                 mm.datasets.load("cbpp"), optimizer="gradient", nAGQ=3)
 
 
 def test_auto_optimizer_does_what_the_docstring_says(sleep):

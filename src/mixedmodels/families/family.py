@@ -173,6 +173,22 @@ class Family:
         """
         raise NotImplementedError
 
+    def variance_deriv2(self, mu: np.ndarray) -> np.ndarray:
+        """Second derivative of the variance function, ``d^2 V / dmu^2`` (enters the
+        derivative of the Laplace weights, which the exact gradient of glmer's Laplace
+        deviance needs).
+
+        Parameters
+        ----------
+        mu : ndarray (n,)
+            Means.
+
+        Returns
+        -------
+        ndarray (n,)
+        """
+        raise NotImplementedError
+
     def dev_resids(self, y: np.ndarray, mu: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Prior-weighted unit deviances ``d_i`` (R's ``family$dev.resids``).
 
@@ -421,6 +437,9 @@ class Binomial(Family):
     def variance_deriv(self, mu):
         return 1.0 - 2.0 * mu
 
+    def variance_deriv2(self, mu):
+        return np.full_like(mu, -2.0)
+
     def dev_resids(self, y, mu, w):
         return 2.0 * w * (_xlogy(y, y / mu) + _xlogy(1.0 - y, (1.0 - y) / (1.0 - mu)))
 
@@ -470,6 +489,9 @@ class Poisson(Family):
 
     def variance_deriv(self, mu):
         return np.ones_like(mu)
+
+    def variance_deriv2(self, mu):
+        return np.zeros_like(mu)
 
     def dev_resids(self, y, mu, w):
         return 2.0 * w * _poisson_half_deviance(y, mu)
@@ -547,6 +569,9 @@ class NegativeBinomial(Family):
 
     def variance_deriv(self, mu):
         return 1.0 + 2.0 * mu / self.theta
+
+    def variance_deriv2(self, mu):
+        return np.full_like(mu, 2.0 / self.theta)
 
     def dev_resids(self, y, mu, w):
         k = self.theta
@@ -632,6 +657,9 @@ class Gaussian(_DispersionFamily):
     def variance_deriv(self, mu):
         return np.zeros_like(mu)
 
+    def variance_deriv2(self, mu):
+        return np.zeros_like(mu)
+
     def dev_resids(self, y, mu, w):
         r = y - mu
         return w * r * r
@@ -663,6 +691,9 @@ class Gamma(_DispersionFamily):
 
     def variance_deriv(self, mu):
         return 2.0 * mu
+
+    def variance_deriv2(self, mu):
+        return np.full_like(mu, 2.0)
 
     def dev_resids(self, y, mu, w):
         return -2.0 * w * (np.log(y / mu) - (y - mu) / mu)
@@ -731,6 +762,9 @@ class InverseGaussian(_DispersionFamily):
 
     def variance_deriv(self, mu):
         return 3.0 * mu * mu
+
+    def variance_deriv2(self, mu):
+        return 6.0 * mu
 
     def dev_resids(self, y, mu, w):
         r = y - mu

@@ -9,6 +9,13 @@ The fit runs in lme4's two stages:
    under quadrature and the log shape of ``glmer_nb``) are optimized jointly from stage 1's
    estimates, PIRLS now finding ``u`` at fixed ``beta``.
 
+With ``optimizer="auto"`` (the default) the exact gradients of
+:mod:`~mixedmodels.objective.glmm_gradient` (implicit differentiation through the PIRLS
+modes) drive stage 1, by BFGS on ``log theta`` (lmer's fast path; to a loose gradient
+tolerance when it only starts stage 2), and stage 2, by BFGS in the whitened coordinates
+below (:mod:`~mixedmodels.fitting.glmm_gradient`), with BOBYQA as the fallback;
+``"bobyqa"`` is lme4's derivative-free fit throughout.
+
 lme4 hands the raw ``[theta, beta]`` to its optimizer. Here the optimizer (BOBYQA, as
 lme4's) works in whitened coordinates ``x = x0 + T z``: ``T``'s beta block is the Cholesky
 factor of stage 1's covariance of beta (``R_X``), its theta block that of the covariance
@@ -50,8 +57,9 @@ from ..families import (
 )
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
+from ..objective.glmm_gradient import Stage0Gradient
 from ..objective.pirls import PIRLSError, prior_weights
-from ..optim import OPTIMIZERS, OptSummary, minimize
+from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results.glmm import GeneralizedLinearMixedModelResult
 from ..results.recipe import FitRecipe
 from .common import (
@@ -63,8 +71,16 @@ from .common import (
     snap_to_boundary,
     warn_if_poorly_scaled,
 )
+from .glmm_gradient import (
+    at_link_edge,
+    hessian_from_gradient,
+    laplace_gradient,
+    minimize_whitened,
+    reset_pirls,
+    stage0_gradient,
+    whitened_derivatives,
+)
 from .glmm_vcov import (
-    FD_STEP_WHITENED,
     convergence_report,
     deviance_derivatives,
     vcov_from_hessian,
@@ -73,9 +89,9 @@ from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
 
-#: Every ``optimizer=`` value the GLMM fitters accept (``"auto"`` is BOBYQA: the whitened
-#: coordinates of the Laplace stage are built for it, and there is no analytic gradient).
-GLMM_OPTIMIZERS = ("auto", *OPTIMIZERS)
+#: Every ``optimizer=`` value the GLMM fitters accept (``"auto"``: the exact gradient
+#: where the model has one, else BOBYQA; ``"gradient"``: the exact gradient or an error).
+GLMM_OPTIMIZERS = ("auto", "gradient", *OPTIMIZERS)
 
 #: Optimizer settings of the Laplace stage, in whitened coordinates (units of approximate
 #: standard errors), where absolute tolerances mean the same for every parameter.
@@ -84,6 +100,10 @@ STAGE2_SETTINGS = {"xtol_abs": 1e-6, "ftol_abs": 1e-8, "initial_step": 0.5}
 #: stage corrects theta anyway, and optimizing the start to 1e-8 costs a third more
 #: evaluations of the (more expensive) joint PIRLS without changing the result.
 STAGE0_START_SETTINGS = {"xtol_abs": 1e-3, "ftol_abs": 1e-3}
+#: Gradient tolerance (deviance per unit of log theta) of that stage on the gradient path:
+#: the deviance is then within ~1e-6 of the stage's optimum, far closer than the Laplace
+#: stage's optimum is to it.
+STAGE0_START_GTOL = 1e-3
 #: PIRLS tolerance of that stage: a step below 1e-6 leaves the modes ~1e-12 from the mode
 #: (quadratic convergence) and the log-determinant ~1e-4 off, far below what a start needs.
 STAGE0_START_PIRLS_TOL = 1e-6
@@ -191,6 +211,8 @@ class _Stage0:
 
     def __init__(self, obj: GLMMObjective):
         self.obj = obj
+        #: ``v -> (value, gradient)`` when the criterion has an exact gradient
+        self.gradient: Stage0Gradient | None = None
         self.fam = obj.family
         self.lower = obj.theta_lower
         if obj.estimate_shape:
@@ -221,15 +243,41 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     if not np.isfinite(fun(v0)):
         # re-raise the PIRLS failure at the start with its explanation
         obj.solve0(fun.theta(v0), fun.family(v0))
-    opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
-                   optimizer=_backend(optimizer), settings=settings)
+    fun.gradient = stage0_gradient(
+        obj, optimizer, bool(settings) and settings is not STAGE0_START_SETTINGS)
+    opt = None
+    if fun.gradient is not None:
+        # quasi-Newton on lme4's scale of theta (lmer's fast path: BFGS in log theta, a
+        # bounded polish for parameters heading to zero); PIRLS at its full tolerance, so
+        # that the criterion is smooth to the line search's resolution
+        tol, obj.stage0_tol = obj.stage0_tol, None
+        gtol = STAGE0_START_GTOL if settings is STAGE0_START_SETTINGS else None
+        opt, _, _ = minimize_with_gradient(
+            traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0, fun.lower,
+            gtol=gtol)
+        obj.stage0_tol = tol
+        failed = not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:")
+        if failed or at_link_edge(obj, fun.theta(opt.x), fun.family(opt.x)):
+            # the gradient path failed, or stopped where the mean meets the edge of the
+            # link's range (the criterion is not smooth there and can have several local
+            # minima: a Gamma inverse-link fit stopped 26 units above BOBYQA's): BOBYQA
+            # from the start and a fresh PIRLS workspace (near the edge the joint modes
+            # depend on where PIRLS starts), keeping the better of the two
+            reset_pirls(obj)
+            other = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
+                             optimizer="bobyqa", settings=settings)
+            if failed or other.fval < opt.fval:
+                fun.gradient, opt = None, other
+    if opt is None:
+        opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
+                       optimizer=_backend(optimizer), settings=settings)
     log_stage("glmer", "nAGQ=0", opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     v, _ = snap_to_boundary(fun, opt.x, opt.fval, fun.lower)
     return opt, v, fun
 
 
 def _backend(optimizer: str) -> str:
-    return "bobyqa" if optimizer == "auto" else optimizer
+    return "bobyqa" if optimizer in ("auto", "gradient") else optimizer
 
 
 def _pirls_note(obj: GLMMObjective):
@@ -280,8 +328,16 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
     scales = np.full(v.size, DEFAULT_SCALE) if scales is None else scales
     rel = scales / DEFAULT_SCALE          # 1 except for heavy data (see _theta_scales)
     steps = np.minimum(STAGE0_FD_STEP, STAGE0_FD_REL * scales)
-    d = deviance_derivatives(fun, v, fun(v), steps, fun.lower,
-                             pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX else None)
+    d = None
+    if fun.gradient is not None:
+        # central differences of the exact gradient (2 evaluations per parameter)
+        f0, g0 = fun.gradient(v)
+        if np.isfinite(f0):
+            d = hessian_from_gradient(fun.gradient, v, g0, steps, fun.lower, central=False)
+    if d is None:
+        d = deviance_derivatives(fun, v, fun(v), steps, fun.lower,
+                                 pairs="central" if v.size <= STAGE0_FULL_HESSIAN_MAX
+                                 else None)
     H = d.hessian
     free = np.flatnonzero(d.free)
     if free.size == v.size and np.all(np.isfinite(H)):
@@ -352,7 +408,7 @@ def fit_glmm(
     nAGQ: int = 1,
     estimate_shape: bool = False,
     start: dict | None = None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
@@ -467,9 +523,33 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
-    opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
-                   optimizer=_backend(optimizer), settings=settings)
-    if any(t.structured for t in design.terms):
+    grad = laplace_gradient(obj, optimizer, bool(optimizer_settings))
+
+    def fgz(z):
+        f, g = grad(x0 + T @ z)
+        return f, T.T @ g
+
+    opt = None
+    if grad is not None:
+        opt, _ = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
+                                   keep.size, lower_z)
+        failed = opt.return_code != "converged"
+        edge = not failed and not obj.pirls.link_keeps_range and \
+            link_edge_message(fam, obj.solve(x0 + T @ opt.x).eta) is not None
+        if failed or edge:
+            # the gradient path failed, or stopped at the edge of the link's range (not
+            # smooth there): BOBYQA as without the gradient, from the whitened start (the
+            # best point of a failed line search can sit at the edge, where BOBYQA
+            # stalls), keeping the better
+            reset_pirls(obj)
+            other = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size),
+                             lower_z, optimizer="bobyqa", settings=settings)
+            if failed or other.fval < opt.fval:
+                opt, grad = other, None
+    if opt is None:
+        opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
+                       optimizer=_backend(optimizer), settings=settings)
+    if grad is None and any(t.structured for t in design.terms):
         # a structured covariance can be undefined (a Toeplitz correlation that is not
         # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
         # it from where it stopped while that still helps
@@ -504,9 +584,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                             (obj.lower[keep_d] - x[keep_d])
                             / Td[keep_d, np.arange(keep_d.size)], -np.inf)
 
-        derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
-                                      np.full(keep_d.size, FD_STEP_WHITENED), lower_at(x),
-                                      pairs="forward")
+        derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                              lower_at(x))
         if any(t.structured for t in design.terms):
             # structured terms (lme4 has none, so no lme4 stopping point to reproduce):
             # Newton steps with the finite-difference derivatives finish what the
@@ -522,9 +601,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                     break
                 x, xs[:] = trial, trial
                 sol = obj.solve(x)
-                derivs = deviance_derivatives(sub, np.zeros(keep_d.size), sol.objective,
-                                              np.full(keep_d.size, FD_STEP_WHITENED),
-                                              lower_at(x), pairs="forward")
+                derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                                      lower_at(x))
         obj.solve(x)    # leave the workspace at the optimum
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:
@@ -640,7 +718,7 @@ def glmer(
     weights=None,
     offset=None,
     start: dict | None = None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,
@@ -682,10 +760,18 @@ def glmer(
     start : dict, optional
         ``{"theta": ..., "beta": ...}`` starting values.
     optimizer : str
-        ``"bobyqa"`` (default, NLopt, lme4's), ``"auto"`` (the same), ``"nelder_mead"``,
-        ``"cobyqa"`` or ``"lbfgsb"``.
+        ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace
+        deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of the nAGQ = 0
+        criterion (BFGS on log theta), falling back to BOBYQA where a gradient step
+        fails (the nAGQ = 0 stage that starts a Laplace or quadrature fit uses its
+        gradient too); BOBYQA where there is no exact gradient (quadrature's own stage,
+        structured covariance terms) or ``optimizer_settings`` are given.
+        ``"gradient"``: the same, an error without a gradient. ``"bobyqa"`` (NLopt,
+        lme4's, derivative-free in both stages), ``"nelder_mead"``, ``"cobyqa"`` or
+        ``"lbfgsb"``.
     optimizer_settings : dict, optional
-        Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``).
+        Tolerances of the derivative-free optimizers (``xtol_abs``, ``ftol_abs``,
+        ``maxeval``).
     calc_derivs : bool
         Compute the Hessian of the deviance for the standard errors (lme4's default);
         False uses ``R_X`` (conditional on theta) and skips the convergence check.
@@ -796,7 +882,7 @@ def glmer_nb(
     weights=None,
     offset=None,
     start: dict | None = None,
-    optimizer: str = "bobyqa",
+    optimizer: str = "auto",
     optimizer_settings: dict | None = None,
     calc_derivs: bool = True,
     check_conv: bool = True,

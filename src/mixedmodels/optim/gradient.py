@@ -67,10 +67,13 @@ def minimize_with_gradient(
     lower: np.ndarray,
     *,
     maxiter: int = 500,
+    gtol: float | None = None,
 ) -> tuple[OptSummary, np.ndarray, np.ndarray | None]:
     """Minimize ``fg`` (returning value and gradient) over ``x >= lower``.
 
     Only parameters with lower bound 0 use the log scale; others stay as they are.
+    ``gtol`` replaces the log phase's gradient tolerance (:data:`LOG_PHASE_GTOL` and its
+    relative version) where a rougher optimum suffices (starting values).
 
     Returns
     -------
@@ -118,7 +121,8 @@ def minimize_with_gradient(
 
     start = np.where(logp, np.log(np.maximum(x0, LOG_PHASE_FLOOR)), x0)
     f0, _ = fg_log(start)
-    gtol = max(LOG_PHASE_GTOL, LOG_PHASE_GTOL_REL * abs(f0))
+    if gtol is None:
+        gtol = max(LOG_PHASE_GTOL, LOG_PHASE_GTOL_REL * abs(f0))
     code = "converged"
     hess_inv = None
     try:
@@ -134,7 +138,12 @@ def minimize_with_gradient(
     except _HeadingToBoundError:
         code = "log phase left near a bound"
 
-    small = logp & (best["x"] < POLISH_CANDIDATE) & (best["g"] > 0)
+    if best["g"] is None:
+        # no finite value anywhere: nothing to polish (the caller sees fval = inf)
+        small = np.zeros_like(logp)
+        code = "no finite objective value"
+    else:
+        small = logp & (best["x"] < POLISH_CANDIDATE) & (best["g"] > 0)
     if code == "log phase left near a bound" or small.any():
         _polish(fg, track, best, lower, maxiter)
         hess_inv = None
@@ -143,7 +152,7 @@ def minimize_with_gradient(
         optimizer="gradient:BFGS(log theta)+L-BFGS-B",
         x0=x0, lower=lower, upper=np.full_like(x0, np.inf), x=best["x"], fval=best["f"],
         n_evals=n_evals[0],
-        settings={"log_phase_gtol": LOG_PHASE_GTOL, "polish_gtol": POLISH_GTOL,
+        settings={"log_phase_gtol": gtol, "polish_gtol": POLISH_GTOL,
                   "polish_ftol": POLISH_FTOL, "maxiter": maxiter},
         return_code=code, seconds=seconds,
     )

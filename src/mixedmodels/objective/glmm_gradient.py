@@ -1,0 +1,318 @@
+r"""Exact gradient of glmer's Laplace deviance in ``(theta, beta)``.
+
+glmer's Laplace deviance (:mod:`.glmm`, nAGQ = 1) is
+
+.. math::
+
+    F(\theta, \beta) = \frac{PD(\hat u)}{\phi} + \sum_i s_i(\phi) + \log|M|, \qquad
+    M = I + \Lambda' Z' W_L Z \Lambda,
+
+with ``PD(u) = sum_i d_i(eta_i) + ||u||^2``, ``eta = X beta + Z Lambda u + offset``, the
+conditional mode ``u^`` of ``PD`` (PIRLS) and the Laplace weights ``W_L`` at the mode --
+lme4's Fisher weights ``w mu'^2 / V`` for the binomial, Poisson and negative binomial,
+the observed information of ``d_i / 2`` for families with a dispersion (identical for
+canonical links). ``phi`` is 1, or profiled (``phi^`` minimizes ``PD / phi + sum s_i``).
+
+Write ``g_i = d(d_i/2)/d eta_i``, ``w_i = d^2(d_i/2)/d eta_i^2`` (the observed weights:
+``H = I + Lambda' Z' diag(w) Z Lambda`` is the Hessian of ``PD / 2`` in ``u``) and
+``w'_{L,i} = d W_{L,i} / d eta_i``. The mode solves ``u + Lambda' Z' g = 0``, so by the
+implicit function theorem ``du^/dx = -H^{-1} d(Lambda' Z' g)/dx`` at fixed ``u``. Then:
+
+* ``PD / phi``: by the envelope theorem (in ``u`` and in a profiled ``phi``) its
+  derivative is ``(2 / phi) g' d eta / dx`` at fixed ``u``.
+* ``log|M|``: ``d log|M| = tr(M^{-1} dM)``. With the leverages
+  ``s_i = [Z Lambda M^{-1} Lambda' Z']_{ii}``, ``r_i = w'_{L,i} s_i`` (the third-derivative
+  term: the weights move with the mode) and ``z = H^{-1} Lambda' Z' r``,
+
+  .. math::
+
+      \frac{\partial \log|M|}{\partial\beta} = X' (r - w \circ Z\Lambda z), \qquad
+      \frac{\partial \log|M|}{\partial\theta_j} =
+          2\,\mathrm{tr}(M^{-1}\Lambda' Z' W_L Z \Lambda_j)
+          + (r - w \circ Z\Lambda z)' Z \Lambda_j u^ - g' Z \Lambda_j z,
+
+  ``Lambda_j = d Lambda / d theta_j`` (the covariance contract's ``lambda_jacobian``).
+
+Per random-effects term ``t`` every ``theta_j`` derivative is ``<Lambda_j, Z_t' V_t>`` with
+``V_t = (2 g / phi + r - w Z Lambda z) u_t - g z_t + 2 W_L [B a]_t`` (``u_t``, ``z_t`` the
+term's columns gathered at each observation's level, ``B_i = M^{-1}`` on observation
+``i``'s slots and ``a_i = (Z Lambda)_i``). The inverse on the slots and the leverages come
+from the general Laplace engine's kernels (:mod:`.laplace.hessian`, which factor
+``I + sum_i A_i' W_i A_i`` for any weights), as does the solve with ``H``.
+
+Derivatives of ``d_i / 2`` in ``eta`` follow from those in ``mu``,
+``D_1 = -w (y - mu)/V``, ``D_2 = w [1/V + (y - mu) V'/V^2]``,
+``D_3 = w [-2V'/V^2 + (y - mu)(V'' V - 2V'^2)/V^3]``, and the inverse link's derivatives
+``m_1, m_2, m_3``: ``g = D_1 m_1``, ``w = D_2 m_1^2 + D_1 m_2``,
+``w' = D_3 m_1^3 + 3 D_2 m_1 m_2 + D_1 m_3``; the Fisher weight's derivative is
+``w (2 m_1 m_2 / V - m_1^3 V' / V^2)``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..families import Family
+from .laplace.hessian import make_hessian
+from .laplace.random_structure import RandomStructure
+from .laplace.sensitivity import solve_columns
+from .pirls import PIRLSError
+
+#: Relative step of the central differences in the negative binomial shape at fixed eta.
+SHAPE_FD_REL = 1e-4
+
+__all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "stage0_supported"]
+
+
+def gradient_supported(obj) -> bool:
+    """Whether :class:`LaplaceGradient` applies to a :class:`~.glmm.GLMMObjective`: the
+    Laplace approximation (nAGQ = 1; ``x = [theta, beta]`` and glmer_nb's log shape), a
+    family with ``variance_deriv2``, and ``us`` or ``diag`` terms (whose structures give
+    ``lambda_jacobian``)."""
+    from .glmm import GLMMObjective
+
+    # a subclass (bglmer's penalized objective) adds terms this gradient does not know
+    if type(obj) is not GLMMObjective:
+        return False
+    if obj.nAGQ != 1 or obj.phi_block:
+        return False
+    return _derivatives_available(obj)
+
+
+def stage0_supported(obj) -> bool:
+    """Whether :class:`Stage0Gradient` applies: glmer's own objective (not a penalized
+    subclass, whose prior also enters PIRLS), no estimated negative binomial shape, a
+    family with ``variance_deriv2`` and ``us`` or ``diag`` terms."""
+    from .glmm import GLMMObjective
+
+    if type(obj) is not GLMMObjective or obj.estimate_shape:
+        return False
+    return _derivatives_available(obj)
+
+
+def _derivatives_available(obj) -> bool:
+    if any(t.structured for t in obj.design.terms):
+        # structured covariances (Toeplitz, AR(1), known matrices) keep the derivative-free
+        # fit, whose restarts and Newton steps are tuned to their undefined regions (a
+        # Toeplitz correlation that is not one): the gradient itself is exact there too,
+        # but BFGS's line searches stopped short on homtoep's Poisson fixture
+        return False
+    try:
+        obj.family.variance_deriv2(np.ones(1) * 0.5)
+        for t, sl in zip(obj.design.terms, obj.design.theta_slices(), strict=True):
+            t.structure.lambda_jacobian(obj.design.theta0()[sl])
+    except NotImplementedError:
+        return False
+    return True
+
+
+class LaplaceGradient:
+    """``x -> (F(x), dF/dx)`` for a :class:`~.glmm.GLMMObjective` (module docstring).
+
+    Parameters
+    ----------
+    obj : GLMMObjective
+        nAGQ = 1, ``x = [theta, beta]`` or ``[theta, beta, log k]`` (glmer_nb; see
+        :func:`gradient_supported` and :meth:`_shape_derivative`).
+
+    Notes
+    -----
+    Every call is one PIRLS solve (the objective's, counted in ``obj.n_evals``), one
+    factorization of ``M`` with its selected inverse and one solve with ``H`` (a second
+    factorization only when the Laplace weights are not the observed ones: lme4's Fisher
+    weights for non-canonical links).
+    """
+
+    def __init__(self, obj):
+        self.obj = obj
+        design = obj.design
+        self.design = design
+        self.structure = RandomStructure([("cond", SimpleNamespace(terms=design.terms))])
+        self._M = make_hessian(self.structure)
+        self._H = None
+        self.slices = design.theta_slices()
+        self._jac: dict[int, np.ndarray] = {}
+        self.n_grads = 0
+
+    # -- per-observation derivatives ---------------------------------------------------
+    def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):
+        """``(g, w, W_L, dW_L/deta, same)`` at the modes; ``same``: ``W_L`` is ``w``."""
+        y, prior = self.design.y, self.obj.pirls.prior
+        _, m1, m2, m3 = fam.link.inverse_derivatives(eta, 3)
+        V = fam.variance(mu)
+        V1, V2 = fam.variance_deriv(mu), fam.variance_deriv2(mu)
+        res = y - mu
+        D1 = -prior * res / V
+        D2 = prior * (1.0 / V + res * V1 / (V * V))
+        D3 = prior * (-2.0 * V1 / (V * V) + res * (V2 * V - 2.0 * V1 * V1) / V ** 3)
+        g = D1 * m1
+        w = D2 * m1 * m1 + D1 * m2
+        kind = fam.laplace_hessian if self.obj.hessian is None else self.obj.hessian
+        if fam.link.name == fam.canonical_link or kind == "observed":
+            # the observed weights (exactly the Fisher weights for a canonical link)
+            return g, w, w, D3 * m1 ** 3 + 3.0 * D2 * m1 * m2 + D1 * m3, True
+        wf = prior * m1 * m1 / V
+        dwf = prior * (2.0 * m1 * m2 / V - m1 ** 3 * V1 / (V * V))
+        return g, w, wf, dwf, False
+
+    def _factor(self, kernel, a: np.ndarray, weights: np.ndarray) -> None:
+        if not kernel.factor(self.structure.slot_products(a, weights[:, None, None])):
+            raise PIRLSError("the Laplace Hessian is not positive definite at the "
+                             "conditional modes")
+
+    # -- value and gradient ------------------------------------------------------------
+    def __call__(self, x) -> tuple[float, np.ndarray]:
+        """``(F(x), dF/dx)``; ``(inf, nan)`` where the modes cannot be found."""
+        obj = self.obj
+        x = np.asarray(x, dtype=float)
+        obj.n_evals += 1
+        self.n_grads += 1
+        theta, beta, _, fam = obj.split(x)
+        obj._use_family(fam)
+        try:
+            pr = obj.pirls.fit(theta, beta)
+            value, phi, _ = obj._value(pr, fam, None, 1)
+            if not np.isfinite(value):
+                raise FloatingPointError
+            with np.errstate(all="raise"):
+                grad = self._gradient(x, pr, fam, phi)
+        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.full(x.shape, np.nan)
+        if not np.all(np.isfinite(grad)):
+            return np.inf, np.full(x.shape, np.nan)
+        return float(value), grad
+
+    def _shape_derivative(self, fam: Family, pr, d_eta: np.ndarray, lev: np.ndarray
+                          ) -> float:
+        r"""``dF / d log k`` for glmer_nb's estimated shape ``k``.
+
+        The shape enters ``F`` at fixed ``eta`` through ``d_i + s_i`` (envelope theorem in
+        ``u``), through the Laplace weights, and through the mode (``g`` depends on ``k``
+        via ``V``): ``dF/dk = sum_i [d(d_i + s_i)/dk + s_i^{lev} dW_{L,i}/dk
+        - (Z Lambda z)_i dg_i/dk]`` with the leverages and ``Z Lambda z`` of
+        :meth:`_gradient`. The elementwise ``k``-derivatives at fixed ``eta`` are central
+        differences of the family's own functions (:data:`SHAPE_FD_REL`): smooth closed
+        forms, accurate to ~1e-10 relative, with no PIRLS solve.
+        """
+        y, prior = self.design.y, self.obj.pirls.prior
+        k = float(fam.theta)
+        h = SHAPE_FD_REL * k
+        kind = fam.laplace_hessian if self.obj.hessian is None else self.obj.hessian
+        m1 = fam.link.inverse_derivatives(pr.eta, 1)[1]
+        parts = []
+        for kk in (k + h, k - h):
+            f = fam.with_theta(kk)
+            dev = f.dev_resids(y, pr.mu, prior) + f.saturated(y, prior, 1.0)
+            g = -prior * (y - pr.mu) * m1 / f.variance(pr.mu)
+            parts.append((dev, g, f.laplace_weights(y, pr.eta, pr.mu, prior, kind)))
+        (dev_p, g_p, w_p), (dev_m, g_m, w_m) = parts
+        dF = (np.sum(dev_p - dev_m) + lev @ (w_p - w_m)
+              - d_eta @ (g_p - g_m)) / (2.0 * h)
+        return k * float(dF)
+
+    def _gradient(self, x, pr, fam: Family, phi: float, joint: bool = False) -> np.ndarray:
+        """``dF/dx`` at the modes ``pr`` (module docstring); ``joint``: beta is PIRLS's
+        joint estimate too (the nAGQ = 0 criterion), so ``z`` solves the joint system and
+        only the theta entries are filled."""
+        S = self.structure
+        design = self.design
+        theta = pr.theta
+        g, w, wl, dwl, same = self._derivatives(fam, pr.eta, pr.mu)
+        lams = S.lambdas(theta)
+        a = S.slot_values(lams)                                   # (n, P): Z Lambda
+        self._factor(self._M, a, wl)
+        B = self._M.slot_inverse()                                # (n, P, P)
+        Ba = (B @ a[:, :, None])[:, :, 0]                         # (n, P)
+        lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
+        r = dwl * lev
+        if same:
+            H = self._M
+        else:
+            if self._H is None:
+                self._H = make_hessian(S)
+            H = self._H
+            self._factor(H, a, w)
+        if joint:
+            z, d_eta = self._joint_solve(H, a, w, r)
+        else:
+            z = H.solve(S.scatter(a, r[:, None]))
+            d_eta = S.apply(a, z)[:, 0]
+        gamma = 2.0 * g / phi + r - w * d_eta                    # coefficient of d eta
+        grad = np.zeros(x.size)
+        if not joint:
+            grad[self.obj.layout.slice("beta.cond")] = design.X.T @ gamma
+            if self.obj.estimate_shape:
+                grad[self.obj.layout.slice("family.nb_shape")] = \
+                    self._shape_derivative(fam, pr, d_eta, lev)
+        u = pr.u
+        for ts, sl in zip(S.terms, self.slices, strict=True):
+            t = ts.term
+            codes = t.grouping.codes
+            ut = u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[codes]
+            zt = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[codes]
+            V = gamma[:, None] * ut - g[:, None] * zt + 2.0 * wl[:, None] * Ba[:, ts.slots]
+            K = t.Z.T @ V                                         # (p, p): [row, column]
+            grad[sl] = self._jacobian(ts.u_offset, t.structure, theta[sl]) @ K.ravel()
+        return grad
+
+    def _jacobian(self, key: int, structure, theta_t: np.ndarray) -> np.ndarray:
+        """``d vec(Lambda) / d theta`` of one term, (n_theta, p*p): constant (and cached)
+        for structures whose entries are the parameters themselves."""
+        if structure.direct and key in self._jac:
+            return self._jac[key]
+        dlam = structure.lambda_jacobian(theta_t)
+        out = dlam.reshape(dlam.shape[0], dlam[0].size if dlam.shape[0] else 0)
+        if structure.direct:
+            self._jac[key] = out
+        return out
+
+    def _joint_solve(self, H, a: np.ndarray, w: np.ndarray, r: np.ndarray):
+        r"""``[z_u; z_beta] = H_J^{-1} [Lambda' Z' r; X' r]`` for the joint system
+        ``H_J = [[H, Lambda' Z' W X], [X' W Z Lambda, X' W X]]`` of the nAGQ = 0 criterion
+        (PIRLS estimates ``beta`` with ``u``), by block elimination through ``H``:
+        ``C = H^{-1} Lambda' Z' W X``, ``S = X' W X - (Lambda' Z' W X)' C``. Returns
+        ``z_u`` and ``Z Lambda z_u + X z_beta`` (the change of ``eta``)."""
+        S, X = self.structure, self.design.X
+        p = X.shape[1]
+        G = np.column_stack([S.scatter(a, (w * X[:, j])[:, None]) for j in range(p)]) \
+            if p else np.zeros((S.q, 0))
+        C = solve_columns(H, G)
+        schur = X.T @ (w[:, None] * X) - G.T @ C
+        hu = H.solve(S.scatter(a, r[:, None]))
+        zb = np.linalg.solve(schur, X.T @ r - G.T @ hu) if p else np.zeros(0)
+        zu = hu - C @ zb
+        return zu, S.apply(a, zu)[:, 0] + X @ zb
+
+
+class Stage0Gradient(LaplaceGradient):
+    """``theta -> (F_0(theta), dF_0/dtheta)`` of the nAGQ = 0 criterion: the Laplace
+    deviance at PIRLS's joint estimates of ``beta`` and ``u`` (the same formulas with the
+    implicit path through both; :meth:`LaplaceGradient._joint_solve`).
+
+    Parameters
+    ----------
+    obj : GLMMObjective
+        Any nAGQ; no estimated negative binomial shape (see :func:`stage0_supported`).
+    """
+
+    def __call__(self, theta) -> tuple[float, np.ndarray]:
+        obj = self.obj
+        theta = np.asarray(theta, dtype=float)
+        obj.n_evals += 1
+        self.n_grads += 1
+        fam = obj.family
+        obj._use_family(fam)
+        try:
+            pr = obj.pirls.fit(theta, None, tol=obj.stage0_tol)
+            value, phi, _ = obj._value(pr, fam, None, 1)
+            if not np.isfinite(value):
+                raise FloatingPointError
+            with np.errstate(all="raise"):
+                grad = self._gradient(theta, pr, fam, phi, joint=True)
+        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.full(theta.shape, np.nan)
+        if not np.all(np.isfinite(grad)):
+            return np.inf, np.full(theta.shape, np.nan)
+        return float(value), grad

@@ -24,6 +24,7 @@ from .._errors import (
     RankDeficiencyWarning,
     plain_message,
 )
+from .fast import LazyModelSpec, fast_matrix
 from .materializer import build_matrix
 from .names import r_coefficient_names, simple_r_names
 from .simple import simple_has_intercept, simple_matrix
@@ -237,6 +238,12 @@ def build_fixed(formula: str, frame: pd.DataFrame,
         X, names = simple
         r_names = simple_r_names(names, simple_has_intercept(formula))
         return _checked(X, names, r_names, None, formula, check_rank)
+    fast = fast_matrix(formula, frame, contrasts)
+    if fast is not None:
+        # factors and interactions built directly; formulaic's spec (new data, term
+        # tables) only when asked for
+        return _checked(fast.X, fast.names, fast.r_names,
+                        LazyModelSpec(formula, frame, contrasts), formula, check_rank)
     try:
         with warnings.catch_warnings():
             # log(0), sqrt(-1): materialize() drops and reports those rows

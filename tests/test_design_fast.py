@@ -1,0 +1,185 @@
+"""The formulaic-free model matrices (design/fast.py) against formulaic on the same frames.
+
+Each formula is built both ways on many frames -- numeric, categorical (with unused and
+numeric categories), text, boolean columns, odd names, missing values -- and must give the
+same column names, order, values and R names; where the fast path declines (returns None)
+formulaic builds it, so the test also checks that it declines exactly where it must not
+guess. Then whole fits: the fast path and a forced formulaic path give the same design,
+coefficients, prediction on new data (unseen levels refused alike) and term tables.
+"""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+from mixedmodels.design import fast as fast_mod
+from mixedmodels.design.fast import LazyModelSpec, fast_matrix
+from mixedmodels.design.materializer import build_matrix
+from mixedmodels.design.names import r_coefficient_names
+
+EXACT = 0.0  # the same arithmetic: products of 0/1 indicators and the column values
+
+
+def _frames():
+    rng = np.random.default_rng(20261201)
+    n = 40
+    base = pd.DataFrame({
+        "x": rng.normal(size=n),
+        "z": rng.integers(0, 7, n),
+        "f": rng.choice(list("cab"), n),
+        "g": pd.Categorical(rng.choice(["v", "u", "w"], n), categories=["w", "v", "u", "t"]),
+        "b": rng.random(n) < 0.4,
+        "h": pd.Categorical(rng.choice([3, 1, 2], n)),
+        "k": pd.Categorical(rng.choice([0.5, 1.0, 2.5], n)),
+        "Intercept": rng.normal(size=n),
+        "odd_Name2": rng.choice(["Level one", "x:y", "[z]"], n),
+    })
+    yield "base", base
+    yield "object text", base.astype({"f": object, "odd_Name2": object})
+    yield "missing x", base.assign(x=np.where(rng.random(n) < 0.2, np.nan, base["x"]))
+    two = base.copy()
+    two["f"] = rng.choice(["only", "other"], n)
+    yield "two levels", two
+    ordered = base.assign(g=base["g"].cat.as_ordered())
+    yield "ordered g", ordered
+    yield "one level f", base.assign(f="a")
+    yield "float z", base.assign(z=base["z"] * 0.5)
+    yield "missing f", base.assign(f=base["f"].where(rng.random(n) > 0.1))
+
+
+FORMULAS = [
+    "1", "x", "f", "0 + f", "f - 1", "-1 + f", "x + f", "f + x", "x * f", "f * x",
+    "f:x + f + x", "x + f + x:f", "f * g", "g * f", "0 + f * g", "0 + x + f + g",
+    "f + g + f:g + x", "x * f * g", "f:g:x + f * g * x", "b", "0 + b", "b * x", "h + x:z",
+    "k * x", "h * f", "x:z + z:x", "z * x", "x + x", "f + f", "f + f:x", "x:f + z",
+    "0 + f:g + f + g", "Intercept + f", "odd_Name2 * x", "1 + f - 1", "f + 0",
+    "x*f + g", "f:g", "x:f", "log(x) + f", "C(f) + x", "f + I(x**2)", "f*x - x", ". + x",
+    "f + + x", "f * (x + z)", "f / x", "x ** 2", "True + f", "f + nothere", "2 + f",
+]
+
+
+def _formulaic(expr, frame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return build_matrix(expr, frame)
+        except Exception:
+            return None
+
+
+@pytest.mark.parametrize("label,frame", list(_frames()), ids=lambda v: v if isinstance(v, str)
+                         else "")
+def test_fast_matrix_equals_formulaic(label, frame):
+    built = 0
+    for expr in FORMULAS:
+        fast = fast_matrix(expr, frame)
+        if fast is None:
+            continue
+        ref = _formulaic(expr, frame)
+        assert ref is not None, f"{expr!r} on {label}: fast path built what formulaic refuses"
+        names = tuple(str(c) for c in ref.columns)
+        assert fast.names == names, (expr, label)
+        np.testing.assert_allclose(fast.X, np.asarray(ref, dtype=float), rtol=EXACT,
+                                   atol=EXACT, equal_nan=True, err_msg=f"{expr} on {label}")
+        assert fast.r_names == r_coefficient_names(ref.model_spec, list(names)), (expr, label)
+        built += 1
+    assert built >= 3  # the frames are meant to exercise the fast path
+
+
+@pytest.mark.parametrize("expr,frame_label", [
+    ("log(x) + f", "base"), ("C(f) + x", "base"), ("f*x - x", "base"), ("f + f:x", "base"),
+    ("x:f + z", "base"), ("f:g", "base"), ("g * x", "ordered g"),
+    ("f * x", "one level f"), ("f * x", "missing f"), ("1 + f - 1", "base"),
+    ("f + nothere", "base"), ("True + f", "base"),
+])
+def test_fast_matrix_declines(expr, frame_label):
+    frame = dict(_frames())[frame_label]
+    assert fast_matrix(expr, frame) is None
+
+
+def test_contrasts_argument_declines():
+    frame = dict(_frames())["base"]
+    assert fast_matrix("x * f", frame, {"f": object()}) is None
+    assert fast_matrix("x * f", frame, {"g": object()}).has_factors
+
+
+def test_lazy_spec_builds_once_and_pickles():
+    frame = dict(_frames())["base"]
+    lazy = LazyModelSpec("x * f", frame)
+    assert lazy._spec is None
+    names = [str(c) for c in lazy.get_model_matrix(frame).columns]
+    assert names == list(fast_matrix("x * f", frame).names)
+    spec = lazy._spec
+    assert lazy.structure is spec.structure
+    restored = pickle.loads(pickle.dumps(lazy))
+    assert [str(c) for c in restored.get_model_matrix(frame).columns] == names
+
+
+def _fit_both(monkeypatch, fit):
+    fast_fit = fit()
+    monkeypatch.setattr(fast_mod, "_parse_terms", lambda expr: None)
+    import mixedmodels.design.fixed as fixed_mod
+    import mixedmodels.design.random as random_mod
+
+    monkeypatch.setattr(fixed_mod, "fast_matrix", lambda *a, **k: None)
+    monkeypatch.setattr(random_mod, "fast_matrix", lambda *a, **k: None)
+    slow_fit = fit()
+    return fast_fit, slow_fit
+
+
+def _orthodont():
+    d = mm.datasets.load("Orthodont").copy()
+    d["older"] = d["age"] > 10
+    d["grp"] = np.where(d["distance"] > 24, "hi", "lo")
+    return d
+
+
+CASES = [
+    ("distance ~ age * Sex + (age | Subject)", {}),
+    ("distance ~ Sex + older + grp:Sex + grp + (1 + Sex | Subject)", {}),
+    ("distance ~ 0 + Sex + age + (1 | Subject)", {"REML": False}),
+]
+
+
+@pytest.mark.parametrize("formula,kw", CASES)
+def test_fits_identical_to_formulaic_path(monkeypatch, formula, kw):
+    data = _orthodont()
+    fast_fit, slow_fit = _fit_both(monkeypatch, lambda: mm.lmer(formula, data, **kw))
+    assert fast_fit.design.fixed.names == slow_fit.design.fixed.names
+    assert fast_fit.design.fixed.r_names == slow_fit.design.fixed.r_names
+    np.testing.assert_array_equal(fast_fit.design.X, slow_fit.design.X)
+    for a, b in zip(fast_fit.design.terms, slow_fit.design.terms, strict=True):
+        assert a.names == b.names
+        np.testing.assert_array_equal(a.Z, b.Z)
+    assert fast_fit.objective == slow_fit.objective
+    pd.testing.assert_series_equal(fast_fit.fixef, slow_fit.fixef)
+    new = data.iloc[[0, 30, 60, 90]].copy()
+    np.testing.assert_array_equal(np.asarray(fast_fit.predict(new)),
+                                  np.asarray(slow_fit.predict(new)))
+    bad = new.assign(Sex=pd.Categorical(["Other"] * 4))
+    msgs = []
+    for fit in (fast_fit, slow_fit):
+        with pytest.raises(mm.DataError) as err:
+            fit.predict(bad)
+        msgs.append(str(err.value))
+    assert msgs[0] == msgs[1]
+
+
+def test_term_tables_identical(monkeypatch):
+    data = _orthodont()
+    formula = "distance ~ age * Sex + (1 | Subject)"
+    fast_fit, slow_fit = _fit_both(monkeypatch, lambda: mm.lmer(formula, data))
+    from mixedmodels.inference.wald_anova import wald_anova
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.ContrastsWarning)  # type III on treatment coding
+        for kind in (2, 3):
+            pd.testing.assert_frame_equal(wald_anova(fast_fit, type=kind),
+                                          wald_anova(slow_fit, type=kind))
+    pd.testing.assert_frame_equal(fast_fit.anova_table(), slow_fit.anova_table())

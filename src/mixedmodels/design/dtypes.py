@@ -28,7 +28,7 @@ import pandas as pd
 
 from .._errors import DataError, DataWarning
 
-__all__ = ["normalize_frame", "numbers_of"]
+__all__ = ["float_values", "normalize_frame", "numbers_of"]
 
 _NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float", "decimal"})
 
@@ -85,6 +85,17 @@ def _object_column(col: pd.Series, name: str, role: str) -> pd.Series | None:
     return None
 
 
+def float_values(col: pd.Series) -> np.ndarray:
+    """A numeric column's values as float64, missing values as NaN.
+
+    A numpy-typed column is converted directly: ``to_numpy(na_value=...)`` first scans it
+    for missing values (``hasnans``), which costs more than the conversion on small data
+    and finds nothing a float NaN would not already be."""
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
+        return col.to_numpy(dtype=float)
+    return col.to_numpy(dtype=float, na_value=np.nan)
+
+
 def numbers_of(col: pd.Series, name: str, role: str) -> pd.Series:
     """``col`` in its numpy spelling when it holds numbers in another one (``Int64``, numbers
     stored as objects -- with the same warning as in a formula), else ``col`` unchanged;
@@ -117,8 +128,9 @@ def normalize_frame(frame: pd.DataFrame, roles: dict[str, str],
     changed = {}
     for name, role in roles.items():
         dtype = None if dtypes is None else dtypes.get(name)
-        if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-            continue
+        if (isinstance(dtype, np.dtype) and dtype.kind in "biuf") or \
+                isinstance(dtype, pd.CategoricalDtype):
+            continue  # already the numpy spelling (see _normalize)
         if name not in frame.columns:
             continue
         new = _normalize(frame[name], str(name), role)

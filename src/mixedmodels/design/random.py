@@ -10,6 +10,7 @@ order of (a, b) -- R's ``a:b`` factor.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -196,14 +197,27 @@ def _mixed_sort_key(value) -> tuple:
     return (1, 0.0, str(value))
 
 
+@functools.cache
+def _text_index_dtype():
+    """The dtype pandas gives an Index of Python strings (``str`` in pandas 3)."""
+    return pd.Index(["a"]).dtype
+
+
 def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Codes and string labels of one grouping variable in R's level order: a categorical's
     categories as ordered (unused ones dropped), sorted values otherwise. Values that print
     alike (``3``, ``3.0``, ``'3'``) are one level, as :func:`level_text` codes new data."""
     if isinstance(col.dtype, pd.CategoricalDtype):
         codes = col.array.codes.astype(np.int64)
-        labels = _category_text(col.dtype.categories)
-        used = np.bincount(codes, minlength=len(labels)) > 0
+        categories = col.dtype.categories
+        used = np.bincount(codes, minlength=len(categories)) > 0
+        if used.all() and categories.name is None and \
+                categories.dtype == _text_index_dtype() and \
+                categories.inferred_type == "string":
+            # text categories, all observed: they are the labels already (unique, so
+            # nothing to merge), without a round trip through an object array
+            return codes, categories
+        labels = _category_text(categories)
         if not used.all():
             codes = (np.cumsum(used) - 1)[codes]
             labels = labels[used]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError, plain_message
-from .dtypes import numbers_of
+from .dtypes import float_values, numbers_of
 
 __all__ = ["evaluate_numeric", "is_numeric_column", "numeric_response", "per_row_values"]
 
@@ -45,7 +45,7 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
                 f"the {role} {expr!r} is not numeric (dtype {col.dtype}); convert it with "
                 f"pd.to_numeric or choose a numeric column"
             )
-        return col.to_numpy(dtype=float, na_value=np.nan)
+        return float_values(col)
     from .materializer import build_matrix
 
     try:

@@ -14,17 +14,27 @@ import re
 import numpy as np
 import pandas as pd
 
+from .dtypes import float_values
+
 __all__ = ["simple_has_intercept", "simple_matrix"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def _plain_numeric(frame: pd.DataFrame, name: str) -> bool:
+def _plain_numeric(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    """The column ``name`` when it is a plain numeric one (else None)."""
     if not _NAME.match(name) or name not in frame.columns:
-        return False
-    dtype = frame[name].dtype
-    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
-            and not isinstance(dtype, pd.CategoricalDtype))
+        return None
+    col = frame[name]
+    if not isinstance(col, pd.Series):
+        return None  # a repeated column name
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+        return col
+    if (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not isinstance(dtype, pd.CategoricalDtype)):
+        return col
+    return None
 
 
 def _tokens(expr: str) -> list[str]:
@@ -47,16 +57,18 @@ def simple_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str
         Data; a numeric column with missing values gives NaN rows (the caller drops them).
     """
     tokens = _tokens(expr)
-    intercept, cols = True, []
+    intercept, cols, series = True, [], []
     for tok in tokens:
         if tok == "1":
             continue
         if tok in ("0", "-1"):
             intercept = False
-        elif _plain_numeric(frame, tok) and tok not in cols:
-            cols.append(tok)
-        else:
+            continue
+        col = None if tok in cols else _plain_numeric(frame, tok)
+        if col is None:
             return None
+        cols.append(tok)
+        series.append(col)
     names = (["Intercept"] if intercept else []) + cols
     if not names:
         return None
@@ -65,7 +77,7 @@ def simple_matrix(expr: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     if intercept:
         out[:, 0] = 1.0
         j = 1
-    for c in cols:
-        out[:, j] = frame[c].to_numpy(dtype=float, na_value=np.nan)
+    for col in series:
+        out[:, j] = float_values(col)
         j += 1
     return out, tuple(names)

@@ -146,18 +146,39 @@ def check_convergence(
     fun: Callable[[np.ndarray], float], x: np.ndarray, lower: np.ndarray, f0: float,
     grad_tol: float = CONV_GRAD_TOL, newton_tol: float = CONV_NEWTON_TOL,
 ) -> ConvergenceReport:
-    """Check that ``x`` is a (bound-constrained) minimum of ``fun``; see module docstring."""
-    g, _, evals = finite_difference_derivatives(fun, x, lower, f0, hessian=False)
+    """Check that ``x`` is a (bound-constrained) minimum of ``fun``; see module docstring.
+
+    The gradient, the curvatures at the bounds and the Hessian share their points (the
+    Hessian's differences reuse ``f(x +- h_i)``): each distinct point is evaluated once
+    (``n_evals`` counts those), with the same values a fresh evaluation would give."""
+    memo = _Memo(fun)
+    g, _, _ = finite_difference_derivatives(memo, x, lower, f0, hessian=False)
     active, stationary, curv = _bound_curvatures(
-        x, lower, g, lambda i, e: (f0 - 2.0 * fun(x + e) + fun(x + 2.0 * e)) / e[i] ** 2)
-    evals += 2 * int(stationary.sum())
+        x, lower, g, lambda i, e: (f0 - 2.0 * memo(x + e) + memo(x + 2.0 * e)) / e[i] ** 2)
     free = ~active
     if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
-        report = ConvergenceReport(g, None, active, 0.0, True, "", evals)
+        report = ConvergenceReport(g, None, active, 0.0, True, "", memo.n_evals)
     else:
-        _, H, more = finite_difference_derivatives(fun, x, lower, f0, hessian=True)
-        report = _verdict(g, H, active, newton_tol, evals + more)
+        _, H, _ = finite_difference_derivatives(memo, x, lower, f0, hessian=True)
+        report = _verdict(g, H, active, newton_tol, memo.n_evals)
     return _with_saddle(report, stationary, curv)
+
+
+class _Memo:
+    """``fun`` evaluated once per distinct point (the objective is deterministic)."""
+
+    def __init__(self, fun: Callable[[np.ndarray], float]):
+        self.fun, self.values = fun, {}
+
+    @property
+    def n_evals(self) -> int:
+        return len(self.values)
+
+    def __call__(self, x: np.ndarray) -> float:
+        key = np.asarray(x, dtype=float).tobytes()
+        if key not in self.values:
+            self.values[key] = self.fun(x)
+        return self.values[key]
 
 
 def _bound_curvatures(x, lower, g, second) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

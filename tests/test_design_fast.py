@@ -103,6 +103,12 @@ def test_fast_matrix_declines(expr, frame_label):
     assert fast_matrix(expr, frame) is None
 
 
+def test_categories_formulaic_prints_its_way_decline():
+    frame = dict(_frames())["base"]
+    dates = pd.Categorical(pd.to_datetime(["2020-01-01", "2021-06-30"] * 20))
+    assert fast_matrix("x + d", frame.assign(d=dates)) is None
+
+
 def test_contrasts_argument_declines():
     frame = dict(_frames())["base"]
     assert fast_matrix("x * f", frame, {"f": object()}) is None

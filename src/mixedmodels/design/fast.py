@@ -176,8 +176,10 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     if isinstance(dtype, np.dtype) and dtype.kind == "b":
         return _Variable(None, col.to_numpy().astype(np.int64), (False, True))
     if isinstance(dtype, pd.CategoricalDtype):
-        if dtype.ordered:
-            return None            # polynomial contrasts
+        cat_dtype = dtype.categories.dtype
+        if dtype.ordered or not (isinstance(cat_dtype, pd.StringDtype) or (
+                isinstance(cat_dtype, np.dtype) and cat_dtype.kind in "iuf")):
+            return None            # polynomial contrasts; levels formulaic prints its way
         codes = col.array.codes
         levels = tuple(dtype.categories)
     elif (isinstance(dtype, np.dtype) and dtype.kind == "O") or \

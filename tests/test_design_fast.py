@@ -189,3 +189,18 @@ def test_term_tables_identical(monkeypatch):
             pd.testing.assert_frame_equal(wald_anova(fast_fit, type=kind),
                                           wald_anova(slow_fit, type=kind))
     pd.testing.assert_frame_equal(fast_fit.anova_table(), slow_fit.anova_table())
+
+
+def test_lazy_spec_not_stale_after_data_changes():
+    """The spec is built from the model frame of the fit, whatever happens to the caller's
+    data afterwards (pandas copy-on-write keeps the frame's columns)."""
+    data = _orthodont()
+    formula = "distance ~ age * Sex + (1 | Subject)"
+    early = mm.lmer(formula, data)
+    early.design.fixed.model_spec.resolve()           # built before the data change
+    late = mm.lmer(formula, data)
+    data.loc[:, "age"] = 0.0
+    data["Sex"] = pd.Categorical(["Other"] * len(data))
+    new = _orthodont().iloc[[0, 50, 100]]
+    np.testing.assert_array_equal(np.asarray(late.predict(new)),
+                                  np.asarray(early.predict(new)))

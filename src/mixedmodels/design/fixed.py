@@ -64,7 +64,9 @@ class FixedEffects:
         Recipe that rebuilds the full matrix for new data (stateful transforms such as
         ``scale()`` keep their training centre and scale; contrasts and levels are kept).
         None when the formula was simple enough to build without formulaic (see
-        :mod:`.simple`).
+        :mod:`.simple`); a :class:`~mixedmodels.design.fast.LazyModelSpec` (formulaic's
+        spec, built on first use) when factors and interactions were built directly (see
+        :mod:`.fast`).
     formula : str
         The fixed-effects right-hand side, rebuilt directly for new data when
         ``model_spec`` is None.

@@ -295,8 +295,9 @@ class RandomEffectsTerm:
         Column names of ``Z`` as formulaic spells them (``"Intercept"``, ``"Days"``).
     structure : CovarianceStructure
         Parameterization of the term's covariance.
-    model_spec : formulaic ModelSpec or None
-        Rebuilds ``Z`` for new data (None for the fast paths).
+    model_spec : formulaic ModelSpec, LazyModelSpec or None
+        Rebuilds ``Z`` for new data (None for plain numeric columns; built on first use
+        for factors coded directly, see :mod:`.fast`).
     """
 
     term: RandomTerm

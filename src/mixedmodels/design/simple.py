@@ -4,7 +4,8 @@
 these directly costs microseconds, where a formulaic round trip costs about a millisecond --
 which matters for small models refitted thousands of times (bootstrap, simulation). Column
 names and order are formulaic's (``Intercept`` first, then the columns as written), so both
-paths give the same design. Anything else returns None and goes through formulaic.
+paths give the same design. Anything else returns None: factors and interactions go to
+:mod:`.fast`, the rest through formulaic.
 """
 
 from __future__ import annotations

@@ -204,3 +204,33 @@ def test_lazy_spec_not_stale_after_data_changes():
     new = _orthodont().iloc[[0, 50, 100]]
     np.testing.assert_array_equal(np.asarray(late.predict(new)),
                                   np.asarray(early.predict(new)))
+
+
+ARITHMETIC = ["size - incidence", "x + z", "x * z", "x / z", "z / 0", "-x", "+z", "x ** 2",
+              "z ** 2", "z ** -1", "2 ** x", "log(z)", "log(x)", "np.log(z + 1)", "exp(x) / 2",
+              "np.sqrt(z)", "log10(z) - log2(z + 1)", "np.abs(x)", "x - 1.5", "3",
+              "sqrt(z)", "np.sin(x)", "x ^ 2", "f", "b * x", "nothere + 1", "scale(x)",
+              "x if z else 1", "lambda: 1"]
+
+
+@pytest.mark.parametrize("expr", ARITHMETIC)
+def test_fast_arithmetic_equals_formulaic(expr):
+    from mixedmodels.design.response import evaluate_numeric
+
+    frame = dict(_frames())["missing x"].assign(size=lambda d: d["z"] + 3,
+                                                incidence=lambda d: d["z"] // 2)
+    fast = fast_mod.fast_arithmetic(expr, frame)
+    ref = _formulaic(f"0 + I({expr})", frame)
+    if fast is None:
+        return  # formulaic evaluates it (or reports why it cannot)
+    assert ref is not None and ref.shape[1] == 1, expr
+    np.testing.assert_array_equal(fast, np.asarray(ref, dtype=float)[:, 0])
+    np.testing.assert_array_equal(evaluate_numeric(expr, frame, "offset"), fast)
+
+
+def test_fast_arithmetic_declines():
+    frame = dict(_frames())["base"]
+    for expr in ("z ** -1", "2 ** x", "3", "sqrt(z)", "np.sin(x)", "x ^ 2", "f", "b * x",
+                 "nothere + 1", "scale(x)"):
+        assert fast_mod.fast_arithmetic(expr, frame) is None, expr
+    assert fast_mod.fast_arithmetic("log(z)", frame) is not None

@@ -29,6 +29,7 @@ on the same frame, only when something asks for it: :class:`LazyModelSpec`.
 
 from __future__ import annotations
 
+import ast
 import itertools
 import keyword
 import re
@@ -40,7 +41,7 @@ import pandas as pd
 
 from .names import INTERCEPT, r_label, r_name_of
 
-__all__ = ["FastMatrix", "LazyModelSpec", "fast_matrix"]
+__all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix"]
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\d+)|([+\-*:]))")
 #: Names formulaic would not read as a plain column lookup.
@@ -307,3 +308,70 @@ class LazyModelSpec:
 
 def _resolved(spec):
     return spec
+
+
+#: Functions of numeric expressions evaluated directly: formulaic's ``log``, ``exp``, ...
+#: (numpy's ufuncs) and the same under ``np.``.
+_FUNCTIONS = {"log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp,
+              "exp2": np.exp2}
+_NP_FUNCTIONS = {**_FUNCTIONS, "sqrt": np.sqrt, "log1p": np.log1p, "expm1": np.expm1,
+                 "abs": np.abs}
+_ARITH = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
+          ast.Pow: np.power}
+
+
+class _DeclineError(Exception):
+    """The expression is not one :func:`fast_arithmetic` evaluates."""
+
+
+def fast_arithmetic(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
+    """A numeric expression of columns (``size - incidence``, ``log(n)``, ``np.sqrt(x) / 2``)
+    evaluated with numpy, or None when formulaic must evaluate it.
+
+    Columns keep their numpy types while the expression is evaluated, as pandas Series
+    would in formulaic's ``I(...)`` (integer arithmetic stays integer until the end), so
+    the values are the same; anything that raises is left to formulaic and its message.
+    """
+    try:
+        tree = ast.parse(expr.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")     # any warning: formulaic's business
+            value = _evaluate(tree, frame)
+    except (_DeclineError, ArithmeticError, ValueError, TypeError, Warning):
+        return None
+    if not isinstance(value, np.ndarray):
+        return None                            # a constant: formulaic broadcasts it
+    return value.astype(float)
+
+
+def _evaluate(node: ast.AST, frame: pd.DataFrame):
+    if isinstance(node, ast.Name):
+        if node.id in _RESERVED or node.id not in frame.columns:
+            raise _DeclineError
+        col = frame[node.id]
+        if not isinstance(col, pd.Series) or not isinstance(col.dtype, np.dtype) or \
+                col.dtype.kind not in "iuf":
+            raise _DeclineError
+        return col.to_numpy()
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+        left, right = _evaluate(node.left, frame), _evaluate(node.right, frame)
+        if isinstance(node.op, ast.Pow) and not isinstance(left, np.ndarray):
+            raise _DeclineError                     # a constant base: leave it
+        return _ARITH[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        value = _evaluate(node.operand, frame)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
+        func = node.func
+        if isinstance(func, ast.Name) and func.id in _FUNCTIONS and func.id not in frame.columns:
+            return _FUNCTIONS[func.id](_evaluate(node.args[0], frame))
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
+                func.value.id == "np" and "np" not in frame.columns and \
+                func.attr in _NP_FUNCTIONS:
+            return _NP_FUNCTIONS[func.attr](_evaluate(node.args[0], frame))
+    raise _DeclineError

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .._errors import DataError, FormulaError, plain_message
 from .dtypes import float_values, numbers_of
+from .fast import fast_arithmetic
 
 __all__ = ["evaluate_numeric", "is_numeric_column", "numeric_response", "per_row_values"]
 
@@ -46,6 +47,9 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
                 f"pd.to_numeric or choose a numeric column"
             )
         return float_values(col)
+    fast = fast_arithmetic(expr, frame)
+    if fast is not None:
+        return fast
     from .materializer import build_matrix
 
     try:

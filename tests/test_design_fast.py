@@ -96,7 +96,7 @@ def test_fast_matrix_equals_formulaic(label, frame):
     ("log(x) + f", "base"), ("C(f) + x", "base"), ("f*x - x", "base"), ("f + f:x", "base"),
     ("x:f + z", "base"), ("f:g", "base"), ("g * x", "ordered g"),
     ("f * x", "one level f"), ("f * x", "missing f"), ("1 + f - 1", "base"),
-    ("f + nothere", "base"), ("True + f", "base"),
+    ("f + nothere", "base"), ("True + f", "base"), ("x * z * Intercept", "base"),
 ])
 def test_fast_matrix_declines(expr, frame_label):
     frame = dict(_frames())[frame_label]

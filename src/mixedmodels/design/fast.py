@@ -245,6 +245,8 @@ def fast_matrix(expr: str, frame: pd.DataFrame, contrasts: dict | None = None
     for term in terms:
         factor_names = [n for n in term if variables[n].codes is not None]
         has_factors = has_factors or bool(factor_names)
+        if len(term) - len(factor_names) > 2:
+            return None   # three numbers multiplied: the rounding depends on the order
         if len(term) > 1:
             # every lower-order term present: each factor is coded by its contrasts
             for k in range(1, len(term)):

@@ -302,6 +302,8 @@ class LazyModelSpec:
         return self._spec
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name in self.__slots__:
+            raise AttributeError(name)  # special methods and unset slots are not the spec's
         return getattr(self.resolve(), name)
 
     def __reduce__(self):

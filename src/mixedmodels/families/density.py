@@ -704,6 +704,10 @@ class ModelDensity:
         self.links: dict[str, Link] = {
             c: make_param_link(links[c]) if c in links else family.parameter_link(c)
             for c in self.channels}
+        from .fused import fused_kernel
+        #: closed-form jets for the families that have them (:mod:`.fused`); used by
+        #: ``engine="auto"``
+        self._fused = fused_kernel(family, self.links)
 
     @property
     def sparse(self) -> bool:
@@ -831,6 +835,13 @@ class ModelDensity:
             if unknown:
                 raise ValueError(f"focus names channels {unknown} that are not "
                                  f"differentiated; they are {list(names)}")
+        if self._fused is not None and engine == "auto":
+            missing = [c for c in self.channels if c not in etas]
+            bad = [c for c in names if c not in self.channels]
+            if missing or bad:                 # parameters() words the error
+                self.parameters(etas, y.shape[0], order, wrt)
+            return self._fused(y, etas, weights, size, order, wrt, focus)
+        if focus is not None:
             focus = [names.index(c) for c in focus]
         params = self.parameters(etas, y.shape[0], order, wrt, sparse=sparse)
         if not sparse:

@@ -40,19 +40,35 @@ from ._special import logistic_parts
 __all__ = ["fused_kernel"]
 
 
+#: The last responses seen and their zero mask and log-factorials (a fit evaluates the
+#: density of the same response array hundreds of times).
+_RESPONSES: list = [None, None, None]
+
+
+def _response_parts(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(y == 0, log y!)``, remembered for the last array (by identity and value)."""
+    from .counts import lfactorial
+
+    seen = _RESPONSES[0]
+    if seen is not None and (seen is y or (seen.shape == y.shape
+                                           and np.array_equal(seen, y))):
+        return _RESPONSES[1], _RESPONSES[2]
+    zero, lf = y == 0, lfactorial(y)
+    _RESPONSES[:] = [y.copy() if y.flags.writeable else y, zero, lf]
+    return zero, lf
+
+
 def _zip_parts(y: np.ndarray, a: np.ndarray, z: np.ndarray, order: int):
     """Value and the derivative entries (dicts keyed by channel index tuples, channel 0 =
     ``mu``, 1 = ``zi``) of the zero-inflated Poisson log-density."""
-    from .counts import lfactorial
-
+    zero, lf = _response_parts(y)
     mu = np.exp(a)
     s, sm, tail_z = logistic_parts(z)
     sp_z = np.maximum(z, 0.0) + tail_z                 # softplus(z) = -log(1 - pi)
-    zero = y == 0
     t = z + mu
     p, q, tail_t = logistic_parts(t)
     # y = 0: -softplus(z) + log(e^z + e^-mu) = -softplus(z) + max(z, -mu) + tail(t)
-    v = np.where(zero, np.maximum(z, -mu) + tail_t, y * a - mu - lfactorial(y)) - sp_z
+    v = np.where(zero, np.maximum(z, -mu) + tail_t, y * a - mu - lf) - sp_z
     d: dict[tuple[int, ...], np.ndarray] = {}
     if order >= 1:
         d[(0,)] = np.where(zero, -q * mu, y - mu)
@@ -74,21 +90,42 @@ def _zip_parts(y: np.ndarray, a: np.ndarray, z: np.ndarray, order: int):
     return v, d
 
 
+#: (channels, order, focus) -> per order, the (dense index, entry key or None) pairs
+_PLANS: dict = {}
+
+
+def _plan(idx: tuple[int, ...], order: int, focus: frozenset | None):
+    """Which entry fills each position of the dense tensors (None: zero, an entry with
+    more than one index outside ``focus``, as the generic engine leaves it under
+    :func:`~.sparse_jet.focus`)."""
+    plan = _PLANS.get((idx, order, focus))
+    if plan is None:
+        m = len(idx)
+        plan = []
+        for k in range(1, order + 1):
+            rows = []
+            for full in np.ndindex(*(m,) * k):
+                key = tuple(sorted(idx[i] for i in full))
+                if focus is not None and sum(c not in focus for c in key) > 1:
+                    key = None
+                rows.append((full, key))
+            plan.append(rows)
+        _PLANS[(idx, order, focus)] = plan
+    return plan
+
+
 def _assemble(v: np.ndarray, d: dict, idx: tuple[int, ...], order: int,
               w: np.ndarray | None, focus: frozenset | None) -> jt.Jet:
-    """The dense jet over the channels ``idx`` (in that order) from the entries; entries
-    with more than one index outside ``focus`` (channel indices) are zero, as the generic
-    engine leaves them under :func:`~.sparse_jet.focus`."""
+    """The dense jet over the channels ``idx`` (in that order) from the entries."""
     m, n = len(idx), v.shape[0]
     if w is not None:
         zero_w = w == 0
         v = np.where(zero_w, 0.0, v * w)
     gs = []
-    for k in range(1, order + 1):
+    for k, rows in enumerate(_plan(idx, order, focus), start=1):
         g = np.empty((m,) * k + (n,))
-        for full in np.ndindex(*(m,) * k):
-            key = tuple(sorted(idx[i] for i in full))
-            if focus is not None and sum(c not in focus for c in key) > 1:
+        for full, key in rows:
+            if key is None:
                 g[full] = 0.0
             elif w is None:
                 g[full] = d[key]

@@ -651,6 +651,9 @@ def _relative_jacobian(lam: np.ndarray, dlam: np.ndarray) -> np.ndarray | None:
     known matrices of deficient rank: the direct form of the gradient serves them)."""
     if lam.shape[0] != lam.shape[1] or not lam.size:
         return None
+    if lam.shape == (1, 1):
+        # a scalar term (a random intercept): M = dLambda / Lambda, no SVD or solve
+        return dlam / lam[0, 0] if lam[0, 0] != 0.0 else None
     sv = np.linalg.svd(lam, compute_uv=False)
     if not sv[0] > 0.0 or sv[-1] < RELATIVE_COND_MAX ** -1 * sv[0]:
         return None

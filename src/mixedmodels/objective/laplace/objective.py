@@ -311,6 +311,7 @@ class LaplaceObjective:
         """
         S = self.structure
         eta0 = self.fixed_eta(x)
+        self._factored_at_modes = False
         u = (self.u_start if u0 is None else u0).copy()
         full = start_full and final_order > 2
         eta, jet, f = self._jet_at(eta0, a, u, final_order if full else 2, full)
@@ -323,13 +324,16 @@ class LaplaceObjective:
         for it in range(1, INNER_MAXIT + 1):
             d1, W = self._re_derivatives(jet, full)
             g = self._penalty * u - S.scatter(a, d1)
-            if not self._factor_at(a, W, clamp=False) and \
-                    not self._factor_at(a, W, clamp=True):
+            exact = self._factor_at(a, W, clamp=False)
+            if not exact and not self._factor_at(a, W, clamp=True):
                 raise ModesError("the Hessian of the penalized log-density is not positive "
                                  "definite")
             step = self.hessian.solve(g)
             size = float(np.max(np.abs(step))) if step.size else 0.0
             if size < INNER_TOL:
+                # the workspace holds the unclamped factor at the returned modes: solve()
+                # need not factor again
+                self._factored_at_modes = exact
                 return u, eta, jet, it, full
             # u is standard normal a priori: a longer step is far outside the model's
             # range and can cost a lot to evaluate (series densities at huge means).
@@ -429,7 +433,8 @@ class LaplaceObjective:
                 jet = self._evaluate(eta, order)
         logdet = 0.0
         if self.q:
-            if not self._factor_at(a, self._curvature(jet, partial), clamp=False):
+            if not (self._factored_at_modes and got_full == (not partial)) and \
+                    not self._factor_at(a, self._curvature(jet, partial), clamp=False):
                 raise ModesError("the Hessian of the penalized log-density is not positive "
                                  "definite at the conditional modes")
             logdet = self.hessian.logdet

@@ -154,6 +154,9 @@ class GLMMObjective:
         Negative binomial only: estimate the shape (a ``family.nb_shape`` block).
     hessian : {"expected", "observed"}, optional
         Override the family's choice of Laplace weights.
+    merge_terms : bool
+        Factor PIRLS's system with terms on one grouping factor as one block (default;
+        :class:`~.pirls.PIRLS`); the deviance is the same either way.
 
     Attributes
     ----------
@@ -170,14 +173,15 @@ class GLMMObjective:
     """
 
     def __init__(self, design: Design, family: Family, nAGQ: int = 1, *,
-                 estimate_shape: bool = False, hessian: str | None = None):
+                 estimate_shape: bool = False, hessian: str | None = None,
+                 merge_terms: bool = True):
         self.design = design
         self.family = family
         self.nAGQ = check_nagq(design, nAGQ)
         if estimate_shape and not isinstance(family, NegativeBinomial):
             raise ValueError("estimate_shape is only for the negative binomial family")
         self.hessian = hessian
-        self.pirls = PIRLS(design, family)
+        self.pirls = PIRLS(design, family, merge_terms=merge_terms)
         self.n_theta, self.p = design.n_theta, design.p
         self.theta_lower = design.theta_lower()
         self.layout = glmm_layout(design, family, self.nAGQ, bool(estimate_shape))

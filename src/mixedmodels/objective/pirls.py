@@ -49,8 +49,16 @@ from .._errors import MixedModelsError
 from ..design import Design
 from ..diagnostics.link_edge import range_keeping_link
 from ..families import Family
-from ..linalg import BlockedFactor, BlockedSystem, CrossProductPattern, FixedBasis, TermBlock
-from .pirls_system import PIRLSSystem
+from ..linalg import (
+    BlockedFactor,
+    BlockedSystem,
+    CrossProductPattern,
+    FixedBasis,
+    MergedSystem,
+    TermBlock,
+    TermMerge,
+)
+from .pirls_system import MergedPIRLSSystem, PIRLSSystem
 
 __all__ = [
     "PIRLS",
@@ -171,7 +179,9 @@ class PIRLSResult:
     logdet : float
         ``log|L|^2`` with the Fisher weights of the last step.
     L11 : ndarray (l1, p1, p1)
-        First term's diagonal blocks of that factor (adaptive quadrature uses them).
+        The first block's diagonal blocks of that factor: the first term's, or those of the
+        terms merged with it (``PIRLS.merge``); adaptive quadrature (one scalar term) uses
+        them.
     factor : PIRLSFactor or BlockedFactor
         The factor of the last step.
     n_iter : int
@@ -210,10 +220,15 @@ class PIRLS:
     family : Family
     tol, maxit, max_halvings
         See the module constants.
+    merge_terms : bool
+        Factor terms on the same grouping factor as one block (default; see
+        :class:`~mixedmodels.linalg.TermMerge`). The modes, deviance and log determinant
+        are the same either way; False keeps one block per term (for comparisons).
     """
 
     def __init__(self, design: Design, family: Family, *, tol: float = PIRLS_TOL,
-                 maxit: int = PIRLS_MAXIT, max_halvings: int = PIRLS_MAX_HALVINGS):
+                 maxit: int = PIRLS_MAXIT, max_halvings: int = PIRLS_MAX_HALVINGS,
+                 merge_terms: bool = True):
         self.design = design
         self.tol, self.maxit, self.max_halvings = float(tol), int(maxit), int(max_halvings)
         self.y = design.y
@@ -225,9 +240,23 @@ class PIRLS:
         self.Xt = self.basis.X
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
-        self.pattern = CrossProductPattern(blocks)
-        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
-        self.psystem = PIRLSSystem(self.pattern, self.system)
+        structures = [t.structure for t in design.terms]
+        merge = TermMerge.of(blocks, structures, [t.grouping.name for t in design.terms])
+        #: the :class:`~mixedmodels.linalg.TermMerge` of terms sharing a grouping factor
+        #: (``(x || g)``), factored as one block instead of a dense rest block; None when
+        #: each term is its own block. Theta, ``u`` and conditional variances stay in the
+        #: terms' order either way; the cross-products (:attr:`pattern`) and the factors
+        #: are in the merged blocks' order.
+        self.merge = merge if merge.merges and merge_terms else None
+        if self.merge is None:
+            self.pattern = CrossProductPattern(blocks)
+            self.system = BlockedSystem(self.pattern, structures)
+            self.psystem = PIRLSSystem(self.pattern, self.system)
+        else:
+            self.pattern = CrossProductPattern(self.merge.blocks)
+            inner = BlockedSystem(self.pattern, self.merge.structures)
+            self.system = MergedSystem(inner, self.merge, [t.p for t in design.terms])
+            self.psystem = MergedPIRLSSystem(PIRLSSystem(self.pattern, inner), self.merge)
         self.slices = design.theta_slices()
         self.Zs = self._sparse_z(design)
         self._blocks, off = [], 0

@@ -42,8 +42,8 @@ from ..linalg import BlockedSystem, CrossProductPattern, CrossProducts
 from ..linalg.blocked import first_block_factor
 from ..linalg.lapack import chol_inplace, solve_lower, solve_lower_t
 
-__all__ = ["DENSE_L21_MAX_ENTRIES", "PIRLSFactor", "PIRLSSystem", "PatternMatrix",
-           "dense_is_cheaper"]
+__all__ = ["DENSE_L21_MAX_ENTRIES", "MergedPIRLSSystem", "PIRLSFactor", "PIRLSSystem",
+           "PatternMatrix", "dense_is_cheaper"]
 
 #: Largest ``q_r * q_1`` for which ``L21`` is formed densely (16 MB of doubles).
 DENSE_L21_MAX_ENTRIES = 2_000_000
@@ -268,3 +268,44 @@ class PIRLSSystem:
     @staticmethod
     def logdet(f) -> float:
         return f.logdet if isinstance(f, PIRLSFactor) else f.logdet_Z
+
+
+class MergedPIRLSSystem:
+    """A :class:`PIRLSSystem` on merged blocks that PIRLS uses in the terms' order.
+
+    Terms on one grouping factor (``(x || g)``) are factored as one block of ``P = sum_k
+    p_k`` effects per level (:class:`~mixedmodels.linalg.TermMerge`) instead of putting the
+    later terms in the dense rest block; ``Lambda' Z' W Z Lambda + I`` of the merged order
+    is ``Pi' M Pi`` of the terms' order for the permutation ``Pi`` of ``u``, so its log
+    determinant is the same and every solve is the merged one with its right-hand side and
+    solution permuted. Theta is taken in the terms' order and ``u`` given back in it.
+
+    Parameters
+    ----------
+    inner : PIRLSSystem
+        Built on ``merge.blocks`` and ``merge.structures``.
+    merge : TermMerge
+    """
+
+    def __init__(self, inner: PIRLSSystem, merge):
+        self.inner = inner
+        self.merge = merge
+        #: ``B_merged = B[to_merged]`` for a vector or matrix in the terms' order
+        self._to_merged = np.argsort(merge.u_index)
+
+    def factor(self, theta: np.ndarray, A: CrossProducts, need_xx: bool = True):
+        """:meth:`PIRLSSystem.factor` with theta in the terms' order."""
+        return self.inner.factor(np.asarray(theta, dtype=float)[self.merge.theta_index], A,
+                                 need_xx=need_xx)
+
+    def solve_u(self, f, beta: np.ndarray) -> np.ndarray:
+        """``u`` in the terms' order."""
+        return self.inner.solve_u(f, beta)[self.merge.u_index]
+
+    def solve_M(self, f, B: np.ndarray) -> np.ndarray:
+        """``M^{-1} B`` with ``B`` (q, m) and the result in the terms' order."""
+        return self.inner.solve_M(f, B[self._to_merged])[self.merge.u_index]
+
+    @staticmethod
+    def logdet(f) -> float:
+        return PIRLSSystem.logdet(f)

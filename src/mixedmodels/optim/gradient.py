@@ -39,6 +39,9 @@ POLISH_CANDIDATE = 1e-2
 POLISH_GTOL = 1e-5
 #: Relative objective reduction below which the polish stops (scipy's ``ftol``).
 POLISH_FTOL = 1e-14
+#: Points whose value and gradient the log phase remembers (the start point, and the
+#: current point and failed trial step of a line search that scipy retries).
+MEMO_POINTS = 4
 
 
 class _HeadingToBoundError(Exception):
@@ -97,10 +100,13 @@ def minimize_with_gradient(
 
     def fg_log(z):
         # BFGS starts by evaluating the start point, which the tolerance below already
-        # needed: answer repeated points from the last call
+        # needed; and when a Wolfe line search fails, scipy's fallback search re-evaluates
+        # the current point and the trial step that failed (often a failed PIRLS: ~100
+        # iterations at an absurd theta): answer the last MEMO_POINTS points from memory
         key = z.tobytes()
         if key not in memo:
-            memo.clear()
+            if len(memo) >= MEMO_POINTS:
+                memo.pop(next(iter(memo)))
             memo[key] = _fg_log(z)
         f, g = memo[key]
         return f, g.copy()     # the caller may keep (or change) the gradient it gets

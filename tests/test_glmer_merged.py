@@ -57,6 +57,8 @@ CASES = [
     ("cnt ~ x + (1 | h) + (1 | grp.a) + (0 + x | grp.a) + (0 + z | grp.a)", "poisson"),
     ("succ ~ z + diag(0 + x + z | grp.a) + (1 | grp.a) + (1 | h)", "binomial"),
     ("cnt ~ z + (x | grp.a) + (0 + z | grp.a)", NegativeBinomial(3.0)),
+    # only the first factor's terms merge; h's stay scalar rest terms
+    ("cnt ~ x + (x || h) + (x || grp.a)", "poisson"),
 ]
 
 
@@ -78,6 +80,10 @@ def _pair(formula, fam, data):
     plain = GLMMObjective(design, family, 1, merge_terms=False)
     assert merged.pirls.merge is not None and merged.pirls.merge.merges
     assert plain.pirls.merge is None
+    first = design.terms[0].grouping.name
+    assert [len(g) for g in merged.pirls.merge.groups] == \
+        [sum(t.grouping.name == first for t in design.terms)] + [1] * sum(
+            t.grouping.name != first for t in design.terms)
     return design, merged, plain
 
 

@@ -241,12 +241,21 @@ class PIRLS:
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
-        merge = TermMerge.of(blocks, structures, [t.grouping.name for t in design.terms])
-        #: the :class:`~mixedmodels.linalg.TermMerge` of terms sharing a grouping factor
-        #: (``(x || g)``), factored as one block instead of a dense rest block; None when
-        #: each term is its own block. Theta, ``u`` and conditional variances stay in the
-        #: terms' order either way; the cross-products (:attr:`pattern`) and the factors
-        #: are in the merged blocks' order.
+        # only the terms on the first term's grouping factor merge: they then join the
+        # block-diagonal first block instead of the dense rest block. Merging rest terms
+        # with each other would not shrink the dense block, and would trade
+        # :class:`PIRLSSystem`'s fast paths for scalar rest terms for the general blocked
+        # one (measured 1.5x slower per evaluation on (1 | h) + (x || g) with 300 levels
+        # of h and 40 of g)
+        first = design.terms[0].grouping.name if design.terms else None
+        keys = [t.grouping.name if t.grouping.name == first else ("own term", k)
+                for k, t in enumerate(design.terms)]
+        merge = TermMerge.of(blocks, structures, keys)
+        #: the :class:`~mixedmodels.linalg.TermMerge` of the terms sharing the first
+        #: term's grouping factor (``(x || g)``), factored as one block instead of putting
+        #: the later ones in the dense rest block; None when each term is its own block.
+        #: Theta, ``u`` and conditional variances stay in the terms' order either way; the
+        #: cross-products (:attr:`pattern`) and the factors are in the merged blocks' order.
         self.merge = merge if merge.merges and merge_terms else None
         if self.merge is None:
             self.pattern = CrossProductPattern(blocks)

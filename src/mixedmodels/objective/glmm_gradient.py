@@ -53,6 +53,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..families import Family
 from .laplace.hessian import make_hessian
@@ -135,6 +136,7 @@ class LaplaceGradient:
         self.slices = design.theta_slices()
         self._jac: dict[int, np.ndarray] = {}
         self.n_grads = 0
+        self._scatter_matrix: sp.csr_matrix | None = None
 
     # -- per-observation derivatives ---------------------------------------------------
     def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):
@@ -224,7 +226,7 @@ class LaplaceGradient:
         a = S.slot_values(lams)                                   # (n, P): Z Lambda
         self._factor(self._M, a, wl)
         B = self._M.slot_inverse()                                # (n, P, P)
-        Ba = (B @ a[:, :, None])[:, :, 0]                         # (n, P)
+        Ba = np.einsum("nst,nt->ns", B, a)                        # (n, P)
         lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
         r = dwl * lev
         if same:
@@ -276,14 +278,27 @@ class LaplaceGradient:
         ``z_u`` and ``Z Lambda z_u + X z_beta`` (the change of ``eta``)."""
         S, X = self.structure, self.design.X
         p = X.shape[1]
-        G = np.column_stack([S.scatter(a, (w * X[:, j])[:, None]) for j in range(p)]) \
-            if p else np.zeros((S.q, 0))
+        G = self._scatter_columns(a, w[:, None] * X) if p else np.zeros((S.q, 0))
         C = solve_columns(H, G)
         schur = X.T @ (w[:, None] * X) - G.T @ C
         hu = H.solve(S.scatter(a, r[:, None]))
         zb = np.linalg.solve(schur, X.T @ r - G.T @ hu) if p else np.zeros(0)
         zu = hu - C @ zb
         return zu, S.apply(a, zu)[:, 0] + X @ zb
+
+    def _scatter_columns(self, a: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """``A' V`` for an (n, m) matrix ``V`` of one-channel values: the q x m matrix
+        whose column ``j`` is ``S.scatter(a, V[:, j:j+1])``, as one product with the fixed
+        0/1 map of (observation, slot) to random effect (built once), instead of ``m``
+        ``bincount`` passes over the data."""
+        S = self.structure
+        n, P = a.shape
+        if self._scatter_matrix is None:
+            flat = S.J.ravel()
+            self._scatter_matrix = sp.csr_matrix(
+                (np.ones(flat.size), (flat, np.arange(flat.size))), shape=(S.q, flat.size))
+        vals = (a[:, :, None] * V[:, None, :]).reshape(n * P, V.shape[1])
+        return np.asarray(self._scatter_matrix @ vals)
 
 
 class Stage0Gradient(LaplaceGradient):

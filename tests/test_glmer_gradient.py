@@ -297,7 +297,8 @@ def test_repeated_point_is_answered_from_memory_and_moved_point_is_not(sim):
 
 
 def test_blocked_solve_many_matches_column_solves(sim):
-    """BlockedHessian.solve_many (the joint solve's columns at once) is solve per column."""
+    """BlockedHessian.solve_many (the joint solve's columns at once) is solve per column;
+    slot_inverse_lapack is slot_inverse."""
     obj = _objective(GROUSE, mm.datasets.load("grouseticks"), "poisson")
     grad = Stage0Gradient(obj)
     theta = obj.design.theta0()
@@ -307,6 +308,10 @@ def test_blocked_solve_many_matches_column_solves(sim):
     V = np.random.default_rng(5).standard_normal((grad.structure.q, 4))
     cols = np.column_stack([H.solve(V[:, j]) for j in range(V.shape[1])])
     np.testing.assert_allclose(H.solve_many(V), cols, rtol=1e-12, atol=1e-12)
+    # the selected inverse with LAPACK's S^{-1} is the one by triangular solves
+    fast = H.slot_inverse_lapack()
+    H._Sinv = None
+    np.testing.assert_allclose(fast, H.slot_inverse(), rtol=1e-10, atol=1e-13)
 
 
 def test_snap_to_boundary_evaluates_only_when_a_parameter_is_near_its_bound():

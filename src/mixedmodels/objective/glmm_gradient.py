@@ -245,7 +245,7 @@ class LaplaceGradient:
         lams = S.lambdas(theta)
         a = S.slot_values(lams)                                   # (n, P): Z Lambda
         self._factor(self._M, a, wl)
-        B = self._M.slot_inverse()                                # (n, P, P)
+        B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()  # (n, P, P)
         Ba = np.einsum("nst,nt->ns", B, a)                        # (n, P)
         lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
         r = dwl * lev

@@ -29,7 +29,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ...linalg.lapack import chol_inplace, solve_lower, solve_lower_t
+from ...linalg.lapack import (
+    chol_inplace,
+    inverse_crossprod_inplace,
+    solve_lower,
+    solve_lower_t,
+)
 
 __all__ = ["CHUNK_ENTRIES", "DENSE_FLOP_RATIO", "DENSE_H12_MAX", "PAIR_PRODUCTS_MAX",
            "BlockedHessian", "first_block"]
@@ -288,6 +293,18 @@ class BlockedHessian:
             Linv = solve_lower(self._LS, np.eye(self.q_r))
             self._Sinv = Linv.T @ Linv
         return self._Sinv
+
+    def slot_inverse_lapack(self) -> np.ndarray:
+        """:meth:`slot_inverse` with ``S^{-1}`` from LAPACK's inverse of a Cholesky factor
+        (``dtrtri`` + ``dlauum``, ``2 q_r^3 / 3`` flops, against ``q_r^3`` for the
+        triangular solve with the identity and ``2 q_r^3`` for its cross-product): the
+        same entries to rounding."""
+        if self._Sinv is None:
+            L = self._LS.copy()
+            if inverse_crossprod_inplace(L):
+                low = np.tril(L)
+                self._Sinv = low + np.tril(low, -1).T
+        return self.slot_inverse()
 
     def _t_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (block-1 positions) of ``T = C S^{-1}``."""

@@ -268,3 +268,64 @@ def test_link_edge_keeps_the_better_of_gradient_and_bobyqa():
         slow = _quiet(mm.glmer, "y ~ x + (1 | g)", d, family="Gamma", nAGQ=nagq,
                       optimizer="bobyqa")
         assert fast.objective <= slow.objective + OBJECTIVE_SLACK
+
+
+def test_repeated_point_is_answered_from_memory_and_moved_point_is_not(sim):
+    """The gradient remembers its last evaluations (same bits, same family): a repeat adds
+    no evaluation and gives the same numbers; any other point is evaluated afresh and
+    matches a fresh objective's answer."""
+    obj = _objective("y ~ x + (x | g) + (1 | h)", sim, "binomial")
+    grad = LaplaceGradient(obj)
+    x = _laplace_point(obj)
+    f1, g1 = grad(x)
+    n = obj.n_evals
+    f2, g2 = grad(x.copy())
+    assert obj.n_evals == n and f2 == f1 and np.array_equal(g2, g1)
+    g2[:] = 0.0                                   # the caller's copy, not the memory's
+    assert np.array_equal(grad(x)[1], g1)
+    y = x.copy()
+    y[0] += 1e-3
+    fy, gy = grad(y)
+    assert obj.n_evals == n + 1
+    fresh = LaplaceGradient(_objective("y ~ x + (x | g) + (1 | h)", sim, "binomial"))
+    fz, gz = fresh(y)
+    assert fy == pytest.approx(fz, rel=1e-12) and _rel_error(gy, gz) < 1e-7
+    # another family on the same objective: not the remembered answer
+    obj.family = make_family("binomial", "probit")
+    fp, _ = grad(x)
+    assert obj.n_evals == n + 2 and fp != f1
+
+
+def test_blocked_solve_many_matches_column_solves(sim):
+    """BlockedHessian.solve_many (the joint solve's columns at once) is solve per column;
+    slot_inverse_lapack is slot_inverse."""
+    obj = _objective(GROUSE, mm.datasets.load("grouseticks"), "poisson")
+    grad = Stage0Gradient(obj)
+    theta = obj.design.theta0()
+    assert np.isfinite(grad(theta)[0])
+    H = grad._M
+    assert hasattr(H, "solve_many")
+    V = np.random.default_rng(5).standard_normal((grad.structure.q, 4))
+    cols = np.column_stack([H.solve(V[:, j]) for j in range(V.shape[1])])
+    np.testing.assert_allclose(H.solve_many(V), cols, rtol=1e-12, atol=1e-12)
+    # the selected inverse with LAPACK's S^{-1} is the one by triangular solves
+    fast = H.slot_inverse_lapack()
+    H._Sinv = None
+    np.testing.assert_allclose(fast, H.slot_inverse(), rtol=1e-10, atol=1e-13)
+
+
+def test_snap_to_boundary_evaluates_only_when_a_parameter_is_near_its_bound():
+    from mixedmodels.fitting.common import snap_to_boundary
+
+    calls = []
+
+    def fun(x):
+        calls.append(x.copy())
+        return float(np.sum((x - 0.5) ** 2))
+
+    lower = np.array([0.0, -np.inf])
+    x, f = snap_to_boundary(fun, np.array([0.3, 2.0]), None, lower)
+    assert not calls and f is None and np.array_equal(x, [0.3, 2.0])
+    # near the bound: the value at x is computed once, the move kept only if no worse
+    x, f = snap_to_boundary(fun, np.array([1e-9, 2.0]), None, lower)
+    assert len(calls) == 2 and x[0] == 1e-9 and f == pytest.approx(fun(np.array([1e-9, 2.0])))

@@ -96,12 +96,17 @@ def check_optimizer(optimizer, accepted: tuple[str, ...], fitter: str) -> str:
     return optimizer
 
 
-def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: float,
-                     lower: np.ndarray, tol: float = BOUNDARY_TOL) -> tuple[np.ndarray, float]:
+def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray,
+                     fval: float | None, lower: np.ndarray, tol: float = BOUNDARY_TOL
+                     ) -> tuple[np.ndarray, float | None]:
     """Move parameters within ``tol`` of a finite lower bound onto it, one at a time,
-    keeping each move that does not worsen the objective."""
+    keeping each move that does not worsen the objective. ``fval`` None: ``fun(x)``,
+    evaluated only when some parameter is near its bound (and returned as None when
+    none is)."""
     x = x.copy()
     near = np.flatnonzero(np.isfinite(lower) & (x != lower) & (x - lower < tol))
+    if near.size and fval is None:
+        fval = fun(x)
     for i in near:
         trial = x.copy()
         trial[i] = lower[i]

@@ -559,7 +559,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     x = x0 + T @ opt.x
     if unbounded:
         x[:k] = _canonical_theta(design, x[:k])
-    x, _ = snap_to_boundary(obj, x, obj(x), obj.lower)
+    x, _ = snap_to_boundary(obj, x, None, obj.lower)
     sol = obj.solve(x)
     fam = sol.family
     log.stage("Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})")

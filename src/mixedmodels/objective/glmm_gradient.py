@@ -53,6 +53,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..families import Family
 from .laplace.hessian import make_hessian
@@ -62,6 +63,10 @@ from .pirls import PIRLSError
 
 #: Relative step of the central differences in the negative binomial shape at fixed eta.
 SHAPE_FD_REL = 1e-4
+#: Evaluations remembered per gradient: the differences for the theta scaling and for the
+#: standard errors start at the optimizer's best point, evaluated moments before, and a
+#: line search's last trials are not always that point.
+MEMO_SIZE = 8
 
 __all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "stage0_supported"]
 
@@ -135,6 +140,8 @@ class LaplaceGradient:
         self.slices = design.theta_slices()
         self._jac: dict[int, np.ndarray] = {}
         self.n_grads = 0
+        self._scatter_matrix: sp.csr_matrix | None = None
+        self._memo: dict[bytes, tuple] = {}
 
     # -- per-observation derivatives ---------------------------------------------------
     def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):
@@ -164,9 +171,24 @@ class LaplaceGradient:
 
     # -- value and gradient ------------------------------------------------------------
     def __call__(self, x) -> tuple[float, np.ndarray]:
-        """``(F(x), dF/dx)``; ``(inf, nan)`` where the modes cannot be found."""
-        obj = self.obj
+        """``(F(x), dF/dx)``; ``(inf, nan)`` where the modes cannot be found. A point
+        evaluated among the last :data:`MEMO_SIZE` (same bits, same family and PIRLS
+        tolerance) is answered from memory."""
         x = np.asarray(x, dtype=float)
+        key = x.tobytes()
+        hit = self._memo.get(key)
+        obj = self.obj
+        if hit is not None and hit[0] is obj.family and hit[1] == obj.stage0_tol:
+            return hit[2], hit[3].copy()
+        value, grad = self._evaluate(x)
+        if np.isfinite(value):
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))
+            self._memo[key] = (obj.family, obj.stage0_tol, value, grad.copy())
+        return value, grad
+
+    def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        obj = self.obj
         obj.n_evals += 1
         self.n_grads += 1
         theta, beta, _, fam = obj.split(x)
@@ -223,8 +245,8 @@ class LaplaceGradient:
         lams = S.lambdas(theta)
         a = S.slot_values(lams)                                   # (n, P): Z Lambda
         self._factor(self._M, a, wl)
-        B = self._M.slot_inverse()                                # (n, P, P)
-        Ba = (B @ a[:, :, None])[:, :, 0]                         # (n, P)
+        B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()  # (n, P, P)
+        Ba = np.einsum("nst,nt->ns", B, a)                        # (n, P)
         lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
         r = dwl * lev
         if same:
@@ -276,14 +298,29 @@ class LaplaceGradient:
         ``z_u`` and ``Z Lambda z_u + X z_beta`` (the change of ``eta``)."""
         S, X = self.structure, self.design.X
         p = X.shape[1]
-        G = np.column_stack([S.scatter(a, (w * X[:, j])[:, None]) for j in range(p)]) \
-            if p else np.zeros((S.q, 0))
-        C = solve_columns(H, G)
+        G = self._scatter_columns(a, w[:, None] * X) if p else np.zeros((S.q, 0))
+        rhs = np.column_stack([G, S.scatter(a, r[:, None])])
+        # the blocked kernel solves all columns at once; the others column by column
+        sol = H.solve_many(rhs) if hasattr(H, "solve_many") else solve_columns(H, rhs)
+        C, hu = sol[:, :p], sol[:, p]
         schur = X.T @ (w[:, None] * X) - G.T @ C
-        hu = H.solve(S.scatter(a, r[:, None]))
         zb = np.linalg.solve(schur, X.T @ r - G.T @ hu) if p else np.zeros(0)
         zu = hu - C @ zb
         return zu, S.apply(a, zu)[:, 0] + X @ zb
+
+    def _scatter_columns(self, a: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """``A' V`` for an (n, m) matrix ``V`` of one-channel values: the q x m matrix
+        whose column ``j`` is ``S.scatter(a, V[:, j:j+1])``, as one product with the fixed
+        0/1 map of (observation, slot) to random effect (built once), instead of ``m``
+        ``bincount`` passes over the data."""
+        S = self.structure
+        n, P = a.shape
+        if self._scatter_matrix is None:
+            flat = S.J.ravel()
+            self._scatter_matrix = sp.csr_matrix(
+                (np.ones(flat.size), (flat, np.arange(flat.size))), shape=(S.q, flat.size))
+        vals = (a[:, :, None] * V[:, None, :]).reshape(n * P, V.shape[1])
+        return np.asarray(self._scatter_matrix @ vals)
 
 
 class Stage0Gradient(LaplaceGradient):
@@ -297,9 +334,8 @@ class Stage0Gradient(LaplaceGradient):
         Any nAGQ; no estimated negative binomial shape (see :func:`stage0_supported`).
     """
 
-    def __call__(self, theta) -> tuple[float, np.ndarray]:
+    def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         obj = self.obj
-        theta = np.asarray(theta, dtype=float)
         obj.n_evals += 1
         self.n_grads += 1
         fam = obj.family

@@ -63,21 +63,6 @@ def crossed(n=1500, n_a=40, n_b=12, seed=1, missing=True):
     return df
 
 
-@pytest.fixture
-def sync():
-    with dask.config.set(scheduler="synchronous"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def cluster_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
 def test_local_cluster_equals_in_memory(cluster_client):
     """Two worker processes, vector-valued term, REML (the issue's CI case)."""
     df = mm.datasets.load("sleepstudy")

@@ -68,21 +68,6 @@ def sim(n=900, n_a=25, n_b=8, seed=3):
     return df
 
 
-@pytest.fixture
-def sync():
-    with dask.config.set(scheduler="synchronous"):
-        yield
-
-
-@pytest.fixture(scope="module")
-def cluster_client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        yield client
-
-
 def _fits(formula, df, npartitions=3, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DroppedRowsWarning)

@@ -107,6 +107,13 @@ STAGE0_START_GTOL = 1e-3
 #: PIRLS tolerance of that stage: a step below 1e-6 leaves the modes ~1e-12 from the mode
 #: (quadratic convergence) and the log-determinant ~1e-4 off, far below what a start needs.
 STAGE0_START_PIRLS_TOL = 1e-6
+#: Trust radius (in log theta, max norm, from the best point so far) of that stage's
+#: quasi-Newton phase: a factor e^3 = 20 per step. BFGS's first curvature update can
+#: propose absurd jumps (theta 1 -> 258 on a binomial (x || g) fit with 1500 levels) where
+#: the joint PIRLS needs ~90 iterations, a third of the fit, only for the line search to
+#: step back; a relative covariance parameter that moves farther still gets there in
+#: several steps.
+STAGE0_MAX_LOG_STEP = 3.0
 #: Step of the finite differences that scale theta for the Laplace stage.
 STAGE0_FD_STEP = 1e-3
 #: Up to this many stage-0 parameters the scaling uses the full Hessian (else its diagonal).
@@ -254,7 +261,7 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
         gtol = STAGE0_START_GTOL if settings is STAGE0_START_SETTINGS else None
         opt, _, _ = minimize_with_gradient(
             traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0, fun.lower,
-            gtol=gtol)
+            gtol=gtol, max_log_step=STAGE0_MAX_LOG_STEP)
         obj.stage0_tol = tol
         failed = not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:")
         if failed or at_link_edge(obj, fun.theta(opt.x), fun.family(opt.x)):

@@ -71,12 +71,18 @@ def minimize_with_gradient(
     *,
     maxiter: int = 500,
     gtol: float | None = None,
+    max_log_step: float | None = None,
 ) -> tuple[OptSummary, np.ndarray, np.ndarray | None]:
     """Minimize ``fg`` (returning value and gradient) over ``x >= lower``.
 
     Only parameters with lower bound 0 use the log scale; others stay as they are.
     ``gtol`` replaces the log phase's gradient tolerance (:data:`LOG_PHASE_GTOL` and its
-    relative version) where a rougher optimum suffices (starting values).
+    relative version) where a rougher optimum suffices (starting values). ``max_log_step``
+    is a trust radius of the log phase: a trial point whose log-scale parameters lie
+    farther than this (max norm) from the best point so far is refused without evaluating
+    ``fg`` (answered like a failed evaluation, so the line search shortens the step). It
+    changes the path, not the optimum: every point within the radius of an iterate stays
+    reachable.
 
     Returns
     -------
@@ -112,6 +118,10 @@ def minimize_with_gradient(
         return f, g.copy()     # the caller may keep (or change) the gradient it gets
 
     def _fg_log(z):
+        if max_log_step is not None and best["g"] is not None:
+            zb = np.log(np.maximum(best["x"][logp], LOG_PHASE_FLOOR))
+            if np.max(np.abs(z[logp] - zb), initial=0.0) > max_log_step:
+                return 1e300, np.zeros_like(z)
         x = z.copy()
         x[logp] = np.exp(z[logp])
         f, g = fg(x)

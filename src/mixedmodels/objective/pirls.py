@@ -78,6 +78,11 @@ PIRLS_MAXIT = 100
 PIRLS_MAX_HALVINGS = 20
 #: PIRLS iterations expected from a good predicted start (see ``PIRLS._sensitivity``).
 PREDICTED_ITERATIONS = 2
+#: ... and for the joint (nAGQ = 0) modes, whose solves at the same distance take one
+#: more: from a good prediction the joint Newton steps need three to meet the tolerance
+#: (measured on grouseticks and VerbAgg), and refreshing the sensitivity after those cost
+#: a tenth of the stage's PIRLS time for no fewer iterations.
+PREDICTED_JOINT_ITERATIONS = 3
 #: A predicted start (first-order in theta and beta) that moves some linear predictor by
 #: more than this is outside the linear regime and is not used: near theta = 0 the modes
 #: ``u = b / theta`` are huge and their sensitivity predicts absurd jumps (eta ~ 600, with
@@ -677,7 +682,7 @@ class PIRLS:
             self._ref = None
             if self.predict:
                 # as for the Laplace modes: refreshed only when the prediction went stale
-                J = self._ref0[3] if self._ref0 is not None and it <= PREDICTED_ITERATIONS \
+                J = self._ref0[3] if self._ref0 is not None and it <= PREDICTED_JOINT_ITERATIONS \
                     else self._joint_sensitivity(lams, u, eta, mu, me, w, f)
                 self._ref0 = (theta, beta, u, J)
             beta = self.basis.to_user(beta)

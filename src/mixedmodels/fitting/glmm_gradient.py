@@ -238,7 +238,6 @@ def reset_pirls(obj) -> None:
     pirls.u_start = np.zeros(pirls.q)
     pirls.beta_start = None
     pirls._ref = None
-    pirls._ref0 = None
 
 
 def at_link_edge(obj, theta: np.ndarray, family) -> bool:

@@ -78,11 +78,6 @@ PIRLS_MAXIT = 100
 PIRLS_MAX_HALVINGS = 20
 #: PIRLS iterations expected from a good predicted start (see ``PIRLS._sensitivity``).
 PREDICTED_ITERATIONS = 2
-#: ... and for the joint (nAGQ = 0) modes, whose solves at the same distance take one
-#: more: from a good prediction the joint Newton steps need three to meet the tolerance
-#: (measured on grouseticks and VerbAgg), and refreshing the sensitivity after those cost
-#: a tenth of the stage's PIRLS time for no fewer iterations.
-PREDICTED_JOINT_ITERATIONS = 3
 #: A predicted start (first-order in theta and beta) that moves some linear predictor by
 #: more than this is outside the linear regime and is not used: near theta = 0 the modes
 #: ``u = b / theta`` are huge and their sensitivity predicts absurd jumps (eta ~ 600, with
@@ -290,8 +285,6 @@ class PIRLS:
         self.beta_start: np.ndarray | None = None   # joint mode: coefficients of X~
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
-        #: (theta, beta~, u, d[u, beta~]/dtheta) of the last joint (nAGQ = 0) solve
-        self._ref0 = None
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
         self._edge_seen = False  # a joint solve has met separated observations
@@ -429,50 +422,6 @@ class PIRLS:
         th0, b0, u0, J = ref
         return u0 + J @ np.concatenate([theta - th0, beta - b0])
 
-    def _joint_sensitivity(self, lams, u, eta, mu, me, w, f) -> np.ndarray:
-        """``d [u, beta~] / d theta`` at the joint (nAGQ = 0) modes, (q + p, n_theta), to
-        predict the joint modes at nearby theta (a warm start only).
-
-        The joint modes solve ``u + Lambda' Z' g = 0`` and ``X~' g + G~ G~' beta~ = 0``
-        (``g = d(dev/2)/d eta``, ``G~`` the prior root, if any). Differentiating in a scalar
-        term's ``theta_k`` (``dLambda/dtheta_k = E_k``, so ``d eta/d theta_k = Z E_k u``)
-        gives ``[[M, B], [B', C]] d[u, beta~] = -[R_u, R_b]`` with ``B = Lambda' Z' W X~``,
-        ``C = X~' W X~ + G~ G~'``, ``R_u`` as in :meth:`_sensitivity` and ``R_b = X~' W Z
-        E_k u``, solved through the Schur complement ``C - B' M^{-1} B``. Columns of
-        vector-valued terms are left at zero.
-        """
-        g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
-        Ru = self._theta_rhs(lams, u, w, g)
-        p, k = self.p, Ru.shape[1]
-        Rb = np.zeros((p, k))
-        off = 0
-        for t, sl in zip(self.design.terms, self.slices, strict=True):
-            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1 and p:
-                v = np.zeros(self.q)
-                v[off:off + t.q] = u[off:off + t.q]
-                Rb[:, sl.start] = self.Xt.T @ (w * (self.Zs @ v))
-            off += t.q
-        if not p:
-            return -self.psystem.solve_M(f, Ru)
-        WX = w[:, None] * self.Xt
-        B = self.lambda_t(lams, self.ZsT @ WX)
-        C = self.Xt.T @ WX
-        if self.beta_prior_root is not None:
-            G = self._prior_root_internal()
-            C = C + G @ G.T
-        sol = self.psystem.solve_M(f, np.hstack([Ru, B]))
-        V, Y = sol[:, :k], sol[:, k:]
-        db = np.linalg.solve(C - B.T @ Y, B.T @ V - Rb)
-        return np.vstack([-V - Y @ db, db])
-
-    def _predict_joint(self, theta) -> tuple[np.ndarray, np.ndarray] | None:
-        ref = self._ref0
-        if ref is None or ref[0].shape != theta.shape:
-            return None
-        th0, b0, u0, J = ref
-        d = J @ (theta - th0)
-        return u0 + d[:self.q], b0 + d[self.q:]
-
     def _step_weights(self, eta, mu, me, fisher: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, bool]:
         """Weights and working residual of one PIRLS step: ``(W, -g / W, observed)``.
@@ -572,13 +521,10 @@ class PIRLS:
                 b = self.basis.from_user(np.asarray(beta0, dtype=float))
             else:
                 b = self.beta_start
-            fresh = b is None
-            if fresh:
+            if b is None:
                 b = self._initial_beta()
                 u = np.zeros(self.q)
             beta = np.asarray(b, dtype=float).copy()
-            if u0 is None and beta0 is None and self.predict and not fresh:
-                u, beta = self._better_joint_start(theta, lams, u, beta, X, off)
         else:
             beta = np.asarray(beta, dtype=float)
             if u0 is None and self.predict:
@@ -680,11 +626,6 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
-            if self.predict:
-                # as for the Laplace modes: refreshed only when the prediction went stale
-                J = self._ref0[3] if self._ref0 is not None and it <= PREDICTED_JOINT_ITERATIONS \
-                    else self._joint_sensitivity(lams, u, eta, mu, me, w, f)
-                self._ref0 = (theta, beta, u, J)
             beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more
@@ -695,27 +636,6 @@ class PIRLS:
             self._ref = (theta, beta, u, J)
         return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
                            observed)
-
-    def _better_joint_start(self, theta, lams, u, beta, X, off):
-        """The predicted joint modes (:meth:`_predict_joint`) when they are a valid start
-        within the linear regime (``PREDICT_MAX_DETA``) whose penalized deviance is below
-        the previous modes'; the previous modes otherwise. Only the start changes: PIRLS
-        converges to the same modes from either."""
-        guess = self._predict_joint(theta)
-        if guess is None:
-            return u, beta
-        ug, bg = guess
-        if not self._small_move(lams, ug - u):
-            return u, beta
-        dfix = X @ (bg - beta)
-        if float(np.max(np.abs(dfix), initial=0.0)) > PREDICT_MAX_DETA:
-            return u, beta
-        pdevs = []
-        for uc, bc in ((u, beta), (ug, bg)):
-            _, mu, _, dev = self._state(X @ bc + off, lams, uc)
-            pdevs.append(np.inf if mu is None else
-                         dev + float(uc @ uc) + self._beta_penalty(bc, True))
-        return (ug, bg) if pdevs[1] < pdevs[0] else (u, beta)
 
     @staticmethod
     def _slack(pdev: float, eta, w, wres) -> float:

@@ -483,8 +483,38 @@ class InvWishart(Prior):
                 f"{self.posterior_scale}, common.scale = {str(self.common_scale).upper()})")
 
 
+class _ScalarScalePrior(Prior):
+    """What blme's gamma and inverse-gamma priors share: a prior on a scalar term's sd or
+    variance, or on the residual variance (``posterior_scale`` picks sd or var, so the
+    prior's argument is ``|lambda|`` raised to :attr:`_pow`), with the gamma function's
+    normalizing constant in its second parameter (gamma's rate, inverse gamma's scale)."""
+
+    @property
+    def _pow(self) -> int:
+        return 2 if self.posterior_scale == "var" else 1
+
+    def _resolved_common_scale(self, ctx: PriorContext, what: str) -> bool | None:
+        if ctx.kind == "resid":
+            if self.common_scale is not None:
+                raise ValueError(f"{what}: common_scale does not apply to a residual prior")
+            return None         # a residual prior is on sigma itself (blme prints no scale)
+        return self._common_scale(ctx, self.common_scale)
+
+    def _gamma_constant(self, second: float) -> float:
+        """``-2 (shape log(second) - lgamma(shape))``; 0 for the flat (zero) cases."""
+        if self.shape == 0.0 or second == 0.0:
+            return 0.0
+        return float(-2.0 * (self.shape * math.log(second) - gammaln(self.shape)))
+
+    def _describe(self, second_name: str, second: float) -> str:
+        text = (f"{self.blme_name}(shape = {_fmt(self.shape)}, {second_name} = "
+                f"{_fmt(second)}, posterior.scale = {self.posterior_scale}")
+        return text + (f", common.scale = {str(self.common_scale).upper()})"
+                       if self.common_scale is not None else ")")
+
+
 @dataclass(frozen=True)
-class Gamma(Prior):
+class Gamma(_ScalarScalePrior):
     r"""Gamma prior: on the sd or variance of a scalar random-effects term, or on the
     residual variance.
 
@@ -521,23 +551,13 @@ class Gamma(Prior):
         rate = 0.0 if self.rate is None else _positive("rate", self.rate, what)
         post = ("var" if resid else "sd") if self.posterior_scale is None else \
             _scale_choice(self.posterior_scale, ("sd", "var"), what)
-        if resid:
-            if self.common_scale is not None:
-                raise ValueError(f"{what}: common_scale does not apply to a residual prior")
-            common = None       # a residual prior is on sigma itself (blme prints no scale)
-        else:
-            common = self._common_scale(ctx, self.common_scale)
-        return replace(self, shape=shape, rate=rate, common_scale=common, posterior_scale=post)
-
-    @property
-    def _pow(self) -> int:
-        return 2 if self.posterior_scale == "var" else 1
+        return replace(self, shape=shape, rate=rate,
+                       common_scale=self._resolved_common_scale(ctx, what),
+                       posterior_scale=post)
 
     @property
     def constant(self) -> float:
-        if self.shape == 0.0 or self.rate == 0.0:
-            return 0.0
-        return float(-2.0 * (self.shape * math.log(self.rate) - gammaln(self.shape)))
+        return self._gamma_constant(self.rate)
 
     @property
     def df_adjust(self) -> float:
@@ -563,14 +583,11 @@ class Gamma(Prior):
         return self.shape > 1.0
 
     def describe(self) -> str:
-        text = (f"gamma(shape = {_fmt(self.shape)}, rate = {_fmt(self.rate)}, "
-                f"posterior.scale = {self.posterior_scale}")
-        return text + (f", common.scale = {str(self.common_scale).upper()})"
-                       if self.common_scale is not None else ")")
+        return self._describe("rate", self.rate)
 
 
 @dataclass(frozen=True)
-class InvGamma(Prior):
+class InvGamma(_ScalarScalePrior):
     r"""Inverse-gamma prior on the sd or variance of a scalar term, or on the residual
     variance: density ``~ x^{-shape-1} exp(-scale / x)``.
 
@@ -613,24 +630,13 @@ class InvGamma(Prior):
             scale = _positive("scale", self.scale, what)
         post = d_post if self.posterior_scale is None else \
             _scale_choice(self.posterior_scale, ("sd", "var"), what)
-        if resid:
-            if self.common_scale is not None:
-                raise ValueError(f"{what}: common_scale does not apply to a residual prior")
-            common = None       # a residual prior is on sigma itself (blme prints no scale)
-        else:
-            common = self._common_scale(ctx, self.common_scale)
-        return replace(self, shape=shape, scale=scale, common_scale=common,
+        return replace(self, shape=shape, scale=scale,
+                       common_scale=self._resolved_common_scale(ctx, what),
                        posterior_scale=post)
 
     @property
-    def _pow(self) -> int:
-        return 2 if self.posterior_scale == "var" else 1
-
-    @property
     def constant(self) -> float:
-        if self.shape == 0.0 or self.scale == 0.0:
-            return 0.0
-        return float(-2.0 * (self.shape * math.log(self.scale) - gammaln(self.shape)))
+        return self._gamma_constant(self.scale)
 
     @property
     def df_adjust(self) -> float:
@@ -658,10 +664,7 @@ class InvGamma(Prior):
         return self.scale > 0.0
 
     def describe(self) -> str:
-        text = (f"invgamma(shape = {_fmt(self.shape)}, scale = {_fmt(self.scale)}, "
-                f"posterior.scale = {self.posterior_scale}")
-        return text + (f", common.scale = {str(self.common_scale).upper()})"
-                       if self.common_scale is not None else ")")
+        return self._describe("scale", self.scale)
 
 
 def _coef_log(coef: float, x: float) -> float:

@@ -16,9 +16,7 @@ Writes benchmarks/results/glmmtmb.json and a Markdown table next to it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,9 +28,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
 import glmmtmb_fixtures as gf  # noqa: E402
 import mixedmodels as mm  # noqa: E402
+from benchmarks.comparison import comparison_parser, run_meta, selected, write_results  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "glmmtmb.json"
 #: The visible glmmTMB models' twins first, then a spread of the corpus.
@@ -122,18 +122,9 @@ def _markdown(rows, meta) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--with-r", action="store_true")
-    ap.add_argument("--only", default="")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
-    args = ap.parse_args(argv)
-    ids = [i for i in MODELS if not args.only or i in args.only.split(",")]
-    import os
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
-            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "repeat": args.repeat,
-            "with_r": args.with_r, "python": platform.python_version(),
-            "mixedmodels": mm.__version__}
+    args = comparison_parser(__doc__, DEFAULT_OUT).parse_args(argv)
+    ids = selected(MODELS, args.only)
+    meta = run_meta(args)
     rows = [time_ours(i, args.repeat) for i in ids]
     if args.with_r:
         tmb = time_glmmtmb(ids, args.repeat)
@@ -149,9 +140,7 @@ def main(argv=None) -> int:
               f"{r.get('glmmtmb_seconds') or float('nan'):.3f}s  CPU {r['cpu_seconds']:.3f}s "
               f"glmmTMB {r.get('glmmtmb_cpu_seconds') or float('nan'):.3f}s  "
               f"grads {r['gradients']}", flush=True)
-    out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(_markdown(rows, meta))
+    write_results(args.out, meta, rows, _markdown)
     return 0
 
 

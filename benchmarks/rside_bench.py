@@ -20,11 +20,8 @@ Writes benchmarks/results/rside.json and a Markdown table next to it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -35,9 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import mixedmodels as mm  # noqa: E402
 import rside_fixtures as rf  # noqa: E402
+from benchmarks.comparison import comparison_parser, load_average, run_meta, selected, write_results  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "rside.json"
 #: Shortest CPU time of one timed batch of fits, in seconds (R's proc.time has a
@@ -119,18 +117,10 @@ def _markdown(rows, meta) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--with-r", action="store_true")
-    ap.add_argument("--only", default="")
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
-    args = ap.parse_args(argv)
-    only = set(filter(None, args.only.split(",")))
-    fixtures = [f for f in rf.models(*KINDS) if not only or f["name"] in only]
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
-            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "repeat": args.repeat,
-            "with_r": args.with_r, "python": platform.python_version(),
-            "mixedmodels": mm.__version__}
+    args = comparison_parser(__doc__, DEFAULT_OUT).parse_args(argv)
+    models = {f["name"]: f for f in rf.models(*KINDS)}
+    fixtures = [models[name] for name in selected(models, args.only)]
+    meta = run_meta(args)
     rows = [time_ours(f, args.repeat) for f in fixtures]
     if args.with_r:
         ref = time_nlme(fixtures, args.repeat)
@@ -139,10 +129,8 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['id']:28s} {r['seconds']:.4f}s  nlme "
               f"{r.get('nlme_seconds') or r['nlme_recorded_seconds']:.4f}s", flush=True)
-    meta["load_end"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
-    out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(_markdown(rows, meta))
+    meta["load_end"] = load_average()
+    write_results(args.out, meta, rows, _markdown)
     return 0
 
 

@@ -17,10 +17,7 @@ Writes benchmarks/results/structures.json and a Markdown table next to it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -30,9 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 
-import mixedmodels as mm  # noqa: E402
 import structures_fixtures as sf  # noqa: E402
+from benchmarks.comparison import comparison_parser, run_meta, selected, write_results  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "structures.json"
 R_SCRIPT = ROOT / "tools" / "r" / "structures_fixtures.R"
@@ -109,21 +107,14 @@ def _markdown(rows, meta) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--with-r", action="store_true")
-    ap.add_argument("--only", default="", help="comma-separated fixture ids")
+    ap = comparison_parser(__doc__, DEFAULT_OUT, repeat=3,
+                           only_help="comma-separated fixture ids")
     ap.add_argument("--newer-lib", default=NEWER_LIB)
-    ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="cpu",
                     help="time fits by CPU time (default; ours and R's process) or wall time")
     args = ap.parse_args(argv)
-    ids = [i for i in sf.ids() if not args.only or i in args.only.split(",")]
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.platform(),
-            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "repeat": args.repeat,
-            "with_r": args.with_r, "clock": args.clock,
-            "python": platform.python_version(),
-            "mixedmodels": mm.__version__}
+    ids = selected(sf.ids(), args.only)
+    meta = run_meta(args, clock=args.clock)
     rows = []
     for fid in ids:
         fx = sf.load(fid)
@@ -139,9 +130,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['id']:18s} {r['door']:8s} {r['seconds']:.3f}s  glmmTMB "
               f"{r.get('glmmtmb_seconds') or float('nan'):.3f}s", flush=True)
-    out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    out.with_suffix(".md").write_text(_markdown(rows, meta))
+    write_results(args.out, meta, rows, _markdown)
     return 0
 
 

@@ -12,17 +12,17 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .._errors import ConvergenceWarning, SingularFitWarning
+from .._errors import SingularFitWarning
 from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design, check_lmm_identifiable, materialize
-from ..diagnostics import check_convergence, is_singular_theta, singular_message
+from ..diagnostics import is_singular_theta, singular_message
 from ..fitting.common import (
     check_flag,
     check_optimizer,
     collect_warnings,
-    newton_polish,
     package_messages,
+    polished_and_checked,
     resolve_reml,
     snap_to_boundary,
 )
@@ -137,14 +137,8 @@ def _fit(design, obj, optimizer, optimizer_settings, start, check_conv) -> Blmer
     x, fval = snap_to_boundary(obj, coords.to_x(opt.x), opt.fval, lower)
     conv = None
     if check_conv:
-        conv = check_convergence(obj, x, lower, fval, grad_tol=0.0)
-        polished, fnew = newton_polish(obj, x, fval, lower, conv.gradient, conv.hessian,
-                                       conv.active)
-        if fnew < fval:
-            x, fval = polished, fnew
-            conv = check_convergence(obj, x, lower, fval)
-        if not conv.converged:
-            emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
+        x, fval, conv = polished_and_checked(obj, x, fval, lower, stacklevel=4,
+                                             grad_tol=0.0)
     theta = x[:design.n_theta]
     if is_singular_theta(theta, design.theta_lower()):
         groups = []

@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .._errors import FormulaError, SingularFitWarning
+from .._errors import ConvergenceWarning, FormulaError, SingularFitWarning
 from .._messages import collecting, emit_warning
-from ..diagnostics import singular_groups, singular_message
+from ..diagnostics import check_convergence, singular_groups, singular_message
 from ..optim import minimize
 
 __all__ = [
@@ -136,6 +136,28 @@ def newton_polish(fun: Callable[[np.ndarray], float], x: np.ndarray, fval: float
     trial[free] = np.maximum(x[free] - step, lower[free])
     f = fun(trial)
     return (trial, f) if f < fval else (x, fval)
+
+
+def polished_and_checked(fun, x: np.ndarray, fval: float, lower: np.ndarray, *,
+                         stacklevel: int, **check_kw):
+    """The convergence check, one :func:`newton_polish` step from its derivatives (the
+    check repeated at the polished point when the step helped), and the warning when the
+    check fails (``stacklevel`` as the caller would pass to :func:`emit_warning`).
+    ``check_kw`` go to the first check only.
+
+    Returns
+    -------
+    x, fval, ConvergenceCheck
+    """
+    conv = check_convergence(fun, x, lower, fval, **check_kw)
+    polished, fnew = newton_polish(fun, x, fval, lower, conv.gradient, conv.hessian,
+                                   conv.active)
+    if fnew < fval:
+        x, fval = polished, fnew
+        conv = check_convergence(fun, x, lower, fval)
+    if not conv.converged:
+        emit_warning(conv.message, ConvergenceWarning, stacklevel=stacklevel + 1)
+    return x, fval, conv
 
 
 def warn_if_poorly_scaled(design) -> None:

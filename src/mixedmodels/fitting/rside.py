@@ -18,12 +18,11 @@ from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design
-from ..diagnostics import check_convergence
 from ..optim import OptSummary, minimize
 from ..rside.objective import GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
-from .common import newton_polish, snap_to_boundary, warn_if_singular
+from .common import polished_and_checked, snap_to_boundary, warn_if_singular
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "fit_gls_design", "fit_rside_lmm"]
@@ -73,14 +72,7 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage):
     if check_conv:
         grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
         kw = {} if grad_tol is None else {"grad_tol": grad_tol}
-        conv = check_convergence(obj, x, lower, fval, **kw)
-        polished, fnew = newton_polish(obj, x, fval, lower, conv.gradient, conv.hessian,
-                                       conv.active)
-        if fnew < fval:
-            x, fval = polished, fnew
-            conv = check_convergence(obj, x, lower, fval)
-        if not conv.converged:
-            emit_warning(conv.message, ConvergenceWarning, stacklevel=5)
+        x, fval, conv = polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
     return x, fval, opt, conv
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["chol_inplace", "solve_lower", "solve_lower_t", "tril_copy"]
+__all__ = ["chol_inplace", "mirror_lower_inplace", "solve_lower", "solve_lower_t", "tril_copy"]
 
 _dpotrf = lapack.dpotrf
 _dtrtrs = lapack.dtrtrs
@@ -44,6 +44,30 @@ def solve_lower_t(L: np.ndarray, b: np.ndarray) -> np.ndarray:
 def tril_copy(a: np.ndarray) -> np.ndarray:
     """Lower triangle of ``a`` with explicit zeros above the diagonal."""
     return np.tril(a)
+
+
+#: Rows per panel of :func:`mirror_lower_inplace`: a panel and its transposed partner stay
+#: in cache while one is copied into the other.
+MIRROR_PANEL = 256
+
+
+def mirror_lower_inplace(a: np.ndarray) -> np.ndarray:
+    """Make the square C-ordered ``a`` symmetric from its lower triangle, in place.
+
+    One pass over the strict upper triangle, a panel of :data:`MIRROR_PANEL` rows at a
+    time (``np.tril(a) + np.tril(a, -1).T`` reads and writes the whole matrix four times
+    and allocates three copies; on the 2,200-column dense block of a large crossed model it
+    cost a tenth of a gradient evaluation). Returns ``a``.
+    """
+    n = a.shape[0]
+    for i0 in range(0, n, MIRROR_PANEL):
+        i1 = min(n, i0 + MIRROR_PANEL)
+        diag = a[i0:i1, i0:i1]
+        upper = np.triu_indices(i1 - i0, 1)
+        diag[upper] = diag.T[upper]
+        if i1 < n:
+            a[i0:i1, i1:] = a[i1:, i0:i1].T
+    return a
 
 
 _dtrtri = lapack.dtrtri

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..linalg.blocked import BlockedFactor, BlockedSystem
-from ..linalg.lapack import inverse_crossprod_inplace, solve_lower_t
+from ..linalg.lapack import inverse_crossprod_inplace, mirror_lower_inplace, solve_lower_t
 
 __all__ = ["general_gradient", "has_jacobian", "scalar_terms_gradient", "supports_gradient"]
 
@@ -270,10 +270,8 @@ def _term_parts(F: np.ndarray, V: np.ndarray, nl: int, pk: int, w_beta: np.ndarr
 
 
 def _symmetrize_lower(S: np.ndarray) -> np.ndarray:
-    """Full symmetric matrix from the lower triangle of ``S`` (C order)."""
-    lower = np.tril(S)
-    lower += np.tril(S, -1).T
-    return lower
+    """Full symmetric matrix from the lower triangle of ``S`` (C order), in place."""
+    return mirror_lower_inplace(S)
 
 
 def _first_block_quadratic(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray,
@@ -334,6 +332,8 @@ def _rest_logdet_parts(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray
             val = 0.0 if lv == 0.0 else float(np.sum(1.0 - diag[sl])) / lv
             out.append(np.array([[val]]))
         return out
+    if _well_conditioned(lams):
+        return _rest_logdet_parts_inverse(rd, Sinv, lams)
     A = system.A
     At = np.array(A.A22, dtype=float, copy=True)
     C = system._first_weights(m1[:, 0, 0] if system.p1 == 1 else m1)
@@ -349,3 +349,38 @@ def _rest_logdet_parts(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray
     E = rd.right(lams, At)                                      # A~22 Lambda_r
     sums = rd.diag_block_sums(Sinv, E)                          # sum_i X_ii
     return [s.T for s in sums]
+
+
+#: Smallest singular value of every rest term's ``lambda_k`` for which
+#: :func:`_rest_logdet_parts` takes the shortcut through ``lambda_k^{-1}``. Relative
+#: covariance factors are O(0.01 - 10); near a singular fit (a variance or a correlation at
+#: its bound) the exact path, which never inverts ``lambda``, keeps the gradient accurate.
+LAMBDA_INVERSE_MIN_SV = 1e-2
+
+
+def _well_conditioned(lams) -> bool:
+    """Every ``lambda_k`` invertible with singular values at least
+    :data:`LAMBDA_INVERSE_MIN_SV`."""
+    return all(np.linalg.svd(lam, compute_uv=False)[-1] >= LAMBDA_INVERSE_MIN_SV
+               for lam in lams)
+
+
+def _rest_logdet_parts_inverse(rd, Sinv: np.ndarray, lams) -> list[np.ndarray]:
+    r"""``T_k`` of the rest terms when every ``lambda_k`` is invertible.
+
+    ``S = \Lambda_r'\tilde A_{22}\Lambda_r + I`` gives ``S^{-1}\Lambda_r'\tilde A_{22} =
+    (I - S^{-1})\Lambda_r^{-1}``, whose level blocks are ``(I - (S^{-1})_{ii})
+    \lambda_k^{-1}``; so
+
+    .. math:: T_k = \big[(l_k I - \textstyle\sum_i (S^{-1})_{ii})\,\lambda_k^{-1}\big]'
+
+    needs only the diagonal blocks of ``S^{-1}`` (``Sinv`` symmetric): no
+    ``\tilde A_{22}`` (a copy of the dense block, the pattern's product and a
+    block-diagonal product per gradient).
+    """
+    out = []
+    for (sl, nl, p), lam in zip(rd.terms(), lams, strict=True):
+        idx = sl.start + np.arange(nl * p).reshape(nl, p)
+        blocks = Sinv[idx[:, :, None], idx[:, None, :]].sum(axis=0)
+        out.append(np.linalg.solve(lam.T, (nl * np.eye(p) - blocks).T))
+    return out

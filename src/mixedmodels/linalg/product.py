@@ -48,6 +48,9 @@ class ProductPattern:
         ``n_rows x n_rows`` result; ``rows`` and ``cols`` are their coordinates.
     P : scipy.sparse.csr_matrix
         ``(n_positions, n_cols)``: ``values = P @ c``.
+    weights : ndarray
+        1 at diagonal positions, 2 off the diagonal (a symmetric inner product read from
+        the lower triangle).
     """
 
     def __init__(self, A: sp.csr_matrix, keep_refresh: bool = False):
@@ -74,43 +77,51 @@ class ProductPattern:
         # than sorting pairs)
         flat_dtype = np.int32 if n_rows * n_rows < 2**31 else np.int64
         table = np.zeros(n_rows * n_rows, dtype=np.int64)
-        flats, out_cols, left, right = [], [], [], []
+        flats, left, right = [], [], []
         for a, b in self._chunks:
-            ea, eb, col = self._pairs(a, b)
-            flat = (self._csc_rows[ea] * n_rows + self._csc_rows[eb]).astype(flat_dtype)
+            ea, eb = self._pairs(a, b)
+            flat = self._csc_rows[ea] * n_rows
+            flat += self._csc_rows[eb]
+            flat = flat.astype(flat_dtype)
             table[flat] = 1
             flats.append(flat)
-            out_cols.append(col.astype(np.int32))
             left.append(self._csc_to_csr[ea].astype(np.int32))
             right.append(self._csc_to_csr[eb].astype(np.int32))
         self.flat = np.flatnonzero(table)
         table[self.flat] = np.arange(self.flat.size)
         self.rows = (self.flat // n_rows).astype(np.intp)
         self.cols = (self.flat % n_rows).astype(np.intp)
+        #: 1 on the diagonal, 2 off it: the weights of the lower-triangle positions in a
+        #: symmetric inner product
+        self.weights = np.where(self.rows == self.cols, 1.0, 2.0)
         # pass 2: output row of every pair. Within a column each row appears once, so every
         # pair is its own entry of P (no duplicates to sum).
         for i, flat in enumerate(flats):
             flats[i] = table[flat].astype(np.int32)
         del table
         out_row = np.concatenate(flats) if flats else np.zeros(0, np.int32)
-        out_col = np.concatenate(out_cols) if out_cols else np.zeros(0, np.int32)
         ea = np.concatenate(left) if left else np.zeros(0, np.int32)
         eb = np.concatenate(right) if right else np.zeros(0, np.int32)
-        del flats, out_cols, left, right
-        # CSR structure with entry numbers as data tells where each pair lands; pairs are
-        # generated column by column, so within a row the columns are already increasing
-        order = sp.csr_matrix((np.arange(1, out_row.size + 1, dtype=float),
-                               (out_row, out_col)), shape=(self.flat.size, n_cols))
+        del flats, left, right
+        self._shape = (self.flat.size, n_cols)
+        # pairs come column by column: that is P in CSC order already (no sort); the CSR
+        # P is kept (its mat-vec gathers; the CSC one scatters into millions of positions
+        # at ~3x the cost) and CSC -> CSR is a linear-time transpose. The entry numbers
+        # carried as data give the permutation of the pairs' CSR data positions.
+        indptr = np.concatenate([[0], np.cumsum(pairs)])
+        order = sp.csc_matrix((np.arange(1, out_row.size + 1, dtype=float), out_row, indptr),
+                              shape=self._shape).tocsr()
         perm = order.data.astype(np.int64) - 1
         self._indices, self._indptr = order.indices, order.indptr
-        self._shape = (self.flat.size, n_cols)
+        del order
         ea, eb = ea[perm], eb[perm]
         self._ea, self._eb = (ea, eb) if keep_refresh else (None, None)
         self.P = sp.csr_matrix((A.data[ea] * A.data[eb], self._indices, self._indptr),
                                shape=self._shape)
 
     def _pairs(self, first: int, stop: int):
-        """CSC positions (e, e') of the pairs e' <= e within columns [first, stop)."""
+        """CSC positions (e, e') of the pairs e' <= e within columns [first, stop), column
+        by column."""
         indptr = self._indptr_c
         counts = np.diff(indptr[first:stop + 1])
         cols = np.repeat(np.arange(first, stop), counts)
@@ -118,9 +129,11 @@ class ProductPattern:
         pos_in_col = ent - np.repeat(indptr[first:stop], counts)
         n_pairs = pos_in_col + 1
         e = np.repeat(ent, n_pairs)
-        offsets = np.arange(e.size) - np.repeat(np.cumsum(n_pairs) - n_pairs, n_pairs)
-        e2 = np.repeat(indptr[cols], n_pairs) + offsets
-        return e, e2, np.repeat(cols, n_pairs)
+        # entry e pairs with the first pos_in_col + 1 entries of its column:
+        # e2 = (column start) + (rank of the pair within e's run)
+        base = np.cumsum(n_pairs) - n_pairs - indptr[cols]
+        e2 = np.arange(e.size, dtype=np.int64) - np.repeat(base, n_pairs)
+        return e, e2
 
     @property
     def can_refresh(self) -> bool:
@@ -210,6 +223,7 @@ class BlockProductPattern:
              np.concatenate([[0], np.cumsum(counts)])), shape=(n_rows, self.n_blocks))
         base = ProductPattern(collapsed, keep_refresh=True)
         self.flat, self.rows, self.cols, self.n_rows = base.flat, base.rows, base.cols, n_rows
+        self.weights = base.weights
         pp = p * p
         self._starts_a = starts[base._ea]
         self._starts_b = starts[base._eb]
@@ -259,6 +273,5 @@ class BlockProductPattern:
 
         Returns (n_blocks, p, p).
         """
-        weights = np.where(self.rows == self.cols, 1.0, 2.0)
-        Y = (self.P.T @ (S_lower * weights)).reshape(self.n_blocks, self.p, self.p)
+        Y = (self.P.T @ (S_lower * self.weights)).reshape(self.n_blocks, self.p, self.p)
         return 0.5 * (Y + Y.transpose(0, 2, 1))

@@ -100,8 +100,7 @@ def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.nda
         product = system._product
         if product is not None:
             vals = product.values(c) * lam_r[product.rows] * lam_r[product.cols]
-            weights = np.where(product.rows == product.cols, 1.0, 2.0)
-            t[0] += float(np.sum(Sinv.reshape(-1)[product.flat] * vals * weights))
+            t[0] += float(np.sum(Sinv.reshape(-1)[product.flat] * vals * product.weights))
         else:
             L21 = system.l21(f)
             H = (L21.multiply(1.0 / d[None, :]) @ L21.multiply(1.0 / d[None, :]).T).toarray()
@@ -291,8 +290,7 @@ def _first_block_quadratic(system: BlockedSystem, f: BlockedFactor, Sinv: np.nda
         else:
             vals = S_lam.reshape(-1)[product.flat]
         if p1 == 1:
-            weights = np.where(product.rows == product.cols, 1.0, 2.0)
-            return (product.P.T @ (vals * weights)).reshape(l1, 1, 1)
+            return (product.P.T @ (vals * product.weights)).reshape(l1, 1, 1)
         return product.block_quadratic(vals)
     # no pattern (too many pairs): the same quadratic forms through chunks of columns
     S_full = S_lam if S_lam is not None else \

@@ -134,6 +134,14 @@ def minimize_with_gradient(
         z = intermediate_result.x
         if np.any(z[logp] < np.log(LOG_PHASE_FLOOR)):
             raise _HeadingToBoundError
+        # an accepted iterate whose small parameter is still pushed down: in log scale
+        # its gradient vanishes like theta^2 and BFGS only creeps towards the bound (a
+        # factor ~0.7 per evaluation, a dozen evaluations from 1e-2 to the floor), while
+        # the bounded polish in theta lands on it in a few
+        hit = memo.get(z.tobytes())
+        if hit is not None and np.any((z[logp] < np.log(POLISH_CANDIDATE))
+                                      & (hit[1][logp] > 0)):
+            raise _HeadingToBoundError
 
     start = np.where(logp, np.log(np.maximum(x0, LOG_PHASE_FLOOR)), x0)
     f0, _ = fg_log(start)

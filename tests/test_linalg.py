@@ -284,3 +284,38 @@ def test_block_diagonal_products_match_dense():
                    for i in range(nl))
         np.testing.assert_allclose(got, want, atol=1e-12)
         off += nl * p
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g1) + (x | g2)",
+                                     "y ~ x + (x | g1) + (x | g2)"])
+def test_rest_logdet_shortcut_matches_the_exact_path(formula, monkeypatch):
+    # the lambda_k^{-1} shortcut for well-conditioned rest terms against the path that
+    # never inverts lambda (forced by declaring every lambda ill-conditioned)
+    import mixedmodels.objective.lmm_gradient as lg
+
+    design = mm.materialize(mm.parse_formula(formula), _simulated(seed=5), weights="w")
+    obj = mm.LMMObjective(design, method="blocked")
+    theta = np.linspace(0.4, 1.2, design.n_theta) * np.where(design.theta_lower() == 0, 1, -1)
+    _, fast = obj.value_and_gradient(theta)
+    monkeypatch.setattr(lg, "_well_conditioned", lambda lams: False)
+    _, exact = obj.value_and_gradient(theta)
+    np.testing.assert_allclose(fast, exact, rtol=1e-10, atol=1e-10)
+
+
+def test_well_conditioned_rule():
+    from mixedmodels.objective.lmm_gradient import LAMBDA_INVERSE_MIN_SV, _well_conditioned
+
+    assert _well_conditioned([np.eye(2), np.array([[0.5]])])
+    assert not _well_conditioned([np.array([[1.0, 0.0], [0.3, 0.0]])])        # singular
+    assert not _well_conditioned([np.array([[LAMBDA_INVERSE_MIN_SV / 2]])])
+
+
+@pytest.mark.parametrize("n", [1, 3, 256, 257, 600])
+def test_mirror_lower_inplace(n):
+    from mixedmodels.linalg.lapack import mirror_lower_inplace
+
+    a = np.random.default_rng(n).standard_normal((n, n))
+    expected = np.tril(a) + np.tril(a, -1).T
+    out = mirror_lower_inplace(a)
+    assert out is a
+    np.testing.assert_array_equal(a, expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -123,3 +124,31 @@ def test_lme4_class_fits_run_with_one_blas_thread(monkeypatch):
     assert seen and set(seen) == {1}
     design = mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep).design
     assert threads.dense_block_size(design.terms) == 18
+
+
+def test_gradient_path_leaves_the_log_phase_for_a_vanishing_term(monkeypatch):
+    # three terms on one factor, the third with no variance in the data: the log-theta
+    # phase hands over to the bounded polish once that parameter is small and still pushed
+    # down, and the fit lands on the bound with the derivative-free optimum's objective
+    rng = np.random.default_rng(10)
+    n, k = 1_200, 60
+    g = rng.integers(0, k, n)
+    x, z = rng.standard_normal(n), rng.standard_normal(n)
+    y = 1.0 + x + rng.normal(0, 0.8, k)[g] + rng.normal(0, 0.4, k)[g] * x \
+        + rng.standard_normal(n)
+    data = pd.DataFrame({"y": y, "x": x, "z": z, "g": pd.Categorical(g)})
+    formula = "y ~ x + (1 | g) + (0 + x | g) + (0 + z | g)"
+    design = mm.materialize(mm.parse_formula(formula), data)
+    obj = mm.LMMObjective(design, method="blocked")
+    grad_opt, _, _ = minimize_with_gradient(obj.value_and_gradient, obj.theta0, obj.lower)
+    bob = minimize(obj, obj.theta0, obj.lower)
+    assert grad_opt.fval <= bob.fval + OBJECTIVE_ATOL
+    assert grad_opt.x[2] == 0.0 and bob.x[2] == 0.0
+    np.testing.assert_allclose(grad_opt.x, bob.x, rtol=1e-3)
+    # without the early hand-over (the log phase creeping down to its floor) it costs more
+    import mixedmodels.optim.gradient as gradient
+
+    monkeypatch.setattr(gradient, "LOG_PHASE_HANDOVER", gradient.LOG_PHASE_FLOOR)
+    slow, _, _ = minimize_with_gradient(obj.value_and_gradient, obj.theta0, obj.lower)
+    assert grad_opt.fval <= slow.fval + OBJECTIVE_ATOL
+    assert grad_opt.n_evals < slow.n_evals

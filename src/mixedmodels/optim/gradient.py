@@ -35,6 +35,9 @@ LOG_PHASE_GTOL_REL = 1e-8
 #: After the log phase, a parameter below this with a gradient pushing it down may belong on
 #: the bound (in log scale its gradient vanishes like theta^2): polish in theta.
 POLISH_CANDIDATE = 1e-2
+#: An accepted iterate of the log phase with a parameter below this whose gradient still
+#: pushes it towards zero hands over to the bounded polish at once.
+LOG_PHASE_HANDOVER = 1e-2
 #: Projected-gradient tolerance of the bounded polish (objective units per unit of theta).
 POLISH_GTOL = 1e-5
 #: Relative objective reduction below which the polish stops (scipy's ``ftol``).
@@ -139,7 +142,7 @@ def minimize_with_gradient(
         # factor ~0.7 per evaluation, a dozen evaluations from 1e-2 to the floor), while
         # the bounded polish in theta lands on it in a few
         hit = memo.get(z.tobytes())
-        if hit is not None and np.any((z[logp] < np.log(POLISH_CANDIDATE))
+        if hit is not None and np.any((z[logp] < np.log(LOG_PHASE_HANDOVER))
                                       & (hit[1][logp] > 0)):
             raise _HeadingToBoundError
 

@@ -119,8 +119,14 @@ def test_lme4_class_fits_run_with_one_blas_thread(monkeypatch):
         mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  mm.datasets.load("cbpp"), family="binomial")
         assert _blas_threads() == 2              # restored after the fits
-        with threads.blas_threads(threads.PARALLEL_MIN_SIZE):   # large blocks: as they are
+        # large blocks on a machine with idle cores: threads as they are; on a busy one
+        # (load average at the core count) one thread whatever the size
+        monkeypatch.setattr(threads, "idle_cores", lambda: 8.0)
+        with threads.blas_threads(threads.PARALLEL_MIN_SIZE):
             assert _blas_threads() == 2
+        monkeypatch.setattr(threads, "idle_cores", lambda: 0.0)
+        with threads.blas_threads(threads.PARALLEL_MIN_SIZE * 10):
+            assert _blas_threads() == 1
     assert seen and set(seen) == {1}
     design = mm.lmer("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", sleep).design
     assert threads.dense_block_size(design.terms) == 18

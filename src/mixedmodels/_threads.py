@@ -5,18 +5,28 @@ most mixed models (a few hundred columns at most) the threads cost more than the
 on a busy machine their spinning makes a fit several times slower than with one thread (a
 sleepstudy fit of glmmTMB's class: 0.06 s with one thread, 0.5 s with two under a load of
 three). :func:`blas_threads` limits BLAS to one thread unless the largest dense matrix the
-fit factors has at least :data:`PARALLEL_MIN_SIZE` columns, using threadpoolctl (the
-library scikit-learn uses for the same purpose); without threadpoolctl it does nothing.
+fit factors has at least :data:`PARALLEL_MIN_SIZE` columns and the machine has a core to
+spare (:data:`IDLE_CORES_FOR_THREADS`), using threadpoolctl (the library scikit-learn uses
+for the same purpose); without threadpoolctl it does nothing.
+
+Why the load matters: with a load average of 15 on 2 cores (other jobs), a 3,000-column
+Cholesky took 1.3-1.5 s with one OpenBLAS thread and 3.8-14 s with two, and a 1,142-column
+one 14 ms against 83 ms: threads that wait for busy cores cost more than they can save at
+any size measured, so the default-thread run is never allowed to be slower than one thread.
 """
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager, nullcontext
 
-__all__ = ["PARALLEL_MIN_SIZE", "blas_threads", "dense_block_size"]
+__all__ = ["IDLE_CORES_FOR_THREADS", "PARALLEL_MIN_SIZE", "blas_threads", "dense_block_size"]
 
-#: Dense factorizations at least this many columns wide get the library's default threads.
+#: Dense factorizations at least this many columns wide get the library's default threads ...
 PARALLEL_MIN_SIZE = 4000
+#: ... when at least this many cores are idle (CPUs less the one-minute load average): on a
+#: quiet 2-core machine the second core is free, with one other job running it is not.
+IDLE_CORES_FOR_THREADS = 1.0
 
 _controller = None
 
@@ -44,12 +54,23 @@ def dense_block_size(terms) -> int:
     return int(sum(t.q for t in terms[1:]))
 
 
+def idle_cores() -> float:
+    """CPUs less the one-minute load average (infinite where the load is unknown)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):      # no load average on this platform
+        return float("inf")
+    return (os.cpu_count() or 1) - load
+
+
 @contextmanager
 def blas_threads(dense_size: int = 0):
     """Run the block with one BLAS thread unless ``dense_size`` (columns of the largest
-    dense matrix factored) reaches :data:`PARALLEL_MIN_SIZE`."""
+    dense matrix factored) reaches :data:`PARALLEL_MIN_SIZE` and the machine has
+    :data:`IDLE_CORES_FOR_THREADS` idle cores."""
     ctl = _get_controller()
-    if not ctl or dense_size >= PARALLEL_MIN_SIZE:
+    if not ctl or (dense_size >= PARALLEL_MIN_SIZE
+                   and idle_cores() >= IDLE_CORES_FOR_THREADS):
         ctx = nullcontext()
     else:
         ctx = ctl.limit(limits=1, user_api="blas")

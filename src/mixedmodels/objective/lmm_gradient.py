@@ -180,7 +180,9 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
             \quad \text{(rest block)}.
 
     For scalar rest terms ``(M^{-1}\Lambda'A)_{aa} \lambda_a = 1 - (S^{-1})_{aa}`` is used
-    instead (and 0 at ``lambda_a = 0``, where the objective is even in ``lambda_a``).
+    instead (and 0 at ``lambda_a = 0``, where the objective is even in ``lambda_a``); for
+    vector-valued ones likewise ``(I - (S^{-1})_{ii}) \lambda_k^{-1}`` while every
+    ``lambda_k`` is well conditioned (:data:`LAMBDA_INVERSE_MIN_SV`).
     A gradient costs about three objective evaluations (``S^{-1}`` is the dominant part).
     """
     A = system.A

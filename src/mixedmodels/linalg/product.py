@@ -76,17 +76,26 @@ class ProductPattern:
         # (the dense block this pattern feeds is n_rows^2 anyway, and a table is much faster
         # than sorting pairs)
         flat_dtype = np.int32 if n_rows * n_rows < 2**31 else np.int64
-        table = np.zeros(n_rows * n_rows, dtype=np.int64)
-        flats, left, right = [], [], []
+        rows_c = self._csc_rows.astype(flat_dtype)
+        # the position table only holds position numbers (< n_rows^2): int32 when they fit
+        # halves the memory its random reads and writes touch
+        table = np.zeros(n_rows * n_rows, dtype=flat_dtype)
+        # A's values in CSC order: the products of a pair are then read at its CSC
+        # positions directly (the CSR positions are only kept for refresh())
+        data_c = A.data[self._csc_to_csr]
+        flats, left, right, products = [], [], [], []
         for a, b in self._chunks:
             ea, eb = self._pairs(a, b)
-            flat = self._csc_rows[ea] * n_rows
-            flat += self._csc_rows[eb]
-            flat = flat.astype(flat_dtype)
+            flat = rows_c[ea] * flat_dtype(n_rows)
+            flat += rows_c[eb]
             table[flat] = 1
             flats.append(flat)
-            left.append(self._csc_to_csr[ea].astype(np.int32))
-            right.append(self._csc_to_csr[eb].astype(np.int32))
+            prod = data_c[ea]
+            prod *= data_c[eb]
+            products.append(prod)
+            if keep_refresh:
+                left.append(self._csc_to_csr[ea].astype(np.int32))
+                right.append(self._csc_to_csr[eb].astype(np.int32))
         self.flat = np.flatnonzero(table)
         table[self.flat] = np.arange(self.flat.size)
         self.rows = (self.flat // n_rows).astype(np.intp)
@@ -97,27 +106,33 @@ class ProductPattern:
         # pass 2: output row of every pair. Within a column each row appears once, so every
         # pair is its own entry of P (no duplicates to sum).
         for i, flat in enumerate(flats):
-            flats[i] = table[flat].astype(np.int32)
+            flats[i] = table[flat].astype(np.int32, copy=False)
         del table
         out_row = np.concatenate(flats) if flats else np.zeros(0, np.int32)
-        ea = np.concatenate(left) if left else np.zeros(0, np.int32)
-        eb = np.concatenate(right) if right else np.zeros(0, np.int32)
-        del flats, left, right
+        values = np.concatenate(products) if products else np.zeros(0)
+        del flats, products
         self._shape = (self.flat.size, n_cols)
         # pairs come column by column: that is P in CSC order already (no sort); the CSR
         # P is kept (its mat-vec gathers; the CSC one scatters into millions of positions
         # at ~3x the cost) and CSC -> CSR is a linear-time transpose. The entry numbers
-        # carried as data give the permutation of the pairs' CSR data positions.
+        # carried as data give the permutation of the pairs (int32 when they fit: half the
+        # traffic of float ones).
         indptr = np.concatenate([[0], np.cumsum(pairs)])
-        order = sp.csc_matrix((np.arange(1, out_row.size + 1, dtype=float), out_row, indptr),
-                              shape=self._shape).tocsr()
-        perm = order.data.astype(np.int64) - 1
+        num_dtype = np.int32 if out_row.size < 2**31 - 1 else np.int64
+        order = sp.csc_matrix((np.arange(1, out_row.size + 1, dtype=num_dtype), out_row,
+                               indptr), shape=self._shape).tocsr()
+        del out_row
+        perm = order.data
+        perm -= 1
         self._indices, self._indptr = order.indices, order.indptr
         del order
-        ea, eb = ea[perm], eb[perm]
-        self._ea, self._eb = (ea, eb) if keep_refresh else (None, None)
-        self.P = sp.csr_matrix((A.data[ea] * A.data[eb], self._indices, self._indptr),
-                               shape=self._shape)
+        if keep_refresh:
+            self._ea = np.concatenate(left)[perm]
+            self._eb = np.concatenate(right)[perm]
+        else:
+            self._ea = self._eb = None
+        del left, right
+        self.P = sp.csr_matrix((values[perm], self._indices, self._indptr), shape=self._shape)
 
     def _pairs(self, first: int, stop: int):
         """CSC positions (e, e') of the pairs e' <= e within columns [first, stop), column

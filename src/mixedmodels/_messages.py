@@ -18,13 +18,15 @@ that fit only, so collection does not go through the ``warnings`` machinery at a
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["MessageLog", "collecting", "emit_warning", "quiet", "report"]
+__all__ = ["MessageLog", "collecting", "emit_warning", "quiet", "report", "user_stacklevel"]
 
 
 @dataclass(frozen=True)
@@ -89,10 +91,52 @@ def quiet() -> Iterator[None]:
         _QUIET.reset(token)
 
 
-def emit_warning(message: str, category: type[Warning], stacklevel: int = 2) -> None:
-    """``warnings.warn(message, category)``, except inside :func:`quiet` blocks, where the
-    warning is only constructed (which reports it to the collectors)."""
+#: The package's directory: frames whose file lies under it are "inside" (see
+#: :func:`user_stacklevel`).
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel(skip: int = 1) -> int:
+    """The ``stacklevel`` for a :func:`warnings.warn` call that names the first frame
+    outside this package.
+
+    A fixed ``stacklevel`` at each call site breaks whenever the path from the user's
+    call to the warning changes (a helper added, a front door calling another): the
+    warning then points inside the package (``fitting/glmm.py``) instead of at the user's
+    line. Walking the stack finds the user's frame whatever the depth.
+
+    Parameters
+    ----------
+    skip : int
+        How far up the stack the frame that calls ``warnings.warn`` is: 1 (default) for
+        this function's caller.
+
+    Returns
+    -------
+    int
+        1 + the number of frames from the warning frame to the first frame whose file is
+        not under the package directory (the outermost frame if every frame is inside).
+    """
+    frame = sys._getframe(skip)     # the frame that calls warnings.warn: stacklevel 1
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def emit_warning(message: str, category: type[Warning], stacklevel: int | None = None
+                 ) -> None:
+    """``warnings.warn(message, category)`` attributed to the user's line, except inside
+    :func:`quiet` blocks, where the warning is only constructed (which reports it to the
+    collectors).
+
+    The warning's frame is the first one outside this package (:func:`user_stacklevel`),
+    wherever in the package it is raised. ``stacklevel`` is accepted for the call sites
+    that still pass one and ignored: a count fixed at the call site is what went wrong
+    before (singular-fit warnings pointing at ``fitting/lmm.py``)."""
+    del stacklevel
     if _QUIET.get():
         category(message)
         return
-    warnings.warn(message, category, stacklevel=stacklevel + 1)
+    warnings.warn(message, category, stacklevel=user_stacklevel())

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .lapack import chol_inplace, solve_lower, solve_lower_t
-from .layout import lambda_layout, theta_slices
+from .layout import theta_slices
 
 __all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product"]
 
@@ -98,18 +98,12 @@ class DenseSystem:
         self.structures = tuple(structures)
         self.slices = theta_slices(self.structures)
         self.q = int(sum(b.q for b in self.blocks))
-        self._rows, self._cols, self._src = lambda_layout(self.blocks)
-        maps = [s.direct_map() for s in self.structures]
-        self._theta_map = None
-        if all(mp is not None for mp in maps):
-            # Lambda's entries are theta's: fill T with one gather from [theta, 0]
-            n_theta = sum(s.n_theta for s in self.structures)
-            full_map = np.concatenate([np.where(mp >= 0, mp + sl.start, n_theta)
-                                       for mp, sl in zip(maps, self.slices, strict=True)])
-            entry_map = full_map[self._src]
-            keep = entry_map < n_theta
-            self._rows, self._cols = self._rows[keep], self._cols[keep]
-            self._theta_map = entry_map[keep]
+        #: per term: structure, theta slice, first column, levels, p_k (Lambda_k is
+        #: I_{l_k} (x) lambda_k, so T' A T is a scaling of A's column and row blocks)
+        offsets = np.cumsum([0] + [b.q for b in self.blocks[:-1]])
+        self._terms = tuple((s, sl, int(off), b.nlevels, b.p)
+                            for s, sl, off, b in zip(self.structures, self.slices, offsets,
+                                                     self.blocks, strict=True))
 
     def set_data(self, XY: np.ndarray, w: np.ndarray | None, Z=None) -> None:
         """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
@@ -126,20 +120,39 @@ class DenseSystem:
 
     def _install(self, full: np.ndarray, m: int) -> None:
         q = self.q
-        self.full = full
-        self._T = np.eye(q + m)
-        self._diag_flat = np.arange(q + m) * (q + m + 1)
+        size = q + m
+        self.full = np.ascontiguousarray(full, dtype=float)
+        self._diag_flat = np.arange(size) * (size + 1)
         self._zdiag_flat = self._diag_flat[:q]
+        #: workspace of the objective's evaluations (``scratch=True``): small models are
+        #: overhead-bound, and a fresh (q + m)^2 array per call is a measurable share
+        self._scratch = np.empty((size, size))
 
     def factorize(self, theta: np.ndarray, scratch: bool = False) -> DenseFactor | None:
-        T = self._T
-        if self._theta_map is not None:
-            T[self._rows, self._cols] = theta[self._theta_map]
-        else:
-            lam = np.concatenate([s.lambda_(theta[sl]).ravel()
-                                  for s, sl in zip(self.structures, self.slices, strict=True)])
-            T[self._rows, self._cols] = lam[self._src]
-        L = T.T @ (self.full @ T)
+        """The factor at ``theta``, or None when the system is not positive definite.
+
+        ``T' A T`` is formed block by block: ``Lambda_k = I (x) lambda_k`` multiplies the
+        k-th column block of ``A`` from the right and its row block from the left, at a
+        cost of ``O((q + m)^2 p_k)`` per term instead of two ``(q + m)^3`` products.
+        ``scratch=True`` writes the factor into a workspace that the next scratch call
+        overwrites (for objective evaluations, which read it at once); without it the
+        factor owns its array."""
+        L = self._scratch if scratch else np.empty_like(self._scratch)
+        np.copyto(L, self.full)
+        size = L.shape[0]
+        for struct, sl, off, nlev, p in self._terms:
+            lam = struct.lambda_(theta[sl])
+            if p == 1:
+                t = lam[0, 0]
+                L[:, off:off + nlev] *= t
+                L[off:off + nlev, :] *= t
+                continue
+            cols = L[:, off:off + nlev * p]
+            cols.shape = (size, nlev, p)       # a view (raises rather than copy)
+            np.matmul(cols, lam, out=cols)     # (numpy buffers the overlap)
+            rows = L[off:off + nlev * p, :]
+            rows.shape = (nlev, p, size)
+            np.matmul(lam.T, rows, out=rows)
         flat = L.reshape(-1)
         flat[self._zdiag_flat] += 1.0
         if not chol_inplace(L):

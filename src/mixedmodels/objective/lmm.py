@@ -29,6 +29,7 @@ internal basis: only its random-effects blocks are used outside).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,13 +167,15 @@ class LMMObjective:
                  sigma: float | None = None, merge_terms: bool = True):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
-        # terms on one grouping factor ((x || g)) factor as one block, not as a dense rest
-        merge = TermMerge.of(blocks, structures, [t.grouping.name for t in design.terms])
-        merge = merge if merge.merges and merge_terms else None
+        merge = None
+        if method != "dense" and choose_method(design, method) != "dense":
+            # terms on one grouping factor ((x || g)) factor as one block, not as a dense
+            # rest (the dense system holds all of Z: nothing to gain there, and the merge
+            # costs a small fit's set-up ~0.1 ms)
+            merge = TermMerge.of(blocks, structures, [t.grouping.name for t in design.terms])
+            merge = merge if merge.merges and merge_terms else None
         first_q = None if merge is None else merge.blocks[0].q
         method = choose_method(design, method, first_q=first_q)
-        if method == "dense":
-            merge = None       # the dense system holds all of Z: nothing to gain
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
         XY = np.column_stack([basis.X, y_res])
@@ -332,11 +335,14 @@ class LMMObjective:
             # sigma known: the criterion is not profiled over it (MixedModels.jl's sigma=)
             return self.criterion_at_sigma(f, self.sigma)
         r2 = f.pwrss()
+        if not r2 > 0.0:        # (math.log refuses what np.log maps to -inf / nan)
+            return -np.inf if r2 == 0.0 else np.nan
+        # math.log: a scalar, evaluated ~60 times per small fit (np.log costs 1 us more)
         if self.reml:
             dof = self.n - self.p
             return (f.logdet_Z + f.logdet_X(self.p) + self.basis.log_det_R2 - self.log_det_w
-                    + dof * (1.0 + _LOG_2PI + np.log(r2 / dof)))
-        return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + np.log(r2 / self.n))
+                    + dof * (1.0 + _LOG_2PI + math.log(r2 / dof)))
+        return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + math.log(r2 / self.n))
 
     def __call__(self, theta) -> float:
         self.n_evals += 1
@@ -419,7 +425,10 @@ class LMMObjective:
         logdet_X : float
             ``log|R_X|^2`` of the user's ``X`` (internal value plus ``log|R|^2``).
         """
-        beta_t, RXt_inv = self._internal_fixed(f)
+        return self._user_fixed(f, *self._internal_fixed(f))
+
+    def _user_fixed(self, f, beta_t, RXt_inv) -> tuple[np.ndarray, np.ndarray, float]:
+        """:meth:`fixed_part` from the internal quantities already computed."""
         basis = self.basis
         return (basis.to_user(beta_t + self._coef0), basis.rx_inv_to_user(RXt_inv),
                 f.logdet_X(self.p) + basis.log_det_R2)
@@ -445,9 +454,9 @@ class LMMObjective:
         if f is None:
             raise np.linalg.LinAlgError(f"system not positive definite at theta={theta}")
         p = self.p
-        beta_t, _ = self._internal_fixed(f)
+        beta_t, RXt_inv = self._internal_fixed(f)
         u = self.system.solve_u(f, beta_t)
-        beta, RX_inv, logdet_X = self.fixed_part(f)
+        beta, RX_inv, logdet_X = self._user_fixed(f, beta_t, RXt_inv)
         b = self.b_from_u(theta, u)
         r2 = f.pwrss()
         sigma = self.sigma if self.sigma is not None else \

@@ -8,6 +8,7 @@ the Cholesky diagonals. scipy's COBYQA and L-BFGS-B are available by name.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -40,7 +41,8 @@ def _nlopt(fun, x0, lower, upper, settings, algorithm, log):
         if log is not None:
             log.append((x.copy(), f))
         # BOBYQA cannot use an infinite value; a very large one steers it away.
-        return f if np.isfinite(f) else 1e300
+        # (math.isfinite: a Python float, ~1 us cheaper per evaluation than np.isfinite)
+        return f if math.isfinite(f) else 1e300
 
     opt.set_min_objective(wrapped)
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))

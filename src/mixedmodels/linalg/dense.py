@@ -20,13 +20,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from .lapack import chol_inplace, solve_lower, solve_lower_t
-from .layout import theta_slices
+from .layout import lambda_layout, theta_slices
 
 __all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product"]
 
 #: Largest q + p + 1 for which the dense path is used (two (q+m)^3 products per evaluation
 #: stay cheaper than the blocked algorithm's overhead up to about this size).
 DENSE_MAX_SIZE = 80
+#: From this size on, ``T' A T`` is formed by scaling ``A``'s blocks with each term's
+#: ``lambda_k`` (``O(size^2 p_k)``, a few numpy calls per term) rather than by two dense
+#: products (``O(size^3)``, two BLAS calls): measured, the products are faster up to
+#: sleepstudy's 39 columns, the scaling from Orthodont's 57.
+KRONECKER_MIN_SIZE = 48
 
 
 @dataclass
@@ -104,6 +109,20 @@ class DenseSystem:
         self._terms = tuple((s, sl, int(off), b.nlevels, b.p)
                             for s, sl, off, b in zip(self.structures, self.slices, offsets,
                                                      self.blocks, strict=True))
+        self._rows, self._cols, self._src = lambda_layout(self.blocks)
+        maps = [s.direct_map() for s in self.structures]
+        self._theta_map = None
+        if all(mp is not None for mp in maps):
+            # Lambda's entries are theta's: fill T with one gather from [theta, 0]
+            n_theta = sum(s.n_theta for s in self.structures)
+            full_map = np.concatenate([np.where(mp >= 0, mp + sl.start, n_theta)
+                                       for mp, sl in zip(maps, self.slices, strict=True)])
+            entry_map = full_map[self._src]
+            keep = entry_map < n_theta
+            self._rows, self._cols = self._rows[keep], self._cols[keep]
+            self._theta_map = entry_map[keep]
+        #: every term scalar with theta as its Lambda: T is diagonal and T' A T = A * d d'
+        self._diagonal = self._theta_map is not None and all(b.p == 1 for b in self.blocks)
 
     def set_data(self, XY: np.ndarray, w: np.ndarray | None, Z=None) -> None:
         """Form ``[Z X y]' W [Z X y]`` directly with a dense ``Z`` (small models only):
@@ -127,17 +146,55 @@ class DenseSystem:
         #: workspace of the objective's evaluations (``scratch=True``): small models are
         #: overhead-bound, and a fresh (q + m)^2 array per call is a measurable share
         self._scratch = np.empty((size, size))
+        self._kronecker = size >= KRONECKER_MIN_SIZE
+        if self._diagonal:
+            self._d = np.ones(size)
+            self._dd = np.empty((size, size))
+        elif not self._kronecker:
+            self._T = np.eye(size)
+            self._T_flat = self._T.reshape(-1)
+            self._entry_flat = self._rows * size + self._cols
+            self._AT = np.empty((size, size))
 
     def factorize(self, theta: np.ndarray, scratch: bool = False) -> DenseFactor | None:
         """The factor at ``theta``, or None when the system is not positive definite.
 
-        ``T' A T`` is formed block by block: ``Lambda_k = I (x) lambda_k`` multiplies the
-        k-th column block of ``A`` from the right and its row block from the left, at a
-        cost of ``O((q + m)^2 p_k)`` per term instead of two ``(q + m)^3`` products.
-        ``scratch=True`` writes the factor into a workspace that the next scratch call
+        ``T' A T`` is formed in the cheapest of three ways: ``A * d d'`` when every term
+        is scalar (``T = diag(d)``); two dense products up to :data:`KRONECKER_MIN_SIZE`
+        columns; beyond, block by block (``Lambda_k = I (x) lambda_k`` multiplies the
+        k-th column block of ``A`` from the right and its row block from the left,
+        ``O((q + m)^2 p_k)`` per term instead of ``O((q + m)^3)``). ``scratch=True`` writes the factor into a workspace that the next scratch call
         overwrites (for objective evaluations, which read it at once); without it the
         factor owns its array."""
         L = self._scratch if scratch else np.empty_like(self._scratch)
+        if self._diagonal:
+            d = self._d
+            d[self._rows] = theta[self._theta_map]
+            np.multiply(self.full, np.multiply.outer(d, d, out=self._dd), out=L)
+        elif not self._kronecker:
+            self._fill_T(theta)
+            T = self._T
+            np.matmul(T.T, np.matmul(self.full, T, out=self._AT), out=L)
+        else:
+            self._scale_blocks(theta, L)
+        flat = L.reshape(-1)
+        flat[self._zdiag_flat] += 1.0
+        if not chol_inplace(L):
+            return None
+        log_diag = np.log(flat[self._diag_flat])
+        return DenseFactor(L, self.q, 2.0 * float(log_diag[:self.q].sum()), log_diag)
+
+    def _fill_T(self, theta: np.ndarray) -> None:
+        """Write ``Lambda(theta)`` into ``T = diag(Lambda, I)``."""
+        if self._theta_map is not None:
+            self._T_flat[self._entry_flat] = theta[self._theta_map]
+        else:
+            lam = np.concatenate([s.lambda_(theta[sl]).ravel()
+                                  for s, sl in zip(self.structures, self.slices, strict=True)])
+            self._T_flat[self._entry_flat] = lam[self._src]
+
+    def _scale_blocks(self, theta: np.ndarray, L: np.ndarray) -> None:
+        """``T' A T`` into ``L`` term by term (``Lambda_k = I (x) lambda_k``)."""
         np.copyto(L, self.full)
         size = L.shape[0]
         for struct, sl, off, nlev, p in self._terms:
@@ -153,12 +210,6 @@ class DenseSystem:
             rows = L[off:off + nlev * p, :]
             rows.shape = (nlev, p, size)
             np.matmul(lam.T, rows, out=rows)
-        flat = L.reshape(-1)
-        flat[self._zdiag_flat] += 1.0
-        if not chol_inplace(L):
-            return None
-        log_diag = np.log(flat[self._diag_flat])
-        return DenseFactor(L, self.q, 2.0 * float(log_diag[:self.q].sum()), log_diag)
 
     def solve_u(self, f: DenseFactor, beta: np.ndarray) -> np.ndarray:
         """Spherical random effects at ``beta``: ``L_Z' u = l_yZ' - L_XZ' beta``."""

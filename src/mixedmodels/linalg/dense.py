@@ -163,7 +163,9 @@ class DenseSystem:
         is scalar (``T = diag(d)``); two dense products up to :data:`KRONECKER_MIN_SIZE`
         columns; beyond, block by block (``Lambda_k = I (x) lambda_k`` multiplies the
         k-th column block of ``A`` from the right and its row block from the left,
-        ``O((q + m)^2 p_k)`` per term instead of ``O((q + m)^3)``). ``scratch=True`` writes the factor into a workspace that the next scratch call
+        ``O((q + m)^2 p_k)`` per term instead of ``O((q + m)^3)``).
+
+        ``scratch=True`` writes the factor into a workspace that the next scratch call
         overwrites (for objective evaluations, which read it at once); without it the
         factor owns its array."""
         L = self._scratch if scratch else np.empty_like(self._scratch)

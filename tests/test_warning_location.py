@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels._errors import ConvergenceWarning, SingularFitWarning
+from mixedmodels._errors import ConvergenceWarning, DroppedRowsWarning, SingularFitWarning
 from mixedmodels._messages import emit_warning, user_stacklevel
 
 
@@ -72,3 +72,19 @@ def test_emit_warning_from_a_user_helper_names_the_helper():
 def test_user_stacklevel_counts_package_frames():
     # from outside the package the caller itself is the user's frame
     assert user_stacklevel() == 1
+
+
+def test_dropped_rows_warning_points_at_this_file():
+    # the same design code serves lmer and glmer at different depths of the stack
+    sleep = mm.datasets.load("sleepstudy")
+    sleep.loc[3, "Reaction"] = np.nan
+    cbpp = mm.datasets.load("cbpp")
+    cbpp.loc[2, "incidence"] = np.nan
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                 family="binomial")
+    found = _package_warnings(record, DroppedRowsWarning)
+    assert len(found) == 2
+    assert all(w.filename == __file__ for w in found), [w.filename for w in found]

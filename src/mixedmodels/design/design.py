@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError, FormulaWarning
+from .._messages import user_stacklevel
 from ..formula.spec import MixedModelSpec
 from .components import LinearPredictor, build_component, cond_predictor
 from .contrasts import resolve_contrasts
@@ -459,7 +460,7 @@ def _checked_contrasts(contrasts: dict | None, columns: dict, data: pd.DataFrame
             warnings.warn(
                 f"contrasts names {name!r}, which the model does not use; it is ignored "
                 f"(the model's columns: {', '.join(map(repr, columns))})",
-                FormulaWarning, stacklevel=4)
+                FormulaWarning, stacklevel=user_stacklevel())
         elif is_numeric_column(data[name]) and not pd.api.types.is_bool_dtype(
                 data[name].dtype):
             raise DataError(

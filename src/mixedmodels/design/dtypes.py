@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, DataWarning
+from .._messages import user_stacklevel
 
 __all__ = ["float_values", "normalize_frame", "numbers_of"]
 
@@ -67,7 +68,7 @@ def _object_column(col: pd.Series, name: str, role: str) -> pd.Series | None:
             f"data[{name!r}] = pd.to_numeric(data[{name!r}]) to silence this warning, or "
             f"with .astype(str) / .astype('category') if it is meant as a factor",
             DataWarning,
-            stacklevel=6,
+            stacklevel=user_stacklevel(),
         )
         return pd.Series(col.to_numpy(dtype=float, na_value=np.nan), index=col.index,
                          name=col.name)

@@ -24,6 +24,7 @@ from .._errors import (
     RankDeficiencyWarning,
     plain_message,
 )
+from .._messages import user_stacklevel
 from .fast import LazyModelSpec, fast_matrix
 from .materializer import build_matrix
 from .names import r_coefficient_names, simple_r_names
@@ -280,7 +281,7 @@ def _warn_single_levels(model_spec) -> None:
                 "'contrasts can be applied only to factors with 2 or more levels'); drop it "
                 "from the formula or check the data",
                 FormulaWarning,
-                stacklevel=5,
+                stacklevel=user_stacklevel(),
             )
 
 
@@ -321,6 +322,9 @@ def keep_columns(fixed: FixedEffects, keep: np.ndarray, stacklevel: int = 2) -> 
     fixed : FixedEffects
         With every column of the model matrix (``columns`` None).
     keep : ndarray of bool (p,)
+    stacklevel : int
+        Ignored (kept for callers that pass it): the warning names the first frame
+        outside the package (:func:`mixedmodels._messages.user_stacklevel`).
 
     Returns
     -------
@@ -336,7 +340,7 @@ def keep_columns(fixed: FixedEffects, keep: np.ndarray, stacklevel: int = 2) -> 
         f"column{'s' if len(dropped) > 1 else ''} / coefficient"
         f"{'s' if len(dropped) > 1 else ''}: {', '.join(dropped)}",
         RankDeficiencyWarning,
-        stacklevel=stacklevel + 1,
+        stacklevel=user_stacklevel(),
     )
     columns = tuple(int(j) for j in np.flatnonzero(keep))
     return FixedEffects(np.ascontiguousarray(fixed.X[:, keep]), tuple(names[j] for j in columns),

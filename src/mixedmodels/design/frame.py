@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, DroppedRowsWarning
+from .._messages import user_stacklevel
 from .adapter import as_pandas
 from .dtypes import normalize_frame
 
@@ -191,7 +192,7 @@ def build_model_frame(
             "is left to fit"
         )
     if dropped.n_dropped:
-        warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=4)
+        warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
     frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()})
     return ModelFrame(frame=frame, dropped=dropped, mask=~bad)
@@ -233,7 +234,7 @@ def drop_more_rows(dropped: DroppedRows, frame: pd.DataFrame, bad: np.ndarray,
         raise DataError(f"all {len(frame)} remaining rows have {what}{detail}; nothing is "
                         "left to fit")
     warnings.warn(f"{n_bad} of {dropped.n_total} rows dropped: {what}{detail}",
-                  DroppedRowsWarning, stacklevel=4)
+                  DroppedRowsWarning, stacklevel=user_stacklevel())
     by_column = dict(dropped.by_column)
     for k, v in reasons.items():
         by_column[k] = by_column.get(k, 0) + v

@@ -21,6 +21,7 @@ import warnings
 from functools import lru_cache
 
 from .._errors import FormulaError, FormulaWarning
+from .._messages import user_stacklevel
 from ..covariance.registry import KEYWORDS, normalize_options
 from .checks import check_python_calls, drop_response
 from .spec import MixedModelSpec, RandomTerm
@@ -349,7 +350,7 @@ def parse_formula(formula: str) -> MixedModelSpec:
         raise FormulaError(f"formula must be a string, got {type(formula).__name__}")
     spec, notes = _parse(formula)
     for note in notes:
-        warnings.warn(note, FormulaWarning, stacklevel=3)
+        warnings.warn(note, FormulaWarning, stacklevel=user_stacklevel())
     return spec
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, DataWarning, FormulaError
+from .._messages import user_stacklevel
 from ..design import Design
 from ..design.dtypes import normalize_frame
 from ..design.frame import as_data_frame, missing_mask
@@ -303,7 +304,7 @@ def _fit_offset(design: Design, newdata: pd.DataFrame):
             "these predictions leave it out. Pass offset= to predict for newdata's rows, or "
             "fit with offset= naming a column so that predict reads it from newdata",
             DataWarning,
-            stacklevel=5,
+            stacklevel=user_stacklevel(),
         )
     return None
 

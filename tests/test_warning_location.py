@@ -11,25 +11,27 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pytest
 
 import mixedmodels as mm
 from mixedmodels._errors import ConvergenceWarning, DroppedRowsWarning, SingularFitWarning
 from mixedmodels._messages import emit_warning, user_stacklevel
 
 
-def _package_warnings(record, category):
-    return [w for w in record if issubclass(w.category, category)]
+def _assert_points_here(fit, category):
+    """Run ``fit()``; every warning of ``category`` it raises must name this file.
+    Returns the fit's value."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        value = fit()
+    found = [w for w in record if issubclass(w.category, category)]
+    assert found, f"expected a {category.__name__}"
+    assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+    return value, found
 
 
 def test_lmer_singular_warning_points_at_this_file():
-    data = mm.datasets.load("Dyestuff2")
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        mm.lmer("Yield ~ 1 + (1 | Batch)", data)
-    found = _package_warnings(record, SingularFitWarning)
-    assert found, "Dyestuff2 is singular: the warning must be emitted"
-    assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+    data = mm.datasets.load("Dyestuff2")     # singular: the warning must be emitted
+    _assert_points_here(lambda: mm.lmer("Yield ~ 1 + (1 | Batch)", data), SingularFitWarning)
 
 
 def test_glmer_singular_warning_points_at_this_file():
@@ -39,26 +41,18 @@ def test_glmer_singular_warning_points_at_this_file():
     # no between-group variance at all: the fit lands on the boundary
     y = rng.poisson(np.exp(0.5 + 0.3 * x))
     data = pd.DataFrame({"y": y, "x": x, "g": [f"g{i % groups}" for i in range(n)]})
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        fit = mm.glmer("y ~ x + (1 | g)", data, family="poisson")
-    if fit.theta[0] > 0:
-        pytest.skip("this draw is not singular")
-    found = _package_warnings(record, SingularFitWarning)
-    assert found
-    assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+    fit, _ = _assert_points_here(lambda: mm.glmer("y ~ x + (1 | g)", data, family="poisson"),
+                                 SingularFitWarning)
+    assert fit.theta[0] == 0.0
 
 
 def test_glmer_convergence_warning_points_at_this_file():
     # three evaluations cannot reach the optimum: the convergence check must say so
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                 mm.datasets.load("cbpp"), family="binomial",
-                 optimizer_settings={"maxeval": 3})
-    found = _package_warnings(record, ConvergenceWarning)
-    assert found
-    assert all(w.filename == __file__ for w in found), [w.filename for w in found]
+    cbpp = mm.datasets.load("cbpp")
+    _assert_points_here(
+        lambda: mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                         family="binomial", optimizer_settings={"maxeval": 3}),
+        ConvergenceWarning)
 
 
 def test_emit_warning_from_a_user_helper_names_the_helper():
@@ -80,11 +74,9 @@ def test_dropped_rows_warning_points_at_this_file():
     sleep.loc[3, "Reaction"] = np.nan
     cbpp = mm.datasets.load("cbpp")
     cbpp.loc[2, "incidence"] = np.nan
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
-        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
-                 family="binomial")
-    found = _package_warnings(record, DroppedRowsWarning)
+    _, found = _assert_points_here(
+        lambda: (mm.lmer("Reaction ~ Days + (Days | Subject)", sleep),
+                 mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                          family="binomial")),
+        DroppedRowsWarning)
     assert len(found) == 2
-    assert all(w.filename == __file__ for w in found), [w.filename for w in found]

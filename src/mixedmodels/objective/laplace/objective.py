@@ -123,7 +123,9 @@ class LaplaceSolution:
     n_iter : int
         Newton iterations used.
     inner_beta : ndarray
-        REML: the conditional modes of the integrated fixed effects (empty otherwise).
+        REML: the conditional modes of the integrated fixed effects in the user's
+        coordinates, ``T beta~`` (empty otherwise; ``u`` ends with ``beta~``, the
+        coordinates of :attr:`RandomStructure.X_int <.random_structure.RandomStructure>`).
     """
 
     x: np.ndarray
@@ -195,8 +197,10 @@ class LaplaceObjective:
         self._penalty = self.structure.penalty
         self._penalized = self._penalty > 0
         self._all_penalized = bool(np.all(self._penalized))
+        # -p log(2 pi), and the Jacobian of the basis the fixed effects are integrated in
+        # (random_structure's docstring: F in the user's X is F in X~ - 2 log|det T|)
         self._reml_const = (-self.structure.X_int.shape[1] * np.log(2.0 * np.pi)
-                            if self.reml else 0.0)
+                            - 2.0 * self.structure.int_log_det_T if self.reml else 0.0)
         self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
         #: names of the channels with random effects (the inner problem's variables)
         self._re_names = tuple(self.channels[j] for j in self.re)
@@ -447,7 +451,8 @@ class LaplaceObjective:
         value = (-2.0 * float(np.sum(jet.v)) + float(self._penalty @ (u * u)) + logdet
                  + self._reml_const)
         b = S.b_from_u(lams, u) if self.q else []
-        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter, u[S.q_u:])
+        inner_beta = S.int_T @ u[S.q_u:] if S.X_int is not None else u[S.q_u:]
+        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter, inner_beta)
         return sol, jet, a
 
     def __call__(self, x) -> float:

@@ -70,6 +70,13 @@ BFGS_DONE_GTOL = 1e-2
 GRADIENT_MEMO_SIZE = 4
 #: Smallest eigenvalue of a modified Newton step's Hessian, relative to its largest.
 MODIFIED_NEWTON_FLOOR = 1e-8
+#: Longest step of Newton's method without random effects (largest entry; the fixed
+#: effects of the basis are on the scale of the linear predictor, family parameters on
+#: their link scale). Far from the optimum the full step overshoots and is halved, one
+#: density evaluation per halving (Tweedie's start: 7.7 on log phi, accepted at 1/8);
+#: measured over the 18 benchmark models' first stages: 121 evaluations uncapped, 95 at
+#: 1, 111 at 2, none more at 1 than uncapped.
+FIXED_NEWTON_MAX_STEP = 1.0
 #: Predicted decrease of F above which the fit is reported as not converged.
 CONVERGENCE_TOL = 1e-3
 #: Relative step of the forward differences that give BFGS's start Hessian its diagonal in
@@ -309,7 +316,8 @@ def _newton_fixed(obj: LaplaceObjective, x0: np.ndarray, maxiter: int = 100):
         step, dec = newton
         if dec < NEWTON_DONE:
             return x
-        t = 1.0
+        size = float(np.max(np.abs(step), initial=0.0))
+        t = min(1.0, FIXED_NEWTON_MAX_STEP / size) if size > 0 else 1.0
         for _ in range(60):
             trial = layout.expand(np.clip(layout.free(x) + t * step, lower, upper), x)
             f_new, g_new, H_new = obj.value_gradient_hessian(trial)

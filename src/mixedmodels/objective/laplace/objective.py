@@ -233,14 +233,26 @@ class LaplaceObjective:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def fixed_eta(self, x: np.ndarray) -> np.ndarray:
-        """``X_c beta_c + offset_c`` (and the family parameters) per channel: (n, m)."""
+        """``X_c beta_c + offset_c`` (and the family parameters) per channel: (n, m).
+
+        The last two are remembered (a solve needs them at ``x`` and at the reference
+        point of its predicted start, three products per evaluation otherwise), keyed by
+        ``x`` and by the identity of the design list, so a view in another basis
+        (:func:`~.basis.objective_in_basis`, which replaces the list) never sees them. A
+        fresh array is returned each time."""
+        key = (id(self._linear), np.ascontiguousarray(x, dtype=float).tobytes())
+        memo = getattr(self, "_eta_memo", ())
+        for k, eta in memo:
+            if k == key:
+                return eta.copy()
         eta = np.zeros((self.n, self.m))
         for j, X, off, block in self._linear:
             fixed = X.shape[1] and block in self.layout
             eta[:, j] = off + (X @ self.layout.get(x, block) if fixed else 0.0)
         for j, block in self._scalar:
             eta[:, j] = self.layout.get(x, block)[0]
-        return eta
+        self._eta_memo = ((key, eta), *memo[:1])
+        return eta.copy()
 
     def _valid(self, eta: np.ndarray) -> bool:
         """Every channel's linear predictor inside its link's domain (R's ``valideta``:

@@ -158,3 +158,26 @@ def test_gradient_path_leaves_the_log_phase_for_a_vanishing_term(monkeypatch):
     slow, _, _ = minimize_with_gradient(obj.value_and_gradient, obj.theta0, obj.lower)
     assert grad_opt.fval <= slow.fval + OBJECTIVE_ATOL
     assert grad_opt.n_evals < slow.n_evals
+
+
+def test_aliasing_qr_runs_with_one_blas_thread(monkeypatch):
+    # design/fixed.py's rank check runs before any fit's thread control: with the
+    # library's default threads its small QR spun idle threads and stalled under load
+    from threadpoolctl import threadpool_limits
+
+    import mixedmodels.design.fixed as fixed
+
+    seen = []
+    original = np.linalg.qr
+
+    def spy(*args, **kwargs):
+        seen.append(_blas_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(fixed.np.linalg, "qr", spy)
+    X = np.column_stack([np.ones(50), np.arange(50.0), np.arange(50.0) * 2.0])
+    with threadpool_limits(limits=2, user_api="blas"):
+        keep = fixed.drop_aliased_columns(X)
+        assert _blas_threads() == 2              # restored after the check
+    assert keep.tolist() == [True, True, False]
+    assert seen == [1]

@@ -30,6 +30,7 @@ finite differences in tests/test_fused_jets.py).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -58,13 +59,28 @@ def _response_parts(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return zero, lf
 
 
+#: The last zero-inflation predictor seen and its logistic parts, per thread: the inner
+#: Newton iterations move only the channels with random effects, often ``mu`` alone.
+_ZI_PARTS = threading.local()
+
+
+def _zi_parts(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(expit(z), expit(-z), softplus(z))``, remembered for the last ``z`` (by value)."""
+    last = getattr(_ZI_PARTS, "entry", None)
+    if last is not None and last[0].shape == z.shape and np.array_equal(last[0], z):
+        return last[1]
+    s, sm, tail_z = logistic_parts(z)
+    parts = (s, sm, np.maximum(z, 0.0) + tail_z)
+    _ZI_PARTS.entry = (z.copy(), parts)
+    return parts
+
+
 def _zip_parts(y: np.ndarray, a: np.ndarray, z: np.ndarray, order: int):
     """Value and the derivative entries (dicts keyed by channel index tuples, channel 0 =
     ``mu``, 1 = ``zi``) of the zero-inflated Poisson log-density."""
     zero, lf = _response_parts(y)
     mu = np.exp(a)
-    s, sm, tail_z = logistic_parts(z)
-    sp_z = np.maximum(z, 0.0) + tail_z                 # softplus(z) = -log(1 - pi)
+    s, sm, sp_z = _zi_parts(z)                         # softplus(z) = -log(1 - pi)
     t = z + mu
     p, q, tail_t = logistic_parts(t)
     # y = 0: -softplus(z) + log(e^z + e^-mu) = -softplus(z) + max(z, -mu) + tail(t)
@@ -137,15 +153,23 @@ def _assemble(v: np.ndarray, d: dict, idx: tuple[int, ...], order: int,
     return jt.Jet(v, *gs, m=m, order=order)
 
 
+def _rows(v, n: int) -> np.ndarray:
+    """``v`` as an (n,) float array; without ``np.broadcast_to`` when it is one already
+    (the kernel runs a few hundred times per fit, and the call costs more than the
+    arithmetic on small data)."""
+    v = np.asarray(v, dtype=float)
+    return v if v.shape == (n,) else np.broadcast_to(v, (n,))
+
+
 def _zip_kernel(y, etas, weights, size, order, wrt, focus) -> jt.Jet:
     del size
     y = np.asarray(y, dtype=float)
     n = y.shape[0]
-    a = np.broadcast_to(np.asarray(etas["mu"], dtype=float), (n,))
-    z = np.broadcast_to(np.asarray(etas["zi"], dtype=float), (n,))
+    a = _rows(etas["mu"], n)
+    z = _rows(etas["zi"], n)
     names = ("mu", "zi") if wrt is None else tuple(wrt)
     idx = tuple(("mu", "zi").index(c) for c in names)
-    w = None if weights is None else np.broadcast_to(np.asarray(weights, dtype=float), (n,))
+    w = None if weights is None else _rows(weights, n)
     keep = None if focus is None else frozenset(("mu", "zi").index(c) for c in focus)
     with np.errstate(all="ignore"):
         v, d = _zip_parts(y, a, z, order if names else 0)

@@ -130,22 +130,28 @@ def _logw_inner(logz, b, jl, jh, order):
         g[2] if order >= 3 else None, narrow
 
 
-#: The last value-only series per thread: the Laplace engine's inner Newton iterations
-#: move only ``mu``, and ``log W`` does not depend on ``mu``, so its value is the same at
-#: every iteration of one outer evaluation.
-_LAST_VALUE = threading.local()
+#: The last series per thread and order: ``log W`` depends on ``phi`` and ``p`` only, not
+#: on ``mu``. The Laplace engine's inner Newton iterations move only ``mu``, so the value
+#: is the same at every iteration of one outer evaluation; and the finite-difference
+#: Hessian's columns in the fixed effects and covariance parameters leave ``phi`` and ``p``
+#: alone, so the derivatives are the same at all of them (Tweedie, log link, 300 rows:
+#: the series is a quarter of a gradient).
+_LAST_SERIES = threading.local()
 
 
-def tweedie_logw_value(logz, b, jmax, p1):
-    """``log W`` alone (order 0), reused while its arguments repeat exactly."""
+def tweedie_logw_cached(logz, b, jmax, p1, order):
+    """:func:`tweedie_logw`, reused while its arguments repeat exactly (per order)."""
     key = (logz, b, jmax, p1)
-    last = getattr(_LAST_VALUE, "entry", None)
+    store = getattr(_LAST_SERIES, "by_order", None)
+    if store is None:
+        store = _LAST_SERIES.by_order = {}
+    last = store.get(order)
     if last is not None and all(a.shape == k.shape and np.array_equal(a, k)
                                 for a, k in zip(last[0], key, strict=True)):
-        return [last[1]]
-    val = tweedie_logw(logz, b, jmax, p1, 0)[0]
-    _LAST_VALUE.entry = (tuple(a.copy() for a in key), val)
-    return [val]
+        return last[1]
+    out = tweedie_logw(logz, b, jmax, p1, order)
+    store[order] = (tuple(a.copy() for a in key), out)
+    return out
 
 
 def tweedie_logw(logz, b, jmax, p1, order):
@@ -200,12 +206,14 @@ class Tweedie(ResponseFamily):
         if params["phi"].constant and params["power"].constant:
             # log W depends on phi and p only: a jet in the mean alone (the inner
             # Newton iterations) needs its value, not its derivatives
-            value = tweedie_logw_value(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows])[0]
+            value = tweedie_logw_cached(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows],
+                                        0)[0]
             full = np.zeros(y.shape)
             full[rows] = value
             logw = logz * 0.0 + full
         else:
-            lw = tweedie_logw(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows], logz.order)
+            lw = tweedie_logw_cached(logz.v[rows], b.v[rows], jmax[rows], p1.v[rows],
+                                     logz.order)
             lw = lw[:logz.order + 1]
             full = [np.zeros(g.shape[:-1] + y.shape) for g in lw]
             for f, g in zip(full, lw, strict=True):

@@ -24,6 +24,7 @@ import numpy as np
 from ..inference.varpar import factor_summary
 from ..objective import LMMObjective
 from ..optim import minimize
+from .lmm import leave_bound_saddle
 
 __all__ = ["gaussian_profiled_start"]
 
@@ -102,7 +103,9 @@ def gaussian_profiled_start(design, fam, comps, *, reml: bool, weights,
         return None
     obj = LMMObjective(design, reml=reml)
     opt = minimize(obj, obj.theta0, obj.lower)
-    theta = np.asarray(opt.x, dtype=float)
+    # a variance on its bound may be a saddle of the profiled deviance, from which the
+    # general engine's quasi-Newton method cannot leave (F is even in that parameter)
+    theta, _ = leave_bound_saddle(obj, opt.x, opt.fval, opt)
     sol = obj.solve(theta)
     sigma = sol.sigma
     if fixed_log_variance is not None:

@@ -61,8 +61,17 @@ LBFGS_FTOL = 1e-15
 LBFGS_MAXITER = 2000
 #: Gradient tolerance of the dense BFGS phase (the Newton polish finishes the job).
 BFGS_GTOL = 1e-5
+#: Evaluations of ``(F, dF/dx)`` remembered (see :class:`_GradientMemo`).
+GRADIENT_MEMO_SIZE = 4
 #: Smallest eigenvalue of a modified Newton step's Hessian, relative to its largest.
 MODIFIED_NEWTON_FLOOR = 1e-8
+#: Longest step of Newton's method without random effects (largest entry; the fixed
+#: effects of the basis are on the scale of the linear predictor, family parameters on
+#: their link scale). Far from the optimum the full step overshoots and is halved, one
+#: density evaluation per halving (Tweedie's start: 7.7 on log phi, accepted at 1/8);
+#: measured over the 18 benchmark models' first stages: 121 evaluations uncapped, 95 at
+#: 1, 111 at 2, none more at 1 than uncapped.
+FIXED_NEWTON_MAX_STEP = 1.0
 #: Predicted decrease of F above which the fit is reported as not converged.
 CONVERGENCE_TOL = 1e-3
 #: Relative step of the forward differences that give BFGS's start Hessian its diagonal in
@@ -121,11 +130,35 @@ class _NewtonResult:
     message: str = "converged"
 
 
-def _free_fg(obj: LaplaceObjective, base: np.ndarray):
+class _GradientMemo:
+    """The last few ``(x, F, dF/dx)`` of an objective: scipy's BFGS evaluates its start
+    again (the driver already has it), and the point BFGS returns is evaluated again once
+    its covariance parameters are in canonical form (usually unchanged) -- two gradients
+    of every fit. Reusing them leaves the objective's workspace consistent: its reference
+    solution (for predicted modes) is still the last one it computed."""
+
+    def __init__(self, obj: LaplaceObjective):
+        self.obj = obj
+        self.store: dict[bytes, tuple[float, np.ndarray]] = {}
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        key = np.ascontiguousarray(x, dtype=float).tobytes()
+        hit = self.store.get(key)
+        if hit is None:
+            f, g = self.obj.value_and_gradient(x)
+            hit = (f, np.array(g, dtype=float))
+            if len(self.store) >= GRADIENT_MEMO_SIZE:
+                self.store.pop(next(iter(self.store)))
+            self.store[key] = hit
+        return hit[0], hit[1].copy()
+
+
+def _free_fg(obj: LaplaceObjective, base: np.ndarray, memo: _GradientMemo | None = None):
     layout = obj.layout
+    value_and_gradient = obj.value_and_gradient if memo is None else memo
 
     def fg(z):
-        f, g = obj.value_and_gradient(layout.expand(z, base))
+        f, g = value_and_gradient(layout.expand(z, base))
         if not np.isfinite(f):
             return 1e300, np.zeros_like(z)
         return f, layout.free(g)
@@ -255,7 +288,8 @@ def _newton_fixed(obj: LaplaceObjective, x0: np.ndarray, maxiter: int = 100):
         step, dec = newton
         if dec < NEWTON_DONE:
             return x
-        t = 1.0
+        size = float(np.max(np.abs(step), initial=0.0))
+        t = min(1.0, FIXED_NEWTON_MAX_STEP / size) if size > 0 else 1.0
         for _ in range(60):
             trial = layout.expand(np.clip(layout.free(x) + t * step, lower, upper), x)
             f_new, g_new, H_new = obj.value_gradient_hessian(trial)
@@ -370,7 +404,8 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
     decrement, scipy-like result, return code)`` at the optimum."""
     layout = obj.layout
     grads0 = obj.n_grads
-    fg = _free_fg(obj, x0)
+    memo = _GradientMemo(obj)
+    fg = _free_fg(obj, x0, memo)
     z0 = layout.free(x0)
     lower, upper = layout.free(layout.lower), layout.free(layout.upper)
     f_start, g_start = fg(z0)
@@ -398,10 +433,17 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
             hess_inv0 = start_inverse_hessian(obj, x0, fg, z0, g_start)
             if hess_inv0 is not None:
                 opts["hess_inv0"] = hess_inv0
+            # (ending BFGS early, once an iteration lowered F by < 1e-7..1e-9, and leaving
+            # the rest to the Newton polish was measured and withdrawn: it saved one to
+            # three gradients but stopped a hard zero-inflated fit at a non-convex point
+            # the polish could not leave, and moved SEs by up to 1.4e-4)
             raw = sp_minimize(fg, z0, jac=True, method="BFGS", options=opts)
         res = _NewtonResult(raw.x, int(raw.nfev), bool(raw.success), str(raw.message))
-    x = canonical_parameters(obj, layout.expand(res.x, x0))
-    fg = _free_fg(obj, x)
+    x_raw = layout.expand(res.x, x0)
+    x = canonical_parameters(obj, x_raw)
+    if not np.array_equal(x, x_raw):
+        obj.carry_reference(x_raw, x)
+    fg = _free_fg(obj, x, memo)
     z = layout.free(x)
     f, g = fg(z)
     code = "converged" if res.success else str(res.message)

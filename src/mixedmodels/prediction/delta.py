@@ -137,7 +137,8 @@ def _components_by_slot(m, rows: _Rows, N: int):
         D[:, j, idx] += np.where(codes >= 0, d, 0.0)
     if S.X_int is not None:                     # REML: the integrated fixed effects
         r = rows.by_comp["cond"]
-        a[:, S.P_u:] = r.X[rows.sel["cond"]]
+        # in the basis the inner vector and H hold them in (X~ = X T)
+        a[:, S.P_u:] = r.X[rows.sel["cond"]] @ S.int_T
         J[:, S.P_u:] = S.q_u + np.arange(S.X_int.shape[1])
     return a, J, D
 

@@ -175,7 +175,10 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         q_u = obj.structure.q_u
         if not hasattr(obj.hessian, "inverse"):  # pragma: no cover - REML is dense
             raise NotImplementedError
-        V = obj.hessian.inverse()[q_u:, q_u:].copy()
+        # H holds the basis coordinates beta~ = T^{-1} beta (random_structure)
+        T = obj.structure.int_T
+        V = T @ obj.hessian.inverse()[q_u:, q_u:] @ T.T
+        V = 0.5 * (V + V.T)
         Vx = self.fit.vcov
         if Vx is None:
             return V
@@ -685,7 +688,8 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
                 if re_form is None:
                     u = self.solution.u
                 else:
-                    u = np.r_[rng.standard_normal(S.q_u), self.solution.inner_beta]
+                    # (the inner vector's beta~, paired with the slots' X~)
+                    u = np.r_[rng.standard_normal(S.q_u), self.solution.u[S.q_u:]]
                 eta[:, obj.re] += S.eta(a, u)
             nat = self._natural({c: eta[:, j] for j, c in enumerate(self.density.channels)})
             y = self.family.sample(rng, nat, size=size)

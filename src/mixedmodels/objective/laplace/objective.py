@@ -123,7 +123,9 @@ class LaplaceSolution:
     n_iter : int
         Newton iterations used.
     inner_beta : ndarray
-        REML: the conditional modes of the integrated fixed effects (empty otherwise).
+        REML: the conditional modes of the integrated fixed effects in the user's
+        coordinates, ``T beta~`` (empty otherwise; ``u`` ends with ``beta~``, the
+        coordinates of :attr:`RandomStructure.X_int <.random_structure.RandomStructure>`).
     """
 
     x: np.ndarray
@@ -195,8 +197,10 @@ class LaplaceObjective:
         self._penalty = self.structure.penalty
         self._penalized = self._penalty > 0
         self._all_penalized = bool(np.all(self._penalized))
+        # -p log(2 pi), and the Jacobian of the basis the fixed effects are integrated in
+        # (random_structure's docstring: F in the user's X is F in X~ - 2 log|det T|)
         self._reml_const = (-self.structure.X_int.shape[1] * np.log(2.0 * np.pi)
-                            if self.reml else 0.0)
+                            - 2.0 * self.structure.int_log_det_T if self.reml else 0.0)
         self._theta_blocks = [f"theta.{name}" for name, _ in re_comps]
         #: names of the channels with random effects (the inner problem's variables)
         self._re_names = tuple(self.channels[j] for j in self.re)
@@ -229,14 +233,26 @@ class LaplaceObjective:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def fixed_eta(self, x: np.ndarray) -> np.ndarray:
-        """``X_c beta_c + offset_c`` (and the family parameters) per channel: (n, m)."""
+        """``X_c beta_c + offset_c`` (and the family parameters) per channel: (n, m).
+
+        The last two are remembered (a solve needs them at ``x`` and at the reference
+        point of its predicted start, three products per evaluation otherwise), keyed by
+        ``x`` and by the identity of the design list, so a view in another basis
+        (:func:`~.basis.objective_in_basis`, which replaces the list) never sees them. A
+        fresh array is returned each time."""
+        key = (id(self._linear), np.ascontiguousarray(x, dtype=float).tobytes())
+        memo = getattr(self, "_eta_memo", ())
+        for k, eta in memo:
+            if k == key:
+                return eta.copy()
         eta = np.zeros((self.n, self.m))
         for j, X, off, block in self._linear:
             fixed = X.shape[1] and block in self.layout
             eta[:, j] = off + (X @ self.layout.get(x, block) if fixed else 0.0)
         for j, block in self._scalar:
             eta[:, j] = self.layout.get(x, block)[0]
-        return eta
+        self._eta_memo = ((key, eta), *memo[:1])
+        return eta.copy()
 
     def _valid(self, eta: np.ndarray) -> bool:
         """Every channel's linear predictor inside its link's domain (R's ``valideta``:
@@ -396,6 +412,36 @@ class LaplaceObjective:
         rhs += S.scatter(a_last, (d2_re @ d_use[:, :, None])[:, :, 0])
         return u + self.hessian.solve(rhs)
 
+    def carry_reference(self, x_from: np.ndarray, x_to: np.ndarray) -> None:
+        """Move the last solution's reference from ``x_from`` to ``x_to``, which differs
+        only in covariance parameters giving the same covariances (the canonical form of a
+        sign-symmetric term: columns of ``Lambda_t`` flipped), with the modes mapped so
+        that the random effects ``b_t = Lambda_t u_t`` are unchanged: the next solve at
+        ``x_to`` then starts at its modes (the first-order prediction across a flip is
+        far off: six Newton iterations instead of one on Salamanders ZIP). Does nothing
+        unless the reference is at ``x_from`` and every changed ``Lambda_t`` is
+        invertible."""
+        ref = self._ref
+        if ref is None or not self.q or not np.array_equal(ref[0], x_from):
+            return
+        _, u, d1_re, d2_re, _, lams = ref
+        S = self.structure
+        lams_new = S.lambdas(self.theta(np.asarray(x_to, dtype=float)))
+        u_new = u.copy()
+        for ts, lam, lam_new in zip(S.terms, lams, lams_new, strict=True):
+            if np.array_equal(lam, lam_new):
+                continue
+            t = ts.term
+            try:
+                # U_new Lambda_new' = U Lambda'  (levels x p)
+                M = np.linalg.solve(lam_new, lam).T
+            except np.linalg.LinAlgError:
+                return
+            block = slice(ts.u_offset, ts.u_offset + t.q)
+            u_new[block] = (u[block].reshape(t.nlevels, t.p) @ M).ravel()
+        self._ref = (np.array(x_to, dtype=float), u_new, d1_re, d2_re,
+                     S.slot_values(lams_new), lams_new)
+
     # -- objective and gradient ----------------------------------------------------------
     def solve(self, x, order: int = 2, full: bool = False
               ) -> tuple[LaplaceSolution, object, np.ndarray]:
@@ -447,7 +493,8 @@ class LaplaceObjective:
         value = (-2.0 * float(np.sum(jet.v)) + float(self._penalty @ (u * u)) + logdet
                  + self._reml_const)
         b = S.b_from_u(lams, u) if self.q else []
-        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter, u[S.q_u:])
+        inner_beta = S.int_T @ u[S.q_u:] if S.X_int is not None else u[S.q_u:]
+        sol = LaplaceSolution(x, value, u, b, eta, logdet, jet.v, n_iter, inner_beta)
         return sol, jet, a
 
     def __call__(self, x) -> float:

@@ -18,7 +18,16 @@ these (n, P) arrays -- no loop over observations or levels.
 
 For REML (glmmTMB's ``REML = TRUE``: the conditional fixed effects integrated out with a
 flat prior) the fixed effects of one component join the inner vector, ``v = [u, beta]``:
-``p`` more slots per observation, with ``a_{is} = X_{i,j}`` and no penalty.
+``p`` more slots per observation, with ``a_{is} = X_{i,j}`` and no penalty. They are
+integrated in the well-conditioned basis of
+:class:`~mixedmodels.linalg.FixedBasis`, ``beta = T beta~`` with ``T = sqrt(n) R^{-1}``
+(``X = QR``), whose columns ``X~ = X T`` are orthogonal: with a predictor far from zero
+(``x + 1000`` and its square) ``X'X`` has a condition number of ``1e12`` and more, and the
+Cholesky factor of the inner Hessian loses that many digits of ``log det H`` (a REML
+criterion ``1e-4`` off). The integral changes by the Jacobian only,
+``int g(X beta) d beta = |det T| int g(X~ beta~) d beta~``, so the criterion in the user's
+``X`` is the one in ``X~`` minus ``2 log|det T|`` (:attr:`RandomStructure.int_log_det_T`).
+The inner vector and ``H`` hold ``beta~``; ``beta = T beta~`` maps the modes back.
 """
 
 from __future__ import annotations
@@ -27,7 +36,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...linalg import FixedBasis
+
 __all__ = ["RandomStructure", "RandomTermSlot"]
+
+
+def _integrated_basis(X):
+    """``(X~, T, log|det T|)`` with ``X~ = X T``, ``T = sqrt(n) R^{-1}`` from ``X = QR``
+    (identity ``T`` where :class:`~mixedmodels.linalg.FixedBasis` falls back to it)."""
+    if X is None:
+        return None, None, 0.0
+    n, p = X.shape
+    if not p or not n:
+        return X, np.eye(p), 0.0
+    fb = FixedBasis.of(X)
+    if np.array_equal(fb.R, np.eye(p)) and fb.log_det_R2 == 0.0:
+        return X, np.eye(p), 0.0            # degenerate: keep the user's columns
+    scale = np.sqrt(n)
+    # log|det T| = p log sqrt(n) - log|det R|, and log_det_R2 = 2 log|det R|
+    return fb.X * scale, fb.R_inv * scale, p * np.log(scale) - 0.5 * fb.log_det_R2
 
 
 @dataclass(frozen=True)
@@ -84,7 +111,10 @@ class RandomStructure:
                 th_off += n_th
         self.terms: tuple[RandomTermSlot, ...] = tuple(slots)
         self.q_u, self.P_u, self.n_theta = u_off, s_off, th_off
-        self.X_int = None if integrated is None else integrated[1].X
+        #: REML: ``X~ = X T`` of the integrated fixed effects, ``T`` (p x p) and
+        #: ``log|det T|`` (see the module docstring); None, None, 0 without REML
+        self.X_int, self.int_T, self.int_log_det_T = _integrated_basis(
+            None if integrated is None else integrated[1].X)
         p_int = 0 if self.X_int is None else self.X_int.shape[1]
         self.q, self.P = u_off + p_int, s_off + p_int
         #: 1 for the penalized (random) entries of the inner vector, 0 for integrated beta

@@ -293,15 +293,19 @@ class BoundCorrelation:
                 L = np.linalg.cholesky(C)
             except np.linalg.LinAlgError:
                 return None
-            # T = L^{-1}; tril drops the rounding an LU leaves above the diagonal, so the
-            # padding slots of shorter groups never mix into their valid rows
-            T = np.linalg.inv(L) * cls.lower
             Mb = M[cls.rows]                                   # (G, m, k)
-            if T.shape[0] == 1:                                # one pattern: one product
+            if L.shape[0] == 1:
+                # one pattern: one triangular solve for all its groups side by side (row j
+                # of the solution reads rows <= j only, so the padding slots of shorter
+                # groups never reach their valid rows)
                 g, m, k = Mb.shape
-                X = (T[0] @ Mb.transpose(1, 0, 2).reshape(m, g * k)) \
+                X = solve_triangular(L[0], Mb.transpose(1, 0, 2).reshape(m, g * k),
+                                     lower=True, check_finite=False) \
                     .reshape(m, g, k).transpose(1, 0, 2)
             else:
+                # T = L^{-1}; tril drops the rounding an LU leaves above the diagonal, so
+                # the padding slots of shorter groups never mix into their valid rows
+                T = np.linalg.inv(L) * cls.lower
                 X = np.matmul(T[cls.pattern], Mb)
             out[cls.rows[cls.valid]] = X[cls.valid]
             log_diag = np.cumsum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)

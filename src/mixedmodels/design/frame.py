@@ -94,7 +94,8 @@ def missing_mask(col: pd.Series) -> np.ndarray:
         return np.zeros(len(col), dtype=bool)  # numpy ints and bools cannot be missing
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         return ~np.isfinite(col.to_numpy())
-    bad = np.asarray(col.isna(), dtype=bool)
+    # the array's isna, not the Series': same mask without building a boolean Series
+    bad = np.asarray(col.array.isna(), dtype=bool)
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         bad = bad | ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
     return bad
@@ -193,7 +194,10 @@ def build_model_frame(
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=4)
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
-    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()})
+    # with no row dropped the caller's columns are the frame's (normalization reads only
+    # non-categorical ones, which _drop_unused leaves alone)
+    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()},
+                            None if dropped.n_dropped else series)
     return ModelFrame(frame=frame, dropped=dropped, mask=~bad)
 
 

@@ -7,7 +7,10 @@ Models: every fixture of tests/fixtures/rside (tools/r/rside_fixtures.R) of kind
 log-likelihood next to nlme's; with ``--with-r`` nlme is timed on this machine in the same
 run (benchmarks/r/time_nlme.R) the same way and the ratio reported.
 
-Times are CPU seconds (``time.process_time``; R's user + system time), formula to result:
+Both sides get the data as R's script reads them (factor columns already factors --
+pandas categoricals here -- converted once, outside the timing) and parse the call's text
+at every fit. Times are CPU seconds (``time.process_time``; R's user + system time),
+formula to result:
 one untimed warm-up fit sizes a batch of fits lasting at least ``MIN_BATCH_S``, and the
 fastest of ``--repeat`` batches, per fit, is reported (as ``timeit`` advises: the other
 batches were slowed by something else). On a machine shared with other work the elapsed
@@ -34,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+import mixedmodels as mm  # noqa: E402
 import rside_fixtures as rf  # noqa: E402
 from benchmarks.comparison import comparison_parser, load_average, run_meta, selected, write_results  # noqa: E402
 
@@ -48,21 +52,33 @@ FACTORS = {"ovary": ["Mare"], "orthodont": ["Subject", "Sex"], "bodyweight": ["R
            "counts": ["unit"], "hetero": ["grp"], "bacteria": ["trt", "ID"]}
 
 
-def _fit(fx):
+def timing_data(fx: dict):
+    """The fixture's data as nlme gets it in benchmarks/r/time_nlme.R: read once, outside
+    the timing, with the :data:`FACTORS` columns already factors (pandas categoricals);
+    every fit then receives the same frame, as every nlme fit receives the same
+    data.frame (neither modifies it)."""
+    d = rf.data(fx["data"]).copy()
+    for name in FACTORS[fx["data"]]:
+        d[name] = d[name].astype("category")
+    return d
+
+
+def _fit(fx, d):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return rf.fit(fx)
+        return eval(fx["py_call"], {"mm": mm, "d": d})
 
 
 def time_ours(fx: dict, repeat: int) -> dict:
+    d = timing_data(fx)
     t0 = time.process_time()
-    m = _fit(fx)                                   # warm-up, sizes the batch
+    m = _fit(fx, d)                                # warm-up, sizes the batch
     batch = max(1, math.ceil(MIN_BATCH_S / max(time.process_time() - t0, 1e-3)))
     cpu = []
     for _ in range(repeat):
         t0 = time.process_time()
         for _ in range(batch):
-            m = _fit(fx)
+            m = _fit(fx, d)
         cpu.append((time.process_time() - t0) / batch)
     opt = getattr(m, "opt", None) or getattr(getattr(m, "lmm", None), "opt", None)
     return {"id": fx["name"], "kind": fx["kind"], "nobs": m.nobs,

@@ -184,7 +184,10 @@ def build_model_frame(
         col_bad = ~np.isfinite(arr)
         by_column[name] = by_column.get(name, 0) + int(col_bad.sum())
         bad |= col_bad
-    dropped = DroppedRows(len(frame), int(bad.sum()), by_column, frame.index[bad])
+    n_bad = int(bad.sum())
+    # no boolean indexing of the index when nothing is dropped (the common case)
+    dropped = DroppedRows(len(frame), n_bad, by_column,
+                          frame.index[bad] if n_bad else frame.index[:0])
     if dropped.n_dropped == len(frame):
         raise DataError(
             f"all {len(frame)} rows have a missing or non-finite value in a column the model "

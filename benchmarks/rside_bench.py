@@ -5,7 +5,8 @@ against nlme / MASS::glmmPQL in the same run:
 Models: every fixture of tests/fixtures/rside (tools/r/rside_fixtures.R) of kind ``gls``,
 ``lme`` and ``pql``. For each: our fit time, the optimizer's evaluations, the
 log-likelihood next to nlme's; with ``--with-r`` nlme is timed on this machine in the same
-run (benchmarks/r/time_nlme.R) the same way and the ratio reported.
+run (benchmarks/r/time_nlme.R) the same way, right after our fit of the same model, and
+the ratio reported.
 
 Both sides get the data as R's script reads them (factor columns already factors --
 pandas categoricals here -- converted once, outside the timing) and parse the call's text
@@ -137,11 +138,15 @@ def main(argv=None) -> int:
     models = {f["name"]: f for f in rf.models(*KINDS)}
     fixtures = [models[name] for name in selected(models, args.only)]
     meta = run_meta(args)
-    rows = [time_ours(f, args.repeat) for f in fixtures]
-    if args.with_r:
-        ref = time_nlme(fixtures, args.repeat)
-        for r in rows:
-            r["nlme_seconds"] = ref.get(r["id"], {}).get("seconds")
+    rows = []
+    for f in fixtures:
+        row = time_ours(f, args.repeat)
+        if args.with_r:
+            # nlme right after ours, model by model (one R process each, its start-up not
+            # timed): a load that drifts during the run then moves both sides of a ratio
+            row["nlme_seconds"] = time_nlme([f], args.repeat).get(row["id"], {}) \
+                .get("seconds")
+        rows.append(row)
     for r in rows:
         print(f"{r['id']:28s} {r['seconds']:.4f}s  nlme "
               f"{r.get('nlme_seconds') or r['nlme_recorded_seconds']:.4f}s", flush=True)

@@ -5,9 +5,13 @@ against nlme / MASS::glmmPQL in the same run:
 Models: every fixture of tests/fixtures/rside (tools/r/rside_fixtures.R) of kind ``gls``,
 ``lme`` and ``pql``. For each: our fit time, the optimizer's evaluations, the
 log-likelihood next to nlme's; with ``--with-r`` nlme is timed on this machine in the same
-run (benchmarks/r/time_nlme.R) the same way and the ratio reported.
+run (benchmarks/r/time_nlme.R) the same way, right after our fit of the same model, and
+the ratio reported.
 
-Times are CPU seconds (``time.process_time``; R's user + system time), formula to result:
+Both sides get the data as R's script reads them (factor columns already factors --
+pandas categoricals here -- converted once, outside the timing) and parse the call's text
+at every fit. Times are CPU seconds (``time.process_time``; R's user + system time),
+formula to result:
 one untimed warm-up fit sizes a batch of fits lasting at least ``MIN_BATCH_S``, and the
 fastest of ``--repeat`` batches, per fit, is reported (as ``timeit`` advises: the other
 batches were slowed by something else). On a machine shared with other work the elapsed
@@ -34,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
+import mixedmodels as mm  # noqa: E402
 import rside_fixtures as rf  # noqa: E402
 from benchmarks.comparison import comparison_parser, load_average, run_meta, selected, write_results  # noqa: E402
 
@@ -48,21 +53,33 @@ FACTORS = {"ovary": ["Mare"], "orthodont": ["Subject", "Sex"], "bodyweight": ["R
            "counts": ["unit"], "hetero": ["grp"], "bacteria": ["trt", "ID"]}
 
 
-def _fit(fx):
+def timing_data(fx: dict):
+    """The fixture's data as nlme gets it in benchmarks/r/time_nlme.R: read once, outside
+    the timing, with the :data:`FACTORS` columns already factors (pandas categoricals);
+    every fit then receives the same frame, as every nlme fit receives the same
+    data.frame (neither modifies it)."""
+    d = rf.data(fx["data"]).copy()
+    for name in FACTORS[fx["data"]]:
+        d[name] = d[name].astype("category")
+    return d
+
+
+def _fit(fx, d):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return rf.fit(fx)
+        return eval(fx["py_call"], {"mm": mm, "d": d})
 
 
 def time_ours(fx: dict, repeat: int) -> dict:
+    d = timing_data(fx)
     t0 = time.process_time()
-    m = _fit(fx)                                   # warm-up, sizes the batch
+    m = _fit(fx, d)                                # warm-up, sizes the batch
     batch = max(1, math.ceil(MIN_BATCH_S / max(time.process_time() - t0, 1e-3)))
     cpu = []
     for _ in range(repeat):
         t0 = time.process_time()
         for _ in range(batch):
-            m = _fit(fx)
+            m = _fit(fx, d)
         cpu.append((time.process_time() - t0) / batch)
     opt = getattr(m, "opt", None) or getattr(getattr(m, "lmm", None), "opt", None)
     return {"id": fx["name"], "kind": fx["kind"], "nobs": m.nobs,
@@ -121,11 +138,15 @@ def main(argv=None) -> int:
     models = {f["name"]: f for f in rf.models(*KINDS)}
     fixtures = [models[name] for name in selected(models, args.only)]
     meta = run_meta(args)
-    rows = [time_ours(f, args.repeat) for f in fixtures]
-    if args.with_r:
-        ref = time_nlme(fixtures, args.repeat)
-        for r in rows:
-            r["nlme_seconds"] = ref.get(r["id"], {}).get("seconds")
+    rows = []
+    for f in fixtures:
+        row = time_ours(f, args.repeat)
+        if args.with_r:
+            # nlme right after ours, model by model (one R process each, its start-up not
+            # timed): a load that drifts during the run then moves both sides of a ratio
+            row["nlme_seconds"] = time_nlme([f], args.repeat).get(row["id"], {}) \
+                .get("seconds")
+        rows.append(row)
     for r in rows:
         print(f"{r['id']:28s} {r['seconds']:.4f}s  nlme "
               f"{r.get('nlme_seconds') or r['nlme_recorded_seconds']:.4f}s", flush=True)

@@ -95,7 +95,8 @@ def missing_mask(col: pd.Series) -> np.ndarray:
         return np.zeros(len(col), dtype=bool)  # numpy ints and bools cannot be missing
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         return ~np.isfinite(col.to_numpy())
-    bad = np.asarray(col.isna(), dtype=bool)
+    # the array's isna, not the Series': same mask without building a boolean Series
+    bad = np.asarray(col.array.isna(), dtype=bool)
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
         bad = bad | ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
     return bad
@@ -184,7 +185,10 @@ def build_model_frame(
         col_bad = ~np.isfinite(arr)
         by_column[name] = by_column.get(name, 0) + int(col_bad.sum())
         bad |= col_bad
-    dropped = DroppedRows(len(frame), int(bad.sum()), by_column, frame.index[bad])
+    n_bad = int(bad.sum())
+    # no boolean indexing of the index when nothing is dropped (the common case)
+    dropped = DroppedRows(len(frame), n_bad, by_column,
+                          frame.index[bad] if n_bad else frame.index[:0])
     if dropped.n_dropped == len(frame):
         raise DataError(
             f"all {len(frame)} rows have a missing or non-finite value in a column the model "
@@ -194,7 +198,10 @@ def build_model_frame(
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
-    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()})
+    # with no row dropped the caller's columns are the frame's (normalization reads only
+    # non-categorical ones, which _drop_unused leaves alone)
+    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()},
+                            None if dropped.n_dropped else series)
     return ModelFrame(frame=frame, dropped=dropped, mask=~bad)
 
 

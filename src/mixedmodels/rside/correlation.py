@@ -31,7 +31,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from scipy.linalg import solve_triangular
 
 from .._errors import DataError, FormulaError
@@ -293,15 +292,19 @@ class BoundCorrelation:
                 L = np.linalg.cholesky(C)
             except np.linalg.LinAlgError:
                 return None
-            # T = L^{-1}; tril drops the rounding an LU leaves above the diagonal, so the
-            # padding slots of shorter groups never mix into their valid rows
-            T = np.linalg.inv(L) * cls.lower
             Mb = M[cls.rows]                                   # (G, m, k)
-            if T.shape[0] == 1:                                # one pattern: one product
+            if L.shape[0] == 1:
+                # one pattern: one triangular solve for all its groups side by side (row j
+                # of the solution reads rows <= j only, so the padding slots of shorter
+                # groups never reach their valid rows)
                 g, m, k = Mb.shape
-                X = (T[0] @ Mb.transpose(1, 0, 2).reshape(m, g * k)) \
+                X = solve_triangular(L[0], Mb.transpose(1, 0, 2).reshape(m, g * k),
+                                     lower=True, check_finite=False) \
                     .reshape(m, g, k).transpose(1, 0, 2)
             else:
+                # T = L^{-1}; tril drops the rounding an LU leaves above the diagonal, so
+                # the padding slots of shorter groups never mix into their valid rows
+                T = np.linalg.inv(L) * cls.lower
                 X = np.matmul(T[cls.pattern], Mb)
             out[cls.rows[cls.valid]] = X[cls.valid]
             log_diag = np.cumsum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
@@ -545,9 +548,10 @@ class _BoundCompSymm(BoundCorrelation):
         self.spec, self.blocks = spec, blocks
         m = blocks.max_size
         self._inf = -1.0 / (m - 1) if m > 1 else -1.0
-        n = blocks.n
-        self._indicator = sp.csr_matrix((np.ones(n), (blocks.codes, np.arange(n))),
-                                        shape=(blocks.n_groups, n))
+        # group sums by np.add.reduceat over the rows sorted by group (cheaper to set up
+        # and to apply than a sparse indicator matrix on data of this size)
+        self._by_group = np.argsort(blocks.codes, kind="stable")
+        self._group_starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         self._sizes = blocks.sizes.astype(float)
         super().__init__(spec, blocks, form, ("rho",), self._start())
 
@@ -579,7 +583,7 @@ class _BoundCompSymm(BoundCorrelation):
         if rho >= 1.0 or np.any(big <= 0.0):
             return None
         c = 1.0 - np.sqrt((1.0 - rho) / big)
-        means = (self._indicator @ M) / n_g[:, None]
+        means = np.add.reduceat(M[self._by_group], self._group_starts, axis=0) / n_g[:, None]
         out = (M - (c[:, None] * means)[self.blocks.codes]) / np.sqrt(1.0 - rho)
         logdet = float(np.sum((n_g - 1.0) * np.log1p(-rho) + np.log(big)))
         return out, logdet

@@ -158,9 +158,12 @@ class _BoundSpatial(BoundCorrelation):
         nat = self.natural(u)
         scale = 1.0 - nat[1] if self.spec.nugget else 1.0
         out = []
-        for d, eye in geometries:
-            C = scale * self.spec.shape(d / nat[0])
-            C[:, eye] = 1.0
+        for d, _ in geometries:
+            C = np.ascontiguousarray(scale * self.spec.shape(d / nat[0]))   # (G, s, s)
+            s = C.shape[-1]
+            # the unit diagonals through a strided view (a boolean-mask assignment costs
+            # a fifth of a small spatial evaluation)
+            C.reshape(C.shape[0], s * s)[:, ::s + 1] = 1.0
             out.append(C)
         return out
 

@@ -161,15 +161,22 @@ def _strata(spec: VarianceFunction, frame: pd.DataFrame, form: StructureForm,
             order: np.ndarray) -> tuple[np.ndarray, list[str]]:
     """Stratum code of every row and the stratum labels in nlme's order (first seen in
     ``order`` first)."""
-    labels = None
+    # integer codes of the combined strata (mixed radix over the groups' factorized
+    # labels); text is made for the distinct strata only, from one row of each
+    combo = np.zeros(len(frame), dtype=np.int64)
+    texts = []
     for g in form.groups:
-        text = pd.Series(level_text(frame[g]), index=frame.index).astype(str)
-        labels = text if labels is None else labels + "*" + text
-    values = labels.to_numpy()
-    uniq, first = np.unique(values[order], return_index=True)
-    ordered = uniq[np.argsort(first)]
-    codes = pd.Index(ordered).get_indexer(values)
-    return codes.astype(np.int64), [str(s) for s in ordered]
+        text = np.asarray(level_text(frame[g]), dtype=object)
+        codes_g, uniq_g = pd.factorize(text)
+        combo = combo * max(len(uniq_g), 1) + codes_g
+        texts.append(text)
+    uniq, first = np.unique(combo[order], return_index=True)
+    by_first = np.argsort(first)
+    rank = np.empty(int(uniq.max()) + 1 if uniq.size else 0, dtype=np.int64)
+    rank[uniq[by_first]] = np.arange(uniq.size)
+    rep_rows = np.asarray(order)[first[by_first]]
+    labels = ["*".join(str(t[r]) for t in texts) for r in rep_rows]
+    return rank[combo], labels
 
 
 def _one_covariate(spec: VarianceFunction, frame: pd.DataFrame, form: StructureForm,

@@ -1,0 +1,78 @@
+"""Regressions for what the parity sweep (tools/r/sweep/) found, against glmmTMB 1.1.5
+fixtures made by tools/r/sweep/regression_fixtures.R (tests/fixtures/sweep/)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sweep"
+#: glmmTMB fits the rounded proportions' non-integer successes as given, we fit the whole
+#: numbers they round to: the objectives differ by the rounding's effect (~1e-4 here)
+ROUNDED_OBJECTIVE_ATOL = 1e-3
+#: estimates relative to max(|estimate|, SE), standard errors (relative)
+COEF_RTOL = 1e-3
+SE_RTOL = 1e-3
+
+
+def _fixture(name: str) -> dict:
+    return json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _cbpp():
+    df = mm.datasets.load("cbpp")
+    df["prop6"] = np.round(df["incidence"] / df["size"], 6)
+    df["pd"] = ("p" + df["period"].astype(str)).astype("category")
+    return df
+
+
+def test_rounded_proportions_with_weights_fit_as_counts():
+    """Proportions with 6 decimals times their trials are whole only up to rounding: they
+    must fit (glmmTMB does), not be refused as non-integer counts."""
+    fx = _fixture("cbpp_prop_rounded")
+    m = mm.glmmtmb(fx["formula"], _cbpp(), family="binomial", weights=fx["weights"])
+    assert m.objective == pytest.approx(fx["objective"], abs=ROUNDED_OBJECTIVE_ATOL)
+    est = m.coef_table()
+    for (name, ref), ours, se_ref, se in zip(fx["beta"].items(), est["Estimate"],
+                                             fx["se"].values(), est["Std. Error"],
+                                             strict=True):
+        assert abs(ours - ref) <= COEF_RTOL * max(abs(ref), se_ref), name
+        assert se == pytest.approx(se_ref, rel=SE_RTOL), name
+
+
+def test_clearly_fractional_successes_still_refused():
+    df = _cbpp()
+    df["bad"] = df["prop6"] + 0.01
+    with pytest.raises(mm.DataError, match="non-integer"):
+        mm.glmmtmb("bad ~ period + (1 | herd)", df, family="binomial", weights="size")
+
+
+def test_structured_theta_labels_as_glmmtmb():
+    fx = _fixture("cbpp_ar1_labels")
+    m = mm.glmmtmb(fx["formula"], _cbpp(), family="binomial")
+    assert m.objective == pytest.approx(fx["objective"], abs=1e-4)
+    theta_names = [n for n in fx["vcov_full_names"] if n.startswith("theta_")]
+    assert [n for n in m.vcov_full.columns if n.startswith("theta_")] == theta_names
+
+
+def test_simulate_out_of_range_mean_is_a_clear_error():
+    """New random effects under the identity link can give negative Poisson means: a clear
+    error naming the family and the link, not numpy's 'lam < 0'."""
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(30), 8)
+    data = pd.DataFrame({"g": pd.Categorical(g), "x": rng.normal(size=g.size)})
+    data["y"] = rng.poisson(np.maximum(3.0 + 0.1 * data["x"] + rng.normal(0, 1.5, 30)[g],
+                                       0.01))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmmtmb("y ~ x + (1 | g)", data, family="poisson", link="identity",
+                       start={"beta.cond": [3.0, 0.0]})
+        with pytest.raises(ValueError, match="identity link"):
+            m.simulate(nsim=50, seed=1)

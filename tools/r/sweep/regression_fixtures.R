@@ -1,0 +1,33 @@
+# Small glmmTMB 1.1.5 fixtures for the bugs the parity sweep (tools/r/sweep/) found, written
+# to tests/fixtures/sweep/<id>.json. Run from the repository root:
+#   Rscript tools/r/sweep/regression_fixtures.R
+suppressPackageStartupMessages({library(jsonlite); library(glmmTMB)})
+out_dir <- file.path("tests", "fixtures", "sweep")
+dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+bundled <- file.path("src", "mixedmodels", "datasets", "data")
+lev <- fromJSON(file.path(bundled, "factor_levels.json"))
+cbpp <- read.csv(file.path(bundled, "cbpp.csv"))
+for (col in names(lev$cbpp)) cbpp[[col]] <- factor(as.character(cbpp[[col]]), levels = lev$cbpp[[col]])
+named <- function(x) as.list(setNames(as.numeric(x), names(x)))
+write_fit <- function(id, fit, extra = list()) {
+  rec <- c(list(id = id, glmmTMB = as.character(packageVersion("glmmTMB")),
+                objective = 2 * fit$fit$objective, beta = named(fixef(fit)$cond),
+                se = named(sqrt(diag(vcov(fit)$cond))),
+                vcov_full_names = I(colnames(vcov(fit, full = TRUE)))), extra)
+  write_json(rec, file.path(out_dir, paste0(id, ".json")), digits = NA, auto_unbox = TRUE,
+             pretty = TRUE)
+}
+# proportions written with 6 decimals (as in a CSV): successes = size * prop are whole
+# numbers only up to rounding (2/14 -> 0.142857, times 14 = 1.999998)
+cbpp$prop6 <- round(cbpp$incidence / cbpp$size, 6)
+fit <- glmmTMB(prop6 ~ period + (1 | herd), data = cbpp, family = binomial, weights = size)
+write_fit("cbpp_prop_rounded", fit, list(
+  formula = "prop6 ~ period + (1 | herd)", weights = "size", data = "cbpp",
+  note = "prop6 = round(incidence / size, 6); glmmTMB fits the non-integer successes as given"))
+# a structured term with many columns: its theta names in vcov(full = TRUE)
+cbpp$pd <- factor(paste0("p", cbpp$period))
+fit <- glmmTMB(cbind(incidence, size - incidence) ~ 1 + ar1(0 + pd | herd), data = cbpp,
+               family = binomial)
+write_fit("cbpp_ar1_labels", fit, list(
+  formula = "cbind(incidence, size - incidence) ~ 1 + ar1(0 + pd | herd)", data = "cbpp",
+  note = "pd = factor(paste0('p', period))"))

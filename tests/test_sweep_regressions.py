@@ -76,3 +76,10 @@ def test_simulate_out_of_range_mean_is_a_clear_error():
                        start={"beta.cond": [3.0, 0.0]})
         with pytest.raises(ValueError, match="identity link"):
             m.simulate(nsim=50, seed=1)
+
+
+def test_response_named_once_in_count_errors():
+    df = mm.datasets.load("cbpp")
+    df.loc[0, "incidence"] = -1
+    with pytest.raises(mm.DataError, match=r"the response 'incidence' has 1 negative"):
+        mm.glmmtmb("incidence ~ period + (1 | herd)", df, family="poisson")

@@ -205,7 +205,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     else:
         y, size = design.y, None
         w = None if design.weights is None else np.asarray(design.weights)
-    density.check_response(y, repr(design.spec.response), size=size, weights=w)
+    density.check_response(y, design.spec.response, size=size, weights=w)
     starts = _start(density, fam, design, y, size, w, comps)
     if fixed_disp:
         starts["disp"] = np.array([FIXED_GAUSSIAN_LOG_VARIANCE])

@@ -83,3 +83,24 @@ def test_response_named_once_in_count_errors():
     df.loc[0, "incidence"] = -1
     with pytest.raises(mm.DataError, match=r"the response 'incidence' has 1 negative"):
         mm.glmmtmb("incidence ~ period + (1 | herd)", df, family="poisson")
+
+
+def test_nested_ar1_singular_inner_variance_matches_nlme_and_intervals_explain():
+    """lme(y ~ x, random = ~ 1 | g/h, correlation = corAR1(form = ~ 1 | g/h)) with the
+    inner variance at ~0: the fit matches nlme; intervals() used to fail inside numpy's
+    eigensolver (curvature steps of thousands on the flat log sd) and must now say why
+    it refuses."""
+    fx = _fixture("nested_ar1")
+    df = pd.read_csv(FIXTURES / "nested_ar1.csv")
+    df["g"] = df["g"].astype("category")
+    df["h"] = df["h"].astype("category")
+    with pytest.warns(mm.SingularFitWarning):
+        m = mm.lmer("y ~ x + (1 | g/h)", df, correlation=mm.cor_ar1(form="~ 1 | g/h"))
+    assert m.loglik >= fx["logLik"] - 1e-4
+    for ours, ref, se_ref, se in zip(m.fixef, fx["coef"].values(), fx["se"].values(),
+                                     m.se, strict=True):
+        assert abs(ours - ref) <= COEF_RTOL * max(abs(ref), se_ref)
+        assert se == pytest.approx(se_ref, rel=SE_RTOL)
+    assert m.cor_params["phi"] == pytest.approx(fx["phi"], rel=1e-3)
+    with pytest.raises(ValueError, match="standard deviation near 0"):
+        m.intervals()

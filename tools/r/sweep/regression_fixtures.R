@@ -31,3 +31,24 @@ fit <- glmmTMB(cbind(incidence, size - incidence) ~ 1 + ar1(0 + pd | herd), data
 write_fit("cbpp_ar1_labels", fit, list(
   formula = "cbind(incidence, size - incidence) ~ 1 + ar1(0 + pd | herd)", data = "cbpp",
   note = "pd = factor(paste0('p', period))"))
+
+# nlme: nested random effects whose inner variance goes to 0, with AR(1) residuals within
+# the inner groups (our intervals() failed inside numpy's eigensolver there)
+suppressPackageStartupMessages(library(nlme))
+set.seed(808)
+n_g <- 20
+nest <- data.frame(g = factor(sprintf("g%02d", rep(1:n_g, each = 12))),
+                   h = factor(rep(rep(c("a", "b", "c"), each = 4), n_g)))
+nest$x <- round(rnorm(nrow(nest)), 6)
+e <- as.numeric(unlist(lapply(seq_len(n_g * 3), function(i) arima.sim(list(ar = 0.3), 4))))
+nest$y <- round(0.4 * nest$x + rnorm(n_g, 0, 0.7)[as.integer(nest$g)] + 0.6 * e, 6)
+write.csv(nest, file.path(out_dir, "nested_ar1.csv"), row.names = FALSE)
+nest <- read.csv(file.path(out_dir, "nested_ar1.csv"), stringsAsFactors = TRUE)
+m <- lme(y ~ x, nest, random = ~ 1 | g/h, correlation = corAR1(form = ~ 1 | g/h))
+write_json(list(id = "nested_ar1", nlme = as.character(packageVersion("nlme")),
+                r_call = "lme(y ~ x, nest, random = ~ 1 | g/h, correlation = corAR1(form = ~ 1 | g/h))",
+                logLik = as.numeric(logLik(m)), coef = named(fixef(m)),
+                se = named(sqrt(diag(vcov(m)))), phi = as.numeric(coef(m$modelStruct$corStruct, FALSE)),
+                re_sd = as.numeric(VarCorr(m)[, "StdDev"]),
+                intervals = tryCatch({intervals(m); "ok"}, error = function(e) conditionMessage(e))),
+           file.path(out_dir, "nested_ar1.json"), digits = NA, auto_unbox = TRUE, pretty = TRUE)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from mixedmodels.families import ModelDensity, make_response_family
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sweep"
 #: glmmTMB fits the rounded proportions' non-integer successes as given, we fit the whole
@@ -104,3 +105,33 @@ def test_nested_ar1_singular_inner_variance_matches_nlme_and_intervals_explain()
     assert m.cor_params["phi"] == pytest.approx(fx["phi"], rel=1e-3)
     with pytest.raises(ValueError, match="standard deviation near 0"):
         m.intervals()
+
+
+def test_genpois_under_dispersed_ones_beyond_support_match_glmmtmb():
+    """Strong under-dispersion (phi ~ 0.18): many y = 1 with theta + lambda < 0. Their pmf
+    is theta exp(-theta - lambda) (the power (theta + lambda)^0 is 1), as glmmTMB
+    evaluates it; we returned NaN and stopped 55 deviance units above its optimum."""
+    fx = _fixture("genpois_under")
+    df = pd.read_csv(FIXTURES / fx["data"])
+    df["g"] = df["g"].astype("category")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmmtmb(fx["formula"], df, family="genpois")
+    assert m.objective <= fx["objective"] + 1e-4
+    assert m.objective == pytest.approx(fx["objective"], abs=1e-4)
+    for (name, ref), ours, se_ref, se in zip(fx["beta"].items(), m.fixef, fx["se"].values(),
+                                             m.se, strict=True):
+        assert abs(ours - ref) <= COEF_RTOL * max(abs(ref), se_ref), name
+        assert se == pytest.approx(se_ref, rel=SE_RTOL), name
+    assert m.fixef_disp.iloc[0] == pytest.approx(fx["beta_disp"]["(Intercept)"], rel=1e-3)
+    assert m.varcorr_of("cond").terms[0].sd[0] == pytest.approx(fx["sd"], rel=1e-3)
+
+
+def test_genpois_one_beyond_support_has_the_pmf_value():
+    """The density at y = 1 is theta exp(-theta - lambda) for any lambda (direct formula)."""
+    md = ModelDensity(make_response_family("genpois"))
+    mu, phi = np.array([0.3, 2.0]), np.array([0.2, 0.2])
+    theta, lam = mu / np.sqrt(phi), 1.0 - 1.0 / np.sqrt(phi)
+    etas = {"mu": np.log(mu), "phi": np.log(phi)}
+    ll = md.log_density_value(np.array([1.0, 1.0]), etas)
+    np.testing.assert_allclose(ll, np.log(theta) - theta - lam, rtol=1e-12)

@@ -31,7 +31,7 @@ SD_ATOL = 1e-3
 def load(out: Path, name: str) -> pd.DataFrame:
     df = pd.read_csv(out / "data" / "sw.csv", encoding="utf-8")
     for col in df.columns:
-        if df[col].dtype == object:
+        if not pd.api.types.is_numeric_dtype(df[col]):
             df[col] = pd.Categorical(df[col], categories=sorted(df[col].dropna().unique()))
     df["spg"] = pd.Categorical(["1"] * len(df))
     return df.iloc[:60].reset_index(drop=True) if name == "sw60" else df
@@ -63,7 +63,10 @@ def compare(m, rec: dict) -> dict:
         index = list(m.design.components[comp].fixed.r_names)   # R's names
         est = dict(zip(index, tab["Estimate"], strict=True))
         se = dict(zip(index, tab["Std. Error"], strict=True))
-        out[f"{key}_rel"] = worst_rel(est, rec[key], rec.get(sekey))
+        # older result files keep vcov()'s "zi~" / "d~" prefixes on the SE names
+        ref_se = {k.split("~", 1)[-1]: v for k, v in (rec.get(sekey) or {}).items()}
+        rec[sekey] = ref_se or None
+        out[f"{key}_rel"] = worst_rel(est, rec[key], ref_se)
         if rec.get(sekey):
             out[f"{sekey}_rel"] = worst_rel(se, rec[sekey], None)
     worst_sd = 0.0

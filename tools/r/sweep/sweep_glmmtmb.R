@@ -215,7 +215,12 @@ for (s in specs) {
   } else {
     fit <- r$value
     vc <- tryCatch(vcov(fit), error = function(e) NULL)
-    se <- function(comp) if (is.null(vc) || is.null(vc[[comp]])) NULL else named(sqrt(diag(as.matrix(vc[[comp]]))))
+    # vcov() prefixes the zi and disp names ("zi~x", "d~x"): strip them to fixef()'s
+    se <- function(comp) if (is.null(vc) || is.null(vc[[comp]])) NULL else {
+      v <- sqrt(diag(as.matrix(vc[[comp]])))
+      names(v) <- sub("^(zi|d)~", "", names(v))
+      named(v)
+    }
     fe <- fixef(fit)
     rec$objective <- 2 * fit$fit$objective   # -2 logLik (REML criterion); logLik() is NA without a pd Hessian
     rec$convergence <- fit$fit$convergence

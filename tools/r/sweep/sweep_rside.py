@@ -26,7 +26,7 @@ SAME_OPTIMUM = 1e-3
 def load(out: Path, name: str) -> pd.DataFrame:
     df = pd.read_csv(out / "data" / "sw.csv", encoding="utf-8")
     for col in df.columns:
-        if df[col].dtype == object:
+        if not pd.api.types.is_numeric_dtype(df[col]):
             df[col] = pd.Categorical(df[col], categories=sorted(df[col].dropna().unique()))
     df["xpos"] = np.exp(df["x"] / 2)
     df["tc"] = df["tt"] + np.round((df["z"] + 1) / 4, 6)

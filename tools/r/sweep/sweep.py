@@ -29,6 +29,14 @@ SD_ATOL = 1e-3
 
 
 def load(out: Path, name: str) -> pd.DataFrame:
+    if name not in ("sw", "sw60"):         # a bundled data set (R's level orders)
+        df = mm.datasets.load(name)
+        if name == "Orthodont":
+            df["fage"] = pd.Categorical(df["age"].astype(int).astype(str),
+                                        categories=["8", "10", "12", "14"])
+        if name == "cbpp":
+            df["obs"] = pd.Categorical([str(i + 1) for i in range(len(df))])
+        return df
     df = pd.read_csv(out / "data" / "sw.csv", encoding="utf-8")
     for col in df.columns:
         if not pd.api.types.is_numeric_dtype(df[col]):

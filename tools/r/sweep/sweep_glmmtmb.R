@@ -175,6 +175,41 @@ S("rr_gauss", "y_gauss ~ x + rr(0 + f | g, d = 1)", 'gaussian(link = "identity")
 S("ar1_zi", "y_zip ~ x + ar1(0 + ftt | g)", 'poisson(link = "log")', zi = "~1")
 S("cs_binom_slope", "cbind(succ, trials - succ) ~ x + cs(0 + f | g)", 'binomial(link = "logit")')
 
+# --- batch 2: bundled data sets (R's level orders from factor_levels.json)
+bundled_dir <- file.path("src", "mixedmodels", "datasets", "data")
+blev <- fromJSON(file.path(bundled_dir, "factor_levels.json"))
+bundled <- function(name) {
+  x <- read.csv(file.path(bundled_dir, paste0(name, ".csv")), stringsAsFactors = FALSE)
+  for (col in names(blev[[name]])) x[[col]] <- factor(as.character(x[[col]]), levels = blev[[name]][[col]])
+  x
+}
+B <- list(Salamanders = bundled("Salamanders"), Owls = bundled("Owls"),
+          grouseticks = bundled("grouseticks"), Orthodont = bundled("Orthodont"),
+          cake = bundled("cake"), Contraception = bundled("Contraception"),
+          sleepstudy = bundled("sleepstudy"), cbpp = bundled("cbpp"))
+B$Orthodont$fage <- factor(B$Orthodont$age)
+B$cbpp$obs <- factor(seq_len(nrow(B$cbpp)))
+S("sal_zinb1_re_zi", "count ~ spp + mined + (1 | site)", 'nbinom1(link = "log")', zi = "~mined + (1 | site)", data = "Salamanders")
+S("sal_tnb1_zidot", "count ~ spp + mined + (1 | site)", 'truncated_nbinom1(link = "log")', zi = "~.", data = "Salamanders")
+S("sal_zigenpois", "count ~ mined + cover + (1 | site)", 'genpois(link = "log")', zi = "~mined", data = "Salamanders")
+S("sal_pois_disp_err", "count ~ spp + cover + (1 | site)", 'poisson(link = "log")', data = "Salamanders")
+S("owls_zinb2_re_zi_disp", "SiblingNegotiation ~ FoodTreatment + ArrivalTime + offset(logBroodSize) + (1 | Nest)", 'nbinom2(link = "log")', zi = "~FoodTreatment + (1 | Nest)", disp = "~SexParent", data = "Owls")
+S("owls_nb1_slope", "SiblingNegotiation ~ FoodTreatment + offset(logBroodSize) + (FoodTreatment | Nest)", 'nbinom1(link = "log")', data = "Owls")
+S("grouse_nested", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION/BROOD)", 'poisson(link = "log")', data = "grouseticks")
+S("grouse_nb2_zi", "TICKS ~ YEAR + cHEIGHT + (1 | LOCATION)", 'nbinom2(link = "log")', zi = "~YEAR", data = "grouseticks")
+S("orth_ar1_disp0", "distance ~ age * Sex + ar1(0 + fage | Subject)", 'gaussian(link = "identity")', disp = "~0", data = "Orthodont")
+S("orth_t_disp", "distance ~ age + Sex + (1 | Subject)", 't_family(link = "identity")', disp = "~Sex", data = "Orthodont")
+S("orth_cs_reml", "distance ~ age + Sex + cs(0 + fage | Subject)", 'gaussian(link = "identity")', REML = TRUE, data = "Orthodont")
+S("cake_gamma_nested", "angle ~ recipe + temp + (1 | replicate/recipe)", 'Gamma(link = "log")', data = "cake")
+S("cake_lognormal_like", "log(angle) ~ recipe * temp + (1 | replicate)", 'gaussian(link = "identity")', REML = TRUE, data = "cake")
+S("contra_inter", "use ~ age + urban + livch + (1 | district:urban)", 'binomial(link = "probit")', data = "Contraception")
+S("contra_diag", "use ~ age + urban + diag(urban | district)", 'binomial(link = "logit")', data = "Contraception")
+S("sleep_diag", "Reaction ~ Days + diag(Days | Subject)", 'gaussian(link = "identity")', data = "sleepstudy")
+S("sleep_disp_days_reml", "Reaction ~ Days + (1 | Subject)", 'gaussian(link = "identity")', disp = "~Days", REML = TRUE, data = "sleepstudy")
+S("sleep_gamma_slope", "Reaction ~ Days + (Days | Subject)", 'Gamma(link = "log")', data = "sleepstudy")
+S("cbpp_bb_disp", "cbind(incidence, size - incidence) ~ period + (1 | herd)", 'betabinomial(link = "logit")', disp = "~period", data = "cbpp")
+S("cbpp_obs_re", "cbind(incidence, size - incidence) ~ period + (1 | herd) + (1 | obs)", 'binomial(link = "logit")', data = "cbpp")
+
 # ---------------------------------------------------------------- fitting
 capture <- function(fun) {
   w <- character()
@@ -195,7 +230,7 @@ sdcomp <- function(vc) {
 results <- list()
 for (s in specs) {
   if (!is.null(only) && !(s$id %in% only)) next
-  data <- if (s$data == "sw60") ds else d
+  data <- if (s$data == "sw60") ds else if (s$data == "sw") d else B[[s$data]]
   a <- list(formula = as.formula(s$formula), data = data, family = eval(parse(text = s$family)),
             ziformula = as.formula(s$zi), dispformula = as.formula(s$disp), REML = s$REML)
   if (!is.null(s$weights)) a$weights <- data[[s$weights]]

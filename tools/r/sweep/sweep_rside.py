@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,14 +21,15 @@ import pandas as pd
 
 import mixedmodels as mm
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import sweep  # the sibling script (its data loader)
+
 SAME_OPTIMUM = 1e-3
 
 
 def load(out: Path, name: str) -> pd.DataFrame:
-    df = pd.read_csv(out / "data" / "sw.csv", encoding="utf-8")
-    for col in df.columns:
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            df[col] = pd.Categorical(df[col], categories=sorted(df[col].dropna().unique()))
+    """The sweep's simulated data (:func:`sweep.load`) with the columns sweep_nlme.R adds."""
+    df = sweep.load(out, "sw")
     df["xpos"] = np.exp(df["x"] / 2)
     df["tc"] = df["tt"] + np.round((df["z"] + 1) / 4, 6)
     if name == "swna":

@@ -150,3 +150,14 @@ def test_t_with_dispersion_model_reaches_glmmtmb_optimum():
         assert se == pytest.approx(se_ref, rel=SE_RTOL), name
     np.testing.assert_allclose(m.fixef_disp, list(fx["beta_disp"].values()), rtol=1e-3)
     assert m.family_params["df"] == pytest.approx(fx["df"], rel=1e-3)
+
+
+@pytest.mark.parametrize(("start", "pattern"), [
+    ({"beta.cond": [1.0, 2.0, 3.0]}, r"start\['beta.cond'\] has 3 values but the block has 4"),
+    ({"theta.zi": [0.5]}, r"no parameter block 'theta.zi'.*beta.cond, theta.cond"),
+])
+def test_start_that_does_not_fit_is_an_error(start, pattern):
+    """A start= block with a wrong name or size was silently ignored."""
+    with pytest.raises(ValueError, match=pattern):
+        mm.glmmtmb("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                   mm.datasets.load("cbpp"), family="binomial", start=start)

@@ -158,6 +158,24 @@ def _family_parameters(fam, y) -> list[FamilyParameter]:
     return out
 
 
+def _checked_start(start: dict, layout) -> dict:
+    """The ``start=`` blocks as arrays, each named in the layout and of its size (a block
+    that does not fit is an error, not silently ignored)."""
+    out = {}
+    for name, value in start.items():
+        if name not in layout:
+            raise ValueError(f"start: no parameter block {name!r} in this model; its blocks "
+                             f"are {', '.join(layout.names_of())}")
+        v = np.atleast_1d(np.asarray(value, dtype=float))
+        size = layout.block(name).size
+        if v.size != size:
+            labels = layout.labels[layout.slice(name)]
+            raise ValueError(f"start[{name!r}] has {v.size} values but the block has {size} "
+                             f"({', '.join(labels)})")
+        out[name] = v
+    return out
+
+
 def _carried(fp: FamilyParameter, value: float) -> FamilyParameter:
     """``fp`` starting at the no-random-effects stage's ``value``, unless that ran off
     (see :data:`FAMILY_CARRY_MAX_SHIFT`): then at its own start."""
@@ -254,8 +272,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
             theta0[f"theta.{name}"] = np.concatenate([t.structure.start(sd)
                                                       for t in lp.terms])
     if start:
-        theta0.update({k: np.asarray(v, float) for k, v in start.items()
-                       if k in layout and np.size(v) == layout.block(k).size})
+        theta0.update(_checked_start(start, layout))
     return _finish(design, density, fam, y, size, w, comps, fparams, starts, theta0,
                    REML, fixed_disp)
 

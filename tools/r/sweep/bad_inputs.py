@@ -132,6 +132,46 @@ CASES = {
     "pql unknown family": lambda: mm.glmm_pql("y ~ x + (1|g)", D, family="poison"),
     "pql gaussian counts absent col": lambda: mm.glmm_pql("y ~ zz + (1|g)", D,
                                                           family="poisson"),
+    "weights with NaN": lambda: mm.glmmtmb("y ~ x + (1|g)", D, family="poisson",
+                                           weights=np.r_[np.nan, np.ones(n - 1)]),
+    "offset with inf": lambda: mm.glmmtmb("y ~ x + (1|g)", D, family="poisson",
+                                          offset=np.r_[np.inf, np.zeros(n - 1)]),
+    "string response poisson": lambda: mm.glmmtmb(
+        "s ~ x + (1|g)", D.assign(s=D["g"].astype(str)), family="poisson"),
+    "factor response gaussian": lambda: mm.glmmtmb("sp ~ x + (1|g)", D),
+    "all-zero counts": lambda: mm.glmmtmb("z0 ~ x + (1|g)", D.assign(z0=0.0),
+                                          family="poisson"),
+    "one-level grouping": lambda: mm.glmmtmb("yn ~ x + (1|one)", D.assign(one="a")),
+    "grouping with NaN": lambda: mm.glmmtmb(
+        "yn ~ x + (1|gg)", D.assign(gg=D["g"].astype(object).where(D.index > 3))),
+    "slope on absent column": lambda: mm.glmmtmb("yn ~ x + (nothere|g)", D),
+    "zi RE absent group": lambda: mm.glmmtmb("y ~ x + (1|g)", D, family="poisson",
+                                             ziformula="~1 + (1|nothere)"),
+    "disp with RE": lambda: mm.glmmtmb("yn ~ x + (1|g)", D, dispformula="~x + (1|g)"),
+    "two-sided ziformula": lambda: mm.glmmtmb("y ~ x + (1|g)", D, family="poisson",
+                                              ziformula="y ~ 1"),
+    "bad start block": lambda: mm.glmmtmb("y ~ x + (1|g)", D, family="poisson",
+                                          start={"beta.cond": [1.0, 2.0, 3.0]}),
+    "unknown start block": lambda: mm.glmmtmb("y ~ x + (1|g)", D, family="poisson",
+                                              start={"nope": [1.0]}),
+    "tweedie negative": lambda: mm.glmmtmb("yn ~ x + (1|g)", D, family="tweedie"),
+    "t with zero response fine": lambda: mm.glmmtmb("yn ~ x + (1|g)", D, family="t",
+                                                    dispformula="~nothere"),
+    "compois non-integer": lambda: mm.glmmtmb("yb ~ x + (1|g)", D, family="compois"),
+    "ziGamma negative": lambda: mm.glmmtmb("yn ~ x + (1|g)", D, family="ziGamma",
+                                           ziformula="~1"),
+    "betabinomial cbind > trials": lambda: mm.glmmtmb(
+        "cbind(y, k) ~ x + (1|g)", D.assign(k=-1), family="betabinomial"),
+    "gls sigma with variance": lambda: mm.gls("yn ~ x", D, sigma=0.0),
+    "cor_arma p q zero": lambda: mm.gls("yn ~ x", D, correlation=mm.cor_arma(form="~ t | g")),
+    "var_ident unknown level value": lambda: mm.gls(
+        "yn ~ x", D, variance=mm.var_ident(value={"zz": 2.0}, form="~ 1 | sp")),
+    "cor_ar1 value out of range": lambda: mm.gls(
+        "yn ~ x", D, correlation=mm.cor_ar1(value=1.5, form="~ t | g")),
+    "lmer correlation group mismatch": lambda: mm.lmer(
+        "yn ~ x + (1|g)", D, correlation=mm.cor_ar1(form="~ t | sp")),
+    "pql sigma": lambda: mm.glmm_pql("y ~ x + (1|g)", D, family="poisson",
+                                     correlation=mm.cor_ar1(form="~ tt | g")),
 }
 
 

@@ -161,3 +161,19 @@ def test_start_that_does_not_fit_is_an_error(start, pattern):
     with pytest.raises(ValueError, match=pattern):
         mm.glmmtmb("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                    mm.datasets.load("cbpp"), family="binomial", start=start)
+
+
+def test_rside_forms_take_unicode_and_backticked_grouping_names():
+    """nlme's gls on Orthodont with the grouping columns renamed to `subject id` (quoted)
+    and kön: the form parser accepted only ASCII names."""
+    fx = _fixture("orth_gls_cs_ident")
+    df = mm.datasets.load("Orthodont").rename(columns={"Subject": "subject id", "Sex": "kön"})
+    m = mm.gls("distance ~ age", df, correlation=mm.cor_comp_symm(form="~ 1 | `subject id`"),
+               variance=mm.var_ident(form="~ 1 | kön"))
+    assert m.loglik == pytest.approx(fx["logLik"], abs=1e-4)
+    for ours, ref, se_ref, se in zip(m.fixef, fx["coef"].values(), fx["se"].values(), m.se,
+                                     strict=True):
+        assert abs(ours - ref) <= COEF_RTOL * max(abs(ref), se_ref)
+        assert se == pytest.approx(se_ref, rel=SE_RTOL)
+    assert m.cor_params["rho"] == pytest.approx(fx["rho"], rel=1e-3)
+    assert m.var_params == pytest.approx(fx["var_params"], rel=1e-3)

@@ -79,3 +79,17 @@ write_fit("orth_t_disp_sex", fit, list(
   formula = "distance ~ age + Sex + (1 | Subject)", dispformula = "~Sex", data = "Orthodont",
   beta_disp = named(fixef(fit)$disp), df = as.numeric(exp(fit$fit$par[["psi"]])),
   convergence = fit$fit$convergence, pdHess = fit$sdr$pdHess))
+
+# nlme gls with a variance function and a correlation by group: the Python test renames the
+# grouping columns to a unicode name and to one with a space (quoted in backticks), which
+# the form parser refused ("the grouping after '|' must be column names")
+m <- gls(distance ~ age, orth, correlation = corCompSymm(form = ~ 1 | Subject),
+         weights = varIdent(form = ~ 1 | Sex))
+write_json(list(id = "orth_gls_cs_ident", nlme = as.character(packageVersion("nlme")),
+                r_call = "gls(distance ~ age, Orthodont, correlation = corCompSymm(form = ~ 1 | Subject), weights = varIdent(form = ~ 1 | Sex))",
+                logLik = as.numeric(logLik(m)), coef = named(coef(m)),
+                se = named(sqrt(diag(vcov(m)))), sigma = m$sigma,
+                rho = as.numeric(coef(m$modelStruct$corStruct, FALSE)),
+                var_params = named(coef(m$modelStruct$varStruct, FALSE, allCoef = TRUE))),
+           file.path(out_dir, "orth_gls_cs_ident.json"), digits = NA, auto_unbox = TRUE,
+           pretty = TRUE)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError
+from ..families.density import binomial_response
 from ..families.family import Binomial, Family
 from .response import evaluate_numeric
 from .variables import expression_variables
@@ -193,7 +194,6 @@ def binomial_parts(design):
     y = design.y
     if trials is not None:                      # cbind(successes, failures)
         return y * trials, trials, w
-    if np.all((y == 0) | (y == 1)):
-        return y.copy(), np.ones_like(y), w
-    # proportions: the weights are the numbers of trials (R's binomial convention)
-    return w * y, w.copy(), np.ones_like(y)
+    # 0/1 responses, or proportions whose weights are the numbers of trials (R's
+    # binomial convention; successes within rounding of whole numbers are made whole)
+    return binomial_response(y, w)

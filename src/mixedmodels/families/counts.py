@@ -300,8 +300,8 @@ class GenPois(_CountFamily):
             - \log y!,
 
     ``E = mu``, ``Var = mu phi`` (``sigma() = phi``). For ``phi < 1`` (under-dispersion,
-    ``lambda < 0``) the pmf is Consul's, undefined (NaN) beyond ``y > -theta/lambda`` and
-    not exactly normalized, as in glmmTMB.
+    ``lambda < 0``) the pmf is Consul's, undefined (NaN) beyond ``y > -theta/lambda``
+    (except at ``y = 1``, where the power is 1) and not exactly normalized, as in glmmTMB.
     """
 
     name = "genpois"
@@ -313,7 +313,12 @@ class GenPois(_CountFamily):
         log_theta = params["mu"].log() - half
         theta = jt.exp(log_theta)
         lam = -jt.expm1(-half)           # 1 - 1/sqrt(phi) without cancellation near phi = 1
-        return log_theta + jt.log(theta + lam * y) * (y - 1.0) - theta - lam * y - lfactorial(y)
+        # (theta + lambda y)^(y - 1) is 1 at y = 1 whatever the sign of its base: under
+        # under-dispersion (lambda < 0) a y = 1 beyond Consul's support bound keeps its
+        # finite value theta exp(-theta - lambda) (glmmTMB's, whose AD tape drops the
+        # product with the constant 0), instead of 0 * log(negative) = NaN
+        return (log_theta + ylog(y - 1.0, jt.log(theta + lam * y)) - theta - lam * y
+                - lfactorial(y))
 
     def mean(self, params, size=None):
         return np.asarray(params["mu"], dtype=float)

@@ -54,6 +54,10 @@ __all__ = [
 
 #: Relative distance from a whole number below which a count counts as an integer.
 INTEGER_TOL = 1e-8
+#: A proportion times its weight (trials) this close to a whole number of successes, per
+#: trial, is that number: proportions written with 6 decimals (a CSV) carry rounding
+#: errors up to 5e-7 per trial, which must not make ``2/3`` of 3 trials non-integer.
+PROPORTION_ROUNDING_TOL = 1e-5
 #: Canonical order of the channels; extras follow in the family's order.
 CHANNEL_ORDER = ("mu", "zi", "phi")
 
@@ -271,7 +275,7 @@ def check_counts(y: np.ndarray, name: str, family: str, non_integer: str = "erro
     frac = np.abs(y - np.round(y)) > INTEGER_TOL * np.maximum(1.0, np.abs(y))
     if np.any(frac):
         msg = (f"the response {name!r} has {int(frac.sum())} non-integer values (e.g. "
-               f"{y[frac].flat[0]:g}) but the {family} family models counts; round them, "
+               f"{y[frac].flat[0]:.10g}) but the {family} family models counts; round them, "
                "or use a continuous family (tweedie, Gamma, lognormal)")
         if non_integer == "error":
             raise DataError(msg)
@@ -307,7 +311,11 @@ def binomial_response(y, weights=None, failures=None):
         return y, y + np.asarray(failures, dtype=float), w
     if np.all((y == 0) | (y == 1)):
         return y, np.ones_like(y), w
-    return w * y, w, np.ones_like(y)
+    successes = w * y
+    whole = np.round(successes)
+    with np.errstate(invalid="ignore"):
+        near = np.abs(successes - whole) <= PROPORTION_ROUNDING_TOL * np.maximum(1.0, w)
+    return np.where(near, whole, successes), w, np.ones_like(y)
 
 
 class ResponseFamily:

@@ -38,6 +38,10 @@ RICHARDSON_R = 4
 PILOT_STEP = 1e-3
 #: Initial Richardson step as a fraction of the curvature scale ``sqrt(2 / f_ii)``.
 CURVATURE_STEP_FRACTION = 0.1
+#: Largest curvature step (relative to max(|x|, 1)): a flat direction (a log sd of -10
+#: whose variance is at 0) has a curvature near 0 and would ask for a step of thousands,
+#: far outside where the function is finite.
+CURVATURE_STEP_MAX = 1.0
 #: Step reduction factor between successive differences (numDeriv's ``v``).
 _V = 2.0
 
@@ -99,7 +103,7 @@ def curvature_steps(f: Callable[[np.ndarray], float], x: np.ndarray, f0: float,
         xm[i] -= pilot[i]
         curv = abs(f(xp) - 2.0 * f0 + f(xm)) / pilot[i] ** 2
         steps[i] = fraction * np.sqrt(2.0 / curv) if curv > 0 else pilot[i]
-    return steps
+    return np.minimum(steps, CURVATURE_STEP_MAX * np.maximum(np.abs(x), 1.0))
 
 
 def hessian(f: Callable[[np.ndarray], float], x, d: float = RICHARDSON_D,

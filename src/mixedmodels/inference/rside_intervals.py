@@ -151,6 +151,13 @@ def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
     # straddle the jumps.
     steps = None if m.residual.compact_support else "curvature"
     H = hessian(pk.deviance, v, steps=steps) / 2.0     # Hessian of -loglik
+    if not np.all(np.isfinite(H)):
+        # steps off a parameter at its boundary (a log sd of -17) leave the deviance's
+        # domain: numpy's eigensolver would then fail with "did not converge"
+        raise ValueError("intervals(): the Hessian of the log-likelihood is not finite at "
+                         "the estimates (a parameter is at the boundary of its range, e.g. "
+                         "a random-effect standard deviation near 0: refit without that "
+                         "term)")
     try:
         cov = np.linalg.inv(H)
     except np.linalg.LinAlgError:
@@ -158,7 +165,9 @@ def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
                          "the estimates") from None
     if np.any(np.linalg.eigvalsh((H + H.T) / 2.0) <= 0.0):
         raise ValueError("intervals(): the approximate covariance is not positive definite "
-                         "(the estimates are not a strict maximum)")
+                         "(the estimates are not a strict maximum: a parameter is flat, "
+                         "e.g. a random-effect standard deviation near 0; refit without "
+                         "that term)")
     half = stats.norm.ppf(0.5 + level / 2.0) * np.sqrt(np.diag(cov))
     ends = [v - half, v, v + half]
     n_re, n_c, n_v, n_s = pk.sizes()

@@ -692,7 +692,19 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
                     u = np.r_[rng.standard_normal(S.q_u), self.solution.u[S.q_u:]]
                 eta[:, obj.re] += S.eta(a, u)
             nat = self._natural({c: eta[:, j] for j, c in enumerate(self.density.channels)})
-            y = self.family.sample(rng, nat, size=size)
+            try:
+                y = self.family.sample(rng, nat, size=size)
+            except ValueError as err:
+                # numpy's samplers refuse a negative mean or scale: under an identity,
+                # sqrt or inverse link, newly drawn random effects can push the linear
+                # predictor out of the family's range
+                mu = np.asarray(nat["mu"], dtype=float)
+                raise ValueError(
+                    f"simulate(): draw {k + 1} gives {int(np.sum(~(mu > 0)))} of {mu.size} "
+                    f"means outside the {self.family.name} family's range under its "
+                    f"{self.density.links['mu'].name} link ({err}); use re_form=None to "
+                    "simulate given the fitted random effects, or a link that keeps the "
+                    "mean in range (log)") from None
             cols[f"sim_{k + 1}"] = y / size if size is not None else y
         return pd.DataFrame(cols, index=self.design.frame.index)
 

@@ -23,7 +23,9 @@ from .._errors import FormulaError
 
 __all__ = ["StructureForm", "parse_form"]
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+#: a grouping column: an R-style name (letters of any script, digits, '_' and '.', not
+#: starting with a digit) or any name quoted in backticks (`plot id`)
+_NAME = re.compile(r"^(?!\d)[\w.]+$")
 _FITTED = re.compile(r"^fitted\s*\(\s*\.?\s*\)$")
 
 
@@ -134,8 +136,10 @@ def _parse(form: str, what: str) -> StructureForm:
     groups: tuple[str, ...] = ()
     if len(pieces) == 2:
         group_text = pieces[1].strip()
-        names = [g.strip() for g in re.split(r"[/*:]", group_text)]
-        bad = [g for g in names if not _NAME.match(g)]
+        raw = [g.strip() for g in re.split(r"[/*:]", group_text)]
+        quoted = [len(g) > 2 and g[0] == g[-1] == "`" for g in raw]
+        names = [g[1:-1] if q else g for g, q in zip(raw, quoted, strict=True)]
+        bad = [g for g, q in zip(names, quoted, strict=True) if not (q or _NAME.match(g))]
         if not group_text or bad:
             raise FormulaError(
                 f"{what}: form {form!r}: the grouping after '|' must be column names "

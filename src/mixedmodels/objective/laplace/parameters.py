@@ -44,12 +44,19 @@ class FamilyParameter:
     fixed: bool = False
 
 
+#: An unstructured term with more columns than this is labelled by its expression, as
+#: structured terms always are (glmmTMB's ``theta_0+pos(x,y)|g.1``), not by its columns
+#: joined (one per position or factor level: hundreds of them).
+MAX_LABEL_COLUMNS = 4
+
+
 def theta_labels(component: str, terms) -> list[str]:
     """Labels of the theta entries of a component's terms."""
     prefix = "" if component == "cond" else f"{component}~"
     out = []
     for t in terms:
-        expr = "+".join(t.names)
+        by_columns = t.term.structure == "us" and len(t.names) <= MAX_LABEL_COLUMNS
+        expr = "+".join(t.names) if by_columns else t.term.expr.replace(" ", "")
         for k in range(t.structure.n_theta):
             out.append(f"{prefix}theta_{expr}|{t.group}.{k + 1}")
     return out

@@ -24,6 +24,7 @@ import numpy as np
 from ..inference.varpar import factor_summary
 from ..objective import LMMObjective
 from ..optim import minimize
+from .lmm import optimize_lmm
 
 __all__ = ["gaussian_profiled_start"]
 
@@ -101,9 +102,11 @@ def gaussian_profiled_start(design, fam, comps, *, reml: bool, weights,
     if not _eligible(design, fam, comps, weights):
         return None
     obj = LMMObjective(design, reml=reml)
-    opt = minimize(obj, obj.theta0, obj.lower)
-    theta = np.asarray(opt.x, dtype=float)
-    sol = obj.solve(theta)
+    # lmer's own search (its analytic gradient where the factorization has one): on a
+    # correlation heading for 1 (cs_gauss_ml's fixture) BOBYQA spent 679 evaluations,
+    # 0.1 s, and stopped 1.5e-4 above the optimum the gradient path reaches in 42 (0.03 s)
+    sol, _, _ = optimize_lmm(obj, check_conv=False)
+    theta = np.asarray(sol.theta, dtype=float)
     sigma = sol.sigma
     if fixed_log_variance is not None:
         sigma_fixed = float(np.exp(0.5 * fixed_log_variance))

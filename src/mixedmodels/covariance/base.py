@@ -80,6 +80,10 @@ class CovarianceStructure(ABC):
     #: ``Lambda`` is linear in theta with its entries equal to elements of theta
     #: (:meth:`direct_map` is not None).
     direct: bool = False
+    #: Every parameter vector gives a covariance matrix (False for Toeplitz lag
+    #: correlations, which need not form a correlation matrix: :meth:`lambda_` raises
+    #: there, and a gradient-based search's line searches stall at the infinite deviance).
+    defined_everywhere: bool = True
 
     def __init__(self, p: int):
         self.p = int(p)

@@ -277,6 +277,7 @@ class Toeplitz(_SqrtTransformed):
 
     keywords = ("toep", "homtoep")
     codes = (8, 14)
+    defined_everywhere = False
 
     @property
     def n_cor(self) -> int:

@@ -205,6 +205,13 @@ class CovarianceStructure(ABC):
         reported multiplied by sigma."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def log_scale_mask(self) -> np.ndarray:
+        """Parameters that are the log of a standard deviation or of a variance scale
+        (glmmTMB's parameterization): the covariance loses that scale only as such a
+        parameter goes to ``-inf``, so an optimizer approaches a zero variance by ever
+        smaller steps (:mod:`mixedmodels.fitting.laplace_boundary`)."""
+        return np.zeros(self.n_theta, dtype=bool)
+
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Lower and upper bounds of the natural parameters."""
         return np.full(self.n_theta, -np.inf), np.full(self.n_theta, np.inf)

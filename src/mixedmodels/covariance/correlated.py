@@ -152,6 +152,9 @@ class ScaledCorrelation(CovarianceStructure):
     def parameter_scales(self) -> np.ndarray:
         return np.arange(self.n_theta) < self.n_sd
 
+    def log_scale_mask(self) -> np.ndarray:
+        return np.arange(self.n_theta) < self.n_sd
+
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.cor_bounds()
         return (np.concatenate([np.zeros(self.n_sd), lo]),

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CRAWL_ITERATIONS", "CRAWL_STEP", "CrawlWatch", "jump_ahead", "log_scale_index"]
+__all__ = ["CRAWL_ITERATIONS", "CRAWL_STEP", "CrawlWatch", "comparable_log_scales",
+           "jump_ahead", "log_scale_index"]
 
 #: Successive BFGS iterations a log scale must fall in before the search is stopped ...
 CRAWL_ITERATIONS = 3
@@ -38,6 +39,9 @@ JUMP_GRADIENT = 1e-9
 JUMP_MIN = 3.0
 #: Jumps tried per fit.
 MAX_JUMPS = 4
+#: Log scales this far below their term's largest (a factor of 20 in sd) count as heading
+#: for zero (the Hessian then takes central differences along them).
+COMPARABLE_LOG_RANGE = 3.0
 
 
 def log_scale_index(obj) -> np.ndarray:
@@ -49,6 +53,20 @@ def log_scale_index(obj) -> np.ndarray:
         sl = obj.theta_index(ts)
         idx = np.arange(sl.start, sl.stop)
         out.extend(int(i) for i in idx[ts.term.structure.log_scale_mask()])
+    return np.flatnonzero(np.isin(free, out))
+
+
+def comparable_log_scales(obj, x: np.ndarray) -> np.ndarray:
+    """Positions among the free parameters of the log scales at ``x`` within
+    :data:`COMPARABLE_LOG_RANGE` of their term's largest: not heading for zero."""
+    free = np.asarray(obj.layout.free_index)
+    out = []
+    for ts in obj.structure.terms:
+        sl = obj.theta_index(ts)
+        idx = np.arange(sl.start, sl.stop)[ts.term.structure.log_scale_mask()]
+        if idx.size:
+            vals = x[idx]
+            out.extend(int(i) for i in idx[vals >= vals.max() - COMPARABLE_LOG_RANGE])
     return np.flatnonzero(np.isin(free, out))
 
 

@@ -5,14 +5,11 @@ gradient-based fit against the derivative-free one; Toeplitz terms keep BOBYQA."
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels._threads import blas_threads
 from mixedmodels.families import make_family
 from mixedmodels.fitting.glmm import glmm_design
 from mixedmodels.objective.glmm import GLMMObjective
@@ -23,13 +20,18 @@ from mixedmodels.objective.glmm_gradient import (
     stage0_supported,
 )
 
-#: Finite-difference step (relative to max(1, |x|)) and the largest gradient error allowed,
-#: relative to max(1, max |finite difference|): as tests/test_glmer_gradient.py (the
-#: differences carry ~1e-6; a wrong term shows as 1e-2 to 1).
-FD_STEP = 1e-4
-GRAD_RTOL = 2e-5
-#: The gradient fit reaches the derivative-free optimum or a lower one, within this.
-OBJECTIVE_SLACK = 1e-6
+# the finite differences, tolerances (GRAD_RTOL: relative to max(1, max |difference|),
+# which carry ~1e-6; a wrong term shows as 1e-2 to 1) and the one-BLAS-thread fixture of
+# the unstructured models' gradient tests
+from test_glmer_gradient import (  # noqa: F401  (_one_blas_thread: an autouse fixture)
+    GRAD_RTOL,
+    OBJECTIVE_SLACK,
+    _fd,
+    _one_blas_thread,
+    _quiet,
+    _rel_error,
+)
+
 #: Covariance parameters and fixed effects of the two fits (absolute): both stop within
 #: ~1e-4 of the optimum's flat directions.
 PARAM_ATOL = 2e-3
@@ -37,18 +39,6 @@ PARAM_ATOL = 2e-3
 #: PIRLS modes from another start; the Gaussian spatial correlation's ill-conditioned
 #: factor leaves ~1e-12 between them.
 VALUE_RTOL = 1e-10
-
-
-def _quiet(fun, *args, **kwargs):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fun(*args, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread():
-    with blas_threads():
-        yield
 
 
 def _longitudinal(seed: int = 11, subjects: int = 24, times: int = 5) -> pd.DataFrame:
@@ -130,19 +120,6 @@ def _objective(case, datasets, nagq=1):
     fam = make_family(family, None)
     design = _quiet(glmm_design, formula, data, fam, covariance_matrices=mats)
     return GLMMObjective(design, fam, nagq)
-
-
-def _fd(fun, x):
-    out = np.zeros_like(x)
-    for j in range(x.size):
-        e = np.zeros_like(x)
-        e[j] = FD_STEP * max(1.0, abs(x[j]))
-        out[j] = (fun(x + e) - fun(x - e)) / (2.0 * e[j])
-    return out
-
-
-def _rel_error(g, fd):
-    return float(np.max(np.abs(g - fd)) / max(1.0, np.max(np.abs(fd))))
 
 
 def _theta_point(obj, seed=1):

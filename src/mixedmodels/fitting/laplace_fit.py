@@ -8,8 +8,7 @@ Newton steps with the finite-difference Hessian of that gradient.
    Covariance parameters are unbounded when their structure is sign-symmetric (the
    objective is even in each column of ``Lambda``); they are put in canonical form after.
    A log standard deviation crawling toward a zero variance is moved ahead
-   (:mod:`mixedmodels.fitting.laplace_boundary`), and a line search lost in the
-   objective's rounding noise is cut short (:data:`LINE_SEARCH_MAX_EVALS`).
+   (:mod:`mixedmodels.fitting.laplace_boundary`).
 2. The Hessian ``H`` of ``F`` by central differences of the gradient (``2k`` gradient
    evaluations for ``k`` free parameters -- what TMB's ``sdreport`` does with its
    automatic derivatives), and up to :data:`NEWTON_POLISH_STEPS` Newton steps ``-H^{-1} g``
@@ -89,12 +88,6 @@ START_EIGEN_FLOOR = 1e-6
 START_POLISH_GTOL = 1e-3
 #: scipy's status of a search its callback stopped.
 BFGS_CALLBACK_STOP = 99
-#: Evaluations a BFGS line search may spend without an accepted iterate: its searches
-#: take 1-3; more means the gradient is down at the objective's rounding noise
-#: (``dispformula = ~0``: sigma^2 = 1.5e-8 leaves ~1e-6 of noise on the deviance of
-#: ar1_disp0's fixture), where scipy's fallback search spent 24 more before reporting
-#: precision loss. The Newton polish goes on from the best point.
-LINE_SEARCH_MAX_EVALS = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -398,56 +391,17 @@ def _positive_part(Hi: np.ndarray) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
-class _LineSearchStalledError(Exception):
-    """A BFGS line search spent :data:`LINE_SEARCH_MAX_EVALS` evaluations without an
-    accepted iterate."""
-
-
-class _Guarded:
-    """``fg`` for scipy's BFGS with the best point seen, and a cap on the evaluations
-    between accepted iterates (the callback marks each; :data:`LINE_SEARCH_MAX_EVALS`)."""
-
-    def __init__(self, fg, watch: CrawlWatch):
-        self.fg, self.watch = fg, watch
-        self.since = self.nfev = 0
-        self.best: tuple | None = None
-
-    def fun(self, z):
-        if self.since >= LINE_SEARCH_MAX_EVALS:
-            raise _LineSearchStalledError
-        self.since += 1
-        self.nfev += 1
-        f, g = self.fg(z)
-        if self.best is None or f < self.best[1]:
-            self.best = (np.array(z, dtype=float), float(f), np.array(g, dtype=float))
-        return f, g
-
-    def callback(self, intermediate_result) -> None:
-        # (scipy passes the OptimizeResult to a callback whose argument has this name)
-        self.since = 0
-        self.watch(intermediate_result)
-
-
 def bfgs_with_jumps(fg, z0: np.ndarray, opts: dict, index: np.ndarray) -> _NewtonResult:
     """Dense BFGS from ``z0``, stopped where a log standard deviation (positions
     ``index`` of ``z``) crawls toward zero and moved ahead along it
     (:mod:`.laplace_boundary`; at most ``MAX_JUMPS`` times, and not again along a
-    parameter whose jump was refused), then resumed with the inverse Hessian it had;
-    stopped at its best point where a line search stalls (:data:`LINE_SEARCH_MAX_EVALS`).
-    """
+    parameter whose jump was refused), then resumed with the inverse Hessian it had."""
     index = np.asarray(index, dtype=int)
     refused: set[int] = set()
     z, nfev = z0, 0
     for attempt in range(MAX_JUMPS + 1):
         watch = CrawlWatch(index if attempt < MAX_JUMPS else index[:0], refused)
-        guard = _Guarded(fg, watch)
-        try:
-            raw = sp_minimize(guard.fun, z, jac=True, method="BFGS", options=opts,
-                              callback=guard.callback)
-        except _LineSearchStalledError:
-            nfev += guard.nfev
-            return _NewtonResult(guard.best[0], nfev, False,
-                                 "line search stalled at the objective's rounding noise")
+        raw = sp_minimize(fg, z, jac=True, method="BFGS", options=opts, callback=watch)
         nfev += int(raw.nfev)
         if not watch.crawling.size or raw.status != BFGS_CALLBACK_STOP:
             break

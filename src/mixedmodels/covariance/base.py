@@ -80,6 +80,10 @@ class CovarianceStructure(ABC):
     #: ``Lambda`` is linear in theta with its entries equal to elements of theta
     #: (:meth:`direct_map` is not None).
     direct: bool = False
+    #: Every parameter vector gives a covariance matrix (False for Toeplitz lag
+    #: correlations, which need not form a correlation matrix: :meth:`lambda_` raises
+    #: there, and a gradient-based search's line searches stall at the infinite deviance).
+    defined_everywhere: bool = True
 
     def __init__(self, p: int):
         self.p = int(p)
@@ -199,6 +203,13 @@ class CovarianceStructure(ABC):
     def parameter_scales(self) -> np.ndarray:
         """Which natural parameters are standard deviations (or loadings): in lmer they are
         reported multiplied by sigma."""
+        return np.zeros(self.n_theta, dtype=bool)
+
+    def log_scale_mask(self) -> np.ndarray:
+        """Parameters that are the log of a standard deviation or of a variance scale
+        (glmmTMB's parameterization): the covariance loses that scale only as such a
+        parameter goes to ``-inf``, so an optimizer approaches a zero variance by ever
+        smaller steps (:mod:`mixedmodels.fitting.laplace_boundary`)."""
         return np.zeros(self.n_theta, dtype=bool)
 
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:

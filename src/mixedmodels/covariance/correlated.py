@@ -152,6 +152,9 @@ class ScaledCorrelation(CovarianceStructure):
     def parameter_scales(self) -> np.ndarray:
         return np.arange(self.n_theta) < self.n_sd
 
+    def log_scale_mask(self) -> np.ndarray:
+        return np.arange(self.n_theta) < self.n_sd
+
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.cor_bounds()
         return (np.concatenate([np.zeros(self.n_sd), lo]),
@@ -277,6 +280,7 @@ class Toeplitz(_SqrtTransformed):
 
     keywords = ("toep", "homtoep")
     codes = (8, 14)
+    defined_everywhere = False
 
     @property
     def n_cor(self) -> int:

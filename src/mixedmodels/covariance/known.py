@@ -62,6 +62,9 @@ class Proportional(_Known):
     def parameter_scales(self) -> np.ndarray:
         return np.ones(1, dtype=bool)
 
+    def log_scale_mask(self) -> np.ndarray:
+        return np.ones(1, dtype=bool)
+
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(1), np.full(1, np.inf)
 

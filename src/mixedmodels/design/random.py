@@ -21,7 +21,7 @@ import pandas as pd
 from .._errors import DataError, FormulaError, plain_message
 from ..covariance import REGISTRY, CovarianceStructure, StructureData, make_structure
 from ..formula.spec import RandomTerm
-from .fast import LazyModelSpec, fast_matrix
+from .fast import LazyModelSpec, fast_matrix, indicator_matrix
 from .fixed import new_model_matrix, unique_names
 from .materializer import build_matrix
 from .simple import simple_matrix
@@ -361,6 +361,9 @@ def _model_matrix(term: RandomTerm, frame: pd.DataFrame):
     simple = simple_matrix(term.expr, frame)
     if simple is not None:
         return simple[0], simple[1], None
+    indicators = indicator_matrix(term.expr, frame)
+    if indicators is not None:
+        return indicators[0], indicators[1], LazyModelSpec(term.expr, frame)
     fast = fast_matrix(term.expr, frame)
     if fast is not None:
         return fast.X, fast.names, LazyModelSpec(term.expr, frame)

@@ -772,7 +772,7 @@ def glmer(
         criterion (BFGS on log theta), falling back to BOBYQA where a gradient step
         fails (the nAGQ = 0 stage that starts a Laplace or quadrature fit uses its
         gradient too); BOBYQA where there is no exact gradient (quadrature's own stage,
-        structured covariance terms) or ``optimizer_settings`` are given.
+        Toeplitz covariance terms) or ``optimizer_settings`` are given.
         ``"gradient"``: the same, an error without a gradient. ``"bobyqa"`` (NLopt,
         lme4's, derivative-free in both stages), ``"nelder_mead"``, ``"cobyqa"`` or
         ``"lbfgsb"``.

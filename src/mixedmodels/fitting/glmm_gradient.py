@@ -219,7 +219,7 @@ def stage0_gradient(obj, optimizer: str, user_settings: bool) -> Stage0Gradient 
     evaluations, the 625-row crossed Poisson 12 against 45)."""
     use = use_gradient(optimizer, stage0_supported(obj), user_settings,
                        "glmer's own deviance with theta (and beta) as the only parameters "
-                       "(not glmer_nb's estimated shape, structured covariance terms or a "
+                       "(not glmer_nb's estimated shape, Toeplitz covariance terms or a "
                        "penalized objective)")
     return Stage0Gradient(obj) if use else None
 
@@ -228,7 +228,7 @@ def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradien
     """The exact gradient of the Laplace stage (see :func:`use_gradient`)."""
     use = use_gradient(optimizer, gradient_supported(obj), user_settings,
                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
-                       "quadrature, structured covariance terms or a penalized objective)")
+                       "quadrature, Toeplitz covariance terms or a penalized objective)")
     return LaplaceGradient(obj) if use else None
 
 

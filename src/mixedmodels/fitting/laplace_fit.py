@@ -7,6 +7,8 @@ Newton steps with the finite-difference Hessian of that gradient.
    :class:`~mixedmodels.objective.laplace.LaplaceObjective`.
    Covariance parameters are unbounded when their structure is sign-symmetric (the
    objective is even in each column of ``Lambda``); they are put in canonical form after.
+   A log standard deviation crawling toward a zero variance is moved ahead
+   (:mod:`mixedmodels.fitting.laplace_boundary`).
 2. The Hessian ``H`` of ``F`` by central differences of the gradient (``2k`` gradient
    evaluations for ``k`` free parameters -- what TMB's ``sdreport`` does with its
    automatic derivatives), and up to :data:`NEWTON_POLISH_STEPS` Newton steps ``-H^{-1} g``
@@ -32,8 +34,16 @@ from scipy.optimize import minimize as sp_minimize
 from ..objective.laplace import LaplaceObjective, LaplaceSolution, ModesError
 from ..objective.laplace.basis import LayoutBasis, fixed_effects_basis, objective_in_basis
 from ..optim import OptSummary
+from .laplace_boundary import (
+    MAX_JUMPS,
+    CrawlWatch,
+    comparable_log_scales,
+    jump_ahead,
+    log_scale_index,
+)
 
-__all__ = ["HESSIAN_STEP", "NEWTON_POLISH_STEPS", "LaplaceFit", "optimize_laplace"]
+__all__ = ["HESSIAN_STEP", "NEWTON_POLISH_STEPS", "LaplaceFit", "bfgs_with_jumps",
+           "optimize_laplace"]
 
 #: Relative step of the central differences of the gradient (the gradient is accurate to
 #: ~1e-9, the inner tolerance; truncation error ~h^2 and rounding ~1e-9/h balance here).
@@ -82,6 +92,11 @@ START_THETA_STEP = 1e-3
 START_MIN_CURVATURE = 1.0
 #: Smallest eigenvalue of the start Hessian, relative to its largest.
 START_EIGEN_FLOOR = 1e-6
+#: Largest gradient at the start (deviance units per unit of parameter) from which the
+#: quasi-Newton phase is skipped for the Newton polish.
+START_POLISH_GTOL = 1e-3
+#: scipy's status of a search its callback stopped.
+BFGS_CALLBACK_STOP = 99
 
 
 @dataclass(frozen=True, eq=False)
@@ -399,6 +414,42 @@ def optimize_laplace(obj: LaplaceObjective, x0: np.ndarray, *, hessian: bool = T
                       obj.n_grads - grads0)
 
 
+def _positive_part(Hi: np.ndarray) -> np.ndarray:
+    """A BFGS inverse Hessian made symmetric with its eigenvalues floored at
+    :data:`START_EIGEN_FLOOR` of the largest (its updates lose definiteness to rounding
+    when a curvature is as small as a crawling log sd's)."""
+    Hi = 0.5 * (Hi + Hi.T)
+    vals, vecs = np.linalg.eigh(Hi)
+    vals = np.maximum(vals, START_EIGEN_FLOOR * max(float(vals.max()), 1.0))
+    out = (vecs * vals) @ vecs.T
+    return 0.5 * (out + out.T)
+
+
+def bfgs_with_jumps(fg, z0: np.ndarray, opts: dict, index: np.ndarray) -> _NewtonResult:
+    """Dense BFGS from ``z0``, stopped where a log standard deviation (positions
+    ``index`` of ``z``) crawls toward zero and moved ahead along it
+    (:mod:`.laplace_boundary`; at most ``MAX_JUMPS`` times, and not again along a
+    parameter whose jump was refused), then resumed with the inverse Hessian it had."""
+    index = np.asarray(index, dtype=int)
+    refused: set[int] = set()
+    z, nfev = z0, 0
+    for attempt in range(MAX_JUMPS + 1):
+        watch = CrawlWatch(index if attempt < MAX_JUMPS else index[:0], refused)
+        raw = sp_minimize(fg, z, jac=True, method="BFGS", options=opts, callback=watch)
+        nfev += int(raw.nfev)
+        if not watch.crawling.size or raw.status != BFGS_CALLBACK_STOP:
+            break
+        opts = dict(opts, hess_inv0=_positive_part(raw.hess_inv))
+        jumped = jump_ahead(fg, raw.x, float(raw.fun), raw.jac, watch.crawling)
+        nfev += 1
+        if jumped is None:
+            refused.update(int(j) for j in watch.crawling)
+            z = raw.x
+        else:
+            z = jumped[0]
+    return _NewtonResult(raw.x, nfev, bool(raw.success), str(raw.message))
+
+
 def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int):
     """The quasi-Newton phase and the Newton polish in ``obj``'s coordinates: ``(x, g, H,
     decrement, scipy-like result, return code)`` at the optimum."""
@@ -421,6 +472,12 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
             raw = sp_minimize(fg, z0, jac=True, method="L-BFGS-B", bounds=bounds,
                               options={"gtol": LBFGS_GTOL, "ftol": LBFGS_FTOL,
                                        "maxiter": maxiter, "maxcor": 50})
+        elif np.max(np.abs(g_start), initial=0.0) <= START_POLISH_GTOL:
+            # a start at the optimum (glmmtmb's Gaussian models start at the profiled
+            # LMM's): the Newton polish below finishes it in a step or two, where BFGS
+            # spent its start Hessian's differences and up to 15 gradients creeping
+            # (mat_gauss_ml's fixture: |g| 1.3e-4 at the start)
+            raw = _NewtonResult(z0, 1, True, "start within the Newton polish's reach")
         else:
             # dense BFGS: on the reference models it needs a third to a half of the
             # gradients L-BFGS needs, to a tighter optimum (the problems have tens of
@@ -437,7 +494,7 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
             # the rest to the Newton polish was measured and withdrawn: it saved one to
             # three gradients but stopped a hard zero-inflated fit at a non-convex point
             # the polish could not leave, and moved SEs by up to 1.4e-4)
-            raw = sp_minimize(fg, z0, jac=True, method="BFGS", options=opts)
+            raw = bfgs_with_jumps(fg, z0, opts, log_scale_index(obj))
         res = _NewtonResult(raw.x, int(raw.nfev), bool(raw.success), str(raw.message))
     x_raw = layout.expand(res.x, x0)
     x = canonical_parameters(obj, x_raw)
@@ -452,6 +509,15 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
     if hessian and z.size:
         roles = np.array([b.role for b in layout.blocks for _ in range(b.size)])
         central = roles[layout.free_index] == "theta"
+        # ... except log standard deviations not far below their term's largest: F is
+        # smooth in them, not even about a zero it may cross, and forward differences
+        # serve (cs_binom: 6 gradients of 16 saved, standard errors within 1e-6); one
+        # heading for zero keeps central ones (its forward column is asymmetric, which
+        # would cost central differences of every column), as do all where the search
+        # ended in the objective's rounding noise (toep_disp0: forward differences of
+        # noisy gradients are asymmetric too)
+        if res.success:
+            central[comparable_log_scales(obj, x)] = False
         for _ in range(NEWTON_POLISH_STEPS + 1):
             H = hessian_at(fg, z, g, central)
             newton = _newton_step(H, g)

@@ -74,8 +74,9 @@ __all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "stage0_su
 def gradient_supported(obj) -> bool:
     """Whether :class:`LaplaceGradient` applies to a :class:`~.glmm.GLMMObjective`: the
     Laplace approximation (nAGQ = 1; ``x = [theta, beta]`` and glmer_nb's log shape), a
-    family with ``variance_deriv2``, and ``us`` or ``diag`` terms (whose structures give
-    ``lambda_jacobian``)."""
+    family with ``variance_deriv2``, and terms whose structures give ``lambda_jacobian``
+    and a covariance for every parameter vector (all but Toeplitz: ``us``, ``diag``, AR(1),
+    compound symmetry, the spatial and the known-matrix structures)."""
     from .glmm import GLMMObjective
 
     # a subclass (bglmer's penalized objective) adds terms this gradient does not know
@@ -88,21 +89,21 @@ def gradient_supported(obj) -> bool:
 
 def stage0_supported(obj) -> bool:
     """Whether :class:`Stage0Gradient` applies: glmer's own objective (not a penalized
-    subclass, whose prior also enters PIRLS), no estimated negative binomial shape, a
-    family with ``variance_deriv2`` and ``us`` or ``diag`` terms."""
+    subclass, whose prior also enters PIRLS), no estimated negative binomial shape, at
+    least one covariance parameter, a family with ``variance_deriv2`` and structures as
+    for :func:`gradient_supported`."""
     from .glmm import GLMMObjective
 
-    if type(obj) is not GLMMObjective or obj.estimate_shape:
+    if type(obj) is not GLMMObjective or obj.estimate_shape or not obj.n_theta:
         return False
     return _derivatives_available(obj)
 
 
 def _derivatives_available(obj) -> bool:
-    if any(t.structured for t in obj.design.terms):
-        # structured covariances (Toeplitz, AR(1), known matrices) keep the derivative-free
-        # fit, whose restarts and Newton steps are tuned to their undefined regions (a
-        # Toeplitz correlation that is not one): the gradient itself is exact there too,
-        # but BFGS's line searches stopped short on homtoep's Poisson fixture
+    if not all(t.structure.defined_everywhere for t in obj.design.terms):
+        # a Toeplitz correlation can fail to be one: the derivative-free fit with its
+        # restarts copes with the infinite deviances there, and BFGS's line searches stall
+        # (homtoep's Poisson fixture stopped 1.2 above the optimum BOBYQA reaches)
         return False
     try:
         obj.family.variance_deriv2(np.ones(1) * 0.5)
@@ -198,7 +199,9 @@ class LaplaceGradient:
             value, phi, _ = obj._value(pr, fam, None, 1)
             if not np.isfinite(value):
                 raise FloatingPointError
-            with np.errstate(all="raise"):
+            # (underflow is no failure: the Matern smoothness derivative's integrand
+            # underflows to zero in its tail)
+            with np.errstate(all="raise", under="ignore"):
                 grad = self._gradient(x, pr, fam, phi)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(x.shape, np.nan)
@@ -271,6 +274,8 @@ class LaplaceGradient:
         u = pr.u
         for ts, sl in zip(S.terms, self.slices, strict=True):
             t = ts.term
+            if not t.structure.n_theta:
+                continue                  # a known covariance (equalto): no parameter
             codes = t.grouping.codes
             ut = u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[codes]
             zt = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)[codes]
@@ -345,7 +350,7 @@ class Stage0Gradient(LaplaceGradient):
             value, phi, _ = obj._value(pr, fam, None, 1)
             if not np.isfinite(value):
                 raise FloatingPointError
-            with np.errstate(all="raise"):
+            with np.errstate(all="raise", under="ignore"):
                 grad = self._gradient(theta, pr, fam, phi, joint=True)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(theta.shape, np.nan)

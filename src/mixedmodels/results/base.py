@@ -26,7 +26,7 @@ from .fit_stats import FitStatsMixin
 from .levels import level_index
 from .predict import linear_predictor
 from .recipe import RecipeMixin
-from .varcorr import VarCorr, VarCorrTerm, term_group_labels
+from .varcorr import VarCorr, VarCorrTerm, formula_positions, term_group_labels
 
 __all__ = ["MixedModelResultBase"]
 
@@ -91,7 +91,10 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
 
     # -- random effects -----------------------------------------------------------------
     def _term_labels(self) -> list[str]:
-        return term_group_labels([t.group for t in self.design.terms])
+        terms = self.design.terms
+        spec = getattr(self.design, "spec", None)
+        positions = None if spec is None else formula_positions(terms, spec.random)
+        return term_group_labels([t.group for t in terms], positions)
 
     @cached_property
     def varcorr(self) -> VarCorr:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..display.tables import Report, ReportDisplay
 
-__all__ = ["VarCorr", "VarCorrTerm", "term_group_labels"]
+__all__ = ["VarCorr", "VarCorrTerm", "formula_positions", "term_group_labels"]
 
 
 @dataclass(frozen=True)
@@ -67,15 +67,38 @@ class VarCorrTerm:
         return out
 
 
-def term_group_labels(factors: list[str]) -> list[str]:
-    """lme4's VarCorr labels: repeats of a grouping factor get ``.1``, ``.2``, ..."""
+def term_group_labels(factors: list[str], positions: list[int] | None = None) -> list[str]:
+    """lme4's and glmmTMB's VarCorr labels: repeats of a grouping factor get ``.1``,
+    ``.2``, ... in formula order.
+
+    Parameters
+    ----------
+    factors : list of str
+        Each term's grouping factor, in the terms' (internal) order.
+    positions : list of int, optional
+        Each term's position in the formula (default: the given order). The internal
+        order can differ from the formula's among terms of one factor (a wide structured
+        term goes first, :func:`~mixedmodels.design.random.term_order`), and the labels
+        must not: glmmTMB names ``(1 | s) + ar1(0 + t | s)`` ``s`` and ``s.1``.
+    """
+    if positions is None:
+        positions = list(range(len(factors)))
+    out = [""] * len(factors)
     seen: dict[str, int] = {}
-    out = []
-    for f in factors:
+    for i in sorted(range(len(factors)), key=positions.__getitem__):
+        f = factors[i]
         k = seen.get(f, 0)
-        out.append(f if k == 0 else f"{f}.{k}")
+        out[i] = f if k == 0 else f"{f}.{k}"
         seen[f] = k + 1
     return out
+
+
+def formula_positions(terms, formula_terms) -> list[int]:
+    """Position of each built term (``RandomEffectsTerm``, which holds its formula term)
+    among the formula's random terms (``RandomTerm``, after lme4's expansions); a term
+    not found keeps its own index."""
+    where = {id(f): j for j, f in enumerate(formula_terms)}
+    return [where.get(id(t.term), i) for i, t in enumerate(terms)]
 
 
 @dataclass(frozen=True, repr=False)

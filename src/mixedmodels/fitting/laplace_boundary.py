@@ -1,0 +1,125 @@
+r"""A standard deviation heading for zero on the log scale: watch for it, jump ahead.
+
+glmmTMB's structures parameterize their standard deviations (and ``propto``'s variance
+scale) by logs, ``s = exp(t)`` (:meth:`~mixedmodels.covariance.base.CovarianceStructure.
+log_scale_mask`). Where the likelihood wants ``s = 0`` the optimum is at ``t = -inf``, and
+near it the objective is ``F(t) ~ F* + c e^{k t}`` (``k = 1`` when ``s`` enters the
+covariance linearly, as a heterogeneous AR(1)'s cross-products ``s_i s_j r_ij`` do; ``k =
+2`` for ``s^2`` alone): gradient and curvature in ``t`` shrink together, every quasi-Newton
+step moves ``t`` by about ``-1/k``, and BFGS crawls on for twenty iterations while the
+objective falls by less than 1e-2 (the hetar1 Poisson fixture: 39 gradients, 20 of them
+in the crawl).
+
+:class:`CrawlWatch` (a BFGS callback) stops the search when a log scale has fallen by at
+least :data:`CRAWL_STEP` in each of :data:`CRAWL_ITERATIONS` successive iterations.
+:func:`jump_ahead` then tries the point the crawl is heading for: in the exponential regime
+``g = dF/dt ~ k (F - F*)``, so moving ``t`` by ``log(g / JUMP_GRADIENT)`` (at least
+:data:`JUMP_MIN`) leaves a gradient of about :data:`JUMP_GRADIENT` there, where BFGS stops
+anyway. The jump is kept only when the objective is lower there and the derivative in
+``s`` is still positive (``F`` rises with ``s`` at ``s ~ 0``: the optimum is on the
+boundary, not at a small positive ``s`` the jump would step over); the search then goes on
+from there with the inverse Hessian it had.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["CRAWL_ITERATIONS", "CRAWL_STEP", "CrawlWatch", "comparable_log_scales",
+           "jump_ahead", "log_scale_index"]
+
+#: Successive BFGS iterations a log scale must fall in before the search is stopped ...
+CRAWL_ITERATIONS = 3
+#: ... by at least this much each (the exponential regime's steps are ~1/k = 0.5 to 1).
+CRAWL_STEP = 0.25
+#: Gradient (deviance units per unit of log sd) the jump aims for: far below BFGS's
+#: tolerance, and the deviance there within ~JUMP_GRADIENT of the boundary's.
+JUMP_GRADIENT = 1e-9
+#: Smallest jump (log units): a shorter one is no faster than the crawl.
+JUMP_MIN = 3.0
+#: Jumps tried per fit.
+MAX_JUMPS = 4
+#: Log scales this far below their term's largest (a factor of 20 in sd) count as heading
+#: for zero (the Hessian then takes central differences along them).
+COMPARABLE_LOG_RANGE = 3.0
+
+
+def log_scale_index(obj) -> np.ndarray:
+    """Positions among the layout's free parameters of every log standard deviation (or
+    log variance scale) of a Laplace objective's terms."""
+    free = np.asarray(obj.layout.free_index)
+    out = []
+    for ts in obj.structure.terms:
+        sl = obj.theta_index(ts)
+        idx = np.arange(sl.start, sl.stop)
+        out.extend(int(i) for i in idx[ts.term.structure.log_scale_mask()])
+    return np.flatnonzero(np.isin(free, out))
+
+
+def comparable_log_scales(obj, x: np.ndarray) -> np.ndarray:
+    """Positions among the free parameters of the log scales at ``x`` within
+    :data:`COMPARABLE_LOG_RANGE` of their term's largest: not heading for zero."""
+    free = np.asarray(obj.layout.free_index)
+    out = []
+    for ts in obj.structure.terms:
+        sl = obj.theta_index(ts)
+        idx = np.arange(sl.start, sl.stop)[ts.term.structure.log_scale_mask()]
+        if idx.size:
+            vals = x[idx]
+            out.extend(int(i) for i in idx[vals >= vals.max() - COMPARABLE_LOG_RANGE])
+    return np.flatnonzero(np.isin(free, out))
+
+
+class CrawlWatch:
+    """BFGS callback: raises ``StopIteration`` when a parameter in ``index`` has fallen
+    by at least :data:`CRAWL_STEP` in each of the last :data:`CRAWL_ITERATIONS` iterations
+    (those parameters are in :attr:`crawling`). Parameters in ``skip`` are not watched
+    (a jump was refused for them)."""
+
+    def __init__(self, index: np.ndarray, skip=()):
+        self.index = np.asarray(index, dtype=int)
+        self.skip = set(skip)
+        self.history: list[np.ndarray] = []
+        self.crawling = np.zeros(0, dtype=int)
+
+    def __call__(self, intermediate_result) -> None:
+        if not self.index.size:
+            return
+        self.history.append(np.asarray(intermediate_result.x)[self.index].copy())
+        if len(self.history) <= CRAWL_ITERATIONS:
+            return
+        steps = np.diff(np.array(self.history[-CRAWL_ITERATIONS - 1:]), axis=0)
+        falling = np.all(steps <= -CRAWL_STEP, axis=0)
+        hit = [int(j) for j in self.index[falling] if int(j) not in self.skip]
+        if hit:
+            self.crawling = np.array(hit, dtype=int)
+            raise StopIteration
+
+
+def jump_ahead(fg, z: np.ndarray, f0: float, g0: np.ndarray, crawling: np.ndarray):
+    """The jump of the module docstring from ``z`` along the ``crawling`` parameters:
+    ``(z_new, f_new, g_new)``, or None when it does not lower the objective or the
+    derivative in a standard deviation turns negative there.
+
+    Parameters
+    ----------
+    fg : callable
+        ``z -> (F, dF/dz)`` over the free parameters.
+    z : ndarray
+    f0, g0 : float, ndarray
+        ``fg(z)``.
+    crawling : ndarray of int
+        Positions in ``z`` of the log scales to move.
+    """
+    trial = z.copy()
+    for j in crawling:
+        if not g0[j] > 0:
+            return None
+        trial[j] -= max(np.log(g0[j] / JUMP_GRADIENT), JUMP_MIN)
+    f1, g1 = fg(trial)
+    if not (np.isfinite(f1) and f1 <= f0):
+        return None
+    # g = s dF/ds: its sign is that of the derivative in s itself, exact at any s > 0
+    if np.any(g1[crawling] < 0):
+        return None
+    return trial, f1, g1

@@ -124,16 +124,24 @@ def child(args) -> dict:
                     peaks[k] = max(peaks.get(k, 0), v)
                 stop.wait(MEMORY_SAMPLE_S)
 
+        def worker_cpu() -> float:
+            import psutil
+            times = client.run(lambda: sum(psutil.Process().cpu_times()[:2]))
+            return float(sum(times.values()))
+
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         base = _peak_rss_mb()
+        w0 = worker_cpu()
         t0 = time.perf_counter()
         c0 = time.process_time()
         m = fit(dd.read_parquet(args.path))
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         stop.set()
         thread.join()
-    return {"wall_s": wall, "client_cpu_s": time.process_time() - c0,
+        workers_cpu = worker_cpu() - w0
+    return {"wall_s": wall, "client_cpu_s": cpu, "workers_cpu_s": workers_cpu,
             "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
             "evals": m.opt.n_evals, "objective": m.objective, **m.timings,
             "theta": m.theta.tolist(), "beta": m.beta.tolist(),
@@ -153,6 +161,7 @@ def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
             nparts = max(1, rows // ROWS_PER_PARTITION)
             dd.from_pandas(df, npartitions=nparts).to_parquet(path)
             del df
+    load_start = os.getloadavg()[0]
     cmd = [sys.executable, __file__, "--child", "--rows", str(rows), "--mode", mode,
            "--workers", str(workers), "--design", design, "--path", path, *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -161,7 +170,8 @@ def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
     rec = json.loads(out.stdout.strip().splitlines()[-1])
     rec.update({"rows": rows, "mode": mode, "workers": workers if mode == "dask" else 0,
                 "design": design, "formula": FORMULAS[design],
-                "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg": os.getloadavg()[0]})
+                "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg": os.getloadavg()[0],
+                "load_avg_start": load_start})
     return rec
 
 

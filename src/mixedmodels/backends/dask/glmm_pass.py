@@ -386,14 +386,16 @@ def combine_start(parts: list) -> StartPart:
 
 def saturated_partition(part, index: int, plan: PartitionPlan, family,
                         R_inv: np.ndarray) -> np.ndarray:
-    """``[sum_i s_i, max_i sum_j |Z_ij|]`` per term: the saturated log-likelihood sum
-    (families without a dispersion: ``phi = 1``) and the row-sum bounds of ``Z`` that
-    PIRLS's predicted start checks its moves with."""
+    """``[sum_i s_i, max_i sum_j |Z_ij| per term, max_i sum_j |X_ij|]``: the saturated
+    log-likelihood sum (families without a dispersion: ``phi = 1``) and the row-sum bounds
+    of ``Z`` and ``X`` that PIRLS checks its moves with (how far a change of ``u`` or
+    ``beta`` can move any linear predictor)."""
     a = _rows(part, plan, R_inv).a
     zmax = [float(np.max(np.sum(np.abs(Z), axis=1), initial=0.0)) for Z in a.Z]
+    xmax = float(np.max(np.sum(np.abs(a.X), axis=1), initial=0.0)) if a.X.size else 0.0
     if not len(a.y):
-        return np.array([0.0, *zmax])
-    return np.array([float(np.sum(family.saturated(a.y, _prior(a), 1.0))), *zmax])
+        return np.array([0.0, *zmax, xmax])
+    return np.array([float(np.sum(family.saturated(a.y, _prior(a), 1.0))), *zmax, xmax])
 
 
 def combine_sums(parts: list) -> np.ndarray:

@@ -9,11 +9,16 @@ formulas on the summed cross-products. The optimization is glmer's own
 settings and finite-difference Hessian), so the result equals the in-memory fit to the
 PIRLS and optimizer tolerances. The client holds the reduced systems only.
 
-What is refused, and why: families with a dispersion parameter (Gamma, inverse Gaussian,
-Gaussian with a link) profile it through the per-row saturated likelihood at every value
-tried (:meth:`~mixedmodels.families.Family.profile_dispersion`), one pass per trial value;
-adaptive quadrature (nAGQ > 1) needs per-row quadrature sums per evaluation; known
-covariance matrices are the data's. Each message says what to do instead.
+Families with a dispersion parameter (Gamma, inverse Gaussian, Gaussian with a link) have
+it profiled on the client: ``s_i(phi) - s_i(1)`` depends on the prior weight ``w_i`` alone,
+so one pass for the distinct weights and their counts gives the profiled ``phi``
+(:meth:`~mixedmodels.families.Family.profile_dispersion` with ``counts``) and
+``sum_i s_i(phi)`` at every evaluation without touching the rows again (more than
+:data:`~.glmm_pass.MAX_DISTINCT_WEIGHTS` distinct weights are refused).
+
+What is refused, and why: adaptive quadrature (nAGQ > 1) needs per-row quadrature sums
+per evaluation; known covariance matrices are the data's. Each message says what to do
+instead.
 """
 
 from __future__ import annotations
@@ -51,7 +56,6 @@ class DaskGLMMObjective(GLMMObjective):
     frame : dask.dataframe.DataFrame
     prepared : Prepared
     family : Family
-        Without a dispersion parameter.
     nAGQ : {0, 1}
     """
 
@@ -79,15 +83,29 @@ class DaskGLMMObjective(GLMMObjective):
 
     # -- what the in-memory objective reads from the rows --------------------------------
     def _saturated(self, fam, phi: float) -> float:
-        del phi           # families without a dispersion parameter only
-        return self.pirls.saturated_sum()
+        """``sum_i s_i(phi) = sum_i s_i(1) + sum_k n_k [s(w_k, phi) - s(w_k, 1)]`` over
+        the distinct prior weights ``w_k`` (``n_k`` rows each): for the families with a
+        dispersion ``s_i(phi) - s_i(1)`` depends on ``w_i`` alone (Gaussian and inverse
+        Gaussian: ``log phi``; Gamma: through the shape ``w_i / phi``), so the sum at any
+        ``phi`` costs no pass once ``sum_i s_i(1)`` and the weights' counts are known."""
+        base = self.pirls.saturated_sum()
+        if not fam.has_dispersion or phi == 1.0:
+            return base
+        w, counts = self.pirls.weight_counts()
+        one = np.ones(w.size)          # the difference does not depend on y
+        return base + float(counts @ (fam.saturated(one, w, phi) - fam.saturated(one, w, 1.0)))
 
     def _value(self, pr, fam, phi, nagq: int):
-        """The Laplace deviance (``phi = 1``: families without a dispersion parameter,
-        nAGQ <= 1; see :meth:`GLMMObjective._value`)."""
-        del phi, nagq
+        """The Laplace deviance (nAGQ <= 1; see :meth:`GLMMObjective._value`), the
+        dispersion profiled from the weights' counts (:meth:`_saturated`)."""
+        del nagq
         logdet, _, _ = self._laplace_logdet(pr, fam)
-        return float(pr.dev + pr.sqr_u + self._saturated(fam, 1.0) + logdet), 1.0, logdet
+        total = pr.dev + pr.sqr_u
+        if fam.has_dispersion and phi is None:
+            w, counts = self.pirls.weight_counts()
+            phi = fam.profile_dispersion(np.ones(w.size), w, total, counts=counts)
+        phi = 1.0 if phi is None else phi
+        return float(total / phi + self._saturated(fam, phi) + logdet), phi, logdet
 
     def _laplace_logdet(self, pr, fam):
         kind = fam.laplace_hessian if self.hessian is None else self.hessian
@@ -130,12 +148,6 @@ class DaskGLMMObjective(GLMMObjective):
 
 
 def _check_supported(family, nAGQ, covariance_matrices) -> None:
-    if family.has_dispersion:
-        raise NotImplementedError(
-            f"glmer on Dask input does not fit the {family.name} family: its dispersion is "
-            "profiled through the saturated likelihood of every row at each value tried "
-            "(one pass over the data per trial value); fit it in memory (ddf.compute()), "
-            "or use glmmtmb on a pandas frame")
     if not isinstance(nAGQ, bool) and isinstance(nAGQ, int | np.integer) and nAGQ > 1:
         raise NotImplementedError(
             f"nAGQ={nAGQ} on Dask input: adaptive quadrature sums per-row likelihoods at "

@@ -405,3 +405,31 @@ def combine_sums(parts: list) -> np.ndarray:
         out[0] += p[0]
         out[1:] = np.maximum(out[1:], p[1:])
     return out
+
+
+#: Distinct prior weights a dispersion family's profile is computed from on the client
+#: (with their counts); more are refused (the profile would need a pass per trial value).
+MAX_DISTINCT_WEIGHTS = 100_000
+
+
+def weight_counts_partition(part, index: int, plan: PartitionPlan, family,
+                            R_inv: np.ndarray) -> tuple | None:
+    """``(distinct prior weights, counts)`` of some rows, None beyond
+    :data:`MAX_DISTINCT_WEIGHTS`: a dispersion family's ``s_i(phi) - s_i(1)`` depends on
+    ``w_i`` only, so these give its profiled ``phi`` and ``sum_i s_i(phi)`` exactly."""
+    del family
+    a = _rows(part, plan, R_inv).a
+    values, counts = np.unique(_prior(a), return_counts=True)
+    return None if values.size > MAX_DISTINCT_WEIGHTS else (values, counts)
+
+
+def combine_weight_counts(parts: list) -> tuple | None:
+    """The merged histogram of :func:`weight_counts_partition` (None if any is)."""
+    if any(p is None for p in parts):
+        return None
+    values = np.concatenate([p[0] for p in parts])
+    counts = np.concatenate([p[1] for p in parts])
+    out, inverse = np.unique(values, return_inverse=True)
+    if out.size > MAX_DISTINCT_WEIGHTS:
+        return None
+    return out, np.bincount(inverse, weights=counts).astype(np.int64)

@@ -42,16 +42,19 @@ from ...objective.pirls import (
 )
 from ...objective.pirls_system import PIRLSSystem
 from .glmm_pass import (
+    MAX_DISTINCT_WEIGHTS,
     RowState,
     RowWeights,
     combine_start,
     combine_state,
     combine_sums,
+    combine_weight_counts,
     combine_weights,
     materialize_partition,
     saturated_partition,
     start_partition,
     state_partition,
+    weight_counts_partition,
     weights_partition,
 )
 from .reduce_tree import map_reduce
@@ -136,6 +139,7 @@ class DaskPIRLS(PIRLS):
         self.laplace_kind: str | None = None
         self.last_laplace: tuple | None = None
         self._saturated_sum: float | None = None
+        self._weight_counts: tuple | None = None
         self._weights_memo: tuple | None = None
         self._rows: list | None = None
         self._consts: tuple | None = None
@@ -214,6 +218,20 @@ class DaskPIRLS(PIRLS):
             self._saturated_sum = self._reduce(saturated_partition, combine_sums,
                                                self.basis.R_inv)
         return self._saturated_sum
+
+    def weight_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct prior weights and how many rows have each (one pass, kept)."""
+        if self._weight_counts is None:
+            out = self._reduce(weight_counts_partition, combine_weight_counts,
+                               self.basis.R_inv)
+            if out is None:
+                raise NotImplementedError(
+                    f"the {self._family.name} family on Dask input with more than "
+                    f"{MAX_DISTINCT_WEIGHTS:,} distinct prior weights: its profiled "
+                    "dispersion would need a pass over the rows per trial value; round "
+                    "or group the weights, or fit in memory (ddf.compute())")
+            self._weight_counts = out
+        return self._weight_counts
 
     def saturated_sum(self) -> float:
         """``sum_i s_i`` of the saturated model."""

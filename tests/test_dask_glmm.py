@@ -187,10 +187,8 @@ def test_refused_with_reason(sync, kw, match):
         mm.glmer("cnt ~ x + (1 | a)", dd.from_pandas(df, npartitions=2), **kw)
 
 
-def test_glmer_nb_and_glmmtmb_refused(sync):
+def test_glmmtmb_refused(sync):
     ddf = dd.from_pandas(sim(), npartitions=2)
-    with pytest.raises(NotImplementedError, match=r"glmer_nb does not fit Dask.*theta=k"):
-        mm.glmer_nb("cnt ~ x + (1 | a)", ddf)
     with pytest.raises(NotImplementedError, match=r"glmmtmb does not fit Dask.*mm.glmer"):
         mm.glmmtmb("cnt ~ x + (1 | a)", ddf, family="poisson")
 
@@ -261,9 +259,32 @@ def test_inverse_gaussian_same_point_and_fit(sync):
 def test_dispersion_with_too_many_distinct_weights_refused(sync, monkeypatch):
     from mixedmodels.backends.dask import glmm_pass, pirls
 
-    monkeypatch.setattr(glmm_pass, "MAX_DISTINCT_WEIGHTS", 2)
-    monkeypatch.setattr(pirls, "MAX_DISTINCT_WEIGHTS", 2)
+    monkeypatch.setattr(glmm_pass, "MAX_DISTINCT_VALUES", 2)
+    monkeypatch.setattr(pirls, "MAX_DISTINCT_VALUES", 2)
     ddf = dd.from_pandas(sim_positive(), npartitions=2)
     with pytest.raises(NotImplementedError, match="more than 2 distinct prior weights"):
         mm.glmer("y ~ x + (1 | a)", ddf, family=mm.families.Gamma(link="log"),
                  weights="w", nAGQ=0)
+
+
+def sim_nb(n=300, n_a=15, seed=3):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n_a, n)
+    x = rng.normal(size=n)
+    mu = np.exp(0.5 + 0.3 * x + rng.normal(0, 0.5, n_a)[a])
+    return pd.DataFrame({"y": rng.negative_binomial(2.0, 2.0 / (2.0 + mu)), "x": x,
+                         "a": a})
+
+
+@pytest.mark.parametrize("nagq", [0, pytest.param(1, marks=pytest.mark.slow)])
+def test_glmer_nb_equals_in_memory(sync, nagq):
+    """glmer_nb on Dask: the starting shape from the Poisson fit's means (its score
+    summed over partitions), then the shape optimized with theta and beta; with the same
+    (derivative-free) optimizer the fit equals the in-memory one, shape included."""
+    df = sim_nb()
+    kw = {"nAGQ": nagq, "optimizer": "bobyqa"}
+    m_mem = mm.glmer_nb("y ~ x + (1 | a)", df, **kw)
+    m = mm.glmer_nb("y ~ x + (1 | a)", dd.from_pandas(df, npartitions=3), **kw)
+    assert type(m).__name__ == "DaskGLMMResult" and m.shape_estimated
+    assert_same_glmm(m, m_mem)
+    assert m.family.theta == pytest.approx(m_mem.family.theta, rel=EST_TOL)

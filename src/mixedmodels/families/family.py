@@ -817,12 +817,24 @@ def nb_theta_ml(y: np.ndarray, mu: np.ndarray, w: np.ndarray | None = None) -> f
     """
     y = np.asarray(y, dtype=float)
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+    return nb_theta_from_score(lambda k: nb_theta_score(y, mu, w, k))
 
+
+def nb_theta_score(y: np.ndarray, mu: np.ndarray, w: np.ndarray, k: float) -> float:
+    """``sum_i w_i [psi(k + y_i) - psi(k) + log k + 1 - log(k + mu_i) - (y_i + k) /
+    (mu_i + k)]``: the negative binomial log-likelihood's derivative in the shape ``k``
+    (of some rows: sums over rows add up)."""
+    d = (special.digamma(k + y) - special.digamma(k) + np.log(k) + 1.0
+         - np.log(k + mu) - (y + k) / (mu + k))
+    return float(np.sum(w * d))
+
+
+def nb_theta_from_score(score_sum) -> float:
+    """:func:`nb_theta_ml`'s root search given ``score_sum(k)`` (:func:`nb_theta_score`
+    over all rows; the Dask backend sums it over partitions)."""
     def score(t):   # d loglik / d log(theta)
         k = np.exp(t)
-        d = (special.digamma(k + y) - special.digamma(k) + np.log(k) + 1.0
-             - np.log(k + mu) - (y + k) / (mu + k))
-        return float(np.sum(w * d)) * k
+        return score_sum(k) * k
 
     lo, hi = LOG_NB_THETA_BRACKET
     if score(hi) > 0:       # no overdispersion: the likelihood keeps increasing

@@ -14,7 +14,12 @@ it profiled on the client: ``s_i(phi) - s_i(1)`` depends on the prior weight ``w
 so one pass for the distinct weights and their counts gives the profiled ``phi``
 (:meth:`~mixedmodels.families.Family.profile_dispersion` with ``counts``) and
 ``sum_i s_i(phi)`` at every evaluation without touching the rows again (more than
-:data:`~.glmm_pass.MAX_DISTINCT_WEIGHTS` distinct weights are refused).
+:data:`~.glmm_pass.MAX_DISTINCT_VALUES` distinct weights are refused).
+
+``glmer_nb`` (``estimate_shape``) starts the shape from lme4's estimate on the nAGQ = 0
+Poisson fit (its score summed over partitions, one pass per root-search step) and then
+optimizes it with theta and beta as in memory; the saturated sum at each shape comes from
+the responses' histogram (one pass), not from a pass per shape.
 
 What is refused, and why: adaptive quadrature (nAGQ > 1) needs per-row quadrature sums
 per evaluation; known covariance matrices are the data's. Each message says what to do
@@ -59,7 +64,8 @@ class DaskGLMMObjective(GLMMObjective):
     nAGQ : {0, 1}
     """
 
-    def __init__(self, frame, prepared: Prepared, family, nAGQ: int = 1):
+    def __init__(self, frame, prepared: Prepared, family, nAGQ: int = 1,
+                 estimate_shape: bool = False):
         from .pirls import DaskPIRLS
 
         design = prepared.plan.design
@@ -70,7 +76,7 @@ class DaskGLMMObjective(GLMMObjective):
         self.pirls = DaskPIRLS(frame, prepared, family)
         self.n_theta, self.p = design.n_theta, design.p
         self.theta_lower = design.theta_lower()
-        self.layout = glmm_layout(design, family, self.nAGQ, False)
+        self.layout = glmm_layout(design, family, self.nAGQ, bool(estimate_shape))
         self.lower = self.layout.lower
         self.n_evals = 0
         self.stage0_tol = None
@@ -182,10 +188,30 @@ def _check_design(prepared: Prepared, family) -> None:
                         "observations")
 
 
+def _nb_start(prepared: Prepared, link: str, optimizer: str, optimizer_settings
+              ) -> tuple[float, int]:
+    """glmer_nb's starting shape (lme4's) and the passes it took: the ML shape given the
+    means of the nAGQ = 0 Poisson fit, its score summed over partitions (one pass per
+    root-search step)."""
+    from ...families import Poisson
+    from ...families.family import nb_theta_from_score
+    from ...fitting.glmm import _stage0
+
+    pois = DaskGLMMObjective(prepared.frame, prepared, Poisson(link), 0)
+    _, th, _ = _stage0(pois, prepared.plan.design.theta0(), optimizer, optimizer_settings)
+    state = pois.solve0(th).eta
+    k0 = nb_theta_from_score(lambda k: pois.pirls.nb_score(state, k))
+    return k0, pois.pirls.n_passes
+
+
 def fit_glmer_dask(formula: str, data, family, *, nAGQ: int, weights, offset, start,
                    optimizer: str, optimizer_settings, calc_derivs: bool, check_conv: bool,
-                   contrasts, covariance_matrices=None, scheduler=None) -> DaskGLMMResult:
-    """:func:`~mixedmodels.glmer` on a Dask DataFrame or parquet path (module docstring).
+                   contrasts, covariance_matrices=None, scheduler=None,
+                   estimate_shape: bool = False) -> DaskGLMMResult:
+    """:func:`~mixedmodels.glmer` on a Dask DataFrame or parquet path (module docstring);
+    with ``estimate_shape`` (``family`` a negative binomial) :func:`~mixedmodels.glmer_nb`:
+    the shape starts from lme4's estimate on the Poisson fit (``start["nb_theta"]``
+    overrides it) and is then a parameter of glmer's Laplace optimization, as in memory.
 
     Returns
     -------
@@ -210,12 +236,21 @@ def fit_glmer_dask(formula: str, data, family, *, nAGQ: int, weights, offset, st
         design = prepared.plan.design
         check_nagq(design, nAGQ)
         t1 = time.perf_counter()
-        obj = DaskGLMMObjective(prepared.frame, prepared, family, nAGQ)
+        passes = 0
         with blas_threads(dense_block_size(design.terms)):
-            result = _fit_glmm(design, family, nAGQ, False, start, optimizer,
+            if estimate_shape:
+                start = dict(start or {})
+                k0 = start.pop("nb_theta", None)
+                if k0 is None:
+                    k0, passes = _nb_start(prepared, family.link.name, optimizer,
+                                           optimizer_settings)
+                family = family.with_theta(float(k0))
+            obj = DaskGLMMObjective(prepared.frame, prepared, family, nAGQ,
+                                    estimate_shape=estimate_shape)
+            result = _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer,
                                optimizer_settings, calc_derivs, check_conv, obj=obj)
     timings = {"scan_and_qr_s": t1 - t0, "fit_s": time.perf_counter() - t1,
-               "passes": obj.pirls.n_passes}
+               "passes": obj.pirls.n_passes + passes}
     values = {f.name: getattr(result, f.name) for f in fields(result) if f.init}
     return DaskGLMMResult(**values, data=prepared.frame, plan=prepared.plan,
                           timings=timings)

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ...families.family import nb_theta_score
 from ...linalg import CrossProductPattern, TermBlock, add_cross_products
 from ...objective.pirls import PIRLS
 from .plan import PartitionArrays, PartitionPlan
@@ -407,29 +408,54 @@ def combine_sums(parts: list) -> np.ndarray:
     return out
 
 
-#: Distinct prior weights a dispersion family's profile is computed from on the client
-#: (with their counts); more are refused (the profile would need a pass per trial value).
-MAX_DISTINCT_WEIGHTS = 100_000
+#: Distinct values that a histogram pass (:func:`value_counts_partition`) returns at most;
+#: beyond them the client cannot reduce per-row sums to sums over distinct values.
+MAX_DISTINCT_VALUES = 100_000
 
 
-def weight_counts_partition(part, index: int, plan: PartitionPlan, family,
-                            R_inv: np.ndarray) -> tuple | None:
-    """``(distinct prior weights, counts)`` of some rows, None beyond
-    :data:`MAX_DISTINCT_WEIGHTS`: a dispersion family's ``s_i(phi) - s_i(1)`` depends on
-    ``w_i`` only, so these give its profiled ``phi`` and ``sum_i s_i(phi)`` exactly."""
+def value_counts_partition(part, index: int, plan: PartitionPlan, family,
+                           R_inv: np.ndarray, what: str) -> tuple | None:
+    """A histogram of some rows, None beyond :data:`MAX_DISTINCT_VALUES` values.
+
+    ``what="prior"``: the distinct prior weights and how many rows have each (a
+    dispersion family's ``s_i(phi) - s_i(1)`` depends on ``w_i`` only, so these give its
+    profiled ``phi`` and ``sum_i s_i(phi)`` exactly); ``"response"``: the distinct
+    responses and the sum of the prior weights of their rows (the saturated terms of
+    counts are ``w_i`` times a function of ``y_i``, so these give glmer_nb's
+    ``sum_i s_i`` at every shape).
+    """
     del family
     a = _rows(part, plan, R_inv).a
-    values, counts = np.unique(_prior(a), return_counts=True)
-    return None if values.size > MAX_DISTINCT_WEIGHTS else (values, counts)
+    prior = _prior(a)
+    values, inverse = np.unique(prior if what == "prior" else a.y, return_inverse=True)
+    if values.size > MAX_DISTINCT_VALUES:
+        return None
+    return values, np.bincount(inverse, weights=None if what == "prior" else prior,
+                               minlength=values.size).astype(float)
 
 
-def combine_weight_counts(parts: list) -> tuple | None:
-    """The merged histogram of :func:`weight_counts_partition` (None if any is)."""
+def combine_value_counts(parts: list) -> tuple | None:
+    """The merged histograms of :func:`value_counts_partition` (None if any is)."""
     if any(p is None for p in parts):
         return None
-    values = np.concatenate([p[0] for p in parts])
-    counts = np.concatenate([p[1] for p in parts])
-    out, inverse = np.unique(values, return_inverse=True)
-    if out.size > MAX_DISTINCT_WEIGHTS:
+    values, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    if values.size > MAX_DISTINCT_VALUES:
         return None
-    return out, np.bincount(inverse, weights=counts).astype(np.int64)
+    counts = np.concatenate([p[1] for p in parts])
+    return values, np.bincount(inverse, weights=counts, minlength=values.size)
+
+
+def nb_score_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.ndarray,
+                       state: RowState, k: float) -> float:
+    """Some rows' :func:`~mixedmodels.families.family.nb_theta_score` at the means of
+    ``state`` (glmer_nb's starting shape on the Poisson fit's means)."""
+    a = _rows(part, plan, R_inv).a
+    if not len(a.y):
+        return 0.0
+    eta = a.X @ state.beta + a.offset + _random_part(a, state.b)
+    return nb_theta_score(a.y, family.link.linkinv(eta), _prior(a), k)
+
+
+def combine_total(parts: list) -> float:
+    """The sum of scalars."""
+    return float(sum(parts))

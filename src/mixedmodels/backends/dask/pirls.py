@@ -22,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from ...families import NegativeBinomial
 from ...linalg import BlockedSystem, BlockLayout, TermBlock
 from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
 from ...objective.pirls import (
@@ -42,19 +43,21 @@ from ...objective.pirls import (
 )
 from ...objective.pirls_system import PIRLSSystem
 from .glmm_pass import (
-    MAX_DISTINCT_WEIGHTS,
+    MAX_DISTINCT_VALUES,
     RowState,
     RowWeights,
     combine_start,
     combine_state,
     combine_sums,
-    combine_weight_counts,
+    combine_total,
+    combine_value_counts,
     combine_weights,
     materialize_partition,
+    nb_score_partition,
     saturated_partition,
     start_partition,
     state_partition,
-    weight_counts_partition,
+    value_counts_partition,
     weights_partition,
 )
 from .reduce_tree import map_reduce
@@ -139,7 +142,8 @@ class DaskPIRLS(PIRLS):
         self.laplace_kind: str | None = None
         self.last_laplace: tuple | None = None
         self._saturated_sum: float | None = None
-        self._weight_counts: tuple | None = None
+        self._value_counts: dict = {}
+        self._bounds: np.ndarray | None = None
         self._weights_memo: tuple | None = None
         self._rows: list | None = None
         self._consts: tuple | None = None
@@ -178,11 +182,15 @@ class DaskPIRLS(PIRLS):
     def _constants(self, family):
         """The plan, the family and ``R^{-1}`` sent to the cluster once (persisted), not
         serialized into the graph of every pass."""
-        if self._consts is None or self._consts[0] is not family:
-            dask, _ = require_dask()
-            from dask import delayed
+        dask, _ = require_dask()
+        from dask import delayed
 
-            self._consts = (family, *dask.persist(delayed(self.plan), delayed(family)))
+        if self._consts is None:
+            (plan,) = dask.persist(delayed(self.plan))
+            self._consts = (None, plan, None)
+        if self._consts[0] is not family:       # glmer_nb: a new shape, the same plan
+            (fam,) = dask.persist(delayed(family))
+            self._consts = (family, self._consts[1], fam)
         return self._consts[1:]
 
     def _reduce(self, chunk, combine, *args):
@@ -219,29 +227,54 @@ class DaskPIRLS(PIRLS):
                                                self.basis.R_inv)
         return self._saturated_sum
 
+    def value_counts(self, what: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """:func:`~.glmm_pass.value_counts_partition` over all rows (one pass, kept;
+        None beyond :data:`~.glmm_pass.MAX_DISTINCT_VALUES` values)."""
+        if what not in self._value_counts:
+            self._value_counts[what] = self._reduce(
+                value_counts_partition, combine_value_counts, self.basis.R_inv, what)
+        return self._value_counts[what]
+
     def weight_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct prior weights and how many rows have each (one pass, kept)."""
-        if self._weight_counts is None:
-            out = self._reduce(weight_counts_partition, combine_weight_counts,
-                               self.basis.R_inv)
-            if out is None:
-                raise NotImplementedError(
-                    f"the {self._family.name} family on Dask input with more than "
-                    f"{MAX_DISTINCT_WEIGHTS:,} distinct prior weights: its profiled "
-                    "dispersion would need a pass over the rows per trial value; round "
-                    "or group the weights, or fit in memory (ddf.compute())")
-            self._weight_counts = out
-        return self._weight_counts
+        """The distinct prior weights and how many rows have each (a dispersion family's
+        profile; refused beyond :data:`~.glmm_pass.MAX_DISTINCT_VALUES`)."""
+        out = self.value_counts("prior")
+        if out is None:
+            raise NotImplementedError(
+                f"the {self._family.name} family on Dask input with more than "
+                f"{MAX_DISTINCT_VALUES:,} distinct prior weights: its profiled "
+                "dispersion would need a pass over the rows per trial value; round "
+                "or group the weights, or fit in memory (ddf.compute())")
+        return out
+
+    def nb_score(self, state: RowState, k: float) -> float:
+        """The negative binomial shape's score at the means of ``state`` (one pass)."""
+        return self._reduce(nb_score_partition, combine_total, self.basis.R_inv, state,
+                            float(k))
 
     def saturated_sum(self) -> float:
-        """``sum_i s_i`` of the saturated model."""
+        """``sum_i s_i`` of the saturated model; for a negative binomial (whose shape
+        glmer_nb changes at every evaluation) from the responses' histogram, no pass
+        per shape."""
+        if isinstance(self._family, NegativeBinomial):
+            counts = self.value_counts("response")
+            if counts is not None:
+                y, w = counts
+                return float(np.sum(self._family.saturated(y, w, 1.0)))
         return float(self._sums()[0])
+
+    def _row_bounds(self) -> np.ndarray:
+        """The row-sum bounds of ``Z`` per term and of ``X`` (they do not depend on the
+        family: kept across families)."""
+        if self._bounds is None:
+            self._bounds = self._sums()[1:]
+        return self._bounds
 
     @property
     def _zmax(self) -> list:
         """Per term, p times the largest ``|Z|`` row sum (PIRLS's bound on how far a
         change of u moves eta)."""
-        zmax = self._sums()[1:1 + len(self._blocks)]
+        zmax = self._row_bounds()[:len(self._blocks)]
         return [p * float(z) for (_, _, _, p), z in zip(self._blocks, zmax, strict=True)]
 
     def _step_below_tol(self, lams, du: np.ndarray, dbeta: np.ndarray, joint: bool,
@@ -264,7 +297,8 @@ class DaskPIRLS(PIRLS):
             bound += (np.abs(lam).max() if lam.size else 0.0) * zmax
         bound *= np.max(np.abs(du), initial=0.0)
         if joint and dbeta.size:
-            bound += float(self._sums()[-1]) * np.max(np.abs(self.basis.to_user(dbeta)))
+            bound += float(self._row_bounds()[-1]) * \
+                np.max(np.abs(self.basis.to_user(dbeta)))
         return bound < tol
 
     def _random_part(self, lams, u) -> _ChangeOfEta:

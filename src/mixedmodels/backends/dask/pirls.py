@@ -8,12 +8,18 @@ pass: the pass that evaluates the trial step also returns the cross-products of 
 step at the trial point. ``eta`` and ``mu`` of its results are :class:`~.glmm_pass.RowState`
 handles; the factor, the modes and the sums are exactly what the in-memory PIRLS has.
 
-Two in-memory refinements are left out, as they would cost passes of their own: the
-first-order prediction of the modes at a new ``theta`` (a warm start only: PIRLS starts
-from the previous modes instead, one or two iterations more, same modes to PIRLS's
-tolerance) and the convergence test that ignores observations at the edge of the
-family's range under complete separation (the iteration then runs until the deviance
-stagnates, which it also stops at).
+The predicted start of the next solve (the modes' first-order sensitivity to theta and
+beta) is computed from the summed cross-products, so the outer evaluations start where
+the in-memory ones do. One pass is saved per solve: when the bound of
+:meth:`DaskPIRLS._step_below_tol` shows that a step moves no ``u`` and no linear
+predictor by ``tol``, the in-memory PIRLS stops at that step whatever its trial says, and
+the Dask PIRLS stops before making the trial pass (the returned point differs from the
+in-memory one by less than ``tol``; the factor and ``log|L|^2`` are the same).
+
+One in-memory refinement is left out, as it would cost passes of its own: the
+convergence test that ignores observations at the edge of the family's range under
+complete separation (the iteration then runs until the deviance stagnates, which it also
+stops at).
 """
 
 from __future__ import annotations

@@ -72,7 +72,36 @@ FORMULAS = {"intercept": "y ~ x + (1 | g)", "crossed": "y ~ x + (1 | user) + (1 
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory so far. Linux keeps ``ru_maxrss`` across
+    ``exec``: a child started by a parent that simulated 20M rows starts with the
+    parent's peak, so the fit's own peak is measured by :class:`_RssSampler` instead."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _RssSampler:
+    """The largest current resident memory of this process, sampled every
+    ``MEMORY_SAMPLE_S`` seconds while in the ``with`` block (MB in ``peak_mb``)."""
+
+    def __enter__(self):
+        import psutil
+
+        proc = psutil.Process()
+        self.peak_mb = proc.memory_info().rss / 2**20
+        self._stop = threading.Event()
+
+        def run():
+            while not self._stop.is_set():
+                self.peak_mb = max(self.peak_mb, proc.memory_info().rss / 2**20)
+                self._stop.wait(MEMORY_SAMPLE_S)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
 
 
 def child(args) -> dict:
@@ -94,10 +123,11 @@ def child(args) -> dict:
         base = _peak_rss_mb()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        m = fit(df)
+        with _RssSampler() as rss:
+            m = fit(df)
         wall = time.perf_counter() - t0
         return {"wall_s": wall, "cpu_s": time.process_time() - c0,
-                "client_peak_mb": _peak_rss_mb(), "data_mb": base,
+                "client_peak_mb": rss.peak_mb, "data_mb": base,
                 "evals": m.opt.n_evals, "objective": m.objective, "workers_peak_mb": None,
                 "method": getattr(m.objective_function, "method", "pirls"),
                 "theta": m.theta.tolist(),
@@ -124,17 +154,26 @@ def child(args) -> dict:
                     peaks[k] = max(peaks.get(k, 0), v)
                 stop.wait(MEMORY_SAMPLE_S)
 
+        def worker_cpu() -> float:
+            import psutil
+            times = client.run(lambda: sum(psutil.Process().cpu_times()[:2]))
+            return float(sum(times.values()))
+
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()
         base = _peak_rss_mb()
+        w0 = worker_cpu()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        m = fit(dd.read_parquet(args.path))
+        with _RssSampler() as rss:
+            m = fit(dd.read_parquet(args.path))
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         stop.set()
         thread.join()
-    return {"wall_s": wall, "client_cpu_s": time.process_time() - c0,
-            "client_peak_mb": _peak_rss_mb(), "client_before_mb": base,
+        workers_cpu = worker_cpu() - w0
+    return {"wall_s": wall, "client_cpu_s": cpu, "workers_cpu_s": workers_cpu,
+            "client_peak_mb": rss.peak_mb, "client_before_mb": base,
             "evals": m.opt.n_evals, "objective": m.objective, **m.timings,
             "theta": m.theta.tolist(), "beta": m.beta.tolist(),
             "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
@@ -153,6 +192,7 @@ def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
             nparts = max(1, rows // ROWS_PER_PARTITION)
             dd.from_pandas(df, npartitions=nparts).to_parquet(path)
             del df
+    load_start = os.getloadavg()[0]
     cmd = [sys.executable, __file__, "--child", "--rows", str(rows), "--mode", mode,
            "--workers", str(workers), "--design", design, "--path", path, *extra]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -161,15 +201,17 @@ def run_one(rows: int, mode: str, workers: int, design: str, tmp: Path,
     rec = json.loads(out.stdout.strip().splitlines()[-1])
     rec.update({"rows": rows, "mode": mode, "workers": workers if mode == "dask" else 0,
                 "design": design, "formula": FORMULAS[design],
-                "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg": os.getloadavg()[0]})
+                "date": time.strftime("%Y-%m-%d %H:%M"), "load_avg": os.getloadavg()[0],
+                "load_avg_start": load_start})
     return rec
 
 
 def markdown(records: list[dict]) -> str:
     """The table of ``records`` (one row per run, newest last)."""
     head = ("| design | rows | where | wall (s) | passes (s) | optimize (s) | evals | "
-            "client peak (MB) | worker peak (MB) | load avg |\n"
-            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+            "client CPU (s) | workers CPU (s) | client peak (MB) | worker peak (MB) | "
+            "load avg |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in records:
         where = "in memory" if r["mode"] == "memory" else f"Dask, {r['workers']} worker(s)"
@@ -179,12 +221,18 @@ def markdown(records: list[dict]) -> str:
         opt = r.get("optimize_s", r.get("fit_s"))      # glmer: passes inside the fit
         worker = r.get("workers_peak_mb")
         formula = r["formula"].replace("|", "\\|")      # a pipe inside a table cell
+        cpu = r.get("client_cpu_s", r.get("cpu_s"))
+        wcpu = r.get("workers_cpu_s")
+        load = f"{r['load_avg']:.0f}"
+        if r.get("load_avg_start") is not None:        # at the start and at the end
+            load = f"{r['load_avg_start']:.0f}-{load}"
         lines.append(
             f"| `{formula}` | {r['rows']:,} | {where} | {r['wall_s']:.1f} | "
             f"{passes:.1f} | {'' if opt is None else f'{opt:.1f}'} | {r['evals']} | "
+            f"{'' if cpu is None else f'{cpu:.1f}'} | "
+            f"{'' if wcpu is None else f'{wcpu:.1f}'} | "
             f"{r['client_peak_mb']:.0f} | "
-            f"{'' if worker is None else f'{worker:.0f}'} | "
-            f"{r['load_avg']:.0f} |")
+            f"{'' if worker is None else f'{worker:.0f}'} | {load} |")
     return head + "\n".join(lines) + "\n"
 
 

@@ -188,12 +188,6 @@ def test_n_length_arrays_not_on_client(sync):
         _ = m.design.y
 
 
-def test_glmer_nb_on_dask_input_refused(sync):
-    df = mm.datasets.load("grouseticks")
-    with pytest.raises(NotImplementedError, match=r"glmer_nb does not fit Dask input"):
-        mm.glmer_nb("TICKS ~ YEAR + (1 | BROOD)", dd.from_pandas(df, npartitions=2))
-
-
 def test_sparse_system(sync, monkeypatch):
     """The sparse factorization (large rest blocks: here made 'large' by lowering the
     threshold for both fits) on summed sparse blocks."""

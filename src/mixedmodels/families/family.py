@@ -369,7 +369,7 @@ class Family:
             raise ValueError(f"hessian must be 'expected' or 'observed', got {kind!r}")
         return self.observed_weights(y, eta, mu, w)
 
-    def profile_dispersion(self, y, w, total: float) -> float:
+    def profile_dispersion(self, y, w, total: float, counts=None) -> float:
         """Dispersion minimizing ``total / phi + sum_i s_i(phi)``.
 
         ``total`` is the sum of deviances plus the squared length of the spherical random
@@ -384,6 +384,10 @@ class Family:
             Prior weights (binomial: numbers of trials).
         total : float
             ``sum_i d_i + |u|^2`` at the conditional modes.
+        counts : ndarray (n,), optional
+            How many observations each entry stands for (``s_i(phi) - s_i(1)`` depends on
+            ``w_i`` only, so distinct prior weights with their counts give the same
+            profile as all rows: the Dask backend's reduced form). None: one each.
 
         Returns
         -------
@@ -623,8 +627,9 @@ class _DispersionFamily(Family):
     has_dispersion = True
     laplace_hessian = "observed"
 
-    def profile_dispersion(self, y, w, total):
-        return float(total) / y.shape[0]
+    def profile_dispersion(self, y, w, total, counts=None):
+        n = y.shape[0] if counts is None else float(np.sum(counts))
+        return float(total) / n
 
     def check_positive(self, y, what):
         """Raise a :class:`DataError` unless every response is positive.
@@ -729,18 +734,22 @@ class Gamma(_DispersionFamily):
     def check_response(self, y, w, what):
         self.check_positive(y, what)
 
-    def profile_dispersion(self, y, w, total):
+    def profile_dispersion(self, y, w, total, counts=None):
         r"""Solve ``dF / d log(phi) = 0`` for ``F = total / phi + sum s_i(phi)``:
-        ``total / phi = 2 sum_i a_i (log a_i - digamma(a_i))`` with ``a_i = w_i / phi``."""
+        ``total / phi = 2 sum_i a_i (log a_i - digamma(a_i))`` with ``a_i = w_i / phi``
+        (``counts``: each ``a_i`` term counted that many times)."""
         w = np.broadcast_to(np.asarray(w, dtype=float), y.shape)
+        n = y.shape[0] if counts is None else float(np.sum(counts))
 
         def grad(t):
             a = w * np.exp(-t)
-            return -total * np.exp(-t) + 2.0 * float(np.sum(a * (np.log(a) - special.digamma(a))))
+            terms = a * (np.log(a) - special.digamma(a))
+            total_terms = float(np.sum(terms)) if counts is None else float(counts @ terms)
+            return -total * np.exp(-t) + 2.0 * total_terms
 
         lo, hi = LOG_DISPERSION_BRACKET
         # Moment start: log a - digamma(a) ~ 1/(2a) gives phi ~ total / n
-        t0 = float(np.log(max(total, 1e-300) / y.shape[0]))
+        t0 = float(np.log(max(total, 1e-300) / n))
         a, b = t0 - 1.0, t0 + 1.0
         while grad(a) > 0 and a > lo:
             a -= 2.0
@@ -808,12 +817,24 @@ def nb_theta_ml(y: np.ndarray, mu: np.ndarray, w: np.ndarray | None = None) -> f
     """
     y = np.asarray(y, dtype=float)
     w = np.ones_like(y) if w is None else np.asarray(w, dtype=float)
+    return nb_theta_from_score(lambda k: nb_theta_score(y, mu, w, k))
 
+
+def nb_theta_score(y: np.ndarray, mu: np.ndarray, w: np.ndarray, k: float) -> float:
+    """``sum_i w_i [psi(k + y_i) - psi(k) + log k + 1 - log(k + mu_i) - (y_i + k) /
+    (mu_i + k)]``: the negative binomial log-likelihood's derivative in the shape ``k``
+    (of some rows: sums over rows add up)."""
+    d = (special.digamma(k + y) - special.digamma(k) + np.log(k) + 1.0
+         - np.log(k + mu) - (y + k) / (mu + k))
+    return float(np.sum(w * d))
+
+
+def nb_theta_from_score(score_sum) -> float:
+    """:func:`nb_theta_ml`'s root search given ``score_sum(k)`` (:func:`nb_theta_score`
+    over all rows; the Dask backend sums it over partitions)."""
     def score(t):   # d loglik / d log(theta)
         k = np.exp(t)
-        d = (special.digamma(k + y) - special.digamma(k) + np.log(k) + 1.0
-             - np.log(k + mu) - (y + k) / (mu + k))
-        return float(np.sum(w * d)) * k
+        return score_sum(k) * k
 
     lo, hi = LOG_NB_THETA_BRACKET
     if score(hi) > 0:       # no overdispersion: the likelihood keeps increasing

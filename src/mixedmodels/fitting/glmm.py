@@ -932,12 +932,6 @@ def glmer_nb(
     2.05
     """
     verbose = check_verbose(verbose)
-    if is_dask_input(data):
-        raise NotImplementedError(
-            "glmer_nb does not fit Dask input: it estimates the shape by alternating "
-            "Poisson and negative binomial refits with a profile of the shape, hundreds "
-            "of passes over the rows; fix the shape, mm.glmer(formula, ddf, "
-            "family=mm.families.NegativeBinomial(theta=k)), or fit on ddf.compute()")
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer_nb")
     options = {"link": link, "nAGQ": nAGQ, "weights": weights, "offset": offset,
                "start": start, "optimizer": optimizer,
@@ -947,6 +941,24 @@ def glmer_nb(
                "contrasts": contrasts}
     messages: list[str] = []
     start = dict(start or {})
+    if is_dask_input(data):
+        # the shape starts from the Poisson fit's means and is then optimized with theta
+        # and beta on the Dask passes (backends/dask/glmm.py); the active Client's
+        # scheduler, if any, runs them
+        from ..backends.dask.glmm import fit_glmer_dask
+        from ..backends.dask.lmm import refit_needs_rows
+
+        with verbose_output(verbose), collect_warnings(messages):
+            try:
+                result = fit_glmer_dask(
+                    formula, data, NegativeBinomial(1.0, link), nAGQ=nAGQ,
+                    weights=weights, offset=offset, start=start, optimizer=optimizer,
+                    optimizer_settings=optimizer_settings, calc_derivs=calc_derivs,
+                    check_conv=check_conv, contrasts=contrasts, estimate_shape=True)
+            except PIRLSError as exc:
+                raise PIRLSError(f"glmer_nb({formula!r}): {exc}") from None
+        recipe = FitRecipe.make(glmer_nb, formula, data, options, refit_needs_rows, {})
+        return dataclasses.replace(result, messages=tuple(messages), recipe=recipe)
     with verbose_output(verbose), collect_warnings(messages):
         nb = NegativeBinomial(1.0, link)
         design = glmm_design(formula, data, nb, weights=weights, offset=offset,

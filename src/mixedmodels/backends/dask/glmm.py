@@ -9,11 +9,21 @@ formulas on the summed cross-products. The optimization is glmer's own
 settings and finite-difference Hessian), so the result equals the in-memory fit to the
 PIRLS and optimizer tolerances. The client holds the reduced systems only.
 
-What is refused, and why: families with a dispersion parameter (Gamma, inverse Gaussian,
-Gaussian with a link) profile it through the per-row saturated likelihood at every value
-tried (:meth:`~mixedmodels.families.Family.profile_dispersion`), one pass per trial value;
-adaptive quadrature (nAGQ > 1) needs per-row quadrature sums per evaluation; known
-covariance matrices are the data's. Each message says what to do instead.
+Families with a dispersion parameter (Gamma, inverse Gaussian, Gaussian with a link) have
+it profiled on the client: ``s_i(phi) - s_i(1)`` depends on the prior weight ``w_i`` alone,
+so one pass for the distinct weights and their counts gives the profiled ``phi``
+(:meth:`~mixedmodels.families.Family.profile_dispersion` with ``counts``) and
+``sum_i s_i(phi)`` at every evaluation without touching the rows again (more than
+:data:`~.glmm_pass.MAX_DISTINCT_VALUES` distinct weights are refused).
+
+``glmer_nb`` (``estimate_shape``) starts the shape from lme4's estimate on the nAGQ = 0
+Poisson fit (its score summed over partitions, one pass per root-search step) and then
+optimizes it with theta and beta as in memory; the saturated sum at each shape comes from
+the responses' histogram (one pass), not from a pass per shape.
+
+What is refused, and why: adaptive quadrature (nAGQ > 1) needs per-row quadrature sums
+per evaluation; known covariance matrices are the data's. Each message says what to do
+instead.
 """
 
 from __future__ import annotations
@@ -51,11 +61,11 @@ class DaskGLMMObjective(GLMMObjective):
     frame : dask.dataframe.DataFrame
     prepared : Prepared
     family : Family
-        Without a dispersion parameter.
     nAGQ : {0, 1}
     """
 
-    def __init__(self, frame, prepared: Prepared, family, nAGQ: int = 1):
+    def __init__(self, frame, prepared: Prepared, family, nAGQ: int = 1,
+                 estimate_shape: bool = False):
         from .pirls import DaskPIRLS
 
         design = prepared.plan.design
@@ -66,7 +76,7 @@ class DaskGLMMObjective(GLMMObjective):
         self.pirls = DaskPIRLS(frame, prepared, family)
         self.n_theta, self.p = design.n_theta, design.p
         self.theta_lower = design.theta_lower()
-        self.layout = glmm_layout(design, family, self.nAGQ, False)
+        self.layout = glmm_layout(design, family, self.nAGQ, bool(estimate_shape))
         self.lower = self.layout.lower
         self.n_evals = 0
         self.stage0_tol = None
@@ -79,15 +89,29 @@ class DaskGLMMObjective(GLMMObjective):
 
     # -- what the in-memory objective reads from the rows --------------------------------
     def _saturated(self, fam, phi: float) -> float:
-        del phi           # families without a dispersion parameter only
-        return self.pirls.saturated_sum()
+        """``sum_i s_i(phi) = sum_i s_i(1) + sum_k n_k [s(w_k, phi) - s(w_k, 1)]`` over
+        the distinct prior weights ``w_k`` (``n_k`` rows each): for the families with a
+        dispersion ``s_i(phi) - s_i(1)`` depends on ``w_i`` alone (Gaussian and inverse
+        Gaussian: ``log phi``; Gamma: through the shape ``w_i / phi``), so the sum at any
+        ``phi`` costs no pass once ``sum_i s_i(1)`` and the weights' counts are known."""
+        base = self.pirls.saturated_sum()
+        if not fam.has_dispersion or phi == 1.0:
+            return base
+        w, counts = self.pirls.weight_counts()
+        one = np.ones(w.size)          # the difference does not depend on y
+        return base + float(counts @ (fam.saturated(one, w, phi) - fam.saturated(one, w, 1.0)))
 
     def _value(self, pr, fam, phi, nagq: int):
-        """The Laplace deviance (``phi = 1``: families without a dispersion parameter,
-        nAGQ <= 1; see :meth:`GLMMObjective._value`)."""
-        del phi, nagq
+        """The Laplace deviance (nAGQ <= 1; see :meth:`GLMMObjective._value`), the
+        dispersion profiled from the weights' counts (:meth:`_saturated`)."""
+        del nagq
         logdet, _, _ = self._laplace_logdet(pr, fam)
-        return float(pr.dev + pr.sqr_u + self._saturated(fam, 1.0) + logdet), 1.0, logdet
+        total = pr.dev + pr.sqr_u
+        if fam.has_dispersion and phi is None:
+            w, counts = self.pirls.weight_counts()
+            phi = fam.profile_dispersion(np.ones(w.size), w, total, counts=counts)
+        phi = 1.0 if phi is None else phi
+        return float(total / phi + self._saturated(fam, phi) + logdet), phi, logdet
 
     def _laplace_logdet(self, pr, fam):
         kind = fam.laplace_hessian if self.hessian is None else self.hessian
@@ -130,12 +154,6 @@ class DaskGLMMObjective(GLMMObjective):
 
 
 def _check_supported(family, nAGQ, covariance_matrices) -> None:
-    if family.has_dispersion:
-        raise NotImplementedError(
-            f"glmer on Dask input does not fit the {family.name} family: its dispersion is "
-            "profiled through the saturated likelihood of every row at each value tried "
-            "(one pass over the data per trial value); fit it in memory (ddf.compute()), "
-            "or use glmmtmb on a pandas frame")
     if not isinstance(nAGQ, bool) and isinstance(nAGQ, int | np.integer) and nAGQ > 1:
         raise NotImplementedError(
             f"nAGQ={nAGQ} on Dask input: adaptive quadrature sums per-row likelihoods at "
@@ -170,10 +188,30 @@ def _check_design(prepared: Prepared, family) -> None:
                         "observations")
 
 
+def _nb_start(prepared: Prepared, link: str, optimizer: str, optimizer_settings
+              ) -> tuple[float, int]:
+    """glmer_nb's starting shape (lme4's) and the passes it took: the ML shape given the
+    means of the nAGQ = 0 Poisson fit, its score summed over partitions (one pass per
+    root-search step)."""
+    from ...families import Poisson
+    from ...families.family import nb_theta_from_score
+    from ...fitting.glmm import _stage0
+
+    pois = DaskGLMMObjective(prepared.frame, prepared, Poisson(link), 0)
+    _, th, _ = _stage0(pois, prepared.plan.design.theta0(), optimizer, optimizer_settings)
+    state = pois.solve0(th).eta
+    k0 = nb_theta_from_score(lambda k: pois.pirls.nb_score(state, k))
+    return k0, pois.pirls.n_passes
+
+
 def fit_glmer_dask(formula: str, data, family, *, nAGQ: int, weights, offset, start,
                    optimizer: str, optimizer_settings, calc_derivs: bool, check_conv: bool,
-                   contrasts, covariance_matrices=None, scheduler=None) -> DaskGLMMResult:
-    """:func:`~mixedmodels.glmer` on a Dask DataFrame or parquet path (module docstring).
+                   contrasts, covariance_matrices=None, scheduler=None,
+                   estimate_shape: bool = False) -> DaskGLMMResult:
+    """:func:`~mixedmodels.glmer` on a Dask DataFrame or parquet path (module docstring);
+    with ``estimate_shape`` (``family`` a negative binomial) :func:`~mixedmodels.glmer_nb`:
+    the shape starts from lme4's estimate on the Poisson fit (``start["nb_theta"]``
+    overrides it) and is then a parameter of glmer's Laplace optimization, as in memory.
 
     Returns
     -------
@@ -198,12 +236,21 @@ def fit_glmer_dask(formula: str, data, family, *, nAGQ: int, weights, offset, st
         design = prepared.plan.design
         check_nagq(design, nAGQ)
         t1 = time.perf_counter()
-        obj = DaskGLMMObjective(prepared.frame, prepared, family, nAGQ)
+        passes = 0
         with blas_threads(dense_block_size(design.terms)):
-            result = _fit_glmm(design, family, nAGQ, False, start, optimizer,
+            if estimate_shape:
+                start = dict(start or {})
+                k0 = start.pop("nb_theta", None)
+                if k0 is None:
+                    k0, passes = _nb_start(prepared, family.link.name, optimizer,
+                                           optimizer_settings)
+                family = family.with_theta(float(k0))
+            obj = DaskGLMMObjective(prepared.frame, prepared, family, nAGQ,
+                                    estimate_shape=estimate_shape)
+            result = _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer,
                                optimizer_settings, calc_derivs, check_conv, obj=obj)
     timings = {"scan_and_qr_s": t1 - t0, "fit_s": time.perf_counter() - t1,
-               "passes": obj.pirls.n_passes}
+               "passes": obj.pirls.n_passes + passes}
     values = {f.name: getattr(result, f.name) for f in fields(result) if f.init}
     return DaskGLMMResult(**values, data=prepared.frame, plan=prepared.plan,
                           timings=timings)

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ...families.family import nb_theta_score
 from ...linalg import CrossProductPattern, TermBlock, add_cross_products
 from ...objective.pirls import PIRLS
 from .plan import PartitionArrays, PartitionPlan
@@ -386,14 +387,16 @@ def combine_start(parts: list) -> StartPart:
 
 def saturated_partition(part, index: int, plan: PartitionPlan, family,
                         R_inv: np.ndarray) -> np.ndarray:
-    """``[sum_i s_i, max_i sum_j |Z_ij|]`` per term: the saturated log-likelihood sum
-    (families without a dispersion: ``phi = 1``) and the row-sum bounds of ``Z`` that
-    PIRLS's predicted start checks its moves with."""
+    """``[sum_i s_i, max_i sum_j |Z_ij| per term, max_i sum_j |X_ij|]``: the saturated
+    log-likelihood sum (families without a dispersion: ``phi = 1``) and the row-sum bounds
+    of ``Z`` and ``X`` that PIRLS checks its moves with (how far a change of ``u`` or
+    ``beta`` can move any linear predictor)."""
     a = _rows(part, plan, R_inv).a
     zmax = [float(np.max(np.sum(np.abs(Z), axis=1), initial=0.0)) for Z in a.Z]
+    xmax = float(np.max(np.sum(np.abs(a.X), axis=1), initial=0.0)) if a.X.size else 0.0
     if not len(a.y):
-        return np.array([0.0, *zmax])
-    return np.array([float(np.sum(family.saturated(a.y, _prior(a), 1.0))), *zmax])
+        return np.array([0.0, *zmax, xmax])
+    return np.array([float(np.sum(family.saturated(a.y, _prior(a), 1.0))), *zmax, xmax])
 
 
 def combine_sums(parts: list) -> np.ndarray:
@@ -403,3 +406,56 @@ def combine_sums(parts: list) -> np.ndarray:
         out[0] += p[0]
         out[1:] = np.maximum(out[1:], p[1:])
     return out
+
+
+#: Distinct values that a histogram pass (:func:`value_counts_partition`) returns at most;
+#: beyond them the client cannot reduce per-row sums to sums over distinct values.
+MAX_DISTINCT_VALUES = 100_000
+
+
+def value_counts_partition(part, index: int, plan: PartitionPlan, family,
+                           R_inv: np.ndarray, what: str) -> tuple | None:
+    """A histogram of some rows, None beyond :data:`MAX_DISTINCT_VALUES` values.
+
+    ``what="prior"``: the distinct prior weights and how many rows have each (a
+    dispersion family's ``s_i(phi) - s_i(1)`` depends on ``w_i`` only, so these give its
+    profiled ``phi`` and ``sum_i s_i(phi)`` exactly); ``"response"``: the distinct
+    responses and the sum of the prior weights of their rows (the saturated terms of
+    counts are ``w_i`` times a function of ``y_i``, so these give glmer_nb's
+    ``sum_i s_i`` at every shape).
+    """
+    del family
+    a = _rows(part, plan, R_inv).a
+    prior = _prior(a)
+    values, inverse = np.unique(prior if what == "prior" else a.y, return_inverse=True)
+    if values.size > MAX_DISTINCT_VALUES:
+        return None
+    return values, np.bincount(inverse, weights=None if what == "prior" else prior,
+                               minlength=values.size).astype(float)
+
+
+def combine_value_counts(parts: list) -> tuple | None:
+    """The merged histograms of :func:`value_counts_partition` (None if any is)."""
+    if any(p is None for p in parts):
+        return None
+    values, inverse = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    if values.size > MAX_DISTINCT_VALUES:
+        return None
+    counts = np.concatenate([p[1] for p in parts])
+    return values, np.bincount(inverse, weights=counts, minlength=values.size)
+
+
+def nb_score_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.ndarray,
+                       state: RowState, k: float) -> float:
+    """Some rows' :func:`~mixedmodels.families.family.nb_theta_score` at the means of
+    ``state`` (glmer_nb's starting shape on the Poisson fit's means)."""
+    a = _rows(part, plan, R_inv).a
+    if not len(a.y):
+        return 0.0
+    eta = a.X @ state.beta + a.offset + _random_part(a, state.b)
+    return nb_theta_score(a.y, family.link.linkinv(eta), _prior(a), k)
+
+
+def combine_total(parts: list) -> float:
+    """The sum of scalars."""
+    return float(sum(parts))

@@ -8,12 +8,18 @@ pass: the pass that evaluates the trial step also returns the cross-products of 
 step at the trial point. ``eta`` and ``mu`` of its results are :class:`~.glmm_pass.RowState`
 handles; the factor, the modes and the sums are exactly what the in-memory PIRLS has.
 
-Two in-memory refinements are left out, as they would cost passes of their own: the
-first-order prediction of the modes at a new ``theta`` (a warm start only: PIRLS starts
-from the previous modes instead, one or two iterations more, same modes to PIRLS's
-tolerance) and the convergence test that ignores observations at the edge of the
-family's range under complete separation (the iteration then runs until the deviance
-stagnates, which it also stops at).
+The predicted start of the next solve (the modes' first-order sensitivity to theta and
+beta) is computed from the summed cross-products, so the outer evaluations start where
+the in-memory ones do. One pass is saved per solve: when the bound of
+:meth:`DaskPIRLS._step_below_tol` shows that a step moves no ``u`` and no linear
+predictor by ``tol``, the in-memory PIRLS stops at that step whatever its trial says, and
+the Dask PIRLS stops before making the trial pass (the returned point differs from the
+in-memory one by less than ``tol``; the factor and ``log|L|^2`` are the same).
+
+One in-memory refinement is left out, as it would cost passes of its own: the
+convergence test that ignores observations at the edge of the family's range under
+complete separation (the iteration then runs until the deviance stagnates, which it also
+stops at).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import dataclasses
 
 import numpy as np
 
+from ...families import NegativeBinomial
 from ...linalg import BlockedSystem, BlockLayout, TermBlock
 from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
 from ...objective.pirls import (
@@ -42,16 +49,21 @@ from ...objective.pirls import (
 )
 from ...objective.pirls_system import PIRLSSystem
 from .glmm_pass import (
+    MAX_DISTINCT_VALUES,
     RowState,
     RowWeights,
     combine_start,
     combine_state,
     combine_sums,
+    combine_total,
+    combine_value_counts,
     combine_weights,
     materialize_partition,
+    nb_score_partition,
     saturated_partition,
     start_partition,
     state_partition,
+    value_counts_partition,
     weights_partition,
 )
 from .reduce_tree import map_reduce
@@ -136,6 +148,8 @@ class DaskPIRLS(PIRLS):
         self.laplace_kind: str | None = None
         self.last_laplace: tuple | None = None
         self._saturated_sum: float | None = None
+        self._value_counts: dict = {}
+        self._bounds: np.ndarray | None = None
         self._weights_memo: tuple | None = None
         self._rows: list | None = None
         self._consts: tuple | None = None
@@ -174,11 +188,15 @@ class DaskPIRLS(PIRLS):
     def _constants(self, family):
         """The plan, the family and ``R^{-1}`` sent to the cluster once (persisted), not
         serialized into the graph of every pass."""
-        if self._consts is None or self._consts[0] is not family:
-            dask, _ = require_dask()
-            from dask import delayed
+        dask, _ = require_dask()
+        from dask import delayed
 
-            self._consts = (family, *dask.persist(delayed(self.plan), delayed(family)))
+        if self._consts is None:
+            (plan,) = dask.persist(delayed(self.plan))
+            self._consts = (None, plan, None)
+        if self._consts[0] is not family:       # glmer_nb: a new shape, the same plan
+            (fam,) = dask.persist(delayed(family))
+            self._consts = (family, self._consts[1], fam)
         return self._consts[1:]
 
     def _reduce(self, chunk, combine, *args):
@@ -215,16 +233,79 @@ class DaskPIRLS(PIRLS):
                                                self.basis.R_inv)
         return self._saturated_sum
 
+    def value_counts(self, what: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """:func:`~.glmm_pass.value_counts_partition` over all rows (one pass, kept;
+        None beyond :data:`~.glmm_pass.MAX_DISTINCT_VALUES` values)."""
+        if what not in self._value_counts:
+            self._value_counts[what] = self._reduce(
+                value_counts_partition, combine_value_counts, self.basis.R_inv, what)
+        return self._value_counts[what]
+
+    def weight_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct prior weights and how many rows have each (a dispersion family's
+        profile; refused beyond :data:`~.glmm_pass.MAX_DISTINCT_VALUES`)."""
+        out = self.value_counts("prior")
+        if out is None:
+            raise NotImplementedError(
+                f"the {self._family.name} family on Dask input with more than "
+                f"{MAX_DISTINCT_VALUES:,} distinct prior weights: its profiled "
+                "dispersion would need a pass over the rows per trial value; round "
+                "or group the weights, or fit in memory (ddf.compute())")
+        return out
+
+    def nb_score(self, state: RowState, k: float) -> float:
+        """The negative binomial shape's score at the means of ``state`` (one pass)."""
+        return self._reduce(nb_score_partition, combine_total, self.basis.R_inv, state,
+                            float(k))
+
     def saturated_sum(self) -> float:
-        """``sum_i s_i`` of the saturated model."""
+        """``sum_i s_i`` of the saturated model; for a negative binomial (whose shape
+        glmer_nb changes at every evaluation) from the responses' histogram, no pass
+        per shape."""
+        if isinstance(self._family, NegativeBinomial):
+            counts = self.value_counts("response")
+            if counts is not None:
+                y, w = counts
+                return float(np.sum(self._family.saturated(y, w, 1.0)))
         return float(self._sums()[0])
+
+    def _row_bounds(self) -> np.ndarray:
+        """The row-sum bounds of ``Z`` per term and of ``X`` (they do not depend on the
+        family: kept across families)."""
+        if self._bounds is None:
+            self._bounds = self._sums()[1:]
+        return self._bounds
 
     @property
     def _zmax(self) -> list:
         """Per term, p times the largest ``|Z|`` row sum (PIRLS's bound on how far a
         change of u moves eta)."""
-        return [p * float(z) for (_, _, _, p), z in zip(self._blocks, self._sums()[1:],
-                                                        strict=True)]
+        zmax = self._row_bounds()[:len(self._blocks)]
+        return [p * float(z) for (_, _, _, p), z in zip(self._blocks, zmax, strict=True)]
+
+    def _step_below_tol(self, lams, du: np.ndarray, dbeta: np.ndarray, joint: bool,
+                        tol: float) -> bool:
+        """Whether the step ``(du, dbeta)`` certainly changes every ``u`` and every linear
+        predictor by less than ``tol``, judged on the bound
+        ``sum_k |Lambda_k|_max |Z_k|_max max|du| + |X|_max max|R^{-1} dbeta|`` (no pass).
+
+        The in-memory PIRLS stops at such a step whatever its trial pass says: accepted,
+        its change is below ``tol``; refused by step-halving, ``max|du| < tol`` ends the
+        iteration as rounding noise at the mode. The Dask PIRLS stops before that pass
+        (one pass fewer per solve) and returns the point the step starts from, within
+        ``tol`` of the in-memory one's; the factor, ``log|L|^2`` and the next start are
+        those of this same iteration in both.
+        """
+        if np.max(np.abs(du), initial=0.0) >= tol:
+            return False
+        bound = 0.0
+        for lam, zmax in zip(lams, self._zmax, strict=True):
+            bound += (np.abs(lam).max() if lam.size else 0.0) * zmax
+        bound *= np.max(np.abs(du), initial=0.0)
+        if joint and dbeta.size:
+            bound += float(self._row_bounds()[-1]) * \
+                np.max(np.abs(self.basis.to_user(dbeta)))
+        return bound < tol
 
     def _random_part(self, lams, u) -> _ChangeOfEta:
         """``Z Lambda u`` as the workers see it; :meth:`PIRLS._small_move` takes only its
@@ -440,6 +521,8 @@ class DaskPIRLS(PIRLS):
             u_new = self.psystem.solve_u(f, beta_new if joint else np.zeros(self.p))
             logdet, L11 = self.psystem.logdet(f), f.L11
             du, dbeta = u_new - u, beta_new - beta
+            if self._step_below_tol(lams, du, dbeta, joint, tol):
+                break
             step = 1.0
             pass_fisher = fisher      # the weights the trial passes form the next step with
             for _ in range(self.max_halvings + 1):

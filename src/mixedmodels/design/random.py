@@ -11,6 +11,7 @@ order of (a, b) -- R's ``a:b`` factor.
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from ..formula.spec import RandomTerm
 from .fast import LazyModelSpec, fast_matrix, indicator_matrix
 from .fixed import new_model_matrix, unique_names
 from .materializer import build_matrix
+from .names import r_coefficient_names, simple_r_names
 from .simple import simple_matrix
 from .structured import (
     check_time_columns,
@@ -44,6 +46,9 @@ __all__ = [
     "level_text",
     "term_order",
 ]
+
+#: formulaic's name of an indicator column of ``0 + C(f)`` (:func:`.fast.indicator_matrix`)
+_INDICATOR_NAME = re.compile(r"^C\((\w+)\)\[(.*)\]$")
 
 @dataclass(frozen=True)
 class GroupingFactor:
@@ -298,6 +303,12 @@ class RandomEffectsTerm:
     model_spec : formulaic ModelSpec, LazyModelSpec or None
         Rebuilds ``Z`` for new data (None for plain numeric columns; built on first use
         for factors coded directly, see :mod:`.fast`).
+    coder : callable or None
+        Builds ``Z`` for new data where no model spec can (positions, known matrices).
+    r_names : tuple of str
+        R's names of the columns (``"(Intercept)"``, ``"Days"``, ``"factor(time)0"``,
+        ``"phaseb"``), as lme4's and glmmTMB's ``ranef`` and ``VarCorr`` print them (see
+        :mod:`.names`); empty when not known.
     """
 
     term: RandomTerm
@@ -307,6 +318,22 @@ class RandomEffectsTerm:
     structure: CovarianceStructure
     model_spec: Any = None
     coder: Any = None
+    r_names: tuple[str, ...] = ()
+
+    def labels(self) -> tuple[str, ...]:
+        """The columns' names as results present them (``ranef`` columns, ``VarCorr``
+        rows): formulaic's, or R's under the option ``coef_names="r"``, as the fixed
+        effects (:meth:`~mixedmodels.design.fixed.FixedEffects.labels`).
+
+        Returns
+        -------
+        tuple of str
+        """
+        from .._options import get_options
+
+        if get_options()["coef_names"] == "r" and len(self.r_names) == len(self.names):
+            return self.r_names
+        return self.names
 
     @property
     def structured(self) -> bool:
@@ -357,16 +384,20 @@ def term_order(terms) -> list[int]:
 
 
 def _model_matrix(term: RandomTerm, frame: pd.DataFrame):
-    """``(Z, names, formulaic spec or None)`` of the term's own expression."""
+    """``(Z, names, formulaic spec or None, R's names)`` of the term's own expression."""
     simple = simple_matrix(term.expr, frame)
     if simple is not None:
-        return simple[0], simple[1], None
+        names = simple[1]
+        return simple[0], names, None, simple_r_names(names, names[0] == "Intercept")
     indicators = indicator_matrix(term.expr, frame)
     if indicators is not None:
-        return indicators[0], indicators[1], LazyModelSpec(term.expr, frame)
+        names = indicators[1]
+        # C(f)[level] is R's factor(f)level (R's name of a factor() call's column)
+        r_names = tuple(_INDICATOR_NAME.sub(r"factor(\1)\2", n) for n in names)
+        return indicators[0], names, LazyModelSpec(term.expr, frame), r_names
     fast = fast_matrix(term.expr, frame)
     if fast is not None:
-        return fast.X, fast.names, LazyModelSpec(term.expr, frame)
+        return fast.X, fast.names, LazyModelSpec(term.expr, frame), fast.r_names
     try:
         with warnings.catch_warnings():
             # non-finite values are reported per row by materialize()
@@ -377,7 +408,9 @@ def _model_matrix(term: RandomTerm, frame: pd.DataFrame):
             f"cannot build the model matrix of random-effects term {term.source!r}: "
             f"{plain_message(exc)}"
         ) from exc
-    return np.asarray(mm, dtype=float), tuple(str(c) for c in mm.columns), mm.model_spec
+    names = tuple(str(c) for c in mm.columns)
+    return (np.asarray(mm, dtype=float), names, mm.model_spec,
+            r_coefficient_names(mm.model_spec, list(names)))
 
 
 def build_random_term(term: RandomTerm, frame: pd.DataFrame,
@@ -396,6 +429,7 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame,
     entry = REGISTRY[term.structure]
     spec = coder = None
     coords = matrix = None
+    r_names: tuple[str, ...] = ()
     positions = parse_positions(term.expr, term.source)
     if positions is not None:
         pos = position_columns(positions, frame, term.source)
@@ -406,7 +440,7 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame,
             # every level sits at one position: the levels are the process's units
             grouping = single_group(term.group, len(frame))
     else:
-        Z, names, spec = _model_matrix(term, frame)
+        Z, names, spec, r_names = _model_matrix(term, frame)
     if Z.shape[1] == 0:
         raise FormulaError(
             f"random-effects term {term.source!r} has no columns: it removes the intercept and "
@@ -424,7 +458,7 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame,
             Z[np.arange(len(frame)), grouping.codes] = zcol
             names = tuple(str(v) for v in grouping.levels)
             grouping = single_group(term.group, len(frame))
-            spec = None
+            spec, r_names = None, ()
     check_time_columns(term.structure, Z, grouping.codes, grouping.levels, tuple(names),
                        term.source, frame.index)
     data = StructureData(tuple(names), coords, matrix, term.source)
@@ -433,4 +467,4 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame,
     except ValueError as exc:
         raise FormulaError(f"random-effects term {term.source!r}: {exc}") from exc
     return RandomEffectsTerm(term, grouping, np.ascontiguousarray(Z), unique_names(names),
-                             structure, spec, coder)
+                             structure, spec, coder, tuple(r_names))

@@ -21,6 +21,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .._options import get_options
 from ..diagnostics import SINGULAR_TOL, singular_groups
 from .fit_stats import FitStatsMixin
 from .levels import level_index
@@ -96,9 +97,20 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         positions = None if spec is None else formula_positions(terms, spec.random)
         return term_group_labels([t.group for t in terms], positions)
 
-    @cached_property
+    @property
     def varcorr(self) -> VarCorr:
-        """Estimated variance components: sd and correlations per term, residual sd."""
+        """Estimated variance components: sd and correlations per term, residual sd.
+
+        The random effects are named as :attr:`fixef` names the fixed effects: formulaic's
+        names, or R's under ``mm.options(coef_names="r")`` (``(Intercept)``,
+        ``factor(time)0``)."""
+        key = get_options()["coef_names"]
+        cache = self.__dict__.setdefault("_varcorr_by_names", {})
+        if key not in cache:
+            cache[key] = self._build_varcorr()
+        return cache[key]
+
+    def _build_varcorr(self) -> VarCorr:
         scale = self._re_scale()
         terms = []
         for t, sl, lab in zip(self.design.terms, self.design.theta_slices(),
@@ -108,7 +120,7 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
             pars = tuple((k, v) for k, v, sd in zip(s.parameter_names(), s.parameters(th),
                                                     s.parameter_scales(), strict=True)
                          if not sd)
-            terms.append(VarCorrTerm(lab, t.group, t.names, scale * s.covariance(th),
+            terms.append(VarCorrTerm(lab, t.group, t.labels(), scale * s.covariance(th),
                                      s.keyword, pars))
         return VarCorr(tuple(terms), self.residual_sd)
 
@@ -176,11 +188,12 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         out: dict[str, pd.DataFrame] = {}
         cv = self._cond_var if cond_var else None
         for k, t in enumerate(self.design.terms):
+            labels = list(t.labels())
             frame = pd.DataFrame(self.random_effects[k], index=level_index(self.design, t),
-                                 columns=list(t.names))
+                                 columns=labels)
             if cv is not None:
                 sd = np.sqrt(np.maximum(np.diagonal(cv[k], axis1=1, axis2=2), 0.0))
-                for j, n in enumerate(t.names):
+                for j, n in enumerate(labels):
                     frame[f"{n}_condsd"] = sd[:, j]
             frame.index.name = t.group
             out[t.group] = frame if t.group not in out else out[t.group].join(frame,

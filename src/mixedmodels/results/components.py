@@ -41,10 +41,16 @@ class ComponentView(MixedModelResultBase):
         Conditional covariance blocks of the random effects per term (levels, p, p).
     objective, df : float, int
         Of the whole fit (for the shared information-criterion accessors).
+    messages : tuple of str
+    residual_sd : float or None
+        The Residual line of the component's VarCorr (glmmTMB prints sigma there for
+        Gaussian fits, NaN when the dispersion has covariates); None for none.
     """
 
     def __init__(self, design, solution: ComponentSolution, vcov: np.ndarray, cond_var: list,
-                 objective: float, df: int, messages: tuple = ()):
+                 objective: float, df: int, messages: tuple = (),
+                 residual_sd: float | None = None):
+        self.residual_sd = residual_sd
         self.design = design
         self.solution = solution
         self._vcov = vcov
@@ -52,8 +58,6 @@ class ComponentView(MixedModelResultBase):
         self.objective = objective
         self.df = df
         self.messages = messages
-
-    residual_sd = None
 
     def _re_scale(self) -> float:
         return 1.0          # glmmTMB's Lambda is absolute

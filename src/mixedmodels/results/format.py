@@ -102,6 +102,9 @@ def varcorr_table(vc, digits: int = 4, variance: bool = False) -> Table:
     corr_digits = max(2, digits - 2)
     var_s = [s if v == v else "" for s, v in zip(r_format(var, digits), var, strict=True)]
     sd_s = [s if v == v else "" for s, v in zip(r_format(sd, digits), sd, strict=True)]
+    if vc.sigma is not None and vc.sigma != vc.sigma:
+        # glmmTMB's Residual line when the dispersion has covariates (no single sigma)
+        var_s[-1] = sd_s[-1] = "NA"
     header = ["Groups", "Name"] + (["Variance"] if variance else []) + ["Std.Dev."]
     ncorr = max(max_p - 1, 1 if notes else 0)
     if ncorr > 0:

@@ -293,8 +293,21 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             views[name] = ComponentView(self.design.component_design(name),
                                         ComponentSolution(theta, self._beta(name), b),
                                         self._vcov_block(name), cv, self.objective, self.df,
-                                        self.messages)
+                                        self.messages, self._varcorr_sigma())
         return views
+
+    def _varcorr_sigma(self) -> float | None:
+        """The residual sd of VarCorr's Residual line, as glmmTMB 1.1.5's ``VarCorr``:
+        shown for the Gaussian family (in every component's table) unless the dispersion
+        is fixed (``dispformula = ~0``); NaN (printed ``NA``) when the dispersion has
+        covariates, where ``sigma()`` has no single value."""
+        if self.family_name != "gaussian":
+            return None
+        disp = "beta.disp"
+        if disp in self.layout and bool(np.all(self.layout.block(disp).fixed)):
+            return None
+        sigma = self.sigma
+        return float("nan") if sigma is None else float(sigma)
 
     @property
     def varcorr(self):

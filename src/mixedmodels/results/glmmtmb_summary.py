@@ -8,7 +8,6 @@ import pandas as pd
 
 from .glmm_summary import format_z_table
 from .summary import format_fit_header, format_groups_line
-from .varcorr import VarCorr
 
 __all__ = ["GlmmTMBSummary"]
 
@@ -74,7 +73,7 @@ class GlmmTMBSummary:
             lines.append("Random effects:")
             for name, vc in self.varcorr.items():
                 lines += ["", f"{_TITLES[name]}:",
-                          VarCorr(vc.terms, None).to_text(digits=4, variance=True)]
+                          vc.to_text(digits=4, variance=True)]
             lines.append(format_groups_line(self.nobs, self.ngroups))
             lines.append("")
         if self.dispersion:

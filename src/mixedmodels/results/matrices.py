@@ -96,7 +96,7 @@ def get_matrix(m, name: str):
         "sigma": lambda: float(m.sigma),
         "lower": lambda: d.theta_lower(),
         "Gp": lambda: np.concatenate([[0], np.cumsum([t.q for t in d.terms])]).astype(int),
-        "cnms": lambda: dict(zip(m._term_labels(), [list(t.names) for t in d.terms],
+        "cnms": lambda: dict(zip(m._term_labels(), [list(t.labels()) for t in d.terms],
                                  strict=True)),
         "n": lambda: d.nobs,
         "p": lambda: d.p,

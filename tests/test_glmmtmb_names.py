@@ -134,3 +134,20 @@ def test_default_names_are_formulaic(fits):
     assert list(m.ranef()["subject"].columns)[:2] == ["C(time)[0]", "C(time)[1]"]
     assert m.varcorr.terms[0].names[0] == "C(time)[0]"
     assert list(fits["gauss_disp1"].ranef()["Subject"].columns) == ["Intercept", "Days"]
+
+
+def test_lmer_names_match_glmmtmb(fits):
+    """lme4 names random-effect columns by R's model.matrix too: the same terms fitted by
+    lmer carry the names glmmTMB printed."""
+    sleep = _data("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.lmer("Reaction ~ Days + (0 + phase | Subject)", sleep)
+    with mm.options(coef_names="r"):
+        assert list(m.ranef()["Subject"].columns) == \
+            FIXTURE["us_phase"]["components"]["cond"]["ranef_columns"]["Subject"]
+        assert list(m.varcorr.terms[0].names) == ["phasea", "phaseb", "phasec"]
+        assert list(m.coef()["Subject"].columns) == ["(Intercept)", "Days", "phasea",
+                                                     "phaseb", "phasec"]
+        assert m.varcorr.as_frame()["grp"].iloc[-1] == "Residual"
+    assert list(m.ranef()["Subject"].columns) == ["phase[a]", "phase[b]", "phase[c]"]

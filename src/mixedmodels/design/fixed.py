@@ -28,7 +28,7 @@ from .._messages import user_stacklevel
 from .._threads import blas_threads
 from .fast import LazyModelSpec, fast_matrix
 from .materializer import build_matrix
-from .names import r_coefficient_names, simple_r_names
+from .names import r_coefficient_names, shown_names, simple_r_names
 from .simple import simple_has_intercept, simple_matrix
 
 __all__ = [
@@ -97,11 +97,7 @@ class FixedEffects:
         -------
         tuple of str
         """
-        from .._options import get_options
-
-        if get_options()["coef_names"] == "r" and len(self.r_names) == len(self.names):
-            return self.r_names
-        return self.names
+        return shown_names(self.names, self.r_names)
 
     def new_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """Model matrix for new data, with the same columns as ``X``.

@@ -20,7 +20,8 @@ import re
 
 from .contrasts import r_contrast_suffixes
 
-__all__ = ["INTERCEPT", "r_coefficient_names", "r_label", "r_name_of", "simple_r_names"]
+__all__ = ["INTERCEPT", "r_coefficient_names", "r_label", "r_name_of", "shown_names",
+           "simple_r_names"]
 
 INTERCEPT = "(Intercept)"
 
@@ -229,3 +230,13 @@ def simple_r_names(names: tuple[str, ...], intercept: bool) -> tuple[str, ...]:
     one) and plain columns."""
     return tuple(INTERCEPT if (j == 0 and intercept) else r_name_of(n)
                  for j, n in enumerate(names))
+
+
+def shown_names(names: tuple[str, ...], r_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The names results show: formulaic's ``names``, or R's ``r_names`` under the option
+    ``coef_names="r"`` (:func:`mixedmodels.options`) when there is one for every column."""
+    from .._options import get_options
+
+    if get_options()["coef_names"] == "r" and len(r_names) == len(names):
+        return r_names
+    return names

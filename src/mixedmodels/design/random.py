@@ -25,7 +25,7 @@ from ..formula.spec import RandomTerm
 from .fast import LazyModelSpec, fast_matrix, indicator_matrix
 from .fixed import new_model_matrix, unique_names
 from .materializer import build_matrix
-from .names import r_coefficient_names, simple_r_names
+from .names import r_coefficient_names, shown_names, simple_r_names
 from .simple import simple_matrix
 from .structured import (
     check_time_columns,
@@ -329,11 +329,7 @@ class RandomEffectsTerm:
         -------
         tuple of str
         """
-        from .._options import get_options
-
-        if get_options()["coef_names"] == "r" and len(self.r_names) == len(self.names):
-            return self.r_names
-        return self.names
+        return shown_names(self.names, self.r_names)
 
     @property
     def structured(self) -> bool:

@@ -176,12 +176,16 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     if optimizer == "gradient":
         fg = traced(obj.value_and_gradient, "lmer", gradient=True)
         opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
+        if residual_vanishing(obj, opt.x):
+            # the quasi-Newton path can run off to sigma -> 0 (relative theta -> infinity),
+            # where the profiled deviance flattens towards a limit: cs(0 + ftime | subject)
+            # on ar1sim's first four times stopped there 9.9 deviance units above the
+            # optimum (rho = 1, sigma = 0.68) that BOBYQA from the same start reaches
+            alt = _bobyqa(obj, x0, lower, optimizer_settings)
+            if alt.fval < opt.fval:
+                opt, grad, hess_inv = alt, None, None
     else:
-        opt = minimize(traced(obj, "lmer"), x0, lower, optimizer=optimizer,
-                       settings=optimizer_settings)
-        if any(t.structured for t in design.terms):
-            opt = restart_while_improving(obj, opt, lower, optimizer=optimizer,
-                                          settings=optimizer_settings)
+        opt = _bobyqa(obj, x0, lower, optimizer_settings, optimizer)
     log_stage("lmer", "REML" if obj.reml else "ML", opt.optimizer, opt.n_evals,
               time.perf_counter() - t0, opt.fval)
     theta, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
@@ -201,6 +205,32 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
             emit_warning(conv.message, ConvergenceWarning, stacklevel=4)
     warn_if_singular(design, theta)
     return obj.solve(theta), opt, conv
+
+
+#: Random effects this many times larger than the residual standard deviation (``|b| /
+#: |u|``, the scale of Lambda) mark a fit heading for a vanishing residual variance.
+VANISHING_RESIDUAL_RATIO = 1e3
+
+
+def residual_vanishing(obj: LMMObjective, theta: np.ndarray) -> bool:
+    """Whether the conditional optimum at ``theta`` has a residual standard deviation
+    negligible against the random effects: ``|Lambda u| > VANISHING_RESIDUAL_RATIO |u|``
+    (``b = Lambda u`` is on the data scale in units of sigma, so the ratio is the size of
+    the relative covariance factor along the modes)."""
+    sol = obj.solve(np.asarray(theta, dtype=float))
+    u = float(np.linalg.norm(sol.u))
+    b = float(np.sqrt(sum(float(np.sum(np.square(bk))) for bk in sol.b)))
+    return u > 0.0 and b > VANISHING_RESIDUAL_RATIO * u
+
+
+def _bobyqa(obj: LMMObjective, x0, lower, settings, optimizer: str = "bobyqa") -> OptSummary:
+    """A derivative-free search from ``x0`` (restarted while it improves for structured
+    terms, whose parameterizations have long flat stretches)."""
+    opt = minimize(traced(obj, "lmer"), x0, lower, optimizer=optimizer, settings=settings)
+    if any(t.structured for t in obj.design.terms):
+        opt = restart_while_improving(obj, opt, lower, optimizer=optimizer,
+                                      settings=settings)
+    return opt
 
 
 #: Where a saddle's bound-stationary parameters restart, away from their bound (theta is a

@@ -49,6 +49,7 @@ from ..results.recipe import FitRecipe
 from .common import collect_warnings
 from .glmmtmb_gaussian import gaussian_profiled_start
 from .laplace_fit import optimize_laplace
+from .range_start import positional_terms, range_escape_start
 
 __all__ = ["FIXED_GAUSSIAN_LOG_VARIANCE", "GlmmTMBWarning", "glmmtmb"]
 
@@ -274,17 +275,22 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
     if start:
         theta0.update(_checked_start(start, layout))
     return _finish(design, density, fam, y, size, w, comps, fparams, starts, theta0,
-                   REML, fixed_disp)
+                   REML, fixed_disp, range_search=not (start and any(
+                       k.startswith("theta") for k in start)))
 
 
 def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, REML,
-            fixed_disp) -> GlmmTMBResult:
-    """Stage 2: the full model from ``blocks`` (starting values by layout block)."""
+            fixed_disp, range_search: bool = False) -> GlmmTMBResult:
+    """Stage 2: the full model from ``blocks`` (starting values by layout block); with
+    ``range_search`` the optimum of a model with distance-based terms is checked against a
+    few other ranges and the model fitted again from a better one (:mod:`.range_start`)."""
     layout = make_layout(comps, fparams, beta_start=starts,
                          fixed_beta={"disp": fixed_disp}, reml=REML)
     x_start = layout.pack({k: v for k, v in blocks.items() if k in layout})
     obj = LaplaceObjective(density, y, comps, layout, weights=w, size=size, reml=REML)
     fit = optimize_laplace(obj, x_start)
+    if range_search and any(True for _ in positional_terms(obj, comps)):
+        fit = _escape_range_optimum(obj, comps, fit, x_start)
     if fit.message:
         warnings.warn(fit.message, GlmmTMBWarning, stacklevel=3)
     _check_zero_inflation(fit, obj, density)
@@ -292,6 +298,20 @@ def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, RE
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmmtmb,
                             {"fam": fam, "REML": bool(REML), "fixed_disp": fixed_disp})
     return dataclasses.replace(result, recipe=recipe)
+
+
+def _escape_range_optimum(obj, comps, fit, x_start):
+    """``fit``, or the fit from the better point :func:`.range_start.range_escape_start`
+    finds for a distance-based term's range when it finds one (whichever fit is lower)."""
+    x_alt = range_escape_start(obj, comps, fit.x, float(fit.solution.objective), x_start)
+    if x_alt is None:
+        obj(fit.x)          # the objective's workspace back at the optimum
+        return fit
+    alt = optimize_laplace(obj, x_alt)
+    if alt.solution.objective < fit.solution.objective:
+        return alt
+    obj(fit.x)
+    return fit
 
 
 def _check_zero_inflation(fit, obj, density) -> None:

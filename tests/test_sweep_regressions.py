@@ -177,3 +177,76 @@ def test_rside_forms_take_unicode_and_backticked_grouping_names():
         assert se == pytest.approx(se_ref, rel=SE_RTOL)
     assert m.cor_params["rho"] == pytest.approx(fx["rho"], rel=1e-3)
     assert m.var_params == pytest.approx(fx["var_params"], rel=1e-3)
+
+
+#: a spatial fit's objective against glmmTMB's (deviance units; the two optima of
+#: gau_pois_short are 1.94 apart)
+SPATIAL_OBJECTIVE_ATOL = 1e-4
+#: its theta (log sd, log range) against glmmTMB's (absolute, log scale)
+SPATIAL_THETA_ATOL = 1e-3
+
+
+def _spatial(scale: float = 1.0, shift: float = 0.0) -> pd.DataFrame:
+    df = pd.read_csv(FIXTURES / "gau_pois_short.csv")
+    df["cx"] = df["cx"] * scale + shift
+    df["cy"] = df["cy"] * scale - shift
+    df["g"] = "a"
+    return df
+
+
+@pytest.mark.parametrize("name", ["gau_pois_short", "exp_pois_short"])
+def test_spatial_range_reaches_glmmtmb_short_range_optimum(name):
+    """The sweep's gau_pois: the range started at the median distance (5.2) and the fit
+    stopped in the long-range optimum (objective 180.856, log sd -2.68) where glmmTMB, from
+    range 1, reaches the short one (178.912, range 0.21). The exponential correlation on
+    the same sites (already right) must stay so."""
+    fx = _fixture(name)
+    m = mm.glmmtmb(fx["formula"], _spatial(), family="poisson")
+    assert m.objective == pytest.approx(fx["objective"], abs=SPATIAL_OBJECTIVE_ATOL)
+    np.testing.assert_allclose(m.theta, fx["theta"], atol=SPATIAL_THETA_ATOL)
+    for (nm, ref), ours, se_ref, se in zip(fx["beta"].items(), m.fixef, fx["se"].values(),
+                                           m.se, strict=True):
+        assert abs(ours - ref) <= COEF_RTOL * max(abs(ref), se_ref), nm
+        assert se == pytest.approx(se_ref, rel=SE_RTOL), nm
+
+
+def test_spatial_range_check_is_unit_free():
+    """Coordinates in other units (times 100, shifted): the same optimum, its log range
+    moved by log(100) -- the ranges tried follow the distances, not fixed numbers."""
+    fx = _fixture("gau_pois_short")
+    m = mm.glmmtmb(fx["formula"], _spatial(100.0, 37.0), family="poisson")
+    assert m.objective == pytest.approx(fx["objective"], abs=SPATIAL_OBJECTIVE_ATOL)
+    np.testing.assert_allclose(m.theta, [fx["theta"][0], fx["theta"][1] + np.log(100.0)],
+                               atol=SPATIAL_THETA_ATOL)
+
+
+def test_spatial_theta_start_given_is_kept():
+    """A theta start of the user's is fitted as given (no range check): from the median
+    distance the long-range optimum, 1.94 above glmmTMB's."""
+    fx = _fixture("gau_pois_short")
+    df = _spatial()
+    d = np.hypot(df["cx"].to_numpy()[:, None] - df["cx"].to_numpy(),
+                 df["cy"].to_numpy()[:, None] - df["cy"].to_numpy())
+    median = np.median(d[d > 0])
+    m = mm.glmmtmb(fx["formula"], df, family="poisson",
+                   start={"theta.cond": [-0.35, np.log(median)]})
+    assert m.objective > fx["objective"] + 1.0
+
+
+@pytest.mark.parametrize("cls", ["Exponential", "Gaussian", "Matern", "OrnsteinUhlenbeck"])
+def test_range_lengths_span_the_distances_and_invert(cls):
+    """The lengths the range check tries: the median nearest-neighbour distance and the
+    10/50/90% quantiles of the pairwise distances (numpy on the distances directly), and
+    ``range_of`` inverts ``cor_at_range`` (a rate for ou)."""
+    from mixedmodels.covariance import spatial
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(0, 5, size=(12, 1 if cls == "OrnsteinUhlenbeck" else 2))
+    s = getattr(spatial, cls)(12, pts)
+    d = np.sqrt(((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1))
+    off = d[~np.eye(12, dtype=bool)]
+    nn = np.median(np.where(np.eye(12, dtype=bool), np.inf, d).min(axis=1))
+    np.testing.assert_allclose(s.range_lengths(),
+                               np.sort([nn, *np.quantile(off, [0.1, 0.5, 0.9])]))
+    for length in (0.3, 2.0):
+        assert s.range_of(s.cor_at_range(length)) == pytest.approx(length)
+    assert s.range_of(s.start(1.0)[1:]) == pytest.approx(np.median(off))

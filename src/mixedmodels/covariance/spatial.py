@@ -97,6 +97,10 @@ class _Positional(ScaledCorrelation):
         out[0] = np.log(length)
         return out
 
+    def range_of(self, cor: np.ndarray) -> float:
+        """The range (correlation length) of correlation parameters ``cor``."""
+        return float(np.exp(cor[0]))
+
     def _cor_start(self) -> np.ndarray:
         """Correlation parameters at the start: a range equal to the median distance."""
         return self.cor_at_range(self.scale)
@@ -146,6 +150,9 @@ class OrnsteinUhlenbeck(_Positional):
 
     def cor_at_range(self, length: float) -> np.ndarray:
         return np.array([-np.log(length)])      # rate = 1 / length
+
+    def range_of(self, cor: np.ndarray) -> float:
+        return float(np.exp(-cor[0]))
 
     def correlation(self, t: np.ndarray) -> np.ndarray:
         return np.exp(-np.exp(t[0]) * self.dist)

@@ -13,14 +13,21 @@ glmmTMB finds.
 Choosing the start among a few ranges by the objective was measured and rejected: the
 better start is often not in the better basin's path, and on the structures benchmark it
 moved the fits' paths (``gau_pois``, ``mat_pois``: 19 and 25 gradients became 37 and 43)
-for the same optima. The check here leaves every fit's path alone and costs objective
-evaluations (each a mode solve, some 30 times cheaper than a gradient): at the optimum
-``x*``, for each such term, the standard deviation and range are replaced by each pair
-of :data:`SD_OFFSETS` (added to the log standard deviation the fit started from) and
-:meth:`~mixedmodels.covariance.spatial._Positional.range_lengths` (the term's other
-parameters, the fixed effects and the other terms stay at ``x*``). Only where one pair
+for the same optima. The check here leaves every fit's path alone and costs a few
+objective evaluations: at the optimum ``x*``, for each such term, the standard deviation
+and range are replaced by each pair of :data:`SD_OFFSETS` (added to the log standard
+deviation the fit started from) and the lengths of
+:meth:`~mixedmodels.covariance.spatial._Positional.range_lengths` shorter than the fitted
+range by more than the factor :data:`RANGE_GAP` (the term's other parameters, the fixed
+effects and the other terms stay at ``x*``). Only shorter ranges: the optimizer, started
+at the median distance, reaches a long-range optimum easily (towards long ranges the
+objective flattens out as the correlations approach one), while the short-range basin
+lies behind a barrier (as ``gau_pois`` shows); and each evaluation far from ``x*`` costs
+a mode solve of several Newton steps, about a sixtieth of a fit, so the check must stay
+small (two evaluations, the last at ``x*`` to leave the objective's workspace there, on
+the structures benchmark's spatial fits). Only where one trial point
 lowers the objective below ``F(x*)`` by more than :data:`ESCAPE_TOLERANCE` -- ``x*`` is
-then not the global optimum -- is the model fitted again from the best pair, and the
+then not the global optimum -- is the model fitted again from the best one, and the
 better of the two fits kept.
 """
 
@@ -28,12 +35,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ESCAPE_TOLERANCE", "SD_OFFSETS", "positional_terms", "range_escape_start"]
+__all__ = ["ESCAPE_TOLERANCE", "RANGE_GAP", "SD_OFFSETS", "positional_terms", "range_escape_start"]
 
-#: Offsets of the log standard deviation (from the start's) tried with each range: a
-#: short-range optimum has a smaller standard deviation than the start's (``gau_pois``:
-#: log sd -0.83, the start -0.35).
-SD_OFFSETS = (-1.0, -0.5, 0.0)
+#: Offsets of the log standard deviation (from the start's) tried with each range. One,
+#: because each trial is a mode solve (about 1.7 ms on the structures benchmark's spatial
+#: fits, a thirtieth of the fit); -0.5 because a short-range optimum tends to have a
+#: smaller standard deviation than the start's (``gau_pois``: log sd -0.83 against the
+#: start's -0.35; there the trial lowers the objective by about 1.0, and offsets -1 and 0
+#: by about 1.3 and -1.9).
+SD_OFFSETS = (-0.5,)
+#: Lengths within this factor of the fitted range are the optimizer's own neighbourhood
+#: and are not tried.
+RANGE_GAP = 2.0
 #: A trial point must lower the objective (deviance units) by more than this to start a
 #: second fit: far above the optimizer's tolerance, far below a real second optimum.
 ESCAPE_TOLERANCE = 1e-2
@@ -63,7 +76,8 @@ def range_escape_start(obj, components: dict, x_opt: np.ndarray, f_opt: float,
     anchor :data:`SD_OFFSETS`)."""
     best_f, best_x = f_opt - ESCAPE_TOLERANCE, None
     for sl, s in positional_terms(obj, components):
-        for length in s.range_lengths():
+        fitted = s.range_of(x_opt[sl][1:])
+        for length in s.range_lengths()[s.range_lengths() < fitted / RANGE_GAP]:
             cor = np.array(x_opt[sl][1:], dtype=float)
             cor[0] = s.cor_at_range(length)[0]       # other parameters stay at x*
             for offset in SD_OFFSETS:

@@ -6,8 +6,8 @@ range: a short range (neighbouring positions alike, a sizeable standard deviatio
 long one (a smooth trend, often with a small standard deviation), and which one the
 optimizer reaches depends on where it starts. glmmTMB starts every range at 1 whatever
 the units of the positions; this package at the median pairwise distance, which on the
-sweep's ``gau_pois`` (60 sites in a 10 x 10 square; ``tests/fixtures/sweep/gau_pois_short
-.json``) leads to the long-range optimum, 1.94 in deviance worse than the short one
+sweep's ``gau_pois`` (60 sites in a 10 x 10 square; fixture ``gau_pois_short`` of
+tests/fixtures/sweep) leads to the long-range optimum, 1.94 in deviance worse than the short one
 glmmTMB finds.
 
 Choosing the start among a few ranges by the objective was measured and rejected: the
@@ -22,10 +22,10 @@ range by more than the factor :data:`RANGE_GAP` (the term's other parameters, th
 effects and the other terms stay at ``x*``). Only shorter ranges: the optimizer, started
 at the median distance, reaches a long-range optimum easily (towards long ranges the
 objective flattens out as the correlations approach one), while the short-range basin
-lies behind a barrier (as ``gau_pois`` shows); and each evaluation far from ``x*`` costs
-a mode solve of several Newton steps, about a sixtieth of a fit, so the check must stay
-small (two evaluations, the last at ``x*`` to leave the objective's workspace there, on
-the structures benchmark's spatial fits). Only where one trial point
+lies behind a barrier (as ``gau_pois`` shows); and each evaluation is a mode solve of a
+few Newton steps (about 2.5 ms, a twentieth of the structures benchmark's 60 ms spatial
+Poisson fits), so the check must stay small: there it is two evaluations, the last at
+``x*`` to leave the objective's workspace at the optimum. Only where one trial point
 lowers the objective below ``F(x*)`` by more than :data:`ESCAPE_TOLERANCE` -- ``x*`` is
 then not the global optimum -- is the model fitted again from the best one, and the
 better of the two fits kept.
@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ESCAPE_TOLERANCE", "RANGE_GAP", "SD_OFFSETS", "positional_terms", "range_escape_start"]
+__all__ = ["ESCAPE_TOLERANCE", "RANGE_GAP", "SD_OFFSETS", "positional_terms",
+           "range_escape_start"]
 
 #: Offsets of the log standard deviation (from the start's) tried with each range. One,
-#: because each trial is a mode solve (about 1.7 ms on the structures benchmark's spatial
-#: fits, a thirtieth of the fit); -0.5 because a short-range optimum tends to have a
-#: smaller standard deviation than the start's (``gau_pois``: log sd -0.83 against the
-#: start's -0.35; there the trial lowers the objective by about 1.0, and offsets -1 and 0
-#: by about 1.3 and -1.9).
+#: because each trial is a mode solve (see the module docstring); -0.5 because a
+#: short-range optimum tends to have a smaller standard deviation than the start's (``gau_pois``: log sd -0.83 against the
+#: start's -0.35; there this trial lowers the objective by about 1.0 below the long-range
+#: optimum's, offset -1 by 1.3, offset 0 raises it by 1.9).
 SD_OFFSETS = (-0.5,)
 #: Lengths within this factor of the fitted range are the optimizer's own neighbourhood
 #: and are not tried.
@@ -76,8 +76,8 @@ def range_escape_start(obj, components: dict, x_opt: np.ndarray, f_opt: float,
     anchor :data:`SD_OFFSETS`)."""
     best_f, best_x = f_opt - ESCAPE_TOLERANCE, None
     for sl, s in positional_terms(obj, components):
-        fitted = s.range_of(x_opt[sl][1:])
-        for length in s.range_lengths()[s.range_lengths() < fitted / RANGE_GAP]:
+        lengths = s.range_lengths()
+        for length in lengths[lengths < s.range_of(x_opt[sl][1:]) / RANGE_GAP]:
             cor = np.array(x_opt[sl][1:], dtype=float)
             cor[0] = s.cor_at_range(length)[0]       # other parameters stay at x*
             for offset in SD_OFFSETS:

@@ -41,8 +41,9 @@ __all__ = ["ESCAPE_TOLERANCE", "RANGE_GAP", "SD_OFFSETS", "positional_terms",
 #: Offsets of the log standard deviation (from the start's) tried with each range. One,
 #: because each trial is a mode solve (see the module docstring); -0.5 because a
 #: short-range optimum tends to have a smaller standard deviation than the start's
-#: (``gau_pois``: log sd -0.83 against the start's -0.35; there this trial lowers the objective by about 1.0 below the long-range
-#: optimum's, offset -1 by 1.3, offset 0 raises it by 1.9).
+#: (``gau_pois``: log sd -0.83 against the start's -0.35; there this trial lowers the
+#: objective by about 1.0 below the long-range optimum's, offset -1 by 1.3, while
+#: offset 0 raises it by 1.9).
 SD_OFFSETS = (-0.5,)
 #: Lengths within this factor of the fitted range are the optimizer's own neighbourhood
 #: and are not tried.

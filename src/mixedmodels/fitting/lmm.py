@@ -207,20 +207,20 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     return obj.solve(theta), opt, conv
 
 
-#: Random effects this many times larger than the residual standard deviation (``|b| /
-#: |u|``, the scale of Lambda) mark a fit heading for a vanishing residual variance.
+#: A relative covariance factor with an entry this large (random effects a thousand times
+#: the residual standard deviation) marks a fit heading for a vanishing residual variance.
 VANISHING_RESIDUAL_RATIO = 1e3
 
 
 def residual_vanishing(obj: LMMObjective, theta: np.ndarray) -> bool:
-    """Whether the conditional optimum at ``theta`` has a residual standard deviation
-    negligible against the random effects: ``|Lambda u| > VANISHING_RESIDUAL_RATIO |u|``
-    (``b = Lambda u`` is on the data scale in units of sigma, so the ratio is the size of
-    the relative covariance factor along the modes)."""
-    sol = obj.solve(np.asarray(theta, dtype=float))
-    u = float(np.linalg.norm(sol.u))
-    b = float(np.sqrt(sum(float(np.sum(np.square(bk))) for bk in sol.b)))
-    return u > 0.0 and b > VANISHING_RESIDUAL_RATIO * u
+    """Whether ``theta`` puts the residual standard deviation out of sight of the random
+    effects: some term's relative factor ``lambda_k`` (random-effect scale in units of
+    sigma) has an entry above ``VANISHING_RESIDUAL_RATIO``. Costs no factorization."""
+    theta = np.asarray(theta, dtype=float)
+    design = obj.design
+    return any(float(np.max(np.abs(t.structure.lambda_(theta[sl])), initial=0.0))
+               > VANISHING_RESIDUAL_RATIO
+               for t, sl in zip(design.terms, design.theta_slices(), strict=True))
 
 
 def _bobyqa(obj: LMMObjective, x0, lower, settings, optimizer: str = "bobyqa") -> OptSummary:

@@ -80,3 +80,15 @@ def test_dropped_rows_warning_points_at_this_file():
                           family="binomial")),
         DroppedRowsWarning)
     assert len(found) == 2
+
+
+def test_anova_refit_note_points_at_this_file():
+    # anova of REML fits refits them by ML and says so (a warnings.warn call site in
+    # inference/, which had a fixed stacklevel too)
+    from mixedmodels.inference.anova import RefitNote
+    sleep = mm.datasets.load("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        small = mm.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+        large = mm.lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    _assert_points_here(lambda: mm.anova(small, large), RefitNote)

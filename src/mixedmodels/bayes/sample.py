@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import MixedModelsWarning
+from .._messages import user_stacklevel
 from .._threads import blas_threads
 from .nutpie_backend import import_nutpie, run_nutpie
 from .nuts import NutsSettings, run_chain
@@ -216,11 +217,11 @@ def _warn(res: PosteriorSamples) -> None:
     if res.divergences:
         warnings.warn(f"{res.divergences} of {len(res.draws)} trajectories diverged: the "
                       "draws may miss part of the posterior; try target_accept=0.95",
-                      SamplingWarning, stacklevel=5)
+                      SamplingWarning, stacklevel=user_stacklevel())
     if res.nchains > 1 and res.ndraws >= 4:
         rh = res.summary()["r_hat"]
         bad = rh[rh > RHAT_WARN]
         if len(bad):
             warnings.warn(f"R-hat above {RHAT_WARN} for {list(bad.index)} "
                           f"(largest {bad.max():.3f}): the chains disagree; run more "
-                          "warmup and draws", SamplingWarning, stacklevel=5)
+                          "warmup and draws", SamplingWarning, stacklevel=user_stacklevel())

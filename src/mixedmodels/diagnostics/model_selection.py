@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._messages import user_stacklevel
 from .fitted_distribution import fitted_distribution
 
 __all__ = ["VuongTest", "aic_table", "loglik_contributions", "vuong"]
@@ -92,7 +93,7 @@ def aic_table(*models, names=None, criterion: str = "AICc") -> pd.DataFrame:
         from .._errors import MixedModelsWarning
 
         warnings.warn("comparing REML and ML fits: their likelihoods are not comparable; "
-                      "refit with REML=False", MixedModelsWarning, stacklevel=2)
+                      "refit with REML=False", MixedModelsWarning, stacklevel=user_stacklevel())
     ll = np.array([float(m.loglik) for m in models])
     k = np.array([int(m.df) for m in models], dtype=float)
     aic = -2.0 * ll + 2.0 * k

@@ -29,6 +29,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .._messages import user_stacklevel
 from .fitted_distribution import fitted_distribution
 from .quantile_residuals import ecdf_residuals, pit_residuals
 from .residual_tests import (
@@ -596,7 +597,8 @@ def _refit_all(m, sims, scale, n_jobs, progress):
         from .._errors import ConvergenceWarning
 
         warnings.warn(f"{len(run.failures)} of {s} refits failed and are left out "
-                      f"(first: {run.failures[0][1]})", ConvergenceWarning, stacklevel=3)
+                      f"(first: {run.failures[0][1]})", ConvergenceWarning,
+                      stacklevel=user_stacklevel())
     return res, chisq
 
 

@@ -35,6 +35,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .._errors import DataError, FormulaError
+from .._messages import user_stacklevel
 from . import jet as jt
 from .family import NonIntegerCountWarning
 from .links import BoundedLogit, Link, make_link
@@ -279,7 +280,7 @@ def check_counts(y: np.ndarray, name: str, family: str, non_integer: str = "erro
                "or use a continuous family (tweedie, Gamma, lognormal)")
         if non_integer == "error":
             raise DataError(msg)
-        warnings.warn(msg, NonIntegerCountWarning, stacklevel=3)
+        warnings.warn(msg, NonIntegerCountWarning, stacklevel=user_stacklevel())
 
 
 def binomial_response(y, weights=None, failures=None):

@@ -41,6 +41,7 @@ import numpy as np
 from scipy import optimize, special
 
 from .._errors import DataError, FormulaError, MixedModelsWarning
+from .._messages import user_stacklevel
 from .links import Link, make_link
 
 __all__ = [
@@ -423,7 +424,7 @@ def _warn_non_integer(counts: np.ndarray, what: str) -> None:
         warnings.warn(
             f"{int(bad.sum())} non-integer values in the {what}; the likelihood treats them "
             "as counts (check the response, or use a continuous family)",
-            NonIntegerCountWarning, stacklevel=4,
+            NonIntegerCountWarning, stacklevel=user_stacklevel(),
         )
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError, MixedModelsWarning
+from .._messages import user_stacklevel
 from .._threads import blas_threads
 from ..backends.dask import is_dask_input
 from ..design import Design, materialize
@@ -292,7 +293,7 @@ def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, RE
     if range_search and any(True for _ in positional_terms(obj, comps)):
         fit = _escape_range_optimum(obj, comps, fit, x_start)
     if fit.message:
-        warnings.warn(fit.message, GlmmTMBWarning, stacklevel=3)
+        warnings.warn(fit.message, GlmmTMBWarning, stacklevel=user_stacklevel())
     _check_zero_inflation(fit, obj, density)
     result = GlmmTMBResult(design, density, fam.name, layout, fit, bool(REML), obj)
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmmtmb,
@@ -326,12 +327,13 @@ def _check_zero_inflation(fit, obj, density) -> None:
             f"the zero-inflation probability is below {lo:g} for every observation: the "
             "data show no excess zeros and the ziformula is probably unnecessary (its "
             "coefficients and standard errors are not meaningful)", GlmmTMBWarning,
-            stacklevel=4)
+            stacklevel=user_stacklevel())
     elif np.any((pz < lo) | (pz > hi)):
         warnings.warn(
             "the zero-inflation probability is driven to 0 or 1 for some observations "
             f"(range {pz.min():.3g} to {pz.max():.3g}); a zero-inflation coefficient may be "
-            "at infinity (complete separation of the zeros)", GlmmTMBWarning, stacklevel=4)
+            "at infinity (complete separation of the zeros)", GlmmTMBWarning,
+            stacklevel=user_stacklevel())
 
 
 def glmmtmb(

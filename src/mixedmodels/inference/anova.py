@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import MixedModelsError, MixedModelsWarning
+from .._messages import user_stacklevel
 from ..display.tables import Report, ReportDisplay
 from .nesting import check_comparable, check_nested, fixed_effects_differ
 from .simulate import refit_ml
@@ -142,7 +143,8 @@ def anova(*models, refit: bool = True, boundary: bool = False,
     reml = [bool(getattr(m, "reml", False)) for m in models]
     fits = list(models)
     if any(reml) and refit:
-        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote, stacklevel=2)
+        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote,
+                      stacklevel=user_stacklevel())
         fits = [refit_ml(m) for m in models]
     elif any(reml) and not all(reml):
         raise MixedModelsError("cannot compare REML and ML fits with refit=False; refit the "
@@ -155,7 +157,8 @@ def anova(*models, refit: bool = True, boundary: bool = False,
         if not refit and any(reml) and fixed_effects_differ(fits[i - 1], fits[i]):
             warnings.warn(
                 f"{labels[i - 1]} and {labels[i]} differ in their fixed effects: their REML "
-                "criteria are not comparable; use refit=True", RefitNote, stacklevel=2)
+                "criteria are not comparable; use refit=True", RefitNote,
+                stacklevel=user_stacklevel())
     table = _lrt_table(fits, labels, boundary)
     formulas = tuple(m.design.spec.formula for m in fits)
     with_priors = [lab for lab, m in zip(labels, fits, strict=True)

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import DataError, MixedModelsError
+from .._messages import user_stacklevel
 from ..formula.update import rhs_terms
 from ..results.summary import DDF_TITLES
 from .anova import RefitNote
@@ -183,7 +184,8 @@ def drop1(m, scope=None, test: str = "none", k: float = 2.0, ddf=None) -> pd.Dat
         return _f_tests(m, labels, ddf)
     changes = _ml_changes(m)
     if changes:
-        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote, stacklevel=3)
+        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote,
+                      stacklevel=user_stacklevel())
     base = _ml_base(m)
     fits = [("<none>", base)]
     for label in labels:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import MixedModelsError
+from .._messages import user_stacklevel
 from ..display.tables import Report, ReportDisplay, Table
 from .anova import RefitNote
 from .lm import LinearModelResult
@@ -134,10 +135,10 @@ def exact_lrt(m, m0, nsim: int = 10000, seed=None) -> ExactLRTResult:
             "observations leave no residual degrees of freedom; reduce the model")
     if q == 0:
         warnings.warn("no restrictions on the fixed effects: the REML-based mm.rlrt(m, m0) "
-                      "is preferable (RLRsim's advice)", RefitNote, stacklevel=2)
+                      "is preferable (RLRsim's advice)", RefitNote, stacklevel=user_stacklevel())
     if m.reml:
         warnings.warn("refitting the model with ML (exact_lrt compares maximum likelihoods)",
-                      RefitNote, stacklevel=2)
+                      RefitNote, stacklevel=user_stacklevel())
     fit = refit_ml(m)
     stat = max(0.0, 2.0 * (fit.loglik - m0.loglik))
     mu = residual_eigenvalues(d, t)

@@ -28,6 +28,7 @@ import pandas as pd
 from scipy import stats
 
 from .._errors import ConvergenceWarning, DataError, FormulaError
+from .._messages import user_stacklevel
 from ..results.fit_stats import FitStatsMixin
 from ..results.recipe import FitRecipe, RecipeMixin
 
@@ -255,7 +256,7 @@ def fit_glm(design, family) -> GeneralizedLinearModelResult:
             break
     if not converged:
         warnings.warn(f"glm did not converge in {GLM_MAXIT} IRLS iterations",
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=user_stacklevel())
     me = link.mu_eta(eta)
     _, R = _wls(X, np.zeros_like(y), prior * me * me / family.variance(mu))
     return GeneralizedLinearModelResult(

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._messages import user_stacklevel
 from ..display.tables import Report, ReportDisplay
 from .anova import RefitNote
 from .nesting import check_comparable, check_nested
@@ -161,7 +162,8 @@ def pb_test(large, small, nsim: int = 1000, seed=None, n_jobs: int = 1,
 
     check_comparable([large, small], ["large", "small"])
     if any(getattr(m, "reml", False) for m in (large, small)):
-        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote, stacklevel=2)
+        warnings.warn("refitting model(s) with ML (instead of REML)", RefitNote,
+                      stacklevel=user_stacklevel())
     large, small = refit_ml(large), refit_ml(small)
     if small.df >= large.df:
         raise ValueError(f"the small model has {small.df} parameters and the large one "

@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._errors import MixedModelsWarning
+from .._messages import user_stacklevel
 from ..display.progress import progress_bar
 from ..display.tables import Report, ReportDisplay, Table
 from ..objective import LMMObjective
@@ -370,7 +371,8 @@ def _walk(point, est: float, shift: float, base_params: np.ndarray, lo: float, h
         fval, params = point(x, start)
         if fval < base - DEV_TOL:
             warnings.warn(f"profiling found a deviance {base - fval:.3g} below the fit's: "
-                          "the fit may not be at the optimum", ProfileWarning, stacklevel=4)
+                          "the fit may not be at the optimum", ProfileWarning,
+                          stacklevel=user_stacklevel())
         dd = max(fval - base, 0.0)
         return float(np.sign(x - est) * np.sqrt(dd)), params
 

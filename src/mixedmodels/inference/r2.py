@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import MixedModelsError, MixedModelsWarning
+from .._messages import user_stacklevel
 from ..display.tables import Report, ReportDisplay
 from .terms import fixed_terms, has_intercept
 
@@ -291,7 +292,8 @@ def _distribution_variance(m, family: str, link: str) -> tuple[float, str]:
         if mu0 < SMALL_MU:
             warnings.warn(f"mu of {mu0:.1f} is too close to zero, the lognormal "
                           "approximation of the distribution-specific variance may be "
-                          "unreliable (performance's warning)", R2Warning, stacklevel=4)
+                          "unreliable (performance's warning)", R2Warning,
+                          stacklevel=user_stacklevel())
         vv = _count_variance(m, family, mu0)
         return float(np.log1p(vv / mu0 ** 2)), "lognormal approximation log(1 + V(mu0)/mu0^2)"
     raise MixedModelsError(_unsupported(family, link))
@@ -321,13 +323,13 @@ def variance_decomposition(m) -> VarianceDecomposition:
     if missing:
         warnings.warn("random slopes not present as fixed effects: this inflates the "
                       "conditional R2 (performance's warning); add the slopes' variables to "
-                      "the fixed effects", R2Warning, stacklevel=3)
+                      "the fixed effects", R2Warning, stacklevel=user_stacklevel())
     if family == "gaussian":
         dispersion = 0.0
     if _singular(m):
         warnings.warn("some variance components equal zero (singular fit): the random "
                       "variance, the conditional R2 and the ICC are not computed",
-                      R2Warning, stacklevel=3)
+                      R2Warning, stacklevel=user_stacklevel())
         random = float("nan")
     dist, method = _distribution_variance(m, family, link)
     return VarianceDecomposition(fixed, random, dist + dispersion, dist, dispersion, method)
@@ -393,7 +395,7 @@ def icc_by_group(m) -> pd.DataFrame:
     view = _cond(m)
     if any(nm != "Intercept" for t in view.design.terms for nm in t.names):
         warnings.warn("the model has random slopes: ICCs by grouping factor are not "
-                      "accurate (performance's warning)", R2Warning, stacklevel=3)
+                      "accurate (performance's warning)", R2Warning, stacklevel=user_stacklevel())
     groups = intercept_variances(m)
     if not groups:
         raise MixedModelsError("icc(by_group=True) needs random intercepts: no grouping "

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import MixedModelsWarning
-from .._messages import collecting, quiet
+from .._messages import collecting, quiet, user_stacklevel
 from ..display.progress import PROGRESS_AFTER_SECONDS, progress_bar
 
 __all__ = ["PROGRESS_AFTER_SECONDS", "ParallelWarning", "ReplicateRun", "run_replicates"]
@@ -122,7 +122,7 @@ def run_replicates(task, nsim: int, n_jobs: int = 1, progress=None,
             "worker processes cannot be forked on this platform and the task (the fitted "
             "model and statistic) cannot be pickled for them: running in one process; pass "
             "a module-level function as the statistic to use n_jobs > 1 here",
-            ParallelWarning, stacklevel=3)
+            ParallelWarning, stacklevel=user_stacklevel())
         n_jobs = 1
     if n_jobs == 1 or nsim == 1:
         step = max(1, nsim // 100)

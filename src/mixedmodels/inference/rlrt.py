@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import MixedModelsError
+from .._messages import user_stacklevel
 from ..display.tables import Report, ReportDisplay, Table
 from .anova import RefitNote
 from .lm import LinearModelResult, fit_lm
@@ -291,7 +292,7 @@ def rlrt(m_full, m_reduced=None, nsim: int = 10000, seed=None) -> RLRTResult:
             "refitting model(s) with REML: the RLRT compares restricted likelihoods. For "
             "the likelihood-ratio test of ML fits as they are, use mm.exact_lrt(m_full, "
             "m_null) (RLRsim's exactLRT, exact for one random effect against a linear "
-            "model) or mm.pb_test(m_full, m_reduced)", RefitNote, stacklevel=2)
+            "model) or mm.pb_test(m_full, m_reduced)", RefitNote, stacklevel=user_stacklevel())
     full, reduced = refit_reml(m_full), _reml_fit(m_reduced)
     t = _tested_term(full, reduced)
     stat = max(0.0, 2.0 * (full.loglik - _restricted_loglik(reduced)))

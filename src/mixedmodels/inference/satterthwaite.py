@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._errors import MixedModelsWarning
+from .._messages import user_stacklevel
 from .numderiv import hessian, jacobian
 from .varpar import varpar_deviance, vcov_at
 
@@ -111,7 +112,7 @@ def satterthwaite_state(m) -> SatterthwaiteState:
         warnings.warn(
             f"the deviance Hessian has {int(np.sum(evals < -EIGEN_TOL))} negative "
             "eigenvalue(s) at the estimates: the model may not have converged and the "
-            "Satterthwaite df are unreliable", SatterthwaiteWarning, stacklevel=3)
+            "Satterthwaite df are unreliable", SatterthwaiteWarning, stacklevel=user_stacklevel())
     pos = evals > EIGEN_TOL
     H_inv = (evecs[:, pos] / evals[pos]) @ evecs[:, pos].T
     p = m.design.p

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import MixedModelsWarning
+from .._messages import user_stacklevel
 from ..objective import LMMObjective
 from .numderiv import hessian
 from .simulate import refit_ml
@@ -70,7 +71,7 @@ def varcorr_se(m, warn: bool = True) -> pd.DataFrame:
         without a dispersion parameter) the Hessian covers the fixed effects too.
     """
     if warn:
-        warnings.warn(VARCORR_SE_NOTE, VarCorrSEWarning, stacklevel=3)
+        warnings.warn(VARCORR_SE_NOTE, VarCorrSEWarning, stacklevel=user_stacklevel())
     if getattr(m, "family", None) is not None:
         return _glmm_varcorr_se(m)
     ml = refit_ml(m)

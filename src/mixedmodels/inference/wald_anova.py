@@ -35,6 +35,7 @@ import scipy.linalg
 from scipy import stats
 
 from .._errors import MixedModelsError, MixedModelsWarning
+from .._messages import user_stacklevel
 from .terms import FixedTerm, fixed_terms, has_intercept
 
 __all__ = ["WALD_COLUMNS", "ContrastsWarning", "normalize_test", "wald_anova", "wald_table"]
@@ -220,4 +221,4 @@ def _warn_contrasts(design, terms: list[FixedTerm]) -> None:
         f"{', '.join(odd)} {verb} coded with contrasts that do not sum to zero (treatment "
         "coding), so the main effects are tested at the reference level of the factors "
         f"they interact with. Refit with contrasts={{{fix}}} for the usual type III "
-        "hypotheses, or use type=2", ContrastsWarning, stacklevel=4)
+        "hypotheses, or use type=2", ContrastsWarning, stacklevel=user_stacklevel())

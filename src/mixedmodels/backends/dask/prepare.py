@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..._errors import DataError, DroppedRowsWarning
+from ..._messages import user_stacklevel
 from ...design import model_columns
 from ...design.dot import expand_dot
 from ...design.fixed import keep_columns, keep_from_triangular
@@ -92,7 +93,7 @@ def _apply_nonfinite(plan: PartitionPlan, qr: QRPart) -> PartitionPlan:
         detail = ", ".join(f"{k!r}: {v}" for k, v in qr.reasons.items() if v)
         warnings.warn(f"{n_bad} of {d.dropped.n_total} rows dropped: a missing or infinite "
                       f"value from a transformation ({detail})", DroppedRowsWarning,
-                      stacklevel=5)
+                      stacklevel=user_stacklevel())
     if qr.n == 0:
         raise DataError("every row has a missing or infinite value after the "
                         "transformations of the formula; nothing is left to fit")
@@ -162,10 +163,10 @@ def _warn_dropped(scan) -> None:
     if missing:
         by_column = {k: v for k, v in scan.by_column.items() if k != _ZERO_WEIGHT}
         warnings.warn(str(DroppedRows(scan.n_rows, missing, by_column, pd.Index([]))),
-                      DroppedRowsWarning, stacklevel=5)
+                      DroppedRowsWarning, stacklevel=user_stacklevel())
     if zero:
         warnings.warn(f"{zero} of {scan.n_rows} rows dropped: {_ZERO_WEIGHT}",
-                      DroppedRowsWarning, stacklevel=5)
+                      DroppedRowsWarning, stacklevel=user_stacklevel())
 
 
 def _response_levels(spec, scan, kinds) -> tuple | None:
@@ -207,7 +208,7 @@ def prepare(formula: str, data, *, weights, offset, contrasts, response,
     plan = replace(plan, check=check, response_levels=_response_levels(spec, scan, kinds))
     qr = map_reduce(data, qr_partition, combine_qr, plan)
     for category, message in qr.messages:
-        warnings.warn(message, category, stacklevel=5)
+        warnings.warn(message, category, stacklevel=user_stacklevel())
     plan = _apply_nonfinite(plan, qr)
     plan, qr = _apply_rank(plan, qr)
     basis, coef0 = _basis(qr, plan.design.p)

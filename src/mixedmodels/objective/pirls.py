@@ -501,6 +501,28 @@ class PIRLS:
         return self._weights(mu, self._family.link.mu_eta(eta))
 
     # -- the iteration ------------------------------------------------------------------
+    def _starting_point(self, theta, lams, beta, u0, beta0) -> tuple[np.ndarray, np.ndarray]:
+        """``(u, beta)`` where :meth:`fit` starts: ``u0`` or the previous modes; in joint
+        mode (``beta=None``) ``beta0`` in the internal basis, else the previous ``beta``,
+        else the GLM start with ``u = 0``; with ``beta`` given, the modes predicted from
+        their sensitivity when that move is small."""
+        u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
+        if beta is None:
+            if beta0 is not None:
+                b = self.basis.from_user(np.asarray(beta0, dtype=float))
+            else:
+                b = self.beta_start
+            if b is None:
+                b = self._initial_beta()
+                u = np.zeros(self.q)
+            return u, np.asarray(b, dtype=float).copy()
+        beta = np.asarray(beta, dtype=float)
+        if u0 is None and self.predict:
+            guess = self._predict_u(theta, beta)
+            if guess is not None and self._small_move(lams, guess - u):
+                u = guess
+        return u, beta
+
     def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
             ) -> PIRLSResult:
         """Conditional modes at ``theta`` and ``beta`` (or, with ``beta=None``, the joint
@@ -515,22 +537,7 @@ class PIRLS:
         joint = beta is None
         X, off = (self.Xt if joint else self.X), self.offset
         lams = self.lambdas(theta)
-        u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
-        if joint:
-            if beta0 is not None:
-                b = self.basis.from_user(np.asarray(beta0, dtype=float))
-            else:
-                b = self.beta_start
-            if b is None:
-                b = self._initial_beta()
-                u = np.zeros(self.q)
-            beta = np.asarray(b, dtype=float).copy()
-        else:
-            beta = np.asarray(beta, dtype=float)
-            if u0 is None and self.predict:
-                guess = self._predict_u(theta, beta)
-                if guess is not None and self._small_move(lams, guess - u):
-                    u = guess
+        u, beta = self._starting_point(theta, lams, beta, u0, beta0)
         fixed = X @ beta + off
         eta, mu, me, dev = self._state(fixed, lams, u)
         if mu is None:

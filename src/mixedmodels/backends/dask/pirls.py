@@ -470,20 +470,7 @@ class DaskPIRLS(PIRLS):
         joint = beta is None
         mode = "joint" if joint else "u"
         lams = self.lambdas(theta)
-        u = (self.u_start if u0 is None else np.asarray(u0, float)).copy()
-        if joint:
-            b = self.basis.from_user(np.asarray(beta0, float)) if beta0 is not None \
-                else self.beta_start
-            if b is None:
-                b = self._initial_beta()
-                u = np.zeros(self.q)
-            beta = np.asarray(b, dtype=float).copy()
-        else:
-            beta = np.asarray(beta, dtype=float)
-            if u0 is None and self.predict:
-                guess = self._predict_u(theta, beta)
-                if guess is not None and self._small_move(lams, guess - u):
-                    u = guess
+        u, beta = self._starting_point(theta, lams, beta, u0, beta0)
 
         def user(bb):
             return self.basis.to_user(bb) if joint else bb

@@ -77,6 +77,9 @@ MODELS = [
     ("y ~ x + (x | g1) + (1 | g2)", None),
     ("y ~ x + (1 | g1) + (x | g2)", "w"),
     ("y ~ x + (x | g1) + (x | g2)", None),
+    # vector-valued rest terms between scalar ones (the gradient scales only their rows)
+    ("y ~ x + (1 | g1) + (x | g2) + (1 | g3)", None),
+    ("y ~ x + (1 | g1) + (1 | g3) + (x + z | g2)", "w"),
     ("y ~ x + (1 | g2/g3)", None),
     # terms sharing a grouping factor: one merged block (linalg.merged) in blocked/sparse
     ("y ~ x + (x || g1)", None),
@@ -140,7 +143,8 @@ def test_analytic_gradient_matches_finite_differences(formula, weights, reml):
 
 @pytest.mark.parametrize("formula", ["y ~ x + (x | g1) + (1 | g2)",
                                      "y ~ x + (1 | g1) + (x | g2)",
-                                     "y ~ x + (x | g1) + (x | g2)"])
+                                     "y ~ x + (x | g1) + (x | g2)",
+                                     "y ~ x + (1 | g1) + (x | g2) + (1 | g3)"])
 def test_general_gradient_without_product_pattern(formula, monkeypatch):
     # designs whose pair count exceeds the pattern's memory cap take the chunked path
     import mixedmodels.linalg.blocked as blocked

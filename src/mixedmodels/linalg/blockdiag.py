@@ -88,6 +88,24 @@ class BlockDiagonal:
             X[sl] = np.matmul(lam.T, X[sl].reshape(nl, p, -1)).reshape(X[sl].shape)
         return self.right(lams, X, inplace=True)
 
+    def scalar_diagonal(self, lams) -> np.ndarray:
+        """The scalar terms' ``lambda`` on their columns and 1 on the vector-valued terms'
+        (length q): ``Lambda = D Lambda_v`` with ``Lambda_v`` the vector terms' blocks."""
+        return np.concatenate([np.full(nl * p, float(lam[0, 0]) if p == 1 else 1.0)
+                               for (nl, p), lam in zip(self.shapes, lams, strict=True)])
+
+    def sandwich_vector_terms(self, lams, X: np.ndarray) -> np.ndarray:
+        r"""``Lambda_v X Lambda_v'`` in place for a full symmetric ``X`` (q x q), with
+        ``Lambda_v`` the vector-valued terms' blocks and the identity on the scalar terms'
+        columns: only the vector terms' rows and columns are touched. Returns ``X``."""
+        q = X.shape[0]
+        for (sl, nl, p), lam in zip(self.terms(), lams, strict=True):
+            if p == 1:
+                continue
+            X[sl] = np.matmul(lam, X[sl].reshape(nl, p, -1)).reshape(nl * p, -1)
+            X[:, sl] = np.matmul(X[:, sl].reshape(q, nl, p), lam.T).reshape(q, nl * p)
+        return X
+
     def diag_block_sums(self, X: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
         r"""Per term ``sum_i X_i Y_i'`` over its levels, ``X_i``/``Y_i`` the level's p rows of
         X and Y (same number of columns): p_k x p_k each."""

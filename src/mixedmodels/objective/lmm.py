@@ -377,17 +377,19 @@ class LMMObjective:
         if f is None:
             return np.inf, np.zeros_like(theta)
         # the gradient works in the internal basis, like the factor (the criterion differs
-        # from the user basis's by a constant, so the gradient is the same)
+        # from the user basis's by a constant, so the gradient is the same); it overwrites
+        # the scratch factor's dense block with its inverse (the value below reads only
+        # log-determinants and the fixed-effects block)
         beta_t, RXt_inv = self._internal_fixed(f)
         r2 = f.pwrss()
         dof = self.n - self.p if self.reml else self.n
         if self._scalar_gradient:
             u = self._core.solve_u(f, beta_t)
             grad = scalar_terms_gradient(self._core, f, theta, beta_t, u, r2, dof,
-                                         self.reml, RXt_inv)
+                                         self.reml, RXt_inv, consume=True)
         else:
             grad = general_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
-                                    RXt_inv)
+                                    RXt_inv, consume=True)
         if self.merge is not None:
             grad = self.merge.theta_to_terms(grad)
         return float(self._from_factor(f)), grad

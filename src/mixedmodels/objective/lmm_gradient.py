@@ -69,10 +69,12 @@ def _z_we(system: BlockedSystem, beta: np.ndarray, b1: np.ndarray, br) -> tuple:
 
 def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
                           beta: np.ndarray, u: np.ndarray, r2: float, dof: float,
-                          reml: bool, RX_inv: np.ndarray) -> np.ndarray:
+                          reml: bool, RX_inv: np.ndarray, consume: bool = False) -> np.ndarray:
     """Gradient of the objective at ``theta`` (see the module docstring).
 
-    ``dof`` is n (ML) or n - p (REML); ``RX_inv`` is ``R_X^{-1}`` (p x p).
+    ``dof`` is n (ML) or n - p (REML); ``RX_inv`` is ``R_X^{-1}`` (p x p). ``consume=True``
+    lets the gradient overwrite the factor's dense block with ``S^{-1}`` (for a factor
+    that is discarded afterwards: no copy of the largest array of the fit).
     """
     A = system.A
     blocks = system.pattern.blocks
@@ -91,9 +93,9 @@ def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.nda
     t[0] = np.sum(1.0 / d ** 2)
     Sinv = None
     if A.A21 is not None:
-        Sinv = f.L22.copy()
-        if not inverse_crossprod_inplace(Sinv):
-            raise np.linalg.LinAlgError("inverse of the dense block failed")
+        # REML's V_r needs L22 itself: solve before the block is overwritten
+        Vr = solve_lower_t(f.L22, f.LrX[:, :beta.shape[0]]) if reml and beta.shape[0] else None
+        Sinv = _dense_inverse(f.L22, consume)
         diag = np.diagonal(Sinv)
         t[1:] = np.bincount(term_of_rest - 1, diag, minlength=k_terms - 1)
         c = f.m1 ** 2 / d ** 2
@@ -123,7 +125,6 @@ def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.nda
     if reml and p:
         Y1 = f.L1X[:, 0, :p]
         if A.A21 is not None:
-            Vr = solve_lower_t(f.L22, f.LrX[:, :p])
             L21T_Vr = f.m1[:, None] * (A.A21.T @ (lam_r[:, None] * Vr))
             V1 = (Y1 - L21T_Vr) / d[:, None]
         else:
@@ -148,7 +149,7 @@ def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.nda
 
 def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
                      beta: np.ndarray, r2: float, dof: float, reml: bool,
-                     RX_inv: np.ndarray) -> np.ndarray:
+                     RX_inv: np.ndarray, consume: bool = False) -> np.ndarray:
     r"""Gradient of the profiled objective for any ``Lambda(theta)``.
 
     With ``A = Z'WZ``, ``M = Lambda' A Lambda + I``, ``F_0 = Z'W[X y]`` and ``D_j =
@@ -184,6 +185,8 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     vector-valued ones likewise ``(I - (S^{-1})_{ii}) \lambda_k^{-1}`` while every
     ``lambda_k`` is well conditioned (:data:`LAMBDA_INVERSE_MIN_SV`).
     A gradient costs about three objective evaluations (``S^{-1}`` is the dominant part).
+    ``consume=True`` lets it overwrite the factor's dense block (see
+    :func:`scalar_terms_gradient`).
     """
     A = system.A
     structures, slices = system.structures, system.slices
@@ -230,13 +233,12 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     T = [None] * len(blocks)
     Y = np.zeros((l1, p1, p1))
     if has_rest:
-        Sinv = f.L22.copy()
-        if not inverse_crossprod_inplace(Sinv):
-            raise np.linalg.LinAlgError("inverse of the dense block failed")
+        Sinv = _dense_inverse(f.L22, consume)
         if not system.rest_scalar:
             Sinv = _symmetrize_lower(Sinv)   # block products read whole rows
-        Y = _first_block_quadratic(system, f, Sinv, lams)
+        # the rest terms' parts first: the first block's quadratic may scale Sinv in place
         T[1:] = _rest_logdet_parts(system, f, Sinv, lams, m1)
+        Y = _first_block_quadratic(system, f, Sinv, lams)
     B11 = np.matmul(lam1.T, A.A11)                            # lambda_1' A11_c
     inner = np.matmul(np.matmul(m1.transpose(0, 2, 1), Y), m1)
     inner[:, np.arange(p1), np.arange(p1)] += 1.0
@@ -270,6 +272,15 @@ def _term_parts(F: np.ndarray, V: np.ndarray, nl: int, pk: int, w_beta: np.ndarr
     return G, H
 
 
+def _dense_inverse(L22: np.ndarray, consume: bool) -> np.ndarray:
+    """``S^{-1}`` (lower triangle) from the Cholesky factor of the dense block, in place
+    when ``consume`` (the factor is not used again), else in a copy."""
+    Sinv = L22 if consume else L22.copy()
+    if not inverse_crossprod_inplace(Sinv):
+        raise np.linalg.LinAlgError("inverse of the dense block failed")
+    return Sinv
+
+
 def _symmetrize_lower(S: np.ndarray) -> np.ndarray:
     """Full symmetric matrix from the lower triangle of ``S`` (C order), in place."""
     return mirror_lower_inplace(S)
@@ -277,26 +288,34 @@ def _symmetrize_lower(S: np.ndarray) -> np.ndarray:
 
 def _first_block_quadratic(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray,
                            lams) -> np.ndarray:
-    r"""``Y_c = A_{21,c}' \Lambda_r S^{-1} \Lambda_r' A_{21,c}`` per level of term 1."""
+    r"""``Y_c = A_{21,c}' \Lambda_r S^{-1} \Lambda_r' A_{21,c}`` per level of term 1.
+
+    With vector-valued rest terms ``Sinv`` (full, symmetric) is overwritten: ``\Lambda_r =
+    D \Lambda_v`` with ``D`` the scalar terms' ``lambda`` on the diagonal (1 on the
+    vector terms' columns) and ``\Lambda_v`` the vector terms' blocks (identity on the
+    scalar terms'), so only the vector terms' rows and columns of ``S^{-1}`` are
+    multiplied in place and ``D`` scales the values read at the pattern's positions --
+    not two passes over the whole dense block.
+    """
     A = system.A
     l1, p1 = system.l1, system.p1
     product = system._product
+    rd = system.rest_diag
     if system.rest_scalar:
-        lam_r = f.lam_r
-        S_lam = None
+        scale = f.lam_r
+        S_lam = Sinv
     else:
-        S_lam = _sandwich_full(system.rest_diag, lams, Sinv)
+        scale = rd.scalar_diagonal(lams)
+        S_lam = rd.sandwich_vector_terms(lams, Sinv)
     if product is not None:
-        if S_lam is None:
-            vals = Sinv.reshape(-1)[product.flat] * lam_r[product.rows] * lam_r[product.cols]
-        else:
-            vals = S_lam.reshape(-1)[product.flat]
+        vals = S_lam.reshape(-1)[product.flat] * scale[product.rows] * scale[product.cols]
         if p1 == 1:
             return (product.P.T @ (vals * product.weights)).reshape(l1, 1, 1)
         return product.block_quadratic(vals)
     # no pattern (too many pairs): the same quadratic forms through chunks of columns
-    S_full = S_lam if S_lam is not None else \
-        _symmetrize_lower(Sinv) * lam_r[:, None] * lam_r[None, :]
+    S_full = _symmetrize_lower(S_lam) if system.rest_scalar else S_lam
+    S_full *= scale[:, None]
+    S_full *= scale[None, :]
     A21T = A.A21.T.tocsr()
     out = np.empty((l1, p1, p1))
     step = max(p1, 2048 - 2048 % p1)
@@ -312,12 +331,6 @@ def _first_block_quadratic(system: BlockedSystem, f: BlockedFactor, Sinv: np.nda
             out[start // p1:stop // p1] = np.matmul(left.reshape(-1, p1, blk.shape[1]),
                                                     dense.transpose(0, 2, 1))
     return out
-
-
-def _sandwich_full(rd, lams, S: np.ndarray) -> np.ndarray:
-    r"""``Lambda_r S Lambda_r'`` for a full symmetric ``S``."""
-    left = rd.left(lams, S)                                     # Lambda_r S
-    return rd.right([lam.T for lam in lams], left, inplace=True)
 
 
 def _rest_logdet_parts(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray, lams,

@@ -146,18 +146,20 @@ class ProductPattern:
 
     def _pairs(self, first: int, stop: int):
         """CSC positions (e, e') of the pairs e' <= e within columns [first, stop), column
-        by column."""
+        by column (int32 when they fit: the repeats below are memory-bound)."""
         indptr = self._indptr_c
         counts = np.diff(indptr[first:stop + 1])
+        n_total = int(np.sum(counts * (counts + 1) // 2))
+        idx = np.int32 if max(int(indptr[-1]), n_total) < 2**31 - 1 else np.int64
         cols = np.repeat(np.arange(first, stop), counts)
-        ent = np.arange(indptr[first], indptr[stop])
-        pos_in_col = ent - np.repeat(indptr[first:stop], counts)
+        ent = np.arange(indptr[first], indptr[stop], dtype=idx)
+        pos_in_col = ent - np.repeat(indptr[first:stop].astype(idx), counts)
         n_pairs = pos_in_col + 1
         e = np.repeat(ent, n_pairs)
         # entry e pairs with the first pos_in_col + 1 entries of its column:
         # e2 = (column start) + (rank of the pair within e's run)
-        base = np.cumsum(n_pairs) - n_pairs - indptr[cols]
-        e2 = np.arange(e.size, dtype=np.int64) - np.repeat(base, n_pairs)
+        base = (np.cumsum(n_pairs, dtype=np.int64) - n_pairs - indptr[cols]).astype(idx)
+        e2 = np.arange(e.size, dtype=idx) - np.repeat(base, n_pairs)
         return e, e2
 
     @property

@@ -60,33 +60,45 @@ class BlockDiagonal:
             out[sl] = np.matmul(lt, blk).reshape(X[sl].shape)
         return out
 
-    def right(self, lams, X: np.ndarray, inplace: bool = False) -> np.ndarray:
-        """``X Lambda`` for ``X`` with q columns."""
+    def right(self, lams, X: np.ndarray, inplace: bool = False,
+              vector_only: bool = False) -> np.ndarray:
+        """``X Lambda`` for ``X`` with q columns (``vector_only``: the scalar terms'
+        columns left as they are, i.e. ``X Lambda_v``)."""
         out = X if inplace else np.empty_like(X)
         for (sl, nl, p), lam in zip(self.terms(), lams, strict=True):
             if p == 1:
-                np.multiply(X[:, sl], lam[0, 0], out=out[:, sl])
+                if not vector_only:
+                    np.multiply(X[:, sl], lam[0, 0], out=out[:, sl])
                 continue
             blk = X[:, sl].reshape(X.shape[0], nl, p)
             out[:, sl] = np.matmul(blk, lam).reshape(X.shape[0], nl * p)
         return out
 
-    def sandwich_lower(self, lams, X: np.ndarray) -> np.ndarray:
+    def sandwich_lower(self, lams, X: np.ndarray, vector_only: bool = False) -> np.ndarray:
         r"""``Lambda' X Lambda`` from the lower triangle of the symmetric ``X`` (q x q, C
-        order); the result's lower triangle is valid.
+        order); the result's lower triangle is valid. ``vector_only``: only the
+        vector-valued terms' blocks are applied (``Lambda_v' X Lambda_v``, the scalar
+        terms' scaling done elsewhere).
 
         Only the diagonal blocks need their upper triangle (a level's rows mix among
         themselves), so those are mirrored first; entries above the diagonal blocks feed only
         the result's upper triangle.
         """
-        flat = X.reshape(-1)
-        flat[self._upper] = flat[self._lower]
+        self.mirror_diagonal_blocks(X)
         for (sl, nl, p), lam in zip(self.terms(), lams, strict=True):
             if p == 1:
-                X[sl] *= lam[0, 0]
+                if not vector_only:
+                    X[sl] *= lam[0, 0]
                 continue
             X[sl] = np.matmul(lam.T, X[sl].reshape(nl, p, -1)).reshape(X[sl].shape)
-        return self.right(lams, X, inplace=True)
+        return self.right(lams, X, inplace=True, vector_only=vector_only)
+
+    def mirror_diagonal_blocks(self, X: np.ndarray) -> np.ndarray:
+        """Copy the lower triangle of every vector-valued level's diagonal block to its
+        upper triangle, in place (q x q, C order). Returns ``X``."""
+        flat = X.reshape(-1)
+        flat[self._upper] = flat[self._lower]
+        return X
 
     def scalar_diagonal(self, lams) -> np.ndarray:
         """The scalar terms' ``lambda`` on their columns and 1 on the vector-valued terms'
@@ -95,9 +107,15 @@ class BlockDiagonal:
                                for (nl, p), lam in zip(self.shapes, lams, strict=True)])
 
     def sandwich_vector_terms(self, lams, X: np.ndarray) -> np.ndarray:
-        r"""``Lambda_v X Lambda_v'`` in place for a full symmetric ``X`` (q x q), with
+        r"""``Lambda_v X Lambda_v'`` in place for a symmetric ``X`` (q x q), with
         ``Lambda_v`` the vector-valued terms' blocks and the identity on the scalar terms'
-        columns: only the vector terms' rows and columns are touched. Returns ``X``."""
+        columns: only the vector terms' rows and columns are touched. Returns ``X``.
+
+        ``X`` needs only its lower triangle and its vector-valued levels' diagonal blocks
+        (:meth:`mirror_diagonal_blocks`): every lower-triangle entry of the result mixes
+        entries of the same level blocks, which lie below the diagonal except within a
+        level's own block; the result's lower triangle is valid.
+        """
         q = X.shape[0]
         for (sl, nl, p), lam in zip(self.terms(), lams, strict=True):
             if p == 1:

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .blockdiag import BlockDiagonal
-from .lapack import chol_inplace, solve_lower, solve_lower_t
+from .lapack import chol_inplace, scaled_lower_copy, solve_lower, solve_lower_t
 from .layout import CrossProductPattern, CrossProducts, theta_slices
 from .product import PRODUCT_PATTERN_MAX_NNZ, BlockProductPattern, ProductPattern
 
@@ -304,17 +304,24 @@ class BlockedSystem:
             if self.rest_scalar or self._product is None:
                 lam_r = self.rest_lambda(theta, lams)
             if self._product is not None:
-                # L22 = Lambda_r' (A22 - A21 C A21') Lambda_r + I, lower triangle only
+                # L22 = Lambda_r' (A22 - A21 C A21') Lambda_r + I, lower triangle only.
+                # Lambda_r = D Lambda_v (D: the scalar terms' lambda, 1 on the vector
+                # terms'; Lambda_v: the vector terms' blocks): D scales A22 in one pass
+                # over its lower triangle and the pattern's values at their positions,
+                # Lambda_v touches only the vector terms' rows and columns
                 L22 = self._buf22 if scratch else np.empty_like(A.A22)
-                np.copyto(L22, A.A22)
-                self._product.subtract_from(L22, self._first_weights(m1))
+                product = self._product
+                D = lam_r if self.rest_scalar else self.rest_diag.scalar_diagonal(lams)
+                scaled_lower_copy(A.A22, D, L22)
+                vals = product.values(self._first_weights(m1))
+                vals *= D[product.rows]
+                vals *= D[product.cols]
+                L22.reshape(-1)[product.flat] -= vals
                 BrX = A.ArX - A.A21 @ self._m1_times(m1, L1X)
                 if self.rest_scalar:
-                    L22 *= lam_r[:, None]
-                    L22 *= lam_r[None, :]
                     BrX *= lam_r[:, None]
                 else:
-                    self.rest_diag.sandwich_lower(lams, L22)
+                    self.rest_diag.sandwich_lower(lams, L22, vector_only=True)
                     BrX = self.rest_diag.left(lams, BrX, transpose=True)
             else:
                 L21 = self._L21(m1, lam_r)

@@ -235,7 +235,12 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     if has_rest:
         Sinv = _dense_inverse(f.L22, consume)
         if not system.rest_scalar:
-            Sinv = _symmetrize_lower(Sinv)   # block products read whole rows
+            if _reads_whole_rows(system, lams):
+                Sinv = _symmetrize_lower(Sinv)   # block products read whole rows
+            else:
+                # the lower triangle and the levels' diagonal blocks are all that is read
+                # (BlockDiagonal.sandwich_vector_terms): no pass over the whole block
+                system.rest_diag.mirror_diagonal_blocks(Sinv)
         # the rest terms' parts first: the first block's quadratic may scale Sinv in place
         T[1:] = _rest_logdet_parts(system, f, Sinv, lams, m1)
         Y = _first_block_quadratic(system, f, Sinv, lams)
@@ -279,6 +284,12 @@ def _dense_inverse(L22: np.ndarray, consume: bool) -> np.ndarray:
     if not inverse_crossprod_inplace(Sinv):
         raise np.linalg.LinAlgError("inverse of the dense block failed")
     return Sinv
+
+
+def _reads_whole_rows(system: BlockedSystem, lams) -> bool:
+    """Whether the vector-term gradient reads whole rows of ``S^{-1}``: the exact log-det
+    parts near a singular ``lambda_k`` and the quadratic forms without a product pattern."""
+    return system._product is None or not _well_conditioned(lams)
 
 
 def _symmetrize_lower(S: np.ndarray) -> np.ndarray:

@@ -279,6 +279,18 @@ def test_block_diagonal_products_match_dense():
     lower = np.tril(S)             # only the lower triangle is read
     np.testing.assert_allclose(np.tril(bd.sandwich_lower(lams, lower)),
                                np.tril(Lam.T @ S @ Lam), atol=1e-12)
+    # Lambda = D Lambda_v: the vector terms' blocks from the lower triangle and the
+    # levels' diagonal blocks (garbage elsewhere above the diagonal), D scaling after
+    D = bd.scalar_diagonal(lams)
+    Lam_v = block_diag(*[np.kron(np.eye(nl), lam if p > 1 else np.eye(1))
+                         for (nl, p), lam in zip(shapes, lams, strict=True)])
+    np.testing.assert_allclose(np.diag(D) @ Lam_v, Lam, atol=1e-15)
+    garbage = np.tril(S) + np.triu(rng.normal(size=(q, q)), 1)
+    got = bd.sandwich_vector_terms(lams, bd.mirror_diagonal_blocks(garbage))
+    np.testing.assert_allclose(np.tril(got), np.tril(Lam_v @ S @ Lam_v.T), atol=1e-12)
+    lower = np.tril(S) * D[:, None] * D[None, :]
+    np.testing.assert_allclose(np.tril(bd.sandwich_lower(lams, lower, vector_only=True)),
+                               np.tril(Lam.T @ S @ Lam), atol=1e-12)
     Y = rng.normal(size=(q, 5))
     Z = rng.normal(size=(q, 5))
     sums = bd.diag_block_sums(Y, Z)
@@ -288,6 +300,18 @@ def test_block_diagonal_products_match_dense():
                    for i in range(nl))
         np.testing.assert_allclose(got, want, atol=1e-12)
         off += nl * p
+
+
+def test_scaled_lower_copy_matches_dense():
+    from mixedmodels.linalg.lapack import SCALE_PANEL, scaled_lower_copy
+
+    rng = np.random.default_rng(8)
+    n = 2 * SCALE_PANEL + 7                  # panels of both sizes
+    A = rng.normal(size=(n, n))
+    d = rng.uniform(-2.0, 2.0, n)
+    out = np.full((n, n), np.nan)
+    scaled_lower_copy(A, d, out)
+    np.testing.assert_array_equal(np.tril(out), np.tril(A * d[:, None] * d[None, :]))
 
 
 @pytest.mark.parametrize("formula", ["y ~ x + (1 | g1) + (x | g2)",

@@ -88,8 +88,8 @@ def scaled_lower_copy(src: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.nda
     for i0 in range(0, n, SCALE_PANEL):
         i1 = min(n, i0 + SCALE_PANEL)
         panel = out[i0:i1, :i1]
-        np.multiply(src[i0:i1, :i1], d[None, :i1], out=panel)
-        panel *= d[i0:i1, None]
+        np.multiply(src[i0:i1, :i1], d[i0:i1, None], out=panel)
+        panel *= d[None, :i1]
     return out
 
 

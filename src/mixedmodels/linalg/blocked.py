@@ -306,17 +306,13 @@ class BlockedSystem:
             if self._product is not None:
                 # L22 = Lambda_r' (A22 - A21 C A21') Lambda_r + I, lower triangle only.
                 # Lambda_r = D Lambda_v (D: the scalar terms' lambda, 1 on the vector
-                # terms'; Lambda_v: the vector terms' blocks): D scales A22 in one pass
-                # over its lower triangle and the pattern's values at their positions,
-                # Lambda_v touches only the vector terms' rows and columns
+                # terms'; Lambda_v: the vector terms' blocks): D scales the lower triangle
+                # in one pass, Lambda_v touches only the vector terms' rows and columns
                 L22 = self._buf22 if scratch else np.empty_like(A.A22)
-                product = self._product
+                np.copyto(L22, A.A22)
+                self._product.subtract_from(L22, self._first_weights(m1))
                 D = lam_r if self.rest_scalar else self.rest_diag.scalar_diagonal(lams)
-                scaled_lower_copy(A.A22, D, L22)
-                vals = product.values(self._first_weights(m1))
-                vals *= D[product.rows]
-                vals *= D[product.cols]
-                L22.reshape(-1)[product.flat] -= vals
+                scaled_lower_copy(L22, D, L22)
                 BrX = A.ArX - A.A21 @ self._m1_times(m1, L1X)
                 if self.rest_scalar:
                     BrX *= lam_r[:, None]

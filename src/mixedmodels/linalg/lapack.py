@@ -80,9 +80,9 @@ def scaled_lower_copy(src: np.ndarray, d: np.ndarray, out: np.ndarray) -> np.nda
     """``out = diag(d) src diag(d)`` on the lower triangle (square C-ordered arrays).
 
     One pass over the lower triangle, a panel of :data:`SCALE_PANEL` rows at a time, in
-    place of a copy and two scalings of the whole matrix (six sweeps of a block of tens of
-    megabytes per evaluation). Entries above the diagonal panels are left as they were.
-    Returns ``out``.
+    place of two scalings of the whole matrix (four sweeps of a block of tens of megabytes
+    per evaluation); ``out`` may be ``src``. Entries above the diagonal panels are left as
+    they were. Returns ``out``.
     """
     n = src.shape[0]
     for i0 in range(0, n, SCALE_PANEL):

@@ -33,6 +33,7 @@ from scipy.optimize import minimize as sp_minimize
 
 from ..objective.laplace import LaplaceObjective, LaplaceSolution, ModesError
 from ..objective.laplace.basis import LayoutBasis, fixed_effects_basis, objective_in_basis
+from ..objective.laplace.information import theta_information
 from ..optim import OptSummary
 from .laplace_boundary import (
     MAX_JUMPS,
@@ -41,6 +42,7 @@ from .laplace_boundary import (
     jump_ahead,
     log_scale_index,
 )
+from .laplace_noise import NoiseWatch, StalledInNoise
 
 __all__ = ["HESSIAN_STEP", "NEWTON_POLISH_STEPS", "LaplaceFit", "bfgs_with_jumps",
            "optimize_laplace"]
@@ -87,6 +89,10 @@ CONVERGENCE_TOL = 1e-3
 #: Relative step of the forward differences that give BFGS's start Hessian its diagonal in
 #: the covariance parameters.
 START_THETA_STEP = 1e-3
+#: BFGS's start Hessian takes the covariance parameters' block from their expected
+#: information (:mod:`mixedmodels.objective.laplace.information`), where it covers them,
+#: instead of forward differences of the gradient (one gradient each).
+START_THETA_INFORMATION = True
 #: Smallest curvature (deviance units) on that diagonal (F may be concave in a covariance
 #: parameter far from the optimum).
 START_MIN_CURVATURE = 1.0
@@ -143,6 +149,8 @@ class _NewtonResult:
     nfev: int
     success: bool = True
     message: str = "converged"
+    #: the search stopped in the objective's rounding noise (:mod:`.laplace_noise`)
+    noisy: bool = False
 
 
 class _GradientMemo:
@@ -155,6 +163,10 @@ class _GradientMemo:
     def __init__(self, obj: LaplaceObjective):
         self.obj = obj
         self.store: dict[bytes, tuple[float, np.ndarray]] = {}
+        #: the first point evaluated (the start) is never evicted: the start Hessian's
+        #: differences (one gradient per covariance parameter) come between the driver's
+        #: evaluation of it and BFGS's
+        self.pinned: bytes | None = None
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         key = np.ascontiguousarray(x, dtype=float).tobytes()
@@ -162,8 +174,10 @@ class _GradientMemo:
         if hit is None:
             f, g = self.obj.value_and_gradient(x)
             hit = (f, np.array(g, dtype=float))
+            if self.pinned is None:
+                self.pinned = key
             if len(self.store) >= GRADIENT_MEMO_SIZE:
-                self.store.pop(next(iter(self.store)))
+                self.store.pop(next(k for k in self.store if k != self.pinned))
             self.store[key] = hit
         return hit[0], hit[1].copy()
 
@@ -328,11 +342,23 @@ def start_inverse_hessian(obj: LaplaceObjective, x0: np.ndarray, fg, z0: np.ndar
     scale: on the reference models this start halves the quasi-Newton gradients
     (Salamanders ZIP: 51 -> 20, ZINB 36 -> 19, ziGamma 26 -> 11). None when the
     Hessian cannot be formed (BFGS then starts from the identity)."""
-    free = obj.layout.free_index
+    free = np.asarray(obj.layout.free_index)
     try:
         H = obj.marginal_fixed_hessian(x0)[np.ix_(free, free)]
+        # (the factor of H at x0's modes is now in the workspace)
+        info = theta_information(obj, x0) if START_THETA_INFORMATION else None
     except (ModesError, np.linalg.LinAlgError, FloatingPointError):
         return None
+    if info is not None:
+        pos, block = info
+        inside = np.isin(pos, free)
+        z_pos = np.searchsorted(free, pos[inside])
+        block = block[np.ix_(inside, inside)]
+        # the floor of the differences' diagonal below (raising a diagonal keeps the
+        # block positive semi-definite)
+        d = np.diag(block)
+        block[np.diag_indices_from(block)] += np.maximum(START_MIN_CURVATURE - d, 0.0)
+        H[np.ix_(z_pos, z_pos)] = block
     for j in np.flatnonzero(np.diag(H) == 0):       # covariance parameters
         h = START_THETA_STEP * max(1.0, abs(z0[j]))
         e = np.zeros(z0.size)
@@ -432,22 +458,25 @@ def bfgs_with_jumps(fg, z0: np.ndarray, opts: dict, index: np.ndarray) -> _Newto
     parameter whose jump was refused), then resumed with the inverse Hessian it had."""
     index = np.asarray(index, dtype=int)
     refused: set[int] = set()
-    z, nfev = z0, 0
-    for attempt in range(MAX_JUMPS + 1):
-        watch = CrawlWatch(index if attempt < MAX_JUMPS else index[:0], refused)
-        raw = sp_minimize(fg, z, jac=True, method="BFGS", options=opts, callback=watch)
-        nfev += int(raw.nfev)
-        if not watch.crawling.size or raw.status != BFGS_CALLBACK_STOP:
-            break
-        opts = dict(opts, hess_inv0=_positive_part(raw.hess_inv))
-        jumped = jump_ahead(fg, raw.x, float(raw.fun), raw.jac, watch.crawling)
-        nfev += 1
-        if jumped is None:
-            refused.update(int(j) for j in watch.crawling)
-            z = raw.x
-        else:
-            z = jumped[0]
-    return _NewtonResult(raw.x, nfev, bool(raw.success), str(raw.message))
+    z = z0
+    noise = NoiseWatch(fg)
+    try:
+        for attempt in range(MAX_JUMPS + 1):
+            watch = CrawlWatch(index if attempt < MAX_JUMPS else index[:0], refused)
+            raw = sp_minimize(noise, z, jac=True, method="BFGS", options=opts,
+                              callback=watch)
+            if not watch.crawling.size or raw.status != BFGS_CALLBACK_STOP:
+                break
+            opts = dict(opts, hess_inv0=_positive_part(raw.hess_inv))
+            jumped = jump_ahead(noise, raw.x, float(raw.fun), raw.jac, watch.crawling)
+            if jumped is None:
+                refused.update(int(j) for j in watch.crawling)
+                z = raw.x
+            else:
+                z = jumped[0]
+    except StalledInNoise as stop:
+        return _NewtonResult(stop.z, noise.n_evals, False, str(stop), noisy=True)
+    return _NewtonResult(raw.x, noise.n_evals, bool(raw.success), str(raw.message))
 
 
 def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int):
@@ -495,7 +524,8 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
             # three gradients but stopped a hard zero-inflated fit at a non-convex point
             # the polish could not leave, and moved SEs by up to 1.4e-4)
             raw = bfgs_with_jumps(fg, z0, opts, log_scale_index(obj))
-        res = _NewtonResult(raw.x, int(raw.nfev), bool(raw.success), str(raw.message))
+        res = _NewtonResult(raw.x, int(raw.nfev), bool(raw.success), str(raw.message),
+                            noisy=bool(getattr(raw, "noisy", False)))
     x_raw = layout.expand(res.x, x0)
     x = canonical_parameters(obj, x_raw)
     if not np.array_equal(x, x_raw):
@@ -519,7 +549,10 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
         if res.success:
             central[comparable_log_scales(obj, x)] = False
         for _ in range(NEWTON_POLISH_STEPS + 1):
-            H = hessian_at(fg, z, g, central)
+            # in the rounding noise forward differences of the gradient are asymmetric
+            # (ar1_disp0: 8 gradients spent to find that out): central ones at once
+            H = gradient_hessian(fg, z, HESSIAN_STEP, central=True) if res.noisy else \
+                hessian_at(fg, z, g, central)
             newton = _newton_step(H, g)
             if newton is None:
                 break

@@ -17,6 +17,8 @@ coordinates are in :mod:`.spatial`.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 
 from .._errors import FormulaError
@@ -24,6 +26,15 @@ from ._factor import chol_derivatives
 from .base import CovarianceStructure
 
 __all__ = ["AR1", "CompoundSymmetry", "ScaledCorrelation", "Toeplitz"]
+
+
+@cache
+def _lag_matrix(p: int) -> np.ndarray:
+    """``|i - j|`` over p columns (read-only: shared by every structure of that size)."""
+    k = np.arange(p)
+    lag = np.abs(k[:, None] - k[None, :])
+    lag.flags.writeable = False
+    return lag
 
 
 def _sqrt_transform(t: np.ndarray) -> np.ndarray:
@@ -119,13 +130,29 @@ class ScaledCorrelation(CovarianceStructure):
         sd = np.exp(theta[:self.n_sd])
         return (np.full(self.p, sd[0]) if self.hom else sd), theta[self.n_sd:]
 
+    def _factor(self, t: np.ndarray, derivatives: bool = False):
+        """``(L, dL)``: the Cholesky factor of ``R(t)`` and, with ``derivatives``, its
+        derivatives (:func:`._factor.chol_derivatives`; else None), remembered for the
+        last ``t``: an evaluation of the Laplace objective asks for ``Lambda`` at the same
+        parameters up to four times (the modes' prediction, the solve, the gradient's
+        relative form and its Jacobian), and for p = 6 the factor and its derivatives
+        cost more than the products they feed."""
+        key = np.ascontiguousarray(t, dtype=float).tobytes()
+        memo = self.__dict__.get("_factor_memo")
+        if memo is None or memo[0] != key:
+            memo = (key, np.linalg.cholesky(self.correlation(t)), None)
+        if derivatives and memo[2] is None:
+            memo = (key, memo[1], chol_derivatives(memo[1], self.correlation_jacobian(t)))
+        self._factor_memo = memo
+        return memo[1], memo[2]
+
     def lambda_(self, theta: np.ndarray) -> np.ndarray:
         sd, t = self._split(theta)
-        return sd[:, None] * np.linalg.cholesky(self.correlation(t))
+        return sd[:, None] * self._factor(t)[0]
 
     def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
         sd, t = self._split(theta)
-        L = np.linalg.cholesky(self.correlation(t))
+        L, dL = self._factor(t, derivatives=True)
         lam = sd[:, None] * L
         out = np.empty((self.n_theta, self.p, self.p))
         if self.hom:
@@ -134,7 +161,7 @@ class ScaledCorrelation(CovarianceStructure):
             out[:self.p] = 0.0
             idx = np.arange(self.p)
             out[idx, idx, :] = lam
-        out[self.n_sd:] = sd[None, :, None] * chol_derivatives(L, self.correlation_jacobian(t))
+        out[self.n_sd:] = sd[None, :, None] * dL
         return out
 
     def covariance(self, theta: np.ndarray) -> np.ndarray:
@@ -254,8 +281,7 @@ class AR1(_SqrtTransformed):
         return 1
 
     def _lags(self) -> np.ndarray:
-        k = np.arange(self.p)
-        return np.abs(k[:, None] - k[None, :])
+        return _lag_matrix(self.p)
 
     def correlation(self, t: np.ndarray) -> np.ndarray:
         phi = float(_sqrt_transform(t[0]))
@@ -287,8 +313,7 @@ class Toeplitz(_SqrtTransformed):
         return self.p - 1
 
     def _lags(self) -> np.ndarray:
-        k = np.arange(self.p)
-        return np.abs(k[:, None] - k[None, :])
+        return _lag_matrix(self.p)
 
     def correlation(self, t: np.ndarray) -> np.ndarray:
         c = np.concatenate([[1.0], _sqrt_transform(np.asarray(t, dtype=float))])

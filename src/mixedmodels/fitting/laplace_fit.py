@@ -42,7 +42,7 @@ from .laplace_boundary import (
     jump_ahead,
     log_scale_index,
 )
-from .laplace_noise import NoiseWatch, StalledInNoise
+from .laplace_noise import NoiseWatch, StalledInNoiseError
 
 __all__ = ["HESSIAN_STEP", "NEWTON_POLISH_STEPS", "LaplaceFit", "bfgs_with_jumps",
            "optimize_laplace"]
@@ -474,7 +474,7 @@ def bfgs_with_jumps(fg, z0: np.ndarray, opts: dict, index: np.ndarray) -> _Newto
                 z = raw.x
             else:
                 z = jumped[0]
-    except StalledInNoise as stop:
+    except StalledInNoiseError as stop:
         return _NewtonResult(stop.z, noise.n_evals, False, str(stop), noisy=True)
     return _NewtonResult(raw.x, noise.n_evals, bool(raw.success), str(raw.message))
 

@@ -9,20 +9,20 @@ within the noise, until it reports a loss of precision (ar1_disp0's fixture: 14 
 gradients, then 22 in failing line searches; toep_disp0's: 29, then 22).
 
 :class:`NoiseWatch` wraps the search's ``(F, dF/dz)`` and stops it, by raising
-:class:`StalledInNoise`, after :data:`STALL_EVALUATIONS` successive evaluations within :data:`STALL_RTOL`
-(relative) of the best value, the first of them not below it: a line search in the noise,
-whose "lower" points are lucky draws of the noise (toep_disp0: 2e-8 below, among others
-2e-8 above), not an overshoot (a trial point far above the best resets the count) and not
-the tail of a converging search, whose iterates each lower the best (a run starts only at
-a point that does not). The driver
-then takes the best point and leaves the last digits to the Newton polish.
+:class:`StalledInNoiseError`, after :data:`STALL_EVALUATIONS` successive evaluations
+within :data:`STALL_RTOL` (relative) of the best value, the first of them not below it:
+a line search in the noise, whose "lower" points are lucky draws of the noise
+(toep_disp0: 2e-8 below, among others 2e-8 above); not an overshoot (a trial point far
+above the best resets the count), and not the tail of a converging search, whose iterates
+each lower the best (a run starts only at a point that does not). The driver then takes
+the best point and leaves the last digits to the Newton polish.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STALL_EVALUATIONS", "STALL_RTOL", "NoiseWatch", "StalledInNoise"]
+__all__ = ["STALL_EVALUATIONS", "STALL_RTOL", "NoiseWatch", "StalledInNoiseError"]
 
 #: Successive evaluations not below the best, within the noise band, that stop the search
 #: (a Wolfe line search that works finds a lower point in one to three).
@@ -32,7 +32,7 @@ STALL_EVALUATIONS = 5
 STALL_RTOL = 1e-8
 
 
-class StalledInNoise(Exception):
+class StalledInNoiseError(Exception):
     """Raised by :class:`NoiseWatch`; :attr:`z`, :attr:`f` are the best point and value."""
 
     def __init__(self, z: np.ndarray, f: float):
@@ -41,7 +41,7 @@ class StalledInNoise(Exception):
 
 
 class NoiseWatch:
-    """``fg`` (``z -> (F, dF/dz)``) that raises :class:`StalledInNoise` once the search is
+    """``fg`` (``z -> (F, dF/dz)``) that raises :class:`StalledInNoiseError` once the search is
     stuck in the noise (see the module docstring). :attr:`n_evals` counts the evaluations
     made through it."""
 
@@ -66,5 +66,5 @@ class NoiseWatch:
         if f < self.best_f:
             self.best_z, self.best_f = np.array(z, dtype=float), f
         if self.run >= self.count:
-            raise StalledInNoise(self.best_z.copy(), self.best_f)
+            raise StalledInNoiseError(self.best_z.copy(), self.best_f)
         return f, g

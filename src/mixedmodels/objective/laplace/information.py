@@ -61,18 +61,8 @@ def _block_diagonal(kernel: BlockDiagonalHessian, shapes):
     for ts, _, S in shapes:
         Gt = G[:, :, ts.slots]                                  # (levels, P, p)
         parts.append((ts.slots, np.einsum("lab,jbc->jlac", Gt, S)))
-    k = sum(T.shape[0] for _, T in parts)
-    info = np.empty((k, k))
-    i0 = 0
-    for si, Ti in parts:
-        j0 = 0
-        for sj, Tj in parts:
-            # tr(G S_i G S_j) = sum_l sum_{a in slots_j, b in slots_i} T_i[a, b] T_j[b, a]
-            info[i0:i0 + Ti.shape[0], j0:j0 + Tj.shape[0]] = np.einsum(
-                "ilab,jlba->ij", Ti[:, :, sj, :], Tj[:, :, si, :])
-            j0 += Tj.shape[0]
-        i0 += Ti.shape[0]
-    return info
+    # tr(G S_i G S_j) = sum_l sum_{a in slots_j, b in slots_i} T_i[a, b] T_j[b, a]
+    return _traces(parts, lambda T, rows: T[:, :, rows, :], "ilab,jlba->ij")
 
 
 def _dense(kernel: DenseHessian, shapes):
@@ -87,14 +77,22 @@ def _dense(kernel: DenseHessian, shapes):
         Gt = G[:, cols].reshape(G.shape[0], t.nlevels, t.p)     # (q, levels, p)
         T = np.einsum("qlb,jbc->jqlc", Gt, S).reshape(S.shape[0], G.shape[0], t.q)
         parts.append((cols, T))
+    return _traces(parts, lambda T, rows: T[:, rows, :], "iab,jba->ij")
+
+
+def _traces(parts, take, subscripts: str) -> np.ndarray:
+    """The matrix of ``tr(T_i T_j)`` over every pair of terms' parameters: ``parts`` are
+    ``(rows of the term, T)`` with ``T_j = G S_j`` restricted to the term's columns,
+    ``take(T, rows)`` restricts ``T`` to the other term's rows, and ``subscripts`` is the
+    einsum of the trace."""
     k = sum(T.shape[0] for _, T in parts)
     info = np.empty((k, k))
     i0 = 0
-    for ci, Ti in parts:
+    for ri, Ti in parts:
         j0 = 0
-        for cj, Tj in parts:
+        for rj, Tj in parts:
             info[i0:i0 + Ti.shape[0], j0:j0 + Tj.shape[0]] = np.einsum(
-                "iab,jba->ij", Ti[:, cj, :], Tj[:, ci, :])
+                subscripts, take(Ti, rj), take(Tj, ri))
             j0 += Tj.shape[0]
         i0 += Ti.shape[0]
     return info

@@ -344,7 +344,7 @@ def start_inverse_hessian(obj: LaplaceObjective, x0: np.ndarray, fg, z0: np.ndar
     :data:`START_EIGEN_FLOOR` of the largest. Where the expected information of the
     covariance parameters is available (:data:`START_THETA_INFORMATION`) their block is
     that instead (no gradient; with its cross terms): on the structures fixtures it saves
-    one gradient per covariance parameter and a few BFGS iterations (cs_binom: 7 + 18
+    one gradient per covariance parameter and a few BFGS iterations (cs_binom: 7 + 17
     gradients -> 13, toep_disp0: 11 + 33 -> 28). The identity start of plain BFGS has no
     scale: on the reference models this start halves the quasi-Newton gradients
     (Salamanders ZIP: 51 -> 20, ZINB 36 -> 19, ziGamma 26 -> 11). None when the

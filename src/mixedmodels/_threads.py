@@ -73,8 +73,19 @@ def blas_threads(dense_size: int = 0):
     ctl = _get_controller()
     if not ctl or (dense_size >= PARALLEL_MIN_SIZE
                    and idle_cores() >= IDLE_CORES_FOR_THREADS):
-        ctx = nullcontext()
-    else:
-        ctx = ctl.limit(limits=1)
-    with ctx:
+        with nullcontext():
+            yield
+        return
+    # each library's own get/set (~1 us) rather than threadpoolctl's limiter object
+    # (~13 us, twice per small fit); libraries already at one thread are left alone
+    changed = []
+    for lib in ctl.lib_controllers:
+        n = lib.get_num_threads()
+        if n is not None and n > 1:
+            lib.set_num_threads(1)
+            changed.append((lib, n))
+    try:
         yield
+    finally:
+        for lib, n in reversed(changed):
+            lib.set_num_threads(n)

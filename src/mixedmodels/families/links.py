@@ -52,6 +52,12 @@ PROBIT_THRESH = float(-special.ndtri(EPS))
 EXP_THRESH = 700.0
 
 
+def _clip(x, lo: float, hi: float):
+    """``np.clip(x, lo, hi)`` as two ufuncs: the same values (NaN stays NaN), without
+    ``np.clip``'s Python-level dispatch (~1.5 us per call, twice per PIRLS step)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 class Link:
     """Abstract link function; subclasses implement every method."""
 
@@ -309,7 +315,7 @@ class Logit(Link):
         return np.log(mu / (1.0 - mu))
 
     def linkinv(self, eta):
-        return np.clip(special.expit(eta), EPS, 1.0 - EPS)
+        return _clip(special.expit(eta), EPS, 1.0 - EPS)
 
     def mu_eta(self, eta):
         p = special.expit(eta)
@@ -317,7 +323,7 @@ class Logit(Link):
 
     def inverse_and_slope(self, eta):
         p = special.expit(eta)
-        return np.clip(p, EPS, 1.0 - EPS), np.maximum(p * (1.0 - p), EPS)
+        return _clip(p, EPS, 1.0 - EPS), np.maximum(p * (1.0 - p), EPS)
 
     def mu_eta2(self, eta):
         p = special.expit(eta)
@@ -351,7 +357,7 @@ class Probit(Link):
         return special.ndtri(mu)
 
     def linkinv(self, eta):
-        e = np.clip(eta, -PROBIT_THRESH, PROBIT_THRESH)
+        e = _clip(eta, -PROBIT_THRESH, PROBIT_THRESH)
         return special.ndtr(e)
 
     def mu_eta(self, eta):
@@ -385,7 +391,7 @@ class Cauchit(Link):
 
     def linkinv(self, eta):
         # R clamps eta at +-tan(pi/2 - EPS) style bounds; clipping mu is equivalent
-        return np.clip(0.5 + np.arctan(eta) / np.pi, EPS, 1.0 - EPS)
+        return _clip(0.5 + np.arctan(eta) / np.pi, EPS, 1.0 - EPS)
 
     def mu_eta(self, eta):
         return np.maximum(1.0 / (np.pi * (1.0 + eta * eta)), EPS)
@@ -409,7 +415,7 @@ class Cloglog(Link):
         return np.log(-np.log1p(-mu))
 
     def linkinv(self, eta):
-        return np.clip(-np.expm1(-np.exp(np.minimum(eta, EXP_THRESH))), EPS, 1.0 - EPS)
+        return _clip(-np.expm1(-np.exp(np.minimum(eta, EXP_THRESH))), EPS, 1.0 - EPS)
 
     def mu_eta(self, eta):
         e = np.exp(np.minimum(eta, EXP_THRESH))

@@ -58,6 +58,7 @@ from ..linalg import (
     TermBlock,
     TermMerge,
 )
+from .pirls_dense import DensePIRLSSystem, use_dense
 from .pirls_system import MergedPIRLSSystem, PIRLSSystem
 
 __all__ = [
@@ -268,6 +269,11 @@ class PIRLS:
             self.psystem = MergedPIRLSSystem(PIRLSSystem(self.pattern, inner), self.merge)
         self.slices = design.theta_slices()
         self.Zs = self._sparse_z(design)
+        #: the dense system of small models (:mod:`.pirls_dense`), else None: PIRLS's
+        #: steps then factor ``[Z Lambda, X, r]' W [Z Lambda, X, r]`` at once instead of
+        #: forming the blocked cross-products (the conditional modes are the same)
+        self.dense = DensePIRLSSystem(design, self.Zs, self.psystem) \
+            if design.terms and use_dense(design.nobs, design.q, design.p) else None
         self._blocks, off = [], 0
         for t in design.terms:          # (offset in u, q, levels, p) per term
             self._blocks.append((off, t.q, t.nlevels, t.p))
@@ -293,6 +299,14 @@ class PIRLS:
         #: prior; None: none). Under complete separation it keeps beta finite.
         self.beta_prior_root: np.ndarray | None = None
         self.family = family
+
+    #: the dense system of small models (set in ``__init__``)
+    dense: DensePIRLSSystem | None = None
+
+    @property
+    def step_system(self):
+        """The system each PIRLS step is solved with: the dense one when there is one."""
+        return self.psystem if self.dense is None else self.dense
 
     @property
     def family(self) -> Family:
@@ -369,17 +383,18 @@ class PIRLS:
     def lambda_t(self, lams: list[np.ndarray], v: np.ndarray) -> np.ndarray:
         """``Lambda' v`` for ``v`` (q,) or (q, m) in ``u``'s layout."""
         v2 = v.reshape(v.shape[0], -1)
-        out, off = [], 0
-        for t, lam in zip(self.design.terms, lams, strict=True):
-            blk = v2[off:off + t.q]
-            if t.p == 1:
+        out = []
+        # the cached (offset, q, levels, p) of each term: a term's q and levels are
+        # properties that ask the levels' index for its length (~3 us a term and call)
+        for (off, q, nlev, p), lam in zip(self._blocks, lams, strict=True):
+            blk = v2[off:off + q]
+            if p == 1:
                 out.append(lam[0, 0] * blk)
             else:
                 m = blk.shape[1]
-                r = np.einsum("ji,ljm->lim", lam, blk.reshape(t.nlevels, t.p, m))
-                out.append(r.reshape(t.q, m))
-            off += t.q
-        res = np.vstack(out)
+                r = np.einsum("ji,ljm->lim", lam, blk.reshape(nlev, p, m))
+                out.append(r.reshape(q, m))
+        res = out[0] if len(out) == 1 else np.vstack(out)
         return res.reshape(v.shape)
 
     def _theta_rhs(self, lams, u, w, g) -> np.ndarray:
@@ -387,18 +402,21 @@ class PIRLS:
         n_theta), for scalar terms whose ``Lambda`` is theta itself (``dLambda/dtheta =
         E_k``); columns of other terms are left at zero (their modes are simply not
         predicted)."""
-        Zs, ZsT = self.Zs, self.ZsT
+        ZsT = self.ZsT
         k = sum(t.structure.n_theta for t in self.design.terms)
         Ru = np.zeros((self.q, k))
         Zg = ZsT @ g
-        off = 0
-        for t, sl in zip(self.design.terms, self.slices, strict=True):
+        for t, sl, (off, q, _, _), codes, z in zip(self.design.terms, self.slices,
+                                                   self._blocks, self._codes, self._zcols,
+                                                   strict=True):
             if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
-                v = np.zeros(self.q)
-                v[off:off + t.q] = u[off:off + t.q]
-                Ru[:, sl.start] = self.lambda_t(lams, ZsT @ (w * (Zs @ v)))
-                Ru[off:off + t.q, sl.start] += Zg[off:off + t.q]
-            off += t.q
+                # Z E_k u: the term's own column times its modes (a gather, no sparse
+                # product with a vector that is zero outside the term)
+                zu = u[off:off + q][codes]
+                if z is not None:
+                    zu = zu * z
+                Ru[:, sl.start] = self.lambda_t(lams, ZsT @ (w * zu))
+                Ru[off:off + q, sl.start] += Zg[off:off + q]
         return Ru
 
     def _sensitivity(self, theta, beta, lams, u, eta, mu, me, w, f) -> np.ndarray:
@@ -413,7 +431,7 @@ class PIRLS:
         Jb = self.lambda_t(lams, self.ZsT @ (w[:, None] * self.X))
         g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
         Ru = self._theta_rhs(lams, u, w, g)
-        return -self.psystem.solve_M(f, np.hstack([Ru, Jb]))
+        return -self.step_system.solve_M(f, np.hstack([Ru, Jb]))
 
     def _predict_u(self, theta, beta) -> np.ndarray | None:
         ref = self._ref
@@ -565,17 +583,13 @@ class PIRLS:
                 np.add(eta - off, wres, out=XY[:, p])
             else:
                 XY = (eta - fixed + wres)[:, None]
-            A = self.pattern.compute(XY, w)
-            f = self.psystem.factor(theta, A, need_xx=joint)
-            if f is None and joint and self.p:
-                f = self.psystem.factor(theta, self._ridged(A, w), need_xx=joint)
+            f = self._factor_step(theta, lams, XY, w, joint)
             if f is None:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
                                  else self._not_pd_message(theta))
             beta_new = self._joint_beta(np.tril(f.LXX)) if joint else beta
-            u_new = self.psystem.solve_u(f, beta_new if joint else self._no_beta)
-            logdet, L11 = self.psystem.logdet(f), f.L11
+            u_new = self.step_system.solve_u(f, beta_new if joint else self._no_beta)
             du = u_new - u
             dbeta = beta_new - beta
             step = 1.0
@@ -629,6 +643,9 @@ class PIRLS:
                 f"simplify the random effects.{self._link_hint()}"
             )
         self.n_iter_total += it
+        # the determinant and first block of the last step's factor (every path out of
+        # the loop above leaves ``f`` at the last factor computed)
+        logdet, L11 = self.step_system.logdet(f), f.L11
         self.u_start = u
         if joint:
             self.beta_start = beta
@@ -651,15 +668,33 @@ class PIRLS:
         noise = ETA_ROUNDING_FACTOR * _EPS * float(np.abs(eta) @ np.abs(w * wres))
         return PDEV_ROUNDING * abs(pdev) + min(noise, SLACK_MAX * abs(pdev))
 
+    def _factor_step(self, theta, lams, XY: np.ndarray, w: np.ndarray, joint: bool):
+        """The factor of one step with columns ``XY`` and weights ``w`` (dense or blocked;
+        in joint mode retried with the :data:`XX_RIDGE` ridge when the fixed-effects block
+        fails), or None."""
+        if self.dense is not None:
+            f = self.dense.factor_step(lams, XY, w)
+            if f is None and joint and self.p:
+                f = self.dense.factor_step(lams, XY, w, ridge=self._ridge_amount(w))
+            return f
+        A = self.pattern.compute(XY, w)
+        f = self.psystem.factor(theta, A, need_xx=joint)
+        if f is None and joint and self.p:
+            f = self.psystem.factor(theta, self._ridged(A, w), need_xx=joint)
+        return f
+
+    def _ridge_amount(self, w: np.ndarray) -> float:
+        """``XX_RIDGE`` times the largest weight per unit of prior weight."""
+        pos = self.prior > 0
+        return XX_RIDGE * (float(np.max(w[pos] / self.prior[pos])) if pos.any() else 0.0)
+
     def _ridged(self, A, w: np.ndarray):
-        """``A`` with ``XX_RIDGE`` times the largest weight (per unit of prior weight) added
-        to the diagonal of its fixed-effects block (see :data:`XX_RIDGE`)."""
+        """``A`` with :meth:`_ridge_amount` added to the diagonal of its fixed-effects
+        block (see :data:`XX_RIDGE`)."""
         p = self.p
         if p:
-            pos = self.prior > 0
-            top = float(np.max(w[pos] / self.prior[pos])) if pos.any() else 0.0
             idx = np.arange(p)
-            A.AXX[idx, idx] += XX_RIDGE * top
+            A.AXX[idx, idx] += self._ridge_amount(w)
         return A
 
     def _small_move(self, lams, du: np.ndarray) -> bool:

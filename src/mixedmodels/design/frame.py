@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from .adapter import as_pandas
 from .dtypes import normalize_frame
 
 __all__ = [
+    "ColumnFrame",
     "DroppedRows",
     "ModelFrame",
     "as_data_frame",
@@ -197,12 +199,78 @@ def build_model_frame(
         )
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
+    before = frame
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
+    unchanged = frame is before
     # with no row dropped the caller's columns are the frame's (normalization reads only
     # non-categorical ones, which _drop_unused leaves alone)
-    frame = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()},
-                            None if dropped.n_dropped else series)
-    return ModelFrame(frame=frame, dropped=dropped, mask=~bad)
+    normalized = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()},
+                                 None if dropped.n_dropped else series)
+    # when no row, category or dtype changed, the columns looked up above are the frame's
+    seed = series if unchanged and normalized is frame else {}
+    return ModelFrame(frame=ColumnFrame.wrap(normalized, seed), dropped=dropped, mask=~bad)
+
+
+class ColumnFrame(pd.DataFrame):
+    """A model frame that keeps the columns it hands out by name.
+
+    Every later step of :func:`~mixedmodels.design.materialize` reads the model's columns
+    by name (the response, the fixed-effects builder, each random-effects term and its
+    grouping factor, formulaic for transforms), and with pandas' copy-on-write a lookup
+    builds a new Series each time (~35 us apiece with text column labels: a quarter of
+    sleepstudy's design). Here the first lookup of a name is kept and returned again. The
+    frame is never written in place by the package; assigning or deleting a column clears
+    what is kept. Frames derived from it (copies, row subsets, ``assign``) are plain
+    DataFrames.
+    """
+
+    _columns_memo: dict | None = None
+    _internal_names: ClassVar[list] = [*pd.DataFrame._internal_names, "_columns_memo"]
+    _internal_names_set: ClassVar[set] = set(_internal_names)
+
+    @classmethod
+    def wrap(cls, frame: pd.DataFrame, seed: dict | None = None) -> ColumnFrame:
+        """``frame``'s data (not copied) as a :class:`ColumnFrame`; ``seed`` are columns of
+        it already looked up (name -> Series)."""
+        out = cls(frame, copy=False)
+        object.__setattr__(out, "_columns_memo", dict(seed or {}))
+        return out
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _constructor_from_mgr(self, mgr, axes):
+        return pd.DataFrame._from_mgr(mgr, axes=axes)
+
+    def _constructor_sliced_from_mgr(self, mgr, axes):
+        ser = pd.Series._from_mgr(mgr, axes)
+        object.__setattr__(ser, "_name", None)     # (the caller sets the real name)
+        return ser
+
+    def __getitem__(self, key):
+        if not isinstance(key, str):
+            return super().__getitem__(key)
+        memo = self._columns_memo
+        if memo is None:
+            memo = {}
+            object.__setattr__(self, "_columns_memo", memo)
+        col = memo.get(key)
+        if col is None:
+            col = super().__getitem__(key)
+            if isinstance(col, pd.Series):        # (a repeated name gives a frame)
+                memo[key] = col
+        return col
+
+    def __setitem__(self, key, value) -> None:
+        if self._columns_memo:
+            self._columns_memo.clear()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key) -> None:
+        if self._columns_memo:
+            self._columns_memo.clear()
+        super().__delitem__(key)
 
 
 def _drop_unused(frame: pd.DataFrame, series: dict | None = None) -> pd.DataFrame:

@@ -79,8 +79,10 @@ class GroupingFactor:
     var_levels: tuple[pd.Index, ...]
     steps: tuple[np.ndarray, ...] = ()
 
-    @property
+    @functools.cached_property
     def nlevels(self) -> int:
+        # cached: hot loops read a term's q and levels, and the length of a pandas Index
+        # of labels costs a few microseconds a call
         return len(self.levels)
 
     def code_new(self, frame: pd.DataFrame, variables: tuple[str, ...]) -> np.ndarray:

@@ -15,7 +15,13 @@ from .components import LinearPredictor, build_component, cond_predictor
 from .contrasts import resolve_contrasts
 from .dot import expand_dot
 from .fixed import FixedEffects, build_fixed
-from .frame import DroppedRows, as_data_frame, build_model_frame, drop_more_rows
+from .frame import (
+    ColumnFrame,
+    DroppedRows,
+    as_data_frame,
+    build_model_frame,
+    drop_more_rows,
+)
 from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
 from .variables import expression_variables
@@ -446,6 +452,8 @@ def materialize(
     order = term_order(terms)
     extra = tuple(build_component(c, frame, contrasts, covariance_matrices)
                   for c in spec.extra_components)
+    if isinstance(frame, ColumnFrame):
+        frame = frame.plain()       # (its kept columns served the building only)
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
                   tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra,
                   offset_column=offset if isinstance(offset, str) else None,

@@ -83,3 +83,26 @@ def test_use_dense_bounds():
     assert not use_dense(403, 181, 3)             # grouseticks: the blocked system wins
     assert not use_dense(10, DENSE_PIRLS_MAX_SIZE, 1)
     assert not use_dense(10 ** 6, 10, 2)          # G' W G grows with the rows
+
+
+def test_blocked_mode_chosen_on_pattern_values():
+    """A vector-valued first term with a wide crossed rest block takes the blocked
+    fallback, decided at the first step, whose cross-products came as values on the
+    pattern (no scipy matrix): they are converted, and the steps equal those of a system
+    that was blocked from the start."""
+    rng = np.random.default_rng(5)
+    n = 400
+    g, h, x = rng.integers(0, 60, n), rng.integers(0, 80, n), rng.normal(size=n)
+    eta = 0.2 + 0.4 * x + rng.normal(0, 0.5, 60)[g] + rng.normal(0, 0.4, 80)[h]
+    data = pd.DataFrame({"y": rng.poisson(np.exp(eta)), "x": x,
+                         "g": [f"g{i}" for i in g], "h": [f"h{i}" for i in h]})
+    family = make_family("poisson")
+    design = glmm_design("y ~ x + (x | g) + (1 | h)", data, family)
+    chosen = PIRLS(design, family)
+    preset = PIRLS(design, family)
+    preset.psystem.mode = "blocked"
+    theta = np.array([0.5, 0.1, 0.3, 0.4])
+    a, b = chosen.fit(theta, None), preset.fit(theta, None)
+    assert chosen.dense is None and chosen.psystem.mode == "blocked"
+    np.testing.assert_allclose(a.u, b.u, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(a.logdet, b.logdet, rtol=1e-12)

@@ -22,6 +22,7 @@ __all__ = [
     "BlockLayout",
     "CrossProductPattern",
     "CrossProducts",
+    "PatternValues",
     "TermBlock",
     "add_cross_products",
     "lambda_layout",
@@ -44,6 +45,17 @@ class TermBlock:
     @property
     def q(self) -> int:
         return self.nlevels * self.p
+
+
+class PatternValues:
+    """A sparse matrix as the arrays of its CSR form only (``data``, ``indices``,
+    ``indptr``, ``shape``), without scipy's object: for callers that read the values on a
+    pattern they know (:meth:`CrossProductPattern.compute` with ``csr_a21=False``)."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+
+    def __init__(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, shape):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, shape
 
 
 @dataclass
@@ -210,11 +222,15 @@ class CrossProductPattern(BlockLayout):
             self._perms[which] = perm
         return sp.csr_matrix((values.ravel()[perm], S.indices, S.indptr), shape=S.shape)
 
-    def compute(self, XY: np.ndarray, w: np.ndarray | None, Z=None) -> CrossProducts:
+    def compute(self, XY: np.ndarray, w: np.ndarray | None, Z=None, *,
+                csr_a21: bool = True) -> CrossProducts:
         """Cross-products for prior/working weights ``w`` (None = all ones) and ``[X y]``.
 
         ``Z``, when given, replaces the terms' values (one (n, p_k) array per term with the
-        same level codes: the whitened design of a model with correlated residuals)."""
+        same level codes: the whitened design of a model with correlated residuals).
+        ``csr_a21=False`` gives ``A21`` as :class:`PatternValues` (its values on the fixed
+        CSR pattern) for a caller that reads only those: PIRLS refactors at every step,
+        and building a scipy matrix cost ~50 us a step on a small crossed model."""
         b1 = self.blocks[0]
         p1 = self.p1
         Z1 = b1.Z if Z is None else Z[0]
@@ -240,8 +256,12 @@ class CrossProductPattern(BlockLayout):
                                  self._indices22, self._indptr22), shape=(self.q_r, self.q_r))
         v21 = (wr[:, :, None] * Z1[:, None, :]).ravel()
         data21 = np.bincount(self._pos21, v21, minlength=self._nnz21)
-        A21 = sp.csr_matrix((data21, self._indices21, self._indptr21),
-                            shape=(self.q_r, self.q1))
+        if csr_a21:
+            A21 = sp.csr_matrix((data21, self._indices21, self._indptr21),
+                                shape=(self.q_r, self.q1))
+        else:
+            A21 = PatternValues(data21, self._indices21, self._indptr21,
+                                (self.q_r, self.q1))
         ArX = np.asarray(Sr @ wXY)
         return CrossProducts(A11, A21, A22, A1X, ArX, AXX)
 

@@ -487,7 +487,8 @@ class PIRLS:
 
     def logdet_at(self, theta: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
         """``(log|L|^2, L11)`` for given weights (observed-information Laplace)."""
-        A = self.pattern.compute(np.ones((self.n, 1)), weights)
+        A = self.pattern.compute(np.ones((self.n, 1)), weights,
+                                 csr_a21=self.psystem.needs_csr)
         zf = self.psystem.factor(theta, A)
         if zf is None:
             raise PIRLSError(
@@ -678,7 +679,7 @@ class PIRLS:
             if f is None and joint and self.p:
                 f = self.dense.factor_step(lams, XY, w, ridge=self._ridge_amount(w))
             return f
-        A = self.pattern.compute(XY, w)
+        A = self.pattern.compute(XY, w, csr_a21=self.psystem.needs_csr)
         f = self.psystem.factor(theta, A, need_xx=joint)
         if f is None and joint and self.p:
             f = self.psystem.factor(theta, self._ridged(A, w), need_xx=joint)

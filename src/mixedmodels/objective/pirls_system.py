@@ -34,13 +34,15 @@ Vector-valued terms use :class:`~mixedmodels.linalg.BlockedSystem`. Block 1 is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from ..linalg import BlockedSystem, CrossProductPattern, CrossProducts
 from ..linalg.blocked import first_block_factor
 from ..linalg.lapack import chol_inplace, solve_lower, solve_lower_t
+from ..linalg.layout import PatternValues
 
 __all__ = ["DENSE_L21_MAX_ENTRIES", "MergedPIRLSSystem", "PIRLSFactor", "PIRLSSystem",
            "PatternMatrix", "dense_is_cheaper"]
@@ -117,6 +119,12 @@ class PIRLSSystem:
         self._rest_levels = np.array([b.nlevels for b in rest], dtype=np.int64)
         self._diag_r = np.diag_indices(self.q_r)
 
+    @property
+    def needs_csr(self) -> bool:
+        """Whether :meth:`factor` needs ``A21`` as a scipy matrix (the blocked fallback for
+        vector-valued rest terms) rather than its values on the pattern."""
+        return self.mode == "blocked"
+
     def _choose_mode(self, A21) -> str:
         if A21 is None:
             return "dense"
@@ -161,6 +169,11 @@ class PIRLSSystem:
         if self.mode is None:
             self.mode = self._choose_mode(A.A21)
         if self.mode == "blocked":
+            if isinstance(A.A21, PatternValues):
+                # (the first call, before the mode was known, asked for the values only)
+                v = A.A21
+                A = replace(A, A21=sp.csr_matrix((v.data, v.indices, v.indptr),
+                                                 shape=v.shape))
             sysm.set_cross_products(A)
             return sysm.factorize(theta)
         lam1 = sysm.structures[0].lambda_(theta[sysm.slices[0]])
@@ -292,6 +305,10 @@ class MergedPIRLSSystem:
         self.merge = merge
         #: ``B_merged = B[to_merged]`` for a vector or matrix in the terms' order
         self._to_merged = np.argsort(merge.u_index)
+
+    @property
+    def needs_csr(self) -> bool:
+        return self.inner.needs_csr
 
     def factor(self, theta: np.ndarray, A: CrossProducts, need_xx: bool = True):
         """:meth:`PIRLSSystem.factor` with theta in the terms' order."""

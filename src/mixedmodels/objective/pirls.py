@@ -181,8 +181,8 @@ class PIRLSResult:
         ``log|L|^2`` with the Fisher weights of the last step.
     L11 : ndarray (l1, p1, p1)
         The first block's diagonal blocks of that factor: the first term's, or those of the
-        terms merged with it (``PIRLS.merge``); adaptive quadrature (one scalar term) uses
-        them.
+        terms merged with it (``PIRLS.merge``; the dense system of small models gives the
+        first term's alone); adaptive quadrature (one scalar term) uses them.
     factor : PIRLSFactor or BlockedFactor
         The factor of the last step.
     n_iter : int

@@ -168,13 +168,13 @@ def test_aliasing_qr_runs_with_one_blas_thread(monkeypatch):
     import mixedmodels.design.fixed as fixed
 
     seen = []
-    original = np.linalg.qr
+    original = fixed.lapack.dgeqrf        # (the check calls LAPACK's QR directly)
 
     def spy(*args, **kwargs):
         seen.append(_blas_threads())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(fixed.np.linalg, "qr", spy)
+    monkeypatch.setattr(fixed.lapack, "dgeqrf", spy)
     X = np.column_stack([np.ones(50), np.arange(50.0), np.arange(50.0) * 2.0])
     with threadpool_limits(limits=2, user_api="blas"):
         keep = fixed.drop_aliased_columns(X)

@@ -67,6 +67,8 @@ __all__ = [
     "PIRLS_TOL",
     "PIRLSError",
     "PIRLSResult",
+    "first_factor_merge",
+    "pirls_systems",
     "prior_weights",
 ]
 
@@ -160,6 +162,46 @@ def prior_weights(design: Design) -> np.ndarray:
     return w
 
 
+def first_factor_merge(design, blocks, merge_terms: bool = True) -> TermMerge | None:
+    """The merge of PIRLS's terms: those on the first term's grouping factor
+    (:class:`~mixedmodels.linalg.TermMerge`), or None when none shares it.
+
+    Only the terms on the first term's grouping factor merge: they then join the
+    block-diagonal first block instead of the dense rest block. Merging rest terms with
+    each other would not shrink the dense block, and would trade :class:`PIRLSSystem`'s
+    fast paths for scalar rest terms for the general blocked one (measured 1.5x slower per
+    evaluation on (1 | h) + (x || g) with 300 levels of h and 40 of g). Reads the terms'
+    names and ``blocks`` (codes of length 0 for a sizes-only design: terms with one name
+    have one set of codes in every chunk of rows, so the plan is the in-memory one).
+
+    Parameters
+    ----------
+    design : Design or a sizes-only design
+    blocks : sequence of TermBlock
+    merge_terms : bool
+        False: no merge (for comparisons).
+    """
+    terms = design.terms
+    first = terms[0].grouping.name if terms else None
+    keys = [t.grouping.name if t.grouping.name == first else ("own term", k)
+            for k, t in enumerate(terms)]
+    merge = TermMerge.of(blocks, [t.structure for t in terms], keys)
+    return merge if merge.merges and merge_terms else None
+
+
+def pirls_systems(pattern, design, merge: TermMerge | None):
+    """``(system, psystem)``: the blocked factorization of ``pattern`` (the blocks of
+    ``merge`` when there is one) and PIRLS's system on it, both speaking the terms'
+    order (:class:`~mixedmodels.linalg.MergedSystem`,
+    :class:`~.pirls_system.MergedPIRLSSystem`)."""
+    if merge is None:
+        system = BlockedSystem(pattern, [t.structure for t in design.terms])
+        return system, PIRLSSystem(pattern, system)
+    inner = BlockedSystem(pattern, merge.structures)
+    return (MergedSystem(inner, merge, [t.p for t in design.terms]),
+            MergedPIRLSSystem(PIRLSSystem(pattern, inner), merge))
+
+
 @dataclass(frozen=True)
 class PIRLSResult:
     """Conditional modes at given parameters.
@@ -240,32 +282,15 @@ class PIRLS:
         self.Xt = self.basis.X
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
-        structures = [t.structure for t in design.terms]
-        # only the terms on the first term's grouping factor merge: they then join the
-        # block-diagonal first block instead of the dense rest block. Merging rest terms
-        # with each other would not shrink the dense block, and would trade
-        # :class:`PIRLSSystem`'s fast paths for scalar rest terms for the general blocked
-        # one (measured 1.5x slower per evaluation on (1 | h) + (x || g) with 300 levels
-        # of h and 40 of g)
-        first = design.terms[0].grouping.name if design.terms else None
-        keys = [t.grouping.name if t.grouping.name == first else ("own term", k)
-                for k, t in enumerate(design.terms)]
-        merge = TermMerge.of(blocks, structures, keys)
         #: the :class:`~mixedmodels.linalg.TermMerge` of the terms sharing the first
         #: term's grouping factor (``(x || g)``), factored as one block instead of putting
         #: the later ones in the dense rest block; None when each term is its own block.
         #: Theta, ``u`` and conditional variances stay in the terms' order either way; the
         #: cross-products (:attr:`pattern`) and the factors are in the merged blocks' order.
-        self.merge = merge if merge.merges and merge_terms else None
-        if self.merge is None:
-            self.pattern = CrossProductPattern(blocks)
-            self.system = BlockedSystem(self.pattern, structures)
-            self.psystem = PIRLSSystem(self.pattern, self.system)
-        else:
-            self.pattern = CrossProductPattern(self.merge.blocks)
-            inner = BlockedSystem(self.pattern, self.merge.structures)
-            self.system = MergedSystem(inner, self.merge, [t.p for t in design.terms])
-            self.psystem = MergedPIRLSSystem(PIRLSSystem(self.pattern, inner), self.merge)
+        self.merge = first_factor_merge(design, blocks, merge_terms)
+        self.pattern = CrossProductPattern(blocks if self.merge is None
+                                           else self.merge.blocks)
+        self.system, self.psystem = pirls_systems(self.pattern, design, self.merge)
         self.slices = design.theta_slices()
         self.Zs = self._sparse_z(design)
         self._blocks, off = [], 0

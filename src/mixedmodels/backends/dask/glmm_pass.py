@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ...families.family import nb_theta_score
-from ...linalg import CrossProductPattern, TermBlock, add_cross_products
+from ...linalg import CrossProductPattern, TermBlock, add_cross_products, merge_blocks
 from ...objective.pirls import PIRLS
 from .plan import PartitionArrays, PartitionPlan
 
@@ -114,8 +114,11 @@ class PassPart:
 
 
 def _blocks(plan: PartitionPlan, a: PartitionArrays) -> list[TermBlock]:
-    return [TermBlock(c, np.ascontiguousarray(Z), t.nlevels)
-            for c, Z, t in zip(a.codes, a.Z, plan.design.terms, strict=True)]
+    """The partition's blocks of the cross-products: one per term, or the plan's merge
+    of the terms on one grouping factor (the client's PIRLS system's blocks)."""
+    return merge_blocks(plan.block_groups, [
+        TermBlock(c, np.ascontiguousarray(Z), t.nlevels)
+        for c, Z, t in zip(a.codes, a.Z, plan.design.terms, strict=True)])
 
 
 @dataclass

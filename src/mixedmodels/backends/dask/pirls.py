@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from ...families import NegativeBinomial
-from ...linalg import BlockedSystem, BlockLayout, TermBlock
+from ...linalg import BlockLayout, TermBlock
 from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
 from ...objective.pirls import (
     NEWTON_RESUME_CHANGE,
@@ -45,9 +45,10 @@ from ...objective.pirls import (
     XX_RIDGE,
     PIRLSError,
     PIRLSResult,
+    first_factor_merge,
     link_keeps_range,
+    pirls_systems,
 )
-from ...objective.pirls_system import PIRLSSystem
 from .glmm_pass import (
     MAX_DISTINCT_VALUES,
     RowState,
@@ -127,9 +128,14 @@ class DaskPIRLS(PIRLS):
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(np.zeros(0, np.int64), np.zeros((0, t.p)), t.nlevels)
                   for t in design.terms]
-        self.pattern = BlockLayout(blocks)
-        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
-        self.psystem = PIRLSSystem(self.pattern, self.system)
+        # the in-memory PIRLS's blocks (terms on the first term's grouping factor merged);
+        # the partitions form their cross-products in the same blocks (plan.block_groups)
+        self.merge = first_factor_merge(design, blocks)
+        self.pattern = BlockLayout(blocks if self.merge is None else self.merge.blocks)
+        self.system, self.psystem = pirls_systems(self.pattern, design, self.merge)
+        if self.merge is not None:
+            self.plan = dataclasses.replace(self.plan, block_groups=self.merge.groups)
+            self._to_merged = np.argsort(self.merge.u_index)
         self.slices = design.theta_slices()
         self._blocks, off = [], 0
         for t in design.terms:
@@ -314,21 +320,25 @@ class DaskPIRLS(PIRLS):
 
     # -- the modes' sensitivity (the predicted start of the next solve) ---------------------
     def _zwz(self, A, v: np.ndarray) -> np.ndarray:
-        """``Z' W Z v`` from the blocks of the cross-products ``A``."""
+        """``Z' W Z v`` from the blocks of the cross-products ``A`` (``v`` and the result
+        in the terms' order; ``A`` in the blocks', merged or not)."""
         pat = self.pattern
         q1 = pat.q1
-        out1 = np.einsum("lab,lb->la", A.A11, v[:q1].reshape(pat.l1, pat.p1)).ravel()
-        if A.A21 is None:
-            return out1
-        vr = v[q1:]
-        out1 = out1 + A.A21.T @ vr
-        return np.concatenate([out1, A.A21 @ v[:q1] + A.A22 @ vr])
+        if self.merge is not None:
+            v = v[self._to_merged]
+        out = np.einsum("lab,lb->la", A.A11, v[:q1].reshape(pat.l1, pat.p1)).ravel()
+        if A.A21 is not None:
+            vr = v[q1:]
+            out = np.concatenate([out + A.A21.T @ vr, A.A21 @ v[:q1] + A.A22 @ vr])
+        return out if self.merge is None else out[self.merge.u_index]
 
     def _z_columns(self, A, k: int) -> np.ndarray:
-        """``Z' W XY[:, k]`` (q,) or, for a slice ``k``, (q, len) from ``A``."""
+        """``Z' W XY[:, k]`` (q,) or, for a slice ``k``, (q, len) from ``A``, in the
+        terms' order."""
         c1 = A.A1X[:, :, k]
         c1 = c1.reshape(self.pattern.q1, -1) if c1.ndim == 3 else c1.ravel()
-        return c1 if A.ArX is None else np.concatenate([c1, A.ArX[:, k]])
+        out = c1 if A.ArX is None else np.concatenate([c1, A.ArX[:, k]])
+        return out if self.merge is None else out[self.merge.u_index]
 
     def _sensitivity_from(self, theta, lams, u, A_step, A_final, f) -> np.ndarray:
         """:meth:`PIRLS._sensitivity` from cross-products: ``Z' W X~`` and ``Z' W Z`` of

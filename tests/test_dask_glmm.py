@@ -333,3 +333,49 @@ def test_terms_on_one_factor_merge_as_in_memory(sync, formula, nagq):
                      optimizer="bobyqa")
     _assert_same_blocks(m, m_mem)
     assert_same_glmm(m, m_mem)
+
+
+@pytest.mark.filterwarnings("ignore:model may not have converged")   # maxeval 5: a point
+@pytest.mark.parametrize("formula, family", [
+    ("yb ~ `x.val` + (1 | `my grp`)", "binomial"),
+    ("cnt ~ `x.val` + (`x.val` || `my grp`)", "poisson"),
+    ("cnt ~ `x.val` + (`x.val` | `my grp`)", "poisson"),
+    ("yb ~ `x.val` + (1 | `my grp`)", mm.families.Binomial(link="probit")),   # W_L Fisher's
+])
+def test_laplace_gradient_equals_in_memory(sync, formula, family):
+    """The Dask Laplace gradient (three per-level passes) at a point off the optimum
+    equals the in-memory exact gradient (oracle: LaplaceGradient on the rows; both to
+    PIRLS's tolerance), for scalar, merged and correlated terms and a non-canonical
+    link."""
+    from mixedmodels.backends.dask.glmm_gradient import DaskLaplaceGradient
+    from mixedmodels.objective.glmm_gradient import LaplaceGradient
+
+    df = _shared_factor_counts()
+    m, m_mem = _fits(formula, df, family=family, optimizer="bobyqa",
+                     optimizer_settings={"maxeval": 5})
+    x = np.concatenate([m_mem.theta * 1.2 + 0.05, m_mem.beta + 0.1])
+    f_mem, g_mem = LaplaceGradient(m_mem.objective_function)(x)
+    f, g = DaskLaplaceGradient(m.objective_function)(x)
+    assert abs(f / f_mem - 1.0) <= EVAL_RTOL
+    _close(g, g_mem, 1e-8)
+    assert np.max(np.abs(g_mem)) > 1.0          # a point where the gradient is not ~0
+
+
+def test_gradient_path_on_one_block_crossed_keeps_bobyqa(sync):
+    """optimizer='auto': the exact gradient where every term is in one block (fewer
+    evaluations and passes than BOBYQA, the in-memory optimum), BOBYQA for crossed
+    factors."""
+    df = _shared_factor_counts()
+    m, m_mem = _fits("yb ~ `x.val` + (1 | `my grp`)", df, family="binomial")
+    assert m.opt.optimizer.startswith("gradient") and m_mem.opt.optimizer.startswith("gradient")
+    assert abs(m.objective / m_mem.objective - 1.0) <= OBJ_RTOL
+    _close(m.theta, m_mem.theta)
+    _close(m.beta, m_mem.beta)
+    crossed_fit = mm.glmer("yb ~ `x.val` + (1 | `my grp`) + (1 | b)",
+                           dd.from_pandas(df, npartitions=2), family="binomial",
+                           optimizer_settings=None, nAGQ=1,
+                           start={"theta": [0.5, 0.5]})
+    assert "BOBYQA" in crossed_fit.opt.optimizer
+    with pytest.raises(ValueError, match="optimizer='gradient' needs"):
+        mm.glmer("yb ~ `x.val` + (1 | `my grp`) + (1 | b)", dd.from_pandas(df, npartitions=2),
+                 family="binomial", optimizer="gradient")

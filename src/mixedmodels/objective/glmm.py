@@ -191,6 +191,14 @@ class GLMMObjective:
         self._sat_cache: dict = {}
 
     # -- parameter vector ---------------------------------------------------------------
+    def laplace_gradient_factory(self):
+        """The class of the exact gradient of this objective's Laplace deviance
+        (:class:`~.glmm_gradient.LaplaceGradient`; called with the objective), or None
+        where it has none (:func:`~.glmm_gradient.gradient_supported`)."""
+        from .glmm_gradient import LaplaceGradient, gradient_supported
+
+        return LaplaceGradient if gradient_supported(self) else None
+
     @property
     def phi_block(self) -> bool:
         """The dispersion is a parameter of ``x`` (quadrature) rather than profiled."""

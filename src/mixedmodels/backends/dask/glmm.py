@@ -87,6 +87,13 @@ class DaskGLMMObjective(GLMMObjective):
             # their cross-products too, so the Laplace determinant costs no pass of its own
             self.pirls.laplace_kind = family.laplace_hessian
 
+    def laplace_gradient_factory(self):
+        """The exact Laplace gradient on Dask input where every term is in PIRLS's first
+        block (:mod:`.glmm_gradient`), else None (BOBYQA)."""
+        from .glmm_gradient import DaskLaplaceGradient, dask_gradient_supported
+
+        return DaskLaplaceGradient if dask_gradient_supported(self) else None
+
     # -- what the in-memory objective reads from the rows --------------------------------
     def _saturated(self, fam, phi: float) -> float:
         """``sum_i s_i(phi) = sum_i s_i(1) + sum_k n_k [s(w_k, phi) - s(w_k, 1)]`` over

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels import DataError, DroppedRowsWarning
+from mixedmodels import DataError, DroppedRowsWarning, FormulaError
 
 dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
@@ -177,14 +177,29 @@ def test_bad_response_from_a_partition(sync):
         mm.glmer("cnt ~ x + (1 | a)", dd.from_pandas(df, npartitions=3), family="poisson")
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"family": "poisson", "nAGQ": 3}, "adaptive quadrature"),
+@pytest.mark.parametrize("formula, family, nagq", [
+    (CBPP, "binomial", 9),
+    pytest.param("cnt ~ x + (1 | a)", "poisson", 5, marks=pytest.mark.slow),
+    pytest.param("y ~ x + (1 | a)", mm.families.Gamma(link="log"), 7,
+                 marks=pytest.mark.slow),                 # phi a parameter of x
 ])
-def test_refused_with_reason(sync, kw, match):
-    df = sim()
-    df["cnt"] = df["cnt"] + 1.0
-    with pytest.raises(NotImplementedError, match=match):
-        mm.glmer("cnt ~ x + (1 | a)", dd.from_pandas(df, npartitions=2), **kw)
+def test_adaptive_quadrature_equals_in_memory(sync, formula, family, nagq):
+    """nAGQ > 1 on one scalar term: one pass of per-level sums at the nodes per
+    evaluation; BOBYQA on both (one path: agreement to ~1e-10 measured)."""
+    df = mm.datasets.load("cbpp") if formula == CBPP else sim()
+    if formula.startswith("y "):
+        rng = np.random.default_rng(2)
+        df = df.assign(y=rng.gamma(2.0, np.exp(0.5 + 0.1 * (df["x"].fillna(50) - 50))))
+    m, m_mem = _fits(formula, df, family=family, nAGQ=nagq, optimizer="bobyqa")
+    assert m.nAGQ == m_mem.nAGQ == nagq
+    assert_same_glmm(m, m_mem)
+
+
+def test_adaptive_quadrature_needs_one_scalar_term(sync):
+    """As in memory: nAGQ > 1 with two terms is refused with the rule."""
+    with pytest.raises(FormulaError, match="single scalar random-effects term"):
+        mm.glmer("cnt ~ x + (1 | a) + (1 | b)", dd.from_pandas(sim(), npartitions=2),
+                 family="poisson", nAGQ=3)
 
 
 def test_glmmtmb_refused(sync):

@@ -135,10 +135,15 @@ def combine_gradient(parts: list) -> GradientPart:
     if len(parts) <= 1:
         return parts[0] if parts else GradientPart()
     out = GradientPart()
-    for name in ("SL", "SH", "Zr", "Xg"):
+    for name in ("SL", "Zr", "Xg"):
         vals = [getattr(p, name) for p in parts]
         if vals[0] is not None:
             setattr(out, name, sum(vals[1:], vals[0].copy()))
+    if parts[0].SH is not None:
+        # the Hessian's weights are the Laplace weights: one sum, and the client's test
+        # ``SH is SL`` spares the second inverse
+        same = all(p.SH is p.SL for p in parts)
+        out.SH = out.SL if same else sum((p.SH for p in parts[1:]), parts[0].SH.copy())
     if parts[0].K is not None:
         out.K = [sum(ks[1:], ks[0].copy()) for ks in zip(*(p.K for p in parts), strict=True)]
     return out

@@ -160,24 +160,27 @@ class DaskLaplaceGradient(LaplaceGradient):
     """
 
     def __init__(self, obj):
+        # (not LaplaceGradient.__init__: its kernels hold per-row structures; the memo,
+        # the PIRLS solve and the theta Jacobians are shared)
         self.obj = obj
         self.design = obj.design
         self.slices = self.design.theta_slices()
         self._jac: dict[int, np.ndarray] = {}
         self.n_grads = 0
         self._memo: dict[bytes, tuple] = {}
-        pirls = obj.pirls
-        merge = pirls.merge
-        #: the block's terms in its column order, and their offsets in u
+        merge = obj.pirls.merge
+        #: the block's terms, in its column order
         self._groups = merge.groups[0] if merge is not None else (0,)
-        offs = np.concatenate([[0], np.cumsum([t.q for t in self.design.terms])])
-        self._u_offsets = offs
+        #: where each term's effects start in u (the terms' order)
+        self._u_offsets = np.concatenate([[0], np.cumsum([t.q for t in self.design.terms])])
 
-    def _pass(self, fam, pr, stage: int, **kw) -> GradientPart:
+    def _pass(self, fam, pr, lam: np.ndarray, stage: int, *extra) -> GradientPart:
+        """Pass ``stage`` of :func:`gradient_partition` at the modes ``pr``; ``extra``:
+        its ``B, z, u, phi`` (as far as the stage needs them)."""
         pirls = self.obj.pirls
         kind = fam.laplace_hessian if self.obj.hessian is None else self.obj.hessian
         return pirls._reduce(gradient_partition, combine_gradient, pirls.basis.R_inv,
-                             pr.eta, kind, self._lam, stage, *kw.values())
+                             pr.eta, kind, lam, stage, *extra)
 
     def _block(self, v: np.ndarray) -> np.ndarray:
         """A vector in the terms' order of u to the block's (l, P)."""
@@ -199,9 +202,8 @@ class DaskLaplaceGradient(LaplaceGradient):
             p = design.terms[k].p
             lam[col:col + p, col:col + p] = lams[k]
             col += p
-        self._lam = lam
         P = lam.shape[0]
-        first = self._pass(fam, pr, 1)
+        first = self._pass(fam, pr, lam, 1)
         eye = np.eye(P)
         try:
             B = np.linalg.inv(eye + first.SL)
@@ -209,9 +211,9 @@ class DaskLaplaceGradient(LaplaceGradient):
         except np.linalg.LinAlgError as exc:
             raise PIRLSError("the Laplace Hessian is not positive definite at the "
                              "conditional modes") from exc
-        second = self._pass(fam, pr, 2, B=B)
+        second = self._pass(fam, pr, lam, 2, B)
         z = np.einsum("lst,lt->ls", Hinv, second.Zr)
-        third = self._pass(fam, pr, 3, B=B, z=z, u=self._block(pr.u), phi=float(phi))
+        third = self._pass(fam, pr, lam, 3, B, z, self._block(pr.u), float(phi))
         grad = np.zeros(x.size)
         grad[self.obj.layout.slice("beta.cond")] = third.Xg
         for k, K in zip(self._groups, third.K, strict=True):

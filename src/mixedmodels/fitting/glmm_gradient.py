@@ -230,7 +230,9 @@ def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradien
     factory = obj.laplace_gradient_factory()
     use = use_gradient(optimizer, factory is not None, user_settings,
                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
-                       "quadrature, Toeplitz covariance terms or a penalized objective)")
+                       "quadrature, Toeplitz covariance terms or a penalized objective; on "
+                       "Dask input also every term on one grouping factor, no estimated "
+                       "negative binomial shape)")
     return factory(obj) if use else None
 
 

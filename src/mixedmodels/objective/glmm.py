@@ -192,9 +192,15 @@ class GLMMObjective:
 
     # -- parameter vector ---------------------------------------------------------------
     def laplace_gradient_factory(self):
-        """The class of the exact gradient of this objective's Laplace deviance
-        (:class:`~.glmm_gradient.LaplaceGradient`; called with the objective), or None
-        where it has none (:func:`~.glmm_gradient.gradient_supported`)."""
+        """The class of the exact gradient of this objective's Laplace deviance.
+
+        Returns
+        -------
+        type or None
+            :class:`~.glmm_gradient.LaplaceGradient` (called with the objective), or
+            None where the objective has no exact gradient
+            (:func:`~.glmm_gradient.gradient_supported`).
+        """
         from .glmm_gradient import LaplaceGradient, gradient_supported
 
         return LaplaceGradient if gradient_supported(self) else None

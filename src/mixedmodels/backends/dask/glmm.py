@@ -92,8 +92,15 @@ class DaskGLMMObjective(GLMMObjective):
             self.pirls.laplace_kind = family.laplace_hessian
 
     def laplace_gradient_factory(self):
-        """The exact Laplace gradient on Dask input where every term is in PIRLS's first
-        block (:mod:`.glmm_gradient`), else None (BOBYQA)."""
+        """The exact Laplace gradient on Dask input.
+
+        Returns
+        -------
+        type or None
+            :class:`~.glmm_gradient.DaskLaplaceGradient` where every term is in PIRLS's
+            first block (:func:`~.glmm_gradient.dask_gradient_supported`), else None
+            (BOBYQA).
+        """
         from .glmm_gradient import DaskLaplaceGradient, dask_gradient_supported
 
         return DaskLaplaceGradient if dask_gradient_supported(self) else None

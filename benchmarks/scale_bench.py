@@ -53,7 +53,13 @@ def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0,
     if design == "intercept":
         n_g = max(n // 100, 10)
         g = rng.integers(0, n_g, n)
-        y = 2.0 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + rng.normal(0, 1.0, n)
+        if family == "poisson":
+            y = rng.poisson(np.exp(0.5 + 0.2 * x + rng.normal(0, 0.5, n_g)[g])).astype(float)
+        elif family == "binomial":
+            eta = -0.3 + 0.5 * x + rng.normal(0, 0.8, n_g)[g]
+            y = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))).astype(float)
+        else:
+            y = 2.0 + 0.5 * x + rng.normal(0, 1.0, n_g)[g] + rng.normal(0, 1.0, n)
         return pd.DataFrame({"y": y, "x": x, "g": g})
     n_user = users or max(n // 100, 10)
     n_item = items or max(min(n // 1000, MAX_ITEMS), 10)
@@ -63,6 +69,8 @@ def simulate(n: int, design: str, seed: int = 7, users: int = 0, items: int = 0,
     re = rng.normal(0, 0.5, n_user)[user] + rng.normal(0, 0.4, n_item)[item]
     if family == "poisson":            # counts (glmer): log mean around 0.5
         y = rng.poisson(np.exp(0.5 + 0.2 * x + re)).astype(float)
+    elif family == "binomial":
+        y = rng.binomial(1, 1.0 / (1.0 + np.exp(0.3 - 0.5 * x - re))).astype(float)
     else:
         y = 3.5 + 0.2 * x + re + rng.normal(0, 0.9, n)
     return pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
@@ -115,7 +123,8 @@ def child(args) -> dict:
     def fit(data):
         if args.family == "gaussian":
             return mm.lmer(formula, data)
-        return mm.glmer(formula, data, family=args.family, nAGQ=args.nagq)
+        return mm.glmer(formula, data, family=args.family, nAGQ=args.nagq,
+                        optimizer=args.optimizer)
 
     if args.mode == "memory":
         df = simulate(args.rows, args.design, users=args.users, items=args.items,
@@ -175,6 +184,7 @@ def child(args) -> dict:
     return {"wall_s": wall, "client_cpu_s": cpu, "workers_cpu_s": workers_cpu,
             "client_peak_mb": rss.peak_mb, "client_before_mb": base,
             "evals": m.opt.n_evals, "objective": m.objective, **m.timings,
+            "optimizer_used": m.opt.optimizer,
             "theta": m.theta.tolist(), "beta": m.beta.tolist(),
             "workers_peak_mb": max(peaks.values()) / 2**20 if peaks else None}
 
@@ -246,9 +256,11 @@ def main(argv=None) -> None:
     ap.add_argument("--items", type=int, default=0, help="levels of the second factor")
     ap.add_argument("--sparse-min-rest", type=int, default=None,
                     help="second-factor size above which the sparse factorization is used")
-    ap.add_argument("--family", choices=["gaussian", "poisson"], default="gaussian",
-                    help="gaussian: lmer; poisson: glmer on simulated counts")
+    ap.add_argument("--family", choices=["gaussian", "poisson", "binomial"],
+                    default="gaussian",
+                    help="gaussian: lmer; poisson, binomial: glmer on simulated counts / 0-1")
     ap.add_argument("--nagq", type=int, default=1, help="glmer's nAGQ")
+    ap.add_argument("--optimizer", default="auto", help="glmer's optimizer")
     ap.add_argument("--out", default=str(DEFAULT_OUT))
     ap.add_argument("--render", action="store_true",
                     help="only write the Markdown table of --out (beside it, .md)")
@@ -277,7 +289,8 @@ def main(argv=None) -> None:
         for n in rows:
             for k in (workers if args.mode == "dask" else [0]):
                 extra = ["--users", str(args.users), "--items", str(args.items),
-                         "--family", args.family, "--nagq", str(args.nagq)]
+                         "--family", args.family, "--nagq", str(args.nagq),
+                         "--optimizer", args.optimizer]
                 if args.sparse_min_rest is not None:
                     extra += ["--sparse-min-rest", str(args.sparse_min_rest)]
                 rec = run_one(n, args.mode, k, args.design, Path(tmp), tuple(extra),
@@ -287,6 +300,9 @@ def main(argv=None) -> None:
                             "family": args.family, "nagq": args.nagq})
                 if args.family != "gaussian":
                     rec["formula"] += f", glmer {args.family} nAGQ={args.nagq}"
+                    rec["optimizer"] = args.optimizer
+                    if args.optimizer != "auto":
+                        rec["formula"] += f", optimizer={args.optimizer}"
                 print(json.dumps(rec), flush=True)
                 records.append(rec)
                 out.parent.mkdir(parents=True, exist_ok=True)

@@ -315,3 +315,66 @@ def test_structures_needing_all_rows_refused(sync, term, needs):
                        match=rf"{keyword}\(\) in .* not supported on Dask input: it needs "
                              f"{needs}"):
         mm.lmer(f"y ~ t + {term}", ddf)
+
+
+def _shared_factor_frame(n=1400, n_a=45, n_b=4, seed=21):
+    """Random intercepts and slopes on a numeric factor 'my grp' with 45 levels, a
+    second factor 'b' nested in it (4 per level) and odd column names: more than 80
+    random effects, so the in-memory objective factors blockwise and merges the terms
+    that share a grouping factor."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_a, n)
+    b = rng.integers(0, n_b, n)
+    x = rng.normal(size=n)
+    z = rng.uniform(-1, 1, n)
+    y = (1.0 + 0.4 * x + rng.normal(0, 1.0, n_a)[g] + rng.normal(0, 0.5, n_a)[g] * x
+         + rng.normal(0, 0.3, n_a)[g] * z + rng.normal(0, 0.6, (n_a, n_b))[g, b]
+         + rng.normal(0, 0.5, n_b)[b] + rng.normal(0, 1.0, n))
+    return pd.DataFrame({"y": y, "x.val": x, "z": z, "my grp": g * 7 + 3,
+                         "b": [f"b{v}" for v in b]})
+
+
+@pytest.mark.parametrize("formula", [
+    "y ~ `x.val` + (`x.val` || `my grp`)",                       # uncorrelated (x || g)
+    "y ~ `x.val` + (`x.val` | `my grp`) + (0 + z | `my grp`)",   # correlated + extra term
+    "y ~ `x.val` + (1 | `my grp`/b) + (0 + z | `my grp`)",        # nested a/b
+    "y ~ `x.val` + (1 | `my grp`:b) + (0 + `x.val` | `my grp`:b) + (1 | b)",  # interaction
+])
+def test_terms_on_one_factor_merge_as_in_memory(cluster_client, formula):
+    """Terms on one grouping factor form one block of the reduced system, as in memory
+    (the same blocks, the same factorization), on two worker processes; ranef joins the
+    terms of a numeric factor by its values."""
+    df = _shared_factor_frame()
+    m_mem = mm.lmer(formula, df)
+    m = mm.lmer(formula, dd.from_pandas(df, npartitions=3))
+    got, want = m.objective_function, m_mem.objective_function
+    assert got.method == want.method == "blocked"
+    assert want.merge is not None and got.merge is not None
+    assert got.merge.groups == want.merge.groups
+    assert_same_fit(m, m_mem)
+
+
+def test_block_plan_of_sizes_only_design_is_in_memory_plan(sync):
+    """The merge decides the factorization: (1 | g) + (0 + x | g) with 6,001 levels has
+    no rest block once merged (blocked), but 6,001 rest columns unmerged (sparse). The
+    Dask design, which holds no codes, gets the in-memory plan."""
+    from mixedmodels.backends.dask.prepare import prepare
+    from mixedmodels.design import materialize
+    from mixedmodels.design.response import numeric_response
+    from mixedmodels.formula import parse_formula
+    from mixedmodels.objective.lmm import block_plan
+
+    n_g = 6001
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(n_g), 2)
+    df = pd.DataFrame({"y": rng.normal(size=g.size), "x": rng.normal(size=g.size), "g": g})
+    formula = "y ~ x + (1 | g) + (0 + x | g)"
+    mem = materialize(parse_formula(formula), df)
+    red = prepare(formula, dd.from_pandas(df, npartitions=2), weights=None, offset=None,
+                  contrasts=None, response=numeric_response).plan.design
+    (m_mem, merge_mem), (m_red, merge_red) = block_plan(mem), block_plan(red)
+    assert m_mem == m_red == "blocked"
+    assert merge_mem.groups == merge_red.groups == ((0, 1),)
+    np.testing.assert_array_equal(merge_mem.u_index, merge_red.u_index)
+    np.testing.assert_array_equal(merge_mem.theta_index, merge_red.theta_index)
+    assert block_plan(red, merge_terms=False) == ("sparse", None)

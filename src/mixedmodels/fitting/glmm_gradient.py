@@ -40,7 +40,6 @@ from ..diagnostics.link_edge import link_edge_message
 from ..objective.glmm_gradient import (
     LaplaceGradient,
     Stage0Gradient,
-    gradient_supported,
     stage0_supported,
 )
 from ..objective.pirls import PIRLSError
@@ -225,11 +224,16 @@ def stage0_gradient(obj, optimizer: str, user_settings: bool) -> Stage0Gradient 
 
 
 def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradient | None:
-    """The exact gradient of the Laplace stage (see :func:`use_gradient`)."""
-    use = use_gradient(optimizer, gradient_supported(obj), user_settings,
+    """The exact gradient of the Laplace stage (see :func:`use_gradient`): the
+    objective's own (``obj.laplace_gradient_factory()``, the Dask backend's for rows
+    on a cluster)."""
+    factory = obj.laplace_gradient_factory()
+    use = use_gradient(optimizer, factory is not None, user_settings,
                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
-                       "quadrature, Toeplitz covariance terms or a penalized objective)")
-    return LaplaceGradient(obj) if use else None
+                       "quadrature, Toeplitz covariance terms or a penalized objective; on "
+                       "Dask input also every term on one grouping factor, no estimated "
+                       "negative binomial shape)")
+    return factory(obj) if use else None
 
 
 def reset_pirls(obj) -> None:

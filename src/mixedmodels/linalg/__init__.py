@@ -4,7 +4,7 @@ from .basis import FixedBasis
 from .blocked import BlockedFactor, BlockedSystem
 from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem, dense_cross_product
 from .layout import BlockLayout, CrossProductPattern, CrossProducts, TermBlock, add_cross_products
-from .merged import BlockDiagonalStructure, MergedSystem, TermMerge
+from .merged import BlockDiagonalStructure, MergedSystem, TermMerge, merge_blocks
 from .sparse import SPARSE_MIN_REST, SparseFactor, SparseSystem
 
 __all__ = [
@@ -26,4 +26,5 @@ __all__ = [
     "TermMerge",
     "add_cross_products",
     "dense_cross_product",
+    "merge_blocks",
 ]

@@ -28,7 +28,38 @@ import numpy as np
 
 from .layout import TermBlock, theta_slices
 
-__all__ = ["BlockDiagonalStructure", "MergedSystem", "TermMerge"]
+__all__ = ["BlockDiagonalStructure", "MergedSystem", "TermMerge", "merge_blocks"]
+
+
+def merge_blocks(groups, blocks) -> list:
+    """The merged blocks of ``groups`` (term indices per block, :attr:`TermMerge.groups`)
+    for per-term blocks of any rows: a group's codes are its first term's, its values the
+    terms' columns side by side. A chunk of rows merges alike whatever rows it holds, so
+    cross-products summed over chunks are those of the merged blocks of all rows.
+
+    Parameters
+    ----------
+    groups : sequence of sequence of int
+        Empty: every term its own block (``blocks`` is returned as a list).
+    blocks : sequence of TermBlock
+        In model order.
+
+    Returns
+    -------
+    list of TermBlock
+    """
+    blocks = list(blocks)
+    if not groups:
+        return blocks
+    out = []
+    for g in groups:
+        first = blocks[g[0]]
+        if len(g) == 1:
+            out.append(first)
+        else:
+            out.append(TermBlock(first.codes, np.column_stack([blocks[k].Z for k in g]),
+                                 first.nlevels))
+    return out
 
 
 class BlockDiagonalStructure:
@@ -159,7 +190,7 @@ class TermMerge:
                 groups.append([k])
         t_slices = theta_slices(structures)
         u_off = np.concatenate([[0], np.cumsum([b.q for b in blocks])])
-        merged_blocks, merged_structs, theta_index = [], [], []
+        merged_structs, theta_index = [], []
         u_index = np.empty(int(u_off[-1]), dtype=np.int64)
         m_off = 0
         for g in groups:
@@ -175,14 +206,9 @@ class TermMerge:
                 theta_index.append(np.arange(t_slices[k].start, t_slices[k].stop))
                 col += p
             m_off += nl * P
-            if len(g) == 1:
-                merged_blocks.append(first)
-                merged_structs.append(structures[g[0]])
-            else:
-                Z = np.column_stack([blocks[k].Z for k in g])
-                merged_blocks.append(TermBlock(first.codes, Z, nl))
-                merged_structs.append(BlockDiagonalStructure([structures[k] for k in g]))
-        return cls(tuple(tuple(g) for g in groups), tuple(merged_blocks),
+            merged_structs.append(structures[g[0]] if len(g) == 1 else
+                                  BlockDiagonalStructure([structures[k] for k in g]))
+        return cls(tuple(tuple(g) for g in groups), tuple(merge_blocks(groups, blocks)),
                    tuple(merged_structs),
                    np.concatenate(theta_index).astype(np.int64) if theta_index
                    else np.zeros(0, np.int64), u_index)

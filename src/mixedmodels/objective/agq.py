@@ -26,7 +26,7 @@ from functools import cache
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-__all__ = ["MAX_NAGQ", "agq_deviance", "gauss_hermite"]
+__all__ = ["MAX_NAGQ", "agq_deviance", "agq_from_sums", "agq_level_sums", "gauss_hermite"]
 
 #: Most quadrature nodes accepted (lme4's limit for useful accuracy).
 MAX_NAGQ = 25
@@ -66,16 +66,47 @@ def agq_deviance(nodes: int, *, eta: np.ndarray, u: np.ndarray, codes: np.ndarra
     phi : float
         Dispersion (1 for binomial / Poisson).
     """
-    nlev = u.shape[0]
-    z, w = gauss_hermite(int(nodes))
     scale = np.sqrt(phi) / L_diag
+    sums = agq_level_sums(nodes, eta=eta, codes=codes, zcol=zcol, lam=lam, scale=scale,
+                          m2ll=m2ll, nlevels=u.shape[0])
+    return agq_from_sums(nodes, sums, u=u, L_diag=L_diag, phi=phi)
+
+
+def agq_level_sums(nodes: int, *, eta: np.ndarray, codes: np.ndarray, zcol: np.ndarray,
+                   lam: float, scale: np.ndarray, m2ll, nlevels: int) -> np.ndarray:
+    """Per level, ``sum_{i in j} -2 log p(y_i | eta_i + z_k lam zcol_i scale_j)`` at the
+    mode (row 0) and at every node ``z_k`` (rows 1..nodes): the only part of
+    :func:`agq_deviance` that reads the rows, so sums over chunks of rows add up.
+
+    Parameters
+    ----------
+    nodes : int
+    eta, codes, zcol : ndarray (n,)
+    lam : float
+    scale : ndarray (levels,)
+        ``sqrt(phi) / L_jj``.
+    m2ll : callable
+    nlevels : int
+
+    Returns
+    -------
+    ndarray (nodes + 1, levels)
+    """
+    z, _ = gauss_hermite(int(nodes))
     # all nodes at once: (nodes, n) linear predictors; node 0 of an odd rule is the mode
     shift_obs = lam * zcol * scale[codes]
     etas = eta[None, :] + z[:, None] * shift_obs[None, :]
     per_obs = m2ll(np.vstack([eta[None, :], etas]))
-    flat_codes = (np.arange(z.size + 1)[:, None] * nlev + codes[None, :]).ravel()
-    sums = np.bincount(flat_codes, per_obs.ravel(), minlength=(z.size + 1) * nlev)
-    sums = sums.reshape(z.size + 1, nlev)
+    flat_codes = (np.arange(z.size + 1)[:, None] * nlevels + codes[None, :]).ravel()
+    sums = np.bincount(flat_codes, per_obs.ravel(), minlength=(z.size + 1) * nlevels)
+    return sums.reshape(z.size + 1, nlevels)
+
+
+def agq_from_sums(nodes: int, sums: np.ndarray, *, u: np.ndarray, L_diag: np.ndarray,
+                  phi: float = 1.0) -> float:
+    """:func:`agq_deviance` from the per-level sums of :func:`agq_level_sums`."""
+    z, w = gauss_hermite(int(nodes))
+    scale = np.sqrt(phi) / L_diag
     g0 = sums[0] + u * u / phi
     uk = u[None, :] + z[:, None] * scale[None, :]
     gk = sums[1:] + uk * uk / phi

@@ -192,6 +192,20 @@ class GLMMObjective:
         self._sat_terms: tuple | None = None     # (family, s_i) of adaptive quadrature
 
     # -- parameter vector ---------------------------------------------------------------
+    def laplace_gradient_factory(self):
+        """The class of the exact gradient of this objective's Laplace deviance.
+
+        Returns
+        -------
+        type or None
+            :class:`~.glmm_gradient.LaplaceGradient` (called with the objective), or
+            None where the objective has no exact gradient
+            (:func:`~.glmm_gradient.gradient_supported`).
+        """
+        from .glmm_gradient import LaplaceGradient, gradient_supported
+
+        return LaplaceGradient if gradient_supported(self) else None
+
     @property
     def phi_block(self) -> bool:
         """The dispersion is a parameter of ``x`` (quadrature) rather than profiled."""

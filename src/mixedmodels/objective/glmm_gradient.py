@@ -68,7 +68,8 @@ SHAPE_FD_REL = 1e-4
 #: line search's last trials are not always that point.
 MEMO_SIZE = 8
 
-__all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "stage0_supported"]
+__all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "row_derivatives",
+           "stage0_supported"]
 
 
 def gradient_supported(obj) -> bool:
@@ -114,6 +115,29 @@ def _derivatives_available(obj) -> bool:
     return True
 
 
+def row_derivatives(fam: Family, kind: str, y: np.ndarray, prior: np.ndarray,
+                    eta: np.ndarray, mu: np.ndarray):
+    """Per observation ``(g, w, W_L, dW_L/deta, same)`` (module docstring): the first
+    and second derivatives of ``d_i / 2`` in ``eta``, the Laplace weights of ``kind``
+    (``"expected"`` or ``"observed"``) and their derivative; ``same``: ``W_L`` is ``w``
+    (the observed information, or any kind under a canonical link)."""
+    _, m1, m2, m3 = fam.link.inverse_derivatives(eta, 3)
+    V = fam.variance(mu)
+    V1, V2 = fam.variance_deriv(mu), fam.variance_deriv2(mu)
+    res = y - mu
+    D1 = -prior * res / V
+    D2 = prior * (1.0 / V + res * V1 / (V * V))
+    D3 = prior * (-2.0 * V1 / (V * V) + res * (V2 * V - 2.0 * V1 * V1) / V ** 3)
+    g = D1 * m1
+    w = D2 * m1 * m1 + D1 * m2
+    if fam.link.name == fam.canonical_link or kind == "observed":
+        # the observed weights (exactly the Fisher weights for a canonical link)
+        return g, w, w, D3 * m1 ** 3 + 3.0 * D2 * m1 * m2 + D1 * m3, True
+    wf = prior * m1 * m1 / V
+    dwf = prior * (2.0 * m1 * m2 / V - m1 ** 3 * V1 / (V * V))
+    return g, w, wf, dwf, False
+
+
 class LaplaceGradient:
     """``x -> (F(x), dF/dx)`` for a :class:`~.glmm.GLMMObjective` (module docstring).
 
@@ -147,23 +171,8 @@ class LaplaceGradient:
     # -- per-observation derivatives ---------------------------------------------------
     def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):
         """``(g, w, W_L, dW_L/deta, same)`` at the modes; ``same``: ``W_L`` is ``w``."""
-        y, prior = self.design.y, self.obj.pirls.prior
-        _, m1, m2, m3 = fam.link.inverse_derivatives(eta, 3)
-        V = fam.variance(mu)
-        V1, V2 = fam.variance_deriv(mu), fam.variance_deriv2(mu)
-        res = y - mu
-        D1 = -prior * res / V
-        D2 = prior * (1.0 / V + res * V1 / (V * V))
-        D3 = prior * (-2.0 * V1 / (V * V) + res * (V2 * V - 2.0 * V1 * V1) / V ** 3)
-        g = D1 * m1
-        w = D2 * m1 * m1 + D1 * m2
         kind = fam.laplace_hessian if self.obj.hessian is None else self.obj.hessian
-        if fam.link.name == fam.canonical_link or kind == "observed":
-            # the observed weights (exactly the Fisher weights for a canonical link)
-            return g, w, w, D3 * m1 ** 3 + 3.0 * D2 * m1 * m2 + D1 * m3, True
-        wf = prior * m1 * m1 / V
-        dwf = prior * (2.0 * m1 * m2 / V - m1 ** 3 * V1 / (V * V))
-        return g, w, wf, dwf, False
+        return row_derivatives(fam, kind, self.design.y, self.obj.pirls.prior, eta, mu)
 
     def _factor(self, kernel, a: np.ndarray, weights: np.ndarray) -> None:
         if not kernel.factor(self.structure.slot_products(a, weights[:, None, None])):

@@ -56,7 +56,7 @@ from .lmm_gradient import (
     supports_gradient,
 )
 
-__all__ = ["LMMObjective", "LMMSolution", "choose_method"]
+__all__ = ["LMMObjective", "LMMSolution", "block_plan", "choose_method"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
@@ -90,6 +90,54 @@ def choose_method(design, method: str = "auto", first_q: int | None = None) -> s
         raise ValueError(f"method must be 'auto' or one of {sorted(_SYSTEMS)}, not "
                          f"{method!r}")
     return method
+
+
+def block_plan(design, method: str = "auto", merge_terms: bool = True
+               ) -> tuple[str, TermMerge | None]:
+    """The factorization and the merge of terms on one grouping factor for a design.
+
+    Terms on the same grouping factor (``(x || g)``) factor as one block
+    (:class:`~mixedmodels.linalg.TermMerge`) unless the whole system is dense (it holds
+    all of ``Z``: nothing to gain there, and the merge costs a small fit's set-up
+    ~0.1 ms); the method is then chosen with the merged first block's size. Only the
+    terms' names, sizes and codes are read, so a sizes-only design (rows summed over
+    chunks elsewhere, codes of length 0) gets the plan of the in-memory design of the
+    same rows: terms with one name have one set of codes in every chunk.
+
+    Parameters
+    ----------
+    design : Design or a sizes-only design
+    method : {"auto", "dense", "blocked", "sparse"}
+    merge_terms : bool
+        False: each term its own block (for comparisons).
+
+    Returns
+    -------
+    method : str
+    merge : TermMerge or None
+        None when no block would hold more than one term.
+    """
+    merge = None
+    if method != "dense" and choose_method(design, method) != "dense":
+        blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
+        merge = TermMerge.of(blocks, [t.structure for t in design.terms],
+                             [t.grouping.name for t in design.terms])
+        merge = merge if merge.merges and merge_terms else None
+    first_q = None if merge is None else merge.blocks[0].q
+    return choose_method(design, method, first_q=first_q), merge
+
+
+def _factorization(design, method: str, merge, layout, blocks):
+    """``(pattern, system)`` of the blocked or sparse method: the per-term blocks, or the
+    merged ones wrapped to speak the terms' order (:class:`MergedSystem`). ``layout``
+    is :class:`CrossProductPattern` (rows here) or :class:`BlockLayout` (sizes only)."""
+    structures = [t.structure for t in design.terms]
+    if merge is None:
+        pattern = layout(blocks, dense_rest=method != "sparse")
+        return pattern, _SYSTEMS[method](pattern, structures)
+    pattern = layout(merge.blocks, dense_rest=method != "sparse")
+    return pattern, MergedSystem(_SYSTEMS[method](pattern, merge.structures), merge,
+                                 [t.p for t in design.terms])
 
 
 @dataclass(frozen=True)
@@ -167,15 +215,7 @@ class LMMObjective:
                  sigma: float | None = None, merge_terms: bool = True):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
-        merge = None
-        if method != "dense" and choose_method(design, method) != "dense":
-            # terms on one grouping factor ((x || g)) factor as one block, not as a dense
-            # rest (the dense system holds all of Z: nothing to gain there, and the merge
-            # costs a small fit's set-up ~0.1 ms)
-            merge = TermMerge.of(blocks, structures, [t.grouping.name for t in design.terms])
-            merge = merge if merge.merges and merge_terms else None
-        first_q = None if merge is None else merge.blocks[0].q
-        method = choose_method(design, method, first_q=first_q)
+        method, merge = block_plan(design, method, merge_terms)
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
         XY = np.column_stack([basis.X, y_res])
@@ -187,14 +227,9 @@ class LMMObjective:
             pattern = None
             system = DenseSystem(blocks, structures)
             system.set_data(XY, design.weights)
-        elif merge is None:
-            pattern = CrossProductPattern(blocks, dense_rest=method != "sparse")
-            system = _SYSTEMS[method](pattern, structures)
-            system.set_cross_products(pattern.compute(XY, design.weights))
         else:
-            pattern = CrossProductPattern(merge.blocks, dense_rest=method != "sparse")
-            system = MergedSystem(_SYSTEMS[method](pattern, merge.structures), merge,
-                                  [t.p for t in design.terms])
+            pattern, system = _factorization(design, method, merge, CrossProductPattern,
+                                             blocks)
             system.set_cross_products(pattern.compute(XY, design.weights))
         log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         self._setup(design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
@@ -202,8 +237,8 @@ class LMMObjective:
 
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
-                            log_det_w: float, reml: bool = True,
-                            method: str = "auto") -> LMMObjective:
+                            log_det_w: float, reml: bool = True, method: str = "auto",
+                            merge: TermMerge | None = None) -> LMMObjective:
         """The objective of cross-products formed elsewhere (summed over chunks of rows).
 
         Parameters
@@ -224,13 +259,18 @@ class LMMObjective:
             ``sum(log w)`` of the prior weights (0 without weights).
         reml : bool
         method : {"auto", "dense", "blocked", "sparse"}
-            Must be the method ``cross`` was formed for (:func:`choose_method`).
+            The method ``cross`` was formed for: with ``merge``, what
+            :func:`block_plan` returned for the design (``cross`` then in the merged
+            blocks' order), else :func:`choose_method`'s.
+        merge : TermMerge, optional
+            :func:`block_plan`'s merge of the terms (the in-memory objective's).
 
         Returns
         -------
         LMMObjective
         """
-        method = choose_method(design, method)
+        if merge is None:
+            method = choose_method(design, method)
         structures = [t.structure for t in design.terms]
         blocks = [TermBlock(np.zeros(0, np.int64), np.zeros((0, t.p)), t.nlevels)
                   for t in design.terms]
@@ -241,10 +281,10 @@ class LMMObjective:
             system = DenseSystem(blocks, structures)
             system.set_cross_product(cross, design.p + 1)
         else:
-            pattern = BlockLayout(blocks, dense_rest=method != "sparse")
-            system = _SYSTEMS[method](pattern, structures)
+            pattern, system = _factorization(design, method, merge, BlockLayout, blocks)
             system.set_cross_products(cross)
-        obj._setup(design, reml, None, method, pattern, system, basis, coef0, log_det_w)
+        obj._setup(design, reml, None, method, pattern, system, basis, coef0, log_det_w,
+                   merge)
         return obj
 
     def _setup(self, design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,

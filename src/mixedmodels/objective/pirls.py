@@ -68,6 +68,10 @@ __all__ = [
     "PIRLS_TOL",
     "PIRLSError",
     "PIRLSResult",
+    "RowPoint",
+    "StepSystem",
+    "first_factor_merge",
+    "pirls_systems",
     "prior_weights",
 ]
 
@@ -161,6 +165,85 @@ def prior_weights(design: Design) -> np.ndarray:
     return w
 
 
+def first_factor_merge(design, blocks, merge_terms: bool = True) -> TermMerge | None:
+    """The merge of PIRLS's terms: those on the first term's grouping factor
+    (:class:`~mixedmodels.linalg.TermMerge`), or None when none shares it.
+
+    Only the terms on the first term's grouping factor merge: they then join the
+    block-diagonal first block instead of the dense rest block. Merging rest terms with
+    each other would not shrink the dense block, and would trade :class:`PIRLSSystem`'s
+    fast paths for scalar rest terms for the general blocked one (measured 1.5x slower per
+    evaluation on (1 | h) + (x || g) with 300 levels of h and 40 of g). Reads the terms'
+    names and ``blocks`` (codes of length 0 for a sizes-only design: terms with one name
+    have one set of codes in every chunk of rows, so the plan is the in-memory one).
+
+    Parameters
+    ----------
+    design : Design or a sizes-only design
+    blocks : sequence of TermBlock
+    merge_terms : bool
+        False: no merge (for comparisons).
+    """
+    terms = design.terms
+    first = terms[0].grouping.name if terms else None
+    keys = [t.grouping.name if t.grouping.name == first else ("own term", k)
+            for k, t in enumerate(terms)]
+    merge = TermMerge.of(blocks, [t.structure for t in terms], keys)
+    return merge if merge.merges and merge_terms else None
+
+
+def pirls_systems(pattern, design, merge: TermMerge | None):
+    """``(system, psystem)``: the blocked factorization of ``pattern`` (the blocks of
+    ``merge`` when there is one) and PIRLS's system on it, both speaking the terms'
+    order (:class:`~mixedmodels.linalg.MergedSystem`,
+    :class:`~.pirls_system.MergedPIRLSSystem`)."""
+    if merge is None:
+        system = BlockedSystem(pattern, [t.structure for t in design.terms])
+        return system, PIRLSSystem(pattern, system)
+    inner = BlockedSystem(pattern, merge.structures)
+    return (MergedSystem(inner, merge, [t.p for t in design.terms]),
+            MergedPIRLSSystem(PIRLSSystem(pattern, inner), merge))
+
+
+@dataclass(frozen=True)
+class RowPoint:
+    """A point of the PIRLS iteration with its rows in memory (:meth:`PIRLS._evaluate`):
+    the fixed part of the linear predictor, ``eta``, the mean and its slope (None
+    outside the family's range) and the deviance (inf there)."""
+
+    fixed: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray | None
+    me: np.ndarray | None
+    dev: float
+
+    @property
+    def valid(self) -> bool:
+        """The mean is in the family's range."""
+        return self.mu is not None
+
+
+@dataclass(frozen=True)
+class StepSystem:
+    """The least-squares system of one PIRLS step (:meth:`PIRLS._step_system`).
+
+    Attributes
+    ----------
+    A : CrossProducts or None
+        The weighted cross-products, in the blocks of ``PIRLS.pattern``; None where the
+        dense system of small models (``PIRLS.dense``) factors the rows themselves.
+    observed : bool
+        The weights are the observed information (a Newton step).
+    rows : object
+        What the backend's hooks need of the step besides (in memory: ``eta`` of its
+        start, the weights, the working residual and the step's columns ``XY``).
+    """
+
+    A: object
+    observed: bool
+    rows: object
+
+
 @dataclass(frozen=True)
 class PIRLSResult:
     """Conditional modes at given parameters.
@@ -241,32 +324,15 @@ class PIRLS:
         self.Xt = self.basis.X
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
-        structures = [t.structure for t in design.terms]
-        # only the terms on the first term's grouping factor merge: they then join the
-        # block-diagonal first block instead of the dense rest block. Merging rest terms
-        # with each other would not shrink the dense block, and would trade
-        # :class:`PIRLSSystem`'s fast paths for scalar rest terms for the general blocked
-        # one (measured 1.5x slower per evaluation on (1 | h) + (x || g) with 300 levels
-        # of h and 40 of g)
-        first = design.terms[0].grouping.name if design.terms else None
-        keys = [t.grouping.name if t.grouping.name == first else ("own term", k)
-                for k, t in enumerate(design.terms)]
-        merge = TermMerge.of(blocks, structures, keys)
         #: the :class:`~mixedmodels.linalg.TermMerge` of the terms sharing the first
         #: term's grouping factor (``(x || g)``), factored as one block instead of putting
         #: the later ones in the dense rest block; None when each term is its own block.
         #: Theta, ``u`` and conditional variances stay in the terms' order either way; the
         #: cross-products (:attr:`pattern`) and the factors are in the merged blocks' order.
-        self.merge = merge if merge.merges and merge_terms else None
-        if self.merge is None:
-            self.pattern = CrossProductPattern(blocks)
-            self.system = BlockedSystem(self.pattern, structures)
-            self.psystem = PIRLSSystem(self.pattern, self.system)
-        else:
-            self.pattern = CrossProductPattern(self.merge.blocks)
-            inner = BlockedSystem(self.pattern, self.merge.structures)
-            self.system = MergedSystem(inner, self.merge, [t.p for t in design.terms])
-            self.psystem = MergedPIRLSSystem(PIRLSSystem(self.pattern, inner), self.merge)
+        self.merge = first_factor_merge(design, blocks, merge_terms)
+        self.pattern = CrossProductPattern(blocks if self.merge is None
+                                           else self.merge.blocks)
+        self.system, self.psystem = pirls_systems(self.pattern, design, self.merge)
         self.slices = design.theta_slices()
         self.Zs = self._sparse_z(design)
         #: the dense system of small models (:mod:`.pirls_dense`), else None: PIRLS's
@@ -550,41 +616,39 @@ class PIRLS:
         ``u0``/``beta0`` start the iteration (default: the previous solution); ``tol``
         overrides the convergence tolerance for this call. In joint mode ``beta`` is
         iterated as the coefficients of the internal basis ``X~`` (module docstring).
+
+        The iteration is written once, for any place the rows live: what reads them is
+        the hooks :meth:`_evaluate` (a point's linear predictor, mean and deviance),
+        :meth:`_step_system` (the weighted cross-products of the next step at a point),
+        :meth:`_step_change`, :meth:`_step_slack`, :meth:`_ridge_step`,
+        :meth:`_sensitivity_at` and :meth:`_rows_of`; the Dask backend overrides them
+        with distributed passes (:class:`~mixedmodels.backends.dask.pirls.DaskPIRLS`).
         """
         tol = self.tol if tol is None else float(tol)
         theta = np.asarray(theta, dtype=float)
         joint = beta is None
-        X, off = (self.Xt if joint else self.X), self.offset
         lams = self.lambdas(theta)
         u, beta = self._starting_point(theta, lams, beta, u0, beta0)
-        fixed = X @ beta + off
-        eta, mu, me, dev = self._state(fixed, lams, u)
-        if mu is None:
+        cur = self._evaluate(lams, beta, u, joint)
+        if not cur.valid:
             # the previous modes are not valid here: restart from u = 0
             u = np.zeros(self.q)
-            eta, mu, me, dev = self._state(fixed, lams, u)
-            if mu is None:
+            cur = self._evaluate(lams, beta, u, joint)
+            if not cur.valid:
                 raise PIRLSError(self._invalid_message(self._user_beta(beta, joint)))
-        pdev = dev + float(u @ u) + self._beta_penalty(beta, joint)
-        p = self.p
+        pdev = cur.dev + float(u @ u) + self._beta_penalty(beta, joint)
         f = None
         it = 0
         fisher = False      # Newton failed: Fisher scoring until close to the mode
         flat = 0            # consecutive steps within the deviance's noise (stagnation)
         best = np.inf       # smallest change so far
+        change = np.inf
         while it < self.maxit:
             it += 1
-            w, wres, observed = self._step_weights(eta, mu, me, fisher)
+            step_sys = self._step_system(cur, joint, fisher)
+            observed = step_sys.observed
             slack = None    # the deviance's rounding noise, computed when first needed
-            if joint:
-                if self._XY is None:
-                    self._XY = np.empty((self.n, p + 1))
-                    self._XY[:, :p] = X
-                XY = self._XY
-                np.add(eta - off, wres, out=XY[:, p])
-            else:
-                XY = (eta - fixed + wres)[:, None]
-            f = self._factor_step(theta, lams, XY, w, joint)
+            f = self._factor_step(theta, lams, step_sys, joint)
             if f is None:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
@@ -593,17 +657,19 @@ class PIRLS:
             u_new = self.step_system.solve_u(f, beta_new if joint else self._no_beta)
             du = u_new - u
             dbeta = beta_new - beta
+            if self._step_below_tol(lams, du, dbeta, joint, tol):
+                break
             step = 1.0
             for _ in range(self.max_halvings + 1):
                 u_try = u + step * du
                 beta_try = beta + step * dbeta if joint else beta
-                fixed_try = X @ beta_try + off if joint else fixed
-                eta_try, mu_try, me_try, dev_try = self._state(fixed_try, lams, u_try)
-                pdev_try = dev_try + float(u_try @ u_try) + self._beta_penalty(beta_try, joint)
+                trial = self._evaluate(lams, beta_try, u_try, joint, ref=cur, fisher=fisher)
+                pdev_try = trial.dev + float(u_try @ u_try) + \
+                    self._beta_penalty(beta_try, joint)
                 strict = pdev + PDEV_ROUNDING * abs(pdev)
-                if mu_try is not None and pdev_try > strict and slack is None:
-                    slack = self._slack(pdev, eta, w, wres)
-                if mu_try is not None and pdev_try <= max(strict, pdev + (slack or 0.0)):
+                if trial.valid and pdev_try > strict and slack is None:
+                    slack = self._step_slack(pdev, step_sys)
+                if trial.valid and pdev_try <= max(strict, pdev + (slack or 0.0)):
                     break
                 step *= 0.5
             else:
@@ -616,23 +682,17 @@ class PIRLS:
                     fisher = True
                     continue
                 raise PIRLSError(self._halving_message(theta))
-            # (array methods: np.max's dispatch costs more than these small reductions)
-            change = max(np.abs(eta_try - eta).max(initial=0.0),
-                         np.abs(u_try - u).max(initial=0.0))
-            if change >= tol and joint and (it >= SEPARATION_CHECK_AFTER or self._edge_seen):
-                change = self._change_off_edge(eta_try, eta, u_try - u, mu_try, me_try, tol)
+            change = self._step_change(trial, cur, u_try - u, joint, it, tol)
             if fisher and change < NEWTON_RESUME_CHANGE:
                 fisher = False
             if change < best:
                 best, flat = change, 0
             elif change < STAGNATION_CHANGE and abs(pdev_try - pdev) <= (
-                    slack if slack is not None else self._slack(pdev, eta, w, wres)):
+                    slack if slack is not None else self._step_slack(pdev, step_sys)):
                 flat += 1
             else:
                 flat = 0
-            u, beta, eta, mu, me, dev, pdev = (u_try, beta_try, eta_try, mu_try, me_try,
-                                               dev_try, pdev_try)
-            fixed = fixed_try
+            u, beta, cur, pdev = u_try, beta_try, trial, pdev_try
             if change < tol or flat >= STAGNATION_STEPS:
                 break
         else:
@@ -658,10 +718,87 @@ class PIRLS:
             # than PREDICTED_ITERATIONS steps needed): an older one still predicts the
             # modes at the next point to second order from this one
             J = self._ref[3] if self._ref is not None and it <= PREDICTED_ITERATIONS \
-                else self._sensitivity(theta, beta, lams, u, eta, mu, me, w, f)
+                else self._sensitivity_at(theta, beta, lams, u, cur, step_sys, f)
             self._ref = (theta, beta, u, J)
-        return PIRLSResult(theta, beta, u, eta, mu, dev, float(u @ u), logdet, L11, f, it,
+        eta, mu = self._rows_of(cur)
+        return PIRLSResult(theta, beta, u, eta, mu, cur.dev, float(u @ u), logdet, L11, f, it,
                            observed)
+
+    # -- the hooks of the iteration: where the rows are read (in memory here) -----------
+    def _evaluate(self, lams, beta: np.ndarray, u: np.ndarray, joint: bool,
+                  ref: RowPoint | None = None, fisher: bool = False) -> RowPoint:
+        """The point ``(beta, u)``: its linear predictor, mean and deviance. ``beta`` is
+        in the internal basis in joint mode; at fixed beta the fixed part of ``eta`` is
+        the reference point's (``ref``, the step's start). ``fisher`` (the weights of
+        the next step's system) matters only where that system is formed with the
+        point's evaluation (the Dask passes)."""
+        del fisher
+        if ref is not None and not joint:
+            fixed = ref.fixed
+        else:
+            fixed = (self.Xt if joint else self.X) @ beta + self.offset
+        eta, mu, me, dev = self._state(fixed, lams, u)
+        return RowPoint(fixed, eta, mu, me, dev)
+
+    def _step_system(self, cur: RowPoint, joint: bool, fisher: bool) -> StepSystem:
+        """The least-squares system of the step from ``cur``: the cross-products of
+        ``[X~, eta - offset + r]`` (joint) or of ``[Z b + r]`` with the step's weights
+        (:meth:`_step_weights`)."""
+        w, wres, observed = self._step_weights(cur.eta, cur.mu, cur.me, fisher)
+        if joint:
+            p = self.p
+            if self._XY is None:
+                self._XY = np.empty((self.n, p + 1))
+                self._XY[:, :p] = self.Xt
+            XY = self._XY
+            np.add(cur.eta - self.offset, wres, out=XY[:, p])
+        else:
+            XY = (cur.eta - cur.fixed + wres)[:, None]
+        # the dense system of small models factors the rows themselves (no cross-products)
+        A = None if self.dense is not None else \
+            self.pattern.compute(XY, w, csr_a21=self.psystem.needs_csr)
+        return StepSystem(A, observed, (cur.eta, w, wres, XY))
+
+    def _ridge_step(self, step: StepSystem):
+        """The step's cross-products with :data:`XX_RIDGE` on the fixed-effects block."""
+        return self._ridged(step.A, step.rows[1])
+
+    def _step_slack(self, pdev: float, step: StepSystem) -> float:
+        """Rounding noise of the penalized deviance at the step's start
+        (:meth:`_slack`)."""
+        eta, w, wres = step.rows[:3]
+        return self._slack(pdev, eta, w, wres)
+
+    def _step_change(self, trial: RowPoint, cur: RowPoint, du: np.ndarray, joint: bool,
+                     it: int, tol: float) -> float:
+        """The largest change of ``eta`` and ``u`` in the step from ``cur`` to ``trial``
+        (over the observations off the family's edge once separation is suspected,
+        :meth:`_change_off_edge`)."""
+        # (array methods: np.max's dispatch costs more than these small reductions)
+        change = max(np.abs(trial.eta - cur.eta).max(initial=0.0),
+                     np.abs(du).max(initial=0.0))
+        if change >= tol and joint and (it >= SEPARATION_CHECK_AFTER or self._edge_seen):
+            change = self._change_off_edge(trial.eta, cur.eta, du, trial.mu, trial.me, tol)
+        return change
+
+    def _step_below_tol(self, lams, du: np.ndarray, dbeta: np.ndarray, joint: bool,
+                        tol: float) -> bool:
+        """Whether to stop before trying the step (False here: in memory a trial costs
+        one evaluation, and its change decides; the Dask PIRLS saves that pass when a
+        bound settles it)."""
+        del lams, du, dbeta, joint, tol
+        return False
+
+    def _sensitivity_at(self, theta, beta, lams, u, cur: RowPoint, step: StepSystem, f):
+        """The modes' sensitivity at the solution ``cur`` with the last step's weights
+        (:meth:`_sensitivity`)."""
+        return self._sensitivity(theta, beta, lams, u, cur.eta, cur.mu, cur.me,
+                                 step.rows[1], f)
+
+    @staticmethod
+    def _rows_of(cur: RowPoint):
+        """``(eta, mu)`` of the result."""
+        return cur.eta, cur.mu
 
     @staticmethod
     def _slack(pdev: float, eta, w, wres) -> float:
@@ -670,19 +807,19 @@ class PIRLS:
         noise = ETA_ROUNDING_FACTOR * _EPS * float(np.abs(eta) @ np.abs(w * wres))
         return PDEV_ROUNDING * abs(pdev) + min(noise, SLACK_MAX * abs(pdev))
 
-    def _factor_step(self, theta, lams, XY: np.ndarray, w: np.ndarray, joint: bool):
-        """The factor of one step with columns ``XY`` and weights ``w`` (dense or blocked;
-        in joint mode retried with the :data:`XX_RIDGE` ridge when the fixed-effects block
-        fails), or None."""
+    def _factor_step(self, theta, lams, step: StepSystem, joint: bool):
+        """The factor of one step (the dense system's from the step's rows, else the
+        blocked one's from its cross-products; in joint mode retried with the
+        :data:`XX_RIDGE` ridge when the fixed-effects block fails), or None."""
         if self.dense is not None:
+            w, XY = step.rows[1], step.rows[3]
             f = self.dense.factor_step(lams, XY, w)
             if f is None and joint and self.p:
                 f = self.dense.factor_step(lams, XY, w, ridge=self._ridge_amount(w))
             return f
-        A = self.pattern.compute(XY, w, csr_a21=self.psystem.needs_csr)
-        f = self.psystem.factor(theta, A, need_xx=joint)
+        f = self.psystem.factor(theta, step.A, need_xx=joint)
         if f is None and joint and self.p:
-            f = self.psystem.factor(theta, self._ridged(A, w), need_xx=joint)
+            f = self.psystem.factor(theta, self._ridge_step(step), need_xx=joint)
         return f
 
     def _ridge_amount(self, w: np.ndarray) -> float:

@@ -169,6 +169,12 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         """
         return dict(zip(self._term_labels(), self._cond_var, strict=True))
 
+    def _level_index(self, k: int, term) -> pd.Index:
+        """The index of term ``k``'s levels in :meth:`ranef`
+        (:func:`~mixedmodels.results.levels.level_index`)."""
+        del k
+        return level_index(self.design, term)
+
     def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor.
 
@@ -189,7 +195,7 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
         cv = self._cond_var if cond_var else None
         for k, t in enumerate(self.design.terms):
             labels = list(t.labels())
-            frame = pd.DataFrame(self.random_effects[k], index=level_index(self.design, t),
+            frame = pd.DataFrame(self.random_effects[k], index=self._level_index(k, t),
                                  columns=labels)
             if cv is not None:
                 sd = np.sqrt(np.maximum(np.diagonal(cv[k], axis1=1, axis2=2), 0.0))

@@ -21,9 +21,11 @@ Poisson fit (its score summed over partitions, one pass per root-search step) an
 optimizes it with theta and beta as in memory; the saturated sum at each shape comes from
 the responses' histogram (one pass), not from a pass per shape.
 
-What is refused, and why: adaptive quadrature (nAGQ > 1) needs per-row quadrature sums
-per evaluation; known covariance matrices are the data's. Each message says what to do
-instead.
+Adaptive quadrature (nAGQ > 1, one scalar term) adds one pass per evaluation: the
+per-level sums of ``-2 log p`` at every node (:func:`~.glmm_pass.agq_partition`). The
+exact Laplace gradient (:mod:`.glmm_gradient`) drives the Laplace stage where every
+term is in PIRLS's first block. Known covariance matrices are the data's and are
+refused, with what to do instead.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ from ..._threads import blas_threads, dense_block_size
 from ...design.lhs import make_response, response_variables
 from ...diagnostics.separation import separated_from_information
 from ...formula import parse_formula
+from ...objective.agq import agq_from_sums
 from ...objective.glmm import GLMMObjective, GLMMSolution, check_nagq, glmm_layout
-from .glmm_pass import RowWeights, combine_state, state_partition
+from .glmm_pass import RowWeights, agq_partition, combine_arrays, combine_state, state_partition
 from .glmm_result import DaskGLMMResult
 from .prepare import Prepared, prepare
 from .source import as_dask_frame, scheduler_context
@@ -61,7 +64,8 @@ class DaskGLMMObjective(GLMMObjective):
     frame : dask.dataframe.DataFrame
     prepared : Prepared
     family : Family
-    nAGQ : {0, 1}
+    nAGQ : int
+        0, 1 or up to 25 nodes for one scalar term (:func:`check_nagq`).
     """
 
     def __init__(self, frame, prepared: Prepared, family, nAGQ: int = 1,
@@ -87,6 +91,20 @@ class DaskGLMMObjective(GLMMObjective):
             # their cross-products too, so the Laplace determinant costs no pass of its own
             self.pirls.laplace_kind = family.laplace_hessian
 
+    def laplace_gradient_factory(self):
+        """The exact Laplace gradient on Dask input.
+
+        Returns
+        -------
+        type or None
+            :class:`~.glmm_gradient.DaskLaplaceGradient` where every term is in PIRLS's
+            first block (:func:`~.glmm_gradient.dask_gradient_supported`), else None
+            (BOBYQA).
+        """
+        from .glmm_gradient import DaskLaplaceGradient, dask_gradient_supported
+
+        return DaskLaplaceGradient if dask_gradient_supported(self) else None
+
     # -- what the in-memory objective reads from the rows --------------------------------
     def _saturated(self, fam, phi: float) -> float:
         """``sum_i s_i(phi) = sum_i s_i(1) + sum_k n_k [s(w_k, phi) - s(w_k, 1)]`` over
@@ -102,16 +120,24 @@ class DaskGLMMObjective(GLMMObjective):
         return base + float(counts @ (fam.saturated(one, w, phi) - fam.saturated(one, w, 1.0)))
 
     def _value(self, pr, fam, phi, nagq: int):
-        """The Laplace deviance (nAGQ <= 1; see :meth:`GLMMObjective._value`), the
-        dispersion profiled from the weights' counts (:meth:`_saturated`)."""
-        del nagq
-        logdet, _, _ = self._laplace_logdet(pr, fam)
+        """The Laplace deviance (see :meth:`GLMMObjective._value`), the dispersion
+        profiled from the weights' counts (:meth:`_saturated`); for nAGQ > 1 (one
+        scalar term) adaptive quadrature from one pass of per-level sums at the nodes
+        (:func:`~.glmm_pass.agq_partition`)."""
+        logdet, L11, _ = self._laplace_logdet(pr, fam)
         total = pr.dev + pr.sqr_u
         if fam.has_dispersion and phi is None:
             w, counts = self.pirls.weight_counts()
             phi = fam.profile_dispersion(np.ones(w.size), w, total, counts=counts)
         phi = 1.0 if phi is None else phi
-        return float(total / phi + self._saturated(fam, phi) + logdet), phi, logdet
+        if nagq <= 1:
+            return float(total / phi + self._saturated(fam, phi) + logdet), phi, logdet
+        lam = float(self.design.terms[0].structure.lambda_(pr.theta)[0, 0])
+        L_diag = L11[:, 0, 0]
+        pirls = self.pirls
+        sums = pirls._reduce(agq_partition, combine_arrays, pirls.basis.R_inv, pr.eta,
+                             int(nagq), lam, np.sqrt(phi) / L_diag, float(phi))
+        return agq_from_sums(nagq, sums, u=pr.u, L_diag=L_diag, phi=phi), phi, logdet
 
     def _laplace_logdet(self, pr, fam):
         kind = fam.laplace_hessian if self.hessian is None else self.hessian
@@ -154,11 +180,7 @@ class DaskGLMMObjective(GLMMObjective):
 
 
 def _check_supported(family, nAGQ, covariance_matrices) -> None:
-    if not isinstance(nAGQ, bool) and isinstance(nAGQ, int | np.integer) and nAGQ > 1:
-        raise NotImplementedError(
-            f"nAGQ={nAGQ} on Dask input: adaptive quadrature sums per-row likelihoods at "
-            "every node for every evaluation; use nAGQ=1 (Laplace) or nAGQ=0, or fit in "
-            "memory")
+    del family, nAGQ        # (nAGQ > 1: check_nagq's rule, one scalar term, as in memory)
     if covariance_matrices is not None:
         raise NotImplementedError(
             "covariance_matrices= is not supported on Dask input (known matrices of "

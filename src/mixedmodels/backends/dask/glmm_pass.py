@@ -27,7 +27,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ...families.family import nb_theta_score
-from ...linalg import CrossProductPattern, TermBlock, add_cross_products
+from ...linalg import CrossProductPattern, TermBlock, add_cross_products, merge_blocks
 from ...objective.pirls import PIRLS
 from .plan import PartitionArrays, PartitionPlan
 
@@ -114,8 +114,11 @@ class PassPart:
 
 
 def _blocks(plan: PartitionPlan, a: PartitionArrays) -> list[TermBlock]:
-    return [TermBlock(c, np.ascontiguousarray(Z), t.nlevels)
-            for c, Z, t in zip(a.codes, a.Z, plan.design.terms, strict=True)]
+    """The partition's blocks of the cross-products: one per term, or the plan's merge
+    of the terms on one grouping factor (the client's PIRLS system's blocks)."""
+    return merge_blocks(plan.block_groups, [
+        TermBlock(c, np.ascontiguousarray(Z), t.nlevels)
+        for c, Z, t in zip(a.codes, a.Z, plan.design.terms, strict=True)])
 
 
 @dataclass
@@ -459,3 +462,34 @@ def nb_score_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.
 def combine_total(parts: list) -> float:
     """The sum of scalars."""
     return float(sum(parts))
+
+
+def agq_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.ndarray,
+                  state: RowState, nodes: int, lam: float, scale: np.ndarray,
+                  phi: float) -> np.ndarray:
+    """One partition's per-level sums of ``-2 log p`` at the modes and at every
+    quadrature node (:func:`~mixedmodels.objective.agq.agq_level_sums`; one scalar term)."""
+    from ...objective.agq import agq_level_sums
+
+    rows = _rows(part, plan, R_inv)
+    a = rows.a
+    term = plan.design.terms[0]
+    if not len(a.y):
+        return np.zeros((int(nodes) + 1, term.nlevels))
+    prior = _prior(a)
+    eta = a.X @ state.beta + a.offset + _random_part(a, state.b)
+    sat = family.saturated(a.y, prior, phi)          # does not depend on eta
+
+    def m2ll(e):
+        mu = family.link.linkinv(e)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            out = family.dev_resids(a.y, mu, prior) / phi + sat
+        return np.where(np.isfinite(out), out, np.inf)
+
+    return agq_level_sums(nodes, eta=eta, codes=a.codes[0], zcol=a.Z[0][:, 0], lam=lam,
+                          scale=scale, m2ll=m2ll, nlevels=term.nlevels)
+
+
+def combine_arrays(parts: list) -> np.ndarray:
+    """Sum of arrays of one shape."""
+    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)

@@ -20,7 +20,7 @@ from ..._threads import blas_threads, dense_block_size
 from ...design import check_lmm_sizes, constant_response_message
 from ...design.response import numeric_response
 from ...objective import LMMObjective
-from ...objective.lmm import choose_method
+from ...objective.lmm import block_plan
 from .prepare import Prepared, prepare
 from .reduce import combine_cross, cross_partition
 from .reduce_tree import map_reduce
@@ -60,12 +60,15 @@ class ReducedLMM:
     cross: object
     prepared: Prepared
     method: str
+    #: the in-memory objective's merge of the terms on one grouping factor (``cross`` is
+    #: in its blocks' order), or None
+    merge: object = None
 
     def objective(self, reml: bool) -> LMMObjective:
         p = self.prepared
         return LMMObjective.from_cross_products(
             p.plan.design, self.cross, p.basis, p.coef0, p.qr.sum_log_w, reml=reml,
-            method=self.method)
+            method=self.method, merge=self.merge)
 
 
 def _check_sizes(prepared: Prepared) -> None:
@@ -81,10 +84,14 @@ def _check_sizes(prepared: Prepared) -> None:
 
 
 def reduce_lmm(frame, prepared: Prepared, method: str) -> ReducedLMM:
-    """Pass 3: the summed cross-products for ``method``."""
+    """Pass 3: the summed cross-products for ``method`` (``"auto"`` or a method name),
+    in the blocks of :func:`~mixedmodels.objective.lmm.block_plan` -- the layout, merge
+    of terms on one grouping factor included, of the in-memory objective."""
+    method, merge = block_plan(prepared.plan.design, method)
+    groups = () if merge is None else merge.groups
     cross = map_reduce(frame, cross_partition, combine_cross, prepared.plan,
-                       prepared.basis.R_inv, prepared.coef0, method)
-    return ReducedLMM(cross, prepared, method)
+                       prepared.basis.R_inv, prepared.coef0, method, groups)
+    return ReducedLMM(cross, prepared, method, merge)
 
 
 def fit_lmer_dask(formula: str, data, *, REML: bool, weights, offset, optimizer: str,
@@ -108,7 +115,7 @@ def fit_lmer_dask(formula: str, data, *, REML: bool, weights, offset, optimizer:
         design = prepared.plan.design
         # the analytic gradient lives in the blocked factorization (optimize_lmm refuses
         # structures without lambda_jacobian)
-        method = "blocked" if optimizer == "gradient" else choose_method(design)
+        method = "blocked" if optimizer == "gradient" else "auto"
         t1 = time.perf_counter()
         frame = prepared.frame
         reduced = reduce_lmm(frame, prepared, method)

@@ -1,12 +1,13 @@
 """PIRLS with the rows on the workers: the in-memory iteration, one reduction per step.
 
-:class:`DaskPIRLS` keeps PIRLS's algorithm (:class:`~mixedmodels.objective.pirls.PIRLS`:
-the same least-squares systems, factorization, step-halving rule with its rounding slack,
-Newton steps with the Fisher-scoring fallback, convergence test and stagnation stop) and
-replaces what reads the rows by the passes of :mod:`.glmm_pass`. Each iteration is one
-pass: the pass that evaluates the trial step also returns the cross-products of the next
-step at the trial point. ``eta`` and ``mu`` of its results are :class:`~.glmm_pass.RowState`
-handles; the factor, the modes and the sums are exactly what the in-memory PIRLS has.
+:class:`DaskPIRLS` runs :meth:`PIRLS.fit <mixedmodels.objective.pirls.PIRLS.fit>` itself
+(the same least-squares systems, factorization, step-halving rule with its rounding
+slack, Newton steps with the Fisher-scoring fallback, convergence test and stagnation
+stop: the iteration is written once) and overrides only the hooks that read the rows,
+with the passes of :mod:`.glmm_pass`. Each iteration is one pass: the pass that
+evaluates the trial step also returns the cross-products of the next step at the trial
+point. ``eta`` and ``mu`` of its results are :class:`~.glmm_pass.RowState` handles; the
+factor, the modes and the sums are exactly what the in-memory PIRLS has.
 
 The predicted start of the next solve (the modes' first-order sensitivity to theta and
 beta) is computed from the summed cross-products, so the outer evaluations start where
@@ -25,29 +26,27 @@ stops at).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
 from ...families import NegativeBinomial
-from ...linalg import BlockedSystem, BlockLayout, TermBlock
+from ...linalg import BlockLayout, TermBlock
 from ...objective.pirls import ETA_ROUNDING_FACTOR as _ETA_ROUNDING
 from ...objective.pirls import (
-    NEWTON_RESUME_CHANGE,
     PDEV_ROUNDING,
     PIRLS,
     PIRLS_MAX_HALVINGS,
     PIRLS_MAXIT,
     PIRLS_TOL,
-    PREDICTED_ITERATIONS,
     SLACK_MAX,
-    STAGNATION_CHANGE,
-    STAGNATION_STEPS,
     XX_RIDGE,
     PIRLSError,
-    PIRLSResult,
+    StepSystem,
+    first_factor_merge,
     link_keeps_range,
+    pirls_systems,
 )
-from ...objective.pirls_system import PIRLSSystem
 from .glmm_pass import (
     MAX_DISTINCT_VALUES,
     RowState,
@@ -98,6 +97,27 @@ class _ChangeOfEta:
         return NotImplemented
 
 
+@dataclass
+class _PassPoint:
+    """A point of PIRLS's iteration on the workers: its state and the pass at it (with
+    the cross-products of the next step, formed with Fisher scoring's weights or not).
+    Mutable: when Fisher scoring takes over, the point's pass is redone with its weights
+    (:meth:`DaskPIRLS._step_system`) and replaces the first."""
+
+    state: RowState
+    part: object
+    fisher: bool
+    mode: str
+
+    @property
+    def valid(self) -> bool:
+        return self.part.valid
+
+    @property
+    def dev(self) -> float:
+        return self.part.dev
+
+
 class DaskPIRLS(PIRLS):
     """PIRLS on a Dask frame (module docstring).
 
@@ -127,9 +147,14 @@ class DaskPIRLS(PIRLS):
         self.n, self.p, self.q = design.nobs, design.p, design.q
         blocks = [TermBlock(np.zeros(0, np.int64), np.zeros((0, t.p)), t.nlevels)
                   for t in design.terms]
-        self.pattern = BlockLayout(blocks)
-        self.system = BlockedSystem(self.pattern, [t.structure for t in design.terms])
-        self.psystem = PIRLSSystem(self.pattern, self.system)
+        # the in-memory PIRLS's blocks (terms on the first term's grouping factor merged);
+        # the partitions form their cross-products in the same blocks (plan.block_groups)
+        self.merge = first_factor_merge(design, blocks)
+        self.pattern = BlockLayout(blocks if self.merge is None else self.merge.blocks)
+        self.system, self.psystem = pirls_systems(self.pattern, design, self.merge)
+        if self.merge is not None:
+            self.plan = dataclasses.replace(self.plan, block_groups=self.merge.groups)
+            self._to_merged = np.argsort(self.merge.u_index)
         self.slices = design.theta_slices()
         self._blocks, off = [], 0
         for t in design.terms:
@@ -139,7 +164,9 @@ class DaskPIRLS(PIRLS):
         self.n_passes = 0
         self.u_start = np.zeros(self.q)
         self.beta_start: np.ndarray | None = None
-        self._no_beta = np.zeros(0)
+        # the system at fixed beta carries X~ too (for the modes' sensitivity to beta):
+        # beta = 0 picks the response column
+        self._no_beta = np.zeros(self.p)
         self.predict = True
         self._ref = None
         self.beta_prior_root = None
@@ -314,21 +341,25 @@ class DaskPIRLS(PIRLS):
 
     # -- the modes' sensitivity (the predicted start of the next solve) ---------------------
     def _zwz(self, A, v: np.ndarray) -> np.ndarray:
-        """``Z' W Z v`` from the blocks of the cross-products ``A``."""
+        """``Z' W Z v`` from the blocks of the cross-products ``A`` (``v`` and the result
+        in the terms' order; ``A`` in the blocks', merged or not)."""
         pat = self.pattern
         q1 = pat.q1
-        out1 = np.einsum("lab,lb->la", A.A11, v[:q1].reshape(pat.l1, pat.p1)).ravel()
-        if A.A21 is None:
-            return out1
-        vr = v[q1:]
-        out1 = out1 + A.A21.T @ vr
-        return np.concatenate([out1, A.A21 @ v[:q1] + A.A22 @ vr])
+        if self.merge is not None:
+            v = v[self._to_merged]
+        out = np.einsum("lab,lb->la", A.A11, v[:q1].reshape(pat.l1, pat.p1)).ravel()
+        if A.A21 is not None:
+            vr = v[q1:]
+            out = np.concatenate([out + A.A21.T @ vr, A.A21 @ v[:q1] + A.A22 @ vr])
+        return out if self.merge is None else out[self.merge.u_index]
 
     def _z_columns(self, A, k: int) -> np.ndarray:
-        """``Z' W XY[:, k]`` (q,) or, for a slice ``k``, (q, len) from ``A``."""
+        """``Z' W XY[:, k]`` (q,) or, for a slice ``k``, (q, len) from ``A``, in the
+        terms' order."""
         c1 = A.A1X[:, :, k]
         c1 = c1.reshape(self.pattern.q1, -1) if c1.ndim == 3 else c1.ravel()
-        return c1 if A.ArX is None else np.concatenate([c1, A.ArX[:, k]])
+        out = c1 if A.ArX is None else np.concatenate([c1, A.ArX[:, k]])
+        return out if self.merge is None else out[self.merge.u_index]
 
     def _sensitivity_from(self, theta, lams, u, A_step, A_final, f) -> np.ndarray:
         """:meth:`PIRLS._sensitivity` from cross-products: ``Z' W X~`` and ``Z' W Z`` of
@@ -459,109 +490,45 @@ class DaskPIRLS(PIRLS):
         dev_const = out.dev if out.valid and np.isfinite(out.dev) else np.inf
         return const if dev_const < dev_trial else trial
 
-    # -- the iteration ------------------------------------------------------------------
-    def fit(self, theta, beta=None, *, u0=None, beta0=None, tol: float | None = None
-            ) -> PIRLSResult:
-        """Conditional modes at ``theta`` and ``beta`` (``beta=None``: jointly with beta,
-        nAGQ = 0), as :meth:`PIRLS.fit`; ``eta`` and ``mu`` of the result are the
-        :class:`~.glmm_pass.RowState` of the modes."""
-        tol = self.tol if tol is None else float(tol)
-        theta = np.asarray(theta, dtype=float)
-        joint = beta is None
+    # -- the hooks of PIRLS.fit's iteration: one distributed pass per point -------------
+    def _evaluate(self, lams, beta, u, joint: bool, ref: _PassPoint | None = None,
+                  fisher: bool = False) -> _PassPoint:
+        """The point's pass: its deviance and the cross-products of the next step at it
+        with ``fisher``'s weights (speculatively: used when the step is accepted), and
+        the largest change of ``eta`` from ``ref``."""
         mode = "joint" if joint else "u"
-        lams = self.lambdas(theta)
-        u, beta = self._starting_point(theta, lams, beta, u0, beta0)
+        s = self.state(self.basis.to_user(beta) if joint else beta, lams, u)
+        part = self._pass(s, None if ref is None else ref.state, mode, fisher)
+        return _PassPoint(s, part, fisher, mode)
 
-        def user(bb):
-            return self.basis.to_user(bb) if joint else bb
+    def _step_system(self, cur: _PassPoint, joint: bool, fisher: bool) -> StepSystem:
+        """The cross-products the pass at ``cur`` formed, or a new pass when Fisher
+        scoring took over (or gave way) since."""
+        del joint
+        if cur.part.cross is None or cur.fisher != fisher:
+            cur.part = self._pass(cur.state, None, cur.mode, fisher)
+            cur.fisher = fisher
+        return StepSystem(cur.part.cross, cur.part.observed, cur.part)
 
-        s = self.state(user(beta), lams, u)
-        cur = self._pass(s, None, mode, False)
-        if not cur.valid:
-            u = np.zeros(self.q)
-            s = self.state(user(beta), lams, u)
-            cur = self._pass(s, None, mode, False)
-            if not cur.valid:
-                raise PIRLSError(self._invalid_message(user(beta)))
-        pdev = cur.dev + float(u @ u)
-        cur_fisher = False
-        it = 0
-        fisher = False
-        flat = 0
-        best = np.inf
-        change = np.inf
-        while it < self.maxit:
-            it += 1
-            if cur.cross is None or cur_fisher != fisher:
-                cur = self._pass(s, None, mode, fisher)
-                cur_fisher = fisher
-            A, observed = cur.cross, cur.observed
-            slack = None
-            f = self.psystem.factor(theta, A, need_xx=joint)
-            if f is None and joint and self.p:
-                f = self.psystem.factor(theta, self._ridge(A, cur.top), need_xx=joint)
-            if f is None:
-                raise PIRLSError(self._halving_message(theta) if fisher
-                                 else self._not_pd_message(theta))
-            beta_new = self._joint_beta(np.tril(f.LXX)) if joint else beta
-            # (at fixed beta the system carries X~ too: beta = 0 picks the response)
-            u_new = self.psystem.solve_u(f, beta_new if joint else np.zeros(self.p))
-            logdet, L11 = self.psystem.logdet(f), f.L11
-            du, dbeta = u_new - u, beta_new - beta
-            if self._step_below_tol(lams, du, dbeta, joint, tol):
-                break
-            step = 1.0
-            pass_fisher = fisher      # the weights the trial passes form the next step with
-            for _ in range(self.max_halvings + 1):
-                u_try = u + step * du
-                beta_try = beta + step * dbeta if joint else beta
-                s_try = self.state(user(beta_try), lams, u_try)
-                trial = self._pass(s_try, s, mode, fisher)
-                pdev_try = trial.dev + float(u_try @ u_try)
-                strict = pdev + PDEV_ROUNDING * abs(pdev)
-                if trial.valid and pdev_try > strict and slack is None:
-                    slack = self._slack_of(pdev, cur.slack)
-                if trial.valid and pdev_try <= max(strict, pdev + (slack or 0.0)):
-                    break
-                step *= 0.5
-            else:
-                if np.max(np.abs(du), initial=0.0) < tol:
-                    break
-                if observed and self.link_keeps_range:
-                    fisher = True
-                    continue
-                raise PIRLSError(self._halving_message(theta))
-            change = max(trial.max_deta, np.max(np.abs(u_try - u), initial=0.0))
-            if fisher and change < NEWTON_RESUME_CHANGE:
-                fisher = False
-            if change < best:
-                best, flat = change, 0
-            elif change < STAGNATION_CHANGE and abs(pdev_try - pdev) <= (
-                    slack if slack is not None else self._slack_of(pdev, cur.slack)):
-                flat += 1
-            else:
-                flat = 0
-            u, beta, s, cur, pdev = u_try, beta_try, s_try, trial, pdev_try
-            cur_fisher = pass_fisher
-            if change < tol or flat >= STAGNATION_STEPS:
-                break
-        else:
-            self.n_iter_total += it
-            raise PIRLSError(
-                f"PIRLS did not converge in {self.maxit} iterations at "
-                f"theta={np.round(theta, 6).tolist()} (last change {change:.2g}); the "
-                "conditional modes are poorly determined -- check the link function, or "
-                f"simplify the random effects.{self._link_hint()}")
-        self.n_iter_total += it
-        self.u_start = u
-        if joint:
-            self.beta_start = beta
-            self._ref = None
-            beta = self.basis.to_user(beta)
-        elif self.predict:
-            # refreshed only when the prediction has gone stale, as in memory
-            J = self._ref[3] if self._ref is not None and it <= PREDICTED_ITERATIONS \
-                else self._sensitivity_from(theta, lams, u, A, cur.cross, f)
-            self._ref = (theta, beta, u, J)
-        return PIRLSResult(theta, beta, u, s, s, cur.dev, float(u @ u), logdet, L11, f, it,
-                           observed)
+    def _ridge_step(self, step: StepSystem):
+        return self._ridge(step.A, step.rows.top)
+
+    def _step_slack(self, pdev: float, step: StepSystem) -> float:
+        return self._slack_of(pdev, step.rows.slack)
+
+    def _step_change(self, trial: _PassPoint, cur: _PassPoint, du, joint: bool, it: int,
+                     tol: float) -> float:
+        """The trial pass's largest change of ``eta`` and the step's of ``u`` (the
+        in-memory test off the family's edge would cost passes: module docstring)."""
+        del cur, joint, it, tol
+        return max(trial.part.max_deta, np.max(np.abs(du), initial=0.0))
+
+    def _sensitivity_at(self, theta, beta, lams, u, cur: _PassPoint, step: StepSystem, f):
+        del beta
+        return self._sensitivity_from(theta, lams, u, step.A, cur.part.cross, f)
+
+    @staticmethod
+    def _rows_of(cur: _PassPoint):
+        """The :class:`~.glmm_pass.RowState` of the modes stands in for ``eta`` and
+        ``mu``."""
+        return cur.state, cur.state

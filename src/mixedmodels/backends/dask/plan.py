@@ -184,6 +184,10 @@ class PartitionPlan:
         The global levels of a text or categorical response column (a binomial factor
         response: its first level is failure in every partition, whichever levels the
         partition holds).
+    block_groups : tuple of tuple of int
+        The terms per block of the cross-products a GLMM pass forms (the client PIRLS's
+        merge of terms on one grouping factor, :attr:`TermMerge.groups`); empty: one
+        block per term.
     """
 
     design: ReducedDesign
@@ -192,6 +196,7 @@ class PartitionPlan:
     code_maps: tuple = ()
     check: object = None
     response_levels: tuple | None = None
+    block_groups: tuple = ()
 
     def complete_rows(self, part: pd.DataFrame) -> pd.DataFrame:
         """The complete rows of the model's columns, in the numpy spelling of each kind."""

@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...linalg import CrossProductPattern, TermBlock, add_cross_products, dense_cross_product
+from ...linalg import (
+    CrossProductPattern,
+    TermBlock,
+    add_cross_products,
+    dense_cross_product,
+    merge_blocks,
+)
 from .plan import PartitionPlan
 
 __all__ = ["QRPart", "combine_cross", "combine_qr", "cross_partition", "qr_partition"]
@@ -109,9 +115,11 @@ def combine_qr(parts: list[QRPart]) -> QRPart:
 
 
 def cross_partition(part, index: int, plan: PartitionPlan, R_inv: np.ndarray,
-                    coef0: np.ndarray, method: str):
+                    coef0: np.ndarray, method: str, groups: tuple = ()):
     """Pass 3 on one partition: its blocks of ``[Z X~ y~]' W [Z X~ y~]`` (a dense
-    square matrix for ``method="dense"``)."""
+    square matrix for ``method="dense"``), in the blocks of ``groups`` -- the terms on
+    one grouping factor merged as in memory (:func:`~mixedmodels.objective.lmm.block_plan`;
+    empty: one block per term)."""
     a = plan.arrays(part)
     Xt = a.X @ R_inv
     yt = (a.y - a.offset) - Xt @ coef0
@@ -120,7 +128,8 @@ def cross_partition(part, index: int, plan: PartitionPlan, R_inv: np.ndarray,
               for c, Z, t in zip(a.codes, a.Z, plan.design.terms, strict=True)]
     if method == "dense":
         return dense_cross_product(blocks, XY, a.weights)
-    return CrossProductPattern(blocks, dense_rest=method != "sparse").compute(XY, a.weights)
+    return CrossProductPattern(merge_blocks(groups, blocks),
+                               dense_rest=method != "sparse").compute(XY, a.weights)
 
 
 def combine_cross(parts: list):

@@ -40,26 +40,13 @@ def partition_eta(a, beta, b, keep: dict) -> np.ndarray:
 class DaskRanefMixin:
     """``ranef`` indexed by the factor's own values (the scan's level sets)."""
 
-    def ranef(self, cond_var: bool = False) -> dict[str, pd.DataFrame]:
-        """Conditional modes per grouping factor, indexed by the factor's values when it
-        is one numeric column (as in memory). See
-        :meth:`LinearMixedModelResult.ranef`.
-
-        Parameters
-        ----------
-        cond_var : bool
-            Add the conditional variances.
-
-        Returns
-        -------
-        dict of str -> pandas.DataFrame
-        """
-        out = super().ranef(cond_var)
-        for t, index in zip(self.design.terms, self.design.level_indexes, strict=True):
-            frame = out[t.group]
-            if len(index) == len(frame) and not frame.index.equals(index):
-                frame.index = index.rename(t.group)
-        return out
+    def _level_index(self, k: int, term) -> pd.Index:
+        """Term ``k``'s levels as the user's values when the factor is one numeric column
+        (found by the scan; the design holds no rows to read them from), else labels --
+        set per term before terms on one factor are joined, so the join aligns the
+        levels by value as in memory."""
+        index = self.design.level_indexes[k]
+        return index if len(index) == term.nlevels else super()._level_index(k, term)
 
 
 def _partition_values(part, plan: PartitionPlan, beta, b, keep, what: str, scale: float):

@@ -22,6 +22,7 @@ criterion is that of the whitened linear model, from the QR factor of ``W [X y]`
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dgeqrf
 
 from ..design import Design
@@ -180,21 +181,11 @@ class GLSObjective:
         Mw, logdet = res
         # QR of the whitened [X y], not a Cholesky factor of its cross-products: a
         # response far from zero (y + 1e5) would lose its residual sum of squares to
-        # cancellation in y'V^{-1}y
-        n, k = Mw.shape
-        if n < k:
-            return None
-        # LAPACK's Householder QR directly (numpy's mode="r" wraps the same dgeqrf with
-        # ~10 us of checks, a quarter of a small model's evaluation)
-        qr, _, _, info = dgeqrf(Mw)
-        if info != 0:
-            return None
-        R = np.triu(qr[:k])
-        d = np.diagonal(R)
-        if not np.all(np.isfinite(d)) or np.any(d[:self.p] == 0.0):
-            return None
-        L = (R * np.where(d < 0.0, -1.0, 1.0)[:, None]).T
-        return L, logdet
+        # cancellation in y'V^{-1}y; LAPACK's Householder QR directly (numpy's mode="r"
+        # wraps the same dgeqrf with ~10 us of checks, a quarter of a small model's
+        # evaluation)
+        L = self._qr(Mw)
+        return None if L is None else (L, logdet)
 
     def _criterion(self, L, logdet, sigma=None) -> float:
         p = self.p
@@ -214,6 +205,68 @@ class GLSObjective:
         if f is None or f[0][self.p, self.p] <= 0.0:
             return np.inf
         return self._criterion(*f)
+
+    @property
+    def has_gradient(self) -> bool:
+        """:meth:`value_and_gradient` is available (see
+        :attr:`~.residual.BoundResidual.has_gradient`)."""
+        return self.residual.has_gradient
+
+    def value_and_gradient(self, phi) -> tuple[float, np.ndarray]:
+        r"""The criterion and its exact gradient in ``phi``.
+
+        The criterion depends on the whitened data ``\tilde M = W [X y]`` through
+        ``A = \tilde M' \tilde M`` (and on ``log|V|``): with ``v = [-\hat\beta; 1]`` and
+        ``r^2 = v' A v``,
+
+        .. math:: G = \frac{\partial d}{\partial A} = [A_{XX}^{-1}]_{REML}
+                  + c\, v v', \qquad c = \frac{n - p}{r^2}
+                  \;(\tfrac{n}{r^2} \text{ for ML}, \; 1/\sigma^2 \text{ known}),
+
+        and ``df / d\tilde M = 2 \tilde M G`` goes back through the whitening
+        (:meth:`~.residual.BoundResidual.whiten_vjp`). Infinite value and zero gradient
+        where the criterion is.
+        """
+        self.n_evals += 1
+        phi = np.asarray(phi, dtype=float)
+        bad = (np.inf, np.zeros(phi.size))
+        res = self.residual.whiten_vjp(phi, self._M)
+        if res is None:
+            return bad
+        Mw, logdet, pullback = res
+        f = self._qr(Mw)
+        if f is None or f[self.p, self.p] <= 0.0:
+            return bad
+        L = f
+        p = self.p
+        Lxx = L[:p, :p]
+        beta = solve_triangular(Lxx, L[p, :p], trans="T", lower=True, check_finite=False)
+        r2 = L[p, p] ** 2
+        dof = self.n - p if self.reml else self.n
+        c = 1.0 / self.sigma ** 2 if self.sigma is not None else dof / r2
+        Xw = Mw[:, :p]
+        e = Mw[:, p] - Xw @ beta
+        B = np.empty_like(Mw)
+        B[:, :p] = -2.0 * c * e[:, None] * beta[None, :]
+        B[:, p] = 2.0 * c * e
+        if self.reml:
+            Li = solve_triangular(Lxx, np.eye(p), lower=True, check_finite=False)
+            B[:, :p] += 2.0 * (Xw @ Li.T) @ Li
+        return self._criterion(L, logdet), pullback(B)
+
+    def _qr(self, Mw):
+        """Lower factor ``L`` (``L L' = Mw' Mw``, positive diagonal) or None."""
+        n, k = Mw.shape
+        if n < k:
+            return None
+        qr, _, _, info = dgeqrf(Mw)
+        if info != 0:
+            return None
+        R = np.triu(qr[:k])
+        d = np.diagonal(R)
+        if not np.all(np.isfinite(d)) or np.any(d[:self.p] == 0.0):
+            return None
+        return (R * np.where(d < 0.0, -1.0, 1.0)[:, None]).T
 
     def full_deviance(self, phi, sigma: float) -> float:
         """-2 (restricted) log-likelihood at an explicit ``sigma``."""

@@ -131,3 +131,96 @@ def test_quasi_newton_fit_matches_bobyqa():
     assert a.opt.optimizer.startswith("gradient")
     assert a.loglik >= b.loglik - 1e-6
     assert np.allclose(a.fixef, b.fixef, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("cor", [mm.cor_ar1(form="~ t | sub"), mm.cor_car1(form="~ tt | sub")],
+                         ids=lambda c: c.label)
+def test_markov_whitening_in_order_and_shuffled_equals_cholesky(cor):
+    """The slice path (rows already in group-then-time order) and the gather path
+    (shuffled rows) of the closed-form Markov whitening both give the Cholesky path's
+    log-determinant and cross-products."""
+    d = _panel()
+    shuffled = d.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    for frame in (d, shuffled):
+        obj = _objective(frame, cor, None)
+        bound = obj.residual.correlation
+        assert bound._in_order == (frame is d)
+        Mf = np.column_stack([np.ones(len(frame)), frame.x, frame.y])
+        u = np.array([0.8])
+        closed, ld = bound.whiten(u, Mf)
+        generic, ld_g = super(type(bound), bound).whiten(u, Mf)
+        assert ld == pytest.approx(ld_g, rel=1e-12)
+        assert np.allclose(closed.T @ closed, generic.T @ generic, rtol=1e-10)
+
+
+# -- lmer(correlation=, variance=): the dense value and gradient in [theta, phi] ---------------
+def _lmm_objective(d, formula, cor, var, reml=True, sigma=None, weights=None):
+    from mixedmodels.rside.objective import RSideLMMObjective
+
+    spec = ResidualSpec.make(cor, var, sigma)
+    design = materialize(parse_formula(formula), d, weights=weights,
+                         extra_columns=residual_columns(spec))
+    return RSideLMMObjective(design, bind_residual(spec, design), reml=reml)
+
+
+def _lmm_panel():
+    d = _panel(11)
+    d["clinic"] = d["sub"].map(lambda s: f"c{int(s[1:]) % 3}")
+    return d
+
+
+LMM_CASES = [
+    ("y ~ x + (1 | sub)", mm.cor_ar1(form="~ t | sub"), None),
+    ("y ~ x + (x | sub)", mm.cor_car1(form="~ tt | sub"), mm.var_power(form="~ z")),
+    ("y ~ x + (1 | sub)", mm.cor_arma(form="~ t | sub", p=1, q=1),
+     mm.var_ident(form="~ 1 | grp")),
+    ("y ~ x + (1 | sub)", mm.cor_exp(form="~ tt | sub", nugget=True), None),
+    ("y ~ x + (1 | sub)", mm.cor_symm(form="~ t | sub"), None),
+    ("y ~ x + (1 | sub)", None, mm.var_const_power(form="~ z")),
+    ("y ~ x + (1 | clinic) + (1 | clinic:sub)", mm.cor_comp_symm(form="~ 1 | clinic/sub"),
+     mm.var_exp(form="~ z")),
+    ("y ~ x + (x || sub)", mm.cor_ratio(form="~ tt | sub"), None),
+]
+
+
+@pytest.mark.parametrize("formula, cor, var", LMM_CASES, ids=str)
+@pytest.mark.parametrize("reml, sigma, weights", [(True, None, None), (False, None, "w"),
+                                                   (True, 0.8, None)])
+def test_lmm_gradient_matches_central_differences(formula, cor, var, reml, sigma, weights):
+    obj = _lmm_objective(_lmm_panel(), formula, cor, var, reml, sigma, weights)
+    assert obj.has_gradient
+    _check(obj, 5)
+
+
+def test_lmm_gradient_in_relative_theta():
+    from mixedmodels.fitting.rside import _RelativeTheta
+
+    obj = _lmm_objective(_lmm_panel(), "y ~ x + (x | sub)", mm.cor_ar1(form="~ t | sub"),
+                         [mm.var_ident(form="~ 1 | grp"), mm.var_power(form="~ z")])
+    rel = _RelativeTheta(obj)
+    rel.x0 = rel.from_model(obj.x0)
+    _check(rel, 6)
+
+
+def test_lmm_gradient_not_offered_for_kinks_or_structured_terms():
+    d = _lmm_panel()
+    assert not _lmm_objective(d, "y ~ x + (1 | sub)", mm.cor_lin(form="~ tt | sub"),
+                              None).has_gradient
+    assert not _lmm_objective(d, "y ~ x + cs(0 + factor(grp) | sub)",
+                              mm.cor_ar1(form="~ t | sub"), None).has_gradient
+
+
+def test_lmm_quasi_newton_fit_matches_bobyqa():
+    from mixedmodels.fitting.rside import LMM_GRADIENT_MIN_PARAMS
+
+    d = _lmm_panel()
+    kw = {"correlation": mm.cor_car1(form="~ tt | sub"),
+          "variance": [mm.var_ident(form="~ 1 | grp"), mm.var_power(form="~ z")]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = mm.lmer("y ~ x + (x | sub)", d, **kw)
+        b = mm.lmer("y ~ x + (x | sub)", d, optimizer="bobyqa", **kw)
+    assert a.theta.size + a.phi.size >= LMM_GRADIENT_MIN_PARAMS
+    assert a.opt.optimizer.startswith("gradient")
+    assert a.loglik >= b.loglik - 1e-6
+    assert np.allclose(a.fixef, b.fixef, rtol=1e-3, atol=1e-5)

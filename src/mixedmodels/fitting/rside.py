@@ -26,8 +26,8 @@ from ..rside.results import GLSResult, RSideLMMResult
 from .common import polished_and_checked, snap_to_boundary, warn_if_singular
 from .trace import traced
 
-__all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "fit_gls_design",
-           "fit_rside_lmm"]
+__all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
+           "fit_gls_design", "fit_rside_lmm"]
 
 #: nlme's ``tolerance`` of the outer iterations that update a ``fitted(.)`` covariate:
 #: the largest relative change of the coefficients and variance parameters.
@@ -56,6 +56,12 @@ RSIDE_STOP = {"ftol_abs": 1e-6, "xtol_abs": 1e-6}
 #: parameters and 1.6-1.9x faster with 4 and 9 (cor_symm + var_ident: 25 evaluations
 #: against 144).
 GRADIENT_MIN_PARAMS = 4
+#: The same for ``lmer(correlation=, variance=)``, counting theta and the residual
+#: parameters: the dense value and gradient cost 2.5-4x a value, and over the 14 nlme lme
+#: fixtures with a gradient BFGS was faster only from 5 parameters on (BodyWeight with
+#: ``(Time | Rat)``, CAR(1) and a power of the fitted values: 1.9x; corSymm nested in
+#: Sex/Subject: 1.5x), 0.6-1.7x with 2-4.
+LMM_GRADIENT_MIN_PARAMS = 5
 
 
 def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
@@ -72,7 +78,8 @@ def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
     return start
 
 
-def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage):
+def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
+              min_gradient_params: int = GRADIENT_MIN_PARAMS):
     """BOBYQA (or ``optimizer``), boundary snap, convergence check and Newton polish; with
     ``optimizer="auto"`` and an objective with an analytic gradient, quasi-Newton first
     (:func:`_optimize_gradient`)."""
@@ -81,7 +88,7 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage):
         return x0, fval, OptSummary("none (no parameters)", x0, lower, lower, x0, fval, 1,
                                     {}, "none", 0.0), None
     if optimizer == "auto" and getattr(obj, "has_gradient", False) \
-            and x0.size >= GRADIENT_MIN_PARAMS:
+            and x0.size >= min_gradient_params:
         found = _optimize_gradient(obj, x0, lower, check_conv, stage)
         if found is not None:
             return found
@@ -202,6 +209,28 @@ class _RelativeTheta:
     def __call__(self, x) -> float:
         return self.obj(self.to_model(x))
 
+    @property
+    def has_gradient(self) -> bool:
+        return self.obj.has_gradient
+
+    def value_and_gradient(self, x) -> tuple[float, np.ndarray]:
+        """Value and gradient in ``[theta / c, phi]``: with ``theta = t c(phi)``,
+        ``d/dt = c d/dtheta`` and ``d/dphi`` gains ``(t . d/dtheta) dc/dphi``, where
+        ``dc/du = c mean_j(d log g_j / du)`` for the variance parameters."""
+        x = np.asarray(x, dtype=float)
+        model = self.to_model(x)
+        f, g = self.obj.value_and_gradient(model)
+        if not np.isfinite(f) or self.residual.variance is None:
+            return f, g
+        k = self.n_theta
+        _, uv = self.residual.split(x[k:])
+        c = self.scale(x[k:])
+        out = g.copy()
+        out[:k] = c * g[:k]
+        dc = c * np.mean(self.residual.variance.log_sd_jacobian(uv), axis=0)
+        out[k + self.residual.n_cor:] += float(x[:k] @ g[:k]) * dc
+        return f, out
+
 
 def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str,
                   optimizer_settings: dict | None, start, check_conv: bool,
@@ -236,7 +265,8 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
         x0 = _start(start if warm is None else warm, n_theta, obj.x0)
         rel = _RelativeTheta(obj)
         xr, _, opt, conv = _optimize(rel, rel.from_model(x0), obj.lower, optimizer,
-                                     optimizer_settings, check_conv, "lmer")
+                                     optimizer_settings, check_conv, "lmer",
+                                     LMM_GRADIENT_MIN_PARAMS)
         x = rel.to_model(xr)
         if opt.x.size:   # report the optimum as the model's [theta, phi]
             opt = replace(opt, x=x, x0=x0)

@@ -439,6 +439,9 @@ class _MarkovMixin:
         self._rows = order[~first]
         self._prev = order[np.flatnonzero(~first) - 1]
         self._lag = t[self._rows] - t[self._prev]
+        # rows already in group-then-time order (the usual layout of longitudinal data):
+        # every row follows its predecessor, and the whitening needs slices, not gathers
+        self._in_order = bool(np.array_equal(order, np.arange(order.size)))
 
     def _markov_whiten(self, phi: float, M: np.ndarray):
         r = phi ** self._lag
@@ -446,8 +449,17 @@ class _MarkovMixin:
         if np.any(one_minus <= 0.0):
             return None
         out = M.copy()
-        out[self._rows] = (M[self._rows] - r[:, None] * M[self._prev]) \
-            / np.sqrt(one_minus)[:, None]
+        if self._in_order:
+            # r = 0 and a unit scale on each group's first row leave it unchanged
+            r_all = np.zeros(M.shape[0])
+            s_all = np.ones(M.shape[0])
+            r_all[self._rows] = r
+            s_all[self._rows] = np.sqrt(one_minus)
+            out[1:] -= r_all[1:, None] * M[:-1]
+            out[1:] /= s_all[1:, None]
+        else:
+            out[self._rows] = (M[self._rows] - r[:, None] * M[self._prev]) \
+                / np.sqrt(one_minus)[:, None]
         return out, float(np.sum(np.log(one_minus)))
 
     def _markov_vjp(self, phi: float, dphi_du: float, M: np.ndarray):

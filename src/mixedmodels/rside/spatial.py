@@ -244,7 +244,7 @@ class CorSpher(CorSpatial):
 
     @staticmethod
     def shape(x):
-        return np.where(x < 1.0, 1.0 - 1.5 * x + 0.5 * x ** 3, 0.0)
+        return np.where(x < 1.0, 1.0 - 1.5 * x + 0.5 * (x * x * x), 0.0)
 
     @staticmethod
     def dshape(x):

@@ -69,7 +69,9 @@ def gls(
     offset : str or array-like, optional
     optimizer, optimizer_settings, start, check_conv
         As for :func:`~mixedmodels.lmer`; ``start`` is the residual parameters on nlme's
-        unconstrained scale.
+        unconstrained scale. ``"auto"``: BOBYQA, or quasi-Newton with the criterion's
+        exact gradient from 4 residual parameters on (BOBYQA again if that does not
+        settle).
     contrasts : dict, optional
         As for :func:`~mixedmodels.lmer`.
 

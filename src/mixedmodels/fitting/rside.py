@@ -117,6 +117,8 @@ def _optimize_gradient(obj, x0, lower, check_conv, stage):
     opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
     if not np.isfinite(opt.fval) or grad is None:
         return None
+    if not np.any(lower == 0.0):        # no bounded theta: plain BFGS, no log scale
+        opt = replace(opt, optimizer="gradient:BFGS")
     conv = None
     if check_conv:
         conv = check_convergence_gradient(fg, opt.x, lower, grad, hess_inv)

@@ -130,7 +130,27 @@ class DenseSystem:
 
         ``Z``, when given, replaces the terms' values (one (n, p_k) array per term, same
         level codes): the whitened design of a model with correlated residuals."""
-        self.set_cross_product(dense_cross_product(self.blocks, XY, w, Z), XY.shape[1])
+        n, m = XY.shape
+        if Z is None or w is not None:
+            self.set_cross_product(dense_cross_product(self.blocks, XY, w, Z), m)
+            return
+        # repeated calls with new values on the same rows (the whitened data of every
+        # evaluation of an R-side model): the dense [Z X y] is kept and refilled at the
+        # same positions (the rest stays zero), by one flat put per term
+        if getattr(self, "_zxy", None) is None or self._zxy.shape != (n, self.q + m):
+            self._zxy = np.zeros((n, self.q + m))
+            width = self.q + m
+            base = np.arange(n)[:, None] * width
+            offsets = np.cumsum([0] + [b.q for b in self.blocks[:-1]])
+            self._zxy_flat = [(base + off + b.codes[:, None] * b.p
+                               + np.arange(b.p)[None, :]).ravel()
+                              for b, off in zip(self.blocks, offsets, strict=True)]
+        ZXY = self._zxy
+        flat = ZXY.reshape(-1)
+        for idx, zk in zip(self._zxy_flat, Z, strict=True):
+            flat[idx] = np.asarray(zk, dtype=float).ravel()
+        ZXY[:, self.q:] = XY
+        self._install(ZXY.T @ ZXY, m)
 
     def set_cross_product(self, full: np.ndarray, m: int) -> None:
         """Install ``[Z X y]' W [Z X y]`` ((q + m) x (q + m), ``m`` columns of ``[X y]``),
@@ -141,6 +161,10 @@ class DenseSystem:
         q = self.q
         size = q + m
         self.full = np.ascontiguousarray(full, dtype=float)
+        if getattr(self, "_scratch", None) is not None and self._scratch.shape[0] == size:
+            # the workspaces of the last installation fit (new values on the same rows):
+            # T's entries are rewritten at the same positions by every factorization
+            return
         self._diag_flat = np.arange(size) * (size + 1)
         self._zdiag_flat = self._diag_flat[:q]
         #: workspace of the objective's evaluations (``scratch=True``): small models are

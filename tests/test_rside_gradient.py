@@ -224,3 +224,22 @@ def test_lmm_quasi_newton_fit_matches_bobyqa():
     assert a.opt.optimizer.startswith("gradient")
     assert a.loglik >= b.loglik - 1e-6
     assert np.allclose(a.fixef, b.fixef, rtol=1e-3, atol=1e-5)
+
+
+def test_parts_without_derivatives_turn_the_gradient_off():
+    from mixedmodels.rside.correlation import BoundCorrelation
+    from mixedmodels.rside.variance import BoundVariance
+
+    class NoJacobian(BoundVariance):
+        def log_sd(self, u):
+            return np.zeros(3)
+
+    class NoDerivatives(BoundCorrelation):
+        pass
+
+    obj = _objective(_panel(), mm.cor_ar1(form="~ t | sub"), mm.var_power(form="~ z"))
+    assert obj.has_gradient
+    assert not NoJacobian(mm.var_power(), (), np.zeros(0)).has_jacobian
+    assert not NoDerivatives.has_gradient.fget(object.__new__(NoDerivatives))
+    obj.residual.variance = NoJacobian(mm.var_power(), (), np.zeros(0))
+    assert not obj.has_gradient

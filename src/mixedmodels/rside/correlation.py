@@ -260,9 +260,14 @@ class BoundCorrelation:
         return out, logdet
 
     # -- derivatives (the analytic gradient of the fits' criteria) -----------------------
-    #: the structure provides :meth:`batch_derivatives` (or its own :meth:`whiten_vjp`),
-    #: so the criteria have an analytic gradient in its parameters
-    has_gradient: bool = True
+    @property
+    def has_gradient(self) -> bool:
+        """The structure provides :meth:`batch_derivatives` (or its own
+        :meth:`whiten_vjp`), so the criteria have an analytic gradient in its
+        parameters."""
+        cls = type(self)
+        return (cls.batch_derivatives is not BoundCorrelation.batch_derivatives
+                or cls.whiten_vjp is not BoundCorrelation.whiten_vjp)
 
     def batch_derivatives(self, u: np.ndarray) -> list[np.ndarray]:
         """``dC_i / du_j`` for every batch of groups, at full ``u``: ``(n_u, G_s, s, s)``
@@ -740,7 +745,7 @@ def _spherical_factor(u: np.ndarray, m: int) -> np.ndarray:
     unit vector with angles ``pi e^u / (1 + e^u)`` (complex ``u`` for complex-step
     derivatives: the clip applies to the real part)."""
     u = np.asarray(u)
-    U = np.zeros((m, m), dtype=u.dtype)
+    U = np.zeros((m, m), dtype=complex if np.iscomplexobj(u) else float)
     if np.iscomplexobj(u):
         u = np.clip(u.real, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX) + 1j * u.imag
     else:

@@ -210,8 +210,9 @@ class BoundResidual:
     def has_gradient(self) -> bool:
         """The criteria have an analytic gradient in ``phi``: every part gives its
         derivatives, and the correlation is smooth (not :attr:`kinked`)."""
-        return self.correlation is None or (self.correlation.has_gradient
-                                            and not self.kinked)
+        cor_ok = self.correlation is None or (self.correlation.has_gradient
+                                              and not self.kinked)
+        return cor_ok and (self.variance is None or self.variance.has_jacobian)
 
     def whiten_vjp(self, phi: np.ndarray, M: np.ndarray):
         r""":meth:`whiten` and its pullback: ``(W M, log|V|, pullback)``, or None.

@@ -151,6 +151,12 @@ class BoundVariance:
         """``d log g_j / d u_k`` for every row and estimated parameter, ``(n, n_par)``."""
         raise NotImplementedError
 
+    @property
+    def has_jacobian(self) -> bool:
+        """:meth:`log_sd_jacobian` is implemented (the criteria then have an analytic
+        gradient in the function's parameters)."""
+        return type(self).log_sd_jacobian is not BoundVariance.log_sd_jacobian
+
     def _strata_columns(self, values: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
         """``values`` of each row in the column of its stratum, ``(n, k)``."""
         out = np.zeros((codes.shape[0], k))
@@ -504,6 +510,10 @@ class _BoundComb(BoundVariance):
     @property
     def needs_fitted(self):
         return any(b.needs_fitted for b in self.parts)
+
+    @property
+    def has_jacobian(self):
+        return all(b.has_jacobian for b in self.parts)
 
     def _split(self, u):
         out, off = [], 0

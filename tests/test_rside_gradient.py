@@ -133,18 +133,20 @@ def test_quasi_newton_fit_matches_bobyqa():
     assert np.allclose(a.fixef, b.fixef, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("cor", [mm.cor_ar1(form="~ t | sub"), mm.cor_car1(form="~ tt | sub")],
-                         ids=lambda c: c.label)
-def test_markov_whitening_in_order_and_shuffled_equals_cholesky(cor):
-    """The slice path (rows already in group-then-time order) and the gather path
-    (shuffled rows) of the closed-form Markov whitening both give the Cholesky path's
-    log-determinant and cross-products."""
+@pytest.mark.parametrize("cor, flag", [(mm.cor_ar1(form="~ t | sub"), "_in_order"),
+                                       (mm.cor_car1(form="~ tt | sub"), "_in_order"),
+                                       (mm.cor_comp_symm(form="~ 1 | sub"), "_grouped")],
+                         ids=lambda c: getattr(c, "label", c))
+def test_closed_form_whitening_in_order_and_shuffled_equals_cholesky(cor, flag):
+    """The paths for rows already in group(-then-time) order and for shuffled rows of the
+    closed-form whitenings (AR(1), CAR(1), compound symmetry) both give the Cholesky
+    path's log-determinant and cross-products."""
     d = _panel()
     shuffled = d.sample(frac=1.0, random_state=7).reset_index(drop=True)
     for frame in (d, shuffled):
         obj = _objective(frame, cor, None)
         bound = obj.residual.correlation
-        assert bound._in_order == (frame is d)
+        assert getattr(bound, flag) == (frame is d)
         Mf = np.column_stack([np.ones(len(frame)), frame.x, frame.y])
         u = np.array([0.8])
         closed, ld = bound.whiten(u, Mf)

@@ -675,6 +675,8 @@ class _BoundCompSymm(BoundCorrelation):
         # group sums by np.add.reduceat over the rows sorted by group (cheaper to set up
         # and to apply than a sparse indicator matrix on data of this size)
         self._by_group = np.argsort(blocks.codes, kind="stable")
+        # rows already sorted by group: the sums read M as it is (no gathered copy)
+        self._grouped = bool(np.array_equal(self._by_group, np.arange(blocks.n)))
         self._group_starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         self._sizes = blocks.sizes.astype(float)
         super().__init__(spec, blocks, form, ("rho",), self._start())
@@ -716,7 +718,8 @@ class _BoundCompSymm(BoundCorrelation):
         if rho >= 1.0 or np.any(big <= 0.0):
             return None
         c = 1.0 - np.sqrt((1.0 - rho) / big)
-        means = np.add.reduceat(M[self._by_group], self._group_starts, axis=0) / n_g[:, None]
+        means = np.add.reduceat(M if self._grouped else M[self._by_group],
+                                self._group_starts, axis=0) / n_g[:, None]
         out = (M - (c[:, None] * means)[self.blocks.codes]) / np.sqrt(1.0 - rho)
         logdet = float(np.sum((n_g - 1.0) * np.log1p(-rho) + np.log(big)))
         return out, logdet

@@ -294,6 +294,7 @@ class GLSObjective:
         self.lower = np.full(residual.n_par, -np.inf)
         self.x0 = residual.start
         self.n_evals = 0
+        self._upper = None      # the upper triangle's mask, made at the first factor
 
     def _factor(self, phi):
         res = self.residual.whiten(phi, self._M)
@@ -383,11 +384,15 @@ class GLSObjective:
         qr, _, _, info = dgeqrf(Mw)
         if info != 0:
             return None
-        R = np.triu(qr[:k])
+        upper = getattr(self, "_upper", None)
+        if upper is None or upper.shape[0] != k:
+            upper = self._upper = np.triu(np.ones((k, k)))
+        R = qr[:k] * upper                        # R of the QR (LAPACK leaves H below)
         d = np.diagonal(R)
-        if not np.all(np.isfinite(d)) or np.any(d[:self.p] == 0.0):
+        if not np.all(np.isfinite(d)) or not np.all(d[:self.p]):
             return None
-        return (R * np.where(d < 0.0, -1.0, 1.0)[:, None]).T
+        R *= np.where(d < 0.0, -1.0, 1.0)[:, None]
+        return R.T
 
     def full_deviance(self, phi, sigma: float) -> float:
         """-2 (restricted) log-likelihood at an explicit ``sigma``."""

@@ -22,7 +22,8 @@ import numpy as np
 from .lapack import chol_inplace, solve_lower, solve_lower_t
 from .layout import lambda_layout, theta_slices
 
-__all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product"]
+__all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product",
+           "flat_z_positions"]
 
 #: Largest q + p + 1 for which the dense path is used (two (q+m)^3 products per evaluation
 #: stay cheaper than the blocked algorithm's overhead up to about this size).
@@ -53,6 +54,30 @@ class DenseFactor:
 
     def pwrss(self) -> float:
         return float(self.L[-1, -1] ** 2)
+
+
+def flat_z_positions(codes: np.ndarray, p: int, offset: int, width: int) -> np.ndarray:
+    """Flat positions, in a C-ordered ``(n, width)`` array, of a term's values in the dense
+    ``Z``: row ``i``'s ``p`` columns start at ``offset + codes[i] * p`` (its level's block).
+
+    Parameters
+    ----------
+    codes : ndarray of int (n,)
+    p : int
+        Columns of the term.
+    offset : int
+        First column of the term in the dense array.
+    width : int
+        Columns of the dense array.
+
+    Returns
+    -------
+    ndarray of int (n * p,)
+        In the order of the term's ``(n, p)`` values raveled.
+    """
+    codes = np.asarray(codes)
+    rows = np.arange(codes.shape[0])[:, None] * width
+    return (rows + offset + codes[:, None] * p + np.arange(p)[None, :]).ravel()
 
 
 def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None,
@@ -139,11 +164,8 @@ class DenseSystem:
         # same positions (the rest stays zero), by one flat put per term
         if getattr(self, "_zxy", None) is None or self._zxy.shape != (n, self.q + m):
             self._zxy = np.zeros((n, self.q + m))
-            width = self.q + m
-            base = np.arange(n)[:, None] * width
             offsets = np.cumsum([0] + [b.q for b in self.blocks[:-1]])
-            self._zxy_flat = [(base + off + b.codes[:, None] * b.p
-                               + np.arange(b.p)[None, :]).ravel()
+            self._zxy_flat = [flat_z_positions(b.codes, b.p, int(off), self.q + m)
                               for b, off in zip(self.blocks, offsets, strict=True)]
         ZXY = self._zxy
         flat = ZXY.reshape(-1)

@@ -26,6 +26,7 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dgeqrf
 
 from ..design import Design
+from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
 from .residual import BoundResidual
 
@@ -136,12 +137,9 @@ class RSideLMMObjective:
         if "_layout" not in self.__dict__:
             out, off = [], 0
             width = self.design.q + self.design.p + 1
-            rows = np.arange(self.design.nobs)[:, None] * width
             for t in self.design.terms:
-                # flat positions in the C-ordered (n, q + p + 1) array: one take / put
-                # instead of two-dimensional fancy indexing
-                cols = off + t.grouping.codes[:, None] * t.p + np.arange(t.p)[None, :]
-                out.append((rows + cols).ravel())
+                # one flat take / put instead of two-dimensional fancy indexing
+                out.append(flat_z_positions(t.grouping.codes, t.p, off, width))
                 off += t.q
             self._layout = out
         return self._layout

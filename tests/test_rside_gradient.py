@@ -245,3 +245,20 @@ def test_parts_without_derivatives_turn_the_gradient_off():
     assert not NoDerivatives.has_gradient.fget(object.__new__(NoDerivatives))
     obj.residual.variance = NoJacobian(mm.var_power(), (), np.zeros(0))
     assert not obj.has_gradient
+
+
+def test_optimizer_gradient_is_honoured_or_refused_clearly():
+    d = _lmm_panel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        g = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | sub"), optimizer="gradient")
+        a = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | sub"))
+        lg = mm.lmer("y ~ x + (1 | sub)", d, variance=mm.var_power(form="~ z"),
+                     optimizer="gradient")
+        la = mm.lmer("y ~ x + (1 | sub)", d, variance=mm.var_power(form="~ z"))
+    assert g.opt.optimizer == "gradient:BFGS" and a.opt.optimizer.startswith("nlopt")
+    assert g.loglik == pytest.approx(a.loglik, abs=1e-6)
+    assert lg.opt.optimizer.startswith("gradient")
+    assert lg.loglik == pytest.approx(la.loglik, abs=1e-6)
+    with pytest.raises(ValueError, match="optimizer='gradient' needs the criterion's"):
+        mm.gls("y ~ x", d, correlation=mm.cor_lin(form="~ tt | sub"), optimizer="gradient")

@@ -20,7 +20,7 @@ from .._threads import blas_threads
 from ..design import Design
 from ..diagnostics.convergence import check_convergence_gradient
 from ..optim import OptSummary, minimize, minimize_with_gradient
-from ..rside.objective import GLSObjective, RSideLMMObjective
+from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
 from .common import polished_and_checked, snap_to_boundary, warn_if_singular
@@ -87,6 +87,15 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
         fval = obj(x0)
         return x0, fval, OptSummary("none (no parameters)", x0, lower, lower, x0, fval, 1,
                                     {}, "none", 0.0), None
+    if optimizer == "gradient":
+        if not getattr(obj, "has_gradient", False):
+            raise ValueError(
+                "optimizer='gradient' needs the criterion's analytic gradient, which this "
+                "model lacks (a linear spatial correlation, whose kinks make it only "
+                "piecewise smooth; G-side structures other than us/diag; or more than "
+                f"{DENSE_GRADIENT_MAX_Q} random effects); use optimizer='auto' or "
+                "'bobyqa'")
+        return _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=False)
     if optimizer == "auto" and getattr(obj, "has_gradient", False) \
             and x0.size >= min_gradient_params:
         found = _optimize_gradient(obj, x0, lower, check_conv, stage)
@@ -108,22 +117,26 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
     return x, fval, opt, conv
 
 
-def _optimize_gradient(obj, x0, lower, check_conv, stage):
+def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):
     """BFGS with the criterion's exact gradient (``obj.value_and_gradient``) and the
-    convergence check from that gradient; None when the search ends without a finite
-    value or the check fails (the caller then runs the derivative-free search, which is
-    more robust on a criterion with flat stretches or a nearly singular correlation)."""
+    convergence check from that gradient. With ``fallback``: None when the search ends
+    without a finite value or the check fails (the caller then runs the derivative-free
+    search, which is more robust on a criterion with flat stretches or a nearly singular
+    correlation); without (``optimizer="gradient"``): the result, with the check's
+    warning."""
     fg = traced(obj.value_and_gradient, stage, gradient=True)
     opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
-    if not np.isfinite(opt.fval) or grad is None:
+    if fallback and (not np.isfinite(opt.fval) or grad is None):
         return None
     if not np.any(lower == 0.0):        # no bounded theta: plain BFGS, no log scale
         opt = replace(opt, optimizer="gradient:BFGS")
     conv = None
-    if check_conv:
+    if check_conv and grad is not None:
         conv = check_convergence_gradient(fg, opt.x, lower, grad, hess_inv)
         if not conv.converged:
-            return None
+            if fallback:
+                return None
+            emit_warning(conv.message, ConvergenceWarning, stacklevel=6)
     return opt.x, opt.fval, opt, conv
 
 

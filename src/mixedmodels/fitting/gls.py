@@ -69,7 +69,10 @@ def gls(
     offset : str or array-like, optional
     optimizer, optimizer_settings, start, check_conv
         As for :func:`~mixedmodels.lmer`; ``start`` is the residual parameters on nlme's
-        unconstrained scale.
+        unconstrained scale. ``"auto"``: BOBYQA, or quasi-Newton with the criterion's
+        exact gradient from 4 residual parameters on (BOBYQA again if that does not
+        settle); ``"gradient"``: always quasi-Newton (not for ``cor_lin``, whose
+        correlation has kinks).
     contrasts : dict, optional
         As for :func:`~mixedmodels.lmer`.
 
@@ -88,8 +91,6 @@ def gls(
     REML = _method(method)
     check_optimizer(optimizer, LMM_OPTIMIZERS, "gls")
     check_conv = check_flag("check_conv", check_conv)
-    if optimizer == "gradient":
-        raise ValueError("optimizer='gradient' is not available for gls; use 'auto'/'bobyqa'")
     residual = ResidualSpec.make(correlation, variance, sigma)
     options = {"correlation": correlation, "variance": variance, "method": method,
                "sigma": sigma,

@@ -22,7 +22,8 @@ import numpy as np
 from .lapack import chol_inplace, solve_lower, solve_lower_t
 from .layout import lambda_layout, theta_slices
 
-__all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product"]
+__all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product",
+           "flat_z_positions"]
 
 #: Largest q + p + 1 for which the dense path is used (two (q+m)^3 products per evaluation
 #: stay cheaper than the blocked algorithm's overhead up to about this size).
@@ -53,6 +54,30 @@ class DenseFactor:
 
     def pwrss(self) -> float:
         return float(self.L[-1, -1] ** 2)
+
+
+def flat_z_positions(codes: np.ndarray, p: int, offset: int, width: int) -> np.ndarray:
+    """Flat positions, in a C-ordered ``(n, width)`` array, of a term's values in the dense
+    ``Z``: row ``i``'s ``p`` columns start at ``offset + codes[i] * p`` (its level's block).
+
+    Parameters
+    ----------
+    codes : ndarray of int (n,)
+    p : int
+        Columns of the term.
+    offset : int
+        First column of the term in the dense array.
+    width : int
+        Columns of the dense array.
+
+    Returns
+    -------
+    ndarray of int (n * p,)
+        In the order of the term's ``(n, p)`` values raveled.
+    """
+    codes = np.asarray(codes)
+    rows = np.arange(codes.shape[0])[:, None] * width
+    return (rows + offset + codes[:, None] * p + np.arange(p)[None, :]).ravel()
 
 
 def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None,
@@ -130,7 +155,24 @@ class DenseSystem:
 
         ``Z``, when given, replaces the terms' values (one (n, p_k) array per term, same
         level codes): the whitened design of a model with correlated residuals."""
-        self.set_cross_product(dense_cross_product(self.blocks, XY, w, Z), XY.shape[1])
+        n, m = XY.shape
+        if Z is None or w is not None:
+            self.set_cross_product(dense_cross_product(self.blocks, XY, w, Z), m)
+            return
+        # repeated calls with new values on the same rows (the whitened data of every
+        # evaluation of an R-side model): the dense [Z X y] is kept and refilled at the
+        # same positions (the rest stays zero), by one flat put per term
+        if getattr(self, "_zxy", None) is None or self._zxy.shape != (n, self.q + m):
+            self._zxy = np.zeros((n, self.q + m))
+            offsets = np.cumsum([0] + [b.q for b in self.blocks[:-1]])
+            self._zxy_flat = [flat_z_positions(b.codes, b.p, int(off), self.q + m)
+                              for b, off in zip(self.blocks, offsets, strict=True)]
+        ZXY = self._zxy
+        flat = ZXY.reshape(-1)
+        for idx, zk in zip(self._zxy_flat, Z, strict=True):
+            flat[idx] = np.asarray(zk, dtype=float).ravel()
+        ZXY[:, self.q:] = XY
+        self._install(ZXY.T @ ZXY, m)
 
     def set_cross_product(self, full: np.ndarray, m: int) -> None:
         """Install ``[Z X y]' W [Z X y]`` ((q + m) x (q + m), ``m`` columns of ``[X y]``),
@@ -141,6 +183,10 @@ class DenseSystem:
         q = self.q
         size = q + m
         self.full = np.ascontiguousarray(full, dtype=float)
+        if getattr(self, "_scratch", None) is not None and self._scratch.shape[0] == size:
+            # the workspaces of the last installation fit (new values on the same rows):
+            # T's entries are rewritten at the same positions by every factorization
+            return
         self._diag_flat = np.arange(size) * (size + 1)
         self._zdiag_flat = self._diag_flat[:q]
         #: workspace of the objective's evaluations (``scratch=True``): small models are

@@ -11,12 +11,17 @@ part.
 
 from __future__ import annotations
 
+import cmath
 import math
 
 import numpy as np
 from scipy.linalg.lapack import dgesv
 
-__all__ = ["arma_acf", "arma_constrained", "arma_unconstrained"]
+__all__ = ["arma_acf", "arma_acf_jacobian", "arma_constrained", "arma_unconstrained"]
+
+#: Imaginary step of :func:`arma_acf_jacobian` (complex-step derivatives are exact to
+#: rounding: no difference is taken, so the step can be tiny).
+COMPLEX_STEP = 1e-30
 
 
 def _to_coefficients(u: np.ndarray, sign: float) -> np.ndarray:
@@ -25,11 +30,13 @@ def _to_coefficients(u: np.ndarray, sign: float) -> np.ndarray:
     ``sign = -1`` for the AR part (``phi_kj = phi_{k-1,j} - r_k phi_{k-1,k-j}``), ``+1`` for
     the MA part, whose polynomial ``1 + theta B`` has the opposite sign convention.
     """
-    coef: list[float] = []              # Python floats: orders are tiny, numpy calls dear
-    for uk in np.asarray(u, dtype=float).tolist():
-        r = math.tanh(0.5 * uk)
+    u = np.asarray(u)
+    tanh = cmath.tanh if np.iscomplexobj(u) else math.tanh     # complex: complex steps
+    coef: list = []                     # Python scalars: orders are tiny, numpy calls dear
+    for uk in u.tolist():
+        r = tanh(0.5 * uk)
         coef = [c + sign * r * c_rev for c, c_rev in zip(coef, coef[::-1], strict=True)] + [r]
-    return np.array(coef, dtype=float)
+    return np.array(coef, dtype=u.dtype if np.iscomplexobj(u) else float)
 
 
 def _to_partials(coef: np.ndarray, sign: float) -> np.ndarray:
@@ -61,7 +68,9 @@ def arma_constrained(u: np.ndarray, p: int) -> np.ndarray:
     -------
     ndarray (p + q,)
     """
-    u = np.asarray(u, dtype=float)
+    u = np.asarray(u)
+    if not np.iscomplexobj(u):
+        u = u.astype(float)
     return np.concatenate([_to_coefficients(u[:p], -1.0), _to_coefficients(u[p:], 1.0)])
 
 
@@ -103,30 +112,35 @@ def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
     -------
     ndarray (max_lag + 1,)
     """
-    phi = np.asarray(phi, dtype=float)
-    theta_full = np.concatenate([[1.0], np.asarray(theta, dtype=float)])
+    cplx = np.iscomplexobj(phi) or np.iscomplexobj(theta)
+    dtype = complex if cplx else float
+    phi = np.asarray(phi, dtype=dtype)
+    theta_full = np.concatenate([[1.0], np.asarray(theta, dtype=dtype)])
     p, q = phi.size, theta_full.size - 1
     n_psi = q + 1
-    psi = np.zeros(n_psi)
+    psi = np.zeros(n_psi, dtype=dtype)
     psi[0] = 1.0
     for j in range(1, n_psi):
         psi[j] = theta_full[j] + sum(phi[i - 1] * psi[j - i] for i in range(1, min(p, j) + 1))
     # right-hand side c_k = sum_{j=k}^{q} theta_j psi_{j-k}
     n = max(max_lag, p, q) + 1
-    c = np.zeros(n)
+    c = np.zeros(n, dtype=dtype)
     for k in range(q + 1):
-        c[k] = float(np.dot(theta_full[k:], psi[:q + 1 - k]))
-    gamma = np.zeros(n)
+        c[k] = np.dot(theta_full[k:], psi[:q + 1 - k])
+    gamma = np.zeros(n, dtype=dtype)
     if p:
-        A = np.eye(p + 1)
+        A = np.eye(p + 1, dtype=dtype)
         for k in range(p + 1):
             for i in range(1, p + 1):
                 A[k, abs(k - i)] -= phi[i - 1]
-        # LAPACK directly: np.linalg.solve's checks cost more than a (p+1)-square solve
-        _, _, sol, info = dgesv(A, c[:p + 1])
-        if info != 0:
-            raise np.linalg.LinAlgError("singular ARMA autocovariance system")
-        gamma[:p + 1] = sol
+        if cplx:
+            gamma[:p + 1] = np.linalg.solve(A, c[:p + 1])
+        else:
+            # LAPACK directly: np.linalg.solve's checks cost more than a (p+1)-square solve
+            _, _, sol, info = dgesv(A, c[:p + 1])
+            if info != 0:
+                raise np.linalg.LinAlgError("singular ARMA autocovariance system")
+            gamma[:p + 1] = sol
     else:
         gamma[0] = c[0]
     if p and n > p + 1:
@@ -145,3 +159,28 @@ def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
     if not p:
         gamma[1:q + 1] = c[1:q + 1]
     return gamma[:max_lag + 1] / gamma[0]
+
+
+def arma_acf_jacobian(u: np.ndarray, p: int, max_lag: int) -> np.ndarray:
+    """Derivatives of :func:`arma_acf` (at the coefficients :func:`arma_constrained` gives)
+    with respect to nlme's unconstrained values, by complex steps (exact to rounding).
+
+    Parameters
+    ----------
+    u : ndarray (p + q,)
+    p : int
+    max_lag : int
+
+    Returns
+    -------
+    ndarray (p + q, max_lag + 1)
+        Row ``j``: ``d rho_k / d u_j``.
+    """
+    u = np.asarray(u, dtype=float)
+    out = np.empty((u.size, max_lag + 1))
+    for j in range(u.size):
+        uj = u.astype(complex)
+        uj[j] += 1j * COMPLEX_STEP
+        coef = arma_constrained(uj, p)
+        out[j] = arma_acf(coef[:p], coef[p:], max_lag).imag / COMPLEX_STEP
+    return out

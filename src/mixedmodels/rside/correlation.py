@@ -35,7 +35,7 @@ from scipy.linalg import solve_triangular
 
 from .._errors import DataError, FormulaError
 from ..design.response import evaluate_numeric
-from .arma import arma_acf, arma_constrained, arma_unconstrained
+from .arma import arma_acf, arma_acf_jacobian, arma_constrained, arma_unconstrained
 from .blocks import RowBlocks
 from .form import StructureForm, parse_form
 from .patterns import shared_patterns
@@ -259,6 +259,79 @@ class BoundCorrelation:
             logdet += 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
         return out, logdet
 
+    # -- derivatives (the analytic gradient of the fits' criteria) -----------------------
+    @property
+    def has_gradient(self) -> bool:
+        """The structure provides :meth:`batch_derivatives` (or its own
+        :meth:`whiten_vjp`), so the criteria have an analytic gradient in its
+        parameters."""
+        cls = type(self)
+        return (cls.batch_derivatives is not BoundCorrelation.batch_derivatives
+                or cls.whiten_vjp is not BoundCorrelation.whiten_vjp)
+
+    def batch_derivatives(self, u: np.ndarray) -> list[np.ndarray]:
+        """``dC_i / du_j`` for every batch of groups, at full ``u``: ``(n_u, G_s, s, s)``
+        arrays (``n_u`` all parameters, estimated or not)."""
+        raise NotImplementedError
+
+    def whiten_vjp(self, u: np.ndarray, M: np.ndarray):
+        r""":meth:`whiten` and its pullback: ``(L^{-1} M, log|C|, pullback)``, or None when
+        a ``C_i`` is not positive definite.
+
+        ``pullback(B)`` takes ``B = df / d(L^{-1} M)`` of a criterion ``f`` that depends on
+        the whitened data only through their cross-products ``M' C^{-1} M`` and adds
+        ``log|C|`` with coefficient 1 (both of the fits' criteria do), and returns
+        ``(df/du, df/dM)``. With ``T_i = L_i^{-1}``, ``H_i = C_i^{-1} M_i = T_i' \tilde M_i``
+        and ``G = df / d(M'C^{-1}M)`` (so ``B = 2 \tilde M G``):
+
+        .. math:: \frac{df}{du_j} = \sum_i \langle C_i^{-1} - H_i G H_i',\;
+                  \partial C_i / \partial u_j \rangle, \qquad
+                  H_i G H_i' = \tfrac12 T_i' (B_i \tilde M_i') T_i, \qquad
+                  \frac{df}{dM_i} = T_i' B_i,
+
+        since ``d(M'C^{-1}M) = -M'C^{-1} dC C^{-1} M`` and ``d log|C| = tr(C^{-1} dC)``.
+        This generic path factors every group (no shared factors); the Markov structures
+        have a closed form.
+
+        Parameters
+        ----------
+        u : ndarray
+        M : ndarray (n, k)
+
+        Returns
+        -------
+        tuple or None
+        """
+        uf = self.full(u)
+        try:
+            factors = [np.linalg.cholesky(C) for C in self.batch_matrices(uf)]
+        except np.linalg.LinAlgError:
+            return None
+        out = np.empty_like(M)
+        logdet = 0.0
+        inverses = []
+        for rows, L in zip(self.blocks.batches, factors, strict=True):
+            T = np.linalg.inv(L) * np.tri(L.shape[-1])      # exactly lower triangular
+            inverses.append(T)
+            out[rows] = np.matmul(T, M[rows])
+            logdet += 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+
+        def pullback(B):
+            grad = np.zeros(uf.size)
+            dM = np.empty_like(B)
+            for rows, T, dC in zip(self.blocks.batches, inverses,
+                                   self.batch_derivatives(uf), strict=True):
+                Tt = np.swapaxes(T, 1, 2)
+                Bb = B[rows]
+                dM[rows] = np.matmul(Tt, Bb)
+                S = np.matmul(Bb, np.swapaxes(out[rows], 1, 2))
+                S = 0.5 * (S + np.swapaxes(S, 1, 2))
+                Q = np.matmul(Tt, T) - 0.5 * np.matmul(np.matmul(Tt, S), T)
+                grad += np.einsum("jgab,gab->j", dC, Q)
+            return (np.zeros(0) if self.spec.fixed else grad), dM
+
+        return out, logdet, pullback
+
     # -- shared factors of groups at the same positions (see .patterns) ------------------
     def pattern_key(self) -> np.ndarray | None:
         """The covariate values ``C_i`` depends on, ``(n,)`` or ``(n, d)``; None when the
@@ -371,6 +444,9 @@ class _MarkovMixin:
         self._rows = order[~first]
         self._prev = order[np.flatnonzero(~first) - 1]
         self._lag = t[self._rows] - t[self._prev]
+        # rows already in group-then-time order (the usual layout of longitudinal data):
+        # every row follows its predecessor, and the whitening needs slices, not gathers
+        self._in_order = bool(np.array_equal(order, np.arange(order.size)))
 
     def _markov_whiten(self, phi: float, M: np.ndarray):
         r = phi ** self._lag
@@ -378,9 +454,44 @@ class _MarkovMixin:
         if np.any(one_minus <= 0.0):
             return None
         out = M.copy()
-        out[self._rows] = (M[self._rows] - r[:, None] * M[self._prev]) \
-            / np.sqrt(one_minus)[:, None]
+        if self._in_order:
+            # r = 0 and a unit scale on each group's first row leave it unchanged
+            r_all = np.zeros(M.shape[0])
+            s_all = np.ones(M.shape[0])
+            r_all[self._rows] = r
+            s_all[self._rows] = np.sqrt(one_minus)
+            out[1:] -= r_all[1:, None] * M[:-1]
+            out[1:] /= s_all[1:, None]
+        else:
+            out[self._rows] = (M[self._rows] - r[:, None] * M[self._prev]) \
+                / np.sqrt(one_minus)[:, None]
         return out, float(np.sum(np.log(one_minus)))
+
+    def _markov_vjp(self, phi: float, dphi_du: float, M: np.ndarray):
+        r"""The whitening and its pullback (see :meth:`BoundCorrelation.whiten_vjp`) in
+        closed form: with ``s_k = sqrt(1 - r_k^2)`` and ``w_k = (m_k - r_k m_{k-1}) / s_k``,
+        ``dw_k / dr_k = (r_k w_k / s_k - m_{k-1}) / s_k``,
+        ``d log(1 - r_k^2) / dr_k = -2 r_k / (1 - r_k^2)`` and
+        ``dr_k / dphi = lag_k phi^{lag_k - 1}``; O(n) like the whitening."""
+        res = self._markov_whiten(phi, M)
+        if res is None:
+            return None
+        out, logdet = res
+        lag, rows, prev = self._lag, self._rows, self._prev
+        r = phi ** lag
+        s = np.sqrt(1.0 - r * r)
+        dr = lag * phi ** (lag - 1.0) * dphi_du
+
+        def pullback(B):
+            Bk = B[rows]
+            dw = (r[:, None] * out[rows] / s[:, None] - M[prev]) / s[:, None]
+            g = float(np.sum(dr * (np.sum(Bk * dw, axis=1) - 2.0 * r / (s * s))))
+            dM = B.copy()
+            dM[rows] = Bk / s[:, None]
+            dM[prev] -= (r / s)[:, None] * Bk       # each row precedes at most one row
+            return (np.zeros(0) if self.spec.fixed else np.array([g])), dM
+
+        return out, logdet, pullback
 
 
 # -- AR(1) -----------------------------------------------------------------------------------
@@ -420,6 +531,10 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
     def whiten(self, u, M):
         return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
 
+    def whiten_vjp(self, u, M):
+        phi = float(self.natural(self.full(u))[0])
+        return self._markov_vjp(phi, 0.5 * (1.0 - phi * phi), M)
+
 
 # -- continuous-time AR(1) -------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -458,6 +573,10 @@ class _BoundCAR1(_MarkovMixin, BoundCorrelation):
 
     def whiten(self, u, M):
         return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
+
+    def whiten_vjp(self, u, M):
+        phi = float(self.natural(self.full(u))[0])
+        return self._markov_vjp(phi, phi * (1.0 - phi), M)
 
 
 # -- ARMA(p, q) ------------------------------------------------------------------------------
@@ -526,6 +645,11 @@ class _BoundARMA(BoundCorrelation):
     def batch_matrices(self, u):
         return self.matrices(u, self._lags)
 
+    def batch_derivatives(self, u):
+        dacf = arma_acf_jacobian(np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX),
+                                 self.spec.p, self.max_lag)          # (n_u, max_lag + 1)
+        return [dacf[:, lag] for lag in self._lags]
+
 
 # -- compound symmetry -----------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -551,6 +675,8 @@ class _BoundCompSymm(BoundCorrelation):
         # group sums by np.add.reduceat over the rows sorted by group (cheaper to set up
         # and to apply than a sparse indicator matrix on data of this size)
         self._by_group = np.argsort(blocks.codes, kind="stable")
+        # rows already sorted by group: the sums read M as it is (no gathered copy)
+        self._grouped = bool(np.array_equal(self._by_group, np.arange(blocks.n)))
         self._group_starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         self._sizes = blocks.sizes.astype(float)
         super().__init__(spec, blocks, form, ("rho",), self._start())
@@ -576,6 +702,15 @@ class _BoundCompSymm(BoundCorrelation):
                                 (r.shape[0], r.shape[1], r.shape[1])).copy()
                 for r in self.blocks.batches]
 
+    def batch_derivatives(self, u):
+        # d rho / du = e (1 - inf) / (e + 1)^2, times J - I
+        e = float(np.exp(np.clip(np.asarray(u, dtype=float)[0], -UNCONSTRAINED_MAX,
+                                 UNCONSTRAINED_MAX)))
+        drho = e * (1.0 - self._inf) / (e + 1.0) ** 2
+        return [np.broadcast_to(drho * (1.0 - np.eye(r.shape[1])),
+                                (1, r.shape[0], r.shape[1], r.shape[1]))
+                for r in self.blocks.batches]
+
     def whiten(self, u, M):
         rho = float(self.natural(self.full(u))[0])
         n_g = self._sizes
@@ -583,7 +718,8 @@ class _BoundCompSymm(BoundCorrelation):
         if rho >= 1.0 or np.any(big <= 0.0):
             return None
         c = 1.0 - np.sqrt((1.0 - rho) / big)
-        means = np.add.reduceat(M[self._by_group], self._group_starts, axis=0) / n_g[:, None]
+        means = np.add.reduceat(M if self._grouped else M[self._by_group],
+                                self._group_starts, axis=0) / n_g[:, None]
         out = (M - (c[:, None] * means)[self.blocks.codes]) / np.sqrt(1.0 - rho)
         logdet = float(np.sum((n_g - 1.0) * np.log1p(-rho) + np.log(big)))
         return out, logdet
@@ -602,11 +738,22 @@ class CorSymm(CorrelationStructure):
         return _BoundSymm(self, frame, blocks, form)
 
 
+#: Imaginary step of the complex-step derivatives (``Im f(x + ih) / h`` is ``f'(x)`` to
+#: rounding: no difference is taken, so the step can be tiny).
+COMPLEX_STEP = 1e-30
+
+
 def _spherical_factor(u: np.ndarray, m: int) -> np.ndarray:
     """nlme's spherical parameterization: column ``i`` of the upper Cholesky factor is a
-    unit vector with angles ``pi e^u / (1 + e^u)``."""
-    U = np.zeros((m, m))
-    angles = np.pi / (1.0 + np.exp(-np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX)))
+    unit vector with angles ``pi e^u / (1 + e^u)`` (complex ``u`` for complex-step
+    derivatives: the clip applies to the real part)."""
+    u = np.asarray(u)
+    U = np.zeros((m, m), dtype=complex if np.iscomplexobj(u) else float)
+    if np.iscomplexobj(u):
+        u = np.clip(u.real, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX) + 1j * u.imag
+    else:
+        u = np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX)
+    angles = np.pi / (1.0 + np.exp(-u))
     k = 0
     for i in range(m):
         rest = 1.0
@@ -685,3 +832,14 @@ class _BoundSymm(BoundCorrelation):
 
     def batch_matrices(self, u):
         return self.matrices(u, self._pos)
+
+    def batch_derivatives(self, u):
+        # complex step on C = U'U (U' without conjugation: the step must stay analytic)
+        u = np.asarray(u, dtype=float)
+        dC = np.empty((u.size, self.m, self.m))
+        for j in range(u.size):
+            uj = u.astype(complex)
+            uj[j] += 1j * COMPLEX_STEP
+            U = _spherical_factor(uj, self.m)
+            dC[j] = (U.T @ U).imag / COMPLEX_STEP
+        return [dC[:, pos[:, :, None], pos[:, None, :]] for pos in self._pos]

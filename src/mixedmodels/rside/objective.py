@@ -22,15 +22,20 @@ criterion is that of the whitened linear model, from the QR factor of ``W [X y]`
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dgeqrf
 
 from ..design import Design
+from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
 from .residual import BoundResidual
 
-__all__ = ["GLSObjective", "GLSSolution", "RSideLMMObjective"]
+__all__ = ["DENSE_GRADIENT_MAX_Q", "GLSObjective", "GLSSolution", "RSideLMMObjective"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+#: Most random effects for which an R-side LMM offers its analytic gradient: it is
+#: computed on the dense (q + p + 1)-square system, whose inverse costs ~q^3.
+DENSE_GRADIENT_MAX_Q = 400
 
 
 def _compact(design: Design, XY: np.ndarray) -> tuple[np.ndarray, list[slice]]:
@@ -107,6 +112,121 @@ class RSideLMMObjective:
             return np.inf
         return self.lmm(theta)
 
+    @property
+    def has_gradient(self) -> bool:
+        """:meth:`value_and_gradient` is available: the residual model has derivatives,
+        every term is lme4's unstructured or diagonal class (``Lambda`` is ``lambda_k``
+        repeated over the levels) and the random effects are few enough for the dense
+        system (:data:`DENSE_GRADIENT_MAX_Q`)."""
+        if "_has_gradient" not in self.__dict__:
+            ok = self.residual.has_gradient and self.design.q <= DENSE_GRADIENT_MAX_Q
+            for t in self.design.terms:
+                if not ok or t.structure.keyword not in ("us", "diag"):
+                    ok = False
+                    break
+                try:
+                    t.structure.lambda_jacobian(t.structure.theta0())
+                except NotImplementedError:
+                    ok = False
+            self._has_gradient = ok
+        return self._has_gradient
+
+    def _dense_layout(self):
+        """Column of every row's random effects in the dense ``Z`` (per term ``(n, p_k)``,
+        offset by the earlier terms' columns), made once."""
+        if "_layout" not in self.__dict__:
+            out, off = [], 0
+            width = self.design.q + self.design.p + 1
+            for t in self.design.terms:
+                # one flat take / put instead of two-dimensional fancy indexing
+                out.append(flat_z_positions(t.grouping.codes, t.p, off, width))
+                off += t.q
+            self._layout = out
+        return self._layout
+
+    def value_and_gradient(self, x) -> tuple[float, np.ndarray]:
+        r"""The criterion and its exact gradient in ``[theta, phi]`` (dense system).
+
+        With ``K = [Z Lambda, X~, y~]`` of the whitened data and
+        ``A = K'K + diag(I_q, 0)``, the criterion is ``log|A_m|`` (``m = q`` for ML,
+        ``q + p`` for REML) ``+ log|V| + d log r^2`` (or the known-sigma form) with
+        ``r^2`` the Schur complement of ``y~``; so
+
+        .. math:: rac{\partial d}{\partial A} = [A_m^{-1}] + c\, w w', \qquad
+                  w = [-A_{q+p}^{-1} a; 1], \qquad
+                  rac{\partial d}{\partial K} = 2 K rac{\partial d}{\partial A},
+
+        ``c = d / r^2`` (``1/sigma^2`` when known). The columns of ``Z Lambda`` of a row
+        are its level's block of ``Z_k lambda_k``: their derivative gathers back to the
+        compact ``Z_k`` (times ``lambda_k'``) and to ``lambda_k`` (``Z_k'`` times it,
+        then ``d lambda_k / d theta``); the whitened data's derivative goes back through
+        :meth:`~.residual.BoundResidual.whiten_vjp`.
+        """
+        self.n_evals += 1
+        x = np.asarray(x, dtype=float)
+        theta, phi = self.split(x)
+        bad = (np.inf, np.zeros(x.size))
+        res = self.residual.whiten_vjp(phi, self._M)
+        if res is None:
+            return bad
+        Mw, logdet_v, pullback = res
+        design, lmm = self.design, self.lmm
+        n, p, q = design.nobs, design.p, design.q
+        layout = self._dense_layout()
+        slices = design.theta_slices()
+        lams = []
+        K = np.zeros((n, q + p + 1))
+        flat = K.reshape(-1)
+        for t, sl, zsl, idx in zip(design.terms, slices, self._zslices, layout,
+                                   strict=True):
+            lam = t.structure.lambda_(theta[sl])
+            lams.append(lam)
+            flat[idx] = (Mw[:, zsl] @ lam).ravel()
+        K[:, q:] = Mw[:, -(p + 1):]
+        A = K.T @ K
+        A[np.arange(q), np.arange(q)] += 1.0
+        try:
+            L = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            return bad
+        d = np.diagonal(L)
+        r2 = d[-1] ** 2
+        m = q + p if self.reml else q
+        dof = n - p if self.reml else n
+        logdet = 2.0 * float(np.sum(np.log(d[:m])))
+        if self.reml:
+            logdet += lmm.basis.log_det_R2
+        if lmm.sigma is not None:
+            s2 = lmm.sigma ** 2
+            f = logdet + logdet_v + dof * (_LOG_2PI + np.log(s2)) + r2 / s2
+            c = 1.0 / s2
+        else:
+            if not r2 > 0.0:
+                return bad
+            f = logdet + logdet_v + dof * (1.0 + _LOG_2PI + np.log(r2 / dof))
+            c = dof / r2
+        Lqp = L[:q + p, :q + p]
+        sol = solve_triangular(Lqp, L[-1, :q + p], trans="T", lower=True,
+                               check_finite=False)
+        e = K[:, -1] - K[:, :q + p] @ sol                       # K w
+        Li = solve_triangular(L[:m, :m], np.eye(m), lower=True, check_finite=False)
+        dK = np.zeros_like(K)
+        dK[:, :m] = (K[:, :m] @ (2.0 * (Li.T @ Li)))
+        dK[:, :q + p] -= 2.0 * c * e[:, None] * sol[None, :]
+        dK[:, -1] += 2.0 * c * e
+        B = np.empty_like(Mw)
+        B[:, -(p + 1):] = dK[:, q:]
+        g_theta = np.empty(theta.size)
+        dflat = dK.reshape(-1)
+        for t, sl, zsl, idx, lam in zip(design.terms, slices, self._zslices, layout, lams,
+                                        strict=True):
+            D = dflat[idx].reshape(n, t.p)                       # d/d(Z_k lambda_k)
+            B[:, zsl] = D @ lam.T
+            dlam = Mw[:, zsl].T @ D
+            jac = t.structure.lambda_jacobian(theta[sl])         # (n_theta_k, p, p)
+            g_theta[sl] = np.einsum("jab,ab->j", jac, dlam)
+        return float(f), np.concatenate([g_theta, pullback(B)])
+
     def solve(self, x) -> LMMSolution:
         """The LMM's solution at ``x`` (beta, b, sigma on the original scale)."""
         theta, phi = self.split(x)
@@ -172,6 +292,7 @@ class GLSObjective:
         self.lower = np.full(residual.n_par, -np.inf)
         self.x0 = residual.start
         self.n_evals = 0
+        self._upper = None      # the upper triangle's mask, made at the first factor
 
     def _factor(self, phi):
         res = self.residual.whiten(phi, self._M)
@@ -180,21 +301,11 @@ class GLSObjective:
         Mw, logdet = res
         # QR of the whitened [X y], not a Cholesky factor of its cross-products: a
         # response far from zero (y + 1e5) would lose its residual sum of squares to
-        # cancellation in y'V^{-1}y
-        n, k = Mw.shape
-        if n < k:
-            return None
-        # LAPACK's Householder QR directly (numpy's mode="r" wraps the same dgeqrf with
-        # ~10 us of checks, a quarter of a small model's evaluation)
-        qr, _, _, info = dgeqrf(Mw)
-        if info != 0:
-            return None
-        R = np.triu(qr[:k])
-        d = np.diagonal(R)
-        if not np.all(np.isfinite(d)) or np.any(d[:self.p] == 0.0):
-            return None
-        L = (R * np.where(d < 0.0, -1.0, 1.0)[:, None]).T
-        return L, logdet
+        # cancellation in y'V^{-1}y; LAPACK's Householder QR directly (numpy's mode="r"
+        # wraps the same dgeqrf with ~10 us of checks, a quarter of a small model's
+        # evaluation)
+        L = self._qr(Mw)
+        return None if L is None else (L, logdet)
 
     def _criterion(self, L, logdet, sigma=None) -> float:
         p = self.p
@@ -214,6 +325,72 @@ class GLSObjective:
         if f is None or f[0][self.p, self.p] <= 0.0:
             return np.inf
         return self._criterion(*f)
+
+    @property
+    def has_gradient(self) -> bool:
+        """:meth:`value_and_gradient` is available (see
+        :attr:`~.residual.BoundResidual.has_gradient`)."""
+        return self.residual.has_gradient
+
+    def value_and_gradient(self, phi) -> tuple[float, np.ndarray]:
+        r"""The criterion and its exact gradient in ``phi``.
+
+        The criterion depends on the whitened data ``\tilde M = W [X y]`` through
+        ``A = \tilde M' \tilde M`` (and on ``log|V|``): with ``v = [-\hat\beta; 1]`` and
+        ``r^2 = v' A v``,
+
+        .. math:: G = \frac{\partial d}{\partial A} = [A_{XX}^{-1}]_{REML}
+                  + c\, v v', \qquad c = \frac{n - p}{r^2}
+                  \;(\tfrac{n}{r^2} \text{ for ML}, \; 1/\sigma^2 \text{ known}),
+
+        and ``df / d\tilde M = 2 \tilde M G`` goes back through the whitening
+        (:meth:`~.residual.BoundResidual.whiten_vjp`). Infinite value and zero gradient
+        where the criterion is.
+        """
+        self.n_evals += 1
+        phi = np.asarray(phi, dtype=float)
+        bad = (np.inf, np.zeros(phi.size))
+        res = self.residual.whiten_vjp(phi, self._M)
+        if res is None:
+            return bad
+        Mw, logdet, pullback = res
+        f = self._qr(Mw)
+        if f is None or f[self.p, self.p] <= 0.0:
+            return bad
+        L = f
+        p = self.p
+        Lxx = L[:p, :p]
+        beta = solve_triangular(Lxx, L[p, :p], trans="T", lower=True, check_finite=False)
+        r2 = L[p, p] ** 2
+        dof = self.n - p if self.reml else self.n
+        c = 1.0 / self.sigma ** 2 if self.sigma is not None else dof / r2
+        Xw = Mw[:, :p]
+        e = Mw[:, p] - Xw @ beta
+        B = np.empty_like(Mw)
+        B[:, :p] = -2.0 * c * e[:, None] * beta[None, :]
+        B[:, p] = 2.0 * c * e
+        if self.reml:
+            Li = solve_triangular(Lxx, np.eye(p), lower=True, check_finite=False)
+            B[:, :p] += 2.0 * (Xw @ Li.T) @ Li
+        return self._criterion(L, logdet), pullback(B)
+
+    def _qr(self, Mw):
+        """Lower factor ``L`` (``L L' = Mw' Mw``, positive diagonal) or None."""
+        n, k = Mw.shape
+        if n < k:
+            return None
+        qr, _, _, info = dgeqrf(Mw)
+        if info != 0:
+            return None
+        upper = getattr(self, "_upper", None)
+        if upper is None or upper.shape[0] != k:
+            upper = self._upper = np.triu(np.ones((k, k)))
+        R = qr[:k] * upper                        # R of the QR (LAPACK leaves H below)
+        d = np.diagonal(R)
+        if not np.all(np.isfinite(d)) or not np.all(d[:self.p]):
+            return None
+        R *= np.where(d < 0.0, -1.0, 1.0)[:, None]
+        return R.T
 
     def full_deviance(self, phi, sigma: float) -> float:
         """-2 (restricted) log-likelihood at an explicit ``sigma``."""

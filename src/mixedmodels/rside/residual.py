@@ -206,6 +206,63 @@ class BoundResidual:
             logdet += ld_c
         return M, logdet
 
+    @property
+    def has_gradient(self) -> bool:
+        """The criteria have an analytic gradient in ``phi``: every part gives its
+        derivatives, and the correlation is smooth (not :attr:`kinked`)."""
+        cor_ok = self.correlation is None or (self.correlation.has_gradient
+                                              and not self.kinked)
+        return cor_ok and (self.variance is None or self.variance.has_jacobian)
+
+    def whiten_vjp(self, phi: np.ndarray, M: np.ndarray):
+        r""":meth:`whiten` and its pullback: ``(W M, log|V|, pullback)``, or None.
+
+        ``pullback(B)`` turns ``B = df / d(W M)`` of a criterion that depends on the
+        whitened data through their cross-products and adds ``log|V|`` (see
+        :meth:`~.correlation.BoundCorrelation.whiten_vjp`) into ``df / d phi``. With
+        ``M_D = D^{-1} M`` (``D = diag(e^{l_j})``, ``l_j = log(g_j / sqrt(w_j))``) and
+        ``B_D = df / dM_D`` from the correlation's pullback,
+
+        .. math:: \frac{df}{dl_j} = 2 - \sum_c (M_D)_{jc} (B_D)_{jc}, \qquad
+                  \frac{df}{du_k} = \sum_j \frac{df}{dl_j} \frac{dl_j}{du_k}.
+
+        Parameters
+        ----------
+        phi : ndarray
+        M : ndarray (n, k)
+
+        Returns
+        -------
+        tuple or None
+        """
+        uc, uv = self.split(phi)
+        log_d = self.log_sd(phi)
+        logdet = 0.0
+        Md = M
+        if log_d is not None:
+            Md = M * np.exp(-log_d)[:, None]
+            logdet = 2.0 * float(np.sum(log_d))
+        cor_pullback = None
+        Mw = Md
+        if self.correlation is not None:
+            res = self.correlation.whiten_vjp(uc, Md)
+            if res is None:
+                return None
+            Mw, ld_c, cor_pullback = res
+            logdet += ld_c
+
+        def pullback(B):
+            if cor_pullback is None:
+                g_c, B_d = np.zeros(0), B
+            else:
+                g_c, B_d = cor_pullback(B)
+            if not self.n_var:
+                return g_c
+            dl = 2.0 - np.sum(Md * B_d, axis=1)
+            return np.concatenate([g_c, self.variance.log_sd_jacobian(uv).T @ dl])
+
+        return Mw, logdet, pullback
+
     def normalize(self, phi: np.ndarray, r: np.ndarray) -> np.ndarray:
         """``L^{-1} D^{-1} r`` with the Cholesky factors of the ``C_i`` in data order (nlme's
         normalized residuals, before dividing by sigma)."""

@@ -67,6 +67,11 @@ class CorSpatial(CorrelationStructure):
         """``f(x)`` of the class (distance over range)."""
         raise NotImplementedError
 
+    @staticmethod
+    def dshape(x: np.ndarray) -> np.ndarray:
+        """``f'(x)`` (one-sided where ``f`` has a kink: the linear class at 1)."""
+        raise NotImplementedError
+
     def bind(self, frame, blocks, form):
         if self.metric not in _METRICS:
             raise ValueError(f"{self.describe()}: metric must be one of {_METRICS}, not "
@@ -170,6 +175,26 @@ class _BoundSpatial(BoundCorrelation):
     def batch_matrices(self, u):
         return self.matrices(u, list(zip(self._dist, self._eye, strict=True)))
 
+    def batch_derivatives(self, u):
+        r"""``dC / du``: with ``x = d / range``, ``range = e^{u_0} (+ d_min)`` and
+        ``nugget = logistic(u_1)``, off the diagonal
+        ``dC/du_0 = -(1 - nugget) f'(x) x e^{u_0} / range`` and
+        ``dC/du_1 = -nugget (1 - nugget) f(x)``."""
+        u = np.asarray(u, dtype=float)
+        nat = self.natural(u)
+        scale = 1.0 - nat[1] if self.spec.nugget else 1.0
+        drange = float(np.exp(np.clip(u[0], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX)))
+        out = []
+        for d, eye in zip(self._dist, self._eye, strict=True):
+            x = d / nat[0]
+            parts = [-scale * self.spec.dshape(x) * x * (drange / nat[0])]
+            if self.spec.nugget:
+                parts.append(-nat[1] * (1.0 - nat[1]) * self.spec.shape(x))
+            D = np.stack(parts)                                   # (n_u, G, s, s)
+            D[:, :, eye] = 0.0
+            out.append(D)
+        return out
+
 
 def _with_value(spec, value):
     from dataclasses import replace
@@ -188,6 +213,10 @@ class CorExp(CorSpatial):
     def shape(x):
         return np.exp(-x)
 
+    @staticmethod
+    def dshape(x):
+        return -np.exp(-x)
+
 
 @dataclass(frozen=True)
 class CorGaus(CorSpatial):
@@ -200,6 +229,10 @@ class CorGaus(CorSpatial):
     def shape(x):
         return np.exp(-x * x)
 
+    @staticmethod
+    def dshape(x):
+        return -2.0 * x * np.exp(-x * x)
+
 
 @dataclass(frozen=True)
 class CorSpher(CorSpatial):
@@ -211,7 +244,11 @@ class CorSpher(CorSpatial):
 
     @staticmethod
     def shape(x):
-        return np.where(x < 1.0, 1.0 - 1.5 * x + 0.5 * x ** 3, 0.0)
+        return np.where(x < 1.0, 1.0 - 1.5 * x + 0.5 * (x * x * x), 0.0)
+
+    @staticmethod
+    def dshape(x):
+        return np.where(x < 1.0, -1.5 + 1.5 * x * x, 0.0)
 
 
 @dataclass(frozen=True)
@@ -227,6 +264,10 @@ class CorLin(CorSpatial):
     def shape(x):
         return np.where(x < 1.0, 1.0 - x, 0.0)
 
+    @staticmethod
+    def dshape(x):
+        return np.where(x < 1.0, -1.0, 0.0)
+
 
 @dataclass(frozen=True)
 class CorRatio(CorSpatial):
@@ -239,3 +280,7 @@ class CorRatio(CorSpatial):
     @staticmethod
     def shape(x):
         return 1.0 / (1.0 + x * x)
+
+    @staticmethod
+    def dshape(x):
+        return -2.0 * x / (1.0 + x * x) ** 2

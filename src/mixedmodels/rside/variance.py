@@ -147,6 +147,22 @@ class BoundVariance:
         """``log g_j`` for every row (n,)."""
         raise NotImplementedError
 
+    def log_sd_jacobian(self, u: np.ndarray) -> np.ndarray:
+        """``d log g_j / d u_k`` for every row and estimated parameter, ``(n, n_par)``."""
+        raise NotImplementedError
+
+    @property
+    def has_jacobian(self) -> bool:
+        """:meth:`log_sd_jacobian` is implemented (the criteria then have an analytic
+        gradient in the function's parameters)."""
+        return type(self).log_sd_jacobian is not BoundVariance.log_sd_jacobian
+
+    def _strata_columns(self, values: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+        """``values`` of each row in the column of its stratum, ``(n, k)``."""
+        out = np.zeros((codes.shape[0], k))
+        out[np.arange(codes.shape[0]), codes] = values
+        return out
+
     def with_fitted(self, fitted: np.ndarray) -> BoundVariance:
         """This function with the covariate ``fitted(.)`` set to ``fitted``."""
         return self
@@ -261,6 +277,14 @@ class _BoundIdent(BoundVariance):
     def log_sd(self, u):
         return np.concatenate([[0.0], self.full(u)])[self.codes]
 
+    def log_sd_jacobian(self, u):
+        if self.spec.fixed:
+            return np.zeros((self.codes.shape[0], 0))
+        # one column per non-reference stratum: the reference (code 0) goes to a column
+        # that is dropped
+        return self._strata_columns(np.ones(self.codes.shape[0]), self.codes,
+                                    len(self.strata))[:, 1:]
+
     def display_values(self, u):
         ratios = self.natural(self.full(u))
         return {self.strata[0]: 1.0, **dict(zip(self.names, ratios.tolist(), strict=True))}
@@ -310,6 +334,11 @@ class _BoundPower(_StrataParams, BoundVariance):
     def log_sd(self, u):
         return self.full(u)[self.codes] * self._logabs
 
+    def log_sd_jacobian(self, u):
+        if self.spec.fixed:
+            return np.zeros((self.codes.shape[0], 0))
+        return self._strata_columns(self._logabs, self.codes, self.k)
+
     def with_fitted(self, fitted):
         new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
@@ -337,6 +366,11 @@ class _BoundExp(_BoundPower):
 
     def log_sd(self, u):
         return self.full(u)[self.codes] * self._v
+
+    def log_sd_jacobian(self, u):
+        if self.spec.fixed:
+            return np.zeros((self.codes.shape[0], 0))
+        return self._strata_columns(self._v, self.codes, self.k)
 
 
 # -- varConstPower -------------------------------------------------------------------------
@@ -384,6 +418,19 @@ class _BoundConstPower(_BoundPower):
         c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
         return np.log(c + self._abs ** u[self.k:][self.codes])
 
+    def log_sd_jacobian(self, u):
+        # d/d log c = c / g, d/d delta = |v|^delta log|v| / g with g = c + |v|^delta
+        if self.spec.fixed:
+            return np.zeros((self.codes.shape[0], 0))
+        u = self.full(u)
+        c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
+        pw = self._abs ** u[self.k:][self.codes]
+        g = c + pw
+        with np.errstate(divide="ignore"):
+            log_abs = np.where(self._abs > 0.0, np.log(self._abs), 0.0)
+        return np.hstack([self._strata_columns(c / g, self.codes, self.k),
+                          self._strata_columns(pw * log_abs / g, self.codes, self.k)])
+
 
 # -- varFixed ------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -412,6 +459,9 @@ class _BoundFixed(BoundVariance):
 
     def log_sd(self, u):
         return self._half_log
+
+    def log_sd_jacobian(self, u):
+        return np.zeros((self._half_log.shape[0], 0))
 
 
 # -- varComb -------------------------------------------------------------------------------
@@ -461,6 +511,10 @@ class _BoundComb(BoundVariance):
     def needs_fitted(self):
         return any(b.needs_fitted for b in self.parts)
 
+    @property
+    def has_jacobian(self):
+        return all(b.has_jacobian for b in self.parts)
+
     def _split(self, u):
         out, off = [], 0
         for k in self._sizes:
@@ -481,6 +535,10 @@ class _BoundComb(BoundVariance):
     def log_sd(self, u):
         return sum(b.log_sd(x) for b, x in
                    zip(self.parts, self._split(np.asarray(u, float)), strict=True))
+
+    def log_sd_jacobian(self, u):
+        return np.hstack([b.log_sd_jacobian(x) for b, x in
+                          zip(self.parts, self._split(np.asarray(u, float)), strict=True)])
 
     def with_fitted(self, fitted):
         new = object.__new__(type(self))

@@ -22,7 +22,8 @@ from ..optim import OptSummary, minimize
 from ..rside.objective import GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
-from .common import polished_and_checked, snap_to_boundary, warn_if_singular
+from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
+from .limit_scale import LimitScale
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "fit_gls_design", "fit_rside_lmm"]
@@ -46,6 +47,11 @@ POLISH_MAX_PARAMS = 8
 #: the 43 nlme fixtures this saves 17% of the evaluations (the linear spatial correlations,
 #: whose kinks keep BOBYQA creeping, 30%) and changes no log-likelihood by more than 1e-6.
 RSIDE_STOP = {"ftol_abs": 1e-6, "xtol_abs": 1e-6}
+#: Restarts of BOBYQA on :mod:`.limit_scale`'s scale: at most this many, until one lowers
+#: the deviance by less than ...
+LIMIT_MAX_RESTARTS = 5
+#: ... this.
+LIMIT_RESTART_GAIN = 1e-6
 
 
 def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
@@ -62,12 +68,44 @@ def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
     return start
 
 
-def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage):
-    """BOBYQA (or ``optimizer``), boundary snap, convergence check and Newton polish."""
+def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage, map_limits=True):
+    """BOBYQA (or ``optimizer``), boundary snap, convergence check and Newton polish
+    (``map_limits``: on :class:`~.limit_scale.LimitScale`'s scale where it maps some
+    parameter)."""
     if x0.size == 0:
         fval = obj(x0)
         return x0, fval, OptSummary("none (no parameters)", x0, lower, lower, x0, fval, 1,
                                     {}, "none", 0.0), None
+    # log-parameters that may reach 0 are optimized on the natural scale (limit_scale)
+    res = obj.residual
+    scale = LimitScale(obj, np.concatenate([np.zeros(x0.size - res.n_par, dtype=bool),
+                                            res.zero_limits]))
+    if map_limits and scale.active:
+        # on the log scale first (scale-free moves: a constant of 200 from its start 0.1),
+        # then on the natural scale from there (reaches 0, or leaves a log-scale plateau
+        # near it), then each mapped parameter tried at 0 (not only within BOUNDARY_TOL)
+        x1, _, opt1, _ = _optimize(obj, x0, lower, optimizer, settings, False, stage,
+                                   map_limits=False)
+        zlow = scale.lower(lower)
+        z, fval, opt, _ = _optimize(scale, scale.from_model(x1), zlow, optimizer, settings,
+                                    False, stage, map_limits=False)
+        n_evals = opt1.n_evals + opt.n_evals
+        for _ in range(LIMIT_MAX_RESTARTS):
+            # a fresh quadratic model: along the valley of constant against power BOBYQA
+            # stops on a small change while the deviance still falls
+            z2, f2, opt2, _ = _optimize(scale, z, zlow, optimizer, settings, False, stage,
+                                        map_limits=False)
+            n_evals += opt2.n_evals
+            gain = fval - f2
+            if gain > 0:
+                z, fval, opt = z2, f2, opt2
+            if gain < LIMIT_RESTART_GAIN:
+                break
+        z, fval = snap_to_boundary(scale, z, fval, zlow,
+                                   tol=np.where(scale.mask, np.inf, BOUNDARY_TOL))
+        z, fval, conv = _checked(scale, z, fval, zlow, check_conv)
+        opt = replace(opt, x=scale.to_model(opt.x), x0=x0, lower=lower, n_evals=n_evals)
+        return scale.to_model(z), fval, opt, conv
     settings = {**RSIDE_STOP, **(settings or {})}
     opt = minimize(traced(obj, stage), x0, lower,
                    optimizer="bobyqa" if optimizer == "auto" else optimizer,
@@ -75,12 +113,17 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage):
     if optimizer == "auto" and obj.residual.kinked:
         opt = _restart_on_kinks(traced(obj, stage), opt, lower, settings)
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
-    conv = None
-    if check_conv:
-        grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
-        kw = {} if grad_tol is None else {"grad_tol": grad_tol}
-        x, fval, conv = polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
+    x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
+
+
+def _checked(obj, x, fval, lower, check_conv):
+    """The convergence check and Newton polish (``(x, fval, None)`` without the check)."""
+    if not check_conv:
+        return x, fval, None
+    grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
+    kw = {} if grad_tol is None else {"grad_tol": grad_tol}
+    return polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
 
 
 def _restart_on_kinks(fun, opt, lower, settings):

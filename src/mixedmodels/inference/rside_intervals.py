@@ -27,6 +27,7 @@ from scipy import stats
 from .._errors import SingularFitWarning
 from .._messages import emit_warning
 from ..covariance import Unstructured
+from .flat_parameters import conditional_covariance
 from .numderiv import hessian
 from .varpar import SdCorMap
 
@@ -73,7 +74,7 @@ class _Packing:
             sc = self.sdcor.from_theta(m.theta, m.sigma)[:-1]
             kinds = np.array(self.sdcor.kinds[:-1])
             # a standard deviation of 0 or a correlation of +-1 is an infinite coordinate
-            # (held there: see _boundary_hessian)
+            # (held there: see _boundary_covariance)
             w = np.empty_like(sc)
             sd = kinds == "sd"
             with np.errstate(divide="ignore"):
@@ -132,16 +133,12 @@ def _fixed(m, level: float) -> pd.DataFrame:
     return _frame(m.fixef.index, est - half, est, est + half)
 
 
-def _boundary_hessian(f, v: np.ndarray, steps) -> tuple[np.ndarray, np.ndarray]:
-    """Hessian of ``f`` over the parameters with a usable curvature, and their mask.
+def _boundary_covariance(f, v: np.ndarray, steps) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate covariance of the parameters with a usable curvature, and their mask.
 
     Coordinates that are infinite (a standard deviation of 0) are held where they are;
-    then, from the Hessian of the rest, coordinates are dropped while it is not finite
-    (steps off a parameter at its boundary leave the criterion's domain: the one with the
-    most non-finite entries first) or not positive definite (the coordinate that weighs
-    most in the eigenvector of the smallest eigenvalue: the flat direction). What remains
-    is the Hessian of ``f`` with the dropped parameters held at their estimates -- a
-    sub-matrix of the full one, so no new derivatives are needed.
+    of the rest, the flat ones are held at their estimates
+    (:func:`~mixedmodels.inference.flat_parameters.conditional_covariance`).
     """
     keep = np.isfinite(v)
     idx = np.flatnonzero(keep)
@@ -154,19 +151,9 @@ def _boundary_hessian(f, v: np.ndarray, steps) -> tuple[np.ndarray, np.ndarray]:
         return f(x)
 
     H = hessian(at, v[idx], steps=steps) / 2.0     # Hessian of -loglik
-    alive = np.ones(idx.size, dtype=bool)
-    while alive.any():
-        sub = H[np.ix_(alive, alive)]
-        bad = ~np.isfinite(sub)
-        if bad.any():
-            alive[np.flatnonzero(alive)[np.argmax(bad.sum(axis=0))]] = False
-            continue
-        vals, vecs = np.linalg.eigh((sub + sub.T) / 2.0)
-        if vals[0] > 0.0:
-            break
-        alive[np.flatnonzero(alive)[np.argmax(np.abs(vecs[:, 0]))]] = False
-    keep[idx[~alive]] = False
-    return keep, H[np.ix_(alive, alive)]
+    V, flat = conditional_covariance(H)
+    keep[idx[flat]] = False
+    return keep, V[np.ix_(~flat, ~flat)]
 
 
 def _notes(names, v, keep, se) -> list[tuple[str, bool]]:
@@ -226,9 +213,9 @@ def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
     # Hessian (the one nlme's fdHess reports), and Richardson's large pilot steps would
     # straddle the jumps.
     steps = None if m.residual.compact_support else "curvature"
-    keep, H = _boundary_hessian(pk.deviance, v, steps)
+    keep, cov = _boundary_covariance(pk.deviance, v, steps)
     se = np.full(v.size, np.nan)
-    se[keep] = np.sqrt(np.diag(np.linalg.inv(H))) if keep.any() else []
+    se[keep] = np.sqrt(np.diag(cov))
     half = stats.norm.ppf(0.5 + level / 2.0) * se
     # the held parameters' end points are their estimates while the others' are mapped (a
     # correlation structure maps as a whole vector), then NaN

@@ -92,3 +92,22 @@ def test_collapsed_rule():
     assert len(pts) >= len(s.range_lengths())
     assert all(sd == -0.9 and cor[1] == 0.0 for sd, cor in pts)
     assert not collapsed(s, np.array([np.log(3.0), 0.0]))
+
+
+def test_gaussian_start_is_positive_definite():
+    """A Gaussian correlation over many positions at the median distance is numerically
+    singular (the sweep's gau(0 + pos(cx, cy) | g) on its 288 sites: the fit failed at its
+    start with numpy's 'Matrix is not positive definite'); the start range is halved
+    until the matrix factors."""
+    from mixedmodels.covariance.spatial import Gaussian
+
+    rng = np.random.default_rng(11)
+    s = Gaussian(288, rng.uniform(0, 10, size=(288, 2)))
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(s.correlation(s.cor_at_range(s.scale)))
+    start = s.start(1.0)
+    np.linalg.cholesky(s.correlation(start[1:]))
+    assert s.range_of(start[1:]) < s.scale
+    # where the median distance works it stays the start (no change for other fits)
+    small = Gaussian(20, rng.uniform(0, 10, size=(20, 2)))
+    assert small.range_of(small.start(1.0)[1:]) == pytest.approx(small.scale)

@@ -40,6 +40,8 @@ BESSEL_CUTOFF = 60.0
 #: Quantiles of the pairwise distances tried as starting ranges (with the median
 #: nearest-neighbour distance; see ``_Positional.range_lengths``).
 RANGE_QUANTILES = (0.1, 0.5, 0.9)
+#: Halvings of the start range tried before giving up on a positive definite start.
+START_HALVINGS = 30
 
 
 def bessel_k_order_derivative(nu: float, x: np.ndarray) -> np.ndarray:
@@ -102,7 +104,18 @@ class _Positional(ScaledCorrelation):
         return float(np.exp(cor[0]))
 
     def _cor_start(self) -> np.ndarray:
-        """Correlation parameters at the start: a range equal to the median distance."""
+        """Correlation parameters at the start: a range equal to the median distance, or
+        the longest shorter one (halving) whose correlation matrix is positive definite
+        in floating point -- a Gaussian correlation over 288 positions at the median
+        distance is not, and the fit then failed at its start."""
+        length = self.scale
+        for _ in range(START_HALVINGS):
+            cor = self.cor_at_range(length)
+            try:
+                np.linalg.cholesky(self.correlation(cor))
+                return cor
+            except np.linalg.LinAlgError:
+                length /= 2.0
         return self.cor_at_range(self.scale)
 
     def range_lengths(self) -> np.ndarray:

@@ -61,7 +61,7 @@ def _vec(x) -> np.ndarray:
 
 
 CONST_POWER = ["cp_sweep", "cp_strata", "cp_strata_ml", "cp_fitted_strata",
-               "cp_lme_strata", "cp_hours", "cp_comb_ident"]
+               "cp_lme_strata", "cp_lme_ar1_ml", "cp_hours", "cp_comb_ident"]
 
 
 @pytest.mark.parametrize("name", CONST_POWER)

@@ -149,6 +149,9 @@ add("cp_fitted_strata", "constpower",
 add("cp_lme_strata", "constpower",
     "lme(yg ~ x, d, random = ~ 1 | g, weights = varConstPower(form = ~ v | s))",
     "mm.lmer('yg ~ x + (1 | g)', d, variance=mm.var_const_power(form='~ v | s'))")
+add("cp_lme_ar1_ml", "constpower",
+    "lme(yg ~ x, d, random = ~ 1 | g, correlation = corAR1(form = ~ t | g), weights = varConstPower(form = ~ v | s), method = 'ML')",
+    "mm.lmer('yg ~ x + (1 | g)', d, correlation=mm.cor_ar1(form='~ t | g'), variance=mm.var_const_power(form='~ v | s'), REML=False)")
 add("cp_hours", "hours",
     "gls(out ~ load, d, weights = varConstPower(form = ~ hours | shift))",
     "mm.gls('out ~ load', d, variance=mm.var_const_power(form='~ hours | shift'))")

@@ -70,7 +70,8 @@ def test_glmer_and_glmmtmb_agree_on_rescaled_coordinates(sites):
     assert m.objective == pytest.approx(ref, abs=OBJECTIVE_ATOL)
 
 
-@pytest.mark.parametrize("coords", ["cx, cy", "east, north"])
+@pytest.mark.parametrize("coords", ["cx, cy",
+                                    pytest.param("east, north", marks=pytest.mark.slow)])
 def test_glmmtmb_matern_leaves_the_collapsed_optimum(sites, coords):
     fx = _fixture("mat_pois_cx")
     m = mm.glmmtmb(f"y_pois ~ x + mat(0 + pos({coords}) | g)", sites, family="poisson")

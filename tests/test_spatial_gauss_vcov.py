@@ -72,6 +72,7 @@ def test_flat_spatial_term_keeps_fixed_effect_vcov(name):
     assert np.all(np.isfinite(V.loc[cond, cond].to_numpy()))
 
 
+@pytest.mark.slow
 def test_matern_large_smoothness_fits():
     """mat() on the simulated exponential field: the smoothness runs off towards the
     Gaussian limit, where gamma(nu) 2^(nu - 1) overflowed a Python float (OverflowError

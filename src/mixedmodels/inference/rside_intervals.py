@@ -27,7 +27,7 @@ from scipy import stats
 from .._errors import SingularFitWarning
 from .._messages import emit_warning
 from ..covariance import Unstructured
-from .flat_parameters import conditional_covariance
+from ..linalg.flat_parameters import conditional_covariance
 from .numderiv import hessian
 from .varpar import SdCorMap
 
@@ -138,7 +138,7 @@ def _boundary_covariance(f, v: np.ndarray, steps) -> tuple[np.ndarray, np.ndarra
 
     Coordinates that are infinite (a standard deviation of 0) are held where they are;
     of the rest, the flat ones are held at their estimates
-    (:func:`~mixedmodels.inference.flat_parameters.conditional_covariance`).
+    (:func:`~mixedmodels.linalg.flat_parameters.conditional_covariance`).
     """
     keep = np.isfinite(v)
     idx = np.flatnonzero(keep)

@@ -142,7 +142,7 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
     def _free_vcov(self) -> np.ndarray:
         """``2 H^{-1}``; where ``H`` is not positive definite, the covariance with the flat
         parameters held at their estimates, NaN in their rows and columns
-        (:mod:`mixedmodels.inference.flat_parameters`; glmmTMB's ``sdreport`` inverts the
+        (:mod:`mixedmodels.linalg.flat_parameters`; glmmTMB's ``sdreport`` inverts the
         indefinite ``H``, giving negative variances)."""
         V = self.fit.vcov
         if V is not None:
@@ -151,7 +151,7 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         H = self.fit.hessian
         if H is None or H.shape != (n, n):
             return np.full((n, n), np.nan)
-        from ..inference.flat_parameters import conditional_covariance
+        from ..linalg.flat_parameters import conditional_covariance
 
         return conditional_covariance(H, scale=2.0)[0]
 

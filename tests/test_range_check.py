@@ -80,8 +80,9 @@ def test_glmmtmb_matern_leaves_the_collapsed_optimum(sites, coords):
 
 
 def test_collapsed_rule():
-    """A range far below the shortest trial length is collapsed; the trial points then
-    keep the fit's standard deviation and restart the other correlation parameters."""
+    """A correlation that is the identity (a range far below the distances, or a Matern
+    smoothness run to 0 at a huge range) is collapsed; the trial points then keep the
+    fit's standard deviation and restart the other correlation parameters."""
     from mixedmodels.covariance.spatial import Matern
     from mixedmodels.fitting.range_start import collapsed, trial_points
 
@@ -93,6 +94,7 @@ def test_collapsed_rule():
     assert len(pts) >= len(s.range_lengths())
     assert all(sd == -0.9 and cor[1] == 0.0 for sd, cor in pts)
     assert not collapsed(s, np.array([np.log(3.0), 0.0]))
+    assert collapsed(s, np.array([28.5, -29.3]))
 
 
 def test_gaussian_start_is_positive_definite():

@@ -20,8 +20,8 @@ deviation the fit started from) and the lengths of
 :meth:`~mixedmodels.covariance.spatial._Positional.range_lengths` shorter than the fitted
 range by more than the factor :data:`RANGE_GAP` (the term's other parameters, the fixed
 effects and the other terms stay at ``x*``; :func:`trial_points`). Only shorter ranges --
-unless the fitted range has collapsed below the shortest length, the limit of an
-independent effect per position (:func:`collapsed`) -- the optimizer, started
+unless the fitted correlation has collapsed to the identity, an independent effect per
+position (:func:`collapsed`) -- the optimizer, started
 at the median distance, reaches a long-range optimum easily (towards long ranges the
 objective flattens out as the correlations approach one), while the short-range basin
 lies behind a barrier (as ``gau_pois`` shows); and each evaluation is a mode solve of a
@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["COLLAPSED_QUANTILES", "ESCAPE_TOLERANCE", "RANGE_GAP", "SD_OFFSETS",
-           "collapsed", "design_positional_terms", "positional_terms", "range_escape_start",
-           "trial_points"]
+__all__ = ["COLLAPSED_CORRELATION", "COLLAPSED_QUANTILES", "ESCAPE_TOLERANCE", "RANGE_GAP",
+           "SD_OFFSETS", "collapsed", "design_positional_terms", "positional_terms",
+           "range_escape_start", "trial_points"]
 
 #: Offsets of the log standard deviation (from the start's) tried with each range. One,
 #: because each trial is a mode solve (see the module docstring); -0.5 because a
@@ -54,6 +54,8 @@ RANGE_GAP = 2.0
 #: Quantiles of the nearest-neighbour distances tried (with the range lengths) from a
 #: collapsed range (:func:`collapsed`).
 COLLAPSED_QUANTILES = (0.1, 0.5)
+#: Largest correlation between positions below which a fitted term counts as collapsed.
+COLLAPSED_CORRELATION = 1e-3
 #: A trial point must lower the objective (deviance units) by more than this to start a
 #: second fit: far above the optimizer's tolerance, far below a real second optimum.
 ESCAPE_TOLERANCE = 1e-2
@@ -84,11 +86,16 @@ def design_positional_terms(design):
 
 
 def collapsed(s, cor: np.ndarray) -> bool:
-    """The fitted range is below the shortest of ``s.range_lengths()`` by more than
-    :data:`RANGE_GAP`: the term is then an independent effect per position (the limit of a
-    range run to 0, where glmer's start went on ``gau_pois``, 0.18 above the optimum at a
-    range of 0.21)."""
-    return s.range_of(cor) < s.range_lengths().min() / RANGE_GAP
+    """The fitted correlation is the identity to :data:`COLLAPSED_CORRELATION`: the term is
+    then an independent effect per position -- the limit of a range run to 0 (where
+    glmer's start went on ``gau_pois``, 0.18 above the optimum at a range of 0.21), or of
+    a Matern smoothness run to 0 at any range."""
+    try:
+        R = s.correlation(np.asarray(cor, dtype=float))
+    except np.linalg.LinAlgError:
+        return False
+    off = R[~np.eye(R.shape[0], dtype=bool)]
+    return bool(off.size) and float(np.max(np.abs(off))) < COLLAPSED_CORRELATION
 
 
 def trial_points(s, x_sl: np.ndarray, start_sl: np.ndarray):
@@ -97,7 +104,7 @@ def trial_points(s, x_sl: np.ndarray, start_sl: np.ndarray):
 
     Ordinarily the lengths of ``s.range_lengths()`` shorter than the fitted range by more
     than :data:`RANGE_GAP`, with the start's log sd plus :data:`SD_OFFSETS`. With a
-    collapsed range (:func:`collapsed`) every length is longer; the short-range optimum
+    collapsed correlation (:func:`collapsed`) the short-range optimum
     then lies near the nearest-neighbour distances (:data:`COLLAPSED_QUANTILES` of them,
     and the range lengths), the independent effect's standard deviation -- the fit's
     own -- is the spatial one's there, and the correlation's other parameters restart.

@@ -40,6 +40,8 @@ BESSEL_CUTOFF = 60.0
 #: Quantiles of the pairwise distances tried as starting ranges (with the median
 #: nearest-neighbour distance; see ``_Positional.range_lengths``).
 RANGE_QUANTILES = (0.1, 0.5, 0.9)
+#: Halvings of the start range tried before giving up on a positive definite start.
+START_HALVINGS = 30
 
 
 def bessel_k_order_derivative(nu: float, x: np.ndarray) -> np.ndarray:
@@ -102,7 +104,18 @@ class _Positional(ScaledCorrelation):
         return float(np.exp(cor[0]))
 
     def _cor_start(self) -> np.ndarray:
-        """Correlation parameters at the start: a range equal to the median distance."""
+        """Correlation parameters at the start: a range equal to the median distance, or
+        the longest shorter one (halving) whose correlation matrix is positive definite
+        in floating point -- a Gaussian correlation over 288 positions at the median
+        distance is not, and the fit then failed at its start."""
+        length = self.scale
+        for _ in range(START_HALVINGS):
+            cor = self.cor_at_range(length)
+            try:
+                np.linalg.cholesky(self.correlation(cor))
+                return cor
+            except np.linalg.LinAlgError:
+                length /= 2.0
         return self.cor_at_range(self.scale)
 
     def range_lengths(self) -> np.ndarray:
@@ -244,18 +257,31 @@ class Matern(_Range):
         rng, nu = float(np.exp(t[0])), float(np.exp(t[1]))
         off = self.dist > 0
         x = self.dist[off] / rng
-        c = 1.0 / (special.gamma(nu) * 2.0 ** (nu - 1.0))
+        # on the log scale: gamma(nu) 2^(nu - 1) overflows a float beyond nu ~ 170 (the
+        # optimizer's trial steps go there), where x^nu K_nu(x) overflows as well
+        with np.errstate(over="ignore"):
+            c = float(np.exp(-special.gammaln(nu) - (nu - 1.0) * np.log(2.0)))
         return rng, nu, off, x, c
 
     def correlation(self, t: np.ndarray) -> np.ndarray:
         _, nu, off, x, c = self._parts(t)
         R = np.ones((self.p, self.p))
-        R[off] = c * x ** nu * special.kv(nu, x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            R[off] = c * x ** nu * special.kv(nu, x)
+        if not np.all(np.isfinite(R)):
+            # a smoothness so large that x^nu K_nu(x) overflows: no usable matrix there
+            # (reported as a failed factorization, as a non-positive-definite one is)
+            raise np.linalg.LinAlgError("Matern correlation not finite at smoothness "
+                                        f"{nu:.3g}")
         return R
 
     def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
         _, nu, off, x, c = self._parts(t)
         out = np.zeros((2, self.p, self.p))
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._jacobian_into(out, nu, off, x, c)
+
+    def _jacobian_into(self, out, nu, off, x, c):
         xnu = x ** nu
         # d/dt1 (x = d e^{-t1}, dx/dt1 = -x; d[x^nu K_nu(x)]/dx = -x^nu K_{nu-1}(x))
         out[0][off] = c * xnu * x * special.kv(nu - 1.0, x)

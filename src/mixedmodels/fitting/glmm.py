@@ -85,6 +85,7 @@ from .glmm_vcov import (
     deviance_derivatives,
     vcov_from_hessian,
 )
+from .range_start import design_positional_terms, range_escape_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
@@ -524,46 +525,65 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         lower_z = np.where(np.isfinite(obj.lower), (obj.lower - x0) / np.diag(T), -np.inf)
     T, lower_z = T[:, keep], lower_z[keep]
 
-    def fz(z):
-        return obj(x0 + T @ z)
-
     settings = dict(STAGE2_SETTINGS)
     settings.update(optimizer_settings or {})
     stage = "Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})"
     grad = laplace_gradient(obj, optimizer, bool(optimizer_settings))
+    T_diag = np.diag(T[keep]) if keep.size else np.zeros(0)
 
-    def fgz(z):
-        f, g = grad(x0 + T @ z)
-        return f, T.T @ g
+    def search(base, grad):
+        """The stage-2 search in ``z`` from ``base`` (``x = base + T z``)."""
+        lower_b = lower_z
+        if base is not x0 and not unbounded:
+            lo = obj.lower[keep]
+            lower_b = np.where(np.isfinite(lo), (lo - base[keep]) / T_diag, -np.inf)
 
-    opt = None
-    if grad is not None:
-        opt, _ = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
-                                   keep.size, lower_z)
-        failed = opt.return_code != "converged"
-        edge = not failed and not obj.pirls.link_keeps_range and \
-            link_edge_message(fam, obj.solve(x0 + T @ opt.x).eta) is not None
-        if failed or edge:
-            # the gradient path failed, or stopped at the edge of the link's range (not
-            # smooth there): BOBYQA as without the gradient, from the whitened start (the
-            # best point of a failed line search can sit at the edge, where BOBYQA
-            # stalls), keeping the better
-            reset_pirls(obj)
-            other = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size),
-                             lower_z, optimizer="bobyqa", settings=settings)
-            if failed or other.fval < opt.fval:
-                opt, grad = other, None
-    if opt is None:
-        opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_z,
-                       optimizer=_backend(optimizer), settings=settings)
-    if grad is None and any(t.structured for t in design.terms):
-        # a structured covariance can be undefined (a Toeplitz correlation that is not
-        # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
-        # it from where it stopped while that still helps
-        opt = restart_while_improving(fz, opt, lower_z, optimizer=_backend(optimizer),
-                                      settings=settings)
-    log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
+        def fz(z):
+            return obj(base + T @ z)
+
+        def fgz(z):
+            f, g = grad(base + T @ z)
+            return f, T.T @ g
+
+        opt = None
+        if grad is not None:
+            opt, _ = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
+                                       keep.size, lower_b)
+            failed = opt.return_code != "converged"
+            edge = not failed and not obj.pirls.link_keeps_range and \
+                link_edge_message(fam, obj.solve(base + T @ opt.x).eta) is not None
+            if failed or edge:
+                # the gradient path failed, or stopped at the edge of the link's range (not
+                # smooth there): BOBYQA as without the gradient, from the whitened start (the
+                # best point of a failed line search can sit at the edge, where BOBYQA
+                # stalls), keeping the better
+                reset_pirls(obj)
+                other = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size),
+                                 lower_b, optimizer="bobyqa", settings=settings)
+                if failed or other.fval < opt.fval:
+                    opt, grad = other, None
+        if opt is None:
+            opt = minimize(traced(fz, stage, _pirls_note(obj)), np.zeros(keep.size), lower_b,
+                           optimizer=_backend(optimizer), settings=settings)
+        if grad is None and any(t.structured for t in design.terms):
+            # a structured covariance can be undefined (a Toeplitz correlation that is not
+            # one): BOBYQA's trust region shrinks at the infinite deviances there; restart
+            # it from where it stopped while that still helps
+            opt = restart_while_improving(fz, opt, lower_b, optimizer=_backend(optimizer),
+                                          settings=settings)
+        return opt, grad
+
+    opt, grad = search(x0, grad)
     x = x0 + T @ opt.x
+    if any(True for _ in design_positional_terms(design)):
+        # a distance-based term: the range check of glmmtmb (fitting/range_start), and the
+        # search again from a better point when it finds one
+        x_alt = range_escape_start(obj, design_positional_terms(design), x, opt.fval, x0)
+        if x_alt is not None:
+            alt, alt_grad = search(x_alt, grad)
+            if alt.fval < opt.fval:
+                opt, grad, x = alt, alt_grad, x_alt + T @ alt.x
+    log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
     if unbounded:
         x[:k] = _canonical_theta(design, x[:k])
     x, _ = snap_to_boundary(obj, x, None, obj.lower)

@@ -304,7 +304,8 @@ def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, RE
 def _escape_range_optimum(obj, comps, fit, x_start):
     """``fit``, or the fit from the better point :func:`.range_start.range_escape_start`
     finds for a distance-based term's range when it finds one (whichever fit is lower)."""
-    x_alt = range_escape_start(obj, comps, fit.x, float(fit.solution.objective), x_start)
+    x_alt = range_escape_start(obj, positional_terms(obj, comps), fit.x,
+                               float(fit.solution.objective), x_start)
     if x_alt is None:
         obj(fit.x)          # the objective's workspace back at the optimum
         return fit

@@ -23,7 +23,8 @@ from ..optim import OptSummary, minimize, minimize_with_gradient
 from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
-from .common import polished_and_checked, snap_to_boundary, warn_if_singular
+from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
+from .limit_scale import LimitScale
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
@@ -62,6 +63,11 @@ GRADIENT_MIN_PARAMS = 4
 #: ``(Time | Rat)``, CAR(1) and a power of the fitted values: 1.9x; corSymm nested in
 #: Sex/Subject: 1.5x), 0.6-1.7x with 2-4.
 LMM_GRADIENT_MIN_PARAMS = 5
+#: Restarts of BOBYQA on :mod:`.limit_scale`'s scale: at most this many, until one lowers
+#: the deviance by less than ...
+LIMIT_MAX_RESTARTS = 5
+#: ... this.
+LIMIT_RESTART_GAIN = 1e-6
 
 
 def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
@@ -79,10 +85,11 @@ def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
 
 
 def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
-              min_gradient_params: int = GRADIENT_MIN_PARAMS):
+              min_gradient_params: int = GRADIENT_MIN_PARAMS, map_limits=True):
     """BOBYQA (or ``optimizer``), boundary snap, convergence check and Newton polish; with
     ``optimizer="auto"`` and an objective with an analytic gradient, quasi-Newton first
-    (:func:`_optimize_gradient`)."""
+    (:func:`_optimize_gradient`); ``map_limits``: on :class:`~.limit_scale.LimitScale`'s
+    scale where it maps some parameter."""
     if x0.size == 0:
         fval = obj(x0)
         return x0, fval, OptSummary("none (no parameters)", x0, lower, lower, x0, fval, 1,
@@ -96,6 +103,37 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
                 f"{DENSE_GRADIENT_MAX_Q} random effects); use optimizer='auto' or "
                 "'bobyqa'")
         return _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=False)
+    # log-parameters that may reach 0 are optimized on the natural scale (limit_scale)
+    res = obj.residual
+    scale = LimitScale(obj, np.concatenate([np.zeros(x0.size - res.n_par, dtype=bool),
+                                            res.zero_limits]))
+    if map_limits and scale.active:
+        # on the log scale first (scale-free moves: a constant of 200 from its start 0.1),
+        # then on the natural scale from there (reaches 0, or leaves a log-scale plateau
+        # near it), then each mapped parameter tried at 0 (not only within BOUNDARY_TOL)
+        x1, _, opt1, _ = _optimize(obj, x0, lower, optimizer, settings, False, stage,
+                                   min_gradient_params, map_limits=False)
+        zlow = scale.lower(lower)
+        z, fval, opt, _ = _optimize(scale, scale.from_model(x1), zlow, optimizer, settings,
+                                    False, stage, min_gradient_params,
+                                    map_limits=False)
+        n_evals = opt1.n_evals + opt.n_evals
+        for _ in range(LIMIT_MAX_RESTARTS):
+            # a fresh quadratic model: along the valley of constant against power BOBYQA
+            # stops on a small change while the deviance still falls
+            z2, f2, opt2, _ = _optimize(scale, z, zlow, optimizer, settings, False, stage,
+                                        min_gradient_params, map_limits=False)
+            n_evals += opt2.n_evals
+            gain = fval - f2
+            if gain > 0:
+                z, fval, opt = z2, f2, opt2
+            if gain < LIMIT_RESTART_GAIN:
+                break
+        z, fval = snap_to_boundary(scale, z, fval, zlow,
+                                   tol=np.where(scale.mask, np.inf, BOUNDARY_TOL))
+        z, fval, conv = _checked(scale, z, fval, zlow, check_conv)
+        opt = replace(opt, x=scale.to_model(opt.x), x0=x0, lower=lower, n_evals=n_evals)
+        return scale.to_model(z), fval, opt, conv
     if optimizer == "auto" and getattr(obj, "has_gradient", False) \
             and x0.size >= min_gradient_params:
         found = _optimize_gradient(obj, x0, lower, check_conv, stage)
@@ -109,11 +147,7 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
     if optimizer == "auto" and obj.residual.kinked:
         opt = _restart_on_kinks(traced(obj, stage), opt, lower, settings)
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
-    conv = None
-    if check_conv:
-        grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
-        kw = {} if grad_tol is None else {"grad_tol": grad_tol}
-        x, fval, conv = polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
+    x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
 
 
@@ -138,6 +172,15 @@ def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):
                 return None
             emit_warning(conv.message, ConvergenceWarning, stacklevel=6)
     return opt.x, opt.fval, opt, conv
+
+
+def _checked(obj, x, fval, lower, check_conv):
+    """The convergence check and Newton polish (``(x, fval, None)`` without the check)."""
+    if not check_conv:
+        return x, fval, None
+    grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
+    kw = {} if grad_tol is None else {"grad_tol": grad_tol}
+    return polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
 
 
 def _restart_on_kinks(fun, opt, lower, settings):

@@ -24,11 +24,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .._errors import SingularFitWarning
+from .._messages import emit_warning
 from ..covariance import Unstructured
+from ..linalg.flat_parameters import conditional_covariance
 from .numderiv import hessian
 from .varpar import SdCorMap
 
-__all__ = ["intervals"]
+__all__ = ["WIDE_SE", "intervals"]
+
+#: A standard error above this on the transformed scale (log standard deviations, Fisher z,
+#: log range) gets a note: the 95% interval then spans a factor of more than e^(2 1.96 x 5)
+#: ~ 3e8 on a log scale, or nearly all of (-1, 1) for a correlation.
+WIDE_SE = 5.0
 
 
 def _frame(names, lower, est, upper) -> pd.DataFrame:
@@ -65,13 +73,14 @@ class _Packing:
         if self.has_re:
             sc = self.sdcor.from_theta(m.theta, m.sigma)[:-1]
             kinds = np.array(self.sdcor.kinds[:-1])
-            if np.any(sc[kinds == "sd"] <= 0.0) or np.any(np.abs(sc[kinds == "cor"]) >= 1.0):
-                raise ValueError("intervals() needs a non-singular fit: a random-effect "
-                                 "standard deviation is 0 or a correlation is +-1")
+            # a standard deviation of 0 or a correlation of +-1 is an infinite coordinate
+            # (held there: see _boundary_covariance)
             w = np.empty_like(sc)
             sd = kinds == "sd"
-            w[sd] = np.log(sc[sd])
-            w[~sd] = np.log((1.0 + sc[~sd]) / (1.0 - sc[~sd]))
+            with np.errstate(divide="ignore"):
+                w[sd] = np.log(np.maximum(sc[sd], 0.0))
+                r = np.clip(sc[~sd], -1.0, 1.0)
+                w[~sd] = np.log((1.0 + r) / (1.0 - r))
             parts.append(w)
         uc, uv = res.split(m.phi)
         if res.n_cor:
@@ -124,9 +133,63 @@ def _fixed(m, level: float) -> pd.DataFrame:
     return _frame(m.fixef.index, est - half, est, est + half)
 
 
+def _boundary_covariance(f, v: np.ndarray, steps) -> tuple[np.ndarray, np.ndarray]:
+    """Approximate covariance of the parameters with a usable curvature, and their mask.
+
+    Coordinates that are infinite (a standard deviation of 0) are held where they are;
+    of the rest, the flat ones are held at their estimates
+    (:func:`~mixedmodels.linalg.flat_parameters.conditional_covariance`).
+    """
+    keep = np.isfinite(v)
+    idx = np.flatnonzero(keep)
+    if idx.size == 0:
+        return keep, np.zeros((0, 0))
+
+    def at(w):
+        x = v.copy()
+        x[idx] = w
+        return f(x)
+
+    H = hessian(at, v[idx], steps=steps) / 2.0     # Hessian of -loglik
+    V, flat = conditional_covariance(H)
+    keep[idx[flat]] = False
+    return keep, V[np.ix_(~flat, ~flat)]
+
+
+def _notes(names, v, keep, se) -> list[tuple[str, bool]]:
+    """What :func:`intervals` says about parameters at or near a boundary: ``(note,
+    held)`` pairs (``held``: the parameter has no interval)."""
+    out = []
+    for name, vi, k, s in zip(names, v, keep, se, strict=True):
+        if not np.isfinite(vi):
+            out.append((f"{name}: at the boundary of its range (a standard deviation of 0 "
+                        "or a correlation of +-1); no Wald interval (NaN), the other "
+                        "intervals hold it there", True))
+        elif not k:
+            out.append((f"{name}: the log-likelihood is flat (or undefined) around the "
+                        "estimate -- the parameter is at the boundary of its range or not "
+                        "identified; no Wald interval (NaN), the other intervals hold it "
+                        "at its estimate", True))
+        elif s > WIDE_SE:
+            out.append((f"{name}: standard error {s:.3g} on the transformed scale -- the "
+                        "estimate is near the boundary of its range and the interval "
+                        "(from Wald's approximation there) says little", False))
+    return out
+
+
 def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
     """nlme's ``intervals()`` of a :class:`GLSResult` or :class:`RSideLMMResult` (see the
     module docstring).
+
+    Where the approximate covariance is positive definite this is nlme's answer, however
+    wide (nlme's ``(0, Inf)`` for a range run to 0). Where it is not -- nlme then refuses
+    all variance-parameter intervals -- the parameters at fault (flat around the estimate,
+    at a boundary such as a standard deviation of 0, or not identified) get NaN bounds and
+    the others intervals with those held at their estimates; a
+    :class:`~mixedmodels.SingularFitWarning` names them. Each such parameter, and each
+    interval wider than a standard error of :data:`WIDE_SE` on the transformed scale, gets
+    a note in the ``"notes"`` entry of its table's ``attrs``. Never an error for a
+    parameter at its boundary: the fixed effects' intervals are always given.
 
     Parameters
     ----------
@@ -150,41 +213,45 @@ def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
     # Hessian (the one nlme's fdHess reports), and Richardson's large pilot steps would
     # straddle the jumps.
     steps = None if m.residual.compact_support else "curvature"
-    H = hessian(pk.deviance, v, steps=steps) / 2.0     # Hessian of -loglik
-    if not np.all(np.isfinite(H)):
-        # steps off a parameter at its boundary (a log sd of -17) leave the deviance's
-        # domain: numpy's eigensolver would then fail with "did not converge"
-        raise ValueError("intervals(): the Hessian of the log-likelihood is not finite at "
-                         "the estimates (a parameter is at the boundary of its range, e.g. "
-                         "a random-effect standard deviation near 0: refit without that "
-                         "term)")
-    try:
-        cov = np.linalg.inv(H)
-    except np.linalg.LinAlgError:
-        raise ValueError("intervals(): the Hessian of the log-likelihood is singular at "
-                         "the estimates") from None
-    if np.any(np.linalg.eigvalsh((H + H.T) / 2.0) <= 0.0):
-        raise ValueError("intervals(): the approximate covariance is not positive definite "
-                         "(the estimates are not a strict maximum: a parameter is flat, "
-                         "e.g. a random-effect standard deviation near 0; refit without "
-                         "that term)")
-    half = stats.norm.ppf(0.5 + level / 2.0) * np.sqrt(np.diag(cov))
-    ends = [v - half, v, v + half]
+    keep, cov = _boundary_covariance(pk.deviance, v, steps)
+    se = np.full(v.size, np.nan)
+    se[keep] = np.sqrt(np.diag(cov))
+    half = stats.norm.ppf(0.5 + level / 2.0) * se
+    # the held parameters' end points are their estimates while the others' are mapped (a
+    # correlation structure maps as a whole vector), then NaN
+    h = np.where(keep, half, 0.0)
+    ends = [v - h, v, v + h]
     n_re, n_c, n_v, n_s = pk.sizes()
     res = m.residual
+    blocks = []
     if n_re:
         kinds = np.array(pk.sdcor.kinds[:-1])
-        cols = [np.where(kinds == "sd", np.exp(e[:n_re]), np.tanh(0.5 * e[:n_re]))
-                for e in ends]
-        out["random"] = _frame(pk.sdcor.names[:-1], *cols)
+        sl = slice(0, n_re)
+        cols = [np.where(kinds == "sd", np.exp(e[sl]), np.tanh(0.5 * e[sl])) for e in ends]
+        blocks.append(("random", pk.sdcor.names[:-1], sl, cols))
     if n_c:
         c = res.correlation
-        cols = [c.natural_from_interval_scale(e[n_re:n_re + n_c]) for e in ends]
-        out["correlation"] = _frame(c.names, *cols)
+        sl = slice(n_re, n_re + n_c)
+        cols = [c.natural_from_interval_scale(e[sl]) for e in ends]
+        blocks.append(("correlation", c.names, sl, cols))
     if n_v:
         f = res.variance
-        cols = [f.natural(e[n_re + n_c:n_re + n_c + n_v]) for e in ends]
-        out["variance"] = _frame(f.names, *cols)
+        sl = slice(n_re + n_c, n_re + n_c + n_v)
+        cols = [f.natural(e[sl]) for e in ends]
+        blocks.append(("variance", f.names, sl, cols))
     if n_s:
-        out["sigma"] = _frame(["sigma"], *[np.exp(e[-1:]) for e in ends])
+        sl = slice(v.size - 1, v.size)
+        blocks.append(("sigma", ["sigma"], sl, [np.exp(e[sl]) for e in ends]))
+    held_notes = []
+    for key, names, sl, cols in blocks:
+        lo, est, hi = (np.asarray(c, dtype=float).copy() for c in cols)
+        lo[~keep[sl]] = np.nan
+        hi[~keep[sl]] = np.nan
+        frame = _frame(names, lo, est, hi)
+        notes = _notes(list(names), v[sl], keep[sl], se[sl])
+        frame.attrs["notes"] = [n for n, _ in notes]
+        held_notes += [n for n, held in notes if held]
+        out[key] = frame
+    if held_notes:
+        emit_warning("intervals(): " + "; ".join(held_notes), SingularFitWarning)
     return out

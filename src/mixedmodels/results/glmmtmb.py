@@ -136,10 +136,24 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         """Covariance of every free parameter (``2 H^{-1}``), named as glmmTMB's
         ``vcov(full = TRUE)``: ``cond~x``, ``zi~x``, ``disp~x``, ``theta_...``."""
         labels = list(self.layout.free_labels())
+        return pd.DataFrame(self._free_vcov, index=labels, columns=labels)
+
+    @cached_property
+    def _free_vcov(self) -> np.ndarray:
+        """``2 H^{-1}``; where ``H`` is not positive definite, the covariance with the flat
+        parameters held at their estimates, NaN in their rows and columns
+        (:mod:`mixedmodels.linalg.flat_parameters`; glmmTMB's ``sdreport`` inverts the
+        indefinite ``H``, giving negative variances)."""
         V = self.fit.vcov
-        if V is None:
-            V = np.full((len(labels), len(labels)), np.nan)
-        return pd.DataFrame(V, index=labels, columns=labels)
+        if V is not None:
+            return V
+        n = self.layout.n_free
+        H = self.fit.hessian
+        if H is None or H.shape != (n, n):
+            return np.full((n, n), np.nan)
+        from ..linalg.flat_parameters import conditional_covariance
+
+        return conditional_covariance(H, scale=2.0)[0]
 
     def _vcov_block(self, component: str) -> np.ndarray:
         # vcov_full is labelled by the layout (formulaic's names), whatever the
@@ -179,9 +193,8 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         T = obj.structure.int_T
         V = T @ obj.hessian.inverse()[q_u:, q_u:] @ T.T
         V = 0.5 * (V + V.T)
-        Vx = self.fit.vcov
-        if Vx is None:
-            return V
+        # flat parameters (NaN rows) held at their estimates
+        Vx = np.nan_to_num(self._free_vcov)
         layout = self.layout
         D = np.empty((V.shape[0], layout.n_free))
         for k, i in enumerate(layout.free_index):

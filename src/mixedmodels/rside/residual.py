@@ -166,6 +166,13 @@ class BoundResidual:
             parts.append(self.variance.start)
         return np.concatenate(parts) if parts else np.zeros(0)
 
+    @property
+    def zero_limits(self) -> np.ndarray:
+        """Which residual parameters are logs of a quantity that may reach 0
+        (:attr:`~.variance.BoundVariance.zero_limits`); bool (n_par,)."""
+        var = np.zeros(0, dtype=bool) if not self.n_var else self.variance.zero_limits
+        return np.concatenate([np.zeros(self.n_cor, dtype=bool), var])
+
     def split(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Correlation and variance parts of the unconstrained vector."""
         phi = np.asarray(phi, dtype=float)

@@ -132,6 +132,17 @@ class BoundVariance:
         """The covariate is the fitted values (updated between optimizations)."""
         return False
 
+    @property
+    def zero_limits(self) -> np.ndarray:
+        """Which estimated parameters are logs of a quantity whose limit 0 is itself a
+        valid model (varConstPower's constant: ``c -> 0`` is ``varPower``); bool (n_par,).
+
+        On the log scale that limit is infinitely far, and a derivative-free optimizer
+        crawls towards it; the fit optimizes these on the natural scale with the bound 0
+        instead (:mod:`mixedmodels.fitting.limit_scale`).
+        """
+        return np.zeros(self.n_par, dtype=bool)
+
     def full(self, u: np.ndarray) -> np.ndarray:
         return self.start if self.spec.fixed else np.asarray(u, dtype=float)
 
@@ -397,6 +408,12 @@ class _BoundConstPower(_BoundPower):
     def _default_start(self):
         return np.concatenate([np.full(self.k, np.log(0.1)), np.zeros(self.k)])
 
+    @property
+    def zero_limits(self):
+        mask = np.zeros(self.n_par, dtype=bool)
+        mask[:self.k if self.n_par else 0] = True
+        return mask
+
     def _set_covariate(self, v):
         self._abs = np.ones(self.codes.shape[0]) if v is None else np.abs(np.asarray(v, float))
 
@@ -531,6 +548,11 @@ class _BoundComb(BoundVariance):
         return np.concatenate([b.unconstrained(x) for b, x in
                                zip(self.parts, self._split(np.asarray(nat, float)),
                                    strict=True) if b.n_par] or [np.zeros(0)])
+
+    @property
+    def zero_limits(self):
+        return np.concatenate([b.zero_limits for b in self.parts] or
+                              [np.zeros(0, dtype=bool)])
 
     def log_sd(self, u):
         return sum(b.log_sd(x) for b, x in

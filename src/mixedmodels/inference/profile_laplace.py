@@ -11,7 +11,9 @@ point). The interval's ends solve ``zeta(v) = +-z_{(1+level)/2}`` (Brent's metho
 from the Wald interval outwards). For a scalar term's sd the profiled parameter is its
 ``theta`` (the sd is ``|theta|``; the objective is even in it), so the lower end is 0 when
 the profile never reaches the cut on the way down -- a variance whose interval includes
-zero.
+zero. The same holds for a structure's theta entry in which the covariance is even
+(``diag``'s and ``homdiag``'s sds are theta itself): its profile is mirrored at 0, and a
+search across 0 would find the mirror image's crossing instead of the lower end.
 
 A covariance structure's parameters (``ar1``'s ``phi`` and ``sd``, ``cs``'s correlation, a
 spatial ``range``, ``rr``'s loadings, ``propto``'s scale) are profiled on the theta entry
@@ -44,6 +46,9 @@ PROFILE_GTOL = 1e-6
 #: natural parameters, by which a structure's parameter is found to depend on one entry.
 COMPONENTWISE_STEP = 1e-3
 COMPONENTWISE_TOL = 1e-12
+#: Relative agreement of the covariance at a theta entry and at its negative by which the
+#: covariance is found even in that entry (exact for diag's sds; rounding only).
+EVEN_RTOL = 1e-12
 
 
 class _Profile:
@@ -146,12 +151,27 @@ def _componentwise(structure, theta: np.ndarray) -> list[int]:
     return out
 
 
+def _even_entry(structure, theta: np.ndarray, j: int) -> bool:
+    """Whether the covariance is even in theta entry ``j`` alone (``diag``'s sds, which
+    are theta itself with a lower bound of 0 only for the optimizer): flipping the entry's
+    sign leaves ``Lambda Lambda'`` unchanged. Its profile is then mirrored at 0, and the
+    lower end is searched down to 0 only (as a scalar term's sd), not across into the
+    mirror image, where the profile falls again."""
+    if not structure.sign_symmetric or theta[j] == 0.0:
+        return False
+    th = theta.copy()
+    th[j] = -th[j]
+    a, b = structure.covariance(theta), structure.covariance(th)
+    return bool(np.allclose(a, b, rtol=EVEN_RTOL, atol=0.0))
+
+
 def _profiled_parameters(m):
     """``(label, index in x, kind, natural map)`` for every parameter profile can do: free
     fixed effects and family parameters (kind ``"beta"``), the theta of scalar
     unstructured terms (``"sd"``: the sd is ``|theta|``), and each parameter of a
     covariance structure that is a monotone function of one theta entry (``"structure"``,
-    reported through the map on the natural scale)."""
+    reported through the map on the natural scale; ``"even"`` where the covariance is even
+    in that entry, as diag's sds: profiled on ``|theta|`` down to 0)."""
     layout, obj = m.layout, m.objective_function
     out = []
     for block in layout.blocks:
@@ -173,7 +193,8 @@ def _profiled_parameters(m):
             k = sl.start + j
             if layout.fixed[k]:
                 continue
-            out.append((f"{prefix}{s.keyword}:{names[j]}|{t.group}", k, "structure",
+            kind = "even" if _even_entry(s, theta, j) else "structure"
+            out.append((f"{prefix}{s.keyword}:{names[j]}|{t.group}", k, kind,
                         _Natural(s, theta, j)))
     return out
 
@@ -221,9 +242,9 @@ def profile_confint(m, level: float = 0.95, parm=None) -> pd.DataFrame:
         se = se if np.isfinite(se) and se > 0 else max(abs(m.x[k]), 1.0)
         prof = _Profile(m, k)
         est = float(m.x[k])
-        if kind == "sd":
+        if kind in ("sd", "even"):
             est = abs(est)
-            prof.x_hat[k] = est           # the objective is even in a scalar term's theta
+            prof.x_hat[k] = est           # the objective is even in this theta entry
             lo = _end(prof, se, cut, -1, floor=0.0)
             hi = _end(prof, se, cut, +1)
         else:

@@ -104,10 +104,8 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
                 "'bobyqa'")
         return _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=False)
     # log-parameters that may reach 0 are optimized on the natural scale (limit_scale)
-    res = obj.residual
-    scale = LimitScale(obj, np.concatenate([np.zeros(x0.size - res.n_par, dtype=bool),
-                                            res.zero_limits]))
-    if map_limits and scale.active:
+    scale = _limit_scale(obj, x0.size) if map_limits else None
+    if scale is not None and scale.active:
         # on the log scale first (scale-free moves: a constant of 200 from its start 0.1),
         # then on the natural scale from there (reaches 0, or leaves a log-scale plateau
         # near it), then each mapped parameter tried at 0 (not only within BOUNDARY_TOL)
@@ -149,6 +147,14 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
+
+
+def _limit_scale(obj, n: int) -> LimitScale:
+    """:class:`~.limit_scale.LimitScale` of the residual parameters that may reach 0 (the
+    last ``obj.residual.n_par`` of ``n``)."""
+    res = obj.residual
+    return LimitScale(obj, np.concatenate([np.zeros(n - res.n_par, dtype=bool),
+                                           res.zero_limits]))
 
 
 def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):

@@ -40,6 +40,7 @@ finite-difference Hessians of the Laplace deviance need.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -830,10 +831,16 @@ class PIRLS:
     def _ridged(self, A, w: np.ndarray):
         """``A`` with :meth:`_ridge_amount` added to the diagonal of its fixed-effects
         block (see :data:`XX_RIDGE`)."""
-        p = self.p
-        if p:
-            idx = np.arange(p)
-            A.AXX[idx, idx] += self._ridge_amount(w)
+        return self._with_xx_ridge(A, self._ridge_amount(w))
+
+    def _with_xx_ridge(self, A, amount: float, copy: bool = False):
+        """``A`` (in place, or a copy with ``copy``) with ``amount`` added to the diagonal
+        of its fixed-effects block."""
+        if self.p:
+            if copy:
+                A = dataclasses.replace(A, AXX=A.AXX.copy())
+            idx = np.arange(self.p)
+            A.AXX[idx, idx] += amount
         return A
 
     def _small_move(self, lams, du: np.ndarray) -> bool:

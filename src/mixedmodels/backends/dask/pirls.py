@@ -435,11 +435,7 @@ class DaskPIRLS(PIRLS):
 
     def _ridge(self, A, top: float):
         """``A`` (a copy) with PIRLS's ridge on the fixed-effects block (``XX_RIDGE``)."""
-        if self.p:
-            idx = np.arange(self.p)
-            A = dataclasses.replace(A, AXX=A.AXX.copy())
-            A.AXX[idx, idx] += XX_RIDGE * top
-        return A
+        return self._with_xx_ridge(A, XX_RIDGE * top, copy=True)
 
     @staticmethod
     def _slack_of(pdev: float, stat: float) -> float:

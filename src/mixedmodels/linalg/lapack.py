@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["chol_inplace", "chol_solve_lower", "mirror_lower_inplace", "scaled_lower_copy", "solve_lower",
-           "solve_lower_t", "tril_copy"]
+__all__ = ["chol_inplace", "chol_solve_lower", "mirror_lower_inplace", "scaled_lower_copy",
+           "solve_lower", "solve_lower_t", "tril_copy"]
 
 _dpotrf = lapack.dpotrf
 _dtrtrs = lapack.dtrtrs

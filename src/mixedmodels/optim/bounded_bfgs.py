@@ -165,28 +165,38 @@ def minimize_bounded_bfgs(
     if maxiter and initial_hessian:
         H, used = _initial_inverse_hessian(fg, u, gu, logm)
         n_evals += used
+    # the loop is written for few parameters: every numpy call costs about as much as
+    # the arithmetic, so masks are kept as vectors (``floor_u``: the bound of linear-scale
+    # bounded parameters, -inf elsewhere) and updated only when a parameter changes scale
+    floor_u = np.where(bounded & ~logm, lower, -np.inf)
+    lin_free = bool(logm.any())
     for _ in range(maxiter):
-        linear_bound = bounded & ~logm
-        active = linear_bound & (u <= lower) & (gu > 0)
-        if float(np.max(np.abs(g[~active]), initial=0.0)) <= tol:
+        active = (u <= floor_u) & (gu > 0)
+        any_active = bool(active.any())
+        gfree = np.where(active, 0.0, g) if any_active else g
+        if float(np.abs(gfree).max(initial=0.0)) <= tol:
             code = "converged"
             break
-        free = ~active
-        d = None if H is None else _direction(H, gu, free)
+        d = None
+        if H is not None:
+            d = _direction(H, gu, ~active) if any_active else -(H @ gu)
         if d is None or not float(gu @ d) < 0.0:
             # no curvature yet (or a broken one): along the gradient, at most FIRST_STEP
             H = None
-            d = np.where(free, -gu, 0.0)
-            d *= FIRST_STEP / float(np.max(np.abs(d)))
-        big = float(np.max(np.abs(d)))
+            d = np.where(active, 0.0, -gu)
+            d *= FIRST_STEP / float(np.abs(d).max())
+        big = float(np.abs(d).max())
         if big > MAX_STEP:
             d *= MAX_STEP / big
         alpha = 1.0
         for _ in range(MAX_BACKTRACK):
             u_new = u + alpha * d
-            u_new[linear_bound] = np.maximum(u_new[linear_bound], lower[linear_bound])
-            x_new = u_new.copy()
-            x_new[logm] = np.exp(u_new[logm])
+            np.maximum(u_new, floor_u, out=u_new)
+            if lin_free:
+                x_new = u_new.copy()
+                np.exp(u_new, out=x_new, where=logm)
+            else:
+                x_new = u_new
             f_new, g_new = fg(x_new)
             n_evals += 1
             decrease = float(gu @ (u_new - u))
@@ -204,31 +214,36 @@ def minimize_bounded_bfgs(
         else:
             code = "line search failed"
             break
-        gu_new = np.where(logm, g_new * x_new, g_new)
+        gu_new = np.where(logm, g_new * x_new, g_new) if lin_free else g_new
         s, y = u_new - u, gu_new - gu
         f_old = f
         u, x, f, g, gu = u_new, x_new, f_new, g_new, gu_new
         sy = float(s @ y)
-        if sy > CURVATURE_MIN * math.sqrt(float(s @ s) * float(y @ y)):
+        yy = float(y @ y)
+        if sy > CURVATURE_MIN * math.sqrt(float(s @ s) * yy):
             if H is None:
-                H = np.eye(x.size) * (sy / float(y @ y))
+                H = np.eye(x.size) * (sy / yy)
             # inverse BFGS update: H+ = (I - s y'/sy) H (I - y s'/sy) + s s'/sy
             Hy = H @ y
+            sHy = np.multiply.outer(s, Hy)
             H += ((sy + float(y @ Hy)) / sy ** 2) * np.multiply.outer(s, s) \
-                - (np.multiply.outer(Hy, s) + np.multiply.outer(s, Hy)) / sy
-        # a log-scale parameter heading for zero goes to the linear scale, where the
-        # projection can put it on the bound (its log-scale gradient vanishes like x^2)
-        handover = logm & (((x < LOG_SCALE_HANDOVER) & (g > 0)) | (x < LOG_SCALE_FLOOR))
-        if handover.any():
-            logm = logm & ~handover
-            u[handover] = x[handover]
-            gu[handover] = g[handover]
-            if H is not None:
-                jac = np.where(handover, x, 1.0)       # d x / d u = x on the log scale
-                H = jac[:, None] * H * jac[None, :]
+                - (sHy + sHy.T) / sy
+        if lin_free:
+            # a log-scale parameter heading for zero goes to the linear scale, where the
+            # projection can put it on the bound (its log-scale gradient vanishes like x^2)
+            handover = logm & (((x < LOG_SCALE_HANDOVER) & (g > 0)) | (x < LOG_SCALE_FLOOR))
+            if handover.any():
+                logm = logm & ~handover
+                lin_free = bool(logm.any())
+                u = np.where(handover, x, u)
+                gu = np.where(handover, g, gu)
+                floor_u = np.where(bounded & ~logm, lower, -np.inf)
+                if H is not None:
+                    jac = np.where(handover, x, 1.0)       # d x / d u = x on the log scale
+                    H = jac[:, None] * H * jac[None, :]
         if f_old - f <= FTOL_REL * max(1.0, abs(f)):
-            active = bounded & ~logm & (u <= lower) & (gu > 0)
-            code = ("converged" if float(np.max(np.abs(g[~active]), initial=0.0)) <= tol
+            active = (u <= floor_u) & (gu > 0)
+            code = ("converged" if float(np.abs(np.where(active, 0.0, g)).max()) <= tol
                     else "converged (no further decrease)")
             break
     summary = OptSummary(

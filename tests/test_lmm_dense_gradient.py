@@ -54,8 +54,8 @@ CASES = [
     ("nested", "pastes", "strength ~ 1 + (1 | batch/cask)", {}),
     ("factor slope", "orthodont", "distance ~ age + (0 + Sex | Subject)", {}),
     ("weights and offset", None, "y ~ x + (1 + x | subject)", {"weights": "w", "offset": "off"}),
-    ("structured (lambda_jacobian)", None, "y ~ x + (1 | subject) + ar1(0 + factor(time) | subject)",
-     {}),
+    ("structured (lambda_jacobian)", None,
+     "y ~ x + (1 | subject) + ar1(0 + factor(time) | subject)", {}),
 ]
 
 
@@ -101,8 +101,8 @@ def test_dense_gradient_is_exact_at_a_zero_variance():
     theta = np.array([0.0, 1.3])
     _, g = obj.value_and_gradient(theta)
     assert g[0] == 0.0
-    h = FD_H * 1.3
-    fd1 = (obj(theta + [0, h]) - obj(theta - [0, h])) / (2 * h)
+    step = np.array([0.0, FD_H * 1.3])
+    fd1 = (obj(theta + step) - obj(theta - step)) / (2 * step[1])
     assert g[1] == pytest.approx(fd1, abs=GRAD_RTOL * max(1.0, abs(fd1)))
 
 
@@ -126,7 +126,7 @@ UNIDENTIFIED = {"distance ~ age + (0 + Sex | Subject)"}
 def test_projected_bfgs_reaches_bobyqas_optimum_in_fewer_evaluations(model):
     data_name, formula, reml = model
     obj = _objective(data_name, formula, {}, reml)
-    opt, g = minimize_bounded_bfgs(obj.value_and_gradient, obj.theta0, obj.lower)
+    opt, _ = minimize_bounded_bfgs(obj.value_and_gradient, obj.theta0, obj.lower)
     ref = minimize(obj, obj.theta0, obj.lower, optimizer="bobyqa")
     assert opt.converged
     assert opt.fval <= ref.fval + OBJ_ATOL

@@ -393,9 +393,10 @@ def lmer(
         ``"auto"`` (default): ``"gradient"`` -- BFGS on log(theta) with the analytic
         gradient, for scalar and vector-valued terms alike -- when the model uses the
         blocked factorization (too large for the dense one of small models,
-        ``q + p + 1 > 80``, and a dense block of at most 6000 columns), else ``"bobyqa"``
-        (NLopt, lme4's default): on small models the dense factorization has no gradient
-        and its evaluations are cheap enough that BOBYQA is the faster choice. Also
+        ``q + p + 1 > 80``, and a dense block of at most 6000 columns); on small models
+        (the dense factorization) a projected BFGS with the dense system's exact
+        gradient (``"gradient:projected BFGS"``, BOBYQA where it does not converge),
+        BOBYQA (NLopt, lme4's default) for structured terms. Also ``"bobyqa"``,
         ``"gradient"`` (forces the blocked factorization), ``"nelder_mead"``, ``"cobyqa"``,
         ``"lbfgsb"``.
     optimizer_settings : dict, optional

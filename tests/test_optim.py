@@ -105,14 +105,16 @@ def test_lme4_class_fits_run_with_one_blas_thread(monkeypatch):
     from mixedmodels.objective import GLMMObjective, LMMObjective
 
     seen = []
-    for cls in (LMMObjective, GLMMObjective):
-        original = cls.__call__
+    # small LMMs evaluate value and gradient together (the dense path's projected BFGS)
+    for cls, name in ((LMMObjective, "__call__"), (LMMObjective, "value_and_gradient"),
+                      (GLMMObjective, "__call__")):
+        original = getattr(cls, name)
 
         def spy(self, *args, _original=original, **kwargs):
             seen.append(_blas_threads())
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(cls, "__call__", spy)
+        monkeypatch.setattr(cls, name, spy)
     sleep = mm.datasets.load("sleepstudy")
     with threadpool_limits(limits=2, user_api="blas"):
         mm.lmer("Reaction ~ Days + (1 | Subject)", sleep, check_conv=False)

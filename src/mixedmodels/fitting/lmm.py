@@ -25,7 +25,13 @@ from ..diagnostics import (
 )
 from ..formula import parse_formula
 from ..objective import LMMObjective
-from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
+from ..optim import (
+    OPTIMIZERS,
+    OptSummary,
+    minimize,
+    minimize_bounded_bfgs,
+    minimize_with_gradient,
+)
 from ..results import FitRecipe, LinearMixedModelResult
 from ..rside.residual import ResidualSpec, residual_columns
 from .common import (
@@ -127,8 +133,9 @@ def _at_theta(design, REML, theta):
 
 def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
     obj = LMMObjective(design, reml=REML)
-    if optimizer == "gradient" and not obj.has_gradient:
-        # the analytic gradient lives in the blocked factorization
+    if optimizer == "gradient" and obj.method != "blocked":
+        # "gradient" is the log-scale BFGS of optim/gradient on the blocked factorization
+        # (the dense one's gradient drives the default of small models, "auto")
         obj = LMMObjective(design, reml=REML, method="blocked")
     sol, opt, conv = optimize_lmm(obj, optimizer, optimizer_settings, start, check_conv)
     return LinearMixedModelResult(design, bool(REML), sol, opt, conv, obj)
@@ -164,16 +171,25 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     if x0.shape != lower.shape:
         raise ValueError(f"start has {x0.size} values; the model has {lower.size} theta "
                          "parameters")
+    dense_qn = False
     if optimizer == "auto":
         # measured (benchmarks/results/optimizers.md): the analytic gradient pays where an
         # evaluation is expensive (InstEval: 13 evaluations, 0.9 s against BOBYQA's 135,
-        # 3.5 s); small models use the dense factorization, which has no gradient and whose
-        # evaluations are so cheap that BOBYQA is faster (sleepstudy (1 | Subject):
-        # 1.4 ms against 2.5 ms; Penicillin: 6 ms against 230 ms with the blocked path)
+        # 3.5 s). Small models (the dense factorization) take the projected BFGS of
+        # optim/bounded_bfgs with the dense system's exact gradient: sleepstudy 11-13
+        # evaluations against BOBYQA's 43, and no scipy overhead (which costs more than
+        # a small model's whole search). Structured terms keep BOBYQA with restarts
+        # (their parameterizations have long flat stretches).
+        dense_qn = (obj.has_gradient and obj.method == "dense"
+                    and not any(t.structured for t in design.terms))
         optimizer = "gradient" if obj.has_gradient else "bobyqa"
     grad = hess_inv = None
     t0 = time.perf_counter()
-    if optimizer == "gradient":
+    if dense_qn:
+        opt, grad = _dense_quasi_newton(obj, x0, lower, optimizer_settings)
+        if opt.optimizer != "gradient:projected BFGS":
+            grad = None
+    elif optimizer == "gradient":
         fg = traced(obj.value_and_gradient, "lmer", gradient=True)
         opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
         if residual_vanishing(obj, opt.x):
@@ -221,6 +237,23 @@ def residual_vanishing(obj: LMMObjective, theta: np.ndarray) -> bool:
     return any(float(np.max(np.abs(t.structure.lambda_(theta[sl])), initial=0.0))
                > VANISHING_RESIDUAL_RATIO
                for t, sl in zip(design.terms, design.theta_slices(), strict=True))
+
+
+def _dense_quasi_newton(obj: LMMObjective, x0, lower, settings
+                        ) -> tuple[OptSummary, np.ndarray | None]:
+    """Projected BFGS with the exact gradient (:func:`minimize_bounded_bfgs`), BOBYQA
+    from the same start where it did not converge or ran off towards a vanishing
+    residual variance (see :func:`residual_vanishing`); the better of the two is kept."""
+    fg = traced(obj.value_and_gradient, "lmer", gradient=True)
+    opt, grad = minimize_bounded_bfgs(fg, x0, lower)
+    if opt.converged and np.isfinite(opt.fval) and not residual_vanishing(obj, opt.x):
+        return opt, grad
+    alt = _bobyqa(obj, x0, lower, settings)
+    if not alt.fval < opt.fval:
+        return opt, grad
+    return replace(alt, n_evals=alt.n_evals + opt.n_evals,
+                   optimizer=f"{alt.optimizer} (after {opt.optimizer}: "
+                             f"{opt.return_code})"), None
 
 
 def _bobyqa(obj: LMMObjective, x0, lower, settings, optimizer: str = "bobyqa") -> OptSummary:
@@ -304,17 +337,18 @@ def _check(obj, theta, fval, lower, grad, hess_inv, x_opt, polish):
 
     ``polish=True`` asks for the Hessian even when the gradient is small, for small models
     (see below), so that :func:`newton_polish` can use it."""
+    # Small (dense) models are cheap to evaluate: after a derivative-free optimizer always
+    # take the Hessian, so that the Newton polish can finish what it left on a flat ridge
+    # (BOBYQA stops on small *changes*; Orthodont with log(age): 1e-7 short of the optimum
+    # moves a near-zero conditional mode by 0.3%). A gradient optimizer stopped on the
+    # gradient itself: nothing to polish.
+    grad_tol = 0.0 if polish and obj.method == "dense" and grad is None else CONV_GRAD_TOL
     if obj.has_gradient:
         if grad is None or not np.array_equal(theta, x_opt):
             fval, grad = obj.value_and_gradient(theta)
             hess_inv = None
         return check_convergence_gradient(obj.value_and_gradient, theta, lower, grad,
-                                          hess_inv)
-    # Small (dense) models are cheap to evaluate: always take the Hessian, so that the
-    # Newton polish can finish what a derivative-free optimizer left on a flat ridge
-    # (BOBYQA stops on small *changes*; Orthodont with log(age): 1e-7 short of the optimum
-    # moves a near-zero conditional mode by 0.3%).
-    grad_tol = 0.0 if polish and obj.method == "dense" else CONV_GRAD_TOL
+                                          hess_inv, grad_tol=grad_tol)
     return check_convergence(obj, theta, lower, fval, grad_tol=grad_tol)
 
 
@@ -359,9 +393,10 @@ def lmer(
         ``"auto"`` (default): ``"gradient"`` -- BFGS on log(theta) with the analytic
         gradient, for scalar and vector-valued terms alike -- when the model uses the
         blocked factorization (too large for the dense one of small models,
-        ``q + p + 1 > 80``, and a dense block of at most 6000 columns), else ``"bobyqa"``
-        (NLopt, lme4's default): on small models the dense factorization has no gradient
-        and its evaluations are cheap enough that BOBYQA is the faster choice. Also
+        ``q + p + 1 > 80``, and a dense block of at most 6000 columns); on small models
+        (the dense factorization) a projected BFGS with the dense system's exact
+        gradient (``"gradient:projected BFGS"``, BOBYQA where it does not converge),
+        BOBYQA (NLopt, lme4's default) for structured terms. Also ``"bobyqa"``,
         ``"gradient"`` (forces the blocked factorization), ``"nelder_mead"``, ``"cobyqa"``,
         ``"lbfgsb"``.
     optimizer_settings : dict, optional

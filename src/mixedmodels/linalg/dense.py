@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lapack import chol_inplace, solve_lower, solve_lower_t
+from .lapack import chol_inplace, chol_solve_lower, solve_lower, solve_lower_t
 from .layout import lambda_layout, theta_slices
 
 __all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product",
@@ -135,6 +135,12 @@ class DenseSystem:
                             for s, sl, off, b in zip(self.structures, self.slices, offsets,
                                                      self.blocks, strict=True))
         self._rows, self._cols, self._src = lambda_layout(self.blocks)
+        #: where :meth:`logdet_gradient` reads ``X_ba`` for every entry ``(a, b)`` of
+        #: ``Lambda`` (flat in the q x q block of ``X``), and each term's first entry in
+        #: the concatenated ``lambda_k.ravel()``
+        self._grad_flat_all = self._cols * self.q + self._rows
+        self._lam_offsets = np.cumsum([0] + [b.p * b.p for b in self.blocks])
+        self.n_theta = int(sum(s.n_theta for s in self.structures))
         maps = [s.direct_map() for s in self.structures]
         self._theta_map = None
         if all(mp is not None for mp in maps):
@@ -146,6 +152,7 @@ class DenseSystem:
             keep = entry_map < n_theta
             self._rows, self._cols = self._rows[keep], self._cols[keep]
             self._theta_map = entry_map[keep]
+            self._grad_flat = self._grad_flat_all[keep]
         #: every term scalar with theta as its Lambda: T is diagonal and T' A T = A * d d'
         self._diagonal = self._theta_map is not None and all(b.p == 1 for b in self.blocks)
 
@@ -188,6 +195,8 @@ class DenseSystem:
             # T's entries are rewritten at the same positions by every factorization
             return
         self._diag_flat = np.arange(size) * (size + 1)
+        self._e_last = np.zeros(size)
+        self._e_last[-1] = 1.0
         self._zdiag_flat = self._diag_flat[:q]
         #: workspace of the objective's evaluations (``scratch=True``): small models are
         #: overhead-bound, and a fresh (q + m)^2 array per call is a measurable share
@@ -258,6 +267,84 @@ class DenseSystem:
             rows = L[off:off + nlev * p, :]
             rows.shape = (nlev, p, size)
             np.matmul(lam.T, rows, out=rows)
+
+    def logdet_gradient(self, f: DenseFactor, theta: np.ndarray, s: int, c: float
+                        ) -> np.ndarray:
+        r"""Gradient in theta of ``log|Omega_s| + c log r^2`` from the factor at ``theta``.
+
+        ``Omega = T' A T + diag(I_q, 0)`` is the factored system, ``Omega_s`` its leading
+        ``s x s`` block (``s >= q``) and ``r^2 = L[-1, -1]^2`` the Schur complement of its
+        last row. With ``B = L^{-1}`` (so ``Omega_s^{-1} = B_s' B_s`` for the leading
+        block ``B_s`` of the triangular inverse) and ``rho`` the last row of ``B``,
+        ``Omega^{-1} - \operatorname{diag}(Omega_{size-1}^{-1}, 0) = rho rho'``, hence
+
+        .. math::
+
+            \frac{\partial \log|\Omega_s|}{\partial\theta_j} =
+                2 \operatorname{tr}(\Omega_s^{-1} T_s' A_{s\cdot} \dot T_j), \qquad
+            \frac{\partial \log r^2}{\partial\theta_j} =
+                2 \rho' T' A \dot T_j \rho,
+
+        both ``2 tr(X dT_j)`` with ``X = (Omega_s^{-1} K_s)_{ZZ} + c\,\rho_Z (K'\rho)_Z'``,
+        ``K = T'A`` restricted to the columns of ``Z``; ``dT_j`` is ``d Lambda / d theta_j``
+        on the diagonal blocks of the terms (an indicator for structures whose entries are
+        parameters, :meth:`~mixedmodels.covariance.CovarianceStructure.direct_map`; else
+        ``lambda_jacobian``). ``Omega_s^{-1} K_s`` is one Cholesky solve with the
+        factor's leading block and ``rho`` one triangular solve. No ``Lambda^{-1}`` is
+        needed, so singular fits are exact
+        (the gradient of a scalar term at ``theta_k = 0`` is 0: the criterion is even in
+        it). The profiled REML criterion is ``s = q + p`` with ``c = n - p``, the ML
+        deviance ``s = q``, ``c = n``; a known sigma gives ``c = r^2 / sigma^2``.
+
+        Parameters
+        ----------
+        f : DenseFactor
+            From :meth:`factorize` at ``theta``.
+        theta : ndarray
+        s : int
+            Leading block whose log-determinant is differentiated (``q <= s < size``).
+        c : float
+            Weight of ``log r^2``.
+
+        Returns
+        -------
+        ndarray (n_theta,)
+        """
+        q = self.q
+        L = f.L
+        K = self._lambda_t_rows(theta, self.full[:, :q])        # (T'A)[:, :q]
+        # two LAPACK calls on the factor (they read its lower triangle only): Omega_s^{-1}
+        # K_s by the Cholesky solve, and rho = L^{-T} e_last
+        X = chol_solve_lower(L[:s, :s], K[:s])[:q]          # (Omega_s^{-1} K_s)[:q]
+        e = self._e_last
+        rho = solve_lower_t(L, e)
+        X += c * np.multiply.outer(rho[:q], K.T @ rho)
+        if self._theta_map is not None:
+            return 2.0 * np.bincount(self._theta_map, X.reshape(-1)[self._grad_flat],
+                                     minlength=self.n_theta)
+        G = np.bincount(self._src, X.reshape(-1)[self._grad_flat_all],
+                        minlength=int(self._lam_offsets[-1]))
+        grad = np.empty(self.n_theta)
+        for k, (struct, sl) in enumerate(zip(self.structures, self.slices, strict=True)):
+            jac = struct.lambda_jacobian(theta[sl])
+            seg = G[self._lam_offsets[k]:self._lam_offsets[k + 1]]
+            grad[sl] = 2.0 * (jac.reshape(jac.shape[0], -1) @ seg)
+        return grad
+
+    def _lambda_t_rows(self, theta: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """``T' M`` for ``M`` with the system's rows: ``lambda_k'`` applied to every
+        level's rows of term k, the fixed-effects rows unchanged (a new array)."""
+        out = np.array(M, dtype=float)
+        ncol = out.shape[1]
+        for struct, sl, off, nlev, p in self._terms:
+            lam = struct.lambda_(theta[sl])
+            rows = out[off:off + nlev * p]
+            if p == 1:
+                rows *= lam[0, 0]
+                continue
+            rows.shape = (nlev, p, ncol)
+            np.matmul(lam.T, rows.copy(), out=rows)
+        return out
 
     def solve_u(self, f: DenseFactor, beta: np.ndarray) -> np.ndarray:
         """Spherical random effects at ``beta``: ``L_Z' u = l_yZ' - L_XZ' beta``."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["chol_inplace", "mirror_lower_inplace", "scaled_lower_copy", "solve_lower",
-           "solve_lower_t", "tril_copy"]
+__all__ = ["chol_inplace", "chol_solve_lower", "mirror_lower_inplace", "scaled_lower_copy",
+           "solve_lower", "solve_lower_t", "tril_copy"]
 
 _dpotrf = lapack.dpotrf
 _dtrtrs = lapack.dtrtrs
@@ -109,3 +109,15 @@ def inverse_crossprod_inplace(L: np.ndarray) -> bool:
         return False
     _, info = _dlauum(L.T, lower=0, overwrite_c=1)
     return info == 0
+
+
+_dpotrs = lapack.dpotrs
+
+
+def chol_solve_lower(L: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(L L')^{-1} b`` for a Cholesky factor ``L`` in the lower triangle of a C-ordered
+    array (a view of a leading block is fine: LAPACK reads the lower triangle only)."""
+    x, info = _dpotrs(L.T, b, lower=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky solve failed (info={info})")
+    return x

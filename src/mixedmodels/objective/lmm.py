@@ -314,11 +314,14 @@ class LMMObjective:
         self.n_grads = 0
         self.lower = design.theta_lower()
         self.theta0 = design.theta0()
-        #: analytic gradient available (blocked factorization, profiled sigma, every
-        #: structure with ``lambda_jacobian``); see :mod:`.lmm_gradient`
-        self.has_gradient = (method == "blocked" and self.sigma is None
-                             and has_jacobian([t.structure for t in design.terms]))
-        self._scalar_gradient = self.has_gradient and supports_gradient(self._core)
+        #: analytic gradient available: every structure with ``lambda_jacobian``, and the
+        #: dense factorization (:meth:`DenseSystem.logdet_gradient`, sigma profiled or
+        #: known) or the blocked one with sigma profiled (:mod:`.lmm_gradient`)
+        jacobians = has_jacobian([t.structure for t in design.terms])
+        self.has_gradient = jacobians and (
+            method == "dense" or (method == "blocked" and self.sigma is None))
+        self._scalar_gradient = (self.has_gradient and method == "blocked"
+                                 and supports_gradient(self._core))
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
@@ -407,10 +410,13 @@ class LMMObjective:
             The REML criterion or deviance, and its gradient in theta.
         """
         if not self.has_gradient:
-            raise NotImplementedError("the analytic gradient needs the blocked factorization "
-                                      "(method='blocked')")
+            raise NotImplementedError("the analytic gradient needs the dense or blocked "
+                                      "factorization and covariance structures with "
+                                      "lambda_jacobian")
         self.n_evals += 1
         self.n_grads += 1
+        if self.method == "dense":
+            return self._dense_value_and_gradient(np.asarray(theta, dtype=float))
         theta_user = np.asarray(theta, dtype=float)
         theta = theta_user if self.merge is None else theta_user[self.merge.theta_index]
         f = self._core.factorize(theta, scratch=True)
@@ -433,6 +439,28 @@ class LMMObjective:
         if self.merge is not None:
             grad = self.merge.theta_to_terms(grad)
         return float(self._from_factor(f)), grad
+
+    def _dense_value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """:meth:`value_and_gradient` on the dense system: the criterion is
+        ``log|Omega_s| + c log r^2`` plus a constant (``s = q + p``, ``c = n - p`` for
+        REML; ``s = q``, ``c = n`` for ML; ``c = r^2 / sigma^2`` with ``log r^2``'s
+        gradient when sigma is known), whose gradient
+        :meth:`DenseSystem.logdet_gradient` gives."""
+        try:
+            f = self.system.factorize(theta, scratch=True)
+        except np.linalg.LinAlgError:       # a structure with no covariance at theta
+            f = None
+        if f is None:
+            return np.inf, np.zeros_like(theta)
+        value = float(self._from_factor(f))
+        if not np.isfinite(value):
+            return value, np.zeros_like(theta)
+        q = self.system.q
+        if self.sigma is not None:
+            s, c = q + (self.p if self.reml else 0), f.pwrss() / self.sigma ** 2
+        else:
+            s, c = (q + self.p, self.n - self.p) if self.reml else (q, self.n)
+        return value, self.system.logdet_gradient(f, theta, s, c)
 
     def _internal_fixed(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
         """Conditional coefficients of ``y~`` on ``X~`` and ``R~_X^{-1}`` from the factor."""

@@ -55,4 +55,5 @@ class OptSummary:
         """True when the backend stopped on a tolerance, not on a limit or a failure."""
         return self.return_code in {"FTOL_REACHED", "XTOL_REACHED", "SUCCESS",
                                     "STOPVAL_REACHED", "converged",
+                                    "converged (no further decrease)",
                                     "log phase left near a bound"}

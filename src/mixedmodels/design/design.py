@@ -17,10 +17,13 @@ from .dot import expand_dot
 from .fixed import FixedEffects, build_fixed
 from .frame import (
     ColumnFrame,
+    ColumnSelection,
     DroppedRows,
     as_data_frame,
     build_model_frame,
+    column_names,
     drop_more_rows,
+    model_columns_frame,
 )
 from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
@@ -35,6 +38,28 @@ __all__ = [
     "model_columns",
     "nonfinite_rows",
 ]
+
+
+class _FrameField:
+    """The :class:`Design`'s ``frame``: a DataFrame, or a
+    :class:`~mixedmodels.design.frame.ColumnSelection` that makes it on first read.
+
+    A data descriptor, so that the dataclass's ``__init__`` (and ``dataclasses.replace``)
+    store through it and every read of ``design.frame`` gives a DataFrame. Selecting the
+    model's columns from the caller's data costs ~0.1-0.3 ms -- a tenth of a small fit --
+    and most fits never read the frame (fitted values and residuals read its index)."""
+
+    _slot = "_frame_value"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            # no class-level default: the dataclass sees a required field
+            raise AttributeError("frame")
+        value = obj.__dict__[self._slot]
+        return value.resolve() if isinstance(value, ColumnSelection) else value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self._slot] = value
 
 
 @dataclass(frozen=True)
@@ -76,12 +101,21 @@ class Design:
     terms: tuple[RandomEffectsTerm, ...]
     weights: np.ndarray | None
     offset: np.ndarray
-    frame: pd.DataFrame
+    frame: pd.DataFrame = _FrameField()
     dropped: DroppedRows
     extra: dict = field(default_factory=dict)
     offset_column: str | None = None
     offset_array: bool = False
     extra_components: tuple[LinearPredictor, ...] = ()
+
+    @property
+    def lookup_frame(self) -> pd.DataFrame:
+        """A frame to read the model's columns from by name (the residual structures' groups
+        and covariates): the frame the design was built from when it reads the caller's
+        data directly -- it may hold other columns too, and its lookups are kept -- else
+        :attr:`frame`. Same rows and row order as :attr:`frame` in both cases."""
+        value = self.__dict__[_FrameField._slot]
+        return value.source if isinstance(value, ColumnSelection) else value
 
     @property
     def components(self) -> dict[str, LinearPredictor]:
@@ -393,7 +427,7 @@ def materialize(
     data = as_data_frame(data)
     # the column names as a set, once (iterating pandas' text column index costs ~15 us a
     # pass, and each lookup below would make one)
-    names = frozenset(data.columns)
+    names = column_names(data)
     spec = expand_dot(spec, data.columns,
                       response_vars if response_vars is not None
                       else expression_variables(spec.response, names))
@@ -415,6 +449,7 @@ def materialize(
     w = per_row["weights"][1][rows] if "weights" in per_row else None
     if w is not None and np.any(w == 0):
         zero = w == 0
+        frame = model_columns_frame(frame, mf.selection)   # (rows dropped from it below)
         frame, dropped = drop_more_rows(dropped, frame, zero,
                                         {"zero prior weight": int(zero.sum())},
                                         "zero prior weight")
@@ -427,6 +462,7 @@ def materialize(
     parts = _evaluate(spec, frame, response, contrasts, covariance_matrices)
     bad, reasons = nonfinite_rows(spec, parts)
     if bad.any():
+        frame = model_columns_frame(frame, mf.selection)
         frame, dropped = drop_more_rows(
             dropped, frame, bad, reasons,
             "a missing or infinite value from a transformation")
@@ -452,8 +488,11 @@ def materialize(
     order = term_order(terms)
     extra = tuple(build_component(c, frame, contrasts, covariance_matrices)
                   for c in spec.extra_components)
-    if isinstance(frame, ColumnFrame):
-        frame = frame.plain()       # (its kept columns served the building only)
+    if mf.selection is not None and frame is mf.selection.source:
+        frame = mf.selection        # the model's columns, selected when first read
+    elif isinstance(frame, ColumnFrame):
+        # (its kept columns served the building only)
+        frame = frame.plain() if mf.plain is None else mf.plain
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
                   tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra,
                   offset_column=offset if isinstance(offset, str) else None,

@@ -19,7 +19,7 @@ import pandas as pd
 from .._errors import DataError, DroppedRowsWarning
 from .._messages import user_stacklevel
 from .adapter import as_pandas
-from .dtypes import normalize_frame
+from .dtypes import normalize_frame, normalized_columns
 
 __all__ = [
     "ColumnFrame",
@@ -85,6 +85,11 @@ class ModelFrame:
     #: convert): the model's columns of it, selected on first use
     selection: ColumnSelection | None = None
 
+
+#: Read the caller's columns through a snapshot of all of them when every row is kept (see
+#: :func:`build_model_frame`); False always selects the model's columns first (the tests
+#: build designs both ways and compare them).
+LIGHT_FRAME = True
 
 #: Column-name sets of the column indexes seen last: id -> (weak reference, names).
 _NAME_SETS: dict[int, tuple[weakref.ref, frozenset]] = {}
@@ -237,18 +242,25 @@ def build_model_frame(
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
     dtypes = {n: c.dtype for n, c in series.items()}
-    if not n_bad and data.columns.is_unique and not _unused_categories(series):
-        # Every row kept, no category to drop: the model frame is the caller's columns as
-        # they are, unless a dtype needs its numpy spelling. The columns are read through
-        # a frame over all of the caller's columns (a shallow, copy-on-write snapshot),
-        # whose column index shares the caller's lookup table: a selection of columns
-        # has a new index, whose first lookup builds a new table (~0.1 ms with text
-        # labels) -- and the selection itself costs ~0.1-0.3 ms. The Design's frame (the
-        # model's columns only) is selected from the snapshot when first read.
-        snapshot = ColumnFrame.wrap(data, series)
-        if normalize_frame(snapshot, columns, dtypes, series) is snapshot:
-            return ModelFrame(frame=snapshot, dropped=dropped, mask=~bad,
-                              selection=ColumnSelection(snapshot, positions))
+    if LIGHT_FRAME and not n_bad and data.columns.is_unique and \
+            not _unused_categories(series):
+        # Every row kept, no category to drop: the model frame is the caller's columns,
+        # those of another dtype spelling converted (dtypes.py). The columns are read
+        # through a frame over all of the caller's columns (a shallow, copy-on-write
+        # snapshot), whose column index shares the caller's lookup table: a selection of
+        # columns has a new index, whose first lookup builds a new table (~0.1 ms with
+        # text labels) -- and the selection itself costs ~0.1-0.3 ms. The Design's frame
+        # (the model's columns only) is selected from the snapshot when first read.
+        changed = normalized_columns(data, columns, dtypes, series)
+        if changed:
+            base = data.copy(deep=False)
+            for name, values in changed.items():
+                base[name] = values            # (an existing column: the index is kept)
+            snapshot = ColumnFrame.wrap(base, {**series, **changed})
+        else:
+            snapshot = ColumnFrame.wrap(data, series)
+        return ModelFrame(frame=snapshot, dropped=dropped, mask=~bad,
+                          selection=ColumnSelection(snapshot, positions))
     # A new frame object over the caller's columns; nothing is ever written into it in place
     # (subset_rows and _drop_unused make new frames), so the caller's data stays untouched.
     if len(positions) == len(data.columns) and positions == tuple(range(len(positions))):

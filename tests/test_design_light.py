@@ -200,3 +200,21 @@ def test_fits_agree_both_ways(monkeypatch):
     for a, b in zip(fits[True], fits[False], strict=True):
         assert a.objective == b.objective
         np.testing.assert_array_equal(np.asarray(a.fixef), np.asarray(b.fixef))
+
+
+def test_columns_at_are_pandas_columns():
+    data = pd.DataFrame({
+        "a": [1.5, 2.5, np.nan], "b": pd.array([1, None, 3], dtype="Int64"),
+        "c": pd.Categorical(["u", "v", "u"]), "d": ["p", "q", None],
+        "e": pd.Series(["p", "q", "r"], dtype=object), "f": [True, False, True],
+        "g": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"]),
+    }, index=["i", "j", "k"])
+    names = list(data.columns)
+    got = frame_mod.columns_at(data, names, [data.columns.get_loc(n) for n in names])
+    for name in names:
+        pd.testing.assert_series_equal(got[name], data[name], check_exact=True)
+        assert got[name].name == name
+    # copy-on-write: a write into a column read this way never reaches the data
+    got["a"].iloc[0] = -1.0
+    got["c"].iloc[0] = "v"
+    assert data["a"].iloc[0] == 1.5 and data["c"].iloc[0] == "u"

@@ -167,7 +167,7 @@ def test_same_names_other_data_give_their_own_design(monkeypatch):
     frame_mod._NAME_SETS.clear()
     fresh, _ = _build(False, monkeypatch, formula, second)
     assert_same_design(d2, fresh)
-    assert "f[T.LOW]" in d2.fixed.names and list(d2.terms[0].grouping.levels)[0] == "S0"
+    assert "f[T.LOW]" in d2.fixed.names and d2.terms[0].grouping.levels[0] == "S0"
     # renaming a column gives the frame a new column index: the new name is found, the
     # old one is not
     second.columns = [c if c != "x" else "x2" for c in second.columns]

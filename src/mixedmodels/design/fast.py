@@ -30,6 +30,7 @@ on the same frame, only when something asks for it: :class:`LazyModelSpec`.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import keyword
 import re
@@ -83,11 +84,13 @@ def _tokens(expr: str) -> list[str] | None:
     return out
 
 
-def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
+@functools.lru_cache(maxsize=1024)
+def _parse_terms(expr: str) -> tuple[bool, tuple[tuple[str, ...], ...]] | None:
     """(intercept, terms as tuples of variable names in formulaic's order) or None.
 
     Grammar: sum of products (``*``) of interactions (``:``) of names; ``1``, ``0`` and
-    ``- 1`` stand alone."""
+    ``- 1`` stand alone. Cached by the expression (a pure function of the text; the
+    answer is immutable): refits and repeated fits parse a formula once."""
     tokens = _tokens(expr)
     if not tokens:
         return None
@@ -126,7 +129,7 @@ def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
     for term in terms:
         seen.setdefault(frozenset(term), term)
     ordered = sorted(seen.values(), key=len)   # stable: formulaic's degree ordering
-    return intercept, ordered
+    return intercept, tuple(ordered)
 
 
 def _product(tokens: list[str]) -> list[tuple[str, ...]] | None:

@@ -186,7 +186,11 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
                 isinstance(cat_dtype, np.dtype) and cat_dtype.kind in "iuf")):
             return None            # polynomial contrasts; levels formulaic prints its way
         codes = col.array.codes
-        levels = tuple(dtype.categories)
+        categories = dtype.categories
+        # text categories as Python strings in one pass (iterating a pyarrow-backed index
+        # boxes them one by one: ~3 us a category); the same strings either way
+        levels = tuple(categories.tolist() if isinstance(cat_dtype, pd.StringDtype)
+                       else categories)
     elif (isinstance(dtype, np.dtype) and dtype.kind == "O") or \
             isinstance(dtype, pd.StringDtype):
         values = col.to_numpy(dtype=object)

@@ -527,10 +527,11 @@ def _check_magnitudes(design: Design) -> None:
               ("fixed effect", list(design.fixed.names), design.X)]
     blocks += [(f"random-effects term {t.term.source!r}", list(t.names), t.Z)
                for t in design.terms]
-    for label, names, block in blocks:
-        with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):      # (entered once: ~5 us a time)
+        for label, names, block in blocks:
             bad = ~np.isfinite(np.einsum("ij,ij->j", block, block))
-        if bad.any():
+            if not bad.any():
+                continue
             column = names[int(np.argmax(bad))]
             raise DataError(
                 f"the values of the {label}{f' {column!r}' if column else ''} are too large: "

@@ -57,9 +57,12 @@ def scale_advice(X: np.ndarray, names, tol: float = SCALE_TOL) -> str | None:
     sd = _column_sd(X[:, cont])
     with np.errstate(divide="ignore"):
         logsd = np.log(sd)
-    # a zero sd gives an infinite |log sd|: flagged, as in lme4
-    measures = np.array([np.max(logsd) - np.min(logsd), np.max(np.abs(logsd))])
-    if not np.any(measures > np.log(tol)):
+    # a zero sd gives an infinite |log sd|: flagged, as in lme4 (the two measures as
+    # Python floats: numpy's reductions of a few values cost more than the comparison)
+    limit = float(np.log(tol))
+    spread = float(logsd.max() - logsd.min())
+    largest = float(np.abs(logsd).max())
+    if not (spread > limit or largest > limit):
         return None
     shown = ", ".join(f"{names[j]} (sd {s:.3g})" for j, s in zip(cont, sd, strict=True))
     return ("Some predictor variables are on very different scales: consider rescaling "

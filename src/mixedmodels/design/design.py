@@ -330,6 +330,12 @@ def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, i
 
     ``parts`` has ``y``, ``fixed`` (``X``, ``names``), ``formula_offset`` and ``terms``
     (``Z`` and ``term.source`` each). Returns the mask and the count per expression."""
+    n = parts.y.shape[0]
+    blocks = [parts.y, parts.fixed.X, *(t.Z for t in parts.terms)]
+    if spec.offsets:
+        blocks.append(parts.formula_offset)
+    if all(np.isfinite(b).all() for b in blocks):
+        return np.zeros(n, dtype=bool), {}     # the common case, without a mask per column
     checks = [(spec.response, ~np.isfinite(parts.y))]
     X = parts.fixed.X
     if X.shape[1]:
@@ -339,7 +345,7 @@ def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, i
         label = " + ".join(f"offset({e})" for e in spec.offsets)
         checks.append((label, ~np.isfinite(parts.formula_offset)))
     checks += [(t.term.source, ~np.isfinite(t.Z).all(axis=1)) for t in parts.terms]
-    bad = np.zeros(parts.y.shape[0], dtype=bool)
+    bad = np.zeros(n, dtype=bool)
     reasons: dict[str, int] = {}
     for label, mask in checks:
         if mask.any():

@@ -81,7 +81,9 @@ class Design:
     offset : ndarray (n,)
         Sum of formula and argument offsets (zeros when none).
     frame : pandas.DataFrame
-        Complete-case model frame (row labels of the rows used).
+        Complete-case model frame (row labels of the rows used): the model's columns,
+        selected from a snapshot of the caller's data when first read (see
+        :class:`~mixedmodels.design.frame.ColumnSelection`).
     dropped : DroppedRows
         Rows left out and why.
     extra : dict

@@ -362,10 +362,11 @@ class ColumnFrame(pd.DataFrame):
     builds a new Series each time (~35 us apiece with text column labels: a quarter of
     sleepstudy's design). Here the first lookup of a name is kept and returned again.
     Assigning or deleting a column clears what is kept, but a write into a column's values
-    (``.loc``) would not: the package writes nothing into a model frame, and
-    :func:`~mixedmodels.design.materialize` hands the :class:`Design` a plain DataFrame
-    (:meth:`plain`), so the kept columns live only while the design is built. Frames
-    derived from it (copies, row subsets, ``assign``) are plain DataFrames.
+    (``.loc``) would not: the package writes nothing into a model frame, and the
+    :class:`Design`'s ``frame`` is a plain DataFrame (:meth:`plain`, or the selection of a
+    :class:`ColumnSelection`); the design keeps this frame only for reading columns by name
+    (``Design.lookup_frame``). Frames derived from it (copies, row subsets, ``assign``)
+    are plain DataFrames.
     """
 
     _columns_memo: dict | None = None

@@ -17,10 +17,13 @@ from .dot import expand_dot
 from .fixed import FixedEffects, build_fixed
 from .frame import (
     ColumnFrame,
+    ColumnSelection,
     DroppedRows,
     as_data_frame,
     build_model_frame,
+    column_names,
     drop_more_rows,
+    model_columns_frame,
 )
 from .random import RandomEffectsTerm, build_random_term, term_order
 from .response import evaluate_numeric, is_numeric_column, numeric_response, per_row_values
@@ -35,6 +38,28 @@ __all__ = [
     "model_columns",
     "nonfinite_rows",
 ]
+
+
+class _FrameField:
+    """The :class:`Design`'s ``frame``: a DataFrame, or a
+    :class:`~mixedmodels.design.frame.ColumnSelection` that makes it on first read.
+
+    A data descriptor, so that the dataclass's ``__init__`` (and ``dataclasses.replace``)
+    store through it and every read of ``design.frame`` gives a DataFrame. Selecting the
+    model's columns from the caller's data costs ~0.1-0.3 ms -- a tenth of a small fit --
+    and most fits never read the frame (fitted values and residuals read its index)."""
+
+    _slot = "_frame_value"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            # no class-level default: the dataclass sees a required field
+            raise AttributeError("frame")
+        value = obj.__dict__[self._slot]
+        return value.resolve() if isinstance(value, ColumnSelection) else value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self._slot] = value
 
 
 @dataclass(frozen=True)
@@ -56,7 +81,9 @@ class Design:
     offset : ndarray (n,)
         Sum of formula and argument offsets (zeros when none).
     frame : pandas.DataFrame
-        Complete-case model frame (row labels of the rows used).
+        Complete-case model frame (row labels of the rows used): the model's columns,
+        selected from a snapshot of the caller's data when first read (see
+        :class:`~mixedmodels.design.frame.ColumnSelection`).
     dropped : DroppedRows
         Rows left out and why.
     extra : dict
@@ -76,12 +103,21 @@ class Design:
     terms: tuple[RandomEffectsTerm, ...]
     weights: np.ndarray | None
     offset: np.ndarray
-    frame: pd.DataFrame
+    frame: pd.DataFrame = _FrameField()
     dropped: DroppedRows
     extra: dict = field(default_factory=dict)
     offset_column: str | None = None
     offset_array: bool = False
     extra_components: tuple[LinearPredictor, ...] = ()
+
+    @property
+    def lookup_frame(self) -> pd.DataFrame:
+        """A frame to read the model's columns from by name (the residual structures' groups
+        and covariates): the frame the design was built from when it reads the caller's
+        data directly -- it may hold other columns too, and its lookups are kept -- else
+        :attr:`frame`. Same rows and row order as :attr:`frame` in both cases."""
+        value = self.__dict__[_FrameField._slot]
+        return value.source if isinstance(value, ColumnSelection) else value
 
     @property
     def components(self) -> dict[str, LinearPredictor]:
@@ -296,6 +332,12 @@ def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, i
 
     ``parts`` has ``y``, ``fixed`` (``X``, ``names``), ``formula_offset`` and ``terms``
     (``Z`` and ``term.source`` each). Returns the mask and the count per expression."""
+    n = parts.y.shape[0]
+    blocks = [parts.y, parts.fixed.X, *(t.Z for t in parts.terms)]
+    if spec.offsets:
+        blocks.append(parts.formula_offset)
+    if all(np.isfinite(b).all() for b in blocks):
+        return np.zeros(n, dtype=bool), {}     # the common case, without a mask per column
     checks = [(spec.response, ~np.isfinite(parts.y))]
     X = parts.fixed.X
     if X.shape[1]:
@@ -305,7 +347,7 @@ def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, i
         label = " + ".join(f"offset({e})" for e in spec.offsets)
         checks.append((label, ~np.isfinite(parts.formula_offset)))
     checks += [(t.term.source, ~np.isfinite(t.Z).all(axis=1)) for t in parts.terms]
-    bad = np.zeros(parts.y.shape[0], dtype=bool)
+    bad = np.zeros(n, dtype=bool)
     reasons: dict[str, int] = {}
     for label, mask in checks:
         if mask.any():
@@ -393,7 +435,7 @@ def materialize(
     data = as_data_frame(data)
     # the column names as a set, once (iterating pandas' text column index costs ~15 us a
     # pass, and each lookup below would make one)
-    names = frozenset(data.columns)
+    names = column_names(data)
     spec = expand_dot(spec, data.columns,
                       response_vars if response_vars is not None
                       else expression_variables(spec.response, names))
@@ -415,6 +457,7 @@ def materialize(
     w = per_row["weights"][1][rows] if "weights" in per_row else None
     if w is not None and np.any(w == 0):
         zero = w == 0
+        frame = model_columns_frame(frame, mf.selection)   # (rows dropped from it below)
         frame, dropped = drop_more_rows(dropped, frame, zero,
                                         {"zero prior weight": int(zero.sum())},
                                         "zero prior weight")
@@ -427,6 +470,7 @@ def materialize(
     parts = _evaluate(spec, frame, response, contrasts, covariance_matrices)
     bad, reasons = nonfinite_rows(spec, parts)
     if bad.any():
+        frame = model_columns_frame(frame, mf.selection)
         frame, dropped = drop_more_rows(
             dropped, frame, bad, reasons,
             "a missing or infinite value from a transformation")
@@ -452,8 +496,11 @@ def materialize(
     order = term_order(terms)
     extra = tuple(build_component(c, frame, contrasts, covariance_matrices)
                   for c in spec.extra_components)
-    if isinstance(frame, ColumnFrame):
-        frame = frame.plain()       # (its kept columns served the building only)
+    if mf.selection is not None and frame is mf.selection.source:
+        frame = mf.selection        # the model's columns, selected when first read
+    elif isinstance(frame, ColumnFrame):
+        # (its kept columns served the building only)
+        frame = frame.plain() if mf.plain is None else mf.plain
     return Design(spec, np.ascontiguousarray(parts.y), parts.fixed,
                   tuple(terms[i] for i in order), w, off, frame, dropped, parts.extra,
                   offset_column=offset if isinstance(offset, str) else None,
@@ -488,10 +535,11 @@ def _check_magnitudes(design: Design) -> None:
               ("fixed effect", list(design.fixed.names), design.X)]
     blocks += [(f"random-effects term {t.term.source!r}", list(t.names), t.Z)
                for t in design.terms]
-    for label, names, block in blocks:
-        with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):      # (entered once: ~5 us a time)
+        for label, names, block in blocks:
             bad = ~np.isfinite(np.einsum("ij,ij->j", block, block))
-        if bad.any():
+            if not bad.any():
+                continue
             column = names[int(np.argmax(bad))]
             raise DataError(
                 f"the values of the {label}{f' {column!r}' if column else ''} are too large: "

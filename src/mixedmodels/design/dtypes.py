@@ -29,7 +29,7 @@ import pandas as pd
 from .._errors import DataError, DataWarning
 from .._messages import user_stacklevel
 
-__all__ = ["float_values", "normalize_frame", "numbers_of"]
+__all__ = ["float_values", "normalize_frame", "normalized_columns", "numbers_of"]
 
 _NUMBER_KINDS = frozenset({"integer", "floating", "mixed-integer-float", "decimal"})
 
@@ -131,6 +131,25 @@ def normalize_frame(frame: pd.DataFrame, roles: dict[str, str],
     DataError
         For a predictor or response column mixing numbers and text.
     """
+    changed = normalized_columns(frame, roles, dtypes, columns)
+    if not changed:
+        return frame
+    frame = frame.copy(deep=False)
+    for name, values in changed.items():
+        frame[name] = values
+    return frame
+
+
+def normalized_columns(frame: pd.DataFrame, roles: dict[str, str], dtypes: dict | None = None,
+                       columns: dict[str, pd.Series] | None = None) -> dict[str, pd.Series]:
+    """The columns of ``roles`` that :func:`normalize_frame` would replace, in their numpy
+    spelling (name -> new column; empty when none). Parameters as for
+    :func:`normalize_frame`.
+
+    Returns
+    -------
+    dict
+    """
     changed = {}
     for name, role in roles.items():
         dtype = None if dtypes is None else dtypes.get(name)
@@ -146,9 +165,4 @@ def normalize_frame(frame: pd.DataFrame, roles: dict[str, str],
         new = _normalize(col, str(name), role)
         if new is not None:
             changed[name] = new
-    if not changed:
-        return frame
-    frame = frame.copy(deep=False)
-    for name, values in changed.items():
-        frame[name] = values
-    return frame
+    return changed

@@ -30,6 +30,7 @@ on the same frame, only when something asks for it: :class:`LazyModelSpec`.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import keyword
 import re
@@ -83,11 +84,13 @@ def _tokens(expr: str) -> list[str] | None:
     return out
 
 
-def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
+@functools.lru_cache(maxsize=1024)
+def _parse_terms(expr: str) -> tuple[bool, tuple[tuple[str, ...], ...]] | None:
     """(intercept, terms as tuples of variable names in formulaic's order) or None.
 
     Grammar: sum of products (``*``) of interactions (``:``) of names; ``1``, ``0`` and
-    ``- 1`` stand alone."""
+    ``- 1`` stand alone. Cached by the expression (a pure function of the text; the
+    answer is immutable): refits and repeated fits parse a formula once."""
     tokens = _tokens(expr)
     if not tokens:
         return None
@@ -126,7 +129,7 @@ def _parse_terms(expr: str) -> tuple[bool, list[tuple[str, ...]]] | None:
     for term in terms:
         seen.setdefault(frozenset(term), term)
     ordered = sorted(seen.values(), key=len)   # stable: formulaic's degree ordering
-    return intercept, ordered
+    return intercept, tuple(ordered)
 
 
 def _product(tokens: list[str]) -> list[tuple[str, ...]] | None:
@@ -183,7 +186,11 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
                 isinstance(cat_dtype, np.dtype) and cat_dtype.kind in "iuf")):
             return None            # polynomial contrasts; levels formulaic prints its way
         codes = col.array.codes
-        levels = tuple(dtype.categories)
+        categories = dtype.categories
+        # text categories as Python strings in one pass (iterating a pyarrow-backed index
+        # boxes them one by one: ~3 us a category); the same strings either way
+        levels = tuple(categories.tolist() if isinstance(cat_dtype, pd.StringDtype)
+                       else categories)
     elif (isinstance(dtype, np.dtype) and dtype.kind == "O") or \
             isinstance(dtype, pd.StringDtype):
         values = col.to_numpy(dtype=object)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from .simple import simple_has_intercept, simple_matrix
 
 __all__ = [
     "RANK_TOL",
+    "SERIAL_QR_SIZE",
     "FixedEffects",
     "build_fixed",
     "check_new_levels",
@@ -47,6 +49,10 @@ __all__ = [
 
 #: Relative tolerance for declaring a fixed-effect column aliased (R's ``qr(tol = 1e-7)``).
 RANK_TOL = 1e-7
+#: Entries (rows x columns) up to which the rank QR runs without the BLAS thread limit:
+#: OpenBLAS runs its level-2 kernels (``dgemv``, ``dger``: all of an unblocked QR) on one
+#: thread below 9216 and 8192 entries, so smaller matrices never start a thread.
+SERIAL_QR_SIZE = 8192
 
 
 @dataclass(frozen=True)
@@ -191,13 +197,14 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     n, p = X.shape
     if p == 0:
         return np.ones(0, dtype=bool)
-    norms = np.linalg.norm(X, axis=0)
-    keep = norms > 0
     if n >= p:
         # under the package's BLAS thread control like every other factorization: with
         # the library's default threads this small QR spins idle threads and, on a busy
-        # machine, stalls (644 x 14: 20 ms wall, 7 ms CPU, against 0.1 ms on one thread)
-        with blas_threads(p):
+        # machine, stalls (644 x 14: 20 ms wall, 7 ms CPU, against 0.1 ms on one thread).
+        # A matrix of at most SERIAL_QR_SIZE entries never reaches a threaded kernel, and
+        # switching the threads costs four times the QR (sleepstudy: 12 us against 3 us)
+        limit = nullcontext() if n * p <= SERIAL_QR_SIZE else blas_threads(p)
+        with limit:
             # LAPACK's QR directly (numpy's qr wrapper costs more than the work on small
             # designs); R is the upper triangle of its first p rows
             qr, _, _, info = lapack.dgeqrf(np.asarray(X, dtype=float))
@@ -209,6 +216,8 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
         return keep_from_triangular(R, tol)
     else:
         # more columns than rows: fall back to sequential projection
+        norms = _column_norms(X)
+        keep = norms > 0
         diag = np.zeros(p)
         basis = np.zeros((n, 0))
         for j in range(p):
@@ -220,11 +229,19 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     return keep
 
 
+def _column_norms(A: np.ndarray) -> np.ndarray:
+    """Euclidean norms of the columns of a real matrix: ``np.linalg.norm(A, axis=0)``'s
+    own operations (the same values, bit for bit) without its argument handling, which
+    costs more than the work on a few columns."""
+    A = np.asarray(A, dtype=float)
+    return np.sqrt(np.add.reduce(A * A, axis=0))
+
+
 def keep_from_triangular(R: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     """The rank rule of :func:`drop_aliased_columns` read off the triangular factor ``R``
     of ``X`` (p x p; ``X = QR``): the column norms of ``X`` are those of ``R``, so the rule
     needs only ``R``, which a chunked backend reduces without holding ``X``."""
-    norms = np.linalg.norm(R, axis=0)
+    norms = _column_norms(R)
     diag = np.abs(np.diag(R))
     return (norms > 0) & (diag > tol * np.where(norms > 0, norms, 1.0))
 

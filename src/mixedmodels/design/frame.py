@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
+import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,16 +19,20 @@ import pandas as pd
 from .._errors import DataError, DroppedRowsWarning
 from .._messages import user_stacklevel
 from .adapter import as_pandas
-from .dtypes import normalize_frame
+from .dtypes import normalize_frame, normalized_columns
 
 __all__ = [
     "ColumnFrame",
+    "ColumnSelection",
     "DroppedRows",
     "ModelFrame",
     "as_data_frame",
     "build_model_frame",
+    "column_names",
+    "columns_at",
     "drop_more_rows",
     "missing_mask",
+    "model_columns_frame",
     "subset_rows",
 ]
 
@@ -74,6 +79,66 @@ class ModelFrame:
     dropped: DroppedRows
     #: boolean mask over the rows of the data passed in: True for rows kept
     mask: np.ndarray
+    #: the same data as ``frame`` as a plain DataFrame, for the :class:`Design` (None: call
+    #: ``frame.plain()``, or see ``selection``)
+    plain: pd.DataFrame | None = None
+    #: when ``frame`` reads all of the caller's columns (every row kept, nothing to
+    #: convert): the model's columns of it, selected on first use
+    selection: ColumnSelection | None = None
+
+
+#: Read the caller's columns through a snapshot of all of them when every row is kept (see
+#: :func:`build_model_frame`); False always selects the model's columns first (the tests
+#: build designs both ways and compare them).
+LIGHT_FRAME = True
+
+#: Column-name sets of the column indexes seen last: id -> (weak reference, names).
+_NAME_SETS: dict[int, tuple[weakref.ref, frozenset]] = {}
+#: Entries kept at most (cleared when full: a refitting loop needs one).
+_NAME_SETS_SIZE = 64
+
+
+def column_names(data: pd.DataFrame) -> frozenset:
+    """``data``'s column names as a set, made once per column index.
+
+    Iterating pandas' text column index costs ~10-15 us a pass (pyarrow strings are boxed
+    one by one), and every fit reads the set. A pandas ``Index`` is immutable -- renaming
+    or adding a column gives the frame a new one -- so the set is kept per index object,
+    found by its ``id`` and checked by a weak reference (an id is reused only after its
+    object is gone, and then the reference is dead)."""
+    index = data.columns
+    key = id(index)
+    hit = _NAME_SETS.get(key)
+    if hit is not None and hit[0]() is index:
+        return hit[1]
+    names = frozenset(index)
+    try:
+        ref = weakref.ref(index)
+    except TypeError:                  # (an index type without weak references)
+        return names
+    if len(_NAME_SETS) >= _NAME_SETS_SIZE:
+        _NAME_SETS.clear()
+    _NAME_SETS[key] = (ref, names)
+    return names
+
+
+def columns_at(data: pd.DataFrame, names, positions) -> dict[str, pd.Series]:
+    """``{name: data[name]}`` for columns at known positions, without ``__getitem__``'s
+    key handling (~10 us of a ~15 us lookup): each Series is made from the frame's
+    single-column manager, as pandas makes it, references tracked (copy-on-write: a write
+    into one copies it first and never reaches ``data``). pandas' ``data[name]`` is the
+    fallback should its internals change."""
+    try:
+        mgr = data._mgr
+        out = {}
+        for name, loc in zip(names, positions, strict=True):
+            sub = mgr.iget(loc)
+            col = pd.Series._from_mgr(sub, axes=sub.axes)
+            object.__setattr__(col, "_name", name)     # (== data.columns[loc])
+            out[name] = col
+        return out
+    except Exception:              # pragma: no cover - other pandas internals
+        return {name: data[name] for name in names}
 
 
 def _missing_column_error(missing: list[str], data: pd.DataFrame, role: dict[str, str]):
@@ -110,6 +175,8 @@ def _check_no_dates(series: dict[str, pd.Series], columns: dict[str, str]) -> No
         if role.startswith("grouping factor"):
             continue
         dtype = series[name].dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "biufO":
+            continue                   # numbers, booleans, objects: no dates (~3 us a column)
         if pd.api.types.is_datetime64_any_dtype(dtype) or \
                 pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
             raise DataError(
@@ -152,7 +219,8 @@ def build_model_frame(
         non-finite are dropped too.
     """
     data = as_data_frame(data)
-    missing = [c for c in columns if c not in data.columns]
+    present = column_names(data)
+    missing = [c for c in columns if c not in present]
     if missing:
         raise _missing_column_error(missing, data, columns)
     if not data.columns.is_unique:
@@ -162,26 +230,22 @@ def build_model_frame(
                 f"data has more than one column named {', '.join(map(repr, duplicated))}; "
                 "rename them so the formula is unambiguous"
             )
-    series = {name: data[name] for name in columns}  # one lookup each (~15 us apiece)
+    # positions, not get_indexer: unused columns may share a name (the model's are unique)
+    positions = tuple(data.columns.get_loc(c) for c in columns)
+    series = columns_at(data, columns, positions)
     _check_no_dates(series, columns)
-    # A new frame object over the caller's columns; nothing is ever written into it in place
-    # (subset_rows and _drop_unused make new frames), so the caller's data stays untouched.
-    if list(data.columns) == list(columns):
-        frame = data.copy(deep=False)  # ~10 us instead of ~150 us for a column selection
-    else:
-        # positions, not get_indexer: unused columns may share a name
-        frame = data.take([data.columns.get_loc(c) for c in columns], axis=1)
+    n_rows = len(data)
     by_column = {}
-    bad = np.zeros(len(frame), dtype=bool)
+    bad = np.zeros(n_rows, dtype=bool)
     for name in columns:
         col_bad = missing_mask(series[name])
         by_column[name] = int(col_bad.sum())
         bad |= col_bad
     for name, values in (extra or {}).items():
         arr = np.asarray(values, dtype=float)
-        if arr.shape != (len(frame),):
+        if arr.shape != (n_rows,):
             raise DataError(
-                f"{name} has {arr.size} values but data has {len(frame)} rows; pass one "
+                f"{name} has {arr.size} values but data has {n_rows} rows; pass one "
                 "value per row"
             )
         col_bad = ~np.isfinite(arr)
@@ -189,26 +253,104 @@ def build_model_frame(
         bad |= col_bad
     n_bad = int(bad.sum())
     # no boolean indexing of the index when nothing is dropped (the common case)
-    dropped = DroppedRows(len(frame), n_bad, by_column,
-                          frame.index[bad] if n_bad else frame.index[:0])
-    if dropped.n_dropped == len(frame):
+    dropped = DroppedRows(n_rows, n_bad, by_column,
+                          data.index[bad] if n_bad else data.index[:0])
+    if dropped.n_dropped == n_rows:
         raise DataError(
-            f"all {len(frame)} rows have a missing or non-finite value in a column the model "
+            f"all {n_rows} rows have a missing or non-finite value in a column the model "
             f"uses ({', '.join(f'{c}: {k}' for c, k in by_column.items() if k)}); nothing "
             "is left to fit"
         )
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
+    dtypes = {n: c.dtype for n, c in series.items()}
+    if LIGHT_FRAME and not n_bad and data.columns.is_unique and \
+            not _unused_categories(series):
+        # Every row kept, no category to drop: the model frame is the caller's columns,
+        # those of another dtype spelling converted (dtypes.py). The columns are read
+        # through a frame over all of the caller's columns (a shallow, copy-on-write
+        # snapshot), whose column index shares the caller's lookup table: a selection of
+        # columns has a new index, whose first lookup builds a new table (~0.1 ms with
+        # text labels) -- and the selection itself costs ~0.1-0.3 ms. The Design's frame
+        # (the model's columns only) is selected from the snapshot when first read.
+        changed = normalized_columns(data, columns, dtypes, series)
+        if changed:
+            base = data.copy(deep=False)
+            for name, values in changed.items():
+                base[name] = values            # (an existing column: the index is kept)
+            snapshot = ColumnFrame.wrap(base, {**series, **changed})
+        else:
+            snapshot = ColumnFrame.wrap(data, series)
+        return ModelFrame(frame=snapshot, dropped=dropped, mask=~bad,
+                          selection=ColumnSelection(snapshot, positions))
+    # A new frame object over the caller's columns; nothing is ever written into it in place
+    # (subset_rows and _drop_unused make new frames), so the caller's data stays untouched.
+    if len(positions) == len(data.columns) and positions == tuple(range(len(positions))):
+        # the data's own columns in order (compared by position: listing a text column
+        # index boxes every name)
+        frame = data.copy(deep=False)  # ~10 us instead of ~150 us for a column selection
+    else:
+        frame = data.take(list(positions), axis=1)
     before = frame
     frame = subset_rows(frame, ~bad) if dropped.n_dropped else _drop_unused(frame, series)
     unchanged = frame is before
     # with no row dropped the caller's columns are the frame's (normalization reads only
     # non-categorical ones, which _drop_unused leaves alone)
-    normalized = normalize_frame(frame, columns, {n: c.dtype for n, c in series.items()},
-                                 None if dropped.n_dropped else series)
+    normalized = normalize_frame(frame, columns, dtypes, None if dropped.n_dropped else series)
     # when no row, category or dtype changed, the columns looked up above are the frame's
     seed = series if unchanged and normalized is frame else {}
-    return ModelFrame(frame=ColumnFrame.wrap(normalized, seed), dropped=dropped, mask=~bad)
+    # normalized is a new frame object (a copy, a selection or a subset), never the caller's
+    return ModelFrame(frame=ColumnFrame.wrap(normalized, seed), dropped=dropped, mask=~bad,
+                      plain=normalized)
+
+
+class ColumnSelection:
+    """The model's columns of a frame, selected when first asked for.
+
+    Holds a :class:`ColumnFrame` over all of the caller's columns (a copy-on-write
+    snapshot: later changes to the caller's data do not reach it) and the positions of the
+    model's columns in it; :meth:`resolve` makes the selection once -- the model frame
+    :func:`build_model_frame` would otherwise have made eagerly, the same columns in the
+    same order. Pickles as the selected frame.
+    """
+
+    __slots__ = ("_frame", "positions", "source")
+
+    def __init__(self, source: ColumnFrame, positions: tuple[int, ...]):
+        self.source, self.positions = source, positions
+        self._frame = None
+
+    def resolve(self) -> pd.DataFrame:
+        """The plain DataFrame of the model's columns (made on the first call).
+
+        Returns
+        -------
+        pandas.DataFrame
+        """
+        if self._frame is None:
+            src, pos = self.source, self.positions
+            if len(pos) == len(src.columns) and pos == tuple(range(len(pos))):
+                self._frame = src.plain()
+            else:
+                self._frame = src.take(list(pos), axis=1)     # (a plain DataFrame)
+        return self._frame
+
+    def __reduce__(self):
+        return (_identity, (self.resolve(),))
+
+
+def _identity(value):
+    return value
+
+
+def model_columns_frame(frame: pd.DataFrame, selection: ColumnSelection | None
+                        ) -> pd.DataFrame:
+    """``frame`` restricted to the model's columns: the selection's frame as a
+    :class:`ColumnFrame` when ``frame`` is the snapshot over all of the caller's columns
+    (before rows are dropped from it), else ``frame`` itself."""
+    if selection is not None and frame is selection.source:
+        return ColumnFrame.wrap(selection.resolve())
+    return frame
 
 
 class ColumnFrame(pd.DataFrame):
@@ -220,10 +362,11 @@ class ColumnFrame(pd.DataFrame):
     builds a new Series each time (~35 us apiece with text column labels: a quarter of
     sleepstudy's design). Here the first lookup of a name is kept and returned again.
     Assigning or deleting a column clears what is kept, but a write into a column's values
-    (``.loc``) would not: the package writes nothing into a model frame, and
-    :func:`~mixedmodels.design.materialize` hands the :class:`Design` a plain DataFrame
-    (:meth:`plain`), so the kept columns live only while the design is built. Frames
-    derived from it (copies, row subsets, ``assign``) are plain DataFrames.
+    (``.loc``) would not: the package writes nothing into a model frame, and the
+    :class:`Design`'s ``frame`` is a plain DataFrame (:meth:`plain`, or the selection of a
+    :class:`ColumnSelection`); the design keeps this frame only for reading columns by name
+    (``Design.lookup_frame``). Frames derived from it (copies, row subsets, ``assign``)
+    are plain DataFrames.
     """
 
     _columns_memo: dict | None = None
@@ -280,12 +423,17 @@ class ColumnFrame(pd.DataFrame):
         super().__delitem__(key)
 
 
+def _unused_categories(series: dict) -> list:
+    """Names of the categorical columns among ``series`` with unobserved categories."""
+    return [name for name, col in series.items()
+            if isinstance(col.dtype, pd.CategoricalDtype) and _has_unused_categories(col)]
+
+
 def _drop_unused(frame: pd.DataFrame, series: dict | None = None) -> pd.DataFrame:
     """``frame`` with unobserved categories removed (a new frame only when needed);
     ``series`` are its columns when the caller already has them."""
     series = {name: frame[name] for name in frame.columns} if series is None else series
-    unused = [name for name, col in series.items()
-              if isinstance(col.dtype, pd.CategoricalDtype) and _has_unused_categories(col)]
+    unused = _unused_categories(series)
     if unused:
         frame = frame.copy()
         for name in unused:

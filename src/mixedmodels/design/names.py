@@ -14,6 +14,7 @@ contrasts. Python expressions are deparsed from their syntax tree with R's opera
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import keyword
 import re
@@ -225,9 +226,10 @@ def _fallback(column: str) -> str:
     return _FIELD.sub(r"\1", column).replace(" ** ", "^").replace("**", "^")
 
 
+@functools.lru_cache(maxsize=1024)
 def simple_r_names(names: tuple[str, ...], intercept: bool) -> tuple[str, ...]:
     """R names of a design built without formulaic: the intercept (first, when there is
-    one) and plain columns."""
+    one) and plain columns (cached: a pure function of the names)."""
     return tuple(INTERCEPT if (j == 0 and intercept) else r_name_of(n)
                  for j, n in enumerate(names))
 

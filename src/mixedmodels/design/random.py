@@ -176,9 +176,19 @@ def level_text(values) -> np.ndarray:
     return np.where(codes >= 0, cats[np.maximum(codes, 0)], None).astype(object)
 
 
+def _all_text(categories: pd.Index) -> bool:
+    """Whether every category is a Python string. A pandas string dtype holds nothing else
+    (and categories are never missing), so only other dtypes are looked at value by value
+    (``inferred_type`` boxes each pyarrow string: ~2 us a category)."""
+    if isinstance(categories.dtype, pd.StringDtype):
+        return True
+    return pd.api.types.is_string_dtype(categories.dtype) and \
+        categories.inferred_type == "string"
+
+
 def _category_text(categories: pd.Index) -> np.ndarray:
     """Labels of a categorical's categories (the common string case without a round trip)."""
-    if pd.api.types.is_string_dtype(categories.dtype) and categories.inferred_type == "string":
+    if _all_text(categories):
         return np.asarray(categories, dtype=object)
     return np.array([_one_label(c) for c in categories], dtype=object)
 
@@ -219,8 +229,7 @@ def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
         categories = col.dtype.categories
         used = np.bincount(codes, minlength=len(categories)) > 0
         if used.all() and categories.name is None and \
-                categories.dtype == _text_index_dtype() and \
-                categories.inferred_type == "string":
+                categories.dtype == _text_index_dtype() and _all_text(categories):
             # text categories, all observed: they are the labels already (unique, so
             # nothing to merge), without a round trip through an object array
             return codes, categories

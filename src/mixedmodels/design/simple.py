@@ -10,6 +10,7 @@ paths give the same design. Anything else returns None: factors and interactions
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -38,8 +39,11 @@ def _plain_numeric(frame: pd.DataFrame, name: str) -> pd.Series | None:
     return None
 
 
-def _tokens(expr: str) -> list[str]:
-    return [t.strip() for t in expr.replace("-", "+-").split("+") if t.strip()]
+@functools.lru_cache(maxsize=1024)
+def _tokens(expr: str) -> tuple[str, ...]:
+    """The ``+``-separated terms of ``expr`` (``-`` kept with its term); cached by the
+    text, as every fit of a formula reads them."""
+    return tuple(t.strip() for t in expr.replace("-", "+-").split("+") if t.strip())
 
 
 def simple_has_intercept(expr: str) -> bool:

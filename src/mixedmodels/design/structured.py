@@ -55,7 +55,7 @@ _POS = re.compile(r"^\s*(?:(?:0|-\s*1)\s*\+\s*)?pos\s*\(([^()]*)\)\s*(?:(?:\+\s*
 
 def parse_positions(expr: str, source: str) -> list[str] | None:
     """The coordinate columns of ``0 + pos(x, y)`` (None when the term has no ``pos``)."""
-    if not re.search(r"(?<![\w.])pos\s*\(", expr):
+    if "pos" not in expr or not re.search(r"(?<![\w.])pos\s*\(", expr):
         return None
     m = _POS.match(expr)
     if m is None:

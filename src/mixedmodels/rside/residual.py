@@ -440,7 +440,7 @@ def bind_residual(spec: ResidualSpec, design) -> BoundResidual:
         A form naming no usable grouping, correlation groups not nested in the random
         effects' groups, bad covariates (see the structures).
     """
-    frame: pd.DataFrame = design.frame
+    frame: pd.DataFrame = design.lookup_frame   # (reads columns by name only)
     cor = None
     cor_codes = None
     if spec.correlation is not None:

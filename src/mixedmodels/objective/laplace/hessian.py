@@ -128,6 +128,11 @@ class BlockDiagonalHessian:
         #: pay a call per level (most of an evaluation of a small model)
         self._band = _band_layout(self.levels, P) if P > 1 and self.levels > 1 else None
         self._cb: np.ndarray | None = None
+        #: flat positions of the blocks' diagonals (the prior's identity goes there)
+        self._diag = (np.arange(self.levels)[:, None] * (P * P)
+                      + np.arange(P)[None, :] * (P + 1)).ravel()
+        #: u is in (level, slot) order already (one term): no gather or scatter in solve
+        self._in_order = bool(np.array_equal(idx.ravel(), np.arange(idx.size)))
 
     @property
     def _keys(self) -> np.ndarray:
@@ -147,7 +152,7 @@ class BlockDiagonalHessian:
     def _factor_blocks(self, H: np.ndarray) -> bool:
         """Add the prior's identity to the assembled ``A'WA`` blocks and factor them."""
         P = self.P
-        H[:, np.arange(P), np.arange(P)] += 1.0
+        H.reshape(-1)[self._diag] += 1.0
         self._inv = None
         self._cb = None
         if P == 1:
@@ -157,10 +162,10 @@ class BlockDiagonalHessian:
                 return False
             self.logdet = float(np.sum(np.log(d)))
         elif self._band is not None:
-            rows, cols, flat, shape = self._band
-            ab = np.zeros(shape)
-            ab[rows, cols] = H.reshape(-1)[flat]
-            cb, info = lapack.dpbtrf(ab, lower=0, overwrite_ab=1)
+            pos, flat, shape = self._band
+            ab = np.zeros(shape[0] * shape[1])
+            ab[pos] = H.reshape(-1)[flat]
+            cb, info = lapack.dpbtrf(ab.reshape(shape), lower=0, overwrite_ab=1)
             if info != 0:
                 self.H = None
                 return False
@@ -178,6 +183,11 @@ class BlockDiagonalHessian:
         return True
 
     def solve(self, v: np.ndarray) -> np.ndarray:
+        if self._cb is not None and self._in_order:
+            x, info = lapack.dpbtrs(self._cb, v, lower=0)
+            if info != 0:  # pragma: no cover - the factor exists
+                raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
+            return x
         vb = v[self.index]
         if self.P == 1:
             xb = vb / self.H[:, :, 0]
@@ -208,14 +218,14 @@ class BlockDiagonalHessian:
 
 def _band_layout(levels: int, P: int):
     """Where LAPACK's upper band storage (``ab[P - 1 + i - j, l P + j] = H_l[i, j]``,
-    ``i <= j``) takes each entry of the (levels, P, P) blocks: ``(rows, columns, flat
-    index into the blocks, shape of ab)``."""
+    ``i <= j``) takes each entry of the (levels, P, P) blocks: ``(flat position in ab,
+    flat index into the blocks, shape of ab)``."""
     i, j = np.triu_indices(P)
     lev = np.repeat(np.arange(levels), i.size)
     rows = np.tile(P - 1 + i - j, levels)
     cols = lev * P + np.tile(j, levels)
     flat = lev * (P * P) + np.tile(i * P + j, levels)
-    return rows, cols, flat, (P, levels * P)
+    return rows * (levels * P) + cols, flat, (P, levels * P)
 
 
 def _one_block(kernel, structure) -> bool:

@@ -205,6 +205,13 @@ class CovarianceStructure(ABC):
         reported multiplied by sigma."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def even_mask(self) -> np.ndarray:
+        """Parameters in each of which alone the covariance is even (a standard deviation
+        that is a column of ``Lambda`` by itself: ``diag``'s): the objective's curvature
+        in one of them changes fastest near zero, and only there does a Hessian need
+        central differences along it."""
+        return np.zeros(self.n_theta, dtype=bool)
+
     def log_scale_mask(self) -> np.ndarray:
         """Parameters that are the log of a standard deviation or of a variance scale
         (glmmTMB's parameterization): the covariance loses that scale only as such a

@@ -140,6 +140,13 @@ class CovarianceStructure(ABC):
         out[mp[pos], pos] = 1.0
         return out.reshape(self.n_theta, self.p, self.p)
 
+    def relative_jacobian(self, theta: np.ndarray) -> np.ndarray | None:
+        """``M_j`` with ``dLambda/dtheta_j = Lambda M_j`` (n_theta, p, p) where the
+        structure has it in closed form (a scale: ``M = I / 2`` for ``Lambda =
+        exp(theta / 2) C``), else None -- the Laplace gradient then forms
+        ``Lambda^{-1} dLambda_j`` itself (an SVD and a solve per evaluation)."""
+        return None
+
     def canonical(self, theta: np.ndarray) -> np.ndarray:
         """The parameters of the same covariance in canonical form (for sign-symmetric
         structures: the one within the lower bounds)."""

@@ -128,6 +128,7 @@ class BlockDiagonalHessian:
         #: pay a call per level (most of an evaluation of a small model)
         self._band = _band_layout(self.levels, P) if P > 1 and self.levels > 1 else None
         self._cb: np.ndarray | None = None
+        self._chol: np.ndarray | None = None
         #: flat positions of the blocks' diagonals (the prior's identity goes there)
         self._diag = (np.arange(self.levels)[:, None] * (P * P)
                       + np.arange(P)[None, :] * (P + 1)).ravel()
@@ -155,6 +156,7 @@ class BlockDiagonalHessian:
         H.reshape(-1)[self._diag] += 1.0
         self._inv = None
         self._cb = None
+        self._chol = None
         if P == 1:
             d = H[:, 0, 0]
             if not np.all(d > 0):
@@ -179,6 +181,9 @@ class BlockDiagonalHessian:
                 self.H = None
                 return False
             self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(C, axis1=1, axis2=2))))
+            # one block (a known matrix or a spatial process over all levels): solves
+            # reuse its factor (LAPACK's dpotrs) instead of a fresh LU each
+            self._chol = C[0] if self.levels == 1 else None
         self.H = H
         return True
 
@@ -189,7 +194,12 @@ class BlockDiagonalHessian:
                 raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
             return x
         vb = v[self.index]
-        if self.P == 1:
+        if self._chol is not None:
+            x0, info = lapack.dpotrs(self._chol, vb[0], lower=1)
+            if info != 0:  # pragma: no cover - the factor exists
+                raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
+            xb = x0[None]
+        elif self.P == 1:
             xb = vb / self.H[:, :, 0]
         elif self._cb is not None:
             xb, info = lapack.dpbtrs(self._cb, vb.ravel(), lower=0)

@@ -123,9 +123,10 @@ class BlockDiagonalHessian:
         self._inv: np.ndarray | None = None
         self.logdet = np.nan
         #: several levels of vector blocks: H as one banded matrix (levels in order, the
-        #: block's P slots consecutive: bandwidth P - 1) for LAPACK's banded Cholesky --
-        #: one call per factorization and per solve, where the batched dense routines
-        #: pay a call per level (most of an evaluation of a small model)
+        #: block's P slots consecutive: bandwidth P - 1) for LAPACK's banded Cholesky,
+        #: whose factor every solve reuses in one call (dpbtrs) where numpy's batched
+        #: solve refactors each block by LU (the factorization itself costs about what
+        #: the batched Cholesky does; 40 levels of 6: solves 4-5x cheaper)
         self._band = _band_layout(self.levels, P) if P > 1 and self.levels > 1 else None
         self._cb: np.ndarray | None = None
         self._chol: np.ndarray | None = None

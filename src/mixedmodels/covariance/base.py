@@ -140,6 +140,13 @@ class CovarianceStructure(ABC):
         out[mp[pos], pos] = 1.0
         return out.reshape(self.n_theta, self.p, self.p)
 
+    def relative_jacobian(self, theta: np.ndarray) -> np.ndarray | None:
+        """``M_j`` with ``dLambda/dtheta_j = Lambda M_j`` (n_theta, p, p) where the
+        structure has it in closed form (a scale: ``M = I / 2`` for ``Lambda =
+        exp(theta / 2) C``), else None -- the Laplace gradient then forms
+        ``Lambda^{-1} dLambda_j`` itself (an SVD and a solve per evaluation)."""
+        return None
+
     def canonical(self, theta: np.ndarray) -> np.ndarray:
         """The parameters of the same covariance in canonical form (for sign-symmetric
         structures: the one within the lower bounds)."""
@@ -203,6 +210,13 @@ class CovarianceStructure(ABC):
     def parameter_scales(self) -> np.ndarray:
         """Which natural parameters are standard deviations (or loadings): in lmer they are
         reported multiplied by sigma."""
+        return np.zeros(self.n_theta, dtype=bool)
+
+    def even_mask(self) -> np.ndarray:
+        """Parameters in each of which alone the covariance is even (a standard deviation
+        that is a column of ``Lambda`` by itself: ``diag``'s): the objective's curvature
+        in one of them changes fastest near zero, and only there does a Hessian need
+        central differences along it."""
         return np.zeros(self.n_theta, dtype=bool)
 
     def log_scale_mask(self) -> np.ndarray:

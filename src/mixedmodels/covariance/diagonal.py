@@ -69,6 +69,10 @@ class Diagonal(CovarianceStructure):
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(self.n_theta), np.full(self.n_theta, np.inf)
 
+    def even_mask(self) -> np.ndarray:
+        # Lambda = diag(theta): flipping one theta flips one column
+        return np.ones(self.n_theta, dtype=bool)
+
     def parameters(self, theta: np.ndarray) -> np.ndarray:
         return np.abs(np.asarray(theta, dtype=float))
 

@@ -56,6 +56,10 @@ class Proportional(_Known):
     def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
         return 0.5 * self.lambda_(theta)[None]
 
+    def relative_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        # dLambda = Lambda / 2, whether or not K (and so Lambda) is singular
+        return 0.5 * np.eye(self.p)[None]
+
     def parameter_names(self) -> tuple[str, ...]:
         return ("scale",)
 

@@ -277,18 +277,24 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
         theta0.update(_checked_start(start, layout))
     return _finish(design, density, fam, y, size, w, comps, fparams, starts, theta0,
                    REML, fixed_disp, range_search=not (start and any(
-                       k.startswith("theta") for k in start)))
+                       k.startswith("theta") for k in start)),
+                   marginal_start=not start)
 
 
 def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, REML,
-            fixed_disp, range_search: bool = False) -> GlmmTMBResult:
+            fixed_disp, range_search: bool = False,
+            marginal_start: bool = False) -> GlmmTMBResult:
     """Stage 2: the full model from ``blocks`` (starting values by layout block); with
     ``range_search`` the optimum of a model with distance-based terms is checked against a
-    few other ranges and the model fitted again from a better one (:mod:`.range_start`)."""
+    few other ranges and the model fitted again from a better one (:mod:`.range_start`);
+    with ``marginal_start`` the conditional fixed effects (from the fit without random
+    effects) are first moved to keep the marginal means (:func:`_marginal_mean_start`)."""
     layout = make_layout(comps, fparams, beta_start=starts,
                          fixed_beta={"disp": fixed_disp}, reml=REML)
     x_start = layout.pack({k: v for k, v in blocks.items() if k in layout})
     obj = LaplaceObjective(density, y, comps, layout, weights=w, size=size, reml=REML)
+    if marginal_start and "beta.cond" in layout:
+        x_start = _marginal_mean_start(obj, density, comps, x_start)
     fit = optimize_laplace(obj, x_start)
     if range_search and any(True for _ in positional_terms(obj, comps)):
         fit = _escape_range_optimum(obj, comps, fit, x_start)
@@ -299,6 +305,32 @@ def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, RE
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_glmmtmb,
                             {"fam": fam, "REML": bool(REML), "fixed_disp": fixed_disp})
     return dataclasses.replace(result, recipe=recipe)
+
+
+def _marginal_mean_start(obj, density, comps, x: np.ndarray) -> np.ndarray:
+    r"""``x`` with the conditional fixed effects moved so that the model's marginal means
+    match those of the fit without random effects they come from (a log link): with
+    random effects of variance ``v_i = Var([Z b]_i)`` on the linear predictor,
+    ``E[y_i] = exp(x_i' beta + v_i / 2)``, so ``beta`` starts at the least-squares
+    solution of ``X beta = X beta_0 - v / 2``. From the unshifted start the intercept is
+    about ``v / 2`` too high and the quasi-Newton method spends its first iterations
+    finding that out (over the structures fixtures with a log link: 11 fewer gradients
+    in 11 fits; homdiag_pois 8 -> 6, ar1_pois 11 -> 8). The logit's analogue (the
+    attenuation ``beta / sqrt(1 + 0.346 v)``) was measured and left out: one gradient
+    more on three of seven binomial fixtures, none fewer."""
+    if density.links["mu"].name != "log":
+        return x
+    S = obj.structure
+    cond = [ts for ts in S.terms if ts.component == "cond"]
+    X = comps["cond"].X
+    if not cond or not X.shape[1]:
+        return x
+    a = S.slot_values(S.lambdas(obj.theta(x)))
+    v = sum(np.sum(a[:, ts.slots] ** 2, axis=1) for ts in cond)
+    shift, *_ = np.linalg.lstsq(X, 0.5 * v, rcond=None)
+    out = x.copy()
+    out[obj.layout.slice("beta.cond")] -= shift
+    return out
 
 
 def _escape_range_optimum(obj, comps, fit, x_start):

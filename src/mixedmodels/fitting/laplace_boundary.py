@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["CRAWL_ITERATIONS", "CRAWL_STEP", "CrawlWatch", "comparable_log_scales",
-           "jump_ahead", "log_scale_index"]
+__all__ = ["CRAWL_ITERATIONS", "CRAWL_STEP", "EVEN_FORWARD_MIN", "CrawlWatch",
+           "comparable_log_scales", "even_scales_off_zero", "jump_ahead", "log_scale_index"]
 
 #: Successive BFGS iterations a log scale must fall in before the search is stopped ...
 CRAWL_ITERATIONS = 3
@@ -42,6 +42,11 @@ MAX_JUMPS = 4
 #: Log scales this far below their term's largest (a factor of 20 in sd) count as heading
 #: for zero (the Hessian then takes central differences along them).
 COMPARABLE_LOG_RANGE = 3.0
+#: Standard deviations in which the objective is even (``diag``'s) at least this far from
+#: zero take forward differences in the Hessian: with its step of 2e-5 the truncation is
+#: below 1e-4 of the curvature (the sd of 0.07 that made central differences the rule
+#: for covariance parameters is well inside).
+EVEN_FORWARD_MIN = 0.25
 
 
 def log_scale_index(obj) -> np.ndarray:
@@ -53,6 +58,21 @@ def log_scale_index(obj) -> np.ndarray:
         sl = obj.theta_index(ts)
         idx = np.arange(sl.start, sl.stop)
         out.extend(int(i) for i in idx[ts.term.structure.log_scale_mask()])
+    return np.flatnonzero(np.isin(free, out))
+
+
+def even_scales_off_zero(obj, x: np.ndarray) -> np.ndarray:
+    """Positions among the free parameters of the standard deviations in which the
+    objective is even by themselves (:meth:`~mixedmodels.covariance.base.
+    CovarianceStructure.even_mask`) at least :data:`EVEN_FORWARD_MIN` from zero at ``x``:
+    a forward difference of step ``h`` along one truncates at about ``h / |theta|`` of
+    its curvature there."""
+    free = np.asarray(obj.layout.free_index)
+    out = []
+    for ts in obj.structure.terms:
+        sl = obj.theta_index(ts)
+        idx = np.arange(sl.start, sl.stop)[ts.term.structure.even_mask()]
+        out.extend(int(i) for i in idx[np.abs(x[idx]) >= EVEN_FORWARD_MIN])
     return np.flatnonzero(np.isin(free, out))
 
 

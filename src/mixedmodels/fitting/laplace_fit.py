@@ -42,6 +42,7 @@ from .laplace_boundary import (
     MAX_JUMPS,
     CrawlWatch,
     comparable_log_scales,
+    even_scales_off_zero,
     jump_ahead,
     log_scale_index,
 )
@@ -555,6 +556,9 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
         # noisy gradients are asymmetric too)
         if res.success:
             central[comparable_log_scales(obj, x)] = False
+            # likewise diag's standard deviations away from zero (homdiag_pois: one
+            # gradient of 13)
+            central[even_scales_off_zero(obj, x)] = False
         for _ in range(NEWTON_POLISH_STEPS + 1):
             # in the rounding noise forward differences of the gradient are asymmetric
             # (ar1_disp0: 8 gradients spent to find that out): central ones at once

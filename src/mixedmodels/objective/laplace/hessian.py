@@ -9,7 +9,8 @@ assembled from the per-observation slot products of
 
 * :class:`BlockDiagonalHessian` -- every term has the same grouping factor (one term; or
   ``(1 | site)`` in the conditional and the zero-inflation model): ``H`` is block diagonal,
-  one P x P block per level, factored and inverted in batches;
+  one P x P block per level, factored as one banded matrix (bandwidth P - 1) and inverted
+  in batches;
 * :class:`DenseHessian` -- crossed or nested terms: ``H`` as one dense q x q matrix (the
   models of glmmTMB's class seldom have more than a few thousand random effects).
 
@@ -121,6 +122,19 @@ class BlockDiagonalHessian:
         self.H: np.ndarray | None = None
         self._inv: np.ndarray | None = None
         self.logdet = np.nan
+        #: several levels of vector blocks: H as one banded matrix (levels in order, the
+        #: block's P slots consecutive: bandwidth P - 1) for LAPACK's banded Cholesky,
+        #: whose factor every solve reuses in one call (dpbtrs) where numpy's batched
+        #: solve refactors each block by LU (the factorization itself costs about what
+        #: the batched Cholesky does; 40 levels of 6: solves 4-5x cheaper)
+        self._band = _band_layout(self.levels, P) if P > 1 and self.levels > 1 else None
+        self._cb: np.ndarray | None = None
+        self._chol: np.ndarray | None = None
+        #: flat positions of the blocks' diagonals (the prior's identity goes there)
+        self._diag = (np.arange(self.levels)[:, None] * (P * P)
+                      + np.arange(P)[None, :] * (P + 1)).ravel()
+        #: u is in (level, slot) order already (one term): no gather or scatter in solve
+        self._in_order = bool(np.array_equal(idx.ravel(), np.arange(idx.size)))
 
     @property
     def _keys(self) -> np.ndarray:
@@ -140,14 +154,27 @@ class BlockDiagonalHessian:
     def _factor_blocks(self, H: np.ndarray) -> bool:
         """Add the prior's identity to the assembled ``A'WA`` blocks and factor them."""
         P = self.P
-        H[:, np.arange(P), np.arange(P)] += 1.0
+        H.reshape(-1)[self._diag] += 1.0
         self._inv = None
+        self._cb = None
+        self._chol = None
         if P == 1:
             d = H[:, 0, 0]
             if not np.all(d > 0):
                 self.H = None
                 return False
             self.logdet = float(np.sum(np.log(d)))
+        elif self._band is not None:
+            pos, flat, shape = self._band
+            ab = np.zeros(shape[0] * shape[1])
+            ab[pos] = H.reshape(-1)[flat]
+            cb, info = lapack.dpbtrf(ab.reshape(shape), lower=0, overwrite_ab=1)
+            if info != 0:
+                self.H = None
+                return False
+            # the factor's diagonal is the band's last row
+            self.logdet = 2.0 * float(np.sum(np.log(cb[-1])))
+            self._cb = cb
         else:
             try:
                 C = np.linalg.cholesky(H)
@@ -155,13 +182,31 @@ class BlockDiagonalHessian:
                 self.H = None
                 return False
             self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(C, axis1=1, axis2=2))))
+            # one block (a known matrix or a spatial process over all levels): solves
+            # reuse its factor (LAPACK's dpotrs) instead of a fresh LU each
+            self._chol = C[0] if self.levels == 1 else None
         self.H = H
         return True
 
     def solve(self, v: np.ndarray) -> np.ndarray:
+        if self._cb is not None and self._in_order:
+            x, info = lapack.dpbtrs(self._cb, v, lower=0)
+            if info != 0:  # pragma: no cover - the factor exists
+                raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
+            return x
         vb = v[self.index]
-        if self.P == 1:
+        if self._chol is not None:
+            x0, info = lapack.dpotrs(self._chol, vb[0], lower=1)
+            if info != 0:  # pragma: no cover - the factor exists
+                raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
+            xb = x0[None]
+        elif self.P == 1:
             xb = vb / self.H[:, :, 0]
+        elif self._cb is not None:
+            xb, info = lapack.dpbtrs(self._cb, vb.ravel(), lower=0)
+            if info != 0:  # pragma: no cover - the factor exists
+                raise np.linalg.LinAlgError("solve with the Laplace Hessian failed")
+            xb = xb.reshape(vb.shape)
         else:
             xb = np.linalg.solve(self.H, vb[:, :, None])[:, :, 0]
         out = np.empty_like(v)
@@ -180,6 +225,18 @@ class BlockDiagonalHessian:
     def term_inverse(self, ts) -> np.ndarray:
         inv = self.inverse_blocks()
         return inv[:, ts.slots, ts.slots]
+
+
+def _band_layout(levels: int, P: int):
+    """Where LAPACK's upper band storage (``ab[P - 1 + i - j, l P + j] = H_l[i, j]``,
+    ``i <= j``) takes each entry of the (levels, P, P) blocks: ``(flat position in ab,
+    flat index into the blocks, shape of ab)``."""
+    i, j = np.triu_indices(P)
+    lev = np.repeat(np.arange(levels), i.size)
+    rows = np.tile(P - 1 + i - j, levels)
+    cols = lev * P + np.tile(j, levels)
+    flat = lev * (P * P) + np.tile(i * P + j, levels)
+    return rows * (levels * P) + cols, flat, (P, levels * P)
 
 
 def _one_block(kernel, structure) -> bool:

@@ -657,7 +657,9 @@ class LaplaceObjective:
                 u_lev = u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)
                 z_lev = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)
                 lev = t.grouping.codes
-                rel = _relative_jacobian(t.structure.lambda_(theta_t), dlam)
+                rel = t.structure.relative_jacobian(theta_t)
+                if rel is None:
+                    rel = _relative_jacobian(t.structure.lambda_(theta_t), dlam)
                 if rel is not None:
                     grad[self.theta_index(ts)] = self._relative_theta_gradient(
                         ts, rel, dlam, u_lev, z_lev, gamma[:, kk] + 2.0 * d1[:, kk])

@@ -138,6 +138,13 @@ class RandomStructure:
             .astype(float)
         self._J_flat = self.J.ravel()
         self.block_diagonal = self._single_grouping()
+        #: every observation has the same slots (terms of one level -- a known matrix or
+        #: a spatial process over all sites -- and REML's integrated fixed effects) and
+        #: one channel: ``A`` is the dense (n, P) ``a`` on the columns ``J[0]``, and its
+        #: products are matrix products instead of gathers and ``bincount`` s over n P
+        #: entries
+        self._J0 = self.J[0].copy() if (n and self.n_channels == 1
+                                         and np.all(self.J[0] == self.J)) else None
 
     def _single_grouping(self) -> bool:
         """Whether every term has the same grouping codes: then ``H`` is block diagonal,
@@ -173,6 +180,8 @@ class RandomStructure:
     # -- products with the Jacobian A --------------------------------------------------
     def eta(self, a: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Random part of every random-effects channel's linear predictor: (n, C)."""
+        if self._J0 is not None:
+            return (a @ u[self._J0])[:, None]
         return (a * u[self.J]) @ self.E.T
 
     def apply(self, a: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -181,6 +190,10 @@ class RandomStructure:
 
     def scatter(self, a: np.ndarray, g: np.ndarray) -> np.ndarray:
         """``A' g`` for per-observation channel values ``g`` (n, C): a q-vector."""
+        if self._J0 is not None:
+            out = np.zeros(self.q)
+            out[self._J0] = g[:, 0] @ a
+            return out
         vals = a * g[:, self.slot_channel]
         return np.bincount(self._J_flat, vals.ravel(), minlength=self.q)
 

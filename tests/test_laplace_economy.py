@@ -1,0 +1,92 @@
+"""Cheaper pieces of a glmmtmb fit, each against an independent computation: the
+Hessian's forward columns along ``diag`` standard deviations away from zero (against
+central differences of the gradient), the marginal-mean start of the conditional fixed
+effects (against the lognormal mean), and the banded factorization of the block-diagonal
+Laplace Hessian (against dense numpy)."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+from mixedmodels.fitting.laplace_boundary import EVEN_FORWARD_MIN, even_scales_off_zero
+from mixedmodels.fitting.laplace_fit import HESSIAN_STEP, gradient_hessian
+from structures_fixtures import fit_fixture, load, load_data
+
+#: The fit's Hessian (forward columns along sds far from zero) against central
+#: differences with a longer step: truncation ~2e-5 / sd relative.
+HESSIAN_RTOL = 2e-4
+#: Banded Cholesky, solve and log-determinant against numpy's dense ones.
+LINALG_RTOL = 1e-10
+
+glmmtmb_module = importlib.import_module("mixedmodels.fitting.glmmtmb")
+
+
+@pytest.fixture(scope="module")
+def homdiag():
+    fx = load("homdiag_pois")
+    return fit_fixture(fx, "glmmtmb", load_data(fx))
+
+
+def test_diag_sds_away_from_zero_take_forward_differences(homdiag):
+    obj = homdiag.objective_function
+    x = homdiag.x
+    (ts,) = obj.structure.terms
+    pos = obj.theta_index(ts).start
+    free = list(obj.layout.free_index)
+    assert abs(x[pos]) > EVEN_FORWARD_MIN
+    assert list(even_scales_off_zero(obj, x)) == [free.index(pos)]
+    near_zero = x.copy()
+    near_zero[pos] = 0.5 * EVEN_FORWARD_MIN
+    assert even_scales_off_zero(obj, near_zero).size == 0
+
+
+def test_forward_hessian_matches_central_differences(homdiag):
+    obj = homdiag.objective_function
+    layout = obj.layout
+    x = homdiag.x
+
+    def fg(z):
+        f, g = obj.value_and_gradient(layout.expand(z, x))
+        return f, layout.free(g)
+
+    H_central = gradient_hessian(fg, layout.free(x), HESSIAN_STEP, central=True)
+    H = homdiag.fit.hessian
+    scale = np.sqrt(np.outer(np.diag(H_central), np.diag(H_central)))
+    assert np.max(np.abs(H - H_central) / scale) < HESSIAN_RTOL
+
+
+def test_marginal_mean_start_keeps_the_poisson_means():
+    """With a log link ``E[y] = exp(x'beta + v/2)``: the shifted start's linear predictor
+    plus half the random effects' variance is the start without random effects."""
+    fx = load("homdiag_pois")
+    m = fit_fixture(fx, "glmmtmb", load_data(fx))
+    obj = m.objective_function
+    X = m.design.components["cond"].X
+    x0 = m.x.copy()
+    x0[obj.layout.slice("beta.cond")] = [0.6, 0.35]
+    shifted = glmmtmb_module._marginal_mean_start(obj, m.density, m.design.components, x0)
+    (ts,) = obj.structure.terms
+    sd = abs(x0[obj.theta_index(ts)][0])
+    beta0, beta1 = x0[obj.layout.slice("beta.cond")], shifted[obj.layout.slice("beta.cond")]
+    # homdiag: every observation's random part has variance sd^2
+    np.testing.assert_allclose(X @ beta1 + 0.5 * sd ** 2, X @ beta0, rtol=1e-12)
+    keep = np.ones(x0.size, dtype=bool)
+    keep[obj.layout.slice("beta.cond")] = False
+    np.testing.assert_array_equal(shifted[keep], x0[keep])
+
+
+def test_banded_block_hessian_matches_dense_linear_algebra(homdiag):
+    obj = homdiag.objective_function
+    kernel = obj.hessian
+    obj.solve(homdiag.x, order=2)
+    assert kernel._cb is not None               # the banded path is the one tested
+    H = kernel.H                                # (levels, P, P), prior's identity added
+    logdet = float(np.sum(np.linalg.slogdet(H)[1]))
+    assert kernel.logdet == pytest.approx(logdet, rel=LINALG_RTOL)
+    v = np.random.default_rng(1).standard_normal(obj.q)
+    dense = np.linalg.solve(H, v[kernel.index][:, :, None])[:, :, 0]
+    got = kernel.solve(v)[kernel.index]
+    np.testing.assert_allclose(got, dense, rtol=LINALG_RTOL, atol=1e-14)

@@ -528,12 +528,16 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
         phi = float(self.natural(u)[0])
         return [phi ** lag for lag in self._lags]
 
+    def markov_phi(self, u) -> tuple[float, float]:
+        """``(phi, dphi/du)`` at (estimated) ``u``."""
+        phi = float(self.natural(self.full(u))[0])
+        return phi, 0.5 * (1.0 - phi * phi)
+
     def whiten(self, u, M):
         return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
 
     def whiten_vjp(self, u, M):
-        phi = float(self.natural(self.full(u))[0])
-        return self._markov_vjp(phi, 0.5 * (1.0 - phi * phi), M)
+        return self._markov_vjp(*self.markov_phi(u), M)
 
 
 # -- continuous-time AR(1) -------------------------------------------------------------------
@@ -571,12 +575,16 @@ class _BoundCAR1(_MarkovMixin, BoundCorrelation):
         phi = float(self.natural(u)[0])
         return [phi ** lag for lag in self._lags]
 
+    def markov_phi(self, u) -> tuple[float, float]:
+        """``(phi, dphi/du)`` at (estimated) ``u``."""
+        phi = float(self.natural(self.full(u))[0])
+        return phi, phi * (1.0 - phi)
+
     def whiten(self, u, M):
         return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
 
     def whiten_vjp(self, u, M):
-        phi = float(self.natural(self.full(u))[0])
-        return self._markov_vjp(phi, phi * (1.0 - phi), M)
+        return self._markov_vjp(*self.markov_phi(u), M)
 
 
 # -- ARMA(p, q) ------------------------------------------------------------------------------

@@ -199,6 +199,12 @@ class BoundCorrelation:
         """
         raise NotImplementedError
 
+    def kinks(self) -> np.ndarray:
+        """Values of the first unconstrained parameter where the correlation's first
+        derivative jumps (sorted; empty for a smooth structure; see
+        :attr:`CorrelationStructure.kinked`)."""
+        return np.zeros(0)
+
     # nlme's intervals use the unconstrained scale except for the general correlation
     # matrix, whose apVar uses each correlation's Fisher z (corNatural); see CorSymm.
     def to_interval_scale(self, u: np.ndarray) -> np.ndarray:

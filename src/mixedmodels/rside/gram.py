@@ -72,20 +72,41 @@ class WhitenedGram:
 
 class BandedGram:
     """``A`` and ``log|V|`` from per-row outer products (module docstring): no
-    correlation, or a Markov one."""
+    correlation, or a Markov one.
+
+    The pairs ``(k, p(k))`` are classed by their lag, so ``r = phi^lag`` is one power per
+    distinct lag; without a variance function or prior weights (``e = 1``) the outer
+    products are summed per class once, and an evaluation combines ``3 m + 1`` fixed
+    ``k x k`` matrices (``m`` distinct lags) -- no work per row at all.
+    """
 
     def __init__(self, residual: BoundResidual, M: np.ndarray):
         self.residual = residual
         self.k = k = M.shape[1]
         self.n = M.shape[0]
-        self._self = _outer_rows(M, M)                       # (n, k^2)
-        cor = residual.correlation
-        self._markov = cor
-        if cor is not None:
-            rows, prev = cor._rows, cor._prev
-            self._rows, self._prev, self._lag = rows, prev, cor._lag
-            self._cross = _outer_rows(M[rows], M[prev])      # (n_pairs, k^2)
-        self._tri = np.triu_indices(k)
+        P = _outer_rows(M, M)                                # (n, k^2)
+        cor = self._markov = residual.correlation
+        self._scaled = residual.variance is not None or residual.log_w is not None
+        if cor is None:
+            self._self = P
+            return
+        rows, prev = cor._rows, cor._prev
+        self._rows, self._prev = rows, prev
+        self._lags, self._lag_of = np.unique(cor._lag, return_inverse=True)
+        self._lag_of = self._lag_of.ravel()
+        self._count = np.bincount(self._lag_of, minlength=self._lags.size).astype(float)
+        cross = _outer_rows(M[rows], M[prev])                # (n_pairs, k^2)
+        if self._scaled:
+            self._self, self._cross = P, cross
+            return
+        # per lag class: sums of m_k m_k', m_p m_p' and m_k m_p' + m_p m_k'
+        m = self._lags.size
+        onehot = np.zeros((m, rows.size))
+        onehot[self._lag_of, np.arange(rows.size)] = 1.0
+        sym = cross.reshape(-1, k, k)
+        sym = (sym + np.swapaxes(sym, 1, 2)).reshape(-1, k * k)
+        self._sums = np.vstack([P.sum(axis=0)[None, :], onehot @ P[rows],
+                                onehot @ P[prev], onehot @ sym])   # (3 m + 1, k^2)
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:
@@ -93,49 +114,50 @@ class BandedGram:
         cor = residual.correlation
         return cor is None or isinstance(cor, _MarkovMixin)
 
-    def _weights(self, phi):
-        """``(w, c, parts)``: the weights of the module docstring and what the gradient
-        reuses; None where ``1 - r^2 <= 0``."""
-        res = self.residual
-        log_d = res.log_sd(phi)
-        e2 = None if log_d is None else np.exp(-2.0 * log_d)
-        logdet = 0.0 if log_d is None else 2.0 * float(log_d.sum())
-        if self._markov is None:
-            w = np.ones(self.n) if e2 is None else e2
-            return w, None, logdet, (e2, None, None, None, None)
-        uc, _ = res.split(phi)
+    def _lag_terms(self, phi):
+        """Per distinct lag: ``(r, iota, phi, dphi/du)``; None where ``1 - r^2 <= 0``."""
+        uc, _ = self.residual.split(phi)
         phi_c, dphi = self._markov.markov_phi(uc)
-        r = phi_c ** self._lag
+        r = phi_c ** self._lags
         one_minus = 1.0 - r * r
         if not (one_minus > 0.0).all():
             return None
-        inv = 1.0 / one_minus
-        base = np.ones(self.n)
-        base[self._rows] = inv
-        base[self._prev] += r * r * inv         # each row precedes at most one row
-        c = -r * inv
-        if e2 is None:
-            w = base
-        else:
-            w = base * e2
-            c = c * np.sqrt(e2[self._rows] * e2[self._prev])
-        logdet += float(np.log(one_minus).sum())
-        return w, c, logdet, (e2, r, inv, phi_c, dphi)
-
-    def _gram(self, w, c):
-        A = (w @ self._self).reshape(self.k, self.k)
-        if c is not None:
-            C = (c @ self._cross).reshape(self.k, self.k)
-            A = A + C + C.T
-        return A
+        return r, 1.0 / one_minus, phi_c, dphi, float(self._count @ np.log(one_minus))
 
     def value(self, phi: np.ndarray) -> tuple[np.ndarray, float] | None:
         """As :meth:`WhitenedGram.value`."""
-        got = self._weights(phi)
-        if got is None:
+        got = self._evaluate(np.asarray(phi, dtype=float))
+        return None if got is None else got[:2]
+
+    def _evaluate(self, phi):
+        """``(A, log|V|, state)``: ``state`` what the pullback reuses."""
+        res = self.residual
+        log_d = res.log_sd(phi) if self._scaled else None
+        e2 = None if log_d is None else np.exp(-2.0 * log_d)
+        logdet = 0.0 if log_d is None else 2.0 * float(log_d.sum())
+        k = self.k
+        if self._markov is None:
+            w = np.ones(self.n) if e2 is None else e2
+            return (w @ self._self).reshape(k, k), logdet, (w, None, e2, None)
+        lag = self._lag_terms(phi)
+        if lag is None:
             return None
-        w, c, logdet, _ = got
-        return self._gram(w, c), logdet
+        r, inv, _, _, ld = lag
+        logdet += ld
+        if not self._scaled:
+            coef = np.concatenate([[1.0], inv - 1.0, r * r * inv, -r * inv])
+            return (coef @ self._sums).reshape(k, k), logdet, (None, None, None, lag)
+        # per pair: its lag class's r and iota
+        rp, ip = r[self._lag_of], inv[self._lag_of]
+        base = np.ones(self.n)
+        base[self._rows] = ip
+        base[self._prev] += rp * rp * ip        # each row precedes at most one row
+        ee = np.sqrt(e2[self._rows] * e2[self._prev])
+        w = base * e2
+        c = -rp * ip * ee
+        C = (c @ self._cross).reshape(k, k)
+        A = (w @ self._self).reshape(k, k) + C + C.T
+        return A, logdet, (w, c, e2, lag)
 
     def vjp(self, phi: np.ndarray):
         r"""As :meth:`WhitenedGram.vjp`. With ``q_j = m_j' G m_j`` and ``s_k = 2 m_k' G
@@ -146,31 +168,49 @@ class BandedGram:
         .. math:: \frac{df}{dr_k} = 2 r_k \iota_k^2 (q_k e_k^2 + q_{p(k)} e_{p(k)}^2)
                   - (1 + r_k^2) \iota_k^2 e_k e_{p(k)} s_k - 2 r_k \iota_k,
 
-        then ``dr_k / d\phi = lag_k \phi^{lag_k - 1}`` and the structure's
-        ``d\phi / du``."""
-        got = self._weights(phi)
+        summed over the pairs of each lag class, then ``dr / d\phi = lag\,
+        \phi^{lag - 1}`` and the structure's ``d\phi / du``."""
+        phi = np.asarray(phi, dtype=float)
+        got = self._evaluate(phi)
         if got is None:
             return None
-        w, c, logdet, (e2, r, inv, phi_c, dphi) = got
-        A = self._gram(w, c)
+        A, logdet, (w, c, e2, lag) = got
         res = self.residual
+
+        def cor_gradient(dr):
+            r, inv, phi_c, dphi, _ = lag
+            # dr/dphi = lag phi^(lag - 1) (0^0 = 1: a lag of 1 at phi = 0)
+            dr = dr - 2.0 * r * inv * self._count
+            return np.array([float(dr @ (self._lags * phi_c ** (self._lags - 1.0)))
+                             * dphi])
 
         def pullback(G):
             g = G.reshape(-1)
-            q = self._self @ g
             parts = []
+            if lag is not None and not self._scaled:
+                if res.n_cor:
+                    r, inv = lag[0], lag[1]
+                    m = r.size
+                    dcoef = self._sums[1:] @ g
+                    inv2 = inv * inv
+                    dr = (2.0 * r * inv2 * (dcoef[:m] + dcoef[m:2 * m])
+                          - (1.0 + r * r) * inv2 * dcoef[2 * m:])
+                    parts.append(cor_gradient(dr))
+                return np.concatenate(parts) if parts else np.zeros(0)
+            q = self._self @ g
             s = None
-            if self._markov is not None:
+            if lag is not None:
                 s = 2.0 * (self._cross @ g)
                 if res.n_cor:
-                    qe = q if e2 is None else q * e2
-                    ee = 1.0 if e2 is None else np.sqrt(e2[self._rows] * e2[self._prev])
-                    inv2 = inv * inv
-                    dr = (2.0 * r * inv2 * (qe[self._rows] + qe[self._prev])
-                          - (1.0 + r * r) * inv2 * ee * s - 2.0 * r * inv)
-                    # dr/dphi = lag phi^(lag - 1) (0^0 = 1: a lag of 1 at phi = 0)
-                    dr_dphi = self._lag * phi_c ** (self._lag - 1.0)
-                    parts.append(np.array([float(dr @ dr_dphi) * dphi]))
+                    r, inv = lag[0], lag[1]
+                    rp, ip = r[self._lag_of], inv[self._lag_of]
+                    qe = q * e2
+                    ee = np.sqrt(e2[self._rows] * e2[self._prev])
+                    ip2 = ip * ip
+                    dr_pair = (2.0 * rp * ip2 * (qe[self._rows] + qe[self._prev])
+                               - (1.0 + rp * rp) * ip2 * ee * s)
+                    parts.append(cor_gradient(np.bincount(
+                        self._lag_of, weights=dr_pair, minlength=r.size)))
             if res.n_var:
                 dl = 2.0 - 2.0 * w * q
                 if s is not None:

@@ -29,9 +29,9 @@ from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf
 
 from ..design import Design
+from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
-from ..linalg.basis import FixedBasis
 from .gram import BandedGram, gram_plan
 from .residual import BoundResidual
 

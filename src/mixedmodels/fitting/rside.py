@@ -18,7 +18,7 @@ from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design
-from ..diagnostics.convergence import check_convergence_gradient
+from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize, minimize_with_gradient
 from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
@@ -71,6 +71,14 @@ GRADIENT_MIN_PARAMS = 4
 #: ``(Time | Rat)``, CAR(1) and a power of the fitted values: 1.9x; corSymm nested in
 #: Sex/Subject: 1.5x), 0.6-1.7x with 2-4.
 LMM_GRADIENT_MIN_PARAMS = 5
+#: Gradient tolerance of the quasi-Newton fits (:func:`_optimize_gradient`), absolute and
+#: relative to the criterion at the start: the criterion carries rounding noise of
+#: ~1e-14 of its terms (log|V| sums hundreds of logs), and asking BFGS for a gradient
+#: that noise cannot resolve makes its Wolfe line search fail over and over
+#: (bw_gls_comb_ar1: 14 evaluations to a gradient of 4e-7, then 31 more of line search
+#: failures). The convergence check (gradient below 1e-3) follows.
+GRADIENT_GTOL = 1e-5
+GRADIENT_GTOL_REL = 1e-7
 #: Restarts of BOBYQA on :mod:`.limit_scale`'s scale: at most this many, until one lowers
 #: the deviance by less than ...
 LIMIT_MAX_RESTARTS = 5
@@ -176,7 +184,9 @@ def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):
     correlation); without (``optimizer="gradient"``): the result, with the check's
     warning."""
     fg = traced(obj.value_and_gradient, stage, gradient=True)
-    opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
+    f0 = obj(x0)
+    gtol = max(GRADIENT_GTOL, GRADIENT_GTOL_REL * abs(f0)) if np.isfinite(f0) else None
+    opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower, gtol=gtol)
     if fallback and (not np.isfinite(opt.fval) or grad is None):
         return None
     if not np.any(lower == 0.0):        # no bounded theta: plain BFGS, no log scale
@@ -195,9 +205,53 @@ def _checked(obj, x, fval, lower, check_conv):
     """The convergence check and Newton polish (``(x, fval, None)`` without the check)."""
     if not check_conv:
         return x, fval, None
+    if getattr(obj, "cheap_gradient", False):
+        return _checked_gradient(obj, x, fval, lower)
     grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
     kw = {} if grad_tol is None else {"grad_tol": grad_tol}
     return polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
+
+
+def _checked_gradient(obj, x, fval, lower):
+    """:func:`_checked` from the criterion's exact gradient, where it costs about a value
+    (``obj.cheap_gradient``): the Hessian by forward differences of the gradient (``k``
+    evaluations), one Newton step from it, kept if it lowers the criterion, and
+    :func:`~mixedmodels.diagnostics.convergence.check_convergence_gradient` with that
+    Hessian's inverse -- ``k + 2`` evaluations of value and gradient, where the
+    finite-difference check takes ``2k + k(k - 1)/2 + 1`` values and as many again at
+    the polished point."""
+    fg = obj.value_and_gradient
+    f, g = fg(x)
+    if not np.isfinite(f):
+        return polished_and_checked(obj, x, fval, lower, stacklevel=6)
+    k = x.size
+    h = FD_STEP * np.maximum(np.abs(x), 1.0)
+    H = np.empty((k, k))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h[i]
+        H[:, i] = (fg(x + e)[1] - g) / h[i]
+    H = 0.5 * (H + H.T)
+    # parameters on a bound with the gradient pushing outward stay there
+    free = ~(np.isfinite(lower) & (x - lower <= h) & (g > 0))
+    hess_inv = None
+    try:
+        step = np.linalg.solve(H[np.ix_(free, free)], g[free])
+        if free.all():
+            np.linalg.cholesky(H)
+            hess_inv = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        step = None
+    if step is not None:
+        trial = x.copy()
+        trial[free] = np.maximum(x[free] - step, lower[free])
+        f1, g1 = fg(trial)
+        if f1 < f:
+            x, f, g = trial, f1, g1
+    conv = check_convergence_gradient(fg, x, lower, g, hess_inv)
+    if not conv.converged:
+        emit_warning(conv.message, ConvergenceWarning, stacklevel=6)
+    return x, f, conv
 
 
 def _walk_kinks(fun, opt, lower, settings, kinks: np.ndarray, i: int):

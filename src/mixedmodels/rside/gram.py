@@ -35,7 +35,8 @@ import numpy as np
 from .correlation import _MarkovMixin
 from .residual import BoundResidual
 
-__all__ = ["BandedGram", "WhitenedGram", "gram_plan"]
+__all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "PatternGram", "WhitenedGram",
+           "gram_plan"]
 
 
 def _outer_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -224,8 +225,144 @@ class BandedGram:
         return A, logdet, pullback
 
 
-def gram_plan(residual: BoundResidual, M: np.ndarray) -> BandedGram | WhitenedGram:
+#: Most (pattern, group length) pairs for which :class:`PatternGram` sums the data per
+#: pair (each pair costs one small product per evaluation; beyond this the whitening of
+#: the shared factors is as cheap).
+PATTERN_GRAM_MAX_PAIRS = 8
+
+
+class PatternGram:
+    r"""``A`` from the shared factors of :mod:`.patterns`, without a variance function or
+    prior weights: groups with pattern ``P`` and ``s`` rows share ``C_i^{-1} =
+    T_s' T_s`` (``T_s`` the leading block of ``L_P^{-1}``), so
+
+    .. math:: A = \sum_{(P, s)} \sum_{a, b < s} (T_s' T_s)_{ab}\, S^{(P, s)}_{ab},
+              \qquad S^{(P, s)}_{ab} = \sum_{i \in (P, s)} m_{ia} m_{ib}',
+
+    with the ``S`` summed once per fit: an evaluation factors the patterns' matrices and
+    contracts ``s^2`` numbers per pair with an ``s^2 x k^2`` array, for any number of
+    groups. The gradient whitens (:class:`WhitenedGram`).
+    """
+
+    def __init__(self, residual: BoundResidual, M: np.ndarray):
+        self.residual = residual
+        self.k = k = M.shape[1]
+        self._whitened = WhitenedGram(residual, M)
+        cor = residual.correlation
+        self._classes, self._geometries = cor._shared()
+        self._pairs = []
+        for c in self._classes:
+            pairs = []
+            key = c.pattern * (c.size + 1) + c.last
+            for kk in np.unique(key):
+                g = np.flatnonzero(key == kk)
+                pat, ln = int(c.pattern[g[0]]), int(c.last[g[0]]) + 1
+                Mg = M[c.rows[g, :ln]]                                   # (G, s, k)
+                S = np.einsum("gak,gbl->abkl", Mg, Mg).reshape(ln * ln, k * k)
+                pairs.append((pat, ln, S, float(g.size)))
+            self._pairs.append(pairs)
+
+    @staticmethod
+    def applies(residual: BoundResidual) -> bool:
+        """Shared patterns, few (pattern, length) pairs, no row scaling."""
+        cor = residual.correlation
+        if cor is None or residual.variance is not None or residual.log_w is not None:
+            return False
+        if isinstance(cor, _MarkovMixin) or not hasattr(cor, "matrices"):
+            return False
+        try:
+            shared = cor._shared()
+        except NotImplementedError:
+            return False
+        if shared is None:
+            return False
+        n_pairs = sum(np.unique(c.pattern * (c.size + 1) + c.last).size for c in shared[0])
+        return n_pairs <= PATTERN_GRAM_MAX_PAIRS
+
+    def value(self, phi: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """As :meth:`WhitenedGram.value`."""
+        cor = self.residual.correlation
+        uc, _ = self.residual.split(np.asarray(phi, dtype=float))
+        u = cor.full(uc)
+        A = np.zeros(self.k * self.k)
+        logdet = 0.0
+        for c, C, pairs in zip(self._classes, cor.matrices(u, self._geometries),
+                               self._pairs, strict=True):
+            try:
+                L = np.linalg.cholesky(C)
+            except np.linalg.LinAlgError:
+                return None
+            Li = np.linalg.inv(L) * c.lower
+            logd = np.cumsum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+            for pat, ln, S, count in pairs:
+                T = Li[pat, :ln, :ln]
+                A += (T.T @ T).reshape(-1) @ S
+                logdet += 2.0 * count * float(logd[pat, ln - 1])
+        return A.reshape(self.k, self.k), logdet
+
+    def vjp(self, phi: np.ndarray):
+        """As :meth:`WhitenedGram.vjp` (by whitening)."""
+        return self._whitened.vjp(phi)
+
+
+class CompSymmGram:
+    r"""``A`` of compound symmetry without a variance function or prior weights:
+    ``C_i^{-1} = (I - a_{n_i} J) / (1 - \rho)``, ``a_n = \rho / (1 - \rho + n \rho)``, so
+
+    .. math:: A = \frac{1}{1 - \rho} \Bigl(M'M - \sum_n a_n U_n\Bigr), \qquad
+              U_n = \sum_{i: n_i = n} \bar m_i \bar m_i', \quad \bar m_i = \sum_{j \in i} m_j,
+
+    and ``log|C| = \sum_i (n_i - 1) \log(1 - \rho) + \log(1 - \rho + n_i \rho)``: a few
+    ``k x k`` matrices per evaluation. The gradient whitens (:class:`WhitenedGram`).
+    """
+
+    def __init__(self, residual: BoundResidual, M: np.ndarray):
+        self.residual = residual
+        self.k = M.shape[1]
+        self._whitened = WhitenedGram(residual, M)
+        blocks = residual.correlation.blocks
+        order = np.argsort(blocks.codes, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
+        sums = np.add.reduceat(M[order], starts, axis=0)             # (G, k)
+        self._n, inv = np.unique(blocks.sizes, return_inverse=True)
+        inv = inv.ravel()
+        self._count = np.bincount(inv, minlength=self._n.size).astype(float)
+        onehot = np.zeros((self._n.size, sums.shape[0]))
+        onehot[inv, np.arange(sums.shape[0])] = 1.0
+        self._U = onehot @ _outer_rows(sums, sums)                     # (sizes, k^2)
+        self._S = (M.T @ M).reshape(-1)
+        self._nf = self._n.astype(float)
+
+    @staticmethod
+    def applies(residual: BoundResidual) -> bool:
+        from .correlation import _BoundCompSymm
+
+        return isinstance(residual.correlation, _BoundCompSymm) and \
+            residual.variance is None and residual.log_w is None
+
+    def value(self, phi: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """As :meth:`WhitenedGram.value`."""
+        cor = self.residual.correlation
+        uc, _ = self.residual.split(np.asarray(phi, dtype=float))
+        rho = float(cor.natural(cor.full(uc))[0])
+        big = 1.0 - rho + self._nf * rho
+        if not rho < 1.0 or not (big > 0.0).all():
+            return None
+        A = (self._S - (rho / big) @ self._U) / (1.0 - rho)
+        logdet = float(self._count @ ((self._nf - 1.0) * np.log1p(-rho) + np.log(big)))
+        return A.reshape(self.k, self.k), logdet
+
+    def vjp(self, phi: np.ndarray):
+        """As :meth:`WhitenedGram.vjp` (by whitening)."""
+        return self._whitened.vjp(phi)
+
+
+def gram_plan(residual: BoundResidual, M: np.ndarray):
     """The cheapest way to ``A = M' V^{-1} M`` for ``residual`` (module docstring)."""
     if BandedGram.applies(residual):
         return BandedGram(residual, M)
+    if CompSymmGram.applies(residual):
+        return CompSymmGram(residual, M)
+    if PatternGram.applies(residual):
+        return PatternGram(residual, M)
     return WhitenedGram(residual, M)

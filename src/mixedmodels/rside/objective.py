@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.linalg.lapack import dpotrf
+from scipy.linalg.lapack import dpotrf, dtrtri, dtrtrs
 
 from ..design import Design
 from ..linalg.basis import FixedBasis
@@ -157,9 +157,9 @@ class RSideLMMObjective:
         ``q + p`` for REML) ``+ log|V| + d log r^2`` (or the known-sigma form) with
         ``r^2`` the Schur complement of ``y~``; so
 
-        .. math:: rac{\partial d}{\partial A} = [A_m^{-1}] + c\, w w', \qquad
+        .. math:: \frac{\partial d}{\partial A} = [A_m^{-1}] + c\, w w', \qquad
                   w = [-A_{q+p}^{-1} a; 1], \qquad
-                  rac{\partial d}{\partial K} = 2 K rac{\partial d}{\partial A},
+                  \frac{\partial d}{\partial K} = 2 K \frac{\partial d}{\partial A},
 
         ``c = d / r^2`` (``1/sigma^2`` when known). The columns of ``Z Lambda`` of a row
         are its level's block of ``Z_k lambda_k``: their derivative gathers back to the
@@ -378,14 +378,15 @@ class GLSObjective:
         if L is None:
             return bad
         p = self.p
-        Lxx = L[:p, :p]
-        gamma = solve_triangular(Lxx, L[p, :p], trans="T", lower=True, check_finite=False)
+        # LAPACK directly: scipy's solve_triangular costs half a small evaluation in checks
+        Lxx = np.ascontiguousarray(L[:p, :p])
+        gamma, _ = dtrtrs(Lxx, L[p, :p], lower=1, trans=1)
         r2 = L[p, p] ** 2
         c = 1.0 / self.sigma ** 2 if self.sigma is not None else self._dof / r2
         v = np.append(-gamma, 1.0)
         G = c * np.outer(v, v)
         if self.reml:
-            Li = solve_triangular(Lxx, np.eye(p), lower=True, check_finite=False)
+            Li, _ = dtrtri(Lxx, lower=1)
             G[:p, :p] += Li.T @ Li
         return self._criterion(L, logdet), pullback(G)
 

@@ -5,7 +5,9 @@ factors, compound symmetry's closed form) against the whitening of the rows
 (:class:`~mixedmodels.rside.gram.WhitenedGram`, the Cholesky factors of every group) at
 random parameters, on a panel with unequal groups (prefix patterns), irregular times and
 shuffled rows; and the ``gls`` criterion unchanged by a response shifted by 1e5 (the
-basis keeps the cross-products well conditioned).
+basis keeps the cross-products well conditioned); the closed-form whitening of a fixed ``M`` under a
+Markov correlation (:class:`~mixedmodels.rside.gram.MarkovWhitening`, the LMM's path)
+against the structure's own whitening.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from mixedmodels.formula import parse_formula
 from mixedmodels.rside.gram import (
     BandedGram,
     CompSymmGram,
+    MarkovWhitening,
     PatternGram,
     WhitenedGram,
     gram_plan,
+    whitening_plan,
 )
 from mixedmodels.rside.objective import GLSObjective
 from mixedmodels.rside.residual import ResidualSpec, bind_residual, residual_columns
@@ -107,3 +111,21 @@ def test_shifted_response_keeps_the_criterion(cor):
     x = a.x0 + 0.3
     assert b(x) == pytest.approx(a(x), abs=SHIFT_TOL)
     assert b.solve(x).beta[0] - a.solve(x).beta[0] == pytest.approx(1e5, rel=1e-12)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("cor, var, weights", [
+    (mm.cor_ar1(form="~ t | sub"), None, None),
+    (mm.cor_car1(form="~ tt | sub"), mm.var_power(form="~ z"), None),
+    (mm.cor_ar1(form="~ t | sub"), mm.var_exp(form="~ z"), "w"),
+], ids=["ar1", "car1_power", "ar1_exp_weights"])
+def test_markov_whitening_plan_matches_the_structures_whitening(cor, var, weights, shuffle):
+    obj = _objective(_panel(shuffle=shuffle), cor, var, weights)
+    plan = whitening_plan(obj.residual, obj._M)
+    assert isinstance(plan, MarkovWhitening)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = obj.x0 + rng.normal(scale=0.4, size=obj.x0.size)
+        (W, ld), (W0, ld0) = plan(x), obj.residual.whiten(x, obj._M)
+        assert np.max(np.abs(W - W0)) <= GRAM_TOL * np.max(np.abs(W0))
+        assert ld == pytest.approx(ld0, rel=GRAM_TOL, abs=GRAM_TOL)

@@ -35,8 +35,8 @@ import numpy as np
 from .correlation import _MarkovMixin
 from .residual import BoundResidual
 
-__all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "PatternGram", "WhitenedGram",
-           "gram_plan"]
+__all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhitening",
+           "PatternGram", "WhitenedGram", "gram_plan", "whitening_plan"]
 
 
 def _outer_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -366,3 +366,67 @@ def gram_plan(residual: BoundResidual, M: np.ndarray):
     if PatternGram.applies(residual):
         return PatternGram(residual, M)
     return WhitenedGram(residual, M)
+
+
+class MarkovWhitening:
+    r"""``(W M, log|V|)`` for a fixed ``M`` under a Markov correlation (AR(1), CAR(1)),
+    with any variance function and prior weights: the whitened row ``j`` (after ``p(j)``
+    in time within its group) is
+
+    .. math:: \tilde m_j = a_j m_j - b_j m_{p(j)}, \qquad
+              a_j = \frac{e_j}{s_j}, \quad b_j = \frac{r_j e_{p(j)}}{s_j},
+
+    ``s_j = sqrt(1 - r_j^2)`` (``a = e``, ``b = 0`` on a group's first row), so with the
+    rows ``m_{p(j)}`` gathered once per fit an evaluation is two scalings of ``M`` --
+    the LMM with a residual model whitens its compact ``[Z X~ y~]`` this way at every
+    evaluation.
+    """
+
+    def __init__(self, residual: BoundResidual, M: np.ndarray):
+        self.residual = residual
+        self.M = M
+        cor = self._cor = residual.correlation
+        n = M.shape[0]
+        self._scaled = residual.variance is not None or residual.log_w is not None
+        self._lags, lag_of = np.unique(cor._lag, return_inverse=True)
+        self._count = np.bincount(lag_of.ravel(), minlength=self._lags.size).astype(float)
+        # per row: 0 on a group's first row, 1 + lag class otherwise
+        self._cls = np.zeros(n, dtype=np.int64)
+        self._cls[cor._rows] = lag_of.ravel() + 1
+        self._prev = np.arange(n)
+        self._prev[cor._rows] = cor._prev
+        self._M_prev = np.zeros_like(M)
+        self._M_prev[cor._rows] = M[cor._prev]
+
+    @staticmethod
+    def applies(residual: BoundResidual) -> bool:
+        return isinstance(residual.correlation, _MarkovMixin)
+
+    def __call__(self, phi: np.ndarray) -> tuple[np.ndarray, float] | None:
+        res = self.residual
+        phi = np.asarray(phi, dtype=float)
+        uc, _ = res.split(phi)
+        phi_c, _ = self._cor.markov_phi(uc)
+        r = phi_c ** self._lags
+        one_minus = 1.0 - r * r
+        if not (one_minus > 0.0).all():
+            return None
+        inv_s = 1.0 / np.sqrt(one_minus)
+        a = np.concatenate([[1.0], inv_s])[self._cls]
+        b = np.concatenate([[0.0], r * inv_s])[self._cls]
+        logdet = float(self._count @ np.log(one_minus))
+        if self._scaled:
+            log_d = res.log_sd(phi)
+            e = np.exp(-log_d)
+            b = b * e[self._prev]
+            a = a * e
+            logdet += 2.0 * float(log_d.sum())
+        return a[:, None] * self.M - b[:, None] * self._M_prev, logdet
+
+
+def whitening_plan(residual: BoundResidual, M: np.ndarray):
+    """``phi -> (W M, log|V|)`` (None where not positive definite) for a fixed ``M``:
+    :class:`MarkovWhitening` where it applies, else the residual model's whitening."""
+    if MarkovWhitening.applies(residual):
+        return MarkovWhitening(residual, M)
+    return lambda phi: residual.whiten(phi, M)

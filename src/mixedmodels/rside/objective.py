@@ -32,7 +32,7 @@ from ..design import Design
 from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
-from .gram import BandedGram, gram_plan
+from .gram import BandedGram, gram_plan, whitening_plan
 from .residual import BoundResidual
 
 __all__ = ["DENSE_GRADIENT_MAX_Q", "GLSObjective", "GLSSolution", "RSideLMMObjective"]
@@ -83,6 +83,7 @@ class RSideLMMObjective:
         self.method = self.lmm.method
         self.n_theta = design.n_theta
         self._M, self._zslices = _compact(design, self.lmm.internal_XY)
+        self._whiten = whitening_plan(residual, self._M)
         self.lower = np.concatenate([self.lmm.lower, np.full(residual.n_par, -np.inf)])
         self.x0 = np.concatenate([self.lmm.theta0, residual.start])
         self.n_evals = 0
@@ -99,7 +100,7 @@ class RSideLMMObjective:
         phi = np.asarray(phi, dtype=float)
         if self._loaded is not None and np.array_equal(phi, self._loaded):
             return True
-        res = self.residual.whiten(phi, self._M)
+        res = self._whiten(phi)
         if res is None:
             self._loaded = None
             return False

@@ -18,7 +18,7 @@ from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design
-from ..diagnostics.convergence import check_convergence_gradient
+from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize, minimize_with_gradient
 from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
@@ -35,11 +35,19 @@ __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT
 FITTED_TOL = 1e-6
 #: nlme's ``maxIter`` of those iterations.
 FITTED_MAX_ITER = 50
-#: Restarts of a piecewise-smooth criterion (:func:`_restart_on_kinks`): stop when a round
-#: of Nelder-Mead + BOBYQA lowers the deviance by less than this ...
-KINK_GAIN_TOL = 1e-8
-#: ... or after this many rounds.
+#: A kinked parameter within this (relative) distance of a kink is at it
+#: (:func:`_walk_kinks`); BOBYQA's bounds are met exactly, its interior moves are larger.
+KINK_TOL = 1e-9
+#: Most smooth pieces :func:`_walk_kinks` searches, and most Nelder-Mead probes of
+#: :func:`_settle_on_kinks` ...
 KINK_MAX_ROUNDS = 10
+#: ... which stop when one lowers the deviance by less than this.
+KINK_GAIN_TOL = 1e-6
+#: BOBYQA on a smooth piece (:func:`_piece_minimum`): initial step of the parameters
+#: other than the kinked one (unconstrained scales: logs, logits) ...
+PIECE_STEP = 0.05
+#: ... and its deviance tolerance.
+PIECE_FTOL = 1e-10
 #: Above this many parameters the Newton polish's Hessian (k^2 / 2 evaluations) is only
 #: computed when the gradient is not already small.
 POLISH_MAX_PARAMS = 8
@@ -63,6 +71,14 @@ GRADIENT_MIN_PARAMS = 4
 #: ``(Time | Rat)``, CAR(1) and a power of the fitted values: 1.9x; corSymm nested in
 #: Sex/Subject: 1.5x), 0.6-1.7x with 2-4.
 LMM_GRADIENT_MIN_PARAMS = 5
+#: Gradient tolerance of the quasi-Newton fits (:func:`_optimize_gradient`), absolute and
+#: relative to the criterion at the start: the criterion carries rounding noise of
+#: ~1e-14 of its terms (log|V| sums hundreds of logs), and asking BFGS for a gradient
+#: that noise cannot resolve makes its Wolfe line search fail over and over
+#: (bw_gls_comb_ar1: 14 evaluations to a gradient of 4e-7, then 31 more of line search
+#: failures). The convergence check (gradient below 1e-3) follows.
+GRADIENT_GTOL = 1e-5
+GRADIENT_GTOL_REL = 1e-7
 #: Restarts of BOBYQA on :mod:`.limit_scale`'s scale: at most this many, until one lowers
 #: the deviance by less than ...
 LIMIT_MAX_RESTARTS = 5
@@ -143,7 +159,10 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
                    optimizer="bobyqa" if optimizer == "auto" else optimizer,
                    settings=settings)
     if optimizer == "auto" and obj.residual.kinked:
-        opt = _restart_on_kinks(traced(obj, stage), opt, lower, settings)
+        kinks = obj.residual.correlation.kinks()
+        if kinks.size:
+            opt = _settle_on_kinks(traced(obj, stage), opt, lower, settings, kinks,
+                                   x0.size - obj.residual.n_par)
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
@@ -165,7 +184,9 @@ def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):
     correlation); without (``optimizer="gradient"``): the result, with the check's
     warning."""
     fg = traced(obj.value_and_gradient, stage, gradient=True)
-    opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
+    f0 = obj(x0)
+    gtol = max(GRADIENT_GTOL, GRADIENT_GTOL_REL * abs(f0)) if np.isfinite(f0) else None
+    opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower, gtol=gtol)
     if fallback and (not np.isfinite(opt.fval) or grad is None):
         return None
     if not np.any(lower == 0.0):        # no bounded theta: plain BFGS, no log scale
@@ -184,28 +205,147 @@ def _checked(obj, x, fval, lower, check_conv):
     """The convergence check and Newton polish (``(x, fval, None)`` without the check)."""
     if not check_conv:
         return x, fval, None
+    if getattr(obj, "cheap_gradient", False):
+        return _checked_gradient(obj, x, fval, lower)
     grad_tol = 0.0 if x.size <= POLISH_MAX_PARAMS else None
     kw = {} if grad_tol is None else {"grad_tol": grad_tol}
     return polished_and_checked(obj, x, fval, lower, stacklevel=5, **kw)
 
 
-def _restart_on_kinks(fun, opt, lower, settings):
-    """Restart a stalled fit of a piecewise-smooth criterion (a linear spatial
-    correlation): alternate Nelder-Mead, which does not model the curvature and so walks
-    over a kink, and BOBYQA from the best point so far, until a round gains less than
-    :data:`KINK_GAIN_TOL` (at most :data:`KINK_MAX_ROUNDS` rounds)."""
-    best = opt
-    n_evals = opt.n_evals
+def _checked_gradient(obj, x, fval, lower):
+    """:func:`_checked` from the criterion's exact gradient, where it costs about a value
+    (``obj.cheap_gradient``): the Hessian by forward differences of the gradient (``k``
+    evaluations), one Newton step from it, kept if it lowers the criterion, and
+    :func:`~mixedmodels.diagnostics.convergence.check_convergence_gradient` with that
+    Hessian's inverse -- ``k + 2`` evaluations of value and gradient, where the
+    finite-difference check takes ``2k + k(k - 1)/2 + 1`` values and as many again at
+    the polished point."""
+    fg = obj.value_and_gradient
+    f, g = fg(x)
+    if not np.isfinite(f):
+        return polished_and_checked(obj, x, fval, lower, stacklevel=6)
+    k = x.size
+    h = FD_STEP * np.maximum(np.abs(x), 1.0)
+    H = np.empty((k, k))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h[i]
+        H[:, i] = (fg(x + e)[1] - g) / h[i]
+    H = 0.5 * (H + H.T)
+    # parameters on a bound with the gradient pushing outward stay there
+    free = ~(np.isfinite(lower) & (x - lower <= h) & (g > 0))
+    hess_inv = None
+    try:
+        step = np.linalg.solve(H[np.ix_(free, free)], g[free])
+        if free.all():
+            np.linalg.cholesky(H)
+            hess_inv = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        step = None
+    if step is not None:
+        trial = x.copy()
+        trial[free] = np.maximum(x[free] - step, lower[free])
+        f1, g1 = fg(trial)
+        if f1 < f:
+            x, f, g = trial, f1, g1
+    conv = check_convergence_gradient(fg, x, lower, g, hess_inv)
+    if not conv.converged:
+        emit_warning(conv.message, ConvergenceWarning, stacklevel=6)
+    return x, f, conv
+
+
+def _walk_kinks(fun, opt, lower, settings, kinks: np.ndarray, i: int):
+    """Finish a fit of a criterion that is smooth in every parameter but ``x[i]``, and in
+    ``x[i]`` only between the known ``kinks`` (a linear spatial correlation's range: its
+    slope jumps where the range passes a distance).
+
+    A quadratic model cannot settle on a kink -- where such a criterion's minimum often
+    lies -- and creeps. So the search moves to the smooth pieces: BOBYQA with ``x[i]``
+    bounded by the neighbouring kinks. A piece's minimum inside it is a smooth local
+    minimum: done. One at the kink shared with a piece already searched, from both
+    sides, is a kink minimum: done. One at its other end: search the next piece over (at
+    most :data:`KINK_MAX_ROUNDS` pieces).
+    """
+    best, n_evals = opt, opt.n_evals
+    upper = np.full(lower.shape, np.inf)
+    done: set[int] = set()
+    x_i = best.x[i]
+    j = int(np.searchsorted(kinks, x_i))
+    # at (within rounding of) kink j: both pieces next to it; else the piece holding x_i
+    near = [k for k in (j - 1, j) if 0 <= k < kinks.size
+            and abs(kinks[k] - x_i) <= KINK_TOL * max(1.0, abs(x_i))]
+    todo = [near[0], near[0] + 1] if near else [j]
     for _ in range(KINK_MAX_ROUNDS):
-        start = best.fval
-        for method in ("nelder_mead", "bobyqa"):
-            trial = minimize(fun, best.x, lower, optimizer=method, settings=settings)
-            n_evals += trial.n_evals
-            if trial.fval < best.fval:
-                best = trial
-        if start - best.fval < KINK_GAIN_TOL:
+        todo = [p for p in todo if p not in done and 0 <= p <= kinks.size]
+        if not todo:
             break
+        piece = todo.pop(0)
+        done.add(piece)
+        lo = kinks[piece - 1] if piece > 0 else lower[i]
+        hi = kinks[piece] if piece < kinks.size else np.inf
+        lo = max(lo, lower[i])
+        trial = _piece_minimum(fun, best.x, lower, upper, i, lo, hi, settings)
+        n_evals += trial.n_evals
+        if trial.fval < best.fval:
+            best = trial
+        at_lo = np.isfinite(lo) and trial.x[i] - lo <= KINK_TOL * max(1.0, abs(lo))
+        at_hi = np.isfinite(hi) and hi - trial.x[i] <= KINK_TOL * max(1.0, abs(hi))
+        if trial.fval <= best.fval and (at_lo or at_hi):
+            # at an end: the piece beyond it (unless already searched: a kink minimum)
+            todo.append(piece - 1 if at_lo else piece + 1)
     return replace(best, x0=opt.x0, n_evals=n_evals)
+
+
+def _settle_on_kinks(fun, opt, lower, settings, kinks, i):
+    """:func:`_walk_kinks` to the nearest piecewise minimum, then a Nelder-Mead probe
+    from it -- the kinks make the criterion's fine structure multimodal, and Nelder-Mead,
+    which models no curvature, walks over them -- and another walk from wherever the probe
+    gained more than :data:`KINK_GAIN_TOL` (at most :data:`KINK_MAX_ROUNDS` probes)."""
+    n_evals = opt.n_evals
+    best = _walk_kinks(fun, opt, lower, settings, kinks, i)
+    for _ in range(KINK_MAX_ROUNDS):
+        probe = minimize(fun, best.x, lower, optimizer="nelder_mead", settings=settings)
+        n_evals = best.n_evals + probe.n_evals
+        if not probe.fval < best.fval - KINK_GAIN_TOL:
+            # a small gain is still kept (a range running off to its limit, where the
+            # correlation vanishes and the criterion turns flat)
+            best = replace(probe if probe.fval < best.fval else best, n_evals=n_evals)
+            break
+        best = _walk_kinks(fun, replace(probe, n_evals=n_evals), lower, settings, kinks, i)
+    return replace(best, x0=opt.x0)
+
+
+def _piece_minimum(fun, x, lower, upper, i, lo, hi, settings):
+    """BOBYQA from ``x`` with ``lo <= x[i] <= hi``. A bounded piece is searched with
+    ``x[i]`` mapped onto [0, 1]: BOBYQA's trust region is one radius for every
+    coordinate, at most half the narrowest box side, so a narrow piece (kinks 1e-3
+    apart) would otherwise freeze the other parameters."""
+    lo2, up2 = lower.copy(), upper.copy()
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        lo2[i], up2[i] = lo, hi
+        return minimize(fun, np.clip(x, lo2, up2), lo2, up2, optimizer="bobyqa",
+                        settings=settings)
+    width = hi - lo
+
+    def to_x(z):
+        out = np.array(z, dtype=float)
+        out[i] = lo + out[i] * width
+        return out
+
+    lo2[i], up2[i] = 0.0, 1.0
+    z0 = np.array(x, dtype=float)
+    z0[i] = (x[i] - lo) / width
+    # a fresh trust region across the piece and PIECE_STEP on the others: near a kink the
+    # first steps gain little, and the deviance tolerance alone would stop the search
+    step = np.full(x.size, PIECE_STEP)
+    step[i] = 0.25
+    opt = minimize(lambda z: fun(to_x(z)), np.clip(z0, lo2, up2), lo2, up2,
+                   optimizer="bobyqa",
+                   settings={**settings, "ftol_abs": PIECE_FTOL, "initial_step": step})
+    # the piece's ends exactly (the kinks themselves, not lo + 1.0 * width)
+    xs = to_x(opt.x)
+    xs[i] = lo if opt.x[i] <= 0.0 else (hi if opt.x[i] >= 1.0 else xs[i])
+    return replace(opt, x=xs)
 
 
 def _changed(old: np.ndarray, new: np.ndarray) -> float:

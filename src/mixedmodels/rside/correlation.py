@@ -199,6 +199,12 @@ class BoundCorrelation:
         """
         raise NotImplementedError
 
+    def kinks(self) -> np.ndarray:
+        """Values of the first unconstrained parameter where the correlation's first
+        derivative jumps (sorted; empty for a smooth structure; see
+        :attr:`CorrelationStructure.kinked`)."""
+        return np.zeros(0)
+
     # nlme's intervals use the unconstrained scale except for the general correlation
     # matrix, whose apVar uses each correlation's Fisher z (corNatural); see CorSymm.
     def to_interval_scale(self, u: np.ndarray) -> np.ndarray:
@@ -528,12 +534,16 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
         phi = float(self.natural(u)[0])
         return [phi ** lag for lag in self._lags]
 
+    def markov_phi(self, u) -> tuple[float, float]:
+        """``(phi, dphi/du)`` at (estimated) ``u``."""
+        phi = float(self.natural(self.full(u))[0])
+        return phi, 0.5 * (1.0 - phi * phi)
+
     def whiten(self, u, M):
         return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
 
     def whiten_vjp(self, u, M):
-        phi = float(self.natural(self.full(u))[0])
-        return self._markov_vjp(phi, 0.5 * (1.0 - phi * phi), M)
+        return self._markov_vjp(*self.markov_phi(u), M)
 
 
 # -- continuous-time AR(1) -------------------------------------------------------------------
@@ -571,12 +581,16 @@ class _BoundCAR1(_MarkovMixin, BoundCorrelation):
         phi = float(self.natural(u)[0])
         return [phi ** lag for lag in self._lags]
 
+    def markov_phi(self, u) -> tuple[float, float]:
+        """``(phi, dphi/du)`` at (estimated) ``u``."""
+        phi = float(self.natural(self.full(u))[0])
+        return phi, phi * (1.0 - phi)
+
     def whiten(self, u, M):
         return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
 
     def whiten_vjp(self, u, M):
-        phi = float(self.natural(self.full(u))[0])
-        return self._markov_vjp(phi, phi * (1.0 - phi), M)
+        return self._markov_vjp(*self.markov_phi(u), M)
 
 
 # -- ARMA(p, q) ------------------------------------------------------------------------------

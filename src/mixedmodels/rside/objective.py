@@ -16,18 +16,23 @@ takes the place of ``-log|W_prior|``:
 compact arrays ``[Z_1 .. Z_K, X~, y~]`` (n rows, a few columns; ``X~`` the LMM's
 well-conditioned basis of the fixed effects, ``y~`` the residualized response) and rebuilds
 the cross-products; the factorization is the LMM's. Without random effects (``gls``) the
-criterion is that of the whitened linear model, from the QR factor of ``W [X y]``.
+criterion is that of the whitened linear model, from the Cholesky factor of ``M'V^{-1}M``
+(``M`` the well-conditioned ``[X~ y~]``; see :class:`GLSObjective`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.linalg.lapack import dgeqrf
+from scipy.linalg.lapack import dpotrf, dtrtri, dtrtrs
 
 from ..design import Design
+from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
+from .gram import BandedGram, gram_plan, whitening_plan
 from .residual import BoundResidual
 
 __all__ = ["DENSE_GRADIENT_MAX_Q", "GLSObjective", "GLSSolution", "RSideLMMObjective"]
@@ -78,6 +83,7 @@ class RSideLMMObjective:
         self.method = self.lmm.method
         self.n_theta = design.n_theta
         self._M, self._zslices = _compact(design, self.lmm.internal_XY)
+        self._whiten = whitening_plan(residual, self._M)
         self.lower = np.concatenate([self.lmm.lower, np.full(residual.n_par, -np.inf)])
         self.x0 = np.concatenate([self.lmm.theta0, residual.start])
         self.n_evals = 0
@@ -94,7 +100,7 @@ class RSideLMMObjective:
         phi = np.asarray(phi, dtype=float)
         if self._loaded is not None and np.array_equal(phi, self._loaded):
             return True
-        res = self.residual.whiten(phi, self._M)
+        res = self._whiten(phi)
         if res is None:
             self._loaded = None
             return False
@@ -152,9 +158,9 @@ class RSideLMMObjective:
         ``q + p`` for REML) ``+ log|V| + d log r^2`` (or the known-sigma form) with
         ``r^2`` the Schur complement of ``y~``; so
 
-        .. math:: rac{\partial d}{\partial A} = [A_m^{-1}] + c\, w w', \qquad
+        .. math:: \frac{\partial d}{\partial A} = [A_m^{-1}] + c\, w w', \qquad
                   w = [-A_{q+p}^{-1} a; 1], \qquad
-                  rac{\partial d}{\partial K} = 2 K rac{\partial d}{\partial A},
+                  \frac{\partial d}{\partial K} = 2 K \frac{\partial d}{\partial A},
 
         ``c = d / r^2`` (``1/sigma^2`` when known). The columns of ``Z Lambda`` of a row
         are its level's block of ``Z_k lambda_k``: their derivative gathers back to the
@@ -271,7 +277,16 @@ class GLSSolution:
 
 
 class GLSObjective:
-    """``phi -> criterion`` of a linear model with a residual model (nlme's ``gls``).
+    r"""``phi -> criterion`` of a linear model with a residual model (nlme's ``gls``).
+
+    The criterion is read off the Cholesky factor ``L`` of ``A = M' V^{-1} M`` (and
+    ``log|V|``), ``M = [X~ y~]`` the fixed-effects basis and residualized response of
+    :class:`~mixedmodels.linalg.basis.FixedBasis`: with ``L = [[L_X, 0], [l', r]]``,
+    ``r^2`` is the weighted residual sum of squares and ``log|X'V^{-1}X| = log|L_X|^2 +
+    log|R|^2``. ``A`` comes from :func:`~.gram.gram_plan` (per-row outer products where
+    ``V^{-1}`` is banded, else by whitening). The basis keeps ``A`` well conditioned: a
+    response or predictor far from zero (``y + 1e5``) would otherwise lose the residual
+    sum of squares to cancellation in ``y'V^{-1}y``.
 
     Parameters
     ----------
@@ -287,42 +302,49 @@ class GLSObjective:
         self.residual = residual
         self.reml = bool(reml)
         self.n, self.p = X.shape
-        self._M = np.ascontiguousarray(np.column_stack([X, y]))
+        w = None if residual.log_w is None else np.exp(residual.log_w)
+        self.basis = FixedBasis.of(np.asarray(X, dtype=float), w)
+        y_res, self._coef0 = self.basis.residualize(np.asarray(y, dtype=float), w)
+        self._M = np.ascontiguousarray(np.column_stack([self.basis.X, y_res]))
+        self._gram = gram_plan(residual, self._M)
         self.sigma = residual.spec.sigma
         self.lower = np.full(residual.n_par, -np.inf)
         self.x0 = residual.start
         self.n_evals = 0
-        self._upper = None      # the upper triangle's mask, made at the first factor
+        self._dof = self.n - self.p if self.reml else self.n
+
+    @property
+    def cheap_gradient(self) -> bool:
+        """The gradient costs about one value (banded ``V^{-1}``: :class:`~.gram.BandedGram`)
+        -- the convergence check then uses it instead of finite differences."""
+        return self.has_gradient and isinstance(self._gram, BandedGram)
 
     def _factor(self, phi):
-        res = self.residual.whiten(phi, self._M)
+        """``(L, log|V|)`` or None."""
+        res = self._gram.value(np.asarray(phi, dtype=float))
         if res is None:
             return None
-        Mw, logdet = res
-        # QR of the whitened [X y], not a Cholesky factor of its cross-products: a
-        # response far from zero (y + 1e5) would lose its residual sum of squares to
-        # cancellation in y'V^{-1}y; LAPACK's Householder QR directly (numpy's mode="r"
-        # wraps the same dgeqrf with ~10 us of checks, a quarter of a small model's
-        # evaluation)
-        L = self._qr(Mw)
+        A, logdet = res
+        L = _chol(A, self.p)
         return None if L is None else (L, logdet)
 
     def _criterion(self, L, logdet, sigma=None) -> float:
         p = self.p
-        r2 = L[p, p] ** 2
-        logdet_X = 2.0 * float(np.sum(np.log(np.diagonal(L)[:p])))
-        dof = self.n - p if self.reml else self.n
-        extra = logdet_X if self.reml else 0.0
+        d = L.diagonal().tolist()            # k numbers: Python floats beat array calls
+        r2 = d[p] * d[p]
+        dof = self._dof
+        extra = 2.0 * sum(map(math.log, d[:p])) + self.basis.log_det_R2 if self.reml \
+            else 0.0
         sigma = self.sigma if sigma is None else sigma
         if sigma is not None:
             s2 = sigma * sigma
-            return float(extra + logdet + dof * (_LOG_2PI + np.log(s2)) + r2 / s2)
-        return float(extra + logdet + dof * (1.0 + _LOG_2PI + np.log(r2 / dof)))
+            return extra + logdet + dof * (_LOG_2PI + math.log(s2)) + r2 / s2
+        return extra + logdet + dof * (1.0 + _LOG_2PI + math.log(r2 / dof))
 
     def __call__(self, phi) -> float:
         self.n_evals += 1
         f = self._factor(phi)
-        if f is None or f[0][self.p, self.p] <= 0.0:
+        if f is None:
             return np.inf
         return self._criterion(*f)
 
@@ -335,62 +357,39 @@ class GLSObjective:
     def value_and_gradient(self, phi) -> tuple[float, np.ndarray]:
         r"""The criterion and its exact gradient in ``phi``.
 
-        The criterion depends on the whitened data ``\tilde M = W [X y]`` through
-        ``A = \tilde M' \tilde M`` (and on ``log|V|``): with ``v = [-\hat\beta; 1]`` and
-        ``r^2 = v' A v``,
+        The criterion depends on the data through ``A = M' V^{-1} M`` (and adds
+        ``log|V|``): with ``v = [-\hat\gamma; 1]`` (``\hat\gamma`` the coefficients on
+        ``X~``) and ``r^2 = v' A v``,
 
         .. math:: G = \frac{\partial d}{\partial A} = [A_{XX}^{-1}]_{REML}
                   + c\, v v', \qquad c = \frac{n - p}{r^2}
                   \;(\tfrac{n}{r^2} \text{ for ML}, \; 1/\sigma^2 \text{ known}),
 
-        and ``df / d\tilde M = 2 \tilde M G`` goes back through the whitening
-        (:meth:`~.residual.BoundResidual.whiten_vjp`). Infinite value and zero gradient
-        where the criterion is.
+        which :func:`~.gram.gram_plan`'s pullback takes to ``df / d phi``. Infinite value
+        and zero gradient where the criterion is.
         """
         self.n_evals += 1
         phi = np.asarray(phi, dtype=float)
         bad = (np.inf, np.zeros(phi.size))
-        res = self.residual.whiten_vjp(phi, self._M)
+        res = self._gram.vjp(phi)
         if res is None:
             return bad
-        Mw, logdet, pullback = res
-        f = self._qr(Mw)
-        if f is None or f[self.p, self.p] <= 0.0:
+        A, logdet, pullback = res
+        L = _chol(A, self.p)
+        if L is None:
             return bad
-        L = f
         p = self.p
-        Lxx = L[:p, :p]
-        beta = solve_triangular(Lxx, L[p, :p], trans="T", lower=True, check_finite=False)
+        # LAPACK directly: scipy's solve_triangular costs half a small evaluation in checks
+        Lxx = np.ascontiguousarray(L[:p, :p])
+        gamma, _ = dtrtrs(Lxx, L[p, :p], lower=1, trans=1)
         r2 = L[p, p] ** 2
-        dof = self.n - p if self.reml else self.n
-        c = 1.0 / self.sigma ** 2 if self.sigma is not None else dof / r2
-        Xw = Mw[:, :p]
-        e = Mw[:, p] - Xw @ beta
-        B = np.empty_like(Mw)
-        B[:, :p] = -2.0 * c * e[:, None] * beta[None, :]
-        B[:, p] = 2.0 * c * e
+        c = 1.0 / self.sigma ** 2 if self.sigma is not None else self._dof / r2
+        v = np.append(-gamma, 1.0)
+        G = c * np.outer(v, v)
         if self.reml:
-            Li = solve_triangular(Lxx, np.eye(p), lower=True, check_finite=False)
-            B[:, :p] += 2.0 * (Xw @ Li.T) @ Li
-        return self._criterion(L, logdet), pullback(B)
-
-    def _qr(self, Mw):
-        """Lower factor ``L`` (``L L' = Mw' Mw``, positive diagonal) or None."""
-        n, k = Mw.shape
-        if n < k:
-            return None
-        qr, _, _, info = dgeqrf(Mw)
-        if info != 0:
-            return None
-        upper = getattr(self, "_upper", None)
-        if upper is None or upper.shape[0] != k:
-            upper = self._upper = np.triu(np.ones((k, k)))
-        R = qr[:k] * upper                        # R of the QR (LAPACK leaves H below)
-        d = np.diagonal(R)
-        if not np.all(np.isfinite(d)) or not np.all(d[:self.p]):
-            return None
-        R *= np.where(d < 0.0, -1.0, 1.0)[:, None]
-        return R.T
+            Li, _ = dtrtri(Lxx, lower=1)
+            G[:p, :p] += Li.T @ Li
+        return self._criterion(L, logdet), pullback(G)
 
     def full_deviance(self, phi, sigma: float) -> float:
         """-2 (restricted) log-likelihood at an explicit ``sigma``."""
@@ -406,10 +405,22 @@ class GLSObjective:
         L, logdet = f
         p = self.p
         Lxx_t = L[:p, :p].T
-        beta = np.linalg.solve(Lxx_t, L[p, :p])
+        gamma = np.linalg.solve(Lxx_t, L[p, :p])
         r2 = L[p, p] ** 2
-        dof = self.n - p if self.reml else self.n
-        sigma = self.sigma if self.sigma is not None else float(np.sqrt(r2 / dof))
-        return GLSSolution(self._criterion(L, logdet), beta, sigma, r2,
-                           2.0 * float(np.sum(np.log(np.diagonal(L)[:p]))), logdet,
-                           np.linalg.inv(Lxx_t))
+        sigma = self.sigma if self.sigma is not None else float(np.sqrt(r2 / self._dof))
+        basis = self.basis
+        return GLSSolution(self._criterion(L, logdet), basis.to_user(gamma + self._coef0),
+                           sigma, r2,
+                           2.0 * float(np.sum(np.log(np.diagonal(L)[:p])))
+                           + basis.log_det_R2, logdet,
+                           basis.rx_inv_to_user(np.linalg.inv(Lxx_t)))
+
+
+def _chol(A: np.ndarray, p: int) -> np.ndarray | None:
+    """Lower Cholesky factor of the ``(p + 1)``-square ``A``, or None where ``A`` is not
+    positive definite (a perfect fit or a degenerate whitening) or not finite."""
+    L, info = dpotrf(A, lower=1, clean=1, overwrite_a=0)
+    # NaN passes dpotrf unnoticed but reaches the last pivot
+    if info != 0 or not math.isfinite(L[p, p]):
+        return None
+    return L

@@ -152,6 +152,20 @@ class _BoundSpatial(BoundCorrelation):
             out.append(np.log(nat[1] / (1.0 - nat[1])))
         return np.asarray(out)
 
+    def kinks(self) -> np.ndarray:
+        """Where the correlation's first derivative jumps, on the unconstrained scale of
+        the range (``u_0``), sorted: ``log(d - d_min)`` for every distinct distance
+        ``d > d_min`` between rows of a group (the linear class's ``1 - d / range``
+        meets 0 there); empty for the smooth classes."""
+        if not self.spec.kinked:
+            return np.zeros(0)
+        if "_kinks" not in self.__dict__:
+            d = np.unique(np.concatenate([o.ravel() for o in self._dist]))
+            d = d[d > self.min_dist]
+            self._kinks = np.log(d - self.min_dist) if self.spec.range_above_min \
+                else np.log(d)
+        return self._kinks
+
     def pattern_key(self):
         return self._coords
 

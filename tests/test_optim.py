@@ -177,9 +177,13 @@ def test_aliasing_qr_runs_with_one_blas_thread(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(fixed.lapack, "dgeqrf", spy)
-    X = np.column_stack([np.ones(50), np.arange(50.0), np.arange(50.0) * 2.0])
-    with threadpool_limits(limits=2, user_api="blas"):
-        keep = fixed.drop_aliased_columns(X)
-        assert _blas_threads() == 2              # restored after the check
-    assert keep.tolist() == [True, True, False]
-    assert seen == [1]
+    # above SERIAL_QR_SIZE entries under one thread; below it OpenBLAS's level-2 kernels
+    # never start a thread, and the check skips the (costlier) switch
+    n_big = fixed.SERIAL_QR_SIZE // 3 + 1
+    for n, threads in ((n_big, 1), (50, 2)):
+        X = np.column_stack([np.ones(n), np.arange(float(n)), np.arange(float(n)) * 2.0])
+        with threadpool_limits(limits=2, user_api="blas"):
+            keep = fixed.drop_aliased_columns(X)
+            assert _blas_threads() == 2              # restored after the check
+        assert keep.tolist() == [True, True, False]
+        assert seen.pop() == threads

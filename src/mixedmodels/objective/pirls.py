@@ -238,11 +238,15 @@ class StepSystem:
     rows : object
         What the backend's hooks need of the step besides (in memory: ``eta`` of its
         start, the weights, the working residual and the step's columns ``XY``).
+    indefinite : bool
+        Newton's weights include negative ones (:attr:`PIRLS.indefinite_newton`): the
+        system may not be positive definite.
     """
 
     A: object
     observed: bool
     rows: object
+    indefinite: bool = False
 
 
 @dataclass(frozen=True)
@@ -369,6 +373,10 @@ class PIRLS:
 
     #: the dense system of small models (set in ``__init__``)
     dense: DensePIRLSSystem | None = None
+    #: Newton steps with observed weights of both signs where the penalized Hessian is
+    #: still positive definite (:meth:`_step_weights`); the Dask passes, which apply the
+    #: rule per partition, keep Fisher scoring there
+    indefinite_newton: bool = True
 
     @property
     def step_system(self):
@@ -528,8 +536,19 @@ class PIRLS:
         v = fam.variance(mu)
         g = -self.prior * (self.y - mu) * me / v
         w_obs = None if fisher else fam.observed_weights(self.y, eta, mu, self.prior)
-        if w_obs is not None and np.min(w_obs) > 0:
-            return w_obs, -g / w_obs, True
+        if w_obs is not None:
+            low = np.min(w_obs)
+            if low > 0:
+                return w_obs, -g / w_obs, True
+            if getattr(self, "indefinite_newton", False) and self.link_keeps_range and \
+                    np.min(np.abs(w_obs)) > 0:
+                # some observed weights are negative (an inverse Gaussian response below
+                # half its mean): the Hessian of the penalized deviance can still be
+                # positive definite, and Newton's step then converges quadratically where
+                # Fisher scoring crawls (inverse Gaussian, log link: 11 steps a solve);
+                # the step's factorization tells, and Fisher scoring takes over when it
+                # fails (fit)
+                return w_obs, -g / w_obs, True
         w = self.prior * me * me / v
         return w, -g / w, False
 
@@ -650,6 +669,12 @@ class PIRLS:
             observed = step_sys.observed
             slack = None    # the deviance's rounding noise, computed when first needed
             f = self._factor_step(theta, lams, step_sys, joint)
+            if f is None and observed and not fisher and self.link_keeps_range:
+                # Newton's system with indefinite observed weights is not positive
+                # definite here: a Fisher-scoring step instead (Newton resumes near the
+                # mode, as after a failed Newton step)
+                fisher = True
+                continue
             if f is None:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
@@ -758,7 +783,8 @@ class PIRLS:
         # the dense system of small models factors the rows themselves (no cross-products)
         A = None if self.dense is not None else \
             self.pattern.compute(XY, w, csr_a21=self.psystem.needs_csr)
-        return StepSystem(A, observed, (cur.eta, w, wres, XY))
+        indefinite = observed and bool(w.min() <= 0.0)
+        return StepSystem(A, observed, (cur.eta, w, wres, XY), indefinite)
 
     def _ridge_step(self, step: StepSystem):
         """The step's cross-products with :data:`XX_RIDGE` on the fixed-effects block."""
@@ -811,7 +837,22 @@ class PIRLS:
     def _factor_step(self, theta, lams, step: StepSystem, joint: bool):
         """The factor of one step (the dense system's from the step's rows, else the
         blocked one's from its cross-products; in joint mode retried with the
-        :data:`XX_RIDGE` ridge when the fixed-effects block fails), or None."""
+        :data:`XX_RIDGE` ridge when the fixed-effects block fails), or None.
+
+        Newton's weights of both signs (:attr:`indefinite_newton`) can make the system
+        indefinite; the blocked factorization of a scalar first term then takes square
+        roots of negative pivots instead of raising, so such a factor counts only when
+        its log-determinant is finite."""
+        if not step.indefinite:
+            return self._factor_step_system(theta, lams, step, joint)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = self._factor_step_system(theta, lams, step, joint)
+            if f is not None and not np.isfinite(self.step_system.logdet(f)):
+                return None
+        return f
+
+    def _factor_step_system(self, theta, lams, step: StepSystem, joint: bool):
+        """:meth:`_factor_step` for a system known to be positive definite or not."""
         if self.dense is not None:
             w, XY = step.rows[1], step.rows[3]
             f = self.dense.factor_step(lams, XY, w)

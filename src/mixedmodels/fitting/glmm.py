@@ -248,11 +248,18 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     optimizer's record, the optimum ``v`` and the criterion."""
     fun = _Stage0(obj)
     v0 = fun.start(theta0)
-    if not np.isfinite(fun(v0)):
-        # re-raise the PIRLS failure at the start with its explanation
-        obj.solve0(fun.theta(v0), fun.family(v0))
     fun.gradient = stage0_gradient(
         obj, optimizer, bool(settings) and settings is not STAGE0_START_SETTINGS)
+    # the criterion at the start, where a failure of PIRLS is re-raised with its
+    # explanation; on the gradient path (PIRLS at its full tolerance) the optimizer's
+    # first evaluation, answered from the gradient's memory
+    tol = obj.stage0_tol
+    if fun.gradient is not None:
+        obj.stage0_tol = None
+    f0 = fun.gradient(v0)[0] if fun.gradient is not None else fun(v0)
+    if not np.isfinite(f0):
+        obj.solve0(fun.theta(v0), fun.family(v0))
+    obj.stage0_tol = tol
     opt = None
     if fun.gradient is not None:
         # quasi-Newton on lme4's scale of theta (lmer's fast path: BFGS in log theta, a

@@ -58,7 +58,7 @@ from ..families import (
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
 from ..objective.glmm_gradient import Stage0Gradient
-from ..objective.pirls import PIRLSError, prior_weights
+from ..objective.pirls import PIRLS, PIRLSError, prior_weights
 from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results.glmm import GeneralizedLinearMixedModelResult
 from ..results.recipe import FitRecipe
@@ -665,7 +665,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 sol = obj.solve(x)
                 derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                                       lower_at(x))
-        obj.solve(x)    # leave the workspace at the optimum
+        _leave_workspace_at(obj, x, sol)
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:
             # no curvature along a separated coefficient: report R_X's (enormous)
@@ -746,8 +746,31 @@ def _newton_step(derivs, n: int) -> np.ndarray | None:
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
-    Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
+    """``R_X^{-1} R_X^{-T}`` at the solution, from the solution's own factor when its
+    Laplace weights are the Fisher weights ``R_X`` is defined with (lme4's expected
+    information, or a canonical link: the same factorization twice otherwise)."""
+    fam = sol.family
+    kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
+    fisher = kind == "expected" or fam.link.name == fam.canonical_link
+    if fisher and type(obj.pirls) is PIRLS and sol.factor is not None:
+        Ri = obj.pirls.rx_inverse_of(sol.factor)
+    else:
+        Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
     return Ri @ Ri.T
+
+
+def _leave_workspace_at(obj: GLMMObjective, x: np.ndarray, sol: GLMMSolution) -> None:
+    """Leave the objective's PIRLS workspace at the optimum ``x`` (later solves, such
+    as a profile's, start from its modes): the solution's modes where the rows are in
+    memory (no solve; the sensitivity of the last evaluation, elsewhere, is dropped),
+    else a solve at ``x``."""
+    pirls = obj.pirls
+    if type(pirls) is PIRLS and sol.u.shape == pirls.u_start.shape:
+        pirls.u_start = sol.u.copy()
+        pirls._ref = None
+        obj._use_family(sol.family)
+    else:
+        obj.solve(x)
 
 
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):

@@ -590,7 +590,11 @@ class PIRLS:
         (lme4's ``vcov`` without the Hessian)."""
         w = self._weights(mu, self._family.link.mu_eta(eta))
         # X alone (no response column): the factor's last block is then R_X' itself
-        f = self.factor_at(theta, w)
+        return self.rx_inverse_of(self.factor_at(theta, w))
+
+    def rx_inverse_of(self, f: BlockedFactor) -> np.ndarray:
+        """``R_X^{-1}`` (the user's ``X``) from a factor of :meth:`factor_at` made with
+        the Fisher weights."""
         Lxx = np.tril(f.LXX)[:self.p, :self.p]
         return self.basis.rx_inv_to_user(np.linalg.inv(Lxx.T))
 

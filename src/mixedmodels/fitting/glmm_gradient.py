@@ -332,6 +332,7 @@ def reset_pirls(obj) -> None:
     pirls.u_start = np.zeros(pirls.q)
     pirls.beta_start = None
     pirls._ref = None
+    pirls._ref_joint = None
 
 
 def at_link_edge(obj, theta: np.ndarray, family) -> bool:

@@ -59,7 +59,8 @@ from ..linalg import (
     TermBlock,
     TermMerge,
 )
-from .pirls_dense import DensePIRLSSystem, use_dense
+from ..linalg.lapack import solve_lower, solve_lower_t
+from .pirls_dense import DensePIRLSFactor, DensePIRLSSystem, use_dense
 from .pirls_system import MergedPIRLSSystem, PIRLSSystem
 
 __all__ = [
@@ -362,6 +363,7 @@ class PIRLS:
         self.beta_start: np.ndarray | None = None   # joint mode: coefficients of X~
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
+        self._ref_joint = None   # (theta, u, beta, d[u; beta]/d theta) of the last joint one
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
         self._edge_seen = False  # a joint solve has met separated observations
@@ -508,6 +510,55 @@ class PIRLS:
         Ru = self._theta_rhs(lams, u, w, g)
         return -self.step_system.solve_M(f, np.hstack([Ru, Jb]))
 
+    def _joint_sensitivity(self, theta, lams, u, beta, cur, step: StepSystem, f):
+        r"""``(theta, u, beta, d[u; beta]/d theta)`` at the joint (nAGQ = 0) modes, to
+        predict the joint modes at the next theta (a warm start only: one PIRLS iteration
+        less), or None where it is not available.
+
+        The joint modes solve ``u + Lambda' Z' g = 0`` and ``X~' g = 0``; differentiating
+        in a scalar term's ``theta_k`` (``dLambda/dtheta_k = E_k``) gives
+        ``H_J d[u; beta]/dtheta_k = -[Lambda' Z' W Z E_k u + E_k Z' g; X~' W Z E_k u]``
+        with the joint system ``H_J = [[Lambda' Z' W Z Lambda + I, Lambda' Z' W X~],
+        [X~' W Z Lambda, X~' W X~]]``, whose Cholesky factor is the leading block of the
+        dense system's last factor (small models only; vector-valued terms' columns are
+        left at zero, as :meth:`_sensitivity` does). Not with a prior on beta (its term
+        is not in that factor)."""
+        if not isinstance(f, DensePIRLSFactor) or not self.p or \
+                self.beta_prior_root is not None or not isinstance(cur, RowPoint) or \
+                cur.mu is None:
+            return None
+        w = step.rows[1]
+        g = -self.prior * (self.y - cur.mu) * cur.me / self._family.variance(cur.mu)
+        Ru = self._theta_rhs(lams, u, w, g)
+        Rb = np.zeros((self.p, Ru.shape[1]))
+        for t, sl, (off, q, _, _), codes, z in zip(self.design.terms, self.slices,
+                                                   self._blocks, self._codes, self._zcols,
+                                                   strict=True):
+            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
+                zu = u[off:off + q][codes]
+                if z is not None:
+                    zu = zu * z
+                Rb[:, sl.start] = self.Xt.T @ (w * zu)
+        m = self.q + self.p
+        L = f.L[:m, :m]
+        J = -solve_lower_t(L, solve_lower(L, np.vstack([Ru, Rb])))
+        return theta, u, beta, J
+
+    def _predict_joint(self, theta, lams) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(u, beta)`` (internal basis) predicted at ``theta`` from the last joint
+        solve's sensitivity when the move of the linear predictor stays small
+        (:data:`PREDICT_MAX_DETA`), else None."""
+        ref = getattr(self, "_ref_joint", None)
+        if ref is None or ref[0].shape != theta.shape:
+            return None
+        th0, u0, b0, J = ref
+        d = J @ (theta - th0)
+        du, db = d[:self.q], d[self.q:]
+        if not self._small_move(lams, du) or \
+                float(np.abs(self.Xt @ db).max(initial=0.0)) > PREDICT_MAX_DETA:
+            return None
+        return u0 + du, b0 + db
+
     def _predict_u(self, theta, beta) -> np.ndarray | None:
         ref = self._ref
         if ref is None or ref[0].shape != theta.shape:
@@ -624,6 +675,10 @@ class PIRLS:
             if b is None:
                 b = self._initial_beta()
                 u = np.zeros(self.q)
+            elif u0 is None and beta0 is None and self.predict:
+                guess = self._predict_joint(theta, lams)
+                if guess is not None:
+                    u, b = guess
             return u, np.asarray(b, dtype=float).copy()
         beta = np.asarray(beta, dtype=float)
         if u0 is None and self.predict:
@@ -742,6 +797,8 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
+            self._ref_joint = self._joint_sensitivity(theta, lams, u, beta, cur, step_sys, f) \
+                if self.predict else None
             beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more

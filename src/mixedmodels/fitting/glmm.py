@@ -347,8 +347,11 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
     """Approximate covariance of ``v`` (theta and the NB log-shape) from the stage-0
     criterion's Hessian, ``2 H^{-1}``: it sets the whitened coordinates of the Laplace stage
     (derivative-free optimizers converge several times faster when every direction has unit
-    curvature). Falls back to a diagonal, and to :data:`DEFAULT_SCALE`, where the curvature
-    cannot be estimated (a parameter on its bound, a flat direction)."""
+    curvature). ``H^{-1}`` is the stage-0 BFGS's model where its search built one from
+    enough steps (:data:`STAGE0_MODEL_STEPS`) and it passes the same checks, else from
+    differences of the exact gradient or of the criterion. Falls back to a diagonal, and
+    to :data:`DEFAULT_SCALE`, where the curvature cannot be estimated (a parameter on its
+    bound, a flat direction)."""
     scales = np.full(v.size, DEFAULT_SCALE) if scales is None else scales
     rel = scales / DEFAULT_SCALE          # 1 except for heavy data (see _theta_scales)
     if fun.hess_inv is not None and fun.hess_inv.shape == (v.size, v.size):

@@ -6,7 +6,8 @@ coordinates ``x = x0 + T z`` (``T`` from stage 1's covariances: the deviance's H
 :class:`~mixedmodels.objective.glmm_gradient.LaplaceGradient` (``dF/dz = T' dF/dx``),
 
 * sign-symmetric models (theta unbounded in ``z``, as the derivative-free path) are
-  minimized by BFGS -- from a start whose curvature is known, a handful of iterations;
+  minimized by BFGS (:func:`whitened_bfgs`, a lean one: the model ``I / 2`` makes
+  unit steps right from the start) -- a handful of iterations;
 * models whose bounds stay a box in ``z`` use L-BFGS-B with those bounds;
 * a theta that BFGS drives to zero is put on its bound by the caller's
   ``snap_to_boundary``; a bounded L-BFGS-B polish from the best point follows when the
@@ -24,7 +25,8 @@ the gradient is smooth to ~1e-9, so ``h`` can be small: on cbpp the standard err
 7e-6 (relative) from the converged central differences, against 1.2e-4 for the
 deviance-based Hessian at its step (whose off-diagonals are ``O(h)`` too, with rounding
 that forbids a smaller step). The theta scaling of the Laplace stage uses the same
-differences.
+differences where the stage-0 search's own inverse-Hessian model is not available
+(:func:`~mixedmodels.fitting.glmm._stage0_covariance`).
 """
 
 from __future__ import annotations

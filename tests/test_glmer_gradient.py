@@ -329,3 +329,27 @@ def test_snap_to_boundary_evaluates_only_when_a_parameter_is_near_its_bound():
     # near the bound: the value at x is computed once, the move kept only if no worse
     x, f = snap_to_boundary(fun, np.array([1e-9, 2.0]), None, lower)
     assert len(calls) == 2 and x[0] == 1e-9 and f == pytest.approx(fun(np.array([1e-9, 2.0])))
+
+
+#: The stage-0 BFGS model's standard deviations against the finite differences' (the
+#: whitening needs the scale of each direction, not its digits).
+MODEL_SD_RTOL = 0.05
+
+
+@pytest.mark.parametrize("case", ["cbpp logit (cbind)", "grouseticks Poisson, three terms",
+                                  "VerbAgg subset, crossed"])
+def test_stage0_model_covariance_matches_finite_differences(case, sim):
+    """The Laplace stage's scaling from the stage-0 search's inverse-Hessian model
+    agrees with the finite differences of the exact gradient it replaces."""
+    from mixedmodels.fitting.glmm import STAGE0_START_SETTINGS, _stage0, _stage0_covariance
+
+    formula, data, family, link, kw = LAPLACE_CASES[case]
+    obj = _objective(formula, _data(data, sim), family, link, **kw)
+    obj.stage0_tol = 1e-6
+    _, v, fun = _quiet(_stage0, obj, obj.design.theta0(), "auto", STAGE0_START_SETTINGS)
+    assert fun.hess_inv is not None
+    model = _stage0_covariance(fun, v)
+    fun.hess_inv = None
+    fd = _stage0_covariance(fun, v)
+    np.testing.assert_allclose(np.sqrt(np.diag(model)), np.sqrt(np.diag(fd)),
+                               rtol=MODEL_SD_RTOL)

@@ -46,7 +46,9 @@ def test_accessors(m):
     np.testing.assert_allclose(coef["Intercept"] - m.fixef["Intercept"],
                                m.ranef()["herd"]["Intercept"])
     assert [r["stage"] for r in m.fit_log] == ["nAGQ=0", "scaling", "Laplace", "Hessian"]
-    assert all(r["evaluations"] > 0 and r["pirls_iterations"] > 0 for r in m.fit_log)
+    # (the scaling reuses the stage-0 search's curvature model: no evaluation of its own)
+    assert all(r["evaluations"] > 0 and r["pirls_iterations"] > 0 for r in m.fit_log
+               if r["stage"] != "scaling")
 
 
 def test_ranef_conditional_variances_are_phi_lambda_minv_lambda(m):

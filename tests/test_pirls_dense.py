@@ -106,3 +106,56 @@ def test_blocked_mode_chosen_on_pattern_values():
     assert chosen.dense is None and chosen.psystem.mode == "blocked"
     np.testing.assert_allclose(a.u, b.u, atol=1e-12, rtol=0)
     np.testing.assert_allclose(a.logdet, b.logdet, rtol=1e-12)
+
+
+#: Agreement of the gradient's dense path with the Laplace kernels' (rounding only: the
+#: same formulas with the same factorizations, evaluated in another order).
+GRADIENT_RTOL = 1e-9
+
+
+@pytest.mark.parametrize("formula,fam,kw", CASES)
+def test_dense_gradient_matches_kernels(formula, fam, kw):
+    from mixedmodels._threads import blas_threads
+    from mixedmodels.objective.glmm import GLMMObjective
+    from mixedmodels.objective.glmm_gradient import LaplaceGradient, Stage0Gradient
+
+    data = _frame(len(formula) + 1)
+    family = _family(fam)
+    design = glmm_design(formula, data, family, **kw)
+    obj = GLMMObjective(design, family, 1)
+    theta = 0.5 + 0.1 * np.arange(design.n_theta)
+    with blas_threads():
+        beta = obj.pirls.fit(theta, None).beta + 0.05
+        for cls, x in ((LaplaceGradient, obj.join(theta, beta)), (Stage0Gradient, theta)):
+            dense = cls(obj)
+            assert dense._dense is not None
+            kernels = cls(obj)
+            kernels._dense = None
+            f_d, g_d = dense(x)
+            f_k, g_k = kernels(x)
+            assert np.isfinite(f_d) and f_d == pytest.approx(f_k, rel=1e-12)
+            scale = max(1.0, float(np.max(np.abs(g_k))))
+            assert float(np.max(np.abs(g_d - g_k))) <= GRADIENT_RTOL * scale, cls.__name__
+
+
+@pytest.mark.parametrize("formula,fam,kw", CASES)
+def test_joint_predicted_start_reaches_the_same_modes(formula, fam, kw):
+    """nAGQ = 0's joint solves start from the modes predicted by their sensitivity in
+    theta: the same modes and beta as without the prediction, in no more iterations
+    (fewer over a sequence of nearby thetas, as an optimizer's)."""
+    data = _frame(len(formula) + 2)
+    family = _family(fam)
+    design = glmm_design(formula, data, family, **kw)
+    predicted, plain = PIRLS(design, family), PIRLS(design, family)
+    plain.predict = False
+    base = 0.6 + 0.1 * np.arange(design.n_theta)
+    its = []
+    for scale in (1.0, 0.9, 0.85, 0.84, 0.8395):
+        a = predicted.fit(base * scale, None)
+        b = plain.fit(base * scale, None)
+        np.testing.assert_allclose(a.u, b.u, atol=MODE_ATOL, rtol=0)
+        np.testing.assert_allclose(a.beta, b.beta, atol=MODE_ATOL, rtol=0)
+        its.append((a.n_iter, b.n_iter))
+    assert sum(a for a, _ in its) <= sum(b for _, b in its)
+    if all(t.p == 1 for t in design.terms):     # every column predicted
+        assert sum(a for a, _ in its) < sum(b for _, b in its)

@@ -58,7 +58,7 @@ from ..families import (
 from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
 from ..objective.glmm_gradient import Stage0Gradient
-from ..objective.pirls import PIRLSError, prior_weights
+from ..objective.pirls import PIRLS, PIRLSError, prior_weights
 from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
 from ..results.glmm import GeneralizedLinearMixedModelResult
 from ..results.recipe import FitRecipe
@@ -117,6 +117,10 @@ STAGE0_START_PIRLS_TOL = 1e-6
 STAGE0_MAX_LOG_STEP = 3.0
 #: Step of the finite differences that scale theta for the Laplace stage.
 STAGE0_FD_STEP = 1e-3
+#: The stage-0 BFGS's inverse-Hessian model replaces those differences when the search
+#: made at least this many evaluations beyond one per parameter (its secant pairs then
+#: span the parameters; fewer leave part of the model at its identity start).
+STAGE0_MODEL_STEPS = 2
 #: Up to this many stage-0 parameters the scaling uses the full Hessian (else its diagonal).
 STAGE0_FULL_HESSIAN_MAX = 4
 #: Scale of a coordinate whose curvature cannot be estimated (log dispersion, a theta on
@@ -221,6 +225,9 @@ class _Stage0:
         self.obj = obj
         #: ``v -> (value, gradient)`` when the criterion has an exact gradient
         self.gradient: Stage0Gradient | None = None
+        #: BFGS's inverse-Hessian model at the optimum (theta's scale), when its
+        #: quasi-Newton search built one from enough steps (:func:`_stage0_covariance`)
+        self.hess_inv: np.ndarray | None = None
         self.fam = obj.family
         self.lower = obj.theta_lower
         if obj.estimate_shape:
@@ -248,11 +255,18 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     optimizer's record, the optimum ``v`` and the criterion."""
     fun = _Stage0(obj)
     v0 = fun.start(theta0)
-    if not np.isfinite(fun(v0)):
-        # re-raise the PIRLS failure at the start with its explanation
-        obj.solve0(fun.theta(v0), fun.family(v0))
     fun.gradient = stage0_gradient(
         obj, optimizer, bool(settings) and settings is not STAGE0_START_SETTINGS)
+    # the criterion at the start, where a failure of PIRLS is re-raised with its
+    # explanation; on the gradient path (PIRLS at its full tolerance) the optimizer's
+    # first evaluation, answered from the gradient's memory
+    tol = obj.stage0_tol
+    if fun.gradient is not None:
+        obj.stage0_tol = None
+    f0 = fun.gradient(v0)[0] if fun.gradient is not None else fun(v0)
+    if not np.isfinite(f0):
+        obj.solve0(fun.theta(v0), fun.family(v0))
+    obj.stage0_tol = tol
     opt = None
     if fun.gradient is not None:
         # quasi-Newton on lme4's scale of theta (lmer's fast path: BFGS in log theta, a
@@ -260,10 +274,12 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
         # that the criterion is smooth to the line search's resolution
         tol, obj.stage0_tol = obj.stage0_tol, None
         gtol = STAGE0_START_GTOL if settings is STAGE0_START_SETTINGS else None
-        opt, _, _ = minimize_with_gradient(
+        opt, _, hess_inv = minimize_with_gradient(
             traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0, fun.lower,
             gtol=gtol, max_log_step=STAGE0_MAX_LOG_STEP)
         obj.stage0_tol = tol
+        if hess_inv is not None and opt.n_evals >= fun.lower.size + STAGE0_MODEL_STEPS:
+            fun.hess_inv = np.asarray(hess_inv, dtype=float)
         failed = not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:")
         if failed or at_link_edge(obj, fun.theta(opt.x), fun.family(opt.x)):
             # the gradient path failed, or stopped where the mean meets the edge of the
@@ -275,7 +291,7 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
             other = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
                              optimizer="bobyqa", settings=settings)
             if failed or other.fval < opt.fval:
-                fun.gradient, opt = None, other
+                fun.gradient, fun.hess_inv, opt = None, None, other
     if opt is None:
         opt = minimize(traced(fun, "nAGQ=0", _pirls_note(obj)), v0, fun.lower,
                        optimizer=_backend(optimizer), settings=settings)
@@ -331,10 +347,21 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
     """Approximate covariance of ``v`` (theta and the NB log-shape) from the stage-0
     criterion's Hessian, ``2 H^{-1}``: it sets the whitened coordinates of the Laplace stage
     (derivative-free optimizers converge several times faster when every direction has unit
-    curvature). Falls back to a diagonal, and to :data:`DEFAULT_SCALE`, where the curvature
-    cannot be estimated (a parameter on its bound, a flat direction)."""
+    curvature). ``H^{-1}`` is the stage-0 BFGS's model where its search built one from
+    enough steps (:data:`STAGE0_MODEL_STEPS`) and it passes the same checks, else from
+    differences of the exact gradient or of the criterion. Falls back to a diagonal, and
+    to :data:`DEFAULT_SCALE`, where the curvature cannot be estimated (a parameter on its
+    bound, a flat direction)."""
     scales = np.full(v.size, DEFAULT_SCALE) if scales is None else scales
     rel = scales / DEFAULT_SCALE          # 1 except for heavy data (see _theta_scales)
+    if fun.hess_inv is not None and fun.hess_inv.shape == (v.size, v.size):
+        # the quasi-Newton search's own model of the curvature: within a few per cent of
+        # the finite differences below on the benchmark models (cbpp, grouseticks,
+        # VerbAgg, the 625-row crossed Poisson, gammasim), the Laplace stage's
+        # evaluations unchanged, and no gradient per parameter to pay
+        cov = _checked_covariance(2.0 * fun.hess_inv, rel)
+        if cov is not None:
+            return cov
     steps = np.minimum(STAGE0_FD_STEP, STAGE0_FD_REL * scales)
     d = None
     if fun.gradient is not None:
@@ -350,18 +377,29 @@ def _stage0_covariance(fun: _Stage0, v: np.ndarray, scales: np.ndarray | None = 
     free = np.flatnonzero(d.free)
     if free.size == v.size and np.all(np.isfinite(H)):
         try:
-            cov = 2.0 * np.linalg.inv(H)
-            np.linalg.cholesky(cov)          # positive definite?
-            sd = np.sqrt(np.diag(cov))
-            if np.all((sd >= MIN_SCALE * rel) & (sd <= MAX_SCALE)):
-                return cov
+            cov = _checked_covariance(2.0 * np.linalg.inv(H), rel)
         except np.linalg.LinAlgError:
-            pass
+            cov = None
+        if cov is not None:
+            return cov
     sd = scales.copy()
     diag = np.diag(H)
     ok = np.isfinite(diag) & (diag > 0)
     sd[free[ok]] = np.sqrt(2.0 / diag[ok])
     return np.diag(np.clip(sd, MIN_SCALE * rel, MAX_SCALE) ** 2)
+
+
+def _checked_covariance(cov: np.ndarray, rel: np.ndarray) -> np.ndarray | None:
+    """``cov`` when it is finite, positive definite and every standard deviation lies
+    within ``[MIN_SCALE * rel, MAX_SCALE]``; else None."""
+    if not np.all(np.isfinite(cov)):
+        return None
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return None
+    sd = np.sqrt(np.diag(cov))
+    return cov if np.all((sd >= MIN_SCALE * rel) & (sd <= MAX_SCALE)) else None
 
 
 def _sign_symmetric(design: Design) -> bool:
@@ -630,7 +668,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 sol = obj.solve(x)
                 derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                                       lower_at(x))
-        obj.solve(x)    # leave the workspace at the optimum
+        _leave_workspace_at(obj, x, sol)
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:
             # no curvature along a separated coefficient: report R_X's (enormous)
@@ -711,8 +749,31 @@ def _newton_step(derivs, n: int) -> np.ndarray | None:
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
-    Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
+    """``R_X^{-1} R_X^{-T}`` at the solution, from the solution's own factor when its
+    Laplace weights are the Fisher weights ``R_X`` is defined with (lme4's expected
+    information, or a canonical link: the same factorization twice otherwise)."""
+    fam = sol.family
+    kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
+    fisher = kind == "expected" or fam.link.name == fam.canonical_link
+    if fisher and type(obj.pirls) is PIRLS and sol.factor is not None:
+        Ri = obj.pirls.rx_inverse_of(sol.factor)
+    else:
+        Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
     return Ri @ Ri.T
+
+
+def _leave_workspace_at(obj: GLMMObjective, x: np.ndarray, sol: GLMMSolution) -> None:
+    """Leave the objective's PIRLS workspace at the optimum ``x`` (later solves, such
+    as a profile's, start from its modes): the solution's modes where the rows are in
+    memory (no solve; the sensitivity of the last evaluation, elsewhere, is dropped),
+    else a solve at ``x``."""
+    pirls = obj.pirls
+    if type(pirls) is PIRLS and sol.u.shape == pirls.u_start.shape:
+        pirls.u_start = sol.u.copy()
+        pirls._ref = None
+        obj._use_family(sol.family)
+    else:
+        obj.solve(x)
 
 
 def _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log):

@@ -54,6 +54,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from ..families import Family
 from .laplace.hessian import make_hessian
@@ -68,8 +69,24 @@ SHAPE_FD_REL = 1e-4
 #: line search's last trials are not always that point.
 MEMO_SIZE = 8
 
+_dpotrf, _dpotri, _dpotrs = lapack.dpotrf, lapack.dpotri, lapack.dpotrs
+
 __all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "row_derivatives",
            "stage0_supported"]
+
+
+def _dense_system(obj, structure: RandomStructure):
+    """PIRLS's :class:`~.pirls_dense.DensePIRLSSystem` when the gradient may use it: the
+    in-memory PIRLS of a small model, one random-effects channel and no integrated
+    fixed effects (the general engine's REML columns); else None."""
+    from .pirls import PIRLS
+
+    pirls = getattr(obj, "pirls", None)
+    if type(pirls) is not PIRLS or pirls.dense is None:
+        return None
+    if structure.n_channels != 1 or structure.X_int is not None:
+        return None
+    return pirls.dense
 
 
 def gradient_supported(obj) -> bool:
@@ -167,6 +184,10 @@ class LaplaceGradient:
         self.n_grads = 0
         self._scatter_matrix: sp.csr_matrix | None = None
         self._memo: dict[bytes, tuple] = {}
+        #: PIRLS's dense system of small models (rows in memory), whose ``Z`` the
+        #: gradient's dense path (:meth:`_dense_pieces`) reuses; None: the kernels
+        self._dense = _dense_system(obj, self.structure)
+        self._dense_a = None if self._dense is None else np.empty(self._dense.Z.shape)
 
     # -- per-observation derivatives ---------------------------------------------------
     def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):
@@ -255,24 +276,10 @@ class LaplaceGradient:
         theta = pr.theta
         g, w, wl, dwl, same = self._derivatives(fam, pr.eta, pr.mu)
         lams = S.lambdas(theta)
-        a = S.slot_values(lams)                                   # (n, P): Z Lambda
-        self._factor(self._M, a, wl)
-        B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()  # (n, P, P)
-        Ba = np.einsum("nst,nt->ns", B, a)                        # (n, P)
-        lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
-        r = dwl * lev
-        if same:
-            H = self._M
+        if self._dense is not None:
+            Ba, lev, r, z, d_eta = self._dense_pieces(lams, w, wl, dwl, same, joint)
         else:
-            if self._H is None:
-                self._H = make_hessian(S)
-            H = self._H
-            self._factor(H, a, w)
-        if joint:
-            z, d_eta = self._joint_solve(H, a, w, r)
-        else:
-            z = H.solve(S.scatter(a, r[:, None]))
-            d_eta = S.apply(a, z)[:, 0]
+            Ba, lev, r, z, d_eta = self._blocked_pieces(lams, w, wl, dwl, same, joint)
         gamma = 2.0 * g / phi + r - w * d_eta                    # coefficient of d eta
         grad = np.zeros(x.size)
         if not joint:
@@ -292,6 +299,85 @@ class LaplaceGradient:
             K = t.Z.T @ V                                         # (p, p): [row, column]
             grad[sl] = self._jacobian(ts.u_offset, t.structure, theta[sl]) @ K.ravel()
         return grad
+
+    def _blocked_pieces(self, lams, w, wl, dwl, same: bool, joint: bool):
+        """``(B a, s, r, z, d eta)`` of :meth:`_gradient` through the Laplace engine's
+        kernels (any size of model)."""
+        S = self.structure
+        a = S.slot_values(lams)                                   # (n, P): Z Lambda
+        self._factor(self._M, a, wl)
+        B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()  # (n, P, P)
+        Ba = np.einsum("nst,nt->ns", B, a)                        # (n, P)
+        lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
+        r = dwl * lev
+        if same:
+            H = self._M
+        else:
+            if self._H is None:
+                self._H = make_hessian(S)
+            H = self._H
+            self._factor(H, a, w)
+        if joint:
+            z, d_eta = self._joint_solve(H, a, w, r)
+        else:
+            z = H.solve(S.scatter(a, r[:, None]))
+            d_eta = S.apply(a, z)[:, 0]
+        return Ba, lev, r, z, d_eta
+
+    def _dense_pieces(self, lams, w, wl, dwl, same: bool, joint: bool):
+        r"""The pieces of :meth:`_blocked_pieces` for the small models whose PIRLS
+        factors one dense system (:mod:`.pirls_dense`): with ``A = Z Lambda`` as a dense
+        n x q matrix, ``M = A' W_L A + I`` is one LAPACK Cholesky factorization, its
+        inverse on observation ``i``'s slots applied to ``a_i`` is row ``i`` of
+        ``A M^{-1}`` at the slots' columns (``[B a]_{is} = (A M^{-1})_{i, J_{is}}``:
+        ``A_{ij}`` sums ``a_{is}`` over the slots ``s`` with ``J_{is} = j``), and the
+        leverages are the row sums of ``A \circ A M^{-1}``. The same numbers as the
+        kernels' to rounding, without their per-block and per-column calls (cbpp: q =
+        15, n = 56, where those calls were most of the gradient's cost)."""
+        S = self.structure
+        A = self._dense_a
+        self._dense.scaled_z(lams, A)
+        Lm = self._dense_factor(A, wl)
+        Minv, info = _dpotri(Lm, lower=1)
+        if info != 0:
+            raise PIRLSError("the Laplace Hessian is not positive definite at the "
+                             "conditional modes")
+        Minv = np.tril(Minv) + np.tril(Minv, -1).T
+        AM = A @ Minv                                             # (n, q)
+        Ba = np.take_along_axis(AM, S.J, axis=1)                  # (n, P)
+        lev = np.einsum("nq,nq->n", A, AM)                        # s_i
+        r = dwl * lev
+        Lh = Lm if same else self._dense_factor(A, w)
+        rhs_u = A.T @ r
+        if not joint:
+            z = _dpotrs(Lh, rhs_u, lower=1)[0]
+            return Ba, lev, r, z, A @ z
+        X = self.design.X
+        p = X.shape[1]
+        if not p:
+            z = _dpotrs(Lh, rhs_u, lower=1)[0]
+            return Ba, lev, r, z, A @ z
+        # the joint system [[H, A' W X], [X' W A, X' W X]] by block elimination through
+        # H's factor, as _joint_solve
+        WX = w[:, None] * X
+        G = A.T @ WX                                              # (q, p)
+        sol = _dpotrs(Lh, np.column_stack([G, rhs_u]), lower=1)[0]
+        C, hu = sol[:, :p], sol[:, p]
+        schur = X.T @ WX - G.T @ C
+        zb = np.linalg.solve(schur, X.T @ r - G.T @ hu)
+        zu = hu - C @ zb
+        return Ba, lev, r, zu, A @ zu + X @ zb
+
+    def _dense_factor(self, A: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The lower Cholesky factor of ``A' diag(weights) A + I`` (dense), or a
+        :class:`PIRLSError` when it is not positive definite."""
+        M = A.T @ (A * weights[:, None])
+        M.flat[::M.shape[0] + 1] += 1.0
+        L, info = _dpotrf(M, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            raise PIRLSError("the Laplace Hessian is not positive definite at the "
+                             "conditional modes")
+        return L
 
     def _jacobian(self, key: int, structure, theta_t: np.ndarray) -> np.ndarray:
         """``d vec(Lambda) / d theta`` of one term, (n_theta, p*p): constant (and cached)

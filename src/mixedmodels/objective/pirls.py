@@ -59,7 +59,8 @@ from ..linalg import (
     TermBlock,
     TermMerge,
 )
-from .pirls_dense import DensePIRLSSystem, use_dense
+from ..linalg.lapack import solve_lower, solve_lower_t
+from .pirls_dense import DensePIRLSFactor, DensePIRLSSystem, use_dense
 from .pirls_system import MergedPIRLSSystem, PIRLSSystem
 
 __all__ = [
@@ -238,11 +239,15 @@ class StepSystem:
     rows : object
         What the backend's hooks need of the step besides (in memory: ``eta`` of its
         start, the weights, the working residual and the step's columns ``XY``).
+    indefinite : bool
+        Newton's weights include negative ones (:attr:`PIRLS.indefinite_newton`): the
+        system may not be positive definite.
     """
 
     A: object
     observed: bool
     rows: object
+    indefinite: bool = False
 
 
 @dataclass(frozen=True)
@@ -358,6 +363,7 @@ class PIRLS:
         self.beta_start: np.ndarray | None = None   # joint mode: coefficients of X~
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
+        self._ref_joint = None   # (theta, u, beta, d[u; beta]/d theta) of the last joint one
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
         self._edge_seen = False  # a joint solve has met separated observations
@@ -369,6 +375,10 @@ class PIRLS:
 
     #: the dense system of small models (set in ``__init__``)
     dense: DensePIRLSSystem | None = None
+    #: Newton steps with observed weights of both signs where the penalized Hessian is
+    #: still positive definite (:meth:`_step_weights`); the Dask passes, which apply the
+    #: rule per partition, keep Fisher scoring there
+    indefinite_newton: bool = True
 
     @property
     def step_system(self):
@@ -500,6 +510,55 @@ class PIRLS:
         Ru = self._theta_rhs(lams, u, w, g)
         return -self.step_system.solve_M(f, np.hstack([Ru, Jb]))
 
+    def _joint_sensitivity(self, theta, lams, u, beta, cur, step: StepSystem, f):
+        r"""``(theta, u, beta, d[u; beta]/d theta)`` at the joint (nAGQ = 0) modes, to
+        predict the joint modes at the next theta (a warm start only: one PIRLS iteration
+        less), or None where it is not available.
+
+        The joint modes solve ``u + Lambda' Z' g = 0`` and ``X~' g = 0``; differentiating
+        in a scalar term's ``theta_k`` (``dLambda/dtheta_k = E_k``) gives
+        ``H_J d[u; beta]/dtheta_k = -[Lambda' Z' W Z E_k u + E_k Z' g; X~' W Z E_k u]``
+        with the joint system ``H_J = [[Lambda' Z' W Z Lambda + I, Lambda' Z' W X~],
+        [X~' W Z Lambda, X~' W X~]]``, whose Cholesky factor is the leading block of the
+        dense system's last factor (small models only; vector-valued terms' columns are
+        left at zero, as :meth:`_sensitivity` does). Not with a prior on beta (its term
+        is not in that factor)."""
+        if not isinstance(f, DensePIRLSFactor) or not self.p or \
+                self.beta_prior_root is not None or not isinstance(cur, RowPoint) or \
+                cur.mu is None:
+            return None
+        w = step.rows[1]
+        g = -self.prior * (self.y - cur.mu) * cur.me / self._family.variance(cur.mu)
+        Ru = self._theta_rhs(lams, u, w, g)
+        Rb = np.zeros((self.p, Ru.shape[1]))
+        for t, sl, (off, q, _, _), codes, z in zip(self.design.terms, self.slices,
+                                                   self._blocks, self._codes, self._zcols,
+                                                   strict=True):
+            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
+                zu = u[off:off + q][codes]
+                if z is not None:
+                    zu = zu * z
+                Rb[:, sl.start] = self.Xt.T @ (w * zu)
+        m = self.q + self.p
+        L = f.L[:m, :m]
+        J = -solve_lower_t(L, solve_lower(L, np.vstack([Ru, Rb])))
+        return theta, u, beta, J
+
+    def _predict_joint(self, theta, lams) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(u, beta)`` (internal basis) predicted at ``theta`` from the last joint
+        solve's sensitivity when the move of the linear predictor stays small
+        (:data:`PREDICT_MAX_DETA`), else None."""
+        ref = getattr(self, "_ref_joint", None)
+        if ref is None or ref[0].shape != theta.shape:
+            return None
+        th0, u0, b0, J = ref
+        d = J @ (theta - th0)
+        du, db = d[:self.q], d[self.q:]
+        if not self._small_move(lams, du) or \
+                float(np.abs(self.Xt @ db).max(initial=0.0)) > PREDICT_MAX_DETA:
+            return None
+        return u0 + du, b0 + db
+
     def _predict_u(self, theta, beta) -> np.ndarray | None:
         ref = self._ref
         if ref is None or ref[0].shape != theta.shape:
@@ -528,8 +587,19 @@ class PIRLS:
         v = fam.variance(mu)
         g = -self.prior * (self.y - mu) * me / v
         w_obs = None if fisher else fam.observed_weights(self.y, eta, mu, self.prior)
-        if w_obs is not None and np.min(w_obs) > 0:
-            return w_obs, -g / w_obs, True
+        if w_obs is not None:
+            low = np.min(w_obs)
+            if low > 0:
+                return w_obs, -g / w_obs, True
+            if getattr(self, "indefinite_newton", False) and self.link_keeps_range and \
+                    np.min(np.abs(w_obs)) > 0:
+                # some observed weights are negative (an inverse Gaussian response below
+                # half its mean): the Hessian of the penalized deviance can still be
+                # positive definite, and Newton's step then converges quadratically where
+                # Fisher scoring crawls (inverse Gaussian, log link: 11 steps a solve);
+                # the step's factorization tells, and Fisher scoring takes over when it
+                # fails (fit)
+                return w_obs, -g / w_obs, True
         w = self.prior * me * me / v
         return w, -g / w, False
 
@@ -571,7 +641,11 @@ class PIRLS:
         (lme4's ``vcov`` without the Hessian)."""
         w = self._weights(mu, self._family.link.mu_eta(eta))
         # X alone (no response column): the factor's last block is then R_X' itself
-        f = self.factor_at(theta, w)
+        return self.rx_inverse_of(self.factor_at(theta, w))
+
+    def rx_inverse_of(self, f: BlockedFactor) -> np.ndarray:
+        """``R_X^{-1}`` (the user's ``X``) from a factor of :meth:`factor_at` made with
+        the Fisher weights."""
         Lxx = np.tril(f.LXX)[:self.p, :self.p]
         return self.basis.rx_inv_to_user(np.linalg.inv(Lxx.T))
 
@@ -601,6 +675,10 @@ class PIRLS:
             if b is None:
                 b = self._initial_beta()
                 u = np.zeros(self.q)
+            elif u0 is None and beta0 is None and self.predict:
+                guess = self._predict_joint(theta, lams)
+                if guess is not None:
+                    u, b = guess
             return u, np.asarray(b, dtype=float).copy()
         beta = np.asarray(beta, dtype=float)
         if u0 is None and self.predict:
@@ -650,6 +728,12 @@ class PIRLS:
             observed = step_sys.observed
             slack = None    # the deviance's rounding noise, computed when first needed
             f = self._factor_step(theta, lams, step_sys, joint)
+            if f is None and observed and not fisher and self.link_keeps_range:
+                # Newton's system with indefinite observed weights is not positive
+                # definite here: a Fisher-scoring step instead (Newton resumes near the
+                # mode, as after a failed Newton step)
+                fisher = True
+                continue
             if f is None:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
@@ -713,6 +797,8 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
+            self._ref_joint = self._joint_sensitivity(theta, lams, u, beta, cur, step_sys, f) \
+                if self.predict else None
             beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more
@@ -758,7 +844,8 @@ class PIRLS:
         # the dense system of small models factors the rows themselves (no cross-products)
         A = None if self.dense is not None else \
             self.pattern.compute(XY, w, csr_a21=self.psystem.needs_csr)
-        return StepSystem(A, observed, (cur.eta, w, wres, XY))
+        indefinite = observed and bool(w.min() <= 0.0)
+        return StepSystem(A, observed, (cur.eta, w, wres, XY), indefinite)
 
     def _ridge_step(self, step: StepSystem):
         """The step's cross-products with :data:`XX_RIDGE` on the fixed-effects block."""
@@ -811,7 +898,22 @@ class PIRLS:
     def _factor_step(self, theta, lams, step: StepSystem, joint: bool):
         """The factor of one step (the dense system's from the step's rows, else the
         blocked one's from its cross-products; in joint mode retried with the
-        :data:`XX_RIDGE` ridge when the fixed-effects block fails), or None."""
+        :data:`XX_RIDGE` ridge when the fixed-effects block fails), or None.
+
+        Newton's weights of both signs (:attr:`indefinite_newton`) can make the system
+        indefinite; the blocked factorization of a scalar first term then takes square
+        roots of negative pivots instead of raising, so such a factor counts only when
+        its log-determinant is finite."""
+        if not step.indefinite:
+            return self._factor_step_system(theta, lams, step, joint)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = self._factor_step_system(theta, lams, step, joint)
+            if f is not None and not np.isfinite(self.step_system.logdet(f)):
+                return None
+        return f
+
+    def _factor_step_system(self, theta, lams, step: StepSystem, joint: bool):
+        """:meth:`_factor_step` for a system known to be positive definite or not."""
         if self.dense is not None:
             w, XY = step.rows[1], step.rows[3]
             f = self.dense.factor_step(lams, XY, w)

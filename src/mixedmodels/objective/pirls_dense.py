@@ -115,7 +115,7 @@ class DensePIRLSSystem:
         self._size = None
         self._zdiag = None
 
-    def _scaled_z(self, lams, out: np.ndarray) -> None:
+    def scaled_z(self, lams, out: np.ndarray) -> None:
         """``Z Lambda`` into ``out`` (n, q)."""
         if self._scalar:
             lam = np.repeat(np.array([lam[0, 0] for lam in lams]), self._counts)
@@ -150,7 +150,7 @@ class DensePIRLSSystem:
         m = XY.shape[1]
         size = q + m
         G = np.empty((self.n, size))
-        self._scaled_z(lams, G[:, :q])
+        self.scaled_z(lams, G[:, :q])
         G[:, q:] = XY
         C = G.T @ (G * w[:, None])
         if size != self._size:

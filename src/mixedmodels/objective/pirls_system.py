@@ -38,11 +38,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from ..linalg import BlockedSystem, CrossProductPattern, CrossProducts
 from ..linalg.blocked import first_block_factor
 from ..linalg.lapack import chol_inplace, solve_lower, solve_lower_t
 from ..linalg.layout import PatternValues
+
+_dpotrf = lapack.dpotrf
 
 __all__ = ["DENSE_L21_MAX_ENTRIES", "MergedPIRLSSystem", "PIRLSFactor", "PIRLSSystem",
            "PatternMatrix", "dense_is_cheaper"]
@@ -220,7 +223,12 @@ class PIRLSSystem:
             # exactly (a constant proportion: z = 0), which would fail the Cholesky; raising
             # that one diagonal entry changes nothing else in the factor
             LXX[-1, -1] += abs(LXX[-1, -1]) + 1.0
-            if not chol_inplace(LXX):
+            # ... and with Newton's weights of both signs (PIRLS.indefinite_newton) the
+            # residual's pivot can stay negative even so: a factorization that fails only
+            # there (LAPACK's info equal to the size: every earlier column is complete)
+            # is accepted, as the dense system does
+            _, info = _dpotrf(LXX.T, lower=0, clean=0, overwrite_a=1)
+            if info != 0 and info != m:
                 return None
         return PIRLSFactor(L11, L21, L22, L1X, LrX, LXX, logdet)
 

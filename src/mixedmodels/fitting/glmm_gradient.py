@@ -219,7 +219,8 @@ def stage0_gradient(obj, optimizer: str, user_settings: bool) -> Stage0Gradient 
     use = use_gradient(optimizer, factory is not None, user_settings,
                        "glmer's own deviance with theta (and beta) as the only parameters "
                        "(not glmer_nb's estimated shape, Toeplitz covariance terms or a "
-                       "penalized objective)")
+                       "penalized objective; on Dask input also no vector-valued term "
+                       "outside the first grouping factor)")
     return factory(obj) if use else None
 
 
@@ -231,8 +232,8 @@ def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradien
     use = use_gradient(optimizer, factory is not None, user_settings,
                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
                        "quadrature, Toeplitz covariance terms or a penalized objective; on "
-                       "Dask input also every term on one grouping factor, no estimated "
-                       "negative binomial shape)")
+                       "Dask input also no vector-valued term outside the first grouping "
+                       "factor, no estimated negative binomial shape)")
     return factory(obj) if use else None
 
 

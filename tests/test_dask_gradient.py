@@ -77,8 +77,9 @@ def _grad_close(g, g_mem):
 @pytest.mark.parametrize("formula, family, pattern", [
     # three factors, W_L (Fisher's) not the observed weights: rest-rest pairs, two factors
     ("yb ~ x + (1 | a) + (1 | b) + (1 | c)", mm.families.Binomial(link="probit"), False),
-    # a vector-valued first block over a crossed rest (dense L21)
-    ("cnt ~ x + (x | a) + (1 | b)", mm.families.Poisson(), False),
+    # a vector-valued first block (terms merged on one factor, not first in the formula)
+    # over two crossed factors (dense L21)
+    ("cnt ~ x + (1 | b) + (x || a) + (1 | c)", mm.families.Poisson(), False),
     # L21 on its pattern (the large-rest form of PIRLS's system, forced here)
     ("cnt ~ x + (1 | a) + (1 | b) + (1 | c)", mm.families.Poisson(), True),
 ])

@@ -41,10 +41,12 @@ gradient is one inverse of ``S`` (``q_r^3``, PIRLS factors ``S`` at every iterat
 ``nnz(L21) q_r`` flops for ``T``. With one block (every term on one grouping factor) only
 the per-level blocks remain.
 
-Not covered (the derivative-free optimizer then runs, as the fitting code falls back to it
-when the gradient fails): vector-valued terms outside the first block, and a vector-valued
-first block whose crossed rest is sparse -- PIRLS's general blocked factorization, whose
-factor is not the dense ``L22`` above.
+Not covered (:func:`dask_gradient_supported` says no, and BOBYQA runs; were PIRLS to pick
+its blocked form only after the check, the gradient fails and the fitting code falls back
+to BOBYQA): vector-valued terms outside the first block, and a vector-valued first block
+over a crossed rest large enough for PIRLS's general blocked factorization, whose factor
+has no dense ``L22`` to invert. Both would need the selected inverse of a general sparse
+factor (Takahashi's recursion on its pattern), which this module does not implement.
 """
 
 from __future__ import annotations

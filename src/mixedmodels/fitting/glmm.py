@@ -588,8 +588,12 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             opt, _ = minimize_whitened(traced(fgz, stage, _pirls_note(obj), gradient=True),
                                        keep.size, lower_b)
             failed = opt.return_code != "converged"
-            edge = not failed and not obj.pirls.link_keeps_range and \
-                link_edge_message(fam, obj.solve(base + T @ opt.x).eta) is not None
+            edge = False
+            if not failed and not obj.pirls.link_keeps_range:
+                sol_z = obj.solve(base + T @ opt.x)
+                # (an objective whose rows are elsewhere gives the range of eta)
+                edge = link_edge_message(fam, obj.eta_range(sol_z) if hasattr(
+                    obj, "eta_range") else sol_z.eta) is not None
             if failed or edge:
                 # the gradient path failed, or stopped at the edge of the link's range (not
                 # smooth there): BOBYQA as without the gradient, from the whitened start (the

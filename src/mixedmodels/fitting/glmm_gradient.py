@@ -43,7 +43,6 @@ from ..diagnostics.link_edge import link_edge_message
 from ..objective.glmm_gradient import (
     LaplaceGradient,
     Stage0Gradient,
-    stage0_supported,
 )
 from ..objective.pirls import PIRLSError
 from ..optim import OptSummary
@@ -308,11 +307,13 @@ def stage0_gradient(obj, optimizer: str, user_settings: bool) -> Stage0Gradient 
     that only starts the Laplace fit uses it too, to a loose gradient tolerance (measured
     faster than BOBYQA with a loose PIRLS tolerance: VerbAgg 11 gradients against 27
     evaluations, the 625-row crossed Poisson 12 against 45)."""
-    use = use_gradient(optimizer, stage0_supported(obj), user_settings,
+    factory = obj.stage0_gradient_factory()     # the Dask backend's for rows on a cluster
+    use = use_gradient(optimizer, factory is not None, user_settings,
                        "glmer's own deviance with theta (and beta) as the only parameters "
                        "(not glmer_nb's estimated shape, Toeplitz covariance terms or a "
-                       "penalized objective)")
-    return Stage0Gradient(obj) if use else None
+                       "penalized objective; on Dask input also no vector-valued term "
+                       "outside the first grouping factor)")
+    return factory(obj) if use else None
 
 
 def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradient | None:
@@ -323,8 +324,8 @@ def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradien
     use = use_gradient(optimizer, factory is not None, user_settings,
                        "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
                        "quadrature, Toeplitz covariance terms or a penalized objective; on "
-                       "Dask input also every term on one grouping factor, no estimated "
-                       "negative binomial shape)")
+                       "Dask input also no vector-valued term outside the first grouping "
+                       "factor, no estimated negative binomial shape)")
     return factory(obj) if use else None
 
 
@@ -346,7 +347,8 @@ def at_link_edge(obj, theta: np.ndarray, family) -> bool:
         sol = obj.solve0(theta, family)
     except PIRLSError:
         return True
-    return link_edge_message(sol.family, sol.eta) is not None
+    eta = obj.eta_range(sol) if hasattr(obj, "eta_range") else sol.eta   # (Dask: no rows)
+    return link_edge_message(sol.family, eta) is not None
 
 
 def whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower

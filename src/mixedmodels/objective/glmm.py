@@ -206,6 +206,20 @@ class GLMMObjective:
 
         return LaplaceGradient if gradient_supported(self) else None
 
+    def stage0_gradient_factory(self):
+        """The class of the exact gradient of this objective's nAGQ = 0 criterion.
+
+        Returns
+        -------
+        type or None
+            :class:`~.glmm_gradient.Stage0Gradient` (called with the objective), or None
+            where the criterion has no exact gradient
+            (:func:`~.glmm_gradient.stage0_supported`).
+        """
+        from .glmm_gradient import Stage0Gradient, stage0_supported
+
+        return Stage0Gradient if stage0_supported(self) else None
+
     @property
     def phi_block(self) -> bool:
         """The dispersion is a parameter of ``x`` (quadrature) rather than profiled."""

@@ -23,9 +23,9 @@ the responses' histogram (one pass), not from a pass per shape.
 
 Adaptive quadrature (nAGQ > 1, one scalar term) adds one pass per evaluation: the
 per-level sums of ``-2 log p`` at every node (:func:`~.glmm_pass.agq_partition`). The
-exact Laplace gradient (:mod:`.glmm_gradient`) drives the Laplace stage where every
-term is in PIRLS's first block. Known covariance matrices are the data's and are
-refused, with what to do instead.
+exact gradients (:mod:`.glmm_gradient`: three passes each) drive the nAGQ = 0 and the
+Laplace stages as in memory, crossed factors included. Known covariance matrices are the
+data's and are refused, with what to do instead.
 """
 
 from __future__ import annotations
@@ -97,13 +97,26 @@ class DaskGLMMObjective(GLMMObjective):
         Returns
         -------
         type or None
-            :class:`~.glmm_gradient.DaskLaplaceGradient` where every term is in PIRLS's
-            first block (:func:`~.glmm_gradient.dask_gradient_supported`), else None
-            (BOBYQA).
+            :class:`~.glmm_gradient.DaskLaplaceGradient` where the model has one
+            (:func:`~.glmm_gradient.dask_gradient_supported`), else None (BOBYQA).
         """
         from .glmm_gradient import DaskLaplaceGradient, dask_gradient_supported
 
         return DaskLaplaceGradient if dask_gradient_supported(self) else None
+
+    def stage0_gradient_factory(self):
+        """The exact gradient of the nAGQ = 0 criterion on Dask input (the in-memory
+        stage's, from the same reductions as the Laplace one).
+
+        Returns
+        -------
+        type or None
+            :class:`~.glmm_gradient.DaskStage0Gradient`, or None (BOBYQA; see
+            :func:`~.glmm_gradient.dask_gradient_supported`).
+        """
+        from .glmm_gradient import DaskStage0Gradient, dask_gradient_supported
+
+        return DaskStage0Gradient if dask_gradient_supported(self, stage0=True) else None
 
     # -- what the in-memory objective reads from the rows --------------------------------
     def _saturated(self, fam, phi: float) -> float:

@@ -197,10 +197,8 @@ class DenseSystem:
             # the workspaces of the last installation fit (new values on the same rows):
             # T's entries are rewritten at the same positions by every factorization
             return
-        self._diag_flat = np.arange(size) * (size + 1)
         self._e_last = np.zeros(size)
         self._e_last[-1] = 1.0
-        self._zdiag_flat = self._diag_flat[:q]
         #: workspace of the objective's evaluations (``scratch=True``): small models are
         #: overhead-bound, and a fresh (q + m)^2 array per call is a measurable share
         self._scratch = np.empty((size, size))
@@ -227,6 +225,7 @@ class DenseSystem:
         overwrites (for objective evaluations, which read it at once); without it the
         factor owns its array."""
         L = self._scratch if scratch else np.empty_like(self._scratch)
+        self._last = None            # the workspaces are about to change
         with_at = False
         if self._diagonal:
             d = self._d
@@ -239,11 +238,12 @@ class DenseSystem:
             with_at = True
         else:
             self._scale_blocks(theta, L)
-        flat = L.reshape(-1)
-        flat[self._zdiag_flat] += 1.0
+        # the diagonal as a strided view (cheaper than a gather for these small arrays)
+        diag = L.reshape(-1)[::L.shape[0] + 1]
+        diag[:self.q] += 1.0
         if not chol_inplace(L):
             return None
-        log_diag = np.log(flat[self._diag_flat])
+        log_diag = np.log(diag)
         f = DenseFactor(L, self.q, 2.0 * float(log_diag[:self.q].sum()), log_diag)
         # the factor whose ``A T`` (or ``d``) the workspaces hold: its gradient reads
         # ``T' A = (A T)'`` from there instead of forming it again

@@ -16,6 +16,7 @@ check on it in the tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -113,6 +114,48 @@ def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None,
     return ZXY.T @ wZXY
 
 
+class _Shape:
+    """Levels and columns of a term: all :func:`lambda_layout` reads of a block."""
+
+    __slots__ = ("nlevels", "p", "q")
+
+    def __init__(self, nlevels: int, p: int):
+        self.nlevels, self.p, self.q = nlevels, p, nlevels * p
+
+
+@lru_cache(maxsize=64)
+def _entry_layout(shapes: tuple, maps: tuple):
+    """Where Lambda's entries go and what fills them, for terms of these
+    ``(levels, columns)`` and structures of these ``(n_theta, direct map)``: cached, since
+    a refitted or re-specified small model asks for the same layout again and building it
+    is a measurable share of setting up a small fit (~0.2 ms). The arrays are read-only.
+
+    Returns
+    -------
+    rows, cols, src : ndarray of int
+        As :func:`~mixedmodels.linalg.layout.lambda_layout`, restricted to the entries
+        that are parameters when every map is given.
+    theta_map : ndarray of int or None
+        Each kept entry's element of theta (every map given), else None.
+    """
+    rows, cols, src = lambda_layout([_Shape(nl, p) for nl, p in shapes])
+    theta_map = None
+    if all(mp is not None for _, mp in maps):
+        n_theta = sum(k for k, _ in maps)
+        full_map, start = [], 0
+        for k, mp in maps:
+            mp = np.asarray(mp, dtype=np.intp)
+            full_map.append(np.where(mp >= 0, mp + start, n_theta))
+            start += k
+        entry_map = np.concatenate(full_map)[src]
+        keep = entry_map < n_theta
+        rows, cols, theta_map = rows[keep], cols[keep], entry_map[keep]
+    for a in (rows, cols, src, theta_map):
+        if a is not None:
+            a.setflags(write=False)
+    return rows, cols, src, theta_map
+
+
 class DenseSystem:
     """Evaluates :class:`DenseFactor` for any theta (interface of ``BlockedSystem``).
 
@@ -134,27 +177,20 @@ class DenseSystem:
         self._terms = tuple((s, sl, int(off), b.nlevels, b.p)
                             for s, sl, off, b in zip(self.structures, self.slices, offsets,
                                                      self.blocks, strict=True))
-        self._rows, self._cols, self._src = lambda_layout(self.blocks)
-        #: row and column of every entry ``(a, b)`` of ``Lambda`` (where
-        #: :meth:`logdet_gradient` reads ``X_ba``), and each term's first entry in the
-        #: concatenated ``lambda_k.ravel()``
-        self._grad_rows, self._grad_cols = self._rows, self._cols
         self._lam_offsets = np.cumsum([0] + [b.p * b.p for b in self.blocks])
         self.n_theta = int(sum(s.n_theta for s in self.structures))
         maps = [s.direct_map() for s in self.structures]
-        self._theta_map = None
         #: the last factor of :meth:`factorize` whose ``A T`` the workspace holds
         self._last = None
-        if all(mp is not None for mp in maps):
-            # Lambda's entries are theta's: fill T with one gather from [theta, 0]
-            n_theta = sum(s.n_theta for s in self.structures)
-            full_map = np.concatenate([np.where(mp >= 0, mp + sl.start, n_theta)
-                                       for mp, sl in zip(maps, self.slices, strict=True)])
-            entry_map = full_map[self._src]
-            keep = entry_map < n_theta
-            self._rows, self._cols = self._rows[keep], self._cols[keep]
-            self._theta_map = entry_map[keep]
-            self._grad_rows, self._grad_cols = self._rows, self._cols
+        #: ``(rows, cols)`` of Lambda's entries (where :meth:`logdet_gradient` reads
+        #: ``X_ba`` for entry ``(a, b)``), each one's element of the concatenated
+        #: ``lambda_k.ravel()``, and its element of theta when the structures' entries
+        #: are parameters (T filled by one gather), else None
+        self._rows, self._cols, self._src, self._theta_map = _entry_layout(
+            tuple((b.nlevels, b.p) for b in self.blocks),
+            tuple((s.n_theta, None if mp is None else tuple(np.asarray(mp).tolist()))
+                  for s, mp in zip(self.structures, maps, strict=True)))
+        self._grad_rows, self._grad_cols = self._rows, self._cols
         #: every term scalar with theta as its Lambda: T is diagonal and T' A T = A * d d'
         self._diagonal = self._theta_map is not None and all(b.p == 1 for b in self.blocks)
 

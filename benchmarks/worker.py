@@ -15,7 +15,10 @@ Measured, in this order:
 4. every objective evaluation of the last fit, the convergence check's included (the
    objective's own ``n_evals``/``n_grads`` counters), and the cost of one evaluation --
    value only, and value with gradient where the objective has one -- timed directly at
-   the optimum;
+   the optimum, under the BLAS thread setting the fit itself uses
+   (:func:`mixedmodels._threads.blas_threads`; timed outside it, OpenBLAS's idle threads
+   spun in every small solve on a loaded machine and the per-evaluation time did not
+   describe the fit's evaluations);
 5. unless the row says ``traced_memory = false``: one more fit under :mod:`tracemalloc`
    (numpy reports its buffers to it), kept out of the timings because tracing slows it;
    it also counts evaluations from outside for objectives that keep no count.
@@ -91,6 +94,15 @@ def versions() -> dict:
     except Exception:  # numpy's config layout is not a stable API; the name is optional
         out["blas"] = "unknown"
     return out
+
+
+def _fit_threads(result):
+    """The BLAS thread setting of ``result``'s fit (a context manager): what
+    ``lmer``/``glmer`` choose from the size of the design's dense block."""
+    from mixedmodels._threads import blas_threads, dense_block_size
+
+    terms = getattr(getattr(result, "design", None), "terms", None)
+    return blas_threads(dense_block_size(terms) if terms is not None else 0)
 
 
 def _time_evaluations(objective, theta) -> float:
@@ -194,9 +206,11 @@ def measure(case_name: str, repeat: int, table_path: Path = TABLE_PATH) -> dict:
             x_opt = opt_summary(result).x
             # glmer's nAGQ = 0 optimizes theta alone through its stage-0 criterion
             value = objective.stage0 if getattr(objective, "nAGQ", None) == 0 else objective
-            out["eval_s"] = _time_evaluations(value, x_opt)
-            if getattr(objective, "has_gradient", False):
-                out["grad_eval_s"] = _time_evaluations(objective.value_and_gradient, x_opt)
+            with _fit_threads(result):
+                out["eval_s"] = _time_evaluations(value, x_opt)
+                if getattr(objective, "has_gradient", False):
+                    out["grad_eval_s"] = _time_evaluations(objective.value_and_gradient,
+                                                           x_opt)
         if case.traced_memory:
             out["traced_peak_mb"], counted = _traced_fit(
                 fit, case, data, type(objective) if objective is not None else None)

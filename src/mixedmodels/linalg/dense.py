@@ -16,6 +16,7 @@ check on it in the tests.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -113,6 +114,48 @@ def dense_cross_product(blocks, XY: np.ndarray, w: np.ndarray | None,
     return ZXY.T @ wZXY
 
 
+class _Shape:
+    """Levels and columns of a term: all :func:`lambda_layout` reads of a block."""
+
+    __slots__ = ("nlevels", "p", "q")
+
+    def __init__(self, nlevels: int, p: int):
+        self.nlevels, self.p, self.q = nlevels, p, nlevels * p
+
+
+@lru_cache(maxsize=64)
+def _entry_layout(shapes: tuple, maps: tuple):
+    """Where Lambda's entries go and what fills them, for terms of these
+    ``(levels, columns)`` and structures of these ``(n_theta, direct map)``: cached, since
+    a refitted or re-specified small model asks for the same layout again and building it
+    is a measurable share of setting up a small fit (~0.2 ms). The arrays are read-only.
+
+    Returns
+    -------
+    rows, cols, src : ndarray of int
+        As :func:`~mixedmodels.linalg.layout.lambda_layout`, restricted to the entries
+        that are parameters when every map is given.
+    theta_map : ndarray of int or None
+        Each kept entry's element of theta (every map given), else None.
+    """
+    rows, cols, src = lambda_layout([_Shape(nl, p) for nl, p in shapes])
+    theta_map = None
+    if all(mp is not None for _, mp in maps):
+        n_theta = sum(k for k, _ in maps)
+        full_map, start = [], 0
+        for k, mp in maps:
+            mp = np.asarray(mp, dtype=np.intp)
+            full_map.append(np.where(mp >= 0, mp + start, n_theta))
+            start += k
+        entry_map = np.concatenate(full_map)[src]
+        keep = entry_map < n_theta
+        rows, cols, theta_map = rows[keep], cols[keep], entry_map[keep]
+    for a in (rows, cols, src, theta_map):
+        if a is not None:
+            a.setflags(write=False)
+    return rows, cols, src, theta_map
+
+
 class DenseSystem:
     """Evaluates :class:`DenseFactor` for any theta (interface of ``BlockedSystem``).
 
@@ -134,25 +177,20 @@ class DenseSystem:
         self._terms = tuple((s, sl, int(off), b.nlevels, b.p)
                             for s, sl, off, b in zip(self.structures, self.slices, offsets,
                                                      self.blocks, strict=True))
-        self._rows, self._cols, self._src = lambda_layout(self.blocks)
-        #: where :meth:`logdet_gradient` reads ``X_ba`` for every entry ``(a, b)`` of
-        #: ``Lambda`` (flat in the q x q block of ``X``), and each term's first entry in
-        #: the concatenated ``lambda_k.ravel()``
-        self._grad_flat_all = self._cols * self.q + self._rows
         self._lam_offsets = np.cumsum([0] + [b.p * b.p for b in self.blocks])
         self.n_theta = int(sum(s.n_theta for s in self.structures))
         maps = [s.direct_map() for s in self.structures]
-        self._theta_map = None
-        if all(mp is not None for mp in maps):
-            # Lambda's entries are theta's: fill T with one gather from [theta, 0]
-            n_theta = sum(s.n_theta for s in self.structures)
-            full_map = np.concatenate([np.where(mp >= 0, mp + sl.start, n_theta)
-                                       for mp, sl in zip(maps, self.slices, strict=True)])
-            entry_map = full_map[self._src]
-            keep = entry_map < n_theta
-            self._rows, self._cols = self._rows[keep], self._cols[keep]
-            self._theta_map = entry_map[keep]
-            self._grad_flat = self._grad_flat_all[keep]
+        #: the last factor of :meth:`factorize` whose ``A T`` the workspace holds
+        self._last = None
+        #: ``(rows, cols)`` of Lambda's entries (where :meth:`logdet_gradient` reads
+        #: ``X_ba`` for entry ``(a, b)``), each one's element of the concatenated
+        #: ``lambda_k.ravel()``, and its element of theta when the structures' entries
+        #: are parameters (T filled by one gather), else None
+        self._rows, self._cols, self._src, self._theta_map = _entry_layout(
+            tuple((b.nlevels, b.p) for b in self.blocks),
+            tuple((s.n_theta, None if mp is None else tuple(np.asarray(mp).tolist()))
+                  for s, mp in zip(self.structures, maps, strict=True)))
+        self._grad_rows, self._grad_cols = self._rows, self._cols
         #: every term scalar with theta as its Lambda: T is diagonal and T' A T = A * d d'
         self._diagonal = self._theta_map is not None and all(b.p == 1 for b in self.blocks)
 
@@ -190,14 +228,13 @@ class DenseSystem:
         q = self.q
         size = q + m
         self.full = np.ascontiguousarray(full, dtype=float)
+        self._last = None
         if getattr(self, "_scratch", None) is not None and self._scratch.shape[0] == size:
             # the workspaces of the last installation fit (new values on the same rows):
             # T's entries are rewritten at the same positions by every factorization
             return
-        self._diag_flat = np.arange(size) * (size + 1)
         self._e_last = np.zeros(size)
         self._e_last[-1] = 1.0
-        self._zdiag_flat = self._diag_flat[:q]
         #: workspace of the objective's evaluations (``scratch=True``): small models are
         #: overhead-bound, and a fresh (q + m)^2 array per call is a measurable share
         self._scratch = np.empty((size, size))
@@ -224,6 +261,8 @@ class DenseSystem:
         overwrites (for objective evaluations, which read it at once); without it the
         factor owns its array."""
         L = self._scratch if scratch else np.empty_like(self._scratch)
+        self._last = None            # the workspaces are about to change
+        with_at = False
         if self._diagonal:
             d = self._d
             d[self._rows] = theta[self._theta_map]
@@ -232,14 +271,20 @@ class DenseSystem:
             self._fill_T(theta)
             T = self._T
             np.matmul(T.T, np.matmul(self.full, T, out=self._AT), out=L)
+            with_at = True
         else:
             self._scale_blocks(theta, L)
-        flat = L.reshape(-1)
-        flat[self._zdiag_flat] += 1.0
+        # the diagonal as a strided view (cheaper than a gather for these small arrays)
+        diag = L.reshape(-1)[::L.shape[0] + 1]
+        diag[:self.q] += 1.0
         if not chol_inplace(L):
             return None
-        log_diag = np.log(flat[self._diag_flat])
-        return DenseFactor(L, self.q, 2.0 * float(log_diag[:self.q].sum()), log_diag)
+        log_diag = np.log(diag)
+        f = DenseFactor(L, self.q, 2.0 * float(log_diag[:self.q].sum()), log_diag)
+        # the factor whose ``A T`` (or ``d``) the workspaces hold: its gradient reads
+        # ``T' A = (A T)'`` from there instead of forming it again
+        self._last = f if (with_at or self._diagonal) else None
+        return f
 
     def _fill_T(self, theta: np.ndarray) -> None:
         """Write ``Lambda(theta)`` into ``T = diag(Lambda, I)``."""
@@ -289,8 +334,11 @@ class DenseSystem:
         ``K = T'A`` restricted to the columns of ``Z``; ``dT_j`` is ``d Lambda / d theta_j``
         on the diagonal blocks of the terms (an indicator for structures whose entries are
         parameters, :meth:`~mixedmodels.covariance.CovarianceStructure.direct_map`; else
-        ``lambda_jacobian``). ``Omega_s^{-1} K_s`` is one Cholesky solve with the
-        factor's leading block and ``rho`` one triangular solve. No ``Lambda^{-1}`` is
+        ``lambda_jacobian``). ``rho`` is one triangular solve; ``Omega_s^{-1} K_s`` one
+        Cholesky solve with the whole factor when ``s = size - 1`` (then
+        ``Omega_s^{-1} K_s = (Omega^{-1} K)_s - rho_s (rho' K)``), else two triangular
+        solves; ``K`` is read from the product ``A T`` of the factorization. Only the
+        entries of ``X`` at ``Lambda``'s pattern are formed. No ``Lambda^{-1}`` is
         needed, so singular fits are exact
         (the gradient of a scalar term at ``theta_k = 0`` is 0: the criterion is even in
         it). The profiled REML criterion is ``s = q + p`` with ``c = n - p``, the ML
@@ -310,26 +358,50 @@ class DenseSystem:
         -------
         ndarray (n_theta,)
         """
-        q = self.q
         L = f.L
-        K = self._lambda_t_rows(theta, self.full[:, :q])        # (T'A)[:, :q]
-        # two LAPACK calls on the factor (they read its lower triangle only): Omega_s^{-1}
-        # K_s by the Cholesky solve, and rho = L^{-T} e_last
-        X = chol_solve_lower(L[:s, :s], K[:s])[:q]          # (Omega_s^{-1} K_s)[:q]
-        e = self._e_last
-        rho = solve_lower_t(L, e)
-        X += c * np.multiply.outer(rho[:q], K.T @ rho)
+        size = L.shape[0]
+        K = self._t_a_columns(f, theta)             # (T'A)[:, :q]
+        # rho = L^{-T} e_last (one triangular solve with the whole factor)
+        rho = solve_lower_t(L, self._e_last)
+        k_rho = K.T @ rho
+        if s == size - 1:
+            # Omega^{-1} = diag(Omega_s^{-1}, 0) + rho rho' (the last row's Schur
+            # complement), so one Cholesky solve with the whole factor (contiguous: no
+            # copy of a leading block) gives Omega_s^{-1} K_s = (Omega^{-1} K)_s less
+            # rho_s (rho' K)
+            Y = chol_solve_lower(L, K)
+            c_rho = c - 1.0
+        else:
+            # L^{-1} K, its rows from s on zeroed, then L^{-T}: the leading rows are
+            # L_s^{-T} L_s^{-1} K_s = Omega_s^{-1} K_s (L is lower triangular)
+            W = solve_lower(L, K)
+            W[s:] = 0.0
+            Y = solve_lower_t(L, W)
+            c_rho = c
+        # X_ba = Y_ba + c_rho rho_b (K' rho)_a, read only at the entries (a, b) of Lambda
+        rows, cols = self._grad_rows, self._grad_cols
+        vals = Y[cols, rows] + c_rho * (rho[cols] * k_rho[rows])
         if self._theta_map is not None:
-            return 2.0 * np.bincount(self._theta_map, X.reshape(-1)[self._grad_flat],
-                                     minlength=self.n_theta)
-        G = np.bincount(self._src, X.reshape(-1)[self._grad_flat_all],
-                        minlength=int(self._lam_offsets[-1]))
+            return 2.0 * np.bincount(self._theta_map, vals, minlength=self.n_theta)
+        G = np.bincount(self._src, vals, minlength=int(self._lam_offsets[-1]))
         grad = np.empty(self.n_theta)
         for k, (struct, sl) in enumerate(zip(self.structures, self.slices, strict=True)):
             jac = struct.lambda_jacobian(theta[sl])
             seg = G[self._lam_offsets[k]:self._lam_offsets[k + 1]]
             grad[sl] = 2.0 * (jac.reshape(jac.shape[0], -1) @ seg)
         return grad
+
+    def _t_a_columns(self, f: DenseFactor, theta: np.ndarray) -> np.ndarray:
+        """``(T' A)[:, :q]`` at the factor's theta: a view of the product ``A T`` that
+        :meth:`factorize` left in its workspace (``A`` is symmetric, so ``T'A = (AT)'``;
+        the view is Fortran-contiguous, as LAPACK wants it), ``d * A`` for diagonal
+        ``T``, else formed term by term."""
+        q = self.q
+        if self._last is f:
+            if self._diagonal:
+                return self.full[:, :q] * self._d[:, None]
+            return self._AT.T[:, :q]
+        return self._lambda_t_rows(theta, self.full[:, :q])
 
     def _lambda_t_rows(self, theta: np.ndarray, M: np.ndarray) -> np.ndarray:
         """``T' M`` for ``M`` with the system's rows: ``lambda_k'`` applied to every

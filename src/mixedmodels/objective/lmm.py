@@ -453,7 +453,7 @@ class LMMObjective:
         if f is None:
             return np.inf, np.zeros_like(theta)
         value = float(self._from_factor(f))
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             return value, np.zeros_like(theta)
         q = self.system.q
         if self.sigma is not None:

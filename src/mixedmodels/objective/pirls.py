@@ -483,18 +483,21 @@ class PIRLS:
         k = sum(t.structure.n_theta for t in self.design.terms)
         Ru = np.zeros((self.q, k))
         Zg = ZsT @ g
+        for col, off, q, zu in self._scalar_term_modes(u):
+            Ru[:, col] = self.lambda_t(lams, ZsT @ (w * zu))
+            Ru[off:off + q, col] += Zg[off:off + q]
+        return Ru
+
+    def _scalar_term_modes(self, u):
+        """``(theta column, offset, levels, Z E_k u)`` of each scalar, directly mapped term
+        ``k``: the term's own column times its modes, a gather (no sparse product with a
+        vector that is zero outside the term). Other terms' columns are not predicted."""
         for t, sl, (off, q, _, _), codes, z in zip(self.design.terms, self.slices,
                                                    self._blocks, self._codes, self._zcols,
                                                    strict=True):
             if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
-                # Z E_k u: the term's own column times its modes (a gather, no sparse
-                # product with a vector that is zero outside the term)
                 zu = u[off:off + q][codes]
-                if z is not None:
-                    zu = zu * z
-                Ru[:, sl.start] = self.lambda_t(lams, ZsT @ (w * zu))
-                Ru[off:off + q, sl.start] += Zg[off:off + q]
-        return Ru
+                yield sl.start, off, q, (zu if z is None else zu * z)
 
     def _sensitivity(self, theta, beta, lams, u, eta, mu, me, w, f) -> np.ndarray:
         """``d u / d [theta, beta]`` at the modes, to predict the modes at nearby
@@ -531,14 +534,8 @@ class PIRLS:
         g = -self.prior * (self.y - cur.mu) * cur.me / self._family.variance(cur.mu)
         Ru = self._theta_rhs(lams, u, w, g)
         Rb = np.zeros((self.p, Ru.shape[1]))
-        for t, sl, (off, q, _, _), codes, z in zip(self.design.terms, self.slices,
-                                                   self._blocks, self._codes, self._zcols,
-                                                   strict=True):
-            if t.p == 1 and t.structure.direct and t.structure.n_theta == 1:
-                zu = u[off:off + q][codes]
-                if z is not None:
-                    zu = zu * z
-                Rb[:, sl.start] = self.Xt.T @ (w * zu)
+        for col, _, _, zu in self._scalar_term_modes(u):
+            Rb[:, col] = self.Xt.T @ (w * zu)
         m = self.q + self.p
         L = f.L[:m, :m]
         J = -solve_lower_t(L, solve_lower(L, np.vstack([Ru, Rb])))

@@ -179,20 +179,17 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
         # optim/bounded_bfgs with the dense system's exact gradient: sleepstudy 11-13
         # evaluations against BOBYQA's 43, and no scipy overhead (which costs more than
         # a small model's whole search). Structured terms keep BOBYQA with restarts
-        # (their parameterizations have long flat stretches).
+        # (their parameterizations have long flat stretches; the log-scale BFGS of the
+        # blocked path stopped a flat exp() range 1.1e-6 above BOBYQA's optimum, where
+        # glmmTMB's Hessian is singular): the dense gradient serves the projected BFGS only.
         dense_qn = (obj.has_gradient and obj.method == "dense"
                     and not any(t.structured for t in design.terms))
-        # the dense system's gradient serves only the projected BFGS: dense models with
-        # structured terms keep BOBYQA (the log-scale BFGS stopped a flat exp() range
-        # 1.1e-6 above BOBYQA's optimum, where glmmTMB's Hessian is singular)
         optimizer = ("gradient" if obj.has_gradient and obj.method != "dense"
                      else "bobyqa")
     grad = hess_inv = None
     t0 = time.perf_counter()
     if dense_qn:
         opt, grad = _dense_quasi_newton(obj, x0, lower, optimizer_settings)
-        if opt.optimizer != "gradient:projected BFGS":
-            grad = None
     elif optimizer == "gradient":
         fg = traced(obj.value_and_gradient, "lmer", gradient=True)
         opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)

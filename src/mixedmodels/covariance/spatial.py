@@ -30,13 +30,16 @@ from scipy import special
 from .._errors import FormulaError
 from .correlated import ScaledCorrelation
 
-__all__ = ["BESSEL_STEP", "RANGE_QUANTILES", "Exponential", "Gaussian", "Matern",
+__all__ = ["BESSEL_GROUPS", "BESSEL_STEP", "RANGE_QUANTILES", "Exponential", "Gaussian", "Matern",
            "OrnsteinUhlenbeck", "bessel_k_order_derivative"]
 
 #: Step of the trapezoidal rule for ``dK_nu/dnu`` (error ~ exp(-pi^2 / step) relative).
 BESSEL_STEP = 0.05
 #: The integrand is cut where ``x cosh(s) - nu s`` exceeds this (``e^-60`` is negligible).
 BESSEL_CUTOFF = 60.0
+#: Groups of the sorted arguments of :func:`bessel_k_order_derivative`, each integrated up
+#: to its own cutoff.
+BESSEL_GROUPS = 8
 #: Quantiles of the pairwise distances tried as starting ranges (with the median
 #: nearest-neighbour distance; see ``_Positional.range_lengths``).
 RANGE_QUANTILES = (0.1, 0.5, 0.9)
@@ -46,21 +49,37 @@ START_HALVINGS = 30
 
 def bessel_k_order_derivative(nu: float, x: np.ndarray) -> np.ndarray:
     r"""``dK_nu(x) / dnu`` for ``x > 0`` by the trapezoidal rule on
-    ``int_0^inf s sinh(nu s) exp(-x cosh s) ds`` (see the module docstring)."""
+    ``int_0^inf s sinh(nu s) exp(-x cosh s) ds`` (see the module docstring).
+
+    The integrand is cut where it has fallen below ``e^-BESSEL_CUTOFF`` of ``e^-x`` (its
+    factor at ``s = 0``): where ``x (cosh s - 1) - nu s`` reaches :data:`BESSEL_CUTOFF`.
+    That happens sooner for a larger ``x``, so the sorted ``x`` are taken in
+    :data:`BESSEL_GROUPS` groups, each summed up to its own smallest ``x``'s cut (which
+    holds for the group's larger ones too): about half the exponentials of one range for
+    all."""
     x = np.asarray(x, dtype=float)
-    xm = float(np.min(x)) if x.size else 1.0
-    upper = 1.0
-    for _ in range(50):             # fixed point of x cosh(S) = cutoff + nu S
-        upper = float(np.arccosh(max((BESSEL_CUTOFF + nu * upper) / xm, 1.0)))
-    s = np.arange(0.0, upper + BESSEL_STEP, BESSEL_STEP)
-    w = np.full(s.size, BESSEL_STEP)
-    w[0] *= 0.5
-    # log of the integrand's factors, to stay finite where sinh(nu s) is huge
-    with np.errstate(over="ignore", divide="ignore"):
-        logf = np.log(s * np.sinh(nu * s))[None, :] - np.outer(x.ravel(), np.cosh(s))
-        vals = np.exp(logf)
-    vals[:, 0] = 0.0
-    return (vals @ w).reshape(x.shape)
+    flat = x.ravel()
+    out = np.empty(flat.size)
+    if not flat.size:
+        return out.reshape(x.shape)
+    order = np.argsort(flat, kind="stable")
+    for group in np.array_split(order, min(BESSEL_GROUPS, flat.size)):
+        xg = flat[group]
+        xm = float(xg[0])
+        upper = 1.0
+        for _ in range(50):         # fixed point of x (cosh(S) - 1) = cutoff + nu S
+            nxt = float(np.arccosh(1.0 + (BESSEL_CUTOFF + nu * upper) / xm))
+            if abs(nxt - upper) < BESSEL_STEP * 1e-3:
+                upper = nxt
+                break
+            upper = nxt
+        s = np.arange(BESSEL_STEP, upper + BESSEL_STEP, BESSEL_STEP)
+        # log of the integrand's factors, to stay finite where sinh(nu s) is huge (the
+        # node s = 0 contributes nothing: its integrand is 0)
+        with np.errstate(over="ignore", divide="ignore"):
+            logf = np.log(s * np.sinh(nu * s))[None, :] - np.outer(xg, np.cosh(s))
+            out[group] = BESSEL_STEP * np.exp(logf).sum(axis=1)
+    return out.reshape(x.shape)
 
 
 class _Positional(ScaledCorrelation):
@@ -253,21 +272,42 @@ class Matern(_Range):
     def n_cor(self) -> int:
         return 2
 
+    def _pairs(self):
+        """The distinct positive distances and where each off-diagonal entry takes its
+        value from: ``R`` is symmetric (and a grid repeats distances), so its Bessel
+        functions are evaluated once per distinct distance, not per entry."""
+        pairs = self.__dict__.get("_pairs_memo")
+        if pairs is None:
+            off = self.dist > 0
+            d, inverse = np.unique(self.dist[off], return_inverse=True)
+            pairs = self._pairs_memo = (off, d, inverse.ravel())
+        return pairs
+
     def _parts(self, t: np.ndarray):
+        """``(nu, off, inverse, x, c x^nu, K_nu(x))`` at ``t`` over the distinct distances
+        (``x = d / range``), remembered for the last ``t``: the correlation and its
+        Jacobian at the same parameters share them."""
+        key = np.ascontiguousarray(t, dtype=float).tobytes()
+        memo = self.__dict__.get("_parts_memo")
+        if memo is not None and memo[0] == key:
+            return memo[1]
         rng, nu = float(np.exp(t[0])), float(np.exp(t[1]))
-        off = self.dist > 0
-        x = self.dist[off] / rng
+        off, d, inverse = self._pairs()
+        x = d / rng
         # on the log scale: gamma(nu) 2^(nu - 1) overflows a float beyond nu ~ 170 (the
         # optimizer's trial steps go there), where x^nu K_nu(x) overflows as well
-        with np.errstate(over="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             c = float(np.exp(-special.gammaln(nu) - (nu - 1.0) * np.log(2.0)))
-        return rng, nu, off, x, c
+            cxnu = c * x ** nu
+            parts = (nu, off, inverse, x, cxnu, special.kv(nu, x))
+        self._parts_memo = (key, parts)
+        return parts
 
     def correlation(self, t: np.ndarray) -> np.ndarray:
-        _, nu, off, x, c = self._parts(t)
+        nu, off, inverse, _, cxnu, kv = self._parts(t)
         R = np.ones((self.p, self.p))
         with np.errstate(over="ignore", invalid="ignore"):
-            R[off] = c * x ** nu * special.kv(nu, x)
+            R[off] = (cxnu * kv)[inverse]
         if not np.all(np.isfinite(R)):
             # a smoothness so large that x^nu K_nu(x) overflows: no usable matrix there
             # (reported as a failed factorization, as a non-positive-definite one is)
@@ -276,20 +316,15 @@ class Matern(_Range):
         return R
 
     def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
-        _, nu, off, x, c = self._parts(t)
+        nu, off, inverse, x, cxnu, kv = self._parts(t)
         out = np.zeros((2, self.p, self.p))
         with np.errstate(over="ignore", invalid="ignore"):
-            return self._jacobian_into(out, nu, off, x, c)
-
-    def _jacobian_into(self, out, nu, off, x, c):
-        xnu = x ** nu
-        # d/dt1 (x = d e^{-t1}, dx/dt1 = -x; d[x^nu K_nu(x)]/dx = -x^nu K_{nu-1}(x))
-        out[0][off] = c * xnu * x * special.kv(nu - 1.0, x)
-        # d/dt2 = nu d/dnu of c(nu) x^nu K_nu(x)
-        val = c * xnu * special.kv(nu, x)
-        dnu = val * (np.log(x) - special.digamma(nu) - np.log(2.0)) \
-            + c * xnu * bessel_k_order_derivative(nu, x)
-        out[1][off] = nu * dnu
+            # d/dt1 (x = d e^{-t1}, dx/dt1 = -x; d[x^nu K_nu(x)]/dx = -x^nu K_{nu-1}(x))
+            out[0][off] = (cxnu * x * special.kv(nu - 1.0, x))[inverse]
+            # d/dt2 = nu d/dnu of c(nu) x^nu K_nu(x)
+            dnu = cxnu * kv * (np.log(x) - special.digamma(nu) - np.log(2.0)) \
+                + cxnu * bessel_k_order_derivative(nu, x)
+            out[1][off] = (nu * dnu)[inverse]
         return out
 
     def cor_names(self) -> tuple[str, ...]:

@@ -26,11 +26,15 @@ from scipy.linalg import lapack
 
 from ...linalg.lapack import chol_inplace
 
-__all__ = ["DENSE_MAX_Q", "BlockDiagonalHessian", "DenseHessian", "factor_at", "make_hessian",
-           "slot_quadratics", "slot_weighted_inverse"]
+__all__ = ["DENSE_MAX_Q", "PAD_MAX_RATIO", "BlockDiagonalHessian", "DenseHessian", "factor_at",
+           "make_hessian", "slot_quadratics", "slot_weighted_inverse"]
 
 #: Up to this many random effects a crossed design is factored as one dense matrix.
 DENSE_MAX_Q = 150
+#: A block-diagonal ``H`` of one channel is assembled from the observations padded to a
+#: (levels, most observations of a level) array when that has at most this many entries
+#: per observation (:meth:`BlockDiagonalHessian.padded_rows`).
+PAD_MAX_RATIO = 2.0
 
 
 class DenseHessian:
@@ -135,6 +139,34 @@ class BlockDiagonalHessian:
                       + np.arange(P)[None, :] * (P + 1)).ravel()
         #: u is in (level, slot) order already (one term): no gather or scatter in solve
         self._in_order = bool(np.array_equal(idx.ravel(), np.arange(idx.size)))
+        self._pad, self._obs_pos = _padding(codes, self.levels) \
+            if structure.n_channels == 1 and P > 1 and self.levels > 1 else (None, None)
+
+    @property
+    def padded(self) -> bool:
+        """Whether the observations are padded by level (:meth:`padded_rows`)."""
+        return self._pad is not None
+
+    def padded_rows(self, v: np.ndarray) -> np.ndarray:
+        """Rows of ``v`` (n, ...) by level: (levels, m, ...) with ``m`` the most
+        observations of a level and zero rows as padding. With one channel, ``A'WA``
+        per level is then one batched matrix product, ``(a_l' diag(w_l)) a_l``, where the
+        per-observation outer products and their ``bincount`` into the blocks cost
+        twice as much (and so do the gradient's gathers of ``H^{-1}`` per
+        observation)."""
+        ext = np.concatenate([v, np.zeros((1,) + v.shape[1:])])
+        return ext[self._pad]
+
+    def padded_products(self, a: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """``A_l' diag(w) A_l`` per level (levels, P, P) for one channel's weights ``w``."""
+        ap = self.padded_rows(a)                                    # (levels, m, P)
+        wp = self.padded_rows(w)                                    # (levels, m)
+        return np.matmul(ap.transpose(0, 2, 1) * wp[:, None, :], ap)
+
+    def padded_inverse_rows(self, a: np.ndarray) -> np.ndarray:
+        """``a_i H^{-1}`` on each observation's slots (n, P), level by level."""
+        aH = np.matmul(self.padded_rows(a), self.inverse_blocks())   # (levels, m, P)
+        return aH.reshape(-1, self.P)[self._obs_pos]
 
     @property
     def _keys(self) -> np.ndarray:
@@ -227,6 +259,26 @@ class BlockDiagonalHessian:
         return inv[:, ts.slots, ts.slots]
 
 
+def _padding(codes: np.ndarray, levels: int):
+    """``(pad, position)``: the observations of each level in a (levels, m) array of row
+    indices (``n`` -- a zero row -- as padding) and each observation's flat position in
+    it; ``(None, None)`` where padding would more than :data:`PAD_MAX_RATIO`-fold the
+    rows (a few levels with most of the observations)."""
+    n = codes.size
+    counts = np.bincount(codes, minlength=levels)
+    m = int(counts.max()) if n else 0
+    if not n or levels * m > PAD_MAX_RATIO * n:
+        return None, None
+    order = np.argsort(codes, kind="stable")
+    first = np.cumsum(counts) - counts
+    rank = np.arange(n) - first[codes[order]]
+    pad = np.full((levels, m), n, dtype=np.intp)
+    pad[codes[order], rank] = order
+    position = np.empty(n, dtype=np.intp)
+    position[order] = codes[order] * m + rank
+    return pad, position
+
+
 def _band_layout(levels: int, P: int):
     """Where LAPACK's upper band storage (``ab[P - 1 + i - j, l P + j] = H_l[i, j]``,
     ``i <= j``) takes each entry of the (levels, P, P) blocks: ``(flat position in ab,
@@ -269,9 +321,13 @@ def factor_at(kernel, structure, a: np.ndarray, W: np.ndarray) -> bool:
 
     With one block (:func:`_one_block`) ``A'WA = a' diag(w) a`` is one matrix product
     (``n P^2`` flops, no ``n x P x P`` array); likewise ``A' diag(w) A`` with a dense
-    ``A`` (:func:`_wide_dense`)."""
+    ``A`` (:func:`_wide_dense`), and one batched product per level where the
+    observations of a one-channel block-diagonal ``H`` are padded by level
+    (:meth:`BlockDiagonalHessian.padded_products`)."""
     if _one_block(kernel, structure):
         return kernel._factor_blocks(((a.T * W[:, 0, 0]) @ a)[None])
+    if isinstance(kernel, BlockDiagonalHessian) and kernel.padded:
+        return kernel._factor_blocks(kernel.padded_products(a, W[:, 0, 0]))
     if _wide_dense(kernel, structure):
         A = _dense_A(structure, a)
         return kernel._factor_matrix((A.T * W[:, 0, 0]) @ A)
@@ -282,6 +338,8 @@ def _inverse_rows(kernel, structure, a: np.ndarray) -> np.ndarray | None:
     """``A_i H^{-1}`` on each observation's slots (n, P), where a kernel above applies."""
     if _one_block(kernel, structure):
         return a @ kernel.inverse_blocks()[0]
+    if isinstance(kernel, BlockDiagonalHessian) and kernel.padded:
+        return kernel.padded_inverse_rows(a)
     if _wide_dense(kernel, structure):
         AH = _dense_A(structure, a) @ kernel.inverse()
         return AH[np.arange(structure.n)[:, None], structure.J]

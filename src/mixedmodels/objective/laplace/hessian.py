@@ -154,7 +154,7 @@ class BlockDiagonalHessian:
         per-observation outer products and their ``bincount`` into the blocks cost
         twice as much (and so do the gradient's gathers of ``H^{-1}`` per
         observation)."""
-        ext = np.concatenate([v, np.zeros((1,) + v.shape[1:])])
+        ext = np.concatenate([v, np.zeros((1, *v.shape[1:]))])
         return ext[self._pad]
 
     def padded_products(self, a: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -424,24 +424,19 @@ class LaplaceObjective:
         ref = self._ref
         if ref is None:
             return None
-        x_last, u, d1_re, d2_re, a_last, lams = ref
+        x_last, u, d1_re, d2_re, a_last, _ = ref
         dx = x - x_last
         if not np.any(dx):
             return u.copy()
         S, re = self.structure, self.re
         d_eta = self.fixed_eta(x) - self.fixed_eta(x_last)
         rhs = np.zeros(self.q)
-        if S.terms:
-            theta, theta_last = self.theta(x), self.theta(x_last)
-            dlams = [lam_new - lam for lam_new, lam in
-                     zip(S.lambdas(theta), lams, strict=True)] \
-                if np.any(theta != theta_last) else None
-            if dlams is not None:
-                da = S.slot_values(dlams)
-                if S.X_int is not None:
-                    da[:, S.P_u:] = 0.0
-                d_eta[:, re] += S.eta(da, u)
-                rhs += S.scatter(da, d1_re)
+        if S.terms and np.any(self.theta(x) != self.theta(x_last)):
+            # the slot values are linear in each Lambda_t (a = Z Lambda), so their change
+            # is a - a_last (REML's integrated columns, X~ in both, cancel to zero)
+            da = a - a_last
+            d_eta[:, re] += S.eta(da, u)
+            rhs += S.scatter(da, d1_re)
         # d2_re: (n, C, m) over all channels, or (n, C, C) over the random-effects ones
         # (then the effect of the other channels' changes on the modes is left out)
         d_use = d_eta if d2_re.shape[2] == self.m else d_eta[:, re]

@@ -131,6 +131,13 @@ def test_bessel_order_derivative():
         h = 1e-5
         num = (special.kv(nu + h, x) - special.kv(nu - h, x)) / (2 * h)
         np.testing.assert_allclose(bessel_k_order_derivative(nu, x), num, rtol=1e-7)
+    # arguments far apart (each group of them integrated up to its own cut) and a large
+    # smoothness, where one cut for all the arguments overflowed
+    x = np.array([0.02, 0.5, 4.0, 30.0, 120.0])
+    for nu in (0.5, 40.0):
+        h = 1e-6 * nu          # (central differences truncate at ~h^2)
+        num = (special.kv(nu + h, x) - special.kv(nu - h, x)) / (2 * h)
+        np.testing.assert_allclose(bessel_k_order_derivative(nu, x), num, rtol=1e-6)
 
 
 def test_singularity():

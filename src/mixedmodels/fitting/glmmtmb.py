@@ -263,9 +263,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
               if f"beta.{name}" in layout0}
     fparams = [_carried(fp, float(layout0.get(x0, f"family.{fp.channel}")[0]))
                for fp in fparams]
-    # stage 2: the full model
-    layout = make_layout(comps, fparams, beta_start=starts,
-                         fixed_beta={"disp": fixed_disp}, reml=REML)
+    # stage 2: the full model (its layout is made by _finish; here only to check start=)
     scale = _theta_scale(density, fam, design, y, size, w, starts)
     theta0 = {}
     for name, lp in comps.items():
@@ -274,6 +272,8 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
             theta0[f"theta.{name}"] = np.concatenate([t.structure.start(sd)
                                                       for t in lp.terms])
     if start:
+        layout = make_layout(comps, fparams, beta_start=starts,
+                             fixed_beta={"disp": fixed_disp}, reml=REML)
         theta0.update(_checked_start(start, layout))
     return _finish(design, density, fam, y, size, w, comps, fparams, starts, theta0,
                    REML, fixed_disp, range_search=not (start and any(

@@ -520,8 +520,9 @@ def _polish(obj: LaplaceObjective, fg, x: np.ndarray, z: np.ndarray, f: float,
             g: np.ndarray, res: _NewtonResult, lower: np.ndarray, upper: np.ndarray):
     """The Hessian at ``z`` and up to :data:`NEWTON_POLISH_STEPS` Newton steps while they
     lower ``F``: ``(z, F, g, H, decrement, finished)``, ``finished`` False where the
-    polish stopped short of the optimum (``H`` not positive definite, or a step that does
-    not lower ``F`` although it predicted more than :data:`NEWTON_REUSE`)."""
+    polish stopped short of the optimum (``H`` not positive definite, a step that does
+    not lower ``F`` although it predicted more than :data:`NEWTON_REUSE`, or steps still
+    predicting more than that after the last one allowed)."""
     layout = obj.layout
     roles = np.array([b.role for b in layout.blocks for _ in range(b.size)])
     central = roles[layout.free_index] == "theta"
@@ -561,6 +562,8 @@ def _polish(obj: LaplaceObjective, fg, x: np.ndarray, z: np.ndarray, f: float,
             newton = _newton_step(H, g)
             decrement = newton[1] if newton is not None else decrement
             break
+    else:
+        finished = False           # still taking long steps when they ran out
     return z, f, g, H, decrement, finished
 
 

@@ -319,6 +319,15 @@ class GLSObjective:
         -- the convergence check then uses it instead of finite differences."""
         return self.has_gradient and isinstance(self._gram, BandedGram)
 
+    @property
+    def fast_gradient(self) -> bool:
+        """The gradient costs a few values at most: :attr:`cheap_gradient`, or shared
+        pattern factors differentiated without whitening
+        (:attr:`~.gram.PatternGram.analytic_gradient`) -- ``gls`` is then fitted by
+        quasi-Newton (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
+        return self.has_gradient and (isinstance(self._gram, BandedGram) or getattr(
+            self._gram, "analytic_gradient", False))
+
     def _factor(self, phi):
         """``(L, log|V|)`` or None."""
         res = self._gram.value(np.asarray(phi, dtype=float))

@@ -64,7 +64,8 @@ RSIDE_STOP = {"ftol_abs": 1e-6, "xtol_abs": 1e-6}
 #: BOBYQA's quadratic model needs few evaluations for few parameters: over the 28 nlme
 #: gls fixtures (CPU time, both ways in one run) BFGS was 1.1-3.5x slower with 1-3
 #: parameters and 1.6-1.9x faster with 4 and 9 (cor_symm + var_ident: 25 evaluations
-#: against 144).
+#: against 144). Criteria whose gradient costs about a value
+#: (``GLSObjective.fast_gradient``) take :mod:`.gls_quasi_newton`'s BFGS at any size.
 GRADIENT_MIN_PARAMS = 4
 #: The same for ``lmer(correlation=, variance=)``, counting theta and the residual
 #: parameters: the dense value and gradient cost 2.5-4x a value, and over the 14 nlme lme

@@ -389,7 +389,7 @@ class GLSObjective:
             return bad
         p = self.p
         # one triangular inverse (LAPACK directly: scipy's wrappers cost half a small
-        # evaluation in checks) holds both terms: its rows below p are [L_X^{-1}, 0] and
+        # evaluation in checks) holds both terms: its first p rows are [L_X^{-1}, 0] and
         # its last row is v' / r, so G = Li' diag(1, .., 1, c r^2) Li (REML; the first p
         # weights 0 for ML)
         Li, _ = dtrtri(L, lower=1)

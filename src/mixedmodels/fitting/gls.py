@@ -69,10 +69,12 @@ def gls(
     offset : str or array-like, optional
     optimizer, optimizer_settings, start, check_conv
         As for :func:`~mixedmodels.lmer`; ``start`` is the residual parameters on nlme's
-        unconstrained scale. ``"auto"``: BOBYQA, or quasi-Newton with the criterion's
-        exact gradient from 4 residual parameters on (BOBYQA again if that does not
-        settle); ``"gradient"``: always quasi-Newton (not for ``cor_lin``, whose
-        correlation has kinks).
+        unconstrained scale. ``"auto"``: quasi-Newton with the criterion's exact
+        gradient where it costs about a value (no correlation, AR(1), CAR(1), compound
+        symmetry, ARMA on shared patterns; not with varConstPower) or from 4 residual
+        parameters on, else BOBYQA (BOBYQA again where quasi-Newton does not settle);
+        ``"gradient"``: always quasi-Newton (not for ``cor_lin``, whose correlation has
+        kinks).
     contrasts : dict, optional
         As for :func:`~mixedmodels.lmer`.
 

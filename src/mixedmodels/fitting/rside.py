@@ -24,6 +24,7 @@ from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObject
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
 from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
+from .gls_quasi_newton import optimize_fast_gradient
 from .limit_scale import LimitScale
 from .trace import traced
 
@@ -63,7 +64,8 @@ RSIDE_STOP = {"ftol_abs": 1e-6, "xtol_abs": 1e-6}
 #: BOBYQA's quadratic model needs few evaluations for few parameters: over the 28 nlme
 #: gls fixtures (CPU time, both ways in one run) BFGS was 1.1-3.5x slower with 1-3
 #: parameters and 1.6-1.9x faster with 4 and 9 (cor_symm + var_ident: 25 evaluations
-#: against 144).
+#: against 144). Criteria whose gradient costs about a value
+#: (``GLSObjective.fast_gradient``) take :mod:`.gls_quasi_newton`'s BFGS at any size.
 GRADIENT_MIN_PARAMS = 4
 #: The same for ``lmer(correlation=, variance=)``, counting theta and the residual
 #: parameters: the dense value and gradient cost 2.5-4x a value, and over the 14 nlme lme
@@ -121,6 +123,12 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
         return _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=False)
     # log-parameters that may reach 0 are optimized on the natural scale (limit_scale)
     scale = _limit_scale(obj, x0.size) if map_limits else None
+    if optimizer == "auto" and map_limits and not scale.active \
+            and getattr(obj, "fast_gradient", False):
+        # gls whose gradient costs a few values: BFGS first (gls_quasi_newton)
+        found = optimize_fast_gradient(obj, x0, lower, check_conv, stage)
+        if found is not None:
+            return found
     if scale is not None and scale.active:
         # on the log scale first (scale-free moves: a constant of 200 from its start 0.1),
         # then on the natural scale from there (reaches 0, or leaves a log-scale plateau
@@ -515,5 +523,9 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
                                     check_conv, "gls")
         return GLSResult(design, bool(REML), obj.solve(x), bound, x, opt, conv, obj)
 
+    def fitted_of(result):
+        # X beta + offset as an array (the result's fitted() wraps it in a Series)
+        return design.X @ result.beta + design.offset
+
     with blas_threads():
-        return _with_fitted_loop(bound0, fit_once, lambda r: r.fitted().to_numpy())
+        return _with_fitted_loop(bound0, fit_once, fitted_of)

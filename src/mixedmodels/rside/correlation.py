@@ -660,9 +660,14 @@ class _BoundARMA(BoundCorrelation):
         return self.matrices(u, self._lags)
 
     def batch_derivatives(self, u):
+        return self.matrix_derivatives(u, self._lags)
+
+    def matrix_derivatives(self, u, geometries):
+        """``dC / du`` of each batch described by :meth:`geometry`, at full ``u``:
+        ``(n_u, G, s, s)`` arrays."""
         dacf = arma_acf_jacobian(np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX),
                                  self.spec.p, self.max_lag)          # (n_u, max_lag + 1)
-        return [dacf[:, lag] for lag in self._lags]
+        return [dacf[:, lag] for lag in geometries]
 
 
 # -- compound symmetry -----------------------------------------------------------------------

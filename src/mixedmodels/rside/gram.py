@@ -241,7 +241,8 @@ class PatternGram:
 
     with the ``S`` summed once per fit: an evaluation factors the patterns' matrices and
     contracts ``s^2`` numbers per pair with an ``s^2 x k^2`` array, for any number of
-    groups. The gradient whitens (:class:`WhitenedGram`).
+    groups; so does the gradient where the structure differentiates its pattern matrices
+    (:meth:`vjp`).
     """
 
     def __init__(self, residual: BoundResidual, M: np.ndarray):
@@ -281,11 +282,18 @@ class PatternGram:
 
     def value(self, phi: np.ndarray) -> tuple[np.ndarray, float] | None:
         """As :meth:`WhitenedGram.value`."""
+        got = self._evaluate(phi)
+        return None if got is None else got[:2]
+
+    def _evaluate(self, phi):
+        """``(A, log|V|, inverses)``: ``inverses`` per class, per pair ``C_s^{-1}``
+        (what the pullback reuses); None where a pattern is not positive definite."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
         u = cor.full(uc)
         A = np.zeros(self.k * self.k)
         logdet = 0.0
+        inverses = []
         for c, C, pairs in zip(self._classes, cor.matrices(u, self._geometries),
                                self._pairs, strict=True):
             try:
@@ -294,15 +302,57 @@ class PatternGram:
                 return None
             Li = np.linalg.inv(L) * c.lower
             logd = np.cumsum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+            inv = []
             for pat, ln, S, count in pairs:
                 T = Li[pat, :ln, :ln]
-                A += (T.T @ T).reshape(-1) @ S
+                Ci = T.T @ T
+                inv.append(Ci)
+                A += Ci.reshape(-1) @ S
                 logdet += 2.0 * count * float(logd[pat, ln - 1])
-        return A.reshape(self.k, self.k), logdet
+            inverses.append(inv)
+        return A.reshape(self.k, self.k), logdet, inverses
 
     def vjp(self, phi: np.ndarray):
-        """As :meth:`WhitenedGram.vjp` (by whitening)."""
-        return self._whitened.vjp(phi)
+        r"""As :meth:`WhitenedGram.vjp`. Where the structure gives the derivatives of its
+        pattern matrices (``matrix_derivatives``), without whitening: with ``R = \sum_i
+        M_i G M_i'`` of a pair (``R_{ab} = \langle S_{ab}, G \rangle``, its ``s^2 x k^2``
+        array times ``vec G``) and ``d C^{-1} = -C^{-1} dC\, C^{-1}``,
+
+        .. math:: \frac{df}{du_j} = \sum_{(P, s)} \bigl\langle n_{(P, s)} C_s^{-1}
+                  - C_s^{-1} R\, C_s^{-1},\; \partial (C_P)_{:s,:s} / \partial u_j
+                  \bigr\rangle
+
+        (``n`` the pair's groups: ``log|V|`` counts ``log|C_s|`` once per group) -- per
+        evaluation a few ``s x s`` products, for any number of groups. Otherwise by
+        whitening (:class:`WhitenedGram`)."""
+        cor = self.residual.correlation
+        if not self.analytic_gradient:
+            return self._whitened.vjp(phi)
+        phi = np.asarray(phi, dtype=float)
+        got = self._evaluate(phi)
+        if got is None:
+            return None
+        A, logdet, inverses = got
+        uc, _ = self.residual.split(phi)
+        u = cor.full(uc)
+
+        def pullback(G):
+            g = G.reshape(-1)
+            grad = np.zeros(u.size)
+            for dC, pairs, inv in zip(cor.matrix_derivatives(u, self._geometries),
+                                      self._pairs, inverses, strict=True):
+                for (pat, ln, S, count), Ci in zip(pairs, inv, strict=True):
+                    R = (S @ g).reshape(ln, ln)
+                    Q = count * Ci - Ci @ R @ Ci
+                    grad += dC[:, pat, :ln, :ln].reshape(u.size, -1) @ Q.reshape(-1)
+            return np.zeros(0) if cor.spec.fixed else grad
+
+        return A, logdet, pullback
+
+    @property
+    def analytic_gradient(self) -> bool:
+        """:meth:`vjp` needs no whitening (the structure has ``matrix_derivatives``)."""
+        return hasattr(self.residual.correlation, "matrix_derivatives")
 
 
 class CompSymmGram:
@@ -313,13 +363,12 @@ class CompSymmGram:
               U_n = \sum_{i: n_i = n} \bar m_i \bar m_i', \quad \bar m_i = \sum_{j \in i} m_j,
 
     and ``log|C| = \sum_i (n_i - 1) \log(1 - \rho) + \log(1 - \rho + n_i \rho)``: a few
-    ``k x k`` matrices per evaluation. The gradient whitens (:class:`WhitenedGram`).
+    ``k x k`` matrices per evaluation, and as few for the gradient (:meth:`vjp`).
     """
 
     def __init__(self, residual: BoundResidual, M: np.ndarray):
         self.residual = residual
         self.k = M.shape[1]
-        self._whitened = WhitenedGram(residual, M)
         blocks = residual.correlation.blocks
         order = np.argsort(blocks.codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
@@ -342,6 +391,12 @@ class CompSymmGram:
 
     def value(self, phi: np.ndarray) -> tuple[np.ndarray, float] | None:
         """As :meth:`WhitenedGram.value`."""
+        got = self._evaluate(phi)
+        return None if got is None else (got[0].reshape(self.k, self.k), got[1])
+
+    def _evaluate(self, phi):
+        """``(vec A, log|V|, rho, big)``, ``big = 1 - rho + n rho`` per group size; None
+        outside the positive definite range."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
         rho = float(cor.natural(cor.full(uc))[0])
@@ -350,11 +405,39 @@ class CompSymmGram:
             return None
         A = (self._S - (rho / big) @ self._U) / (1.0 - rho)
         logdet = float(self._count @ ((self._nf - 1.0) * np.log1p(-rho) + np.log(big)))
-        return A.reshape(self.k, self.k), logdet
+        return A, logdet, rho, big
 
     def vjp(self, phi: np.ndarray):
-        """As :meth:`WhitenedGram.vjp` (by whitening)."""
-        return self._whitened.vjp(phi)
+        r"""As :meth:`WhitenedGram.vjp`, in closed form: ``d a_n / d\rho = 1 / big_n^2``
+        (``big_n = 1 - \rho + n \rho``), so
+
+        .. math:: \frac{dA}{d\rho} = \frac{A - \sum_n U_n / big_n^2}{1 - \rho}, \qquad
+                  \frac{d \log|C|}{d\rho} = \sum_n c_n (n - 1)
+                  \Bigl(\frac{1}{big_n} - \frac{1}{1 - \rho}\Bigr),
+
+        ``c_n`` the groups of size ``n``, and ``d\rho / du = (\rho - \rho_{min})
+        (1 - \rho) / (1 - \rho_{min})`` of the structure's logistic scale."""
+        got = self._evaluate(phi)
+        if got is None:
+            return None
+        A, logdet, rho, big = got
+        cor = self.residual.correlation
+        inf = cor._inf
+        drho = (rho - inf) * (1.0 - rho) / (1.0 - inf)
+        dA = (A - (1.0 / (big * big)) @ self._U) / (1.0 - rho)
+        dlogdet = float(self._count @ ((self._nf - 1.0) * (1.0 / big - 1.0 / (1.0 - rho))))
+
+        def pullback(G):
+            if not self.residual.n_cor:
+                return np.zeros(0)
+            return np.array([(float(dA @ G.reshape(-1)) + dlogdet) * drho])
+
+        return A.reshape(self.k, self.k), logdet, pullback
+
+    @property
+    def analytic_gradient(self) -> bool:
+        """:meth:`vjp` needs no whitening."""
+        return True
 
 
 def gram_plan(residual: BoundResidual, M: np.ndarray):

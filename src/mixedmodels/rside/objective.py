@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 from scipy.linalg import solve_triangular
-from scipy.linalg.lapack import dpotrf, dtrtri, dtrtrs
+from scipy.linalg.lapack import dpotrf, dtrtri
 
 from ..design import Design
 from ..linalg.basis import FixedBasis
@@ -319,6 +319,15 @@ class GLSObjective:
         -- the convergence check then uses it instead of finite differences."""
         return self.has_gradient and isinstance(self._gram, BandedGram)
 
+    @property
+    def fast_gradient(self) -> bool:
+        """The gradient costs a few values at most: :attr:`cheap_gradient`, or shared
+        pattern factors differentiated without whitening
+        (:attr:`~.gram.PatternGram.analytic_gradient`) -- ``gls`` is then fitted by
+        quasi-Newton (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
+        return self.has_gradient and (isinstance(self._gram, BandedGram) or getattr(
+            self._gram, "analytic_gradient", False))
+
     def _factor(self, phi):
         """``(L, log|V|)`` or None."""
         res = self._gram.value(np.asarray(phi, dtype=float))
@@ -379,16 +388,16 @@ class GLSObjective:
         if L is None:
             return bad
         p = self.p
-        # LAPACK directly: scipy's solve_triangular costs half a small evaluation in checks
-        Lxx = np.ascontiguousarray(L[:p, :p])
-        gamma, _ = dtrtrs(Lxx, L[p, :p], lower=1, trans=1)
+        # one triangular inverse (LAPACK directly: scipy's wrappers cost half a small
+        # evaluation in checks) holds both terms: its first p rows are [L_X^{-1}, 0] and
+        # its last row is v' / r, so G = Li' diag(1, .., 1, c r^2) Li (REML; the first p
+        # weights 0 for ML)
+        Li, _ = dtrtri(L, lower=1)
         r2 = L[p, p] ** 2
         c = 1.0 / self.sigma ** 2 if self.sigma is not None else self._dof / r2
-        v = np.append(-gamma, 1.0)
-        G = c * np.outer(v, v)
-        if self.reml:
-            Li, _ = dtrtri(Lxx, lower=1)
-            G[:p, :p] += Li.T @ Li
+        weight = np.full(p + 1, 1.0 if self.reml else 0.0)
+        weight[p] = c * r2
+        G = (Li.T * weight) @ Li
         return self._criterion(L, logdet), pullback(G)
 
     def full_deviance(self, phi, sigma: float) -> float:
@@ -404,8 +413,9 @@ class GLSObjective:
                                         f"{phi}")
         L, logdet = f
         p = self.p
-        Lxx_t = L[:p, :p].T
-        gamma = np.linalg.solve(Lxx_t, L[p, :p])
+        # L_X^{-1} once (LAPACK directly): gamma = L_X^{-T} l and RX_inv = L_X^{-T}
+        Li, _ = dtrtri(np.ascontiguousarray(L[:p, :p]), lower=1)
+        gamma = Li.T @ L[p, :p]
         r2 = L[p, p] ** 2
         sigma = self.sigma if self.sigma is not None else float(np.sqrt(r2 / self._dof))
         basis = self.basis
@@ -413,7 +423,7 @@ class GLSObjective:
                            sigma, r2,
                            2.0 * float(np.sum(np.log(np.diagonal(L)[:p])))
                            + basis.log_det_R2, logdet,
-                           basis.rx_inv_to_user(np.linalg.inv(Lxx_t)))
+                           basis.rx_inv_to_user(Li.T))
 
 
 def _chol(A: np.ndarray, p: int) -> np.ndarray | None:

@@ -306,8 +306,12 @@ class LaplaceGradient:
         S = self.structure
         a = S.slot_values(lams)                                   # (n, P): Z Lambda
         self._factor(self._M, a, wl)
-        B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()  # (n, P, P)
-        Ba = np.einsum("nst,nt->ns", B, a)                        # (n, P)
+        apply = getattr(self._M, "slot_inverse_apply", None)
+        if apply is not None:
+            Ba = apply(a)                                         # (n, P), no (n, P, P)
+        else:
+            B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()
+            Ba = np.einsum("nst,nt->ns", B, a)                    # (n, P)
         lev = np.einsum("ns,ns->n", a, Ba)                        # s_i
         r = dwl * lev
         if same:

@@ -39,6 +39,14 @@ def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return z, w / np.sqrt(2.0 * np.pi)
 
 
+@cache
+def _node_terms(n: int) -> np.ndarray:
+    """``log w_k + z_k^2 / 2`` of the ``n``-point rule, a column (the part of every
+    level's log-sum-exp that does not depend on the data)."""
+    z, w = gauss_hermite(n)
+    return (np.log(w) + 0.5 * (z * z))[:, None]
+
+
 def agq_deviance(nodes: int, *, eta: np.ndarray, u: np.ndarray, codes: np.ndarray,
                  zcol: np.ndarray, lam: float, L_diag: np.ndarray, m2ll, phi: float = 1.0
                  ) -> float:
@@ -105,12 +113,12 @@ def agq_level_sums(nodes: int, *, eta: np.ndarray, codes: np.ndarray, zcol: np.n
 def agq_from_sums(nodes: int, sums: np.ndarray, *, u: np.ndarray, L_diag: np.ndarray,
                   phi: float = 1.0) -> float:
     """:func:`agq_deviance` from the per-level sums of :func:`agq_level_sums`."""
-    z, w = gauss_hermite(int(nodes))
+    z, _ = gauss_hermite(int(nodes))
     scale = np.sqrt(phi) / L_diag
     g0 = sums[0] + u * u / phi
     uk = u[None, :] + z[:, None] * scale[None, :]
     gk = sums[1:] + uk * uk / phi
-    terms = np.log(w)[:, None] + 0.5 * (z * z)[:, None] - 0.5 * (gk - g0[None, :])
+    terms = _node_terms(int(nodes)) - 0.5 * (gk - g0[None, :])
     top = terms.max(axis=0)
     log_sum = top + np.log(np.exp(terms - top).sum(axis=0))
     return float(np.sum(g0) + 2.0 * np.sum(np.log(L_diag)) - 2.0 * np.sum(log_sum))

@@ -37,7 +37,7 @@ from ...linalg.lapack import (
 )
 
 __all__ = ["CHUNK_ENTRIES", "DENSE_FLOP_RATIO", "DENSE_H12_MAX", "PAIR_PRODUCTS_MAX",
-           "BlockedHessian", "first_block"]
+           "SMALL_DENSE_FLOPS", "BlockedHessian", "first_block"]
 
 #: Entries of ``T = C S^{-1}`` formed at a time (80 MB of doubles).
 CHUNK_ENTRIES = 10_000_000
@@ -52,6 +52,12 @@ PAIR_PRODUCTS_MAX = 1_000_000
 #: the other factors).
 DENSE_H12_MAX = 4_000_000
 DENSE_FLOP_RATIO = 10
+#: Up to this many multiply-adds of ``T = C S^{-1}`` as a dense product (``levels P1
+#: q_r^2``: a fraction of a millisecond) the rows of ``C`` and ``H12`` that the selected
+#: inverse and :meth:`BlockedHessian.solve_many` read are dense arrays: each scipy sparse
+#: matrix (slice, transpose, product) costs 10-40 us to check its arguments, five of them
+#: per gradient, a third of grouseticks' gradient (two crossed terms, 118 and 63 levels).
+SMALL_DENSE_FLOPS = 2_000_000
 
 
 def first_block(structure):
@@ -212,6 +218,9 @@ class BlockedHessian:
         self._T = None
         self._C_csr = None
         self._order: tuple[np.ndarray, np.ndarray] | None = None
+        #: C and H12 as dense arrays (:data:`SMALL_DENSE_FLOPS`), formed when first needed
+        self._small = self.levels * P1 * q_r * q_r <= SMALL_DENSE_FLOPS
+        self._dense_pair: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- factorization ---------------------------------------------------------------------
     def factor(self, slot_products: np.ndarray) -> bool:
@@ -250,6 +259,7 @@ class BlockedHessian:
         self.logdet = logdet1 + 2.0 * float(np.sum(np.log(np.diagonal(S))))
         self._H11inv, self._data12, self._C_data, self._LS = H11inv, data12, C_data, S
         self._C_csr = None
+        self._dense_pair = None
         return True
 
     @property
@@ -258,6 +268,15 @@ class BlockedHessian:
         if self._C_csr is None:
             self._C_csr = self._plan.csr(self._C_data)
         return self._C_csr
+
+    def _dense_c_h12(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(C, H12)`` as dense (levels P1, q_r) arrays, for small blocks only
+        (:data:`SMALL_DENSE_FLOPS`)."""
+        if self._dense_pair is None:
+            plan = self._plan
+            self._dense_pair = (plan.dense_matrix(self._C_data),
+                                plan.dense_matrix(self._data12))
+        return self._dense_pair
 
     # -- solves --------------------------------------------------------------------------
     def _s_solve(self, b: np.ndarray) -> np.ndarray:
@@ -282,10 +301,14 @@ class BlockedHessian:
         ``bincount`` pass per column)."""
         m = V.shape[1]
         y1 = np.matmul(self._H11inv, V[self.idx1]).reshape(-1, m)     # (L1 P1, m)
-        v2 = V[self.rest_u] - self._plan.csr(self._data12).T @ y1
+        if self._small:
+            C, H12 = self._dense_c_h12()
+        else:
+            C, H12 = self._C, self._plan.csr(self._data12)
+        v2 = V[self.rest_u] - H12.T @ y1
         x2 = self._s_solve(v2)
         out = np.empty_like(V)
-        out[self.idx1.ravel()] = y1 - self._C @ x2
+        out[self.idx1.ravel()] = y1 - C @ x2
         out[self.rest_u] = x2
         return out
 
@@ -353,6 +376,8 @@ class BlockedHessian:
 
     def _t_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (block-1 positions) of ``T = C S^{-1}``."""
+        if self._small:
+            return self._dense_c_h12()[0][start:stop] @ self._s_inverse()
         return np.asarray(self._C[start:stop] @ self._s_inverse())
 
     def _chunks(self):
@@ -365,7 +390,9 @@ class BlockedHessian:
 
     def _block1_inverse(self, lo: int, hi: int, T: np.ndarray) -> np.ndarray:
         """``(H^{-1})_{11}`` diagonal blocks of levels ``lo:hi``: ``H11^{-1} + T C'``."""
-        C = self._C[lo * self.P1:hi * self.P1].toarray().reshape(hi - lo, self.P1, self.q_r)
+        rows = slice(lo * self.P1, hi * self.P1)
+        C = self._dense_c_h12()[0][rows] if self._small else self._C[rows].toarray()
+        C = C.reshape(hi - lo, self.P1, self.q_r)
         return self._H11inv[lo:hi] + np.matmul(T, C.transpose(0, 2, 1))
 
     def slot_inverse(self) -> np.ndarray:

@@ -69,7 +69,7 @@ SHAPE_FD_REL = 1e-4
 #: line search's last trials are not always that point.
 MEMO_SIZE = 8
 
-_dpotrf, _dpotri, _dpotrs = lapack.dpotrf, lapack.dpotri, lapack.dpotrs
+_dpotrf, _dpotrs = lapack.dpotrf, lapack.dpotrs
 
 __all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "row_derivatives",
            "stage0_supported"]
@@ -342,12 +342,13 @@ class LaplaceGradient:
         A = self._dense_a
         self._dense.scaled_z(lams, A)
         Lm = self._dense_factor(A, wl)
-        Minv, info = _dpotri(Lm, lower=1)
+        # A M^{-1} = (M^{-1} A')': one solve with the factor (no inverse to form and
+        # mirror: four calls fewer per gradient on cbpp)
+        AMt, info = _dpotrs(Lm, A.T, lower=1)
         if info != 0:
             raise PIRLSError("the Laplace Hessian is not positive definite at the "
                              "conditional modes")
-        Minv = np.tril(Minv) + np.tril(Minv, -1).T
-        AM = A @ Minv                                             # (n, q)
+        AM = AMt.T                                                # (n, q)
         Ba = np.take_along_axis(AM, S.J, axis=1)                  # (n, P)
         lev = np.einsum("nq,nq->n", A, AM)                        # s_i
         r = dwl * lev

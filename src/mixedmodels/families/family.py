@@ -130,6 +130,10 @@ class Family:
     links: tuple[str, ...] = ()
     default_link: str = ""
     canonical_link: str = ""
+    #: under the canonical link ``eta`` is the natural parameter itself, so that
+    #: ``d mu / d eta = V(mu)`` (binomial logit, Poisson log; R's canonical links of the
+    #: Gamma and inverse Gaussian are the natural parameter only up to a factor)
+    canonical_is_natural: bool = False
     #: has a dispersion parameter phi estimated with the fit
     has_dispersion: bool = False
     #: Hessian used for the Laplace approximation: "expected" (lme4) or "observed"
@@ -457,6 +461,7 @@ class Binomial(Family):
     name = "binomial"
     links = ("logit", "probit", "cauchit", "log", "cloglog")
     default_link = canonical_link = "logit"
+    canonical_is_natural = True
 
     def variance(self, mu):
         return mu * (1.0 - mu)
@@ -519,6 +524,7 @@ class Poisson(Family):
     name = "poisson"
     links = ("log", "identity", "sqrt")
     default_link = canonical_link = "log"
+    canonical_is_natural = True
 
     def variance(self, mu):
         return mu

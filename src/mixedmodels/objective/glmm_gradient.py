@@ -138,6 +138,13 @@ def row_derivatives(fam: Family, kind: str, y: np.ndarray, prior: np.ndarray,
     and second derivatives of ``d_i / 2`` in ``eta``, the Laplace weights of ``kind``
     (``"expected"`` or ``"observed"``) and their derivative; ``same``: ``W_L`` is ``w``
     (the observed information, or any kind under a canonical link)."""
+    if getattr(fam, "canonical_is_natural", False) and fam.link.name == fam.canonical_link:
+        # eta the natural parameter (d mu/d eta = V): the formulas below reduce to
+        # g = -w (y - mu), W = w mu' and dW/d eta = w mu'' -- three products instead of
+        # thirty-odd array operations (a third of cbpp's gradient)
+        _, m1, m2, _ = fam.link.inverse_derivatives(eta, 2)
+        w = prior * m1
+        return -prior * (y - mu), w, w, prior * m2, True
     _, m1, m2, m3 = fam.link.inverse_derivatives(eta, 3)
     V = fam.variance(mu)
     V1, V2 = fam.variance_deriv(mu), fam.variance_deriv2(mu)

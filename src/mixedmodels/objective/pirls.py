@@ -321,6 +321,8 @@ class PIRLS:
         self.y = design.y
         self.X = design.X
         self.offset = design.offset
+        #: a non-zero offset (adding zeros twice per step is skipped; same values)
+        self._has_offset = bool(np.any(self.offset))
         self.prior = prior_weights(design)
         #: well-conditioned basis of the fixed effects for the least-squares solves
         self.basis = FixedBasis.of(design.X, self.prior)
@@ -822,7 +824,9 @@ class PIRLS:
         if ref is not None and not joint:
             fixed = ref.fixed
         else:
-            fixed = (self.Xt if joint else self.X) @ beta + self.offset
+            fixed = (self.Xt if joint else self.X) @ beta
+            if self._has_offset:
+                fixed += self.offset
         eta, mu, me, dev = self._state(fixed, lams, u)
         return RowPoint(fixed, eta, mu, me, dev)
 
@@ -837,7 +841,8 @@ class PIRLS:
                 self._XY = np.empty((self.n, p + 1))
                 self._XY[:, :p] = self.Xt
             XY = self._XY
-            np.add(cur.eta - self.offset, wres, out=XY[:, p])
+            np.add(cur.eta - self.offset if self._has_offset else cur.eta, wres,
+                   out=XY[:, p])
         else:
             XY = (cur.eta - cur.fixed + wres)[:, None]
         # the dense system of small models factors the rows themselves (no cross-products)

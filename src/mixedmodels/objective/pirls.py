@@ -149,10 +149,14 @@ def link_keeps_range(family: Family) -> bool:
     a feasible edge (a log link for probabilities, identity or inverse for positive
     means)."""
     link = family.link
-    # (every probe at once: the checks are elementwise, all must pass)
+    # (every probe at once: the checks are elementwise, all must pass; a probe outside
+    # the link's range may overflow without changing the answer)
     if not link.valid_eta(RANGE_PROBES):
         return False
-    return link.bounded or family.valid_mu(link.linkinv(RANGE_PROBES))
+    if link.bounded:
+        return True
+    with np.errstate(all="ignore"):
+        return bool(family.valid_mu(link.linkinv(RANGE_PROBES)))
 
 
 def prior_weights(design: Design) -> np.ndarray:

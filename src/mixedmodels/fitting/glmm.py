@@ -300,6 +300,18 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     return opt, v, fun
 
 
+def _stage0_solution(obj: GLMMObjective, stage0: _Stage0, theta: np.ndarray,
+                     fam: Family) -> GLMMSolution:
+    """The joint PIRLS solution at the stage-1 optimum: the search's last solve when it
+    was at the optimum itself (as usual: BFGS evaluates its last iterate last), whose
+    modes gave the optimum's value, else a solve there (one more PIRLS step from those
+    modes moves them within PIRLS's tolerance only; cbpp nAGQ = 0: 3% of the fit)."""
+    grad = stage0.gradient
+    pr = grad.last_solve_at(theta, fam) if isinstance(grad, Stage0Gradient) and \
+        obj.stage0_tol is None and type(obj.pirls) is PIRLS else None
+    return obj.solve0(theta, fam) if pr is None else obj.solution0(pr, fam)
+
+
 def _backend(optimizer: str) -> str:
     return "bobyqa" if optimizer in ("auto", "gradient") else optimizer
 
@@ -524,7 +536,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     opt0, v, stage0 = _stage0(obj, theta0, optimizer, settings0)
     obj.stage0_tol = None
     theta, fam = stage0.theta(v), stage0.family(v)
-    sol0 = obj.solve0(theta, fam)
+    sol0 = _stage0_solution(obj, stage0, theta, fam)
     Rinv0 = _rx_inverse(obj, sol0)
     vcov0 = sol0.phi * Rinv0 @ Rinv0.T
     sep = _separation(design, obj, sol0)

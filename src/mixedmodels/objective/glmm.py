@@ -448,3 +448,20 @@ class GLMMObjective:
         self._use_family(fam)
         pr = self.pirls.fit(np.asarray(theta, float), None)
         return self._solution(pr, fam, None, 1)
+
+    def solution0(self, pr: PIRLSResult, family: Family) -> GLMMSolution:
+        """:meth:`solve0`'s solution from a joint PIRLS result already computed at its
+        theta with ``family`` and PIRLS's own tolerance (the stage-1 search's last
+        evaluation), leaving PIRLS's workspace where that solve left it.
+
+        Parameters
+        ----------
+        pr : PIRLSResult
+        family : Family
+
+        Returns
+        -------
+        GLMMSolution
+        """
+        self._use_family(family)
+        return self._solution(pr, family, None, 1)

@@ -446,17 +446,33 @@ class Stage0Gradient(LaplaceGradient):
         Any nAGQ; no estimated negative binomial shape (see :func:`stage0_supported`).
     """
 
+    #: ``(theta, PIRLS tolerance, family, PIRLSResult)`` of the last successful joint
+    #: solve: the fit's stage-1 solution at the optimum is this one when the search
+    #: evaluated the optimum last (:meth:`last_solve_at`)
+    last_solve: tuple | None = None
+
+    def last_solve_at(self, theta: np.ndarray, family: Family):
+        """The last joint solve when it was at exactly ``theta`` with ``family`` and
+        PIRLS's own tolerance (as :meth:`~.glmm.GLMMObjective.solve0` solves), else None."""
+        last = self.last_solve
+        if last is None or last[1] is not None or last[2] is not family or \
+                not np.array_equal(last[0], theta):
+            return None
+        return last[3]
+
     def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         obj = self.obj
         obj.n_evals += 1
         self.n_grads += 1
         fam = obj.family
         obj._use_family(fam)
+        self.last_solve = None
         try:
             pr = obj.pirls.fit(theta, None, tol=obj.stage0_tol)
             value, phi, _ = obj._value(pr, fam, None, 1)
             if not np.isfinite(value):
                 raise FloatingPointError
+            self.last_solve = (np.array(theta, dtype=float), obj.stage0_tol, fam, pr)
             with np.errstate(all="raise", under="ignore"):
                 grad = self._gradient(theta, pr, fam, phi, joint=True)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):

@@ -272,9 +272,18 @@ class Family:
         """``mu -> -2 log p(y_i | mu_i) = d_i + s_i`` per observation at ``phi = 1``, for
         fixed ``y`` and ``w``: what adaptive quadrature evaluates at every node of every
         level (:mod:`~mixedmodels.objective.agq`). Families override this with the terms
-        that do not depend on ``mu`` formed once. ``y`` and ``w`` as for
-        :meth:`deviance_function`; the callable returns a new array of ``mu``'s shape (its
-        last axis runs over the observations).
+        that do not depend on ``mu`` formed once.
+
+        Parameters
+        ----------
+        y, w : ndarray (n,)
+            Responses and prior weights, as for :meth:`deviance_function`.
+
+        Returns
+        -------
+        callable
+            ``f(mu)``: a new array of ``mu``'s shape (its last axis runs over the
+            observations).
         """
         sat = np.asarray(self.saturated(y, w, 1.0), dtype=float)
         return lambda mu: self.dev_resids(y, mu, w) + sat

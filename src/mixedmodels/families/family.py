@@ -130,6 +130,10 @@ class Family:
     links: tuple[str, ...] = ()
     default_link: str = ""
     canonical_link: str = ""
+    #: under the canonical link ``eta`` is the natural parameter itself, so that
+    #: ``d mu / d eta = V(mu)`` (binomial logit, Poisson log; R's canonical links of the
+    #: Gamma and inverse Gaussian are the natural parameter only up to a factor)
+    canonical_is_natural: bool = False
     #: has a dispersion parameter phi estimated with the fit
     has_dispersion: bool = False
     #: Hessian used for the Laplace approximation: "expected" (lme4) or "observed"
@@ -263,6 +267,26 @@ class Family:
             ``f(mu) -> float``, the total deviance.
         """
         return lambda mu: float(np.sum(self.dev_resids(y, mu, w)))
+
+    def m2ll_function(self, y: np.ndarray, w: np.ndarray):
+        """``mu -> -2 log p(y_i | mu_i) = d_i + s_i`` per observation at ``phi = 1``, for
+        fixed ``y`` and ``w``: what adaptive quadrature evaluates at every node of every
+        level (:mod:`~mixedmodels.objective.agq`). Families override this with the terms
+        that do not depend on ``mu`` formed once.
+
+        Parameters
+        ----------
+        y, w : ndarray (n,)
+            Responses and prior weights, as for :meth:`deviance_function`.
+
+        Returns
+        -------
+        callable
+            ``f(mu)``: a new array of ``mu``'s shape (its last axis runs over the
+            observations).
+        """
+        sat = np.asarray(self.saturated(y, w, 1.0), dtype=float)
+        return lambda mu: self.dev_resids(y, mu, w) + sat
 
     def mustart(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Starting means (R's ``family$initialize``), inside the parameter space.
@@ -435,6 +459,7 @@ class Binomial(Family):
     name = "binomial"
     links = ("logit", "probit", "cauchit", "log", "cloglog")
     default_link = canonical_link = "logit"
+    canonical_is_natural = True
 
     def variance(self, mu):
         return mu * (1.0 - mu)
@@ -456,6 +481,15 @@ class Binomial(Family):
         const = 2.0 * float(np.sum(w * (_xlogy(y, y) + _xlogy(1.0 - y, 1.0 - y))))
         wy, wn = w * y, w * (1.0 - y)
         return lambda mu: const - 2.0 * float(wy @ np.log(mu) + wn @ np.log1p(-mu))
+
+    def m2ll_function(self, y, w):
+        # -2 log dbinom(k; w, mu) = -2 [lchoose(w, k) + k log mu + (w - k) log(1 - mu)],
+        # k = w y: d_i + s_i with the saturated fit's terms cancelled, two logs per value
+        k = w * y
+        const = -2.0 * (special.gammaln(w + 1.0) - special.gammaln(k + 1.0)
+                        - special.gammaln(w - k + 1.0))
+        k2, f2 = 2.0 * k, 2.0 * (w - k)
+        return lambda mu: const - (k2 * np.log(mu) + f2 * np.log1p(-mu))
 
     def saturated(self, y, w, phi=1.0):
         # -2 log dbinom(w y, w, y): binomial coefficient plus the saturated fit
@@ -488,6 +522,7 @@ class Poisson(Family):
     name = "poisson"
     links = ("log", "identity", "sqrt")
     default_link = canonical_link = "log"
+    canonical_is_natural = True
 
     def variance(self, mu):
         return mu

@@ -300,6 +300,18 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     return opt, v, fun
 
 
+def _stage0_solution(obj: GLMMObjective, stage0: _Stage0, theta: np.ndarray,
+                     fam: Family) -> GLMMSolution:
+    """The joint PIRLS solution at the stage-1 optimum: the search's last solve when it
+    was at the optimum itself (as usual: BFGS evaluates its last iterate last), whose
+    modes gave the optimum's value, else a solve there (one more PIRLS step from those
+    modes moves them within PIRLS's tolerance only; cbpp nAGQ = 0: 3% of the fit)."""
+    grad = stage0.gradient
+    pr = grad.last_solve_at(theta, fam) if isinstance(grad, Stage0Gradient) and \
+        obj.stage0_tol is None and type(obj.pirls) is PIRLS else None
+    return obj.solve0(theta, fam) if pr is None else obj.solution0(pr, fam)
+
+
 def _backend(optimizer: str) -> str:
     return "bobyqa" if optimizer in ("auto", "gradient") else optimizer
 
@@ -524,8 +536,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     opt0, v, stage0 = _stage0(obj, theta0, optimizer, settings0)
     obj.stage0_tol = None
     theta, fam = stage0.theta(v), stage0.family(v)
-    sol0 = obj.solve0(theta, fam)
-    Rinv0 = obj.pirls.rx_inverse(theta, sol0.eta, sol0.mu)
+    sol0 = _stage0_solution(obj, stage0, theta, fam)
+    Rinv0 = _rx_inverse(obj, sol0)
     vcov0 = sol0.phi * Rinv0 @ Rinv0.T
     sep = _separation(design, obj, sol0)
     log.stage("nAGQ=0")
@@ -753,17 +765,22 @@ def _newton_step(derivs, n: int) -> np.ndarray | None:
 
 
 def _rx_vcov(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
-    """``R_X^{-1} R_X^{-T}`` at the solution, from the solution's own factor when its
-    Laplace weights are the Fisher weights ``R_X`` is defined with (lme4's expected
-    information, or a canonical link: the same factorization twice otherwise)."""
+    """``R_X^{-1} R_X^{-T}`` at the solution (:func:`_rx_inverse`)."""
+    Ri = _rx_inverse(obj, sol)
+    return Ri @ Ri.T
+
+
+def _rx_inverse(obj: GLMMObjective, sol: GLMMSolution) -> np.ndarray:
+    """``R_X^{-1}`` at the solution, from the solution's own factor when its Laplace
+    weights are the Fisher weights ``R_X`` is defined with (lme4's expected information,
+    or a canonical link: the same factorization twice otherwise; VerbAgg's is 4% of the
+    fit)."""
     fam = sol.family
     kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
     fisher = kind == "expected" or fam.link.name == fam.canonical_link
     if fisher and type(obj.pirls) is PIRLS and sol.factor is not None:
-        Ri = obj.pirls.rx_inverse_of(sol.factor)
-    else:
-        Ri = obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
-    return Ri @ Ri.T
+        return obj.pirls.rx_inverse_of(sol.factor)
+    return obj.pirls.rx_inverse(sol.theta, sol.eta, sol.mu)
 
 
 def _leave_workspace_at(obj: GLMMObjective, x: np.ndarray, sol: GLMMSolution) -> None:

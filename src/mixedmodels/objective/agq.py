@@ -39,6 +39,14 @@ def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return z, w / np.sqrt(2.0 * np.pi)
 
 
+@cache
+def _node_terms(n: int) -> np.ndarray:
+    """``log w_k + z_k^2 / 2`` of the ``n``-point rule, a column (the part of every
+    level's log-sum-exp that does not depend on the data)."""
+    z, w = gauss_hermite(n)
+    return (np.log(w) + 0.5 * (z * z))[:, None]
+
+
 def agq_deviance(nodes: int, *, eta: np.ndarray, u: np.ndarray, codes: np.ndarray,
                  zcol: np.ndarray, lam: float, L_diag: np.ndarray, m2ll, phi: float = 1.0
                  ) -> float:
@@ -95,8 +103,11 @@ def agq_level_sums(nodes: int, *, eta: np.ndarray, codes: np.ndarray, zcol: np.n
     z, _ = gauss_hermite(int(nodes))
     # all nodes at once: (nodes, n) linear predictors; node 0 of an odd rule is the mode
     shift_obs = lam * zcol * scale[codes]
-    etas = eta[None, :] + z[:, None] * shift_obs[None, :]
-    per_obs = m2ll(np.vstack([eta[None, :], etas]))
+    etas = np.empty((z.size + 1, eta.shape[0]))
+    etas[0] = eta
+    np.multiply(z[:, None], shift_obs[None, :], out=etas[1:])
+    etas[1:] += eta
+    per_obs = m2ll(etas)
     flat_codes = (np.arange(z.size + 1)[:, None] * nlevels + codes[None, :]).ravel()
     sums = np.bincount(flat_codes, per_obs.ravel(), minlength=(z.size + 1) * nlevels)
     return sums.reshape(z.size + 1, nlevels)
@@ -105,12 +116,16 @@ def agq_level_sums(nodes: int, *, eta: np.ndarray, codes: np.ndarray, zcol: np.n
 def agq_from_sums(nodes: int, sums: np.ndarray, *, u: np.ndarray, L_diag: np.ndarray,
                   phi: float = 1.0) -> float:
     """:func:`agq_deviance` from the per-level sums of :func:`agq_level_sums`."""
-    z, w = gauss_hermite(int(nodes))
+    z, _ = gauss_hermite(int(nodes))
     scale = np.sqrt(phi) / L_diag
-    g0 = sums[0] + u * u / phi
     uk = u[None, :] + z[:, None] * scale[None, :]
-    gk = sums[1:] + uk * uk / phi
-    terms = np.log(w)[:, None] + 0.5 * (z * z)[:, None] - 0.5 * (gk - g0[None, :])
+    u2, uk2 = u * u, uk * uk
+    if phi != 1.0:
+        u2 /= phi
+        uk2 /= phi
+    g0 = sums[0] + u2
+    gk = sums[1:] + uk2
+    terms = _node_terms(int(nodes)) - 0.5 * (gk - g0[None, :])
     top = terms.max(axis=0)
     log_sum = top + np.log(np.exp(terms - top).sum(axis=0))
-    return float(np.sum(g0) + 2.0 * np.sum(np.log(L_diag)) - 2.0 * np.sum(log_sum))
+    return float(g0.sum() + 2.0 * np.log(L_diag).sum() - 2.0 * log_sum.sum())

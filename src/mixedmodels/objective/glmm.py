@@ -189,7 +189,7 @@ class GLMMObjective:
         self.n_evals = 0
         self.stage0_tol: float | None = None     # None: PIRLS's own tolerance
         self._sat_cache: dict = {}
-        self._sat_terms: tuple | None = None     # (family, s_i) of adaptive quadrature
+        self._sat_terms: tuple | None = None     # (family, -2 log p) of quadrature
 
     # -- parameter vector ---------------------------------------------------------------
     def laplace_gradient_factory(self):
@@ -302,18 +302,39 @@ class GLMMObjective:
                                                               self.pirls.prior, phi)))
         return self._sat_cache[key]
 
-    def _saturated_terms(self, fam: Family, phi: float) -> np.ndarray:
-        """``s_i(phi)`` per observation for adaptive quadrature, which adds them to every
-        node's deviances at every evaluation (for the binomial their three ``gammaln``
-        passes were a third of the per-observation work). Kept for the last family without
-        a dispersion (one array of n values); with a dispersion ``phi`` moves at every
-        evaluation and they are computed afresh."""
+    def _m2ll_function(self, fam: Family, phi: float):
+        """``eta -> -2 log p(y_i | eta_i)`` per observation for adaptive quadrature (which
+        evaluates it at every node of every level): for a family without a dispersion the
+        family's :meth:`~mixedmodels.families.Family.m2ll_function`, kept for the last
+        family (its constant terms formed once: for the binomial the three ``gammaln``
+        passes of ``s_i`` were a third of the per-observation work); with a dispersion
+        ``phi`` moves at every evaluation and ``d_i / phi + s_i(phi)`` is formed afresh."""
+        y, prior = self.design.y, self.pirls.prior
         if fam.has_dispersion:
-            return fam.saturated(self.design.y, self.pirls.prior, phi)
-        if self._sat_terms is None or self._sat_terms[0] is not fam:
-            self._sat_terms = (fam, np.asarray(
-                fam.saturated(self.design.y, self.pirls.prior, 1.0), dtype=float))
-        return self._sat_terms[1]
+            sat = fam.saturated(y, prior, phi)
+
+            def per_obs(mu):
+                out = fam.dev_resids(y, mu, prior)
+                if phi != 1.0:
+                    out /= phi
+                out += sat
+                return out
+        else:
+            if self._sat_terms is None or self._sat_terms[0] is not fam:
+                self._sat_terms = (fam, fam.m2ll_function(y, prior))
+            per_obs = self._sat_terms[1]
+        linkinv = fam.link.linkinv
+
+        def m2ll(eta):
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+                out = per_obs(linkinv(eta))
+                # one reduction decides (a sum is finite only when every term is); the
+                # elementwise repair runs only when some node left the family's range
+                if not np.isfinite(out.sum()):
+                    out = np.where(np.isfinite(out), out, np.inf)
+            return out
+
+        return m2ll
 
     def _value(self, pr: PIRLSResult, fam: Family, phi: float | None, nagq: int
                ) -> tuple[float, float, float]:
@@ -329,21 +350,7 @@ class GLMMObjective:
         term = self.design.terms[0]
         lam = float(term.structure.lambda_(pr.theta)[0, 0])
 
-        sat = self._saturated_terms(fam, phi)     # does not depend on eta
-
-        def m2ll(eta):
-            mu = fam.link.linkinv(eta)
-            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-                out = fam.dev_resids(y, mu, prior)
-                if phi != 1.0:
-                    out /= phi
-                out += sat
-                # one reduction decides (a sum is finite only when every term is); the
-                # elementwise repair runs only when some node left the family's range
-                if not np.isfinite(out.sum()):
-                    out = np.where(np.isfinite(out), out, np.inf)
-            return out
-
+        m2ll = self._m2ll_function(fam, phi)
         value = agq_deviance(nagq, eta=pr.eta, u=pr.u, codes=term.grouping.codes,
                              zcol=term.Z[:, 0], lam=lam, L_diag=L11[:, 0, 0], m2ll=m2ll,
                              phi=phi)
@@ -441,3 +448,20 @@ class GLMMObjective:
         self._use_family(fam)
         pr = self.pirls.fit(np.asarray(theta, float), None)
         return self._solution(pr, fam, None, 1)
+
+    def solution0(self, pr: PIRLSResult, family: Family) -> GLMMSolution:
+        """:meth:`solve0`'s solution from a joint PIRLS result already computed at its
+        theta with ``family`` and PIRLS's own tolerance (the stage-1 search's last
+        evaluation), leaving PIRLS's workspace where that solve left it.
+
+        Parameters
+        ----------
+        pr : PIRLSResult
+        family : Family
+
+        Returns
+        -------
+        GLMMSolution
+        """
+        self._use_family(family)
+        return self._solution(pr, family, None, 1)

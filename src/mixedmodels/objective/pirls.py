@@ -149,13 +149,14 @@ def link_keeps_range(family: Family) -> bool:
     a feasible edge (a log link for probabilities, identity or inverse for positive
     means)."""
     link = family.link
-    for e in RANGE_PROBES:
-        eta = np.array([e])
-        if not link.valid_eta(eta):
-            return False
-        if not link.bounded and not family.valid_mu(link.linkinv(eta)):
-            return False
-    return True
+    # (every probe at once: the checks are elementwise, all must pass; a probe outside
+    # the link's range may overflow without changing the answer)
+    if not link.valid_eta(RANGE_PROBES):
+        return False
+    if link.bounded:
+        return True
+    with np.errstate(all="ignore"):
+        return bool(family.valid_mu(link.linkinv(RANGE_PROBES)))
 
 
 def prior_weights(design: Design) -> np.ndarray:
@@ -324,6 +325,8 @@ class PIRLS:
         self.y = design.y
         self.X = design.X
         self.offset = design.offset
+        #: a non-zero offset (adding zeros twice per step is skipped; same values)
+        self._has_offset = bool(np.any(self.offset))
         self.prior = prior_weights(design)
         #: well-conditioned basis of the fixed effects for the least-squares solves
         self.basis = FixedBasis.of(design.X, self.prior)
@@ -400,18 +403,23 @@ class PIRLS:
 
     @staticmethod
     def _sparse_z(design: Design) -> sp.csr_matrix:
-        """``Z`` (n x q) in the layout of ``u`` (term by term, level by level)."""
-        rows, cols, vals, off = [], [], [], 0
+        """``Z`` (n x q) in the layout of ``u`` (term by term, level by level), built as
+        CSR directly: every row holds ``sum_k p_k`` entries, term by term, whose columns
+        increase (each term's block lies right of the previous one's), so no sort or
+        conversion from coordinates is needed."""
+        cols, vals, off = [], [], 0
         n = design.nobs
         for t in design.terms:
             p = t.p
-            rows.append(np.repeat(np.arange(n), p))
-            cols.append((off + t.grouping.codes[:, None] * p + np.arange(p)[None]).ravel())
-            vals.append(t.Z.ravel())
+            cols.append(off + t.grouping.codes[:, None] * p + np.arange(p)[None])
+            vals.append(t.Z.reshape(n, p))
             off += t.q
-        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
-                                                     np.concatenate(cols))),
-                             shape=(n, design.q))
+        width = sum(t.p for t in design.terms)
+        indptr = np.arange(n + 1, dtype=np.intp) * width
+        if not cols:
+            return sp.csr_matrix((n, design.q))
+        return sp.csr_matrix((np.hstack(vals).ravel(), np.hstack(cols).ravel().astype(np.intp),
+                              indptr), shape=(n, design.q))
 
     # -- pieces -------------------------------------------------------------------------
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -735,7 +743,7 @@ class PIRLS:
                 # after a failed Newton step the Newton failure is the news
                 raise PIRLSError(self._halving_message(theta) if fisher
                                  else self._not_pd_message(theta))
-            beta_new = self._joint_beta(np.tril(f.LXX)) if joint else beta
+            beta_new = self._joint_beta(f.LXX) if joint else beta
             u_new = self.step_system.solve_u(f, beta_new if joint else self._no_beta)
             du = u_new - u
             dbeta = beta_new - beta
@@ -820,7 +828,9 @@ class PIRLS:
         if ref is not None and not joint:
             fixed = ref.fixed
         else:
-            fixed = (self.Xt if joint else self.X) @ beta + self.offset
+            fixed = (self.Xt if joint else self.X) @ beta
+            if self._has_offset:
+                fixed += self.offset
         eta, mu, me, dev = self._state(fixed, lams, u)
         return RowPoint(fixed, eta, mu, me, dev)
 
@@ -835,7 +845,8 @@ class PIRLS:
                 self._XY = np.empty((self.n, p + 1))
                 self._XY[:, :p] = self.Xt
             XY = self._XY
-            np.add(cur.eta - self.offset, wres, out=XY[:, p])
+            np.add(cur.eta - self.offset if self._has_offset else cur.eta, wres,
+                   out=XY[:, p])
         else:
             XY = (cur.eta - cur.fixed + wres)[:, None]
         # the dense system of small models factors the rows themselves (no cross-products)
@@ -986,12 +997,15 @@ class PIRLS:
 
     def _joint_beta(self, Lxx: np.ndarray) -> np.ndarray:
         """Coefficients (of ``X~``) of the joint step from the factor's ``[X y]`` block
-        ``[[R, 0], [c', s]]``: ``R' b = c``, or with a prior root ``G`` the least-squares
-        solution of ``[R'; G~'] b ~ [c; 0]`` (a QR factorization, no normal equations)."""
+        ``[[R, 0], [c', s]]`` (its lower triangle; what lies above it is not read):
+        ``R' b = c`` by one triangular solve, or with a prior root ``G`` the
+        least-squares solution of ``[R'; G~'] b ~ [c; 0]`` (a QR factorization, no normal
+        equations)."""
         p = self.p
-        R, c = Lxx[:p, :p], Lxx[p, :p]
         if self.beta_prior_root is None:
-            return np.linalg.solve(R.T, c)
+            return solve_lower_t(Lxx[:p, :p], Lxx[p, :p])
+        Lxx = np.tril(Lxx)
+        R, c = Lxx[:p, :p], Lxx[p, :p]
         G = self._prior_root_internal()
         b, *_ = np.linalg.lstsq(np.vstack([R.T, G.T]), np.r_[c, np.zeros(G.shape[1])],
                                 rcond=None)

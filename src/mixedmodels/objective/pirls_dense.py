@@ -114,6 +114,10 @@ class DensePIRLSSystem:
         self._first = (first.nlevels, first.p)
         self._size = None
         self._zdiag = None
+        #: the step's columns ``[Z Lambda, XY]``, reused while ``lams`` (the same list: one
+        #: PIRLS solve's) is the one their ``Z Lambda`` block was formed for
+        self._G: np.ndarray | None = None
+        self._G_lams = None
 
     def scaled_z(self, lams, out: np.ndarray) -> None:
         """``Z Lambda`` into ``out`` (n, q)."""
@@ -149,8 +153,12 @@ class DensePIRLSSystem:
         q = self.q
         m = XY.shape[1]
         size = q + m
-        G = np.empty((self.n, size))
-        self.scaled_z(lams, G[:, :q])
+        G = self._G
+        if self._G_lams is not lams or G.shape[1] != size:
+            # a new solve (new lams): form Z Lambda once for all of its steps
+            G = np.empty((self.n, size))
+            self.scaled_z(lams, G[:, :q])
+            self._G, self._G_lams = G, lams
         G[:, q:] = XY
         C = G.T @ (G * w[:, None])
         if size != self._size:

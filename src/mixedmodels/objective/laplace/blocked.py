@@ -37,7 +37,7 @@ from ...linalg.lapack import (
 )
 
 __all__ = ["CHUNK_ENTRIES", "DENSE_FLOP_RATIO", "DENSE_H12_MAX", "PAIR_PRODUCTS_MAX",
-           "BlockedHessian", "first_block"]
+           "SMALL_DENSE_FLOPS", "BlockedHessian", "first_block"]
 
 #: Entries of ``T = C S^{-1}`` formed at a time (80 MB of doubles).
 CHUNK_ENTRIES = 10_000_000
@@ -52,6 +52,12 @@ PAIR_PRODUCTS_MAX = 1_000_000
 #: the other factors).
 DENSE_H12_MAX = 4_000_000
 DENSE_FLOP_RATIO = 10
+#: Up to this many multiply-adds of ``T = C S^{-1}`` as a dense product (``levels P1
+#: q_r^2``: a fraction of a millisecond) the rows of ``C`` and ``H12`` that the selected
+#: inverse and :meth:`BlockedHessian.solve_many` read are dense arrays: each scipy sparse
+#: matrix (slice, transpose, product) costs 10-40 us to check its arguments, five of them
+#: per gradient, a third of grouseticks' gradient (two crossed terms, 118 and 63 levels).
+SMALL_DENSE_FLOPS = 2_000_000
 
 
 def first_block(structure):
@@ -211,6 +217,10 @@ class BlockedHessian:
         self._Sinv = None
         self._T = None
         self._C_csr = None
+        self._order: tuple[np.ndarray, np.ndarray] | None = None
+        #: C and H12 as dense arrays (:data:`SMALL_DENSE_FLOPS`), formed when first needed
+        self._small = self.levels * P1 * q_r * q_r <= SMALL_DENSE_FLOPS
+        self._dense_pair: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- factorization ---------------------------------------------------------------------
     def factor(self, slot_products: np.ndarray) -> bool:
@@ -249,6 +259,7 @@ class BlockedHessian:
         self.logdet = logdet1 + 2.0 * float(np.sum(np.log(np.diagonal(S))))
         self._H11inv, self._data12, self._C_data, self._LS = H11inv, data12, C_data, S
         self._C_csr = None
+        self._dense_pair = None
         return True
 
     @property
@@ -257,6 +268,15 @@ class BlockedHessian:
         if self._C_csr is None:
             self._C_csr = self._plan.csr(self._C_data)
         return self._C_csr
+
+    def _dense_c_h12(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(C, H12)`` as dense (levels P1, q_r) arrays, for small blocks only
+        (:data:`SMALL_DENSE_FLOPS`)."""
+        if self._dense_pair is None:
+            plan = self._plan
+            self._dense_pair = (plan.dense_matrix(self._C_data),
+                                plan.dense_matrix(self._data12))
+        return self._dense_pair
 
     # -- solves --------------------------------------------------------------------------
     def _s_solve(self, b: np.ndarray) -> np.ndarray:
@@ -281,10 +301,14 @@ class BlockedHessian:
         ``bincount`` pass per column)."""
         m = V.shape[1]
         y1 = np.matmul(self._H11inv, V[self.idx1]).reshape(-1, m)     # (L1 P1, m)
-        v2 = V[self.rest_u] - self._plan.csr(self._data12).T @ y1
+        if self._small:
+            C, H12 = self._dense_c_h12()
+        else:
+            C, H12 = self._C, self._plan.csr(self._data12)
+        v2 = V[self.rest_u] - H12.T @ y1
         x2 = self._s_solve(v2)
         out = np.empty_like(V)
-        out[self.idx1.ravel()] = y1 - self._C @ x2
+        out[self.idx1.ravel()] = y1 - C @ x2
         out[self.rest_u] = x2
         return out
 
@@ -299,15 +323,61 @@ class BlockedHessian:
         (``dtrtri`` + ``dlauum``, ``2 q_r^3 / 3`` flops, against ``q_r^3`` for the
         triangular solve with the identity and ``2 q_r^3`` for its cross-product): the
         same entries to rounding."""
+        self._lapack_s_inverse()
+        return self.slot_inverse()
+
+    def _lapack_s_inverse(self) -> None:
+        """``S^{-1}`` by LAPACK (:meth:`slot_inverse_lapack`), unless already formed."""
         if self._Sinv is None:
             L = self._LS.copy()
             if inverse_crossprod_inplace(L):
                 low = np.tril(L)
                 self._Sinv = low + np.tril(low, -1).T
-        return self.slot_inverse()
+
+    def _level_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """Observations sorted by block-1 level and where each level's run starts (fixed
+        by the design: formed once)."""
+        if self._order is None:
+            order = np.argsort(self.codes, kind="stable")
+            bounds = np.searchsorted(self.codes[order], np.arange(self.levels + 1))
+            self._order = (order, bounds)
+        return self._order
+
+    def slot_inverse_apply(self, a: np.ndarray) -> np.ndarray:
+        """``H^{-1}[J_i, J_i] a_i`` per observation, (n, P): the blocks of
+        :meth:`slot_inverse_lapack` applied to the rows of ``a`` (n, P) without forming
+        them. The gradient needs only this product; writing the (n, P, P) blocks through
+        three-dimensional fancy indices was half of its cost (VerbAgg). With the blocks
+        ``B11`` (block-1 slots, ``H11^{-1} + T C'`` of the level), ``B12 = -T`` (block-1
+        rows, rest columns) and ``B22`` (``S^{-1}`` on the rest slots):
+        ``[B a]_1 = B11 a_1 + B12 a_r`` and ``[B a]_r = B12' a_1 + B22 a_r``."""
+        self._lapack_s_inverse()
+        Sinv = self._s_inverse()
+        n, P = self.s.J.shape
+        P1, Jr = self.P1, self.Jr
+        a1, ar = a[:, self.s1], a[:, self.s_r]
+        out_r = np.einsum("nst,nt->ns", Sinv[Jr[:, :, None], Jr[:, None, :]], ar)
+        out_1 = np.empty((n, P1))
+        order, bounds = self._level_order()
+        slots1 = np.arange(P1)[None, :, None]
+        for lo, hi, T in self._chunks():
+            obs = order[bounds[lo]:bounds[hi]]
+            lev = self.codes[obs] - lo
+            B11 = self._block1_inverse(lo, hi, T)[lev]                 # (m, P1, P1)
+            B12 = T[lev[:, None, None], slots1, Jr[obs][:, None, :]]   # -B12: (m, P1, Pr)
+            a1o, aro = a1[obs], ar[obs]
+            out_1[obs] = np.einsum("mab,mb->ma", B11, a1o) \
+                - np.einsum("mar,mr->ma", B12, aro)
+            out_r[obs] -= np.einsum("mar,ma->mr", B12, a1o)
+        out = np.empty((n, P))
+        out[:, self.s1] = out_1
+        out[:, self.s_r] = out_r
+        return out
 
     def _t_rows(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (block-1 positions) of ``T = C S^{-1}``."""
+        if self._small:
+            return self._dense_c_h12()[0][start:stop] @ self._s_inverse()
         return np.asarray(self._C[start:stop] @ self._s_inverse())
 
     def _chunks(self):
@@ -320,7 +390,9 @@ class BlockedHessian:
 
     def _block1_inverse(self, lo: int, hi: int, T: np.ndarray) -> np.ndarray:
         """``(H^{-1})_{11}`` diagonal blocks of levels ``lo:hi``: ``H11^{-1} + T C'``."""
-        C = self._C[lo * self.P1:hi * self.P1].toarray().reshape(hi - lo, self.P1, self.q_r)
+        rows = slice(lo * self.P1, hi * self.P1)
+        C = self._dense_c_h12()[0][rows] if self._small else self._C[rows].toarray()
+        C = C.reshape(hi - lo, self.P1, self.q_r)
         return self._H11inv[lo:hi] + np.matmul(T, C.transpose(0, 2, 1))
 
     def slot_inverse(self) -> np.ndarray:
@@ -330,8 +402,7 @@ class BlockedHessian:
         Sinv = self._s_inverse()
         out[:, self.s_r[:, None], self.s_r[None, :]] = \
             Sinv[self.Jr[:, :, None], self.Jr[:, None, :]]
-        order = np.argsort(self.codes, kind="stable")
-        bounds = np.searchsorted(self.codes[order], np.arange(self.levels + 1))
+        order, bounds = self._level_order()
         for lo, hi, T in self._chunks():
             obs = order[bounds[lo]:bounds[hi]]
             lev = self.codes[obs] - lo

@@ -101,6 +101,35 @@ def test_const_power_start_value_still_honoured():
     assert m.loglik >= fx["logLik"] - LOGLIK_TOL
 
 
+
+def test_limit_stage_only_where_a_limit_is_competitive(monkeypatch):
+    """The natural-scale stages run where the constant's limit 0 comes near the log-scale
+    optimum (cp_hours: one stratum's constant fits at 0) and are skipped where it is far
+    (a constant of 7.9 whose limit costs ~300 deviance units): there the fit is the
+    log-scale optimum, nlme's log-likelihood to 1e-8."""
+    import sys
+
+    from mixedmodels.fitting import rside as fit_rside
+
+    calls = []
+    real = fit_rside._limit_competitive
+
+    def spy(obj, x, fval, mask):
+        calls.append(real(obj, x, fval, mask))
+        return calls[-1]
+
+    monkeypatch.setattr(fit_rside, "_limit_competitive", spy)
+    _fit("cp_hours")
+    assert calls and calls[-1] is True
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import rside_fixtures as rf
+
+    for fx in (f for f in rf.models("gls", "lme") if "constpower" in f["name"]):
+        calls.clear()
+        m = rf.fit(fx)
+        assert calls == [False], fx["name"]
+        assert m.loglik == pytest.approx(fx["logLik"], abs=1e-8)
+
 # -- intervals --------------------------------------------------------------------------------
 BOUNDARY = ["cp_sweep", "cp_fitted_strata", "cp_hours", "nest_ar1_sd0", "nb_lme_sd0_ar1",
             "nb_gls_exp_range0", "nb_gls_exp_nugget", "sp_gls_ratio", "sp_gls_gaus",

@@ -10,8 +10,9 @@ itself, with the finite lower bound 0, makes the limit an ordinary active bound:
 optimizer reaches it, the boundary snap puts it there, and the convergence check treats it
 as active. The natural scale is not scale-free (a constant of 200 from the start 0.1 took
 BOBYQA's small first steps nowhere), so the fit (:mod:`mixedmodels.fitting.rside`) runs on
-the log scale first and continues on this one from there, then tries each mapped parameter
-at 0.
+the log scale first and, where some mapped parameter's limit comes near the optimum found
+there (``fitting.rside._limit_competitive``; elsewhere no plateau exists and the log-scale
+optimum stands), continues on this one from there, then tries each mapped parameter at 0.
 
 The map applies to the optimizer only; results, ``start`` and intervals stay on the log
 scale, where ``c = 0`` is ``u = -``:data:`~mixedmodels.rside.correlation.UNCONSTRAINED_MAX`

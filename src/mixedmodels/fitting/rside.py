@@ -20,6 +20,7 @@ from .._threads import blas_threads
 from ..design import Design
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize, minimize_with_gradient
+from ..rside.correlation import UNCONSTRAINED_MAX
 from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObjective
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
@@ -86,6 +87,11 @@ GRADIENT_GTOL_REL = 1e-7
 LIMIT_MAX_RESTARTS = 5
 #: ... this.
 LIMIT_RESTART_GAIN = 1e-6
+#: Deviance above the log-scale optimum below which a mapped parameter's limit 0 counts
+#: as competitive and the natural-scale stages run (:func:`_limit_competitive`): a
+#: plateau's remaining gain is a fraction of this (5e-4 in :mod:`.limit_scale`'s
+#: example), an interior optimum's distance from its limit usually tens or hundreds.
+LIMIT_COMPETITIVE_GAP = 1.0
 
 
 def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
@@ -133,8 +139,14 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
         # on the log scale first (scale-free moves: a constant of 200 from its start 0.1),
         # then on the natural scale from there (reaches 0, or leaves a log-scale plateau
         # near it), then each mapped parameter tried at 0 (not only within BOUNDARY_TOL)
-        x1, _, opt1, _ = _optimize(obj, x0, lower, optimizer, settings, False, stage,
-                                   min_gradient_params, map_limits=False)
+        x1, f1, opt1, _ = _optimize(obj, x0, lower, optimizer, settings, False, stage,
+                                    min_gradient_params, map_limits=False)
+        if not _limit_competitive(obj, x1, f1, scale.mask):
+            # no mapped limit comes near the log-scale optimum: the plateau the natural
+            # scale exists for is absent, and the log-scale result stands
+            x, fval, conv = _checked(obj, x1, f1, lower, check_conv)
+            opt = replace(opt1, n_evals=opt1.n_evals + int(scale.mask.sum()))
+            return x, fval, opt, conv
         zlow = scale.lower(lower)
         z, fval, opt, _ = _optimize(scale, scale.from_model(x1), zlow, optimizer, settings,
                                     False, stage, min_gradient_params,
@@ -174,6 +186,25 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
+
+
+def _limit_competitive(obj, x: np.ndarray, fval: float, mask: np.ndarray) -> bool:
+    """Whether some mapped log-parameter's limit 0 (``u = -UNCONSTRAINED_MAX``), the
+    others held at ``x``, comes within :data:`LIMIT_COMPETITIVE_GAP` of the deviance
+    ``fval`` reached on the log scale (one evaluation per mapped parameter).
+
+    The natural-scale stages of :func:`_optimize` exist for a criterion that flattens
+    towards such a limit, ``f(u) ~ f_0 + a e^u``: there the log-scale search stops short
+    with ``f(x) - f_0`` small. Where every limit is far worse than ``x`` (a
+    varConstPower constant of 7.9 whose limit costs 299 deviance units), ``x`` lies on no
+    such plateau and the log-scale optimum is the fit."""
+    for j in np.flatnonzero(mask):
+        trial = np.array(x, dtype=float)
+        trial[j] = -UNCONSTRAINED_MAX
+        f0 = obj(trial)
+        if not np.isfinite(f0) or f0 - fval < LIMIT_COMPETITIVE_GAP:
+            return True
+    return False
 
 
 def _limit_scale(obj, n: int) -> LimitScale:
@@ -406,7 +437,7 @@ class _RelativeTheta:
         if self.residual.variance is None:
             return 1.0
         _, uv = self.residual.split(phi)
-        return float(np.exp(np.mean(self.residual.variance.log_sd(uv))))
+        return float(np.exp(np.mean(self.residual.variance_log_sd(uv))))
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         x = np.array(x, dtype=float)

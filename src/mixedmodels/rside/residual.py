@@ -150,6 +150,8 @@ class BoundResidual:
         self.log_w = None if weights is None else np.log(np.asarray(weights, dtype=float))
         self.n_cor = 0 if correlation is None else correlation.n_par
         self.n_var = 0 if variance is None else variance.n_par
+        # the last (variance parameters, log sd) pair: see variance_log_sd
+        self._log_sd_memo: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_par(self) -> int:
@@ -181,9 +183,22 @@ class BoundResidual:
     def log_sd(self, phi: np.ndarray) -> np.ndarray | None:
         """``log(g_j / sqrt(w_j))`` per row (None when all are 0)."""
         _, uv = self.split(phi)
-        out = None if self.variance is None else self.variance.log_sd(uv)
+        out = None if self.variance is None else self.variance_log_sd(uv)
         if self.log_w is not None:
             out = -0.5 * self.log_w if out is None else out - 0.5 * self.log_w
+        return out
+
+    def variance_log_sd(self, uv: np.ndarray) -> np.ndarray:
+        """``variance.log_sd(uv)``, remembered for the last ``uv``: within one evaluation
+        the optimizer's rescaling (``fitting.rside._RelativeTheta``) and the whitening ask
+        for the same vector. The array returned is read-only (shared with the memo)."""
+        uv = np.asarray(uv, dtype=float)
+        memo = self._log_sd_memo
+        if memo is not None and np.array_equal(uv, memo[0]):
+            return memo[1]
+        out = self.variance.log_sd(uv)
+        out.flags.writeable = False
+        self._log_sd_memo = (uv.copy(), out)
         return out
 
     def whiten(self, phi: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, float] | None:

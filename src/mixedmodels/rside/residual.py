@@ -150,8 +150,8 @@ class BoundResidual:
         self.log_w = None if weights is None else np.log(np.asarray(weights, dtype=float))
         self.n_cor = 0 if correlation is None else correlation.n_par
         self.n_var = 0 if variance is None else variance.n_par
-        # the last (variance parameters, log sd) pair: see variance_log_sd
-        self._log_sd_memo: tuple[np.ndarray, np.ndarray] | None = None
+        # the last (bound variance, its parameters, log sd): see variance_log_sd
+        self._log_sd_memo: tuple[BoundVariance, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_par(self) -> int:
@@ -191,14 +191,17 @@ class BoundResidual:
     def variance_log_sd(self, uv: np.ndarray) -> np.ndarray:
         """``variance.log_sd(uv)``, remembered for the last ``uv``: within one evaluation
         the optimizer's rescaling (``fitting.rside._RelativeTheta``) and the whitening ask
-        for the same vector. The array returned is read-only (shared with the memo)."""
+        for the same vector. The memo is keyed on the bound variance object too: a
+        ``fitted(.)`` covariate is a new one (:meth:`with_fitted`), whose copy of this
+        object's attributes carries the old memo. The array returned is read-only
+        (shared with the memo)."""
         uv = np.asarray(uv, dtype=float)
         memo = self._log_sd_memo
-        if memo is not None and np.array_equal(uv, memo[0]):
-            return memo[1]
+        if memo is not None and memo[0] is self.variance and np.array_equal(uv, memo[1]):
+            return memo[2]
         out = self.variance.log_sd(uv)
         out.flags.writeable = False
-        self._log_sd_memo = (uv.copy(), out)
+        self._log_sd_memo = (self.variance, uv.copy(), out)
         return out
 
     def whiten(self, phi: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -340,6 +343,7 @@ class BoundResidual:
         new = object.__new__(BoundResidual)
         new.__dict__.update(self.__dict__)
         new.variance = self.variance.with_fitted(fitted)
+        new._log_sd_memo = None
         return new
 
     @property

@@ -21,11 +21,19 @@ residual sum of squares:
         \operatorname{tr}\!\big(C^{-1} F_k' F_k\big),
         \qquad F = Z'\Sigma^{-1}X = A_{ZX} - A\Lambda M^{-1}\Lambda A_{ZX}
 
-The first identity uses ``Lambda A E_k = (M - I) E_k / theta_k``. The diagonal of ``M^{-1}``
-needs only ``S^{-1}`` of the dense block (``S = L22 L22'``) and the trace
-``tr(S^{-1} L21 D^{-2} L21')``, whose matrix is the same sparse product pattern as the
-factorization with other weights -- so a gradient costs about two objective evaluations,
-and the optimizer needs several times fewer of them than a derivative-free method.
+The first identity uses ``Lambda A E_k = (M - I) E_k / theta_k``; the other two reduce to
+sums of squares of the rows of ``V = M^{-1}\Lambda' Z'W[X y]`` (:func:`scalar_terms_gradient`).
+The diagonal of ``M^{-1}`` needs only ``S^{-1}`` of the dense block (``S = L22 L22'``) and
+the trace ``tr(S^{-1} L21 D^{-2} L21')``, whose matrix is the same sparse product pattern as
+the factorization with other weights, and the optimizer needs several times fewer gradient
+evaluations than a derivative-free method needs values.
+
+Cost: ``S^{-1}`` from the factor (``dtrtri`` + ``dlauum``) is two Cholesky factorizations'
+worth of flops, so on a large dense block a value and gradient costs about three values
+(InstEval, 1,142 columns: Cholesky 11 ms, inverse 25 ms, one CPU). The pattern of
+``L21 D^{-2} L21'`` is dense on crossed designs (every position of the 2,000-column block of
+``crossed_1m``), so no selected inversion on it is cheaper than the full inverse; a
+directional (forward-mode) derivative of the Cholesky factor along that matrix costs as much.
 """
 
 from __future__ import annotations

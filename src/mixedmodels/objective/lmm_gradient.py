@@ -226,7 +226,12 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     if has_rest:
         flatLV1 = LV1.reshape(-1, m)
         F1 = F1 - corr                                        # A21' Lambda_r Vr again
-        Fr = A.ArX - A.A21 @ flatLV1 - A.A22 @ LVr
+        if _well_conditioned(lams):
+            # the normal equations M V = Lambda' F_0 give Lambda' F = V, so level by level
+            # F_i = lambda_k^{-T} V_i: no product with the dense A22 (nor A21)
+            Fr = rd.left([np.linalg.inv(lam).T for lam in lams], Vr)
+        else:
+            Fr = A.ArX - A.A21 @ flatLV1 - A.A22 @ LVr
     w_beta = np.concatenate([-beta, [1.0]])
     # per term: (G, H) sums over levels; rows of term 1 are (l1, p1, .)
     scale_r2 = dof / r2

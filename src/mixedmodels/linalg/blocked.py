@@ -133,6 +133,9 @@ class BlockedSystem:
         self.A: CrossProducts | None = None
         self._product: ProductPattern | BlockProductPattern | None = None
         self.rest_diag: BlockDiagonal | None = None
+        # lazily built indices of the scalar gradient (rest_term_of_row, rest_pair_classes)
+        self._rest_terms: np.ndarray | None = None
+        self._pair_classes: tuple | None = None
         if pattern.has_rest:
             self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
             self.rest_diag = BlockDiagonal([(b.nlevels, b.p) for b in blocks[1:]])
@@ -339,6 +342,31 @@ class BlockedSystem:
         if not chol_inplace(LXX):
             return None
         return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r, m1, lams)
+
+    @property
+    def rest_term_of_row(self) -> np.ndarray:
+        """Index (0 for the second term) of the rest term that owns each rest column."""
+        if self._rest_terms is None:
+            rest = self.pattern.blocks[1:]
+            self._rest_terms = np.repeat(np.arange(len(rest)), [b.q for b in rest])
+        return self._rest_terms
+
+    @property
+    def rest_pair_classes(self) -> np.ndarray:
+        """Class of every position ``(a, b)`` of the product pattern: ``2 (k_a T + k_b) +
+        [a != b]`` with ``k`` the rest term of a column and ``T`` the number of rest terms
+        (per-class sums of a quantity at the positions are then one ``bincount``).
+        Built on first use; the pattern's positions never change (new weights keep them).
+        """
+        product = self._product
+        if self._pair_classes is None or self._pair_classes[0] is not product:
+            k = self.rest_term_of_row
+            n_t = int(k[-1]) + 1
+            cls = k[product.rows] * n_t + k[product.cols]
+            cls *= 2
+            cls += product.rows != product.cols
+            self._pair_classes = (product, cls)
+        return self._pair_classes[1]
 
     def l21(self, f: BlockedFactor) -> sp.csr_matrix:
         """``L21`` of a factor (built on demand when the fast path skipped it)."""

@@ -294,11 +294,14 @@ class BlockProductPattern:
         """``dense -= sum_c A_c W_c A_c'`` on the lower triangle."""
         dense.reshape(-1)[self.flat] -= self.P @ W.reshape(-1)
 
-    def block_quadratic(self, S_lower: np.ndarray) -> np.ndarray:
+    def block_quadratic(self, S_lower: np.ndarray, weighted: bool = False) -> np.ndarray:
         r"""``Y_c = A_c' S A_c`` for every block, ``S`` symmetric given by its values at the
         pattern positions (lower triangle): the adjoint of :meth:`values`, symmetrized.
 
+        ``weighted=True``: the values already carry :attr:`weights` (2 off the diagonal).
+
         Returns (n_blocks, p, p).
         """
-        Y = (self.P.T @ (S_lower * self.weights)).reshape(self.n_blocks, self.p, self.p)
+        vals = S_lower if weighted else S_lower * self.weights
+        Y = (self.P.T @ vals).reshape(self.n_blocks, self.p, self.p)
         return 0.5 * (Y + Y.transpose(0, 2, 1))

@@ -430,9 +430,8 @@ class LMMObjective:
         r2 = f.pwrss()
         dof = self.n - self.p if self.reml else self.n
         if self._scalar_gradient:
-            u = self._core.solve_u(f, beta_t)
-            grad = scalar_terms_gradient(self._core, f, theta, beta_t, u, r2, dof,
-                                         self.reml, RXt_inv, consume=True)
+            grad = scalar_terms_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
+                                         RXt_inv, consume=True)
         else:
             grad = general_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
                                     RXt_inv, consume=True)

@@ -43,6 +43,12 @@ KINK_TOL = 1e-9
 KINK_MAX_ROUNDS = 10
 #: ... which stop when one lowers the deviance by less than this.
 KINK_GAIN_TOL = 1e-6
+#: Relative step tolerance of those probes: a probe need only land a few pieces from a
+#: better piecewise minimum (the walk after it finds that minimum exactly), and the pieces
+#: of a range are ~1e-3 apart on its log scale. Over the cor_lin fixtures this saves 12-18%
+#: of the evaluations (spatial_lme_lin_nugget 447 -> 368) at the same log-likelihoods; 1e-2
+#: stops short of spatial_lme_lin_nugget's best minimum (deviance 0.002 higher).
+PROBE_XTOL_REL = 1e-3
 #: BOBYQA on a smooth piece (:func:`_piece_minimum`): initial step of the parameters
 #: other than the kinked one (unconstrained scales: logs, logits) ...
 PIECE_STEP = 0.05
@@ -300,11 +306,13 @@ def _settle_on_kinks(fun, opt, lower, settings, kinks, i):
     """:func:`_walk_kinks` to the nearest piecewise minimum, then a Nelder-Mead probe
     from it -- the kinks make the criterion's fine structure multimodal, and Nelder-Mead,
     which models no curvature, walks over them -- and another walk from wherever the probe
-    gained more than :data:`KINK_GAIN_TOL` (at most :data:`KINK_MAX_ROUNDS` probes)."""
+    gained more than :data:`KINK_GAIN_TOL` (at most :data:`KINK_MAX_ROUNDS` probes). A
+    probe stops on :data:`PROBE_XTOL_REL`: it finds a better piece, the walk its minimum."""
     n_evals = opt.n_evals
     best = _walk_kinks(fun, opt, lower, settings, kinks, i)
     for _ in range(KINK_MAX_ROUNDS):
-        probe = minimize(fun, best.x, lower, optimizer="nelder_mead", settings=settings)
+        probe = minimize(fun, best.x, lower, optimizer="nelder_mead",
+                         settings={**settings, "xtol_rel": PROBE_XTOL_REL})
         n_evals = best.n_evals + probe.n_evals
         if not probe.fval < best.fval - KINK_GAIN_TOL:
             # a small gain is still kept (a range running off to its limit, where the

@@ -57,6 +57,15 @@ PROBE_XTOL_REL = 1e-3
 #: log-likelihoods (one 0.0045 higher, one 1.2e-7 lower: below :data:`KINK_GAIN_TOL`);
 #: 0.02 stopped short of spatial_lme_lin_nugget's best minimum.
 PROBE_STEP = 0.1
+#: BOBYQA's own end counts as a smooth piece's minimum (no walk needed) when the kinked
+#: parameter is farther than this fraction of the piece's width from both its kinks (from
+#: the finite end of an unbounded piece: this distance itself, on the log scale of the
+#: range). A quadratic model that stalls at a kink creeps to within ~xtol of it; one that
+#: ends well inside a piece has met a smooth minimum, which a walk would only search
+#: again (spatial_lme_lin_nugget: 43 evaluations, gain 3.5e-5; over the cor_lin fixtures
+#: and nine other cor_lin models 15-53% fewer evaluations where a walk is skipped,
+#: log-likelihoods unchanged to 1e-9; 0.01 and 0.1 skip the same walks there).
+INSIDE_PIECE = 0.1
 #: BOBYQA on a smooth piece (:func:`_piece_minimum`): initial step of the parameters
 #: other than the kinked one (unconstrained scales: logs, logits) ...
 PIECE_STEP = 0.05
@@ -314,14 +323,16 @@ def _walk_kinks(fun, opt, lower, settings, kinks: np.ndarray, i: int):
 
 
 def _settle_on_kinks(fun, opt, lower, settings, kinks, i):
-    """:func:`_walk_kinks` to the nearest piecewise minimum, then a Nelder-Mead probe
+    """:func:`_walk_kinks` to the nearest piecewise minimum (unless BOBYQA ended inside
+    a piece, :func:`_inside_piece`: a smooth minimum already), then a Nelder-Mead probe
     from it -- the kinks make the criterion's fine structure multimodal, and Nelder-Mead,
     which models no curvature, walks over them -- and another walk from wherever the probe
     gained more than :data:`KINK_GAIN_TOL` (at most :data:`KINK_MAX_ROUNDS` probes). A
     probe starts from a simplex of :data:`PROBE_STEP` and stops on :data:`PROBE_XTOL_REL`:
     it finds a better piece, the walk that piece's minimum."""
     n_evals = opt.n_evals
-    best = _walk_kinks(fun, opt, lower, settings, kinks, i)
+    inside = _inside_piece(opt.x[i], kinks, lower[i])
+    best = opt if inside else _walk_kinks(fun, opt, lower, settings, kinks, i)
     for _ in range(KINK_MAX_ROUNDS):
         probe = minimize(fun, best.x, lower, optimizer="nelder_mead",
                          settings={**settings, "xtol_rel": PROBE_XTOL_REL,
@@ -334,6 +345,15 @@ def _settle_on_kinks(fun, opt, lower, settings, kinks, i):
             break
         best = _walk_kinks(fun, replace(probe, n_evals=n_evals), lower, settings, kinks, i)
     return replace(best, x0=opt.x0)
+
+
+def _inside_piece(x_i: float, kinks: np.ndarray, lower_i: float) -> bool:
+    """Whether ``x_i`` lies inside its smooth piece by the margin :data:`INSIDE_PIECE`."""
+    j = int(np.searchsorted(kinks, x_i))
+    lo = max(kinks[j - 1], lower_i) if j > 0 else lower_i
+    hi = kinks[j] if j < kinks.size else np.inf
+    margin = INSIDE_PIECE * (hi - lo) if np.isfinite(hi - lo) else INSIDE_PIECE
+    return bool(min(x_i - lo, hi - x_i) > margin)
 
 
 def _piece_minimum(fun, x, lower, upper, i, lo, hi, settings):

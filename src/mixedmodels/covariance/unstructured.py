@@ -52,7 +52,6 @@ def correlation_to_glmmtmb(C: np.ndarray) -> np.ndarray:
     return L[np.tril_indices(C.shape[0], -1)]
 
 
-
 @lru_cache(maxsize=32)
 def _lower_triangle(p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns and diagonal flags of a p x p lower triangle, column-major (theta's

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .base import CovarianceStructure
@@ -48,6 +50,18 @@ def correlation_to_glmmtmb(C: np.ndarray) -> np.ndarray:
     Lc = psd_cholesky(C)
     L = Lc / np.diag(Lc)[:, None]
     return L[np.tril_indices(C.shape[0], -1)]
+
+
+@lru_cache(maxsize=32)
+def _lower_triangle(p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and diagonal flags of a p x p lower triangle, column-major (theta's
+    order: column outer), read-only and made once per ``p``: every fit builds its terms'
+    structures afresh, and ``np.triu_indices`` costs a small fit more than its result."""
+    cols, rows = np.triu_indices(p)
+    diag = rows == cols
+    for a in (rows, cols, diag):
+        a.setflags(write=False)
+    return rows, cols, diag
 
 
 class LowerFactorEntries(CovarianceStructure):
@@ -97,10 +111,7 @@ class Unstructured(LowerFactorEntries):
 
     def __init__(self, p: int):
         super().__init__(p)
-        # column-major lower triangle: (row, col) with col outer loop
-        cols, rows = np.triu_indices(self.p)
-        self.rows, self.cols = rows, cols
-        self._diag = rows == cols
+        self.rows, self.cols, self._diag = _lower_triangle(self.p)
 
     @property
     def n_theta(self) -> int:

@@ -156,6 +156,9 @@ def _entry_layout(shapes: tuple, maps: tuple):
     return rows, cols, src, theta_map
 
 
+_add_reduce = np.add.reduce
+
+
 class DenseSystem:
     """Evaluates :class:`DenseFactor` for any theta (interface of ``BlockedSystem``).
 
@@ -238,6 +241,12 @@ class DenseSystem:
         #: workspace of the objective's evaluations (``scratch=True``): small models are
         #: overhead-bound, and a fresh (q + m)^2 array per call is a measurable share
         self._scratch = np.empty((size, size))
+        #: the scratch factor's diagonal as a strided view, and where the gradient reads
+        #: ``X_ba`` for Lambda's entry ``(a, b)`` in the flattened ``Y'`` ((q, size), see
+        #: :meth:`logdet_gradient`): formed once here, since each evaluation of a small
+        #: model is bound by the count of numpy calls rather than by arithmetic
+        self._scratch_diag = self._scratch.reshape(-1)[::size + 1]
+        self._grad_flat = self._grad_rows * size + self._grad_cols
         self._kronecker = size >= KRONECKER_MIN_SIZE
         if self._diagonal:
             self._d = np.ones(size)
@@ -247,6 +256,8 @@ class DenseSystem:
             self._T_flat = self._T.reshape(-1)
             self._entry_flat = self._rows * size + self._cols
             self._AT = np.empty((size, size))
+            #: ``(T' A)[:, :q]`` as the view of ``A T`` that the gradient reads
+            self._TA_cols = self._AT.T[:, :q]
 
     def factorize(self, theta: np.ndarray, scratch: bool = False) -> DenseFactor | None:
         """The factor at ``theta``, or None when the system is not positive definite.
@@ -275,12 +286,14 @@ class DenseSystem:
         else:
             self._scale_blocks(theta, L)
         # the diagonal as a strided view (cheaper than a gather for these small arrays)
-        diag = L.reshape(-1)[::L.shape[0] + 1]
-        diag[:self.q] += 1.0
+        diag = self._scratch_diag if scratch else L.reshape(-1)[::L.shape[0] + 1]
+        q = self.q
+        diag[:q] += 1.0
         if not chol_inplace(L):
             return None
         log_diag = np.log(diag)
-        f = DenseFactor(L, self.q, 2.0 * float(log_diag[:self.q].sum()), log_diag)
+        # np.add.reduce is what ndarray.sum calls (the same sum), without its wrapper
+        f = DenseFactor(L, q, 2.0 * float(_add_reduce(log_diag[:q])), log_diag)
         # the factor whose ``A T`` (or ``d``) the workspaces hold: its gradient reads
         # ``T' A = (A T)'`` from there instead of forming it again
         self._last = f if (with_at or self._diagonal) else None
@@ -380,7 +393,9 @@ class DenseSystem:
             c_rho = c
         # X_ba = Y_ba + c_rho rho_b (K' rho)_a, read only at the entries (a, b) of Lambda
         rows, cols = self._grad_rows, self._grad_cols
-        vals = Y[cols, rows] + c_rho * (rho[cols] * k_rho[rows])
+        # Y[cols, rows] as one flat gather of Y' (a view where Y is Fortran-ordered, as
+        # LAPACK returns it)
+        vals = Y.T.reshape(-1)[self._grad_flat] + c_rho * (rho[cols] * k_rho[rows])
         if self._theta_map is not None:
             return 2.0 * np.bincount(self._theta_map, vals, minlength=self.n_theta)
         G = np.bincount(self._src, vals, minlength=int(self._lam_offsets[-1]))
@@ -400,7 +415,7 @@ class DenseSystem:
         if self._last is f:
             if self._diagonal:
                 return self.full[:, :q] * self._d[:, None]
-            return self._AT.T[:, :q]
+            return self._TA_cols
         return self._lambda_t_rows(theta, self.full[:, :q])
 
     def _lambda_t_rows(self, theta: np.ndarray, M: np.ndarray) -> np.ndarray:

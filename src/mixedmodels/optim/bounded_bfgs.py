@@ -70,13 +70,22 @@ INITIAL_HESSIAN_STEP = 1e-4
 MAX_STEP = 1.0
 
 
+def _dot(a: list, b: list) -> float:
+    """``sum(a_i b_i)`` of two float lists, accumulated left to right from 0 exactly as
+    ``sum`` of the products would be (a plain loop: no generator frame per element)."""
+    acc = 0
+    for ai, bi in zip(a, b, strict=True):
+        acc += ai * bi
+    return acc
+
+
 def _direction(H: list, g: list, free: list) -> list:
     """The quasi-Newton step ``-B_FF^{-1} g_F`` on the free parameters (0 elsewhere) from
     the inverse ``H = B^{-1}``: ``B_FF^{-1} = H_FF - H_FA H_AA^{-1} H_AF`` (the Schur
     complement; with nothing active simply ``-H g``). Lists of floats (few parameters)."""
     k = len(g)
     if all(free):
-        return [-sum(H[i][j] * g[j] for j in range(k)) for i in range(k)]
+        return [-_dot(Hi, g) for Hi in H]
     f = [i for i in range(k) if free[i]]
     a = [i for i in range(k) if not free[i]]
     Hn = np.array(H)
@@ -191,13 +200,13 @@ def minimize_bounded_bfgs(
         d = None
         if H is not None:
             d = _direction(H, gu, [not a for a in active])
-        if d is None or not sum(gu[i] * d[i] for i in rng) < 0.0:
+        if d is None or not _dot(gu, d) < 0.0:
             # no curvature yet (or a broken one): along the gradient, at most FIRST_STEP
             H = None
             d = [0.0 if active[i] else -gu[i] for i in rng]
-            scale = FIRST_STEP / max(abs(v) for v in d)
+            scale = FIRST_STEP / max(map(abs, d))
             d = [v * scale for v in d]
-        big = max(abs(v) for v in d)
+        big = max(map(abs, d))
         if big > MAX_STEP:
             d = [v * (MAX_STEP / big) for v in d]
         alpha = 1.0
@@ -207,7 +216,7 @@ def minimize_bounded_bfgs(
             f_new, g_arr = fg(np.array(x_new))
             f_new = float(f_new)
             n_evals += 1
-            decrease = sum(gu[i] * (u_new[i] - u[i]) for i in rng)
+            decrease = _dot(gu, [a - b for a, b in zip(u_new, u, strict=True)])
             if math.isfinite(f_new) and f_new <= f + ARMIJO_C1 * decrease:
                 break
             if math.isfinite(f_new) and f_new > f:
@@ -224,19 +233,19 @@ def minimize_bounded_bfgs(
             break
         g_new = np.asarray(g_arr, dtype=float).tolist()
         gu_new = [g_new[i] * x_new[i] if logm[i] else g_new[i] for i in rng]
-        s = [u_new[i] - u[i] for i in rng]
-        y = [gu_new[i] - gu[i] for i in rng]
+        s = [a - b for a, b in zip(u_new, u, strict=True)]
+        y = [a - b for a, b in zip(gu_new, gu, strict=True)]
         f_old = f
         u, x, f, g, gu = u_new, x_new, f_new, g_new, gu_new
-        sy = sum(s[i] * y[i] for i in rng)
-        yy = sum(v * v for v in y)
-        if sy > CURVATURE_MIN * math.sqrt(sum(v * v for v in s) * yy):
+        sy = _dot(s, y)
+        yy = _dot(y, y)
+        if sy > CURVATURE_MIN * math.sqrt(_dot(s, s) * yy):
             if H is None:
                 h0 = sy / yy
                 H = [[h0 if i == j else 0.0 for j in rng] for i in rng]
             # inverse BFGS update: H+ = (I - s y'/sy) H (I - y s'/sy) + s s'/sy
-            Hy = [sum(H[i][j] * y[j] for j in rng) for i in rng]
-            a_ss = (sy + sum(y[i] * Hy[i] for i in rng)) / sy ** 2
+            Hy = [_dot(Hi, y) for Hi in H]
+            a_ss = (sy + _dot(y, Hy)) / sy ** 2
             for i in rng:
                 Hi, si, hyi = H[i], s[i], Hy[i]
                 for j in rng:

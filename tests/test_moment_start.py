@@ -109,3 +109,31 @@ def test_vanishing_variance_starts_near_the_bound(sd):
     ref = mm.lmer(f, data, start=[1.0, 1.0])
     assert auto.objective <= ref.objective + OBJ_TOL
     np.testing.assert_allclose(auto.theta, ref.theta, atol=THETA_TOL)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_level_moments_against_per_level_least_squares(p):
+    # oracle: an explicit least-squares fit per level (levels 3 and 7 have too few rows
+    # for p = 2 coefficients and drop out; level 9 is unused)
+    from mixedmodels.fitting.moment_start import _level_moments
+
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 9, 300)
+    codes[codes == 3] = 4
+    codes[np.flatnonzero(codes == 7)[1:]] = 6
+    codes[0], codes[1] = 3, 7
+    Z = np.column_stack([np.ones(300), rng.standard_normal(300)])[:, :p]
+    r = rng.standard_normal(300)
+    B, H, M = _level_moments(codes, 10, Z, r)
+    bs, hs = [], []
+    for lev in range(10):
+        rows = codes == lev
+        if rows.sum() < p:
+            continue
+        Zl = Z[rows]
+        bs.append(np.linalg.lstsq(Zl, r[rows], rcond=None)[0])
+        hs.append(np.linalg.inv(Zl.T @ Zl))
+    bs = np.array(bs)
+    np.testing.assert_allclose(B, bs.T @ bs / len(bs), rtol=1e-10)
+    np.testing.assert_allclose(H, np.mean(hs, axis=0), rtol=1e-10)
+    np.testing.assert_allclose(M, Z.T @ Z / 300, rtol=1e-12)

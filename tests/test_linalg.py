@@ -216,6 +216,39 @@ def test_product_pattern_built_in_chunks(monkeypatch):
                                atol=1e-14)
 
 
+@pytest.mark.parametrize("chunk", [5, 4_000_000])
+def test_product_pattern_unsorted_rows_empty_lines_and_refresh(monkeypatch, chunk):
+    """Unsorted CSR rows, empty rows and columns, chunks of one row or all of them: P is
+    canonical CSR (sorted, no duplicates), its rows are the lower-triangle positions in
+    order, and refresh() reads new values at A's own (unsorted) CSR positions."""
+    import mixedmodels.linalg.product as product
+
+    monkeypatch.setattr(product, "PAIRS_PER_CHUNK", chunk)
+    rng = np.random.default_rng(3)
+    dense = rng.normal(size=(35, 45)) * (rng.uniform(size=(35, 45)) < 0.2)
+    dense[[4, 17], :] = 0.0
+    dense[:, [0, 30]] = 0.0
+    A = sp.csr_matrix(dense)
+    for r in range(A.shape[0]):                      # shuffle the entries within each row
+        s = slice(A.indptr[r], A.indptr[r + 1])
+        p = rng.permutation(s.stop - s.start)
+        A.indices[s], A.data[s] = A.indices[s][p], A.data[s][p]
+    A.has_sorted_indices = False
+    pat = product.ProductPattern(A, keep_refresh=True)
+    assert pat.P.has_canonical_format
+    assert np.all(np.diff(pat.flat) > 0) and np.all(pat.rows >= pat.cols)
+    c = rng.uniform(0.1, 2.0, 45)
+    full = dense @ np.diag(c) @ dense.T
+    structural = (np.abs(dense) > 0).astype(float) @ (np.abs(dense) > 0).T.astype(float)
+    np.testing.assert_array_equal(pat.flat, np.flatnonzero(np.tril(structural)))
+    np.testing.assert_allclose(pat.values(c), full.reshape(-1)[pat.flat], atol=1e-13)
+    A2 = A.copy()
+    A2.data = rng.normal(size=A2.nnz)
+    pat.refresh(A2.data)
+    np.testing.assert_allclose(pat.values(c), (A2 @ sp.diags(c) @ A2.T).toarray().reshape(-1)[
+        pat.flat], atol=1e-13)
+
+
 def _block_complete(n_rows, n_blocks, p, density, seed):
     """A CSR whose rows fill whole blocks of p columns (like a vector term's cross-products)."""
     rng = np.random.default_rng(seed)

@@ -12,8 +12,10 @@ of a general sparse-sparse product and a sparse-to-dense conversion. When the va
 ``A21`` change but not its pattern (new PIRLS weights), :meth:`refresh` recomputes ``P``'s
 values from the stored pair positions.
 
-Construction runs over chunks of columns so that its temporary arrays stay bounded
-(:data:`PAIRS_PER_CHUNK`) even for millions of observations.
+Construction enumerates the pairs row by row of ``A`` (all pairs of one output position then
+come from the same few rows), over chunks of rows so that its temporary arrays stay bounded
+(:data:`PAIRS_PER_CHUNK`) even for millions of observations, and writes ``P`` in CSR order
+chunk by chunk: no array of all pairs and no transpose of one.
 """
 
 from __future__ import annotations
@@ -56,110 +58,105 @@ class ProductPattern:
     def __init__(self, A: sp.csr_matrix, keep_refresh: bool = False):
         n_rows, n_cols = A.shape
         self.n_rows = n_rows
-        # CSC view whose data are the positions of the entries in A's CSR data
-        pos = sp.csr_matrix((np.arange(A.nnz, dtype=float) + 1.0, A.indices, A.indptr),
+        nnz = A.nnz
+        # CSC view whose data are the positions of the entries in A's CSR data (refresh()
+        # reads new values there), and back to rows: ``by_row`` is the CSC position of every
+        # entry in sorted row-major order (A's own CSR order may be unsorted)
+        pos = sp.csr_matrix((np.arange(nnz, dtype=float) + 1.0, A.indices, A.indptr),
                             shape=A.shape).tocsc()
         pos.sort_indices()
-        self._csc_to_csr = pos.data.astype(np.int64) - 1
-        self._csc_rows = pos.indices.astype(np.int64)
-        self._indptr_c = pos.indptr.astype(np.int64)
-        counts = np.diff(self._indptr_c)
-        pairs = counts * (counts + 1) // 2
-        # column ranges holding about PAIRS_PER_CHUNK pairs each
-        cum = np.cumsum(pairs)
-        cuts = np.searchsorted(cum, np.arange(PAIRS_PER_CHUNK, cum[-1] if cum.size else 0,
-                                              PAIRS_PER_CHUNK))
-        bounds = np.unique(np.concatenate([[0], cuts + 1, [n_cols]])).clip(0, n_cols)
-        self._chunks = [(int(a), int(b)) for a, b in pairwise(bounds) if b > a]
-        # pass 1: enumerate the pairs once, keeping their output position (int32 when it
-        # fits) and CSR data positions; mark the positions that occur in a dense lookup table
-        # (the dense block this pattern feeds is n_rows^2 anyway, and a table is much faster
-        # than sorting pairs)
+        csc_to_csr = pos.data.astype(np.int64) - 1
+        indptr_c = pos.indptr.astype(np.int64)
         flat_dtype = np.int32 if n_rows * n_rows < 2**31 else np.int64
-        rows_c = self._csc_rows.astype(flat_dtype)
-        # the position table only holds position numbers (< n_rows^2): int32 when they fit
-        # halves the memory its random reads and writes touch
-        table = np.zeros(n_rows * n_rows, dtype=flat_dtype)
-        # A's values in CSC order: the products of a pair are then read at its CSC
-        # positions directly (the CSR positions are only kept for refresh())
-        data_c = A.data[self._csc_to_csr]
-        # every pair goes straight into arrays of the final size (no per-chunk lists and
-        # concatenation: at 25M pairs the copies and their page faults cost ~0.7 s); the
-        # flat positions are written where P's row numbers go and replaced in pass 2
-        total = int(cum[-1]) if cum.size else 0
-        out_row = np.empty(total, dtype=flat_dtype)
-        values = np.empty(total)
+        rows_c = pos.indices.astype(flat_dtype)
+        back = sp.csc_matrix((np.arange(nnz, dtype=float) + 1.0, pos.indices, pos.indptr),
+                             shape=A.shape).tocsr()
+        by_row = back.data.astype(np.int64) - 1
+        col_of = back.indices
+        indptr_r = back.indptr.astype(np.int64)
+        del pos, back
+        # A's values in CSC order: a pair's product is read at its CSC positions directly
+        data_c = A.data[csc_to_csr]
+        # the entry of row a in column j pairs with the entries of column j in rows b <= a:
+        # as many as its rank in the (row-sorted) column plus one
+        start = indptr_c[col_of]
+        n_pairs = by_row - start + 1
+        before = np.concatenate([[0], np.cumsum(n_pairs)])      # pairs before each entry
+        total = int(before[-1])
+        # chunks of whole rows of A with about PAIRS_PER_CHUNK pairs each: a chunk's
+        # positions (a, b) are then a run of P's rows that no other chunk touches, so each
+        # chunk's rows of P are final when it is done
+        row_end = before[indptr_r[1:]]
+        cuts = np.searchsorted(row_end, np.arange(PAIRS_PER_CHUNK, total, PAIRS_PER_CHUNK))
+        bounds = np.unique(np.concatenate([[0], cuts + 1, [n_rows]])).clip(0, n_rows)
+        self._chunks = [(int(a), int(b)) for a, b in pairwise(bounds) if b > a]
+        idx = np.int32 if max(nnz, total, n_cols) < 2**31 - 1 else np.int64
+        # P goes straight into arrays of its final size, chunk by chunk: no array of all
+        # pairs in generation order and no transpose of it (at 25M pairs a CSC -> CSR
+        # transpose scatters into millions of rows and costs ~1.4 s; within a chunk the
+        # scatter stays in a few thousand rows, in cache)
+        p_indices = np.empty(total, dtype=idx)
+        p_data = np.empty(total)
         left = np.empty(total, np.int32) if keep_refresh else None
         right = np.empty(total, np.int32) if keep_refresh else None
-        off = 0
-        for a, b in self._chunks:
-            ea, eb = self._pairs(a, b)
-            sl = slice(off, off + ea.size)
-            off += ea.size
-            flat = out_row[sl]
-            np.multiply(rows_c[ea], flat_dtype(n_rows), out=flat)
-            flat += rows_c[eb]
+        # marks (then numbers) the positions that occur, in a dense lookup table: the block
+        # this pattern feeds is n_rows^2 anyway, and a table is much faster than sorting
+        table = np.zeros(n_rows * n_rows, dtype=flat_dtype)
+        flats, indptrs = [], [np.zeros(1, dtype=idx)]
+        n_pos = 0
+        for r0, r1 in self._chunks:
+            k0, k1 = int(indptr_r[r0]), int(indptr_r[r1])
+            off, m = int(before[k0]), int(before[k1] - before[k0])
+            e, e2 = self._pairs(by_row[k0:k1], start[k0:k1], n_pairs[k0:k1], idx)
+            flat = rows_c[e] * flat_dtype(n_rows)
+            flat += rows_c[e2]
             table[flat] = 1
-            np.multiply(data_c[ea], data_c[eb], out=values[sl])
+            seg = table[r0 * n_rows:r1 * n_rows]
+            found = np.flatnonzero(seg)
+            seg[found] = np.arange(found.size, dtype=flat_dtype)
+            flats.append(found + r0 * n_rows)
+            # the chunk's pairs grouped by position, stably: within a row of A the columns
+            # ascend, so every row of P comes out with sorted column indices (and no two
+            # pairs share a position and a column: nothing is summed)
+            cols = np.repeat(col_of[k0:k1].astype(idx), n_pairs[k0:k1])
+            order = sp.coo_matrix((np.arange(m, dtype=idx), (table[flat], cols)),
+                                  shape=(found.size, n_cols)).tocsr()
+            del cols
+            perm = order.data
+            sl = slice(off, off + m)
+            p_indices[sl] = order.indices
+            indptrs.append(order.indptr[1:].astype(idx) + idx(off))
+            e, e2 = e[perm], e2[perm]
+            np.multiply(data_c[e], data_c[e2], out=p_data[sl])
             if keep_refresh:
-                left[sl] = self._csc_to_csr[ea]
-                right[sl] = self._csc_to_csr[eb]
-        self.flat = np.flatnonzero(table)
-        table[self.flat] = np.arange(self.flat.size)
+                left[sl] = csc_to_csr[e]
+                right[sl] = csc_to_csr[e2]
+            n_pos += found.size
+        del table
+        self.flat = np.concatenate(flats) if flats else np.zeros(0, dtype=np.intp)
         self.rows = (self.flat // n_rows).astype(np.intp)
         self.cols = (self.flat % n_rows).astype(np.intp)
         #: 1 on the diagonal, 2 off it: the weights of the lower-triangle positions in a
         #: symmetric inner product
         self.weights = np.where(self.rows == self.cols, 1.0, 2.0)
-        # pass 2: output row of every pair. Within a column each row appears once, so every
-        # pair is its own entry of P (no duplicates to sum).
-        for lo in range(0, total, PAIRS_PER_CHUNK):
-            sl = slice(lo, lo + PAIRS_PER_CHUNK)
-            out_row[sl] = table[out_row[sl]]
-        del table
-        self._shape = (self.flat.size, n_cols)
-        # pairs come column by column: that is P in CSC order already (no sort); the CSR
-        # P is kept (its mat-vec gathers; the CSC one scatters into millions of positions
-        # at ~3x the cost) and CSC -> CSR is a linear-time transpose that carries the
-        # values along. refresh() also needs the permutation of the pairs: then the entry
-        # numbers are carried instead (int32 when they fit: half the traffic of floats)
-        # and applied to the values and the stored positions.
-        indptr = np.concatenate([[0], np.cumsum(pairs)])
-        if not keep_refresh:
-            self.P = sp.csc_matrix((values, out_row, indptr), shape=self._shape).tocsr()
-            del values, out_row
-            self._indices, self._indptr = self.P.indices, self.P.indptr
-            self._ea = self._eb = None
-            return
-        num_dtype = np.int32 if total < 2**31 - 1 else np.int64
-        order = sp.csc_matrix((np.arange(1, total + 1, dtype=num_dtype), out_row,
-                               indptr), shape=self._shape).tocsr()
-        del out_row
-        perm = order.data
-        perm -= 1
-        self._indices, self._indptr = order.indices, order.indptr
-        del order
-        self._ea = left[perm]
-        self._eb = right[perm]
-        del left, right
-        self.P = sp.csr_matrix((values[perm], self._indices, self._indptr), shape=self._shape)
+        self._shape = (n_pos, n_cols)
+        self.P = sp.csr_matrix((p_data, p_indices, np.concatenate(indptrs)), shape=self._shape)
+        self._indices, self._indptr = self.P.indices, self.P.indptr
+        self._ea, self._eb = left, right
 
-    def _pairs(self, first: int, stop: int):
-        """CSC positions (e, e') of the pairs e' <= e within columns [first, stop), column
-        by column (int32 when they fit: the repeats below are memory-bound)."""
-        indptr = self._indptr_c
-        counts = np.diff(indptr[first:stop + 1])
-        n_total = int(np.sum(counts * (counts + 1) // 2))
-        idx = np.int32 if max(int(indptr[-1]), n_total) < 2**31 - 1 else np.int64
-        cols = np.repeat(np.arange(first, stop), counts)
-        ent = np.arange(indptr[first], indptr[stop], dtype=idx)
-        pos_in_col = ent - np.repeat(indptr[first:stop].astype(idx), counts)
-        n_pairs = pos_in_col + 1
-        e = np.repeat(ent, n_pairs)
-        # entry e pairs with the first pos_in_col + 1 entries of its column:
-        # e2 = (column start) + (rank of the pair within e's run)
-        base = (np.cumsum(n_pairs, dtype=np.int64) - n_pairs - indptr[cols]).astype(idx)
-        e2 = np.arange(e.size, dtype=idx) - np.repeat(base, n_pairs)
+    @staticmethod
+    def _pairs(csc_pos: np.ndarray, col_start: np.ndarray, n_pairs: np.ndarray, idx):
+        """CSC positions ``(e, e')`` of the pairs of a run of entries (in row-major order)
+        with the entries above them in their column: entry ``e`` (CSC position ``csc_pos``)
+        pairs with ``col_start .. e`` (``n_pairs`` of them), rows ``b <= a``.
+
+        Index dtype ``idx`` (int32 when it fits: the repeats are memory-bound).
+        """
+        n = n_pairs.astype(idx)
+        e = np.repeat(csc_pos.astype(idx), n)
+        # e' = (column start) + (rank of the pair within e's run)
+        first = np.cumsum(n_pairs) - n_pairs                   # run starts within the chunk
+        e2 = np.arange(e.size, dtype=idx) - np.repeat((first - col_start).astype(idx), n)
         return e, e2
 
     @property

@@ -65,8 +65,12 @@ def test_moment_start_lower_than_lme4_start():
     assert obj(moment_theta(design)) < obj(design.theta0())
 
 
-def test_fit_from_moment_start_reaches_the_same_optimum():
+def test_fit_from_moment_start_reaches_the_same_optimum(monkeypatch):
+    from mixedmodels.fitting import lmm as fitting_lmm
+
     data = _crossed()
+    # below MOMENT_START_MIN_ROWS the search starts where lme4 does (next test)
+    monkeypatch.setattr(fitting_lmm, "MOMENT_START_MIN_ROWS", len(data))
     auto = mm.lmer(FORMULA, data)
     design = _design(FORMULA, data)
     assert LMMObjective(design).method != "dense"  # the path the moment start serves
@@ -75,6 +79,20 @@ def test_fit_from_moment_start_reaches_the_same_optimum():
     assert auto.objective <= lme4_start.objective + OBJ_TOL
     np.testing.assert_allclose(auto.theta, lme4_start.theta, atol=THETA_TOL)
     np.testing.assert_allclose(auto.fixef, lme4_start.fixef, atol=THETA_TOL)
+
+
+def test_small_models_start_where_lme4_does(monkeypatch):
+    """Below MOMENT_START_MIN_ROWS rows the gradient search starts at lme4's theta0 (so
+    that the same model's Dask fit, which has no rows to take moments of, follows the same
+    optimizer path); at the threshold it takes the moment start."""
+    from mixedmodels.fitting import lmm as fitting_lmm
+
+    data = _crossed()
+    design = _design(FORMULA, data)
+    monkeypatch.setattr(fitting_lmm, "MOMENT_START_MIN_ROWS", len(data) + 1)
+    np.testing.assert_array_equal(mm.lmer(FORMULA, data).opt.x0, design.theta0())
+    monkeypatch.setattr(fitting_lmm, "MOMENT_START_MIN_ROWS", len(data))
+    assert not np.array_equal(mm.lmer(FORMULA, data).opt.x0, design.theta0())
 
 
 def test_diagonal_term_theta_is_per_column_sd():

@@ -227,6 +227,10 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     return obj.solve(theta), opt, conv
 
 
+#: Fewest rows for which the gradient search may start from :func:`moment_theta`.
+MOMENT_START_MIN_ROWS = 10_000
+
+
 def _large_model_start(obj: LMMObjective, fg, x0: np.ndarray):
     """``(start, fg)`` of the gradient search: the moment estimate of :func:`moment_theta`
     where its objective is below that of lme4's ``x0`` (from theta = 1 the search spent 17
@@ -236,6 +240,11 @@ def _large_model_start(obj: LMMObjective, fg, x0: np.ndarray):
     start are kept and answer the search's first call (:func:`_answer_first`)."""
     if not isinstance(obj.design, Design):
         return x0, fg     # summed cross-products (Dask): no rows to take moments of
+    if len(obj.design.y) < MOMENT_START_MIN_ROWS:
+        # evaluations are cheap here, and lme4's start keeps the fit on the optimizer
+        # path of the same model's Dask fit (which has no rows to take moments of), so
+        # the two agree to rounding rather than to the optimizer's tolerance
+        return x0, fg
     guess = moment_theta(obj.design)
     if guess is None or guess.shape != x0.shape:
         return x0, fg
@@ -444,8 +453,8 @@ def lmer(
         Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
     start : array-like, optional
         Starting theta (lme4's order). Default: lme4's (identity relative covariances);
-        on large models that ``"auto"`` fits with the gradient search, a method-of-moments
-        estimate instead where its objective is lower
+        on large models (at least 10,000 rows) that ``"auto"`` fits with the gradient
+        search, a method-of-moments estimate instead where its objective is lower
         (:mod:`mixedmodels.fitting.moment_start`).
     check_conv : bool
         Check the gradient at the optimum (a few extra evaluations).

@@ -483,7 +483,7 @@ class _RelativeTheta:
         if self.residual.variance is None:
             return 1.0
         _, uv = self.residual.split(phi)
-        return float(np.exp(np.mean(self.residual.variance_log_sd(uv))))
+        return float(np.exp(np.mean(self.residual.variance.log_sd(uv))))
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         x = np.array(x, dtype=float)

@@ -150,8 +150,6 @@ class BoundResidual:
         self.log_w = None if weights is None else np.log(np.asarray(weights, dtype=float))
         self.n_cor = 0 if correlation is None else correlation.n_par
         self.n_var = 0 if variance is None else variance.n_par
-        # the last (bound variance, its parameters, log sd): see variance_log_sd
-        self._log_sd_memo: tuple[BoundVariance, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_par(self) -> int:
@@ -183,25 +181,9 @@ class BoundResidual:
     def log_sd(self, phi: np.ndarray) -> np.ndarray | None:
         """``log(g_j / sqrt(w_j))`` per row (None when all are 0)."""
         _, uv = self.split(phi)
-        out = None if self.variance is None else self.variance_log_sd(uv)
+        out = None if self.variance is None else self.variance.log_sd(uv)
         if self.log_w is not None:
             out = -0.5 * self.log_w if out is None else out - 0.5 * self.log_w
-        return out
-
-    def variance_log_sd(self, uv: np.ndarray) -> np.ndarray:
-        """``variance.log_sd(uv)``, remembered for the last ``uv``: within one evaluation
-        the optimizer's rescaling (``fitting.rside._RelativeTheta``) and the whitening ask
-        for the same vector. The memo is keyed on the bound variance object too: a
-        ``fitted(.)`` covariate is a new one (:meth:`with_fitted`), whose copy of this
-        object's attributes carries the old memo. The array returned is read-only
-        (shared with the memo)."""
-        uv = np.asarray(uv, dtype=float)
-        memo = self._log_sd_memo
-        if memo is not None and memo[0] is self.variance and np.array_equal(uv, memo[1]):
-            return memo[2]
-        out = self.variance.log_sd(uv)
-        out.flags.writeable = False
-        self._log_sd_memo = (self.variance, uv.copy(), out)
         return out
 
     def whiten(self, phi: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, float] | None:
@@ -343,7 +325,6 @@ class BoundResidual:
         new = object.__new__(BoundResidual)
         new.__dict__.update(self.__dict__)
         new.variance = self.variance.with_fitted(fitted)
-        new._log_sd_memo = None
         return new
 
     @property

@@ -115,8 +115,9 @@ def test_limit_stage_only_where_a_limit_is_competitive(monkeypatch):
     real = fit_rside._limit_competitive
 
     def spy(obj, x, fval, mask):
-        calls.append(real(obj, x, fval, mask))
-        return calls[-1]
+        out = real(obj, x, fval, mask)
+        calls.append(out[0])
+        return out
 
     monkeypatch.setattr(fit_rside, "_limit_competitive", spy)
     _fit("cp_hours")

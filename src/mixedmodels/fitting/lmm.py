@@ -453,8 +453,9 @@ def lmer(
         Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
     start : array-like, optional
         Starting theta (lme4's order). Default: lme4's (identity relative covariances);
-        on large models (at least 10,000 rows) that ``"auto"`` fits with the gradient
-        search, a method-of-moments estimate instead where its objective is lower
+        on large models (at least 10,000 rows) fitted by the gradient search
+        (``"gradient"``, or ``"auto"`` on the blocked factorization), a method-of-moments
+        estimate instead where its objective is lower
         (:mod:`mixedmodels.fitting.moment_start`).
     check_conv : bool
         Check the gradient at the optimum (a few extra evaluations).

@@ -167,17 +167,18 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
         # near it), then each mapped parameter tried at 0 (not only within BOUNDARY_TOL)
         x1, f1, opt1, _ = _optimize(obj, x0, lower, optimizer, settings, False, stage,
                                     min_gradient_params, map_limits=False)
-        if not _limit_competitive(obj, x1, f1, scale.mask):
+        competitive, n_tried = _limit_competitive(obj, x1, f1, scale.mask)
+        if not competitive:
             # no mapped limit comes near the log-scale optimum: the plateau the natural
             # scale exists for is absent, and the log-scale result stands
             x, fval, conv = _checked(obj, x1, f1, lower, check_conv)
-            opt = replace(opt1, n_evals=opt1.n_evals + int(scale.mask.sum()))
+            opt = replace(opt1, n_evals=opt1.n_evals + n_tried)
             return x, fval, opt, conv
         zlow = scale.lower(lower)
         z, fval, opt, _ = _optimize(scale, scale.from_model(x1), zlow, optimizer, settings,
                                     False, stage, min_gradient_params,
                                     map_limits=False)
-        n_evals = opt1.n_evals + opt.n_evals
+        n_evals = opt1.n_evals + n_tried + opt.n_evals
         # restarts only where the natural scale moved the fit (off a log-scale plateau,
         # towards 0): where it gained less than LIMIT_RESTART_GAIN the log-scale search
         # had already settled, and the convergence check's Newton step finishes
@@ -219,23 +220,27 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
     return x, fval, opt, conv
 
 
-def _limit_competitive(obj, x: np.ndarray, fval: float, mask: np.ndarray) -> bool:
+def _limit_competitive(obj, x: np.ndarray, fval: float,
+                       mask: np.ndarray) -> tuple[bool, int]:
     """Whether some mapped log-parameter's limit 0 (``u = -UNCONSTRAINED_MAX``), the
     others held at ``x``, comes within :data:`LIMIT_COMPETITIVE_GAP` of the deviance
-    ``fval`` reached on the log scale (one evaluation per mapped parameter).
+    ``fval`` reached on the log scale, and the evaluations spent (one per mapped
+    parameter tried, stopping at the first competitive one).
 
     The natural-scale stages of :func:`_optimize` exist for a criterion that flattens
     towards such a limit, ``f(u) ~ f_0 + a e^u``: there the log-scale search stops short
     with ``f(x) - f_0`` small. Where every limit is far worse than ``x`` (a
     varConstPower constant of 7.9 whose limit costs 299 deviance units), ``x`` lies on no
     such plateau and the log-scale optimum is the fit."""
+    tried = 0
     for j in np.flatnonzero(mask):
         trial = np.array(x, dtype=float)
         trial[j] = -UNCONSTRAINED_MAX
         f0 = obj(trial)
+        tried += 1
         if not np.isfinite(f0) or f0 - fval < LIMIT_COMPETITIVE_GAP:
-            return True
-    return False
+            return True, tried
+    return False, tried
 
 
 def _limit_scale(obj, n: int) -> LimitScale:

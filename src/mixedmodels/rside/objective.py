@@ -325,8 +325,8 @@ class GLSObjective:
         pattern factors differentiated without whitening
         (:attr:`~.gram.PatternGram.analytic_gradient`) -- ``gls`` is then fitted by
         quasi-Newton (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
-        return self.has_gradient and (isinstance(self._gram, BandedGram) or getattr(
-            self._gram, "analytic_gradient", False))
+        return self.cheap_gradient or (self.has_gradient
+                                       and getattr(self._gram, "analytic_gradient", False))
 
     def _factor(self, phi):
         """``(L, log|V|)`` or None."""

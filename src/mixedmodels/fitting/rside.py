@@ -27,6 +27,7 @@ from ..rside.results import GLSResult, RSideLMMResult
 from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
 from .gls_quasi_newton import optimize_fast_gradient
 from .limit_scale import LimitScale
+from .rside_range_start import spatial_range_start
 from .rside_second_start import RUNOFF, best_of_two_searches
 from .trace import traced
 
@@ -610,6 +611,9 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
             return RSideLMMResult(design, bool(REML), sol, None, None, obj, residual=bound,
                                   phi=x[n_theta:])
         x0 = _start(start if warm is None else warm, n_theta, obj.x0)
+        n_start = 0
+        if start is None and warm is None:
+            x0, n_start = spatial_range_start(obj, x0)
         rel = _RelativeTheta(obj, x0)
         z0 = rel.from_model(x0)
 
@@ -628,7 +632,7 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
                                                 rel.ran_off)
         x = rel.to_model(xr)
         if opt.x.size:   # report the optimum as the model's [theta, phi]
-            opt = replace(opt, x=x, x0=x0)
+            opt = replace(opt, x=x, x0=x0, n_evals=opt.n_evals + n_start)
         sol = obj.solve(x)
         return RSideLMMResult(design, bool(REML), sol, opt, conv, obj, residual=bound,
                               phi=x[n_theta:])

@@ -6,6 +6,12 @@ the residual parameters ``phi`` (nlme's unconstrained scale) by BOBYQA, then che
 polished by a Newton step from finite differences, as lmer's small models are. A variance
 covariate ``fitted(.)`` is handled as nlme does: optimize with the covariate fixed,
 recompute it from the fitted values, and repeat until the estimates stop changing.
+
+``lmer`` optimizes on :class:`_RelativeTheta`'s scale (theta relative to the typical
+residual standard deviation, variance parameters in units of their spread over the rows),
+starts a smooth spatial range at the best of nlme's start and two distance quantiles
+(:mod:`.rside_range_start`), and searches again by quasi-Newton where the first fit fails
+its check with a variance parameter run off (:mod:`.rside_second_start`).
 """
 
 from __future__ import annotations

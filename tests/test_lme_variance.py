@@ -108,6 +108,7 @@ def test_bodyweight_const_power_is_nlmes_interior_optimum():
         warnings.simplefilter("error", mm.ConvergenceWarning)
         m = eval(fx["py_call"], {"mm": mm, "d": d})
     assert m.loglik == pytest.approx(fx["logLik"], abs=LOGLIK_TOL)
+    assert not m.messages  # the first search's failed check is not the fit's
     assert m.var_params["const"] == pytest.approx(fx["var_params"]["const"], rel=PAR_TOL)
     assert m.var_params["power"] == pytest.approx(fx["var_params"]["power"], rel=PAR_TOL)
 
@@ -153,3 +154,17 @@ def test_variance_spread_scale_is_exact():
     h = 1e-6
     num = np.array([(rel(z + h * e) - rel(z - h * e)) / (2 * h) for e in np.eye(z.size)])
     assert g == pytest.approx(num, rel=GRAD_TOL, abs=GRAD_TOL * abs(f))
+
+
+def test_kept_first_search_warns_once_at_the_callers_line():
+    """Orthodont's saddle: the first search's result is kept, and so is its warning --
+    shown once, attributed to the caller's line, and among the fit's messages."""
+    fx = _corpus()["orthodont_constpower_reml"]
+    d = _data("orthodont").copy()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = mm.lmer("distance ~ age + (1 | Subject)", d, variance=mm.var_const_power(form="~ age"))
+    conv = [w for w in caught if issubclass(w.category, mm.ConvergenceWarning)]
+    assert len(conv) == 1 and conv[0].filename == __file__
+    assert str(conv[0].message) in m.messages
+    assert m.loglik >= fx["logLik"] - LOGLIK_TOL

@@ -18,13 +18,13 @@ last visit exactly), which quasi-Newton follows at 4x BOBYQA's cost only to fail
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from .._errors import ConvergenceWarning
+from .._messages import held, replay
 
 __all__ = ["RUNOFF", "best_of_two_searches"]
 
@@ -40,7 +40,7 @@ Search = Callable[[], tuple | None]
 def best_of_two_searches(
     first: Search, second: Search | None, ran_off: Callable[[np.ndarray], bool] | None = None
 ) -> tuple:
-    """``first()``; where it warned of failed convergence, ``ran_off`` holds at its
+    """``first()``; where its convergence check failed, ``ran_off`` holds at its
     optimum and ``second`` is given, also ``second()``, keeping the result with the lower
     criterion (its summary counting both searches' evaluations).
 
@@ -49,7 +49,7 @@ def best_of_two_searches(
     first : callable
         The default search; returns ``(x, fval, opt, conv)``.
     second : callable or None
-        The second search, run only after a ``ConvergenceWarning`` of ``first``; returns
+        The second search, run only after ``first``'s check failed; returns
         ``(x, fval, opt, conv)`` or None when it found nothing usable.
     ran_off : callable, optional
         ``x -> bool``: the first search's optimum is suspect (default: always).
@@ -61,20 +61,19 @@ def best_of_two_searches(
     """
     if second is None:
         return first()
-    with warnings.catch_warnings(record=True) as caught:
-        # every warning is recorded here and replayed below under the caller's filters
-        warnings.simplefilter("always")
+    # the first search's warnings wait until its result is known to be kept
+    with held() as log:
         found = first()
-    failed = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    conv = found[3]
+    failed = conv is not None and not conv.converged
     if failed and (ran_off is None or ran_off(found[0])):
         other = second()
         if other is not None and other[1] < found[1]:
             n_evals = found[2].n_evals + other[2].n_evals
             found = (*other[:2], replace(other[2], n_evals=n_evals), other[3])
-            caught = [w for w in caught if not issubclass(w.category, ConvergenceWarning)]
+            log = [w for w in log if not issubclass(w.category, ConvergenceWarning)]
         elif other is not None:
             n_evals = found[2].n_evals + other[2].n_evals
             found = (*found[:2], replace(found[2], n_evals=n_evals), found[3])
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    replay(log)
     return found

@@ -563,8 +563,8 @@ class _RelativeTheta:
 
 def _variance_spread(residual: BoundResidual, phi0: np.ndarray) -> np.ndarray | None:
     """Per variance parameter ``u_k``, the standard deviation over the rows of
-    ``d log g_j / d u_k`` at the start, where it exceeds 1 (else 1); None when none does
-    (or the function has no derivatives).
+    ``d log g_j / d u_k`` at the start, where it exceeds :data:`SPREAD_MIN` (else 1); None
+    when none does (or the function has no derivatives).
 
     The optimizer's first steps are of order one in its coordinates; on ``u_k`` itself
     they spread the log standard deviations by this much. A covariate in large units
@@ -583,7 +583,7 @@ def _variance_spread(residual: BoundResidual, phi0: np.ndarray) -> np.ndarray | 
     # the log-scale constants stay as they are: limit_scale maps exactly those to exp(u)
     spread[var.zero_limits] = 1.0
     spread = np.where(np.isfinite(spread) & (spread > SPREAD_MIN), spread, 1.0)
-    return spread if np.any(spread > 1.0) else None
+    return spread if np.any(spread != 1.0) else None
 
 
 def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str,

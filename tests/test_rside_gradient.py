@@ -199,7 +199,7 @@ def test_lmm_gradient_in_relative_theta():
 
     obj = _lmm_objective(_lmm_panel(), "y ~ x + (x | sub)", mm.cor_ar1(form="~ t | sub"),
                          [mm.var_ident(form="~ 1 | grp"), mm.var_power(form="~ z")])
-    rel = _RelativeTheta(obj)
+    rel = _RelativeTheta(obj, obj.x0)
     rel.x0 = rel.from_model(obj.x0)
     _check(rel, 6)
 

@@ -26,7 +26,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-__all__ = ["MessageLog", "collecting", "emit_warning", "quiet", "report", "user_stacklevel"]
+__all__ = ["MessageLog", "collecting", "emit_warning", "held", "quiet", "replay", "report",
+           "user_stacklevel"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,27 @@ def quiet() -> Iterator[None]:
         yield
     finally:
         _QUIET.reset(token)
+
+
+@contextmanager
+def held() -> Iterator[MessageLog]:
+    """Hold the package warnings of a block: neither shown nor reported to the active
+    collectors, only recorded in the yielded log -- for a trial whose result may be
+    discarded; :func:`replay` sends them on once it is kept."""
+    log = MessageLog()
+    token_c = _COLLECTORS.set((log,))
+    token_q = _QUIET.set(True)
+    try:
+        yield log
+    finally:
+        _QUIET.reset(token_q)
+        _COLLECTORS.reset(token_c)
+
+
+def replay(log: MessageLog) -> None:
+    """Emit the warnings of a :func:`held` block now (shown and collected as usual)."""
+    for w in log:
+        emit_warning(str(w.message), w.category)
 
 
 #: The package's directory: frames whose file lies under it are "inside" (see

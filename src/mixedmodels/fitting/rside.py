@@ -6,6 +6,12 @@ the residual parameters ``phi`` (nlme's unconstrained scale) by BOBYQA, then che
 polished by a Newton step from finite differences, as lmer's small models are. A variance
 covariate ``fitted(.)`` is handled as nlme does: optimize with the covariate fixed,
 recompute it from the fitted values, and repeat until the estimates stop changing.
+
+``lmer`` optimizes on :class:`_RelativeTheta`'s scale (theta relative to the typical
+residual standard deviation, variance parameters in units of their spread over the rows),
+starts a smooth spatial range at the best of nlme's start and two distance quantiles
+(:mod:`.rside_range_start`), and searches again by quasi-Newton where the first fit fails
+its check with a variance parameter run off (:mod:`.rside_second_start`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from ..rside.results import GLSResult, RSideLMMResult
 from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
 from .gls_quasi_newton import optimize_fast_gradient
 from .limit_scale import LimitScale
+from .rside_range_start import spatial_range_start
+from .rside_second_start import RUNOFF, best_of_two_searches
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
@@ -118,6 +126,10 @@ LIMIT_RESTART_GAIN = 1e-6
 #: plateau's remaining gain is a fraction of this (5e-4 in :mod:`.limit_scale`'s
 #: example), an interior optimum's distance from its limit usually tens or hundreds.
 LIMIT_COMPETITIVE_GAP = 1.0
+#: A variance parameter whose derivative of the log standard deviations spreads by more
+#: than this over the rows is optimized on a scale shrunk by that spread
+#: (:func:`_variance_spread`).
+SPREAD_MIN = 1.0
 
 
 def _start(start, n_theta: int, x0: np.ndarray) -> np.ndarray:
@@ -466,23 +478,29 @@ def _with_fitted_loop(bound: BoundResidual, fit_once, fitted_of):
 
 
 class _RelativeTheta:
-    """The criterion in ``[theta / c(phi), phi]``, ``c(phi)`` the geometric mean of the
-    variance function's standard-deviation factors ``g_j``: an exact reparameterization
-    for the optimizer.
+    """The criterion in ``[theta / c(phi), phi_cor, s * u_var]``: an exact
+    reparameterization for the optimizer.
 
-    ``theta`` is relative to sigma, and a variance function rescales the residual standard
-    deviation by ``c(phi)`` as its parameters move (a power of fitted values near 300
-    by a factor 20): in ``theta`` the optimum then lies along a curved valley (BOBYQA took
-    3900 evaluations on BodyWeight with a power of fitted values), while ``theta / c``
+    ``c(phi)`` is the geometric mean of the variance function's standard-deviation factors
+    ``g_j``. ``theta`` is relative to sigma, and a variance function rescales the residual
+    standard deviation by ``c(phi)`` as its parameters move (a power of fitted values near
+    300 by a factor 20): in ``theta`` the optimum then lies along a curved valley (BOBYQA
+    took 3900 evaluations on BodyWeight with a power of fitted values), while ``theta / c``
     -- the random effects relative to the typical residual standard deviation -- barely
     moves. Without a variance function ``c = 1``.
+
+    ``s_k`` (:func:`_variance_spread`) puts every variance parameter on the scale of the
+    change it makes in the log standard deviations: a unit step of ``s_k u_k`` spreads them
+    by about one unit over the rows, whatever the covariate's units.
     """
 
-    def __init__(self, obj: RSideLMMObjective):
+    def __init__(self, obj: RSideLMMObjective, x0: np.ndarray):
         self.obj = obj
         self.residual = obj.residual
         self.n_theta = obj.n_theta
         self.lower = obj.lower
+        self.spread = _variance_spread(obj.residual, np.asarray(x0, float)[obj.n_theta:])
+        self._var = slice(self.n_theta + self.residual.n_cor, None)
 
     def scale(self, phi: np.ndarray) -> float:
         if self.residual.variance is None:
@@ -492,38 +510,80 @@ class _RelativeTheta:
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         x = np.array(x, dtype=float)
+        if self.spread is not None:
+            x[self._var] /= self.spread
         x[:self.n_theta] *= self.scale(x[self.n_theta:])
         return x
 
     def from_model(self, x: np.ndarray) -> np.ndarray:
         x = np.array(x, dtype=float)
         x[:self.n_theta] /= self.scale(x[self.n_theta:])
+        if self.spread is not None:
+            x[self._var] *= self.spread
         return x
 
     def __call__(self, x) -> float:
         return self.obj(self.to_model(x))
+
+    def ran_off(self, x: np.ndarray) -> bool:
+        """Some variance parameter other than a constant that may reach 0 (whose limit
+        is a model: :mod:`.limit_scale`) is at :data:`~.rside_second_start.RUNOFF` or
+        beyond in these coordinates."""
+        var = self.residual.variance
+        if var is None or not self.residual.n_var:
+            return False
+        z = np.asarray(x, dtype=float)[self._var]
+        return bool(np.any((np.abs(z) >= RUNOFF) & ~var.zero_limits))
 
     @property
     def has_gradient(self) -> bool:
         return self.obj.has_gradient
 
     def value_and_gradient(self, x) -> tuple[float, np.ndarray]:
-        """Value and gradient in ``[theta / c, phi]``: with ``theta = t c(phi)``,
+        """Value and gradient in the optimizer's coordinates: with ``theta = t c(phi)``,
         ``d/dt = c d/dtheta`` and ``d/dphi`` gains ``(t . d/dtheta) dc/dphi``, where
-        ``dc/du = c mean_j(d log g_j / du)`` for the variance parameters."""
-        x = np.asarray(x, dtype=float)
+        ``dc/du = c mean_j(d log g_j / du)`` for the variance parameters; with
+        ``u_k = z_k / s_k``, ``d/dz_k = (d/du_k) / s_k``."""
         model = self.to_model(x)
         f, g = self.obj.value_and_gradient(model)
         if not np.isfinite(f) or self.residual.variance is None:
             return f, g
         k = self.n_theta
-        _, uv = self.residual.split(x[k:])
-        c = self.scale(x[k:])
+        _, uv = self.residual.split(model[k:])
+        c = self.scale(model[k:])
         out = g.copy()
         out[:k] = c * g[:k]
         dc = c * np.mean(self.residual.variance.log_sd_jacobian(uv), axis=0)
-        out[k + self.residual.n_cor:] += float(x[:k] @ g[:k]) * dc
+        t = model[:k] / c
+        out[self._var] += float(t @ g[:k]) * dc
+        if self.spread is not None:
+            out[self._var] /= self.spread
         return f, out
+
+
+def _variance_spread(residual: BoundResidual, phi0: np.ndarray) -> np.ndarray | None:
+    """Per variance parameter ``u_k``, the standard deviation over the rows of
+    ``d log g_j / d u_k`` at the start, where it exceeds :data:`SPREAD_MIN` (else 1); None
+    when none does (or the function has no derivatives).
+
+    The optimizer's first steps are of order one in its coordinates; on ``u_k`` itself
+    they spread the log standard deviations by this much. A covariate in large units
+    makes that a catastrophe: ``var_exp(~ Time)`` with days up to 64 turned a first step
+    of 1 into standard deviations e^64 apart, an infinite criterion in BOBYQA's
+    interpolation set, and a fit that stopped 68 log-likelihood units below nlme's. Only
+    steps that would spread by more than one unit are shrunk: smaller spreads (a power of
+    a covariate within a factor e, a constant at nlme's start) keep the optimizer's own
+    first steps, which the other fits were tuned with.
+    """
+    var = residual.variance
+    if var is None or not residual.n_var or not var.has_jacobian:
+        return None
+    _, uv = residual.split(phi0)
+    spread = np.std(var.log_sd_jacobian(uv), axis=0)
+    # the log-scale constants stay as they are: limit_scale maps exactly those to exp(u)
+    spread[var.zero_limits] = 1.0
+    spread = np.where(np.isfinite(spread) & (spread > SPREAD_MIN), spread, 1.0)
+    return spread if np.any(spread != 1.0) else None
 
 
 def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str,
@@ -557,13 +617,28 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
             return RSideLMMResult(design, bool(REML), sol, None, None, obj, residual=bound,
                                   phi=x[n_theta:])
         x0 = _start(start if warm is None else warm, n_theta, obj.x0)
-        rel = _RelativeTheta(obj)
-        xr, _, opt, conv = _optimize(rel, rel.from_model(x0), obj.lower, optimizer,
-                                     optimizer_settings, check_conv, "lmer",
-                                     LMM_GRADIENT_MIN_PARAMS)
+        n_start = 0
+        if start is None and warm is None:
+            x0, n_start = spatial_range_start(obj, x0)
+        rel = _RelativeTheta(obj, x0)
+        z0 = rel.from_model(x0)
+
+        def first():
+            return _optimize(rel, z0, obj.lower, optimizer, optimizer_settings, check_conv,
+                             "lmer", LMM_GRADIENT_MIN_PARAMS)
+
+        def second():
+            return _optimize_gradient(rel, z0, obj.lower, check_conv, "lmer")
+
+        # a variance function's criterion may have another basin than BOBYQA's first
+        # steps find: quasi-Newton from the same start where that fit fails its check
+        use_second = (optimizer == "auto" and check_conv and bound.n_var > 0
+                      and rel.has_gradient)
+        xr, _, opt, conv = best_of_two_searches(first, second if use_second else None,
+                                                rel.ran_off)
         x = rel.to_model(xr)
         if opt.x.size:   # report the optimum as the model's [theta, phi]
-            opt = replace(opt, x=x, x0=x0)
+            opt = replace(opt, x=x, x0=x0, n_evals=opt.n_evals + n_start)
         sol = obj.solve(x)
         return RSideLMMResult(design, bool(REML), sol, opt, conv, obj, residual=bound,
                               phi=x[n_theta:])

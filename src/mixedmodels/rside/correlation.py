@@ -36,6 +36,7 @@ from scipy.linalg import solve_triangular
 from .._errors import DataError, FormulaError
 from ..design.response import evaluate_numeric
 from .arma import arma_acf, arma_acf_jacobian, arma_constrained, arma_unconstrained
+from .banded import BandedWhitening
 from .blocks import RowBlocks
 from .form import StructureForm, parse_form
 from .patterns import shared_patterns
@@ -248,6 +249,13 @@ class BoundCorrelation:
         shared = self._shared()
         if shared is not None:
             return self._whiten_shared(self.full(u), M, *shared)
+        if "_banded" not in self.__dict__:
+            # several groups: one band factorization (.banded) where it pays, made once
+            batches = self.blocks.batches
+            self._banded = BandedWhitening(batches) if BandedWhitening.worthwhile(batches) \
+                else None
+        if self._banded is not None:
+            return self._banded.whiten(self.batch_matrices(self.full(u)), M)
         factors = self.cholesky(u)
         if factors is None:
             return None

@@ -152,6 +152,24 @@ class _BoundSpatial(BoundCorrelation):
             out.append(np.log(nat[1] / (1.0 - nat[1])))
         return np.asarray(out)
 
+    def distance_quantiles(self, q) -> np.ndarray:
+        """Quantiles ``q`` of the distances between two rows of a group, over the pairs of
+        every group.
+
+        Parameters
+        ----------
+        q : array_like of float in [0, 1]
+
+        Returns
+        -------
+        ndarray
+        """
+        if "_pair_d" not in self.__dict__:
+            self._pair_d = np.concatenate(
+                [d[:, ~np.eye(d.shape[1], dtype=bool)].ravel() for d in self._dist
+                 if d.shape[1] > 1])
+        return np.quantile(self._pair_d, q)
+
     def kinks(self) -> np.ndarray:
         """Where the correlation's first derivative jumps, on the unconstrained scale of
         the range (``u_0``), sorted: ``log(d - d_min)`` for every distinct distance

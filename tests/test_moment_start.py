@@ -142,7 +142,9 @@ def test_level_moments_against_per_level_least_squares(p):
     codes[0], codes[1] = 3, 7
     Z = np.column_stack([np.ones(300), rng.standard_normal(300)])[:, :p]
     r = rng.standard_normal(300)
-    B, H, M = _level_moments(codes, 10, Z, r)
+    ZZ = np.stack([Z[codes == lev].T @ Z[codes == lev] for lev in range(10)])
+    Zr = np.stack([Z[codes == lev].T @ r[codes == lev] for lev in range(10)])
+    B, H, M = _level_moments(ZZ, Zr, 300)
     bs, hs = [], []
     for lev in range(10):
         rows = codes == lev

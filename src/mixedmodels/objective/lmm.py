@@ -42,6 +42,7 @@ from ..linalg import (
     BlockedSystem,
     BlockLayout,
     CrossProductPattern,
+    CrossProducts,
     DenseSystem,
     FixedBasis,
     MergedSystem,
@@ -222,6 +223,8 @@ class LMMObjective:
         #: ``[X~ y~]``: the fixed-effects columns in the internal basis and the residualized
         #: response, as the cross-products see them (:meth:`set_data`)
         self.internal_XY = XY
+        #: whether the cross-products carry prior weights
+        self.weighted = design.weights is not None
         if method == "dense":
             # small model: dense Z and one product, no sparse pattern to build
             pattern = None
@@ -238,7 +241,8 @@ class LMMObjective:
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
                             log_det_w: float, reml: bool = True, method: str = "auto",
-                            merge: TermMerge | None = None) -> LMMObjective:
+                            merge: TermMerge | None = None, weighted: bool = False
+                            ) -> LMMObjective:
         """The objective of cross-products formed elsewhere (summed over chunks of rows).
 
         Parameters
@@ -264,6 +268,8 @@ class LMMObjective:
             blocks' order), else :func:`choose_method`'s.
         merge : TermMerge, optional
             :func:`block_plan`'s merge of the terms (the in-memory objective's).
+        weighted : bool
+            ``cross`` carries prior weights (``W`` is not the identity).
 
         Returns
         -------
@@ -276,6 +282,7 @@ class LMMObjective:
                   for t in design.terms]
         obj = cls.__new__(cls)
         obj.internal_XY = None      # no rows here: :meth:`set_data` does not apply
+        obj.weighted = bool(weighted)
         if method == "dense":
             pattern = None
             system = DenseSystem(blocks, structures)
@@ -323,6 +330,13 @@ class LMMObjective:
         self._scalar_gradient = (self.has_gradient and method == "blocked"
                                  and supports_gradient(self._core))
 
+    @property
+    def cross_products(self) -> CrossProducts | None:
+        """``[Z X~ y~]' W [Z X~ y~]`` in the blocks of :attr:`pattern` (the merged blocks'
+        order when :attr:`merge` is set; the last column of the fixed part is ``y~``), or
+        None for the dense method (which holds the rows' ``Z`` instead)."""
+        return None if self.method == "dense" else self._core.A
+
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
         whitened data of a model with correlated residuals, whose Jacobian ``log|W|^2``
@@ -348,6 +362,7 @@ class LMMObjective:
                 Z = self.merge.merge_z(Z)
             self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
         self.log_det_w = float(log_det_w)
+        self.weighted = False
 
     def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
         """The (restricted) deviance of a factor at an explicit residual standard

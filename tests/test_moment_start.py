@@ -157,3 +157,37 @@ def test_level_moments_against_per_level_least_squares(p):
     np.testing.assert_allclose(B, bs.T @ bs / len(bs), rtol=1e-10)
     np.testing.assert_allclose(H, np.mean(hs, axis=0), rtol=1e-10)
     np.testing.assert_allclose(M, Z.T @ Z / 300, rtol=1e-12)
+
+
+def _per_level_oracle(codes, nlevels, Z, r):
+    """``Z_l'Z_l`` and ``Z_l'r`` of every level, one level at a time."""
+    ZZ = np.stack([Z[codes == lev].T @ Z[codes == lev] for lev in range(nlevels)])
+    Zr = np.stack([Z[codes == lev].T @ r[codes == lev] for lev in range(nlevels)])
+    return ZZ, Zr
+
+
+@pytest.mark.parametrize("method", ["blocked", "sparse"])
+def test_term_products_are_the_rows_per_level_products(method):
+    # the first block merges the two g1 terms (the second's columns after the first's),
+    # the rest block holds g2's term and the merged g3 terms after it (a dense A22 for
+    # "blocked", a sparse one for "sparse"); the residual is the least-squares one
+    from mixedmodels.fitting.moment_start import _term_products
+
+    design = _design("y ~ x + (x || g1) + (1 | g2) + (x || g3)", _crossed())
+    obj = LMMObjective(design, method=method)
+    assert obj.merge is not None and obj.merge.groups == ((0, 1), (2,), (3, 4))
+    X, y = design.X, np.asarray(design.y, float)
+    r = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+    for t, (ZZ, Zr) in zip(design.terms, _term_products(obj), strict=True):
+        want_ZZ, want_Zr = _per_level_oracle(t.grouping.codes, t.nlevels, np.asarray(t.Z), r)
+        np.testing.assert_allclose(ZZ, want_ZZ, rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(Zr, want_Zr, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(obj.cross_products.AXX[-1, -1], r @ r, rtol=1e-10)
+
+
+def test_moment_start_of_sparse_and_blocked_objectives_agree():
+    design = _design(FORMULA, _crossed())
+    blocked = moment_theta(LMMObjective(design, method="blocked"))
+    sparse = moment_theta(LMMObjective(design, method="sparse"))
+    np.testing.assert_allclose(sparse, blocked, rtol=1e-12)
+    np.testing.assert_array_equal(moment_theta(design), blocked)

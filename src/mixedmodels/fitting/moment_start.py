@@ -6,34 +6,36 @@ from the optimum costs a dozen of them (crossed_slopes_200k: 17 of its 26 evalua
 were spent finding the basin of its ``(x | g3)`` term). A method-of-moments estimate
 costs a few operations per level of the cross-products the objective has formed anyway.
 
-Let ``r = y - offset - X beta_OLS`` and, for term ``k`` with model matrix rows ``z_i``
-(p columns) and level ``l``, the per-level least-squares coefficients
+With prior weights ``W`` (residual variance ``\sigma^2 / w_i``) let
+``r = y - offset - X beta_WLS`` and, for term ``k`` with model matrix rows ``z_i``
+(p columns) and level ``l``, the per-level weighted least-squares coefficients
 
-.. math:: b_l = (Z_l' Z_l)^{-1} Z_l' r_l .
+.. math:: b_l = (Z_l' W_l Z_l)^{-1} Z_l' W_l r_l .
 
 Ignoring the other terms (their effects average out over a level's rows in crossed
-designs), ``E[b_l b_l'] = \Sigma_k + \sigma^2 (Z_l' Z_l)^{-1}``, so with
-``B_k = mean_l b_l b_l'`` and ``H_k = mean_l (Z_l'Z_l)^{-1}``,
-``\Sigma_k = B_k - \sigma^2 H_k``. The mean square residual adds the terms up:
+designs), ``E[b_l b_l'] = \Sigma_k + \sigma^2 (Z_l' W_l Z_l)^{-1}``, so with
+``B_k = mean_l b_l b_l'`` and ``H_k = mean_l (Z_l' W_l Z_l)^{-1}``,
+``\Sigma_k = B_k - \sigma^2 H_k``. The weighted mean square residual adds the terms up
+(``E[w_i r_i^2] = w_i z_i' \Sigma_k z_i + \sigma^2`` summed over the terms):
 
-.. math:: T = mean_i r_i^2 = \sum_k tr(\Sigma_k M_k) + \sigma^2, \quad
-          M_k = Z_k' Z_k / n,
+.. math:: T = mean_i w_i r_i^2 = \sum_k tr(\Sigma_k M_k) + \sigma^2, \quad
+          M_k = Z_k' W Z_k / n,
 
 which solves for ``\sigma^2 = (T - \sum_k tr(B_k M_k)) / (1 - \sum_k tr(H_k M_k))``.
-theta is the Cholesky factor of ``\Sigma_k / \sigma^2`` (eigenvalues floored at
-:data:`MOMENT_START_FLOOR` squared, so that the log-scale search can move every
-parameter). The caller keeps lme4's start where it is better
+Without weights ``W = I``. theta is the Cholesky factor of ``\Sigma_k / \sigma^2``
+(eigenvalues floored at :data:`MOMENT_START_FLOOR` squared, so that the log-scale search
+can move every parameter). The caller keeps lme4's start where it is better
 (:func:`mixedmodels.fitting.lmm.optimize_lmm`): the estimate only picks where the search
 begins, never the optimum.
 
-Every quantity above is in the objective's cross-products ``[Z X~ y~]' [Z X~ y~]``
-(:class:`~mixedmodels.objective.LMMObjective`): ``y~`` is the least-squares residual
-``r`` itself (the residualized response of the internal basis), ``Z_l'Z_l`` and
-``Z_l'r`` are the level's diagonal block of ``Z'Z`` and its rows of ``Z'y~``
-(:func:`~mixedmodels.linalg.level_blocks`), ``M_k`` is the sum of those blocks over the
-levels and ``T = y~'y~ / n``. So the estimate takes no pass over the rows, and an
-in-memory fit and a Dask fit (whose cross-products are summed over the partitions) take
-it from the same numbers: the same start, to rounding.
+Every quantity above is in the objective's cross-products ``[Z X~ y~]' W [Z X~ y~]``
+(:class:`~mixedmodels.objective.LMMObjective`): ``y~`` is the weighted least-squares
+residual ``r`` itself (the residualized response of the internal basis), ``Z_l'W_lZ_l``
+and ``Z_l'W_l r_l`` are the level's diagonal block of ``Z'WZ`` and its rows of
+``Z'Wy~`` (:func:`~mixedmodels.linalg.level_blocks`), ``M_k`` is the sum of those blocks
+over the levels and ``T = y~'Wy~ / n``. So the estimate takes no pass over the rows, and
+an in-memory fit and a Dask fit (whose cross-products are summed over the partitions)
+take it from the same numbers: the same start, to rounding.
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ MIN_SIGMA_SHARE = 0.05
 
 def _level_moments(ZZ: np.ndarray, Zr: np.ndarray, n: int):
     """``(B, H, M)`` of one term (see the module docstring) from its per-level
-    ``Z_l'Z_l`` (l, p, p) and ``Z_l'r`` (l, p) over ``n`` rows, or None without any level
-    whose coefficients are estimable."""
+    ``Z_l'W_lZ_l`` (l, p, p) and ``Z_l'W_l r_l`` (l, p) over ``n`` rows, or None without
+    any level whose coefficients are estimable."""
     p = ZZ.shape[1]
     if p == 1:
         # a scalar term: the per-level solves are divisions (no batched LAPACK calls
@@ -85,9 +87,9 @@ def _level_moments(ZZ: np.ndarray, Zr: np.ndarray, n: int):
 
 
 def _term_products(obj: LMMObjective) -> list:
-    """``(Z_l'Z_l (l, p, p), Z_l'y~ (l, p))`` of every term, in model order, read off the
-    objective's cross-products (a term merged with others on its grouping factor owns a
-    run of its block's columns)."""
+    """``(Z_l'W_lZ_l (l, p, p), Z_l'W_l y~_l (l, p))`` of every term, in model order,
+    read off the objective's cross-products (a term merged with others on its grouping
+    factor owns a run of its block's columns)."""
     terms = obj.design.terms
     groups = [(k,) for k in range(len(terms))] if obj.merge is None else obj.merge.groups
     out: list = [None] * len(terms)
@@ -121,13 +123,13 @@ def moment_theta(source: LMMObjective | Design) -> np.ndarray | None:
     Returns
     -------
     ndarray or None
-        None where the estimate does not apply (prior weights; terms other than
-        unstructured or per-column diagonal ones; the dense factorization, which keeps no
-        per-level blocks) or the moments do not determine sigma.
+        None where the estimate does not apply (terms other than unstructured or
+        per-column diagonal ones; the dense factorization, which keeps no per-level
+        blocks) or the moments do not determine sigma.
     """
     obj = source if isinstance(source, LMMObjective) else LMMObjective(source, method="blocked")
     terms = obj.design.terms
-    if obj.weighted or not terms or obj.cross_products is None:
+    if not terms or obj.cross_products is None:
         return None
     for t in terms:
         s = t.structure

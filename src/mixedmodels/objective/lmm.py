@@ -223,8 +223,6 @@ class LMMObjective:
         #: ``[X~ y~]``: the fixed-effects columns in the internal basis and the residualized
         #: response, as the cross-products see them (:meth:`set_data`)
         self.internal_XY = XY
-        #: whether the cross-products carry prior weights
-        self.weighted = design.weights is not None
         if method == "dense":
             # small model: dense Z and one product, no sparse pattern to build
             pattern = None
@@ -241,8 +239,7 @@ class LMMObjective:
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
                             log_det_w: float, reml: bool = True, method: str = "auto",
-                            merge: TermMerge | None = None, weighted: bool = False
-                            ) -> LMMObjective:
+                            merge: TermMerge | None = None) -> LMMObjective:
         """The objective of cross-products formed elsewhere (summed over chunks of rows).
 
         Parameters
@@ -268,8 +265,6 @@ class LMMObjective:
             blocks' order), else :func:`choose_method`'s.
         merge : TermMerge, optional
             :func:`block_plan`'s merge of the terms (the in-memory objective's).
-        weighted : bool
-            ``cross`` carries prior weights (``W`` is not the identity).
 
         Returns
         -------
@@ -282,7 +277,6 @@ class LMMObjective:
                   for t in design.terms]
         obj = cls.__new__(cls)
         obj.internal_XY = None      # no rows here: :meth:`set_data` does not apply
-        obj.weighted = bool(weighted)
         if method == "dense":
             pattern = None
             system = DenseSystem(blocks, structures)
@@ -362,7 +356,6 @@ class LMMObjective:
                 Z = self.merge.merge_z(Z)
             self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
         self.log_det_w = float(log_det_w)
-        self.weighted = False
 
     def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
         """The (restricted) deviance of a factor at an explicit residual standard

@@ -68,8 +68,7 @@ class ReducedLMM:
         p = self.prepared
         return LMMObjective.from_cross_products(
             p.plan.design, self.cross, p.basis, p.coef0, p.qr.sum_log_w, reml=reml,
-            method=self.method, merge=self.merge,
-            weighted=p.plan.design.weights_column is not None)
+            method=self.method, merge=self.merge)
 
 
 def _check_sizes(prepared: Prepared) -> None:

@@ -327,9 +327,10 @@ class LMMObjective:
     @property
     def cross_products(self) -> CrossProducts | None:
         """``[Z X~ y~]' W [Z X~ y~]`` in the blocks of :attr:`pattern` (the merged blocks'
-        order when :attr:`merge` is set; the last column of the fixed part is ``y~``), or
-        None for the dense method (which holds the rows' ``Z`` instead)."""
-        return None if self.method == "dense" else self._core.A
+        order when :attr:`merge` is set; the last column of the fixed part is ``y~``) for
+        the blocked and sparse methods; None for the others (the dense one holds the
+        rows' ``Z`` instead)."""
+        return self._core.A if self.method in ("blocked", "sparse") else None
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the

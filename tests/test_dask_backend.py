@@ -378,3 +378,53 @@ def test_block_plan_of_sizes_only_design_is_in_memory_plan(sync):
     np.testing.assert_array_equal(merge_mem.u_index, merge_red.u_index)
     np.testing.assert_array_equal(merge_mem.theta_index, merge_red.theta_index)
     assert block_plan(red, merge_terms=False) == ("sparse", None)
+
+
+# -- large fits (>= MOMENT_START_MIN_ROWS rows): the in-memory moment start on Dask ------
+# (the threaded-scheduler cases and the start itself: tests/test_dask_moment_start.py;
+# the cluster cases are here, where the module's cluster is already warm)
+
+#: Same start on both sides: the cross-products differ by the order of their sums.
+START_RTOL = 1e-12
+LARGE_ROWS = 12_000
+LARGE_FORMULAS = [
+    "y ~ x + (1 | a) + (1 | b)",  # crossed scalar terms
+    "y ~ x + (x | a) + (1 | b)",  # vector-valued first term over a crossed one
+    "y ~ x + (x || a) + (1 | b)",  # terms merged on one factor
+]
+
+
+def large_frame() -> pd.DataFrame:
+    """12,000 rows: random intercepts and slopes on a text factor 'a' (120 levels),
+    crossed intercepts on 'b' (25 levels), prior weights 'w'."""
+    rng = np.random.default_rng(7)
+    n_a, n_b, n = 120, 25, LARGE_ROWS
+    a, b = rng.integers(0, n_a, n), rng.integers(0, n_b, n)
+    x = rng.normal(size=n)
+    y = (1.0 + 0.5 * x + rng.normal(0, 0.8, n_a)[a] + rng.normal(0, 0.4, n_a)[a] * x
+         + rng.normal(0, 0.6, n_b)[b] + rng.normal(0, 1.0, n))
+    return pd.DataFrame({"y": y, "x": x, "a": [f"a{v:03d}" for v in a], "b": b,
+                         "w": rng.uniform(0.5, 2, n)})
+
+
+def fit_both(formula, df, client=None, **kw):
+    """In-memory and Dask fits of a large model: the same moment start, the same fit."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a converged, non-singular fit on both sides
+        m_mem = mm.lmer(formula, df, **kw)
+        m = mm.lmer(formula, dd.from_pandas(df, npartitions=4), scheduler=client, **kw)
+    assert not np.array_equal(m_mem.opt.x0, m_mem.design.theta0())  # the moment start
+    np.testing.assert_allclose(m.opt.x0, m_mem.opt.x0, rtol=START_RTOL, atol=0.0)
+    assert_same_fit(m, m_mem)
+
+
+@pytest.mark.parametrize(("formula", "kw"), [(LARGE_FORMULAS[1], {}),
+                                             (LARGE_FORMULAS[2], {"weights": "w"})])
+def test_large_fits_take_the_in_memory_moment_start(cluster_client, formula, kw):
+    """From 10,000 rows the gradient search starts from the moment estimate; a Dask fit
+    reads it off the summed cross-products, takes the in-memory start to 1e-12 and ends
+    at the in-memory fit (from lme4's start instead it differed by 1.6e-7 in theta)."""
+    from mixedmodels.fitting.lmm import MOMENT_START_MIN_ROWS
+
+    assert LARGE_ROWS >= MOMENT_START_MIN_ROWS
+    fit_both(formula, large_frame(), client=cluster_client, **kw)

@@ -236,16 +236,15 @@ def _large_model_start(obj: LMMObjective, fg, x0: np.ndarray):
     where its objective is below that of lme4's ``x0`` (from theta = 1 the search spent 17
     of crossed_slopes_200k's 26 evaluations finding the basin), else ``(x0, fg)``.
 
+    The estimate reads the objective's cross-products only, so a Dask fit (cross-products
+    summed over the partitions) takes the start of the in-memory fit of the same rows.
     Choosing costs one value evaluation at ``x0``; the value and gradient at the moment
     start are kept and answer the search's first call (:func:`_answer_first`)."""
-    if not isinstance(obj.design, Design):
-        return x0, fg     # summed cross-products (Dask): no rows to take moments of
-    if len(obj.design.y) < MOMENT_START_MIN_ROWS:
-        # evaluations are cheap here, and lme4's start keeps the fit on the optimizer
-        # path of the same model's Dask fit (which has no rows to take moments of), so
-        # the two agree to rounding rather than to the optimizer's tolerance
+    if obj.n < MOMENT_START_MIN_ROWS:
+        # evaluations are cheap here, and lme4's start keeps small fits on the path they
+        # have always taken (the parity tests' optimizer paths)
         return x0, fg
-    guess = moment_theta(obj.design)
+    guess = moment_theta(obj)
     if guess is None or guess.shape != x0.shape:
         return x0, fg
     f0 = obj(x0)

@@ -4,27 +4,38 @@ lme4 starts every relative covariance at the identity (theta = 1, correlations 0
 large model each evaluation costs a factorization of the whole system, and a start far
 from the optimum costs a dozen of them (crossed_slopes_200k: 17 of its 26 evaluations
 were spent finding the basin of its ``(x | g3)`` term). A method-of-moments estimate
-costs a few passes over the rows instead.
+costs a few operations per level of the cross-products the objective has formed anyway.
 
-Let ``r = y - offset - X beta_OLS`` and, for term ``k`` with model matrix rows ``z_i``
-(p columns) and level ``l``, the per-level least-squares coefficients
+With prior weights ``W`` (residual variance ``\sigma^2 / w_i``) let
+``r = y - offset - X beta_WLS`` and, for term ``k`` with model matrix rows ``z_i``
+(p columns) and level ``l``, the per-level weighted least-squares coefficients
 
-.. math:: b_l = (Z_l' Z_l)^{-1} Z_l' r_l .
+.. math:: b_l = (Z_l' W_l Z_l)^{-1} Z_l' W_l r_l .
 
 Ignoring the other terms (their effects average out over a level's rows in crossed
-designs), ``E[b_l b_l'] = \Sigma_k + \sigma^2 (Z_l' Z_l)^{-1}``, so with
-``B_k = mean_l b_l b_l'`` and ``H_k = mean_l (Z_l'Z_l)^{-1}``,
-``\Sigma_k = B_k - \sigma^2 H_k``. The mean square residual adds the terms up:
+designs), ``E[b_l b_l'] = \Sigma_k + \sigma^2 (Z_l' W_l Z_l)^{-1}``, so with
+``B_k = mean_l b_l b_l'`` and ``H_k = mean_l (Z_l' W_l Z_l)^{-1}``,
+``\Sigma_k = B_k - \sigma^2 H_k``. The weighted mean square residual adds the terms up
+(``E[w_i r_i^2] = w_i z_i' \Sigma_k z_i + \sigma^2`` summed over the terms):
 
-.. math:: T = mean_i r_i^2 = \sum_k tr(\Sigma_k M_k) + \sigma^2, \quad
-          M_k = Z_k' Z_k / n,
+.. math:: T = mean_i w_i r_i^2 = \sum_k tr(\Sigma_k M_k) + \sigma^2, \quad
+          M_k = Z_k' W Z_k / n,
 
 which solves for ``\sigma^2 = (T - \sum_k tr(B_k M_k)) / (1 - \sum_k tr(H_k M_k))``.
-theta is the Cholesky factor of ``\Sigma_k / \sigma^2`` (eigenvalues floored at
-:data:`MOMENT_START_FLOOR` squared, so that the log-scale search can move every
-parameter). The caller keeps lme4's start where it is better
+Without weights ``W = I``. theta is the Cholesky factor of ``\Sigma_k / \sigma^2``
+(eigenvalues floored at :data:`MOMENT_START_FLOOR` squared, so that the log-scale search
+can move every parameter). The caller keeps lme4's start where it is better
 (:func:`mixedmodels.fitting.lmm.optimize_lmm`): the estimate only picks where the search
 begins, never the optimum.
+
+Every quantity above is in the objective's cross-products ``[Z X~ y~]' W [Z X~ y~]``
+(:class:`~mixedmodels.objective.LMMObjective`): ``y~`` is the weighted least-squares
+residual ``r`` itself (the residualized response of the internal basis), ``Z_l'W_lZ_l``
+and ``Z_l'W_l r_l`` are the level's diagonal block of ``Z'WZ`` and its rows of
+``Z'Wy~`` (:func:`~mixedmodels.linalg.level_blocks`), ``M_k`` is the sum of those blocks
+over the levels and ``T = y~'Wy~ / n``. So the estimate takes no pass over the rows, and
+an in-memory fit and a Dask fit (whose cross-products are summed over the partitions)
+take it from the same numbers: the same start, to rounding.
 """
 
 from __future__ import annotations
@@ -33,6 +44,9 @@ import numpy as np
 
 from ..covariance.diagonal import Diagonal
 from ..covariance.unstructured import Unstructured
+from ..design import Design
+from ..linalg import level_blocks
+from ..objective import LMMObjective
 
 __all__ = ["MOMENT_START_FLOOR", "moment_theta"]
 
@@ -47,27 +61,21 @@ LEVEL_RCOND = 1e-8
 MIN_SIGMA_SHARE = 0.05
 
 
-def _level_moments(codes: np.ndarray, nlevels: int, Z: np.ndarray, r: np.ndarray):
-    """``(B, H, M)`` of one term (see the module docstring), or None without any level
-    whose coefficients are estimable."""
-    n, p = Z.shape
-    codes = codes.astype(np.intp, copy=False)  # bincount would convert on every call
+def _level_moments(ZZ: np.ndarray, Zr: np.ndarray, n: int):
+    """``(B, H, M)`` of one term (see the module docstring) from its per-level
+    ``Z_l'W_lZ_l`` (l, p, p) and ``Z_l'W_l r_l`` (l, p) over ``n`` rows, or None without
+    any level whose coefficients are estimable."""
+    p = ZZ.shape[1]
     if p == 1:
         # a scalar term: the per-level solves are divisions (no batched LAPACK calls
         # over tens of thousands of 1 x 1 matrices)
-        z = Z[:, 0]
-        zz = np.bincount(codes, z * z, nlevels)
+        zz = ZZ[:, 0, 0]
         ok = zz > 0
         if not ok.any():
             return None
-        bl = np.bincount(codes, z * r, nlevels)[ok] / zz[ok]
+        bl = Zr[ok, 0] / zz[ok]
         h = 1.0 / zz[ok]
         return (np.array([[bl @ bl / bl.size]]), np.array([[h.mean()]]), np.array([[zz.sum() / n]]))
-    iu = np.triu_indices(p)
-    ZZ = np.zeros((nlevels, p, p))
-    for a, b in zip(*iu, strict=True):
-        ZZ[:, a, b] = ZZ[:, b, a] = np.bincount(codes, Z[:, a] * Z[:, b], nlevels)
-    Zr = np.stack([np.bincount(codes, Z[:, a] * r, nlevels) for a in range(p)], axis=1)
     w = np.linalg.eigvalsh(ZZ)
     ok = w[:, 0] > LEVEL_RCOND * np.maximum(w[:, -1], np.finfo(float).tiny)
     if not ok.any():
@@ -78,6 +86,23 @@ def _level_moments(codes: np.ndarray, nlevels: int, Z: np.ndarray, r: np.ndarray
     return B, Hl.mean(axis=0), ZZ.sum(axis=0) / n
 
 
+def _term_products(obj: LMMObjective) -> list:
+    """``(Z_l'W_lZ_l (l, p, p), Z_l'W_l y~_l (l, p))`` of every term, in model order,
+    read off the objective's cross-products (a term merged with others on its grouping
+    factor owns a run of its block's columns)."""
+    terms = obj.design.terms
+    groups = [(k,) for k in range(len(terms))] if obj.merge is None else obj.merge.groups
+    out: list = [None] * len(terms)
+    for block, group in enumerate(groups):
+        ZZ, ZX = level_blocks(obj.cross_products, obj.pattern, block)
+        col = 0
+        for k in group:
+            p = terms[k].p
+            out[k] = (ZZ[:, col : col + p, col : col + p], ZX[:, col : col + p, -1])
+            col += p
+    return out
+
+
 def _relative_factor(S: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of the symmetric ``S`` with eigenvalues floored."""
     w, V = np.linalg.eigh(0.5 * (S + S.T))
@@ -85,39 +110,35 @@ def _relative_factor(S: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky((V * w) @ V.T)
 
 
-def moment_theta(design) -> np.ndarray | None:
+def moment_theta(source: LMMObjective | Design) -> np.ndarray | None:
     """Moment estimate of theta (see the module docstring), in the design's theta order.
 
     Parameters
     ----------
-    design : Design
+    source : LMMObjective or Design
+        An objective on the blocked or sparse factorization -- its cross-products formed
+        from rows in memory or summed over a Dask frame's partitions -- or a design (whose
+        objective on the blocked factorization is built for it).
 
     Returns
     -------
     ndarray or None
-        None where the estimate does not apply (prior weights; terms other than
-        unstructured or per-column diagonal ones) or the moments do not determine sigma.
+        None where the estimate does not apply (terms other than unstructured or
+        per-column diagonal ones; the dense factorization, which keeps no per-level
+        blocks) or the moments do not determine sigma.
     """
-    terms = design.terms
-    if design.weights is not None or not terms:
+    obj = source if isinstance(source, LMMObjective) else LMMObjective(source, method="blocked")
+    terms = obj.design.terms
+    if not terms or obj.cross_products is None:
         return None
     for t in terms:
         s = t.structure
-        if not (type(s) is Unstructured or (type(s) is Diagonal and s.n_theta == t.Z.shape[1])):
+        if not (type(s) is Unstructured or (type(s) is Diagonal and s.n_theta == t.p)):
             return None
-    X = design.X
-    y = np.asarray(design.y, float) - np.asarray(design.offset, float)
-    # least squares through the normal equations: p is small and a start needs no more
-    # accuracy (lstsq's SVD of the n x p matrix costs ~10x more at a million rows)
-    beta = np.linalg.lstsq(X.T @ X, X.T @ y, rcond=None)[0] if X.shape[1] else np.zeros(0)
-    r = y - X @ beta
-    moments = [
-        _level_moments(t.grouping.codes, t.grouping.nlevels, np.asarray(t.Z, float), r)
-        for t in terms
-    ]
+    moments = [_level_moments(ZZ, Zr, obj.n) for ZZ, Zr in _term_products(obj)]
     if any(m is None for m in moments):
         return None
-    T = float(r @ r) / r.size
+    T = float(obj.cross_products.AXX[-1, -1]) / obj.n
     explained = sum(float(np.sum(B * M)) for B, _, M in moments)
     sampling = sum(float(np.sum(H * M)) for _, H, M in moments)
     if not 1.0 - sampling > MIN_SIGMA_SHARE:

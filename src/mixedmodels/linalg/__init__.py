@@ -3,7 +3,14 @@
 from .basis import FixedBasis
 from .blocked import BlockedFactor, BlockedSystem
 from .dense import DENSE_MAX_SIZE, DenseFactor, DenseSystem, dense_cross_product
-from .layout import BlockLayout, CrossProductPattern, CrossProducts, TermBlock, add_cross_products
+from .layout import (
+    BlockLayout,
+    CrossProductPattern,
+    CrossProducts,
+    TermBlock,
+    add_cross_products,
+    level_blocks,
+)
 from .merged import BlockDiagonalStructure, MergedSystem, TermMerge, merge_blocks
 from .sparse import SPARSE_MIN_REST, SparseFactor, SparseSystem
 
@@ -26,5 +33,6 @@ __all__ = [
     "TermMerge",
     "add_cross_products",
     "dense_cross_product",
+    "level_blocks",
     "merge_blocks",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "TermBlock",
     "add_cross_products",
     "lambda_layout",
+    "level_blocks",
     "theta_slices",
 ]
 
@@ -107,6 +108,41 @@ def add_cross_products(a: CrossProducts, b: CrossProducts) -> CrossProducts:
 
     return CrossProducts(*(plus(getattr(a, f), getattr(b, f))
                            for f in ("A11", "A21", "A22", "A1X", "ArX", "AXX")))
+
+
+def level_blocks(A: CrossProducts, layout: BlockLayout, block: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The per-level diagonal blocks of one random-effects block of ``A``.
+
+    Block ``b`` with ``l`` levels and ``p`` columns per level (lme4's layout: a level's
+    columns consecutive) contributes, for every level, ``Z_l' W Z_l`` (its diagonal
+    ``p x p`` block of ``Z' W Z``) and ``Z_l' W [X y]`` (its ``p`` rows of ``Z' W [X y]``).
+    The first block stores exactly these (``A11``, ``A1X``); a rest block's are read off
+    the diagonal of ``A22`` (dense or sparse) and the rows of ``ArX``.
+
+    Parameters
+    ----------
+    A : CrossProducts
+    layout : BlockLayout
+        The layout ``A`` was formed in.
+    block : int
+        Index into ``layout.blocks``.
+
+    Returns
+    -------
+    ZZ : ndarray (l, p, p)
+    ZX : ndarray (l, p, m)
+    """
+    if block == 0:
+        return A.A11, A.A1X
+    b = layout.blocks[block]
+    off = int(sum(layout.rest_q[:block - 1]))
+    idx = off + np.arange(b.nlevels)[:, None] * b.p + np.arange(b.p)[None, :]   # (l, p)
+    rows = np.repeat(idx, b.p, axis=1).ravel()
+    cols = np.tile(idx, (1, b.p)).ravel()
+    # sparse A22 (very large rest blocks): elementwise lookup of the same positions
+    ZZ = np.asarray(A.A22[rows, cols]).reshape(b.nlevels, b.p, b.p)
+    return ZZ, A.ArX[idx]
 
 
 class BlockLayout:

@@ -42,6 +42,7 @@ from ..linalg import (
     BlockedSystem,
     BlockLayout,
     CrossProductPattern,
+    CrossProducts,
     DenseSystem,
     FixedBasis,
     MergedSystem,
@@ -322,6 +323,14 @@ class LMMObjective:
             method == "dense" or (method == "blocked" and self.sigma is None))
         self._scalar_gradient = (self.has_gradient and method == "blocked"
                                  and supports_gradient(self._core))
+
+    @property
+    def cross_products(self) -> CrossProducts | None:
+        """``[Z X~ y~]' W [Z X~ y~]`` in the blocks of :attr:`pattern` (the merged blocks'
+        order when :attr:`merge` is set; the last column of the fixed part is ``y~``) for
+        the blocked and sparse methods; None for the others (the dense one holds the
+        rows' ``Z`` instead)."""
+        return self._core.A if self.method in ("blocked", "sparse") else None
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the

@@ -383,9 +383,8 @@ def fast_arithmetic(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
     would in formulaic's ``I(...)`` (integer arithmetic stays integer until the end), so
     the values are the same; anything that raises is left to formulaic and its message.
     """
-    try:
-        tree = ast.parse(expr.strip(), mode="eval").body
-    except SyntaxError:
+    tree = _expression_tree(expr.strip())
+    if tree is None:
         return None
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -396,6 +395,17 @@ def fast_arithmetic(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
     if not isinstance(value, np.ndarray):
         return None                            # a constant: formulaic broadcasts it
     return value.astype(float)
+
+
+@functools.lru_cache(maxsize=512)
+def _expression_tree(expr: str) -> ast.AST | None:
+    """The parsed expression (None: not Python syntax), cached by its text: parsing costs
+    more than evaluating a small one, and every fit of a formula evaluates the same
+    expressions (the tree is only read)."""
+    try:
+        return ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
 
 
 def _evaluate(node: ast.AST, frame: pd.DataFrame):

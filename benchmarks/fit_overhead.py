@@ -82,25 +82,31 @@ def measure(case_name: str, fits: int) -> dict[str, dict[str, float]]:
                 result = fit(case, data)
                 cpu, wall = time.process_time() - c0, time.perf_counter() - w0
                 times[condition].append((cpu, wall, wall - opt_summary(result).seconds))
-    return {c: {"cpu_ms": 1e3 * statistics.median(t[0] for t in rows),
-                "wall_ms": 1e3 * statistics.median(t[1] for t in rows),
-                "outside_optimizer_ms": 1e3 * statistics.median(t[2] for t in rows)}
-            for c, rows in times.items()}
+    return {
+        c: {
+            "cpu_ms": 1e3 * statistics.median(t[0] for t in rows),
+            "wall_ms": 1e3 * statistics.median(t[1] for t in rows),
+            "outside_optimizer_ms": 1e3 * statistics.median(t[2] for t in rows),
+        }
+        for c, rows in times.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--case", action="append", required=True,
-                    help="benchmark table row (repeatable)")
+    ap.add_argument(
+        "--case", action="append", required=True, help="benchmark table row (repeatable)"
+    )
     ap.add_argument("--fits", type=int, default=40, help="timed fits per condition")
     args = ap.parse_args(argv)
-    print(f"load average {os.getloadavg()[0]:.2f}; median ms of "
-          f"{args.fits} fits per condition")
+    print(f"load average {os.getloadavg()[0]:.2f}; median ms of {args.fits} fits per condition")
     print(f"{'case':24s} {'condition':9s} {'cpu':>8s} {'wall':>8s} {'outside opt':>12s}")
     for name in args.case:
         for condition, row in measure(name, args.fits).items():
-            print(f"{name:24s} {condition:9s} {row['cpu_ms']:8.3f} {row['wall_ms']:8.3f} "
-                  f"{row['outside_optimizer_ms']:12.3f}")
+            print(
+                f"{name:24s} {condition:9s} {row['cpu_ms']:8.3f} {row['wall_ms']:8.3f} "
+                f"{row['outside_optimizer_ms']:12.3f}"
+            )
     return 0
 
 

@@ -52,8 +52,13 @@ def test_missing_counts_and_masks_as_missing_mask(name):
 
 def _design(formula, **columns):
     n = len(next(iter(columns.values())))
-    data = pd.DataFrame({"y": np.random.default_rng(1).normal(size=n), **columns,
-                         "g": np.repeat(np.arange(n // 4), 4).astype(str)})
+    data = pd.DataFrame(
+        {
+            "y": np.random.default_rng(1).normal(size=n),
+            **columns,
+            "g": np.repeat(np.arange(n // 4), 4).astype(str),
+        }
+    )
     return materialize(parse_formula(formula), data)
 
 
@@ -61,28 +66,33 @@ def test_block_whose_total_overflows_but_no_column_passes():
     n = 16
     # each column's sum of squares is 0.6 DBL_MAX: finite; the block's total is not
     value = np.sqrt(0.6 * DBL_MAX / n)
-    design = _design("y ~ 0 + x1 + x2 + (1 | g)", x1=np.full(n, value),
-                     x2=value * np.resize([1.0, -1.0], n))
+    design = _design(
+        "y ~ 0 + x1 + x2 + (1 | g)", x1=np.full(n, value), x2=value * np.resize([1.0, -1.0], n)
+    )
     with np.errstate(over="ignore"):
         assert np.isinf(np.ravel(design.X) @ np.ravel(design.X))
-    check_lmm_identifiable(design)          # no error
+    check_lmm_identifiable(design)  # no error
 
 
 def test_column_whose_squares_overflow_is_named():
     n = 16
-    value = np.sqrt(DBL_MAX / n) * np.sqrt(2.0)     # this column's own sum overflows
+    value = np.sqrt(DBL_MAX / n) * np.sqrt(2.0)  # this column's own sum overflows
     design = _design("y ~ 1 + (1 + z | g)", z=np.full(n, value) * np.resize([1.0, 0.5], n))
-    with pytest.raises(mm.DataError,
-                       match=r"random-effects term '\(1 \+ z \| g\)' 'z' are too large"):
+    with pytest.raises(
+        mm.DataError, match=r"random-effects term '\(1 \+ z \| g\)' 'z' are too large"
+    ):
         check_lmm_identifiable(design)
 
 
-@pytest.mark.parametrize(("values", "categories", "unused"), [
-    (["a", "b", "a"], ["a", "b"], False),
-    (["a", "a", "a"], ["a", "b"], True),
-    (["b", None, "b"], ["a", "b"], True),
-    (["a", None, "b"], ["a", "b"], False),
-])
+@pytest.mark.parametrize(
+    ("values", "categories", "unused"),
+    [
+        (["a", "b", "a"], ["a", "b"], False),
+        (["a", "a", "a"], ["a", "b"], True),
+        (["b", None, "b"], ["a", "b"], True),
+        (["a", None, "b"], ["a", "b"], False),
+    ],
+)
 def test_unused_categories(values, categories, unused):
     col = pd.Series(pd.Categorical(values, categories=categories))
     assert _has_unused_categories(col) is unused

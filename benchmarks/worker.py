@@ -10,7 +10,10 @@ Measured, in this order:
 2. unless the row says ``warmup = false``, one fit whose time is kept apart as the cold
    time (first call in a process: lazy imports, caches), then ``repeat`` timed fits,
    formula -> result, through the engine's front door (``lmer``), with nothing
-   instrumented; each reports its optimizer time and evaluation count;
+   instrumented, each after a full :func:`gc.collect`; each reports its optimizer time and
+   evaluation count, and its CPU time (every thread of the process) beside the wall time:
+   wall above CPU means the fit waited (a loaded machine), CPU above wall that BLAS threads
+   worked in parallel;
 3. resident memory: the baseline after loading the data and the peak after the fits;
 4. every objective evaluation of the last fit, the convergence check's included (the
    objective's own ``n_evals``/``n_grads`` counters), and the cost of one evaluation --
@@ -180,7 +183,7 @@ def measure(case_name: str, repeat: int, table_path: Path = TABLE_PATH) -> dict:
     out["maxrss_before_fit_mb"] = _maxrss_mb()
 
     n = case.repeats(repeat)
-    fit_s, opt_s, evals = [], [], []
+    fit_s, cpu_s, opt_s, evals = [], [], [], []
     result = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -192,9 +195,10 @@ def measure(case_name: str, repeat: int, table_path: Path = TABLE_PATH) -> dict:
         for _ in range(n):
             result = None
             gc.collect()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = fit(case, data)
             fit_s.append(time.perf_counter() - t0)
+            cpu_s.append(time.process_time() - c0)
             opt_s.append(opt_summary(result).seconds)
             evals.append(opt_summary(result).n_evals)
         out["peak_rss_mb"] = _maxrss_mb()
@@ -223,6 +227,8 @@ def measure(case_name: str, repeat: int, table_path: Path = TABLE_PATH) -> dict:
         n_obs=int(result.nobs),
         fit_s=statistics.median(fit_s),
         fit_s_all=fit_s,
+        fit_cpu_s=statistics.median(cpu_s),
+        fit_cpu_s_all=cpu_s,
         optimizer_s=statistics.median(opt_s),
         n_evals=int(statistics.median(evals)),
         n_evals_all=evals,

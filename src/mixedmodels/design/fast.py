@@ -35,6 +35,7 @@ import itertools
 import keyword
 import re
 import warnings
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,6 +170,33 @@ class _Variable:
     levels: tuple = ()
 
 
+#: Levels of the categories indexes seen last: id -> (weak reference, levels).
+_LEVELS: dict[int, tuple[weakref.ref, tuple]] = {}
+#: Entries kept at most (cleared when full: a refitting loop needs a few).
+_LEVELS_SIZE = 64
+
+
+def _category_levels(categories: pd.Index) -> tuple:
+    """A categorical's categories as a tuple, text as Python strings, made once per
+    categories index.
+
+    Text categories are converted in one pass (iterating a pyarrow-backed index boxes
+    them one by one: ~3 us a category), and even that pass costs a small fit's factor
+    ~3 us. An ``Index`` is immutable -- new categories make a new dtype and index -- so
+    the tuple is kept per index object, found by its ``id`` and checked by a weak
+    reference (as :func:`~mixedmodels.design.frame.column_names` keeps column names)."""
+    key = id(categories)
+    hit = _LEVELS.get(key)
+    if hit is not None and hit[0]() is categories:
+        return hit[1]
+    levels = tuple(categories.tolist() if isinstance(categories.dtype, pd.StringDtype)
+                   else categories)
+    if len(_LEVELS) >= _LEVELS_SIZE:
+        _LEVELS.clear()
+    _LEVELS[key] = (weakref.ref(categories), levels)
+    return levels
+
+
 def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     if name not in frame.columns or (contrasts and name in contrasts):
         return None
@@ -186,11 +214,7 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
                 isinstance(cat_dtype, np.dtype) and cat_dtype.kind in "iuf")):
             return None            # polynomial contrasts; levels formulaic prints its way
         codes = col.array.codes
-        categories = dtype.categories
-        # text categories as Python strings in one pass (iterating a pyarrow-backed index
-        # boxes them one by one: ~3 us a category); the same strings either way
-        levels = tuple(categories.tolist() if isinstance(cat_dtype, pd.StringDtype)
-                       else categories)
+        levels = _category_levels(dtype.categories)
     elif (isinstance(dtype, np.dtype) and dtype.kind == "O") or \
             isinstance(dtype, pd.StringDtype):
         values = col.to_numpy(dtype=object)
@@ -383,9 +407,8 @@ def fast_arithmetic(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
     would in formulaic's ``I(...)`` (integer arithmetic stays integer until the end), so
     the values are the same; anything that raises is left to formulaic and its message.
     """
-    try:
-        tree = ast.parse(expr.strip(), mode="eval").body
-    except SyntaxError:
+    tree = _expression_tree(expr.strip())
+    if tree is None:
         return None
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -396,6 +419,17 @@ def fast_arithmetic(expr: str, frame: pd.DataFrame) -> np.ndarray | None:
     if not isinstance(value, np.ndarray):
         return None                            # a constant: formulaic broadcasts it
     return value.astype(float)
+
+
+@functools.lru_cache(maxsize=512)
+def _expression_tree(expr: str) -> ast.AST | None:
+    """The parsed expression (None: not Python syntax), cached by its text: parsing costs
+    more than evaluating a small one, and every fit of a formula evaluates the same
+    expressions (the tree is only read)."""
+    try:
+        return ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return None
 
 
 def _evaluate(node: ast.AST, frame: pd.DataFrame):

@@ -8,6 +8,7 @@ that become prior weights (multiplied with any ``weights=`` the user gave, as R 
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -24,6 +25,7 @@ __all__ = ["binomial_parts", "make_response", "response_variables", "split_cbind
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
 
 
+@functools.lru_cache(maxsize=256)
 def split_cbind(expr: str) -> tuple[str, str] | None:
     """Split a ``cbind(successes, failures)`` response into its two expressions.
 
@@ -38,6 +40,7 @@ def split_cbind(expr: str) -> tuple[str, str] | None:
     -------
     tuple of str or None
         ``("s", "n - s")`` for ``"cbind(s, n - s)"``; None when ``expr`` is not a cbind.
+        Cached by the text: every fit of a formula splits its response more than once.
     """
     m = _CBIND.match(expr)
     if not m:
@@ -66,6 +69,20 @@ _ARITH = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d*)?)\s*([-+*/])\s*"
 _OPS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
 
 
+def _operand(tok: str, frame: pd.DataFrame) -> np.ndarray | float | None:
+    """A numeric column's values as floats, a number, or None (anything else)."""
+    if tok in frame.columns:
+        dtype = frame[tok].dtype
+        if isinstance(dtype, np.dtype):
+            # numpy numbers converted directly (pandas' dtype tests and to_numpy's
+            # argument handling cost more than the conversion on small data)
+            return frame[tok].to_numpy().astype(float) if dtype.kind in "iuf" else None
+        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+            return frame[tok].to_numpy(dtype=float)
+        return None
+    return float(tok) if tok[0].isdigit() else None
+
+
 def _numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
     """A column, or ``a op b`` of two numeric columns / numbers (``size - incidence``,
     the usual failure count), without a formulaic round trip; anything else goes to
@@ -73,17 +90,12 @@ def _numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
     m = _ARITH.match(expr)
     if m:
         a, op, b = m.groups()
-        vals = []
-        for tok in (a, b):
-            if tok in frame.columns and pd.api.types.is_numeric_dtype(frame[tok].dtype) \
-                    and not pd.api.types.is_bool_dtype(frame[tok].dtype):
-                vals.append(frame[tok].to_numpy(dtype=float))
-            elif tok[0].isdigit():
-                vals.append(float(tok))
-            else:
-                break
-        else:
-            return np.asarray(_OPS[op](vals[0], vals[1]), dtype=float) * np.ones(len(frame))
+        left, right = _operand(a, frame), _operand(b, frame)
+        if left is not None and right is not None:
+            value = _OPS[op](left, right)
+            if np.ndim(value) == 0:                  # two numbers: one value per row
+                return np.full(len(frame), float(value))
+            return np.asarray(value, dtype=float)
     return evaluate_numeric(expr, frame, role)
 
 

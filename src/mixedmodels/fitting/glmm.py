@@ -11,10 +11,11 @@ The fit runs in lme4's two stages:
 
 With ``optimizer="auto"`` (the default) the exact gradients of
 :mod:`~mixedmodels.objective.glmm_gradient` (implicit differentiation through the PIRLS
-modes) drive stage 1, by BFGS on ``log theta`` (lmer's fast path; to a loose gradient
-tolerance when it only starts stage 2), and stage 2, by BFGS in the whitened coordinates
-below (:mod:`~mixedmodels.fitting.glmm_gradient`), with BOBYQA as the fallback;
-``"bobyqa"`` is lme4's derivative-free fit throughout.
+modes; :mod:`~mixedmodels.objective.agq_gradient` for quadrature) drive stage 1, by BFGS
+on ``log theta`` (lmer's fast path; to a loose gradient tolerance when it only starts
+stage 2), and stage 2, by BFGS in the whitened coordinates below
+(:mod:`~mixedmodels.fitting.glmm_gradient`), with BOBYQA as the fallback; ``"bobyqa"`` is
+lme4's derivative-free fit throughout.
 
 lme4 hands the raw ``[theta, beta]`` to its optimizer. Here the optimizer (BOBYQA, as
 lme4's) works in whitened coordinates ``x = x0 + T z``: ``T``'s beta block is the Cholesky
@@ -869,12 +870,13 @@ def glmer(
     start : dict, optional
         ``{"theta": ..., "beta": ...}`` starting values.
     optimizer : str
-        ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace
-        deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of the nAGQ = 0
-        criterion (BFGS on log theta), falling back to BOBYQA where a gradient step
-        fails (the nAGQ = 0 stage that starts a Laplace or quadrature fit uses its
-        gradient too); BOBYQA where there is no exact gradient (quadrature's own stage,
-        Toeplitz covariance terms) or ``optimizer_settings`` are given.
+        ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace or
+        quadrature deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of
+        the nAGQ = 0 criterion (BFGS on log theta), falling back to BOBYQA where a
+        gradient step fails (the nAGQ = 0 stage that starts a Laplace or quadrature fit
+        uses its gradient too); BOBYQA where there is no exact gradient (quadrature with
+        a dispersion family, Toeplitz covariance terms) or ``optimizer_settings`` are
+        given.
         ``"gradient"``: the same, an error without a gradient. ``"bobyqa"`` (NLopt,
         lme4's, derivative-free in both stages), ``"nelder_mead"``, ``"cobyqa"`` or
         ``"lbfgsb"``.

@@ -193,17 +193,23 @@ class GLMMObjective:
 
     # -- parameter vector ---------------------------------------------------------------
     def laplace_gradient_factory(self):
-        """The class of the exact gradient of this objective's Laplace deviance.
+        """The class of the exact gradient of this objective's Laplace (or quadrature)
+        deviance.
 
         Returns
         -------
         type or None
-            :class:`~.glmm_gradient.LaplaceGradient` (called with the objective), or
+            :class:`~.glmm_gradient.LaplaceGradient` (nAGQ = 1) or
+            :class:`~.agq_gradient.AGQGradient` (nAGQ > 1), called with the objective;
             None where the objective has no exact gradient
-            (:func:`~.glmm_gradient.gradient_supported`).
+            (:func:`~.glmm_gradient.gradient_supported`,
+            :func:`~.agq_gradient.agq_gradient_supported`).
         """
+        from .agq_gradient import AGQGradient, agq_gradient_supported
         from .glmm_gradient import LaplaceGradient, gradient_supported
 
+        if self.nAGQ > 1:
+            return AGQGradient if agq_gradient_supported(self) else None
         return LaplaceGradient if gradient_supported(self) else None
 
     def stage0_gradient_factory(self):

@@ -45,11 +45,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..families import Family
-from .agq import gauss_hermite
+from .agq import agq_from_sums, agq_node_predictors, agq_sums_of, gauss_hermite
 from .glmm_gradient import LaplaceGradient, row_derivatives
 from .pirls import PIRLSError
 
-__all__ = ["AGQGradient", "agq_gradient_supported"]
+__all__ = ["AGQGradient", "DENSE_LEVEL_MAP_MAX", "agq_gradient_supported"]
+
+#: Largest ``levels x n`` for which the map of observations to levels is a dense array.
+DENSE_LEVEL_MAP_MAX = 20_000
 
 
 def agq_gradient_supported(obj) -> bool:
@@ -103,9 +106,15 @@ class AGQGradient(LaplaceGradient):
         self._nlev = term.nlevels
         n = self._codes.shape[0]
         #: the (levels x n) 0/1 map of observations to their level: level sums of several
-        #: columns in one product
-        self._levels = sp.csr_matrix((np.ones(n), (self._codes, np.arange(n))),
-                                     shape=(self._nlev, n))
+        #: columns in one product (a dense array for small models, where scipy's sparse
+        #: product costs more than the multiplications)
+        levels = sp.csr_matrix((np.ones(n), (self._codes, np.arange(n))),
+                               shape=(self._nlev, n))
+        self._levels = levels.toarray() if self._nlev * n <= DENSE_LEVEL_MAP_MAX else levels
+        #: d lambda / d theta, constant for a structure whose entry is theta itself
+        structure = term.structure
+        self._dlam = float(np.reshape(structure.lambda_jacobian(obj.design.theta0()), -1)[0]) \
+            if structure.direct else None
 
     def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         obj = self.obj
@@ -115,33 +124,50 @@ class AGQGradient(LaplaceGradient):
         obj._use_family(fam)
         try:
             pr = obj.pirls.fit(theta, beta)
-            value, _, _ = obj._value(pr, fam, None, obj.nAGQ)
+            with np.errstate(all="raise", under="ignore"):
+                value, grad = self._value_and_gradient(x.size, pr, fam)
             if not np.isfinite(value):
                 raise FloatingPointError
-            with np.errstate(all="raise", under="ignore"):
-                grad = self._agq_gradient(x.size, pr, fam)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(x.shape, np.nan)
         if not np.all(np.isfinite(grad)):
             return np.inf, np.full(x.shape, np.nan)
-        return float(value), grad
+        return value, grad
 
-    def _agq_gradient(self, size: int, pr, fam: Family) -> np.ndarray:
-        """``dF/d[theta, beta]`` at the modes ``pr`` (module docstring)."""
+    def _value_and_gradient(self, size: int, pr, fam: Family) -> tuple[float, np.ndarray]:
+        """``(F, dF/d[theta, beta])`` at the modes ``pr`` (module docstring). ``F`` is the
+        objective's own number (:func:`~.agq.agq_from_sums` of the same sums, with the
+        curvature of PIRLS's last factor); the node predictors, means and values serve
+        both."""
         obj = self.obj
+        nagq = int(obj.nAGQ)
         y, prior, X = self.design.y, obj.pirls.prior, self.design.X
         codes, zc, nlev, levels = self._codes, self._zcol, self._nlev, self._levels
         structure = self._term.structure
         lam = float(structure.lambda_(pr.theta)[0, 0])
-        dlam = float(np.reshape(structure.lambda_jacobian(pr.theta), -1)[0])
+        dlam = self._dlam if self._dlam is not None else \
+            float(np.reshape(structure.lambda_jacobian(pr.theta), -1)[0])
+        _, L11, _ = obj._laplace_logdet(pr, fam)
+        L_diag = L11[:, 0, 0]
+        s = 1.0 / L_diag
+        u = pr.u
+        # the nodes: predictors (K + 1, n; row 0 the mode), means, -2 log p and its slope
+        etas = agq_node_predictors(nagq, eta=pr.eta, codes=codes, zcol=zc, lam=lam, scale=s)
+        link = fam.link
+        mu = link.linkinv(etas)
+        D = obj._m2ll_of_mu(fam)(mu)
+        sums = agq_sums_of(D, codes, nlev)
+        value = agq_from_sums(nagq, sums, u=u, L_diag=L_diag)
+        if getattr(fam, "canonical_is_natural", False) and link.name == fam.canonical_link:
+            Dp = -2.0 * prior * (y - mu[1:])                       # dD/d eta = 2 g
+        else:
+            Dp = -2.0 * prior * (y - mu[1:]) * link.mu_eta(etas[1:]) / fam.variance(mu[1:])
         kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
         g, w, wl, dwl, _ = row_derivatives(fam, kind, y, prior, pr.eta, pr.mu)
-        u = pr.u
-        uc = u[codes]
         zz = zc * zc
         # d eta at fixed u: [theta, beta] columns
         P = np.empty((y.shape[0], size))
-        P[:, 0] = dlam * zc * uc
+        P[:, 0] = dlam * zc * u[codes]
         P[:, 1:] = X
         # the mode's sensitivity (observed-information Hessian, diagonal over levels)
         H = 1.0 + lam * lam * np.bincount(codes, w * zz, minlength=nlev)
@@ -150,48 +176,25 @@ class AGQGradient(LaplaceGradient):
         du = -R / H[:, None]                                        # (levels, 1 + p)
         d_eta = P + (lam * zc)[:, None] * du[codes]
         # the Laplace curvature L_j^2 and the node scale s_j = 1 / L_j
-        wlz = np.bincount(codes, wl * zz, minlength=nlev)
-        L2 = 1.0 + lam * lam * wlz
         dL2 = lam * lam * (levels @ ((dwl * zz)[:, None] * d_eta))
-        dL2[:, 0] += 2.0 * lam * dlam * wlz
-        dlogL2 = dL2 / L2[:, None]
-        s = 1.0 / np.sqrt(L2)
+        dL2[:, 0] += 2.0 * lam * dlam * np.bincount(codes, wl * zz, minlength=nlev)
+        dlogL2 = dL2 * (s * s)[:, None]
         ds = -0.5 * s[:, None] * dlogL2
-        # the nodes: predictors (K, n), values and slopes of D_i there, weights pi (K, J)
-        z, _ = gauss_hermite(int(obj.nAGQ))
-        K = z.size
+        # the normalized node weights pi (K, levels)
+        z, wq = gauss_hermite(nagq)
         v = u[None, :] + z[:, None] * s[None, :]                    # (K, levels)
-        etas = pr.eta[None, :] + z[:, None] * (lam * zc * s[codes])[None, :]
-        m2ll = obj._m2ll_function(fam, 1.0)
-        Dk = m2ll(etas)
-        Dmode = m2ll(pr.eta)
-        Dp = self._m2ll_slope(fam, etas)                            # dD/d eta
-        flat = (np.arange(K)[:, None] * nlev + codes[None, :]).ravel()
-        G = np.bincount(flat, Dk.ravel(), minlength=K * nlev).reshape(K, nlev) + v * v
-        G0 = np.bincount(codes, Dmode, minlength=nlev) + u * u
-        _, wq = gauss_hermite(int(obj.nAGQ))
-        terms = (np.log(wq) + 0.5 * z * z)[:, None] - 0.5 * (G - G0[None, :])
+        terms = (np.log(wq) + 0.5 * z * z)[:, None] \
+            - 0.5 * (sums[1:] + v * v - (sums[0] + u * u)[None, :])
         pi = np.exp(terms - terms.max(axis=0))
         pi /= pi.sum(axis=0)
         pic = pi[:, codes]                                          # (K, n)
         q = np.einsum("kn,kn->n", pic, Dp)
         qv = np.einsum("kn,kn->n", pic * v[:, codes], Dp)
-        E = np.bincount(flat, (Dp * zc[None, :]).ravel(), minlength=K * nlev) \
-            .reshape(K, nlev)
-        e = lam * E + 2.0 * v
-        a = np.einsum("kj,kj->j", pi, e)
-        b = np.einsum("kj,kj->j", pi, e * z[:, None])
+        e = lam * agq_sums_of(Dp * zc[None, :], codes, nlev) + 2.0 * v
+        pe = pi * e
+        a = pe.sum(axis=0)
+        b = z @ pe
         grad = dlogL2.sum(axis=0) + a @ du + b @ ds
         grad[0] += dlam * float(zc @ qv)
         grad[1:] += X.T @ q
-        return grad
-
-    def _m2ll_slope(self, fam: Family, etas: np.ndarray) -> np.ndarray:
-        """``d(-2 log p(y_i | eta))/d eta = 2 g`` at every node predictor, ``g = -w (y -
-        mu) mu' / V`` (``-w (y - mu)`` where eta is the natural parameter)."""
-        y, prior = self.design.y, self.obj.pirls.prior
-        link = fam.link
-        if getattr(fam, "canonical_is_natural", False) and link.name == fam.canonical_link:
-            return -2.0 * prior * (y - link.linkinv(etas))
-        mu = link.linkinv(etas)
-        return -2.0 * prior * (y - mu) * link.mu_eta(etas) / fam.variance(mu)
+        return value, grad

@@ -326,9 +326,7 @@ class GLMMObjective:
                 out += sat
                 return out
         else:
-            if self._sat_terms is None or self._sat_terms[0] is not fam:
-                self._sat_terms = (fam, fam.m2ll_function(y, prior))
-            per_obs = self._sat_terms[1]
+            per_obs = self._m2ll_of_mu(fam)
         linkinv = fam.link.linkinv
 
         def m2ll(eta):
@@ -341,6 +339,13 @@ class GLMMObjective:
             return out
 
         return m2ll
+
+    def _m2ll_of_mu(self, fam: Family):
+        """``mu -> -2 log p(y_i | mu_i)`` of a family without a dispersion (its
+        :meth:`~mixedmodels.families.Family.m2ll_function`, kept for the last family)."""
+        if self._sat_terms is None or self._sat_terms[0] is not fam:
+            self._sat_terms = (fam, fam.m2ll_function(self.design.y, self.pirls.prior))
+        return self._sat_terms[1]
 
     def _value(self, pr: PIRLSResult, fam: Family, phi: float | None, nagq: int
                ) -> tuple[float, float, float]:

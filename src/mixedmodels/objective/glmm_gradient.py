@@ -184,7 +184,7 @@ class LaplaceGradient:
         design = obj.design
         self.design = design
         self.structure = RandomStructure([("cond", SimpleNamespace(terms=design.terms))])
-        self._M = make_hessian(self.structure)
+        self._M_kernel = None          # the kernel of M, built on first use (_M)
         self._H = None
         self.slices = design.theta_slices()
         self._jac: dict[int, np.ndarray] = {}
@@ -195,6 +195,15 @@ class LaplaceGradient:
         #: gradient's dense path (:meth:`_dense_pieces`) reuses; None: the kernels
         self._dense = _dense_system(obj, self.structure)
         self._dense_a = None if self._dense is None else np.empty(self._dense.Z.shape)
+
+    @property
+    def _M(self):
+        """The Laplace engine's kernel for ``M`` (:func:`~.laplace.hessian.make_hessian`),
+        made when first needed: the dense path of small models (:meth:`_dense_pieces`)
+        never uses it."""
+        if self._M_kernel is None:
+            self._M_kernel = make_hessian(self.structure)
+        return self._M_kernel
 
     # -- per-observation derivatives ---------------------------------------------------
     def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):

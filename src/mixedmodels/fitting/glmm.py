@@ -313,6 +313,16 @@ def _stage0_solution(obj: GLMMObjective, stage0: _Stage0, theta: np.ndarray,
     return obj.solve0(theta, fam) if pr is None else obj.solution0(pr, fam)
 
 
+def _solution_at(obj: GLMMObjective, grad, x: np.ndarray) -> GLMMSolution:
+    """The solution at the Laplace (quadrature) stage's optimum ``x``: the gradient
+    search's last PIRLS solve when it was at ``x`` itself (BFGS usually evaluates its last
+    iterate last), else a solve there."""
+    pr = None
+    if grad is not None and type(obj.pirls) is PIRLS:
+        pr = grad.last_solve_at(x, obj.split(x)[3] if obj.estimate_shape else obj.family)
+    return obj.solve(x) if pr is None else obj.solution(x, pr)
+
+
 def _backend(optimizer: str) -> str:
     return "bobyqa" if optimizer in ("auto", "gradient") else optimizer
 
@@ -642,7 +652,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     if unbounded:
         x[:k] = _canonical_theta(design, x[:k])
     x, _ = snap_to_boundary(obj, x, None, obj.lower)
-    sol = obj.solve(x)
+    sol = _solution_at(obj, grad, x)
     fam = sol.family
     log.stage("Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})")
 

@@ -122,12 +122,14 @@ class AGQGradient(LaplaceGradient):
         self.n_grads += 1
         theta, beta, _, fam = obj.split(x)
         obj._use_family(fam)
+        self.last_solve = None
         try:
             pr = obj.pirls.fit(theta, beta)
             with np.errstate(all="raise", under="ignore"):
                 value, grad = self._value_and_gradient(x.size, pr, fam)
             if not np.isfinite(value):
                 raise FloatingPointError
+            self.last_solve = (x.copy(), None, fam, pr)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(x.shape, np.nan)
         if not np.all(np.isfinite(grad)):

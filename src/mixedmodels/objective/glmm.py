@@ -443,6 +443,24 @@ class GLMMObjective:
         pr = self.pirls.fit(theta, beta)
         return self._solution(pr, fam, phi, max(self.nAGQ, 1))
 
+    def solution(self, x, pr: PIRLSResult) -> GLMMSolution:
+        """:meth:`solve`'s solution from a PIRLS result already computed at ``x`` with
+        PIRLS's own tolerance (the search's last evaluation), leaving PIRLS's workspace
+        where that solve left it.
+
+        Parameters
+        ----------
+        x : array-like
+        pr : PIRLSResult
+
+        Returns
+        -------
+        GLMMSolution
+        """
+        _, _, phi, fam = self.split(x)
+        self._use_family(fam)
+        return self._solution(pr, fam, phi, max(self.nAGQ, 1))
+
     def solve0(self, theta, family: Family | None = None) -> GLMMSolution:
         """Joint PIRLS estimates of beta and u (nAGQ = 0) at ``theta``.
 

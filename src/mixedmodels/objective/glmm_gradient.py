@@ -179,6 +179,21 @@ class LaplaceGradient:
     weights for non-canonical links).
     """
 
+    #: ``(point, PIRLS tolerance, family, PIRLSResult)`` of the last successful
+    #: evaluation: the fit's solution at a stage's optimum is this one when the search
+    #: evaluated the optimum last (:meth:`last_solve_at`)
+    last_solve: tuple | None = None
+
+    def last_solve_at(self, point: np.ndarray, family: Family):
+        """The last evaluation's PIRLS result when it was at exactly ``point`` (``x``;
+        theta for :class:`Stage0Gradient`) with ``family`` and PIRLS's own tolerance (as
+        :meth:`~.glmm.GLMMObjective.solve` and ``solve0`` solve), else None."""
+        last = self.last_solve
+        if last is None or last[1] is not None or last[2] is not family or \
+                not np.array_equal(last[0], point):
+            return None
+        return last[3]
+
     def __init__(self, obj):
         self.obj = obj
         design = obj.design
@@ -240,11 +255,13 @@ class LaplaceGradient:
         self.n_grads += 1
         theta, beta, _, fam = obj.split(x)
         obj._use_family(fam)
+        self.last_solve = None
         try:
             pr = obj.pirls.fit(theta, beta)
             value, phi, _ = obj._value(pr, fam, None, 1)
             if not np.isfinite(value):
                 raise FloatingPointError
+            self.last_solve = (x.copy(), None, fam, pr)
             # (underflow is no failure: the Matern smoothness derivative's integrand
             # underflows to zero in its tail)
             with np.errstate(all="raise", under="ignore"):
@@ -454,20 +471,6 @@ class Stage0Gradient(LaplaceGradient):
     obj : GLMMObjective
         Any nAGQ; no estimated negative binomial shape (see :func:`stage0_supported`).
     """
-
-    #: ``(theta, PIRLS tolerance, family, PIRLSResult)`` of the last successful joint
-    #: solve: the fit's stage-1 solution at the optimum is this one when the search
-    #: evaluated the optimum last (:meth:`last_solve_at`)
-    last_solve: tuple | None = None
-
-    def last_solve_at(self, theta: np.ndarray, family: Family):
-        """The last joint solve when it was at exactly ``theta`` with ``family`` and
-        PIRLS's own tolerance (as :meth:`~.glmm.GLMMObjective.solve0` solves), else None."""
-        last = self.last_solve
-        if last is None or last[1] is not None or last[2] is not family or \
-                not np.array_equal(last[0], theta):
-            return None
-        return last[3]
 
     def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         obj = self.obj

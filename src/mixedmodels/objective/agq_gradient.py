@@ -42,17 +42,13 @@ instead of BOBYQA's 32 deviances and 20 more for the Hessian.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..families import Family
 from .agq import agq_from_sums, agq_node_predictors, agq_sums_of, gauss_hermite
-from .glmm_gradient import LaplaceGradient, row_derivatives
+from .glmm_gradient import LaplaceGradient, level_map, row_derivatives
 from .pirls import PIRLSError
 
-__all__ = ["AGQGradient", "DENSE_LEVEL_MAP_MAX", "agq_gradient_supported"]
-
-#: Largest ``levels x n`` for which the map of observations to levels is a dense array.
-DENSE_LEVEL_MAP_MAX = 20_000
+__all__ = ["AGQGradient", "agq_gradient_supported"]
 
 
 def agq_gradient_supported(obj) -> bool:
@@ -104,13 +100,8 @@ class AGQGradient(LaplaceGradient):
         self._codes = term.grouping.codes
         self._zcol = np.asarray(term.Z[:, 0], dtype=float)
         self._nlev = term.nlevels
-        n = self._codes.shape[0]
-        #: the (levels x n) 0/1 map of observations to their level: level sums of several
-        #: columns in one product (a dense array for small models, where scipy's sparse
-        #: product costs more than the multiplications)
-        levels = sp.csr_matrix((np.ones(n), (self._codes, np.arange(n))),
-                               shape=(self._nlev, n))
-        self._levels = levels.toarray() if self._nlev * n <= DENSE_LEVEL_MAP_MAX else levels
+        #: the map of observations to their level (level sums of several columns)
+        self._levels = level_map(self._codes, self._nlev)
         #: d lambda / d theta, constant for a structure whose entry is theta itself
         structure = term.structure
         self._dlam = float(np.reshape(structure.lambda_jacobian(obj.design.theta0()), -1)[0]) \

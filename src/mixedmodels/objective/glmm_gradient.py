@@ -69,10 +69,22 @@ SHAPE_FD_REL = 1e-4
 #: line search's last trials are not always that point.
 MEMO_SIZE = 8
 
-_dpotrf, _dpotrs = lapack.dpotrf, lapack.dpotrs
+_dpotrf, _dpotrs, _dgesv = lapack.dpotrf, lapack.dpotrs, lapack.dgesv
 
-__all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "row_derivatives",
-           "stage0_supported"]
+#: Largest ``levels x n`` for which :func:`level_map` is a dense array.
+DENSE_LEVEL_MAP_MAX = 20_000
+
+
+def level_map(codes: np.ndarray, nlevels: int):
+    """The (levels x n) 0/1 map of observations to their level (``codes``): level sums of
+    several columns in one product; a dense array for small models (where scipy's
+    sparse product costs more than the multiplications), else CSR."""
+    n = codes.shape[0]
+    m = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(nlevels, n))
+    return m.toarray() if nlevels * n <= DENSE_LEVEL_MAP_MAX else m
+
+__all__ = ["DENSE_LEVEL_MAP_MAX", "LaplaceGradient", "Stage0Gradient", "gradient_supported",
+           "level_map", "row_derivatives", "stage0_supported"]
 
 
 def _dense_system(obj, structure: RandomStructure):
@@ -87,6 +99,19 @@ def _dense_system(obj, structure: RandomStructure):
     if structure.n_channels != 1 or structure.X_int is not None:
         return None
     return pirls.dense
+
+
+def _scalar_term(obj, structure: RandomStructure):
+    """``(codes, z column)`` of the one scalar term when the gradient may treat ``M`` as
+    diagonal (:meth:`LaplaceGradient._scalar_pieces`): rows in memory (PIRLS's own
+    workspace), one random-effects channel, no integrated fixed effects; else None."""
+    from .pirls import PIRLS
+
+    terms = obj.design.terms
+    if type(getattr(obj, "pirls", None)) is not PIRLS or len(terms) != 1 or \
+            terms[0].p != 1 or structure.n_channels != 1 or structure.X_int is not None:
+        return None
+    return terms[0].grouping.codes, np.asarray(terms[0].Z[:, 0], dtype=float)
 
 
 def gradient_supported(obj) -> bool:
@@ -210,6 +235,10 @@ class LaplaceGradient:
         #: gradient's dense path (:meth:`_dense_pieces`) reuses; None: the kernels
         self._dense = _dense_system(obj, self.structure)
         self._dense_a = None if self._dense is None else np.empty(self._dense.Z.shape)
+        #: ``(codes, z column)`` of a model with one scalar term and rows in memory
+        #: (:meth:`_scalar_pieces`: ``M`` is diagonal), else None
+        self._scalar = _scalar_term(obj, self.structure)
+        self._levels = None             # its level map (level_map), made on first use
 
     @property
     def _M(self):
@@ -309,7 +338,9 @@ class LaplaceGradient:
         theta = pr.theta
         g, w, wl, dwl, same = self._derivatives(fam, pr.eta, pr.mu)
         lams = S.lambdas(theta)
-        if self._dense is not None:
+        if self._scalar is not None:
+            Ba, lev, r, z, d_eta = self._scalar_pieces(lams, w, wl, dwl, same, joint)
+        elif self._dense is not None:
             Ba, lev, r, z, d_eta = self._dense_pieces(lams, w, wl, dwl, same, joint)
         else:
             Ba, lev, r, z, d_eta = self._blocked_pieces(lams, w, wl, dwl, same, joint)
@@ -405,6 +436,43 @@ class LaplaceGradient:
         zb = np.linalg.solve(schur, X.T @ r - G.T @ hu)
         zu = hu - C @ zb
         return Ba, lev, r, zu, A @ zu + X @ zb
+
+    def _scalar_pieces(self, lams, w, wl, dwl, same: bool, joint: bool):
+        r"""The pieces of :meth:`_blocked_pieces` for one scalar term (``(1 | g)``,
+        ``(x - 1 | g)``): with ``a_i = lambda z_i`` the levels share no observation, so
+        ``M = diag(d)``, ``d_j = 1 + sum_{i in j} W_{L,i} a_i^2``; ``[B a]_i = a_i /
+        d_{j(i)}``, the leverages are ``a_i^2 / d_{j(i)}`` and the solves with ``H``
+        divisions (the joint system by block elimination through that diagonal, as
+        :meth:`_joint_solve`). Level sums are bincounts: no matrix with a column per
+        level."""
+        codes, zc = self._scalar
+        nlev = self.structure.q
+        a = lams[0][0, 0] * zc
+        a2 = a * a
+        d = 1.0 + np.bincount(codes, wl * a2, minlength=nlev)
+        dc = d[codes]
+        Ba = (a / dc)[:, None]
+        lev = a2 / dc
+        r = dwl * lev
+        dh = d if same else 1.0 + np.bincount(codes, w * a2, minlength=nlev)
+        hu = np.bincount(codes, a * r, minlength=nlev) / dh
+        X = self.design.X
+        p = X.shape[1]
+        if not joint or not p:
+            return Ba, lev, r, hu, a * hu[codes]
+        WX = w[:, None] * X
+        if self._levels is None:
+            self._levels = level_map(codes, nlev)
+        G = self._levels @ (a[:, None] * WX)         # Lambda' Z' W X: (levels, p)
+        C = G / dh[:, None]
+        schur = X.T @ WX - G.T @ C
+        # (LAPACK's gesv, as np.linalg.solve, without its wrapping: a third of this call)
+        _, _, zb, info = _dgesv(schur, X.T @ r - G.T @ hu)
+        if info != 0:
+            raise np.linalg.LinAlgError("the joint system of the nAGQ = 0 criterion is "
+                                        "singular")
+        zu = hu - C @ zb
+        return Ba, lev, r, zu, a * zu[codes] + X @ zb
 
     def _dense_factor(self, A: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The lower Cholesky factor of ``A' diag(weights) A + I`` (dense), or a

@@ -61,7 +61,7 @@ from ..linalg import (
 )
 from ..linalg.lapack import solve_lower, solve_lower_t
 from .pirls_dense import DensePIRLSFactor, DensePIRLSSystem, use_dense
-from .pirls_system import MergedPIRLSSystem, PIRLSSystem
+from .pirls_system import MergedPIRLSSystem, PIRLSFactor, PIRLSSystem
 
 __all__ = [
     "PIRLS",
@@ -531,10 +531,15 @@ class PIRLS:
         ``H_J d[u; beta]/dtheta_k = -[Lambda' Z' W Z E_k u + E_k Z' g; X~' W Z E_k u]``
         with the joint system ``H_J = [[Lambda' Z' W Z Lambda + I, Lambda' Z' W X~],
         [X~' W Z Lambda, X~' W X~]]``, whose Cholesky factor is the leading block of the
-        dense system's last factor (small models only; vector-valued terms' columns are
-        left at zero, as :meth:`_sensitivity` does). Not with a prior on beta (its term
-        is not in that factor)."""
-        if not isinstance(f, DensePIRLSFactor) or not self.p or \
+        last step's factor: the dense system's of small models, or the blocked one's
+        (:meth:`_joint_solve_blocked`; vector-valued terms' columns are left at zero, as
+        :meth:`_sensitivity` does). Not with a prior on beta (its term is not in that
+        factor), nor for the general blocked factor of vector-valued rest terms or merged
+        terms."""
+        dense = isinstance(f, DensePIRLSFactor)
+        blocked = isinstance(f, PIRLSFactor) and type(self.psystem) is PIRLSSystem and \
+            f.LXX is not None
+        if not (dense or blocked) or not self.p or \
                 self.beta_prior_root is not None or not isinstance(cur, RowPoint) or \
                 cur.mu is None:
             return None
@@ -544,10 +549,28 @@ class PIRLS:
         Rb = np.zeros((self.p, Ru.shape[1]))
         for col, _, _, zu in self._scalar_term_modes(u):
             Rb[:, col] = self.Xt.T @ (w * zu)
+        if blocked:
+            return theta, u, beta, -self._joint_solve_blocked(f, Ru, Rb)
         m = self.q + self.p
         L = f.L[:m, :m]
         J = -solve_lower_t(L, solve_lower(L, np.vstack([Ru, Rb])))
         return theta, u, beta, J
+
+    def _joint_solve_blocked(self, f: PIRLSFactor, Ru: np.ndarray, Rb: np.ndarray
+                             ) -> np.ndarray:
+        r"""``H_J^{-1} [Ru; Rb]`` with the blocked factor of a joint step: ``L = [[L_Z, 0],
+        [B', L_XX]]`` with ``B = [L1X; LrX]`` (its ``X~`` columns: ``L_Z^{-1} Lambda' Z'
+        W X~``) and ``L_XX`` the leading block of ``LXX``; forward ``y_1 = L_Z^{-1} Ru``,
+        ``y_2 = L_XX^{-1} (Rb - B' y_1)``, then back ``x_2 = L_XX^{-T} y_2``,
+        ``x_1 = L_Z^{-T} (y_1 - B x_2)``."""
+        ps, p = self.psystem, self.p
+        B = f.L1X[:, :, :p].reshape(ps.q1, p)
+        if f.LrX is not None:
+            B = np.vstack([B, f.LrX[:, :p]])
+        Lxx = f.LXX[:p, :p]
+        y1 = ps.forward(f, Ru)
+        x2 = solve_lower_t(Lxx, solve_lower(Lxx, Rb - B.T @ y1))
+        return np.vstack([ps.backward(f, y1 - B @ x2), x2])
 
     def _predict_joint(self, theta, lams) -> tuple[np.ndarray, np.ndarray] | None:
         """``(u, beta)`` (internal basis) predicted at ``theta`` from the last joint

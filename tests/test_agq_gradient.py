@@ -17,13 +17,12 @@ from mixedmodels.families import NegativeBinomial, make_family
 from mixedmodels.fitting.glmm import glmm_design
 from mixedmodels.objective.agq_gradient import AGQGradient, agq_gradient_supported
 from mixedmodels.objective.glmm import GLMMObjective
+from test_glmer_gradient import _fd, _rel_error
 
-#: Finite-difference step (relative to max(1, |x|)): truncation ~h^2 = 1e-8 of the
-#: curvature, rounding ~(deviance noise 1e-10) / h = 1e-6.
-FD_STEP = 1e-4
-#: Largest gradient error allowed, relative to max(1, max |finite difference|): the
-#: differences carry ~1e-6 (PIRLS stops within 1e-10 of the modes); a missing term (the
-#: movement of the node scale, of the mode) shows as errors of 1e-3 to 1.
+#: Largest gradient error allowed, relative to max(1, max |finite difference|) (the
+#: central differences of test_glmer_gradient.py's ``_fd``): the differences carry ~1e-6
+#: (PIRLS stops within 1e-10 of the modes); a missing term (the movement of the node
+#: scale, of the mode) shows as errors of 1e-3 to 1.
 GRAD_RTOL = 2e-5
 #: The gradient fit reaches the derivative-free optimum or a lower one, within this.
 OBJECTIVE_SLACK = 1e-7
@@ -44,19 +43,6 @@ def _quiet(fun, *args, **kwargs):
 def _one_blas_thread():
     with blas_threads():
         yield
-
-
-def _fd(fun, x):
-    out = np.zeros_like(x)
-    for j in range(x.size):
-        e = np.zeros_like(x)
-        e[j] = FD_STEP * max(1.0, abs(x[j]))
-        out[j] = (fun(x + e) - fun(x - e)) / (2.0 * e[j])
-    return out
-
-
-def _rel_error(g, fd):
-    return float(np.max(np.abs(g - fd)) / max(1.0, np.max(np.abs(fd))))
 
 
 def _simulated(seed: int = 11, levels: int = 30, per: int = 6) -> pd.DataFrame:

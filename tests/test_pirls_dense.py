@@ -166,12 +166,11 @@ def test_blocked_joint_sensitivity_matches_dense(formula, fam, kw):
     """The joint (nAGQ = 0) sensitivity of the modes in theta through the blocked factor
     (PIRLS._joint_solve_blocked) is the dense factor's, and it predicts the modes at a
     nearby theta to first order (central differences of the joint solves)."""
-    data = _frame(len(formula) + 4)
     family = _family(fam)
-    design = glmm_design(formula, data, family, **kw)
+    design = glmm_design(formula, _frame(len(formula) + 4), family, **kw)
     dense, blocked = PIRLS(design, family), PIRLS(design, family)
     blocked.dense = None
-    theta = 0.6 + 0.1 * np.arange(design.n_theta)
+    theta = np.linspace(0.6, 0.8, design.n_theta)
     dense.fit(theta, None)
     blocked.fit(theta, None)
     J_d, J_b = dense._ref_joint[3], blocked._ref_joint[3]

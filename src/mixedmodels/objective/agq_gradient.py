@@ -46,7 +46,6 @@ import numpy as np
 from ..families import Family
 from .agq import agq_from_sums, agq_node_predictors, agq_sums_of, gauss_hermite
 from .glmm_gradient import LaplaceGradient, level_map, row_derivatives
-from .pirls import PIRLSError
 
 __all__ = ["AGQGradient", "agq_gradient_supported"]
 
@@ -107,24 +106,13 @@ class AGQGradient(LaplaceGradient):
         self._dlam = float(np.reshape(structure.lambda_jacobian(obj.design.theta0()), -1)[0]) \
             if structure.direct else None
 
-    def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        obj = self.obj
-        obj.n_evals += 1
-        self.n_grads += 1
-        theta, beta, _, fam = obj.split(x)
-        obj._use_family(fam)
-        self.last_solve = None
-        try:
-            pr = obj.pirls.fit(theta, beta)
-            with np.errstate(all="raise", under="ignore"):
-                value, grad = self._value_and_gradient(x.size, pr, fam)
-            if not np.isfinite(value):
-                raise FloatingPointError
-            self.last_solve = (x.copy(), None, fam, pr)
-        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
-            return np.inf, np.full(x.shape, np.nan)
-        if not np.all(np.isfinite(grad)):
-            return np.inf, np.full(x.shape, np.nan)
+    def _at_modes(self, x: np.ndarray, pr, fam: Family) -> tuple[float, np.ndarray]:
+        """The quadrature deviance and its gradient at the modes ``pr`` (the evaluation
+        around them is :class:`~.glmm_gradient.LaplaceGradient`'s)."""
+        with np.errstate(all="raise", under="ignore"):
+            value, grad = self._value_and_gradient(x.size, pr, fam)
+        if not np.isfinite(value):
+            raise FloatingPointError
         return value, grad
 
     def _value_and_gradient(self, size: int, pr, fam: Family) -> tuple[float, np.ndarray]:

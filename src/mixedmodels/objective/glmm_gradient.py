@@ -287,19 +287,24 @@ class LaplaceGradient:
         self.last_solve = None
         try:
             pr = obj.pirls.fit(theta, beta)
-            value, phi, _ = obj._value(pr, fam, None, 1)
-            if not np.isfinite(value):
-                raise FloatingPointError
+            value, grad = self._at_modes(x, pr, fam)
             self.last_solve = (x.copy(), None, fam, pr)
-            # (underflow is no failure: the Matern smoothness derivative's integrand
-            # underflows to zero in its tail)
-            with np.errstate(all="raise", under="ignore"):
-                grad = self._gradient(x, pr, fam, phi)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(x.shape, np.nan)
         if not np.all(np.isfinite(grad)):
             return np.inf, np.full(x.shape, np.nan)
         return float(value), grad
+
+    def _at_modes(self, x: np.ndarray, pr, fam: Family) -> tuple[float, np.ndarray]:
+        """``(F, dF/dx)`` at the PIRLS modes ``pr`` of ``x`` (a FloatingPointError where
+        the deviance is not finite)."""
+        value, phi, _ = self.obj._value(pr, fam, None, 1)
+        if not np.isfinite(value):
+            raise FloatingPointError
+        # (underflow is no failure: the Matern smoothness derivative's integrand
+        # underflows to zero in its tail)
+        with np.errstate(all="raise", under="ignore"):
+            return value, self._gradient(x, pr, fam, phi)
 
     def _shape_derivative(self, fam: Family, pr, d_eta: np.ndarray, lev: np.ndarray
                           ) -> float:

@@ -35,8 +35,8 @@ nodes. With one node (``z = 0``) this is the Laplace gradient of a scalar term.
 
 The gradient lets the quadrature stage run the whitened BFGS of the Laplace stage
 (:func:`~mixedmodels.fitting.glmm_gradient.minimize_whitened`) and its standard errors
-come from differences of the gradient: on cbpp with 25 nodes 7 + 5 gradient evaluations
-instead of BOBYQA's 32 deviances and 20 more for the Hessian.
+come from differences of the gradient: on cbpp with 25 nodes 6 + 5 gradient evaluations
+instead of BOBYQA's 30 deviances and 20 more for the Hessian.
 """
 
 from __future__ import annotations

@@ -337,6 +337,7 @@ def reset_pirls(obj) -> None:
     pirls.beta_start = None
     pirls._ref = None
     pirls._ref_joint = None
+    pirls._ref_joint_pending = None
 
 
 def at_link_edge(obj, theta: np.ndarray, family) -> bool:

@@ -367,6 +367,7 @@ class PIRLS:
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
         self._ref_joint = None   # (theta, u, beta, d[u; beta]/d theta) of the last joint one
+        self._ref_joint_pending = None   # ... its arguments until first asked for
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
         self._edge_seen = False  # a joint solve has met separated observations
@@ -521,7 +522,8 @@ class PIRLS:
         Ru = self._theta_rhs(lams, u, w, g)
         return -self.step_system.solve_M(f, np.hstack([Ru, Jb]))
 
-    def _joint_sensitivity(self, theta, lams, u, beta, cur, step: StepSystem, f):
+    def _joint_sensitivity(self, theta, lams, u, beta, cur, step: StepSystem, f,
+                           family: Family | None = None):
         r"""``(theta, u, beta, d[u; beta]/d theta)`` at the joint (nAGQ = 0) modes, to
         predict the joint modes at the next theta (a warm start only: one PIRLS iteration
         less), or None where it is not available.
@@ -544,7 +546,8 @@ class PIRLS:
                 cur.mu is None:
             return None
         w = step.rows[1]
-        g = -self.prior * (self.y - cur.mu) * cur.me / self._family.variance(cur.mu)
+        fam = self._family if family is None else family     # the solve's family
+        g = -self.prior * (self.y - cur.mu) * cur.me / fam.variance(cur.mu)
         Ru = self._theta_rhs(lams, u, w, g)
         Rb = np.zeros((self.p, Ru.shape[1]))
         for col, _, _, zu in self._scalar_term_modes(u):
@@ -572,11 +575,23 @@ class PIRLS:
         x2 = solve_lower_t(Lxx, solve_lower(Lxx, Rb - B.T @ y1))
         return np.vstack([ps.backward(f, y1 - B @ x2), x2])
 
+    def joint_reference(self):
+        """``(theta, u, beta, d[u; beta]/d theta)`` of the last joint solve (None where
+        there is none or it has no sensitivity), the sensitivity computed when first
+        asked for: the last solve of a search (and the stage-0 solves of a Laplace fit,
+        whose next solves hold beta fixed) never needs it, and on small models it costs
+        as much as the iteration it saves."""
+        pending = getattr(self, "_ref_joint_pending", None)
+        if pending is not None:
+            self._ref_joint_pending = None
+            self._ref_joint = self._joint_sensitivity(*pending)
+        return getattr(self, "_ref_joint", None)
+
     def _predict_joint(self, theta, lams) -> tuple[np.ndarray, np.ndarray] | None:
         """``(u, beta)`` (internal basis) predicted at ``theta`` from the last joint
         solve's sensitivity when the move of the linear predictor stays small
         (:data:`PREDICT_MAX_DETA`), else None."""
-        ref = getattr(self, "_ref_joint", None)
+        ref = self.joint_reference()
         if ref is None or ref[0].shape != theta.shape:
             return None
         th0, u0, b0, J = ref
@@ -825,8 +840,9 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
-            self._ref_joint = self._joint_sensitivity(theta, lams, u, beta, cur, step_sys, f) \
-                if self.predict else None
+            self._ref_joint = None
+            self._ref_joint_pending = (theta, lams, u, beta, cur, step_sys, f,
+                                       self._family) if self.predict else None
             beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more

@@ -31,6 +31,10 @@ GRAD_RTOL = 1e-10
 #: Fits with the default optimizer on both sides (the issue's tolerances).
 OBJ_RTOL = 1e-8
 EST_TOL = 1e-7
+#: ... for quadrature (nAGQ > 1), whose stage runs the exact gradient in memory
+#: (objective/agq_gradient.py) and BOBYQA on Dask (no quadrature gradient there):
+#: BOBYQA's stopping tolerance, 1e-6 in whitened units (standard errors)
+AGQ_EST_TOL = 1e-6
 
 
 def _close(a, b, tol):
@@ -140,11 +144,18 @@ def _fits(formula, df, npartitions=2, **kw):
 
 def _assert_same_fit(m, m_mem):
     assert abs(m.objective / m_mem.objective - 1.0) <= OBJ_RTOL
-    _close(m.theta, m_mem.theta, EST_TOL)
-    _close(m.beta, m_mem.beta, EST_TOL)
-    # the same stages with the same optimizers
+    # the same stages with the same optimizers (the quadrature stage: the gradient in
+    # memory, BOBYQA on Dask, to the in-memory optimum or above it)
     assert m.opt_stage0.optimizer == m_mem.opt_stage0.optimizer
-    assert m.opt.optimizer == m_mem.opt.optimizer
+    if m.nAGQ > 1:
+        assert m_mem.opt.optimizer.startswith("gradient") and "BOBYQA" in m.opt.optimizer
+        assert m_mem.objective <= m.objective + OBJ_RTOL * abs(m.objective)
+        tol = AGQ_EST_TOL
+    else:
+        assert m.opt.optimizer == m_mem.opt.optimizer
+        tol = EST_TOL
+    _close(m.theta, m_mem.theta, tol)
+    _close(m.beta, m_mem.beta, tol)
 
 
 @pytest.mark.parametrize("formula, family, nagq", [

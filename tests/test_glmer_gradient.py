@@ -180,8 +180,14 @@ def test_gradient_is_refused_where_it_does_not_apply():
     nb_shape = GLMMObjective(nb.design, NegativeBinomial(2.0), 1, estimate_shape=True)
     # the Laplace deviance has a gradient in the log shape too; the nAGQ = 0 stage has not
     assert gradient_supported(nb_shape) and not stage0_supported(nb_shape)
+    # quadrature with a dispersion family (its log phi is a parameter) has none
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(12), 10)
+    d = pd.DataFrame({"y": rng.gamma(2.0, np.exp(0.3 * rng.normal(size=12))[g] / 2.0),
+                      "g": g.astype(str)})
     with pytest.raises(ValueError, match="optimizer='gradient' needs"):
-        _quiet(mm.glmer, CBPP, cbpp, nAGQ=3, optimizer="gradient")
+        _quiet(mm.glmer, "y ~ 1 + (1 | g)", d, family="Gamma", link="log", nAGQ=3,
+               optimizer="gradient")
 
 
 def test_negative_binomial_estimated_shape_gradient():

@@ -159,3 +159,32 @@ def test_joint_predicted_start_reaches_the_same_modes(formula, fam, kw):
     assert sum(a for a, _ in its) <= sum(b for _, b in its)
     if all(t.p == 1 for t in design.terms):     # every column predicted
         assert sum(a for a, _ in its) < sum(b for _, b in its)
+
+
+@pytest.mark.parametrize("formula,fam,kw", [c for c in CASES if "||" not in c[0]])
+def test_blocked_joint_sensitivity_matches_dense(formula, fam, kw):
+    """The joint (nAGQ = 0) sensitivity of the modes in theta through the blocked factor
+    (PIRLS._joint_solve_blocked) is the dense factor's, and it predicts the modes at a
+    nearby theta to first order (central differences of the joint solves)."""
+    family = _family(fam)
+    design = glmm_design(formula, _frame(len(formula) + 4), family, **kw)
+    dense, blocked = PIRLS(design, family), PIRLS(design, family)
+    blocked.dense = None
+    theta = np.linspace(0.6, 0.8, design.n_theta)
+    dense.fit(theta, None)
+    blocked.fit(theta, None)
+    J_d, J_b = dense.joint_reference()[3], blocked.joint_reference()[3]
+    np.testing.assert_allclose(J_b, J_d, atol=1e-7 * max(1.0, np.abs(J_d).max()), rtol=0)
+    # columns of scalar, directly mapped terms are predicted: check them by differences
+    h = 1e-5
+    for t, sl in zip(design.terms, design.theta_slices(), strict=True):
+        if t.p != 1:
+            continue
+        e = np.zeros(theta.size)
+        e[sl] = h
+        plain = PIRLS(design, family)
+        plain.predict = False
+        up, dn = plain.fit(theta + e, None), plain.fit(theta - e, None)
+        fd = np.r_[up.u - dn.u, plain.basis.from_user(up.beta - dn.beta)] / (2.0 * h)
+        np.testing.assert_allclose(J_b[:, sl.start], fd, atol=1e-4 * max(1.0, np.abs(fd).max()),
+                                   rtol=0)

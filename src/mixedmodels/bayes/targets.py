@@ -186,8 +186,8 @@ def _check_glmm(m, fam) -> None:
     if getattr(m, "nAGQ", 1) > 1:
         raise SamplingError(
             f"the fit used nAGQ={m.nAGQ}: the sampler's log density is the Laplace "
-            "approximation (nAGQ=1), the one with an exact gradient here (adaptive "
-            "Gauss-Hermite quadrature has none, and NUTS needs one); refit with nAGQ=1 "
+            "approximation (nAGQ=1), whose exact gradient NUTS follows (its targets do "
+            "not include adaptive Gauss-Hermite quadrature); refit with nAGQ=1 "
             "to sample, or use confint(method='profile') or confint(method='boot') on "
             "the quadrature fit")
     dispersion = m.family.has_dispersion or name in DISPERSION_FAMILIES or fam.extras

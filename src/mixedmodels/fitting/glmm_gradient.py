@@ -317,15 +317,16 @@ def stage0_gradient(obj, optimizer: str, user_settings: bool) -> Stage0Gradient 
 
 
 def laplace_gradient(obj, optimizer: str, user_settings: bool) -> LaplaceGradient | None:
-    """The exact gradient of the Laplace stage (see :func:`use_gradient`): the
-    objective's own (``obj.laplace_gradient_factory()``, the Dask backend's for rows
-    on a cluster)."""
+    """The exact gradient of the Laplace (or quadrature) stage (see
+    :func:`use_gradient`): the objective's own (``obj.laplace_gradient_factory()``, the
+    Dask backend's for rows on a cluster)."""
     factory = obj.laplace_gradient_factory()
     use = use_gradient(optimizer, factory is not None, user_settings,
-                       "the Laplace approximation (nAGQ=1) of glmer's own deviance (not "
-                       "quadrature, Toeplitz covariance terms or a penalized objective; on "
-                       "Dask input also no vector-valued term outside the first grouping "
-                       "factor, no estimated negative binomial shape)")
+                       "the Laplace approximation (nAGQ=1) or quadrature of glmer's own "
+                       "deviance (not quadrature with a dispersion family, Toeplitz "
+                       "covariance terms or a penalized objective; on Dask input also no "
+                       "vector-valued term outside the first grouping factor, no "
+                       "estimated negative binomial shape)")
     return factory(obj) if use else None
 
 
@@ -336,6 +337,7 @@ def reset_pirls(obj) -> None:
     pirls.beta_start = None
     pirls._ref = None
     pirls._ref_joint = None
+    pirls._ref_joint_pending = None
 
 
 def at_link_edge(obj, theta: np.ndarray, family) -> bool:

@@ -26,7 +26,8 @@ from functools import cache
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
-__all__ = ["MAX_NAGQ", "agq_deviance", "agq_from_sums", "agq_level_sums", "gauss_hermite"]
+__all__ = ["MAX_NAGQ", "agq_deviance", "agq_from_sums", "agq_level_sums",
+           "agq_node_predictors", "agq_sums_of", "gauss_hermite"]
 
 #: Most quadrature nodes accepted (lme4's limit for useful accuracy).
 MAX_NAGQ = 25
@@ -100,6 +101,14 @@ def agq_level_sums(nodes: int, *, eta: np.ndarray, codes: np.ndarray, zcol: np.n
     -------
     ndarray (nodes + 1, levels)
     """
+    etas = agq_node_predictors(nodes, eta=eta, codes=codes, zcol=zcol, lam=lam, scale=scale)
+    return agq_sums_of(m2ll(etas), codes, nlevels)
+
+
+def agq_node_predictors(nodes: int, *, eta: np.ndarray, codes: np.ndarray,
+                        zcol: np.ndarray, lam: float, scale: np.ndarray) -> np.ndarray:
+    """The linear predictors of :func:`agq_level_sums`, (nodes + 1, n): the mode's (row
+    0), then ``eta_i + z_k lam zcol_i scale_j`` at every node."""
     z, _ = gauss_hermite(int(nodes))
     # all nodes at once: (nodes, n) linear predictors; node 0 of an odd rule is the mode
     shift_obs = lam * zcol * scale[codes]
@@ -107,10 +116,15 @@ def agq_level_sums(nodes: int, *, eta: np.ndarray, codes: np.ndarray, zcol: np.n
     etas[0] = eta
     np.multiply(z[:, None], shift_obs[None, :], out=etas[1:])
     etas[1:] += eta
-    per_obs = m2ll(etas)
-    flat_codes = (np.arange(z.size + 1)[:, None] * nlevels + codes[None, :]).ravel()
-    sums = np.bincount(flat_codes, per_obs.ravel(), minlength=(z.size + 1) * nlevels)
-    return sums.reshape(z.size + 1, nlevels)
+    return etas
+
+
+def agq_sums_of(per_obs: np.ndarray, codes: np.ndarray, nlevels: int) -> np.ndarray:
+    """Per-level sums of each row of ``per_obs`` (rows x n) -> (rows, levels)."""
+    rows = per_obs.shape[0]
+    flat_codes = (np.arange(rows)[:, None] * nlevels + codes[None, :]).ravel()
+    sums = np.bincount(flat_codes, per_obs.ravel(), minlength=rows * nlevels)
+    return sums.reshape(rows, nlevels)
 
 
 def agq_from_sums(nodes: int, sums: np.ndarray, *, u: np.ndarray, L_diag: np.ndarray,

@@ -193,17 +193,23 @@ class GLMMObjective:
 
     # -- parameter vector ---------------------------------------------------------------
     def laplace_gradient_factory(self):
-        """The class of the exact gradient of this objective's Laplace deviance.
+        """The class of the exact gradient of this objective's Laplace (or quadrature)
+        deviance.
 
         Returns
         -------
         type or None
-            :class:`~.glmm_gradient.LaplaceGradient` (called with the objective), or
+            :class:`~.glmm_gradient.LaplaceGradient` (nAGQ = 1) or
+            :class:`~.agq_gradient.AGQGradient` (nAGQ > 1), called with the objective;
             None where the objective has no exact gradient
-            (:func:`~.glmm_gradient.gradient_supported`).
+            (:func:`~.glmm_gradient.gradient_supported`,
+            :func:`~.agq_gradient.agq_gradient_supported`).
         """
+        from .agq_gradient import AGQGradient, agq_gradient_supported
         from .glmm_gradient import LaplaceGradient, gradient_supported
 
+        if self.nAGQ > 1:
+            return AGQGradient if agq_gradient_supported(self) else None
         return LaplaceGradient if gradient_supported(self) else None
 
     def stage0_gradient_factory(self):
@@ -320,9 +326,7 @@ class GLMMObjective:
                 out += sat
                 return out
         else:
-            if self._sat_terms is None or self._sat_terms[0] is not fam:
-                self._sat_terms = (fam, fam.m2ll_function(y, prior))
-            per_obs = self._sat_terms[1]
+            per_obs = self._m2ll_of_mu(fam)
         linkinv = fam.link.linkinv
 
         def m2ll(eta):
@@ -335,6 +339,13 @@ class GLMMObjective:
             return out
 
         return m2ll
+
+    def _m2ll_of_mu(self, fam: Family):
+        """``mu -> -2 log p(y_i | mu_i)`` of a family without a dispersion (its
+        :meth:`~mixedmodels.families.Family.m2ll_function`, kept for the last family)."""
+        if self._sat_terms is None or self._sat_terms[0] is not fam:
+            self._sat_terms = (fam, fam.m2ll_function(self.design.y, self.pirls.prior))
+        return self._sat_terms[1]
 
     def _value(self, pr: PIRLSResult, fam: Family, phi: float | None, nagq: int
                ) -> tuple[float, float, float]:
@@ -430,6 +441,24 @@ class GLMMObjective:
         theta, beta, phi, fam = self.split(x)
         self._use_family(fam)
         pr = self.pirls.fit(theta, beta)
+        return self._solution(pr, fam, phi, max(self.nAGQ, 1))
+
+    def solution(self, x, pr: PIRLSResult) -> GLMMSolution:
+        """:meth:`solve`'s solution from a PIRLS result already computed at ``x`` with
+        PIRLS's own tolerance (the search's last evaluation), leaving PIRLS's workspace
+        where that solve left it.
+
+        Parameters
+        ----------
+        x : array-like
+        pr : PIRLSResult
+
+        Returns
+        -------
+        GLMMSolution
+        """
+        _, _, phi, fam = self.split(x)
+        self._use_family(fam)
         return self._solution(pr, fam, phi, max(self.nAGQ, 1))
 
     def solve0(self, theta, family: Family | None = None) -> GLMMSolution:

@@ -69,10 +69,22 @@ SHAPE_FD_REL = 1e-4
 #: line search's last trials are not always that point.
 MEMO_SIZE = 8
 
-_dpotrf, _dpotrs = lapack.dpotrf, lapack.dpotrs
+_dpotrf, _dpotrs, _dgesv = lapack.dpotrf, lapack.dpotrs, lapack.dgesv
 
-__all__ = ["LaplaceGradient", "Stage0Gradient", "gradient_supported", "row_derivatives",
-           "stage0_supported"]
+#: Largest ``levels x n`` for which :func:`level_map` is a dense array.
+DENSE_LEVEL_MAP_MAX = 20_000
+
+
+def level_map(codes: np.ndarray, nlevels: int):
+    """The (levels x n) 0/1 map of observations to their level (``codes``): level sums of
+    several columns in one product; a dense array for small models (where scipy's
+    sparse product costs more than the multiplications), else CSR."""
+    n = codes.shape[0]
+    m = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(nlevels, n))
+    return m.toarray() if nlevels * n <= DENSE_LEVEL_MAP_MAX else m
+
+__all__ = ["DENSE_LEVEL_MAP_MAX", "LaplaceGradient", "Stage0Gradient", "gradient_supported",
+           "level_map", "row_derivatives", "stage0_supported"]
 
 
 def _dense_system(obj, structure: RandomStructure):
@@ -87,6 +99,19 @@ def _dense_system(obj, structure: RandomStructure):
     if structure.n_channels != 1 or structure.X_int is not None:
         return None
     return pirls.dense
+
+
+def _scalar_term(obj, structure: RandomStructure):
+    """``(codes, z column)`` of the one scalar term when the gradient may treat ``M`` as
+    diagonal (:meth:`LaplaceGradient._scalar_pieces`): rows in memory (PIRLS's own
+    workspace), one random-effects channel, no integrated fixed effects; else None."""
+    from .pirls import PIRLS
+
+    terms = obj.design.terms
+    if type(getattr(obj, "pirls", None)) is not PIRLS or len(terms) != 1 or \
+            terms[0].p != 1 or structure.n_channels != 1 or structure.X_int is not None:
+        return None
+    return terms[0].grouping.codes, np.asarray(terms[0].Z[:, 0], dtype=float)
 
 
 def gradient_supported(obj) -> bool:
@@ -179,12 +204,27 @@ class LaplaceGradient:
     weights for non-canonical links).
     """
 
+    #: ``(point, PIRLS tolerance, family, PIRLSResult)`` of the last successful
+    #: evaluation: the fit's solution at a stage's optimum is this one when the search
+    #: evaluated the optimum last (:meth:`last_solve_at`)
+    last_solve: tuple | None = None
+
+    def last_solve_at(self, point: np.ndarray, family: Family):
+        """The last evaluation's PIRLS result when it was at exactly ``point`` (``x``;
+        theta for :class:`Stage0Gradient`) with ``family`` and PIRLS's own tolerance (as
+        :meth:`~.glmm.GLMMObjective.solve` and ``solve0`` solve), else None."""
+        last = self.last_solve
+        if last is None or last[1] is not None or last[2] is not family or \
+                not np.array_equal(last[0], point):
+            return None
+        return last[3]
+
     def __init__(self, obj):
         self.obj = obj
         design = obj.design
         self.design = design
         self.structure = RandomStructure([("cond", SimpleNamespace(terms=design.terms))])
-        self._M = make_hessian(self.structure)
+        self._M_kernel = None          # the kernel of M, built on first use (_M)
         self._H = None
         self.slices = design.theta_slices()
         self._jac: dict[int, np.ndarray] = {}
@@ -195,6 +235,19 @@ class LaplaceGradient:
         #: gradient's dense path (:meth:`_dense_pieces`) reuses; None: the kernels
         self._dense = _dense_system(obj, self.structure)
         self._dense_a = None if self._dense is None else np.empty(self._dense.Z.shape)
+        #: ``(codes, z column)`` of a model with one scalar term and rows in memory
+        #: (:meth:`_scalar_pieces`: ``M`` is diagonal), else None
+        self._scalar = _scalar_term(obj, self.structure)
+        self._levels = None             # its level map (level_map), made on first use
+
+    @property
+    def _M(self):
+        """The Laplace engine's kernel for ``M`` (:func:`~.laplace.hessian.make_hessian`),
+        made when first needed: the dense path of small models (:meth:`_dense_pieces`)
+        never uses it."""
+        if self._M_kernel is None:
+            self._M_kernel = make_hessian(self.structure)
+        return self._M_kernel
 
     # -- per-observation derivatives ---------------------------------------------------
     def _derivatives(self, fam: Family, eta: np.ndarray, mu: np.ndarray):
@@ -231,20 +284,27 @@ class LaplaceGradient:
         self.n_grads += 1
         theta, beta, _, fam = obj.split(x)
         obj._use_family(fam)
+        self.last_solve = None
         try:
             pr = obj.pirls.fit(theta, beta)
-            value, phi, _ = obj._value(pr, fam, None, 1)
-            if not np.isfinite(value):
-                raise FloatingPointError
-            # (underflow is no failure: the Matern smoothness derivative's integrand
-            # underflows to zero in its tail)
-            with np.errstate(all="raise", under="ignore"):
-                grad = self._gradient(x, pr, fam, phi)
+            value, grad = self._at_modes(x, pr, fam)
+            self.last_solve = (x.copy(), None, fam, pr)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(x.shape, np.nan)
         if not np.all(np.isfinite(grad)):
             return np.inf, np.full(x.shape, np.nan)
         return float(value), grad
+
+    def _at_modes(self, x: np.ndarray, pr, fam: Family) -> tuple[float, np.ndarray]:
+        """``(F, dF/dx)`` at the PIRLS modes ``pr`` of ``x`` (a FloatingPointError where
+        the deviance is not finite)."""
+        value, phi, _ = self.obj._value(pr, fam, None, 1)
+        if not np.isfinite(value):
+            raise FloatingPointError
+        # (underflow is no failure: the Matern smoothness derivative's integrand
+        # underflows to zero in its tail)
+        with np.errstate(all="raise", under="ignore"):
+            return value, self._gradient(x, pr, fam, phi)
 
     def _shape_derivative(self, fam: Family, pr, d_eta: np.ndarray, lev: np.ndarray
                           ) -> float:
@@ -283,7 +343,9 @@ class LaplaceGradient:
         theta = pr.theta
         g, w, wl, dwl, same = self._derivatives(fam, pr.eta, pr.mu)
         lams = S.lambdas(theta)
-        if self._dense is not None:
+        if self._scalar is not None:
+            Ba, lev, r, z, d_eta = self._scalar_pieces(lams, w, wl, dwl, same, joint)
+        elif self._dense is not None:
             Ba, lev, r, z, d_eta = self._dense_pieces(lams, w, wl, dwl, same, joint)
         else:
             Ba, lev, r, z, d_eta = self._blocked_pieces(lams, w, wl, dwl, same, joint)
@@ -380,6 +442,43 @@ class LaplaceGradient:
         zu = hu - C @ zb
         return Ba, lev, r, zu, A @ zu + X @ zb
 
+    def _scalar_pieces(self, lams, w, wl, dwl, same: bool, joint: bool):
+        r"""The pieces of :meth:`_blocked_pieces` for one scalar term (``(1 | g)``,
+        ``(x - 1 | g)``): with ``a_i = lambda z_i`` the levels share no observation, so
+        ``M = diag(d)``, ``d_j = 1 + sum_{i in j} W_{L,i} a_i^2``; ``[B a]_i = a_i /
+        d_{j(i)}``, the leverages are ``a_i^2 / d_{j(i)}`` and the solves with ``H``
+        divisions (the joint system by block elimination through that diagonal, as
+        :meth:`_joint_solve`). Level sums are bincounts: no matrix with a column per
+        level."""
+        codes, zc = self._scalar
+        nlev = self.structure.q
+        a = lams[0][0, 0] * zc
+        a2 = a * a
+        d = 1.0 + np.bincount(codes, wl * a2, minlength=nlev)
+        dc = d[codes]
+        Ba = (a / dc)[:, None]
+        lev = a2 / dc
+        r = dwl * lev
+        dh = d if same else 1.0 + np.bincount(codes, w * a2, minlength=nlev)
+        hu = np.bincount(codes, a * r, minlength=nlev) / dh
+        X = self.design.X
+        p = X.shape[1]
+        if not joint or not p:
+            return Ba, lev, r, hu, a * hu[codes]
+        WX = w[:, None] * X
+        if self._levels is None:
+            self._levels = level_map(codes, nlev)
+        G = self._levels @ (a[:, None] * WX)         # Lambda' Z' W X: (levels, p)
+        C = G / dh[:, None]
+        schur = X.T @ WX - G.T @ C
+        # (LAPACK's gesv, as np.linalg.solve, without its wrapping: a third of this call)
+        _, _, zb, info = _dgesv(schur, X.T @ r - G.T @ hu)
+        if info != 0:
+            raise np.linalg.LinAlgError("the joint system of the nAGQ = 0 criterion is "
+                                        "singular")
+        zu = hu - C @ zb
+        return Ba, lev, r, zu, a * zu[codes] + X @ zb
+
     def _dense_factor(self, A: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The lower Cholesky factor of ``A' diag(weights) A + I`` (dense), or a
         :class:`PIRLSError` when it is not positive definite."""
@@ -445,20 +544,6 @@ class Stage0Gradient(LaplaceGradient):
     obj : GLMMObjective
         Any nAGQ; no estimated negative binomial shape (see :func:`stage0_supported`).
     """
-
-    #: ``(theta, PIRLS tolerance, family, PIRLSResult)`` of the last successful joint
-    #: solve: the fit's stage-1 solution at the optimum is this one when the search
-    #: evaluated the optimum last (:meth:`last_solve_at`)
-    last_solve: tuple | None = None
-
-    def last_solve_at(self, theta: np.ndarray, family: Family):
-        """The last joint solve when it was at exactly ``theta`` with ``family`` and
-        PIRLS's own tolerance (as :meth:`~.glmm.GLMMObjective.solve0` solves), else None."""
-        last = self.last_solve
-        if last is None or last[1] is not None or last[2] is not family or \
-                not np.array_equal(last[0], theta):
-            return None
-        return last[3]
 
     def _evaluate(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         obj = self.obj

@@ -61,7 +61,7 @@ from ..linalg import (
 )
 from ..linalg.lapack import solve_lower, solve_lower_t
 from .pirls_dense import DensePIRLSFactor, DensePIRLSSystem, use_dense
-from .pirls_system import MergedPIRLSSystem, PIRLSSystem
+from .pirls_system import MergedPIRLSSystem, PIRLSFactor, PIRLSSystem
 
 __all__ = [
     "PIRLS",
@@ -367,6 +367,7 @@ class PIRLS:
         self._no_beta = np.zeros(0)
         self._ref = None     # (theta, beta, u, du/d[theta, beta]) of the last Laplace solve
         self._ref_joint = None   # (theta, u, beta, d[u; beta]/d theta) of the last joint one
+        self._ref_joint_pending = None   # ... its arguments until first asked for
         self.predict = True
         self._XY = None      # [X, working response] buffer of the joint solves
         self._edge_seen = False  # a joint solve has met separated observations
@@ -521,7 +522,8 @@ class PIRLS:
         Ru = self._theta_rhs(lams, u, w, g)
         return -self.step_system.solve_M(f, np.hstack([Ru, Jb]))
 
-    def _joint_sensitivity(self, theta, lams, u, beta, cur, step: StepSystem, f):
+    def _joint_sensitivity(self, theta, lams, u, beta, cur, step: StepSystem, f,
+                           family: Family | None = None):
         r"""``(theta, u, beta, d[u; beta]/d theta)`` at the joint (nAGQ = 0) modes, to
         predict the joint modes at the next theta (a warm start only: one PIRLS iteration
         less), or None where it is not available.
@@ -531,29 +533,65 @@ class PIRLS:
         ``H_J d[u; beta]/dtheta_k = -[Lambda' Z' W Z E_k u + E_k Z' g; X~' W Z E_k u]``
         with the joint system ``H_J = [[Lambda' Z' W Z Lambda + I, Lambda' Z' W X~],
         [X~' W Z Lambda, X~' W X~]]``, whose Cholesky factor is the leading block of the
-        dense system's last factor (small models only; vector-valued terms' columns are
-        left at zero, as :meth:`_sensitivity` does). Not with a prior on beta (its term
-        is not in that factor)."""
-        if not isinstance(f, DensePIRLSFactor) or not self.p or \
+        last step's factor: the dense system's of small models, or the blocked one's
+        (:meth:`_joint_solve_blocked`; vector-valued terms' columns are left at zero, as
+        :meth:`_sensitivity` does). Not with a prior on beta (its term is not in that
+        factor), nor for the general blocked factor of vector-valued rest terms or merged
+        terms."""
+        dense = isinstance(f, DensePIRLSFactor)
+        blocked = isinstance(f, PIRLSFactor) and type(self.psystem) is PIRLSSystem and \
+            f.LXX is not None
+        if not (dense or blocked) or not self.p or \
                 self.beta_prior_root is not None or not isinstance(cur, RowPoint) or \
                 cur.mu is None:
             return None
         w = step.rows[1]
-        g = -self.prior * (self.y - cur.mu) * cur.me / self._family.variance(cur.mu)
+        fam = self._family if family is None else family     # the solve's family
+        g = -self.prior * (self.y - cur.mu) * cur.me / fam.variance(cur.mu)
         Ru = self._theta_rhs(lams, u, w, g)
         Rb = np.zeros((self.p, Ru.shape[1]))
         for col, _, _, zu in self._scalar_term_modes(u):
             Rb[:, col] = self.Xt.T @ (w * zu)
+        if blocked:
+            return theta, u, beta, -self._joint_solve_blocked(f, Ru, Rb)
         m = self.q + self.p
         L = f.L[:m, :m]
         J = -solve_lower_t(L, solve_lower(L, np.vstack([Ru, Rb])))
         return theta, u, beta, J
 
+    def _joint_solve_blocked(self, f: PIRLSFactor, Ru: np.ndarray, Rb: np.ndarray
+                             ) -> np.ndarray:
+        r"""``H_J^{-1} [Ru; Rb]`` with the blocked factor of a joint step: ``L = [[L_Z, 0],
+        [B', L_XX]]`` with ``B = [L1X; LrX]`` (its ``X~`` columns: ``L_Z^{-1} Lambda' Z'
+        W X~``) and ``L_XX`` the leading block of ``LXX``; forward ``y_1 = L_Z^{-1} Ru``,
+        ``y_2 = L_XX^{-1} (Rb - B' y_1)``, then back ``x_2 = L_XX^{-T} y_2``,
+        ``x_1 = L_Z^{-T} (y_1 - B x_2)``."""
+        ps, p = self.psystem, self.p
+        B = f.L1X[:, :, :p].reshape(ps.q1, p)
+        if f.LrX is not None:
+            B = np.vstack([B, f.LrX[:, :p]])
+        Lxx = f.LXX[:p, :p]
+        y1 = ps.forward(f, Ru)
+        x2 = solve_lower_t(Lxx, solve_lower(Lxx, Rb - B.T @ y1))
+        return np.vstack([ps.backward(f, y1 - B @ x2), x2])
+
+    def joint_reference(self):
+        """``(theta, u, beta, d[u; beta]/d theta)`` of the last joint solve (None where
+        there is none or it has no sensitivity), the sensitivity computed when first
+        asked for: the last solve of a search (and the stage-0 solves of a Laplace fit,
+        whose next solves hold beta fixed) never needs it, and on small models it costs
+        as much as the iteration it saves."""
+        pending = getattr(self, "_ref_joint_pending", None)
+        if pending is not None:
+            self._ref_joint_pending = None
+            self._ref_joint = self._joint_sensitivity(*pending)
+        return getattr(self, "_ref_joint", None)
+
     def _predict_joint(self, theta, lams) -> tuple[np.ndarray, np.ndarray] | None:
         """``(u, beta)`` (internal basis) predicted at ``theta`` from the last joint
         solve's sensitivity when the move of the linear predictor stays small
         (:data:`PREDICT_MAX_DETA`), else None."""
-        ref = getattr(self, "_ref_joint", None)
+        ref = self.joint_reference()
         if ref is None or ref[0].shape != theta.shape:
             return None
         th0, u0, b0, J = ref
@@ -802,8 +840,9 @@ class PIRLS:
         if joint:
             self.beta_start = beta
             self._ref = None
-            self._ref_joint = self._joint_sensitivity(theta, lams, u, beta, cur, step_sys, f) \
-                if self.predict else None
+            self._ref_joint = None
+            self._ref_joint_pending = (theta, lams, u, beta, cur, step_sys, f,
+                                       self._family) if self.predict else None
             beta = self.basis.to_user(beta)
         elif self.predict:
             # the sensitivity is refreshed only when the prediction has gone stale (more
@@ -1042,18 +1081,22 @@ class PIRLS:
         ones = np.flatnonzero(np.all(self.X == 1.0, axis=0))
         base = np.zeros(self.p)
         if ones.size:
-            base[ones[0]] = float(np.average(eta0 - self.offset, weights=w))
+            # (weighted means as dot products: np.average costs ~20 us a call)
+            base[ones[0]] = float(w @ (eta0 - self.offset)) / float(w.sum())
         base = self.basis.from_user(base)
         step = 1.0
         for _ in range(self.max_halvings + 1):
             trial = base + step * (beta - base)
             eta = self.Xt @ trial + self.offset
-            if fam.link.valid_eta(eta) and fam.valid_mu(fam.link.linkinv(eta)):
-                return self._better_start(trial, ones)
+            if fam.link.valid_eta(eta):
+                mu = fam.link.linkinv(eta)
+                if fam.valid_mu(mu):
+                    return self._better_start(trial, ones, mu)
             step *= 0.5
         raise PIRLSError(self._invalid_message(self.basis.to_user(beta)))
 
-    def _better_start(self, trial: np.ndarray, ones: np.ndarray) -> np.ndarray:
+    def _better_start(self, trial: np.ndarray, ones: np.ndarray,
+                      mu_trial: np.ndarray) -> np.ndarray:
         """lme4's start or the constant mean ``g(mean y)``, whichever has the lower deviance
         (at ``u = 0``).
 
@@ -1061,27 +1104,30 @@ class PIRLS:
         (Gamma shape 0.1: ``y`` down to 1e-36) ``log y`` is dominated by the tiny values and
         the start lies tens of units below every mean, where no PIRLS step can recover.
         The constant fit is always a sensible point; for well-behaved data lme4's start
-        has the lower deviance and is kept.
+        has the lower deviance and is kept. ``mu_trial``: the (valid) means at ``trial``.
         """
         if not ones.size or not self.link_keeps_range:
             # under a link that can leave the family's range, lme4's start is kept: where it
             # fails, its failure (and the advice to change the link) is the right message
             return trial
         fam = self._family
+        total = float(self.prior.sum())
         with np.errstate(divide="ignore", invalid="ignore"):
-            level = fam.link.link(np.atleast_1d(np.average(self.y, weights=self.prior)))[0]
+            level = fam.link.link(np.atleast_1d(float(self.prior @ self.y) / total))[0]
         if not np.isfinite(level):
             return trial
         const = np.zeros(self.p)
-        const[ones[0]] = level - float(np.average(self.offset, weights=self.prior))
+        const[ones[0]] = level - float(self.prior @ self.offset) / total
         const = self.basis.from_user(const)
         devs = []
-        for cand in (trial, const):
-            eta = self.Xt @ cand + self.offset
-            mu = fam.link.linkinv(eta) if fam.link.valid_eta(eta) else None
-            ok = mu is not None and fam.valid_mu(mu)
+        for cand, mu in ((trial, mu_trial), (const, None)):
+            if mu is None:
+                eta = self.Xt @ cand + self.offset
+                mu = fam.link.linkinv(eta) if fam.link.valid_eta(eta) else None
+                if mu is not None and not fam.valid_mu(mu):
+                    mu = None
             with np.errstate(all="ignore"):
-                dev = self._deviance(mu) if ok else np.inf
+                dev = self._deviance(mu) if mu is not None else np.inf
             devs.append(dev if np.isfinite(dev) else np.inf)
         return const if devs[1] < devs[0] else trial
 

@@ -55,6 +55,7 @@ from .lmm_gradient import (
     scalar_terms_gradient,
     supports_gradient,
 )
+from .lmm_one_factor import one_factor_system, one_factor_value_and_gradient
 
 __all__ = ["LMMObjective", "LMMSolution", "block_plan", "choose_method"]
 
@@ -202,6 +203,12 @@ class LMMObjective:
         Factor terms on the same grouping factor as one block (default; blocked and sparse
         methods, :mod:`mixedmodels.linalg.merged`). The criterion is the same either way;
         False keeps one block per term (for comparisons).
+    one_factor : bool
+        Evaluate the criterion and its gradient level by level when every term is on one
+        grouping factor (default; :mod:`mixedmodels.objective.lmm_one_factor`, sigma
+        profiled): the same criterion at a fraction of the cost. ``method``'s system still
+        serves :meth:`solve` and everything read from a factor. False: always the
+        factorization of ``method`` (for comparisons).
 
     Notes
     -----
@@ -212,7 +219,8 @@ class LMMObjective:
     """
 
     def __init__(self, design: Design, reml: bool = True, method: str = "auto",
-                 sigma: float | None = None, merge_terms: bool = True):
+                 sigma: float | None = None, merge_terms: bool = True,
+                 one_factor: bool = True):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
         method, merge = block_plan(design, method, merge_terms)
@@ -233,7 +241,7 @@ class LMMObjective:
             system.set_cross_products(pattern.compute(XY, design.weights))
         log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         self._setup(design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
-                    merge)
+                    merge, one_factor)
 
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
@@ -288,7 +296,7 @@ class LMMObjective:
         return obj
 
     def _setup(self, design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
-               merge=None):
+               merge=None, one_factor=True):
         self.design = design
         self.reml = bool(reml)
         #: the residual standard deviation when it is fixed (not profiled), else None
@@ -322,6 +330,9 @@ class LMMObjective:
             method == "dense" or (method == "blocked" and self.sigma is None))
         self._scalar_gradient = (self.has_gradient and method == "blocked"
                                  and supports_gradient(self._core))
+        #: the level-by-level evaluation of a model on one grouping factor
+        #: (:func:`~mixedmodels.objective.lmm_one_factor.one_factor_system`), or None
+        self.one_factor = one_factor_system(self) if one_factor else None
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
@@ -348,6 +359,9 @@ class LMMObjective:
                 Z = self.merge.merge_z(Z)
             self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
         self.log_det_w = float(log_det_w)
+        # the level-by-level system holds the old cross-products: evaluations go through
+        # the factorization that was just refreshed
+        self.one_factor = None
 
     def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
         """The (restricted) deviance of a factor at an explicit residual standard
@@ -389,6 +403,13 @@ class LMMObjective:
 
     def __call__(self, theta) -> float:
         self.n_evals += 1
+        if self.one_factor is not None:
+            plan = self.one_factor
+            try:
+                f = plan.system.factorize(plan.theta_block(np.asarray(theta, dtype=float)))
+            except np.linalg.LinAlgError:   # a structure with no covariance at theta
+                return np.inf
+            return np.inf if f is None else float(self._from_factor(f))
         try:
             f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
         except np.linalg.LinAlgError:       # a structure with no covariance at theta
@@ -415,6 +436,9 @@ class LMMObjective:
                                       "lambda_jacobian")
         self.n_evals += 1
         self.n_grads += 1
+        if self.one_factor is not None:
+            return one_factor_value_and_gradient(self, self.one_factor,
+                                                 np.asarray(theta, dtype=float))
         if self.method == "dense":
             return self._dense_value_and_gradient(np.asarray(theta, dtype=float))
         theta_user = np.asarray(theta, dtype=float)

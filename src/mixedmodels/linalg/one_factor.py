@@ -1,0 +1,219 @@
+r"""The penalized least-squares system of a model whose random effects share one factor.
+
+When every random-effects term sits on one grouping factor (``(Days | Subject)``, or
+``(1 | g) + (0 + x | g)`` merged by :class:`~mixedmodels.linalg.TermMerge`), ``Z'WZ`` is
+block diagonal with one ``k x k`` block ``A_c`` per level ``c`` and ``Lambda = I (x)
+lambda``, so the random-effects part of the system is ``g`` independent ``k x k``
+problems, and only the fixed effects couple them, through their Schur complement:
+
+.. math::
+
+    M_c &= \lambda' A_c \lambda + I, \qquad B_c = \lambda' F_c
+        \quad (F_c = Z_c' W [X\,y], \ k \times m) \\
+    \log|L_Z|^2 &= \textstyle\sum_c \log|M_c|, \qquad
+    S = [X\,y]'W[X\,y] - \textstyle\sum_c B_c' M_c^{-1} B_c .
+
+The Cholesky factor of the ``m x m`` matrix ``S`` is the ``LXX`` block of the blocked
+factor (:mod:`mixedmodels.linalg.blocked`): ``R_X'`` in its leading ``p x p`` block and
+``r`` (the root of the penalized residual sum of squares) last.
+
+How: ``M = diag(M_c)`` (levels in order, effects within) is a band matrix of ``k - 1``
+sub-diagonals, so LAPACK's band Cholesky (``dpbtrf``) factors every level in one call and
+its band triangular solves (``dtbtrs``, ``dpbtrs``) solve for all levels and columns in one
+call each: a fixed count of about twenty numpy and LAPACK calls per evaluation, whatever
+the number of levels, and ``O(g k^2 m)`` flops. (numpy's batched routines on ``(g, k, k)``
+stacks make one LAPACK call and copies per level: on 100 levels of 3 x 3 blocks
+``np.linalg.inv`` alone took 35 us, a whole evaluation here ~20 us.) The per-level
+products with ``lambda`` are 2-D products on layouts chosen so that no transposed copy is
+made: ``A`` with the level axis last for ``M_c``, ``F`` with rows ``(r, c)`` so that
+``F lambda`` is the band solver's right-hand side in Fortran order.
+
+Gradient (:meth:`OneFactorSystem.lambda_gradient`): for a function ``phi(S)`` with
+``d phi = tr(Psi dS)`` (``Psi`` symmetric) plus ``sum_c log|M_c|``, the derivative in the
+entries of ``lambda`` is
+
+.. math::
+
+    G = 2 \sum_c P_c (M_c^{-1} + V_c \Psi V_c') - 2 \sum_c F_c \Psi V_c', \qquad
+    P_c = A_c \lambda, \ V_c = M_c^{-1} B_c,
+
+from ``d log|M_c| = 2 tr(M_c^{-1} \lambda' A_c\, d\lambda)`` and ``dS = -\sum_c (H_c'
+d\lambda\, V_c + V_c' d\lambda' H_c)`` with ``H_c = F_c - P_c V_c``. ``M^{-1}`` is block
+diagonal like ``M``: its blocks are the band solves of the stacked identity. No
+``lambda^{-1}`` appears, so singular fits (a zero variance) are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+
+from .lapack import chol_inplace
+
+__all__ = ["ONE_FACTOR_MAX_P", "OneFactorFactor", "OneFactorSystem"]
+
+#: Most random effects per level for which :class:`OneFactorSystem` is used (its band
+#: factorization costs ``O(g k^2)`` and the gradient's per-level products ``O(g k^2 m)``;
+#: wider blocks are rare and the blocked factorization serves them).
+ONE_FACTOR_MAX_P = 8
+
+_add_reduce = np.add.reduce
+_dpbtrf = lapack.dpbtrf
+_dtbtrs = lapack.dtbtrs
+
+
+@dataclass
+class OneFactorFactor:
+    """What :meth:`OneFactorSystem.factorize` computes at one theta.
+
+    ``LXX`` (the Cholesky factor of ``S``, lower triangle valid) and ``logdet_Z`` are the
+    blocked factor's (:class:`~mixedmodels.linalg.BlockedFactor`); the rest serves the
+    gradient.
+    """
+
+    LXX: np.ndarray
+    logdet_Z: float
+    #: the band Cholesky factor of ``M``: row ``j`` holds ``L[j + d, j]`` in column ``d``
+    #: (C order, (q, k); its transpose is LAPACK's lower band storage)
+    band: np.ndarray
+    #: ``P_c = A_c lambda`` with the level axis last, (k, k, g)
+    P: np.ndarray
+    #: ``L^{-1} [B I]`` as LAPACK returned it: Fortran-ordered (q, m + k), the stacked
+    #: identity ``I`` (one ``I_k`` per level) last
+    Y: np.ndarray
+
+    def logdet_X(self, p: int) -> float:
+        """``log det(R_X)^2`` over the first ``p`` columns of ``[X y]``."""
+        return 2.0 * float(_add_reduce(np.log(np.diagonal(self.LXX)[:p])))
+
+    def pwrss(self) -> float:
+        return float(self.LXX[-1, -1] ** 2)
+
+
+class OneFactorSystem:
+    """Evaluates :class:`OneFactorFactor` for any theta of one grouping factor's block.
+
+    Parameters
+    ----------
+    A11 : ndarray (g, k, k)
+        ``Z_c' W Z_c`` per level.
+    A1X : ndarray (g, k, m)
+        ``Z_c' W [X y]`` per level (the internal basis of the fixed effects).
+    AXX : ndarray (m, m)
+        ``[X y]' W [X y]``.
+    structure : CovarianceStructure
+        The block's (a :class:`~mixedmodels.linalg.BlockDiagonalStructure` for merged
+        terms).
+    """
+
+    def __init__(self, A11: np.ndarray, A1X: np.ndarray, AXX: np.ndarray, structure):
+        g, k, m = A1X.shape
+        self.g, self.k, self.m = int(g), int(k), int(m)
+        q = g * k
+        self.structure = structure
+        #: ``A`` with the level axis last, (k, k * g): ``lambda' A[a]`` is ``(A_c
+        #: lambda)[a, :]`` for every level in one product
+        self._A = np.ascontiguousarray(np.transpose(A11, (1, 2, 0)), dtype=float)
+        #: ``F`` with rows ``(r, c)`` and columns ``a``: ``F lambda`` is ``B`` as a
+        #: C-ordered (m, q) array, i.e. the Fortran-ordered (q, m) right-hand side
+        self._F = np.ascontiguousarray(np.transpose(A1X, (2, 0, 1)), dtype=float).reshape(m * g, k)
+        self._AXX = np.array(AXX, dtype=float)
+        #: ``lambda' A_c lambda`` (level axis last) and one zero after it, which the band
+        #: gather reads for the positions past a level's block
+        self._M = np.zeros(k * k * g + 1)
+        c, a, d = np.meshgrid(np.arange(g), np.arange(k), np.arange(k), indexing="ij")
+        inside = a + d < k
+        #: band row j = c k + a, column d  <-  M_c[a + d, a]
+        self._band_src = np.where(inside, ((a + d) * k + a) * g + c, k * k * g).ravel()
+        #: the stacked identity (q, k) in Fortran order: ``M^{-1}`` of it is the
+        #: per-level blocks of ``M^{-1}``
+        eye = np.zeros((k, q))
+        eye.reshape(k, g, k)[np.arange(k), :, np.arange(k)] = 1.0
+        self._eye_t = eye
+        self._q = q
+
+    @classmethod
+    def from_dense(cls, full: np.ndarray, index: np.ndarray, structure) -> OneFactorSystem:
+        """The system of a dense cross-product ``[Z X y]' W [Z X y]``.
+
+        Parameters
+        ----------
+        full : ndarray (q + m, q + m)
+        index : ndarray of int (g, k)
+            Column of ``full`` of effect ``a`` of level ``c`` (``Z``'s columns need not be
+            level by level: terms merged from their own blocks).
+        structure : CovarianceStructure
+        """
+        q = index.size
+        A11 = full[index[:, :, None], index[:, None, :]]
+        A1X = full[index, q:]
+        return cls(A11, A1X, full[q:, q:], structure)
+
+    def factorize(self, theta: np.ndarray) -> OneFactorFactor | None:
+        """The factor at ``theta``, or None when ``S`` (or, numerically, some ``M_c``)
+        is not positive definite."""
+        k, g, m = self.k, self.g, self.m
+        lam = self.structure.lambda_(theta)
+        lt = lam.T
+        # P_c = A_c lambda: (lambda' A[a])[j, c] = sum_b lambda_bj A_abc, k products of k x g
+        P = np.matmul(lt, self._A)
+        np.matmul(lt, P.reshape(k, k * g), out=self._M[:-1].reshape(k, k * g))
+        band = np.take(self._M, self._band_src).reshape(self._q, k)
+        band[:, 0] += 1.0  # + I
+        _, info = _dpbtrf(band.T, lower=1, overwrite_ab=1)
+        if info != 0:
+            return None
+        logdet = 2.0 * float(_add_reduce(np.log(band[:, 0])))
+        # right-hand sides [B I] (Fortran (q, m + k)): one forward solve gives L^{-1} B for
+        # the value and L^{-1} for the gradient's blocks of M^{-1} (a second band solve of
+        # the identity alone costs twice as much)
+        R = np.empty((m + k, self._q))
+        np.matmul(self._F, lam, out=R[:m].reshape(m * g, k))  # B' in C order
+        R[m:] = self._eye_t
+        Y, info = _dtbtrs(band.T, R.T, uplo="L", trans="N", overwrite_b=1)
+        Yt = R[:m]  # (L^{-1} B)'
+        S = self._AXX - Yt @ Yt.T
+        if info != 0 or not chol_inplace(S):
+            return None
+        return OneFactorFactor(S, logdet, band, P, Y)
+
+    def lambda_gradient(self, f: OneFactorFactor, Psi: np.ndarray) -> np.ndarray:
+        r"""``d/d lambda`` of ``sum_c log|M_c| + phi(S)`` where ``d phi = tr(Psi dS)`` (see
+        the module docstring).
+
+        Parameters
+        ----------
+        f : OneFactorFactor
+            From :meth:`factorize` (its ``Y`` is overwritten).
+        Psi : ndarray (m, m)
+            Symmetric.
+
+        Returns
+        -------
+        ndarray (k, k)
+            Entry ``(a, b)`` is the derivative in ``lambda_ab`` (all entries, including
+            those the structure holds at zero).
+        """
+        k, g, m = self.k, self.g, self.m
+        VM, _ = _dtbtrs(f.band.T, f.Y, uplo="L", trans="T", overwrite_b=1)
+        Vt = VM.T[:m]  # M^{-1} B as (m, q): [r, (c, i)]
+        Minv_t = VM.T[m:]  # blocks of M^{-1} as (k, q): [j, (c, i)]
+        Wt = Psi @ Vt  # (Psi V_c')[r, j]
+        # N_c = M_c^{-1} + V_c Psi V_c' as [i, c, j] (M^{-1}'s blocks are symmetric, so
+        # its (k, q) transpose reads [j, c, i] = [i, c, j])
+        V3 = Vt.reshape(m, g, k)
+        W3 = Wt.reshape(m, g, k)
+        N = _add_reduce(V3.transpose(2, 1, 0)[:, :, :, None] * W3.transpose(1, 0, 2)[None], axis=2)
+        N += Minv_t.reshape(k, g, k)
+        # sum_c P_c N_c and sum_c F_c Psi V_c': each one product over (b, c) / (r, c)
+        T = self._A_times(f.P, N)
+        T -= self._F.T @ Wt.reshape(m * g, k)
+        T *= 2.0
+        return T
+
+    def _A_times(self, P: np.ndarray, N: np.ndarray) -> np.ndarray:
+        """``sum_c P_c N_c`` for ``P`` as [a, b, c] and ``N`` as [b, c, j]."""
+        k, g = self.k, self.g
+        return P.reshape(k, k * g) @ N.reshape(k * g, k)

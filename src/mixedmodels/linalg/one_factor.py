@@ -81,7 +81,8 @@ class OneFactorFactor:
     #: ``P_c = A_c lambda`` with the level axis last, (k, k, g)
     P: np.ndarray
     #: ``L^{-1} [B I]`` as LAPACK returned it: Fortran-ordered (q, m + k), the stacked
-    #: identity ``I`` (one ``I_k`` per level) last
+    #: identity ``I`` (one ``I_k`` per level) last; ``L^{-1} B`` alone, (q, m), when
+    #: factored for the value only
     Y: np.ndarray
 
     def logdet_X(self, p: int) -> float:
@@ -151,9 +152,13 @@ class OneFactorSystem:
         A1X = full[index, q:]
         return cls(A11, A1X, full[q:, q:], structure)
 
-    def factorize(self, theta: np.ndarray) -> OneFactorFactor | None:
+    def factorize(self, theta: np.ndarray, for_gradient: bool = True) -> OneFactorFactor | None:
         """The factor at ``theta``, or None when ``S`` (or, numerically, some ``M_c``)
-        is not positive definite."""
+        is not positive definite.
+
+        ``for_gradient=False``: the value's quantities only (the band solves cost per
+        right-hand side, and the gradient's ``L^{-1}`` doubles their number for k = 3);
+        :meth:`lambda_gradient` then refuses the factor."""
         k, g, m = self.k, self.g, self.m
         lam = self.structure.lambda_(theta)
         lt = lam.T
@@ -167,11 +172,12 @@ class OneFactorSystem:
             return None
         logdet = 2.0 * float(_add_reduce(np.log(band[:, 0])))
         # right-hand sides [B I] (Fortran (q, m + k)): one forward solve gives L^{-1} B for
-        # the value and L^{-1} for the gradient's blocks of M^{-1} (a second band solve of
-        # the identity alone costs twice as much)
-        R = np.empty((m + k, self._q))
+        # the value and L^{-1} for the gradient's blocks of M^{-1} (a second band call for
+        # the identity alone costs more)
+        R = np.empty((m + k if for_gradient else m, self._q))
         np.matmul(self._F, lam, out=R[:m].reshape(m * g, k))  # B' in C order
-        R[m:] = self._eye_t
+        if for_gradient:
+            R[m:] = self._eye_t
         Y, info = _dtbtrs(band.T, R.T, uplo="L", trans="N", overwrite_b=1)
         Yt = R[:m]  # (L^{-1} B)'
         S = self._AXX - Yt @ Yt.T
@@ -197,6 +203,11 @@ class OneFactorSystem:
             those the structure holds at zero).
         """
         k, g, m = self.k, self.g, self.m
+        if f.Y.shape[1] != m + k:
+            raise ValueError(
+                "the factor was computed without the gradient's quantities "
+                "(factorize(..., for_gradient=False))"
+            )
         VM, _ = _dtbtrs(f.band.T, f.Y, uplo="L", trans="T", overwrite_b=1)
         Vt = VM.T[:m]  # M^{-1} B as (m, q): [r, (c, i)]
         Minv_t = VM.T[m:]  # blocks of M^{-1} as (k, q): [j, (c, i)]

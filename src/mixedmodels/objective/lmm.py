@@ -61,6 +61,8 @@ __all__ = ["LMMObjective", "LMMSolution", "block_plan", "choose_method"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
+#: :attr:`LMMObjective.one_factor` not built yet
+_PENDING = object()
 
 
 def choose_method(design, method: str = "auto", first_q: int | None = None) -> str:
@@ -330,9 +332,9 @@ class LMMObjective:
             method == "dense" or (method == "blocked" and self.sigma is None))
         self._scalar_gradient = (self.has_gradient and method == "blocked"
                                  and supports_gradient(self._core))
-        #: the level-by-level evaluation of a model on one grouping factor
-        #: (:func:`~mixedmodels.objective.lmm_one_factor.one_factor_system`), or None
-        self.one_factor = one_factor_system(self) if one_factor else None
+        # the level-by-level plan is built on first use (objectives whose data are
+        # replaced before every evaluation, :meth:`set_data`, never need it)
+        self._one_factor = _PENDING if one_factor else None
 
     def set_data(self, XY: np.ndarray, Z: list[np.ndarray], log_det_w: float) -> None:
         """Replace the data by transformed ones (same grouping, unit weights): the
@@ -359,9 +361,22 @@ class LMMObjective:
                 Z = self.merge.merge_z(Z)
             self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
         self.log_det_w = float(log_det_w)
-        # the level-by-level system holds the old cross-products: evaluations go through
-        # the factorization that was just refreshed
-        self.one_factor = None
+        # the level-by-level system would hold the old cross-products: evaluations go
+        # through the factorization that was just refreshed
+        self._one_factor = None
+
+    @property
+    def one_factor(self):
+        """The level-by-level evaluation of a model on one grouping factor
+        (:func:`~mixedmodels.objective.lmm_one_factor.one_factor_system`, built on first
+        use), or None: every evaluation then goes through :attr:`system`."""
+        if self._one_factor is _PENDING:
+            self._one_factor = one_factor_system(self)
+        return self._one_factor
+
+    @one_factor.setter
+    def one_factor(self, plan) -> None:
+        self._one_factor = plan
 
     def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
         """The (restricted) deviance of a factor at an explicit residual standard
@@ -406,7 +421,8 @@ class LMMObjective:
         if self.one_factor is not None:
             plan = self.one_factor
             try:
-                f = plan.system.factorize(plan.theta_block(np.asarray(theta, dtype=float)))
+                f = plan.system.factorize(plan.theta_block(np.asarray(theta, dtype=float)),
+                                          for_gradient=False)
             except np.linalg.LinAlgError:   # a structure with no covariance at theta
                 return np.inf
             return np.inf if f is None else float(self._from_factor(f))

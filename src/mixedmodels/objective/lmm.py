@@ -205,12 +205,13 @@ class LMMObjective:
         Factor terms on the same grouping factor as one block (default; blocked and sparse
         methods, :mod:`mixedmodels.linalg.merged`). The criterion is the same either way;
         False keeps one block per term (for comparisons).
-    one_factor : bool
+    one_factor : bool, optional
         Evaluate the criterion and its gradient level by level when every term is on one
-        grouping factor (default; :mod:`mixedmodels.objective.lmm_one_factor`, sigma
-        profiled): the same criterion at a fraction of the cost. ``method``'s system still
-        serves :meth:`solve` and everything read from a factor. False: always the
-        factorization of ``method`` (for comparisons).
+        grouping factor (:mod:`mixedmodels.objective.lmm_one_factor`, sigma profiled):
+        the same criterion at a fraction of the cost; ``method``'s system still serves
+        :meth:`solve` and everything read from a factor. Default: with ``method="auto"``
+        only (an explicit ``method`` evaluates through that factorization). False: never
+        (for comparisons).
 
     Notes
     -----
@@ -222,9 +223,11 @@ class LMMObjective:
 
     def __init__(self, design: Design, reml: bool = True, method: str = "auto",
                  sigma: float | None = None, merge_terms: bool = True,
-                 one_factor: bool = True):
+                 one_factor: bool | None = None):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
+        if one_factor is None:
+            one_factor = method == "auto"
         method, merge = block_plan(design, method, merge_terms)
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
@@ -278,6 +281,8 @@ class LMMObjective:
         Returns
         -------
         LMMObjective
+            Evaluated level by level where the in-memory objective of ``method="auto"``
+            would be (:attr:`one_factor`): the method here is the one chosen for it.
         """
         if merge is None:
             method = choose_method(design, method)

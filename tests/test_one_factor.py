@@ -16,7 +16,7 @@ import pytest
 import mixedmodels as mm
 from mixedmodels.design import materialize
 from mixedmodels.formula import parse_formula
-from mixedmodels.linalg.one_factor import OneFactorSystem
+from mixedmodels.linalg.one_factor import BAND_MAX_LEVELS, OneFactorSystem
 from mixedmodels.objective import LMMObjective
 from mixedmodels.objective.lmm_one_factor import one_factor_system
 
@@ -111,6 +111,43 @@ def test_simulated_matches_the_other_factorization(k, reml, weights):
     data = _sim(k, weights=weights, seed=k)
     design = _design(f"y ~ x + z + {_RE[k]}", data, weights="w" if weights else None)
     _check_against_oracle(*_pair(design, reml))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_many_levels_loops_match_blocked(k):
+    """Beyond BAND_MAX_LEVELS levels the per-level loops factor ``M``; unbalanced levels
+    with weights, both criteria."""
+    data = _sim(k, n_levels=3 * BAND_MAX_LEVELS, seed=30 + k, weights=True)
+    design = _design(f"y ~ x + {_RE[k]}", data, weights="w")
+    for reml in (True, False):
+        new, old = _pair(design, reml)
+        assert not new.one_factor.system.band
+        _check_against_oracle(new, old)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_band_and_loops_agree(k):
+    data = _sim(k, n_levels=50, seed=40 + k)
+    design = _design(f"y ~ x + z + {_RE[k]}", data)
+    obj, _ = _pair(design, True)
+    band = obj.one_factor.system
+    assert band.band
+    A = obj._core.A if obj.method == "blocked" else None
+    if A is None:
+        q = band.g * band.k
+        loops = OneFactorSystem.from_dense(
+            obj.system.full, np.arange(q).reshape(band.g, band.k), band.structure
+        )
+        loops.band = False
+    else:
+        loops = OneFactorSystem(A.A11, A.A1X, A.AXX, band.structure, band=False)
+    psi = np.eye(band.m) + 0.1
+    for th in _thetas(obj):
+        fa, fb = band.factorize(th), loops.factorize(th)
+        assert fa.logdet_Z == pytest.approx(fb.logdet_Z, rel=VALUE_RTOL)
+        np.testing.assert_allclose(np.tril(fa.LXX), np.tril(fb.LXX), rtol=1e-11, atol=1e-11)
+        ga, gb = band.lambda_gradient(fa, psi), loops.lambda_gradient(fb, psi)
+        np.testing.assert_allclose(ga, gb, rtol=0, atol=GRAD_RTOL * max(1.0, np.abs(ga).max()))
 
 
 @pytest.mark.parametrize(

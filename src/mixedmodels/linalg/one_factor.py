@@ -19,14 +19,16 @@ factor (:mod:`mixedmodels.linalg.blocked`): ``R_X'`` in its leading ``p x p`` bl
 
 How: ``M = diag(M_c)`` (levels in order, effects within) is a band matrix of ``k - 1``
 sub-diagonals, so LAPACK's band Cholesky (``dpbtrf``) factors every level in one call and
-its band triangular solves (``dtbtrs``, ``dpbtrs``) solve for all levels and columns in one
-call each: a fixed count of about twenty numpy and LAPACK calls per evaluation, whatever
-the number of levels, and ``O(g k^2 m)`` flops. (numpy's batched routines on ``(g, k, k)``
-stacks make one LAPACK call and copies per level: on 100 levels of 3 x 3 blocks
-``np.linalg.inv`` alone took 35 us, a whole evaluation here ~20 us.) The per-level
+its band triangular solve (``dtbtrs``) solves for all levels and columns in one call: a
+fixed count of about twenty numpy and LAPACK calls per evaluation and ``O(g k^2 m)``
+flops. The band kernels pay a call per row, so from :data:`BAND_MAX_LEVELS` levels the
+same factor and solves run as loops over the ``k`` effects of elementwise operations on
+level vectors (:mod:`mixedmodels.linalg.level_batch`). (numpy's batched routines on
+``(g, k, k)`` stacks make one LAPACK call and copies per level: on 100 levels of 3 x 3
+blocks ``np.linalg.inv`` alone took 35 us, a whole evaluation here ~20 us.) The per-level
 products with ``lambda`` are 2-D products on layouts chosen so that no transposed copy is
 made: ``A`` with the level axis last for ``M_c``, ``F`` with rows ``(r, c)`` so that
-``F lambda`` is the band solver's right-hand side in Fortran order.
+``F lambda`` is the solves' right-hand side (Fortran order for LAPACK).
 
 Gradient (:meth:`OneFactorSystem.lambda_gradient`): for a function ``phi(S)`` with
 ``d phi = tr(Psi dS)`` (``Psi`` symmetric) plus ``sum_c log|M_c|``, the derivative in the
@@ -39,7 +41,7 @@ entries of ``lambda`` is
 
 from ``d log|M_c| = 2 tr(M_c^{-1} \lambda' A_c\, d\lambda)`` and ``dS = -\sum_c (H_c'
 d\lambda\, V_c + V_c' d\lambda' H_c)`` with ``H_c = F_c - P_c V_c``. ``M^{-1}`` is block
-diagonal like ``M``: its blocks are the band solves of the stacked identity. No
+diagonal like ``M``: its blocks are the solves of the stacked identity. No
 ``lambda^{-1}`` appears, so singular fits (a zero variance) are exact.
 """
 
@@ -51,13 +53,27 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .lapack import chol_inplace
+from .level_batch import (
+    cholesky_levels,
+    diagonal_levels,
+    solve_lower_levels,
+    solve_lower_t_levels,
+)
 
-__all__ = ["ONE_FACTOR_MAX_P", "OneFactorFactor", "OneFactorSystem"]
+__all__ = ["BAND_MAX_LEVELS", "ONE_FACTOR_MAX_P", "OneFactorFactor", "OneFactorSystem"]
 
 #: Most random effects per level for which :class:`OneFactorSystem` is used (its band
 #: factorization costs ``O(g k^2)`` and the gradient's per-level products ``O(g k^2 m)``;
 #: wider blocks are rare and the blocked factorization serves them).
 ONE_FACTOR_MAX_P = 8
+
+#: Most levels for which the band routines are used; beyond, the per-level loops of
+#: :mod:`mixedmodels.linalg.level_batch`. LAPACK's band kernels pay a call per row, the
+#: loops a numpy call per entry of a level's block: measured (value and gradient, one
+#: thread) 150 levels of k = 1: 29 us band, 42 us loops; 1,000: 106 against 46; k = 2,
+#: 60 levels: 47 against 69, 150: 99 against 79, 1,000: 315 against 163; k = 3, 150
+#: levels: 115 against 163, 1,000: 558 against 475.
+BAND_MAX_LEVELS = 100
 
 _add_reduce = np.add.reduce
 _dpbtrf = lapack.dpbtrf
@@ -75,9 +91,11 @@ class OneFactorFactor:
 
     LXX: np.ndarray
     logdet_Z: float
-    #: the band Cholesky factor of ``M``: row ``j`` holds ``L[j + d, j]`` in column ``d``
-    #: (C order, (q, k); its transpose is LAPACK's lower band storage)
-    band: np.ndarray
+    #: the Cholesky factor of ``M``: in band storage (row ``j`` holds ``L[j + d, j]`` in
+    #: column ``d``, (q, k) C order, whose transpose is LAPACK's lower band storage), or
+    #: per level with the level axis last ((k, k, g), lower triangles) beyond
+    #: :data:`BAND_MAX_LEVELS` levels
+    L: np.ndarray
     #: ``P_c = A_c lambda`` with the level axis last, (k, k, g)
     P: np.ndarray
     #: ``L^{-1} [B I]`` as LAPACK returned it: Fortran-ordered (q, m + k), the stacked
@@ -107,13 +125,21 @@ class OneFactorSystem:
     structure : CovarianceStructure
         The block's (a :class:`~mixedmodels.linalg.BlockDiagonalStructure` for merged
         terms).
+    band : bool, optional
+        Factor ``M`` with LAPACK's band routines (default up to :data:`BAND_MAX_LEVELS`
+        levels) or with the per-level loops of
+        :mod:`mixedmodels.linalg.level_batch` (the same numbers to rounding).
     """
 
-    def __init__(self, A11: np.ndarray, A1X: np.ndarray, AXX: np.ndarray, structure):
+    def __init__(
+        self, A11: np.ndarray, A1X: np.ndarray, AXX: np.ndarray, structure, band: bool | None = None
+    ):
         g, k, m = A1X.shape
         self.g, self.k, self.m = int(g), int(k), int(m)
         q = g * k
         self.structure = structure
+        #: band routines (None: up to :data:`BAND_MAX_LEVELS` levels) or per-level loops
+        self.band = g <= BAND_MAX_LEVELS if band is None else bool(band)
         #: ``A`` with the level axis last, (k, k * g): ``lambda' A[a]`` is ``(A_c
         #: lambda)[a, :]`` for every level in one product
         self._A = np.ascontiguousarray(np.transpose(A11, (1, 2, 0)), dtype=float)
@@ -164,26 +190,39 @@ class OneFactorSystem:
         lt = lam.T
         # P_c = A_c lambda: (lambda' A[a])[j, c] = sum_b lambda_bj A_abc, k products of k x g
         P = np.matmul(lt, self._A)
-        np.matmul(lt, P.reshape(k, k * g), out=self._M[:-1].reshape(k, k * g))
-        band = np.take(self._M, self._band_src).reshape(self._q, k)
-        band[:, 0] += 1.0  # + I
-        _, info = _dpbtrf(band.T, lower=1, overwrite_ab=1)
-        if info != 0:
-            return None
-        logdet = 2.0 * float(_add_reduce(np.log(band[:, 0])))
+        if self.band:
+            np.matmul(lt, P.reshape(k, k * g), out=self._M[:-1].reshape(k, k * g))
+            L = np.take(self._M, self._band_src).reshape(self._q, k)
+            L[:, 0] += 1.0  # + I
+            _, info = _dpbtrf(L.T, lower=1, overwrite_ab=1)
+            if info != 0:
+                return None
+            diag = L[:, 0]
+        else:
+            L = (lt @ P.reshape(k, k * g)).reshape(k, k, g)
+            diag = diagonal_levels(L)
+            diag += 1.0
+            if not cholesky_levels(L):
+                return None
+        logdet = 2.0 * float(_add_reduce(np.log(diag), axis=None))
         # right-hand sides [B I] (Fortran (q, m + k)): one forward solve gives L^{-1} B for
-        # the value and L^{-1} for the gradient's blocks of M^{-1} (a second band call for
-        # the identity alone costs more)
+        # the value and L^{-1} for the gradient's blocks of M^{-1} (a second solve for the
+        # identity alone costs more)
         R = np.empty((m + k if for_gradient else m, self._q))
         np.matmul(self._F, lam, out=R[:m].reshape(m * g, k))  # B' in C order
         if for_gradient:
             R[m:] = self._eye_t
-        Y, info = _dtbtrs(band.T, R.T, uplo="L", trans="N", overwrite_b=1)
+        if self.band:
+            _, info = _dtbtrs(L.T, R.T, uplo="L", trans="N", overwrite_b=1)
+            if info != 0:
+                return None
+        else:
+            solve_lower_levels(L, R.reshape(R.shape[0], g, k))
         Yt = R[:m]  # (L^{-1} B)'
         S = self._AXX - Yt @ Yt.T
-        if info != 0 or not chol_inplace(S):
+        if not chol_inplace(S):
             return None
-        return OneFactorFactor(S, logdet, band, P, Y)
+        return OneFactorFactor(S, logdet, L, P, R.T)
 
     def lambda_gradient(self, f: OneFactorFactor, Psi: np.ndarray) -> np.ndarray:
         r"""``d/d lambda`` of ``sum_c log|M_c| + phi(S)`` where ``d phi = tr(Psi dS)`` (see
@@ -208,9 +247,13 @@ class OneFactorSystem:
                 "the factor was computed without the gradient's quantities "
                 "(factorize(..., for_gradient=False))"
             )
-        VM, _ = _dtbtrs(f.band.T, f.Y, uplo="L", trans="T", overwrite_b=1)
-        Vt = VM.T[:m]  # M^{-1} B as (m, q): [r, (c, i)]
-        Minv_t = VM.T[m:]  # blocks of M^{-1} as (k, q): [j, (c, i)]
+        VM = f.Y.T  # (m + k, q) C order: solved in place
+        if self.band:
+            _dtbtrs(f.L.T, f.Y, uplo="L", trans="T", overwrite_b=1)
+        else:
+            solve_lower_t_levels(f.L, VM.reshape(m + k, g, k))
+        Vt = VM[:m]  # M^{-1} B as (m, q): [r, (c, i)]
+        Minv_t = VM[m:]  # blocks of M^{-1} as (k, q): [j, (c, i)]
         Wt = Psi @ Vt  # (Psi V_c')[r, j]
         # N_c = M_c^{-1} + V_c Psi V_c' as [i, c, j] (M^{-1}'s blocks are symmetric, so
         # its (k, q) transpose reads [j, c, i] = [i, c, j])

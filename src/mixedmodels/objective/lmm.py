@@ -421,16 +421,25 @@ class LMMObjective:
                     + dof * (1.0 + _LOG_2PI + math.log(r2 / dof)))
         return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + math.log(r2 / self.n))
 
+    def factor_and_value(self, factorize, theta: np.ndarray, **kwargs):
+        """``(factor, criterion)`` from ``factorize(theta, **kwargs)`` (a system's
+        ``factorize``); ``(None, inf)`` where the system is not positive definite or the
+        structure has no covariance at ``theta``."""
+        try:
+            f = factorize(theta, **kwargs)
+        except np.linalg.LinAlgError:       # a structure with no covariance at theta
+            return None, np.inf
+        if f is None:
+            return None, np.inf
+        return f, float(self._from_factor(f))
+
     def __call__(self, theta) -> float:
         self.n_evals += 1
         if self.one_factor is not None:
             plan = self.one_factor
-            try:
-                f = plan.system.factorize(plan.theta_block(np.asarray(theta, dtype=float)),
-                                          for_gradient=False)
-            except np.linalg.LinAlgError:   # a structure with no covariance at theta
-                return np.inf
-            return np.inf if f is None else float(self._from_factor(f))
+            return self.factor_and_value(plan.system.factorize,
+                                         plan.theta_block(np.asarray(theta, dtype=float)),
+                                         for_gradient=False)[1]
         try:
             f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
         except np.linalg.LinAlgError:       # a structure with no covariance at theta
@@ -490,14 +499,8 @@ class LMMObjective:
         REML; ``s = q``, ``c = n`` for ML; ``c = r^2 / sigma^2`` with ``log r^2``'s
         gradient when sigma is known), whose gradient
         :meth:`DenseSystem.logdet_gradient` gives."""
-        try:
-            f = self.system.factorize(theta, scratch=True)
-        except np.linalg.LinAlgError:       # a structure with no covariance at theta
-            f = None
-        if f is None:
-            return np.inf, np.zeros_like(theta)
-        value = float(self._from_factor(f))
-        if not math.isfinite(value):
+        f, value = self.factor_and_value(self.system.factorize, theta, scratch=True)
+        if f is None or not math.isfinite(value):
             return value, np.zeros_like(theta)
         q = self.system.q
         if self.sigma is not None:

@@ -168,14 +168,8 @@ def one_factor_value_and_gradient(
     """The criterion of ``obj`` and its gradient in theta through ``plan`` (module
     docstring); ``(inf, 0)`` where the system is not positive definite."""
     th = plan.theta_block(theta)
-    try:
-        f = plan.system.factorize(th)
-    except np.linalg.LinAlgError:  # a structure with no covariance at theta
-        f = None
-    if f is None:
-        return np.inf, np.zeros_like(theta)
-    value = float(obj._from_factor(f))
-    if not np.isfinite(value):
+    f, value = obj.factor_and_value(plan.system.factorize, th)
+    if f is None or not np.isfinite(value):
         return value, np.zeros_like(theta)
     Psi = plan.psi(f.LXX, obj.reml, obj.n - obj.p if obj.reml else obj.n)
     if Psi is None:

@@ -422,9 +422,23 @@ class LMMObjective:
         return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + math.log(r2 / self.n))
 
     def factor_and_value(self, factorize, theta: np.ndarray, **kwargs):
-        """``(factor, criterion)`` from ``factorize(theta, **kwargs)`` (a system's
-        ``factorize``); ``(None, inf)`` where the system is not positive definite or the
-        structure has no covariance at ``theta``."""
+        """The factor at ``theta`` and the criterion it gives.
+
+        Parameters
+        ----------
+        factorize : callable
+            A system's ``factorize`` (:attr:`system`'s or the level-by-level one's).
+        theta : ndarray
+            In that system's order.
+        **kwargs
+            Passed to ``factorize``.
+
+        Returns
+        -------
+        factor, float
+            ``(None, inf)`` where the system is not positive definite or the structure
+            has no covariance at ``theta``.
+        """
         try:
             f = factorize(theta, **kwargs)
         except np.linalg.LinAlgError:       # a structure with no covariance at theta

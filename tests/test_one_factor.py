@@ -309,3 +309,16 @@ def test_fit_reaches_the_old_paths_optimum(formula):
         sol, _, _ = optimize_lmm(old)
     assert m.objective <= sol.objective + OBJ_ATOL
     np.testing.assert_allclose(m.theta, sol.theta, rtol=0, atol=THETA_ATOL)
+
+
+def test_copied_objective_builds_its_plan():
+    """The not-yet-built marker survives pickling and deep copies."""
+    import copy
+    import pickle
+
+    design = _design("y ~ x + (x | g)", _sim(2, n_levels=120, seed=5))
+    obj = LMMObjective(design)
+    th = obj.theta0 * 0.9
+    for other in (copy.deepcopy(obj), pickle.loads(pickle.dumps(obj))):
+        assert other.one_factor is not None
+        assert other(th) == pytest.approx(obj(th), rel=VALUE_RTOL)

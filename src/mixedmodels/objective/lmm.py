@@ -61,8 +61,9 @@ __all__ = ["LMMObjective", "LMMSolution", "block_plan", "choose_method"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
-#: :attr:`LMMObjective.one_factor` not built yet
-_PENDING = object()
+#: :attr:`LMMObjective.one_factor` not built yet (a string, not ``object()``: a pickled
+#: or deep-copied objective must still recognize it)
+_PENDING = "pending"
 
 
 def choose_method(design, method: str = "auto", first_q: int | None = None) -> str:
@@ -375,7 +376,7 @@ class LMMObjective:
         """The level-by-level evaluation of a model on one grouping factor
         (:func:`~mixedmodels.objective.lmm_one_factor.one_factor_system`, built on first
         use), or None: every evaluation then goes through :attr:`system`."""
-        if self._one_factor is _PENDING:
+        if isinstance(self._one_factor, str):
             self._one_factor = one_factor_system(self)
         return self._one_factor
 

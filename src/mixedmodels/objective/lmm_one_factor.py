@@ -43,6 +43,8 @@ class OneFactorPlan:
     Attributes
     ----------
     system : OneFactorSystem
+    structure : CovarianceStructure
+        The block's (``lambda`` and its Jacobian).
     theta_index : ndarray of int or None
         ``theta_block = theta[theta_index]`` (terms merged into the block), None when the
         block is the one term.

@@ -49,7 +49,9 @@ def main(job_path: str, out_path: str) -> int:
             t0 = time.perf_counter()
             m = fit()
             times.append(time.perf_counter() - t0)
-    objective = m.REMLcrit() if reml else m.deviance()
+    # mixedlm 1.3's ``deviance`` is a property (a float), ``REMLcrit`` a method
+    objective = m.REMLcrit() if reml else m.deviance
+    objective = objective() if callable(objective) else objective
     out = {
         "name": job["name"],
         "seconds": statistics.median(times),

@@ -80,8 +80,11 @@ class BlockDiagonalStructure:
         self._cols = np.concatenate([[0], np.cumsum([s.p for s in self.parts])])
         self._slices = theta_slices(self.parts)
         # parts whose lambda is a selection of theta (scalar and unstructured terms, diag):
-        # lambda is one gather and its Jacobian a constant, computed once
-        mp = self.direct_map()
+        # lambda is one gather and its Jacobian a constant, computed once; the map itself
+        # too (read by every objective built on the merge, ~0.1 ms to assemble)
+        mp = self._map = self._direct_map()
+        if mp is not None:
+            mp.flags.writeable = False
         self._gather = None
         if mp is not None:
             pos = np.flatnonzero(mp >= 0)
@@ -123,7 +126,10 @@ class BlockDiagonalStructure:
 
     def direct_map(self) -> np.ndarray | None:
         """Index into theta of every entry of ``lambda`` (-1: structural zero), or None
-        when a part's ``lambda`` is not a selection of its parameters."""
+        when a part's ``lambda`` is not a selection of its parameters (read-only)."""
+        return self._map
+
+    def _direct_map(self) -> np.ndarray | None:
         maps = [s.direct_map() for s in self.parts]
         if any(m is None for m in maps):
             return None

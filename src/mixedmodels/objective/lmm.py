@@ -56,11 +56,15 @@ from .lmm_gradient import (
     scalar_terms_gradient,
     supports_gradient,
 )
+from .lmm_one_factor import one_factor_system, one_factor_value_and_gradient
 
 __all__ = ["LMMObjective", "LMMSolution", "block_plan", "choose_method"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
+#: :attr:`LMMObjective.one_factor` not built yet (a string, not ``object()``: a pickled
+#: or deep-copied objective must still recognize it)
+_PENDING = "pending"
 
 
 def choose_method(design, method: str = "auto", first_q: int | None = None) -> str:
@@ -203,6 +207,13 @@ class LMMObjective:
         Factor terms on the same grouping factor as one block (default; blocked and sparse
         methods, :mod:`mixedmodels.linalg.merged`). The criterion is the same either way;
         False keeps one block per term (for comparisons).
+    one_factor : bool, optional
+        Evaluate the criterion and its gradient level by level when every term is on one
+        grouping factor (:mod:`mixedmodels.objective.lmm_one_factor`, sigma profiled):
+        the same criterion at a fraction of the cost; ``method``'s system still serves
+        :meth:`solve` and everything read from a factor. Default: with ``method="auto"``
+        only (an explicit ``method`` evaluates through that factorization). False: never
+        (for comparisons).
 
     Notes
     -----
@@ -213,9 +224,12 @@ class LMMObjective:
     """
 
     def __init__(self, design: Design, reml: bool = True, method: str = "auto",
-                 sigma: float | None = None, merge_terms: bool = True):
+                 sigma: float | None = None, merge_terms: bool = True,
+                 one_factor: bool | None = None):
         blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
         structures = [t.structure for t in design.terms]
+        if one_factor is None:
+            one_factor = method == "auto"
         method, merge = block_plan(design, method, merge_terms)
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
@@ -234,7 +248,7 @@ class LMMObjective:
             system.set_cross_products(pattern.compute(XY, design.weights))
         log_det_w = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         self._setup(design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
-                    merge)
+                    merge, one_factor)
 
     @classmethod
     def from_cross_products(cls, design, cross, basis: FixedBasis, coef0: np.ndarray,
@@ -269,6 +283,8 @@ class LMMObjective:
         Returns
         -------
         LMMObjective
+            Evaluated level by level where the in-memory objective of ``method="auto"``
+            would be (:attr:`one_factor`): the method here is the one chosen for it.
         """
         if merge is None:
             method = choose_method(design, method)
@@ -289,7 +305,7 @@ class LMMObjective:
         return obj
 
     def _setup(self, design, reml, sigma, method, pattern, system, basis, coef0, log_det_w,
-               merge=None):
+               merge=None, one_factor=True):
         self.design = design
         self.reml = bool(reml)
         #: the residual standard deviation when it is fixed (not profiled), else None
@@ -323,6 +339,9 @@ class LMMObjective:
             method == "dense" or (method == "blocked" and self.sigma is None))
         self._scalar_gradient = (self.has_gradient and method == "blocked"
                                  and supports_gradient(self._core))
+        # the level-by-level plan is built on first use (objectives whose data are
+        # replaced before every evaluation, :meth:`set_data`, never need it)
+        self._one_factor = _PENDING if one_factor else None
 
     @property
     def cross_products(self) -> CrossProducts | None:
@@ -357,6 +376,22 @@ class LMMObjective:
                 Z = self.merge.merge_z(Z)
             self.system.set_cross_products(self.pattern.compute(XY, None, Z=Z))
         self.log_det_w = float(log_det_w)
+        # the level-by-level system would hold the old cross-products: evaluations go
+        # through the factorization that was just refreshed
+        self._one_factor = None
+
+    @property
+    def one_factor(self):
+        """The level-by-level evaluation of a model on one grouping factor
+        (:func:`~mixedmodels.objective.lmm_one_factor.one_factor_system`, built on first
+        use), or None: every evaluation then goes through :attr:`system`."""
+        if isinstance(self._one_factor, str):
+            self._one_factor = one_factor_system(self)
+        return self._one_factor
+
+    @one_factor.setter
+    def one_factor(self, plan) -> None:
+        self._one_factor = plan
 
     def criterion_at_sigma(self, f: BlockedFactor, sigma: float) -> float:
         """The (restricted) deviance of a factor at an explicit residual standard
@@ -396,8 +431,39 @@ class LMMObjective:
                     + dof * (1.0 + _LOG_2PI + math.log(r2 / dof)))
         return f.logdet_Z - self.log_det_w + self.n * (1.0 + _LOG_2PI + math.log(r2 / self.n))
 
+    def factor_and_value(self, factorize, theta: np.ndarray, **kwargs):
+        """The factor at ``theta`` and the criterion it gives.
+
+        Parameters
+        ----------
+        factorize : callable
+            A system's ``factorize`` (:attr:`system`'s or the level-by-level one's).
+        theta : ndarray
+            In that system's order.
+        **kwargs
+            Passed to ``factorize``.
+
+        Returns
+        -------
+        factor, float
+            ``(None, inf)`` where the system is not positive definite or the structure
+            has no covariance at ``theta``.
+        """
+        try:
+            f = factorize(theta, **kwargs)
+        except np.linalg.LinAlgError:       # a structure with no covariance at theta
+            return None, np.inf
+        if f is None:
+            return None, np.inf
+        return f, float(self._from_factor(f))
+
     def __call__(self, theta) -> float:
         self.n_evals += 1
+        if self.one_factor is not None:
+            plan = self.one_factor
+            return self.factor_and_value(plan.system.factorize,
+                                         plan.theta_block(np.asarray(theta, dtype=float)),
+                                         for_gradient=False)[1]
         try:
             f = self.system.factorize(np.asarray(theta, dtype=float), scratch=True)
         except np.linalg.LinAlgError:       # a structure with no covariance at theta
@@ -424,6 +490,9 @@ class LMMObjective:
                                       "lambda_jacobian")
         self.n_evals += 1
         self.n_grads += 1
+        if self.one_factor is not None:
+            return one_factor_value_and_gradient(self, self.one_factor,
+                                                 np.asarray(theta, dtype=float))
         if self.method == "dense":
             return self._dense_value_and_gradient(np.asarray(theta, dtype=float))
         theta_user = np.asarray(theta, dtype=float)
@@ -454,14 +523,8 @@ class LMMObjective:
         REML; ``s = q``, ``c = n`` for ML; ``c = r^2 / sigma^2`` with ``log r^2``'s
         gradient when sigma is known), whose gradient
         :meth:`DenseSystem.logdet_gradient` gives."""
-        try:
-            f = self.system.factorize(theta, scratch=True)
-        except np.linalg.LinAlgError:       # a structure with no covariance at theta
-            f = None
-        if f is None:
-            return np.inf, np.zeros_like(theta)
-        value = float(self._from_factor(f))
-        if not math.isfinite(value):
+        f, value = self.factor_and_value(self.system.factorize, theta, scratch=True)
+        if f is None or not math.isfinite(value):
             return value, np.zeros_like(theta)
         q = self.system.q
         if self.sigma is not None:

@@ -41,10 +41,12 @@ from ..optim import OptSummary
 from .laplace_boundary import (
     MAX_JUMPS,
     CrawlWatch,
+    boundary_log_scales,
     comparable_log_scales,
     even_scales_off_zero,
     jump_ahead,
     log_scale_index,
+    smooth_parameters,
 )
 from .laplace_noise import NoiseWatch, StalledInNoiseError
 
@@ -246,7 +248,7 @@ def _asymmetry(H: np.ndarray) -> float:
     return float(np.nanmax(r)) if r.size else 0.0
 
 
-def hessian_at(fg, z: np.ndarray, g0: np.ndarray, central=None) -> np.ndarray:
+def hessian_at(fg, z: np.ndarray, g0: np.ndarray, central=None, flat=None) -> np.ndarray:
     """The Hessian by forward differences of the gradient, or by central differences
     when the forward one is not symmetric to :data:`HESSIAN_SYMMETRY_TOL` (its
     asymmetry is its truncation error showing: a near-flat or strongly curved direction,
@@ -255,11 +257,19 @@ def hessian_at(fg, z: np.ndarray, g0: np.ndarray, central=None) -> np.ndarray:
     ``central`` (a boolean mask) marks the columns taken by central differences in any
     case: the covariance parameters, along which ``F`` is even about zero and its
     curvature changes fastest when a variance is small (Salamanders' hurdle NB2, sd
-    0.07: forward differences put its SE 1.7e-4 off, central ones 1e-6)."""
+    0.07: forward differences put its SE 1.7e-4 off, central ones 1e-6).
+
+    ``flat`` (a boolean mask) marks parameters along which ``F`` is flat to ~1e-9 (a log
+    sd on the boundary, :func:`~.laplace_boundary.boundary_log_scales`): a step along
+    one changes the other gradients by less than their rounding, so its column's
+    off-diagonal entries are taken from its row (its own gradient's differences along
+    the others, which are exact to its much smaller rounding) and left out of the
+    symmetry test; only the diagonal entry comes from its own column."""
     if HESSIAN_CENTRAL:
         return gradient_hessian(fg, z, HESSIAN_STEP, central=True)
     k = z.size
     central = np.zeros(k, dtype=bool) if central is None else central
+    tested = np.ones(k, dtype=bool) if flat is None else ~flat
     H = np.empty((k, k))
     asymmetric = False
     for j in range(k):
@@ -272,11 +282,17 @@ def hessian_at(fg, z: np.ndarray, g0: np.ndarray, central=None) -> np.ndarray:
             H[:, j] = (fg(z + e)[1] - g0) / h
         # the columns so far are already asymmetric: the rest would be spent on a
         # matrix that is thrown away (toep_disp0 without the noise stop: 13 gradients)
-        if j and _asymmetry(H[:j + 1, :j + 1]) > HESSIAN_SYMMETRY_TOL:
+        t = tested[:j + 1]
+        if j and _asymmetry(H[:j + 1, :j + 1][np.ix_(t, t)]) > HESSIAN_SYMMETRY_TOL:
             asymmetric = True
             break
-    H = 0.5 * (H + H.T) if not asymmetric and _asymmetry(H) <= HESSIAN_SYMMETRY_TOL \
-        else None
+    if not asymmetric:
+        for j in np.flatnonzero(~tested):
+            d = H[j, j]
+            H[:, j] = H[j, :]
+            H[j, j] = d
+    H = 0.5 * (H + H.T) if not asymmetric and \
+        _asymmetry(H[np.ix_(tested, tested)]) <= HESSIAN_SYMMETRY_TOL else None
     if H is None or not _positive_definite(H):
         # the forward differences' truncation error shows as asymmetry, or (gradients
         # noisy at the step's scale: a nearly singular inner Hessian) as a spurious
@@ -295,8 +311,18 @@ def _positive_definite(H: np.ndarray) -> bool:
     return True
 
 
-def _newton_step(H: np.ndarray, g: np.ndarray):
-    """Newton step and predicted decrease, or None when ``H`` is not positive definite."""
+def _newton_step(H: np.ndarray, g: np.ndarray, held=()):
+    """Newton step and predicted decrease, or None when ``H`` is not positive definite;
+    the parameters at positions ``held`` stay where they are (the step is Newton's in the
+    others)."""
+    if len(held):
+        free = np.setdiff1d(np.arange(g.size), held)
+        newton = _newton_step(H[np.ix_(free, free)], g[free])
+        if newton is None:
+            return None
+        step = np.zeros(g.size)
+        step[free] = newton[0]
+        return step, newton[1]
     try:
         C = np.linalg.cholesky(H)
     except np.linalg.LinAlgError:
@@ -533,18 +559,26 @@ def _polish(obj: LaplaceObjective, fg, x: np.ndarray, z: np.ndarray, f: float,
     # would cost central differences of every column), as do all where the search
     # ended in the objective's rounding noise (toep_disp0: forward differences of
     # noisy gradients are asymmetric too)
+    held = np.zeros(0, dtype=int)
     if res.success:
         central[comparable_log_scales(obj, x)] = False
         # likewise diag's standard deviations away from zero (homdiag_pois: one
-        # gradient of 13)
+        # gradient of 13), and a correlation's parameters (an AR(1)'s phi: one of 12)
         central[even_scales_off_zero(obj, x)] = False
+        central[smooth_parameters(obj, x)] = False
+        # a log sd a jump has put on the boundary: a forward column and no Newton step
+        # along it (hetar1_pois: two gradients of 12)
+        held = boundary_log_scales(obj, x, g)
+        central[held] = False
+    flat = np.zeros(central.size, dtype=bool)
+    flat[held] = True
     H, decrement, finished = None, np.nan, True
     for _ in range(NEWTON_POLISH_STEPS + 1):
         # in the rounding noise forward differences of the gradient are asymmetric
         # (ar1_disp0: 8 gradients spent to find that out): central ones at once
         H = gradient_hessian(fg, z, HESSIAN_STEP, central=True) if res.noisy else \
-            hessian_at(fg, z, g, central)
-        newton = _newton_step(H, g)
+            hessian_at(fg, z, g, central, flat)
+        newton = _newton_step(H, g, held)
         if newton is None:
             finished = False
             break
@@ -559,7 +593,7 @@ def _polish(obj: LaplaceObjective, fg, x: np.ndarray, z: np.ndarray, f: float,
         z, f, g = z_new, f_new, g_new
         if decrement < NEWTON_REUSE:
             # so small a step changes H by ~1e-4 of the standard errors: keep it
-            newton = _newton_step(H, g)
+            newton = _newton_step(H, g, held)
             decrement = newton[1] if newton is not None else decrement
             break
     else:

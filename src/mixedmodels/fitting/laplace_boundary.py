@@ -30,8 +30,10 @@ __all__ = ["BOUNDARY_LOG_RANGE", "CRAWL_ITERATIONS", "CRAWL_STEP", "EVEN_FORWARD
            "CrawlWatch", "boundary_log_scales", "comparable_log_scales",
            "even_scales_off_zero", "jump_ahead", "log_scale_index", "smooth_parameters"]
 
-#: Successive BFGS iterations a log scale must fall in before the search is stopped ...
-CRAWL_ITERATIONS = 3
+#: Successive BFGS iterations a log scale must fall in before the search is stopped
+#: (two: a wrong call costs one gradient, the jump being refused; three cost hetar1_pois
+#: one more gradient of crawl and changed no other structures fixture) ...
+CRAWL_ITERATIONS = 2
 #: ... by at least this much each (the exponential regime's steps are ~1/k = 0.5 to 1).
 CRAWL_STEP = 0.25
 #: Gradient (deviance units per unit of log sd) the jump aims for: far below BFGS's

@@ -38,6 +38,7 @@ from ..objective.laplace import LaplaceObjective, LaplaceSolution, ModesError
 from ..objective.laplace.basis import LayoutBasis, fixed_effects_basis, objective_in_basis
 from ..objective.laplace.information import theta_information
 from ..optim import OptSummary
+from .laplace_bfgs import BFGS_CALLBACK_STOP, dense_bfgs
 from .laplace_boundary import (
     MAX_JUMPS,
     CrawlWatch,
@@ -118,8 +119,6 @@ START_EIGEN_FLOOR = 1e-6
 #: Largest gradient at the start (deviance units per unit of parameter) from which the
 #: quasi-Newton phase is skipped for the Newton polish.
 START_POLISH_GTOL = 1e-3
-#: scipy's status of a search its callback stopped.
-BFGS_CALLBACK_STOP = 99
 
 
 @dataclass(frozen=True, eq=False)
@@ -515,8 +514,8 @@ def bfgs_with_jumps(fg, z0: np.ndarray, opts: dict, index: np.ndarray) -> _Newto
     try:
         for attempt in range(MAX_JUMPS + 1):
             watch = CrawlWatch(index if attempt < MAX_JUMPS else index[:0], refused)
-            raw = sp_minimize(noise, z, jac=True, method="BFGS", options=opts,
-                              callback=watch)
+            raw = dense_bfgs(noise, z, gtol=opts["gtol"], maxiter=opts["maxiter"],
+                             hess_inv0=opts.get("hess_inv0"), callback=watch)
             if not watch.crawling.size or raw.status != BFGS_CALLBACK_STOP:
                 break
             opts = dict(opts, hess_inv0=_positive_part(raw.hess_inv))

@@ -12,6 +12,7 @@ import importlib
 import numpy as np
 import pytest
 
+from mixedmodels.fitting import laplace_fit
 from mixedmodels.fitting.laplace_boundary import (
     BOUNDARY_LOG_RANGE,
     EVEN_FORWARD_MIN,
@@ -21,6 +22,7 @@ from mixedmodels.fitting.laplace_boundary import (
     smooth_parameters,
 )
 from mixedmodels.fitting.laplace_fit import HESSIAN_STEP, gradient_hessian
+from mixedmodels.objective.laplace.objective import INNER_STEP_FINAL
 from structures_fixtures import fit_fixture, load, load_data
 
 #: The fit's Hessian (forward columns along sds far from zero) against central
@@ -159,3 +161,50 @@ def test_banded_block_hessian_matches_dense_linear_algebra(homdiag):
     dense = np.linalg.solve(H, v[kernel.index][:, :, None])[:, :, 0]
     got = kernel.solve(v)[kernel.index]
     np.testing.assert_allclose(got, dense, rtol=LINALG_RTOL, atol=1e-14)
+
+
+def test_loose_modes_far_from_the_optimum_reach_the_same_fit(monkeypatch):
+    """The quasi-Newton phase's looser inner limit far from the optimum: fewer inner
+    Newton iterations, the same optimum and standard errors as the tight limit
+    throughout (the log sd on the boundary, along which F is flat, aside)."""
+    fx = load("hetar1_pois")
+    data = load_data(fx)
+    loose = fit_fixture(fx, "glmmtmb", data)
+    monkeypatch.setattr(laplace_fit, "LOOSE_INNER_GTOL", np.inf)
+    tight = fit_fixture(fx, "glmmtmb", data)
+    assert loose.objective_function.n_newton < tight.objective_function.n_newton
+    assert loose.objective == pytest.approx(tight.objective, abs=1e-9)
+    keep = np.abs(tight.fit.x) < 10.0
+    np.testing.assert_allclose(loose.fit.x[keep], tight.fit.x[keep], rtol=0, atol=1e-6)
+    se_loose, se_tight = (np.sqrt(np.diag(f.vcov)) for f in (loose.fit, tight.fit))
+    np.testing.assert_allclose(se_loose[se_tight < 1e3], se_tight[se_tight < 1e3],
+                               rtol=1e-5)
+
+
+@pytest.mark.parametrize("shift", [0.3, 0.01])
+def test_loose_modes_move_the_gradient_by_little(shift):
+    """Evaluations with the inner limit the quasi-Newton phase uses at their gradient
+    against the tight limit, away from the optimum (covariance parameters shifted): the
+    gradient within 1e-4 of its size, F within 1e-7 of it."""
+    fx = load("hetar1_pois")
+    m = fit_fixture(fx, "glmmtmb", load_data(fx))
+    obj = m.objective_function
+    x = m.x.copy()
+    x[obj.theta_index(obj.structure.terms[0])] += shift
+
+    def evaluate(step):
+        obj.u_start = np.zeros(obj.q)            # the same start both times
+        obj._ref = None
+        obj.inner_step_final = step
+        try:
+            return obj.value_and_gradient(x)
+        finally:
+            obj.inner_step_final = INNER_STEP_FINAL
+
+    f_tight, g_tight = evaluate(INNER_STEP_FINAL)
+    size = np.max(np.abs(g_tight))
+    assert size > laplace_fit.LOOSE_INNER_GTOL
+    step = min(laplace_fit.LOOSE_INNER_STEP, np.sqrt(laplace_fit.LOOSE_INNER_COEF * size))
+    f_loose, g_loose = evaluate(step)
+    assert abs(f_loose - f_tight) < 1e-7 * size
+    assert np.max(np.abs(g_loose - g_tight)) < 1e-4 * size

@@ -227,6 +227,11 @@ class LaplaceObjective:
         self._ref = None
         #: start each inner solve from the first-order prediction of the modes
         self.predict = True
+        #: a full Newton step shorter than this is the last (:data:`INNER_STEP_FINAL`;
+        #: a quasi-Newton search far from the optimum may loosen it: the modes are then
+        #: ~its square from the exact ones, and the gradient off by about that times the
+        #: curvature coupling u and the parameters)
+        self.inner_step_final = INNER_STEP_FINAL
         self.n_evals = 0
         self.n_grads = 0
         self.n_newton = 0
@@ -321,7 +326,8 @@ class LaplaceObjective:
         derivatives serve the next step. The iteration stops after a full step shorter
         than :data:`INNER_STEP_DONE`: Newton's quadratic convergence leaves the modes
         within about its square of the exact ones. A full step shorter than
-        :data:`INNER_STEP_FINAL` is expected to be the last, so its point is evaluated
+        :attr:`inner_step_final` (:data:`INNER_STEP_FINAL` unless a caller loosened it) is
+        expected to be the last, so its point is evaluated
         over every channel to ``final_order`` at once (what the gradient needs), and so is
         the start when ``start_full`` (a predicted start, usually already the mode).
 
@@ -369,7 +375,7 @@ class LaplaceObjective:
                 float(np.max(np.abs(step[self._penalized]), initial=0.0))
             t = min(1.0, INNER_MAX_STEP / cap) if cap > 0 else 1.0
             # a Gaussian density with the identity link: one full step is exact
-            last = t == 1.0 and (size < INNER_STEP_FINAL or self._quadratic) \
+            last = t == 1.0 and (size < self.inner_step_final or self._quadratic) \
                 and final_order > 2
             for _ in range(INNER_MAX_HALVINGS):
                 u_new = u - t * step
@@ -384,7 +390,7 @@ class LaplaceObjective:
                                  "of the random effects")
             self.n_newton += 1
             u, f, eta, jet, full = u_new, f_new, eta_new, jet_new, last
-            if t == 1.0 and (size < (INNER_STEP_FINAL if last else INNER_STEP_DONE)
+            if t == 1.0 and (size < (self.inner_step_final if last else INNER_STEP_DONE)
                              or self._quadratic):
                 if self._quadratic:
                     u, eta, jet = self._refine(eta0, a, u, eta, jet, final_order, full)

@@ -83,6 +83,10 @@ INNER_STEP_FINAL = 1e-5
 #: Predicted starts closer than this (largest parameter change) are evaluated over every
 #: channel at once: they are usually already the mode.
 PREDICT_FULL_DX = 1e-3
+#: Predicted starts closer than this (largest parameter change) take their first Newton
+#: step with the reference's factor of ``H`` (:meth:`LaplaceObjective.modes`): the
+#: differences of a closing Hessian (steps 2e-5) and the last quasi-Newton iterations.
+CHORD_DX = 1e-4
 #: Inner gradient (``u - A' l'``) above which the modes of a quadratic inner problem get one
 #: step of iterative refinement (:meth:`LaplaceObjective._refine`); at a well-conditioned
 #: mode it is ~1e-12.
@@ -314,7 +318,7 @@ class LaplaceObjective:
         return jet.d1, -jet.d2
 
     def modes(self, x: np.ndarray, a: np.ndarray, u0: np.ndarray | None = None,
-              final_order: int = 2, start_full: bool = False):
+              final_order: int = 2, start_full: bool = False, chord: bool = False):
         """Conditional modes at ``x`` by damped Newton; returns ``(u, eta, jet, n_iter,
         full)``: the density's jet at the modes, over every channel to ``final_order``
         when ``full`` is True, else over the random-effects channels to order 2.
@@ -331,6 +335,13 @@ class LaplaceObjective:
         over every channel to ``final_order`` at once (what the gradient needs), and so is
         the start when ``start_full`` (a predicted start, usually already the mode).
 
+        With ``chord`` (``u0`` predicted from a reference within :data:`CHORD_DX` of
+        ``x``, whose factor of ``H`` is still in the workspace) the first step is made
+        with that factor instead of one at ``u0``: ``H`` differs by ~``CHORD_DX`` of
+        itself, so the step is off by that fraction of its length (~1e-8 from such a
+        start), ~1e-12 -- a factorization saved where most evaluations of a fit's
+        closing Hessian need one step.
+
         Raises
         ------
         ModesError
@@ -343,7 +354,7 @@ class LaplaceObjective:
         full = start_full and final_order > 2
         eta, jet, f = self._jet_at(eta0, a, u, final_order if full else 2, full)
         if not np.isfinite(f):
-            u, full = np.zeros(self.q), False
+            u, full, chord = np.zeros(self.q), False, False
             eta, jet, f = self._jet_at(eta0, a, u, 2)
             if not np.isfinite(f):
                 raise ModesError("the log-density is not finite at the starting values "
@@ -351,10 +362,13 @@ class LaplaceObjective:
         for it in range(1, INNER_MAXIT + 1):
             d1, W = self._re_derivatives(jet, full)
             g = self._penalty * u - S.scatter(a, d1)
-            exact = self._factor_at(a, W, clamp=False)
-            if not exact and not self._factor_at(a, W, clamp=True):
-                raise ModesError("the Hessian of the penalized log-density is not positive "
-                                 "definite")
+            if chord and it == 1:
+                exact = False                    # (the reference's factor: see above)
+            else:
+                exact = self._factor_at(a, W, clamp=False)
+                if not exact and not self._factor_at(a, W, clamp=True):
+                    raise ModesError("the Hessian of the penalized log-density is not "
+                                     "positive definite")
             step = self.hessian.solve(g)
             size = float(np.max(np.abs(step))) if step.size else 0.0
             if size < INNER_TOL:
@@ -493,12 +507,13 @@ class LaplaceObjective:
         a = S.slot_values(lams) if self.q else np.zeros((self.n, 0))
         if self.q:
             u0 = self._predict_modes(x, a) if self.predict else None
-            near = u0 is not None and float(np.max(np.abs(x - self._ref[0]))) < \
-                PREDICT_FULL_DX
+            dx = float(np.max(np.abs(x - self._ref[0]))) if u0 is not None else np.inf
+            near = dx < PREDICT_FULL_DX
             final = max(order, 2) if (order > 2 or full) else 2
             self._ref = None          # the workspace's factor is about to change
             try:
-                u, eta, jet, n_iter, got_full = self.modes(x, a, u0, final, near)
+                u, eta, jet, n_iter, got_full = self.modes(
+                    x, a, u0, final, near, chord=dx < CHORD_DX and not self._quadratic)
             except ModesError:
                 if u0 is None:
                     raise

@@ -160,7 +160,7 @@ class ScaledCorrelation(CovarianceStructure):
 
     def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
         sd, t = self._split(theta)
-        L, (_, _, dL) = self._factor(t, derivatives=True)
+        L, (_, _, dL, *_) = self._factor(t, derivatives=True)
         lam = sd[:, None] * L
         out = np.empty((self.n_theta, self.p, self.p))
         if self.hom:
@@ -178,19 +178,26 @@ class ScaledCorrelation(CovarianceStructure):
         for a common ``log s``, ``L^{-1} dL/dt_j`` for a correlation parameter), so it
         stays exact where a standard deviation is at zero and ``Lambda`` is singular (a
         hetar1 variance on the boundary); None where the correlation's factor is
-        ill-conditioned (:data:`RELATIVE_COND_MAX`, 1-norm)."""
+        ill-conditioned (:data:`RELATIVE_COND_MAX`, 1-norm). It depends on the
+        correlation parameters only and is remembered with their factor (read-only)."""
         _, t = self._split(theta)
-        L, (Linv, rel, _) = self._factor(t, derivatives=True)
+        self._factor(t, derivatives=True)
+        key, L, parts = self._factor_memo
+        if len(parts) == 4:
+            return parts[3]
+        Linv, rel, dL = parts
         cond = np.abs(L).sum(axis=0).max() * np.abs(Linv).sum(axis=0).max()
-        if not cond <= RELATIVE_COND_MAX:
-            return None
-        out = np.empty((self.n_theta, self.p, self.p))
-        if self.hom:
-            out[0] = np.eye(self.p)
-        else:
-            # L^{-1} E_kk L = (column k of L^{-1}) (row k of L)
-            out[:self.p] = Linv.T[:, :, None] * L[:, None, :]
-        out[self.n_sd:] = rel
+        out = None
+        if cond <= RELATIVE_COND_MAX:
+            out = np.empty((self.n_theta, self.p, self.p))
+            if self.hom:
+                out[0] = np.eye(self.p)
+            else:
+                # L^{-1} E_kk L = (column k of L^{-1}) (row k of L)
+                out[:self.p] = Linv.T[:, :, None] * L[:, None, :]
+            out[self.n_sd:] = rel
+            out.flags.writeable = False
+        self._factor_memo = (key, L, (Linv, rel, dL, out))
         return out
 
     def covariance(self, theta: np.ndarray) -> np.ndarray:

@@ -149,21 +149,23 @@ class CrawlWatch:
 
     def __init__(self, index: np.ndarray, skip=()):
         self.index = np.asarray(index, dtype=int)
-        self.skip = set(skip)
-        self.history: list[np.ndarray] = []
+        self.watched = np.array([int(j) not in set(skip) for j in self.index], dtype=bool)
+        self.last: np.ndarray | None = None
+        #: successive iterations each parameter has fallen by CRAWL_STEP (a running count:
+        #: the callback runs every iteration)
+        self.falls = np.zeros(self.index.size, dtype=int)
         self.crawling = np.zeros(0, dtype=int)
 
     def __call__(self, intermediate_result) -> None:
         if not self.index.size:
             return
-        self.history.append(np.asarray(intermediate_result.x)[self.index].copy())
-        if len(self.history) <= CRAWL_ITERATIONS:
-            return
-        steps = np.diff(np.array(self.history[-CRAWL_ITERATIONS - 1:]), axis=0)
-        falling = np.all(steps <= -CRAWL_STEP, axis=0)
-        hit = [int(j) for j in self.index[falling] if int(j) not in self.skip]
-        if hit:
-            self.crawling = np.array(hit, dtype=int)
+        x = np.asarray(intermediate_result.x)[self.index]
+        if self.last is not None:
+            self.falls = np.where(x - self.last <= -CRAWL_STEP, self.falls + 1, 0)
+        self.last = x
+        hit = (self.falls >= CRAWL_ITERATIONS) & self.watched
+        if np.any(hit):
+            self.crawling = self.index[hit]
             raise StopIteration
 
 

@@ -677,18 +677,21 @@ class LaplaceObjective:
                 t, k = ts.term, ts.channel
                 kk = re[k]
                 theta_t = self.layout.get(x, self._theta_block_of(ts))[self._local_theta(ts)]
-                dlam = t.structure.lambda_jacobian(theta_t)
-                if not dlam.shape[0]:
+                if not theta_t.size:
                     continue
                 u_lev = u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)
                 z_lev = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)
                 lev = t.grouping.codes
+                lam = t.structure.lambda_(theta_t)
+                # (a structure's closed form needs no dLambda: dLambda_j = Lambda M_j)
                 rel = t.structure.relative_jacobian(theta_t)
+                dlam = None
                 if rel is None:
-                    rel = _relative_jacobian(t.structure.lambda_(theta_t), dlam)
+                    dlam = t.structure.lambda_jacobian(theta_t)
+                    rel = _relative_jacobian(lam, dlam)
                 if rel is not None:
                     grad[self.theta_index(ts)] = self._relative_theta_gradient(
-                        ts, rel, dlam, u_lev, z_lev, gamma[:, kk] + 2.0 * d1[:, kk])
+                        ts, rel, lam, u_lev, z_lev, gamma[:, kk] + 2.0 * d1[:, kk])
                     continue
                 if BAW is None:
                     # [B_i A_i' W_i]_{s, k}: (n, P, C)
@@ -705,7 +708,7 @@ class LaplaceObjective:
             grad[self.layout.slice(block)] = float(np.sum(gamma[:, j]))
         return grad
 
-    def _relative_theta_gradient(self, ts, rel, dlam, u_lev, z_lev, gamma_rest):
+    def _relative_theta_gradient(self, ts, rel, lam, u_lev, z_lev, gamma_rest):
         r"""The covariance-parameter gradient of one term whose ``dLambda_j = Lambda M_j``
         (:func:`_relative_jacobian`), in a form that never multiplies ``H^{-1}`` by the
         curvature ``W``.
@@ -727,7 +730,8 @@ class LaplaceObjective:
         7e7``) that is ~0.1 deviance units per unit of theta, where this form keeps the
         rounding of ``H^{-1}`` itself (~1e-8). What is left of ``gamma`` besides
         ``-2 l'`` (the third-derivative terms, zero for a Gaussian mean) goes through the
-        observations as before.
+        observations as before, as ``<dLambda_j, K> = <M_j, Lambda' K>`` with ``K =
+        Z'(gamma u_lev)`` (no ``dLambda`` needed).
         """
         t = ts.term
         lev = t.grouping.codes
@@ -736,12 +740,14 @@ class LaplaceObjective:
         C = t.nlevels * np.eye(t.p) - Binv.sum(axis=0)
         Suu = u_lev.T @ u_lev                                              # [a, b]
         Suz = u_lev.T @ z_lev
+        # (three contractions, not one of their sum: with a dispersion fixed near zero
+        # the parts are large and cancel, and their rounding is what the search sees)
         g = (-2.0 * np.einsum("ab,jab->j", Suu, rel)
              + np.einsum("ab,jab->j", Suz, rel)
              + 2.0 * np.einsum("ba,jab->j", C, rel))
         if np.any(gamma_rest):
             K = t.Z.T @ (gamma_rest[:, None] * u_lev[lev])                 # (p, p): [b, a]
-            g += dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
+            g += np.einsum("ab,jab->j", lam.T @ K, rel)
         return g
 
     # -- theta bookkeeping per term -----------------------------------------------------

@@ -1,10 +1,12 @@
 r"""Optimizing the general Laplace objective: quasi-Newton with the exact gradient, then
 Newton steps with the finite-difference Hessian of that gradient.
 
-1. BFGS over the free parameters of the layout (L-BFGS-B when some are bounded; glmmTMB's
-   ``nlminb`` plays this role; a model without random effects uses Newton's method with its
-   exact Hessian instead), with the analytic gradient of
-   :class:`~mixedmodels.objective.laplace.LaplaceObjective`.
+1. BFGS over the free parameters of the layout (:mod:`.laplace_bfgs`: scipy's iteration
+   without its per-call wrapping; L-BFGS-B when some are bounded; glmmTMB's ``nlminb``
+   plays this role; a model without random effects uses Newton's method with its exact
+   Hessian instead), with the analytic gradient of
+   :class:`~mixedmodels.objective.laplace.LaplaceObjective`, whose modes it asks for to a
+   looser final step while its gradients are large (:data:`LOOSE_INNER_GTOL`).
    Covariance parameters are unbounded when their structure is sign-symmetric (the
    objective is even in each column of ``Lambda``); they are put in canonical form after.
    A log standard deviation crawling toward a zero variance is moved ahead
@@ -12,11 +14,13 @@ Newton steps with the finite-difference Hessian of that gradient.
    reached the objective's rounding noise is stopped (:mod:`.laplace_noise`). BFGS starts
    from the Gauss-Newton Hessian in the fixed effects and the expected information in the
    covariance parameters (:func:`start_inverse_hessian`).
-2. The Hessian ``H`` of ``F`` by central differences of the gradient (``2k`` gradient
-   evaluations for ``k`` free parameters -- what TMB's ``sdreport`` does with its
-   automatic derivatives), and up to :data:`NEWTON_POLISH_STEPS` Newton steps ``-H^{-1} g``
-   while they lower ``F``: quadratic convergence from where the quasi-Newton method stopped,
-   so the reported optimum does not depend on its tolerances.
+2. The Hessian ``H`` of ``F`` by differences of the gradient (what TMB's ``sdreport``
+   does with its automatic derivatives; :func:`hessian_at`: forward differences, one
+   gradient per free parameter, central ones along covariance parameters where ``F`` is
+   even or curves fast, and none but its diagonal along a log sd on the boundary), and up
+   to :data:`NEWTON_POLISH_STEPS` Newton steps ``-H^{-1} g`` while they lower ``F`` (a log
+   sd on the boundary held): quadratic convergence from where the quasi-Newton method
+   stopped, so the reported optimum does not depend on its tolerances.
 3. ``vcov_full = 2 H^{-1}`` (``F`` is minus twice the log-likelihood).
 
 All three work on the fixed effects of the well-conditioned basis of

@@ -589,7 +589,9 @@ def _polish(obj: LaplaceObjective, fg, x: np.ndarray, z: np.ndarray, f: float,
     lower ``F``: ``(z, F, g, H, decrement, finished)``, ``finished`` False where the
     polish stopped short of the optimum (``H`` not positive definite, a step that does
     not lower ``F`` although it predicted more than :data:`NEWTON_REUSE`, or steps still
-    predicting more than that after the last one allowed)."""
+    predicting more than that after the last one allowed). Log sds on the boundary
+    (:func:`~.laplace_boundary.boundary_log_scales`) are held: the steps are Newton's in
+    the other parameters, and the decrement theirs."""
     layout = obj.layout
     roles = np.array([b.role for b in layout.blocks for _ in range(b.size)])
     central = roles[layout.free_index] == "theta"

@@ -50,6 +50,28 @@ def _point(s):
 
 
 @pytest.mark.parametrize("name", STRUCTS)
+def test_relative_jacobian_gives_the_jacobian_from_lambda(name):
+    """``dLambda_j = Lambda M_j`` wherever a structure gives ``M`` in closed form; for the
+    scaled correlations also with a standard deviation at zero (``Lambda`` singular), where
+    ``M`` stays finite and the identity exact."""
+    s = STRUCTS[name]
+    th = _point(s)
+    points = [th]
+    if isinstance(s, cv.ScaledCorrelation) and not s.hom:
+        at_zero = th.copy()
+        at_zero[1] = -40.0                          # sd_2 = 4e-18
+        points.append(at_zero)
+    for t in points:
+        M = s.relative_jacobian(t)
+        if M is None:
+            assert not isinstance(s, (cv.ScaledCorrelation, cv.Proportional))
+            continue
+        assert np.all(np.isfinite(M))
+        np.testing.assert_allclose(s.lambda_(t) @ M, s.lambda_jacobian(t), rtol=0,
+                                   atol=ROUND_TRIP_TOL)
+
+
+@pytest.mark.parametrize("name", STRUCTS)
 def test_lambda_jacobian_matches_central_differences(name):
     s = STRUCTS[name]
     th = _point(s)

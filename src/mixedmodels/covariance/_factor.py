@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-__all__ = ["chol_derivatives", "psd_factor"]
+__all__ = ["chol_derivatives", "chol_relative_derivatives", "psd_factor", "triangular_inverse"]
 
 #: Eigenvalues of a known matrix below this times its largest are taken as zero.
 PSD_RTOL = 1e-10
@@ -24,17 +24,27 @@ def chol_derivatives(L: np.ndarray, dR: np.ndarray) -> np.ndarray:
     """``dL`` for each ``dR[j]`` (k, p, p) given the lower factor ``L`` of ``R``."""
     if not dR.shape[0]:
         return np.zeros_like(dR)
-    # (LAPACK's triangular inverse directly: scipy's solve_triangular validates its
-    # arguments at several times the cost of the work for the p <= 10 of these terms)
+    return np.matmul(L, chol_relative_derivatives(triangular_inverse(L), dR))
+
+
+def triangular_inverse(L: np.ndarray) -> np.ndarray:
+    """``L^{-1}`` of a lower-triangular ``L`` (LAPACK's triangular inverse directly:
+    scipy's solve_triangular validates its arguments at several times the cost of the
+    work for the p <= 10 of these terms)."""
     Linv, info = lapack.dtrtri(L, lower=1)
     if info != 0:
         raise np.linalg.LinAlgError("singular Cholesky factor of a correlation matrix")
-    Linv = np.tril(Linv)
+    return np.tril(Linv)
+
+
+def chol_relative_derivatives(Linv: np.ndarray, dR: np.ndarray) -> np.ndarray:
+    """``L^{-1} dL = Phi(L^{-1} dR_j L^{-T})`` for each ``dR[j]`` (k, p, p), given
+    ``L^{-1}``: the derivative of the factor relative to the factor itself."""
     X = np.matmul(np.matmul(Linv, dR), Linv.T)          # L^{-1} dR_j L^{-T}
     X = np.tril(X)
-    idx = np.arange(L.shape[0])
+    idx = np.arange(Linv.shape[0])
     X[:, idx, idx] *= 0.5
-    return np.matmul(L, X)
+    return X
 
 
 def psd_factor(K: np.ndarray) -> np.ndarray:

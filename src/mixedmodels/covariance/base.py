@@ -219,6 +219,14 @@ class CovarianceStructure(ABC):
         central differences along it."""
         return np.zeros(self.n_theta, dtype=bool)
 
+    def smooth_mask(self) -> np.ndarray:
+        """Parameters along which the objective is smooth on the scale of a
+        finite-difference step wherever the optimizer stops: neither even about a point it
+        may cross (a standard deviation), nor flat as a variance vanishes or a range runs
+        off (a log scale, a log range) -- a correlation's transformed parameter. A Hessian
+        takes forward differences along them."""
+        return np.zeros(self.n_theta, dtype=bool)
+
     def log_scale_mask(self) -> np.ndarray:
         """Parameters that are the log of a standard deviation or of a variance scale
         (glmmTMB's parameterization): the covariance loses that scale only as such a

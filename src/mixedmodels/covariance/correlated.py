@@ -22,10 +22,15 @@ from functools import cache
 import numpy as np
 
 from .._errors import FormulaError
-from ._factor import chol_derivatives
+from ._factor import chol_relative_derivatives, triangular_inverse
 from .base import CovarianceStructure
 
-__all__ = ["AR1", "CompoundSymmetry", "ScaledCorrelation", "Toeplitz"]
+__all__ = ["AR1", "RELATIVE_COND_MAX", "CompoundSymmetry", "ScaledCorrelation", "Toeplitz"]
+
+#: Largest 1-norm condition number of a correlation's Cholesky factor for which
+#: :meth:`ScaledCorrelation.relative_jacobian` is given (the Laplace gradient's limit for
+#: ``Lambda`` itself; beyond it ``L^{-1}`` carries more rounding than the direct form).
+RELATIVE_COND_MAX = 1e6
 
 
 @cache
@@ -131,9 +136,9 @@ class ScaledCorrelation(CovarianceStructure):
         return (np.full(self.p, sd[0]) if self.hom else sd), theta[self.n_sd:]
 
     def _factor(self, t: np.ndarray, derivatives: bool = False):
-        """``(L, dL)``: the Cholesky factor of ``R(t)`` and, with ``derivatives``, its
-        derivatives (:func:`._factor.chol_derivatives`; else None), remembered for the
-        last ``t``: an evaluation of the Laplace objective asks for ``Lambda`` at the same
+        """``(L, parts)``: the Cholesky factor of ``R(t)`` and, with ``derivatives``,
+        ``(L^{-1}, L^{-1} dL, dL)`` (:mod:`._factor`; else None), remembered for the last
+        ``t``: an evaluation of the Laplace objective asks for ``Lambda`` at the same
         parameters up to four times (the modes' prediction, the solve, the gradient's
         relative form and its Jacobian), and for p = 6 the factor and its derivatives
         cost more than the products they feed."""
@@ -142,7 +147,10 @@ class ScaledCorrelation(CovarianceStructure):
         if memo is None or memo[0] != key:
             memo = (key, np.linalg.cholesky(self.correlation(t)), None)
         if derivatives and memo[2] is None:
-            memo = (key, memo[1], chol_derivatives(memo[1], self.correlation_jacobian(t)))
+            L = memo[1]
+            Linv = triangular_inverse(L)
+            rel = chol_relative_derivatives(Linv, self.correlation_jacobian(t))
+            memo = (key, L, (Linv, rel, np.matmul(L, rel)))
         self._factor_memo = memo
         return memo[1], memo[2]
 
@@ -152,7 +160,7 @@ class ScaledCorrelation(CovarianceStructure):
 
     def lambda_jacobian(self, theta: np.ndarray) -> np.ndarray:
         sd, t = self._split(theta)
-        L, dL = self._factor(t, derivatives=True)
+        L, (_, _, dL, *_) = self._factor(t, derivatives=True)
         lam = sd[:, None] * L
         out = np.empty((self.n_theta, self.p, self.p))
         if self.hom:
@@ -162,6 +170,34 @@ class ScaledCorrelation(CovarianceStructure):
             idx = np.arange(self.p)
             out[idx, idx, :] = lam
         out[self.n_sd:] = sd[None, :, None] * dL
+        return out
+
+    def relative_jacobian(self, theta: np.ndarray) -> np.ndarray | None:
+        r"""``M_j = Lambda^{-1} dLambda_j`` in closed form, free of the standard
+        deviations (with ``Lambda = D L``: ``M = L^{-1} E_{kk} L`` for ``log s_k``, ``I``
+        for a common ``log s``, ``L^{-1} dL/dt_j`` for a correlation parameter), so it
+        stays exact where a standard deviation is at zero and ``Lambda`` is singular (a
+        hetar1 variance on the boundary); None where the correlation's factor is
+        ill-conditioned (:data:`RELATIVE_COND_MAX`, 1-norm). It depends on the
+        correlation parameters only and is remembered with their factor (read-only)."""
+        _, t = self._split(theta)
+        self._factor(t, derivatives=True)
+        key, L, parts = self._factor_memo
+        if len(parts) == 4:
+            return parts[3]
+        Linv, rel, dL = parts
+        cond = np.abs(L).sum(axis=0).max() * np.abs(Linv).sum(axis=0).max()
+        out = None
+        if cond <= RELATIVE_COND_MAX:
+            out = np.empty((self.n_theta, self.p, self.p))
+            if self.hom:
+                out[0] = np.eye(self.p)
+            else:
+                # L^{-1} E_kk L = (column k of L^{-1}) (row k of L)
+                out[:self.p] = Linv.T[:, :, None] * L[:, None, :]
+            out[self.n_sd:] = rel
+            out.flags.writeable = False
+        self._factor_memo = (key, L, (Linv, rel, dL, out))
         return out
 
     def covariance(self, theta: np.ndarray) -> np.ndarray:
@@ -181,6 +217,11 @@ class ScaledCorrelation(CovarianceStructure):
 
     def log_scale_mask(self) -> np.ndarray:
         return np.arange(self.n_theta) < self.n_sd
+
+    def smooth_mask(self) -> np.ndarray:
+        # the correlation parameters: a bounded transform of the real line (subclasses
+        # whose correlation reads distances override it: a log range may run off)
+        return np.arange(self.n_theta) >= self.n_sd
 
     def parameter_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self.cor_bounds()

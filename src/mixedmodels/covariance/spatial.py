@@ -111,6 +111,10 @@ class _Positional(ScaledCorrelation):
     keyword_name = ""
     code = -1
 
+    def smooth_mask(self) -> np.ndarray:
+        # a log range runs off toward a flat limit when the data do not pin it
+        return np.zeros(self.n_theta, dtype=bool)
+
     def cor_at_range(self, length: float) -> np.ndarray:
         """Correlation parameters with a range (a correlation length) ``length``, the
         others at their start."""

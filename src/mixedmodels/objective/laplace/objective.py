@@ -83,6 +83,10 @@ INNER_STEP_FINAL = 1e-5
 #: Predicted starts closer than this (largest parameter change) are evaluated over every
 #: channel at once: they are usually already the mode.
 PREDICT_FULL_DX = 1e-3
+#: Predicted starts closer than this (largest parameter change) take their first Newton
+#: step with the reference's factor of ``H`` (:meth:`LaplaceObjective.modes`): the
+#: differences of a closing Hessian (steps 2e-5) and the last quasi-Newton iterations.
+CHORD_DX = 1e-4
 #: Inner gradient (``u - A' l'``) above which the modes of a quadratic inner problem get one
 #: step of iterative refinement (:meth:`LaplaceObjective._refine`); at a well-conditioned
 #: mode it is ~1e-12.
@@ -227,6 +231,11 @@ class LaplaceObjective:
         self._ref = None
         #: start each inner solve from the first-order prediction of the modes
         self.predict = True
+        #: a full Newton step shorter than this is the last (:data:`INNER_STEP_FINAL`;
+        #: a quasi-Newton search far from the optimum may loosen it: the modes are then
+        #: ~its square from the exact ones, and the gradient off by about that times the
+        #: curvature coupling u and the parameters)
+        self.inner_step_final = INNER_STEP_FINAL
         self.n_evals = 0
         self.n_grads = 0
         self.n_newton = 0
@@ -309,7 +318,7 @@ class LaplaceObjective:
         return jet.d1, -jet.d2
 
     def modes(self, x: np.ndarray, a: np.ndarray, u0: np.ndarray | None = None,
-              final_order: int = 2, start_full: bool = False):
+              final_order: int = 2, start_full: bool = False, chord: bool = False):
         """Conditional modes at ``x`` by damped Newton; returns ``(u, eta, jet, n_iter,
         full)``: the density's jet at the modes, over every channel to ``final_order``
         when ``full`` is True, else over the random-effects channels to order 2.
@@ -321,9 +330,17 @@ class LaplaceObjective:
         derivatives serve the next step. The iteration stops after a full step shorter
         than :data:`INNER_STEP_DONE`: Newton's quadratic convergence leaves the modes
         within about its square of the exact ones. A full step shorter than
-        :data:`INNER_STEP_FINAL` is expected to be the last, so its point is evaluated
+        :attr:`inner_step_final` (:data:`INNER_STEP_FINAL` unless a caller loosened it) is
+        expected to be the last, so its point is evaluated
         over every channel to ``final_order`` at once (what the gradient needs), and so is
         the start when ``start_full`` (a predicted start, usually already the mode).
+
+        With ``chord`` (``u0`` predicted from a reference within :data:`CHORD_DX` of
+        ``x``, whose factor of ``H`` is still in the workspace) the first step is made
+        with that factor instead of one at ``u0``: ``H`` differs by ~``CHORD_DX`` of
+        itself, so the step is off by that fraction of its length (~1e-8 from such a
+        start), ~1e-12 -- a factorization saved where most evaluations of a fit's
+        closing Hessian need one step.
 
         Raises
         ------
@@ -337,7 +354,7 @@ class LaplaceObjective:
         full = start_full and final_order > 2
         eta, jet, f = self._jet_at(eta0, a, u, final_order if full else 2, full)
         if not np.isfinite(f):
-            u, full = np.zeros(self.q), False
+            u, full, chord = np.zeros(self.q), False, False
             eta, jet, f = self._jet_at(eta0, a, u, 2)
             if not np.isfinite(f):
                 raise ModesError("the log-density is not finite at the starting values "
@@ -345,10 +362,13 @@ class LaplaceObjective:
         for it in range(1, INNER_MAXIT + 1):
             d1, W = self._re_derivatives(jet, full)
             g = self._penalty * u - S.scatter(a, d1)
-            exact = self._factor_at(a, W, clamp=False)
-            if not exact and not self._factor_at(a, W, clamp=True):
-                raise ModesError("the Hessian of the penalized log-density is not positive "
-                                 "definite")
+            if chord and it == 1:
+                exact = False                    # (the reference's factor: see above)
+            else:
+                exact = self._factor_at(a, W, clamp=False)
+                if not exact and not self._factor_at(a, W, clamp=True):
+                    raise ModesError("the Hessian of the penalized log-density is not "
+                                     "positive definite")
             step = self.hessian.solve(g)
             size = float(np.max(np.abs(step))) if step.size else 0.0
             if size < INNER_TOL:
@@ -369,7 +389,7 @@ class LaplaceObjective:
                 float(np.max(np.abs(step[self._penalized]), initial=0.0))
             t = min(1.0, INNER_MAX_STEP / cap) if cap > 0 else 1.0
             # a Gaussian density with the identity link: one full step is exact
-            last = t == 1.0 and (size < INNER_STEP_FINAL or self._quadratic) \
+            last = t == 1.0 and (size < self.inner_step_final or self._quadratic) \
                 and final_order > 2
             for _ in range(INNER_MAX_HALVINGS):
                 u_new = u - t * step
@@ -384,7 +404,7 @@ class LaplaceObjective:
                                  "of the random effects")
             self.n_newton += 1
             u, f, eta, jet, full = u_new, f_new, eta_new, jet_new, last
-            if t == 1.0 and (size < (INNER_STEP_FINAL if last else INNER_STEP_DONE)
+            if t == 1.0 and (size < (self.inner_step_final if last else INNER_STEP_DONE)
                              or self._quadratic):
                 if self._quadratic:
                     u, eta, jet = self._refine(eta0, a, u, eta, jet, final_order, full)
@@ -487,12 +507,13 @@ class LaplaceObjective:
         a = S.slot_values(lams) if self.q else np.zeros((self.n, 0))
         if self.q:
             u0 = self._predict_modes(x, a) if self.predict else None
-            near = u0 is not None and float(np.max(np.abs(x - self._ref[0]))) < \
-                PREDICT_FULL_DX
+            dx = float(np.max(np.abs(x - self._ref[0]))) if u0 is not None else np.inf
+            near = dx < PREDICT_FULL_DX
             final = max(order, 2) if (order > 2 or full) else 2
             self._ref = None          # the workspace's factor is about to change
             try:
-                u, eta, jet, n_iter, got_full = self.modes(x, a, u0, final, near)
+                u, eta, jet, n_iter, got_full = self.modes(
+                    x, a, u0, final, near, chord=dx < CHORD_DX and not self._quadratic)
             except ModesError:
                 if u0 is None:
                     raise
@@ -656,18 +677,21 @@ class LaplaceObjective:
                 t, k = ts.term, ts.channel
                 kk = re[k]
                 theta_t = self.layout.get(x, self._theta_block_of(ts))[self._local_theta(ts)]
-                dlam = t.structure.lambda_jacobian(theta_t)
-                if not dlam.shape[0]:
+                if not theta_t.size:
                     continue
                 u_lev = u[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)
                 z_lev = z[ts.u_offset:ts.u_offset + t.q].reshape(t.nlevels, t.p)
                 lev = t.grouping.codes
+                lam = t.structure.lambda_(theta_t)
+                # (a structure's closed form needs no dLambda: dLambda_j = Lambda M_j)
                 rel = t.structure.relative_jacobian(theta_t)
+                dlam = None
                 if rel is None:
-                    rel = _relative_jacobian(t.structure.lambda_(theta_t), dlam)
+                    dlam = t.structure.lambda_jacobian(theta_t)
+                    rel = _relative_jacobian(lam, dlam)
                 if rel is not None:
                     grad[self.theta_index(ts)] = self._relative_theta_gradient(
-                        ts, rel, dlam, u_lev, z_lev, gamma[:, kk] + 2.0 * d1[:, kk])
+                        ts, rel, lam, u_lev, z_lev, gamma[:, kk] + 2.0 * d1[:, kk])
                     continue
                 if BAW is None:
                     # [B_i A_i' W_i]_{s, k}: (n, P, C)
@@ -684,7 +708,7 @@ class LaplaceObjective:
             grad[self.layout.slice(block)] = float(np.sum(gamma[:, j]))
         return grad
 
-    def _relative_theta_gradient(self, ts, rel, dlam, u_lev, z_lev, gamma_rest):
+    def _relative_theta_gradient(self, ts, rel, lam, u_lev, z_lev, gamma_rest):
         r"""The covariance-parameter gradient of one term whose ``dLambda_j = Lambda M_j``
         (:func:`_relative_jacobian`), in a form that never multiplies ``H^{-1}`` by the
         curvature ``W``.
@@ -706,7 +730,8 @@ class LaplaceObjective:
         7e7``) that is ~0.1 deviance units per unit of theta, where this form keeps the
         rounding of ``H^{-1}`` itself (~1e-8). What is left of ``gamma`` besides
         ``-2 l'`` (the third-derivative terms, zero for a Gaussian mean) goes through the
-        observations as before.
+        observations as before, as ``<dLambda_j, K> = <M_j, Lambda' K>`` with ``K =
+        Z'(gamma u_lev)`` (no ``dLambda`` needed).
         """
         t = ts.term
         lev = t.grouping.codes
@@ -715,12 +740,14 @@ class LaplaceObjective:
         C = t.nlevels * np.eye(t.p) - Binv.sum(axis=0)
         Suu = u_lev.T @ u_lev                                              # [a, b]
         Suz = u_lev.T @ z_lev
+        # (three contractions, not one of their sum: with a dispersion fixed near zero
+        # the parts are large and cancel, and their rounding is what the search sees)
         g = (-2.0 * np.einsum("ab,jab->j", Suu, rel)
              + np.einsum("ab,jab->j", Suz, rel)
              + 2.0 * np.einsum("ba,jab->j", C, rel))
         if np.any(gamma_rest):
             K = t.Z.T @ (gamma_rest[:, None] * u_lev[lev])                 # (p, p): [b, a]
-            g += dlam.reshape(dlam.shape[0], t.p * t.p) @ K.ravel()
+            g += np.einsum("ab,jab->j", lam.T @ K, rel)
         return g
 
     # -- theta bookkeeping per term -----------------------------------------------------

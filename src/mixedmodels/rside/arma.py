@@ -100,7 +100,7 @@ def _solve_small(A: list, b: list) -> list:
     or complex), for the ``(p + 1)``-square systems of :func:`_acf`: at these sizes the
     loop costs less than one LAPACK call through numpy."""
     n = len(b)
-    A = [row[:] + [bi] for row, bi in zip(A, b, strict=True)]
+    A = [[*row, bi] for row, bi in zip(A, b, strict=True)]
     for k in range(n):
         piv = max(range(k, n), key=lambda i: abs(A[i][k]))
         if A[piv][k] == 0:

@@ -22,7 +22,9 @@ whitening and a QR factorization (``gls`` of 308 rows: ~15 numpy calls, not ~60)
 gradient follows from ``G = df/dA``: ``df/dw_j = m_j' G m_j`` and ``df/dc_k = 2 m_k' G
 m_{p(k)}``, again two products with the same array.
 
-Other correlations use :class:`WhitenedGram` (whiten, then ``(W M)' (W M)``). ``M`` must
+Shared factors use :class:`PatternGram`, ARMA on irregular groups (or with a variance
+function) :class:`~.group_gram.GroupGram` (every group padded into one batch); other
+correlations :class:`WhitenedGram` (whiten, then ``(W M)' (W M)``). ``M`` must
 be well conditioned -- the fixed-effects basis and residualized response of
 :class:`~mixedmodels.linalg.basis.FixedBasis` -- since forming ``A`` squares its
 condition number.
@@ -34,6 +36,7 @@ import numpy as np
 from scipy.linalg.lapack import dtrtri
 
 from .correlation import _MarkovMixin
+from .group_gram import GroupGram
 from .residual import BoundResidual
 
 __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhitening",
@@ -469,6 +472,8 @@ def gram_plan(residual: BoundResidual, M: np.ndarray):
         return CompSymmGram(residual, M)
     if PatternGram.applies(residual):
         return PatternGram(residual, M)
+    if GroupGram.applies(residual):
+        return GroupGram(residual, M)
     return WhitenedGram(residual, M)
 
 

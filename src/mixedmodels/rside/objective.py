@@ -321,10 +321,11 @@ class GLSObjective:
 
     @property
     def fast_gradient(self) -> bool:
-        """The gradient costs a few values at most: :attr:`cheap_gradient`, or shared
-        pattern factors differentiated without whitening
-        (:attr:`~.gram.PatternGram.analytic_gradient`) -- ``gls`` is then fitted by
-        quasi-Newton (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
+        """The gradient costs a few values at most: :attr:`cheap_gradient`, or pattern
+        or group factors differentiated without whitening
+        (:attr:`~.gram.PatternGram.analytic_gradient`,
+        :class:`~.group_gram.GroupGram`) -- ``gls`` is then fitted by quasi-Newton
+        (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
         return self.cheap_gradient or (self.has_gradient
                                        and getattr(self._gram, "analytic_gradient", False))
 

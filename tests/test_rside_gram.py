@@ -159,3 +159,24 @@ def test_group_gram_gradient_matches_the_whitening_pullback(cor, var, weights):
         x = obj.x0 + rng.normal(scale=0.4, size=obj.x0.size)
         g, g0 = obj._gram.vjp(x)[2](G), ref.vjp(x)[2](G)
         assert np.max(np.abs(g - g0)) <= VJP_TOL * max(1.0, np.max(np.abs(g0)))
+
+
+@pytest.mark.parametrize("cor", [None, mm.cor_ar1(form="~ t | sub")],
+                         ids=["no_correlation", "ar1"])
+def test_objective_with_an_updated_fitted_covariate_matches_a_fresh_one(cor):
+    # the fitted(.) iterations reuse the first objective's basis and outer products
+    d = _panel()
+    spec = ResidualSpec.make(cor, mm.var_power())
+    design = materialize(parse_formula("y ~ x"), d, require_random=False,
+                         extra_columns=residual_columns(spec))
+    bound = bind_residual(spec, design)
+    first = GLSObjective(design.X, design.y, bound.with_fitted(np.ones(design.nobs)))
+    rng = np.random.default_rng(2)
+    later = bound.with_fitted(rng.uniform(1.0, 4.0, design.nobs))
+    reused, fresh = first.with_residual(later), GLSObjective(design.X, design.y, later)
+    assert type(reused._gram) is BandedGram
+    for _ in range(3):
+        x = fresh.x0 + rng.normal(scale=0.4, size=fresh.x0.size)
+        (f, g), (f0, g0) = reused.value_and_gradient(x), fresh.value_and_gradient(x)
+        assert f == pytest.approx(f0, rel=GRAM_TOL)
+        assert np.max(np.abs(g - g0)) <= VJP_TOL * max(1.0, np.max(np.abs(g0)))

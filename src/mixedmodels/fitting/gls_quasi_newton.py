@@ -39,7 +39,8 @@ def optimize_fast_gradient(obj, x0: np.ndarray, lower: np.ndarray, check_conv: b
         Trace label.
     """
     fg = traced(obj.value_and_gradient, stage, gradient=True)
-    opt, grad = minimize_bounded_bfgs(fg, x0, lower)
+    opt, grad = minimize_bounded_bfgs(fg, x0, lower,
+                                      initial_hessian=getattr(obj, "warm", False))
     if not np.isfinite(opt.fval) or not opt.return_code.startswith("converged"):
         return None
     conv = None

@@ -89,6 +89,7 @@ class BandedGram:
         self.residual = residual
         self.k = k = M.shape[1]
         self.n = M.shape[0]
+        self._M = M
         P = _outer_rows(M, M)                                # (n, k^2)
         cor = self._markov = residual.correlation
         self._scaled = residual.variance is not None or residual.log_w is not None
@@ -112,6 +113,17 @@ class BandedGram:
         sym = (sym + np.swapaxes(sym, 1, 2)).reshape(-1, k * k)
         self._sums = np.vstack([P.sum(axis=0)[None, :], onehot @ P[rows],
                                 onehot @ P[prev], onehot @ sym])   # (3 m + 1, k^2)
+
+    def with_residual(self, residual: BoundResidual) -> BandedGram:
+        """This plan for ``residual`` with the same correlation binding and the same row
+        scaling (only a variance covariate changed): the outer products are reused."""
+        if residual.correlation is not self._markov or \
+                (residual.variance is not None or residual.log_w is not None) != self._scaled:
+            return BandedGram(residual, self._M)
+        new = object.__new__(BandedGram)
+        new.__dict__.update(self.__dict__)
+        new.residual = residual
+        return new
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:

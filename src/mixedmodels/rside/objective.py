@@ -312,6 +312,24 @@ class GLSObjective:
         self.x0 = residual.start
         self.n_evals = 0
         self._dof = self.n - self.p if self.reml else self.n
+        #: The fit starts from a previous fit's optimum (a ``fitted(.)`` iteration):
+        #: quasi-Newton then starts from a finite-difference Hessian, whose first Newton
+        #: step lands close to the optimum, rather than from a gradient step of fixed
+        #: length that overshoots and backtracks (:mod:`~mixedmodels.fitting.gls_quasi_newton`).
+        self.warm = False
+
+    def with_residual(self, residual: BoundResidual) -> GLSObjective:
+        """This criterion with the residual model ``residual`` bound to the same rows (a
+        ``fitted(.)`` covariate updated): the basis, the residualized response and the
+        row data of the cross-products are reused."""
+        new = object.__new__(GLSObjective)
+        new.__dict__.update(self.__dict__)
+        new.residual = residual
+        new.x0 = residual.start
+        new.n_evals = 0
+        reuse = getattr(self._gram, "with_residual", None)
+        new._gram = reuse(residual) if reuse is not None else gram_plan(residual, self._M)
+        return new
 
     @property
     def cheap_gradient(self) -> bool:

@@ -313,9 +313,10 @@ class GLSObjective:
         self.n_evals = 0
         self._dof = self.n - self.p if self.reml else self.n
         #: The fit starts from a previous fit's optimum (a ``fitted(.)`` iteration):
-        #: quasi-Newton then starts from a finite-difference Hessian, whose first Newton
-        #: step lands close to the optimum, rather than from a gradient step of fixed
-        #: length that overshoots and backtracks (:mod:`~mixedmodels.fitting.gls_quasi_newton`).
+        #: quasi-Newton then starts from the curvature (a finite-difference Hessian, or
+        #: a small probe in one dimension), whose first step lands close to the optimum,
+        #: rather than from a gradient step of fixed length that overshoots and
+        #: backtracks (:mod:`~mixedmodels.fitting.gls_quasi_newton`).
         self.warm = False
 
     def with_residual(self, residual: BoundResidual) -> GLSObjective:

@@ -100,6 +100,12 @@ def _solve_small(A: list, b: list) -> list:
     or complex), for the ``(p + 1)``-square systems of :func:`_acf`: at these sizes the
     loop costs less than one LAPACK call through numpy."""
     n = len(b)
+    if n == 2:                          # AR(1) parts: Cramer's rule
+        (a, b_), (c, d) = A
+        det = a * d - b_ * c
+        if det == 0:
+            raise np.linalg.LinAlgError("singular ARMA autocovariance system")
+        return [(b[0] * d - b_ * b[1]) / det, (a * b[1] - c * b[0]) / det]
     A = [[*row, bi] for row, bi in zip(A, b, strict=True)]
     for k in range(n):
         piv = max(range(k, n), key=lambda i: abs(A[i][k]))

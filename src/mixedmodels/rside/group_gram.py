@@ -62,6 +62,7 @@ class GroupGram:
         self._flat = rows[valid]                     # the rows in slot order (each once)
         self._vf = valid.astype(float)
         self._pair = self._vf[:, :, None] * self._vf[:, None, :]         # valid x valid
+        self._tri = np.tri(m)
         self._pad = np.zeros((rows.shape[0], m, m))
         self._pad[:, np.arange(m), np.arange(m)] = 1.0 - self._vf         # identity pads
         self._geometry = [cor.geometry(rows)]
@@ -110,7 +111,7 @@ class GroupGram:
         except np.linalg.LinAlgError:
             return None
         logdet += 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
-        T = np.linalg.inv(L) * np.tri(L.shape[-1])    # exactly lower triangular
+        T = np.linalg.inv(L) * self._tri              # exactly lower triangular
         W = np.matmul(T, Mb)
         Wr = W.reshape(-1, self.k)
         return Wr.T @ Wr, logdet, (u, Mb, T, W)

@@ -16,7 +16,8 @@ import math
 
 import numpy as np
 
-__all__ = ["arma_acf", "arma_acf_jacobian", "arma_constrained", "arma_unconstrained"]
+__all__ = ["arma_acf", "arma_acf_and_jacobian", "arma_acf_jacobian", "arma_constrained",
+           "arma_unconstrained"]
 
 #: Imaginary step of :func:`arma_acf_jacobian` (complex-step derivatives are exact to
 #: rounding: no difference is taken, so the step can be tiny).
@@ -217,11 +218,28 @@ def arma_acf_jacobian(u: np.ndarray, p: int, max_lag: int) -> np.ndarray:
     ndarray (p + q, max_lag + 1)
         Row ``j``: ``d rho_k / d u_j``.
     """
+    return arma_acf_and_jacobian(u, p, max_lag)[1]
+
+
+def arma_acf_and_jacobian(u: np.ndarray, p: int, max_lag: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`arma_acf` at ``arma_constrained(u, p)`` and :func:`arma_acf_jacobian` from
+    the same complex-step passes: the real part of a pass is the autocorrelation itself
+    (the step's contribution to it is of order ``COMPLEX_STEP^2``), so the value costs no
+    pass of its own.
+
+    Returns
+    -------
+    ndarray (max_lag + 1,), ndarray (p + q, max_lag + 1)
+    """
     u = np.asarray(u, dtype=float).tolist()
     out = np.empty((len(u), max_lag + 1))
+    value = None
     for j in range(len(u)):
         uj = [complex(v) for v in u]
         uj[j] += 1j * COMPLEX_STEP
         acf = _acf(_coefficients(uj[:p], -1.0), _coefficients(uj[p:], 1.0), max_lag)
         out[j] = [v.imag / COMPLEX_STEP for v in acf]
-    return out
+        if value is None:
+            value = np.array([v.real for v in acf])
+    return value, out

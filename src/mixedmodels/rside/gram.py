@@ -307,10 +307,11 @@ class PatternGram:
         got = self._evaluate(phi)
         return None if got is None else got[:2]
 
-    def _evaluate(self, phi):
+    def _evaluate(self, phi, matrices=None):
         """``(A, log|V|, state)``: ``state`` per class ``(T, W)`` (inverse factors and
         padded whitened rows, what the pullback reuses); None where a pattern is not
-        positive definite."""
+        positive definite. ``matrices``: the patterns' matrices when the caller has them
+        (:meth:`vjp`)."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
         u = cor.full(uc)
@@ -318,8 +319,10 @@ class PatternGram:
         A = np.zeros((k, k))
         logdet = 0.0
         state = []
+        if matrices is None:
+            matrices = cor.matrices(u, self._geometries)
         for c, C, (n_pat, Mb, mask, count, _) in zip(
-                self._classes, cor.matrices(u, self._geometries), self._data, strict=True):
+                self._classes, matrices, self._data, strict=True):
             try:
                 L = np.linalg.cholesky(C)
             except np.linalg.LinAlgError:
@@ -357,19 +360,24 @@ class PatternGram:
         if not self.analytic_gradient:
             return self._whitened.vjp(phi)
         phi = np.asarray(phi, dtype=float)
-        got = self._evaluate(phi)
+        uc, _ = self.residual.split(phi)
+        u = cor.full(uc)
+        both = getattr(cor, "matrices_and_derivatives", None)
+        # ARMA: the matrices come with their derivatives from the same passes
+        matrices, derivatives = both(u, self._geometries) if both is not None else \
+            (None, None)
+        got = self._evaluate(phi, matrices)
         if got is None:
             return None
         A, logdet, state = got
-        uc, _ = self.residual.split(phi)
-        u = cor.full(uc)
         k = self.k
 
         def pullback(G):
             grad = np.zeros(u.size)
+            dCs = derivatives if derivatives is not None else \
+                cor.matrix_derivatives(u, self._geometries)
             for c, dC, (n_pat, _, _, count, onehot), (T, W) in zip(
-                    self._classes, cor.matrix_derivatives(u, self._geometries),
-                    self._data, state, strict=True):
+                    self._classes, dCs, self._data, state, strict=True):
                 m = c.size
                 if n_pat == 1:
                     Y = (W.reshape(-1, k) @ G).reshape(m, -1)          # (m, G k)

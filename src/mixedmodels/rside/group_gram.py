@@ -94,7 +94,9 @@ class GroupGram:
         got = self._evaluate(np.asarray(phi, dtype=float))
         return None if got is None else got[:2]
 
-    def _evaluate(self, phi):
+    def _evaluate(self, phi, C=None):
+        """``(A, log|V|, state)``; ``C`` the structure's padded matrices when the caller
+        has them (:meth:`vjp`)."""
         res = self.residual
         uc, _ = res.split(phi)
         u = self._cor.full(uc)
@@ -105,7 +107,9 @@ class GroupGram:
             e = np.exp(-log_d)[self._rows]                                # (G, m)
             Mb = Mb * e[:, :, None]
             logdet = 2.0 * float(np.sum(log_d))
-        C = self._cor.matrices(u, self._geometry)[0] * self._pair + self._pad
+        if C is None:
+            C = self._cor.matrices(u, self._geometry)[0]
+        C = C * self._pair + self._pad
         try:
             L = np.linalg.cholesky(C)
         except np.linalg.LinAlgError:
@@ -120,11 +124,16 @@ class GroupGram:
         """``(A, log|V|, pullback)``: ``pullback(G)`` gives ``df/dphi`` (module
         docstring); None as :meth:`value`."""
         phi = np.asarray(phi, dtype=float)
-        got = self._evaluate(phi)
+        res = self.residual
+        C = dC = None
+        both = getattr(self._cor, "matrices_and_derivatives", None)
+        if both is not None and res.n_cor:
+            # ARMA: the matrices come with their derivatives from the same passes
+            (C,), (dC,) = both(self._cor.full(res.split(phi)[0]), self._geometry)
+        got = self._evaluate(phi, C)
         if got is None:
             return None
         A, logdet, (u, Mb, T, W) = got
-        res = self.residual
 
         def pullback(G):
             WG = np.matmul(W, G)                                           # (G, m, k)
@@ -133,8 +142,9 @@ class GroupGram:
             if res.n_cor:
                 R = np.matmul(WG, np.swapaxes(W, 1, 2))
                 Q = np.matmul(np.matmul(Tt, self._pad_diag - R), T) * self._pair
-                dC = self._cor.matrix_derivatives(u, self._geometry)[0]    # (n_u, G, m, m)
-                parts.append(dC.reshape(u.size, -1) @ Q.reshape(-1))
+                D = dC if dC is not None else \
+                    self._cor.matrix_derivatives(u, self._geometry)[0]     # (n_u, G, m, m)
+                parts.append(D.reshape(u.size, -1) @ Q.reshape(-1))
             if res.n_var:
                 dMb = np.matmul(Tt, WG)                  # (1/2) df/d(D^{-1} M), padded
                 dl = np.empty(res.n)

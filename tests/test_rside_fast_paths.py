@@ -10,11 +10,20 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
-from mixedmodels.rside.arma import arma_acf
+from mixedmodels.rside.arma import (
+    arma_acf,
+    arma_acf_and_jacobian,
+    arma_acf_jacobian,
+    arma_constrained,
+)
 
 #: Terms of the MA(infinity) sum: the weights of these processes decay below 1e-30 by then.
 PSI_TERMS = 3000
 ORACLE_TOL = 1e-12
+#: Complex-step Jacobian against central differences (step :data:`FD_H`: O(h^2)
+#: truncation and ~1e-10 of rounding).
+FD_JAC_TOL = 1e-8
+FD_H = 1e-6
 
 
 def _acf_by_psi(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
@@ -35,6 +44,25 @@ def test_arma_acf_matches_the_ma_infinity_sum(phi, theta):
     phi, theta = np.asarray(phi, float), np.asarray(theta, float)
     got = arma_acf(phi, theta, 25)
     assert np.max(np.abs(got - _acf_by_psi(phi, theta, 25))) < ORACLE_TOL
+
+
+@pytest.mark.parametrize("p, u", [(1, [0.8, -0.4]), (2, [1.1, -0.6]), (0, [0.5, 0.9]),
+                                  (3, [0.4, -0.2, 0.3, 0.7])])
+def test_arma_value_and_jacobian_from_the_same_passes(p, u):
+    # the real part of the complex-step passes is the autocorrelation itself, and the
+    # Jacobian matches central differences of arma_acf
+    u = np.asarray(u, float)
+    acf, jac = arma_acf_and_jacobian(u, p, 20)
+    coef = arma_constrained(u, p)
+    assert np.max(np.abs(acf - arma_acf(coef[:p], coef[p:], 20))) < ORACLE_TOL
+    assert np.array_equal(jac, arma_acf_jacobian(u, p, 20))
+    h = FD_H
+    for j in range(u.size):
+        e = np.zeros(u.size)
+        e[j] = h
+        hi, lo = arma_constrained(u + e, p), arma_constrained(u - e, p)
+        fd = (arma_acf(hi[:p], hi[p:], 20) - arma_acf(lo[:p], lo[p:], 20)) / (2 * h)
+        assert np.max(np.abs(jac[j] - fd)) < FD_JAC_TOL
 
 
 def _unequal_groups(seed: int) -> pd.DataFrame:

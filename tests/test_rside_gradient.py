@@ -253,13 +253,14 @@ def test_optimizer_gradient_is_honoured_or_refused_clearly():
         warnings.simplefilter("ignore")
         g = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | sub"), optimizer="gradient")
         a = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | sub"), optimizer="bobyqa")
-        # auto: AR(1)'s gradient costs about a value, so quasi-Newton (gls_quasi_newton)
+        # auto: AR(1)'s gradient costs about a value, so quasi-Newton (gls_quasi_newton;
+        # its one parameter: the cubic search of gls_scalar)
         q = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | sub"))
         lg = mm.lmer("y ~ x + (1 | sub)", d, variance=mm.var_power(form="~ z"),
                      optimizer="gradient")
         la = mm.lmer("y ~ x + (1 | sub)", d, variance=mm.var_power(form="~ z"))
     assert g.opt.optimizer == "gradient:BFGS" and a.opt.optimizer.startswith("nlopt")
-    assert q.opt.optimizer == "gradient:projected BFGS"
+    assert q.opt.optimizer == "gradient:1-D cubic"
     assert g.loglik == pytest.approx(a.loglik, abs=1e-6)
     assert q.loglik == pytest.approx(a.loglik, abs=1e-6)
     assert lg.opt.optimizer.startswith("gradient")

@@ -71,7 +71,7 @@ def gls(
         As for :func:`~mixedmodels.lmer`; ``start`` is the residual parameters on nlme's
         unconstrained scale. ``"auto"``: quasi-Newton with the criterion's exact
         gradient where it costs about a value (no correlation, AR(1), CAR(1), compound
-        symmetry, ARMA on shared patterns; not with varConstPower) or from 4 residual
+        symmetry, ARMA; not with varConstPower) or from 4 residual
         parameters on, else BOBYQA (BOBYQA again where quasi-Newton does not settle);
         ``"gradient"``: always quasi-Newton (not for ``cor_lin``, whose correlation has
         kinks).

@@ -668,9 +668,17 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
     """
     bound0 = bind_residual(spec, design)
     y = design.y - design.offset
+    first: list[GLSObjective] = []
 
     def fit_once(bound, warm, initial=False):
-        obj = GLSObjective(design.X, y, bound, reml=REML)
+        # fitted(.) iterations change the variance covariate only: the criterion's basis
+        # and row data are the first iteration's
+        if first:
+            obj = first[0].with_residual(bound)
+        else:
+            obj = GLSObjective(design.X, y, bound, reml=REML)
+            first.append(obj)
+        obj.warm = warm is not None
         if initial:
             x = obj.x0
             return GLSResult(design, bool(REML), obj.solve(x), bound, x, None, None, obj)

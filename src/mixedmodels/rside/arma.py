@@ -15,28 +15,34 @@ import cmath
 import math
 
 import numpy as np
-from scipy.linalg.lapack import dgesv
 
-__all__ = ["arma_acf", "arma_acf_jacobian", "arma_constrained", "arma_unconstrained"]
+__all__ = ["arma_acf", "arma_acf_and_jacobian", "arma_acf_jacobian", "arma_constrained",
+           "arma_unconstrained"]
 
 #: Imaginary step of :func:`arma_acf_jacobian` (complex-step derivatives are exact to
 #: rounding: no difference is taken, so the step can be tiny).
 COMPLEX_STEP = 1e-30
 
 
-def _to_coefficients(u: np.ndarray, sign: float) -> np.ndarray:
-    """Partial autocorrelations ``tanh(u/2)`` -> polynomial coefficients (Durbin-Levinson).
+def _coefficients(u: list, sign: float) -> list:
+    """Partial autocorrelations ``tanh(u/2)`` -> polynomial coefficients (Durbin-Levinson),
+    on Python scalars (float or complex: complex steps).
 
     ``sign = -1`` for the AR part (``phi_kj = phi_{k-1,j} - r_k phi_{k-1,k-j}``), ``+1`` for
     the MA part, whose polynomial ``1 + theta B`` has the opposite sign convention.
     """
-    u = np.asarray(u)
-    tanh = cmath.tanh if np.iscomplexobj(u) else math.tanh     # complex: complex steps
     coef: list = []                     # Python scalars: orders are tiny, numpy calls dear
-    for uk in u.tolist():
-        r = tanh(0.5 * uk)
+    for uk in u:
+        r = cmath.tanh(0.5 * uk) if isinstance(uk, complex) else math.tanh(0.5 * uk)
         coef = [c + sign * r * c_rev for c, c_rev in zip(coef, coef[::-1], strict=True)] + [r]
-    return np.array(coef, dtype=u.dtype if np.iscomplexobj(u) else float)
+    return coef
+
+
+def _to_coefficients(u: np.ndarray, sign: float) -> np.ndarray:
+    """:func:`_coefficients` of an array (real or complex)."""
+    u = np.asarray(u)
+    cplx = np.iscomplexobj(u)
+    return np.array(_coefficients(u.tolist(), sign), dtype=complex if cplx else float)
 
 
 def _to_partials(coef: np.ndarray, sign: float) -> np.ndarray:
@@ -90,6 +96,85 @@ def arma_unconstrained(coef: np.ndarray, p: int) -> np.ndarray:
     return np.concatenate([_to_partials(coef[:p], -1.0), _to_partials(coef[p:], 1.0)])
 
 
+def _solve_small(A: list, b: list) -> list:
+    """``A x = b`` by Gaussian elimination with partial pivoting on Python scalars (float
+    or complex), for the ``(p + 1)``-square systems of :func:`_acf`: at these sizes the
+    loop costs less than one LAPACK call through numpy."""
+    n = len(b)
+    if n == 2:                          # AR(1) parts: Cramer's rule
+        (a, b_), (c, d) = A
+        det = a * d - b_ * c
+        if det == 0:
+            raise np.linalg.LinAlgError("singular ARMA autocovariance system")
+        return [(b[0] * d - b_ * b[1]) / det, (a * b[1] - c * b[0]) / det]
+    A = [[*row, bi] for row, bi in zip(A, b, strict=True)]
+    for k in range(n):
+        piv = max(range(k, n), key=lambda i: abs(A[i][k]))
+        if A[piv][k] == 0:
+            raise np.linalg.LinAlgError("singular ARMA autocovariance system")
+        A[k], A[piv] = A[piv], A[k]
+        rk = A[k]
+        for i in range(k + 1, n):
+            f = A[i][k] / rk[k]
+            if f != 0:
+                ri = A[i]
+                for j in range(k, n + 1):
+                    ri[j] -= f * rk[j]
+    x = [0.0] * n
+    for k in range(n - 1, -1, -1):
+        rk = A[k]
+        acc = rk[n]
+        for j in range(k + 1, n):
+            acc -= rk[j] * x[j]
+        x[k] = acc / rk[k]
+    return x
+
+
+def _acf(phi: list, theta: list, max_lag: int) -> list:
+    """:func:`arma_acf` on Python scalars (float, or complex for complex steps): ARMA
+    orders are tiny and the lags a few dozen, so plain loops beat numpy's per-call cost
+    (this is every evaluation of an ARMA criterion, and ``p + q`` more for its gradient)."""
+    p, q = len(phi), len(theta)
+    th = [1.0, *theta]
+    psi = [1.0]
+    for j in range(1, q + 1):
+        acc = th[j]
+        for i in range(1, min(p, j) + 1):
+            acc += phi[i - 1] * psi[j - i]
+        psi.append(acc)
+    # right-hand side c_k = sum_{j=k}^{q} theta_j psi_{j-k}, zero beyond q
+    n = max(max_lag, p, q) + 1
+    c = [sum(th[j] * psi[j - k] for j in range(k, q + 1)) for k in range(q + 1)]
+    c += [0.0] * (n - len(c))
+    if p:
+        A = [[1.0 if i == k else 0.0 for i in range(p + 1)] for k in range(p + 1)]
+        for k in range(p + 1):
+            for i in range(1, p + 1):
+                A[k][abs(k - i)] -= phi[i - 1]
+        g = _solve_small(A, c[:p + 1])
+        # gamma_k = c_k + sum_i phi_i gamma_{k-i} beyond p (c_k = 0 beyond q)
+        for k in range(p + 1, min(q, n - 1) + 1):
+            acc = c[k]
+            for i in range(p):
+                acc += phi[i] * g[k - 1 - i]
+            g.append(acc)
+        if p == 1:                      # AR(1) tail: a geometric sequence
+            x, f = g[-1], phi[0]
+            for _ in range(n - len(g)):
+                x = x * f
+                g.append(x)
+        else:
+            for k in range(len(g), n):
+                acc = 0.0
+                for i in range(p):
+                    acc += phi[i] * g[k - 1 - i]
+                g.append(acc)
+    else:
+        g = c
+    g0 = g[0]
+    return [gk / g0 for gk in g[:max_lag + 1]]
+
+
 def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
     r"""Autocorrelations ``rho_0 = 1, rho_1, ..., rho_max_lag`` of an ARMA(p, q) process.
 
@@ -105,60 +190,17 @@ def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
     Parameters
     ----------
     phi, theta : ndarray
-        AR and MA coefficients.
+        AR and MA coefficients (real, or complex for complex-step derivatives).
     max_lag : int
 
     Returns
     -------
     ndarray (max_lag + 1,)
     """
+    phi, theta = np.asarray(phi), np.asarray(theta)
     cplx = np.iscomplexobj(phi) or np.iscomplexobj(theta)
-    dtype = complex if cplx else float
-    phi = np.asarray(phi, dtype=dtype)
-    theta_full = np.concatenate([[1.0], np.asarray(theta, dtype=dtype)])
-    p, q = phi.size, theta_full.size - 1
-    n_psi = q + 1
-    psi = np.zeros(n_psi, dtype=dtype)
-    psi[0] = 1.0
-    for j in range(1, n_psi):
-        psi[j] = theta_full[j] + sum(phi[i - 1] * psi[j - i] for i in range(1, min(p, j) + 1))
-    # right-hand side c_k = sum_{j=k}^{q} theta_j psi_{j-k}
-    n = max(max_lag, p, q) + 1
-    c = np.zeros(n, dtype=dtype)
-    for k in range(q + 1):
-        c[k] = np.dot(theta_full[k:], psi[:q + 1 - k])
-    gamma = np.zeros(n, dtype=dtype)
-    if p:
-        A = np.eye(p + 1, dtype=dtype)
-        for k in range(p + 1):
-            for i in range(1, p + 1):
-                A[k, abs(k - i)] -= phi[i - 1]
-        if cplx:
-            gamma[:p + 1] = np.linalg.solve(A, c[:p + 1])
-        else:
-            # LAPACK directly: np.linalg.solve's checks cost more than a (p+1)-square solve
-            _, _, sol, info = dgesv(A, c[:p + 1])
-            if info != 0:
-                raise np.linalg.LinAlgError("singular ARMA autocovariance system")
-            gamma[:p + 1] = sol
-    else:
-        gamma[0] = c[0]
-    if p and n > p + 1:
-        # gamma_k = c_k + sum_i phi_i gamma_{k-i} for k > p, on Python floats: a few dozen
-        # lags of a recursion of order p cost less this way than scipy's lfilter/lfiltic
-        # (their argument checking alone is ~50 us, a third of an ARMA evaluation)
-        g = gamma[:p + 1].tolist()
-        ph = phi.tolist()
-        cl = c.tolist()
-        for k in range(p + 1, n):
-            acc = cl[k]
-            for i in range(p):
-                acc += ph[i] * g[k - 1 - i]
-            g.append(acc)
-        gamma = np.asarray(g)
-    if not p:
-        gamma[1:q + 1] = c[1:q + 1]
-    return gamma[:max_lag + 1] / gamma[0]
+    out = _acf(phi.tolist(), theta.tolist(), max_lag)
+    return np.array(out, dtype=complex if cplx else float)
 
 
 def arma_acf_jacobian(u: np.ndarray, p: int, max_lag: int) -> np.ndarray:
@@ -176,11 +218,28 @@ def arma_acf_jacobian(u: np.ndarray, p: int, max_lag: int) -> np.ndarray:
     ndarray (p + q, max_lag + 1)
         Row ``j``: ``d rho_k / d u_j``.
     """
-    u = np.asarray(u, dtype=float)
-    out = np.empty((u.size, max_lag + 1))
-    for j in range(u.size):
-        uj = u.astype(complex)
+    return arma_acf_and_jacobian(u, p, max_lag)[1]
+
+
+def arma_acf_and_jacobian(u: np.ndarray, p: int, max_lag: int
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`arma_acf` at ``arma_constrained(u, p)`` and :func:`arma_acf_jacobian` from
+    the same complex-step passes: the real part of a pass is the autocorrelation itself
+    (the step's contribution to it is of order ``COMPLEX_STEP^2``), so the value costs no
+    pass of its own.
+
+    Returns
+    -------
+    ndarray (max_lag + 1,), ndarray (p + q, max_lag + 1)
+    """
+    u = np.asarray(u, dtype=float).tolist()
+    out = np.empty((len(u), max_lag + 1))
+    value = None
+    for j in range(len(u)):
+        uj = [complex(v) for v in u]
         uj[j] += 1j * COMPLEX_STEP
-        coef = arma_constrained(uj, p)
-        out[j] = arma_acf(coef[:p], coef[p:], max_lag).imag / COMPLEX_STEP
-    return out
+        acf = _acf(_coefficients(uj[:p], -1.0), _coefficients(uj[p:], 1.0), max_lag)
+        out[j] = [v.imag / COMPLEX_STEP for v in acf]
+        if value is None:
+            value = np.array([v.real for v in acf])
+    return value, out

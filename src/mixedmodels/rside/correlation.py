@@ -35,7 +35,13 @@ from scipy.linalg import solve_triangular
 
 from .._errors import DataError, FormulaError
 from ..design.response import evaluate_numeric
-from .arma import arma_acf, arma_acf_jacobian, arma_constrained, arma_unconstrained
+from .arma import (
+    arma_acf,
+    arma_acf_and_jacobian,
+    arma_acf_jacobian,
+    arma_constrained,
+    arma_unconstrained,
+)
 from .banded import BandedWhitening
 from .blocks import RowBlocks
 from .form import StructureForm, parse_form
@@ -676,6 +682,13 @@ class _BoundARMA(BoundCorrelation):
         dacf = arma_acf_jacobian(np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX),
                                  self.spec.p, self.max_lag)          # (n_u, max_lag + 1)
         return [dacf[:, lag] for lag in geometries]
+
+    def matrices_and_derivatives(self, u, geometries):
+        """:meth:`matrices` and :meth:`matrix_derivatives` from the same complex-step
+        passes (:func:`~.arma.arma_acf_and_jacobian`)."""
+        acf, dacf = arma_acf_and_jacobian(np.clip(u, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX),
+                                          self.spec.p, self.max_lag)
+        return [acf[lag] for lag in geometries], [dacf[:, lag] for lag in geometries]
 
 
 # -- compound symmetry -----------------------------------------------------------------------

@@ -22,7 +22,9 @@ whitening and a QR factorization (``gls`` of 308 rows: ~15 numpy calls, not ~60)
 gradient follows from ``G = df/dA``: ``df/dw_j = m_j' G m_j`` and ``df/dc_k = 2 m_k' G
 m_{p(k)}``, again two products with the same array.
 
-Other correlations use :class:`WhitenedGram` (whiten, then ``(W M)' (W M)``). ``M`` must
+Shared factors use :class:`PatternGram`, ARMA on irregular groups (or with a variance
+function) :class:`~.group_gram.GroupGram` (every group padded into one batch); other
+correlations :class:`WhitenedGram` (whiten, then ``(W M)' (W M)``). ``M`` must
 be well conditioned -- the fixed-effects basis and residualized response of
 :class:`~mixedmodels.linalg.basis.FixedBasis` -- since forming ``A`` squares its
 condition number.
@@ -31,8 +33,10 @@ condition number.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dtrtri
 
 from .correlation import _MarkovMixin
+from .group_gram import GroupGram
 from .residual import BoundResidual
 
 __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhitening",
@@ -85,6 +89,7 @@ class BandedGram:
         self.residual = residual
         self.k = k = M.shape[1]
         self.n = M.shape[0]
+        self._M = M
         P = _outer_rows(M, M)                                # (n, k^2)
         cor = self._markov = residual.correlation
         self._scaled = residual.variance is not None or residual.log_w is not None
@@ -108,6 +113,17 @@ class BandedGram:
         sym = (sym + np.swapaxes(sym, 1, 2)).reshape(-1, k * k)
         self._sums = np.vstack([P.sum(axis=0)[None, :], onehot @ P[rows],
                                 onehot @ P[prev], onehot @ sym])   # (3 m + 1, k^2)
+
+    def with_residual(self, residual: BoundResidual) -> BandedGram:
+        """This plan for ``residual`` with the same correlation binding and the same row
+        scaling (only a variance covariate changed): the outer products are reused."""
+        if residual.correlation is not self._markov or \
+                (residual.variance is not None or residual.log_w is not None) != self._scaled:
+            return BandedGram(residual, self._M)
+        new = object.__new__(BandedGram)
+        new.__dict__.update(self.__dict__)
+        new.residual = residual
+        return new
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:
@@ -225,23 +241,25 @@ class BandedGram:
         return A, logdet, pullback
 
 
-#: Most (pattern, group length) pairs for which :class:`PatternGram` sums the data per
-#: pair (each pair costs one small product per evaluation; beyond this the whitening of
-#: the shared factors is as cheap).
+#: Most (pattern, group length) pairs for which :class:`PatternGram` is used (beyond this
+#: the groups are too irregular for shared factors to pay: :class:`WhitenedGram`).
 PATTERN_GRAM_MAX_PAIRS = 8
 
 
 class PatternGram:
     r"""``A`` from the shared factors of :mod:`.patterns`, without a variance function or
-    prior weights: groups with pattern ``P`` and ``s`` rows share ``C_i^{-1} =
-    T_s' T_s`` (``T_s`` the leading block of ``L_P^{-1}``), so
+    prior weights: groups with pattern ``P`` share its factor ``L_P`` (``T_P = L_P^{-1}``),
+    a group of ``s`` rows its leading block, so its whitened rows are the first ``s`` of
+    ``T_P M_i`` (``M_i`` padded to the pattern's length; a lower-triangular ``T_P`` never
+    mixes the padding into them). With ``W_i`` those rows padded with zeros,
 
-    .. math:: A = \sum_{(P, s)} \sum_{a, b < s} (T_s' T_s)_{ab}\, S^{(P, s)}_{ab},
-              \qquad S^{(P, s)}_{ab} = \sum_{i \in (P, s)} m_{ia} m_{ib}',
+    .. math:: A = \sum_i W_i' W_i, \qquad
+              \log|V| = 2 \sum_P \sum_a c_{Pa} \log (L_P)_{aa},
 
-    with the ``S`` summed once per fit: an evaluation factors the patterns' matrices and
-    contracts ``s^2`` numbers per pair with an ``s^2 x k^2`` array, for any number of
-    groups; so does the gradient where the structure differentiates its pattern matrices
+    ``c_{Pa}`` the groups of pattern ``P`` longer than ``a``: an evaluation factors and
+    inverts the patterns' matrices and multiplies the stacked, padded rows ``M_i``
+    (gathered once per fit) by ``T_P`` -- one product for all groups of a pattern. So
+    does the gradient where the structure differentiates its pattern matrices
     (:meth:`vjp`).
     """
 
@@ -251,17 +269,21 @@ class PatternGram:
         self._whitened = WhitenedGram(residual, M)
         cor = residual.correlation
         self._classes, self._geometries = cor._shared()
-        self._pairs = []
+        self._data = []
         for c in self._classes:
-            pairs = []
-            key = c.pattern * (c.size + 1) + c.last
-            for kk in np.unique(key):
-                g = np.flatnonzero(key == kk)
-                pat, ln = int(c.pattern[g[0]]), int(c.last[g[0]]) + 1
-                Mg = M[c.rows[g, :ln]]                                   # (G, s, k)
-                S = np.einsum("gak,gbl->abkl", Mg, Mg).reshape(ln * ln, k * k)
-                pairs.append((pat, ln, S, float(g.size)))
-            self._pairs.append(pairs)
+            n_pat = int(c.rep_rows.shape[0])
+            valid = c.valid.astype(float)                                # (G, m)
+            onehot = np.zeros((n_pat, c.pattern.size))
+            onehot[c.pattern, np.arange(c.pattern.size)] = 1.0
+            count = onehot @ valid                                       # (P, m): c_Pa
+            Mb = M[c.rows] * valid[:, :, None]                           # (G, m, k)
+            if n_pat == 1:
+                # one pattern: its groups side by side, (m, G k), for one product T_P Mb
+                Mb = np.ascontiguousarray(Mb.transpose(1, 0, 2).reshape(c.size, -1))
+                mask = np.repeat(valid.T, k, axis=1)                     # (m, G k)
+            else:
+                mask = valid[:, :, None]
+            self._data.append((n_pat, Mb, mask, count, onehot))
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:
@@ -285,66 +307,88 @@ class PatternGram:
         got = self._evaluate(phi)
         return None if got is None else got[:2]
 
-    def _evaluate(self, phi):
-        """``(A, log|V|, inverses)``: ``inverses`` per class, per pair ``C_s^{-1}``
-        (what the pullback reuses); None where a pattern is not positive definite."""
+    def _evaluate(self, phi, matrices=None):
+        """``(A, log|V|, state)``: ``state`` per class ``(T, W)`` (inverse factors and
+        padded whitened rows, what the pullback reuses); None where a pattern is not
+        positive definite. ``matrices``: the patterns' matrices when the caller has them
+        (:meth:`vjp`)."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
         u = cor.full(uc)
-        A = np.zeros(self.k * self.k)
+        k = self.k
+        A = np.zeros((k, k))
         logdet = 0.0
-        inverses = []
-        for c, C, pairs in zip(self._classes, cor.matrices(u, self._geometries),
-                               self._pairs, strict=True):
+        state = []
+        if matrices is None:
+            matrices = cor.matrices(u, self._geometries)
+        for c, C, (n_pat, Mb, mask, count, _) in zip(
+                self._classes, matrices, self._data, strict=True):
             try:
                 L = np.linalg.cholesky(C)
             except np.linalg.LinAlgError:
                 return None
-            Li = np.linalg.inv(L) * c.lower
-            logd = np.cumsum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-            inv = []
-            for pat, ln, S, count in pairs:
-                T = Li[pat, :ln, :ln]
-                Ci = T.T @ T
-                inv.append(Ci)
-                A += Ci.reshape(-1) @ S
-                logdet += 2.0 * count * float(logd[pat, ln - 1])
-            inverses.append(inv)
-        return A.reshape(self.k, self.k), logdet, inverses
+            logdet += 2.0 * float(np.sum(count * np.log(np.diagonal(L, axis1=1, axis2=2))))
+            if n_pat == 1:
+                T, info = dtrtri(L[0], lower=1)       # exactly lower triangular
+                if info != 0:
+                    return None
+                W = (T @ Mb) * mask                    # (m, G k)
+                T = T[None]
+            else:
+                # tril drops the rounding an LU leaves above the diagonal
+                T = np.linalg.inv(L) * c.lower
+                W = np.matmul(T[c.pattern], Mb) * mask     # (G, m, k)
+            Wr = W.reshape(-1, k)
+            A += Wr.T @ Wr
+            state.append((T, W))
+        return A, logdet, state
 
     def vjp(self, phi: np.ndarray):
         r"""As :meth:`WhitenedGram.vjp`. Where the structure gives the derivatives of its
-        pattern matrices (``matrix_derivatives``), without whitening: with ``R = \sum_i
-        M_i G M_i'`` of a pair (``R_{ab} = \langle S_{ab}, G \rangle``, its ``s^2 x k^2``
-        array times ``vec G``) and ``d C^{-1} = -C^{-1} dC\, C^{-1}``,
+        pattern matrices (``matrix_derivatives``), without whitening: the padded inverse
+        of a group is ``T_P' D_i T_P`` (``D_i`` one on its ``s`` rows) and
+        ``C_i^{-1} M_i = T_P' W_i``, so with ``d C^{-1} = -C^{-1} dC\, C^{-1}`` and
+        ``d \log|C| = tr(C^{-1} dC)``
 
-        .. math:: \frac{df}{du_j} = \sum_{(P, s)} \bigl\langle n_{(P, s)} C_s^{-1}
-                  - C_s^{-1} R\, C_s^{-1},\; \partial (C_P)_{:s,:s} / \partial u_j
-                  \bigr\rangle
+        .. math:: \frac{df}{du_j} = \sum_P \bigl\langle T_P' (\mathrm{diag}(c_P)
+                  - R_P)\, T_P,\; \partial C_P / \partial u_j \bigr\rangle, \qquad
+                  R_P = \sum_{i \in P} W_i G W_i',
 
-        (``n`` the pair's groups: ``log|V|`` counts ``log|C_s|`` once per group) -- per
-        evaluation a few ``s x s`` products, for any number of groups. Otherwise by
-        whitening (:class:`WhitenedGram`)."""
+        per evaluation a few ``m x m`` products per pattern, for any number of groups.
+        Otherwise by whitening (:class:`WhitenedGram`)."""
         cor = self.residual.correlation
         if not self.analytic_gradient:
             return self._whitened.vjp(phi)
         phi = np.asarray(phi, dtype=float)
-        got = self._evaluate(phi)
-        if got is None:
-            return None
-        A, logdet, inverses = got
         uc, _ = self.residual.split(phi)
         u = cor.full(uc)
+        both = getattr(cor, "matrices_and_derivatives", None)
+        # ARMA: the matrices come with their derivatives from the same passes
+        matrices, derivatives = both(u, self._geometries) if both is not None else \
+            (None, None)
+        got = self._evaluate(phi, matrices)
+        if got is None:
+            return None
+        A, logdet, state = got
+        k = self.k
 
         def pullback(G):
-            g = G.reshape(-1)
             grad = np.zeros(u.size)
-            for dC, pairs, inv in zip(cor.matrix_derivatives(u, self._geometries),
-                                      self._pairs, inverses, strict=True):
-                for (pat, ln, S, count), Ci in zip(pairs, inv, strict=True):
-                    R = (S @ g).reshape(ln, ln)
-                    Q = count * Ci - Ci @ R @ Ci
-                    grad += dC[:, pat, :ln, :ln].reshape(u.size, -1) @ Q.reshape(-1)
+            dCs = derivatives if derivatives is not None else \
+                cor.matrix_derivatives(u, self._geometries)
+            for c, dC, (n_pat, _, _, count, onehot), (T, W) in zip(
+                    self._classes, dCs, self._data, state, strict=True):
+                m = c.size
+                if n_pat == 1:
+                    Y = (W.reshape(-1, k) @ G).reshape(m, -1)          # (m, G k)
+                    R = (Y @ W.T)[None]
+                else:
+                    R_g = np.matmul(np.matmul(W, G), np.swapaxes(W, 1, 2))   # (G, m, m)
+                    R = (onehot @ R_g.reshape(R_g.shape[0], -1)).reshape(n_pat, m, m)
+                D = -R
+                D[:, np.arange(m), np.arange(m)] += count
+                Q = np.matmul(np.matmul(np.swapaxes(T, 1, 2), D), T)          # (P, m, m)
+                grad += dC.reshape(u.size, -1) @ Q.reshape(-1)
             return np.zeros(0) if cor.spec.fixed else grad
 
         return A, logdet, pullback
@@ -448,6 +492,8 @@ def gram_plan(residual: BoundResidual, M: np.ndarray):
         return CompSymmGram(residual, M)
     if PatternGram.applies(residual):
         return PatternGram(residual, M)
+    if GroupGram.applies(residual):
+        return GroupGram(residual, M)
     return WhitenedGram(residual, M)
 
 

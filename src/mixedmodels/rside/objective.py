@@ -312,6 +312,25 @@ class GLSObjective:
         self.x0 = residual.start
         self.n_evals = 0
         self._dof = self.n - self.p if self.reml else self.n
+        #: The fit starts from a previous fit's optimum (a ``fitted(.)`` iteration):
+        #: quasi-Newton then starts from the curvature (a finite-difference Hessian, or
+        #: a small probe in one dimension), whose first step lands close to the optimum,
+        #: rather than from a gradient step of fixed length that overshoots and
+        #: backtracks (:mod:`~mixedmodels.fitting.gls_quasi_newton`).
+        self.warm = False
+
+    def with_residual(self, residual: BoundResidual) -> GLSObjective:
+        """This criterion with the residual model ``residual`` bound to the same rows (a
+        ``fitted(.)`` covariate updated): the basis, the residualized response and the
+        row data of the cross-products are reused."""
+        new = object.__new__(GLSObjective)
+        new.__dict__.update(self.__dict__)
+        new.residual = residual
+        new.x0 = residual.start
+        new.n_evals = 0
+        reuse = getattr(self._gram, "with_residual", None)
+        new._gram = reuse(residual) if reuse is not None else gram_plan(residual, self._M)
+        return new
 
     @property
     def cheap_gradient(self) -> bool:
@@ -321,10 +340,11 @@ class GLSObjective:
 
     @property
     def fast_gradient(self) -> bool:
-        """The gradient costs a few values at most: :attr:`cheap_gradient`, or shared
-        pattern factors differentiated without whitening
-        (:attr:`~.gram.PatternGram.analytic_gradient`) -- ``gls`` is then fitted by
-        quasi-Newton (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
+        """The gradient costs a few values at most: :attr:`cheap_gradient`, or pattern
+        or group factors differentiated without whitening
+        (:attr:`~.gram.PatternGram.analytic_gradient`,
+        :class:`~.group_gram.GroupGram`) -- ``gls`` is then fitted by quasi-Newton
+        (:mod:`~mixedmodels.fitting.gls_quasi_newton`)."""
         return self.cheap_gradient or (self.has_gradient
                                        and getattr(self._gram, "analytic_gradient", False))
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from .blocks import RowBlocks
 
-__all__ = ["PATTERN_MAX_FRACTION", "PatternClass", "shared_patterns"]
+__all__ = ["PATTERN_MAX_FRACTION", "PatternClass", "shared_patterns", "sorted_grid"]
 
 #: Use shared factors only when there are at most this many distinct maximal patterns per
 #: group (else each group mostly factors its own matrix and the batched path is as good).
@@ -70,7 +70,7 @@ class PatternClass:
     lower: np.ndarray
 
 
-def _sorted_grid(blocks: RowBlocks, key: np.ndarray):
+def sorted_grid(blocks: RowBlocks, key: np.ndarray):
     """Rows and key values of every group in key order, padded: ``(G, m)`` rows (pad:
     the group's last row), ``(G, m, d)`` keys (pad: +inf)."""
     codes, sizes = blocks.codes, blocks.sizes
@@ -120,7 +120,7 @@ def shared_patterns(blocks: RowBlocks, key: np.ndarray) -> tuple[PatternClass, .
     n_groups = blocks.n_groups
     if n_groups == 0:
         return None
-    rows, grid = _sorted_grid(blocks, key)
+    rows, grid = sorted_grid(blocks, key)
     m, d = grid.shape[1], grid.shape[2]
     uniq, first, inverse = np.unique(grid.reshape(n_groups, m * d), axis=0,
                                      return_index=True, return_inverse=True)

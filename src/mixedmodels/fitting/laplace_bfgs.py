@@ -1,22 +1,26 @@
-r"""Dense BFGS for the Laplace fits: scipy's iteration without scipy's per-call wrapping.
+r"""Dense BFGS for the Laplace fits, without ``scipy.optimize.minimize``'s per-call costs.
 
 The quasi-Newton phase of :mod:`.laplace_fit` makes 5-20 iterations on problems of a few
 to a few tens of parameters, each costing one evaluation of the Laplace objective
-(~0.4 ms on the structures fixtures). ``scipy.optimize.minimize(method="BFGS")`` adds
-~80 us per iteration of its own -- the scalar-function object that caches ``F`` and
-``dF/dz`` by ``x``, a result object and callback wrapper per iteration, norms through
-``numpy.linalg`` -- and ~0.2 ms per call to set up (hetar1_pois: 2.5 ms of a 21 ms fit).
+(~0.4 ms on the structures fixtures). ``minimize(method="BFGS")`` adds ~80 us per
+iteration of its own -- the scalar-function object that caches ``F`` and ``dF/dz`` by
+``x``, a result object and callback wrapper per iteration, norms through ``numpy.linalg``
+-- and ~0.2 ms per call to set up (hetar1_pois: 2.5 ms of a 21 ms fit).
 
-:func:`dense_bfgs` is the same method step for step: the update
+:func:`dense_bfgs` is the textbook method with scipy's conventions, so that it takes
+``minimize``'s iterates up to rounding: the direction ``d = -H g``; a step along it by
+scipy's Wolfe line search (the library's ``_line_search_wolfe12``, MINPACK's ``dcsrch``
+with the Wolfe-2 search as its fallback, ``c1 = 1e-4``, ``c2 = 0.9``), whose first trial
+is made to have length about one by pretending the previous value was ``|g| / 2`` above
+the present one; the stop ``max |g| <= gtol``; and the inverse Hessian's update from the
+step ``s`` and the change of gradient ``y``, ``\rho = 1 / (y' s)``,
 
-.. math:: H_{k+1} = (I - \rho s y') H_k (I - \rho y s') + \rho s s', \qquad
-          \rho = 1 / (y' s),
+.. math:: H_+ = (I - \rho s y') H (I - \rho y s') + \rho s s'
+              = H - \rho (s u' + u s') + (\rho^2 y' u + \rho) s s', \qquad u = H y,
 
-(``rho = 1000`` where ``y's = 0``), the direction ``-H_k g_k``, and scipy's own Wolfe line
-search (``_line_search_wolfe12``: MINPACK's ``dcsrch``, then the Wolfe-2 search where it
-fails, ``c1 = 1e-4``, ``c2 = 0.9``) from scipy's first-step guess, so the iterates are
-those of ``minimize`` to the last bit; only the bookkeeping around them is lighter. Where
-that private line search cannot be imported, :func:`dense_bfgs` calls ``minimize``.
+written in its second, rank-two form (``O(n^2)`` instead of two ``n x n`` products), with
+scipy's ``\rho = 1000`` where ``y's = 0``. The line search is a private scipy function:
+where it cannot be imported, :func:`dense_bfgs` calls ``minimize`` itself.
 """
 
 from __future__ import annotations
@@ -138,53 +142,50 @@ def dense_bfgs(fg, x0: np.ndarray, *, gtol: float, maxiter: int,
         raw = sp_minimize(fg, x0, jac=True, method="BFGS", options=opts, callback=callback)
         return BFGSResult(raw.x, float(raw.fun), raw.jac, raw.hess_inv, int(raw.status),
                           bool(raw.success), str(raw.message), int(raw.nfev), int(raw.nit))
-    xk = np.asarray(x0, dtype=float).flatten()
-    cached = _Cached(fg)
-    old_fval = cached.fun(xk)
-    gfk = cached.grad(xk)
-    n = xk.size
-    eye = np.eye(n, dtype=int)
-    Hk = eye if hess_inv0 is None else hess_inv0
-    # scipy's first-step guess: a step of about one
-    old_old_fval = old_fval + np.linalg.norm(gfk) / 2
-    k, status = 0, 0
-    gnorm = float(np.max(np.abs(gfk)))
-    while gnorm > gtol and k < maxiter:
-        pk = -np.dot(Hk, gfk)
+    probe = _Cached(fg)
+    x = np.array(x0, dtype=float).ravel()
+    f = probe.fun(x)
+    g = probe.grad(x)
+    H = np.eye(x.size) if hess_inv0 is None else np.array(hess_inv0, dtype=float)
+    f_before = f + 0.5 * float(np.sqrt(g @ g))   # makes the first trial step about 1 long
+    steps, status = 0, 0
+    largest = float(np.max(np.abs(g)))
+    while largest > gtol and steps < maxiter:
+        d = -(H @ g)
         try:
-            alpha_k, _, _, old_fval, old_old_fval, gfkp1 = _line_search_wolfe12(
-                cached.fun, cached.grad, xk, pk, gfk, old_fval, old_old_fval,
+            alpha, _, _, f_new, f_before, g_new = _line_search_wolfe12(
+                probe.fun, probe.grad, x, d, g, f, f_before,
                 amin=1e-100, amax=1e100, c1=1e-4, c2=0.9)
         except _LineSearchError:
             status = 2
             break
-        sk = alpha_k * pk
-        xk = xk + sk
-        if gfkp1 is None:
-            gfkp1 = cached.grad(xk)
-        yk = gfkp1 - gfk
-        gfk = gfkp1
-        k += 1
+        s = alpha * d
+        x = x + s
+        if g_new is None:
+            g_new = probe.grad(x)
+        y = g_new - g
+        f, g = f_new, g_new
+        steps += 1
         if callback is not None:
             try:
-                callback(_Iterate(xk, old_fval))
+                callback(_Iterate(x, f))
             except StopIteration:
                 status = BFGS_CALLBACK_STOP
                 break
-        gnorm = float(np.max(np.abs(gfk)))
-        if gnorm <= gtol:
+        largest = float(np.max(np.abs(g)))
+        if largest <= gtol:
             break
-        if not np.isfinite(old_fval):
+        if not np.isfinite(f):
             status = 2
             break
-        rhok_inv = np.dot(yk, sk)
-        rhok = ZERO_CURVATURE_RHO if rhok_inv == 0.0 else 1.0 / rhok_inv
-        A1 = eye - sk[:, np.newaxis] * yk[np.newaxis, :] * rhok
-        A2 = eye - yk[:, np.newaxis] * sk[np.newaxis, :] * rhok
-        Hk = np.dot(A1, np.dot(Hk, A2)) + rhok * sk[:, np.newaxis] * sk[np.newaxis, :]
-    if status == 0 and k >= maxiter:
+        ys = float(y @ s)
+        rho = ZERO_CURVATURE_RHO if ys == 0.0 else 1.0 / ys
+        u = H @ y
+        H = (H - rho * (np.outer(s, u) + np.outer(u, s))
+             + (rho * rho * float(y @ u) + rho) * np.outer(s, s))
+    if status == 0 and steps >= maxiter:
         status = 1
-    elif status == 0 and (np.isnan(gnorm) or np.isnan(old_fval) or np.isnan(xk).any()):
+    elif status == 0 and (np.isnan(largest) or np.isnan(f) or np.isnan(x).any()):
         status = 3
-    return BFGSResult(xk, float(old_fval), gfk, Hk, status, status == 0, _MESSAGES[status],
-                      cached.nfev, k)
+    return BFGSResult(x, float(f), g, H, status, status == 0, _MESSAGES[status],
+                      probe.nfev, steps)

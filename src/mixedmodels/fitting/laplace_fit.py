@@ -1,10 +1,10 @@
 r"""Optimizing the general Laplace objective: quasi-Newton with the exact gradient, then
 Newton steps with the finite-difference Hessian of that gradient.
 
-1. BFGS over the free parameters of the layout (:mod:`.laplace_bfgs`: scipy's iteration
-   without its per-call wrapping; L-BFGS-B when some are bounded; glmmTMB's ``nlminb``
-   plays this role; a model without random effects uses Newton's method with its exact
-   Hessian instead), with the analytic gradient of
+1. BFGS over the free parameters of the layout (:mod:`.laplace_bfgs`: scipy's BFGS
+   conventions and line search without ``minimize``'s per-call wrapping; L-BFGS-B when
+   some are bounded; glmmTMB's ``nlminb`` plays this role; a model without random
+   effects uses Newton's method with its exact Hessian instead), with the analytic gradient of
    :class:`~mixedmodels.objective.laplace.LaplaceObjective`, whose modes it asks for to a
    looser final step while its gradients are large (:data:`LOOSE_INNER_GTOL`).
    Covariance parameters are unbounded when their structure is sign-symmetric (the

@@ -1,0 +1,169 @@
+r"""The exact gradient of glmer's adaptive-quadrature deviance on Dask input.
+
+:mod:`mixedmodels.objective.agq_gradient` (whose module docstring has the formulas) needs
+the rows only through per-level sums (:class:`~mixedmodels.objective.agq_gradient.AGQLevelSums`:
+``-2 log p`` and its slope at every node, the mode's derivatives ``g, w, W_L, W_L'`` times
+powers of ``z`` and times ``X``) and through ``X' q``, ``q_i = sum_k pi_{k,j(i)} D'_{ik}``
+with the normalized node weights ``pi`` that the level sums give. So a gradient is, after
+PIRLS, two passes: :func:`agq_gradient_partition` forms the level sums of a partition
+(summed over partitions), the client turns them into the deviance, ``pi`` and every entry
+but ``X' q``, and a second pass with ``pi`` returns ``X' q``. The deviance comes from the
+same level sums as the objective's own (:func:`~.glmm_pass.agq_partition`), so the
+quadrature stage runs the in-memory fit's BFGS on the same numbers (to rounding).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+
+from ...objective.agq_gradient import (
+    AGQGradient,
+    AGQLevelSums,
+    AGQRows,
+    agq_beta_term,
+    agq_from_row_sums,
+    agq_gradient_supported,
+    agq_row_sums,
+)
+from ...objective.glmm_gradient import level_map
+from .glmm_pass import RowState, _prior, _random_part, _rows, m2ll_function
+
+__all__ = ["DaskAGQGradient", "agq_gradient_partition", "dask_agq_gradient_supported"]
+
+
+def dask_agq_gradient_supported(obj) -> bool:
+    """Whether :class:`DaskAGQGradient` applies to a ``DaskGLMMObjective``: the in-memory
+    rule (:func:`~mixedmodels.objective.agq_gradient.agq_gradient_supported`)."""
+    from .glmm import DaskGLMMObjective
+
+    return agq_gradient_supported(obj, DaskGLMMObjective)
+
+
+def agq_gradient_partition(
+    part,
+    index: int,
+    plan,
+    family,
+    R_inv: np.ndarray,
+    state: RowState,
+    nodes: int,
+    lam: float,
+    scale: np.ndarray,
+    kind: str,
+    pi: np.ndarray | None,
+):
+    """One partition's :class:`AGQLevelSums` at the modes ``state`` (``pi`` None), or its
+    ``X' q`` (p,) given the node weights ``pi`` (K, levels) (module docstring)."""
+    rows = _rows(part, plan, R_inv)
+    a = rows.a
+    nlev = plan.design.terms[0].nlevels
+    p = state.beta.size
+    if not len(a.y):
+        if pi is not None:
+            return np.zeros(p)
+        k = int(nodes)
+        return AGQLevelSums(
+            np.zeros((k + 1, nlev)),
+            np.zeros((k, nlev)),
+            *(np.zeros(nlev) for _ in range(4)),
+            np.zeros((nlev, p)),
+            np.zeros((nlev, p)),
+        )
+    codes = a.codes[0]
+    ar = AGQRows(a.y, _prior(a), a.X, codes, a.Z[0][:, 0], nlev)
+    eta = a.X @ state.beta + a.offset + _random_part(a, state.b)
+    levels = level_map(codes, nlev)
+    sums, Dp = agq_row_sums(
+        ar,
+        family,
+        kind,
+        int(nodes),
+        eta,
+        family.link.linkinv(eta),
+        lam,
+        scale,
+        m2ll_function(family, a, 1.0),
+        lambda vals: levels @ vals,
+    )
+    return sums if pi is None else agq_beta_term(ar, pi, Dp)
+
+
+def _combine_sums(parts: list) -> AGQLevelSums:
+    return functools.reduce(operator.add, parts)
+
+
+def _combine_arrays(parts: list) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
+
+
+class DaskAGQGradient(AGQGradient):
+    """``x -> (F(x), dF/dx)`` of a ``DaskGLMMObjective`` under quadrature (module
+    docstring; :class:`~mixedmodels.objective.agq_gradient.AGQGradient` for the memo and
+    the PIRLS solve).
+
+    Parameters
+    ----------
+    obj : DaskGLMMObjective
+        See :func:`dask_agq_gradient_supported`.
+    """
+
+    def __init__(self, obj):
+        # (not AGQGradient.__init__: it reads the term's rows)
+        self.obj = obj
+        self.design = obj.design
+        self.n_grads = 0
+        self._memo: dict[bytes, tuple] = {}
+        self._term = obj.design.terms[0]
+        structure = self._term.structure
+        self._dlam = (
+            float(np.reshape(structure.lambda_jacobian(obj.design.theta0()), -1)[0])
+            if structure.direct
+            else None
+        )
+
+    def _value_and_gradient(self, size: int, pr, fam) -> tuple[float, np.ndarray]:
+        """``(F, dF/d[theta, beta])`` at the modes ``pr`` from two passes (module
+        docstring)."""
+        obj = self.obj
+        pirls = obj.pirls
+        nagq = int(obj.nAGQ)
+        structure = self._term.structure
+        lam = float(structure.lambda_(pr.theta)[0, 0])
+        dlam = (
+            self._dlam
+            if self._dlam is not None
+            else float(np.reshape(structure.lambda_jacobian(pr.theta), -1)[0])
+        )
+        _, L11, _ = obj._laplace_logdet(pr, fam)
+        L_diag = L11[:, 0, 0]
+        scale = 1.0 / L_diag
+        kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
+        sums = pirls._reduce(
+            agq_gradient_partition,
+            _combine_sums,
+            pirls.basis.R_inv,
+            pr.eta,
+            nagq,
+            lam,
+            scale,
+            kind,
+            None,
+        )
+        value, grad, pi = agq_from_row_sums(
+            nagq, sums, u=pr.u, L_diag=L_diag, lam=lam, dlam=dlam, size=size
+        )
+        grad[1:] += pirls._reduce(
+            agq_gradient_partition,
+            _combine_arrays,
+            pirls.basis.R_inv,
+            pr.eta,
+            nagq,
+            lam,
+            scale,
+            kind,
+            pi,
+        )
+        return value, grad

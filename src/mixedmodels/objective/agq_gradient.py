@@ -97,21 +97,38 @@ class AGQGradient(LaplaceGradient):
 
     def __init__(self, obj):
         # (none of the Laplace engine's kernels: the scalar term's sums are bincounts)
-        self.obj = obj
-        self.design = obj.design
-        self.n_grads = 0
-        self._memo: dict[bytes, tuple] = {}
-        term = obj.design.terms[0]
-        self._term = term
+        self._setup(obj)
+        term = self._term
         self._codes = term.grouping.codes
         self._zcol = np.asarray(term.Z[:, 0], dtype=float)
         self._nlev = term.nlevels
         #: the map of observations to their level (level sums of several columns)
         self._levels = level_map(self._codes, self._nlev)
+
+    def _setup(self, obj) -> None:
+        """What does not read the rows (the Dask gradient's too)."""
+        self.obj = obj
+        self.design = obj.design
+        self.n_grads = 0
+        self._memo: dict[bytes, tuple] = {}
+        self._term = obj.design.terms[0]
         #: d lambda / d theta, constant for a structure whose entry is theta itself
-        structure = term.structure
+        structure = self._term.structure
         self._dlam = float(np.reshape(structure.lambda_jacobian(obj.design.theta0()), -1)[0]) \
             if structure.direct else None
+
+    def _at_point(self, pr, fam: Family) -> tuple[int, float, float, np.ndarray, str]:
+        """``(nodes, lambda, d lambda / d theta, L_j, kind)`` at the modes ``pr``: the
+        rule, the term's scale and its derivative, the Laplace curvature's diagonal (of
+        PIRLS's last factor, or of the Laplace weights' own) and their kind."""
+        obj = self.obj
+        structure = self._term.structure
+        lam = float(structure.lambda_(pr.theta)[0, 0])
+        dlam = self._dlam if self._dlam is not None else \
+            float(np.reshape(structure.lambda_jacobian(pr.theta), -1)[0])
+        _, L11, _ = obj._laplace_logdet(pr, fam)
+        kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
+        return int(obj.nAGQ), lam, dlam, L11[:, 0, 0], kind
 
     def _at_modes(self, x: np.ndarray, pr, fam: Family) -> tuple[float, np.ndarray]:
         """The quadrature deviance and its gradient at the modes ``pr`` (the evaluation
@@ -128,14 +145,7 @@ class AGQGradient(LaplaceGradient):
         curvature of PIRLS's last factor); the node predictors, means and values serve
         both."""
         obj = self.obj
-        nagq = int(obj.nAGQ)
-        structure = self._term.structure
-        lam = float(structure.lambda_(pr.theta)[0, 0])
-        dlam = self._dlam if self._dlam is not None else \
-            float(np.reshape(structure.lambda_jacobian(pr.theta), -1)[0])
-        _, L11, _ = obj._laplace_logdet(pr, fam)
-        L_diag = L11[:, 0, 0]
-        kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
+        nagq, lam, dlam, L_diag, kind = self._at_point(pr, fam)
         levels = self._levels
         rows = AGQRows(self.design.y, obj.pirls.prior, self.design.X, self._codes,
                        self._zcol, self._nlev)

@@ -29,7 +29,7 @@ from ...objective.agq_gradient import (
     agq_row_sums,
 )
 from ...objective.glmm_gradient import level_map
-from .glmm_pass import RowState, _prior, _random_part, _rows, m2ll_function
+from .glmm_pass import RowState, _prior, _random_part, _rows, combine_arrays, m2ll_function
 
 __all__ = ["DaskAGQGradient", "agq_gradient_partition", "dask_agq_gradient_supported"]
 
@@ -95,10 +95,6 @@ def _combine_sums(parts: list) -> AGQLevelSums:
     return functools.reduce(operator.add, parts)
 
 
-def _combine_arrays(parts: list) -> np.ndarray:
-    return parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
-
-
 class DaskAGQGradient(AGQGradient):
     """``x -> (F(x), dF/dx)`` of a ``DaskGLMMObjective`` under quadrature (module
     docstring; :class:`~mixedmodels.objective.agq_gradient.AGQGradient` for the memo and
@@ -111,59 +107,29 @@ class DaskAGQGradient(AGQGradient):
     """
 
     def __init__(self, obj):
-        # (not AGQGradient.__init__: it reads the term's rows)
-        self.obj = obj
-        self.design = obj.design
-        self.n_grads = 0
-        self._memo: dict[bytes, tuple] = {}
-        self._term = obj.design.terms[0]
-        structure = self._term.structure
-        self._dlam = (
-            float(np.reshape(structure.lambda_jacobian(obj.design.theta0()), -1)[0])
-            if structure.direct
-            else None
-        )
+        self._setup(obj)  # (not AGQGradient.__init__: it reads the term's rows)
 
     def _value_and_gradient(self, size: int, pr, fam) -> tuple[float, np.ndarray]:
         """``(F, dF/d[theta, beta])`` at the modes ``pr`` from two passes (module
         docstring)."""
-        obj = self.obj
-        pirls = obj.pirls
-        nagq = int(obj.nAGQ)
-        structure = self._term.structure
-        lam = float(structure.lambda_(pr.theta)[0, 0])
-        dlam = (
-            self._dlam
-            if self._dlam is not None
-            else float(np.reshape(structure.lambda_jacobian(pr.theta), -1)[0])
-        )
-        _, L11, _ = obj._laplace_logdet(pr, fam)
-        L_diag = L11[:, 0, 0]
-        scale = 1.0 / L_diag
-        kind = fam.laplace_hessian if obj.hessian is None else obj.hessian
-        sums = pirls._reduce(
-            agq_gradient_partition,
-            _combine_sums,
-            pirls.basis.R_inv,
-            pr.eta,
-            nagq,
-            lam,
-            scale,
-            kind,
-            None,
-        )
+        pirls = self.obj.pirls
+        nagq, lam, dlam, L_diag, kind = self._at_point(pr, fam)
+
+        def pass_(combine, pi):
+            return pirls._reduce(
+                agq_gradient_partition,
+                combine,
+                pirls.basis.R_inv,
+                pr.eta,
+                nagq,
+                lam,
+                1.0 / L_diag,
+                kind,
+                pi,
+            )
+
         value, grad, pi = agq_from_row_sums(
-            nagq, sums, u=pr.u, L_diag=L_diag, lam=lam, dlam=dlam, size=size
+            nagq, pass_(_combine_sums, None), u=pr.u, L_diag=L_diag, lam=lam, dlam=dlam, size=size
         )
-        grad[1:] += pirls._reduce(
-            agq_gradient_partition,
-            _combine_arrays,
-            pirls.basis.R_inv,
-            pr.eta,
-            nagq,
-            lam,
-            scale,
-            kind,
-            pi,
-        )
+        grad[1:] += pass_(combine_arrays, pi)
         return value, grad

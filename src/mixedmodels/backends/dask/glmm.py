@@ -24,8 +24,9 @@ the responses' histogram (one pass), not from a pass per shape.
 Adaptive quadrature (nAGQ > 1, one scalar term) adds one pass per evaluation: the
 per-level sums of ``-2 log p`` at every node (:func:`~.glmm_pass.agq_partition`). The
 exact gradients (:mod:`.glmm_gradient`: three passes each) drive the nAGQ = 0 and the
-Laplace stages as in memory, crossed factors included. Known covariance matrices are the
-data's and are refused, with what to do instead.
+Laplace stages as in memory, crossed factors included, and :mod:`.agq_gradient`'s (two
+passes) the quadrature stage (families without a dispersion, as in memory). Known
+covariance matrices are the data's and are refused, with what to do instead.
 """
 
 from __future__ import annotations
@@ -92,16 +93,21 @@ class DaskGLMMObjective(GLMMObjective):
             self.pirls.laplace_kind = family.laplace_hessian
 
     def laplace_gradient_factory(self):
-        """The exact Laplace gradient on Dask input.
+        """The exact Laplace (or quadrature) gradient on Dask input.
 
         Returns
         -------
         type or None
             :class:`~.glmm_gradient.DaskLaplaceGradient` where the model has one
-            (:func:`~.glmm_gradient.dask_gradient_supported`), else None (BOBYQA).
+            (:func:`~.glmm_gradient.dask_gradient_supported`), for quadrature
+            :class:`~.agq_gradient.DaskAGQGradient`
+            (:func:`~.agq_gradient.dask_agq_gradient_supported`), else None (BOBYQA).
         """
+        from .agq_gradient import DaskAGQGradient, dask_agq_gradient_supported
         from .glmm_gradient import DaskLaplaceGradient, dask_gradient_supported
 
+        if self.nAGQ > 1:
+            return DaskAGQGradient if dask_agq_gradient_supported(self) else None
         return DaskLaplaceGradient if dask_gradient_supported(self) else None
 
     def stage0_gradient_factory(self):

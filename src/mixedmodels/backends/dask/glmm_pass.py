@@ -32,7 +32,8 @@ from ...objective.pirls import PIRLS
 from .plan import PartitionArrays, PartitionPlan
 
 __all__ = ["PartitionRows", "PassPart", "RowState", "RowWeights", "StartPart", "combine_start",
-           "combine_state", "combine_sums", "combine_weights", "materialize_partition",
+           "combine_state", "combine_sums", "combine_weights", "m2ll_function",
+           "materialize_partition",
            "saturated_partition",
            "start_partition", "state_partition", "weights_partition"]
 
@@ -476,18 +477,30 @@ def agq_partition(part, index: int, plan: PartitionPlan, family, R_inv: np.ndarr
     term = plan.design.terms[0]
     if not len(a.y):
         return np.zeros((int(nodes) + 1, term.nlevels))
-    prior = _prior(a)
     eta = a.X @ state.beta + a.offset + _random_part(a, state.b)
-    sat = family.saturated(a.y, prior, phi)          # does not depend on eta
+    m2ll_of_mu = m2ll_function(family, a, phi)
+    linkinv = family.link.linkinv
 
     def m2ll(e):
-        mu = family.link.linkinv(e)
+        return m2ll_of_mu(linkinv(e))
+
+    return agq_level_sums(nodes, eta=eta, codes=a.codes[0], zcol=a.Z[0][:, 0], lam=lam,
+                          scale=scale, m2ll=m2ll, nlevels=term.nlevels)
+
+
+def m2ll_function(family, a: PartitionArrays, phi: float):
+    """``mu -> -2 log p(y_i | mu_i)`` on one partition's rows at dispersion ``phi`` (the
+    Dask quadrature's: the unit deviance over ``phi`` plus the saturated term, ``inf``
+    outside the family's range)."""
+    prior = _prior(a)
+    sat = family.saturated(a.y, prior, phi)          # does not depend on eta
+
+    def m2ll(mu):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             out = family.dev_resids(a.y, mu, prior) / phi + sat
         return np.where(np.isfinite(out), out, np.inf)
 
-    return agq_level_sums(nodes, eta=eta, codes=a.codes[0], zcol=a.Z[0][:, 0], lam=lam,
-                          scale=scale, m2ll=m2ll, nlevels=term.nlevels)
+    return m2ll
 
 
 def combine_arrays(parts: list) -> np.ndarray:

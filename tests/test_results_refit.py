@@ -167,17 +167,27 @@ def test_unknown_optimizer_lists_every_accepted_value(sleep):
     with pytest.raises(ValueError, match=r"'auto'.*'gradient'.*'bobyqa'"):
         mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  mm.datasets.load("cbpp"), optimizer="bobyka")
-    # glmer's "auto": the exact gradient of the Laplace deviance (quasi-Newton), BOBYQA
-    # where there is none (quadrature)
+    # glmer's "auto": the exact gradient of the Laplace deviance and of the quadrature
+    # deviance without a dispersion (quasi-Newton), BOBYQA where there is none (quadrature
+    # of a dispersion family)
     g = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  mm.datasets.load("cbpp"), optimizer="auto")
     assert g.opt.optimizer.startswith("gradient:")
     q = mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
                  mm.datasets.load("cbpp"), optimizer="auto", nAGQ=3)
-    assert q.opt.optimizer == "nlopt:LN_BOBYQA"
-    with pytest.raises(ValueError, match="optimizer='gradient' needs the Laplace"):
-        mm.glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)",
-                 mm.datasets.load("cbpp"), optimizer="gradient", nAGQ=3)
+    assert q.opt.optimizer.startswith("gradient:")
+    rng = np.random.default_rng(5)
+    levels = np.repeat(np.arange(12), 10)
+    gamma = pd.DataFrame({"y": rng.gamma(2.0, np.exp(0.3 * rng.normal(size=12))[levels] / 2),
+                          "g": levels.astype(str)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # a small Gamma fit's convergence notes
+        qg = mm.glmer("y ~ 1 + (1 | g)", gamma, family="Gamma", link="log", nAGQ=3,
+                      optimizer="auto")
+    assert qg.opt.optimizer == "nlopt:LN_BOBYQA"
+    with pytest.raises(ValueError, match="optimizer='gradient' needs"):
+        mm.glmer("y ~ 1 + (1 | g)", gamma, family="Gamma", link="log", nAGQ=3,
+                 optimizer="gradient")
 
 
 def test_auto_optimizer_does_what_the_docstring_says(sleep):

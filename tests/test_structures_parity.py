@@ -292,4 +292,10 @@ def test_structure_profile_intervals(fid):
 
             r = optimize.minimize(f, m.x[others], method="Nelder-Mead",
                                   options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
-            assert abs(r.fun - m.objective - cut) < PROFILE_CUT_ATOL, (label, end, r.fun)
+            rise = r.fun - m.objective
+            if end == 0.0 and label.split(":")[1].startswith("sd"):
+                # the interval ends at the boundary (a zero sd) before the deviance has
+                # risen by the cut: the rise there may only be below it
+                assert rise < cut + PROFILE_CUT_ATOL, (label, end, r.fun)
+            else:
+                assert abs(rise - cut) < PROFILE_CUT_ATOL, (label, end, r.fun)

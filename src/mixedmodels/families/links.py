@@ -293,7 +293,7 @@ class Link:
         -------
         bool
         """
-        return bool(np.all(np.isfinite(eta)))
+        return bool(np.isfinite(eta).all())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -192,10 +192,10 @@ class BlockDiagonalHessian:
         self._chol = None
         if P == 1:
             d = H[:, 0, 0]
-            if not np.all(d > 0):
+            if not (d > 0).all():
                 self.H = None
                 return False
-            self.logdet = float(np.sum(np.log(d)))
+            self.logdet = float(np.log(d).sum())
         elif self._band is not None:
             pos, flat, shape = self._band
             ab = np.zeros(shape[0] * shape[1])
@@ -205,7 +205,7 @@ class BlockDiagonalHessian:
                 self.H = None
                 return False
             # the factor's diagonal is the band's last row
-            self.logdet = 2.0 * float(np.sum(np.log(cb[-1])))
+            self.logdet = 2.0 * float(np.log(cb[-1]).sum())
             self._cb = cb
         else:
             try:
@@ -213,7 +213,7 @@ class BlockDiagonalHessian:
             except np.linalg.LinAlgError:
                 self.H = None
                 return False
-            self.logdet = 2.0 * float(np.sum(np.log(np.diagonal(C, axis1=1, axis2=2))))
+            self.logdet = 2.0 * float(np.log(np.diagonal(C, axis1=1, axis2=2)).sum())
             # one block (a known matrix or a spatial process over all levels): solves
             # reuse its factor (LAPACK's dpotrs) instead of a fresh LU each
             self._chol = C[0] if self.levels == 1 else None

@@ -308,7 +308,7 @@ class LaplaceObjective:
             return eta, None, np.inf
         with np.errstate(all="ignore"):
             jet = self._evaluate(eta, order, wrt=None if full else self._re_names)
-        f = -float(np.sum(jet.v)) + 0.5 * float(self._penalty @ (u * u))
+        f = -float(jet.v.sum()) + 0.5 * float(self._penalty @ (u * u))
         return eta, jet, (f if np.isfinite(f) else np.inf)
 
     def _re_derivatives(self, jet, full: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -370,7 +370,7 @@ class LaplaceObjective:
                     raise ModesError("the Hessian of the penalized log-density is not "
                                      "positive definite")
             step = self.hessian.solve(g)
-            size = float(np.max(np.abs(step))) if step.size else 0.0
+            size = float(np.abs(step).max()) if step.size else 0.0
             if size < INNER_TOL:
                 if self._quadratic:
                     u, eta, jet = self._refine(eta0, a, u, eta, jet, final_order, full,
@@ -386,7 +386,7 @@ class LaplaceObjective:
             # the thousands, the coefficient of a shifted predictor): they are not capped
             # (step halving still guards them)
             cap = size if self._all_penalized else \
-                float(np.max(np.abs(step[self._penalized]), initial=0.0))
+                float(np.abs(step[self._penalized]).max(initial=0.0))
             t = min(1.0, INNER_MAX_STEP / cap) if cap > 0 else 1.0
             # a Gaussian density with the identity link: one full step is exact
             last = t == 1.0 and (size < self.inner_step_final or self._quadratic) \
@@ -428,7 +428,7 @@ class LaplaceObjective:
             step = None
         else:
             g, step = g_step
-        if not float(np.max(np.abs(g), initial=0.0)) > INNER_REFINE_GTOL:
+        if not float(np.abs(g).max(initial=0.0)) > INNER_REFINE_GTOL:
             return u, eta, jet
         u_new = u - (self.hessian.solve(g) if step is None else step)
         eta_new, jet_new, f_new = self._jet_at(eta0, a, u_new, final_order if full else 2,
@@ -446,12 +446,12 @@ class LaplaceObjective:
             return None
         x_last, u, d1_re, d2_re, a_last, _ = ref
         dx = x - x_last
-        if not np.any(dx):
+        if not dx.any():
             return u.copy()
         S, re = self.structure, self.re
         d_eta = self.fixed_eta(x) - self.fixed_eta(x_last)
         rhs = np.zeros(self.q)
-        if S.terms and np.any(self.theta(x) != self.theta(x_last)):
+        if S.terms and (self.theta(x) != self.theta(x_last)).any():
             # the slot values are linear in each Lambda_t (a = Z Lambda), so their change
             # is a - a_last (REML's integrated columns, X~ in both, cancel to zero)
             da = a - a_last
@@ -507,7 +507,7 @@ class LaplaceObjective:
         a = S.slot_values(lams) if self.q else np.zeros((self.n, 0))
         if self.q:
             u0 = self._predict_modes(x, a) if self.predict else None
-            dx = float(np.max(np.abs(x - self._ref[0]))) if u0 is not None else np.inf
+            dx = float(np.abs(x - self._ref[0]).max()) if u0 is not None else np.inf
             near = dx < PREDICT_FULL_DX
             final = max(order, 2) if (order > 2 or full) else 2
             self._ref = None          # the workspace's factor is about to change
@@ -542,7 +542,7 @@ class LaplaceObjective:
             else:
                 d1_re, d2_re = jet.d1[:, self.re], jet.d2[:, self.re, :]
             self._ref = (x.copy(), u, d1_re, d2_re, a, lams)
-        value = (-2.0 * float(np.sum(jet.v)) + float(self._penalty @ (u * u)) + logdet
+        value = (-2.0 * float(jet.v.sum()) + float(self._penalty @ (u * u)) + logdet
                  + self._reml_const)
         b = S.b_from_u(lams, u) if self.q else []
         inner_beta = S.int_T @ u[S.q_u:] if S.X_int is not None else u[S.q_u:]
@@ -745,7 +745,7 @@ class LaplaceObjective:
         g = (-2.0 * np.einsum("ab,jab->j", Suu, rel)
              + np.einsum("ab,jab->j", Suz, rel)
              + 2.0 * np.einsum("ba,jab->j", C, rel))
-        if np.any(gamma_rest):
+        if gamma_rest.any():
             K = t.Z.T @ (gamma_rest[:, None] * u_lev[lev])                 # (p, p): [b, a]
             g += np.einsum("ab,jab->j", lam.T @ K, rel)
         return g

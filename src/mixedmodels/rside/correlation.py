@@ -26,6 +26,7 @@ parameterization of its Cholesky factor.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -719,6 +720,9 @@ class _BoundCompSymm(BoundCorrelation):
         self._grouped = bool(np.array_equal(self._by_group, np.arange(blocks.n)))
         self._group_starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         self._sizes = blocks.sizes.astype(float)
+        self._equal_sizes = bool(np.all(blocks.sizes == blocks.sizes[0]))
+        #: ``(M, its rows' group means)`` of the last whitening (:meth:`_row_means`)
+        self._means_of: tuple[np.ndarray, np.ndarray] | None = None
         super().__init__(spec, blocks, form, ("rho",), self._start())
 
     def _start(self):
@@ -752,17 +756,46 @@ class _BoundCompSymm(BoundCorrelation):
                 for r in self.blocks.batches]
 
     def whiten(self, u, M):
-        rho = float(self.natural(self.full(u))[0])
+        # rho on Python floats (natural() on a 1-array costs more than the whitening)
+        e = math.exp(min(max(float(self.full(u)[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX))
+        rho = (e + self._inf) / (e + 1.0)
+        if rho >= 1.0:
+            return None
+        row_means = self._row_means(M)
+        scale = 1.0 / math.sqrt(1.0 - rho)
+        if self._equal_sizes:
+            # one group size m: c, log|V| = G ((m - 1) log(1 - rho) + log(1 + (m - 1) rho))
+            m = float(self._sizes[0])
+            big = 1.0 - rho + m * rho
+            if big <= 0.0:
+                return None
+            c = 1.0 - math.sqrt((1.0 - rho) / big)
+            out = (M - c * row_means) * scale
+            logdet = self._sizes.size * ((m - 1.0) * math.log1p(-rho) + math.log(big))
+            return out, logdet
         n_g = self._sizes
         big = 1.0 - rho + n_g * rho
-        if rho >= 1.0 or np.any(big <= 0.0):
+        if np.any(big <= 0.0):
             return None
         c = 1.0 - np.sqrt((1.0 - rho) / big)
-        means = np.add.reduceat(M if self._grouped else M[self._by_group],
-                                self._group_starts, axis=0) / n_g[:, None]
-        out = (M - (c[:, None] * means)[self.blocks.codes]) / np.sqrt(1.0 - rho)
+        out = (M - c[self.blocks.codes][:, None] * row_means) * scale
         logdet = float(np.sum((n_g - 1.0) * np.log1p(-rho) + np.log(big)))
         return out, logdet
+
+    def _row_means(self, M: np.ndarray) -> np.ndarray:
+        """Every row's group means of ``M``'s columns, ``(n, k)``. The whitening
+        ``(M - c_g 1 mean_g(M)') / sqrt(1 - rho)`` is linear in ``M``, whose group means do
+        not depend on ``rho``: the objectives whiten the same data at every evaluation, so
+        the means of the last ``M`` are kept (by identity; the objectives never modify
+        their data in place) and each evaluation is two elementwise passes."""
+        cached = self._means_of
+        if cached is not None and cached[0] is M:
+            return cached[1]
+        means = np.add.reduceat(M if self._grouped else M[self._by_group],
+                                self._group_starts, axis=0) / self._sizes[:, None]
+        row_means = means[self.blocks.codes]
+        self._means_of = (M, row_means)
+        return row_means
 
 
 # -- general correlation matrix --------------------------------------------------------------

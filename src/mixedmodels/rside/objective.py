@@ -106,8 +106,13 @@ class RSideLMMObjective:
             return False
         Mw, logdet = res
         p = self.design.p
-        Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
-        self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
+        if self.method == "dense":
+            # the dense system copies the columns into its own [Z X y] (views suffice)
+            Z = [Mw[:, sl] for sl in self._zslices]
+            self.lmm.set_data(Mw[:, -(p + 1):], Z, -logdet)
+        else:
+            Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
+            self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
         self._loaded = phi.copy()
         return True
 

@@ -468,8 +468,27 @@ class _MarkovMixin:
         # rows already in group-then-time order (the usual layout of longitudinal data):
         # every row follows its predecessor, and the whitening needs slices, not gathers
         self._in_order = bool(np.array_equal(order, np.arange(order.size)))
+        # one lag everywhere (equally spaced times, the usual case): r is one number, and
+        # the whitening is three elementwise passes over M with scalars
+        lags = np.unique(self._lag)
+        self._one_lag = float(lags[0]) if lags.size == 1 else None
+        if self._in_order and self._one_lag is not None:
+            #: 1.0 where row k >= 1 follows its predecessor in its group, else 0.0
+            self._follows = np.zeros(order.size - 1)
+            self._follows[self._rows - 1] = 1.0
 
     def _markov_whiten(self, phi: float, M: np.ndarray):
+        if self._one_lag is not None and self._in_order and M.shape[0] > 1:
+            r = phi ** self._one_lag
+            one_minus = 1.0 - r * r
+            if not one_minus > 0.0:
+                return None
+            # row k -> (m_k - r m_{k-1}) / s on following rows, unchanged on first rows
+            f = self._follows[:, None]
+            out = M.copy()
+            out[1:] -= (r * f) * M[:-1]
+            out[1:] *= 1.0 + ((1.0 / math.sqrt(one_minus)) - 1.0) * f
+            return out, self._rows.size * math.log(one_minus)
         r = phi ** self._lag
         one_minus = 1.0 - r * r
         if np.any(one_minus <= 0.0):
@@ -555,7 +574,8 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
         return phi, 0.5 * (1.0 - phi * phi)
 
     def whiten(self, u, M):
-        return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
+        # tanh(u / 2) on a Python float (natural() on a 1-array costs more than this)
+        return self._markov_whiten(math.tanh(0.5 * float(self.full(u)[0])), M)
 
     def whiten_vjp(self, u, M):
         return self._markov_vjp(*self.markov_phi(u), M)

@@ -115,7 +115,7 @@ def test_comp_symm_equal_groups_and_kept_means_match_dense_cholesky():
     for u, M in [(np.array([0.8]), rng.standard_normal((len(d), 3))),
                  (np.array([-1.3]), rng.standard_normal((len(d), 2)))]:
         rho = float(cor.natural(u)[0])
-        C = _block_oracle(d, lambda lag: np.where(lag == 0, 1.0, rho))
+        C = _block_oracle(d, lambda lag, rho=rho: np.where(lag == 0, 1.0, rho))
         for _ in range(2):                                # second call: kept means
             Mw, logdet = cor.whiten(u, M)
             np.testing.assert_allclose(Mw.T @ Mw, M.T @ np.linalg.solve(C, M), rtol=1e-10)
@@ -134,7 +134,7 @@ def test_ar1_one_lag_whitening_matches_dense_cholesky(shuffle):
     M = np.random.default_rng(6).standard_normal((len(d), 3))
     for u in (np.array([0.9]), np.array([-2.2])):
         phi = float(cor.natural(u)[0])
-        C = _block_oracle(d, lambda lag: phi ** lag)
+        C = _block_oracle(d, lambda lag, phi=phi: phi ** lag)
         Mw, logdet = cor.whiten(u, M)
         np.testing.assert_allclose(Mw.T @ Mw, M.T @ np.linalg.solve(C, M), rtol=1e-10)
         assert logdet == pytest.approx(np.linalg.slogdet(C)[1], rel=1e-12)

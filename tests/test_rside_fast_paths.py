@@ -1,7 +1,8 @@
 """The cheap per-evaluation paths of the R-side structures against independent oracles:
 ARMA autocorrelations (Python-float recursion) against the MA(infinity) sum, compound
-symmetry's closed-form whitening (group sums by reduceat) against dense Cholesky factors,
-and variance strata of two factors (integer-coded) against the rows' labels."""
+symmetry's closed-form whitening (group sums by reduceat; kept group means and the
+scalar path of equal groups) and AR(1)'s one-lag path against dense Cholesky factors, and
+variance strata of two factors (integer-coded) against the rows' labels."""
 
 from __future__ import annotations
 
@@ -87,6 +88,56 @@ def test_comp_symm_whitening_matches_dense_cholesky():
     C = np.where(same, rho, 0.0) + (1.0 - rho) * np.eye(len(d))
     np.testing.assert_allclose(Mw.T @ Mw, M.T @ np.linalg.solve(C, M), rtol=1e-10)
     assert logdet == pytest.approx(np.linalg.slogdet(C)[1], rel=1e-12)
+
+
+def _equal_groups(seed: int, size: int = 5, groups: int = 9) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"g": np.repeat([f"s{i}" for i in range(groups)], size),
+                         "t": np.tile(np.arange(1, size + 1), groups),
+                         "x": rng.standard_normal(size * groups),
+                         "y": rng.standard_normal(size * groups)})
+
+
+def _block_oracle(d: pd.DataFrame, corr) -> np.ndarray:
+    """The dense correlation matrix: ``corr(t_i, t_j)`` within a group, 0 across."""
+    same = d["g"].to_numpy()[:, None] == d["g"].to_numpy()[None, :]
+    t = d["t"].to_numpy(dtype=float)
+    return np.where(same, corr(np.abs(t[:, None] - t[None, :])), 0.0)
+
+
+def test_comp_symm_equal_groups_and_kept_means_match_dense_cholesky():
+    # one group size takes the scalar path; the rows' group means are kept for the last
+    # M only: a second data matrix must not reuse them
+    d = _equal_groups(3)
+    fit = mm.gls("y ~ x", d, correlation=mm.cor_comp_symm(form="~ 1 | g"))
+    cor = fit.objective_function.residual.correlation
+    rng = np.random.default_rng(2)
+    for u, M in [(np.array([0.8]), rng.standard_normal((len(d), 3))),
+                 (np.array([-1.3]), rng.standard_normal((len(d), 2)))]:
+        rho = float(cor.natural(u)[0])
+        C = _block_oracle(d, lambda lag, rho=rho: np.where(lag == 0, 1.0, rho))
+        for _ in range(2):                                # second call: kept means
+            Mw, logdet = cor.whiten(u, M)
+            np.testing.assert_allclose(Mw.T @ Mw, M.T @ np.linalg.solve(C, M), rtol=1e-10)
+            assert logdet == pytest.approx(np.linalg.slogdet(C)[1], rel=1e-12)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_ar1_one_lag_whitening_matches_dense_cholesky(shuffle):
+    # equally spaced times in group order take the scalar one-lag path; shuffled rows the
+    # general gather path
+    d = _equal_groups(4, size=6, groups=7)
+    if shuffle:
+        d = d.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    fit = mm.gls("y ~ x", d, correlation=mm.cor_ar1(form="~ t | g"))
+    cor = fit.objective_function.residual.correlation
+    M = np.random.default_rng(6).standard_normal((len(d), 3))
+    for u in (np.array([0.9]), np.array([-2.2])):
+        phi = float(cor.natural(u)[0])
+        C = _block_oracle(d, lambda lag, phi=phi: phi ** lag)
+        Mw, logdet = cor.whiten(u, M)
+        np.testing.assert_allclose(Mw.T @ Mw, M.T @ np.linalg.solve(C, M), rtol=1e-10)
+        assert logdet == pytest.approx(np.linalg.slogdet(C)[1], rel=1e-12)
 
 
 def test_two_factor_strata_codes_follow_the_row_labels():

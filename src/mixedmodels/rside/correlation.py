@@ -26,6 +26,7 @@ parameterization of its Cholesky factor.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -467,8 +468,27 @@ class _MarkovMixin:
         # rows already in group-then-time order (the usual layout of longitudinal data):
         # every row follows its predecessor, and the whitening needs slices, not gathers
         self._in_order = bool(np.array_equal(order, np.arange(order.size)))
+        # one lag everywhere (equally spaced times, the usual case): r is one number, and
+        # the whitening is three elementwise passes over M with scalars
+        lags = np.unique(self._lag)
+        self._one_lag = float(lags[0]) if lags.size == 1 else None
+        if self._in_order and self._one_lag is not None:
+            #: 1.0 where row k >= 1 follows its predecessor in its group, else 0.0
+            self._follows = np.zeros(order.size - 1)
+            self._follows[self._rows - 1] = 1.0
 
     def _markov_whiten(self, phi: float, M: np.ndarray):
+        if self._one_lag is not None and self._in_order and M.shape[0] > 1:
+            r = phi ** self._one_lag
+            one_minus = 1.0 - r * r
+            if not one_minus > 0.0:
+                return None
+            # row k -> (m_k - r m_{k-1}) / s on following rows, unchanged on first rows
+            f = self._follows[:, None]
+            out = M.copy()
+            out[1:] -= (r * f) * M[:-1]
+            out[1:] *= 1.0 + ((1.0 / math.sqrt(one_minus)) - 1.0) * f
+            return out, self._rows.size * math.log(one_minus)
         r = phi ** self._lag
         one_minus = 1.0 - r * r
         if np.any(one_minus <= 0.0):
@@ -554,7 +574,8 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
         return phi, 0.5 * (1.0 - phi * phi)
 
     def whiten(self, u, M):
-        return self._markov_whiten(float(self.natural(self.full(u))[0]), M)
+        # tanh(u / 2) on a Python float (natural() on a 1-array costs more than this)
+        return self._markov_whiten(math.tanh(0.5 * float(self.full(u)[0])), M)
 
     def whiten_vjp(self, u, M):
         return self._markov_vjp(*self.markov_phi(u), M)
@@ -719,6 +740,9 @@ class _BoundCompSymm(BoundCorrelation):
         self._grouped = bool(np.array_equal(self._by_group, np.arange(blocks.n)))
         self._group_starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         self._sizes = blocks.sizes.astype(float)
+        self._equal_sizes = bool(np.all(blocks.sizes == blocks.sizes[0]))
+        #: ``(M, its rows' group means)`` of the last whitening (:meth:`_row_means`)
+        self._means_of: tuple[np.ndarray, np.ndarray] | None = None
         super().__init__(spec, blocks, form, ("rho",), self._start())
 
     def _start(self):
@@ -752,17 +776,46 @@ class _BoundCompSymm(BoundCorrelation):
                 for r in self.blocks.batches]
 
     def whiten(self, u, M):
-        rho = float(self.natural(self.full(u))[0])
+        # rho on Python floats (natural() on a 1-array costs more than the whitening)
+        e = math.exp(min(max(float(self.full(u)[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX))
+        rho = (e + self._inf) / (e + 1.0)
+        if rho >= 1.0:
+            return None
+        row_means = self._row_means(M)
+        scale = 1.0 / math.sqrt(1.0 - rho)
+        if self._equal_sizes:
+            # one group size m: c, log|V| = G ((m - 1) log(1 - rho) + log(1 + (m - 1) rho))
+            m = float(self._sizes[0])
+            big = 1.0 - rho + m * rho
+            if big <= 0.0:
+                return None
+            c = 1.0 - math.sqrt((1.0 - rho) / big)
+            out = (M - c * row_means) * scale
+            logdet = self._sizes.size * ((m - 1.0) * math.log1p(-rho) + math.log(big))
+            return out, logdet
         n_g = self._sizes
         big = 1.0 - rho + n_g * rho
-        if rho >= 1.0 or np.any(big <= 0.0):
+        if np.any(big <= 0.0):
             return None
         c = 1.0 - np.sqrt((1.0 - rho) / big)
-        means = np.add.reduceat(M if self._grouped else M[self._by_group],
-                                self._group_starts, axis=0) / n_g[:, None]
-        out = (M - (c[:, None] * means)[self.blocks.codes]) / np.sqrt(1.0 - rho)
+        out = (M - c[self.blocks.codes][:, None] * row_means) * scale
         logdet = float(np.sum((n_g - 1.0) * np.log1p(-rho) + np.log(big)))
         return out, logdet
+
+    def _row_means(self, M: np.ndarray) -> np.ndarray:
+        """Every row's group means of ``M``'s columns, ``(n, k)``. The whitening
+        ``(M - c_g 1 mean_g(M)') / sqrt(1 - rho)`` is linear in ``M``, whose group means do
+        not depend on ``rho``: the objectives whiten the same data at every evaluation, so
+        the means of the last ``M`` are kept (by identity; the objectives never modify
+        their data in place) and each evaluation is two elementwise passes."""
+        cached = self._means_of
+        if cached is not None and cached[0] is M:
+            return cached[1]
+        means = np.add.reduceat(M if self._grouped else M[self._by_group],
+                                self._group_starts, axis=0) / self._sizes[:, None]
+        row_means = means[self.blocks.codes]
+        self._means_of = (M, row_means)
+        return row_means
 
 
 # -- general correlation matrix --------------------------------------------------------------

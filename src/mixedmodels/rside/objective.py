@@ -87,7 +87,9 @@ class RSideLMMObjective:
         self.lower = np.concatenate([self.lmm.lower, np.full(residual.n_par, -np.inf)])
         self.x0 = np.concatenate([self.lmm.theta0, residual.start])
         self.n_evals = 0
-        self._loaded: np.ndarray | None = None
+        #: the ``phi`` whose whitened data the LMM holds, as a list of floats (a list
+        #: comparison of 1-3 numbers costs a fraction of ``np.array_equal``'s)
+        self._loaded: list[float] | None = None
 
     def split(self, x) -> tuple[np.ndarray, np.ndarray]:
         """``(theta, phi)`` from the optimizer's vector."""
@@ -98,7 +100,8 @@ class RSideLMMObjective:
         """Whiten the data for ``phi`` and install them in the LMM (False when ``phi``
         gives a correlation matrix that is not positive definite)."""
         phi = np.asarray(phi, dtype=float)
-        if self._loaded is not None and np.array_equal(phi, self._loaded):
+        key = phi.tolist()
+        if key == self._loaded:
             return True
         res = self._whiten(phi)
         if res is None:
@@ -106,9 +109,14 @@ class RSideLMMObjective:
             return False
         Mw, logdet = res
         p = self.design.p
-        Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
-        self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
-        self._loaded = phi.copy()
+        if self.method == "dense":
+            # the dense system copies the columns into its own [Z X y] (views suffice)
+            Z = [Mw[:, sl] for sl in self._zslices]
+            self.lmm.set_data(Mw[:, -(p + 1):], Z, -logdet)
+        else:
+            Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
+            self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
+        self._loaded = key
         return True
 
     def __call__(self, x) -> float:

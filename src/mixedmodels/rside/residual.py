@@ -378,7 +378,8 @@ def _innermost(design) -> tuple[str, ...] | None:
     terms = list(design.terms)
     for t in sorted(terms, key=lambda t: -t.nlevels):
         codes = t.grouping.codes
-        if all(_constant_within(codes, o.grouping.codes) for o in terms):
+        # (a term's codes are constant within its own groups: not tested)
+        if all(o is t or _constant_within(codes, o.grouping.codes) for o in terms):
             return tuple(t.term.group_vars)
     return None
 
@@ -445,13 +446,19 @@ def bind_residual(spec: ResidualSpec, design) -> BoundResidual:
     cor_codes = None
     if spec.correlation is not None:
         form = _correlation_form(spec, design)
+        same = None
         if form.groups:
-            cor_codes = build_grouping(":".join(form.groups), form.groups, frame).codes
+            # grouped as a random-effects term (lme's default, or written out): its codes,
+            # coded on the same rows by the same rule, are the correlation's groups
+            same = next((t for t in design.terms
+                         if tuple(t.term.group_vars) == tuple(form.groups)), None)
+            cor_codes = (same.grouping.codes if same is not None else
+                         build_grouping(":".join(form.groups), form.groups, frame).codes)
             blocks = RowBlocks.from_codes(cor_codes)
         else:
             blocks = RowBlocks.single(design.nobs)
         for t in design.terms:
-            if not _constant_within(blocks.codes, t.grouping.codes):
+            if t is not same and not _constant_within(blocks.codes, t.grouping.codes):
                 raise FormulaError(
                     f"{spec.correlation.describe()}: its groups "
                     f"({'/'.join(form.groups) or 'all rows in one group'}) are not nested in "

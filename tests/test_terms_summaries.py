@@ -309,3 +309,36 @@ def test_scale_advice_rules():
     with pytest.warns(mm.ScalingWarning):
         mm.glmer("cbind(incidence, size - incidence) ~ I(1e4 * (size - 15)) + (1 | herd)",
                  mm.datasets.load("cbpp"), family="binomial")
+
+
+def _flags_by_numpy(X: np.ndarray, tol: float = 1e3) -> bool:
+    """lme4's checkScaleX rule stated with numpy's reductions (an independent statement of
+    what scale_advice decides): NaN standard deviations never flag, a zero one always."""
+    cont = ~np.all((X == 0.0) | (X == 1.0), axis=0)
+    if not cont.any():
+        return False
+    with np.errstate(all="ignore"):
+        logsd = np.log(np.std(X[:, cont], axis=0, ddof=1))
+        spread = logsd.max() - logsd.min()
+        return bool(spread > np.log(tol) or np.abs(logsd).max() > np.log(tol))
+
+
+def test_scale_advice_matches_the_rule_on_random_matrices():
+    # the decision is taken on Python floats (a small fit's overhead); it must be numpy's
+    # on every kind of column: wide scales, constants (sd 0), NaN, inf, overflow
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        p = int(rng.integers(1, 5))
+        X = rng.normal(size=(20, p)) * 10.0 ** rng.integers(-5, 6, size=p)
+        kind = trial % 6
+        if kind == 1:
+            X[:, -1] = 3.0
+        elif kind == 2:
+            X[0, 0] = np.nan
+        elif kind == 3:
+            X[0, -1] = np.inf
+        elif kind == 4:
+            X[:, 0] = 1e200 * rng.normal(size=20)
+        with np.errstate(all="ignore"):
+            advice = scale_advice(X, [f"x{j}" for j in range(p)])
+        assert (advice is not None) == _flags_by_numpy(X), (trial, X)

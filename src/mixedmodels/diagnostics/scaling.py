@@ -25,6 +25,8 @@ __all__ = ["SCALE_TOL", "ScalingWarning", "scale_advice"]
 
 #: lme4's ``checkScaleX(tol = 1e3)``.
 SCALE_TOL = 1e3
+#: ``log(SCALE_TOL)`` as numpy computes it (formed once: every fit asks)
+_LOG_SCALE_TOL = float(np.log(SCALE_TOL))
 
 
 class ScalingWarning(DataWarning):
@@ -59,9 +61,13 @@ def scale_advice(X: np.ndarray, names, tol: float = SCALE_TOL) -> str | None:
         logsd = np.log(sd)
     # a zero sd gives an infinite |log sd|: flagged, as in lme4 (the two measures as
     # Python floats: numpy's reductions of a few values cost more than the comparison)
-    limit = float(np.log(tol))
-    spread = float(logsd.max() - logsd.min())
-    largest = float(np.abs(logsd).max())
+    limit = _LOG_SCALE_TOL if tol == SCALE_TOL else float(np.log(tol))
+    # max, min and abs are exact, so Python's on the few values give numpy's results
+    logs = logsd.tolist()
+    if any(v != v for v in logs):
+        return None     # (a NaN sd, from non-finite X: numpy's NaN spread never flags)
+    spread = max(logs) - min(logs)
+    largest = max(map(abs, logs))
     if not (spread > limit or largest > limit):
         return None
     shown = ", ".join(f"{names[j]} (sd {s:.3g})" for j, s in zip(cont, sd, strict=True))

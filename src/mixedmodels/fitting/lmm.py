@@ -276,6 +276,8 @@ def _answer_first(fg, x: np.ndarray, value):
     return wrapped
 
 
+_max_reduce = np.maximum.reduce
+
 #: A relative covariance factor with an entry this large (random effects a thousand times
 #: the residual standard deviation) marks a fit heading for a vanishing residual variance.
 VANISHING_RESIDUAL_RATIO = 1e3
@@ -287,7 +289,9 @@ def residual_vanishing(obj: LMMObjective, theta: np.ndarray) -> bool:
     sigma) has an entry above ``VANISHING_RESIDUAL_RATIO``. Costs no factorization."""
     theta = np.asarray(theta, dtype=float)
     design = obj.design
-    return any(float(np.max(np.abs(t.structure.lambda_(theta[sl])), initial=0.0))
+    # np.maximum.reduce is np.max's own reduction, without its wrapper (once per fit)
+    return any(float(_max_reduce(np.abs(t.structure.lambda_(theta[sl])), axis=None,
+                                 initial=0.0))
                > VANISHING_RESIDUAL_RATIO
                for t, sl in zip(design.terms, design.theta_slices(), strict=True))
 

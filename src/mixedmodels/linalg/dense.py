@@ -51,7 +51,7 @@ class DenseFactor:
         return self.L[self.q:, self.q:]
 
     def logdet_X(self, p: int) -> float:
-        return 2.0 * float(self.log_diag[self.q:self.q + p].sum())
+        return 2.0 * float(_add_reduce(self.log_diag[self.q:self.q + p]))
 
     def pwrss(self) -> float:
         return float(self.L[-1, -1] ** 2)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,6 +66,15 @@ _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSyst
 #: :attr:`LMMObjective.one_factor` not built yet (a string, not ``object()``: a pickled
 #: or deep-copied objective must still recognize it)
 _PENDING = "pending"
+
+
+@lru_cache(maxsize=64)
+def _lower_mask(shape: tuple[int, int]) -> np.ndarray:
+    """``np.tri(*shape, dtype=bool)``: the lower-triangle mask ``np.tril`` applies
+    (read-only)."""
+    mask = np.tri(*shape, dtype=bool)
+    mask.flags.writeable = False
+    return mask
 
 
 def choose_method(design, method: str = "auto", first_q: int | None = None) -> str:
@@ -538,7 +548,10 @@ class LMMObjective:
         p = self.p
         if not p:
             return np.zeros(0), np.zeros((0, 0))
-        LXX = np.tril(f.LXX)
+        # np.tril's own masking with the mask formed once per size (np.tril builds it
+        # on every call, a third of this function's time on a small model)
+        LXX = f.LXX
+        LXX = np.where(_lower_mask(LXX.shape), LXX, 0.0)
         RXt_inv = np.linalg.inv(LXX[:p, :p].T)   # p x p: inv beats a triangular-solve call
         return RXt_inv @ LXX[p, :p], RXt_inv
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from ..covariance.base import CovarianceStructure
 from ..linalg.blocked import BlockedFactor, BlockedSystem
 from ..linalg.lapack import inverse_crossprod_inplace, mirror_lower_inplace, solve_lower_t
 
@@ -56,6 +57,11 @@ def supports_gradient(system: BlockedSystem) -> bool:
 def has_jacobian(structures) -> bool:
     """True when every structure gives ``d Lambda / d theta`` (:func:`general_gradient`)."""
     for s in structures:
+        if (type(s).lambda_jacobian is CovarianceStructure.lambda_jacobian
+                and s.direct_map() is not None):
+            # the base class's Jacobian of a structure whose entries are parameters:
+            # always defined (asked by every small fit's objective; forming it costs more)
+            continue
         try:
             s.lambda_jacobian(s.theta0())
         except NotImplementedError:

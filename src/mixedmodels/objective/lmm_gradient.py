@@ -206,7 +206,10 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     lam1 = f.lam1
     L11 = f.L11
     L11inv = _lower_inverse(L11)                             # (l1, p1, p1)
-    m1 = np.matmul(lam1, L11inv.transpose(0, 2, 1))          # lambda_1 L_c^{-T}
+    # lambda_1 L_c^{-T}: the factor holds it for vector-valued first terms (with a rest
+    # block); for a scalar one it keeps the diagonal only
+    m1 = (f.m1 if p1 > 1 and f.m1 is not None
+          else np.matmul(lam1, L11inv.transpose(0, 2, 1)))
     has_rest = A.A21 is not None
     rd = system.rest_diag
     lams = f.lam_rest

@@ -324,7 +324,8 @@ def _evaluate(spec: MixedModelSpec, frame: pd.DataFrame, response, contrasts,
     off = np.zeros(len(frame))
     for expr in spec.offsets:
         off = off + evaluate_numeric(expr, frame, "offset")
-    terms = [build_random_term(t, frame, matrices) for t in spec.random]
+    groupings: dict = {}        # one coding per grouping factor, shared by its terms
+    terms = [build_random_term(t, frame, matrices, groupings) for t in spec.random]
     return _Parts(np.asarray(y, dtype=float), extra, fixed, off, terms)
 
 

@@ -421,7 +421,8 @@ def _model_matrix(term: RandomTerm, frame: pd.DataFrame):
 
 
 def build_random_term(term: RandomTerm, frame: pd.DataFrame,
-                      matrices: dict | None = None) -> RandomEffectsTerm:
+                      matrices: dict | None = None,
+                      groupings: dict | None = None) -> RandomEffectsTerm:
     """Materialize ``term`` on the complete-case model frame.
 
     Parameters
@@ -431,8 +432,17 @@ def build_random_term(term: RandomTerm, frame: pd.DataFrame,
     matrices : dict, optional
         The front doors' ``covariance_matrices`` (known matrices of ``propto`` and
         ``equalto`` terms, by name).
+    groupings : dict, optional
+        Grouping factors already coded on this ``frame``, by ``(group, variables)``; the
+        term's is taken from it or added to it (``(x || g)`` and other terms on one
+        factor code it once: ~90 us per term on 2,000 rows).
     """
-    grouping = build_grouping(term.group, term.group_vars, frame)
+    key = (term.group, tuple(term.group_vars))
+    grouping = None if groupings is None else groupings.get(key)
+    if grouping is None:
+        grouping = build_grouping(term.group, term.group_vars, frame)
+        if groupings is not None:
+            groupings[key] = grouping
     entry = REGISTRY[term.structure]
     spec = coder = None
     coords = matrix = None

@@ -185,9 +185,16 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
         # glmmTMB's Hessian is singular): the dense gradient serves the projected BFGS only.
         # Models on one grouping factor evaluated level by level are as cheap per
         # evaluation as small dense ones and take the same path (shared2k_three: 14
-        # evaluations, 1.6 ms, against the log-scale BFGS's 27 and 4.1 ms, same optimum).
+        # evaluations, 1.6 ms, against the log-scale BFGS's 27 and 4.1 ms, same optimum);
+        # so do blocked models below MOMENT_START_MIN_ROWS rows, where scipy's line search
+        # and L-BFGS-B polish cost more than the search itself (shared2k_uncorr: 0.79 ms
+        # of scipy against 0.19 ms, 13 evaluations against 12, same optimum to 1e-12).
+        # Larger blocked models keep the log-scale BFGS from the moment start
+        # (crossed_interaction10k: 21 evaluations against the projected BFGS's 26 from
+        # lme4's start).
         dense_qn = (obj.has_gradient
-                    and (obj.method == "dense" or obj.one_factor is not None)
+                    and (obj.method == "dense" or obj.one_factor is not None
+                         or (obj.method == "blocked" and obj.n < MOMENT_START_MIN_ROWS))
                     and not any(t.structured for t in design.terms))
         optimizer = ("gradient" if obj.has_gradient and obj.method != "dense"
                      else "bobyqa")
@@ -451,9 +458,10 @@ def lmer(
         gradient, for scalar and vector-valued terms alike -- when the model uses the
         blocked factorization (too large for the dense one of small models,
         ``q + p + 1 > 80``, and a dense block of at most 6000 columns) with terms on more
-        than one grouping factor; on small models
-        (the dense factorization) and on models whose terms all share one grouping
-        factor (evaluated level by level) a projected BFGS with the exact gradient
+        than one grouping factor and at least 10,000 rows; on small models
+        (the dense factorization), on blocked models with fewer rows and on models whose
+        terms all share one grouping factor (evaluated level by level) a projected BFGS
+        with the exact gradient
         (``"gradient:projected BFGS"``, BOBYQA where it does not converge),
         BOBYQA (NLopt, lme4's default) for structured terms. Also ``"bobyqa"``,
         ``"gradient"`` (forces the blocked factorization), ``"nelder_mead"``, ``"cobyqa"``,

@@ -136,6 +136,8 @@ class BlockedSystem:
         # lazily built indices of the scalar gradient (rest_term_of_row, rest_pair_classes)
         self._rest_terms: np.ndarray | None = None
         self._pair_classes: tuple | None = None
+        self._a21_t: tuple | None = None          # (A21, its transpose view): a21_t
+        self._jacobians: list | None = None       # constant d lambda / d theta: jacobians
         if pattern.has_rest:
             self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
             self.rest_diag = BlockDiagonal([(b.nlevels, b.p) for b in blocks[1:]])
@@ -342,6 +344,27 @@ class BlockedSystem:
         if not chol_inplace(LXX):
             return None
         return BlockedFactor(L11, L21, L22, L1X, LrX, LXX, logdet, lam1, lam_r, m1, lams)
+
+    def constant_jacobians(self) -> list[np.ndarray | None]:
+        """Per term, ``d lambda_k / d theta_k`` flattened to (n_theta_k, p_k^2) where it
+        does not depend on theta (``lambda_k`` a selection of theta: ``direct_map``), else
+        None; computed on first use (the gradient contracts with it every evaluation)."""
+        if self._jacobians is None:
+            self._jacobians = [
+                None if s.direct_map() is None
+                else np.array(s.lambda_jacobian(s.theta0()), dtype=float).reshape(s.n_theta, -1)
+                for s in self.structures]
+        return self._jacobians
+
+    @property
+    def a21_t(self) -> sp.csc_matrix:
+        """``A21'`` as a CSC view of ``A21``'s arrays, kept while ``A21`` is (the
+        gradient's ``A21' Lambda_r V`` every evaluation; scipy's ``.T`` rebuilds and
+        validates the matrix object on each call)."""
+        A21 = self.A.A21
+        if self._a21_t is None or self._a21_t[0] is not A21:
+            self._a21_t = (A21, A21.T)
+        return self._a21_t[1]
 
     @property
     def rest_term_of_row(self) -> np.ndarray:

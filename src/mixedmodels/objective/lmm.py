@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.linalg import lapack
 
 from ..design import Design
 from ..linalg import (
@@ -62,6 +63,7 @@ from .lmm_one_factor import one_factor_system, one_factor_value_and_gradient
 __all__ = ["LMMObjective", "LMMSolution", "block_plan", "choose_method"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
+_dtrtri = lapack.dtrtri
 _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSystem}
 #: :attr:`LMMObjective.one_factor` not built yet (a string, not ``object()``: a pickled
 #: or deep-copied objective must still recognize it)
@@ -552,7 +554,11 @@ class LMMObjective:
         # on every call, a third of this function's time on a small model)
         LXX = f.LXX
         LXX = np.where(_lower_mask(LXX.shape), LXX, 0.0)
-        RXt_inv = np.linalg.inv(LXX[:p, :p].T)   # p x p: inv beats a triangular-solve call
+        # LAPACK's triangular inverse of the p x p block R~_X = L_XX' (upper), without
+        # np.linalg.inv's wrapper and LU (half the cost; equal to it to rounding)
+        RXt_inv, info = _dtrtri(LXX[:p, :p].T, lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError("Singular matrix")
         return RXt_inv @ LXX[p, :p], RXt_inv
 
     @property

@@ -112,6 +112,20 @@ def dot_of_size(k: int) -> Callable[[list, list], float]:
     return _DOTS.get(k, _dot)
 
 
+def _free_max(g: list, active: list) -> float:
+    """``max(|g_i|)`` over the parameters not active, 0 when all are: what
+    ``max((abs(g[i]) for i in ... if not active[i]), default=0.0)`` gives (a NaN kept or
+    passed over exactly as there: the first value stays unless a later one is larger),
+    without the generator's frame."""
+    out = None
+    for gi, ai in zip(g, active):
+        if not ai:
+            v = abs(gi)
+            if out is None or v > out:
+                out = v
+    return 0.0 if out is None else out
+
+
 def _direction(H: list, g: list, free: list, dot=_dot) -> list:
     """The quasi-Newton step ``-B_FF^{-1} g_F`` on the free parameters (0 elsewhere) from
     the inverse ``H = B^{-1}``: ``B_FF^{-1} = H_FF - H_FA H_AA^{-1} H_AF`` (the Schur
@@ -228,7 +242,7 @@ def minimize_bounded_bfgs(
     floor_u = [lo[i] if bounded[i] and not logm[i] else -math.inf for i in rng]
     for _ in range(maxiter):
         active = [u[i] <= floor_u[i] and gu[i] > 0 for i in rng]
-        gmax = max((abs(g[i]) for i in rng if not active[i]), default=0.0)
+        gmax = _free_max(g, active)
         if gmax <= tol:
             code = "converged"
             break
@@ -300,7 +314,7 @@ def minimize_bounded_bfgs(
                     H = [[jac[i] * H[i][j] * jac[j] for j in rng] for i in rng]
         if f_old - f <= FTOL_REL * max(1.0, abs(f)):
             active = [u[i] <= floor_u[i] and gu[i] > 0 for i in rng]
-            gmax = max((abs(g[i]) for i in rng if not active[i]), default=0.0)
+            gmax = _free_max(g, active)
             code = "converged" if gmax <= tol else "converged (no further decrease)"
             break
     summary = OptSummary(

@@ -118,7 +118,7 @@ def _free_max(g: list, active: list) -> float:
     passed over exactly as there: the first value stays unless a later one is larger),
     without the generator's frame."""
     out = None
-    for gi, ai in zip(g, active):
+    for gi, ai in zip(g, active, strict=False):   # (equal lengths: strict costs more)
         if not ai:
             v = abs(gi)
             if out is None or v > out:

@@ -134,12 +134,13 @@ def block_plan(design, method: str = "auto", merge_terms: bool = True
     merge : TermMerge or None
         None when no block would hold more than one term.
     """
-    merge = None
-    if method != "dense" and choose_method(design, method) != "dense":
-        blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
-        merge = TermMerge.of(blocks, [t.structure for t in design.terms],
-                             [t.grouping.name for t in design.terms])
-        merge = merge if merge.merges and merge_terms else None
+    chosen = choose_method(design, method)
+    if chosen == "dense":
+        return chosen, None        # (the sizes alone decide it: no merge to form)
+    blocks = [TermBlock(t.grouping.codes, t.Z, t.nlevels) for t in design.terms]
+    merge = TermMerge.of(blocks, [t.structure for t in design.terms],
+                         [t.grouping.name for t in design.terms])
+    merge = merge if merge.merges and merge_terms else None
     first_q = None if merge is None else merge.blocks[0].q
     return choose_method(design, method, first_q=first_q), merge
 
@@ -245,7 +246,10 @@ class LMMObjective:
         method, merge = block_plan(design, method, merge_terms)
         basis = FixedBasis.of(design.X, design.weights)
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
-        XY = np.column_stack([basis.X, y_res])
+        # [X~ y~] by two column writes (np.column_stack's wrapper costs more on a small fit)
+        XY = np.empty((y_res.shape[0], basis.X.shape[1] + 1))
+        XY[:, :-1] = basis.X
+        XY[:, -1] = y_res
         #: ``[X~ y~]``: the fixed-effects columns in the internal basis and the residualized
         #: response, as the cross-products see them (:meth:`set_data`)
         self.internal_XY = XY

@@ -118,9 +118,9 @@ def _free_max(g: list, active: list) -> float:
     passed over exactly as there: the first value stays unless a later one is larger),
     without the generator's frame."""
     out = None
-    for gi, ai in zip(g, active, strict=False):   # (equal lengths: strict costs more)
-        if not ai:
-            v = abs(gi)
+    for i in range(len(g)):     # (indexing: a zip with its keyword costs more here)
+        if not active[i]:
+            v = abs(g[i])
             if out is None or v > out:
                 out = v
     return 0.0 if out is None else out
@@ -265,7 +265,8 @@ def minimize_bounded_bfgs(
             f_new, g_arr = fg(np.array(x_new))
             f_new = float(f_new)
             n_evals += 1
-            decrease = dot(gu, [a - b for a, b in zip(u_new, u, strict=True)])
+            # (index comprehensions: zip's strict keyword costs more than the k subtractions)
+            decrease = dot(gu, [u_new[i] - u[i] for i in rng])
             if math.isfinite(f_new) and f_new <= f + ARMIJO_C1 * decrease:
                 break
             if math.isfinite(f_new) and f_new > f:
@@ -282,8 +283,8 @@ def minimize_bounded_bfgs(
             break
         g_new = np.asarray(g_arr, dtype=float).tolist()
         gu_new = [g_new[i] * x_new[i] if logm[i] else g_new[i] for i in rng]
-        s = [a - b for a, b in zip(u_new, u, strict=True)]
-        y = [a - b for a, b in zip(gu_new, gu, strict=True)]
+        s = [u_new[i] - u[i] for i in rng]
+        y = [gu_new[i] - gu[i] for i in rng]
         f_old = f
         u, x, f, g, gu = u_new, x_new, f_new, g_new, gu_new
         sy = dot(s, y)

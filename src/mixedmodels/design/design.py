@@ -546,7 +546,7 @@ def _check_magnitudes(design: Design, shifted: np.ndarray | None = None) -> None
                for t in design.terms]
     with np.errstate(over="ignore"):      # (entered once: ~1 us a time)
         for label, names, block in blocks:
-            flat = np.ravel(block)
+            flat = block.ravel()          # (the method: np.ravel's wrapper costs more)
             if math.isfinite(flat @ flat):
                 continue
             bad = ~np.isfinite(np.einsum("ij,ij->j", block, block))

@@ -33,6 +33,9 @@ __all__ = [
     "finite_difference_derivatives",
 ]
 
+#: np.max's own reduction, without its wrapper
+_max_reduce = np.maximum.reduce
+
 #: Relative finite-difference step (lme4's ``deriv12`` uses 1e-4).
 FD_STEP = 1e-4
 #: Gradient below this (per unit of theta) needs no Hessian to be accepted.
@@ -189,8 +192,11 @@ def _bound_curvatures(x, lower, g, second) -> tuple[np.ndarray, np.ndarray, np.n
     h = FD_STEP * np.maximum(np.abs(x), 1.0)
     at_bound = np.isfinite(lower) & (x - lower <= h)
     stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
-    curv = np.full(x.size, np.nan)
-    for i in np.flatnonzero(stationary):
+    curv = np.empty(x.size)
+    curv.fill(np.nan)
+    # (array methods: np.full and np.flatnonzero's wrappers cost more than the work on
+    # the few parameters of most models, and this runs once per fit)
+    for i in stationary.nonzero()[0]:
         e = np.zeros(x.size)
         e[i] = h[i]
         curv[i] = second(i, e)
@@ -259,7 +265,7 @@ def check_convergence_gradient(
 
 def _gradient_verdict(fg, x, g, active, hess_inv, grad_tol, newton_tol) -> ConvergenceReport:
     free = ~active
-    if not free.any() or np.max(np.abs(g[free])) <= grad_tol:
+    if not free.any() or _max_reduce(np.abs(g[free])) <= grad_tol:
         return ConvergenceReport(g, None, active, 0.0, True, "", 0)
     if hess_inv is not None and not active.any():
         dec = 0.5 * float(g @ hess_inv @ g)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 
 import numpy as np
 
@@ -176,11 +177,12 @@ class DenseSystem:
         self.q = int(sum(b.q for b in self.blocks))
         #: per term: structure, theta slice, first column, levels, p_k (Lambda_k is
         #: I_{l_k} (x) lambda_k, so T' A T is a scaling of A's column and row blocks)
-        offsets = np.cumsum([0] + [b.q for b in self.blocks[:-1]])
+        # (Python sums: np.cumsum's wrapper costs more than these few additions)
+        offsets = list(accumulate([b.q for b in self.blocks[:-1]], initial=0))
         self._terms = tuple((s, sl, int(off), b.nlevels, b.p)
                             for s, sl, off, b in zip(self.structures, self.slices, offsets,
                                                      self.blocks, strict=True))
-        self._lam_offsets = np.cumsum([0] + [b.p * b.p for b in self.blocks])
+        self._lam_offsets = list(accumulate([b.p * b.p for b in self.blocks], initial=0))
         self.n_theta = int(sum(s.n_theta for s in self.structures))
         maps = [s.direct_map() for s in self.structures]
         #: the last factor of :meth:`factorize` whose ``A T`` the workspace holds

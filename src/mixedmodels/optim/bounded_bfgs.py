@@ -79,13 +79,61 @@ def _dot(a: list, b: list) -> float:
     return acc
 
 
-def _direction(H: list, g: list, free: list) -> list:
+# :func:`_dot` unrolled for the few parameters of most models: the same sum in the same
+# order (``0.0 + x`` is what the loop's ``0 + x`` gives, a zero's sign included), without
+# the loop and its ``zip`` -- about a fifth of the loop's cost, and an iteration takes ten
+# or more of these (sleepstudy: ~140 per search). Unpacking refuses lists of another
+# length, as ``zip(strict=True)`` does.
+def _dot1(a: list, b: list) -> float:
+    (a0,), (b0,) = a, b
+    return 0.0 + a0 * b0
+
+
+def _dot2(a: list, b: list) -> float:
+    (a0, a1), (b0, b1) = a, b
+    return 0.0 + a0 * b0 + a1 * b1
+
+
+def _dot3(a: list, b: list) -> float:
+    (a0, a1, a2), (b0, b1, b2) = a, b
+    return 0.0 + a0 * b0 + a1 * b1 + a2 * b2
+
+
+def _dot4(a: list, b: list) -> float:
+    (a0, a1, a2, a3), (b0, b1, b2, b3) = a, b
+    return 0.0 + a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3
+
+
+_DOTS = {1: _dot1, 2: _dot2, 3: _dot3, 4: _dot4}
+
+
+def dot_of_size(k: int) -> Callable[[list, list], float]:
+    """:func:`_dot` for lists of length ``k`` (unrolled up to 4, bit-identical)."""
+    return _DOTS.get(k, _dot)
+
+
+def _free_max(g: list, active: list) -> float:
+    """``max(|g_i|)`` over the parameters not active, 0 when all are: what
+    ``max((abs(g[i]) for i in ... if not active[i]), default=0.0)`` gives (a NaN kept or
+    passed over exactly as there: the first value stays unless a later one is larger),
+    without the generator's frame."""
+    out = None
+    for i in range(len(g)):     # (indexing: a zip with its keyword costs more here)
+        if not active[i]:
+            v = abs(g[i])
+            if out is None or v > out:
+                out = v
+    return 0.0 if out is None else out
+
+
+def _direction(H: list, g: list, free: list, dot=_dot) -> list:
     """The quasi-Newton step ``-B_FF^{-1} g_F`` on the free parameters (0 elsewhere) from
     the inverse ``H = B^{-1}``: ``B_FF^{-1} = H_FF - H_FA H_AA^{-1} H_AF`` (the Schur
-    complement; with nothing active simply ``-H g``). Lists of floats (few parameters)."""
+    complement; with nothing active simply ``-H g``). Lists of floats (few parameters);
+    ``dot`` is :func:`_dot` or its unrolled form for ``len(g)``."""
     k = len(g)
     if all(free):
-        return [-_dot(Hi, g) for Hi in H]
+        return [-dot(Hi, g) for Hi in H]
     f = [i for i in range(k) if free[i]]
     a = [i for i in range(k) if not free[i]]
     Hn = np.array(H)
@@ -165,6 +213,7 @@ def minimize_bounded_bfgs(
     x_arr = np.maximum(np.asarray(x0, dtype=float), lower)
     k = x_arr.size
     rng = range(k)
+    dot = dot_of_size(k)
     # the loop runs on Python floats: with the few parameters of a small model every numpy
     # call on a k-vector costs more than its arithmetic (measured on sleepstudy: ~70 us of
     # numpy overhead per iteration against ~15 us as scalars)
@@ -193,14 +242,14 @@ def minimize_bounded_bfgs(
     floor_u = [lo[i] if bounded[i] and not logm[i] else -math.inf for i in rng]
     for _ in range(maxiter):
         active = [u[i] <= floor_u[i] and gu[i] > 0 for i in rng]
-        gmax = max((abs(g[i]) for i in rng if not active[i]), default=0.0)
+        gmax = _free_max(g, active)
         if gmax <= tol:
             code = "converged"
             break
         d = None
         if H is not None:
-            d = _direction(H, gu, [not a for a in active])
-        if d is None or not _dot(gu, d) < 0.0:
+            d = _direction(H, gu, [not a for a in active], dot)
+        if d is None or not dot(gu, d) < 0.0:
             # no curvature yet (or a broken one): along the gradient, at most FIRST_STEP
             H = None
             d = [0.0 if active[i] else -gu[i] for i in rng]
@@ -216,7 +265,8 @@ def minimize_bounded_bfgs(
             f_new, g_arr = fg(np.array(x_new))
             f_new = float(f_new)
             n_evals += 1
-            decrease = _dot(gu, [a - b for a, b in zip(u_new, u, strict=True)])
+            # (index comprehensions: zip's strict keyword costs more than the k subtractions)
+            decrease = dot(gu, [u_new[i] - u[i] for i in rng])
             if math.isfinite(f_new) and f_new <= f + ARMIJO_C1 * decrease:
                 break
             if math.isfinite(f_new) and f_new > f:
@@ -233,19 +283,19 @@ def minimize_bounded_bfgs(
             break
         g_new = np.asarray(g_arr, dtype=float).tolist()
         gu_new = [g_new[i] * x_new[i] if logm[i] else g_new[i] for i in rng]
-        s = [a - b for a, b in zip(u_new, u, strict=True)]
-        y = [a - b for a, b in zip(gu_new, gu, strict=True)]
+        s = [u_new[i] - u[i] for i in rng]
+        y = [gu_new[i] - gu[i] for i in rng]
         f_old = f
         u, x, f, g, gu = u_new, x_new, f_new, g_new, gu_new
-        sy = _dot(s, y)
-        yy = _dot(y, y)
-        if sy > CURVATURE_MIN * math.sqrt(_dot(s, s) * yy):
+        sy = dot(s, y)
+        yy = dot(y, y)
+        if sy > CURVATURE_MIN * math.sqrt(dot(s, s) * yy):
             if H is None:
                 h0 = sy / yy
                 H = [[h0 if i == j else 0.0 for j in rng] for i in rng]
             # inverse BFGS update: H+ = (I - s y'/sy) H (I - y s'/sy) + s s'/sy
-            Hy = [_dot(Hi, y) for Hi in H]
-            a_ss = (sy + _dot(y, Hy)) / sy ** 2
+            Hy = [dot(Hi, y) for Hi in H]
+            a_ss = (sy + dot(y, Hy)) / sy ** 2
             for i in rng:
                 Hi, si, hyi = H[i], s[i], Hy[i]
                 for j in rng:
@@ -265,7 +315,7 @@ def minimize_bounded_bfgs(
                     H = [[jac[i] * H[i][j] * jac[j] for j in rng] for i in rng]
         if f_old - f <= FTOL_REL * max(1.0, abs(f)):
             active = [u[i] <= floor_u[i] and gu[i] > 0 for i in rng]
-            gmax = max((abs(g[i]) for i in rng if not active[i]), default=0.0)
+            gmax = _free_max(g, active)
             code = "converged" if gmax <= tol else "converged (no further decrease)"
             break
     summary = OptSummary(

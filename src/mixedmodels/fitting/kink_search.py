@@ -34,9 +34,9 @@ Nelder-Mead probes): field_gls_lin_nugget 223 -> 48 evaluations, spatial_lme_lin
 236 -> 130, at the same optima (deviance within 3e-7); over ten simulated cor_lin models
 (6 single-field gls, 3 lmer, 1 grouped gls; 50-240 rows, coordinates in units of 1 to
 100) 1604 -> 965 evaluations, every deviance lower or equal, by up to 23, and equal to a
-fine profile grid's optimum (polished by Nelder-Mead) on seven of the eight where that
-oracle was computed, 0.013 above it on the eighth (the old search missed it by 0.6 - 7.3
-on all eight).
+fine profile grid's optimum (polished by Nelder-Mead) on eight of the nine where that
+oracle was computed, 0.013 above it on the ninth (the old search missed it by 0.6 - 23
+on all nine).
 """
 
 from __future__ import annotations

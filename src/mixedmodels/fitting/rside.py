@@ -11,7 +11,9 @@ recompute it from the fitted values, and repeat until the estimates stop changin
 residual standard deviation, variance parameters in units of their spread over the rows),
 starts a smooth spatial range at the best of nlme's start and two distance quantiles
 (:mod:`.rside_range_start`), and searches again by quasi-Newton where the first fit fails
-its check with a variance parameter run off (:mod:`.rside_second_start`).
+its check with a variance parameter run off (:mod:`.rside_second_start`). A linear spatial
+correlation, whose range has a kink at every distance, starts from a scan of ranges and
+ends on a kink (:mod:`.kink_search`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
 from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
 from .gls_quasi_newton import optimize_fast_gradient
+from .kink_search import kinked_range_search, settle_on_kink
 from .limit_scale import LimitScale
 from .rside_range_start import spatial_range_start
 from .rside_second_start import RUNOFF, best_of_two_searches
@@ -219,12 +222,18 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
             return found
         # BOBYQA from the start where quasi-Newton did not settle
     settings = {**RSIDE_STOP, **(settings or {})}
-    opt = minimize(traced(obj, stage), x0, lower,
-                   optimizer="bobyqa" if optimizer == "auto" else optimizer,
-                   settings=settings)
-    if optimizer == "auto" and obj.residual.kinked:
-        kinks = obj.residual.correlation.kinks()
-        if kinks.size:
+    # (a fixed correlation has no range to search)
+    kinks = obj.residual.correlation.kinks() if obj.residual.kinked and obj.residual.n_cor \
+        else np.zeros(0)
+    opt = None
+    if optimizer == "auto" and kinks.size:
+        opt = _kinked_search(traced(obj, stage), obj, x0, lower, settings, kinks)
+    if opt is None:
+        opt = minimize(traced(obj, stage), x0, lower,
+                       optimizer="bobyqa" if optimizer == "auto" else optimizer,
+                       settings=settings)
+        if optimizer == "auto" and kinks.size:
+            # no finite scan point: BOBYQA from nlme's start, settled on the kinks
             opt = _settle_on_kinks(traced(obj, stage), opt, lower, settings, kinks,
                                    x0.size - obj.residual.n_par)
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
@@ -339,6 +348,20 @@ def _checked_gradient(obj, x, fval, lower):
     if not conv.converged:
         emit_warning(conv.message, ConvergenceWarning, stacklevel=6)
     return x, f, conv
+
+
+def _kinked_search(fun, obj, x0, lower, settings, kinks):
+    """:func:`~.kink_search.kinked_range_search` over the range (the first correlation
+    parameter; with a nugget, the second is its logit) finished by :func:`_walk_kinks`;
+    None where no scan point has a finite criterion."""
+    i = x0.size - obj.residual.n_par
+    nugget = i + 1 if obj.residual.n_cor == 2 else None
+    def walk(opt):
+        return _walk_kinks(fun, opt, lower, settings, kinks, i)
+
+    return kinked_range_search(
+        fun, x0, lower, i, kinks, settings,
+        lambda opt: settle_on_kink(fun, opt, lower, i, kinks, settings, walk), nugget)
 
 
 def _walk_kinks(fun, opt, lower, settings, kinks: np.ndarray, i: int):

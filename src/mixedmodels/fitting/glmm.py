@@ -60,7 +60,13 @@ from ..formula import parse_formula
 from ..objective.glmm import GLMMObjective, GLMMSolution, check_nagq
 from ..objective.glmm_gradient import Stage0Gradient
 from ..objective.pirls import PIRLS, PIRLSError, prior_weights
-from ..optim import OPTIMIZERS, OptSummary, minimize, minimize_with_gradient
+from ..optim import (
+    OPTIMIZERS,
+    OptSummary,
+    minimize,
+    minimize_bounded_bfgs,
+    minimize_with_gradient,
+)
 from ..results.glmm import GeneralizedLinearMixedModelResult
 from ..results.recipe import FitRecipe
 from .common import (
@@ -102,12 +108,13 @@ STAGE2_SETTINGS = {"xtol_abs": 1e-6, "ftol_abs": 1e-8, "initial_step": 0.5}
 #: stage corrects theta anyway, and optimizing the start to 1e-8 costs a third more
 #: evaluations of the (more expensive) joint PIRLS without changing the result.
 STAGE0_START_SETTINGS = {"xtol_abs": 1e-3, "ftol_abs": 1e-3}
-#: Gradient tolerance (deviance per unit of log theta) of that stage on the gradient path:
-#: the deviance is then within ~1e-5 of the stage's optimum (curvatures of 5-50 per unit of
-#: log theta), far closer than the Laplace stage's optimum is to it (0.06 on cbpp). From
-#: 1e-3 it saves the last stage-0 evaluation on most corpus rows (cbpp, VerbAgg,
-#: grouseticks, the 5k and 12k simulations) with the Laplace stage's evaluations and
-#: optima unchanged (objectives within 1e-10).
+#: Gradient tolerance of that stage on the gradient path (deviance per unit of theta for
+#: the projected BFGS of lme4's covariance terms, per unit of log theta for the others, see
+#: :func:`_stage0_search`; the same near theta = 1): the deviance is then within ~1e-5 of
+#: the stage's optimum (curvatures of 5-50 per unit of log theta), far closer than the
+#: Laplace stage's optimum is to it (0.06 on cbpp). From 1e-3 it saves the last stage-0
+#: evaluation on most corpus rows (cbpp, VerbAgg, grouseticks, the 5k and 12k simulations)
+#: with the Laplace stage's evaluations and optima unchanged (objectives within 1e-10).
 STAGE0_START_GTOL = 1e-2
 #: PIRLS tolerance of that stage (its gradient search too, :func:`_stage0_tol`): a step
 #: below 1e-6 leaves the modes ~1e-12 from the mode (quadratic convergence) and the
@@ -120,6 +127,10 @@ STAGE0_START_PIRLS_TOL = 1e-6
 #: step back; a relative covariance parameter that moves farther still gets there in
 #: several steps.
 STAGE0_MAX_LOG_STEP = 3.0
+#: Return codes of a failed stage-0 gradient search (:func:`_stage0_search`), after which
+#: BOBYQA runs from the start.
+STAGE0_FAILED = frozenset({"line search failed", "maximum iterations reached",
+                           "no finite objective value at the start"})
 #: Step of the finite differences that scale theta for the Laplace stage.
 STAGE0_FD_STEP = 1e-3
 #: The stage-0 BFGS's inverse-Hessian model replaces those differences when the search
@@ -274,17 +285,18 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     obj.stage0_tol = tol
     opt = None
     if fun.gradient is not None:
-        # quasi-Newton on lme4's scale of theta (lmer's fast path: BFGS in log theta, a
-        # bounded polish for parameters heading to zero)
+        # quasi-Newton on lme4's scale of theta (log theta while theta is not near its
+        # bound; see _stage0_search)
         tol, obj.stage0_tol = obj.stage0_tol, _stage0_tol(obj, settings)
         gtol = STAGE0_START_GTOL if settings is STAGE0_START_SETTINGS else None
-        opt, _, hess_inv = minimize_with_gradient(
-            traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0, fun.lower,
-            gtol=gtol, max_log_step=STAGE0_MAX_LOG_STEP)
+        opt, hess_inv = _stage0_search(
+            traced(fun.gradient, "nAGQ=0", _pirls_note(obj), gradient=True), v0,
+            fun.lower, gtol, lean=not any(t.structured for t in obj.design.terms))
         obj.stage0_tol = tol
         if hess_inv is not None and opt.n_evals >= fun.lower.size + STAGE0_MODEL_STEPS:
             fun.hess_inv = np.asarray(hess_inv, dtype=float)
-        failed = not np.isfinite(opt.fval) or opt.return_code.startswith("log phase:")
+        failed = not np.isfinite(opt.fval) or opt.return_code in STAGE0_FAILED or \
+            opt.return_code.startswith("log phase:")
         if failed or at_link_edge(obj, fun.theta(opt.x), fun.family(opt.x)):
             # the gradient path failed, or stopped where the mean meets the edge of the
             # link's range (the criterion is not smooth there and can have several local
@@ -304,6 +316,33 @@ def _stage0(obj: GLMMObjective, theta0, optimizer, settings
     return opt, v, fun
 
 
+def _stage0_search(fg, v0: np.ndarray, lower: np.ndarray, gtol: float | None, lean: bool
+                   ) -> tuple[OptSummary, np.ndarray | None]:
+    """The stage-0 gradient search from ``v0``: its record and the quasi-Newton model of
+    the inverse Hessian in ``v`` (None when there is none).
+
+    ``lean`` (lme4's own covariance terms): the package's projected BFGS
+    (:func:`~mixedmodels.optim.minimize_bounded_bfgs`, log scale for theta bounded at
+    zero, its loop on Python floats), whose overhead is a few tens of microseconds where
+    scipy's BFGS set-up and Wolfe line search cost ~0.3 ms a fit, as much as a joint PIRLS
+    solve of cbpp; its gradient test ``max |dF/dtheta| <= gtol`` (:data:`STAGE0_START_GTOL`
+    for the Laplace start, else :data:`~mixedmodels.optim.bounded_bfgs.BFGS_GTOL` and its
+    relative version: an ``nAGQ=0`` fit). Otherwise (structured or distance-based terms,
+    whose range parameters can have several local optima: the Laplace stage's range check
+    is tuned on this path) :func:`~mixedmodels.optim.minimize_with_gradient`, BFGS on
+    log theta with :data:`STAGE0_MAX_LOG_STEP` as its trust radius. A failure of either
+    has a return code in :data:`STAGE0_FAILED` (the projected BFGS) or starting with
+    ``"log phase:"`` (:func:`~mixedmodels.optim.minimize_with_gradient`)."""
+    if not lean:
+        opt, _, hess_inv = minimize_with_gradient(fg, v0, lower, gtol=gtol,
+                                                  max_log_step=STAGE0_MAX_LOG_STEP)
+        return opt, hess_inv
+    model: dict = {}
+    kw = {} if gtol is None else {"gtol": gtol, "gtol_rel": 0.0}
+    opt, _ = minimize_bounded_bfgs(fg, v0, lower, model=model, **kw)
+    return opt, model["hess_inv"]
+
+
 def _stage0_tol(obj: GLMMObjective, settings) -> float | None:
     """PIRLS's tolerance in the gradient search of the nAGQ = 0 stage: its full one (None)
     for an ``nAGQ=0`` fit, so that the criterion is smooth to the line search's
@@ -316,13 +355,20 @@ def _stage0_tol(obj: GLMMObjective, settings) -> float | None:
 
 
 def _stage0_solution(obj: GLMMObjective, stage0: _Stage0, theta: np.ndarray,
-                     fam: Family) -> GLMMSolution:
+                     fam: Family, start_only: bool = False) -> GLMMSolution:
     """The joint PIRLS solution at the stage-1 optimum: the search's last solve when it
     was at the optimum itself (as usual: BFGS evaluates its last iterate last), whose
     modes gave the optimum's value, else a solve there (one more PIRLS step from those
-    modes moves them within PIRLS's tolerance only; cbpp nAGQ = 0: 3% of the fit)."""
+    modes moves them within PIRLS's tolerance only; cbpp nAGQ = 0: 3% of the fit).
+
+    With ``start_only`` (the stage only starts the Laplace fit) a last solve at the
+    start's looser PIRLS tolerance (:data:`STAGE0_START_PIRLS_TOL`) counts too: its modes
+    are ~1e-12 from the tight ones (quadratic convergence), far below what the Laplace
+    stage's start, scaling and separation check can see, and the tight re-solve (one
+    more joint PIRLS solve and its sensitivity; cbpp Laplace ~2% of the fit) is saved."""
     grad = stage0.gradient
-    pr = grad.last_solve_at(theta, fam) if isinstance(grad, Stage0Gradient) and \
+    tol = STAGE0_START_PIRLS_TOL if start_only else None
+    pr = grad.last_solve_at(theta, fam, tol) if isinstance(grad, Stage0Gradient) and \
         obj.stage0_tol is None and type(obj.pirls) is PIRLS else None
     return obj.solve0(theta, fam) if pr is None else obj.solution0(pr, fam)
 
@@ -561,7 +607,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     opt0, v, stage0 = _stage0(obj, theta0, optimizer, settings0)
     obj.stage0_tol = None
     theta, fam = stage0.theta(v), stage0.family(v)
-    sol0 = _stage0_solution(obj, stage0, theta, fam)
+    sol0 = _stage0_solution(obj, stage0, theta, fam,
+                            start_only=settings0 is STAGE0_START_SETTINGS)
     Rinv0 = _rx_inverse(obj, sol0)
     vcov0 = sol0.phi * Rinv0 @ Rinv0.T
     sep = _separation(design, obj, sol0)
@@ -896,7 +943,7 @@ def glmer(
     optimizer : str
         ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace or
         quadrature deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of
-        the nAGQ = 0 criterion (BFGS on log theta), falling back to BOBYQA where a
+        the nAGQ = 0 criterion (a projected BFGS on log theta), falling back to BOBYQA where a
         gradient step fails (the nAGQ = 0 stage that starts a Laplace or quadrature fit
         uses its gradient too); BOBYQA where there is no exact gradient (quadrature with
         a dispersion family, Toeplitz covariance terms) or ``optimizer_settings`` are

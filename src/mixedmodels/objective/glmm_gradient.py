@@ -209,13 +209,16 @@ class LaplaceGradient:
     #: evaluated the optimum last (:meth:`last_solve_at`)
     last_solve: tuple | None = None
 
-    def last_solve_at(self, point: np.ndarray, family: Family):
+    def last_solve_at(self, point: np.ndarray, family: Family,
+                      tol: float | None = None):
         """The last evaluation's PIRLS result when it was at exactly ``point`` (``x``;
         theta for :class:`Stage0Gradient`) with ``family`` and PIRLS's own tolerance (as
-        :meth:`~.glmm.GLMMObjective.solve` and ``solve0`` solve), else None."""
+        :meth:`~.glmm.GLMMObjective.solve` and ``solve0`` solve) or, when ``tol`` is
+        given, a tolerance at most ``tol``; else None."""
         last = self.last_solve
-        if last is None or last[1] is not None or last[2] is not family or \
-                not np.array_equal(last[0], point):
+        if last is None or last[2] is not family or not np.array_equal(last[0], point):
+            return None
+        if last[1] is not None and (tol is None or not last[1] <= tol):
             return None
         return last[3]
 

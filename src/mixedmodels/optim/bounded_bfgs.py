@@ -181,6 +181,7 @@ def minimize_bounded_bfgs(
     gtol_rel: float = BFGS_GTOL_REL,
     maxiter: int = 200,
     initial_hessian: bool = False,
+    model: dict | None = None,
 ) -> tuple[OptSummary, np.ndarray]:
     """Minimize ``fg`` (value and gradient) over ``x >= lower`` (module docstring).
 
@@ -200,6 +201,10 @@ def minimize_bounded_bfgs(
         Start from the inverse of a forward-difference Hessian of the gradient at ``x0``
         (``k`` gradient evaluations; :func:`_initial_inverse_hessian`) rather than from
         a gradient step.
+    model : dict, optional
+        Receives ``"hess_inv"``: the search's BFGS model of the inverse Hessian at the
+        end, in ``x`` (``J H_u J`` with ``J = diag(x)`` on the log-scale parameters), or
+        None when no curvature pair was accepted.
 
     Returns
     -------
@@ -318,6 +323,10 @@ def minimize_bounded_bfgs(
             gmax = _free_max(g, active)
             code = "converged" if gmax <= tol else "converged (no further decrease)"
             break
+    if model is not None:
+        model["hess_inv"] = None if H is None else \
+            np.array([[(x[i] if logm[i] else 1.0) * H[i][j] * (x[j] if logm[j] else 1.0)
+                       for j in rng] for i in rng])
     summary = OptSummary(
         optimizer="gradient:projected BFGS", x0=np.asarray(x0, dtype=float), lower=lower,
         upper=np.full_like(lower, np.inf), x=np.array(x), fval=float(f), n_evals=n_evals,

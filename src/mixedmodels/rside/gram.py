@@ -90,9 +90,14 @@ class BandedGram:
         self.k = k = M.shape[1]
         self.n = M.shape[0]
         self._M = M
-        P = _outer_rows(M, M)                                # (n, k^2)
         cor = self._markov = residual.correlation
         self._scaled = residual.variance is not None or residual.log_w is not None
+        if cor is None and not residual.n_par:
+            # nothing to estimate: one evaluation, ``M' diag(w) M`` directly (the outer
+            # products cost several such products to set up)
+            self._self = None
+            return
+        P = _outer_rows(M, M)                                # (n, k^2)
         if cor is None:
             self._self = P
             return
@@ -154,6 +159,10 @@ class BandedGram:
         logdet = 0.0 if log_d is None else 2.0 * float(log_d.sum())
         k = self.k
         if self._markov is None:
+            if self._self is None:
+                M = self._M
+                A = M.T @ M if e2 is None else (M.T * e2) @ M
+                return A, logdet, (e2, None, e2, None)
             w = np.ones(self.n) if e2 is None else e2
             return (w @ self._self).reshape(k, k), logdet, (w, None, e2, None)
         lag = self._lag_terms(phi)
@@ -202,6 +211,8 @@ class BandedGram:
                              * dphi])
 
         def pullback(G):
+            if not res.n_par:
+                return np.zeros(0)
             g = G.reshape(-1)
             parts = []
             if lag is not None and not self._scaled:

@@ -450,6 +450,13 @@ class _BoundConstPower(_BoundPower):
 
     def log_sd(self, u):
         u = self.full(u)
+        if self.k == 1:
+            # one stratum: the constant a scalar (numpy's exp, so the values are those of
+            # the per-row arrays bit for bit), no clip or gathers; the power stays a full
+            # array (numpy takes a stride-0 exponent of 0.5 or 2 as sqrt or square)
+            log_c = min(max(float(u[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+            return np.log(np.exp(np.float64(log_c))
+                          + self._abs ** np.full(self._abs.shape, u[1]))
         c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
         return np.log(c + self._abs ** u[self.k:][self.codes])
 

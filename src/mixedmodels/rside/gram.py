@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
-from .correlation import _MarkovMixin
+from .correlation import UNCONSTRAINED_MAX, _MarkovMixin
 from .group_gram import GroupGram
 from .residual import BoundResidual
 
@@ -428,8 +428,11 @@ class CompSymmGram:
         order = np.argsort(blocks.codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         sums = np.add.reduceat(M[order], starts, axis=0)             # (G, k)
-        self._n, inv = np.unique(blocks.sizes, return_inverse=True)
-        inv = inv.ravel()
+        # the distinct group sizes, increasing, and each group's among them (np.unique's
+        # result, from counts: a few sizes, and unique's sort costs more)
+        present = np.bincount(blocks.sizes) > 0
+        self._n = np.flatnonzero(present)
+        inv = (np.cumsum(present) - 1)[blocks.sizes]
         self._count = np.bincount(inv, minlength=self._n.size).astype(float)
         onehot = np.zeros((self._n.size, sums.shape[0]))
         onehot[inv, np.arange(sums.shape[0])] = 1.0
@@ -454,7 +457,10 @@ class CompSymmGram:
         outside the positive definite range."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
-        rho = float(cor.natural(cor.full(uc))[0])
+        # cor.natural on Python floats (numpy's exp: the same value, bit for bit)
+        u = min(max(float(cor.full(uc)[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+        e = float(np.exp(np.float64(u)))
+        rho = (e + cor._inf) / (e + 1.0)
         big = 1.0 - rho + self._nf * rho
         if not rho < 1.0 or not (big > 0.0).all():
             return None

@@ -25,6 +25,7 @@ ratios are relative to it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -205,20 +206,48 @@ def _strata(spec: VarianceFunction, frame: pd.DataFrame, form: StructureForm,
     return rank[combo], labels
 
 
+#: Codings of the categories indexes seen last: id -> (weak reference, coding).
+_CODINGS: dict[int, tuple[weakref.ref, tuple]] = {}
+#: Entries kept at most (cleared when full: a refitting loop needs a few).
+_CODINGS_SIZE = 64
+
+
+def _category_coding(categories: pd.Index) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(text, code, number of codes)`` of a categorical's categories: each category's
+    label, and one code per distinct label (categories that print alike share one), made
+    once per categories index. An ``Index`` is immutable (new categories make a new
+    one), so the coding is kept per index object, found by its ``id`` and checked by a
+    weak reference (as :func:`~mixedmodels.design.fast._category_levels` keeps levels)."""
+    key = id(categories)
+    hit = _CODINGS.get(key)
+    if hit is not None and hit[0]() is categories:
+        return hit[1]
+    cat_text = _category_text(categories)
+    seen: dict = {}
+    cat_codes = np.array([seen.setdefault(t, len(seen)) for t in cat_text.tolist()],
+                         dtype=np.int64)
+    coding = (cat_text, cat_codes, len(seen))
+    try:
+        ref = weakref.ref(categories)
+    except TypeError:                  # (an index type without weak references)
+        return coding
+    if len(_CODINGS) >= _CODINGS_SIZE:
+        _CODINGS.clear()
+    _CODINGS[key] = (ref, coding)
+    return coding
+
+
 def _stratum_codes(col: pd.Series):
     """``(codes, number of codes, text of row r)`` of one strata column: values that
     print alike (:func:`~mixedmodels.design.random.level_text`) share a code. A
     categorical is coded from its categories' text (a few labels) instead of a text per
     row (~25 us a fit of a few hundred rows)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        cat_text = _category_text(col.dtype.categories)
-        seen: dict = {}
-        cat_codes = np.array([seen.setdefault(t, len(seen)) for t in cat_text.tolist()],
-                             dtype=np.int64)
+        cat_text, cat_codes, n_codes = _category_coding(col.dtype.categories)
         raw = np.asarray(col.array.codes)
         codes = np.where(raw >= 0, cat_codes[np.maximum(raw, 0)], -1) if len(cat_codes) \
             else np.full(raw.shape, -1, dtype=np.int64)
-        return codes, len(seen), lambda r: cat_text[raw[r]] if raw[r] >= 0 else None
+        return codes, n_codes, lambda r: cat_text[raw[r]] if raw[r] >= 0 else None
     text = np.asarray(level_text(col), dtype=object)
     codes, uniq = pd.factorize(text)
     return codes, len(uniq), text.__getitem__

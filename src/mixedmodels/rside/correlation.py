@@ -759,6 +759,13 @@ class _BoundCompSymm(BoundCorrelation):
         e = np.exp(np.clip(np.asarray(u, dtype=float), -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))
         return (e + self._inf) / (e + 1.0)
 
+    def rho(self, u) -> float:
+        """``natural(full(u))[0]`` on Python floats (numpy's exp: the same value, bit for
+        bit; clip and array calls cost more than a small criterion's evaluation)."""
+        x = min(max(float(self.full(u)[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+        e = float(np.exp(np.float64(x)))
+        return (e + self._inf) / (e + 1.0)
+
     def unconstrained(self, nat):
         nat = np.asarray(nat, dtype=float)
         if np.any((nat <= self._inf) | (nat >= 1.0)):

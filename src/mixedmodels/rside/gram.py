@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
-from .correlation import UNCONSTRAINED_MAX, _MarkovMixin
+from .correlation import _MarkovMixin
 from .group_gram import GroupGram
 from .residual import BoundResidual
 
@@ -457,10 +457,7 @@ class CompSymmGram:
         outside the positive definite range."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
-        # cor.natural on Python floats (numpy's exp: the same value, bit for bit)
-        u = min(max(float(cor.full(uc)[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
-        e = float(np.exp(np.float64(u)))
-        rho = (e + cor._inf) / (e + 1.0)
+        rho = cor.rho(uc)
         big = 1.0 - rho + self._nf * rho
         if not rho < 1.0 or not (big > 0.0).all():
             return None

@@ -477,8 +477,8 @@ class _MarkovMixin:
         self._in_order = bool(np.array_equal(order, np.arange(order.size)))
         # one lag everywhere (equally spaced times, the usual case): r is one number, and
         # the whitening is three elementwise passes over M with scalars
-        lags = np.unique(self._lag)
-        self._one_lag = float(lags[0]) if lags.size == 1 else None
+        lag = self._lag
+        self._one_lag = float(lag[0]) if lag.size and lag.min() == lag.max() else None
         if self._in_order and self._one_lag is not None:
             #: 1.0 where row k >= 1 follows its predecessor in its group, else 0.0
             self._follows = np.zeros(order.size - 1)

@@ -103,8 +103,13 @@ class BandedGram:
             return
         rows, prev = cor._rows, cor._prev
         self._rows, self._prev = rows, prev
-        self._lags, self._lag_of = np.unique(cor._lag, return_inverse=True)
-        self._lag_of = self._lag_of.ravel()
+        if cor._one_lag is not None:
+            # equally spaced times: one lag class (np.unique's result without its sort)
+            self._lags = np.array([cor._one_lag])
+            self._lag_of = np.zeros(rows.size, dtype=np.intp)
+        else:
+            self._lags, self._lag_of = np.unique(cor._lag, return_inverse=True)
+            self._lag_of = self._lag_of.ravel()
         self._count = np.bincount(self._lag_of, minlength=self._lags.size).astype(float)
         cross = _outer_rows(M[rows], M[prev])                # (n_pairs, k^2)
         if self._scaled:

@@ -313,7 +313,9 @@ class GLSObjective:
         w = None if residual.log_w is None else np.exp(residual.log_w)
         self.basis = FixedBasis.of(np.asarray(X, dtype=float), w)
         y_res, self._coef0 = self.basis.residualize(np.asarray(y, dtype=float), w)
-        self._M = np.ascontiguousarray(np.column_stack([self.basis.X, y_res]))
+        self._M = M = np.empty((self.n, self.p + 1))       # [X~ y~], C order
+        M[:, :self.p] = self.basis.X
+        M[:, self.p] = y_res
         self._gram = gram_plan(residual, self._M)
         self.sigma = residual.spec.sigma
         self.lower = np.full(residual.n_par, -np.inf)

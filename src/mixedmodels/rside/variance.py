@@ -382,7 +382,7 @@ class _BoundPower(_StrataParams, BoundVariance):
         if v is None:
             self._logabs = np.zeros(self.codes.shape[0])
             return
-        if np.any(v == 0.0):
+        if (v == 0.0).any():
             raise DataError(
                 f"{self.spec.describe()}: the covariate is 0 in {int(np.sum(v == 0))} rows; "
                 "|v|^power is then 0 or infinite -- use var_const_power, or shift the "
@@ -517,7 +517,7 @@ class VarFixed(VarianceFunction):
         if form.groups:
             raise FormulaError(f"{self.describe()}: var_fixed has no strata; write '~ v'")
         v = _one_covariate(self, frame, form, fitted_ok=False)
-        if np.any(v == 0.0):
+        if (v == 0.0).any():
             raise DataError(f"{self.describe()}: the covariate is 0 in "
                             f"{int(np.sum(v == 0))} rows; a variance cannot be 0")
         return _BoundFixed(self, v)

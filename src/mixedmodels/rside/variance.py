@@ -338,10 +338,17 @@ class _BoundIdent(BoundVariance):
     def log_sd_jacobian(self, u):
         if self.spec.fixed:
             return np.zeros((self.codes.shape[0], 0))
-        # one column per non-reference stratum: the reference (code 0) goes to a column
-        # that is dropped
-        return self._strata_columns(np.ones(self.codes.shape[0]), self.codes,
-                                    len(self.strata))[:, 1:]
+        # the stratum indicators, whatever u: made once, read-only (every evaluation of
+        # the gradient reads them)
+        jac = self.__dict__.get("_jacobian")
+        if jac is None:
+            # one column per non-reference stratum: the reference (code 0) goes to a
+            # column that is dropped
+            jac = self._strata_columns(np.ones(self.codes.shape[0]), self.codes,
+                                       len(self.strata))[:, 1:]
+            jac.flags.writeable = False
+            self._jacobian = jac
+        return jac
 
     def display_values(self, u):
         ratios = self.natural(self.full(u))

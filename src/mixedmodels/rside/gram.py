@@ -82,7 +82,9 @@ class BandedGram:
     The pairs ``(k, p(k))`` are classed by their lag, so ``r = phi^lag`` is one power per
     distinct lag; without a variance function or prior weights (``e = 1``) the outer
     products are summed per class once, and an evaluation combines ``3 m + 1`` fixed
-    ``k x k`` matrices (``m`` distinct lags) -- no work per row at all.
+    ``k x k`` matrices (``m`` distinct lags) -- no work per row at all. A residual model
+    with nothing to estimate (no correlation, a fixed variance or none) is evaluated once:
+    ``M' diag(w) M`` directly, without the outer products.
     """
 
     def __init__(self, residual: BoundResidual, M: np.ndarray):

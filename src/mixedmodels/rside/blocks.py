@@ -53,10 +53,17 @@ class RowBlocks:
         -------
         RowBlocks
         """
-        _, codes = np.unique(np.asarray(codes), return_inverse=True)
-        codes = codes.astype(np.int64).ravel()
+        codes = np.asarray(codes).ravel()
+        sizes = np.bincount(codes) if codes.dtype.kind in "iu" and codes.size and \
+            codes.min() >= 0 else None
+        if sizes is None or not sizes.all():
+            # renumber densely (codes already 0 .. G - 1, each present -- a grouping
+            # factor's -- are their own renumbering)
+            _, codes = np.unique(codes, return_inverse=True)
+            sizes = None
+        codes = codes.astype(np.int64, copy=False).ravel()
         n = codes.shape[0]
-        sizes = np.bincount(codes)
+        sizes = np.bincount(codes) if sizes is None else sizes
         order = np.argsort(codes, kind="stable")          # rows by group, data order within
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         position = np.empty(n, dtype=np.int64)

@@ -458,6 +458,13 @@ class _MarkovMixin:
     row of each group unchanged; ``log|C| = sum log(1 - r_k^2)``.
     """
 
+    def _lag_matrices(self) -> list[np.ndarray]:
+        """``|t - t'|`` within the groups of each batch, made on first use: the banded
+        criteria (:class:`~.gram.BandedGram`) never need them."""
+        if self._lags is None:
+            self._lags = _lag_batches(self.blocks, self._t)
+        return self._lags
+
     def _init_markov(self, t: np.ndarray) -> None:
         order = np.lexsort((t, self.blocks.codes))
         first = np.ones(order.size, dtype=bool)
@@ -470,8 +477,8 @@ class _MarkovMixin:
         self._in_order = bool(np.array_equal(order, np.arange(order.size)))
         # one lag everywhere (equally spaced times, the usual case): r is one number, and
         # the whitening is three elementwise passes over M with scalars
-        lags = np.unique(self._lag)
-        self._one_lag = float(lags[0]) if lags.size == 1 else None
+        lag = self._lag
+        self._one_lag = float(lag[0]) if lag.size and lag.min() == lag.max() else None
         if self._in_order and self._one_lag is not None:
             #: 1.0 where row k >= 1 follows its predecessor in its group, else 0.0
             self._follows = np.zeros(order.size - 1)
@@ -551,7 +558,7 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
     def __init__(self, spec, frame, blocks, form):
         self.blocks = blocks
         t = _positions(spec, frame, blocks, form, integer=True)
-        self._lags = _lag_batches(blocks, t)
+        self._t, self._lags = t, None        # (lag matrices made when first needed)
         self._init_markov(t)
         super().__init__(spec, blocks, form, ("phi",), np.zeros(1))
 
@@ -566,7 +573,7 @@ class _BoundAR1(_MarkovMixin, BoundCorrelation):
 
     def batch_matrices(self, u):
         phi = float(self.natural(u)[0])
-        return [phi ** lag for lag in self._lags]
+        return [phi ** lag for lag in self._lag_matrices()]
 
     def markov_phi(self, u) -> tuple[float, float]:
         """``(phi, dphi/du)`` at (estimated) ``u``."""
@@ -598,7 +605,7 @@ class _BoundCAR1(_MarkovMixin, BoundCorrelation):
     def __init__(self, spec, frame, blocks, form):
         self.blocks = blocks
         t = _positions(spec, frame, blocks, form, integer=False)
-        self._lags = _lag_batches(blocks, t)
+        self._t, self._lags = t, None        # (lag matrices made when first needed)
         self._init_markov(t)
         # nlme's default start: phi = 0.2
         super().__init__(spec, blocks, form, ("phi",), np.array([np.log(0.2 / 0.8)]))
@@ -614,7 +621,7 @@ class _BoundCAR1(_MarkovMixin, BoundCorrelation):
 
     def batch_matrices(self, u):
         phi = float(self.natural(u)[0])
-        return [phi ** lag for lag in self._lags]
+        return [phi ** lag for lag in self._lag_matrices()]
 
     def markov_phi(self, u) -> tuple[float, float]:
         """``(phi, dphi/du)`` at (estimated) ``u``."""
@@ -750,6 +757,13 @@ class _BoundCompSymm(BoundCorrelation):
 
     def natural(self, u):
         e = np.exp(np.clip(np.asarray(u, dtype=float), -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))
+        return (e + self._inf) / (e + 1.0)
+
+    def rho(self, u) -> float:
+        """``natural(full(u))[0]`` on Python floats (numpy's exp: the same value, bit for
+        bit; clip and array calls cost more than a small criterion's evaluation)."""
+        x = min(max(float(self.full(u)[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+        e = float(np.exp(np.float64(x)))
         return (e + self._inf) / (e + 1.0)
 
     def unconstrained(self, nat):

@@ -82,7 +82,9 @@ class BandedGram:
     The pairs ``(k, p(k))`` are classed by their lag, so ``r = phi^lag`` is one power per
     distinct lag; without a variance function or prior weights (``e = 1``) the outer
     products are summed per class once, and an evaluation combines ``3 m + 1`` fixed
-    ``k x k`` matrices (``m`` distinct lags) -- no work per row at all.
+    ``k x k`` matrices (``m`` distinct lags) -- no work per row at all. A residual model
+    with nothing to estimate (no correlation, a fixed variance or none) is evaluated once:
+    ``M' diag(w) M`` directly, without the outer products.
     """
 
     def __init__(self, residual: BoundResidual, M: np.ndarray):
@@ -90,16 +92,26 @@ class BandedGram:
         self.k = k = M.shape[1]
         self.n = M.shape[0]
         self._M = M
-        P = _outer_rows(M, M)                                # (n, k^2)
         cor = self._markov = residual.correlation
         self._scaled = residual.variance is not None or residual.log_w is not None
+        if cor is None and not residual.n_par:
+            # nothing to estimate: one evaluation, ``M' diag(w) M`` directly (the outer
+            # products cost several such products to set up)
+            self._self = None
+            return
+        P = _outer_rows(M, M)                                # (n, k^2)
         if cor is None:
             self._self = P
             return
         rows, prev = cor._rows, cor._prev
         self._rows, self._prev = rows, prev
-        self._lags, self._lag_of = np.unique(cor._lag, return_inverse=True)
-        self._lag_of = self._lag_of.ravel()
+        if cor._one_lag is not None:
+            # equally spaced times: one lag class (np.unique's result without its sort)
+            self._lags = np.array([cor._one_lag])
+            self._lag_of = np.zeros(rows.size, dtype=np.intp)
+        else:
+            self._lags, self._lag_of = np.unique(cor._lag, return_inverse=True)
+            self._lag_of = self._lag_of.ravel()
         self._count = np.bincount(self._lag_of, minlength=self._lags.size).astype(float)
         cross = _outer_rows(M[rows], M[prev])                # (n_pairs, k^2)
         if self._scaled:
@@ -154,6 +166,10 @@ class BandedGram:
         logdet = 0.0 if log_d is None else 2.0 * float(log_d.sum())
         k = self.k
         if self._markov is None:
+            if self._self is None:
+                M = self._M
+                A = M.T @ M if e2 is None else (M.T * e2) @ M
+                return A, logdet, (e2, None, e2, None)
             w = np.ones(self.n) if e2 is None else e2
             return (w @ self._self).reshape(k, k), logdet, (w, None, e2, None)
         lag = self._lag_terms(phi)
@@ -202,6 +218,8 @@ class BandedGram:
                              * dphi])
 
         def pullback(G):
+            if not res.n_par:
+                return np.zeros(0)
             g = G.reshape(-1)
             parts = []
             if lag is not None and not self._scaled:
@@ -417,8 +435,11 @@ class CompSymmGram:
         order = np.argsort(blocks.codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(blocks.sizes)[:-1]])
         sums = np.add.reduceat(M[order], starts, axis=0)             # (G, k)
-        self._n, inv = np.unique(blocks.sizes, return_inverse=True)
-        inv = inv.ravel()
+        # the distinct group sizes, increasing, and each group's among them (np.unique's
+        # result, from counts: a few sizes, and unique's sort costs more)
+        present = np.bincount(blocks.sizes) > 0
+        self._n = np.flatnonzero(present)
+        inv = (np.cumsum(present) - 1)[blocks.sizes]
         self._count = np.bincount(inv, minlength=self._n.size).astype(float)
         onehot = np.zeros((self._n.size, sums.shape[0]))
         onehot[inv, np.arange(sums.shape[0])] = 1.0
@@ -443,7 +464,7 @@ class CompSymmGram:
         outside the positive definite range."""
         cor = self.residual.correlation
         uc, _ = self.residual.split(np.asarray(phi, dtype=float))
-        rho = float(cor.natural(cor.full(uc))[0])
+        rho = cor.rho(uc)
         big = 1.0 - rho + self._nf * rho
         if not rho < 1.0 or not (big > 0.0).all():
             return None

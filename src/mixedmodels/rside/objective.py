@@ -313,7 +313,9 @@ class GLSObjective:
         w = None if residual.log_w is None else np.exp(residual.log_w)
         self.basis = FixedBasis.of(np.asarray(X, dtype=float), w)
         y_res, self._coef0 = self.basis.residualize(np.asarray(y, dtype=float), w)
-        self._M = np.ascontiguousarray(np.column_stack([self.basis.X, y_res]))
+        self._M = M = np.empty((self.n, self.p + 1))       # [X~ y~], C order
+        M[:, :self.p] = self.basis.X
+        M[:, self.p] = y_res
         self._gram = gram_plan(residual, self._M)
         self.sigma = residual.spec.sigma
         self.lower = np.full(residual.n_par, -np.inf)
@@ -326,6 +328,9 @@ class GLSObjective:
         #: rather than from a gradient step of fixed length that overshoots and
         #: backtracks (:mod:`~mixedmodels.fitting.gls_quasi_newton`).
         self.warm = False
+        #: ``(phi as bytes, (L, log|V|))`` of the last evaluation: :meth:`solve` at the
+        #: optimum (usually the last point evaluated) reuses its factor
+        self._last: tuple[bytes, tuple[np.ndarray, float]] | None = None
 
     def with_residual(self, residual: BoundResidual) -> GLSObjective:
         """This criterion with the residual model ``residual`` bound to the same rows (a
@@ -336,6 +341,7 @@ class GLSObjective:
         new.residual = residual
         new.x0 = residual.start
         new.n_evals = 0
+        new._last = None
         reuse = getattr(self._gram, "with_residual", None)
         new._gram = reuse(residual) if reuse is not None else gram_plan(residual, self._M)
         return new
@@ -357,13 +363,21 @@ class GLSObjective:
                                        and getattr(self._gram, "analytic_gradient", False))
 
     def _factor(self, phi):
-        """``(L, log|V|)`` or None."""
-        res = self._gram.value(np.asarray(phi, dtype=float))
+        """``(L, log|V|)`` or None (the last evaluation's when ``phi`` is its point)."""
+        phi = np.asarray(phi, dtype=float)
+        key = phi.tobytes()
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        res = self._gram.value(phi)
         if res is None:
             return None
         A, logdet = res
         L = _chol(A, self.p)
-        return None if L is None else (L, logdet)
+        if L is None:
+            return None
+        self._last = (key, (L, logdet))
+        return L, logdet
 
     def _criterion(self, L, logdet, sigma=None) -> float:
         p = self.p
@@ -415,6 +429,7 @@ class GLSObjective:
         L = _chol(A, self.p)
         if L is None:
             return bad
+        self._last = (phi.tobytes(), (L, logdet))
         p = self.p
         # one triangular inverse (LAPACK directly: scipy's wrappers cost half a small
         # evaluation in checks) holds both terms: its first p rows are [L_X^{-1}, 0] and
@@ -445,13 +460,12 @@ class GLSObjective:
         Li, _ = dtrtri(np.ascontiguousarray(L[:p, :p]), lower=1)
         gamma = Li.T @ L[p, :p]
         r2 = L[p, p] ** 2
-        sigma = self.sigma if self.sigma is not None else float(np.sqrt(r2 / self._dof))
+        sigma = self.sigma if self.sigma is not None else math.sqrt(r2 / self._dof)
         basis = self.basis
+        # (Python floats: p logs cost less than numpy's calls on a p-vector)
+        logdet_X = 2.0 * sum(map(math.log, L.diagonal()[:p].tolist())) + basis.log_det_R2
         return GLSSolution(self._criterion(L, logdet), basis.to_user(gamma + self._coef0),
-                           sigma, r2,
-                           2.0 * float(np.sum(np.log(np.diagonal(L)[:p])))
-                           + basis.log_det_R2, logdet,
-                           basis.rx_inv_to_user(Li.T))
+                           sigma, r2, logdet_X, logdet, basis.rx_inv_to_user(Li.T))
 
 
 def _chol(A: np.ndarray, p: int) -> np.ndarray | None:

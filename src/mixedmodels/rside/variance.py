@@ -25,6 +25,7 @@ ratios are relative to it.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -205,20 +206,48 @@ def _strata(spec: VarianceFunction, frame: pd.DataFrame, form: StructureForm,
     return rank[combo], labels
 
 
+#: Codings of the categories indexes seen last: id -> (weak reference, coding).
+_CODINGS: dict[int, tuple[weakref.ref, tuple]] = {}
+#: Entries kept at most (cleared when full: a refitting loop needs a few).
+_CODINGS_SIZE = 64
+
+
+def _category_coding(categories: pd.Index) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(text, code, number of codes)`` of a categorical's categories: each category's
+    label, and one code per distinct label (categories that print alike share one), made
+    once per categories index. An ``Index`` is immutable (new categories make a new
+    one), so the coding is kept per index object, found by its ``id`` and checked by a
+    weak reference (as :func:`~mixedmodels.design.fast._category_levels` keeps levels)."""
+    key = id(categories)
+    hit = _CODINGS.get(key)
+    if hit is not None and hit[0]() is categories:
+        return hit[1]
+    cat_text = _category_text(categories)
+    seen: dict = {}
+    cat_codes = np.array([seen.setdefault(t, len(seen)) for t in cat_text.tolist()],
+                         dtype=np.int64)
+    coding = (cat_text, cat_codes, len(seen))
+    try:
+        ref = weakref.ref(categories)
+    except TypeError:                  # (an index type without weak references)
+        return coding
+    if len(_CODINGS) >= _CODINGS_SIZE:
+        _CODINGS.clear()
+    _CODINGS[key] = (ref, coding)
+    return coding
+
+
 def _stratum_codes(col: pd.Series):
     """``(codes, number of codes, text of row r)`` of one strata column: values that
     print alike (:func:`~mixedmodels.design.random.level_text`) share a code. A
     categorical is coded from its categories' text (a few labels) instead of a text per
     row (~25 us a fit of a few hundred rows)."""
     if isinstance(col.dtype, pd.CategoricalDtype):
-        cat_text = _category_text(col.dtype.categories)
-        seen: dict = {}
-        cat_codes = np.array([seen.setdefault(t, len(seen)) for t in cat_text.tolist()],
-                             dtype=np.int64)
+        cat_text, cat_codes, n_codes = _category_coding(col.dtype.categories)
         raw = np.asarray(col.array.codes)
         codes = np.where(raw >= 0, cat_codes[np.maximum(raw, 0)], -1) if len(cat_codes) \
             else np.full(raw.shape, -1, dtype=np.int64)
-        return codes, len(seen), lambda r: cat_text[raw[r]] if raw[r] >= 0 else None
+        return codes, n_codes, lambda r: cat_text[raw[r]] if raw[r] >= 0 else None
     text = np.asarray(level_text(col), dtype=object)
     codes, uniq = pd.factorize(text)
     return codes, len(uniq), text.__getitem__
@@ -309,10 +338,17 @@ class _BoundIdent(BoundVariance):
     def log_sd_jacobian(self, u):
         if self.spec.fixed:
             return np.zeros((self.codes.shape[0], 0))
-        # one column per non-reference stratum: the reference (code 0) goes to a column
-        # that is dropped
-        return self._strata_columns(np.ones(self.codes.shape[0]), self.codes,
-                                    len(self.strata))[:, 1:]
+        # the stratum indicators, whatever u: made once, read-only (every evaluation of
+        # the gradient reads them)
+        jac = self.__dict__.get("_jacobian")
+        if jac is None:
+            # one column per non-reference stratum: the reference (code 0) goes to a
+            # column that is dropped
+            jac = self._strata_columns(np.ones(self.codes.shape[0]), self.codes,
+                                       len(self.strata))[:, 1:]
+            jac.flags.writeable = False
+            self._jacobian = jac
+        return jac
 
     def display_values(self, u):
         ratios = self.natural(self.full(u))
@@ -353,7 +389,7 @@ class _BoundPower(_StrataParams, BoundVariance):
         if v is None:
             self._logabs = np.zeros(self.codes.shape[0])
             return
-        if np.any(v == 0.0):
+        if (v == 0.0).any():
             raise DataError(
                 f"{self.spec.describe()}: the covariate is 0 in {int(np.sum(v == 0))} rows; "
                 "|v|^power is then 0 or infinite -- use var_const_power, or shift the "
@@ -450,6 +486,13 @@ class _BoundConstPower(_BoundPower):
 
     def log_sd(self, u):
         u = self.full(u)
+        if self.k == 1:
+            # one stratum: the constant a scalar (numpy's exp, so the values are those of
+            # the per-row arrays bit for bit), no clip or gathers; the power stays a full
+            # array (numpy takes a stride-0 exponent of 0.5 or 2 as sqrt or square)
+            log_c = min(max(float(u[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+            return np.log(np.exp(np.float64(log_c))
+                          + self._abs ** np.full(self._abs.shape, u[1]))
         c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
         return np.log(c + self._abs ** u[self.k:][self.codes])
 
@@ -481,7 +524,7 @@ class VarFixed(VarianceFunction):
         if form.groups:
             raise FormulaError(f"{self.describe()}: var_fixed has no strata; write '~ v'")
         v = _one_covariate(self, frame, form, fitted_ok=False)
-        if np.any(v == 0.0):
+        if (v == 0.0).any():
             raise DataError(f"{self.describe()}: the covariate is 0 in "
                             f"{int(np.sum(v == 0))} rows; a variance cannot be 0")
         return _BoundFixed(self, v)

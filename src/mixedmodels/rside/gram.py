@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
+from .arma_whitening import ArmaWhitening
 from .correlation import _MarkovMixin
 from .group_gram import GroupGram
 from .residual import BoundResidual
@@ -555,7 +556,10 @@ class MarkovWhitening:
 
 def whitening_plan(residual: BoundResidual, M: np.ndarray):
     """``phi -> (W M, log|V|)`` (None where not positive definite) for a fixed ``M``:
-    :class:`MarkovWhitening` where it applies, else the residual model's whitening."""
+    :class:`MarkovWhitening` or :class:`~.arma_whitening.ArmaWhitening` where it applies,
+    else the residual model's whitening."""
     if MarkovWhitening.applies(residual):
         return MarkovWhitening(residual, M)
+    if ArmaWhitening.applies(residual):
+        return ArmaWhitening(residual, M)
     return lambda phi: residual.whiten(phi, M)

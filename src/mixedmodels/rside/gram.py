@@ -32,6 +32,8 @@ condition number.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
@@ -527,6 +529,25 @@ class MarkovWhitening:
         self._prev[cor._rows] = cor._prev
         self._M_prev = np.zeros_like(M)
         self._M_prev[cor._rows] = M[cor._prev]
+        #: without a variance function the scaling is fixed (prior weights, or none):
+        #: ``e M``, ``e_{p(j)} m_{p(j)}`` and its ``log|V|`` part made once
+        self._fixed_scale = residual.variance is None
+        if self._fixed_scale:
+            log_d = residual.log_sd(np.zeros(residual.n_par))
+            self._logdet_w = 0.0 if log_d is None else 2.0 * float(log_d.sum())
+            if log_d is not None:
+                e = np.exp(-log_d)
+                self._Ms = M * e[:, None]
+                self._Ps = self._M_prev * e[self._prev][:, None]
+            else:
+                self._Ms, self._Ps = M, self._M_prev
+        #: one lag and a fixed scaling: ``W M = e M + (1/s - 1) [j not first] e M - (r/s)
+        #: P`` with ``P`` the scaled previous rows (zero on first rows): scalars only
+        self._one_lag = None
+        if self._fixed_scale and self._lags.size == 1:
+            self._one_lag = float(self._lags[0])
+            self._n_after = float(self._count[0])
+            self._Ms_after = self._Ms * (self._cls > 0)[:, None]
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:
@@ -537,6 +558,18 @@ class MarkovWhitening:
         phi = np.asarray(phi, dtype=float)
         uc, _ = res.split(phi)
         phi_c, _ = self._cor.markov_phi(uc)
+        if self._one_lag is not None:
+            # one lag, no variance function: r, 1/s and log|C| on Python floats, and
+            # three passes over M
+            r = phi_c ** self._one_lag
+            one_minus = 1.0 - r * r
+            if not one_minus > 0.0:
+                return None
+            s_inv = 1.0 / math.sqrt(one_minus)
+            out = self._Ms_after * (s_inv - 1.0)
+            out += self._Ms
+            out -= (r * s_inv) * self._Ps
+            return out, self._logdet_w + self._n_after * math.log(one_minus)
         r = phi_c ** self._lags
         one_minus = 1.0 - r * r
         if not (one_minus > 0.0).all():

@@ -24,7 +24,7 @@ from mixedmodels.linalg.dense import dense_cross_product
 from mixedmodels.objective.lmm import LMMObjective
 from mixedmodels.rside.arma_whitening import ArmaWhitening
 from mixedmodels.rside.level_gram import LevelCrossProduct
-from mixedmodels.rside.objective import RSideLMMObjective
+from mixedmodels.rside.objective import LEVEL_GRAM_MIN_Q, RSideLMMObjective
 from mixedmodels.rside.residual import ResidualSpec, bind_residual, residual_columns
 
 #: Agreement of two sums of the same products in another order.
@@ -129,7 +129,8 @@ def test_objective_with_shortcuts_equals_without(formula, cor, var, gaps):
     d = _panel(gaps=gaps)
     design, bound = _bound(d, formula, cor, var)
     fast = RSideLMMObjective(design, bound, reml=True)
-    assert fast._level_gram is not None
+    assert (fast._level_gram is not None) == (design.q >= LEVEL_GRAM_MIN_Q)
+    fast._level_gram = LevelCrossProduct(design, design.p + 1)    # also for a small q
     slow = RSideLMMObjective(design, bound, reml=True)
     slow._level_gram = None
     slow._whiten = lambda phi: bound.whiten(phi, slow._M)

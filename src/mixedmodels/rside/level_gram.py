@@ -45,44 +45,40 @@ class LevelCrossProduct:
     def __init__(self, design: Design, m: int):
         (term,) = design.terms
         k, g = term.p, term.nlevels
-        codes = np.asarray(term.grouping.codes, dtype=np.int64)
+        codes = term.grouping.codes
         q = g * k
         size = q + m
         self.k, self.q, self.size = k, q, size
-        #: rows by level (None: already in level order) and the first row of each level
-        order = np.argsort(codes, kind="stable")
-        self._order = None if np.array_equal(order, np.arange(codes.size)) else order
-        self._starts = np.searchsorted(codes[order], np.arange(g))
-        lev, a, b = np.meshgrid(np.arange(g), np.arange(k), np.arange(k + m), indexing="ij")
-        row = lev * k + a
-        col = np.where(b < k, lev * k + b, q + b - k)
-        #: flat positions in A of each level's (k, k + m) sums, and of their transposes in
-        #: the Z-by-XY block (the ZZ blocks are symmetric: written once from both sides)
+        #: rows by level (None: already in level order, the usual layout) and the first
+        #: row of each level in that order
+        if codes.size < 2 or bool((codes[1:] >= codes[:-1]).all()):
+            self._order = None
+            self._starts = np.searchsorted(codes, np.arange(g))
+        else:
+            self._order = np.argsort(codes, kind="stable")
+            self._starts = np.searchsorted(codes[self._order], np.arange(g))
+        # level l's sums (k, k + m), entry (a, b): row l k + a of A, column l k + b
+        # (b < k) or q + b - k; the Z-by-XY entries also at their transposes
+        lev = np.arange(g)[:, None, None]
+        a = np.arange(k)[None, :, None]
+        b = np.arange(k + m)[None, None, :]
+        row = np.broadcast_to(lev * k + a, (g, k, k + m))
+        col = np.broadcast_to(np.where(b < k, lev * k + b, q + b - k), (g, k, k + m))
         self._dest = (row * size + col).ravel()
-        zx = b.ravel() >= k
-        self._zx = zx
-        self._dest_t = (col.ravel() * size + row.ravel())[zx]
+        self._zx = np.broadcast_to(b >= k, (g, k, k + m)).ravel()
+        self._dest_t = (col * size + row).ravel()[self._zx]
         self.A = np.zeros((size, size))
         self._flat = self.A.reshape(-1)
 
     @staticmethod
     def applies(design: Design, residual: BoundResidual) -> bool:
-        """One term, every level with rows, and the correlation (if any) within its
-        levels."""
+        """One term with rows at every level. (A correlation's groups are nested in the
+        term's levels: :func:`~.residual.bind_residual` refuses any other.)"""
         if len(design.terms) != 1:
             return False
         term = design.terms[0]
-        codes = np.asarray(term.grouping.codes)
-        if codes.size == 0 or np.unique(codes).size != term.nlevels:
-            return False
-        cor = residual.correlation
-        if cor is None:
-            return True
-        groups = np.asarray(cor.blocks.codes, dtype=np.int64)
-        # each correlation group sits in one level: (group, level) pairs are as many as
-        # the groups
-        pairs = groups * int(term.nlevels) + codes
-        return np.unique(pairs).size == np.unique(groups).size
+        codes = term.grouping.codes
+        return codes.size > 0 and bool(np.bincount(codes, minlength=term.nlevels).all())
 
     def __call__(self, Mw: np.ndarray) -> np.ndarray:
         """``A`` of the whitened ``Mw`` (n, k + m), in the reused array :attr:`A`."""

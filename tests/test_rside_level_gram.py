@@ -139,3 +139,15 @@ def test_objective_with_shortcuts_equals_without(formula, cor, var, gaps):
         x = fast.x0 + rng.normal(scale=0.5, size=fast.x0.size)
         a, b = fast(x), slow(x)
         assert a == pytest.approx(b, rel=SUM_TOL) or (a == b == np.inf)
+
+
+@pytest.mark.parametrize("groups", [("sub",), ("clinic", "sub"), ("sub", "clinic"),
+                                    ("clinic", "t")])
+def test_correlation_group_codes_are_build_groupings(groups):
+    from mixedmodels.design.random import build_grouping
+    from mixedmodels.rside.residual import _group_codes
+
+    d = _panel()
+    d["clinic"] = d["clinic"].astype("category")
+    ref = build_grouping(":".join(groups), groups, d).codes
+    assert np.array_equal(_group_codes(groups, d), ref)

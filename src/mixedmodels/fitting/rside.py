@@ -40,6 +40,8 @@ from .trace import traced
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
            "fit_gls_design", "fit_rside_lmm"]
 
+_add_reduce = np.add.reduce
+
 #: nlme's ``tolerance`` of the outer iterations that update a ``fitted(.)`` covariate:
 #: the largest relative change of the coefficients and variance parameters.
 FITTED_TOL = 1e-6
@@ -508,7 +510,9 @@ class _RelativeTheta:
             return 1.0
         if res.log_w is None:
             # the residual model's own log sd at phi, which the whitening then reuses
-            return float(np.exp(np.mean(res.log_sd(phi))))
+            # (np.mean's sum and division without its wrapper)
+            log_d = res.log_sd(phi)
+            return float(np.exp(float(_add_reduce(log_d)) / log_d.size))
         _, uv = res.split(phi)
         return float(np.exp(np.mean(res.variance.log_sd(uv))))
 

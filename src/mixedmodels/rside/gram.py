@@ -43,7 +43,7 @@ from .group_gram import GroupGram
 from .residual import BoundResidual
 
 __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhitening",
-           "PatternGram", "WhitenedGram", "gram_plan", "whitening_plan"]
+           "PatternGram", "ScaleWhitening", "WhitenedGram", "gram_plan", "whitening_plan"]
 
 
 def _outer_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -589,10 +589,29 @@ class MarkovWhitening:
 
 def whitening_plan(residual: BoundResidual, M: np.ndarray):
     """``phi -> (W M, log|V|)`` (None where not positive definite) for a fixed ``M``:
-    :class:`MarkovWhitening` or :class:`~.arma_whitening.ArmaWhitening` where it applies,
-    else the residual model's whitening."""
+    :class:`MarkovWhitening`, :class:`~.arma_whitening.ArmaWhitening` or
+    :class:`ScaleWhitening` where it applies, else the residual model's whitening."""
     if MarkovWhitening.applies(residual):
         return MarkovWhitening(residual, M)
     if ArmaWhitening.applies(residual):
         return ArmaWhitening(residual, M)
+    if residual.correlation is None:
+        return ScaleWhitening(residual, M)
     return lambda phi: residual.whiten(phi, M)
+
+
+class ScaleWhitening:
+    """``(W M, log|V|)`` without a correlation: ``W = diag(1 / d_j)``, ``d_j`` the
+    standard-deviation factors of the variance function and prior weights, so ``W M`` is
+    ``M`` with its rows scaled and ``log|V| = 2 sum_j log d_j`` (as
+    :meth:`~.residual.BoundResidual.whiten`, without its split and wrappers)."""
+
+    def __init__(self, residual: BoundResidual, M: np.ndarray):
+        self.residual = residual
+        self.M = M
+
+    def __call__(self, phi: np.ndarray) -> tuple[np.ndarray, float]:
+        log_d = self.residual.log_sd(phi)
+        if log_d is None:
+            return self.M, 0.0
+        return self.M * np.exp(-log_d)[:, None], 2.0 * float(log_d.sum())

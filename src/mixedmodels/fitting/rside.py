@@ -43,6 +43,8 @@ from .trace import traced
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
            "fit_gls_design", "fit_rside_lmm"]
 
+_add_reduce = np.add.reduce
+
 #: nlme's ``tolerance`` of the outer iterations that update a ``fitted(.)`` covariate:
 #: the largest relative change of the coefficients and variance parameters.
 FITTED_TOL = 1e-6
@@ -526,13 +528,21 @@ class _RelativeTheta:
         self._var = slice(self.n_theta + self.residual.n_cor, None)
 
     def scale(self, phi: np.ndarray) -> float:
-        if self.residual.variance is None:
+        res = self.residual
+        if res.variance is None:
             return 1.0
-        _, uv = self.residual.split(phi)
-        return float(np.exp(np.mean(self.residual.variance.log_sd(uv))))
+        if res.log_w is None:
+            # the residual model's own log sd at phi, which the whitening then reuses
+            # (np.mean's sum and division without its wrapper)
+            log_d = res.log_sd(phi)
+            return float(np.exp(float(_add_reduce(log_d)) / log_d.size))
+        _, uv = res.split(phi)
+        return float(np.exp(np.mean(res.variance.log_sd(uv))))
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         x = np.array(x, dtype=float)
+        if self.residual.variance is None:      # c = 1 and no spread: the model's x
+            return x
         if self.spread is not None:
             x[self._var] /= self.spread
         x[:self.n_theta] *= self.scale(x[self.n_theta:])

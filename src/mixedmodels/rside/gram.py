@@ -32,15 +32,18 @@ condition number.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg.lapack import dtrtri
 
+from .arma_whitening import ArmaWhitening
 from .correlation import _MarkovMixin
 from .group_gram import GroupGram
 from .residual import BoundResidual
 
 __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhitening",
-           "PatternGram", "WhitenedGram", "gram_plan", "whitening_plan"]
+           "PatternGram", "ScaleWhitening", "WhitenedGram", "gram_plan", "whitening_plan"]
 
 
 def _outer_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -547,6 +550,25 @@ class MarkovWhitening:
         self._prev[cor._rows] = cor._prev
         self._M_prev = np.zeros_like(M)
         self._M_prev[cor._rows] = M[cor._prev]
+        #: without a variance function the scaling is fixed (prior weights, or none):
+        #: ``e M``, ``e_{p(j)} m_{p(j)}`` and its ``log|V|`` part made once
+        self._fixed_scale = residual.variance is None
+        if self._fixed_scale:
+            log_d = residual.log_sd(np.zeros(residual.n_par))
+            self._logdet_w = 0.0 if log_d is None else 2.0 * float(log_d.sum())
+            if log_d is not None:
+                e = np.exp(-log_d)
+                self._Ms = M * e[:, None]
+                self._Ps = self._M_prev * e[self._prev][:, None]
+            else:
+                self._Ms, self._Ps = M, self._M_prev
+        #: one lag and a fixed scaling: ``W M = e M + (1/s - 1) [j not first] e M - (r/s)
+        #: P`` with ``P`` the scaled previous rows (zero on first rows): scalars only
+        self._one_lag = None
+        if self._fixed_scale and self._lags.size == 1:
+            self._one_lag = float(self._lags[0])
+            self._n_after = float(self._count[0])
+            self._Ms_after = self._Ms * (self._cls > 0)[:, None]
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:
@@ -557,6 +579,18 @@ class MarkovWhitening:
         phi = np.asarray(phi, dtype=float)
         uc, _ = res.split(phi)
         phi_c, _ = self._cor.markov_phi(uc)
+        if self._one_lag is not None:
+            # one lag, no variance function: r, 1/s and log|C| on Python floats, and
+            # three passes over M
+            r = phi_c ** self._one_lag
+            one_minus = 1.0 - r * r
+            if not one_minus > 0.0:
+                return None
+            s_inv = 1.0 / math.sqrt(one_minus)
+            out = self._Ms_after * (s_inv - 1.0)
+            out += self._Ms
+            out -= (r * s_inv) * self._Ps
+            return out, self._logdet_w + self._n_after * math.log(one_minus)
         r = phi_c ** self._lags
         one_minus = 1.0 - r * r
         if not (one_minus > 0.0).all():
@@ -576,7 +610,29 @@ class MarkovWhitening:
 
 def whitening_plan(residual: BoundResidual, M: np.ndarray):
     """``phi -> (W M, log|V|)`` (None where not positive definite) for a fixed ``M``:
-    :class:`MarkovWhitening` where it applies, else the residual model's whitening."""
+    :class:`MarkovWhitening`, :class:`~.arma_whitening.ArmaWhitening` or
+    :class:`ScaleWhitening` where it applies, else the residual model's whitening."""
     if MarkovWhitening.applies(residual):
         return MarkovWhitening(residual, M)
+    if ArmaWhitening.applies(residual):
+        return ArmaWhitening(residual, M)
+    if residual.correlation is None:
+        return ScaleWhitening(residual, M)
     return lambda phi: residual.whiten(phi, M)
+
+
+class ScaleWhitening:
+    """``(W M, log|V|)`` without a correlation: ``W = diag(1 / d_j)``, ``d_j`` the
+    standard-deviation factors of the variance function and prior weights, so ``W M`` is
+    ``M`` with its rows scaled and ``log|V| = 2 sum_j log d_j`` (as
+    :meth:`~.residual.BoundResidual.whiten`, without its split and wrappers)."""
+
+    def __init__(self, residual: BoundResidual, M: np.ndarray):
+        self.residual = residual
+        self.M = M
+
+    def __call__(self, phi: np.ndarray) -> tuple[np.ndarray, float]:
+        log_d = self.residual.log_sd(phi)
+        if log_d is None:
+            return self.M, 0.0
+        return self.M * np.exp(-log_d)[:, None], 2.0 * float(log_d.sum())

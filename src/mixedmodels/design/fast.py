@@ -35,12 +35,12 @@ import itertools
 import keyword
 import re
 import warnings
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .identity_cache import IdentityCache
 from .names import INTERCEPT, r_label, r_name_of
 
 __all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix",
@@ -170,10 +170,13 @@ class _Variable:
     levels: tuple = ()
 
 
-#: Levels of the categories indexes seen last: id -> (weak reference, levels).
-_LEVELS: dict[int, tuple[weakref.ref, tuple]] = {}
-#: Entries kept at most (cleared when full: a refitting loop needs a few).
-_LEVELS_SIZE = 64
+#: Levels per categories index (an index is immutable: see :mod:`.identity_cache`).
+_LEVELS = IdentityCache()
+
+
+def _levels_of(categories: pd.Index) -> tuple:
+    return tuple(categories.tolist() if isinstance(categories.dtype, pd.StringDtype)
+                 else categories)
 
 
 def _category_levels(categories: pd.Index) -> tuple:
@@ -182,19 +185,8 @@ def _category_levels(categories: pd.Index) -> tuple:
 
     Text categories are converted in one pass (iterating a pyarrow-backed index boxes
     them one by one: ~3 us a category), and even that pass costs a small fit's factor
-    ~3 us. An ``Index`` is immutable -- new categories make a new dtype and index -- so
-    the tuple is kept per index object, found by its ``id`` and checked by a weak
-    reference (as :func:`~mixedmodels.design.frame.column_names` keeps column names)."""
-    key = id(categories)
-    hit = _LEVELS.get(key)
-    if hit is not None and hit[0]() is categories:
-        return hit[1]
-    levels = tuple(categories.tolist() if isinstance(categories.dtype, pd.StringDtype)
-                   else categories)
-    if len(_LEVELS) >= _LEVELS_SIZE:
-        _LEVELS.clear()
-    _LEVELS[key] = (weakref.ref(categories), levels)
-    return levels
+    ~3 us; the tuple is kept per index object (:class:`.identity_cache.IdentityCache`)."""
+    return _LEVELS.get(categories, _levels_of)
 
 
 def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:

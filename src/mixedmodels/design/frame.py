@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import difflib
 import warnings
-import weakref
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,6 +19,7 @@ from .._errors import DataError, DroppedRowsWarning
 from .._messages import user_stacklevel
 from .adapter import as_pandas
 from .dtypes import normalize_frame, normalized_columns
+from .identity_cache import IdentityCache
 
 __all__ = [
     "ColumnFrame",
@@ -92,34 +92,18 @@ class ModelFrame:
 #: build designs both ways and compare them).
 LIGHT_FRAME = True
 
-#: Column-name sets of the column indexes seen last: id -> (weak reference, names).
-_NAME_SETS: dict[int, tuple[weakref.ref, frozenset]] = {}
-#: Entries kept at most (cleared when full: a refitting loop needs one).
-_NAME_SETS_SIZE = 64
+#: Column-name sets per column index (an index is immutable: see :mod:`.identity_cache`).
+_NAME_SETS = IdentityCache()
 
 
 def column_names(data: pd.DataFrame) -> frozenset:
     """``data``'s column names as a set, made once per column index.
 
     Iterating pandas' text column index costs ~10-15 us a pass (pyarrow strings are boxed
-    one by one), and every fit reads the set. A pandas ``Index`` is immutable -- renaming
-    or adding a column gives the frame a new one -- so the set is kept per index object,
-    found by its ``id`` and checked by a weak reference (an id is reused only after its
-    object is gone, and then the reference is dead)."""
-    index = data.columns
-    key = id(index)
-    hit = _NAME_SETS.get(key)
-    if hit is not None and hit[0]() is index:
-        return hit[1]
-    names = frozenset(index)
-    try:
-        ref = weakref.ref(index)
-    except TypeError:                  # (an index type without weak references)
-        return names
-    if len(_NAME_SETS) >= _NAME_SETS_SIZE:
-        _NAME_SETS.clear()
-    _NAME_SETS[key] = (ref, names)
-    return names
+    one by one), and every fit reads the set. Renaming or adding a column gives the frame
+    a new index, so the set is kept per index object
+    (:class:`.identity_cache.IdentityCache`)."""
+    return _NAME_SETS.get(data.columns, frozenset)
 
 
 def columns_at(data: pd.DataFrame, names, positions) -> dict[str, pd.Series]:

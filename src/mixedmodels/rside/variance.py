@@ -25,7 +25,6 @@ ratios are relative to it.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import DataError, FormulaError
+from ..design.identity_cache import IdentityCache
 from ..design.random import _category_text, level_text
 from .correlation import UNCONSTRAINED_MAX, covariate_values
 from .form import StructureForm, parse_form
@@ -206,35 +206,25 @@ def _strata(spec: VarianceFunction, frame: pd.DataFrame, form: StructureForm,
     return rank[combo], labels
 
 
-#: Codings of the categories indexes seen last: id -> (weak reference, coding).
-_CODINGS: dict[int, tuple[weakref.ref, tuple]] = {}
-#: Entries kept at most (cleared when full: a refitting loop needs a few).
-_CODINGS_SIZE = 64
+#: Codings per categories index (an index is immutable: see
+#: :mod:`~mixedmodels.design.identity_cache`).
+_CODINGS = IdentityCache()
+
+
+def _coding_of(categories: pd.Index) -> tuple[np.ndarray, np.ndarray, int]:
+    cat_text = _category_text(categories)
+    seen: dict = {}
+    cat_codes = np.array([seen.setdefault(t, len(seen)) for t in cat_text.tolist()],
+                         dtype=np.int64)
+    return cat_text, cat_codes, len(seen)
 
 
 def _category_coding(categories: pd.Index) -> tuple[np.ndarray, np.ndarray, int]:
     """``(text, code, number of codes)`` of a categorical's categories: each category's
     label, and one code per distinct label (categories that print alike share one), made
-    once per categories index. An ``Index`` is immutable (new categories make a new
-    one), so the coding is kept per index object, found by its ``id`` and checked by a
-    weak reference (as :func:`~mixedmodels.design.fast._category_levels` keeps levels)."""
-    key = id(categories)
-    hit = _CODINGS.get(key)
-    if hit is not None and hit[0]() is categories:
-        return hit[1]
-    cat_text = _category_text(categories)
-    seen: dict = {}
-    cat_codes = np.array([seen.setdefault(t, len(seen)) for t in cat_text.tolist()],
-                         dtype=np.int64)
-    coding = (cat_text, cat_codes, len(seen))
-    try:
-        ref = weakref.ref(categories)
-    except TypeError:                  # (an index type without weak references)
-        return coding
-    if len(_CODINGS) >= _CODINGS_SIZE:
-        _CODINGS.clear()
-    _CODINGS[key] = (ref, coding)
-    return coding
+    once per categories index (an ``Index`` is immutable: new categories make a new one;
+    :class:`~mixedmodels.design.identity_cache.IdentityCache`)."""
+    return _CODINGS.get(categories, _coding_of)
 
 
 def _stratum_codes(col: pd.Series):

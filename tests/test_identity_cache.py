@@ -22,6 +22,9 @@ def test_hit_for_the_same_object_and_miss_for_an_equal_new_one():
     b = pd.Index(["x", "y", "z"])              # a new index: a frame with a new column
     assert cache.get(b, make) == {"x", "y", "z"}
     assert len(calls) == 2
+    cache.clear()
+    assert cache.get(a, make) == {"x", "y"}
+    assert len(calls) == 3
 
 
 def test_dead_object_is_never_served_and_full_cache_is_cleared():

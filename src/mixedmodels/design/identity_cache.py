@@ -32,6 +32,10 @@ class IdentityCache:
         self._size = size
         self._store: dict[int, tuple[weakref.ref, Any]] = {}
 
+    def clear(self) -> None:
+        """Forget every entry (tests compare a cached build with a fresh one)."""
+        self._store.clear()
+
     def get(self, obj: Any, make: Callable[[Any], Any]) -> Any:
         """The value for ``obj``, from the cache or made now (and kept when ``obj`` takes
         weak references; an index type without them is served uncached)."""

@@ -144,10 +144,9 @@ def test_objective_with_shortcuts_equals_without(formula, cor, var, gaps):
 @pytest.mark.parametrize("groups", [("sub",), ("clinic", "sub"), ("sub", "clinic"),
                                     ("clinic", "t")])
 def test_correlation_group_codes_are_build_groupings(groups):
-    from mixedmodels.design.random import build_grouping
-    from mixedmodels.rside.residual import _group_codes
+    from mixedmodels.design.random import build_grouping, grouping_codes
 
     d = _panel()
     d["clinic"] = d["clinic"].astype("category")
     ref = build_grouping(":".join(groups), groups, d).codes
-    assert np.array_equal(_group_codes(groups, d), ref)
+    assert np.array_equal(grouping_codes(groups, d), ref)

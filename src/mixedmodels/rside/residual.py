@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import FormulaError
-from ..design.random import _as_str_labels
+from ..design.random import grouping_codes
 from .blocks import RowBlocks
 from .correlation import BoundCorrelation, CorrelationStructure
 from .form import StructureForm
@@ -436,19 +436,6 @@ def _reading_order(design, cor_codes: np.ndarray | None) -> np.ndarray:
     return np.lexsort(keys)      # last key sorts first: the term with the fewest levels
 
 
-def _group_codes(variables: tuple[str, ...], frame: pd.DataFrame) -> np.ndarray:
-    """The codes :func:`~mixedmodels.design.random.build_grouping` gives the interaction
-    of ``variables`` (observed combinations, the first variable varying slowest), without
-    its level labels: a correlation's groups need the partition only, and joining the
-    labels as text cost most of binding a nested grouping (BodyWeight's ``Diet/Rat``:
-    ~0.3 ms)."""
-    codes, _ = _as_str_labels(frame[variables[0]])
-    for v in variables[1:]:
-        c, lev = _as_str_labels(frame[v])
-        _, codes = np.unique(codes * len(lev) + c, return_inverse=True)
-    return np.ascontiguousarray(np.ravel(codes), dtype=np.int64)
-
-
 def bind_residual(spec: ResidualSpec, design) -> BoundResidual:
     """Bind ``spec`` to the rows of ``design`` (see the module docstring).
 
@@ -479,7 +466,7 @@ def bind_residual(spec: ResidualSpec, design) -> BoundResidual:
             same = next((t for t in design.terms
                          if tuple(t.term.group_vars) == tuple(form.groups)), None)
             cor_codes = (same.grouping.codes if same is not None else
-                         _group_codes(form.groups, frame))
+                         grouping_codes(form.groups, frame))
             blocks = RowBlocks.from_codes(cor_codes)
         else:
             blocks = RowBlocks.single(design.nobs)

@@ -81,7 +81,6 @@ ON_KINK = {"ftol_abs": 1e-6, "xtol_abs": 1e-6}
 ON_KINK_STEP = 0.05
 #: Most kinks :func:`settle_on_kink` moves on before it hands over to its fallback.
 KINK_MAX_HOPS = 5
-HOP_ANYWAY = False
 
 
 def _piece_ends(kinks: np.ndarray, u: float, lower: float) -> list[float]:
@@ -177,7 +176,7 @@ def settle_on_kink(
         trial[i] = kinks[j]
         f = fun(trial)
         n_evals += 1
-        if not (f < f_k or HOP_ANYWAY):
+        if not f < f_k:
             break
         k, f_k = kinks[j], f
     done = fallback(replace(best, n_evals=0))

@@ -38,8 +38,8 @@ class LevelCrossProduct:
     ----------
     design : Design
         One random-effects term, every level with rows.
-    p : int
-        Columns of ``[X~ y~]`` (``m``), the last ones of ``Mw``.
+    m : int
+        Columns of ``[X~ y~]``, the last ones of ``Mw``.
     """
 
     def __init__(self, design: Design, m: int):

@@ -410,12 +410,10 @@ class BoundCorrelation:
 def _positions(spec: CorrelationStructure, frame: pd.DataFrame, blocks: RowBlocks,
                form: StructureForm, integer: bool) -> np.ndarray:
     """The time covariate (or 1..n_i in data order), checked for duplicates in a group."""
-    if len(form.covariates) > 1:
-        raise FormulaError(f"{spec.describe()}: a serial correlation has one time "
-                           f"covariate; the form names {len(form.covariates)}")
     if not form.covariates:
         return blocks.position.astype(float) + 1.0
-    expr = form.covariates[0]
+    # the covariate side is one expression, as nlme evaluates it ('~ t + 1': t + 1)
+    expr = form.expression
     t = covariate_values(expr, frame, spec.describe())
     if integer:
         off = np.abs(t - np.round(t))

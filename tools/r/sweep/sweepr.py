@@ -224,7 +224,7 @@ def main():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                m = eval(rec["py_call"], {"mm": mm, "d": d})
+                m = eval(rec["py_call"], {"mm": mm, "d": d, "np": np})
         except Exception as e:
             print(f"{rid:28s} FIT ERROR {type(e).__name__}: {str(e)[:300]} (R: "
                   f"{rec.get('error', 'ok')[:60]})")

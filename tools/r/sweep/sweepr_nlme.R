@@ -64,7 +64,7 @@ mol <- data.frame(study = sprintf("S%02d", seq_len(nrow(mol))), yi = as.numeric(
                   design = as.character(mol$design))
 mol$w <- 1 / mol$vi
 
-datasets <- list(sr = sr, srna = srna, orthm = orthm, sleep = sleep, cbpp = cbpp,
+datasets <- list(sr = sr, srna = srna, orth = orth, orthm = orthm, sleep = sleep, cbpp = cbpp,
                  owls = owls, bcg = bcg, kon = kon, mol = mol)
 levels_of <- list()
 for (nm in names(datasets)) {
@@ -174,6 +174,32 @@ A("pql_pois_offset_exp", "sr", "glmmPQL(cnt ~ x + offset(log(expo)), random = ~ 
   "mm.glmm_pql('cnt ~ x + offset(log(expo)) + (1 | g)', d, family='poisson', correlation=mm.cor_exp(form='~ cx + cy | g'))", kind = "pql")
 A("pql_binom_cbind_ar1", "sr", "glmmPQL(cbind(k, ntr - k) ~ x, random = ~ 1 | g, family = binomial, data = d, correlation = corAR1(form = ~ t | g), verbose = FALSE)",
   "mm.glmm_pql('cbind(k, ntr - k) ~ x + (1 | g)', d, family='binomial', correlation=mm.cor_ar1(form='~ t | g'))", kind = "pql")
+
+# more: compound symmetry with singletons, large-unit variance covariates, NA rows with
+# row-order AR(1), PQL with an offset argument and with binomial proportions and weights
+A("gls_cs_ident_ml_singletons", "sr", "gls(y ~ x, d, correlation = corCompSymm(form = ~ 1 | g), weights = varIdent(form = ~ 1 | f), method = 'ML')",
+  "mm.gls('y ~ x', d, correlation=mm.cor_comp_symm(form='~ 1 | g'), variance=mm.var_ident(form='~ 1 | f'), method='ML')")
+A("gls_varexp_days", "sr", "gls(y ~ x, d, weights = varExp(form = ~ day))",
+  "mm.gls('y ~ x', d, variance=mm.var_exp(form='~ day'))")
+A("lme_varpower_days_strata_big", "sr", "lme(yb ~ x, d, random = ~ 1 | g, weights = varPower(form = ~ day | f))",
+  "mm.lmer('yb ~ x + (1 | g)', d, variance=mm.var_power(form='~ day | f'))")
+A("lme_na_ar1_rows", "srna", "lme(y ~ x, d, random = ~ 1 | g, correlation = corAR1(form = ~ 1 | g), na.action = na.omit)",
+  "mm.lmer('y ~ x + (1 | g)', d, correlation=mm.cor_ar1(form='~ 1 | g'))")
+A("gls_na_car1_varexp_days", "srna", "gls(y ~ x, d, correlation = corCAR1(form = ~ day | g), weights = varExp(form = ~ day), na.action = na.omit)",
+  "mm.gls('y ~ x', d, correlation=mm.cor_car1(form='~ day | g'), variance=mm.var_exp(form='~ day'))")
+A("pql_pois_offset_arg_ar1rows", "sr", "glmmPQL(cnt ~ x + offset(log(expo)), random = ~ 1 | g, family = poisson, data = d, correlation = corAR1(form = ~ 1 | g), verbose = FALSE)",
+  "mm.glmm_pql('cnt ~ x + (1 | g)', d, family='poisson', offset=np.log(d['expo']), correlation=mm.cor_ar1(form='~ 1 | g'))", kind = "pql")
+A("pql_binom_prop_weights", "sr", "glmmPQL(I(k / ntr) ~ x, random = ~ 1 | g, family = binomial, data = d, weights = ntr, verbose = FALSE)",
+  "mm.glmm_pql('I(k / ntr) ~ x + (1 | g)', d, family='binomial', weights='ntr')", kind = "pql")
+
+# found while making the fixtures: AR(1) at ages 8..14 (gaps of 2), a non-Euclidean
+# rational-quadratic correlation in lme
+A("gls_orth_ar1_age", "orth", "gls(distance ~ age, d, correlation = corAR1(form = ~ age | Subject))",
+  "mm.gls('distance ~ age', d, correlation=mm.cor_ar1(form='~ age | Subject'))")
+A("lme_orth_ar1_age_ident", "orth", "lme(distance ~ age, d, random = ~ 1 | Subject, correlation = corAR1(form = ~ age | Subject), weights = varIdent(form = ~ 1 | Sex))",
+  "mm.lmer('distance ~ age + (1 | Subject)', d, correlation=mm.cor_ar1(form='~ age | Subject'), variance=mm.var_ident(form='~ 1 | Sex'))")
+A("lme_ratio_max_nug", "sr", "lme(y ~ x, d, random = ~ 1 | g, correlation = corRatio(form = ~ cx + cy | g, metric = 'maximum', nugget = TRUE))",
+  "mm.lmer('y ~ x + (1 | g)', d, correlation=mm.cor_ratio(form='~ cx + cy | g', metric='maximum', nugget=True))")
 
 # known residual variance (metafor / blme)
 A("meta_bcg_two_mods", "bcg", "rma(yi, vi, mods = ~ ablat + year, data = d, method = 'REML', control = list(threshold = 1e-12, maxiter = 1000))",

@@ -68,7 +68,7 @@ def optimize_fast_gradient(obj, x0: np.ndarray, lower: np.ndarray, check_conv: b
     if not np.isfinite(opt.fval) or not opt.return_code.startswith("converged"):
         return None
     probe, n_probe = probe_stationary(fg, opt.x, np.asarray(x0, dtype=float), opt.fval,
-                                       lower)
+                                      None if warm else grad, lower)
     if probe is not None:
         again, grad_again = search(probe, False)
         if np.isfinite(again.fval) and again.fval < opt.fval \

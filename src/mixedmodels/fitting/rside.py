@@ -299,7 +299,7 @@ def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):
     gtol = max(GRADIENT_GTOL, GRADIENT_GTOL_REL * abs(f0)) if np.isfinite(f0) else None
     opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower, gtol=gtol)
     # a coordinate left at a stationary start may sit on a maximum (stationary_probe)
-    probe, n_probe = probe_stationary(fg, opt.x, x0, opt.fval, lower) \
+    probe, n_probe = probe_stationary(fg, opt.x, x0, opt.fval, grad, lower) \
         if np.isfinite(opt.fval) else (None, 0)
     if probe is not None:
         again = minimize_with_gradient(fg, probe, lower, gtol=gtol)

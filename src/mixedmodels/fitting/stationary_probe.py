@@ -9,8 +9,9 @@ even ``k`` -- so the fit stayed at independence, its worst correlation (Orthodon
 ``gls(distance ~ age, correlation = cor_ar1(form = "~ age | Subject"))``: log-likelihood
 -254.58 at 0 against -228.56 at ``phi = 0.836``; nlme stops at 0 too). Each coordinate
 the search left exactly where it started is probed :data:`STATIONARY_PROBE` to either
-side; where a probe is lower the caller searches again from it. A search that moved every
-coordinate costs nothing (no coordinate of a non-stationary start stays put).
+side, where its derivative vanishes to rounding; where a probe is lower the caller
+searches again from it. A search that moved every coordinate, or stopped at once at a warm
+start's small but non-zero gradient, costs nothing.
 """
 
 from __future__ import annotations
@@ -24,12 +25,18 @@ __all__ = ["STATIONARY_PROBE", "probe_stationary"]
 #: phi = tanh(0.25) = 0.24 -- far enough that phi^k changes the criterion well above
 #: rounding, near enough to stay in the start's basin.
 STATIONARY_PROBE = 0.5
+#: A derivative this small relative to ``max(1, |f|)`` vanishes to rounding: a stationary
+#: point of the criterion's form (``phi^k`` at 0), not a converged search's remainder (a
+#: warm start at a previous optimum keeps a gradient near the search's tolerance, ~1e-6
+#: relative, and is not probed)
+STATIONARY_GRAD = 1e-12
 
 
-def probe_stationary(fg, x: np.ndarray, x0: np.ndarray, f: float,
+def probe_stationary(fg, x: np.ndarray, x0: np.ndarray, f: float, g: np.ndarray | None,
                      lower: np.ndarray) -> tuple[np.ndarray | None, int]:
     """The lowest of the probes ``x +- STATIONARY_PROBE e_i`` (within ``lower``) for the
-    coordinates ``i`` with ``x_i == x0_i`` (never moved), if lower than ``f``.
+    coordinates ``i`` with ``x_i == x0_i`` (never moved) and a derivative that vanishes
+    to rounding (:data:`STATIONARY_GRAD`), if lower than ``f``.
 
     Parameters
     ----------
@@ -39,6 +46,8 @@ def probe_stationary(fg, x: np.ndarray, x0: np.ndarray, f: float,
         The search's end and start.
     f : float
         The criterion at ``x``.
+    g : ndarray or None
+        Its gradient there (None: no probe).
     lower : ndarray
         Lower bounds (``-inf`` for none).
 
@@ -48,7 +57,10 @@ def probe_stationary(fg, x: np.ndarray, x0: np.ndarray, f: float,
         ``(probe or None, evaluations spent)``.
     """
     best, f_best, n = None, f, 0
-    for i in np.flatnonzero(x == x0):
+    if g is None:
+        return None, 0
+    flat = np.abs(np.asarray(g, dtype=float)) <= STATIONARY_GRAD * max(1.0, abs(f))
+    for i in np.flatnonzero((x == x0) & flat):
         for sign in (1.0, -1.0):
             trial = x.copy()
             trial[i] = max(x[i] + sign * STATIONARY_PROBE, lower[i])

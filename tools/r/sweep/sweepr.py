@@ -79,6 +79,21 @@ def _iv_tables(rec: dict, pre: str) -> dict:
     s = rec.get(pre + "sigma")
     if s is not None:
         out["sigma"] = pd.DataFrame({"lower": [s[0]], "upper": [s[2]]})
+    re = rec.get(pre + "re")
+    if re:
+        t = _re_table(re)
+        out["random"] = pd.DataFrame({"lower": t["lower"], "upper": t["upper"]})
+    return out
+
+
+def _re_table(re: list | dict) -> dict:
+    """nlme's reStruct intervals as one table, innermost grouping level first (our
+    order: lme4's terms, ``(1 | g/h)`` gives ``h:g`` before ``g``)."""
+    levels = [re] if isinstance(re, dict) else list(re)
+    out = {"lower": [], "est": [], "upper": []}
+    for t in reversed(levels):
+        for k in out:
+            out[k] += list(np.atleast_1d(np.asarray(t[k], dtype=float)))
     return out
 
 
@@ -91,6 +106,8 @@ def _iv_worst(tables: dict, rec: dict, pre: str) -> float:
     if s is not None:
         worst = max(worst, _iv_rel(tables.get("sigma"),
                                    {"lower": [s[0]], "est": [s[1]], "upper": [s[2]]}))
+    if rec.get(pre + "re"):
+        worst = max(worst, _iv_rel(tables.get("random"), _re_table(rec[pre + "re"])))
     return worst
 
 
@@ -130,7 +147,8 @@ def compare_nlme(m, rec, d) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 iv = m.intervals()
-            ours = {k: iv.get(k) for k in ("fixed", "correlation", "variance", "sigma")}
+            ours = {k: iv.get(k) for k in ("fixed", "random", "correlation", "variance",
+                                            "sigma")}
             r["iv"] = _iv_worst(ours, rec, "ivf_")
         else:
             r["iv_nlme_steps"] = nlme_steps

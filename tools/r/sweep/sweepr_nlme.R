@@ -253,6 +253,10 @@ record_nlme <- function(m, rec) {
       rec[[paste0(pre, "cor")]] <- iv_tab(iv$corStruct)
       rec[[paste0(pre, "var")]] <- iv_tab(iv$varStruct)
       rec[[paste0(pre, "sigma")]] <- num(iv$sigma)
+      if (!is.null(iv$reStruct))       # per grouping level, outermost first
+        rec[[paste0(pre, "re")]] <- unname(lapply(iv$reStruct, function(t)
+          list(lower = num(t[, "lower"]), est = num(t[, "est."]), upper = num(t[, "upper"]),
+               names = rownames(t))))
     }
   }
   rec

@@ -32,11 +32,14 @@ PAR_ATOL = 1e-4
 CHISQ_RTOL = 1e-8
 
 
-def _data(name: str) -> pd.DataFrame:
-    if name == "sr":
+def _data(name: str, sort_by=None) -> pd.DataFrame:
+    if name in ("sr", "sr_by_group"):
         d = pd.read_csv(FIXTURES / "sweepr_sr.csv", encoding="utf-8")
-        for col in ("g", "f"):
+        for col in ("g", "h", "f"):
             d[col] = pd.Categorical(d[col], categories=sorted(d[col].unique()))
+        if sort_by:        # R's order(): stable
+            d = d.sort_values(list(np.atleast_1d(sort_by)), kind="stable")
+            d = d.reset_index(drop=True)
         return d
     if name == "sleep":
         return mm.datasets.load("sleepstudy")
@@ -49,7 +52,7 @@ def _fit(case: str):
     fx = CASES[case]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = eval(fx["py_call"], {"mm": mm, "d": _data(fx["data"])})
+        m = eval(fx["py_call"], {"mm": mm, "d": _data(fx["data"], fx.get("sort_by"))})
     return fx, m
 
 
@@ -153,3 +156,30 @@ def test_fixed_correlation_that_is_not_positive_definite_is_a_clear_error(fit):
     with pytest.raises(mm.DataError, match=r"cor_ratio\(form=.*range=80, nugget=0\.05 "
                                            r"\(fixed\).*not positive definite"):
         fit(formula, d, correlation=cor)
+
+
+#: normalized residuals: ours against nlme's (its estimates agree to ~1e-7)
+NORMALIZED_ATOL = 1e-5
+
+
+@pytest.mark.parametrize("case", ["gls_cs_normalized", "lme_cs_normalized"])
+def test_compound_symmetry_normalized_residuals_are_nlmes(case):
+    """nlme normalizes compound symmetry with its Helmert factor (the group mean, then
+    contrasts), not the Cholesky factor ours used (1.3 apart on the sweep data)."""
+    fx, m = _fit(case)
+    _check_fit(fx, m)
+    np.testing.assert_allclose(m.residuals(type="normalized").to_numpy(), fx["normalized"],
+                               atol=NORMALIZED_ATOL)
+
+
+def test_normalized_residuals_do_not_depend_on_the_row_order():
+    """Rows of the groups interleaved (the sweep data as simulated) or sorted by group:
+    the same normalized residual per row (nlme's are misaligned in the first case)."""
+    shuffled = _data("sr")
+    shuffled["row"] = np.arange(len(shuffled))
+    by_group = shuffled.sort_values("g", kind="stable").reset_index(drop=True)
+    for cor in (mm.cor_ar1(form="~ t | g"), mm.cor_comp_symm(form="~ 1 | g")):
+        a = mm.gls("y ~ x", shuffled, correlation=cor).residuals(type="normalized")
+        b = mm.gls("y ~ x", by_group, correlation=cor).residuals(type="normalized")
+        b = pd.Series(b.to_numpy(), index=by_group["row"]).sort_index()
+        np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), atol=1e-8)

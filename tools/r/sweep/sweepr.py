@@ -32,9 +32,10 @@ from sweep_rside import rel  # the sibling script's relative difference
 
 SAME_OPTIMUM = 1e-3
 #: tolerances of the brief: logLik (ours may not be lower), fixed effects, SEs, the
-#: correlation / variance parameters and sigma, intervals, fitted values
+#: correlation / variance parameters and sigma, intervals, fitted values, residuals
 TOL = {"dLL": -1e-4, "coef": 1e-4, "se": 1e-3, "sigma": 1e-3, "cor": 1e-3, "var": 1e-3,
-       "re_sd": 1e-3, "tau2": 1e-3, "iv": 5e-3, "fit0": 1e-4, "fit1": 1e-4,
+       "re_sd": 1e-3, "tau2": 1e-3, "iv": 5e-3, "fit0": 1e-4, "fit1": 1e-4, "res_pear": 1e-3,
+       "res_norm": 1e-3,
        "blme_coef": 1e-4, "blme_se": 1e-3, "blme_tau2": 1e-3, "blme_dLL": -1e-4}
 
 
@@ -152,6 +153,13 @@ def compare_nlme(m, rec, d) -> dict:
             r["iv"] = _iv_worst(ours, rec, "ivf_")
         else:
             r["iv_nlme_steps"] = nlme_steps
+    for kind in ("pearson", "normalized"):
+        ref = rec.get(f"resid_{kind}")
+        if ref is not None:
+            # nlme's Pearson residuals are over sigma (ours: scaled=True, lme4's default
+            # is without)
+            ours = m.residuals(type=kind, scaled=kind == "pearson").to_numpy()
+            r[f"res_{kind[:4]}"] = rel(ours, ref, 1.0) if len(ours) == len(ref) else np.inf
     ysd = float(np.nanstd(np.asarray(rec["fitted0"]))) or 1.0
     if "fitted1" in rec:
         f1 = m.fitted().to_numpy()
@@ -229,7 +237,7 @@ def main():
             continue
         d = load(out, rec["data"])
         for key in ("coef", "se", "cor_params", "var_params", "re_sd", "fitted0", "fitted1",
-                    "blme_coef", "blme_se"):
+                    "blme_coef", "blme_se", "resid_pearson", "resid_normalized"):
             if key in rec and not isinstance(rec[key], list):
                 rec[key] = [rec[key]]          # jsonlite's auto_unbox of length-1 vectors
         for key in ("iv_fixed", "iv_cor", "iv_var", "ivf_fixed", "ivf_cor", "ivf_var"):

@@ -10,9 +10,9 @@ out_dir <- file.path("tests", "fixtures", "sweep")
 dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
 source(file.path("tools", "r", "sweep", "sweepr_data.R"))
 set.seed(20261203)
-sr <- sim_sr()[, c("g", "f", "t", "x", "z", "cx", "cy", "xpos", "y")]
+sr <- sim_sr()[, c("g", "h", "f", "t", "x", "z", "cx", "cy", "xpos", "y")]
 write.csv(sr, file.path(out_dir, "sweepr_sr.csv"), row.names = FALSE)
-sr$g <- factor(sr$g); sr$f <- factor(sr$f)
+sr$g <- factor(sr$g); sr$h <- factor(sr$h); sr$f <- factor(sr$f)
 sleep <- as.data.frame(lme4::sleepstudy)
 orth <- as.data.frame(Orthodont)
 orth$occ <- (orth$age - 8) / 2
@@ -89,6 +89,29 @@ add("gls_power_fixed", "sr",
     note_chisq)
 add("gls_plain_ml", "sr", "gls(y ~ x + z, d, method = 'ML')",
     "mm.gls('y ~ x + z', d, method='ML')", note_chisq)
+
+# normalized residuals of compound symmetry: nlme's factor is a Helmert one (ours was the
+# Cholesky factor). nlme's own normalized residuals are misaligned where a group's rows
+# are interleaved with others' (it applies the factors of the data sorted by group to the
+# residuals in data order): the reference fit is on the rows sorted by group (stable)
+sr_by_g <- sr[order(sr$g), ]
+for (spec in list(
+    list(id = "gls_cs_normalized", r = "gls(y ~ x, d, correlation = corCompSymm(form = ~ 1 | g), weights = varIdent(form = ~ 1 | f))",
+         py = "mm.gls('y ~ x', d, correlation=mm.cor_comp_symm(form='~ 1 | g'), variance=mm.var_ident(form='~ 1 | f'))"),
+    list(id = "lme_cs_normalized", r = "lme(y ~ x, d, random = ~ 1 | g, correlation = corCompSymm(form = ~ 1 | g/h))",
+         py = "mm.lmer('y ~ x + (1 | g)', d, correlation=mm.cor_comp_symm(form='~ 1 | g/h'))"))) {
+  d <- sr_by_g
+  if (grepl("g/h", spec$r)) d <- sr_by_g <- sr[order(sr$g, sr$h), ]
+  m <- eval(parse(text = spec$r))
+  cases[[spec$id]] <- list(id = spec$id, data = "sr_by_group", r_call = spec$r, py_call = spec$py,
+    note = "rows sorted by the correlation's groups (stable); nlme's Helmert factor",
+    logLik = as.numeric(logLik(m)), coef = as.numeric(if (inherits(m, "gls")) coef(m) else fixef(m)),
+    se = as.numeric(sqrt(diag(vcov(m)))), sigma = m$sigma,
+    cor_params = as.list(coef(m$modelStruct$corStruct, FALSE)),
+    sort_by = if (grepl("g/h", spec$r)) c("g", "h") else "g",
+    normalized = as.numeric(residuals(m, type = "normalized")))
+  cat(sprintf("%-28s %.6f\n", spec$id, cases[[spec$id]]$logLik))
+}
 
 write_json(cases, file.path(out_dir, "sweepr_nlme.json"), digits = NA, auto_unbox = TRUE,
            pretty = TRUE)

@@ -201,6 +201,15 @@ A("lme_orth_ar1_age_ident", "orth", "lme(distance ~ age, d, random = ~ 1 | Subje
 A("lme_ratio_max_nug", "sr", "lme(y ~ x, d, random = ~ 1 | g, correlation = corRatio(form = ~ cx + cy | g, metric = 'maximum', nugget = TRUE))",
   "mm.lmer('y ~ x + (1 | g)', d, correlation=mm.cor_ratio(form='~ cx + cy | g', metric='maximum', nugget=True))")
 
+# a known sigma with correlation / variance functions (glsControl(sigma =)), prior
+# weights with a variance function
+A("gls_sigma_ar1", "sr", "gls(y ~ x, d, correlation = corAR1(form = ~ t | g), control = glsControl(sigma = 1.5))",
+  "mm.gls('y ~ x', d, correlation=mm.cor_ar1(form='~ t | g'), sigma=1.5)")
+A("gls_sigma_ident_ml", "sr", "gls(y ~ x, d, weights = varIdent(form = ~ 1 | f), method = 'ML', control = glsControl(sigma = 1.2))",
+  "mm.gls('y ~ x', d, variance=mm.var_ident(form='~ 1 | f'), method='ML', sigma=1.2)")
+A("gls_weights_power", "sr", "gls(y ~ x, d, weights = varComb(varFixed(~ I(1 / ntr)), varPower(form = ~ xpos)))",
+  "mm.gls('y ~ x', d, weights=d['ntr'], variance=mm.var_power(form='~ xpos'))")
+
 # known residual variance (metafor / blme)
 A("meta_bcg_two_mods", "bcg", "rma(yi, vi, mods = ~ ablat + year, data = d, method = 'REML', control = list(threshold = 1e-12, maxiter = 1000))",
   "mm.lmer('yi ~ ablat + year + (1 | trial)', d, weights='w', sigma=1.0)", kind = "rma",
@@ -234,6 +243,23 @@ record_nlme <- function(m, rec) {
       coef(vs, FALSE, allCoef = TRUE)
     rec$var_params <- num(v); rec$var_names <- names(v)
   }
+  rec$resid_pearson <- num(residuals(m, type = "pearson"))
+  # nlme's normalized residuals apply the correlation factors (kept in the order of the
+  # data sorted by group) to residuals kept in data order: wrong where the groups'
+  # rows are interleaved (the shuffled sr data). The reference is the same fit on the
+  # rows sorted by group (stable: the data order within a group stays), mapped back
+  rn <- residuals(m, type = "normalized")
+  if (!is.null(ms$corStruct)) {
+    gv <- all.vars(getGroupsFormula(formula(ms$corStruct)))
+    if (!length(gv) && inherits(m, "lme")) gv <- names(m$groups)   # lme's default groups
+    o <- if (length(gv)) do.call(order, unname(as.list(d[gv]))) else seq_len(nrow(d))
+    m2 <- update(m, data = d[o, ])
+    r2 <- residuals(m2, type = "normalized")
+    kept <- setdiff(seq_len(nrow(d)), m$na.action)         # rows of d, data order
+    kept2 <- o[setdiff(seq_len(nrow(d)), m2$na.action)]    # the same, sorted order
+    rn <- r2[match(kept, kept2)]
+  }
+  rec$resid_normalized <- num(rn)
   if (inherits(m, "lme")) {
     rec$re_sd <- num(suppressWarnings(as.numeric(VarCorr(m)[, "StdDev"])))
     rec$fitted0 <- num(fitted(m, level = 0))

@@ -35,7 +35,7 @@ SAME_OPTIMUM = 1e-3
 #: correlation / variance parameters and sigma, intervals, fitted values, residuals
 TOL = {"dLL": -1e-4, "coef": 1e-4, "se": 1e-3, "sigma": 1e-3, "cor": 1e-3, "var": 1e-3,
        "re_sd": 1e-3, "tau2": 1e-3, "iv": 5e-3, "fit0": 1e-4, "fit1": 1e-4, "res_pear": 1e-3,
-       "res_norm": 1e-3,
+       "res_norm": 1e-3, "pred0": 1e-4, "pred1": 1e-4,
        "blme_coef": 1e-4, "blme_se": 1e-3, "blme_tau2": 1e-3, "blme_dLL": -1e-4}
 
 
@@ -153,6 +153,15 @@ def compare_nlme(m, rec, d) -> dict:
             r["iv"] = _iv_worst(ours, rec, "ivf_")
         else:
             r["iv_nlme_steps"] = nlme_steps
+    if "pred0" in rec:
+        # the same 15 rows as R's (the first complete cases of the model's columns)
+        cols = [c for c in d.columns if c in rec["r_call"]]
+        nd = d.dropna(subset=[c for c in cols if c in d.columns]).head(15)
+        p0 = (m.predict(nd, re_form="~0") if "pred1" in rec else m.predict(nd)).to_numpy()
+        r["pred0"] = rel(p0, rec["pred0"], max(np.std(rec["pred0"]), 1e-8))
+        if "pred1" in rec:
+            r["pred1"] = rel(m.predict(nd).to_numpy(), rec["pred1"],
+                             max(np.std(rec["pred1"]), 1e-8))
     for kind in ("pearson", "normalized"):
         ref = rec.get(f"resid_{kind}")
         if ref is not None:
@@ -237,7 +246,8 @@ def main():
             continue
         d = load(out, rec["data"])
         for key in ("coef", "se", "cor_params", "var_params", "re_sd", "fitted0", "fitted1",
-                    "blme_coef", "blme_se", "resid_pearson", "resid_normalized"):
+                    "blme_coef", "blme_se", "resid_pearson", "resid_normalized", "pred0",
+                    "pred1"):
             if key in rec and not isinstance(rec[key], list):
                 rec[key] = [rec[key]]          # jsonlite's auto_unbox of length-1 vectors
         for key in ("iv_fixed", "iv_cor", "iv_var", "ivf_fixed", "ivf_cor", "ivf_var"):

@@ -243,6 +243,11 @@ record_nlme <- function(m, rec) {
       coef(vs, FALSE, allCoef = TRUE)
     rec$var_params <- num(v); rec$var_names <- names(v)
   }
+  # predictions on new data: 15 rows of the data (complete cases), at each level
+  nd <- head(d[complete.cases(d[intersect(all.vars(formula(m)), names(d))]), ], 15)
+  if (inherits(m, "lme")) {
+    rec$pred0 <- num(predict(m, nd, level = 0)); rec$pred1 <- num(predict(m, nd, level = 1))
+  } else rec$pred0 <- num(predict(m, nd))
   rec$resid_pearson <- num(residuals(m, type = "pearson"))
   # nlme's normalized residuals apply the correlation factors (kept in the order of the
   # data sorted by group) to residuals kept in data order: wrong where the groups'

@@ -124,3 +124,64 @@ def test_prediction_se_of_a_new_level_of_a_structured_term(crossed):
     np.testing.assert_allclose(q["fit"].to_numpy(), rec["new_fit"], rtol=PRED_RTOL,
                                atol=PRED_RTOL)
     np.testing.assert_allclose(q["se_fit"].to_numpy(), rec["new_se"], rtol=PRED_SE_RTOL)
+
+
+def test_start_with_a_singular_structured_correlation_is_a_clear_error():
+    """A start whose gau correlation is 1 to rounding between every pair of sites (range
+    e^6 = 403 over distances under 5) raised numpy's 'Matrix is not positive definite'
+    from deep inside the covariance factor."""
+    rng = np.random.default_rng(11)
+    sites = np.array([0.5, 1.3, 2.2, 3.0, 4.1])
+    data = pd.DataFrame({"g": pd.Categorical(np.repeat([f"g{i}" for i in range(8)], 5)),
+                         "sx": np.tile(sites, 8)})
+    data["y"] = rng.normal(size=len(data)) + np.repeat(rng.normal(size=8), 5)
+    with pytest.raises(mm.MixedModelsError, match="not numerically positive definite"):
+        mm.glmmtmb("y ~ 1 + gau(0 + pos(sx) | g)", data, family="gaussian",
+                   start={"theta.cond": [0.0, 6.0]})
+
+
+#: our quadrature log-likelihood keeps the full -2 log p (lme4's nAGQ > 1 drops the
+#: saturated part, another scale): it is within this of the Laplace one on this set
+AGQ_LAPLACE_ATOL = 0.5
+
+
+def test_glmer_cbind_with_prior_weights_loglik_as_lme4():
+    """lme4 weights the binomial log-density of a cbind response, p log dbinom(k; n, mu);
+    we had the binomial coefficients of p k successes in p n trials: logLik -859.43 for
+    lme4's -1151.50 on the sweep's set (estimates equal)."""
+    rec = json.loads((FIXTURES / "sweepg_cbind_weights.json").read_text(encoding="utf-8"))
+    data = pd.read_csv(FIXTURES / "sweepg_cbind_weights.csv")
+    data["g"] = data["g"].astype("category")
+    lap = mm.glmer(rec["formula"], data, family="binomial", weights=rec["weights"])
+    assert lap.loglik == pytest.approx(rec["laplace"]["logLik"], abs=1e-5)
+    assert lap.aic == pytest.approx(rec["laplace"]["AIC"], abs=1e-5)
+    assert -2.0 * lap.loglik == pytest.approx(rec["glmmTMB_objective"], abs=OBJECTIVE_ATOL)
+    np.testing.assert_allclose(lap.fixef.to_numpy(), list(rec["laplace"]["beta"].values()),
+                               rtol=1e-4)
+    agq = mm.glmer(rec["formula"], data, family="binomial", weights=rec["weights"], nAGQ=7)
+    np.testing.assert_allclose(agq.fixef.to_numpy(), list(rec["agq7"]["beta"].values()),
+                               rtol=1e-4)
+    assert agq.loglik == pytest.approx(rec["laplace"]["logLik"], abs=AGQ_LAPLACE_ATOL)
+
+
+def test_glmer_unit_weights_and_proportions_unchanged():
+    """The shift is zero without prior weights, and a proportion response with the trials
+    as weights already has lme4's coefficients (its trials are the weights)."""
+    data = pd.read_csv(FIXTURES / "sweepg_cbind_weights.csv")
+    data["g"] = data["g"].astype("category")
+    data["prop"] = data["succ"] / data["trials"]
+    a = mm.glmer("cbind(succ, trials - succ) ~ x + (1 | g)", data, family="binomial")
+    b = mm.glmer("prop ~ x + (1 | g)", data, family="binomial", weights="trials")
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-6)
+
+
+def test_dask_glmer_cbind_with_prior_weights_as_in_memory():
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    rec = json.loads((FIXTURES / "sweepg_cbind_weights.json").read_text(encoding="utf-8"))
+    data = pd.read_csv(FIXTURES / "sweepg_cbind_weights.csv")
+    data["g"] = data["g"].astype("category")
+    with dask.config.set(scheduler="synchronous"):
+        m = mm.glmer(rec["formula"], dd.from_pandas(data, npartitions=3), family="binomial",
+                     weights=rec["weights"])
+    assert m.loglik == pytest.approx(rec["laplace"]["logLik"], abs=1e-5)

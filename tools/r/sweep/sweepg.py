@@ -77,6 +77,25 @@ def compare_extra(m, rec: dict) -> dict:
             ref = np.asarray([np.nan if v is None else v for v in ref], float)
             out[f"{typ}_rel"] = float(np.nanmax(np.abs(ours - ref)
                                                 / np.maximum(np.abs(ref), 1.0)))
+    ref = rec.get("pred_link_se_head")
+    if ref:
+        ours = m.predict(type="link", se_fit=True)["se_fit"].to_numpy()[:5]
+        ref = np.asarray([np.nan if v is None else v for v in ref], float)
+        out["se_fit_rel"] = float(np.nanmax(np.abs(ours - ref) / np.abs(ref)))
+    return out
+
+
+def compare_new_levels(m, rec: dict, data: pd.DataFrame) -> dict:
+    """Response predictions and their SEs for new rows with new levels, against R's."""
+    if not rec.get("pred_new_fit"):
+        return {}
+    q = m.predict(new_level_rows(data), type="response", se_fit=True, allow_new_levels=True)
+    out = {}
+    for key, col in (("pred_new_fit", "fit"), ("pred_new_se", "se_fit")):
+        ref = np.asarray([np.nan if v is None else v for v in rec[key]], float)
+        ours = q[col].to_numpy()
+        out[f"new_{col}_rel"] = float(np.nanmax(np.abs(ours - ref)
+                                                / np.maximum(np.abs(ref), 1e-8)))
     return out
 
 
@@ -134,7 +153,7 @@ def engine_fit(rec: dict, data: pd.DataFrame) -> dict:
             e = mm.lmer(rec["formula"], data, REML=bool(rec["REML"]), **kw)
             obj = float(e.objective)
         else:
-            e = mm.glmer(rec["formula"], data, family=rec["family"], **kw)
+            e = mm.glmer(rec["formula"], data, family=rec["family"], link=rec["link"], **kw)
             obj = -2.0 * float(e.loglik)
     return {"engine_d_objective": obj - rec["objective"]}
 
@@ -180,6 +199,7 @@ def main():
             try:
                 res.update(sweep.compare(m, rec))
                 res.update(compare_extra(m, rec))
+                res.update(compare_new_levels(m, rec, data))
             except Exception as e:
                 res["compare_error"] = f"{type(e).__name__}: {e}"
                 res["trace"] = traceback.format_exc()[-2500:]

@@ -94,6 +94,14 @@ simulate_set <- function(seed, n_g, per, n_h) {
   g1[solo] <- sprintf("s%02d", seq_along(solo))
   d$g1 <- factor(g1)
   d$obs <- factor(sprintf("o%04d", seq_len(n)))
+  # batch 3b (drawn after everything above, so the earlier columns are unchanged)
+  d$w <- sample(1:3, n, TRUE)
+  d$y_drop <- d$y_gauss; d$y_drop[sample(n, n %/% 5)] <- NA     # ar1 with missing times
+  d$y_hurdle <- ifelse(runif(n) < zi_p, 0L, d$y_tnb2)
+  d$y_zigamma <- ifelse(runif(n) < zi_p, 0, d$y_pos)
+  d$succ_bb <- rbinom(n, d$trials, rbeta(n, pr * 4, (1 - pr) * 4))
+  d$succ_bb[runif(n) < 0.15] <- 0L
+  d$y_beta0 <- ifelse(runif(n) < zi_p, 0, d$y_beta)
   d
 }
 sets <- list(m = simulate_set(20261203, 30, 10, 8), s = simulate_set(7, 6, 10, 4),
@@ -172,6 +180,32 @@ S("s_ar1", "y_gauss ~ x + ar1(0 + ftt2 | g)", GA, data = "s", engine = "lmer")
 S("l_crossed_pois", "y_pois ~ x + (1 | g) + (1 | h)", PO, data = "l", engine = "glmer")
 S("l_zinb2_slope", "y_nb ~ x + (x | g)", 'nbinom2(link = "log")', zi = "~1", data = "l")
 S("l_beta_disp", "y_beta ~ x + (1 | g)", 'beta_family(link = "logit")', disp = "~f", data = "l")
+# --- batch 3b
+S("pois_reml", "y_pois ~ x + (1 | g)", PO, REML = TRUE)
+S("nb2_reml_disp", "y_nb ~ x + (1 | g)", 'nbinom2(link = "log")', disp = "~z", REML = TRUE)
+S("ar1_missing_times", "y_drop ~ x + ar1(0 + ftt2 | g)", GA, engine = "lmer")
+S("hurdle_tnb2_disp", "y_hurdle ~ x + (1 | g)", 'truncated_nbinom2(link = "log")', zi = "~x", disp = "~z")
+S("zigamma_zi_re", "y_zigamma ~ x + (1 | g)", 'ziGamma(link = "log")', zi = "~(1 | g)")
+S("bb_zi", "cbind(succ_bb, trials - succ_bb) ~ x + (1 | g)", 'betabinomial(link = "logit")', zi = "~1")
+S("tgenpois_disp", "y_tnb1 ~ x + (1 | g)", 'truncated_genpois(link = "log")', disp = "~z")
+S("factor_by_x_slope", "y_gauss ~ x + (0 + f:x | g)", GA, engine = "lmer")
+S("poly_fixed", "y_pois ~ poly(x, 2) + (1 | g)", PO)
+S("exp_1d_times", "y_gauss ~ x + exp(0 + tpos | g)", GA, py = "y_gauss ~ x + exp(0 + pos(tirr) | g)")
+S("diag_plus_ar1_same_g", "y_gauss ~ x + diag(0 + f | g) + ar1(0 + ftt2 | g)", GA, engine = "lmer")
+S("disp0_obs_re", "y_gauss ~ x + (1 | g) + (1 | obs)", GA, disp = "~0")
+S("offset_formula_and_arg", "y_rate ~ x + offset(log(trials)) + (1 | g)", PO, offset = "z")
+S("binom_cbind_weights", "cbind(succ, trials - succ) ~ x + (1 | g)", BI, weights = "w", engine = "glmer")
+S("t_disp_crossed", "y_t ~ x + (1 | g) + (1 | h)", 't_family(link = "identity")', disp = "~f")
+S("beta_zi_re", "y_beta0 ~ x + (1 | g)", 'beta_family(link = "logit")', zi = "~(1 | g)")
+S("us_factor_probit", "y_bin ~ x + (f | g)", 'binomial(link = "probit")', engine = "glmer")
+S("toep_10_gauss", "y_gauss ~ x + toep(0 + ftt2 | g)", GA, engine = "lmer")
+S("rr_binom_d1", "cbind(succ, trials - succ) ~ x + rr(0 + f4 | g, d = 1)", BI)
+S("ou_pois_plus_h", "y_pois ~ x + ou(0 + tpos | g) + (1 | h)", PO, py = "y_pois ~ x + ou(0 + pos(tirr) | g) + (1 | h)")
+S("nested_interaction", "y_pois ~ x + (1 | g/f) + (1 | h)", PO, engine = "glmer")
+S("gau_reml", "y_gauss ~ x + gau(0 + sp | g)", GA, REML = TRUE, py = "y_gauss ~ x + gau(0 + pos(sx, sy) | g)")
+S("s_nb1", "y_nb1 ~ x + (1 | g)", 'nbinom1(link = "log")', data = "s")
+S("s_zip", "y_zip ~ x + (1 | g)", PO, zi = "~1", data = "s")
+S("l_obs_pois", "y_pois ~ x + (1 | g) + (1 | obs)", PO, data = "l", engine = "glmer")
 
 # ---------------------------------------------------------------- fitting
 capture <- function(fun) {
@@ -190,6 +224,16 @@ sdcomp <- function(vc) {
          cor = I(num(attr(v, "correlation")[lower.tri(attr(v, "correlation"))])),
          cov = lapply(seq_len(nrow(v)), function(i) I(num(v[i, ]))))
   })
+}
+# the first four rows with a new level of every grouping column in the first two
+new_level_rows <- function(data) {
+  nd <- data[1:4, ]
+  for (col in c("g", "g1", "gnum", "gchr", "Grüppe", "h")) {
+    if (is.factor(nd[[col]])) {
+      v <- as.character(nd[[col]]); v[1:2] <- "NEWLEVEL"; nd[[col]] <- factor(v)
+    } else if (is.numeric(nd[[col]])) nd[[col]][1:2] <- 10^6
+  }
+  nd
 }
 results <- list()
 for (s in specs) {
@@ -231,6 +275,14 @@ for (s in specs) {
     rec$nobs <- nobs(fit)
     rec$pred_link_head <- I(num(head(predict(fit, type = "link"), 5)))
     rec$pred_resp_head <- I(num(head(predict(fit, type = "response"), 5)))
+    pse <- tryCatch(predict(fit, type = "link", se.fit = TRUE), error = function(e) NULL)
+    if (!is.null(pse)) rec$pred_link_se_head <- I(num(head(pse$se.fit, 5)))
+    nd <- new_level_rows(data)
+    pn <- tryCatch(predict(fit, newdata = nd, type = "response", se.fit = TRUE,
+                           allow.new.levels = TRUE), error = function(e) conditionMessage(e))
+    if (is.character(pn)) rec$pred_new_error <- pn else {
+      rec$pred_new_fit <- I(num(pn$fit)); rec$pred_new_se <- I(num(pn$se.fit))
+    }
   }
   results[[s$id]] <- rec
   cat(sprintf("%-22s %6.2fs %s\n", s$id, secs, if (is.null(rec$error)) sprintf("%.4f", rec$objective) else paste("ERROR", rec$error)))

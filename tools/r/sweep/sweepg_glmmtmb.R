@@ -206,6 +206,17 @@ S("gau_reml", "y_gauss ~ x + gau(0 + sp | g)", GA, REML = TRUE, py = "y_gauss ~ 
 S("s_nb1", "y_nb1 ~ x + (1 | g)", 'nbinom1(link = "log")', data = "s")
 S("s_zip", "y_zip ~ x + (1 | g)", PO, zi = "~1", data = "s")
 S("l_obs_pois", "y_pois ~ x + (1 | g) + (1 | obs)", PO, data = "l", engine = "glmer")
+# --- batch 3c
+S("zip_zidot_ar1", "y_zip ~ x + ar1(0 + ftt2 | g)", PO, zi = "~.")
+S("gauss_disp_na", "y_gauss ~ x + (1 | g)", GA, disp = "~z_na")
+S("tweedie_zi", "y_tw ~ x + (1 | g)", 'tweedie(link = "log")', zi = "~1")
+S("binom_cauchit", "cbind(succ, trials - succ) ~ x + (1 | g)", 'binomial(link = "cauchit")', engine = "glmer")
+S("pois_sqrt_slope", "y_pois ~ x + (x | g)", 'poisson(link = "sqrt")')
+S("binom_weights_ar1", "cbind(succ, trials - succ) ~ x + ar1(0 + ftt2 | g)", BI, weights = "w", engine = "glmer")
+S("zip_ar1_zi_h", "y_zip ~ x + ar1(0 + ftt2 | g)", PO, zi = "~(1 | h)")
+S("beta_probit_zi_x", "y_beta0 ~ x + (1 | g)", 'beta_family(link = "probit")', zi = "~x")
+S("s_rr_pois", "y_pois ~ x + rr(0 + f4 | g, d = 1)", PO, data = "s")
+S("l_ar1_gamma", "y_pos ~ x + ar1(0 + ftt2 | g)", 'Gamma(link = "log")', data = "l")
 
 # ---------------------------------------------------------------- fitting
 capture <- function(fun) {

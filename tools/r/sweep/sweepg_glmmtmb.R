@@ -217,6 +217,11 @@ S("zip_ar1_zi_h", "y_zip ~ x + ar1(0 + ftt2 | g)", PO, zi = "~(1 | h)")
 S("beta_probit_zi_x", "y_beta0 ~ x + (1 | g)", 'beta_family(link = "probit")', zi = "~x")
 S("s_rr_pois", "y_pois ~ x + rr(0 + f4 | g, d = 1)", PO, data = "s")
 S("l_ar1_gamma", "y_pos ~ x + ar1(0 + ftt2 | g)", 'Gamma(link = "log")', data = "l")
+# --- batch 3d: offsets and no-intercept forms in the zi and disp models
+S("zi_offset", "y_zip ~ x + (1 | g)", PO, zi = "~z + offset(log(trials))")
+S("disp_offset_gauss", "y_gauss_het ~ x + (1 | g)", GA, disp = "~z + offset(log(trials))")
+S("disp_no_intercept", "y_nb ~ x + (1 | g)", 'nbinom2(link = "log")', disp = "~0 + f")
+S("zi_no_intercept", "y_zinb1 ~ x + (1 | g)", 'nbinom1(link = "log")', zi = "~0 + f")
 
 # ---------------------------------------------------------------- fitting
 capture <- function(fun) {

@@ -38,6 +38,7 @@ from ..rside.results import PQLResult
 from .common import collect_warnings, package_messages
 from .glmm import glmm_design
 from .lmm import fit_lmm
+from .pql_warm import warm_settings
 from .rside import fit_rside_lmm
 
 __all__ = ["PQL_TOL", "glmm_pql"]
@@ -107,17 +108,18 @@ def _iterate_design(design, *, family, residual, niter):
     return PQLResult(design, family, result, iterations, converged, (), None)
 
 
-def _working_fit(lmm_design, residual, start, bound):
+def _working_fit(lmm_design, residual, start, bound, settings=None):
     """ML fit of the working LMM; with a residual structure, bound to the rows once and
-    reused with each iteration's weights (every iteration has the same rows)."""
+    reused with each iteration's weights (every iteration has the same rows).
+    ``settings``: the optimizer's (a warm start's first step, :mod:`.pql_warm`)."""
     if residual.empty:
         return fit_lmm(lmm_design, REML=False, start=start), None
     if bound is None:
         bound = bind_residual(residual, lmm_design)
     with collect_warnings() as caught:
-        result = fit_rside_lmm(lmm_design, residual, False, "auto", None, start, True,
+        result = fit_rside_lmm(lmm_design, residual, False, "auto", settings, start, True,
                                bound=bound)
-    options = {"REML": False, "optimizer": "auto", "optimizer_settings": None,
+    options = {"REML": False, "optimizer": "auto", "optimizer_settings": settings,
                "start": start, "check_conv": True, "correlation": residual.correlation,
                "variance": residual.variance, "sigma": residual.sigma}
     recipe = FitRecipe.make(None, lmm_design.spec.formula, None, {}, fit_lmm, options)
@@ -138,11 +140,16 @@ def _iterate(design, fam, residual, niter):
     result = None
     converged = False
     bound = None
+    settings = None
     for i in range(niter):
         lmm_design = dataclasses.replace(design, y=z, weights=w, offset=zero, extra={})
-        result, bound = _working_fit(lmm_design, residual, start, bound)
-        start = result.theta if residual.empty else \
-            np.concatenate([result.theta, result.phi])
+        result, bound = _working_fit(lmm_design, residual, start, bound, settings)
+        if not residual.empty:
+            start = np.concatenate([result.theta, result.phi])
+            # the next fit starts here: a first step of this fit's move (.pql_warm)
+            settings = warm_settings(result, bound)
+        else:
+            start = result.theta
         eta_old = eta
         eta = result.fitted().to_numpy() + design.offset
         if np.sum((eta - eta_old) ** 2) < PQL_TOL * np.sum(eta ** 2):

@@ -27,7 +27,7 @@ from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
-from ..optim import OptSummary, minimize, minimize_with_gradient
+from ..optim import OptSummary, minimize
 from ..rside.correlation import UNCONSTRAINED_MAX
 from ..rside.objective import (
     DENSE_GRADIENT_MAX_Q,
@@ -41,9 +41,9 @@ from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_i
 from .gls_quasi_newton import optimize_fast_gradient
 from .kink_search import kinked_range_search, settle_on_kink
 from .limit_scale import LimitScale
+from .rside_quasi_newton import quasi_newton_search
 from .rside_range_start import spatial_range_start
 from .rside_second_start import RUNOFF, best_of_two_searches, restart_from_end
-from .stationary_probe import probe_stationary
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
@@ -288,37 +288,16 @@ def _limit_scale(obj, n: int) -> LimitScale:
 
 
 def _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=True):
-    """BFGS with the criterion's exact gradient (``obj.value_and_gradient``) and the
-    convergence check from that gradient. With ``fallback``: None when the search ends
-    without a finite value or the check fails (the caller then runs the derivative-free
-    search, which is more robust on a criterion with flat stretches or a nearly singular
-    correlation); without (``optimizer="gradient"``): the result, with the check's
-    warning."""
-    fg = traced(obj.value_and_gradient, stage, gradient=True)
-    f0 = obj(x0)
-    gtol = max(GRADIENT_GTOL, GRADIENT_GTOL_REL * abs(f0)) if np.isfinite(f0) else None
-    opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower, gtol=gtol)
-    # a coordinate left at a stationary start may sit on a maximum (stationary_probe)
-    probe, n_probe = probe_stationary(fg, opt.x, x0, opt.fval, grad, lower) \
-        if np.isfinite(opt.fval) else (None, 0)
-    if probe is not None:
-        again = minimize_with_gradient(fg, probe, lower, gtol=gtol)
-        n_evals = opt.n_evals + n_probe + again[0].n_evals
-        if again[0].fval < opt.fval and again[1] is not None:
-            opt, grad, hess_inv = again
-        opt = replace(opt, n_evals=n_evals)
-    if fallback and (not np.isfinite(opt.fval) or grad is None):
-        return None
-    if not np.any(lower == 0.0):        # no bounded theta: plain BFGS, no log scale
-        opt = replace(opt, optimizer="gradient:BFGS")
-    conv = None
-    if check_conv and grad is not None:
-        conv = check_convergence_gradient(fg, opt.x, lower, grad, hess_inv)
-        if not conv.converged:
-            if fallback:
-                return None
-            emit_warning(conv.message, ConvergenceWarning, stacklevel=6)
-    return opt.x, opt.fval, opt, conv
+    """Quasi-Newton with the criterion's exact gradient and the convergence check from
+    that gradient (:func:`~.rside_quasi_newton.quasi_newton_search`). With ``fallback``:
+    None when the search ends without a finite value or the check fails (the caller then
+    runs the derivative-free search, which is more robust on a criterion with flat
+    stretches or a nearly singular correlation); without (``optimizer="gradient"``): the
+    result, with the check's warning. ``obj.warm`` (a previous fit's optimum as the
+    start) starts from curvature."""
+    return quasi_newton_search(obj, x0, lower, check_conv, stage, gtol=GRADIENT_GTOL,
+                               gtol_rel=GRADIENT_GTOL_REL, fallback=fallback,
+                               warm=bool(getattr(obj, "warm", False)))
 
 
 def _checked(obj, x, fval, lower, check_conv):
@@ -548,6 +527,9 @@ class _RelativeTheta:
         self.lower = obj.lower
         self.spread = _variance_spread(obj.residual, np.asarray(x0, float)[obj.n_theta:])
         self._var = slice(self.n_theta + self.residual.n_cor, None)
+        #: the search starts from a previous fit's optimum (a fitted(.) iteration): the
+        #: quasi-Newton search then starts from curvature (.rside_quasi_newton)
+        self.warm = False
 
     def scale(self, phi: np.ndarray) -> float:
         res = self.residual
@@ -679,6 +661,7 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
         if start is None and warm is None:
             x0, n_start = spatial_range_start(obj, x0)
         rel = _RelativeTheta(obj, x0)
+        rel.warm = warm is not None
         z0 = rel.from_model(x0)
 
         ends = []

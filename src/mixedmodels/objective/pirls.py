@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import special
 
 from .._errors import MixedModelsError
 from ..design import Design
@@ -166,6 +167,52 @@ def prior_weights(design: Design) -> np.ndarray:
     if trials is not None:
         w = w * trials
     return w
+
+
+def binomial_weights_shift(design: Design) -> np.ndarray | None:
+    r"""Per-observation shift of ``-2 log p`` that makes a ``cbind(successes, failures)``
+    response with prior weights ``p_i`` carry lme4's and glmmTMB's binomial coefficients.
+
+    The family sees only the total weights ``w_i = p_i n_i`` (:func:`prior_weights`), and
+    its ``-2 log p`` is that of ``p_i k_i`` successes in ``p_i n_i`` trials; lme4 (glm's
+    ``binomial()$aic``) and glmmTMB weight the log-density instead, ``p_i log
+    dbinom(k_i; n_i, mu_i)``. The two kernels are the same (``p_i k_i log mu + p_i (n_i -
+    k_i) log(1 - mu)``), the binomial coefficients are not:
+
+    .. math::
+
+        \delta_i = -2 \left[ p_i \log \binom{n_i}{k_i} - \log \binom{p_i n_i}{p_i k_i}
+        \right].
+
+    A constant: the fit does not move, its log-likelihood (and AIC, deviance) does. None
+    without prior weights or for a one-column response (proportions with ``weights=``,
+    0/1 data: there lme4's trials are the weights, as ours); and where every ``n_i`` is 1,
+    glm's rule ``m = if (any(n > 1)) n else wt`` takes the weights as trials, as we do.
+    """
+    if design.extra.get("response_kind") != "cbind":
+        return None
+    return binomial_coefficient_shift(design.y, design.weights, design.extra.get("trials"))
+
+
+def binomial_coefficient_shift(y: np.ndarray, weights: np.ndarray | None,
+                               trials: np.ndarray | None) -> np.ndarray | None:
+    """:func:`binomial_weights_shift` from the rows' proportions ``y``, prior weights and
+    the numbers of trials of a two-column response (None for either: no shift); the Dask
+    partitions call it with their own rows."""
+    if weights is None or trials is None:
+        return None
+    p = np.asarray(weights, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    if np.all(p == 1.0) or not np.any(n > 1.0):
+        return None
+    k = np.asarray(y, dtype=float) * n
+    w = p * n
+
+    def lchoose(a, b):
+        return special.gammaln(a + 1.0) - special.gammaln(b + 1.0) \
+            - special.gammaln(a - b + 1.0)
+
+    return np.where(p > 0, -2.0 * (p * lchoose(n, k) - lchoose(w, p * k)), 0.0)
 
 
 def first_factor_merge(design, blocks, merge_terms: bool = True) -> TermMerge | None:

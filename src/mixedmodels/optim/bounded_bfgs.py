@@ -200,7 +200,8 @@ def minimize_bounded_bfgs(
     initial_hessian : bool
         Start from the inverse of a forward-difference Hessian of the gradient at ``x0``
         (``k`` gradient evaluations; :func:`_initial_inverse_hessian`) rather than from
-        a gradient step.
+        a gradient step -- unless the projected gradient at ``x0`` already meets the
+        tolerance (then the search ends there without it).
     model : dict, optional
         Receives ``"hess_inv"``: the search's BFGS model of the inverse Hessian at the
         end, in ``x`` (``J H_u J`` with ``J = diag(x)`` on the log-scale parameters), or
@@ -239,7 +240,10 @@ def minimize_bounded_bfgs(
         maxiter = 0
     tol = max(gtol, gtol_rel * abs(f)) if math.isfinite(f) else gtol
     gu = [g[i] * x[i] if logm[i] else g[i] for i in rng]
-    if maxiter and initial_hessian:
+    if maxiter and initial_hessian and _free_max(g, [lo_i == x_i and g_i > 0 for lo_i, x_i, g_i
+                                                    in zip(lo, x, g, strict=True)]) > tol:
+        # (a start that already meets the tolerance needs no curvature: the loop stops at
+        # once, and a warm start there is the usual last fitted(.) iteration)
         Hn, used = _initial_inverse_hessian(fg, np.array(u), np.array(gu), np.array(logm))
         n_evals += used
         H = None if Hn is None else Hn.tolist()

@@ -900,6 +900,31 @@ def _spherical_factor(u: np.ndarray, m: int) -> np.ndarray:
     return U
 
 
+def _spherical_factor_steps(u: np.ndarray, m: int, h: float) -> np.ndarray:
+    """:func:`_spherical_factor` at ``u + i h e_j`` for every parameter ``j`` at once: the
+    ``(n_u, m, m)`` stack of complex factors of the complex-step derivatives, entry by
+    entry as there (the same operations on each step's values) but with one array
+    operation per entry for all steps instead of one factor per step -- the per-step
+    factors' Python loops were ~90 us of a ~330 us value and gradient of Orthodont's
+    corSymm (m = 4, 6 parameters)."""
+    n = u.size
+    steps = np.tile(np.asarray(u, dtype=float).astype(complex), (n, 1))
+    steps[np.arange(n), np.arange(n)] += 1j * h
+    steps = np.clip(steps.real, -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX) + 1j * steps.imag
+    angles = np.pi / (1.0 + np.exp(-steps))                  # (n_u, n_u): step, angle
+    cos, sin = np.cos(angles), np.sin(angles)
+    U = np.zeros((n, m, m), dtype=complex)
+    k = 0
+    for i in range(m):
+        rest = np.ones(n, dtype=complex)
+        for j in range(i):
+            U[:, j, i] = rest * cos[:, k]
+            rest = rest * sin[:, k]
+            k += 1
+        U[:, i, i] = rest
+    return U
+
+
 class _BoundSymm(BoundCorrelation):
     def __init__(self, spec, frame, blocks, form):
         self.blocks = blocks
@@ -970,11 +995,6 @@ class _BoundSymm(BoundCorrelation):
 
     def batch_derivatives(self, u):
         # complex step on C = U'U (U' without conjugation: the step must stay analytic)
-        u = np.asarray(u, dtype=float)
-        dC = np.empty((u.size, self.m, self.m))
-        for j in range(u.size):
-            uj = u.astype(complex)
-            uj[j] += 1j * COMPLEX_STEP
-            U = _spherical_factor(uj, self.m)
-            dC[j] = (U.T @ U).imag / COMPLEX_STEP
+        U = _spherical_factor_steps(np.asarray(u, dtype=float), self.m, COMPLEX_STEP)
+        dC = np.matmul(np.swapaxes(U, 1, 2), U).imag / COMPLEX_STEP
         return [dC[:, pos[:, :, None], pos[:, None, :]] for pos in self._pos]

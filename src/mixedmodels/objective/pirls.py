@@ -930,6 +930,23 @@ class PIRLS:
         return self._sensitivity(theta, beta, lams, u, cur.eta, cur.mu, cur.me,
                                  step.rows[1], f)
 
+    def reference_of(self, pr: PIRLSResult):
+        """``(theta, beta, u, du/d[theta, beta])`` of a fixed-beta (Laplace) solution
+        ``pr``, its sensitivity (:meth:`_sensitivity`) computed afresh at the modes with the
+        weights of PIRLS's next step there and the solution's own factor: the reference
+        from which :meth:`fit` predicts the modes at nearby parameters when it is put in
+        ``_ref`` (the finite differences of the standard errors' Hessian, whose points
+        all lie within a small step of the optimum). The one PIRLS keeps itself may be
+        several solves old (refreshed only when stale, :data:`PREDICTED_ITERATIONS`):
+        its prediction is then first-order accurate only up to that age."""
+        theta = np.asarray(pr.theta, dtype=float)
+        beta = np.asarray(pr.beta, dtype=float)
+        lams = self.lambdas(theta)
+        me = self._family.link.mu_eta(pr.eta)
+        w = self._step_weights(pr.eta, pr.mu, me)[0]
+        J = self._sensitivity(theta, beta, lams, pr.u, pr.eta, pr.mu, me, w, pr.factor)
+        return theta, beta, pr.u.copy(), J
+
     @staticmethod
     def _rows_of(cur: RowPoint):
         """``(eta, mu)`` of the result."""

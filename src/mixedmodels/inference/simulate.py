@@ -35,7 +35,15 @@ def replicate_seed_root(seed) -> np.random.SeedSequence:
     if isinstance(seed, np.random.Generator):
         raise TypeError("pass an integer seed (or a SeedSequence), not a Generator: each "
                         "replicate needs its own reproducible stream")
-    return np.random.SeedSequence(seed)
+    if isinstance(seed, bool | float | str | bytes):
+        # numpy's SeedSequence refuses these from deep inside (or, for True, takes it as 1)
+        raise TypeError(f"seed must be None, a non-negative integer, a sequence of them or "
+                        f"a numpy SeedSequence; got {seed!r} ({type(seed).__name__})")
+    try:
+        return np.random.SeedSequence(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be None, a non-negative integer, a sequence of them or "
+                         f"a numpy SeedSequence; got {seed!r}") from None
 
 
 def replicate_rng(root: np.random.SeedSequence, i: int) -> np.random.Generator:

@@ -1,0 +1,133 @@
+"""Regressions for what the lme4-class sweep (tools/r/sweep/sweepl_lme4.R, sweepl.py,
+sweepl_bad_inputs.py) found: starting values written as for lme4, and bad inputs that
+failed deep inside numpy or went through. lme4 1.1.31 numbers and error messages from
+tools/r/sweep/sweepl_fixtures.R (tests/fixtures/sweep/sweepl_start.*)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedmodels as mm
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sweep"
+#: objectives against lme4's tight fits (BOBYQA to rhoend 1e-9): ours within this, or lower
+OBJECTIVE_ATOL = 1e-6
+#: fixed effects and theta, relative, where the optima agree
+ESTIMATE_RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def fx() -> dict:
+    return json.loads((FIXTURES / "sweepl_start.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    df = pd.read_csv(FIXTURES / "sweepl_start.csv")
+    df["g"] = pd.Categorical(df["g"])
+    return df
+
+
+def _quiet(fn, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.MixedModelsWarning)
+        return fn(*args, **kw)
+
+
+def _check_fit(m, ref):
+    assert m.objective <= ref["objective"] + OBJECTIVE_ATOL
+    assert m.objective == pytest.approx(ref["objective"], abs=1e-4)
+    np.testing.assert_allclose(m.beta, list(ref["beta"].values()), rtol=ESTIMATE_RTOL)
+    np.testing.assert_allclose(m.theta, ref["theta"], rtol=ESTIMATE_RTOL)
+
+
+def test_glmer_start_with_lme4_fixef_block_is_used(fx, data):
+    """lme4's start=list(theta, fixef): the fixef block starts the fixed effects (it was
+    silently dropped, so the fit ran from stage 1's estimate instead)."""
+    ref = fx["glmer_start"]
+    start = ref["start"]
+    m = _quiet(mm.glmer, ref["formula"], data, family=ref["family"], start=start)
+    _check_fit(m, ref)
+    same = _quiet(mm.glmer, ref["formula"], data, family=ref["family"],
+                  start={"theta": start["theta"], "beta": start["fixef"]})
+    # one starting point, one deterministic search: the same numbers to the last bit
+    assert np.array_equal(m.theta, same.theta) and np.array_equal(m.beta, same.beta)
+
+
+def test_start_blocks_lme4_refuses_are_errors(fx, data):
+    """lme4: 'bad name(s) for start vector'; a misspelt block went unnoticed here."""
+    assert "bad name" in fx["r_errors"]["glmer_start_unknown_block"]
+    with pytest.raises(ValueError, match=r"unknown block.*'nope'.*'theta', 'beta'"):
+        mm.glmer("y ~ x + (1 | g)", data, family="poisson", start={"nope": [1.0]})
+    with pytest.raises(ValueError, match=r"unknown block.*'theta_nb'.*'nb_theta'"):
+        mm.glmer_nb("y ~ x + (1 | g)", data, start={"theta_nb": 2.0})
+    with pytest.raises(ValueError, match=r"unknown block.*'fixef'.*the blocks are 'theta'"):
+        mm.lmer("yn ~ x + (1 | g)", data, start={"fixef": [1.0, 0.0]})
+    with pytest.raises(ValueError, match="'beta' twice"):
+        mm.glmer("y ~ x + (1 | g)", data, family="poisson",
+                 start={"beta": [1.0, 0.0], "fixef": [1.0, 0.0]})
+
+
+def test_glmer_start_beta_of_wrong_length_names_the_fixed_effects(data):
+    with pytest.raises(ValueError, match=r"start\['beta'\] has 3 values; the model has 2 "
+                                         r"fixed effects \(Intercept, x\)"):
+        mm.glmer("y ~ x + (1 | g)", data, family="poisson", start={"beta": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"start\['theta'\] must be numbers"):
+        mm.glmer("y ~ x + (1 | g)", data, family="poisson", start={"theta": ["a"]})
+
+
+def test_lmer_start_as_lme4_list(fx, data):
+    """lmer(start = list(theta = ...)) as lme4: a dict with the theta block (a TypeError
+    from numpy before)."""
+    ref = fx["lmer_start"]
+    m = _quiet(mm.lmer, ref["formula"], data, start=ref["start"])
+    _check_fit(m, ref)
+    plain = _quiet(mm.lmer, ref["formula"], data, start=ref["start"]["theta"])
+    assert np.array_equal(m.theta, plain.theta)
+
+
+def test_all_trials_zero_is_a_data_error(fx, data):
+    """lme4: 'Response is constant'; PIRLS divided by the zero total weight before."""
+    assert fx["r_errors"]["cbind_zero_trials"] == "Response is constant"
+    with pytest.raises(mm.DataError, match="has zero trials"):
+        mm.glmer("cbind(zero, zero) ~ x + (1 | g)", data, family="binomial")
+
+
+def test_complex_columns_are_refused(fx, data):
+    """lme4: 'response must be numeric'; numpy dropped the imaginary parts before."""
+    assert fx["r_errors"]["complex_response"] == "response must be numeric"
+    df = data.assign(yc=data["yn"] + 1j, xc=data["x"] + 0.5j)
+    with pytest.raises(mm.DataError, match="'yc' used in the response holds complex"):
+        mm.lmer("yc ~ x + (1 | g)", df)
+    with pytest.raises(mm.DataError, match="'xc' used in the fixed effects holds complex"):
+        mm.glmer("y ~ xc + (1 | g)", df, family="poisson")
+
+
+@pytest.mark.parametrize("seed", ["abc", 1.5, -3, True])
+def test_bad_seeds_are_our_errors(data, seed):
+    m = _quiet(mm.lmer, "yn ~ x + (1 | g)", data)
+    with pytest.raises((TypeError, ValueError), match="seed must be None, a non-negative"):
+        m.simulate(nsim=2, seed=seed)
+    with pytest.raises((TypeError, ValueError), match="seed must be None, a non-negative"):
+        m.bootstrap(nsim=2, seed=seed)
+
+
+def test_good_seeds_still_reproduce(data):
+    m = _quiet(mm.lmer, "yn ~ x + (1 | g)", data)
+    a = m.simulate(nsim=2, seed=np.int64(7))
+    b = m.simulate(nsim=2, seed=np.random.SeedSequence(7))
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_anova_of_a_non_model_and_bootstrap_of_text(data):
+    m = _quiet(mm.lmer, "yn ~ x + (1 | g)", data)
+    with pytest.raises(TypeError, match="argument 2 is a str, not a fitted model"):
+        mm.anova(m, "m0")
+    with pytest.raises(ValueError, match="func must return numbers"):
+        m.bootstrap(func=lambda fit: "x", nsim=2, seed=1)

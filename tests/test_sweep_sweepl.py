@@ -131,3 +131,81 @@ def test_anova_of_a_non_model_and_bootstrap_of_text(data):
         mm.anova(m, "m0")
     with pytest.raises(ValueError, match="func must return numbers"):
         m.bootstrap(func=lambda fit: "x", nsim=2, seed=1)
+
+
+# -- type III tests with other codings, drop1 of terms formulaic spells differently ----------
+#: lmerTest's tables against ours (both fits to ~1e-9): df, F relative; p absolute
+TABLE_RTOL = 1e-5
+P_ATOL = 1e-7
+#: drop1's AIC / LRT (ML refits on both sides), absolute
+DROP1_ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def terms_fx() -> dict:
+    return json.loads((FIXTURES / "sweepl_terms.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def terms_data() -> pd.DataFrame:
+    df = pd.read_csv(FIXTURES / "sweepl_terms.csv")
+    for col in ("g", "f", "f2"):
+        df[col] = pd.Categorical(df[col])
+    df["fo"] = pd.Categorical(df["fo"], categories=["lo", "mid", "hi"], ordered=True)
+    df["x 1"] = df["x"]
+    return df
+
+
+def _check_table(tab: pd.DataFrame, ref: dict) -> None:
+    assert list(tab.index) == ref["terms"]
+    np.testing.assert_array_equal(tab["NumDF"], ref["NumDF"])
+    np.testing.assert_allclose(tab["DenDF"], ref["DenDF"], rtol=TABLE_RTOL)
+    np.testing.assert_allclose(tab["F value"], ref["F"], rtol=TABLE_RTOL)
+    np.testing.assert_allclose(tab["Pr(>F)"], ref["p"], rtol=TABLE_RTOL, atol=P_ATOL)
+
+
+@pytest.mark.parametrize("case", ["sum", "helmert", "ordered"])
+def test_type3_tables_with_other_codings_as_lmerTest(terms_fx, terms_data, case):
+    """Type III F tests (lmerTest's default) of models with sum, Helmert or polynomial
+    (ordered factor) contrasts: lmerTest forms them on the treatment-coded matrix and maps
+    them to the model's coefficients; they were refused ('computed for treatment-coded
+    factors')."""
+    ref = terms_fx[case]
+    m = _quiet(mm.lmer, ref["formula"], terms_data, contrasts=ref.get("contrasts"))
+    _check_table(m.anova_table(), ref)
+    if "kr" in ref:
+        _check_table(m.anova_table(ddf="kenward-roger"), ref["kr"])
+
+
+@pytest.mark.parametrize("case", ["drop1_power", "drop1_spaced"])
+def test_drop1_of_terms_spelt_differently_by_formulaic(terms_fx, terms_data, case):
+    """drop1 of I(x^2) (formulaic: I(x ** 2)) and of a column named 'x 1' (backticks in the
+    formula): the update formula named a term the model 'does not have'."""
+    ref = terms_fx[case]
+    m = _quiet(mm.lmer, ref["formula"], terms_data, REML=ref.get("REML", True))
+    tab = _quiet(m.drop1, test="Chisq")
+    assert len(tab) == len(ref["terms"])
+    np.testing.assert_allclose(tab["AIC"], ref["AIC"], atol=DROP1_ATOL)
+    np.testing.assert_allclose(tab["LRT"].iloc[1:], ref["LRT"][1:], atol=DROP1_ATOL)
+    np.testing.assert_allclose(tab["Pr(Chi)"].iloc[1:], ref["p"][1:], rtol=1e-4, atol=1e-12)
+
+
+def test_drop1_scope_in_formula_spelling(terms_data):
+    m = _quiet(mm.lmer, "y ~ x + I(x^2) + `x 1`:f + (1 | g)", terms_data, REML=False)
+    tab = _quiet(m.drop1, scope="~ I(x^2) + `x 1`:f")
+    assert len(tab) == 3
+
+
+def test_simulate_outside_the_range_of_an_inverse_link_is_a_clear_error():
+    """Gamma with the inverse link: new random effects can make a mean negative; numpy
+    said only 'scale < 0'."""
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(20), 8)
+    eta = np.maximum(0.5 + rng.normal(0, 0.25, 20)[g], 0.05)
+    df = pd.DataFrame({"g": pd.Categorical(g), "x": rng.normal(size=g.size)})
+    df["y"] = rng.gamma(5.0, (1.0 / eta) / 5.0)
+    m = _quiet(mm.glmer, "y ~ x + (1 | g)", df, family="Gamma", link="inverse")
+    with pytest.raises(ValueError, match="outside the Gamma family's range under its "
+                                         "inverse link"):
+        m.simulate(nsim=50, seed=1)
+    assert m.simulate(nsim=2, seed=1, re_form=None).shape == (len(df), 2)

@@ -22,10 +22,12 @@ from __future__ import annotations
 import re
 
 from .._errors import FormulaError
-from .parse import _check_balanced, _enclosed, _find_top, _split_top
+from .parse import _check_balanced, _enclosed, _find_top, _power_inside_calls, _split_top
 
 __all__ = ["rhs_terms", "update_formula"]
 
+#: A backticked name that needs no backticks (``x`` or R's dotted ``my.var``).
+_PLAIN_QUOTED = re.compile(r"`([A-Za-z_.][A-Za-z0-9_.]*)`")
 #: A ``.`` that stands alone: not part of a name (``my.var``), a number (``0.5``) or ``..``.
 _DOT = re.compile(r"(?<![A-Za-z0-9_.`])\.(?![A-Za-z0-9_.`])")
 _COVARIANCE_CALL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*\(")
@@ -43,8 +45,9 @@ def _sides(formula: str, what: str) -> tuple[str, str]:
 
 
 def _key(term: str) -> str:
-    """Comparison key: no spaces, the factors of an interaction sorted."""
-    text = re.sub(r"\s+", "", term)
+    """Comparison key: no spaces, ``^`` inside calls as the parser reads it (``I(x^2)`` is
+    ``I(x**2)``), no backticks around plain names, the factors of an interaction sorted."""
+    text = _PLAIN_QUOTED.sub(r"\1", _power_inside_calls(re.sub(r"\s+", "", term)))
     if _enclosed(text) is None and _find_top(text, ":") >= 0:
         return ":".join(sorted(p for _, p in _split_top(text, ":")))
     return text

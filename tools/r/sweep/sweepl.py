@@ -43,6 +43,11 @@ KNOWN = {
     "l_ns": "ns() is not a formulaic transform (bs() is, and matches)",
     "l_shift": "lme4 stops short on the 1e5-shifted slope (ours 0.47 lower); predictions "
                "follow the fits",
+    "gau_log": _DISPERSION,
+    "b_cbind_wi": "OPEN: cbind() with prior weights: estimates and SEs agree; lme4's -2 log L "
+                  "is sum w_i (-2 log dbinom(k_i; n_i)), ours -2 log dbinom(w_i k_i; w_i n_i): "
+                  "a constant (here 355) in the objective, logLik, AIC, BIC",
+    "p_nb_anova": "R side: lme4's anova refuses models fitted to different data objects",
     "G_log": _DISPERSION, "G_inv": _DISPERSION, "ig_inv": _DISPERSION, "ig_log": _DISPERSION,
     "l_ddf_wts": "pbkrtest ignores prior weights (residual covariance sigma^2 I); ours uses "
                  "sigma^2 W^-1 (tests/test_inference_ddf.py); Satterthwaite agrees",
@@ -149,7 +154,7 @@ def extras(m, rec: dict, out: Path, data: pd.DataFrame, r: dict) -> None:
         warnings.simplefilter("ignore")
         if rec.get("anova"):
             m0 = fit(rec, data, rec["anova_formula"])
-            a = mm.anova(m0, m).table
+            a = mm.anova(m0, m, refit=rec.get("anova_refit", True) is not False).table
             ref = rec["anova"]
             r["anova"] = (rel(a["Chisq"].iloc[1], ref["Chisq"]), int(a["Df"].iloc[1]),
                           abs(a["Pr(>Chisq)"].iloc[1] - ref["p"]))
@@ -230,6 +235,48 @@ def extras(m, rec: dict, out: Path, data: pd.DataFrame, r: dict) -> None:
                 bad.append(f"bootstrap shape {shape} vs {rec['boot_dim']}")
 
 
+def methods(m) -> dict:
+    """Exceptions (or all-non-finite results) of the result's methods."""
+    errs = {}
+
+    def tryit(name, f):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                v = f()
+            if isinstance(v, pd.Series | pd.DataFrame | np.ndarray):
+                arr = (v.select_dtypes("number").to_numpy() if isinstance(v, pd.DataFrame)
+                       else np.asarray(v, dtype=float))
+                if arr.size and not np.isfinite(arr).any():
+                    errs[name] = "all non-finite"
+        except Exception as e:
+            errs[name] = f"{type(e).__name__}: {e}"[:300]
+
+    for t in ("link", "response"):
+        tryit(f"predict_{t}", lambda t=t: m.predict(type=t))
+    tryit("predict_se", lambda: m.predict(se_fit=True))
+    tryit("fitted", m.fitted)
+    for t in ("response", "pearson") + (("deviance", "working") if hasattr(m, "nAGQ") else ()):
+        tryit(f"residuals_{t}", lambda t=t: m.residuals(type=t))
+    tryit("simulate", lambda: m.simulate(nsim=2, seed=1))
+    tryit("confint_wald", lambda: m.confint(method="wald"))
+    tryit("summary", lambda: str(m.summary()))
+    tryit("ranef_condvar", lambda: m.ranef(cond_var=True))
+    tryit("coef", m.coef)
+    tryit("varcorr", lambda: str(m.varcorr))
+    tryit("tidy", m.tidy)
+    tryit("glance", m.glance)
+    tryit("to_dict", m.to_dict)
+    tryit("anova_table", m.anova_table)
+    tryit("drop1", m.drop1)
+    tryit("icc", m.icc)
+    tryit("r2", m.r2)
+    tryit("vcov", lambda: m.vcov)
+    tryit("model_matrix", lambda: m.model_matrix())
+    tryit("pickle", lambda: __import__("pickle").loads(__import__("pickle").dumps(m)).objective)
+    return errs
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/sweepl")
@@ -265,6 +312,9 @@ def main():
         except Exception as e:
             res.setdefault("bad", []).append(f"EXC {type(e).__name__}: {str(e)[:200]}")
             res["trace"] = traceback.format_exc()[-1500:]
+        res["method_errors"] = methods(m)
+        if res["method_errors"]:
+            res["bad"].append(f"methods {res['method_errors']}")
         results[rid] = res
         nums = " ".join(f"{k}={v:.1e}" for k, v in res.items()
                         if isinstance(v, float) and k != "d_obj")

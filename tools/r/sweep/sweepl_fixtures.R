@@ -43,3 +43,47 @@ rec <- list(
 write_json(rec, file.path(out_dir, "sweepl_start.json"), digits = NA, auto_unbox = TRUE,
            pretty = TRUE)
 cat("wrote", file.path(out_dir, "sweepl_start.json"), "\n")
+
+# Type III F tests (lmerTest) with sum, Helmert and polynomial (ordered factor) codings, and
+# drop1 of terms whose formula text is not formulaic's (I(x^2), a column named `x 1`)
+suppressPackageStartupMessages(library(lmerTest))
+set.seed(6061)
+n_g <- 15; per <- 10; n <- n_g * per
+t3 <- data.frame(g = factor(sprintf("g%02d", rep(seq_len(n_g), each = per))))
+t3$f <- factor(sample(c("a", "b", "c"), n, TRUE))
+t3$f2 <- factor(sample(c("u", "v"), n, TRUE))
+t3$x <- round(rnorm(n), 6)
+t3$fo <- c("lo", "mid", "hi")[sample(1:3, n, TRUE)]
+t3$y <- round(1 + 0.4 * t3$x + 0.3 * t3$x^2 + c(a = 0, b = 0.5, c = -0.3)[as.character(t3$f)] +
+              0.3 * (t3$f2 == "v") * (t3$f == "b") + c(lo = 0, mid = 0.3, hi = 0.5)[t3$fo] +
+              rnorm(n_g, 0, 0.6)[as.integer(t3$g)] + rnorm(n, 0, 0.8), 6)
+write.csv(t3, file.path(out_dir, "sweepl_terms.csv"), row.names = FALSE)
+t3 <- read.csv(file.path(out_dir, "sweepl_terms.csv"), stringsAsFactors = TRUE)
+t3$fo <- factor(as.character(t3$fo), levels = c("lo", "mid", "hi"), ordered = TRUE)
+t3$`x 1` <- t3$x
+aov_rec <- function(a) list(terms = I(rownames(a)), NumDF = I(a$NumDF), DenDF = I(a$DenDF),
+                            F = I(a[["F value"]]), p = I(a[["Pr(>F)"]]))
+lctl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-9))
+m_sum <- lmer(y ~ f * f2 + x + (1 | g), t3, contrasts = list(f = "contr.sum", f2 = "contr.sum"),
+              control = lctl)
+m_hel <- lmer(y ~ f * f2 + x + (1 | g), t3, contrasts = list(f = "contr.helmert"), control = lctl)
+m_ord <- lmer(y ~ fo + x * f + (1 | g), t3, control = lctl)
+dr_sq <- drop1(lme4::lmer(y ~ x + I(x^2) + f + (1 | g), t3, control = lctl), test = "Chisq")
+dr_sp <- suppressMessages(drop1(lme4::lmer(y ~ `x 1` + f + (1 | g), t3, REML = FALSE, control = lctl),
+                                test = "Chisq"))
+drop_rec <- function(a) list(terms = I(rownames(a)), AIC = I(a$AIC), LRT = I(a$LRT),
+                             p = I(a[["Pr(Chi)"]]))
+write_json(list(
+  lmerTest = as.character(packageVersion("lmerTest")), lme4 = as.character(packageVersion("lme4")),
+  note = "fo is an ordered factor (levels lo < mid < hi: polynomial contrasts)",
+  sum = c(list(formula = "y ~ f * f2 + x + (1 | g)", contrasts = list(f = "sum", f2 = "sum"),
+               kr = aov_rec(anova(m_sum, ddf = "Kenward-Roger"))), aov_rec(anova(m_sum))),
+  helmert = c(list(formula = "y ~ f * f2 + x + (1 | g)", contrasts = list(f = "helmert")),
+              aov_rec(anova(m_hel))),
+  ordered = c(list(formula = "y ~ fo + x * f + (1 | g)",
+                   kr = aov_rec(anova(m_ord, ddf = "Kenward-Roger"))), aov_rec(anova(m_ord))),
+  drop1_power = c(list(formula = "y ~ x + I(x^2) + f + (1 | g)"), drop_rec(dr_sq)),
+  drop1_spaced = c(list(formula = "y ~ `x 1` + f + (1 | g)", REML = FALSE), drop_rec(dr_sp))),
+  file.path(out_dir, "sweepl_terms.json"), digits = NA, auto_unbox = TRUE, pretty = TRUE,
+  na = "null")
+cat("wrote", file.path(out_dir, "sweepl_terms.json"), "\n")

@@ -73,6 +73,8 @@ d$fo <- c("lo", "mid", "hi")[1 + (x2 > -0.3) + (x2 > 0.4)]  # becomes an ordered
 d$size0 <- ifelse(seq_len(n) %% 17 == 0, 0L, d$size)    # some rows with no trials
 d$k0 <- ifelse(d$size0 == 0, 0L, d$k)
 d$w0 <- ifelse(seq_len(n) %% 13 == 0, 0, d$w)             # some zero prior weights
+d$wi <- sample(1:3, n, TRUE)                              # integer prior weights
+d$ypos <- r6(exp(0.5 + 0.3 * eta) + rnorm(n, 0, 0.3))     # gaussian, log link
 write.csv(d, file.path(out, "data", "d.csv"), row.names = FALSE)
 dna <- d; dna$yn[c(3, 17, 40, 41, 99, 200)] <- NA; dna$x[c(5, 120)] <- NA
 write.csv(dna, file.path(out, "data", "dna.csv"), row.names = FALSE)
@@ -191,6 +193,24 @@ add("l_ddf_dbar", "ysl ~ x + f + (x || g)", extra = list(ddf = TRUE))
 add("l_ddf_fslope", "ysl ~ x + f2 + (0 + f2 | g)", extra = list(ddf = TRUE))
 add("l_anova3", "ysl ~ x + x2 + (x | g)", REML = FALSE,
     extra = list(anova = "ysl ~ x + (x | g)"))
+add("l_slope_only", "ysl ~ x + (0 + x | g)")
+add("l_3x3", "ysl ~ x + x2 + (1 + x + x2 | g)")
+add("l_gh_slope", "ysl ~ x + (x | g:h)")
+add("l_unused_fixed", "yn ~ f + x + (1 | g)", extra = list(unused = "f"))
+add("b_cbind_wi", "cbind(k, size - k) ~ x + (1 | g)", fn = "glmer", family = "binomial",
+    weights = "wi")
+add("b_factor_resp", "f2 ~ x + (1 | g)", fn = "glmer", family = "binomial")
+add("b_logical_resp", "lb ~ x + (1 | g)", fn = "glmer", family = "binomial")
+add("p_agq25_off", "yp_e ~ x + offset(log(expo)) + (1 | g)", fn = "glmer", family = "poisson",
+    nAGQ = 25)
+add("l_anova_norefit", "ysl ~ x + (x | g)",
+    extra = list(anova = "ysl ~ x + (1 | g)", anova_refit = FALSE))
+add("b_agq0_crossed", "yb ~ x + (1 | g) + (1 | cc)", fn = "glmer", family = "binomial",
+    nAGQ = 0)
+add("gau_log", "ypos ~ x + (1 | g)", fn = "glmer", family = "gaussian", link = "log")
+add("l_sing_prof", "ysing ~ x + (1 | g)", extra = list(profile = TRUE))
+add("b_agq7_prof", "cbind(k, size - k) ~ x + (1 | g)", fn = "glmer", family = "binomial",
+    nAGQ = 7, extra = list(profile = TRUE))
 add("l_boot", "yn ~ x + (1 | g)", extra = list(boot = TRUE))
 
 # predictions from newdata for the transformed predictors, factors and offsets
@@ -290,7 +310,7 @@ for (v in V) {
     }
     if (!is.null(v$anova)) {
       m0 <- fit_one(v, formula = v$anova)
-      a <- suppressMessages(anova(m0, m))
+      a <- suppressMessages(anova(m0, m, refit = !isFALSE(v$anova_refit)))
       rec$anova_formula <- v$anova
       rec$anova <- list(Chisq = a$Chisq[2], Df = a$Df[2], p = a[["Pr(>Chisq)"]][2],
                         deviance = I(a$deviance), AIC = I(a$AIC), BIC = I(a$BIC),

@@ -26,10 +26,11 @@ import pandas as pd
 
 import mixedmodels as mm
 
+RANEF_ATOL = 1e-3         #: conditional modes / sds: absolute slack (near-singular fits)
 SAME_OPTIMUM = 1e-6      #: relative objective difference under which optima are the same
 TOL = {"objective": 1e-6, "beta": 1e-5, "se": 1e-4, "theta": 1e-4, "sigma": 1e-5,
        "df": 1e-3, "p": 1e-4, "F": 1e-4, "chisq": 1e-4, "ci": 1e-3, "wald": 1e-5,
-       "pred": 1e-5, "nb_theta": 1e-4}
+       "pred": 1e-5, "nb_theta": 1e-4, "ranef": 1e-4}
 
 _NOISY_HESSIAN = ("lme4's finite-difference Hessian of a devfun noisy at ~5e-6: our SEs "
                   "are stable to 1e-7 over steps 1e-2..1e-4, R's move by up to 0.2% "
@@ -84,6 +85,27 @@ def rel(a, b, scale=None) -> float:
     return float(np.max(np.abs(a - b) / s)) if a.size else 0.0
 
 
+def ranef_rel(m, ref: dict) -> float:
+    """Worst difference of the conditional modes and their sds (first levels of the first
+    grouping factor) relative to max(|mode|, sd)."""
+    re = m.ranef(cond_var=True).get(ref["group"])
+    if re is None:
+        return np.inf
+    sd_cols = [c for c in re.columns if str(c).endswith("_condsd")]
+    val_cols = [c for c in re.columns if c not in sd_cols]
+    rows = re.loc[[type(re.index[0])(lv) for lv in ref["levels"]]] \
+        if len(re.index) else re
+    val = rows[val_cols].to_numpy(float).ravel()
+    sd = rows[sd_cols].to_numpy(float).ravel()
+    ref_v, ref_sd = np.asarray(ref["value"], float), np.asarray(ref["condsd"], float)
+    if val.shape != ref_v.shape or sd.shape != ref_sd.shape:
+        return np.inf
+    # absolute slack at singular fits (lme4's theta 4e-8 where ours is 0)
+    scale = np.maximum(np.maximum(np.abs(ref_v), ref_sd), RANEF_ATOL)
+    return float(max(np.max(np.abs(val - ref_v) / scale),
+                     np.max(np.abs(sd - ref_sd) / np.maximum(ref_sd, RANEF_ATOL))))
+
+
 def fit(rec: dict, data: pd.DataFrame, formula: str | None = None):
     formula = formula or rec["formula"]
     kw = {}
@@ -127,7 +149,9 @@ def compare(m, rec: dict, out: Path, data: pd.DataFrame) -> dict:
         th = np.asarray(rec["theta"], float)
         r["theta"] = rel(m.theta, th, np.maximum(1.0, np.abs(th)))
         r["sigma"] = rel(m.sigma, rec["sigma"])
-        for k in ("beta", "se", "theta", "sigma"):
+        if rec.get("ranef"):
+            r["ranef"] = ranef_rel(m, rec["ranef"])
+        for k in ("beta", "se", "theta", "sigma") + (("ranef",) if "ranef" in r else ()):
             if not r[k] <= TOL[k]:
                 bad.append(k)
         if "nb_theta" in rec:

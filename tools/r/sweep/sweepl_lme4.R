@@ -265,6 +265,18 @@ summ <- function(m, v) {
               vc_sd = I(vc$sdcor), vc_grp = I(vc$grp), loglik_df = attr(logLik(m), "df"),
               dropped = I(as.character(names(attr(getME(m, "X"), "col.dropped")))))
   if (v$fn == "glmer.nb") rec$nb_theta <- getME(m, "glmer.nb.theta")
+  # conditional modes and sds of the first three levels of the first grouping factor, when
+  # one term is on it (postVar an array; a list when several terms share the factor)
+  re <- ranef(m, condVar = TRUE)
+  g1 <- names(re)[1]
+  pv <- attr(re[[g1]], "postVar")
+  if (is.array(pv)) {
+    k <- min(3, nrow(re[[g1]]))
+    rec$ranef <- list(group = g1, levels = I(rownames(re[[g1]])[1:k]),
+                      value = I(as.vector(t(as.matrix(re[[g1]][1:k, , drop = FALSE])))),
+                      condsd = I(as.vector(sapply(1:k, function(i)
+                        sqrt(diag(as.matrix(pv[, , i])))))))
+  }
   rec
 }
 res <- list()

@@ -209,3 +209,25 @@ def test_simulate_outside_the_range_of_an_inverse_link_is_a_clear_error():
                                          "inverse link"):
         m.simulate(nsim=50, seed=1)
     assert m.simulate(nsim=2, seed=1, re_form=None).shape == (len(df), 2)
+
+
+#: profile intervals against lme4's (its spline interpolation of the profile), relative to
+#: the interval's width
+PROFILE_WIDTH_RTOL = 1e-3
+
+
+def test_glmer_nb_profile_intervals_hold_the_shape_as_lme4():
+    """confint(method='profile') of a glmer_nb fit: lme4 profiles it with the shape held
+    at its estimate; ours refused ('lme4 does not profile them either')."""
+    fx = json.loads((FIXTURES / "sweepl_nb_profile.json").read_text(encoding="utf-8"))
+    df = pd.read_csv(FIXTURES / "sweepl_nb_profile.csv")
+    df["g"] = pd.Categorical(df["g"])
+    m = _quiet(mm.glmer_nb, fx["formula"], df)
+    assert m.objective <= fx["objective"] + 1e-4
+    assert m.family.theta == pytest.approx(fx["nb_theta"], rel=1e-3)
+    ci = _quiet(m.confint, method="profile")
+    lo, up = np.asarray(fx["lower"]), np.asarray(fx["upper"])
+    assert len(ci) == len(lo)
+    width = up - lo
+    assert np.max(np.abs(ci["lower"].to_numpy() - lo) / width) < PROFILE_WIDTH_RTOL
+    assert np.max(np.abs(ci["upper"].to_numpy() - up) / width) < PROFILE_WIDTH_RTOL

@@ -87,3 +87,22 @@ write_json(list(
   file.path(out_dir, "sweepl_terms.json"), digits = NA, auto_unbox = TRUE, pretty = TRUE,
   na = "null")
 cat("wrote", file.path(out_dir, "sweepl_terms.json"), "\n")
+
+# profile intervals of a glmer.nb fit (the shape held at its estimate, as lme4 does); ours
+# refused them ("lme4 does not profile them either")
+set.seed(7071)
+n_g <- 15; per <- 10
+nbd <- data.frame(g = factor(sprintf("g%02d", rep(seq_len(n_g), each = per))))
+nbd$x <- round(rnorm(nrow(nbd)), 6)
+nbd$y <- rnbinom(nrow(nbd), mu = exp(0.8 + 0.4 * nbd$x + rnorm(n_g, 0, 0.5)[as.integer(nbd$g)]),
+                 size = 2)
+write.csv(nbd, file.path(out_dir, "sweepl_nb_profile.csv"), row.names = FALSE)
+nbd <- read.csv(file.path(out_dir, "sweepl_nb_profile.csv"), stringsAsFactors = TRUE)
+nb <- glmer.nb(y ~ x + (1 | g), nbd, control = tight)
+ci <- confint(nb, method = "profile", oldNames = FALSE)
+write_json(list(lme4 = as.character(packageVersion("lme4")), formula = "y ~ x + (1 | g)",
+                objective = -2 * as.numeric(logLik(nb)), nb_theta = getME(nb, "glmer.nb.theta"),
+                names = I(rownames(ci)), lower = I(unname(ci[, 1])), upper = I(unname(ci[, 2]))),
+           file.path(out_dir, "sweepl_nb_profile.json"), digits = NA, auto_unbox = TRUE,
+           pretty = TRUE)
+cat("wrote", file.path(out_dir, "sweepl_nb_profile.json"), "\n")

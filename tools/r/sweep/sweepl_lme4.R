@@ -218,6 +218,10 @@ for (id in c("l_Isq", "l_poly", "l_log", "l_scale", "l_bs", "l_ns", "l_rankdef",
              "l_crossed", "l_ordered", "l_logical", "l_off_term", "l_shift", "b_probit",
              "p_off_term", "G_log", "l_dbar_fac", "l_fslope0"))
   V[[id]]$predict <- TRUE
+# profile intervals on correlated, nested, weighted, singular and link variants
+for (id in c("l_fslope0", "l_3x3", "l_nest", "l_int_sep", "l_wts", "l_gh_slope", "p_slope",
+             "b_cloglog", "p_off_term", "nb_off", "p_agq25"))
+  V[[id]]$profile <- TRUE
 
 # ---------------------------------------------------------------- fitting
 lctl <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-9, maxfun = 1e5))

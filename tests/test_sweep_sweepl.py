@@ -231,3 +231,12 @@ def test_glmer_nb_profile_intervals_hold_the_shape_as_lme4():
     width = up - lo
     assert np.max(np.abs(ci["lower"].to_numpy() - lo) / width) < PROFILE_WIDTH_RTOL
     assert np.max(np.abs(ci["upper"].to_numpy() - up) / width) < PROFILE_WIDTH_RTOL
+
+
+@pytest.mark.parametrize("new", [". ~ . +", ". ~ . - ", ". ~ . + x:"])
+def test_update_formula_ending_in_an_operator_is_an_error(data, new):
+    """R cannot parse '. ~ . +'; the dangling operator was dropped and the old model
+    refitted as if nothing had been asked."""
+    m = _quiet(mm.lmer, "yn ~ x + (1 | g)", data)
+    with pytest.raises(mm.FormulaError, match="a term is missing after it"):
+        m.update(new)

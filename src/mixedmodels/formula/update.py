@@ -215,7 +215,8 @@ def update_formula(old: str, new: str) -> str:
     Raises
     ------
     FormulaError
-        A removed term the model does not have, or an empty right-hand side.
+        A removed term the model does not have, an empty right-hand side, or one that
+        ends with an operator.
 
     Examples
     --------
@@ -231,6 +232,10 @@ def update_formula(old: str, new: str) -> str:
     lhs = _substitute_lhs(new_lhs, old_lhs)
     if not new_rhs:
         raise FormulaError(f"the update formula {new!r} has nothing on the right of '~'")
+    if new_rhs[-1] in "+-*:/^|":
+        # R cannot parse it either ('unexpected end of input'); dropped silently before
+        raise FormulaError(f"the update formula {new!r} ends with {new_rhs[-1]!r}: a term "
+                           "is missing after it")
     pieces = _expand_dots(new_rhs, _signed_terms(old_rhs))
     terms, intercept = _simplify(pieces, new)
     fixed = [t for t in terms if not _is_random(t)]

@@ -219,6 +219,7 @@ CASES = {
     "bootstrap nsim 0": lambda: M.bootstrap(nsim=0),
     "bootstrap bad func": lambda: M.bootstrap(func=lambda m: "x", nsim=2),
     "update absent column": lambda: M.update(". ~ . + nothere"),
+    "update dangling operator": lambda: M.update(". ~ . +"),
 }
 
 

@@ -93,6 +93,7 @@ from .glmm_vcov import (
     vcov_from_hessian,
 )
 from .range_start import design_positional_terms, range_escape_start
+from .start_values import glmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
@@ -206,7 +207,15 @@ def _check_not_constant(design: Design, family: Family) -> None:
     for a dispersion or the random effects. Binomial proportions that are all equal but
     strictly between 0 and 1 are estimable and pass."""
     prior = prior_weights(design)
-    check_response_varies(design.y[prior > 0], family, design.spec.response)
+    used = prior > 0
+    if not used.any():
+        # nothing observed: lme4 says "Response is constant"; PIRLS would divide by zero
+        what = ("trials (successes + failures)" if family.name == "binomial"
+                else "prior weight")
+        raise DataError(
+            f"every one of the {design.nobs} rows of the response "
+            f"{design.spec.response!r} has zero {what}: there is no observation to fit")
+    check_response_varies(design.y[used], family, design.spec.response)
 
 
 def check_response_varies(y: np.ndarray, family: Family, response: str) -> None:
@@ -605,7 +614,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     """The two-stage fit; ``obj`` replaces the objective (bglmer passes one that adds its
     priors' deviance to every criterion it evaluates)."""
     messages: list[str] = []
-    start = dict(start or {})
+    start = glmm_start(start)
     if obj is None:
         obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
     theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
@@ -635,6 +644,9 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         obj.family = fam
     k, p = obj.n_theta, obj.p
     beta0 = np.asarray(start.get("beta", sol0.beta), dtype=float)
+    if beta0.shape != (p,):
+        raise ValueError(f"start['beta'] has {beta0.size} values; the model has {p} fixed "
+                         f"effects ({', '.join(design.fixed.names)})")
     x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
     cov_v = _stage0_covariance(stage0, v, _theta_scales(design, obj, sol0, v.size))
     log.stage("scaling")
@@ -956,8 +968,9 @@ def glmer(
         Gaussian and Gaussian families they divide the dispersion.
     offset : str or array-like, optional
         Known term added to the linear predictor.
-    start : dict, optional
-        ``{"theta": ..., "beta": ...}`` starting values.
+    start : dict or array-like, optional
+        ``{"theta": ..., "beta": ...}`` starting values (lme4's ``fixef`` is accepted for
+        ``beta``; numbers alone are theta, as in lme4); another block is an error.
     optimizer : str
         ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace or
         quadrature deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of
@@ -1017,6 +1030,7 @@ def glmer(
     """
     verbose = check_verbose(verbose)
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer")
+    start = glmm_start(start, "glmer")
     if sigma is not None:
         fam = make_family(family, link)
         why = ("glmer estimates the Gaussian dispersion and cannot hold it fixed"
@@ -1107,7 +1121,8 @@ def glmer_nb(
     nAGQ, weights, offset, optimizer, optimizer_settings, calc_derivs, check_conv, verbose
         As for :func:`glmer`.
     start : dict, optional
-        ``"theta"``, ``"beta"`` and ``"nb_theta"`` (the shape) to start from.
+        ``"theta"``, ``"beta"`` (or lme4's ``"fixef"``) and ``"nb_theta"`` (the shape) to
+        start from.
     contrasts : dict, optional
         Contrasts of categorical predictors by column, as for :func:`lmer`.
 
@@ -1133,7 +1148,7 @@ def glmer_nb(
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
                "contrasts": contrasts}
     messages: list[str] = []
-    start = dict(start or {})
+    start = glmm_start(start, "glmer_nb", nb=True)
     if is_dask_input(data):
         # the shape starts from the Poisson fit's means and is then optimized with theta
         # and beta on the Dask passes (backends/dask/glmm.py); the active Client's

@@ -174,7 +174,8 @@ def _missing(col: pd.Series) -> tuple[int, np.ndarray | None]:
 
 
 def _check_no_dates(series: dict[str, pd.Series], columns: dict[str, str]) -> None:
-    """Dates and durations are fine as grouping factors but not as numbers in a formula."""
+    """Dates and durations are fine as grouping factors but not as numbers in a formula;
+    complex numbers are not numbers a model can use either."""
     for name, role in columns.items():
         if role.startswith("grouping factor"):
             continue
@@ -184,6 +185,13 @@ def _check_no_dates(series: dict[str, pd.Series], columns: dict[str, str]) -> No
             # numbers, booleans, objects, factors (a categorical of dates is a factor):
             # no dates, without pandas' dtype tests (~1-3 us a column)
             continue
+        if isinstance(dtype, np.dtype) and dtype.kind == "c":
+            # numpy would drop the imaginary parts on the way to float with a ComplexWarning
+            raise DataError(
+                f"column {name!r} used in the {role} holds complex numbers (dtype {dtype}); "
+                f"a model needs real numbers: take the real part (data[{name!r}].to_numpy()"
+                ".real) or the modulus (np.abs) first"
+            )
         if pd.api.types.is_datetime64_any_dtype(dtype) or \
                 pd.api.types.is_timedelta64_dtype(dtype) or isinstance(dtype, pd.PeriodDtype):
             raise DataError(

@@ -93,6 +93,7 @@ from .glmm_vcov import (
     vcov_from_hessian,
 )
 from .range_start import design_positional_terms, range_escape_start
+from .start_values import glmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["GLMM_OPTIMIZERS", "fit_glmm", "glmer", "glmer_nb", "glmm_design"]
@@ -206,7 +207,15 @@ def _check_not_constant(design: Design, family: Family) -> None:
     for a dispersion or the random effects. Binomial proportions that are all equal but
     strictly between 0 and 1 are estimable and pass."""
     prior = prior_weights(design)
-    check_response_varies(design.y[prior > 0], family, design.spec.response)
+    used = prior > 0
+    if not used.any():
+        # nothing observed: lme4 says "Response is constant"; PIRLS would divide by zero
+        what = ("trials (successes + failures)" if family.name == "binomial"
+                else "prior weight")
+        raise DataError(
+            f"every one of the {design.nobs} rows of the response "
+            f"{design.spec.response!r} has zero {what}: there is no observation to fit")
+    check_response_varies(design.y[used], family, design.spec.response)
 
 
 def check_response_varies(y: np.ndarray, family: Family, response: str) -> None:
@@ -407,11 +416,24 @@ def _theta_scales(design: Design, obj: GLMMObjective, sol0: GLMMSolution, size: 
     scales = np.full(size, DEFAULT_SCALE)
     for t, sl, W in zip(design.terms, design.theta_slices(),
                         _level_information(design, obj, sol0), strict=True):
-        med = float(np.median(W))
+        med = _median(W)
         if med > 0:
             spread = np.abs(sol0.theta[sl]) / np.sqrt(2.0 * t.nlevels)
             scales[sl] = np.minimum(DEFAULT_SCALE, np.maximum(1.0 / np.sqrt(med), spread))
     return scales
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-d array of finite values by one sort (the same number:
+    the middle value, or half the sum of the two middle ones), without ``np.median``'s
+    ~25 us of dispatch (a small fit's whole scaling step costs about as much); non-finite
+    values go to ``np.median`` itself."""
+    v = np.asarray(values, dtype=float).ravel()
+    if not v.size or not np.isfinite(v).all():
+        return float(np.median(v))
+    s = np.sort(v)
+    m = v.size // 2
+    return float(s[m]) if v.size % 2 else float(0.5 * (s[m - 1] + s[m]))
 
 
 def _level_information(design: Design, obj: GLMMObjective, sol0: GLMMSolution) -> list:
@@ -592,7 +614,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     """The two-stage fit; ``obj`` replaces the objective (bglmer passes one that adds its
     priors' deviance to every criterion it evaluates)."""
     messages: list[str] = []
-    start = dict(start or {})
+    start = glmm_start(start)
     if obj is None:
         obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
     theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
@@ -622,6 +644,9 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         obj.family = fam
     k, p = obj.n_theta, obj.p
     beta0 = np.asarray(start.get("beta", sol0.beta), dtype=float)
+    if beta0.shape != (p,):
+        raise ValueError(f"start['beta'] has {beta0.size} values; the model has {p} fixed "
+                         f"effects ({', '.join(design.fixed.names)})")
     x0 = obj.join(theta, beta0, phi=sol0.phi, nb_theta=getattr(fam, "theta", None))
     cov_v = _stage0_covariance(stage0, v, _theta_scales(design, obj, sol0, v.size))
     log.stage("scaling")
@@ -717,7 +742,9 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     fam = sol.family
     log.stage("Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})")
 
-    vcov, how, derivs, conv = sol.phi * _rx_vcov(obj, sol), "RX", None, None
+    # R_X's covariance (conditional on theta): the result without the Hessian, else only
+    # its fallback and the separated coefficients' entries (made when needed)
+    vcov, how, derivs, conv, sol_rx = None, "RX", None, None, sol
     if calc_derivs:
         # the NB shape is held fixed, as lme4 (its block comes last in the layout)
         n_diff = L.slice("family.nb_shape").start if obj.estimate_shape else L.size
@@ -761,7 +788,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
         if V is not None and sep.size:
             # no curvature along a separated coefficient: report R_X's (enormous)
             # conditional variance for it, as lme4 does, uncorrelated with the rest
-            V[sep, sep] = vcov[sep, sep]
+            rx = sol_rx.phi * _rx_vcov(obj, sol_rx)
+            V[sep, sep] = rx[sep, sep]
         if V is not None and np.all(np.linalg.eigvalsh(V) > 0):
             vcov, how = V, "hessian"
         else:
@@ -776,6 +804,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             if not conv.converged:
                 emit_warning(conv.message, ConvergenceWarning, stacklevel=3)
         log.stage("Hessian")
+    if vcov is None:
+        vcov = sol_rx.phi * _rx_vcov(obj, sol_rx)
     return _result(design, obj, sol, fam, opt, opt0, conv, vcov, how, derivs, messages, log)
 
 
@@ -938,8 +968,9 @@ def glmer(
         Gaussian and Gaussian families they divide the dispersion.
     offset : str or array-like, optional
         Known term added to the linear predictor.
-    start : dict, optional
-        ``{"theta": ..., "beta": ...}`` starting values.
+    start : dict or array-like, optional
+        ``{"theta": ..., "beta": ...}`` starting values (lme4's ``fixef`` is accepted for
+        ``beta``; numbers alone are theta, as in lme4); another block is an error.
     optimizer : str
         ``"auto"`` (default): quasi-Newton with the exact gradient of the Laplace or
         quadrature deviance (BFGS in whitened coordinates) and, for ``nAGQ=0`` fits, of
@@ -999,6 +1030,7 @@ def glmer(
     """
     verbose = check_verbose(verbose)
     check_optimizer(optimizer, GLMM_OPTIMIZERS, "glmer")
+    start = glmm_start(start, "glmer")
     if sigma is not None:
         fam = make_family(family, link)
         why = ("glmer estimates the Gaussian dispersion and cannot hold it fixed"
@@ -1089,7 +1121,8 @@ def glmer_nb(
     nAGQ, weights, offset, optimizer, optimizer_settings, calc_derivs, check_conv, verbose
         As for :func:`glmer`.
     start : dict, optional
-        ``"theta"``, ``"beta"`` and ``"nb_theta"`` (the shape) to start from.
+        ``"theta"``, ``"beta"`` (or lme4's ``"fixef"``) and ``"nb_theta"`` (the shape) to
+        start from.
     contrasts : dict, optional
         Contrasts of categorical predictors by column, as for :func:`lmer`.
 
@@ -1115,7 +1148,7 @@ def glmer_nb(
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,
                "contrasts": contrasts}
     messages: list[str] = []
-    start = dict(start or {})
+    start = glmm_start(start, "glmer_nb", nb=True)
     if is_dask_input(data):
         # the shape starts from the Poisson fit's means and is then optimized with theta
         # and beta on the Dask passes (backends/dask/glmm.py); the active Client's

@@ -12,19 +12,32 @@ evaluations of these criteria) -- for a single parameter the cubic steps of
 evaluations -> 7, a variance power 7 -> 4) -- and the convergence check is the one from
 the exact gradient (a gradient below its tolerance is accepted at once, no finite
 differences).
+
+A gradient cannot tell a minimum from a maximum. Where the start is itself a stationary
+point the search stops there after one evaluation: an AR(1) coefficient starts at
+``phi = 0``, and where every within-group gap of the times shares a factor ``k >= 2``
+(ages 8, 10, 12, 14) the criterion depends on ``phi`` only through ``phi^k`` -- flat at 0,
+even in ``phi`` for even ``k`` -- so the fit stayed at independence, its worst
+correlation (Orthodont, ``cor_ar1(form="~ age | Subject")``: log-likelihood -254.58
+against -228.56 at ``phi = 0.698``; nlme stops there too). Each coordinate the search
+left where it started, at a vanishing derivative, is probed :data:`STATIONARY_PROBE` to
+either side (:func:`~.stationary_probe.probe_stationary`); where a probe is lower the
+search runs again from it. A search that moved every coordinate costs nothing more.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
 from ..diagnostics.convergence import check_convergence_gradient
 from ..optim import minimize_bounded_bfgs
 from .gls_scalar import minimize_scalar_with_gradient
+from .stationary_probe import probe_stationary
 from .trace import traced
 
 __all__ = ["optimize_fast_gradient"]
-
 
 def optimize_fast_gradient(obj, x0: np.ndarray, lower: np.ndarray, check_conv: bool, stage: str):
     """BFGS (one parameter: :func:`~.gls_scalar.minimize_scalar_with_gradient`) with
@@ -46,12 +59,24 @@ def optimize_fast_gradient(obj, x0: np.ndarray, lower: np.ndarray, check_conv: b
     """
     fg = traced(obj.value_and_gradient, stage, gradient=True)
     warm = getattr(obj, "warm", False)
-    if x0.size == 1 and not np.isfinite(lower[0]):
-        opt, grad = minimize_scalar_with_gradient(fg, x0, warm=warm)
-    else:
-        opt, grad = minimize_bounded_bfgs(fg, x0, lower, initial_hessian=warm)
+    def search(start, warm_start):
+        if start.size == 1 and not np.isfinite(lower[0]):
+            return minimize_scalar_with_gradient(fg, start, warm=warm_start)
+        return minimize_bounded_bfgs(fg, start, lower, initial_hessian=warm_start)
+
+    opt, grad = search(x0, warm)
     if not np.isfinite(opt.fval) or not opt.return_code.startswith("converged"):
         return None
+    probe, n_probe = probe_stationary(fg, opt.x, np.asarray(x0, dtype=float), opt.fval,
+                                      None if warm else grad, lower)
+    if probe is not None:
+        again, grad_again = search(probe, False)
+        if np.isfinite(again.fval) and again.fval < opt.fval \
+                and again.return_code.startswith("converged"):
+            opt, grad = replace(again, x0=opt.x0), grad_again
+        opt = replace(opt, n_evals=opt.n_evals + n_probe + again.n_evals)
+    elif n_probe:
+        opt = replace(opt, n_evals=opt.n_evals + n_probe)
     conv = None
     if check_conv:
         conv = check_convergence_gradient(fg, opt.x, lower, grad)

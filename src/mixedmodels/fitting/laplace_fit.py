@@ -644,6 +644,21 @@ def _polish(obj: LaplaceObjective, fg, x: np.ndarray, z: np.ndarray, f: float,
     return z, f, g, H, decrement, finished
 
 
+def _raise_infeasible(obj: LaplaceObjective, x0: np.ndarray) -> None:
+    """Raise the reason the objective is infinite at the start: the modes' own error, or,
+    for a covariance factor that fails (a structured term's correlation matrix that is
+    singular to rounding -- a Gaussian correlation at a range far beyond the distances,
+    an ``ar1`` phi at +-1), one naming it rather than numpy's Cholesky error."""
+    try:
+        obj.solve(x0)
+    except np.linalg.LinAlgError as e:
+        raise ModesError(
+            "the starting values are infeasible: a random-effects covariance matrix is not "
+            "numerically positive definite there (a structured term's correlation near 1 "
+            "between all its levels, e.g. a range far beyond the distances); start from "
+            f"other values ({e})") from e
+
+
 def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int):
     """The quasi-Newton phase and the Newton polish in ``obj``'s coordinates: ``(x, g, H,
     decrement, scipy-like result, return code)`` at the optimum."""
@@ -655,7 +670,7 @@ def _optimize(obj: LaplaceObjective, x0: np.ndarray, hessian: bool, maxiter: int
     lower, upper = layout.free(layout.lower), layout.free(layout.upper)
     f_start, g_start = fg(z0)
     if f_start >= 1e300:
-        obj.solve(x0)          # raises the reason the start is infeasible
+        _raise_infeasible(obj, x0)
     x_newton = _newton_fixed(obj, x0) if obj.q == 0 else None
     handover = None
     if x_newton is not None:

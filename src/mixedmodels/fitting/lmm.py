@@ -49,6 +49,7 @@ from .common import (
 )
 from .moment_start import moment_theta
 from .rside import fit_rside_lmm
+from .start_values import lmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
 __all__ = ["LMM_OPTIMIZERS", "fit_lmm", "lmer", "optimize_lmm"]
@@ -468,8 +469,9 @@ def lmer(
         ``"lbfgsb"``.
     optimizer_settings : dict, optional
         Tolerances (``xtol_abs``, ``ftol_abs``, ``maxeval``) overriding lme4's defaults.
-    start : array-like, optional
-        Starting theta (lme4's order). Default: lme4's (identity relative covariances);
+    start : array-like or dict, optional
+        Starting theta (lme4's order), or lme4's ``{"theta": ...}``. Default: lme4's
+        (identity relative covariances);
         on large models (at least 10,000 rows) fitted by the gradient search
         (``"gradient"``, or ``"auto"`` where it chooses it, see ``optimizer``), a
         method-of-moments estimate instead where its objective is lower
@@ -532,6 +534,7 @@ def lmer(
     REML = resolve_reml(REML, reml)
     verbose = check_verbose(verbose)
     check_optimizer(optimizer, LMM_OPTIMIZERS, "lmer")
+    start = lmm_start(start)
     options = {"REML": REML, "weights": weights, "offset": offset, "optimizer": optimizer,
                "optimizer_settings": optimizer_settings, "start": start,
                "check_conv": check_flag("check_conv", check_conv), "verbose": verbose,

@@ -29,7 +29,12 @@ from ..design import Design
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize
 from ..rside.correlation import UNCONSTRAINED_MAX
-from ..rside.objective import DENSE_GRADIENT_MAX_Q, GLSObjective, RSideLMMObjective
+from ..rside.objective import (
+    DENSE_GRADIENT_MAX_Q,
+    GLSObjective,
+    RSideLMMObjective,
+    not_positive_definite,
+)
 from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
 from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
@@ -38,7 +43,7 @@ from .kink_search import kinked_range_search, settle_on_kink
 from .limit_scale import LimitScale
 from .rside_quasi_newton import quasi_newton_search
 from .rside_range_start import spatial_range_start
-from .rside_second_start import RUNOFF, best_of_two_searches
+from .rside_second_start import RUNOFF, best_of_two_searches, restart_from_end
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
@@ -649,6 +654,9 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
             return RSideLMMResult(design, bool(REML), sol, None, None, obj, residual=bound,
                                   phi=x[n_theta:])
         x0 = _start(start if warm is None else warm, n_theta, obj.x0)
+        if bound.n_par == 0 and not obj.load(x0[n_theta:]):
+            # held structures whose covariance is not positive definite: no theta helps
+            raise not_positive_definite(bound, x0[n_theta:])
         n_start = 0
         if start is None and warm is None:
             x0, n_start = spatial_range_start(obj, x0)
@@ -656,19 +664,28 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
         rel.warm = warm is not None
         z0 = rel.from_model(x0)
 
+        ends = []
+
         def first():
-            return _optimize(rel, z0, obj.lower, optimizer, optimizer_settings, check_conv,
-                             "lmer", LMM_GRADIENT_MIN_PARAMS)
+            found = _optimize(rel, z0, obj.lower, optimizer, optimizer_settings, check_conv,
+                              "lmer", LMM_GRADIENT_MIN_PARAMS)
+            ends.append(found[0])
+            return found
 
         def second():
-            return _optimize_gradient(rel, z0, obj.lower, check_conv, "lmer")
+            # from the start where a variance parameter ran off; else (a correlation's
+            # non-stationary stop) from where the first search ended
+            z = z0 if rel.ran_off(ends[-1]) else ends[-1]
+            return _optimize_gradient(rel, z, obj.lower, check_conv, "lmer")
 
         # a variance function's criterion may have another basin than BOBYQA's first
-        # steps find: quasi-Newton from the same start where that fit fails its check
-        use_second = (optimizer == "auto" and check_conv and bound.n_var > 0
-                      and rel.has_gradient)
+        # steps find: quasi-Newton from the same start where that fit fails its check;
+        # a correlation's, a stop short of the optimum (restart_from_end)
+        from_end = restart_from_end(bound)
+        use_second = (optimizer == "auto" and check_conv and rel.has_gradient
+                      and (bound.n_var > 0 or from_end))
         xr, _, opt, conv = best_of_two_searches(first, second if use_second else None,
-                                                rel.ran_off)
+                                                None if from_end else rel.ran_off)
         x = rel.to_model(xr)
         if opt.x.size:   # report the optimum as the model's [theta, phi]
             opt = replace(opt, x=x, x0=x0, n_evals=opt.n_evals + n_start)
@@ -717,8 +734,21 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
             return GLSResult(design, bool(REML), obj.solve(x), bound, x, None, None, obj)
         x0 = obj.x0 if warm is None and start is None else \
             _start(warm if warm is not None else start, 0, obj.x0)
-        x, _, opt, conv = _optimize(obj, x0, obj.lower, optimizer, optimizer_settings,
-                                    check_conv, "gls")
+        ends = []
+
+        def first_search():
+            found = _optimize(obj, x0, obj.lower, optimizer, optimizer_settings,
+                              check_conv, "gls")
+            ends.append(found[0])
+            return found
+
+        def second_search():
+            return _optimize_gradient(obj, ends[-1], obj.lower, check_conv, "gls")
+
+        use_second = (optimizer == "auto" and check_conv and restart_from_end(bound)
+                      and getattr(obj, "has_gradient", False))
+        x, _, opt, conv = best_of_two_searches(first_search,
+                                               second_search if use_second else None)
         return GLSResult(design, bool(REML), obj.solve(x), bound, x, opt, conv, obj)
 
     def fitted_of(result):

@@ -17,12 +17,15 @@ no Hessian is formed (:func:`~mixedmodels.optim.minimize_bounded_bfgs`).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from ..diagnostics.convergence import check_convergence_gradient
 from ..optim import minimize_bounded_bfgs
+from .stationary_probe import probe_stationary
 from .trace import traced
 
 __all__ = ["quasi_newton_search"]
@@ -64,6 +67,17 @@ def quasi_newton_search(obj, x0: np.ndarray, lower: np.ndarray, check_conv: bool
     model: dict = {}
     opt, grad = minimize_bounded_bfgs(fg, x0, lower, gtol=gtol, gtol_rel=gtol_rel,
                                       initial_hessian=warm, model=model)
+    # a coordinate left at a stationary start may sit on a maximum (stationary_probe)
+    probe, n_probe = (None, 0) if warm or not np.isfinite(opt.fval) else \
+        probe_stationary(fg, opt.x, np.asarray(x0, dtype=float), opt.fval, grad, lower)
+    if probe is not None:
+        model_again: dict = {}
+        again, grad_again = minimize_bounded_bfgs(fg, probe, lower, gtol=gtol,
+                                                  gtol_rel=gtol_rel, model=model_again)
+        n_evals = opt.n_evals + n_probe + again.n_evals
+        if np.isfinite(again.fval) and again.fval < opt.fval and grad_again is not None:
+            opt, grad, model = replace(again, x0=opt.x0), grad_again, model_again
+        opt = replace(opt, n_evals=n_evals)
     if not np.isfinite(opt.fval):
         if fallback:
             return None

@@ -14,6 +14,15 @@ fails it at an interior point, costs nothing more: on Orthodont with
 ``var_const_power(~ age)`` nlme's optimum (which the first search finds) is a saddle on a
 valley descending to a spike of the likelihood (a power of -15 that fits each subject's
 last visit exactly), which quasi-Newton follows at 4x BOBYQA's cost only to fail its check.
+
+A correlation structure's criterion can stop BOBYQA short of any optimum: where part of
+the parameter space gives a correlation matrix that is not positive definite (a Gaussian
+or rational-quadratic correlation of Manhattan or maximum distances, which are not
+Euclidean) the criterion is infinite there, and an infinite value in the interpolation set
+ends the search at a point that is no minimum (sweep ``gls_ratio_max_nug``: 18.3
+log-likelihood units below nlme's optimum, its Hessian indefinite). Where such a fit fails
+its check (:func:`restart_from_end`), quasi-Newton with the exact gradient continues from
+where BOBYQA stopped, and the better of the two is kept.
 """
 
 from __future__ import annotations
@@ -26,12 +35,30 @@ import numpy as np
 from .._errors import ConvergenceWarning
 from .._messages import held, replay
 
-__all__ = ["RUNOFF", "best_of_two_searches"]
+__all__ = ["RUNOFF", "best_of_two_searches", "restart_from_end"]
 
 #: A variance parameter whose unit-spread coordinate (``fitting.rside._variance_spread``)
 #: reaches this magnitude has run off: the standard deviations it sets differ by a factor
 #: of about e^RUNOFF over the rows (BodyWeight's power of -40: a step at the first day).
 RUNOFF = 10.0
+
+def restart_from_end(residual) -> bool:
+    """Whether a fit with this residual model that fails its convergence check searches
+    again by quasi-Newton from where the first search ended: it has estimated
+    correlation parameters and no variance constant that may reach 0 (varConstPower's,
+    whose valley to a spike of the likelihood quasi-Newton would follow: see the module
+    docstring).
+
+    Parameters
+    ----------
+    residual : BoundResidual
+
+    Returns
+    -------
+    bool
+    """
+    return bool(residual.n_cor > 0 and not np.any(residual.zero_limits))
+
 
 #: ``(x, fval, OptSummary, ConvergenceCheck or None)`` of a search, or None (no result).
 Search = Callable[[], tuple | None]

@@ -22,10 +22,12 @@ from __future__ import annotations
 import re
 
 from .._errors import FormulaError
-from .parse import _check_balanced, _enclosed, _find_top, _split_top
+from .parse import _check_balanced, _enclosed, _find_top, _power_inside_calls, _split_top
 
 __all__ = ["rhs_terms", "update_formula"]
 
+#: A backticked name that needs no backticks (``x`` or R's dotted ``my.var``).
+_PLAIN_QUOTED = re.compile(r"`([A-Za-z_.][A-Za-z0-9_.]*)`")
 #: A ``.`` that stands alone: not part of a name (``my.var``), a number (``0.5``) or ``..``.
 _DOT = re.compile(r"(?<![A-Za-z0-9_.`])\.(?![A-Za-z0-9_.`])")
 _COVARIANCE_CALL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*\(")
@@ -43,8 +45,9 @@ def _sides(formula: str, what: str) -> tuple[str, str]:
 
 
 def _key(term: str) -> str:
-    """Comparison key: no spaces, the factors of an interaction sorted."""
-    text = re.sub(r"\s+", "", term)
+    """Comparison key: no spaces, ``^`` inside calls as the parser reads it (``I(x^2)`` is
+    ``I(x**2)``), no backticks around plain names, the factors of an interaction sorted."""
+    text = _PLAIN_QUOTED.sub(r"\1", _power_inside_calls(re.sub(r"\s+", "", term)))
     if _enclosed(text) is None and _find_top(text, ":") >= 0:
         return ":".join(sorted(p for _, p in _split_top(text, ":")))
     return text
@@ -212,7 +215,8 @@ def update_formula(old: str, new: str) -> str:
     Raises
     ------
     FormulaError
-        A removed term the model does not have, or an empty right-hand side.
+        A removed term the model does not have, an empty right-hand side, or one that
+        ends with an operator.
 
     Examples
     --------
@@ -228,6 +232,10 @@ def update_formula(old: str, new: str) -> str:
     lhs = _substitute_lhs(new_lhs, old_lhs)
     if not new_rhs:
         raise FormulaError(f"the update formula {new!r} has nothing on the right of '~'")
+    if new_rhs[-1] in "+-*:/^|":
+        # R cannot parse it either ('unexpected end of input'); dropped silently before
+        raise FormulaError(f"the update formula {new!r} ends with {new_rhs[-1]!r}: a term "
+                           "is missing after it")
     pieces = _expand_dots(new_rhs, _signed_terms(old_rhs))
     terms, intercept = _simplify(pieces, new)
     fixed = [t for t in terms if not _is_random(t)]

@@ -138,6 +138,10 @@ def anova(*models, refit: bool = True, boundary: bool = False,
     if len(models) < 2:
         raise ValueError("anova needs at least two models to compare; for F tests of the "
                          "fixed effects of one model use m.anova_table()")
+    for i, m in enumerate(models):
+        if not all(hasattr(m, a) for a in ("loglik", "nobs", "design")):
+            raise TypeError(f"anova: argument {i + 1} is a {type(m).__name__}, not a fitted "
+                            "model (lmer, glmer, glmer_nb, glmmtmb, lm or glm fits)")
     labels = _labels(models, names)
     check_comparable(models, labels)
     reml = [bool(getattr(m, "reml", False)) for m in models]

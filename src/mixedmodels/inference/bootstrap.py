@@ -140,9 +140,13 @@ class BootstrapResult(ReportDisplay):
 
 
 def _as_series(value, names=None) -> pd.Series:
-    if isinstance(value, pd.Series):
-        return value.astype(float)
-    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    try:
+        if isinstance(value, pd.Series):
+            return value.astype(float)
+        arr = np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        raise ValueError(f"bootstrap: func must return numbers (a number, an array or a "
+                         f"Series of them, as lme4's bootMer FUN), got {value!r}") from None
     if names is None:
         names = [f"t{i + 1}" for i in range(arr.size)] if arr.size > 1 else ["t1"]
     return pd.Series(arr, index=names)

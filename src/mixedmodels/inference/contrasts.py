@@ -14,6 +14,9 @@ Each function returns, per term, a matrix ``L`` (rows: contrasts, columns: the c
   ``X^+ X_rd``, and each term's columns are orthogonalized against those of the terms
   containing it (highest order first). The rows that correspond to the model's own columns
   form the hypothesis. With treatment contrasts these are the tests SAS and lmerTest report.
+  Other codings (sum, Helmert, the polynomial contrasts of ordered factors) are handled as
+  lmerTest does: the hypotheses are formed on the treatment-coded matrix ``X_t`` of the same
+  formula and carried to the model's coefficients by ``L_t X_t^+ X``.
 """
 
 from __future__ import annotations
@@ -119,12 +122,57 @@ def _match_columns(X: np.ndarray, rdX: np.ndarray, names) -> np.ndarray:
     return np.asarray(idx)
 
 
+def _treatment_coded(design):
+    """The design's fixed effects rebuilt with R's default (treatment) contrasts for every
+    factor -- lmerTest's ``get_model_matrix(type = "remake", contrasts =
+    "contr.treatment")`` -- as the few attributes :func:`contrasts_type3` reads; None when
+    the formula has no such rebuild (no formula text or model frame)."""
+    import warnings
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from ..design.fixed import build_fixed
+
+    formula = getattr(design.fixed, "formula", None)
+    frame = getattr(design, "frame", None)
+    if not formula or frame is None:
+        return None
+    frame = frame.copy(deep=False)
+    for col in frame.columns:
+        dtype = frame[col].dtype
+        if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered:
+            frame[col] = frame[col].cat.as_unordered()     # polynomial -> treatment
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # the rank message was given for the fit itself
+        fixed = build_fixed(formula, frame)
+    return SimpleNamespace(X=fixed.X, fixed=fixed, frame=design.frame, nobs=design.nobs,
+                           spec=getattr(design, "spec", None))
+
+
 def contrasts_type3(design) -> dict[str, np.ndarray]:
-    """Type III hypothesis matrices per term (lmerTest's ``extract_contrasts_type3``)."""
+    """Type III hypothesis matrices per term (lmerTest's ``extract_contrasts_type3``; for
+    codings other than treatment, lmerTest's ``get_contrasts_type3``: the treatment-coded
+    hypotheses mapped to the model's coefficients)."""
     terms = fixed_terms(design)
     X = design.X
     if X.shape[1] <= 1 or len(terms) <= 1:
         return contrasts_type1(design)
+    try:
+        return _contrasts_type3_treatment(design, terms)
+    except MixedModelsError:
+        treated = _treatment_coded(design)
+        if treated is None:
+            raise
+    L_t = _contrasts_type3_treatment(treated, fixed_terms(treated))
+    carry = zapsmall(np.linalg.pinv(treated.X) @ X)          # X_t^+ X: (p_t, p)
+    return {t.label: _nonzero_rows(zapsmall(L_t[t.label] @ carry)) for t in terms}
+
+
+def _contrasts_type3_treatment(design, terms: list[FixedTerm]) -> dict[str, np.ndarray]:
+    """:func:`contrasts_type3` for a treatment-coded ``design`` (a MixedModelsError from
+    :func:`_match_columns` otherwise)."""
+    X = design.X
     rdX = _cell_means_design(design, terms)
     L = zapsmall((np.linalg.pinv(X) @ rdX).T)            # (cells, p)
     by_order = sorted(terms, key=lambda t: -t.order)       # stable: formula order for ties

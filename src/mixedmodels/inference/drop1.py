@@ -22,6 +22,7 @@ family), which gives a larger statistic.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -30,6 +31,7 @@ from scipy import stats
 
 from .._errors import DataError, MixedModelsError
 from .._messages import user_stacklevel
+from ..formula.parse import _power_inside_calls
 from ..formula.update import rhs_terms
 from ..results.summary import DDF_TITLES
 from .anova import RefitNote
@@ -74,9 +76,22 @@ def _ml_base(m):
     return m.update(REML=False) if _multi_component(m) else refit_ml(m)
 
 
+#: A term factor written as it is in a formula: a name (``x``, ``my.var``) or a call.
+_FORMULA_ATOM = re.compile(r"^([A-Za-z_.][A-Za-z0-9_.]*|[A-Za-z_.][A-Za-z0-9_.]*\(.*\))$")
+
+
+def _formula_text(label: str) -> str:
+    """A term label as formula text for ``update``: a factor that is neither a name nor a
+    call (a column such as ``x 1``) goes in backticks, as the formula wrote it."""
+    parts = label.split(":") if "(" not in label else [label]
+    return ":".join(p if _FORMULA_ATOM.match(p) else f"`{p}`" for p in parts)
+
+
 def _term_key(label: str) -> str:
-    """A term compared whatever its spacing and the order of an interaction's factors."""
-    return ":".join(sorted(p.strip() for p in label.replace(" ", "").split(":")))
+    """A term compared whatever its spacing, backticks, ``^`` or ``**`` inside calls and
+    the order of an interaction's factors."""
+    text = _power_inside_calls(label.replace(" ", "").replace("`", ""))
+    return ":".join(sorted(text.split(":")))
 
 
 def _scope(m, terms: list[FixedTerm], scope) -> list[str]:
@@ -189,7 +204,7 @@ def drop1(m, scope=None, test: str = "none", k: float = 2.0, ddf=None) -> pd.Dat
     base = _ml_base(m)
     fits = [("<none>", base)]
     for label in labels:
-        fit = m.update(f". ~ . - {label}", **changes)
+        fit = m.update(f". ~ . - {_formula_text(label)}", **changes)
         if fit.nobs != base.nobs:
             raise DataError(
                 f"dropping {label!r} changes the rows the model uses ({base.nobs} -> "

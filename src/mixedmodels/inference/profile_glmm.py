@@ -41,11 +41,13 @@ class _GLMMProfiler(RebuildsObjective):
     def __init__(self, m):
         from ..objective.glmm import GLMMObjective
 
-        if m.family.has_dispersion or getattr(m, "shape_estimated", False):
+        if m.family.has_dispersion:
             raise MixedModelsError(
-                f"profiles of GLMMs with a dispersion parameter or an estimated shape "
-                f"({m.family.name}) are not available (lme4 does not profile them either); "
-                "use confint(method='wald') or confint(method='boot')")
+                f"profiles of GLMMs with a dispersion parameter ({m.family.name}) are not "
+                "available (lme4 does not profile them either); use "
+                "confint(method='wald') or confint(method='boot')")
+        # glmer_nb: the estimated shape is held fixed (m.family carries it), as lme4's
+        # profile of a glmer.nb fit and as the Hessian behind its standard errors
         self._spec = (m.design, m.family, max(m.nAGQ, 1))
         self.obj = GLMMObjective(*self._spec)
         self.map = SdCorMap(m.design, has_sigma=False)

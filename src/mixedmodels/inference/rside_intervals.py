@@ -177,6 +177,20 @@ def _notes(names, v, keep, se) -> list[tuple[str, bool]]:
     return out
 
 
+def _sigma_chisq(m, level: float) -> pd.DataFrame:
+    r"""Sigma's interval of a gls with no other estimated variance parameter, as nlme's
+    ``intervals.gls`` without an ``apVar``: ``N_r \hat\sigma^2 / \sigma^2 \sim
+    \chi^2_{N_r}`` with ``N_r = n - p`` (REML) or ``n`` (ML), so the end points are
+    ``\hat\sigma \sqrt{N_r / \chi^2_{N_r}((1 \pm level) / 2)}``."""
+    nr = m.nobs - (m.design.p if m.reml else 0)
+    est = m.sigma * np.sqrt(nr)
+    lo = est / np.sqrt(stats.chi2.ppf(0.5 + level / 2.0, nr))
+    hi = est / np.sqrt(stats.chi2.ppf(0.5 - level / 2.0, nr))
+    frame = _frame(["sigma"], [lo], [m.sigma], [hi])
+    frame.attrs["notes"] = []
+    return frame
+
+
 def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
     """nlme's ``intervals()`` of a :class:`GLSResult` or :class:`RSideLMMResult` (see the
     module docstring).
@@ -203,6 +217,11 @@ def intervals(m, level: float = 0.95) -> dict[str, pd.DataFrame]:
     level = _check_level(level)
     out = {"fixed": _fixed(m, level)}
     pk = _Packing(m)
+    if not pk.has_re and pk.res.n_par == 0 and not pk.fixed_sigma:
+        # nothing but sigma estimated (a gls whose structures are all fixed): nlme has no
+        # apVar then and gives sigma's exact interval instead (_sigma_chisq)
+        out["sigma"] = _sigma_chisq(m, level)
+        return out
     v = pk.pack()
     if v.size == 0:
         return out

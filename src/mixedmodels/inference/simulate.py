@@ -35,7 +35,15 @@ def replicate_seed_root(seed) -> np.random.SeedSequence:
     if isinstance(seed, np.random.Generator):
         raise TypeError("pass an integer seed (or a SeedSequence), not a Generator: each "
                         "replicate needs its own reproducible stream")
-    return np.random.SeedSequence(seed)
+    if isinstance(seed, bool | float | str | bytes):
+        # numpy's SeedSequence refuses these from deep inside (or, for True, takes it as 1)
+        raise TypeError(f"seed must be None, a non-negative integer, a sequence of them or "
+                        f"a numpy SeedSequence; got {seed!r} ({type(seed).__name__})")
+    try:
+        return np.random.SeedSequence(seed)
+    except (TypeError, ValueError):
+        raise ValueError(f"seed must be None, a non-negative integer, a sequence of them or "
+                         f"a numpy SeedSequence; got {seed!r}") from None
 
 
 def replicate_rng(root: np.random.SeedSequence, i: int) -> np.random.Generator:
@@ -82,7 +90,24 @@ def simulate_family(family, mu: np.ndarray, design, phi: float,
     counts held in the prior weights)."""
     from ..objective.pirls import prior_weights
 
-    w = prior_weights(design)
+    try:
+        return _draw(family, mu, prior_weights(design), phi, rng)
+    except ValueError as err:
+        # numpy's samplers refuse a negative mean or scale: under an identity, sqrt or
+        # inverse link, newly drawn random effects can push the linear predictor out of
+        # the family's range (lme4 returns NaN draws with a warning there)
+        bad = int(np.sum(~(np.asarray(mu, dtype=float) > 0)))
+        raise ValueError(
+            f"simulate(): {bad} of {np.size(mu)} means are outside the {family.name} "
+            f"family's range under its {family.link.name} link ({err}); use re_form=None "
+            "to simulate given the fitted random effects, or a link that keeps the mean in "
+            "range (log)") from None
+
+
+def _draw(family, mu: np.ndarray, w: np.ndarray, phi: float,
+          rng: np.random.Generator) -> np.ndarray:
+    """The family's draws at means ``mu`` with prior weights ``w`` (see
+    :func:`simulate_family`)."""
     name = family.name
     if name == "binomial":
         trials = np.rint(w).astype(np.int64)

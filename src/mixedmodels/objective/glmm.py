@@ -38,7 +38,7 @@ from ..families import Family, NegativeBinomial
 from ..linalg import BlockedFactor
 from ..parameters import ParameterBlock, ParameterLayout
 from .agq import MAX_NAGQ, agq_deviance
-from .pirls import PIRLS, PIRLSError, PIRLSResult
+from .pirls import PIRLS, PIRLSError, PIRLSResult, binomial_weights_shift
 
 __all__ = ["GLMMObjective", "GLMMSolution", "check_nagq", "glmm_layout"]
 
@@ -190,6 +190,8 @@ class GLMMObjective:
         self.stage0_tol: float | None = None     # None: PIRLS's own tolerance
         self._sat_cache: dict = {}
         self._sat_terms: tuple | None = None     # (family, -2 log p) of quadrature
+        #: lme4's binomial coefficients for cbind with prior weights (per observation)
+        self._weights_shift = binomial_weights_shift(design)
 
     # -- parameter vector ---------------------------------------------------------------
     def laplace_gradient_factory(self):
@@ -304,8 +306,10 @@ class GLMMObjective:
         if key not in self._sat_cache:
             if len(self._sat_cache) > SATURATED_CACHE_SIZE:
                 self._sat_cache.clear()
-            self._sat_cache[key] = float(np.sum(fam.saturated(self.design.y,
-                                                              self.pirls.prior, phi)))
+            sat = fam.saturated(self.design.y, self.pirls.prior, phi)
+            if self._weights_shift is not None:
+                sat = sat + self._weights_shift
+            self._sat_cache[key] = float(np.sum(sat))
         return self._sat_cache[key]
 
     def _m2ll_function(self, fam: Family, phi: float):
@@ -318,6 +322,8 @@ class GLMMObjective:
         y, prior = self.design.y, self.pirls.prior
         if fam.has_dispersion:
             sat = fam.saturated(y, prior, phi)
+            if self._weights_shift is not None:
+                sat = sat + self._weights_shift
 
             def per_obs(mu):
                 out = fam.dev_resids(y, mu, prior)
@@ -344,7 +350,14 @@ class GLMMObjective:
         """``mu -> -2 log p(y_i | mu_i)`` of a family without a dispersion (its
         :meth:`~mixedmodels.families.Family.m2ll_function`, kept for the last family)."""
         if self._sat_terms is None or self._sat_terms[0] is not fam:
-            self._sat_terms = (fam, fam.m2ll_function(self.design.y, self.pirls.prior))
+            m2ll = fam.m2ll_function(self.design.y, self.pirls.prior)
+            shift = self._weights_shift
+            if shift is not None:
+                base = m2ll
+
+                def m2ll(mu):
+                    return base(mu) + shift
+            self._sat_terms = (fam, m2ll)
         return self._sat_terms[1]
 
     def _value(self, pr: PIRLSResult, fam: Family, phi: float | None, nagq: int

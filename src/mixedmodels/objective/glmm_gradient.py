@@ -80,11 +80,28 @@ def level_map(codes: np.ndarray, nlevels: int):
     several columns in one product; a dense array for small models (where scipy's
     sparse product costs more than the multiplications), else CSR."""
     n = codes.shape[0]
-    m = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(nlevels, n))
-    return m.toarray() if nlevels * n <= DENSE_LEVEL_MAP_MAX else m
+    if nlevels * n <= DENSE_LEVEL_MAP_MAX:
+        # (directly: scipy's constructor and conversion cost ~40 us, the whole model's
+        # gradient set-up)
+        m = np.zeros((nlevels, n))
+        m[codes, np.arange(n)] = 1.0
+        return m
+    return sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(nlevels, n))
 
 __all__ = ["DENSE_LEVEL_MAP_MAX", "LaplaceGradient", "Stage0Gradient", "gradient_supported",
            "level_map", "row_derivatives", "stage0_supported"]
+
+
+def _random_structure(obj) -> RandomStructure:
+    """The :class:`RandomStructure` of the objective's terms (one channel), made once per
+    objective and shared by its gradients (the stage-0 and the Laplace one; it holds
+    only what the design determines)."""
+    cached = getattr(obj, "_gradient_structure", None)
+    if cached is not None and cached[0] is obj.design:
+        return cached[1]
+    structure = RandomStructure([("cond", SimpleNamespace(terms=obj.design.terms))])
+    obj._gradient_structure = (obj.design, structure)
+    return structure
 
 
 def _dense_system(obj, structure: RandomStructure):
@@ -226,7 +243,7 @@ class LaplaceGradient:
         self.obj = obj
         design = obj.design
         self.design = design
-        self.structure = RandomStructure([("cond", SimpleNamespace(terms=design.terms))])
+        self.structure = _random_structure(obj)
         self._M_kernel = None          # the kernel of M, built on first use (_M)
         self._H = None
         self.slices = design.theta_slices()

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import special
 
 from .._errors import MixedModelsError
 from ..design import Design
@@ -166,6 +167,52 @@ def prior_weights(design: Design) -> np.ndarray:
     if trials is not None:
         w = w * trials
     return w
+
+
+def binomial_weights_shift(design: Design) -> np.ndarray | None:
+    r"""Per-observation shift of ``-2 log p`` that makes a ``cbind(successes, failures)``
+    response with prior weights ``p_i`` carry lme4's and glmmTMB's binomial coefficients.
+
+    The family sees only the total weights ``w_i = p_i n_i`` (:func:`prior_weights`), and
+    its ``-2 log p`` is that of ``p_i k_i`` successes in ``p_i n_i`` trials; lme4 (glm's
+    ``binomial()$aic``) and glmmTMB weight the log-density instead, ``p_i log
+    dbinom(k_i; n_i, mu_i)``. The two kernels are the same (``p_i k_i log mu + p_i (n_i -
+    k_i) log(1 - mu)``), the binomial coefficients are not:
+
+    .. math::
+
+        \delta_i = -2 \left[ p_i \log \binom{n_i}{k_i} - \log \binom{p_i n_i}{p_i k_i}
+        \right].
+
+    A constant: the fit does not move, its log-likelihood (and AIC, deviance) does. None
+    without prior weights or for a one-column response (proportions with ``weights=``,
+    0/1 data: there lme4's trials are the weights, as ours); and where every ``n_i`` is 1,
+    glm's rule ``m = if (any(n > 1)) n else wt`` takes the weights as trials, as we do.
+    """
+    if design.extra.get("response_kind") != "cbind":
+        return None
+    return binomial_coefficient_shift(design.y, design.weights, design.extra.get("trials"))
+
+
+def binomial_coefficient_shift(y: np.ndarray, weights: np.ndarray | None,
+                               trials: np.ndarray | None) -> np.ndarray | None:
+    """:func:`binomial_weights_shift` from the rows' proportions ``y``, prior weights and
+    the numbers of trials of a two-column response (None for either: no shift); the Dask
+    partitions call it with their own rows."""
+    if weights is None or trials is None:
+        return None
+    p = np.asarray(weights, dtype=float)
+    n = np.asarray(trials, dtype=float)
+    if np.all(p == 1.0) or not np.any(n > 1.0):
+        return None
+    k = np.asarray(y, dtype=float) * n
+    w = p * n
+
+    def lchoose(a, b):
+        return special.gammaln(a + 1.0) - special.gammaln(b + 1.0) \
+            - special.gammaln(a - b + 1.0)
+
+    return np.where(p > 0, -2.0 * (p * lchoose(n, k) - lchoose(w, p * k)), 0.0)
 
 
 def first_factor_merge(design, blocks, merge_terms: bool = True) -> TermMerge | None:
@@ -343,11 +390,12 @@ class PIRLS:
                                            else self.merge.blocks)
         self.system, self.psystem = pirls_systems(self.pattern, design, self.merge)
         self.slices = design.theta_slices()
-        self.Zs = self._sparse_z(design)
+        self._Zs: sp.csr_matrix | None = None      # Z and Z' as CSR, made when first used
+        self._ZsT: sp.csr_matrix | None = None
         #: the dense system of small models (:mod:`.pirls_dense`), else None: PIRLS's
         #: steps then factor ``[Z Lambda, X, r]' W [Z Lambda, X, r]`` at once instead of
         #: forming the blocked cross-products (the conditional modes are the same)
-        self.dense = DensePIRLSSystem(design, self.Zs, self.psystem) \
+        self.dense = DensePIRLSSystem(design, self._dense_z(design), self.psystem) \
             if design.terms and use_dense(design.nobs, design.q, design.p) else None
         self._blocks, off = [], 0
         for t in design.terms:          # (offset in u, q, levels, p) per term
@@ -360,7 +408,6 @@ class PIRLS:
         self._codes = [t.grouping.codes for t in design.terms]
         self._zcols = [None if np.all(t.Z[:, 0] == 1.0) else t.Z[:, 0].copy()
                        for t in design.terms]
-        self.ZsT = self.Zs.T.tocsr()
         self.n_iter_total = 0
         self.u_start = np.zeros(self.q)
         self.beta_start: np.ndarray | None = None   # joint mode: coefficients of X~
@@ -379,6 +426,8 @@ class PIRLS:
 
     #: the dense system of small models (set in ``__init__``)
     dense: DensePIRLSSystem | None = None
+    _Zs: sp.csr_matrix | None = None
+    _ZsT: sp.csr_matrix | None = None
     #: Newton steps with observed weights of both signs where the penalized Hessian is
     #: still positive definite (:meth:`_step_weights`); the Dask passes, which apply the
     #: rule per partition, keep Fisher scoring there
@@ -401,6 +450,46 @@ class PIRLS:
         self._deviance = fam.deviance_function(self.y, self.prior)
         self._canonical = fam.link.name == fam.canonical_link
         self.link_keeps_range = link_keeps_range(fam)
+
+    @property
+    def Zs(self) -> sp.csr_matrix:
+        """``Z`` (n x q) as CSR in the layout of ``u`` (:meth:`_sparse_z`), made on first
+        use: the dense system of small models has its own dense ``Z`` and, with scalar
+        terms, never needs this one (scipy's constructors cost ~15 us each)."""
+        if self._Zs is None:
+            self._Zs = self._sparse_z(self.design)
+        return self._Zs
+
+    @property
+    def ZsT(self) -> sp.csr_matrix:
+        """``Z'`` (q x n) as CSR, made on first use (see :attr:`Zs`)."""
+        if self._ZsT is None:
+            self._ZsT = self.Zs.T.tocsr()
+        return self._ZsT
+
+    def _zt(self, v: np.ndarray) -> np.ndarray:
+        """``Z' v`` for ``v`` (n,) or (n, m): by the dense system's ``Z`` when there is
+        one (a small dense product costs less than scipy's sparse one's call), else by
+        the CSR ``Z'``."""
+        if self.dense is not None:
+            return self.dense.Z.T @ v
+        return self.ZsT @ v
+
+    @staticmethod
+    def _dense_z(design: Design) -> np.ndarray:
+        """``Z`` (n x q) as a dense array, the values of :meth:`_sparse_z` (each row's
+        columns are distinct), for the dense system of small models."""
+        n = design.nobs
+        Z = np.zeros((n, design.q))
+        off = 0
+        rows = np.arange(n)
+        for t in design.terms:
+            p = t.p
+            Zt = t.Z.reshape(n, p)
+            for j in range(p):
+                Z[rows, off + t.grouping.codes * p + j] = Zt[:, j]
+            off += t.q
+        return Z
 
     @staticmethod
     def _sparse_z(design: Design) -> sp.csr_matrix:
@@ -488,12 +577,11 @@ class PIRLS:
         n_theta), for scalar terms whose ``Lambda`` is theta itself (``dLambda/dtheta =
         E_k``); columns of other terms are left at zero (their modes are simply not
         predicted)."""
-        ZsT = self.ZsT
         k = sum(t.structure.n_theta for t in self.design.terms)
         Ru = np.zeros((self.q, k))
-        Zg = ZsT @ g
+        Zg = self._zt(g)
         for col, off, q, zu in self._scalar_term_modes(u):
-            Ru[:, col] = self.lambda_t(lams, ZsT @ (w * zu))
+            Ru[:, col] = self.lambda_t(lams, self._zt(w * zu))
             Ru[off:off + q, col] += Zg[off:off + q]
         return Ru
 
@@ -517,7 +605,7 @@ class PIRLS:
         term k (``dLambda/dtheta_k = E_k``), ``du/dtheta_k = -M^{-1} (E_k Z' g +
         Lambda' Z' W Z E_k u)``. Columns of vector-valued terms are left at zero.
         """
-        Jb = self.lambda_t(lams, self.ZsT @ (w[:, None] * self.X))
+        Jb = self.lambda_t(lams, self._zt(w[:, None] * self.X))
         g = -self.prior * (self.y - mu) * me / self._family.variance(mu)
         Ru = self._theta_rhs(lams, u, w, g)
         return -self.step_system.solve_M(f, np.hstack([Ru, Jb]))
@@ -929,6 +1017,23 @@ class PIRLS:
         (:meth:`_sensitivity`)."""
         return self._sensitivity(theta, beta, lams, u, cur.eta, cur.mu, cur.me,
                                  step.rows[1], f)
+
+    def reference_of(self, pr: PIRLSResult):
+        """``(theta, beta, u, du/d[theta, beta])`` of a fixed-beta (Laplace) solution
+        ``pr``, its sensitivity (:meth:`_sensitivity`) computed afresh at the modes with the
+        weights of PIRLS's next step there and the solution's own factor: the reference
+        from which :meth:`fit` predicts the modes at nearby parameters when it is put in
+        ``_ref`` (the finite differences of the standard errors' Hessian, whose points
+        all lie within a small step of the optimum). The one PIRLS keeps itself may be
+        several solves old (refreshed only when stale, :data:`PREDICTED_ITERATIONS`):
+        its prediction is then first-order accurate only up to that age."""
+        theta = np.asarray(pr.theta, dtype=float)
+        beta = np.asarray(pr.beta, dtype=float)
+        lams = self.lambdas(theta)
+        me = self._family.link.mu_eta(pr.eta)
+        w = self._step_weights(pr.eta, pr.mu, me)[0]
+        J = self._sensitivity(theta, beta, lams, pr.u, pr.eta, pr.mu, me, w, pr.factor)
+        return theta, beta, pr.u.copy(), J
 
     @staticmethod
     def _rows_of(cur: RowPoint):

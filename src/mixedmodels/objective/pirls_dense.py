@@ -25,6 +25,7 @@ earlier column is complete) is accepted, as the blocked system raises that one p
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ..linalg.lapack import solve_lower, solve_lower_t
@@ -94,14 +95,14 @@ class DensePIRLSSystem:
     Parameters
     ----------
     design : Design
-    Z : scipy.sparse matrix (n, q)
+    Z : scipy.sparse matrix or ndarray (n, q)
         ``Z`` in the layout of ``u`` (term by term, level by level).
     fallback : PIRLSSystem or MergedPIRLSSystem
     """
 
     def __init__(self, design, Z, fallback):
         self.fallback = fallback
-        self.Z = np.asarray(Z.toarray(), dtype=float)
+        self.Z = np.asarray(Z.toarray() if sp.issparse(Z) else Z, dtype=float)
         self.n, self.q = self.Z.shape
         #: per term: (first column, q_k, levels, p_k)
         self._terms, off = [], 0

@@ -91,9 +91,10 @@ def _type_gradient(m, etas: dict, type: str) -> np.ndarray:
 
 
 def _components_by_slot(m, rows: _Rows, N: int):
-    """Slot coefficients ``a`` (N, P) and indices ``J`` (N, P) of the new rows in ``u``, and
-    the fixed-``u`` derivatives of every channel's linear predictor in the parameters
-    (N, channels, layout size)."""
+    """Slot coefficients ``a`` (N, P) and indices ``J`` (N, P) of the new rows in ``u``, the
+    mask of slots whose level is new (N, P; ``allow_new_levels``), and the fixed-``u``
+    derivatives of every channel's linear predictor in the parameters (N, channels,
+    layout size)."""
     from ..objective.laplace.sensitivity import theta_slot_derivatives
 
     obj, x, layout = m.objective_function, m.x, m.layout
@@ -110,8 +111,9 @@ def _components_by_slot(m, rows: _Rows, N: int):
             D[:, channels.index(c), layout.slice(f"family.{c}")] = 1.0
     a = np.zeros((N, S.P))
     J = np.zeros((N, S.P), dtype=np.intp)
+    new = np.zeros((N, S.P), dtype=bool)
     if not S.q:
-        return a, J, D
+        return a, J, new, D
     u = m.solution.u
     local = _local_term_index(S)
     kept = {name: rows.kept(name) for name in rows.by_comp}
@@ -122,8 +124,10 @@ def _components_by_slot(m, rows: _Rows, N: int):
             continue
         mask, Z, codes = entry
         t = ts.term
-        ok = (codes >= 0)[:, None]
-        a[:, ts.slots] = np.where(ok, Z[:, mask] @ lam[mask, :], 0.0)
+        # a new level's slots keep their coefficients: its random effects have their
+        # prior variance (see prediction_variance)
+        a[:, ts.slots] = Z[:, mask] @ lam[mask, :]
+        new[:, ts.slots] = (codes < 0)[:, None]
         J[:, ts.slots] = ts.u_offset + np.maximum(codes, 0)[:, None] * t.p + np.arange(t.p)
     for idx, ts, dlam in theta_slot_derivatives(obj, x):
         entry = kept.get(ts.component, {}).get(local[ts.u_offset])
@@ -140,7 +144,7 @@ def _components_by_slot(m, rows: _Rows, N: int):
         # in the basis the inner vector and H hold them in (X~ = X T)
         a[:, S.P_u:] = r.X[rows.sel["cond"]] @ S.int_T
         J[:, S.P_u:] = S.q_u + np.arange(S.X_int.shape[1])
-    return a, J, D
+    return a, J, new, D
 
 
 def _local_term_index(S) -> dict:
@@ -156,6 +160,8 @@ def _slot_inverse(hessian, J: np.ndarray) -> np.ndarray:
     """``H^{-1}[J_s, J_t]`` per row: (N, P, P)."""
     if hasattr(hessian, "inverse"):
         return hessian.inverse()[J[:, :, None], J[:, None, :]]
+    if hasattr(hessian, "inverse_at"):          # crossed / nested: blocked elimination
+        return hessian.inverse_at(J)
     inv = hessian.inverse_blocks()
     q = int(hessian.index.max()) + 1
     level = np.zeros(q, dtype=np.intp)
@@ -172,7 +178,7 @@ def prediction_variance(m, rows: _Rows, g: np.ndarray) -> np.ndarray:
     obj = m.objective_function
     S = obj.structure
     N = g.shape[0]
-    a, J, D = _components_by_slot(m, rows, N)
+    a, J, new, D = _components_by_slot(m, rows, N)
     total = np.einsum("nc,nck->nk", g, D)
     var1 = np.zeros(N)
     if S.q:
@@ -180,8 +186,14 @@ def prediction_variance(m, rows: _Rows, g: np.ndarray) -> np.ndarray:
 
         dU = mode_jacobian(obj, m.x)            # leaves H factored at the optimum's modes
         coef = g[:, obj.re[S.slot_channel]] * a
+        # a new level (no data) has its modes at 0 whatever the parameters and the prior's
+        # identity as its conditional covariance, independent of the fitted levels:
+        # glmmTMB's se.fit refits with the new rows at weight 0, which is this
+        new_coef = np.where(new, coef, 0.0)
+        coef = coef - new_coef
         total += np.einsum("ns,nsk->nk", coef, dU[J])
-        var1 = np.einsum("ns,nst,nt->n", coef, _slot_inverse(obj.hessian, J), coef)
+        var1 = np.einsum("ns,nst,nt->n", coef, _slot_inverse(obj.hessian, J), coef) \
+            + np.einsum("ns,ns->n", new_coef, new_coef)
     V = m.fit.vcov
     if V is None:
         return np.full(N, np.nan)

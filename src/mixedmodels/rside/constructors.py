@@ -285,7 +285,9 @@ def var_ident(value=None, form: str = "~ 1", fixed: bool = False) -> VarIdent:
     form : str
         ``"~ 1 | stratum"`` (several columns joined by ``*`` for their combinations).
     fixed : bool
-        Hold the ratios at ``value`` (known relative variances).
+        Hold the ratios at ``value`` (known relative variances). With a ``value`` dict
+        naming only some strata, those are held and the others estimated (nlme's
+        ``varIdent(fixed = c(b = 1.6))``).
 
     Returns
     -------

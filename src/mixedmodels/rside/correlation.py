@@ -245,6 +245,16 @@ class BoundCorrelation:
         except np.linalg.LinAlgError:
             return None
 
+    def normalize(self, u: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """``T_i r_i`` per group with ``T_i T_i' = C_i^{-1}``, the factor nlme's
+        ``residuals(type = "normalized")`` applies: ``L_i^{-1}`` of the lower Cholesky
+        factor of ``C_i`` with the rows in data order (compound symmetry overrides it
+        with nlme's Helmert factor)."""
+        out = r.copy()
+        for rows, L in zip(self.blocks.batches, self.cholesky(u), strict=True):
+            out[rows] = np.linalg.solve(L, r[rows][:, :, None])[:, :, 0]
+        return out
+
     def whiten(self, u: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, float] | None:
         """``(L^{-1} M, log|C|)`` with rows in their original positions, or None when a
         ``C_i`` is not positive definite.
@@ -419,12 +429,10 @@ class BoundCorrelation:
 def _positions(spec: CorrelationStructure, frame: pd.DataFrame, blocks: RowBlocks,
                form: StructureForm, integer: bool) -> np.ndarray:
     """The time covariate (or 1..n_i in data order), checked for duplicates in a group."""
-    if len(form.covariates) > 1:
-        raise FormulaError(f"{spec.describe()}: a serial correlation has one time "
-                           f"covariate; the form names {len(form.covariates)}")
     if not form.covariates:
         return blocks.position.astype(float) + 1.0
-    expr = form.covariates[0]
+    # the covariate side is one expression, as nlme evaluates it ('~ t + 1': t + 1)
+    expr = form.expression
     t = covariate_values(expr, frame, spec.describe())
     if integer:
         off = np.abs(t - np.round(t))
@@ -788,6 +796,26 @@ class _BoundCompSymm(BoundCorrelation):
         return [np.broadcast_to((1.0 - rho) * np.eye(r.shape[1]) + rho,
                                 (r.shape[0], r.shape[1], r.shape[1])).copy()
                 for r in self.blocks.batches]
+
+    def normalize(self, u, r):
+        r"""nlme's factor of compound symmetry (``corFactor.corCompSymm``), not the
+        Cholesky one: in the eigenbasis of ``C = (1 - rho) I + rho J`` (size ``s``),
+        ``T`` has the first row ``1 / sqrt(s (1 + (s - 1) rho))`` (the group mean) and
+        row ``i = 1 .. s - 1`` the Helmert contrast ``(-1, .., -1, i, 0, ..) /
+        sqrt((1 - rho) i (i + 1))``, so ``T' T = C^{-1}`` and the normalized residuals are
+        nlme's, row for row."""
+        rho = self.rho(u)
+        out = r.copy()
+        for rows in self.blocks.batches:
+            s = rows.shape[1]
+            T = np.zeros((s, s))
+            T[0] = 1.0 / math.sqrt(s * (1.0 + (s - 1) * rho))
+            for i in range(1, s):
+                c = 1.0 / math.sqrt((1.0 - rho) * i * (i + 1))
+                T[i, :i] = -c
+                T[i, i] = i * c
+            out[rows] = r[rows] @ T.T
+        return out
 
     def batch_derivatives(self, u):
         # d rho / du = e (1 - inf) / (e + 1)^2, times J - I

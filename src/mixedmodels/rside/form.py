@@ -10,7 +10,9 @@ nlme writes where a structure lives as ``~ covariates | groups``:
 * ``"~ fitted(.)"`` -- the fitted values (variance functions only).
 
 Covariates are column names or numeric expressions in formulaic's syntax (``log(dose)``);
-grouping variables are column names.
+grouping variables are column names. A structure with one covariate (a time, a variance
+covariate) reads the whole covariate side as one expression, as nlme evaluates it:
+``"~ Days + 1"`` is ``Days + 1``, not ``Days``.
 """
 
 from __future__ import annotations
@@ -44,12 +46,17 @@ class StructureForm:
         interaction.
     fitted : bool
         The covariate is ``fitted(.)``: the model's fitted values.
+    expression : str
+        The covariate side as written (``"Days + 1"``; empty for ``~ 1`` and
+        ``fitted(.)``): what a single-covariate structure evaluates, as nlme's
+        ``getCovariate`` evaluates the form's right side as one R expression.
     """
 
     text: str
     covariates: tuple[str, ...]
     groups: tuple[str, ...]
     fitted: bool = False
+    expression: str = ""
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -61,7 +68,8 @@ class StructureForm:
         random-effects grouping)."""
         cov = " + ".join(self.covariates) or ("fitted(.)" if self.fitted else "1")
         text = f"~ {cov} | {'/'.join(groups)}" if groups else f"~ {cov}"
-        return StructureForm(text, self.covariates, tuple(groups), self.fitted)
+        return StructureForm(text, self.covariates, tuple(groups), self.fitted,
+                             self.expression)
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -145,4 +153,4 @@ def _parse(form: str, what: str) -> StructureForm:
                 f"{what}: form {form!r}: the grouping after '|' must be column names "
                 "(joined by '/' for nested groups), e.g. '~ time | Subject'")
         groups = tuple(dict.fromkeys(names))
-    return StructureForm(text, covariates, groups, fitted)
+    return StructureForm(text, covariates, groups, fitted, cov_text if covariates else "")

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.linalg import solve_triangular
 from scipy.linalg.lapack import dpotrf, dtrtri
 
+from .._errors import DataError
 from ..design import Design
 from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
@@ -290,8 +291,7 @@ class RSideLMMObjective:
         """The LMM's solution at ``x`` (beta, b, sigma on the original scale)."""
         theta, phi = self.split(x)
         if not self.load(phi):
-            raise np.linalg.LinAlgError(f"residual correlation not positive definite at "
-                                        f"{phi}")
+            raise not_positive_definite(self.residual, phi)
         return self.lmm.solve(theta)
 
     def cond_var(self, sol: LMMSolution, phi: np.ndarray) -> list:
@@ -497,8 +497,7 @@ class GLSObjective:
         """Estimates at ``phi``."""
         f = self._factor(phi)
         if f is None:
-            raise np.linalg.LinAlgError(f"residual correlation not positive definite at "
-                                        f"{phi}")
+            raise not_positive_definite(self.residual, phi)
         L, logdet = f
         p = self.p
         # L_X^{-1} once (LAPACK directly): gamma = L_X^{-T} l and RX_inv = L_X^{-T}
@@ -511,6 +510,27 @@ class GLSObjective:
         logdet_X = 2.0 * sum(map(math.log, L.diagonal()[:p].tolist())) + basis.log_det_R2
         return GLSSolution(self._criterion(L, logdet), basis.to_user(gamma + self._coef0),
                            sigma, r2, logdet_X, logdet, basis.rx_inv_to_user(Li.T))
+
+
+def not_positive_definite(residual: BoundResidual, phi) -> DataError:
+    """The error for a residual model that gives no positive definite covariance at
+    ``phi`` (only reachable from fixed or user values: the optimizer treats such points
+    as infinite), naming the structures and their values."""
+    parts = []
+    for spec, values in ((getattr(residual.correlation, "spec", None),
+                          residual.cor_params(phi)),
+                         (getattr(residual.variance, "spec", None),
+                          residual.var_params(phi))):
+        if spec is not None:
+            shown = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
+            held = " (fixed)" if spec.fixed else ""
+            parts.append(f"{spec.describe()} at {shown}{held}")
+    what = "; ".join(parts) or "the residual model"
+    return DataError(
+        f"{what}: the residual covariance of some group is not positive definite (or the "
+        "whitened model matrix is degenerate). A Gaussian or rational-quadratic "
+        "correlation of 'manhattan' or 'maximum' distances need not be positive definite "
+        "at every range; choose other values, a nugget, or metric='euclidean'")
 
 
 def _chol(A: np.ndarray, p: int) -> np.ndarray | None:

@@ -282,8 +282,9 @@ class BoundResidual:
         return Mw, logdet, pullback
 
     def normalize(self, phi: np.ndarray, r: np.ndarray) -> np.ndarray:
-        """``L^{-1} D^{-1} r`` with the Cholesky factors of the ``C_i`` in data order (nlme's
-        normalized residuals, before dividing by sigma)."""
+        """``T_i D^{-1} r`` with nlme's factor ``T_i`` of each group's correlation matrix,
+        rows in data order (:meth:`~.correlation.BoundCorrelation.normalize`): nlme's
+        normalized residuals, before dividing by sigma."""
         uc, _ = self.split(phi)
         log_d = self.log_sd(phi)
         r = np.asarray(r, dtype=float)
@@ -291,11 +292,7 @@ class BoundResidual:
             r = r * np.exp(-log_d)
         if self.correlation is None:
             return r
-        out = r.copy()
-        for rows, L in zip(self.correlation.blocks.batches,
-                           self.correlation.cholesky(uc), strict=True):
-            out[rows] = np.linalg.solve(L, r[rows][:, :, None])[:, :, 0]
-        return out
+        return self.correlation.normalize(uc, r)
 
     def draw(self, phi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One draw of ``V^{1/2} z``, ``z ~ N(0, I)`` (residuals with sigma = 1).

@@ -251,10 +251,11 @@ def _one_covariate(spec: VarianceFunction, frame: pd.DataFrame, form: StructureF
             raise FormulaError(f"{spec.describe()}: fitted(.) is not allowed here; name a "
                                "covariate column")
         return None
-    if len(form.covariates) != 1:
+    if not form.covariates:
         raise FormulaError(f"{spec.describe()}: the form must name one covariate, e.g. "
                            "'~ age' or '~ age | Sex' (or '~ fitted(.)')")
-    return covariate_values(form.covariates[0], frame, spec.describe())
+    # the covariate side is one expression, as nlme evaluates it ('~ Days + 1': Days + 1)
+    return covariate_values(form.expression, frame, spec.describe())
 
 
 class _StrataParams:
@@ -295,13 +296,38 @@ class VarIdent(VarianceFunction):
 
 
 class _BoundIdent(BoundVariance):
+    """varIdent on data. ``fixed=True`` with a ``value`` dict naming only some strata holds
+    those (nlme's ``varIdent(fixed = c(b = 1.6))``) and estimates the others' ratios:
+    :attr:`names` and the parameters are then the free strata only, :meth:`full` puts
+    the held ones back."""
+
     def __init__(self, spec, frame, form, order):
         self.codes, self.strata = _strata(spec, frame, form, order)
         if len(self.strata) < 2:
             raise DataError(f"{spec.describe()}: the strata column(s) have a single value "
                             f"({self.strata[0]!r}) on the rows used; there is nothing to "
                             "estimate")
-        super().__init__(spec, tuple(self.strata[1:]), np.zeros(len(self.strata) - 1))
+        others = tuple(self.strata[1:])
+        #: per non-reference stratum, held at its value (None: all or none, spec.fixed)
+        self._held = None
+        if spec.fixed and isinstance(spec.value, dict):
+            named = {str(k) for k in spec.value}
+            held = np.array([s in named for s in others])
+            if 0 < held.sum() < held.size:
+                super().__init__(replace(spec, fixed=False), others, np.zeros(len(others)))
+                self._all_u = self.start          # every ratio at value (others 1)
+                self._held = held
+                self.names = tuple(s for s, h in zip(others, held, strict=True) if not h)
+                self.start = self._all_u[~held]
+                return
+        super().__init__(spec, others, np.zeros(len(others)))
+
+    def full(self, u):
+        if self._held is None:
+            return super().full(u)
+        out = self._all_u.copy()
+        out[~self._held] = np.asarray(u, dtype=float)
+        return out
 
     def _expand_value(self, value):
         if isinstance(value, dict):
@@ -333,16 +359,19 @@ class _BoundIdent(BoundVariance):
         jac = self.__dict__.get("_jacobian")
         if jac is None:
             # one column per non-reference stratum: the reference (code 0) goes to a
-            # column that is dropped
+            # column that is dropped (and so do held strata's)
             jac = self._strata_columns(np.ones(self.codes.shape[0]), self.codes,
                                        len(self.strata))[:, 1:]
+            if self._held is not None:
+                jac = np.ascontiguousarray(jac[:, ~self._held])
             jac.flags.writeable = False
             self._jacobian = jac
         return jac
 
     def display_values(self, u):
         ratios = self.natural(self.full(u))
-        return {self.strata[0]: 1.0, **dict(zip(self.names, ratios.tolist(), strict=True))}
+        return {self.strata[0]: 1.0,
+                **dict(zip(self.strata[1:], ratios.tolist(), strict=True))}
 
 
 # -- varPower / varExp -------------------------------------------------------------------------

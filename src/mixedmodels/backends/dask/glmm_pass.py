@@ -28,7 +28,7 @@ import numpy as np
 
 from ...families.family import nb_theta_score
 from ...linalg import CrossProductPattern, TermBlock, add_cross_products, merge_blocks
-from ...objective.pirls import PIRLS
+from ...objective.pirls import PIRLS, binomial_coefficient_shift
 from .plan import PartitionArrays, PartitionPlan
 
 __all__ = ["PartitionRows", "PassPart", "RowState", "RowWeights", "StartPart", "combine_start",
@@ -400,7 +400,16 @@ def saturated_partition(part, index: int, plan: PartitionPlan, family,
     xmax = float(np.max(np.sum(np.abs(a.X), axis=1), initial=0.0)) if a.X.size else 0.0
     if not len(a.y):
         return np.array([0.0, *zmax, xmax])
-    return np.array([float(np.sum(family.saturated(a.y, _prior(a), 1.0))), *zmax, xmax])
+    return np.array([float(np.sum(_saturated_terms(family, a, 1.0))), *zmax, xmax])
+
+
+def _saturated_terms(family, a: PartitionArrays, phi: float) -> np.ndarray:
+    """The family's saturated terms ``s_i(phi)`` of the rows, with lme4's binomial
+    coefficients for a cbind response with prior weights
+    (:func:`~mixedmodels.objective.pirls.binomial_weights_shift`, as in memory)."""
+    sat = family.saturated(a.y, _prior(a), phi)
+    shift = binomial_coefficient_shift(a.y, a.weights, a.trials)
+    return sat if shift is None else sat + shift
 
 
 def combine_sums(parts: list) -> np.ndarray:
@@ -493,7 +502,7 @@ def m2ll_function(family, a: PartitionArrays, phi: float):
     Dask quadrature's: the unit deviance over ``phi`` plus the saturated term, ``inf``
     outside the family's range)."""
     prior = _prior(a)
-    sat = family.saturated(a.y, prior, phi)          # does not depend on eta
+    sat = _saturated_terms(family, a, phi)           # does not depend on eta
 
     def m2ll(mu):
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -397,19 +397,39 @@ class BlockedHessian:
 
     def slot_inverse(self) -> np.ndarray:
         """``H^{-1}[J_i, J_i]`` per observation: (n, P, P)."""
-        n, P = self.s.J.shape
+        return self._gather_inverse(self.codes, self.Jr, self._level_order())
+
+    def inverse_at(self, J: np.ndarray) -> np.ndarray:
+        """``H^{-1}[J_s, J_t]`` per row of ``u`` indices ``J`` (N, P) laid out as the
+        structure's slots (``structure.J``'s columns): the rows of new data, whose levels
+        combine differently from the fitting rows' (prediction variances). A row's
+        block-1 slots all index one level of the block-1 factor, as an observation's do.
+        :meth:`slot_inverse` is this at ``structure.J``."""
+        to_rest = np.full(self.s.q, -1, dtype=np.intp)
+        to_rest[self.rest_u] = np.arange(self.q_r)
+        level_of = np.zeros(self.s.q, dtype=np.intp)
+        level_of[self.idx1.ravel()] = np.repeat(np.arange(self.levels), self.P1)
+        codes = level_of[J[:, self.s1[0]]]
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(self.levels + 1))
+        return self._gather_inverse(codes, to_rest[J[:, self.s_r]], (order, bounds))
+
+    def _gather_inverse(self, codes: np.ndarray, Jr: np.ndarray,
+                        level_order: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``H^{-1}`` on the slots of rows with block-1 levels ``codes`` (N,) and rest
+        positions ``Jr`` (N, Pr), the rows sorted by level in ``level_order``."""
+        n, P = codes.size, self.s.J.shape[1]
         out = np.empty((n, P, P))
         Sinv = self._s_inverse()
-        out[:, self.s_r[:, None], self.s_r[None, :]] = \
-            Sinv[self.Jr[:, :, None], self.Jr[:, None, :]]
-        order, bounds = self._level_order()
+        out[:, self.s_r[:, None], self.s_r[None, :]] = Sinv[Jr[:, :, None], Jr[:, None, :]]
+        order, bounds = level_order
         for lo, hi, T in self._chunks():
             obs = order[bounds[lo]:bounds[hi]]
-            lev = self.codes[obs] - lo
+            lev = codes[obs] - lo
             B11 = self._block1_inverse(lo, hi, T)[lev]                 # (m, P1, P1)
             out[obs[:, None, None], self.s1[None, :, None], self.s1[None, None, :]] = B11
             B12 = -T[lev[:, None, None], np.arange(self.P1)[None, :, None],
-                     self.Jr[obs][:, None, :]]                           # (m, P1, Pr)
+                     Jr[obs][:, None, :]]                                # (m, P1, Pr)
             out[obs[:, None, None], self.s1[None, :, None], self.s_r[None, None, :]] = B12
             out[obs[:, None, None], self.s_r[None, :, None], self.s1[None, None, :]] = \
                 B12.transpose(0, 2, 1)

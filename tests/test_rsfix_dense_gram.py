@@ -234,6 +234,9 @@ def test_no_closed_form_with_a_variance_function():
     ("y ~ x + (x | clinic)", mm.cor_comp_symm(form="~ 1 | clinic/sub")),
     ("y ~ x + (x | sub)", mm.cor_ar1(form="~ t | sub")),
     ("y ~ x + (1 | clinic)", mm.cor_ar1(form="~ 1 | sub")),
+    # fixed correlations: no parameter of their own, the value from the spec
+    ("y ~ x + (1 | clinic)", mm.cor_ar1(form="~ t | sub", value=0.4, fixed=True)),
+    ("y ~ x + (1 | clinic)", mm.cor_comp_symm(form="~ 1 | sub", value=0.3, fixed=True)),
 ])
 def test_objective_equals_the_row_whitening(formula, cor):
     d = _panel()

@@ -43,6 +43,8 @@ class BandedWhitening:
         #: the rows with every group's next to each other (the band order)
         self.perm = np.concatenate([b.ravel() for b in self.batches])
         self.n = self.perm.size
+        #: the band order is the rows' own (each group's rows contiguous, in order)
+        self._in_order = bool(np.array_equal(self.perm, np.arange(self.n)))
         ldab = self.kd + 1
         # per batch: where its matrices' lower triangles go in the flat column-major band
         # storage (entry (i, j), i >= j, of the full matrix at ab[i - j, j]) and where they
@@ -81,19 +83,33 @@ class BandedWhitening:
         -------
         tuple or None
         """
-        ldab = self.kd + 1
-        ab = np.zeros(ldab * self.n)
+        ab = np.zeros((self.kd + 1) * self.n)
         for C, dest, src in zip(matrices, self._dest, self._src, strict=True):
             ab[dest] = C.reshape(-1)[src]
+        return self.whiten_band(ab, M)
+
+    def whiten_band(self, ab: np.ndarray, M: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """:meth:`whiten` from the flat band storage itself (``(kd + 1) n``, entry
+        ``(i, j)``, ``i >= j``, of ``C`` in the band order at ``(i - j) + (kd + 1) j``;
+        overwritten), where a structure writes it directly
+        (:class:`~.spatial_band.SpatialBand`)."""
+        ldab = self.kd + 1
         # (n, ldab) C-ordered is (ldab, n) column-major: LAPACK's layout, no copy
         c, info = dpbtrf(ab.reshape(self.n, ldab).T, lower=1, overwrite_ab=1)
         if info != 0:
             return None
-        rhs = np.empty((self.n, M.shape[1]), order="F")
-        np.take(M, self.perm, axis=0, out=rhs)
+        if self._in_order:
+            # rows already in band order (groups contiguous): copies, not gathers
+            rhs = np.array(M, dtype=float, order="F")
+        else:
+            rhs = np.empty((self.n, M.shape[1]), order="F")
+            np.take(M, self.perm, axis=0, out=rhs)
         x, info = dtbtrs(c, rhs, uplo=b"L", overwrite_b=1)
         if info != 0:
             return None
         out = np.empty_like(M)
-        out[self.perm] = x
+        if self._in_order:
+            np.copyto(out, x)
+        else:
+            out[self.perm] = x
         return out, 2.0 * float(np.sum(np.log(c[0])))

@@ -231,6 +231,12 @@ class BoundCorrelation:
         """``C_i`` for every batch of groups: ``(G_s, s, s)`` arrays."""
         raise NotImplementedError
 
+    def band_storage(self, u: np.ndarray) -> np.ndarray | None:
+        """The band storage of :meth:`batch_matrices` at full ``u`` in
+        :class:`~.banded.BandedWhitening`'s layout (``self._banded``), where the structure
+        builds it without the matrices; None (the default) to gather it from them."""
+        return None
+
     def cholesky(self, u: np.ndarray) -> list[np.ndarray] | None:
         """Lower Cholesky factors of :meth:`batch_matrices` (None when one is not
         positive definite)."""
@@ -272,6 +278,9 @@ class BoundCorrelation:
             self._banded = BandedWhitening(batches) if BandedWhitening.worthwhile(batches) \
                 else None
         if self._banded is not None:
+            ab = self.band_storage(self.full(u))
+            if ab is not None:
+                return self._banded.whiten_band(ab, M)
             return self._banded.whiten(self.batch_matrices(self.full(u)), M)
         factors = self.cholesky(u)
         if factors is None:

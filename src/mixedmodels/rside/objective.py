@@ -33,6 +33,7 @@ from ..design import Design
 from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
+from .dense_gram import dense_gram_plan
 from .gram import BandedGram, gram_plan, whitening_plan
 from .level_gram import LevelCrossProduct
 from .residual import BoundResidual
@@ -91,12 +92,18 @@ class RSideLMMObjective:
         self.method = self.lmm.method
         self.n_theta = design.n_theta
         self._M, self._zslices = _compact(design, self.lmm.internal_XY)
-        self._whiten = whitening_plan(residual, self._M)
+        #: the dense cross-product in closed form (compound symmetry, AR(1) / CAR(1)
+        #: without a variance function: .dense_gram), no row whitened per evaluation
+        self._dense_gram = dense_gram_plan(design, residual, self._M, self._zslices) \
+            if self.method == "dense" else None
+        self._whiten = whitening_plan(residual, self._M) if self._dense_gram is None \
+            else None
         #: the dense cross-product level by level where the whitening keeps every row's
         #: random effects in its level (.level_gram): no (n, q + p + 1) product per
         #: evaluation
         self._level_gram = LevelCrossProduct(design, design.p + 1) \
-            if self.method == "dense" and design.q >= LEVEL_GRAM_MIN_Q \
+            if self._dense_gram is None and self.method == "dense" \
+            and design.q >= LEVEL_GRAM_MIN_Q \
             and LevelCrossProduct.applies(design, residual) else None
         self.lower = np.concatenate([self.lmm.lower, np.full(residual.n_par, -np.inf)])
         self.x0 = np.concatenate([self.lmm.theta0, residual.start])
@@ -117,6 +124,8 @@ class RSideLMMObjective:
         key = phi.tolist()
         if key == self._loaded:
             return True
+        if self._dense_gram is not None:
+            return self._load_gram(phi, key)
         res = self._whiten(phi)
         if res is None:
             self._loaded = None
@@ -137,6 +146,22 @@ class RSideLMMObjective:
         else:
             Z = [np.ascontiguousarray(Mw[:, sl]) for sl in self._zslices]
             self.lmm.set_data(np.ascontiguousarray(Mw[:, -(p + 1):]), Z, -logdet)
+        self._loaded = key
+        return True
+
+    def _load_gram(self, phi: np.ndarray, key: list[float]) -> bool:
+        """:meth:`load` by the closed-form dense cross-product (:mod:`.dense_gram`)."""
+        res = self._dense_gram(phi)
+        if res is None:
+            self._loaded = None
+            return False
+        A, logdet = res
+        lmm = self.lmm
+        lmm.system.set_cross_product(A, self.design.p + 1)
+        # as LMMObjective.set_data: the Jacobian's log|W|^2, and no level-by-level system
+        # holding the old cross-products
+        lmm.log_det_w = -float(logdet)
+        lmm.one_factor = None
         self._loaded = key
         return True
 

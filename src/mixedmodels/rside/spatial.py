@@ -34,6 +34,7 @@ from .correlation import (
     CorrelationStructure,
     covariate_values,
 )
+from .spatial_band import SpatialBand
 
 __all__ = ["CorExp", "CorGaus", "CorLin", "CorRatio", "CorSpatial", "CorSpher"]
 
@@ -206,6 +207,14 @@ class _BoundSpatial(BoundCorrelation):
 
     def batch_matrices(self, u):
         return self.matrices(u, list(zip(self._dist, self._eye, strict=True)))
+
+    def band_storage(self, u):
+        """The band of :meth:`batch_matrices` from the distances at the band's positions
+        (:class:`~.spatial_band.SpatialBand`), bit for bit the gathered one."""
+        if "_band_values" not in self.__dict__:
+            self._band_values = SpatialBand(self._dist, self.spec.shape, self._banded)
+        nat = self.natural(u)
+        return self._band_values(nat[0], 1.0 - nat[1] if self.spec.nugget else 1.0)
 
     def batch_derivatives(self, u):
         r"""``dC / du``: with ``x = d / range``, ``range = e^{u_0} (+ d_min)`` and

@@ -139,6 +139,23 @@ def test_simulated_fits_mostly_take_the_route():
     assert all(_routed(m) for m in fits)
 
 
+@pytest.mark.parametrize(("formula", "kwargs"), [
+    ("y ~ x + ar1(0 + factor(time) | subject)", {"family": "poisson", "offset": "expo"}),
+    ("y ~ x + ar1(0 + factor(time) | subject)", {"family": "poisson", "weights": "w"}),
+    ("cbind(k, 6 - k) ~ x + ar1(0 + factor(time) | subject)", {"family": "binomial"}),
+    ("y ~ x + (1 | subject) + ar1(0 + factor(time) | subject)", {"family": "poisson"}),
+])
+def test_offsets_weights_counts_and_mixed_terms(formula, kwargs, monkeypatch):
+    data = _ar1_poisson(11)
+    rng = np.random.default_rng(0)
+    data["expo"] = np.log(rng.uniform(1, 3, len(data)))
+    data["w"] = rng.integers(1, 4, len(data)).astype(float)
+    data["k"] = rng.binomial(6, 0.4, len(data))
+    g = _quiet(mm.glmer, formula, data, **kwargs)
+    assert _routed(g)
+    _compare_two_stages(g, _two_stages(monkeypatch, mm.glmer, formula, data, **kwargs))
+
+
 def test_noncanonical_link_keeps_the_two_stages():
     # glmer's Laplace deviance with a probit link (Fisher weights, as lme4) is not the
     # engine's (observed Hessian): the route would find the wrong function's optimum

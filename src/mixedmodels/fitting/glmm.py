@@ -602,6 +602,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             fast = fit_structured(design, family, obj, calc_derivs, check_conv)
             if fast is not None:
                 return fast
+            # (a fresh objective: the route's solves left PIRLS at the engine's modes)
+            obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
     theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
     if theta0.shape != obj.theta_lower.shape:
         raise ValueError(f"start['theta'] has {theta0.size} values; the model has "

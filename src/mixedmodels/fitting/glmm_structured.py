@@ -28,6 +28,8 @@ The route (:func:`fit_structured`):
    the two stages difference glmer's gradient in whitened coordinates), stored as glmer
    stores them: derivatives in coordinates ``x = x* + T z`` with :math:`T^\top H T = 2 I`.
 
+Where a check fails the two stages run on a fresh objective, as they did before the route
+(a singular fit, whose Hessian is not positive definite, pays the engine's fit on top).
 The result is glmer's (:class:`~mixedmodels.results.glmm.GeneralizedLinearMixedModelResult`
 with glmer's objective, left at the optimum, for profiles, predictions and refits).
 """
@@ -156,7 +158,7 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
     if u.shape == obj.pirls.u_start.shape and np.all(np.isfinite(u)):
         # PIRLS from the engine's modes (the same spherical effects ``u``, ``b = Lambda
         # u``): the inner problem is convex for a canonical link, so the start changes
-        # only its iterations (7 -> 2 on the structures fixtures), not the modes
+        # only its iterations (7 -> 1 on the structures fixtures), not the modes
         obj.pirls.u_start = u.copy()
         obj.pirls._ref = None
     f, g = grad(x)

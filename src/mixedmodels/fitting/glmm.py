@@ -87,6 +87,7 @@ from .glmm_gradient import (
     stage0_gradient,
     whitened_derivatives,
 )
+from .glmm_structured import fit_structured, takes_structured_route
 from .glmm_vcov import (
     convergence_report,
     deviance_derivatives,
@@ -617,6 +618,14 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     start = glmm_start(start)
     if obj is None:
         obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
+        if takes_structured_route(design, family, nAGQ, estimate_shape, start, optimizer,
+                                  optimizer_settings):
+            # structured terms, no lme4 fit to reproduce: the engine's (glmm_structured)
+            fast = fit_structured(design, family, obj, calc_derivs, check_conv)
+            if fast is not None:
+                return fast
+            # (a fresh objective: the route's solves left PIRLS at the engine's modes)
+            obj = GLMMObjective(design, family, nAGQ, estimate_shape=estimate_shape)
     theta0 = np.asarray(start.get("theta", design.theta0()), dtype=float)
     if theta0.shape != obj.theta_lower.shape:
         raise ValueError(f"start['theta'] has {theta0.size} values; the model has "

@@ -19,7 +19,10 @@ curvature condition ``s'y > 0`` holds; its inverse is what is kept (the step of 
 parameters from the inverse's Schur complement when some are active), so an iteration
 costs no factorization. It stops when the projected gradient (zero on active
 parameters) is below ``gtol``, or when a step no longer lowers the objective by more than
-its rounding (:data:`FTOL_REL`).
+its rounding (:data:`FTOL_REL`), or when a rejected trial step's predicted and actual
+changes are both within that rounding (:data:`F_NOISE_REL`: near the optimum a gradient
+carrying an inner solver's error can stay just above ``gtol`` where no step can be
+resolved; the trial point is returned).
 
 A parameter whose optimum is on its bound (a singular fit) is put there exactly by the
 projection; one whose objective is even about the bound (a scalar term's theta) has a zero

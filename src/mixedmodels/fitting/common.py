@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -31,6 +32,8 @@ BOUNDARY_TOL = 1e-5
 #: Restarts of a derivative-free search for models with structured covariance terms, and
 #: the decrease of the objective below which another restart is not worth it.
 STRUCTURED_RESTARTS = 4
+#: Up to this many parameters :func:`snap_to_boundary` tests them on Python floats.
+SCALAR_SNAP_MAX = 16
 STRUCTURED_RESTART_GAIN = 1e-9
 
 
@@ -104,8 +107,14 @@ def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray,
     evaluated only when some parameter is near its bound (and returned as None when
     none is)."""
     x = x.copy()
-    near = np.flatnonzero(np.isfinite(lower) & (x != lower) & (x - lower < tol))
-    if near.size and fval is None:
+    if x.size <= SCALAR_SNAP_MAX and isinstance(tol, float):
+        # on Python floats: the same tests, element by element (numpy's calls cost more
+        # than the work on a few parameters)
+        near = [i for i, (xi, lo) in enumerate(zip(x.tolist(), lower.tolist(), strict=True))
+                if math.isfinite(lo) and xi != lo and xi - lo < tol]
+    else:
+        near = np.flatnonzero(np.isfinite(lower) & (x != lower) & (x - lower < tol))
+    if len(near) and fval is None:
         fval = fun(x)
     for i in near:
         trial = x.copy()

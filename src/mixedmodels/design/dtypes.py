@@ -92,7 +92,8 @@ def float_values(col: pd.Series) -> np.ndarray:
     A numpy-typed column is converted directly: ``to_numpy(na_value=...)`` first scans it
     for missing values (``hasnans``), which costs more than the conversion on small data
     and finds nothing a float NaN would not already be."""
-    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "biuf":
+    dtype = col.dtype       # (read once: three properties deep)
+    if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return col.to_numpy(dtype=float)
     return col.to_numpy(dtype=float, na_value=np.nan)
 

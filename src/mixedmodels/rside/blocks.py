@@ -69,8 +69,9 @@ class RowBlocks:
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n) - np.repeat(starts, sizes)
         batches, groups = [], []
-        for s in np.unique(sizes):
-            g = np.flatnonzero(sizes == s)
+        # (``nonzero()[0]`` is np.flatnonzero's result on a 1-d mask, without its wrappers)
+        for s in np.unique(sizes).tolist():
+            g = (sizes == s).nonzero()[0]
             rows = order[(starts[g][:, None] + np.arange(s)[None, :]).ravel()].reshape(-1, s)
             batches.append(rows)
             groups.append(g)

@@ -47,9 +47,13 @@ __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhiten
 
 
 def _outer_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``(n, k*k)``: row ``j`` is ``vec(a_j b_j')``."""
+    """``(n, k*k)``: row ``j`` is ``vec(a_j b_j')``.
+
+    By ``einsum`` without a summed index: each entry is the one product ``a_ja b_jb``, as
+    broadcasting forms it (so the same bits), in a loop over the long axis (broadcasting
+    loops over the k-long innermost axis: 1.5-2.5x slower on a few hundred rows)."""
     n, k = A.shape
-    return (A[:, :, None] * B[:, None, :]).reshape(n, k * k)
+    return np.einsum("ij,ik->ijk", A, B).reshape(n, k * k)
 
 
 class WhitenedGram:

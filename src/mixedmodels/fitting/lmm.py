@@ -39,6 +39,7 @@ from .common import (
     check_optimizer,
     check_relative_structures,
     collect_warnings,
+    finish_result,
     newton_polish,
     package_messages,
     resolve_reml,
@@ -101,7 +102,7 @@ def fit_lmm(
         result, options = _fit_design(design, REML, optimizer, optimizer_settings, start,
                                       check_conv, residual, fixed_theta)
     recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_lmm, options)
-    return replace(result, messages=package_messages(caught), recipe=recipe)
+    return finish_result(result, package_messages(caught), recipe)
 
 
 def _fit_design(design, REML, optimizer, optimizer_settings, start, check_conv,
@@ -578,7 +579,7 @@ def lmer(
         result, design_options = _fit_design(design, REML, optimizer, optimizer_settings,
                                              start, options["check_conv"], residual)
     recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm, design_options)
-    return replace(result, messages=package_messages(caught), recipe=recipe)
+    return finish_result(result, package_messages(caught), recipe)
 
 
 def _check_dask_options(covariance_matrices, correlation, variance, sigma) -> None:

@@ -233,3 +233,21 @@ def test_lmer_messages_and_recipe_after_one_collection():
     assert m.recipe.design_kwargs == ref.recipe.design_kwargs
     assert m.recipe.fitter is mm.lmer
     assert m.objective == ref.objective
+
+
+def test_columns_at_shares_one_index_and_stays_isolated():
+    from mixedmodels.design.frame import columns_at
+
+    data = mm.datasets.load("sleepstudy").copy()
+    names = list(data.columns)
+    cols = columns_at(data, names, tuple(range(len(names))))
+    for name in names:
+        pd.testing.assert_series_equal(cols[name], data[name])
+    assert cols[names[0]].index is cols[names[-1]].index
+    assert cols[names[0]].index is not data.index
+    first = cols["Reaction"].iloc[0]
+    data.loc[0, "Reaction"] = -9.0                 # the caller's write copies first
+    assert cols["Reaction"].iloc[0] == first
+    mine = columns_at(data, ["Reaction"], (names.index("Reaction"),))["Reaction"]
+    mine.iloc[1] = -7.0                            # and ours never reaches the caller
+    assert data["Reaction"].iloc[1] != -7.0

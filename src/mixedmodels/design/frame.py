@@ -15,6 +15,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+try:        # pandas' internals, as BlockManager.iget uses them (columns_at falls back)
+    from pandas._libs.internals import BlockPlacement
+    from pandas.core.internals.managers import SingleBlockManager
+except ImportError:                # pragma: no cover - other pandas internals
+    BlockPlacement = SingleBlockManager = None
+
 from .._errors import DataError, DroppedRowsWarning
 from .._messages import user_stacklevel
 from .adapter import as_pandas
@@ -107,17 +113,26 @@ def column_names(data: pd.DataFrame) -> frozenset:
     return _NAME_SETS.get(data.columns, frozenset)
 
 
-def columns_at(data: pd.DataFrame, names, positions) -> dict[str, pd.Series]:
+def columns_at(data: pd.DataFrame, names, positions, index: pd.Index | None = None
+               ) -> dict[str, pd.Series]:
     """``{name: data[name]}`` for columns at known positions, without ``__getitem__``'s
     key handling (~10 us of a ~15 us lookup): each Series is made from the frame's
-    single-column manager, as pandas makes it, references tracked (copy-on-write: a write
-    into one copies it first and never reaches ``data``). pandas' ``data[name]`` is the
-    fallback should its internals change."""
+    single-column manager, as pandas makes it (``BlockManager.iget``), references tracked
+    (copy-on-write: a write into one copies it first and never reaches ``data``). The
+    Series share one view of ``data``'s row index (``index``, or one made here) where
+    pandas makes a view per column (~1 us each). pandas' ``data[name]`` is the fallback
+    should its internals change."""
     try:
         mgr = data._mgr
+        index = mgr.axes[1].view() if index is None else index
+        blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
         out = {}
         for name, loc in zip(names, positions, strict=True):
-            sub = mgr.iget(loc)
+            block = blocks[blknos[loc]]
+            values = block.iget(blklocs[loc])
+            one = type(block)(values, placement=BlockPlacement(slice(0, len(values))),
+                              ndim=1, refs=block.refs)
+            sub = SingleBlockManager(one, index)
             col = pd.Series._from_mgr(sub, axes=sub.axes)
             object.__setattr__(col, "_name", name)     # (== data.columns[loc])
             out[name] = col
@@ -250,7 +265,10 @@ def build_model_frame(
             )
     # positions, not get_indexer: unused columns may share a name (the model's are unique)
     positions = tuple(data.columns.get_loc(c) for c in columns)
-    series = columns_at(data, columns, positions)
+    # one view of the row index for the columns and the snapshot below (pandas makes one
+    # per column and one per copy)
+    row_index = data.index.view()
+    series = columns_at(data, columns, positions, row_index)
     # each dtype read once (a Series' dtype is three properties deep: ~0.5 us a read)
     dtypes = {n: c.dtype for n, c in series.items()}
     _check_no_dates(dtypes, columns)
@@ -300,7 +318,7 @@ def build_model_frame(
                 base[name] = values            # (an existing column: the index is kept)
             snapshot = ColumnFrame.wrap(base, {**series, **changed})
         else:
-            snapshot = ColumnFrame.wrap(data, series)
+            snapshot = ColumnFrame.wrap(data, series, row_index)
         return ModelFrame(frame=snapshot, dropped=dropped, mask=~bad,
                           selection=ColumnSelection(snapshot, positions))
     # A new frame object over the caller's columns; nothing is ever written into it in place
@@ -324,15 +342,17 @@ def build_model_frame(
                       plain=normalized)
 
 
-def shallow_manager(mgr):
+def shallow_manager(mgr, index: pd.Index | None = None):
     """``mgr.copy(deep=False)``: the same blocks, each a copy-on-write reference to its
     values (a write into either side copies first), and views of the axes -- built as
     pandas builds it, without its generic ``apply`` dispatch (~40% of the copy of a small
-    frame, which every fit makes: :meth:`ColumnFrame.wrap`). pandas' own copy is the
-    fallback should its internals change."""
+    frame, which every fit makes: :meth:`ColumnFrame.wrap`). ``index``: a view of the
+    row index already made (shared with the columns of :func:`columns_at`). pandas' own
+    copy is the fallback should its internals change."""
     try:
+        rows = mgr.axes[1].view() if index is None else index
         new = type(mgr)(tuple(b.copy(deep=False) for b in mgr.blocks),
-                        [ax.view() for ax in mgr.axes], verify_integrity=False)
+                        [mgr.axes[0].view(), rows], verify_integrity=False)
         blknos = mgr._blknos
         if blknos is not None:           # (kept, as pandas' copy keeps them)
             new._blknos = blknos.copy()
@@ -412,11 +432,13 @@ class ColumnFrame(pd.DataFrame):
     _internal_names_set: ClassVar[set] = set(_internal_names)
 
     @classmethod
-    def wrap(cls, frame: pd.DataFrame, seed: dict | None = None) -> ColumnFrame:
+    def wrap(cls, frame: pd.DataFrame, seed: dict | None = None,
+             index: pd.Index | None = None) -> ColumnFrame:
         """``frame``'s data (not copied) as a :class:`ColumnFrame`; ``seed`` are columns of
-        it already looked up (name -> Series). (pandas' own ``_from_mgr``, as a shallow
-        ``copy`` does it: the public constructor costs ~50 us, four column lookups' worth.)"""
-        mgr = shallow_manager(frame._mgr)
+        it already looked up (name -> Series), ``index`` the view of its row index they
+        share, if any. (pandas' own ``_from_mgr``, as a shallow ``copy`` does it: the
+        public constructor costs ~50 us, four column lookups' worth.)"""
+        mgr = shallow_manager(frame._mgr, index)
         out = cls._from_mgr(mgr, axes=mgr.axes)
         object.__setattr__(out, "_columns_memo", dict(seed or {}))
         return out

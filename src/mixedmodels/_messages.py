@@ -69,15 +69,22 @@ def report(warning: Warning) -> None:
         log.append(CollectedWarning(warning, type(warning)))
 
 
-@contextmanager
-def collecting() -> Iterator[MessageLog]:
-    """Collect the package warnings constructed in this block (this thread/context only)."""
-    log = MessageLog()
-    token = _COLLECTORS.set((*_COLLECTORS.get(), log))
-    try:
-        yield log
-    finally:
-        _COLLECTORS.reset(token)
+class collecting:  # noqa: N801 - used as a function: ``with collecting() as log``
+    """Collect the package warnings constructed in this block (this thread/context only):
+    ``with collecting() as log:``, ``log`` the :class:`MessageLog`.
+
+    A class rather than a generator context manager: every fit opens one, and the
+    generator's machinery cost more than the collection itself."""
+
+    __slots__ = ("_log", "_token")
+
+    def __enter__(self) -> MessageLog:
+        self._log = log = MessageLog()
+        self._token = _COLLECTORS.set((*_COLLECTORS.get(), log))
+        return log
+
+    def __exit__(self, *exc) -> None:
+        _COLLECTORS.reset(self._token)
 
 
 @contextmanager

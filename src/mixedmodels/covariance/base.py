@@ -25,6 +25,7 @@ and ``equalto`` -- receive them at construction (:class:`StructureData`).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -36,6 +37,9 @@ __all__ = ["SINGULAR_TOL", "CovarianceStructure", "StructureData"]
 #: when all are tiny) or a correlation within this of +-1 makes a fit singular (lme4's
 #: ``isSingular`` tolerance on theta).
 SINGULAR_TOL = 1e-4
+#: Up to this many parameters :meth:`CovarianceStructure.is_singular` tests a direct
+#: (Cholesky) parameterization on Python floats.
+SCALAR_SINGULAR_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,12 @@ class CovarianceStructure(ABC):
         bool
         """
         theta = np.asarray(theta, dtype=float)
+        if self.direct and theta.size <= SCALAR_SINGULAR_MAX:
+            # lme4's rule (a Cholesky diagonal at its bound of zero) on Python floats:
+            # the same test per parameter, without numpy's calls on a few numbers
+            return any(math.isfinite(lo) and abs(t) < tol
+                       for t, lo in zip(theta.tolist(), self.lower_bounds().tolist(),
+                                        strict=True))
         mask = self.boundary_mask()
         if np.any(np.abs(theta[mask]) < tol):
             return True

@@ -64,6 +64,18 @@ def _lower_triangle(p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, cols, diag
 
 
+@lru_cache(maxsize=32)
+def _lower_triangle_map(p: int) -> np.ndarray:
+    """:meth:`Unstructured.direct_map` of a p x p factor (read-only, made once per ``p``:
+    every small fit's objective asks for it two or three times)."""
+    rows, cols, _ = _lower_triangle(p)
+    out = np.full((p, p), -1, dtype=np.intp)
+    out[rows, cols] = np.arange(rows.size)
+    out = out.ravel()
+    out.setflags(write=False)
+    return out
+
+
 class LowerFactorEntries(CovarianceStructure):
     """A structure whose theta are entries of ``Lambda`` itself, at ``(rows, cols)``
     (set by the subclass, with ``_diag`` marking the diagonal ones): lme4's Cholesky
@@ -119,6 +131,10 @@ class Unstructured(LowerFactorEntries):
 
     def theta0(self) -> np.ndarray:
         return self._diag.astype(float)
+
+    def direct_map(self) -> np.ndarray:
+        # (the lower triangle's entries in theta's order: the same for every p x p term)
+        return _lower_triangle_map(self.p)
 
     # -- natural parameters: sds and correlations ----------------------------------------
     def parameter_names(self) -> tuple[str, ...]:

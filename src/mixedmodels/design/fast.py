@@ -221,18 +221,6 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     return _Variable(None, np.asarray(codes, dtype=np.int64), levels)
 
 
-def _parts(name: str, var: _Variable, reduced: bool):
-    """(formulaic name, R name, column) of each column a variable gives a term."""
-    if var.codes is None:
-        return [(name, r_name_of(name), var.values)]
-    r_base = r_name_of(name)
-    start = 1 if reduced else 0
-    fmt = "{}[T.{}]" if reduced else "{}[{}]"
-    return [(fmt.format(name, lev), r_base + r_label(lev),
-             (var.codes == j).astype(float))
-            for j, lev in enumerate(var.levels) if j >= start]
-
-
 #: ``0 + C(f)``, ``C(f) + 0``, ``C(f) - 1``, ``-1 + C(f)``: one indicator column per level.
 _INDICATOR = re.compile(r"\s*(?:0\s*\+\s*C\((\w+)\)|C\((\w+)\)\s*(?:\+\s*0|-\s*1)"
                         r"|-\s*1\s*\+\s*C\((\w+)\))\s*")
@@ -299,44 +287,101 @@ def fast_matrix(expr: str, frame: pd.DataFrame, contrasts: dict | None = None
                 if var is None:
                     return None
                 variables[name] = var
+    # the columns' names and recipes depend on the formula and on each variable's kind and
+    # levels only, not on the values: made once per such key (a refitted or bootstrapped
+    # model asks for the same ones; the text formatting was a third of this function)
+    key = (expr, tuple((n, None) if v.codes is None else (n, type(v.levels[0]), v.levels)
+                       for n, v in variables.items()))
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _plan(intercept, terms, variables)
+        if len(_PLANS) >= _PLANS_SIZE:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    if plan is _NO_PLAN:
+        return None
+    names, r_names, recipes, has_factors = plan
+    n = len(frame)
+    indicators: dict[tuple[str, int], np.ndarray] = {}
+
+    def part(name: str, j: int) -> np.ndarray:
+        var = variables[name]
+        if j < 0:
+            return var.values
+        got = indicators.get((name, j))
+        if got is None:
+            got = indicators[(name, j)] = (var.codes == j).astype(float)
+        return got
+
+    X = np.empty((n, len(recipes)))
+    for col, recipe in enumerate(recipes):
+        if not recipe:
+            X[:, col] = 1.0             # the intercept (np.ones' values)
+            continue
+        values = part(*recipe[0])
+        for name, j in recipe[1:]:
+            values = values * part(name, j)
+        X[:, col] = values
+    return FastMatrix(X, names, r_names, has_factors)
+
+
+#: :func:`fast_matrix`'s plans by formula and variable kinds (cleared when full).
+_PLANS: dict = {}
+_PLANS_SIZE = 256
+#: A plan meaning "formulaic builds this one" (the coding rules below refuse it).
+_NO_PLAN = ("no plan",)
+
+
+def _plan(intercept: bool, terms, variables: dict[str, _Variable]):
+    """``(names, R names, recipes, has_factors)`` of the columns of a formula for variables
+    of these kinds and levels, or :data:`_NO_PLAN`. A recipe lists the parts whose product
+    is the column, in the order they are multiplied: ``(variable, j)``, ``j`` the level of
+    a factor's indicator or -1 for a number's values; the intercept has none."""
     present = {frozenset(t) for t in terms}
     full_done = intercept
-    columns: list[tuple[str, str, np.ndarray]] = []
+    columns: list[tuple[str, str, tuple]] = []
     if intercept:
-        columns.append(("Intercept", INTERCEPT, np.ones(len(frame))))
+        columns.append(("Intercept", INTERCEPT, ()))
     has_factors = False
     for term in terms:
         factor_names = [n for n in term if variables[n].codes is not None]
         has_factors = has_factors or bool(factor_names)
         if len(term) - len(factor_names) > 2:
-            return None   # three numbers multiplied: the rounding depends on the order
+            return _NO_PLAN   # three numbers multiplied: the rounding depends on the order
         if len(term) > 1:
             # every lower-order term present: each factor is coded by its contrasts
             for k in range(1, len(term)):
                 if any(frozenset(s) not in present for s in itertools.combinations(term, k)):
-                    return None
+                    return _NO_PLAN
             if not full_done and factor_names:
-                return None
+                return _NO_PLAN
             reduced = True
         elif factor_names:
             reduced = full_done
             full_done = True
         else:
             reduced = True
-        parts = [_parts(n, variables[n], reduced) for n in term]
+        parts = [_part_names(n, variables[n], reduced) for n in term]
         # formulaic's column order: the first factor varies fastest
         for combo in itertools.product(*reversed(parts)):
             combo = combo[::-1]
-            values = combo[0][2]
-            for p in combo[1:]:
-                values = values * p[2]
             columns.append((":".join(p[0] for p in combo), ":".join(p[1] for p in combo),
-                            values))
-    X = np.empty((len(frame), len(columns)))
-    for j, (_, _, values) in enumerate(columns):
-        X[:, j] = values
-    return FastMatrix(X, tuple(c[0] for c in columns), tuple(c[1] for c in columns),
-                      has_factors)
+                            tuple(p[2] for p in combo)))
+    return (tuple(c[0] for c in columns), tuple(c[1] for c in columns),
+            tuple(c[2] for c in columns), has_factors)
+
+
+def _part_names(name: str, var: _Variable, reduced: bool):
+    """(formulaic name, R name, ``(variable, j)``) of each column a variable gives a term:
+    its values (``j = -1``) or the indicator of each level ``j`` of a factor, the first
+    level left out when ``reduced`` (treatment contrasts)."""
+    if var.codes is None:
+        return [(name, r_name_of(name), (name, -1))]
+    r_base = r_name_of(name)
+    start = 1 if reduced else 0
+    fmt = "{}[T.{}]" if reduced else "{}[{}]"
+    return [(fmt.format(name, lev), r_base + r_label(lev), (name, j))
+            for j, lev in enumerate(var.levels) if j >= start]
 
 
 class LazyModelSpec:

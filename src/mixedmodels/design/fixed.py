@@ -9,6 +9,7 @@ same columns are dropped as in R.
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from contextlib import nullcontext
@@ -53,6 +54,9 @@ RANK_TOL = 1e-7
 #: OpenBLAS runs its level-2 kernels (``dgemv``, ``dger``: all of an unblocked QR) on one
 #: thread below 9216 and 8192 entries, so smaller matrices never start a thread.
 SERIAL_QR_SIZE = 8192
+#: Up to this many columns the rank rule is read off ``R`` on Python floats
+#: (:func:`_keep_from_upper`): cheaper than numpy's calls on a few numbers.
+SCALAR_RANK_MAX_P = 16
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,8 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
             qr, _, _, info = lapack.dgeqrf(np.asarray(X, dtype=float))
         if info != 0:
             raise np.linalg.LinAlgError(f"QR of the fixed-effects matrix failed (info={info})")
+        if p <= SCALAR_RANK_MAX_P:
+            return _keep_from_upper(qr[:p].tolist(), tol)
         R = qr[:p].copy()
         for i in range(1, p):           # below the diagonal: Householder vectors
             R[i, :i] = 0.0              # (row slices: np.triu costs ~6 us even at 2 x 2)
@@ -235,6 +241,23 @@ def _column_norms(A: np.ndarray) -> np.ndarray:
     costs more than the work on a few columns."""
     A = np.asarray(A, dtype=float)
     return np.sqrt(np.add.reduce(A * A, axis=0))
+
+
+def _keep_from_upper(rows: list[list[float]], tol: float) -> np.ndarray:
+    """:func:`keep_from_triangular` of the upper triangle of ``rows`` (R's rows as Python
+    lists; what lies below the diagonal is ignored), on Python floats: the same
+    operations in the same order -- each column's squares summed from the first row down,
+    as numpy's reduction over the rows adds them (the zeros below the diagonal add
+    nothing), a correctly rounded square root -- so the same answer bit for bit, without
+    a dozen numpy calls on a few numbers."""
+    keep = []
+    for j in range(len(rows)):
+        s = rows[0][j] * rows[0][j]
+        for i in range(1, j + 1):
+            s = s + rows[i][j] * rows[i][j]
+        norm = math.sqrt(s) if s >= 0.0 else math.nan     # (NaN stays NaN)
+        keep.append(norm > 0 and abs(rows[j][j]) > tol * (norm if norm > 0 else 1.0))
+    return np.array(keep, dtype=bool)
 
 
 def keep_from_triangular(R: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:

@@ -15,6 +15,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+try:        # pandas' internals, as BlockManager.iget uses them (columns_at falls back)
+    from pandas._libs.internals import BlockPlacement
+    from pandas.core.internals.managers import SingleBlockManager
+except ImportError:                # pragma: no cover - other pandas internals
+    BlockPlacement = SingleBlockManager = None
+
 from .._errors import DataError, DroppedRowsWarning
 from .._messages import user_stacklevel
 from .adapter import as_pandas
@@ -33,6 +39,7 @@ __all__ = [
     "drop_more_rows",
     "missing_mask",
     "model_columns_frame",
+    "shallow_manager",
     "subset_rows",
 ]
 
@@ -106,17 +113,26 @@ def column_names(data: pd.DataFrame) -> frozenset:
     return _NAME_SETS.get(data.columns, frozenset)
 
 
-def columns_at(data: pd.DataFrame, names, positions) -> dict[str, pd.Series]:
+def columns_at(data: pd.DataFrame, names, positions, index: pd.Index | None = None
+               ) -> dict[str, pd.Series]:
     """``{name: data[name]}`` for columns at known positions, without ``__getitem__``'s
     key handling (~10 us of a ~15 us lookup): each Series is made from the frame's
-    single-column manager, as pandas makes it, references tracked (copy-on-write: a write
-    into one copies it first and never reaches ``data``). pandas' ``data[name]`` is the
-    fallback should its internals change."""
+    single-column manager, as pandas makes it (``BlockManager.iget``), references tracked
+    (copy-on-write: a write into one copies it first and never reaches ``data``). The
+    Series share one view of ``data``'s row index (``index``, or one made here) where
+    pandas makes a view per column (~1 us each). pandas' ``data[name]`` is the fallback
+    should its internals change."""
     try:
         mgr = data._mgr
+        index = mgr.axes[1].view() if index is None else index
+        blocks, blknos, blklocs = mgr.blocks, mgr.blknos, mgr.blklocs
         out = {}
         for name, loc in zip(names, positions, strict=True):
-            sub = mgr.iget(loc)
+            block = blocks[blknos[loc]]
+            values = block.iget(blklocs[loc])
+            one = type(block)(values, placement=BlockPlacement(slice(0, len(values))),
+                              ndim=1, refs=block.refs)
+            sub = SingleBlockManager(one, index)
             col = pd.Series._from_mgr(sub, axes=sub.axes)
             object.__setattr__(col, "_name", name)     # (== data.columns[loc])
             out[name] = col
@@ -153,12 +169,14 @@ def missing_mask(col: pd.Series) -> np.ndarray:
     return bad
 
 
-def _missing(col: pd.Series) -> tuple[int, np.ndarray | None]:
+def _missing(col: pd.Series, dtype=None) -> tuple[int, np.ndarray | None]:
     """``(count, mask)`` of the missing or non-finite entries of a column, the mask None
     when there are none: :func:`missing_mask`'s rule, without a mask to count, combine
     and invert for the complete columns of most data (numpy integers and booleans cannot
-    be missing; complete categoricals and floats are told by one reduction)."""
-    dtype = col.dtype
+    be missing; complete categoricals and floats are told by one reduction). ``dtype`` is
+    ``col.dtype`` when the caller has it."""
+    if dtype is None:
+        dtype = col.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iub":
         return 0, None
     if isinstance(dtype, pd.CategoricalDtype):
@@ -173,13 +191,14 @@ def _missing(col: pd.Series) -> tuple[int, np.ndarray | None]:
     return (int(np.count_nonzero(mask)), mask) if mask.any() else (0, None)
 
 
-def _check_no_dates(series: dict[str, pd.Series], columns: dict[str, str]) -> None:
+def _check_no_dates(dtypes: dict, columns: dict[str, str]) -> None:
     """Dates and durations are fine as grouping factors but not as numbers in a formula;
-    complex numbers are not numbers a model can use either."""
+    complex numbers are not numbers a model can use either (``dtypes``: the columns'
+    dtypes by name)."""
     for name, role in columns.items():
         if role.startswith("grouping factor"):
             continue
-        dtype = series[name].dtype
+        dtype = dtypes[name]
         if (isinstance(dtype, np.dtype) and dtype.kind in "biufO") or \
                 isinstance(dtype, pd.CategoricalDtype):
             # numbers, booleans, objects, factors (a categorical of dates is a factor):
@@ -201,11 +220,12 @@ def _check_no_dates(series: dict[str, pd.Series], columns: dict[str, str]) -> No
             )
 
 
-def _has_unused_categories(col: pd.Series, complete: bool = False) -> bool:
+def _has_unused_categories(col: pd.Series, complete: bool = False, dtype=None) -> bool:
     """Whether a categorical column leaves a category unobserved (``complete``: the
-    caller knows that no value is missing, so no code is -1)."""
+    caller knows that no value is missing, so no code is -1; ``dtype``: ``col.dtype``
+    when the caller has it)."""
     codes = col.array.codes  # Categorical.codes: no accessor/Series overhead
-    k = len(col.dtype.categories)
+    k = len((col.dtype if dtype is None else dtype).categories)
     if not k:
         return False
     if not complete:
@@ -253,13 +273,18 @@ def build_model_frame(
             )
     # positions, not get_indexer: unused columns may share a name (the model's are unique)
     positions = tuple(data.columns.get_loc(c) for c in columns)
-    series = columns_at(data, columns, positions)
-    _check_no_dates(series, columns)
+    # one view of the row index for the columns and the snapshot below (pandas makes one
+    # per column and one per copy)
+    row_index = data.index.view()
+    series = columns_at(data, columns, positions, row_index)
+    # each dtype read once (a Series' dtype is three properties deep: ~0.5 us a read)
+    dtypes = {n: c.dtype for n, c in series.items()}
+    _check_no_dates(dtypes, columns)
     n_rows = len(data)
     by_column = {}
     masks = []       # the masks of the columns with missing values (most data: none)
     for name in columns:
-        by_column[name], col_bad = _missing(series[name])
+        by_column[name], col_bad = _missing(series[name], dtypes[name])
         if col_bad is not None:
             masks.append(col_bad)
     for name, values in (extra or {}).items():
@@ -285,9 +310,8 @@ def build_model_frame(
         )
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
-    dtypes = {n: c.dtype for n, c in series.items()}
     if LIGHT_FRAME and not n_bad and data.columns.is_unique and \
-            not _unused_categories(series, complete=True):
+            not _unused_categories(series, complete=True, dtypes=dtypes):
         # Every row kept, no category to drop: the model frame is the caller's columns,
         # those of another dtype spelling converted (dtypes.py). The columns are read
         # through a frame over all of the caller's columns (a shallow, copy-on-write
@@ -302,7 +326,7 @@ def build_model_frame(
                 base[name] = values            # (an existing column: the index is kept)
             snapshot = ColumnFrame.wrap(base, {**series, **changed})
         else:
-            snapshot = ColumnFrame.wrap(data, series)
+            snapshot = ColumnFrame.wrap(data, series, row_index)
         return ModelFrame(frame=snapshot, dropped=dropped, mask=~bad,
                           selection=ColumnSelection(snapshot, positions))
     # A new frame object over the caller's columns; nothing is ever written into it in place
@@ -324,6 +348,26 @@ def build_model_frame(
     # normalized is a new frame object (a copy, a selection or a subset), never the caller's
     return ModelFrame(frame=ColumnFrame.wrap(normalized, seed), dropped=dropped, mask=~bad,
                       plain=normalized)
+
+
+def shallow_manager(mgr, index: pd.Index | None = None):
+    """``mgr.copy(deep=False)``: the same blocks, each a copy-on-write reference to its
+    values (a write into either side copies first), and views of the axes -- built as
+    pandas builds it, without its generic ``apply`` dispatch (~40% of the copy of a small
+    frame, which every fit makes: :meth:`ColumnFrame.wrap`). ``index``: a view of the
+    row index already made (shared with the columns of :func:`columns_at`). pandas' own
+    copy is the fallback should its internals change."""
+    try:
+        rows = mgr.axes[1].view() if index is None else index
+        new = type(mgr)(tuple(b.copy(deep=False) for b in mgr.blocks),
+                        [mgr.axes[0].view(), rows], verify_integrity=False)
+        blknos = mgr._blknos
+        if blknos is not None:           # (kept, as pandas' copy keeps them)
+            new._blknos = blknos.copy()
+            new._blklocs = mgr._blklocs.copy()
+        return new
+    except Exception:              # pragma: no cover - other pandas internals
+        return mgr.copy(deep=False)
 
 
 class ColumnSelection:
@@ -396,17 +440,21 @@ class ColumnFrame(pd.DataFrame):
     _internal_names_set: ClassVar[set] = set(_internal_names)
 
     @classmethod
-    def wrap(cls, frame: pd.DataFrame, seed: dict | None = None) -> ColumnFrame:
+    def wrap(cls, frame: pd.DataFrame, seed: dict | None = None,
+             index: pd.Index | None = None) -> ColumnFrame:
         """``frame``'s data (not copied) as a :class:`ColumnFrame`; ``seed`` are columns of
-        it already looked up (name -> Series). (pandas' own ``_from_mgr``, as a shallow
-        ``copy`` does it: the public constructor costs ~50 us, four column lookups' worth.)"""
-        out = cls._from_mgr(frame._mgr.copy(deep=False), axes=frame._mgr.axes)
+        it already looked up (name -> Series), ``index`` the view of its row index they
+        share, if any. (pandas' own ``_from_mgr``, as a shallow ``copy`` does it: the
+        public constructor costs ~50 us, four column lookups' worth.)"""
+        mgr = shallow_manager(frame._mgr, index)
+        out = cls._from_mgr(mgr, axes=mgr.axes)
         object.__setattr__(out, "_columns_memo", dict(seed or {}))
         return out
 
     def plain(self) -> pd.DataFrame:
         """The same data (not copied) as a plain DataFrame, keeping nothing."""
-        return pd.DataFrame._from_mgr(self._mgr.copy(deep=False), axes=self._mgr.axes)
+        mgr = shallow_manager(self._mgr)
+        return pd.DataFrame._from_mgr(mgr, axes=mgr.axes)
 
     @property
     def _constructor(self):
@@ -445,12 +493,16 @@ class ColumnFrame(pd.DataFrame):
         super().__delitem__(key)
 
 
-def _unused_categories(series: dict, complete: bool = False) -> list:
+def _unused_categories(series: dict, complete: bool = False, dtypes: dict | None = None
+                       ) -> list:
     """Names of the categorical columns among ``series`` with unobserved categories
-    (``complete``: no value of them is missing)."""
+    (``complete``: no value of them is missing; ``dtypes``: the columns' dtypes by name,
+    when the caller has them)."""
+    if dtypes is None:
+        dtypes = {name: col.dtype for name, col in series.items()}
     return [name for name, col in series.items()
-            if isinstance(col.dtype, pd.CategoricalDtype)
-            and _has_unused_categories(col, complete)]
+            if isinstance(dtypes[name], pd.CategoricalDtype)
+            and _has_unused_categories(col, complete, dtypes[name])]
 
 
 def _drop_unused(frame: pd.DataFrame, series: dict | None = None) -> pd.DataFrame:

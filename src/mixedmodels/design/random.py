@@ -24,6 +24,7 @@ from ..covariance import REGISTRY, CovarianceStructure, StructureData, make_stru
 from ..formula.spec import RandomTerm
 from .fast import LazyModelSpec, fast_matrix, indicator_matrix
 from .fixed import new_model_matrix, unique_names
+from .identity_cache import IdentityCache
 from .materializer import build_matrix
 from .names import r_coefficient_names, shown_names, simple_r_names
 from .simple import simple_matrix
@@ -221,19 +222,32 @@ def _text_index_dtype():
     return pd.Index(["a"]).dtype
 
 
+def _plain_text_labels(categories: pd.Index) -> bool:
+    """Whether a categorical's categories are its level labels as they are: unnamed text
+    of pandas' default text dtype."""
+    return categories.name is None and categories.dtype == _text_index_dtype() and \
+        _all_text(categories)
+
+
+#: :func:`_plain_text_labels` per categories index (immutable: see :mod:`.identity_cache`;
+#: comparing pandas' string dtypes costs ~1 us, and every grouping factor asks).
+_TEXT_LABELS = IdentityCache()
+
+
 def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Codes and string labels of one grouping variable in R's level order: a categorical's
     categories as ordered (unused ones dropped), sorted values otherwise. Values that print
     alike (``3``, ``3.0``, ``'3'``) are one level, as :func:`level_text` codes new data."""
-    if isinstance(col.dtype, pd.CategoricalDtype):
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
         codes = col.array.codes.astype(np.int64)
-        categories = col.dtype.categories
-        used = np.bincount(codes, minlength=len(categories)) > 0
-        if used.all() and categories.name is None and \
-                categories.dtype == _text_index_dtype() and _all_text(categories):
+        categories = dtype.categories
+        counts = np.bincount(codes, minlength=len(categories))
+        if counts.all() and _TEXT_LABELS.get(categories, _plain_text_labels):
             # text categories, all observed: they are the labels already (unique, so
             # nothing to merge), without a round trip through an object array
             return codes, categories
+        used = counts > 0
         labels = _category_text(categories)
         if not used.all():
             codes = (np.cumsum(used) - 1)[codes]
@@ -273,10 +287,12 @@ def build_grouping(name: str, variables: tuple[str, ...], frame: pd.DataFrame) -
     ``interaction()`` would).
     """
     codes_list, level_list = zip(*(_as_str_labels(frame[v]) for v in variables), strict=True)
-    codes, combo, steps = _interaction(codes_list, level_list)
     if len(variables) == 1:
-        levels = level_list[0]
+        # one variable: its codes and levels (what _interaction returns for it, without
+        # the combination table nothing reads)
+        codes, steps, levels = codes_list[0], [], level_list[0]
     else:
+        codes, combo, steps = _interaction(codes_list, level_list)
         parts = [np.asarray(lev, dtype=object)[combo[:, k]].astype(str).astype(object)
                  for k, lev in enumerate(level_list)]
         labels = _joined(parts, bracket=False)

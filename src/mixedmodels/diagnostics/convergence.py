@@ -17,6 +17,7 @@ curvature below ``-NEGATIVE_CURVATURE_TOL`` makes the point a saddle, not conver
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -38,6 +39,9 @@ _max_reduce = np.maximum.reduce
 
 #: Relative finite-difference step (lme4's ``deriv12`` uses 1e-4).
 FD_STEP = 1e-4
+#: Up to this many parameters the bound and gradient tests run on Python floats (the same
+#: operations as numpy's, element by element): cheaper than numpy's calls on a few numbers.
+SCALAR_CHECK_MAX = 16
 #: Gradient below this (per unit of theta) needs no Hessian to be accepted.
 CONV_GRAD_TOL = 1e-3
 #: Largest predicted improvement of the objective (deviance units) still called converged.
@@ -189,6 +193,8 @@ def _bound_curvatures(x, lower, g, second) -> tuple[np.ndarray, np.ndarray, np.n
     pushing outward, those at a bound with a small gradient, and ``second(i, e)`` -- the
     second derivative along the step ``e`` into the region -- for the latter (NaN
     elsewhere)."""
+    if x.size <= SCALAR_CHECK_MAX:
+        return _bound_curvatures_scalar(x, lower, g, second)
     h = FD_STEP * np.maximum(np.abs(x), 1.0)
     at_bound = np.isfinite(lower) & (x - lower <= h)
     stationary = at_bound & (np.abs(g) <= CONV_GRAD_TOL)
@@ -201,6 +207,27 @@ def _bound_curvatures(x, lower, g, second) -> tuple[np.ndarray, np.ndarray, np.n
         e[i] = h[i]
         curv[i] = second(i, e)
     return at_bound & (g > 0), stationary, curv
+
+
+def _bound_curvatures_scalar(x, lower, g, second):
+    """:func:`_bound_curvatures` on Python floats (the same operations, element by element:
+    the same answer bit for bit), for the few parameters of most models, where a dozen
+    numpy calls on three numbers cost more than the fit's final checks' arithmetic."""
+    xs, lows, gs = x.tolist(), lower.tolist(), g.tolist()
+    at_bound, stationary, outward = [], [], []
+    curv = [math.nan] * len(xs)
+    for i, (xi, lo, gi) in enumerate(zip(xs, lows, gs, strict=True)):
+        h = FD_STEP * max(abs(xi), 1.0)     # (abs first: a NaN stays NaN, as np.maximum)
+        b = math.isfinite(lo) and xi - lo <= h
+        st = b and abs(gi) <= CONV_GRAD_TOL
+        at_bound.append(b)
+        stationary.append(st)
+        outward.append(b and gi > 0)
+        if st:
+            e = np.zeros(x.size)
+            e[i] = h
+            curv[i] = second(i, e)
+    return np.array(outward, dtype=bool), np.array(stationary, dtype=bool), np.array(curv)
 
 
 def _with_saddle(report: ConvergenceReport, stationary: np.ndarray, curv: np.ndarray
@@ -265,7 +292,14 @@ def check_convergence_gradient(
 
 def _gradient_verdict(fg, x, g, active, hess_inv, grad_tol, newton_tol) -> ConvergenceReport:
     free = ~active
-    if not free.any() or _max_reduce(np.abs(g[free])) <= grad_tol:
+    if g.size <= SCALAR_CHECK_MAX:
+        # every free |g_i| <= grad_tol (a NaN fails it, as numpy's NaN maximum does);
+        # also true when nothing is free
+        small = all(abs(gi) <= grad_tol
+                    for gi, a in zip(g.tolist(), active.tolist(), strict=True) if not a)
+    else:
+        small = not free.any() or _max_reduce(np.abs(g[free])) <= grad_tol
+    if small:
         return ConvergenceReport(g, None, active, 0.0, True, "", 0)
     if hess_inv is not None and not active.any():
         dec = 0.5 * float(g @ hess_inv @ g)

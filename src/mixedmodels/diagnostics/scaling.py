@@ -52,8 +52,11 @@ def scale_advice(X: np.ndarray, names, tol: float = SCALE_TOL) -> str | None:
     X = np.asarray(X, dtype=float)
     if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] == 0:
         return None
-    binary = np.all((X == 0.0) | (X == 1.0), axis=0)
-    cont = np.flatnonzero(~binary)
+    # 0/1 columns: the mask filled in place and reduced by the ufunc itself (np.all's and
+    # np.flatnonzero's wrappers cost more than the work on a small X)
+    indicator = np.equal(X, 0.0)
+    indicator |= np.equal(X, 1.0)
+    cont = np.logical_and.reduce(indicator, axis=0).__invert__().nonzero()[0]
     if cont.size == 0:
         return None
     sd = _column_sd(X[:, cont])

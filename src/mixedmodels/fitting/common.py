@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,6 +19,7 @@ __all__ = [
     "check_optimizer",
     "check_relative_structures",
     "collect_warnings",
+    "finish_result",
     "newton_polish",
     "package_messages",
     "resolve_reml",
@@ -31,25 +33,52 @@ BOUNDARY_TOL = 1e-5
 #: Restarts of a derivative-free search for models with structured covariance terms, and
 #: the decrease of the objective below which another restart is not worth it.
 STRUCTURED_RESTARTS = 4
+#: Up to this many parameters :func:`snap_to_boundary` tests them on Python floats.
+SCALAR_SNAP_MAX = 16
 STRUCTURED_RESTART_GAIN = 1e-9
 
 
-@contextmanager
-def collect_warnings(messages: list[str] | None = None):
+class collect_warnings:  # noqa: N801 - used as a function: ``with collect_warnings() as c``
     """Record this package's warnings raised inside the block, in this thread only.
 
     Yields the live :class:`~mixedmodels._messages.MessageLog`; :func:`package_messages`
     turns it into the messages a result keeps (``m.messages``, as lme4 keeps them in
     ``m@optinfo$conv$lme4$messages``). When ``messages`` is given, the messages are also
-    appended to it on exit. The warnings reach the user through Python's ``warnings`` as
-    they happen; collection uses a context variable rather than
+    appended to it on a normal exit. The warnings reach the user through Python's
+    ``warnings`` as they happen; collection uses a context variable rather than
     ``warnings.catch_warnings`` (process-global), so fits running in other threads neither
-    add to nor take from this block's messages.
+    add to nor take from this block's messages. (A class, not a generator context
+    manager: every fit opens one.)
     """
-    with collecting() as log:
-        yield log
-    if messages is not None:
-        messages.extend(m for m in package_messages(log) if m not in messages)
+
+    __slots__ = ("_collector", "_log", "_messages")
+
+    def __init__(self, messages: list[str] | None = None):
+        self._messages = messages
+
+    def __enter__(self):
+        self._collector = collecting()
+        self._log = self._collector.__enter__()
+        return self._log
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._collector.__exit__(exc_type, exc, tb)
+        messages = self._messages
+        if exc_type is None and messages is not None:
+            messages.extend(m for m in package_messages(self._log) if m not in messages)
+
+
+def finish_result(result, messages: tuple[str, ...], recipe):
+    """``dataclasses.replace(result, messages=messages, recipe=recipe)`` for a result this
+    fit has just made and not handed out: the two fields are set on it (a frozen
+    dataclass's ``__init__`` again, field by field, costs a small fit ~4 us). Objects
+    without those two instance fields go through ``replace``."""
+    fields = getattr(result, "__dict__", None)
+    if fields is None or "messages" not in fields or "recipe" not in fields:
+        return replace(result, messages=messages, recipe=recipe)
+    object.__setattr__(result, "messages", messages)
+    object.__setattr__(result, "recipe", recipe)
+    return result
 
 
 def package_messages(caught) -> tuple[str, ...]:
@@ -104,8 +133,14 @@ def snap_to_boundary(fun: Callable[[np.ndarray], float], x: np.ndarray,
     evaluated only when some parameter is near its bound (and returned as None when
     none is)."""
     x = x.copy()
-    near = np.flatnonzero(np.isfinite(lower) & (x != lower) & (x - lower < tol))
-    if near.size and fval is None:
+    if x.size <= SCALAR_SNAP_MAX and isinstance(tol, float):
+        # on Python floats: the same tests, element by element (numpy's calls cost more
+        # than the work on a few parameters)
+        near = [i for i, (xi, lo) in enumerate(zip(x.tolist(), lower.tolist(), strict=True))
+                if math.isfinite(lo) and xi != lo and xi - lo < tol]
+    else:
+        near = np.flatnonzero(np.isfinite(lower) & (x != lower) & (x - lower < tol))
+    if len(near) and fval is None:
         fval = fun(x)
     for i in near:
         trial = x.copy()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 
 from .._errors import DataError, FormulaError
@@ -13,7 +11,13 @@ from ..formula import parse_formula
 from ..results.recipe import FitRecipe
 from ..rside.residual import ResidualSpec, residual_columns
 from ..rside.results import GLSResult
-from .common import check_flag, check_optimizer, collect_warnings, package_messages
+from .common import (
+    check_flag,
+    check_optimizer,
+    collect_warnings,
+    finish_result,
+    package_messages,
+)
 from .lmm import LMM_OPTIMIZERS
 from .rside import fit_gls_design
 
@@ -115,7 +119,7 @@ def gls(
                       "optimizer_settings": optimizer_settings, "start": start,
                       "check_conv": check_conv}
     recipe = FitRecipe.make(gls, formula, data, options, _refit_design, design_options)
-    return replace(result, messages=package_messages(caught), recipe=recipe)
+    return finish_result(result, package_messages(caught), recipe)
 
 
 def _refit_design(design, *, spec, REML, optimizer, optimizer_settings, start, check_conv):

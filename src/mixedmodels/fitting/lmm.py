@@ -39,6 +39,7 @@ from .common import (
     check_optimizer,
     check_relative_structures,
     collect_warnings,
+    finish_result,
     newton_polish,
     package_messages,
     resolve_reml,
@@ -97,11 +98,25 @@ def fit_lmm(
     REML = check_flag("REML", REML)
     check_conv = check_flag("check_conv", check_conv)
     check_optimizer(optimizer, LMM_OPTIMIZERS, "fit_lmm")
+    residual = ResidualSpec.make(correlation, variance, sigma)
+    with collect_warnings() as caught:
+        result, options = _fit_design(design, REML, optimizer, optimizer_settings, start,
+                                      check_conv, residual, fixed_theta)
+    recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_lmm, options)
+    return finish_result(result, package_messages(caught), recipe)
+
+
+def _fit_design(design, REML, optimizer, optimizer_settings, start, check_conv,
+                residual: ResidualSpec, fixed_theta=None
+                ) -> tuple[LinearMixedModelResult, dict]:
+    """:func:`fit_lmm`'s fit, its arguments checked, and its keyword arguments for the
+    recipe; the result has neither messages nor a recipe yet (the caller collects the
+    warnings around it and adds both once: :func:`lmer` calls this directly, so a small
+    fit pays for one collection, one recipe and one ``replace``, not two)."""
     options = {"REML": REML, "optimizer": optimizer, "optimizer_settings": optimizer_settings,
                "start": start, "check_conv": check_conv}
     if fixed_theta is not None:
         options["fixed_theta"] = fixed_theta
-    residual = ResidualSpec.make(correlation, variance, sigma)
     if not residual.empty:
         options.update(correlation=residual.correlation, variance=residual.variance,
                        sigma=residual.sigma)
@@ -110,7 +125,7 @@ def fit_lmm(
                              "a known sigma")
     # one BLAS thread unless the dense block is large (see mixedmodels._threads): under
     # load, OpenBLAS's spinning threads made InstEval and sleepstudy 3-6x slower
-    with collect_warnings() as caught, blas_threads(dense_block_size(design.terms)):
+    with blas_threads(dense_block_size(design.terms)):
         if not residual.empty:
             result = fit_rside_lmm(design, residual, REML, optimizer, optimizer_settings,
                                    start, check_conv)
@@ -118,8 +133,7 @@ def fit_lmm(
             result = _at_theta(design, REML, np.atleast_1d(np.asarray(fixed_theta, float)))
         else:
             result = _fit(design, REML, optimizer, optimizer_settings, start, check_conv)
-    recipe = FitRecipe.make(None, design.spec.formula, None, {}, fit_lmm, options)
-    return replace(result, messages=package_messages(caught), recipe=recipe)
+    return result, options
 
 
 def _at_theta(design, REML, theta):
@@ -564,13 +578,11 @@ def lmer(
         check_relative_structures(design, "lmer")
         check_lmm_identifiable(design, sigma_fixed=residual.sigma is not None)
         warn_if_poorly_scaled(design)
-        result = fit_lmm(design, REML=REML, optimizer=optimizer,
-                         optimizer_settings=optimizer_settings, start=start,
-                         check_conv=check_conv, correlation=residual.correlation,
-                         variance=residual.variance, sigma=residual.sigma)
-    recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm,
-                            result.recipe.design_kwargs)
-    return replace(result, messages=package_messages(caught), recipe=recipe)
+        # (fit_lmm's body: its checks are made above, and this block collects)
+        result, design_options = _fit_design(design, REML, optimizer, optimizer_settings,
+                                             start, options["check_conv"], residual)
+    recipe = FitRecipe.make(lmer, formula, data, options, fit_lmm, design_options)
+    return finish_result(result, package_messages(caught), recipe)
 
 
 def _check_dask_options(covariance_matrices, correlation, variance, sigma) -> None:

@@ -187,6 +187,9 @@ class DenseSystem:
         maps = [s.direct_map() for s in self.structures]
         #: the last factor of :meth:`factorize` whose ``A T`` the workspace holds
         self._last = None
+        #: ``(theta's bytes, factor)`` of the scratch workspace while it holds the factor
+        #: of its last successful scratch factorization (see :meth:`factorize`)
+        self._scratch_at = None
         #: ``(rows, cols)`` of Lambda's entries (where :meth:`logdet_gradient` reads
         #: ``X_ba`` for entry ``(a, b)``), each one's element of the concatenated
         #: ``lambda_k.ravel()``, and its element of theta when the structures' entries
@@ -234,6 +237,7 @@ class DenseSystem:
         size = q + m
         self.full = np.ascontiguousarray(full, dtype=float)
         self._last = None
+        self._scratch_at = None      # (new data: the scratch factor is out of date)
         if getattr(self, "_scratch", None) is not None and self._scratch.shape[0] == size:
             # the workspaces of the last installation fit (new values on the same rows):
             # T's entries are rewritten at the same positions by every factorization
@@ -272,7 +276,20 @@ class DenseSystem:
 
         ``scratch=True`` writes the factor into a workspace that the next scratch call
         overwrites (for objective evaluations, which read it at once); without it the
-        factor owns its array."""
+        factor owns its array. A factor asked for (``scratch=False``) at the theta of the
+        last scratch factorization -- the final solve at the optimum the search has just
+        evaluated -- is a copy of the workspace: the same operations on the same numbers
+        gave it, so it is the factor bit for bit, without the products and the Cholesky
+        again. (Evaluations read the scratch factor and never write into it.)"""
+        if scratch:
+            self._scratch_at = None
+        elif self._scratch_at is not None:
+            key, held = self._scratch_at
+            if key == theta.tobytes():
+                f = DenseFactor(held.L.copy(), held.q, held.logdet_Z, held.log_diag.copy())
+                if self._last is held:
+                    self._last = f       # (the workspaces still hold this theta's A T)
+                return f
         L = self._scratch if scratch else np.empty_like(self._scratch)
         self._last = None            # the workspaces are about to change
         with_at = False
@@ -299,6 +316,8 @@ class DenseSystem:
         # the factor whose ``A T`` (or ``d``) the workspaces hold: its gradient reads
         # ``T' A = (A T)'`` from there instead of forming it again
         self._last = f if (with_at or self._diagonal) else None
+        if scratch:
+            self._scratch_at = (theta.tobytes(), f)
         return f
 
     def _fill_T(self, theta: np.ndarray) -> None:

@@ -9,7 +9,8 @@ have few distinct group sizes (usually one to a handful).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -30,7 +31,8 @@ class RowBlocks:
         Position of each row within its group (0-based, in data order).
     batches : tuple of ndarray
         One ``(G_s, s)`` array of row indices per distinct group size ``s`` (rows of a
-        group in data order), sizes increasing.
+        group in data order), sizes increasing. Made on first use (with
+        ``batch_groups``): the banded criteria of AR(1) and CAR(1) never read them.
     batch_groups : tuple of ndarray
         The group codes of each batch's rows of groups, ``(G_s,)``.
     """
@@ -38,8 +40,29 @@ class RowBlocks:
     codes: np.ndarray
     sizes: np.ndarray
     position: np.ndarray
-    batches: tuple[np.ndarray, ...]
-    batch_groups: tuple[np.ndarray, ...]
+    #: the rows by group (data order within), and each group's first position in it
+    order: np.ndarray = field(repr=False, compare=False)
+    starts: np.ndarray = field(repr=False, compare=False)
+
+    @cached_property
+    def _batched(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        sizes, starts, order = self.sizes, self.starts, self.order
+        batches, groups = [], []
+        # (``nonzero()[0]`` is np.flatnonzero's result on a 1-d mask, without its wrappers)
+        for s in np.unique(sizes).tolist():
+            g = (sizes == s).nonzero()[0]
+            rows = order[(starts[g][:, None] + np.arange(s)[None, :]).ravel()].reshape(-1, s)
+            batches.append(rows)
+            groups.append(g)
+        return tuple(batches), tuple(groups)
+
+    @property
+    def batches(self) -> tuple[np.ndarray, ...]:
+        return self._batched[0]
+
+    @property
+    def batch_groups(self) -> tuple[np.ndarray, ...]:
+        return self._batched[1]
 
     @classmethod
     def from_codes(cls, codes: np.ndarray) -> RowBlocks:
@@ -68,13 +91,7 @@ class RowBlocks:
         starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         position = np.empty(n, dtype=np.int64)
         position[order] = np.arange(n) - np.repeat(starts, sizes)
-        batches, groups = [], []
-        for s in np.unique(sizes):
-            g = np.flatnonzero(sizes == s)
-            rows = order[(starts[g][:, None] + np.arange(s)[None, :]).ravel()].reshape(-1, s)
-            batches.append(rows)
-            groups.append(g)
-        return cls(codes, sizes, position, tuple(batches), tuple(groups))
+        return cls(codes, sizes, position, order, starts)
 
     @classmethod
     def single(cls, n: int) -> RowBlocks:

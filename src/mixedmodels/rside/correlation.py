@@ -484,14 +484,19 @@ class _MarkovMixin:
 
     def _init_markov(self, t: np.ndarray) -> None:
         order = np.lexsort((t, self.blocks.codes))
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = self.blocks.codes[order[1:]] != self.blocks.codes[order[:-1]]
-        self._rows = order[~first]
-        self._prev = order[np.flatnonzero(~first) - 1]
+        # (array methods and ufuncs in place of np.ones, np.flatnonzero and np.array_equal:
+        # their wrappers cost more than this integer bookkeeping on a few hundred rows)
+        follows = np.empty(order.size, dtype=bool)       # ~first: row follows another
+        follows[:1] = False
+        np.equal(self.blocks.codes[order[1:]], self.blocks.codes[order[:-1]],
+                 out=follows[1:])
+        at = follows.nonzero()[0]
+        self._rows = order[at]
+        self._prev = order[at - 1]
         self._lag = t[self._rows] - t[self._prev]
         # rows already in group-then-time order (the usual layout of longitudinal data):
         # every row follows its predecessor, and the whitening needs slices, not gathers
-        self._in_order = bool(np.array_equal(order, np.arange(order.size)))
+        self._in_order = bool((order == np.arange(order.size)).all())
         # one lag everywhere (equally spaced times, the usual case): r is one number, and
         # the whitening is three elementwise passes over M with scalars
         lag = self._lag

@@ -47,9 +47,18 @@ __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhiten
 
 
 def _outer_rows(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``(n, k*k)``: row ``j`` is ``vec(a_j b_j')``."""
+    """``(n, k*k)``: row ``j`` is ``vec(a_j b_j')``.
+
+    One multiplication over ``(k, k, n)`` with the rows innermost, then a transposing
+    copy: each entry is the one product ``a_ja b_jb`` that broadcasting
+    ``A[:, :, None] * B[:, None, :]`` forms (the same bits, signed zeros included), but
+    the ufunc loops over the n rows instead of the k-long innermost axis (~1.1-1.5x
+    faster on a few hundred rows; ``np.repeat``/``np.tile`` copy element by element,
+    and ``einsum`` accumulates onto zero: a ``-0.0`` product comes out ``+0.0``)."""
     n, k = A.shape
-    return (A[:, :, None] * B[:, None, :]).reshape(n, k * k)
+    out = np.empty((k, k, n))
+    np.multiply(A.T[:, None, :], B.T[None, :, :], out=out)
+    return out.reshape(k * k, n).T.copy()
 
 
 class WhitenedGram:
@@ -116,7 +125,8 @@ class BandedGram:
             self._lags, self._lag_of = np.unique(cor._lag, return_inverse=True)
             self._lag_of = self._lag_of.ravel()
         self._count = np.bincount(self._lag_of, minlength=self._lags.size).astype(float)
-        cross = _outer_rows(M[rows], M[prev])                # (n_pairs, k^2)
+        # (row gathers by take: the same rows, without fancy indexing's iterator)
+        cross = _outer_rows(M.take(rows, axis=0), M.take(prev, axis=0))   # (n_pairs, k^2)
         if self._scaled:
             self._self, self._cross = P, cross
             return
@@ -126,8 +136,8 @@ class BandedGram:
         onehot[self._lag_of, np.arange(rows.size)] = 1.0
         sym = cross.reshape(-1, k, k)
         sym = (sym + np.swapaxes(sym, 1, 2)).reshape(-1, k * k)
-        self._sums = np.vstack([P.sum(axis=0)[None, :], onehot @ P[rows],
-                                onehot @ P[prev], onehot @ sym])   # (3 m + 1, k^2)
+        self._sums = np.vstack([P.sum(axis=0)[None, :], onehot @ P.take(rows, axis=0),
+                                onehot @ P.take(prev, axis=0), onehot @ sym])  # (3m+1, k^2)
 
     def with_residual(self, residual: BoundResidual) -> BandedGram:
         """This plan for ``residual`` with the same correlation binding and the same row

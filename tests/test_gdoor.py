@@ -194,8 +194,8 @@ def test_route_conditions():
 
 
 def test_toeplitz_keeps_the_two_stages():
-    # glmer has no exact gradient for Toeplitz terms to confirm the engine's optimum with
-    # (and on homtoep_pois the two stages find a lower one)
+    # on homtoep_pois the engine's optimum lies at the wall of the Toeplitz domain (a
+    # singular correlation, a non-positive-definite Hessian: tests/test_toep_optimum.py)
     fx = sf.load("homtoep_pois")
     g = sf.fit_fixture(fx, "glmer", sf.load_data(fx))
     assert not _routed(g)

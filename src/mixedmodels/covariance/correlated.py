@@ -368,3 +368,44 @@ class Toeplitz(_SqrtTransformed):
 
     def cor_names(self) -> tuple[str, ...]:
         return tuple(f"cor_lag{k}" for k in range(1, self.p))
+
+    # -- an unconstrained chart of the domain (used by fitting/glmmtmb_wall) ----------------
+    def t_from_chart(self, w: np.ndarray) -> np.ndarray:
+        r"""The correlation parameters ``t`` of the point ``w`` of an unconstrained chart:
+        partial autocorrelations ``a_k = tanh(w_k)`` in (-1, 1), the lag correlations
+        ``c_k`` from them by the Durbin-Levinson recursion (with ``phi^{(k)}`` the order-k
+        autoregression's coefficients and ``v_k = prod_{j <= k} (1 - a_j^2)``)
+
+        .. math:: c_k = \sum_{j<k} \phi^{(k-1)}_j c_{k-j} + a_k v_{k-1}, \qquad
+                  \phi^{(k)}_j = \phi^{(k-1)}_j - a_k \phi^{(k-1)}_{k-j}, \quad
+                  \phi^{(k)}_k = a_k,
+
+        and ``t_k = c_k / sqrt(1 - c_k^2)``. Every ``w`` gives a positive definite
+        Toeplitz correlation and every one is reached (the partial autocorrelations of a
+        positive definite Toeplitz matrix are in (-1, 1)): the wall of the domain lies at
+        infinity in ``w``. Complex ``w`` is accepted (complex-step derivatives)."""
+        a = np.tanh(np.asarray(w))
+        c = np.zeros(a.size, dtype=a.dtype)
+        phi = np.zeros(0, dtype=a.dtype)
+        v = 1.0
+        for k in range(a.size):
+            c[k] = (phi @ c[:k][::-1] if k else 0.0) + a[k] * v
+            phi = np.concatenate([phi - a[k] * phi[::-1], [a[k]]])
+            v = v * (1.0 - a[k] * a[k])
+        return c / np.sqrt(1.0 - c * c)
+
+    def chart_from_t(self, t: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`t_from_chart` (the forward Durbin-Levinson recursion), for
+        ``t`` inside the domain (else a ``ValueError``)."""
+        c = _sqrt_transform(np.asarray(t, dtype=float))
+        a = np.zeros(c.size)
+        phi = np.zeros(0)
+        v = 1.0
+        for k in range(c.size):
+            a[k] = (c[k] - (phi @ c[:k][::-1] if k else 0.0)) / v
+            if not abs(a[k]) < 1.0:
+                raise ValueError("the lag correlations are not a positive definite "
+                                 "Toeplitz correlation")
+            phi = np.concatenate([phi - a[k] * phi[::-1], [a[k]]])
+            v = v * (1.0 - a[k] * a[k])
+        return np.arctanh(a)

@@ -100,6 +100,54 @@ def _engine_fit(design: Design, family: Family):
     return fit
 
 
+def _route_gradient(obj: GLMMObjective):
+    """glmer's exact Laplace gradient for the route's Newton steps: the one glmer's own
+    stages use, or, for a model whose only obstacle is a Toeplitz term (a covariance not
+    defined for every parameter vector: glmer's stages keep BOBYQA there, whose restarts
+    cope with the infinite deviances beyond the wall), the same gradient with an infinite
+    deviance where the correlation is not one. The route needs it only at and near the
+    engine's optimum, an interior point (the engine's fit ends with a positive definite
+    Hessian and no warning), and halves a step that meets an infinite deviance."""
+    from ..objective.glmm_gradient import LaplaceGradient
+    from .glmm_gradient import laplace_gradient
+
+    grad = laplace_gradient(obj, "auto", False)
+    if grad is not None:
+        return grad
+    terms = obj.design.terms
+    if (type(obj) is not GLMMObjective or obj.nAGQ != 1 or obj.phi_block
+            or all(t.structure.defined_everywhere for t in terms)):
+        return None
+    try:
+        obj.family.variance_deriv2(np.ones(1) * 0.5)
+        for t, sl in zip(terms, obj.design.theta_slices(), strict=True):
+            t.structure.lambda_jacobian(obj.design.theta0()[sl])
+        return _InsideGradient(LaplaceGradient(obj))
+    except (NotImplementedError, ValueError, np.linalg.LinAlgError):
+        return None
+
+
+class _InsideGradient:
+    """A :class:`~mixedmodels.objective.glmm_gradient.LaplaceGradient` that answers
+    ``(inf, nan)`` beyond the wall of a Toeplitz term's domain (its Cholesky factor
+    fails there) instead of raising; everything else is the gradient's own."""
+
+    def __init__(self, exact):
+        self._exact = exact
+
+    def __call__(self, x: np.ndarray):
+        try:
+            f, g = self._exact(x)
+        except np.linalg.LinAlgError:       # R(t) is not positive definite
+            f, g = np.inf, None
+        if not np.isfinite(f):
+            return np.inf, np.full(np.size(x), np.nan)
+        return f, g
+
+    def __getattr__(self, name: str):
+        return getattr(self._exact, name)
+
+
 def _glmer_order(obj: GLMMObjective, tmb) -> np.ndarray:
     """Index of each entry of glmer's ``[theta, beta]`` in the engine's free parameters."""
     L = tmb.layout
@@ -129,11 +177,10 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
     """
     from ..diagnostics.separation import separated_columns
     from .glmm import _result, _rx_vcov, _solution_at, _StageLog
-    from .glmm_gradient import laplace_gradient
     from .glmm_vcov import DevianceDerivatives, convergence_report, vcov_from_hessian
     from .trace import log_stage
 
-    grad = laplace_gradient(obj, "auto", False)
+    grad = _route_gradient(obj)
     if grad is None:
         return None
     log = _StageLog(obj)

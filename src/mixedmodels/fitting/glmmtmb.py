@@ -49,6 +49,7 @@ from ..results.glmmtmb import GlmmTMBResult
 from ..results.recipe import FitRecipe
 from .common import collect_warnings
 from .glmmtmb_gaussian import gaussian_profiled_start
+from .glmmtmb_wall import continue_inside, has_wall
 from .laplace_fit import optimize_laplace
 from .range_start import positional_terms, range_escape_start
 
@@ -314,6 +315,9 @@ def _finish(design, density, fam, y, size, w, comps, fparams, starts, blocks, RE
     if marginal_start and "beta.cond" in layout:
         x_start = _marginal_mean_start(obj, density, comps, x_start)
     fit = optimize_laplace(obj, x_start)
+    if not fit.converged and has_wall(obj):
+        # stopped at the wall of a Toeplitz correlation's domain (glmmtmb_wall)
+        fit = continue_inside(obj, fit)
     if range_search and any(True for _ in positional_terms(obj, comps)):
         fit = _escape_range_optimum(obj, comps, fit, x_start)
     if fit.message:

@@ -66,3 +66,32 @@ def test_one_level_cross_products(rest):
         np.testing.assert_allclose(A.A1X, A1X, rtol=1e-12, atol=1e-12)
         if rest:
             assert A.A21 is not None and A.A21.shape == (pattern.q_r, pattern.q1)
+
+
+def test_padded_slots_follow_the_array():
+    # the padding of the slot values is remembered for the array object itself: a new
+    # array (the next theta's slot values) is padded afresh, the same one is not
+    from mixedmodels.objective.laplace.hessian import BlockDiagonalHessian
+
+    class _T:
+        pass
+
+    rng = np.random.default_rng(5)
+    n, levels, P = 60, 6, 3
+    codes = np.sort(rng.integers(0, levels, n))
+    codes[:levels] = np.arange(levels)
+    term = _T()
+    term.grouping = _T()
+    term.grouping.codes, term.nlevels, term.p, term.q = codes, levels, P, levels * P
+    ts = _T()
+    ts.term, ts.slots, ts.u_offset = term, slice(0, P), 0
+    structure = _T()
+    structure.P, structure.terms, structure.n_channels = P, [ts], 1
+    kernel = BlockDiagonalHessian(structure)
+    assert kernel.padded
+    a1, a2 = rng.standard_normal((n, P)), rng.standard_normal((n, P))
+    w = rng.uniform(0.5, 2.0, n)
+    for a in (a1, a1, a2, a1):
+        want = np.matmul(kernel.padded_rows(a).transpose(0, 2, 1)
+                         * kernel.padded_rows(w)[:, None, :], kernel.padded_rows(a))
+        np.testing.assert_array_equal(kernel.padded_products(a, w), want)

@@ -7,7 +7,14 @@ import numpy as np
 
 from .base import CovarianceStructure
 
-__all__ = ["Diagonal"]
+__all__ = ["DIAGONAL_RELATIVE_COND_MAX", "Diagonal"]
+
+#: Largest ratio of the largest to the smallest standard deviation for which
+#: :meth:`Diagonal.relative_jacobian` is given: the Laplace gradient's own limit for
+#: ``Lambda`` (:data:`mixedmodels.objective.laplace.objective.RELATIVE_COND_MAX`, the
+#: condition number of ``Lambda = diag(theta)``), so the gradient takes the same form on
+#: either side of it as without the closed form.
+DIAGONAL_RELATIVE_COND_MAX = 1e6
 
 
 class Diagonal(CovarianceStructure):
@@ -56,6 +63,25 @@ class Diagonal(CovarianceStructure):
         idx = np.arange(self.p)
         out[idx, idx] = 0 if self.hom else idx
         return out.ravel()
+
+    def relative_jacobian(self, theta: np.ndarray) -> np.ndarray | None:
+        r"""``M_k = Lambda^{-1} dLambda_k = E_kk / theta_k`` (``I / theta`` for
+        ``homdiag``) in closed form: what the Laplace gradient's generic form (an SVD
+        and a solve with ``diag(theta)``, ~40 us an evaluation) gives, bit for bit (LU
+        of a diagonal matrix divides). None where ``Lambda`` is singular or its
+        condition number exceeds :data:`DIAGONAL_RELATIVE_COND_MAX` (the generic form's
+        limit: the gradient's direct form then serves)."""
+        sds = self._sds(theta)
+        a = np.abs(sds)
+        hi = float(a.max()) if a.size else 0.0
+        if not hi > 0.0 or float(a.min()) < DIAGONAL_RELATIVE_COND_MAX ** -1 * hi:
+            return None
+        if self.hom:
+            return (np.eye(self.p) / sds[0])[None]
+        out = np.zeros((self.p, self.p, self.p))
+        idx = np.arange(self.p)
+        out[idx, idx, idx] = 1.0 / sds
+        return out
 
     def canonical(self, theta: np.ndarray) -> np.ndarray:
         return np.abs(np.asarray(theta, dtype=float))

@@ -141,6 +141,8 @@ class BlockDiagonalHessian:
         self._in_order = bool(np.array_equal(idx.ravel(), np.arange(idx.size)))
         self._pad, self._obs_pos = _padding(codes, self.levels) \
             if structure.n_channels == 1 and P > 1 and self.levels > 1 else (None, None)
+        #: the last slot values padded (:meth:`_padded_slots`): the array and its padding
+        self._pad_slots: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def padded(self) -> bool:
@@ -157,15 +159,29 @@ class BlockDiagonalHessian:
         ext = np.concatenate([v, np.zeros((1, *v.shape[1:]))])
         return ext[self._pad]
 
+    def _padded_slots(self, a: np.ndarray) -> np.ndarray:
+        """:meth:`padded_rows` of the slot values ``a``, remembered for the last array
+        passed: one ``theta``'s slot values serve every factorization of its inner Newton
+        iterations and the gradient's products with ``H^{-1}`` (2-4 paddings of the same
+        array an evaluation). Keyed by the array object itself (held, so its identity is
+        not reused); the slot values are never written after
+        :meth:`~.random_structure.RandomStructure.slot_values` makes them."""
+        hit = self._pad_slots
+        if hit is not None and hit[0] is a:
+            return hit[1]
+        ap = self.padded_rows(a)
+        self._pad_slots = (a, ap)
+        return ap
+
     def padded_products(self, a: np.ndarray, w: np.ndarray) -> np.ndarray:
         """``A_l' diag(w) A_l`` per level (levels, P, P) for one channel's weights ``w``."""
-        ap = self.padded_rows(a)                                    # (levels, m, P)
+        ap = self._padded_slots(a)                                  # (levels, m, P)
         wp = self.padded_rows(w)                                    # (levels, m)
         return np.matmul(ap.transpose(0, 2, 1) * wp[:, None, :], ap)
 
     def padded_inverse_rows(self, a: np.ndarray) -> np.ndarray:
         """``a_i H^{-1}`` on each observation's slots (n, P), level by level."""
-        aH = np.matmul(self.padded_rows(a), self.inverse_blocks())   # (levels, m, P)
+        aH = np.matmul(self._padded_slots(a), self.inverse_blocks())  # (levels, m, P)
         return aH.reshape(-1, self.P)[self._obs_pos]
 
     @property

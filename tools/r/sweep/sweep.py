@@ -130,6 +130,20 @@ def methods(m) -> dict:
     return errs
 
 
+def glmmtmb_kwargs(rec: dict) -> dict:
+    """``mm.glmmtmb``'s keyword arguments for one record of the R side's JSON."""
+    kw = dict(family=rec["family"], link=rec["link"], ziformula=rec["ziformula"],
+              dispformula=rec["dispformula"], REML=bool(rec["REML"]))
+    if rec.get("weights"):
+        kw["weights"] = rec["weights"]
+    if rec.get("offset"):
+        kw["offset"] = rec["offset"]
+    if rec.get("start"):  # R's list(beta = c(...)): the conditional fixed effects
+        beta = rec["start"].split("c(")[1].split(")")[0]
+        kw["start"] = {"beta.cond": [float(v) for v in beta.split(",")]}
+    return kw
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/sweep")
@@ -144,15 +158,7 @@ def main():
             continue
         res = {"id": rid}
         data = load(out, rec["data"])
-        kw = dict(family=rec["family"], link=rec["link"], ziformula=rec["ziformula"],
-                  dispformula=rec["dispformula"], REML=bool(rec["REML"]))
-        if rec.get("weights"):
-            kw["weights"] = rec["weights"]
-        if rec.get("offset"):
-            kw["offset"] = rec["offset"]
-        if rec.get("start"):  # R's list(beta = c(...)): the conditional fixed effects
-            beta = rec["start"].split("c(")[1].split(")")[0]
-            kw["start"] = {"beta.cond": [float(v) for v in beta.split(",")]}
+        kw = glmmtmb_kwargs(rec)
         try:
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")

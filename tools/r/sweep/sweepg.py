@@ -172,15 +172,7 @@ def main():
             continue
         res = {"id": rid}
         data = load(out, rec["data"])
-        kw = dict(family=rec["family"], link=rec["link"], ziformula=rec["ziformula"],
-                  dispformula=rec["dispformula"], REML=bool(rec["REML"]))
-        if rec.get("weights"):
-            kw["weights"] = rec["weights"]
-        if rec.get("offset"):
-            kw["offset"] = rec["offset"]
-        if rec.get("start"):
-            beta = rec["start"].split("c(")[1].split(")")[0]
-            kw["start"] = {"beta.cond": [float(v) for v in beta.split(",")]}
+        kw = sweep.glmmtmb_kwargs(rec)
         try:
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")

@@ -1,0 +1,59 @@
+"""Regressions found by the diagnostics / prediction parity sweep (lane diagsweep:
+tools/r/sweep/diagsweep.R + diagsweep.py; fixtures from tools/r/sweep/diagsweep_fixtures.R)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mixedmodels as mm
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sweep"
+#: residuals relative to the largest one (the fits agree to ~1e-7 in beta)
+RESID_RTOL = 1e-6
+
+
+def load(name: str) -> dict:
+    return json.loads((FIXTURES / f"diagsweep_{name}.json").read_text())
+
+
+def close(ours, ref, rtol):
+    ours = np.asarray(ours, float)
+    ref = np.asarray(ref, float)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=rtol * np.max(np.abs(ref)))
+
+
+def _sleep():
+    d = mm.datasets.load("sleepstudy").copy()
+    d["w3"] = 1.0 + np.arange(len(d)) % 3
+    return d
+
+
+@pytest.mark.parametrize("case", ["weighted", "na_rows"])
+def test_lmer_residuals_of_every_lme4_type(case):
+    """lmer fits had only 'response' and 'pearson': lme4's 'deviance' and 'working' raised
+    (deviance = pearson = sqrt(w) (y - mu), working = response for the identity link)."""
+    fx = load("lmer_resid")[case]
+    d = _sleep()
+    kw = {}
+    if case == "weighted":
+        kw["weights"] = d["w3"].to_numpy()
+    else:
+        d.loc[d.index[np.asarray(fx["na"]) - 1], "Reaction"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.lmer(fx["formula"], d, REML=fx["REML"], **kw)
+    for tp, ref in fx["residuals"].items():
+        r = m.residuals(tp)
+        close(r, ref, RESID_RTOL)
+        if case == "na_rows":
+            assert list(r.index) == [i - 1 for i in fx["rows"]]
+    scaled = m.residuals("deviance", scaled=True)
+    close(scaled * m.sigma, fx["residuals"]["deviance"], RESID_RTOL)
+    with pytest.raises(ValueError, match=r"unknown residual type 'partial'.*deviance"):
+        m.residuals("partial")

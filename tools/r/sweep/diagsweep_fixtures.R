@@ -1,0 +1,35 @@
+# Fixtures of lane diagsweep (tools/r/sweep/diagsweep.R found the problems; notes in
+# benchmarks/results/diagsweep_notes.md), written to tests/fixtures/sweep/diagsweep_*.json.
+# Run from the repository root:  Rscript tools/r/sweep/diagsweep_fixtures.R
+# R 4.2, lme4 1.1-31, glmmTMB 1.1.5, performance 0.10.2.
+
+suppressPackageStartupMessages({
+  library(lme4)
+  library(jsonlite)
+})
+data_dir <- "src/mixedmodels/datasets/data"
+out_dir <- "tests/fixtures/sweep"
+source("tools/r/fixture_io.R")
+
+versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")))
+
+# lmer's residual types (residuals.merMod: deviance and pearson are sqrt(w) (y - mu),
+# working and response y - mu), with prior weights and with NA rows dropped
+sleep <- load_data("sleepstudy")
+sleep$w3 <- 1 + (seq_len(nrow(sleep)) - 1) %% 3
+# a tight optimizer: lme4's default stops ~1e-5 short in the random effects
+tight <- lmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
+mw <- lmer(Reaction ~ Days + (Days | Subject), sleep, weights = w3, control = tight)
+sleep_na <- sleep
+sleep_na$Reaction[c(3, 17, 40, 41, 150)] <- NA
+mn <- lmer(Reaction ~ Days + (Days | Subject), sleep_na, control = tight)
+types <- c("deviance", "pearson", "working", "response")
+res_of <- function(m) setNames(lapply(types, function(t) unname(residuals(m, type = t))), types)
+write_fixture(list(
+  versions = versions,
+  weighted = list(formula = "Reaction ~ Days + (Days | Subject)", weights = "1 + (row - 1) %% 3",
+                  REML = TRUE, residuals = res_of(mw)),
+  na_rows = list(formula = "Reaction ~ Days + (Days | Subject)", na = c(3, 17, 40, 41, 150),
+                 REML = TRUE, residuals = res_of(mn),
+                 rows = as.integer(names(residuals(mn))))
+), "diagsweep_lmer_resid.json")

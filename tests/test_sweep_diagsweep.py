@@ -57,3 +57,26 @@ def test_lmer_residuals_of_every_lme4_type(case):
     close(scaled * m.sigma, fx["residuals"]["deviance"], RESID_RTOL)
     with pytest.raises(ValueError, match=r"unknown residual type 'partial'.*deviance"):
         m.residuals("partial")
+
+
+def test_glmmtmb_pearson_residuals_differ_from_glmmtmb_as_documented():
+    """The definition choice of GlmmTMBResult.residuals (documented there): ours include
+    the prior weights and the dispersion, glmmTMB 1.1.5's leave both out. The difference
+    is exactly sqrt(w) (weighted binomial) and sigma (Gamma); overdispersion() of the
+    weighted binomial equals glmer's Pearson chi-square, not performance's glmmTMB one."""
+    fx = load("tmb_pearson")
+    cbpp = mm.datasets.load("cbpp").copy()
+    w = 1.0 + np.arange(len(cbpp)) % 3
+    f = fx["binom_weights"]["formula"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tb = mm.glmmtmb(f, cbpp, family="binomial", weights=w)
+        gb = mm.glmer(f, cbpp, family="binomial", weights=w)
+        tg = mm.glmmtmb(fx["gamma"]["formula"], mm.datasets.load("gammasim"),
+                        family="Gamma", link="log")
+    close(tb.residuals("pearson") / np.sqrt(w), fx["binom_weights"]["pearson"], 1e-4)
+    assert tb.overdispersion()["chisq"] == pytest.approx(gb.overdispersion().chisq, rel=1e-6)
+    ref_chisq = fx["binom_weights"]["overdispersion_chisq"]
+    assert tb.overdispersion()["chisq"] > 1.5 * ref_chisq      # 102.1 against 65.7
+    close(tg.residuals("pearson") * tg.sigma, fx["gamma"]["pearson"], 1e-4)
+    assert tg.sigma == pytest.approx(fx["gamma"]["sigma"], rel=1e-4)

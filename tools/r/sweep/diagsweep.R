@@ -27,7 +27,11 @@ out_dir <- out
 source("tools/r/fixture_io.R")
 
 prep <- function(spec) {
-  d <- load_data(spec$data)
+  d <- if (isTRUE(spec$csv)) {
+    x <- read.csv(file.path(out, "data", paste0(spec$data, ".csv")))
+    x$g <- factor(x$g)
+    x
+  } else load_data(spec$data)
   d$w3 <- 1 + (seq_len(nrow(d)) - 1) %% 3
   if (!is.null(spec$na)) d[[spec$response]][spec$na] <- NA
   d
@@ -99,6 +103,12 @@ variants <- list(
   tmb_binom_weights = list(fitter = "glmmTMB", data = "cbpp", family = "binomial",
                            link = "logit", response = "incidence", weights = TRUE,
                            formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"),
+  lmer_sim_singular = list(fitter = "lmer", data = "simsing", csv = TRUE, REML = TRUE,
+                           response = "y", formula = "y ~ x + (1 | g)"),
+  glmer_sim_singular = list(fitter = "glmer", data = "simsing", csv = TRUE, family = "poisson",
+                            link = "log", response = "c", formula = "c ~ x + (1 | g)"),
+  tmb_sim_singular = list(fitter = "glmmTMB", data = "simsing", csv = TRUE, family = "poisson",
+                          link = "log", response = "c", formula = "c ~ x + (1 | g)"),
   tmb_gauss_reml_slope = list(fitter = "glmmTMB", data = "Orthodont", family = "gaussian",
                               link = "identity", response = "distance", REML = TRUE,
                               formula = "distance ~ age + Sex + (age | Subject)")
@@ -127,11 +137,13 @@ for (name in names(variants)) {
   if (inherits(m, "glmmTMB")) rec$vc <- lapply(VarCorr(m)$cond, function(v) as.vector(v)) else
     rec$theta <- unname(getME(m, "theta"))
   r2 <- safe(r2_nakagawa(m, tolerance = 1e-5))
+  # a singular fit: r2 has only the marginal R2 (conditional NA), icc is NA
+  pick <- function(x, k) if (is.list(x) && !is.null(x[[k]])) unname(x[[k]]) else NA
   rec$r2 <- if (is.character(r2)) r2 else
-    list(conditional = unname(r2$R2_conditional), marginal = unname(r2$R2_marginal))
+    list(conditional = pick(r2, "R2_conditional"), marginal = pick(r2, "R2_marginal"))
   ic <- safe(icc(m))
   rec$icc <- if (is.character(ic)) ic else if (is.null(ic)) "NULL" else
-    list(adjusted = unname(ic$ICC_adjusted), unadjusted = unname(ic$ICC_unadjusted))
+    list(adjusted = pick(ic, "ICC_adjusted"), unadjusted = pick(ic, "ICC_unadjusted"))
   vv <- safe(insight::get_variance(m, tolerance = 1e-5))
   rec$variance <- if (is.character(vv)) vv else lapply(vv, function(v) unname(unlist(v)))
   od <- safe(check_overdispersion(m))
@@ -142,6 +154,7 @@ for (name in names(variants)) {
   rec$zeroinflation <- if (is.character(zi) || is.null(zi)) zi else
     list(predicted = zi$predicted.zeros, observed = zi$observed.zeros)
   rec$singular_perf <- safe(as.logical(check_singularity(m)))
+  rec$convergence <- safe(as.logical(check_convergence(m)))
   if (!inherits(m, "glmmTMB")) rec$isSingular <- isSingular(m)
   nd <- newdata_for(name, d)
   if (inherits(m, "glmmTMB")) {
@@ -153,6 +166,24 @@ for (name in names(variants)) {
       rec[[paste0("pred0_", tp)]] <- if (is.character(p0)) p0 else
         list(fit = as.vector(p0$fit), se = as.vector(p0$se.fit))
     }
+    fl <- names(m$modelInfo$reTrms$cond$flist)
+    if (length(fl) > 1) {
+      bars <- findbars(formula(m))
+      keep <- bars[vapply(bars, function(b) deparse(b[[3]]) == fl[1], logical(1))]
+      rf <- as.formula(paste("~", paste0("(", vapply(keep, deparse, ""), ")", collapse = "+")))
+      rec$re_form_partial <- deparse(rf)
+      p <- safe(predict(m, newdata = nd, re.form = rf, se.fit = TRUE))
+      rec$pred_partial <- if (is.character(p)) p else
+        list(fit = as.vector(p$fit), se = as.vector(p$se.fit))
+    }
+    nd2 <- nd
+    for (g in fl) if (!grepl(":", g)) {
+      nd2[[g]] <- as.character(nd2[[g]])
+      nd2[[g]][4] <- "zz_new"
+    }
+    p <- safe(predict(m, newdata = nd2, se.fit = TRUE, allow.new.levels = TRUE))
+    rec$pred_newlev <- if (is.character(p)) p else
+      list(fit = as.vector(p$fit), se = as.vector(p$se.fit))
     rec$resid_response <- as.vector(residuals(m, type = "response"))
     rec$resid_pearson <- as.vector(residuals(m, type = "pearson"))
   } else {

@@ -33,3 +33,25 @@ write_fixture(list(
                  REML = TRUE, residuals = res_of(mn),
                  rows = as.integer(names(residuals(mn))))
 ), "diagsweep_lmer_resid.json")
+
+# glmmTMB 1.1.5's Pearson residuals, (y - mu) / sqrt(V(mu)) without the dispersion or the
+# prior weights (ours include both: GlmmTMBResult.residuals), with its overdispersion
+# statistic (performance::check_overdispersion)
+suppressPackageStartupMessages({ library(glmmTMB); library(performance) })
+cbpp <- load_data("cbpp")
+cbpp$w3 <- 1 + (seq_len(nrow(cbpp)) - 1) %% 3
+tb <- glmmTMB(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+              family = binomial, weights = w3)
+gs <- load_data("gammasim")
+tg <- glmmTMB(y ~ x + (1 | g), gs, family = Gamma(link = "log"))
+od <- check_overdispersion(tb)
+write_fixture(list(
+  versions = c(versions, glmmTMB = as.character(packageVersion("glmmTMB")),
+               performance = as.character(packageVersion("performance"))),
+  binom_weights = list(formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+                       weights = "1 + (row - 1) %% 3",
+                       pearson = unname(residuals(tb, type = "pearson")),
+                       overdispersion_chisq = od$chisq_statistic),
+  gamma = list(formula = "y ~ x + (1 | g)", sigma = sigma(tg),
+               pearson = unname(residuals(tg, type = "pearson")))
+), "diagsweep_tmb_pearson.json")

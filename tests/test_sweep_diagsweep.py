@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -80,3 +81,38 @@ def test_glmmtmb_pearson_residuals_differ_from_glmmtmb_as_documented():
     assert tb.overdispersion()["chisq"] > 1.5 * ref_chisq      # 102.1 against 65.7
     close(tg.residuals("pearson") * tg.sigma, fx["gamma"]["pearson"], 1e-4)
     assert tg.sigma == pytest.approx(fx["gamma"]["sigma"], rel=1e-4)
+
+
+#: R2 / ICC against performance where the definitions agree (fits agree to ~1e-6)
+R2_RTOL = 1e-4
+
+
+@pytest.mark.parametrize("family", ["beta", "genpois"])
+def test_r2_icc_of_beta_and_generalized_poisson_match_performance(family):
+    """r2/icc raised for glmmTMB's beta and genpois families, which performance 0.10.2
+    covers (beta: its odd ``mu0 = exp(logit intercept)``, documented in r2.py)."""
+    fx = load("r2_families")
+    ref = fx[family]
+    d = pd.read_csv(FIXTURES / fx["data"])
+    d["g"] = pd.Categorical(d["g"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmmtmb(ref["formula"], d, family=family)
+        r2, icc = m.r2(), m.icc()
+    assert m.loglik == pytest.approx(ref["logLik"], abs=1e-4)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-4)
+    assert r2.conditional == pytest.approx(ref["r2"]["conditional"], rel=R2_RTOL)
+    assert r2.marginal == pytest.approx(ref["r2"]["marginal"], rel=R2_RTOL)
+    assert icc.adjusted == pytest.approx(ref["icc"]["adjusted"], rel=R2_RTOL)
+    assert icc.unadjusted == pytest.approx(ref["icc"]["unadjusted"], rel=R2_RTOL)
+    assert r2.variances.distribution == pytest.approx(ref["distribution"], rel=R2_RTOL)
+
+
+def test_r2_still_refuses_families_performance_has_no_sound_value_for():
+    d = pd.read_csv(FIXTURES / load("r2_families")["data"])
+    d["g"] = pd.Categorical(d["g"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mm.glmmtmb("cnt ~ x + (1 | g)", d, family="compois")
+    with pytest.raises(mm.MixedModelsError, match="compois family"):
+        m.r2()

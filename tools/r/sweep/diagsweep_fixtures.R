@@ -55,3 +55,34 @@ write_fixture(list(
   gamma = list(formula = "y ~ x + (1 | g)", sigma = sigma(tg),
                pearson = unname(residuals(tg, type = "pearson")))
 ), "diagsweep_tmb_pearson.json")
+
+# performance's r2_nakagawa / icc of glmmTMB beta (logit) and generalized Poisson models,
+# on simulated data written beside the fixture (20 groups of 5)
+set.seed(3)
+fs <- data.frame(g = factor(sprintf("g%02d", rep(1:20, each = 5))), x = round(rnorm(100), 6))
+b <- rnorm(20, sd = 0.6)[as.integer(fs$g)]
+mu <- plogis(-0.3 + 0.5 * fs$x + b)
+fs$p <- round(rbeta(100, mu * 8, (1 - mu) * 8), 8)
+fs$cnt <- rpois(100, exp(1.5 + 0.4 * fs$x + b))
+write.csv(fs, file.path(out_dir, "diagsweep_famsim.csv"), row.names = FALSE)
+fs <- read.csv(file.path(out_dir, "diagsweep_famsim.csv"))
+fs$g <- factor(fs$g)
+r2_of <- function(m) {
+  r <- r2_nakagawa(m)
+  i <- icc(m)
+  v <- insight::get_variance(m)
+  list(logLik = as.numeric(logLik(m)), sigma = sigma(m),
+       r2 = list(conditional = unname(r$R2_conditional), marginal = unname(r$R2_marginal)),
+       icc = list(adjusted = unname(i$ICC_adjusted), unadjusted = unname(i$ICC_unadjusted)),
+       distribution = unname(v$var.distribution))
+}
+fb <- glmmTMB(p ~ x + (1 | g), fs, family = beta_family())
+fg <- glmmTMB(cnt ~ x + (1 | g), fs, family = genpois())
+write_fixture(list(
+  versions = c(versions, glmmTMB = as.character(packageVersion("glmmTMB")),
+               performance = as.character(packageVersion("performance")),
+               insight = as.character(packageVersion("insight"))),
+  data = "diagsweep_famsim.csv",
+  beta = c(list(formula = "p ~ x + (1 | g)", family = "beta"), r2_of(fb)),
+  genpois = c(list(formula = "cnt ~ x + (1 | g)", family = "genpois"), r2_of(fg))
+), "diagsweep_r2_families.json")

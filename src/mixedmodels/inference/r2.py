@@ -20,7 +20,16 @@ r"""Nakagawa-Schielzeth R² and the intraclass correlation, as ``performance`` c
   (Poisson ``mu``, NB2 ``mu (1 + mu / theta)``, NB1 ``mu (1 + phi)``; zero-inflated: the
   mean over the rows of the full model's ``(1 - p)(mu + p mu^2)`` for Poisson and
   ``(1 - p) V(mu) + mu^2 (p^2 + p)`` for negative binomials, divided by ``mu0^2``); 0.25 for
-  a square-root link; and ``sigma^2`` for Gamma families. ``dispersion`` is the variance
+  a square-root link; ``sigma^2`` for Gamma families; for glmmTMB's generalized Poisson
+  (``genpois``, ``V(mu) = mu phi`` with ``phi = sigma()``) the same lognormal
+  approximation with ``V(mu0) = mu0 phi``; for glmmTMB's beta family (logit link)
+  performance's ``log(1 + V / mu0^2)`` with ``V = mu0 (1 - mu0) / (1 + phi)`` and
+  ``mu0 = exp(beta_0)`` of the null model -- ``exp`` of a *logit*-scale intercept (an odds,
+  not a mean), taken over from performance 0.10.2 as it is so that the numbers agree.
+  Tweedie, Conway-Maxwell-Poisson and truncated families are not covered (performance's
+  values for them rest on parameters that do not describe the distribution: the random
+  effects' theta for ``compois``, ``sigma()`` as a mean for truncated Poisson).
+  ``dispersion`` is the variance
   of observation-level random effects (a grouping factor with one level per row) in GLMMs
   (0 for linear models).
 
@@ -245,11 +254,13 @@ def _count_variance(m, family: str, mu0: float) -> float:
     if family == "negative_binomial":          # glmer_nb: lme4's theta
         return mu0 * (1.0 + mu0 / float(m.family.theta))
     k = None
-    if family in ("nbinom2", "nbinom1"):
+    if family in ("nbinom2", "nbinom1", "genpois"):
         k = float(m.sigma)                      # glmmTMB's sigma(): theta or phi
     if not zero_inflated:
         if family == "poisson":
             return mu0
+        if family == "genpois":                 # glmmTMB's genpois()$variance(mu, phi)
+            return mu0 * k
         if family == "nbinom2":
             return mu0 * (1.0 + mu0 / k)
         if family == "nbinom1":
@@ -269,7 +280,8 @@ def _unsupported(family: str, link: str) -> str:
     return (f"r2/icc: the distribution-specific variance of the {family} family with the "
             f"{link} link is not defined here (performance's approximations cover "
             "gaussian, binomial (logit, probit, cloglog), Poisson and negative binomial "
-            "(log, sqrt), their zero-inflated glmmTMB versions, and Gamma)")
+            "(log, sqrt) and their zero-inflated glmmTMB versions, generalized Poisson "
+            "(log), beta (logit) and Gamma)")
 
 
 def _distribution_variance(m, family: str, link: str) -> tuple[float, str]:
@@ -283,7 +295,16 @@ def _distribution_variance(m, family: str, link: str) -> tuple[float, str]:
         return float(_BINOMIAL_LINK_VAR[link]), f"binomial {link} link"
     if family == "Gamma":
         return float(m.sigma) ** 2, "Gamma: sigma^2"
-    if family in ("poisson", "nbinom1", "nbinom2", "negative_binomial"):
+    if family == "beta":
+        if link != "logit":
+            raise MixedModelsError(_unsupported(family, link))
+        mu0 = _null_mu(m)
+        phi = float(m.sigma)
+        vv = mu0 * (1.0 - mu0) / (1.0 + phi)
+        return (float(np.log1p(vv / mu0 ** 2)),
+                "beta: log(1 + V/mu0^2), V = mu0 (1 - mu0) / (1 + phi), mu0 = exp(b0) "
+                "(performance's)")
+    if family in ("poisson", "nbinom1", "nbinom2", "negative_binomial", "genpois"):
         if link == "sqrt":
             return 0.25, "square-root link: 0.25"
         if link != "log":

@@ -393,6 +393,13 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
     def is_singular(self) -> bool:
         """Whether a variance is (nearly) zero or a correlation +-1 in any component.
 
+        This is lme4's ``isSingular`` rule (a zero diagonal element of a term's relative
+        Cholesky factor). performance's ``check_singularity`` of a glmmTMB fit looks at the
+        variances only (below 1e-5), so a fit with a correlation of +-1 and non-zero
+        variances is singular here and not there (the Owls NB2 model
+        ``(FoodTreatment | Nest)``); :func:`~mixedmodels.inference.r2.r2_nakagawa` and
+        ``icc`` use performance's rule, as performance does.
+
         Returns
         -------
         bool
@@ -645,8 +652,13 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         ----------
         type : {"response", "pearson", "working"}
             ``response``: ``y - E[y]``; ``pearson``: divided by ``sd(y) / sqrt(w)``, the
-            family's full variance (dispersion and zero-inflation included; glmmTMB's own
-            Pearson residuals leave the dispersion out for some families and versions);
+            family's full variance (dispersion and zero-inflation included) and the prior
+            weights ``w`` (lme4's and glm's definition). glmmTMB 1.1.5's own Pearson
+            residuals are ``(y - mu) / sqrt(V(mu))`` with the family's variance function
+            only: without the dispersion for Gaussian and Gamma families (a factor
+            ``sigma`` there) and without the prior weights (a factor ``sqrt(w)``), so
+            ``overdispersion()`` of a weighted binomial fit is glmer's number, not
+            performance's ``check_overdispersion`` of the glmmTMB fit;
             ``working``:
             ``(y - mu) / (d mu / d eta)`` on the conditional model's link scale.
 
@@ -773,7 +785,8 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
                             index=list(self.layout.free_labels()))
 
     def overdispersion(self) -> dict:
-        """The GLMM FAQ's overdispersion check on the Pearson residuals.
+        """The GLMM FAQ's overdispersion check on the Pearson residuals (ours, with the
+        prior weights and the dispersion: see :meth:`residuals`).
 
         Returns
         -------

@@ -17,6 +17,9 @@ from ..term_methods import TermsMixin
 from .base import MixedModelResultBase
 from .recipe import FitRecipe
 
+#: lme4's residual types of an lmer fit (``partial`` is not implemented there either).
+LMM_RESIDUAL_TYPES = ("response", "pearson", "deviance", "working")
+
 __all__ = ["LinearMixedModelResult"]
 
 
@@ -120,12 +123,16 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
         return pd.Series(self._eta(), index=self._index(), name="fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
-        """Residuals ``y - fitted``, conditional on the random effects.
+        """Residuals ``y - fitted``, conditional on the random effects (lme4's
+        ``residuals.merMod`` types).
 
         Parameters
         ----------
-        type : {"response", "pearson"}
-            ``"response"``: ``y - fitted``; ``"pearson"``: times ``sqrt(weights)``.
+        type : {"response", "pearson", "deviance", "working"}
+            ``"response"`` and ``"working"``: ``y - fitted`` (the identity link makes the
+            working residual the response residual); ``"pearson"`` and ``"deviance"``:
+            ``sqrt(w) (y - fitted)`` with the prior weights ``w`` (the Gaussian deviance
+            residual is the weighted one; lme4 returns its ``wtres`` for both).
         scaled : bool
             Divide by sigma (the "scaled residuals" of the summary).
 
@@ -134,12 +141,12 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
         pandas.Series
             Indexed like the rows used in the fit.
         """
+        if type not in LMM_RESIDUAL_TYPES:
+            raise ValueError(f"unknown residual type {type!r}; use one of "
+                             f"{', '.join(LMM_RESIDUAL_TYPES)}")
         r = self.design.y - self._eta()
-        if type == "pearson":
-            if self.design.weights is not None:
-                r = r * np.sqrt(self.design.weights)
-        elif type != "response":
-            raise ValueError(f"unknown residual type {type!r}; use 'response' or 'pearson'")
+        if type in ("pearson", "deviance") and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
         if scaled:
             r = r / self.sigma
         return pd.Series(r, index=self._index(), name="residuals")

@@ -10,7 +10,6 @@ import importlib
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedmodels as mm
@@ -19,6 +18,7 @@ import structures_fixtures as sf
 from mixedmodels._errors import ConvergenceWarning, SingularFitWarning
 from mixedmodels.covariance.correlated import Toeplitz
 from mixedmodels.fitting import glmm_structured
+from test_gdoor import _ar1_poisson
 from test_toep_optimum import _simulated
 
 glmmtmb_module = importlib.import_module("mixedmodels.fitting.glmmtmb")
@@ -117,15 +117,8 @@ def test_wall_not_lower_keeps_the_two_stages(monkeypatch):
 
 
 def test_non_toeplitz_structured_route_unchanged():
-    # an ar1 model is routed as before (no wall): converged, Hessian standard errors
-    rng = np.random.default_rng(3)
-    rows = []
-    for s in range(30):
-        b = rng.normal(scale=0.5)
-        for t in range(5):
-            x = rng.normal()
-            rows.append((f"s{s}", t, x, rng.poisson(np.exp(0.2 + 0.4 * x + b))))
-    d = pd.DataFrame(rows, columns=["subject", "time", "x", "y"])
+    # an ar1 model (no wall) is routed as before: converged, Hessian standard errors
+    d = _ar1_poisson(6)
     g = _quiet(mm.glmer, "y ~ x + ar1(0 + factor(time) | subject)", d, family="poisson")
     assert g.opt.optimizer.startswith("glmmtmb engine") and "wall" not in g.opt.optimizer
     assert g.vcov_method == "hessian" and g.convergence.converged

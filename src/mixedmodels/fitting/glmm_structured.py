@@ -30,6 +30,10 @@ The route (:func:`fit_structured`):
 
 Where a check fails the two stages run on a fresh objective, as they did before the route
 (a singular fit, whose Hessian is not positive definite, pays the engine's fit on top).
+An engine optimum on the wall of a Toeplitz domain (:func:`wall_terms`) is handed back as
+a :class:`WallOptimum`: glmer runs its two stages too and keeps the lower fit (their
+search in the lag correlations cannot reach the wall, so the wall optimum usually wins:
+homtoep_pois 835.9491 against 836.6230), reported as a boundary fit (its docstring).
 The result is glmer's (:class:`~mixedmodels.results.glmm.GeneralizedLinearMixedModelResult`
 with glmer's objective, left at the optimum, for profiles, predictions and refits).
 """
@@ -147,8 +151,9 @@ def _route_gradient(obj: GLMMObjective):
     defined for every parameter vector: glmer's stages keep BOBYQA there, whose restarts
     cope with the infinite deviances beyond the wall), the same gradient with an infinite
     deviance where the correlation is not one. The route needs it only at and near the
-    engine's optimum, an interior point (the engine's fit ends with a positive definite
-    Hessian and no warning), and halves a step that meets an infinite deviance."""
+    engine's optimum -- an interior point (the engine's fit ends with a positive definite
+    Hessian and no warning) whose Newton steps halve on an infinite deviance, or a point
+    on the wall (:class:`WallOptimum`), where it is evaluated once, inside."""
     from ..objective.glmm_gradient import LaplaceGradient
     from .glmm_gradient import laplace_gradient
 

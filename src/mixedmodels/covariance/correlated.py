@@ -23,7 +23,7 @@ import numpy as np
 
 from .._errors import FormulaError
 from ._factor import chol_relative_derivatives, triangular_inverse
-from .base import CovarianceStructure
+from .base import SINGULAR_TOL, CovarianceStructure
 
 __all__ = ["AR1", "RELATIVE_COND_MAX", "CompoundSymmetry", "ScaledCorrelation", "Toeplitz"]
 
@@ -368,6 +368,18 @@ class Toeplitz(_SqrtTransformed):
 
     def cor_names(self) -> tuple[str, ...]:
         return tuple(f"cor_lag{k}" for k in range(1, self.p))
+
+    def is_singular(self, theta: np.ndarray, tol: float = SINGULAR_TOL) -> bool:
+        """The base rule (a vanishing sd, a lag correlation of +-1), or the wall of the
+        domain: lag correlations, each inside (-1, 1), whose correlation matrix ``R`` is
+        singular -- its smallest eigenvalue below ``tol`` (``R`` has unit diagonal, so
+        the eigenvalue is on the scale of a correlation)."""
+        if super().is_singular(theta, tol):
+            return True
+        t = np.asarray(theta, dtype=float)[self.n_sd:]
+        if not t.size or not np.all(np.isfinite(t)):
+            return False
+        return bool(np.linalg.eigvalsh(self.correlation(t))[0] < tol)
 
     # -- an unconstrained chart of the domain (used by fitting/glmmtmb_wall) ----------------
     def t_from_chart(self, w: np.ndarray) -> np.ndarray:

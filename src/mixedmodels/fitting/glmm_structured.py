@@ -30,6 +30,10 @@ The route (:func:`fit_structured`):
 
 Where a check fails the two stages run on a fresh objective, as they did before the route
 (a singular fit, whose Hessian is not positive definite, pays the engine's fit on top).
+An engine optimum on the wall of a Toeplitz domain (:func:`wall_terms`) is handed back as
+a :class:`WallOptimum`: glmer runs its two stages too and keeps the lower fit (their
+search in the lag correlations cannot reach the wall, so the wall optimum usually wins:
+homtoep_pois 835.9491 against 836.6230), reported as a boundary fit (its docstring).
 The result is glmer's (:class:`~mixedmodels.results.glmm.GeneralizedLinearMixedModelResult`
 with glmer's objective, left at the optimum, for profiles, predictions and refits).
 """
@@ -42,11 +46,12 @@ import warnings
 
 import numpy as np
 
+from ..covariance.base import SINGULAR_TOL
 from ..design import Design
 from ..families import Family
 from ..objective.glmm import GLMMObjective
 
-__all__ = ["fit_structured", "takes_structured_route"]
+__all__ = ["WallOptimum", "fit_structured", "takes_structured_route", "wall_terms"]
 
 #: Families of the route, each with its canonical link: no dispersion parameter (glmer
 #: profiles none, glmmTMB has none) and an inner Hessian that is the Fisher information,
@@ -65,6 +70,15 @@ DECREMENT_TOL = 1e-7
 POLISH_STEPS = 4
 #: Halvings of a Newton step that does not lower the deviance before the route gives up.
 POLISH_HALVINGS = 6
+#: Smallest eigenvalue of a Toeplitz term's correlation matrix below which the engine's
+#: optimum counts as on the wall of the domain (the structure's singularity rule,
+#: :data:`~mixedmodels.covariance.base.SINGULAR_TOL`; homtoep_pois: 3.6e-7).
+WALL_EIGEN_TOL = SINGULAR_TOL
+#: The wall optimum replaces the two stages' fit only when glmer's deviance there is lower
+#: by more than this (deviance units): else the two stages' fit is kept, as before.
+WALL_GAIN_TOL = 1e-6
+#: Imaginary step of the chart's complex-step Jacobian (exact to rounding).
+CHART_COMPLEX_STEP = 1e-20
 
 
 def takes_structured_route(design: Design, family: Family, nAGQ: int, estimate_shape: bool,
@@ -83,21 +97,52 @@ def takes_structured_route(design: Design, family: Family, nAGQ: int, estimate_s
 
 
 def _engine_fit(design: Design, family: Family):
-    """The engine's fit of ``design``, or None where it warned (a doubtful optimum: the
-    two stages decide) or failed."""
+    """``(fit, at_wall)``: the engine's fit of ``design`` and whether it ended on the wall
+    of a Toeplitz domain (:func:`wall_terms`; its Hessian is not positive definite there
+    and it does not converge in glmmTMB's sense); ``(None, False)`` where it warned or did
+    not converge otherwise (a doubtful optimum: the two stages decide) or failed."""
+    from .._messages import held, report
     from ..families.registry import make_response_family
     from .glmmtmb import fit_glmmtmb
 
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, held() as log:
         warnings.simplefilter("always")
         try:
             fit = fit_glmmtmb(design, make_response_family(family, family.link.name))
         except (ArithmeticError, ValueError, np.linalg.LinAlgError, RuntimeError):
             # (MixedModelsError is a ValueError): the two stages meet the same model
-            return None
-    if caught or not fit.fit.converged or fit.fit.hessian is None:
-        return None
-    return fit
+            fit = None
+    if fit is not None and fit.fit.hessian is not None and not fit.fit.converged \
+            and wall_terms(design, _theta_of(fit)):
+        # an optimum on the wall of a Toeplitz domain: its warnings (glmmTMB's
+        # non-positive-definite Hessian) are not glmer's (WallOptimum.result has its own)
+        return fit, True
+    for w in log:
+        report(w.message)       # the collectors see them, as before (not shown)
+    if fit is None or fit.fit.hessian is None or caught or log or not fit.fit.converged:
+        return None, False
+    return fit, False
+
+
+def _theta_of(tmb) -> np.ndarray:
+    """The engine's covariance parameters (glmer's ``theta``)."""
+    return np.asarray(tmb.layout.get(tmb.fit.x, "theta.cond"), dtype=float)
+
+
+def wall_terms(design: Design, theta: np.ndarray) -> list[int]:
+    """Terms whose covariance has a wall (not defined everywhere, with an unconstrained
+    chart ``t_from_chart``: ``toep``, ``homtoep``) and is on it at ``theta``: a correlation
+    matrix ``R`` whose smallest eigenvalue is below :data:`WALL_EIGEN_TOL`."""
+    out = []
+    for i, (t, sl) in enumerate(zip(design.terms, design.theta_slices(), strict=True)):
+        S = t.structure
+        if S.defined_everywhere or not hasattr(S, "t_from_chart"):
+            continue
+        cor = np.asarray(theta[sl], dtype=float)[S.n_sd:]
+        if cor.size and np.all(np.isfinite(cor)) \
+                and np.linalg.eigvalsh(S.correlation(cor))[0] < WALL_EIGEN_TOL:
+            out.append(i)
+    return out
 
 
 def _route_gradient(obj: GLMMObjective):
@@ -106,8 +151,9 @@ def _route_gradient(obj: GLMMObjective):
     defined for every parameter vector: glmer's stages keep BOBYQA there, whose restarts
     cope with the infinite deviances beyond the wall), the same gradient with an infinite
     deviance where the correlation is not one. The route needs it only at and near the
-    engine's optimum, an interior point (the engine's fit ends with a positive definite
-    Hessian and no warning), and halves a step that meets an infinite deviance."""
+    engine's optimum -- an interior point (the engine's fit ends with a positive definite
+    Hessian and no warning) whose Newton steps halve on an infinite deviance, or a point
+    on the wall (:class:`WallOptimum`), where it is evaluated once, inside."""
     from ..objective.glmm_gradient import LaplaceGradient
     from .glmm_gradient import laplace_gradient
 
@@ -185,7 +231,7 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
         return None
     log = _StageLog(obj)
     t0 = time.perf_counter()
-    tmb = _engine_fit(design, family)
+    tmb, at_wall = _engine_fit(design, family)
     if tmb is None:
         return None
     order = _glmer_order(obj, tmb)
@@ -195,12 +241,6 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
     x = obj.join(L.get(tmb.fit.x, "theta.cond"), L.get(tmb.fit.x, "beta.cond"))
     if np.any(x <= obj.lower):
         return None         # on a bound: the two stages' one-sided derivatives
-    H = tmb.fit.hessian[np.ix_(order, order)]
-    H = 0.5 * (H + H.T)
-    try:
-        chol = np.linalg.cholesky(H)
-    except np.linalg.LinAlgError:
-        return None
     u = np.asarray(tmb.fit.solution.u)
     if u.shape == obj.pirls.u_start.shape and np.all(np.isfinite(u)):
         # PIRLS from the engine's modes (the same spherical effects ``u``, ``b = Lambda
@@ -210,6 +250,14 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
         obj.pirls._ref = None
     f, g = grad(x)
     if not abs(f - float(tmb.fit.solution.objective)) <= OBJECTIVE_AGREEMENT_TOL:
+        return None
+    if at_wall:
+        return WallOptimum(design, obj, grad, tmb, x, f, g, check_conv, t0)
+    H = tmb.fit.hessian[np.ix_(order, order)]
+    H = 0.5 * (H + H.T)
+    try:
+        chol = np.linalg.cholesky(H)
+    except np.linalg.LinAlgError:
         return None
     n_steps = 0
     while True:
@@ -256,3 +304,110 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
         log.stage("Hessian")
     return _result(design, obj, sol, sol.family, opt, opt, conv, vcov, how, derivs, [],
                    log)
+
+
+@dataclasses.dataclass
+class WallOptimum:
+    r"""The engine's optimum of a glmer model on the wall of a Toeplitz domain (a singular
+    lag correlation matrix), in glmer's layout ``x = [theta, beta]`` with glmer's deviance
+    ``f`` and gradient ``g`` there; :func:`~.glmm._fit_glmm` runs the two stages as well
+    and keeps this one (:meth:`result`) only where it is lower (:data:`WALL_GAIN_TOL`).
+
+    Where the two stages lose, glmer's fit is the wall optimum with lme4's conventions for
+    a boundary (singular) fit: a
+    :class:`~mixedmodels._errors.SingularFitWarning` (the Toeplitz structure's
+    ``is_singular`` counts a singular ``R``); the fixed effects' standard errors from
+    ``R_X``, conditional on ``theta`` (lme4's fallback where the Hessian is not positive
+    definite, as it is not on the wall); and the convergence check of lme4's boundary
+    fits, on the parameters that are not at the boundary: the gradient in the
+    partial-autocorrelation chart ``w`` of each Toeplitz term on the wall
+    (:meth:`~mixedmodels.covariance.correlated.Toeplitz.t_from_chart`),
+
+    .. math:: g_w = J^\top g_t, \qquad J = \partial t / \partial w,
+
+    in which the wall lies at infinity (``J`` vanishes along its normal), must be below
+    :data:`~mixedmodels.diagnostics.convergence.CONV_GRAD_TOL`, with the rest of ``g``.
+    """
+
+    design: Design
+    obj: GLMMObjective
+    grad: object
+    tmb: object
+    x: np.ndarray
+    f: float
+    g: np.ndarray
+    check_conv: bool
+    t0: float
+
+    @property
+    def objective(self) -> float:
+        return float(self.f)
+
+    def chart_gradient(self) -> np.ndarray:
+        """``g`` with each wall term's correlation block replaced by ``J' g_t``."""
+        g = np.array(self.g, dtype=float)
+        theta = self.obj.split(self.x)[0]
+        offset = 0
+        for i, (t, sl) in enumerate(zip(self.design.terms, self.design.theta_slices(),
+                                        strict=True)):
+            if i not in wall_terms(self.design, theta):
+                continue
+            S = t.structure
+            idx = np.arange(sl.start, sl.stop)[S.n_sd:] + offset
+            w = S.chart_from_t(np.asarray(theta[sl], dtype=float)[S.n_sd:])
+            J = np.empty((idx.size, idx.size))
+            for j in range(idx.size):
+                e = w.astype(complex)
+                e[j] += 1j * CHART_COMPLEX_STEP
+                J[:, j] = S.t_from_chart(e).imag / CHART_COMPLEX_STEP
+            g[idx] = J.T @ g[idx]
+        return g
+
+    def result(self):
+        """glmer's result at the wall optimum (class docstring)."""
+        from ..diagnostics.convergence import CONV_GRAD_TOL, ConvergenceReport
+        from ..diagnostics.separation import separated_columns
+        from .glmm import _result, _rx_vcov, _solution_at, _StageLog
+        from .trace import log_stage
+
+        obj, design, tmb, x = self.obj, self.design, self.tmb, self.x
+        log = _StageLog(obj)
+        sol = _solution_at(obj, self.grad, x)
+        pirls = obj.pirls
+        if separated_columns(pirls.basis, design.X,
+                             pirls.fisher_weights_at(sol.eta, sol.mu), pirls.prior).size:
+            return None
+        opt = dataclasses.replace(
+            tmb.fit.opt, optimizer=f"glmmtmb engine: {tmb.fit.opt.optimizer} (Toeplitz wall)",
+            x=x.copy(), fval=float(sol.objective), n_evals=int(tmb.fit.opt.n_evals),
+            seconds=time.perf_counter() - self.t0)
+        log_stage("glmer", "Laplace (engine, wall)", opt.optimizer, opt.n_evals,
+                  opt.seconds, opt.fval)
+        log.stage("Laplace")
+        conv = None
+        if self.check_conv:
+            try:
+                gw = self.chart_gradient()
+            except ValueError:          # a partial autocorrelation rounds to +-1
+                gw = np.full(x.size, np.inf)
+            worst = float(np.max(np.abs(gw))) if gw.size else 0.0
+            ok = worst <= CONV_GRAD_TOL
+            groups = ", ".join(repr(design.terms[i].group)
+                               for i in wall_terms(design, obj.split(x)[0]))
+            wall = (f"the optimum lies on the wall of the Toeplitz domain of {groups} (a "
+                    "singular correlation matrix): the deviance is not defined beyond it, "
+                    "its Hessian there is not positive definite, and the fixed effects' "
+                    "standard errors are conditional on the covariance parameters (R_X)")
+            msg = "" if ok else (f"{wall}; the gradient along it (partial-autocorrelation "
+                                 f"chart) is {worst:.3g}, above {CONV_GRAD_TOL:g}")
+            conv = ConvergenceReport(gradient=gw, hessian=None,
+                                     active=np.zeros(x.size, dtype=bool),
+                                     newton_decrement=np.nan, converged=ok, message=msg,
+                                     n_evals=0, note=wall if ok else "")
+            if not ok:
+                from .._errors import ConvergenceWarning
+                from .._messages import emit_warning
+                emit_warning(msg, ConvergenceWarning, stacklevel=4)
+        vcov = sol.phi * _rx_vcov(obj, sol)
+        return _result(design, obj, sol, sol.family, opt, opt, conv, vcov, "RX", None, [],
+                       log)

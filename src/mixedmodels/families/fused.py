@@ -34,6 +34,14 @@ Zero-inflated Poisson, log link for ``mu`` (``a = eta_mu``, ``mu = e^a``), logit
 
       L_{za} = pq\mu,\; L_{zza} = pq(q-p)\mu,\; L_{zaa} = pq(q-p)\mu^2 + pq\mu.
 
+Gaussian, identity link for ``mu`` (``a = eta_mu``, ``r = a - y``), log link for ``phi``
+(``b = eta_phi``; the log variance is ``L = c b``, ``c = 1`` when ``phi`` is the variance,
+2 when it is the sd), ``s = e^{-L}``: ``l = -(r^2 s + L + log 2 pi) / 2``, ``l_a = -r s``,
+``l_aa = -s``, ``l_aaa = 0``; ``l_b = c (r^2 s - 1) / 2``, ``l_bb = -c^2 r^2 s / 2``,
+``l_bbb = c^3 r^2 s / 2``; ``l_ab = c r s``, ``l_aab = c s``, ``l_abb = -c^2 r s``. (The
+generic path takes ``L = log(exp(b))``, one rounding more: the two agree to ~1e-16
+relative.)
+
 The kernels return the same :class:`~.jet.Jet` as
 :meth:`~.density.ModelDensity.evaluate`'s generic path (tested against it and against
 finite differences in tests/test_fused_jets.py).
@@ -267,6 +275,62 @@ def _zip_kernel(y, etas, weights, size, order, wrt, focus) -> jt.Jet:
         return _assemble(v, d, idx, order, w, keep)
 
 
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+
+def _gaussian_parts(y: np.ndarray, a: np.ndarray, b: np.ndarray, c: float, order: int):
+    """Value and derivative entries (channel 0 = ``mu``, 1 = ``phi``) of the Gaussian
+    log-density (identity and log links; ``c`` as in the module docstring)."""
+    r = a - y
+    L = c * b
+    s = np.exp(-L)
+    rs = r * s
+    r2s = r * rs
+    d: dict[tuple[int, ...], np.ndarray] = {}
+    if order >= 1:
+        d[(0,)] = -rs
+        d[(1,)] = 0.5 * c * (r2s - 1.0)
+    if order >= 2:
+        d[(0, 0)] = -s
+        d[(0, 1)] = c * rs
+        d[(1, 1)] = (-0.5 * c * c) * r2s
+    if order >= 3:
+        d[(0, 0, 0)] = np.zeros_like(r)
+        d[(0, 0, 1)] = c * s
+        d[(0, 1, 1)] = (-c * c) * rs
+        d[(1, 1, 1)] = (0.5 * c ** 3) * r2s
+    return -0.5 * (r2s + L + _LOG_2PI), d
+
+
+def _gaussian_kernel(c: float, y, etas, weights, order, wrt, focus) -> jt.Jet:
+    """The Gaussian jet whose ``phi`` is the variance (``c = 1``) or the sd (``c = 2``)."""
+    y = np.asarray(y, dtype=float)
+    n = y.shape[0]
+    a = _rows(etas["mu"], n)
+    b = _rows(etas["phi"], n)
+    names = ("mu", "phi") if wrt is None else tuple(wrt)
+    idx = tuple(("mu", "phi").index(ch) for ch in names)
+    w = None if weights is None else _rows(weights, n)
+    keep = None if focus is None else frozenset(("mu", "phi").index(ch) for ch in focus)
+    with np.errstate(all="ignore"):
+        v, d = _gaussian_parts(y, a, b, c, order if names else 0)
+        return _assemble(v, d, idx, order, w, keep)
+
+
+# (module-level functions: a fitted model's density is pickled with its kernel)
+def _gaussian_variance_kernel(y, etas, weights, size, order, wrt, focus) -> jt.Jet:
+    del size
+    return _gaussian_kernel(1.0, y, etas, weights, order, wrt, focus)
+
+
+def _gaussian_sd_kernel(y, etas, weights, size, order, wrt, focus) -> jt.Jet:
+    del size
+    return _gaussian_kernel(2.0, y, etas, weights, order, wrt, focus)
+
+
+_GAUSSIAN_KERNELS = {"variance": _gaussian_variance_kernel, "sd": _gaussian_sd_kernel}
+
+
 def fused_kernel(family, links: dict) -> Callable | None:
     """The closed-form kernel for ``family`` with ``links`` (name -> Link), or None.
 
@@ -274,8 +338,13 @@ def fused_kernel(family, links: dict) -> Callable | None:
     arguments of :meth:`~.density.ModelDensity.evaluate`, ``focus`` by channel name) and
     returns the :class:`~.jet.Jet` the generic path would.
     """
+    from .continuous import Gaussian
     from .counts import Binomial, Poisson
     from .wrappers import ZeroInflated
+
+    if (type(family) is Gaussian and tuple(links) == ("mu", "phi")
+            and links["mu"].name == "identity" and links["phi"].name == "log"):
+        return _GAUSSIAN_KERNELS[family.dispersion]
 
     if tuple(links) == ("mu",) and type(family) is Poisson and links["mu"].name == "log":
         return _poisson_kernel

@@ -236,6 +236,12 @@ class LaplaceObjective:
         #: ~its square from the exact ones, and the gradient off by about that times the
         #: curvature coupling u and the parameters)
         self.inner_step_final = INNER_STEP_FINAL
+        #: the caller knows the gradient is rounded at the scale of the closing Hessian's
+        #: forward differences (a Gaussian whose residual sd is held near zero, glmmTMB's
+        #: ``dispformula = ~0``: the inner Hessian's condition ~1e8), so the Hessian is
+        #: taken by central differences at once (:func:`~mixedmodels.fitting.laplace_fit.
+        #: hessian_at` would find its forward columns asymmetric only after spending them)
+        self.rounded_gradients = False
         self.n_evals = 0
         self.n_grads = 0
         self.n_newton = 0

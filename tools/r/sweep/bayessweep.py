@@ -133,7 +133,7 @@ def compare(case) -> str:
     try:
         dev = max(abs(a - b) / max(abs(b), 1.0) for a, b in objective_at(case))
         parts.append(mark("dev@R", dev, DEVFUN_RTOL))
-    except Exception as e:  # noqa: BLE001 - a sweep reports every failure
+    except Exception as e:  # a sweep reports every failure
         parts.append(f"dev@R EXC {type(e).__name__}: {e}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -208,7 +208,7 @@ def bad_inputs() -> None:
                 call()
         except MixedModelsError as e:
             print(f"OK        {label}: {type(e).__name__}: {e}")
-        except Exception as e:  # noqa: BLE001 - a sweep reports every failure
+        except Exception as e:  # a sweep reports every failure
             tb = traceback.extract_tb(e.__traceback__)
             where = tb[-1].filename if tb else "?"
             ours = "/mixedmodels/" in where
@@ -247,7 +247,7 @@ def main() -> None:
             continue
         try:
             line = compare(case)
-        except Exception as e:  # noqa: BLE001 - a sweep reports every failure
+        except Exception as e:  # a sweep reports every failure
             line = f"EXC {type(e).__name__}: {e}"
         print(f"{case['name']:34s} {line}", flush=True)
 

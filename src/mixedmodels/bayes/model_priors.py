@@ -17,15 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import MixedModelsWarning
 from .._messages import emit_warning
-from .priors import DEFAULT, Normal, Point, Prior, PriorContext, T, Wishart
+from .priors import (
+    DEFAULT,
+    Normal,
+    Point,
+    Prior,
+    PriorContext,
+    PriorError,
+    PriorTypeError,
+    PriorWarning,
+    T,
+    Wishart,
+)
 
 __all__ = ["ModelPriors", "PriorParts", "PriorWarning", "resolve_priors"]
-
-
-class PriorWarning(MixedModelsWarning):
-    """A prior was ignored or is unusual (blme warns in the same places)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +198,7 @@ def _check_prior(value, arg: str) -> Prior | None:
         hint = f"; write mm.priors.{value.split('(')[0].strip()}() instead of a string"
     elif callable(value):
         hint = "; call it: pass mm.priors.wishart(), not mm.priors.wishart"
-    raise TypeError(f"{arg} must be a prior such as mm.priors.wishart() or None, got "
+    raise PriorTypeError(f"{arg} must be a prior such as mm.priors.wishart() or None, got "
                     f"{value!r}{hint}")
 
 
@@ -205,7 +211,7 @@ def _cov_assignment(cov_prior, design) -> list:
     if isinstance(cov_prior, dict):
         unknown = [g for g in cov_prior if g not in groups and g != "default"]
         if unknown:
-            raise ValueError(f"cov_prior names grouping factor(s) {unknown} that are not in "
+            raise PriorError(f"cov_prior names grouping factor(s) {unknown} that are not in "
                              f"the model; its grouping factors are {sorted(set(groups))}")
         default = _check_prior(cov_prior.get("default"), "cov_prior['default']") \
             if "default" not in groups else None
@@ -251,13 +257,13 @@ def resolve_priors(design, cov_prior=DEFAULT, fixef_prior=None, resid_prior=None
     fixef = _check_prior(fixef_prior, "fixef_prior")
     if fixef is not None:
         if not names:
-            raise ValueError("fixef_prior given but the model has no fixed effects")
+            raise PriorError("fixef_prior given but the model has no fixed effects")
         fixef = fixef.resolve(PriorContext("fixef", glmm=glmm, fixef_names=names,
                                            label="the fixed effects"))
     resid = _check_prior(resid_prior, "resid_prior")
     if resid is not None:
         if glmm:
-            raise ValueError("resid_prior is for linear mixed models (blmer); a GLMM has no "
+            raise PriorError("resid_prior is for linear mixed models (blmer); a GLMM has no "
                              "residual variance")
         resid = resid.resolve(PriorContext("resid", label="the residual variance"))
     return ModelPriors(tuple(cov), fixef, resid, tuple(t.group for t in design.terms), glmm)

@@ -45,6 +45,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.special import gammaln
 
+from .._errors import MixedModelsError, MixedModelsWarning
+from .._messages import emit_warning
+
 __all__ = [
     "DEFAULT",
     "Gamma",
@@ -54,6 +57,9 @@ __all__ = [
     "Point",
     "Prior",
     "PriorContext",
+    "PriorError",
+    "PriorTypeError",
+    "PriorWarning",
     "T",
     "Wishart",
     "gamma",
@@ -64,6 +70,23 @@ __all__ = [
     "t",
     "wishart",
 ]
+
+
+
+class PriorError(MixedModelsError):
+    """A prior does not fit the model: a negative or non-finite parameter, a scale matrix of
+    the wrong dimension, a prior in the wrong place, a term that is not in the model.
+    A ``ValueError``, as before it had its own class."""
+
+
+class PriorTypeError(PriorError, TypeError):
+    """A prior argument of the wrong type (a string for a prior, a non-boolean flag); also a
+    ``TypeError``, as before it had its own class."""
+
+
+class PriorWarning(MixedModelsWarning):
+    """A prior was ignored or is unusual (blme warns in the same places)."""
+
 
 _LOG_2 = math.log(2.0)
 _LOG_PI = math.log(math.pi)
@@ -143,7 +166,7 @@ class Prior:
         if ctx.kind not in self.kinds:
             allowed = {"cov": "covariance", "fixef": "fixed-effect",
                        "resid": "residual-variance"}
-            raise ValueError(
+            raise PriorError(
                 f"{self.blme_name}() cannot be a {allowed[ctx.kind]} prior ({ctx.label}); "
                 f"it is a prior for: {', '.join(allowed[k] for k in self.kinds)}")
 
@@ -153,7 +176,7 @@ class Prior:
         effect priors on the coefficients (``FALSE``); the argument is not accepted."""
         if ctx.glmm:
             if value is not None:
-                raise ValueError(
+                raise PriorError(
                     f"common_scale does not apply to {self.blme_name}() in bglmer ({ctx.label}): "
                     "a GLMM has no residual scale; leave it out")
             return ctx.kind == "cov"
@@ -187,25 +210,25 @@ class Prior:
 def _flag(name: str, value) -> bool:
     if isinstance(value, bool | np.bool_):
         return bool(value)
-    raise TypeError(f"{name} must be True or False, got {value!r}")
+    raise PriorTypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _positive(name: str, value, what: str, allow_zero: bool = True) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"{what}: {name} must be a number, got {value!r}") from None
+        raise PriorTypeError(f"{what}: {name} must be a number, got {value!r}") from None
     if not math.isfinite(v) and not (name == "scale" and v == math.inf):
-        raise ValueError(f"{what}: {name} must be finite, got {value!r}")
+        raise PriorError(f"{what}: {name} must be finite, got {value!r}")
     if v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{what}: {name} must be {'non-negative' if allow_zero else 'positive'}"
+        raise PriorError(f"{what}: {name} must be {'non-negative' if allow_zero else 'positive'}"
                          f", got {value!r}")
     return v
 
 
 def _scale_choice(value, allowed: tuple[str, ...], what: str) -> str:
     if value not in allowed:
-        raise ValueError(f"{what}: posterior_scale must be one of {allowed}, got {value!r}")
+        raise PriorError(f"{what}: posterior_scale must be one of {allowed}, got {value!r}")
     return value
 
 
@@ -256,15 +279,15 @@ def _scale_matrix(scale, d: int, what: str) -> np.ndarray:
         arr = np.full(d, float(arr))
     if arr.ndim == 1:
         if arr.size != d:
-            raise ValueError(f"{what}: scale has {arr.size} values for a term with {d} "
+            raise PriorError(f"{what}: scale has {arr.size} values for a term with {d} "
                              "random effects per level (give 1, d values or a d x d matrix)")
         if np.any(arr < 0):
-            raise ValueError(f"{what}: scale must be non-negative, got {arr.tolist()}")
+            raise PriorError(f"{what}: scale must be non-negative, got {arr.tolist()}")
         return np.diag(arr)
     if arr.shape != (d, d):
-        raise ValueError(f"{what}: scale must be a {d} x {d} matrix, got shape {arr.shape}")
+        raise PriorError(f"{what}: scale must be a {d} x {d} matrix, got shape {arr.shape}")
     if not np.allclose(arr, arr.T):
-        raise ValueError(f"{what}: scale matrix is not symmetric")
+        raise PriorError(f"{what}: scale matrix is not symmetric")
     return arr
 
 
@@ -307,7 +330,7 @@ class Wishart(Prior):
         what = f"wishart() prior for {ctx.label}"
         nu = d + 2.5 if self.df is None else float(self.df)
         if not nu > d - 1:
-            raise ValueError(f"{what}: df must exceed d - 1 = {d - 1} (a Wishart with fewer "
+            raise PriorError(f"{what}: df must exceed d - 1 = {d - 1} (a Wishart with fewer "
                              f"degrees of freedom is singular), got {nu}")
         post = _scale_choice(self.posterior_scale, ("cov", "sqrt"), what)
         arr = np.asarray(self.scale, dtype=float)
@@ -321,7 +344,7 @@ class Wishart(Prior):
                 try:
                     R = np.linalg.cholesky(S).T          # S = R'R, R upper
                 except np.linalg.LinAlgError:
-                    raise ValueError(f"{what}: scale matrix is not positive definite") from None
+                    raise PriorError(f"{what}: scale matrix is not positive definite") from None
                 R_inv = np.linalg.inv(R)
                 log_det = float(2.0 * np.sum(np.log(np.diagonal(R))))
         return replace(self, df=nu, common_scale=self._common_scale(ctx, self.common_scale),
@@ -411,7 +434,7 @@ class InvWishart(Prior):
         what = f"invwishart() prior for {ctx.label}"
         nu = (d - 0.5 if ctx.glmm else d - 0.998) if self.df is None else float(self.df)
         if not nu > d - 1:
-            raise ValueError(f"{what}: df must exceed d - 1 = {d - 1}, got {nu}")
+            raise PriorError(f"{what}: df must exceed d - 1 = {d - 1}, got {nu}")
         post = _scale_choice(self.posterior_scale, ("cov", "sqrt"), what)
         if self.scale is None:
             s = 100.0 / (nu + d + 1.0) if ctx.glmm else nu + 0.1
@@ -424,7 +447,7 @@ class InvWishart(Prior):
             try:
                 R = np.linalg.cholesky(S).T
             except np.linalg.LinAlgError:
-                raise ValueError(f"{what}: scale matrix is not positive definite") from None
+                raise PriorError(f"{what}: scale matrix is not positive definite") from None
             log_det = float(2.0 * np.sum(np.log(np.diagonal(R))))
         common = self._common_scale(ctx, self.common_scale)
         return replace(self, df=nu, scale=S, common_scale=common, posterior_scale=post, _R=R,
@@ -496,7 +519,7 @@ class _ScalarScalePrior(Prior):
     def _resolved_common_scale(self, ctx: PriorContext, what: str) -> bool | None:
         if ctx.kind == "resid":
             if self.common_scale is not None:
-                raise ValueError(f"{what}: common_scale does not apply to a residual prior")
+                raise PriorError(f"{what}: common_scale does not apply to a residual prior")
             return None         # a residual prior is on sigma itself (blme prints no scale)
         return self._common_scale(ctx, self.common_scale)
 
@@ -729,32 +752,38 @@ class Normal(Prior):
             if isinstance(sd, dict):
                 unknown = [k for k in sd if k not in ctx.fixef_names]
                 if unknown:
-                    raise ValueError(f"{what}: no fixed effect named {unknown}; the fixed "
+                    raise PriorError(f"{what}: no fixed effect named {unknown}; the fixed "
                                      f"effects are {list(ctx.fixef_names)}")
                 var = np.full(p, math.inf)
                 for k, v in sd.items():
                     var[ctx.fixef_names.index(k)] = float(v) ** 2
             else:
-                var = _two_level(np.atleast_1d(np.asarray(sd, dtype=float)), p) ** 2
+                sd = np.atleast_1d(np.asarray(sd, dtype=float))
+                if sd.size > p:
+                    # blme: "length of sd in normal prior exceeds number of fixed effects",
+                    # and the extra values are dropped
+                    emit_warning(f"{what}: {sd.size} sds for {p} fixed effects; the last "
+                                 f"{sd.size - p} are ignored", PriorWarning, stacklevel=5)
+                var = _two_level(sd, p) ** 2
             C = np.diag(var)
         if C.shape != (p, p):
-            raise ValueError(f"{what}: cov must be {p} x {p} (the model has {p} fixed "
+            raise PriorError(f"{what}: cov must be {p} x {p} (the model has {p} fixed "
                              f"effects), got shape {C.shape}")
         if not np.allclose(C, C.T):
-            raise ValueError(f"{what}: cov is not symmetric")
+            raise PriorError(f"{what}: cov is not symmetric")
         diag = np.diagonal(C)
         if np.any(np.isinf(diag)):
             off = C[~np.eye(p, dtype=bool)]
             if np.any(off != 0):
-                raise ValueError(f"{what}: an infinite variance needs a diagonal cov")
+                raise PriorError(f"{what}: an infinite variance needs a diagonal cov")
             if np.any(diag <= 0):
-                raise ValueError(f"{what}: variances must be positive")
+                raise PriorError(f"{what}: variances must be positive")
             R_inv = np.diag(1.0 / np.sqrt(diag))
         else:
             try:
                 R_inv = np.linalg.inv(np.linalg.cholesky(C).T)
             except np.linalg.LinAlgError:
-                raise ValueError(f"{what}: cov is not positive definite") from None
+                raise PriorError(f"{what}: cov is not positive definite") from None
         return replace(self, cov=C, common_scale=self._common_scale(ctx, self.common_scale),
                        _R_inv=R_inv)
 
@@ -811,7 +840,7 @@ def _expand_values(values: np.ndarray, p: int, what: str, name: str) -> np.ndarr
     if values.size == 2 and p > 1:
         return np.r_[values[0], np.full(p - 1, values[1])]
     if values.size != p:
-        raise ValueError(f"{what}: {name} has {values.size} values for {p} fixed effects")
+        raise PriorError(f"{what}: {name} has {values.size} values for {p} fixed effects")
     return values.astype(float)
 
 
@@ -857,7 +886,7 @@ class T(Prior):
         if S.ndim <= 1:
             S = np.diag(_expand_values(np.atleast_1d(S), p, what, "scale"))
         if S.shape != (p, p):
-            raise ValueError(f"{what}: scale must be {p} x {p}, got shape {S.shape}")
+            raise PriorError(f"{what}: scale must be {p} x {p}, got shape {S.shape}")
         diag = np.diagonal(S)
         if np.any(np.isinf(diag)):
             R_inv = np.diag(1.0 / np.sqrt(diag))
@@ -866,7 +895,7 @@ class T(Prior):
             try:
                 R_inv = np.linalg.inv(np.linalg.cholesky(S).T)
             except np.linalg.LinAlgError:
-                raise ValueError(f"{what}: scale is not positive definite") from None
+                raise PriorError(f"{what}: scale is not positive definite") from None
             d = p
         return replace(self, df=nu, mean=mean, scale=S,
                        common_scale=self._common_scale(ctx, self.common_scale),

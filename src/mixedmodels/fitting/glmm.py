@@ -94,6 +94,7 @@ from .glmm_vcov import (
     vcov_from_hessian,
 )
 from .range_start import design_positional_terms, range_escape_start
+from .saddle_escape import MAX_ESCAPES, escape_start
 from .start_values import glmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
@@ -733,6 +734,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                                           settings=settings)
         return opt, grad
 
+    grad_path = grad                    # the exact gradient, for any later search
     opt, grad = search(x0, grad)
     x = x0 + T @ opt.x
     if any(True for _ in design_positional_terms(design)):
@@ -792,6 +794,29 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 sol = obj.solve(x)
                 derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                                       lower_at(x))
+        for _ in range(MAX_ESCAPES):
+            # a saddle (a Cholesky diagonal at zero is stationary whatever the rest):
+            # leave it along the negative curvature and search again (saddle_escape)
+            step = escape_start(sub, derivs, sol.objective, lower_at(x))
+            if step is None:
+                break
+            base = x.copy()
+            base[:n_diff] += Td @ step
+            alt, alt_grad = search(base, grad_path)
+            if not alt.fval < sol.objective:
+                break
+            opt, grad = alt, alt_grad
+            x = base + T @ alt.x
+            if unbounded:
+                x[:k] = _canonical_theta(design, x[:k])
+            x, _ = snap_to_boundary(obj, x, None, obj.lower)
+            sol = sol_rx = _solution_at(obj, grad, x)
+            fam = sol.family
+            xs[:] = x
+            derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                                          lower_at(x))
+            log_stage("glmer", "saddle escape", opt.optimizer, opt.n_evals, opt.seconds,
+                      opt.fval)
         _leave_workspace_at(obj, x, sol)
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:

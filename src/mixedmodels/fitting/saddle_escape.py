@@ -12,7 +12,8 @@ Contraception ``use ~ age + urban + (age | district)``; its BOBYQA does not).
 
 :func:`escape_start` then steps from the saddle ``z = 0`` along the unit eigenvector ``v``
 of the most negative eigenvalue ``lambda`` (whitened coordinates, approximately standard
-errors), on the side where the gradient does not rise, by ``t`` in :data:`ESCAPE_STEPS`:
+errors), first on the side where the gradient does not rise, then on the other (a bound
+can block one), by ``t`` in :data:`ESCAPE_STEPS`:
 along it the deviance is ``F(t v) ~ F(0) + t g'v + lambda t^2 / 2``, lower by about
 ``|lambda| t^2 / 2`` at the first step. The first trial that lowers the deviance by more
 than :data:`ESCAPE_MIN_DECREASE` is the start of a fresh search; none, and the point stands
@@ -70,8 +71,10 @@ def escape_start(fun: Callable[[np.ndarray], float], derivs: DevianceDerivatives
     if float(derivs.gradient @ v) > 0.0:
         v = -v                          # the side along which F does not rise
     for t in ESCAPE_STEPS:
-        z = np.maximum(t * v, lower)
-        f = fun(z)
-        if np.isfinite(f) and f < f0 - ESCAPE_MIN_DECREASE:
-            return z
+        for side in (v, -v):
+            # the other side too: the gradient is ~0 at a saddle, and a bound can block one
+            z = np.maximum(t * side, lower)
+            f = fun(z)
+            if np.isfinite(f) and f < f0 - ESCAPE_MIN_DECREASE:
+                return z
     return None

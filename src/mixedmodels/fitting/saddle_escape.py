@@ -63,7 +63,15 @@ def escape_start(fun: Callable[[np.ndarray], float], derivs: DevianceDerivatives
     H = derivs.hessian
     if not H.size or not np.all(np.isfinite(H)):
         return None
-    w, V = np.linalg.eigh(0.5 * (H + H.T))
+    Hs = 0.5 * (H + H.T)
+    try:
+        # the usual case, cheaply (a factorization, not an eigendecomposition): the
+        # smallest eigenvalue is above -tol exactly when H + tol I is positive definite
+        np.linalg.cholesky(Hs + NEGATIVE_CURVATURE_TOL * np.eye(Hs.shape[0]))
+        return None
+    except np.linalg.LinAlgError:
+        pass
+    w, V = np.linalg.eigh(Hs)
     if not w[0] < -NEGATIVE_CURVATURE_TOL:
         return None
     v = np.zeros(derivs.free.size)

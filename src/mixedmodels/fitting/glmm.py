@@ -30,6 +30,9 @@ coordinates (so ``T`` may mix the thetas); the signs are made canonical (Cholesk
 Standard errors come from the finite-difference Hessian of the deviance in ``(theta, beta)``
 (:mod:`~mixedmodels.fitting.glmm_vcov`), as lme4's default, with lme4's fallback to ``R_X``
 when that Hessian is not positive definite.
+When that Hessian shows negative curvature, the search stopped at a saddle (a random
+slope's Cholesky diagonal at zero is stationary whatever the rest): it leaves along the
+negative curvature and searches again (:mod:`~mixedmodels.fitting.saddle_escape`).
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ coordinates (so ``T`` may mix the thetas); the signs are made canonical (Cholesk
 Standard errors come from the finite-difference Hessian of the deviance in ``(theta, beta)``
 (:mod:`~mixedmodels.fitting.glmm_vcov`), as lme4's default, with lme4's fallback to ``R_X``
 when that Hessian is not positive definite.
+When that Hessian shows negative curvature, the search stopped at a saddle (a random
+slope's Cholesky diagonal at zero is stationary whatever the rest): it leaves along the
+negative curvature and searches again (:mod:`~mixedmodels.fitting.saddle_escape`).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ from .glmm_vcov import (
     vcov_from_hessian,
 )
 from .range_start import design_positional_terms, range_escape_start
+from .saddle_escape import MAX_ESCAPES, escape_start
 from .start_values import glmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
@@ -762,6 +766,7 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                                           settings=settings)
         return opt, grad
 
+    grad_path = grad                    # the exact gradient, for any later search
     opt, grad = search(x0, grad)
     x = x0 + T @ opt.x
     if any(True for _ in design_positional_terms(design)):
@@ -821,6 +826,29 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
                 sol = obj.solve(x)
                 derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                                       lower_at(x))
+        for _ in range(MAX_ESCAPES):
+            # a saddle (a Cholesky diagonal at zero is stationary whatever the rest):
+            # leave it along the negative curvature and search again (saddle_escape)
+            step = escape_start(sub, derivs, sol.objective, lower_at(x))
+            if step is None:
+                break
+            base = x.copy()
+            base[:n_diff] += Td @ step
+            alt, alt_grad = search(base, grad_path)
+            if not alt.fval < sol.objective:
+                break
+            opt, grad = alt, alt_grad
+            x = base + T @ alt.x
+            if unbounded:
+                x[:k] = _canonical_theta(design, x[:k])
+            x, _ = snap_to_boundary(obj, x, None, obj.lower)
+            sol = sol_rx = _solution_at(obj, grad, x)
+            fam = sol.family
+            xs[:] = x
+            derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
+                                          lower_at(x))
+            log_stage("glmer", "saddle escape", opt.optimizer, opt.n_evals, opt.seconds,
+                      opt.fval)
         _leave_workspace_at(obj, x, sol)
         V = vcov_from_hessian(derivs, Td, np.arange(k, k + p))
         if V is not None and sep.size:

@@ -92,3 +92,30 @@ def test_ranef_cond_var_is_sdreports(fx, data, name):
     if want.shape != (len(re), len(sds)):
         want = want.T
     np.testing.assert_allclose(re[sds].to_numpy() ** 2, want, rtol=CONDVAR_RTOL)
+
+
+#: corpus fixtures (tests/fixtures/glmmtmb) whose ranef_head condsd the parity test does not
+#: check: before the fix ours were 13 % (gauss_slope) to 22 % (sal_zinb2) low
+CORPUS_CONDSD = ["gauss_slope", "sal_zinb2", "sal_hurdle_pois", "cake_nested",
+                 "tweedie_disp_x"]
+
+
+@pytest.mark.parametrize("fid", CORPUS_CONDSD)
+def test_corpus_condsd_is_sdreports(fid):
+    import re
+
+    from test_glmmtmb_parity import fit_fixture, load
+
+    fx = load(fid)
+    m = fit_fixture(fx)
+    checked = 0
+    for comp, heads in fx["ranef_head"].items():
+        for head in heads or []:
+            frame = m.ranef(comp, cond_var=True)[re.sub(r"\.\d+$", "", head["group"])]
+            for term, ref in head["condsd"].items():
+                col = ("Intercept" if term == "(Intercept)" else term) + "_condsd"
+                ref = np.asarray(ref, dtype=float)
+                np.testing.assert_allclose(frame[col].to_numpy()[:ref.size], ref,
+                                           rtol=CONDVAR_RTOL, err_msg=f"{comp} {term}")
+                checked += 1
+    assert checked

@@ -429,8 +429,10 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         ----------
         component : {"cond", "zi"}
         cond_var : bool
-            Add the conditional standard deviations (``<effect>_condsd`` columns) from the
-            Laplace Hessian ``H^{-1}``.
+            Add the conditional standard deviations (``<effect>_condsd`` columns), as
+            glmmTMB's ``ranef(condVar = TRUE)`` (TMB's ``sdreport``): the Laplace Hessian's
+            ``Lambda H^{-1} Lambda'`` plus the parameters' uncertainty carried through the
+            modes (see ``_cond_var_of``; lme4's ``postVar`` has the first term only).
 
         Returns
         -------

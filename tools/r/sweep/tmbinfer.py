@@ -85,11 +85,16 @@ def compare(rec: dict, data, newdata) -> dict:
     fixed = [i for i, n in enumerate(vnames) if not n.startswith("theta_")
              and n != "Tweedie power" and not (n.startswith("d~") and rec["disp"] == "~1")]
     k = len(fixed)
-    res["wald_fixed_rel"] = max(rel(lo[fixed], rlo[:k]), rel(hi[fixed], rhi[:k]))
-    # sd rows: glmmTMB shifts every parameter by +- z se and reads VarCorr; for a log-sd
-    # parameter that is exp(theta +- z se)
+    width = rhi[:k] - rlo[:k]
+    res["wald_fixed_width_rel"] = float(max(np.max(np.abs(lo[fixed] - rlo[:k]) / width),
+                                            np.max(np.abs(hi[fixed] - rhi[:k]) / width)))
+    # sd rows: glmmTMB shifts every parameter by +- z se and reads VarCorr; for the log-sd
+    # parameters of a scalar / diag / us term that is exp(theta +- z se), in order
     sd_r = [i for i, n in enumerate(rrows) if "Std.Dev" in n]
-    res["wald_sd_rows"] = len(sd_r)
+    th = [i for i, lab in enumerate(labs) if lab.startswith("theta_")]
+    if sd_r and len(th) >= len(sd_r) and not any(s in rec["py"] for s in ("ar1(", "cs(", "rr(")):
+        res["wald_sd_rel"] = max(rel(np.exp(lo[th[:len(sd_r)]]), rlo[sd_r]),
+                                 rel(np.exp(hi[th[:len(sd_r)]]), rhi[sd_r]))
     res["our_labels"] = labs
     # --- vcov full
     V = m.vcov_full.to_numpy()

@@ -71,6 +71,9 @@ S("zip_z", "y_zip ~ x + (1 | g)", 'poisson()', zi = "~z", profile = TRUE,
 S("pois_rr", "y_pois ~ x + rr(0 + f | g, d = 1)", 'poisson()')
 S("gauss_us_disp", "y_gauss ~ x + (x | g)", 'gaussian()', disp = "~z")
 S("nb2_us", "y_nb ~ x + us(1 + x | g)", 'nbinom2()')
+S("zinb2_zi_re", "y_zip ~ x + (1 | g)", 'nbinom2()', zi = "~(1 | g)")
+S("hurdle_tnb2", "y_zip ~ x + (1 | g)", 'truncated_nbinom2()', zi = "~z")
+S("zip_ar1", "y_zip ~ x + ar1(0 + tt | g)", 'poisson()', zi = "~1")
 
 res <- list()
 for (s in specs) {
@@ -87,6 +90,11 @@ for (s in specs) {
     ci <- confint(fit, method = "wald")
     vf <- vcov(fit, full = TRUE)
     re <- ranef(fit, condVar = TRUE)
+    rrz <- lapply(re$zi, function(fr) {
+      cv <- attr(fr, "condVar")
+      list(levels = rownames(fr), names = colnames(fr), values = unname(as.matrix(fr)),
+           condvar = unname(cv))
+    })
     rr <- lapply(re$cond, function(fr) {
       cv <- attr(fr, "condVar")
       list(levels = rownames(fr), names = colnames(fr), values = unname(as.matrix(fr)),
@@ -104,7 +112,7 @@ for (s in specs) {
               fixef_disp = as.list(fixef(fit)$disp),
               wald_rows = rownames(ci), wald_lower = unname(ci[, 1]), wald_upper = unname(ci[, 2]),
               wald_est = unname(ci[, 3]),
-              vcov_full_names = colnames(vf), vcov_full = unname(vf), ranef = rr,
+              vcov_full_names = colnames(vf), vcov_full = unname(vf), ranef = rr, ranef_zi = rrz,
               pred_link = unname(pl$fit), pred_link_se = unname(pl$se.fit),
               pred_resp = unname(pr$fit), pred_resp_se = unname(pr$se.fit),
               sim_dim = dim(sim))

@@ -31,6 +31,7 @@ FAMILIES = {
     "nbinom1()": ("nbinom1", "log"), "binomial()": ("binomial", "logit"),
     "beta_family()": ("beta", "logit"), 'Gamma(link = "log")': ("gamma", "log"),
     "tweedie()": ("tweedie", "log"), "gaussian()": ("gaussian", "identity"),
+    "truncated_nbinom2()": ("truncated_nbinom2", "log"),
 }
 
 
@@ -102,10 +103,11 @@ def compare(rec: dict, data, newdata) -> dict:
     res["vcov_full_rel"] = (float(np.max(np.abs(V - Vr)) / np.max(np.abs(Vr)))
                             if V.shape == Vr.shape else f"shape {V.shape} vs {Vr.shape}")
     # --- ranef + condVar
-    re = m.ranef(cond_var=True)
     worst_v, worst_cv = 0.0, 0.0
-    for grp, r in rec["ranef"].items():
-        ours = re[grp]
+    by_comp = [("cond", rec["ranef"])] + ([("zi", rec["ranef_zi"])] if rec.get("ranef_zi")
+                                           else [])
+    for comp, grp, r in [(c, g, r) for c, refs in by_comp for g, r in refs.items()]:
+        ours = m.ranef(comp, cond_var=True)[grp]
         vals = np.asarray(r["values"], float)
         cols = [c for c in ours.columns if not c.endswith("_condsd")]
         sds = [c for c in ours.columns if c.endswith("_condsd")]

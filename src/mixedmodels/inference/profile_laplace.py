@@ -234,7 +234,7 @@ def profile_confint(m, level: float = 0.95, parm=None) -> pd.DataFrame:
             raise ValueError(f"cannot profile {unknown}; profiled parameters: "
                              f"{sorted(known)}")
         params = [p for p in params if p[0] in parm]
-    V = m.vcov_full.to_numpy()
+    V = m.vcov_optimizer.to_numpy()      # steps along our theta, not glmmTMB's
     free = list(m.layout.free_index)
     rows = {}
     for label, k, kind, natural in params:

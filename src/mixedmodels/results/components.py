@@ -37,7 +37,7 @@ class ComponentView(MixedModelResultBase):
     solution : ComponentSolution
     vcov : ndarray (p, p)
         Covariance of the component's fixed effects.
-    cond_var : list of ndarray
+    cond_var : list of ndarray, or a callable returning it
         Conditional covariance blocks of the random effects per term (levels, p, p).
     objective, df : float, int
         Of the whole fit (for the shared information-criterion accessors).
@@ -66,6 +66,9 @@ class ComponentView(MixedModelResultBase):
         return self._vcov
 
     def _cond_var_blocks(self) -> list:
+        # a callable is evaluated on first use (its blocks may cost a mode Jacobian)
+        if callable(self._cv):
+            self._cv = self._cv()
         return self._cv
 
     def is_singular(self, tol: float | None = None) -> bool:

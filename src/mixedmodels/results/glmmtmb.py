@@ -13,7 +13,7 @@ log-likelihood (the REML criterion for ``REML=True``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
@@ -133,8 +133,32 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
 
     @cached_property
     def vcov_full(self) -> pd.DataFrame:
-        """Covariance of every free parameter (``2 H^{-1}``), named as glmmTMB's
-        ``vcov(full = TRUE)``: ``cond~x``, ``zi~x``, ``disp~x``, ``theta_...``."""
+        """Covariance of every free parameter (``2 H^{-1}``), named and scaled as glmmTMB's
+        ``vcov(full = TRUE)``: ``cond~x``, ``zi~x``, ``disp~x``, ``theta_...``, the
+        covariance parameters on glmmTMB's scale (log standard deviations, TMB's correlation
+        parameters) whatever our optimizer's (:mod:`mixedmodels.results.tmb_scale`;
+        :attr:`vcov_optimizer` has them on the optimizer's scale)."""
+        from .tmb_scale import glmmtmb_point_and_jacobian
+
+        labels = list(self.layout.free_labels())
+        free = list(self.layout.free_index)
+        J = glmmtmb_point_and_jacobian(self)[1][np.ix_(free, free)]
+        V = self._free_vcov
+        # NaN (flat parameters, a log of a zero sd) only where an entry depends on one:
+        # J is block diagonal, and 0 * NaN must not spread a flat row over the others
+        bad_J, bad_V = ~np.isfinite(J), ~np.isfinite(V)
+        J0 = np.where(bad_J, 0.0, J)
+        out = J0 @ np.where(bad_V, 0.0, V) @ J0.T
+        reach = (np.abs(J0) > 0) | bad_J
+        nan = (reach.astype(float) @ bad_V.astype(float) @ reach.T.astype(float)) > 0
+        nan |= bad_J.any(axis=1)[:, None] | bad_J.any(axis=1)[None, :]
+        out[nan] = np.nan
+        return pd.DataFrame(out, index=labels, columns=labels)
+
+    @property
+    def vcov_optimizer(self) -> pd.DataFrame:
+        """As :attr:`vcov_full`, the covariance parameters on our optimizer's scale (that of
+        :attr:`x`: lme4's Cholesky entries for unstructured terms)."""
         labels = list(self.layout.free_labels())
         return pd.DataFrame(self._free_vcov, index=labels, columns=labels)
 
@@ -296,18 +320,57 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             terms = [k for k, ts in enumerate(obj.structure.terms) if ts.component == name]
             theta = self.layout.get(self.x, f"theta.{name}", default=np.zeros(0))
             b = [sol.b[k] for k in terms]
-            cv = []
-            for k in terms:
-                ts = obj.structure.terms[k]
-                lam = ts.term.structure.lambda_(self.layout.get(
-                    self.x, f"theta.{name}")[obj._local_theta(ts)])
-                Vu = obj.hessian.term_inverse(ts)
-                cv.append(np.matmul(np.matmul(lam, Vu), lam.T))
             views[name] = ComponentView(self.design.component_design(name),
                                         ComponentSolution(theta, self._beta(name), b),
-                                        self._vcov_block(name), cv, self.objective, self.df,
+                                        self._vcov_block(name),
+                                        partial(self._cond_var_of, name, terms),
+                                        self.objective, self.df,
                                         self.messages, self._varcorr_sigma())
         return views
+
+    def _cond_var_of(self, name: str, terms: list) -> list:
+        r"""Conditional covariance blocks of one component's random effects ``b``, as
+        glmmTMB's ``ranef(condVar = TRUE)`` (TMB's ``sdreport``): per level,
+
+        .. math:: Var(\hat b - b) = \Lambda H^{-1} \Lambda'
+                  + \frac{d\hat b}{dx} V \frac{d\hat b}{dx}', \qquad
+                  \frac{d\hat b}{dx} = \Lambda \frac{d\hat u}{dx}
+                  + \frac{d\Lambda}{dx}\hat u,
+
+        the conditional covariance at the estimates plus the parameters' uncertainty
+        (``V``: the optimizer-scale :attr:`vcov_optimizer`) carried through the modes
+        (:func:`~mixedmodels.objective.laplace.sensitivity.mode_jacobian`). Without a
+        usable ``V`` only the first term.
+        """
+        obj = self.objective_function
+        S = obj.structure
+        V = self.fit.vcov if S.q else None
+        if V is not None:
+            from ..objective.laplace.sensitivity import mode_jacobian, theta_slot_derivatives
+
+            dU = mode_jacobian(obj, self.x)       # leaves H factored at the optimum
+            dlams = theta_slot_derivatives(obj, self.x)
+            free = np.asarray(self.layout.free_index)
+        else:
+            obj.solve(self.x)
+        u = self.solution.u
+        theta = self.layout.get(self.x, f"theta.{name}", default=np.zeros(0))
+        out = []
+        for k in terms:
+            ts = S.terms[k]
+            t = ts.term
+            lam = t.structure.lambda_(theta[obj._local_theta(ts)])
+            block = np.matmul(np.matmul(lam, obj.hessian.term_inverse(ts)), lam.T)
+            if V is not None:
+                idx = ts.u_offset + np.arange(t.q).reshape(t.nlevels, t.p)
+                Db = np.einsum("ij,ljk->lik", lam, dU[idx])
+                for j, ts2, dlam in dlams:
+                    if ts2 is ts:
+                        Db[:, :, j] += u[idx] @ dlam.T
+                Df = np.nan_to_num(Db[:, :, free])
+                block = block + np.einsum("lik,kq,ljq->lij", Df, np.nan_to_num(V), Df)
+            out.append(block)
+        return out
 
     def _varcorr_sigma(self) -> float | None:
         """The residual sd of VarCorr's Residual line, as glmmTMB 1.1.5's ``VarCorr``:
@@ -366,8 +429,10 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         ----------
         component : {"cond", "zi"}
         cond_var : bool
-            Add the conditional standard deviations (``<effect>_condsd`` columns) from the
-            Laplace Hessian ``H^{-1}``.
+            Add the conditional standard deviations (``<effect>_condsd`` columns), as
+            glmmTMB's ``ranef(condVar = TRUE)`` (TMB's ``sdreport``): the Laplace Hessian's
+            ``Lambda H^{-1} Lambda'`` plus the parameters' uncertainty carried through the
+            modes (see ``_cond_var_of``; lme4's ``postVar`` has the first term only).
 
         Returns
         -------
@@ -766,8 +831,8 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
         -------
         DataFrame
             Lower and upper bounds and the estimate, one row per parameter: Wald intervals
-            for every free parameter named as :attr:`vcov_full` (covariance parameters on
-            the optimizer's scale); profile intervals as described there.
+            for every free parameter named and scaled as :attr:`vcov_full` (covariance
+            parameters on glmmTMB's scale); profile intervals as described there.
         """
         if method == "profile":
             from ..methods import profile_laplace_confint
@@ -777,8 +842,10 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             raise ValueError(f"method must be 'wald' or 'profile', got {method!r}")
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1), got {level!r}")
+        from .tmb_scale import glmmtmb_point_and_jacobian
+
         zq = stats.norm.ppf(0.5 + level / 2)
-        est = self.layout.free(self.x)
+        est = self.layout.free(glmmtmb_point_and_jacobian(self)[0])
         se = np.sqrt(np.diag(self.vcov_full.to_numpy()))
         lo, hi = f"{100 * (1 - level) / 2:.1f} %", f"{100 * (1 + level) / 2:.1f} %"
         return pd.DataFrame({lo: est - zq * se, hi: est + zq * se, "Estimate": est},

@@ -20,7 +20,29 @@ from .recipe import FitRecipe
 #: lme4's residual types of an lmer fit (``partial`` is not implemented there either).
 LMM_RESIDUAL_TYPES = ("response", "pearson", "deviance", "working")
 
-__all__ = ["LinearMixedModelResult"]
+__all__ = ["LMM_RESIDUAL_TYPES", "LinearMixedModelResult", "check_lmm_residual_type",
+           "lmm_residuals"]
+
+
+def check_lmm_residual_type(type: str) -> None:
+    """Raise a ValueError naming :data:`LMM_RESIDUAL_TYPES` when ``type`` is not one
+    (shared by the in-memory and the Dask result, so both say the same)."""
+    if type not in LMM_RESIDUAL_TYPES:
+        raise ValueError(f"unknown residual type {type!r}; use one of "
+                         f"{', '.join(LMM_RESIDUAL_TYPES)}")
+
+
+def lmm_residuals(type: str, y, eta, weights) -> np.ndarray:
+    """Residuals of ``type`` (:data:`LMM_RESIDUAL_TYPES`) from the rows' arrays.
+
+    ``response`` and ``working``: ``y - eta`` (the identity link makes the working
+    residual the response residual); ``pearson`` and ``deviance``:
+    ``sqrt(w) (y - eta)`` with the prior weights ``w`` (None: unit weights).
+    """
+    r = y - eta
+    if type in ("pearson", "deviance") and weights is not None:
+        r = r * np.sqrt(weights)
+    return r
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -141,12 +163,8 @@ class LinearMixedModelResult(MixedModelResultBase, InferenceMixin, TermsMixin):
         pandas.Series
             Indexed like the rows used in the fit.
         """
-        if type not in LMM_RESIDUAL_TYPES:
-            raise ValueError(f"unknown residual type {type!r}; use one of "
-                             f"{', '.join(LMM_RESIDUAL_TYPES)}")
-        r = self.design.y - self._eta()
-        if type in ("pearson", "deviance") and self.design.weights is not None:
-            r = r * np.sqrt(self.design.weights)
+        check_lmm_residual_type(type)
+        r = lmm_residuals(type, self.design.y, self._eta(), self.design.weights)
         if scaled:
             r = r / self.sigma
         return pd.Series(r, index=self._index(), name="residuals")

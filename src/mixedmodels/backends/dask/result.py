@@ -19,6 +19,7 @@ import pandas as pd
 
 from ...objective import LMMObjective
 from ...results import LinearMixedModelResult
+from ...results.lmm import check_lmm_residual_type, lmm_residuals
 from ...results.predict import linear_predictor, select_term_columns
 from .plan import PartitionPlan
 
@@ -50,14 +51,13 @@ class DaskRanefMixin:
 
 
 def _partition_values(part, plan: PartitionPlan, beta, b, keep, what: str, scale: float):
-    """Fitted values or residuals of one partition's fitted rows."""
+    """Fitted values (``what="fitted"``) or residuals of type ``what`` of one
+    partition's fitted rows."""
     a = plan.arrays(part)
     eta = partition_eta(a, beta, b, keep)
     if what == "fitted":
         return pd.Series(eta, index=a.index, name="fitted")
-    r = a.y - eta
-    if what == "pearson" and a.weights is not None:
-        r = r * np.sqrt(a.weights)
+    r = lmm_residuals(what, a.y, eta, a.weights)
     return pd.Series(r / scale, index=a.index, name="residuals")
 
 
@@ -119,7 +119,10 @@ class DaskLinearMixedModelResult(DaskRanefMixin, LinearMixedModelResult):
 
         Parameters
         ----------
-        type : {"response", "pearson"}
+        type : {"response", "pearson", "deviance", "working"}
+            As for the in-memory :meth:`LinearMixedModelResult.residuals`:
+            ``response`` = ``working`` = ``y - fitted``, ``pearson`` = ``deviance`` =
+            ``sqrt(w) (y - fitted)``, computed on each partition.
         scaled : bool
             Divide by sigma.
 
@@ -127,8 +130,7 @@ class DaskLinearMixedModelResult(DaskRanefMixin, LinearMixedModelResult):
         -------
         dask.dataframe.Series
         """
-        if type not in ("response", "pearson"):
-            raise ValueError(f"unknown residual type {type!r}; use 'response' or 'pearson'")
+        check_lmm_residual_type(type)
         return self._lazy(type, select_term_columns(self.design, None),
                           self.sigma if scaled else 1.0)
 

@@ -38,8 +38,8 @@ GLS_CASES = ("bw_gls_fixed", "bw_gls_power_time", "orth_gls_ident_ml", "bw_gls_v
 def _gls_fit(package, name: str):
     """``() -> result`` fitting gls fixture ``name`` with ``package``."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from benchmarks.rside_bench import timing_data
     import rside_fixtures as rf
+    from benchmarks.rside_bench import timing_data
 
     fx = {f["name"]: f for f in rf.models("gls")}[name]
     data = timing_data(fx)

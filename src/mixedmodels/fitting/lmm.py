@@ -159,7 +159,7 @@ def _fit(design, REML, optimizer, optimizer_settings, start, check_conv):
 
 def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
                  optimizer_settings: dict | None = None, start=None,
-                 check_conv: bool = True):
+                 check_conv: bool = True, projected_bfgs: bool = False):
     """Minimize an LMM objective over theta: lmer's optimization, for any objective.
 
     The objective may come from a :class:`Design` or from cross-products summed
@@ -171,6 +171,11 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
     obj : LMMObjective
     optimizer, optimizer_settings, start, check_conv
         As for :func:`lmer` (``"gradient"`` needs ``obj.has_gradient``).
+    projected_bfgs : bool
+        With ``optimizer="auto"``, take the projected BFGS of small models (see below)
+        for structured terms too (small models only, as for unstructured ones): for a caller
+        that only needs a start its own Newton polish finishes (glmmtmb's Gaussian
+        models, :mod:`.glmmtmb_gaussian`), so a flat stretch's last 1e-6 does not matter.
 
     Returns
     -------
@@ -210,7 +215,8 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
         dense_qn = (obj.has_gradient
                     and (obj.method == "dense" or obj.one_factor is not None
                          or (obj.method == "blocked" and obj.n < MOMENT_START_MIN_ROWS))
-                    and not any(t.structured for t in design.terms))
+                    and (projected_bfgs
+                         or not any(t.structured for t in design.terms)))
         optimizer = ("gradient" if obj.has_gradient and obj.method != "dense"
                      else "bobyqa")
     grad = hess_inv = None

@@ -77,3 +77,18 @@ def test_dense_build_matches_definition():
     lower = np.tril(full)
     # positions outside the pattern have no shared block: exactly zero
     assert np.allclose(np.tril(expected), lower, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize(("n_keys", "key_range"), [
+    (4000, 2400), (0, 10), (1, 1), (50, 100_000), (10_000, 10_000), (300, 40_000),
+])
+def test_unique_keys_equals_np_unique(n_keys, key_range):
+    from mixedmodels.linalg.layout import unique_keys
+
+    rng = np.random.default_rng(n_keys + key_range)
+    keys = rng.integers(0, key_range, n_keys).astype(np.int64)
+    uniq, inverse = unique_keys(keys, key_range)
+    ref_uniq, ref_inverse = np.unique(keys, return_inverse=True)
+    assert uniq.dtype == ref_uniq.dtype and np.array_equal(uniq, ref_uniq)
+    assert np.array_equal(inverse, ref_inverse.reshape(-1))
+    assert np.array_equal(uniq[inverse], keys)

@@ -92,3 +92,24 @@ def test_unique_keys_equals_np_unique(n_keys, key_range):
     assert uniq.dtype == ref_uniq.dtype and np.array_equal(uniq, ref_uniq)
     assert np.array_equal(inverse, ref_inverse.reshape(-1))
     assert np.array_equal(uniq[inverse], keys)
+
+
+def test_cached_category_labels_match_fresh_ones():
+    import pandas as pd
+
+    from mixedmodels.design import random as rnd
+
+    col = pd.Series(pd.Categorical([3, 1, 2, 3, 1], categories=[1, 2, 3]))
+    rnd._CATEGORY_LABELS.clear()
+    codes, labels = rnd._as_str_labels(col)
+    codes2, labels2 = rnd._as_str_labels(col)            # from the cache
+    assert list(labels) == ["1", "2", "3"] and labels2 is labels
+    assert np.array_equal(codes, [2, 0, 1, 2, 0]) and np.array_equal(codes2, codes)
+    # labels that print alike still merge (depends on the codes: not cached)
+    mixed = pd.Series(pd.Categorical(["3", 3, 1], categories=[1, 3, "3"]))
+    codes3, labels3 = rnd._as_str_labels(mixed)
+    assert list(labels3) == ["1", "3"] and np.array_equal(codes3, [1, 1, 0])
+    # unused categories take the uncached path
+    sparse = pd.Series(pd.Categorical([2, 2], categories=[1, 2]))
+    codes4, labels4 = rnd._as_str_labels(sparse)
+    assert list(labels4) == ["2"] and np.array_equal(codes4, [0, 0])

@@ -234,6 +234,20 @@ def _plain_text_labels(categories: pd.Index) -> bool:
 _TEXT_LABELS = IdentityCache()
 
 
+def _distinct_category_labels(categories: pd.Index) -> pd.Index | None:
+    """The string labels of ``categories`` as an index, or None when two of them print
+    alike (those levels merge, which depends on the codes)."""
+    labels = _category_text(categories)
+    if len(labels) > 1 and len(set(labels)) < len(labels):
+        return None
+    return pd.Index(labels)
+
+
+#: :func:`_distinct_category_labels` per categories index (immutable: see
+#: :mod:`.identity_cache`; refits of one data frame ask for the same labels every time).
+_CATEGORY_LABELS = IdentityCache()
+
+
 def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Codes and string labels of one grouping variable in R's level order: a categorical's
     categories as ordered (unused ones dropped), sorted values otherwise. Values that print
@@ -247,6 +261,12 @@ def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
             # text categories, all observed: they are the labels already (unique, so
             # nothing to merge), without a round trip through an object array
             return codes, categories
+        if counts.all():
+            # all observed, labels distinct: the labels index depends on the categories
+            # alone (~80 us of label text and pandas' string inference per factor)
+            labels_index = _CATEGORY_LABELS.get(categories, _distinct_category_labels)
+            if labels_index is not None:
+                return codes, labels_index
         used = counts > 0
         labels = _category_text(categories)
         if not used.all():

@@ -18,6 +18,31 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+#: :func:`unique_keys` marks keys in a dense table when the key range is at most this
+#: many times the number of keys (plus :data:`UNIQUE_TABLE_SLACK`): one scatter and one
+#: scan instead of ``np.unique``'s sort (~75 us -> ~15 us for 4,000 keys in 2,400).
+UNIQUE_TABLE_RATIO = 8
+#: Key ranges up to this size always use the table (its scan costs a few microseconds).
+UNIQUE_TABLE_SLACK = 1 << 14
+
+
+def unique_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for non-negative integer keys below
+    ``key_range``: the sorted distinct keys and every key's index among them.
+
+    A small range is read from a dense table (mark the keys, number the marked slots in
+    ascending order, look the numbers up): the same arrays as the sort, in linear time.
+    """
+    if (key_range > UNIQUE_TABLE_RATIO * keys.size + UNIQUE_TABLE_SLACK
+            or (keys.size and int(keys.min()) < 0)):
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        return uniq, inverse.reshape(-1)
+    table = np.zeros(key_range, dtype=np.intp)
+    table[keys] = 1
+    uniq = np.flatnonzero(table).astype(keys.dtype, copy=False)
+    table[uniq] = np.arange(uniq.size)
+    return uniq, table[keys]
+
 __all__ = [
     "BlockLayout",
     "CrossProductPattern",
@@ -214,7 +239,7 @@ class CrossProductPattern(BlockLayout):
         if self.dense_rest:
             self._idx22 = keys22
         else:
-            uniq22, self._idx22 = np.unique(keys22, return_inverse=True)
+            uniq22, self._idx22 = unique_keys(keys22, self.q_r * self.q_r)
             self._nnz22 = uniq22.size
             self._indices22 = (uniq22 % self.q_r).astype(np.int32)
             self._indptr22 = np.concatenate(
@@ -223,7 +248,7 @@ class CrossProductPattern(BlockLayout):
         # A21 sparse: keys (rest column, term-1 column) -> unique positions
         c1 = b1.codes[:, None] * p1 + np.arange(p1)[None]
         keys = (self._rcols[:, :, None].astype(np.int64) * self.q1 + c1[:, None, :]).ravel()
-        uniq, self._pos21 = np.unique(keys, return_inverse=True)
+        uniq, self._pos21 = unique_keys(keys, self.q_r * self.q1)
         self._nnz21 = uniq.size
         rows21 = uniq // self.q1
         self._indices21 = (uniq % self.q1).astype(np.int32)

@@ -205,6 +205,35 @@ def _glmer_order(obj: GLMMObjective, tmb) -> np.ndarray:
     return out if out.size == obj.layout.size and np.all(out >= 0) else None
 
 
+def _checked_value(obj: GLMMObjective, grad, x: np.ndarray):
+    """glmer's ``(F, dF/dx)`` at the engine's optimum ``x``: the same evaluation as
+    ``grad(x)``, without PIRLS's sensitivity of the modes (``du/d[theta, beta]``, a solve
+    with ``q + p``-column right-hand sides: ~10% of the check on hetar1_pois), which only
+    predicts the modes of the next solve. Most routed fits need no further solve (no
+    Newton step; the result leaves the workspace at the modes without a prediction, as
+    :func:`~.glmm._leave_workspace_at` does for the two stages); where a Newton step is
+    needed :func:`_predict_from` computes it then."""
+    pirls = obj.pirls
+    predict = pirls.predict
+    pirls.predict = False
+    try:
+        return grad(x)
+    finally:
+        pirls.predict = predict
+
+
+def _predict_from(obj: GLMMObjective, grad) -> None:
+    """Before the first Newton step: the modes' sensitivity at the checked point
+    (:meth:`~mixedmodels.objective.pirls.PIRLS.reference_of` of its solve), from which
+    PIRLS predicts the modes at the step's end, as it would have had the check kept it."""
+    from ..objective.pirls import PIRLS
+
+    pirls = obj.pirls
+    last = getattr(grad, "last_solve", None)
+    if pirls.predict and type(pirls) is PIRLS and last is not None:
+        pirls._ref = pirls.reference_of(last[3])
+
+
 def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_derivs: bool,
                    check_conv: bool):
     """glmer's fit of a model of :func:`takes_structured_route` by the engine (module
@@ -248,7 +277,7 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
         # only its iterations (7 -> 1 on the structures fixtures), not the modes
         obj.pirls.u_start = u.copy()
         obj.pirls._ref = None
-    f, g = grad(x)
+    f, g = _checked_value(obj, grad, x)
     if not abs(f - float(tmb.fit.solution.objective)) <= OBJECTIVE_AGREEMENT_TOL:
         return None
     if at_wall:
@@ -267,6 +296,8 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
             break
         if n_steps == POLISH_STEPS:
             return None
+        if n_steps == 0:
+            _predict_from(obj, grad)
         for _ in range(POLISH_HALVINGS + 1):
             # (halved while it does not descend: along a flat direction -- a correlation
             # near one -- the quadratic model overshoots)

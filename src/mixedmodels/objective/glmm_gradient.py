@@ -57,7 +57,7 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from ..families import Family
-from .laplace.hessian import make_hessian
+from .laplace.hessian import _one_block, make_hessian
 from .laplace.random_structure import RandomStructure
 from .laplace.sensitivity import solve_columns
 from .pirls import PIRLSError
@@ -276,7 +276,19 @@ class LaplaceGradient:
         return row_derivatives(fam, kind, self.design.y, self.obj.pirls.prior, eta, mu)
 
     def _factor(self, kernel, a: np.ndarray, weights: np.ndarray) -> None:
-        if not kernel.factor(self.structure.slot_products(a, weights[:, None, None])):
+        r"""Factor ``M = I + sum_i w_i a_i' a_i`` (or ``H``, with the weights ``w``).
+
+        With one block (one level of one term and one channel: a spatial process over
+        all sites, a known matrix over all levels) the sum is the matrix product
+        :math:`a^\top \operatorname{diag}(w)\, a` (``n P^2`` flops by BLAS), the Laplace
+        engine's own path (:func:`~.laplace.hessian.factor_at`), instead of the ``n x P
+        x P`` per-observation products summed by ``bincount`` (gau_pois, ``P = 70``:
+        ~65% of glmer's gradient); the same matrix to rounding."""
+        if _one_block(kernel, self.structure):
+            ok = kernel._factor_blocks(((a.T * weights) @ a)[None])
+        else:
+            ok = kernel.factor(self.structure.slot_products(a, weights[:, None, None]))
+        if not ok:
             raise PIRLSError("the Laplace Hessian is not positive definite at the "
                              "conditional modes")
 
@@ -396,7 +408,10 @@ class LaplaceGradient:
         a = S.slot_values(lams)                                   # (n, P): Z Lambda
         self._factor(self._M, a, wl)
         apply = getattr(self._M, "slot_inverse_apply", None)
-        if apply is not None:
+        if _one_block(self._M, S):
+            # one block: a_i M^{-1} on the slots is row i of a M^{-1} (no (n, P, P) array)
+            Ba = a @ self._M.inverse_blocks()[0].T                # (n, P)
+        elif apply is not None:
             Ba = apply(a)                                         # (n, P), no (n, P, P)
         else:
             B = getattr(self._M, "slot_inverse_lapack", self._M.slot_inverse)()

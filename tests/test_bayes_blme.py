@@ -20,11 +20,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
 import mixedmodels as mm
+from blme_cases import data_of as _data
+from blme_cases import fit as _fit
+from blme_cases import prior as _prior
+from blme_cases import vec as _vec
 from mixedmodels.bayes import priors as P  # noqa: N812 - blme's prior calls, short
 from mixedmodels.bayes.glmm_objective import PenalizedGLMMObjective
 from mixedmodels.bayes.lmm_objective import PenalizedLMMObjective
@@ -48,45 +51,11 @@ SE_RTOL_LMM = 1e-3
 SE_RTOL_GLMM = 2e-3
 
 
-def _prior(spec):
-    if spec is None:
-        return None
-    if spec == "default":
-        return P.DEFAULT
-    if "by_group" in spec:
-        return {g: _prior(s) for g, s in spec["by_group"].items()}
-    args = dict(spec.get("args") or {})
-    if isinstance(args.get("scale"), list) and isinstance(args["scale"][0], list):
-        args["scale"] = np.array(args["scale"])
-    return getattr(P, spec["dist"])(**args)
-
-
-def _data(case) -> pd.DataFrame:
-    if "data_records" in case:
-        return pd.DataFrame(case["data_records"])
-    return mm.datasets.load(case["py"]["data"])
-
-
-def _vec(x) -> np.ndarray:
-    return np.atleast_1d(np.asarray(x, dtype=float))
-
-
 @pytest.fixture(scope="module")
 def fits():
-    out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name, c in CASES.items():
-            py = c["py"]
-            kw = {"cov_prior": _prior(py.get("cov_prior")),
-                  "fixef_prior": _prior(py.get("fixef_prior"))}
-            if py["fun"] == "blmer":
-                out[name] = mm.blmer(py["formula"], _data(c), REML=py["REML"],
-                                     resid_prior=_prior(py.get("resid_prior")),
-                                     weights=py.get("weights"), **kw)
-            else:
-                out[name] = mm.bglmer(py["formula"], _data(c), family=py["family"], **kw)
-    return out
+        return {name: _fit(c) for name, c in CASES.items()}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

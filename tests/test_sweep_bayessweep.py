@@ -20,10 +20,13 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from blme_cases import data_of as _data
+from blme_cases import fit as _fit
+from blme_cases import prior as _prior
+from blme_cases import vec as _vec
 from mixedmodels._errors import MixedModelsError
 from mixedmodels.bayes import priors as P  # noqa: N812 - blme's prior calls, short
 from mixedmodels.bayes.glmm_objective import PenalizedGLMMObjective
@@ -52,40 +55,6 @@ SE_RTOL = {"blmer": 1e-4, "bglmer": 1e-3}
 THETA_ATOL = 1e-4
 #: sigma, relative
 SIGMA_RTOL = 1e-4
-
-
-def _prior(spec):
-    if spec is None:
-        return None
-    if spec == "default":
-        return P.DEFAULT
-    if "by_group" in spec:
-        return {g: _prior(s) for g, s in spec["by_group"].items()}
-    args = dict(spec.get("args") or {})
-    for key in ("scale", "cov"):
-        v = args.get(key)
-        if isinstance(v, list) and v and isinstance(v[0], list):
-            args[key] = np.array(v, float)
-    return getattr(P, spec["dist"])(**args)
-
-
-def _data(case) -> pd.DataFrame:
-    if "data_records" in case:
-        return pd.DataFrame(case["data_records"])
-    return mm.datasets.load(case["py"]["data"])
-
-
-def _vec(x) -> np.ndarray:
-    return np.atleast_1d(np.asarray(x, dtype=float))
-
-
-def _fit(case):
-    py = case["py"]
-    kw = {"cov_prior": _prior(py.get("cov_prior")), "fixef_prior": _prior(py.get("fixef_prior"))}
-    if py["fun"] == "blmer":
-        return mm.blmer(py["formula"], _data(case), REML=py["REML"],
-                        resid_prior=_prior(py.get("resid_prior")), **kw)
-    return mm.bglmer(py["formula"], _data(case), family=py["family"], **kw)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import traceback
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 import mixedmodels as mm
 from mixedmodels._errors import MixedModelsError
@@ -34,6 +34,9 @@ from mixedmodels.design import materialize
 from mixedmodels.families import make_family
 from mixedmodels.fitting.glmm import glmm_design
 from mixedmodels.formula import parse_formula
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+from blme_cases import data_of, fit, prior, vec
 
 #: the objective at blme's parameters: the same function, relative
 DEVFUN_RTOL = 1e-7
@@ -47,42 +50,6 @@ SE_RTOL = 1e-4
 THETA_ATOL = 1e-4
 #: sigma, relative
 SIGMA_RTOL = 1e-4
-
-
-def prior(spec):
-    """A prior from the fixture spelling (as tests/test_bayes_blme.py)."""
-    if spec is None:
-        return None
-    if spec == "default":
-        return P.DEFAULT
-    if "by_group" in spec:
-        return {g: prior(s) for g, s in spec["by_group"].items()}
-    args = dict(spec.get("args") or {})
-    for key in ("scale", "cov"):
-        v = args.get(key)
-        if isinstance(v, list) and v and isinstance(v[0], list):
-            args[key] = np.array(v, float)
-    return getattr(P, spec["dist"])(**args)
-
-
-def data_of(case) -> pd.DataFrame:
-    if "data_records" in case:
-        return pd.DataFrame(case["data_records"])
-    return mm.datasets.load(case["py"]["data"])
-
-
-def vec(x) -> np.ndarray:
-    return np.atleast_1d(np.asarray(x, dtype=float))
-
-
-def fit(case):
-    py = case["py"]
-    kw = {"cov_prior": prior(py.get("cov_prior")), "fixef_prior": prior(py.get("fixef_prior"))}
-    if py["fun"] == "blmer":
-        return mm.blmer(py["formula"], data_of(case), REML=py["REML"],
-                        resid_prior=prior(py.get("resid_prior")),
-                        weights=py.get("weights"), **kw)
-    return mm.bglmer(py["formula"], data_of(case), family=py["family"], **kw)
 
 
 def objective_at(case) -> list[tuple[float, float]]:

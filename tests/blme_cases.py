@@ -10,8 +10,15 @@ import pandas as pd
 
 import mixedmodels as mm
 from mixedmodels.bayes import priors as P  # noqa: N812 - blme's prior calls, short
+from mixedmodels.bayes.glmm_objective import PenalizedGLMMObjective
+from mixedmodels.bayes.lmm_objective import PenalizedLMMObjective
+from mixedmodels.bayes.model_priors import resolve_priors
+from mixedmodels.design import materialize
+from mixedmodels.families import make_family
+from mixedmodels.fitting.glmm import glmm_design
+from mixedmodels.formula import parse_formula
 
-__all__ = ["data_of", "fit", "prior", "vec"]
+__all__ = ["data_of", "fit", "objective_at", "prior", "vec"]
 
 
 def prior(spec):
@@ -51,3 +58,38 @@ def fit(case):
                         resid_prior=prior(py.get("resid_prior")),
                         weights=py.get("weights"), **kw)
     return mm.bglmer(py["formula"], data_of(case), family=py["family"], **kw)
+
+
+def objective_at(case) -> list[tuple[float, float]]:
+    """(ours, blme's) penalized objective at each of blme's recorded parameter vectors."""
+    py = case["py"]
+    data = data_of(case)
+    if py["fun"] == "blmer":
+        design = materialize(parse_formula(py["formula"]), data, weights=py.get("weights"))
+        pri = resolve_priors(design, prior(py.get("cov_prior")), prior(py.get("fixef_prior")),
+                             prior(py.get("resid_prior")))
+        obj = PenalizedLMMObjective(design, pri, reml=py["REML"])
+    else:
+        fam = make_family(py["family"])
+        design = glmm_design(py["formula"], data, fam)
+        pri = resolve_priors(design, prior(py.get("cov_prior")), prior(py.get("fixef_prior")),
+                             glmm=True)
+        obj = PenalizedGLMMObjective(design, fam, pri)
+    names = case["devfun_params"]
+    names = [names] if isinstance(names, str) else names
+    k = design.n_theta
+    out = []
+    for at in case["devfun_at"]:
+        par = vec(at["par"])
+        if py["fun"] == "bglmer":
+            value = obj(par)
+        else:
+            rest = par[k:]
+            beta = sigma = None
+            if "beta" in names:
+                beta, rest = rest[:design.p], rest[design.p:]
+            if "sigma" in names:
+                sigma = float(rest[0])
+            value = obj.at(par[:k], beta, sigma).objective
+        out.append((float(value), float(at["value"])))
+    return out

@@ -24,19 +24,12 @@ import pytest
 from scipy import stats
 
 import mixedmodels as mm
-from blme_cases import data_of as _data
 from blme_cases import fit as _fit
-from blme_cases import prior as _prior
+from blme_cases import objective_at as _objective_at
 from blme_cases import vec as _vec
 from mixedmodels.bayes import priors as P  # noqa: N812 - blme's prior calls, short
-from mixedmodels.bayes.glmm_objective import PenalizedGLMMObjective
-from mixedmodels.bayes.lmm_objective import PenalizedLMMObjective
-from mixedmodels.bayes.model_priors import PriorWarning, resolve_priors
+from mixedmodels.bayes.model_priors import PriorWarning
 from mixedmodels.bayes.priors import PriorContext
-from mixedmodels.design import materialize
-from mixedmodels.families import make_family
-from mixedmodels.fitting.glmm import glmm_design
-from mixedmodels.formula import parse_formula
 
 DATA = json.loads((Path(__file__).parent / "fixtures" / "blme" / "blme_fixtures.json")
                   .read_text())
@@ -60,36 +53,8 @@ def fits():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_objective_at_blme_parameters(name):
-    c = CASES[name]
-    py = c["py"]
-    data = _data(c)
-    if py["fun"] == "blmer":
-        design = materialize(parse_formula(py["formula"]), data, weights=py.get("weights"))
-        pri = resolve_priors(design, _prior(py.get("cov_prior")), _prior(py.get("fixef_prior")),
-                             _prior(py.get("resid_prior")))
-        obj = PenalizedLMMObjective(design, pri, reml=py["REML"])
-    else:
-        fam = make_family(py["family"])
-        design = glmm_design(py["formula"], data, fam)
-        pri = resolve_priors(design, _prior(py.get("cov_prior")), _prior(py.get("fixef_prior")),
-                             glmm=True)
-        obj = PenalizedGLMMObjective(design, fam, pri)
-    names = c["devfun_params"]
-    names = [names] if isinstance(names, str) else names
-    k = design.n_theta
-    for at in c["devfun_at"]:
-        par = _vec(at["par"])
-        if py["fun"] == "bglmer":
-            value = obj(par)
-        else:
-            rest = par[k:]
-            beta = sigma = None
-            if "beta" in names:
-                beta, rest = rest[:design.p], rest[design.p:]
-            if "sigma" in names:
-                sigma = float(rest[0])
-            value = obj.at(par[:k], beta, sigma).objective
-        assert value == pytest.approx(at["value"], rel=DEVFUN_RTOL)
+    for ours, blme in _objective_at(CASES[name]):
+        assert ours == pytest.approx(blme, rel=DEVFUN_RTOL)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

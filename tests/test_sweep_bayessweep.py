@@ -23,19 +23,12 @@ import numpy as np
 import pytest
 
 import mixedmodels as mm
-from blme_cases import data_of as _data
 from blme_cases import fit as _fit
-from blme_cases import prior as _prior
+from blme_cases import objective_at as _objective_at
 from blme_cases import vec as _vec
 from mixedmodels._errors import MixedModelsError
 from mixedmodels.bayes import priors as P  # noqa: N812 - blme's prior calls, short
-from mixedmodels.bayes.glmm_objective import PenalizedGLMMObjective
-from mixedmodels.bayes.lmm_objective import PenalizedLMMObjective
-from mixedmodels.bayes.model_priors import PriorWarning, resolve_priors
-from mixedmodels.design import materialize
-from mixedmodels.families import make_family
-from mixedmodels.fitting.glmm import glmm_design
-from mixedmodels.formula import parse_formula
+from mixedmodels.bayes.model_priors import PriorWarning
 
 DATA = json.loads((Path(__file__).parent / "fixtures" / "sweep" / "bayessweep_parity.json")
                   .read_text())
@@ -67,38 +60,12 @@ def fits():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_objective_at_blme_parameters(name):
     c = CASES[name]
-    py = c["py"]
-    data = _data(c)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PriorWarning)
-        if py["fun"] == "blmer":
-            design = materialize(parse_formula(py["formula"]), data)
-            pri = resolve_priors(design, _prior(py.get("cov_prior")),
-                                 _prior(py.get("fixef_prior")), _prior(py.get("resid_prior")))
-            obj = PenalizedLMMObjective(design, pri, reml=py["REML"])
-        else:
-            fam = make_family(py["family"])
-            design = glmm_design(py["formula"], data, fam)
-            pri = resolve_priors(design, _prior(py.get("cov_prior")),
-                                 _prior(py.get("fixef_prior")), glmm=True)
-            obj = PenalizedGLMMObjective(design, fam, pri)
-    names = c["devfun_params"]
-    names = [names] if isinstance(names, str) else names
-    k = design.n_theta
-    for at in c["devfun_at"]:
-        par = _vec(at["par"])
-        if py["fun"] == "bglmer":
-            value = obj(par)
-            assert value == pytest.approx(at["value"], rel=DEVFUN_RTOL_GLMM)
-        else:
-            rest = par[k:]
-            beta = sigma = None
-            if "beta" in names:
-                beta, rest = rest[:design.p], rest[design.p:]
-            if "sigma" in names:
-                sigma = float(rest[0])
-            value = obj.at(par[:k], beta, sigma).objective
-            assert value == pytest.approx(at["value"], rel=DEVFUN_RTOL_LMM)
+        pairs = _objective_at(c)
+    rtol = DEVFUN_RTOL_GLMM if c["py"]["fun"] == "bglmer" else DEVFUN_RTOL_LMM
+    for ours, blme in pairs:
+        assert ours == pytest.approx(blme, rel=rtol)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

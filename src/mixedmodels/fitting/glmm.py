@@ -778,10 +778,15 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             if alt.fval < opt.fval:
                 opt, grad, x = alt, alt_grad, x_alt + T @ alt.x
     log_stage("glmer", stage, opt.optimizer, opt.n_evals, opt.seconds, opt.fval)
-    if unbounded:
-        x[:k] = _canonical_theta(design, x[:k])
-    x, _ = snap_to_boundary(obj, x, None, obj.lower)
-    sol = _solution_at(obj, grad, x)
+
+    def settle(x, grad):
+        """A search's end as reported: canonical signs, bounds met, the solution there."""
+        if unbounded:
+            x[:k] = _canonical_theta(design, x[:k])
+        x, _ = snap_to_boundary(obj, x, None, obj.lower)
+        return x, _solution_at(obj, grad, x)
+
+    x, sol = settle(x, grad)
     fam = sol.family
     log.stage("Laplace" if obj.nAGQ == 1 else f"AGQ({obj.nAGQ})")
 
@@ -838,12 +843,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
             if not alt.fval < sol.objective:
                 break
             opt, grad = alt, alt_grad
-            x = base + T @ alt.x
-            if unbounded:
-                x[:k] = _canonical_theta(design, x[:k])
-            x, _ = snap_to_boundary(obj, x, None, obj.lower)
-            sol = sol_rx = _solution_at(obj, grad, x)
-            fam = sol.family
+            x, sol = settle(base + T @ alt.x, grad)
+            sol_rx, fam = sol, sol.family
             xs[:] = x
             derivs = whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, sol.objective,
                                           lower_at(x))

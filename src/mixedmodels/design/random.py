@@ -257,13 +257,13 @@ def _as_str_labels(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
         codes = col.array.codes.astype(np.int64)
         categories = dtype.categories
         counts = np.bincount(codes, minlength=len(categories))
-        if counts.all() and _TEXT_LABELS.get(categories, _plain_text_labels):
-            # text categories, all observed: they are the labels already (unique, so
-            # nothing to merge), without a round trip through an object array
-            return codes, categories
         if counts.all():
-            # all observed, labels distinct: the labels index depends on the categories
-            # alone (~80 us of label text and pandas' string inference per factor)
+            if _TEXT_LABELS.get(categories, _plain_text_labels):
+                # text categories: they are the labels already (unique, so nothing to
+                # merge), without a round trip through an object array
+                return codes, categories
+            # labels distinct: the labels index depends on the categories alone (~80 us
+            # of label text and pandas' string inference per factor)
             labels_index = _CATEGORY_LABELS.get(categories, _distinct_category_labels)
             if labels_index is not None:
                 return codes, labels_index

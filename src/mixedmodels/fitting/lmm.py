@@ -50,6 +50,7 @@ from .common import (
 )
 from .moment_start import moment_theta
 from .rside import fit_rside_lmm
+from .start_curvature import log_theta_curvature
 from .start_values import lmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
@@ -225,9 +226,12 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
         opt, grad = _dense_quasi_newton(obj, x0, lower, optimizer_settings)
     elif optimizer == "gradient":
         fg = traced(obj.value_and_gradient, "lmer", gradient=True)
+        curvature0 = None
         if start is None:
             x0, fg = _large_model_start(obj, fg, x0)
-        opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
+            if obj.n >= MOMENT_START_MIN_ROWS:
+                curvature0 = log_theta_curvature(obj, x0)
+        opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower, curvature0=curvature0)
         if residual_vanishing(obj, opt.x):
             # the quasi-Newton path can run off to sigma -> 0 (relative theta -> infinity),
             # where the profiled deviance flattens towards a limit: cs(0 + ftime | subject)

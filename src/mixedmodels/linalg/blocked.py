@@ -139,6 +139,7 @@ class BlockedSystem:
         self._a21_t: tuple | None = None          # (A21, its transpose view): a21_t
         self._jacobians: list | None = None       # constant d lambda / d theta: jacobians
         self._a22_pattern: np.ndarray | None = None   # _rest_pattern_values
+        self._a22_inside: tuple | None = None         # (pattern, A22 inside it?)
         if pattern.has_rest:
             self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
             self.rest_diag = BlockDiagonal([(b.nlevels, b.p) for b in blocks[1:]])
@@ -216,13 +217,19 @@ class BlockedSystem:
         elsewhere, and :meth:`factorize` writes those values into a zeroed block -- no
         copy of ``A22`` and no pass scaling the whole lower triangle. None where some
         non-zero lies elsewhere (or the path does not apply).
+
+        The check (a pass over the whole block) runs once per pattern: new weights
+        (PIRLS) keep the positions of the non-zeros, and only the values are gathered.
         """
-        if self._product is None or not self.rest_scalar or self.p1 != 1:
+        product = self._product
+        if (product is None or not self.rest_scalar or self.p1 != 1
+                or not isinstance(A.A22, np.ndarray)):
             return None
-        values = A.A22.reshape(-1)[self._product.flat]
-        if np.count_nonzero(values) != np.count_nonzero(np.tril(A.A22)):
-            return None
-        return values
+        values = A.A22.reshape(-1)[product.flat]
+        if self._a22_inside is None or self._a22_inside[0] is not product:
+            inside = np.count_nonzero(values) == np.count_nonzero(np.tril(A.A22))
+            self._a22_inside = (product, inside)
+        return values if self._a22_inside[1] else None
 
     def _new_product(self, A21: sp.csr_matrix, keep_refresh: bool):
         if self.p1 == 1:

@@ -284,14 +284,25 @@ def _large_model_start(obj: LMMObjective, fg, x0: np.ndarray):
         return x0, fg, None
     guess = moment_theta(obj)
     if guess is None or guess.shape != x0.shape:
-        return x0, fg, None
+        # no moment start (a term it does not cover): the search's first evaluation, at
+        # x0, made here for its curvature
+        first, curvature = _first_evaluation(obj, x0)
+        return x0, _answer_first(fg, x0, first), curvature
     f0 = obj(x0)
-    estimate = np.full(guess.shape, np.nan)
-    first = traced(partial(obj.value_and_gradient, curvature=estimate), "lmer",
-                   gradient=True)(guess)
+    first, curvature = _first_evaluation(obj, guess)
     if not first[0] < f0:
         return x0, fg, None
-    return guess, _answer_first(fg, guess, first), start_curvature(estimate)
+    return guess, _answer_first(fg, guess, first), curvature
+
+
+def _first_evaluation(obj: LMMObjective, theta: np.ndarray):
+    """``((value, gradient), curvature)`` at the search's start: one traced evaluation
+    that also fills the curvature estimate of :func:`start_curvature` (None where the
+    objective gives none)."""
+    estimate = np.full(theta.shape, np.nan)
+    first = traced(partial(obj.value_and_gradient, curvature=estimate), "lmer",
+                   gradient=True)(theta)
+    return first, start_curvature(estimate)
 
 
 #: Points this close (relative, per entry) are the same point: a few rounding errors.

@@ -6,7 +6,9 @@ step of length ~1 in ``log theta`` along the gradient. From InstEval's moment st
 spent 10 value+gradient evaluations in all. With the diagonal curvature estimate of
 :func:`~mixedmodels.objective.lmm_gradient.shrinkage_curvature` at the start (computed by
 the start's own evaluation, from the diagonal of ``M^{-1}`` the gradient forms anyway) the
-first step is a Newton step of that estimate: 5 evaluations, the same optimum.
+first step is a Newton step of that estimate: 6 evaluations (the start's included), the
+same optimum (2e-10 apart); crossed_1m 7 -> 3, crossed_100k 8 -> 4, crossed_interaction10k
+(no moment start) 21 -> 15.
 """
 
 from __future__ import annotations

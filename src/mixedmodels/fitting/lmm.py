@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,7 @@ from .common import (
 )
 from .moment_start import moment_theta
 from .rside import fit_rside_lmm
+from .start_curvature import start_curvature
 from .start_values import lmm_start
 from .trace import check_verbose, log_stage, traced, verbose_output
 
@@ -225,9 +227,10 @@ def optimize_lmm(obj: LMMObjective, optimizer: str = "auto",
         opt, grad = _dense_quasi_newton(obj, x0, lower, optimizer_settings)
     elif optimizer == "gradient":
         fg = traced(obj.value_and_gradient, "lmer", gradient=True)
+        curvature0 = None
         if start is None:
-            x0, fg = _large_model_start(obj, fg, x0)
-        opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower)
+            x0, fg, curvature0 = _large_model_start(obj, fg, x0)
+        opt, grad, hess_inv = minimize_with_gradient(fg, x0, lower, curvature0=curvature0)
         if residual_vanishing(obj, opt.x):
             # the quasi-Newton path can run off to sigma -> 0 (relative theta -> infinity),
             # where the profiled deviance flattens towards a limit: cs(0 + ftime | subject)
@@ -264,26 +267,42 @@ MOMENT_START_MIN_ROWS = 10_000
 
 
 def _large_model_start(obj: LMMObjective, fg, x0: np.ndarray):
-    """``(start, fg)`` of the gradient search: the moment estimate of :func:`moment_theta`
-    where its objective is below that of lme4's ``x0`` (from theta = 1 the search spent 17
-    of crossed_slopes_200k's 26 evaluations finding the basin), else ``(x0, fg)``.
+    """``(start, fg, curvature)`` of the gradient search: the moment estimate of
+    :func:`moment_theta` where its objective is below that of lme4's ``x0`` (from theta = 1
+    the search spent 17 of crossed_slopes_200k's 26 evaluations finding the basin), else
+    ``(x0, fg, None)``.
 
     The estimate reads the objective's cross-products only, so a Dask fit (cross-products
     summed over the partitions) takes the start of the in-memory fit of the same rows.
     Choosing costs one value evaluation at ``x0``; the value and gradient at the moment
-    start are kept and answer the search's first call (:func:`_answer_first`)."""
+    start are kept and answer the search's first call (:func:`_answer_first`), and the
+    same evaluation gives the curvature estimate of the search's first inverse Hessian
+    (:func:`start_curvature`; None where the objective has none, or from ``x0``)."""
     if obj.n < MOMENT_START_MIN_ROWS:
         # evaluations are cheap here, and lme4's start keeps small fits on the path they
         # have always taken (the parity tests' optimizer paths)
-        return x0, fg
+        return x0, fg, None
     guess = moment_theta(obj)
     if guess is None or guess.shape != x0.shape:
-        return x0, fg
+        # no moment start (a term it does not cover): the search's first evaluation, at
+        # x0, made here for its curvature
+        first, curvature = _first_evaluation(obj, x0)
+        return x0, _answer_first(fg, x0, first), curvature
     f0 = obj(x0)
-    first = fg(guess)
+    first, curvature = _first_evaluation(obj, guess)
     if not first[0] < f0:
-        return x0, fg
-    return guess, _answer_first(fg, guess, first)
+        return x0, fg, None
+    return guess, _answer_first(fg, guess, first), curvature
+
+
+def _first_evaluation(obj: LMMObjective, theta: np.ndarray):
+    """``((value, gradient), curvature)`` at the search's start: one traced evaluation
+    that also fills the curvature estimate of :func:`start_curvature` (None where the
+    objective gives none)."""
+    estimate = np.full(theta.shape, np.nan)
+    first = traced(partial(obj.value_and_gradient, curvature=estimate), "lmer",
+                   gradient=True)(theta)
+    return first, start_curvature(estimate)
 
 
 #: Points this close (relative, per entry) are the same point: a few rounding errors.

@@ -138,6 +138,8 @@ class BlockedSystem:
         self._pair_classes: tuple | None = None
         self._a21_t: tuple | None = None          # (A21, its transpose view): a21_t
         self._jacobians: list | None = None       # constant d lambda / d theta: jacobians
+        self._a22_pattern: np.ndarray | None = None   # _rest_pattern_values
+        self._a22_inside: tuple | None = None         # (pattern, A22 inside it?)
         if pattern.has_rest:
             self._rest_levels = np.array([b.nlevels for b in blocks[1:]])
             self.rest_diag = BlockDiagonal([(b.nlevels, b.p) for b in blocks[1:]])
@@ -203,6 +205,31 @@ class BlockedSystem:
                     self._product.refresh(A.A21.data)
                 else:
                     self._product = self._new_product(A.A21, keep_refresh=True)
+            self._a22_pattern = self._rest_pattern_values(A)
+
+    def _rest_pattern_values(self, A: CrossProducts) -> np.ndarray | None:
+        """``A22`` at the product pattern's positions, where that is all of it.
+
+        For scalar rest terms every non-zero of ``A22``'s lower triangle (two rest columns
+        sharing an observation) is usually a position of the product pattern (the
+        observation's level of the first term has both): then the dense block is
+        ``D (A22 - A21 C A21') D + I`` at the pattern's positions and the identity
+        elsewhere, and :meth:`factorize` writes those values into a zeroed block -- no
+        copy of ``A22`` and no pass scaling the whole lower triangle. None where some
+        non-zero lies elsewhere (or the path does not apply).
+
+        The check (a pass over the whole block) runs once per pattern: new weights
+        (PIRLS) keep the positions of the non-zeros, and only the values are gathered.
+        """
+        product = self._product
+        if (product is None or not self.rest_scalar or self.p1 != 1
+                or not isinstance(A.A22, np.ndarray)):
+            return None
+        values = A.A22.reshape(-1)[product.flat]
+        if self._a22_inside is None or self._a22_inside[0] is not product:
+            inside = np.count_nonzero(values) == np.count_nonzero(np.tril(A.A22))
+            self._a22_inside = (product, inside)
+        return values if self._a22_inside[1] else None
 
     def _new_product(self, A21: sp.csr_matrix, keep_refresh: bool):
         if self.p1 == 1:
@@ -314,10 +341,20 @@ class BlockedSystem:
                 # terms'; Lambda_v: the vector terms' blocks): D scales the lower triangle
                 # in one pass, Lambda_v touches only the vector terms' rows and columns
                 L22 = self._buf22 if scratch else np.empty_like(A.A22)
-                np.copyto(L22, A.A22)
-                self._product.subtract_from(L22, self._first_weights(m1))
-                D = lam_r if self.rest_scalar else self.rest_diag.scalar_diagonal(lams)
-                scaled_lower_copy(L22, D, L22)
+                if self._a22_pattern is not None:
+                    # (A22 - A21 C A21') at the positions, scaled (d_a v) d_b as
+                    # scaled_lower_copy scales: the same numbers as the general branch
+                    product = self._product
+                    vals = self._a22_pattern - product.values(self._first_weights(m1))
+                    vals *= lam_r[product.rows]
+                    vals *= lam_r[product.cols]
+                    L22.fill(0.0)
+                    L22.reshape(-1)[product.flat] = vals
+                else:
+                    np.copyto(L22, A.A22)
+                    self._product.subtract_from(L22, self._first_weights(m1))
+                    D = lam_r if self.rest_scalar else self.rest_diag.scalar_diagonal(lams)
+                    scaled_lower_copy(L22, D, L22)
                 BrX = A.ArX - A.A21 @ self._m1_times(m1, L1X)
                 if self.rest_scalar:
                     BrX *= lam_r[:, None]

@@ -488,12 +488,18 @@ class LMMObjective:
             return np.inf
         return float(self._from_factor(f))
 
-    def value_and_gradient(self, theta) -> tuple[float, np.ndarray]:
+    def value_and_gradient(self, theta, curvature: np.ndarray | None = None
+                           ) -> tuple[float, np.ndarray]:
         """The objective and its analytic gradient (only when :attr:`has_gradient`).
 
         Parameters
         ----------
         theta : array-like
+        curvature : ndarray, optional
+            One entry per parameter: filled with a diagonal estimate of the Hessian in
+            ``log theta`` (:func:`~mixedmodels.objective.lmm_gradient.shrinkage_curvature`)
+            where the blocked system's scalar-term gradient runs without merged terms;
+            set to NaN elsewhere.
 
         Returns
         -------
@@ -506,6 +512,8 @@ class LMMObjective:
                                       "lambda_jacobian")
         self.n_evals += 1
         self.n_grads += 1
+        if curvature is not None:
+            curvature[:] = np.nan
         if self.one_factor is not None:
             return one_factor_value_and_gradient(self, self.one_factor,
                                                  np.asarray(theta, dtype=float))
@@ -525,7 +533,8 @@ class LMMObjective:
         dof = self.n - self.p if self.reml else self.n
         if self._scalar_gradient:
             grad = scalar_terms_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
-                                         RXt_inv, consume=True)
+                                         RXt_inv, consume=True,
+                                         curvature=curvature if self.merge is None else None)
         else:
             grad = general_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
                                     RXt_inv, consume=True)

@@ -45,7 +45,8 @@ from ..covariance.base import CovarianceStructure
 from ..linalg.blocked import BlockedFactor, BlockedSystem
 from ..linalg.lapack import inverse_crossprod_inplace, mirror_lower_inplace, solve_lower_t
 
-__all__ = ["general_gradient", "has_jacobian", "scalar_terms_gradient", "supports_gradient"]
+__all__ = ["general_gradient", "has_jacobian", "scalar_terms_gradient", "shrinkage_curvature",
+           "supports_gradient"]
 
 
 def supports_gradient(system: BlockedSystem) -> bool:
@@ -71,12 +72,15 @@ def has_jacobian(structures) -> bool:
 
 def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
                           beta: np.ndarray, r2: float, dof: float, reml: bool,
-                          RX_inv: np.ndarray, consume: bool = False) -> np.ndarray:
+                          RX_inv: np.ndarray, consume: bool = False,
+                          curvature: np.ndarray | None = None) -> np.ndarray:
     r"""Gradient of the objective at ``theta`` (see the module docstring).
 
     ``dof`` is n (ML) or n - p (REML); ``RX_inv`` is ``R_X^{-1}`` (p x p). ``consume=True``
     lets the gradient overwrite the factor's dense block with ``S^{-1}`` (for a factor
     that is discarded afterwards: no copy of the largest array of the fit).
+    ``curvature`` (one entry per term), when given, receives
+    :func:`shrinkage_curvature`'s estimate of the Hessian's diagonal in ``log theta``.
 
     The parts other than ``log|M|`` need no cross-product: with ``V = M^{-1}\Lambda' Z'W[X
     y]`` (one back-substitution, every column at once), ``u = V w`` (``w = (-beta, 1)``)
@@ -130,11 +134,51 @@ def scalar_terms_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.nda
         Sinv = _dense_inverse(f.L22, consume)
         t[1:] = np.bincount(term_of_rest, np.diagonal(Sinv), minlength=k_terms - 1)
         t[0] += _first_term_trace(system, f, Sinv, d)
+    if curvature is not None:
+        curvature[:] = shrinkage_curvature(d, None if Vr is None else np.diagonal(Sinv),
+                                           system.rest_term_of_row if Vr is not None
+                                           else None, k_terms)
     grad = np.zeros(k_terms)
     pos = theta > 0
     # log|M| and, through V, r^2 (scaled by dof / r^2) and log|C|
     grad[pos] = 2.0 * (q[pos] - t[pos] - dof / r2 * sq[pos]) / theta[pos]
     return grad
+
+
+def shrinkage_curvature(d: np.ndarray, rest_diag: np.ndarray | None,
+                        term_of_rest: np.ndarray | None, k_terms: int) -> np.ndarray:
+    r"""Diagonal estimate of the criterion's Hessian in ``log theta`` (scalar terms):
+    ``H_kk ~ 4 sum_{i in k} r_i^2`` with ``r_i = 1 - (M^{-1})_{ii}`` the shrinkage of
+    random effect i.
+
+    For one grouping factor with independent levels, ``r_i = theta^2 a_i / (1 + theta^2
+    a_i)`` and the expected information of ``psi = log sigma_b^2`` in the log-likelihood
+    is ``sum r_i^2 / 2``: the deviance doubles it and ``log theta = psi / 2`` multiplies it
+    by four. The rest terms' ``(M^{-1})_{ii} = (S^{-1})_{ii}`` are exact (crossed and
+    confounded terms included); the first term's use the level's own block,
+    ``1 / d_i^2`` (``d`` the diagonal of ``L11``), leaving out the crossed correction the
+    gradient gets from the trace. On InstEval at the moment start: 4838 / 3212 / 28.8
+    (``s`` / ``d`` / ``dept``) against the Hessian's 4473 / 3160 / 22.8 (finite
+    differences of this gradient); the per-level counts alone give 53 for ``dept``, whose
+    levels are confounded with those of ``d``.
+
+    Parameters
+    ----------
+    d : ndarray (l1,)
+        Diagonal of ``L11``.
+    rest_diag : ndarray (q_r,) or None
+        Diagonal of ``S^{-1}`` (None without rest terms).
+    term_of_rest : ndarray (q_r,) or None
+        Rest term (0 for the second term) of each rest column.
+    k_terms : int
+    """
+    out = np.zeros(k_terms)
+    r1 = 1.0 - 1.0 / (d * d)
+    out[0] = 4.0 * float(r1 @ r1)
+    if rest_diag is not None:
+        r = 1.0 - rest_diag
+        out[1:] = 4.0 * np.bincount(term_of_rest, r * r, minlength=k_terms - 1)
+    return out
 
 
 def _first_term_trace(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray,

@@ -75,6 +75,7 @@ def minimize_with_gradient(
     maxiter: int = 500,
     gtol: float | None = None,
     max_log_step: float | None = None,
+    curvature0: np.ndarray | None = None,
 ) -> tuple[OptSummary, np.ndarray, np.ndarray | None]:
     """Minimize ``fg`` (returning value and gradient) over ``x >= lower``.
 
@@ -85,7 +86,11 @@ def minimize_with_gradient(
     farther than this (max norm) from the best point so far is refused without evaluating
     ``fg`` (answered like a failed evaluation, so the line search shortens the step). It
     changes the path, not the optimum: every point within the radius of an iterate stays
-    reachable.
+    reachable. ``curvature0`` (positive, one entry per parameter: per unit of ``log
+    theta`` for the log-scale ones) is a diagonal estimate of the Hessian at ``x0``; its
+    inverse replaces the identity as BFGS's first inverse Hessian, so the first step is
+    a Newton step of that estimate instead of one of length ~1 along the gradient. It
+    changes the path, not the optimum.
 
     Returns
     -------
@@ -152,9 +157,12 @@ def minimize_with_gradient(
         gtol = max(LOG_PHASE_GTOL, LOG_PHASE_GTOL_REL * abs(f0))
     code = "converged"
     hess_inv = None
+    options = {"gtol": gtol, "maxiter": maxiter}
+    if curvature0 is not None:
+        options["hess_inv0"] = np.diag(1.0 / np.asarray(curvature0, dtype=float))
     try:
         res = sp_minimize(fg_log, start, jac=True, method="BFGS", callback=stop_near_bound,
-                          options={"gtol": gtol, "maxiter": maxiter})
+                          options=options)
         # "precision loss" means the line search met rounding noise at the optimum; the
         # convergence check after the fit judges the point on its merits.
         if not res.success and "precision" not in str(res.message):

@@ -189,9 +189,16 @@ def _all_text(categories: pd.Index) -> bool:
 
 
 def _category_text(categories: pd.Index) -> np.ndarray:
-    """Labels of a categorical's categories (the common string case without a round trip)."""
+    """Labels of a categorical's categories (the common string case without a round trip).
+
+    Integer categories print as their decimal digits (:func:`_one_label` is ``str`` of
+    each): numpy formats them in one pass, where a Python call per level cost crossed_1m's
+    20,000 + 2,000 levels ~0.1 s."""
     if _all_text(categories):
         return np.asarray(categories, dtype=object)
+    values = np.asarray(categories)
+    if values.dtype.kind in "iu":
+        return values.astype(str).astype(object)
     return np.array([_one_label(c) for c in categories], dtype=object)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from .._errors import ConvergenceWarning
 from .._messages import emit_warning
+from .._pages import regular_pages
 from .._threads import blas_threads, dense_block_size
 from ..backends.dask import is_dask_input
 from ..design import Design, check_lmm_identifiable, materialize
@@ -126,8 +127,10 @@ def _fit_design(design, REML, optimizer, optimizer_settings, start, check_conv,
             raise ValueError("fixed_theta cannot be combined with a residual structure or "
                              "a known sigma")
     # one BLAS thread unless the dense block is large (see mixedmodels._threads): under
-    # load, OpenBLAS's spinning threads made InstEval and sleepstudy 3-6x slower
-    with blas_threads(dense_block_size(design.terms)):
+    # load, OpenBLAS's spinning threads made InstEval and sleepstudy 3-6x slower; regular
+    # memory pages for the large arrays of large fits (see mixedmodels._pages: huge-page
+    # compaction stalls were 1.1 s of crossed_1m's set-up)
+    with blas_threads(dense_block_size(design.terms)), regular_pages(design.nobs):
         if not residual.empty:
             result = fit_rside_lmm(design, residual, REML, optimizer, optimizer_settings,
                                    start, check_conv)

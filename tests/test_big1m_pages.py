@@ -56,6 +56,40 @@ def test_nested_fits_restore_the_outer_setting():
         _set(before)
 
 
+def test_overlapping_fits_in_two_threads_restore_only_at_the_last_exit():
+    """Fits in two threads whose spans overlap without nesting (A enters, B enters, A
+    leaves, B leaves): huge pages stay off until B leaves, then numpy's setting is back."""
+    import threading
+
+    before = _set(True)
+    a_in, a_out, b_in = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def fit_a():
+        with _pages.regular_pages(10**6):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def fit_b():
+        a_in.wait(5)
+        with _pages.regular_pages(10**6):
+            b_in.set()
+            a_out.wait(5)
+            seen["after A left"] = _current()
+        seen["after B left"] = _current()
+
+    try:
+        threads = [threading.Thread(target=fit_a), threading.Thread(target=fit_b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen == {"after A left": False, "after B left": True}
+    finally:
+        _set(before)
+
+
 def test_large_lmer_result_is_unchanged_by_the_page_policy(monkeypatch):
     """The same fit with and without the switch: identical numbers (pages change no
     arithmetic)."""

@@ -21,11 +21,19 @@ this large and are left alone (no call at all).
 
 from __future__ import annotations
 
+import threading
+
 __all__ = ["REGULAR_PAGES_MIN_ROWS", "regular_pages"]
 
 #: Fits with at least this many rows allocate n-length float arrays of ~1 MB and
 #: cross-product structures of many MB: from here on their arrays get regular pages.
 REGULAR_PAGES_MIN_ROWS = 100_000
+
+# numpy's switch is process-wide: fits overlapping in several threads share one request
+# count, the first to enter saves numpy's setting and the last to leave restores it (so an
+# inner exit never turns huge pages back on under a fit still running)
+_LOCK = threading.Lock()
+_STATE = {"depth": 0, "previous": None}
 
 
 def _switch():
@@ -40,7 +48,8 @@ def _switch():
 
 class regular_pages:  # noqa: N801 - used as a context manager, like contextlib's
     """Context manager: numpy's huge-page request off for a fit of ``n_rows`` rows when
-    ``n_rows >= REGULAR_PAGES_MIN_ROWS``; the previous setting restored on exit.
+    ``n_rows >= REGULAR_PAGES_MIN_ROWS``; numpy's setting restored when the last such fit
+    (of any thread) exits.
 
     Parameters
     ----------
@@ -48,19 +57,23 @@ class regular_pages:  # noqa: N801 - used as a context manager, like contextlib'
         Rows of the fit.
     """
 
-    __slots__ = ("_active", "_previous", "_set")
+    __slots__ = ("_set",)
 
     def __init__(self, n_rows: int):
-        self._active = int(n_rows) >= REGULAR_PAGES_MIN_ROWS
-        self._set = _switch() if self._active else None
-        self._previous = None
+        self._set = _switch() if int(n_rows) >= REGULAR_PAGES_MIN_ROWS else None
 
     def __enter__(self) -> regular_pages:
         if self._set is not None:
-            self._previous = bool(self._set(False))
+            with _LOCK:
+                if _STATE["depth"] == 0:
+                    _STATE["previous"] = bool(self._set(False))
+                _STATE["depth"] += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._set is not None and self._previous is not None:
-            self._set(self._previous)
-            self._previous = None
+        if self._set is not None:
+            with _LOCK:
+                _STATE["depth"] -= 1
+                if _STATE["depth"] == 0:
+                    self._set(_STATE["previous"])
+                    _STATE["previous"] = None

@@ -118,7 +118,9 @@ def shared_patterns(blocks: RowBlocks, key: np.ndarray) -> tuple[PatternClass, .
     key = np.asarray(key, dtype=float)
     key = key[:, None] if key.ndim == 1 else key
     n_groups = blocks.n_groups
-    if n_groups == 0:
+    if n_groups * PATTERN_MAX_FRACTION < 1.0:
+        # at least one pattern is always used: a single group (a spatial model without
+        # groups) can never share, so its rows are not sorted and searched at every fit
         return None
     rows, grid = sorted_grid(blocks, key)
     m, d = grid.shape[1], grid.shape[2]

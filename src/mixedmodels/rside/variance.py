@@ -489,6 +489,10 @@ class _BoundConstPower(_BoundPower):
 
     def _set_covariate(self, v):
         self._abs = np.ones(self.codes.shape[0]) if v is None else np.abs(np.asarray(v, float))
+        # log|v| (0 where v = 0, whose power term has no slope in delta): fixed per
+        # binding, read by every gradient
+        with np.errstate(divide="ignore"):
+            self._log_abs = np.where(self._abs > 0.0, np.log(self._abs), 0.0)
 
     def natural(self, u):
         u = np.asarray(u, dtype=float).copy()
@@ -520,13 +524,22 @@ class _BoundConstPower(_BoundPower):
         if self.spec.fixed:
             return np.zeros((self.codes.shape[0], 0))
         u = self.full(u)
+        if self.k == 1:
+            # one stratum: the same numbers as the per-row arrays below (log_sd's scalar
+            # constant and full exponent array), written into the two columns directly
+            log_c = min(max(float(u[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+            c1 = np.exp(np.float64(log_c))
+            pw = self._abs ** np.full(self._abs.shape, u[1])
+            g = c1 + pw
+            out = np.empty((g.shape[0], 2))
+            np.divide(c1, g, out=out[:, 0])
+            np.divide(pw * self._log_abs, g, out=out[:, 1])
+            return out
         c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
         pw = self._abs ** u[self.k:][self.codes]
         g = c + pw
-        with np.errstate(divide="ignore"):
-            log_abs = np.where(self._abs > 0.0, np.log(self._abs), 0.0)
         return np.hstack([self._strata_columns(c / g, self.codes, self.k),
-                          self._strata_columns(pw * log_abs / g, self.codes, self.k)])
+                          self._strata_columns(pw * self._log_abs / g, self.codes, self.k)])
 
 
 # -- varFixed ------------------------------------------------------------------------------

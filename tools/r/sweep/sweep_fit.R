@@ -105,6 +105,7 @@ fit_specs <- function(specs, sets, only = NULL, label = function(s) s$data,
     cat(sprintf("%-26s %6.2fs %s\n", s$id, rec$seconds,
                 if (is.null(rec$error)) sprintf("%.4f conv=%d pd=%s", rec$objective, rec$convergence, rec$pdHess)
                 else paste("ERROR", rec$error)))
+    flush(stdout())
   }
   results
 }

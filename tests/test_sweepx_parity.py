@@ -42,6 +42,11 @@ PRED_RTOL = 1e-4
 #: objective are in benchmarks/results/sweepx_notes.md): ours must be at or below it
 GLMMTMB_WRONG: dict[str, str] = {}
 
+#: the optimum is on a boundary or a flat ridge (glmmTMB's Hessian not positive definite,
+#: or a zero-inflation logit at -14 with SE 3000): the objective, estimates and variance
+#: parameters agree, the SEs there are not determined and are not compared
+SE_UNRELIABLE: dict[str, str] = {}
+
 #: our fit takes longer than a couple of seconds on the shared machine
 SLOW = set()
 
@@ -84,7 +89,8 @@ def _params():
     return out
 
 
-def _check_component(m, rec: dict, comp: str, key: str, sekey: str) -> None:
+def _check_component(m, rec: dict, comp: str, key: str, sekey: str,
+                     check_se: bool = True) -> None:
     ref = rec.get(key) or {}
     if not ref:
         return
@@ -95,9 +101,10 @@ def _check_component(m, rec: dict, comp: str, key: str, sekey: str) -> None:
     ref_se = rec.get(sekey) or {}
     assert set(est) == set(ref), (comp, sorted(est), sorted(ref))
     for name, r in ref.items():
-        scale = max(abs(r), abs(ref_se.get(name) or 0.0))
+        # glmmTMB's vcov() leaves out the dispersion model: our SE scales it there
+        scale = max(abs(r), abs(ref_se.get(name) or se[name]))
         assert abs(est[name] - r) <= COEF_RTOL * scale, (comp, name, est[name], r)
-        if ref_se.get(name) is not None:
+        if ref_se.get(name) is not None and check_se:
             assert se[name] == pytest.approx(ref_se[name], rel=SE_RTOL), (comp, name)
 
 
@@ -144,8 +151,29 @@ def test_sweepx_matches_glmmtmb(rid):
     assert m.objective == pytest.approx(rec["objective"], abs=OBJECTIVE_ATOL)
     for comp, key, sekey in (("cond", "beta", "se"), ("zi", "beta_zi", "se_zi"),
                              ("disp", "beta_disp", "se_disp")):
-        _check_component(m, rec, comp, key, sekey)
+        _check_component(m, rec, comp, key, sekey, check_se=rid not in SE_UNRELIABLE)
     _check_varcorr(m, rec)
     ref = np.asarray([np.nan if v is None else v for v in rec["pred_resp_head"]], float)
     ours = np.asarray(m.predict(type="response"), dtype=float)[:5]
     np.testing.assert_allclose(ours, ref, rtol=PRED_RTOL, atol=PRED_RTOL)
+
+
+def test_truncated_nbinom2_start_off_the_log_series_ridge():
+    """Without random effects the truncated nbinom2 fit ran off along its log-series limit
+    (size and mean -> 0 together: log size -23.9, intercept -22.7) and the full model,
+    started there, stayed: 882.392, 1.40 above glmmTMB's interior optimum. The dispersion
+    and conditional coefficients now restart at their moment starts
+    (fitting/glmmtmb.py DISP_CARRY_MAX_SHIFT)."""
+    rec = RECORDS["diag_tnb2"]
+    m = _fit(rec, _data(rec["data"]))
+    assert m.objective == pytest.approx(rec["objective"], abs=OBJECTIVE_ATOL)
+    ref = rec["beta_disp"]["(Intercept)"]
+    assert m.fixef_disp.iloc[0] == pytest.approx(ref, abs=COEF_RTOL * abs(ref) + 1e-3)
+
+
+def test_ar1_with_repeated_times_is_refused_with_a_clear_error():
+    """glmmTMB 1.1.5 lets rows of one group share an ar1 time (one random effect for
+    them); we refuse it and say which term, time and group (the sweep's ar1 over the
+    crossed factor h)."""
+    with pytest.raises(mm.DataError, match=r"ar1\(\).*appears .* times in group 'h1'"):
+        mm.glmmtmb("y_pos ~ x + ar1(0 + ftt | h)", _data("sx"), family="Gamma", link="log")

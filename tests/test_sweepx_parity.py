@@ -3,7 +3,7 @@ covariance structures x families x extras (zero inflation, dispersion models, of
 weights, crossed / nested terms, factor slopes, missing values, scaled covariates, odd
 names), on a simulated set and the bundled data sets. The fixture is made by
 tools/r/sweep/sweepx_glmmtmb.R (tests/fixtures/sweepx/); models whose fit takes more than a
-second or two here are marked slow (``-m slow``).
+half a second here are marked slow (``-m slow``).
 
 Where glmmTMB did not converge (listed in ``GLMMTMB_WRONG`` with the evidence) only our
 objective is checked: it must be at or below glmmTMB's.
@@ -30,9 +30,12 @@ OBJECTIVE_ATOL = 1e-4
 COEF_RTOL = 1e-4
 #: standard errors of the fixed effects, relative
 SE_RTOL = 1e-3
-#: random-effect standard deviations, relative (absolute below SD_FLOOR)
+#: random-effect standard deviations, relative (absolute below SD_FLOOR); two sds both
+#: below SD_ZERO are the same boundary estimate (the objective is flat there to ~sd^2:
+#: glmmTMB stops at 6e-5 where we reach 3e-11)
 SD_RTOL = 1e-3
 SD_FLOOR = 1e-2
+SD_ZERO = 5e-3
 #: random-effect correlations, absolute
 CORR_ATOL = 1e-3
 #: response-scale predictions (relative, absolute near 0)
@@ -40,15 +43,34 @@ PRED_RTOL = 1e-4
 
 #: glmmTMB's fit is not an optimum here (its convergence code, pdHess and our lower
 #: objective are in benchmarks/results/sweepx_notes.md): ours must be at or below it
-GLMMTMB_WRONG: dict[str, str] = {}
+GLMMTMB_WRONG: dict[str, str] = {
+    "us3_gauss_dispx": "glmmTMB false convergence (code 1), non-pd Hessian; ours 2.8e-5 lower",
+    "us3_nb2_zi1": "code 1, non-pd, zi logit running to -inf; ours 2.2e-4 lower",
+    "us3_gamma_crossed": "code 1, non-pd; ours 1.6e-5 lower",
+    "us3_tweedie": "code 1, non-pd; ours 2.2e-4 lower",
+    "fslope_nb1_dispf": "code 1, non-pd; ours 4.4e-4 lower",
+    "xsmall_gauss_slope": "slope on x * 1e-3: glmmTMB stops 9.99 above the optimum that "
+                          "lme4 and mm.lmer reach (non-pd Hessian)",
+}
 
-#: the optimum is on a boundary or a flat ridge (glmmTMB's Hessian not positive definite,
-#: or a zero-inflation logit at -14 with SE 3000): the objective, estimates and variance
-#: parameters agree, the SEs there are not determined and are not compared
-SE_UNRELIABLE: dict[str, str] = {}
+#: the optimum is on a boundary or a flat ridge: what is not determined there is not
+#: compared ("se": the SEs of every component; a component name: its estimates); the
+#: objective and everything else still are
+BOUNDARY: dict[str, tuple[str, frozenset]] = {
+    "sal_nb2_zi_disp": ("zero-inflation logit of mined = yes runs to -inf (glmmTMB -14.5 "
+                        "with SE 3035, ours -17.2; objectives 2e-7 apart)",
+                        frozenset({"se", "zi"})),
+    "exp_nb2_zi1": ("exp() range e^18.8: correlation 1, a flat direction (glmmTMB's Hessian "
+                    "not positive definite)", frozenset({"se"})),
+}
 
 #: our fit takes longer than a couple of seconds on the shared machine
-SLOW = set()
+SLOW = {"us3_tweedie", "toep_beta", "verbagg_crossed", "exp_nb2_zi1", "ar1sim_ou_reml",
+        "ar1_tweedie", "owls_nb1_offset_fslope", "grouse_pois_crossed_obs", "contra_fslope",
+        "sal_nb2_zi_disp", "tweedie_dispx_offset", "cake_gamma_disp_recipe",
+        "orth_gamma_disp_sex", "beta_zi_crossed", "us3_nb2_zi1", "crossed_genpois_zi1",
+        "us3_gamma_crossed", "fslope_nb1_dispf", "nested_nb2_zix", "diag_nb1_zix",
+        "diag_beta_crossed", "cs_nb2_zix", "ar1_binom_cbind_h"}
 
 
 def _load(name: str) -> pd.DataFrame:
@@ -124,8 +146,9 @@ def _check_varcorr(m, rec: dict) -> None:
             def err(t, sd_ref=sd_ref, cor_ref=cor_ref):
                 if len(t.sd) != len(sd_ref):
                     return np.inf
-                e = np.max(np.abs(np.asarray(t.sd) - sd_ref)
-                           / np.maximum(np.abs(sd_ref), SD_FLOOR)) / SD_RTOL
+                sd = np.asarray(t.sd)
+                dev = np.abs(sd - sd_ref) / np.maximum(np.abs(sd_ref), SD_FLOOR) / SD_RTOL
+                e = np.max(np.where((sd < SD_ZERO) & (sd_ref < SD_ZERO), 0.0, dev))
                 if cor_ref.size and np.isfinite(cor_ref).any():
                     # R's lower.tri() runs down the columns
                     c = np.asarray(t.corr).T[np.triu_indices(len(t.sd), 1)]
@@ -151,7 +174,9 @@ def test_sweepx_matches_glmmtmb(rid):
     assert m.objective == pytest.approx(rec["objective"], abs=OBJECTIVE_ATOL)
     for comp, key, sekey in (("cond", "beta", "se"), ("zi", "beta_zi", "se_zi"),
                              ("disp", "beta_disp", "se_disp")):
-        _check_component(m, rec, comp, key, sekey, check_se=rid not in SE_UNRELIABLE)
+        skip = BOUNDARY.get(rid, ("", frozenset()))[1]
+        if comp not in skip:
+            _check_component(m, rec, comp, key, sekey, check_se="se" not in skip)
     _check_varcorr(m, rec)
     ref = np.asarray([np.nan if v is None else v for v in rec["pred_resp_head"]], float)
     ours = np.asarray(m.predict(type="response"), dtype=float)[:5]

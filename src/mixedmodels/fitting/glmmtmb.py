@@ -79,6 +79,14 @@ ZI_EXTREME = (1e-6, 1.0 - 1e-6)
 #: random effects leave excess zeros to explain (nbinom2, zi ~ 1, (x | g), n = 3000: the
 #: carried logit -28.4 stayed there, 0.057 deviance units above glmmTMB's optimum at -5.63).
 ZI_RESTART = 0.0
+#: A dispersion coefficient that the stage without random effects moved farther than this
+#: (log scale) from its moment start restarts the full model's conditional and dispersion
+#: coefficients at their moment starts: a truncated negative binomial's likelihood has a
+#: finite limit as the size and the mean go to 0 together (the log-series distribution),
+#: and without the random effects the fit can run off along that ridge (log size -23.9,
+#: intercept -22.7), where the full model's gradients vanish; we stayed there, 1.40
+#: deviance units above glmmTMB's interior optimum (truncated_nbinom2 + diag(x | g)).
+DISP_CARRY_MAX_SHIFT = 10.0
 
 
 class GlmmTMBWarning(MixedModelsWarning):
@@ -195,6 +203,21 @@ def _zi_vanished(fit, density) -> bool:
     return bool(np.all(pz < ZI_EXTREME[0]))
 
 
+def _restart_runaway_dispersion(starts: dict, moment: dict, fixed_disp: bool) -> dict:
+    """``starts`` (the stage without random effects) with the conditional and dispersion
+    coefficients back at their moment starts ``moment`` when a dispersion coefficient moved
+    more than :data:`DISP_CARRY_MAX_SHIFT` from its own (see there)."""
+    if fixed_disp or "disp" not in starts or "disp" not in moment:
+        return starts
+    if np.max(np.abs(starts["disp"] - moment["disp"]), initial=0.0) <= DISP_CARRY_MAX_SHIFT:
+        return starts
+    out = dict(starts)
+    for name in ("cond", "disp"):
+        if name in moment:
+            out[name] = np.array(moment[name], dtype=float)
+    return out
+
+
 def _carried(fp: FamilyParameter, value: float) -> FamilyParameter:
     """``fp`` starting at the no-random-effects stage's ``value``, unless that ran off
     (see :data:`FAMILY_CARRY_MAX_SHIFT`): then at its own start."""
@@ -258,6 +281,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
         w = None if design.weights is None else np.asarray(design.weights)
     density.check_response(y, design.spec.response, size=size, weights=w)
     starts = _start(density, fam, design, y, size, w, comps)
+    moment = dict(starts)
     if fixed_disp:
         starts["disp"] = np.array([FIXED_GAUSSIAN_LOG_VARIANCE])
     fparams = _family_parameters(fam, y)
@@ -282,6 +306,7 @@ def fit_glmmtmb(design: Design, fam, *, REML: bool = False, fixed_disp: bool = F
                for fp in fparams]
     if "zi" in starts and _zi_vanished(fit0, density):
         starts["zi"] = np.full_like(starts["zi"], ZI_RESTART)
+    starts = _restart_runaway_dispersion(starts, moment, fixed_disp)
     # stage 2: the full model (its layout is made by _finish; here only to check start=)
     scale = _theta_scale(density, fam, design, y, size, w, starts)
     theta0 = {}

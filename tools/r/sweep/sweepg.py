@@ -158,6 +158,70 @@ def engine_fit(rec: dict, data: pd.DataFrame) -> dict:
     return {"engine_d_objective": obj - rec["objective"]}
 
 
+def run_record(rid: str, rec: dict, data: pd.DataFrame) -> dict:
+    """Fit one R record's model with mm.glmmtmb and compare: every check of this sweep
+    (sweep.py's objective / estimates / SEs / sds and method calls, plus correlations,
+    predictions, new levels and the engine refit)."""
+    res = {"id": rid}
+    kw = sweep.glmmtmb_kwargs(rec)
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m = mm.glmmtmb(rec["formula"], data, **kw)
+        res["warnings"] = sorted({str(x.message)[:120] for x in w})
+    except Exception as e:
+        res["error"] = f"{type(e).__name__}: {e}"
+        res["trace"] = traceback.format_exc()[-2500:]
+        return res
+    res["objective"] = float(m.objective)
+    if "error" in rec:
+        res["r_error"] = rec["error"]
+    else:
+        try:
+            res.update(sweep.compare(m, rec))
+            res.update(compare_extra(m, rec))
+            res.update(compare_new_levels(m, rec, data))
+        except Exception as e:
+            res["compare_error"] = f"{type(e).__name__}: {e}"
+            res["trace"] = traceback.format_exc()[-2500:]
+        if rec.get("engine"):
+            try:
+                res.update(engine_fit(rec, data))
+            except Exception as e:
+                res["engine_error"] = f"{type(e).__name__}: {e}"[:300]
+    res["method_errors"] = sweep.methods(m)
+    res["method_errors"].update(methods_extra(m, data))
+    return res
+
+
+def report_line(rid: str, res: dict, rec: dict) -> str:
+    """One printed line per variant: the worst differences, R's convergence, errors."""
+    if "error" in res:
+        return f"{rid:22s} FIT ERROR {res['error'][:300]}  (R: {rec.get('error', 'ok')})"
+    if "r_error" in res:
+        return f"{rid:22s} R failed ({rec['error'][:80]}); ours {res['objective']:.4f}"
+    brief = {k: (round(v[0], 6) if isinstance(v, tuple) else v) for k, v in res.items()
+             if k.endswith(("_rel", "_abs")) or "d_objective" in k}
+    return (f"{rid:22s} " + " ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
+                                     for k, v in brief.items())
+            + (f" R:{rec['convergence']}/{'pd' if rec['pdHess'] else 'NPD'}"
+               if "convergence" in rec else "")
+            + (f"  ERR {res['method_errors']}" if res["method_errors"] else "")
+            + (f" CMP {res['compare_error']}" if "compare_error" in res else "")
+            + (f" ENG {res['engine_error']}" if "engine_error" in res else ""))
+
+
+def run_all(recs: dict, loader, only: set | None = None) -> dict:
+    """run_record over every record (or those in ``only``), printing report_line."""
+    results = {}
+    for rid, rec in recs.items():
+        if only and rid not in only:
+            continue
+        results[rid] = run_record(rid, rec, loader(rec["data"]))
+        print(report_line(rid, results[rid], rec), flush=True)
+    return results
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/sweepg")
@@ -166,52 +230,7 @@ def main():
     out = Path(a.out)
     recs = json.loads((out / "glmmtmb_sweep.json").read_text(encoding="utf-8"))
     only = set(a.only.split(",")) if a.only else None
-    results = {}
-    for rid, rec in recs.items():
-        if only and rid not in only:
-            continue
-        res = {"id": rid}
-        data = load(out, rec["data"])
-        kw = sweep.glmmtmb_kwargs(rec)
-        try:
-            with warnings.catch_warnings(record=True) as w:
-                warnings.simplefilter("always")
-                m = mm.glmmtmb(rec["formula"], data, **kw)
-            res["warnings"] = sorted({str(x.message)[:120] for x in w})
-        except Exception as e:
-            res["error"] = f"{type(e).__name__}: {e}"
-            res["trace"] = traceback.format_exc()[-2500:]
-            results[rid] = res
-            print(f"{rid:22s} FIT ERROR {res['error'][:300]}  (R: {rec.get('error', 'ok')})")
-            continue
-        if "error" in rec:
-            res["r_error"] = rec["error"]
-            print(f"{rid:22s} R failed ({rec['error'][:80]}); ours {m.objective:.4f}")
-        else:
-            try:
-                res.update(sweep.compare(m, rec))
-                res.update(compare_extra(m, rec))
-                res.update(compare_new_levels(m, rec, data))
-            except Exception as e:
-                res["compare_error"] = f"{type(e).__name__}: {e}"
-                res["trace"] = traceback.format_exc()[-2500:]
-            if rec.get("engine"):
-                try:
-                    res.update(engine_fit(rec, data))
-                except Exception as e:
-                    res["engine_error"] = f"{type(e).__name__}: {e}"[:300]
-        res["method_errors"] = sweep.methods(m)
-        res["method_errors"].update(methods_extra(m, data))
-        results[rid] = res
-        brief = {k: (round(v[0], 6) if isinstance(v, tuple) else v) for k, v in res.items()
-                 if k.endswith(("_rel", "_abs")) or "d_objective" in k}
-        print(f"{rid:22s} " + " ".join(f"{k}={v:.2e}" if isinstance(v, float) else f"{k}={v}"
-                                       for k, v in brief.items())
-              + (f" R:{rec['convergence']}/{'pd' if rec['pdHess'] else 'NPD'}"
-                 if "convergence" in rec else "")
-              + (f"  ERR {res['method_errors']}" if res["method_errors"] else "")
-              + (f" CMP {res['compare_error']}" if "compare_error" in res else "")
-              + (f" ENG {res['engine_error']}" if "engine_error" in res else ""), flush=True)
+    results = run_all(recs, lambda name: load(out, name), only)
     (out / "python_sweep.json").write_text(json.dumps(results, indent=1, default=str))
 
 

@@ -224,84 +224,8 @@ S("disp_no_intercept", "y_nb ~ x + (1 | g)", 'nbinom2(link = "log")', disp = "~0
 S("zi_no_intercept", "y_zinb1 ~ x + (1 | g)", 'nbinom1(link = "log")', zi = "~0 + f")
 
 # ---------------------------------------------------------------- fitting
-capture <- function(fun) {
-  w <- character()
-  v <- withCallingHandlers(tryCatch(fun(), error = function(e) e),
-                           warning = function(x) { w <<- c(w, conditionMessage(x)); invokeRestart("muffleWarning") })
-  list(value = v, warnings = unique(w))
-}
-num <- function(x) { x <- as.numeric(x); x[!is.finite(x)] <- NA; x }
-named <- function(x) if (length(x) == 0) NULL else as.list(setNames(num(x), names(x)))
-sdcomp <- function(vc) {
-  if (is.null(vc) || length(vc) == 0) return(list())
-  lapply(names(vc), function(gr) {
-    v <- vc[[gr]]
-    list(group = gr, terms = I(colnames(v)), sd = I(num(attr(v, "stddev"))),
-         cor = I(num(attr(v, "correlation")[lower.tri(attr(v, "correlation"))])),
-         cov = lapply(seq_len(nrow(v)), function(i) I(num(v[i, ]))))
-  })
-}
-# the first four rows with a new level of every grouping column in the first two
-new_level_rows <- function(data) {
-  nd <- data[1:4, ]
-  for (col in c("g", "g1", "gnum", "gchr", "Grüppe", "h")) {
-    if (is.factor(nd[[col]])) {
-      v <- as.character(nd[[col]]); v[1:2] <- "NEWLEVEL"; nd[[col]] <- factor(v)
-    } else if (is.numeric(nd[[col]])) nd[[col]][1:2] <- 10^6
-  }
-  nd
-}
-results <- list()
-for (s in specs) {
-  if (!is.null(only) && !(s$id %in% only)) next
-  data <- sets[[s$data]]
-  a <- list(formula = as.formula(s$formula), data = data, family = eval(parse(text = s$family)),
-            ziformula = as.formula(s$zi), dispformula = as.formula(s$disp), REML = s$REML)
-  if (!is.null(s$weights)) a$weights <- data[[s$weights]]
-  if (!is.null(s$offset)) a$offset <- data[[s$offset]]
-  if (!is.null(s$start)) a$start <- eval(parse(text = s$start))
-  t0 <- proc.time()[["elapsed"]]
-  r <- capture(function() do.call(glmmTMB, a))
-  secs <- proc.time()[["elapsed"]] - t0
-  fam <- eval(parse(text = s$family))
-  rec <- list(id = s$id, formula = s$py, start = s$start, family = sub("_family$", "", fam$family),
-              link = fam$link, ziformula = s$zi, dispformula = s$disp, REML = s$REML,
-              weights = s$weights, offset = s$offset, data = paste0("sg_", s$data),
-              engine = s$engine, seconds = secs, warnings = I(r$warnings))
-  if (inherits(r$value, "error")) {
-    rec$error <- conditionMessage(r$value)
-  } else {
-    fit <- r$value
-    vc <- tryCatch(vcov(fit), error = function(e) NULL)
-    se <- function(comp) if (is.null(vc) || is.null(vc[[comp]])) NULL else {
-      v <- sqrt(diag(as.matrix(vc[[comp]])))
-      names(v) <- sub("^(zi|d)~", "", names(v))
-      named(v)
-    }
-    fe <- fixef(fit)
-    rec$objective <- 2 * fit$fit$objective
-    rec$convergence <- fit$fit$convergence
-    rec$pdHess <- isTRUE(fit$sdr$pdHess)
-    rec$beta <- named(fe$cond); rec$beta_zi <- named(fe$zi); rec$beta_disp <- named(fe$disp)
-    rec$se <- se("cond"); rec$se_zi <- se("zi"); rec$se_disp <- se("disp")
-    vcr <- VarCorr(fit)
-    rec$varcorr <- list(cond = sdcomp(vcr$cond), zi = sdcomp(vcr$zi))
-    rec$sigma <- num(sigma(fit))
-    rec$par <- list(names = I(names(fit$fit$par)), values = I(num(fit$fit$par)))
-    rec$nobs <- nobs(fit)
-    rec$pred_link_head <- I(num(head(predict(fit, type = "link"), 5)))
-    rec$pred_resp_head <- I(num(head(predict(fit, type = "response"), 5)))
-    pse <- tryCatch(predict(fit, type = "link", se.fit = TRUE), error = function(e) NULL)
-    if (!is.null(pse)) rec$pred_link_se_head <- I(num(head(pse$se.fit, 5)))
-    nd <- new_level_rows(data)
-    pn <- tryCatch(predict(fit, newdata = nd, type = "response", se.fit = TRUE,
-                           allow.new.levels = TRUE), error = function(e) conditionMessage(e))
-    if (is.character(pn)) rec$pred_new_error <- pn else {
-      rec$pred_new_fit <- I(num(pn$fit)); rec$pred_new_se <- I(num(pn$se.fit))
-    }
-  }
-  results[[s$id]] <- rec
-  cat(sprintf("%-22s %6.2fs %s\n", s$id, secs, if (is.null(rec$error)) sprintf("%.4f", rec$objective) else paste("ERROR", rec$error)))
-}
-write_json(results, file.path(out, "glmmtmb_sweep.json"), digits = NA, auto_unbox = TRUE,
-           pretty = TRUE, na = "null")
+# the shared loop (tools/r/sweep/sweep_fit.R)
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))),
+                 "sweep_fit.R"))
+results <- fit_specs(specs, sets, only, label = function(s) paste0("sg_", s$data))
+write_records(results, file.path(out, "glmmtmb_sweep.json"))

@@ -313,8 +313,12 @@ class _LMMProfiler(RebuildsObjective):
         pars[w] = x
         pars[free] = y
         theta, _ = self.map.to_theta(pars)
-        beta = self._solve(theta).beta
-        return fval, np.concatenate([pars, beta])
+        sol = self._solve(theta) if np.isfinite(fval) else None
+        if sol is None:
+            # the held value is itself degenerate (a correlation at its bound of 1 makes
+            # the covariance singular for cs): no deviance there; the walk stops before it
+            return np.inf, np.concatenate([pars, self.beta])
+        return fval, np.concatenate([pars, sol.beta])
 
     # -- one point of a fixed-effect profile ------------------------------------------
     def fixef_dev(self, j: int, b: float, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -392,6 +396,8 @@ def _walk(point, est: float, shift: float, base_params: np.ndarray, lo: float, h
             if x == cur[0]:
                 break
             z, params = zeta_at(x, cur[2])
+            if not np.isfinite(z):
+                break       # the deviance is infinite there (a degenerate covariance)
             prev, cur = cur, (x, z, params)
             out.append(cur)
             count += 1

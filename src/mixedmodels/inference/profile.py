@@ -240,12 +240,19 @@ def _end_point(c: ProfileCurve, target: float) -> tuple[float, str]:
     else:
         k = int(np.flatnonzero(inside)[-1])
         a, b = v[k], v[k + 1]
+    between = float(np.interp(target, z[[k - 1, k]] if target > 0 else z[[k, k + 1]],
+                              [a, b]))
     if c.zeta_fun is None:
-        return float(np.interp(target, z[[k - 1, k]] if target > 0 else z[[k, k + 1]],
-                               [a, b])), ""
+        return between, ""
     fun = c.zeta_fun
     scale = max(abs(a), abs(b), 1.0)
-    root = optimize.brentq(lambda x: fun(x) - target, a, b, xtol=ROOT_XTOL * scale)
+    try:
+        root = optimize.brentq(lambda x: fun(x) - target, a, b, xtol=ROOT_XTOL * scale)
+    except ValueError:
+        # the exact zeta, re-optimized from another start, no longer brackets the end
+        # (an inner optimum that depends on its start: a Toeplitz term near its wall);
+        # the walk's own points do
+        return between, f"{side} end interpolated between profile points"
     return float(root), ""
 
 

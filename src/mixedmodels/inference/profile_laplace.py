@@ -157,12 +157,16 @@ class _Profile:
         """``F_min(v)``: the objective minimized over the other free parameters."""
         x = self.x_hat.copy()
         x[self.index] = v
-        # warm start from the nearest point computed so far on the same side of the
-        # estimate (points across it sit in another part of the profile's valley)
+        # warm start from the nearest point computed so far between the estimate and v
+        # (a continuation outwards: points across the estimate sit in another part of
+        # the profile's valley, and a point farther out -- a bracket's end -- can have
+        # led the other parameters into another valley, from which the inner search
+        # would not come back)
         v_hat = self.x_hat[self.index]
-        side = [w for w in self._warm if (w - v_hat) * (v - v_hat) > 0]
-        if side:
-            x[self.free] = self._warm[min(side, key=lambda w: abs(w - v))]
+        inner = [w for w in self._warm
+                 if (w - v_hat) * (v - v_hat) > 0 and abs(w - v_hat) <= abs(v - v_hat)]
+        if inner:
+            x[self.free] = self._warm[max(inner, key=lambda w: abs(w - v_hat))]
         free = self.free
 
         def fg(z):

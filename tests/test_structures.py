@@ -259,10 +259,12 @@ def test_bad_coordinates(change, formula, error, match):
 
 
 def test_duplicated_times_within_a_group():
+    # rows at the same time of a group share its effect there (glmmTMB's model: the
+    # objective agrees with glmmTMB's on replicated times, test_everystruct_matrix.py)
     d = _long()
     d.loc[5, "time"] = d.loc[4, "time"]
-    with pytest.raises(mm.DataError, match=r"time 'C\(time\)\[0\]' appears 2 times in group 's1'"):
-        mm.glmmtmb("y ~ ar1(0 + factor(time) | subject)", d)
+    m = mm.glmmtmb("y ~ ar1(0 + factor(time) | subject)", d)
+    assert np.isfinite(m.objective)
     with pytest.raises(mm.FormulaError, match="one column per time"):
         mm.glmmtmb("y ~ ar1(time | subject)", _long())
 

@@ -266,7 +266,9 @@ def known_matrix(key: str, matrices, term_names: tuple[str, ...], levels: pd.Ind
 
 def check_time_columns(keyword: str, Z: np.ndarray, codes: np.ndarray, levels: pd.Index,
                        names: tuple[str, ...], source: str, frame_index) -> None:
-    """``ar1``/``ou`` columns: one time per row, no time twice within a group."""
+    """``ar1``/``ou`` columns: one time per row. A time may repeat within a group: those
+    rows share the group's effect at that time (glmmTMB's model, replicates at a time;
+    its objective is ours on such data, tests/test_everystruct_matrix.py)."""
     if keyword not in TIME_KEYWORDS:
         return
     ones = (Z == 1.0).sum(axis=1)
@@ -275,16 +277,3 @@ def check_time_columns(keyword: str, Z: np.ndarray, codes: np.ndarray, levels: p
             f"{keyword}() in {source!r} needs one column per time, each row in exactly one: "
             f"write {keyword}(0 + factor(time) | g)" if keyword != "ou" else
             f"ou() in {source!r} needs pos(time): ou(0 + pos(time) | g)")
-    col = np.argmax(Z, axis=1)
-    key = codes.astype(np.int64) * Z.shape[1] + col
-    uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
-    if np.all(counts == 1):
-        return
-    k = int(np.argmax(counts > 1))
-    rows = np.flatnonzero(key == uniq[k])
-    shown = ", ".join(str(frame_index[r]) for r in rows[:5])
-    raise DataError(
-        f"{keyword}() in {source!r}: time {names[col[first[k]]]!r} appears {counts[k]} times "
-        f"in group {levels[codes[first[k]]]!r} (rows {shown}); an autoregressive process has "
-        f"one value per time and group ({int(np.sum(counts > 1))} group/time pairs are "
-        "repeated) -- aggregate the repeated rows or give each a distinct time")

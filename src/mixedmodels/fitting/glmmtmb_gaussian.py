@@ -36,6 +36,10 @@ def _eligible(design, fam, comps, weights) -> bool:
         return False
     if weights is not None or "zi" in comps or not comps["cond"].terms:
         return False
+    if any(t.structure.keyword == "equalto" for t in comps["cond"].terms):
+        # a known covariance on the absolute scale: lmer's profiled deviance has every
+        # covariance relative to sigma^2, which would rescale it with sigma
+        return False
     disp = comps.get("disp")
     constant = disp is None or (not disp.terms and disp.p == 1 and not np.any(disp.offset)
                                 and bool(np.all(disp.X == 1.0)))

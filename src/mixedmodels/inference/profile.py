@@ -240,12 +240,19 @@ def _end_point(c: ProfileCurve, target: float) -> tuple[float, str]:
     else:
         k = int(np.flatnonzero(inside)[-1])
         a, b = v[k], v[k + 1]
+    between = float(np.interp(target, z[[k - 1, k]] if target > 0 else z[[k, k + 1]],
+                              [a, b]))
     if c.zeta_fun is None:
-        return float(np.interp(target, z[[k - 1, k]] if target > 0 else z[[k, k + 1]],
-                               [a, b])), ""
+        return between, ""
     fun = c.zeta_fun
     scale = max(abs(a), abs(b), 1.0)
-    root = optimize.brentq(lambda x: fun(x) - target, a, b, xtol=ROOT_XTOL * scale)
+    try:
+        root = optimize.brentq(lambda x: fun(x) - target, a, b, xtol=ROOT_XTOL * scale)
+    except ValueError:
+        # the exact zeta, re-optimized from another start, no longer brackets the end
+        # (an inner optimum that depends on its start: a Toeplitz term near its wall);
+        # the walk's own points do
+        return between, f"{side} end interpolated between profile points"
     return float(root), ""
 
 
@@ -313,8 +320,12 @@ class _LMMProfiler(RebuildsObjective):
         pars[w] = x
         pars[free] = y
         theta, _ = self.map.to_theta(pars)
-        beta = self._solve(theta).beta
-        return fval, np.concatenate([pars, beta])
+        sol = self._solve(theta) if np.isfinite(fval) else None
+        if sol is None:
+            # the held value is itself degenerate (a correlation at its bound of 1 makes
+            # the covariance singular for cs): no deviance there; the walk stops before it
+            return np.inf, np.concatenate([pars, self.beta])
+        return fval, np.concatenate([pars, sol.beta])
 
     # -- one point of a fixed-effect profile ------------------------------------------
     def fixef_dev(self, j: int, b: float, theta: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -392,6 +403,8 @@ def _walk(point, est: float, shift: float, base_params: np.ndarray, lo: float, h
             if x == cur[0]:
                 break
             z, params = zeta_at(x, cur[2])
+            if not np.isfinite(z):
+                break       # the deviance is infinite there (a degenerate covariance)
             prev, cur = cur, (x, z, params)
             out.append(cur)
             count += 1

@@ -165,7 +165,12 @@ def factor_summary(obj: LMMObjective, theta: np.ndarray) -> FactorSummary | None
     :meth:`LMMObjective.fixed_part` maps ``beta``, ``R_X^{-1}`` and ``log|R_X|^2`` back to
     the user's ``X``. None when the system is not positive definite.
     """
-    f = obj.system.factorize(np.asarray(theta, dtype=float))
+    try:
+        f = obj.system.factorize(np.asarray(theta, dtype=float))
+    except np.linalg.LinAlgError:
+        # a structure with no covariance at theta (a Matern smoothness at which its
+        # correlation overflows): as a factor that is not positive definite
+        return None
     if f is None:
         return None
     beta, RX_inv, logdet_X = obj.fixed_part(f)

@@ -822,8 +822,9 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
             Coverage.
         method : {"wald", "profile"}
             ``profile`` inverts the likelihood-ratio test for each fixed effect, family
-            parameter and scalar random-effect sd
-            (:func:`mixedmodels.inference.profile_laplace.profile_confint`).
+            parameter and covariance parameter (sds, correlations, a structure's
+            parameters, on their natural scale;
+            :func:`mixedmodels.inference.profile_laplace.profile_confint`).
         parm : sequence of str, optional
             Profile only these parameters (labels as in the returned table).
 

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["JACOBIAN_STEP", "glmmtmb_point_and_jacobian"]
+__all__ = ["JACOBIAN_STEP", "glmmtmb_point_and_jacobian", "map_jacobian"]
 
 #: Relative step of the central differences of ``to_glmmtmb`` (smooth maps: the error is
 #: of order step^2, far below the Hessian's own).
 JACOBIAN_STEP = 1e-6
 
 
-def _term_jacobian(structure, theta: np.ndarray) -> np.ndarray:
+def map_jacobian(fun, theta: np.ndarray) -> np.ndarray:
+    """Central-difference Jacobian of a smooth map ``fun`` of a term's parameters (square:
+    ``to_glmmtmb`` and its inverse keep the count), at ``theta``."""
     k = theta.size
     J = np.empty((k, k))
     for j in range(k):
@@ -34,8 +36,12 @@ def _term_jacobian(structure, theta: np.ndarray) -> np.ndarray:
         tp[j] += h
         tm[j] -= h
         with np.errstate(divide="ignore", invalid="ignore"):
-            J[:, j] = (structure.to_glmmtmb(tp) - structure.to_glmmtmb(tm)) / (2 * h)
+            J[:, j] = (np.asarray(fun(tp)) - np.asarray(fun(tm))) / (2 * h)
     return J
+
+
+def _term_jacobian(structure, theta: np.ndarray) -> np.ndarray:
+    return map_jacobian(structure.to_glmmtmb, theta)
 
 
 def glmmtmb_point_and_jacobian(m) -> tuple[np.ndarray, np.ndarray]:

@@ -259,11 +259,19 @@ def test_bad_coordinates(change, formula, error, match):
 
 
 def test_duplicated_times_within_a_group():
-    # rows at the same time of a group share its effect there (glmmTMB's model: the
-    # objective agrees with glmmTMB's on replicated times, test_everystruct_matrix.py)
+    # one row per subject and time, one time typed twice: a data error naming where
     d = _long()
     d.loc[5, "time"] = d.loc[4, "time"]
-    m = mm.glmmtmb("y ~ ar1(0 + factor(time) | subject)", d)
+    with pytest.raises(mm.DataError, match=r"time 'C\(time\)\[0\]' appears 2 times in group 's1'"):
+        mm.glmmtmb("y ~ ar1(0 + factor(time) | subject)", d)
+    with pytest.raises(mm.DataError, match="appears 2 times in group"):
+        mm.lmer("y ~ ar1(0 + factor(time) | subject)", d)
+    # every pair on two rows (replicates): the rows of a pair share its effect, as glmmTMB
+    # (objective against glmmTMB's in test_everystruct_matrix.py)
+    rep = pd.concat([_long(seed=1), _long(seed=2)], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mm.MixedModelsWarning)   # a variance may sit at zero
+        m = mm.glmmtmb("y ~ ar1(0 + factor(time) | subject)", rep)
     assert np.isfinite(m.objective)
     with pytest.raises(mm.FormulaError, match="one column per time"):
         mm.glmmtmb("y ~ ar1(time | subject)", _long())

@@ -264,11 +264,22 @@ def known_matrix(key: str, matrices, term_names: tuple[str, ...], levels: pd.Ind
                     f"{' ...' if len(missing) > 5 else ''} (matrix names: {names[:5]}...)")
 
 
+#: Median rows per observed group/time pair of an ``ar1``/``ou`` term from which repeated
+#: pairs are read as replicates (glmmTMB's model) rather than as a time entered twice.
+REPLICATED_TIMES_MEDIAN = 2
+
+
 def check_time_columns(keyword: str, Z: np.ndarray, codes: np.ndarray, levels: pd.Index,
                        names: tuple[str, ...], source: str, frame_index) -> None:
-    """``ar1``/``ou`` columns: one time per row. A time may repeat within a group: those
-    rows share the group's effect at that time (glmmTMB's model, replicates at a time;
-    its objective is ours on such data, tests/test_everystruct_matrix.py)."""
+    """``ar1``/``ou`` columns: one time per row, and no time repeated within a group of
+    data that otherwise has one row per group and time.
+
+    Replicated designs -- most group/time pairs observed on several rows -- are glmmTMB's
+    model with rows at one time sharing the group's effect there (its objective is ours on
+    such data, tests/test_everystruct_matrix.py). Where the typical pair has one row
+    (:data:`REPLICATED_TIMES_MEDIAN`), a repeated pair is a data error (a time typed twice,
+    rows not aggregated): refused with the group, the time and the rows.
+    """
     if keyword not in TIME_KEYWORDS:
         return
     ones = (Z == 1.0).sum(axis=1)
@@ -277,3 +288,18 @@ def check_time_columns(keyword: str, Z: np.ndarray, codes: np.ndarray, levels: p
             f"{keyword}() in {source!r} needs one column per time, each row in exactly one: "
             f"write {keyword}(0 + factor(time) | g)" if keyword != "ou" else
             f"ou() in {source!r} needs pos(time): ou(0 + pos(time) | g)")
+    col = np.argmax(Z, axis=1)
+    key = codes.astype(np.int64) * Z.shape[1] + col
+    uniq, first, counts = np.unique(key, return_index=True, return_counts=True)
+    if np.all(counts == 1) or np.median(counts) >= REPLICATED_TIMES_MEDIAN:
+        return
+    k = int(np.argmax(counts > 1))
+    rows = np.flatnonzero(key == uniq[k])
+    shown = ", ".join(str(frame_index[r]) for r in rows[:5])
+    raise DataError(
+        f"{keyword}() in {source!r}: time {names[col[first[k]]]!r} appears {counts[k]} times "
+        f"in group {levels[codes[first[k]]]!r} (rows {shown}), where most group/time pairs "
+        f"have one row ({int(np.sum(counts > 1))} of {counts.size} pairs are repeated); "
+        "an autoregressive process has one value per time and group -- aggregate the "
+        "repeated rows or give each a distinct time (replicated designs, with most pairs "
+        "on several rows, are fitted with the rows of a pair sharing its effect)")

@@ -368,7 +368,7 @@ class AR1(_SqrtTransformed):
 
         zero at ``(0, 0)``; times ``dphi/dt = (1 + t^2)^{-3/2}``. ``L`` is the Cholesky
         factor LAPACK computed (the objective's ``Lambda``); these equal the generic
-        form's to rounding (tests/test_hetar1_ar1factor.py)."""
+        form's to rounding (tests/test_hetar1_fast.py)."""
         p = self.p
         t0 = float(t[0])
         phi = t0 / np.sqrt(1.0 + t0 * t0)

@@ -17,12 +17,14 @@ The route (:func:`fit_structured`):
 1. fit the design by the engine (:func:`~.glmmtmb.fit_glmmtmb`); a fit that warns, does
    not converge, or ends with a variance parameter on a bound, goes back to the two stages;
 2. map its optimum to glmer's layout, ``x* = [theta*, beta*]``, and check that glmer's
-   deviance there equals the engine's objective (:data:`OBJECTIVE_AGREEMENT_TOL`; else the
-   two are not the same function and the two stages run);
-3. Newton steps in glmer's deviance, with its exact gradient ``g``
-   (:class:`~mixedmodels.objective.glmm_gradient.LaplaceGradient`) and the engine's
-   Hessian ``H``, until the predicted decrease :math:`g^\top H^{-1} g / 2` is below
-   :data:`DECREMENT_TOL` (else the two stages run);
+   deviance there (its own PIRLS solve, the solution its result holds) equals the
+   engine's objective (:data:`OBJECTIVE_AGREEMENT_TOL`; else the two are not the same
+   function and the two stages run);
+3. the optimum is confirmed where the predicted decrease :math:`g^\top H^{-1} g / 2` of
+   the engine's exact gradient ``g`` and Hessian ``H`` there (the derivatives of that
+   function) is below :data:`DECREMENT_TOL`; else Newton steps in glmer's deviance, with
+   its exact gradient (:class:`~mixedmodels.objective.glmm_gradient.LaplaceGradient`)
+   and ``H``, until it is (else the two stages run);
 4. the standard errors from ``H`` (the block of beta in :math:`2 H^{-1}`: the Hessian of
    the same deviance in the same parameters, by differences of the exact gradient, where
    the two stages difference glmer's gradient in whitened coordinates), stored as glmer

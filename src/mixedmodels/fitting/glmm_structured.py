@@ -17,12 +17,14 @@ The route (:func:`fit_structured`):
 1. fit the design by the engine (:func:`~.glmmtmb.fit_glmmtmb`); a fit that warns, does
    not converge, or ends with a variance parameter on a bound, goes back to the two stages;
 2. map its optimum to glmer's layout, ``x* = [theta*, beta*]``, and check that glmer's
-   deviance there equals the engine's objective (:data:`OBJECTIVE_AGREEMENT_TOL`; else the
-   two are not the same function and the two stages run);
-3. Newton steps in glmer's deviance, with its exact gradient ``g``
-   (:class:`~mixedmodels.objective.glmm_gradient.LaplaceGradient`) and the engine's
-   Hessian ``H``, until the predicted decrease :math:`g^\top H^{-1} g / 2` is below
-   :data:`DECREMENT_TOL` (else the two stages run);
+   deviance there (its own PIRLS solve, the solution its result holds) equals the
+   engine's objective (:data:`OBJECTIVE_AGREEMENT_TOL`; else the two are not the same
+   function and the two stages run);
+3. the optimum is confirmed where the predicted decrease :math:`g^\top H^{-1} g / 2` of
+   the engine's exact gradient ``g`` and Hessian ``H`` there (the derivatives of that
+   function) is below :data:`DECREMENT_TOL`; else Newton steps in glmer's deviance, with
+   its exact gradient (:class:`~mixedmodels.objective.glmm_gradient.LaplaceGradient`)
+   and ``H``, until it is (else the two stages run);
 4. the standard errors from ``H`` (the block of beta in :math:`2 H^{-1}`: the Hessian of
    the same deviance in the same parameters, by differences of the exact gradient, where
    the two stages difference glmer's gradient in whitened coordinates), stored as glmer
@@ -146,20 +148,23 @@ def wall_terms(design: Design, theta: np.ndarray) -> list[int]:
 
 
 def _route_gradient(obj: GLMMObjective):
-    """glmer's exact Laplace gradient for the route's Newton steps: the one glmer's own
+    """A builder (no arguments) of glmer's exact Laplace gradient for the route's Newton
+    steps, or None where glmer has none (the route is not taken): the one glmer's own
     stages use, or, for a model whose only obstacle is a Toeplitz term (a covariance not
     defined for every parameter vector: glmer's stages keep BOBYQA there, whose restarts
     cope with the infinite deviances beyond the wall), the same gradient with an infinite
     deviance where the correlation is not one. The route needs it only at and near the
     engine's optimum -- an interior point (the engine's fit ends with a positive definite
     Hessian and no warning) whose Newton steps halve on an infinite deviance, or a point
-    on the wall (:class:`WallOptimum`), where it is evaluated once, inside."""
+    on the wall (:class:`WallOptimum`), where it is evaluated once, inside -- and most
+    routed fits need no Newton step, so it is built only when asked for (its set-up is
+    ~2% of a small fit)."""
     from ..objective.glmm_gradient import LaplaceGradient
-    from .glmm_gradient import laplace_gradient
 
-    grad = laplace_gradient(obj, "auto", False)
-    if grad is not None:
-        return grad
+    # (laplace_gradient(obj, "auto", False) of glmer's stages: the objective's factory)
+    factory = obj.laplace_gradient_factory()
+    if factory is not None:
+        return lambda: factory(obj)
     terms = obj.design.terms
     if (type(obj) is not GLMMObjective or obj.nAGQ != 1 or obj.phi_block
             or all(t.structure.defined_everywhere for t in terms)):
@@ -168,9 +173,9 @@ def _route_gradient(obj: GLMMObjective):
         obj.family.variance_deriv2(np.ones(1) * 0.5)
         for t, sl in zip(terms, obj.design.theta_slices(), strict=True):
             t.structure.lambda_jacobian(obj.design.theta0()[sl])
-        return _InsideGradient(LaplaceGradient(obj))
     except (NotImplementedError, ValueError, np.linalg.LinAlgError):
         return None
+    return lambda: _InsideGradient(LaplaceGradient(obj))
 
 
 class _InsideGradient:
@@ -222,6 +227,20 @@ def _checked_value(obj: GLMMObjective, grad, x: np.ndarray):
         pirls.predict = predict
 
 
+def _checked_solution(obj: GLMMObjective, x: np.ndarray):
+    """glmer's solution (PIRLS's modes and its Laplace deviance) at the engine's optimum
+    ``x``, without PIRLS's sensitivity of the modes (as :func:`_checked_value`): the
+    solution glmer's result holds, and the deviance the route compares with the engine's
+    objective."""
+    pirls = obj.pirls
+    predict = pirls.predict
+    pirls.predict = False
+    try:
+        return obj.solve(x)
+    finally:
+        pirls.predict = predict
+
+
 def _predict_from(obj: GLMMObjective, grad) -> None:
     """Before the first Newton step: the modes' sensitivity at the checked point
     (:meth:`~mixedmodels.objective.pirls.PIRLS.reference_of` of its solve), from which
@@ -255,8 +274,8 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
     from .glmm_vcov import DevianceDerivatives, convergence_report, vcov_from_hessian
     from .trace import log_stage
 
-    grad = _route_gradient(obj)
-    if grad is None:
+    make_grad = _route_gradient(obj)
+    if make_grad is None:
         return None
     log = _StageLog(obj)
     t0 = time.perf_counter()
@@ -277,19 +296,37 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
         # only its iterations (7 -> 1 on the structures fixtures), not the modes
         obj.pirls.u_start = u.copy()
         obj.pirls._ref = None
-    f, g = _checked_value(obj, grad, x)
-    if not abs(f - float(tmb.fit.solution.objective)) <= OBJECTIVE_AGREEMENT_TOL:
-        return None
+    f_engine = float(tmb.fit.solution.objective)
     if at_wall:
+        grad = make_grad()
+        f, g = _checked_value(obj, grad, x)
+        if not abs(f - f_engine) <= OBJECTIVE_AGREEMENT_TOL:
+            return None
         return WallOptimum(design, obj, grad, tmb, x, f, g, check_conv, t0)
+    # glmer's own solution at the engine's optimum: its deviance must be the engine's
+    # objective (the same function of the same parameters)
+    sol = _checked_solution(obj, x)
+    if not abs(float(sol.objective) - f_engine) <= OBJECTIVE_AGREEMENT_TOL:
+        return None
     H = tmb.fit.hessian[np.ix_(order, order)]
     H = 0.5 * (H + H.T)
     try:
         chol = np.linalg.cholesky(H)
     except np.linalg.LinAlgError:
         return None
+    # the engine's exact gradient of that function there, with the Hessian it was
+    # differenced from: where their Newton decrement is below DECREMENT_TOL the optimum
+    # is confirmed without glmer's own gradient (an evaluation of the same derivative by
+    # other code: ~5-10% of a small routed fit); else glmer's gradient decides, and its
+    # Newton steps move x
+    f, g = float(sol.objective), np.asarray(tmb.fit.gradient, dtype=float)[order]
+    grad = None
     n_steps = 0
-    while True:
+    step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
+    if not -0.5 * float(g @ step) < DECREMENT_TOL:
+        grad = make_grad()
+        f, g = _checked_value(obj, grad, x)
+    while grad is not None:
         step = -np.linalg.solve(chol.T, np.linalg.solve(chol, g))
         decrement = -0.5 * float(g @ step)
         if decrement < DECREMENT_TOL:
@@ -308,7 +345,8 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
         else:
             return None
         x, f, g, n_steps = x + step, f_new, g_new, n_steps + 1
-    sol = _solution_at(obj, grad, x)
+    if grad is not None:
+        sol = _solution_at(obj, grad, x)
     pirls = obj.pirls
     if separated_columns(pirls.basis, design.X, pirls.fisher_weights_at(sol.eta, sol.mu),
                          pirls.prior).size:
@@ -321,8 +359,10 @@ def fit_structured(design: Design, family: Family, obj: GLMMObjective, calc_deri
               opt.fval)
     log.stage("Laplace")
     k, p = obj.n_theta, obj.p
-    vcov, how, derivs, conv = sol.phi * _rx_vcov(obj, sol), "RX", None, None
-    if calc_derivs:
+    derivs, conv = None, None
+    if not calc_derivs:
+        vcov, how = sol.phi * _rx_vcov(obj, sol), "RX"
+    else:
         # x = x* + T z with T' H T = 2 I: glmer's whitened coordinates for this Hessian
         T = np.sqrt(2.0) * np.linalg.inv(chol).T
         derivs = DevianceDerivatives(free=np.ones(x.size, dtype=bool), gradient=T.T @ g,

@@ -23,7 +23,12 @@ import os
 import subprocess
 import warnings
 
-from .small_lmm_bench import MODELS
+from .small_lmm_bench import MODELS as _BENCH
+
+#: The small-LMM benchmark's models and two more small ones the sleep1ms lanes check.
+MODELS = {**_BENCH,
+          "sleep_uncorr": ("sleepstudy", "Reaction ~ Days + (Days || Subject)", True),
+          "cake": ("cake", "angle ~ recipe * temperature + (1|recipe:replicate)", True)}
 
 
 def _toggle(state: str) -> None:

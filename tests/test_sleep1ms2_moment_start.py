@@ -103,13 +103,15 @@ def test_worse_moment_start_is_not_used(monkeypatch):
     assert bad.opt.n_evals == plain.opt.n_evals + 1
 
 
-def test_one_parameter_and_same_factor_models_keep_lme4s_start(monkeypatch):
+def test_one_parameter_scalar_and_same_factor_models_keep_lme4s_start(monkeypatch):
     calls = []
     monkeypatch.setattr(fitting_lmm, "moment_theta", lambda obj: calls.append(obj))
     mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     assert calls == []
     # terms on one grouping factor: the estimate does not apply (it declines there)
     mm.lmer("Reaction ~ Days + (Days || Subject)", mm.datasets.load("sleepstudy"))
+    # scalar terms only: cheap diagonal evaluations, lme4's start
+    mm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", mm.datasets.load("Penicillin"))
     assert calls == []
     mm.lmer(SLEEP, mm.datasets.load("sleepstudy"))
     assert len(calls) == 1

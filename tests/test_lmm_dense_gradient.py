@@ -168,8 +168,9 @@ def test_bounded_bfgs_on_a_quadratic_with_an_active_bound():
 def test_lmer_falls_back_to_bobyqa_when_the_gradient_path_fails(monkeypatch):
     import mixedmodels.fitting.lmm as lmm_fit
 
-    def stuck(fg, x0, lower):
-        opt, g = minimize_bounded_bfgs(fg, x0, lower, maxiter=1)
+    def stuck(fg, x0, lower, **kw):
+        # (kw: the moment start asks for the initial Hessian)
+        opt, g = minimize_bounded_bfgs(fg, x0, lower, maxiter=1, **kw)
         return opt, g
 
     monkeypatch.setattr(lmm_fit, "minimize_bounded_bfgs", stuck)

@@ -103,6 +103,18 @@ def _term_products(obj: LMMObjective) -> list:
     return out
 
 
+def _dense_term_products(obj: LMMObjective) -> list:
+    """:func:`_term_products` read off the dense system's ``[Z X~ y~]' W [Z X~ y~]``
+    (``obj.system.full``; a term's level ``l`` owns columns ``off + l p .. + p``)."""
+    A = obj.system.full
+    out, off = [], 0
+    for t in obj.design.terms:
+        idx = off + np.arange(t.nlevels)[:, None] * t.p + np.arange(t.p)[None, :]
+        out.append((A[idx[:, :, None], idx[:, None, :]], A[idx, -1]))
+        off += t.nlevels * t.p
+    return out
+
+
 def _relative_factor(S: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of the symmetric ``S`` with eigenvalues floored."""
     w, V = np.linalg.eigh(0.5 * (S + S.T))
@@ -124,21 +136,23 @@ def moment_theta(source: LMMObjective | Design) -> np.ndarray | None:
     -------
     ndarray or None
         None where the estimate does not apply (terms other than unstructured or
-        per-column diagonal ones; the dense factorization, which keeps no per-level
-        blocks) or the moments do not determine sigma.
+        per-column diagonal ones; an objective whose system keeps neither per-level
+        blocks nor the dense cross-products) or the moments do not determine sigma.
     """
     obj = source if isinstance(source, LMMObjective) else LMMObjective(source, method="blocked")
     terms = obj.design.terms
-    if not terms or obj.cross_products is None:
+    dense = obj.method == "dense"
+    if not terms or (obj.cross_products is None and not dense):
         return None
     for t in terms:
         s = t.structure
         if not (type(s) is Unstructured or (type(s) is Diagonal and s.n_theta == t.p)):
             return None
-    moments = [_level_moments(ZZ, Zr, obj.n) for ZZ, Zr in _term_products(obj)]
+    products = _dense_term_products(obj) if dense else _term_products(obj)
+    moments = [_level_moments(ZZ, Zr, obj.n) for ZZ, Zr in products]
     if any(m is None for m in moments):
         return None
-    T = float(obj.cross_products.AXX[-1, -1]) / obj.n
+    T = float(obj.system.full[-1, -1] if dense else obj.cross_products.AXX[-1, -1]) / obj.n
     explained = sum(float(np.sum(B * M)) for B, _, M in moments)
     sampling = sum(float(np.sum(H * M)) for _, H, M in moments)
     if not 1.0 - sampling > MIN_SIGMA_SHARE:

@@ -1,0 +1,64 @@
+"""The first block's ``Z1' W [X y]`` of :class:`CrossProductPattern` by ``bincount``
+(its first uses) against the sparse product with ``S1`` (later uses) and against a dense
+independent computation: the same sums to the bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixedmodels.linalg import layout
+from mixedmodels.linalg.layout import CrossProductPattern, TermBlock
+
+#: Independent dense computation vs the pattern's (sums in another order).
+DENSE_RTOL = 1e-12
+
+
+def _case(p1: int, crossed: bool, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    n, l1 = 90, 11
+    blocks = [TermBlock(rng.integers(0, l1, n), rng.standard_normal((n, p1)), l1)]
+    if crossed:
+        blocks.append(TermBlock(rng.integers(0, 5, n), rng.standard_normal((n, 1)), 5))
+    XY = rng.standard_normal((n, 4))
+    w = rng.uniform(0.2, 2.0, n)
+    return blocks, XY, w
+
+
+def _dense_a1x(block: TermBlock, Z1: np.ndarray, XY: np.ndarray, w: np.ndarray):
+    """``Z1' W XY`` per level through the dense (n, l1 p1) design of the block."""
+    n, p1 = Z1.shape
+    D = np.zeros((n, block.nlevels * p1))
+    for a in range(p1):
+        D[np.arange(n), block.codes * p1 + a] = Z1[:, a]
+    return (D.T @ (w[:, None] * XY)).reshape(block.nlevels, p1, XY.shape[1])
+
+
+@pytest.mark.parametrize("p1", [1, 2])
+@pytest.mark.parametrize("crossed", [False, True])
+def test_bincount_uses_match_sparse_product(p1, crossed):
+    blocks, XY, w = _case(p1, crossed)
+    pattern = CrossProductPattern(blocks)
+    first = [pattern.compute(XY, w).A1X for _ in range(layout.S1_BINCOUNT_USES)]
+    assert pattern._S1_cache is None            # bincount: no incidence matrix yet
+    later = pattern.compute(XY, w).A1X
+    assert pattern._S1_cache is not None        # third use: the sparse product
+    for a in first:
+        np.testing.assert_array_equal(a, later)
+    np.testing.assert_allclose(later, _dense_a1x(blocks[0], blocks[0].Z, XY, w),
+                               rtol=DENSE_RTOL, atol=DENSE_RTOL)
+
+
+@pytest.mark.parametrize("p1", [1, 2])
+def test_bincount_uses_with_other_values(p1):
+    """``Z`` replacing the terms' values (correlated residuals' whitened design)."""
+    blocks, XY, w = _case(p1, True)
+    rng = np.random.default_rng(9)
+    Z = [rng.standard_normal(b.Z.shape) for b in blocks]
+    pattern = CrossProductPattern(blocks)
+    first = [pattern.compute(XY, w, Z).A1X for _ in range(layout.S1_BINCOUNT_USES)]
+    later = pattern.compute(XY, w, Z).A1X
+    for a in first:
+        np.testing.assert_array_equal(a, later)
+    np.testing.assert_allclose(later, _dense_a1x(blocks[0], Z[0], XY, w),
+                               rtol=DENSE_RTOL, atol=DENSE_RTOL)

@@ -248,9 +248,10 @@ def pirls_systems(pattern, design, merge: TermMerge | None):
     order (:class:`~mixedmodels.linalg.MergedSystem`,
     :class:`~.pirls_system.MergedPIRLSSystem`)."""
     if merge is None:
-        system = BlockedSystem(pattern, [t.structure for t in design.terms])
+        system = BlockedSystem(pattern, [t.structure for t in design.terms],
+                               new_weights=True)
         return system, PIRLSSystem(pattern, system)
-    inner = BlockedSystem(pattern, merge.structures)
+    inner = BlockedSystem(pattern, merge.structures, new_weights=True)
     return (MergedSystem(inner, merge, [t.p for t in design.terms]),
             MergedPIRLSSystem(PIRLSSystem(pattern, inner), merge))
 

@@ -101,3 +101,19 @@ def test_factor_at_refreshes_product_pattern():
     ZL = pirls.Zs.toarray() * np.repeat(theta, [12, 9])[None, :]
     _, dense = np.linalg.slogdet(np.eye(ZL.shape[1]) + ZL.T @ (w2[:, None] * ZL))
     assert abs(f2.logdet_Z - dense) <= DENSE_RTOL * abs(dense)
+
+
+@pytest.mark.parametrize("values,size", [(-np.inf, 3), (0, 4), (True, 2), (np.float64(2.5), 3),
+                                         (np.arange(4.0), 4), (np.arange(3), 3), ([1.0, 2.0], 2),
+                                         (np.array(1.5), 3)])
+def test_as_vector_fast_paths_match_broadcast(values, size):
+    """The parameter layout's scalar / right-sized-vector shortcuts give what
+    ``np.broadcast_to`` gives (a float copy of the size)."""
+    from mixedmodels.parameters.layout import _as_vector
+
+    out = _as_vector(values, size, "start")
+    ref = np.array(np.broadcast_to(np.asarray(values, dtype=float), (size,)), dtype=float)
+    assert out.dtype == ref.dtype and out.shape == ref.shape
+    np.testing.assert_array_equal(out, ref)
+    if isinstance(values, np.ndarray):
+        assert not np.shares_memory(out, values)

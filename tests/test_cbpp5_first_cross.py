@@ -77,10 +77,11 @@ def _crossed_poisson(seed: int = 5):
 
 
 def test_factor_at_refreshes_product_pattern():
-    """PIRLS's blocked system keeps its ``A21`` product pattern refreshable from the
-    first build: a second ``factor_at`` with other weights refreshes it (no rebuild) and
-    gives the same factor, to the bit, as a fresh system; its log-determinant matches a
-    dense one."""
+    """PIRLS's blocked system (``new_weights``) keeps its ``A21`` product pattern
+    refreshable from the first build: cross-products with other weights refresh it (no
+    rebuild) and give the factor, to the bit, of a fresh system built on them;
+    ``factor_at`` (one theta per weights: ``once``) builds no pattern and agrees with
+    the pattern's factor to rounding and with a dense log-determinant."""
     import mixedmodels as mm
 
     res = mm.glmer("y ~ x + (1 | g1) + (1 | g2)", _crossed_poisson(), "poisson")
@@ -88,19 +89,31 @@ def test_factor_at_refreshes_product_pattern():
     theta = np.asarray(res.theta, dtype=float)
     rng = np.random.default_rng(2)
     w1, w2 = rng.uniform(0.5, 3.0, pirls.n), rng.uniform(0.5, 3.0, pirls.n)
-    pirls.factor_at(theta, w1)
-    product = pirls.system._product
+    system = pirls.system
+    system._product = None
+    f_once = pirls.factor_at(theta, w2)
+    assert system._product is None                # once: no pattern built
+    system.set_cross_products(pirls.pattern.compute(pirls.Xt, w1))
+    product = system._product
     assert product is not None and product.can_refresh
-    f2 = pirls.factor_at(theta, w2)
-    assert pirls.system._product is product       # refreshed, not built again
+    system.set_cross_products(pirls.pattern.compute(pirls.Xt, w2))
+    assert system._product is product             # refreshed, not built again
+    f2 = system.factorize(theta)
     fresh = mm.glmer("y ~ x + (1 | g1) + (1 | g2)", _crossed_poisson(), "poisson")
-    g2 = fresh.objective_function.pirls.factor_at(theta, w2)
+    other = fresh.objective_function.pirls.system
+    other._product = None
+    other.set_cross_products(pirls.pattern.compute(pirls.Xt, w2))
+    assert other._product is not None
+    g2 = other.factorize(theta)
     assert f2.logdet_Z == g2.logdet_Z
     np.testing.assert_array_equal(np.tril(f2.LXX), np.tril(g2.LXX))
+    np.testing.assert_allclose(np.tril(f_once.LXX), np.tril(f2.LXX), rtol=DENSE_RTOL,
+                               atol=DENSE_RTOL * np.abs(f2.LXX).max())
     # independent: log det(I + Lambda' Z' W Z Lambda) densely
     ZL = pirls.Zs.toarray() * np.repeat(theta, [12, 9])[None, :]
     _, dense = np.linalg.slogdet(np.eye(ZL.shape[1]) + ZL.T @ (w2[:, None] * ZL))
-    assert abs(f2.logdet_Z - dense) <= DENSE_RTOL * abs(dense)
+    for f in (f_once, f2):
+        assert abs(f.logdet_Z - dense) <= DENSE_RTOL * abs(dense)
 
 
 @pytest.mark.parametrize("values,size", [(-np.inf, 3), (0, 4), (True, 2), (np.float64(2.5), 3),

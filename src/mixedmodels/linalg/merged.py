@@ -266,8 +266,8 @@ class MergedSystem:
         self.merge = merge
         self.sizes = tuple(int(p) for p in sizes)
 
-    def set_cross_products(self, A) -> None:
-        self.inner.set_cross_products(A)
+    def set_cross_products(self, A, once: bool = False) -> None:
+        self.inner.set_cross_products(A, once=once)
 
     def factorize(self, theta: np.ndarray, scratch: bool = False):
         return self.inner.factorize(np.asarray(theta, dtype=float)[self.merge.theta_index],

@@ -742,10 +742,11 @@ class PIRLS:
         """Blocked factor of ``Lambda' Z' W Z Lambda + I`` for given weights (log
         determinant and conditional variances; the X block holds ``R_X``)."""
         A = self.pattern.compute(self.Xt, weights)
-        self.system.set_cross_products(A)
+        # (one theta per set of weights: no product pattern for it, set_cross_products)
+        self.system.set_cross_products(A, once=True)
         f = self.system.factorize(theta)
         if f is None and self.p:
-            self.system.set_cross_products(self._ridged(A, weights))
+            self.system.set_cross_products(self._ridged(A, weights), once=True)
             f = self.system.factorize(theta)
         if f is None:
             raise PIRLSError(

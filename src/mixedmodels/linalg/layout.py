@@ -24,12 +24,6 @@ import scipy.sparse as sp
 UNIQUE_TABLE_RATIO = 8
 #: Key ranges up to this size always use the table (its scan costs a few microseconds).
 UNIQUE_TABLE_SLACK = 1 << 14
-#: Uses of the first block's ``Z1' W [X y]`` answered by ``bincount`` before its incidence
-#: matrix ``S1`` is built: building it (scipy's COO -> CSR, ~50-90 us) costs more than a
-#: few bincount passes, and the dense PIRLS of a small model asks only twice a fit (the
-#: solutions' factor_at); a model refactored at every PIRLS step gets the (per product
-#: cheaper) sparse product from the third use on.
-S1_BINCOUNT_USES = 2
 
 
 def unique_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +196,14 @@ class BlockLayout:
         self.has_rest = bool(rest)
         self.rest_q = [b.q for b in rest]
         self.q_r = int(sum(self.rest_q))
+
+
+#: Uses of the first block's ``Z1' W [X y]`` answered by ``bincount`` before its incidence
+#: matrix ``S1`` is built: building it (scipy's COO -> CSR, ~50-90 us) costs more than a
+#: few bincount passes, and the dense PIRLS of a small model asks only twice a fit (the
+#: solutions' factor_at); a model refactored at every PIRLS step gets the (per product
+#: cheaper) sparse product from the third use on.
+S1_BINCOUNT_USES = 2
 
 
 class CrossProductPattern(BlockLayout):

@@ -701,7 +701,8 @@ def _fit_glmm(design, family, nAGQ, estimate_shape, start, optimizer, optimizer_
     # around 1e5 correlates its coefficient with the intercept's to 1 - 1e-10)
     T[k:k + p, k:k + p] = _beta_root(obj, theta, sol0, Rinv0, sep)
     # separated coefficients are held at their stage-1 values: no coordinate moves them
-    keep = np.setdiff1d(np.arange(x0.size), k + sep)
+    # (np.setdiff1d sorts through np.unique: ~20 us a fit for the usual empty sep)
+    keep = np.setdiff1d(np.arange(x0.size), k + sep) if sep.size else np.arange(x0.size)
     unbounded = _sign_symmetric(design)
     if unbounded:
         # theta may cross zero (the deviance is even in each column of Lambda), so it can

@@ -224,6 +224,14 @@ class BlockLayout:
         self.q_r = int(sum(self.rest_q))
 
 
+#: Uses of the first block's ``Z1' W [X y]`` answered by ``bincount`` before its incidence
+#: matrix ``S1`` is built: building it (scipy's COO -> CSR, ~50-90 us) costs more than a
+#: few bincount passes, and the dense PIRLS of a small model asks only twice a fit (the
+#: solutions' factor_at); a model refactored at every PIRLS step gets the (per product
+#: cheaper) sparse product from the third use on.
+S1_BINCOUNT_USES = 2
+
+
 class CrossProductPattern(BlockLayout):
     """Precomputed indices that turn (weights, [X y]) into :class:`CrossProducts`.
 
@@ -245,6 +253,7 @@ class CrossProductPattern(BlockLayout):
         # spatial process over all levels) never needs them (:meth:`_one_level_products`)
         self._idx11_cache: np.ndarray | None = None
         self._S1_cache: sp.csr_matrix | None = None
+        self._s1_uses = 0
         self._perms: dict[str, np.ndarray] = {}
         rest = self.blocks[1:]
         if not rest:
@@ -311,6 +320,27 @@ class CrossProductPattern(BlockLayout):
                 shape=(self.q1, self.n))
         return self._S1_cache
 
+    def _first_cross(self, Z1: np.ndarray, wXY: np.ndarray, own: bool) -> np.ndarray:
+        r"""``A1X = Z1' W [X y]`` by level, (l1, p1, m): one ``bincount`` per column
+        over the rows of ``S1`` for the first :data:`S1_BINCOUNT_USES` uses, then the
+        sparse product with ``S1`` (``own``: the terms' ``Z1``; else ``S1``'s pattern with
+        ``Z1``'s values). Both add each level's terms in observation order from zero, so
+        they give the same sums to the bit."""
+        m = wXY.shape[1]
+        if self._S1_cache is None and self._s1_uses < S1_BINCOUNT_USES:
+            self._s1_uses += 1
+            rows, size = self._rows1, self.l1 * self.p1
+            if self.p1 == 1:
+                vals = Z1[:, 0, None] * wXY
+            else:
+                vals = (Z1[:, :, None] * wXY[:, None, :]).reshape(rows.size, m)
+            out = np.empty((size, m))
+            for j in range(m):
+                out[:, j] = np.bincount(rows, vals[:, j], minlength=size)
+            return out.reshape(self.l1, self.p1, m)
+        S1 = self._S1 if own else self._values_like("S1", Z1)
+        return np.asarray(S1 @ wXY).reshape(self.l1, self.p1, m)
+
     @staticmethod
     def _one_level_products(Z1: np.ndarray, wz1: np.ndarray, wXY: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray]:
@@ -355,11 +385,10 @@ class CrossProductPattern(BlockLayout):
         if self.l1 == 1:
             A11, A1X = self._one_level_products(Z1, wz1, wXY)
         else:
-            S1 = self._S1 if Z is None else self._values_like("S1", Z1)
             v11 = (wz1[:, :, None] * Z1[:, None, :]).ravel()
             A11 = np.bincount(self._idx11, v11, minlength=self.l1 * p1 * p1).reshape(
                 self.l1, p1, p1)
-            A1X = np.asarray(S1 @ wXY).reshape(self.l1, p1, XY.shape[1])
+            A1X = self._first_cross(Z1, wXY, Z is None)
         AXX = XY.T @ wXY
         if not self.has_rest:
             return CrossProducts(A11, None, None, A1X, None, AXX)

@@ -266,8 +266,13 @@ class MergedSystem:
         self.merge = merge
         self.sizes = tuple(int(p) for p in sizes)
 
-    def set_cross_products(self, A) -> None:
-        self.inner.set_cross_products(A)
+    def set_cross_products(self, A, once: bool = False) -> None:
+        # (``once`` only where it is asked for: an LMM's inner system may be a
+        # SparseSystem, which has no product pattern to skip)
+        if once:
+            self.inner.set_cross_products(A, once=True)
+        else:
+            self.inner.set_cross_products(A)
 
     def factorize(self, theta: np.ndarray, scratch: bool = False):
         return self.inner.factorize(np.asarray(theta, dtype=float)[self.merge.theta_index],

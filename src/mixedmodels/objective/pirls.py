@@ -248,9 +248,10 @@ def pirls_systems(pattern, design, merge: TermMerge | None):
     order (:class:`~mixedmodels.linalg.MergedSystem`,
     :class:`~.pirls_system.MergedPIRLSSystem`)."""
     if merge is None:
-        system = BlockedSystem(pattern, [t.structure for t in design.terms])
+        system = BlockedSystem(pattern, [t.structure for t in design.terms],
+                               new_weights=True)
         return system, PIRLSSystem(pattern, system)
-    inner = BlockedSystem(pattern, merge.structures)
+    inner = BlockedSystem(pattern, merge.structures, new_weights=True)
     return (MergedSystem(inner, merge, [t.p for t in design.terms]),
             MergedPIRLSSystem(PIRLSSystem(pattern, inner), merge))
 
@@ -741,10 +742,11 @@ class PIRLS:
         """Blocked factor of ``Lambda' Z' W Z Lambda + I`` for given weights (log
         determinant and conditional variances; the X block holds ``R_X``)."""
         A = self.pattern.compute(self.Xt, weights)
-        self.system.set_cross_products(A)
+        # (one theta per set of weights: no product pattern for it, set_cross_products)
+        self.system.set_cross_products(A, once=True)
         f = self.system.factorize(theta)
         if f is None and self.p:
-            self.system.set_cross_products(self._ridged(A, weights))
+            self.system.set_cross_products(self._ridged(A, weights), once=True)
             f = self.system.factorize(theta)
         if f is None:
             raise PIRLSError(

@@ -36,6 +36,12 @@ TRANSFORMS = ("identity", "log")
 
 
 def _as_vector(values, size: int, what: str) -> np.ndarray:
+    # the usual cases without np.broadcast_to (~5 us of Python-level dispatch each; four
+    # per block, every fit makes its layout): a scalar, or already a vector of the size
+    if isinstance(values, float | int):
+        return np.full(size, float(values))
+    if isinstance(values, np.ndarray) and values.shape == (size,):
+        return np.array(values, dtype=float)
     arr = np.array(np.broadcast_to(np.asarray(values, dtype=float), (size,)), dtype=float)
     if arr.shape != (size,):  # pragma: no cover - broadcast_to raises first
         raise ValueError(f"{what} must have {size} values")

@@ -118,7 +118,8 @@ class RandomStructure:
         p_int = 0 if self.X_int is None else self.X_int.shape[1]
         self.q, self.P = u_off + p_int, s_off + p_int
         #: 1 for the penalized (random) entries of the inner vector, 0 for integrated beta
-        self.penalty = np.r_[np.ones(u_off), np.zeros(p_int)]
+        # (np.concatenate: np.r_'s indexing machinery costs ~15 us, a tenth of this set-up)
+        self.penalty = np.concatenate([np.ones(u_off), np.zeros(p_int)])
         self.n_channels = len(self.channels)
         n = slots[0].term.Z.shape[0] if slots else \
             (0 if self.X_int is None else self.X_int.shape[0])

@@ -196,9 +196,16 @@ def test_truncated_nbinom2_start_off_the_log_series_ridge():
     assert m.fixef_disp.iloc[0] == pytest.approx(ref, abs=COEF_RTOL * abs(ref) + 1e-3)
 
 
-def test_ar1_with_repeated_times_is_refused_with_a_clear_error():
-    """glmmTMB 1.1.5 lets rows of one group share an ar1 time (one random effect for
-    them); we refuse it and say which term, time and group (the sweep's ar1 over the
-    crossed factor h)."""
-    with pytest.raises(mm.DataError, match=r"ar1\(\).*appears .* times in group 'h1'"):
-        mm.glmmtmb("y_pos ~ x + ar1(0 + ftt | h)", _data("sx"), family="Gamma", link="log")
+def test_ar1_repeated_times_replicates_or_a_clear_error():
+    """ar1 over the crossed factor h repeats each time on 3 rows per group (median): a
+    replicated design, which glmmTMB 1.1.5 fits with the rows of a cell sharing one
+    random effect, and so do we. Over g (one row per cell) one time typed twice is a
+    data error naming the term, the time and the group."""
+    d = _data("sx")
+    m = mm.glmmtmb("y_pos ~ x + ar1(0 + ftt | h)", d, family="Gamma", link="log")
+    assert np.isfinite(m.objective)
+    bad = d.copy()
+    first = bad.index[bad["g"] == bad["g"].iloc[0]]
+    bad.loc[first[1], "ftt"] = bad.loc[first[0], "ftt"]
+    with pytest.raises(mm.DataError, match=r"ar1\(\).*appears 2 times in group"):
+        mm.glmmtmb("y_pos ~ x + ar1(0 + ftt | g)", bad, family="Gamma", link="log")

@@ -131,7 +131,8 @@ S("ar1_nb1_offset", "y_nb_off ~ x + offset(offs) + ar1(0 + ftt | g)", NB1)
 S("ar1_binom_cbind_h", paste(CB, "~ x + ar1(0 + ftt | g) + (1 | h)"), BI, engine = "glmer")
 # (ar1(0 + ftt | g) has one row per cell, an observation-level term: with Gamma and
 # weights = w the Laplace objective is unbounded below, in glmmTMB (-11623, code 1) and here
-# alike; ar1(0 + ftt | h) repeats times within a group, which we refuse (see the notes))
+# alike; ar1(0 + ftt | h) repeats times within a group: a replicated design, fitted
+# with the rows of a cell sharing one effect, as glmmTMB does)
 S("ar1_gamma_dispx", "y_pos ~ x + ar1(0 + ftt | g)", GAM, disp = "~x")
 S("ar1_beta_dispx", "y_beta ~ x + ar1(0 + ftt | g)", BETA, disp = "~x")
 S("ar1_tweedie", "y_tw ~ x + ar1(0 + ftt | g)", TW, slow = TRUE)

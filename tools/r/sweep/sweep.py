@@ -144,6 +144,20 @@ def glmmtmb_kwargs(rec: dict) -> dict:
     return kw
 
 
+def fit_record(rec: dict, data, res: dict, trace_chars: int = 2500):
+    """Fit an R record's model with ``mm.glmmtmb``: the fit, with its warnings in
+    ``res["warnings"]``, or None with the error and the traceback's end in ``res``."""
+    try:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            m = mm.glmmtmb(rec["formula"], data, **glmmtmb_kwargs(rec))
+        res["warnings"] = sorted({str(x.message)[:120] for x in w})
+    except Exception as e:
+        res["error"] = f"{type(e).__name__}: {e}"
+        res["trace"] = traceback.format_exc()[-trace_chars:]
+        return None
+    return m
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/sweep")
@@ -158,15 +172,8 @@ def main():
             continue
         res = {"id": rid}
         data = load(out, rec["data"])
-        kw = glmmtmb_kwargs(rec)
-        try:
-            with warnings.catch_warnings(record=True) as w:
-                warnings.simplefilter("always")
-                m = mm.glmmtmb(rec["formula"], data, **kw)
-            res["warnings"] = sorted({str(x.message)[:120] for x in w})
-        except Exception as e:
-            res["error"] = f"{type(e).__name__}: {e}"
-            res["trace"] = traceback.format_exc()[-1500:]
+        m = fit_record(rec, data, res, trace_chars=1500)
+        if m is None:
             results[rid] = res
             print(f"{rid:22s} FIT ERROR {res['error'][:200]}  (R: {rec.get('error', 'ok')})")
             continue

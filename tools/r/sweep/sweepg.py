@@ -163,15 +163,8 @@ def run_record(rid: str, rec: dict, data: pd.DataFrame) -> dict:
     (sweep.py's objective / estimates / SEs / sds and method calls, plus correlations,
     predictions, new levels and the engine refit)."""
     res = {"id": rid}
-    kw = sweep.glmmtmb_kwargs(rec)
-    try:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            m = mm.glmmtmb(rec["formula"], data, **kw)
-        res["warnings"] = sorted({str(x.message)[:120] for x in w})
-    except Exception as e:
-        res["error"] = f"{type(e).__name__}: {e}"
-        res["trace"] = traceback.format_exc()[-2500:]
+    m = sweep.fit_record(rec, data, res)
+    if m is None:
         return res
     res["objective"] = float(m.objective)
     if "error" in rec:

@@ -20,11 +20,20 @@ with TMB's Matern ``x^nu K_nu(x) / (Gamma(nu) 2^(nu - 1))``, ``x = d / range``. 
 derivative in ``nu`` needs ``dK_nu/dnu``, which scipy does not provide: it is computed from
 ``K_nu(x) = int_0^inf exp(-x cosh s) cosh(nu s) ds`` by the trapezoidal rule, which
 converges geometrically for this even, analytic, doubly exponentially decaying integrand.
+
+Prediction at positions the fit did not see (``predict(..., allow_new_levels=True)``) is
+simple kriging: with ``b`` the term's effects at the fitted positions of a level and
+``r_i = R(d(new_i, fitted))`` the correlations of a new position with them, the conditional
+mean of its effect is ``E[b_new | b] = r_i' R^{-1} b`` (the standard deviation cancels):
+:meth:`_Positional.kriging_weights`. glmmTMB gets the same numbers by refitting the joint
+density with the new positions added and the parameters fixed: a random effect that no
+observation touches has its mode at that conditional mean.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg
 from scipy import special
 
 from .._errors import FormulaError
@@ -111,6 +120,41 @@ class _Positional(ScaledCorrelation):
     keyword_name = ""
     code = -1
 
+    def correlation_at(self, t: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        """The correlation at distances ``dist`` (any shape) for parameters ``t``."""
+        raise NotImplementedError
+
+    def kriging_weights(self, theta: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
+        r"""Weights ``W`` (m, p) of the fitted positions' effects in the conditional mean of
+        the effects at ``coordinates`` (m, dim): ``E[b_new | b] = W b`` with
+        ``W = R_{new,fit} R^{-1}`` at the term's parameters ``theta``.
+
+        A fitted position among ``coordinates`` gets its indicator row. Where ``R`` is
+        numerically singular (a range far beyond the distances) the least-squares solution
+        is used, which is the limit of the weights.
+        """
+        return self._kriging(theta, coordinates)[0]
+
+    def kriging_variance(self, theta: np.ndarray, coordinates: np.ndarray) -> np.ndarray:
+        r"""Conditional variances (m,) of the effects at ``coordinates`` given the fitted
+        positions' effects: ``s^2 (1 - r' R^{-1} r)`` (zero at a fitted position)."""
+        W, r = self._kriging(theta, coordinates)
+        sd, _ = self._split(theta)
+        return sd[0] ** 2 * np.maximum(1.0 - np.einsum("ij,ij->i", W, r), 0.0)
+
+    def _kriging(self, theta: np.ndarray, coordinates: np.ndarray):
+        """``(W, r)``: the weights and the correlations (m, p) with the fitted positions."""
+        _, t = self._split(theta)
+        coords = np.asarray(coordinates, dtype=float).reshape(-1, self.coordinates.shape[1])
+        diff = coords[:, None, :] - self.coordinates[None, :, :]
+        r = self.correlation_at(t, np.sqrt(np.sum(diff * diff, axis=2)))
+        R = self.correlation(t)
+        try:
+            W = scipy.linalg.solve(R, r.T, assume_a="pos", check_finite=False).T
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+            W = np.linalg.lstsq(R, r.T, rcond=None)[0].T
+        return W, r
+
     def smooth_mask(self) -> np.ndarray:
         # a log range runs off toward a flat limit when the data do not pin it
         return np.zeros(self.n_theta, dtype=bool)
@@ -193,6 +237,9 @@ class OrnsteinUhlenbeck(_Positional):
     def correlation(self, t: np.ndarray) -> np.ndarray:
         return np.exp(-np.exp(t[0]) * self.dist)
 
+    def correlation_at(self, t: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        return np.exp(-np.exp(t[0]) * dist)
+
     def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
         rate = np.exp(t[0])
         return (-rate * self.dist * np.exp(-rate * self.dist))[None]
@@ -240,6 +287,9 @@ class _PoweredExponential(_Range):
 
     def correlation(self, t: np.ndarray) -> np.ndarray:
         return np.exp(-self._scaled(t))
+
+    def correlation_at(self, t: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        return np.exp(-(np.asarray(dist, dtype=float) * np.exp(-t[0])) ** self.power)
 
     def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
         a = self._scaled(t)
@@ -318,6 +368,17 @@ class Matern(_Range):
             raise np.linalg.LinAlgError("Matern correlation not finite at smoothness "
                                         f"{nu:.3g}")
         return R
+
+    def correlation_at(self, t: np.ndarray, dist: np.ndarray) -> np.ndarray:
+        d = np.asarray(dist, dtype=float)
+        rng, nu = float(np.exp(t[0])), float(np.exp(t[1]))
+        out = np.ones(d.shape)
+        pos = d > 0
+        x = d[pos] / rng
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = float(np.exp(-special.gammaln(nu) - (nu - 1.0) * np.log(2.0)))
+            out[pos] = c * x ** nu * special.kv(nu, x)
+        return out
 
     def correlation_jacobian(self, t: np.ndarray) -> np.ndarray:
         nu, off, inverse, x, cxnu, kv = self._parts(t)

@@ -59,6 +59,19 @@ class _Rows:
         sel = self.sel[name]
         return {k: (mask, Z[sel], codes[sel]) for k, mask, Z, codes in self.by_comp[name].terms}
 
+    def kriged(self, name: str) -> dict:
+        """Term index within the component -> (rows, coordinates, theta) of its kriged
+        rows (positions the fit did not see), ``rows`` indexing the complete rows."""
+        sel = self.sel[name]
+        out = {}
+        for k, idx, coords, theta in self.by_comp[name].kriged:
+            at = np.full(self.by_comp[name].X.shape[0], -1, dtype=np.intp)
+            at[idx] = np.arange(idx.size)
+            hit = np.flatnonzero(at[sel] >= 0)
+            if hit.size:
+                out[k] = (hit, coords[at[sel][hit]], theta)
+        return out
+
 
 def _etas(m, rows: _Rows) -> dict:
     N = int(rows.complete.sum())
@@ -147,6 +160,51 @@ def _components_by_slot(m, rows: _Rows, N: int):
     return a, J, new, D
 
 
+def _kriging_parts(m, rows: _Rows, N: int):
+    r"""What kriged rows add to the delta method (:func:`prediction_variance`).
+
+    A row at a position the fit did not see has the effect ``b_new = W(theta) b + e``:
+    ``W b`` is already in its ``Z`` row, ``e`` is independent of the data with the
+    conditional variance ``s^2 (1 - r' R^{-1} r)`` (glmmTMB's refit with the new positions
+    holds it as an extra random effect with no data), and ``W`` moves with the correlation
+    parameters, ``d eta / d theta_j = (dW / d theta_j) b`` (central differences).
+
+    Returns
+    -------
+    innovation : ndarray (N, channels)
+        ``Var(e)`` per row, in the channel whose linear predictor the term enters.
+    D : ndarray (N, channels, layout size)
+        The ``dW`` part of the fixed-``u`` parameter derivatives.
+    """
+    obj = m.objective_function
+    S = obj.structure
+    channels = list(m.density.channels)
+    innovation = np.zeros((N, len(channels)))
+    D = np.zeros((N, len(channels), m.layout.size))
+    local = _local_term_index(S)
+    for ts in S.terms:
+        entry = rows.kriged(ts.component).get(local[ts.u_offset]) \
+            if ts.component in rows.by_comp else None
+        if entry is None:
+            continue
+        hit, coords, theta = entry
+        structure = ts.term.structure
+        j = int(obj.re[ts.channel])
+        innovation[hit, j] += structure.kriging_variance(theta, coords)
+        codes = rows.kept(ts.component)[local[ts.u_offset]][2][hit]
+        b = m.solution.b[S.terms.index(ts)][np.maximum(codes, 0)]
+        start = obj.theta_index(ts).start
+        for i in range(theta.size):
+            h = DERIVATIVE_STEP * max(1.0, abs(theta[i]))
+            up, dn = theta.copy(), theta.copy()
+            up[i] += h
+            dn[i] -= h
+            dW = (structure.kriging_weights(up, coords)
+                  - structure.kriging_weights(dn, coords)) / (2.0 * h)
+            D[hit, j, start + i] += np.einsum("ij,ij->i", dW, b)
+    return innovation, D
+
+
 def _local_term_index(S) -> dict:
     """u offset of a structure term -> its index among its component's terms."""
     out, count = {}, {}
@@ -179,8 +237,9 @@ def prediction_variance(m, rows: _Rows, g: np.ndarray) -> np.ndarray:
     S = obj.structure
     N = g.shape[0]
     a, J, new, D = _components_by_slot(m, rows, N)
-    total = np.einsum("nc,nck->nk", g, D)
-    var1 = np.zeros(N)
+    innovation, D_kriged = _kriging_parts(m, rows, N)
+    total = np.einsum("nc,nck->nk", g, D + D_kriged)
+    var1 = np.einsum("nc,nc->n", g * g, innovation)
     if S.q:
         from ..objective.laplace.sensitivity import mode_jacobian
 
@@ -192,7 +251,7 @@ def prediction_variance(m, rows: _Rows, g: np.ndarray) -> np.ndarray:
         new_coef = np.where(new, coef, 0.0)
         coef = coef - new_coef
         total += np.einsum("ns,nsk->nk", coef, dU[J])
-        var1 = np.einsum("ns,nst,nt->n", coef, _slot_inverse(obj.hessian, J), coef) \
+        var1 = var1 + np.einsum("ns,nst,nt->n", coef, _slot_inverse(obj.hessian, J), coef) \
             + np.einsum("ns,ns->n", new_coef, new_coef)
     V = m.fit.vcov
     if V is None:

@@ -62,7 +62,7 @@ def predict_lme4(m, newdata=None, re_form=None, type: str = "link", *, se_fit=Fa
     if type not in PREDICT_TYPES:
         raise ValueError(f"type must be 'link' or 'response', got {type!r}")
     check_request(se_fit, interval, level, method)
-    rows = new_rows(m.design, newdata, re_form, allow_new_levels, offset)
+    rows = new_rows(m.design, newdata, re_form, allow_new_levels, offset, m.theta)
     eta = rows.eta(m.beta, m.random_effects)
     index = m._index(newdata)
     if not se_fit and interval is None:

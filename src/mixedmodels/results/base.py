@@ -236,7 +236,7 @@ class MixedModelResultBase(FitStatsMixin, RecipeMixin):
     # -- linear predictor ----------------------------------------------------------------
     def _eta(self, newdata=None, re_form=None, allow_new_levels=False, offset=None):
         return linear_predictor(self.design, self.beta, self.random_effects, newdata,
-                                re_form, allow_new_levels, offset)
+                                re_form, allow_new_levels, offset, self.theta)
 
     def _index(self, newdata=None) -> pd.Index:
         return self.design.frame.index if newdata is None else pd.DataFrame(newdata).index

@@ -586,7 +586,8 @@ class GlmmTMBResult(RecipeMixin, TermsMixin):
                 form = "~0"
             off = offset if name == "cond" else None
             try:
-                out[name] = new_rows(view.design, newdata, form, allow_new_levels, off)
+                out[name] = new_rows(view.design, newdata, form, allow_new_levels, off,
+                                     view.theta)
             except Exception as exc:     # a re_form term this component does not have
                 if not isinstance(re_form, str):
                     raise

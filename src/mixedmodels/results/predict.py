@@ -148,6 +148,11 @@ class NewRows:
         Per random-effects term kept by ``re_form``: its index ``k`` in the design, the
         mask of its kept columns, its model matrix ``Z_k`` (n_complete, p_k) and the level
         codes (-1 for a level the fit did not see: it contributes nothing).
+    kriged : tuple of (int, ndarray, ndarray, ndarray)
+        Per term with rows at positions the fit did not see (kriged, see
+        :func:`_unseen_columns`): ``k``, those rows (indices into the complete rows), their
+        coordinates (m, dim) and the term's covariance parameters -- what a prediction's
+        standard error needs beyond ``Z_k``.
     """
 
     n: int
@@ -155,6 +160,7 @@ class NewRows:
     X: np.ndarray
     offset: np.ndarray
     terms: tuple
+    kriged: tuple = ()
 
     def eta(self, beta: np.ndarray, b: list) -> np.ndarray:
         """``X beta + offset + sum_k Z_k b_k`` on every row (NaN where incomplete)."""
@@ -169,7 +175,7 @@ class NewRows:
 
 
 def new_rows(design: Design, newdata=None, re_form=None, allow_new_levels: bool = False,
-             offset=None) -> NewRows:
+             offset=None, theta: np.ndarray | None = None) -> NewRows:
     """The fixed and random-effects matrices of ``newdata`` (default: the fitting rows);
     the arguments are those of :func:`linear_predictor`.
 
@@ -180,6 +186,11 @@ def new_rows(design: Design, newdata=None, re_form=None, allow_new_levels: bool 
     re_form : None, str or False
     allow_new_levels : bool
     offset : str or array-like, optional
+    theta : ndarray, optional
+        The fit's covariance parameters (``design.theta_slices()`` order): a term over
+        positions (``exp``, ``gau``, ``mat``, ``ou``) predicts a position the fit did not see
+        from them by kriging (see :func:`_unseen_columns`); without them such a row gets
+        the population level.
 
     Returns
     -------
@@ -218,10 +229,84 @@ def new_rows(design: Design, newdata=None, re_form=None, allow_new_levels: bool 
         off = off + evaluate_numeric(expr, sub, "offset")
     if off_arg is not None:
         off = off + off_arg[complete]
-    terms = tuple((k, mask, design.terms[k].new_Z(sub),
-                   _new_codes(design, k, sub, allow_new_levels))
-                  for k, mask in keep.items())
-    return NewRows(n, complete, X, off, terms)
+    slices = design.theta_slices() if theta is not None else None
+    terms, kriged = [], []
+    for k, mask in keep.items():
+        theta_k = None if slices is None else np.asarray(theta, dtype=float)[slices[k]]
+        Z, where = _unseen_columns(design.terms[k], sub, allow_new_levels, theta_k)
+        terms.append((k, mask, Z, _new_codes(design, k, sub, allow_new_levels)))
+        if where is not None:
+            kriged.append((k, *where, theta_k))
+    return NewRows(n, complete, X, off, tuple(terms), tuple(kriged))
+
+
+def _unseen_columns(t, frame: pd.DataFrame, allow_new_levels: bool,
+                    theta: np.ndarray | None) -> tuple[np.ndarray, tuple | None]:
+    r"""The model matrix of term ``t`` on new data, checking the columns a term over
+    positions or over the levels of a known matrix has one of per fitted position or level.
+
+    A row at a position (or of a level) the fit did not see has no column. Unless
+    ``allow_new_levels`` that is an error, as a new level of a grouping factor is. With it,
+    a term whose correlation is a function of distance predicts the row's effect by
+    kriging, its conditional mean given the fitted positions' effects of its level,
+    ``E[b_new | b] = r' R^{-1} b``: the row of ``Z`` becomes the weights ``r' R^{-1}``
+    (:meth:`~mixedmodels.covariance.spatial._Positional.kriging_weights`), as glmmTMB's
+    prediction, which refits with the new positions added and the parameters fixed, has
+    it. Standard errors: glmmtmb's (TMB's delta method, :mod:`mixedmodels.prediction.delta`)
+    add the new position's conditional variance ``s^2 (1 - r' R^{-1} r)`` and the weights'
+    dependence on the correlation parameters, as glmmTMB's do; lmer's and glmer's follow
+    lme4's recipe, conditional on the covariance parameters, and treat the prediction as
+    the linear combination ``W b`` of the fitted effects. A new level of a known matrix
+    (``propto``, ``equalto``), which has no covariance with the fitted ones, and any row
+    when ``theta`` is not given, get the population level (a zero row).
+
+    Returns
+    -------
+    Z : ndarray (n, p)
+    kriged : (ndarray, ndarray) or None
+        The kriged rows' indices and coordinates (m, dim), when there are any.
+    """
+    from ..design.random import LevelCoder, PositionCoder
+
+    coder = t.coder
+    if isinstance(coder, PositionCoder):
+        codes = coder.positions.code_new(frame)
+    elif isinstance(coder, LevelCoder):
+        codes = coder.grouping.code_new(frame, coder.variables)
+    else:
+        return t.new_Z(frame), None
+    Z = coder(frame)
+    unseen = codes < 0
+    if not unseen.any():
+        return Z, None
+    if isinstance(coder, PositionCoder):
+        cols = coder.positions.columns
+        where = np.column_stack([np.asarray(frame[c], dtype=float) for c in cols])[unseen]
+        what = f"positions ({', '.join(cols)})"
+        shown = list(dict.fromkeys("(" + ",".join(f"{v:g}" for v in r) + ")" for r in where))
+    else:
+        where = None
+        what = f"levels of {', '.join(repr(v) for v in coder.variables)}"
+        shown = list(dict.fromkeys(
+            ":".join("<missing>" if pd.isna(x) else str(x) for x in row)
+            for row in zip(*[frame[v].to_numpy(dtype=object)[unseen]
+                             for v in coder.variables], strict=True)))
+    if not allow_new_levels:
+        count = int(unseen.sum())
+        how = ("predict them by kriging from the fitted correlation"
+               if hasattr(t.structure, "kriging_weights") else
+               "predict them at the population level")
+        raise DataError(
+            f"newdata has {count} row{'s' if count > 1 else ''} at {what} of term "
+            f"{t.term.source!r} that the fit did not see: "
+            f"{', '.join(shown[:5])}{'...' if len(shown) > 5 else ''}; pass "
+            f"allow_new_levels=True to {how}, or re_form='~0' to leave out the random "
+            "effects")
+    if where is not None and theta is not None and hasattr(t.structure, "kriging_weights"):
+        Z = np.array(Z, dtype=float)
+        Z[unseen] = t.structure.kriging_weights(theta, where)
+        return Z, (np.flatnonzero(unseen), where)
+    return Z, None
 
 
 def linear_predictor(
@@ -232,6 +317,7 @@ def linear_predictor(
     re_form=None,
     allow_new_levels: bool = False,
     offset=None,
+    theta: np.ndarray | None = None,
 ) -> np.ndarray:
     """``X beta + sum_k Z_k b_k + offset`` on the fitting data or on ``newdata``.
 
@@ -248,20 +334,23 @@ def linear_predictor(
         Random effects to condition on (module docstring).
     allow_new_levels : bool
         Predict unseen or missing grouping levels at the population level instead of
-        raising.
+        raising; positions a spatial or temporal term did not see are kriged from the
+        fitted ones when ``theta`` is given (see :func:`_unseen_columns`).
     offset : str or array-like, optional
         Offset for ``newdata`` (a column or one value per row), added to the offsets written
         in the formula, which are evaluated on ``newdata``. When not given, the fit's
         ``offset=`` is carried over if it named a column (read from ``newdata``, which must
         have it); an offset the fit was given as values cannot be recomputed and is left out,
         with a :class:`~mixedmodels.DataWarning` (lme4 leaves it out silently).
+    theta : ndarray, optional
+        The fit's covariance parameters (see :func:`new_rows`).
 
     Returns
     -------
     ndarray
         One value per row of ``newdata`` (NaN where a predictor is missing).
     """
-    return new_rows(design, newdata, re_form, allow_new_levels, offset).eta(beta, b)
+    return new_rows(design, newdata, re_form, allow_new_levels, offset, theta).eta(beta, b)
 
 
 def _new_codes(design: Design, k: int, frame: pd.DataFrame,

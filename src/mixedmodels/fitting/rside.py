@@ -39,6 +39,7 @@ from ..rside.residual import BoundResidual, ResidualSpec, bind_residual
 from ..rside.results import GLSResult, RSideLMMResult
 from .common import BOUNDARY_TOL, polished_and_checked, snap_to_boundary, warn_if_singular
 from .gls_quasi_newton import optimize_fast_gradient
+from .gls_scoring import fisher_scoring_search
 from .kink_search import kinked_range_search, settle_on_kink
 from .limit_scale import LimitScale
 from .rside_quasi_newton import quasi_newton_search
@@ -230,6 +231,12 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
         z, fval, conv = _checked(scale, z, fval, zlow, check_conv)
         opt = replace(opt, x=scale.to_model(opt.x), x0=x0, lower=lower, n_evals=n_evals)
         return scale.to_model(z), fval, opt, conv
+    if optimizer == "auto" and _scoring_applies(obj, x0):
+        # independent rows with a variance function: Fisher scoring (gls_scoring)
+        found = _optimize_scoring(obj, x0, lower, check_conv, stage)
+        if found is not None:
+            return found
+        # BOBYQA from the start where scoring did not settle
     if optimizer == "auto" and getattr(obj, "has_gradient", False) \
             and x0.size >= min_gradient_params:
         found = _optimize_gradient(obj, x0, lower, check_conv, stage)
@@ -254,6 +261,31 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
+
+
+def _scoring_applies(obj, x0: np.ndarray) -> bool:
+    """``obj`` has :mod:`.gls_scoring`'s expected information at ``x0`` (a ``gls``
+    criterion of independent rows with a variance function; not its
+    :class:`~.limit_scale.LimitScale` view, whose coordinates are not the variance
+    function's)."""
+    information = getattr(obj, "scoring_information", None)
+    return x0.size > 0 and information is not None and information(x0) is not None
+
+
+def _optimize_scoring(obj, x0, lower, check_conv, stage):
+    """:func:`~.gls_scoring.fisher_scoring_search` with the gradient's convergence check:
+    ``(x, fval, OptSummary, ConvergenceReport or None)``, or None where the search or the
+    check fails (the caller then runs BOBYQA)."""
+    found = fisher_scoring_search(obj, x0, lower, stage)
+    if found is None:
+        return None
+    opt, grad = found
+    conv = None
+    if check_conv:
+        conv = check_convergence_gradient(obj.value_and_gradient, opt.x, lower, grad)
+        if not conv.converged:
+            return None
+    return opt.x, opt.fval, opt, conv
 
 
 def _limit_competitive(obj, x: np.ndarray, fval: float,

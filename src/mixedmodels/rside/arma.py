@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 __all__ = ["arma_acf", "arma_acf_and_jacobian", "arma_acf_jacobian", "arma_constrained",
-           "arma_unconstrained"]
+           "arma_unconstrained", "is_low_order", "low_order_acf", "low_order_acf_and_jacobian"]
 
 #: Imaginary step of :func:`arma_acf_jacobian` (complex-step derivatives are exact to
 #: rounding: no difference is taken, so the step can be tiny).
@@ -175,6 +175,79 @@ def _acf(phi: list, theta: list, max_lag: int) -> list:
     return [gk / g0 for gk in g[:max_lag + 1]]
 
 
+def _low_order_rho1(phi: float, theta: float) -> tuple[float, float]:
+    """ARMA(1, 1)'s ``rho_1`` and ``D = 1 + 2 phi theta + theta^2`` (see
+    :func:`low_order_acf`)."""
+    D = 1.0 + 2.0 * phi * theta + theta * theta
+    return (1.0 + phi * theta) * (phi + theta) / D, D
+
+
+def low_order_acf(u: list, p: int, max_lag: int) -> np.ndarray:
+    r"""Autocorrelations ``rho_0 .. rho_max_lag`` and a trailing 0 of an ARMA(p, q) with
+    ``p, q <= 1`` at nlme's unconstrained ``u`` (real, already clipped), in closed form:
+    with ``phi = tanh(u_0 / 2)`` and ``theta = tanh(u_p / 2)`` (0 for an absent part),
+
+    .. math:: \rho_1 = \frac{(1 + \phi\theta)(\phi + \theta)}{1 + 2\phi\theta + \theta^2},
+              \qquad \rho_k = \rho_1 \phi^{k-1} \quad (k \ge 1),
+
+    the ratio of ``gamma_1 = sigma^2 (1 + phi theta)(phi + theta) / (1 - phi^2)`` to
+    ``gamma_0 = sigma^2 (1 + 2 phi theta + theta^2) / (1 - phi^2)``. The general
+    recursion (:func:`arma_acf`) gives the same numbers to rounding, at several times the
+    cost: this runs on every evaluation of the AR(1), MA(1) and ARMA(1, 1) criteria.
+    """
+    phi = math.tanh(0.5 * u[0]) if p else 0.0
+    theta = math.tanh(0.5 * u[p]) if len(u) > p else 0.0
+    rho1, _ = _low_order_rho1(phi, theta)
+    out = np.zeros(max_lag + 2)
+    out[0] = 1.0
+    if max_lag:
+        out[1:max_lag + 1] = rho1 * np.power(phi, np.arange(max_lag, dtype=float))
+    return out
+
+
+def low_order_acf_and_jacobian(u: list, p: int, max_lag: int
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    r""":func:`low_order_acf` (without the trailing 0) and its derivatives with respect to
+    ``u``, in closed form: ``d phi / d u_0 = (1 - phi^2) / 2`` (the same for theta),
+
+    .. math:: \frac{\partial \rho_1}{\partial \phi} = 1 - \frac{2\theta\rho_1}{D}, \qquad
+              \frac{\partial \rho_1}{\partial \theta} = \frac{1 + \phi^2 + 2\phi\theta
+              - 2(\phi + \theta)\rho_1}{D}, \qquad D = 1 + 2\phi\theta + \theta^2,
+
+    and ``d rho_k / d phi = (d rho_1 / d phi) phi^{k-1} + rho_1 (k - 1) phi^{k-2}``,
+    ``d rho_k / d theta = (d rho_1 / d theta) phi^{k-1}``.
+
+    Returns
+    -------
+    ndarray (max_lag + 1,), ndarray (p + q, max_lag + 1)
+    """
+    phi = math.tanh(0.5 * u[0]) if p else 0.0
+    has_ma = len(u) > p
+    theta = math.tanh(0.5 * u[p]) if has_ma else 0.0
+    rho1, D = _low_order_rho1(phi, theta)
+    k1 = np.arange(max_lag, dtype=float)                # k - 1 for the lags k = 1..max_lag
+    pw = np.power(phi, k1)                              # phi^(k-1)
+    value = np.empty(max_lag + 1)
+    value[0] = 1.0
+    value[1:] = rho1 * pw
+    jac = np.zeros((len(u), max_lag + 1))
+    if p:
+        # (k - 1) phi^(k-2), 0 at k = 1 (and for phi = 0 beyond k = 2)
+        dpw = np.zeros(max_lag)
+        dpw[1:] = k1[1:] * pw[:-1]
+        d_phi = 1.0 - 2.0 * theta * rho1 / D
+        jac[0, 1:] = (d_phi * pw + rho1 * dpw) * (0.5 * (1.0 - phi * phi))
+    if has_ma:
+        d_theta = (1.0 + phi * phi + 2.0 * phi * theta - 2.0 * (phi + theta) * rho1) / D
+        jac[p, 1:] = (d_theta * (0.5 * (1.0 - theta * theta))) * pw
+    return value, jac
+
+
+def is_low_order(p: int, q: int) -> bool:
+    """Whether :func:`low_order_acf` applies (``p <= 1`` and ``q <= 1``)."""
+    return p <= 1 and q <= 1
+
+
 def arma_acf(phi: np.ndarray, theta: np.ndarray, max_lag: int) -> np.ndarray:
     r"""Autocorrelations ``rho_0 = 1, rho_1, ..., rho_max_lag`` of an ARMA(p, q) process.
 
@@ -233,6 +306,8 @@ def arma_acf_and_jacobian(u: np.ndarray, p: int, max_lag: int
     ndarray (max_lag + 1,), ndarray (p + q, max_lag + 1)
     """
     u = np.asarray(u, dtype=float).tolist()
+    if is_low_order(p, len(u) - p):
+        return low_order_acf_and_jacobian(u, p, max_lag)
     out = np.empty((len(u), max_lag + 1))
     value = None
     for j in range(len(u)):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg.lapack import dpbtrf, dpotrf, dtbtrs, dtrtrs
 
-from .arma import _acf, _coefficients
+from .arma import _acf, _coefficients, is_low_order, low_order_acf
 from .banded import BandedWhitening
 from .correlation import UNCONSTRAINED_MAX, _BoundARMA
 from .residual import BoundResidual
@@ -73,6 +73,7 @@ class ArmaWhitening:
         self.M = M
         cor = self._cor = residual.correlation
         self._p = cor.spec.p
+        self._low_order = is_low_order(cor.spec.p, cor.spec.q)
         self._max_lag = cor.max_lag
         self._scaled = residual.variance is not None or residual.log_w is not None
         n, k = M.shape
@@ -116,11 +117,15 @@ class ArmaWhitening:
 
     def _autocorrelations(self, phi: np.ndarray) -> np.ndarray:
         """``rho_0 .. rho_max_lag`` and a trailing 0 (the structure's ``natural`` and
-        :func:`~.arma.arma_acf` on Python floats: the same arithmetic)."""
+        :func:`~.arma.arma_acf` on Python floats: the same arithmetic; orders up to
+        ARMA(1, 1) in closed form, :func:`~.arma.low_order_acf`, as the structure's
+        ``matrices``)."""
         uc, _ = self.residual.split(phi)
         u = [min(max(v, -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
              for v in self._cor.full(uc).tolist()]
         p = self._p
+        if self._low_order:
+            return low_order_acf(u, p, self._max_lag)
         acf = _acf(_coefficients(u[:p], -1.0), _coefficients(u[p:], 1.0), self._max_lag)
         acf.append(0.0)
         return np.array(acf)

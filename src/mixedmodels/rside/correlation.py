@@ -43,6 +43,8 @@ from .arma import (
     arma_acf_jacobian,
     arma_constrained,
     arma_unconstrained,
+    is_low_order,
+    low_order_acf,
 )
 from .banded import BandedWhitening
 from .blocks import RowBlocks
@@ -733,8 +735,13 @@ class _BoundARMA(BoundCorrelation):
         return np.abs(t[:, :, None] - t[:, None, :]).astype(np.int64)
 
     def matrices(self, u, geometries):
-        coef = self.natural(u)
-        acf = arma_acf(coef[:self.spec.p], coef[self.spec.p:], self.max_lag)
+        if is_low_order(self.spec.p, self.spec.q):
+            # AR(1), MA(1), ARMA(1, 1): closed form (the same numbers to rounding)
+            uc = np.clip(np.asarray(u, dtype=float), -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX)
+            acf = low_order_acf(uc.tolist(), self.spec.p, self.max_lag)
+        else:
+            coef = self.natural(u)
+            acf = arma_acf(coef[:self.spec.p], coef[self.spec.p:], self.max_lag)
         return [acf[lag] for lag in geometries]
 
     def batch_matrices(self, u):

@@ -391,6 +391,33 @@ class GLSObjective:
         new._gram = reuse(residual) if reuse is not None else gram_plan(residual, self._M)
         return new
 
+    def scoring_information(self, phi) -> np.ndarray | None:
+        r"""The expected information of the criterion (``-2 log L``) in the variance
+        parameters at ``phi``, for Fisher scoring (:mod:`~mixedmodels.fitting.gls_scoring`);
+        None where the model is not one whose information has this form (a correlation,
+        a known sigma, no variance parameters or no Jacobian of the log standard
+        deviations).
+
+        Independent rows with ``sd_j = sigma g_j(u)``: each ``s_j = log sd_j`` carries the
+        information 2 of ``N(0, e^{2 s_j})``, and ``sigma`` profiled out removes the
+        columns' means, so with ``J_{ja} = d log g_j / d u_a``
+
+        .. math:: \mathcal{I}(u) = 4 \sum_j (J_j - \bar J)(J_j - \bar J)'
+
+        for ``-2 log L`` (``beta``'s share, ``p`` of the ``n`` degrees of freedom, and
+        REML's correction are left out: a preconditioner needs only the shape).
+        """
+        res = self.residual
+        if res.correlation is not None or res.n_var == 0 or res.n_var != res.n_par \
+                or self.sigma is not None or not res.variance.has_jacobian:
+            return None
+        _, uv = res.split(np.asarray(phi, dtype=float))
+        J = res.variance.log_sd_jacobian(uv)
+        # sum_j (J_j - J_bar)(J_j - J_bar)' = J'J - m m' / n with the column sums m as a
+        # product (numpy's axis-0 sum of a 2-column C-ordered array costs 3x J'J)
+        m = np.ones(J.shape[0]) @ J
+        return 4.0 * (J.T @ J - np.outer(m, m) / J.shape[0])
+
     @property
     def cheap_gradient(self) -> bool:
         """The gradient costs about one value (banded ``V^{-1}``: :class:`~.gram.BandedGram`)

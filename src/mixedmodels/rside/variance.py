@@ -493,6 +493,21 @@ class _BoundConstPower(_BoundPower):
         # binding, read by every gradient
         with np.errstate(divide="ignore"):
             self._log_abs = np.where(self._abs > 0.0, np.log(self._abs), 0.0)
+        #: ``(delta, |v|^delta)`` and ``((log c, delta), Jacobian)`` of the last
+        #: one-stratum evaluation: a gradient evaluates log_sd and its Jacobian at the same
+        #: point, and Fisher scoring (fitting/gls_scoring) the Jacobian once more
+        self._power_last: tuple[float, np.ndarray] | None = None
+        self._jacobian_last: tuple[tuple[float, float], np.ndarray] | None = None
+
+    def _power(self, delta: float) -> np.ndarray:
+        """``|v|^delta`` per row (numpy's power with a full exponent array, as before the
+        cache: the same numbers), the last one reused."""
+        last = self._power_last
+        if last is not None and last[0] == delta:
+            return last[1]
+        pw = self._abs ** np.full(self._abs.shape, delta)
+        self._power_last = (delta, pw)
+        return pw
 
     def natural(self, u):
         u = np.asarray(u, dtype=float).copy()
@@ -514,8 +529,7 @@ class _BoundConstPower(_BoundPower):
             # the per-row arrays bit for bit), no clip or gathers; the power stays a full
             # array (numpy takes a stride-0 exponent of 0.5 or 2 as sqrt or square)
             log_c = min(max(float(u[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
-            return np.log(np.exp(np.float64(log_c))
-                          + self._abs ** np.full(self._abs.shape, u[1]))
+            return np.log(np.exp(np.float64(log_c)) + self._power(float(u[1])))
         c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
         return np.log(c + self._abs ** u[self.k:][self.codes])
 
@@ -528,12 +542,18 @@ class _BoundConstPower(_BoundPower):
             # one stratum: the same numbers as the per-row arrays below (log_sd's scalar
             # constant and full exponent array), written into the two columns directly
             log_c = min(max(float(u[0]), -UNCONSTRAINED_MAX), UNCONSTRAINED_MAX)
+            key = (log_c, float(u[1]))
+            last = self._jacobian_last
+            if last is not None and last[0] == key:
+                return last[1]
             c1 = np.exp(np.float64(log_c))
-            pw = self._abs ** np.full(self._abs.shape, u[1])
+            pw = self._power(key[1])
             g = c1 + pw
             out = np.empty((g.shape[0], 2))
             np.divide(c1, g, out=out[:, 0])
             np.divide(pw * self._log_abs, g, out=out[:, 1])
+            out.flags.writeable = False         # shared with the next call at this point
+            self._jacobian_last = (key, out)
             return out
         c = np.exp(np.clip(u[:self.k], -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX))[self.codes]
         pw = self._abs ** u[self.k:][self.codes]

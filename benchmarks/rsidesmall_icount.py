@@ -1,0 +1,46 @@
+"""Instructions per warm R-side fit, for callgrind (as :mod:`benchmarks.sleep1ms2_icount`).
+
+``OPENBLAS_NUM_THREADS=1 valgrind --tool=callgrind --instr-atstart=no
+python -m benchmarks.rsidesmall_icount --case hetero_gls_constpower --warm 5 --fits 5
+[--package mm_base]``
+
+After ``--warm`` fits the script switches callgrind's instrumentation on for its own pid,
+runs ``--fits`` fits of the fixture (:func:`benchmarks.rsidesmall_ab._fit`) and switches
+it off; callgrind's total divided by ``--fits`` is the count per fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import subprocess
+import warnings
+
+from .rsidesmall_ab import _fit
+
+
+def _toggle(state: str) -> None:
+    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=False,
+                   capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--case", required=True)
+    ap.add_argument("--package", default="mixedmodels")
+    ap.add_argument("--warm", type=int, default=5)
+    ap.add_argument("--fits", type=int, default=5)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    fit = _fit(importlib.import_module(args.package), args.case)
+    for _ in range(args.warm):
+        fit()
+    _toggle("on")
+    for _ in range(args.fits):
+        fit()
+    _toggle("off")
+
+
+if __name__ == "__main__":
+    main()

@@ -169,8 +169,10 @@ def test_lmer_falls_back_to_bobyqa_when_the_gradient_path_fails(monkeypatch):
     import mixedmodels.fitting.lmm as lmm_fit
 
     def stuck(fg, x0, lower, **kw):
-        # (kw: the moment start asks for the initial Hessian)
-        opt, g = minimize_bounded_bfgs(fg, x0, lower, maxiter=1, **kw)
+        # (kw: the moment start asks for the initial Hessian.) No iteration, from a point
+        # off the start: sleepstudy's REML moment start is its optimum, where one
+        # iteration would converge and BOBYQA could not do better
+        opt, g = minimize_bounded_bfgs(fg, 1.5 * x0, lower, maxiter=0, **kw)
         return opt, g
 
     monkeypatch.setattr(lmm_fit, "minimize_bounded_bfgs", stuck)

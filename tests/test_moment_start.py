@@ -157,7 +157,7 @@ def test_level_moments_against_per_level_least_squares(p):
     r = rng.standard_normal(300)
     ZZ = np.stack([Z[codes == lev].T @ Z[codes == lev] for lev in range(10)])
     Zr = np.stack([Z[codes == lev].T @ r[codes == lev] for lev in range(10)])
-    B, H, M = _level_moments(ZZ, Zr, 300)
+    B, H, M, levels = _level_moments(ZZ, Zr, 300)
     bs, hs = [], []
     for lev in range(10):
         rows = codes == lev
@@ -167,6 +167,7 @@ def test_level_moments_against_per_level_least_squares(p):
         bs.append(np.linalg.lstsq(Zl, r[rows], rcond=None)[0])
         hs.append(np.linalg.inv(Zl.T @ Zl))
     bs = np.array(bs)
+    assert levels == len(bs)
     np.testing.assert_allclose(B, bs.T @ bs / len(bs), rtol=1e-10)
     np.testing.assert_allclose(H, np.mean(hs, axis=0), rtol=1e-10)
     np.testing.assert_allclose(M, Z.T @ Z / 300, rtol=1e-12)

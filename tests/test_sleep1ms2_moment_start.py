@@ -96,7 +96,7 @@ def test_worse_moment_start_is_not_used(monkeypatch):
     counted (the estimate's)."""
     df = mm.datasets.load("sleepstudy")
     plain = mm.lmer(SLEEP, df, start=[1.0, 0.0, 1.0])
-    monkeypatch.setattr(fitting_lmm, "moment_theta", lambda obj: np.array([5.0, 3.0, 4.0]))
+    monkeypatch.setattr(fitting_lmm, "moment_theta", lambda obj, **kw: np.array([5.0, 3.0, 4.0]))
     bad = mm.lmer(SLEEP, df)
     assert bad.opt.fval == plain.opt.fval
     np.testing.assert_array_equal(bad.theta, plain.theta)
@@ -105,7 +105,7 @@ def test_worse_moment_start_is_not_used(monkeypatch):
 
 def test_one_parameter_scalar_and_same_factor_models_keep_lme4s_start(monkeypatch):
     calls = []
-    monkeypatch.setattr(fitting_lmm, "moment_theta", lambda obj: calls.append(obj))
+    monkeypatch.setattr(fitting_lmm, "moment_theta", lambda obj, **kw: calls.append(obj))
     mm.lmer("Yield ~ 1 + (1 | Batch)", mm.datasets.load("Dyestuff"))
     assert calls == []
     # terms on one grouping factor: the estimate does not apply (it declines there)

@@ -301,7 +301,7 @@ def _small_model_start(obj: LMMObjective, fg, x0: np.ndarray):
             or all(t.p == 1 for t in terms)
             or len({t.group for t in terms}) < len(terms)):
         return x0, fg, False, 0
-    guess = moment_theta(obj)
+    guess = moment_theta(obj, reml=obj.reml)
     if guess is None or guess.shape != x0.shape or not np.all(guess >= obj.lower):
         return x0, fg, False, 0
     f0 = obj(x0)

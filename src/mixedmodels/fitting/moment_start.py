@@ -22,7 +22,18 @@ designs), ``E[b_l b_l'] = \Sigma_k + \sigma^2 (Z_l' W_l Z_l)^{-1}``, so with
           M_k = Z_k' W Z_k / n,
 
 which solves for ``\sigma^2 = (T - \sum_k tr(B_k M_k)) / (1 - \sum_k tr(H_k M_k))``.
-Without weights ``W = I``. theta is the Cholesky factor of ``\Sigma_k / \sigma^2``
+Without weights ``W = I``.
+
+For a REML criterion (``reml=True``) the between-level part is the REML one: ``b_l`` are
+deviations from the estimated fixed effects, which take ``r_k = p / p_k`` of term ``k``'s
+``L_k`` level degrees of freedom (``p`` fixed-effect columns), so
+``\Sigma_k = B_k L_k / (L_k - r_k) - \sigma^2 H_k`` (``\sigma^2`` as above: its
+within-level part already has the REML divisor ``n - \sum_k L_k p_k``). On a balanced
+design whose fixed effects are the term's columns times between-level covariates
+(sleepstudy, Orthodont) this is the REML optimum itself -- the REML likelihood factors
+into a within-level part in ``\sigma^2`` and a between-level part in
+``\Sigma_k + \sigma^2 H_k``, each maximized in closed form -- as the plain estimate is
+the ML optimum there. theta is the Cholesky factor of ``\Sigma_k / \sigma^2``
 (eigenvalues floored at :data:`MOMENT_START_FLOOR` squared, so that the log-scale search
 can move every parameter). The caller keeps lme4's start where it is better
 (:func:`mixedmodels.fitting.lmm.optimize_lmm`): the estimate only picks where the search
@@ -62,9 +73,10 @@ MIN_SIGMA_SHARE = 0.05
 
 
 def _level_moments(ZZ: np.ndarray, Zr: np.ndarray, n: int):
-    """``(B, H, M)`` of one term (see the module docstring) from its per-level
+    """``(B, H, M, levels)`` of one term (see the module docstring) from its per-level
     ``Z_l'W_lZ_l`` (l, p, p) and ``Z_l'W_l r_l`` (l, p) over ``n`` rows, or None without
-    any level whose coefficients are estimable."""
+    any level whose coefficients are estimable; ``levels`` counts the levels that are
+    (the means ``B`` and ``H`` are over those)."""
     p = ZZ.shape[1]
     if p == 1:
         # a scalar term: the per-level solves are divisions (no batched LAPACK calls
@@ -75,7 +87,8 @@ def _level_moments(ZZ: np.ndarray, Zr: np.ndarray, n: int):
             return None
         bl = Zr[ok, 0] / zz[ok]
         h = 1.0 / zz[ok]
-        return (np.array([[bl @ bl / bl.size]]), np.array([[h.mean()]]), np.array([[zz.sum() / n]]))
+        return (np.array([[bl @ bl / bl.size]]), np.array([[h.mean()]]),
+                np.array([[zz.sum() / n]]), bl.size)
     w = np.linalg.eigvalsh(ZZ)
     ok = w[:, 0] > LEVEL_RCOND * np.maximum(w[:, -1], np.finfo(float).tiny)
     if not ok.any():
@@ -83,7 +96,7 @@ def _level_moments(ZZ: np.ndarray, Zr: np.ndarray, n: int):
     Hl = np.linalg.inv(ZZ[ok])
     bl = np.einsum("lab,lb->la", Hl, Zr[ok])
     B = bl.T @ bl / bl.shape[0]
-    return B, Hl.mean(axis=0), ZZ.sum(axis=0) / n
+    return B, Hl.mean(axis=0), ZZ.sum(axis=0) / n, bl.shape[0]
 
 
 def _term_products(obj: LMMObjective) -> list:
@@ -115,6 +128,13 @@ def _dense_term_products(obj: LMMObjective) -> list:
     return out
 
 
+def _reml_between_factor(levels: int, lost: float) -> float:
+    """``L / (L - r)``: the REML divisor of ``L`` levels' moments about fixed effects that
+    take ``r`` of their degrees of freedom; 1 (the ML moments) where fewer than one level's
+    worth would be left."""
+    return levels / (levels - lost) if levels - lost >= 1.0 else 1.0
+
+
 def _relative_factor(S: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of the symmetric ``S`` with eigenvalues floored."""
     w, V = np.linalg.eigh(0.5 * (S + S.T))
@@ -122,7 +142,7 @@ def _relative_factor(S: np.ndarray) -> np.ndarray:
     return np.linalg.cholesky((V * w) @ V.T)
 
 
-def moment_theta(source: LMMObjective | Design) -> np.ndarray | None:
+def moment_theta(source: LMMObjective | Design, reml: bool = False) -> np.ndarray | None:
     """Moment estimate of theta (see the module docstring), in the design's theta order.
 
     Parameters
@@ -131,6 +151,10 @@ def moment_theta(source: LMMObjective | Design) -> np.ndarray | None:
         An objective on the blocked or sparse factorization -- its cross-products formed
         from rows in memory or summed over a Dask frame's partitions -- or a design (whose
         objective on the blocked factorization is built for it).
+    reml : bool
+        Give the between-level moments the REML divisor ``L_k - p / p_k`` (module
+        docstring): the start of a REML search. The default keeps the plain estimate
+        (the large models' start: its levels are many and the divisor barely matters).
 
     Returns
     -------
@@ -153,15 +177,17 @@ def moment_theta(source: LMMObjective | Design) -> np.ndarray | None:
     if any(m is None for m in moments):
         return None
     T = float(obj.system.full[-1, -1] if dense else obj.cross_products.AXX[-1, -1]) / obj.n
-    explained = sum(float(np.sum(B * M)) for B, _, M in moments)
-    sampling = sum(float(np.sum(H * M)) for _, H, M in moments)
+    explained = sum(float(np.sum(B * M)) for B, _, M, _ in moments)
+    sampling = sum(float(np.sum(H * M)) for _, H, M, _ in moments)
     if not 1.0 - sampling > MIN_SIGMA_SHARE:
         return None
     sigma2 = (T - explained) / (1.0 - sampling)
     if not (np.isfinite(sigma2) and sigma2 > MIN_SIGMA_SHARE * T):
         return None
     parts = []
-    for t, (B, H, _) in zip(terms, moments, strict=True):
+    for t, (B, H, _, levels) in zip(terms, moments, strict=True):
+        if reml:
+            B = B * _reml_between_factor(levels, obj.p / t.p)
         L = _relative_factor((B - sigma2 * H) / sigma2)
         if type(t.structure) is Diagonal:
             parts.append(np.sqrt(np.diag(L @ L.T)))

@@ -17,19 +17,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import subprocess
 import warnings
 
 import numpy as np
 
+from .callgrind import count
 from .engines import load_data
 from .table import load_table
-
-
-def _toggle(state: str) -> None:
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=False,
-                   capture_output=True)
 
 
 def main() -> None:
@@ -66,12 +60,7 @@ def main() -> None:
             pirls._ref = ref
             return grad._evaluate(x) if args.stage == "eval" else pirls.fit(theta, beta)
 
-        for _ in range(args.warm):
-            run()
-    _toggle("on")
-    for _ in range(args.fits):
-        run()
-    _toggle("off")
+    count(run, args.warm if run is not fit else 0, args.fits)
 
 
 if __name__ == "__main__":

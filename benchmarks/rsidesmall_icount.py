@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import subprocess
 import warnings
 
+from .callgrind import count
 from .rsidesmall_ab import _fit
-
-
-def _toggle(state: str) -> None:
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=False,
-                   capture_output=True)
 
 
 def main() -> None:
@@ -34,12 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     fit = _fit(importlib.import_module(args.package), args.case)
-    for _ in range(args.warm):
-        fit()
-    _toggle("on")
-    for _ in range(args.fits):
-        fit()
-    _toggle("off")
+    count(fit, args.warm, args.fits)
 
 
 if __name__ == "__main__":

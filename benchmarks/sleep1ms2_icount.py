@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import subprocess
 import warnings
 
+from .callgrind import count
 from .small_lmm_bench import MODELS as _BENCH
 
 #: The small-LMM benchmark's models and two more small ones the sleep1ms lanes check.
@@ -30,10 +29,6 @@ MODELS = {**_BENCH,
           "sleep_uncorr": ("sleepstudy", "Reaction ~ Days + (Days || Subject)", True),
           "cake": ("cake", "angle ~ recipe * temperature + (1|recipe:replicate)", True)}
 
-
-def _toggle(state: str) -> None:
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=False,
-                   capture_output=True)
 
 
 def _moment(obj):
@@ -68,12 +63,7 @@ def main() -> None:
         "moment": lambda: _moment(obj),
     }
     run = stages[args.stage]
-    for _ in range(args.warm):
-        run()
-    _toggle("on")
-    for _ in range(args.fits):
-        run()
-    _toggle("off")
+    count(run, args.warm, args.fits)
 
 
 if __name__ == "__main__":

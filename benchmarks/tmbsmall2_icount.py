@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -22,12 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import structures_fixtures as sf
 
+from .callgrind import count
 from .structures_ab import _fitter
-
-
-def _toggle(state: str) -> None:
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], check=False,
-                   capture_output=True)
 
 
 def main() -> None:
@@ -43,12 +37,7 @@ def main() -> None:
     fx = sf.load(fid)
     data = sf.load_data(fx)
     fit = _fitter(pkg, fx, door, sf.known_matrices())
-    for _ in range(args.warm):
-        fit(data)
-    _toggle("on")
-    for _ in range(args.fits):
-        fit(data)
-    _toggle("off")
+    count(lambda: fit(data), args.warm, args.fits)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-import time
 import warnings
 from pathlib import Path
 
 import mixedmodels as mm
 
+from .ab_timing import fastest_batches
+from .ab_timing import rside_fit as _gls_fit
 from .small_lmm_bench import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,17 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 GLS_CASES = ("bw_gls_fixed", "bw_gls_power_time", "orth_gls_ident_ml", "bw_gls_varexp",
              "ovary_gls_ar1")
 
-
-def _gls_fit(package, name: str):
-    """``() -> result`` fitting gls fixture ``name`` with ``package``."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    import rside_fixtures as rf
-    from benchmarks.rside_bench import timing_data
-
-    fx = {f["name"]: f for f in rf.models("gls")}[name]
-    data = timing_data(fx)
-    code = compile(fx["py_call"], name, "eval")
-    return lambda: eval(code, {"mm": package, "d": data})
 
 
 def _lmer_fit(package, name: str):
@@ -70,17 +59,11 @@ def main() -> None:
     for name in args.case or ["sleep_reml", *GLS_CASES]:
         make = _lmer_fit if name in MODELS else _gls_fit
         fits = {"other": make(other, name), "this": make(mm, name)}
-        best = dict.fromkeys(fits, float("inf"))
         crit = {}
         for key, fit in fits.items():
             for _ in range(20):
                 crit[key] = _criterion(fit())
-        for _ in range(args.batches):
-            for key, fit in fits.items():
-                t0 = time.process_time()
-                for _ in range(args.fits):
-                    fit()
-                best[key] = min(best[key], (time.process_time() - t0) / args.fits)
+        best = fastest_batches(fits, args.batches, args.fits)
         print(f"{name:18s} other {best['other'] * 1e6:8.1f} us  this {best['this'] * 1e6:8.1f}"
               f" us  ({best['this'] / best['other'] - 1:+.1%})  crit {crit['other']!r} "
               f"{crit['this']!r}")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
-import time
 import warnings
 from pathlib import Path
+
+from .ab_timing import fastest_batches
+from .ab_timing import rside_fit as _fit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,23 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = ("bw_gls_fixed", "hetero_lme_constpower", "ovary_gls_arma11", "bw_gls_ratio",
          "hetero_gls_constpower", "serial_lme_arma11", "serial_gls_arma11_ident")
 
-
-def _fixture(name: str) -> dict:
-    sys.path.insert(0, str(ROOT / "tests"))
-    import rside_fixtures as rf
-
-    return {f["name"]: f for kind in ("gls", "lme") for f in rf.models(kind)}[name]
-
-
-def _fit(package, name: str):
-    """``() -> result`` fitting fixture ``name`` with ``package`` (the call text evaluated
-    at every fit, as benchmarks/rside_bench.py does)."""
-    from benchmarks.rside_bench import timing_data
-
-    fx = _fixture(name)
-    data = timing_data(fx)
-    code = compile(fx["py_call"], name, "eval")
-    return lambda: eval(code, {"mm": package, "d": data})
 
 
 def main() -> None:
@@ -56,19 +40,13 @@ def main() -> None:
     warnings.simplefilter("ignore")
     for name in args.case or CASES:
         fits = {"other": _fit(other, name), "this": _fit(mm, name)}
-        best = dict.fromkeys(fits, float("inf"))
         info = {}
         for key, fit in fits.items():
             for _ in range(3):
                 r = fit()
             opt = getattr(r, "opt", None)
             info[key] = (getattr(opt, "n_evals", None), r.loglik)
-        for _ in range(args.batches):
-            for key, fit in fits.items():
-                t0 = time.process_time()
-                for _ in range(args.fits):
-                    fit()
-                best[key] = min(best[key], (time.process_time() - t0) / args.fits)
+        best = fastest_batches(fits, args.batches, args.fits)
         print(f"{name:24s} other {best['other'] * 1e3:7.3f} ms  this {best['this'] * 1e3:7.3f}"
               f" ms ({best['this'] / best['other'] - 1:+.1%})  evals {info['other'][0]} -> "
               f"{info['this'][0]}  loglik {info['other'][1]!r} {info['this'][1]!r}", flush=True)

@@ -448,3 +448,14 @@ def test_structured_fit_refits_and_pickles():
     assert m2.objective == pytest.approx(m.objective)
     u = m.update(formula="y ~ 1 + propto(1 | sp, K)")
     assert u.objective > m.objective - 1e-6
+
+
+def test_rr_rank_above_the_columns_is_capped_with_a_warning():
+    with pytest.warns(mm.FormulaWarning, match=r"rank d=6 exceeds the term's 4 columns"):
+        rr = cv.ReducedRank(4, 6)
+    assert rr.d == 4 and rr.n_theta == cv.Unstructured(4).n_theta
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cv.ReducedRank(4, 4).d == 4
+    with pytest.raises(mm.FormulaError, match="at least 1"):
+        cv.ReducedRank(4, 0)

@@ -74,6 +74,24 @@ def test_chart_is_onto_the_positive_definite_toeplitz_correlations():
         S.chart_from_t(S.cor_from_parameters(np.array([0.9, -0.9])))
 
 
+def test_chart_far_out_stays_finite_without_warnings():
+    # |w| beyond ~19 rounds tanh to +-1: the point is kept a rounding step inside the wall
+    # (finite t, a correlation just inside (-1, 1)) instead of t = inf and numpy warnings
+    S = Toeplitz(4, hom=True)
+    w = np.array([40.0, -3.0, 25.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        t = S.t_from_chart(w)
+        c = S.cor_parameters(t)
+        tc = S.t_from_chart(w.astype(complex) + 1j * 1e-20 * np.eye(3)[0])
+    assert np.all(np.isfinite(t)) and np.all(np.abs(c) < 1.0)
+    assert np.all(np.isfinite(tc)) and tc.imag[0] == 0.0
+    # inside the rounding edge nothing changes
+    w_in = np.array([2.0, -1.0, 0.5])
+    a = np.tanh(w_in)
+    assert S.cor_parameters(S.t_from_chart(w_in))[0] == pytest.approx(a[0], rel=1e-14)
+
+
 def test_homtoep_pois_reaches_the_lowest_optimum(monkeypatch):
     fx = sf.load("homtoep_pois")
     data = sf.load_data(fx)

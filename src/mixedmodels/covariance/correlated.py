@@ -52,6 +52,10 @@ def _ar1_pattern(p: int):
     return (i, j), expo, (k, k), (k[1:], k[:-1])
 
 
+#: Largest lag correlation :meth:`Toeplitz.t_from_chart` returns: the double just below 1.
+CHART_EDGE = float(np.nextafter(1.0, 0.0))
+
+
 def _sqrt_transform(t: np.ndarray) -> np.ndarray:
     """glmmTMB's map of the real line onto (-1, 1): ``t / sqrt(1 + t^2)``."""
     return t / np.sqrt(1.0 + t * t)
@@ -459,6 +463,13 @@ class Toeplitz(_SqrtTransformed):
             c[k] = (phi @ c[:k][::-1] if k else 0.0) + a[k] * v
             phi = np.concatenate([phi - a[k] * phi[::-1], [a[k]]])
             v = v * (1.0 - a[k] * a[k])
+        edge = np.abs(c.real) > CHART_EDGE
+        if edge.any():
+            # tanh rounds to +-1 beyond |w| ~ 19, and c_k then to +-1 (t = +-inf): keep such
+            # a point a rounding step inside the wall, where t is finite and the objective
+            # merely huge (the caller's line search halves the step) -- no inf/nan to warn
+            # about; a complex-step derivative there is 0, as tanh's is to rounding
+            c = np.where(edge, np.copysign(CHART_EDGE, c.real), c)
         return c / np.sqrt(1.0 - c * c)
 
     def chart_from_t(self, t: np.ndarray) -> np.ndarray:

@@ -12,9 +12,11 @@ the structure is sign-symmetric, with canonical form non-negative diagonal loadi
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .._errors import FormulaError
+from .._errors import FormulaError, FormulaWarning
 from .unstructured import LowerFactorEntries
 
 __all__ = ["ReducedRank"]
@@ -40,6 +42,12 @@ class ReducedRank(LowerFactorEntries):
         d = int(d)
         if d < 1:
             raise FormulaError(f"rr(): the rank d must be at least 1, got {d}")
+        if d > self.p:
+            # glmmTMB would build p*d - d(d-1)/2 loadings, more than the p(p+1)/2 of a
+            # full covariance; at d = p the term already is the unstructured one
+            warnings.warn(f"rr(): the rank d={d} exceeds the term's {self.p} columns; "
+                          f"using d={self.p} (a full-rank rr() is the unstructured us())",
+                          FormulaWarning, stacklevel=2)
         self.d = min(d, self.p)
         diag_r = np.arange(self.d)
         low_r, low_c = [], []

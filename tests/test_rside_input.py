@@ -119,3 +119,20 @@ def test_unavailable_inference_says_what_to_use(spatial):
         m.coef_table(ddf="satterthwaite")
     table = m.coef_table()
     assert "df" in table.columns
+
+
+def test_general_correlation_with_more_parameters_than_rows():
+    # form='~ 1' without a group makes the whole data one series: 180 positions, 16110
+    # correlations (before the check its derivative arrays took all memory)
+    d = mm.datasets.load("sleepstudy")
+    with pytest.raises(mm.DataError, match=r"180 positions has 16110 parameters .* give the "
+                                           r"grouping factor"):
+        mm.gls("Reaction ~ Days", d, correlation=mm.cor_symm(form="~ 1"))
+    three = d.assign(g=np.arange(180) // 60, t=np.arange(180) % 60 + 1)
+    with pytest.raises(mm.DataError, match=r"60 positions has 1770 parameters but the data "
+                                           r"have only 180 rows; use a structured"):
+        mm.gls("Reaction ~ Days", three, correlation=mm.cor_symm(form="~ t | g"))
+    # a series per subject is fine: 10 positions, 45 correlations from 180 rows
+    sub = d.assign(t=d["Days"] + 1)
+    m = mm.gls("Reaction ~ Days", sub, correlation=mm.cor_symm(form="~ t | Subject"))
+    assert len(m.cor_params) == 45

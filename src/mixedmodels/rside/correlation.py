@@ -974,6 +974,17 @@ class _BoundSymm(BoundCorrelation):
                 f"1, 2, ..., m (found {values.size} distinct values from {values[0]:g} to "
                 f"{values[-1]:g}); recode them, e.g. with a rank within the series")
         self.m = int(values[-1])
+        n_cor = self.m * (self.m - 1) // 2
+        if n_cor >= t.size:
+            # e.g. form='~ 1' without a grouping factor: the whole data is one series and
+            # the matrix has more correlations than there are rows (and its derivatives'
+            # arrays grow as m^4)
+            fix = ("give the grouping factor after '|' (form='~ time | subject') so that "
+                   "each group is one series, or " if blocks.sizes.size == 1 else "")
+            raise DataError(
+                f"{spec.describe()}: a general correlation over {self.m} positions has "
+                f"{n_cor} parameters but the data have only {t.size} rows; {fix}use a "
+                "structured correlation (cor_ar1, cor_arma, cor_comp_symm)")
         self._t = t
         self._pos = [self.geometry(rows) for rows in blocks.batches]
         iu = np.triu_indices(self.m, 1)

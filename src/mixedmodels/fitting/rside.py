@@ -26,6 +26,7 @@ from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design
+from ..design.fixed import take_rank_factor
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize
 from ..rside.correlation import UNCONSTRAINED_MAX
@@ -766,7 +767,8 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
         if first:
             obj = first[0].with_residual(bound)
         else:
-            obj = GLSObjective(design.X, y, bound, reml=REML)
+            obj = GLSObjective(design.X, y, bound, reml=REML,
+                               qr=take_rank_factor(design.fixed))
             first.append(obj)
         obj.warm = warm is not None
         if initial:

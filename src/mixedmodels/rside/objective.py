@@ -348,15 +348,18 @@ class GLSObjective:
         Response minus offset.
     residual : BoundResidual
     reml : bool
+    qr : ndarray, optional
+        ``X``'s QR factorization from the design's rank check
+        (:func:`~mixedmodels.design.fixed.take_rank_factor`), for the basis.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, residual: BoundResidual,
-                 reml: bool = True):
+                 reml: bool = True, qr: np.ndarray | None = None):
         self.residual = residual
         self.reml = bool(reml)
         self.n, self.p = X.shape
         w = None if residual.log_w is None else np.exp(residual.log_w)
-        self.basis = FixedBasis.of(np.asarray(X, dtype=float), w)
+        self.basis = FixedBasis.of(np.asarray(X, dtype=float), w, qr)
         y_res, self._coef0 = self.basis.residualize(np.asarray(y, dtype=float), w)
         self._M = M = np.empty((self.n, self.p + 1))       # [X~ y~], C order
         M[:, :self.p] = self.basis.X

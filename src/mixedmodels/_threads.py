@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from contextlib import contextmanager, nullcontext
 
 __all__ = ["IDLE_CORES_FOR_THREADS", "LOAD_TIME_CONSTANT_S", "PARALLEL_MIN_SIZE", "blas_threads",
            "dense_block_size", "idle_cores", "own_load"]
@@ -106,27 +105,44 @@ def idle_cores() -> float:
     return (os.cpu_count() or 1) - max(load - own_load(), 0.0)
 
 
-@contextmanager
-def blas_threads(dense_size: int = 0):
+class blas_threads:  # noqa: N801 - used as a function: ``with blas_threads(q):``
     """Run the block with one BLAS thread unless ``dense_size`` (columns of the largest
     dense matrix factored) reaches :data:`PARALLEL_MIN_SIZE` and the machine has
-    :data:`IDLE_CORES_FOR_THREADS` idle cores."""
-    ctl = _get_controller()
-    if not ctl or (dense_size >= PARALLEL_MIN_SIZE
-                   and idle_cores() >= IDLE_CORES_FOR_THREADS):
-        with nullcontext():
-            yield
-        return
-    # each library's own get/set (~1 us) rather than threadpoolctl's limiter object
-    # (~13 us, twice per small fit); libraries already at one thread are left alone
-    changed = []
-    for lib in ctl.lib_controllers:
-        n = lib.get_num_threads()
-        if n is not None and n > 1:
-            lib.set_num_threads(1)
-            changed.append((lib, n))
-    try:
-        yield
-    finally:
-        for lib, n in reversed(changed):
+    :data:`IDLE_CORES_FOR_THREADS` idle cores.
+
+    A context manager class rather than a generator (``contextlib.contextmanager``): its
+    generator, helper object and ``next`` calls cost a small fit more than the thread
+    queries themselves (the same reason as :class:`~mixedmodels._messages.collecting`).
+
+    Parameters
+    ----------
+    dense_size : int
+        Columns of the largest dense matrix the block factors.
+    """
+
+    __slots__ = ("_changed", "_dense_size")
+
+    def __init__(self, dense_size: int = 0):
+        self._dense_size = dense_size
+        self._changed: list = []
+
+    def __enter__(self) -> None:
+        ctl = _get_controller()
+        if not ctl or (self._dense_size >= PARALLEL_MIN_SIZE
+                       and idle_cores() >= IDLE_CORES_FOR_THREADS):
+            return
+        # each library's own get/set (~1 us) rather than threadpoolctl's limiter object
+        # (~13 us, twice per small fit); libraries already at one thread are left alone
+        changed = self._changed
+        for lib in ctl.lib_controllers:
+            n = lib.get_num_threads()
+            if n is not None and n > 1:
+                lib.set_num_threads(1)
+                changed.append((lib, n))
+
+    def __exit__(self, *exc) -> bool:
+        changed = self._changed
+        while changed:
+            lib, n = changed.pop()
             lib.set_num_threads(n)
+        return False

@@ -338,7 +338,10 @@ def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, i
     blocks = [parts.y, parts.fixed.X, *(t.Z for t in parts.terms)]
     if spec.offsets:
         blocks.append(parts.formula_offset)
-    if all(np.isfinite(b).all() for b in blocks):
+    for b in blocks:         # (a loop, not all() over a generator: a few blocks)
+        if not np.isfinite(b).all():
+            break
+    else:
         return np.zeros(n, dtype=bool), {}     # the common case, without a mask per column
     checks = [(spec.response, ~np.isfinite(parts.y))]
     X = parts.fixed.X
@@ -454,7 +457,7 @@ def materialize(
         _check_weights(*per_row["weights"])
     mf = build_model_frame(data, columns, {label: v for label, v in per_row.values()})
     frame, dropped = mf.frame, mf.dropped
-    rows = np.flatnonzero(mf.mask)  # positions in data of the rows in frame
+    rows = mf.mask.nonzero()[0]  # positions in data of the rows in frame (1-d mask)
 
     w = per_row["weights"][1][rows] if "weights" in per_row else None
     if w is not None and np.any(w == 0):

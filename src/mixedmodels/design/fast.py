@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .dtypes import float_values
 from .identity_cache import IdentityCache
 from .names import INTERCEPT, r_label, r_name_of
 
@@ -197,7 +198,8 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
         return None                # duplicated column name
     dtype = col.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
-        return _Variable(col.to_numpy(dtype=float), None)
+        # (Series.to_numpy(dtype=float)'s own steps: dtypes.float_values)
+        return _Variable(float_values(col), None)
     if isinstance(dtype, np.dtype) and dtype.kind == "b":
         return _Variable(None, col.to_numpy().astype(np.int64), (False, True))
     if isinstance(dtype, pd.CategoricalDtype):

@@ -45,6 +45,7 @@ __all__ = [
     "keep_from_triangular",
     "new_model_matrix",
     "raise_on_unseen_levels",
+    "take_rank_factor",
     "unique_names",
 ]
 
@@ -198,9 +199,35 @@ def raise_on_unseen_levels(caught) -> None:
 
 def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     """Boolean mask of the columns of ``X`` to keep (see the module docstring)."""
+    return _aliased_and_factor(X, tol)[0]
+
+
+def take_rank_factor(fixed: FixedEffects) -> np.ndarray | None:
+    """The QR factorization of ``fixed.X`` that the rank check of this design made
+    (LAPACK ``dgeqrf``'s packed output), handed over once, or None.
+
+    The fit's fixed-effects basis (:meth:`~mixedmodels.linalg.basis.FixedBasis.of`, unit
+    weights) factors the same matrix the same way: the same call on the same numbers,
+    so the same factor bit for bit. :func:`build_fixed` attaches it to a small design's
+    :class:`FixedEffects` (at most :data:`SERIAL_QR_SIZE` entries, every column kept) as
+    an attribute outside the dataclass fields, so ``dataclasses.replace`` (a new ``X``)
+    never carries it; the first call here takes it away, so a later fit of the same design
+    (a refit after the caller changed ``X``) factors again. It is used only while it
+    belongs to the ``X`` it was made from."""
+    got = fixed.__dict__.pop("_rank_qr", None)
+    if got is None:
+        return None
+    X, qr = got
+    return qr if X is fixed.X else None
+
+
+def _aliased_and_factor(X: np.ndarray, tol: float = RANK_TOL
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`drop_aliased_columns`'s mask and the QR factorization it read it from
+    (``dgeqrf``'s packed output; None where none was made: more columns than rows)."""
     n, p = X.shape
     if p == 0:
-        return np.ones(0, dtype=bool)
+        return np.ones(0, dtype=bool), None
     if n >= p:
         # under the package's BLAS thread control like every other factorization: with
         # the library's default threads this small QR spins idle threads and, on a busy
@@ -215,11 +242,11 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
         if info != 0:
             raise np.linalg.LinAlgError(f"QR of the fixed-effects matrix failed (info={info})")
         if p <= SCALAR_RANK_MAX_P:
-            return _keep_from_upper(qr[:p].tolist(), tol)
+            return _keep_from_upper(qr[:p].tolist(), tol), qr
         R = qr[:p].copy()
         for i in range(1, p):           # below the diagonal: Householder vectors
             R[i, :i] = 0.0              # (row slices: np.triu costs ~6 us even at 2 x 2)
-        return keep_from_triangular(R, tol)
+        return keep_from_triangular(R, tol), qr
     else:
         # more columns than rows: fall back to sequential projection
         norms = _column_norms(X)
@@ -232,7 +259,7 @@ def drop_aliased_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
             if diag[j] > tol * max(norms[j], 1e-300):
                 basis = np.column_stack([basis, resid / diag[j]])
     keep &= diag > tol * np.where(norms > 0, norms, 1.0)
-    return keep
+    return keep, None
 
 
 def _column_norms(A: np.ndarray) -> np.ndarray:
@@ -361,7 +388,13 @@ def _checked(X: np.ndarray, names: tuple[str, ...], r_names: tuple[str, ...], mo
         # the rank check is only meaningful on the rows that are fitted
         return FixedEffects(X, names, (), model_spec, formula, r_names)
     fixed = FixedEffects(np.ascontiguousarray(X), names, (), model_spec, formula, r_names)
-    return keep_columns(fixed, drop_aliased_columns(X), stacklevel=4)
+    keep, qr = _aliased_and_factor(X)
+    out = keep_columns(fixed, keep, stacklevel=4)
+    if out is fixed and qr is not None and X.size <= SERIAL_QR_SIZE:
+        # for the fit's basis (take_rank_factor): outside the frozen fields, so
+        # dataclasses.replace drops it
+        fixed.__dict__["_rank_qr"] = (fixed.X, qr)
+    return out
 
 
 def keep_columns(fixed: FixedEffects, keep: np.ndarray, stacklevel: int = 2) -> FixedEffects:

@@ -13,10 +13,19 @@ from .fast import fast_arithmetic
 
 __all__ = ["evaluate_numeric", "is_numeric_column", "numeric_response", "per_row_values"]
 
+#: numpy dtype kinds that pandas' ``is_numeric_dtype`` accepts: booleans, integers,
+#: floats, complex numbers.
+_NUMERIC_KINDS = frozenset("biufc")
+
 
 def is_numeric_column(col: pd.Series) -> bool:
     """Numbers (booleans included), not categories or text."""
     dtype = col.dtype
+    if isinstance(dtype, np.dtype):
+        # pandas' is_numeric_dtype / is_bool_dtype on a numpy dtype, without their generic
+        # dispatch (~10 us a column): booleans, integers, floats and complex numbers, not
+        # dates or durations (``timedelta64`` subclasses numpy's integers)
+        return dtype.kind in _NUMERIC_KINDS
     if isinstance(dtype, pd.CategoricalDtype):
         return False
     return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
@@ -66,12 +75,19 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
 
 def numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
     """Response of a linear mixed model: must be numeric, and booleans are refused."""
-    if expr in frame.columns and pd.api.types.is_bool_dtype(frame[expr].dtype):
+    if expr in frame.columns and _is_bool(frame[expr].dtype):
         raise DataError(
             f"the response {expr!r} is boolean; for a binary response fit a binomial GLMM "
             "with mm.glmer(..., family='binomial')"
         )
     return evaluate_numeric(expr, frame, "response")
+
+
+def _is_bool(dtype) -> bool:
+    """pandas' ``is_bool_dtype`` of a column's dtype (a numpy dtype read directly)."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind == "b"
+    return pd.api.types.is_bool_dtype(dtype)
 
 
 def _aligned(series: pd.Series, data: pd.DataFrame, name: str) -> pd.Series:

@@ -83,6 +83,8 @@ def finish_result(result, messages: tuple[str, ...], recipe):
 
 def package_messages(caught) -> tuple[str, ...]:
     """This package's warning messages among ``caught``, in order, without repeats."""
+    if not caught:
+        return ()          # (most fits: nothing to import or scan)
     from .._errors import MixedModelsWarning
 
     out: list[str] = []

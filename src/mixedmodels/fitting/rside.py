@@ -26,6 +26,7 @@ from .._errors import ConvergenceWarning
 from .._messages import emit_warning
 from .._threads import blas_threads
 from ..design import Design
+from ..design.fixed import take_rank_factor
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize
 from ..rside.correlation import UNCONSTRAINED_MAX
@@ -185,14 +186,15 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
                 "'bobyqa'")
         return _optimize_gradient(obj, x0, lower, check_conv, stage, fallback=False)
     # log-parameters that may reach 0 are optimized on the natural scale (limit_scale)
-    scale = _limit_scale(obj, x0.size) if map_limits else None
-    if optimizer == "auto" and map_limits and not scale.active \
+    # (None where no parameter is mapped: LimitScale's mask would be all False)
+    scale = _limit_scale(obj, x0.size) if map_limits and _maps_limits(obj) else None
+    if optimizer == "auto" and map_limits and scale is None \
             and getattr(obj, "fast_gradient", False):
         # gls whose gradient costs a few values: BFGS first (gls_quasi_newton)
         found = optimize_fast_gradient(obj, x0, lower, check_conv, stage)
         if found is not None:
             return found
-    if scale is not None and scale.active:
+    if scale is not None:
         # on the log scale first (scale-free moves: a constant of 200 from its start 0.1),
         # then on the natural scale from there (reaches 0, or leaves a log-scale plateau
         # near it), then each mapped parameter tried at 0 (not only within BOUNDARY_TOL)
@@ -309,6 +311,13 @@ def _limit_competitive(obj, x: np.ndarray, fval: float,
         if not np.isfinite(f0) or f0 - fval < LIMIT_COMPETITIVE_GAP:
             return True, tried
     return False, tried
+
+
+def _maps_limits(obj) -> bool:
+    """Some residual parameter of ``obj`` may reach 0 (the residual model's
+    ``zero_limits``): :func:`_limit_scale`'s map is active, told without building it."""
+    res = obj.residual
+    return bool(res.n_var) and bool(res.variance.zero_limits.any())
 
 
 def _limit_scale(obj, n: int) -> LimitScale:
@@ -758,7 +767,8 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
         if first:
             obj = first[0].with_residual(bound)
         else:
-            obj = GLSObjective(design.X, y, bound, reml=REML)
+            obj = GLSObjective(design.X, y, bound, reml=REML,
+                               qr=take_rank_factor(design.fixed))
             first.append(obj)
         obj.warm = warm is not None
         if initial:

@@ -66,8 +66,14 @@ class FixedBasis:
     log_det_R2: float
 
     @classmethod
-    def of(cls, X: np.ndarray, weights: np.ndarray | None = None) -> FixedBasis:
-        """Basis of ``X`` (n x p) under the prior ``weights`` (None: unit weights)."""
+    def of(cls, X: np.ndarray, weights: np.ndarray | None = None,
+           qr: np.ndarray | None = None) -> FixedBasis:
+        """Basis of ``X`` (n x p) under the prior ``weights`` (None: unit weights).
+
+        ``qr``: LAPACK ``dgeqrf``'s output for ``X`` itself, already made (the design's
+        rank check: :func:`~mixedmodels.design.fixed.take_rank_factor`); used instead of
+        factoring again when there are no weights (it is the same call on the same
+        numbers)."""
         X = np.asarray(X, dtype=float)
         p = X.shape[1]
         if p == 0:
@@ -75,9 +81,12 @@ class FixedBasis:
         Xw = X if weights is None else X * np.sqrt(weights)[:, None]
         if Xw.shape[0] < p:
             return cls._identity(X)
-        # LAPACK directly, and array methods rather than numpy functions: small models are
-        # fitted thousands of times (bootstrap), and wrappers cost more than the work
-        qr, _, _, info = lapack.dgeqrf(Xw)
+        if qr is not None and weights is None and qr.shape == X.shape:
+            info = 0            # (the rank check refuses a failed factorization)
+        else:
+            # LAPACK directly, and array methods rather than numpy functions: small models
+            # are fitted thousands of times (bootstrap), and wrappers cost more than the work
+            qr, _, _, info = lapack.dgeqrf(Xw)
         R = np.triu(qr[:p]) if p > 8 else qr[:p].copy()
         if p <= 8:
             for i in range(1, p):          # below the diagonal: Householder vectors

@@ -37,6 +37,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..design import Design
+from ..design.fixed import take_rank_factor
 from ..linalg import (
     DENSE_MAX_SIZE,
     SPARSE_MIN_REST,
@@ -244,7 +245,8 @@ class LMMObjective:
         if one_factor is None:
             one_factor = method == "auto"
         method, merge = block_plan(design, method, merge_terms)
-        basis = FixedBasis.of(design.X, design.weights)
+        # (the rank check's QR of X where it made one: the same factorization)
+        basis = FixedBasis.of(design.X, design.weights, take_rank_factor(design.fixed))
         y_res, coef0 = basis.residualize(design.y - design.offset, design.weights)
         # [X~ y~] by two column writes (np.column_stack's wrapper costs more on a small fit)
         XY = np.empty((y_res.shape[0], basis.X.shape[1] + 1))

@@ -348,22 +348,27 @@ class GLSObjective:
         Response minus offset.
     residual : BoundResidual
     reml : bool
+    qr : ndarray, optional
+        ``X``'s QR factorization from the design's rank check
+        (:func:`~mixedmodels.design.fixed.take_rank_factor`), for the basis.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, residual: BoundResidual,
-                 reml: bool = True):
+                 reml: bool = True, qr: np.ndarray | None = None):
         self.residual = residual
         self.reml = bool(reml)
         self.n, self.p = X.shape
         w = None if residual.log_w is None else np.exp(residual.log_w)
-        self.basis = FixedBasis.of(np.asarray(X, dtype=float), w)
+        self.basis = FixedBasis.of(np.asarray(X, dtype=float), w, qr)
         y_res, self._coef0 = self.basis.residualize(np.asarray(y, dtype=float), w)
         self._M = M = np.empty((self.n, self.p + 1))       # [X~ y~], C order
         M[:, :self.p] = self.basis.X
         M[:, self.p] = y_res
         self._gram = gram_plan(residual, self._M)
         self.sigma = residual.spec.sigma
-        self.lower = np.full(residual.n_par, -np.inf)
+        # (np.full's own steps: its wrapper costs more than filling a few numbers)
+        self.lower = lower = np.empty(residual.n_par)
+        lower.fill(-np.inf)
         self.x0 = residual.start
         self.n_evals = 0
         self._dof = self.n - self.p if self.reml else self.n
@@ -510,7 +515,8 @@ class GLSObjective:
         Li, _ = dtrtri(L, lower=1)
         r2 = L[p, p] ** 2
         c = 1.0 / self.sigma ** 2 if self.sigma is not None else self._dof / r2
-        weight = np.full(p + 1, 1.0 if self.reml else 0.0)
+        weight = np.empty(p + 1)            # (np.full's own steps, without its wrapper)
+        weight.fill(1.0 if self.reml else 0.0)
         weight[p] = c * r2
         G = (Li.T * weight) @ Li
         return self._criterion(L, logdet), pullback(G)

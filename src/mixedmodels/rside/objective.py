@@ -381,6 +381,13 @@ class GLSObjective:
         #: ``(phi as bytes, (L, log|V|))`` of the last evaluation: :meth:`solve` at the
         #: optimum (usually the last point evaluated) reuses its factor
         self._last: tuple[bytes, tuple[np.ndarray, float]] | None = None
+        #: ``(phi as bytes, value, gradient)`` of the last :meth:`value_and_gradient`:
+        #: the convergence check after Fisher scoring starts at the point where the
+        #: search ended, whose value and gradient the search has just computed
+        self._last_gradient: tuple[bytes, float, np.ndarray] | None = None
+        #: whether :meth:`scoring_information` applies (the residual model decides;
+        #: fixed per binding), once asked
+        self._scoring: bool | None = None
 
     def with_residual(self, residual: BoundResidual) -> GLSObjective:
         """This criterion with the residual model ``residual`` bound to the same rows (a
@@ -392,6 +399,8 @@ class GLSObjective:
         new.x0 = residual.start
         new.n_evals = 0
         new._last = None
+        new._last_gradient = None
+        new._scoring = None
         reuse = getattr(self._gram, "with_residual", None)
         new._gram = reuse(residual) if reuse is not None else gram_plan(residual, self._M)
         return new
@@ -413,14 +422,18 @@ class GLSObjective:
         REML's correction are left out: a preconditioner needs only the shape).
         """
         res = self.residual
-        if res.correlation is not None or res.n_var == 0 or res.n_var != res.n_par \
-                or self.sigma is not None or not res.variance.has_jacobian:
+        if self._scoring is None:
+            self._scoring = not (res.correlation is not None or res.n_var == 0
+                                 or res.n_var != res.n_par or self.sigma is not None
+                                 or not res.variance.has_jacobian)
+            self._ones = np.ones(self.n)
+        if not self._scoring:
             return None
-        _, uv = res.split(np.asarray(phi, dtype=float))
-        J = res.variance.log_sd_jacobian(uv)
+        # no correlation and only variance parameters: phi is the variance function's u
+        J = res.variance.log_sd_jacobian(np.asarray(phi, dtype=float))
         # sum_j (J_j - J_bar)(J_j - J_bar)' = J'J - m m' / n with the column sums m as a
         # product (numpy's axis-0 sum of a 2-column C-ordered array costs 3x J'J)
-        m = np.ones(J.shape[0]) @ J
+        m = self._ones @ J
         return 4.0 * (J.T @ J - np.outer(m, m) / J.shape[0])
 
     @property
@@ -498,6 +511,10 @@ class GLSObjective:
         """
         self.n_evals += 1
         phi = np.asarray(phi, dtype=float)
+        key = phi.tobytes()
+        last = self._last_gradient
+        if last is not None and last[0] == key:
+            return last[1], last[2].copy()
         bad = (np.inf, np.zeros(phi.size))
         res = self._gram.vjp(phi)
         if res is None:
@@ -506,7 +523,7 @@ class GLSObjective:
         L = _chol(A, self.p)
         if L is None:
             return bad
-        self._last = (phi.tobytes(), (L, logdet))
+        self._last = (key, (L, logdet))
         p = self.p
         # one triangular inverse (LAPACK directly: scipy's wrappers cost half a small
         # evaluation in checks) holds both terms: its first p rows are [L_X^{-1}, 0] and
@@ -519,7 +536,9 @@ class GLSObjective:
         weight.fill(1.0 if self.reml else 0.0)
         weight[p] = c * r2
         G = (Li.T * weight) @ Li
-        return self._criterion(L, logdet), pullback(G)
+        f, g = self._criterion(L, logdet), pullback(G)
+        self._last_gradient = (key, f, g)
+        return f, g.copy()
 
     def full_deviance(self, phi, sigma: float) -> float:
         """-2 (restricted) log-likelihood at an explicit ``sigma``."""

@@ -1041,6 +1041,50 @@ class PIRLS:
         J = self._sensitivity(theta, beta, lams, pr.u, pr.eta, pr.mu, me, w, pr.factor)
         return theta, beta, pr.u.copy(), J
 
+    def sensitivity_is_exact(self, pr: PIRLSResult) -> bool:
+        """Whether :meth:`reference_of` ``(pr)``'s sensitivity is the modes' exact
+        derivative: its weights are the Hessian of ``PD / 2`` in ``u`` (a canonical link,
+        where Fisher's weights are the observed ones, or Newton's observed weights, all
+        positive there), not Fisher's weights of a non-canonical link (a first-order
+        approximation only: Poisson with identity link, where some observed weights are
+        zero)."""
+        if self._canonical:
+            return True
+        me = self._family.link.mu_eta(pr.eta)
+        return bool(self._step_weights(pr.eta, pr.mu, me)[2])
+
+    @property
+    def predicts_every_theta(self) -> bool:
+        """Whether the modes' sensitivity (:meth:`_sensitivity`) has every theta column:
+        every term scalar with ``Lambda = theta`` (:meth:`_scalar_term_modes`); a
+        vector-valued term's columns are left at zero, so its modes are not predicted."""
+        return sum(1 for _ in self._scalar_term_modes(np.zeros(self.q))) == \
+            len(self.design.terms)
+
+    def predicted_rows(self, theta: np.ndarray, beta: np.ndarray, ref
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(u, eta, mu)`` at the modes predicted at ``(theta, beta)`` from the reference
+        ``ref`` (:meth:`reference_of`), without a PIRLS step (the standard errors'
+        gradient differences, :meth:`~.glmm_gradient.LaplaceGradient.gradient_at_predicted`);
+        None when the predicted move of ``Z Lambda u`` is not small
+        (:data:`PREDICT_MAX_DETA`, as :meth:`fit`'s own use of a prediction) or the
+        rows are outside the family's range there. PIRLS's state is not changed."""
+        theta = np.asarray(theta, dtype=float)
+        beta = np.asarray(beta, dtype=float)
+        th0, b0, u0, J = ref
+        if th0.shape != theta.shape or b0.shape != beta.shape or \
+                not self.predicts_every_theta:
+            return None
+        lams = self.lambdas(theta)
+        du = J @ np.concatenate([theta - th0, beta - b0])
+        if not self._small_move(lams, du):
+            return None
+        u = u0 + du
+        cur = self._evaluate(lams, beta, u, False)
+        if not cur.valid or not math.isfinite(cur.dev):
+            return None
+        return u, cur.eta, cur.mu
+
     @staticmethod
     def _rows_of(cur: RowPoint):
         """``(eta, mu)`` of the result."""

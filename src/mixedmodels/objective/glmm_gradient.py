@@ -429,7 +429,8 @@ class LaplaceGradient:
             Ba, lev, r, z, d_eta = self._dense_pieces(lams, w, wl, dwl, same, joint)
         else:
             Ba, lev, r, z, d_eta = self._blocked_pieces(lams, w, wl, dwl, same, joint)
-        gamma = 2.0 * g / phi + r - w * d_eta                    # coefficient of d eta
+        # coefficient of d eta (no division by phi = 1: the same numbers)
+        gamma = (2.0 * g if phi == 1.0 else 2.0 * g / phi) + r - w * d_eta
         grad = np.zeros(x.size)
         if not joint:
             grad[self.obj.layout.slice("beta.cond")] = design.X.T @ gamma

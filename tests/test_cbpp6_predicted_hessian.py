@@ -120,3 +120,17 @@ def test_grouseticks_standard_errors_match_central_differences():
     se = np.sqrt(np.diag(np.asarray(m.vcov_beta)))
     assert m.vcov_method == "hessian"
     np.testing.assert_allclose(se, se_ref, rtol=3e-6)
+
+
+@pytest.mark.parametrize("link", ["logit", "probit", "cauchit", "cloglog", "log", "identity",
+                                  "sqrt", "inverse"])
+def test_slope_and_curvature_are_inverse_derivatives(link):
+    from mixedmodels.families.links import make_link
+
+    lk = make_link(link)
+    eta = np.linspace(-3.0, 3.0, 41) if link not in ("sqrt", "inverse") else \
+        np.linspace(0.2, 3.0, 41)
+    d = lk.inverse_derivatives(eta, 3)
+    m1, m2 = lk.slope_and_curvature(eta)
+    np.testing.assert_array_equal(m1, d[1])
+    np.testing.assert_array_equal(m2, d[2])

@@ -184,7 +184,7 @@ def row_derivatives(fam: Family, kind: str, y: np.ndarray, prior: np.ndarray,
         # eta the natural parameter (d mu/d eta = V): the formulas below reduce to
         # g = -w (y - mu), W = w mu' and dW/d eta = w mu'' -- three products instead of
         # thirty-odd array operations (a third of cbpp's gradient)
-        _, m1, m2, _ = fam.link.inverse_derivatives(eta, 2)
+        m1, m2 = fam.link.slope_and_curvature(eta)
         w = prior * m1
         return -prior * (y - mu), w, w, prior * m2, True
     _, m1, m2, m3 = fam.link.inverse_derivatives(eta, 3)

@@ -47,11 +47,10 @@ def test_accessors(m):
                                m.ranef()["herd"]["Intercept"])
     assert [r["stage"] for r in m.fit_log] == ["nAGQ=0", "scaling", "Laplace", "Hessian"]
     # (the scaling reuses the stage-0 search's curvature model: no evaluation of its own;
-    # the Hessian's gradients are taken at modes predicted from the optimum: no PIRLS)
+    # the Hessian's gradients are taken at modes predicted from the optimum, one solve
+    # validating them)
     assert all(r["evaluations"] > 0 and r["pirls_iterations"] > 0 for r in m.fit_log
-               if r["stage"] not in ("scaling", "Hessian"))
-    hess = m.fit_log[-1]
-    assert hess["evaluations"] > 0 and hess["pirls_iterations"] == 0
+               if r["stage"] != "scaling")
 
 
 def test_ranef_conditional_variances_are_phi_lambda_minv_lambda(m):

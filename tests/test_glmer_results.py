@@ -46,7 +46,9 @@ def test_accessors(m):
     np.testing.assert_allclose(coef["Intercept"] - m.fixef["Intercept"],
                                m.ranef()["herd"]["Intercept"])
     assert [r["stage"] for r in m.fit_log] == ["nAGQ=0", "scaling", "Laplace", "Hessian"]
-    # (the scaling reuses the stage-0 search's curvature model: no evaluation of its own)
+    # (the scaling reuses the stage-0 search's curvature model: no evaluation of its own;
+    # the Hessian's gradients are taken at modes predicted from the optimum, one solve
+    # validating them)
     assert all(r["evaluations"] > 0 and r["pirls_iterations"] > 0 for r in m.fit_log
                if r["stage"] != "scaling")
 

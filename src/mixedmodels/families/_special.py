@@ -138,8 +138,9 @@ def expit_pair(v) -> tuple[np.ndarray, np.ndarray]:
     v = np.asarray(v, dtype=float)
     e = np.exp(-np.abs(v))
     r = 1.0 / (1.0 + e)
+    er = e * r                  # (formed once: the same product in both)
     pos = v >= 0
-    return np.where(pos, r, e * r), np.where(pos, e * r, r)
+    return np.where(pos, r, er), np.where(pos, er, r)
 
 
 def logistic_parts(v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -163,6 +163,24 @@ class Link:
         """
         raise NotImplementedError
 
+    def slope_and_curvature(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(d mu/d eta, d^2 mu/d eta^2)``, unclipped: the second and third values of
+        :meth:`inverse_derivatives` (links whose third derivative costs extra passes
+        override this to skip it; the Laplace gradient's canonical rows need only
+        these two).
+
+        Parameters
+        ----------
+        eta : ndarray
+            Linear predictor values.
+
+        Returns
+        -------
+        tuple of ndarray
+        """
+        d = self.inverse_derivatives(eta, 2)
+        return d[1], d[2]
+
     def mu_eta3(self, eta: np.ndarray) -> np.ndarray:
         """Third derivative of the inverse link.
 
@@ -333,6 +351,12 @@ class Logit(Link):
         s, sm = expit_pair(eta)
         f1 = s * sm
         return s, f1, f1 * (sm - s), f1 * (1.0 - 6.0 * f1)
+
+    def slope_and_curvature(self, eta):
+        # (inverse_derivatives' own formulas without the third derivative's three passes)
+        s, sm = expit_pair(eta)
+        f1 = s * sm
+        return f1, f1 * (sm - s)
 
     def log_inverse_jet(self, eta):
         return jt.log_sigmoid(eta)

@@ -60,7 +60,7 @@ from ..families import Family
 from .laplace.hessian import _one_block, make_hessian
 from .laplace.random_structure import RandomStructure
 from .laplace.sensitivity import solve_columns
-from .pirls import PIRLSError
+from .pirls import PIRLS, PIRLSError
 
 #: Relative step of the central differences in the negative binomial shape at fixed eta.
 SHAPE_FD_REL = 1e-4
@@ -184,7 +184,7 @@ def row_derivatives(fam: Family, kind: str, y: np.ndarray, prior: np.ndarray,
         # eta the natural parameter (d mu/d eta = V): the formulas below reduce to
         # g = -w (y - mu), W = w mu' and dW/d eta = w mu'' -- three products instead of
         # thirty-odd array operations (a third of cbpp's gradient)
-        _, m1, m2, _ = fam.link.inverse_derivatives(eta, 2)
+        m1, m2 = fam.link.slope_and_curvature(eta)
         w = prior * m1
         return -prior * (y - mu), w, w, prior * m2, True
     _, m1, m2, m3 = fam.link.inverse_derivatives(eta, 3)
@@ -327,6 +327,54 @@ class LaplaceGradient:
             return np.inf, np.full(x.shape, np.nan)
         return float(value), grad
 
+    @property
+    def predicts_modes(self) -> bool:
+        """Whether :meth:`gradient_at_predicted` applies to this objective (its
+        docstring: this class, the in-memory PIRLS predicting every theta, no
+        dispersion)."""
+        obj = self.obj
+        pirls = obj.pirls
+        return type(self) is LaplaceGradient and type(pirls) is PIRLS and \
+            not obj.family.has_dispersion and pirls.predicts_every_theta
+
+    def gradient_at_predicted(self, x: np.ndarray, ref) -> np.ndarray | None:
+        r"""``dF/dx`` at ``x`` with the modes predicted from the reference ``ref`` of a
+        nearby solution, ``u~ = u* + (du/dx)(x - x*)``
+        (:meth:`~.pirls.PIRLS.reference_of`), instead of PIRLS's modes: no PIRLS solve,
+        one pass over the rows; None where this shortcut does not apply (then solve).
+
+        The prediction is off by ``e = O(|x - x*|^2)`` (the modes' curvature) and the
+        gradient formula, exact at the modes, by ``O(e)``: at a forward difference's step
+        ``h`` of the standard errors' Hessian that adds ``O(h)`` to the difference, the
+        same order as its truncation error (cbpp at ``h`` = 3e-5 in ``x``: the standard
+        errors 5.93e-6 from converged central differences against 5.76e-6 with the
+        solved modes). The predicted modes are an affine function of ``x``, so the
+        differences carry no PIRLS convergence noise.
+
+        Only for this class (not the quadrature gradient, whose value needs the factor at
+        the modes) with the in-memory PIRLS, for families without a dispersion (phi = 1:
+        a profiled ``phi`` needs the penalized deviance at the true modes), when the
+        predicted move of the linear predictor is small (PIRLS's own test for using a
+        prediction) and the rows are valid there."""
+        obj = self.obj
+        if not self.predicts_modes or ref is None:
+            return None
+        theta, beta, _, fam = obj.split(x)
+        obj._use_family(fam)
+        rows = obj.pirls.predicted_rows(theta, beta, ref)
+        if rows is None:
+            return None
+        obj.n_evals += 1
+        self.n_grads += 1
+        u, eta, mu = rows
+        pr = SimpleNamespace(theta=theta, beta=beta, u=u, eta=eta, mu=mu)
+        try:
+            with np.errstate(all="raise", under="ignore"):
+                grad = self._gradient(x, pr, fam, 1.0)
+        except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
+            return None
+        return grad if np.all(np.isfinite(grad)) else None
+
     def _at_modes(self, x: np.ndarray, pr, fam: Family) -> tuple[float, np.ndarray]:
         """``(F, dF/dx)`` at the PIRLS modes ``pr`` of ``x`` (a FloatingPointError where
         the deviance is not finite)."""
@@ -381,7 +429,8 @@ class LaplaceGradient:
             Ba, lev, r, z, d_eta = self._dense_pieces(lams, w, wl, dwl, same, joint)
         else:
             Ba, lev, r, z, d_eta = self._blocked_pieces(lams, w, wl, dwl, same, joint)
-        gamma = 2.0 * g / phi + r - w * d_eta                    # coefficient of d eta
+        # coefficient of d eta (no division by phi = 1: the same numbers)
+        gamma = (2.0 * g if phi == 1.0 else 2.0 * g / phi) + r - w * d_eta
         grad = np.zeros(x.size)
         if not joint:
             grad[self.obj.layout.slice("beta.cond")] = design.X.T @ gamma

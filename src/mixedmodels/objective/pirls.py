@@ -87,6 +87,11 @@ PIRLS_MAXIT = 100
 PIRLS_MAX_HALVINGS = 20
 #: PIRLS iterations expected from a good predicted start (see ``PIRLS._sensitivity``).
 PREDICTED_ITERATIONS = 2
+#: From this iteration on, a step whose bound on every change of ``u`` and ``eta`` is
+#: below the tolerance ends the solve before its trial evaluation (``PIRLS._settled``).
+#: Not in the first: a solve from predicted modes (the standard errors' differences where
+#: PIRLS solves) then still takes that step, keeping its modes within ~tol^2.
+SETTLED_AFTER = 2
 #: A predicted start (first-order in theta and beta) that moves some linear predictor by
 #: more than this is outside the linear regime and is not used: near theta = 0 the modes
 #: ``u = b / theta`` are huge and their sensitivity predicts absurd jumps (eta ~ 600, with
@@ -879,7 +884,8 @@ class PIRLS:
             u_new = self.step_system.solve_u(f, beta_new if joint else self._no_beta)
             du = u_new - u
             dbeta = beta_new - beta
-            if self._step_below_tol(lams, du, dbeta, joint, tol):
+            if self._step_below_tol(lams, du, dbeta, joint, tol) or \
+                    (it >= SETTLED_AFTER and self._settled(lams, du, dbeta, joint, tol)):
                 break
             step = 1.0
             for _ in range(self.max_halvings + 1):
@@ -1018,6 +1024,33 @@ class PIRLS:
         del lams, du, dbeta, joint, tol
         return False
 
+    def _settled(self, lams, du: np.ndarray, dbeta: np.ndarray, joint: bool,
+                 tol: float) -> bool:
+        r"""Whether the step ``(du, dbeta)`` certainly changes every ``u`` and every
+        linear predictor by less than ``tol``: ``max|du| < tol`` and the bound
+        ``sum_k |Lambda_k|_max |Z_k|_max max|du| + max|X~ dbeta|`` below ``tol``.
+
+        :meth:`fit` then stops at the step's start instead of evaluating the step's trial
+        point (whose change would be below ``tol``: the iteration would stop there).
+        Newton's iteration converges quadratically, so a step this small after a first
+        one (:data:`SETTLED_AFTER`) leaves the start ``O(tol)`` at most from the mode,
+        typically ~``|du|`` (~1e-12 after a change of 1e-6); the penalized deviance is
+        stationary there (its error ``O(|du|^2)``), and the returned factor, ``log|L|^2``,
+        rows and modes are now all of the same point (before, the factor was that of the
+        step's start and the modes its end). One row evaluation (the linear predictor,
+        the inverse link and the deviance) fewer per solve of two or more iterations.
+        """
+        step = float(np.abs(du).max(initial=0.0))
+        if step >= tol:
+            return False
+        bound = 0.0
+        for lam, zmax in zip(lams, self._zmax, strict=True):
+            bound += (abs(lam[0, 0]) if lam.size == 1 else np.abs(lam).max()) * zmax
+        bound *= step
+        if joint and dbeta.size and bound < tol:
+            bound += float(np.abs(self.Xt @ dbeta).max())
+        return bound < tol
+
     def _sensitivity_at(self, theta, beta, lams, u, cur: RowPoint, step: StepSystem, f):
         """The modes' sensitivity at the solution ``cur`` with the last step's weights
         (:meth:`_sensitivity`)."""
@@ -1040,6 +1073,50 @@ class PIRLS:
         w = self._step_weights(pr.eta, pr.mu, me)[0]
         J = self._sensitivity(theta, beta, lams, pr.u, pr.eta, pr.mu, me, w, pr.factor)
         return theta, beta, pr.u.copy(), J
+
+    def sensitivity_is_exact(self, pr: PIRLSResult) -> bool:
+        """Whether :meth:`reference_of` ``(pr)``'s sensitivity is the modes' exact
+        derivative: its weights are the Hessian of ``PD / 2`` in ``u`` (a canonical link,
+        where Fisher's weights are the observed ones, or Newton's observed weights, all
+        positive there), not Fisher's weights of a non-canonical link (a first-order
+        approximation only: Poisson with identity link, where some observed weights are
+        zero)."""
+        if self._canonical:
+            return True
+        me = self._family.link.mu_eta(pr.eta)
+        return bool(self._step_weights(pr.eta, pr.mu, me)[2])
+
+    @property
+    def predicts_every_theta(self) -> bool:
+        """Whether the modes' sensitivity (:meth:`_sensitivity`) has every theta column:
+        every term scalar with ``Lambda = theta`` (:meth:`_scalar_term_modes`); a
+        vector-valued term's columns are left at zero, so its modes are not predicted."""
+        return sum(1 for _ in self._scalar_term_modes(np.zeros(self.q))) == \
+            len(self.design.terms)
+
+    def predicted_rows(self, theta: np.ndarray, beta: np.ndarray, ref
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(u, eta, mu)`` at the modes predicted at ``(theta, beta)`` from the reference
+        ``ref`` (:meth:`reference_of`), without a PIRLS step (the standard errors'
+        gradient differences, :meth:`~.glmm_gradient.LaplaceGradient.gradient_at_predicted`);
+        None when the predicted move of ``Z Lambda u`` is not small
+        (:data:`PREDICT_MAX_DETA`, as :meth:`fit`'s own use of a prediction) or the
+        rows are outside the family's range there. PIRLS's state is not changed."""
+        theta = np.asarray(theta, dtype=float)
+        beta = np.asarray(beta, dtype=float)
+        th0, b0, u0, J = ref
+        if th0.shape != theta.shape or b0.shape != beta.shape or \
+                not self.predicts_every_theta:
+            return None
+        lams = self.lambdas(theta)
+        du = J @ np.concatenate([theta - th0, beta - b0])
+        if not self._small_move(lams, du):
+            return None
+        u = u0 + du
+        cur = self._evaluate(lams, beta, u, False)
+        if not cur.valid or not math.isfinite(cur.dev):
+            return None
+        return u, cur.eta, cur.mu
 
     @staticmethod
     def _rows_of(cur: RowPoint):

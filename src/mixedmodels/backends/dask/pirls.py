@@ -182,6 +182,12 @@ class DaskPIRLS(PIRLS):
         self._consts: tuple | None = None
         self.family = family
 
+    def _settled(self, lams, du, dbeta, joint: bool, tol: float) -> bool:
+        """Never: the in-memory bound reads ``X`` (``self.Xt``), which lives on the
+        workers here; a distributed solve keeps its last trial evaluation."""
+        del lams, du, dbeta, joint, tol
+        return False
+
     @property
     def family(self):
         return self._family

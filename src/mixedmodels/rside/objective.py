@@ -36,6 +36,7 @@ from ..objective.lmm import LMMObjective, LMMSolution
 from .dense_gram import dense_gram_plan
 from .gram import BandedGram, gram_plan, whitening_plan
 from .level_gram import LevelCrossProduct
+from .load_cache import RecentLoads
 from .residual import BoundResidual
 
 __all__ = ["DENSE_GRADIENT_MAX_Q", "LEVEL_GRAM_MIN_Q", "GLSObjective", "GLSSolution",
@@ -111,6 +112,9 @@ class RSideLMMObjective:
         #: the ``phi`` whose whitened data the LMM holds, as a list of floats (a list
         #: comparison of 1-3 numbers costs a fraction of ``np.array_equal``'s)
         self._loaded: list[float] | None = None
+        #: the last few cross-products installed (.load_cache), where they are built
+        #: whole (.level_gram, .dense_gram)
+        self._recent = RecentLoads()
 
     def split(self, x) -> tuple[np.ndarray, np.ndarray]:
         """``(theta, phi)`` from the optimizer's vector."""
@@ -124,6 +128,12 @@ class RSideLMMObjective:
         key = phi.tolist()
         if key == self._loaded:
             return True
+        if self._dense_gram is not None or self._level_gram is not None:
+            hit = self._recent.get(tuple(key))
+            if hit is not None:
+                self._install_gram(*hit)
+                self._loaded = key
+                return True
         if self._dense_gram is not None:
             return self._load_gram(phi, key)
         res = self._whiten(phi)
@@ -133,12 +143,9 @@ class RSideLMMObjective:
         Mw, logdet = res
         p = self.design.p
         if self._level_gram is not None:
-            lmm = self.lmm
-            lmm.system.set_cross_product(self._level_gram(Mw), p + 1)
-            # as LMMObjective.set_data: the Jacobian's log|W|^2, and no level-by-level
-            # system holding the old cross-products
-            lmm.log_det_w = -float(logdet)
-            lmm.one_factor = None
+            A = self._level_gram(Mw)
+            self._install_gram(A, logdet)
+            self._recent.put(tuple(key), A, logdet)
         elif self.method == "dense":
             # the dense system copies the columns into its own [Z X y] (views suffice)
             Z = [Mw[:, sl] for sl in self._zslices]
@@ -156,14 +163,20 @@ class RSideLMMObjective:
             self._loaded = None
             return False
         A, logdet = res
+        self._install_gram(A, logdet)
+        self._recent.put(tuple(key), A, logdet)
+        self._loaded = key
+        return True
+
+    def _install_gram(self, A: np.ndarray, logdet: float) -> None:
+        """Install the cross-product ``A`` (read, not modified, by the LMM's system) and
+        ``log|V|``."""
         lmm = self.lmm
         lmm.system.set_cross_product(A, self.design.p + 1)
         # as LMMObjective.set_data: the Jacobian's log|W|^2, and no level-by-level system
         # holding the old cross-products
         lmm.log_det_w = -float(logdet)
         lmm.one_factor = None
-        self._loaded = key
-        return True
 
     def __call__(self, x) -> float:
         self.n_evals += 1

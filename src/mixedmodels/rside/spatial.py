@@ -134,7 +134,10 @@ class _BoundSpatial(BoundCorrelation):
         return None, None
 
     def natural(self, u):
-        u = np.clip(np.asarray(u, dtype=float), -UNCONSTRAINED_MAX, UNCONSTRAINED_MAX)
+        # np.clip's values by its two ufuncs, without its Python-level dispatch (a third
+        # of this function's cost, which every evaluation pays)
+        u = np.minimum(np.maximum(np.asarray(u, dtype=float), -UNCONSTRAINED_MAX),
+                       UNCONSTRAINED_MAX)
         rng = np.exp(u[0]) + (self.min_dist if self.spec.range_above_min else 0.0)
         if self.spec.nugget:
             return np.array([rng, 1.0 / (1.0 + np.exp(-u[1]))])
@@ -212,7 +215,8 @@ class _BoundSpatial(BoundCorrelation):
         """The band of :meth:`batch_matrices` from the distances at the band's positions
         (:class:`~.spatial_band.SpatialBand`), bit for bit the gathered one."""
         if "_band_values" not in self.__dict__:
-            self._band_values = SpatialBand(self._dist, self.spec.shape, self._banded)
+            self._band_values = SpatialBand(self._dist, self.spec.shape, self._banded,
+                                            getattr(self.spec, "shape_inplace", None))
         nat = self.natural(u)
         return self._band_values(nat[0], 1.0 - nat[1] if self.spec.nugget else 1.0)
 
@@ -255,6 +259,12 @@ class CorExp(CorSpatial):
         return np.exp(-x)
 
     @staticmethod
+    def shape_inplace(x):
+        """:meth:`shape` in place (the band storage's, :mod:`.spatial_band`)."""
+        np.negative(x, out=x)
+        np.exp(x, out=x)
+
+    @staticmethod
     def dshape(x):
         return -np.exp(-x)
 
@@ -269,6 +279,13 @@ class CorGaus(CorSpatial):
     @staticmethod
     def shape(x):
         return np.exp(-x * x)
+
+    @staticmethod
+    def shape_inplace(x):
+        """:meth:`shape` in place: ``-(x x)`` is ``(-x) x`` exactly."""
+        np.multiply(x, x, out=x)
+        np.negative(x, out=x)
+        np.exp(x, out=x)
 
     @staticmethod
     def dshape(x):
@@ -306,6 +323,13 @@ class CorLin(CorSpatial):
         return np.where(x < 1.0, 1.0 - x, 0.0)
 
     @staticmethod
+    def shape_inplace(x):
+        """:meth:`shape` in place: ``max(1 - x, 0)`` (``1 - x`` is positive exactly
+        where ``x < 1``, and ``+0`` at ``x = 1``)."""
+        np.subtract(1.0, x, out=x)
+        np.maximum(x, 0.0, out=x)
+
+    @staticmethod
     def dshape(x):
         return np.where(x < 1.0, -1.0, 0.0)
 
@@ -321,6 +345,13 @@ class CorRatio(CorSpatial):
     @staticmethod
     def shape(x):
         return 1.0 / (1.0 + x * x)
+
+    @staticmethod
+    def shape_inplace(x):
+        """:meth:`shape` in place."""
+        np.multiply(x, x, out=x)
+        np.add(x, 1.0, out=x)
+        np.divide(1.0, x, out=x)
 
     @staticmethod
     def dshape(x):

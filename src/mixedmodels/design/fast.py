@@ -16,9 +16,13 @@ names, order and values:
 * in an interaction the first factor varies fastest (``a[T.y]:b[T.v], a[T.z]:b[T.v],
   a[T.y]:b[T.w], ...``);
 * levels are a categorical's categories in order, sorted values for text, ``False, True``
-  for booleans (:mod:`.materializer` makes booleans factors).
+  for booleans (:mod:`.materializer` makes booleans factors);
+* a numeric call -- ``I(Days ** 2)``, ``log(x)``, ``np.sqrt(x / 2)`` -- is a number,
+  evaluated by :func:`fast_arithmetic` and named as formulaic names it (the expression as
+  :func:`ast.unparse` writes it; R's name deparsed from it: ``I(Days^2)``).
 
-Anything else -- functions, ordered factors, contrasts named in ``contrasts=``, an
+Anything else -- other functions (stateful transforms such as ``scale`` or ``poly``,
+``C(f)``), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
 interaction whose lower-order terms are not all in the formula (formulaic's coding rule then
 depends on which terms span which), single-level or incomplete factors, names that are not
 plain identifiers -- returns None, and formulaic builds the matrix as before.
@@ -42,7 +46,7 @@ import pandas as pd
 
 from .dtypes import float_values
 from .identity_cache import IdentityCache
-from .names import INTERCEPT, r_label, r_name_of
+from .names import INTERCEPT, deparse_python, r_label, r_name_of
 
 __all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix",
            "indicator_matrix"]
@@ -73,14 +77,50 @@ class FastMatrix:
     has_factors: bool
 
 
+#: A function call's head: ``log(``, ``np.sqrt(``, ``I(``.
+_CALL_HEAD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\s*\(")
+#: Characters that end the fast path inside a call: quotes and backticks (text arguments,
+#: formulaic's renamed columns), keyword arguments and formula operators.
+_CALL_REFUSED = frozenset("'\"`=|~,:;[]{}")
+
+
+def _call_token(text: str, pos: int) -> tuple[str, int] | None:
+    """The call starting at ``pos`` (``I(Days ** 2)``, ``log(x)``) as formulaic names it
+    -- the expression as :func:`ast.unparse` writes it (formulaic's ``format_expr``), so
+    ``I(x**2)`` and ``I(x ** 2)`` are one term -- and the position after it; None when
+    there is no call there or it holds something other than a numeric expression."""
+    m = _CALL_HEAD.match(text, pos)
+    if m is None:
+        return None
+    depth, end = 1, m.end()
+    while end < len(text) and depth:
+        ch = text[end]
+        if ch in _CALL_REFUSED:
+            return None
+        depth += (ch == "(") - (ch == ")")
+        end += 1
+    if depth:
+        return None
+    tree = _expression_tree(text[pos:end].strip())
+    if not isinstance(tree, ast.Call):
+        return None
+    return ast.unparse(tree), end
+
+
 def _tokens(expr: str) -> list[str] | None:
+    """Names, numbers, operators and whole function calls (formulaic's name of each)."""
     out, pos, text = [], 0, expr.strip()
     while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None or m.end() == pos:
-            return None
-        out.append(m.group(m.lastindex))
-        pos = m.end()
+        call = _call_token(text, pos) if "(" in text else None
+        if call is not None:
+            out.append(call[0])
+            pos = call[1]
+        else:
+            m = _TOKEN.match(text, pos)
+            if m is None or m.end() == pos:
+                return None
+            out.append(m.group(m.lastindex))
+            pos = m.end()
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return out
@@ -140,7 +180,7 @@ def _product(tokens: list[str]) -> list[tuple[str, ...]] | None:
     expect_name = True
     for tok in tokens:
         if expect_name:
-            if not re.fullmatch(r"[A-Za-z_]\w*", tok) or tok in _RESERVED:
+            if not (_is_call(tok) or re.fullmatch(r"[A-Za-z_]\w*", tok)) or tok in _RESERVED:
                 return None
             factors[-1].append(tok)
             expect_name = False
@@ -164,11 +204,26 @@ def _product(tokens: list[str]) -> list[tuple[str, ...]] | None:
     return terms
 
 
+def _is_call(token: str) -> bool:
+    """Whether a token of :func:`_tokens` is a function call (names hold no parenthesis)."""
+    return token.endswith(")")
+
+
 @dataclass(frozen=True)
 class _Variable:
     values: np.ndarray | None     # numeric values (float), None for a factor
     codes: np.ndarray | None      # factor codes (int), None for a number
     levels: tuple = ()
+
+
+def _call_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
+    """A numeric call (``I(Days ** 2)``, ``log(x)``) evaluated by :func:`fast_arithmetic`;
+    None when it declines or a value is not finite (formulaic then builds the matrix, and
+    materialize reports the rows ``log(0)`` or ``sqrt(-1)`` spoil, as before)."""
+    values = fast_arithmetic(call, frame)
+    if values is None or values.shape != (len(frame),) or not np.isfinite(values).all():
+        return None
+    return _Variable(values, None)
 
 
 #: Levels per categories index (an index is immutable: see :mod:`.identity_cache`).
@@ -191,6 +246,8 @@ def _category_levels(categories: pd.Index) -> tuple:
 
 
 def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
+    if _is_call(name):
+        return _call_variable(frame, name)
     if name not in frame.columns or (contrasts and name in contrasts):
         return None
     col = frame[name]
@@ -378,7 +435,8 @@ def _part_names(name: str, var: _Variable, reduced: bool):
     its values (``j = -1``) or the indicator of each level ``j`` of a factor, the first
     level left out when ``reduced`` (treatment contrasts)."""
     if var.codes is None:
-        return [(name, r_name_of(name), (name, -1))]
+        return [(name, deparse_python(name) if _is_call(name) else r_name_of(name),
+                 (name, -1))]
     r_base = r_name_of(name)
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"
@@ -492,6 +550,8 @@ def _evaluate(node: ast.AST, frame: pd.DataFrame):
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
         func = node.func
+        if isinstance(func, ast.Name) and func.id == "I" and "I" not in frame.columns:
+            return _evaluate(node.args[0], frame)          # formulaic's I: the identity
         if isinstance(func, ast.Name) and func.id in _FUNCTIONS and func.id not in frame.columns:
             return _FUNCTIONS[func.id](_evaluate(node.args[0], frame))
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \

@@ -21,8 +21,8 @@ import re
 
 from .contrasts import r_contrast_suffixes
 
-__all__ = ["INTERCEPT", "r_coefficient_names", "r_label", "r_name_of", "shown_names",
-           "simple_r_names"]
+__all__ = ["INTERCEPT", "deparse_python", "r_coefficient_names", "r_label", "r_name_of",
+           "shown_names", "simple_r_names"]
 
 INTERCEPT = "(Intercept)"
 
@@ -129,7 +129,9 @@ class _Deparser:
         return f"{func}({', '.join(args)})"
 
 
-def _deparse_python(expr: str) -> str:
+def deparse_python(expr: str) -> str:
+    """R's text of a Python expression formulaic evaluates (``I(x ** 2)`` -> ``I(x^2)``,
+    ``np.log(x)`` -> ``np.log(x)``); the text itself when it does not parse."""
     from formulaic.utils.code import sanitize_variable_names
 
     aliases: dict[str, str] = {}
@@ -146,7 +148,7 @@ def factor_r_name(factor) -> str:
         return r_name_of(factor.expr)
     if keyword.iskeyword(factor.expr):
         return factor.expr
-    return _deparse_python(factor.expr)
+    return deparse_python(factor.expr)
 
 
 def _factor(scoped):

@@ -69,6 +69,9 @@ FORMULAS = [
     "I((p - 2)**2)", "I(p**-1)", "I(1e-3 * p)", "I(x*z)", "I(log(p) * 2) + f:g + f + g",
     "0 + f + I(p**2)", "I(p)", "log10(p) + log2(p) + np.log1p(p)", "I(p**2):f",
     "b * I(p / 3)", "scale(p)", "I(p > 1)", "poly(p, 2)", "center(p) + f",
+    # C(x), the parser's factor(x): text, categorical and integer columns
+    "C(z)", "C(z) + x", "x * C(f)", "C(g) * x", "0 + C(z)", "C(z):x + C(z) + x", "C(f) + f",
+    "C(h) + p", "C(b) + x", "C(x)", "C(k)", "C(odd_Name2) + x", "C(z) * C(f)",
 ]
 
 
@@ -101,7 +104,7 @@ def test_fast_matrix_equals_formulaic(label, frame):
 
 
 @pytest.mark.parametrize("expr,frame_label", [
-    ("log(x) + f", "base"), ("C(f) + x", "base"), ("f*x - x", "base"), ("f + f:x", "base"),
+    ("f*x - x", "base"), ("f + f:x", "base"),
     ("x:f + z", "base"), ("f:g", "base"), ("g * x", "ordered g"),
     ("f * x", "one level f"), ("f * x", "missing f"), ("1 + f - 1", "base"),
     ("f + nothere", "base"), ("True + f", "base"), ("x * z * Intercept", "base"),
@@ -110,7 +113,8 @@ def test_fast_matrix_equals_formulaic(label, frame):
     # missing value, an interaction without its main effects
     ("scale(p) + f", "base"), ("I(p > 1)", "base"), ("poly(p, 2)", "base"),
     ("log(p, 2)", "base"), ("log(x) + f", "base"), ("I(x ** 2) + f", "missing x"),
-    ("I(p**2):f", "base"), ("C(f) + I(p ** 2)", "base"), ("I('a') + p", "base"),
+    ("I(p**2):f", "base"), ("I('a') + p", "base"), ("C(x) + f", "base"),
+    ("C(b) + x", "base"), ("C(f) + x", "missing f"), ("C(f) + x", "one level f"),
 ])
 def test_fast_matrix_declines(expr, frame_label):
     frame = dict(_frames())[frame_label]
@@ -118,7 +122,8 @@ def test_fast_matrix_declines(expr, frame_label):
 
 
 @pytest.mark.parametrize("expr", ["f + I(p**2)", "g * log(p)", "I(p**-1)", "I(z / 2)",
-                                  "np.sqrt(p) + exp(p / 10)", "b * I(p / 3)"])
+                                  "np.sqrt(p) + exp(p / 10)", "b * I(p / 3)", "C(z) + x",
+                                  "x * C(f)", "C(g)", "C(f) + I(p ** 2)"])
 def test_numeric_calls_take_the_fast_path(expr):
     """formulaic takes 3 ms or more for ``I(Days^2)`` on 180 rows (sleepstudy's quadratic
     growth model: 4.9 ms a fit against 1.9 without the term): these calls are built here
@@ -174,6 +179,7 @@ CASES = [
     ("distance ~ Sex + older + grp:Sex + grp + (1 + Sex | Subject)", {}),
     ("distance ~ 0 + Sex + age + (1 | Subject)", {"REML": False}),
     ("distance ~ age + I(age^2) + Sex + log(age) + (1 + I(age / 10) | Subject)", {}),
+    ("distance ~ factor(age) * Sex + (1 | Subject)", {}),
 ]
 
 

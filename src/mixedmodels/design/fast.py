@@ -19,7 +19,9 @@ names, order and values:
   for booleans (:mod:`.materializer` makes booleans factors);
 * a numeric call -- ``I(Days ** 2)``, ``log(x)``, ``np.sqrt(x / 2)`` -- is a number,
   evaluated by :func:`fast_arithmetic` and named as formulaic names it (the expression as
-  :func:`ast.unparse` writes it; R's name deparsed from it: ``I(Days^2)``).
+  :func:`ast.unparse` writes it; R's name deparsed from it: ``I(Days^2)``); ``C(x)``
+  (R's ``factor(x)``) is the factor of a text, categorical or integer column
+  (``C(Days)[T.1]``, R's ``factor(Days)1``).
 
 Anything else -- other functions (stateful transforms such as ``scale`` or ``poly``,
 ``C(f)``), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
@@ -245,8 +247,35 @@ def _category_levels(categories: pd.Index) -> tuple:
     return _LEVELS.get(categories, _levels_of)
 
 
+#: ``C(x)`` as :func:`ast.unparse` writes it: R's ``factor(x)`` after the parser's translation.
+_FACTOR_CALL = re.compile(r"C\(([A-Za-z_]\w*)\)")
+
+
+def _factor_call_variable(frame: pd.DataFrame, column: str, contrasts) -> _Variable | None:
+    """``C(column)``: the column's factor (text, unordered categorical) or, for integers,
+    the factor of their sorted distinct values, levels labelled as formulaic labels them
+    (``C(Days)[T.1]``). Floats and booleans (labels ``1.0``, ``True``) are formulaic's."""
+    if contrasts and (column in contrasts or f"C({column})" in contrasts):
+        return None
+    var = _variable(frame, column, contrasts)
+    if var is None:
+        return None
+    if var.codes is not None:
+        return None if var.levels == (False, True) else var
+    col = frame[column]
+    if col.dtype.kind not in "iu":
+        return None
+    uniques, codes = np.unique(col.to_numpy(), return_inverse=True)
+    if uniques.size < 2:
+        return None                # formulaic's single-level warning
+    return _Variable(None, codes.astype(np.int64).ravel(), tuple(uniques.tolist()))
+
+
 def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     if _is_call(name):
+        m = _FACTOR_CALL.fullmatch(name)
+        if m is not None:
+            return _factor_call_variable(frame, m.group(1), contrasts)
         return _call_variable(frame, name)
     if name not in frame.columns or (contrasts and name in contrasts):
         return None
@@ -437,7 +466,7 @@ def _part_names(name: str, var: _Variable, reduced: bool):
     if var.codes is None:
         return [(name, deparse_python(name) if _is_call(name) else r_name_of(name),
                  (name, -1))]
-    r_base = r_name_of(name)
+    r_base = deparse_python(name) if _is_call(name) else r_name_of(name)
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"
     return [(fmt.format(name, lev), r_base + r_label(lev), (name, j))

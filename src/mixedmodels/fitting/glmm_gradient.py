@@ -405,10 +405,10 @@ def _prediction_validated(fg, solved_fg, size: int, h: float, solved: dict) -> b
     z[0] = h
     f_p, g_p = fg(z)                    # (predicted: no value, unless it fell back)
     f_s, g_s = solved_fg(z)
-    if not np.all(np.isfinite(g_s)):
+    if not np.isfinite(g_s).all():
         return False
     solved[z.tobytes()] = (f_s, g_s)
-    return f_p is None and bool(np.all(np.isfinite(g_p))) and \
+    return f_p is None and bool(np.isfinite(g_p).all()) and \
         float(np.abs(g_p - g_s).max()) / h <= PREDICTED_HESSIAN_TOL
 
 
@@ -455,7 +455,7 @@ def whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower
             return f, Td.T @ g[:n_diff]
 
         _, g0 = fg(np.zeros(keep_d.size))
-        if np.all(np.isfinite(g0)):
+        if np.isfinite(g0).all():
             ref[0] = _optimum_reference(grad, xs)
             # (the reference's sensitivity must be the modes' exact derivative: else the
             # prediction is off by O(h), and so would the Hessian be)

@@ -323,7 +323,7 @@ class LaplaceGradient:
             self.last_solve = (x.copy(), None, fam, pr)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(x.shape, np.nan)
-        if not np.all(np.isfinite(grad)):
+        if not np.isfinite(grad).all():
             return np.inf, np.full(x.shape, np.nan)
         return float(value), grad
 
@@ -373,7 +373,7 @@ class LaplaceGradient:
                 grad = self._gradient(x, pr, fam, 1.0)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return None
-        return grad if np.all(np.isfinite(grad)) else None
+        return grad if np.isfinite(grad).all() else None
 
     def _at_modes(self, x: np.ndarray, pr, fam: Family) -> tuple[float, np.ndarray]:
         """``(F, dF/dx)`` at the PIRLS modes ``pr`` of ``x`` (a FloatingPointError where
@@ -668,6 +668,6 @@ class Stage0Gradient(LaplaceGradient):
                 grad = self._gradient(theta, pr, fam, phi, joint=True)
         except (PIRLSError, np.linalg.LinAlgError, FloatingPointError):
             return np.inf, np.full(theta.shape, np.nan)
-        if not np.all(np.isfinite(grad)):
+        if not np.isfinite(grad).all():
             return np.inf, np.full(theta.shape, np.nan)
         return float(value), grad

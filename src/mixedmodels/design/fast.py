@@ -255,8 +255,8 @@ def _factor_call_variable(frame: pd.DataFrame, column: str, contrasts) -> _Varia
     """``C(column)``: the column's factor (text, unordered categorical) or, for integers,
     the factor of their sorted distinct values, levels labelled as formulaic labels them
     (``C(Days)[T.1]``). Floats and booleans (labels ``1.0``, ``True``) are formulaic's."""
-    if contrasts and (column in contrasts or f"C({column})" in contrasts):
-        return None
+    if contrasts and f"C({column})" in contrasts:
+        return None                # (contrasts on the column itself: _variable declines)
     var = _variable(frame, column, contrasts)
     if var is None:
         return None
@@ -463,10 +463,9 @@ def _part_names(name: str, var: _Variable, reduced: bool):
     """(formulaic name, R name, ``(variable, j)``) of each column a variable gives a term:
     its values (``j = -1``) or the indicator of each level ``j`` of a factor, the first
     level left out when ``reduced`` (treatment contrasts)."""
-    if var.codes is None:
-        return [(name, deparse_python(name) if _is_call(name) else r_name_of(name),
-                 (name, -1))]
     r_base = deparse_python(name) if _is_call(name) else r_name_of(name)
+    if var.codes is None:
+        return [(name, r_base, (name, -1))]
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"
     return [(fmt.format(name, lev), r_base + r_label(lev), (name, j))

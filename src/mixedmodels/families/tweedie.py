@@ -16,6 +16,17 @@ with ``b = (2-p)/(p-1)`` and ``log z = b log y - log(phi)/(p-1) - b log(p-1) - l
 (:func:`_window`) keeps every term within :data:`TWEEDIE_DROP` (in log) of the largest,
 checked and widened per observation.
 
+Wide windows (near the Gamma limit ``p -> 2`` the mode ``j_max`` runs to millions) are summed
+on a coarse grid: the terms are the values at whole ``j`` of a smooth bell ``g(j) = exp x(j)``
+(``log j!`` extended by ``log Gamma(j + 1)``) whose spread is ``sigma = sqrt(j_max (p-1))``.
+By Poisson summation, ``h sum_k g(a + k h)`` and ``sum_j g(j)`` both equal ``integral g`` up
+to the Fourier transform of ``g`` at ``1/h`` and ``1``, which for a bell of spread ``sigma``
+are ``~ exp(-2 pi^2 sigma^2 / h^2)`` and ``exp(-2 pi^2 sigma^2)`` of the sum (the ends of
+the window are below the dropped level, so no edge terms). With :data:`TWEEDIE_POINTS_PER_SD`
+points per ``sigma`` that is below ``exp(-300)``: the coarse sum is the whole-number sum to
+double precision, with a few dozen points instead of up to 20,000 (the moments the
+derivatives use are sums of the same bell times smooth factors, so the same holds).
+
 Derivatives: ``log W`` is a log-sum-exp of terms linear in ``log z`` and nonlinear in ``b``
 only through ``log Gamma(b j)``, so its derivatives in ``(log z, b)`` are weighted moments of
 ``j`` and ``-j psi^{(k)}(b j)`` (see :func:`_logw_inner`); they are then composed with the
@@ -48,28 +59,46 @@ TWEEDIE_NTERM = 20000
 TWEEDIE_JMAX = 1e12
 #: Grid cells per chunk of the series.
 CHUNK_ELEMENTS = 2 ** 15
+#: Coarse-grid points per spread ``sigma = sqrt(j_max (p-1))`` of the terms (module
+#: docstring): the aliasing error is ``~ exp(-2 pi^2 POINTS^2)``, ``exp(-316)`` at 4.
+TWEEDIE_POINTS_PER_SD = 4.0
+#: Spread from which windows are summed on the coarse grid (a step of at least 2);
+#: narrower windows keep every whole-number term, as TMB sums them.
+TWEEDIE_COARSE_SD = 8.0
 
 
-def _terms(j, logz, b):
-    return j * logz - log_factorial_int(j) - special.gammaln(b * j)
+def _terms(j, logz, b, whole=True):
+    logfact = log_factorial_int(j) if whole else special.gammaln(j + 1.0)
+    return j * logz - logfact - special.gammaln(b * j)
 
 
 def _window(jmax, p1, scale):
     r"""Terms to sum: by Stirling, ``log j! + log Gamma(b j) ~ (1 + b) j log j + ...`` with
     ``1 + b = 1/(p-1)``, so the terms behave like ``1/(p-1)`` times Poisson(``j_max``)
     log-terms; the edges are where those have dropped by ``(p-1) TWEEDIE_DROP`` (plus a
-    margin); ``scale`` widens windows found too narrow."""
+    margin); ``scale`` widens windows found too narrow.
+
+    Returns ``jl, jh, step``: the grid ``jl, jl + step, ... <= jh``. ``step`` is 1 (every
+    whole number, at most :data:`TWEEDIE_NTERM` of them) unless the spread reaches
+    :data:`TWEEDIE_COARSE_SD` and the window stays clear of ``j = 1`` (where the sum starts
+    abruptly, an edge the coarse rule would miss); then it is the coarse step of the module
+    docstring and the window is not capped (it holds a few dozen points)."""
     jmax = np.where(np.isfinite(jmax), np.minimum(jmax, TWEEDIE_JMAX), TWEEDIE_JMAX)
     lo, hi = series.poisson_drop_edges(jmax, scale * (TWEEDIE_DROP * p1 + TWEEDIE_PAD))
     jl = np.maximum(1.0, np.floor(lo) - TWEEDIE_PAD)
-    jh = np.minimum(np.ceil(hi) + TWEEDIE_PAD, jl + TWEEDIE_NTERM - 1)
-    return jl, jh
+    top = np.ceil(hi) + TWEEDIE_PAD
+    sd = np.sqrt(jmax * p1)
+    coarse = (sd >= TWEEDIE_COARSE_SD) & (jl > 1.0)
+    step = np.where(coarse, sd / TWEEDIE_POINTS_PER_SD, 1.0)
+    jh = np.where(coarse, top, np.minimum(top, jl + TWEEDIE_NTERM - 1))
+    return jl, jh, step
 
 
-def _logw_inner(logz, b, jl, jh, order):
+def _logw_inner(logz, b, jl, jh, order, step=None):
     r"""``log W`` and its derivatives in ``(log z, b)`` per row: value ``(n,)`` and
     ``g1 (2, n)``, ``g2 (2, 2, n)``, ``g3 (2, 2, 2, n)`` (None above ``order``), plus the
-    rows whose window was too narrow.
+    rows whose window was too narrow. ``step`` (per row; None: every whole number) sums
+    the coarse grid ``jl + k step <= jh``, weighted by ``step`` (module docstring).
 
     With ``p_j`` the normalized terms, ``s_j = -j psi(b j)`` (``d x_j / d b``),
     ``s2_j = -j^2 psi_1(b j)``, ``s3_j = -j^3 psi_2(b j)`` and centred ``c0 = j - E j``,
@@ -80,13 +109,15 @@ def _logw_inner(logz, b, jl, jh, order):
     val = np.zeros(n)
     g = [np.zeros((2,) * k + (n,)) for k in (1, 2, 3)]
     narrow = np.zeros(n, dtype=bool)
-    widths = (jh - jl + 1).astype(np.int64)
+    whole = step is None
+    widths = (jh - jl + 1 if whole else np.floor((jh - jl) / step) + 1).astype(np.int64)
     for rows, w in series.row_chunks(widths, CHUNK_ELEMENTS):
-        j = jl[rows, None] + np.arange(w)
-        ok = j <= jh[rows, None]
+        k = np.arange(w)
+        ok = k < widths[rows, None]
+        j = jl[rows, None] + (k if whole else step[rows, None] * k)
         j = np.where(ok, j, jl[rows, None])
         lz, bb = logz[rows, None], b[rows, None]
-        x = np.where(ok, _terms(j, lz, bb), -np.inf)
+        x = np.where(ok, _terms(j, lz, bb, whole), -np.inf)
         xmax = np.max(x, axis=1, keepdims=True)
         last = np.take_along_axis(x, (ok.sum(axis=1) - 1)[:, None], axis=1)
         narrow[rows] = ((last[:, 0] > xmax[:, 0] - TWEEDIE_DROP)
@@ -94,6 +125,8 @@ def _logw_inner(logz, b, jl, jh, order):
         e = np.exp(x - xmax)
         s = np.sum(e, axis=1, keepdims=True)
         val[rows] = (xmax + np.log(s))[:, 0]
+        if not whole:
+            val[rows] += np.log(step[rows])
         if order == 0:
             continue
         p = e / s
@@ -161,15 +194,27 @@ def tweedie_logw(logz, b, jmax, p1, order):
     todo = np.arange(n)
     scale = 1.0
     while todo.size:
-        jl, jh = _window(jmax[todo], p1[todo], scale)
-        res = _logw_inner(logz[todo], b[todo], jl, jh, order)
-        if out is None:
-            out = [res[0]] + [None if r is None else r for r in res[1:4]]
-        else:
-            out[0][todo] = res[0]
+        jl, jh, step = _window(jmax[todo], p1[todo], scale)
+        coarse = step > 1.0
+        narrow = np.zeros(todo.size, dtype=bool)
+        for sel, stp in ((~coarse, None), (coarse, step)):
+            if not sel.any():
+                continue
+            rows = todo[sel]
+            res = _logw_inner(logz[rows], b[rows], jl[sel], jh[sel], order,
+                              None if stp is None else stp[sel])
+            if out is None:
+                out = [np.zeros(n)] + [None if r is None else np.zeros((*r.shape[:-1], n))
+                                       for r in res[1:4]]
+            out[0][rows] = res[0]
             for k in range(1, order + 1):
-                out[k][..., todo] = res[k]
-        narrow = res[4] & (jh - jl + 1 < TWEEDIE_NTERM)
+                out[k][..., rows] = res[k]
+            narrow[sel] = res[4]
+        points = np.where(coarse, (jh - jl) / step, jh - jl) + 1
+        # a window held at TWEEDIE_JMAX never reaches a mode beyond it: widening would
+        # only spend terms (up to TWEEDIE_NTERM per row, at every evaluation)
+        held = ~(np.isfinite(jmax[todo]) & (jmax[todo] < TWEEDIE_JMAX))
+        narrow &= (points < TWEEDIE_NTERM) & ~held
         todo, scale = todo[narrow], scale * 2.0
     return out
 
@@ -191,10 +236,17 @@ class Tweedie(ResponseFamily):
         power = params["power"]
         p1, p2 = power.above(1.0), power.below(2.0)
         log_p1, log_p2 = p1.log(), p2.log()
-        lam = jt.exp(log_mu * p2 - log_phi - log_p2)             # mu^(2-p) / (phi (2-p))
+        # lambda = mu^(2-p) / (phi (2-p)) = lam0 mu^(2-p), lam0 = lambda at mu = 1. Near
+        # p = 2, lam0 ~ 1/(phi (2-p)) runs to millions and so does log W, while their
+        # difference (the log-density) is moderate: summed as log W - lambda, the result
+        # would carry rounding of ~eps lam0 that moves with mu, enough to defeat the
+        # inner Newton iterations' descent test. So lambda = lam0 + lam0 expm1((2-p) log mu),
+        # with log W - lam0 formed first (constant while only mu moves).
+        lam0 = jt.exp(-log_phi - log_p2)
+        dlam = lam0 * jt.expm1(log_mu * p2)
         pos = y > 0
         if not np.any(pos):
-            return -lam
+            return -(lam0 + dlam)
         ys = np.where(pos, y, 1.0)
         log_y = np.log(ys)
         b = p2 / p1
@@ -221,8 +273,8 @@ class Tweedie(ResponseFamily):
             inner = jt.Jet(full[0], *full[1:], m=2, order=logz.order)
             logw = jt.compose_jet(inner, [logz, b])
         rate = jt.exp(-log_phi - log_p1 - log_mu * p1) * ys          # y / (phi p1 mu^p1)
-        ans = logw - rate - lam - log_y
-        return jt.where(pos, ans, -lam)
+        ans = (logw - lam0) - rate - dlam - log_y
+        return jt.where(pos, ans, -(lam0 + dlam))
 
     def mean(self, params, size=None):
         return np.asarray(params["mu"], dtype=float)

@@ -430,6 +430,11 @@ def _newton_fixed(obj: LaplaceObjective, x0: np.ndarray, maxiter: int = 100,
             if f_new <= f:
                 break
             t *= 0.5
+            # what a shorter step could gain is below the stopping rule: F's rounding
+            # (e.g. Tweedie near p = 2, whose log W and lambda run to millions and cancel)
+            # is what rejects the steps, not the model
+            if t * dec < NEWTON_DONE:
+                return x
         else:
             return x
         x, f, g, H = trial, f_new, g_new, H_new

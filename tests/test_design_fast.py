@@ -69,6 +69,9 @@ FORMULAS = [
     "I((p - 2)**2)", "I(p**-1)", "I(1e-3 * p)", "I(x*z)", "I(log(p) * 2) + f:g + f + g",
     "0 + f + I(p**2)", "I(p)", "log10(p) + log2(p) + np.log1p(p)", "I(p**2):f",
     "b * I(p / 3)", "scale(p)", "I(p > 1)", "poly(p, 2)", "center(p) + f",
+    # stateful transforms learnt on the frame: scale(x) (sd with n - 1) and center(x)
+    "scale(p) + f", "scale(z) * f", "center(x) + scale(p)", "I(scale(p) ** 2) + scale(p)",
+    "scale(p, scale=False)", "scale(p + 1)", "np.log(scale(p))",
     # C(x), the parser's factor(x): text, categorical and integer columns
     "C(z)", "C(z) + x", "x * C(f)", "C(g) * x", "0 + C(z)", "C(z):x + C(z) + x", "C(f) + f",
     "C(h) + p", "C(b) + x", "C(x)", "C(k)", "C(odd_Name2) + x", "C(z) * C(f)",
@@ -111,7 +114,8 @@ def test_fast_matrix_equals_formulaic(label, frame):
     # calls formulaic must evaluate: stateful transforms, comparisons, several arguments, a
     # value that is not finite (log of a negative x: materialize reports those rows), a
     # missing value, an interaction without its main effects
-    ("scale(p) + f", "base"), ("I(p > 1)", "base"), ("poly(p, 2)", "base"),
+    ("scale(p, scale=False)", "base"), ("I(p > 1)", "base"), ("poly(p, 2)", "base"),
+    ("scale(x) + f", "missing x"), ("np.log(scale(p))", "base"),
     ("log(p, 2)", "base"), ("log(x) + f", "base"), ("I(x ** 2) + f", "missing x"),
     ("I(p**2):f", "base"), ("I('a') + p", "base"), ("C(x) + f", "base"),
     ("C(b) + x", "base"), ("C(f) + x", "missing f"), ("C(f) + x", "one level f"),
@@ -123,7 +127,8 @@ def test_fast_matrix_declines(expr, frame_label):
 
 @pytest.mark.parametrize("expr", ["f + I(p**2)", "g * log(p)", "I(p**-1)", "I(z / 2)",
                                   "np.sqrt(p) + exp(p / 10)", "b * I(p / 3)", "C(z) + x",
-                                  "x * C(f)", "C(g)", "C(f) + I(p ** 2)"])
+                                  "x * C(f)", "C(g)", "C(f) + I(p ** 2)", "scale(p) + f",
+                                  "center(z) * f"])
 def test_numeric_calls_take_the_fast_path(expr):
     """formulaic takes 3 ms or more for ``I(Days^2)`` on 180 rows (sleepstudy's quadratic
     growth model: 4.9 ms a fit against 1.9 without the term): these calls are built here
@@ -180,6 +185,8 @@ CASES = [
     ("distance ~ 0 + Sex + age + (1 | Subject)", {"REML": False}),
     ("distance ~ age + I(age^2) + Sex + log(age) + (1 + I(age / 10) | Subject)", {}),
     ("distance ~ factor(age) * Sex + (1 | Subject)", {}),
+    # new data must be scaled by the training rows' mean and sd (formulaic's state)
+    ("distance ~ scale(age) * Sex + center(age) + (scale(age) | Subject)", {}),
 ]
 
 
@@ -261,6 +268,9 @@ def test_fast_arithmetic_equals_formulaic(expr):
 def test_fast_arithmetic_declines():
     frame = dict(_frames())["base"]
     for expr in ("z ** -1", "2 ** x", "3", "sqrt(z)", "np.sin(x)", "x ^ 2", "f", "b * x",
-                 "nothere + 1", "scale(x)"):
+                 "nothere + 1", "scale(x, scale=False)", "poly(x, 2)", "scale(3)"):
         assert fast_mod.fast_arithmetic(expr, frame) is None, expr
     assert fast_mod.fast_arithmetic("log(z)", frame) is not None
+    # scale(x): formulaic's stateful transform, learnt on these rows (its spec keeps the state)
+    np.testing.assert_array_equal(fast_mod.fast_arithmetic("scale(x)", frame),
+                                  np.asarray(_formulaic("0 + scale(x)", frame))[:, 0])

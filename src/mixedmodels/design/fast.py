@@ -17,14 +17,15 @@ names, order and values:
   a[T.y]:b[T.w], ...``);
 * levels are a categorical's categories in order, sorted values for text, ``False, True``
   for booleans (:mod:`.materializer` makes booleans factors);
-* a numeric call -- ``I(Days ** 2)``, ``log(x)``, ``np.sqrt(x / 2)`` -- is a number,
+* a numeric call -- ``I(Days ** 2)``, ``log(x)``, ``np.sqrt(x / 2)``, ``scale(x)``,
+  ``center(x)`` -- is a number,
   evaluated by :func:`fast_arithmetic` and named as formulaic names it (the expression as
   :func:`ast.unparse` writes it; R's name deparsed from it: ``I(Days^2)``); ``C(x)``
   (R's ``factor(x)``) is the factor of a text, categorical or integer column
   (``C(Days)[T.1]``, R's ``factor(Days)1``).
 
-Anything else -- other functions (stateful transforms such as ``scale`` or ``poly``,
-``C(f)``), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
+Anything else -- other functions (``poly``, ``scale`` with options, ``C(f)`` with
+contrasts), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
 interaction whose lower-order terms are not all in the formula (formulaic's coding rule then
 depends on which terms span which), single-level or incomplete factors, names that are not
 plain identifiers -- returns None, and formulaic builds the matrix as before.
@@ -516,6 +517,24 @@ _FUNCTIONS = {"log": np.log, "log10": np.log10, "log2": np.log2, "exp": np.exp,
               "exp2": np.exp2}
 _NP_FUNCTIONS = {**_FUNCTIONS, "sqrt": np.sqrt, "log1p": np.log1p, "expm1": np.expm1,
                  "abs": np.abs}
+
+
+def _center(values: np.ndarray) -> np.ndarray:
+    """formulaic's ``center(x)``: ``x - mean(x)``."""
+    return values - np.mean(values, axis=0)
+
+
+def _scale(values: np.ndarray) -> np.ndarray:
+    """formulaic's (and R's) ``scale(x)``: centred, divided by the standard deviation with
+    ``n - 1``, by the same numpy operations as formulaic (so the same bits)."""
+    centred = _center(values)
+    return centred / np.sqrt(np.sum(centred ** 2, axis=0) / (centred.shape[0] - 1))
+
+
+#: Stateful transforms of one argument evaluated on the model frame, where formulaic
+#: learns their state (the mean and standard deviation) from the same rows; new data goes
+#: through formulaic's spec (:class:`LazyModelSpec`), which keeps that state.
+_STATEFUL = {"scale": _scale, "center": _center}
 _ARITH = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide,
           ast.Pow: np.power}
 
@@ -582,6 +601,11 @@ def _evaluate(node: ast.AST, frame: pd.DataFrame):
             return _evaluate(node.args[0], frame)          # formulaic's I: the identity
         if isinstance(func, ast.Name) and func.id in _FUNCTIONS and func.id not in frame.columns:
             return _FUNCTIONS[func.id](_evaluate(node.args[0], frame))
+        if isinstance(func, ast.Name) and func.id in _STATEFUL and func.id not in frame.columns:
+            value = _evaluate(node.args[0], frame)
+            if not isinstance(value, np.ndarray):
+                raise _DeclineError                 # scale(3): formulaic's business
+            return _STATEFUL[func.id](value)
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and \
                 func.value.id == "np" and "np" not in frame.columns and \
                 func.attr in _NP_FUNCTIONS:

@@ -41,6 +41,7 @@ finite-difference Hessians of the Laplace deviance need.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -1086,11 +1087,13 @@ class PIRLS:
         me = self._family.link.mu_eta(pr.eta)
         return bool(self._step_weights(pr.eta, pr.mu, me)[2])
 
-    @property
+    @functools.cached_property
     def predicts_every_theta(self) -> bool:
         """Whether the modes' sensitivity (:meth:`_sensitivity`) has every theta column:
         every term scalar with ``Lambda = theta`` (:meth:`_scalar_term_modes`); a
-        vector-valued term's columns are left at zero, so its modes are not predicted."""
+        vector-valued term's columns are left at zero, so its modes are not predicted.
+        (The design's terms decide it: found once, where each predicted difference of the
+        standard errors asked again, ~4 us a time.)"""
         return sum(1 for _ in self._scalar_term_modes(np.zeros(self.q))) == \
             len(self.design.terms)
 

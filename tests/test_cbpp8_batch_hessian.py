@@ -116,3 +116,32 @@ def test_fit_validates_without_a_solve_and_keeps_the_standard_errors():
     se_ref = np.sqrt(np.diag(2.0 * np.linalg.inv(H))[1:])
     np.testing.assert_allclose(np.asarray(m.se), se_ref, rtol=1e-5)
 
+
+#: the scalar step divides where the dense factor takes square roots and solves:
+#: the same numbers to a few ulps
+SCALAR_STEP_RTOL = 1e-13
+
+
+def test_scalar_step_is_the_dense_factor():
+    data = mm.datasets.load("cbpp")
+    m = mm.glmer(CBPP, data, "binomial")
+    pirls = m.objective_function.pirls
+    dense = pirls.dense
+    assert dense is not None and dense.one_scalar is not None
+    theta = np.asarray(m.theta)
+    lams = pirls.lambdas(theta)
+    rng = np.random.default_rng(5)
+    w = rng.uniform(0.5, 3.0, pirls.n)
+    r = rng.normal(size=pirls.n)
+    f_s = dense.factor_scalar_step(lams, r, w)
+    f_d = dense.factor_step(lams, r[:, None], w)
+    none = np.zeros(0)
+    np.testing.assert_allclose(dense.solve_u(f_s, none), dense.solve_u(f_d, none),
+                               rtol=SCALAR_STEP_RTOL)
+    assert dense.logdet(f_s) == pytest.approx(dense.logdet(f_d), rel=SCALAR_STEP_RTOL)
+    np.testing.assert_allclose(f_s.L11, f_d.L11, rtol=SCALAR_STEP_RTOL)
+    B = rng.normal(size=(pirls.q, 3))
+    np.testing.assert_allclose(dense.solve_M(f_s, B), dense.solve_M(f_d, B),
+                               rtol=SCALAR_STEP_RTOL)
+    # weights that make M indefinite: no factor (PIRLS then takes Fisher's step)
+    assert dense.factor_scalar_step(lams, r, np.full(pirls.n, -50.0)) is None

@@ -1154,6 +1154,9 @@ class PIRLS:
         """:meth:`_factor_step` for a system known to be positive definite or not."""
         if self.dense is not None:
             w, XY = step.rows[1], step.rows[3]
+            if not joint and self.dense.one_scalar is not None:
+                # one scalar term at fixed beta: M is diagonal (no matrices)
+                return self.dense.factor_scalar_step(lams, XY[:, 0], w)
             f = self.dense.factor_step(lams, XY, w)
             if f is None and joint and self.p:
                 f = self.dense.factor_step(lams, XY, w, ridge=self._ridge_amount(w))

@@ -116,7 +116,9 @@ def test_huge_counts_fall_back_to_solved_modes():
 
     m = mm.glmer("y ~ x + (1 | g)", huge_counts(5, 0.2), family="poisson")
     stage = next(r for r in m.fit_log if r["stage"] == "Hessian")
-    assert stage["pirls_iterations"] >= stage["evaluations"] - 2
+    # every column solved (one scalar term: the predicted columns, all formed in one
+    # pass before the validation rejects them, are not used; cbpp8)
+    assert stage["pirls_iterations"] >= len(m.theta) + len(m.beta)
     assert m.vcov_method == "hessian"
 
 

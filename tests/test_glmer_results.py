@@ -47,10 +47,12 @@ def test_accessors(m):
                                m.ranef()["herd"]["Intercept"])
     assert [r["stage"] for r in m.fit_log] == ["nAGQ=0", "scaling", "Laplace", "Hessian"]
     # (the scaling reuses the stage-0 search's curvature model: no evaluation of its own;
-    # the Hessian's gradients are taken at modes predicted from the optimum, one solve
-    # validating them)
-    assert all(r["evaluations"] > 0 and r["pirls_iterations"] > 0 for r in m.fit_log
-               if r["stage"] != "scaling")
+    # the Hessian's gradients are taken at modes predicted from the optimum, validated
+    # against one at the Newton-corrected modes: one scalar term, no PIRLS solve)
+    log = {r["stage"]: r for r in m.fit_log}
+    assert all(log[s]["evaluations"] > 0 and log[s]["pirls_iterations"] > 0
+               for s in ("nAGQ=0", "Laplace"))
+    assert log["Hessian"]["evaluations"] == 6 and log["Hessian"]["pirls_iterations"] == 0
 
 
 def test_ranef_conditional_variances_are_phi_lambda_minv_lambda(m):

@@ -136,6 +136,13 @@ class Unstructured(LowerFactorEntries):
         # (the lower triangle's entries in theta's order: the same for every p x p term)
         return _lower_triangle_map(self.p)
 
+    def lambda_(self, theta: np.ndarray) -> np.ndarray:
+        if self.p == 1:
+            # (a scalar term, ~35 calls a small GLMM fit: its one theta as the 1 x 1
+            # matrix without the fancy-index assignment; the same value)
+            return np.array(theta, dtype=float).reshape(1, 1)
+        return super().lambda_(theta)
+
     # -- natural parameters: sds and correlations ----------------------------------------
     def parameter_names(self) -> tuple[str, ...]:
         return tuple(f"sd_{r + 1}" if r == c else f"cor_{r + 1}.{c + 1}"

@@ -288,8 +288,7 @@ def hessian_from_gradient(fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
     """
     z = np.asarray(z, dtype=float)
     g0 = np.asarray(g0, dtype=float)
-    free = ~(np.isfinite(lower) & (z - steps < lower))
-    idx = np.flatnonzero(free)
+    idx = np.flatnonzero(_free(z, steps, lower))
     cols = []
     for i in idx:
         e = np.zeros(z.size)
@@ -304,7 +303,12 @@ def hessian_from_gradient(fg: Callable[[np.ndarray], tuple[float, np.ndarray]],
         cols.append((gp - gm)[idx] / ((2.0 if central else 1.0) * steps[i]))
     H = np.column_stack(cols) if cols else np.zeros((0, 0))
     H = 0.5 * (H + H.T)
-    return DevianceDerivatives(free, g0, H, (2 if central else 1) * idx.size)
+    return DevianceDerivatives(_free(z, steps, lower), g0, H, (2 if central else 1) * idx.size)
+
+
+def _free(z: np.ndarray, steps: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """The parameters :func:`hessian_from_gradient` differences (not on a bound)."""
+    return ~(np.isfinite(lower) & (z - steps < lower))
 
 
 def _finite(f: float | None) -> bool:
@@ -408,8 +412,73 @@ def _prediction_validated(fg, solved_fg, size: int, h: float, solved: dict) -> b
     if not np.isfinite(g_s).all():
         return False
     solved[z.tobytes()] = (f_s, g_s)
-    return f_p is None and bool(np.isfinite(g_p).all()) and \
+    return f_p is None and _agrees(g_p, g_s, h)
+
+
+def _agrees(g_p: np.ndarray | None, g_s: np.ndarray, h: float) -> bool:
+    """The test of :func:`_prediction_validated`: the predicted difference ``g_p`` is
+    finite and within :data:`PREDICTED_HESSIAN_TOL` of the solved one ``g_s``."""
+    return g_p is not None and bool(np.isfinite(g_p).all()) and \
         float(np.abs(g_p - g_s).max()) / h <= PREDICTED_HESSIAN_TOL
+
+
+def _predicted_columns(grad, xs, Td, n_diff: int, ref, h: float, lower: np.ndarray,
+                       size: int) -> tuple[dict, np.ndarray | None] | None:
+    """The differences' gradients at the predicted modes in one pass, for one scalar
+    term (:mod:`~mixedmodels.objective.glmm_gradient_batch`; None where that does not
+    apply): ``({z bytes: whitened gradient}, corrected)`` over the first column and the
+    free ones (a column whose modes are not predicted or whose gradient is not finite is
+    left out: it is solved, as point by point), ``corrected`` the first column's
+    gradient at the Newton-corrected modes (PIRLS's solution there; None: solve it)."""
+    from ..objective import glmm_gradient_batch as batch
+
+    if not batch.applies(grad):
+        return None
+    obj = grad.obj
+    free = _free(np.zeros(size), np.full(size, h), lower)
+    free[0] = True
+    keys, points, rows = [], [], []
+    for i in np.flatnonzero(free):
+        z = np.zeros(size)
+        z[i] = h
+        out = xs.copy()
+        out[:n_diff] += Td @ z
+        theta, beta, _, fam = obj.split(out)
+        obj._use_family(fam)
+        r = obj.pirls.predicted_rows(theta, beta, ref)
+        if r is not None:
+            keys.append((i, z.tobytes()))
+            points.append(out)
+            rows.append(r)
+    first = bool(keys) and keys[0][0] == 0
+    corrected = batch.newton_corrected_rows(grad, points[0], rows[0]) if first else None
+    if corrected is not None:
+        points.append(points[0])
+        rows.append(corrected)
+    gs = batch.predicted_gradients(grad, points, rows)
+    cols = {key: Td.T @ g[:n_diff]
+            for (_, key), g in zip(keys, gs[:len(keys)], strict=True) if g is not None}
+    g_c = gs[-1] if corrected is not None else None
+    return cols, None if g_c is None else Td.T @ g_c[:n_diff]
+
+
+def _columns_validated(pre: tuple[dict, np.ndarray | None], solved_fg, size: int, h: float,
+                       solved: dict) -> bool:
+    """:func:`_prediction_validated` on the columns of :func:`_predicted_columns`: the
+    first against its gradient at the corrected modes (a PIRLS solve only where there is
+    none); when it passes, every column goes into ``solved`` for the differences."""
+    cols, g_c = pre
+    z = np.zeros(size)
+    z[0] = h
+    key = z.tobytes()
+    f_s, g_s = (None, g_c) if g_c is not None else solved_fg(z)
+    if not np.isfinite(g_s).all():
+        return False
+    ok = _agrees(cols.pop(key, None), g_s, h)
+    if ok:
+        solved.update((k, (None, g)) for k, g in cols.items())
+    solved[key] = (f_s, g_s)
+    return ok
 
 
 def whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower
@@ -463,7 +532,13 @@ def whitened_derivatives(sub, grad, xs, Td, n_diff, keep_d, f0, lower
                 and grad.obj.pirls.sensitivity_is_exact(grad.last_solve[3])
             h = PREDICTED_FD_STEP if predicts[0] else GRADIENT_FD_STEP
             if predicts[0] and keep_d.size:
-                predicts[0] = _prediction_validated(fg, _solved, keep_d.size, h, solved)
+                # (one scalar term: every column in one pass, validated at the corrected
+                # modes without a PIRLS solve)
+                pre = _predicted_columns(grad, xs, Td, n_diff, ref[0], h, lower,
+                                         keep_d.size)
+                predicts[0] = _prediction_validated(fg, _solved, keep_d.size, h, solved) \
+                    if pre is None else _columns_validated(pre, _solved, keep_d.size, h,
+                                                           solved)
                 if not predicts[0]:
                     h = GRADIENT_FD_STEP
                     solved.clear()

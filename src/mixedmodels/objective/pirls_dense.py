@@ -31,7 +31,7 @@ from scipy.linalg import lapack
 from ..linalg.lapack import solve_lower, solve_lower_t
 
 __all__ = ["DENSE_PIRLS_MAX_FLOPS", "DENSE_PIRLS_MAX_SIZE", "DensePIRLSFactor",
-           "DensePIRLSSystem", "use_dense"]
+           "DensePIRLSSystem", "ScalarPIRLSFactor", "use_dense"]
 
 #: Largest ``q + p + 1`` for which PIRLS factors its system densely: the (q + m)^3 / 3
 #: Cholesky flops stay negligible next to the per-call costs they replace.
@@ -85,6 +85,35 @@ class DensePIRLSFactor:
         return np.tril(self.L[idx[:, :, None], idx[:, None, :]])
 
 
+class ScalarPIRLSFactor:
+    r"""One fixed-``beta`` PIRLS step of a model with one scalar term
+    (:meth:`DensePIRLSSystem.factor_scalar_step`): its levels share no rows, so
+    ``M = Lambda' Z' W Z Lambda + I`` is the diagonal ``d``, ``d_j = 1 + lambda^2
+    sum_{i in j} w_i z_i^2``, and the step's modes are ``rhs / d`` with ``rhs_j = lambda
+    sum_{i in j} w_i z_i r_i`` (``r`` the working residual). The dense factor's
+    numbers without its matrices (``L_Z = diag(sqrt(d))``): the same to rounding.
+
+    Attributes
+    ----------
+    d, rhs : ndarray (levels,)
+    logdet : float
+        ``log|M| = sum log d``.
+    """
+
+    __slots__ = ("d", "logdet", "rhs")
+
+    #: no fixed-effects block (fixed beta)
+    LXX = None
+
+    def __init__(self, d: np.ndarray, rhs: np.ndarray, logdet: float):
+        self.d, self.rhs, self.logdet = d, rhs, logdet
+
+    @property
+    def L11(self) -> np.ndarray:
+        """The diagonal of ``L_Z`` as (levels, 1, 1) blocks."""
+        return np.sqrt(self.d).reshape(-1, 1, 1)
+
+
 class DensePIRLSSystem:
     """Factor-and-solve of the PIRLS system with a dense ``Z`` (module docstring); the
     interface of :class:`~.pirls_system.PIRLSSystem` (``solve_u``, ``solve_M``,
@@ -110,6 +139,12 @@ class DensePIRLSSystem:
             self._terms.append((off, t.q, t.nlevels, t.p))
             off += t.q
         self._scalar = all(t.p == 1 for t in design.terms)
+        #: ``(codes, z column)`` of a model with one scalar term, whose fixed-beta steps
+        #: need no matrices (:meth:`factor_scalar_step`); else None
+        self.one_scalar = None
+        if len(design.terms) == 1 and design.terms[0].p == 1:
+            t = design.terms[0]
+            self.one_scalar = (t.grouping.codes, np.asarray(t.Z[:, 0], dtype=float))
         self._counts = np.array([t.q for t in design.terms], dtype=np.intp)
         first = design.terms[0]
         self._first = (first.nlevels, first.p)
@@ -178,9 +213,26 @@ class DensePIRLSSystem:
         logdet = 2.0 * float(np.log(flat[self._zdiag]).sum())
         return DensePIRLSFactor(C, q, logdet, self._first)
 
+    def factor_scalar_step(self, lams, r: np.ndarray, w: np.ndarray
+                           ) -> ScalarPIRLSFactor | None:
+        """:meth:`factor_step` at fixed beta for one scalar term (:attr:`one_scalar`):
+        the diagonal ``M`` and the step's right-hand side by two level sums
+        (:class:`ScalarPIRLSFactor`), or None when ``M`` is not positive definite (the
+        observed weights of both signs)."""
+        codes, zc = self.one_scalar
+        a = lams[0][0, 0] * zc
+        wa = w * a
+        d = 1.0 + np.bincount(codes, wa * a, minlength=self.q)
+        if not d.min() > 0.0:
+            return None
+        rhs = np.bincount(codes, wa * r, minlength=self.q)
+        return ScalarPIRLSFactor(d, rhs, float(np.log(d).sum()))
+
     def solve_u(self, f, beta: np.ndarray) -> np.ndarray:
         """``u`` at ``beta`` (the step's coefficients; empty at fixed beta):
         ``L_Z' u = l_rZ' - L_XZ' beta``."""
+        if type(f) is ScalarPIRLSFactor:
+            return f.rhs / f.d
         if not isinstance(f, DensePIRLSFactor):
             return self.fallback.solve_u(f, beta)
         q, p = self.q, beta.shape[0]
@@ -190,13 +242,16 @@ class DensePIRLSSystem:
 
     def solve_M(self, f, B: np.ndarray) -> np.ndarray:
         """``M^{-1} B`` for a (q, k) matrix ``B``."""
+        if type(f) is ScalarPIRLSFactor:
+            return B / f.d[:, None]
         if not isinstance(f, DensePIRLSFactor):
             return self.fallback.solve_M(f, B)
         Lz = f.L[:self.q, :self.q]
         return solve_lower_t(Lz, solve_lower(Lz, B))
 
     def logdet(self, f) -> float:
-        return f.logdet if isinstance(f, DensePIRLSFactor) else self.fallback.logdet(f)
+        return f.logdet if isinstance(f, (DensePIRLSFactor, ScalarPIRLSFactor)) \
+            else self.fallback.logdet(f)
 
     def factor(self, theta, A, need_xx: bool = True):
         """The blocked system's factor for cross-products ``A`` (the Laplace determinant

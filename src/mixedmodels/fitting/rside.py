@@ -25,7 +25,7 @@ import numpy as np
 
 from .._errors import ConvergenceWarning
 from .._messages import emit_warning
-from .._threads import blas_threads
+from .._threads import SERIAL_TRTRI_MAX, blas_threads
 from ..design import Design
 from ..design.fixed import SERIAL_QR_SIZE, take_rank_factor
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
@@ -821,9 +821,13 @@ def _fit_fixed_residual(design: Design, y: np.ndarray, bound: BoundResidual,
     # and dropped as the criterion's path takes it, so the design does not keep it
     take_rank_factor(design.fixed)
     n, p = design.X.shape
-    # the QR and products of an n x (p + 1) matrix this small run on one BLAS thread
-    # anyway (SERIAL_QR_SIZE): no thread limit to set and restore
-    limit = nullcontext() if n * (p + 1) <= SERIAL_QR_SIZE else blas_threads()
+    # without a correlation the dense work is the QR (level-2 products) of n x (p + 1),
+    # a p x p triangular inverse and matrix-vector products: this small, OpenBLAS runs
+    # them on the calling thread whatever its thread count (SERIAL_QR_SIZE,
+    # SERIAL_TRTRI_MAX), so there is no thread limit to set and restore
+    serial = bound.correlation is None and n * (p + 1) <= SERIAL_QR_SIZE \
+        and p <= SERIAL_TRTRI_MAX
+    limit = nullcontext() if serial else blas_threads()
     with limit:
         sol = fixed_residual_solution(design.X, y, bound, REML)
     if sol is None:

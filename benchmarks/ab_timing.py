@@ -32,16 +32,27 @@ def fastest_batches(fits: Mapping[str, Callable[[], object]], batches: int,
     return best
 
 
+#: Cases outside the fixtures: name -> (the fixture whose data they fit, call text).
+#: gls fits the fixtures lack (no residual model; a correlation held at a value), for the
+#: fixed costs of the closed-form path (benchmarks/results/glsfix3_notes.md).
+EXTRA_CASES = {
+    "bw_gls_plain": ("bw_gls_fixed", "mm.gls('weight ~ Time * Diet', d)"),
+    "bw_gls_held_car1": ("bw_gls_fixed", "mm.gls('weight ~ Time * Diet', d, correlation="
+                                         "mm.cor_car1(0.9, form='~ Time | Rat', fixed=True))"),
+}
+
+
 def rside_fit(package, name: str) -> Callable[[], object]:
-    """``() -> result`` fitting the gls / lme fixture ``name`` of tests/rside_fixtures with
-    ``package``; the fixture's call text is evaluated at every fit, as rside_bench does, so
-    the formula-to-design front end is timed too."""
+    """``() -> result`` fitting the gls / lme fixture ``name`` of tests/rside_fixtures (or
+    an :data:`EXTRA_CASES` entry) with ``package``; the call text is evaluated at every
+    fit, as rside_bench does, so the formula-to-design front end is timed too."""
     sys.path.insert(0, str(ROOT / "tests"))
     import rside_fixtures as rf
 
     from .rside_bench import timing_data
 
-    fx = {f["name"]: f for kind in ("gls", "lme") for f in rf.models(kind)}[name]
+    source, call = EXTRA_CASES.get(name, (name, None))
+    fx = {f["name"]: f for kind in ("gls", "lme") for f in rf.models(kind)}[source]
     data = timing_data(fx)
-    code = compile(fx["py_call"], name, "eval")
+    code = compile(call or fx["py_call"], name, "eval")
     return lambda: eval(code, {"mm": package, "d": data})

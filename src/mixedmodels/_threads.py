@@ -21,8 +21,8 @@ import math
 import os
 import time
 
-__all__ = ["IDLE_CORES_FOR_THREADS", "LOAD_TIME_CONSTANT_S", "PARALLEL_MIN_SIZE", "blas_threads",
-           "dense_block_size", "idle_cores", "own_load"]
+__all__ = ["IDLE_CORES_FOR_THREADS", "LOAD_TIME_CONSTANT_S", "PARALLEL_MIN_SIZE",
+           "SERIAL_TRTRI_MAX", "blas_threads", "dense_block_size", "idle_cores", "own_load"]
 
 #: Dense factorizations at least this many columns wide get the library's default threads
 #: (on a quiet 2-core machine two threads factor and invert a dense matrix 1.6-1.75x faster
@@ -34,6 +34,15 @@ PARALLEL_MIN_SIZE = 1000
 #: on a quiet 2-core machine about 2 (this fit's second thread has a core), with one other
 #: job running about 1 (it has not).
 IDLE_CORES_FOR_THREADS = 1.25
+
+#: OpenBLAS inverts a triangular matrix of at most this order unblocked, on the calling
+#: thread, whatever its thread count (``dtrtri``'s parallel driver hands orders up to
+#: ``DTB_ENTRIES``, 64 on its x86 kernels, to the level-2 ``trti2``): a fit whose dense
+#: work is such inversions and level-2 products below their thresholds (``dgemv`` 9216,
+#: ``dger`` 8192 entries: :data:`~mixedmodels.design.fixed.SERIAL_QR_SIZE`) needs no
+#: thread limit. (``dtrtrs`` has no such size: its parallel driver splits any right-hand
+#: sides among the threads.)
+SERIAL_TRTRI_MAX = 64
 
 _controller = None
 

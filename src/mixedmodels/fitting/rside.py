@@ -18,17 +18,19 @@ ends on a kink (:mod:`.kink_search`).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 
 import numpy as np
 
 from .._errors import ConvergenceWarning
 from .._messages import emit_warning
-from .._threads import blas_threads
+from .._threads import SERIAL_TRTRI_MAX, blas_threads
 from ..design import Design
-from ..design.fixed import take_rank_factor
+from ..design.fixed import SERIAL_QR_SIZE, take_rank_factor
 from ..diagnostics.convergence import FD_STEP, check_convergence_gradient
 from ..optim import OptSummary, minimize
+from ..rside.closed_form import fixed_residual_solution
 from ..rside.correlation import UNCONSTRAINED_MAX
 from ..rside.objective import (
     DENSE_GRADIENT_MAX_Q,
@@ -759,6 +761,11 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
     """
     bound0 = bind_residual(spec, design)
     y = design.y - design.offset
+    if bound0.n_par == 0 and start is None and not bound0.needs_fitted:
+        # nothing to estimate in the residual model: one weighted least squares
+        found = _fit_fixed_residual(design, y, bound0, REML)
+        if found is not None:
+            return found
     first: list[GLSObjective] = []
 
     def fit_once(bound, warm, initial=False):
@@ -799,3 +806,34 @@ def fit_gls_design(design: Design, spec: ResidualSpec, REML: bool, optimizer: st
 
     with blas_threads():
         return _with_fitted_loop(bound0, fit_once, fitted_of)
+
+
+def _fit_fixed_residual(design: Design, y: np.ndarray, bound: BoundResidual,
+                        REML: bool) -> GLSResult | None:
+    """:func:`fit_gls_design` of a residual model with no free parameter, in closed form
+    (:mod:`~mixedmodels.rside.closed_form`); None where that path does not apply (the
+    caller then fits through the criterion, which reports the case as before).
+
+    The result is the one the criterion's path gives -- the same summary of an
+    optimization without parameters, no convergence check -- with the criterion itself
+    built only when the result is asked for it (``objective_function``)."""
+    # the design's QR of X is of no use here (this path factors the whitened [X y]): taken
+    # and dropped as the criterion's path takes it, so the design does not keep it
+    take_rank_factor(design.fixed)
+    n, p = design.X.shape
+    # without a correlation the dense work is the QR (level-2 products) of n x (p + 1),
+    # a p x p triangular inverse and matrix-vector products: this small, OpenBLAS runs
+    # them on the calling thread whatever its thread count (SERIAL_QR_SIZE,
+    # SERIAL_TRTRI_MAX), so there is no thread limit to set and restore
+    serial = bound.correlation is None and n * (p + 1) <= SERIAL_QR_SIZE \
+        and p <= SERIAL_TRTRI_MAX
+    limit = nullcontext() if serial else blas_threads()
+    with limit:
+        sol = fixed_residual_solution(design.X, y, bound, REML)
+    if sol is None:
+        return None
+    x0 = bound.start
+    lower = np.empty(0)
+    opt = OptSummary("none (no parameters)", x0, lower, lower, x0, sol.objective, 1, {},
+                     "none", 0.0)
+    return GLSResult(design, bool(REML), sol, bound, x0, opt, None, None)

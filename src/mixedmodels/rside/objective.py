@@ -40,7 +40,7 @@ from .load_cache import RecentLoads
 from .residual import BoundResidual
 
 __all__ = ["DENSE_GRADIENT_MAX_Q", "LEVEL_GRAM_MIN_Q", "GLSObjective", "GLSSolution",
-           "RSideLMMObjective"]
+           "RSideLMMObjective", "gls_deviance"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Fewest random effects for which the dense cross-product is summed level by level
@@ -322,6 +322,38 @@ class RSideLMMObjective:
         return np.inf if f is None else self.lmm.criterion_at_sigma(f, sigma)
 
 
+def gls_deviance(logdet_x: float, logdet_v: float, r2: float, dof: int,
+                 sigma: float | None) -> float:
+    r"""-2 (restricted) log-likelihood of a whitened linear model.
+
+    .. math:: d = \log|X'V^{-1}X|_{REML} + \log|V| + \nu\,[1 + \log(2\pi r^2 / \nu)]
+
+    with ``nu = n - p`` (REML) or ``n`` (ML) and sigma profiled out; with a known sigma,
+    ``... + nu log(2 pi sigma^2) + r^2 / sigma^2``.
+
+    Parameters
+    ----------
+    logdet_x : float
+        ``log|X' V^{-1} X|`` for REML, 0 for ML.
+    logdet_v : float
+        ``log|V|``.
+    r2 : float
+        Weighted residual sum of squares.
+    dof : int
+        ``nu``.
+    sigma : float or None
+        A known residual standard deviation.
+
+    Returns
+    -------
+    float
+    """
+    if sigma is not None:
+        s2 = sigma * sigma
+        return logdet_x + logdet_v + dof * (_LOG_2PI + math.log(s2)) + r2 / s2
+    return logdet_x + logdet_v + dof * (1.0 + _LOG_2PI + math.log(r2 / dof))
+
+
 class GLSSolution:
     """Estimates of a whitened linear model at ``phi``.
 
@@ -489,11 +521,7 @@ class GLSObjective:
         dof = self._dof
         extra = 2.0 * sum(map(math.log, d[:p])) + self.basis.log_det_R2 if self.reml \
             else 0.0
-        sigma = self.sigma if sigma is None else sigma
-        if sigma is not None:
-            s2 = sigma * sigma
-            return extra + logdet + dof * (_LOG_2PI + math.log(s2)) + r2 / s2
-        return extra + logdet + dof * (1.0 + _LOG_2PI + math.log(r2 / dof))
+        return gls_deviance(extra, logdet, r2, dof, self.sigma if sigma is None else sigma)
 
     def __call__(self, phi) -> float:
         self.n_evals += 1

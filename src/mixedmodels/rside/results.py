@@ -319,6 +319,7 @@ class GLSResult(_ResidualModelMixin, FitStatsMixin, RecipeMixin):
     opt : OptSummary
     convergence : ConvergenceReport or None
     objective_function : GLSObjective
+        The criterion in ``phi`` (a property; see :attr:`objective_function`).
     messages : tuple of str
     recipe : FitRecipe or None
     """
@@ -330,9 +331,22 @@ class GLSResult(_ResidualModelMixin, FitStatsMixin, RecipeMixin):
     phi: np.ndarray
     opt: OptSummary
     convergence: ConvergenceReport | None
-    objective_function: GLSObjective = field(repr=False)
+    #: the fit's criterion, or None for a fit in closed form (.closed_form): then
+    #: :attr:`objective_function` builds it when first asked for
+    criterion: GLSObjective | None = field(repr=False)
     messages: tuple[str, ...] = ()
     recipe: FitRecipe | None = field(default=None, repr=False)
+
+    @cached_property
+    def objective_function(self) -> GLSObjective:
+        """The criterion ``phi -> -2 (restricted) log-likelihood`` of this model (what
+        :meth:`intervals` differentiates). A model whose residual model has no free
+        parameter is fitted in closed form (:mod:`~mixedmodels.rside.closed_form`)
+        without it; it is then built here on first use, from the same rows."""
+        if self.criterion is not None:
+            return self.criterion
+        return GLSObjective(self.design.X, self.design.y - self.design.offset,
+                            self.residual, reml=self.reml)
 
     @property
     def beta(self) -> np.ndarray:

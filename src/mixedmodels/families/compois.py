@@ -50,6 +50,8 @@ MAX_LOGMODE_STEP = 5.0
 HALLEY_ACCEPT = 1e-5
 MAX_ITER = 200
 CHUNK_ELEMENTS = 2 ** 15
+#: Smallest mode a window is centred on (below, ``exp`` underflows).
+MIN_MODE = 1e-300
 
 
 def _window(ell, nu, scale):
@@ -60,8 +62,10 @@ def _window(ell, nu, scale):
     Poisson log-terms have dropped by ``COMPOIS_DROP / nu`` (plus a margin for Stirling's
     error); ``scale`` widens it for rows found too narrow.
     """
-    with np.errstate(over="ignore"):
-        mode = np.exp(np.minimum(ell / nu, np.log(COMPOIS_NTERM)))
+    # (a mode that underflows -- a tiny mean with a tiny nu -- would give edges 0/0; the
+    # edges from a mode of 1e-300 are wider than needed, as the Poisson drop there is
+    # steeper than the terms')
+    mode = np.exp(np.clip(ell / nu, np.log(MIN_MODE), np.log(COMPOIS_NTERM)))
     lo, hi = series.poisson_drop_edges(mode, scale * (COMPOIS_DROP / nu + COMPOIS_PAD))
     lo = np.maximum(0.0, np.floor(lo) - COMPOIS_PAD)
     hi = np.minimum(np.ceil(hi) + COMPOIS_PAD, lo + COMPOIS_NTERM - 1)
@@ -146,12 +150,24 @@ def compois_loglambda(mu, nu) -> np.ndarray:
 
 
 def _solve_loglambda(mu, nu) -> np.ndarray:
+    r"""The root, bracketed from the start: the terms' weights ``lambda^k / k!^nu`` have a
+    monotone likelihood ratio in ``nu``, so ``E`` falls as ``nu`` grows at fixed ``lambda``,
+    between the Poisson's ``E = lambda`` (``nu = 1``) and the geometric's
+    ``E = lambda / (1 - lambda)`` (``nu = 0``). Hence ``log(mu / (1 + mu)) <= log lambda <=
+    log mu`` for ``nu < 1`` and ``log lambda >= log mu`` for ``nu > 1``. Without the bracket a
+    strongly over-dispersed row (``nu = 0.002``) started at ``log mu`` has its mode at
+    ``mu^(1/nu)`` and windows of 200,000 terms at every Halley iteration."""
     target = np.log(mu)
     big = mu + (nu - 1.0) / (2.0 * nu)
-    # large means: E ~ lambda^(1/nu) - (nu - 1) / (2 nu); small means: E ~ lambda
-    ell = np.where(big > 1.0, nu * np.log(np.maximum(big, 1.0)), target)
-    lo = np.full(mu.shape, -np.inf)
-    hi = np.full(mu.shape, np.inf)
+    geometric = np.log(mu) - np.log1p(mu)
+    under = nu < 1.0
+    # large means: E ~ lambda^(1/nu) - (nu - 1) / (2 nu); small means: between the
+    # geometric and Poisson roots, exact at both ends
+    small = np.where(under, (1.0 - nu) * geometric + nu * target, target)
+    ell = np.where(big > 1.0, nu * np.log(np.maximum(big, 1.0)), small)
+    lo = np.where(under, geometric, np.where(nu > 1.0, target, -np.inf))
+    hi = np.where(under, target, np.inf)
+    ell = np.clip(ell, lo, hi)
     active = np.isfinite(ell) & (nu > 0)
     for _ in range(MAX_ITER):
         idx = np.flatnonzero(active)

@@ -147,6 +147,8 @@ class GLMMSolution:
 
     @functools.cached_property
     def factor(self) -> BlockedFactor:
+        """The blocked Cholesky factor of the penalized system at the modes, made on first
+        use: most fits never read it after PIRLS, so its construction is deferred."""
         f = self._factor
         return f() if callable(f) else f
 

@@ -68,6 +68,16 @@ def _window(ell, nu, scale):
     mode = np.exp(np.clip(ell / nu, np.log(MIN_MODE), np.log(COMPOIS_NTERM)))
     lo, hi = series.poisson_drop_edges(mode, scale * (COMPOIS_DROP / nu + COMPOIS_PAD))
     lo = np.maximum(0.0, np.floor(lo) - COMPOIS_PAD)
+    # For small nu the Poisson edge is far too wide (its drop target DROP / nu runs to
+    # millions). The terms are concave in k with differences x_{k+1} - x_k =
+    # ell - nu log(k + 1), so past any k1 with a negative difference s1 they fall at least
+    # |s1| per count: the terms beyond k1 + DROP / |s1| are dropped. k1 = 0 when ell < 0
+    # (s1 = ell), else k1 = e mode (s1 <= -nu).
+    with np.errstate(divide="ignore", over="ignore"):
+        k1 = np.where(ell < 0, 0.0, np.ceil(np.e * mode))
+        s1 = ell - nu * np.log1p(k1)
+        linear = k1 + np.ceil(scale * COMPOIS_DROP / -s1)
+    hi = np.where(s1 < 0, np.minimum(hi, linear), hi)
     hi = np.minimum(np.ceil(hi) + COMPOIS_PAD, lo + COMPOIS_NTERM - 1)
     return lo, hi
 

@@ -60,9 +60,9 @@ def count_window(mean, sd) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _poisson_drop(y, m):
-    """``y log(y/m) - (y - m)``: Stirling's form of ``log Pois(m; m) - log Pois(y; m)``."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(y / m), 0.0) - (y - m)
+    """``y log(y/m) - (y - m)``: Stirling's form of ``log Pois(m; m) - log Pois(y; m)``
+    (the caller ignores the division warnings of ``y = 0``)."""
+    return np.where(y > 0, y * np.log(y / m), 0.0) - (y - m)
 
 
 def poisson_drop_edges(m, target):
@@ -74,11 +74,13 @@ def poisson_drop_edges(m, target):
     t = np.sqrt(2.0 * m * target)
     hi = m + t + 2.0 * target           # drop(hi) >= target, since drop >= (y-m)^2/(2y)
     lo = np.maximum(m - t, 0.0)         # drop(lo) >= target, since drop >= (y-m)^2/(2m)
-    for _ in range(DROP_NEWTON_STEPS):
-        hi = hi - (_poisson_drop(hi, m) - target) / np.log(hi / m)
-        with np.errstate(divide="ignore", invalid="ignore"):
+    # one errstate for the whole loop (lo = 0 divides by zero; entering a context costs
+    # microseconds, and series solvers call this at every iteration)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(DROP_NEWTON_STEPS):
+            hi = hi - (_poisson_drop(hi, m) - target) / np.log(hi / m)
             step = (_poisson_drop(lo, m) - target) / np.log(lo / m)
-        lo = np.where(lo > 0, np.maximum(lo - np.nan_to_num(step), 0.0), 0.0)
+            lo = np.where(lo > 0, np.maximum(lo - np.nan_to_num(step), 0.0), 0.0)
     return lo, hi
 
 

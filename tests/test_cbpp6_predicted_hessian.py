@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from glmm_gradient_setup import fitted_gradient
 from mixedmodels.families import make_family
-from mixedmodels.fitting.glmm_gradient import _optimum_reference
 from mixedmodels.objective.glmm_gradient import LaplaceGradient
 
 CBPP = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -19,22 +19,13 @@ GROUSE = "TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)"
 GRAD_REL_PER_STEP = 10.0
 
 
-def _setup(formula, data, family):
-    m = mm.glmer(formula, data, family=family)
-    obj = m.objective_function
-    grad = LaplaceGradient(obj)
-    x = np.r_[m.theta, np.asarray(m.fixef)]
-    grad(x)
-    return m, obj, grad, x, _optimum_reference(grad, x)
-
-
 @pytest.mark.parametrize("formula, data, family", [
     (CBPP, "cbpp", "binomial"),
     (CBPP, "cbpp", make_family("binomial", "probit")),
     (GROUSE, "grouseticks", "poisson"),
 ])
 def test_gradient_at_predicted_modes_matches_solved_modes(formula, data, family):
-    m, obj, grad, x, ref = _setup(formula, mm.datasets.load(data), family)
+    m, obj, grad, x, ref = fitted_gradient(formula, mm.datasets.load(data), family)
     assert grad.predicts_modes
     assert obj.pirls.sensitivity_is_exact(grad.last_solve[3])
     rng = np.random.default_rng(0)
@@ -52,7 +43,7 @@ def test_gradient_at_predicted_modes_matches_solved_modes(formula, data, family)
 
 
 def test_prediction_leaves_pirls_state_alone():
-    _m, obj, grad, x, ref = _setup(CBPP, mm.datasets.load("cbpp"), "binomial")
+    _m, obj, grad, x, ref = fitted_gradient(CBPP, mm.datasets.load("cbpp"), "binomial")
     pirls = obj.pirls
     u_start, iters = pirls.u_start.copy(), pirls.n_iter_total
     assert grad.gradient_at_predicted(x + 1e-5, ref) is not None
@@ -62,7 +53,7 @@ def test_prediction_leaves_pirls_state_alone():
 
 def test_far_point_is_not_predicted():
     # a move of Z Lambda u beyond PREDICT_MAX_DETA: PIRLS must solve there
-    _m, _obj, grad, x, ref = _setup(CBPP, mm.datasets.load("cbpp"), "binomial")
+    _m, _obj, grad, x, ref = fitted_gradient(CBPP, mm.datasets.load("cbpp"), "binomial")
     far = x.copy()
     far[0] += 5.0
     assert grad.gradient_at_predicted(far, ref) is None
@@ -79,7 +70,7 @@ def _sim(seed=2, n=300):
 
 def test_vector_term_is_not_predicted():
     # the sensitivity has no columns for a vector-valued term's theta
-    _m, obj, grad, x, ref = _setup("y ~ x + (x | g)", _sim(), "poisson")
+    _m, obj, grad, x, ref = fitted_gradient("y ~ x + (x | g)", _sim(), "poisson")
     assert not obj.pirls.predicts_every_theta
     assert not grad.predicts_modes
     assert grad.gradient_at_predicted(x + 1e-5, ref) is None
@@ -88,7 +79,7 @@ def test_vector_term_is_not_predicted():
 def test_fisher_weight_sensitivity_is_not_exact():
     # Poisson with identity link: zero counts make some observed weights zero, PIRLS's
     # sensitivity then has Fisher's weights (first order only) and the differences solve
-    m, obj, grad, _x, _ref = _setup("y_id ~ x + (1 | g)", _sim(), make_family("poisson",
+    m, obj, grad, _x, _ref = fitted_gradient("y_id ~ x + (1 | g)", _sim(), make_family("poisson",
                                                                          "identity"))
     d = _sim()
     if not (d.y_id == 0).any():
@@ -101,7 +92,7 @@ def test_fisher_weight_sensitivity_is_not_exact():
 def test_dispersion_family_is_not_predicted():
     d = _sim()
     d["yg"] = np.exp(0.2 * d.x) * np.random.default_rng(3).gamma(4.0, 0.25, len(d))
-    _m, _obj, grad, _x, _ref = _setup("yg ~ x + (1 | g)", d, make_family("Gamma", "log"))
+    _m, _obj, grad, _x, _ref = fitted_gradient("yg ~ x + (1 | g)", d, make_family("Gamma", "log"))
     assert not grad.predicts_modes
 
 

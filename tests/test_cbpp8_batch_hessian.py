@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import mixedmodels as mm
+from glmm_gradient_setup import fitted_gradient
 from mixedmodels.families import make_family
-from mixedmodels.fitting.glmm_gradient import _optimum_reference
 from mixedmodels.objective import glmm_gradient_batch as batch
 from mixedmodels.objective.glmm_gradient import LaplaceGradient
 
@@ -38,12 +38,7 @@ CASES = [
 
 def _setup(formula, data, family):
     data = _sim_pois() if data == "sim_pois" else mm.datasets.load(data)
-    m = mm.glmer(formula, data, family=family)
-    obj = m.objective_function
-    grad = LaplaceGradient(obj)
-    x = np.r_[m.theta, np.asarray(m.fixef)]
-    grad(x)
-    return m, obj, grad, x, _optimum_reference(grad, x)
+    return fitted_gradient(formula, data, family)
 
 
 def _points(m, x, h):

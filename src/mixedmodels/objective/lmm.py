@@ -499,9 +499,10 @@ class LMMObjective:
         theta : array-like
         curvature : ndarray, optional
             One entry per parameter: filled with a diagonal estimate of the Hessian in
-            ``log theta`` (:func:`~mixedmodels.objective.lmm_gradient.shrinkage_curvature`)
-            where the blocked system's scalar-term gradient runs without merged terms;
-            set to NaN elsewhere.
+            ``log theta`` (per unit of theta for parameters without the lower bound 0:
+            :func:`~mixedmodels.objective.lmm_gradient.shrinkage_curvature`,
+            :func:`~mixedmodels.objective.lmm_gradient.fisher_curvature`) where the
+            blocked system's gradient runs without merged terms; set to NaN elsewhere.
 
         Returns
         -------
@@ -539,7 +540,8 @@ class LMMObjective:
                                          curvature=curvature if self.merge is None else None)
         else:
             grad = general_gradient(self._core, f, theta, beta_t, r2, dof, self.reml,
-                                    RXt_inv, consume=True)
+                                    RXt_inv, consume=True,
+                                    curvature=curvature if self.merge is None else None)
         if self.merge is not None:
             grad = self.merge.theta_to_terms(grad)
         return float(self._from_factor(f)), grad

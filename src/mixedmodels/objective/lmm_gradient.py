@@ -45,8 +45,8 @@ from ..covariance.base import CovarianceStructure
 from ..linalg.blocked import BlockedFactor, BlockedSystem
 from ..linalg.lapack import inverse_crossprod_inplace, mirror_lower_inplace, solve_lower_t
 
-__all__ = ["general_gradient", "has_jacobian", "scalar_terms_gradient", "shrinkage_curvature",
-           "supports_gradient"]
+__all__ = ["fisher_curvature", "general_gradient", "has_jacobian", "scalar_terms_gradient",
+           "shrinkage_curvature", "supports_gradient"]
 
 
 def supports_gradient(system: BlockedSystem) -> bool:
@@ -208,7 +208,8 @@ def _first_term_trace(system: BlockedSystem, f: BlockedFactor, Sinv: np.ndarray,
 
 def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
                      beta: np.ndarray, r2: float, dof: float, reml: bool,
-                     RX_inv: np.ndarray, consume: bool = False) -> np.ndarray:
+                     RX_inv: np.ndarray, consume: bool = False,
+                     curvature: np.ndarray | None = None) -> np.ndarray:
     r"""Gradient of the profiled objective for any ``Lambda(theta)``.
 
     With ``A = Z'WZ``, ``M = Lambda' A Lambda + I``, ``F_0 = Z'W[X y]`` and ``D_j =
@@ -245,7 +246,9 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
     ``lambda_k`` is well conditioned (:data:`LAMBDA_INVERSE_MIN_SV`).
     A gradient costs about three objective evaluations (``S^{-1}`` is the dominant part).
     ``consume=True`` lets it overwrite the factor's dense block (see
-    :func:`scalar_terms_gradient`).
+    :func:`scalar_terms_gradient`). ``curvature`` (one entry per parameter), when given,
+    receives :func:`fisher_curvature`'s diagonal estimate of the Hessian (NaN where a
+    ``lambda_k`` is singular).
     """
     A = system.A
     structures, slices = system.structures, system.slices
@@ -308,6 +311,9 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
                 # the lower triangle and the levels' diagonal blocks are all that is read
                 # (BlockDiagonal.sandwich_vector_terms): no pass over the whole block
                 system.rest_diag.mirror_diagonal_blocks(Sinv)
+        if curvature is not None:
+            # the levels' diagonal blocks of M^{-1}, before the quadratic below scales Sinv
+            shrink_rest = [_level_blocks(Sinv, sl, nl, pk) for sl, nl, pk in rd.terms()]
         # the rest terms' parts first: the first block's quadratic may scale Sinv in place
         T[1:] = _rest_logdet_parts(system, f, Sinv, lams, m1)
         Y = _first_block_quadratic(system, f, Sinv, lams)
@@ -330,7 +336,78 @@ def general_gradient(system: BlockedSystem, f: BlockedFactor, theta: np.ndarray,
         if jac is None:
             jac = s.lambda_jacobian(theta[sl]).reshape(s.n_theta, -1)
         grad[sl] = jac @ total.ravel()                  # <d lambda / d theta_j, total>
+    if curvature is not None:
+        # the first term's own level blocks L_c^{-T} L_c^{-1}, without the crossed
+        # correction (as shrinkage_curvature's 1 / d^2)
+        blocks = [np.matmul(L11inv.transpose(0, 2, 1), L11inv)]
+        if has_rest:
+            blocks += shrink_rest
+        curvature[:] = fisher_curvature(structures, slices, theta, [lam1, *lams], blocks,
+                                        jacobians)
     return grad
+
+
+def _level_blocks(X: np.ndarray, sl: slice, nl: int, p: int) -> np.ndarray:
+    """The ``(nl, p, p)`` diagonal blocks of a term's levels in the symmetric ``X``
+    (a scalar term's: its diagonal)."""
+    if p == 1:
+        return np.diagonal(X)[sl].reshape(nl, 1, 1).copy()
+    idx = sl.start + np.arange(nl * p).reshape(nl, p)
+    return X[idx[:, :, None], idx[:, None, :]]
+
+
+def fisher_curvature(structures, slices, theta: np.ndarray, lams, minv_blocks,
+                     jacobians) -> np.ndarray:
+    r"""Diagonal estimate of the criterion's Hessian for any ``Lambda(theta)``: per unit
+    of ``log theta_j`` for parameters bounded below by 0, of ``theta_j`` for the others.
+
+    For one grouping factor with independent levels the expected information of the
+    deviance in a covariance parameter is ``tr(P dG_j P dG_k)`` per level, ``G = lambda
+    lambda'`` and ``P = Z'V^{-1}Z`` in units of sigma^2. With ``E_j = lambda^{-1} d
+    lambda / d theta_j`` and ``F_j = E_j + E_j'``, ``dG_j = lambda F_j lambda'``, and
+    ``lambda' P lambda = I - (M^{-1})_{ii} = K_i`` (the level's shrinkage), so
+
+    .. math:: H_{jj} pprox \sum_i \operatorname{tr}(K_i F_j K_i F_j),
+
+    times ``theta_j^2`` on the log scale. A scalar term gives ``4 sum_i r_i^2``
+    (:func:`shrinkage_curvature`). Crossed terms are treated as if independent (their
+    levels' own blocks of ``M^{-1}`` carry the crossing, as far as the caller's blocks do).
+
+    Parameters
+    ----------
+    structures, slices : the terms' covariance structures and theta slices
+    theta : ndarray
+    lams : list of ndarray (p_k, p_k)
+        Each term's ``lambda_k`` at ``theta``.
+    minv_blocks : list of ndarray (l_k, p_k, p_k)
+        Each term's levels' diagonal blocks of ``M^{-1}``.
+    jacobians : list of ndarray (n_theta_k, p_k^2) or None
+        ``d lambda_k / d theta`` where constant (else computed here).
+
+    Returns
+    -------
+    ndarray
+        NaN for a term whose ``lambda_k`` is not invertible.
+    """
+    out = np.full(theta.shape[0], np.nan)
+    for s, sl, lam, blk, jac in zip(structures, slices, lams, minv_blocks, jacobians,
+                                    strict=True):
+        p = lam.shape[0]
+        th = theta[sl]
+        if jac is None:
+            jac = np.asarray(s.lambda_jacobian(th), dtype=float).reshape(s.n_theta, -1)
+        jz = jac.reshape(-1, p, p) * np.where(s.lower_bounds() == 0.0, th, 1.0)[:, None, None]
+        try:
+            E = np.linalg.solve(lam, jz)                          # (n_theta_k, p, p)
+        except np.linalg.LinAlgError:
+            continue
+        if not np.all(np.isfinite(E)):
+            continue
+        F = E + E.transpose(0, 2, 1)
+        K = np.eye(p) - blk                                       # (l_k, p, p)
+        KF = np.matmul(K[:, None], F[None])                       # (l_k, n_theta_k, p, p)
+        out[sl] = np.einsum("ljab,ljba->j", KF, KF)
+    return out
 
 
 def _term_parts(F: np.ndarray, V: np.ndarray, nl: int, pk: int, w_beta: np.ndarray,

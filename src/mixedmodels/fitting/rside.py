@@ -263,8 +263,49 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
             opt = _settle_on_kinks(traced(obj, stage), opt, lower, settings, kinks,
                                    x0.size - obj.residual.n_par)
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
+    if optimizer == "auto":
+        x, fval, n_limit = _range_limit(obj, x, fval)
+        if n_limit:
+            opt = replace(opt, x=x, fval=fval, n_evals=opt.n_evals + n_limit)
+    # a range at its limit is held there (a bound) by the check: the criterion is flat in it
+    lower = np.where(x <= -UNCONSTRAINED_MAX, -UNCONSTRAINED_MAX, lower)
     x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
+
+
+#: Deviance by which a spatial range at its limit 0 must beat the search's end to be
+#: taken (:func:`_range_limit`): above the criterion's rounding, below any gain that
+#: matters (BOBYQA's ``ftol_abs`` of :data:`RSIDE_STOP` stops on steps smaller than 1e-5).
+RANGE_LIMIT_GAIN = 1e-8
+
+
+def _range_limit(obj, x: np.ndarray, fval: float):
+    """The search's end or, where lower, the same point with a smooth spatial
+    correlation's range at its limit 0 (every within-group correlation nil): ``(x, fval,
+    evaluations spent)``.
+
+    Where the data want no correlation the criterion falls towards that limit by ever
+    smaller steps (``exp(-d / range)`` of the nearest pair); BOBYQA stops on one below its
+    tolerance while the remaining gain still exceeds it (Oats, ``corExp(~ nitro |
+    Block/Variety)``: the range stopped at 0.021, 1.6e-4 short of nlme's logLik at the
+    limit). One evaluation where the range is estimated; the classes whose range must
+    exceed the smallest distance (spherical, linear) have no such limit."""
+    res = obj.residual
+    cor = res.correlation
+    if (cor is None or not res.n_cor or getattr(cor.spec, "range_above_min", True)
+            or not hasattr(cor, "distance_quantiles")):
+        return x, fval, 0
+    i = x.size - res.n_par                   # the range is phi's first parameter
+    if x[i] <= -UNCONSTRAINED_MAX:
+        return x, fval, 0
+    z = x.copy()
+    z[i] = -UNCONSTRAINED_MAX
+    fz = obj(z)
+    if not fz < fval - RANGE_LIMIT_GAIN:
+        return x, fval, 1
+    # (the other parameters barely move without correlations of ~exp(-d / range): the
+    # convergence check's Newton step, with the range held at its limit, settles them)
+    return z, fz, 1
 
 
 def _scoring_applies(obj, x0: np.ndarray) -> bool:

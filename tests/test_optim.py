@@ -124,6 +124,7 @@ def test_lme4_class_fits_run_with_one_blas_thread(monkeypatch):
         # large blocks on a machine with idle cores: threads as they are; on a busy one
         # (load average at the core count) one thread whatever the size
         monkeypatch.setattr(threads, "idle_cores", lambda: 8.0)
+        monkeypatch.setattr(threads, "running_others", lambda: 0)
         with threads.blas_threads(threads.PARALLEL_MIN_SIZE):
             assert _blas_threads() == 2
         monkeypatch.setattr(threads, "idle_cores", lambda: 0.0)

@@ -13,6 +13,10 @@ Why the load matters: with a load average of 15 on 2 cores (other jobs), a 3,000
 Cholesky took 1.3-1.5 s with one OpenBLAS thread and 3.8-14 s with two, and a 1,142-column
 one 14 ms against 83 ms: threads that wait for busy cores cost more than they can save at
 any size measured, so the default-thread run is never allowed to be slower than one thread.
+The gate also reads the kernel's instantaneous count of running processes (a job started
+a moment ago has not yet moved the load average), and inside a block left on the default
+threads every large dense factorization is watched (:class:`dense_call`): one whose CPU
+time shows its threads did not get their cores sends the rest of the block to one thread.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ import math
 import os
 import time
 
-__all__ = ["IDLE_CORES_FOR_THREADS", "LOAD_TIME_CONSTANT_S", "PARALLEL_MIN_SIZE",
-           "SERIAL_TRTRI_MAX", "blas_threads", "dense_block_size", "idle_cores", "own_load"]
+__all__ = ["CONTENDED_SHARE", "IDLE_CORES_FOR_THREADS", "LOAD_TIME_CONSTANT_S",
+           "MEASURE_MIN_S", "PARALLEL_MIN_SIZE", "PROBE_AFTER", "SERIAL_TRTRI_MAX",
+           "blas_threads", "dense_block_size", "dense_call", "idle_cores", "own_load",
+           "running_others"]
 
 #: Dense factorizations at least this many columns wide get the library's default threads
 #: (on a quiet 2-core machine two threads factor and invert a dense matrix 1.6-1.75x faster
@@ -44,7 +50,29 @@ IDLE_CORES_FOR_THREADS = 1.25
 #: sides among the threads.)
 SERIAL_TRTRI_MAX = 64
 
+#: A dense call on the default threads counts as contended -- its threads did not all get
+#: a core -- when the process's CPU time during it is below ``1 + CONTENDED_SHARE * (T - 1)``
+#: times its wall time (``T`` threads). Measured on this 2-core machine, a 2,200-column
+#: Cholesky and triangular inverse: 116 ms at a CPU/wall ratio of 1.97-2.00 with a core
+#: to spare; 0.7-1.8 s at 1.03-1.13 with another job on the second core, where one thread
+#: takes 185 ms (a single contended call of crossed_slopes_200k: 2.8-3.6 s against 85 ms).
+#: Neither the load average nor the running count at the fit's start (:func:`_cores_free`)
+#: sees a job that starts during the fit: crossed_slopes_200k took 52 s instead of 5.5 s
+#: so.
+CONTENDED_SHARE = 0.6
+#: After a contended call the fit's dense calls run on one thread; the default threads are
+#: tried again after this many of them (twice as many after each contended try).
+PROBE_AFTER = 4
+#: Shortest call (wall seconds) whose CPU/wall ratio is read: below it the threads'
+#: wake-up and the clocks' resolution dominate.
+MEASURE_MIN_S = 2e-3
+
 _controller = None
+#: The :class:`_Scope` of the innermost :class:`blas_threads` block that left the default
+#: threads (None outside one): :class:`dense_call` reads it.
+_scope = None
+#: "this block set no scope" (None is a valid outer scope)
+_NO_SCOPE = object()
 
 
 def _get_controller():
@@ -104,6 +132,28 @@ def own_load() -> float:
     return rate
 
 
+def running_others() -> int:
+    """Processes (threads) other than the caller running or runnable right now: the
+    kernel's instantaneous count (``/proc/loadavg``'s fourth field) less the caller; 0
+    where the platform has none. Unlike the one-minute load average it sees a job that
+    has just started -- and one that runs only for a moment, which costs a fit at most its
+    second thread."""
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            field = fh.read().split()[3]
+        return max(int(field.split(b"/")[0]) - 1, 0)
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _cores_free(threads: int) -> bool:
+    """Whether ``threads`` BLAS threads would each find a core: the load average leaves
+    :data:`IDLE_CORES_FOR_THREADS` idle and nothing else is running this instant beyond
+    what the other cores absorb."""
+    return (idle_cores() >= IDLE_CORES_FOR_THREADS
+            and running_others() <= max((os.cpu_count() or 1) - threads, 0))
+
+
 def idle_cores() -> float:
     """CPUs less the one-minute load average of the other processes (the load average
     less :func:`own_load`; infinite where the load is unknown)."""
@@ -129,16 +179,26 @@ class blas_threads:  # noqa: N801 - used as a function: ``with blas_threads(q):`
         Columns of the largest dense matrix the block factors.
     """
 
-    __slots__ = ("_changed", "_dense_size")
+    __slots__ = ("_changed", "_dense_size", "_outer")
 
     def __init__(self, dense_size: int = 0):
         self._dense_size = dense_size
         self._changed: list = []
+        # the enclosing block's scope while this block watches its dense calls
+        self._outer = _NO_SCOPE
 
     def __enter__(self) -> None:
+        global _scope
         ctl = _get_controller()
-        if not ctl or (self._dense_size >= PARALLEL_MIN_SIZE
-                       and idle_cores() >= IDLE_CORES_FOR_THREADS):
+        if not ctl:
+            return
+        if self._dense_size >= PARALLEL_MIN_SIZE and _cores_free(2):
+            # the default threads, watched call by call (dense_call)
+            libs = [(lib, n) for lib in ctl.lib_controllers
+                    if (n := lib.get_num_threads()) is not None and n > 1]
+            if libs:
+                self._outer = _scope
+                _scope = _Scope(libs)
             return
         # each library's own get/set (~1 us) rather than threadpoolctl's limiter object
         # (~13 us, twice per small fit); libraries already at one thread are left alone
@@ -150,8 +210,84 @@ class blas_threads:  # noqa: N801 - used as a function: ``with blas_threads(q):`
                 changed.append((lib, n))
 
     def __exit__(self, *exc) -> bool:
+        global _scope
+        if self._outer is not _NO_SCOPE:        # this block's watch: threads back, popped
+            _scope.restore()
+            _scope, self._outer = self._outer, _NO_SCOPE
         changed = self._changed
         while changed:
             lib, n = changed.pop()
             lib.set_num_threads(n)
+        return False
+
+
+class _Scope:
+    """The default-thread state of a :class:`blas_threads` block: the libraries' thread
+    counts, whether the block has fallen back to one thread, and when to try again."""
+
+    __slots__ = ("calls", "libs", "probe_after", "serial", "threads")
+
+    def __init__(self, libs):
+        self.libs = libs
+        self.threads = max(n for _, n in libs)
+        self.serial = False
+        self.calls = 0
+        self.probe_after = PROBE_AFTER
+
+    def set_threads(self, serial: bool) -> None:
+        for lib, n in self.libs:
+            lib.set_num_threads(1 if serial else n)
+
+    def restore(self) -> None:
+        if self.serial:
+            self.set_threads(False)
+
+
+class dense_call:  # noqa: N801 - used as a function: ``with dense_call():``
+    """Watch one large dense BLAS/LAPACK call in a block that left the default threads.
+
+    The CPU/wall ratio of a call on the default threads tells whether they got their
+    cores (:data:`CONTENDED_SHARE`); where not, the rest of the block's BLAS runs on one
+    thread, with the default threads tried again after :data:`PROBE_AFTER` dense calls
+    (doubling after each contended try). Outside such a block: nothing. Callers use it
+    for matrices of at least :data:`PARALLEL_MIN_SIZE` columns only (its clocks cost
+    ~1 us).
+    """
+
+    __slots__ = ("_c", "_probe", "_s", "_t")
+
+    def __enter__(self) -> None:
+        s = self._s = _scope
+        if s is None:
+            return
+        self._probe = False
+        if s.serial:
+            s.calls += 1
+            # (a contended try costs ~30 calls on one thread: only when the cores look
+            # free again)
+            if s.calls < s.probe_after or not _cores_free(2):
+                self._s = None          # one thread: nothing to measure
+                return
+            self._probe = True
+            s.set_threads(False)
+        self._t = time.perf_counter()
+        self._c = time.process_time()
+
+    def __exit__(self, *exc) -> bool:
+        s = self._s
+        if s is None:
+            return False
+        wall = time.perf_counter() - self._t
+        cpu = time.process_time() - self._c
+        if wall < MEASURE_MIN_S:
+            if self._probe:             # too short to tell: stay on one thread
+                s.set_threads(True)
+            return False
+        if cpu < wall * (1.0 + CONTENDED_SHARE * (s.threads - 1)):
+            s.probe_after = 2 * s.probe_after if self._probe else PROBE_AFTER
+            s.calls = 0
+            s.serial = True
+            s.set_threads(True)
+        elif self._probe:
+            s.serial = False            # the cores are back: the default threads stay
         return False

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
+from .._threads import PARALLEL_MIN_SIZE, dense_call
+
 __all__ = ["chol_inplace", "chol_solve_lower", "mirror_lower_inplace", "scaled_lower_copy",
            "solve_lower", "solve_lower_t", "tril_copy"]
 
@@ -20,9 +22,14 @@ _dtrtrs = lapack.dtrtrs
 def chol_inplace(a: np.ndarray) -> bool:
     """Cholesky factor of the C-contiguous symmetric ``a`` into its lower triangle.
 
-    Returns False when ``a`` is not (numerically) positive definite.
+    Returns False when ``a`` is not (numerically) positive definite. Large ones run
+    under :class:`~mixedmodels._threads.dense_call` (threads given up when contended).
     """
-    _, info = _dpotrf(a.T, lower=0, clean=0, overwrite_a=1)
+    if a.shape[0] < PARALLEL_MIN_SIZE:
+        _, info = _dpotrf(a.T, lower=0, clean=0, overwrite_a=1)
+        return info == 0
+    with dense_call():
+        _, info = _dpotrf(a.T, lower=0, clean=0, overwrite_a=1)
     return info == 0
 
 
@@ -103,7 +110,15 @@ def inverse_crossprod_inplace(L: np.ndarray) -> bool:
 
     Viewed as Fortran, the array holds ``U = L'`` in its upper triangle: ``dtrtri`` turns
     it into ``U^{-1} = (L^{-1})'`` and ``dlauum`` into ``U^{-1} U^{-T} = S^{-1}``.
+    Large ones run under :class:`~mixedmodels._threads.dense_call`.
     """
+    if L.shape[0] < PARALLEL_MIN_SIZE:
+        return _inverse_crossprod(L)
+    with dense_call():
+        return _inverse_crossprod(L)
+
+
+def _inverse_crossprod(L: np.ndarray) -> bool:
     _, info = _dtrtri(L.T, lower=0, overwrite_c=1)
     if info != 0:
         return False

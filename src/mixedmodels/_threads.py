@@ -133,17 +133,24 @@ def own_load() -> float:
 
 
 def running_others() -> int:
-    """Processes (threads) other than the caller running or runnable right now: the
-    kernel's instantaneous count (``/proc/loadavg``'s fourth field) less the caller; 0
-    where the platform has none. Unlike the one-minute load average it sees a job that
-    has just started -- and one that runs only for a moment, which costs a fit at most its
-    second thread."""
+    """Threads of other processes running or runnable right now: the kernel's
+    instantaneous count (``/proc/loadavg``'s fourth field) less this process's own
+    running threads (the caller, and BLAS threads still spinning after their last call);
+    0 where the platform has neither. Unlike the one-minute load average it sees a job
+    that has just started -- and one that runs only for a moment, which costs a fit at
+    most its second thread."""
     try:
         with open("/proc/loadavg", "rb") as fh:
             field = fh.read().split()[3]
-        return max(int(field.split(b"/")[0]) - 1, 0)
+        total = int(field.split(b"/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat", "rb") as fh:
+                # the state follows the command name's closing parenthesis
+                own += fh.read().rpartition(b")")[2].split()[0] == b"R"
     except (OSError, IndexError, ValueError):
         return 0
+    return max(total - max(own, 1), 0)
 
 
 def _cores_free(threads: int) -> bool:

@@ -18,7 +18,13 @@ import pytest
 
 import mixedmodels as mm
 from mixedmodels.design import check_lmm_identifiable, materialize
-from mixedmodels.design.frame import _has_unused_categories, _missing, missing_mask
+from mixedmodels.design.frame import (
+    _has_unused_categories,
+    _missing,
+    _missing_values,
+    column_positions,
+    missing_mask,
+)
 from mixedmodels.formula import parse_formula
 
 #: The largest double: sums of squares above it overflow.
@@ -98,3 +104,41 @@ def test_unused_categories(values, categories, unused):
     assert _has_unused_categories(col) is unused
     if col.notna().all():
         assert _has_unused_categories(col, complete=True) is unused
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS))
+def test_missing_from_values_as_missing(name):
+    """The model frame's check on a column's values (``Series.array``) counts and masks
+    as :func:`_missing` does on the Series."""
+    col = COLUMNS[name]
+    count, mask = _missing_values(col, col.array, col.dtype)
+    expected_count, expected_mask = _missing(col)
+    assert count == expected_count
+    if expected_mask is None:
+        assert mask is None
+    else:
+        np.testing.assert_array_equal(mask, expected_mask)
+
+
+def test_column_positions_as_get_loc():
+    """Positions kept per column index are ``Index.get_loc``'s, unique or not."""
+    unique = pd.DataFrame({"b": [1], "a": [2], "c": [3]})
+    assert column_positions(unique, ["c", "a", "b"]) == tuple(
+        unique.columns.get_loc(c) for c in ["c", "a", "b"])
+    repeated = pd.DataFrame([[1, 2, 3]], columns=["x", "y", "x"])
+    assert column_positions(repeated, ["y"]) == (repeated.columns.get_loc("y"),)
+
+
+def test_unused_category_with_every_row_complete_drops_it():
+    """A complete categorical with an unobserved category gives a model frame without it
+    (the check the frame makes from the codes it reads for missing values)."""
+    rng = np.random.default_rng(3)
+    n = 24
+    data = pd.DataFrame({
+        "y": rng.normal(size=n),
+        "f": pd.Categorical(np.resize(["a", "b"], n), categories=["a", "b", "z"]),
+        "g": np.repeat(np.arange(6), 4).astype(str),
+    })
+    design = materialize(parse_formula("y ~ f + (1 | g)"), data)
+    assert list(design.frame["f"].cat.categories) == ["a", "b"]
+    assert design.fixed.names == ("Intercept", "f[T.b]")

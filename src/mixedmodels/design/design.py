@@ -15,7 +15,7 @@ from ..formula.spec import MixedModelSpec
 from .components import LinearPredictor, build_component, cond_predictor
 from .contrasts import resolve_contrasts
 from .dot import expand_dot
-from .fixed import FixedEffects, build_fixed
+from .fixed import FixedEffects, build_fixed, known_finite
 from .frame import (
     ColumnFrame,
     ColumnSelection,
@@ -335,7 +335,9 @@ def nonfinite_rows(spec: MixedModelSpec, parts) -> tuple[np.ndarray, dict[str, i
     ``parts`` has ``y``, ``fixed`` (``X``, ``names``), ``formula_offset`` and ``terms``
     (``Z`` and ``term.source`` each). Returns the mask and the count per expression."""
     n = parts.y.shape[0]
-    blocks = [parts.y, parts.fixed.X, *(t.Z for t in parts.terms)]
+    # (an X the rank check already found finite is not scanned again)
+    blocks = [parts.y, *(() if known_finite(parts.fixed) else (parts.fixed.X,)),
+              *(t.Z for t in parts.terms)]
     if spec.offsets:
         blocks.append(parts.formula_offset)
     for b in blocks:         # (a loop, not all() over a generator: a few blocks)

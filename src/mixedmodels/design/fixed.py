@@ -43,6 +43,7 @@ __all__ = [
     "drop_aliased_columns",
     "keep_columns",
     "keep_from_triangular",
+    "known_finite",
     "new_model_matrix",
     "raise_on_unseen_levels",
     "take_rank_factor",
@@ -394,7 +395,17 @@ def _checked(X: np.ndarray, names: tuple[str, ...], r_names: tuple[str, ...], mo
         # for the fit's basis (take_rank_factor): outside the frozen fields, so
         # dataclasses.replace drops it
         fixed.__dict__["_rank_qr"] = (fixed.X, qr)
+    # X was found finite above (a subset of its columns is too): materialize's check of
+    # the parts for non-finite values need not scan it again (known_finite)
+    out.__dict__["_finite_X"] = out.X
     return out
+
+
+def known_finite(fixed: FixedEffects) -> bool:
+    """Whether :func:`build_fixed`'s rank check found every value of ``fixed.X`` finite
+    (True only while ``X`` is the matrix it checked: ``dataclasses.replace`` and a new
+    ``X`` forget it)."""
+    return fixed.__dict__.get("_finite_X") is fixed.X
 
 
 def keep_columns(fixed: FixedEffects, keep: np.ndarray, stacklevel: int = 2) -> FixedEffects:

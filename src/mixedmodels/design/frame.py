@@ -35,6 +35,7 @@ __all__ = [
     "as_data_frame",
     "build_model_frame",
     "column_names",
+    "column_positions",
     "columns_at",
     "drop_more_rows",
     "missing_mask",
@@ -103,6 +104,24 @@ LIGHT_FRAME = True
 _NAME_SETS = IdentityCache()
 
 
+class _ColumnIndexInfo:
+    """What a fit reads off a column index: its names as a set, and for a unique index
+    each name's position (``Index.get_loc``'s answer there: ~1.5 us a lookup in a fit,
+    where a dictionary's is ~0.1 us)."""
+
+    __slots__ = ("names", "positions")
+
+    def __init__(self, index: pd.Index):
+        labels = list(index)        # (boxing the labels once: one pass)
+        self.names = frozenset(labels)
+        self.positions = dict(zip(labels, range(len(labels)), strict=True)) \
+            if len(self.names) == len(labels) and index.is_unique else None
+
+
+def _column_index_info(data: pd.DataFrame) -> _ColumnIndexInfo:
+    return _NAME_SETS.get(data.columns, _ColumnIndexInfo)
+
+
 def column_names(data: pd.DataFrame) -> frozenset:
     """``data``'s column names as a set, made once per column index.
 
@@ -110,11 +129,39 @@ def column_names(data: pd.DataFrame) -> frozenset:
     one by one), and every fit reads the set. Renaming or adding a column gives the frame
     a new index, so the set is kept per index object
     (:class:`.identity_cache.IdentityCache`)."""
-    return _NAME_SETS.get(data.columns, frozenset)
+    return _column_index_info(data).names
+
+
+def column_positions(data: pd.DataFrame, names) -> tuple[int, ...]:
+    """The positions of the columns ``names`` of ``data`` (each present once): from the
+    positions kept per column index when it is unique, else ``Index.get_loc``'s."""
+    positions = _column_index_info(data).positions
+    if positions is None:
+        columns = data.columns
+        return tuple(columns.get_loc(c) for c in names)
+    return tuple(positions[c] for c in names)
+
+
+#: An empty selection of each range row index (``index[:0]``, the labels of no dropped
+#: row), kept per index object as :data:`_NAME_SETS` keeps the names (a range holds no
+#: array: keeping its empty slice keeps no data alive).
+_NO_LABELS = IdentityCache()
+
+
+def _no_labels(index: pd.Index) -> pd.Index:
+    """``index[:0]``: kept per object for a ``RangeIndex`` (~1-3 us a fit), else made."""
+    if type(index) is pd.RangeIndex:
+        return _NO_LABELS.get(index, _slice_none)
+    return index[:0]
+
+
+def _slice_none(index: pd.Index) -> pd.Index:
+    return index[:0]
 
 
 def columns_at(data: pd.DataFrame, names, positions, index: pd.Index | None = None,
-               dtypes: dict | None = None) -> dict[str, pd.Series]:
+               dtypes: dict | None = None, arrays: dict | None = None
+               ) -> dict[str, pd.Series]:
     """``{name: data[name]}`` for columns at known positions, without ``__getitem__``'s
     key handling (~10 us of a ~15 us lookup): each Series is made from the frame's
     single-column manager, as pandas makes it (``BlockManager.iget``), references tracked
@@ -122,7 +169,9 @@ def columns_at(data: pd.DataFrame, names, positions, index: pd.Index | None = No
     Series share one view of ``data``'s row index (``index``, or one made here) where
     pandas makes a view per column (~1 us each). pandas' ``data[name]`` is the fallback
     should its internals change. ``dtypes``, when given, receives each column's dtype by
-    name: its values' dtype, which ``Series.dtype`` reads through three properties."""
+    name: its values' dtype, which ``Series.dtype`` reads through three properties;
+    ``arrays``, when given, each column's values (``Series.array``'s numpy array or
+    extension array) by name."""
     try:
         mgr = data._mgr
         index = mgr.axes[1].view() if index is None else index
@@ -139,11 +188,15 @@ def columns_at(data: pd.DataFrame, names, positions, index: pd.Index | None = No
             out[name] = col
             if dtypes is not None:
                 dtypes[name] = values.dtype
+            if arrays is not None:
+                arrays[name] = values
         return out
     except Exception:              # pragma: no cover - other pandas internals
         out = {name: data[name] for name in names}
         if dtypes is not None:
             dtypes.update((name, col.dtype) for name, col in out.items())
+        if arrays is not None:
+            arrays.update((name, col._values) for name, col in out.items())
         return out
 
 
@@ -195,6 +248,30 @@ def _missing(col: pd.Series, dtype=None) -> tuple[int, np.ndarray | None]:
     else:
         mask = missing_mask(col)
     return (int(np.count_nonzero(mask)), mask) if mask.any() else (0, None)
+
+
+def _missing_values(col: pd.Series, values, dtype) -> tuple[int, np.ndarray | None]:
+    """:func:`_missing` of a column whose values (``values``: a numpy array or
+    ``pandas.Categorical``) and dtype the caller holds: a complete float or categorical
+    column is told by one reduction of its values, without the Series' accessors (~1 us
+    each); other dtypes go to :func:`_missing`."""
+    if isinstance(dtype, np.dtype):
+        kind = dtype.kind
+        if kind in "iub":
+            return 0, None
+        if kind == "f" and isinstance(values, np.ndarray):
+            finite = np.isfinite(values)
+            if finite.all():
+                return 0, None
+            mask = ~finite
+            return int(np.count_nonzero(mask)), mask
+    elif isinstance(dtype, pd.CategoricalDtype) and isinstance(values, pd.Categorical):
+        codes = values.codes
+        if np.minimum.reduce(codes) >= 0:    # (codes are -1 where missing; n > 0 rows)
+            return 0, None
+        mask = codes < 0
+        return int(np.count_nonzero(mask)), mask
+    return _missing(col, dtype)
 
 
 def _check_no_dates(dtypes: dict, columns: dict[str, str]) -> None:
@@ -266,7 +343,8 @@ def build_model_frame(
         non-finite are dropped too.
     """
     data = as_data_frame(data)
-    present = column_names(data)
+    info = _column_index_info(data)
+    present = info.names
     missing = [c for c in columns if c not in present]
     if missing:
         raise _missing_column_error(missing, data, columns)
@@ -277,20 +355,39 @@ def build_model_frame(
                 f"data has more than one column named {', '.join(map(repr, duplicated))}; "
                 "rename them so the formula is unambiguous"
             )
-    # positions, not get_indexer: unused columns may share a name (the model's are unique)
-    positions = tuple(data.columns.get_loc(c) for c in columns)
+    # positions, not get_indexer: unused columns may share a name (the model's are unique);
+    # of a unique index, those kept for it (get_loc's answers)
+    positions = tuple(data.columns.get_loc(c) for c in columns) if info.positions is None \
+        else tuple(info.positions[c] for c in columns)
     # one view of the row index for the columns and the snapshot below (pandas makes one
     # per column and one per copy)
     row_index = data.index.view()
     # each dtype read once, off the values (a Series' dtype is three properties deep)
     dtypes: dict = {}
-    series = columns_at(data, columns, positions, row_index, dtypes)
+    arrays: dict = {}
+    series = columns_at(data, columns, positions, row_index, dtypes, arrays)
     _check_no_dates(dtypes, columns)
     n_rows = len(data)
     by_column = {}
     masks = []       # the masks of the columns with missing values (most data: none)
+    # whether a complete categorical leaves a category unobserved, told from the codes
+    # read here for the missing values (None: a categorical not told here)
+    unused: bool | None = False
     for name in columns:
-        by_column[name], col_bad = _missing(series[name], dtypes[name])
+        values, dtype = arrays[name], dtypes[name]
+        if isinstance(dtype, pd.CategoricalDtype):
+            if isinstance(values, pd.Categorical):
+                codes = values.codes
+                if np.minimum.reduce(codes) >= 0:      # complete (-1 marks missing)
+                    by_column[name] = 0
+                    # (_has_unused_categories' rule on these codes)
+                    k = len(dtype.categories)
+                    if unused is False and k and not np.bincount(codes, minlength=k).all():
+                        unused = True
+                    continue
+            else:                  # pragma: no cover - other pandas internals
+                unused = None
+        by_column[name], col_bad = _missing_values(series[name], values, dtype)
         if col_bad is not None:
             masks.append(col_bad)
     for name, values in (extra or {}).items():
@@ -307,7 +404,7 @@ def build_model_frame(
     n_bad = int(np.count_nonzero(bad)) if masks else 0
     # no boolean indexing of the index when nothing is dropped (the common case)
     dropped = DroppedRows(n_rows, n_bad, by_column,
-                          data.index[bad] if n_bad else data.index[:0])
+                          data.index[bad] if n_bad else _no_labels(data.index))
     if dropped.n_dropped == n_rows:
         raise DataError(
             f"all {n_rows} rows have a missing or non-finite value in a column the model "
@@ -316,8 +413,9 @@ def build_model_frame(
         )
     if dropped.n_dropped:
         warnings.warn(str(dropped), DroppedRowsWarning, stacklevel=user_stacklevel())
-    if LIGHT_FRAME and not n_bad and data.columns.is_unique and \
-            not _unused_categories(series, complete=True, dtypes=dtypes):
+    if unused is None:             # pragma: no cover - other pandas internals
+        unused = bool(not n_bad and _unused_categories(series, complete=True, dtypes=dtypes))
+    if LIGHT_FRAME and not n_bad and data.columns.is_unique and not unused:
         # Every row kept, no category to drop: the model frame is the caller's columns,
         # those of another dtype spelling converted (dtypes.py). The columns are read
         # through a frame over all of the caller's columns (a shallow, copy-on-write

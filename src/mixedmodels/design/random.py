@@ -448,6 +448,8 @@ def term_order(terms) -> list[int]:
     that among terms with as many levels a structured term with more columns goes first
     (lme4 has none; the blocked factorization keeps the first term's per-level blocks
     diagonal, the cheap place for a wide block)."""
+    if len(terms) < 2:
+        return list(range(len(terms)))     # (one term: no keys to read)
     return sorted(range(len(terms)),
                   key=lambda i: (-terms[i].nlevels, -terms[i].p if terms[i].structured else 0))
 

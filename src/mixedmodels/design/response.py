@@ -49,13 +49,7 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
     """
     expr = expr.strip()
     if expr in frame.columns:
-        col = frame[expr]
-        if not is_numeric_column(col):
-            raise DataError(
-                f"the {role} {expr!r} is not numeric (dtype {col.dtype}); convert it with "
-                f"pd.to_numeric or choose a numeric column"
-            )
-        return float_values(col)
+        return _numeric_column(frame[expr], expr, role)
     fast = fast_arithmetic(expr, frame)
     if fast is not None:
         return fast
@@ -73,13 +67,28 @@ def evaluate_numeric(expr: str, frame: pd.DataFrame, role: str) -> np.ndarray:
     return np.asarray(mm, dtype=float)[:, 0]
 
 
+def _numeric_column(col: pd.Series, expr: str, role: str) -> np.ndarray:
+    """:func:`evaluate_numeric` of the column ``expr`` (``col``)."""
+    if not is_numeric_column(col):
+        raise DataError(
+            f"the {role} {expr!r} is not numeric (dtype {col.dtype}); convert it with "
+            f"pd.to_numeric or choose a numeric column"
+        )
+    return float_values(col)
+
+
 def numeric_response(expr: str, frame: pd.DataFrame) -> np.ndarray:
     """Response of a linear mixed model: must be numeric, and booleans are refused."""
-    if expr in frame.columns and _is_bool(frame[expr].dtype):
-        raise DataError(
-            f"the response {expr!r} is boolean; for a binary response fit a binomial GLMM "
-            "with mm.glmer(..., family='binomial')"
-        )
+    if expr in frame.columns:
+        col = frame[expr]
+        if _is_bool(col.dtype):
+            raise DataError(
+                f"the response {expr!r} is boolean; for a binary response fit a binomial "
+                "GLMM with mm.glmer(..., family='binomial')"
+            )
+        if expr == expr.strip():
+            # evaluate_numeric's first branch, without looking the column up again
+            return _numeric_column(col, expr, "response")
     return evaluate_numeric(expr, frame, "response")
 
 

@@ -7,8 +7,8 @@ The data: ``Rscript tools/r/sweep/speed8_nlme.R export DIR`` (run first by this 
 writes every data set both sides read. The protocol is benchmarks/rside_bench.py's: CPU
 seconds (``time.process_time``; R's user + system), the call's text parsed at every fit,
 one untimed warm-up sizing batches of at least ``MIN_BATCH_S``, the fastest of
-``--repeat`` batches per fit; nlme timed the same way by speed8_nlme.R right after our fit
-of the same model, for ``--rounds`` rounds (each side keeps its fastest), so a load that
+``--repeat`` batches per fit; nlme timed the same way by benchmarks/r/time_nlme.R right
+after our fit of the same model, for ``--rounds`` rounds (each side keeps its fastest), so a load that
 drifts moves both sides of a ratio. Per model: the ratio nlme / ours, our evaluations,
 nlme's iterations, and our log-likelihood minus nlme's (``LOGLIK_TOL``: equal, or ours
 higher).
@@ -33,6 +33,8 @@ import mixedmodels as mm
 
 ROOT = Path(__file__).resolve().parents[3]
 R_SCRIPT = ROOT / "tools" / "r" / "sweep" / "speed8_nlme.R"
+#: nlme timed by the R-side benchmark's own script (the same protocol as rside_bench.py)
+R_TIMER = ROOT / "benchmarks" / "r" / "time_nlme.R"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "speed8.json"
 #: Shortest CPU time of one timed batch, seconds (as benchmarks/rside_bench.py).
 MIN_BATCH_S = 0.05
@@ -187,7 +189,7 @@ def time_nlme(data_dir: Path, models: list[tuple], repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spec, out = Path(tmp) / "job.json", Path(tmp) / "out.json"
         spec.write_text(json.dumps(job))
-        subprocess.run(["Rscript", str(R_SCRIPT), "time", str(spec), str(out)], cwd=ROOT,
+        subprocess.run(["Rscript", str(R_TIMER), str(spec), str(out)], cwd=ROOT,
                        check=True, stdout=subprocess.DEVNULL)
         return {r["name"]: r for r in json.loads(out.read_text())["results"]}
 

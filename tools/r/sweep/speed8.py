@@ -8,10 +8,10 @@ writes every data set both sides read. The protocol is benchmarks/rside_bench.py
 seconds (``time.process_time``; R's user + system), the call's text parsed at every fit,
 one untimed warm-up sizing batches of at least ``MIN_BATCH_S``, the fastest of
 ``--repeat`` batches per fit; nlme timed the same way by benchmarks/r/time_nlme.R right
-after our fit of the same model, for ``--rounds`` rounds (each side keeps its fastest), so a load that
-drifts moves both sides of a ratio. Per model: the ratio nlme / ours, our evaluations,
-nlme's iterations, and our log-likelihood minus nlme's (``LOGLIK_TOL``: equal, or ours
-higher).
+after our fit of the same model, for ``--rounds`` rounds (each side keeps its fastest),
+so a load that drifts moves both sides of a ratio. Per model: the ratio nlme / ours, our
+evaluations, nlme's iterations, and our log-likelihood minus nlme's (``LOGLIK_TOL``:
+equal, or ours higher).
 """
 
 from __future__ import annotations

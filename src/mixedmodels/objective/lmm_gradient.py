@@ -595,7 +595,6 @@ def _rest_logdet_parts_inverse(rd, Sinv: np.ndarray, lams) -> list[np.ndarray]:
     """
     out = []
     for (sl, nl, p), lam in zip(rd.terms(), lams, strict=True):
-        idx = sl.start + np.arange(nl * p).reshape(nl, p)
-        blocks = Sinv[idx[:, :, None], idx[:, None, :]].sum(axis=0)
+        blocks = _level_blocks(Sinv, sl, nl, p).sum(axis=0)
         out.append(np.linalg.solve(lam.T, (nl * np.eye(p) - blocks).T))
     return out

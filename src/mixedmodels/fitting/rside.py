@@ -264,11 +264,9 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
                                    x0.size - obj.residual.n_par)
     x, fval = snap_to_boundary(obj, opt.x, opt.fval, lower)
     if optimizer == "auto":
-        x, fval, n_limit = _range_limit(obj, x, fval)
+        x, fval, lower, n_limit = _range_limit(obj, x, fval, lower)
         if n_limit:
             opt = replace(opt, x=x, fval=fval, n_evals=opt.n_evals + n_limit)
-    # a range at its limit is held there (a bound) by the check: the criterion is flat in it
-    lower = np.where(x <= -UNCONSTRAINED_MAX, -UNCONSTRAINED_MAX, lower)
     x, fval, conv = _checked(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
 
@@ -279,10 +277,11 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
 RANGE_LIMIT_GAIN = 1e-8
 
 
-def _range_limit(obj, x: np.ndarray, fval: float):
+def _range_limit(obj, x: np.ndarray, fval: float, lower: np.ndarray):
     """The search's end or, where lower, the same point with a smooth spatial
     correlation's range at its limit 0 (every within-group correlation nil): ``(x, fval,
-    evaluations spent)``.
+    lower, evaluations spent)``, with a range at its limit held there (its bound in
+    ``lower``) for the convergence check: the criterion is flat in it.
 
     Where the data want no correlation the criterion falls towards that limit by ever
     smaller steps (``exp(-d / range)`` of the nearest pair); BOBYQA stops on one below its
@@ -294,18 +293,20 @@ def _range_limit(obj, x: np.ndarray, fval: float):
     cor = res.correlation
     if (cor is None or not res.n_cor or getattr(cor.spec, "range_above_min", True)
             or not hasattr(cor, "distance_quantiles")):
-        return x, fval, 0
+        return x, fval, lower, 0
     i = x.size - res.n_par                   # the range is phi's first parameter
+    held = lower.copy()
+    held[i] = -UNCONSTRAINED_MAX
     if x[i] <= -UNCONSTRAINED_MAX:
-        return x, fval, 0
+        return x, fval, held, 0
     z = x.copy()
     z[i] = -UNCONSTRAINED_MAX
     fz = obj(z)
     if not fz < fval - RANGE_LIMIT_GAIN:
-        return x, fval, 1
+        return x, fval, lower, 1
     # (the other parameters barely move without correlations of ~exp(-d / range): the
     # convergence check's Newton step, with the range held at its limit, settles them)
-    return z, fz, 1
+    return z, fz, held, 1
 
 
 def _scoring_applies(obj, x0: np.ndarray) -> bool:

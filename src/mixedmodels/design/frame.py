@@ -308,12 +308,14 @@ def _has_unused_categories(col: pd.Series, complete: bool = False, dtype=None) -
     caller knows that no value is missing, so no code is -1; ``dtype``: ``col.dtype``
     when the caller has it)."""
     codes = col.array.codes  # Categorical.codes: no accessor/Series overhead
-    k = len((col.dtype if dtype is None else dtype).categories)
-    if not k:
-        return False
     if not complete:
         codes = codes[codes >= 0]
-    return not np.bincount(codes, minlength=k).all()
+    return _unobserved(codes, len((col.dtype if dtype is None else dtype).categories))
+
+
+def _unobserved(codes: np.ndarray, k: int) -> bool:
+    """Whether the codes ``codes`` (none missing) of ``k`` categories leave one out."""
+    return bool(k) and not np.bincount(codes, minlength=k).all()
 
 
 def as_data_frame(data, what: str = "data") -> pd.DataFrame:
@@ -357,8 +359,7 @@ def build_model_frame(
             )
     # positions, not get_indexer: unused columns may share a name (the model's are unique);
     # of a unique index, those kept for it (get_loc's answers)
-    positions = tuple(data.columns.get_loc(c) for c in columns) if info.positions is None \
-        else tuple(info.positions[c] for c in columns)
+    positions = column_positions(data, columns)
     # one view of the row index for the columns and the snapshot below (pandas makes one
     # per column and one per copy)
     row_index = data.index.view()
@@ -380,9 +381,7 @@ def build_model_frame(
                 codes = values.codes
                 if np.minimum.reduce(codes) >= 0:      # complete (-1 marks missing)
                     by_column[name] = 0
-                    # (_has_unused_categories' rule on these codes)
-                    k = len(dtype.categories)
-                    if unused is False and k and not np.bincount(codes, minlength=k).all():
+                    if unused is False and _unobserved(codes, len(dtype.categories)):
                         unused = True
                     continue
             else:                  # pragma: no cover - other pandas internals

@@ -23,8 +23,8 @@ from mixedmodels.objective.lmm import LMMObjective
 from mixedmodels.rside.dense_gram import (
     DenseCompSymmGram,
     DenseMarkovGram,
-    _dense_rows,
     dense_gram_plan,
+    dense_rows,
 )
 from mixedmodels.rside.objective import RSideLMMObjective
 from mixedmodels.rside.residual import ResidualSpec, bind_residual, residual_columns
@@ -114,7 +114,7 @@ def test_dense_rows_are_the_dense_systems_layout():
     d = _panel()
     for formula in ("y ~ x + (1 | sub)", "y ~ x + (x | sub)", "y ~ x + (1 | clinic)"):
         design, _bound, lmm, obj = _setup(d, formula, mm.cor_comp_symm(form="~ 1 | sub"))
-        D = _dense_rows(design, obj._M, obj._zslices)
+        D = dense_rows(design, obj._M, obj._zslices)
         k = sum(t.p for t in design.terms)
         ref = dense_cross_product(lmm.system.blocks, obj._M[:, k:], None,
                                   [obj._M[:, :k]])
@@ -132,7 +132,7 @@ def test_comp_symm_gram_equals_the_oracle(formula, weights):
     assert isinstance(plan, DenseCompSymmGram)
     assert plan._one is None                        # unequal groups: several sizes
     cor = bound.correlation
-    D = _dense_rows(design, obj._M, obj._zslices)
+    D = dense_rows(design, obj._M, obj._zslices)
     groups = cor.blocks.codes
     w = np.ones(design.nobs) if weights is None else d[weights].to_numpy()
     sd = 1.0 / np.sqrt(w)
@@ -156,7 +156,7 @@ def test_comp_symm_gram_equal_groups():
     plan = obj._dense_gram
     assert plan._one is not None
     cor = bound.correlation
-    D = _dense_rows(design, obj._M, obj._zslices)
+    D = dense_rows(design, obj._M, obj._zslices)
     for rho in (cor._inf + 1e-7, -0.1, 0.3, 0.999999):
         u = cor.unconstrained(np.array([rho]))
         r = cor.rho(u)
@@ -183,7 +183,7 @@ def test_markov_gram_equals_the_oracle(cor_fun, time, gaps, weights):
     assert isinstance(plan, DenseMarkovGram)
     assert (len(plan._classes) > 1) == gaps
     cor = bound.correlation
-    D = _dense_rows(design, obj._M, obj._zslices)
+    D = dense_rows(design, obj._M, obj._zslices)
     t = d[time].to_numpy()
     w = np.ones(design.nobs) if weights is None else d[weights].to_numpy()
     for phi in (-0.999, -0.5, 0.0, 0.3, 0.95, 0.999):
@@ -205,7 +205,7 @@ def test_markov_gram_on_few_real_lags():
     plan = obj._dense_gram
     assert isinstance(plan, DenseMarkovGram) and len(plan._classes) > 1
     cor = bound.correlation
-    D = _dense_rows(design, obj._M, obj._zslices)
+    D = dense_rows(design, obj._M, obj._zslices)
     t = d["tr"].to_numpy()
     for phi in (0.01, 0.6, 0.999):
         u = cor.unconstrained(np.array([phi]))

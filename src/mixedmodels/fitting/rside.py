@@ -51,6 +51,7 @@ from .rside_second_start import RUNOFF, best_of_two_searches, restart_from_end
 from .trace import traced
 
 __all__ = ["FITTED_MAX_ITER", "FITTED_TOL", "GRADIENT_MIN_PARAMS", "LMM_GRADIENT_MIN_PARAMS",
+           "LMM_GRAM_GRADIENT_MIN_PARAMS",
            "fit_gls_design", "fit_rside_lmm"]
 
 _add_reduce = np.add.reduce
@@ -130,6 +131,14 @@ GRADIENT_MIN_PARAMS = 4
 #: ``(Time | Rat)``, CAR(1) and a power of the fitted values: 1.9x; corSymm nested in
 #: Sex/Subject: 1.5x), 0.6-1.7x with 2-4.
 LMM_GRADIENT_MIN_PARAMS = 5
+#: The same where the gradient goes through the dense cross-product
+#: (``RSideLMMObjective.gram_gradient``: compound symmetry, AR(1) / CAR(1) without a
+#: variance function, or a variance function without correlation), 2.5-4x a value: over
+#: speed8's untuned lme models (CPU time, both ways in one run) BFGS took 4-parameter fits
+#: from 53-127 BOBYQA evaluations to 11-16 (Orthodont's slope with compound symmetry
+#: 9.2 -> 4.1 ms, Machines' nested varIdent 8.3 -> 3.9, Pastes 6.4 -> 4.5, sleepstudy's
+#: slope with varExp 5.7 -> 4.6); with 3 it won on one row and lost on two.
+LMM_GRAM_GRADIENT_MIN_PARAMS = 4
 #: Gradient tolerance of the quasi-Newton fits (:func:`_optimize_gradient`), absolute and
 #: relative to the criterion at the start: the criterion carries rounding noise of
 #: ~1e-14 of its terms (log|V| sums hundreds of logs), and asking BFGS for a gradient
@@ -753,7 +762,8 @@ def fit_rside_lmm(design: Design, spec: ResidualSpec, REML: bool, optimizer: str
 
         def first():
             found = _optimize(rel, z0, obj.lower, optimizer, optimizer_settings, check_conv,
-                              "lmer", LMM_GRADIENT_MIN_PARAMS)
+                              "lmer", LMM_GRAM_GRADIENT_MIN_PARAMS if obj.gram_gradient
+                              else LMM_GRADIENT_MIN_PARAMS)
             ends.append(found[0])
             return found
 

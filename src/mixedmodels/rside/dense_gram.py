@@ -54,8 +54,13 @@ from ..design import Design
 from ..linalg.dense import flat_z_positions
 from .residual import BoundResidual
 
-__all__ = ["DENSE_GRAM_MAX_CLASSES", "DenseCompSymmGram", "DenseMarkovGram",
-           "dense_gram_plan"]
+__all__ = [
+    "DENSE_GRAM_MAX_CLASSES",
+    "DenseCompSymmGram",
+    "DenseMarkovGram",
+    "dense_gram_plan",
+    "dense_rows",
+]
 
 #: Most fixed ``s x s`` matrices (one plus the group sizes of compound symmetry, one plus
 #: four per lag class of a Markov correlation: eight lag classes) for which the closed
@@ -67,7 +72,7 @@ DENSE_GRAM_MAX_CLASSES = 33
 _dot = np.dot
 
 
-def _dense_rows(design: Design, M: np.ndarray, zslices: list[slice]) -> np.ndarray:
+def dense_rows(design: Design, M: np.ndarray, zslices: list[slice]) -> np.ndarray:
     """``[Z X~ y~]`` (``n x (q + p + 1)``) of the compact ``M = [Z_1 .. Z_K, X~, y~]``,
     each term's values at its rows' level columns (the dense system's layout)."""
     n, m = M.shape[0], design.p + 1
@@ -162,6 +167,39 @@ class DenseCompSymmGram:
         return A, self._logdet_w + logdet
 
 
+    def vjp(self, phi: np.ndarray):
+        r"""``(A, log|V|, pullback)`` as :meth:`~.gram.WhitenedGram.vjp`, in closed form:
+        with ``b_n = 1 - \rho + n \rho``,
+
+        .. math:: \frac{dA}{d\rho} = \frac{W}{(1 - \rho)^2}
+                  - \sum_n \frac{(n - 1) B_n}{b_n^2}, \qquad
+                  \frac{d \log|C|}{d\rho} = \sum_n c_n (n - 1)
+                  \Bigl(\frac{1}{b_n} - \frac{1}{1 - \rho}\Bigr),
+
+        ``c_n`` the groups of size ``n``; ``d\rho / du`` of the structure's logistic
+        scale, ``(\rho - \rho_{min})(1 - \rho) / (1 - \rho_{min})``."""
+        got = self(phi)
+        if got is None:
+            return None
+        A, logdet = got
+        uc, _ = self.residual.split(phi)
+        rho = self._cor.rho(uc)
+        inf = self._cor._inf
+        big = 1.0 - rho + self._nf * rho
+        dcoef = np.concatenate([[1.0 / (1.0 - rho) ** 2], -(self._nf - 1.0) / (big * big)])
+        dlogdet = float(self._count @ ((self._nf - 1.0) * (1.0 / big - 1.0 / (1.0 - rho))))
+        drho = (rho - inf) * (1.0 - rho) / (1.0 - inf)
+        n_cor = self.residual.n_cor
+
+        def pullback(G):
+            if not n_cor:
+                return np.zeros(0)
+            dA = float(dcoef @ (self._stack @ G.reshape(-1)))
+            return np.array([(dA + dlogdet) * drho])
+
+        return A, logdet, pullback
+
+
 class DenseMarkovGram:
     """``phi -> (A, log|V|)`` of an AR(1) / CAR(1) correlation (module docstring). None
     where some ``|r| >= 1``."""
@@ -228,6 +266,50 @@ class DenseMarkovGram:
         return _dot(coef, self._stack).reshape(self._s, self._s), logdet
 
 
+    def vjp(self, phi: np.ndarray):
+        r"""``(A, log|V|, pullback)`` as :meth:`~.gram.WhitenedGram.vjp`, in closed form:
+        per lag class (``r = \phi^{lag}``), for ``r >= 0``
+
+        .. math:: \frac{d}{dr}\Bigl(\frac{1}{1 + r}, \frac{1 - r}{1 + r},
+                  \frac{r}{1 - r^2}\Bigr) = \Bigl(-\frac{1}{(1 + r)^2},
+                  -\frac{2}{(1 + r)^2}, \frac{1 + r^2}{(1 - r^2)^2}\Bigr)
+
+        (for ``r < 0`` the second form's ``1 / (1 - r)^2``, ``2 / (1 - r)^2`` and
+        ``-(1 + r^2) / (1 - r^2)^2``), ``d log(1 - r^2) / dr = -2 r / (1 - r^2)``,
+        ``dr / d\phi = lag\, \phi^{lag - 1}`` and the structure's ``d\phi / du``."""
+        got = self(phi)
+        if got is None:
+            return None
+        A, logdet = got
+        uc, _ = self.residual.split(phi)
+        phi_c, dphi = self._cor.markov_phi(uc)
+        dcoef = np.zeros(self._coef.size)
+        dlogdet = 0.0
+        for cls, (lag, count) in enumerate(self._classes):
+            r = phi_c ** lag
+            one_minus = 1.0 - r * r
+            # dr/dphi (0^0 = 1: a lag of 1 at phi = 0)
+            dr = lag * phi_c ** (lag - 1.0) * dphi
+            base = 1 + 4 * cls
+            if r >= 0.0:
+                dcoef[base] = -1.0 / (1.0 + r) ** 2 * dr
+                dcoef[base + 1] = -2.0 / (1.0 + r) ** 2 * dr
+                dcoef[base + 2] = (1.0 + r * r) / one_minus ** 2 * dr
+            else:
+                dcoef[base] = 1.0 / (1.0 - r) ** 2 * dr
+                dcoef[base + 1] = 2.0 / (1.0 - r) ** 2 * dr
+                dcoef[base + 3] = -(1.0 + r * r) / one_minus ** 2 * dr
+            dlogdet += count * (-2.0 * r / one_minus) * dr
+        n_cor = self.residual.n_cor
+
+        def pullback(G):
+            if not n_cor:
+                return np.zeros(0)
+            return np.array([float(dcoef @ (self._stack @ G.reshape(-1))) + dlogdet])
+
+        return A, logdet, pullback
+
+
 def dense_gram_plan(design: Design, residual: BoundResidual, M: np.ndarray,
                     zslices: list[slice]):
     """The closed-form ``phi -> (A, log|V|)`` of the dense cross-product for ``residual``
@@ -235,5 +317,5 @@ def dense_gram_plan(design: Design, residual: BoundResidual, M: np.ndarray,
     neither applies."""
     for plan in (DenseCompSymmGram, DenseMarkovGram):
         if residual.correlation is not None and plan.applies(residual):
-            return plan(residual, _dense_rows(design, M, zslices))
+            return plan(residual, dense_rows(design, M, zslices))
     return None

@@ -1,0 +1,157 @@
+r"""The exact gradient of an R-side LMM's criterion through its dense cross-product.
+
+On the dense factorization the criterion of
+:class:`~.objective.RSideLMMObjective` depends on the residual parameters ``phi`` only
+through the cross-product of the dense rows ``D = [Z X~ y~]`` (``n x N``,
+``N = q + p + 1``) and ``log|V|``:
+
+.. math:: A(\phi) = D' V(\phi)^{-1} D, \qquad
+          \Omega = T' A T + \operatorname{diag}(I_q, 0), \qquad T = \operatorname{diag}(\Lambda, I),
+
+``d = log|Omega_s| + c log r^2 + log|V| + const`` (``s = q + p`` and ``c = n - p`` for
+REML, ``s = q`` and ``c = n`` for ML, ``r^2`` the Schur complement of ``Omega``'s last
+row; with a known sigma ``r^2 / sigma^2`` in place of ``c log r^2``). With
+``B = L^{-1}`` for the Cholesky factor ``L`` of ``Omega`` and ``rho = B' e_N`` (so that
+``d r^2 / d Omega = r^2 rho rho'``),
+
+.. math:: \frac{\partial d}{\partial \Omega} = G_\Omega =
+          \begin{bmatrix} B_s' B_s & 0 \\ 0 & 0 \end{bmatrix} + c\, \rho \rho', \qquad
+          \frac{\partial d}{\partial A} = T\, G_\Omega\, T',
+
+``B_s' B_s = Omega_s^{-1}`` (``B_s`` the inverse of ``L``'s leading block), and
+``c = r^2 / sigma^2`` when sigma is known; the gradient in ``theta`` is ``2 <A T G_Omega,
+dT/dtheta>`` (:meth:`~mixedmodels.linalg.dense.DenseSystem.weight_gradient`).
+
+The gradient in ``phi`` is the residual plan's pullback of ``dd/dA``: the closed-form
+cross-products of compound symmetry and Markov correlations
+(:mod:`.dense_gram`'s ``vjp``, the plans the values come from) or, without a
+correlation, :class:`ScaledRowsGram`. No ``(n, N)`` whitened matrix and its derivative
+are formed per evaluation, as the whitening gradient does
+(:meth:`~.objective.RSideLMMObjective._whitened_value_and_gradient`, the path of every
+other residual model); the factor adds ``O(N^3 / 3)`` (a Cholesky inverse).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg.lapack import dpotri
+
+from ..linalg.lapack import solve_lower_t
+from .dense_gram import dense_rows
+from .residual import BoundResidual
+
+__all__ = ["GRAM_GRADIENT_MAX_ENTRIES", "ScaledRowsGram", "criterion_weight"]
+
+#: Largest ``n N`` (rows times the width of the dense rows) for which
+#: :class:`ScaledRowsGram` holds the dense rows (16 MB here); beyond, the whitening
+#: gradient.
+GRAM_GRADIENT_MAX_ENTRIES = 2 ** 21
+
+
+class ScaledRowsGram:
+    r"""``phi -> (A, log|V|, pullback)`` of a residual model without correlation (a
+    variance function, prior weights): ``V = diag(e^{2 l_j})``, so
+    ``A = \sum_j e^{-2 l_j} d_j d_j'`` and, with ``G = dd/dA``,
+
+    .. math:: \frac{dd}{dl_j} = 2 - 2\, e^{-2 l_j} d_j' G d_j,
+
+    the quadratic form read on the row's own columns (its levels' and ``[X~ y~]``'s:
+    ``c`` of them, the compact row), ``O(n c^2)`` rather than the ``O(n N^2)`` of the
+    dense rows; then ``dl / du`` of the variance function.
+    """
+
+    def __init__(self, residual: BoundResidual, design, M: np.ndarray,
+                 zslices: list[slice]):
+        self.residual = residual
+        self._D = dense_rows(design, M, zslices)
+        self._M = M
+        # every compact column's position among the dense rows' columns, per row
+        cols, off = [], 0
+        for t in design.terms:
+            first = off + t.grouping.codes.astype(np.intp) * t.p
+            cols += [first + j for j in range(t.p)]
+            off += t.q
+        n = M.shape[0]
+        cols += [np.full(n, design.q + j, dtype=np.intp) for j in range(design.p + 1)]
+        pos = np.column_stack(cols)                                   # (n, c)
+        self._pairs = (pos[:, :, None], pos[:, None, :])
+
+    @staticmethod
+    def applies(residual: BoundResidual, design, n_cols: int) -> bool:
+        """No correlation, and the dense rows within :data:`GRAM_GRADIENT_MAX_ENTRIES`."""
+        return residual.correlation is None and \
+            design.nobs * n_cols <= GRAM_GRADIENT_MAX_ENTRIES
+
+    def vjp(self, phi: np.ndarray):
+        """As :meth:`~.gram.WhitenedGram.vjp` (never None: no correlation)."""
+        res = self.residual
+        log_d = res.log_sd(phi)
+        if log_d is None:
+            Dw, Mw, logdet = self._D, self._M, 0.0
+        else:
+            e = np.exp(-log_d)[:, None]
+            Dw, Mw, logdet = self._D * e, self._M * e, 2.0 * float(log_d.sum())
+        A = Dw.T @ Dw
+
+        def pullback(G):
+            if not res.n_var:
+                return np.zeros(0)
+            quad = np.einsum("ia,iab,ib->i", Mw, G[self._pairs], Mw)
+            _, uv = res.split(phi)
+            return res.variance.log_sd_jacobian(uv).T @ (2.0 - 2.0 * quad)
+
+        return A, logdet, pullback
+
+
+def criterion_weight(f, s: int, c: float) -> np.ndarray:
+    """``G_Omega = dd / dOmega`` (module docstring) from the factor ``f`` of ``Omega``.
+
+    Parameters
+    ----------
+    f : DenseFactor
+    s : int
+        Leading block whose log-determinant the criterion holds.
+    c : float
+        Weight of ``log r^2`` (``r^2 / sigma^2`` with a known sigma).
+
+    Returns
+    -------
+    ndarray (N, N)
+        Symmetric.
+    """
+    L = f.L
+    size = L.shape[0]
+    rho = solve_lower_t(L, _last_unit(size))
+    # Omega_s^{-1} from L's leading block by LAPACK's potri: it reads the lower triangle
+    # of the C-ordered factor (the upper one of its transpose) and writes the upper
+    # triangle of the transposed view, mirrored here
+    inv, info = dpotri(L[:s, :s].T, lower=0)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"Cholesky inverse failed (info={info})")
+    G = c * np.outer(rho, rho)
+    G[:s, :s] += np.where(_upper_mask(s), inv, inv.T)
+    return G
+
+
+_EYES: dict[int, np.ndarray] = {}
+_MASKS: dict[int, np.ndarray] = {}
+
+
+def _last_unit(size: int) -> np.ndarray:
+    """The read-only last unit vector of ``size`` (made once per size)."""
+    e = _EYES.get(size)
+    if e is None:
+        e = np.zeros(size)
+        e[-1] = 1.0
+        e.setflags(write=False)
+        _EYES[size] = e
+    return e
+
+
+def _upper_mask(size: int) -> np.ndarray:
+    """``i <= j`` of a ``size``-square array (made once per size)."""
+    mask = _MASKS.get(size)
+    if mask is None:
+        mask = np.triu(np.ones((size, size), dtype=bool))
+        _MASKS[size] = mask
+    return mask

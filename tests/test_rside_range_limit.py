@@ -51,3 +51,17 @@ def test_oats_matches_nlme(oats):
                   correlation=mm.cor_exp(form="~ nitro | Block/Variety"))
     assert fit.loglik >= NLME_LOGLIK - NLME_ATOL
     assert fit.cor_params["range"] < 0.05     # at the limit (nlme: 0.011)
+
+
+@pytest.mark.parametrize("cor", ["exp", "gaus", "ratio"])
+def test_held_range_passes_the_first_check(oats, cor):
+    """The range held at its limit is left out of the convergence check (the criterion is
+    flat in it): the first search's check passes, so no second search runs -- the fit is
+    BOBYQA's, and its report has the range active with a zero gradient."""
+    fit = mm.lmer("yield ~ nitro + (1 | Block/Variety)", oats,
+                  correlation=getattr(mm, f"cor_{cor}")(form="~ nitro | Block/Variety"))
+    assert fit.opt.optimizer.startswith("nlopt")
+    assert fit.convergence is not None and fit.convergence.converged
+    k = fit.theta.size
+    assert fit.convergence.active[k] and fit.convergence.gradient[k] == 0.0
+    assert fit.convergence.gradient.size == k + 1

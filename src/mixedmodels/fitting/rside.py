@@ -276,14 +276,53 @@ def _optimize(obj, x0, lower, optimizer, settings, check_conv, stage,
         x, fval, lower, n_limit = _range_limit(obj, x, fval, lower)
         if n_limit:
             opt = replace(opt, x=x, fval=fval, n_evals=opt.n_evals + n_limit)
-    x, fval, conv = _checked(obj, x, fval, lower, check_conv)
+    x, fval, conv = _checked_holding(obj, x, fval, lower, check_conv)
     return x, fval, opt, conv
+
+
+def _checked_holding(obj, x, fval, lower, check_conv):
+    """:func:`_checked` with every parameter that :func:`_range_limit` holds at its limit
+    left out: the criterion is flat in a range at 0 (no correlation left to change), so
+    its zero gradient and curvature there would make the Hessian singular -- a spurious
+    failed check, which runs the second search of :mod:`.rside_second_start` (Oats'
+    corExp: 10 quasi-Newton evaluations of value and gradient, half the fit). The report
+    comes back at full size, a held parameter ``active`` with a zero gradient."""
+    held = (lower == -UNCONSTRAINED_MAX) & (x <= lower)
+    if not check_conv or not held.any():
+        return _checked(obj, x, fval, lower, check_conv)
+    keep = ~held
+
+    def on_rest(y):
+        z = x.copy()
+        z[keep] = y
+        return obj(z)
+
+    y, fval, conv = _checked(on_rest, x[keep], fval, lower[keep], check_conv)
+    z = x.copy()
+    z[keep] = y
+    gradient = np.zeros(x.size)
+    gradient[keep] = conv.gradient
+    active = held.copy()
+    active[keep] = conv.active
+    saddle = None
+    if conv.saddle is not None:
+        saddle = np.zeros(x.size, dtype=bool)
+        saddle[keep] = conv.saddle
+    hessian = None
+    if conv.hessian is not None:
+        hessian = np.zeros((x.size, x.size))
+        hessian[np.ix_(keep, keep)] = conv.hessian
+    return z, fval, replace(conv, gradient=gradient, active=active, saddle=saddle,
+                            hessian=hessian)
 
 
 #: Deviance by which a spatial range at its limit 0 must beat the search's end to be
 #: taken (:func:`_range_limit`): above the criterion's rounding, below any gain that
 #: matters (BOBYQA's ``ftol_abs`` of :data:`RSIDE_STOP` stops on steps smaller than 1e-5).
 RANGE_LIMIT_GAIN = 1e-8
+#: Difference of the criterion at the search's end and at the range's limit below which
+#: the two are the same fit (rounding of a criterion of ~1e3: the correlations already nil).
+RANGE_FLAT_TOL = 1e-10
 
 
 def _range_limit(obj, x: np.ndarray, fval: float, lower: np.ndarray):
@@ -311,7 +350,10 @@ def _range_limit(obj, x: np.ndarray, fval: float, lower: np.ndarray):
     z = x.copy()
     z[i] = -UNCONSTRAINED_MAX
     fz = obj(z)
-    if not fz < fval - RANGE_LIMIT_GAIN:
+    # lower, or equal to rounding: the search already ended where no correlation is left
+    # (a Gaussian's exp(-(d / range)^2) of the nearest pair underflows first), and the
+    # criterion is flat from there to the limit -- held there, the check leaves it out
+    if not (fz < fval - RANGE_LIMIT_GAIN or abs(fz - fval) <= RANGE_FLAT_TOL):
         return x, fval, lower, 1
     # (the other parameters barely move without correlations of ~exp(-d / range): the
     # convergence check's Newton step, with the range held at its limit, settles them)

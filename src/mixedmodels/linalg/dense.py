@@ -20,6 +20,7 @@ from functools import lru_cache
 from itertools import accumulate
 
 import numpy as np
+from scipy.linalg.lapack import dpotri as _dpotri
 
 from .lapack import chol_inplace, chol_solve_lower, solve_lower, solve_lower_t
 from .layout import lambda_layout, theta_slices
@@ -439,14 +440,48 @@ class DenseSystem:
             return self._TA_cols
         return self.lambda_rows(theta, self.full[:, :q])
 
+    def criterion_weight(self, f: DenseFactor, s: int, c: float) -> np.ndarray:
+        r"""``G = d/dOmega`` of ``log|Omega_s| + c log r^2`` at the factor ``f`` (the
+        criterion :meth:`logdet_gradient` differentiates in theta): with ``rho = L^{-T}
+        e_last`` (so that ``d r^2 / dOmega = r^2 rho rho'``),
+
+        .. math:: G = \begin{bmatrix} \Omega_s^{-1} & 0 \\ 0 & 0 \end{bmatrix}
+                  + c\, \rho \rho',
+
+        ``Omega_s^{-1}`` from the factor's leading block by LAPACK's potri; with a known
+        sigma ``c = r^2 / sigma^2`` (the weight of ``r^2 / sigma^2``'s derivative).
+
+        Parameters
+        ----------
+        f : DenseFactor
+        s : int
+            Leading block whose log-determinant the criterion holds.
+        c : float
+
+        Returns
+        -------
+        ndarray (size, size)
+            Symmetric.
+        """
+        L = f.L
+        rho = solve_lower_t(L, self._e_last)
+        # potri reads the lower triangle of the C-ordered factor (the upper one of its
+        # transpose) and writes the inverse into the upper triangle of that view; the rest
+        # holds the factor's unused triangle, so the upper one is mirrored
+        inv, info = _dpotri(L[:s, :s].T, lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"Cholesky inverse failed (info={info})")
+        G = c * np.outer(rho, rho)
+        G[:s, :s] += np.triu(inv) + np.triu(inv, 1).T
+        return G
+
     def weight_gradient(self, theta: np.ndarray, G: np.ndarray) -> np.ndarray:
         r"""Gradient in theta of ``<G, T' A T>`` for a fixed symmetric ``G`` (the size of
         the system): ``d/dT = 2 A T G``, read on the terms' diagonal level blocks,
 
-        .. math:: rac{\partial}{\partial	heta_j} = 2 \sum_k \Bigl\langle
-                  \sum_l (A T G)_{[l], [l]}, rac{\partial\lambda_k}{\partial	heta_j}
-                  \Bigr
-angle,
+        .. math:: \frac{\partial}{\partial\theta_j} = 2 \sum_k \Bigl\langle
+                  \sum_l (A T G)_{[l], [l]}, \frac{\partial\lambda_k}{\partial\theta_j}
+                  \Bigr\rangle,
 
         ``[l]`` the columns of level ``l`` of term ``k``: ``O(size^2 p_k)`` per term.
 

@@ -555,12 +555,17 @@ class LMMObjective:
         f, value = self.factor_and_value(self.system.factorize, theta, scratch=True)
         if f is None or not math.isfinite(value):
             return value, np.zeros_like(theta)
+        return value, self.system.logdet_gradient(f, theta, *self.dense_weights(f))
+
+    def dense_weights(self, f) -> tuple[int, float]:
+        """``(s, c)`` of the criterion ``log|Omega_s| + c log r^2`` (plus constants) of a
+        dense factor: ``s = q + p``, ``c = n - p`` for REML; ``s = q``, ``c = n`` for ML;
+        ``c = r^2 / sigma^2`` with a known sigma (see
+        :meth:`~mixedmodels.linalg.dense.DenseSystem.logdet_gradient`)."""
         q = self.system.q
         if self.sigma is not None:
-            s, c = q + (self.p if self.reml else 0), f.pwrss() / self.sigma ** 2
-        else:
-            s, c = (q + self.p, self.n - self.p) if self.reml else (q, self.n)
-        return value, self.system.logdet_gradient(f, theta, s, c)
+            return q + (self.p if self.reml else 0), f.pwrss() / self.sigma ** 2
+        return (q + self.p, self.n - self.p) if self.reml else (q, self.n)
 
     def _internal_fixed(self, f: BlockedFactor) -> tuple[np.ndarray, np.ndarray]:
         """Conditional coefficients of ``y~`` on ``X~`` and ``R~_X^{-1}`` from the factor."""

@@ -19,8 +19,10 @@ row; with a known sigma ``r^2 / sigma^2`` in place of ``c log r^2``). With
           \frac{\partial d}{\partial A} = T\, G_\Omega\, T',
 
 ``B_s' B_s = Omega_s^{-1}`` (``B_s`` the inverse of ``L``'s leading block), and
-``c = r^2 / sigma^2`` when sigma is known; the gradient in ``theta`` is ``2 <A T G_Omega,
-dT/dtheta>`` (:meth:`~mixedmodels.linalg.dense.DenseSystem.weight_gradient`).
+``c = r^2 / sigma^2`` when sigma is known
+(:meth:`~mixedmodels.linalg.dense.DenseSystem.criterion_weight`); the gradient in
+``theta`` is ``2 <A T G_Omega, dT/dtheta>``
+(:meth:`~mixedmodels.linalg.dense.DenseSystem.weight_gradient`).
 
 The gradient in ``phi`` is the residual plan's pullback of ``dd/dA``: the closed-form
 cross-products of compound symmetry and Markov correlations
@@ -34,13 +36,12 @@ other residual model); the factor adds ``O(N^3 / 3)`` (a Cholesky inverse).
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg.lapack import dpotri
 
-from ..linalg.lapack import solve_lower_t
+from ..linalg.dense import flat_z_positions
 from .dense_gram import dense_rows
 from .residual import BoundResidual
 
-__all__ = ["GRAM_GRADIENT_MAX_ENTRIES", "ScaledRowsGram", "criterion_weight"]
+__all__ = ["GRAM_GRADIENT_MAX_ENTRIES", "ScaledRowsGram"]
 
 #: Largest ``n N`` (rows times the width of the dense rows) for which
 #: :class:`ScaledRowsGram` holds the dense rows (16 MB here); beyond, the whitening
@@ -65,15 +66,15 @@ class ScaledRowsGram:
         self.residual = residual
         self._D = dense_rows(design, M, zslices)
         self._M = M
-        # every compact column's position among the dense rows' columns, per row
+        # every compact column's position among the dense rows' columns, per row (the
+        # dense layout's flat positions in an array of width 0: the columns alone)
         cols, off = [], 0
-        for t in design.terms:
-            first = off + t.grouping.codes.astype(np.intp) * t.p
-            cols += [first + j for j in range(t.p)]
-            off += t.q
         n = M.shape[0]
-        cols += [np.full(n, design.q + j, dtype=np.intp) for j in range(design.p + 1)]
-        pos = np.column_stack(cols)                                   # (n, c)
+        for t in design.terms:
+            cols.append(flat_z_positions(t.grouping.codes, t.p, off, 0).reshape(n, t.p))
+            off += t.q
+        cols.append(np.broadcast_to(design.q + np.arange(design.p + 1), (n, design.p + 1)))
+        pos = np.hstack(cols)                                         # (n, c)
         self._pairs = (pos[:, :, None], pos[:, None, :])
 
     @staticmethod
@@ -101,57 +102,3 @@ class ScaledRowsGram:
             return res.variance.log_sd_jacobian(uv).T @ (2.0 - 2.0 * quad)
 
         return A, logdet, pullback
-
-
-def criterion_weight(f, s: int, c: float) -> np.ndarray:
-    """``G_Omega = dd / dOmega`` (module docstring) from the factor ``f`` of ``Omega``.
-
-    Parameters
-    ----------
-    f : DenseFactor
-    s : int
-        Leading block whose log-determinant the criterion holds.
-    c : float
-        Weight of ``log r^2`` (``r^2 / sigma^2`` with a known sigma).
-
-    Returns
-    -------
-    ndarray (N, N)
-        Symmetric.
-    """
-    L = f.L
-    size = L.shape[0]
-    rho = solve_lower_t(L, _last_unit(size))
-    # Omega_s^{-1} from L's leading block by LAPACK's potri: it reads the lower triangle
-    # of the C-ordered factor (the upper one of its transpose) and writes the upper
-    # triangle of the transposed view, mirrored here
-    inv, info = dpotri(L[:s, :s].T, lower=0)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"Cholesky inverse failed (info={info})")
-    G = c * np.outer(rho, rho)
-    G[:s, :s] += np.where(_upper_mask(s), inv, inv.T)
-    return G
-
-
-_EYES: dict[int, np.ndarray] = {}
-_MASKS: dict[int, np.ndarray] = {}
-
-
-def _last_unit(size: int) -> np.ndarray:
-    """The read-only last unit vector of ``size`` (made once per size)."""
-    e = _EYES.get(size)
-    if e is None:
-        e = np.zeros(size)
-        e[-1] = 1.0
-        e.setflags(write=False)
-        _EYES[size] = e
-    return e
-
-
-def _upper_mask(size: int) -> np.ndarray:
-    """``i <= j`` of a ``size``-square array (made once per size)."""
-    mask = _MASKS.get(size)
-    if mask is None:
-        mask = np.triu(np.ones((size, size), dtype=bool))
-        _MASKS[size] = mask
-    return mask

@@ -166,7 +166,6 @@ class DenseCompSymmGram:
                             + np.log(big)))
         return A, self._logdet_w + logdet
 
-
     def vjp(self, phi: np.ndarray):
         r"""``(A, log|V|, pullback)`` as :meth:`~.gram.WhitenedGram.vjp`, in closed form:
         with ``b_n = 1 - \rho + n \rho``,
@@ -264,7 +263,6 @@ class DenseMarkovGram:
                 coef[base + 3] = -r / one_minus
             logdet += count * math.log(one_minus)
         return _dot(coef, self._stack).reshape(self._s, self._s), logdet
-
 
     def vjp(self, phi: np.ndarray):
         r"""``(A, log|V|, pullback)`` as :meth:`~.gram.WhitenedGram.vjp`, in closed form:

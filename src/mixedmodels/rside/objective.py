@@ -33,7 +33,7 @@ from ..design import Design
 from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
-from .dense_gradient import ScaledRowsGram, criterion_weight
+from .dense_gradient import ScaledRowsGram
 from .dense_gram import dense_gram_plan
 from .gram import BandedGram, gram_plan, whitening_plan
 from .level_gram import LevelCrossProduct
@@ -266,13 +266,8 @@ class RSideLMMObjective:
         f, value = lmm.factor_and_value(lmm.system.factorize, theta, scratch=True)
         if f is None or not math.isfinite(value):
             return bad
-        q, p = self.design.q, self.design.p
-        if lmm.sigma is not None:
-            s, c = q + (p if self.reml else 0), f.pwrss() / lmm.sigma ** 2
-        else:
-            s, c = (q + p, self.design.nobs - p) if self.reml else (q, self.design.nobs)
         system = lmm.system
-        G = criterion_weight(f, s, c)
+        G = system.criterion_weight(f, *lmm.dense_weights(f))
         g_theta = system.weight_gradient(theta, G)
         # dd/dA = T G T' = T (T G)' (G symmetric)
         G_A = system.lambda_rows(theta, system.lambda_rows(theta, G, transpose=False).T,

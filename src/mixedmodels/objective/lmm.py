@@ -561,7 +561,20 @@ class LMMObjective:
         """``(s, c)`` of the criterion ``log|Omega_s| + c log r^2`` (plus constants) of a
         dense factor: ``s = q + p``, ``c = n - p`` for REML; ``s = q``, ``c = n`` for ML;
         ``c = r^2 / sigma^2`` with a known sigma (see
-        :meth:`~mixedmodels.linalg.dense.DenseSystem.logdet_gradient`)."""
+        :meth:`~mixedmodels.linalg.dense.DenseSystem.logdet_gradient`).
+
+        Parameters
+        ----------
+        f : DenseFactor
+            A factor of :attr:`system` (dense).
+
+        Returns
+        -------
+        s : int
+            Leading block whose log-determinant the criterion holds.
+        c : float
+            Weight of ``log r^2``.
+        """
         q = self.system.q
         if self.sigma is not None:
             return q + (self.p if self.reml else 0), f.pwrss() / self.sigma ** 2

@@ -2,7 +2,8 @@
 
 Compound symmetry and AR(1) / CAR(1) without a variance function (the closed-form
 cross-products' ``vjp``), and variance functions or prior weights without a correlation
-(``ScaledRowsGram``): the gradient against central differences of the criterion and
+(``ScaledRowsGram``), compound symmetry with a variance function (``ScaledCompSymmGram``
+on the dense rows): the gradient against central differences of the criterion and
 against the independent whitening gradient (``_whitened_value_and_gradient``), REML, ML
 and a known sigma, unequal groups, irregular times, a negative AR(1) parameter. Fits with
 4 parameters take quasi-Newton on it and reach BOBYQA's optimum.
@@ -24,6 +25,7 @@ from mixedmodels.rside.dense_gradient import ScaledRowsGram
 from mixedmodels.rside.dense_gram import DenseCompSymmGram, DenseMarkovGram
 from mixedmodels.rside.objective import RSideLMMObjective
 from mixedmodels.rside.residual import ResidualSpec, bind_residual, residual_columns
+from mixedmodels.rside.scaled_cs_gram import ScaledCompSymmGram
 
 #: Agreement with central differences (step 1e-6), relative to the largest entry.
 FD_TOL = 1e-6
@@ -67,6 +69,10 @@ CASES = [
      ScaledRowsGram),
     ("y ~ x + (x || sub)", None, [mm.var_ident(form="~ 1 | grp"),
                                   mm.var_power(form="~ z")], ScaledRowsGram),
+    ("y ~ x + (x | sub)", mm.cor_comp_symm(form="~ 1 | sub"), mm.var_power(form="~ z"),
+     ScaledCompSymmGram),
+    ("y ~ x + (1 | sub)", mm.cor_comp_symm(form="~ 1 | sub"),
+     mm.var_ident(form="~ 1 | grp"), ScaledCompSymmGram),
 ]
 
 

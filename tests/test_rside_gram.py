@@ -1,7 +1,8 @@
 """The cross-products ``M' V^{-1} M`` and ``log|V|`` of :mod:`mixedmodels.rside.gram`.
 
 Every plan (per-row outer products for banded ``V^{-1}``, per-pattern products for shared
-factors, ARMA's groups padded into one batch, compound symmetry's closed form) against the
+factors, ARMA's groups padded into one batch, compound symmetry's closed form, with scaled
+rows too) against the
 whitening of the rows (:class:`~mixedmodels.rside.gram.WhitenedGram`, the Cholesky factors
 of every group) at random parameters, on a panel with unequal groups (prefix patterns),
 irregular times and shuffled rows; and the ``gls`` criterion unchanged by a response
@@ -32,6 +33,7 @@ from mixedmodels.rside.gram import (
 from mixedmodels.rside.group_gram import GroupGram
 from mixedmodels.rside.objective import GLSObjective
 from mixedmodels.rside.residual import ResidualSpec, bind_residual, residual_columns
+from mixedmodels.rside.scaled_cs_gram import ScaledCompSymmGram
 
 #: Relative agreement of the cross-products (sums of a few hundred terms in another order).
 GRAM_TOL = 1e-12
@@ -84,7 +86,13 @@ CASES = [
     (mm.cor_arma(form="~ t | sub", p=2), mm.var_power(form="~ z"), None, GroupGram),
     (mm.cor_arma(form="~ tg | sub", q=1), None, "w", GroupGram),
     (mm.cor_exp(form="~ tt | sub"), mm.var_power(form="~ z"), None, WhitenedGram),
-    (mm.cor_comp_symm(form="~ 1 | sub"), None, "w", WhitenedGram),
+    (mm.cor_comp_symm(form="~ 1 | sub"), None, "w", ScaledCompSymmGram),
+    (mm.cor_comp_symm(form="~ 1 | sub"), mm.var_power(form="~ z"), None, ScaledCompSymmGram),
+    (mm.cor_comp_symm(form="~ 1 | sub"), mm.var_const_power(form="~ z"), "w",
+     ScaledCompSymmGram),
+    (mm.cor_comp_symm(form="~ 1 | sub"), mm.var_ident(form="~ 1 | sub"), None,
+     ScaledCompSymmGram),
+    (mm.cor_comp_symm(form="~ 1 | sub"), mm.var_exp(form="~ t"), None, ScaledCompSymmGram),
 ]
 
 
@@ -159,6 +167,39 @@ def test_group_gram_gradient_matches_the_whitening_pullback(cor, var, weights):
         x = obj.x0 + rng.normal(scale=0.4, size=obj.x0.size)
         g, g0 = obj._gram.vjp(x)[2](G), ref.vjp(x)[2](G)
         assert np.max(np.abs(g - g0)) <= VJP_TOL * max(1.0, np.max(np.abs(g0)))
+
+
+#: Central differences of the gls criterion (~1e3) with step 1e-5: truncation ~1e-10
+#: of the curvature, rounding ~1e-13 / 1e-5 = 1e-8 relative to the criterion's terms.
+FD_TOL = 1e-5
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("var, weights", [
+    (mm.var_power(form="~ z"), None),
+    (mm.var_const_power(form="~ z"), "w"),
+    (mm.var_ident(form="~ 1 | sub"), None),
+    (None, "w"),
+], ids=["power", "const_power_weights", "ident", "weights_only"])
+def test_scaled_comp_symm_gradient(var, weights, shuffle):
+    # the closed-form pullback against the whitening pullback, and the criterion's
+    # gradient against central differences (unequal groups, rows in any order)
+    obj = _objective(_panel(shuffle=shuffle), mm.cor_comp_symm(form="~ 1 | sub"), var,
+                     weights)
+    assert type(obj._gram) is ScaledCompSymmGram and obj.fast_gradient
+    ref = WhitenedGram(obj.residual, obj._M)
+    rng = np.random.default_rng(5)
+    G = rng.normal(size=(obj._M.shape[1],) * 2)
+    G = G + G.T
+    h = 1e-5
+    for _ in range(3):
+        x = obj.x0 + rng.normal(scale=0.4, size=obj.x0.size)
+        g, g0 = obj._gram.vjp(x)[2](G), ref.vjp(x)[2](G)
+        assert np.max(np.abs(g - g0)) <= VJP_TOL * max(1.0, np.max(np.abs(g0)))
+        _, grad = obj.value_and_gradient(x)
+        fd = np.array([(obj(x + h * e) - obj(x - h * e)) / (2 * h)
+                       for e in np.eye(x.size)])
+        assert np.max(np.abs(grad - fd)) <= FD_TOL * max(1.0, np.max(np.abs(fd)))
 
 
 @pytest.mark.parametrize("cor", [None, mm.cor_ar1(form="~ t | sub")],

@@ -73,3 +73,16 @@ class LimitScale:
 
     def __call__(self, z) -> float:
         return self.fun(self.to_model(z))
+
+    def value_and_gradient(self, z) -> tuple[float, np.ndarray]:
+        r"""The criterion and its gradient in ``z`` from ``fun.value_and_gradient``:
+        ``df/dz_i = e^{-u_i} df/du_i`` on the mapped coordinates. At ``z_i = 0`` (``u_i``
+        clipped at ``-UNCONSTRAINED_MAX``) this is the limit of ``df/dz_i``, finite
+        where ``f(u) ~ f_0 + a e^u`` flattens towards 0 -- the plateau this scale is
+        for, which the log scale's gradient ``a e^u`` cannot see."""
+        u = self.to_model(z)
+        f, g = self.fun.value_and_gradient(u)
+        g = np.array(g, dtype=float)
+        m = self.mask
+        g[m] *= np.exp(-u[m])
+        return f, g

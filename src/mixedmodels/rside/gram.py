@@ -41,6 +41,7 @@ from .arma_whitening import ArmaWhitening
 from .correlation import _MarkovMixin
 from .group_gram import GroupGram
 from .residual import BoundResidual
+from .scaled_cs_gram import ScaledCompSymmGram
 
 __all__ = ["PATTERN_GRAM_MAX_PAIRS", "BandedGram", "CompSymmGram", "MarkovWhitening",
            "PatternGram", "ScaleWhitening", "WhitenedGram", "gram_plan", "whitening_plan"]
@@ -524,6 +525,8 @@ def gram_plan(residual: BoundResidual, M: np.ndarray):
         return BandedGram(residual, M)
     if CompSymmGram.applies(residual):
         return CompSymmGram(residual, M)
+    if ScaledCompSymmGram.applies(residual):
+        return ScaledCompSymmGram(residual, M)
     if PatternGram.applies(residual):
         return PatternGram(residual, M)
     if GroupGram.applies(residual):

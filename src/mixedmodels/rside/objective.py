@@ -33,12 +33,13 @@ from ..design import Design
 from ..linalg.basis import FixedBasis
 from ..linalg.dense import flat_z_positions
 from ..objective.lmm import LMMObjective, LMMSolution
-from .dense_gradient import ScaledRowsGram
-from .dense_gram import dense_gram_plan
+from .dense_gradient import GRAM_GRADIENT_MAX_ENTRIES, ScaledRowsGram
+from .dense_gram import dense_gram_plan, dense_rows
 from .gram import BandedGram, gram_plan, whitening_plan
 from .level_gram import LevelCrossProduct
 from .load_cache import RecentLoads
 from .residual import BoundResidual
+from .scaled_cs_gram import ScaledCompSymmGram
 
 __all__ = ["DENSE_GRADIENT_MAX_Q", "LEVEL_GRAM_MIN_Q", "GLSObjective", "GLSSolution",
            "RSideLMMObjective", "gls_deviance"]
@@ -231,6 +232,13 @@ class RSideLMMObjective:
                                             self.design.q + self.design.p + 1):
                     plan = ScaledRowsGram(self.residual, self.design, self._M,
                                           self._zslices)
+                elif ScaledCompSymmGram.applies(self.residual) and \
+                        self.design.nobs * (self.design.q + self.design.p + 1) \
+                        <= GRAM_GRADIENT_MAX_ENTRIES:
+                    # compound symmetry with scaled rows: its closed form on the dense
+                    # rows (the value keeps the whitening)
+                    plan = ScaledCompSymmGram(self.residual, dense_rows(
+                        self.design, self._M, self._zslices))
             self._grad_plan = plan
         return self._grad_plan
 

@@ -1,7 +1,7 @@
 """Quasi-Newton on the limit scale (``fitting.rside._optimize_limit_gradient``).
 
-``gls`` with compound symmetry and varConstPower has a gradient that costs a few values
-(``ScaledCompSymmGram``), so the log-scale and natural-scale stages run by BFGS instead
+``gls`` with compound symmetry (``ScaledCompSymmGram``) or AR(1) and varConstPower has a
+gradient that costs a few values, so the log-scale and natural-scale stages run by BFGS instead
 of BOBYQA and its restarts. On simulated panels whose constant ends at its limit 0 or
 inside, REML and ML, the fit must take that path, pass its convergence check and reach
 BOBYQA's optimum (or a better one); and the natural scale's gradient
@@ -43,10 +43,11 @@ def _panel(seed: int, const: float, power: float, rho: float = 0.5, g: int = 20,
                          "sub": np.repeat([f"r{i}" for i in range(g)], m)})
 
 
-def _fit(d, method, optimizer="auto"):
+def _fit(d, method, optimizer="auto", correlation=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mm.gls("y ~ x", d, correlation=mm.cor_comp_symm(form="~ 1 | sub"),
+        return mm.gls("y ~ x", d,
+                      correlation=correlation or mm.cor_comp_symm(form="~ 1 | sub"),
                       variance=mm.var_const_power(form="~ t"), method=method,
                       optimizer=optimizer)
 
@@ -62,6 +63,18 @@ def test_quasi_newton_stages_reach_bobyqas_optimum(seed, const, power, method):
     assert fit.convergence.converged
     assert fit.loglik >= ref.loglik - LOGLIK_TOL
     assert fit.var_params["const"] >= 0.0
+
+
+@pytest.mark.parametrize("seed, const, power", [(2, 0.0, 1.0), (5, 0.0, 0.4)])
+def test_markov_correlation_takes_the_same_stages(seed, const, power):
+    # AR(1)'s banded cross-products give the gradient at about a value's cost too
+    d = _panel(seed, const, power)
+    cor = mm.cor_ar1(form="~ t | sub")
+    fit = _fit(d, "REML", correlation=cor)
+    ref = _fit(d, "REML", optimizer="bobyqa", correlation=cor)
+    assert fit.opt.optimizer.startswith("gradient") and fit.convergence.converged
+    assert fit.loglik >= ref.loglik - LOGLIK_TOL
+    assert fit.opt.n_evals < ref.opt.n_evals
 
 
 def test_natural_scale_gradient_matches_differences():

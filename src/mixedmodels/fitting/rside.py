@@ -307,13 +307,10 @@ def _optimize_limit_gradient(obj, scale: LimitScale, x0, lower, check_conv, stag
     competitive, n_tried = _limit_competitive(obj, x1, f1, scale.mask)
     n_evals = opt1.n_evals + n_tried
     if not competitive:
-        conv = None
-        if check_conv:
-            f1, g1 = obj.value_and_gradient(x1)
-            conv = check_convergence_gradient(obj.value_and_gradient, x1, lower, g1)
-            if not conv.converged:
-                return None
-        return x1, f1, replace(opt1, n_evals=n_evals), conv
+        checked = _gradient_checked(obj, x1, f1, lower, check_conv)
+        if checked is None:
+            return None
+        return x1, checked[0], replace(opt1, n_evals=n_evals), checked[1]
     zlow = scale.lower(lower)
     found = optimize_fast_gradient(scale, scale.from_model(x1), zlow, False, stage)
     if found is None:
@@ -322,14 +319,21 @@ def _optimize_limit_gradient(obj, scale: LimitScale, x0, lower, check_conv, stag
     n_evals += opt.n_evals
     z, fval = snap_to_boundary(scale, z, fval, zlow,
                                tol=np.where(scale.mask, np.inf, BOUNDARY_TOL))
-    conv = None
-    if check_conv:
-        fval, g = scale.value_and_gradient(z)
-        conv = check_convergence_gradient(scale.value_and_gradient, z, zlow, g)
-        if not conv.converged:
-            return None
+    checked = _gradient_checked(scale, z, fval, zlow, check_conv)
+    if checked is None:
+        return None
     opt = replace(opt, x=scale.to_model(opt.x), x0=x0, lower=lower, n_evals=n_evals)
-    return scale.to_model(z), fval, opt, conv
+    return scale.to_model(z), checked[0], opt, checked[1]
+
+
+def _gradient_checked(fun, x, fval, lower, check_conv):
+    """``(fval, report)``: the convergence check from ``fun.value_and_gradient`` at ``x``
+    (``(fval, None)`` without the check); None where the check fails."""
+    if not check_conv:
+        return fval, None
+    f, g = fun.value_and_gradient(x)
+    conv = check_convergence_gradient(fun.value_and_gradient, x, lower, g)
+    return (f, conv) if conv.converged else None
 
 
 def _checked_holding(obj, x, fval, lower, check_conv):

@@ -812,6 +812,12 @@ class _BoundCompSymm(BoundCorrelation):
         e = float(np.exp(np.float64(x)))
         return (e + self._inf) / (e + 1.0)
 
+    def rho_slope(self, rho: float) -> float:
+        """``d rho / du`` of the logistic scale at ``rho``: ``(rho - rho_min)(1 - rho) /
+        (1 - rho_min)``."""
+        inf = self._inf
+        return (rho - inf) * (1.0 - rho) / (1.0 - inf)
+
     def unconstrained(self, nat):
         nat = np.asarray(nat, dtype=float)
         if np.any((nat <= self._inf) | (nat >= 1.0)):

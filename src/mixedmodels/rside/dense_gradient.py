@@ -44,8 +44,8 @@ from .residual import BoundResidual
 __all__ = ["GRAM_GRADIENT_MAX_ENTRIES", "ScaledRowsGram"]
 
 #: Largest ``n N`` (rows times the width of the dense rows) for which
-#: :class:`ScaledRowsGram` holds the dense rows (16 MB here); beyond, the whitening
-#: gradient.
+#: :class:`ScaledRowsGram` or :class:`~.scaled_cs_gram.ScaledCompSymmGram` holds the
+#: dense rows (16 MB here); beyond, the whitening gradient.
 GRAM_GRADIENT_MAX_ENTRIES = 2 ** 21
 
 
@@ -78,10 +78,10 @@ class ScaledRowsGram:
         self._pairs = (pos[:, :, None], pos[:, None, :])
 
     @staticmethod
-    def applies(residual: BoundResidual, design, n_cols: int) -> bool:
-        """No correlation, and the dense rows within :data:`GRAM_GRADIENT_MAX_ENTRIES`."""
-        return residual.correlation is None and \
-            design.nobs * n_cols <= GRAM_GRADIENT_MAX_ENTRIES
+    def applies(residual: BoundResidual) -> bool:
+        """No correlation (the caller keeps the dense rows within
+        :data:`GRAM_GRADIENT_MAX_ENTRIES`)."""
+        return residual.correlation is None
 
     def vjp(self, phi: np.ndarray):
         """As :meth:`~.gram.WhitenedGram.vjp` (never None: no correlation)."""

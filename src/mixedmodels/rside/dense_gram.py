@@ -183,11 +183,10 @@ class DenseCompSymmGram:
         A, logdet = got
         uc, _ = self.residual.split(phi)
         rho = self._cor.rho(uc)
-        inf = self._cor._inf
         big = 1.0 - rho + self._nf * rho
         dcoef = np.concatenate([[1.0 / (1.0 - rho) ** 2], -(self._nf - 1.0) / (big * big)])
         dlogdet = float(self._count @ ((self._nf - 1.0) * (1.0 / big - 1.0 / (1.0 - rho))))
-        drho = (rho - inf) * (1.0 - rho) / (1.0 - inf)
+        drho = self._cor.rho_slope(rho)
         n_cor = self.residual.n_cor
 
         def pullback(G):

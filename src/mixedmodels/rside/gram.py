@@ -500,9 +500,7 @@ class CompSymmGram:
         if got is None:
             return None
         A, logdet, rho, big = got
-        cor = self.residual.correlation
-        inf = cor._inf
-        drho = (rho - inf) * (1.0 - rho) / (1.0 - inf)
+        drho = self.residual.correlation.rho_slope(rho)
         dA = (A - (1.0 / (big * big)) @ self._U) / (1.0 - rho)
         dlogdet = float(self._count @ ((self._nf - 1.0) * (1.0 / big - 1.0 / (1.0 - rho))))
 

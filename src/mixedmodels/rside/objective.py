@@ -225,20 +225,19 @@ class RSideLMMObjective:
         too many for it: the whitening gradient), made once."""
         if "_grad_plan" not in self.__dict__:
             plan = None
+            design = self.design
             if self.method == "dense":
+                # the plans below hold the dense rows: within GRAM_GRADIENT_MAX_ENTRIES
+                small = design.nobs * (design.q + design.p + 1) <= GRAM_GRADIENT_MAX_ENTRIES
                 if self._dense_gram is not None:
                     plan = self._dense_gram
-                elif ScaledRowsGram.applies(self.residual, self.design,
-                                            self.design.q + self.design.p + 1):
-                    plan = ScaledRowsGram(self.residual, self.design, self._M,
-                                          self._zslices)
-                elif ScaledCompSymmGram.applies(self.residual) and \
-                        self.design.nobs * (self.design.q + self.design.p + 1) \
-                        <= GRAM_GRADIENT_MAX_ENTRIES:
+                elif small and ScaledRowsGram.applies(self.residual):
+                    plan = ScaledRowsGram(self.residual, design, self._M, self._zslices)
+                elif small and ScaledCompSymmGram.applies(self.residual):
                     # compound symmetry with scaled rows: its closed form on the dense
                     # rows (the value keeps the whitening)
                     plan = ScaledCompSymmGram(self.residual, dense_rows(
-                        self.design, self._M, self._zslices))
+                        design, self._M, self._zslices))
             self._grad_plan = plan
         return self._grad_plan
 

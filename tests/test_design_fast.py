@@ -75,6 +75,10 @@ FORMULAS = [
     # C(x), the parser's factor(x): text, categorical and integer columns
     "C(z)", "C(z) + x", "x * C(f)", "C(g) * x", "0 + C(z)", "C(z):x + C(z) + x", "C(f) + f",
     "C(h) + p", "C(b) + x", "C(x)", "C(k)", "C(odd_Name2) + x", "C(z) * C(f)",
+    # poly(x, k): orthonormal bases, alone, with factors (both orders) and numbers
+    "poly(x, 3) + f", "f * poly(p, 2)", "poly(p, 2) * g", "poly(z, 2):x + poly(z, 2) + x",
+    "poly(p, degree=2)", "poly(log(p), 2)", "poly(p,2, raw=False)", "poly(p)", "poly(z, 6)",
+    "poly(p, 2) + poly(x, 2)", "0 + poly(p, 2)", "poly(p, 2, raw=True)", "poly(p, 2.0)",
 ]
 
 
@@ -114,7 +118,9 @@ def test_fast_matrix_equals_formulaic(label, frame):
     # calls formulaic must evaluate: stateful transforms, comparisons, several arguments, a
     # value that is not finite (log of a negative x: materialize reports those rows), a
     # missing value, an interaction without its main effects
-    ("scale(p, scale=False)", "base"), ("I(p > 1)", "base"), ("poly(p, 2)", "base"),
+    ("scale(p, scale=False)", "base"), ("I(p > 1)", "base"), ("poly(p, 2, raw=True)", "base"),
+    ("poly(x, 2)", "missing x"), ("poly(p, 2.0)", "base"), ("poly(p, 0)", "base"),
+    ("poly(p, 2, 3)", "base"), ("poly(p, 2, other=1)", "base"), ("poly(f, 2)", "base"),
     ("scale(x) + f", "missing x"), ("np.log(scale(p))", "base"),
     ("log(p, 2)", "base"), ("log(x) + f", "base"), ("I(x ** 2) + f", "missing x"),
     ("I(p**2):f", "base"), ("I('a') + p", "base"), ("C(x) + f", "base"),
@@ -187,6 +193,8 @@ CASES = [
     ("distance ~ factor(age) * Sex + (1 | Subject)", {}),
     # new data must be scaled by the training rows' mean and sd (formulaic's state)
     ("distance ~ scale(age) * Sex + center(age) + (scale(age) | Subject)", {}),
+    # and by the training rows' polynomial recurrence
+    ("distance ~ poly(age, 2) * Sex + (poly(age, 2) | Subject)", {}),
 ]
 
 
@@ -274,3 +282,38 @@ def test_fast_arithmetic_declines():
     # scale(x): formulaic's stateful transform, learnt on these rows (its spec keeps the state)
     np.testing.assert_array_equal(fast_mod.fast_arithmetic("scale(x)", frame),
                                   np.asarray(_formulaic("0 + scale(x)", frame))[:, 0])
+
+
+def test_poly_degree_needs_more_distinct_values():
+    """R's poly refuses a degree of as many distinct values or more (the last columns would
+    be rounding divided by rounding); formulaic returned them and the fit dropped one as
+    aliased."""
+    frame = dict(_frames())["base"]                 # z takes 7 values
+    message = r"poly\(z, 7\).*degree \(7\).*distinct values.*\(7\)"
+    with pytest.raises(mm.FormulaError, match=message):
+        fast_matrix("poly(z, 7) + x", frame)
+    sleep = mm.datasets.load("sleepstudy")
+    with pytest.raises(mm.FormulaError, match="poly"):
+        mm.lmer("Reaction ~ poly(Days, 10) + (1 | Subject)", sleep)
+
+
+#: lme4 1.1-31 on sleepstudy (REML), tools/r/poly_reference.R.
+LME4_POLY = {
+    "Reaction ~ poly(Days, 2, raw = TRUE) + (1 | Subject)":
+        ([255.4493728, 7.4340850, 0.3370223], -892.8976),
+    "Reaction ~ poly(Days, 2) + (poly(Days, 2) | Subject)":
+        ([298.50789, 403.36417, 32.85579], -856.4042),
+}
+#: The digits lme4 prints (7 significant in fixef, 4 decimals in logLik).
+LME4_PRINTED_RTOL = 1e-6
+LME4_LOGLIK_ATOL = 1e-4
+
+
+@pytest.mark.parametrize("formula", list(LME4_POLY))
+def test_poly_fits_match_lme4(formula):
+    """Orthonormal and raw (R's ``raw = TRUE``, whose ``TRUE`` the parser now passes as
+    Python's ``True``) polynomial bases give lme4's estimates."""
+    fit = mm.lmer(formula, mm.datasets.load("sleepstudy"))
+    beta, loglik = LME4_POLY[formula]
+    np.testing.assert_allclose(fit.fixef.to_numpy(), beta, rtol=LME4_PRINTED_RTOL)
+    assert abs(fit.loglik - loglik) < LME4_LOGLIK_ATOL

@@ -114,6 +114,16 @@ def test_r_spellings_translated():
         "np.log(x) + I(x * 1.5)"
 
 
+def test_r_logicals_inside_calls_are_python_logicals():
+    """``raw = TRUE`` is R's logical; formulaic evaluates the call as Python, where it
+    looked for a column ``TRUE``. Outside calls, in backticks, strings and longer names it
+    stays as written."""
+    spec = parse_formula("y ~ poly(x, 2, raw = TRUE) + f(a, g(FALSE)) + TRUE_x + (1 | g)")
+    assert spec.fixed == "poly(x, 2, raw = True) + f(a, g(False)) + TRUE_x"
+    assert parse_formula("y ~ I(`TRUE` + 1) + h(x, 'TRUE') + (1 | g)").fixed == \
+        "I(`TRUE` + 1) + h(x, 'TRUE')"
+
+
 def test_offsets_are_collected():
     spec = parse_formula("y ~ x + offset(log(n)) + offset(t) + (1 | g)")
     assert spec.offsets == ("log(n)", "t")

@@ -22,9 +22,11 @@ names, order and values:
   evaluated by :func:`fast_arithmetic` and named as formulaic names it (the expression as
   :func:`ast.unparse` writes it; R's name deparsed from it: ``I(Days^2)``); ``C(x)``
   (R's ``factor(x)``) is the factor of a text, categorical or integer column
-  (``C(Days)[T.1]``, R's ``factor(Days)1``).
+  (``C(Days)[T.1]``, R's ``factor(Days)1``);
+* ``poly(x, k)`` (or ``degree=k``) of a numeric expression is ``k`` numbers, the
+  orthonormal basis of :mod:`.poly` (``poly(Days, 2)[1]``, R's ``poly(Days, 2)1``).
 
-Anything else -- other functions (``poly``, ``scale`` with options, ``C(f)`` with
+Anything else -- other functions (``poly(x, k, raw=True)``, ``scale`` with options, ``C(f)`` with
 contrasts), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
 interaction whose lower-order terms are not all in the formula (formulaic's coding rule then
 depends on which terms span which), single-level or incomplete factors, names that are not
@@ -50,6 +52,7 @@ import pandas as pd
 from .dtypes import float_values
 from .identity_cache import IdentityCache
 from .names import INTERCEPT, deparse_python, r_label, r_name_of
+from .poly import poly_arguments, poly_basis
 
 __all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix",
            "indicator_matrix"]
@@ -85,6 +88,8 @@ _CALL_HEAD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)
 #: Characters that end the fast path inside a call: quotes and backticks (text arguments,
 #: formulaic's renamed columns), keyword arguments and formula operators.
 _CALL_REFUSED = frozenset("'\"`=|~,:;[]{}")
+#: ``poly``'s arguments hold commas and keywords (:func:`.poly.poly_arguments` reads them).
+_POLY_REFUSED = _CALL_REFUSED - frozenset(",=")
 
 
 def _call_token(text: str, pos: int) -> tuple[str, int] | None:
@@ -95,10 +100,11 @@ def _call_token(text: str, pos: int) -> tuple[str, int] | None:
     m = _CALL_HEAD.match(text, pos)
     if m is None:
         return None
+    refused = _POLY_REFUSED if m.group(1) == "poly" else _CALL_REFUSED
     depth, end = 1, m.end()
     while end < len(text) and depth:
         ch = text[end]
-        if ch in _CALL_REFUSED:
+        if ch in refused:
             return None
         depth += (ch == "(") - (ch == ")")
         end += 1
@@ -214,9 +220,9 @@ def _is_call(token: str) -> bool:
 
 @dataclass(frozen=True)
 class _Variable:
-    values: np.ndarray | None     # numeric values (float), None for a factor
+    values: np.ndarray | None     # numeric values (float; (n, k) for poly), None for a factor
     codes: np.ndarray | None      # factor codes (int), None for a number
-    levels: tuple = ()
+    levels: tuple = ()            # a factor's levels; a poly basis's column labels
 
 
 def _call_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
@@ -272,11 +278,33 @@ def _factor_call_variable(frame: pd.DataFrame, column: str, contrasts) -> _Varia
     return _Variable(None, codes.astype(np.int64).ravel(), tuple(uniques.tolist()))
 
 
+def _poly_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
+    """``poly(x, k)``: the basis of :func:`.poly.poly_basis` on the finite values of the
+    numeric expression ``x``, its columns labelled ``1 .. k`` as formulaic labels them;
+    None for other arguments (formulaic's business)."""
+    tree = _expression_tree(call)
+    args = poly_arguments(tree) if isinstance(tree, ast.Call) else None
+    if args is None:
+        return None
+    x = fast_arithmetic(ast.unparse(args[0]), frame)
+    if x is None or x.shape != (len(frame),) or not np.isfinite(x).all():
+        return None
+    degree = args[1]
+    return _Variable(poly_basis(x, degree, call), None,
+                     tuple(str(k) for k in range(1, degree + 1)))
+
+
+#: ``poly(`` at the start of a call (``_expression_tree`` tells the rest).
+_POLY_CALL = re.compile(r"poly\(")
+
+
 def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     if _is_call(name):
         m = _FACTOR_CALL.fullmatch(name)
         if m is not None:
             return _factor_call_variable(frame, m.group(1), contrasts)
+        if _POLY_CALL.match(name) and "poly" not in frame.columns:
+            return _poly_variable(frame, name)
         return _call_variable(frame, name)
     if name not in frame.columns or (contrasts and name in contrasts):
         return None
@@ -395,8 +423,8 @@ def fast_matrix(expr: str, frame: pd.DataFrame, contrasts: dict | None = None
 
     def part(name: str, j: int) -> np.ndarray:
         var = variables[name]
-        if j < 0:
-            return var.values
+        if j < 0:                       # a number; column -1 - j of a poly basis
+            return var.values if var.values.ndim == 1 else var.values[:, -1 - j]
         got = indicators.get((name, j))
         if got is None:
             got = indicators[(name, j)] = (var.codes == j).astype(float)
@@ -466,6 +494,9 @@ def _part_names(name: str, var: _Variable, reduced: bool):
     level left out when ``reduced`` (treatment contrasts)."""
     r_base = deparse_python(name) if _is_call(name) else r_name_of(name)
     if var.codes is None:
+        if var.values.ndim == 2:        # poly: formulaic appends [k], R appends k
+            return [(f"{name}[{lab}]", r_base + lab, (name, -1 - k))
+                    for k, lab in enumerate(var.levels)]
         return [(name, r_base, (name, -1))]
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"

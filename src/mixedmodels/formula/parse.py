@@ -163,6 +163,46 @@ def _power_inside_calls(expr: str) -> str:
     return "".join(out)
 
 
+#: R's logical constants as words (not part of a longer name such as ``TRUE_x``).
+_R_LOGICAL = re.compile(r"(?<![\w.])(TRUE|FALSE)(?![\w.])")
+
+
+def _logicals_inside_calls(expr: str) -> str:
+    """R's ``TRUE`` / ``FALSE`` inside a function call are Python's ``True`` / ``False``:
+    ``poly(x, 2, raw = TRUE)`` -> ``poly(x, 2, raw = True)``.
+
+    formulaic evaluates a call's arguments as Python, where ``TRUE`` is a name: it looked
+    for a column called ``TRUE`` ("column(s) not found"). Both are reserved words in R, so
+    no column of an R user's formula has either name; a backticked name or a string
+    literal is left alone.
+    """
+    if "TRUE" not in expr and "FALSE" not in expr:
+        return expr
+    starts = {m.start(): m.group(1) for m in _R_LOGICAL.finditer(expr)}
+    quoted = [m.span() for m in _QUOTED.finditer(expr)]
+    out, calls, pos = [], [], 0
+    while pos < len(expr):
+        span = next((q for q in quoted if q[0] == pos), None)
+        if span is not None:                      # copy a quoted piece as it is
+            out.append(expr[span[0]:span[1]])
+            pos = span[1]
+            continue
+        ch = expr[pos]
+        if ch == "(":
+            before = expr[:pos].rstrip()
+            calls.append(bool(before) and bool(_NAME_CHAR.match(before[-1])))
+        elif ch == ")" and calls:
+            calls.pop()
+        elif pos in starts and any(calls):
+            word = starts[pos]
+            out.append("True" if word == "TRUE" else "False")
+            pos += len(word)
+            continue
+        out.append(ch)
+        pos += 1
+    return "".join(out)
+
+
 def _quote_dotted(expr: str) -> str:
     """Backtick R-style dotted column names (``my.var`` -> ```my.var```) for formulaic, which
     would read them as attribute access; module references (``np.log``) are left alone."""
@@ -181,8 +221,9 @@ def _quote_dotted(expr: str) -> str:
 
 def _translate_r(expr: str) -> str:
     """R spellings formulaic does not know: ``factor(x)`` -> ``C(x)``, ``I(x^2)`` ->
-    ``I(x**2)``, dotted column names."""
-    return _quote_dotted(_power_inside_calls(_FACTOR_CALL.sub("C(", expr)))
+    ``I(x**2)``, ``TRUE`` inside a call -> ``True``, dotted column names."""
+    return _quote_dotted(_logicals_inside_calls(
+        _power_inside_calls(_FACTOR_CALL.sub("C(", expr))))
 
 
 def _group_name(text: str, source: str) -> str:

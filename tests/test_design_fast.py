@@ -79,6 +79,7 @@ FORMULAS = [
     "poly(x, 3) + f", "f * poly(p, 2)", "poly(p, 2) * g", "poly(z, 2):x + poly(z, 2) + x",
     "poly(p, degree=2)", "poly(log(p), 2)", "poly(p,2, raw=False)", "poly(p)", "poly(z, 6)",
     "poly(p, 2) + poly(x, 2)", "0 + poly(p, 2)", "poly(p, 2, raw=True)", "poly(p, 2.0)",
+    "poly(z, 3, raw=True) * f", "poly(p, raw=True)", "poly(z, 9, raw=True)",
 ]
 
 
@@ -118,7 +119,7 @@ def test_fast_matrix_equals_formulaic(label, frame):
     # calls formulaic must evaluate: stateful transforms, comparisons, several arguments, a
     # value that is not finite (log of a negative x: materialize reports those rows), a
     # missing value, an interaction without its main effects
-    ("scale(p, scale=False)", "base"), ("I(p > 1)", "base"), ("poly(p, 2, raw=True)", "base"),
+    ("scale(p, scale=False)", "base"), ("I(p > 1)", "base"), ("poly(p, 2, raw=1)", "base"),
     ("poly(x, 2)", "missing x"), ("poly(p, 2.0)", "base"), ("poly(p, 0)", "base"),
     ("poly(p, 2, 3)", "base"), ("poly(p, 2, other=1)", "base"), ("poly(f, 2)", "base"),
     ("scale(x) + f", "missing x"), ("np.log(scale(p))", "base"),
@@ -195,6 +196,7 @@ CASES = [
     ("distance ~ scale(age) * Sex + center(age) + (scale(age) | Subject)", {}),
     # and by the training rows' polynomial recurrence
     ("distance ~ poly(age, 2) * Sex + (poly(age, 2) | Subject)", {}),
+    ("distance ~ poly(age, 2, raw = TRUE) + Sex + (1 | Subject)", {}),
 ]
 
 

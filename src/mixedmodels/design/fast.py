@@ -24,9 +24,10 @@ names, order and values:
   (R's ``factor(x)``) is the factor of a text, categorical or integer column
   (``C(Days)[T.1]``, R's ``factor(Days)1``);
 * ``poly(x, k)`` (or ``degree=k``) of a numeric expression is ``k`` numbers, the
-  orthonormal basis of :mod:`.poly` (``poly(Days, 2)[1]``, R's ``poly(Days, 2)1``).
+  orthonormal basis of :mod:`.poly` (``poly(Days, 2)[1]``, R's ``poly(Days, 2)1``), or
+  with ``raw=True`` the powers (formulaic's ``[0]`` is R's ``1``).
 
-Anything else -- other functions (``poly(x, k, raw=True)``, ``scale`` with options, ``C(f)`` with
+Anything else -- other functions (``scale`` with options, ``C(f)`` with
 contrasts), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
 interaction whose lower-order terms are not all in the formula (formulaic's coding rule then
 depends on which terms span which), single-level or incomplete factors, names that are not
@@ -52,7 +53,7 @@ import pandas as pd
 from .dtypes import float_values
 from .identity_cache import IdentityCache
 from .names import INTERCEPT, deparse_python, r_label, r_name_of
-from .poly import poly_arguments, poly_basis
+from .poly import poly_arguments, poly_basis, poly_labels, raw_powers
 
 __all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix",
            "indicator_matrix"]
@@ -222,7 +223,7 @@ def _is_call(token: str) -> bool:
 class _Variable:
     values: np.ndarray | None     # numeric values (float; (n, k) for poly), None for a factor
     codes: np.ndarray | None      # factor codes (int), None for a number
-    levels: tuple = ()            # a factor's levels; a poly basis's column labels
+    levels: tuple = ()            # a factor's levels; a poly basis's (label, R suffix)s
 
 
 def _call_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
@@ -279,9 +280,9 @@ def _factor_call_variable(frame: pd.DataFrame, column: str, contrasts) -> _Varia
 
 
 def _poly_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
-    """``poly(x, k)``: the basis of :func:`.poly.poly_basis` on the finite values of the
-    numeric expression ``x``, its columns labelled ``1 .. k`` as formulaic labels them;
-    None for other arguments (formulaic's business)."""
+    """``poly(x, k)``: the basis of :func:`.poly.poly_basis` (``raw=True``: the powers) on
+    the finite values of the numeric expression ``x``, its columns labelled as
+    :func:`.poly.poly_labels` says; None for other arguments (formulaic's business)."""
     tree = _expression_tree(call)
     args = poly_arguments(tree) if isinstance(tree, ast.Call) else None
     if args is None:
@@ -289,9 +290,11 @@ def _poly_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
     x = fast_arithmetic(ast.unparse(args[0]), frame)
     if x is None or x.shape != (len(frame),) or not np.isfinite(x).all():
         return None
-    degree = args[1]
-    return _Variable(poly_basis(x, degree, call), None,
-                     tuple(str(k) for k in range(1, degree + 1)))
+    _, degree, raw = args
+    values = raw_powers(x, degree) if raw else poly_basis(x, degree, call)
+    if not np.isfinite(values).all():
+        return None                # raw powers overflowing: formulaic's business
+    return _Variable(values, None, poly_labels(degree, raw))
 
 
 #: ``poly(`` at the start of a call (``_expression_tree`` tells the rest).
@@ -494,9 +497,9 @@ def _part_names(name: str, var: _Variable, reduced: bool):
     level left out when ``reduced`` (treatment contrasts)."""
     r_base = deparse_python(name) if _is_call(name) else r_name_of(name)
     if var.codes is None:
-        if var.values.ndim == 2:        # poly: formulaic appends [k], R appends k
-            return [(f"{name}[{lab}]", r_base + lab, (name, -1 - k))
-                    for k, lab in enumerate(var.levels)]
+        if var.values.ndim == 2:        # poly: formulaic appends [label], R a suffix
+            return [(f"{name}[{lab}]", r_base + suffix, (name, -1 - k))
+                    for k, (lab, suffix) in enumerate(var.levels)]
         return [(name, r_base, (name, -1))]
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"

@@ -169,7 +169,9 @@ def _factor_parts(scoped, encoder_state, columns: list[str]) -> list[tuple[str, 
         # [key] to the factor's name, R appends the key
         keys = re.findall(re.escape(name) + r"\[([^\]]*)\]", "\n".join(columns))
         if keys:
-            return [(f"{name}[{k}]", r_name + k) for k in dict.fromkeys(keys)]
+            shift = _raw_poly(factor.expr)
+            return [(f"{name}[{k}]", r_name + (str(int(k) + 1) if shift else k))
+                    for k in dict.fromkeys(keys)]
         return [(name, r_name)]
     info = state.get("contrasts")
     if info is None:
@@ -181,6 +183,21 @@ def _factor_parts(scoped, encoder_state, columns: list[str]) -> list[tuple[str, 
     suffixes = r_contrast_suffixes(contrasts, levels, reduced, r_label)
     return [(fmt.format(name=name, field=f), r_name + s)
             for f, s in zip(fields, suffixes, strict=True)]
+
+
+def _raw_poly(expr: str) -> bool:
+    """Whether ``expr`` is ``poly(x, k, raw=True)``, whose columns formulaic labels by
+    position (``[0]``) and R from 1 (:func:`.poly.poly_labels`)."""
+    from .poly import poly_arguments
+
+    if not expr.startswith("poly("):
+        return False
+    try:
+        tree = ast.parse(expr, mode="eval").body
+    except SyntaxError:
+        return False
+    args = poly_arguments(tree) if isinstance(tree, ast.Call) else None
+    return args is not None and args[2]
 
 
 def _term_names(struct, encoder_state) -> list[str] | None:

@@ -27,21 +27,25 @@ import numpy as np
 
 from .._errors import FormulaError
 
-__all__ = ["poly_arguments", "poly_basis"]
+__all__ = ["poly_arguments", "poly_basis", "poly_labels", "raw_powers"]
 
 
-def poly_arguments(call: ast.Call) -> tuple[ast.AST, int] | None:
-    """``(x, degree)`` of ``poly(x)``, ``poly(x, k)`` or ``poly(x, degree=k)`` with an
-    integer ``k >= 1`` (``raw=False`` allowed); None for anything else (``raw=True``,
-    other keywords, a degree that is not an integer literal), which formulaic evaluates."""
+def poly_arguments(call: ast.Call) -> tuple[ast.AST, int, bool] | None:
+    """``(x, degree, raw)`` of ``poly(x)``, ``poly(x, k)``, ``poly(x, degree=k)`` or
+    ``poly(x, k, raw=True)`` with an integer literal ``k >= 1`` and a logical literal
+    ``raw``; None for anything else (other arguments or keywords), which formulaic
+    evaluates."""
     if not call.args or len(call.args) > 2:
         return None
     degree_node = call.args[1] if len(call.args) == 2 else None
+    raw = False
     for kw in call.keywords:
         if kw.arg == "degree" and degree_node is None:
             degree_node = kw.value
-        elif not (kw.arg == "raw" and isinstance(kw.value, ast.Constant)
-                  and kw.value.value is False):
+        elif kw.arg == "raw" and isinstance(kw.value, ast.Constant) and \
+                type(kw.value.value) is bool:
+            raw = kw.value.value
+        else:
             return None
     degree = 1
     if degree_node is not None:
@@ -50,7 +54,19 @@ def poly_arguments(call: ast.Call) -> tuple[ast.AST, int] | None:
         degree = degree_node.value
     if degree < 1:
         return None
-    return call.args[0], degree
+    return call.args[0], degree, raw
+
+
+def poly_labels(degree: int, raw: bool) -> tuple[tuple[str, str], ...]:
+    """``(formulaic's label, R's suffix)`` of each column: R numbers the columns ``1 .. k``
+    either way; formulaic labels its orthonormal columns ``1 .. k`` but its raw powers
+    ``0 .. k-1`` (their positions)."""
+    return tuple((str(k - 1 if raw else k), str(k)) for k in range(1, degree + 1))
+
+
+def raw_powers(x: np.ndarray, degree: int) -> np.ndarray:
+    """``poly(x, k, raw=True)``: the columns ``x, x^2, ..., x^k``."""
+    return np.stack([np.power(x, k) for k in range(1, degree + 1)], axis=1)
 
 
 def poly_basis(x: np.ndarray, degree: int, label: str) -> np.ndarray:

@@ -3,9 +3,9 @@
 formulaic takes 5-10 ms to build ``age * Sex`` or ``spp * mined`` on a few hundred rows --
 more than the whole fit of a small mixed model. The formulas of most models are simple:
 numeric columns, unordered factors (categorical, text or boolean columns) with the default
-treatment contrasts, and interactions of them written hierarchically (``a * b``, or ``a + b
-+ a:b``). Those are built here with numpy in tens of microseconds, with formulaic's column
-names, order and values:
+treatment contrasts, and interactions of them written with Wilkinson's operators (``a * b``,
+``a + b + a:b``, ``(a + b + c)^2``, ``f / x``; :class:`_TermParser`). Those are built here
+with numpy in tens of microseconds, with formulaic's column names, order and values:
 
 * terms are ordered by degree, stably (the intercept, main effects as written, then
   two-way interactions ...); a term written twice (``a:b`` and ``b:a``) keeps its first
@@ -29,9 +29,12 @@ names, order and values:
 
 Anything else -- other functions (``scale`` with options, ``C(f)`` with
 contrasts), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
-interaction whose lower-order terms are not all in the formula (formulaic's coding rule then
-depends on which terms span which), single-level or incomplete factors, names that are not
-plain identifiers -- returns None, and formulaic builds the matrix as before.
+interaction of several factors whose lower-order terms are not all in the formula
+(formulaic's coding rule then depends on which terms span which; one factor times numbers
+is coded by contrasts when the numbers' product is already spanned, else in full, as
+formulaic codes ``f / x``), products of three numbers, single-level or incomplete
+factors, names that are not plain identifiers -- returns None, and formulaic builds the
+matrix as before.
 
 The formulaic model spec (new-data prediction, term tables) is built lazily, by formulaic
 on the same frame, only when something asks for it: :class:`LazyModelSpec`.
@@ -58,7 +61,7 @@ from .poly import poly_arguments, poly_basis, poly_labels, raw_powers
 __all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix",
            "indicator_matrix"]
 
-_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\d+)|([+\-*:]))")
+_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\d+)|(\*\*|[+\-*:/^()]))")
 #: Names formulaic would not read as a plain column lookup.
 _RESERVED = frozenset({"True", "False", "None"}) | frozenset(keyword.kwlist)
 
@@ -140,16 +143,20 @@ def _tokens(expr: str) -> list[str] | None:
 def _parse_terms(expr: str) -> tuple[bool, tuple[tuple[str, ...], ...]] | None:
     """(intercept, terms as tuples of variable names in formulaic's order) or None.
 
-    Grammar: sum of products (``*``) of interactions (``:``) of names; ``1``, ``0`` and
-    ``- 1`` stand alone. Cached by the expression (a pure function of the text; the
+    Grammar: a sum of summands of names and calls joined by Wilkinson's ``:``, ``*``,
+    ``/`` and ``^`` with parentheses (:class:`_TermParser`); ``1``, ``0`` and ``- 1``
+    stand alone at the top level. Cached by the expression (a pure function of the text; the
     answer is immutable): refits and repeated fits parse a formula once."""
     tokens = _tokens(expr)
     if not tokens:
         return None
     chunks: list[tuple[str, list[str]]] = []
-    sign, current = "+", []
+    sign, current, depth = "+", [], 0
     for tok in tokens:
-        if tok in "+-" and len(tok) == 1:
+        depth += (tok == "(") - (tok == ")")
+        if depth < 0:
+            return None
+        if tok in ("+", "-") and depth == 0:
             if current:
                 chunks.append((sign, current))
             elif chunks or sign == "-":
@@ -185,33 +192,113 @@ def _parse_terms(expr: str) -> tuple[bool, tuple[tuple[str, ...], ...]] | None:
 
 
 def _product(tokens: list[str]) -> list[tuple[str, ...]] | None:
-    """Terms of ``a:b * c`` (a list of tokens without ``+``/``-``)."""
-    factors: list[list[str]] = [[]]
-    expect_name = True
-    for tok in tokens:
-        if expect_name:
-            if not (_is_call(tok) or re.fullmatch(r"[A-Za-z_]\w*", tok)) or tok in _RESERVED:
-                return None
-            factors[-1].append(tok)
-            expect_name = False
-        elif tok == ":":
-            expect_name = True
-        elif tok == "*":
-            factors.append([])
-            expect_name = True
-        else:
-            return None
-    if expect_name:
+    """Terms of one summand of the formula (``a:b * c``, ``(a + b)^2``, ``f / x``) in the
+    order formulaic writes them before sorting by degree, or None where it is not this
+    grammar (:class:`_TermParser`)."""
+    parser = _TermParser(tokens)
+    try:
+        terms = parser.product()
+    except _DeclineError:
         return None
-    terms: list[tuple[str, ...]] = []
-    for group in factors:
-        if len(set(group)) < len(group):
-            return None
-        new = [tuple(group)] + [t + tuple(group) for t in terms]
-        if any(len(set(t)) < len(t) for t in new):
-            return None
-        terms = terms + new
-    return terms
+    return terms if parser.pos == len(tokens) else None
+
+
+def _union(*lists: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The terms of the lists in order, each set of variables once (its first spelling)."""
+    seen: dict[frozenset, tuple[str, ...]] = {}
+    for terms in lists:
+        for term in terms:
+            seen.setdefault(frozenset(term), term)
+    return list(seen.values())
+
+
+def _join(left: tuple[str, ...], right: tuple[str, ...]) -> tuple[str, ...]:
+    """The interaction ``left:right``: a variable met twice counts once (``a:a`` is ``a``)."""
+    return left + tuple(v for v in right if v not in left)
+
+
+class _TermParser:
+    """Wilkinson's operators on lists of terms, with R's and formulaic's precedence
+    (``^`` binds tightest, then ``:``, then ``*`` and ``/`` from the left; parentheses
+    group a sum):
+
+    * ``A:B`` -- every ``a:b``, ``a`` varying slowest (``(a + b):(c + d)`` is ``a:c, a:d,
+      b:c, b:d``);
+    * ``A * B`` -- ``A + B + A:B``;
+    * ``A / B`` -- ``A`` plus the interaction of all of ``A``'s variables with each term of
+      ``B`` (``a / b`` is ``a + a:b``);
+    * ``A ^ k`` -- ``A * A * ... * A`` (``k`` times; ``(a + b + c)^2`` is the main effects
+      and the two-way interactions).
+
+    Inside parentheses only ``+`` sums: ``-``, ``0`` and ``1`` there are formulaic's.
+    """
+
+    def __init__(self, tokens: list[str]):
+        self.tokens, self.pos = tokens, 0
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        tok = self.peek()
+        if tok is None:
+            raise _DeclineError
+        self.pos += 1
+        return tok
+
+    def sum(self) -> list[tuple[str, ...]]:
+        terms = self.product()
+        while self.peek() == "+":
+            self.pos += 1
+            terms = _union(terms, self.product())
+        return terms
+
+    def product(self) -> list[tuple[str, ...]]:
+        terms = self.interaction()
+        while self.peek() in ("*", "/"):
+            op = self.take()
+            right = self.interaction()
+            if op == "*":
+                terms = _union(terms, right, _interact(terms, right))
+            else:
+                every = functools.reduce(_join, terms, ())
+                terms = _union(terms, [_join(every, t) for t in right])
+        return terms
+
+    def interaction(self) -> list[tuple[str, ...]]:
+        terms = self.power()
+        while self.peek() == ":":
+            self.pos += 1
+            terms = _interact(terms, self.power())
+        return terms
+
+    def power(self) -> list[tuple[str, ...]]:
+        terms = self.atom()
+        if self.peek() in ("^", "**"):
+            self.pos += 1
+            k = self.take()
+            if not k.isdigit() or int(k) < 1:
+                raise _DeclineError
+            base, terms = terms, terms
+            for _ in range(int(k) - 1):
+                terms = _union(terms, base, _interact(terms, base))
+        return terms
+
+    def atom(self) -> list[tuple[str, ...]]:
+        tok = self.take()
+        if tok == "(":
+            terms = self.sum()
+            if self.take() != ")":
+                raise _DeclineError
+            return terms
+        if not (_is_call(tok) or re.fullmatch(r"[A-Za-z_]\w*", tok)) or tok in _RESERVED:
+            raise _DeclineError
+        return [(tok,)]
+
+
+def _interact(left: list[tuple[str, ...]], right: list[tuple[str, ...]]
+              ) -> list[tuple[str, ...]]:
+    return _union([_join(a, b) for a in left for b in right])
 
 
 def _is_call(token: str) -> bool:
@@ -459,6 +546,9 @@ def _plan(intercept: bool, terms, variables: dict[str, _Variable]):
     a factor's indicator or -1 for a number's values; the intercept has none."""
     present = {frozenset(t) for t in terms}
     full_done = intercept
+    # products of numbers alone that earlier columns span: number terms, and the margin of
+    # a factor coded in full against it (below)
+    spanned_numbers: set[frozenset] = set()
     columns: list[tuple[str, str, tuple]] = []
     if intercept:
         columns.append(("Intercept", INTERCEPT, ()))
@@ -466,14 +556,22 @@ def _plan(intercept: bool, terms, variables: dict[str, _Variable]):
     for term in terms:
         factor_names = [n for n in term if variables[n].codes is not None]
         has_factors = has_factors or bool(factor_names)
-        if len(term) - len(factor_names) > 2:
+        numbers = frozenset(term) - frozenset(factor_names)
+        if len(numbers) > 2:
             return _NO_PLAN   # three numbers multiplied: the rounding depends on the order
-        if len(term) > 1:
-            # every lower-order term present: each factor is coded by its contrasts
+        if len(factor_names) == 1 and numbers:
+            # one factor times numbers (x:f, f / x): the factor is coded by its contrasts
+            # when the numbers' product is spanned already, else in full -- which then
+            # spans that product (f:x + g:x codes g by contrasts); nothing else matters
+            reduced = numbers in spanned_numbers
+            spanned_numbers.add(numbers)
+        elif len(term) > 1 and factor_names:
+            # several factors: every lower-order term present, so that each factor is
+            # coded by its contrasts (formulaic's spans decide the other cases)
             for k in range(1, len(term)):
                 if any(frozenset(s) not in present for s in itertools.combinations(term, k)):
                     return _NO_PLAN
-            if not full_done and factor_names:
+            if not full_done:
                 return _NO_PLAN
             reduced = True
         elif factor_names:
@@ -481,6 +579,8 @@ def _plan(intercept: bool, terms, variables: dict[str, _Variable]):
             full_done = True
         else:
             reduced = True
+        if not factor_names:
+            spanned_numbers.add(numbers)
         parts = [_part_names(n, variables[n], reduced) for n in term]
         # formulaic's column order: the first factor varies fastest
         for combo in itertools.product(*reversed(parts)):

@@ -381,6 +381,21 @@ def test_mirror_lower_inplace(n):
     assert out is a
     np.testing.assert_array_equal(a, expected)
 
+
+@pytest.mark.parametrize("n", [1, 4, 38, 256, 257, 600])
+def test_symmetric_from_one_triangle(n):
+    """A new symmetric array from one triangle, the other never read (NaN there here)."""
+    from mixedmodels.linalg.lapack import symmetric_from_lower, symmetric_from_upper
+
+    a = np.random.default_rng(n).standard_normal((n, n))
+    upper = np.where(np.tri(n, k=-1, dtype=bool), np.nan, a)
+    lower = np.where(np.tri(n, dtype=bool), a, np.nan)
+    for out, expected in ((symmetric_from_upper(upper), np.triu(a) + np.triu(a, 1).T),
+                          (symmetric_from_lower(lower), np.tril(a) + np.tril(a, -1).T)):
+        assert out.flags.c_contiguous
+        np.testing.assert_array_equal(out, expected)
+    assert np.isnan(upper).sum() == n * (n - 1) // 2     # inputs left as they were
+
 # DenseSystem forms T'AT three ways (all-scalar terms: A * d d'; small: two products;
 # from KRONECKER_MIN_SIZE columns: scaling A's blocks term by term); each against the oracle
 DENSE_PATHS = [

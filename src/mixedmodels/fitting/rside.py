@@ -782,7 +782,8 @@ class _RelativeTheta:
         c = self.scale(model[k:])
         out = g.copy()
         out[:k] = c * g[:k]
-        dc = c * np.mean(self.residual.variance.log_sd_jacobian(uv), axis=0)
+        jac = self.residual.variance.log_sd_jacobian(uv)
+        dc = c * (_add_reduce(jac, axis=0) / jac.shape[0])   # np.mean's steps, no wrapper
         t = model[:k] / c
         out[self._var] += float(t @ g[:k]) * dc
         if self.spread is not None:

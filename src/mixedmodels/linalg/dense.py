@@ -22,7 +22,13 @@ from itertools import accumulate
 import numpy as np
 from scipy.linalg.lapack import dpotri as _dpotri
 
-from .lapack import chol_inplace, chol_solve_lower, solve_lower, solve_lower_t
+from .lapack import (
+    chol_inplace,
+    chol_solve_lower,
+    solve_lower,
+    solve_lower_t,
+    symmetric_from_upper,
+)
 from .layout import lambda_layout, theta_slices
 
 __all__ = ["DENSE_MAX_SIZE", "DenseFactor", "DenseSystem", "dense_cross_product",
@@ -472,7 +478,7 @@ class DenseSystem:
         if info != 0:
             raise np.linalg.LinAlgError(f"Cholesky inverse failed (info={info})")
         G = c * np.outer(rho, rho)
-        G[:s, :s] += np.triu(inv) + np.triu(inv, 1).T
+        G[:s, :s] += symmetric_from_upper(inv)
         return G
 
     def weight_gradient(self, theta: np.ndarray, G: np.ndarray) -> np.ndarray:

@@ -41,12 +41,16 @@ from ..linalg.dense import flat_z_positions
 from .dense_gram import dense_rows
 from .residual import BoundResidual
 
-__all__ = ["GRAM_GRADIENT_MAX_ENTRIES", "ScaledRowsGram"]
+__all__ = ["GRAM_GRADIENT_MAX_ENTRIES", "PAIR_PRODUCTS_MAX_ENTRIES", "ScaledRowsGram"]
 
 #: Largest ``n N`` (rows times the width of the dense rows) for which
 #: :class:`ScaledRowsGram` or :class:`~.scaled_cs_gram.ScaledCompSymmGram` holds the
 #: dense rows (16 MB here); beyond, the whitening gradient.
 GRAM_GRADIENT_MAX_ENTRIES = 2 ** 21
+#: Largest ``n c^2`` (rows times the squared width of the compact rows) for which
+#: :class:`ScaledRowsGram` keeps each row's column products and their positions (two
+#: arrays of that many entries); beyond, it gathers ``G`` per row at every evaluation.
+PAIR_PRODUCTS_MAX_ENTRIES = 2 ** 20
 
 
 class ScaledRowsGram:
@@ -76,6 +80,16 @@ class ScaledRowsGram:
         cols.append(np.broadcast_to(design.q + np.arange(design.p + 1), (n, design.p + 1)))
         pos = np.hstack(cols)                                         # (n, c)
         self._pairs = (pos[:, :, None], pos[:, None, :])
+        c = pos.shape[1]
+        self._products = None
+        if n * c * c <= PAIR_PRODUCTS_MAX_ENTRIES:
+            # d_j' G d_j = e^{-2 l_j} sum_ab m_ja m_jb G[pos_ja, pos_jb]: the products
+            # m_ja m_jb and the flat positions of G's entries do not depend on phi (a
+            # flat take and one row-wise dot: 4 + 3 us on sleepstudy, against 20 us for
+            # the two-index gather and 13 for the three-operand einsum)
+            width = self._D.shape[1]
+            self._products = ((M[:, :, None] * M[:, None, :]).reshape(n, c * c),
+                              (pos[:, :, None] * width + pos[:, None, :]).reshape(n, c * c))
 
     @staticmethod
     def applies(residual: BoundResidual) -> bool:
@@ -88,16 +102,21 @@ class ScaledRowsGram:
         res = self.residual
         log_d = res.log_sd(phi)
         if log_d is None:
-            Dw, Mw, logdet = self._D, self._M, 0.0
+            Dw, logdet = self._D, 0.0
         else:
-            e = np.exp(-log_d)[:, None]
-            Dw, Mw, logdet = self._D * e, self._M * e, 2.0 * float(log_d.sum())
+            Dw, logdet = self._D * np.exp(-log_d)[:, None], 2.0 * float(log_d.sum())
         A = Dw.T @ Dw
 
         def pullback(G):
             if not res.n_var:
                 return np.zeros(0)
-            quad = np.einsum("ia,iab,ib->i", Mw, G[self._pairs], Mw)
+            if self._products is None:
+                quad = np.einsum("ia,iab,ib->i", self._M, G[self._pairs], self._M)
+            else:
+                products, flat = self._products
+                quad = np.einsum("ij,ij->i", products, G.ravel().take(flat))
+            if log_d is not None:
+                quad *= np.exp(-2.0 * log_d)
             _, uv = res.split(phi)
             return res.variance.log_sd_jacobian(uv).T @ (2.0 - 2.0 * quad)
 

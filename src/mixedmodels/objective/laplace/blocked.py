@@ -34,6 +34,7 @@ from ...linalg.lapack import (
     inverse_crossprod_inplace,
     solve_lower,
     solve_lower_t,
+    symmetric_from_lower,
 )
 
 __all__ = ["CHUNK_ENTRIES", "DENSE_FLOP_RATIO", "DENSE_H12_MAX", "PAIR_PRODUCTS_MAX",
@@ -331,8 +332,7 @@ class BlockedHessian:
         if self._Sinv is None:
             L = self._LS.copy()
             if inverse_crossprod_inplace(L):
-                low = np.tril(L)
-                self._Sinv = low + np.tril(low, -1).T
+                self._Sinv = symmetric_from_lower(L)
 
     def _level_order(self) -> tuple[np.ndarray, np.ndarray]:
         """Observations sorted by block-1 level and where each level's run starts (fixed

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from ...linalg.lapack import chol_inplace
+from ...linalg.lapack import chol_inplace, symmetric_from_upper
 
 __all__ = ["DENSE_MAX_Q", "PAD_MAX_RATIO", "BlockDiagonalHessian", "DenseHessian", "factor_at",
            "make_hessian", "slot_quadratics", "slot_weighted_inverse"]
@@ -89,7 +89,7 @@ class DenseHessian:
             inv, info = lapack.dpotri(self.L.T, lower=0)
             if info != 0:  # pragma: no cover
                 raise np.linalg.LinAlgError("inverting the Laplace Hessian failed")
-            inv = np.triu(inv) + np.triu(inv, 1).T     # dpotri fills the upper triangle
+            inv = symmetric_from_upper(inv)             # dpotri fills the upper triangle
             self._inv = inv
         return self._inv
 

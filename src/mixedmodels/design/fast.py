@@ -1,4 +1,4 @@
-"""Model matrices of factor formulas without formulaic: treatment contrasts and interactions.
+"""Model matrices of factor formulas without formulaic: contrasts and interactions.
 
 formulaic takes 5-10 ms to build ``age * Sex`` or ``spp * mined`` on a few hundred rows --
 more than the whole fit of a small mixed model. The formulas of most models are simple:
@@ -25,10 +25,15 @@ with numpy in tens of microseconds, with formulaic's column names, order and val
   (``C(Days)[T.1]``, R's ``factor(Days)1``);
 * ``poly(x, k)`` (or ``degree=k``) of a numeric expression is ``k`` numbers, the
   orthonormal basis of :mod:`.poly` (``poly(Days, 2)[1]``, R's ``poly(Days, 2)1``), or
-  with ``raw=True`` the powers (formulaic's ``[0]`` is R's ``1``).
+  with ``raw=True`` the powers (formulaic's ``[0]`` is R's ``1``);
+* ``contrasts=`` (formulaic's sum, Helmert, polynomial, SAS, difference and treatment
+  classes) and ordered categoricals (R's ``contr.poly``) code a factor by the contrast's own
+  matrix (``f[S.a]``, ``temperature[.L]``; R's ``f1``, ``temperature.L``) where it is
+  reduced, by indicators where it is coded in full (:func:`_coding`).
 
 Anything else -- other functions (``scale`` with options, ``C(f)`` with
-contrasts), values that are not finite, ordered factors, contrasts named in ``contrasts=``, an
+contrasts, or of a column given contrasts), values that are not finite, a coding matrix or
+a contrast of another class, contrasts on numbers or logicals, an
 interaction of several factors whose lower-order terms are not all in the formula
 (formulaic's coding rule then depends on which terms span which; one factor times numbers
 is coded by contrasts when the numbers' product is already spanned, else in full, as
@@ -52,7 +57,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from formulaic.transforms.contrasts import (
+    DiffContrasts,
+    HelmertContrasts,
+    PolyContrasts,
+    SASContrasts,
+    SumContrasts,
+    TreatmentContrasts,
+)
 
+from .contrasts import r_contrast_suffixes
 from .dtypes import float_values
 from .identity_cache import IdentityCache
 from .names import INTERCEPT, deparse_python, r_label, r_name_of
@@ -307,10 +321,24 @@ def _is_call(token: str) -> bool:
 
 
 @dataclass(frozen=True)
+class _Coding:
+    """A factor's reduced-rank coding by a formulaic contrast (``contrasts=``, or R's
+    polynomial contrasts of an ordered categorical): the ``levels x m`` matrix, formulaic's
+    name format and field of each column, and R's suffixes."""
+
+    key: tuple
+    matrix: np.ndarray
+    fmt: str
+    fields: tuple
+    r_suffixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class _Variable:
     values: np.ndarray | None     # numeric values (float; (n, k) for poly), None for a factor
     codes: np.ndarray | None      # factor codes (int), None for a number
     levels: tuple = ()            # a factor's levels; a poly basis's (label, R suffix)s
+    coding: _Coding | None = None  # a factor's contrasts other than the default treatment
 
 
 def _call_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
@@ -350,10 +378,10 @@ def _factor_call_variable(frame: pd.DataFrame, column: str, contrasts) -> _Varia
     """``C(column)``: the column's factor (text, unordered categorical) or, for integers,
     the factor of their sorted distinct values, levels labelled as formulaic labels them
     (``C(Days)[T.1]``). Floats and booleans (labels ``1.0``, ``True``) are formulaic's."""
-    if contrasts and f"C({column})" in contrasts:
-        return None                # (contrasts on the column itself: _variable declines)
+    if contrasts and (f"C({column})" in contrasts or column in contrasts):
+        return None                # contrasts on the call or on the column: formulaic's
     var = _variable(frame, column, contrasts)
-    if var is None:
+    if var is None or var.coding is not None:
         return None
     if var.codes is not None:
         return None if var.levels == (False, True) else var
@@ -396,12 +424,17 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
         if _POLY_CALL.match(name) and "poly" not in frame.columns:
             return _poly_variable(frame, name)
         return _call_variable(frame, name)
-    if name not in frame.columns or (contrasts and name in contrasts):
+    if name not in frame.columns:
         return None
+    contrast = contrasts.get(name) if contrasts else None
     col = frame[name]
     if not isinstance(col, pd.Series):
         return None                # duplicated column name
     dtype = col.dtype
+    if contrast is not None and not (
+            isinstance(dtype, pd.CategoricalDtype | pd.StringDtype)
+            or (isinstance(dtype, np.dtype) and dtype.kind == "O")):
+        return None                # contrasts on numbers or logicals: formulaic's
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":
         # (Series.to_numpy(dtype=float)'s own steps: dtypes.float_values)
         return _Variable(float_values(col), None)
@@ -409,9 +442,11 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
         return _Variable(None, col.to_numpy().astype(np.int64), (False, True))
     if isinstance(dtype, pd.CategoricalDtype):
         cat_dtype = dtype.categories.dtype
-        if dtype.ordered or not (isinstance(cat_dtype, pd.StringDtype) or (
+        if not (isinstance(cat_dtype, pd.StringDtype) or (
                 isinstance(cat_dtype, np.dtype) and cat_dtype.kind in "iuf")):
-            return None            # polynomial contrasts; levels formulaic prints its way
+            return None            # levels formulaic prints its way
+        if dtype.ordered and contrast is None:
+            contrast = PolyContrasts()   # R's contr.poly for an ordered factor
         codes = col.array.codes
         levels = _category_levels(dtype.categories)
     elif (isinstance(dtype, np.dtype) and dtype.kind == "O") or \
@@ -425,7 +460,46 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
         return None
     if len(levels) < 2 or (codes < 0).any():
         return None                # formulaic's single-level warning / missing values
-    return _Variable(None, np.asarray(codes, dtype=np.int64), levels)
+    coding = None
+    if contrast is not None:
+        coding = _coding(contrast, levels)
+        if coding is None:
+            return None
+    return _Variable(None, np.asarray(codes, dtype=np.int64), levels, coding)
+
+
+#: The contrasts :func:`_coding` builds (formulaic's classes, by their parameters); others
+#: (a coding matrix, subclasses) are formulaic's.
+_CODED = (TreatmentContrasts, SumContrasts, HelmertContrasts, PolyContrasts, SASContrasts,
+          DiffContrasts)
+#: :func:`_coding`'s answers by contrast and levels (cleared when full).
+_CODINGS: dict = {}
+
+
+def _coding(contrast, levels: tuple) -> _Coding | None:
+    """The reduced-rank coding of ``levels`` by ``contrast`` from formulaic's own contrast
+    object (its matrix, names and, through :func:`.contrasts.r_contrast_suffixes`, R's
+    suffixes), made once per contrast and levels; None for contrasts not in
+    :data:`_CODED` or with parameters that are not plain values."""
+    if type(contrast) not in _CODED:
+        return None
+    try:
+        key = (type(contrast).__name__, tuple(sorted(vars(contrast).items())), levels)
+        got = _CODINGS.get(key)
+    except TypeError:               # a parameter that does not hash (a list of scores)
+        return None
+    if got is None:
+        lv = list(levels)
+        matrix = np.asarray(contrast.get_coding_matrix(lv, reduced_rank=True), dtype=float)
+        fmt = contrast.get_factor_format(lv, reduced_rank=True)
+        fields = contrast.get_coding_column_names(lv, reduced_rank=True)
+        matrix.setflags(write=False)
+        got = _Coding(key, matrix, fmt, tuple(fields),
+                      tuple(r_contrast_suffixes(contrast, lv, True, r_label)))
+        if len(_CODINGS) >= _PLANS_SIZE:
+            _CODINGS.clear()
+        _CODINGS[key] = got
+    return got
 
 
 #: ``0 + C(f)``, ``C(f) + 0``, ``C(f) - 1``, ``-1 + C(f)``: one indicator column per level.
@@ -478,7 +552,8 @@ def fast_matrix(expr: str, frame: pd.DataFrame, contrasts: dict | None = None
     frame : pandas.DataFrame
         Model frame (numeric columns may hold NaN; factors must be complete).
     contrasts : dict, optional
-        Columns with user-given contrasts: they make the formula formulaic's.
+        Column name -> formulaic ``Contrasts`` (:func:`.contrasts.resolve_contrasts`):
+        the classes of :data:`_CODED` are built here, others make the formula formulaic's.
     """
     parsed = _parse_terms(expr)
     if parsed is None:
@@ -497,7 +572,8 @@ def fast_matrix(expr: str, frame: pd.DataFrame, contrasts: dict | None = None
     # the columns' names and recipes depend on the formula and on each variable's kind and
     # levels only, not on the values: made once per such key (a refitted or bootstrapped
     # model asks for the same ones; the text formatting was a third of this function)
-    key = (expr, tuple((n, None) if v.codes is None else (n, type(v.levels[0]), v.levels)
+    key = (expr, tuple((n, None) if v.codes is None else
+                       (n, type(v.levels[0]), v.levels, v.coding and v.coding.key)
                        for n, v in variables.items()))
     plan = _PLANS.get(key)
     if plan is None:
@@ -513,11 +589,15 @@ def fast_matrix(expr: str, frame: pd.DataFrame, contrasts: dict | None = None
 
     def part(name: str, j: int) -> np.ndarray:
         var = variables[name]
-        if j < 0:                       # a number; column -1 - j of a poly basis
+        if j < 0 and var.codes is None:  # a number; column -1 - j of a poly basis
             return var.values if var.values.ndim == 1 else var.values[:, -1 - j]
         got = indicators.get((name, j))
         if got is None:
-            got = indicators[(name, j)] = (var.codes == j).astype(float)
+            if j < 0:                   # column -1 - j of the factor's contrast coding
+                got = var.coding.matrix[:, -1 - j].take(var.codes)
+            else:                       # the indicator of level j
+                got = (var.codes == j).astype(float)
+            indicators[(name, j)] = got
         return got
 
     X = np.empty((n, len(recipes)))
@@ -601,6 +681,11 @@ def _part_names(name: str, var: _Variable, reduced: bool):
             return [(f"{name}[{lab}]", r_base + suffix, (name, -1 - k))
                     for k, (lab, suffix) in enumerate(var.levels)]
         return [(name, r_base, (name, -1))]
+    if reduced and var.coding is not None:
+        coding = var.coding
+        return [(coding.fmt.format(name=name, field=field), r_base + suffix, (name, -1 - k))
+                for k, (field, suffix) in enumerate(zip(coding.fields, coding.r_suffixes,
+                                                        strict=True))]
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"
     return [(fmt.format(name, lev), r_base + r_label(lev), (name, j))

@@ -275,6 +275,7 @@ CASES = [
     # and by the training rows' polynomial recurrence
     ("distance ~ poly(age, 2) * Sex + (poly(age, 2) | Subject)", {}),
     ("distance ~ poly(age, 2, raw = TRUE) + Sex + (1 | Subject)", {}),
+    ("distance ~ age * Sex + grp + (1 | Subject)", {"contrasts": {"Sex": "sum", "grp": "helmert"}}),
 ]
 
 

@@ -531,8 +531,9 @@ def indicator_matrix(expr: str, frame: pd.DataFrame
                 dtype.categories.dtype, pd.StringDtype) and dtype.categories.dtype != object:
             return None            # numeric categories: formulaic's own level labels
         var = _variable(frame, name, None)
-        if var is None or var.codes is None or var.levels == (False, True):
-            return None
+        if var is None or var.codes is None or var.levels == (False, True) \
+                or var.coding is not None:
+            return None            # (ordered: formulaic's contrasts inside C())
         codes, levels = var.codes, tuple(str(lev) for lev in var.levels)
     if len(levels) < 2:
         return None

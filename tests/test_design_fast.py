@@ -92,6 +92,9 @@ FORMULAS = [
     "x + z + x:z + x:z:f", "x:z + x:z:f", "x:f + x:z:f", "f / (x + z)", "g + f:x",
     "0 + f:x + g", "f / x + g / x", "x / z", "z:x", "x:z:x", "b:x", "x:b + b",
     "f / poly(p, 2)", "h / p", "k:x",
+    # comparisons: formulaic's 0/1 numbers
+    "I(x > 0) * f", "I(z >= 3) + x", "I(p == 2)", "I(x > 0):f + f", "0 + I(x > 0)",
+    "I((p > 1) * 2)", "I(1 < p)", "I(z != 0) * I(p <= 2)",
 ]
 
 
@@ -131,7 +134,8 @@ def test_fast_matrix_equals_formulaic(label, frame):
     # calls formulaic must evaluate: stateful transforms, comparisons, several arguments, a
     # value that is not finite (log of a negative x: materialize reports those rows), a
     # missing value, two factors interacting without their margins
-    ("scale(p, scale=False)", "base"), ("I(p > 1)", "base"), ("poly(p, 2, raw=1)", "base"),
+    ("scale(p, scale=False)", "base"), ("I(x > 0)", "missing x"), ("I(0 < p < 2)", "base"),
+    ("poly(p, 2, raw=1)", "base"),
     ("poly(x, 2)", "missing x"), ("poly(p, 2.0)", "base"), ("poly(p, 0)", "base"),
     ("poly(p, 2, 3)", "base"), ("poly(p, 2, other=1)", "base"), ("poly(f, 2)", "base"),
     ("scale(x) + f", "missing x"), ("np.log(scale(p))", "base"),

@@ -18,7 +18,7 @@ with numpy in tens of microseconds, with formulaic's column names, order and val
 * levels are a categorical's categories in order, sorted values for text, ``False, True``
   for booleans (:mod:`.materializer` makes booleans factors);
 * a numeric call -- ``I(Days ** 2)``, ``log(x)``, ``np.sqrt(x / 2)``, ``scale(x)``,
-  ``center(x)`` -- is a number,
+  ``center(x)``, ``I(Days > 4)`` (0/1, as formulaic makes it) -- is a number,
   evaluated by :func:`fast_arithmetic` and named as formulaic names it (the expression as
   :func:`ast.unparse` writes it; R's name deparsed from it: ``I(Days^2)``); ``C(x)``
   (R's ``factor(x)``) is the factor of a text, categorical or integer column
@@ -759,6 +759,10 @@ _ARITH = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div:
           ast.Pow: np.power}
 
 
+_COMPARE = {ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Lt: np.less,
+            ast.LtE: np.less_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal}
+
+
 class _DeclineError(Exception):
     """The expression is not one :func:`fast_arithmetic` evaluates."""
 
@@ -812,6 +816,13 @@ def _evaluate(node: ast.AST, frame: pd.DataFrame):
         if isinstance(node.op, ast.Pow) and not isinstance(left, np.ndarray):
             raise _DeclineError                     # a constant base: leave it
         return _ARITH[type(node.op)](left, right)
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        # I(x > 4): formulaic's value is the 0/1 number of the comparison (a missing value
+        # compares False there, where R's is missing: left to formulaic and its rows)
+        left, right = _evaluate(node.left, frame), _evaluate(node.comparators[0], frame)
+        if not all(np.isfinite(v).all() for v in (left, right)):
+            raise _DeclineError
+        return _COMPARE[type(node.ops[0])](left, right)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
         value = _evaluate(node.operand, frame)
         return -value if isinstance(node.op, ast.USub) else value

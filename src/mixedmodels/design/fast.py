@@ -242,7 +242,8 @@ class _TermParser:
     * ``A / B`` -- ``A`` plus the interaction of all of ``A``'s variables with each term of
       ``B`` (``a / b`` is ``a + a:b``);
     * ``A ^ k`` -- ``A * A * ... * A`` (``k`` times; ``(a + b + c)^2`` is the main effects
-      and the two-way interactions).
+      and the two-way interactions), for ``A`` a sum of single variables (a power of a
+      sum holding interactions is formulaic's).
 
     Inside parentheses only ``+`` sums: ``-``, ``0`` and ``1`` there are formulaic's.
     """
@@ -273,7 +274,7 @@ class _TermParser:
             op = self.take()
             right = self.interaction()
             if op == "*":
-                terms = _union(terms, right, _interact(terms, right))
+                terms = _union(terms, right, _interact(terms, right, strict=True))
             else:
                 every = functools.reduce(_join, terms, ())
                 terms = _union(terms, [_join(every, t) for t in right])
@@ -283,7 +284,7 @@ class _TermParser:
         terms = self.power()
         while self.peek() == ":":
             self.pos += 1
-            terms = _interact(terms, self.power())
+            terms = _interact(terms, self.power(), strict=True)
         return terms
 
     def power(self) -> list[tuple[str, ...]]:
@@ -292,6 +293,10 @@ class _TermParser:
             self.pos += 1
             k = self.take()
             if not k.isdigit() or int(k) < 1:
+                raise _DeclineError
+            if int(k) > 1 and any(len(t) > 1 for t in terms):
+                # a power of a sum holding interactions ((a + b:c)^2): formulaic orders
+                # the products of equal degree its own way
                 raise _DeclineError
             base, terms = terms, terms
             for _ in range(int(k) - 1):
@@ -310,9 +315,20 @@ class _TermParser:
         return [(tok,)]
 
 
-def _interact(left: list[tuple[str, ...]], right: list[tuple[str, ...]]
-              ) -> list[tuple[str, ...]]:
-    return _union([_join(a, b) for a in left for b in right])
+def _interact(left: list[tuple[str, ...]], right: list[tuple[str, ...]],
+              strict: bool = False) -> list[tuple[str, ...]]:
+    """Every ``a:b``, each set of variables once. ``strict`` (``:``, ``*``) declines where
+    formulaic's order is its own business: interactions on both sides
+    (``(a * b) * (c * d)``: it orders the products of equal degree differently), or one
+    set met in two spellings (``(z + f)^2 : z`` gives ``f:z`` and ``z:f``); a power's
+    products keep the first spelling, as formulaic does."""
+    if strict and any(len(t) > 1 for t in left) and any(len(t) > 1 for t in right):
+        raise _DeclineError    # interactions on both sides: formulaic's order of the products
+    joined = [_join(a, b) for a in left for b in right]
+    out = _union(joined)
+    if strict and len(out) < len(joined) and len(set(out)) < len(set(joined)):
+        raise _DeclineError
+    return out
 
 
 def _is_call(token: str) -> bool:

@@ -187,6 +187,22 @@ CONTRAST_FORMULAS = ["f", "x * f", "f * g", "0 + f", "0 + f * g", "f / x", "f:x"
                      "x + f + g + f:g", "g * x + f", "h + f", "(f + g)^2", "f * b"]
 
 
+def _built_equals_formulaic(expr, frame, contrasts) -> bool:
+    """Whether the fast path builds ``expr``; where it does, its matrix, names and R names
+    are formulaic's bit for bit (asserted)."""
+    fast = fast_matrix(expr, frame, contrasts)
+    if fast is None:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = build_matrix(expr, frame, contrasts)
+    names = tuple(str(c) for c in ref.columns)
+    assert fast.names == names, expr
+    np.testing.assert_array_equal(fast.X, np.asarray(ref, dtype=float), err_msg=expr)
+    assert fast.r_names == r_coefficient_names(ref.model_spec, list(names)), expr
+    return True
+
+
 @pytest.mark.parametrize("contrasts", CONTRASTS,
                          ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
 @pytest.mark.parametrize("label", ["base", "ordered g", "object text", "two levels"])
@@ -196,20 +212,7 @@ def test_contrasts_equal_formulaic(contrasts, label):
     names and R names bit for bit."""
     frame = dict(_frames())[label]
     resolved = resolve_contrasts(contrasts)
-    built = 0
-    for expr in CONTRAST_FORMULAS:
-        fast = fast_matrix(expr, frame, resolved)
-        if fast is None:
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = build_matrix(expr, frame, resolved)
-        names = tuple(str(c) for c in ref.columns)
-        assert fast.names == names, (expr, label)
-        np.testing.assert_array_equal(fast.X, np.asarray(ref, dtype=float),
-                                      err_msg=f"{expr} on {label}")
-        assert fast.r_names == r_coefficient_names(ref.model_spec, list(names)), (expr, label)
-        built += 1
+    built = sum(_built_equals_formulaic(expr, frame, resolved) for expr in CONTRAST_FORMULAS)
     assert built >= 6
 
 
@@ -444,15 +447,5 @@ def test_random_formulas_equal_formulaic(contrasts):
         expr = _random_formula(rnd, 3)
         if rnd.random() < 0.2:
             expr = "0 + " + expr
-        fast = fast_matrix(expr, frame, resolved)
-        if fast is None:
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = build_matrix(expr, frame, resolved)
-        names = tuple(str(c) for c in ref.columns)
-        assert fast.names == names, expr
-        np.testing.assert_array_equal(fast.X, np.asarray(ref, dtype=float), err_msg=expr)
-        assert fast.r_names == r_coefficient_names(ref.model_spec, list(names)), expr
-        built += 1
+        built += _built_equals_formulaic(expr, frame, resolved)
     assert built >= N_RANDOM_FORMULAS // 4

@@ -57,16 +57,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic.transforms.contrasts import (
-    DiffContrasts,
-    HelmertContrasts,
-    PolyContrasts,
-    SASContrasts,
-    SumContrasts,
-    TreatmentContrasts,
-)
+from formulaic.transforms.contrasts import PolyContrasts
 
-from .contrasts import r_contrast_suffixes
+from .contrasts import CONTRAST_NAMES, r_contrast_suffixes
 from .dtypes import float_values
 from .identity_cache import IdentityCache
 from .names import INTERCEPT, deparse_python, r_label, r_name_of
@@ -484,10 +477,9 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     return _Variable(None, np.asarray(codes, dtype=np.int64), levels, coding)
 
 
-#: The contrasts :func:`_coding` builds (formulaic's classes, by their parameters); others
-#: (a coding matrix, subclasses) are formulaic's.
-_CODED = (TreatmentContrasts, SumContrasts, HelmertContrasts, PolyContrasts, SASContrasts,
-          DiffContrasts)
+#: The contrasts :func:`_coding` builds (the classes ``contrasts=`` names, by their
+#: parameters); others (a coding matrix, subclasses) are formulaic's.
+_CODED = tuple(CONTRAST_NAMES.values())
 #: :func:`_coding`'s answers by contrast and levels (cleared when full).
 _CODINGS: dict = {}
 

@@ -14,9 +14,9 @@ from scipy.linalg import lapack
 
 from .._threads import PARALLEL_MIN_SIZE, dense_call
 
-__all__ = ["chol_inplace", "chol_solve_lower", "mirror_lower_inplace", "scaled_lower_copy",
-           "solve_lower", "solve_lower_t", "symmetric_from_lower", "symmetric_from_upper",
-           "tril_copy"]
+__all__ = ["chol_inplace", "chol_solve_lower", "lower_mask", "mirror_lower_inplace",
+           "scaled_lower_copy", "solve_lower", "solve_lower_t", "symmetric_from_lower",
+           "symmetric_from_upper", "tril_copy"]
 
 _dpotrf = lapack.dpotrf
 _dtrtrs = lapack.dtrtrs
@@ -63,33 +63,34 @@ MIRROR_PANEL = 256
 
 
 @lru_cache(maxsize=64)
-def _upper_mask(n: int) -> np.ndarray:
-    """The ``n x n`` mask of the upper triangle, diagonal included (read-only)."""
-    mask = np.triu(np.ones((n, n), dtype=bool))
+def lower_mask(shape: tuple[int, int]) -> np.ndarray:
+    """``np.tri(*shape, dtype=bool)``: the lower-triangle mask (diagonal included) that
+    ``np.tril`` builds on every call, made once per shape (read-only)."""
+    mask = np.tri(*shape, dtype=bool)
     mask.flags.writeable = False
     return mask
 
 
-def symmetric_from_upper(a: np.ndarray) -> np.ndarray:
-    """The symmetric matrix whose upper triangle (diagonal included) is ``a``'s, as a new
-    C-ordered array; the strict lower triangle of ``a`` is not read (LAPACK's ``potri``
-    leaves the factor there).
+def symmetric_from_lower(a: np.ndarray) -> np.ndarray:
+    """The symmetric matrix whose lower triangle (diagonal included) is ``a``'s, as a new
+    C-ordered array; the strict upper triangle of ``a`` is not read.
 
-    ``np.triu(a) + np.triu(a, 1).T`` builds its triangle mask on every call and makes three
-    copies: 16 us at 38 x 38, against 5 us for one ``np.where`` with the mask formed once
-    per size -- a twentieth of an R-side LMM's gradient. Matrices larger than a
-    :data:`MIRROR_PANEL` go through :func:`mirror_lower_inplace` (the mask would be
-    ``n^2`` bytes read for ``n^2`` floats copied).
+    ``np.tril(a) + np.tril(a, -1).T`` builds its triangle mask on every call and makes three
+    copies: 16 us at 38 x 38, against 5 us for one ``np.where`` with :func:`lower_mask` --
+    a twentieth of an R-side LMM's gradient. Matrices larger than a :data:`MIRROR_PANEL`
+    go through :func:`mirror_lower_inplace` (the mask would be ``n^2`` bytes read for
+    ``n^2`` floats copied).
     """
     n = a.shape[0]
     if n > MIRROR_PANEL:
-        return mirror_lower_inplace(np.ascontiguousarray(a.T))
-    return np.where(_upper_mask(n), a, a.T)
+        return mirror_lower_inplace(np.array(a, order="C"))
+    return np.where(lower_mask(a.shape), a, a.T)
 
 
-def symmetric_from_lower(a: np.ndarray) -> np.ndarray:
-    """:func:`symmetric_from_upper` from the lower triangle (diagonal included)."""
-    return symmetric_from_upper(a.T)
+def symmetric_from_upper(a: np.ndarray) -> np.ndarray:
+    """:func:`symmetric_from_lower` from the upper triangle (LAPACK's ``potri`` writes the
+    inverse there and leaves the factor in the other)."""
+    return symmetric_from_lower(a.T)
 
 
 def mirror_lower_inplace(a: np.ndarray) -> np.ndarray:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy.linalg import lapack
@@ -53,6 +52,7 @@ from ..linalg import (
     TermBlock,
     TermMerge,
 )
+from ..linalg.lapack import lower_mask
 from .lmm_gradient import (
     general_gradient,
     has_jacobian,
@@ -69,15 +69,6 @@ _SYSTEMS = {"dense": DenseSystem, "blocked": BlockedSystem, "sparse": SparseSyst
 #: :attr:`LMMObjective.one_factor` not built yet (a string, not ``object()``: a pickled
 #: or deep-copied objective must still recognize it)
 _PENDING = "pending"
-
-
-@lru_cache(maxsize=64)
-def _lower_mask(shape: tuple[int, int]) -> np.ndarray:
-    """``np.tri(*shape, dtype=bool)``: the lower-triangle mask ``np.tril`` applies
-    (read-only)."""
-    mask = np.tri(*shape, dtype=bool)
-    mask.flags.writeable = False
-    return mask
 
 
 def choose_method(design, method: str = "auto", first_q: int | None = None) -> str:
@@ -588,7 +579,7 @@ class LMMObjective:
         # np.tril's own masking with the mask formed once per size (np.tril builds it
         # on every call, a third of this function's time on a small model)
         LXX = f.LXX
-        LXX = np.where(_lower_mask(LXX.shape), LXX, 0.0)
+        LXX = np.where(lower_mask(LXX.shape), LXX, 0.0)
         # LAPACK's triangular inverse of the p x p block R~_X = L_XX' (upper), without
         # np.linalg.inv's wrapper and LU (half the cost; equal to it to rounding)
         RXt_inv, info = _dtrtri(LXX[:p, :p].T, lower=0)

@@ -112,6 +112,8 @@ def test_r_spellings_translated():
     # module references and numbers are left alone
     assert parse_formula("y ~ np.log(x) + I(x * 1.5) + (1 | g)").fixed == \
         "np.log(x) + I(x * 1.5)"
+    # a backticked name keeps its caret (a column called x^2), inside a call or not
+    assert parse_formula("y ~ I(`x^2` / 10) + `z^3` + (1 | g)").fixed == "I(`x^2` / 10) + `z^3`"
 
 
 def test_r_logicals_inside_calls_are_python_logicals():

@@ -140,6 +140,38 @@ def _has_nested_bar(term: str) -> bool:
     return False
 
 
+def _rewrite_inside_calls(expr: str, pattern: re.Pattern, replace) -> str:
+    """``expr`` with each match of ``pattern`` that lies inside a function call's
+    parentheses replaced by ``replace(match text)``; backticked names and string literals
+    are copied as they are (a column named ``x^2`` stays ``x^2``)."""
+    starts = {m.start(): m.group(0) for m in pattern.finditer(expr)}
+    if not starts:
+        return expr
+    quoted = {m.start(): m.end() for m in _QUOTED.finditer(expr)}
+    out, calls, pos = [], [], 0  # calls: for each open parenthesis, whether it is a call's
+    while pos < len(expr):
+        if pos in quoted:
+            out.append(expr[pos:quoted[pos]])
+            pos = quoted[pos]
+            continue
+        ch = expr[pos]
+        if ch == "(":
+            before = expr[:pos].rstrip()
+            calls.append(bool(before) and bool(_NAME_CHAR.match(before[-1])))
+        elif ch == ")" and calls:
+            calls.pop()
+        elif pos in starts and any(calls):
+            out.append(replace(starts[pos]))
+            pos += len(starts[pos])
+            continue
+        out.append(ch)
+        pos += 1
+    return "".join(out)
+
+
+_CARET = re.compile(r"\^")
+
+
 def _power_inside_calls(expr: str) -> str:
     """``^`` inside a function call is R's power: ``I(x^2)`` -> ``I(x**2)``.
 
@@ -149,22 +181,11 @@ def _power_inside_calls(expr: str) -> str:
     """
     if "^" not in expr:
         return expr
-    out, calls = [], []  # calls: for each open parenthesis, whether it is a call's
-    for pos, ch in enumerate(expr):
-        if ch == "(":
-            before = expr[:pos].rstrip()
-            calls.append(bool(before) and bool(_NAME_CHAR.match(before[-1])))
-        elif ch == ")" and calls:
-            calls.pop()
-        elif ch == "^" and any(calls):
-            out.append("**")
-            continue
-        out.append(ch)
-    return "".join(out)
+    return _rewrite_inside_calls(expr, _CARET, lambda _: "**")
 
 
 #: R's logical constants as words (not part of a longer name such as ``TRUE_x``).
-_R_LOGICAL = re.compile(r"(?<![\w.])(TRUE|FALSE)(?![\w.])")
+_R_LOGICAL = re.compile(r"(?<![\w.])(?:TRUE|FALSE)(?![\w.])")
 
 
 def _logicals_inside_calls(expr: str) -> str:
@@ -173,34 +194,11 @@ def _logicals_inside_calls(expr: str) -> str:
 
     formulaic evaluates a call's arguments as Python, where ``TRUE`` is a name: it looked
     for a column called ``TRUE`` ("column(s) not found"). Both are reserved words in R, so
-    no column of an R user's formula has either name; a backticked name or a string
-    literal is left alone.
+    no column of an R user's formula has either name.
     """
     if "TRUE" not in expr and "FALSE" not in expr:
         return expr
-    starts = {m.start(): m.group(1) for m in _R_LOGICAL.finditer(expr)}
-    quoted = [m.span() for m in _QUOTED.finditer(expr)]
-    out, calls, pos = [], [], 0
-    while pos < len(expr):
-        span = next((q for q in quoted if q[0] == pos), None)
-        if span is not None:                      # copy a quoted piece as it is
-            out.append(expr[span[0]:span[1]])
-            pos = span[1]
-            continue
-        ch = expr[pos]
-        if ch == "(":
-            before = expr[:pos].rstrip()
-            calls.append(bool(before) and bool(_NAME_CHAR.match(before[-1])))
-        elif ch == ")" and calls:
-            calls.pop()
-        elif pos in starts and any(calls):
-            word = starts[pos]
-            out.append("True" if word == "TRUE" else "False")
-            pos += len(word)
-            continue
-        out.append(ch)
-        pos += 1
-    return "".join(out)
+    return _rewrite_inside_calls(expr, _R_LOGICAL, lambda word: word.title())
 
 
 def _quote_dotted(expr: str) -> str:

@@ -291,7 +291,7 @@ class _TermParser:
                 # a power of a sum holding interactions ((a + b:c)^2): formulaic orders
                 # the products of equal degree its own way
                 raise _DeclineError
-            base, terms = terms, terms
+            base = terms
             for _ in range(int(k) - 1):
                 terms = _union(terms, base, _interact(terms, base))
         return terms
@@ -319,8 +319,8 @@ def _interact(left: list[tuple[str, ...]], right: list[tuple[str, ...]],
         raise _DeclineError    # interactions on both sides: formulaic's order of the products
     joined = [_join(a, b) for a in left for b in right]
     out = _union(joined)
-    if strict and len(out) < len(joined) and len(set(out)) < len(set(joined)):
-        raise _DeclineError
+    if strict and len(out) < len(set(joined)):
+        raise _DeclineError     # a set of variables in two spellings
     return out
 
 
@@ -421,16 +421,12 @@ def _poly_variable(frame: pd.DataFrame, call: str) -> _Variable | None:
     return _Variable(values, None, poly_labels(degree, raw))
 
 
-#: ``poly(`` at the start of a call (``_expression_tree`` tells the rest).
-_POLY_CALL = re.compile(r"poly\(")
-
-
 def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
     if _is_call(name):
         m = _FACTOR_CALL.fullmatch(name)
         if m is not None:
             return _factor_call_variable(frame, m.group(1), contrasts)
-        if _POLY_CALL.match(name) and "poly" not in frame.columns:
+        if name.startswith("poly(") and "poly" not in frame.columns:
             return _poly_variable(frame, name)
         return _call_variable(frame, name)
     if name not in frame.columns:
@@ -631,8 +627,8 @@ _NO_PLAN = ("no plan",)
 def _plan(intercept: bool, terms, variables: dict[str, _Variable]):
     """``(names, R names, recipes, has_factors)`` of the columns of a formula for variables
     of these kinds and levels, or :data:`_NO_PLAN`. A recipe lists the parts whose product
-    is the column, in the order they are multiplied: ``(variable, j)``, ``j`` the level of
-    a factor's indicator or -1 for a number's values; the intercept has none."""
+    is the column, in the order they are multiplied: ``(variable, j)`` as
+    :func:`_part_names` makes them; the intercept has none."""
     present = {frozenset(t) for t in terms}
     full_done = intercept
     # products of numbers alone that earlier columns span: number terms, and the margin of
@@ -682,8 +678,9 @@ def _plan(intercept: bool, terms, variables: dict[str, _Variable]):
 
 def _part_names(name: str, var: _Variable, reduced: bool):
     """(formulaic name, R name, ``(variable, j)``) of each column a variable gives a term:
-    its values (``j = -1``) or the indicator of each level ``j`` of a factor, the first
-    level left out when ``reduced`` (treatment contrasts)."""
+    a number's values (``j = -1``; column ``-1 - j`` of a poly basis), or for a factor the
+    indicator of each level ``j`` -- the first level left out when ``reduced`` (treatment
+    contrasts) -- or, reduced with another contrast, column ``-1 - j`` of its coding."""
     r_base = deparse_python(name) if _is_call(name) else r_name_of(name)
     if var.codes is None:
         if var.values.ndim == 2:        # poly: formulaic appends [label], R a suffix

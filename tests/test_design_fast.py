@@ -39,6 +39,11 @@ def _frames():
         "h": pd.Categorical(rng.choice([3, 1, 2], n)),
         "k": pd.Categorical(rng.choice([0.5, 1.0, 2.5], n)),
         "Intercept": rng.normal(size=n),
+        # R's dotted and other non-identifier names, which the parser backticks
+        "Days.since": np.random.default_rng(11).normal(size=n),
+        "f.g": np.random.default_rng(12).choice(["lo", "hi", "mid"], n),
+        "my var": np.random.default_rng(13).normal(size=n),
+        "a:b": np.random.default_rng(14).normal(size=n),
         "odd_Name2": rng.choice(["Level one", "x:y", "[z]"], n),
         # positive values for log(p) (their own stream: the draws below stay as they were)
         "p": np.random.default_rng(7).uniform(0.5, 3.0, n),
@@ -92,6 +97,9 @@ FORMULAS = [
     "x + z + x:z + x:z:f", "x:z + x:z:f", "x:f + x:z:f", "f / (x + z)", "g + f:x",
     "0 + f:x + g", "f / x + g / x", "x / z", "z:x", "x:z:x", "b:x", "x:b + b",
     "f / poly(p, 2)", "h / p", "k:x",
+    # backticked column names (R's dotted ones): named without the backticks
+    "`Days.since`", "`Days.since` * `f.g`", "`my var` + f", "(`my var` + x)^2",
+    "`f.g` / `Days.since`", "0 + `f.g`", "`Days.since`:z + `Days.since` + z", "`a:b` + x",
     # comparisons: formulaic's 0/1 numbers
     "I(x > 0) * f", "I(z >= 3) + x", "I(p == 2)", "I(x > 0):f + f", "0 + I(x > 0)",
     "I((p > 1) * 2)", "I(1 < p)", "I(z != 0) * I(p <= 2)",
@@ -128,7 +136,8 @@ def test_fast_matrix_equals_formulaic(label, frame):
 
 @pytest.mark.parametrize("expr,frame_label", [
     ("f*x - x", "base"), ("f:g", "base"), ("f / g", "base"), ("(f + g) / x", "base"),
-    ("x * z * p", "base"),
+    ("x * z * p", "base"), ("`a:b` + x", "base"), ("`nothere` + x", "base"),
+    ("log(`my var`)", "base"),
     ("f * x", "one level f"), ("f * x", "missing f"), ("1 + f - 1", "base"),
     ("f + nothere", "base"), ("True + f", "base"), ("x * z * Intercept", "base"),
     # calls formulaic must evaluate: stateful transforms, comparisons, several arguments, a
@@ -148,7 +157,8 @@ def test_fast_matrix_declines(expr, frame_label):
     assert fast_matrix(expr, frame) is None
 
 
-@pytest.mark.parametrize("expr", ["f + I(p**2)", "g * log(p)", "I(p**-1)", "I(z / 2)",
+@pytest.mark.parametrize("expr", ["`Days.since` * `f.g`", "f + I(p**2)", "g * log(p)",
+                                  "I(p**-1)", "I(z / 2)",
                                   "np.sqrt(p) + exp(p / 10)", "b * I(p / 3)", "C(z) + x",
                                   "x * C(f)", "C(g)", "C(f) + I(p ** 2)", "scale(p) + f",
                                   "center(z) * f"])
@@ -268,6 +278,7 @@ def _orthodont():
     d = mm.datasets.load("Orthodont").copy()
     d["older"] = d["age"] > 10
     d["grp"] = np.where(d["distance"] > 24, "hi", "lo")
+    d["age.yrs"] = d["age"] - 8.0          # an R-style dotted name
     return d
 
 
@@ -282,6 +293,7 @@ CASES = [
     # and by the training rows' polynomial recurrence
     ("distance ~ poly(age, 2) * Sex + (poly(age, 2) | Subject)", {}),
     ("distance ~ poly(age, 2, raw = TRUE) + Sex + (1 | Subject)", {}),
+    ("distance ~ age.yrs * Sex + (age.yrs | Subject)", {}),
     ("distance ~ age * Sex + grp + (1 | Subject)", {"contrasts": {"Sex": "sum", "grp": "helmert"}}),
 ]
 

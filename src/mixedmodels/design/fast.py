@@ -38,8 +38,9 @@ interaction of several factors whose lower-order terms are not all in the formul
 (formulaic's coding rule then depends on which terms span which; one factor times numbers
 is coded by contrasts when the numbers' product is already spanned, else in full, as
 formulaic codes ``f / x``), products of three numbers, single-level or incomplete
-factors, names that are not plain identifiers -- returns None, and formulaic builds the
-matrix as before.
+factors, calls holding backticked names -- returns None, and formulaic builds the matrix
+as before. Backticked column names (the parser's spelling of R's dotted ``Days.since``)
+are names like any other, named without their backticks as formulaic names them.
 
 The formulaic model spec (new-data prediction, term tables) is built lazily, by formulaic
 on the same frame, only when something asks for it: :class:`LazyModelSpec`.
@@ -68,7 +69,7 @@ from .poly import poly_arguments, poly_basis, poly_labels, raw_powers
 __all__ = ["FastMatrix", "LazyModelSpec", "fast_arithmetic", "fast_matrix",
            "indicator_matrix"]
 
-_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(\d+)|(\*\*|[+\-*:/^()]))")
+_TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|(`[^`]+`)|(\d+)|(\*\*|[+\-*:/^()]))")
 #: Names formulaic would not read as a plain column lookup.
 _RESERVED = frozenset({"True", "False", "None"}) | frozenset(keyword.kwlist)
 
@@ -303,7 +304,9 @@ class _TermParser:
             if self.take() != ")":
                 raise _DeclineError
             return terms
-        if not (_is_call(tok) or re.fullmatch(r"[A-Za-z_]\w*", tok)) or tok in _RESERVED:
+        if not (_is_call(tok) or re.fullmatch(r"[A-Za-z_]\w*", tok)
+                or (_is_quoted(tok) and ":" not in tok)) or tok in _RESERVED:
+            # (a colon in a backticked name reads as an interaction in formulaic's R names)
             raise _DeclineError
         return [(tok,)]
 
@@ -322,6 +325,18 @@ def _interact(left: list[tuple[str, ...]], right: list[tuple[str, ...]],
     if strict and len(out) < len(set(joined)):
         raise _DeclineError     # a set of variables in two spellings
     return out
+
+
+def _is_quoted(token: str) -> bool:
+    """Whether a token is a backticked column name (the parser's spelling of R's dotted
+    names such as ``Days.since``, or any name that is not an identifier)."""
+    return token.startswith("`")
+
+
+def _column_name(token: str) -> str:
+    """The column a name token looks up (and formulaic's name of its values): a
+    backticked name without its backticks."""
+    return token[1:-1] if _is_quoted(token) else token
 
 
 def _is_call(token: str) -> bool:
@@ -429,6 +444,7 @@ def _variable(frame: pd.DataFrame, name: str, contrasts) -> _Variable | None:
         if name.startswith("poly(") and "poly" not in frame.columns:
             return _poly_variable(frame, name)
         return _call_variable(frame, name)
+    name = _column_name(name)
     if name not in frame.columns:
         return None
     contrast = contrasts.get(name) if contrasts else None
@@ -681,20 +697,22 @@ def _part_names(name: str, var: _Variable, reduced: bool):
     a number's values (``j = -1``; column ``-1 - j`` of a poly basis), or for a factor the
     indicator of each level ``j`` -- the first level left out when ``reduced`` (treatment
     contrasts) -- or, reduced with another contrast, column ``-1 - j`` of its coding."""
-    r_base = deparse_python(name) if _is_call(name) else r_name_of(name)
+    # (``name`` is the token the recipe looks up; ``shown`` formulaic's name of it)
+    shown = _column_name(name)
+    r_base = deparse_python(name) if _is_call(name) else r_name_of(shown)
     if var.codes is None:
         if var.values.ndim == 2:        # poly: formulaic appends [label], R a suffix
-            return [(f"{name}[{lab}]", r_base + suffix, (name, -1 - k))
+            return [(f"{shown}[{lab}]", r_base + suffix, (name, -1 - k))
                     for k, (lab, suffix) in enumerate(var.levels)]
-        return [(name, r_base, (name, -1))]
+        return [(shown, r_base, (name, -1))]
     if reduced and var.coding is not None:
         coding = var.coding
-        return [(coding.fmt.format(name=name, field=field), r_base + suffix, (name, -1 - k))
+        return [(coding.fmt.format(name=shown, field=field), r_base + suffix, (name, -1 - k))
                 for k, (field, suffix) in enumerate(zip(coding.fields, coding.r_suffixes,
                                                         strict=True))]
     start = 1 if reduced else 0
     fmt = "{}[T.{}]" if reduced else "{}[{}]"
-    return [(fmt.format(name, lev), r_base + r_label(lev), (name, j))
+    return [(fmt.format(shown, lev), r_base + r_label(lev), (name, j))
             for j, lev in enumerate(var.levels) if j >= start]
 
 
